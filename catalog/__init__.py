@@ -1,0 +1,8 @@
+"""The catalog domain (see DESIGN.md)."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the domain's blueprints, CLI commands, demo seeder and tasks."""

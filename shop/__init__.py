@@ -1,0 +1,77 @@
+"""The application shell: `create_app` builds a configured Flask app with every domain."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+
+from flask import Flask, g, request
+
+from shop.config import from_environ
+from shop.errors import error_response, register_error_handlers
+from shop.extensions import api, cache, db, limiter, migrate
+from shop.worker import celery_init_app
+
+JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
+ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Create the app: env-driven config, overridden by `config`, then every domain."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(from_environ(app.instance_path))
+    app.config.update(config or {})
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    _init_extensions(app)
+    register_error_handlers(app)
+    _install_request_hooks(app)
+    _init_domains(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    """Bind the shared extensions to `app`."""
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    cache.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app)
+    celery_init_app(app)
+
+
+def _init_domains(app: Flask) -> None:
+    """Register the shell's own parts, then each domain in layer order."""
+    import catalog
+    import orders
+    import suppliers
+    from shop import auth, cli, regions
+
+    for part in (auth, regions, cli, suppliers, catalog, orders):
+        part.init_app(app)
+
+
+def _install_request_hooks(app: Flask) -> None:
+    """Request ids for logs and responses; 415 for API bodies that are not JSON or multipart."""
+
+    @app.before_request
+    def _start_request():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        if (request.path.startswith("/api/") and request.method in JSON_BODY_METHODS
+                and request.content_length and request.mimetype not in ACCEPTED_BODY_TYPES
+                and not request.path.endswith("/webhook")):
+            return error_response(415, "unsupported_media_type",
+                                  "Send the body as application/json (or multipart/form-data for uploads).",
+                                  {"content_type": request.mimetype})
+        return None
+
+    @app.after_request
+    def _tag_response(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response

@@ -1,0 +1,94 @@
+"""Routes: tokens, consumer registration, user administration."""
+from __future__ import annotations
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from shop.auth import service
+from shop.auth.schemas import (RegisterRequest, TokenOut, TokenRequest, UserCreate, UserOut, UserQuery,
+                               UserUpdate)
+from shop.auth.security import require_role
+from shop.db import db
+from shop.extensions import limiter
+from shop.pagination import page_schema
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in and users")
+
+
+def _login_limit() -> str:
+    """The configured limit on failed sign-ins."""
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _login_username() -> str:
+    """Rate-limit key for failed sign-ins against one username."""
+    body = request.get_json(silent=True)
+    return "login:" + str(body.get("username") if isinstance(body, dict) else "")
+
+
+def _failed(response) -> bool:
+    """Only failed sign-ins count against the limit."""
+    return response.status_code == 401
+
+
+@blp.route("/auth/token", methods=["POST"])
+@limiter.limit(_login_limit, deduct_when=_failed)
+@limiter.limit(_login_limit, key_func=_login_username, deduct_when=_failed)
+@blp.arguments(TokenRequest)
+@blp.response(200, TokenOut)
+@blp.doc(security=[])
+def issue_token(credentials):
+    """Exchange a username and password for a bearer token."""
+    user, token, expires_at = service.sign_in(**credentials)
+    db.session.commit()
+    return {"access_token": token, "role": user.role, "expires_at": expires_at}
+
+
+@blp.route("/auth/register", methods=["POST"])
+@limiter.limit("20 per hour")
+@blp.arguments(RegisterRequest)
+@blp.response(201, UserOut)
+@blp.doc(security=[])
+def register(data):
+    """Register a consumer account with a mainland mobile number."""
+    user = service.register_consumer(**data)
+    db.session.commit()
+    return user
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @require_role("admin")
+    @blp.arguments(UserQuery, location="query")
+    @blp.response(200, page_schema(UserOut))
+    def get(self, query):
+        """List users."""
+        return service.list_users(**query)
+
+    @require_role("admin")
+    @blp.arguments(UserCreate)
+    @blp.response(201, UserOut)
+    def post(self, data):
+        """Create a user with a role and scope."""
+        user = service.create_user(**data)
+        db.session.commit()
+        return user
+
+
+@blp.route("/users/<int:user_id>")
+class UserById(MethodView):
+    @require_role("admin")
+    @blp.response(200, UserOut)
+    def get(self, user_id):
+        """Show a user."""
+        return service.get_user(user_id)
+
+    @require_role("admin")
+    @blp.arguments(UserUpdate)
+    @blp.response(200, UserOut)
+    def patch(self, data, user_id):
+        """Disable or enable a user, or reset its password."""
+        user = service.update_user(user_id=user_id, **data)
+        db.session.commit()
+        return user

@@ -1,0 +1,103 @@
+"""Password hashing, signed expiring bearer tokens and the role/scope checks views use."""
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timedelta, timezone
+
+from argon2 import PasswordHasher, profiles
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, g, request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from shop.auth.models import User
+from shop.db import db
+from shop.errors import Forbidden, NotFound, Unauthorized
+
+_hasher = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
+_test_hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+_DUMMY_HASH = _hasher.hash("timing-equaliser")
+TOKEN_SALT = "access-token"
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password` (cheap parameters only when the app is under test)."""
+    hasher = _test_hasher if current_app.config.get("TESTING") else _hasher
+    return hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check a password in constant-ish time, also when there is no such user."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    """The token signer keyed by the app's secret."""
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
+
+
+def issue_token(user: User) -> tuple[str, datetime]:
+    """A signed token for `user` and the moment it expires."""
+    ttl = current_app.config["TOKEN_TTL_SECONDS"]
+    token = _serializer().dumps({"uid": user.id, "tv": user.token_version})
+    return token, datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=ttl)
+
+
+def user_from_token(token: str) -> User:
+    """The active user a token names, or `Unauthorized` if it is bad, expired or revoked."""
+    try:
+        claims = _serializer().loads(token, max_age=current_app.config["TOKEN_TTL_SECONDS"])
+    except SignatureExpired as exc:
+        raise Unauthorized("The access token has expired.", code="token_expired") from exc
+    except BadSignature as exc:
+        raise Unauthorized("The access token is not valid.", code="invalid_token") from exc
+    user = db.session.get(User, claims.get("uid"))
+    if user is None or not user.active or user.token_version != claims.get("tv"):
+        raise Unauthorized("The access token is no longer valid.", code="invalid_token")
+    return user
+
+
+def current_user() -> User:
+    """The authenticated user of this request (after `require_role`)."""
+    return g.user
+
+
+def authenticate() -> User:
+    """Authenticate the request's bearer token and remember the user on `g`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Send `Authorization: Bearer <token>`.", code="missing_token")
+    g.user = user_from_token(token.strip())
+    return g.user
+
+
+def require_role(*roles: str):
+    """Decorate a view: a valid token whose role is one of `roles` (403 otherwise)."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user = authenticate()
+            if user.role not in roles:
+                raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+            return view(*args, **kwargs)
+        return wrapper
+
+    return decorator
+
+
+def ensure_store_scope(store_id: int) -> None:
+    """Store staff may only touch their own store: 404 for any other."""
+    user = current_user()
+    if user.role == "store_staff" and user.store_id != store_id:
+        raise NotFound(f"No store {store_id}.", code="store_not_found")
+
+
+def ensure_supplier_scope(supplier_id: int) -> None:
+    """Co-op users may only touch their own supplier: 404 for any other."""
+    user = current_user()
+    if user.role == "coop" and user.supplier_id != supplier_id:
+        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")

@@ -1,0 +1,90 @@
+"""Users: sign-in, consumer registration and the admin's user management."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+
+from shop.auth.models import User
+from shop.auth.security import hash_password, issue_token, verify_password
+from shop.db import db, utcnow
+from shop.errors import Conflict, NotFound, Unauthorized, ValidationError
+from shop.pagination import paginate
+
+SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
+
+
+def sign_in(*, username: str, password: str) -> tuple[User, str, datetime]:
+    """Check credentials and issue a token; the same error for unknown users and bad passwords."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if not verify_password(user.password_hash if user else None, password) or not user.active:
+        raise Unauthorized("Wrong username or password.", code="invalid_credentials")
+    user.last_login_at = utcnow()
+    token, expires_at = issue_token(user)
+    return user, token, expires_at
+
+
+def _check_scope(*, role: str, store_id: int | None, supplier_id: int | None) -> None:
+    """A staff user needs exactly a store, a co-op user exactly a supplier, others neither."""
+    errors: dict[str, list[str]] = {}
+    given = {"store_id": store_id, "supplier_id": supplier_id}
+    for field, value in given.items():
+        needed = SCOPE_FIELDS.get(role) == field
+        if needed and value is None:
+            errors[field] = [f"Required for role {role}."]
+        elif not needed and value is not None:
+            errors[field] = [f"Not allowed for role {role}."]
+        elif needed:
+            exists = current_app.extensions.get("scope_checks", {}).get(field)
+            if exists is not None and not exists(value):
+                errors[field] = [f"No such {field.removesuffix('_id')}."]
+    if errors:
+        raise ValidationError("The user's scope does not fit its role.", details=errors)
+
+
+def create_user(*, username: str, password: str, role: str, store_id: int | None = None,
+                supplier_id: int | None = None) -> User:
+    """Create a user with a role and, for staff and co-op users, its scope."""
+    _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"The username {username!r} is taken.", code="username_taken")
+    user = User(username=username, password_hash=hash_password(password), role=role,
+                store_id=store_id, supplier_id=supplier_id)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def register_consumer(*, phone: str, password: str) -> User:
+    """A consumer signs up with a mainland mobile number as username."""
+    return create_user(username=phone, password=password, role="consumer")
+
+
+def get_user(user_id: int) -> User:
+    """The user with `user_id`, or `NotFound`."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id}.", code="user_not_found")
+    return user
+
+
+def list_users(*, role: str | None, limit: int, cursor: str | None) -> dict:
+    """A page of users, optionally of one role."""
+    query = select(User)
+    if role:
+        query = query.where(User.role == role)
+    return paginate(query, keys=[User.id], limit=limit, cursor=cursor)
+
+
+def update_user(*, user_id: int, active: bool | None = None, password: str | None = None) -> User:
+    """Disable/enable a user or reset its password; either revokes the user's tokens."""
+    user = get_user(user_id)
+    if active is not None and active != user.active:
+        user.active = active
+        user.token_version += 1
+    if password is not None:
+        user.password_hash = hash_password(password)
+        user.token_version += 1
+    db.session.flush()
+    return user

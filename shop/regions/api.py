@@ -1,0 +1,71 @@
+"""Routes: regions and donor↔recipient pairings."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from shop.auth.security import require_role
+from shop.db import db
+from shop.pagination import page_schema
+from shop.regions import service
+from shop.regions.schemas import (PairingCreate, PairingEnd, PairingOut, PairingQuery, RegionCreate,
+                                  RegionOut, RegionQuery)
+
+blp = Blueprint("regions", __name__, url_prefix="/api/v1", description="Regions and pairings")
+
+
+@blp.route("/regions")
+class Regions(MethodView):
+    @blp.arguments(RegionQuery, location="query")
+    @blp.response(200, page_schema(RegionOut))
+    @blp.doc(security=[])
+    def get(self, query):
+        """List regions by level and parent."""
+        return service.list_regions(**query)
+
+    @require_role("admin")
+    @blp.arguments(RegionCreate)
+    @blp.response(201, RegionOut)
+    def post(self, data):
+        """Add a region."""
+        region = service.create_region(**data)
+        db.session.commit()
+        return region
+
+
+@blp.route("/regions/<code>")
+@blp.response(200, RegionOut)
+@blp.doc(security=[])
+def get_region(code):
+    """Show a region."""
+    return service.get_region(code)
+
+
+@blp.route("/pairings")
+class Pairings(MethodView):
+    @blp.arguments(PairingQuery, location="query")
+    @blp.response(200, page_schema(PairingOut))
+    @blp.doc(security=[])
+    def get(self, query):
+        """List pairings by donor, recipient and validity date."""
+        return service.list_pairings(**query)
+
+    @require_role("admin")
+    @blp.arguments(PairingCreate)
+    @blp.response(201, PairingOut)
+    def post(self, data):
+        """Add a pairing."""
+        pairing = service.create_pairing(**data)
+        db.session.commit()
+        return pairing
+
+
+@blp.route("/pairings/<int:pairing_id>", methods=["PATCH"])
+@require_role("admin")
+@blp.arguments(PairingEnd)
+@blp.response(200, PairingOut)
+def end_pairing(data, pairing_id):
+    """End a pairing on a date."""
+    pairing = service.end_pairing(pairing_id=pairing_id, **data)
+    db.session.commit()
+    return pairing

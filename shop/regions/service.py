@@ -1,0 +1,160 @@
+"""Reference data: loading the shipped files, region look-ups and pairings on a date."""
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import or_, select
+
+from shop.db import db
+from shop.errors import Conflict, NotFound, ValidationError
+from shop.pagination import paginate
+from shop.regions.models import Pairing, Region
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+def _side_of(row: dict, rows_by_code: dict[str, dict]) -> str | None:
+    """Infer donor/recipient from the shipped notes of a row and its parent."""
+    notes = [row.get("note") or "", (rows_by_code.get(row.get("parent_code") or "") or {}).get("note") or ""]
+    if any(note.startswith("donor") for note in notes):
+        return "donor"
+    if any(note.startswith("recipient") for note in notes):
+        return "recipient"
+    return None
+
+
+def load_reference_data() -> tuple[int, int]:
+    """Insert the shipped regions and pairings that are missing; return how many were added."""
+    with open(DATA_DIR / "regions.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    by_code = {row["code"]: row for row in rows}
+    existing = set(db.session.scalars(select(Region.code)))
+    added_regions = 0
+    for row in rows:  # the file lists parents before children
+        if row["code"] in existing:
+            continue
+        db.session.add(Region(code=row["code"], name=row["name"], level=row["level"],
+                              parent_code=row["parent_code"] or None, side=_side_of(row, by_code),
+                              note=row["note"] or None))
+        added_regions += 1
+    db.session.flush()
+
+    known = set(db.session.execute(select(Pairing.donor_code, Pairing.recipient_code, Pairing.valid_from)))
+    added_pairings = 0
+    with open(DATA_DIR / "pairings.csv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            valid_from = date.fromisoformat(row["valid_from"])
+            if (row["donor_code"], row["recipient_code"], valid_from) in known:
+                continue
+            db.session.add(Pairing(
+                donor_code=row["donor_code"], recipient_code=row["recipient_code"], program=row["program"],
+                valid_from=valid_from,
+                valid_until=date.fromisoformat(row["valid_until"]) if row["valid_until"] else None,
+                source=row["source"] or None))
+            added_pairings += 1
+    db.session.flush()
+    return added_regions, added_pairings
+
+
+def get_region(code: str) -> Region:
+    """The region with `code`, or `NotFound`."""
+    region = db.session.get(Region, code)
+    if region is None:
+        raise NotFound(f"No region with code {code}.", code="region_not_found")
+    return region
+
+
+def is_recipient_county(code: str) -> bool:
+    """Whether `code` is a county-level unit on the recipient side."""
+    region = db.session.get(Region, code)
+    return region is not None and region.level == "county" and region.side == "recipient"
+
+
+def list_regions(*, level: str | None, parent: str | None, limit: int, cursor: str | None) -> dict:
+    """A page of regions, filtered by level and parent, ordered by code."""
+    query = select(Region)
+    if level:
+        query = query.where(Region.level == level)
+    if parent:
+        query = query.where(Region.parent_code == parent)
+    return paginate(query, keys=[Region.code], limit=limit, cursor=cursor)
+
+
+def create_region(*, code: str, name: str, level: str, parent_code: str | None, side: str | None,
+                  note: str | None = None) -> Region:
+    """Add a region (e.g. a new district after a reorganisation)."""
+    if db.session.get(Region, code) is not None:
+        raise Conflict(f"Region {code} already exists.", code="region_exists")
+    if parent_code is not None:
+        get_region(parent_code)
+    elif level != "province":
+        raise ValidationError("Only provinces have no parent.", details={"parent_code": ["Required."]})
+    region = Region(code=code, name=name, level=level, parent_code=parent_code, side=side, note=note)
+    db.session.add(region)
+    db.session.flush()
+    return region
+
+
+def valid_on(on: date):
+    """The SQL condition: the pairing is valid on `on` (both ends inclusive)."""
+    return (Pairing.valid_from <= on) & or_(Pairing.valid_until.is_(None), Pairing.valid_until >= on)
+
+
+def list_pairings(*, donor: str | None, recipient: str | None, on: date | None,
+                  limit: int, cursor: str | None) -> dict:
+    """A page of pairings, filtered by donor, recipient and the date they are valid on."""
+    query = select(Pairing)
+    if donor:
+        query = query.where(Pairing.donor_code == donor)
+    if recipient:
+        query = query.where(Pairing.recipient_code == recipient)
+    if on:
+        query = query.where(valid_on(on))
+    return paginate(query, keys=[Pairing.id], limit=limit, cursor=cursor)
+
+
+def paired_recipients(*, donor: str, on: date) -> list[str]:
+    """The recipient county codes paired with `donor` on `on`."""
+    query = select(Pairing.recipient_code).where(Pairing.donor_code == donor, valid_on(on))
+    return sorted(set(db.session.scalars(query)))
+
+
+def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_from: date,
+                   valid_until: date | None, source: str | None) -> Pairing:
+    """Add a pairing; it must join a donor to a recipient county and not overlap the same pair."""
+    errors = {}
+    if get_region(donor_code).side != "donor":
+        errors["donor_code"] = ["Not a donor region."]
+    if not is_recipient_county(get_region(recipient_code).code):
+        errors["recipient_code"] = ["Not a recipient county."]
+    if valid_until is not None and valid_until < valid_from:
+        errors["valid_until"] = ["Must not be before valid_from."]
+    if errors:
+        raise ValidationError("The pairing is not valid.", details=errors)
+    overlapping = db.session.scalar(select(Pairing.id).where(
+        Pairing.donor_code == donor_code, Pairing.recipient_code == recipient_code,
+        or_(Pairing.valid_until.is_(None), Pairing.valid_until >= valid_from),
+        *([Pairing.valid_from <= valid_until] if valid_until else [])))
+    if overlapping is not None:
+        raise Conflict("An overlapping pairing of these regions exists.", code="pairing_overlaps",
+                       details={"pairing_id": overlapping})
+    pairing = Pairing(donor_code=donor_code, recipient_code=recipient_code, program=program,
+                      valid_from=valid_from, valid_until=valid_until, source=source)
+    db.session.add(pairing)
+    db.session.flush()
+    return pairing
+
+
+def end_pairing(*, pairing_id: int, valid_until: date) -> Pairing:
+    """End a pairing on `valid_until` (inclusive); its history stays."""
+    pairing = db.session.get(Pairing, pairing_id)
+    if pairing is None:
+        raise NotFound(f"No pairing {pairing_id}.", code="pairing_not_found")
+    if valid_until < pairing.valid_from:
+        raise ValidationError("A pairing cannot end before it starts.",
+                              details={"valid_until": ["Must not be before valid_from."]})
+    pairing.valid_until = valid_until
+    db.session.flush()
+    return pairing

@@ -1,0 +1,44 @@
+"""The Celery app, built from the Flask config; `celery -A shop.worker worker|beat` runs it."""
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+
+from shop.db import db
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app whose tasks each run in an app context as one transaction."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                try:
+                    result = self.run(*args, **kwargs)
+                    db.session.commit()
+                    return result
+                except BaseException:
+                    db.session.rollback()
+                    raise
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.conf.beat_schedule = app.config.setdefault("CELERY_BEAT_SCHEDULE", {})
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+_celery: Celery | None = None
+
+
+def __getattr__(name: str) -> Celery:
+    """Give the Celery CLI (`-A shop.worker`) an app built from the environment, once."""
+    global _celery
+    if name not in ("app", "celery"):
+        raise AttributeError(name)
+    if _celery is None:
+        from shop import create_app
+
+        _celery = create_app().extensions["celery"]
+    return _celery

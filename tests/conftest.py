@@ -1,0 +1,178 @@
+"""Fixtures: a migrated SQLite app per test; PostgreSQL and Redis for the integration suite.
+
+SQLite tests copy a database file migrated once per session (with reference data), so
+each test starts clean and views can commit as in production. PostgreSQL and Redis tests
+use TEST_DATABASE_URL / TEST_REDIS_URL; when those servers are unreachable the tests skip
+loudly, except under CI=true, where they fail.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+for _name in ("DATABASE_URL", "REDIS_URL", "SHOP_ENV", "STRIPE_API_KEY", "PAYMENTS"):
+    os.environ.pop(_name, None)
+
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from shop import create_app  # noqa: E402
+from shop.config import load_config  # noqa: E402
+from shop.db import db  # noqa: E402
+from shop.regions.service import load_reference_data  # noqa: E402
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/shop_test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+_unavailable: dict[str, str] = {}
+
+
+def make_app(instance_path, **env) -> "Flask":  # noqa: F821
+    """An app configured from `env` as production would be, with test settings on top."""
+    config = load_config(env, str(instance_path))
+    config.update(TESTING=True)
+    return create_app(config)
+
+
+def migrate_database(app) -> None:
+    """Bring `app`'s database to the head revision and load reference data."""
+    with app.app_context():
+        upgrade()
+        load_reference_data()
+        db.session.commit()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file with reference data, copied by every test."""
+    folder = tmp_path_factory.mktemp("template")
+    migrate_database(make_app(folder))
+    return folder / "shop.db"
+
+
+@pytest.fixture
+def app(sqlite_template, tmp_path):
+    """The embedded-mode app on a fresh copy of the migrated database."""
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the embedded-mode app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner of the embedded-mode app."""
+    return app.test_cli_runner()
+
+
+def _unreachable(kind: str, error: Exception) -> None:
+    """Fail under CI, otherwise skip loudly, when an integration server is missing."""
+    message = f"{kind} is unreachable ({error.__class__.__name__}: {str(error).splitlines()[0]})"
+    _unavailable[kind] = message
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}: the integration suite must run.", pytrace=False)
+    pytest.skip(message)
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """The psycopg 3 form of a PostgreSQL URL."""
+    return str(make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """TEST_DATABASE_URL, created if missing and migrated to head from an empty schema."""
+    url = _sqlalchemy_url(TEST_DATABASE_URL)
+    try:
+        admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = make_url(url).database
+            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        _unreachable("PostgreSQL", exc)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """TEST_REDIS_URL, checked with a PING."""
+    import redis
+
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        _unreachable("Redis", exc)
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated(pg_url, tmp_path_factory):
+    """Migrate the PostgreSQL test database once per session."""
+    migrate_database(make_app(tmp_path_factory.mktemp("pg"), DATABASE_URL=pg_url))
+    return pg_url
+
+
+@pytest.fixture
+def pg_app(_pg_migrated, tmp_path):
+    """An app on PostgreSQL, with every table emptied and reference data reloaded."""
+    app = make_app(tmp_path, DATABASE_URL=_pg_migrated)
+    with app.app_context():
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        load_reference_data()
+        db.session.commit()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def redis_app(_pg_migrated, redis_url, tmp_path):
+    """An app in production shape: PostgreSQL plus Redis for cache, limits and Celery."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    app = make_app(tmp_path, DATABASE_URL=_pg_migrated, REDIS_URL=redis_url)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly when the PostgreSQL/Redis suite did not run."""
+    for message in _unavailable.values():
+        terminalreporter.write_sep("!", f"INTEGRATION TESTS SKIPPED: {message}", red=True, bold=True)
+
+
+@pytest.fixture
+def login(client):
+    """Create a user of `role` (with its scope ids) and return Authorization headers for it."""
+    from tests.factories import DEFAULT_PASSWORD, UserFactory
+
+    def _login(role: str = "admin", **scope) -> dict:
+        user = UserFactory(role=role, **scope)
+        db.session.commit()
+        response = client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+        assert response.status_code == 200, response.json
+        return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+    return _login

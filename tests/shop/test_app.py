@@ -1,0 +1,90 @@
+"""The app factory in embedded and production modes."""
+from __future__ import annotations
+
+import pytest
+
+from shop import create_app
+from shop.config import ConfigError, load_config
+
+PRODUCTION = {
+    "SHOP_ENV": "production",
+    "SECRET_KEY": "s" * 32,
+    "FIELD_ENCRYPTION_KEY": "k1:" + "A" * 44,
+    "DATABASE_URL": "postgresql://shop@db.internal/shop",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "STRIPE_API_KEY": "sk_test_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+}
+
+
+def test_embedded_default_uses_sqlite_eager_tasks_and_memory_stores(tmp_path):
+    config = load_config({}, str(tmp_path))
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/shop.db"
+    assert config["CELERY"]["task_always_eager"] is True
+    assert config["CACHE_TYPE"] == "SimpleCache"
+    assert config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert config["PAYMENTS"] == "sandbox"
+
+
+def test_database_and_redis_urls_switch_their_parts_independently(tmp_path):
+    only_db = load_config({"DATABASE_URL": "postgres://u@h/db"}, str(tmp_path))
+    assert only_db["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+    assert only_db["CELERY"]["task_always_eager"] is True
+    assert only_db["CACHE_TYPE"] == "SimpleCache"
+
+    only_redis = load_config({"REDIS_URL": "redis://h:6379/2"}, str(tmp_path))
+    assert only_redis["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert only_redis["CELERY"]["broker_url"] == "redis://h:6379/2"
+    assert only_redis["CELERY"]["task_always_eager"] is False
+    assert only_redis["CACHE_TYPE"] == "RedisCache"
+    assert only_redis["RATELIMIT_STORAGE_URI"] == "redis://h:6379/2"
+
+
+def test_production_with_everything_set_is_accepted(tmp_path):
+    config = load_config(PRODUCTION, str(tmp_path))
+    assert config["SHOP_ENV"] == "production"
+    assert config["PAYMENTS"] == "stripe"
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL"])
+def test_production_refuses_to_start_without_a_required_setting(tmp_path, missing):
+    env = {k: v for k, v in PRODUCTION.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        load_config(env, str(tmp_path))
+
+
+def test_production_needs_stripe_keys_or_an_explicit_sandbox(tmp_path):
+    env = {k: v for k, v in PRODUCTION.items() if not k.startswith("STRIPE")}
+    with pytest.raises(ConfigError, match="STRIPE_API_KEY"):
+        load_config(env, str(tmp_path))
+    assert load_config({**env, "PAYMENTS": "sandbox"}, str(tmp_path))["PAYMENTS"] == "sandbox"
+
+
+def test_create_app_refuses_incomplete_production_environment(monkeypatch):
+    monkeypatch.setenv("SHOP_ENV", "production")
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_openapi_document_and_docs_are_served(client):
+    spec = client.get("/api/v1/openapi.json")
+    assert spec.status_code == 200
+    assert "/api/v1/pairings" in spec.json["paths"]
+    assert spec.json["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200 and b"swagger" in docs.data.lower()
+
+
+def test_celery_app_is_built_from_the_flask_config(app):
+    celery = app.extensions["celery"]
+    assert celery.conf.task_always_eager is True
+    from shop.tasks import check_health
+
+    assert check_health.delay().get(timeout=5) == {"ok": True, "regions": 78}
+
+
+def test_responses_carry_a_request_id(client):
+    response = client.get("/api/v1/regions", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["X-Request-ID"] == "abc-123"
+    generated = client.get("/api/v1/regions", headers={"X-Request-ID": "bad id with spaces"})
+    assert len(generated.headers["X-Request-ID"]) == 32

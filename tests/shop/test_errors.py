@@ -1,0 +1,84 @@
+"""Every error under /api/ has the API's JSON shape."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask_smorest import Blueprint
+
+from shop.extensions import api
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """The response is the API error shape with `status` and `code`."""
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    error = response.json["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["code"] == code and error["message"]
+    return error
+
+
+def test_unknown_route_is_a_json_404(client):
+    assert_error(client.get("/api/v1/no-such-thing"), 404, "not_found")
+
+
+def test_wrong_method_is_a_json_405_with_allow_header(client):
+    response = client.delete("/api/v1/regions")
+    assert_error(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_validation_errors_map_fields_to_messages(client):
+    error = assert_error(client.get("/api/v1/regions?level=village&limit=500"), 422, "validation_error")
+    assert set(error["details"]) == {"level", "limit"}
+
+
+def test_malformed_json_is_a_400(client):
+    response = client.post("/api/v1/auth/token", data="{not json", content_type="application/json")
+    assert_error(response, 400, "bad_request")
+
+
+def test_a_body_that_is_not_json_is_a_415(client):
+    response = client.post("/api/v1/auth/token", data="username=a", content_type="text/plain")
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_oversized_body_is_a_413_naming_the_limit(app, client):
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    response = client.post("/api/v1/auth/token", data=b"{" + b" " * 4096 + b"}", content_type="application/json")
+    error = assert_error(response, 413, "payload_too_large")
+    assert "1024" in error["message"]
+
+
+@pytest.fixture
+def failing_app(sqlite_template, tmp_path):
+    """An app with one route that raises an unexpected exception."""
+    import shutil
+
+    from tests.conftest import make_app
+
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path)
+    blp = Blueprint("boom", __name__, url_prefix="/api/v1")
+
+    @blp.route("/boom")
+    def boom():
+        raise RuntimeError("secret internals 42")
+
+    api.register_blueprint(blp)
+    return app
+
+
+def test_unexpected_exception_is_a_500_without_stack_trace_and_is_logged(failing_app, caplog):
+    with caplog.at_level(logging.ERROR, logger="shop.errors"):
+        response = failing_app.test_client().get("/api/v1/boom", headers={"X-Request-ID": "req-500"})
+    error = assert_error(response, 500, "internal_error")
+    assert b"secret internals" not in response.data and b"Traceback" not in response.data
+    assert error["details"] == {"request_id": "req-500"}
+    assert any("req-500" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_pages_outside_the_api_keep_html_errors(client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404 and response.mimetype == "text/html"
