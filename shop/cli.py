@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import click
 from flask import Flask, current_app

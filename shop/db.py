@@ -1,7 +1,7 @@
 """The declarative base and column helpers shared by every domain's models."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData
@@ -34,13 +34,13 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         """Store aware values as UTC."""
-        return value.astimezone(timezone.utc) if value is not None and value.tzinfo else value
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
 
     def process_result_value(self, value, dialect):
         """Read values back as aware UTC datetimes."""
-        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (a callable default, never an import-time value)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

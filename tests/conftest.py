@@ -30,7 +30,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 _unavailable: dict[str, str] = {}
 
 
-def make_app(instance_path, **env) -> "Flask":  # noqa: F821
+def make_app(instance_path, **env) -> Flask:  # noqa: F821
     """An app configured from `env` as production would be, with test settings on top."""
     config = load_config(env, str(instance_path))
     config.update(TESTING=True)

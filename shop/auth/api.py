@@ -6,8 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from shop.auth import service
-from shop.auth.schemas import (RegisterRequest, TokenOut, TokenRequest, UserCreate, UserOut, UserQuery,
-                               UserUpdate)
+from shop.auth.schemas import RegisterRequest, TokenOut, TokenRequest, UserCreate, UserOut, UserQuery, UserUpdate
 from shop.auth.security import require_role
 from shop.db import db
 from shop.extensions import limiter

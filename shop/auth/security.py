@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -42,7 +42,7 @@ def issue_token(user: User) -> tuple[str, datetime]:
     """A signed token for `user` and the moment it expires."""
     ttl = current_app.config["TOKEN_TTL_SECONDS"]
     token = _serializer().dumps({"uid": user.id, "tv": user.token_version})
-    return token, datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=ttl)
+    return token, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
 
 
 def user_from_token(token: str) -> User:

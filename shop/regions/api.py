@@ -8,8 +8,15 @@ from shop.auth.security import require_role
 from shop.db import db
 from shop.pagination import page_schema
 from shop.regions import service
-from shop.regions.schemas import (PairingCreate, PairingEnd, PairingOut, PairingQuery, RegionCreate,
-                                  RegionOut, RegionQuery)
+from shop.regions.schemas import (
+    PairingCreate,
+    PairingEnd,
+    PairingOut,
+    PairingQuery,
+    RegionCreate,
+    RegionOut,
+    RegionQuery,
+)
 
 blp = Blueprint("regions", __name__, url_prefix="/api/v1", description="Regions and pairings")
 

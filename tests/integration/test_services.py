@@ -1,0 +1,74 @@
+"""Round trips through real PostgreSQL, Redis and a Celery worker."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from shop.db import db
+from shop.extensions import cache
+from tests.factories import UserFactory
+from tests.shop.test_auth import sign_in
+
+
+def test_postgres_serves_the_pairings_and_stores_users(pg_app):
+    assert db.engine.dialect.name == "postgresql"
+    client = pg_app.test_client()
+    items = client.get("/api/v1/pairings?donor=440606").json["items"]
+    assert sorted(p["recipient"]["name"] for p in items) == sorted(["美姑县", "金阳县", "雷波县"])
+    user = UserFactory(role="auditor")
+    db.session.commit()
+    token = sign_in(client, user.username).json["access_token"]
+    listed = client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 403
+
+
+def test_postgres_schema_from_migrations_matches_the_models(pg_app):
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, db.metadata) == []
+
+
+def test_redis_backs_the_cache_and_the_rate_limiter(redis_app, redis_url):
+    assert redis_app.config["CACHE_TYPE"] == "RedisCache"
+    cache.set("round-trip", {"凉山": 1})
+    assert cache.get("round-trip") == {"凉山": 1}
+    client = redis_app.test_client()
+    user = UserFactory()
+    db.session.commit()
+    statuses = [sign_in(client, user.username, "wrong password").status_code for _ in range(6)]
+    assert statuses[-1] == 429
+    keys = redis.Redis.from_url(redis_url).keys("LIMITS*")
+    assert keys, "the rate limiter should keep its counters in Redis"
+
+
+@pytest.fixture
+def celery_worker_process(redis_app, _pg_migrated, redis_url):
+    """A real `celery -A shop.worker worker` against the test PostgreSQL and Redis."""
+    env = {**os.environ, "DATABASE_URL": _pg_migrated, "REDIS_URL": redis_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "shop.worker", "worker", "--pool=solo",
+         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_a_real_worker_executes_a_task_through_redis(celery_worker_process, redis_app):
+    from shop.tasks import check_health
+
+    assert redis_app.extensions["celery"].conf.task_always_eager is False
+    started = time.monotonic()
+    result = check_health.delay()
+    assert result.get(timeout=60) == {"ok": True, "regions": 78}
+    assert time.monotonic() - started < 60

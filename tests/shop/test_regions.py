@@ -1,0 +1,107 @@
+"""Reference data: regions, pairings on a date, admin changes."""
+from __future__ import annotations
+
+from shop.regions.service import load_reference_data
+from tests.shop.test_errors import assert_error
+
+
+def names(items, key):
+    """The names of a list of pairings' `key` side."""
+    return sorted(item[key]["name"] for item in items)
+
+
+def test_shunde_is_paired_with_meigu_jinyang_and_leibo(client):
+    response = client.get("/api/v1/pairings?donor=440606")
+    assert response.status_code == 200
+    assert names(response.json["items"], "recipient") == sorted(["美姑县", "金阳县", "雷波县"])
+    assert {p["program"] for p in response.json["items"]} == {"east-west cooperation"}
+
+
+def test_zhaojue_is_paired_with_chancheng(client):
+    items = client.get("/api/v1/pairings?recipient=513431").json["items"]
+    assert names(items, "donor") == ["禅城区"]
+
+
+def test_liangshan_counties_by_parent_with_cursor_pagination(client):
+    seen, cursor = [], None
+    while True:
+        url = "/api/v1/regions?level=county&parent=513400&limit=5" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url).json
+        seen += [region["code"] for region in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 17 == len(set(seen))
+    assert seen == sorted(seen)
+    assert "513431" in seen and "520502" not in seen
+
+
+def test_regions_without_a_gb_code_use_the_prefecture_slug_key(client):
+    response = client.get("/api/v1/regions/520500-BLDJ")
+    assert response.status_code == 200
+    assert response.json == {"code": "520500-BLDJ", "name": "百里杜鹃管理区", "level": "county",
+                             "parent_code": "520500", "side": "recipient"}
+
+
+def test_donor_and_recipient_sides_come_from_the_shipped_data(client):
+    assert client.get("/api/v1/regions/440606").json["side"] == "donor"
+    assert client.get("/api/v1/regions/513437").json["side"] == "recipient"
+    assert_error(client.get("/api/v1/regions/999999"), 404, "region_not_found")
+
+
+def test_admin_ends_a_pairing_and_it_disappears_from_later_dates(client, login):
+    admin = login("admin")
+    pairing = client.get("/api/v1/pairings?donor=440606&recipient=513437").json["items"][0]
+    ended = client.patch(f"/api/v1/pairings/{pairing['id']}", headers=admin, json={"valid_until": "2021-02-28"})
+    assert ended.status_code == 200 and ended.json["valid_until"] == "2021-02-28"
+    before = client.get("/api/v1/pairings?donor=440606&on=2021-02-28").json["items"]
+    after = client.get("/api/v1/pairings?donor=440606&on=2021-03-01").json["items"]
+    assert "雷波县" in names(before, "recipient") and "雷波县" not in names(after, "recipient")
+
+
+def test_admin_adds_a_new_pairing_but_not_an_overlapping_one(client, login):
+    admin = login("admin")
+    body = {"donor_code": "440604", "recipient_code": "513437", "valid_from": "2021-03-01",
+            "source": "2021 re-pairing"}
+    created = client.post("/api/v1/pairings", headers=admin, json=body)
+    assert created.status_code == 201 and created.json["donor"]["name"] == "禅城区"
+    assert_error(client.post("/api/v1/pairings", headers=admin, json=body), 409, "pairing_overlaps")
+    on_day = client.get("/api/v1/pairings?recipient=513437&on=2026-11-01").json["items"]
+    assert names(on_day, "donor") == ["禅城区", "顺德区"]
+
+
+def test_pairings_must_join_a_donor_to_a_recipient_county(client, login):
+    response = client.post("/api/v1/pairings", headers=login("admin"), json={
+        "donor_code": "513431", "recipient_code": "440606", "valid_from": "2022-01-01",
+        "valid_until": "2021-01-01"})
+    details = assert_error(response, 422, "validation_error")["details"]
+    assert set(details) == {"donor_code", "recipient_code", "valid_until"}
+
+
+def test_unknown_pairing_cannot_be_ended_nor_before_it_starts(client, login):
+    admin = login("admin")
+    assert_error(client.patch("/api/v1/pairings/999", headers=admin, json={"valid_until": "2030-01-01"}),
+                 404, "pairing_not_found")
+    assert_error(client.patch("/api/v1/pairings/1", headers=admin, json={"valid_until": "2000-01-01"}),
+                 422, "validation_error")
+
+
+def test_admin_adds_a_region_after_a_reorganisation(client, login):
+    admin = login("admin")
+    body = {"code": "520581", "name": "黔西市", "level": "county", "parent_code": "520500", "side": "recipient"}
+    assert client.post("/api/v1/regions", headers=admin, json=body).status_code == 201
+    assert client.get("/api/v1/regions/520581").json["name"] == "黔西市"
+    assert_error(client.post("/api/v1/regions", headers=admin, json=body), 409, "region_exists")
+    orphan = {**body, "code": "520599", "parent_code": None}
+    assert_error(client.post("/api/v1/regions", headers=admin, json=orphan), 422, "validation_error")
+    bad_code = {**body, "code": "52-0581"}
+    assert "code" in assert_error(client.post("/api/v1/regions", headers=admin, json=bad_code),
+                                  422, "validation_error")["details"]
+
+
+def test_loading_reference_data_twice_adds_nothing(app):
+    assert load_reference_data() == (0, 0)
+
+
+def test_bad_cursor_is_rejected(client):
+    assert_error(client.get("/api/v1/regions?cursor=not-a-cursor"), 400, "invalid_cursor")

@@ -1,0 +1,81 @@
+"""Admins manage users: roles, scope ids, disabling and password resets."""
+from __future__ import annotations
+
+import pytest
+
+from shop.db import db
+from tests.factories import UserFactory
+from tests.shop.test_auth import sign_in
+from tests.shop.test_errors import assert_error
+
+
+def test_admin_creates_a_store_staff_user_bound_to_a_store(client, login):
+    admin = login("admin")
+    response = client.post("/api/v1/users", headers=admin, json={
+        "username": "staff-chancheng", "password": "counter pass 1", "role": "store_staff", "store_id": 3})
+    assert response.status_code == 201
+    assert response.json["store_id"] == 3 and response.json["supplier_id"] is None
+    assert sign_in(client, "staff-chancheng", "counter pass 1").json["role"] == "store_staff"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"role": "store_staff"}, "store_id"),
+    ({"role": "coop"}, "supplier_id"),
+    ({"role": "consumer", "store_id": 1}, "store_id"),
+    ({"role": "auditor", "supplier_id": 1}, "supplier_id"),
+])
+def test_scope_ids_must_fit_the_role(client, login, body, field):
+    response = client.post("/api/v1/users", headers=login("admin"),
+                           json={"username": "someone", "password": "a good password", **body})
+    assert field in assert_error(response, 422, "validation_error")["details"]
+
+
+def test_duplicate_username_is_409(client, login):
+    admin = login("admin")
+    body = {"username": "dup-user", "password": "a good password", "role": "auditor"}
+    assert client.post("/api/v1/users", headers=admin, json=body).status_code == 201
+    assert_error(client.post("/api/v1/users", headers=admin, json=body), 409, "username_taken")
+
+
+def test_list_users_is_paginated_and_filtered_by_role(client, login):
+    admin = login("admin")
+    UserFactory.create_batch(3, role="auditor")
+    db.session.commit()
+    first = client.get("/api/v1/users?role=auditor&limit=2", headers=admin).json
+    second = client.get(f"/api/v1/users?role=auditor&limit=2&cursor={first['next_cursor']}", headers=admin).json
+    names = [u["username"] for u in first["items"] + second["items"]]
+    assert len(names) == 3 == len(set(names))
+    assert second["next_cursor"] is None
+
+
+def test_disabling_a_user_revokes_its_tokens(client, login):
+    victim = UserFactory(role="admin")
+    db.session.commit()
+    victim_headers = {"Authorization": f"Bearer {sign_in(client, victim.username).json['access_token']}"}
+    assert client.get(f"/api/v1/users/{victim.id}", headers=victim_headers).status_code == 200
+    response = client.patch(f"/api/v1/users/{victim.id}", headers=login("admin"), json={"active": False})
+    assert response.status_code == 200 and response.json["active"] is False
+    assert_error(client.get(f"/api/v1/users/{victim.id}", headers=victim_headers), 401, "invalid_token")
+
+
+def test_password_reset_replaces_the_old_password(client, login):
+    admin = login("admin")
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"password": "brand new secret"})
+    assert sign_in(client, user.username).status_code == 401
+    assert sign_in(client, user.username, "brand new secret").status_code == 200
+
+
+def test_unknown_user_is_404_and_role_cannot_be_patched(client, login):
+    admin = login("admin")
+    assert_error(client.get("/api/v1/users/9999", headers=admin), 404, "user_not_found")
+    user = UserFactory()
+    db.session.commit()
+    response = client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"role": "admin"})
+    assert_error(response, 422, "validation_error")
+
+
+def test_non_admins_cannot_manage_users(client, login):
+    for role in ("consumer", "auditor"):
+        assert_error(client.get("/api/v1/users", headers=login(role)), 403, "forbidden")
