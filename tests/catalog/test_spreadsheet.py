@@ -1,0 +1,80 @@
+"""Reading messy co-op sheets: encodings, full-width forms, Excel dates, row numbers."""
+from __future__ import annotations
+
+import io
+from datetime import date, datetime
+
+from openpyxl import Workbook
+
+from catalog.spreadsheet import read_sheet
+
+HEADER_ZH = "产品编码,批次号,采收日期,存放地点,农户编号,交售数量"
+
+
+def xlsx(rows) -> bytes:
+    """An XLSX file with `rows` on its first sheet."""
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_gbk_csv_with_chinese_headers_and_chinese_dates():
+    text = HEADER_ZH + ",村\r\nZJ-KQ-500,LOT-1,2026年9月3日,XC-WH,ZJ001,12,阿说村\r\n"
+    sheet = read_sheet(text.encode("gbk"))
+    assert sheet.errors == []
+    (row,) = sheet.rows
+    assert (row.row, row.sku, row.harvested_on, row.quantity, row.village) == (
+        2, "ZJ-KQ-500", date(2026, 9, 3), 12, "阿说村")
+
+
+def test_utf8_bom_csv_with_english_headers_in_another_order_and_slash_dates():
+    text = ("\ufeffquantity,household_code,sku,lot_code,location,harvested_on,packed_on\n"
+            "5,H1,S1,L1,W1,2026/9/3,2026-09-05\n")
+    (row,) = read_sheet(text.encode("utf-8")).rows
+    assert (row.quantity, row.harvested_on, row.packed_on) == (5, date(2026, 9, 3), date(2026, 9, 5))
+
+
+def test_full_width_digits_letters_spaces_stray_whitespace_and_trailing_junk():
+    text = (HEADER_ZH + ",\n"
+            " ＺＪ－ＫＱ－５００ ,　ＬＯＴ１　,２０２６－０９－０３,XC-WH , ZJ００１,１２,\n"
+            ",,,,,,\n\n")
+    sheet = read_sheet(text.encode("utf-8"))
+    assert sheet.errors == []
+    (row,) = sheet.rows
+    assert (row.sku, row.lot_code, row.harvested_on, row.household_code, row.quantity) == (
+        "ZJ-KQ-500", "LOT1", date(2026, 9, 3), "ZJ001", 12)
+
+
+def test_xlsx_with_excel_date_cells_and_numeric_quantities():
+    data = xlsx([HEADER_ZH.split(","), ["S1", "L1", datetime(2026, 9, 3), "W1", "H1", 7.0], [None] * 6])
+    sheet = read_sheet(data)
+    assert sheet.errors == []
+    assert [(r.harvested_on, r.quantity) for r in sheet.rows] == [(date(2026, 9, 3), 7)]
+
+
+def test_every_bad_cell_is_reported_with_its_excel_row_and_header():
+    text = (HEADER_ZH + "\n"
+            "S1,L1,2026-09-03,W1,H1,12\n"
+            "S1,L1,yesterday,W1,H1,-3\n"
+            "S1,,2026-09-03,W1,H2,2.5\n")
+    sheet = read_sheet(text.encode("utf-8"))
+    assert sorted((e["row"], e["column"]) for e in sheet.errors) == [
+        (3, "交售数量"), (3, "采收日期"), (4, "交售数量"), (4, "批次号")]
+    assert len(sheet.rows) == 1
+
+
+def test_missing_and_unknown_columns_are_reported_on_the_header_row():
+    sheet = read_sheet("产品编码,批次号,颜色\nS1,L1,red\n".encode())
+    messages = [e["message"] for e in sheet.errors]
+    assert all(e["row"] == 1 for e in sheet.errors)
+    assert "Unknown column '颜色'." in messages
+    assert sum(m.startswith("Missing column") for m in messages) == 4
+
+
+def test_unreadable_and_empty_files_are_errors_not_crashes():
+    assert read_sheet(b"").errors[0]["message"] == "The file is empty."
+    assert "cannot be read" in read_sheet(b"PK\x03\x04garbage").errors[0]["message"]
+    assert read_sheet((HEADER_ZH + "\n").encode()).errors[0]["message"] == "The file has no data rows."
