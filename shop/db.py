@@ -4,8 +4,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData
-from sqlalchemy.orm import DeclarativeBase
+from typing import Callable
+
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -39,6 +41,25 @@ class UTCDateTime(TypeDecorator):
     def process_result_value(self, value, dialect):
         """Read values back as aware UTC datetimes."""
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the current transaction commits (dropped if it rolls back)."""
+    db.session.info.setdefault("after_commit", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    """Fire the callbacks queued on a session that has just committed."""
+    for callback in session.info.pop("after_commit", []):
+        callback()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_commit(session: Session, previous_transaction) -> None:
+    """Forget the callbacks of a transaction that rolled back."""
+    if previous_transaction.parent is None:
+        session.info.pop("after_commit", None)
 
 
 def utcnow() -> datetime:
