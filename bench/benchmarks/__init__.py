@@ -1,0 +1,1 @@
+"""The benchmarks: every module here registers its function with `@bench.benchmark`."""

@@ -1,0 +1,122 @@
+"""The load generator: wrk against a loopback URL, bounded in time, its output parsed."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
+
+from bench import BenchError, progress
+
+CONNECTIONS = 32
+THREADS = 2
+WARMUP_SECONDS = 3
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_REQUESTS_PER_SEC = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_P99 = re.compile(r"^\s+99(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
+_TOTAL = re.compile(r"^\s+(\d+) requests in ", re.MULTILINE)
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one wrk run measured."""
+
+    requests_per_s: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+
+    def as_dict(self) -> dict:
+        """The result as a JSON-ready mapping."""
+        return asdict(self)
+
+
+def seconds() -> int:
+    """The measured duration of each load run: env BENCH_SECONDS, 10 by default."""
+    raw = os.environ.get("BENCH_SECONDS", "10")
+    if not raw.isdigit() or not 1 <= int(raw) <= 600:
+        raise BenchError(f"BENCH_SECONDS must be a whole number of seconds from 1 to 600, not {raw!r}.")
+    return int(raw)
+
+
+def ensure_wrk() -> str:
+    """The path of wrk, installed from Debian's package when missing and this is root with apt-get."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise BenchError("wrk is not installed: install it (Debian/Ubuntu: `apt-get install wrk`) "
+                         "and run the benchmarks again.")
+    progress("wrk is missing: installing it with apt-get…")
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(install, env=apt_env, capture_output=True, timeout=300).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=apt_env, capture_output=True, timeout=300)
+        done = subprocess.run(install, env=apt_env, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise BenchError(f"Could not install wrk with apt-get:\n{done.stderr.strip()}")
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchError("apt-get installed wrk but it is not on PATH.")
+    return found
+
+
+def prepare() -> None:
+    """Check the load settings and that wrk is there, before any server starts."""
+    seconds()
+    ensure_wrk()
+
+
+def parse_wrk(output: str) -> LoadResult:
+    """Read requests/s, the 99th percentile latency and the error counts from `wrk --latency` output."""
+    rate, p99, total = _REQUESTS_PER_SEC.search(output), _P99.search(output), _TOTAL.search(output)
+    if not (rate and p99 and total):
+        raise BenchError(f"Could not read wrk's output:\n{output}")
+    non_2xx = _NON_2XX.search(output)
+    socket_errors = _SOCKET_ERRORS.search(output)
+    return LoadResult(
+        requests_per_s=float(rate.group(1)),
+        p99_ms=float(p99.group(1)) * _UNIT_MS[p99.group(2)],
+        requests=int(total.group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in socket_errors.groups()) if socket_errors else 0,
+    )
+
+
+def run_wrk(url: str, *, duration: int) -> LoadResult:
+    """Load `url` (loopback only) with wrk for `duration` seconds at the harness's concurrency."""
+    if urlsplit(url).hostname != "127.0.0.1":
+        raise BenchError(f"Load goes only to 127.0.0.1, not {url}.")
+    command = [ensure_wrk(), f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", url]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"wrk did not finish within {duration + 30}s.") from exc
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stderr or done.stdout}")
+    return parse_wrk(done.stdout)
+
+
+def measure(label: str, url: str) -> LoadResult:
+    """Warm `url` up, then measure it for `seconds()`; fail when any response was not 2xx/3xx."""
+    duration = seconds()
+    progress(f"warming up {label} ({WARMUP_SECONDS}s)…")
+    run_wrk(url, duration=WARMUP_SECONDS)
+    progress(f"running wrk {duration}s against {label} (-t{THREADS} -c{CONNECTIONS})…")
+    result = run_wrk(url, duration=duration)
+    if result.non_2xx:
+        raise BenchError(f"{label}: {result.non_2xx} of {result.requests} responses were not 2xx/3xx.")
+    if result.socket_errors:
+        progress(f"warning: {label} had {result.socket_errors} socket errors under load")
+    return result
+
+
+def settings() -> dict:
+    """The load settings every wrk benchmark records."""
+    return {"load_generator": "wrk", "threads": THREADS, "connections": CONNECTIONS,
+            "seconds": seconds(), "warmup_seconds": WARMUP_SECONDS}
