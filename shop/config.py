@@ -38,7 +38,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "SHOP_ENV": "production" if production else env.get("SHOP_ENV", "development"),
         "SECRET_KEY": env.get("SECRET_KEY", "dev-secret-key-not-for-production"),
         "FIELD_ENCRYPTION_KEY": env.get(
-            "FIELD_ENCRYPTION_KEY", "dev:ZGV2LWZpZWxkLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24xMjM="
+            "FIELD_ENCRYPTION_KEY", "dev:ZGV2LWZpZWxkLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24"
         ),
         "SQLALCHEMY_DATABASE_URI": _database_uri(env.get("DATABASE_URL"), instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},

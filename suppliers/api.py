@@ -1,0 +1,153 @@
+"""Routes: suppliers, their households and benefit links, and the reveal audit log."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from shop.auth.security import current_user, require_role
+from shop.db import db
+from shop.pagination import page_schema
+from suppliers import service
+from suppliers.schemas import (
+    BenefitLinkCreate,
+    BenefitLinkEnd,
+    BenefitLinkOut,
+    BenefitLinkQuery,
+    HouseholdCreate,
+    HouseholdOut,
+    HouseholdQuery,
+    HouseholdUpdate,
+    RevealAuditOut,
+    RevealAuditQuery,
+    RevealQuery,
+    SupplierCreate,
+    SupplierOut,
+    SupplierQuery,
+    SupplierUpdate,
+)
+
+blp = Blueprint("suppliers", __name__, url_prefix="/api/v1", description="Suppliers, households and benefit links")
+
+
+@blp.route("/suppliers")
+class Suppliers(MethodView):
+    @require_role("admin")
+    @blp.arguments(SupplierQuery, location="query")
+    @blp.response(200, page_schema(SupplierOut))
+    def get(self, query):
+        """List suppliers."""
+        return service.list_suppliers(**query)
+
+    @require_role("admin")
+    @blp.arguments(SupplierCreate)
+    @blp.response(201, SupplierOut)
+    def post(self, data):
+        """Register a supplier."""
+        supplier = service.create_supplier(**data)
+        db.session.commit()
+        return supplier
+
+
+@blp.route("/suppliers/<int:supplier_id>")
+class SupplierById(MethodView):
+    @require_role("admin", "coop")
+    @blp.arguments(RevealQuery, location="query")
+    @blp.response(200, SupplierOut)
+    def get(self, query, supplier_id):
+        """Show a supplier; admins may reveal its bank account with a reason (audited)."""
+        supplier = service.show_supplier(supplier_id=supplier_id, user=current_user(), **query)
+        db.session.commit()
+        return supplier
+
+    @require_role("admin")
+    @blp.arguments(SupplierUpdate)
+    @blp.response(200, SupplierOut)
+    def patch(self, data, supplier_id):
+        """Edit or deactivate a supplier."""
+        supplier = service.update_supplier(supplier_id=supplier_id, **data)
+        db.session.commit()
+        return supplier
+
+
+@blp.route("/suppliers/<int:supplier_id>/households")
+class SupplierHouseholds(MethodView):
+    @require_role("admin", "coop")
+    @blp.arguments(HouseholdQuery, location="query")
+    @blp.response(200, page_schema(HouseholdOut))
+    def get(self, query, supplier_id):
+        """List the households a supplier works with (masked)."""
+        return service.list_households(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
+                                       **query)
+
+    @require_role("admin", "coop")
+    @blp.arguments(HouseholdCreate)
+    @blp.response(201, HouseholdOut)
+    def post(self, data, supplier_id):
+        """Register a household under a supplier."""
+        household = service.register_household(supplier_id=supplier_id,
+                                               supplier_scope=current_user().supplier_id, **data)
+        db.session.commit()
+        return household
+
+
+@blp.route("/households/<int:household_id>")
+class HouseholdById(MethodView):
+    @require_role("admin", "coop")
+    @blp.arguments(RevealQuery, location="query")
+    @blp.response(200, HouseholdOut)
+    def get(self, query, household_id):
+        """Show a household (masked); admins may reveal it with a reason (audited)."""
+        household = service.show_household(household_id=household_id, user=current_user(), **query)
+        db.session.commit()
+        return household
+
+    @require_role("admin", "coop")
+    @blp.arguments(HouseholdUpdate)
+    @blp.response(200, HouseholdOut)
+    def patch(self, data, household_id):
+        """Edit or deactivate a household."""
+        household = service.update_household(household_id=household_id,
+                                             supplier_scope=current_user().supplier_id, **data)
+        db.session.commit()
+        return household
+
+
+@blp.route("/suppliers/<int:supplier_id>/benefit-links")
+class SupplierBenefitLinks(MethodView):
+    @require_role("admin", "coop")
+    @blp.arguments(BenefitLinkQuery, location="query")
+    @blp.response(200, page_schema(BenefitLinkOut))
+    def get(self, query, supplier_id):
+        """List a supplier's benefit links, ended ones included."""
+        return service.list_benefit_links(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
+                                          **query)
+
+    @require_role("admin", "coop")
+    @blp.arguments(BenefitLinkCreate)
+    @blp.response(201, BenefitLinkOut)
+    def post(self, data, supplier_id):
+        """Link a household to a supplier (another supplier's household: by code and ID number)."""
+        link = service.create_benefit_link(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
+                                           **data)
+        db.session.commit()
+        return link
+
+
+@blp.route("/benefit-links/<int:link_id>", methods=["PATCH"])
+@require_role("admin", "coop")
+@blp.arguments(BenefitLinkEnd)
+@blp.response(200, BenefitLinkOut)
+def end_benefit_link(data, link_id):
+    """End a benefit link on a date."""
+    link = service.end_benefit_link(link_id=link_id, supplier_scope=current_user().supplier_id, **data)
+    db.session.commit()
+    return link
+
+
+@blp.route("/audit/reveals")
+@require_role("admin", "auditor")
+@blp.arguments(RevealAuditQuery, location="query")
+@blp.response(200, page_schema(RevealAuditOut))
+def list_reveals(query):
+    """List the audited reveals of personal data."""
+    return service.list_reveals(**query)

@@ -1,0 +1,79 @@
+"""Validation, normalisation and masking of USCCs, resident ID numbers and bank accounts.
+
+Error messages name the field and the problem, never the value.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import InvalidChecksum, InvalidComponent
+from stdnum.exceptions import ValidationError as StdnumError
+
+from shop.errors import ValidationError
+
+BANK_ACCOUNT = re.compile(r"^\d{8,32}$")
+
+
+def normalise_uscc(value: str) -> str:
+    """The compact USCC, validated including its check character (`invalid_uscc` otherwise)."""
+    try:
+        return uscc.validate(value)
+    except InvalidChecksum:
+        problem = "The check character is wrong."
+    except StdnumError:
+        problem = "Not 18 characters of digits and the letters a USCC uses."
+    raise ValidationError("The unified social credit code is not valid.", code="invalid_uscc",
+                          details={"uscc": [problem]})
+
+
+def normalise_id_number(value: str, *, today: date) -> str:
+    """The compact resident ID number, validated: check digit, birth date, region (`invalid_id_number`)."""
+    number = ric.compact(value)
+    problem = None
+    if len(number) != 18 or not number[:17].isdigit():
+        problem = "Not 17 digits followed by a check digit or X."
+    elif number[-1] != ric.calc_check_digit(number):
+        problem = "The check digit is wrong."
+    else:
+        try:
+            born = ric.get_birth_date(number)
+        except InvalidComponent:
+            born = None
+        if born is None or born > today:
+            problem = "The birth date is not a valid past date."
+        elif not _known_birth_place(number):
+            problem = "The region part is not a known county."
+    if problem:
+        raise ValidationError("The resident ID number is not valid.", code="invalid_id_number",
+                              details={"id_number": [problem]})
+    return number
+
+
+def _known_birth_place(number: str) -> bool:
+    """Whether the first six digits name a county that existed in the birth year."""
+    try:
+        ric.get_birth_place(number)
+    except InvalidComponent:
+        return False
+    return True
+
+
+def normalise_bank_account(value: str, *, field: str = "bank_account") -> str:
+    """The bank account number without spaces or dashes, 8 to 32 digits (`invalid_bank_account`)."""
+    compact = re.sub(r"[\s-]", "", value)
+    if not BANK_ACCOUNT.match(compact):
+        raise ValidationError("The bank account number is not valid.", code="invalid_bank_account",
+                              details={field: ["Must be 8 to 32 digits."]})
+    return compact
+
+
+def mask_id_number(number: str) -> str:
+    """Show only the first 6 and the last 4 characters of an ID number."""
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+
+
+def mask_bank_account(account: str) -> str:
+    """Show only the last 4 digits of a bank account."""
+    return "*" * (len(account) - 4) + account[-4:]

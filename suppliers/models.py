@@ -1,0 +1,167 @@
+"""Suppliers, registered poor households, who works with whom, benefit links and reveal audits."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shop.auth.models import User
+from shop.db import UTCDateTime, db, utcnow
+from suppliers import crypto
+
+SUPPLIER_KINDS = ("cooperative", "enterprise", "family_farm")
+LINK_KINDS = ("purchase", "dividend", "employment")
+
+
+class Supplier(db.Model):
+    """A co-operative, leading enterprise or family farm in a recipient county."""
+
+    __tablename__ = "suppliers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128))
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    county_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
+    contact: Mapped[str | None] = mapped_column(String(128))
+    bank_account_enc: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    revealed = False  # set by the service on an admin's audited reveal; never persisted
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('cooperative', 'enterprise', 'family_farm')", name="kind"),
+    )
+
+    @property
+    def bank_account(self) -> str | None:
+        """The decrypted payout account."""
+        return crypto.decrypt(self.bank_account_enc, field="suppliers.bank_account") if self.bank_account_enc else None
+
+    @bank_account.setter
+    def bank_account(self, value: str | None) -> None:
+        self.bank_account_enc = crypto.encrypt(value, field="suppliers.bank_account") if value else None
+
+
+class Household(db.Model):
+    """A registered poor household (建档立卡贫困户); its ID number and account are encrypted at rest."""
+
+    __tablename__ = "households"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    county_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
+    head_name: Mapped[str] = mapped_column(String(64))
+    id_number_enc: Mapped[str] = mapped_column(String(255))
+    id_number_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    village: Mapped[str] = mapped_column(String(64))
+    members: Mapped[int] = mapped_column(Integer)
+    bank_account_enc: Mapped[str | None] = mapped_column(String(255))
+    consent_on: Mapped[date] = mapped_column(Date)
+    consent_basis: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    registered_by_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    revealed = False  # set by the service on an admin's audited reveal; never persisted
+
+    __table_args__ = (
+        UniqueConstraint("county_code", "code", name="uq_households_county_code"),
+        CheckConstraint("members >= 1", name="members"),
+    )
+
+    @property
+    def id_number(self) -> str:
+        """The decrypted resident ID number."""
+        return crypto.decrypt(self.id_number_enc, field="households.id_number")
+
+    @id_number.setter
+    def id_number(self, value: str) -> None:
+        self.id_number_enc = crypto.encrypt(value, field="households.id_number")
+        self.id_number_hash = crypto.lookup_hash(value)
+
+    @property
+    def bank_account(self) -> str | None:
+        """The decrypted payout account."""
+        return crypto.decrypt(self.bank_account_enc, field="households.bank_account") if self.bank_account_enc else None
+
+    @bank_account.setter
+    def bank_account(self, value: str | None) -> None:
+        self.bank_account_enc = crypto.encrypt(value, field="households.bank_account") if value else None
+
+
+class SupplierHousehold(db.Model):
+    """A supplier works with a household: it registered it or linked it with its ID number.
+
+    This relation, not the benefit links, decides which co-ops may see and edit a household,
+    so ending every benefit link keeps the household (and its history) visible to the co-op.
+    """
+
+    __tablename__ = "supplier_households"
+
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BenefitLink(db.Model):
+    """How a household benefits from a supplier from `valid_from` to `valid_until` (both inclusive)."""
+
+    __tablename__ = "benefit_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    shares: Mapped[int | None] = mapped_column(Integer)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    household: Mapped[Household] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('purchase', 'dividend', 'employment')", name="kind"),
+        CheckConstraint("(kind = 'dividend') = (shares IS NOT NULL)", name="dividend_shares"),
+        CheckConstraint("shares IS NULL OR shares > 0", name="shares_positive"),
+        CheckConstraint("valid_until IS NULL OR valid_until >= valid_from", name="period"),
+        Index("ix_benefit_links_supplier_kind", "supplier_id", "kind", "valid_from"),
+    )
+
+    @property
+    def household_code(self) -> str:
+        """The registry code of the linked household."""
+        return self.household.code
+
+
+class RevealAudit(db.Model):
+    """An admin saw a household's or supplier's full personal data: who, when, what, why."""
+
+    __tablename__ = "reveal_audits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    fields: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("(household_id IS NULL) != (supplier_id IS NULL)", name="one_subject"),
+    )
+
+    @property
+    def username(self) -> str:
+        """The name of the admin who revealed the data."""
+        return self.user.username
+
+    @property
+    def field_list(self) -> list[str]:
+        """The fields that were revealed."""
+        return self.fields.split(",")

@@ -1,0 +1,384 @@
+"""Suppliers, households and benefit links: registration, scoped access, reveals and look-ups.
+
+`supplier_scope` is the supplier a caller is confined to (a co-op user's `supplier_id`), or
+None for admins: outside its scope everything is "not found", never "forbidden".
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from shop.auth.models import User
+from shop.db import db
+from shop.errors import Conflict, Forbidden, NotFound, ValidationError
+from shop.pagination import paginate
+from shop.regions.service import get_region, is_recipient_county
+from suppliers import crypto
+from suppliers.identifiers import normalise_bank_account, normalise_id_number, normalise_uscc
+from suppliers.models import BenefitLink, Household, RevealAudit, Supplier, SupplierHousehold
+
+# --- suppliers -------------------------------------------------------------------------
+
+
+def get_supplier(supplier_id: int) -> Supplier:
+    """The supplier with `supplier_id`, or `NotFound` (supplier_not_found)."""
+    supplier = db.session.get(Supplier, supplier_id)
+    if supplier is None:
+        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+    return supplier
+
+
+def supplier_exists(supplier_id: int) -> bool:
+    """Whether a supplier with `supplier_id` exists (the user scope check)."""
+    return db.session.get(Supplier, supplier_id) is not None
+
+
+def _scoped_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:
+    """The supplier, or `NotFound` when it lies outside the caller's scope."""
+    if supplier_scope is not None and supplier_scope != supplier_id:
+        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+    return get_supplier(supplier_id)
+
+
+def _active_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:
+    """The supplier in scope, which must be active to take on households (`supplier_inactive`)."""
+    supplier = _scoped_supplier(supplier_id, supplier_scope)
+    if not supplier.active:
+        raise Conflict(f"Supplier {supplier_id} is inactive.", code="supplier_inactive")
+    return supplier
+
+
+def _recipient_county(code: str, *, field: str) -> str:
+    """`code` if it names a recipient county (`county_not_recipient` otherwise)."""
+    get_region(code)
+    if not is_recipient_county(code):
+        raise ValidationError("The county is not a recipient county.", code="county_not_recipient",
+                              details={field: ["Must be a recipient county."]})
+    return code
+
+
+def create_supplier(*, name: str, kind: str, uscc: str, county_code: str, contact: str | None = None,
+                    bank_account: str | None = None) -> Supplier:
+    """Register a supplier in a recipient county, with a valid and unused USCC."""
+    uscc = normalise_uscc(uscc)
+    _recipient_county(county_code, field="county_code")
+    account = normalise_bank_account(bank_account) if bank_account else None
+    if db.session.scalar(select(Supplier.id).where(Supplier.uscc == uscc)) is not None:
+        raise Conflict("A supplier with this USCC exists.", code="uscc_taken", details={"uscc": [uscc]})
+    supplier = Supplier(name=name, kind=kind, uscc=uscc, county_code=county_code, contact=contact)
+    supplier.bank_account = account
+    db.session.add(supplier)
+    db.session.flush()
+    return supplier
+
+
+def update_supplier(*, supplier_id: int, **changes) -> Supplier:
+    """Edit a supplier's name, kind, contact, bank account or active flag."""
+    supplier = get_supplier(supplier_id)
+    if "bank_account" in changes:
+        account = changes.pop("bank_account")
+        supplier.bank_account = normalise_bank_account(account) if account else None
+    for field, value in changes.items():
+        setattr(supplier, field, value)
+    db.session.flush()
+    return supplier
+
+
+def list_suppliers(*, kind: str | None, county_code: str | None, active: bool | None,
+                   limit: int, cursor: str | None) -> dict:
+    """A page of suppliers, filtered by kind, county and active flag."""
+    query = select(Supplier)
+    if kind:
+        query = query.where(Supplier.kind == kind)
+    if county_code:
+        query = query.where(Supplier.county_code == county_code)
+    if active is not None:
+        query = query.where(Supplier.active == active)
+    return paginate(query, keys=[Supplier.id], limit=limit, cursor=cursor)
+
+
+def show_supplier(*, supplier_id: int, user: User, reveal: bool = False, reason: str | None = None) -> Supplier:
+    """A supplier in the user's scope; an admin's reveal of its bank account is audited."""
+    supplier = _scoped_supplier(supplier_id, user.supplier_id)
+    if reveal:
+        _check_reveal(user=user, reason=reason)
+        if supplier.bank_account_enc:
+            db.session.add(RevealAudit(user_id=user.id, supplier_id=supplier.id, fields="bank_account",
+                                       reason=reason.strip()))
+            db.session.flush()
+        supplier.revealed = True
+    return supplier
+
+
+# --- households ------------------------------------------------------------------------
+
+
+def _linked(supplier_id: int):
+    """The SQL condition: the household works with `supplier_id`."""
+    return exists().where(SupplierHousehold.household_id == Household.id,
+                          SupplierHousehold.supplier_id == supplier_id)
+
+
+def _household_in_scope(household_id: int, supplier_scope: int | None) -> Household:
+    """The household, or `NotFound` when it is missing or not linked to the caller's supplier."""
+    query = select(Household).where(Household.id == household_id)
+    if supplier_scope is not None:
+        query = query.where(_linked(supplier_scope))
+    household = db.session.scalar(query)
+    if household is None:
+        raise NotFound(f"No household {household_id}.", code="household_not_found")
+    return household
+
+
+def _household_by_hash(id_hash: str) -> Household | None:
+    """The household whose ID number has the keyed hash `id_hash`."""
+    return db.session.scalar(select(Household).where(Household.id_number_hash == id_hash))
+
+
+def _duplicate_error(*, id_hash: str, county_code: str, code: str) -> Conflict | None:
+    """The conflict a new household would cause: its person or its registry code is taken."""
+    if _household_by_hash(id_hash) is not None:
+        return Conflict("A household with this ID number is already registered. Link it to your "
+                        "supplier with POST /api/v1/suppliers/<id>/benefit-links, giving its registry "
+                        "code and ID number.", code="household_exists")
+    taken = select(Household.id).where(Household.county_code == county_code, Household.code == code)
+    if db.session.scalar(taken) is not None:
+        return Conflict("This registry code is already used in the county.", code="household_code_taken",
+                        details={"code": [code], "county_code": [county_code]})
+    return None
+
+
+def _link_supplier(*, supplier_id: int, household: Household) -> None:
+    """Let the supplier work with the household; its codes must stay unambiguous for it."""
+    clash = select(Household.id).where(Household.code == household.code, Household.id != household.id,
+                                       _linked(supplier_id))
+    if db.session.scalar(clash) is not None:
+        raise Conflict("This supplier already works with another household with this registry code.",
+                       code="household_code_taken", details={"household_code": [household.code]})
+    db.session.add(SupplierHousehold(supplier_id=supplier_id, household_id=household.id))
+    db.session.flush()
+
+
+def register_household(*, supplier_id: int, supplier_scope: int | None, code: str, head_name: str,
+                       id_number: str, village: str, members: int, consent_on: date, consent_basis: str,
+                       county_code: str | None = None, bank_account: str | None = None) -> Household:
+    """Register a household under a supplier, which may then see it and link it.
+
+    A person is registered once: a known ID number (by keyed hash) is `household_exists`, and the
+    co-op links that household instead. Registering creates no benefit link; those are explicit.
+    """
+    supplier = _active_supplier(supplier_id, supplier_scope)
+    county_code = _recipient_county(county_code or supplier.county_code, field="county_code")
+    number = normalise_id_number(id_number, today=date.today())
+    account = normalise_bank_account(bank_account) if bank_account else None
+    id_hash = crypto.lookup_hash(number)
+    duplicate = _duplicate_error(id_hash=id_hash, county_code=county_code, code=code)
+    if duplicate:
+        raise duplicate
+    household = Household(code=code, county_code=county_code, head_name=head_name.strip(), village=village,
+                          members=members, consent_on=consent_on, consent_basis=consent_basis,
+                          registered_by_id=supplier.id)
+    household.id_number = number
+    household.bank_account = account
+    try:
+        with db.session.begin_nested():
+            db.session.add(household)
+            db.session.flush()
+    except IntegrityError:
+        # A concurrent registration won the race; say which rule it broke, without the values.
+        raise (_duplicate_error(id_hash=id_hash, county_code=county_code, code=code)
+               or Conflict("The household conflicts with existing data.", code="conflict")) from None
+    _link_supplier(supplier_id=supplier.id, household=household)
+    return household
+
+
+def list_households(*, supplier_id: int, supplier_scope: int | None, code: str | None, village: str | None,
+                    active: bool | None, limit: int, cursor: str | None) -> dict:
+    """A page of the households a supplier works with."""
+    _scoped_supplier(supplier_id, supplier_scope)
+    query = select(Household).where(_linked(supplier_id))
+    if code:
+        query = query.where(Household.code == code)
+    if village:
+        query = query.where(Household.village == village)
+    if active is not None:
+        query = query.where(Household.active == active)
+    return paginate(query, keys=[Household.id], limit=limit, cursor=cursor)
+
+
+def _check_reveal(*, user: User, reason: str | None) -> None:
+    """Only admins reveal personal data, and only with a stated reason."""
+    if user.role != "admin":
+        raise Forbidden("Only admins may reveal personal data.", code="reveal_forbidden")
+    if not (reason or "").strip():
+        raise ValidationError("State why the full values are needed.", code="reveal_reason_required",
+                              details={"reason": ["Required with reveal=true."]})
+
+
+def show_household(*, household_id: int, user: User, reveal: bool = False,
+                   reason: str | None = None) -> Household:
+    """A household in the user's scope, masked; an admin's reveal (with a reason) is audited."""
+    if reveal:
+        _check_reveal(user=user, reason=reason)
+    household = _household_in_scope(household_id, user.supplier_id)
+    if reveal:
+        revealed = ["id_number"] + (["bank_account"] if household.bank_account_enc else [])
+        db.session.add(RevealAudit(user_id=user.id, household_id=household.id, fields=",".join(revealed),
+                                   reason=reason.strip()))
+        db.session.flush()
+        household.revealed = True
+    return household
+
+
+def update_household(*, household_id: int, supplier_scope: int | None, **changes) -> Household:
+    """Edit a household's name, village, members, account or consent, or (de)activate it."""
+    household = _household_in_scope(household_id, supplier_scope)
+    if "bank_account" in changes:
+        account = changes.pop("bank_account")
+        household.bank_account = normalise_bank_account(account) if account else None
+    for field, value in changes.items():
+        setattr(household, field, value)
+    db.session.flush()
+    return household
+
+
+def find_household(*, supplier_id: int, code: str) -> Household | None:
+    """The household with registry code `code` that works with the supplier, if any."""
+    return db.session.scalar(select(Household).where(Household.code == code, _linked(supplier_id)))
+
+
+# --- benefit links ---------------------------------------------------------------------
+
+
+def _valid_on(on: date):
+    """The SQL condition: the link is valid on `on` (both ends inclusive)."""
+    return (BenefitLink.valid_from <= on) & or_(BenefitLink.valid_until.is_(None), BenefitLink.valid_until >= on)
+
+
+def _household_to_link(*, supplier_id: int, household_code: str, id_number: str | None) -> Household:
+    """The household a link names: one of the supplier's by code, or any by code plus ID number."""
+    household = find_household(supplier_id=supplier_id, code=household_code)
+    if id_number is not None:
+        id_hash = crypto.lookup_hash(normalise_id_number(id_number, today=date.today()))
+        if household is None:
+            candidate = _household_by_hash(id_hash)
+            if candidate is not None and candidate.code == household_code:
+                _link_supplier(supplier_id=supplier_id, household=candidate)
+                household = candidate
+        elif household.id_number_hash != id_hash:
+            household = None
+    if household is None:
+        raise NotFound("No household with this registry code (and ID number) to link.",
+                       code="household_not_found",
+                       details={"household_code": ["Give the ID number to link a household another "
+                                                   "supplier registered."]})
+    return household
+
+
+def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, household_code: str, kind: str,
+                        valid_from: date, id_number: str | None = None, shares: int | None = None,
+                        valid_until: date | None = None) -> BenefitLink:
+    """Link a household to a supplier; another supplier's household is matched by code and ID number.
+
+    Purchase and employment links of one household may not overlap in time; dividend links may
+    (their shares add up).
+    """
+    _active_supplier(supplier_id, supplier_scope)
+    household = _household_to_link(supplier_id=supplier_id, household_code=household_code, id_number=id_number)
+    if not household.active:
+        raise Conflict(f"Household {household.code} is inactive.", code="household_inactive")
+    if kind != "dividend":
+        overlapping = db.session.scalar(select(BenefitLink.id).where(
+            BenefitLink.supplier_id == supplier_id, BenefitLink.household_id == household.id,
+            BenefitLink.kind == kind,
+            or_(BenefitLink.valid_until.is_(None), BenefitLink.valid_until >= valid_from),
+            *([BenefitLink.valid_from <= valid_until] if valid_until else [])))
+        if overlapping is not None:
+            raise Conflict(f"An overlapping {kind} link of this household exists.", code="benefit_link_overlaps",
+                           details={"benefit_link_id": overlapping})
+    link = BenefitLink(supplier_id=supplier_id, household_id=household.id, household=household, kind=kind,
+                       shares=shares, valid_from=valid_from, valid_until=valid_until)
+    db.session.add(link)
+    db.session.flush()
+    return link
+
+
+def list_benefit_links(*, supplier_id: int, supplier_scope: int | None, kind: str | None,
+                       household_id: int | None, on: date | None, limit: int, cursor: str | None) -> dict:
+    """A page of a supplier's benefit links, ended ones included, filtered by kind, household and date."""
+    _scoped_supplier(supplier_id, supplier_scope)
+    query = select(BenefitLink).where(BenefitLink.supplier_id == supplier_id)
+    if kind:
+        query = query.where(BenefitLink.kind == kind)
+    if household_id is not None:
+        query = query.where(BenefitLink.household_id == household_id)
+    if on is not None:
+        query = query.where(_valid_on(on))
+    return paginate(query, keys=[BenefitLink.id], limit=limit, cursor=cursor)
+
+
+def end_benefit_link(*, link_id: int, supplier_scope: int | None, valid_until: date) -> BenefitLink:
+    """End an open benefit link on `valid_until` (inclusive); the link stays as history."""
+    query = select(BenefitLink).where(BenefitLink.id == link_id)
+    if supplier_scope is not None:
+        query = query.where(BenefitLink.supplier_id == supplier_scope)
+    link = db.session.scalar(query)
+    if link is None:
+        raise NotFound(f"No benefit link {link_id}.", code="benefit_link_not_found")
+    if link.valid_until is not None:
+        raise Conflict(f"Benefit link {link_id} has already ended.", code="benefit_link_ended")
+    if valid_until < link.valid_from:
+        raise ValidationError("A link cannot end before it starts.",
+                              details={"valid_until": ["Must not be before valid_from."]})
+    link.valid_until = valid_until
+    db.session.flush()
+    return link
+
+
+def has_purchase_link(*, supplier_id: int, household_id: int, on: date) -> bool:
+    """Whether the household has a purchase link with the supplier valid on `on`."""
+    return db.session.scalar(select(exists().where(
+        BenefitLink.supplier_id == supplier_id, BenefitLink.household_id == household_id,
+        BenefitLink.kind == "purchase", _valid_on(on))))
+
+
+def dividend_shares(*, supplier_id: int, on: date) -> dict[int, int]:
+    """Household id → summed shares of the supplier's dividend links valid on `on`."""
+    rows = db.session.execute(
+        select(BenefitLink.household_id, func.sum(BenefitLink.shares))
+        .where(BenefitLink.supplier_id == supplier_id, BenefitLink.kind == "dividend", _valid_on(on))
+        .group_by(BenefitLink.household_id))
+    return {household_id: int(shares) for household_id, shares in rows}
+
+
+# --- audit and key rotation ------------------------------------------------------------
+
+
+def list_reveals(*, household_id: int | None, supplier_id: int | None, user_id: int | None,
+                 limit: int, cursor: str | None) -> dict:
+    """A page of reveal audit rows, oldest first."""
+    query = select(RevealAudit)
+    if household_id is not None:
+        query = query.where(RevealAudit.household_id == household_id)
+    if supplier_id is not None:
+        query = query.where(RevealAudit.supplier_id == supplier_id)
+    if user_id is not None:
+        query = query.where(RevealAudit.user_id == user_id)
+    return paginate(query, keys=[RevealAudit.id], limit=limit, cursor=cursor)
+
+
+def reencrypt_fields() -> int:
+    """Re-encrypt every encrypted field not under the current key; the number of rows changed."""
+    current = crypto.keyring().current
+    changed = 0
+    for model in (Household, Supplier):
+        for row in db.session.scalars(select(model)):
+            stale = [name for name in ("id_number", "bank_account")
+                     if getattr(row, f"{name}_enc", None) and crypto.key_id(getattr(row, f"{name}_enc")) != current]
+            for name in stale:
+                setattr(row, name, getattr(row, name))
+            changed += bool(stale)
+    db.session.flush()
+    return changed
