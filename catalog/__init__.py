@@ -1,8 +1,23 @@
 """The catalog domain (see DESIGN.md)."""
 from __future__ import annotations
 
+from celery.schedules import crontab
 from flask import Flask
 
 
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder and tasks."""
+    from catalog import tasks  # noqa: F401 - registers the Celery tasks
+    from catalog.api import blp
+    from catalog.demo import seed_demo
+    from catalog.trace import pages
+    from shop.cli import register_demo_seeder
+    from shop.extensions import api
+
+    api.register_blueprint(blp)
+    app.register_blueprint(pages)
+    register_demo_seeder(app, "catalog", seed_demo)
+    app.config["CELERY_BEAT_SCHEDULE"]["catalog.flag_lapsed_certificates"] = {
+        "task": "catalog.flag_lapsed_certificates",
+        "schedule": crontab(hour=0, minute=5),
+    }

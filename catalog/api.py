@@ -1,0 +1,144 @@
+"""Routes: products, locations, lots, stock and the public trace JSON."""
+from __future__ import annotations
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from catalog import inventory, service, trace
+from catalog.schemas import (
+    LocationCreate,
+    LocationOut,
+    LocationQuery,
+    LotCreate,
+    LotOut,
+    ProductChangeOut,
+    ProductCreate,
+    ProductDetailOut,
+    ProductOut,
+    ProductQuery,
+    ProductUpdate,
+    StockOut,
+    TraceOut,
+)
+from shop.auth.models import User
+from shop.auth.security import authenticate, current_user, require_role
+from shop.db import db
+from shop.pagination import PageQuery, page_schema
+
+blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, stock and traceability")
+
+
+def _viewer() -> User | None:
+    """The signed-in user on public routes, if a token was sent."""
+    return authenticate() if request.headers.get("Authorization") else None
+
+
+@blp.route("/products")
+class Products(MethodView):
+    @blp.arguments(ProductQuery, location="query")
+    @blp.response(200, page_schema(ProductOut))
+    @blp.doc(security=[])
+    def get(self, query):
+        """List and search products."""
+        return service.list_products(actor=_viewer(), **query)
+
+    @require_role("admin", "coop")
+    @blp.arguments(ProductCreate)
+    @blp.response(201, ProductOut)
+    def post(self, data):
+        """Create a product."""
+        product = service.create_product(actor=current_user(), **data)
+        db.session.commit()
+        return service.product_view(product, on=service.today())
+
+
+@blp.route("/products/<sku>")
+class ProductBySku(MethodView):
+    @blp.response(200, ProductDetailOut)
+    @blp.doc(security=[])
+    def get(self, sku):
+        """Show a product with its live stock per location."""
+        return service.show_product(sku=sku, actor=_viewer())
+
+    @require_role("admin", "coop")
+    @blp.arguments(ProductUpdate)
+    @blp.response(200, ProductOut)
+    def patch(self, data, sku):
+        """Edit a product; price and rate changes are kept in its history."""
+        product = service.update_product(actor=current_user(), sku=sku, **data)
+        db.session.commit()
+        return service.product_view(product, on=service.today())
+
+
+@blp.route("/products/<sku>/history")
+@require_role("admin", "coop")
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_schema(ProductChangeOut))
+def product_history(query, sku):
+    """List a product's price and rate changes."""
+    return service.product_history(actor=current_user(), sku=sku, **query)
+
+
+@blp.route("/locations")
+class Locations(MethodView):
+    @require_role("admin", "coop", "store_staff", "auditor")
+    @blp.arguments(LocationQuery, location="query")
+    @blp.response(200, page_schema(LocationOut))
+    def get(self, query):
+        """List stock locations."""
+        return inventory.list_locations(**query)
+
+    @require_role("admin")
+    @blp.arguments(LocationCreate)
+    @blp.response(201, LocationOut)
+    def post(self, data):
+        """Add a stock location."""
+        location = inventory.create_location(**data)
+        db.session.commit()
+        return location
+
+
+@blp.route("/locations/<int:location_id>/stock")
+@require_role("admin", "auditor")
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_schema(StockOut))
+def location_stock(query, location_id):
+    """List the stock per lot at a location."""
+    return inventory.location_stock(location_id=location_id, **query)
+
+
+@blp.route("/lots", methods=["POST"])
+@require_role("admin", "coop")
+@blp.arguments(LotCreate)
+@blp.response(201, LotOut)
+def create_lot(data):
+    """Create a lot with its household contributions and stock."""
+    lot = inventory.create_lot(actor=current_user(), **data)
+    db.session.commit()
+    return lot
+
+
+@blp.route("/lots/<int:lot_id>")
+@require_role("admin", "coop")
+@blp.response(200, LotOut)
+def get_lot(lot_id):
+    """Show a lot with its stock."""
+    return inventory.get_lot(lot_id=lot_id, actor=current_user())
+
+
+@blp.route("/suppliers/<int:supplier_id>/lots")
+@require_role("admin", "coop")
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_schema(LotOut))
+def supplier_lots(query, supplier_id):
+    """List a supplier's lots with their stock per location."""
+    return inventory.list_supplier_lots(actor=current_user(), supplier_id=supplier_id, **query)
+
+
+@blp.route("/trace/<trace_code>")
+@blp.response(200, TraceOut)
+@blp.doc(security=[])
+def trace_lot(trace_code):
+    """Show the public trace of a lot."""
+    return trace.trace(trace_code=trace_code)

@@ -1,0 +1,146 @@
+"""The catalog's demo world: Liangshan products, two warehouses, lots from the demo households, stock."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from catalog import inventory, service
+from catalog.models import Location, Lot, Product
+from shop.auth.models import User
+from shop.db import db
+from suppliers import service as suppliers
+from suppliers.demo import synthetic_uscc
+
+RATES = {"platform_fee_bp": 500, "store_commission_bp": 800, "household_premium_bp": 1000, "dividend_bp": 300}
+ISSUER = "凉山州乡村振兴局"
+LOCATIONS = (("XC-WH", "西昌仓储配送中心", "warehouse", "513401"),
+             ("FS-WH", "佛山禅城大凉山分拨仓", "warehouse", "440604"))
+CATEGORIES = {"grain": "粮油", "fruit": "水果", "spice": "调味", "meat": "肉禽", "veg": "蔬菜", "fungi": "菌菇"}
+
+
+@dataclass(frozen=True)
+class DemoProduct:
+    """A demo product: who makes it, what it is, its price and whether its certificate lapsed."""
+
+    sku: str
+    name: str
+    county_code: str
+    category: str
+    unit: str
+    net_weight_g: int
+    price_fen: int
+    lapsed: bool = False
+
+
+PRODUCTS = (
+    DemoProduct("ZJ-KQM-1KG", "昭觉苦荞米", "513431", "grain", "bag", 1000, 3980),
+    DemoProduct("ZJ-KQC-250G", "昭觉黑苦荞茶", "513431", "grain", "box", 250, 4800),
+    DemoProduct("ZJ-KQMT-500G", "昭觉苦荞面条", "513431", "grain", "bag", 500, 1680),
+    DemoProduct("BT-KQF-1KG", "布拖苦荞粉", "513429", "grain", "bag", 1000, 2990),
+    DemoProduct("BT-WYY-5KG", "布拖乌洋芋", "513429", "veg", "box", 5000, 4500),
+    DemoProduct("XD-KQC-300G", "喜德苦荞茶", "513432", "grain", "box", 300, 5200),
+    DemoProduct("YY-APL-5KG", "盐源苹果", "513423", "fruit", "box", 5000, 6800),
+    DemoProduct("LB-QC-5KG", "雷波脐橙（5公斤装）", "513437", "fruit", "box", 5000, 7900),
+    DemoProduct("LB-QC-10KG", "雷波脐橙（10公斤装）", "513437", "fruit", "box", 10000, 14900),
+    DemoProduct("JY-QHJ-250G", "金阳青花椒", "513430", "spice", "bag", 250, 3600),
+    DemoProduct("MG-SY-1KG", "美姑山羊肉", "513436", "meat", "kg", 1000, 11800),
+    DemoProduct("MG-YYJ", "美姑岩鹰鸡", "513436", "meat", "piece", 1500, 16800),
+    DemoProduct("ML-ST-500G", "木里松茸", "513422", "fungi", "box", 500, 39800),
+    DemoProduct("YX-GJ-200G", "越西贡椒", "513434", "spice", "bag", 200, 3200, lapsed=True),
+    DemoProduct("LB-QC-GIFT", "雷波脐橙礼盒", "513437", "fruit", "box", 3000, 6900),
+)
+HOUSEHOLD_COOPS = {"513431": "DEMO-ZJ", "513437": "DEMO-LB"}
+EXTRA_SUPPLIERS = {  # county → the name of the demo co-op created here for the other counties' products
+    "513429": "布拖县乌洋芋苦荞专业合作社（演示）", "513432": "喜德县苦荞茶专业合作社（演示）",
+    "513423": "盐源县苹果专业合作社（演示）", "513430": "金阳县青花椒专业合作社（演示）",
+    "513436": "美姑县山羊岩鹰鸡专业合作社（演示）", "513422": "木里县松茸专业合作社（演示）",
+    "513434": "越西县贡椒专业合作社（演示）",
+}
+
+
+def _supplier_for(county_code: str, number: int) -> int:
+    """The demo supplier of a county: the suppliers domain's co-op there, or one created here."""
+    found = suppliers.list_suppliers(kind=None, county_code=county_code, active=True, limit=100, cursor=None)
+    wanted = EXTRA_SUPPLIERS.get(county_code)
+    for supplier in found["items"]:
+        if wanted is None or supplier.name == wanted:
+            return supplier.id
+    if wanted is None:
+        raise RuntimeError(f"The suppliers demo has no co-op in county {county_code}; seed it first.")
+    return suppliers.create_supplier(name=wanted, kind="cooperative", uscc=synthetic_uscc(county_code, 10 + number),
+                                     county_code=county_code, contact="演示联系人").id
+
+
+def _certificate(number: int, lapsed: bool) -> dict:
+    """A demo certificate, valid through 2027 or lapsed in mid-2026."""
+    return {"number": f"凉扶认〔2026〕{number:04d}号", "issuer": ISSUER, "valid_from": date(2026, 1, 1),
+            "valid_until": date(2026, 6, 30) if lapsed else date(2027, 12, 31)}
+
+
+def _product(admin: User, index: int, spec: DemoProduct) -> tuple[Product, bool]:
+    """The demo product, created if missing; and whether it was created."""
+    product = db.session.scalar(select(Product).where(Product.sku == spec.sku))
+    if product is not None:
+        return product, False
+    return service.create_product(
+        actor=admin, supplier_id=_supplier_for(spec.county_code, index), sku=spec.sku, name=spec.name,
+        description=f"凉山州{spec.name}，产地直供，带动建档立卡脱贫户增收（演示数据）。",
+        category=CATEGORIES[spec.category], unit=spec.unit, net_weight_g=spec.net_weight_g,
+        price_fen=spec.price_fen, county_code=spec.county_code, status="active",
+        images=[f"https://img.example.org/demo/{spec.sku.lower()}.jpg"],
+        certificate=_certificate(index + 1, spec.lapsed), **RATES), True
+
+
+def _location(code: str, name: str, kind: str, region_code: str) -> Location:
+    """The demo location, created if missing."""
+    return inventory.find_location(code) or inventory.create_location(code=code, name=name, kind=kind,
+                                                                      region_code=region_code)
+
+
+def _lots(product: Product, warehouse: Location, store_side: Location) -> int:
+    """Two lots of the product (from demo households where its co-op has them), half moved to Foshan."""
+    prefix = HOUSEHOLD_COOPS.get(product.county_code)
+    created = 0
+    for n, harvested_on in enumerate((date(2026, 9, 3), date(2026, 10, 15)), start=1):
+        lot_code = f"{product.sku}-2026-{n:02d}"
+        if inventory.lot_code_taken(supplier_id=product.supplier_id, lot_code=lot_code):
+            continue
+        if prefix:
+            # Households n, n+4, … share a village; the second Leibo lot has only two (shown as "fewer than 3").
+            count = 2 if (n == 2 and prefix == "DEMO-LB") else 6
+            codes = [f"{prefix}-{h:03d}" for h in range(4 if n == 1 else 1, 41, 4)][:count]
+            village = suppliers.find_household(supplier_id=product.supplier_id, code=codes[0]).village
+            lot = inventory.add_lot(product=product, location=warehouse, lot_code=lot_code,
+                                    harvested_on=harvested_on, packed_on=harvested_on, village=village,
+                                    contributions=[{"household_code": code, "quantity": 10 + 5 * (i % 3)}
+                                                   for i, code in enumerate(codes)])
+        else:
+            lot = inventory.add_lot(product=product, location=warehouse, lot_code=lot_code,
+                                    harvested_on=harvested_on, packed_on=harvested_on, village="县城加工点",
+                                    quantity=60)
+        inventory.move(from_location_id=warehouse.id, to_location_id=store_side.id, product_id=product.id,
+                       quantity=lot.quantity // 2)
+        created += 1
+    return created
+
+
+def seed_demo() -> list[str]:
+    """Create the demo products, warehouses, lots and stock that are missing."""
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    xichang, foshan = (_location(*spec) for spec in LOCATIONS)
+    products = lots = 0
+    for index, spec in enumerate(PRODUCTS):
+        product, created = _product(admin, index, spec)
+        products += created
+        lots += _lots(product, xichang, foshan)
+    total_lots = db.session.scalar(select(db.func.count(Lot.id)))
+    return [f"{products} products created ({len(PRODUCTS)} in the demo, one with a lapsed certificate)",
+            f"locations {xichang.code} (id {xichang.id}) and {foshan.code} (id {foshan.id})",
+            f"{lots} lots created, {total_lots} in all; a trace page: /t/{_any_trace_code()}"]
+
+
+def _any_trace_code() -> str:
+    """A trace code of a demo lot with enough households to show its figures."""
+    return db.session.scalar(select(Lot.trace_code).where(Lot.lot_code == "ZJ-KQM-1KG-2026-01"))

@@ -1,0 +1,360 @@
+"""Locations, lots with household contributions, and the stock service the orders domain uses.
+
+Every stock operation is safe under concurrency: the stock rows it may change are locked
+`FOR UPDATE` in primary-key order before anything is decided (on PostgreSQL; SQLite
+serialises writers anyway), and additions are atomic upserts. Callers commit.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.util import identity_key
+
+from catalog.models import Location, Lot, LotContribution, Product, Stock
+from catalog.service import get_product, today
+from shop.auth.models import User
+from shop.db import db
+from shop.errors import Conflict, NotFound, ValidationError
+from shop.pagination import paginate
+from shop.regions.service import get_region
+from suppliers import service as suppliers
+
+TRACE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+TRACE_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class StockRequest:
+    """Units of a product wanted at a location; `lot_id` (e.g. scanned at the counter) is taken first."""
+
+    product_id: int
+    quantity: int
+    lot_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Portion:
+    """Units of one lot at one location that a stock operation reserved, took or moved."""
+
+    location_id: int
+    lot_id: int
+    product_id: int
+    quantity: int
+
+
+# --- locations --------------------------------------------------------------------------------------
+
+def create_location(*, code: str, name: str, kind: str, region_code: str) -> Location:
+    """Add a stock location (warehouse or store back room)."""
+    get_region(region_code)
+    if db.session.scalar(select(Location.id).where(Location.code == code)) is not None:
+        raise Conflict(f"Location code {code} is taken.", code="location_code_taken", details={"code": code})
+    location = Location(code=code, name=name, kind=kind, region_code=region_code)
+    db.session.add(location)
+    db.session.flush()
+    return location
+
+
+def get_location(location_id: int) -> Location:
+    """The location with `location_id`, or `NotFound`."""
+    location = db.session.get(Location, location_id)
+    if location is None:
+        raise NotFound(f"No location {location_id}.", code="location_not_found")
+    return location
+
+
+def find_location(code: str) -> Location | None:
+    """The location with `code`, if any."""
+    return db.session.scalar(select(Location).where(Location.code == code))
+
+
+def list_locations(*, kind: str | None, limit: int, cursor: str | None) -> dict:
+    """A page of locations, by id."""
+    query = select(Location)
+    if kind:
+        query = query.where(Location.kind == kind)
+    return paginate(query, keys=[Location.id], limit=limit, cursor=cursor)
+
+
+def location_stock(*, location_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of the stock rows at a location (one per lot), live."""
+    get_location(location_id)
+    query = select(Stock).where(Stock.location_id == location_id)
+    return paginate(query, keys=[Stock.id], limit=limit, cursor=cursor)
+
+
+# --- lots -------------------------------------------------------------------------------------------
+
+def new_trace_code() -> str:
+    """A short, unguessable, URL-safe trace code from an alphabet without look-alikes (≈ 49 bits)."""
+    while True:
+        code = "".join(secrets.choice(TRACE_ALPHABET) for _ in range(TRACE_LENGTH))
+        if db.session.scalar(select(Lot.id).where(Lot.trace_code == code)) is None:
+            return code
+
+
+def lot_code_taken(*, supplier_id: int, lot_code: str) -> bool:
+    """Whether the supplier already has a lot with this code."""
+    return db.session.scalar(
+        select(Lot.id).where(Lot.supplier_id == supplier_id, Lot.lot_code == lot_code)) is not None
+
+
+def _check_dates(harvested_on: date, packed_on: date | None) -> None:
+    """Harvest and packing lie in the past, packing not before harvest."""
+    errors = {}
+    if harvested_on > today():
+        errors["harvested_on"] = ["Must not be in the future."]
+    if packed_on is not None and packed_on < harvested_on:
+        errors["packed_on"] = ["Must not be before harvested_on."]
+    elif packed_on is not None and packed_on > today():
+        errors["packed_on"] = ["Must not be in the future."]
+    if errors:
+        raise ValidationError("The lot's dates are not valid.", details=errors)
+
+
+def _resolve_contributions(*, supplier_id: int, harvested_on: date,
+                           contributions: Sequence[dict]) -> list[tuple[object, int]]:
+    """Each contribution's household, which must hold the supplier's purchase link on the harvest date."""
+    resolved, errors, seen = [], {}, set()
+    for index, item in enumerate(contributions):
+        code = item["household_code"]
+        household = suppliers.find_household(supplier_id=supplier_id, code=code)
+        if household is None or not suppliers.has_purchase_link(
+                supplier_id=supplier_id, household_id=household.id, on=harvested_on):
+            errors[str(index)] = {"household_code": [
+                f"Household {code} has no purchase link with this supplier on {harvested_on.isoformat()}."]}
+        elif household.id in seen:
+            errors[str(index)] = {"household_code": [f"Household {code} is listed twice."]}
+        else:
+            seen.add(household.id)
+            resolved.append((household, item["quantity"]))
+    if errors:
+        codes = sorted({contributions[int(i)]["household_code"] for i in errors})
+        raise ValidationError(f"Contributions not accepted for household(s) {', '.join(codes)}.",
+                              code="household_not_linked", details={"contributions": errors})
+    return resolved
+
+
+def add_lot(*, product: Product, location: Location, lot_code: str, harvested_on: date,
+            packed_on: date | None, village: str, contributions: Sequence[dict] = (),
+            quantity: int | None = None, created_by: int | None = None) -> Lot:
+    """Create a lot of `product` at `location`: its quantity is the sum of the household
+    contributions, or an explicit `quantity` with no contributions (callers decide who may)."""
+    if bool(contributions) == (quantity is not None):
+        raise ValidationError("Give either household contributions or a quantity.",
+                              details={"contributions": ["Give contributions, or a quantity without them."]})
+    _check_dates(harvested_on, packed_on)
+    if lot_code_taken(supplier_id=product.supplier_id, lot_code=lot_code):
+        raise Conflict(f"Lot code {lot_code} is already used by this supplier.", code="lot_code_taken",
+                       details={"lot_code": lot_code})
+    resolved = _resolve_contributions(supplier_id=product.supplier_id, harvested_on=harvested_on,
+                                      contributions=contributions)
+    lot = Lot(supplier_id=product.supplier_id, product_id=product.id, lot_code=lot_code,
+              trace_code=new_trace_code(), harvested_on=harvested_on, packed_on=packed_on, village=village,
+              quantity=quantity if quantity is not None else sum(qty for _, qty in resolved),
+              created_by=created_by)
+    lot.contributions = [LotContribution(household_id=household.id, quantity=qty, village=household.village)
+                         for household, qty in resolved]
+    db.session.add(lot)
+    db.session.flush()
+    receive(location_id=location.id, lot_id=lot.id, quantity=lot.quantity)
+    return lot
+
+
+def create_lot(*, actor: User, product_sku: str, location_code: str, quantity: int | None = None,
+               **fields) -> Lot:
+    """Create a lot from the API: co-ops for their own products, admins also with an explicit quantity."""
+    product = get_product(sku=product_sku, actor=actor)
+    if actor.role == "coop" and product.supplier_id != actor.supplier_id:
+        raise NotFound(f"No product {product_sku}.", code="product_not_found")
+    if quantity is not None and actor.role != "admin":
+        raise ValidationError("Only an admin may give a quantity without contributions.",
+                              details={"quantity": ["Unknown field."]})
+    location = find_location(location_code)
+    if location is None:
+        raise ValidationError("Unknown location.", details={"location_code": [f"No location {location_code}."]})
+    return add_lot(product=product, location=location, quantity=quantity, created_by=actor.id, **fields)
+
+
+def _lot_in_scope(lot: Lot | None, actor: User) -> bool:
+    """Admins see every lot; co-ops their own supplier's."""
+    return lot is not None and (actor.role == "admin" or actor.supplier_id == lot.supplier_id)
+
+
+def get_lot(*, lot_id: int, actor: User) -> Lot:
+    """A lot the actor may see, or `NotFound`."""
+    lot = db.session.get(Lot, lot_id)
+    if not _lot_in_scope(lot, actor):
+        raise NotFound(f"No lot {lot_id}.", code="lot_not_found")
+    return lot
+
+
+def find_lot_by_trace_code(trace_code: str) -> Lot | None:
+    """The lot with this public trace code, if any."""
+    return db.session.scalar(select(Lot).where(Lot.trace_code == trace_code))
+
+
+def list_supplier_lots(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of a supplier's lots (by id), with their live stock per location."""
+    if actor.role == "coop" and actor.supplier_id != supplier_id:
+        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+    suppliers.get_supplier(supplier_id)
+    query = (select(Lot).where(Lot.supplier_id == supplier_id)
+             .options(selectinload(Lot.contributions), selectinload(Lot.stock_rows), joinedload(Lot.product)))
+    return paginate(query, keys=[Lot.id], limit=limit, cursor=cursor)
+
+
+# --- stock operations -------------------------------------------------------------------------------
+
+def receive(*, location_id: int, lot_id: int, quantity: int) -> None:
+    """Add `quantity` units of a lot to a location's on-hand stock (an atomic upsert)."""
+    if quantity <= 0:
+        raise ValidationError("The quantity must be positive.", details={"quantity": ["Must be positive."]})
+    product_id = db.session.scalar(select(Lot.product_id).where(Lot.id == lot_id))
+    if product_id is None:
+        raise NotFound(f"No lot {lot_id}.", code="lot_not_found")
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(Stock).values(location_id=location_id, lot_id=lot_id, product_id=product_id,
+                                     on_hand=quantity, reserved=0)
+    stock_id = db.session.scalar(statement.on_conflict_do_update(
+        index_elements=[Stock.location_id, Stock.lot_id],
+        set_={"on_hand": Stock.on_hand + statement.excluded.on_hand}).returning(Stock.id))
+    loaded = db.session.identity_map.get(identity_key(Stock, stock_id))
+    if loaded is not None:
+        db.session.expire(loaded)
+
+
+def available(*, location_id: int, product_id: int) -> int:
+    """Units of a product at a location not yet reserved (a live, unlocked read)."""
+    return int(db.session.scalar(select(func.coalesce(func.sum(Stock.on_hand - Stock.reserved), 0)).where(
+        Stock.location_id == location_id, Stock.product_id == product_id)))
+
+
+def _lock(condition) -> list[tuple[Stock, date]]:
+    """Lock the matching stock rows in primary-key order; each with its lot's harvest date."""
+    query = (select(Stock, Lot.harvested_on).join(Lot, Lot.id == Stock.lot_id).where(condition)
+             .order_by(Stock.id).with_for_update(of=Stock).execution_options(populate_existing=True))
+    return [(row, harvested_on) for row, harvested_on in db.session.execute(query)]
+
+
+def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Stock, int]]]:
+    """Lock the lines' available stock and pick lots for each line: the named lot first, then FIFO by
+    (harvest date, lot id). Raises `insufficient_stock` naming every short line, changing nothing."""
+    for line in lines:
+        if line.quantity <= 0:
+            raise ValidationError("Quantities must be positive.", details={"quantity": ["Must be positive."]})
+    product_ids = sorted({line.product_id for line in lines})
+    rows = _lock((Stock.location_id == location_id) & Stock.product_id.in_(product_ids)
+                 & (Stock.on_hand > Stock.reserved))
+    left = {row.id: row.available for row, _ in rows}
+    plans, short = [], []
+    for line in lines:
+        candidates = sorted((pair for pair in rows if pair[0].product_id == line.product_id),
+                            key=lambda pair: (pair[0].lot_id != line.lot_id, pair[1], pair[0].lot_id))
+        plan, wanted = [], line.quantity
+        for row, _ in candidates:
+            take = min(wanted, left[row.id])
+            if take:
+                plan.append((row, take))
+                left[row.id] -= take
+                wanted -= take
+        if wanted:
+            short.append({"product_id": line.product_id, "requested": line.quantity,
+                          "available": line.quantity - wanted})
+        plans.append(plan)
+    if short:
+        raise Conflict("Not enough stock at this location.", code="insufficient_stock",
+                       details={"location_id": location_id, "lines": short})
+    return plans
+
+
+def _portions(plan: list[tuple[Stock, int]]) -> list[Portion]:
+    """The portions a plan touches."""
+    return [Portion(row.location_id, row.lot_id, row.product_id, qty) for row, qty in plan]
+
+
+def reserve_lines(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[Portion]]:
+    """Reserve every line at a location, all or nothing; per line the lot portions reserved."""
+    plans = _plan(location_id=location_id, lines=lines)
+    for plan in plans:
+        for row, qty in plan:
+            row.reserved += qty
+    db.session.flush()
+    return [_portions(plan) for plan in plans]
+
+
+def reserve(*, location_id: int, product_id: int, quantity: int, lot_id: int | None = None) -> list[Portion]:
+    """Reserve units of one product at a location (FIFO, `lot_id` first)."""
+    return reserve_lines(location_id=location_id, lines=[StockRequest(product_id, quantity, lot_id)])[0]
+
+
+def take_lines(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[Portion]]:
+    """Remove available units at once (counter sales, transfer dispatch), all or nothing."""
+    plans = _plan(location_id=location_id, lines=lines)
+    for plan in plans:
+        for row, qty in plan:
+            row.on_hand -= qty
+    db.session.flush()
+    return [_portions(plan) for plan in plans]
+
+
+def take(*, location_id: int, product_id: int, quantity: int, lot_id: int | None = None) -> list[Portion]:
+    """Remove available units of one product at a location (FIFO, `lot_id` first)."""
+    return take_lines(location_id=location_id, lines=[StockRequest(product_id, quantity, lot_id)])[0]
+
+
+def _lock_reserved(portions: Sequence[Portion]) -> dict[tuple[int, int], Stock]:
+    """Lock the stock rows holding `portions`, checking each still holds its reservation."""
+    keys = sorted({(p.location_id, p.lot_id) for p in portions})
+    rows = {(row.location_id, row.lot_id): row
+            for row, _ in _lock(tuple_(Stock.location_id, Stock.lot_id).in_(keys))}
+    needed: dict[tuple[int, int], int] = {}
+    for portion in portions:
+        needed[(portion.location_id, portion.lot_id)] = (
+            needed.get((portion.location_id, portion.lot_id), 0) + portion.quantity)
+    missing = [{"location_id": key[0], "lot_id": key[1], "quantity": qty} for key, qty in needed.items()
+               if key not in rows or rows[key].reserved < qty]
+    if missing:
+        raise Conflict("These units are not reserved.", code="reservation_not_held",
+                       details={"portions": missing})
+    return rows
+
+
+def release(*, portions: Sequence[Portion]) -> None:
+    """Give reserved units back to the available stock (cancelled or expired reservations)."""
+    rows = _lock_reserved(portions)
+    for portion in portions:
+        rows[(portion.location_id, portion.lot_id)].reserved -= portion.quantity
+    db.session.flush()
+
+
+def allocate(*, portions: Sequence[Portion]) -> list[Portion]:
+    """Turn reserved units into sold ones (on hand and reserved both go down); the allocations made."""
+    rows = _lock_reserved(portions)
+    for portion in portions:
+        row = rows[(portion.location_id, portion.lot_id)]
+        row.reserved -= portion.quantity
+        row.on_hand -= portion.quantity
+    db.session.flush()
+    return list(portions)
+
+
+def move(*, from_location_id: int, to_location_id: int, product_id: int, quantity: int) -> list[Portion]:
+    """Move available units of a product between locations lot by lot (FIFO); the portions moved."""
+    if from_location_id == to_location_id:
+        raise ValidationError("Source and destination are the same.",
+                              details={"to_location_id": ["Must differ from the source."]})
+    get_location(to_location_id)
+    # Lock both ends' rows of this product together, in primary-key order, so opposite moves cannot deadlock.
+    _lock(Stock.location_id.in_([from_location_id, to_location_id]) & (Stock.product_id == product_id))
+    portions = take(location_id=from_location_id, product_id=product_id, quantity=quantity)
+    for portion in portions:
+        receive(location_id=to_location_id, lot_id=portion.lot_id, quantity=portion.quantity)
+    return [Portion(to_location_id, p.lot_id, p.product_id, p.quantity) for p in portions]

@@ -1,0 +1,187 @@
+"""Products with certificates and agreement rates, their change history, locations, lots and stock."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shop.db import UTCDateTime, db, utcnow
+from shop.regions.models import Region
+
+UNITS = ("kg", "box", "bag", "piece")
+STATUSES = ("draft", "active", "archived")
+LOCATION_KINDS = ("warehouse", "store")
+RATE_FIELDS = ("platform_fee_bp", "store_commission_bp", "household_premium_bp", "dividend_bp")
+HISTORY_FIELDS = ("price_fen", *RATE_FIELDS)
+
+
+def _rate_check(name: str) -> CheckConstraint:
+    """A CHECK keeping one rate within 0–10000 basis points."""
+    return CheckConstraint(f"{name} BETWEEN 0 AND 10000", name=name)
+
+
+class Product(db.Model):
+    """A product of one supplier from one recipient county, with its price, rates and certificate."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_pinyin: Mapped[str] = mapped_column(String(400))
+    name_initials: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(8))
+    net_weight_g: Mapped[int] = mapped_column(Integer)
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    county_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    images: Mapped[list] = mapped_column(JSON, default=list)
+    platform_fee_bp: Mapped[int] = mapped_column(Integer, default=0)
+    store_commission_bp: Mapped[int] = mapped_column(Integer, default=0)
+    household_premium_bp: Mapped[int] = mapped_column(Integer, default=0)
+    dividend_bp: Mapped[int] = mapped_column(Integer, default=0)
+    certificate_number: Mapped[str | None] = mapped_column(String(64))
+    certificate_issuer: Mapped[str | None] = mapped_column(String(100))
+    certificate_valid_from: Mapped[date | None] = mapped_column(Date)
+    certificate_valid_until: Mapped[date | None] = mapped_column(Date)
+    certificate_lapsed_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    county: Mapped[Region] = relationship(lazy="joined", innerjoin=True)
+
+    __table_args__ = (
+        CheckConstraint("price_fen >= 0", name="price_fen"),
+        CheckConstraint("net_weight_g > 0", name="net_weight_g"),
+        CheckConstraint("unit IN ('kg', 'box', 'bag', 'piece')", name="unit"),
+        CheckConstraint("status IN ('draft', 'active', 'archived')", name="status"),
+        *(_rate_check(name) for name in RATE_FIELDS),
+        CheckConstraint(f"{' + '.join(RATE_FIELDS)} <= 10000", name="rates_total"),
+        CheckConstraint("certificate_valid_until IS NULL OR certificate_valid_from IS NULL "
+                        "OR certificate_valid_until >= certificate_valid_from", name="certificate_period"),
+        Index("ix_products_county_status_id", "county_code", "status", "id"),
+        Index("ix_products_status_id", "status", "id"),
+        Index("ix_products_category_status_id", "category", "status", "id"),
+        Index("ix_products_price_fen", "price_fen"),
+        Index("ix_products_certificate_valid_until", "certificate_valid_until"),
+    )
+
+
+class ProductChange(db.Model):
+    """One change of a product's price or a rate: who, when, which field, old and new value."""
+
+    __tablename__ = "product_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[int] = mapped_column(BigInteger)
+    new_value: Mapped[int] = mapped_column(BigInteger)
+    changed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Location(db.Model):
+    """A place that holds stock: a warehouse or a store's back room."""
+
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+
+    __table_args__ = (CheckConstraint("kind IN ('warehouse', 'store')", name="kind"),)
+
+
+class Lot(db.Model):
+    """A batch of one product delivered by households (or an enterprise), with its public trace code."""
+
+    __tablename__ = "lots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    lot_code: Mapped[str] = mapped_column(String(64))
+    trace_code: Mapped[str] = mapped_column(String(16), unique=True)
+    harvested_on: Mapped[date] = mapped_column(Date)
+    packed_on: Mapped[date | None] = mapped_column(Date)
+    village: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    attributed_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    product: Mapped[Product] = relationship()
+    contributions: Mapped[list[LotContribution]] = relationship(back_populates="lot", order_by="LotContribution.id")
+    stock_rows: Mapped[list[Stock]] = relationship(order_by="Stock.id", viewonly=True)
+
+    __table_args__ = (
+        UniqueConstraint("supplier_id", "lot_code", name="uq_lots_supplier_lot_code"),
+        CheckConstraint("quantity > 0", name="quantity"),
+        CheckConstraint("attributed_fen >= 0", name="attributed_fen"),
+        CheckConstraint("packed_on IS NULL OR packed_on >= harvested_on", name="packed_after_harvest"),
+    )
+
+
+class LotContribution(db.Model):
+    """How much one household delivered into a lot (its village kept for the public trace page)."""
+
+    __tablename__ = "lot_contributions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    village: Mapped[str] = mapped_column(String(64))
+
+    lot: Mapped[Lot] = relationship(back_populates="contributions")
+
+    __table_args__ = (
+        UniqueConstraint("lot_id", "household_id", name="uq_lot_contributions_household"),
+        CheckConstraint("quantity > 0", name="quantity"),
+    )
+
+
+class Stock(db.Model):
+    """Units of one lot at one location: on hand, and how many of those are reserved."""
+
+    __tablename__ = "stock"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+
+    lot: Mapped[Lot] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("location_id", "lot_id", name="uq_stock_location_lot"),
+        CheckConstraint("reserved >= 0", name="reserved"),
+        CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
+        Index("ix_stock_location_product", "location_id", "product_id"),
+        Index("ix_stock_product_location", "product_id", "location_id"),
+    )
+
+    @property
+    def available(self) -> int:
+        """Units that may still be reserved or sold."""
+        return self.on_hand - self.reserved

@@ -1,0 +1,264 @@
+"""Request and response schemas of products, locations, lots, stock and trace codes."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from catalog.models import HISTORY_FIELDS, LOCATION_KINDS, STATUSES, UNITS
+from shop.pagination import PageQuery
+from shop.regions.schemas import REGION_CODE, RegionRef
+
+SKU = validate.Regexp(r"^[A-Z0-9][A-Z0-9-]{2,31}$", error="3–32 upper-case letters, digits and dashes.")
+CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="Letters, digits, '.', '_' and '-'.")
+RATE = validate.Range(min=0, max=10000)
+FEN = validate.Range(min=0)
+POSITIVE = validate.Range(min=1)
+
+
+def _rate(**kwargs) -> fields.Integer:
+    """A rate in basis points, 0–10000."""
+    return fields.Integer(strict=True, validate=RATE, **kwargs)
+
+
+class CertificateIn(Schema):
+    """The poverty-alleviation product certificate (扶贫产品认定)."""
+
+    number = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    issuer = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    valid_from = fields.Date(required=True)
+    valid_until = fields.Date(required=True)
+
+
+class ProductUpdate(Schema):
+    """The fields a co-op or an admin may change on a product."""
+
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    description = fields.String(validate=validate.Length(max=5000))
+    category = fields.String(validate=validate.Length(min=1, max=32))
+    unit = fields.String(validate=validate.OneOf(UNITS))
+    net_weight_g = fields.Integer(strict=True, validate=POSITIVE)
+    price_fen = fields.Integer(strict=True, validate=FEN)
+    county_code = fields.String(validate=REGION_CODE)
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    images = fields.List(fields.Url(schemes={"https", "http"}), validate=validate.Length(max=20))
+    platform_fee_bp = _rate()
+    store_commission_bp = _rate()
+    household_premium_bp = _rate()
+    dividend_bp = _rate()
+    certificate = fields.Nested(CertificateIn, allow_none=True)
+
+
+class ProductCreate(ProductUpdate):
+    """A new product; `supplier_id` only from admins (co-ops create for their own supplier)."""
+
+    sku = fields.String(required=True, validate=SKU)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    category = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    unit = fields.String(required=True, validate=validate.OneOf(UNITS))
+    net_weight_g = fields.Integer(strict=True, required=True, validate=POSITIVE)
+    price_fen = fields.Integer(strict=True, required=True, validate=FEN)
+    county_code = fields.String(required=True, validate=REGION_CODE)
+    status = fields.String(load_default="draft", validate=validate.OneOf(STATUSES))
+    images = fields.List(fields.Url(schemes={"https", "http"}), load_default=list, validate=validate.Length(max=20))
+    supplier_id = fields.Integer(strict=True, load_default=None)
+    certificate = fields.Nested(CertificateIn, load_default=None, allow_none=True)
+
+
+class ProductQuery(PageQuery):
+    """Product list filters."""
+
+    county = fields.String(load_default=None, validate=REGION_CODE)
+    donor = fields.String(load_default=None, validate=REGION_CODE)
+    category = fields.String(load_default=None, validate=validate.Length(max=32))
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=50))
+    min_price_fen = fields.Integer(load_default=None, validate=FEN)
+    max_price_fen = fields.Integer(load_default=None, validate=FEN)
+    certified = fields.Boolean(load_default=None)
+    in_stock_at = fields.Integer(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    supplier_id = fields.Integer(load_default=None)
+
+
+class CertificateOut(Schema):
+    """A valid certificate."""
+
+    number = fields.String()
+    issuer = fields.String()
+    valid_from = fields.Date(allow_none=True)
+    valid_until = fields.Date()
+
+
+class SupplierRef(Schema):
+    """A supplier named by id and name."""
+
+    id = fields.Integer()
+    name = fields.String()
+
+
+class StockAvailable(Schema):
+    """Units available at one location."""
+
+    location_id = fields.Integer()
+    available = fields.Integer()
+
+
+class ProductOut(Schema):
+    """A product; `certified` is false (and `certificate` null) once its certificate has lapsed."""
+
+    sku = fields.String()
+    name = fields.String()
+    description = fields.String()
+    category = fields.String()
+    unit = fields.String()
+    net_weight_g = fields.Integer()
+    price_fen = fields.Integer()
+    status = fields.String()
+    county = fields.Nested(RegionRef)
+    supplier = fields.Nested(SupplierRef)
+    images = fields.List(fields.String())
+    platform_fee_bp = fields.Integer()
+    store_commission_bp = fields.Integer()
+    household_premium_bp = fields.Integer()
+    dividend_bp = fields.Integer()
+    certified = fields.Boolean()
+    certificate = fields.Nested(CertificateOut, allow_none=True)
+
+
+class ProductDetailOut(ProductOut):
+    """A product with its live stock per location."""
+
+    stock = fields.List(fields.Nested(StockAvailable))
+
+
+class ProductChangeOut(Schema):
+    """One price or rate change."""
+
+    id = fields.Integer()
+    field = fields.String(validate=validate.OneOf(HISTORY_FIELDS))
+    old_value = fields.Integer()
+    new_value = fields.Integer()
+    changed_by = fields.Integer(allow_none=True)
+    changed_at = fields.DateTime()
+
+
+class LocationCreate(Schema):
+    """A new stock location."""
+
+    code = fields.String(required=True, validate=CODE)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    kind = fields.String(required=True, validate=validate.OneOf(LOCATION_KINDS))
+    region_code = fields.String(required=True, validate=REGION_CODE)
+
+
+class LocationOut(Schema):
+    """A stock location."""
+
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    region_code = fields.String()
+
+
+class LocationQuery(PageQuery):
+    """Location list filters."""
+
+    kind = fields.String(load_default=None, validate=validate.OneOf(LOCATION_KINDS))
+
+
+class StockOut(Schema):
+    """One lot's stock at a location."""
+
+    location_id = fields.Integer()
+    lot_id = fields.Integer()
+    lot_code = fields.String(attribute="lot.lot_code")
+    sku = fields.String(attribute="lot.product.sku")
+    on_hand = fields.Integer()
+    reserved = fields.Integer()
+    available = fields.Integer()
+
+
+class ContributionIn(Schema):
+    """What one household delivered into a lot."""
+
+    household_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    quantity = fields.Integer(strict=True, required=True, validate=POSITIVE)
+
+
+class LotCreate(Schema):
+    """A new lot; `quantity` without contributions only from admins."""
+
+    product_sku = fields.String(required=True, validate=SKU)
+    lot_code = fields.String(required=True, validate=CODE)
+    harvested_on = fields.Date(required=True)
+    packed_on = fields.Date(load_default=None)
+    village = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    location_code = fields.String(required=True, validate=CODE)
+    contributions = fields.List(fields.Nested(ContributionIn), load_default=list,
+                                validate=validate.Length(max=1000))
+    quantity = fields.Integer(strict=True, load_default=None, validate=POSITIVE)
+
+
+class LotStockOut(Schema):
+    """A lot's stock at one location."""
+
+    location_id = fields.Integer()
+    on_hand = fields.Integer()
+    reserved = fields.Integer()
+    available = fields.Integer()
+
+
+class LotOut(Schema):
+    """A lot with its contributions' total and its live stock."""
+
+    id = fields.Integer()
+    lot_code = fields.String()
+    trace_code = fields.String()
+    sku = fields.String(attribute="product.sku")
+    harvested_on = fields.Date()
+    packed_on = fields.Date(allow_none=True)
+    village = fields.String()
+    quantity = fields.Integer()
+    households = fields.Function(lambda lot: len(lot.contributions))
+    attributed_fen = fields.Integer()
+    stock = fields.Function(lambda lot: LotStockOut(many=True).dump(lot.stock_rows))
+
+
+class TraceHouseholds(Schema):
+    """How many households contributed, or only that they were fewer than 3."""
+
+    count = fields.Integer(allow_none=True)
+    fewer_than = fields.Integer()
+    villages = fields.List(fields.String())
+
+
+class TraceProduct(Schema):
+    """The product a trace code belongs to."""
+
+    sku = fields.String()
+    name = fields.String()
+    category = fields.String()
+    unit = fields.String()
+    county = fields.Nested(RegionRef)
+    certified = fields.Boolean()
+    certificate = fields.Nested(CertificateOut, allow_none=True)
+
+
+class TraceLot(Schema):
+    """The lot behind a trace code."""
+
+    code = fields.String()
+    harvested_on = fields.Date()
+    packed_on = fields.Date(allow_none=True)
+    village = fields.String()
+
+
+class TraceOut(Schema):
+    """The public trace of a lot: no names, no ID numbers, no amounts for fewer than 3 households."""
+
+    trace_code = fields.String()
+    product = fields.Nested(TraceProduct)
+    lot = fields.Nested(TraceLot)
+    supplier = fields.Nested(SupplierRef)
+    households = fields.Nested(TraceHouseholds)
+    attributed_fen = fields.Integer()

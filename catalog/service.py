@@ -1,0 +1,301 @@
+"""Products: creation and edits with their history, cached reads, listing and search."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from pypinyin import Style, lazy_pinyin
+from sqlalchemy import exists, func, or_, select, update
+
+from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange, Stock
+from shop.auth.models import User
+from shop.db import after_commit, db
+from shop.errors import Conflict, NotFound, ValidationError
+from shop.extensions import cache
+from shop.pagination import paginate
+from shop.regions.service import is_recipient_county, paired_recipients
+from suppliers import service as suppliers
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+VERSION_KEY = "catalog:products:version"
+
+
+def today() -> date:
+    """Today's date in Asia/Shanghai, the date every business rule uses."""
+    return datetime.now(SHANGHAI).date()
+
+
+def pinyin_keys(name: str) -> tuple[str, str]:
+    """The full pinyin and the initials of a Chinese name: lower case, no tones, no spaces."""
+    syllables = [s.strip().lower() for s in lazy_pinyin(name, errors="default") if s.strip()]
+    initials = [s.strip().lower() for s in lazy_pinyin(name, style=Style.FIRST_LETTER) if s.strip()]
+    return "".join(syllables)[:400], "".join(initials)[:100]
+
+
+def is_certified(product: Product, on: date) -> bool:
+    """Whether the product's poverty-alleviation certificate is valid on `on`."""
+    return (product.certificate_number is not None and product.certificate_valid_until is not None
+            and product.certificate_valid_until >= on
+            and (product.certificate_valid_from is None or product.certificate_valid_from <= on))
+
+
+def _certified_on(on: date):
+    """The SQL condition of `is_certified`."""
+    return ((Product.certificate_number.is_not(None)) & (Product.certificate_valid_until >= on)
+            & or_(Product.certificate_valid_from.is_(None), Product.certificate_valid_from <= on))
+
+
+# --- cache ------------------------------------------------------------------------------------------
+
+def _cache_version() -> str:
+    """The current product cache generation; every product write replaces it after commit."""
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, uuid.uuid4().hex[:12], timeout=0)
+        version = cache.get(VERSION_KEY)
+    return version
+
+
+def invalidate_product_cache() -> None:
+    """Start a new cache generation, so no cached product read survives."""
+    cache.set(VERSION_KEY, uuid.uuid4().hex[:12], timeout=0)
+
+
+def mark_products_changed() -> None:
+    """Invalidate the product cache once the current transaction commits."""
+    if invalidate_product_cache not in db.session.info.get("after_commit", []):
+        after_commit(invalidate_product_cache)
+
+
+# --- output -----------------------------------------------------------------------------------------
+
+def _supplier_ref(supplier_id: int) -> dict:
+    """A supplier as `{id, name}`."""
+    return {"id": supplier_id, "name": suppliers.get_supplier(supplier_id).name}
+
+
+def product_view(product: Product, *, on: date) -> dict:
+    """The cacheable part of a product's output (everything except stock)."""
+    certified = is_certified(product, on)
+    return {
+        "sku": product.sku, "name": product.name, "description": product.description,
+        "category": product.category, "unit": product.unit, "net_weight_g": product.net_weight_g,
+        "price_fen": product.price_fen, "status": product.status,
+        "county": {"code": product.county.code, "name": product.county.name},
+        "supplier": _supplier_ref(product.supplier_id), "images": list(product.images or []),
+        **{name: getattr(product, name) for name in RATE_FIELDS},
+        "certified": certified,
+        "certificate": {
+            "number": product.certificate_number, "issuer": product.certificate_issuer,
+            "valid_from": product.certificate_valid_from, "valid_until": product.certificate_valid_until,
+        } if certified else None,
+    }
+
+
+# --- reads ------------------------------------------------------------------------------------------
+
+def _may_see_unpublished(actor: User | None, product: Product) -> bool:
+    """Admins see every product; a co-op also its own drafts and archived products."""
+    return actor is not None and (actor.role == "admin"
+                                  or (actor.role == "coop" and actor.supplier_id == product.supplier_id))
+
+
+def get_product(*, sku: str, actor: User | None = None) -> Product:
+    """The product with `sku` that `actor` may see, or `NotFound`."""
+    product = db.session.scalar(select(Product).where(Product.sku == sku))
+    if product is None or (product.status != "active" and not _may_see_unpublished(actor, product)):
+        raise NotFound(f"No product {sku}.", code="product_not_found")
+    return product
+
+
+def _editable_product(*, sku: str, actor: User) -> Product:
+    """The product `actor` may edit: admins any, co-ops their own supplier's (404 otherwise)."""
+    product = db.session.scalar(select(Product).where(Product.sku == sku))
+    if product is None or (actor.role == "coop" and actor.supplier_id != product.supplier_id):
+        raise NotFound(f"No product {sku}.", code="product_not_found")
+    return product
+
+
+def stock_by_location(*, product_id: int) -> list[dict]:
+    """Live available units of a product per location (never cached)."""
+    rows = db.session.execute(
+        select(Stock.location_id, func.sum(Stock.on_hand - Stock.reserved))
+        .where(Stock.product_id == product_id).group_by(Stock.location_id).order_by(Stock.location_id))
+    return [{"location_id": location_id, "available": int(available)} for location_id, available in rows]
+
+
+def show_product(*, sku: str, actor: User | None) -> dict:
+    """A product with its live stock per location; the product part is cached for public reads."""
+    on = today()
+    key = f"catalog:product:{_cache_version()}:{on}:{sku}"
+    view = cache.get(key)
+    if view is None:
+        product = get_product(sku=sku, actor=actor)
+        view = product_view(product, on=on)
+        view["_id"] = product.id
+        if product.status == "active":
+            cache.set(key, view)
+    return {**view, "stock": stock_by_location(product_id=view["_id"])}
+
+
+def list_products(*, actor: User | None = None, county: str | None = None, donor: str | None = None,
+                  category: str | None = None, q: str | None = None, min_price_fen: int | None = None,
+                  max_price_fen: int | None = None, certified: bool | None = None,
+                  in_stock_at: int | None = None, status: str | None = None, supplier_id: int | None = None,
+                  limit: int = 20, cursor: str | None = None) -> dict:
+    """A page of products by the API's filters, ordered by id; public pages without stock filters are cached."""
+    on = today()
+    arguments = (county, donor, category, q, min_price_fen, max_price_fen, certified, status, supplier_id,
+                 limit, cursor)
+    public = (status in (None, "active") and supplier_id is None) or actor is None
+    cacheable = public and in_stock_at is None
+    key = f"catalog:products:{_cache_version()}:{on}:{arguments!r}" if cacheable else None
+    if key is not None and (page := cache.get(key)) is not None:
+        return page
+
+    query = select(Product)
+    if public or actor.role not in ("admin", "coop"):
+        query = query.where(Product.status == "active")
+    else:
+        if actor.role == "coop":
+            query = query.where(or_(Product.status == "active", Product.supplier_id == actor.supplier_id))
+        if status:
+            query = query.where(Product.status == status)
+    if supplier_id is not None:
+        query = query.where(Product.supplier_id == supplier_id)
+    if county:
+        query = query.where(Product.county_code == county)
+    if donor:
+        query = query.where(Product.county_code.in_(paired_recipients(donor=donor, on=on)))
+    if category:
+        query = query.where(Product.category == category)
+    if q:
+        query = query.where(_matches(q))
+    if min_price_fen is not None:
+        query = query.where(Product.price_fen >= min_price_fen)
+    if max_price_fen is not None:
+        query = query.where(Product.price_fen <= max_price_fen)
+    if certified is not None:
+        query = query.where(_certified_on(on) if certified else ~_certified_on(on))
+    if in_stock_at is not None:
+        query = query.where(exists().where(Stock.product_id == Product.id, Stock.location_id == in_stock_at,
+                                           Stock.on_hand > Stock.reserved))
+    page = paginate(query, keys=[Product.id], limit=limit, cursor=cursor)
+    page = {"items": [product_view(product, on=on) for product in page["items"]],
+            "next_cursor": page["next_cursor"]}
+    if key is not None:
+        cache.set(key, page)
+    return page
+
+
+def _matches(q: str):
+    """Name contains `q`, or its pinyin or initials contain `q` (spaces and case ignored)."""
+    text = q.strip()
+    letters = "".join(text.split()).lower()
+    conditions = [Product.name.contains(text, autoescape=True)]
+    if letters.isascii() and letters.isalnum():
+        conditions += [Product.name_pinyin.contains(letters, autoescape=True),
+                       Product.name_initials.contains(letters, autoescape=True)]
+    return or_(*conditions)
+
+
+# --- writes -----------------------------------------------------------------------------------------
+
+def _check_rates(values: dict) -> None:
+    """The four agreement rates may not exceed 10000 bp together."""
+    total = sum(values[name] for name in RATE_FIELDS)
+    if total > 10000:
+        message = f"The rates add up to {total} bp; at most 10000."
+        raise ValidationError("The agreement rates exceed 100%.", code="invalid_rates",
+                              details={name: [message] for name in RATE_FIELDS})
+
+
+def _check_county(county_code: str) -> None:
+    """Products come from recipient counties only."""
+    if not is_recipient_county(county_code):
+        raise ValidationError("The origin must be a recipient county.",
+                              details={"county_code": [f"{county_code} is not a recipient county."]})
+
+
+def _check_certificate(values: dict) -> None:
+    """A certificate's validity may not end before it starts."""
+    start, end = values.get("certificate_valid_from"), values.get("certificate_valid_until")
+    if start and end and end < start:
+        raise ValidationError("The certificate period is not valid.",
+                              details={"certificate": {"valid_until": ["Must not be before valid_from."]}})
+
+
+def _certificate_columns(certificate: dict | None) -> dict:
+    """Map a certificate input to the product's certificate columns (None clears it)."""
+    certificate = certificate or {}
+    return {"certificate_number": certificate.get("number"), "certificate_issuer": certificate.get("issuer"),
+            "certificate_valid_from": certificate.get("valid_from"),
+            "certificate_valid_until": certificate.get("valid_until"), "certificate_lapsed_on": None}
+
+
+def create_product(*, actor: User, supplier_id: int | None = None, certificate: dict | None = None,
+                   **fields) -> Product:
+    """Create a product: a co-op for its own supplier (supplier_id is not theirs to send), an admin for any."""
+    if actor.role == "coop":
+        if supplier_id is not None:
+            raise ValidationError("The request did not pass validation.",
+                                  details={"supplier_id": ["Unknown field."]})
+        supplier_id = actor.supplier_id
+    elif supplier_id is None:
+        raise ValidationError("The request did not pass validation.",
+                              details={"supplier_id": ["Missing data for required field."]})
+    suppliers.get_supplier(supplier_id)
+    values = {name: 0 for name in RATE_FIELDS} | fields | _certificate_columns(certificate)
+    _check_rates(values)
+    _check_county(values["county_code"])
+    _check_certificate(values)
+    if db.session.scalar(select(Product.id).where(Product.sku == values["sku"])) is not None:
+        raise Conflict(f"SKU {values['sku']} is taken.", code="sku_taken", details={"sku": values["sku"]})
+    full, initials = pinyin_keys(values["name"])
+    product = Product(supplier_id=supplier_id, name_pinyin=full, name_initials=initials, **values)
+    db.session.add(product)
+    db.session.flush()
+    mark_products_changed()
+    return product
+
+
+def update_product(*, actor: User, sku: str, **changes) -> Product:
+    """Edit a product; price and rate changes are written to its history."""
+    product = _editable_product(sku=sku, actor=actor)
+    if "certificate" in changes:
+        changes |= _certificate_columns(changes.pop("certificate"))
+    merged = {name: getattr(product, name) for name in (*RATE_FIELDS, "certificate_valid_from",
+                                                         "certificate_valid_until")} | changes
+    _check_rates(merged)
+    _check_certificate(merged)
+    if "county_code" in changes:
+        _check_county(changes["county_code"])
+    for name in HISTORY_FIELDS:
+        if name in changes and changes[name] != getattr(product, name):
+            db.session.add(ProductChange(product_id=product.id, field=name, old_value=getattr(product, name),
+                                         new_value=changes[name], changed_by=actor.id))
+    if "name" in changes:
+        product.name_pinyin, product.name_initials = pinyin_keys(changes["name"])
+    for name, value in changes.items():
+        setattr(product, name, value)
+    db.session.flush()
+    mark_products_changed()
+    return product
+
+
+def product_history(*, actor: User, sku: str, limit: int, cursor: str | None) -> dict:
+    """A page of a product's price and rate changes, oldest first."""
+    product = _editable_product(sku=sku, actor=actor)
+    query = select(ProductChange).where(ProductChange.product_id == product.id)
+    return paginate(query, keys=[ProductChange.id], limit=limit, cursor=cursor)
+
+
+def flag_lapsed_certificates(*, on: date) -> int:
+    """Record the day each certificate was first seen lapsed; how many were newly flagged."""
+    result = db.session.execute(
+        update(Product).where(Product.certificate_valid_until < on, Product.certificate_lapsed_on.is_(None))
+        .values(certificate_lapsed_on=on).execution_options(synchronize_session=False))
+    if result.rowcount:
+        mark_products_changed()
+    return result.rowcount

@@ -1,0 +1,72 @@
+"""Public traceability: a lot's trace as JSON, an HTML page and a QR code, with no personal data."""
+from __future__ import annotations
+
+import io
+
+import qrcode
+from flask import Blueprint, render_template, url_for
+from qrcode.image.svg import SvgPathImage
+
+from catalog.inventory import find_lot_by_trace_code
+from catalog.service import product_view, today
+from shop.errors import NotFound
+
+MIN_GROUP = 3
+
+pages = Blueprint("catalog_pages", __name__, template_folder="templates")
+
+
+def _households(lot) -> dict:
+    """Contributing households: a count and the villages of at least 3 of them, or only "fewer than 3"."""
+    count = len(lot.contributions)
+    if count < MIN_GROUP:
+        return {"count": None, "fewer_than": MIN_GROUP}
+    per_village: dict[str, int] = {}
+    for contribution in lot.contributions:
+        per_village[contribution.village] = per_village.get(contribution.village, 0) + 1
+    return {"count": count, "villages": sorted(v for v, n in per_village.items() if n >= MIN_GROUP)}
+
+
+def trace(*, trace_code: str) -> dict:
+    """The public trace of the lot with `trace_code`, or `NotFound`."""
+    lot = find_lot_by_trace_code(trace_code.upper())
+    if lot is None:
+        raise NotFound(f"No lot with trace code {trace_code}.", code="trace_code_not_found")
+    product = product_view(lot.product, on=today())
+    households = _households(lot)
+    result = {
+        "trace_code": lot.trace_code,
+        "product": product,
+        "lot": {"code": lot.lot_code, "harvested_on": lot.harvested_on, "packed_on": lot.packed_on,
+                "village": lot.village},
+        "supplier": product["supplier"],
+        "households": households,
+    }
+    if households["count"] is not None:
+        result["attributed_fen"] = lot.attributed_fen
+    return result
+
+
+@pages.get("/t/<code>")
+def trace_page(code: str):
+    """The printable, mobile-friendly trace page of a lot (Chinese)."""
+    try:
+        data = trace(trace_code=code)
+    except NotFound:
+        return render_template("trace_not_found.html", code=code), 404
+    return render_template("trace.html", t=data, qr_url=url_for(".trace_qr", code=data["trace_code"]))
+
+
+@pages.get("/t/<code>/qr.svg")
+def trace_qr(code: str):
+    """An SVG QR code of the trace page's absolute URL, for labels."""
+    try:
+        data = trace(trace_code=code)
+    except NotFound:
+        return render_template("trace_not_found.html", code=code), 404
+    image = qrcode.make(url_for(".trace_page", code=data["trace_code"], _external=True),
+                        image_factory=SvgPathImage, box_size=10, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return buffer.getvalue(), 200, {"Content-Type": "image/svg+xml",
+                                    "Cache-Control": "public, max-age=86400"}
