@@ -15,7 +15,8 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
 
 COLUMNS = {
@@ -201,3 +202,48 @@ def _parse_row(sheet: Sheet, number: int, values: dict) -> SheetRow | None:
         household_code=normalise(values["household_code"]), quantity=parsed["quantity"],
         packed_on=parsed.get("packed_on"), village=normalise(values.get("village")) or None,
         unit=normalise(values.get("unit")) or None)
+
+
+TEMPLATE_HELP = (
+    ("产品编码 / sku", "必填。产品编码（SKU），须为本合作社的产品。",
+     "Required. The product's SKU; one of this co-op's products."),
+    ("批次号 / lot_code", "必填。同一批次号的各行组成一个批次。",
+     "Required. Rows with the same lot code form one lot."),
+    ("采收日期 / harvested_on", "必填。如 2026-09-03、2026/9/3 或 2026年9月3日。",
+     "Required. E.g. 2026-09-03, 2026/9/3 or 2026年9月3日."),
+    ("存放地点 / location", "必填。仓库或门店的地点编码。", "Required. The code of the warehouse or store."),
+    ("农户编号 / household_code", "必填。交售农户的建档立卡编号，须与本合作社有收购联结。",
+     "Required. The household's registry code; it needs a purchase link with this co-op."),
+    ("交售数量 / quantity", "必填。正整数，按产品单位计。", "Required. A positive whole number in the product's unit."),
+    ("包装日期 / packed_on", "选填。不得早于采收日期。", "Optional. Not before the harvest date."),
+    ("村 / village", "选填。默认为农户所在村。", "Optional. Defaults to the household's village."),
+    ("单位 / unit", "选填。须与产品单位一致（kg、box、bag、piece）。",
+     "Optional. Must equal the product's unit (kg, box, bag, piece)."),
+)
+
+
+def template_workbook(example: list) -> bytes:
+    """The upload template: Chinese headers, an example row, and a sheet explaining both header languages."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "库存上传"
+    sheet.append([aliases[0] for aliases in COLUMNS.values()])
+    sheet.append(example)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for column in "ABCDEFGHI":
+        sheet.column_dimensions[column].width = 16
+    sheet["C2"].number_format = "yyyy-mm-dd"
+    sheet["G2"].number_format = "yyyy-mm-dd"
+    help_sheet = book.create_sheet("说明 Help")
+    help_sheet.append(["列名 / column", "说明", "Meaning"])
+    for row in TEMPLATE_HELP:
+        help_sheet.append(list(row))
+    help_sheet.append([])
+    help_sheet.append(["", "表头可用中文或英文，列的顺序不限；每行是一户农户对一个批次的交售。",
+                       "Headers may be Chinese or English, in any order; one row per household contribution."])
+    for column, width in (("A", 26), ("B", 48), ("C", 60)):
+        help_sheet.column_dimensions[column].width = width
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -78,3 +78,15 @@ def test_unreadable_and_empty_files_are_errors_not_crashes():
     assert read_sheet(b"").errors[0]["message"] == "The file is empty."
     assert "cannot be read" in read_sheet(b"PK\x03\x04garbage").errors[0]["message"]
     assert read_sheet((HEADER_ZH + "\n").encode()).errors[0]["message"] == "The file has no data rows."
+
+
+def test_the_template_reads_back_as_its_own_example_row():
+    from catalog.spreadsheet import template_workbook
+
+    example = ["ZJ-KQ-500", "ZJ-2026-09-A", datetime(2026, 9, 3), "XC-WH", "ZJ001", 20,
+               datetime(2026, 9, 5), "示例村", "bag"]
+    sheet = read_sheet(template_workbook(example))
+    assert sheet.errors == []
+    (row,) = sheet.rows
+    assert (row.sku, row.harvested_on, row.packed_on, row.quantity, row.unit) == (
+        "ZJ-KQ-500", date(2026, 9, 3), date(2026, 9, 5), 20, "bag")
