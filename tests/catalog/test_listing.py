@@ -1,0 +1,111 @@
+"""Listing and search: filters, pinyin, keyset pagination under concurrent inserts."""
+from __future__ import annotations
+
+from catalog import inventory
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.suppliers.factories import SupplierFactory
+
+COUNTIES = {"513431": "昭觉", "513436": "美姑", "513430": "金阳", "513437": "雷波", "513423": "盐源",
+            "513434": "越西"}
+
+
+def skus(client, query: str = "") -> list[str]:
+    """The SKUs a public list query returns (one page of up to 100)."""
+    response = client.get(f"/api/v1/products?limit=100{query}")
+    assert response.status_code == 200, response.json
+    return [item["sku"] for item in response.json["items"]]
+
+
+def one_per_county() -> dict[str, str]:
+    """A product in each county of COUNTIES; county code → SKU."""
+    made = {code: ProductFactory(supplier=SupplierFactory(county_code=code), sku=f"SKU-{code}").sku
+            for code in COUNTIES}
+    db.session.commit()
+    return made
+
+
+def test_donor_shunde_lists_only_meigu_jinyang_and_leibo_products(client):
+    made = one_per_county()
+    assert sorted(skus(client, "&donor=440606")) == sorted([made["513436"], made["513430"], made["513437"]])
+
+
+def test_donor_without_pairings_lists_nothing(client):
+    one_per_county()
+    assert skus(client, "&donor=440103") == []
+
+
+def test_filter_by_county_category_and_price(client):
+    made = one_per_county()
+    fruit = ProductFactory(supplier=SupplierFactory(county_code="513423"), category="水果", price_fen=6800)
+    db.session.commit()
+    assert skus(client, "&county=513431") == [made["513431"]]
+    assert skus(client, "&category=水果") == [fruit.sku]
+    assert skus(client, "&min_price_fen=5000") == [fruit.sku]
+    assert skus(client, "&max_price_fen=5000&county=513423") == [made["513423"]]
+    assert skus(client, "&min_price_fen=2000&max_price_fen=2000&county=513423") == [made["513423"]]
+
+
+def test_in_stock_at_a_location(client):
+    location, elsewhere = LocationFactory(), LocationFactory()
+    stocked, reserved_out, other = ProductFactory(), ProductFactory(), ProductFactory()
+    make_lot(stocked, location, quantity=3)
+    make_lot(reserved_out, location, quantity=2)
+    make_lot(other, elsewhere, quantity=5)
+    inventory.reserve(location_id=location.id, product_id=reserved_out.id, quantity=2)
+    db.session.commit()
+    assert skus(client, f"&in_stock_at={location.id}") == [stocked.sku]
+
+
+def test_q_matches_chinese_full_pinyin_and_initials(client):
+    buckwheat = ProductFactory(name="昭觉苦荞米")
+    tea = ProductFactory(name="喜德苦荞茶")
+    ProductFactory(name="雷波脐橙")
+    db.session.commit()
+    for q in ("苦荞", "kuqiao", "kq", "KuQiao", "ku qiao"):
+        assert sorted(skus(client, f"&q={q}")) == sorted([buckwheat.sku, tea.sku]), q
+    assert skus(client, "&q=zjkqm") == [buckwheat.sku]
+    assert skus(client, "&q=%25") == []
+
+
+def test_bad_filters_are_422(client):
+    for query in ("&county=abc", "&min_price_fen=-1", "&limit=101", "&status=gone"):
+        response = client.get(f"/api/v1/products?{query}")
+        assert response.status_code == 422, query
+
+
+def test_pagination_with_concurrent_inserts_neither_skips_nor_repeats(client):
+    supplier = SupplierFactory()
+    existing = [ProductFactory(supplier=supplier).sku for _ in range(7)]
+    db.session.commit()
+    seen, cursor, inserted = [], None, []
+    while True:
+        response = client.get("/api/v1/products?limit=3" + (f"&cursor={cursor}" if cursor else ""))
+        seen += [item["sku"] for item in response.json["items"]]
+        cursor = response.json["next_cursor"]
+        # Other writers add products between page requests (each write invalidates the cache).
+        product = ProductFactory(supplier=supplier)
+        db.session.commit()
+        inserted.append(product.sku)
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen))
+    assert set(existing) <= set(seen)
+    assert set(seen) <= set(existing) | set(inserted)
+
+
+def test_an_invalid_cursor_is_refused(client):
+    response = client.get("/api/v1/products?cursor=not-a-cursor")
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_cursor"
+
+
+def test_admin_lists_drafts_by_status_coop_only_its_own(client, login, coop, other_coop):
+    own = ProductFactory(supplier=coop[0], status="draft")
+    foreign = ProductFactory(supplier=other_coop[0], status="draft")
+    db.session.commit()
+    admin_view = client.get("/api/v1/products?status=draft", headers=login("admin")).json["items"]
+    assert {p["sku"] for p in admin_view} == {own.sku, foreign.sku}
+    coop_view = client.get("/api/v1/products?status=draft", headers=coop[1]).json["items"]
+    assert [p["sku"] for p in coop_view] == [own.sku]
+    assert skus(client, "&status=draft") == []

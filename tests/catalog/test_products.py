@@ -1,0 +1,213 @@
+"""Products: creation and edits by role, validation, history, cached reads, certificates."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from catalog import inventory
+from catalog.models import Product
+from catalog.service import today
+from shop.auth.models import User
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.suppliers.factories import SupplierFactory
+
+
+def product_body(**overrides) -> dict:
+    """A valid product body (without supplier_id)."""
+    body = {"sku": "ZJ-KQ-001", "name": "昭觉苦荞米", "category": "粮油", "unit": "bag", "net_weight_g": 1000,
+            "price_fen": 3980, "county_code": "513431", "status": "active",
+            "images": ["https://img.example.org/kq.jpg"], "platform_fee_bp": 500, "store_commission_bp": 800,
+            "household_premium_bp": 1000, "dividend_bp": 300,
+            "certificate": {"number": "凉扶认001", "issuer": "凉山州乡村振兴局", "valid_from": "2026-01-01",
+                            "valid_until": "2099-12-31"}}
+    return {**body, **overrides}
+
+
+def test_admin_creates_a_product_for_a_supplier(client, login):
+    supplier = SupplierFactory()
+    db.session.commit()
+    response = client.post("/api/v1/products", json=product_body(supplier_id=supplier.id), headers=login("admin"))
+    assert response.status_code == 201, response.json
+    assert response.json["supplier"] == {"id": supplier.id, "name": supplier.name}
+    assert response.json["county"] == {"code": "513431", "name": "昭觉县"}
+    assert response.json["certified"] is True
+    assert response.json["certificate"]["number"] == "凉扶认001"
+
+
+def test_admin_must_name_the_supplier(client, login):
+    response = client.post("/api/v1/products", json=product_body(), headers=login("admin"))
+    assert response.status_code == 422
+    assert "supplier_id" in response.json["error"]["details"]
+
+
+def test_coop_creates_for_its_own_supplier_only(client, coop, other_coop):
+    supplier, headers = coop
+    created = client.post("/api/v1/products", json=product_body(), headers=headers)
+    assert created.status_code == 201
+    assert created.json["supplier"]["id"] == supplier.id
+
+    foreign = client.post("/api/v1/products", json=product_body(sku="ZJ-KQ-002", supplier_id=other_coop[0].id),
+                          headers=headers)
+    assert foreign.status_code == 422
+    assert foreign.json["error"]["details"] == {"supplier_id": ["Unknown field."]}
+    assert db.session.query(Product).filter_by(sku="ZJ-KQ-002").count() == 0
+
+
+def test_mass_assignment_and_negative_prices_are_refused(client, coop):
+    _, headers = coop
+    for body, field in ((product_body(price_fen=-1), "price_fen"), (product_body(price_fen=10.5), "price_fen"),
+                        (product_body(name_pinyin="x"), "name_pinyin"), (product_body(id=99), "id")):
+        response = client.post("/api/v1/products", json=body, headers=headers)
+        assert response.status_code == 422, body
+        assert field in response.json["error"]["details"]
+
+
+def test_each_rate_is_within_0_and_10000_bp(client, coop):
+    response = client.post("/api/v1/products", json=product_body(dividend_bp=10001), headers=coop[1])
+    assert response.status_code == 422
+    assert "dividend_bp" in response.json["error"]["details"]
+
+
+def test_rates_may_not_exceed_10000_bp_together(client, coop):
+    _, headers = coop
+    response = client.post("/api/v1/products", json=product_body(platform_fee_bp=5000, dividend_bp=5001),
+                           headers=headers)
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "invalid_rates"
+    assert "11801" in response.json["error"]["details"]["dividend_bp"][0]
+
+    assert client.post("/api/v1/products", json=product_body(), headers=headers).status_code == 201
+    patched = client.patch("/api/v1/products/ZJ-KQ-001", json={"household_premium_bp": 8500}, headers=headers)
+    assert patched.status_code == 422
+    assert patched.json["error"]["code"] == "invalid_rates"
+
+
+def test_origin_must_be_a_recipient_county(client, coop):
+    response = client.post("/api/v1/products", json=product_body(county_code="440604"), headers=coop[1])
+    assert response.status_code == 422
+    assert "county_code" in response.json["error"]["details"]
+
+
+def test_sku_is_unique(client, coop):
+    assert client.post("/api/v1/products", json=product_body(), headers=coop[1]).status_code == 201
+    again = client.post("/api/v1/products", json=product_body(), headers=coop[1])
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "sku_taken"
+
+
+def test_consumers_cannot_create_products(client, login):
+    response = client.post("/api/v1/products", json=product_body(supplier_id=1), headers=login("consumer"))
+    assert response.status_code == 403
+
+
+def test_coop_gets_404_for_another_suppliers_product(client, coop, other_coop):
+    foreign = ProductFactory(supplier=other_coop[0], status="draft")
+    db.session.commit()
+    _, headers = coop
+    patch = client.patch(f"/api/v1/products/{foreign.sku}", json={"price_fen": 1}, headers=headers)
+    assert patch.status_code == 404
+    assert patch.json["error"]["code"] == "product_not_found"
+    assert client.get(f"/api/v1/products/{foreign.sku}/history", headers=headers).status_code == 404
+    assert client.get(f"/api/v1/products/{foreign.sku}", headers=headers).status_code == 404
+    assert client.get(f"/api/v1/products/{foreign.sku}", headers=other_coop[1]).status_code == 200
+    db.session.refresh(foreign)
+    assert foreign.price_fen == 2000
+
+
+def test_drafts_are_hidden_from_the_public(client):
+    draft = ProductFactory(status="draft")
+    db.session.commit()
+    assert client.get(f"/api/v1/products/{draft.sku}").status_code == 404
+    assert client.get("/api/v1/products").json["items"] == []
+
+
+def test_price_and_rate_changes_are_kept_in_the_history(client, coop, login):
+    supplier, headers = coop
+    product = ProductFactory(supplier=supplier)
+    db.session.commit()
+    response = client.patch(f"/api/v1/products/{product.sku}",
+                            json={"price_fen": 2500, "dividend_bp": 400, "name": "新名字"}, headers=headers)
+    assert response.status_code == 200
+    assert response.json["price_fen"] == 2500
+    client.patch(f"/api/v1/products/{product.sku}", json={"price_fen": 2500}, headers=headers)
+
+    history = client.get(f"/api/v1/products/{product.sku}/history", headers=login("admin")).json["items"]
+    assert [(h["field"], h["old_value"], h["new_value"]) for h in history] == [
+        ("price_fen", 2000, 2500), ("dividend_bp", 300, 400)]
+    coop_user = db.session.scalar(select(User).where(User.supplier_id == supplier.id))
+    assert {h["changed_by"] for h in history} == {coop_user.id}
+    assert all(h["changed_at"] for h in history)
+
+
+def test_renaming_updates_the_pinyin_search(client, coop):
+    supplier, headers = coop
+    product = ProductFactory(supplier=supplier, name="测试")
+    db.session.commit()
+    client.patch(f"/api/v1/products/{product.sku}", json={"name": "雷波脐橙"}, headers=headers)
+    assert [p["sku"] for p in client.get("/api/v1/products?q=qicheng").json["items"]] == [product.sku]
+
+
+def test_product_reads_are_cached_and_invalidated_on_every_write(client, coop):
+    supplier, headers = coop
+    product = ProductFactory(supplier=supplier, price_fen=1000)
+    db.session.commit()
+    assert client.get(f"/api/v1/products/{product.sku}").json["price_fen"] == 1000
+    assert client.get("/api/v1/products").json["items"][0]["price_fen"] == 1000
+
+    # A change behind the service's back is not seen: the reads come from the cache.
+    db.session.execute(db.update(Product).values(price_fen=1111))
+    db.session.commit()
+    assert client.get(f"/api/v1/products/{product.sku}").json["price_fen"] == 1000
+    assert client.get("/api/v1/products").json["items"][0]["price_fen"] == 1000
+
+    # A write through the API invalidates both the product and the lists.
+    client.patch(f"/api/v1/products/{product.sku}", json={"price_fen": 1500}, headers=headers)
+    assert client.get(f"/api/v1/products/{product.sku}").json["price_fen"] == 1500
+    assert client.get("/api/v1/products").json["items"][0]["price_fen"] == 1500
+
+
+def test_stock_figures_are_always_live(client):
+    product = ProductFactory()
+    location = LocationFactory()
+    make_lot(product, location, quantity=10)
+    db.session.commit()
+    assert client.get(f"/api/v1/products/{product.sku}").json["stock"] == [
+        {"location_id": location.id, "available": 10}]
+    inventory.reserve(location_id=location.id, product_id=product.id, quantity=4)
+    db.session.commit()
+    assert client.get(f"/api/v1/products/{product.sku}").json["stock"] == [
+        {"location_id": location.id, "available": 6}]
+
+
+def test_a_lapsed_certificate_shows_as_uncertified_and_is_filtered(client):
+    valid = ProductFactory()
+    lapsed = ProductFactory(certificate_valid_until=today() - timedelta(days=1))
+    ends_today = ProductFactory(certificate_valid_until=today())
+    db.session.commit()
+    shown = client.get(f"/api/v1/products/{lapsed.sku}").json
+    assert shown["certified"] is False and shown["certificate"] is None
+    certified = {p["sku"] for p in client.get("/api/v1/products?certified=true").json["items"]}
+    assert certified == {valid.sku, ends_today.sku}
+    uncertified = {p["sku"] for p in client.get("/api/v1/products?certified=false").json["items"]}
+    assert uncertified == {lapsed.sku}
+
+
+def test_nightly_task_flags_lapsed_certificates_once(app):
+    from catalog.tasks import flag_lapsed_certificates
+
+    lapsed = ProductFactory(certificate_valid_until=today() - timedelta(days=3))
+    valid = ProductFactory()
+    db.session.commit()
+    assert flag_lapsed_certificates.delay().get() == 1
+    assert flag_lapsed_certificates.delay().get() == 0
+    db.session.expire_all()
+    assert db.session.get(Product, lapsed.id).certificate_lapsed_on == today()
+    assert db.session.get(Product, valid.id).certificate_lapsed_on is None
+
+
+def test_the_lapse_task_is_on_the_beat_schedule(app):
+    schedule = app.extensions["celery"].conf.beat_schedule
+    assert schedule["catalog.flag_lapsed_certificates"]["task"] == "catalog.flag_lapsed_certificates"
+    assert "catalog.flag_lapsed_certificates" in app.extensions["celery"].tasks
