@@ -14,6 +14,22 @@ SUPPLIER_KINDS = ("cooperative", "enterprise", "family_farm")
 LINK_KINDS = ("purchase", "dividend", "employment")
 
 
+class Revealed:
+    """A household or supplier to be shown with full personal data, after an audited reveal.
+
+    A wrapper rather than a flag on the row, so that the row in the session's identity map
+    stays masked for everything else that shows it.
+    """
+
+    revealed = True
+
+    def __init__(self, row: Household | Supplier):
+        self._row = row
+
+    def __getattr__(self, name: str):
+        return getattr(self._row, name)
+
+
 class Supplier(db.Model):
     """A co-operative, leading enterprise or family farm in a recipient county."""
 
@@ -29,7 +45,7 @@ class Supplier(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    revealed = False  # set by the service on an admin's audited reveal; never persisted
+    revealed = False  # output masks personal data; see `Revealed`
 
     __table_args__ = (
         CheckConstraint("kind IN ('cooperative', 'enterprise', 'family_farm')", name="kind"),
@@ -66,7 +82,7 @@ class Household(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    revealed = False  # set by the service on an admin's audited reveal; never persisted
+    revealed = False  # output masks personal data; see `Revealed`
 
     __table_args__ = (
         UniqueConstraint("county_code", "code", name="uq_households_county_code"),

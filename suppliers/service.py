@@ -17,7 +17,7 @@ from shop.pagination import paginate
 from shop.regions.service import get_region, is_recipient_county
 from suppliers import crypto
 from suppliers.identifiers import normalise_bank_account, normalise_id_number, normalise_uscc
-from suppliers.models import BenefitLink, Household, RevealAudit, Supplier, SupplierHousehold
+from suppliers.models import BenefitLink, Household, RevealAudit, Revealed, Supplier, SupplierHousehold
 
 # --- suppliers -------------------------------------------------------------------------
 
@@ -99,17 +99,19 @@ def list_suppliers(*, kind: str | None, county_code: str | None, active: bool | 
     return paginate(query, keys=[Supplier.id], limit=limit, cursor=cursor)
 
 
-def show_supplier(*, supplier_id: int, user: User, reveal: bool = False, reason: str | None = None) -> Supplier:
-    """A supplier in the user's scope; an admin's reveal of its bank account is audited."""
-    supplier = _scoped_supplier(supplier_id, user.supplier_id)
+def show_supplier(*, supplier_id: int, user: User, reveal: bool = False,
+                  reason: str | None = None) -> Supplier | Revealed:
+    """A supplier in the user's scope, masked; an admin's reveal of its bank account is audited."""
     if reveal:
         _check_reveal(user=user, reason=reason)
-        if supplier.bank_account_enc:
-            db.session.add(RevealAudit(user_id=user.id, supplier_id=supplier.id, fields="bank_account",
-                                       reason=reason.strip()))
-            db.session.flush()
-        supplier.revealed = True
-    return supplier
+    supplier = _scoped_supplier(supplier_id, user.supplier_id)
+    if not reveal:
+        return supplier
+    if supplier.bank_account_enc:
+        db.session.add(RevealAudit(user_id=user.id, supplier_id=supplier.id, fields="bank_account",
+                                   reason=reason.strip()))
+        db.session.flush()
+    return Revealed(supplier)
 
 
 # --- households ------------------------------------------------------------------------
@@ -218,18 +220,18 @@ def _check_reveal(*, user: User, reason: str | None) -> None:
 
 
 def show_household(*, household_id: int, user: User, reveal: bool = False,
-                   reason: str | None = None) -> Household:
+                   reason: str | None = None) -> Household | Revealed:
     """A household in the user's scope, masked; an admin's reveal (with a reason) is audited."""
     if reveal:
         _check_reveal(user=user, reason=reason)
     household = _household_in_scope(household_id, user.supplier_id)
-    if reveal:
-        revealed = ["id_number"] + (["bank_account"] if household.bank_account_enc else [])
-        db.session.add(RevealAudit(user_id=user.id, household_id=household.id, fields=",".join(revealed),
-                                   reason=reason.strip()))
-        db.session.flush()
-        household.revealed = True
-    return household
+    if not reveal:
+        return household
+    revealed = ["id_number"] + (["bank_account"] if household.bank_account_enc else [])
+    db.session.add(RevealAudit(user_id=user.id, household_id=household.id, fields=",".join(revealed),
+                               reason=reason.strip()))
+    db.session.flush()
+    return Revealed(household)
 
 
 def update_household(*, household_id: int, supplier_scope: int | None, **changes) -> Household:

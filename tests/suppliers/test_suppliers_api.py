@@ -1,0 +1,101 @@
+"""Suppliers: registration by admins, validation, scope, masking and reveal of the bank account."""
+from __future__ import annotations
+
+import pytest
+
+from shop.auth.service import create_user
+from shop.db import db
+from shop.errors import NotFound, ValidationError
+from suppliers.service import get_supplier, supplier_exists
+from tests.suppliers.factories import SupplierFactory, make_bank_account, make_uscc
+
+
+def _body(**overrides) -> dict:
+    """A valid supplier registration."""
+    return {"name": "昭觉县测试苦荞合作社", "kind": "cooperative", "uscc": make_uscc(9001), "county_code": "513431",
+            **overrides}
+
+
+def test_admin_registers_a_supplier_with_a_masked_bank_account(client, admin):
+    account = make_bank_account()
+    response = client.post("/api/v1/suppliers", json=_body(bank_account=account, contact="测试联系人"), headers=admin)
+    assert response.status_code == 201, response.json
+    assert response.json["uscc"] == make_uscc(9001) and response.json["county_code"] == "513431"
+    assert response.json["bank_account"] == "*" * 15 + account[-4:]
+    assert supplier_exists(response.json["id"]) and not supplier_exists(response.json["id"] + 1)
+
+
+def test_a_bad_uscc_check_character_is_rejected(client, admin):
+    good = make_uscc(9002)
+    bad = good[:-1] + ("1" if good[-1] != "1" else "2")
+    response = client.post("/api/v1/suppliers", json=_body(uscc=bad), headers=admin)
+    assert response.status_code == 422 and response.json["error"]["code"] == "invalid_uscc"
+
+
+def test_a_uscc_is_registered_once(client, admin):
+    assert client.post("/api/v1/suppliers", json=_body(), headers=admin).status_code == 201
+    again = client.post("/api/v1/suppliers", json=_body(name="另一个名字"), headers=admin)
+    assert again.status_code == 409 and again.json["error"]["code"] == "uscc_taken"
+
+
+def test_a_supplier_must_be_in_a_recipient_county(client, admin):
+    donor = client.post("/api/v1/suppliers", json=_body(county_code="440604"), headers=admin)
+    assert donor.status_code == 422 and donor.json["error"]["code"] == "county_not_recipient"
+    unknown = client.post("/api/v1/suppliers", json=_body(county_code="513499"), headers=admin)
+    assert unknown.status_code == 404
+
+
+def test_a_bad_bank_account_is_rejected(client, admin):
+    response = client.post("/api/v1/suppliers", json=_body(bank_account="not-a-number"), headers=admin)
+    assert response.status_code == 422 and response.json["error"]["code"] == "invalid_bank_account"
+
+
+def test_only_admins_create_list_and_edit_suppliers(client, coop, supplier):
+    assert client.post("/api/v1/suppliers", json=_body(), headers=coop).status_code == 403
+    assert client.get("/api/v1/suppliers", headers=coop).status_code == 403
+    assert client.patch(f"/api/v1/suppliers/{supplier.id}", json={"name": "x"}, headers=coop).status_code == 403
+
+
+def test_admin_lists_filters_and_edits_suppliers(client, admin, supplier, other_supplier):
+    listed = client.get("/api/v1/suppliers?county_code=513437", headers=admin).json
+    assert [s["id"] for s in listed["items"]] == [other_supplier.id]
+    edited = client.patch(f"/api/v1/suppliers/{supplier.id}", json={"active": False, "name": "改名合作社"},
+                          headers=admin)
+    assert edited.status_code == 200 and edited.json["active"] is False and edited.json["name"] == "改名合作社"
+    inactive = client.get("/api/v1/suppliers?active=false", headers=admin).json["items"]
+    assert [s["id"] for s in inactive] == [supplier.id]
+    fixed_uscc = client.patch(f"/api/v1/suppliers/{supplier.id}", json={"uscc": make_uscc(9003)}, headers=admin)
+    assert fixed_uscc.status_code == 422
+
+
+def test_a_coop_sees_its_own_supplier_and_no_other(client, coop, supplier, other_supplier):
+    assert client.get(f"/api/v1/suppliers/{supplier.id}", headers=coop).json["name"] == supplier.name
+    other = client.get(f"/api/v1/suppliers/{other_supplier.id}", headers=coop)
+    assert other.status_code == 404 and other.json["error"]["code"] == "supplier_not_found"
+
+
+def test_admin_reveals_a_suppliers_bank_account_with_a_reason_and_it_is_audited(client, admin):
+    account = make_bank_account()
+    supplier = SupplierFactory(bank_account=account)
+    db.session.commit()
+    assert client.get(f"/api/v1/suppliers/{supplier.id}", headers=admin).json["bank_account"].endswith(account[-4:])
+    revealed = client.get(f"/api/v1/suppliers/{supplier.id}?reveal=true&reason=季度结算核对", headers=admin)
+    assert revealed.json["bank_account"] == account
+    audit = client.get("/api/v1/audit/reveals", headers=admin).json["items"]
+    assert [(a["supplier_id"], a["fields"], a["reason"]) for a in audit] == [
+        (supplier.id, ["bank_account"], "季度结算核对")]
+    assert client.get(f"/api/v1/suppliers/{supplier.id}", headers=admin).json["bank_account"] != account
+
+
+def test_get_supplier_raises_supplier_not_found(app, supplier):
+    assert get_supplier(supplier.id) is supplier
+    with pytest.raises(NotFound) as error:
+        get_supplier(supplier.id + 100)
+    assert error.value.code == "supplier_not_found"
+
+
+def test_coop_users_must_name_an_existing_supplier(app, supplier):
+    assert create_user(username="coop-ok", password="long password", role="coop", supplier_id=supplier.id)
+    with pytest.raises(ValidationError) as error:
+        create_user(username="coop-bad", password="long password", role="coop", supplier_id=supplier.id + 100)
+    assert error.value.details == {"supplier_id": ["No such supplier."]}
