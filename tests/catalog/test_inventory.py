@@ -1,0 +1,282 @@
+"""Locations, lots with household contributions, and the stock service."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from catalog import inventory
+from catalog.inventory import TRACE_ALPHABET, Portion, StockRequest
+from catalog.models import Lot, Stock
+from catalog.service import today
+from shop.db import db
+from shop.errors import Conflict, ValidationError
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
+from tests.suppliers.factories import HouseholdFactory
+
+
+def stock_of(location, product) -> list[tuple[int, int, int]]:
+    """(lot id, on hand, reserved) of a product at a location, by lot id."""
+    db.session.expire_all()
+    rows = db.session.query(Stock).filter_by(location_id=location.id, product_id=product.id).order_by(Stock.lot_id)
+    return [(row.lot_id, row.on_hand, row.reserved) for row in rows]
+
+
+# --- locations ---------------------------------------------------------------------------------------
+
+def test_admin_adds_locations_with_unique_codes(client, login):
+    headers = login("admin")
+    body = {"code": "FS-WH", "name": "佛山仓", "kind": "warehouse", "region_code": "440604"}
+    created = client.post("/api/v1/locations", json=body, headers=headers)
+    assert created.status_code == 201
+    assert created.json["kind"] == "warehouse"
+    again = client.post("/api/v1/locations", json=body, headers=headers)
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "location_code_taken"
+    assert client.get("/api/v1/locations", headers=headers).json["items"][0]["code"] == "FS-WH"
+    bad = client.post("/api/v1/locations", json={**body, "code": "X", "region_code": "999999"}, headers=headers)
+    assert bad.status_code == 404
+    assert client.post("/api/v1/locations", json={**body, "kind": "shed"}, headers=headers).status_code == 422
+
+
+def test_coops_cannot_add_locations(client, coop):
+    body = {"code": "FS-WH", "name": "佛山仓", "kind": "warehouse", "region_code": "440604"}
+    assert client.post("/api/v1/locations", json=body, headers=coop[1]).status_code == 403
+
+
+def test_location_stock_shows_on_hand_reserved_and_available(client, login):
+    location, product = LocationFactory(), ProductFactory()
+    lot = make_lot(product, location, quantity=8)
+    inventory.reserve(location_id=location.id, product_id=product.id, quantity=3)
+    db.session.commit()
+    items = client.get(f"/api/v1/locations/{location.id}/stock", headers=login("admin")).json["items"]
+    assert items == [{"location_id": location.id, "lot_id": lot.id, "lot_code": lot.lot_code, "sku": product.sku,
+                      "on_hand": 8, "reserved": 3, "available": 5}]
+    missing = client.get("/api/v1/locations/999/stock", headers=login("admin"))
+    assert missing.status_code == 404
+    assert missing.json["error"]["code"] == "location_not_found"
+
+
+# --- lots --------------------------------------------------------------------------------------------
+
+def lot_body(product, location, households, **overrides) -> dict:
+    """A valid lot body with 10 units from each household."""
+    body = {"product_sku": product.sku, "lot_code": "2026-KQ-01", "harvested_on": "2026-09-03",
+            "packed_on": "2026-09-05", "village": "三河村", "location_code": location.code,
+            "contributions": [{"household_code": h.code, "quantity": 10 + i} for i, h in enumerate(households)]}
+    return {**body, **overrides}
+
+
+@pytest.fixture
+def coop_world(coop):
+    """The co-op's product, a warehouse and three linked households, committed."""
+    supplier, headers = coop
+    world = {"product": ProductFactory(supplier=supplier), "location": LocationFactory(),
+             "households": linked_households(supplier, 3), "headers": headers, "supplier": supplier}
+    db.session.commit()
+    return world
+
+
+def test_coop_creates_a_lot_from_linked_households(client, coop_world):
+    w = coop_world
+    response = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"]),
+                           headers=w["headers"])
+    assert response.status_code == 201, response.json
+    assert response.json["quantity"] == 33
+    assert response.json["households"] == 3
+    assert response.json["stock"] == [{"location_id": w["location"].id, "on_hand": 33, "reserved": 0,
+                                       "available": 33}]
+    code = response.json["trace_code"]
+    assert len(code) == 10 and set(code) <= set(TRACE_ALPHABET)
+
+
+def test_trace_codes_are_unique_and_unguessable(app):
+    location, product = LocationFactory(), ProductFactory()
+    codes = {make_lot(product, location, quantity=1).trace_code for _ in range(200)}
+    assert len(codes) == 200
+    assert all(len(code) == 10 and set(code) <= set(TRACE_ALPHABET) for code in codes)
+
+
+def test_households_without_a_purchase_link_are_refused(client, coop_world):
+    w = coop_world
+    unlinked = HouseholdFactory(supplier=w["supplier"], code="UNLINKED-1")
+    db.session.commit()
+    response = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], [*w["households"], unlinked]),
+                           headers=w["headers"])
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "household_not_linked"
+    assert "UNLINKED-1" in response.json["error"]["message"]
+    assert "UNLINKED-1" in response.json["error"]["details"]["contributions"]["3"]["household_code"][0]
+    assert db.session.query(Lot).count() == 0 and db.session.query(Stock).count() == 0
+
+
+def test_the_link_must_be_valid_on_the_harvest_date(client, coop_world):
+    w = coop_world
+    late = linked_households(w["supplier"], 1, valid_from=date(2026, 10, 1))
+    db.session.commit()
+    response = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], late), headers=w["headers"])
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "household_not_linked"
+
+
+def test_another_suppliers_household_is_refused(client, coop_world, other_coop):
+    w = coop_world
+    foreign = linked_households(other_coop[0], 1)
+    db.session.commit()
+    response = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], foreign), headers=w["headers"])
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "household_not_linked"
+
+
+def test_a_household_listed_twice_is_refused(client, coop_world):
+    w = coop_world
+    twice = [w["households"][0], w["households"][0]]
+    response = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], twice), headers=w["headers"])
+    assert response.status_code == 422
+    assert "twice" in response.json["error"]["details"]["contributions"]["1"]["household_code"][0]
+
+
+def test_lot_codes_are_unique_per_supplier(client, coop_world):
+    w = coop_world
+    body = lot_body(w["product"], w["location"], w["households"])
+    assert client.post("/api/v1/lots", json=body, headers=w["headers"]).status_code == 201
+    again = client.post("/api/v1/lots", json=body, headers=w["headers"])
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "lot_code_taken"
+
+
+def test_only_admins_give_a_quantity_without_contributions(client, coop_world, login):
+    w = coop_world
+    body = lot_body(w["product"], w["location"], [], quantity=50)
+    coop_try = client.post("/api/v1/lots", json=body, headers=w["headers"])
+    assert coop_try.status_code == 422
+    assert "quantity" in coop_try.json["error"]["details"]
+    admin = client.post("/api/v1/lots", json=body, headers=login("admin"))
+    assert admin.status_code == 201
+    assert admin.json["quantity"] == 50 and admin.json["households"] == 0
+    both = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"], quantity=5,
+                                                     lot_code="B"), headers=login("admin"))
+    assert both.status_code == 422
+    neither = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], [], lot_code="C"),
+                          headers=login("admin"))
+    assert neither.status_code == 422
+
+
+def test_lot_dates_and_location_are_checked(client, coop_world):
+    w = coop_world
+    base = lot_body(w["product"], w["location"], w["households"])
+    future = (today() + timedelta(days=1)).isoformat()
+    for overrides, field in (({"harvested_on": future}, "harvested_on"),
+                             ({"packed_on": "2026-09-01"}, "packed_on"),
+                             ({"location_code": "NOWHERE"}, "location_code"),
+                             ({"contributions": [{"household_code": w["households"][0].code, "quantity": 0}]},
+                              "contributions")):
+        response = client.post("/api/v1/lots", json={**base, **overrides}, headers=w["headers"])
+        assert response.status_code == 422, overrides
+        assert field in response.json["error"]["details"], response.json
+
+
+def test_coop_gets_404_for_another_suppliers_product_and_lots(client, coop_world, other_coop, login):
+    w = coop_world
+    foreign_product = ProductFactory(supplier=other_coop[0])
+    foreign_lot = make_lot(foreign_product, w["location"])
+    db.session.commit()
+    response = client.post("/api/v1/lots", json=lot_body(foreign_product, w["location"], w["households"]),
+                           headers=w["headers"])
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "product_not_found"
+    lot = client.get(f"/api/v1/lots/{foreign_lot.id}", headers=w["headers"])
+    assert lot.status_code == 404 and lot.json["error"]["code"] == "lot_not_found"
+    lots = client.get(f"/api/v1/suppliers/{other_coop[0].id}/lots", headers=w["headers"])
+    assert lots.status_code == 404 and lots.json["error"]["code"] == "supplier_not_found"
+    assert client.get(f"/api/v1/lots/{foreign_lot.id}", headers=other_coop[1]).status_code == 200
+    assert client.get(f"/api/v1/lots/{foreign_lot.id}", headers=login("admin")).status_code == 200
+
+
+def test_coop_lists_its_lots_with_stock_per_location(client, coop_world):
+    w = coop_world
+    store = LocationFactory(kind="store", region_code="440604")
+    lot = make_lot(w["product"], w["location"], quantity=10)
+    inventory.move(from_location_id=w["location"].id, to_location_id=store.id, product_id=w["product"].id,
+                   quantity=4)
+    db.session.commit()
+    items = client.get(f"/api/v1/suppliers/{w['supplier'].id}/lots", headers=w["headers"]).json["items"]
+    assert [item["lot_code"] for item in items] == [lot.lot_code]
+    assert items[0]["stock"] == [
+        {"location_id": w["location"].id, "on_hand": 6, "reserved": 0, "available": 6},
+        {"location_id": store.id, "on_hand": 4, "reserved": 0, "available": 4}]
+
+
+# --- the stock service -------------------------------------------------------------------------------
+
+@pytest.fixture
+def three_lots(app):
+    """A product with three lots at one location: two harvested on 9-10, then one (newest id) on 9-01."""
+    location, product = LocationFactory(), ProductFactory()
+    late = make_lot(product, location, quantity=5, harvested_on=date(2026, 9, 10))
+    late_too = make_lot(product, location, quantity=5, harvested_on=date(2026, 9, 10))
+    early = make_lot(product, location, quantity=5, harvested_on=date(2026, 9, 1))
+    db.session.commit()
+    return location, product, early, late, late_too
+
+
+def test_reserve_takes_lots_fifo_by_harvest_date_then_lot_id(three_lots):
+    location, product, early, late, late_too = three_lots
+    portions = inventory.reserve(location_id=location.id, product_id=product.id, quantity=8)
+    assert portions == [Portion(location.id, early.id, product.id, 5), Portion(location.id, late.id, product.id, 3)]
+    assert stock_of(location, product) == [(late.id, 5, 3), (late_too.id, 5, 0), (early.id, 5, 5)]
+
+
+def test_a_named_lot_is_taken_first(three_lots):
+    location, product, early, late, late_too = three_lots
+    portions = inventory.take(location_id=location.id, product_id=product.id, quantity=7, lot_id=late_too.id)
+    assert [(p.lot_id, p.quantity) for p in portions] == [(late_too.id, 5), (early.id, 2)]
+    assert stock_of(location, product) == [(late.id, 5, 0), (late_too.id, 0, 0), (early.id, 3, 0)]
+
+
+def test_insufficient_stock_names_every_short_line_and_changes_nothing(three_lots):
+    location, product, *_ = three_lots
+    other = ProductFactory()
+    make_lot(other, location, quantity=2)
+    with pytest.raises(Conflict) as raised:
+        inventory.reserve_lines(location_id=location.id, lines=[StockRequest(other.id, 1),
+                                                                StockRequest(product.id, 16)])
+    assert raised.value.code == "insufficient_stock"
+    assert raised.value.details["lines"] == [{"product_id": product.id, "requested": 16, "available": 15}]
+    assert all(reserved == 0 for _, _, reserved in stock_of(location, product) + stock_of(location, other))
+
+
+def test_release_and_allocate_reserved_units(three_lots):
+    location, product, early, late, _ = three_lots
+    assert [p.quantity for p in inventory.reserve(location_id=location.id, product_id=product.id, quantity=7)] == [5, 2]
+    inventory.release(portions=[Portion(location.id, late.id, product.id, 2)])
+    assert inventory.available(location_id=location.id, product_id=product.id) == 10
+    sold = inventory.allocate(portions=[Portion(location.id, early.id, product.id, 5)])
+    assert sold == [Portion(location.id, early.id, product.id, 5)]
+    assert stock_of(location, product)[2] == (early.id, 0, 0)
+    with pytest.raises(Conflict) as raised:
+        inventory.allocate(portions=[Portion(location.id, early.id, product.id, 1)])
+    assert raised.value.code == "reservation_not_held"
+    with pytest.raises(Conflict):
+        inventory.release(portions=[Portion(location.id, late.id, product.id, 3)])
+
+
+def test_move_goes_lot_by_lot_fifo(three_lots):
+    location, product, early, late, late_too = three_lots
+    store = LocationFactory(kind="store")
+    moved = inventory.move(from_location_id=location.id, to_location_id=store.id, product_id=product.id,
+                           quantity=7)
+    assert [(p.location_id, p.lot_id, p.quantity) for p in moved] == [(store.id, early.id, 5), (store.id, late.id, 2)]
+    assert stock_of(store, product) == [(late.id, 2, 0), (early.id, 5, 0)]
+    inventory.move(from_location_id=store.id, to_location_id=location.id, product_id=product.id, quantity=6)
+    assert stock_of(location, product) == [(late.id, 4, 0), (late_too.id, 5, 0), (early.id, 5, 0)]
+    with pytest.raises(ValidationError):
+        inventory.move(from_location_id=store.id, to_location_id=store.id, product_id=product.id, quantity=1)
+    with pytest.raises(Conflict):
+        inventory.move(from_location_id=store.id, to_location_id=location.id, product_id=product.id, quantity=2)
+
+
+def test_quantities_must_be_positive(three_lots):
+    location, product, *_ = three_lots
+    with pytest.raises(ValidationError):
+        inventory.reserve(location_id=location.id, product_id=product.id, quantity=0)
