@@ -1,0 +1,90 @@
+"""Public traceability: JSON, HTML page and QR code, without personal data."""
+from __future__ import annotations
+
+import io
+import re
+
+import qrcode
+from qrcode.image.svg import SvgPathImage
+
+from catalog import inventory
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
+
+
+def lot_with_households(supplier, villages: list[str]):
+    """A lot of a new product of `supplier` with one linked household per entry of `villages`."""
+    households = [linked_households(supplier, 1, village=village)[0] for village in villages]
+    product = ProductFactory(supplier=supplier, name="昭觉苦荞米")
+    lot = inventory.add_lot(product=product, location=LocationFactory(), lot_code=f"L-{len(villages)}",
+                            harvested_on=product.certificate_valid_from.replace(month=9), packed_on=None,
+                            village="三河村",
+                            contributions=[{"household_code": h.code, "quantity": 5} for h in households])
+    db.session.commit()
+    return lot, households
+
+
+def test_trace_shows_product_lot_supplier_and_households(client, coop):
+    supplier, _ = coop
+    lot, _ = lot_with_households(supplier, ["三河村", "三河村", "三河村", "火普村"])
+    lot.attributed_fen = 12345
+    db.session.commit()
+    body = client.get(f"/api/v1/trace/{lot.trace_code}").json
+    assert body["trace_code"] == lot.trace_code
+    assert body["product"]["name"] == "昭觉苦荞米" and body["product"]["county"]["name"] == "昭觉县"
+    assert body["product"]["certified"] is True
+    assert body["lot"] == {"code": lot.lot_code, "harvested_on": "2026-09-01", "packed_on": None,
+                           "village": "三河村"}
+    assert body["supplier"] == {"id": supplier.id, "name": supplier.name}
+    # 火普村 has a single contributing household: naming it would single that household out.
+    assert body["households"] == {"count": 4, "villages": ["三河村"]}
+    assert body["attributed_fen"] == 12345
+
+
+def test_fewer_than_three_households_show_no_count_villages_or_amount(client, coop):
+    lot, _ = lot_with_households(coop[0], ["三河村", "三河村"])
+    lot.attributed_fen = 500
+    db.session.commit()
+    body = client.get(f"/api/v1/trace/{lot.trace_code.lower()}").json
+    assert body["households"] == {"count": None, "fewer_than": 3}
+    assert "attributed_fen" not in body
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+    assert "少于 3 户" in page and "5.00" not in page
+
+
+def test_trace_outputs_carry_no_personal_data(client, coop):
+    lot, households = lot_with_households(coop[0], ["三河村"] * 3)
+    json_text = client.get(f"/api/v1/trace/{lot.trace_code}").get_data(as_text=True)
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+    for household in households:
+        for value in (household.head_name, household.id_number, household.code):
+            assert value not in json_text and value not in page
+
+
+def test_trace_page_is_a_mobile_friendly_chinese_page(client, coop):
+    lot, _ = lot_with_households(coop[0], ["三河村"] * 3)
+    response = client.get(f"/t/{lot.trace_code}")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert 'lang="zh-CN"' in page and 'name="viewport"' in page
+    assert "昭觉苦荞米" in page and "2026年09月01日" in page and "3</span> 户" in page
+    assert f"/t/{lot.trace_code}/qr.svg" in page
+
+
+def test_qr_code_encodes_the_absolute_page_url(client, coop):
+    lot, _ = lot_with_households(coop[0], ["三河村"])
+    response = client.get(f"/t/{lot.trace_code}/qr.svg")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    expected = io.BytesIO()
+    qrcode.make(f"http://localhost/t/{lot.trace_code}", image_factory=SvgPathImage, box_size=10,
+                border=2).save(expected)
+    assert response.data == expected.getvalue()
+    assert re.search(rb"<svg", response.data)
+
+
+def test_unknown_trace_codes_are_404_json_under_api_and_html_elsewhere(client):
+    api = client.get("/api/v1/trace/NOSUCHCODE")
+    assert api.status_code == 404 and api.json["error"]["code"] == "trace_code_not_found"
+    page = client.get("/t/NOSUCHCODE")
+    assert page.status_code == 404 and page.mimetype == "text/html" and "未找到" in page.get_data(as_text=True)
+    assert client.get("/t/NOSUCHCODE/qr.svg").status_code == 404
