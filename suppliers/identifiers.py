@@ -29,8 +29,8 @@ def normalise_uscc(value: str) -> str:
 
 
 def normalise_id_number(value: str, *, today: date) -> str:
-    """The compact resident ID number, validated: check digit, birth date, region (`invalid_id_number`)."""
-    number = ric.compact(value)
+    """The ID number without spaces or dashes, validated: check digit, birth date, region (`invalid_id_number`)."""
+    number = re.sub(r"[\s-]", "", value).upper()
     problem = None
     if len(number) != 18 or not number[:17].isdigit():
         problem = "Not 17 digits followed by a check digit or X."

@@ -264,13 +264,12 @@ def _household_to_link(*, supplier_id: int, household_code: str, id_number: str 
     household = find_household(supplier_id=supplier_id, code=household_code)
     if id_number is not None:
         id_hash = crypto.lookup_hash(normalise_id_number(id_number, today=date.today()))
-        if household is None:
+        if household is None or household.id_number_hash != id_hash:
             candidate = _household_by_hash(id_hash)
+            household = None
             if candidate is not None and candidate.code == household_code:
                 _link_supplier(supplier_id=supplier_id, household=candidate)
                 household = candidate
-        elif household.id_number_hash != id_hash:
-            household = None
     if household is None:
         raise NotFound("No household with this registry code (and ID number) to link.",
                        code="household_not_found",

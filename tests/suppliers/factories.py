@@ -92,9 +92,10 @@ class BenefitLinkFactory(BaseFactory):
     valid_from = date(2026, 1, 1)
 
 
-def household_payload(county_code: str = "513431", **overrides) -> dict:
-    """A valid registration body with a fresh synthetic ID number."""
+def household_payload(**overrides) -> dict:
+    """A valid registration body with a fresh synthetic ID number (born in the body's county)."""
     n = next(_serial)
-    body = {"code": f"R{n:05d}", "head_name": f"测试户乙{n:03d}", "id_number": make_id_number(county_code),
+    id_number = overrides.get("id_number") or make_id_number(overrides.get("county_code") or "513431")
+    body = {"code": f"R{n:05d}", "head_name": f"测试户乙{n:03d}", "id_number": id_number,
             "village": "测试村", "members": 4, "consent_on": "2026-01-05", "consent_basis": "书面同意书（测试）"}
     return {**body, **overrides}

@@ -44,6 +44,7 @@ def test_an_invalid_uscc_is_rejected(value, problem):
 def test_a_valid_id_number_is_accepted_and_compacted():
     number = make_id_number()
     assert identifiers.normalise_id_number(number, today=TODAY) == number
+    assert identifiers.normalise_id_number(f" {number[:6]} {number[6:14]}-{number[14:]} ", today=TODAY) == number
     with_x = next(n for n in (_with_check_digit(f"51343119800101{s:03d}") for s in range(100)) if n.endswith("X"))
     assert identifiers.normalise_id_number(with_x.lower(), today=TODAY) == with_x
 

@@ -1,0 +1,176 @@
+"""Households: registration, masking per role, audited reveals, duplicates, scope and mass assignment."""
+from __future__ import annotations
+
+from shop.db import db
+from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account, make_id_number
+
+
+def _register(client, headers, url_supplier_id, **overrides):
+    """POST a registration with a fresh synthetic household."""
+    body = household_payload(**overrides)
+    return body, client.post(f"/api/v1/suppliers/{url_supplier_id}/households", json=body, headers=headers)
+
+
+def test_a_coop_registers_a_household_in_its_county_and_sees_it_masked(client, coop, supplier):
+    body, response = _register(client, coop, supplier.id, bank_account=make_bank_account())
+    assert response.status_code == 201, response.json
+    out = response.json
+    assert out["county_code"] == "513431" and out["registered_by_id"] == supplier.id
+    assert out["id_number"] == body["id_number"][:6] + "********" + body["id_number"][-4:]
+    assert out["bank_account"] == "*" * 15 + body["bank_account"][-4:]
+    assert out["consent_on"] == "2026-01-05" and out["consent_basis"] == body["consent_basis"]
+    listed = client.get(f"/api/v1/suppliers/{supplier.id}/households", headers=coop).json
+    assert [h["code"] for h in listed["items"]] == [body["code"]] and listed["next_cursor"] is None
+    assert listed["items"][0]["id_number"] == out["id_number"]
+
+
+def test_a_household_may_be_registered_in_another_recipient_county(client, coop, supplier):
+    _, response = _register(client, coop, supplier.id, county_code="513437")
+    assert response.status_code == 201 and response.json["county_code"] == "513437"
+    _, donor = _register(client, coop, supplier.id, county_code="440604")
+    assert donor.status_code == 422 and donor.json["error"]["code"] == "county_not_recipient"
+
+
+def test_registration_validates_the_id_number_without_echoing_it(client, coop, supplier):
+    good = make_id_number()
+    bad = good[:-1] + ("1" if good[-1] != "1" else "2")
+    _, response = _register(client, coop, supplier.id, id_number=bad)
+    assert response.status_code == 422 and response.json["error"]["code"] == "invalid_id_number"
+    assert response.json["error"]["details"] == {"id_number": ["The check digit is wrong."]}
+    assert bad not in response.get_data(as_text=True)
+
+
+def test_consent_and_members_are_required(client, coop, supplier):
+    body = household_payload(members=0)
+    del body["consent_basis"]
+    response = client.post(f"/api/v1/suppliers/{supplier.id}/households", json=body, headers=coop)
+    assert response.status_code == 422
+    assert set(response.json["error"]["details"]) == {"consent_basis", "members"}
+
+
+def test_a_bad_household_bank_account_is_rejected(client, coop, supplier):
+    _, response = _register(client, coop, supplier.id, bank_account="1234")
+    assert response.status_code == 422 and response.json["error"]["code"] == "invalid_bank_account"
+
+
+def test_the_same_person_is_registered_once_across_suppliers(client, coop, supplier, other_coop, other_supplier):
+    body, first = _register(client, coop, supplier.id)
+    assert first.status_code == 201
+    spaced = body["id_number"][:6] + " " + body["id_number"][6:].lower()
+    _, second = _register(client, other_coop, other_supplier.id, id_number=spaced)
+    assert second.status_code == 409 and second.json["error"]["code"] == "household_exists"
+    assert "benefit-links" in second.json["error"]["message"]
+    text = second.get_data(as_text=True)
+    assert body["id_number"] not in text and body["id_number"][-4:] not in text and body["code"] not in text
+
+
+def test_a_registry_code_is_unique_per_county(client, coop, supplier, other_coop, other_supplier):
+    body, _ = _register(client, coop, supplier.id)
+    _, same_county = _register(client, other_coop, other_supplier.id, code=body["code"], county_code="513431")
+    assert same_county.status_code == 409 and same_county.json["error"]["code"] == "household_code_taken"
+    _, other_county = _register(client, other_coop, other_supplier.id, code=body["code"])
+    assert other_county.status_code == 201 and other_county.json["county_code"] == "513437"
+
+
+def test_an_inactive_supplier_takes_on_no_households(client, admin, coop, supplier):
+    client.patch(f"/api/v1/suppliers/{supplier.id}", json={"active": False}, headers=admin)
+    _, response = _register(client, coop, supplier.id)
+    assert response.status_code == 409 and response.json["error"]["code"] == "supplier_inactive"
+
+
+def test_masking_per_role_and_reveal_only_for_admins_with_a_reason(client, admin, coop, supplier, login):
+    household = HouseholdFactory(supplier=supplier, bank_account=make_bank_account())
+    db.session.commit()
+    url = f"/api/v1/households/{household.id}"
+    masked = household.id_number[:6] + "********" + household.id_number[-4:]
+    assert client.get(url, headers=coop).json["id_number"] == masked
+    assert client.get(url, headers=admin).json["id_number"] == masked
+
+    denied = client.get(url + "?reveal=true&reason=想看看", headers=coop)
+    assert denied.status_code == 403 and denied.json["error"]["code"] == "reveal_forbidden"
+    for query in ("?reveal=true", "?reveal=true&reason=", "?reveal=true&reason=%20%20"):
+        no_reason = client.get(url + query, headers=admin)
+        assert no_reason.status_code == 422 and no_reason.json["error"]["code"] == "reveal_reason_required"
+    assert client.get(url, headers=login("auditor")).status_code == 403
+
+    revealed = client.get(url + "?reveal=true&reason=核对打款账户", headers=admin).json
+    assert revealed["id_number"] == household.id_number and revealed["bank_account"] == household.bank_account
+    assert client.get(url, headers=admin).json["id_number"] == masked
+
+
+def test_every_reveal_is_audited_and_listed_for_admins_and_auditors(client, admin, coop, supplier, login):
+    first, second = HouseholdFactory(supplier=supplier, bank_account=make_bank_account()), HouseholdFactory()
+    db.session.commit()
+    client.get(f"/api/v1/households/{first.id}?reveal=true&reason=核对打款账户", headers=admin)
+    client.get(f"/api/v1/households/{second.id}?reveal=true&reason=身份核验", headers=admin)
+    client.get(f"/api/v1/households/{second.id}?reveal=true", headers=admin)  # refused: no reason, no row
+    client.get(f"/api/v1/households/{second.id}?reveal=true&reason=x", headers=coop)  # refused: not admin
+
+    auditor = login("auditor")
+    rows = client.get("/api/v1/audit/reveals", headers=auditor).json["items"]
+    assert [(r["household_id"], r["fields"], r["reason"]) for r in rows] == [
+        (first.id, ["id_number", "bank_account"], "核对打款账户"), (second.id, ["id_number"], "身份核验")]
+    assert rows[0]["username"].startswith("user") and rows[0]["created_at"]
+    one_page = client.get(f"/api/v1/audit/reveals?limit=1&household_id={second.id}", headers=admin).json
+    assert [r["household_id"] for r in one_page["items"]] == [second.id] and one_page["next_cursor"] is None
+    assert client.get("/api/v1/audit/reveals", headers=coop).status_code == 403
+
+
+def test_a_coop_cannot_read_or_change_another_suppliers_households(client, coop, other_supplier):
+    theirs = HouseholdFactory(supplier=other_supplier)
+    db.session.commit()
+    for response in (client.get(f"/api/v1/households/{theirs.id}", headers=coop),
+                     client.patch(f"/api/v1/households/{theirs.id}", json={"active": False}, headers=coop)):
+        assert response.status_code == 404 and response.json["error"]["code"] == "household_not_found"
+    listed = client.get(f"/api/v1/suppliers/{other_supplier.id}/households", headers=coop)
+    assert listed.status_code == 404 and listed.json["error"]["code"] == "supplier_not_found"
+    _, registered = _register(client, coop, other_supplier.id)
+    assert registered.status_code == 404
+    db.session.expire_all()
+    assert theirs.active is True
+
+
+def test_a_coop_edits_and_deactivates_its_household(client, coop, supplier):
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    url = f"/api/v1/households/{household.id}"
+    changes = {"village": "新村", "members": 5, "bank_account": make_bank_account()}
+    edited = client.patch(url, json=changes, headers=coop)
+    assert edited.status_code == 200 and edited.json["village"] == "新村" and edited.json["members"] == 5
+    assert edited.json["bank_account"].startswith("***")
+    removed = client.patch(url, json={"bank_account": None, "active": False}, headers=coop).json
+    assert removed["bank_account"] is None and removed["active"] is False
+    inactive = client.get(f"/api/v1/suppliers/{supplier.id}/households?active=false", headers=coop).json["items"]
+    assert [h["id"] for h in inactive] == [household.id]
+
+
+def test_no_mass_assignment_of_supplier_code_or_id_number(client, coop, supplier, other_supplier):
+    _, with_supplier = _register(client, coop, supplier.id, supplier_id=other_supplier.id)
+    assert with_supplier.status_code == 422 and "supplier_id" in with_supplier.json["error"]["details"]
+    mine, theirs = HouseholdFactory(supplier=supplier), HouseholdFactory(supplier=other_supplier)
+    db.session.commit()
+    before = (mine.code, mine.registered_by_id, mine.county_code, mine.id_number_hash)
+    for field, value in (("code", theirs.code), ("registered_by_id", other_supplier.id),
+                         ("id_number", make_id_number()), ("county_code", "513437")):
+        response = client.patch(f"/api/v1/households/{mine.id}", json={field: value}, headers=coop)
+        assert response.status_code == 422 and field in response.json["error"]["details"]
+    db.session.expire_all()
+    assert (mine.code, mine.registered_by_id, mine.county_code, mine.id_number_hash) == before
+
+
+def test_household_lists_page_with_a_cursor(client, coop, supplier):
+    for _ in range(3):
+        HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    first = client.get(f"/api/v1/suppliers/{supplier.id}/households?limit=2", headers=coop).json
+    second = client.get(f"/api/v1/suppliers/{supplier.id}/households?limit=2&cursor={first['next_cursor']}",
+                        headers=coop).json
+    assert len(first["items"]) == 2 and len(second["items"]) == 1 and second["next_cursor"] is None
+
+
+def test_an_admin_reads_any_household(client, admin, other_supplier):
+    theirs = HouseholdFactory(supplier=other_supplier)
+    db.session.commit()
+    assert client.get(f"/api/v1/households/{theirs.id}", headers=admin).json["code"] == theirs.code
+    missing = client.get(f"/api/v1/households/{theirs.id + 100}", headers=admin)
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "household_not_found"
