@@ -1,0 +1,99 @@
+"""On PostgreSQL: two co-ops registering the same person at the same moment get one household."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select, text
+
+from shop.db import db
+from shop.errors import Conflict
+from suppliers import service
+from suppliers.models import Household
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.suppliers.factories import SupplierFactory, household_payload
+
+pytestmark = pytest.mark.postgres
+
+
+def _headers(client, supplier_id: int) -> dict:
+    """Authorization headers of a new user of the supplier."""
+    user = UserFactory(role="coop", supplier_id=supplier_id)
+    db.session.commit()
+    token = client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+    return {"Authorization": f"Bearer {token.json['access_token']}"}
+
+
+def test_concurrent_registrations_of_one_id_number_give_one_201_and_one_409(pg_app):
+    client = pg_app.test_client()
+    suppliers = [SupplierFactory(), SupplierFactory(county_code="513437")]
+    db.session.commit()
+    requests = [(s.id, _headers(client, s.id)) for s in suppliers]
+    id_number = household_payload()["id_number"]
+    barrier = threading.Barrier(len(requests))
+    responses = []
+
+    def register(supplier_id, headers):
+        body = household_payload(id_number=id_number)
+        barrier.wait()
+        responses.append(client.post(f"/api/v1/suppliers/{supplier_id}/households", json=body, headers=headers))
+
+    threads = [threading.Thread(target=register, args=request) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(r.status_code for r in responses) == [201, 409]
+    conflict = next(r for r in responses if r.status_code == 409)
+    assert conflict.json["error"]["code"] == "household_exists"
+    assert id_number not in conflict.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Household)) == 1
+
+
+def test_the_unique_hash_decides_when_the_duplicate_check_cannot_see_the_other_transaction(pg_app):
+    first_supplier, second_supplier = SupplierFactory(), SupplierFactory(county_code="513437")
+    db.session.commit()
+    ids = (first_supplier.id, second_supplier.id)
+    id_number = household_payload()["id_number"]
+    first_flushed, release_first = threading.Event(), threading.Event()
+    outcome = {}
+
+    def register(supplier_id):
+        """Register the same person under `supplier_id` (in the calling thread's own app context)."""
+        body = {**household_payload(id_number=id_number), "consent_on": date(2026, 1, 5)}
+        return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
+
+    def first():
+        with pg_app.app_context():
+            register(ids[0])
+            first_flushed.set()
+            release_first.wait(timeout=30)
+            db.session.commit()
+
+    def second():
+        first_flushed.wait(timeout=30)
+        with pg_app.app_context():
+            try:
+                register(ids[1])
+            except Conflict as error:
+                outcome["code"] = error.code
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    for _ in range(300):  # until the second insert waits on the first's uncommitted row
+        if db.session.scalar(text(waiting)):
+            break
+        time.sleep(0.01)
+    db.session.rollback()
+    release_first.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert outcome == {"code": "household_exists"}
+    assert db.session.scalar(select(func.count()).select_from(Household)) == 1
