@@ -1,7 +1,9 @@
 """Routes: products, locations, lots, stock and the public trace JSON."""
 from __future__ import annotations
 
-from flask import request
+import functools
+
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -24,9 +26,30 @@ from catalog.schemas import (
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
 from shop.db import db
+from shop.extensions import cache
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, stock and traceability")
+
+
+def _cached_public_json(view):
+    """Serve anonymous, stock-independent reads of a view as finished JSON from the product cache
+    (a product write starts a new cache generation); everything else runs the view."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.headers.get("Authorization") or "in_stock_at" in request.args:
+            return view(*args, **kwargs)
+        key = service.public_cache_key("page", request.full_path.encode())
+        body = cache.get(key)
+        if body is not None:
+            return current_app.response_class(body, mimetype="application/json")
+        response = view(*args, **kwargs)
+        if response.status_code == 200:
+            cache.set(key, response.get_data())
+        return response
+
+    return wrapper
 
 
 def _viewer() -> User | None:
@@ -36,6 +59,7 @@ def _viewer() -> User | None:
 
 @blp.route("/products")
 class Products(MethodView):
+    @_cached_public_json
     @blp.arguments(ProductQuery, location="query")
     @blp.response(200, page_schema(ProductOut))
     @blp.doc(security=[])

@@ -1,6 +1,7 @@
 """Products: creation and edits with their history, cached reads, listing and search."""
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -55,6 +56,12 @@ def _cache_version() -> str:
         cache.add(VERSION_KEY, uuid.uuid4().hex[:12], timeout=0)
         version = cache.get(VERSION_KEY)
     return version
+
+
+def public_cache_key(kind: str, request_key: bytes) -> str:
+    """A cache key for a public read: the current generation, today's date (certificates lapse at
+    midnight) and a hash of what identifies the request."""
+    return f"catalog:{kind}:{_cache_version()}:{today()}:{hashlib.sha1(request_key).hexdigest()}"
 
 
 def invalidate_product_cache() -> None:
@@ -128,7 +135,7 @@ def stock_by_location(*, product_id: int) -> list[dict]:
 def show_product(*, sku: str, actor: User | None) -> dict:
     """A product with its live stock per location; the product part is cached for public reads."""
     on = today()
-    key = f"catalog:product:{_cache_version()}:{on}:{sku}"
+    key = public_cache_key("product", sku.encode())
     view = cache.get(key)
     if view is None:
         product = get_product(sku=sku, actor=actor)
@@ -144,16 +151,9 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                   max_price_fen: int | None = None, certified: bool | None = None,
                   in_stock_at: int | None = None, status: str | None = None, supplier_id: int | None = None,
                   limit: int = 20, cursor: str | None = None) -> dict:
-    """A page of products by the API's filters, ordered by id; public pages without stock filters are cached."""
+    """A page of products by the API's filters, ordered by id (the caller may cache public pages)."""
     on = today()
-    arguments = (county, donor, category, q, min_price_fen, max_price_fen, certified, status, supplier_id,
-                 limit, cursor)
     public = (status in (None, "active") and supplier_id is None) or actor is None
-    cacheable = public and in_stock_at is None
-    key = f"catalog:products:{_cache_version()}:{on}:{arguments!r}" if cacheable else None
-    if key is not None and (page := cache.get(key)) is not None:
-        return page
-
     query = select(Product)
     if public or actor.role not in ("admin", "coop"):
         query = query.where(Product.status == "active")
@@ -182,11 +182,7 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
         query = query.where(exists().where(Stock.product_id == Product.id, Stock.location_id == in_stock_at,
                                            Stock.on_hand > Stock.reserved))
     page = paginate(query, keys=[Product.id], limit=limit, cursor=cursor)
-    page = {"items": [product_view(product, on=on) for product in page["items"]],
-            "next_cursor": page["next_cursor"]}
-    if key is not None:
-        cache.set(key, page)
-    return page
+    return {"items": [product_view(product, on=on) for product in page["items"]], "next_cursor": page["next_cursor"]}
 
 
 def _matches(q: str):
