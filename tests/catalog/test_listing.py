@@ -109,3 +109,14 @@ def test_admin_lists_drafts_by_status_coop_only_its_own(client, login, coop, oth
     coop_view = client.get("/api/v1/products?status=draft", headers=coop[1]).json["items"]
     assert [p["sku"] for p in coop_view] == [own.sku]
     assert skus(client, "&status=draft") == []
+
+
+def test_in_stock_at_is_never_served_from_the_cache(client):
+    location, product = LocationFactory(), ProductFactory()
+    make_lot(product, location, quantity=2)
+    db.session.commit()
+    assert skus(client, f"&in_stock_at={location.id}") == [product.sku]
+    inventory.reserve(location_id=location.id, product_id=product.id, quantity=2)
+    db.session.commit()
+    assert skus(client, f"&in_stock_at={location.id}") == []
+    assert skus(client) == [product.sku]
