@@ -1,4 +1,8 @@
-"""`GET /api/v1/products?county=…&limit=20` over 20,000 products and 200,000 lots on PostgreSQL, beside the floor."""
+"""`GET /api/v1/products?county=…&limit=20` over 20,000 products and 200,000 lots on PostgreSQL, beside the floor.
+
+BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/shop_bench) is rebuilt; with
+BENCH_REDIS_URL set the app runs in production shape, its product cache in Redis (in-process otherwise).
+"""
 from __future__ import annotations
 
 import json
@@ -137,12 +141,13 @@ def products() -> Result:
     """Requests/s and p99 of a county's first product page, each beside the floor's."""
     load.prepare()
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    redis_url = os.environ.get("BENCH_REDIS_URL")  # production shape: the product cache in Redis
     with tempfile.TemporaryDirectory(prefix="bench-products-") as folder:
         reset_postgres(database_url)
         migrate(database_url, Path(folder))
         timings = generate(database_url, Path(folder))
-        with servers.gunicorn("the app", "bench.wsgi:app", env={"DATABASE_URL": database_url},
-                              ready_path=PATH) as base:
+        env = {"DATABASE_URL": database_url, **({"REDIS_URL": redis_url} if redis_url else {})}
+        with servers.gunicorn("the app", "bench.wsgi:app", env=env, ready_path=PATH) as base:
             body = servers.fetch(base + PATH)
             app = load.measure("the app", base + PATH)
         with servers.floor_server(body) as base:
@@ -151,7 +156,8 @@ def products() -> Result:
         name="products",
         rows=[Row("requests/s", app.requests_per_s, "req/s", floor.requests_per_s),
               Row("p99 latency", app.p99_ms, "ms", floor.p99_ms)],
-        settings={"path": PATH, "database": "postgresql", "products": PRODUCTS, "lots": LOTS,
+        settings={"path": PATH, "database": "postgresql", "cache": "redis" if redis_url else "in-process",
+                  "products": PRODUCTS, "lots": LOTS,
                   "response_bytes": len(body), "items": len(json.loads(body)["items"]), **servers.settings(),
                   **load.settings()},
         details={"app": app.as_dict(), "floor": floor.as_dict(), "copy_seconds": timings},
