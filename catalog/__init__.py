@@ -9,6 +9,7 @@ def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder and tasks."""
     from catalog import tasks  # noqa: F401 - registers the Celery tasks
     from catalog.api import blp
+    from catalog.cli import import_inventory_command
     from catalog.demo import seed_demo
     from catalog.trace import pages
     from shop.cli import register_demo_seeder
@@ -16,6 +17,7 @@ def init_app(app: Flask) -> None:
 
     api.register_blueprint(blp)
     app.register_blueprint(pages)
+    app.cli.add_command(import_inventory_command)
     register_demo_seeder(app, "catalog", seed_demo)
     app.config["CELERY_BEAT_SCHEDULE"]["catalog.flag_lapsed_certificates"] = {
         "task": "catalog.flag_lapsed_certificates",

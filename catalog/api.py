@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import functools
+import io
 
-from flask import current_app, request
+from flask import current_app, request, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from catalog import inventory, service, trace
+from catalog import inventory, service, trace, uploads
 from catalog.schemas import (
     LocationCreate,
     LocationOut,
@@ -22,7 +23,10 @@ from catalog.schemas import (
     ProductUpdate,
     StockOut,
     TraceOut,
+    UploadFile,
+    UploadOut,
 )
+from catalog.spreadsheet import template_workbook
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
 from shop.db import db
@@ -166,3 +170,42 @@ def supplier_lots(query, supplier_id):
 def trace_lot(trace_code):
     """Show the public trace of a lot."""
     return trace.trace(trace_code=trace_code)
+
+
+@blp.route("/suppliers/<int:supplier_id>/inventory-uploads")
+class InventoryUploads(MethodView):
+    @require_role("admin", "coop")
+    @blp.arguments(UploadFile, location="files")
+    @blp.response(202, UploadOut)
+    @blp.alt_response(200, schema=UploadOut, description="The same file was uploaded before: that upload.")
+    def post(self, files, supplier_id):
+        """Upload a CSV or XLSX inventory file for import."""
+        upload, created = uploads.submit_upload(
+            actor=current_user(), supplier_id=supplier_id, filename=files["file"].filename or "upload",
+            data=files["file"].read(), max_bytes=current_app.config["INVENTORY_UPLOAD_MAX_BYTES"])
+        db.session.commit()
+        return upload, 202 if created else 200
+
+    @require_role("admin", "coop")
+    @blp.arguments(PageQuery, location="query")
+    @blp.response(200, page_schema(UploadOut))
+    def get(self, query, supplier_id):
+        """List a supplier's inventory uploads."""
+        return uploads.list_uploads(actor=current_user(), supplier_id=supplier_id, **query)
+
+
+@blp.route("/inventory-uploads/<int:upload_id>")
+@require_role("admin", "coop")
+@blp.response(200, UploadOut)
+def get_upload(upload_id):
+    """Show an inventory upload with its progress and errors."""
+    return uploads.get_upload(actor=current_user(), upload_id=upload_id)
+
+
+@blp.route("/inventory-uploads/template.xlsx")
+@blp.response(200, {"format": "binary", "type": "string"}, content_type=uploads.XLSX_TYPE)
+@blp.doc(security=[])
+def upload_template():
+    """Download the inventory upload template (headers in both languages explained, an example row)."""
+    return send_file(io.BytesIO(template_workbook(uploads.TEMPLATE_EXAMPLE)), mimetype=uploads.XLSX_TYPE,
+                     as_attachment=True, download_name="inventory-upload-template.xlsx")

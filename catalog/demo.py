@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy import select
 
-from catalog import inventory, service
+from catalog import inventory, service, uploads
 from catalog.models import Location, Lot, Product
 from shop.auth.models import User
 from shop.db import db
@@ -52,6 +53,10 @@ PRODUCTS = (
     DemoProduct("LB-QC-GIFT", "雷波脐橙礼盒", "513437", "fruit", "box", 3000, 6900),
 )
 HOUSEHOLD_COOPS = {"513431": "DEMO-ZJ", "513437": "DEMO-LB"}
+# The household co-ops' lots arrive as real upload files (a GBK sheet with Chinese headers and dates,
+# and a UTF-8 one with a BOM and English headers), imported through the same service as the API's.
+DEMO_FILES = {"513431": "demo_inventory_zhaojue.csv", "513437": "demo_inventory_leibo.csv"}
+DATA_DIR = Path(__file__).parent / "data"
 EXTRA_SUPPLIERS = {  # county → the name of the demo co-op created here for the other counties' products
     "513429": "布拖县乌洋芋苦荞专业合作社（演示）", "513432": "喜德县苦荞茶专业合作社（演示）",
     "513423": "盐源县苹果专业合作社（演示）", "513430": "金阳县青花椒专业合作社（演示）",
@@ -99,31 +104,38 @@ def _location(code: str, name: str, kind: str, region_code: str) -> Location:
                                                                       region_code=region_code)
 
 
-def _lots(product: Product, warehouse: Location, store_side: Location) -> int:
-    """Two lots of the product (from demo households where its co-op has them), half moved to Foshan."""
-    prefix = HOUSEHOLD_COOPS.get(product.county_code)
+def _enterprise_lots(product: Product, warehouse: Location, store_side: Location) -> int:
+    """Two lots of explicit quantity (no household data for these demo co-ops), half moved to Foshan."""
     created = 0
     for n, harvested_on in enumerate((date(2026, 9, 3), date(2026, 10, 15)), start=1):
         lot_code = f"{product.sku}-2026-{n:02d}"
         if inventory.lot_code_taken(supplier_id=product.supplier_id, lot_code=lot_code):
             continue
-        if prefix:
-            # Households n, n+4, … share a village; the second Leibo lot has only two (shown as "fewer than 3").
-            count = 2 if (n == 2 and prefix == "DEMO-LB") else 6
-            codes = [f"{prefix}-{h:03d}" for h in range(4 if n == 1 else 1, 41, 4)][:count]
-            village = suppliers.find_household(supplier_id=product.supplier_id, code=codes[0]).village
-            lot = inventory.add_lot(product=product, location=warehouse, lot_code=lot_code,
-                                    harvested_on=harvested_on, packed_on=harvested_on, village=village,
-                                    contributions=[{"household_code": code, "quantity": 10 + 5 * (i % 3)}
-                                                   for i, code in enumerate(codes)])
-        else:
-            lot = inventory.add_lot(product=product, location=warehouse, lot_code=lot_code,
-                                    harvested_on=harvested_on, packed_on=harvested_on, village="县城加工点",
-                                    quantity=60)
+        lot = inventory.add_lot(product=product, location=warehouse, lot_code=lot_code,
+                                harvested_on=harvested_on, packed_on=harvested_on, village="县城加工点", quantity=60)
         inventory.move(from_location_id=warehouse.id, to_location_id=store_side.id, product_id=product.id,
                        quantity=lot.quantity // 2)
         created += 1
     return created
+
+
+def _uploaded_lots(admin: User, county_code: str, products: list[Product], store_side: Location) -> int:
+    """Import a household co-op's shipped inventory file (once), then move half of each product to Foshan."""
+    supplier_id = products[0].supplier_id
+    data = (DATA_DIR / DEMO_FILES[county_code]).read_bytes()
+    upload, created = uploads.submit_upload(actor=admin, supplier_id=supplier_id, filename=DEMO_FILES[county_code],
+                                            data=data, max_bytes=len(data), queue_import=False)
+    if not created:
+        return 0
+    uploads.claim_upload(upload.id)
+    result = uploads.import_upload(upload.id)
+    if result.status != "succeeded":
+        raise RuntimeError(f"The demo file {DEMO_FILES[county_code]} did not import: {result.errors[:3]}")
+    warehouse = inventory.find_location("XC-WH")
+    for product in products:
+        inventory.move(from_location_id=warehouse.id, to_location_id=store_side.id, product_id=product.id,
+                       quantity=inventory.available(location_id=warehouse.id, product_id=product.id) // 2)
+    return result.lots_created
 
 
 def seed_demo() -> list[str]:
@@ -131,10 +143,16 @@ def seed_demo() -> list[str]:
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     xichang, foshan = (_location(*spec) for spec in LOCATIONS)
     products = lots = 0
+    by_county: dict[str, list[Product]] = {}
     for index, spec in enumerate(PRODUCTS):
         product, created = _product(admin, index, spec)
         products += created
-        lots += _lots(product, xichang, foshan)
+        if spec.county_code in DEMO_FILES:
+            by_county.setdefault(spec.county_code, []).append(product)
+        else:
+            lots += _enterprise_lots(product, xichang, foshan)
+    for county_code, county_products in by_county.items():
+        lots += _uploaded_lots(admin, county_code, county_products, foshan)
     total_lots = db.session.scalar(select(db.func.count(Lot.id)))
     return [f"{products} products created ({len(PRODUCTS)} in the demo, one with a lapsed certificate)",
             f"locations {xichang.code} (id {xichang.id}) and {foshan.code} (id {foshan.id})",

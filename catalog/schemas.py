@@ -1,6 +1,7 @@
-"""Request and response schemas of products, locations, lots, stock and trace codes."""
+"""Request and response schemas of products, locations, lots, stock, trace codes and inventory uploads."""
 from __future__ import annotations
 
+from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 
 from catalog.models import HISTORY_FIELDS, LOCATION_KINDS, STATUSES, UNITS
@@ -262,3 +263,33 @@ class TraceOut(Schema):
     supplier = fields.Nested(SupplierRef)
     households = fields.Nested(TraceHouseholds)
     attributed_fen = fields.Integer()
+
+
+class UploadFile(Schema):
+    """The multipart form of an inventory upload."""
+
+    file = Upload(required=True)
+
+
+class UploadError(Schema):
+    """One problem in an uploaded file, at the row (as Excel numbers it) and column it concerns."""
+
+    row = fields.Integer(allow_none=True)
+    column = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class UploadOut(Schema):
+    """An inventory upload and the state of its import."""
+
+    id = fields.Integer()
+    supplier_id = fields.Integer()
+    filename = fields.String()
+    sha256 = fields.String()
+    status = fields.String()
+    rows_total = fields.Integer()
+    rows_done = fields.Integer()
+    lots_created = fields.Integer()
+    errors = fields.List(fields.Nested(UploadError))
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)

@@ -61,6 +61,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             "broker_connection_retry_on_startup": True,
         },
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 10 * 1024 * 1024)),
+        "INVENTORY_UPLOAD_MAX_BYTES": int(env.get("INVENTORY_UPLOAD_MAX_BYTES", 8 * 1024 * 1024)),
         "TOKEN_TTL_SECONDS": int(env.get("TOKEN_TTL_SECONDS", 12 * 3600)),
         "PAYMENTS": payments,
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY"),

@@ -130,10 +130,8 @@ def _pg_migrated(pg_url, tmp_path_factory):
     return pg_url
 
 
-@pytest.fixture
-def pg_app(_pg_migrated, tmp_path):
-    """An app on PostgreSQL, with every table emptied and reference data reloaded."""
-    app = make_app(tmp_path, DATABASE_URL=_pg_migrated)
+def _emptied(app):
+    """Enter `app`'s context with every table emptied and reference data reloaded; yield it."""
     with app.app_context():
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
         db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
@@ -145,16 +143,18 @@ def pg_app(_pg_migrated, tmp_path):
 
 
 @pytest.fixture
+def pg_app(_pg_migrated, tmp_path):
+    """An app on PostgreSQL, with every table emptied and reference data reloaded."""
+    yield from _emptied(make_app(tmp_path, DATABASE_URL=_pg_migrated))
+
+
+@pytest.fixture
 def redis_app(_pg_migrated, redis_url, tmp_path):
-    """An app in production shape: PostgreSQL plus Redis for cache, limits and Celery."""
+    """An app in production shape: PostgreSQL plus Redis for cache, limits and Celery (all emptied)."""
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
-    app = make_app(tmp_path, DATABASE_URL=_pg_migrated, REDIS_URL=redis_url)
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+    yield from _emptied(make_app(tmp_path, DATABASE_URL=_pg_migrated, REDIS_URL=redis_url))
 
 
 def pytest_terminal_summary(terminalreporter):

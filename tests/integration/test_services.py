@@ -1,12 +1,8 @@
 """Round trips through real PostgreSQL, Redis and a Celery worker."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
-import pytest
 import redis
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -46,22 +42,6 @@ def test_redis_backs_the_cache_and_the_rate_limiter(redis_app, redis_url):
     assert statuses[-1] == 429
     keys = redis.Redis.from_url(redis_url).keys("LIMITS*")
     assert keys, "the rate limiter should keep its counters in Redis"
-
-
-@pytest.fixture
-def celery_worker_process(redis_app, _pg_migrated, redis_url):
-    """A real `celery -A shop.worker worker` against the test PostgreSQL and Redis."""
-    env = {**os.environ, "DATABASE_URL": _pg_migrated, "REDIS_URL": redis_url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "shop.worker", "worker", "--pool=solo",
-         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def test_a_real_worker_executes_a_task_through_redis(celery_worker_process, redis_app):

@@ -1,0 +1,50 @@
+"""Catalog commands: import an inventory file with a progress bar."""
+from __future__ import annotations
+
+import os
+
+import click
+from flask import current_app
+
+from catalog import uploads
+from shop.db import db
+from shop.errors import AppError
+
+
+@click.command("import-inventory")
+@click.argument("supplier_id", type=int)
+@click.argument("file", type=click.File("rb"))
+def import_inventory_command(supplier_id: int, file) -> None:
+    """Import a co-op's inventory file (CSV or XLSX) for SUPPLIER_ID, all or nothing."""
+    try:
+        upload, created = uploads.submit_upload(
+            actor=None, supplier_id=supplier_id, filename=os.path.basename(file.name), data=file.read(),
+            max_bytes=current_app.config["INVENTORY_UPLOAD_MAX_BYTES"], queue_import=False)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from exc
+    db.session.commit()
+    if not created:
+        click.echo(f"This file was uploaded before as upload {upload.id} ({upload.status}); nothing to do.")
+        return
+    uploads.claim_upload(upload.id)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label=f"upload {upload.id}: importing rows")
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        result = uploads.import_upload(upload.id, progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    db.session.commit()
+    if result.status == "succeeded":
+        click.echo(f"upload {result.id}: {result.rows_total} rows imported into {result.lots_created} lots")
+        return
+    for error in result.errors:
+        click.echo(f"row {error['row']}, {error['column']}: {error['message']}", err=True)
+    raise click.ClickException(f"upload {result.id} failed with {len(result.errors)} error(s); nothing imported")

@@ -1,0 +1,271 @@
+"""Co-operative inventory uploads: keep the file, import it all-or-nothing in a task, show progress.
+
+An upload is stored with the SHA-256 of its bytes; while an upload of the same bytes for the
+same supplier is pending, processing or succeeded, re-sending the file returns that upload
+(a unique key makes two concurrent identical uploads one). The import validates every row
+first — reporting all problems at once — and only a clean file is written, in the task's
+single transaction. Progress lives in the cache, outside that transaction, so a poller sees it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from catalog.inventory import new_trace_code, receive
+from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product
+from catalog.service import today
+from catalog.spreadsheet import Sheet, SheetRow, read_sheet
+from shop.auth.models import User
+from shop.db import after_commit, db, utcnow
+from shop.errors import AppError, NotFound
+from shop.extensions import cache
+from shop.pagination import paginate
+from suppliers import service as suppliers
+
+log = logging.getLogger(__name__)
+
+UNIT_ALIASES = {"公斤": "kg", "千克": "kg", "箱": "box", "袋": "bag", "个": "piece", "件": "piece", "只": "piece"}
+MAX_REPORTED_ERRORS = 1000
+STALE_CLAIM = timedelta(minutes=15)
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+TEMPLATE_EXAMPLE = ["ZJ-KQM-1KG", "ZJ-2026-09-A", date(2026, 9, 3), "XC-WH", "DEMO-ZJ-001", 20,
+                    date(2026, 9, 5), "", "bag"]
+Progress = Callable[[int, int], None]
+SHOWN_COLUMNS = ("id", "supplier_id", "filename", "sha256", "status", "rows_total", "rows_done", "lots_created",
+                 "errors", "created_at", "finished_at")
+
+
+def _progress_key(upload_id: int) -> str:
+    """The cache key holding an upload's live progress."""
+    return f"inventory-upload-progress:{upload_id}"
+
+
+def _in_scope(upload: InventoryUpload | None, actor: User) -> bool:
+    """Admins see every upload; co-ops their own supplier's."""
+    return upload is not None and (actor.role == "admin" or actor.supplier_id == upload.supplier_id)
+
+
+def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: bytes, max_bytes: int,
+                  queue_import: bool = True) -> tuple[InventoryUpload, bool]:
+    """Store a file for import and (unless the caller imports it itself) queue its task after commit;
+    (upload, created). The same bytes while an earlier upload of them is live return that upload."""
+    if actor is not None and actor.role == "coop" and actor.supplier_id != supplier_id:
+        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+    suppliers.get_supplier(supplier_id)
+    if len(data) > max_bytes:
+        raise AppError(f"The file is larger than the limit of {max_bytes} bytes.", code="payload_too_large",
+                       status=413, details={"limit_bytes": max_bytes})
+    if not data:
+        raise AppError("The file is empty.", code="validation_error", status=422,
+                       details={"file": ["The file is empty."]})
+    digest = hashlib.sha256(data).hexdigest()
+    existing = _live_upload(supplier_id, digest)
+    if existing is not None:
+        return existing, False
+    upload = InventoryUpload(supplier_id=supplier_id, filename=filename[:255] or "upload", content=data,
+                             sha256=digest, dedupe_key=digest, created_by=actor.id if actor else None)
+    try:
+        with db.session.begin_nested():
+            db.session.add(upload)
+    except IntegrityError:
+        existing = _live_upload(supplier_id, digest)
+        if existing is None:
+            raise
+        return existing, False
+    if queue_import:
+        upload_id = upload.id
+        after_commit(lambda: _queue_import(upload_id))
+    return upload, True
+
+
+def _live_upload(supplier_id: int, digest: str) -> InventoryUpload | None:
+    """The pending, processing or succeeded upload of these bytes, if any."""
+    return db.session.scalar(select(InventoryUpload).where(
+        InventoryUpload.supplier_id == supplier_id, InventoryUpload.dedupe_key == digest))
+
+
+def _queue_import(upload_id: int) -> None:
+    """Send the import task (after the upload row is committed)."""
+    from catalog.tasks import import_inventory
+
+    import_inventory.delay(upload_id)
+
+
+def get_upload(*, actor: User, upload_id: int) -> dict:
+    """An upload in the actor's scope as shown to its owner, with live progress while it is processing."""
+    upload = db.session.get(InventoryUpload, upload_id)
+    if not _in_scope(upload, actor):
+        raise NotFound(f"No inventory upload {upload_id}.", code="upload_not_found")
+    shown = {column: getattr(upload, column) for column in SHOWN_COLUMNS}
+    if upload.status == "processing":
+        live = cache.get(_progress_key(upload.id))
+        if live:
+            shown["rows_done"], shown["rows_total"] = live
+    return shown
+
+
+def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of a supplier's uploads, newest last."""
+    if actor.role == "coop" and actor.supplier_id != supplier_id:
+        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+    query = select(InventoryUpload).where(InventoryUpload.supplier_id == supplier_id)
+    return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor)
+
+
+def claim_upload(upload_id: int) -> bool:
+    """Mark an upload as processing (a short commit of its own); False if it is done or being done."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(InventoryUpload)
+        .where(InventoryUpload.id == upload_id,
+               or_(InventoryUpload.status == "pending",
+                   (InventoryUpload.status == "processing") & (InventoryUpload.claimed_at < now - STALE_CLAIM)))
+        .values(status="processing", claimed_at=now, rows_done=0)).rowcount
+    db.session.commit()
+    return bool(claimed)
+
+
+def import_upload(upload_id: int, *, progress: Progress | None = None) -> InventoryUpload | None:
+    """Validate and import a claimed upload in the current transaction; on any error import nothing
+    and record the errors. The caller commits."""
+    upload = db.session.get(InventoryUpload, upload_id)
+    if upload is None or upload.status != "processing":
+        return upload
+
+    def report(done: int, total: int) -> None:
+        cache.set(_progress_key(upload_id), (done, total), timeout=3600)
+        if progress is not None:
+            progress(done, total)
+
+    sheet = read_sheet(upload.content)
+    upload.rows_total = len(sheet.rows)
+    report(0, upload.rows_total)
+    plan = _validate(sheet, supplier_id=upload.supplier_id)
+    if sheet.errors:
+        return _finish_failed(upload, sheet.errors)
+    try:
+        with db.session.begin_nested():
+            lots = _write(plan, upload=upload, report=report)
+    except IntegrityError:
+        log.info("inventory upload %s lost a race on its lot codes", upload_id)
+        return _finish_failed(upload, [{"row": None, "column": None,
+                                        "message": "A lot code in this file was imported meanwhile."}])
+    upload.status, upload.lots_created, upload.rows_done = "succeeded", lots, upload.rows_total
+    upload.finished_at = utcnow()
+    cache.delete(_progress_key(upload_id))
+    return upload
+
+
+def _finish_failed(upload: InventoryUpload, errors: list[dict]) -> InventoryUpload:
+    """Record why an upload failed; it frees the file's bytes for a corrected retry."""
+    ordered = sorted(errors, key=lambda e: (e["row"] is not None, e["row"] or 0))
+    upload.status, upload.errors, upload.dedupe_key = "failed", ordered[:MAX_REPORTED_ERRORS], None
+    upload.rows_done, upload.finished_at = 0, utcnow()
+    cache.delete(_progress_key(upload.id))
+    return upload
+
+
+def fail_upload(upload_id: int, message: str) -> None:
+    """Mark an upload failed after an unexpected error (in a fresh transaction)."""
+    upload = db.session.get(InventoryUpload, upload_id)
+    if upload is not None and upload.status != "succeeded":
+        _finish_failed(upload, [{"row": None, "column": None, "message": message}])
+
+
+@dataclass
+class _LotPlan:
+    """One lot to create: its product, dates, rows, and stock per location."""
+
+    code: str
+    product: Product
+    first: SheetRow
+    rows: list[SheetRow] = field(default_factory=list)
+    households: dict[int, tuple[int, str]] = field(default_factory=dict)
+    stock: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
+    """Check every row against the catalog and the supplier's households; errors go on the sheet."""
+    rows = sheet.rows
+    products = {p.sku: p for p in db.session.scalars(select(Product).where(Product.sku.in_({r.sku for r in rows})))}
+    locations = {loc.code: loc.id for loc in db.session.scalars(
+        select(Location).where(Location.code.in_({r.location for r in rows})))}
+    taken = {lot.lot_code: lot.product_id for lot in db.session.scalars(select(Lot).where(
+        Lot.supplier_id == supplier_id, Lot.lot_code.in_({r.lot_code for r in rows})))}
+    households = suppliers.purchase_periods(supplier_id=supplier_id)
+    latest = today()
+    plans: dict[str, _LotPlan] = {}
+    for row in rows:
+        product = products.get(row.sku)
+        if product is None or product.supplier_id != supplier_id:
+            sheet.error(row.row, "sku", f"Unknown product code {row.sku} for this co-operative.")
+        elif row.unit and UNIT_ALIASES.get(row.unit, row.unit.lower()) != product.unit:
+            sheet.error(row.row, "unit", f"The unit {row.unit} differs from the product's unit {product.unit}.")
+        if row.location not in locations:
+            sheet.error(row.row, "location", f"Unknown location {row.location}.")
+        if row.harvested_on > latest:
+            sheet.error(row.row, "harvested_on", "The harvest date is in the future.")
+        if row.packed_on is not None and row.packed_on < row.harvested_on:
+            sheet.error(row.row, "harvested_on", "The harvest date is after the packed date.")
+        if row.packed_on is not None and row.packed_on > latest:
+            sheet.error(row.row, "packed_on", "The packed date is in the future.")
+        household = households.get(row.household_code)
+        if household is None:
+            sheet.error(row.row, "household_code", f"Unknown household {row.household_code} for this co-operative.")
+        elif not household.active:
+            sheet.error(row.row, "household_code", f"Household {row.household_code} is deactivated.")
+        elif not household.linked_on(row.harvested_on):
+            sheet.error(row.row, "household_code", f"Household {row.household_code} has no purchase link "
+                                                   f"valid on {row.harvested_on.isoformat()}.")
+        if product is None or product.supplier_id != supplier_id:
+            continue
+        if row.lot_code in taken:
+            what = "already imported" if taken[row.lot_code] == product.id else "already used for another product"
+            sheet.error(row.row, "lot_code", f"Lot code {row.lot_code} is {what}.")
+            continue
+        plan = plans.setdefault(row.lot_code, _LotPlan(code=row.lot_code, product=product, first=row))
+        if plan.product.id != product.id:
+            sheet.error(row.row, "lot_code", f"Lot code {row.lot_code} is used for another product "
+                                             f"in row {plan.first.row}.")
+            continue
+        if (row.harvested_on, row.packed_on) != (plan.first.harvested_on, plan.first.packed_on):
+            sheet.error(row.row, "harvested_on", f"Lot {row.lot_code} has other dates in row {plan.first.row}.")
+        if household is not None:
+            if household.id in plan.households:
+                sheet.error(row.row, "household_code", f"Household {row.household_code} appears twice "
+                                                       f"in lot {row.lot_code}.")
+                continue
+            plan.households[household.id] = (row.quantity, row.village or household.village)
+        plan.rows.append(row)
+        if row.location in locations:
+            plan.stock[locations[row.location]] += row.quantity
+    return list(plans.values())
+
+
+def _write(plans: list[_LotPlan], *, upload: InventoryUpload, report: Callable[[int, int], None]) -> int:
+    """Create the lots, their contributions and their stock; the number of lots created."""
+    done = 0
+    for plan in plans:
+        first = plan.first
+        lot = Lot(supplier_id=upload.supplier_id, product_id=plan.product.id, lot_code=plan.code,
+                  trace_code=new_trace_code(), harvested_on=first.harvested_on, packed_on=first.packed_on,
+                  village=first.village or next(iter(plan.households.values()))[1],
+                  quantity=sum(qty for qty, _ in plan.households.values()), created_by=upload.created_by)
+        db.session.add(lot)
+        db.session.flush()
+        db.session.execute(insert(LotContribution), [
+            {"lot_id": lot.id, "household_id": household_id, "quantity": qty, "village": village}
+            for household_id, (qty, village) in plan.households.items()])
+        for location_id, quantity in sorted(plan.stock.items()):
+            receive(location_id=location_id, lot_id=lot.id, quantity=quantity)
+        done += len(plan.rows)
+        report(done, upload.rows_total)
+    return len(plans)
+

@@ -1,0 +1,233 @@
+"""Co-op inventory uploads through the API: messy files, every rule, all-or-nothing, idempotency, scope."""
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timedelta
+
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import func, select
+
+from catalog.models import InventoryUpload, Lot, LotContribution, Stock
+from catalog.service import today
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
+from tests.shop.test_errors import assert_error
+from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
+
+HEADER_ZH = ["产品编码", "批次号", "采收日期", "存放地点", "农户编号", "交售数量"]
+
+
+@pytest.fixture
+def world(coop):
+    """A co-op with a product (bags), two warehouses and four households with purchase links."""
+    supplier, headers = coop
+    product = ProductFactory(supplier=supplier, sku="ZJ-KQ-500", unit="bag")
+    xichang = LocationFactory(code="XC-WH")
+    foshan = LocationFactory(code="FS-WH", region_code="440604")
+    households = linked_households(supplier, 4)
+    db.session.commit()
+    return {"supplier": supplier, "headers": headers, "product": product, "xichang": xichang,
+            "foshan": foshan, "codes": [h.code for h in households]}
+
+
+def csv_bytes(rows, header=HEADER_ZH, encoding="utf-8") -> bytes:
+    """A CSV file of `rows` under `header`."""
+    lines = [",".join(header)] + [",".join(str(cell) for cell in row) for row in rows]
+    return ("\r\n".join(lines) + "\r\n").encode(encoding)
+
+
+def xlsx_bytes(rows, header=HEADER_ZH) -> bytes:
+    """An XLSX file of `rows` under `header`."""
+    book = Workbook()
+    book.active.append(header)
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def upload(client, world, data: bytes, name="inventory.csv", supplier_id=None, headers=None):
+    """POST a file to the co-op's upload route."""
+    return client.post(f"/api/v1/suppliers/{supplier_id or world['supplier'].id}/inventory-uploads",
+                       data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data",
+                       headers=headers or world["headers"])
+
+
+def lot_count() -> int:
+    """How many lots exist."""
+    return db.session.scalar(select(func.count(Lot.id)))
+
+
+def test_gbk_csv_creates_lots_contributions_and_stock_at_the_named_locations(client, world):
+    a, b, c, _ = world["codes"]
+    rows = [["ZJ-KQ-500", "LOT-A", "2026年9月3日", "XC-WH", a, 12],
+            ["ZJ-KQ-500", "LOT-A", "2026年9月3日", "FS-WH", b, 8],
+            ["ZJ-KQ-500", "LOT-B", "2026/9/10", "XC-WH", c, 5]]
+    response = upload(client, world, csv_bytes(rows, encoding="gbk"))
+    assert response.status_code == 202, response.json
+    assert response.json["status"] == "succeeded"
+    assert (response.json["rows_total"], response.json["rows_done"], response.json["lots_created"]) == (3, 3, 2)
+    lot_a = db.session.scalar(select(Lot).where(Lot.lot_code == "LOT-A"))
+    assert lot_a.quantity == 20 and lot_a.harvested_on == date(2026, 9, 3)
+    assert sorted(c.quantity for c in lot_a.contributions) == [8, 12]
+    stock = {s.location_id: s.on_hand for s in db.session.scalars(select(Stock).where(Stock.lot_id == lot_a.id))}
+    assert stock == {world["xichang"].id: 12, world["foshan"].id: 8}
+    shown = client.get(f"/api/v1/inventory-uploads/{response.json['id']}", headers=world["headers"])
+    assert shown.json["status"] == "succeeded" and shown.json["errors"] == []
+
+
+def test_utf8_bom_csv_with_english_headers_full_width_digits_and_trailing_junk(client, world):
+    a = world["codes"][0]
+    header = ["quantity", "household_code", "sku", "lot_code", "location", "harvested_on", "unit", ""]
+    text = ("\ufeff" + ",".join(header) + "\n"
+            f"１２,{a}, ＺＪ－ＫＱ－５００ ,LOT-W,XC-WH,２０２６－０９－０３,bag,\n,,,,,,,\n\n")
+    response = upload(client, world, text.encode("utf-8"))
+    assert response.json["status"] == "succeeded", response.json
+    lot = db.session.scalar(select(Lot).where(Lot.lot_code == "LOT-W"))
+    assert (lot.quantity, lot.harvested_on) == (12, date(2026, 9, 3))
+
+
+def test_xlsx_with_excel_date_cells(client, world):
+    a, b = world["codes"][:2]
+    rows = [["ZJ-KQ-500", "LOT-X", datetime(2026, 9, 3), "XC-WH", a, 7],
+            ["ZJ-KQ-500", "LOT-X", datetime(2026, 9, 3), "XC-WH", b, 3.0]]
+    response = upload(client, world, xlsx_bytes(rows), name="库存.xlsx")
+    assert response.json["status"] == "succeeded", response.json
+    assert db.session.scalar(select(Lot.quantity).where(Lot.lot_code == "LOT-X")) == 10
+
+
+def test_every_error_is_reported_at_once_and_nothing_is_imported(client, world, other_coop):
+    a, b, c, d = world["codes"]
+    foreign = ProductFactory(supplier=other_coop[0], sku="LB-QC-5KG")
+    make_lot(world["product"], world["xichang"], lot_code="OLD-LOT")
+    other_product = ProductFactory(supplier=world["supplier"], sku="ZJ-KQC-250G", unit="box")
+    make_lot(other_product, world["xichang"], lot_code="TEA-LOT")
+    unlinked = HouseholdFactory(supplier=world["supplier"])
+    late = HouseholdFactory(supplier=world["supplier"])
+    BenefitLinkFactory(household=late, supplier_id=world["supplier"].id, valid_from=date(2026, 10, 1))
+    db.session.commit()
+    future = (today() + timedelta(days=3)).isoformat()
+    header = HEADER_ZH + ["包装日期", "单位"]
+    rows = [
+        ["ZJ-KQ-500", "GOOD", "2026-09-03", "XC-WH", a, 5, "", ""],             # 2: fine
+        ["NO-SUCH-SKU", "L1", "2026-09-03", "XC-WH", a, 5, "", ""],             # 3
+        [foreign.sku, "L2", "2026-09-03", "XC-WH", a, 5, "", ""],               # 4
+        ["ZJ-KQ-500", "L3", "2026-09-03", "XC-WH", "NOBODY", 5, "", ""],        # 5
+        ["ZJ-KQ-500", "L4", "2026-09-03", "XC-WH", unlinked.code, 5, "", ""],   # 6
+        ["ZJ-KQ-500", "L5", "2026-09-03", "XC-WH", late.code, 5, "", ""],       # 7
+        ["ZJ-KQ-500", "L6", "2026-09-03", "XC-WH", b, "0", "", ""],             # 8
+        ["ZJ-KQ-500", "L7", "2026-09-03", "XC-WH", b, "2.5", "", ""],           # 9
+        ["ZJ-KQ-500", "L8", "2026-09-03", "XC-WH", b, 5, "", "box"],            # 10
+        ["ZJ-KQ-500", "TEA-LOT", "2026-09-03", "XC-WH", b, 5, "", ""],          # 11
+        ["ZJ-KQ-500", "OLD-LOT", "2026-09-03", "XC-WH", b, 5, "", ""],          # 12
+        ["ZJ-KQ-500", "L9", "2026-09-03", "NO-WH", b, 5, "", ""],               # 13
+        ["ZJ-KQ-500", "L10", future, "XC-WH", c, 5, "", ""],                    # 14
+        ["ZJ-KQ-500", "L11", "2026-09-10", "XC-WH", c, 5, "2026-09-01", ""],    # 15
+        ["ZJ-KQ-500", "L12", "2026-09-03", "XC-WH", d, 5, "", ""],              # 16
+        ["ZJ-KQ-500", "L12", "2026-09-03", "XC-WH", d, 6, "", ""],              # 17
+    ]
+    before = lot_count()
+    response = upload(client, world, csv_bytes(rows, header=header))
+    body = response.json
+    assert body["status"] == "failed" and body["lots_created"] == 0
+    found = {(e["row"], e["column"]) for e in body["errors"]}
+    assert found == {(3, "产品编码"), (4, "产品编码"), (5, "农户编号"), (6, "农户编号"), (7, "农户编号"),
+                     (8, "交售数量"), (9, "交售数量"), (10, "单位"), (11, "批次号"), (12, "批次号"),
+                     (13, "存放地点"), (14, "采收日期"), (15, "采收日期"), (17, "农户编号")}
+    messages = {e["row"]: e["message"] for e in body["errors"]}
+    assert "another product" in messages[11] and "already imported" in messages[12]
+    assert "appears twice" in messages[17] and "future" in messages[14]
+    assert lot_count() == before
+    assert db.session.scalar(select(func.count(LotContribution.id)).join(Lot).where(Lot.lot_code == "GOOD")) == 0
+
+
+def test_an_identical_file_is_recognised_and_imports_nothing_new(client, world):
+    data = csv_bytes([["ZJ-KQ-500", "LOT-R", "2026-09-03", "XC-WH", world["codes"][0], 4]])
+    first = upload(client, world, data)
+    again = upload(client, world, data, name="renamed.csv")
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json["id"] == first.json["id"] and again.json["status"] == "succeeded"
+    assert db.session.scalar(select(func.count(InventoryUpload.id))) == 1
+    assert db.session.scalar(select(func.count(Lot.id)).where(Lot.lot_code == "LOT-R")) == 1
+
+
+def test_a_failed_file_can_be_sent_again_once_the_data_is_fixed(client, world):
+    newcomer = "NEW-001"
+    data = csv_bytes([["ZJ-KQ-500", "LOT-F", "2026-09-03", "XC-WH", newcomer, 4]])
+    failed = upload(client, world, data)
+    assert failed.json["status"] == "failed"
+    household = HouseholdFactory(supplier=world["supplier"], code=newcomer)
+    BenefitLinkFactory(household=household, supplier_id=world["supplier"].id)
+    db.session.commit()
+    retried = upload(client, world, data)
+    assert retried.status_code == 202 and retried.json["id"] != failed.json["id"]
+    assert retried.json["status"] == "succeeded"
+
+
+def test_co_ops_cannot_upload_for_or_read_another_supplier(client, world, other_coop):
+    data = csv_bytes([["ZJ-KQ-500", "LOT-S", "2026-09-03", "XC-WH", world["codes"][0], 4]])
+    mine = upload(client, world, data)
+    other_headers = other_coop[1]
+    assert_error(client.get(f"/api/v1/inventory-uploads/{mine.json['id']}", headers=other_headers),
+                 404, "upload_not_found")
+    assert_error(upload(client, world, data, headers=other_headers), 404, "supplier_not_found")
+    listed = client.get(f"/api/v1/suppliers/{world['supplier'].id}/inventory-uploads", headers=world["headers"])
+    assert [u["id"] for u in listed.json["items"]] == [mine.json["id"]]
+
+
+def test_consumers_cannot_upload(client, world, login):
+    assert_error(upload(client, world, b"x", headers=login("consumer")), 403, "forbidden")
+
+
+def test_size_limit_is_a_413_naming_the_limit(app, client, world):
+    app.config["INVENTORY_UPLOAD_MAX_BYTES"] = 100
+    error = assert_error(upload(client, world, b"x" * 101), 413, "payload_too_large")
+    assert "100 bytes" in error["message"]
+
+
+def test_missing_file_part_is_422_and_json_body_is_415(client, world):
+    no_file = client.post(f"/api/v1/suppliers/{world['supplier'].id}/inventory-uploads", data={},
+                          content_type="multipart/form-data", headers=world["headers"])
+    assert "file" in assert_error(no_file, 422, "validation_error")["details"]
+    as_json = client.post(f"/api/v1/suppliers/{world['supplier'].id}/inventory-uploads", data="a,b",
+                          content_type="text/csv", headers=world["headers"])
+    assert_error(as_json, 415, "unsupported_media_type")
+
+
+def test_an_unreadable_file_fails_with_a_clear_error(client, world):
+    response = upload(client, world, b"PK\x03\x04 not really a workbook", name="broken.xlsx")
+    assert response.json["status"] == "failed"
+    assert "cannot be read" in response.json["errors"][0]["message"]
+
+
+def test_the_template_downloads_as_xlsx_with_both_header_languages(client):
+    response = client.get("/api/v1/inventory-uploads/template.xlsx")
+    assert response.status_code == 200
+    assert response.mimetype.endswith("spreadsheetml.sheet")
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(response.data))
+    assert [c.value for c in book.worksheets[0][1]][:6] == HEADER_ZH
+    help_text = " ".join(str(c.value) for row in book.worksheets[1].iter_rows() for c in row if c.value)
+    assert "household_code" in help_text and "农户编号" in help_text
+
+
+def test_cli_imports_a_file_with_a_progress_bar(runner, world, tmp_path):
+    path = tmp_path / "weekly.csv"
+    path.write_bytes(csv_bytes([["ZJ-KQ-500", "LOT-C", "2026-09-03", "XC-WH", world["codes"][0], 9]]))
+    result = runner.invoke(args=["import-inventory", str(world["supplier"].id), str(path)])
+    assert result.exit_code == 0, result.output
+    assert "importing rows" in result.output and "1 rows imported into 1 lots" in result.output
+    again = runner.invoke(args=["import-inventory", str(world["supplier"].id), str(path)])
+    assert "uploaded before" in again.output
+    assert db.session.scalar(select(func.count(Lot.id)).where(Lot.lot_code == "LOT-C")) == 1
+
+
+def test_cli_reports_errors_and_exits_non_zero(runner, world, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(csv_bytes([["ZJ-KQ-500", "LOT-E", "2026-09-03", "NOWHERE", world["codes"][0], 9]]))
+    result = runner.invoke(args=["import-inventory", str(world["supplier"].id), str(path)])
+    assert result.exit_code != 0
+    assert "row 2, 存放地点: Unknown location NOWHERE." in result.output

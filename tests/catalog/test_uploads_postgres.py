@@ -1,0 +1,38 @@
+"""Identical uploads racing on real PostgreSQL become one import."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from catalog import uploads
+from catalog.models import InventoryUpload, Lot
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
+from tests.catalog.test_concurrency import race
+from tests.catalog.test_uploads import csv_bytes
+from tests.suppliers.factories import SupplierFactory
+
+pytestmark = pytest.mark.postgres
+
+
+def test_concurrent_identical_uploads_create_one_import(pg_app):
+    supplier = SupplierFactory()
+    ProductFactory(supplier=supplier, sku="ZJ-KQ-500")
+    LocationFactory(code="XC-WH")
+    (household,) = linked_households(supplier, 1)
+    db.session.commit()
+    supplier_id, data = supplier.id, csv_bytes([["ZJ-KQ-500", "LOT-P", "2026-09-03", "XC-WH", household.code, 3]])
+    created = []
+
+    def send(_: int) -> None:
+        upload, is_new = uploads.submit_upload(actor=None, supplier_id=supplier_id, filename="same.csv",
+                                               data=data, max_bytes=len(data))
+        created.append(is_new)
+
+    outcomes = race(pg_app, 12, send)
+    assert outcomes == {"ok": 12}
+    assert created.count(True) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(InventoryUpload.id))) == 1
+    assert db.session.scalar(select(InventoryUpload.status)) == "succeeded"
+    assert db.session.scalar(select(func.count(Lot.id))) == 1
