@@ -50,7 +50,7 @@ def _org_code(body: str) -> str:
 
 def synthetic_uscc(county_code: str, number: int) -> str:
     """A farmers' co-op USCC (authority 9, type 3) with valid organisation-code and final check characters."""
-    partial = "93" + county_code + _org_code(f"MA9999{number:02d}")
+    partial = "93" + county_code + _org_code(f"MA99{number:04d}")
     return partial + uscc.calc_check_digit(partial)
 
 

@@ -5,6 +5,7 @@ None for admins: outside its scope everything is "not found", never "forbidden".
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import exists, func, or_, select
@@ -343,6 +344,35 @@ def has_purchase_link(*, supplier_id: int, household_id: int, on: date) -> bool:
     return db.session.scalar(select(exists().where(
         BenefitLink.supplier_id == supplier_id, BenefitLink.household_id == household_id,
         BenefitLink.kind == "purchase", _valid_on(on))))
+
+
+@dataclass(frozen=True)
+class PurchasePeriods:
+    """A household a supplier works with, and the periods of its purchase links with that supplier."""
+
+    id: int
+    code: str
+    village: str
+    active: bool
+    periods: tuple[tuple[date, date | None], ...]
+
+    def linked_on(self, on: date) -> bool:
+        """Whether one of the purchase links is valid on `on` (both ends inclusive)."""
+        return any(start <= on and (end is None or on <= end) for start, end in self.periods)
+
+
+def purchase_periods(*, supplier_id: int) -> dict[str, PurchasePeriods]:
+    """Registry code → household and purchase-link periods, for all the supplier's households (bulk checks)."""
+    periods: dict[int, list[tuple[date, date | None]]] = {}
+    links = select(BenefitLink.household_id, BenefitLink.valid_from, BenefitLink.valid_until).where(
+        BenefitLink.supplier_id == supplier_id, BenefitLink.kind == "purchase")
+    for household_id, start, end in db.session.execute(links):
+        periods.setdefault(household_id, []).append((start, end))
+    households = db.session.execute(select(Household.id, Household.code, Household.village, Household.active)
+                                    .where(_linked(supplier_id)))
+    return {code: PurchasePeriods(id=id_, code=code, village=village, active=active,
+                                  periods=tuple(sorted(periods.get(id_, []))))
+            for id_, code, village, active in households}
 
 
 def dividend_shares(*, supplier_id: int, on: date) -> dict[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date
 
 from shop.db import db
-from suppliers.service import dividend_shares, find_household, has_purchase_link
+from suppliers.service import dividend_shares, find_household, has_purchase_link, purchase_periods
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
 
 
@@ -157,3 +157,17 @@ def test_dividend_shares_on_a_date_are_summed_per_household(app, supplier, other
     assert dividend_shares(supplier_id=supplier.id, on=date(2026, 6, 30)) == {a.id: 5}
     assert dividend_shares(supplier_id=supplier.id, on=date(2026, 7, 1)) == {a.id: 3, b.id: 5}
     assert dividend_shares(supplier_id=other_supplier.id, on=date(2026, 7, 1)) == {c.id: 7}
+
+
+def test_purchase_periods_give_every_household_of_the_supplier_with_its_purchase_links(app, supplier, other_supplier):
+    linked, idle = HouseholdFactory(supplier=supplier), HouseholdFactory(supplier=supplier, village="二村")
+    BenefitLinkFactory(household=linked, supplier_id=supplier.id, valid_until=date(2026, 3, 31))
+    BenefitLinkFactory(household=linked, supplier_id=supplier.id, valid_from=date(2026, 6, 1))
+    BenefitLinkFactory(household=idle, supplier_id=supplier.id, kind="employment")
+    HouseholdFactory(supplier=other_supplier)
+    db.session.flush()
+    periods = purchase_periods(supplier_id=supplier.id)
+    assert set(periods) == {linked.code, idle.code} and periods[idle.code].village == "二村"
+    assert [periods[linked.code].linked_on(date(2026, m, 1)) for m in (1, 3, 4, 5, 6, 12)] == [
+        True, True, False, False, True, True]
+    assert not periods[idle.code].linked_on(date(2026, 3, 1)) and periods[linked.code].id == linked.id
