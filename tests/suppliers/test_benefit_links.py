@@ -8,10 +8,10 @@ from suppliers.service import dividend_shares, find_household, has_purchase_link
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
 
 
-def _link(client, headers, supplier_id, **body):
+def _link(client, headers, url_supplier_id, **body):
     """POST a benefit link for the supplier."""
     body = {"kind": "purchase", "valid_from": "2026-01-01", **body}
-    return client.post(f"/api/v1/suppliers/{supplier_id}/benefit-links", json=body, headers=headers)
+    return client.post(f"/api/v1/suppliers/{url_supplier_id}/benefit-links", json=body, headers=headers)
 
 
 def test_a_coop_links_its_own_household_by_registry_code(client, coop, supplier):
@@ -50,6 +50,14 @@ def test_linking_needs_the_matching_id_number_and_reveals_nothing_otherwise(clie
     assert stranger.id_number not in wrong.get_data(as_text=True)
     assert client.get(f"/api/v1/households/{household.id}", headers=other_coop).status_code == 404
     assert find_household(supplier_id=other_supplier.id, code=household.code) is None
+
+
+def test_a_coop_cannot_set_the_supplier_of_a_link(client, coop, supplier, other_supplier):
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    response = _link(client, coop, supplier.id, household_code=household.code, supplier_id=other_supplier.id)
+    assert response.status_code == 422 and "supplier_id" in response.json["error"]["details"]
+    assert client.get(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop).json["items"] == []
 
 
 def test_a_wrong_id_number_does_not_pass_for_an_own_household(client, coop, supplier):

@@ -99,3 +99,14 @@ def test_coop_users_must_name_an_existing_supplier(app, supplier):
     with pytest.raises(ValidationError) as error:
         create_user(username="coop-bad", password="long password", role="coop", supplier_id=supplier.id + 100)
     assert error.value.details == {"supplier_id": ["No such supplier."]}
+
+
+def test_the_routes_are_in_the_openapi_document(client):
+    spec = client.get("/api/v1/openapi.json").json
+    assert {"/api/v1/suppliers", "/api/v1/suppliers/{supplier_id}/households", "/api/v1/households/{household_id}",
+            "/api/v1/suppliers/{supplier_id}/benefit-links", "/api/v1/benefit-links/{link_id}",
+            "/api/v1/audit/reveals"} <= set(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    assert {"consent_on", "consent_basis", "id_number"} <= set(schemas["HouseholdCreate"]["properties"])
+    assert "supplier_id" not in schemas["HouseholdCreate"]["properties"]
+    assert "supplier_id" not in schemas["BenefitLinkCreate"]["properties"]
