@@ -1,11 +1,10 @@
 """The declarative base and column helpers shared by every domain's models."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from typing import Callable
-
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
