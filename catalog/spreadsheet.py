@@ -42,18 +42,20 @@ _DATE_PATTERNS = (
 
 @dataclass
 class SheetRow:
-    """One contribution row, normalised; dates and quantity parsed."""
+    """One contribution row, normalised; dates and quantity parsed. A cell that could not be read is
+    empty/None here (its error is on the sheet), so the other cells can still be checked."""
 
     row: int
     sku: str
     lot_code: str
-    harvested_on: date
+    harvested_on: date | None
     location: str
     household_code: str
-    quantity: int
+    quantity: int | None
     packed_on: date | None = None
     village: str | None = None
     unit: str | None = None
+    complete: bool = True
 
 
 @dataclass
@@ -170,16 +172,14 @@ def read_sheet(data: bytes) -> Sheet:
         values = {key: cells[index] if index < len(cells) else None for key, index in positions.items()}
         if all(normalise(value) == "" for value in values.values()):
             continue
-        parsed = _parse_row(sheet, number, values)
-        if parsed is not None:
-            sheet.rows.append(parsed)
+        sheet.rows.append(_parse_row(sheet, number, values))
     if not sheet.rows and not sheet.errors:
         sheet.error(2, None, "The file has no data rows.")
     return sheet
 
 
-def _parse_row(sheet: Sheet, number: int, values: dict) -> SheetRow | None:
-    """Parse one row's cells, recording each problem; None if any cell is unusable."""
+def _parse_row(sheet: Sheet, number: int, values: dict) -> SheetRow:
+    """Parse one row's cells, recording each problem; `complete` is False if any cell is unusable."""
     parsed: dict = {}
     ok = True
     for key in REQUIRED:
@@ -194,14 +194,12 @@ def _parse_row(sheet: Sheet, number: int, values: dict) -> SheetRow | None:
         except ValueError as exc:
             sheet.error(number, key, str(exc)[:1].upper() + str(exc)[1:] + ".")
             ok = False
-    if not ok:
-        return None
     return SheetRow(
         row=number, sku=normalise(values["sku"]), lot_code=normalise(values["lot_code"]),
-        harvested_on=parsed["harvested_on"], location=normalise(values["location"]),
-        household_code=normalise(values["household_code"]), quantity=parsed["quantity"],
+        harvested_on=parsed.get("harvested_on"), location=normalise(values["location"]),
+        household_code=normalise(values["household_code"]), quantity=parsed.get("quantity"),
         packed_on=parsed.get("packed_on"), village=normalise(values.get("village")) or None,
-        unit=normalise(values.get("unit")) or None)
+        unit=normalise(values.get("unit")) or None, complete=ok)
 
 
 TEMPLATE_HELP = (

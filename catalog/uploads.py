@@ -204,27 +204,28 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
     plans: dict[str, _LotPlan] = {}
     for row in rows:
         product = products.get(row.sku)
-        if product is None or product.supplier_id != supplier_id:
+        if row.sku and (product is None or product.supplier_id != supplier_id):
             sheet.error(row.row, "sku", f"Unknown product code {row.sku} for this co-operative.")
-        elif row.unit and UNIT_ALIASES.get(row.unit, row.unit.lower()) != product.unit:
+            product = None
+        elif product and row.unit and UNIT_ALIASES.get(row.unit, row.unit.lower()) != product.unit:
             sheet.error(row.row, "unit", f"The unit {row.unit} differs from the product's unit {product.unit}.")
-        if row.location not in locations:
+        if row.location and row.location not in locations:
             sheet.error(row.row, "location", f"Unknown location {row.location}.")
-        if row.harvested_on > latest:
+        if row.harvested_on and row.harvested_on > latest:
             sheet.error(row.row, "harvested_on", "The harvest date is in the future.")
-        if row.packed_on is not None and row.packed_on < row.harvested_on:
+        if row.harvested_on and row.packed_on and row.packed_on < row.harvested_on:
             sheet.error(row.row, "harvested_on", "The harvest date is after the packed date.")
-        if row.packed_on is not None and row.packed_on > latest:
+        if row.packed_on and row.packed_on > latest:
             sheet.error(row.row, "packed_on", "The packed date is in the future.")
         household = households.get(row.household_code)
-        if household is None:
+        if row.household_code and household is None:
             sheet.error(row.row, "household_code", f"Unknown household {row.household_code} for this co-operative.")
-        elif not household.active:
+        elif household and not household.active:
             sheet.error(row.row, "household_code", f"Household {row.household_code} is deactivated.")
-        elif not household.linked_on(row.harvested_on):
+        elif household and row.harvested_on and not household.linked_on(row.harvested_on):
             sheet.error(row.row, "household_code", f"Household {row.household_code} has no purchase link "
                                                    f"valid on {row.harvested_on.isoformat()}.")
-        if product is None or product.supplier_id != supplier_id:
+        if product is None or not row.lot_code:
             continue
         if row.lot_code in taken:
             what = "already imported" if taken[row.lot_code] == product.id else "already used for another product"
@@ -235,7 +236,7 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
             sheet.error(row.row, "lot_code", f"Lot code {row.lot_code} is used for another product "
                                              f"in row {plan.first.row}.")
             continue
-        if (row.harvested_on, row.packed_on) != (plan.first.harvested_on, plan.first.packed_on):
+        if row.harvested_on and (row.harvested_on, row.packed_on) != (plan.first.harvested_on, plan.first.packed_on):
             sheet.error(row.row, "harvested_on", f"Lot {row.lot_code} has other dates in row {plan.first.row}.")
         if household is not None:
             if household.id in plan.households:
@@ -244,7 +245,7 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
                 continue
             plan.households[household.id] = (row.quantity, row.village or household.village)
         plan.rows.append(row)
-        if row.location in locations:
+        if row.location in locations and row.quantity:
             plan.stock[locations[row.location]] += row.quantity
     return list(plans.values())
 

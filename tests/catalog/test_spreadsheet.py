@@ -63,7 +63,8 @@ def test_every_bad_cell_is_reported_with_its_excel_row_and_header():
     sheet = read_sheet(text.encode("utf-8"))
     assert sorted((e["row"], e["column"]) for e in sheet.errors) == [
         (3, "交售数量"), (3, "采收日期"), (4, "交售数量"), (4, "批次号")]
-    assert len(sheet.rows) == 1
+    assert [row.complete for row in sheet.rows] == [True, False, False]
+    assert sheet.rows[1].household_code == "H1" and sheet.rows[1].quantity is None
 
 
 def test_missing_and_unknown_columns_are_reported_on_the_header_row():

@@ -143,6 +143,16 @@ def test_every_error_is_reported_at_once_and_nothing_is_imported(client, world, 
     assert db.session.scalar(select(func.count(LotContribution.id)).join(Lot).where(Lot.lot_code == "GOOD")) == 0
 
 
+def test_a_row_with_an_unreadable_cell_still_has_its_other_cells_checked(client, world, other_coop):
+    stranger = HouseholdFactory(supplier=other_coop[0])
+    db.session.commit()
+    future = (today() + timedelta(days=30)).isoformat()
+    rows = [["ZJ-KQ-500", "BAD-1", future, "NOPE", stranger.code, "x"]]
+    errors = upload(client, world, csv_bytes(rows)).json["errors"]
+    assert {(e["row"], e["column"]) for e in errors} == {
+        (2, "交售数量"), (2, "采收日期"), (2, "存放地点"), (2, "农户编号")}
+
+
 def test_an_identical_file_is_recognised_and_imports_nothing_new(client, world):
     data = csv_bytes([["ZJ-KQ-500", "LOT-R", "2026-09-03", "XC-WH", world["codes"][0], 4]])
     first = upload(client, world, data)
