@@ -1,7 +1,6 @@
 """Routes: products, locations, lots, stock and the public trace JSON."""
 from __future__ import annotations
 
-import functools
 import io
 
 from flask import current_app, request, send_file
@@ -29,31 +28,16 @@ from catalog.schemas import (
 from catalog.spreadsheet import template_workbook
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
+from shop.caching import public_json
 from shop.db import db
-from shop.extensions import cache
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, stock and traceability")
 
 
-def _cached_public_json(view):
-    """Serve anonymous, stock-independent reads of a view as finished JSON from the product cache
-    (a product write starts a new cache generation); everything else runs the view."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        if request.headers.get("Authorization") or "in_stock_at" in request.args:
-            return view(*args, **kwargs)
-        key = service.public_cache_key("page", request.full_path.encode())
-        body = cache.get(key)
-        if body is not None:
-            return current_app.response_class(body, mimetype="application/json")
-        response = view(*args, **kwargs)
-        if response.status_code == 200:
-            cache.set(key, response.get_data())
-        return response
-
-    return wrapper
+def _public_page_key() -> str | None:
+    """The cache key of an anonymous product list; lists filtered by stock are never cached."""
+    return None if "in_stock_at" in request.args else service.public_cache_key("page", request.full_path)
 
 
 def _viewer() -> User | None:
@@ -63,7 +47,7 @@ def _viewer() -> User | None:
 
 @blp.route("/products")
 class Products(MethodView):
-    @_cached_public_json
+    @public_json(_public_page_key)
     @blp.arguments(ProductQuery, location="query")
     @blp.response(200, page_schema(ProductOut))
     @blp.doc(security=[])

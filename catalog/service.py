@@ -1,8 +1,6 @@
 """Products: creation and edits with their history, cached reads, listing and search."""
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -11,7 +9,8 @@ from sqlalchemy import exists, func, or_, select, update
 
 from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange, Stock
 from shop.auth.models import User
-from shop.db import after_commit, db
+from shop.caching import cache_key, generation, invalidate_after_commit
+from shop.db import db
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.extensions import cache
 from shop.pagination import paginate
@@ -19,7 +18,13 @@ from shop.regions.service import is_recipient_county, paired_recipients
 from suppliers import service as suppliers
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-VERSION_KEY = "catalog:products:version"
+CACHE_NAMESPACE = "catalog"
+
+
+def public_cache_key(kind: str, *parts: object) -> str:
+    """A key for a public catalog read: it changes with every product write, every change of the
+    reference data (donor filters follow the pairings) and every day (certificates lapse at midnight)."""
+    return cache_key(CACHE_NAMESPACE, kind, generation("regions"), today(), *parts)
 
 
 def today() -> date:
@@ -45,34 +50,6 @@ def _certified_on(on: date):
     """The SQL condition of `is_certified`."""
     return ((Product.certificate_number.is_not(None)) & (Product.certificate_valid_until >= on)
             & or_(Product.certificate_valid_from.is_(None), Product.certificate_valid_from <= on))
-
-
-# --- cache ------------------------------------------------------------------------------------------
-
-def _cache_version() -> str:
-    """The current product cache generation; every product write replaces it after commit."""
-    version = cache.get(VERSION_KEY)
-    if version is None:
-        cache.add(VERSION_KEY, uuid.uuid4().hex[:12], timeout=0)
-        version = cache.get(VERSION_KEY)
-    return version
-
-
-def public_cache_key(kind: str, request_key: bytes) -> str:
-    """A cache key for a public read: the current generation, today's date (certificates lapse at
-    midnight) and a hash of what identifies the request."""
-    return f"catalog:{kind}:{_cache_version()}:{today()}:{hashlib.sha1(request_key).hexdigest()}"
-
-
-def invalidate_product_cache() -> None:
-    """Start a new cache generation, so no cached product read survives."""
-    cache.set(VERSION_KEY, uuid.uuid4().hex[:12], timeout=0)
-
-
-def mark_products_changed() -> None:
-    """Invalidate the product cache once the current transaction commits."""
-    if invalidate_product_cache not in db.session.info.get("after_commit", []):
-        after_commit(invalidate_product_cache)
 
 
 # --- output -----------------------------------------------------------------------------------------
@@ -135,7 +112,7 @@ def stock_by_location(*, product_id: int) -> list[dict]:
 def show_product(*, sku: str, actor: User | None) -> dict:
     """A product with its live stock per location; the product part is cached for public reads."""
     on = today()
-    key = public_cache_key("product", sku.encode())
+    key = public_cache_key("product", sku)
     view = cache.get(key)
     if view is None:
         product = get_product(sku=sku, actor=actor)
@@ -252,7 +229,7 @@ def create_product(*, actor: User, supplier_id: int | None = None, certificate: 
     product = Product(supplier_id=supplier_id, name_pinyin=full, name_initials=initials, **values)
     db.session.add(product)
     db.session.flush()
-    mark_products_changed()
+    invalidate_after_commit(CACHE_NAMESPACE)
     return product
 
 
@@ -276,7 +253,7 @@ def update_product(*, actor: User, sku: str, **changes) -> Product:
     for name, value in changes.items():
         setattr(product, name, value)
     db.session.flush()
-    mark_products_changed()
+    invalidate_after_commit(CACHE_NAMESPACE)
     return product
 
 
@@ -293,5 +270,5 @@ def flag_lapsed_certificates(*, on: date) -> int:
         update(Product).where(Product.certificate_valid_until < on, Product.certificate_lapsed_on.is_(None))
         .values(certificate_lapsed_on=on).execution_options(synchronize_session=False))
     if result.rowcount:
-        mark_products_changed()
+        invalidate_after_commit(CACHE_NAMESPACE)
     return result.rowcount

@@ -11,7 +11,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from shop.auth.models import User
 from shop.db import db
-from shop.errors import Forbidden, NotFound, Unauthorized
+from shop.errors import Forbidden, Unauthorized
 
 _hasher = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
 _test_hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
@@ -88,16 +88,3 @@ def require_role(*roles: str):
 
     return decorator
 
-
-def ensure_store_scope(store_id: int) -> None:
-    """Store staff may only touch their own store: 404 for any other."""
-    user = current_user()
-    if user.role == "store_staff" and user.store_id != store_id:
-        raise NotFound(f"No store {store_id}.", code="store_not_found")
-
-
-def ensure_supplier_scope(supplier_id: int) -> None:
-    """Co-op users may only touch their own supplier: 404 for any other."""
-    user = current_user()
-    if user.role == "coop" and user.supplier_id != supplier_id:
-        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")

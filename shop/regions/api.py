@@ -1,10 +1,12 @@
 """Routes: regions and donor↔recipient pairings."""
 from __future__ import annotations
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from shop.auth.security import require_role
+from shop.caching import cache_key, public_json
 from shop.db import db
 from shop.pagination import page_schema
 from shop.regions import service
@@ -21,8 +23,14 @@ from shop.regions.schemas import (
 blp = Blueprint("regions", __name__, url_prefix="/api/v1", description="Regions and pairings")
 
 
+def _public_key() -> str:
+    """The cache key of an anonymous reference-data read (a new generation after every admin change)."""
+    return cache_key(service.CACHE_NAMESPACE, "read", request.full_path)
+
+
 @blp.route("/regions")
 class Regions(MethodView):
+    @public_json(_public_key)
     @blp.arguments(RegionQuery, location="query")
     @blp.response(200, page_schema(RegionOut))
     @blp.doc(security=[])
@@ -41,6 +49,7 @@ class Regions(MethodView):
 
 
 @blp.route("/regions/<code>")
+@public_json(_public_key)
 @blp.response(200, RegionOut)
 @blp.doc(security=[])
 def get_region(code):
@@ -50,6 +59,7 @@ def get_region(code):
 
 @blp.route("/pairings")
 class Pairings(MethodView):
+    @public_json(_public_key)
     @blp.arguments(PairingQuery, location="query")
     @blp.response(200, page_schema(PairingOut))
     @blp.doc(security=[])

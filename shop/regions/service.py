@@ -7,12 +7,14 @@ from pathlib import Path
 
 from sqlalchemy import or_, select
 
+from shop.caching import invalidate_after_commit
 from shop.db import db
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import Pairing, Region
 
 DATA_DIR = Path(__file__).parent / "data"
+CACHE_NAMESPACE = "regions"
 
 
 def _side_of(row: dict, rows_by_code: dict[str, dict]) -> str | None:
@@ -55,6 +57,8 @@ def load_reference_data() -> tuple[int, int]:
                 source=row["source"] or None))
             added_pairings += 1
     db.session.flush()
+    if added_regions or added_pairings:
+        invalidate_after_commit(CACHE_NAMESPACE)
     return added_regions, added_pairings
 
 
@@ -94,6 +98,7 @@ def create_region(*, code: str, name: str, level: str, parent_code: str | None, 
     region = Region(code=code, name=name, level=level, parent_code=parent_code, side=side, note=note)
     db.session.add(region)
     db.session.flush()
+    invalidate_after_commit(CACHE_NAMESPACE)
     return region
 
 
@@ -144,6 +149,7 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
                       valid_from=valid_from, valid_until=valid_until, source=source)
     db.session.add(pairing)
     db.session.flush()
+    invalidate_after_commit(CACHE_NAMESPACE)
     return pairing
 
 
@@ -157,4 +163,5 @@ def end_pairing(*, pairing_id: int, valid_until: date) -> Pairing:
                               details={"valid_until": ["Must not be before valid_from."]})
     pairing.valid_until = valid_until
     db.session.flush()
+    invalidate_after_commit(CACHE_NAMESPACE)
     return pairing

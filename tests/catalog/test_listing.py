@@ -30,6 +30,14 @@ def test_donor_shunde_lists_only_meigu_jinyang_and_leibo_products(client):
     assert sorted(skus(client, "&donor=440606")) == sorted([made["513436"], made["513430"], made["513437"]])
 
 
+def test_the_cached_donor_list_follows_a_pairing_that_ends(client, login):
+    made = one_per_county()
+    assert made["513437"] in skus(client, "&donor=440606")
+    leibo = client.get("/api/v1/pairings?donor=440606&recipient=513437").json["items"][0]
+    client.patch(f"/api/v1/pairings/{leibo['id']}", headers=login("admin"), json={"valid_until": "2021-02-28"})
+    assert sorted(skus(client, "&donor=440606")) == sorted([made["513436"], made["513430"]])
+
+
 def test_donor_without_pairings_lists_nothing(client):
     one_per_county()
     assert skus(client, "&donor=440103") == []
