@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,6 +12,8 @@ from shop.db import db
 from shop.extensions import cache
 from tests.factories import UserFactory
 from tests.shop.test_auth import sign_in
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def test_postgres_serves_the_pairings_and_stores_users(pg_app):

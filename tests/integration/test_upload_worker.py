@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from catalog.models import Lot, LotContribution
@@ -14,6 +15,8 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.suppliers.factories import SupplierFactory
 
 LOTS, HOUSEHOLDS = 150, 120
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def test_progress_is_visible_mid_way_and_the_import_completes(celery_worker_process, redis_app):
