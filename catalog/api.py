@@ -29,7 +29,8 @@ from catalog.spreadsheet import template_workbook
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
 from shop.caching import public_json
-from shop.db import db
+from shop.db import commit
+from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, stock and traceability")
@@ -61,7 +62,7 @@ class Products(MethodView):
     def post(self, data):
         """Create a product."""
         product = service.create_product(actor=current_user(), **data)
-        db.session.commit()
+        commit()
         return service.product_view(product, on=service.today())
 
 
@@ -79,7 +80,7 @@ class ProductBySku(MethodView):
     def patch(self, data, sku):
         """Edit a product; price and rate changes are kept in its history."""
         product = service.update_product(actor=current_user(), sku=sku, **data)
-        db.session.commit()
+        commit()
         return service.product_view(product, on=service.today())
 
 
@@ -107,7 +108,7 @@ class Locations(MethodView):
     def post(self, data):
         """Add a stock location."""
         location = inventory.create_location(**data)
-        db.session.commit()
+        commit()
         return location
 
 
@@ -122,12 +123,13 @@ def location_stock(query, location_id):
 
 @blp.route("/lots", methods=["POST"])
 @require_role("admin", "coop")
+@idempotent
 @blp.arguments(LotCreate)
 @blp.response(201, LotOut)
 def create_lot(data):
     """Create a lot with its household contributions and stock."""
     lot = inventory.create_lot(actor=current_user(), **data)
-    db.session.commit()
+    commit()
     return lot
 
 
@@ -167,7 +169,7 @@ class InventoryUploads(MethodView):
         upload, created = uploads.submit_upload(
             actor=current_user(), supplier_id=supplier_id, filename=files["file"].filename or "upload",
             data=files["file"].read(), max_bytes=current_app.config["INVENTORY_UPLOAD_MAX_BYTES"])
-        db.session.commit()
+        commit()
         return upload, 202 if created else 200
 
     @require_role("admin", "coop")

@@ -50,7 +50,7 @@ def _init_domains(app: Flask) -> None:
     import catalog
     import orders
     import suppliers
-    from shop import auth, cli, regions, tasks  # noqa: F401 - importing tasks registers them
+    from shop import auth, cli, idempotency, regions, tasks  # noqa: F401 - importing registers tasks and models
 
     for part in (auth, regions, cli, suppliers, catalog, orders):
         part.init_app(app)

@@ -1,7 +1,8 @@
 """The declarative base and column helpers shared by every domain's models."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
@@ -40,6 +41,24 @@ class UTCDateTime(TypeDecorator):
     def process_result_value(self, value, dialect):
         """Read values back as aware UTC datetimes."""
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def commit() -> None:
+    """Commit the request's unit of work, unless an enclosing one (an idempotent write) will."""
+    if not db.session.info.get("defer_commit"):
+        db.session.commit()
+    else:
+        db.session.flush()
+
+
+@contextmanager
+def defer_commit() -> Iterator[None]:
+    """Within this block `commit()` only flushes: the caller commits the whole unit of work itself."""
+    db.session.info["defer_commit"] = True
+    try:
+        yield
+    finally:
+        db.session.info.pop("defer_commit", None)
 
 
 def after_commit(callback: Callable[[], None]) -> None:

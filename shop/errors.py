@@ -9,6 +9,8 @@ from flask_smorest import Api
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from shop.db import db
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
@@ -126,7 +128,8 @@ class ApiWithErrors(Api):
     """flask-smorest's Api, rendering every HTTP error in the API shape."""
 
     def handle_http_exception(self, error: HTTPException):
-        """Render an HTTP error raised inside an API view."""
+        """Render an HTTP error raised inside an API view (and drop anything the request wrote)."""
+        db.session.rollback()
         return _http_error(error)
 
 
@@ -136,30 +139,28 @@ def _wants_json() -> bool:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Install handlers so every error under /api/ has the API shape."""
+    """Install handlers so every error under /api/ has the API shape and leaves nothing written."""
 
     @app.errorhandler(AppError)
     def _app_error(exc: AppError):
+        db.session.rollback()
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
+        db.session.rollback()
         if not _wants_json():
             return exc
         return _http_error(exc)
 
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError):
-        from shop.db import db
-
         db.session.rollback()
         log.info("integrity conflict request_id=%s: %s", g.get("request_id"), exc.orig.__class__.__name__)
         return error_response(409, "conflict", "The request conflicts with existing data.")
 
     @app.errorhandler(OperationalError)
     def _unavailable(exc: OperationalError):
-        from shop.db import db
-
         db.session.rollback()
         log.exception("database unavailable request_id=%s", g.get("request_id"))
         return error_response(503, "service_unavailable", "The database is unavailable; try again.",
@@ -167,6 +168,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        db.session.rollback()
         log.exception("unhandled error request_id=%s path=%s", g.get("request_id"), request.path)
         return error_response(500, "internal_error",
                               "An unexpected error occurred; it has been logged.",

@@ -5,7 +5,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from shop.auth.security import current_user, require_role
-from shop.db import db
+from shop.db import commit
 from shop.pagination import page_schema
 from suppliers import service
 from suppliers.schemas import (
@@ -44,7 +44,7 @@ class Suppliers(MethodView):
     def post(self, data):
         """Register a supplier."""
         supplier = service.create_supplier(**data)
-        db.session.commit()
+        commit()
         return supplier
 
 
@@ -56,7 +56,7 @@ class SupplierById(MethodView):
     def get(self, query, supplier_id):
         """Show a supplier; admins may reveal its bank account with a reason (audited)."""
         supplier = service.show_supplier(supplier_id=supplier_id, user=current_user(), **query)
-        db.session.commit()
+        commit()
         return supplier
 
     @require_role("admin")
@@ -65,7 +65,7 @@ class SupplierById(MethodView):
     def patch(self, data, supplier_id):
         """Edit or deactivate a supplier."""
         supplier = service.update_supplier(supplier_id=supplier_id, **data)
-        db.session.commit()
+        commit()
         return supplier
 
 
@@ -86,7 +86,7 @@ class SupplierHouseholds(MethodView):
         """Register a household under a supplier."""
         household = service.register_household(supplier_id=supplier_id,
                                                supplier_scope=current_user().supplier_id, **data)
-        db.session.commit()
+        commit()
         return household
 
 
@@ -98,7 +98,7 @@ class HouseholdById(MethodView):
     def get(self, query, household_id):
         """Show a household (masked); admins may reveal it with a reason (audited)."""
         household = service.show_household(household_id=household_id, user=current_user(), **query)
-        db.session.commit()
+        commit()
         return household
 
     @require_role("admin", "coop")
@@ -108,7 +108,7 @@ class HouseholdById(MethodView):
         """Edit or deactivate a household."""
         household = service.update_household(household_id=household_id,
                                              supplier_scope=current_user().supplier_id, **data)
-        db.session.commit()
+        commit()
         return household
 
 
@@ -129,7 +129,7 @@ class SupplierBenefitLinks(MethodView):
         """Link a household to a supplier (another supplier's household: by code and ID number)."""
         link = service.create_benefit_link(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
                                            **data)
-        db.session.commit()
+        commit()
         return link
 
 
@@ -140,7 +140,7 @@ class SupplierBenefitLinks(MethodView):
 def end_benefit_link(data, link_id):
     """End a benefit link on a date."""
     link = service.end_benefit_link(link_id=link_id, supplier_scope=current_user().supplier_id, **data)
-    db.session.commit()
+    commit()
     return link
 
 

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from shop.auth import service
 from shop.auth.schemas import RegisterRequest, TokenOut, TokenRequest, UserCreate, UserOut, UserQuery, UserUpdate
 from shop.auth.security import require_role
-from shop.db import db
+from shop.db import commit
 from shop.extensions import limiter
 from shop.pagination import page_schema
 
@@ -40,7 +40,7 @@ def _failed(response) -> bool:
 def issue_token(credentials):
     """Exchange a username and password for a bearer token."""
     user, token, expires_at = service.sign_in(**credentials)
-    db.session.commit()
+    commit()
     return {"access_token": token, "role": user.role, "expires_at": expires_at}
 
 
@@ -52,7 +52,7 @@ def issue_token(credentials):
 def register(data):
     """Register a consumer account with a mainland mobile number."""
     user = service.register_consumer(**data)
-    db.session.commit()
+    commit()
     return user
 
 
@@ -71,7 +71,7 @@ class Users(MethodView):
     def post(self, data):
         """Create a user with a role and scope."""
         user = service.create_user(**data)
-        db.session.commit()
+        commit()
         return user
 
 
@@ -89,5 +89,5 @@ class UserById(MethodView):
     def patch(self, data, user_id):
         """Disable or enable a user, or reset its password."""
         user = service.update_user(user_id=user_id, **data)
-        db.session.commit()
+        commit()
         return user

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from shop.auth.security import require_role
 from shop.caching import cache_key, public_json
-from shop.db import db
+from shop.db import commit
 from shop.pagination import page_schema
 from shop.regions import service
 from shop.regions.schemas import (
@@ -44,7 +44,7 @@ class Regions(MethodView):
     def post(self, data):
         """Add a region."""
         region = service.create_region(**data)
-        db.session.commit()
+        commit()
         return region
 
 
@@ -73,7 +73,7 @@ class Pairings(MethodView):
     def post(self, data):
         """Add a pairing."""
         pairing = service.create_pairing(**data)
-        db.session.commit()
+        commit()
         return pairing
 
 
@@ -84,5 +84,5 @@ class Pairings(MethodView):
 def end_pairing(data, pairing_id):
     """End a pairing on a date."""
     pairing = service.end_pairing(pairing_id=pairing_id, **data)
-    db.session.commit()
+    commit()
     return pairing
