@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
 from tests.suppliers.factories import SupplierFactory
 
 
@@ -21,3 +22,13 @@ def other_coop(login):
     supplier = SupplierFactory(county_code="513437")
     db.session.commit()
     return supplier, login("coop", supplier_id=supplier.id)
+
+
+@pytest.fixture
+def coop_world(coop):
+    """The co-op's product, a warehouse and three linked households, committed."""
+    supplier, headers = coop
+    world = {"product": ProductFactory(supplier=supplier), "location": LocationFactory(),
+             "households": linked_households(supplier, 3), "headers": headers, "supplier": supplier}
+    db.session.commit()
+    return world

@@ -74,3 +74,11 @@ def linked_households(supplier, count: int, *, village: str = "测试村", valid
         BenefitLinkFactory(household=household, supplier_id=supplier.id, valid_from=valid_from)
         households.append(household)
     return households
+
+
+def lot_body(product, location, households, **overrides) -> dict:
+    """A valid `POST /lots` body with 10, 11, 12, … units from the households."""
+    body = {"product_sku": product.sku, "lot_code": "2026-KQ-01", "harvested_on": "2026-09-03",
+            "packed_on": "2026-09-05", "village": "三河村", "location_code": location.code,
+            "contributions": [{"household_code": h.code, "quantity": 10 + i} for i, h in enumerate(households)]}
+    return {**body, **overrides}

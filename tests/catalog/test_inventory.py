@@ -11,7 +11,7 @@ from catalog.models import Lot, Stock
 from catalog.service import today
 from shop.db import db
 from shop.errors import Conflict, ValidationError
-from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body, make_lot
 from tests.suppliers.factories import HouseholdFactory
 
 
@@ -58,24 +58,6 @@ def test_location_stock_shows_on_hand_reserved_and_available(client, login):
 
 
 # --- lots --------------------------------------------------------------------------------------------
-
-def lot_body(product, location, households, **overrides) -> dict:
-    """A valid lot body with 10 units from each household."""
-    body = {"product_sku": product.sku, "lot_code": "2026-KQ-01", "harvested_on": "2026-09-03",
-            "packed_on": "2026-09-05", "village": "三河村", "location_code": location.code,
-            "contributions": [{"household_code": h.code, "quantity": 10 + i} for i, h in enumerate(households)]}
-    return {**body, **overrides}
-
-
-@pytest.fixture
-def coop_world(coop):
-    """The co-op's product, a warehouse and three linked households, committed."""
-    supplier, headers = coop
-    world = {"product": ProductFactory(supplier=supplier), "location": LocationFactory(),
-             "households": linked_households(supplier, 3), "headers": headers, "supplier": supplier}
-    db.session.commit()
-    return world
-
 
 def test_coop_creates_a_lot_from_linked_households(client, coop_world):
     w = coop_world

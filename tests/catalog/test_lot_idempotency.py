@@ -8,8 +8,7 @@ from sqlalchemy import func, select
 
 from catalog.models import Lot, Stock
 from shop.db import db
-from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
-from tests.catalog.test_inventory import coop_world, lot_body  # noqa: F401 - the fixture is used by name
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import SupplierFactory
