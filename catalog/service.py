@@ -54,20 +54,18 @@ def _certified_on(on: date):
 
 # --- output -----------------------------------------------------------------------------------------
 
-def _supplier_ref(supplier_id: int) -> dict:
-    """A supplier as `{id, name}`."""
-    return {"id": supplier_id, "name": suppliers.get_supplier(supplier_id).name}
-
-
-def product_view(product: Product, *, on: date) -> dict:
-    """The cacheable part of a product's output (everything except stock)."""
+def product_view(product: Product, *, on: date, supplier_name: str | None = None) -> dict:
+    """The cacheable part of a product's output (everything except stock); lists pass the supplier's
+    name they loaded for the whole page."""
+    if supplier_name is None:
+        supplier_name = suppliers.get_supplier(product.supplier_id).name
     certified = is_certified(product, on)
     return {
         "sku": product.sku, "name": product.name, "description": product.description,
         "category": product.category, "unit": product.unit, "net_weight_g": product.net_weight_g,
         "price_fen": product.price_fen, "status": product.status,
         "county": {"code": product.county.code, "name": product.county.name},
-        "supplier": _supplier_ref(product.supplier_id), "images": list(product.images or []),
+        "supplier": {"id": product.supplier_id, "name": supplier_name}, "images": list(product.images or []),
         **{name: getattr(product, name) for name in RATE_FIELDS},
         "certified": certified,
         "certificate": {
@@ -159,7 +157,9 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
         query = query.where(exists().where(Stock.product_id == Product.id, Stock.location_id == in_stock_at,
                                            Stock.on_hand > Stock.reserved))
     page = paginate(query, keys=[Product.id], limit=limit, cursor=cursor)
-    return {"items": [product_view(product, on=on) for product in page["items"]], "next_cursor": page["next_cursor"]}
+    names = suppliers.supplier_names({product.supplier_id for product in page["items"]})
+    return {"items": [product_view(product, on=on, supplier_name=names[product.supplier_id])
+                      for product in page["items"]], "next_cursor": page["next_cursor"]}
 
 
 def _matches(q: str):

@@ -31,6 +31,13 @@ def get_supplier(supplier_id: int) -> Supplier:
     return supplier
 
 
+def supplier_names(supplier_ids: set[int]) -> dict[int, str]:
+    """Supplier id → name for these suppliers, in one query."""
+    if not supplier_ids:
+        return {}
+    return dict(db.session.execute(select(Supplier.id, Supplier.name).where(Supplier.id.in_(supplier_ids))).all())
+
+
 def supplier_exists(supplier_id: int) -> bool:
     """Whether a supplier with `supplier_id` exists (the user scope check)."""
     return db.session.get(Supplier, supplier_id) is not None

@@ -1,6 +1,8 @@
 """Listing and search: filters, pinyin, keyset pagination under concurrent inserts."""
 from __future__ import annotations
 
+from sqlalchemy import event
+
 from catalog import inventory
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
@@ -128,3 +130,24 @@ def test_in_stock_at_is_never_served_from_the_cache(client):
     db.session.commit()
     assert skus(client, f"&in_stock_at={location.id}") == []
     assert skus(client) == [product.sku]
+
+
+def _queries_for_a_page(client, size: int) -> int:
+    """SQL statements run by an uncached product page of `size` products, each from its own supplier."""
+    for _ in range(size):
+        ProductFactory(supplier=SupplierFactory(), category=f"类{size}")
+    db.session.commit()
+    db.session.expunge_all()
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        response = client.get(f"/api/v1/products?limit=20&category=类{size}")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(response.json["items"]) == size
+    return len(statements)
+
+
+def test_a_page_costs_the_same_queries_however_many_products_it_shows(client):
+    assert _queries_for_a_page(client, 10) == _queries_for_a_page(client, 2)
