@@ -1,0 +1,139 @@
+"""Schema fields that normalise and bound input once, at the boundary, before validation and storage.
+
+Two kinds of text come in. *Identifiers* (ID numbers, USCCs, bank accounts, registry and product
+codes, usernames, trace codes) must be unique or looked up, so every Unicode spelling of one
+identifier has to become the same string: NFKC folds full-width forms (`５１３４` → `5134`),
+invisible format characters (zero-width spaces, joiners, BOMs, soft hyphens) are removed, the
+ends are trimmed and a case rule per identifier applies. *Free text* (names, villages, reasons)
+keeps its spelling but is trimmed, must contain something visible, may not hold control
+characters, and is length-bounded after trimming. Integers are strict and carry a realistic
+domain bound, so nothing beyond a column's range reaches the database.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Literal
+
+from marshmallow import ValidationError, fields, validate
+
+Case = Literal["upper", "lower"] | None
+
+MAX_ID = 2**31 - 1           # ids are 32-bit integer columns
+MAX_QUANTITY = 1_000_000     # units in one lot, line or movement
+MAX_PRICE_FEN = 100_000_000  # ¥1,000,000 for one unit
+MAX_AMOUNT_FEN = 10**12      # any total or balance in fen
+MAX_BP = 10_000              # rates in basis points
+
+_SEPARATORS = re.compile(r"[\s\-‐‑‒–—―]")
+
+
+def _is_invisible(char: str) -> bool:
+    """Format characters (Cf: zero-width space/joiners, BOM, soft hyphen, bidi marks) show nothing."""
+    return unicodedata.category(char) == "Cf"
+
+
+def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: bool = False) -> str:
+    """One spelling of an identifier: NFKC, invisible characters removed, trimmed, the case rule applied;
+    with `drop_separators`, spaces and dashes inside are removed too (ID numbers, bank accounts)."""
+    text = "".join(char for char in unicodedata.normalize("NFKC", value) if not _is_invisible(char)).strip()
+    if drop_separators:
+        text = _SEPARATORS.sub("", text)
+    if case == "upper":
+        return text.upper()
+    if case == "lower":
+        return text.lower()
+    return text
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str:
+    """Free text trimmed of surrounding whitespace and invisible characters; `ValueError` if it holds
+    control characters (other than newlines and tabs in multi-line text) or nothing visible."""
+    allowed = {"\n", "\t", "\r"} if multiline else set()
+    if any(unicodedata.category(char) == "Cc" and char not in allowed for char in value):
+        raise ValueError("Must not contain control characters.")
+    start, end = 0, len(value)
+    while start < end and (value[start].isspace() or _is_invisible(value[start])):
+        start += 1
+    while end > start and (value[end - 1].isspace() or _is_invisible(value[end - 1])):
+        end -= 1
+    text = value[start:end]
+    if text and all(_is_invisible(char) or char.isspace() for char in text):
+        text = ""
+    return text
+
+
+class Text(fields.String):
+    """Free text: trimmed, something visible, no control characters, `max_length` after trimming."""
+
+    def __init__(self, *, max_length: int, min_length: int = 1, multiline: bool = False, **kwargs):
+        self.multiline = multiline
+        kwargs.setdefault("validate", validate.Length(min=min_length, max=max_length))
+        super().__init__(**kwargs)
+        self.metadata.setdefault("maxLength", max_length)
+        if min_length:
+            self.metadata.setdefault("minLength", min_length)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return clean_text(text, multiline=self.multiline)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class Identifier(fields.String):
+    """An identifier normalised by `normalise_identifier` before its validators (pattern, length) run."""
+
+    def __init__(self, *, max_length: int, case: Case = "upper", drop_separators: bool = False,
+                 pattern: str | None = None, pattern_error: str | None = None, **kwargs):
+        self.case, self.drop_separators = case, drop_separators
+        validators = [validate.Length(min=1, max=max_length)]
+        if pattern is not None:
+            validators.append(validate.Regexp(pattern, error=pattern_error or "Not in the expected format."))
+        extra = kwargs.pop("validate", None)
+        validators += extra if isinstance(extra, list) else [extra] if extra else []
+        super().__init__(validate=validators, **kwargs)
+        self.metadata.setdefault("maxLength", max_length)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > 4 * self.metadata["maxLength"] + 64:
+            raise ValidationError(f"Longer than {self.metadata['maxLength']} characters.")
+        return normalise_identifier(text, case=self.case, drop_separators=self.drop_separators)
+
+
+class BoundedInt(fields.Integer):
+    """A strict integer within `[minimum, maximum]` (the bounds also go into the OpenAPI document)."""
+
+    def __init__(self, *, minimum: int, maximum: int, **kwargs):
+        kwargs.setdefault("strict", True)
+        extra = kwargs.pop("validate", None)
+        validators = [validate.Range(min=minimum, max=maximum)]
+        validators += extra if isinstance(extra, list) else [extra] if extra else []
+        super().__init__(validate=validators, **kwargs)
+
+
+def Id(**kwargs) -> BoundedInt:  # noqa: N802 - a field factory reads like a field class
+    """A row id: 1 … 2³¹−1."""
+    return BoundedInt(minimum=1, maximum=MAX_ID, **kwargs)
+
+
+def Quantity(**kwargs) -> BoundedInt:  # noqa: N802
+    """A positive number of units in one lot, line or movement."""
+    return BoundedInt(minimum=1, maximum=MAX_QUANTITY, **kwargs)
+
+
+def PriceFen(**kwargs) -> BoundedInt:  # noqa: N802
+    """A unit price in fen, 0 … ¥1,000,000."""
+    return BoundedInt(minimum=0, maximum=MAX_PRICE_FEN, **kwargs)
+
+
+def AmountFen(**kwargs) -> BoundedInt:  # noqa: N802
+    """A non-negative amount of money in fen (totals, floats, tendered cash)."""
+    return BoundedInt(minimum=0, maximum=MAX_AMOUNT_FEN, **kwargs)
+
+
+def RateBp(**kwargs) -> BoundedInt:  # noqa: N802
+    """A rate in basis points, 0 … 10000."""
+    return BoundedInt(minimum=0, maximum=MAX_BP, **kwargs)
