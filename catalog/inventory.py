@@ -1,8 +1,12 @@
 """Locations, lots with household contributions, and the stock service the orders domain uses.
 
-Every stock operation is safe under concurrency: the stock rows it may change are locked
-`FOR UPDATE` in primary-key order before anything is decided (on PostgreSQL; SQLite
-serialises writers anyway), and additions are atomic upserts. Callers commit.
+Every stock operation is safe under concurrency on both databases. Before anything is decided,
+the stock rows it may change are locked: `FOR UPDATE` in primary-key order on PostgreSQL; on
+SQLite, which has no row locks and whose reads outside a write transaction see no lock at all,
+the transaction first takes the database's write lock, so a second writer waits until the first
+commits and then reads what it wrote. Each change is then one conditional `UPDATE` by deltas
+(`reserved = reserved + n WHERE on_hand - reserved >= n`), never an absolute value computed in
+Python, so even a stale read cannot oversell. Additions are atomic upserts. Callers commit.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
@@ -237,11 +241,32 @@ def available(*, location_id: int, product_id: int) -> int:
         Stock.location_id == location_id, Stock.product_id == product_id)))
 
 
+def _take_write_lock() -> None:
+    """On SQLite, start this transaction's write lock now (a write that changes nothing takes it)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(text("UPDATE stock SET id = id WHERE 0"))
+
+
 def _lock(condition) -> list[tuple[Stock, date]]:
     """Lock the matching stock rows in primary-key order; each with its lot's harvest date."""
+    _take_write_lock()
     query = (select(Stock, Lot.harvested_on).join(Lot, Lot.id == Stock.lot_id).where(condition)
              .order_by(Stock.id).with_for_update(of=Stock).execution_options(populate_existing=True))
     return [(row, harvested_on) for row, harvested_on in db.session.execute(query)]
+
+
+def _change(row: Stock, *, on_hand: int = 0, reserved: int = 0) -> None:
+    """Apply deltas to a locked stock row in one conditional UPDATE that can never overdraw it."""
+    changed = db.session.execute(
+        update(Stock)
+        .where(Stock.id == row.id, Stock.reserved + reserved >= 0,
+               Stock.on_hand + on_hand >= Stock.reserved + reserved)
+        .values(on_hand=Stock.on_hand + on_hand, reserved=Stock.reserved + reserved)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.expire(row)
+    if changed != 1:
+        raise Conflict("Not enough stock at this location.", code="insufficient_stock",
+                       details={"location_id": row.location_id, "lot_id": row.lot_id})
 
 
 def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Stock, int]]]:
@@ -283,11 +308,11 @@ def _portions(plan: list[tuple[Stock, int]]) -> list[Portion]:
 def reserve_lines(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[Portion]]:
     """Reserve every line at a location, all or nothing; per line the lot portions reserved."""
     plans = _plan(location_id=location_id, lines=lines)
+    portions = [_portions(plan) for plan in plans]
     for plan in plans:
         for row, qty in plan:
-            row.reserved += qty
-    db.session.flush()
-    return [_portions(plan) for plan in plans]
+            _change(row, reserved=qty)
+    return portions
 
 
 def reserve(*, location_id: int, product_id: int, quantity: int, lot_id: int | None = None) -> list[Portion]:
@@ -298,11 +323,11 @@ def reserve(*, location_id: int, product_id: int, quantity: int, lot_id: int | N
 def take_lines(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[Portion]]:
     """Remove available units at once (counter sales, transfer dispatch), all or nothing."""
     plans = _plan(location_id=location_id, lines=lines)
+    portions = [_portions(plan) for plan in plans]
     for plan in plans:
         for row, qty in plan:
-            row.on_hand -= qty
-    db.session.flush()
-    return [_portions(plan) for plan in plans]
+            _change(row, on_hand=-qty)
+    return portions
 
 
 def take(*, location_id: int, product_id: int, quantity: int, lot_id: int | None = None) -> list[Portion]:
@@ -331,18 +356,14 @@ def release(*, portions: Sequence[Portion]) -> None:
     """Give reserved units back to the available stock (cancelled or expired reservations)."""
     rows = _lock_reserved(portions)
     for portion in portions:
-        rows[(portion.location_id, portion.lot_id)].reserved -= portion.quantity
-    db.session.flush()
+        _change(rows[(portion.location_id, portion.lot_id)], reserved=-portion.quantity)
 
 
 def allocate(*, portions: Sequence[Portion]) -> list[Portion]:
     """Turn reserved units into sold ones (on hand and reserved both go down); the allocations made."""
     rows = _lock_reserved(portions)
     for portion in portions:
-        row = rows[(portion.location_id, portion.lot_id)]
-        row.reserved -= portion.quantity
-        row.on_hand -= portion.quantity
-    db.session.flush()
+        _change(rows[(portion.location_id, portion.lot_id)], on_hand=-portion.quantity, reserved=-portion.quantity)
     return list(portions)
 
 

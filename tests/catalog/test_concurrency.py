@@ -1,4 +1,6 @@
-"""Stock operations racing on real PostgreSQL: threads, each with its own app context and session."""
+"""Stock operations racing on both databases: threads, each with its own app context and session.
+
+The embedded default (SQLite under the threaded dev server) must be as safe as PostgreSQL."""
 from __future__ import annotations
 
 import threading
@@ -13,7 +15,12 @@ from shop.db import db
 from shop.errors import Conflict
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 
-pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def racing_app(request):
+    """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
 
 
 def race(app, workers: int, operation) -> Counter:
@@ -45,13 +52,13 @@ def race(app, workers: int, operation) -> Counter:
     return outcomes
 
 
-def test_64_concurrent_reservations_against_a_lot_of_10(pg_app):
+def test_64_concurrent_reservations_against_a_lot_of_10(racing_app):
     location, product = LocationFactory(), ProductFactory()
     make_lot(product, location, quantity=10)
     db.session.commit()
     ids = (location.id, product.id)
 
-    outcomes = race(pg_app, 64, lambda i: inventory.reserve(location_id=ids[0], product_id=ids[1], quantity=1))
+    outcomes = race(racing_app, 64, lambda i: inventory.reserve(location_id=ids[0], product_id=ids[1], quantity=1))
 
     assert outcomes == Counter({"ok": 10, "insufficient_stock": 54})
     db.session.expire_all()
@@ -59,7 +66,7 @@ def test_64_concurrent_reservations_against_a_lot_of_10(pg_app):
     assert (row.on_hand, row.reserved) == (10, 10)
 
 
-def test_moves_reservations_and_allocations_racing_keep_every_unit(pg_app):
+def test_moves_reservations_and_allocations_racing_keep_every_unit(racing_app):
     warehouse, store, product = LocationFactory(), LocationFactory(kind="store"), ProductFactory()
     for _ in range(3):
         make_lot(product, warehouse, quantity=20)
@@ -78,7 +85,7 @@ def test_moves_reservations_and_allocations_racing_keep_every_unit(pg_app):
         else:
             inventory.reserve(location_id=w, product_id=p, quantity=2)
 
-    outcomes = race(pg_app, 40, operation)
+    outcomes = race(racing_app, 40, operation)
 
     # Enough stock for every operation in any order: all succeed, none deadlocks, no unit is lost.
     assert outcomes == Counter({"ok": 40})
