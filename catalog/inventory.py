@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
@@ -124,21 +124,25 @@ def _check_dates(harvested_on: date, packed_on: date | None) -> None:
 
 
 def _resolve_contributions(*, supplier_id: int, harvested_on: date,
-                           contributions: Sequence[dict]) -> list[tuple[object, int]]:
-    """Each contribution's household, which must hold the supplier's purchase link on the harvest date."""
+                           contributions: Sequence[dict]) -> list[tuple[int, str, int]]:
+    """(household id, village, quantity) per contribution; each household must be active and hold the
+    supplier's purchase link on the harvest date (checked in bulk, as uploads do)."""
+    households = suppliers.purchase_periods(supplier_id=supplier_id) if contributions else {}
     resolved, errors, seen = [], {}, set()
     for index, item in enumerate(contributions):
         code = item["household_code"]
-        household = suppliers.find_household(supplier_id=supplier_id, code=code)
-        if household is None or not suppliers.has_purchase_link(
-                supplier_id=supplier_id, household_id=household.id, on=harvested_on):
-            errors[str(index)] = {"household_code": [
-                f"Household {code} has no purchase link with this supplier on {harvested_on.isoformat()}."]}
+        household = households.get(code)
+        if household is None or not household.linked_on(harvested_on):
+            problem = f"Household {code} has no purchase link with this supplier on {harvested_on.isoformat()}."
+        elif not household.active:
+            problem = f"Household {code} is deactivated."
         elif household.id in seen:
-            errors[str(index)] = {"household_code": [f"Household {code} is listed twice."]}
+            problem = f"Household {code} is listed twice."
         else:
             seen.add(household.id)
-            resolved.append((household, item["quantity"]))
+            resolved.append((household.id, household.village, item["quantity"]))
+            continue
+        errors[str(index)] = {"household_code": [problem]}
     if errors:
         codes = sorted({contributions[int(i)]["household_code"] for i in errors})
         raise ValidationError(f"Contributions not accepted for household(s) {', '.join(codes)}.",
@@ -162,12 +166,14 @@ def add_lot(*, product: Product, location: Location, lot_code: str, harvested_on
                                       contributions=contributions)
     lot = Lot(supplier_id=product.supplier_id, product_id=product.id, lot_code=lot_code,
               trace_code=new_trace_code(), harvested_on=harvested_on, packed_on=packed_on, village=village,
-              quantity=quantity if quantity is not None else sum(qty for _, qty in resolved),
+              quantity=quantity if quantity is not None else sum(qty for _, _, qty in resolved),
               created_by=created_by)
-    lot.contributions = [LotContribution(household_id=household.id, quantity=qty, village=household.village)
-                         for household, qty in resolved]
     db.session.add(lot)
     db.session.flush()
+    if resolved:
+        db.session.execute(insert(LotContribution), [
+            {"lot_id": lot.id, "household_id": household_id, "quantity": qty, "village": village}
+            for household_id, village, qty in resolved])
     receive(location_id=location.id, lot_id=lot.id, quantity=lot.quantity)
     return lot
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from catalog import inventory
 from catalog.inventory import TRACE_ALPHABET, Portion, StockRequest
@@ -108,6 +109,37 @@ def test_another_suppliers_household_is_refused(client, coop_world, other_coop):
     response = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], foreign), headers=w["headers"])
     assert response.status_code == 422
     assert response.json["error"]["code"] == "household_not_linked"
+
+
+def test_a_deactivated_household_cannot_deliver_into_a_new_lot(client, coop_world):
+    w = coop_world
+    w["households"][1].active = False
+    db.session.commit()
+    response = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"]),
+                           headers=w["headers"])
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "household_not_linked"
+    assert "deactivated" in response.json["error"]["details"]["contributions"]["1"]["household_code"][0]
+    assert db.session.query(Lot).count() == 0
+
+
+def test_a_lot_checks_its_households_in_bulk_not_per_contribution(app, client, coop_world):
+    w = coop_world
+    many = linked_households(w["supplier"], 40)
+    db.session.commit()
+    bodies = [lot_body(w["product"], w["location"], w["households"]),
+              lot_body(w["product"], w["location"], many, lot_code="2026-KQ-02")]
+    counts = []
+    for body in bodies:
+        statements = []
+        listener = lambda *args, seen=statements: seen.append(args[2])  # noqa: E731 - (conn, cursor, statement, …)
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            assert client.post("/api/v1/lots", json=body, headers=w["headers"]).status_code == 201
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        counts.append(len(statements))
+    assert counts[1] == counts[0]  # 40 households cost what 3 do
 
 
 def test_a_household_listed_twice_is_refused(client, coop_world):
