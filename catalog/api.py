@@ -28,7 +28,7 @@ from catalog.schemas import (
 from catalog.spreadsheet import template_workbook
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
-from shop.caching import public_json
+from shop.caching import parsed_query, public_json
 from shop.db import commit
 from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema
@@ -37,8 +37,12 @@ blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products
 
 
 def _public_page_key() -> str | None:
-    """The cache key of an anonymous product list; lists filtered by stock are never cached."""
-    return None if "in_stock_at" in request.args else service.public_cache_key("page", request.full_path)
+    """The cache key of an anonymous product list, from its parsed arguments (unknown parameters do not
+    make new keys); lists filtered by stock, and arguments that fail validation, are never cached."""
+    arguments = parsed_query(ProductQuery())
+    if arguments is None or dict(arguments)["in_stock_at"] is not None:
+        return None
+    return service.public_cache_key("page", *arguments)
 
 
 def _viewer() -> User | None:

@@ -91,7 +91,7 @@ class ProductChange(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     field: Mapped[str] = mapped_column(String(32))
-    old_value: Mapped[int] = mapped_column(BigInteger)
+    old_value: Mapped[int | None] = mapped_column(BigInteger)  # None: the starting value, set on creation
     new_value: Mapped[int] = mapped_column(BigInteger)
     changed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,66 +2,79 @@
 from __future__ import annotations
 
 from flask_smorest.fields import Upload
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from catalog.models import HISTORY_FIELDS, LOCATION_KINDS, STATUSES, UNITS
+from shop.fields import MAX_QUANTITY, BoundedInt, Id, Identifier, PriceFen, Quantity, RateBp, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import REGION_CODE, RegionRef
 
-SKU = validate.Regexp(r"^[A-Z0-9][A-Z0-9-]{2,31}$", error="3–32 upper-case letters, digits and dashes.")
-CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="Letters, digits, '.', '_' and '-'.")
-RATE = validate.Range(min=0, max=10000)
-FEN = validate.Range(min=0)
-POSITIVE = validate.Range(min=1)
+SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
+SKU_ERROR = "3–32 upper-case letters, digits and dashes."
+CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
+CODE_ERROR = "Letters, digits, '.', '_' and '-'."
+MAX_NET_WEIGHT_G = 1_000_000  # one tonne in one unit
+MAX_IMAGE_URL = 2048
 
 
-def _rate(**kwargs) -> fields.Integer:
-    """A rate in basis points, 0–10000."""
-    return fields.Integer(strict=True, validate=RATE, **kwargs)
+def _sku(**kwargs) -> Identifier:
+    """A SKU, upper-cased and normalised (a full-width or lower-case spelling names the same product)."""
+    return Identifier(max_length=32, pattern=SKU_PATTERN, pattern_error=SKU_ERROR, **kwargs)
+
+
+def _code(**kwargs) -> Identifier:
+    """A lot or location code, upper-cased and normalised."""
+    return Identifier(max_length=64, pattern=CODE_PATTERN, pattern_error=CODE_ERROR, **kwargs)
+
+
+def _images(**kwargs) -> fields.List:
+    """Up to 20 http(s) image URLs."""
+    return fields.List(fields.Url(schemes={"https", "http"}, validate=validate.Length(max=MAX_IMAGE_URL)),
+                       validate=validate.Length(max=20), **kwargs)
 
 
 class CertificateIn(Schema):
     """The poverty-alleviation product certificate (扶贫产品认定)."""
 
-    number = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    issuer = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    number = Text(required=True, max_length=64)
+    issuer = Text(required=True, max_length=100)
     valid_from = fields.Date(required=True)
     valid_until = fields.Date(required=True)
 
 
 class ProductUpdate(Schema):
-    """The fields a co-op or an admin may change on a product."""
+    """The fields a co-op or an admin may change on a product (rates and activation: admins only)."""
 
-    name = fields.String(validate=validate.Length(min=1, max=100))
-    description = fields.String(validate=validate.Length(max=5000))
-    category = fields.String(validate=validate.Length(min=1, max=32))
+    name = Text(max_length=100)
+    description = Text(max_length=5000, min_length=0, multiline=True)
+    category = Text(max_length=32)
     unit = fields.String(validate=validate.OneOf(UNITS))
-    net_weight_g = fields.Integer(strict=True, validate=POSITIVE)
-    price_fen = fields.Integer(strict=True, validate=FEN)
+    net_weight_g = BoundedInt(minimum=1, maximum=MAX_NET_WEIGHT_G)
+    price_fen = PriceFen()
     county_code = fields.String(validate=REGION_CODE)
     status = fields.String(validate=validate.OneOf(STATUSES))
-    images = fields.List(fields.Url(schemes={"https", "http"}), validate=validate.Length(max=20))
-    platform_fee_bp = _rate()
-    store_commission_bp = _rate()
-    household_premium_bp = _rate()
-    dividend_bp = _rate()
+    images = _images()
+    platform_fee_bp = RateBp()
+    store_commission_bp = RateBp()
+    household_premium_bp = RateBp()
+    dividend_bp = RateBp()
     certificate = fields.Nested(CertificateIn, allow_none=True)
 
 
 class ProductCreate(ProductUpdate):
-    """A new product; `supplier_id` only from admins (co-ops create for their own supplier)."""
+    """A new product; `supplier_id` only from admins (co-ops create drafts for their own supplier)."""
 
-    sku = fields.String(required=True, validate=SKU)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    description = fields.String(load_default="", validate=validate.Length(max=5000))
-    category = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    sku = _sku(required=True)
+    name = Text(required=True, max_length=100)
+    description = Text(load_default="", max_length=5000, min_length=0, multiline=True)
+    category = Text(required=True, max_length=32)
     unit = fields.String(required=True, validate=validate.OneOf(UNITS))
-    net_weight_g = fields.Integer(strict=True, required=True, validate=POSITIVE)
-    price_fen = fields.Integer(strict=True, required=True, validate=FEN)
+    net_weight_g = BoundedInt(minimum=1, maximum=MAX_NET_WEIGHT_G, required=True)
+    price_fen = PriceFen(required=True)
     county_code = fields.String(required=True, validate=REGION_CODE)
     status = fields.String(load_default="draft", validate=validate.OneOf(STATUSES))
-    images = fields.List(fields.Url(schemes={"https", "http"}), load_default=list, validate=validate.Length(max=20))
-    supplier_id = fields.Integer(strict=True, load_default=None)
+    images = _images(load_default=list)
+    supplier_id = Id(load_default=None)
     certificate = fields.Nested(CertificateIn, load_default=None, allow_none=True)
 
 
@@ -70,14 +83,14 @@ class ProductQuery(PageQuery):
 
     county = fields.String(load_default=None, validate=REGION_CODE)
     donor = fields.String(load_default=None, validate=REGION_CODE)
-    category = fields.String(load_default=None, validate=validate.Length(max=32))
-    q = fields.String(load_default=None, validate=validate.Length(min=1, max=50))
-    min_price_fen = fields.Integer(load_default=None, validate=FEN)
-    max_price_fen = fields.Integer(load_default=None, validate=FEN)
+    category = Text(load_default=None, max_length=32)
+    q = Text(load_default=None, max_length=50)
+    min_price_fen = PriceFen(load_default=None, strict=False)
+    max_price_fen = PriceFen(load_default=None, strict=False)
     certified = fields.Boolean(load_default=None)
-    in_stock_at = fields.Integer(load_default=None)
+    in_stock_at = Id(load_default=None, strict=False)
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
-    supplier_id = fields.Integer(load_default=None)
+    supplier_id = Id(load_default=None, strict=False)
 
 
 class CertificateOut(Schema):
@@ -136,7 +149,7 @@ class ProductChangeOut(Schema):
 
     id = fields.Integer()
     field = fields.String(validate=validate.OneOf(HISTORY_FIELDS))
-    old_value = fields.Integer()
+    old_value = fields.Integer(allow_none=True)  # null: the starting value, set on creation
     new_value = fields.Integer()
     changed_by = fields.Integer(allow_none=True)
     changed_at = fields.DateTime()
@@ -145,8 +158,8 @@ class ProductChangeOut(Schema):
 class LocationCreate(Schema):
     """A new stock location."""
 
-    code = fields.String(required=True, validate=CODE)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    code = _code(required=True)
+    name = Text(required=True, max_length=100)
     kind = fields.String(required=True, validate=validate.OneOf(LOCATION_KINDS))
     region_code = fields.String(required=True, validate=REGION_CODE)
 
@@ -182,22 +195,30 @@ class StockOut(Schema):
 class ContributionIn(Schema):
     """What one household delivered into a lot."""
 
-    household_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    quantity = fields.Integer(strict=True, required=True, validate=POSITIVE)
+    household_code = Identifier(required=True, max_length=64)
+    quantity = Quantity(required=True)
 
 
 class LotCreate(Schema):
     """A new lot; `quantity` without contributions only from admins."""
 
-    product_sku = fields.String(required=True, validate=SKU)
-    lot_code = fields.String(required=True, validate=CODE)
+    product_sku = _sku(required=True)
+    lot_code = _code(required=True)
     harvested_on = fields.Date(required=True)
     packed_on = fields.Date(load_default=None)
-    village = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    location_code = fields.String(required=True, validate=CODE)
+    village = Text(required=True, max_length=64)
+    location_code = _code(required=True)
     contributions = fields.List(fields.Nested(ContributionIn), load_default=list,
                                 validate=validate.Length(max=1000))
-    quantity = fields.Integer(strict=True, load_default=None, validate=POSITIVE)
+    quantity = Quantity(load_default=None)
+
+    @validates_schema
+    def _lot_within_bounds(self, data, **kwargs):
+        """A lot holds at most MAX_QUANTITY units, however many households delivered them."""
+        total = sum(c["quantity"] for c in data.get("contributions", []))
+        if total > MAX_QUANTITY:
+            raise ValidationError(f"The contributions add up to {total} units; a lot holds at most {MAX_QUANTITY}.",
+                                  field_name="contributions")
 
 
 class LotStockOut(Schema):

@@ -9,22 +9,24 @@ from sqlalchemy import exists, func, or_, select, update
 
 from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange, Stock
 from shop.auth.models import User
-from shop.caching import cache_key, generation, invalidate_after_commit
+from shop.caching import cache_get, cache_key, cache_set, generation, invalidate_after_commit
 from shop.db import db
-from shop.errors import Conflict, NotFound, ValidationError
-from shop.extensions import cache
+from shop.errors import Conflict, Forbidden, NotFound, ValidationError
+from shop.fields import normalise_identifier
 from shop.pagination import paginate
 from shop.regions.service import is_recipient_county, paired_recipients
 from suppliers import service as suppliers
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CACHE_NAMESPACE = "catalog"
+MAX_SKU_INPUT = 128  # longer path segments cannot spell a 32-character SKU
 
 
-def public_cache_key(kind: str, *parts: object) -> str:
+def public_cache_key(kind: str, *parts: object) -> str | None:
     """A key for a public catalog read: it changes with every product write, every change of the
-    reference data (donor filters follow the pairings) and every day (certificates lapse at midnight)."""
-    return cache_key(CACHE_NAMESPACE, kind, generation("regions"), today(), *parts)
+    reference data (donor filters follow the pairings), every supplier change (pages show supplier
+    names) and every day (certificates lapse at midnight); None while the cache is down."""
+    return cache_key(CACHE_NAMESPACE, kind, generation("regions"), generation("suppliers"), today(), *parts)
 
 
 def today() -> date:
@@ -83,9 +85,16 @@ def _may_see_unpublished(actor: User | None, product: Product) -> bool:
                                   or (actor.role == "coop" and actor.supplier_id == product.supplier_id))
 
 
+def _find_by_sku(sku: str) -> Product | None:
+    """The product with `sku` in any spelling (full-width, lower case, padded), or None."""
+    if len(sku) > MAX_SKU_INPUT:
+        return None
+    return db.session.scalar(select(Product).where(Product.sku == normalise_identifier(sku)))
+
+
 def get_product(*, sku: str, actor: User | None = None) -> Product:
     """The product with `sku` that `actor` may see, or `NotFound`."""
-    product = db.session.scalar(select(Product).where(Product.sku == sku))
+    product = _find_by_sku(sku)
     if product is None or (product.status != "active" and not _may_see_unpublished(actor, product)):
         raise NotFound(f"No product {sku}.", code="product_not_found")
     return product
@@ -93,7 +102,7 @@ def get_product(*, sku: str, actor: User | None = None) -> Product:
 
 def _editable_product(*, sku: str, actor: User) -> Product:
     """The product `actor` may edit: admins any, co-ops their own supplier's (404 otherwise)."""
-    product = db.session.scalar(select(Product).where(Product.sku == sku))
+    product = _find_by_sku(sku)
     if product is None or (actor.role == "coop" and actor.supplier_id != product.supplier_id):
         raise NotFound(f"No product {sku}.", code="product_not_found")
     return product
@@ -110,14 +119,14 @@ def stock_by_location(*, product_id: int) -> list[dict]:
 def show_product(*, sku: str, actor: User | None) -> dict:
     """A product with its live stock per location; the product part is cached for public reads."""
     on = today()
-    key = public_cache_key("product", sku)
-    view = cache.get(key)
+    key = public_cache_key("product", normalise_identifier(sku)) if len(sku) <= MAX_SKU_INPUT else None
+    view = cache_get(key) if key else None
     if view is None:
         product = get_product(sku=sku, actor=actor)
         view = product_view(product, on=on)
         view["_id"] = product.id
-        if product.status == "active":
-            cache.set(key, view)
+        if product.status == "active" and key:
+            cache_set(key, view)
     return {**view, "stock": stock_by_location(product_id=view["_id"])}
 
 
@@ -207,9 +216,35 @@ def _certificate_columns(certificate: dict | None) -> dict:
             "certificate_valid_until": certificate.get("valid_until"), "certificate_lapsed_on": None}
 
 
+def _check_coop_may(actor: User, changes: dict, *, product: Product | None = None) -> None:
+    """Agreement rates and activation are the platform's: a co-op sending a rate, or putting a
+    product on sale, is refused (403); it may keep drafts and archive its own products."""
+    if actor.role == "admin":
+        return
+    sent = sorted(name for name in RATE_FIELDS if name in changes)
+    if sent:
+        raise Forbidden("Agreement rates are set by the platform's admins only.", code="rates_admin_only",
+                        details={name: ["Only an admin may set agreement rates."] for name in sent})
+    if changes.get("status") == "active" and (product is None or product.status != "active"):
+        raise Forbidden("Only an admin may put a product on sale.", code="activation_admin_only",
+                        details={"status": ["Only an admin may set status active."]})
+
+
+def _record_changes(product: Product, actor: User, new_values: dict, *, created: bool = False) -> None:
+    """Write the price and rate changes to the product's history (on creation: the starting values)."""
+    for name in HISTORY_FIELDS:
+        old = None if created else getattr(product, name)
+        if name in new_values and (created or new_values[name] != old):
+            db.session.add(ProductChange(product_id=product.id, field=name, old_value=old,
+                                         new_value=new_values[name], changed_by=actor.id))
+
+
 def create_product(*, actor: User, supplier_id: int | None = None, certificate: dict | None = None,
                    **fields) -> Product:
-    """Create a product: a co-op for its own supplier (supplier_id is not theirs to send), an admin for any."""
+    """Create a product: a co-op for its own supplier, as a draft with the supplier's default agreement
+    (supplier_id, rates and activation are not theirs to send); an admin for any supplier, with any rates
+    (else the supplier's default) and status."""
+    _check_coop_may(actor, fields)
     if actor.role == "coop":
         if supplier_id is not None:
             raise ValidationError("The request did not pass validation.",
@@ -219,7 +254,7 @@ def create_product(*, actor: User, supplier_id: int | None = None, certificate: 
         raise ValidationError("The request did not pass validation.",
                               details={"supplier_id": ["Missing data for required field."]})
     suppliers.get_supplier(supplier_id)
-    values = {name: 0 for name in RATE_FIELDS} | fields | _certificate_columns(certificate)
+    values = suppliers.default_agreement(supplier_id=supplier_id) | fields | _certificate_columns(certificate)
     _check_rates(values)
     _check_county(values["county_code"])
     _check_certificate(values)
@@ -229,13 +264,15 @@ def create_product(*, actor: User, supplier_id: int | None = None, certificate: 
     product = Product(supplier_id=supplier_id, name_pinyin=full, name_initials=initials, **values)
     db.session.add(product)
     db.session.flush()
+    _record_changes(product, actor, values, created=True)
     invalidate_after_commit(CACHE_NAMESPACE)
     return product
 
 
 def update_product(*, actor: User, sku: str, **changes) -> Product:
-    """Edit a product; price and rate changes are written to its history."""
+    """Edit a product (rates and activation by admins only); price and rate changes are written to its history."""
     product = _editable_product(sku=sku, actor=actor)
+    _check_coop_may(actor, changes, product=product)
     if "certificate" in changes:
         changes |= _certificate_columns(changes.pop("certificate"))
     merged = {name: getattr(product, name) for name in (*RATE_FIELDS, "certificate_valid_from",
@@ -244,10 +281,7 @@ def update_product(*, actor: User, sku: str, **changes) -> Product:
     _check_certificate(merged)
     if "county_code" in changes:
         _check_county(changes["county_code"])
-    for name in HISTORY_FIELDS:
-        if name in changes and changes[name] != getattr(product, name):
-            db.session.add(ProductChange(product_id=product.id, field=name, old_value=getattr(product, name),
-                                         new_value=changes[name], changed_by=actor.id))
+    _record_changes(product, actor, changes)
     if "name" in changes:
         product.name_pinyin, product.name_initials = pinyin_keys(changes["name"])
     for name, value in changes.items():

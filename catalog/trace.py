@@ -10,8 +10,10 @@ from qrcode.image.svg import SvgPathImage
 from catalog.inventory import find_lot_by_trace_code
 from catalog.service import product_view, today
 from shop.errors import NotFound
+from shop.fields import normalise_identifier
 
 MIN_GROUP = 3
+MAX_TRACE_CODE_INPUT = 64  # longer path segments cannot spell a trace code
 
 pages = Blueprint("catalog_pages", __name__, template_folder="templates")
 
@@ -29,9 +31,10 @@ def _households(lot) -> dict:
 
 def trace(*, trace_code: str) -> dict:
     """The public trace of the lot with `trace_code`, or `NotFound`."""
-    lot = find_lot_by_trace_code(trace_code.upper())
+    code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else None
+    lot = find_lot_by_trace_code(code) if code else None
     if lot is None:
-        raise NotFound(f"No lot with trace code {trace_code}.", code="trace_code_not_found")
+        raise NotFound(f"No lot with trace code {trace_code[:MAX_TRACE_CODE_INPUT]}.", code="trace_code_not_found")
     product = product_view(lot.product, on=today())
     households = _households(lot)
     result = {
@@ -53,7 +56,7 @@ def trace_page(code: str):
     try:
         data = trace(trace_code=code)
     except NotFound:
-        return render_template("trace_not_found.html", code=code), 404
+        return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
     return render_template("trace.html", t=data, qr_url=url_for(".trace_qr", code=data["trace_code"]))
 
 
@@ -63,7 +66,7 @@ def trace_qr(code: str):
     try:
         data = trace(trace_code=code)
     except NotFound:
-        return render_template("trace_not_found.html", code=code), 404
+        return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
     image = qrcode.make(url_for(".trace_page", code=data["trace_code"], _external=True),
                         image_factory=SvgPathImage, box_size=10, border=2)
     buffer = io.BytesIO()

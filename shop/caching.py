@@ -1,35 +1,84 @@
-"""Cache generations and finished-JSON caching of public reads.
+"""Cache generations and finished-JSON caching of public reads, with the database as the fallback.
 
-A namespace (e.g. "catalog", "regions") has a generation id in the cache; every key of the
-namespace includes it, so starting a new generation after a write commits makes every
+A namespace (e.g. "catalog", "regions", "suppliers") has a generation id in the cache; every key
+of the namespace includes it, so starting a new generation after a write commits makes every
 earlier entry unreachable at once, in every process sharing the cache.
+
+Every cache call goes through `cache_get`/`cache_set`/`cache_add`/`cache_delete`: when the cache
+is down they answer "not cached" (reads then come from the database), and the outage is logged
+once when it starts and once when it ends, not per request.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from flask import current_app, request
+from marshmallow import EXCLUDE, Schema, ValidationError
+from redis.exceptions import RedisError
 
 from shop.db import after_commit, db
 from shop.extensions import cache
 
+log = logging.getLogger(__name__)
 
-def generation(namespace: str) -> str:
-    """The namespace's current cache generation (created on first use)."""
+CACHE_ERRORS = (RedisError, OSError)
+_outage = {"down": False}
+
+
+def _guarded(operation: Callable[[], Any], fallback: Any) -> Any:
+    """Run one cache operation; on a cache error answer `fallback` (logging the outage once)."""
+    try:
+        result = operation()
+    except CACHE_ERRORS as exc:
+        if not _outage["down"]:
+            _outage["down"] = True
+            log.warning("cache unavailable (%s); serving from the database until it is back",
+                        exc.__class__.__name__)
+        return fallback
+    if _outage["down"]:
+        _outage["down"] = False
+        log.warning("cache available again")
+    return result
+
+
+def cache_get(key: str) -> Any:
+    """The cached value under `key`, or None (also when the cache is down)."""
+    return _guarded(lambda: cache.get(key), None)
+
+
+def cache_set(key: str, value: Any, timeout: int | None = None) -> bool:
+    """Store `value` under `key`; False if the cache is down."""
+    return bool(_guarded(lambda: cache.set(key, value, timeout=timeout), False))
+
+
+def cache_add(key: str, value: Any, timeout: int | None = None) -> bool:
+    """Store `value` under `key` unless it is there; False if it was there or the cache is down."""
+    return bool(_guarded(lambda: cache.add(key, value, timeout=timeout), False))
+
+
+def cache_delete(key: str) -> bool:
+    """Remove `key`; False if the cache is down."""
+    return bool(_guarded(lambda: cache.delete(key), False))
+
+
+def generation(namespace: str) -> str | None:
+    """The namespace's current cache generation (created on first use; None while the cache is down)."""
     key = f"{namespace}:generation"
-    current = cache.get(key)
+    current = cache_get(key)
     if current is None:
-        cache.add(key, uuid.uuid4().hex[:12], timeout=0)
-        current = cache.get(key)
+        cache_add(key, uuid.uuid4().hex[:12], timeout=0)
+        current = cache_get(key)
     return current
 
 
 def new_generation(namespace: str) -> None:
     """Start a new generation now, so no cached read of the namespace survives."""
-    cache.set(f"{namespace}:generation", uuid.uuid4().hex[:12], timeout=0)
+    cache_set(f"{namespace}:generation", uuid.uuid4().hex[:12], timeout=0)
 
 
 _starters: dict[str, Callable[[], None]] = {}
@@ -42,10 +91,23 @@ def invalidate_after_commit(namespace: str) -> None:
         after_commit(start)
 
 
-def cache_key(namespace: str, kind: str, *parts: object) -> str:
-    """A key in the namespace's current generation for what `parts` identify."""
+def cache_key(namespace: str, kind: str, *parts: object) -> str | None:
+    """A key in the namespace's current generation for what `parts` identify (None while the cache is down)."""
+    current = generation(namespace)
+    if current is None:
+        return None
     digest = hashlib.sha1(repr(parts).encode()).hexdigest()
-    return f"{namespace}:{kind}:{generation(namespace)}:{digest}"
+    return f"{namespace}:{kind}:{current}:{digest}"
+
+
+def parsed_query(schema: Schema) -> tuple | None:
+    """The query string as `schema` loads it (normalised, unknown parameters dropped), sorted, for a
+    cache key; None if it does not load (the view then answers the validation error, uncached)."""
+    try:
+        loaded = schema.load(request.args, unknown=EXCLUDE)
+    except ValidationError:
+        return None
+    return tuple(sorted(loaded.items()))
 
 
 def public_json(key: Callable[[], str | None]):
@@ -57,12 +119,12 @@ def public_json(key: Callable[[], str | None]):
             cached_under = None if request.headers.get("Authorization") else key()
             if cached_under is None:
                 return view(*args, **kwargs)
-            body = cache.get(cached_under)
+            body = cache_get(cached_under)
             if body is not None:
                 return current_app.response_class(body, mimetype="application/json")
             response = view(*args, **kwargs)
             if response.status_code == 200:
-                cache.set(cached_under, response.get_data())
+                cache_set(cached_under, response.get_data())
             return response
 
         return wrapper

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from shop.db import db
@@ -158,6 +158,15 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         log.info("integrity conflict request_id=%s: %s", g.get("request_id"), exc.orig.__class__.__name__)
         return error_response(409, "conflict", "The request conflicts with existing data.")
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def _out_of_range(exc: Exception):
+        db.session.rollback()
+        log.info("value out of range request_id=%s: %s", g.get("request_id"),
+                 getattr(exc, "orig", exc).__class__.__name__)
+        return error_response(422, "value_out_of_range",
+                              "A value is outside the range the service can store.")
 
     @app.errorhandler(OperationalError)
     def _unavailable(exc: OperationalError):

@@ -1,23 +1,41 @@
-"""Keyset (cursor) pagination: `?limit=&cursor=` → `{"items", "next_cursor"}`."""
+"""Keyset (cursor) pagination: `?limit=&cursor=` → `{"items", "next_cursor"}`.
+
+A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns
+(so it cannot be forged, edited or moved to another list) and type-checked against those columns
+when it comes back; any cursor that fails is a 400 `invalid_cursor`.
+"""
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from flask import current_app
+from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import Schema, fields, validate
-from sqlalchemy import Select, tuple_
+from sqlalchemy import BigInteger, Integer, Select, String, tuple_
 
 from shop.db import db
 from shop.errors import AppError
+from shop.fields import BoundedInt
+
+MAX_CURSOR_LENGTH = 512
+_INT_RANGES = ((BigInteger, 2**63 - 1), (Integer, 2**31 - 1))
 
 
 class PageQuery(Schema):
     """The paging arguments every list accepts."""
 
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(load_default=None)
+    limit = BoundedInt(minimum=1, maximum=100, strict=False, load_default=20)
+    cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH))
+
+
+class InvalidCursor(AppError):
+    """The cursor was not issued by this list (forged, truncated, edited or from another list)."""
+
+    status, code = 400, "invalid_cursor"
+
+    def __init__(self):
+        super().__init__("The cursor is not valid.", details={"cursor": ["Not a cursor issued by this list."]})
 
 
 def page_schema(item_schema: type[Schema]) -> type[Schema]:
@@ -28,37 +46,48 @@ def page_schema(item_schema: type[Schema]) -> type[Schema]:
     )
 
 
-def _decode(cursor: str) -> list:
-    """Read an opaque cursor back into the key values it carries."""
+def _serializer(keys: Sequence) -> URLSafeSerializer:
+    """The signer of one list's cursors: the salt names the list's key columns."""
+    columns = ",".join(f"{key.class_.__tablename__}.{key.key}" for key in keys)
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=f"shop.cursor:{columns}")
+
+
+def _fits(key, value: Any) -> bool:
+    """Whether `value` is a value the key column can hold."""
+    column_type = key.type
+    for int_type, bound in _INT_RANGES:
+        if isinstance(column_type, int_type):
+            return type(value) is int and -bound - 1 <= value <= bound
+    if isinstance(column_type, String):
+        return type(value) is str and len(value) <= (column_type.length or MAX_CURSOR_LENGTH)
+    return False
+
+
+def _decode(cursor: str, keys: Sequence) -> list:
+    """The key values a cursor of this list carries, or `InvalidCursor`."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AppError("The cursor is not valid.", code="invalid_cursor",
-                       details={"cursor": ["Not a cursor issued by this list."]}) from exc
-    if not isinstance(values, list):
-        raise AppError("The cursor is not valid.", code="invalid_cursor",
-                       details={"cursor": ["Not a cursor issued by this list."]})
+        values = _serializer(keys).loads(cursor)
+    except (BadData, ValueError, UnicodeError) as exc:
+        raise InvalidCursor() from exc
+    if not (isinstance(values, list) and len(values) == len(keys)
+            and all(_fits(key, value) for key, value in zip(keys, values, strict=True))):
+        raise InvalidCursor()
     return values
 
 
-def _encode(values: Sequence[Any]) -> str:
-    """Make an opaque cursor from the last item's key values."""
-    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+def _encode(values: Sequence[Any], keys: Sequence) -> str:
+    """A signed, opaque cursor from the last item's key values."""
+    return _serializer(keys).dumps(list(values))
 
 
 def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None) -> dict:
     """Run `query` ordered by the unique `keys` tuple, returning one page after `cursor`."""
     if cursor:
-        values = _decode(cursor)
-        if len(values) != len(keys):
-            raise AppError("The cursor is not valid.", code="invalid_cursor",
-                           details={"cursor": ["Not a cursor issued by this list."]})
-        query = query.where(tuple_(*keys) > tuple_(*values))
+        query = query.where(tuple_(*keys) > tuple_(*_decode(cursor, keys)))
     rows = db.session.scalars(query.order_by(*keys).limit(limit + 1)).all()
     items = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = _encode([getattr(last, key.key) for key in keys])
+        next_cursor = _encode([getattr(last, key.key) for key in keys], keys)
     return {"items": items, "next_cursor": next_cursor}

@@ -14,12 +14,14 @@ from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.suppliers.factories import SupplierFactory
 
 
+RATES = {"platform_fee_bp": 500, "store_commission_bp": 800, "household_premium_bp": 1000, "dividend_bp": 300}
+
+
 def product_body(**overrides) -> dict:
-    """A valid product body (without supplier_id)."""
+    """A valid product body as a co-op sends it (no supplier_id, rates or status)."""
     body = {"sku": "ZJ-KQ-001", "name": "昭觉苦荞米", "category": "粮油", "unit": "bag", "net_weight_g": 1000,
-            "price_fen": 3980, "county_code": "513431", "status": "active",
-            "images": ["https://img.example.org/kq.jpg"], "platform_fee_bp": 500, "store_commission_bp": 800,
-            "household_premium_bp": 1000, "dividend_bp": 300,
+            "price_fen": 3980, "county_code": "513431",
+            "images": ["https://img.example.org/kq.jpg"],
             "certificate": {"number": "凉扶认001", "issuer": "凉山州乡村振兴局", "valid_from": "2026-01-01",
                             "valid_until": "2099-12-31"}}
     return {**body, **overrides}
@@ -64,21 +66,28 @@ def test_mass_assignment_and_negative_prices_are_refused(client, coop):
         assert field in response.json["error"]["details"]
 
 
-def test_each_rate_is_within_0_and_10000_bp(client, coop):
-    response = client.post("/api/v1/products", json=product_body(dividend_bp=10001), headers=coop[1])
+def test_each_rate_is_within_0_and_10000_bp(client, login):
+    supplier = SupplierFactory()
+    db.session.commit()
+    response = client.post("/api/v1/products", json=product_body(supplier_id=supplier.id, dividend_bp=10001),
+                           headers=login("admin"))
     assert response.status_code == 422
     assert "dividend_bp" in response.json["error"]["details"]
 
 
-def test_rates_may_not_exceed_10000_bp_together(client, coop):
-    _, headers = coop
-    response = client.post("/api/v1/products", json=product_body(platform_fee_bp=5000, dividend_bp=5001),
+def test_rates_may_not_exceed_10000_bp_together(client, login):
+    supplier = SupplierFactory()
+    db.session.commit()
+    headers = login("admin")
+    response = client.post("/api/v1/products", json=product_body(supplier_id=supplier.id, **(
+                               RATES | {"platform_fee_bp": 5000, "dividend_bp": 5001})),
                            headers=headers)
     assert response.status_code == 422
     assert response.json["error"]["code"] == "invalid_rates"
     assert "11801" in response.json["error"]["details"]["dividend_bp"][0]
 
-    assert client.post("/api/v1/products", json=product_body(), headers=headers).status_code == 201
+    assert client.post("/api/v1/products", json=product_body(supplier_id=supplier.id, **RATES),
+                       headers=headers).status_code == 201
     patched = client.patch("/api/v1/products/ZJ-KQ-001", json={"household_premium_bp": 8500}, headers=headers)
     assert patched.status_code == 422
     assert patched.json["error"]["code"] == "invalid_rates"
@@ -123,21 +132,25 @@ def test_drafts_are_hidden_from_the_public(client):
     assert client.get("/api/v1/products").json["items"] == []
 
 
-def test_price_and_rate_changes_are_kept_in_the_history(client, coop, login):
+def test_price_and_rate_changes_are_kept_in_the_history_with_who_made_them(client, coop, login):
     supplier, headers = coop
     product = ProductFactory(supplier=supplier)
     db.session.commit()
-    response = client.patch(f"/api/v1/products/{product.sku}",
-                            json={"price_fen": 2500, "dividend_bp": 400, "name": "新名字"}, headers=headers)
+    response = client.patch(f"/api/v1/products/{product.sku}", json={"price_fen": 2500, "name": "新名字"},
+                            headers=headers)
     assert response.status_code == 200
     assert response.json["price_fen"] == 2500
     client.patch(f"/api/v1/products/{product.sku}", json={"price_fen": 2500}, headers=headers)
+    admin_headers = login("admin")
+    assert client.patch(f"/api/v1/products/{product.sku}", json={"dividend_bp": 400},
+                        headers=admin_headers).status_code == 200
 
-    history = client.get(f"/api/v1/products/{product.sku}/history", headers=login("admin")).json["items"]
+    history = client.get(f"/api/v1/products/{product.sku}/history", headers=admin_headers).json["items"]
     assert [(h["field"], h["old_value"], h["new_value"]) for h in history] == [
         ("price_fen", 2000, 2500), ("dividend_bp", 300, 400)]
     coop_user = db.session.scalar(select(User).where(User.supplier_id == supplier.id))
-    assert {h["changed_by"] for h in history} == {coop_user.id}
+    admin_user = db.session.scalar(select(User).where(User.role == "admin"))
+    assert [h["changed_by"] for h in history] == [coop_user.id, admin_user.id]
     assert all(h["changed_at"] for h in history)
 
 
