@@ -27,21 +27,21 @@ from shop.extensions import cache
 log = logging.getLogger(__name__)
 
 CACHE_ERRORS = (RedisError, OSError)
-_outage = {"down": False}
 
 
 def _guarded(operation: Callable[[], Any], fallback: Any) -> Any:
-    """Run one cache operation; on a cache error answer `fallback` (logging the outage once)."""
+    """Run one cache operation; on a cache error answer `fallback` (logging the outage once per app)."""
+    outage = current_app.extensions.setdefault("shop.cache_outage", {"down": False})
     try:
         result = operation()
     except CACHE_ERRORS as exc:
-        if not _outage["down"]:
-            _outage["down"] = True
+        if not outage["down"]:
+            outage["down"] = True
             log.warning("cache unavailable (%s); serving from the database until it is back",
                         exc.__class__.__name__)
         return fallback
-    if _outage["down"]:
-        _outage["down"] = False
+    if outage["down"]:
+        outage["down"] = False
         log.warning("cache available again")
     return result
 

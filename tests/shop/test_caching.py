@@ -1,8 +1,15 @@
 """Cached public reads follow every committed change, and only committed ones."""
 from __future__ import annotations
 
+import logging
+import shutil
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from shop.caching import generation, invalidate_after_commit
 from shop.db import db
+from shop.extensions import cache
 
 
 def test_anonymous_pairing_reads_follow_an_admin_change(client, login):
@@ -33,3 +40,98 @@ def test_a_rolled_back_change_keeps_the_cache_and_a_later_commit_still_invalidat
     assert second != first
     db.session.commit()
     assert generation("regions") == second
+
+
+# --- keys from parsed arguments, supplier names, outages ---------------------------------------------
+
+def _cache_entries(app) -> int:
+    """How many entries the embedded (SimpleCache) cache holds."""
+    return len(app.extensions["cache"][cache]._cache)
+
+
+def test_junk_parameters_and_spellings_of_the_same_filters_share_one_cached_page(app, client):
+    from tests.catalog.factories import ProductFactory
+
+    ProductFactory(category="粮油")
+    db.session.commit()
+    first = client.get("/api/v1/products?category=粮油")
+    assert first.status_code == 200 and len(first.json["items"]) == 1
+    entries = _cache_entries(app)
+    for junk in ("&x=1", "&x=2&y=3", "&utm_source=ad", "&limit=20", "&category=%20粮油%20", "&_=" + "a" * 500):
+        again = client.get("/api/v1/products?category=粮油" + junk)
+        assert again.status_code == 200 and again.json == first.json, junk
+    assert _cache_entries(app) == entries
+
+
+def test_invalid_arguments_are_answered_and_never_cached(app, client):
+    entries = _cache_entries(app)
+    for query in ("limit=0", "limit=abc", "min_price_fen=-1", "in_stock_at=99999999999"):
+        assert client.get(f"/api/v1/products?{query}").status_code == 422, query
+    assert _cache_entries(app) == entries
+
+
+def test_a_supplier_rename_shows_on_cached_product_pages(client, login):
+    from tests.catalog.factories import ProductFactory
+
+    product = ProductFactory()
+    db.session.commit()
+    assert client.get(f"/api/v1/products/{product.sku}").json["supplier"]["name"] != "新名字合作社"
+    assert client.get("/api/v1/products").json["items"][0]["supplier"]["name"] != "新名字合作社"
+    renamed = client.patch(f"/api/v1/suppliers/{product.supplier_id}", json={"name": "新名字合作社"},
+                           headers=login("admin"))
+    assert renamed.status_code == 200, renamed.json
+    assert client.get(f"/api/v1/products/{product.sku}").json["supplier"]["name"] == "新名字合作社"
+    assert client.get("/api/v1/products").json["items"][0]["supplier"]["name"] == "新名字合作社"
+
+
+@pytest.fixture
+def broken_cache(app, monkeypatch):
+    """The cache backend raises on every call, as Redis does when it is down."""
+    backend = app.extensions["cache"][cache]
+
+    def down(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    for name in ("get", "set", "add", "delete"):
+        monkeypatch.setattr(backend, name, down)
+    return backend
+
+
+def test_public_reads_come_from_the_database_while_the_cache_is_down_logged_once(client, broken_cache, caplog,
+                                                                                 monkeypatch):
+    from tests.catalog.factories import ProductFactory
+
+    product = ProductFactory()
+    db.session.commit()
+    with caplog.at_level(logging.WARNING, logger="shop.caching"):
+        for _ in range(3):
+            assert client.get(f"/api/v1/products/{product.sku}").json["sku"] == product.sku
+            assert client.get("/api/v1/products").json["items"][0]["sku"] == product.sku
+            assert client.get("/api/v1/regions?level=county&parent=513400").status_code == 200
+    outage = [r for r in caplog.records if r.name == "shop.caching"]
+    assert len(outage) == 1 and "unavailable" in outage[0].getMessage()
+
+    caplog.clear()
+    monkeypatch.undo()
+    with caplog.at_level(logging.WARNING, logger="shop.caching"):
+        assert client.get(f"/api/v1/products/{product.sku}").status_code == 200
+        assert client.get(f"/api/v1/products/{product.sku}").status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name == "shop.caching"] == ["cache available again"]
+
+
+def test_with_redis_unreachable_public_reads_still_answer(sqlite_template, tmp_path, caplog):
+    from tests.catalog.factories import ProductFactory
+    from tests.conftest import make_app
+
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path, REDIS_URL="redis://127.0.0.1:9/0")
+    with app.app_context():
+        product = ProductFactory()
+        db.session.commit()
+        client = app.test_client()
+        with caplog.at_level(logging.WARNING, logger="shop.caching"):
+            assert client.get(f"/api/v1/products/{product.sku}").status_code == 200
+            assert client.get("/api/v1/products").json["items"][0]["sku"] == product.sku
+        assert len([r for r in caplog.records if r.name == "shop.caching"]) == 1
+        db.session.remove()
+        db.engine.dispose()
