@@ -1,22 +1,44 @@
 """The suppliers domain (see DESIGN.md)."""
 from __future__ import annotations
 
+import functools
+import logging
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
 cli = AppGroup("suppliers", help="Suppliers and households.")
+log = logging.getLogger(__name__)
 
 
 @cli.command("reencrypt")
 def reencrypt_command():
-    """Re-encrypt personal data still under an older FIELD_ENCRYPTION_KEY entry."""
+    """Re-encrypt personal data under the first FIELD_ENCRYPTION_KEY entry; re-hash ID numbers with FIELD_HASH_KEY."""
     from shop.db import db
     from suppliers.service import reencrypt_fields
 
-    changed = reencrypt_fields()
+    changed, rehashed = reencrypt_fields()
     db.session.commit()
-    click.echo(f"re-encrypted {changed} rows with the current key")
+    click.echo(f"re-encrypted {changed} rows with the current key; re-hashed {rehashed} ID numbers "
+               "with FIELD_HASH_KEY and recorded its fingerprint")
+
+
+def _check_hash_key_once(app: Flask):
+    """Before the first request served: refuse to serve (503) while FIELD_HASH_KEY does not match the database."""
+    from shop.config import ConfigError
+    from shop.errors import error_response
+    from suppliers.service import check_hash_key
+
+    if app.extensions.get("suppliers.hash_key_checked"):
+        return None
+    try:
+        check_hash_key()
+    except ConfigError as error:
+        log.error("%s", error)
+        return error_response(503, "hash_key_mismatch", str(error))
+    app.extensions["suppliers.hash_key_checked"] = True
+    return None
 
 
 def init_app(app: Flask) -> None:
@@ -31,3 +53,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(cli)
     register_demo_seeder(app, "suppliers", seed_demo)
     app.extensions.setdefault("scope_checks", {})["supplier_id"] = supplier_exists
+    app.before_request(functools.partial(_check_hash_key_once, app))

@@ -9,6 +9,8 @@ from shop.db import commit
 from shop.pagination import page_schema
 from suppliers import service
 from suppliers.schemas import (
+    AccountChangeOut,
+    AccountChangeQuery,
     BenefitLinkCreate,
     BenefitLinkEnd,
     BenefitLinkOut,
@@ -63,8 +65,8 @@ class SupplierById(MethodView):
     @blp.arguments(SupplierUpdate)
     @blp.response(200, SupplierOut)
     def patch(self, data, supplier_id):
-        """Edit or deactivate a supplier."""
-        supplier = service.update_supplier(supplier_id=supplier_id, **data)
+        """Edit, re-rate or deactivate a supplier; a bank account change is audited."""
+        supplier = service.update_supplier(supplier_id=supplier_id, user=current_user(), **data)
         commit()
         return supplier
 
@@ -105,9 +107,8 @@ class HouseholdById(MethodView):
     @blp.arguments(HouseholdUpdate)
     @blp.response(200, HouseholdOut)
     def patch(self, data, household_id):
-        """Edit or deactivate a household."""
-        household = service.update_household(household_id=household_id,
-                                             supplier_scope=current_user().supplier_id, **data)
+        """Edit or deactivate a household (its registering co-op or an admin); a bank account change is audited."""
+        household = service.update_household(household_id=household_id, user=current_user(), **data)
         commit()
         return household
 
@@ -151,3 +152,12 @@ def end_benefit_link(data, link_id):
 def list_reveals(query):
     """List the audited reveals of personal data."""
     return service.list_reveals(**query)
+
+
+@blp.route("/audit/account-changes")
+@require_role("admin", "auditor")
+@blp.arguments(AccountChangeQuery, location="query")
+@blp.response(200, page_schema(AccountChangeOut))
+def list_account_changes(query):
+    """List the audited changes of households' and suppliers' bank accounts."""
+    return service.list_account_changes(**query)

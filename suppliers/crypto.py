@@ -3,10 +3,17 @@
 `FIELD_ENCRYPTION_KEY` is a comma-separated list of `kid:key` entries, where `kid` is a short
 key id (letters, digits, `_`, `-`) and `key` is 32 random bytes in base64url (padding
 optional), e.g. `2026a:<43 characters>`. The first entry encrypts new values; every entry
-decrypts the values stored under its kid. Rotate by prepending a new entry, re-encrypting
-(`flask --app shop suppliers reencrypt`), and only then dropping old entries — except the last
-entry: the look-up hash key is derived from it (HKDF-SHA256 with its own label, so it is never
-the encryption key itself), and dropping it would make every stored hash unmatchable.
+decrypts the values stored under its kid. Rotate it by prepending a new entry, running
+`flask --app shop suppliers reencrypt`, and only then dropping the old entries.
+
+`FIELD_HASH_KEY` (32 random bytes in base64url, no kid) is the separate key of the look-up hash
+(HMAC-SHA256) that finds a person by ID number; it has nothing to do with the encryption keys,
+so adding or dropping an encryption key never changes a hash. The database stores the hash key's
+fingerprint (`key_fingerprints`), and the app refuses to serve requests when the configured key
+does not match it, since every look-up would then miss and duplicates would go undetected.
+Rotate the hash key with the service stopped: set `FIELD_HASH_KEY` to the new value, run
+`flask --app shop suppliers reencrypt` (it decrypts every ID number, re-hashes it with the
+configured hash key and records that key's fingerprint, in one transaction), then start again.
 
 A ciphertext is stored as `kid:base64url(nonce ‖ AES-256-GCM ciphertext and tag)`; the field's
 name is bound to it as associated data, so a value cannot be moved to another column.
@@ -23,16 +30,14 @@ import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
 from shop.config import ConfigError
 
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 NONCE_BYTES = 12
-LOOKUP_HASH_INFO = b"shop.suppliers lookup-hash v1"
+FINGERPRINT_LABEL = b"shop.suppliers hash-key fingerprint v1"
 
 
 class DecryptionError(RuntimeError):
@@ -41,11 +46,10 @@ class DecryptionError(RuntimeError):
 
 @dataclass(frozen=True)
 class Keyring:
-    """The parsed keys: the current kid, every key by kid, and the look-up hash key."""
+    """The parsed encryption keys: the current kid and every key by kid."""
 
     current: str
     keys: dict[str, bytes]
-    lookup_key: bytes
 
 
 def _b64decode(text: str) -> bytes:
@@ -75,9 +79,19 @@ def parse_keys(spec: str) -> Keyring:
         if len(key) != 32:
             raise ConfigError(f"FIELD_ENCRYPTION_KEY key {kid!r} is not 32 bytes in base64url.")
         keys[kid] = key
-    anchor = list(keys.values())[-1]
-    lookup_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=LOOKUP_HASH_INFO).derive(anchor)
-    return Keyring(current=next(iter(keys)), keys=keys, lookup_key=lookup_key)
+    return Keyring(current=next(iter(keys)), keys=keys)
+
+
+@functools.lru_cache(maxsize=8)
+def parse_hash_key(spec: str) -> bytes:
+    """Parse a `FIELD_HASH_KEY` value; `ConfigError` (never quoting key material) if malformed."""
+    try:
+        key = _b64decode(spec.strip())
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise ConfigError("FIELD_HASH_KEY is not 32 bytes in base64url.")
+    return key
 
 
 def keyring() -> Keyring:
@@ -111,6 +125,16 @@ def decrypt(token: str, *, field: str) -> str:
         raise DecryptionError(f"A value of field {field} does not authenticate under key {kid!r}.") from exc
 
 
+def hash_key() -> bytes:
+    """The look-up hash key of the current app (`FIELD_HASH_KEY`)."""
+    return parse_hash_key(current_app.config["FIELD_HASH_KEY"])
+
+
 def lookup_hash(value: str) -> str:
     """The keyed hash (HMAC-SHA256, hex) of a normalised value, for duplicate detection and look-up."""
-    return hmac.new(keyring().lookup_key, value.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(hash_key(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def hash_key_fingerprint() -> str:
+    """A fingerprint of the look-up hash key that reveals nothing about the key (HMAC of a fixed label)."""
+    return hmac.new(hash_key(), FINGERPRINT_LABEL, hashlib.sha256).hexdigest()

@@ -1,6 +1,9 @@
 """Validation, normalisation and masking of USCCs, resident ID numbers and bank accounts.
 
-Error messages name the field and the problem, never the value.
+Every value first goes through `shop.fields.normalise_identifier` (NFKC, invisible characters
+removed, trimmed, upper case, spaces and dashes dropped), so every Unicode spelling of one number
+is one string before it is validated, hashed or stored. Error messages name the field and the
+problem, never the value.
 """
 from __future__ import annotations
 
@@ -12,14 +15,16 @@ from stdnum.exceptions import InvalidChecksum, InvalidComponent
 from stdnum.exceptions import ValidationError as StdnumError
 
 from shop.errors import ValidationError
+from shop.fields import normalise_identifier
 
-BANK_ACCOUNT = re.compile(r"^\d{8,32}$")
+BANK_ACCOUNT = re.compile(r"^[0-9]{8,32}$")
+ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")
 
 
 def normalise_uscc(value: str) -> str:
     """The compact USCC, validated including its check character (`invalid_uscc` otherwise)."""
     try:
-        return uscc.validate(value)
+        return uscc.validate(normalise_identifier(value, case="upper", drop_separators=True))
     except InvalidChecksum:
         problem = "The check character is wrong."
     except StdnumError:
@@ -30,9 +35,9 @@ def normalise_uscc(value: str) -> str:
 
 def normalise_id_number(value: str, *, today: date) -> str:
     """The ID number without spaces or dashes, validated: check digit, birth date, region (`invalid_id_number`)."""
-    number = re.sub(r"[\s-]", "", value).upper()
+    number = normalise_identifier(value, case="upper", drop_separators=True)
     problem = None
-    if len(number) != 18 or not number[:17].isdigit():
+    if not ID_NUMBER.match(number):
         problem = "Not 17 digits followed by a check digit or X."
     elif number[-1] != ric.calc_check_digit(number):
         problem = "The check digit is wrong."
@@ -62,7 +67,7 @@ def _known_birth_place(number: str) -> bool:
 
 def normalise_bank_account(value: str, *, field: str = "bank_account") -> str:
     """The bank account number without spaces or dashes, 8 to 32 digits (`invalid_bank_account`)."""
-    compact = re.sub(r"[\s-]", "", value)
+    compact = normalise_identifier(value, case="upper", drop_separators=True)
     if not BANK_ACCOUNT.match(compact):
         raise ValidationError("The bank account number is not valid.", code="invalid_bank_account",
                               details={field: ["Must be 8 to 32 digits."]})

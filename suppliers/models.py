@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint, func, literal_column
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.auth.models import User
@@ -12,6 +13,9 @@ from suppliers import crypto
 
 SUPPLIER_KINDS = ("cooperative", "enterprise", "family_farm")
 LINK_KINDS = ("purchase", "dividend", "employment")
+AGREEMENT_RATES = ("platform_fee_bp", "store_commission_bp", "household_premium_bp", "dividend_bp")
+DEFAULT_AGREEMENT = {"platform_fee_bp": 500, "store_commission_bp": 800, "household_premium_bp": 300,
+                     "dividend_bp": 200}
 
 
 class Revealed:
@@ -44,12 +48,26 @@ class Supplier(db.Model):
     bank_account_enc: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the default agreement a co-op's new product starts with (set by admins only)
+    platform_fee_bp: Mapped[int] = mapped_column(Integer, default=DEFAULT_AGREEMENT["platform_fee_bp"])
+    store_commission_bp: Mapped[int] = mapped_column(Integer, default=DEFAULT_AGREEMENT["store_commission_bp"])
+    household_premium_bp: Mapped[int] = mapped_column(Integer, default=DEFAULT_AGREEMENT["household_premium_bp"])
+    dividend_bp: Mapped[int] = mapped_column(Integer, default=DEFAULT_AGREEMENT["dividend_bp"])
 
     revealed = False  # output masks personal data; see `Revealed`
 
     __table_args__ = (
         CheckConstraint("kind IN ('cooperative', 'enterprise', 'family_farm')", name="kind"),
+        CheckConstraint("platform_fee_bp BETWEEN 0 AND 10000 AND store_commission_bp BETWEEN 0 AND 10000 "
+                        "AND household_premium_bp BETWEEN 0 AND 10000 AND dividend_bp BETWEEN 0 AND 10000 "
+                        "AND platform_fee_bp + store_commission_bp + household_premium_bp + dividend_bp <= 10000",
+                        name="agreement"),
     )
+
+    @property
+    def agreement(self) -> dict[str, int]:
+        """The supplier's default agreement rates in basis points."""
+        return {rate: getattr(self, rate) for rate in AGREEMENT_RATES}
 
     @property
     def bank_account(self) -> str | None:
@@ -123,6 +141,9 @@ class SupplierHousehold(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+OVERLAP_CONSTRAINT = "ex_benefit_links_no_overlap"
+
+
 class BenefitLink(db.Model):
     """How a household benefits from a supplier from `valid_from` to `valid_until` (both inclusive)."""
 
@@ -145,6 +166,13 @@ class BenefitLink(db.Model):
         CheckConstraint("shares IS NULL OR shares > 0", name="shares_positive"),
         CheckConstraint("valid_until IS NULL OR valid_until >= valid_from", name="period"),
         Index("ix_benefit_links_supplier_kind", "supplier_id", "kind", "valid_from"),
+        # purchase (and employment) links of one household with one supplier never overlap; dividends may
+        ExcludeConstraint(
+            (literal_column("supplier_id"), "="), (literal_column("household_id"), "="), (literal_column("kind"), "="),
+            (func.daterange(literal_column("valid_from"), literal_column("valid_until"),
+                           literal_column("'[]'")), "&&"),
+            using="gist", where="kind <> 'dividend'", name=OVERLAP_CONSTRAINT,
+        ).ddl_if(dialect="postgresql"),
     )
 
     @property
@@ -181,3 +209,39 @@ class RevealAudit(db.Model):
     def field_list(self) -> list[str]:
         """The fields that were revealed."""
         return self.fields.split(",")
+
+
+class BankAccountChange(db.Model):
+    """A household's or supplier's payout account changed: who, when, why, old and new (masked only)."""
+
+    __tablename__ = "bank_account_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    old_masked: Mapped[str | None] = mapped_column(String(40))
+    new_masked: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("(household_id IS NULL) != (supplier_id IS NULL)", name="one_subject"),
+    )
+
+    @property
+    def username(self) -> str:
+        """The name of the user who changed the account."""
+        return self.user.username
+
+
+class KeyFingerprint(db.Model):
+    """The fingerprint of a key the stored data depends on (the look-up hash key), checked at serving time."""
+
+    __tablename__ = "key_fingerprints"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -7,15 +7,27 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from shop.fields import MAX_BP, MAX_QUANTITY, BoundedInt, Id, Identifier, RateBp, Text
 from shop.pagination import PageQuery
-from shop.regions.schemas import REGION_CODE
+from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account, mask_id_number
-from suppliers.models import LINK_KINDS, SUPPLIER_KINDS
+from suppliers.models import AGREEMENT_RATES, LINK_KINDS, SUPPLIER_KINDS
 
-NAME = validate.Length(min=1, max=128)
-SHORT_TEXT = validate.Length(min=1, max=64)
-HOUSEHOLD_CODE = validate.Regexp(r"^[0-9A-Za-z-]{1,32}$", error="1 to 32 letters, digits or dashes.")
-ACCOUNT_TEXT = validate.Length(min=1, max=40)
+
+def HouseholdCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
+    """A household registry code: NFKC, trimmed, upper case; 1 to 32 letters, digits or dashes."""
+    return Identifier(max_length=32, case="upper", pattern=r"^[0-9A-Z-]{1,32}$",
+                      pattern_error="1 to 32 letters, digits or dashes.", **kwargs)
+
+
+def IdNumber(**kwargs) -> Identifier:  # noqa: N802
+    """A resident ID number: NFKC, invisible characters, spaces and dashes removed, upper case."""
+    return Identifier(max_length=24, case="upper", drop_separators=True, **kwargs)
+
+
+def BankAccount(**kwargs) -> Identifier:  # noqa: N802
+    """A bank account number: NFKC, invisible characters, spaces and dashes removed (digits checked later)."""
+    return Identifier(max_length=40, case="upper", drop_separators=True, **kwargs)
 
 
 def _shown_account(obj) -> str | None:
@@ -30,27 +42,45 @@ class RevealQuery(Schema):
     """`?reveal=true&reason=...`: an admin asks to see full personal data, with a reason."""
 
     reveal = fields.Boolean(load_default=False)
-    reason = fields.String(load_default=None, validate=validate.Length(max=500))
+    reason = Text(load_default=None, max_length=500, min_length=0)
+
+
+class Agreement(Schema):
+    """A default agreement: four rates in basis points that together take at most 100 %."""
+
+    platform_fee_bp = RateBp(required=True)
+    store_commission_bp = RateBp(required=True)
+    household_premium_bp = RateBp(required=True)
+    dividend_bp = RateBp(required=True)
+
+    @validates_schema
+    def _at_most_everything(self, data, **kwargs):
+        """The four rates sum to at most 10000 basis points."""
+        if sum(data[rate] for rate in AGREEMENT_RATES) > MAX_BP:
+            raise ValidationError(f"The rates sum to more than {MAX_BP} basis points.")
 
 
 class SupplierCreate(Schema):
-    """An admin registers a supplier."""
+    """An admin registers a supplier; without `agreement` it gets the platform's default rates."""
 
-    name = fields.String(required=True, validate=NAME)
+    name = Text(required=True, max_length=128)
     kind = fields.String(required=True, validate=validate.OneOf(SUPPLIER_KINDS))
-    uscc = fields.String(required=True, validate=validate.Length(min=1, max=24))
-    county_code = fields.String(required=True, validate=REGION_CODE)
-    contact = fields.String(load_default=None, validate=NAME)
-    bank_account = fields.String(load_default=None, validate=ACCOUNT_TEXT)
+    uscc = Identifier(required=True, max_length=24, case="upper", drop_separators=True)
+    county_code = RegionCode(required=True)
+    contact = Text(load_default=None, max_length=128)
+    bank_account = BankAccount(load_default=None)
+    agreement = fields.Nested(Agreement, load_default=None)
 
 
 class SupplierUpdate(Schema):
-    """An admin edits or deactivates a supplier (its USCC and county stay)."""
+    """An admin edits or deactivates a supplier (its USCC and county stay); a new bank account needs a reason."""
 
-    name = fields.String(validate=NAME)
+    name = Text(max_length=128)
     kind = fields.String(validate=validate.OneOf(SUPPLIER_KINDS))
-    contact = fields.String(allow_none=True, validate=NAME)
-    bank_account = fields.String(allow_none=True, validate=ACCOUNT_TEXT)
+    contact = Text(allow_none=True, max_length=128)
+    bank_account = BankAccount(allow_none=True)
+    reason = Text(max_length=500)
+    agreement = fields.Nested(Agreement)
     active = fields.Boolean()
 
 
@@ -64,6 +94,7 @@ class SupplierOut(Schema):
     county_code = fields.String()
     contact = fields.String(allow_none=True)
     bank_account = fields.Function(_shown_account, allow_none=True)
+    agreement = fields.Nested(Agreement)
     active = fields.Boolean()
     created_at = fields.DateTime()
 
@@ -72,33 +103,34 @@ class SupplierQuery(PageQuery):
     """Supplier list filters."""
 
     kind = fields.String(load_default=None, validate=validate.OneOf(SUPPLIER_KINDS))
-    county_code = fields.String(load_default=None, validate=REGION_CODE)
+    county_code = RegionCode(load_default=None)
     active = fields.Boolean(load_default=None)
 
 
 class HouseholdCreate(Schema):
     """A co-op (or admin) registers a household under a supplier; the county defaults to the supplier's."""
 
-    code = fields.String(required=True, validate=HOUSEHOLD_CODE)
-    county_code = fields.String(load_default=None, validate=REGION_CODE)
-    head_name = fields.String(required=True, validate=SHORT_TEXT)
-    id_number = fields.String(required=True, validate=validate.Length(min=1, max=24))
-    village = fields.String(required=True, validate=SHORT_TEXT)
-    members = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=99))
-    bank_account = fields.String(load_default=None, validate=ACCOUNT_TEXT)
+    code = HouseholdCode(required=True)
+    county_code = RegionCode(load_default=None)
+    head_name = Text(required=True, max_length=64)
+    id_number = IdNumber(required=True)
+    village = Text(required=True, max_length=64)
+    members = BoundedInt(required=True, minimum=1, maximum=99)
+    bank_account = BankAccount(load_default=None)
     consent_on = fields.Date(required=True)
-    consent_basis = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    consent_basis = Text(required=True, max_length=200)
 
 
 class HouseholdUpdate(Schema):
-    """Edit or deactivate a household (its code, county and ID number stay)."""
+    """Edit or deactivate a household (its code, county and ID number stay); a new bank account needs a reason."""
 
-    head_name = fields.String(validate=SHORT_TEXT)
-    village = fields.String(validate=SHORT_TEXT)
-    members = fields.Integer(strict=True, validate=validate.Range(min=1, max=99))
-    bank_account = fields.String(allow_none=True, validate=ACCOUNT_TEXT)
+    head_name = Text(max_length=64)
+    village = Text(max_length=64)
+    members = BoundedInt(minimum=1, maximum=99)
+    bank_account = BankAccount(allow_none=True)
+    reason = Text(max_length=500)
     consent_on = fields.Date()
-    consent_basis = fields.String(validate=validate.Length(min=1, max=200))
+    consent_basis = Text(max_length=200)
     active = fields.Boolean()
 
 
@@ -124,18 +156,18 @@ class HouseholdOut(Schema):
 class HouseholdQuery(PageQuery):
     """Household list filters."""
 
-    code = fields.String(load_default=None, validate=HOUSEHOLD_CODE)
-    village = fields.String(load_default=None, validate=SHORT_TEXT)
+    code = HouseholdCode(load_default=None)
+    village = Text(load_default=None, max_length=64)
     active = fields.Boolean(load_default=None)
 
 
 class BenefitLinkCreate(Schema):
     """Link a household to the supplier in the URL; `id_number` is needed for another supplier's household."""
 
-    household_code = fields.String(required=True, validate=HOUSEHOLD_CODE)
-    id_number = fields.String(load_default=None, validate=validate.Length(min=1, max=24))
+    household_code = HouseholdCode(required=True)
+    id_number = IdNumber(load_default=None)
     kind = fields.String(required=True, validate=validate.OneOf(LINK_KINDS))
-    shares = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1))
+    shares = BoundedInt(load_default=None, minimum=1, maximum=MAX_QUANTITY)
     valid_from = fields.Date(required=True)
     valid_until = fields.Date(load_default=None)
 
@@ -177,7 +209,7 @@ class BenefitLinkQuery(PageQuery):
     """Benefit link list filters: kind, household, the day they are valid on."""
 
     kind = fields.String(load_default=None, validate=validate.OneOf(LINK_KINDS))
-    household_id = fields.Integer(load_default=None)
+    household_id = Id(load_default=None, strict=False)
     on = fields.Date(load_default=None)
 
 
@@ -197,6 +229,24 @@ class RevealAuditOut(Schema):
 class RevealAuditQuery(PageQuery):
     """Reveal audit filters."""
 
-    household_id = fields.Integer(load_default=None)
-    supplier_id = fields.Integer(load_default=None)
-    user_id = fields.Integer(load_default=None)
+    household_id = Id(load_default=None, strict=False)
+    supplier_id = Id(load_default=None, strict=False)
+    user_id = Id(load_default=None, strict=False)
+
+
+class AccountChangeOut(Schema):
+    """An audit row of a bank account change (old and new masked)."""
+
+    id = fields.Integer()
+    user_id = fields.Integer()
+    username = fields.String()
+    household_id = fields.Integer(allow_none=True)
+    supplier_id = fields.Integer(allow_none=True)
+    old_masked = fields.String(allow_none=True)
+    new_masked = fields.String(allow_none=True)
+    reason = fields.String()
+    created_at = fields.DateTime()
+
+
+class AccountChangeQuery(RevealAuditQuery):
+    """Bank account change filters: household, supplier, the user who changed it."""

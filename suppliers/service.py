@@ -12,13 +12,28 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from shop.auth.models import User
-from shop.db import db
+from shop.caching import invalidate_after_commit
+from shop.config import ConfigError
+from shop.db import db, lock_on_sqlite, violates
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
+from shop.fields import normalise_identifier
 from shop.pagination import paginate
 from shop.regions.service import get_region, is_recipient_county
 from suppliers import crypto
-from suppliers.identifiers import normalise_bank_account, normalise_id_number, normalise_uscc
-from suppliers.models import BenefitLink, Household, RevealAudit, Revealed, Supplier, SupplierHousehold
+from suppliers.identifiers import mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
+from suppliers.models import (
+    OVERLAP_CONSTRAINT,
+    BankAccountChange,
+    BenefitLink,
+    Household,
+    KeyFingerprint,
+    RevealAudit,
+    Revealed,
+    Supplier,
+    SupplierHousehold,
+)
+
+LOOKUP_HASH_KEY = "lookup_hash"
 
 # --- suppliers -------------------------------------------------------------------------
 
@@ -68,30 +83,53 @@ def _recipient_county(code: str, *, field: str) -> str:
 
 
 def create_supplier(*, name: str, kind: str, uscc: str, county_code: str, contact: str | None = None,
-                    bank_account: str | None = None) -> Supplier:
-    """Register a supplier in a recipient county, with a valid and unused USCC."""
+                    bank_account: str | None = None, agreement: dict[str, int] | None = None) -> Supplier:
+    """Register a supplier in a recipient county, with a valid and unused USCC and its default agreement."""
     uscc = normalise_uscc(uscc)
     _recipient_county(county_code, field="county_code")
     account = normalise_bank_account(bank_account) if bank_account else None
     if db.session.scalar(select(Supplier.id).where(Supplier.uscc == uscc)) is not None:
         raise Conflict("A supplier with this USCC exists.", code="uscc_taken", details={"uscc": [uscc]})
-    supplier = Supplier(name=name, kind=kind, uscc=uscc, county_code=county_code, contact=contact)
+    supplier = Supplier(name=name, kind=kind, uscc=uscc, county_code=county_code, contact=contact,
+                        **(agreement or {}))
     supplier.bank_account = account
     db.session.add(supplier)
     db.session.flush()
     return supplier
 
 
-def update_supplier(*, supplier_id: int, **changes) -> Supplier:
-    """Edit a supplier's name, kind, contact, bank account or active flag."""
+def _change_bank_account(*, row: Household | Supplier, account: str | None, user: User, reason: str | None) -> None:
+    """Set a payout account and record the change (who, when, why, old and new masked); a reason is required."""
+    new = normalise_bank_account(account) if account else None
+    old = row.bank_account
+    if new == old:
+        return
+    if not (reason or "").strip():
+        raise ValidationError("State why the bank account changes.", code="account_change_reason_required",
+                              details={"reason": ["Required when bank_account changes."]})
+    row.bank_account = new
+    subject = {"household_id": row.id} if isinstance(row, Household) else {"supplier_id": row.id}
+    db.session.add(BankAccountChange(user_id=user.id, reason=reason.strip(),
+                                     old_masked=mask_bank_account(old) if old else None,
+                                     new_masked=mask_bank_account(new) if new else None, **subject))
+
+
+def update_supplier(*, supplier_id: int, user: User, reason: str | None = None,
+                    agreement: dict[str, int] | None = None, **changes) -> Supplier:
+    """Edit a supplier's name, kind, contact, default agreement, bank account (audited) or active flag."""
     supplier = get_supplier(supplier_id)
     if "bank_account" in changes:
-        account = changes.pop("bank_account")
-        supplier.bank_account = normalise_bank_account(account) if account else None
-    for field, value in changes.items():
+        _change_bank_account(row=supplier, account=changes.pop("bank_account"), user=user, reason=reason)
+    for field, value in {**changes, **(agreement or {})}.items():
         setattr(supplier, field, value)
     db.session.flush()
+    invalidate_after_commit("suppliers")  # product pages show the supplier's name
     return supplier
+
+
+def default_agreement(*, supplier_id: int) -> dict[str, int]:
+    """The rates (basis points) a co-op's new product starts with: the supplier's default agreement."""
+    return get_supplier(supplier_id).agreement
 
 
 def list_suppliers(*, kind: str | None, county_code: str | None, active: bool | None,
@@ -181,6 +219,7 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     """
     supplier = _active_supplier(supplier_id, supplier_scope)
     county_code = _recipient_county(county_code or supplier.county_code, field="county_code")
+    code = normalise_identifier(code)
     number = normalise_id_number(id_number, today=date.today())
     account = normalise_bank_account(bank_account) if bank_account else None
     id_hash = crypto.lookup_hash(number)
@@ -242,12 +281,18 @@ def show_household(*, household_id: int, user: User, reveal: bool = False,
     return Revealed(household)
 
 
-def update_household(*, household_id: int, supplier_scope: int | None, **changes) -> Household:
-    """Edit a household's name, village, members, account or consent, or (de)activate it."""
-    household = _household_in_scope(household_id, supplier_scope)
+def update_household(*, household_id: int, user: User, reason: str | None = None, **changes) -> Household:
+    """Edit a household's name, village, members, account (audited) or consent, or (de)activate it.
+
+    Only the co-op that registered the household, or an admin, may change it: another co-op that
+    linked it reads it (`household_read_only`), any other gets `household_not_found`.
+    """
+    household = _household_in_scope(household_id, user.supplier_id)
+    if user.supplier_id is not None and household.registered_by_id != user.supplier_id:
+        raise Forbidden("Only the co-op that registered this household, or an admin, may change it.",
+                        code="household_read_only")
     if "bank_account" in changes:
-        account = changes.pop("bank_account")
-        household.bank_account = normalise_bank_account(account) if account else None
+        _change_bank_account(row=household, account=changes.pop("bank_account"), user=user, reason=reason)
     for field, value in changes.items():
         setattr(household, field, value)
     db.session.flush()
@@ -256,6 +301,7 @@ def update_household(*, household_id: int, supplier_scope: int | None, **changes
 
 def find_household(*, supplier_id: int, code: str) -> Household | None:
     """The household with registry code `code` that works with the supplier, if any."""
+    code = normalise_identifier(code)
     return db.session.scalar(select(Household).where(Household.code == code, _linked(supplier_id)))
 
 
@@ -275,7 +321,7 @@ def _household_to_link(*, supplier_id: int, household_code: str, id_number: str 
         if household is None or household.id_number_hash != id_hash:
             candidate = _household_by_hash(id_hash)
             household = None
-            if candidate is not None and candidate.code == household_code:
+            if candidate is not None and candidate.code == normalise_identifier(household_code):
                 _link_supplier(supplier_id=supplier_id, household=candidate)
                 household = candidate
     if household is None:
@@ -292,26 +338,40 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
     """Link a household to a supplier; another supplier's household is matched by code and ID number.
 
     Purchase and employment links of one household may not overlap in time; dividend links may
-    (their shares add up).
+    (their shares add up). The check cannot race: on PostgreSQL an exclusion constraint backs it,
+    on SQLite the household row's write lock is taken before it.
     """
     _active_supplier(supplier_id, supplier_scope)
     household = _household_to_link(supplier_id=supplier_id, household_code=household_code, id_number=id_number)
     if not household.active:
         raise Conflict(f"Household {household.code} is inactive.", code="household_inactive")
     if kind != "dividend":
+        lock_on_sqlite("UPDATE households SET id = id WHERE id = :id", id=household.id)
         overlapping = db.session.scalar(select(BenefitLink.id).where(
             BenefitLink.supplier_id == supplier_id, BenefitLink.household_id == household.id,
             BenefitLink.kind == kind,
             or_(BenefitLink.valid_until.is_(None), BenefitLink.valid_until >= valid_from),
             *([BenefitLink.valid_from <= valid_until] if valid_until else [])))
         if overlapping is not None:
-            raise Conflict(f"An overlapping {kind} link of this household exists.", code="benefit_link_overlaps",
-                           details={"benefit_link_id": overlapping})
+            raise _overlap(kind, overlapping)
     link = BenefitLink(supplier_id=supplier_id, household_id=household.id, household=household, kind=kind,
                        shares=shares, valid_from=valid_from, valid_until=valid_until)
-    db.session.add(link)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(link)
+            db.session.flush()
+    except IntegrityError as error:
+        if not violates(error, OVERLAP_CONSTRAINT):
+            raise
+        raise _overlap(kind, None) from None
     return link
+
+
+def _overlap(kind: str, link_id: int | None) -> Conflict:
+    """The conflict of a link overlapping another of its kind (the other's id when known)."""
+    return Conflict(f"An overlapping {kind} link of this household exists.", code="benefit_link_overlaps",
+                    details={"benefit_link_id": link_id} if link_id is not None else {})
+
 
 
 def list_benefit_links(*, supplier_id: int, supplier_scope: int | None, kind: str | None,
@@ -407,10 +467,24 @@ def list_reveals(*, household_id: int | None, supplier_id: int | None, user_id: 
     return paginate(query, keys=[RevealAudit.id], limit=limit, cursor=cursor)
 
 
-def reencrypt_fields() -> int:
-    """Re-encrypt every encrypted field not under the current key; the number of rows changed."""
+def list_account_changes(*, household_id: int | None, supplier_id: int | None, user_id: int | None,
+                         limit: int, cursor: str | None) -> dict:
+    """A page of the recorded bank account changes, oldest first."""
+    query = select(BankAccountChange)
+    if household_id is not None:
+        query = query.where(BankAccountChange.household_id == household_id)
+    if supplier_id is not None:
+        query = query.where(BankAccountChange.supplier_id == supplier_id)
+    if user_id is not None:
+        query = query.where(BankAccountChange.user_id == user_id)
+    return paginate(query, keys=[BankAccountChange.id], limit=limit, cursor=cursor)
+
+
+def reencrypt_fields() -> tuple[int, int]:
+    """Re-encrypt every field not under the current key and re-hash every ID number with `FIELD_HASH_KEY`,
+    recording that key's fingerprint; the numbers of rows re-encrypted and re-hashed."""
     current = crypto.keyring().current
-    changed = 0
+    changed = rehashed = 0
     for model in (Household, Supplier):
         for row in db.session.scalars(select(model)):
             stale = [name for name in ("id_number", "bank_account")
@@ -418,5 +492,39 @@ def reencrypt_fields() -> int:
             for name in stale:
                 setattr(row, name, getattr(row, name))
             changed += bool(stale)
+            if model is Household:
+                id_hash = crypto.lookup_hash(row.id_number)
+                rehashed += id_hash != row.id_number_hash
+                row.id_number_hash = id_hash
+    stored = db.session.get(KeyFingerprint, LOOKUP_HASH_KEY)
+    if stored is None:
+        db.session.add(KeyFingerprint(name=LOOKUP_HASH_KEY, fingerprint=crypto.hash_key_fingerprint()))
+    else:
+        stored.fingerprint = crypto.hash_key_fingerprint()
     db.session.flush()
-    return changed
+    return changed, rehashed
+
+
+def check_hash_key() -> None:
+    """`ConfigError` unless `FIELD_HASH_KEY` is the key the stored look-up hashes were made with.
+
+    With no fingerprint stored yet (a fresh or emptied database), the current key's is recorded in
+    its own transaction. Before the schema exists (during `flask db upgrade`) nothing is checked.
+    """
+    fingerprint = crypto.hash_key_fingerprint()
+    table = KeyFingerprint.__table__
+    try:
+        with db.engine.begin() as conn:
+            if not db.inspect(conn).has_table(table.name):
+                return
+            stored = conn.scalar(select(table.c.fingerprint).where(table.c.name == LOOKUP_HASH_KEY))
+            if stored is None:
+                conn.execute(table.insert().values(name=LOOKUP_HASH_KEY, fingerprint=fingerprint,
+                                                   updated_at=func.now()))
+                return
+    except IntegrityError:  # a concurrent first request recorded it: compare with that one
+        return check_hash_key()
+    if stored != fingerprint:
+        raise ConfigError("FIELD_HASH_KEY does not match the key the stored ID-number hashes were made with; "
+                          "restore it, or re-hash with `flask --app shop suppliers reencrypt` "
+                          "(see suppliers/crypto.py).")

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, func, literal_column
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import db
 
 LEVELS = ("province", "prefecture", "county")
 SIDES = ("donor", "recipient")
+OVERLAP_CONSTRAINT = "ex_pairings_no_overlap"
 
 
 class Region(db.Model):
@@ -49,4 +51,12 @@ class Pairing(db.Model):
     __table_args__ = (
         UniqueConstraint("donor_code", "recipient_code", "valid_from", name="uq_pairings_period"),
         CheckConstraint("valid_until IS NULL OR valid_until >= valid_from", name="period"),
+        # one donor, recipient and programme: periods never overlap (enforced by PostgreSQL)
+        ExcludeConstraint(
+            (literal_column("donor_code"), "="), (literal_column("recipient_code"), "="),
+            (literal_column("program"), "="),
+            (func.daterange(literal_column("valid_from"), literal_column("valid_until"), literal_column("'[]'")),
+             "&&"),
+            using="gist", name=OVERLAP_CONSTRAINT,
+        ).ddl_if(dialect="postgresql"),
     )

@@ -6,12 +6,13 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from shop.caching import invalidate_after_commit
-from shop.db import db
+from shop.db import db, lock_on_sqlite, violates
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
-from shop.regions.models import Pairing, Region
+from shop.regions.models import OVERLAP_CONSTRAINT, Pairing, Region
 
 DATA_DIR = Path(__file__).parent / "data"
 CACHE_NAMESPACE = "regions"
@@ -128,7 +129,11 @@ def paired_recipients(*, donor: str, on: date) -> list[str]:
 
 def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_from: date,
                    valid_until: date | None, source: str | None) -> Pairing:
-    """Add a pairing; it must join a donor to a recipient county and not overlap the same pair."""
+    """Add a pairing; it must join a donor to a recipient county and not overlap the same pair and programme.
+
+    The check cannot race: PostgreSQL's exclusion constraint backs it, and on SQLite the donor
+    region's row is write-locked before it.
+    """
     errors = {}
     if get_region(donor_code).side != "donor":
         errors["donor_code"] = ["Not a donor region."]
@@ -138,19 +143,31 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
         errors["valid_until"] = ["Must not be before valid_from."]
     if errors:
         raise ValidationError("The pairing is not valid.", details=errors)
+    lock_on_sqlite("UPDATE regions SET code = code WHERE code = :code", code=donor_code)
     overlapping = db.session.scalar(select(Pairing.id).where(
-        Pairing.donor_code == donor_code, Pairing.recipient_code == recipient_code,
+        Pairing.donor_code == donor_code, Pairing.recipient_code == recipient_code, Pairing.program == program,
         or_(Pairing.valid_until.is_(None), Pairing.valid_until >= valid_from),
         *([Pairing.valid_from <= valid_until] if valid_until else [])))
     if overlapping is not None:
-        raise Conflict("An overlapping pairing of these regions exists.", code="pairing_overlaps",
-                       details={"pairing_id": overlapping})
+        raise _overlap(overlapping)
     pairing = Pairing(donor_code=donor_code, recipient_code=recipient_code, program=program,
                       valid_from=valid_from, valid_until=valid_until, source=source)
-    db.session.add(pairing)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(pairing)
+            db.session.flush()
+    except IntegrityError as error:
+        if not violates(error, OVERLAP_CONSTRAINT):
+            raise
+        raise _overlap(None) from None
     invalidate_after_commit(CACHE_NAMESPACE)
     return pairing
+
+
+def _overlap(pairing_id: int | None) -> Conflict:
+    """The conflict of a pairing overlapping another of the same regions and programme."""
+    return Conflict("An overlapping pairing of these regions exists.", code="pairing_overlaps",
+                    details={"pairing_id": pairing_id} if pairing_id is not None else {})
 
 
 def end_pairing(*, pairing_id: int, valid_until: date) -> Pairing:

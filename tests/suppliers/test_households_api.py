@@ -134,11 +134,11 @@ def test_a_coop_edits_and_deactivates_its_household(client, coop, supplier):
     household = HouseholdFactory(supplier=supplier)
     db.session.commit()
     url = f"/api/v1/households/{household.id}"
-    changes = {"village": "新村", "members": 5, "bank_account": make_bank_account()}
+    changes = {"village": "新村", "members": 5, "bank_account": make_bank_account(), "reason": "农户换卡"}
     edited = client.patch(url, json=changes, headers=coop)
     assert edited.status_code == 200 and edited.json["village"] == "新村" and edited.json["members"] == 5
     assert edited.json["bank_account"].startswith("***")
-    removed = client.patch(url, json={"bank_account": None, "active": False}, headers=coop).json
+    removed = client.patch(url, json={"bank_account": None, "active": False, "reason": "销户"}, headers=coop).json
     assert removed["bank_account"] is None and removed["active"] is False
     inactive = client.get(f"/api/v1/suppliers/{supplier.id}/households?active=false", headers=coop).json["items"]
     assert [h["id"] for h in inactive] == [household.id]

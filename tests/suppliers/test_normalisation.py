@@ -1,0 +1,103 @@
+"""One person, one household: every Unicode spelling of an identifier is one record."""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shop.db import db
+from suppliers.models import Household, Supplier
+from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account, make_uscc
+
+FULL_WIDTH = 0xFEE0  # '5' + FULL_WIDTH is '５'
+INVISIBLE_OR_SEPARATOR = ["", "", "\u200b", "\u200d", "\u2060", "\ufeff", " ", "-", "\u3000", "\u2010"]
+
+
+@st.composite
+def spellings(draw, number: str) -> str:
+    """Another way to type `number`: full-width characters, lower-case x, invisible characters, separators."""
+    out = [draw(st.sampled_from(["", " ", "\u3000", "\u200b"]))]
+    for char in number:
+        forms = [char, chr(ord(char) + FULL_WIDTH)]
+        if char == "X":
+            forms += ["x", chr(ord("x") + FULL_WIDTH)]
+        out.append(draw(st.sampled_from(forms)))
+        out.append(draw(st.sampled_from(INVISIBLE_OR_SEPARATOR)))
+    return "".join(out)
+
+
+def full_width(text: str) -> str:
+    """`text` with every ASCII letter and digit in its full-width form."""
+    return "".join(chr(ord(c) + FULL_WIDTH) if c.isascii() and c.isalnum() else c for c in text)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_spelling_of_an_id_number_is_the_same_person(client, coop, supplier, other_coop, other_supplier, data):
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    spelled = data.draw(spellings(household.id_number))
+
+    again = client.post(f"/api/v1/suppliers/{other_supplier.id}/households",
+                        json=household_payload(id_number=spelled), headers=other_coop)
+    assert again.status_code == 409, again.json
+    assert again.json["error"]["code"] == "household_exists"
+
+    link = client.post(f"/api/v1/suppliers/{other_supplier.id}/benefit-links", headers=other_coop,
+                       json={"household_code": household.code.lower(), "id_number": spelled, "kind": "purchase",
+                             "valid_from": "2026-03-01"})
+    assert link.status_code == 201, link.json
+    assert link.json["household_id"] == household.id
+
+
+def test_a_full_width_id_number_is_stored_and_hashed_in_its_ascii_form(client, admin, supplier):
+    body = household_payload()
+    spelled = {**body, "id_number": full_width(body["id_number"]), "code": " " + full_width(body["code"].lower()),
+               "bank_account": full_width(make_bank_account())}
+    response = client.post(f"/api/v1/suppliers/{supplier.id}/households", json=spelled, headers=admin)
+    assert response.status_code == 201, response.json
+    assert response.json["code"] == body["code"]
+    revealed = client.get(f"/api/v1/households/{response.json['id']}?reveal=true&reason=check", headers=admin).json
+    assert revealed["id_number"] == body["id_number"]
+    assert revealed["bank_account"].isascii() and revealed["bank_account"].isdigit()
+    assert client.get(f"/api/v1/suppliers/{supplier.id}/households?code={body['code'].lower()}",
+                      headers=admin).json["items"][0]["id"] == response.json["id"]
+
+
+def test_a_full_width_uscc_is_the_same_supplier(client, admin):
+    uscc = make_uscc(4242)
+    first = client.post("/api/v1/suppliers", headers=admin,
+                        json={"name": "全角社", "kind": "cooperative", "uscc": uscc, "county_code": "513431"})
+    assert first.status_code == 201, first.json
+    second = client.post("/api/v1/suppliers", headers=admin,
+                         json={"name": "全角社二", "kind": "cooperative", "uscc": " " + full_width(uscc.lower()),
+                               "county_code": "５１３４３１"})
+    assert second.status_code == 409 and second.json["error"]["code"] == "uscc_taken"
+    assert db.session.query(Supplier).filter_by(uscc=uscc).count() == 1
+
+
+def test_digits_of_other_scripts_are_not_an_id_number(client, coop, supplier):
+    body = household_payload()
+    arabic_indic = "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in body["id_number"])
+    response = client.post(f"/api/v1/suppliers/{supplier.id}/households", json={**body, "id_number": arabic_indic},
+                           headers=coop)
+    assert response.status_code == 422 and response.json["error"]["code"] == "invalid_id_number"
+
+
+def test_free_text_is_trimmed_and_must_show_something(client, coop, supplier):
+    body = household_payload(head_name="  测试户丙\u200b ", village="\u3000测试村 ")
+    response = client.post(f"/api/v1/suppliers/{supplier.id}/households", json=body, headers=coop)
+    assert response.status_code == 201, response.json
+    stored = db.session.get(Household, response.json["id"])
+    assert (stored.head_name, stored.village) == ("测试户丙", "测试村")
+    for bad in ("\u200b\u200b", "  ", "测试\x00户", "测\t试"):
+        refused = client.post(f"/api/v1/suppliers/{supplier.id}/households",
+                              json=household_payload(head_name=bad), headers=coop)
+        assert refused.status_code == 422 and "head_name" in refused.json["error"]["details"], bad
+    too_long = client.post(f"/api/v1/suppliers/{supplier.id}/households",
+                           json=household_payload(village="村" * 65), headers=coop)
+    assert too_long.status_code == 422 and "village" in too_long.json["error"]["details"]
+
+
+def test_query_ids_are_bounded(client, admin):
+    response = client.get(f"/api/v1/audit/reveals?household_id={2**63}", headers=admin)
+    assert response.status_code == 422 and "household_id" in response.json["error"]["details"]

@@ -1,0 +1,74 @@
+"""A household another co-op linked: it reads, only the registering co-op or an admin changes, accounts audited."""
+from __future__ import annotations
+
+from shop.db import db
+from suppliers.models import BankAccountChange, Household
+from tests.suppliers.factories import HouseholdFactory, make_bank_account
+
+
+def _linked_household(client, supplier, other_supplier, other_coop) -> Household:
+    """A household `supplier` registered and `other_supplier` linked with its ID number."""
+    household = HouseholdFactory(supplier=supplier, bank_account=make_bank_account())
+    db.session.commit()
+    link = client.post(f"/api/v1/suppliers/{other_supplier.id}/benefit-links", headers=other_coop,
+                       json={"household_code": household.code, "id_number": household.id_number,
+                             "kind": "purchase", "valid_from": "2026-02-01"})
+    assert link.status_code == 201, link.json
+    return household
+
+
+def test_a_linked_coop_reads_but_cannot_change_the_household(client, supplier, other_supplier, other_coop):
+    household = _linked_household(client, supplier, other_supplier, other_coop)
+    account = household.bank_account
+    assert client.get(f"/api/v1/households/{household.id}", headers=other_coop).status_code == 200
+    for change in ({"bank_account": make_bank_account(), "reason": "换卡"}, {"active": False}, {"members": 9}):
+        response = client.patch(f"/api/v1/households/{household.id}", json=change, headers=other_coop)
+        assert response.status_code == 403 and response.json["error"]["code"] == "household_read_only"
+    db.session.expire_all()
+    stored = db.session.get(Household, household.id)
+    assert stored.bank_account == account and stored.active and stored.members == 3
+    assert db.session.query(BankAccountChange).count() == 0
+
+
+def test_an_unlinked_coop_gets_not_found(client, supplier, login):
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    stranger = login("coop", supplier_id=HouseholdFactory().registered_by_id)
+    response = client.patch(f"/api/v1/households/{household.id}", json={"active": False}, headers=stranger)
+    assert response.status_code == 404 and response.json["error"]["code"] == "household_not_found"
+
+
+def test_a_bank_account_change_needs_a_reason_and_is_audited_masked(client, coop, supplier, login):
+    household = HouseholdFactory(supplier=supplier, bank_account=make_bank_account())
+    db.session.commit()
+    old, new = household.bank_account, make_bank_account()
+    missing = client.patch(f"/api/v1/households/{household.id}", json={"bank_account": new}, headers=coop)
+    assert missing.status_code == 422 and missing.json["error"]["code"] == "account_change_reason_required"
+    changed = client.patch(f"/api/v1/households/{household.id}", json={"bank_account": new, "reason": "农户换卡"},
+                           headers=coop)
+    assert changed.status_code == 200, changed.json
+    same = client.patch(f"/api/v1/households/{household.id}", json={"bank_account": new}, headers=coop)
+    assert same.status_code == 200
+
+    auditor = login("auditor")
+    log = client.get(f"/api/v1/audit/account-changes?household_id={household.id}", headers=auditor)
+    assert log.status_code == 200
+    [entry] = log.json["items"]
+    assert entry["old_masked"] == "*" * 15 + old[-4:] and entry["new_masked"] == "*" * 15 + new[-4:]
+    assert entry["reason"] == "农户换卡" and entry["household_id"] == household.id and entry["username"]
+    assert old not in log.get_data(as_text=True) and new not in log.get_data(as_text=True)
+    assert client.get("/api/v1/audit/account-changes", headers=coop).status_code == 403
+
+
+def test_an_admin_changes_any_household_and_a_suppliers_account_is_audited_too(client, admin, supplier):
+    household = HouseholdFactory()
+    db.session.commit()
+    response = client.patch(f"/api/v1/households/{household.id}", headers=admin,
+                            json={"bank_account": make_bank_account(), "reason": "核实后补录"})
+    assert response.status_code == 200 and response.json["bank_account"].startswith("*")
+    cleared = client.patch(f"/api/v1/suppliers/{supplier.id}", headers=admin,
+                           json={"bank_account": make_bank_account(), "reason": "对公账户变更"})
+    assert cleared.status_code == 200, cleared.json
+    log = client.get(f"/api/v1/audit/account-changes?supplier_id={supplier.id}", headers=admin).json["items"]
+    assert [(e["supplier_id"], e["old_masked"], e["reason"]) for e in log] == [(supplier.id, None, "对公账户变更")]
+    assert len(client.get("/api/v1/audit/account-changes", headers=admin).json["items"]) == 2
