@@ -1,16 +1,18 @@
-"""Command line: reference data, the demo world, the first admin, a worker check."""
+"""Command line: reference data, the demo world, users and passwords, fresh keys, a worker check."""
 from __future__ import annotations
 
+import base64
 import secrets
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
 from sqlalchemy import select
 
 from shop.auth.models import ROLES, User
-from shop.auth.service import create_user
+from shop.auth.service import create_user, normalise_username, reset_password
 from shop.db import db
 from shop.errors import AppError
 from shop.regions.service import load_reference_data
@@ -64,20 +66,62 @@ def seed_demo_command():
 @click.option("--supplier-id", type=int)
 def create_user_command(username, role, store_id, supplier_id):
     """Create a user; the password is prompted for, or read from standard input."""
-    if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < 8:
-        raise click.ClickException("The password needs at least 8 characters.")
+    password = _read_password()
     try:
-        user = create_user(username=username, password=password, role=role,
+        user = create_user(username=_username(username), password=password, role=role,
                            store_id=store_id, supplier_id=supplier_id)
     except AppError as exc:
         db.session.rollback()
         raise click.ClickException(f"{exc.message} {exc.details or ''}".strip()) from exc
     db.session.commit()
     click.echo(f"created user {user.username} (id {user.id}, role {user.role})")
+
+
+@click.command("reset-password")
+@click.option("--username", required=True)
+def reset_password_command(username):
+    """Set a user's password (prompted for, or read from standard input); its old tokens stop working."""
+    password = _read_password()
+    try:
+        user = reset_password(username=_username(username), password=password)
+    except AppError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from exc
+    db.session.commit()
+    click.echo(f"password of user {user.username} (id {user.id}) reset; its old tokens are revoked")
+
+
+@click.command("generate-keys")
+def generate_keys_command():
+    """Print fresh SECRET_KEY, FIELD_ENCRYPTION_KEY and FIELD_HASH_KEY lines for an env file."""
+    kid = datetime.now(UTC).strftime("k%Y%m%d")
+    click.echo(f"SECRET_KEY={secrets.token_urlsafe(48)}")
+    click.echo(f"FIELD_ENCRYPTION_KEY={kid}:{_key_text()}")
+    click.echo(f"FIELD_HASH_KEY={_key_text()}")
+
+
+def _key_text() -> str:
+    """32 random bytes in base64url without padding."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def _read_password() -> str:
+    """A new password from a prompt (typed twice) or the first line of standard input; at least 8 characters."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not 8 <= len(password) <= 128:
+        raise click.ClickException("The password needs 8 to 128 characters.")
+    return password
+
+
+def _username(value: str) -> str:
+    """A username given on the command line in its one spelling, bounded like the API's."""
+    username = normalise_username(value)
+    if not 1 <= len(username) <= 64 or any(not char.isprintable() for char in username):
+        raise click.ClickException("A username has 1 to 64 printable characters.")
+    return username
 
 
 @click.command("check-worker")
@@ -92,5 +136,6 @@ def check_worker_command(timeout):
 
 def init_app(app: Flask) -> None:
     """Register the shell's CLI commands."""
-    for command in (load_reference_command, seed_demo_command, create_user_command, check_worker_command):
+    for command in (load_reference_command, seed_demo_command, create_user_command, reset_password_command,
+                    generate_keys_command, check_worker_command):
         app.cli.add_command(command)

@@ -1,10 +1,11 @@
 """Flask extensions, created unbound and initialised by `create_app`."""
 from __future__ import annotations
 
-from flask import request
+from flask import Flask, request
 from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_migrate import Migrate
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shop.db import db
 from shop.errors import ApiWithErrors
@@ -15,10 +16,17 @@ api = ApiWithErrors()
 
 
 def _client_address() -> str:
-    """The rate-limit key: the client's address as seen through the proxy chain."""
-    return request.access_route[0] if request.access_route else (request.remote_addr or "-")
+    """The rate-limit key: the peer address, which `trust_proxies` rewrites only for trusted hops."""
+    return request.remote_addr or "-"
+
+
+def trust_proxies(app: Flask) -> None:
+    """Believe X-Forwarded-For/-Proto only for the `TRUSTED_PROXY_HOPS` proxies in front (none by default)."""
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 limiter = Limiter(key_func=_client_address)
 
-__all__ = ["api", "cache", "db", "limiter", "migrate"]
+__all__ = ["api", "cache", "db", "limiter", "migrate", "trust_proxies"]

@@ -1,7 +1,7 @@
 """Routes: tokens, consumer registration, user administration."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -20,20 +20,13 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
-def _login_username() -> str:
-    """Rate-limit key for failed sign-ins against one username."""
-    body = request.get_json(silent=True)
-    return "login:" + str(body.get("username") if isinstance(body, dict) else "")
-
-
 def _failed(response) -> bool:
-    """Only failed sign-ins count against the limit."""
+    """Only failed sign-ins count against the per-address limit (per username: `shop.auth.throttle`)."""
     return response.status_code == 401
 
 
 @blp.route("/auth/token", methods=["POST"])
 @limiter.limit(_login_limit, deduct_when=_failed)
-@limiter.limit(_login_limit, key_func=_login_username, deduct_when=_failed)
 @blp.arguments(TokenRequest)
 @blp.response(200, TokenOut)
 @blp.doc(security=[])

@@ -4,16 +4,26 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from shop.auth.models import ROLES
+from shop.fields import Id, Identifier
 from shop.pagination import PageQuery
 
+USERNAME_MAX = 64  # users.username is String(64)
 PASSWORD = validate.Length(min=8, max=128)
-MAINLAND_MOBILE = validate.Regexp(r"^1[3-9]\d{9}$", error="Not a mainland China mobile number.")
+MAINLAND_MOBILE = r"^1[3-9]\d{9}$"
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+NO_SPACE_OR_CONTROL = r"^[^\s\x00-\x1f\x7f-\x9f]*$"
+
+
+def Username(*, pattern: str = NO_CONTROL, **kwargs) -> Identifier:  # noqa: N802 - a field factory
+    """A username: NFKC, invisible characters removed, trimmed, lower case, at most 64 characters."""
+    return Identifier(max_length=USERNAME_MAX, case="lower", pattern=pattern,
+                      pattern_error="Must not contain spaces or control characters.", **kwargs)
 
 
 class TokenRequest(Schema):
-    """Credentials for a token."""
+    """Credentials for a token (the username in any spelling; the password exactly as typed)."""
 
-    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    username = Username(required=True)
     password = fields.String(required=True, validate=validate.Length(min=1, max=128))
 
 
@@ -27,9 +37,10 @@ class TokenOut(Schema):
 
 
 class RegisterRequest(Schema):
-    """A consumer's sign-up."""
+    """A consumer's sign-up; full-width digits, spaces and dashes in the number are folded away."""
 
-    phone = fields.String(required=True, validate=MAINLAND_MOBILE)
+    phone = Identifier(max_length=11, case=None, drop_separators=True, pattern=MAINLAND_MOBILE,
+                       pattern_error="Not a mainland China mobile number.", required=True)
     password = fields.String(required=True, validate=PASSWORD)
 
 
@@ -49,11 +60,11 @@ class UserOut(Schema):
 class UserCreate(Schema):
     """An admin creates a user with its role and scope."""
 
-    username = fields.String(required=True, validate=validate.Length(min=3, max=64))
+    username = Username(pattern=NO_SPACE_OR_CONTROL, required=True, validate=validate.Length(min=3))
     password = fields.String(required=True, validate=PASSWORD)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    store_id = fields.Integer(strict=True, load_default=None, allow_none=True)
-    supplier_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    store_id = Id(load_default=None, allow_none=True)
+    supplier_id = Id(load_default=None, allow_none=True)
 
 
 class UserUpdate(Schema):

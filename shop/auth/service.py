@@ -6,20 +6,37 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import select
 
+from shop.auth import throttle
 from shop.auth.models import User
 from shop.auth.security import hash_password, issue_token, verify_password
 from shop.db import db, utcnow
 from shop.errors import Conflict, NotFound, Unauthorized, ValidationError
+from shop.fields import normalise_identifier
 from shop.pagination import paginate
 
 SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
 
 
+def normalise_username(username: str) -> str:
+    """The one spelling of a username (NFKC, invisible characters removed, trimmed, lower case)."""
+    return normalise_identifier(username, case="lower")
+
+
+def find_user(*, username: str) -> User | None:
+    """The user with `username` in any spelling, or None."""
+    return db.session.scalar(select(User).where(User.username == normalise_username(username)))
+
+
 def sign_in(*, username: str, password: str) -> tuple[User, str, datetime]:
-    """Check credentials and issue a token; the same error for unknown users and bad passwords."""
-    user = db.session.scalar(select(User).where(User.username == username))
+    """Check credentials and issue a token; the same error for unknown users and bad passwords;
+    `TooManyAttempts` while the username waits out its backoff."""
+    username = normalise_username(username)
+    throttle.check(username)
+    user = find_user(username=username)
     if not verify_password(user.password_hash if user else None, password) or not user.active:
+        throttle.record_failure(username)
         raise Unauthorized("Wrong username or password.", code="invalid_credentials")
+    throttle.clear(username)
     user.last_login_at = utcnow()
     token, expires_at = issue_token(user)
     return user, token, expires_at
@@ -47,7 +64,8 @@ def create_user(*, username: str, password: str, role: str, store_id: int | None
                 supplier_id: int | None = None) -> User:
     """Create a user with a role and, for staff and co-op users, its scope."""
     _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
-    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+    username = normalise_username(username)
+    if find_user(username=username) is not None:
         raise Conflict(f"The username {username!r} is taken.", code="username_taken")
     user = User(username=username, password_hash=hash_password(password), role=role,
                 store_id=store_id, supplier_id=supplier_id)
@@ -87,4 +105,14 @@ def update_user(*, user_id: int, active: bool | None = None, password: str | Non
         user.password_hash = hash_password(password)
         user.token_version += 1
     db.session.flush()
+    return user
+
+
+def reset_password(*, username: str, password: str) -> User:
+    """An operator sets a user's password: old tokens die and any sign-in backoff is lifted."""
+    user = find_user(username=username)
+    if user is None:
+        raise NotFound("No user with that username.", code="user_not_found")
+    update_user(user_id=user.id, password=password)
+    throttle.clear(user.username)
     return user

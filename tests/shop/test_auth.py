@@ -1,11 +1,14 @@
-"""Sign-in, tokens, roles and the login rate limit."""
+"""Sign-in, tokens, roles and consumer registration (limits and backoff: test_sign_in_limits.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import select
 
-from shop.auth.security import TOKEN_SALT
+from shop.auth.models import User
+from shop.auth.security import TOKEN_SALT, hash_password
 from shop.db import db
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.shop.test_errors import assert_error
@@ -59,17 +62,6 @@ def test_wrong_role_is_403(client, login):
     assert_error(client.post("/api/v1/regions", json={}, headers=headers), 403, "forbidden")
 
 
-def test_repeated_failed_logins_are_rate_limited_but_successes_are_not(client):
-    user = UserFactory()
-    db.session.commit()
-    for _ in range(6):
-        assert sign_in(client, user.username).status_code == 200
-    statuses = [sign_in(client, user.username, "wrong password").status_code for _ in range(6)]
-    assert statuses == [401] * 5 + [429]
-    error = assert_error(sign_in(client, user.username), 429, "rate_limited")
-    assert "5 per 1 minute" in error["message"]
-
-
 def test_consumer_registers_with_a_mainland_mobile_number(client):
     response = client.post("/api/v1/auth/register", json={"phone": "13912345678", "password": "long enough pw"})
     assert response.status_code == 201
@@ -87,3 +79,43 @@ def test_registration_rejects_bad_phone_short_password_and_extra_fields(client):
     sneaky = client.post("/api/v1/auth/register",
                          json={"phone": "13912345679", "password": "long enough pw", "role": "admin"})
     assert assert_error(sneaky, 422, "validation_error")["details"] == {"role": ["Unknown field."]}
+
+
+@pytest.mark.parametrize("spelling", ["ＡＤＭＩＮ", "admin ", " Admin", "ad\u200bmin", "ADMIN\ufeff"])
+def test_any_spelling_of_a_username_signs_in_as_that_user(client, spelling):
+    UserFactory(username="admin", role="admin")
+    db.session.commit()
+    response = sign_in(client, spelling)
+    assert response.status_code == 200 and response.json["role"] == "admin"
+
+
+def test_passwords_are_compared_exactly_as_typed(client):
+    user = UserFactory(password_hash=hash_password("Ｐａｓｓｗｏｒｄ 12 "))
+    db.session.commit()
+    for almost in ("Password 12 ", "Ｐａｓｓｗｏｒｄ 12"):  # two: a third failure would start the backoff
+        assert_error(sign_in(client, user.username, almost), 401, "invalid_credentials")
+    assert sign_in(client, user.username, "Ｐａｓｓｗｏｒｄ 12 ").status_code == 200
+
+
+def test_sign_in_fields_are_bounded(client):
+    error = assert_error(client.post("/api/v1/auth/token", json={"username": "u" * 65, "password": "p" * 129}),
+                         422, "validation_error")
+    assert set(error["details"]) == {"username", "password"}
+    control = client.post("/api/v1/auth/token", json={"username": "ad\x00min", "password": "x"})
+    assert set(assert_error(control, 422, "validation_error")["details"]) == {"username"}
+
+
+@pytest.mark.parametrize("spelling", ["１３８００００００００", "138 0000 0000", "138-0000-0000", " 13800000000\u200b"])
+def test_a_mobile_number_registers_once_in_any_spelling(client, spelling):
+    first = client.post("/api/v1/auth/register", json={"phone": "13800000000", "password": "long enough pw"})
+    assert first.status_code == 201
+    again = client.post("/api/v1/auth/register", json={"phone": spelling, "password": "another pw 1"})
+    assert_error(again, 409, "username_taken")
+
+
+def test_a_full_width_mobile_number_is_stored_and_signs_in_in_ascii(client):
+    body = {"phone": "１３９ １２３４ ５６７８", "password": "long enough pw"}
+    response = client.post("/api/v1/auth/register", json=body)
+    assert response.status_code == 201 and response.json["username"] == "13912345678"
+    assert db.session.scalar(select(User.username).where(User.id == response.json["id"])) == "13912345678"
+    assert sign_in(client, "13912345678", "long enough pw").status_code == 200

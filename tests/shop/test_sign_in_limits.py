@@ -1,0 +1,151 @@
+"""Failed sign-ins: the per-address limit (not dodged with X-Forwarded-For), the per-username backoff, the alarm."""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+
+import pytest
+
+from shop.auth import throttle
+from shop.db import db
+from tests.conftest import make_app
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.shop.test_errors import assert_error
+
+
+def attempt(client, username, password="wrong password", *, address="192.0.2.1", forwarded_for=None):
+    """POST credentials from `address` (the TCP peer), optionally with an X-Forwarded-For header."""
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return client.post("/api/v1/auth/token", json={"username": username, "password": password},
+                       headers=headers, environ_base={"REMOTE_ADDR": address})
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The backoff's clock, frozen at a whole second and moved by `clock.advance(seconds)`."""
+
+    class Clock:
+        now = float(int(time.time()))
+
+        def advance(self, seconds):
+            self.now += seconds
+
+    fake = Clock()
+    monkeypatch.setattr(throttle, "_now", lambda: fake.now)
+    return fake
+
+
+@pytest.fixture
+def proxied_client(sqlite_template, tmp_path):
+    """A client of an app configured with TRUSTED_PROXY_HOPS=1 (one reverse proxy in front)."""
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path, TRUSTED_PROXY_HOPS="1")
+    with app.app_context():
+        yield app.test_client()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_successes_do_not_count_but_failures_from_one_address_are_limited(client):
+    user = UserFactory()
+    db.session.commit()
+    for _ in range(6):
+        assert attempt(client, user.username, DEFAULT_PASSWORD).status_code == 200
+    statuses = [attempt(client, f"someone{n}").status_code for n in range(6)]
+    assert statuses == [401] * 5 + [429]
+    error = assert_error(attempt(client, user.username, DEFAULT_PASSWORD), 429, "rate_limited")
+    assert "5 per 1 minute" in error["message"]
+    assert attempt(client, user.username, DEFAULT_PASSWORD, address="192.0.2.2").status_code == 200
+
+
+def test_rotating_x_forwarded_for_does_not_reset_the_address_limit_without_trusted_proxies(client):
+    statuses = [attempt(client, f"someone{n}", forwarded_for=f"203.0.113.{n}").status_code for n in range(6)]
+    assert statuses == [401] * 5 + [429]
+    assert_error(attempt(client, "someone-else", forwarded_for="198.51.100.9"), 429, "rate_limited")
+
+
+def test_behind_one_trusted_proxy_the_address_it_appended_is_limited(proxied_client):
+    proxy = "10.0.0.1"
+    statuses = [attempt(proxied_client, f"someone{n}", address=proxy, forwarded_for=f"6.6.6.{n}, 203.0.113.7")
+                .status_code for n in range(6)]
+    assert statuses == [401] * 5 + [429]
+    other_client = attempt(proxied_client, "someone-else", address=proxy, forwarded_for="203.0.113.7, 198.51.100.2")
+    assert_error(other_client, 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_failures_per_username_back_off_exponentially_up_to_the_cap(client, clock, known):
+    username = UserFactory().username if known else "nobody-here"
+    db.session.commit()
+    addresses = (f"192.0.2.{n}" for n in range(1, 200))  # a new address each time: only the username counts
+    for _ in range(3):
+        assert_error(attempt(client, username, address=next(addresses)), 401, "invalid_credentials")
+    waits = []
+    for _ in range(12):
+        blocked = attempt(client, username, DEFAULT_PASSWORD, address=next(addresses))
+        error = assert_error(blocked, 429, "too_many_attempts")
+        waits.append(int(blocked.headers["Retry-After"]))
+        assert error["details"] == {"retry_after_seconds": waits[-1]}
+        clock.advance(waits[-1] - 1)
+        assert attempt(client, username, address=next(addresses)).status_code == 429
+        clock.advance(1)
+        assert_error(attempt(client, username, address=next(addresses)), 401, "invalid_credentials")
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+
+
+def test_a_success_resets_the_backoff(client, clock):
+    user = UserFactory()
+    db.session.commit()
+    addresses = (f"192.0.2.{n}" for n in range(1, 200))
+    for wait_after in (0, 0, 1, 2, 0):  # five failures, each after the previous wait
+        assert_error(attempt(client, user.username, address=next(addresses)), 401, "invalid_credentials")
+        clock.advance(wait_after)
+    assert attempt(client, user.username, DEFAULT_PASSWORD, address=next(addresses)).headers["Retry-After"] == "4"
+    clock.advance(4)
+    assert attempt(client, user.username, DEFAULT_PASSWORD, address=next(addresses)).status_code == 200
+    for _ in range(2):
+        assert_error(attempt(client, user.username, address=next(addresses)), 401, "invalid_credentials")
+    assert attempt(client, user.username, DEFAULT_PASSWORD, address=next(addresses)).status_code == 200
+
+
+def test_one_username_waiting_does_not_slow_down_another(client, clock):
+    victim, other = UserFactory(), UserFactory()
+    db.session.commit()
+    addresses = (f"192.0.2.{n}" for n in range(1, 200))
+    for _ in range(3):
+        attempt(client, victim.username, address=next(addresses))
+    assert attempt(client, victim.username, DEFAULT_PASSWORD, address=next(addresses)).status_code == 429
+    assert attempt(client, other.username, DEFAULT_PASSWORD, address=next(addresses)).status_code == 200
+
+
+def test_a_spike_of_failures_is_logged_once_a_minute_without_usernames(app, client, clock, caplog):
+    app.config["LOGIN_FAILURE_ALERT_PER_MINUTE"] = 3
+    clock.now = clock.now // 60 * 60
+    caplog.set_level(logging.WARNING, logger="shop.auth.throttle")
+    for n in range(8):
+        attempt(client, f"victim{n}", address=f"192.0.2.{n + 1}")
+    warnings = [r for r in caplog.records if r.name == "shop.auth.throttle"]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "more than 3" in warnings[0].getMessage() and "victim" not in warnings[0].getMessage()
+    clock.advance(60)
+    for n in range(4):
+        attempt(client, f"victim{n}", address=f"192.0.3.{n + 1}")
+    assert len([r for r in caplog.records if r.name == "shop.auth.throttle"]) == 2
+
+
+@pytest.mark.redis
+def test_counters_live_in_redis_without_usernames(redis_app, redis_url):
+    import redis
+
+    client = redis_app.test_client()
+    for n in range(3):
+        attempt(client, "13912345678", address=f"192.0.2.{n + 1}")
+    keys = [key.decode() for key in redis.Redis.from_url(redis_url).keys("*signin*")]
+    assert keys and not any("13912345678" in key for key in keys)
+    other_process = make_app(redis_app.instance_path, REDIS_URL=redis_url,
+                             DATABASE_URL=redis_app.config["SQLALCHEMY_DATABASE_URI"])
+    with other_process.app_context():
+        assert_error(attempt(other_process.test_client(), "13912345678", address="192.0.2.9"),
+                     429, "too_many_attempts")
+        db.engine.dispose()
