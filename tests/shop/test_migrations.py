@@ -1,9 +1,11 @@
 """The schema comes from migrations, and the migrations match the models."""
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
+from sqlalchemy import text
 
 from shop.db import db
 
@@ -25,3 +27,77 @@ def test_migrations_downgrade_to_empty_and_upgrade_again(app):
         assert set(db.inspect(conn).get_table_names()) <= {"alembic_version"}
     upgrade()
     assert _diff() == []
+
+
+# --- 0006: identifiers re-normalised and re-hashed ---------------------------------------
+
+FULL_WIDTH = 0xFEE0
+
+
+def _wide(text: str) -> str:
+    """`text` with its ASCII letters and digits in full-width form."""
+    return "".join(chr(ord(c) + FULL_WIDTH) if c.isascii() and c.isalnum() else c for c in text)
+
+
+def _rows_at_0005(people: list[tuple[str, str]]) -> None:
+    """Go back to revision 0005 and store households spelled as given (code, ID number), un-normalised."""
+    from suppliers import crypto
+    from tests.suppliers.factories import make_uscc
+
+    downgrade(revision="0005")
+    now = "2026-01-01 00:00:00"
+    db.session.execute(text("INSERT INTO users (id, username, password_hash, role, active, token_version, created_at) "
+                            "VALUES (901, :u, 'x', 'admin', 1, 0, :now)"), {"u": " Ａdmin\u200b", "now": now})
+    db.session.execute(text(
+        "INSERT INTO suppliers (id, kind, name, uscc, county_code, active, created_at, bank_account_enc) "
+        "VALUES (901, 'cooperative', '旧社', :uscc, '513431', 1, :now, :acct)"),
+        {"uscc": _wide(make_uscc(9901)), "now": now,
+         "acct": crypto.encrypt("6217 0000 0000 0009 901", field="suppliers.bank_account")})
+    for n, (code, number) in enumerate(people, start=1):
+        db.session.execute(text(
+            "INSERT INTO households (id, code, county_code, head_name, id_number_enc, id_number_hash, village, members,"
+            " consent_on, consent_basis, active, registered_by_id, created_at, updated_at) VALUES (:id, :code,"
+            " '513431', '测试户', :enc, :hash, '测试村', 3, '2026-01-05', '书面同意书（测试）', 1, 901, :now, :now)"),
+            {"id": 900 + n, "code": code, "enc": crypto.encrypt(number, field="households.id_number"),
+             "hash": f"old-hash-{n}", "now": now})
+    db.session.execute(text("INSERT INTO locations (id, code, name, kind, region_code) "
+                            "VALUES (901, :code, '旧仓', 'warehouse', '513431')"), {"code": "ｗｈ－ｚｊ"})
+    db.session.commit()
+
+
+def test_0006_normalises_and_rehashes_existing_rows(app):
+    from suppliers import crypto
+    from suppliers.models import Household, KeyFingerprint, Supplier
+    from tests.suppliers.factories import make_id_number
+
+    number = make_id_number()
+    _rows_at_0005([("ｔ００９０１", _wide(number[:6]) + " \u200b" + number[6:].lower())])
+    upgrade()
+    db.session.expire_all()
+    household = db.session.get(Household, 901)
+    assert household.code == "T00901" and household.id_number == number
+    assert household.id_number_hash == crypto.lookup_hash(number)
+    supplier = db.session.get(Supplier, 901)
+    assert supplier.uscc.isascii() and supplier.bank_account == "6217000000000009901"
+    assert db.session.scalar(text("SELECT username FROM users WHERE id = 901")) == "admin"
+    assert db.session.scalar(text("SELECT code FROM locations WHERE id = 901")) == "WH-ZJ"
+    assert db.session.get(KeyFingerprint, "lookup_hash").fingerprint == crypto.hash_key_fingerprint()
+    assert _diff() == []
+
+
+def test_0006_stops_on_duplicates_naming_them_masked_and_changes_nothing(app, capsys):
+    from tests.suppliers.factories import make_id_number
+
+    number = make_id_number()
+    _rows_at_0005([("T00901", number), ("T00902", _wide(number)), ("t00903", make_id_number()),
+                   ("T00903", make_id_number())])
+    with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
+        upgrade()
+    message = capsys.readouterr().err  # alembic.ini's logging writes to stderr
+    assert "households.id_number_hash" in message and "ids 901, 902" in message
+    assert "households.county_code+code" in message and "ids 903, 904" in message
+    assert number not in message and number[:6] + "********" + number[-4:] in message
+    db.session.rollback()
+    assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
+    assert db.session.scalar(text("SELECT code FROM households WHERE id = 903")) == "t00903"
+    assert db.session.scalar(text("SELECT id_number_hash FROM households WHERE id = 902")) == "old-hash-2"
