@@ -82,3 +82,46 @@ def test_a_value_under_a_removed_key_fails_loudly_without_its_plaintext(app):
     with pytest.raises(crypto.DecryptionError) as error:
         household.id_number  # noqa: B018 - reading the property decrypts
     assert "dev" in str(error.value)
+
+
+def test_encryption_keys_never_change_a_lookup_hash(app):
+    before = crypto.lookup_hash("513431199001011234")
+    app.config["FIELD_ENCRYPTION_KEY"] = f"new:{_key()}"
+    assert crypto.lookup_hash("513431199001011234") == before
+    app.config["FIELD_HASH_KEY"] = _key()
+    assert crypto.lookup_hash("513431199001011234") != before
+
+
+@pytest.mark.parametrize("spec", ["", "short", "A" * 44, "k1:" + "A" * 43])
+def test_a_malformed_hash_key_is_refused_by_name(spec):
+    with pytest.raises(ConfigError, match="FIELD_HASH_KEY") as error:
+        crypto.parse_hash_key(spec)
+    assert "A" * 20 not in str(error.value)
+
+
+def test_a_hash_key_other_than_the_stored_one_refuses_to_serve(app, client):
+    app.config["FIELD_HASH_KEY"] = _key()
+    response = client.get("/api/v1/regions")
+    assert response.status_code == 503 and response.json["error"]["code"] == "hash_key_mismatch"
+    assert "FIELD_HASH_KEY" in response.json["error"]["message"]
+
+
+def test_an_emptied_database_records_the_hash_key_on_first_use(app, client):
+    db.session.execute(text("DELETE FROM key_fingerprints"))
+    db.session.commit()
+    assert client.get("/api/v1/regions").status_code == 200
+    assert db.session.scalar(text("SELECT fingerprint FROM key_fingerprints")) == crypto.hash_key_fingerprint()
+
+
+def test_reencrypt_rehashes_with_a_new_hash_key_and_lookups_keep_working(app, runner, client, admin, supplier):
+    body = household_payload()
+    assert client.post(f"/api/v1/suppliers/{supplier.id}/households", json=body, headers=admin).status_code == 201
+    app.config["FIELD_HASH_KEY"] = _key()
+    app.extensions.pop("suppliers.hash_key_checked")
+    assert client.get("/api/v1/regions").status_code == 503
+
+    result = runner.invoke(args=["suppliers", "reencrypt"])
+    assert result.exit_code == 0 and "re-hashed 1 ID numbers" in result.output
+    again = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=admin,
+                        json=household_payload(id_number=body["id_number"]))
+    assert again.status_code == 409 and again.json["error"]["code"] == "household_exists"
