@@ -1,0 +1,150 @@
+"""The BOLA matrix: every route with a path parameter × every role × own / linked / another co-op's object.
+
+The table below is the contract (API.md, the `require_role(...)` of each view, issue 8): a role that may not
+use a route gets 403 (anonymous 401); another co-op's object is 404, never 403 or 200; a household another
+co-op registered and this co-op only linked is readable (200) but not writable (403 `household_read_only`);
+admins get 2xx everywhere; public reads are 200 for everyone. The table's keys must equal the app's routes
+with a path parameter, so a new route cannot be added without deciding its row here.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from tests.contract.conftest import ROLES, seed_world
+from tests.suppliers.factories import household_payload, make_id_number
+
+PUBLIC = "public"
+_serial = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who may use a route and which world object its path parameter names."""
+
+    roles: tuple[str, ...]
+    obj: str
+    write: bool = False
+    body: object = None
+    upload: bool = False
+
+
+def _household_body(world, kind):
+    """A fresh registration body whose ID number is born in the supplier's county."""
+    county = "513431" if kind == "own" else "513437"
+    return household_payload(id_number=make_id_number(county))
+
+
+def _dividend_link_body(world, kind):
+    """A dividend grant (may overlap) for a household the supplier already works with."""
+    return {"household_code": world.ids["household_code"][kind], "kind": "dividend", "shares": 1,
+            "valid_from": "2026-02-01"}
+
+
+COOP = ("admin", "coop")
+TABLE: dict[tuple[str, str], Route] = {
+    ("GET", "/api/v1/suppliers/<supplier_id>"): Route(COOP, "supplier_id"),
+    ("PATCH", "/api/v1/suppliers/<supplier_id>"): Route(("admin",), "supplier_id", write=True,
+                                                        body=lambda w, k: {"contact": "测试联系人"}),
+    ("GET", "/api/v1/suppliers/<supplier_id>/households"): Route(COOP, "supplier_id"),
+    ("POST", "/api/v1/suppliers/<supplier_id>/households"): Route(COOP, "supplier_id", write=True,
+                                                                  body=_household_body),
+    ("GET", "/api/v1/suppliers/<supplier_id>/benefit-links"): Route(COOP, "supplier_id"),
+    ("POST", "/api/v1/suppliers/<supplier_id>/benefit-links"): Route(COOP, "supplier_id", write=True,
+                                                                     body=_dividend_link_body),
+    ("GET", "/api/v1/suppliers/<supplier_id>/lots"): Route(COOP, "supplier_id"),
+    ("GET", "/api/v1/suppliers/<supplier_id>/inventory-uploads"): Route(COOP, "supplier_id"),
+    ("POST", "/api/v1/suppliers/<supplier_id>/inventory-uploads"): Route(COOP, "supplier_id", write=True,
+                                                                         upload=True),
+    ("GET", "/api/v1/households/<household_id>"): Route(COOP, "household_id"),
+    ("PATCH", "/api/v1/households/<household_id>"): Route(COOP, "household_id", write=True,
+                                                          body=lambda w, k: {"members": 5}),
+    ("PATCH", "/api/v1/benefit-links/<link_id>"): Route(COOP, "link_id", write=True,
+                                                        body=lambda w, k: {"valid_until": "2026-12-31"}),
+    ("GET", "/api/v1/lots/<lot_id>"): Route(COOP, "lot_id"),
+    ("GET", "/api/v1/inventory-uploads/<upload_id>"): Route(COOP, "upload_id"),
+    ("GET", "/api/v1/products/<sku>"): Route((PUBLIC,), "sku"),
+    ("PATCH", "/api/v1/products/<sku>"): Route(COOP, "sku", write=True,
+                                               body=lambda w, k: {"description": "新的描述"}),
+    ("GET", "/api/v1/products/<sku>/history"): Route(COOP, "sku"),
+    ("GET", "/api/v1/trace/<trace_code>"): Route((PUBLIC,), "trace_code"),
+    ("GET", "/t/<code>"): Route((PUBLIC,), "trace_code"),
+    ("GET", "/t/<code>/qr.svg"): Route((PUBLIC,), "trace_code"),
+    ("GET", "/api/v1/locations/<location_id>/stock"): Route(("admin", "auditor"), "location_id"),
+    ("GET", "/api/v1/users/<user_id>"): Route(("admin",), "user_id"),
+    ("PATCH", "/api/v1/users/<user_id>"): Route(("admin",), "user_id", write=True,
+                                                body=lambda w, k: {"active": True}),
+    ("PATCH", "/api/v1/pairings/<pairing_id>"): Route(("admin",), "pairing_id", write=True,
+                                                      body=lambda w, k: {"valid_until": "2099-12-31"}),
+    ("GET", "/api/v1/regions/<code>"): Route((PUBLIC,), "region_code"),
+}
+# Routes with a path parameter that name no object of anyone's: Flask's static files.
+NOT_OBJECTS = {("GET", "/static/<filename>")}
+_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def route_keys(app) -> set[tuple[str, str]]:
+    """(method, rule without converters) of every route of `app` with a path parameter."""
+    return {(method, _PARAM.sub(r"<\1>", rule.rule)) for rule in app.url_map.iter_rules() if rule.arguments
+            for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+def expected(route: Route, role: str, kind: str) -> set[int]:
+    """The statuses the contract allows for `role` using `route` on an object of `kind`."""
+    if PUBLIC in route.roles:
+        return {200}
+    if role == "anonymous":
+        return {401}
+    if role not in route.roles:
+        return {403}
+    if role == "admin" or kind.startswith("own"):
+        return {200, 201, 202}
+    if kind == "linked":
+        return {403} if route.write else {200}
+    return {404}
+
+
+def _call(client, world, method: str, rule: str, route: Route, role: str, kind: str):
+    """Send `method rule` for the world object of `kind` as `role`."""
+    path = _PARAM.sub(str(world.ids[route.obj][kind]), rule)
+    options = {"headers": world.of(role)}
+    if route.upload:
+        csv = f"sku,lot_code,harvested_on,location,household_code,quantity\nX,{role}-{kind}-{next(_serial)},,,,\n"
+        options.update(data={"file": (io.BytesIO(csv.encode()), "upload.csv")}, content_type="multipart/form-data")
+    elif route.body is not None:
+        options["json"] = route.body(world, kind)
+    return client.open(path, method=method, **options)
+
+
+def test_the_matrix_knows_every_route_with_a_path_parameter(app):
+    """A route with a path parameter that is not in the table fails here: decide its row first."""
+    actual = route_keys(app) - NOT_OBJECTS
+    assert actual == set(TABLE), (f"routes missing from the BOLA table: {sorted(actual - set(TABLE))}; "
+                                  f"table rows with no route: {sorted(set(TABLE) - actual)}")
+
+
+@pytest.mark.parametrize(("method", "rule"), sorted(TABLE), ids=[f"{m} {r}" for m, r in sorted(TABLE)])
+def test_bola_matrix(app, method, rule):
+    """Every role on every kind of object of one route gets the contract's answer."""
+    route, client = TABLE[(method, rule)], app.test_client()
+    world, wrong = seed_world(app), []
+    for role in ROLES:
+        if route.write:
+            world = seed_world(app)  # writes change their object: each role gets untouched ones
+        for kind in world.ids[route.obj]:
+            response = _call(client, world, method, rule, route, role, kind)
+            allowed = expected(route, role, kind)
+            code = (response.get_json(silent=True) or {}).get("error", {}).get("code")
+            if response.status_code not in allowed:
+                wrong.append(f"{role:>11} on {kind:>6}: {response.status_code} {code or ''} "
+                             f"(contract: {sorted(allowed)})")
+            elif response.status_code == 403 and kind == "linked" and role == "coop":
+                if code != "household_read_only":
+                    wrong.append(f"{role:>11} on {kind:>6}: 403 {code} (contract: household_read_only)")
+            elif response.status_code == 404 and not (code or "").endswith("_not_found"):
+                wrong.append(f"{role:>11} on {kind:>6}: 404 {code} (contract: <object>_not_found)")
+    assert not wrong, f"{method} {rule}:\n" + "\n".join(wrong)
