@@ -1,0 +1,107 @@
+"""Concurrent purchase links and pairings: exactly one of two overlapping requests wins, on both databases."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from shop.db import db
+from shop.regions.models import Pairing
+from suppliers.models import BenefitLink
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
+
+
+def _race(app, requests: list) -> list:
+    """Send the (method, url, json, headers) requests at once from threads; their responses."""
+    client = app.test_client()
+    barrier = threading.Barrier(len(requests))
+    responses = []
+
+    def send(method, url, body, headers):
+        barrier.wait()
+        responses.append(client.open(url, method=method, json=body, headers=headers))
+
+    threads = [threading.Thread(target=send, args=request) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return responses
+
+
+def _headers(app, **user) -> dict:
+    """Authorization headers of a new user."""
+    account = UserFactory(**user)
+    db.session.commit()
+    token = app.test_client().post("/api/v1/auth/token",
+                                   json={"username": account.username, "password": DEFAULT_PASSWORD})
+    return {"Authorization": f"Bearer {token.json['access_token']}"}
+
+
+def _two_overlapping_purchase_links(app) -> tuple[list, int]:
+    """Two co-op users of one supplier link the same household for overlapping periods at once."""
+    household = HouseholdFactory()
+    db.session.commit()
+    url = f"/api/v1/suppliers/{household.registered_by_id}/benefit-links"
+    bodies = [{"household_code": household.code, "kind": "purchase", "valid_from": start}
+              for start in ("2026-03-01", "2026-04-01")]
+    requests = [("POST", url, body, _headers(app, role="coop", supplier_id=household.registered_by_id))
+                for body in bodies]
+    return _race(app, requests), household.id
+
+
+def _two_overlapping_pairings(app) -> list:
+    """Two admins add overlapping pairings of the same regions and programme at once."""
+    bodies = [{"donor_code": "440604", "recipient_code": "513437", "valid_from": start}
+              for start in ("2030-01-01", "2030-06-01")]
+    return _race(app, [("POST", "/api/v1/pairings", body, _headers(app, role="admin")) for body in bodies])
+
+
+def _one_winner(responses: list, code: str) -> None:
+    """One request created, the other got the overlap conflict."""
+    assert sorted(r.status_code for r in responses) == [201, 409], [r.json for r in responses]
+    assert next(r for r in responses if r.status_code == 409).json["error"]["code"] == code
+
+
+def test_racing_purchase_links_on_sqlite_give_one_link(app):
+    responses, household_id = _two_overlapping_purchase_links(app)
+    _one_winner(responses, "benefit_link_overlaps")
+    count = select(func.count()).select_from(BenefitLink).where(BenefitLink.household_id == household_id)
+    assert db.session.scalar(count) == 1
+
+
+def test_racing_pairings_on_sqlite_give_one_pairing(app):
+    _one_winner(_two_overlapping_pairings(app), "pairing_overlaps")
+    assert db.session.scalar(select(func.count()).select_from(Pairing).where(Pairing.valid_from >= "2030-01-01")) == 1
+
+
+@pytest.mark.postgres
+def test_racing_purchase_links_on_postgres_give_one_link(pg_app):
+    responses, household_id = _two_overlapping_purchase_links(pg_app)
+    _one_winner(responses, "benefit_link_overlaps")
+    count = select(func.count()).select_from(BenefitLink).where(BenefitLink.household_id == household_id)
+    assert db.session.scalar(count) == 1
+
+
+@pytest.mark.postgres
+def test_racing_pairings_on_postgres_give_one_pairing(pg_app):
+    _one_winner(_two_overlapping_pairings(pg_app), "pairing_overlaps")
+
+
+@pytest.mark.postgres
+def test_postgres_itself_refuses_overlapping_purchase_links_but_not_dividends(pg_app):
+    link = BenefitLinkFactory()
+    db.session.commit()
+    insert = text("INSERT INTO benefit_links (supplier_id, household_id, kind, shares, valid_from, valid_until, "
+                  "created_at) VALUES (:s, :h, :kind, :shares, '2026-06-01', NULL, now())")
+    values = {"s": link.supplier_id, "h": link.household_id}
+    for _ in range(2):
+        db.session.execute(insert, {**values, "kind": "dividend", "shares": 5})
+    db.session.execute(insert, {**values, "kind": "employment", "shares": None})
+    db.session.commit()
+    with pytest.raises(IntegrityError, match="ex_benefit_links_no_overlap"):
+        db.session.execute(insert, {**values, "kind": "purchase", "shares": None})
+    db.session.rollback()
