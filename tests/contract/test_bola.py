@@ -82,8 +82,8 @@ TABLE: dict[tuple[str, str], Route] = {
                                                       body=lambda w, k: {"valid_until": "2099-12-31"}),
     ("GET", "/api/v1/regions/<code>"): Route((PUBLIC,), "region_code"),
 }
-# Routes with a path parameter that name no object of anyone's: Flask's static files.
-NOT_OBJECTS = {("GET", "/static/<filename>")}
+# Routes with a path parameter that name no object of anyone's: Flask's static files, the API docs' assets.
+NOT_OBJECTS = {("GET", "/static/<filename>"), ("GET", "/api/v1/docs/assets/<filename>")}
 _PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
