@@ -10,6 +10,7 @@ PRODUCTION = {
     "SHOP_ENV": "production",
     "SECRET_KEY": "s" * 32,
     "FIELD_ENCRYPTION_KEY": "k1:" + "A" * 43,  # 32 bytes, base64url (see suppliers/crypto.py)
+    "FIELD_HASH_KEY": "B" * 43,  # 32 bytes, base64url (see suppliers/crypto.py)
     "DATABASE_URL": "postgresql://shop@db.internal/shop",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "STRIPE_API_KEY": "sk_test_x",
@@ -46,7 +47,8 @@ def test_production_with_everything_set_is_accepted(tmp_path):
     assert config["PAYMENTS"] == "stripe"
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "DATABASE_URL",
+                                     "REDIS_URL"])
 def test_production_refuses_to_start_without_a_required_setting(tmp_path, missing):
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
     with pytest.raises(ConfigError, match=missing):
@@ -60,10 +62,14 @@ def test_production_needs_stripe_keys_or_an_explicit_sandbox(tmp_path):
     assert load_config({**env, "PAYMENTS": "sandbox"}, str(tmp_path))["PAYMENTS"] == "sandbox"
 
 
-def test_create_app_refuses_incomplete_production_environment(monkeypatch):
+def test_create_app_refuses_incomplete_production_environment(monkeypatch, capsys):
     monkeypatch.setenv("SHOP_ENV", "production")
     with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app({})
+    with pytest.raises(SystemExit) as entry_point:  # no config given: the CLI's and gunicorn's call
         create_app()
+    assert entry_point.value.code == 4
+    assert capsys.readouterr().err.startswith("configuration error: SHOP_ENV=production requires: SECRET_KEY")
 
 
 def test_openapi_document_and_docs_are_served(client):

@@ -1,4 +1,4 @@
-"""The command line: seed-demo, create-user, load-reference."""
+"""The command line: seed-demo, create-user, reset-password, generate-keys, load-reference."""
 from __future__ import annotations
 
 import re
@@ -7,7 +7,10 @@ from sqlalchemy import func, select
 
 from shop.auth.models import User
 from shop.db import db
+from suppliers.crypto import parse_hash_key, parse_keys
+from tests.factories import UserFactory
 from tests.shop.test_auth import sign_in
+from tests.shop.test_errors import assert_error
 
 
 def test_create_user_reads_the_password_from_stdin(runner, client):
@@ -20,7 +23,7 @@ def test_create_user_reads_the_password_from_stdin(runner, client):
 
 def test_create_user_refuses_short_passwords_and_missing_scope(runner):
     short = runner.invoke(args=["create-user", "--role", "admin", "--username", "a1"], input="short\n")
-    assert short.exit_code != 0 and "8 characters" in short.output
+    assert short.exit_code != 0 and "8 to 128 characters" in short.output
     unscoped = runner.invoke(args=["create-user", "--role", "coop", "--username", "c1"], input="long password\n")
     assert unscoped.exit_code != 0 and "supplier_id" in unscoped.output
     assert db.session.scalar(select(func.count()).select_from(User)) == 0
@@ -40,3 +43,55 @@ def test_seed_demo_prints_new_passwords_once_and_is_idempotent(runner, client):
 
 def test_load_reference_is_idempotent(runner):
     assert "0 regions and 0 pairings added" in runner.invoke(args=["load-reference"]).output
+
+
+def test_create_user_stores_the_username_in_its_one_spelling(runner, client):
+    result = runner.invoke(args=["create-user", "--role", "auditor", "--username", " Ｆｉｒｓｔ-Auditor "],
+                           input="a strong password\n")
+    assert result.exit_code == 0 and "created user first-auditor" in result.output
+    assert sign_in(client, "FIRST-AUDITOR", "a strong password").status_code == 200
+
+
+def test_reset_password_sets_a_new_password_and_revokes_old_tokens(runner, client):
+    user = UserFactory(role="admin", username="ops-admin")
+    db.session.commit()
+    old_token = sign_in(client, "ops-admin").json["access_token"]
+    result = runner.invoke(args=["reset-password", "--username", "ＯＰＳ-ADMIN"], input="fresh password 9\n")
+    assert result.exit_code == 0, result.output
+    assert "fresh password 9" not in result.output and "ops-admin" in result.output
+    headers = {"Authorization": f"Bearer {old_token}"}
+    assert_error(client.get(f"/api/v1/users/{user.id}", headers=headers), 401, "invalid_token")
+    assert_error(sign_in(client, "ops-admin"), 401, "invalid_credentials")
+    assert sign_in(client, "ops-admin", "fresh password 9").status_code == 200
+
+
+def test_reset_password_lifts_a_sign_in_backoff(runner, client):
+    UserFactory(username="locked-out")
+    db.session.commit()
+    for _ in range(3):
+        sign_in(client, "locked-out", "wrong password")
+    assert_error(sign_in(client, "locked-out"), 429, "too_many_attempts")
+    assert runner.invoke(args=["reset-password", "--username", "locked-out"], input="fresh password 9\n").exit_code == 0
+    assert sign_in(client, "locked-out", "fresh password 9").status_code == 200
+
+
+def test_reset_password_refuses_unknown_users_and_short_passwords(runner):
+    UserFactory(username="someone")
+    db.session.commit()
+    unknown = runner.invoke(args=["reset-password", "--username", "nobody"], input="fresh password 9\n")
+    assert unknown.exit_code != 0 and "No user" in unknown.output
+    short = runner.invoke(args=["reset-password", "--username", "someone"], input="short\n")
+    assert short.exit_code != 0 and "8 to 128 characters" in short.output
+
+
+def test_generate_keys_prints_fresh_keys_the_app_accepts(runner):
+    first = runner.invoke(args=["generate-keys"])
+    assert first.exit_code == 0, first.output
+    values = dict(line.split("=", 1) for line in first.output.splitlines())
+    assert set(values) == {"SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY"}
+    assert len(values["SECRET_KEY"]) >= 43
+    ring = parse_keys(values["FIELD_ENCRYPTION_KEY"])
+    assert len(ring.keys[ring.current]) == 32
+    assert len(parse_hash_key(values["FIELD_HASH_KEY"])) == 32
+    second = dict(line.split("=", 1) for line in runner.invoke(args=["generate-keys"]).output.splitlines())
+    assert all(second[name] != values[name] for name in values)

@@ -70,6 +70,7 @@ def test_password_reset_replaces_the_old_password(client, login):
 def test_unknown_user_is_404_and_role_cannot_be_patched(client, login):
     admin = login("admin")
     assert_error(client.get("/api/v1/users/9999", headers=admin), 404, "user_not_found")
+    assert_error(client.get(f"/api/v1/users/{2**31}", headers=admin), 404, "not_found")
     user = UserFactory()
     db.session.commit()
     response = client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"role": "admin"})
@@ -79,3 +80,31 @@ def test_unknown_user_is_404_and_role_cannot_be_patched(client, login):
 def test_non_admins_cannot_manage_users(client, login):
     for role in ("consumer", "auditor"):
         assert_error(client.get("/api/v1/users", headers=login(role)), 403, "forbidden")
+
+
+def test_usernames_are_stored_in_one_spelling_and_a_second_spelling_is_taken(client, login):
+    admin = login("admin")
+    body = {"password": "a good password", "role": "auditor"}
+    created = client.post("/api/v1/users", headers=admin, json={"username": " Ｎｅｗ.Auditor\u200b ", **body})
+    assert created.status_code == 201 and created.json["username"] == "new.auditor"
+    for spelling in ("NEW.AUDITOR", "ｎｅｗ.ａｕｄｉｔｏｒ", "new.auditor\ufeff"):
+        again = client.post("/api/v1/users", headers=admin, json={"username": spelling, **body})
+        assert_error(again, 409, "username_taken")
+    assert sign_in(client, "New.Auditor", "a good password").status_code == 200
+
+
+@pytest.mark.parametrize("fields, bad", [
+    ({"username": "ab"}, "username"),
+    ({"username": "u" * 65}, "username"),
+    ({"username": "two words"}, "username"),
+    ({"username": "\u200b\u200b\u200b"}, "username"),
+    ({"password": "p" * 129}, "password"),
+    ({"role": "store_staff", "store_id": 2**31}, "store_id"),
+    ({"role": "store_staff", "store_id": 0}, "store_id"),
+    ({"role": "store_staff", "store_id": "3"}, "store_id"),
+    ({"role": "coop", "supplier_id": 2**63}, "supplier_id"),
+])
+def test_user_fields_are_bounded(client, login, fields, bad):
+    body = {"username": "someone", "password": "a good password", "role": "auditor", **fields}
+    error = assert_error(client.post("/api/v1/users", headers=login("admin"), json=body), 422, "validation_error")
+    assert set(error["details"]) == {bad}

@@ -1,0 +1,91 @@
+"""What a newcomer and an operator meet first: the offline API docs and one-line configuration errors."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shop import create_app
+from shop.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_KEY = "A" * 43  # 32 bytes in base64url
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_service_only(client):
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "//" not in "".join(re.findall(r'(?:src|href|url)\s*[:=]\s*"([^"]*)"', html))
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sorted(assets) == [f"/api/v1/docs/assets/{name}" for name in
+                              ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css")]
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200 and len(response.data) > 1000
+        assert response.mimetype in {"text/javascript", "application/javascript", "text/css"}
+    assert client.get("/api/v1/docs/assets/index.html").status_code == 404
+    assert client.get("/api/v1/docs/assets/..%2F..%2Fopenapi.json").status_code == 404
+
+
+def _entry_point_env(**settings) -> dict:
+    """The environment of a fresh process: this one's, without service settings, plus `settings`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"SHOP_ENV", "DATABASE_URL", "REDIS_URL", "STRIPE_API_KEY", "PAYMENTS"}}
+    return {**env, **settings}
+
+
+def _flask_routes(**settings) -> subprocess.CompletedProcess:
+    """Run `flask --app shop routes` in a new process with `settings` in its environment."""
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "shop", "routes"], env=_entry_point_env(**settings),
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("settings, line", [
+    ({"SHOP_ENV": "production"}, "configuration error: SHOP_ENV=production requires: SECRET_KEY, "),
+    ({"TOKEN_TTL_SECONDS": "abc"}, "configuration error: TOKEN_TTL_SECONDS must be an integer, got 'abc'"),
+    ({"MAX_CONTENT_LENGTH": "10MB"}, "configuration error: MAX_CONTENT_LENGTH must be an integer, got '10MB'"),
+    ({"TRUSTED_PROXY_HOPS": "-1"}, "configuration error: TRUSTED_PROXY_HOPS must be at least 0, got -1"),
+    ({"FIELD_ENCRYPTION_KEY": "no key id"}, "configuration error: FIELD_ENCRYPTION_KEY "),
+    ({"FIELD_HASH_KEY": "too-short"}, "configuration error: FIELD_HASH_KEY is not 32 bytes in base64url."),
+])
+def test_a_configuration_error_is_one_line_and_a_failed_exit_for_the_cli(settings, line):
+    result = _flask_routes(**settings)
+    assert result.returncode == 4
+    assert result.stderr.startswith(line) and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_key_material_is_never_quoted_in_a_configuration_error():
+    result = _flask_routes(FIELD_ENCRYPTION_KEY="k1:c2VjcmV0LWJ1dC1zaG9ydA")
+    assert result.returncode == 4 and "c2VjcmV0" not in result.stderr
+
+
+def test_a_sound_configuration_starts():
+    result = _flask_routes(TOKEN_TTL_SECONDS="600", TRUSTED_PROXY_HOPS="1", FIELD_HASH_KEY=GOOD_KEY)
+    assert result.returncode == 0, result.stderr
+    assert "/api/v1/docs/assets/" in result.stdout
+
+
+def test_gunicorn_stops_with_the_line_instead_of_respawning_workers():
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0", "shop:create_app()"],
+                            env=_entry_point_env(SHOP_ENV="production"), cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("configuration error:")]
+    assert errors and errors[0].startswith("configuration error: SHOP_ENV=production requires:")
+    assert "Traceback" not in result.stderr and "App failed to load" in result.stderr
+
+
+def test_create_app_with_a_config_raises_configuration_errors_for_callers(monkeypatch, tmp_path):
+    monkeypatch.setenv("TOKEN_TTL_SECONDS", "twelve hours")
+    with pytest.raises(ConfigError, match="TOKEN_TTL_SECONDS must be an integer"):
+        create_app({})
+    with pytest.raises(ConfigError, match="LOGIN_FAILURE_ALERT_PER_MINUTE must be at least 1"):
+        load_config({"LOGIN_FAILURE_ALERT_PER_MINUTE": "0"}, str(tmp_path))
+    assert load_config({"TRUSTED_PROXY_HOPS": " 2 "}, str(tmp_path))["TRUSTED_PROXY_HOPS"] == 2
+    assert load_config({}, str(tmp_path))["TRUSTED_PROXY_HOPS"] == 0
