@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import select
 
-from shop.auth.models import ROLES, User
-from shop.auth.service import create_user, normalise_username, reset_password
+from shop.auth.models import ROLES
+from shop.auth.service import create_user, find_user, normalise_username, reset_password
 from shop.db import db
 from shop.errors import AppError
 from shop.regions.service import load_reference_data
@@ -29,7 +28,7 @@ def seed_demo_users() -> list[str]:
     """Create the demo admin, auditor and consumer if missing; their new passwords, once."""
     lines = []
     for username, role in DEMO_USERS:
-        if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        if find_user(username=username) is not None:
             lines.append(f"user {username} ({role}) exists; password unchanged")
             continue
         password = secrets.token_urlsafe(9)
