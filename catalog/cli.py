@@ -7,6 +7,7 @@ import click
 from flask import current_app
 
 from catalog import uploads
+from catalog.tasks import run_import
 from shop.db import db
 from shop.errors import AppError
 
@@ -23,10 +24,9 @@ def import_inventory_command(supplier_id: int, file) -> None:
     except AppError as exc:
         raise click.ClickException(exc.message) from exc
     db.session.commit()
-    if not created:
+    if not created and upload.status == "succeeded":
         click.echo(f"This file was uploaded before as upload {upload.id} ({upload.status}); nothing to do.")
         return
-    uploads.claim_upload(upload.id)
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -37,11 +37,12 @@ def import_inventory_command(supplier_id: int, file) -> None:
         bar.update(done - bar.pos)
 
     try:
-        result = uploads.import_upload(upload.id, progress=progress)
+        result = run_import(upload.id, progress=progress)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    db.session.commit()
+    if result is None:
+        raise click.ClickException(f"upload {upload.id} is being imported elsewhere")
     if result.status == "succeeded":
         click.echo(f"upload {result.id}: {result.rows_total} rows imported into {result.lots_created} lots")
         return

@@ -1,9 +1,13 @@
-"""Reading co-operatives' inventory sheets: CSV (UTF-8, BOM, GB18030/GBK) or XLSX, messy cells included.
+"""Reading co-operatives' inventory sheets: CSV (UTF-8, BOM, GB18030/GBK, Excel's UTF-16 "Unicode text")
+or XLSX, messy cells included, within bounds.
 
 Co-ops fill these files by hand on Windows PCs, so the reader forgives what is
 unambiguous — full-width digits and spaces, stray whitespace, Excel date cells, several
 date spellings, trailing empty rows and columns — and reports everything else as
 `{row, column, message}` with the row number the co-op sees in Excel (header = row 1).
+A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio are checked
+before it is opened, it is read streaming, and rows, columns and cell lengths are bounded; a cell
+echoed in a message is cut to an excerpt, and only the first errors are kept (with a count of the rest).
 """
 from __future__ import annotations
 
@@ -12,12 +16,15 @@ import io
 import re
 import unicodedata
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
+
+from shop.fields import MAX_QUANTITY, normalise_identifier
 
 COLUMNS = {
     "sku": ("产品编码", "sku"),
@@ -31,6 +38,7 @@ COLUMNS = {
     "unit": ("单位", "unit"),
 }
 REQUIRED = ("sku", "lot_code", "harvested_on", "location", "household_code", "quantity")
+IDENTIFIERS = ("sku", "lot_code", "location", "household_code")
 _HEADER_NAMES = {alias.lower(): key for key, aliases in COLUMNS.items() for alias in aliases}
 _DATE_PATTERNS = (
     re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
@@ -38,6 +46,31 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})$"),
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
 )
+EXCERPT_CHARS = 50
+_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of a file the reader accepts: data rows, columns, characters per cell, the XLSX's
+    uncompressed bytes and compression ratio, and the errors kept."""
+
+    rows: int = 200_000
+    columns: int = 50
+    cell_chars: int = 1000
+    xlsx_uncompressed_bytes: int = 200 * 1024 * 1024
+    xlsx_ratio: int = 100
+    errors: int = 200
+
+
+class FileRejected(ValueError):
+    """The file as a whole cannot be read within the limits (the message says why)."""
+
+
+def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
+    """A cell's text as echoed in a message: at most `limit` characters, then "…"."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass
@@ -60,16 +93,36 @@ class SheetRow:
 
 @dataclass
 class Sheet:
-    """The parsed rows, the problems found, and the header text as written (for messages)."""
+    """The parsed rows, the problems found (the first `max_errors`, and how many more), and the header
+    text as written (for messages)."""
 
     rows: list[SheetRow] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    max_errors: int = Limits.errors
+    more_errors: int = 0
 
-    def error(self, row: int, column: str | None, message: str) -> None:
-        """Record a problem at `row`, naming the column as the file's header writes it."""
+    def error(self, row: int | None, column: str | None, message: str) -> None:
+        """Record a problem at `row`, naming the column as the file's header writes it (or count it
+        beyond the first `max_errors`)."""
+        if len(self.errors) >= self.max_errors:
+            self.more_errors += 1
+            return
         self.errors.append({"row": row, "column": self.headers.get(column, column) if column else None,
                             "message": message})
+
+    @property
+    def failed(self) -> bool:
+        """Whether any problem was found."""
+        return bool(self.errors)
+
+    def report(self) -> list[dict]:
+        """The errors to store: file-level ones first, then by row, and a last one counting the rest."""
+        ordered = sorted(self.errors, key=lambda e: (e["row"] is not None, e["row"] or 0))
+        if self.more_errors:
+            ordered.append({"row": None, "column": None,
+                            "message": f"{self.more_errors} more errors are not shown; fix these and upload again."})
+        return ordered
 
 
 def normalise(value) -> str:
@@ -95,68 +148,148 @@ def parse_date(value) -> date:
                 return date(*(int(part) for part in match.groups()))
             except ValueError:
                 break
-    raise ValueError(f"{text!r} is not a date (write it like 2026-09-03)")
+    raise ValueError(f"{excerpt(text)!r} is not a date (write it like 2026-09-03)")
 
 
 def parse_quantity(value) -> int:
-    """A positive whole number of units."""
+    """A whole number of units from 1 to `MAX_QUANTITY`."""
     if isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"{value} is not a whole number")
+        raise ValueError(f"{excerpt(value)} is not a whole number")
     text = normalise(value).replace(",", "")
     if not re.fullmatch(r"\d+", text) or int(text) <= 0:
-        raise ValueError(f"{text!r} is not a positive whole number")
+        raise ValueError(f"{excerpt(text)!r} is not a positive whole number")
+    if len(text) > 7 or int(text) > MAX_QUANTITY:
+        raise ValueError(f"{excerpt(text)} is more than {MAX_QUANTITY:,} units")
     return int(text)
 
 
 def _decode(data: bytes) -> str:
-    """Text of a CSV: UTF-8 (with or without BOM), else GB18030 (a superset of GBK)."""
+    """Text of a CSV: UTF-16 with a BOM (Excel's "Unicode text"), UTF-8 (with or without BOM), else GB18030."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(encoding)
+            except UnicodeDecodeError:
+                raise FileRejected("the file says it is UTF-16 text but is not") from None
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ValueError("the file is neither UTF-8 nor GBK/GB18030 text")
+    raise FileRejected("the file is neither UTF-8, UTF-16 nor GBK/GB18030 text")
 
 
-def _raw_rows(data: bytes) -> list[list]:
+def _check_xlsx_size(data: bytes, limits: Limits) -> None:
+    """Reject a zip whose members would inflate beyond the limits, before anything is decompressed."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileRejected("the XLSX file cannot be read") from exc
+    inflated = sum(member.file_size for member in members)
+    packed = sum(member.compress_size for member in members)
+    if inflated > limits.xlsx_uncompressed_bytes:
+        raise FileRejected(f"the XLSX file unpacks to {inflated:,} bytes, more than the limit of "
+                           f"{limits.xlsx_uncompressed_bytes:,}")
+    if inflated > limits.xlsx_ratio * max(packed, 1):
+        raise FileRejected(f"the XLSX file unpacks to more than {limits.xlsx_ratio} times its size")
+
+
+def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
+    """The first sheet's cells row by row, streamed (read-only mode), at most `columns + 1` wide."""
+    _check_xlsx_size(data, limits)
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        worksheet = workbook.worksheets[0]
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, IndexError, OSError, ValueError) as exc:
+        raise FileRejected("the XLSX file cannot be read") from exc
+    try:
+        if worksheet.max_row is not None and worksheet.max_row > limits.rows + 1:
+            raise FileRejected(f"the sheet's used range reaches row {worksheet.max_row:,}; at most "
+                               f"{limits.rows:,} data rows are accepted (split the file)")
+        try:
+            yield from worksheet.iter_rows(values_only=True, max_col=limits.columns + 1)
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise FileRejected("the XLSX file cannot be read") from exc
+    finally:
+        workbook.close()
+
+
+def _csv_rows(data: bytes, limits: Limits) -> Iterator[list]:
+    """A CSV's (or tab-separated text's) cells row by row; the delimiter is the header line's commonest."""
+    text = _decode(data)
+    first_line = text.split("\n", 1)[0]
+    delimiter = max((",", "\t", ";"), key=first_line.count)
+    try:
+        yield from csv.reader(io.StringIO(text), delimiter=delimiter)
+    except csv.Error as exc:
+        raise FileRejected(f"a line cannot be read as CSV ({excerpt(exc)})") from exc
+
+
+def _raw_rows(data: bytes, limits: Limits) -> Iterator:
     """The file's cells row by row, from XLSX (zip) or CSV."""
     if data[:4] == b"PK\x03\x04":
-        try:
-            workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
-            raise ValueError("the XLSX file cannot be read") from exc
-        try:
-            return [list(row) for row in workbook.worksheets[0].iter_rows(values_only=True)]
-        finally:
-            workbook.close()
-    text = _decode(data)
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
-    except csv.Error:
-        dialect = csv.excel
-    return list(csv.reader(io.StringIO(text), dialect))
+        return _xlsx_rows(data, limits)
+    return _csv_rows(data, limits)
 
 
-def read_sheet(data: bytes) -> Sheet:
+def _width(cells) -> int:
+    """The number of cells up to the last non-empty one."""
+    width = len(cells)
+    while width and normalise(cells[width - 1]) == "":
+        width -= 1
+    return width
+
+
+def read_sheet(data: bytes, *, limits: Limits = Limits()) -> Sheet:
     """Parse an inventory sheet into rows and errors; a file-level problem is an error at row 1."""
-    sheet = Sheet()
+    sheet = Sheet(max_errors=limits.errors)
     try:
-        raw = _raw_rows(data)
-    except (ValueError, csv.Error) as exc:
+        _read_into(sheet, _raw_rows(data, limits), limits)
+    except FileRejected as exc:
+        sheet.rows.clear()
         sheet.error(1, None, f"The file cannot be read: {exc}.")
-        return sheet
-    if not raw:
-        sheet.error(1, None, "The file is empty.")
-        return sheet
+    return sheet
 
+
+def _read_into(sheet: Sheet, raw: Iterator, limits: Limits) -> None:
+    """Read the header, then every data row, stopping past the row limit."""
+    header = next(raw, None)
+    if header is None:
+        sheet.error(1, None, "The file is empty.")
+        return
+    positions = _read_header(sheet, header, limits)
+    if sheet.failed:
+        return
+    count = 0
+    for number, cells in enumerate(raw, start=2):
+        width = _width(cells)
+        if width == 0:
+            continue
+        count += 1
+        if count > limits.rows:
+            raise FileRejected(f"it has more than {limits.rows:,} data rows (split the file)")
+        if width > limits.columns:
+            sheet.error(number, None, f"The row has more than {limits.columns} columns.")
+            continue
+        values = {key: cells[index] if index < len(cells) else None for key, index in positions.items()}
+        sheet.rows.append(_parse_row(sheet, number, values, limits))
+    if not sheet.rows and not sheet.failed:
+        sheet.error(2, None, "The file has no data rows.")
+
+
+def _read_header(sheet: Sheet, cells, limits: Limits) -> dict[str, int]:
+    """Map each known column to its position; unknown, repeated, missing or too many columns are errors."""
+    if _width(cells) > limits.columns:
+        sheet.error(1, None, f"The header has more than {limits.columns} columns.")
+        return {}
     positions: dict[str, int] = {}
-    for index, cell in enumerate(raw[0]):
+    for index, cell in enumerate(cells):
         header = normalise(cell)
         if not header:
             continue
         key = _HEADER_NAMES.get(header.lower())
         if key is None:
-            sheet.error(1, header, f"Unknown column {header!r}.")
+            sheet.error(1, excerpt(header), f"Unknown column {excerpt(header)!r}.")
         elif key in positions:
             sheet.error(1, header, f"The column {header!r} appears twice.")
         else:
@@ -165,25 +298,20 @@ def read_sheet(data: bytes) -> Sheet:
     for key in REQUIRED:
         if key not in positions:
             sheet.error(1, key, f"Missing column {COLUMNS[key][0]}/{COLUMNS[key][1]}.")
-    if sheet.errors:
-        return sheet
-
-    for number, cells in enumerate(raw[1:], start=2):
-        values = {key: cells[index] if index < len(cells) else None for key, index in positions.items()}
-        if all(normalise(value) == "" for value in values.values()):
-            continue
-        sheet.rows.append(_parse_row(sheet, number, values))
-    if not sheet.rows and not sheet.errors:
-        sheet.error(2, None, "The file has no data rows.")
-    return sheet
+    return positions
 
 
-def _parse_row(sheet: Sheet, number: int, values: dict) -> SheetRow:
+def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> SheetRow:
     """Parse one row's cells, recording each problem; `complete` is False if any cell is unusable."""
     parsed: dict = {}
     ok = True
+    for key, value in values.items():
+        if isinstance(value, str) and len(value) > limits.cell_chars:
+            sheet.error(number, key, f"The cell has more than {limits.cell_chars:,} characters.")
+            values[key], ok = None, False
+            parsed[key] = None
     for key in REQUIRED:
-        if normalise(values.get(key)) == "":
+        if key not in parsed and normalise(values.get(key)) == "":
             sheet.error(number, key, "This cell is required.")
             ok = False
     for key, parser in (("harvested_on", parse_date), ("packed_on", parse_date), ("quantity", parse_quantity)):
@@ -194,10 +322,11 @@ def _parse_row(sheet: Sheet, number: int, values: dict) -> SheetRow:
         except ValueError as exc:
             sheet.error(number, key, str(exc)[:1].upper() + str(exc)[1:] + ".")
             ok = False
+    codes = {key: normalise_identifier(normalise(values.get(key)), case="upper") for key in IDENTIFIERS}
     return SheetRow(
-        row=number, sku=normalise(values["sku"]), lot_code=normalise(values["lot_code"]),
-        harvested_on=parsed.get("harvested_on"), location=normalise(values["location"]),
-        household_code=normalise(values["household_code"]), quantity=parsed.get("quantity"),
+        row=number, sku=codes["sku"], lot_code=codes["lot_code"],
+        harvested_on=parsed.get("harvested_on"), location=codes["location"],
+        household_code=codes["household_code"], quantity=parsed.get("quantity"),
         packed_on=parsed.get("packed_on"), village=normalise(values.get("village")) or None,
         unit=normalise(values.get("unit")) or None, complete=ok)
 

@@ -6,6 +6,7 @@ import logging
 from celery import shared_task
 
 from catalog import service, uploads
+from catalog.models import InventoryUpload
 from shop.db import db
 
 log = logging.getLogger(__name__)
@@ -17,18 +18,28 @@ def flag_lapsed_certificates() -> int:
     return service.flag_lapsed_certificates(on=service.today())
 
 
-@shared_task(name="catalog.import_inventory", acks_late=True)
-def import_inventory(upload_id: int) -> str:
-    """Import an uploaded inventory file all-or-nothing (idempotent: a finished upload is left alone)."""
-    if not uploads.claim_upload(upload_id):
-        return "skipped"
+def run_import(upload_id: int, *, progress: uploads.Progress | None = None) -> InventoryUpload | None:
+    """Import an upload as its own units of work — the claim committed first, then the whole import (or
+    its errors) in a second transaction; None if it is done or being done elsewhere. The Celery task, the
+    `import-inventory` command and the demo all run this."""
+    claimed = uploads.claim_upload(upload_id)
+    db.session.commit()
+    if not claimed:
+        return None
     try:
-        upload = uploads.import_upload(upload_id)
+        upload = uploads.import_upload(upload_id, progress=progress)
         db.session.commit()
-    except Exception:
+    except Exception:  # noqa: BLE001 - record the failure, then let the caller see the upload
         db.session.rollback()
         log.exception("inventory upload %s failed unexpectedly", upload_id)
         uploads.fail_upload(upload_id, "The import failed unexpectedly; it has been logged. Try again later.")
         db.session.commit()
-        return "failed"
-    return upload.status
+        upload = db.session.get(InventoryUpload, upload_id)
+    return upload
+
+
+@shared_task(name="catalog.import_inventory", acks_late=True)
+def import_inventory(upload_id: int) -> str:
+    """Import an uploaded inventory file all-or-nothing (idempotent: a finished upload is left alone)."""
+    upload = run_import(upload_id)
+    return "skipped" if upload is None else upload.status

@@ -3,8 +3,11 @@
 An upload is stored with the SHA-256 of its bytes; while an upload of the same bytes for the
 same supplier is pending, processing or succeeded, re-sending the file returns that upload
 (a unique key makes two concurrent identical uploads one). The import validates every row
-first — reporting all problems at once — and only a clean file is written, in the task's
-single transaction. Progress lives in the cache, outside that transaction, so a poller sees it.
+first — reporting all problems at once, up to a bound — and only a clean file is written, in the
+task's single transaction. Progress lives in the cache, outside that transaction, so a poller sees it.
+Nothing here commits: `catalog.tasks.run_import` is the one unit-of-work design (claim, then import).
+An upload whose task message was lost (broker down) or whose worker died mid-import is found by
+`requeue_stuck_uploads` (a sweeper) or by a re-upload of the same bytes, and imported again from the start.
 """
 from __future__ import annotations
 
@@ -13,27 +16,29 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from flask import current_app
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.inventory import new_trace_code, receive
 from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product
 from catalog.service import today
-from catalog.spreadsheet import Sheet, SheetRow, read_sheet
+from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, NotFound
 from shop.extensions import cache
+from shop.fields import MAX_QUANTITY
 from shop.pagination import paginate
 from suppliers import service as suppliers
 
 log = logging.getLogger(__name__)
 
 UNIT_ALIASES = {"公斤": "kg", "千克": "kg", "箱": "box", "袋": "bag", "个": "piece", "件": "piece", "只": "piece"}
-MAX_REPORTED_ERRORS = 1000
 STALE_CLAIM = timedelta(minutes=15)
+SWEEP_BATCH = 100
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 TEMPLATE_EXAMPLE = ["ZJ-KQM-1KG", "ZJ-2026-09-A", date(2026, 9, 3), "XC-WH", "DEMO-ZJ-001", 20,
                     date(2026, 9, 5), "", "bag"]
@@ -68,6 +73,8 @@ def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: 
     digest = hashlib.sha256(data).hexdigest()
     existing = _live_upload(supplier_id, digest)
     if existing is not None:
+        if queue_import and _is_stuck(existing, utcnow()):
+            _requeue(existing.id, utcnow())
         return existing, False
     upload = InventoryUpload(supplier_id=supplier_id, filename=filename[:255] or "upload", content=data,
                              sha256=digest, dedupe_key=digest, created_by=actor.id if actor else None)
@@ -80,9 +87,44 @@ def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: 
             raise
         return existing, False
     if queue_import:
-        upload_id = upload.id
-        after_commit(lambda: _queue_import(upload_id))
+        after_commit(lambda upload_id=upload.id: _queue_import(upload_id))
     return upload, True
+
+
+def _requeue_after() -> timedelta:
+    """How long an upload may wait for its task before it counts as lost (INVENTORY_UPLOAD_REQUEUE_SECONDS)."""
+    return timedelta(seconds=current_app.config.get("INVENTORY_UPLOAD_REQUEUE_SECONDS", 60))
+
+
+def _is_stuck(upload: InventoryUpload, now: datetime) -> bool:
+    """Pending (not re-queued) past the grace period, or processing under a stale claim."""
+    if (upload.queued_at or upload.created_at) >= now - _requeue_after():
+        return False
+    return upload.status == "pending" or (
+        upload.status == "processing" and upload.claimed_at is not None and upload.claimed_at < now - STALE_CLAIM)
+
+
+def _requeue(upload_id: int, now: datetime) -> None:
+    """Note that the upload is queued again now, and queue its task after commit."""
+    db.session.execute(update(InventoryUpload).where(InventoryUpload.id == upload_id).values(queued_at=now))
+    after_commit(lambda: _queue_import(upload_id))
+
+
+def requeue_stuck_uploads() -> int:
+    """Sweeper: re-queue uploads whose task was lost — pending past the grace period, or processing under
+    a stale claim — each at most once per grace period; how many. The caller commits."""
+    now = utcnow()
+    stuck = db.session.scalars(
+        select(InventoryUpload.id)
+        .where(func.coalesce(InventoryUpload.queued_at, InventoryUpload.created_at) < now - _requeue_after(),
+               or_(InventoryUpload.status == "pending",
+                   (InventoryUpload.status == "processing") & (InventoryUpload.claimed_at < now - STALE_CLAIM)))
+        .order_by(InventoryUpload.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)).all()
+    for upload_id in stuck:
+        _requeue(upload_id, now)
+    if stuck:
+        log.warning("re-queued %d stuck inventory uploads", len(stuck))
+    return len(stuck)
 
 
 def _live_upload(supplier_id: int, digest: str) -> InventoryUpload | None:
@@ -120,16 +162,21 @@ def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | Non
 
 
 def claim_upload(upload_id: int) -> bool:
-    """Mark an upload as processing (a short commit of its own); False if it is done or being done."""
+    """Mark an upload as processing, from the start (a stale claim is taken over); False if it is done or
+    being done. The caller commits the claim on its own, before the import."""
     now = utcnow()
     claimed = db.session.execute(
         update(InventoryUpload)
         .where(InventoryUpload.id == upload_id,
                or_(InventoryUpload.status == "pending",
                    (InventoryUpload.status == "processing") & (InventoryUpload.claimed_at < now - STALE_CLAIM)))
-        .values(status="processing", claimed_at=now, rows_done=0)).rowcount
-    db.session.commit()
+        .values(status="processing", claimed_at=now, rows_done=0, rows_total=0, errors=[])).rowcount
     return bool(claimed)
+
+
+def _limits() -> Limits:
+    """The reader's limits, with the configured row limit (INVENTORY_UPLOAD_MAX_ROWS)."""
+    return Limits(rows=current_app.config.get("INVENTORY_UPLOAD_MAX_ROWS", Limits.rows))
 
 
 def import_upload(upload_id: int, *, progress: Progress | None = None) -> InventoryUpload | None:
@@ -144,12 +191,12 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
         if progress is not None:
             progress(done, total)
 
-    sheet = read_sheet(upload.content)
+    sheet = read_sheet(upload.content, limits=_limits())
     upload.rows_total = len(sheet.rows)
     report(0, upload.rows_total)
     plan = _validate(sheet, supplier_id=upload.supplier_id)
-    if sheet.errors:
-        return _finish_failed(upload, sheet.errors)
+    if sheet.failed:
+        return _finish_failed(upload, sheet.report())
     try:
         with db.session.begin_nested():
             lots = _write(plan, upload=upload, report=report)
@@ -164,9 +211,9 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
 
 
 def _finish_failed(upload: InventoryUpload, errors: list[dict]) -> InventoryUpload:
-    """Record why an upload failed; it frees the file's bytes for a corrected retry."""
-    ordered = sorted(errors, key=lambda e: (e["row"] is not None, e["row"] or 0))
-    upload.status, upload.errors, upload.dedupe_key = "failed", ordered[:MAX_REPORTED_ERRORS], None
+    """Record why an upload failed (errors already bounded and ordered); it frees the file's bytes for a
+    corrected retry."""
+    upload.status, upload.errors, upload.dedupe_key = "failed", errors, None
     upload.rows_done, upload.finished_at = 0, utcnow()
     cache.delete(_progress_key(upload.id))
     return upload
@@ -189,6 +236,7 @@ class _LotPlan:
     rows: list[SheetRow] = field(default_factory=list)
     households: dict[int, tuple[int, str]] = field(default_factory=dict)
     stock: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    total: int = 0
 
 
 def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
@@ -205,12 +253,13 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
     for row in rows:
         product = products.get(row.sku)
         if row.sku and (product is None or product.supplier_id != supplier_id):
-            sheet.error(row.row, "sku", f"Unknown product code {row.sku} for this co-operative.")
+            sheet.error(row.row, "sku", f"Unknown product code {excerpt(row.sku)} for this co-operative.")
             product = None
         elif product and row.unit and UNIT_ALIASES.get(row.unit, row.unit.lower()) != product.unit:
-            sheet.error(row.row, "unit", f"The unit {row.unit} differs from the product's unit {product.unit}.")
+            sheet.error(row.row, "unit", f"The unit {excerpt(row.unit)} differs from the product's unit "
+                                         f"{product.unit}.")
         if row.location and row.location not in locations:
-            sheet.error(row.row, "location", f"Unknown location {row.location}.")
+            sheet.error(row.row, "location", f"Unknown location {excerpt(row.location)}.")
         if row.harvested_on and row.harvested_on > latest:
             sheet.error(row.row, "harvested_on", "The harvest date is in the future.")
         if row.harvested_on and row.packed_on and row.packed_on < row.harvested_on:
@@ -219,7 +268,8 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
             sheet.error(row.row, "packed_on", "The packed date is in the future.")
         household = households.get(row.household_code)
         if row.household_code and household is None:
-            sheet.error(row.row, "household_code", f"Unknown household {row.household_code} for this co-operative.")
+            sheet.error(row.row, "household_code", f"Unknown household {excerpt(row.household_code)} "
+                                                   "for this co-operative.")
         elif household and not household.active:
             sheet.error(row.row, "household_code", f"Household {row.household_code} is deactivated.")
         elif household and row.harvested_on and not household.linked_on(row.harvested_on):
@@ -229,21 +279,26 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
             continue
         if row.lot_code in taken:
             what = "already imported" if taken[row.lot_code] == product.id else "already used for another product"
-            sheet.error(row.row, "lot_code", f"Lot code {row.lot_code} is {what}.")
+            sheet.error(row.row, "lot_code", f"Lot code {excerpt(row.lot_code)} is {what}.")
             continue
         plan = plans.setdefault(row.lot_code, _LotPlan(code=row.lot_code, product=product, first=row))
         if plan.product.id != product.id:
-            sheet.error(row.row, "lot_code", f"Lot code {row.lot_code} is used for another product "
+            sheet.error(row.row, "lot_code", f"Lot code {excerpt(row.lot_code)} is used for another product "
                                              f"in row {plan.first.row}.")
             continue
         if row.harvested_on and (row.harvested_on, row.packed_on) != (plan.first.harvested_on, plan.first.packed_on):
-            sheet.error(row.row, "harvested_on", f"Lot {row.lot_code} has other dates in row {plan.first.row}.")
+            sheet.error(row.row, "harvested_on", f"Lot {excerpt(row.lot_code)} has other dates in row "
+                                                 f"{plan.first.row}.")
         if household is not None:
             if household.id in plan.households:
                 sheet.error(row.row, "household_code", f"Household {row.household_code} appears twice "
-                                                       f"in lot {row.lot_code}.")
+                                                       f"in lot {excerpt(row.lot_code)}.")
                 continue
             plan.households[household.id] = (row.quantity, row.village or household.village)
+            plan.total += row.quantity or 0
+            if plan.total > MAX_QUANTITY:
+                sheet.error(row.row, "quantity", f"Lot {excerpt(row.lot_code)} would hold more than "
+                                                 f"{MAX_QUANTITY:,} units.")
         plan.rows.append(row)
         if row.location in locations and row.quantity:
             plan.stock[locations[row.location]] += row.quantity

@@ -1,6 +1,7 @@
 """The declarative base and column helpers shared by every domain's models."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator):
@@ -67,10 +69,26 @@ def after_commit(callback: Callable[[], None]) -> None:
 
 
 @event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    """Fire the callbacks queued on a session that has just committed."""
-    for callback in session.info.pop("after_commit", []):
-        callback()
+def _take_after_commit(session: Session) -> None:
+    """Keep the callbacks of the transaction that has just committed until its connection is released
+    (a savepoint's release fires this event too: its callbacks wait for the real commit)."""
+    if not session.in_nested_transaction() and "after_commit" in session.info:
+        session.info.setdefault("committed", []).extend(session.info.pop("after_commit"))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _run_after_commit(session: Session, transaction) -> None:
+    """Fire a committed transaction's callbacks once its connection is back in the pool (so one may write
+    through another, e.g. an eager task on SQLite), each isolated from the others: the work is committed,
+    so a failing side effect is logged (a sweeper re-queues it), never raised."""
+    if transaction.parent is not None:
+        return
+    for callback in session.info.pop("committed", []):
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - the committed request must still answer
+            log.exception("after-commit callback %s failed; the committed work stands",
+                          getattr(callback, "__qualname__", type(callback).__name__))
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -83,3 +101,18 @@ def _drop_after_commit(session: Session, previous_transaction) -> None:
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (a callable default, never an import-time value)."""
     return datetime.now(UTC)
+
+
+def lock_on_sqlite(statement: str, **params) -> None:
+    """On SQLite, take the database's write lock now with a no-op UPDATE (`UPDATE t SET id = id WHERE id = :id`),
+    so that a check-then-insert that follows cannot interleave with another writer's."""
+    from sqlalchemy import text
+
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(text(statement), params)
+
+
+def violates(error: Exception, constraint: str) -> bool:
+    """Whether a database error (an `IntegrityError`) is a violation of the named constraint (PostgreSQL)."""
+    diag = getattr(getattr(error, "orig", None), "diag", None)
+    return getattr(diag, "constraint_name", None) == constraint

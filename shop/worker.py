@@ -5,6 +5,7 @@ from celery import Celery, Task
 from flask import Flask
 
 from shop.db import db
+from shop.sweeper import SWEEP_EVERY_SECONDS
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -24,6 +25,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
     celery_app.conf.beat_schedule = app.config.setdefault("CELERY_BEAT_SCHEDULE", {})
+    celery_app.conf.beat_schedule["shop.sweep"] = {"task": "shop.sweep", "schedule": SWEEP_EVERY_SECONDS}
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app

@@ -1,6 +1,6 @@
 """A co-op's 100,000-row inventory file (5,000 households, 500 lots) imported on PostgreSQL, beside a bare COPY.
 
-The import runs the upload service exactly as the Celery task does (read, validate every row,
+The import runs the Celery task's own code (`catalog.tasks.run_import`) (read, validate every row,
 write lots, contributions and stock in one transaction). The floor writes the same lots,
 contributions and stock rows with COPY into the same tables, in the same run.
 BENCH_IMPORT_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/shop_bench_import) is rebuilt.
@@ -102,6 +102,7 @@ def _csv(rows: list[tuple]) -> bytes:
 def _import(database_url: str, folder: Path, supplier_id: int, data: bytes) -> tuple[float, int]:
     """Run the upload service as the task does; (seconds, lots created)."""
     from catalog import uploads
+    from catalog.tasks import run_import
     from shop.db import db
 
     with app_context(database_url, folder):
@@ -109,10 +110,8 @@ def _import(database_url: str, folder: Path, supplier_id: int, data: bytes) -> t
         upload, _ = uploads.submit_upload(actor=None, supplier_id=supplier_id, filename="bench.csv", data=data,
                                           max_bytes=len(data), queue_import=False)
         db.session.commit()
-        uploads.claim_upload(upload.id)
         reported = []
-        result = uploads.import_upload(upload.id, progress=lambda done, total: reported.append(done))
-        db.session.commit()
+        result = run_import(upload.id, progress=lambda done, total: reported.append(done))
         seconds = time.perf_counter() - started
         if result.status != "succeeded":
             raise RuntimeError(f"the benchmark file did not import: {result.errors[:3]}")
