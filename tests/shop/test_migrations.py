@@ -101,3 +101,24 @@ def test_0006_stops_on_duplicates_naming_them_masked_and_changes_nothing(app, ca
     assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
     assert db.session.scalar(text("SELECT code FROM households WHERE id = 903")) == "t00903"
     assert db.session.scalar(text("SELECT id_number_hash FROM households WHERE id = 902")) == "old-hash-2"
+
+
+@pytest.mark.postgres
+def test_check_and_exclusion_constraints_of_the_models_exist_on_postgres(pg_app):
+    """Alembic's comparison ignores CHECK and EXCLUDE constraints: compare their names per table here."""
+    from sqlalchemy import CheckConstraint
+    from sqlalchemy.dialects.postgresql import ExcludeConstraint
+
+    modelled = set()
+    for table in db.metadata.sorted_tables:
+        for constraint in table.constraints:
+            if isinstance(constraint, CheckConstraint | ExcludeConstraint) and constraint.name:
+                name = str(constraint.name)
+                if isinstance(constraint, CheckConstraint) and not name.startswith("ck_"):
+                    name = f"ck_{table.name}_{name}"
+                modelled.add((table.name, name))
+    migrated = set(db.session.execute(text(
+        "SELECT t.relname, c.conname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "WHERE n.nspname = 'public' AND c.contype IN ('c', 'x') AND t.relname <> 'alembic_version'")).all())
+    assert modelled == migrated
