@@ -245,8 +245,10 @@ def read_sheet(data: bytes, *, limits: Limits = Limits()) -> Sheet:
     sheet = Sheet(max_errors=limits.errors)
     try:
         _read_into(sheet, _raw_rows(data, limits), limits)
-    except FileRejected as exc:
+    except FileRejected as exc:  # the file as a whole is the problem: its rows' errors would only distract
         sheet.rows.clear()
+        sheet.errors.clear()
+        sheet.more_errors = 0
         sheet.error(1, None, f"The file cannot be read: {exc}.")
     return sheet
 

@@ -91,3 +91,25 @@ def test_the_template_reads_back_as_its_own_example_row():
     (row,) = sheet.rows
     assert (row.sku, row.harvested_on, row.packed_on, row.quantity, row.unit) == (
         "ZJ-KQ-500", date(2026, 9, 3), date(2026, 9, 5), 20, "bag")
+
+
+def test_excel_unicode_text_is_utf16_with_a_bom_and_tabs():
+    text = HEADER_ZH.replace(",", "\t") + "\r\nzj-kq-500\tlot-1\t2026-09-03\txc-wh\tzj001\t12\r\n"
+    for encoding, bom in (("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")):
+        (row,) = read_sheet(bom + text.encode(encoding)).rows
+        assert (row.sku, row.lot_code, row.location, row.household_code, row.quantity) == (
+            "ZJ-KQ-500", "LOT-1", "XC-WH", "ZJ001", 12)
+
+
+def test_long_cells_columns_and_quantities_are_bounded_and_echoed_cut_short():
+    from catalog.spreadsheet import Limits
+
+    text = HEADER_ZH + "\nS1,L1,2026-09-03,W1,H1,1000001\nS1,L2," + "9" * 80 + ",W1,H1," + "x" * 2000 + "\n"
+    sheet = read_sheet(text.encode(), limits=Limits(cell_chars=1000))
+    messages = {(e["row"], e["column"]): e["message"] for e in sheet.errors}
+    assert "more than 1,000,000 units" in messages[(2, "交售数量")]
+    assert messages[(3, "交售数量")] == "The cell has more than 1,000 characters."
+    assert messages[(3, "采收日期")] == "'" + "9" * 50 + "…' is not a date (write it like 2026-09-03)."
+    wide = HEADER_ZH + "," * 60 + "x\n"
+    assert read_sheet(wide.encode(), limits=Limits(columns=50)).errors[0]["message"] == (
+        "The header has more than 50 columns.")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -241,3 +242,184 @@ def test_cli_reports_errors_and_exits_non_zero(runner, world, tmp_path):
     result = runner.invoke(args=["import-inventory", str(world["supplier"].id), str(path)])
     assert result.exit_code != 0
     assert "row 2, 存放地点: Unknown location NOWHERE." in result.output
+
+
+def _sweep_later(monkeypatch, minutes: float) -> dict:
+    """Run the sweep as if `minutes` had passed."""
+    from catalog import uploads as uploads_module
+    from shop.tasks import sweep
+
+    later = datetime.now(uploads_module.utcnow().tzinfo) + timedelta(minutes=minutes)
+    monkeypatch.setattr(uploads_module, "utcnow", lambda: later)
+    return sweep.apply().get()
+
+
+def test_an_upload_whose_queueing_failed_answers_202_and_the_sweeper_imports_it(client, world, monkeypatch, caplog):
+    from catalog import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.import_inventory, "delay", broker_down)
+    data = csv_bytes([["ZJ-KQ-500", "LOT-Q", "2026-09-03", "XC-WH", world["codes"][0], 4]])
+    response = upload(client, world, data)
+    assert response.status_code == 202 and response.json["status"] == "pending"
+    assert "failed; the committed work stands" in caplog.text
+    assert db.session.get(InventoryUpload, response.json["id"]).status == "pending"
+    monkeypatch.undo()
+    assert _sweep_later(monkeypatch, 0)["catalog.inventory_uploads"] == 0  # within the grace period
+    assert _sweep_later(monkeypatch, 2)["catalog.inventory_uploads"] == 1
+    db.session.expire_all()
+    assert db.session.get(InventoryUpload, response.json["id"]).status == "succeeded"
+    assert db.session.scalar(select(func.count(Lot.id)).where(Lot.lot_code == "LOT-Q")) == 1
+
+
+def test_a_re_upload_of_a_stuck_file_re_queues_it(client, world, monkeypatch):
+    from catalog import tasks
+    from catalog import uploads as uploads_module
+
+    monkeypatch.setattr(tasks.import_inventory, "delay", lambda *a: (_ for _ in ()).throw(ConnectionError()))
+    data = csv_bytes([["ZJ-KQ-500", "LOT-U", "2026-09-03", "XC-WH", world["codes"][0], 4]])
+    first = upload(client, world, data)
+    monkeypatch.undo()
+    assert upload(client, world, data).json["status"] == "pending"  # not stuck yet: its task may be on the way
+    later = uploads_module.utcnow() + timedelta(minutes=2)
+    monkeypatch.setattr(uploads_module, "utcnow", lambda: later)
+    again = upload(client, world, data)
+    assert again.status_code == 200 and again.json["id"] == first.json["id"]
+    assert again.json["status"] == "succeeded"
+
+
+def test_a_stale_processing_upload_is_run_again_from_the_start_all_or_nothing(client, world, monkeypatch):
+    from catalog import tasks
+    from catalog import uploads as uploads_module
+
+    monkeypatch.setattr(tasks.import_inventory, "delay", lambda *a: None)  # the message is lost
+    rows = [["ZJ-KQ-500", "LOT-S1", "2026-09-03", "XC-WH", world["codes"][0], 4],
+            ["ZJ-KQ-500", "LOT-S2", "2026-09-03", "XC-WH", world["codes"][1], 5]]
+    upload_id = upload(client, world, csv_bytes(rows)).json["id"]
+    calls = []
+    real_write = uploads_module._write
+
+    def worker_dies(plans, **kwargs):
+        calls.append(1)
+        real_write(plans[:1], **kwargs)  # one lot written, then the worker is killed
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(uploads_module, "_write", worker_dies)
+    with pytest.raises(SystemExit):
+        tasks.run_import(upload_id)
+    db.session.rollback()
+    assert db.session.get(InventoryUpload, upload_id).status == "processing"
+    assert lot_count() == 0
+    monkeypatch.undo()
+    assert _sweep_later(monkeypatch, 5)["catalog.inventory_uploads"] == 0  # a claim 5 minutes old is alive
+    assert _sweep_later(monkeypatch, 16)["catalog.inventory_uploads"] == 1
+    db.session.expire_all()
+    done = db.session.get(InventoryUpload, upload_id)
+    assert (done.status, done.rows_done, done.lots_created) == ("succeeded", 2, 2)
+    assert db.session.scalar(select(func.sum(Lot.quantity))) == 9
+
+
+def test_utf16_tab_separated_unicode_text_from_excel_imports(client, world):
+    a, b = world["codes"][:2]
+    text = "\t".join(HEADER_ZH) + "\r\n" + f"ZJ-KQ-500\tLOT-T\t2026/9/3\tXC-WH\t{a}\t7\r\n" \
+        + f"zj-kq-500\tlot-t\t2026/9/3\txc-wh\t{b}\t3\r\n"
+    for encoding, bom in (("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")):
+        data = bom + text.replace("LOT-T", f"LOT-{encoding[-2:]}").replace("lot-t", f"lot-{encoding[-2:]}"
+                                                                         ).encode(encoding)
+        response = upload(client, world, data, name="unicode.txt")
+        assert response.json["status"] == "succeeded", response.json
+        lot = db.session.scalar(select(Lot).where(Lot.lot_code == f"LOT-{encoding[-2:].upper()}"))
+        assert lot.quantity == 10  # lower-case codes are the same SKU, lot and location
+
+
+def test_a_huge_cell_is_reported_as_too_long_and_never_echoed(client, world):
+    rows = [["ZJ-KQ-500", "X" * 5000, "2026-09-03", "XC-WH", world["codes"][0], 4],
+            ["Y" * 900, "LOT-H", "2026-09-03", "XC-WH", world["codes"][0], 4]]
+    body = upload(client, world, xlsx_bytes(rows), name="huge.xlsx").json
+    assert body["status"] == "failed"
+    assert {(e["row"], e["column"]) for e in body["errors"]} == {(2, "批次号"), (3, "产品编码")}
+    assert max(len(e["message"]) for e in body["errors"]) < 200
+    assert "more than 1,000 characters" in body["errors"][0]["message"]
+
+
+def test_a_zip_bomb_cell_is_refused_before_it_is_unpacked(client, world):
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx_bytes([])), "r") as template, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for item in template.infolist():
+            bomb.writestr(item, template.read(item.filename))
+        with bomb.open("xl/padding.xml", "w") as padding:
+            for _ in range(64):
+                padding.write(b"x" * (1 << 20))
+    assert len(out.getvalue()) < 1 << 20
+    body = upload(client, world, out.getvalue(), name="bomb.xlsx").json
+    assert body["status"] == "failed"
+    assert "unpacks to more than 100 times its size" in body["errors"][0]["message"]
+
+
+def _sheet_xml_rows(rows: int, dimension: bool) -> bytes:
+    """A worksheet XML of `rows` identical data rows (a small file once deflated)."""
+    head = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            + (f'<dimension ref="A1:F{rows + 1}"/>' if dimension else "") + "<sheetData>")
+    cells = "".join(f'<c t="inlineStr"><is><t>{h}</t></is></c>' for h in HEADER_ZH)
+    yield (head + f'<row r="1">{cells}</row>').encode()
+    data = '<c t="inlineStr"><is><t>NO-SKU</t></is></c>' * 5 + "<c><v>1</v></c>"
+    for number in range(2, rows + 2):
+        yield f'<row r="{number}">{data}</row>'.encode()
+    yield b"</sheetData></worksheet>"
+
+
+def _million_row_xlsx(rows: int, dimension: bool) -> bytes:
+    """An XLSX whose first sheet has `rows` data rows, written streaming."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx_bytes([])), "r") as template, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for item in template.infolist():
+            if item.filename != "xl/worksheets/sheet1.xml":
+                book.writestr(item, template.read(item.filename))
+        with book.open("xl/worksheets/sheet1.xml", "w") as sheet:
+            for chunk in _sheet_xml_rows(rows, dimension):
+                sheet.write(chunk)
+    return out.getvalue()
+
+
+def test_a_million_row_xlsx_fails_fast_with_a_bounded_error_list(client, world):
+    import time
+
+    data = _million_row_xlsx(1_000_000, dimension=True)
+    started = time.monotonic()
+    body = upload(client, world, data, name="million.xlsx").json
+    assert time.monotonic() - started < 10
+    assert body["status"] == "failed" and len(body["errors"]) == 1
+    message = body["errors"][0]["message"]
+    assert "at most 200,000 data rows" in message or "more than the limit of 209,715,200" in message, message
+
+
+def test_rows_past_the_configured_limit_stop_the_read_and_errors_are_capped(app, client, world):
+    app.config["INVENTORY_UPLOAD_MAX_ROWS"] = 500
+    body = upload(client, world, _million_row_xlsx(2_000, dimension=False), name="long.xlsx").json
+    assert body["status"] == "failed"
+    assert body["errors"] == [{"row": 1, "column": None,
+                               "message": "The file cannot be read: it has more than 500 data rows (split the file)."}]
+    app.config["INVENTORY_UPLOAD_MAX_ROWS"] = 5_000
+    body = upload(client, world, _million_row_xlsx(400, dimension=False), name="bad.xlsx").json
+    assert len(body["errors"]) == 201
+    assert body["errors"][-1]["row"] is None
+    assert re.fullmatch(r"\d+ more errors are not shown; fix these and upload again\.", body["errors"][-1]["message"])
+
+
+def test_quantities_beyond_a_million_units_are_rejected(client, world):
+    a, b = world["codes"][:2]
+    rows = [["ZJ-KQ-500", "LOT-BIG", "2026-09-03", "XC-WH", a, 1_000_001],
+            ["ZJ-KQ-500", "LOT-SUM", "2026-09-03", "XC-WH", a, 600_000],
+            ["ZJ-KQ-500", "LOT-SUM", "2026-09-03", "XC-WH", b, 600_000]]
+    body = upload(client, world, csv_bytes(rows)).json
+    assert body["status"] == "failed"
+    assert {(e["row"], e["column"]) for e in body["errors"]} == {(2, "交售数量"), (4, "交售数量")}

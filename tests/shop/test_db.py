@@ -26,3 +26,31 @@ def test_timestamps_read_back_with_a_utc_offset(app):
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(type(user), user.id).created_at.utcoffset().total_seconds() == 0
+
+
+def test_a_failing_after_commit_callback_is_logged_and_the_others_still_run(app, caplog):
+    fired = []
+    user = UserFactory()
+
+    def broker_down():
+        raise ConnectionError("broker unreachable")
+
+    after_commit(lambda: fired.append("first"))
+    after_commit(broker_down)
+    after_commit(lambda: fired.append("last"))
+    db.session.commit()
+    assert fired == ["first", "last"]
+    assert "broker_down failed" in caplog.text
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id) is not None
+
+
+def test_callbacks_wait_for_the_real_commit_not_a_savepoint(app):
+    fired = []
+    after_commit(lambda: fired.append("queued"))
+    with db.session.begin_nested():
+        UserFactory()
+    assert fired == []
+    db.session.rollback()
+    db.session.commit()
+    assert fired == []
