@@ -135,3 +135,12 @@ def test_with_redis_unreachable_public_reads_still_answer(sqlite_template, tmp_p
         assert len([r for r in caplog.records if r.name == "shop.caching"]) == 1
         db.session.remove()
         db.engine.dispose()
+
+
+def test_reference_data_reads_key_on_their_parsed_arguments(app, client):
+    url = "/api/v1/regions?level=county&parent=513400"
+    first = client.get(url).json
+    entries = _cache_entries(app)
+    for junk in ("&x=1", "&y=2", "&limit=20", "&utm_source=" + "a" * 300):
+        assert client.get(url + junk).json == first, junk
+    assert _cache_entries(app) == entries
