@@ -51,3 +51,35 @@ def test_progress_is_visible_mid_way_and_the_import_completes(celery_worker_proc
     db.session.expire_all()
     assert db.session.scalar(select(func.count(Lot.id))) == LOTS
     assert db.session.scalar(select(func.count(LotContribution.id))) == LOTS * HOUSEHOLDS
+
+
+def test_an_upload_lost_by_the_broker_is_re_queued_by_the_sweep_and_imported_by_the_worker(
+        celery_worker_process, redis_app, monkeypatch):
+    from datetime import timedelta
+
+    from catalog import tasks, uploads
+    from catalog.models import InventoryUpload
+    from shop.tasks import sweep
+
+    supplier = SupplierFactory()
+    ProductFactory(supplier=supplier, sku="ZJ-KQ-500")
+    LocationFactory(code="XC-WH")
+    (household,) = linked_households(supplier, 1)
+    db.session.commit()
+    data = csv_bytes([["ZJ-KQ-500", "LOT-LOST", "2026-09-03", "XC-WH", household.code, 3]])
+    with monkeypatch.context() as patch:
+        patch.setattr(tasks.import_inventory, "delay", lambda *a: (_ for _ in ()).throw(ConnectionError()))
+        upload, _ = uploads.submit_upload(actor=None, supplier_id=supplier.id, filename="lost.csv", data=data,
+                                          max_bytes=len(data))
+        db.session.commit()
+    later = uploads.utcnow() + timedelta(minutes=2)
+    monkeypatch.setattr(uploads, "utcnow", lambda: later)
+    assert sweep.apply().get()["catalog.inventory_uploads"] == 1
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if db.session.get(InventoryUpload, upload.id).status == "succeeded":
+            break
+        time.sleep(0.1)
+    assert db.session.get(InventoryUpload, upload.id).status == "succeeded"
+    assert db.session.scalar(select(func.count(Lot.id))) == 1
