@@ -195,7 +195,8 @@ class StockOut(Schema):
 class ContributionIn(Schema):
     """What one household delivered into a lot."""
 
-    household_code = Identifier(required=True, max_length=64)
+    household_code = Identifier(required=True, max_length=32, pattern=r"^[0-9A-Z-]{1,32}$",
+                                pattern_error="1 to 32 letters, digits or dashes.")
     quantity = Quantity(required=True)
 
 

@@ -1,6 +1,7 @@
 """Products: creation and edits with their history, cached reads, listing and search."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -8,6 +9,7 @@ from pypinyin import Style, lazy_pinyin
 from sqlalchemy import exists, func, or_, select, update
 
 from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange, Stock
+from catalog.schemas import SKU_PATTERN
 from shop.auth.models import User
 from shop.caching import cache_get, cache_key, cache_set, generation, invalidate_after_commit
 from shop.db import db
@@ -87,9 +89,10 @@ def _may_see_unpublished(actor: User | None, product: Product) -> bool:
 
 def _find_by_sku(sku: str) -> Product | None:
     """The product with `sku` in any spelling (full-width, lower case, padded), or None."""
-    if len(sku) > MAX_SKU_INPUT:
+    code = normalise_identifier(sku) if len(sku) <= MAX_SKU_INPUT else ""
+    if not re.fullmatch(SKU_PATTERN, code):
         return None
-    return db.session.scalar(select(Product).where(Product.sku == normalise_identifier(sku)))
+    return db.session.scalar(select(Product).where(Product.sku == code))
 
 
 def get_product(*, sku: str, actor: User | None = None) -> Product:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import qrcode
 from flask import Blueprint, render_template, url_for
@@ -31,8 +32,8 @@ def _households(lot) -> dict:
 
 def trace(*, trace_code: str) -> dict:
     """The public trace of the lot with `trace_code`, or `NotFound`."""
-    code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else None
-    lot = find_lot_by_trace_code(code) if code else None
+    code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else ""
+    lot = find_lot_by_trace_code(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else None
     if lot is None:
         raise NotFound(f"No lot with trace code {trace_code[:MAX_TRACE_CODE_INPUT]}.", code="trace_code_not_found")
     product = product_view(lot.product, on=today())

@@ -158,3 +158,19 @@ def test_trace_codes_in_any_spelling_find_the_lot(world):
         assert client.get(f"/t/{spelling}").status_code == 200, spelling
     missing = client.get("/t/" + "Z" * 2000)
     assert missing.status_code == 404 and ("Z" * 65).encode() not in missing.data
+
+
+@pytest.mark.parametrize("url", ["/api/v1/products/AB%00C", "/api/v1/trace/AB%00C", "/t/AB%00C",
+                                 "/api/v1/products/%E2%80%8B", "/t/%20"])
+def test_codes_that_cannot_be_a_sku_or_trace_code_are_not_found(world, url):
+    assert world["client"].get(url).status_code == 404
+
+
+def test_household_codes_in_contributions_in_any_spelling_find_the_household(client, coop_world):
+    world = coop_world
+    body = lot_body(world["product"], world["location"], world["households"])
+    for contribution in body["contributions"]:
+        contribution["household_code"] = f" {contribution['household_code'].lower()}\u200b"
+    created = client.post("/api/v1/lots", json=body, headers=world["headers"])
+    assert created.status_code == 201, created.json
+    assert created.json["households"] == 3

@@ -13,7 +13,6 @@ from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.suppliers.factories import SupplierFactory
 
-
 RATES = {"platform_fee_bp": 500, "store_commission_bp": 800, "household_premium_bp": 1000, "dividend_bp": 300}
 
 
