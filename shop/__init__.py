@@ -8,9 +8,11 @@ import uuid
 
 from flask import Flask, g, request
 
-from shop.config import from_environ
+from shop.config import exit_on_config_error, from_environ
+from shop.converters import IdConverter
 from shop.errors import error_response, register_error_handlers
-from shop.extensions import api, cache, db, limiter, migrate
+from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
+from shop.periodic import install_embedded_scheduler
 from shop.worker import celery_init_app
 
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -20,10 +22,15 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def create_app(config: dict | None = None) -> Flask:
     """Create the app: env-driven config, overridden by `config`, then every domain."""
+    if config is None:  # an entry point (flask CLI, gunicorn, Celery): a ConfigError is one line, exit status 4
+        with exit_on_config_error():
+            return create_app({})
     app = Flask(__name__, instance_relative_config=True)
+    app.url_map.converters["int"] = IdConverter  # before any route: every <int:…> is an id in 1 … 2³¹−1
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(from_environ(app.instance_path))
     app.config.update(config or {})
+    trust_proxies(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -32,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     _install_request_hooks(app)
     _init_domains(app)
+    install_embedded_scheduler(app)  # embedded default: the beat schedule on a timer, from the first request
     return app
 
 
@@ -50,9 +58,9 @@ def _init_domains(app: Flask) -> None:
     import catalog
     import orders
     import suppliers
-    from shop import auth, cli, idempotency, regions, tasks  # noqa: F401 - importing registers tasks and models
+    from shop import auth, cli, docs, idempotency, regions, tasks  # noqa: F401 - importing registers tasks and models
 
-    for part in (auth, regions, cli, suppliers, catalog, orders):
+    for part in (auth, docs, regions, cli, suppliers, catalog, orders):
         part.init_app(app)
 
 

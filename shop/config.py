@@ -1,14 +1,29 @@
 """Configuration read from the environment: embedded defaults, production requirements."""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-PRODUCTION_REQUIRED = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL")
+PRODUCTION_REQUIRED = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "DATABASE_URL", "REDIS_URL")
+CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter stops instead of respawning workers
 
 
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable service."""
+
+
+@contextlib.contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """Turn a `ConfigError` into one line on stderr and exit status 4, never a traceback (entry points)."""
+    try:
+        yield
+    except ConfigError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        sys.stderr.flush()
+        raise SystemExit(CONFIG_ERROR_EXIT_STATUS) from None
 
 
 def _database_uri(url: str | None, instance_path: str) -> str:
@@ -19,6 +34,27 @@ def _database_uri(url: str | None, instance_path: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    """An integer setting from the environment; `ConfigError` naming the variable if it is not one."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _engine_options(url: str | None) -> dict:
+    """Engine options: on SQLite, writers wait up to 30 s for the write lock instead of failing at once."""
+    if not url or url.startswith("sqlite"):
+        return {"pool_pre_ping": True, "connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
 
 
 def load_config(env: dict[str, str], instance_path: str) -> dict:
@@ -40,15 +76,21 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "FIELD_ENCRYPTION_KEY": env.get(
             "FIELD_ENCRYPTION_KEY", "dev:ZGV2LWZpZWxkLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24"
         ),
+        "FIELD_HASH_KEY": env.get("FIELD_HASH_KEY", "ZGV2LWxvb2t1cC1oYXNoLWtleS1ub3QtZm9yLXByb2Q"),
         "SQLALCHEMY_DATABASE_URI": _database_uri(env.get("DATABASE_URL"), instance_path),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(env.get("DATABASE_URL")),
         "REDIS_URL": redis_url,
         "CACHE_TYPE": "RedisCache" if redis_url else "SimpleCache",
         "CACHE_REDIS_URL": redis_url,
+        # a cache that does not answer within 2 s counts as down: reads fall back to the database
+        "CACHE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2} if redis_url else None,
         "CACHE_DEFAULT_TIMEOUT": 300,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "5 per minute"),
+        "LOGIN_BACKOFF_MAX_SECONDS": _int(env, "LOGIN_BACKOFF_MAX_SECONDS", 15 * 60, minimum=1),
+        "LOGIN_FAILURE_ALERT_PER_MINUTE": _int(env, "LOGIN_FAILURE_ALERT_PER_MINUTE", 100, minimum=1),
+        "TRUSTED_PROXY_HOPS": _int(env, "TRUSTED_PROXY_HOPS", 0),
         "CELERY": {
             "broker_url": redis_url or "memory://",
             "result_backend": redis_url,
@@ -60,9 +102,11 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             "timezone": "Asia/Shanghai",
             "broker_connection_retry_on_startup": True,
         },
-        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 10 * 1024 * 1024)),
-        "INVENTORY_UPLOAD_MAX_BYTES": int(env.get("INVENTORY_UPLOAD_MAX_BYTES", 8 * 1024 * 1024)),
-        "TOKEN_TTL_SECONDS": int(env.get("TOKEN_TTL_SECONDS", 12 * 3600)),
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024, minimum=1),
+        "INVENTORY_UPLOAD_MAX_BYTES": _int(env, "INVENTORY_UPLOAD_MAX_BYTES", 8 * 1024 * 1024, minimum=1),
+        "INVENTORY_UPLOAD_MAX_ROWS": _int(env, "INVENTORY_UPLOAD_MAX_ROWS", 200_000, minimum=1),
+        "INVENTORY_UPLOAD_REQUEUE_SECONDS": _int(env, "INVENTORY_UPLOAD_REQUEUE_SECONDS", 60, minimum=1),
+        "TOKEN_TTL_SECONDS": _int(env, "TOKEN_TTL_SECONDS", 12 * 3600, minimum=1),
         "PAYMENTS": payments,
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY"),
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", "whsec_sandbox_not_secret"),
@@ -72,7 +116,8 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",  # served from swagger-ui-bundle (shop/docs.py)
+        "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},  # no call to validator.swagger.io
         "API_SPEC_OPTIONS": {
             "security": [{"bearer": []}],
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

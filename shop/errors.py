@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api
+from marshmallow import Schema, fields
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -124,8 +125,24 @@ def _http_error(exc: HTTPException):
     return response
 
 
+class ErrorBody(Schema):
+    """What went wrong: a snake_case code, a human message and details (field → messages for 422)."""
+
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+class ErrorOut(Schema):
+    """The one error shape of the API."""
+
+    error = fields.Nested(ErrorBody, required=True)
+
+
 class ApiWithErrors(Api):
-    """flask-smorest's Api, rendering every HTTP error in the API shape."""
+    """flask-smorest's Api, rendering every HTTP error in the API shape (and documenting that shape)."""
+
+    ERROR_SCHEMA = ErrorOut
 
     def handle_http_exception(self, error: HTTPException):
         """Render an HTTP error raised inside an API view (and drop anything the request wrote)."""

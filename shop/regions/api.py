@@ -4,9 +4,10 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import Schema
 
 from shop.auth.security import require_role
-from shop.caching import cache_key, public_json
+from shop.caching import cache_key, parsed_query, public_json
 from shop.db import commit
 from shop.pagination import page_schema
 from shop.regions import service
@@ -23,14 +24,20 @@ from shop.regions.schemas import (
 blp = Blueprint("regions", __name__, url_prefix="/api/v1", description="Regions and pairings")
 
 
-def _public_key() -> str:
-    """The cache key of an anonymous reference-data read (a new generation after every admin change)."""
-    return cache_key(service.CACHE_NAMESPACE, "read", request.full_path)
+def _public_key(schema: type[Schema] | None = None):
+    """The cache key function of an anonymous reference-data read (a new generation after every admin change),
+    keyed on the path and the arguments as `schema` parses them, so unknown parameters make no new keys."""
+
+    def key() -> str | None:
+        arguments = parsed_query(schema()) if schema else ()
+        return None if arguments is None else cache_key(service.CACHE_NAMESPACE, "read", request.path, arguments)
+
+    return key
 
 
 @blp.route("/regions")
 class Regions(MethodView):
-    @public_json(_public_key)
+    @public_json(_public_key(RegionQuery))
     @blp.arguments(RegionQuery, location="query")
     @blp.response(200, page_schema(RegionOut))
     @blp.doc(security=[])
@@ -49,7 +56,7 @@ class Regions(MethodView):
 
 
 @blp.route("/regions/<code>")
-@public_json(_public_key)
+@public_json(_public_key())
 @blp.response(200, RegionOut)
 @blp.doc(security=[])
 def get_region(code):
@@ -59,7 +66,7 @@ def get_region(code):
 
 @blp.route("/pairings")
 class Pairings(MethodView):
-    @public_json(_public_key)
+    @public_json(_public_key(PairingQuery))
     @blp.arguments(PairingQuery, location="query")
     @blp.response(200, page_schema(PairingOut))
     @blp.doc(security=[])

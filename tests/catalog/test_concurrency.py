@@ -16,7 +16,6 @@ from shop.errors import Conflict
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 
 
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def racing_app(request):
     """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""
