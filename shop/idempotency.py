@@ -4,11 +4,16 @@ The key row is written first, in the same transaction as the work and then the r
 produced, so all three commit or none does. A concurrent request with the same key waits on the
 key's unique index before doing any work, and once the first commits it replays that response;
 a different body under a used key is a 409. Error responses are not kept: nothing was written.
+
+Keys belong to a scope: by default the user who sent them; a view may name another (a counter
+sale's key belongs to the store, so a till's queue resent after a clerk hand-over is still one
+sale per key).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import current_app, request
@@ -30,13 +35,14 @@ class IdempotencyKey(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    scope: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),)
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),)
 
 
 def _fingerprint() -> str:
@@ -56,33 +62,42 @@ def _replay(record: IdempotencyKey, fingerprint: str):
     return response
 
 
-def _stored(user_id: int, key: str) -> IdempotencyKey | None:
-    """The committed record of `key` for the user, if any."""
-    return db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.user_id == user_id,
+def _stored(scope: str, key: str) -> IdempotencyKey | None:
+    """The committed record of `key` in `scope`, if any."""
+    return db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.scope == scope,
                                                           IdempotencyKey.key == key))
 
 
-def idempotent(view):
-    """Decorate a write view (inside `require_role`): honour an `Idempotency-Key` header."""
+def _user_scope(**_view_kwargs) -> str:
+    """The default scope of a key: the user who sent it."""
+    return f"user:{current_user().id}"
+
+
+def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
+    """Decorate a write view (inside `require_role`): honour an `Idempotency-Key` header; `scope(**view_kwargs)`
+    names whose keys these are (default: the user's)."""
+    if view is None:
+        return functools.partial(idempotent, scope=scope)
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         key = request.headers.get(HEADER)
         if key is None:
             return view(*args, **kwargs)
-        if not 1 <= len(key) <= 255:
-            raise AppError("The Idempotency-Key must have 1 to 255 characters.", code="invalid_idempotency_key")
-        user_id, fingerprint = current_user().id, _fingerprint()
-        record = _stored(user_id, key)
+        if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
+            raise AppError("The Idempotency-Key must have 1 to 255 printable ASCII characters.",
+                           code="invalid_idempotency_key")
+        owner, fingerprint = scope(**kwargs), _fingerprint()
+        record = _stored(owner, key)
         if record is not None:
             return _replay(record, fingerprint)
-        record = IdempotencyKey(user_id=user_id, key=key, request_hash=fingerprint)
+        record = IdempotencyKey(user_id=current_user().id, scope=owner, key=key, request_hash=fingerprint)
         db.session.add(record)
         try:
             db.session.flush()
         except IntegrityError:
             db.session.rollback()
-            return _replay(_stored(user_id, key), fingerprint)
+            return _replay(_stored(owner, key), fingerprint)
         try:
             with defer_commit():
                 response = view(*args, **kwargs)
