@@ -373,6 +373,22 @@ def allocate(*, portions: Sequence[Portion]) -> list[Portion]:
     return list(portions)
 
 
+def adjust(*, location_id: int, lot_id: int, delta: int) -> None:
+    """Change a lot's on-hand units at a location by `delta` (a count, a write-off, a find); never below
+    what is reserved (`below_reserved` 409) nor below zero."""
+    if delta > 0:
+        _take_write_lock()
+        receive(location_id=location_id, lot_id=lot_id, quantity=delta)
+        return
+    rows = _lock((Stock.location_id == location_id) & (Stock.lot_id == lot_id))
+    if not rows or rows[0][0].available < -delta:
+        held = rows[0][0] if rows else None
+        raise Conflict("The adjustment would take stock below what is reserved.", code="below_reserved",
+                       details={"on_hand": held.on_hand if held else 0, "reserved": held.reserved if held else 0,
+                                "delta": delta})
+    _change(rows[0][0], on_hand=delta)
+
+
 def move(*, from_location_id: int, to_location_id: int, product_id: int, quantity: int) -> list[Portion]:
     """Move available units of a product between locations lot by lot (FIFO); the portions moved."""
     if from_location_id == to_location_id:

@@ -294,3 +294,20 @@ def test_quantities_must_be_positive(three_lots):
     location, product, *_ = three_lots
     with pytest.raises(ValidationError):
         inventory.reserve(location_id=location.id, product_id=product.id, quantity=0)
+
+
+def test_adjustments_count_write_off_and_find_but_never_below_reserved(three_lots):
+    location, product, early, late, _ = three_lots
+    inventory.reserve(location_id=location.id, product_id=product.id, quantity=3, lot_id=early.id)
+    inventory.adjust(location_id=location.id, lot_id=early.id, delta=-2)
+    inventory.adjust(location_id=location.id, lot_id=late.id, delta=4)
+    by_lot = {lot: (on_hand, reserved) for lot, on_hand, reserved in stock_of(location, product)}
+    assert (by_lot[early.id], by_lot[late.id]) == ((3, 3), (9, 0))
+    with pytest.raises(Conflict) as refused:
+        inventory.adjust(location_id=location.id, lot_id=early.id, delta=-1)
+    assert refused.value.code == "below_reserved"
+    by_lot = {lot: (on_hand, reserved) for lot, on_hand, reserved in stock_of(location, product)}
+    assert by_lot[early.id] == (3, 3)
+    other = LocationFactory()
+    inventory.adjust(location_id=other.id, lot_id=early.id, delta=2)  # found where it was never booked
+    assert stock_of(other, product) == [(early.id, 2, 0)]

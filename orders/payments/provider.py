@@ -1,0 +1,44 @@
+"""The one small interface every payment provider implements, and the configured provider.
+
+Stripe is the provider we build; the sandbox stands in for it when no `STRIPE_API_KEY` is set
+(embedded default, demo, benchmarks, end-to-end tests) and produces the same shapes and the
+same signed webhook events, so the rest of the code cannot tell them apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from flask import current_app
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A PaymentIntent: its provider id, the client secret the buyer's page confirms it with, the amount."""
+
+    id: str
+    client_secret: str
+    amount_fen: int
+
+
+class PaymentProvider(Protocol):
+    """What the orders domain needs from a payment provider."""
+
+    name: str
+
+    def create_intent(self, *, order_id: int, amount_fen: int) -> Intent:
+        """Create (idempotently, keyed by the order) a CNY PaymentIntent for the order; no personal data."""
+
+    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
+        """Refund part or all of a succeeded PaymentIntent; the provider's refund id."""
+
+
+def get_provider() -> PaymentProvider:
+    """The provider the configuration names (`PAYMENTS`: stripe or sandbox)."""
+    if current_app.config["PAYMENTS"] == "stripe":
+        from orders.payments.stripe_provider import StripeProvider
+
+        return StripeProvider.from_config(current_app.config)
+    from orders.payments.sandbox import SandboxProvider
+
+    return SandboxProvider.from_config(current_app.config)
