@@ -1,0 +1,1 @@
+"""Stores and their staff scope, cash shifts, stock transfers and stock adjustments."""

@@ -1,0 +1,170 @@
+"""Routes: stores, their cash shifts, stock transfers to them and stock adjustments."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from orders.stores import service
+from orders.stores.schemas import (
+    StoreAccountChangeOut,
+    AdjustmentCreate,
+    AdjustmentOut,
+    AdjustmentQuery,
+    ShiftClose,
+    ShiftOpen,
+    ShiftOut,
+    ShiftReportOut,
+    StoreCreate,
+    StoreOut,
+    StoreQuery,
+    StoreUpdate,
+    TransferCreate,
+    TransferOut,
+    TransferQuery,
+    TransferReceive,
+)
+from shop.auth.security import current_user, require_role
+from shop.db import commit
+from shop.idempotency import idempotent
+from shop.pagination import PageQuery, page_schema
+
+blp = Blueprint("stores", __name__, url_prefix="/api/v1",
+                description="Stores, cash shifts, stock transfers and stock adjustments")
+
+
+@blp.route("/stores")
+class Stores(MethodView):
+    @require_role("admin", "auditor", "store_staff", "consumer")
+    @blp.arguments(StoreQuery, location="query")
+    @blp.response(200, page_schema(StoreOut))
+    def get(self, query):
+        """List stores: admins and auditors all (with the masked payout account), staff their own,
+        consumers the active ones (to choose a pickup store; no account)."""
+        return service.list_stores(actor=current_user(), **query)
+
+    @require_role("admin")
+    @blp.arguments(StoreCreate)
+    @blp.response(201, StoreOut)
+    def post(self, data):
+        """Open a store in a donor district on an unused store location."""
+        store = service.create_store(**data)
+        commit()
+        return store
+
+
+@blp.route("/stores/<int:store_id>")
+class StoreById(MethodView):
+    @require_role("admin", "auditor", "store_staff", "consumer")
+    @blp.response(200, StoreOut)
+    def get(self, store_id):
+        """Show a store (staff: their own only; consumers: active stores)."""
+        return service.show_store(actor=current_user(), store_id=store_id)
+
+    @require_role("admin")
+    @blp.arguments(StoreUpdate)
+    @blp.response(200, StoreOut)
+    def patch(self, data, store_id):
+        """Rename or (de)activate a store, or change its payout account (needs a reason; audited)."""
+        store = service.update_store(store_id=store_id, actor=current_user(), **data)
+        commit()
+        return store
+
+
+@blp.route("/stores/<int:store_id>/account-changes")
+@require_role("admin", "auditor")
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_schema(StoreAccountChangeOut))
+def list_account_changes(query, store_id):
+    """List a store's payout account changes (who, when, why; masked)."""
+    return service.list_account_changes(store_id=store_id, **query)
+
+
+@blp.route("/stores/<int:store_id>/shifts")
+@require_role("admin", "store_staff")
+@blp.arguments(ShiftOpen)
+@blp.response(201, ShiftOut)
+def open_shift(data, store_id):
+    """Open the store's cash shift with a float (one open shift per store)."""
+    shift = service.start_shift(actor=current_user(), store_id=store_id, **data)
+    commit()
+    return shift
+
+
+@blp.route("/shifts/<int:shift_id>")
+@require_role("admin", "auditor", "store_staff")
+@blp.response(200, ShiftReportOut)
+def show_shift(shift_id):
+    """The shift report: per payment method expected, counted and difference (live while open)."""
+    return service.shift_report(actor=current_user(), shift_id=shift_id)
+
+
+@blp.route("/shifts/<int:shift_id>/close", methods=["POST"])
+@require_role("admin", "store_staff")
+@blp.arguments(ShiftClose)
+@blp.response(200, ShiftReportOut)
+def close_shift(data, shift_id):
+    """Close a shift with the counted cash; answers the shift report."""
+    report = service.close_shift(actor=current_user(), shift_id=shift_id, **data)
+    commit()
+    return report
+
+
+@blp.route("/stock-transfers", methods=["POST"])
+@require_role("admin")
+@idempotent
+@blp.arguments(TransferCreate)
+@blp.response(201, TransferOut)
+def create_transfer(data):
+    """Dispatch stock from a warehouse to a store (lots taken FIFO; accepts an Idempotency-Key)."""
+    transfer = service.create_transfer(actor=current_user(), **data)
+    commit()
+    return transfer
+
+
+@blp.route("/stock-transfers/<int:transfer_id>")
+@require_role("admin", "store_staff")
+@blp.response(200, TransferOut)
+def show_transfer(transfer_id):
+    """Show a stock transfer with its lots (staff: transfers to their store)."""
+    return service.get_transfer(actor=current_user(), transfer_id=transfer_id)
+
+
+@blp.route("/stock-transfers/<int:transfer_id>/receive", methods=["POST"])
+@require_role("store_staff")
+@idempotent
+@blp.arguments(TransferReceive)
+@blp.response(200, TransferOut)
+def receive_transfer(data, transfer_id):
+    """The receiving store's staff confirm what arrived, per lot as sent; the discrepancy is recorded."""
+    transfer = service.receive_transfer(actor=current_user(), transfer_id=transfer_id, **data)
+    commit()
+    return transfer
+
+
+@blp.route("/stores/<int:store_id>/incoming-transfers")
+@require_role("admin", "store_staff")
+@blp.arguments(TransferQuery, location="query")
+@blp.response(200, page_schema(TransferOut))
+def list_incoming_transfers(query, store_id):
+    """List the transfers sent to a store: dispatched ones first, or one `status`."""
+    return service.list_incoming_transfers(actor=current_user(), store_id=store_id, **query)
+
+
+@blp.route("/stock-adjustments")
+class StockAdjustments(MethodView):
+    @require_role("admin", "auditor", "store_staff")
+    @blp.arguments(AdjustmentQuery, location="query")
+    @blp.response(200, page_schema(AdjustmentOut))
+    def get(self, query):
+        """List stock adjustments (staff: their store's location)."""
+        return service.list_adjustments(actor=current_user(), **query)
+
+    @require_role("admin", "store_staff")
+    @idempotent
+    @blp.arguments(AdjustmentCreate)
+    @blp.response(201, AdjustmentOut)
+    def post(self, data):
+        """Count, write off or find units of a lot at a location, never below what is reserved (audited)."""
+        adjustment = service.adjust_stock(actor=current_user(), **data)
+        commit()
+        return adjustment

@@ -1,0 +1,232 @@
+"""Request and response schemas of stores, shifts, stock transfers and stock adjustments.
+
+Inputs reject unknown fields and bound every value; a store's payout account is shown only to admins
+and auditors, and then only its last 4 digits.
+"""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from catalog.schemas import CODE_ERROR, CODE_PATTERN, SKU_ERROR, SKU_PATTERN
+from orders.models import ADJUSTMENT_REASONS
+from shop.fields import MAX_QUANTITY, AmountFen, BoundedInt, Id, Identifier, Quantity, Text
+from shop.pagination import PageQuery
+from shop.regions.schemas import RegionCode
+from suppliers.identifiers import mask_bank_account
+
+
+def LocationCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
+    """A location code, upper-cased and normalised."""
+    return Identifier(max_length=64, pattern=CODE_PATTERN, pattern_error=CODE_ERROR, **kwargs)
+
+
+def BankAccount(**kwargs) -> Identifier:  # noqa: N802
+    """A bank account number: NFKC, invisible characters, spaces and dashes removed (digits checked later)."""
+    return Identifier(max_length=40, case="upper", drop_separators=True, **kwargs)
+
+
+def _masked_account(store) -> str | None:
+    """The payout account's last 4 digits, for callers allowed to see that a store has one."""
+    account = store.bank_account if getattr(store, "show_account", False) else None
+    return mask_bank_account(account) if account else None
+
+
+# --- stores -------------------------------------------------------------------------------------------
+
+class StoreCreate(Schema):
+    """An admin opens a store in a donor district on an unused store location."""
+
+    name = Text(required=True, max_length=100)
+    district_code = RegionCode(required=True)
+    location_code = LocationCode(required=True)
+    bank_account = BankAccount(load_default=None)
+
+
+class StoreUpdate(Schema):
+    """An admin renames or (de)activates a store, or changes its payout account (with a reason)."""
+
+    name = Text(max_length=100)
+    active = fields.Boolean()
+    bank_account = BankAccount(allow_none=True)
+    reason = Text(max_length=500)
+
+
+class StoreOut(Schema):
+    """A store; `bank_account` is masked, and null for callers who may not see it."""
+
+    id = fields.Integer()
+    name = fields.String()
+    district_code = fields.String()
+    location_id = fields.Integer()
+    active = fields.Boolean()
+    bank_account = fields.Function(_masked_account, allow_none=True)
+
+
+class StoreQuery(PageQuery):
+    """Store list filters."""
+
+    district_code = RegionCode(load_default=None)
+
+
+class StoreAccountChangeOut(Schema):
+    """A store's payout account change (masked values only)."""
+
+    id = fields.Integer()
+    store_id = fields.Integer()
+    user_id = fields.Integer()
+    old_masked = fields.String(allow_none=True)
+    new_masked = fields.String(allow_none=True)
+    reason = fields.String()
+    created_at = fields.DateTime()
+
+
+# --- shifts -------------------------------------------------------------------------------------------
+
+class ShiftOpen(Schema):
+    """Open a cash shift with the float in the drawer."""
+
+    float_fen = AmountFen(required=True)
+
+
+class ShiftClose(Schema):
+    """Close a cash shift with the cash counted in the drawer."""
+
+    counted_cash_fen = AmountFen(required=True)
+
+
+class ShiftOut(Schema):
+    """A cash shift."""
+
+    id = fields.Integer()
+    store_id = fields.Integer()
+    opened_by = fields.Integer()
+    opened_at = fields.DateTime()
+    float_fen = fields.Integer()
+    closed_by = fields.Integer(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    counted_cash_fen = fields.Integer(allow_none=True)
+
+
+class MethodTotalsOut(Schema):
+    """One payment method's takings in a shift."""
+
+    method = fields.String()
+    sales_fen = fields.Integer()
+    refunds_fen = fields.Integer()
+    expected_fen = fields.Integer()
+    counted_fen = fields.Integer(allow_none=True)
+    difference_fen = fields.Integer(allow_none=True)
+
+
+class LateEntryOut(Schema):
+    """An offline sale of this shift accepted after the shift closed."""
+
+    order_id = fields.Integer()
+    payment_method = fields.String()
+    total_fen = fields.Integer()
+    sold_at = fields.DateTime(allow_none=True)
+    recorded_at = fields.DateTime()
+
+
+class ShiftReportOut(Schema):
+    """The shift report: per payment method expected, counted (cash only) and difference; late entries apart."""
+
+    shift = fields.Nested(ShiftOut)
+    open = fields.Function(lambda report: report.shift.closed_at is None)
+    sales = fields.Integer()
+    methods = fields.List(fields.Nested(MethodTotalsOut))
+    late_entries = fields.List(fields.Nested(LateEntryOut))
+
+
+# --- transfers ----------------------------------------------------------------------------------------
+
+class TransferLineIn(Schema):
+    """Units of a product to send."""
+
+    sku = Identifier(required=True, max_length=32, pattern=SKU_PATTERN, pattern_error=SKU_ERROR)
+    quantity = Quantity(required=True)
+
+
+class TransferCreate(Schema):
+    """An admin dispatches stock from a warehouse to a store's location (location codes)."""
+
+    from_location = LocationCode(required=True)
+    to_location = LocationCode(required=True)
+    lines = fields.List(fields.Nested(TransferLineIn), required=True, validate=validate.Length(min=1, max=100))
+
+
+class ReceivedLineIn(Schema):
+    """How many units of one lot sent arrived."""
+
+    lot_id = Id(required=True)
+    received = BoundedInt(required=True, minimum=0, maximum=MAX_QUANTITY)
+
+
+class TransferReceive(Schema):
+    """The receiving store confirms what arrived, per lot as sent."""
+
+    lines = fields.List(fields.Nested(ReceivedLineIn), required=True, validate=validate.Length(min=1, max=1000))
+
+
+class TransferLineOut(Schema):
+    """One lot of a transfer: sent, received and the discrepancy (null until received)."""
+
+    lot_id = fields.Integer()
+    product_id = fields.Integer()
+    sent = fields.Integer()
+    received = fields.Integer(allow_none=True)
+    discrepancy = fields.Function(lambda line: None if line.received is None else line.sent - line.received,
+                                  allow_none=True)
+
+
+class TransferOut(Schema):
+    """A stock transfer with its lots."""
+
+    id = fields.Integer()
+    from_location_id = fields.Integer()
+    to_location_id = fields.Integer()
+    status = fields.String()
+    created_by = fields.Integer()
+    created_at = fields.DateTime()
+    received_by = fields.Integer(allow_none=True)
+    received_at = fields.DateTime(allow_none=True)
+    lines = fields.List(fields.Nested(TransferLineOut))
+
+
+class TransferQuery(PageQuery):
+    """Incoming transfer filters."""
+
+    status = fields.String(load_default=None, validate=validate.OneOf(("dispatched", "received")))
+
+
+# --- adjustments --------------------------------------------------------------------------------------
+
+class AdjustmentCreate(Schema):
+    """Count, write off or find units of a lot at a location."""
+
+    location_id = Id(required=True)
+    lot_id = Id(required=True)
+    delta = BoundedInt(required=True, minimum=-MAX_QUANTITY, maximum=MAX_QUANTITY,
+                       validate=validate.NoneOf((0,), error="Must not be 0."))
+    reason = fields.String(required=True, validate=validate.OneOf(ADJUSTMENT_REASONS))
+    note = Text(load_default=None, max_length=200)
+
+
+class AdjustmentOut(Schema):
+    """A stock adjustment: the audit of who changed which stock, when and why."""
+
+    id = fields.Integer()
+    location_id = fields.Integer()
+    lot_id = fields.Integer()
+    delta = fields.Integer()
+    reason = fields.String()
+    note = fields.String(allow_none=True)
+    created_by = fields.Integer()
+    created_at = fields.DateTime()
+
+
+class AdjustmentQuery(PageQuery):
+    """Stock adjustment filters."""
+
+    location_id = Id(load_default=None, strict=False)
+    lot_id = Id(load_default=None, strict=False)

@@ -1,0 +1,406 @@
+"""Stores and their staff scope, cash shifts with their report, stock transfers and stock adjustments.
+
+Scope in one place: `_store_scope(actor)` is the store a caller is confined to (a store_staff user's
+`store_id`), or None for everyone who may see every store. Outside its scope everything is "not
+found", never "forbidden"; which roles may call at all is decided by the views' `require_role`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, select
+
+from catalog import inventory
+from catalog.service import get_product
+from orders.models import (
+    Order,
+    Refund,
+    Shift,
+    StockAdjustment,
+    StockTransfer,
+    Store,
+    StoreAccountChange,
+    TransferLine,
+)
+from shop.auth.models import User
+from shop.db import db, lock_on_sqlite, utcnow
+from shop.errors import Conflict, NotFound, ValidationError
+from shop.pagination import paginate
+from shop.regions.models import Pairing
+from shop.regions.service import get_region
+from suppliers.identifiers import mask_bank_account, normalise_bank_account
+
+SEE_ALL = ("admin", "auditor")
+REASON_SIGNS = {"spoiled": -1, "damaged": -1, "found": 1}
+UNCHANGED = object()  # `update_store`: the payout account was not in the request
+
+
+# --- stores -------------------------------------------------------------------------------------------
+
+def _store_scope(actor: User) -> int | None:
+    """The store a caller is confined to: a store_staff user's store (0 if it has none), else None."""
+    return (actor.store_id or 0) if actor.role == "store_staff" else None
+
+
+def store_exists(store_id: int) -> bool:
+    """Whether a store with `store_id` exists (the user scope check of `POST /users`)."""
+    return db.session.get(Store, store_id) is not None
+
+
+def _store(store_id: int) -> Store:
+    """The store with `store_id`, or `NotFound` (store_not_found)."""
+    store = db.session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"No store {store_id}.", code="store_not_found")
+    return store
+
+
+def get_store_for(*, actor: User, store_id: int) -> Store:
+    """A store the actor may work on: admins any, store staff only their own (404 otherwise)."""
+    scope = _store_scope(actor)
+    if scope is not None and scope != store_id:
+        raise NotFound(f"No store {store_id}.", code="store_not_found")
+    return _store(store_id)
+
+
+def show_store(*, actor: User, store_id: int) -> Store:
+    """A store as the actor may see it: admins and auditors any, staff their own, consumers active ones."""
+    store = get_store_for(actor=actor, store_id=store_id)
+    if actor.role == "consumer" and not store.active:
+        raise NotFound(f"No store {store_id}.", code="store_not_found")
+    store.show_account = actor.role in SEE_ALL
+    return store
+
+
+def list_stores(*, actor: User, district_code: str | None, limit: int, cursor: str | None) -> dict:
+    """A page of the stores the actor may see, by id (consumers: the active ones, to choose a pickup store)."""
+    query = select(Store)
+    scope = _store_scope(actor)
+    if scope is not None:
+        query = query.where(Store.id == scope)
+    if actor.role == "consumer":
+        query = query.where(Store.active.is_(True))
+    if district_code:
+        query = query.where(Store.district_code == district_code)
+    page = paginate(query, keys=[Store.id], limit=limit, cursor=cursor)
+    for store in page["items"]:
+        store.show_account = actor.role in SEE_ALL
+    return page
+
+
+def _is_donor_district(code: str) -> bool:
+    """Whether `code` is the donor side of some pairing."""
+    return bool(db.session.scalar(select(exists().where(Pairing.donor_code == code))))
+
+
+def create_store(*, name: str, district_code: str, location_code: str, bank_account: str | None = None) -> Store:
+    """Open a store in a donor district on an unused store location; its payout account is encrypted."""
+    get_region(district_code)
+    if not _is_donor_district(district_code):
+        raise ValidationError("The district is not a donor district.", code="district_not_donor",
+                              details={"district_code": ["Must be a donor district of some pairing."]})
+    location = inventory.find_location(location_code)
+    if location is None or location.kind != "store":
+        raise ValidationError("The location is not a store location.", code="location_not_store",
+                              details={"location_code": [f"No store location {location_code}."]})
+    lock_on_sqlite("UPDATE locations SET id = id WHERE id = :id", id=location.id)
+    if db.session.scalar(select(Store.id).where(Store.location_id == location.id)) is not None:
+        raise Conflict(f"Location {location_code} already belongs to a store.", code="location_taken",
+                       details={"location_code": location_code})
+    store = Store(name=name, district_code=district_code, location_id=location.id)
+    store.bank_account = normalise_bank_account(bank_account) if bank_account else None
+    db.session.add(store)
+    db.session.flush()
+    store.show_account = True
+    return store
+
+
+def update_store(*, store_id: int, actor: User, name: str | None = None, active: bool | None = None,
+                 bank_account: str | None | object = UNCHANGED, reason: str | None = None) -> Store:
+    """Rename, (de)activate, or change the payout account of a store (a reason is required; audited)."""
+    store = _store(store_id)
+    if name is not None:
+        store.name = name
+    if active is not None:
+        store.active = active
+    if bank_account is not UNCHANGED:
+        _change_bank_account(store=store, account=bank_account, actor=actor, reason=reason)
+    db.session.flush()
+    store.show_account = True
+    return store
+
+
+def _change_bank_account(*, store: Store, account: str | None, actor: User, reason: str | None) -> None:
+    """Set the payout account and record who, when, why, old and new (masked); a reason is required."""
+    new = normalise_bank_account(account) if account else None
+    old = store.bank_account
+    if new == old:
+        return
+    if not (reason or "").strip():
+        raise ValidationError("State why the bank account changes.", code="account_change_reason_required",
+                              details={"reason": ["Required when bank_account changes."]})
+    store.bank_account = new
+    db.session.add(StoreAccountChange(store_id=store.id, user_id=actor.id, reason=reason.strip(),
+                                      old_masked=mask_bank_account(old) if old else None,
+                                      new_masked=mask_bank_account(new) if new else None))
+
+
+def list_account_changes(*, store_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of a store's payout account changes, oldest first."""
+    _store(store_id)
+    query = select(StoreAccountChange).where(StoreAccountChange.store_id == store_id)
+    return paginate(query, keys=[StoreAccountChange.id], limit=limit, cursor=cursor)
+
+
+# --- shifts -------------------------------------------------------------------------------------------
+
+def _lock_store(store_id: int) -> None:
+    """Serialise changes to one store's shifts (PostgreSQL: the store row FOR UPDATE; SQLite: the write lock)."""
+    lock_on_sqlite("UPDATE stores SET id = id WHERE id = :id", id=store_id)
+    db.session.execute(select(Store.id).where(Store.id == store_id).with_for_update())
+
+
+def start_shift(*, actor: User, store_id: int, float_fen: int) -> Shift:
+    """Open a cash shift with a float; a store has at most one open shift (`shift_already_open`)."""
+    get_store_for(actor=actor, store_id=store_id)
+    _lock_store(store_id)
+    open_id = db.session.scalar(select(Shift.id).where(Shift.store_id == store_id, Shift.closed_at.is_(None)))
+    if open_id is not None:
+        raise Conflict("This store already has an open shift.", code="shift_already_open",
+                       details={"shift_id": open_id})
+    shift = Shift(store_id=store_id, opened_by=actor.id, float_fen=float_fen, opened_at=utcnow())
+    db.session.add(shift)
+    db.session.flush()
+    return shift
+
+
+def get_shift(*, store_id: int, shift_id: int) -> Shift:
+    """A shift of this store, open or closed, or `NotFound` (shift_not_found)."""
+    shift = db.session.get(Shift, shift_id)
+    if shift is None or shift.store_id != store_id:
+        raise NotFound(f"No shift {shift_id} at this store.", code="shift_not_found")
+    return shift
+
+
+def open_shift(*, store_id: int, shift_id: int) -> Shift:
+    """The shift, which must belong to the store (404) and still be open (409 `shift_closed`)."""
+    shift = get_shift(store_id=store_id, shift_id=shift_id)
+    if shift.closed_at is not None:
+        raise Conflict(f"Shift {shift_id} is closed.", code="shift_closed", details={"shift_id": shift_id})
+    return shift
+
+
+def _shift_for(*, actor: User, shift_id: int) -> Shift:
+    """A shift of a store in the actor's scope, or `NotFound`."""
+    shift = db.session.get(Shift, shift_id)
+    scope = _store_scope(actor)
+    if shift is None or (scope is not None and scope != shift.store_id):
+        raise NotFound(f"No shift {shift_id}.", code="shift_not_found")
+    return shift
+
+
+@dataclass(frozen=True)
+class ShiftReport:
+    """A shift's cash-up: per payment method expected, counted (cash only) and difference; late entries apart."""
+
+    shift: Shift
+    methods: list[dict[str, Any]]
+    sales: int
+    late_entries: list[dict[str, Any]]
+
+
+def shift_report(*, actor: User, shift_id: int) -> ShiftReport:
+    """The shift report (live while the shift is open)."""
+    return _report(_shift_for(actor=actor, shift_id=shift_id))
+
+
+def _report(shift: Shift) -> ShiftReport:
+    """Expected takings per method: cash = float + cash sales − cash refunds, card = card sales − card refunds,
+    counting the shift's counter sales recorded on time; offline sales accepted after the close are listed apart."""
+    sales = db.session.execute(
+        select(Order.payment_method, func.count(Order.id), func.coalesce(func.sum(Order.total_fen), 0))
+        .where(Order.shift_id == shift.id, Order.paid_at.is_not(None), Order.late_entry.is_(False))
+        .group_by(Order.payment_method)).all()
+    refunds = dict(db.session.execute(
+        select(Refund.method, func.coalesce(func.sum(Refund.amount_fen), 0))
+        .where(Refund.shift_id == shift.id).group_by(Refund.method)).all())
+    taken = {method: int(total) for method, _, total in sales}
+    methods = []
+    for method in ("cash", "card"):
+        expected = taken.get(method, 0) - int(refunds.get(method, 0)) + (shift.float_fen if method == "cash" else 0)
+        counted = shift.counted_cash_fen if method == "cash" else None
+        methods.append({"method": method, "sales_fen": taken.get(method, 0),
+                        "refunds_fen": int(refunds.get(method, 0)), "expected_fen": expected,
+                        "counted_fen": counted, "difference_fen": None if counted is None else counted - expected})
+    late = db.session.execute(
+        select(Order.id, Order.payment_method, Order.total_fen, Order.client_created_at, Order.created_at)
+        .where(Order.shift_id == shift.id, Order.late_entry.is_(True)).order_by(Order.id)).all()
+    return ShiftReport(shift=shift, methods=methods, sales=sum(count for _, count, _ in sales),
+                       late_entries=[{"order_id": row.id, "payment_method": row.payment_method,
+                                      "total_fen": row.total_fen, "sold_at": row.client_created_at,
+                                      "recorded_at": row.created_at} for row in late])
+
+
+def close_shift(*, actor: User, shift_id: int, counted_cash_fen: int) -> ShiftReport:
+    """Close a shift with the cash counted in the drawer (409 `shift_closed` if it was closed already)."""
+    shift = _shift_for(actor=actor, shift_id=shift_id)
+    _lock_store(shift.store_id)
+    db.session.refresh(shift)
+    if shift.closed_at is not None:
+        raise Conflict(f"Shift {shift_id} is closed.", code="shift_closed", details={"shift_id": shift_id})
+    shift.closed_at, shift.closed_by, shift.counted_cash_fen = utcnow(), actor.id, counted_cash_fen
+    db.session.flush()
+    return _report(shift)
+
+
+# --- transfers ----------------------------------------------------------------------------------------
+
+def _location_by_code(code: str, *, kind: str, field: str):
+    """The location with `code` of this kind, or a 422 naming the field."""
+    location = inventory.find_location(code)
+    if location is None or location.kind != kind:
+        raise ValidationError(f"No {kind} location {code}.", code=f"location_not_{kind}",
+                              details={field: [f"No {kind} location {code}."]})
+    return location
+
+
+def create_transfer(*, actor: User, from_location: str, to_location: str, lines: Sequence[dict]) -> StockTransfer:
+    """Dispatch stock from a warehouse to a store's location: the source's lots are taken FIFO, all or
+    nothing (409 `insufficient_stock`), and each lot sent is recorded on its own transfer line."""
+    source = _location_by_code(from_location, kind="warehouse", field="from_location")
+    destination = _location_by_code(to_location, kind="store", field="to_location")
+    if db.session.scalar(select(Store.id).where(Store.location_id == destination.id)) is None:
+        raise ValidationError(f"No store sells from {to_location}.", code="location_not_store",
+                              details={"to_location": [f"No store sells from {to_location}."]})
+    products = []
+    for index, line in enumerate(lines):
+        try:
+            products.append(get_product(sku=line["sku"], actor=actor))
+        except NotFound as exc:
+            raise ValidationError(f"No product {line['sku']}.", code="product_not_found",
+                                  details={"lines": {str(index): {"sku": ["No such product."]}}}) from exc
+    if len({product.id for product in products}) != len(products):
+        raise ValidationError("A product is listed twice.", details={"lines": ["List each SKU once."]})
+    portions = inventory.take_lines(location_id=source.id, lines=[
+        inventory.StockRequest(product.id, line["quantity"]) for product, line in zip(products, lines, strict=True)])
+    transfer = StockTransfer(from_location_id=source.id, to_location_id=destination.id, created_by=actor.id,
+                             status="dispatched", created_at=utcnow())
+    db.session.add(transfer)
+    db.session.flush()
+    sent: dict[int, TransferLine] = {}
+    for portion in (p for line_portions in portions for p in line_portions):
+        if portion.lot_id in sent:
+            sent[portion.lot_id].sent += portion.quantity
+            continue
+        sent[portion.lot_id] = TransferLine(transfer_id=transfer.id, lot_id=portion.lot_id,
+                                            product_id=portion.product_id, sent=portion.quantity)
+        db.session.add(sent[portion.lot_id])
+    db.session.flush()
+    db.session.refresh(transfer)
+    return transfer
+
+
+def _transfer_for(*, actor: User, transfer_id: int) -> StockTransfer:
+    """A transfer the actor may see (staff: only those coming to their store), or `NotFound`."""
+    transfer = db.session.get(StockTransfer, transfer_id)
+    scope = _store_scope(actor)
+    if transfer is not None and scope is not None:
+        location_id = db.session.scalar(select(Store.location_id).where(Store.id == scope))
+        if location_id != transfer.to_location_id:
+            transfer = None
+    if transfer is None:
+        raise NotFound(f"No stock transfer {transfer_id}.", code="transfer_not_found")
+    return transfer
+
+
+def get_transfer(*, actor: User, transfer_id: int) -> StockTransfer:
+    """A stock transfer with its lines."""
+    return _transfer_for(actor=actor, transfer_id=transfer_id)
+
+
+def list_incoming_transfers(*, actor: User, store_id: int, status: str | None, limit: int,
+                            cursor: str | None) -> dict:
+    """A page of the transfers sent to a store: dispatched ones first, each group by id; or one `status` only."""
+    store = get_store_for(actor=actor, store_id=store_id)
+    query = select(StockTransfer).where(StockTransfer.to_location_id == store.location_id)
+    if status:
+        query = query.where(StockTransfer.status == status)
+    return paginate(query, keys=[StockTransfer.status, StockTransfer.id], limit=limit, cursor=cursor)
+
+
+def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict]) -> StockTransfer:
+    """Confirm what arrived, per lot as sent (each lot exactly once, 0..sent units): what arrived is added
+    to the store's stock, the rest is the recorded discrepancy; a second receipt is `transfer_already_received`."""
+    transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
+    lock_on_sqlite("UPDATE stock_transfers SET id = id WHERE id = :id", id=transfer_id)
+    db.session.execute(select(StockTransfer.id).where(StockTransfer.id == transfer_id).with_for_update())
+    db.session.refresh(transfer)
+    if transfer.status != "dispatched":
+        raise Conflict(f"Stock transfer {transfer_id} was received already.", code="transfer_already_received")
+    by_lot = {line.lot_id: line for line in transfer.lines}
+    given = [line["lot_id"] for line in lines]
+    errors: dict[str, Any] = {}
+    if sorted(given) != sorted(by_lot):
+        errors["lines"] = [f"Give each lot sent exactly once: {sorted(by_lot)}."]
+    for index, line in enumerate(lines):
+        sent_line = by_lot.get(line["lot_id"])
+        if sent_line is not None and line["received"] > sent_line.sent:
+            errors.setdefault("received", {})[str(index)] = [f"At most {sent_line.sent} were sent."]
+    if errors:
+        raise ValidationError("The received lines do not match the lots sent.", code="transfer_lines_mismatch",
+                              details=errors)
+    for line in lines:
+        by_lot[line["lot_id"]].received = line["received"]
+        if line["received"]:
+            inventory.receive(location_id=transfer.to_location_id, lot_id=line["lot_id"], quantity=line["received"])
+    transfer.status, transfer.received_by, transfer.received_at = "received", actor.id, utcnow()
+    db.session.flush()
+    return transfer
+
+
+# --- adjustments --------------------------------------------------------------------------------------
+
+def _location_in_scope(*, actor: User, location_id: int) -> None:
+    """The location exists and, for store staff, is their store's (404 `location_not_found` otherwise)."""
+    scope = _store_scope(actor)
+    if scope is not None:
+        if db.session.scalar(select(Store.location_id).where(Store.id == scope)) != location_id:
+            raise NotFound(f"No location {location_id}.", code="location_not_found")
+    inventory.get_location(location_id)
+
+
+def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reason: str,
+                 note: str | None = None) -> StockAdjustment:
+    """Count, write off or find units of a lot at a location, never below what is reserved; the row is the audit.
+    Spoiled and damaged stock goes down, found stock up (`adjustment_sign`); a stocktake either way."""
+    sign = REASON_SIGNS.get(reason)
+    if sign is not None and delta * sign < 0:
+        direction = "negative" if sign < 0 else "positive"
+        raise ValidationError(f"A {reason} adjustment must be {direction}.", code="adjustment_sign",
+                              details={"delta": [f"Must be {direction} for {reason}."]})
+    _location_in_scope(actor=actor, location_id=location_id)
+    inventory.adjust(location_id=location_id, lot_id=lot_id, delta=delta)
+    adjustment = StockAdjustment(location_id=location_id, lot_id=lot_id, delta=delta, reason=reason, note=note,
+                                 created_by=actor.id, created_at=utcnow())
+    db.session.add(adjustment)
+    db.session.flush()
+    return adjustment
+
+
+def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None, limit: int,
+                     cursor: str | None) -> dict:
+    """A page of stock adjustments, oldest first (store staff: their store's location only)."""
+    query = select(StockAdjustment)
+    scope = _store_scope(actor)
+    if scope is not None:
+        own = db.session.scalar(select(Store.location_id).where(Store.id == scope))
+        if location_id is not None and location_id != own:
+            raise NotFound(f"No location {location_id}.", code="location_not_found")
+        location_id = own
+    if location_id is not None:
+        query = query.where(StockAdjustment.location_id == location_id)
+    if lot_id is not None:
+        query = query.where(StockAdjustment.lot_id == lot_id)
+    return paginate(query, keys=[StockAdjustment.id], limit=limit, cursor=cursor)

@@ -1,0 +1,141 @@
+"""Stores: opening one in a donor district, who sees which store, the audited payout account."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from orders.models import Store, StoreAccountChange
+from shop.db import db
+from tests.catalog.factories import LocationFactory
+from tests.orders.factories import StoreFactory
+from tests.suppliers.factories import SupplierFactory
+
+
+def _store_location(code="FS-TEST-ST", region="440604"):
+    location = LocationFactory(code=code, kind="store", region_code=region)
+    db.session.commit()
+    return location
+
+
+def test_admin_opens_a_store_with_an_encrypted_masked_account(client, login):
+    location = _store_location()
+    body = {"name": " 大凉山体验店（禅城） ", "district_code": "440604", "location_code": "fs-test-st",
+            "bank_account": "6222 0212 3456 7890"}
+
+    response = client.post("/api/v1/stores", json=body, headers=login("admin"))
+
+    assert response.status_code == 201, response.json
+    assert response.json == {"id": response.json["id"], "name": "大凉山体验店（禅城）", "district_code": "440604",
+                             "location_id": location.id, "active": True, "bank_account": "************7890"}
+    stored = db.session.get(Store, response.json["id"])
+    assert stored.bank_account == "6222021234567890" and "7890" not in stored.bank_account_enc
+
+
+def test_a_store_needs_a_donor_district(client, login):
+    _store_location(region="513431")
+    body = {"name": "店", "district_code": "513431", "location_code": "FS-TEST-ST"}
+
+    response = client.post("/api/v1/stores", json=body, headers=login("admin"))
+
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "district_not_donor"
+    assert "district_code" in response.json["error"]["details"]
+
+
+def test_a_store_needs_an_unused_store_location(client, login):
+    admin = login("admin")
+    warehouse = LocationFactory(kind="warehouse")
+    taken = StoreFactory()
+    db.session.commit()
+
+    wrong_kind = client.post("/api/v1/stores", json={"name": "店", "district_code": "440604",
+                                                     "location_code": warehouse.code}, headers=admin)
+    used = client.post("/api/v1/stores", json={"name": "店", "district_code": "440604",
+                                               "location_code": db.session.get(
+                                                   type(warehouse), taken.location_id).code}, headers=admin)
+
+    assert (wrong_kind.status_code, wrong_kind.json["error"]["code"]) == (422, "location_not_store")
+    assert (used.status_code, used.json["error"]["code"]) == (409, "location_taken")
+    assert db.session.scalar(select(Store.id).where(Store.id != taken.id)) is None
+
+
+def test_only_admins_open_stores(client, login):
+    _store_location()
+    body = {"name": "店", "district_code": "440604", "location_code": "FS-TEST-ST"}
+    assert client.post("/api/v1/stores", json=body, headers=login("auditor")).status_code == 403
+    assert client.post("/api/v1/stores", json={**body, "active": False}, headers=login("admin")).status_code == 422
+
+
+def test_who_sees_which_store(client, login):
+    mine = StoreFactory()
+    mine.bank_account = "6222021234567890"
+    other = StoreFactory()
+    closed = StoreFactory(active=False)
+    db.session.commit()
+
+    admin = client.get("/api/v1/stores", headers=login("admin")).json["items"]
+    staff = client.get("/api/v1/stores", headers=login("store_staff", store_id=mine.id)).json["items"]
+    consumer = client.get("/api/v1/stores", headers=login("consumer")).json["items"]
+
+    assert [s["id"] for s in admin] == [mine.id, other.id, closed.id]
+    assert admin[0]["bank_account"] == "************7890"
+    assert [(s["id"], s["bank_account"]) for s in staff] == [(mine.id, None)]
+    assert [s["id"] for s in consumer] == [mine.id, other.id]
+    assert all(s["bank_account"] is None for s in consumer)
+    supplier = SupplierFactory()
+    db.session.commit()
+    assert client.get("/api/v1/stores", headers=login("coop", supplier_id=supplier.id)).status_code == 403
+
+
+def test_another_stores_staff_get_404(client, login):
+    mine, other = StoreFactory(), StoreFactory(active=False)
+    db.session.commit()
+    staff = login("store_staff", store_id=mine.id)
+
+    assert client.get(f"/api/v1/stores/{mine.id}", headers=staff).status_code == 200
+    response = client.get(f"/api/v1/stores/{other.id}", headers=staff)
+    assert (response.status_code, response.json["error"]["code"]) == (404, "store_not_found")
+    assert client.get(f"/api/v1/stores/{other.id}", headers=login("consumer")).status_code == 404
+    assert client.get(f"/api/v1/stores/{other.id}", headers=login("auditor")).status_code == 200
+
+
+def test_a_bank_account_change_needs_a_reason_and_is_audited(client, login):
+    store = StoreFactory()
+    store.bank_account = "6222021234567890"
+    db.session.commit()
+    admin = login("admin")
+
+    refused = client.patch(f"/api/v1/stores/{store.id}", json={"bank_account": "6222-0299-9999-1111"}, headers=admin)
+    changed = client.patch(f"/api/v1/stores/{store.id}", json={"bank_account": "6222-0299-9999-1111",
+                                                               "reason": "开户行变更", "name": "新店名"}, headers=admin)
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (422, "account_change_reason_required")
+    assert changed.status_code == 200
+    assert (changed.json["bank_account"], changed.json["name"]) == ("************1111", "新店名")
+    audit = db.session.scalars(select(StoreAccountChange)).all()
+    assert [(a.store_id, a.old_masked, a.new_masked, a.reason) for a in audit] == [
+        (store.id, "************7890", "************1111", "开户行变更")]
+    listed = client.get(f"/api/v1/stores/{store.id}/account-changes", headers=login("auditor")).json["items"]
+    assert [row["new_masked"] for row in listed] == ["************1111"]
+    assert client.patch(f"/api/v1/stores/{store.id}", json={"name": "x"},
+                        headers=login("store_staff", store_id=store.id)).status_code == 403
+
+
+def test_an_invalid_bank_account_is_refused(client, login):
+    store = StoreFactory()
+    db.session.commit()
+    response = client.patch(f"/api/v1/stores/{store.id}", json={"bank_account": "12AB", "reason": "x"},
+                            headers=login("admin"))
+    assert (response.status_code, response.json["error"]["code"]) == (422, "invalid_bank_account")
+
+
+def test_a_clerk_account_needs_an_existing_store(client, login):
+    store = StoreFactory()
+    db.session.commit()
+    admin = login("admin")
+    body = {"username": "clerk1", "password": "long enough pw", "role": "store_staff"}
+
+    missing = client.post("/api/v1/users", json={**body, "store_id": store.id + 1000}, headers=admin)
+    created = client.post("/api/v1/users", json={**body, "store_id": store.id}, headers=admin)
+
+    assert missing.status_code == 422 and "store_id" in missing.json["error"]["details"]
+    assert created.status_code == 201
