@@ -10,3 +10,11 @@ def init_app(app: Flask) -> None:
     from shop.sweeper import register_sweeper
 
     register_sweeper(app, "orders.outbox", outbox.requeue_undelivered)
+
+    from orders.checkout import tasks as checkout_tasks  # noqa: F401 - registers orders.expire_reservations
+    from orders.checkout.api import blp as checkout_blp
+    from shop.extensions import api as checkout_api
+
+    checkout_api.register_blueprint(checkout_blp)
+    app.config["CELERY_BEAT_SCHEDULE"]["orders.expire_reservations"] = {
+        "task": "orders.expire_reservations", "schedule": 60.0}

@@ -53,6 +53,14 @@ def commit() -> None:
         db.session.flush()
 
 
+def commit_now() -> None:
+    """Commit the work so far even inside a deferred unit of work (a write that must be durable before an
+    external call, e.g. a stock reservation before the payment provider); the enclosing unit of work is told."""
+    if db.session.info.get("defer_commit"):
+        db.session.info["committed_early"] = True
+    db.session.commit()
+
+
 @contextmanager
 def defer_commit() -> Iterator[None]:
     """Within this block `commit()` only flushes: the caller commits the whole unit of work itself."""

@@ -4,6 +4,9 @@ The key row is written first, in the same transaction as the work and then the r
 produced, so all three commit or none does. A concurrent request with the same key waits on the
 key's unique index before doing any work, and once the first commits it replays that response;
 a different body under a used key is a 409. Error responses are not kept: nothing was written.
+A write that commits part of its work early (`shop.db.commit_now`, e.g. a stock reservation before
+the payment provider is called) commits its key as "in progress": a retry waits for the final
+response (or gets 409 `idempotency_key_in_progress` after a while); if the write fails, its key is freed.
 
 Keys belong to a scope: by default the user who sent them; a view may name another (a counter
 sale's key belongs to the store, so a till's queue resent after a clerk hand-over is still one
@@ -13,11 +16,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from flask import current_app, request
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +30,8 @@ from shop.db import UTCDateTime, db, defer_commit, utcnow
 from shop.errors import AppError, Conflict
 
 HEADER = "Idempotency-Key"
+IN_PROGRESS_WAIT_SECONDS = 10.0  # how long a retry waits for a two-phase write (`commit_now`) to finish
+IN_PROGRESS_POLL_SECONDS = 0.05
 
 
 class IdempotencyKey(db.Model):
@@ -68,6 +74,15 @@ def _stored(scope: str, key: str) -> IdempotencyKey | None:
                                                           IdempotencyKey.key == key))
 
 
+def _abandon(record: IdempotencyKey) -> None:
+    """Roll back a failed request; if it committed part of its work early, free its key for a retry."""
+    db.session.rollback()
+    if db.session.info.pop("committed_early", None):
+        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == record.id,
+                                                        IdempotencyKey.status_code.is_(None)))
+        db.session.commit()
+
+
 def _user_scope(**_view_kwargs) -> str:
     """The default scope of a key: the user who sent it."""
     return f"user:{current_user().id}"
@@ -88,25 +103,37 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
             raise AppError("The Idempotency-Key must have 1 to 255 printable ASCII characters.",
                            code="invalid_idempotency_key")
         owner, fingerprint = scope(**kwargs), _fingerprint()
-        record = _stored(owner, key)
-        if record is not None:
-            return _replay(record, fingerprint)
-        record = IdempotencyKey(user_id=current_user().id, scope=owner, key=key, request_hash=fingerprint)
-        db.session.add(record)
-        try:
-            db.session.flush()
-        except IntegrityError:
-            db.session.rollback()
-            return _replay(_stored(owner, key), fingerprint)
+        deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+        while True:
+            record = _stored(owner, key)
+            if record is not None and record.status_code is not None:
+                return _replay(record, fingerprint)
+            if record is not None:  # committed early by a two-phase write that is still running
+                if record.request_hash != fingerprint:
+                    return _replay(record, fingerprint)
+                if time.monotonic() > deadline:
+                    raise Conflict("A request with this Idempotency-Key is still being processed; retry later.",
+                                   code="idempotency_key_in_progress")
+                db.session.rollback()
+                time.sleep(IN_PROGRESS_POLL_SECONDS)
+                continue
+            record = IdempotencyKey(user_id=current_user().id, scope=owner, key=key, request_hash=fingerprint)
+            db.session.add(record)
+            try:
+                db.session.flush()
+                break
+            except IntegrityError:
+                db.session.rollback()
         try:
             with defer_commit():
                 response = view(*args, **kwargs)
         except BaseException:
-            db.session.rollback()
+            _abandon(record)
             raise
         if response.status_code >= 400:
-            db.session.rollback()
+            _abandon(record)
             return response
+        db.session.info.pop("committed_early", None)
         record.status_code, record.response_body = response.status_code, response.get_data(as_text=True)
         db.session.commit()
         return response

@@ -1,0 +1,1 @@
+"""Online checkout: place orders with reservations, read them, cancel, ship, deliver, expire, confirm payment."""

@@ -1,0 +1,82 @@
+"""Routes: place, list and read online orders; cancel, ship and deliver them."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from orders.checkout import service
+from orders.checkout.schemas import OrderCreate, OrderOut, OrderQuery, ShipIn
+from shop.auth.security import current_user, require_role
+from shop.db import commit, commit_now
+from shop.idempotency import idempotent
+from shop.pagination import page_schema
+
+blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Online orders")
+
+
+@blp.route("/orders")
+class Orders(MethodView):
+    @require_role("consumer", "store_staff", "admin")
+    @blp.arguments(OrderQuery, location="query")
+    @blp.response(200, page_schema(OrderOut))
+    def get(self, query):
+        """List orders: a consumer's own, a store's (staff: `store_id` of their store), or any (admins)."""
+        return service.list_orders(actor=current_user(), **query)
+
+    @require_role("consumer")
+    @idempotent
+    @blp.arguments(OrderCreate)
+    @blp.response(201, OrderOut)
+    @blp.alt_response(409, description="`insufficient_stock` with the short lines; nothing is reserved")
+    @blp.alt_response(503, description="`payment_provider_unavailable`: the order was cancelled")
+    def post(self, data):
+        """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned."""
+        order = service.place_order(actor=current_user(), **data)
+        commit_now()  # the reservation is durable before the provider is called; no stock lock is held
+        try:
+            service.start_payment(order_id=order.id)
+        except service.PaymentProviderUnavailable:
+            service.abandon_order(order_id=order.id, reason="payment provider unavailable")
+            commit_now()
+            raise
+        commit()
+        return service.read_order(actor=current_user(), order_id=order.id)
+
+
+@blp.route("/orders/<int:order_id>")
+@require_role("consumer", "store_staff", "admin")
+@blp.response(200, OrderOut)
+def get_order(order_id):
+    """An order: status, lines with refunds, pickup code (owner only), tracking and its history."""
+    return service.read_order(actor=current_user(), order_id=order_id)
+
+
+@blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
+@require_role("consumer", "admin")
+@blp.response(200, OrderOut)
+def cancel_order(order_id):
+    """Cancel an unpaid order (its buyer or an admin); its reservation is released."""
+    view = service.cancel_order(actor=current_user(), order_id=order_id)
+    commit()
+    return view
+
+
+@blp.route("/orders/<int:order_id>/ship", methods=["POST"])
+@require_role("admin")
+@blp.arguments(ShipIn)
+@blp.response(200, OrderOut)
+def ship_order(data, order_id):
+    """Ship a paid delivery order with its carrier and tracking number."""
+    view = service.ship_order(actor=current_user(), order_id=order_id, **data)
+    commit()
+    return view
+
+
+@blp.route("/orders/<int:order_id>/deliver", methods=["POST"])
+@require_role("admin")
+@blp.response(200, OrderOut)
+def deliver_order(order_id):
+    """Mark a shipped order delivered."""
+    view = service.deliver_order(actor=current_user(), order_id=order_id)
+    commit()
+    return view

@@ -1,0 +1,152 @@
+"""Request and response schemas of online orders."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from orders.models import CHANNELS, ORDER_STATUSES
+from shop.fields import Id, Identifier, Quantity, Text
+from shop.pagination import PageQuery
+from shop.regions.schemas import RegionCode
+
+MAX_LINES = 50
+SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
+PHONE_PATTERN = r"^\+?[0-9]{5,20}$"
+
+
+class LineIn(Schema):
+    """One product line of a new order."""
+
+    sku = Identifier(required=True, max_length=32, pattern=SKU_PATTERN,
+                     pattern_error="3–32 upper-case letters, digits and dashes.")
+    quantity = Quantity(required=True)
+
+
+class AddressIn(Schema):
+    """A delivery address in a donor-city district (stored encrypted, never logged)."""
+
+    district_code = RegionCode(required=True)
+    detail = Text(required=True, max_length=200)
+    recipient = Text(required=True, max_length=50)
+    phone = Identifier(required=True, max_length=20, case=None, drop_separators=True, pattern=PHONE_PATTERN,
+                       pattern_error="5–20 digits, optionally after '+'.")
+
+
+class OrderCreate(Schema):
+    """A new online order: delivery (address, optional warehouse) or pickup at a store."""
+
+    channel = fields.String(required=True, validate=validate.OneOf(("delivery", "pickup")))
+    store_id = Id()
+    warehouse_id = Id()
+    address = fields.Nested(AddressIn)
+    lines = fields.List(fields.Nested(LineIn), required=True, validate=validate.Length(min=1, max=MAX_LINES))
+
+    @validates_schema
+    def _check_channel(self, data, **_kwargs):
+        """Pickup names a store and nothing else; delivery an address (and maybe a warehouse); SKUs once."""
+        errors: dict = {}
+        if data.get("channel") == "pickup":
+            if "store_id" not in data:
+                errors["store_id"] = ["Required for pickup."]
+            for name in ("address", "warehouse_id"):
+                if name in data:
+                    errors[name] = ["Only for delivery."]
+        elif data.get("channel") == "delivery":
+            if "address" not in data:
+                errors["address"] = ["Required for delivery."]
+            if "store_id" in data:
+                errors["store_id"] = ["Only for pickup."]
+        seen: dict[str, int] = {}
+        for index, line in enumerate(data.get("lines") or []):
+            if line["sku"] in seen:
+                errors.setdefault("lines", {})[str(index)] = {
+                    "sku": [f"Listed already in line {seen[line['sku']]}; give one line per SKU."]}
+            seen.setdefault(line["sku"], index)
+        if errors:
+            raise ValidationError(errors)
+
+
+class ShipIn(Schema):
+    """The carrier and tracking number of a shipped delivery order."""
+
+    carrier = Text(required=True, max_length=40)
+    tracking_number = Identifier(required=True, max_length=64, pattern=r"^[A-Z0-9-]{4,64}$",
+                                 pattern_error="4–64 letters, digits and dashes.")
+
+
+class OrderQuery(PageQuery):
+    """Filters of the order list (a consumer sees its own orders; staff name their store)."""
+
+    store_id = Id(strict=False)
+    status = fields.String(validate=validate.OneOf(ORDER_STATUSES))
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+
+
+class OrderLineOut(Schema):
+    """A line with its snapshotted price and how many units were refunded."""
+
+    id = fields.Integer()
+    sku = fields.String()
+    name = fields.String()
+    quantity = fields.Integer()
+    unit_price_fen = fields.Integer()
+    amount_fen = fields.Integer()
+    refunded_quantity = fields.Integer()
+
+
+class TransitionOut(Schema):
+    """One recorded status change."""
+
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String()
+    actor_id = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+    at = fields.DateTime(attribute="created_at")
+
+
+class TrackingOut(Schema):
+    """Where a shipped order is."""
+
+    carrier = fields.String()
+    tracking_number = fields.String()
+
+
+class StoreRef(Schema):
+    """The pickup store."""
+
+    id = fields.Integer()
+    name = fields.String()
+
+
+def _tracking(order) -> dict | None:
+    """The carrier and tracking number once shipped."""
+    return {"carrier": order.carrier, "tracking_number": order.tracking_number} if order.carrier else None
+
+
+def _payment(view) -> dict | None:
+    """The provider and payment status; the client secret only for the owner of an unpaid order."""
+    if view.payment is None:
+        return None
+    secret = view.payment.client_secret if view.viewer == "owner" and view.status == "pending_payment" else None
+    return {"provider": view.payment.provider, "status": view.payment.status, "client_secret": secret}
+
+
+class OrderOut(Schema):
+    """An order as its owner, its store's staff or an admin sees it (`checkout.service.OrderView`): the pickup
+    code and payment secret only for the owner, the address for the owner and admins (who ship)."""
+
+    id = fields.Integer()
+    channel = fields.String()
+    status = fields.String()
+    total_fen = fields.Integer()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+    paid_at = fields.DateTime(allow_none=True)
+    sale_date = fields.Date(allow_none=True)
+    store = fields.Nested(StoreRef, allow_none=True)
+    pickup_code = fields.Function(lambda v: v.pickup_code if v.viewer == "owner" else None)
+    address = fields.Function(lambda v: v.address if v.viewer in ("owner", "admin") else None)
+    tracking = fields.Function(_tracking)
+    payment = fields.Function(_payment)
+    lines = fields.List(fields.Nested(OrderLineOut))
+    transitions = fields.List(fields.Nested(TransitionOut), attribute="history")
+    impact = fields.Constant(None)

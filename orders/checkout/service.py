@@ -1,0 +1,418 @@
+"""Online orders: checkout with reservations, reads in scope, cancel, ship, deliver, expiry and payment.
+
+Checkout reserves the stock and commits before any provider is called (the view commits between
+`place_order` and `start_payment`), so no stock row is locked across a call to the provider. The
+lots are chosen when the units are reserved (FIFO); a confirmed payment turns the reservation into
+the allocation, or, for an order whose reservation expired, chooses afresh for the whole order.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from catalog import inventory
+from catalog.inventory import Portion, StockRequest
+from catalog.models import Location, Product, Stock
+from orders.locking import lock_order
+from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, Store
+from orders.notify import notify
+from orders.outbox import record_line_paid, sale_date_of
+from orders.payments.provider import get_provider
+from orders.state import record_created, transition
+from shop.auth.models import User
+from shop.db import db, utcnow
+from shop.errors import AppError, Conflict, NotFound, ValidationError
+from shop.pagination import paginate
+from shop.regions.models import Region
+
+log = logging.getLogger(__name__)
+
+PAID_OR_LATER = ("paid", "shipped", "delivered", "fulfilled", "refunded")
+EXPIRY_BATCH = 200
+
+
+class PaymentProviderUnavailable(AppError):
+    """The payment provider could not create the payment; the order was cancelled and its stock released."""
+
+    status, code = 503, "payment_provider_unavailable"
+
+
+@dataclass
+class OrderView:
+    """An order as one caller sees it: `viewer` is owner, admin or staff; with its store, payment, history."""
+
+    order: Order
+    viewer: str
+    store: Store | None = None
+    payment: Payment | None = None
+    history: list[OrderTransition] = field(default_factory=list)
+
+    def __getattr__(self, name: str):
+        """The order's own attributes."""
+        return getattr(self.order, name)
+
+
+# --- checkout ---------------------------------------------------------------------------------------
+
+def _products(lines: list[dict]) -> list[Product]:
+    """The active product of each line, in line order (`product_unavailable` 422 naming the others)."""
+    skus = [line["sku"] for line in lines]
+    found = {p.sku: p for p in db.session.scalars(select(Product).where(Product.sku.in_(skus)))}
+    errors = {str(i): {"sku": ["No product on sale with this SKU."]}
+              for i, sku in enumerate(skus) if sku not in found or found[sku].status != "active"}
+    if errors:
+        raise ValidationError("Some products are not on sale.", code="product_unavailable",
+                              details={"lines": errors})
+    return [found[sku] for sku in skus]
+
+
+def _pickup_store(store_id: int) -> Store:
+    """The active store a pickup order is collected at (`store_unavailable` 422 otherwise)."""
+    store = db.session.get(Store, store_id)
+    if store is None or not store.active:
+        raise ValidationError(f"No open store {store_id}.", code="store_unavailable",
+                              details={"store_id": ["No open store with this id."]})
+    return store
+
+
+def _donor_district(code: str) -> str:
+    """A delivery address's district: a county-level unit of a donor city (`not_a_donor_district` 422)."""
+    region = db.session.get(Region, code)
+    if region is None or region.level != "county" or region.side != "donor":
+        raise ValidationError("We deliver to the districts of the donor cities only.", code="not_a_donor_district",
+                              details={"address": {"district_code": ["Not a district of a donor city."]}})
+    return code
+
+
+def _warehouse(warehouse_id: int) -> Location:
+    """The warehouse a consumer chose (`warehouse_unavailable` 422 if it is not one)."""
+    location = db.session.get(Location, warehouse_id)
+    if location is None or location.kind != "warehouse":
+        raise ValidationError(f"No warehouse {warehouse_id}.", code="warehouse_unavailable",
+                              details={"warehouse_id": ["No warehouse with this id."]})
+    return location
+
+
+def _short(products: list[Product], details: dict) -> Conflict:
+    """`insufficient_stock` naming the short lines by SKU, from the inventory's details."""
+    skus = {p.id: p.sku for p in products}
+    short = [{"sku": skus[item["product_id"]], "requested": item["requested"], "available": item["available"]}
+             for item in details.get("lines", [])]
+    return Conflict("Not enough stock for these lines.", code="insufficient_stock", details={"lines": short})
+
+
+def _reserve_at(location_id: int, products: list[Product], lines: list[dict]) -> list[list[Portion]]:
+    """Reserve every line at one location, all or nothing (`insufficient_stock` 409 with the short lines)."""
+    requests = [StockRequest(p.id, line["quantity"]) for p, line in zip(products, lines, strict=True)]
+    try:
+        return inventory.reserve_lines(location_id=location_id, lines=requests)
+    except Conflict as exc:
+        if exc.code != "insufficient_stock":
+            raise
+        raise _short(products, exc.details) from exc
+
+
+def _reserve_from_a_warehouse(products: list[Product], lines: list[dict]) -> tuple[int, list[list[Portion]]]:
+    """Reserve the whole order at the first warehouse (by id) that can fill it; never split. Warehouses are
+    tried in id order from a live read of what they hold, each attempt in a savepoint."""
+    wanted = {p.id: line["quantity"] for p, line in zip(products, lines, strict=True)}
+    rows = db.session.execute(
+        select(Location.id, Stock.product_id, func.sum(Stock.on_hand - Stock.reserved))
+        .join(Stock, (Stock.location_id == Location.id) & Stock.product_id.in_(list(wanted)), isouter=True)
+        .where(Location.kind == "warehouse").group_by(Location.id, Stock.product_id).order_by(Location.id)).all()
+    held: dict[int, dict[int, int]] = {}
+    for location_id, product_id, units in rows:
+        held.setdefault(location_id, {})
+        if product_id is not None:
+            held[location_id][product_id] = int(units or 0)
+    for location_id, units in held.items():
+        if all(units.get(pid, 0) >= qty for pid, qty in wanted.items()):
+            try:
+                with db.session.begin_nested():
+                    return location_id, _reserve_at(location_id, products, lines)
+            except Conflict as exc:
+                if exc.code != "insufficient_stock":
+                    raise
+    best = max(held.values(), key=lambda u: sum(u.get(pid, 0) >= q for pid, q in wanted.items()), default={})
+    raise _short(products, {"lines": [
+        {"product_id": p.id, "requested": line["quantity"], "available": best.get(p.id, 0)}
+        for p, line in zip(products, lines, strict=True) if best.get(p.id, 0) < line["quantity"]]})
+
+
+def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int | None = None,
+                warehouse_id: int | None = None, address: dict | None = None) -> Order:
+    """Create a pending order with its prices and rates snapshotted and its stock reserved until `expires_at`."""
+    products = _products(lines)
+    store = None
+    if channel == "pickup":
+        store = _pickup_store(store_id)
+        donor_code = store.district_code
+        location_id, portions = store.location_id, _reserve_at(store.location_id, products, lines)
+    else:
+        donor_code = _donor_district(address["district_code"])
+        if warehouse_id is not None:
+            location_id = _warehouse(warehouse_id).id
+            portions = _reserve_at(location_id, products, lines)
+        else:
+            location_id, portions = _reserve_from_a_warehouse(products, lines)
+    seconds = current_app.config.get("ORDER_RESERVATION_SECONDS", 900)
+    order = Order(channel=channel, status="pending_payment", consumer_id=actor.id,
+                  store_id=store.id if store else None, location_id=location_id, donor_code=donor_code,
+                  total_fen=sum(p.price_fen * line["quantity"] for p, line in zip(products, lines, strict=True)),
+                  expires_at=utcnow() + timedelta(seconds=seconds), payment_method="stripe", created_by=actor.id)
+    order.address = address
+    for product, line, reserved in zip(products, lines, portions, strict=True):
+        order.lines.append(OrderLine(
+            product_id=product.id, sku=product.sku, name=product.name, supplier_id=product.supplier_id,
+            county_code=product.county_code, quantity=line["quantity"], unit_price_fen=product.price_fen,
+            platform_fee_bp=product.platform_fee_bp, store_commission_bp=product.store_commission_bp,
+            household_premium_bp=product.household_premium_bp, dividend_bp=product.dividend_bp,
+            allocations=[Allocation(location_id=p.location_id, lot_id=p.lot_id, quantity=p.quantity,
+                                    state="reserved") for p in reserved]))
+    db.session.add(order)
+    db.session.flush()
+    record_created(order, actor_id=actor.id)
+    return order
+
+
+def start_payment(*, order_id: int) -> Payment:
+    """Create the order's PaymentIntent (idempotent by order id) and record it; call only once the
+    reservation has committed. `PaymentProviderUnavailable` if the provider fails."""
+    existing = db.session.scalar(select(Payment).where(Payment.order_id == order_id).order_by(Payment.id.desc()))
+    if existing is not None:
+        return existing
+    order = db.session.get(Order, order_id)
+    provider = get_provider()
+    try:
+        intent = provider.create_intent(order_id=order.id, amount_fen=order.total_fen)
+    except Exception as exc:  # noqa: BLE001 - any provider failure: the caller cancels the order
+        log.warning("payment provider %s failed for order %s: %s", provider.name, order_id, type(exc).__name__)
+        raise PaymentProviderUnavailable("The payment provider is unavailable; nothing was charged. "
+                                         "Please try again.") from exc
+    payment = Payment(order_id=order.id, provider=provider.name, intent_id=intent.id,
+                      client_secret=intent.client_secret, amount_fen=intent.amount_fen, status="created")
+    db.session.add(payment)
+    db.session.flush()
+    return payment
+
+
+def _portions(order: Order, state: str) -> list[tuple[Allocation, Portion]]:
+    """The order's allocations in `state`, each with its stock portion."""
+    return [(a, Portion(a.location_id, a.lot_id, line.product_id, a.quantity))
+            for line in order.lines for a in line.allocations if a.state == state]
+
+
+def _release(order: Order) -> None:
+    """Give the order's reserved units back to the stock."""
+    held = _portions(order, "reserved")
+    if held:
+        inventory.release(portions=[p for _, p in held])
+    for allocation, _ in held:
+        allocation.state = "released"
+    db.session.flush()
+
+
+def abandon_order(*, order_id: int, reason: str) -> Order:
+    """Cancel a pending order whose payment could not be started, releasing its stock."""
+    order = lock_order(order_id)
+    if order.status == "pending_payment":
+        _release(order)
+        transition(order, "cancelled", actor_id=None, reason=reason)
+    return order
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+def _viewer(actor: User, order: Order) -> str:
+    """How `actor` relates to `order`: owner, admin or staff."""
+    if order.consumer_id == actor.id:
+        return "owner"
+    return "admin" if actor.role == "admin" else "staff"
+
+
+def _in_scope(actor: User, order: Order | None) -> bool:
+    """Admins see every order, consumers their own, store staff their store's."""
+    if order is None:
+        return False
+    if actor.role == "admin":
+        return True
+    if actor.role == "store_staff":
+        return actor.store_id is not None and order.store_id == actor.store_id
+    return order.consumer_id == actor.id
+
+
+def _views(orders: list[Order], actor: User) -> list[OrderView]:
+    """Views of `orders` for `actor`, with their stores, latest payments and histories (three queries)."""
+    ids = [o.id for o in orders]
+    store_ids = {o.store_id for o in orders if o.store_id}
+    stores = {s.id: s for s in db.session.scalars(select(Store).where(Store.id.in_(store_ids)))} if store_ids else {}
+    payments = {p.order_id: p for p in db.session.scalars(
+        select(Payment).where(Payment.order_id.in_(ids)).order_by(Payment.id))} if ids else {}
+    history: dict[int, list[OrderTransition]] = {}
+    for row in (db.session.scalars(select(OrderTransition).where(OrderTransition.order_id.in_(ids))
+                                   .order_by(OrderTransition.id)) if ids else []):
+        history.setdefault(row.order_id, []).append(row)
+    return [OrderView(order=o, viewer=_viewer(actor, o), store=stores.get(o.store_id), payment=payments.get(o.id),
+                      history=history.get(o.id, [])) for o in orders]
+
+
+def view_order(*, actor: User, order: Order) -> OrderView:
+    """The view of one order for `actor`."""
+    return _views([order], actor)[0]
+
+
+def get_order_for(*, actor: User, order_id: int) -> Order:
+    """The order if `actor` may see it (`order_not_found` 404 otherwise)."""
+    order = db.session.get(Order, order_id)
+    if not _in_scope(actor, order):
+        raise NotFound(f"No order {order_id}.", code="order_not_found")
+    return order
+
+
+def read_order(*, actor: User, order_id: int) -> OrderView:
+    """One order as `actor` may see it."""
+    return view_order(actor=actor, order=get_order_for(actor=actor, order_id=order_id))
+
+
+def list_orders(*, actor: User, limit: int, cursor: str | None, store_id: int | None = None,
+                status: str | None = None, channel: str | None = None) -> dict:
+    """A page of the orders `actor` may see, newest first: a consumer's own, a store's (staff name their
+    store: another store is `store_not_found` 404), or any (admins, with filters)."""
+    query = select(Order)
+    if actor.role == "consumer":
+        query = query.where(Order.consumer_id == actor.id)
+    elif actor.role == "store_staff":
+        if store_id is None or store_id != actor.store_id:
+            raise NotFound(f"No store {store_id}.", code="store_not_found")
+    if store_id is not None:
+        query = query.where(Order.store_id == store_id)
+    if status:
+        query = query.where(Order.status == status)
+    if channel:
+        query = query.where(Order.channel == channel)
+    page = paginate(query, keys=[Order.id], limit=limit, cursor=cursor)
+    return {**page, "items": _views(page["items"], actor)}
+
+
+# --- changes ----------------------------------------------------------------------------------------
+
+def _locked_in_scope(actor: User, order_id: int) -> Order:
+    """The order locked for a change, if `actor` may see it (`order_not_found` 404 otherwise)."""
+    get_order_for(actor=actor, order_id=order_id)
+    return lock_order(order_id)
+
+
+def cancel_order(*, actor: User, order_id: int) -> OrderView:
+    """Cancel an unpaid order (its owner or an admin), releasing its reservation (`invalid_transition` 409)."""
+    order = _locked_in_scope(actor, order_id)
+    transition(order, "cancelled", actor_id=actor.id,
+               reason="cancelled by the buyer" if order.consumer_id == actor.id else "cancelled by an admin")
+    _release(order)
+    return view_order(actor=actor, order=order)
+
+
+def ship_order(*, actor: User, order_id: int, carrier: str, tracking_number: str) -> OrderView:
+    """Mark a paid delivery order shipped with its carrier and tracking number, and tell the buyer."""
+    order = _locked_in_scope(actor, order_id)
+    if order.channel != "delivery":
+        raise Conflict(f"Order {order_id} is collected at a store, not shipped.", code="not_a_delivery_order",
+                       details={"channel": order.channel})
+    transition(order, "shipped", actor_id=actor.id)
+    order.carrier, order.tracking_number = carrier, tracking_number
+    db.session.flush()
+    notify(kind="shipped", order_id=order.id)
+    return view_order(actor=actor, order=order)
+
+
+def deliver_order(*, actor: User, order_id: int) -> OrderView:
+    """Mark a shipped delivery order delivered."""
+    order = _locked_in_scope(actor, order_id)
+    transition(order, "delivered", actor_id=actor.id)
+    return view_order(actor=actor, order=order)
+
+
+def expire_reservations(*, now: datetime | None = None, batch: int = EXPIRY_BATCH) -> int:
+    """Expire unpaid orders past `expires_at` (a batch; rows another worker holds are skipped), releasing
+    their stock; how many expired."""
+    now = now or utcnow()
+    ids = db.session.scalars(
+        select(Order.id).where(Order.status == "pending_payment", Order.expires_at < now)
+        .order_by(Order.id).limit(batch).with_for_update(skip_locked=True)).all()
+    expired = 0
+    for order_id in ids:
+        order = lock_order(order_id)
+        if order.status != "pending_payment" or order.expires_at >= now:
+            continue
+        _release(order)
+        transition(order, "expired", actor_id=None, reason="reservation expired")
+        expired += 1
+    return expired
+
+
+# --- payment ----------------------------------------------------------------------------------------
+
+def _new_pickup_code(store_id: int) -> str:
+    """A 6-digit code unique among the store's paid pickup orders waiting to be collected."""
+    while True:
+        code = f"{secrets.randbelow(10**6):06d}"
+        taken = db.session.scalar(select(Order.id).where(Order.store_id == store_id, Order.pickup_code == code,
+                                                         Order.status == "paid", Order.channel == "pickup"))
+        if taken is None:
+            return code
+
+
+def _allocate_afresh(order: Order) -> bool:
+    """Reserve and allocate the whole order again at its location, FIFO now (an expired reservation);
+    False, with nothing changed, if the stock no longer allows it."""
+    requests = [StockRequest(line.product_id, line.quantity) for line in order.lines]
+    try:
+        with db.session.begin_nested():
+            portions = inventory.reserve_lines(location_id=order.location_id, lines=requests)
+            inventory.allocate(portions=[p for line in portions for p in line])
+    except Conflict as exc:
+        if exc.code != "insufficient_stock":
+            raise
+        return False
+    for line, taken in zip(order.lines, portions, strict=True):
+        for portion in taken:
+            line.allocations.append(Allocation(location_id=portion.location_id, lot_id=portion.lot_id,
+                                               quantity=portion.quantity, state="allocated"))
+    return True
+
+
+def confirm_payment(*, order_id: int, intent_id: str, amount_fen: int, paid_at: datetime) -> str:
+    """Record a provider's confirmed payment of an order (called inside the event processor's transaction):
+    "paid" (units allocated, outbox rows written), "already_paid", or "unallocatable" (nothing changed:
+    a wrong amount, a cancelled order, or an expired one whose stock is gone — the caller refunds it)."""
+    order = lock_order(order_id)
+    if order.status in PAID_OR_LATER:
+        return "already_paid"
+    if amount_fen != order.total_fen:
+        log.warning("payment %s for order %s is %s fen, the order is %s fen: not allocated",
+                    intent_id, order_id, amount_fen, order.total_fen)
+        return "unallocatable"
+    if order.status == "pending_payment":
+        held = _portions(order, "reserved")
+        inventory.allocate(portions=[p for _, p in held])
+        for allocation, _ in held:
+            allocation.state = "allocated"
+    elif order.status != "expired" or not _allocate_afresh(order):
+        return "unallocatable"
+    order.paid_at, order.sale_date = paid_at, sale_date_of(paid_at)
+    transition(order, "paid", actor_id=None, reason=f"payment {intent_id}")
+    payment = db.session.scalar(select(Payment).where(Payment.intent_id == intent_id))
+    if payment is not None and payment.order_id == order.id:
+        payment.status, payment.succeeded_at = "succeeded", paid_at
+    if order.channel == "pickup":
+        order.pickup_code = _new_pickup_code(order.store_id)
+    db.session.flush()
+    for line in order.lines:
+        record_line_paid(order=order, line=line, occurred_at=paid_at)
+    if order.channel == "pickup":
+        notify(kind="pickup_ready", order_id=order.id)
+    return "paid"

@@ -1,0 +1,311 @@
+"""Checkout: reservations, validation, reads in scope, cancel, ship and deliver (SQLite)."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from catalog.models import Stock
+from orders.models import Allocation, Order, OrderTransition, Payment
+from shop.db import db
+from tests.orders.checkout.conftest import ADDRESS, delivery_body, last_user, pickup_body
+
+
+def _stock(location_id: int) -> tuple[int, int]:
+    """(on hand, reserved) summed over a location."""
+    db.session.expire_all()
+    return tuple(db.session.execute(select(func.sum(Stock.on_hand), func.sum(Stock.reserved))
+                                    .where(Stock.location_id == location_id)).one())
+
+
+def test_delivery_order_reserves_snapshots_and_returns_the_client_secret(client, login, world):
+    headers = login("consumer")
+    response = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 3), (world["b"].sku, 2)),
+                           headers=headers)
+
+    assert response.status_code == 201, response.json
+    body = response.json
+    assert body["status"] == "pending_payment"
+    assert body["total_fen"] == 3 * 1250 + 2 * 800
+    assert body["payment"]["provider"] == "sandbox"
+    assert body["payment"]["client_secret"].startswith("pi_")
+    assert body["expires_at"] and body["impact"] is None
+    assert [t["to_status"] for t in body["transitions"]] == ["pending_payment"]
+    assert body["address"] == ADDRESS
+    order = db.session.get(Order, body["id"])
+    assert order.location_id == world["warehouse"].id and order.donor_code == "440604"
+    assert "13800000000" not in order.address_enc
+    line = order.lines[0]
+    assert (line.unit_price_fen, line.platform_fee_bp, line.store_commission_bp) == (1250, 500, 800)
+    assert sum(a.quantity for a in line.allocations if a.state == "reserved") == 3
+    assert _stock(world["warehouse"].id) == (20, 5)
+    assert db.session.scalar(select(Payment.intent_id).where(Payment.order_id == order.id)).startswith("pi_")
+
+
+def test_a_changed_price_does_not_change_the_order(client, login, world):
+    headers = login("consumer")
+    order_id = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers).json["id"]
+    world["a"].price_fen = 9999
+    db.session.commit()
+
+    assert client.get(f"/api/v1/orders/{order_id}", headers=headers).json["lines"][0]["unit_price_fen"] == 1250
+
+
+def test_pickup_reserves_at_the_store_only(client, login, world):
+    headers = login("consumer")
+    store = world["store"]
+
+    short = client.post("/api/v1/orders", json=pickup_body(store.id, (world["a"].sku, 6)), headers=headers)
+    assert short.status_code == 409
+    assert short.json["error"]["code"] == "insufficient_stock"
+    assert short.json["error"]["details"]["lines"] == [{"sku": world["a"].sku, "requested": 6, "available": 5}]
+
+    ok = client.post("/api/v1/orders", json=pickup_body(store.id, (world["a"].sku, 5)), headers=headers)
+    assert ok.status_code == 201
+    assert ok.json["store"] == {"id": store.id, "name": store.name}
+    assert db.session.get(Order, ok.json["id"]).donor_code == store.district_code
+    assert _stock(store.location_id) == (5, 5)
+    assert _stock(world["warehouse"].id) == (20, 0)
+
+
+def test_short_stock_names_the_short_lines_and_reserves_nothing(client, login, world):
+    headers = login("consumer")
+    response = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 2), (world["b"].sku, 11)),
+                           headers=headers)
+
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "insufficient_stock"
+    assert response.json["error"]["details"]["lines"] == [{"sku": world["b"].sku, "requested": 11, "available": 10}]
+    assert _stock(world["warehouse"].id) == (20, 0)
+    assert db.session.scalar(select(func.count(Order.id))) == 0
+
+
+def test_delivery_takes_the_first_warehouse_that_fills_the_whole_order(client, login, world):
+    from tests.catalog.factories import LocationFactory, make_lot
+
+    second = LocationFactory()
+    make_lot(world["a"], second, quantity=50)
+    make_lot(world["b"], second, quantity=50)
+    db.session.commit()
+    headers = login("consumer")
+
+    # the first warehouse holds 10 of each: 12 of A fits only the second one; no split order
+    response = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 12), (world["b"].sku, 1)),
+                           headers=headers)
+    assert response.status_code == 201
+    assert db.session.get(Order, response.json["id"]).location_id == second.id
+    small = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
+    assert db.session.get(Order, small.json["id"]).location_id == world["warehouse"].id
+
+
+def test_a_chosen_warehouse_is_used_or_refused(client, login, world):
+    headers = login("consumer")
+    chosen = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1),
+                                                               warehouse_id=world["warehouse"].id), headers=headers)
+    assert chosen.status_code == 201
+    store_location = client.post("/api/v1/orders", headers=headers, json=delivery_body(
+        (world["a"].sku, 1), warehouse_id=world["store"].location_id))
+    assert store_location.status_code == 422
+    assert store_location.json["error"]["code"] == "warehouse_unavailable"
+
+
+def test_checkout_validation(client, login, world):
+    headers = login("consumer")
+    sku = world["a"].sku
+    cases = [
+        ({"channel": "pickup", "lines": [{"sku": sku, "quantity": 1}]}, "store_id"),
+        (delivery_body((sku, 1), store_id=world["store"].id), "store_id"),
+        ({"channel": "delivery", "lines": [{"sku": sku, "quantity": 1}]}, "address"),
+        (delivery_body((sku, 1), (sku.lower(), 2)), "lines"),
+        (delivery_body((sku, 0)), "lines"),
+        (delivery_body((sku, 1_000_001)), "lines"),
+        (delivery_body(*[(f"SKU-{i:03d}", 1) for i in range(51)]), "lines"),
+        ({**delivery_body((sku, 1)), "total_fen": 1}, "total_fen"),
+    ]
+    for body, field in cases:
+        response = client.post("/api/v1/orders", json=body, headers=headers)
+        assert response.status_code == 422, (body, response.json)
+        assert field in response.json["error"]["details"].get("json", response.json["error"]["details"]), body
+
+
+def test_unknown_or_inactive_products_are_refused(client, login, world):
+    headers = login("consumer")
+    world["b"].status = "draft"
+    db.session.commit()
+    response = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1), (world["b"].sku, 1),
+                                                                ("NO-SUCH-SKU", 1)), headers=headers)
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "product_unavailable"
+    assert set(response.json["error"]["details"]["lines"]) == {"1", "2"}
+
+
+def test_delivery_only_to_donor_districts(client, login, world):
+    headers = login("consumer")
+    response = client.post("/api/v1/orders", headers=headers, json=delivery_body(
+        (world["a"].sku, 1), address={**ADDRESS, "district_code": "513431"}))
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "not_a_donor_district"
+
+
+def test_pickup_needs_an_open_store(client, login, world):
+    headers = login("consumer")
+    world["store"].active = False
+    db.session.commit()
+    response = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)),
+                           headers=headers)
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "store_unavailable"
+    missing = client.post("/api/v1/orders", json=pickup_body(999999, (world["a"].sku, 1)), headers=headers)
+    assert missing.json["error"]["code"] == "store_unavailable"
+
+
+def test_only_consumers_place_orders(client, login, world):
+    response = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=login("admin"))
+    assert response.status_code == 403
+
+
+def test_the_same_idempotency_key_returns_the_first_response(client, login, world):
+    headers = {**login("consumer"), "Idempotency-Key": "checkout-1"}
+    body = delivery_body((world["a"].sku, 2))
+    first = client.post("/api/v1/orders", json=body, headers=headers)
+    again = client.post("/api/v1/orders", json=body, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert db.session.scalar(select(func.count(Order.id))) == 1
+    other = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 3)), headers=headers)
+    assert other.status_code == 409
+    assert other.json["error"]["code"] == "idempotency_key_reused"
+
+
+def test_provider_failure_cancels_and_releases_and_frees_the_key(client, login, world, monkeypatch):
+    from orders.payments.sandbox import SandboxProvider
+
+    def broken(self, **_kwargs):
+        raise ConnectionError("down")
+
+    monkeypatch.setattr(SandboxProvider, "create_intent", broken)
+    headers = {**login("consumer"), "Idempotency-Key": "checkout-down"}
+    body = delivery_body((world["a"].sku, 4))
+    response = client.post("/api/v1/orders", json=body, headers=headers)
+
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "payment_provider_unavailable"
+    order = db.session.scalar(select(Order))
+    db.session.refresh(order)
+    assert order.status == "cancelled"
+    assert _stock(world["warehouse"].id) == (20, 0)
+    assert {a.state for a in db.session.scalars(select(Allocation))} == {"released"}
+
+    monkeypatch.undo()
+    retry = client.post("/api/v1/orders", json=body, headers=headers)
+    assert retry.status_code == 201
+    assert retry.json["id"] != order.id
+
+
+def test_consumers_read_their_own_orders_only(client, login, world):
+    alice = login("consumer")
+    order_id = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)),
+                           headers=alice).json["id"]
+    bob = login("consumer")
+
+    assert client.get(f"/api/v1/orders/{order_id}", headers=bob).status_code == 404
+    assert client.get(f"/api/v1/orders/{order_id}", headers=bob).json["error"]["code"] == "order_not_found"
+    assert client.get("/api/v1/orders", headers=bob).json["items"] == []
+    assert [o["id"] for o in client.get("/api/v1/orders", headers=alice).json["items"]] == [order_id]
+    assert client.post(f"/api/v1/orders/{order_id}/cancel", headers=bob).status_code == 404
+
+
+def test_pickup_code_only_for_the_owner(client, login, world):
+    from orders.checkout.service import confirm_payment
+    from shop.db import utcnow
+
+    alice = login("consumer")
+    order_id = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)),
+                           headers=alice).json["id"]
+    order = db.session.get(Order, order_id)
+    assert confirm_payment(order_id=order_id, intent_id="pi_x", amount_fen=order.total_fen, paid_at=utcnow()) == "paid"
+    db.session.commit()
+
+    owner_view = client.get(f"/api/v1/orders/{order_id}", headers=alice).json
+    assert len(owner_view["pickup_code"]) == 6 and owner_view["pickup_code"].isdigit()
+    assert owner_view["payment"]["client_secret"] is None
+    staff = login("store_staff", store_id=world["store"].id)
+    staff_view = client.get(f"/api/v1/orders/{order_id}", headers=staff).json
+    assert staff_view["pickup_code"] is None and staff_view["status"] == "paid"
+    admin_view = client.get(f"/api/v1/orders/{order_id}", headers=login("admin")).json
+    assert admin_view["pickup_code"] is None
+
+
+def test_store_staff_list_their_store_only(client, login, world):
+    from tests.orders.factories import StoreFactory
+
+    alice = login("consumer")
+    client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)), headers=alice)
+    client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=alice)
+    staff = login("store_staff", store_id=world["store"].id)
+
+    mine = client.get(f"/api/v1/orders?store_id={world['store'].id}", headers=staff)
+    assert mine.status_code == 200 and len(mine.json["items"]) == 1
+    other = StoreFactory()
+    db.session.commit()
+    refused = client.get(f"/api/v1/orders?store_id={other.id}", headers=staff)
+    assert refused.status_code == 404 and refused.json["error"]["code"] == "store_not_found"
+    assert client.get("/api/v1/orders", headers=staff).status_code == 404
+    assert len(client.get("/api/v1/orders?channel=delivery", headers=login("admin")).json["items"]) == 1
+
+
+def test_cancel_releases_the_reservation_and_only_once(client, login, world):
+    headers = login("consumer")
+    order_id = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 4)), headers=headers).json["id"]
+
+    response = client.post(f"/api/v1/orders/{order_id}/cancel", headers=headers)
+    assert response.status_code == 200
+    assert response.json["status"] == "cancelled"
+    assert [t["to_status"] for t in response.json["transitions"]] == ["pending_payment", "cancelled"]
+    assert response.json["transitions"][1]["actor_id"] == last_user().id
+    assert _stock(world["warehouse"].id) == (20, 0)
+    again = client.post(f"/api/v1/orders/{order_id}/cancel", headers=headers)
+    assert again.status_code == 409 and again.json["error"]["code"] == "invalid_transition"
+
+
+def test_paid_orders_cannot_be_cancelled_but_ship_and_deliver(client, login, world):
+    from orders.checkout.service import confirm_payment
+    from shop.db import utcnow
+
+    headers = login("consumer")
+    order_id = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 2)), headers=headers).json["id"]
+    admin = login("admin")
+    early = client.post(f"/api/v1/orders/{order_id}/ship", json={"carrier": "顺丰", "tracking_number": "SF123456"},
+                        headers=admin)
+    assert early.status_code == 409 and early.json["error"]["code"] == "invalid_transition"
+    confirm_payment(order_id=order_id, intent_id="pi_x", amount_fen=2500, paid_at=utcnow())
+    db.session.commit()
+
+    assert client.post(f"/api/v1/orders/{order_id}/cancel", headers=headers).status_code == 409
+    assert client.post(f"/api/v1/orders/{order_id}/ship", json={"carrier": "顺丰", "tracking_number": "sf123456"},
+                       headers=headers).status_code == 403
+    shipped = client.post(f"/api/v1/orders/{order_id}/ship", json={"carrier": "顺丰", "tracking_number": "sf123456"},
+                          headers=admin)
+    assert shipped.status_code == 200
+    assert shipped.json["tracking"] == {"carrier": "顺丰", "tracking_number": "SF123456"}
+    delivered = client.post(f"/api/v1/orders/{order_id}/deliver", headers=admin)
+    assert delivered.json["status"] == "delivered"
+    history = db.session.scalars(select(OrderTransition.to_status).where(OrderTransition.order_id == order_id)
+                                 .order_by(OrderTransition.id)).all()
+    assert history == ["pending_payment", "paid", "shipped", "delivered"]
+    assert client.get(f"/api/v1/orders/{order_id}", headers=headers).json["tracking"]["carrier"] == "顺丰"
+
+
+def test_pickup_orders_are_not_shipped(client, login, world):
+    from orders.checkout.service import confirm_payment
+    from shop.db import utcnow
+
+    headers = login("consumer")
+    order = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)),
+                        headers=headers).json
+    confirm_payment(order_id=order["id"], intent_id="pi_x", amount_fen=order["total_fen"], paid_at=utcnow())
+    db.session.commit()
+    response = client.post(f"/api/v1/orders/{order['id']}/ship", headers=login("admin"),
+                           json={"carrier": "顺丰", "tracking_number": "SF123456"})
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "not_a_delivery_order"
