@@ -1,0 +1,85 @@
+"""Routes: refunds of paid orders, and after-sales requests (asked, listed, approved, rejected)."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from orders.refunds import service
+from orders.refunds.schemas import (
+    AfterSalesApprove,
+    AfterSalesCreate,
+    AfterSalesOut,
+    AfterSalesReject,
+    RefundCreate,
+    RefundOut,
+)
+from shop.auth.security import current_user, require_role
+from shop.db import commit
+from shop.idempotency import idempotent
+from shop.pagination import PageQuery, page_schema
+
+blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds and after-sales requests")
+
+
+@blp.route("/orders/<int:order_id>/refunds")
+class OrderRefunds(MethodView):
+    @require_role("admin", "store_staff", "consumer")
+    @blp.arguments(PageQuery, location="query")
+    @blp.response(200, page_schema(RefundOut))
+    def get(self, query, order_id):
+        """List an order's refunds."""
+        return service.list_refunds(actor=current_user(), order_id=order_id, **query)
+
+    @require_role("admin", "store_staff")
+    @idempotent
+    @blp.arguments(RefundCreate)
+    @blp.response(201, RefundOut)
+    def post(self, data, order_id):
+        """Refund units of a paid order (admin; store staff: their store's sales of a shift still open)."""
+        refund = service.create_refund(actor=current_user(), order_id=order_id, **data)
+        commit()
+        return refund
+
+
+@blp.route("/orders/<int:order_id>/after-sales")
+class OrderAfterSales(MethodView):
+    @require_role("admin", "store_staff", "consumer")
+    @blp.arguments(PageQuery, location="query")
+    @blp.response(200, page_schema(AfterSalesOut))
+    def get(self, query, order_id):
+        """List an order's after-sales requests and their outcomes."""
+        return service.list_after_sales(actor=current_user(), order_id=order_id, **query)
+
+    @require_role("consumer")
+    @idempotent
+    @blp.arguments(AfterSalesCreate)
+    @blp.response(201, AfterSalesOut)
+    def post(self, data, order_id):
+        """Ask for a refund of delivered or collected units, within 7 days."""
+        request = service.request_after_sales(actor=current_user(), order_id=order_id, **data)
+        commit()
+        return request
+
+
+@blp.route("/after-sales/<int:request_id>/approve")
+class ApproveAfterSales(MethodView):
+    @require_role("admin", "store_staff")
+    @blp.arguments(AfterSalesApprove)
+    @blp.response(200, AfterSalesOut)
+    def post(self, data, request_id):
+        """Approve a request: its units are refunded."""
+        request = service.approve_after_sales(actor=current_user(), request_id=request_id, **data)
+        commit()
+        return request
+
+
+@blp.route("/after-sales/<int:request_id>/reject")
+class RejectAfterSales(MethodView):
+    @require_role("admin", "store_staff")
+    @blp.arguments(AfterSalesReject)
+    @blp.response(200, AfterSalesOut)
+    def post(self, data, request_id):
+        """Reject a request with a reason the consumer sees."""
+        request = service.reject_after_sales(actor=current_user(), request_id=request_id, **data)
+        commit()
+        return request

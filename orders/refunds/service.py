@@ -1,0 +1,369 @@
+"""Refunds and after-sales requests.
+
+Every refund takes the order lock first, gives units back off each line's allocations in reverse
+allocation order, puts units marked resellable back on the shelf (the allocation's location and
+lot), writes one `line_refunded` outbox event per line (and a `refund_remainder` for what an
+amount refund leaves below one unit's price), and moves a fully refunded order to `refunded`, all
+in the caller's transaction.
+
+Online orders are refunded at the payment provider once the refund row exists (its id keys the
+provider's idempotency), before any stock row is touched and while the order lock is held; the
+provider's refund id is stored on the row, so a `charge.refunded` event for it, processed under
+the same lock, finds it known (`record_provider_refund` returns None) and is never reversed twice.
+
+Who may refund: admins any paid order; store staff only their own store's sales made in a shift
+that is still open (`refund_outside_shift` 403 otherwise: after the shift closes, an admin
+refunds). After-sales requests: the consumer who owns a delivered or collected order, within
+7 days of that transition; admins, or the staff of the order's store, approve or reject them.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from catalog import inventory
+from orders.locking import lock_order
+from orders.models import (
+    AfterSalesRequest,
+    Allocation,
+    Order,
+    OrderLine,
+    OrderTransition,
+    OutboxEvent,
+    Payment,
+    Refund,
+    RefundLine,
+    Shift,
+)
+from orders.notify import notify
+from orders.outbox import allocation_payload, record_event
+from orders.payments.provider import get_provider
+from orders.state import can_transition, transition
+from shop.auth.models import User
+from shop.db import db, utcnow
+from shop.errors import AppError, Conflict, Forbidden, NotFound
+from shop.pagination import paginate
+
+log = logging.getLogger(__name__)
+
+REFUNDABLE = ("paid", "shipped", "delivered", "fulfilled")
+AFTER_SALES_STATUSES = ("delivered", "fulfilled")
+AFTER_SALES_WINDOW = timedelta(days=7)
+PROVIDER_METHODS = ("stripe",)  # payment methods whose money goes back through the payment provider
+PROVIDER_REASON = "Refunded at the payment provider."
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """Units of one order line to give back, and whether they can go back on the shelf."""
+
+    line_id: int
+    quantity: int
+    resellable: bool = False
+
+
+class ProviderUnavailable(AppError):
+    """The payment provider did not refund: nothing was written."""
+
+    status, code = 502, "payment_provider_unavailable"
+
+
+# --- scope ------------------------------------------------------------------------------------------
+
+def _in_scope(order: Order, actor: User) -> bool:
+    """Whether `actor` may see `order`: admins any, staff their store's, consumers their own."""
+    if actor.role == "admin":
+        return True
+    if actor.role == "store_staff":
+        return order.store_id is not None and order.store_id == actor.store_id
+    return actor.role == "consumer" and order.consumer_id == actor.id
+
+
+def _order_for(actor: User, order_id: int, *, lock: bool) -> Order:
+    """The order if `actor` may see it (locked if asked), else `order_not_found` 404."""
+    order = lock_order(order_id) if lock else db.session.get(Order, order_id)
+    if order is None or not _in_scope(order, actor):
+        raise NotFound(f"No order {order_id}.", code="order_not_found")
+    return order
+
+
+def _check_staff_shift(order: Order) -> None:
+    """Store staff refund only sales of a shift that is still open (`refund_outside_shift` 403)."""
+    shift = db.session.get(Shift, order.shift_id) if order.shift_id else None
+    if shift is None or shift.closed_at is not None:
+        raise Forbidden("Store staff refund only sales of a shift that is still open; ask an admin.",
+                        code="refund_outside_shift", details={"shift_id": order.shift_id})
+
+
+# --- units ------------------------------------------------------------------------------------------
+
+def _fresh_lines(order: Order) -> list[OrderLine]:
+    """The order's lines and their allocations as committed now (read after the order lock)."""
+    lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+                               .execution_options(populate_existing=True)).all()
+    db.session.scalars(select(Allocation).where(Allocation.order_line_id.in_([line.id for line in lines]))
+                       .execution_options(populate_existing=True)).all()
+    return list(lines)
+
+
+def _still_sold(line: OrderLine) -> int:
+    """Units of a line sold and not yet refunded."""
+    return line.quantity - line.refunded_quantity
+
+
+def _checked(order: Order, requests: Sequence[RefundRequest]) -> dict[int, OrderLine]:
+    """The order's lines by id, once every request names one of them and at most its units still sold."""
+    lines = {line.id: line for line in _fresh_lines(order)}
+    for request in requests:
+        line = lines.get(request.line_id)
+        if line is None:
+            raise NotFound(f"Order {order.id} has no line {request.line_id}.", code="order_line_not_found",
+                           details={"line_id": request.line_id})
+        if request.quantity > _still_sold(line):
+            raise Conflict(f"Line {line.id} has only {_still_sold(line)} units still sold.",
+                           code="refund_exceeds_sold",
+                           details={"line_id": line.id, "requested": request.quantity,
+                                    "refundable": _still_sold(line)})
+    return lines
+
+
+def refund_units(*, order: Order, refund: Refund, requests: Sequence[RefundRequest],
+                 occurred_at: datetime) -> list[OutboxEvent]:
+    """Give back units of the locked order's lines for `refund`: allocations in reverse order, stock for
+    resellable units, a refund line and a `line_refunded` event per line; the events."""
+    lines = _checked(order, requests)
+    events = []
+    for request in requests:
+        line, left = lines[request.line_id], request.quantity
+        taken: dict[int, int] = {}
+        touched = []
+        for allocation in sorted(line.allocations, key=lambda a: a.id, reverse=True):
+            if left == 0:
+                break
+            if allocation.state != "allocated" or allocation.refunded == allocation.quantity:
+                continue
+            units = min(allocation.quantity - allocation.refunded, left)
+            allocation.refunded += units
+            taken[allocation.id] = units
+            touched.append(allocation)
+            left -= units
+        if left:
+            raise Conflict(f"Line {line.id} has fewer allocated units than it sold.", code="refund_exceeds_sold",
+                           details={"line_id": line.id, "requested": request.quantity,
+                                    "refundable": request.quantity - left})
+        line.refunded_quantity += request.quantity
+        amount = request.quantity * line.unit_price_fen
+        db.session.add(RefundLine(refund_id=refund.id, order_line_id=line.id, quantity=request.quantity,
+                                  amount_fen=amount, resellable=request.resellable))
+        db.session.flush()
+        if request.resellable:
+            for allocation in touched:
+                inventory.receive(location_id=allocation.location_id, lot_id=allocation.lot_id,
+                                  quantity=taken[allocation.id])
+        events.append(record_event(
+            kind="line_refunded", order=order, line=line, refund=refund, amount_fen=amount, occurred_at=occurred_at,
+            payload={"unit_price_fen": line.unit_price_fen, "quantity": request.quantity,
+                     "resellable": request.resellable, "allocations": allocation_payload(touched, quantities=taken)}))
+    return events
+
+
+def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str) -> None:
+    """Move the order to `refunded` once no line has units still sold."""
+    if all(_still_sold(line) == 0 for line in order.lines) and can_transition(order, "refunded"):
+        transition(order, "refunded", actor_id=actor_id, reason=reason[:200])
+
+
+def _cash_shift_id(order: Order) -> int | None:
+    """The shift a cash refund is paid out of: the sale's shift if still open, else the store's open one."""
+    if order.shift_id and db.session.scalar(select(Shift.closed_at).where(Shift.id == order.shift_id)) is None:
+        return order.shift_id
+    if order.store_id is None:
+        return None
+    return db.session.scalar(select(Shift.id).where(Shift.store_id == order.store_id, Shift.closed_at.is_(None))
+                             .order_by(Shift.id.desc()).limit(1))
+
+
+def _refund_at_provider(order: Order, refund: Refund) -> None:
+    """Refund the order's succeeded payment at the provider, keyed by the refund id; store the provider's id."""
+    intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.order_id == order.id,
+                                                                  Payment.status == "succeeded")
+                                  .order_by(Payment.id.desc()).limit(1))
+    if intent_id is None:
+        raise Conflict(f"Order {order.id} has no succeeded payment to refund.", code="payment_not_found")
+    try:
+        refund.provider_refund_id = get_provider().refund(intent_id=intent_id, amount_fen=refund.amount_fen,
+                                                          idempotency_key=f"refund-{refund.id}")
+    except AppError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any provider failure: nothing is written
+        log.warning("provider refund for order %s failed: %s", order.id, exc.__class__.__name__)
+        raise ProviderUnavailable("The payment provider did not answer; nothing was refunded. Try again.") from exc
+    db.session.flush()
+
+
+# --- refunds ----------------------------------------------------------------------------------------
+
+def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
+                  source: str = "staff") -> Refund:
+    """Refund units of a paid order (staff or admin, or an approved after-sales request); the refund."""
+    order = _order_for(actor, order_id, lock=True)
+    if actor.role == "consumer":
+        raise NotFound(f"No order {order_id}.", code="order_not_found")
+    if actor.role == "store_staff" and source == "staff":
+        _check_staff_shift(order)
+    if order.status not in REFUNDABLE:
+        raise Conflict(f"Order {order.id} is {order.status}: only paid orders are refunded.",
+                       code="order_not_refundable", details={"status": order.status})
+    checked = _checked(order, lines)
+    amount = sum(request.quantity * checked[request.line_id].unit_price_fen for request in lines)
+    refund = Refund(order_id=order.id, amount_fen=amount, method=order.payment_method, reason=reason,
+                    source=source, created_by=actor.id,
+                    shift_id=_cash_shift_id(order) if order.payment_method == "cash" else None)
+    db.session.add(refund)
+    db.session.flush()
+    if order.payment_method in PROVIDER_METHODS and amount > 0:
+        _refund_at_provider(order, refund)
+    events = refund_units(order=order, refund=refund, requests=lines, occurred_at=refund.created_at)
+    refund.outbox_event_ids = [event.id for event in events]
+    _close_if_fully_refunded(order, actor_id=actor.id, reason=reason)
+    notify(kind="refund_made", order_id=order.id)
+    return refund
+
+
+def amount_to_units(lines: Sequence[OrderLine], amount_fen: int) -> tuple[list[RefundRequest], int]:
+    """Whole units an amount refunds (DESIGN.md): lines last to first, on each min(units still sold,
+    ⌊amount left / unit price⌋); the requests and the remainder below one unit."""
+    left, requests = amount_fen, []
+    for line in sorted(lines, key=lambda line: line.id, reverse=True):
+        if line.unit_price_fen <= 0:
+            continue
+        units = min(_still_sold(line), left // line.unit_price_fen)
+        if units:
+            requests.append(RefundRequest(line_id=line.id, quantity=units))
+            left -= units * line.unit_price_fen
+    return requests, left
+
+
+def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen: int,
+                           occurred_at: datetime) -> Refund | None:
+    """Reconcile a refund made at the provider (e.g. its dashboard): None if that refund id is known,
+    else a refund of the whole units the amount covers, the rest a `refund_remainder` event."""
+    order = lock_order(order_id)
+    known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == provider_refund_id))
+    if known is not None:
+        return None
+    requests, remainder = amount_to_units(_fresh_lines(order), amount_fen)
+    refund = Refund(order_id=order.id, provider_refund_id=provider_refund_id, amount_fen=amount_fen,
+                    method=order.payment_method, reason=PROVIDER_REASON, source="provider")
+    db.session.add(refund)
+    db.session.flush()
+    events = refund_units(order=order, refund=refund, requests=requests, occurred_at=occurred_at)
+    if remainder:
+        events.append(record_event(kind="refund_remainder", order=order, refund=refund, amount_fen=remainder,
+                                   occurred_at=occurred_at, payload={"refund_amount_fen": amount_fen}))
+    refund.outbox_event_ids = [event.id for event in events]
+    _close_if_fully_refunded(order, actor_id=None, reason=PROVIDER_REASON)
+    notify(kind="refund_made", order_id=order.id)
+    return refund
+
+
+def refund_event_ids(refund: Refund) -> list[int]:
+    """The ids of a refund's outbox events (its `line_refunded` events and any remainder)."""
+    return list(db.session.scalars(select(OutboxEvent.id).where(OutboxEvent.refund_id == refund.id)
+                                   .order_by(OutboxEvent.id)))
+
+
+def list_refunds(*, actor: User, order_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of an order's refunds (anyone who may see the order)."""
+    _order_for(actor, order_id, lock=False)
+    return paginate(select(Refund).where(Refund.order_id == order_id), keys=[Refund.id], limit=limit, cursor=cursor)
+
+
+# --- after-sales ------------------------------------------------------------------------------------
+
+def _completed_at(order: Order) -> datetime | None:
+    """When the order was delivered or collected (its transition to its current status)."""
+    return db.session.scalar(select(func.max(OrderTransition.created_at))
+                             .where(OrderTransition.order_id == order.id, OrderTransition.to_status == order.status))
+
+
+def request_after_sales(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
+                        photo_url: str | None) -> AfterSalesRequest:
+    """A consumer asks for a refund of delivered or collected units, within 7 days; the open request."""
+    order = _order_for(actor, order_id, lock=True)
+    if actor.role != "consumer":
+        raise Forbidden("Only the consumer who placed the order asks for after-sales.")
+    completed_at = _completed_at(order) if order.status in AFTER_SALES_STATUSES else None
+    if completed_at is None:
+        raise Conflict(f"Order {order.id} is {order.status}: after-sales needs a delivered or collected order.",
+                       code="after_sales_not_allowed", details={"status": order.status})
+    if utcnow() - completed_at > AFTER_SALES_WINDOW:
+        raise Conflict("After-sales requests are taken within 7 days of delivery or pickup.",
+                       code="after_sales_window_closed", details={"completed_at": completed_at.isoformat()})
+    if db.session.scalar(select(AfterSalesRequest.id).where(AfterSalesRequest.order_id == order.id,
+                                                            AfterSalesRequest.status == "open")) is not None:
+        raise Conflict(f"Order {order.id} already has an open after-sales request.", code="after_sales_open")
+    _checked(order, lines)
+    request = AfterSalesRequest(order_id=order.id, reason=reason, photo_url=photo_url,
+                                lines=[{"line_id": line.line_id, "quantity": line.quantity} for line in lines])
+    db.session.add(request)
+    db.session.flush()
+    return request
+
+
+def _request_for(actor: User, request_id: int) -> AfterSalesRequest:
+    """An after-sales request of an order `actor` may see, else `after_sales_not_found` 404."""
+    request = db.session.get(AfterSalesRequest, request_id)
+    if request is None or not _in_scope(db.session.get(Order, request.order_id), actor):
+        raise NotFound(f"No after-sales request {request_id}.", code="after_sales_not_found")
+    return request
+
+
+def _open_request(actor: User, request_id: int) -> AfterSalesRequest:
+    """The request, re-read under its order's lock, if still open (`after_sales_decided` 409 otherwise)."""
+    request = _request_for(actor, request_id)
+    lock_order(request.order_id)
+    db.session.refresh(request)
+    if request.status != "open":
+        raise Conflict(f"After-sales request {request.id} is already {request.status}.", code="after_sales_decided",
+                       details={"status": request.status})
+    return request
+
+
+def approve_after_sales(*, actor: User, request_id: int, resellable: bool) -> AfterSalesRequest:
+    """Approve an open request: its units are refunded through the same service as any refund."""
+    request = _open_request(actor, request_id)
+    refund = create_refund(actor=actor, order_id=request.order_id, source="after_sales",
+                           reason=f"After-sales request {request.id}: {request.reason}"[:200],
+                           lines=[RefundRequest(line_id=line["line_id"], quantity=line["quantity"],
+                                                resellable=resellable) for line in request.lines])
+    request.status, request.refund_id = "approved", refund.id
+    request.decided_by, request.decided_at = actor.id, utcnow()
+    db.session.flush()
+    return request
+
+
+def reject_after_sales(*, actor: User, request_id: int, reason: str) -> AfterSalesRequest:
+    """Reject an open request with a reason the consumer sees."""
+    request = _open_request(actor, request_id)
+    request.status, request.decision_reason = "rejected", reason
+    request.decided_by, request.decided_at = actor.id, utcnow()
+    db.session.flush()
+    return request
+
+
+def after_sales_for(order_id: int) -> list[AfterSalesRequest]:
+    """An order's after-sales requests, oldest first (for the order's output)."""
+    return list(db.session.scalars(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order_id)
+                                   .order_by(AfterSalesRequest.id)))
+
+
+def list_after_sales(*, actor: User, order_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of an order's after-sales requests (its consumer, its store's staff, admins)."""
+    _order_for(actor, order_id, lock=False)
+    return paginate(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order_id),
+                    keys=[AfterSalesRequest.id], limit=limit, cursor=cursor)

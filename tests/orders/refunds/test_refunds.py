@@ -1,0 +1,290 @@
+"""Refunds: units off allocations in reverse order, stock for resellable units, outbox events, the order's
+status, who may refund, the provider call, and amount refunds from the provider mapped to whole units."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from catalog.models import Stock
+from orders.models import Allocation, Order, OrderLine, OrderTransition, OutboxEvent, Refund, RefundLine
+from orders.refunds import service
+from shop.db import db, utcnow
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.orders.factories import ShiftFactory, StoreFactory
+from tests.orders.refunds.conftest import paid_order, user_with_token
+
+
+@pytest.fixture
+def world(app):
+    """A store with an open shift, a product in two lots there (3 older units, 10 newer) and a warehouse."""
+    store = StoreFactory()
+    shift = ShiftFactory(store=store)
+    product = ProductFactory(price_fen=2000)
+    older = make_lot(product, _location(store.location_id), quantity=3, harvested_on=date(2026, 8, 1))
+    newer = make_lot(product, _location(store.location_id), quantity=10, harvested_on=date(2026, 9, 1))
+    db.session.commit()
+    return {"store": store, "shift": shift, "product": product, "older": older, "newer": newer}
+
+
+def _location(location_id):
+    """The location row."""
+    from catalog.models import Location
+
+    return db.session.get(Location, location_id)
+
+
+def _on_hand(lot) -> int:
+    """Units of a lot on hand, summed over locations."""
+    return db.session.scalar(select(func.sum(Stock.on_hand)).where(Stock.lot_id == lot.id))
+
+
+def _counter_sale(world, quantity=5, **kwargs):
+    """A cash counter sale of `quantity` units in the world's open shift."""
+    order = paid_order(location_id=world["store"].location_id, store=world["store"], shift=world["shift"],
+                       lines=[(world["product"], quantity)], **kwargs)
+    db.session.commit()
+    return order
+
+
+def _refund(client, headers, order, quantity, *, resellable=False, line=None, reason="顾客退货"):
+    """POST a refund of `quantity` units of the order's first line."""
+    line_id = line or db.session.scalars(select(OrderLine.id).where(OrderLine.order_id == order.id)).first()
+    return client.post(f"/api/v1/orders/{order.id}/refunds", headers=headers,
+                       json={"lines": [{"line_id": line_id, "quantity": quantity, "resellable": resellable}],
+                             "reason": reason})
+
+
+def test_partial_then_full_refund_takes_units_off_allocations_in_reverse_order(client, world):
+    order = _counter_sale(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    first, second = db.session.scalars(select(Allocation).order_by(Allocation.id)).all()
+    assert (first.lot_id, first.quantity, second.lot_id, second.quantity) == (world["older"].id, 3,
+                                                                              world["newer"].id, 2)
+
+    partial = _refund(client, admin, order, 3)
+
+    assert partial.status_code == 201, partial.json
+    assert partial.json["amount_fen"] == 6000
+    assert partial.json["method"] == "cash" and partial.json["shift_id"] == world["shift"].id
+    event = db.session.get(OutboxEvent, partial.json["outbox_event_ids"][0])
+    assert (event.kind, event.amount_fen, event.refund_id) == ("line_refunded", 6000, partial.json["id"])
+    assert [(a["lot_id"], a["quantity"]) for a in event.payload["allocations"]] == [
+        (world["newer"].id, 2), (world["older"].id, 1)]
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).status == "fulfilled"
+    assert db.session.scalar(select(OrderLine.refunded_quantity)) == 3
+    assert [a.refunded for a in db.session.scalars(select(Allocation).order_by(Allocation.id))] == [1, 2]
+
+    full = _refund(client, admin, order, 2)
+
+    assert full.status_code == 201, full.json
+    event = db.session.get(OutboxEvent, full.json["outbox_event_ids"][0])
+    assert [(a["lot_id"], a["quantity"]) for a in event.payload["allocations"]] == [(world["older"].id, 2)]
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).status == "refunded"
+    assert [a.refunded for a in db.session.scalars(select(Allocation).order_by(Allocation.id))] == [3, 2]
+    last = db.session.scalars(select(OrderTransition).where(OrderTransition.order_id == order.id)
+                              .order_by(OrderTransition.id.desc())).first()
+    assert (last.from_status, last.to_status) == ("fulfilled", "refunded")
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)
+                             .where(OutboxEvent.kind == "line_refunded")) == 2
+
+
+def test_only_resellable_units_go_back_on_the_shelf(client, world):
+    order = _counter_sale(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    assert (_on_hand(world["older"]), _on_hand(world["newer"])) == (0, 8)
+
+    assert _refund(client, admin, order, 1).status_code == 201
+    db.session.expire_all()
+    assert (_on_hand(world["older"]), _on_hand(world["newer"])) == (0, 8)
+
+    assert _refund(client, admin, order, 3, resellable=True).status_code == 201
+    db.session.expire_all()
+    assert (_on_hand(world["older"]), _on_hand(world["newer"])) == (2, 9)
+    assert [line.resellable for line in db.session.scalars(select(RefundLine).order_by(RefundLine.id))] == [
+        False, True]
+
+
+def test_refund_beyond_units_still_sold_is_409_and_writes_nothing(client, world):
+    order = _counter_sale(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    assert _refund(client, admin, order, 4).status_code == 201
+
+    response = _refund(client, admin, order, 2)
+
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "refund_exceeds_sold"
+    assert response.json["error"]["details"]["refundable"] == 1
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+
+
+def test_unknown_line_is_404_and_duplicate_lines_are_422(client, world):
+    order = _counter_sale(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    line_id = db.session.scalar(select(OrderLine.id))
+
+    assert _refund(client, admin, order, 1, line=line_id + 100).json["error"]["code"] == "order_line_not_found"
+    twice = client.post(f"/api/v1/orders/{order.id}/refunds", headers=admin, json={
+        "lines": [{"line_id": line_id, "quantity": 1}, {"line_id": line_id, "quantity": 1}], "reason": "x"})
+    assert twice.status_code == 422
+    assert "lines" in twice.json["error"]["details"]
+
+
+def test_an_unpaid_order_is_not_refundable(client, world):
+    order = _counter_sale(world)
+    db.session.get(Order, order.id).status = "cancelled"
+    _, admin = user_with_token("admin")
+    db.session.commit()
+
+    response = _refund(client, admin, order, 1)
+
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "order_not_refundable"
+
+
+def test_store_staff_refund_their_stores_sales_only_while_the_shift_is_open(client, world):
+    order = _counter_sale(world)
+    _, clerk = user_with_token("store_staff", store_id=world["store"].id)
+    _, other_clerk = user_with_token("store_staff", store_id=StoreFactory().id)
+    _, consumer = user_with_token("consumer")
+    db.session.commit()
+
+    assert _refund(client, other_clerk, order, 1).status_code == 404
+    assert _refund(client, other_clerk, order, 1).json["error"]["code"] == "order_not_found"
+    assert _refund(client, consumer, order, 1).status_code == 403
+    allowed = _refund(client, clerk, order, 1)
+    assert allowed.status_code == 201 and allowed.json["shift_id"] == world["shift"].id
+
+    db.session.get(type(world["shift"]), world["shift"].id).closed_at = utcnow()
+    db.session.commit()
+    refused = _refund(client, clerk, order, 1)
+
+    assert refused.status_code == 403
+    assert refused.json["error"]["code"] == "refund_outside_shift"
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+
+
+def test_online_refund_calls_the_provider_with_the_refund_id_as_idempotency_key(client, world, provider):
+    warehouse = LocationFactory()
+    lot = make_lot(world["product"], warehouse, quantity=10)
+    _, admin = user_with_token("admin")
+    order = paid_order(location_id=warehouse.id, channel="delivery", lines=[(world["product"], 4)],
+                       payment_method="stripe", status="delivered")
+    db.session.commit()
+
+    response = _refund(client, admin, order, 2)
+
+    assert response.status_code == 201, response.json
+    assert provider.calls == [{"intent_id": f"pi_test_{order.id}", "amount_fen": 4000,
+                               "idempotency_key": f"refund-{response.json['id']}"}]
+    assert response.json["provider_refund_id"] == "re_stub_1"
+    assert response.json["shift_id"] is None
+    # the provider's charge.refunded event for our own refund is known: never reversed twice
+    assert service.record_provider_refund(order_id=order.id, provider_refund_id="re_stub_1", amount_fen=4000,
+                                          occurred_at=utcnow()) is None
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
+    assert _on_hand(lot) == 6
+
+
+def test_provider_failure_is_502_and_nothing_is_written(client, world, provider):
+    warehouse = LocationFactory()
+    lot = make_lot(world["product"], warehouse, quantity=10)
+    _, admin = user_with_token("admin")
+    order = paid_order(location_id=warehouse.id, channel="delivery", lines=[(world["product"], 4)],
+                       payment_method="stripe", status="delivered")
+    db.session.commit()
+    provider.fail = True
+
+    response = _refund(client, admin, order, 2, resellable=True)
+
+    assert response.status_code == 502
+    assert response.json["error"]["code"] == "payment_provider_unavailable"
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+    assert db.session.scalar(select(OrderLine.refunded_quantity)) == 0
+    assert _on_hand(lot) == 6
+
+
+def _two_line_order(world):
+    """A delivered stripe order: 2 units at ¥10, then 1 unit at ¥30."""
+    warehouse = LocationFactory()
+    cheap, dear = ProductFactory(price_fen=1000), ProductFactory(price_fen=3000)
+    make_lot(cheap, warehouse, quantity=5)
+    make_lot(dear, warehouse, quantity=5)
+    order = paid_order(location_id=warehouse.id, channel="delivery", lines=[(cheap, 2), (dear, 1)],
+                       payment_method="stripe", status="delivered")
+    db.session.commit()
+    return order
+
+
+def test_an_amount_refund_walks_lines_from_last_to_first_and_leaves_a_remainder(world):
+    order = _two_line_order(world)
+    cheap_line, dear_line = db.session.scalars(select(OrderLine).order_by(OrderLine.id)).all()
+
+    refund = service.record_provider_refund(order_id=order.id, provider_refund_id="re_dashboard_1",
+                                            amount_fen=4500, occurred_at=utcnow())
+    db.session.commit()
+
+    assert (refund.source, refund.amount_fen, refund.method) == ("provider", 4500, "stripe")
+    assert [(line.order_line_id, line.quantity, line.amount_fen, line.resellable) for line in refund.lines] == [
+        (dear_line.id, 1, 3000, False), (cheap_line.id, 1, 1000, False)]
+    events = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+    assert [(e.kind, e.order_line_id, e.amount_fen) for e in events] == [
+        ("line_refunded", dear_line.id, 3000), ("line_refunded", cheap_line.id, 1000),
+        ("refund_remainder", None, 500)]
+    assert db.session.get(Order, order.id).status == "delivered"
+
+
+def test_a_cheaper_earlier_line_still_takes_units_and_a_full_amount_refunds_the_order(world):
+    order = _two_line_order(world)
+
+    first = service.record_provider_refund(order_id=order.id, provider_refund_id="re_a", amount_fen=2500,
+                                           occurred_at=utcnow())
+    db.session.commit()
+    assert [(line.quantity, line.amount_fen) for line in first.lines] == [(2, 2000)]
+    assert db.session.scalar(select(OutboxEvent.amount_fen).where(OutboxEvent.kind == "refund_remainder")) == 500
+
+    second = service.record_provider_refund(order_id=order.id, provider_refund_id="re_b", amount_fen=3000,
+                                            occurred_at=utcnow())
+    db.session.commit()
+    assert [(line.quantity, line.amount_fen) for line in second.lines] == [(1, 3000)]
+    assert db.session.get(Order, order.id).status == "refunded"
+
+
+def test_a_known_provider_refund_id_is_never_reversed_twice(world):
+    order = _two_line_order(world)
+    assert service.record_provider_refund(order_id=order.id, provider_refund_id="re_x", amount_fen=3000,
+                                          occurred_at=utcnow()) is not None
+    db.session.commit()
+
+    again = service.record_provider_refund(order_id=order.id, provider_refund_id="re_x", amount_fen=3000,
+                                           occurred_at=utcnow())
+    db.session.commit()
+
+    assert again is None
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
+
+
+def test_refunds_are_listed_for_whoever_may_see_the_order(client, world):
+    order = _counter_sale(world)
+    _, admin = user_with_token("admin")
+    _, other_clerk = user_with_token("store_staff", store_id=StoreFactory().id)
+    db.session.commit()
+    created = _refund(client, admin, order, 1).json
+
+    listed = client.get(f"/api/v1/orders/{order.id}/refunds", headers=admin)
+
+    assert listed.status_code == 200
+    assert [(r["id"], r["outbox_event_ids"]) for r in listed.json["items"]] == [
+        (created["id"], created["outbox_event_ids"])]
+    assert client.get(f"/api/v1/orders/{order.id}/refunds", headers=other_clerk).status_code == 404
