@@ -18,3 +18,8 @@ def init_app(app: Flask) -> None:
     checkout_api.register_blueprint(checkout_blp)
     app.config["CELERY_BEAT_SCHEDULE"]["orders.expire_reservations"] = {
         "task": "orders.expire_reservations", "schedule": 60.0}
+
+    from orders.counter.api import blp as counter_blp
+    from shop.extensions import api as counter_api
+
+    counter_api.register_blueprint(counter_blp)

@@ -1,0 +1,1 @@
+"""Counter sales (online and offline), sale conflicts, receipts and pickups at the stores."""

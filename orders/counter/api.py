@@ -1,0 +1,94 @@
+"""Routes: counter sales, sale conflicts, receipts and pickups."""
+from __future__ import annotations
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from orders.counter import service
+from orders.counter.schemas import CounterOrderOut, CounterSaleCreate, CounterSaleOut, PickupCreate, ReceiptOut, \
+    SaleConflictOut
+from orders.stores.service import get_store_for
+from shop.auth.security import current_user, require_role
+from shop.db import commit, db
+from shop.extensions import limiter
+from shop.idempotency import HEADER, idempotent
+from shop.pagination import PageQuery, page_schema
+
+blp = Blueprint("counter", __name__, url_prefix="/api/v1", description="Counter sales, receipts and pickups")
+
+PICKUP_CODE_LIMIT = "10 per minute"
+
+
+def _store_keys(store_id: int, **_) -> str:
+    """Counter-sale keys belong to the store (checked in the caller's scope first, so a key is never
+    replayed to another store's staff)."""
+    get_store_for(actor=current_user(), store_id=store_id)
+    return f"store:{store_id}"
+
+
+def _pickup_attempts_key() -> str:
+    """Wrong pickup codes are counted per store and clerk."""
+    return f"pickup:{request.view_args['store_id']}:{current_user().id}"
+
+
+def _wrong_code(response) -> bool:
+    """Only a wrong pickup code counts against the limit."""
+    return response.status_code == 409
+
+
+@blp.route("/stores/<int:store_id>/counter-sales", methods=["POST"])
+@require_role("store_staff", "admin")
+@idempotent(scope=_store_keys)
+@blp.arguments(CounterSaleCreate)
+@blp.response(201, CounterSaleOut)
+def create_counter_sale(data, store_id):
+    """Sell at the counter (paid and fulfilled at once); a refused offline sale is kept as a sale conflict."""
+    key = request.headers.get(HEADER)
+    try:
+        sale = service.sell(actor=current_user(), store_id=store_id, idempotency_key=key, **data)
+    except service.SaleRefused as refused:
+        db.session.rollback()  # the sale is refused; only its conflict record is kept, in a transaction of its own
+        conflict = service.record_conflict(actor=current_user(), store_id=store_id, idempotency_key=key,
+                                           refused=refused, sale=data)
+        db.session.commit()
+        raise service.conflict_error(conflict) from refused
+    commit()
+    return sale
+
+
+@blp.route("/stores/<int:store_id>/sale-conflicts")
+@require_role("store_staff", "admin")
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_schema(SaleConflictOut))
+def list_sale_conflicts(query, store_id):
+    """List a store's refused offline sales, oldest first."""
+    return service.list_conflicts(actor=current_user(), store_id=store_id, **query)
+
+
+@blp.route("/orders/<int:order_id>/receipt")
+@require_role("store_staff", "admin", "consumer")
+@blp.response(200, ReceiptOut)
+def get_receipt(order_id):
+    """Reprint a paid order's receipt with the trace codes of the lots sold."""
+    return service.get_receipt(actor=current_user(), order_id=order_id)
+
+
+@blp.route("/stores/<int:store_id>/pickups")
+class Pickups(MethodView):
+    @require_role("store_staff", "admin")
+    @blp.arguments(PageQuery, location="query")
+    @blp.response(200, page_schema(CounterOrderOut))
+    def get(self, query, store_id):
+        """List the paid pickup orders waiting at a store, oldest first."""
+        return service.list_pickups(actor=current_user(), store_id=store_id, **query)
+
+    @require_role("store_staff")
+    @limiter.limit(PICKUP_CODE_LIMIT, key_func=_pickup_attempts_key, deduct_when=_wrong_code)
+    @blp.arguments(PickupCreate)
+    @blp.response(200, CounterOrderOut)
+    def post(self, data, store_id):
+        """Hand a pickup order over to the customer showing its code."""
+        order = service.hand_over(actor=current_user(), store_id=store_id, **data)
+        commit()
+        return order

@@ -1,0 +1,153 @@
+"""Request and response schemas of counter sales, sale conflicts, receipts and pickups."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from shop.fields import AmountFen, Id, Identifier, PriceFen, Quantity
+
+SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
+TRACE_CODE_PATTERN = r"^[A-Z0-9]{1,16}$"
+PICKUP_CODE_PATTERN = r"^[0-9]{6}$"
+MAX_SALE_LINES = 100
+
+
+class SaleLineIn(Schema):
+    """One scanned or keyed item: a SKU or a lot's trace code, the units, and (offline) the price the till showed."""
+
+    sku = Identifier(max_length=32, pattern=SKU_PATTERN, pattern_error="3–32 upper-case letters, digits and dashes.")
+    trace_code = Identifier(max_length=16, pattern=TRACE_CODE_PATTERN, pattern_error="A lot's trace code.")
+    quantity = Quantity(required=True)
+    unit_price_fen = PriceFen()
+
+    @validates_schema
+    def _one_item(self, data, **_):
+        """Exactly one of `sku` and `trace_code`."""
+        if ("sku" in data) == ("trace_code" in data):
+            raise ValidationError("Give either a sku or a trace_code.", field_name="sku")
+
+
+class SalePaymentIn(Schema):
+    """How the customer paid: cash (with what was tendered) or card."""
+
+    method = fields.String(required=True, validate=validate.OneOf(("cash", "card")))
+    tendered_fen = AmountFen()
+
+
+class CounterSaleCreate(Schema):
+    """A counter sale from the till; `client_created_at` marks a sale made offline and sent later."""
+
+    lines = fields.List(fields.Nested(SaleLineIn), required=True,
+                        validate=validate.Length(min=1, max=MAX_SALE_LINES))
+    payment = fields.Nested(SalePaymentIn, required=True)
+    shift_id = Id(required=True)
+    client_created_at = fields.AwareDateTime(load_default=None)
+
+    @validates_schema
+    def _offline_prices(self, data, **_):
+        """An offline sale names the unit price the till showed on every line."""
+        if data.get("client_created_at") is None:
+            return
+        missing = {str(i): {"unit_price_fen": ["Required for an offline sale."]}
+                   for i, line in enumerate(data.get("lines", [])) if "unit_price_fen" not in line}
+        if missing:
+            raise ValidationError(missing, field_name="lines")
+
+
+class ReceiptLineOut(Schema):
+    """A receipt line with the trace codes of the lots its units came from."""
+
+    sku = fields.String()
+    name = fields.String()
+    quantity = fields.Integer()
+    unit_price_fen = fields.Integer()
+    amount_fen = fields.Integer()
+    refunded_quantity = fields.Integer()
+    trace_codes = fields.List(fields.String())
+
+
+class ReceiptStoreOut(Schema):
+    """The store that sold (or handed over) the order."""
+
+    id = fields.Integer()
+    name = fields.String()
+
+
+class ReceiptOut(Schema):
+    """A printable receipt: store, time, lines with trace codes, total, paid, change, impact (null until the ledger)."""
+
+    order_id = fields.Integer()
+    store = fields.Nested(ReceiptStoreOut, allow_none=True)
+    time = fields.AwareDateTime()
+    sale_date = fields.Date()
+    channel = fields.String()
+    payment_method = fields.String()
+    lines = fields.List(fields.Nested(ReceiptLineOut))
+    total_fen = fields.Integer()
+    paid_fen = fields.Integer()
+    change_fen = fields.Integer()
+    late_entry = fields.Boolean()
+    impact = fields.Raw(allow_none=True)
+
+
+class SaleLineOut(Schema):
+    """An order line as sold: snapshotted price and rates."""
+
+    id = fields.Integer()
+    product_id = fields.Integer()
+    sku = fields.String()
+    name = fields.String()
+    quantity = fields.Integer()
+    unit_price_fen = fields.Integer()
+    amount_fen = fields.Integer()
+    scanned_lot_id = fields.Integer(allow_none=True)
+    refunded_quantity = fields.Integer()
+
+
+class CounterOrderOut(Schema):
+    """A store order as the counter sees it (no pickup code, no personal data)."""
+
+    id = fields.Integer()
+    channel = fields.String()
+    status = fields.String()
+    store_id = fields.Integer()
+    shift_id = fields.Integer(allow_none=True)
+    payment_method = fields.String()
+    total_fen = fields.Integer()
+    tendered_fen = fields.Integer(allow_none=True)
+    paid_at = fields.AwareDateTime(allow_none=True)
+    sale_date = fields.Date(allow_none=True)
+    client_created_at = fields.AwareDateTime(allow_none=True)
+    late_entry = fields.Boolean()
+    created_at = fields.AwareDateTime()
+    lines = fields.List(fields.Nested(SaleLineOut))
+
+
+class CounterSaleOut(CounterOrderOut):
+    """A counter sale just made: the order, the change to give and its receipt."""
+
+    change_fen = fields.Integer()
+    receipt = fields.Nested(ReceiptOut)
+
+
+class SaleConflictOut(Schema):
+    """An offline sale the server refused, kept for the store manager."""
+
+    id = fields.Integer()
+    store_id = fields.Integer()
+    shift_id = fields.Integer(allow_none=True)
+    idempotency_key = fields.String(allow_none=True)
+    code = fields.String()
+    message = fields.String()
+    details = fields.Dict()
+    sale = fields.Dict()
+    client_created_at = fields.AwareDateTime(allow_none=True)
+    created_by = fields.Integer()
+    created_at = fields.AwareDateTime()
+    resolved_at = fields.AwareDateTime(allow_none=True)
+
+
+class PickupCreate(Schema):
+    """The 6-digit code the customer shows (full-width digits and spaces are normalised)."""
+
+    pickup_code = Identifier(max_length=6, drop_separators=True, pattern=PICKUP_CODE_PATTERN,
+                             pattern_error="Six digits.", required=True)

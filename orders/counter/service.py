@@ -1,0 +1,294 @@
+"""Counter sales (online and offline), sale conflicts, receipts and pickups at a store.
+
+A counter sale is paid and fulfilled at once from the store's own stock: the scanned lot first, then
+FIFO (`catalog.inventory.take_lines`). A sale the till made offline names its shift, the unit prices
+it showed and its own timestamp (`client_created_at`); DESIGN.md "Dates" decides whether it is taken:
+not in the future (up to `CLOCK_SKEW` ahead of the server is tolerated: till clocks drift), not before
+its shift opened nor after it closed, at most `OFFLINE_MAX_AGE` old, each unit price equal to the
+product's price at that moment (price history), and stock there to sell. Otherwise the sale is
+refused with `SaleRefused`; the view records it as a `SaleConflict` in a transaction of its own.
+A closed shift takes an accepted offline sale as a late entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from catalog import inventory
+from catalog.models import HISTORY_FIELDS, Lot, Product, ProductChange
+from catalog.service import get_product
+from orders import outbox, state
+from orders.locking import lock_order
+from orders.models import Allocation, Order, OrderLine, SaleConflict, Shift, Store
+from orders.stores.service import get_shift, get_store_for, open_shift
+from shop.auth.models import User
+from shop.db import db, utcnow
+from shop.errors import AppError, Conflict, NotFound, ValidationError
+from shop.pagination import paginate
+
+CLOCK_SKEW = timedelta(minutes=2)
+OFFLINE_MAX_AGE = timedelta(hours=72)
+
+
+class SaleRefused(Conflict):
+    """An offline sale the server will not take; the caller records it as a sale conflict (409)."""
+
+    def __init__(self, cause: AppError):
+        super().__init__(cause.message, code=cause.code, details=cause.details)
+
+
+@dataclass(frozen=True)
+class CounterSale:
+    """A counter sale just made: its order, the change to give back and the receipt."""
+
+    order: Order
+    change_fen: int
+    receipt: dict
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.order, name)
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A sale line resolved to its product, the scanned lot (if any), and the price and rates charged."""
+
+    product: Product
+    lot: Lot | None
+    quantity: int
+    terms: dict[str, int]
+
+
+# --- counter sales ------------------------------------------------------------------------------------
+
+def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], payment: dict,
+         client_created_at: datetime | None = None, idempotency_key: str | None = None) -> CounterSale:
+    """Sell at the counter, paid and fulfilled at once; an offline sale that breaks a rule raises `SaleRefused`."""
+    store = get_store_for(actor=actor, store_id=store_id)
+    if client_created_at is None:
+        shift = open_shift(store_id=store.id, shift_id=shift_id)
+        return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=utcnow())
+    shift = get_shift(store_id=store.id, shift_id=shift_id)
+    known = _conflict_for_key(store_id=store.id, idempotency_key=idempotency_key)
+    if known is not None:
+        raise conflict_error(known)
+    try:
+        moment = _accepted_moment(shift=shift, client_created_at=client_created_at)
+        return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=moment,
+                          offline_at=client_created_at)
+    except (Conflict, ValidationError) as exc:
+        raise SaleRefused(exc) from exc
+
+
+def _accepted_moment(*, shift: Shift, client_created_at: datetime) -> datetime:
+    """When an offline sale happened, if its till timestamp may be accepted (DESIGN.md "Dates")."""
+    now = utcnow()
+    details = {"client_created_at": client_created_at.isoformat()}
+    if client_created_at > now + CLOCK_SKEW:
+        raise Conflict("The sale's timestamp is in the future.", code="sale_in_future", details=details)
+    if client_created_at < now - OFFLINE_MAX_AGE:
+        raise Conflict("The sale is more than 72 hours old.", code="sale_too_old", details=details)
+    if client_created_at < shift.opened_at:
+        raise Conflict("The sale's timestamp is before its shift opened.", code="sale_before_shift",
+                       details={**details, "opened_at": shift.opened_at.isoformat()})
+    if shift.closed_at is not None and client_created_at > shift.closed_at:
+        raise Conflict("The sale's timestamp is after its shift closed.", code="sale_after_shift",
+                       details={**details, "closed_at": shift.closed_at.isoformat()})
+    return min(client_created_at, now)
+
+
+def _value_at(product: Product, field: str, moment: datetime) -> int | None:
+    """A product's price or rate at `moment`, from its history (None if the product had none then)."""
+    later = db.session.scalar(select(ProductChange).where(
+        ProductChange.product_id == product.id, ProductChange.field == field, ProductChange.changed_at > moment)
+        .order_by(ProductChange.changed_at, ProductChange.id).limit(1))
+    return getattr(product, field) if later is None else later.old_value
+
+
+def _resolve(lines: list[dict], *, at: datetime | None) -> list[_Item]:
+    """Each line's product (by SKU, or the lot of a scanned trace code) with the price and rates charged:
+    today's, or for an offline sale those at its timestamp, which must equal the price the till showed."""
+    items, unknown, mismatched = [], {}, []
+    for index, line in enumerate(lines):
+        lot = inventory.find_lot_by_trace_code(line["trace_code"]) if "trace_code" in line else None
+        try:
+            product = get_product(sku=lot.product.sku if lot else line.get("sku", ""))
+        except NotFound:
+            product = None
+        if product is None or ("trace_code" in line and lot is None):
+            field = "trace_code" if "trace_code" in line else "sku"
+            unknown[str(index)] = {field: [f"No product on sale with this {field.replace('_', ' ')}."]}
+            continue
+        terms = {name: (getattr(product, name) if at is None else _value_at(product, name, at))
+                 for name in HISTORY_FIELDS}
+        shown = line.get("unit_price_fen")
+        if terms["price_fen"] is None or (shown is not None and shown != terms["price_fen"]):
+            mismatched.append({"line": index, "sku": product.sku, "unit_price_fen": shown,
+                               "price_fen": terms["price_fen"]})
+        items.append(_Item(product, lot, line["quantity"], terms))
+    if unknown:
+        raise ValidationError("Some lines name no product on sale.", code="unknown_item",
+                              details={"lines": unknown})
+    if mismatched:
+        raise Conflict("The unit price shown is not the product's price at the time of the sale.",
+                       code="price_mismatch", details={"lines": mismatched})
+    return items
+
+
+def _change_due(*, payment: dict, total_fen: int) -> int:
+    """The change to give back: cash needs at least the total tendered; card takes no tendered amount."""
+    tendered = payment.get("tendered_fen")
+    if payment["method"] == "card":
+        if tendered is not None:
+            raise ValidationError("A card payment has no tendered cash.",
+                                  details={"payment": {"tendered_fen": ["Only for cash payments."]}})
+        return 0
+    if tendered is None:
+        raise ValidationError("A cash payment needs the tendered amount.",
+                              details={"payment": {"tendered_fen": ["Missing data for required field."]}})
+    if tendered < total_fen:
+        raise ValidationError("The cash tendered is less than the total.", code="tendered_below_total",
+                              details={"payment": {"tendered_fen": [f"Less than the total of {total_fen} fen."]}})
+    return tendered - total_fen
+
+
+def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], payment: dict, moment: datetime,
+               offline_at: datetime | None = None) -> CounterSale:
+    """Take the units from the store's stock and write the paid, fulfilled order with its allocations,
+    transitions and one `line_paid` outbox event per line."""
+    items = _resolve(lines, at=offline_at)
+    total = sum(item.quantity * item.terms["price_fen"] for item in items)
+    change = _change_due(payment=payment, total_fen=total)
+    portions = inventory.take_lines(location_id=store.location_id, lines=[
+        inventory.StockRequest(item.product.id, item.quantity, item.lot.id if item.lot else None) for item in items])
+    order = Order(channel="counter", status="paid", store_id=store.id, location_id=store.location_id,
+                  donor_code=store.district_code, total_fen=total, paid_at=moment,
+                  sale_date=outbox.sale_date_of(moment), shift_id=shift.id, payment_method=payment["method"],
+                  tendered_fen=payment.get("tendered_fen"), client_created_at=offline_at,
+                  late_entry=offline_at is not None and shift.closed_at is not None, created_by=actor.id)
+    for item, taken in zip(items, portions, strict=True):
+        product = item.product
+        line = OrderLine(product_id=product.id, sku=product.sku, name=product.name, supplier_id=product.supplier_id,
+                         county_code=product.county_code, quantity=item.quantity,
+                         unit_price_fen=item.terms["price_fen"],
+                         **{name: value for name, value in item.terms.items() if name != "price_fen"},
+                         scanned_lot_id=item.lot.id if item.lot else None)
+        line.allocations = [Allocation(location_id=p.location_id, lot_id=p.lot_id, quantity=p.quantity,
+                                       state="allocated") for p in taken]
+        order.lines.append(line)
+    db.session.add(order)
+    db.session.flush()
+    state.record_created(order, actor_id=actor.id)
+    state.transition(order, "fulfilled", actor_id=actor.id, reason="counter sale")
+    for line in order.lines:
+        outbox.record_line_paid(order=order, line=line, occurred_at=moment)
+    return CounterSale(order=order, change_fen=change, receipt=receipt_of(order))
+
+
+# --- sale conflicts -----------------------------------------------------------------------------------
+
+def _conflict_for_key(*, store_id: int, idempotency_key: str | None) -> SaleConflict | None:
+    """The conflict already recorded for this store's Idempotency-Key, if any."""
+    if idempotency_key is None:
+        return None
+    return db.session.scalar(select(SaleConflict).where(SaleConflict.store_id == store_id,
+                                                        SaleConflict.idempotency_key == idempotency_key))
+
+
+def conflict_error(conflict: SaleConflict) -> Conflict:
+    """The 409 a refused sale is answered with: its reason, and the recorded conflict's id."""
+    return Conflict(conflict.message, code=conflict.code, details={**conflict.details, "conflict_id": conflict.id})
+
+
+def _sale_record(sale: dict) -> dict:
+    """The refused sale as the till sent it (after parsing), JSON-ready."""
+    moment = sale.get("client_created_at")
+    return {**sale, "client_created_at": moment.isoformat() if moment else None}
+
+
+def record_conflict(*, actor: User, store_id: int, idempotency_key: str | None, refused: SaleRefused,
+                    sale: dict) -> SaleConflict:
+    """Keep a refused offline sale for the manager (once per store and key: a resend gets the first record)."""
+    conflict = SaleConflict(store_id=store_id, shift_id=sale["shift_id"], idempotency_key=idempotency_key,
+                            code=refused.code, message=refused.message[:500], details=refused.details,
+                            sale=_sale_record(sale), client_created_at=sale.get("client_created_at"),
+                            created_by=actor.id)
+    try:
+        with db.session.begin_nested():
+            db.session.add(conflict)
+    except IntegrityError:
+        known = _conflict_for_key(store_id=store_id, idempotency_key=idempotency_key)
+        if known is None:
+            raise
+        return known
+    return conflict
+
+
+def list_conflicts(*, actor: User, store_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of a store's sale conflicts, oldest first."""
+    store = get_store_for(actor=actor, store_id=store_id)
+    query = select(SaleConflict).where(SaleConflict.store_id == store.id)
+    return paginate(query, keys=[SaleConflict.id], limit=limit, cursor=cursor)
+
+
+# --- receipts -----------------------------------------------------------------------------------------
+
+def receipt_of(order: Order) -> dict:
+    """An order's receipt: store, time, lines with the trace codes of the lots sold, total, paid, change."""
+    lot_ids = {a.lot_id for line in order.lines for a in line.allocations if a.state == "allocated"}
+    codes = dict(db.session.execute(select(Lot.id, Lot.trace_code).where(Lot.id.in_(lot_ids))).all())
+    store = db.session.get(Store, order.store_id) if order.store_id else None
+    paid = order.tendered_fen if order.tendered_fen is not None else order.total_fen
+    lines = [{"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price_fen": line.unit_price_fen,
+              "amount_fen": line.amount_fen, "refunded_quantity": line.refunded_quantity,
+              "trace_codes": list(dict.fromkeys(codes[a.lot_id] for a in line.allocations
+                                                if a.state == "allocated"))}
+             for line in order.lines]
+    return {"order_id": order.id, "store": {"id": store.id, "name": store.name} if store else None,
+            "time": order.paid_at, "sale_date": order.sale_date, "channel": order.channel,
+            "payment_method": order.payment_method, "lines": lines, "total_fen": order.total_fen,
+            "paid_fen": paid, "change_fen": paid - order.total_fen, "late_entry": order.late_entry, "impact": None}
+
+
+def _may_see(actor: User, order: Order) -> bool:
+    """Admins see every order; store staff their store's; consumers their own."""
+    return (actor.role == "admin" or (actor.role == "store_staff" and order.store_id == actor.store_id)
+            or (actor.role == "consumer" and order.consumer_id == actor.id))
+
+
+def get_receipt(*, actor: User, order_id: int) -> dict:
+    """Reprint a paid order's receipt (`order_not_found` 404 outside scope, `order_not_paid` 409 before payment)."""
+    order = db.session.get(Order, order_id)
+    if order is None or not _may_see(actor, order):
+        raise NotFound(f"No order {order_id}.", code="order_not_found")
+    if order.paid_at is None:
+        raise Conflict("The order has not been paid: it has no receipt.", code="order_not_paid",
+                       details={"status": order.status})
+    return receipt_of(order)
+
+
+# --- pickups ------------------------------------------------------------------------------------------
+
+def list_pickups(*, actor: User, store_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of the paid pickup orders waiting at a store, oldest first."""
+    store = get_store_for(actor=actor, store_id=store_id)
+    query = select(Order).where(Order.store_id == store.id, Order.channel == "pickup", Order.status == "paid")
+    return paginate(query, keys=[Order.id], limit=limit, cursor=cursor)
+
+
+def hand_over(*, actor: User, store_id: int, pickup_code: str) -> Order:
+    """Hand a paid pickup order over to the customer showing its code: the order becomes fulfilled
+    (`pickup_code_invalid` 409 when no order waiting at this store has that code)."""
+    store = get_store_for(actor=actor, store_id=store_id)
+    waiting = select(Order.id).where(Order.store_id == store.id, Order.channel == "pickup",
+                                     Order.status == "paid", Order.pickup_code == pickup_code)
+    order_id = db.session.scalar(waiting.order_by(Order.id).limit(1))
+    order = lock_order(order_id) if order_id is not None else None
+    if order is None or order.status != "paid" or order.pickup_code != pickup_code:
+        raise Conflict("No order waiting at this store has this pickup code.", code="pickup_code_invalid")
+    state.transition(order, "fulfilled", actor_id=actor.id, reason="picked up")
+    return order

@@ -1,0 +1,86 @@
+"""Fixtures of the counter tests: a store with an open shift and stock in two lots, clerks, pickup orders."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pytest
+
+from catalog.models import Location, Lot, Product
+from orders.models import Order, Shift, Store
+from shop.auth.models import User
+from shop.auth.security import issue_token
+from shop.db import db, utcnow
+from tests.catalog.factories import ProductFactory, make_lot
+from tests.factories import UserFactory
+from tests.orders.factories import ShiftFactory, StoreFactory
+
+
+@dataclass
+class Counter:
+    """A store whose shift opened 10 hours ago; rice (¥20) in an older lot of 5 and a newer lot of 8, tea (¥35)."""
+
+    store: Store
+    shift: Shift
+    rice: Product
+    tea: Product
+    old_lot: Lot
+    new_lot: Lot
+    tea_lot: Lot
+
+
+def make_counter() -> Counter:
+    """Build the counter world in the current app's database and commit it."""
+    store = StoreFactory()
+    shift = ShiftFactory(store=store, opened_at=utcnow() - timedelta(hours=10))
+    rice, tea = ProductFactory(price_fen=2000), ProductFactory(price_fen=3500)
+    location = db.session.get(Location, store.location_id)
+    old_lot = make_lot(rice, location, quantity=5, harvested_on=date(2026, 8, 1))
+    new_lot = make_lot(rice, location, quantity=8, harvested_on=date(2026, 9, 1))
+    tea_lot = make_lot(tea, location, quantity=4)
+    db.session.commit()
+    return Counter(store, shift, rice, tea, old_lot, new_lot, tea_lot)
+
+
+def bearer(user: User) -> dict:
+    """Authorization headers for `user` (without the SQLite `login` fixture, e.g. on PostgreSQL)."""
+    token, _ = issue_token(user)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def clerk(store: Store) -> dict:
+    """Headers of a new clerk of `store` (committed)."""
+    user = UserFactory(role="store_staff", store_id=store.id)
+    db.session.commit()
+    return bearer(user)
+
+
+def paid_pickup_order(store: Store, product: Product, *, pickup_code: str, status: str = "paid") -> Order:
+    """A consumer's pickup order at `store` (one unit of `product`), as checkout leaves it once paid."""
+    consumer = UserFactory(role="consumer")
+    order = Order(channel="pickup", status=status, consumer_id=consumer.id, store_id=store.id,
+                  location_id=store.location_id, donor_code=store.district_code, total_fen=product.price_fen,
+                  pickup_code=pickup_code, paid_at=utcnow() if status != "pending_payment" else None,
+                  payment_method="stripe")
+    db.session.add(order)
+    db.session.commit()
+    return order
+
+
+@pytest.fixture
+def counter(app) -> Counter:
+    """The counter world on SQLite."""
+    return make_counter()
+
+
+@pytest.fixture
+def staff(counter) -> dict:
+    """Headers of a clerk of the counter's store."""
+    return clerk(counter.store)
+
+
+def sale_body(counter: Counter, **overrides) -> dict:
+    """A cash sale of 3 bags of rice (¥60) with ¥100 tendered, in the counter's shift."""
+    body = {"lines": [{"sku": counter.rice.sku, "quantity": 3}],
+            "payment": {"method": "cash", "tendered_fen": 10000}, "shift_id": counter.shift.id}
+    return {**body, **overrides}
