@@ -23,3 +23,11 @@ def init_app(app: Flask) -> None:
     from shop.extensions import api as counter_api
 
     counter_api.register_blueprint(counter_blp)
+
+    from orders.payments import service as payments_service
+    from orders.payments import tasks as payments_tasks  # noqa: F401 - registers orders.process_payment_event
+    from orders.payments.api import blp as payments_blp
+    from shop.extensions import api as payments_api
+
+    payments_api.register_blueprint(payments_blp)
+    register_sweeper(app, "orders.payment_events", payments_service.requeue_pending_events)

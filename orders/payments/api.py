@@ -1,0 +1,53 @@
+"""Routes: the Stripe webhook and the sandbox's confirm route (which feeds the webhook's own handler)."""
+from __future__ import annotations
+
+import functools
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from orders.payments import service
+from orders.payments.schemas import PaymentStateOut, ReceivedOut, SandboxConfirmIn
+from shop.auth.security import current_user, require_role
+from shop.db import commit
+from shop.errors import NotFound
+
+blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Payments: the Stripe webhook, the sandbox")
+
+
+def sandbox_only(view):
+    """Decorate a view that exists only in sandbox mode: a 404 like an unknown route otherwise."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not service.sandbox_enabled(current_app.config):
+            raise NotFound(f"No resource at {request.path}.")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+@blp.route("/payments/stripe/webhook")
+class StripeWebhook(MethodView):
+    @blp.response(200, ReceivedOut)
+    @blp.alt_response(400, description="`invalid_signature` (nothing stored) or `invalid_event`")
+    @blp.doc(security=[], parameters=[{"in": "header", "name": "Stripe-Signature", "required": True,
+                                       "schema": {"type": "string"}}])
+    def post(self):
+        """Receive a Stripe event: verified, stored once by its id, processed after the acknowledgement."""
+        service.receive_event(payload=request.get_data(), signature=request.headers.get("Stripe-Signature"))
+        commit()
+        return {"received": True}
+
+
+@blp.route("/payments/sandbox/<string(maxlength=255):payment_intent_id>/confirm")
+class SandboxConfirm(MethodView):
+    @sandbox_only
+    @require_role("consumer", "admin")
+    @blp.arguments(SandboxConfirmIn)
+    @blp.response(200, PaymentStateOut)
+    def post(self, data, payment_intent_id):
+        """Sandbox only: pay or fail an order's PaymentIntent through a signed event to the webhook's handler."""
+        order_id = service.sandbox_confirm(actor=current_user(), intent_id=payment_intent_id, **data)
+        commit()
+        return service.payment_state(order_id=order_id)

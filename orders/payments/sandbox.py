@@ -1,0 +1,43 @@
+"""The sandbox provider: Stripe-shaped PaymentIntents and refunds made locally, with no server to call.
+
+Ids are derived from the order (an intent) or the idempotency key (a refund) with an HMAC, so calling
+twice gives the same object, as Stripe's idempotency keys do. Payments are confirmed through the
+sandbox route, which signs a Stripe-format event and hands it to the webhook's own handler.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from orders.payments.provider import Intent
+
+ID_LENGTH = 24
+
+
+class SandboxProvider:
+    """A stand-in for Stripe when no `STRIPE_API_KEY` is configured (embedded default, demo, benchmarks)."""
+
+    name = "sandbox"
+
+    def __init__(self, secret: str):
+        self.secret = secret.encode()
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> SandboxProvider:
+        """A sandbox keyed by the webhook secret (ids are stable for one deployment)."""
+        return cls(config["STRIPE_WEBHOOK_SECRET"])
+
+    def _token(self, text: str) -> str:
+        """A short stable hex token of `text` under the sandbox's key."""
+        return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()[:ID_LENGTH]
+
+    def create_intent(self, *, order_id: int, amount_fen: int) -> Intent:
+        """The order's PaymentIntent (`pi_…`, client secret `pi_…_secret_…`): the same one on every call."""
+        intent_id = f"pi_{self._token(f'order-{order_id}-intent')}"
+        return Intent(id=intent_id, client_secret=f"{intent_id}_secret_{self._token(intent_id)}",
+                      amount_fen=amount_fen)
+
+    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
+        """A refund id (`re_…`) that depends only on the idempotency key, as a retried Stripe call would."""
+        return f"re_{self._token(f'refund:{idempotency_key}')}"

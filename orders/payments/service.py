@@ -1,0 +1,320 @@
+"""Payment events: verified and stored once by the webhook, processed idempotently by a task, swept if lost.
+
+`receive_event` is the one handler of a signed Stripe-format event (the webhook endpoint and the
+sandbox confirm route both call it): it checks the signature (300 s tolerance), stores the event
+once by its id (a replay, also a concurrent one, inserts nothing) and queues processing after the
+commit. `process_event` takes the order lock first, then applies the event; an event that cannot be
+applied yet (a refund before the payment it refunds) is `deferred` and applied right after the
+payment's succeeded event, so every arrival order ends in the same state. The
+`orders.payment_events` sweeper re-queues pending events whose task was lost.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import stripe
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from orders.checkout.service import confirm_payment
+from orders.locking import lock_order
+from orders.models import Order, Payment, PaymentEvent, Refund
+from orders.outbox import record_event
+from orders.payments.provider import get_provider
+from orders.refunds.service import record_provider_refund
+from shop.auth.models import User
+from shop.db import after_commit, db, utcnow
+from shop.errors import AppError, NotFound
+from shop.fields import MAX_ID
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
+DONE = ("processed", "ignored")
+REFUND_FAILED = ("failed", "canceled")
+MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
+REQUEUE_AFTER = timedelta(seconds=60)
+SWEEP_BATCH = 200
+UNALLOCATED_REASON = "The payment could not be allocated (order expired or cancelled, stock gone): returned in full."
+
+
+class InvalidSignature(AppError):
+    """The webhook's Stripe-Signature is missing, wrong, for another secret or too old."""
+
+    status, code = 400, "invalid_signature"
+
+
+class InvalidEvent(AppError):
+    """A correctly signed body that is not a Stripe event."""
+
+    status, code = 400, "invalid_event"
+
+
+# --- receiving ----------------------------------------------------------------------------------------
+
+def _moment(timestamp: object) -> datetime:
+    """A Stripe Unix timestamp as an aware UTC datetime (`invalid_event` 400 if it is not one)."""
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or not 0 < timestamp < MAX_TIMESTAMP:
+        raise InvalidEvent("The event's `created` is not a Unix timestamp.")
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _short_string(value: object, limit: int) -> str | None:
+    """`value` if it is a non-empty string of at most `limit` characters, else None."""
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+
+
+def verify_event(*, payload: bytes, signature: str | None) -> dict:
+    """The event a webhook body carries, once its Stripe signature checks out (`invalid_signature` 400)."""
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature, current_app.config["STRIPE_WEBHOOK_SECRET"],
+                                              SIGNATURE_TOLERANCE_SECONDS)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+        raise InvalidSignature("The Stripe-Signature header does not verify this body.") from exc
+    try:
+        event = json.loads(payload)
+    except ValueError as exc:
+        raise InvalidEvent("The body is not JSON.") from exc
+    data = event.get("data") if isinstance(event, dict) else None
+    if (not isinstance(data, dict) or not isinstance(data.get("object"), dict)
+            or _short_string(event.get("id"), 255) is None or _short_string(event.get("type"), 64) is None):
+        raise InvalidEvent("The body is not a Stripe event (id, type, created, data.object).")
+    _moment(event.get("created"))
+    return event
+
+
+def _intent_id_of(event: Mapping) -> str | None:
+    """The PaymentIntent an event concerns: the object itself, or the charge's `payment_intent`."""
+    obj = event["data"]["object"]
+    if obj.get("object") == "payment_intent":
+        return _short_string(obj.get("id"), 255)
+    return _short_string(obj.get("payment_intent"), 255)
+
+
+def _queue(row_id: int) -> None:
+    """Send the processing task (after the event's transaction committed)."""
+    from orders.payments.tasks import process_payment_event
+
+    process_payment_event.delay(row_id)
+
+
+def receive_event(*, payload: bytes, signature: str | None) -> int | None:
+    """Verify a webhook body and store its event once, queued for processing after commit; the stored row's
+    id, or None for an event id already stored (a replay: nothing is written or queued)."""
+    event = verify_event(payload=payload, signature=signature)
+    handled = event["type"] in HANDLED_TYPES
+    now = utcnow()
+    values = {"provider": current_app.config["PAYMENTS"], "event_id": event["id"], "type": event["type"],
+              "intent_id": _intent_id_of(event), "created": _moment(event["created"]), "payload": event,
+              "status": "pending" if handled else "ignored", "attempts": 0, "received_at": now,
+              "queued_at": now if handled else None, "processed_at": None if handled else now}
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    row_id = db.session.scalar(insert(PaymentEvent).values(**values)
+                               .on_conflict_do_nothing(index_elements=["event_id"]).returning(PaymentEvent.id))
+    if row_id is not None and handled:
+        after_commit(lambda: _queue(row_id))
+    return row_id
+
+
+# --- processing ---------------------------------------------------------------------------------------
+
+def _order_id_of(event: PaymentEvent) -> int | None:
+    """The order an event concerns: the one its PaymentIntent was made for, else its metadata's `order_id`."""
+    if event.intent_id:
+        order_id = db.session.scalar(select(Payment.order_id).where(Payment.intent_id == event.intent_id))
+        if order_id is not None:
+            return order_id
+    metadata = event.payload["data"]["object"].get("metadata")
+    raw = metadata.get("order_id") if isinstance(metadata, dict) else None
+    if isinstance(raw, str) and raw.isdigit() and 0 < len(raw) <= 10 and int(raw) <= MAX_ID:
+        return int(raw)
+    return None
+
+
+def _amount(obj: Mapping, *names: str) -> int:
+    """The first of `names` in `obj` that is a non-negative integer amount (0 if none is)."""
+    for name in names:
+        value = obj.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
+def _payment_for(event: PaymentEvent, order: Order) -> Payment:
+    """The order's payment row for the event's PaymentIntent (recorded now if checkout had not)."""
+    payment = db.session.scalar(select(Payment).where(Payment.intent_id == event.intent_id))
+    if payment is None:
+        obj = event.payload["data"]["object"]
+        payment = Payment(order_id=order.id, provider=event.provider, intent_id=event.intent_id,
+                          amount_fen=_amount(obj, "amount"), status="created")
+        db.session.add(payment)
+        db.session.flush()
+    return payment
+
+
+def _return_payment(*, order: Order, payment: Payment, amount_fen: int, paid_at: datetime) -> None:
+    """Refund a payment that could not be allocated in full, and record both money events."""
+    refund_id = get_provider().refund(intent_id=payment.intent_id, amount_fen=amount_fen,
+                                      idempotency_key=f"order-{order.id}-unallocated")
+    refund = Refund(order_id=order.id, provider_refund_id=refund_id, amount_fen=amount_fen, method="stripe",
+                    reason=UNALLOCATED_REASON, source="unallocated")
+    db.session.add(refund)
+    payment.status, payment.succeeded_at, payment.last_error = "returned", paid_at, None
+    db.session.flush()
+    detail = {"intent_id": payment.intent_id}
+    record_event(kind="payment_unallocated", order=order, occurred_at=paid_at, amount_fen=amount_fen, payload=detail)
+    record_event(kind="payment_returned", order=order, refund=refund, occurred_at=utcnow(), amount_fen=amount_fen,
+                 payload={**detail, "provider_refund_id": refund_id})
+    log.info("payment %s of order %s could not be allocated: returned", payment.intent_id, order.id)
+
+
+def _succeeded(event: PaymentEvent, order: Order, payment: Payment) -> None:
+    """A confirmed payment: the order paid and allocated, or, if that is impossible, the payment returned."""
+    if payment.status == "returned":
+        return
+    amount = _amount(event.payload["data"]["object"], "amount_received", "amount")
+    outcome = confirm_payment(order_id=order.id, intent_id=payment.intent_id, amount_fen=amount,
+                              paid_at=event.created)
+    if outcome == "unallocatable":
+        _return_payment(order=order, payment=payment, amount_fen=amount, paid_at=event.created)
+        return
+    payment.status, payment.last_error = "succeeded", None
+    payment.succeeded_at = payment.succeeded_at or event.created
+
+
+def _failed(event: PaymentEvent, payment: Payment) -> None:
+    """A failed attempt: recorded (its error code only) unless the payment already succeeded; the order
+    stays pending until it expires."""
+    if payment.status in ("succeeded", "returned"):
+        return
+    error = event.payload["data"]["object"].get("last_payment_error")
+    error = error if isinstance(error, dict) else {}
+    code = _short_string(error.get("decline_code"), 200) or _short_string(error.get("code"), 200)
+    payment.status, payment.last_error = "failed", code or "payment_failed"
+
+
+def _refunded(event: PaymentEvent, order: Order) -> None:
+    """Refunds made at the provider (e.g. its dashboard): each refund id not yet known is reconciled."""
+    refunds = (event.payload["data"]["object"].get("refunds") or {}).get("data") or []
+    valid = [r for r in refunds if isinstance(r, dict) and _short_string(r.get("id"), 255)
+             and isinstance(r.get("created"), int) and _amount(r, "amount") and r.get("status") not in REFUND_FAILED]
+    for refund in sorted(valid, key=lambda r: (r["created"], r["id"])):
+        known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund["id"]))
+        if known is None:
+            record_provider_refund(order_id=order.id, provider_refund_id=refund["id"], amount_fen=refund["amount"],
+                                   occurred_at=_moment(refund["created"]))
+
+
+def _apply(event: PaymentEvent, order: Order) -> str:
+    """Apply one event to its (locked) order; its new status: processed, or deferred (a refund of an unpaid
+    payment). After a succeeded payment the intent's deferred events are applied too."""
+    payment = _payment_for(event, order)
+    status = "processed"
+    if event.type == "payment_intent.succeeded":
+        _succeeded(event, order, payment)
+    elif event.type == "payment_intent.payment_failed":
+        _failed(event, payment)
+    elif payment.status == "succeeded":
+        _refunded(event, order)
+    elif payment.status != "returned":  # refunds of a returned payment are the return itself
+        status = "deferred"
+    event.status, event.processed_at = status, utcnow() if status == "processed" else None
+    db.session.flush()
+    if event.type == "payment_intent.succeeded":
+        deferred = db.session.scalars(select(PaymentEvent).where(PaymentEvent.intent_id == payment.intent_id,
+                                                                 PaymentEvent.status == "deferred")
+                                      .order_by(PaymentEvent.created, PaymentEvent.id)).all()
+        for waiting in deferred:
+            _apply(waiting, order)
+    return status
+
+
+def process_event(*, event_id: int) -> str:
+    """Process a stored event under its order's lock (idempotent); its status afterwards, or "missing"."""
+    event = db.session.get(PaymentEvent, event_id)
+    if event is None:
+        return "missing"
+    if event.status in DONE:
+        return event.status
+    order_id = _order_id_of(event)
+    if order_id is None or not event.intent_id or db.session.get(Order, order_id) is None:
+        event.status, event.processed_at = "ignored", utcnow()
+        db.session.flush()
+        log.info("payment event %s names no order of ours: ignored", event.event_id)
+        return event.status
+    order = lock_order(order_id)
+    event = db.session.scalar(select(PaymentEvent).where(PaymentEvent.id == event_id)
+                              .execution_options(populate_existing=True))
+    if event.status in DONE:
+        return event.status
+    return _apply(event, order)
+
+
+def requeue_pending_events() -> int:
+    """Sweeper: re-queue events still pending a grace period after they were last queued; how many."""
+    now = utcnow()
+    stale = db.session.scalars(
+        select(PaymentEvent).where(PaymentEvent.status == "pending",
+                                   func.coalesce(PaymentEvent.queued_at, PaymentEvent.received_at)
+                                   < now - REQUEUE_AFTER)
+        .order_by(PaymentEvent.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)).all()
+    for event in stale:
+        event.queued_at, event.attempts = now, event.attempts + 1
+        row_id = event.id
+        after_commit(lambda row_id=row_id: _queue(row_id))
+    db.session.flush()
+    return len(stale)
+
+
+# --- the sandbox --------------------------------------------------------------------------------------
+
+def sandbox_enabled(config: Mapping) -> bool:
+    """Whether sandbox payments may be confirmed: the sandbox provider, no Stripe key, not production."""
+    return (config["PAYMENTS"] == "sandbox" and not config.get("STRIPE_API_KEY")
+            and config["SHOP_ENV"] != "production")
+
+
+def sandbox_event(*, intent_id: str, order_id: int, amount_fen: int, outcome: str) -> dict:
+    """A Stripe-format `payment_intent.succeeded` / `payment_intent.payment_failed` event for an intent."""
+    succeeded = outcome == "succeeded"
+    intent = {"id": intent_id, "object": "payment_intent", "amount": amount_fen,
+              "amount_received": amount_fen if succeeded else 0, "currency": "cny",
+              "status": "succeeded" if succeeded else "requires_payment_method",
+              "metadata": {"order_id": str(order_id)},
+              "last_payment_error": None if succeeded else {"type": "card_error", "code": "card_declined",
+                                                            "decline_code": "generic_decline"}}
+    return {"id": f"evt_{secrets.token_hex(12)}", "object": "event", "created": int(utcnow().timestamp()),
+            "livemode": False, "type": "payment_intent.succeeded" if succeeded else "payment_intent.payment_failed",
+            "data": {"object": intent}}
+
+
+def sign(payload: str, *, secret: str) -> str:
+    """The `Stripe-Signature` header Stripe would send for `payload` now (`t=…,v1=<HMAC-SHA256>`)."""
+    return stripe.WebhookSignature.generate_signature_header(payload, secret)
+
+
+def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> int:
+    """Pay (or fail) a sandbox PaymentIntent: a signed Stripe-format event handed to the webhook's handler;
+    the order's id. Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
+    payment = db.session.scalar(select(Payment).where(Payment.intent_id == intent_id))
+    order = db.session.get(Order, payment.order_id) if payment is not None else None
+    if order is None or (actor.role != "admin" and order.consumer_id != actor.id):
+        raise NotFound(f"No payment {intent_id}.", code="payment_not_found")
+    payload = json.dumps(sandbox_event(intent_id=intent_id, order_id=order.id, amount_fen=payment.amount_fen,
+                                       outcome=outcome), separators=(",", ":"))
+    receive_event(payload=payload.encode(), signature=sign(payload, secret=current_app.config["STRIPE_WEBHOOK_SECRET"]))
+    return order.id
+
+
+def payment_state(*, order_id: int) -> dict:
+    """The order's status and its latest payment's, as the sandbox route answers them."""
+    order = db.session.get(Order, order_id)
+    payment = db.session.scalar(select(Payment).where(Payment.order_id == order_id).order_by(Payment.id.desc()))
+    return {"order_id": order.id, "status": order.status, "payment_status": payment.status if payment else None}

@@ -1,0 +1,167 @@
+"""Fixtures of the payments tests: stock, consumers with tokens, orders placed through the API, webhook
+bodies signed exactly as Stripe signs them, and a stub HTTP client under the real `stripe` library."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+import pytest
+import stripe
+from sqlalchemy import func, select
+
+from orders.models import Order, OutboxEvent, Payment, PaymentEvent
+from shop.auth.security import issue_token
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.conftest import make_app
+from tests.factories import UserFactory
+
+SECRET = "whsec_sandbox_not_secret"  # the embedded default's webhook secret
+ADDRESS = {"district_code": "440604", "detail": "测试路 1 号", "recipient": "测试收件人", "phone": "13800000000"}
+WEBHOOK = "/api/v1/payments/stripe/webhook"
+
+
+def user_with_token(role: str = "consumer", **scope) -> tuple:
+    """A user of `role` and Authorization headers for it."""
+    user = UserFactory(role=role, **scope)
+    db.session.flush()
+    token, _ = issue_token(user)
+    return user, {"Authorization": f"Bearer {token}"}
+
+
+def stock(*, quantity: int = 10, prices: tuple[int, ...] = (1250, 800)) -> dict:
+    """A warehouse holding `quantity` units of a product per price (committed)."""
+    warehouse = LocationFactory()
+    products = [ProductFactory(price_fen=price) for price in prices]
+    for product in products:
+        make_lot(product, warehouse, quantity=quantity)
+    db.session.commit()
+    return {"warehouse": warehouse, "products": products}
+
+
+def place_order(client, headers: dict, lines: list[tuple[str, int]], *, key: str | None = None) -> dict:
+    """Place a delivery order of `(sku, quantity)` lines through the API; its JSON."""
+    body = {"channel": "delivery", "address": dict(ADDRESS),
+            "lines": [{"sku": sku, "quantity": qty} for sku, qty in lines]}
+    response = client.post("/api/v1/orders", json=body,
+                           headers={**headers, "Idempotency-Key": key or f"k-{time.monotonic_ns()}"})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def intent_of(order_id: int) -> Payment:
+    """The order's payment row."""
+    return db.session.scalar(select(Payment).where(Payment.order_id == order_id))
+
+
+def stripe_signature(payload: str, secret: str = SECRET, timestamp: int | None = None) -> str:
+    """`Stripe-Signature` as Stripe computes it: `t=<ts>,v1=<hex HMAC-SHA256 of "<ts>.<payload>">`."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+_serial = {"n": 0}
+
+
+def event(kind: str, obj: dict, *, event_id: str | None = None, created: int | None = None) -> dict:
+    """A Stripe event of type `kind` about `obj`."""
+    _serial["n"] += 1
+    return {"id": event_id or f"evt_test_{_serial['n']:06d}", "object": "event", "api_version": "2024-06-20",
+            "created": created or int(time.time()), "livemode": False, "type": kind, "data": {"object": obj}}
+
+
+def intent_event(kind: str, payment: Payment, **kwargs) -> dict:
+    """`payment_intent.succeeded` / `payment_intent.payment_failed` for a payment row."""
+    succeeded = kind == "payment_intent.succeeded"
+    obj = {"id": payment.intent_id, "object": "payment_intent", "amount": payment.amount_fen,
+           "amount_received": payment.amount_fen if succeeded else 0, "currency": "cny",
+           "status": "succeeded" if succeeded else "requires_payment_method",
+           "metadata": {"order_id": str(payment.order_id)},
+           "last_payment_error": None if succeeded else {"code": "card_declined", "decline_code": "insufficient_funds",
+                                                         "message": "Your card has insufficient funds."}}
+    return event(kind, obj, **kwargs)
+
+
+def refund_event(payment: Payment, refunds: list[tuple[str, int, int]], **kwargs) -> dict:
+    """`charge.refunded` carrying the charge's refunds `(id, amount, created)` (newest first, as Stripe lists)."""
+    data = [{"id": rid, "object": "refund", "amount": amount, "created": created, "currency": "cny",
+             "payment_intent": payment.intent_id, "status": "succeeded"}
+            for rid, amount, created in sorted(refunds, key=lambda r: r[2], reverse=True)]
+    obj = {"id": f"ch_{payment.intent_id[3:]}", "object": "charge", "amount": payment.amount_fen,
+           "amount_refunded": sum(amount for _, amount, _ in refunds), "currency": "cny",
+           "payment_intent": payment.intent_id, "refunded": False, "metadata": {},
+           "refunds": {"object": "list", "data": data, "has_more": False}}
+    return event("charge.refunded", obj, **kwargs)
+
+
+def deliver(client, body: dict, *, secret: str = SECRET, timestamp: int | None = None, signature: str | None = None):
+    """POST an event to the webhook, signed (unless `signature` is given)."""
+    payload = json.dumps(body)
+    header = signature if signature is not None else stripe_signature(payload, secret, timestamp)
+    return client.post(WEBHOOK, data=payload, headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+
+
+def counts() -> dict:
+    """How many payment events and outbox events are stored."""
+    return {"events": db.session.scalar(select(func.count()).select_from(PaymentEvent)),
+            "outbox": db.session.scalar(select(func.count()).select_from(OutboxEvent))}
+
+
+def order_status(order_id: int) -> str:
+    """The order's committed status."""
+    db.session.expire_all()
+    return db.session.get(Order, order_id).status
+
+
+@dataclass
+class StubHTTPClient(stripe.HTTPClient):
+    """Stands in for Stripe's HTTP layer: records each request and answers as the API would."""
+
+    name = "stub"
+    requests: list = field(default_factory=list)
+
+    def __post_init__(self):
+        super().__init__()
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        """Record the request; answer a PaymentIntent or a Refund made from its parameters."""
+        params = dict(parse_qsl(post_data or ""))
+        self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
+        if url.endswith("/v1/payment_intents"):
+            n = len(self.requests)
+            body = {"id": f"pi_stub{n}", "object": "payment_intent", "amount": int(params["amount"]),
+                    "currency": params["currency"], "client_secret": f"pi_stub{n}_secret_x",
+                    "status": "requires_payment_method", "metadata": {"order_id": params["metadata[order_id]"]}}
+        elif url.endswith("/v1/refunds"):
+            body = {"id": f"re_stub{len(self.requests)}", "object": "refund", "amount": int(params["amount"]),
+                    "payment_intent": params["payment_intent"], "status": "succeeded", "currency": "cny"}
+        else:
+            return json.dumps({"error": {"message": "not stubbed"}}), 404, {}
+        return json.dumps(body), 200, {"request-id": "req_stub"}
+
+    def close(self):
+        """Nothing to close."""
+
+
+@pytest.fixture
+def stripe_http():
+    """The stub under the `stripe` library."""
+    return StubHTTPClient()
+
+
+@pytest.fixture
+def stripe_app(sqlite_template, tmp_path, stripe_http):
+    """The app configured for Stripe (a test key and webhook secret), its HTTP layer stubbed."""
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path, STRIPE_API_KEY="sk_test_not_real", STRIPE_WEBHOOK_SECRET="whsec_test_stripe")
+    app.config["STRIPE_HTTP_CLIENT"] = stripe_http
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()

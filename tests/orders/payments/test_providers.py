@@ -1,0 +1,67 @@
+"""The Stripe provider drives the real `stripe` library (only its HTTP client is stubbed); the sandbox
+makes Stripe-shaped objects locally and idempotently."""
+from __future__ import annotations
+
+from orders.payments.provider import get_provider
+from orders.payments.sandbox import SandboxProvider
+from orders.payments.stripe_provider import StripeProvider
+from tests.orders.payments.conftest import intent_of, place_order, stock, user_with_token
+
+
+def test_stripe_intent_request_is_cny_in_fen_keyed_by_the_order_with_only_the_order_id(stripe_app, stripe_http):
+    provider = get_provider()
+
+    intent = provider.create_intent(order_id=42, amount_fen=4900)
+
+    assert isinstance(provider, StripeProvider)
+    (sent,) = stripe_http.requests
+    assert (sent["method"], sent["url"]) == ("post", "https://api.stripe.com/v1/payment_intents")
+    assert sent["headers"]["Idempotency-Key"] == "order-42-intent"
+    assert sent["headers"]["Authorization"] == "Bearer sk_test_not_real"
+    assert sent["params"]["amount"] == "4900"
+    assert sent["params"]["currency"] == "cny"
+    assert {v for k, v in sent["params"].items() if k.startswith("payment_method_types")} == {
+        "card", "alipay", "wechat_pay"}
+    assert {k: v for k, v in sent["params"].items() if k.startswith("metadata")} == {"metadata[order_id]": "42"}
+    assert (intent.id, intent.client_secret, intent.amount_fen) == ("pi_stub1", "pi_stub1_secret_x", 4900)
+
+
+def test_checkout_creates_the_intent_with_no_personal_data(stripe_app, stripe_http):
+    client = stripe_app.test_client()
+    world = stock()
+    _, headers = user_with_token()
+
+    order = place_order(client, headers, [(world["products"][0].sku, 2)])
+
+    (sent,) = stripe_http.requests
+    assert sent["params"]["amount"] == str(2 * 1250)
+    assert sent["headers"]["Idempotency-Key"] == f"order-{order['id']}-intent"
+    body = " ".join(sent["params"].values())
+    for personal in ("测试收件人", "13800000000", "测试路"):
+        assert personal not in body
+    assert intent_of(order["id"]).intent_id == "pi_stub1"
+
+
+def test_stripe_refund_carries_the_callers_idempotency_key(stripe_app, stripe_http):
+    refund_id = get_provider().refund(intent_id="pi_abc", amount_fen=800, idempotency_key="refund-7")
+
+    (sent,) = stripe_http.requests
+    assert sent["url"] == "https://api.stripe.com/v1/refunds"
+    assert sent["headers"]["Idempotency-Key"] == "refund-7"
+    assert sent["params"] == {"payment_intent": "pi_abc", "amount": "800"}
+    assert refund_id == "re_stub1"
+
+
+def test_sandbox_is_the_default_and_idempotent(app):
+    provider = get_provider()
+
+    first, again = provider.create_intent(order_id=5, amount_fen=100), provider.create_intent(order_id=5, amount_fen=100)
+
+    assert isinstance(provider, SandboxProvider)
+    assert first == again
+    assert first.id.startswith("pi_") and first.client_secret.startswith(f"{first.id}_secret_")
+    assert provider.create_intent(order_id=6, amount_fen=100).id != first.id
+    refund = provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k1")
+    assert refund.startswith("re_")
+    assert refund == provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k1")
+    assert refund != provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k2")
