@@ -1,0 +1,147 @@
+"""After-sales: the owner asks within 7 days of delivery or pickup; staff of the store or admins approve
+(→ a refund through the refund service) or reject (the reason is shown to the consumer)."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from orders.models import AfterSalesRequest, Order, OrderLine, OutboxEvent, Refund
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.orders.factories import StoreFactory
+from tests.orders.refunds.conftest import days_ago, paid_order, user_with_token
+
+
+@pytest.fixture
+def sold(app):
+    """A pickup order of 3 units collected at a store, its consumer, and staff of that and another store."""
+    store = StoreFactory()
+    product = ProductFactory(price_fen=1500)
+    from catalog.models import Location
+
+    make_lot(product, db.session.get(Location, store.location_id), quantity=10)
+    consumer, consumer_headers = user_with_token("consumer")
+    _, clerk = user_with_token("store_staff", store_id=store.id)
+    _, other_clerk = user_with_token("store_staff", store_id=StoreFactory().id)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+
+    def order(completed_days_ago=1, status="fulfilled"):
+        made = paid_order(location_id=store.location_id, channel="pickup", store=store, consumer=consumer,
+                          lines=[(product, 3)], payment_method="cash", status=status,
+                          completed_at=days_ago(completed_days_ago))
+        db.session.commit()
+        return made
+
+    return {"order": order, "consumer": consumer_headers, "clerk": clerk, "other_clerk": other_clerk,
+            "admin": admin}
+
+
+def _ask(client, headers, order, quantity=2, **extra):
+    """POST an after-sales request for `quantity` units of the order's line."""
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
+    return client.post(f"/api/v1/orders/{order.id}/after-sales", headers=headers,
+                       json={"lines": [{"line_id": line_id, "quantity": quantity}], "reason": "包装破损", **extra})
+
+
+def test_the_owner_asks_within_7_days_and_an_approval_refunds_the_units(client, sold):
+    order = sold["order"](completed_days_ago=6)
+
+    asked = _ask(client, sold["consumer"], order, photo="https://img.example.com/p/1.jpg")
+
+    assert asked.status_code == 201, asked.json
+    assert (asked.json["status"], asked.json["photo"]) == ("open", "https://img.example.com/p/1.jpg")
+    approved = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=sold["clerk"],
+                           json={"resellable": True})
+    assert approved.status_code == 200, approved.json
+    assert approved.json["status"] == "approved"
+    refund = db.session.get(Refund, approved.json["refund_id"])
+    assert (refund.source, refund.amount_fen, refund.lines[0].quantity) == ("after_sales", 3000, 2)
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)
+                             .where(OutboxEvent.kind == "line_refunded")) == 1
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"])
+    assert [(r["status"], r["refund_id"]) for r in seen.json["items"]] == [("approved", refund.id)]
+
+    again = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=sold["admin"], json={})
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "after_sales_decided"
+
+
+def test_after_8_days_the_window_is_closed(client, sold):
+    order = sold["order"](completed_days_ago=8)
+
+    response = _ask(client, sold["consumer"], order)
+
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "after_sales_window_closed"
+    assert db.session.scalar(select(func.count()).select_from(AfterSalesRequest)) == 0
+
+
+def test_only_delivered_or_collected_orders_and_one_open_request_at_a_time(client, sold):
+    paid_only = sold["order"](status="paid")
+    response = _ask(client, sold["consumer"], paid_only)
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "after_sales_not_allowed"
+
+    order = sold["order"]()
+    assert _ask(client, sold["consumer"], order).status_code == 201
+    second = _ask(client, sold["consumer"], order, quantity=1)
+    assert second.status_code == 409
+    assert second.json["error"]["code"] == "after_sales_open"
+
+
+def test_more_units_than_sold_is_409(client, sold):
+    response = _ask(client, sold["consumer"], sold["order"](), quantity=4)
+
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "refund_exceeds_sold"
+
+
+def test_a_rejection_reason_is_what_the_consumer_sees(client, sold):
+    order = sold["order"]()
+    asked = _ask(client, sold["consumer"], order).json
+
+    rejected = client.post(f"/api/v1/after-sales/{asked['id']}/reject", headers=sold["admin"],
+                           json={"reason": "照片显示包装完好"})
+
+    assert rejected.status_code == 200
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert [(r["status"], r["decision_reason"], r["refund_id"]) for r in seen] == [
+        ("rejected", "照片显示包装完好", None)]
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert db.session.get(Order, order.id).status == "fulfilled"
+
+
+def test_other_consumers_and_other_stores_staff_see_nothing(client, sold):
+    order = sold["order"]()
+    _, stranger = user_with_token("consumer")
+    db.session.commit()
+
+    assert _ask(client, stranger, order).json["error"]["code"] == "order_not_found"
+    assert client.get(f"/api/v1/orders/{order.id}/after-sales", headers=stranger).status_code == 404
+    asked = _ask(client, sold["consumer"], order).json
+    response = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["other_clerk"], json={})
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "after_sales_not_found"
+    assert client.post(f"/api/v1/after-sales/{asked['id']}/reject", headers=sold["consumer"],
+                       json={"reason": "x"}).status_code == 403
+
+
+def test_delivery_orders_are_decided_by_admins_not_store_staff(client, sold):
+    warehouse, product = LocationFactory(), ProductFactory()
+    make_lot(product, warehouse, quantity=5)
+    consumer, headers = user_with_token("consumer")
+    order = paid_order(location_id=warehouse.id, channel="delivery", consumer=consumer, lines=[(product, 1)],
+                       payment_method="stripe", status="delivered", completed_at=days_ago(2))
+    db.session.commit()
+    asked = _ask(client, headers, order, quantity=1).json
+
+    assert client.post(f"/api/v1/after-sales/{asked['id']}/reject", headers=sold["clerk"],
+                       json={"reason": "x"}).status_code == 404
+
+
+def test_a_photo_must_be_a_web_link(client, sold):
+    response = _ask(client, sold["consumer"], sold["order"](), photo="javascript:alert(1)")
+
+    assert response.status_code == 422
+    assert "photo" in response.json["error"]["details"]
