@@ -160,11 +160,11 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
             portions = _reserve_at(location_id, products, lines)
         else:
             location_id, portions = _reserve_from_a_warehouse(products, lines)
-    seconds = current_app.config.get("ORDER_RESERVATION_SECONDS", 900)
-    order = Order(channel=channel, status="pending_payment", consumer_id=actor.id,
+    now, seconds = utcnow(), current_app.config.get("ORDER_RESERVATION_SECONDS", 900)
+    order = Order(created_at=now, channel=channel, status="pending_payment", consumer_id=actor.id,
                   store_id=store.id if store else None, location_id=location_id, donor_code=donor_code,
                   total_fen=sum(p.price_fen * line["quantity"] for p, line in zip(products, lines, strict=True)),
-                  expires_at=utcnow() + timedelta(seconds=seconds), payment_method="stripe", created_by=actor.id)
+                  expires_at=now + timedelta(seconds=seconds), payment_method="stripe", created_by=actor.id)
     order.address = address
     for product, line, reserved in zip(products, lines, portions, strict=True):
         order.lines.append(OrderLine(

@@ -1,0 +1,150 @@
+"""Reservation expiry on a frozen clock, and confirmed payments: allocation, outbox, late and wrong payments."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from catalog.models import Stock
+from orders.checkout.service import confirm_payment, expire_reservations
+from orders.models import Allocation, Order, OrderTransition, OutboxEvent
+from shop.db import db
+from tests.catalog.factories import make_lot
+from tests.orders.checkout.conftest import delivery_body, pickup_body
+
+PAID_AT = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)  # 2026-03-02 01:30 in Shanghai
+
+
+def _stock(location_id: int) -> tuple[int, int]:
+    """(on hand, reserved) summed over a location."""
+    db.session.expire_all()
+    return tuple(db.session.execute(select(func.sum(Stock.on_hand), func.sum(Stock.reserved))
+                                    .where(Stock.location_id == location_id)).one())
+
+
+def _order(client, headers, body) -> Order:
+    """Place an order through the API and load it."""
+    response = client.post("/api/v1/orders", json=body, headers=headers)
+    assert response.status_code == 201, response.json
+    return db.session.get(Order, response.json["id"])
+
+
+def _expire(order: Order, *, seconds: int = 1) -> int:
+    """Run the expiry with the clock `seconds` after the order's reservation ends."""
+    expired = expire_reservations(now=order.expires_at + timedelta(seconds=seconds))
+    db.session.commit()
+    return expired
+
+
+def test_reservations_expire_on_a_frozen_clock(client, login, world, app):
+    headers = login("consumer")
+    order = _order(client, headers, delivery_body((world["a"].sku, 4)))
+    assert order.expires_at - order.created_at == timedelta(seconds=app.config["ORDER_RESERVATION_SECONDS"])
+
+    assert expire_reservations(now=order.expires_at - timedelta(seconds=1)) == 0
+    assert _expire(order) == 1
+    db.session.refresh(order)
+    assert order.status == "expired"
+    assert _stock(world["warehouse"].id) == (20, 0)
+    last = db.session.scalar(select(OrderTransition).order_by(OrderTransition.id.desc()))
+    assert (last.from_status, last.to_status, last.actor_id) == ("pending_payment", "expired", None)
+    assert _expire(order, seconds=600) == 0  # idempotent
+    assert client.get(f"/api/v1/orders/{order.id}", headers=headers).json["status"] == "expired"
+
+
+def test_expiry_is_on_the_beat_schedule(app):
+    assert app.config["CELERY_BEAT_SCHEDULE"]["orders.expire_reservations"] == {
+        "task": "orders.expire_reservations", "schedule": 60.0}
+    assert "orders.expire_reservations" in app.extensions["celery"].tasks
+
+
+def test_the_expiry_task_leaves_fresh_orders_alone(client, login, world, app):
+    order = _order(client, login("consumer"), delivery_body((world["a"].sku, 1)))
+    assert app.extensions["celery"].tasks["orders.expire_reservations"].apply().get() == 0
+    db.session.refresh(order)
+    assert order.status == "pending_payment"
+
+
+def test_a_confirmed_payment_allocates_the_reservation_and_writes_the_outbox(client, login, world):
+    order = _order(client, login("consumer"), delivery_body((world["a"].sku, 3), (world["b"].sku, 2)))
+
+    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
+    db.session.commit()
+
+    db.session.refresh(order)
+    assert (order.status, order.paid_at, order.sale_date) == ("paid", PAID_AT, date(2026, 3, 2))
+    assert {a.state for a in db.session.scalars(select(Allocation))} == {"allocated"}
+    assert _stock(world["warehouse"].id) == (15, 0)
+    events = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+    assert [(e.kind, e.order_line_id, e.amount_fen) for e in events] == [
+        ("line_paid", order.lines[0].id, 3 * 1250), ("line_paid", order.lines[1].id, 2 * 800)]
+    assert sum(p["quantity"] for p in events[0].payload["allocations"]) == 3
+    assert order.pickup_code is None
+
+    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen,
+                           paid_at=PAID_AT) == "already_paid"
+    db.session.commit()
+    assert db.session.scalar(select(func.count(OutboxEvent.id))) == 2
+    assert _stock(world["warehouse"].id) == (15, 0)
+
+
+def test_a_paid_pickup_order_gets_a_code(client, login, world):
+    order = _order(client, login("consumer"), pickup_body(world["store"].id, (world["a"].sku, 2)))
+    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
+    db.session.commit()
+    db.session.refresh(order)
+    assert len(order.pickup_code) == 6 and order.pickup_code.isdigit()
+    assert _stock(world["store"].location_id) == (3, 0)
+
+
+def test_a_wrong_amount_is_not_allocated(client, login, world):
+    order = _order(client, login("consumer"), delivery_body((world["a"].sku, 1)))
+    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen - 1,
+                           paid_at=PAID_AT) == "unallocatable"
+    db.session.commit()
+    db.session.refresh(order)
+    assert order.status == "pending_payment"
+    assert _stock(world["warehouse"].id) == (20, 1)
+    assert db.session.scalar(select(func.count(OutboxEvent.id))) == 0
+
+
+def test_a_late_payment_is_allocated_afresh_when_stock_allows(client, login, world):
+    order = _order(client, login("consumer"), delivery_body((world["a"].sku, 4)))
+    _expire(order)
+    newer = make_lot(world["a"], world["warehouse"], quantity=5, harvested_on=date(2026, 1, 1))
+    db.session.commit()
+
+    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
+    db.session.commit()
+    db.session.refresh(order)
+    assert order.status == "paid"
+    allocated = db.session.scalars(select(Allocation).where(Allocation.state == "allocated")).all()
+    assert [(a.lot_id, a.quantity) for a in allocated] == [(newer.id, 4)]  # FIFO now: the earlier harvest
+    assert _stock(world["warehouse"].id) == (21, 0)
+    assert [t.to_status for t in db.session.scalars(select(OrderTransition).order_by(OrderTransition.id))] == [
+        "pending_payment", "expired", "paid"]
+
+
+def test_a_late_payment_without_stock_changes_nothing(client, login, world):
+    headers = login("consumer")
+    order = _order(client, headers, delivery_body((world["a"].sku, 4)))
+    _expire(order)
+    _order(client, headers, delivery_body((world["a"].sku, 8)))
+
+    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen,
+                           paid_at=PAID_AT) == "unallocatable"
+    db.session.commit()
+    db.session.refresh(order)
+    assert order.status == "expired"
+    assert _stock(world["warehouse"].id) == (20, 8)
+    assert db.session.scalar(select(func.count(OutboxEvent.id))) == 0
+
+
+def test_a_payment_for_a_cancelled_order_is_not_allocated(client, login, world):
+    headers = login("consumer")
+    order = _order(client, headers, delivery_body((world["a"].sku, 1)))
+    client.post(f"/api/v1/orders/{order.id}/cancel", headers=headers)
+    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen,
+                           paid_at=PAID_AT) == "unallocatable"
+    db.session.commit()
+    assert _stock(world["warehouse"].id) == (20, 0)
