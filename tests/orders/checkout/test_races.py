@@ -1,0 +1,105 @@
+"""Checkout races over HTTP on SQLite (the embedded default) and PostgreSQL: no oversell, no deadlock
+reaching a client, one order per Idempotency-Key."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from catalog.models import Stock
+from orders.models import Order
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.orders.checkout.conftest import delivery_body
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def racing_app(request):
+    """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+def _consumer(app) -> dict:
+    """Headers of a new consumer of `app`."""
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    token = app.test_client().post("/api/v1/auth/token",
+                                   json={"username": user.username, "password": DEFAULT_PASSWORD}).json
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def _post_together(app, requests: list[tuple[dict, dict]]) -> list:
+    """POST each (headers, body) to /orders from its own thread, released together; the responses."""
+    barrier = threading.Barrier(len(requests))
+    responses: list = [None] * len(requests)
+
+    def run(i: int) -> None:
+        headers, body = requests[i]
+        client = app.test_client()
+        barrier.wait()
+        responses[i] = client.post("/api/v1/orders", json=body, headers=headers)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return responses
+
+
+def _stock_totals() -> tuple[int, int, int]:
+    """(on hand, reserved, lowest available) over every stock row."""
+    db.session.expire_all()
+    return tuple(db.session.execute(select(func.sum(Stock.on_hand), func.sum(Stock.reserved),
+                                           func.min(Stock.on_hand - Stock.reserved))).one())
+
+
+def test_64_concurrent_checkouts_on_a_lot_of_10(racing_app):
+    product = ProductFactory()
+    make_lot(product, LocationFactory(), quantity=10)
+    db.session.commit()
+    consumers = [_consumer(racing_app) for _ in range(4)]
+
+    responses = _post_together(racing_app, [(consumers[i % 4], delivery_body((product.sku, 1)))
+                                            for i in range(64)])
+
+    outcomes = Counter((r.status_code, r.json.get("error", {}).get("code")) for r in responses)
+    assert outcomes == Counter({(201, None): 10, (409, "insufficient_stock"): 54})
+    assert _stock_totals() == (10, 10, 0)
+    assert db.session.scalar(select(func.count(Order.id))) == 10
+
+
+def test_carts_locking_skus_in_opposite_order_never_deadlock(racing_app):
+    warehouse = LocationFactory()
+    products = [ProductFactory() for _ in range(3)]
+    for product in products:
+        make_lot(product, warehouse, quantity=500)
+        make_lot(product, warehouse, quantity=500)
+    db.session.commit()
+    skus = [p.sku for p in products]
+    consumer = _consumer(racing_app)
+
+    requests = [(consumer, delivery_body(*[(sku, 2) for sku in (skus if i % 2 else list(reversed(skus)))]))
+                for i in range(24)]
+    responses = _post_together(racing_app, requests)
+
+    assert Counter(r.status_code for r in responses) == Counter({201: 24})
+    assert _stock_totals() == (3000, 24 * 2 * 3, 500 - 24 * 2)  # FIFO: the first lot of each
+
+
+def test_the_same_idempotency_key_five_times_at_once_is_one_order(racing_app):
+    product = ProductFactory()
+    make_lot(product, LocationFactory(), quantity=10)
+    db.session.commit()
+    headers = {**_consumer(racing_app), "Idempotency-Key": "same-cart"}
+
+    responses = _post_together(racing_app, [(headers, delivery_body((product.sku, 3)))] * 5)
+
+    assert [r.status_code for r in responses] == [201] * 5, [r.json for r in responses]
+    assert len({r.json["id"] for r in responses}) == 1
+    assert len({r.get_data() for r in responses}) == 1
+    assert db.session.scalar(select(func.count(Order.id))) == 1
+    assert _stock_totals()[1] == 3
