@@ -6,7 +6,6 @@ from flask_smorest import Blueprint
 
 from orders.stores import service
 from orders.stores.schemas import (
-    StoreAccountChangeOut,
     AdjustmentCreate,
     AdjustmentOut,
     AdjustmentQuery,
@@ -14,6 +13,7 @@ from orders.stores.schemas import (
     ShiftOpen,
     ShiftOut,
     ShiftReportOut,
+    StoreAccountChangeOut,
     StoreCreate,
     StoreOut,
     StoreQuery,
@@ -79,7 +79,7 @@ def list_account_changes(query, store_id):
     return service.list_account_changes(store_id=store_id, **query)
 
 
-@blp.route("/stores/<int:store_id>/shifts")
+@blp.route("/stores/<int:store_id>/shifts", methods=["POST"])
 @require_role("admin", "store_staff")
 @blp.arguments(ShiftOpen)
 @blp.response(201, ShiftOut)

@@ -11,7 +11,7 @@ from tests.orders.factories import StoreFactory
 
 
 @pytest.fixture
-def store():
+def store(app):
     """A store in 顺德区 with its own store location."""
     store = StoreFactory()
     db.session.commit()
@@ -25,7 +25,7 @@ def staff_of(login):
 
 
 @pytest.fixture
-def stocked_warehouse():
+def stocked_warehouse(app):
     """A warehouse holding one product in two lots: 5 units harvested first, then 8 (FIFO order)."""
     warehouse, product = LocationFactory(), ProductFactory()
     old = make_lot(product, warehouse, quantity=5, harvested_on=date(2026, 8, 1))

@@ -1,0 +1,139 @@
+"""Stock adjustments: counts, write-offs and finds per lot, audited, never below what is reserved."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from catalog import inventory
+from catalog.models import Stock
+from orders.models import StockAdjustment
+from orders.stores import service
+from shop.auth.models import User
+from shop.db import db
+from tests.catalog.factories import ProductFactory, make_lot
+from tests.catalog.test_concurrency import race
+from tests.factories import UserFactory
+from tests.orders.factories import StoreFactory
+
+
+@pytest.fixture
+def store_lot(store):
+    """A lot of 10 units in the store's back room."""
+    lot = make_lot(ProductFactory(), inventory.get_location(store.location_id), quantity=10)
+    db.session.commit()
+    return lot
+
+
+def _adjust(client, headers, store, lot, delta, reason, **extra):
+    body = {"location_id": store.location_id, "lot_id": lot.id, "delta": delta, "reason": reason, **extra}
+    return client.post("/api/v1/stock-adjustments", json=body, headers=headers)
+
+
+def _on_hand(store, lot) -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(Stock.on_hand).where(Stock.location_id == store.location_id,
+                                                         Stock.lot_id == lot.id))
+
+
+def test_staff_write_off_spoiled_stock_and_the_row_is_the_audit(client, store, staff_of, store_lot):
+    response = _adjust(client, staff_of(store), store, store_lot, -3, "spoiled", note=" 运输挤压 ")
+
+    assert response.status_code == 201, response.json
+    assert (response.json["delta"], response.json["reason"], response.json["note"]) == (-3, "spoiled", "运输挤压")
+    clerk = db.session.scalar(select(User).where(User.role == "store_staff"))
+    row = db.session.get(StockAdjustment, response.json["id"])
+    assert (row.created_by, row.location_id, row.lot_id) == (clerk.id, store.location_id, store_lot.id)
+    assert row.created_at is not None
+    assert _on_hand(store, store_lot) == 7
+
+
+@pytest.mark.parametrize(("delta", "reason", "on_hand"), [(5, "found", 15), (-2, "stocktake", 8),
+                                                          (4, "stocktake", 14), (-1, "damaged", 9)])
+def test_each_reason_moves_stock_its_way(client, login, store, store_lot, delta, reason, on_hand):
+    assert _adjust(client, login("admin"), store, store_lot, delta, reason).status_code == 201
+    assert _on_hand(store, store_lot) == on_hand
+
+
+@pytest.mark.parametrize(("delta", "reason"), [(3, "spoiled"), (1, "damaged"), (-1, "found")])
+def test_a_reason_with_the_wrong_sign_is_refused(client, login, store, store_lot, delta, reason):
+    response = _adjust(client, login("admin"), store, store_lot, delta, reason)
+
+    assert (response.status_code, response.json["error"]["code"]) == (422, "adjustment_sign")
+    assert "delta" in response.json["error"]["details"]
+    assert _on_hand(store, store_lot) == 10
+
+
+def test_zero_unknown_reasons_and_huge_deltas_are_refused(client, login, store, store_lot):
+    admin = login("admin")
+    assert _adjust(client, admin, store, store_lot, 0, "stocktake").status_code == 422
+    assert _adjust(client, admin, store, store_lot, -1, "stolen").status_code == 422
+    assert _adjust(client, admin, store, store_lot, 10**9, "found").status_code == 422
+    assert _on_hand(store, store_lot) == 10
+
+
+def test_never_below_what_is_reserved(client, login, store, store_lot):
+    inventory.reserve(location_id=store.location_id, product_id=store_lot.product_id, quantity=6)
+    db.session.commit()
+
+    refused = _adjust(client, login("admin"), store, store_lot, -5, "stocktake")
+    allowed = _adjust(client, login("admin"), store, store_lot, -4, "stocktake")
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "below_reserved")
+    assert refused.json["error"]["details"] == {"on_hand": 10, "reserved": 6, "delta": -5}
+    assert allowed.status_code == 201
+    assert _on_hand(store, store_lot) == 6
+    assert db.session.scalar(select(StockAdjustment.delta)) == -4
+
+
+def test_staff_adjust_and_list_only_their_own_location(client, login, store, staff_of, store_lot):
+    other = StoreFactory()
+    elsewhere = make_lot(ProductFactory(), inventory.get_location(other.location_id), quantity=5)
+    db.session.commit()
+    staff = staff_of(store)
+    _adjust(client, login("admin"), other, elsewhere, -1, "damaged")
+    _adjust(client, staff, store, store_lot, -1, "damaged")
+
+    refused = _adjust(client, staff, other, elsewhere, -1, "damaged")
+    own = client.get("/api/v1/stock-adjustments", headers=staff).json["items"]
+    foreign = client.get(f"/api/v1/stock-adjustments?location_id={other.location_id}", headers=staff)
+    everything = client.get("/api/v1/stock-adjustments", headers=login("auditor")).json["items"]
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (404, "location_not_found")
+    assert [row["location_id"] for row in own] == [store.location_id]
+    assert (foreign.status_code, foreign.json["error"]["code"]) == (404, "location_not_found")
+    assert sorted(row["location_id"] for row in everything) == sorted([store.location_id, other.location_id])
+    assert _adjust(client, login("consumer"), store, store_lot, -1, "damaged").status_code == 403
+
+
+def test_a_repeated_idempotency_key_adjusts_once(client, login, store, store_lot):
+    admin = {**login("admin"), "Idempotency-Key": "count-1"}
+    assert _adjust(client, admin, store, store_lot, -2, "stocktake").status_code == 201
+    assert _adjust(client, admin, store, store_lot, -2, "stocktake").status_code == 201
+    assert _on_hand(store, store_lot) == 8
+
+
+@pytest.mark.postgres
+def test_a_write_off_racing_reservations_never_dips_below_reserved(pg_app):
+    store = StoreFactory()
+    lot = make_lot(ProductFactory(), inventory.get_location(store.location_id), quantity=10)
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    ids = (store.location_id, lot.id, lot.product_id, admin.id)
+
+    def operation(i: int) -> None:
+        if i < 8:
+            inventory.reserve(location_id=ids[0], product_id=ids[2], quantity=1)
+        else:
+            service.adjust_stock(actor=db.session.get(User, ids[3]), location_id=ids[0], lot_id=ids[1],
+                                 delta=-4, reason="spoiled")
+
+    outcomes = race(pg_app, 10, operation)
+
+    db.session.expire_all()
+    row = db.session.scalar(select(Stock).where(Stock.location_id == ids[0], Stock.lot_id == ids[1]))
+    write_offs = len(db.session.scalars(select(StockAdjustment)).all())
+    assert sum(outcomes.values()) == 10 and set(outcomes) <= {"ok", "below_reserved", "insufficient_stock"}
+    assert row.on_hand == 10 - 4 * write_offs
+    assert row.reserved == outcomes["ok"] - write_offs
+    assert 0 <= row.reserved <= row.on_hand
+    assert outcomes["below_reserved"] == 2 - write_offs

@@ -1,0 +1,152 @@
+"""Cash shifts: one open at a time per store, the cash-up per payment method, late entries, scope."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from orders.models import Order, Refund, Store
+from orders.stores import service
+from shop.db import db
+from shop.errors import Conflict, NotFound
+from tests.orders.factories import ShiftFactory, StoreFactory
+
+PAID_AT = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+
+
+def _sale(shift, method: str, total_fen: int, *, late: bool = False) -> Order:
+    """A counter sale rung up in `shift`."""
+    order = Order(channel="counter", status="fulfilled", store_id=shift.store_id,
+                  location_id=db.session.get(Store, shift.store_id).location_id,
+                  donor_code="440606", total_fen=total_fen, paid_at=PAID_AT, sale_date=PAID_AT.date(),
+                  shift_id=shift.id, payment_method=method, late_entry=late,
+                  client_created_at=PAID_AT if late else None)
+    db.session.add(order)
+    db.session.flush()
+    return order
+
+
+def _refund(shift, order: Order, method: str, amount_fen: int) -> None:
+    """A refund paid out of the drawer (cash) or back to the card within `shift`."""
+    db.session.add(Refund(order_id=order.id, amount_fen=amount_fen, method=method, reason="坏果",
+                          source="staff", shift_id=shift.id))
+    db.session.flush()
+
+
+def test_staff_open_a_shift_once(client, store, staff_of):
+    staff = staff_of(store)
+
+    opened = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 20000}, headers=staff)
+    again = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 100}, headers=staff)
+
+    assert opened.status_code == 201
+    assert (opened.json["store_id"], opened.json["float_fen"], opened.json["closed_at"]) == (store.id, 20000, None)
+    assert (again.status_code, again.json["error"]["code"]) == (409, "shift_already_open")
+    assert again.json["error"]["details"] == {"shift_id": opened.json["id"]}
+
+
+def test_another_stores_staff_cannot_open_read_or_close_its_shifts(client, store, staff_of, login):
+    other = StoreFactory()
+    shift = ShiftFactory(store=store)
+    db.session.commit()
+    outsider = staff_of(other)
+
+    opened = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 0}, headers=outsider)
+    read = client.get(f"/api/v1/shifts/{shift.id}", headers=outsider)
+    closed = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 0}, headers=outsider)
+
+    assert (opened.status_code, opened.json["error"]["code"]) == (404, "store_not_found")
+    assert (read.status_code, read.json["error"]["code"]) == (404, "shift_not_found")
+    assert (closed.status_code, closed.json["error"]["code"]) == (404, "shift_not_found")
+    assert client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 0},
+                       headers=login("consumer")).status_code == 403
+
+
+def test_close_reports_expected_counted_and_difference_per_method(client, store, staff_of):
+    shift = ShiftFactory(store=store, float_fen=20000)
+    cash_a = _sale(shift, "cash", 3980)
+    _sale(shift, "cash", 7900)
+    card = _sale(shift, "card", 14900)
+    _refund(shift, cash_a, "cash", 1990)
+    _refund(shift, card, "card", 4900)
+    other_shift = ShiftFactory(store=StoreFactory())
+    _sale(other_shift, "cash", 99999)
+    db.session.commit()
+
+    response = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 29800},
+                           headers=staff_of(store))
+
+    assert response.status_code == 200, response.json
+    report = response.json
+    assert report["open"] is False and report["sales"] == 3
+    assert report["methods"] == [
+        {"method": "cash", "sales_fen": 11880, "refunds_fen": 1990, "expected_fen": 29890,
+         "counted_fen": 29800, "difference_fen": -90},
+        {"method": "card", "sales_fen": 14900, "refunds_fen": 4900, "expected_fen": 10000,
+         "counted_fen": None, "difference_fen": None},
+    ]
+    assert report["late_entries"] == []
+
+
+def test_the_report_is_live_while_open_and_lists_late_entries_apart(client, store, staff_of):
+    shift = ShiftFactory(store=store, float_fen=5000)
+    _sale(shift, "cash", 1000)
+    db.session.commit()
+    staff = staff_of(store)
+
+    live = client.get(f"/api/v1/shifts/{shift.id}", headers=staff).json
+    client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 6000}, headers=staff)
+    late = _sale(shift, "cash", 2500, late=True)
+    db.session.commit()
+    after = client.get(f"/api/v1/shifts/{shift.id}", headers=staff).json
+
+    assert live["open"] is True
+    assert live["methods"][0] == {"method": "cash", "sales_fen": 1000, "refunds_fen": 0, "expected_fen": 6000,
+                                  "counted_fen": None, "difference_fen": None}
+    assert after["methods"][0]["difference_fen"] == 0  # the late sale is not in the cash-up ...
+    assert [(e["order_id"], e["total_fen"], e["payment_method"]) for e in after["late_entries"]] == [
+        (late.id, 2500, "cash")]  # ... but listed beside it
+
+
+def test_closing_twice_is_a_conflict(client, store, staff_of):
+    shift = ShiftFactory(store=store)
+    db.session.commit()
+    staff = staff_of(store)
+
+    first = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 1}, headers=staff)
+    assert first.status_code == 200
+    again = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 2}, headers=staff)
+
+    assert (again.status_code, again.json["error"]["code"]) == (409, "shift_closed")
+    assert client.get(f"/api/v1/shifts/{shift.id}", headers=staff).json["shift"]["counted_cash_fen"] == 1
+
+
+def test_a_new_shift_may_open_once_the_last_closed(client, store, staff_of):
+    shift = ShiftFactory(store=store)
+    db.session.commit()
+    staff = staff_of(store)
+    client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 0}, headers=staff)
+
+    assert client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 0}, headers=staff).status_code == 201
+
+
+def test_negative_or_huge_money_is_refused(client, store, staff_of):
+    staff = staff_of(store)
+    for value in (-1, 10**13, "100", 1.5):
+        response = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": value}, headers=staff)
+        assert response.status_code == 422, value
+
+
+def test_open_shift_checks_store_and_state(store):
+    shift = ShiftFactory(store=store)
+    other = StoreFactory()
+    db.session.flush()
+
+    assert service.open_shift(store_id=store.id, shift_id=shift.id) is shift
+    with pytest.raises(NotFound) as wrong_store:
+        service.open_shift(store_id=other.id, shift_id=shift.id)
+    shift.closed_at = PAID_AT
+    with pytest.raises(Conflict) as closed:
+        service.open_shift(store_id=store.id, shift_id=shift.id)
+
+    assert wrong_store.value.code == "shift_not_found" and closed.value.code == "shift_closed"

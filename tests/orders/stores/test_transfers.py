@@ -1,0 +1,182 @@
+"""Stock transfers: dispatched FIFO lot by lot from a warehouse, received per lot by the store's staff."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from catalog import inventory
+from orders.models import StockTransfer
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.orders.factories import StoreFactory
+
+
+def _code(store) -> str:
+    """The store's location code."""
+    return inventory.get_location(store.location_id).code
+
+
+def _send(client, headers, warehouse, store, product, quantity, **extra):
+    body = {"from_location": warehouse.code.lower(), "to_location": _code(store),
+            "lines": [{"sku": product.sku, "quantity": quantity}]}
+    return client.post("/api/v1/stock-transfers", json=body, headers={**headers, **extra})
+
+
+def test_dispatch_takes_the_oldest_lots_first_and_records_each(client, login, store, stocked_warehouse):
+    warehouse, product, old, new = stocked_warehouse
+
+    response = _send(client, login("admin"), warehouse, store, product, 7)
+
+    assert response.status_code == 201, response.json
+    assert response.json["status"] == "dispatched"
+    assert [(line["lot_id"], line["sent"], line["received"], line["discrepancy"])
+            for line in response.json["lines"]] == [(old.id, 5, None, None), (new.id, 2, None, None)]
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 6
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 0
+
+
+def test_short_stock_sends_nothing(client, login, store, stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+
+    response = _send(client, login("admin"), warehouse, store, product, 14)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "insufficient_stock")
+    assert response.json["error"]["details"]["lines"] == [{"product_id": product.id, "requested": 14,
+                                                           "available": 13}]
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 13
+    assert db.session.scalar(select(func.count()).select_from(StockTransfer)) == 0
+
+
+def test_locations_and_products_are_checked(client, login, store, stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    admin = login("admin")
+    bare_store_location = LocationFactory(kind="store")
+    db.session.commit()
+
+    def send(**body):
+        base = {"from_location": warehouse.code, "to_location": _code(store),
+                "lines": [{"sku": product.sku, "quantity": 1}]}
+        return client.post("/api/v1/stock-transfers", json={**base, **body}, headers=admin)
+
+    from_store = send(from_location=_code(store))
+    to_warehouse = send(to_location=warehouse.code)
+    to_no_store = send(to_location=bare_store_location.code)
+    unknown = send(lines=[{"sku": "NO-SUCH-SKU", "quantity": 1}])
+    twice = send(lines=[{"sku": product.sku, "quantity": 1}, {"sku": product.sku.lower(), "quantity": 1}])
+
+    assert (from_store.status_code, from_store.json["error"]["code"]) == (422, "location_not_warehouse")
+    assert (to_warehouse.status_code, to_warehouse.json["error"]["code"]) == (422, "location_not_store")
+    assert (to_no_store.status_code, to_no_store.json["error"]["code"]) == (422, "location_not_store")
+    assert (unknown.status_code, unknown.json["error"]["code"]) == (422, "product_not_found")
+    assert twice.status_code == 422
+    assert send(lines=[]).status_code == 422
+    assert send(lines=[{"sku": product.sku, "quantity": 0}]).status_code == 422
+    staff = login("store_staff", store_id=store.id)
+    assert client.post("/api/v1/stock-transfers", json={"from_location": warehouse.code, "to_location": _code(store),
+                                                        "lines": [{"sku": product.sku, "quantity": 1}]},
+                       headers=staff).status_code == 403
+
+
+def test_a_repeated_idempotency_key_dispatches_once(client, login, store, stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    admin = login("admin")
+
+    first = _send(client, admin, warehouse, store, product, 3, **{"Idempotency-Key": "t-1"})
+    second = _send(client, admin, warehouse, store, product, 3, **{"Idempotency-Key": "t-1"})
+
+    assert first.status_code == second.status_code == 201
+    assert first.json == second.json
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 10
+
+
+def test_the_store_receives_per_lot_and_the_discrepancy_is_kept(client, login, store, staff_of, stocked_warehouse):
+    warehouse, product, old, new = stocked_warehouse
+    transfer = _send(client, login("admin"), warehouse, store, product, 7).json
+    staff = staff_of(store)
+
+    response = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=staff,
+                           json={"lines": [{"lot_id": new.id, "received": 2}, {"lot_id": old.id, "received": 4}]})
+
+    assert response.status_code == 200, response.json
+    assert response.json["status"] == "received" and response.json["received_at"]
+    assert [(line["lot_id"], line["sent"], line["received"], line["discrepancy"])
+            for line in response.json["lines"]] == [(old.id, 5, 4, 1), (new.id, 2, 2, 0)]
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 6
+    again = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=staff,
+                        json={"lines": [{"lot_id": new.id, "received": 2}, {"lot_id": old.id, "received": 4}]})
+    assert (again.status_code, again.json["error"]["code"]) == (409, "transfer_already_received")
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 6
+
+
+def test_received_lines_must_match_the_lots_sent(client, login, store, staff_of, stocked_warehouse):
+    warehouse, product, old, new = stocked_warehouse
+    transfer = _send(client, login("admin"), warehouse, store, product, 7).json
+    url, staff = f"/api/v1/stock-transfers/{transfer['id']}/receive", staff_of(store)
+
+    missing = client.post(url, headers=staff, json={"lines": [{"lot_id": old.id, "received": 5}]})
+    doubled = client.post(url, headers=staff, json={"lines": [{"lot_id": old.id, "received": 1},
+                                                              {"lot_id": old.id, "received": 1},
+                                                              {"lot_id": new.id, "received": 1}]})
+    too_many = client.post(url, headers=staff, json={"lines": [{"lot_id": old.id, "received": 6},
+                                                               {"lot_id": new.id, "received": 2}]})
+    negative = client.post(url, headers=staff, json={"lines": [{"lot_id": old.id, "received": -1},
+                                                               {"lot_id": new.id, "received": 2}]})
+
+    for response in (missing, doubled, too_many):
+        assert (response.status_code, response.json["error"]["code"]) == (422, "transfer_lines_mismatch")
+    assert negative.status_code == 422
+    assert client.get(f"/api/v1/stock-transfers/{transfer['id']}", headers=staff).json["status"] == "dispatched"
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 0
+
+
+def test_another_stores_staff_neither_see_nor_receive_a_transfer(client, login, store, staff_of, stocked_warehouse):
+    warehouse, product, old, new = stocked_warehouse
+    transfer = _send(client, login("admin"), warehouse, store, product, 3).json
+    other = StoreFactory()
+    db.session.commit()
+    outsider = staff_of(other)
+
+    received = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=outsider,
+                           json={"lines": [{"lot_id": old.id, "received": 3}]})
+    shown = client.get(f"/api/v1/stock-transfers/{transfer['id']}", headers=outsider)
+    listed = client.get(f"/api/v1/stores/{store.id}/incoming-transfers", headers=outsider)
+
+    assert (received.status_code, received.json["error"]["code"]) == (404, "transfer_not_found")
+    assert (shown.status_code, shown.json["error"]["code"]) == (404, "transfer_not_found")
+    assert (listed.status_code, listed.json["error"]["code"]) == (404, "store_not_found")
+    assert client.get(f"/api/v1/stores/{other.id}/incoming-transfers", headers=outsider).json["items"] == []
+
+
+def test_incoming_transfers_list_dispatched_first_or_by_status(client, login, store, staff_of, stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    admin, staff = login("admin"), staff_of(store)
+    first = _send(client, admin, warehouse, store, product, 1).json
+    second = _send(client, admin, warehouse, store, product, 1).json
+    client.post(f"/api/v1/stock-transfers/{first['id']}/receive", headers=staff,
+                json={"lines": [{"lot_id": line["lot_id"], "received": 1} for line in first["lines"]]})
+    third = _send(client, admin, warehouse, store, product, 1).json
+
+    everything = client.get(f"/api/v1/stores/{store.id}/incoming-transfers", headers=staff).json
+    page = client.get(f"/api/v1/stores/{store.id}/incoming-transfers?limit=2", headers=admin).json
+    rest = client.get(f"/api/v1/stores/{store.id}/incoming-transfers?limit=2&cursor={page['next_cursor']}",
+                      headers=admin).json
+    received = client.get(f"/api/v1/stores/{store.id}/incoming-transfers?status=received", headers=staff).json
+
+    assert [t["id"] for t in everything["items"]] == [second["id"], third["id"], first["id"]]
+    assert [t["id"] for t in page["items"] + rest["items"]] == [second["id"], third["id"], first["id"]]
+    assert [t["id"] for t in received["items"]] == [first["id"]]
+
+
+def test_one_transfer_sends_several_products(client, login, store, stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    second_product = ProductFactory()
+    lot = make_lot(second_product, warehouse, quantity=4)
+    db.session.commit()
+    body = {"from_location": warehouse.code, "to_location": _code(store),
+            "lines": [{"sku": product.sku, "quantity": 2}, {"sku": second_product.sku, "quantity": 4}]}
+
+    response = client.post("/api/v1/stock-transfers", json=body, headers=login("admin"))
+
+    assert response.status_code == 201
+    assert [(line["product_id"], line["sent"]) for line in response.json["lines"]] == [
+        (product.id, 2), (second_product.id, 4)]
+    assert response.json["lines"][1]["lot_id"] == lot.id
