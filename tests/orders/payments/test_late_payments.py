@@ -1,0 +1,121 @@
+"""A payment for an order whose reservation expired: allocated afresh when the stock allows, else returned
+in full (automatically, through the provider) with the `payment_unallocated` and `payment_returned` events."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from orders.checkout.service import expire_reservations
+from orders.models import Allocation, OrderLine, OutboxEvent, Refund
+from shop.db import db, utcnow
+from tests.orders.payments.conftest import (
+    deliver,
+    intent_event,
+    intent_of,
+    order_status,
+    place_order,
+    refund_event,
+    stock,
+    user_with_token,
+)
+
+
+def _expired_order(client, *, quantity: int = 10) -> tuple:
+    """An order of 4 × A in a warehouse of `quantity`, expired; the world and its payment."""
+    world = stock(quantity=quantity, prices=(1250,))
+    _, headers = user_with_token()
+    db.session.commit()
+    order = place_order(client, headers, [(world["products"][0].sku, 4)])
+    assert expire_reservations(now=utcnow() + timedelta(hours=1)) == 1
+    db.session.commit()
+    return world, intent_of(order["id"])
+
+
+def _outbox(order_id: int) -> list[tuple]:
+    """(kind, amount) of an order's outbox rows."""
+    db.session.expire_all()
+    return [(e.kind, e.amount_fen) for e in db.session.scalars(
+        select(OutboxEvent).where(OutboxEvent.order_id == order_id).order_by(OutboxEvent.id))]
+
+
+def test_a_late_payment_is_allocated_afresh_when_the_stock_allows(client):
+    _, payment = _expired_order(client)
+
+    deliver(client, intent_event("payment_intent.succeeded", payment))
+
+    assert order_status(payment.order_id) == "paid"
+    assert _outbox(payment.order_id) == [("line_paid", 4 * 1250)]
+    allocated = db.session.scalars(select(Allocation).join(OrderLine).where(
+        OrderLine.order_id == payment.order_id, Allocation.state == "allocated")).all()
+    assert sum(a.quantity for a in allocated) == 4
+    assert db.session.scalar(select(Refund)) is None
+
+
+@pytest.fixture
+def spy_refunds(monkeypatch):
+    """Record the sandbox provider's refund calls."""
+    from orders.payments.sandbox import SandboxProvider
+
+    calls = []
+    original = SandboxProvider.refund
+
+    def refund(self, **kwargs):
+        calls.append(kwargs)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(SandboxProvider, "refund", refund)
+    return calls
+
+
+def test_a_late_payment_whose_stock_is_gone_is_returned_in_full(client, spy_refunds):
+    world, payment = _expired_order(client, quantity=5)
+    _, other = user_with_token()
+    db.session.commit()
+    place_order(client, other, [(world["products"][0].sku, 3)])  # only 2 left: the late order cannot be filled
+
+    response = deliver(client, intent_event("payment_intent.succeeded", payment))
+
+    assert response.status_code == 200
+    assert order_status(payment.order_id) == "expired"
+    assert spy_refunds == [{"intent_id": payment.intent_id, "amount_fen": 5000,
+                            "idempotency_key": f"order-{payment.order_id}-unallocated"}]
+    refund = db.session.scalar(select(Refund).where(Refund.order_id == payment.order_id))
+    assert (refund.source, refund.amount_fen, refund.method) == ("unallocated", 5000, "stripe")
+    assert refund.provider_refund_id.startswith("re_")
+    assert _outbox(payment.order_id) == [("payment_unallocated", 5000), ("payment_returned", 5000)]
+    db.session.refresh(payment)
+    assert payment.status == "returned"
+    assert not db.session.scalars(select(Allocation).join(OrderLine).where(
+        OrderLine.order_id == payment.order_id, Allocation.state == "allocated")).all()
+
+
+def test_a_returned_payment_is_returned_once_whatever_arrives_after(client, spy_refunds):
+    world, payment = _expired_order(client, quantity=4)
+    _, other = user_with_token()
+    db.session.commit()
+    place_order(client, other, [(world["products"][0].sku, 4)])
+    deliver(client, intent_event("payment_intent.succeeded", payment))
+    refund_id = db.session.scalar(select(Refund.provider_refund_id))
+
+    deliver(client, intent_event("payment_intent.succeeded", payment))  # another event id, same payment
+    deliver(client, refund_event(payment, [(refund_id, 5000, 1_800_000_000)]))  # Stripe reports our own refund
+
+    assert len(spy_refunds) == 1
+    assert db.session.scalars(select(Refund.provider_refund_id)).all() == [refund_id]
+    assert _outbox(payment.order_id) == [("payment_unallocated", 5000), ("payment_returned", 5000)]
+
+
+def test_a_payment_of_the_wrong_amount_is_returned(client, spy_refunds):
+    world = stock(prices=(1250,))
+    _, headers = user_with_token()
+    db.session.commit()
+    payment = intent_of(place_order(client, headers, [(world["products"][0].sku, 1)])["id"])
+    body = intent_event("payment_intent.succeeded", payment)
+    body["data"]["object"]["amount_received"] = 1
+
+    deliver(client, body)
+
+    assert order_status(payment.order_id) == "pending_payment"
+    assert _outbox(payment.order_id) == [("payment_unallocated", 1), ("payment_returned", 1)]
