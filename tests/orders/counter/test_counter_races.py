@@ -1,0 +1,89 @@
+"""Counter sales racing on SQLite and PostgreSQL: resends of one till key from several clerks are one sale (or one
+conflict); concurrent sales of the last units never oversell."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from catalog import inventory
+from catalog.models import Stock
+from orders.models import Order, OutboxEvent, SaleConflict
+from shop.db import db, utcnow
+from tests.orders.counter.conftest import clerk, make_counter, sale_body
+
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def racing_app(request):
+    """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+def _post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list:
+    """POST each (headers, body) from its own thread, released together; the responses' (status, json)."""
+    barrier = threading.Barrier(len(requests))
+    results: list = [None] * len(requests)
+
+    def run(i: int) -> None:
+        headers, body = requests[i]
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(url, json=body, headers=headers)
+        results[i] = (response.status_code, response.json)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_one_key_resent_concurrently_by_five_clerks_is_one_sale(racing_app):
+    counter = make_counter()
+    clerks = [clerk(counter.store) for _ in range(5)]
+    url = f"/api/v1/stores/{counter.store.id}/counter-sales"
+
+    results = _post_together(racing_app, url, [({**h, "Idempotency-Key": "till-9-0001"}, sale_body(counter))
+                                           for h in clerks])
+
+    assert [status for status, _ in results] == [201] * 5
+    assert len({body["id"] for _, body in results}) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(Order.id))) == 1
+    assert db.session.scalar(select(func.count(OutboxEvent.id))) == 1
+    assert inventory.available(location_id=counter.store.location_id, product_id=counter.rice.id) == 10
+
+
+def test_one_refused_offline_sale_resent_concurrently_is_one_conflict(racing_app):
+    counter = make_counter()
+    clerks = [clerk(counter.store) for _ in range(5)]
+    body = sale_body(counter, lines=[{"sku": counter.rice.sku, "quantity": 1, "unit_price_fen": 1}],
+                     client_created_at=(utcnow() - timedelta(hours=1)).isoformat())
+    url = f"/api/v1/stores/{counter.store.id}/counter-sales"
+
+    results = _post_together(racing_app, url, [({**h, "Idempotency-Key": "till-9-0002"}, body) for h in clerks])
+
+    assert Counter(status for status, _ in results) == Counter({409: 5})
+    assert {body["error"]["code"] for _, body in results} == {"price_mismatch"}
+    db.session.expire_all()
+    [conflict] = db.session.scalars(select(SaleConflict)).all()
+    assert {body["error"]["details"]["conflict_id"] for _, body in results} == {conflict.id}
+    assert db.session.scalar(select(func.count(Order.id))) == 0
+
+
+def test_concurrent_sales_of_the_last_units_never_oversell(racing_app):
+    counter = make_counter()
+    url = f"/api/v1/stores/{counter.store.id}/counter-sales"
+    body = sale_body(counter, lines=[{"sku": counter.tea.sku, "quantity": 1}], payment={"method": "card"})
+
+    results = _post_together(racing_app, url, [(clerk(counter.store), body) for _ in range(8)])
+
+    assert Counter(status for status, _ in results) == Counter({201: 4, 409: 4})
+    db.session.expire_all()
+    assert db.session.scalar(select(Stock.on_hand).where(Stock.lot_id == counter.tea_lot.id)) == 0
+    assert db.session.scalar(select(func.count(Order.id))) == 4

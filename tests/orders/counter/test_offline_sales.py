@@ -1,0 +1,178 @@
+"""Offline counter sales sent later: accepted by DESIGN.md's rules on dates and prices, else kept as conflicts."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from catalog import inventory
+from catalog.models import ProductChange
+from orders.models import Order, OutboxEvent, SaleConflict
+from orders.outbox import sale_date_of
+from shop.db import db, utcnow
+from tests.orders.counter.conftest import clerk, sale_body
+from tests.orders.factories import StoreFactory
+
+
+def _offline(counter, at, **overrides) -> dict:
+    """An offline cash sale of 3 bags of rice at ¥20, made at `at`."""
+    body = sale_body(counter, lines=[{"sku": counter.rice.sku, "quantity": 3, "unit_price_fen": 2000}],
+                     client_created_at=at.isoformat())
+    return {**body, **overrides}
+
+
+def _conflicts() -> list[SaleConflict]:
+    db.session.expire_all()
+    return db.session.scalars(select(SaleConflict).order_by(SaleConflict.id)).all()
+
+
+def _orders() -> int:
+    return db.session.scalar(select(func.count(Order.id)))
+
+
+def _url(counter) -> str:
+    return f"/api/v1/stores/{counter.store.id}/counter-sales"
+
+
+def test_an_offline_sale_is_charged_the_price_at_its_timestamp(client, counter, staff):
+    at = utcnow() - timedelta(hours=3)
+    db.session.add(ProductChange(product_id=counter.rice.id, field="price_fen", old_value=1800, new_value=2000,
+                                 changed_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    body = _offline(counter, at, lines=[{"sku": counter.rice.sku, "quantity": 3, "unit_price_fen": 1800}])
+
+    response = client.post(_url(counter), json=body, headers=staff)
+
+    assert response.status_code == 201, response.json
+    assert (response.json["total_fen"], response.json["change_fen"]) == (5400, 4600)
+    assert response.json["late_entry"] is False
+    db.session.expire_all()
+    order = db.session.get(Order, response.json["id"])
+    assert order.paid_at == at and order.client_created_at == at and order.sale_date == sale_date_of(at)
+    event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.order_id == order.id))
+    assert (event.kind, event.amount_fen, event.occurred_at, event.sale_date) == ("line_paid", 5400, at,
+                                                                                 sale_date_of(at))
+
+
+def test_todays_price_is_refused_for_a_sale_made_before_a_price_change(client, counter, staff):
+    db.session.add(ProductChange(product_id=counter.rice.id, field="price_fen", old_value=1800, new_value=2000,
+                                 changed_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+
+    response = client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(hours=3)), headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "price_mismatch")
+    assert response.json["error"]["details"]["lines"] == [{"line": 0, "sku": counter.rice.sku,
+                                                           "unit_price_fen": 2000, "price_fen": 1800}]
+    [conflict] = _conflicts()
+    assert response.json["error"]["details"]["conflict_id"] == conflict.id
+    assert (conflict.code, conflict.store_id, conflict.shift_id) == ("price_mismatch", counter.store.id,
+                                                                     counter.shift.id)
+    assert conflict.sale["lines"][0]["unit_price_fen"] == 2000
+    assert _orders() == 0
+
+
+def test_a_closed_shift_takes_an_accepted_offline_sale_as_a_late_entry(client, counter, staff):
+    counter.shift.closed_at, counter.shift.closed_by = utcnow() - timedelta(hours=1), counter.shift.opened_by
+    counter.shift.counted_cash_fen = 20000
+    db.session.commit()
+
+    response = client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(hours=2)), headers=staff)
+
+    assert response.status_code == 201, response.json
+    assert response.json["late_entry"] is True and response.json["receipt"]["late_entry"] is True
+    assert db.session.get(Order, response.json["id"]).shift_id == counter.shift.id
+
+
+@pytest.mark.parametrize(("moment", "code"), [
+    (lambda shift: utcnow() - timedelta(hours=73), "sale_too_old"),
+    (lambda shift: utcnow() + timedelta(minutes=10), "sale_in_future"),
+    (lambda shift: shift.opened_at - timedelta(minutes=1), "sale_before_shift"),
+])
+def test_till_timestamps_outside_the_rules_become_conflicts(client, counter, staff, moment, code):
+    if code == "sale_too_old":
+        counter.shift.opened_at = utcnow() - timedelta(hours=80)
+        db.session.commit()
+
+    response = client.post(_url(counter), json=_offline(counter, moment(counter.shift)), headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, code)
+    [conflict] = _conflicts()
+    assert conflict.code == code and response.json["error"]["details"]["conflict_id"] == conflict.id
+    assert _orders() == 0
+    assert inventory.available(location_id=counter.store.location_id, product_id=counter.rice.id) == 13
+
+
+def test_a_sale_stamped_after_its_shift_closed_is_a_conflict(client, counter, staff):
+    counter.shift.closed_at, counter.shift.closed_by = utcnow() - timedelta(hours=2), counter.shift.opened_by
+    db.session.commit()
+
+    response = client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(hours=1)), headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "sale_after_shift")
+    assert [c.code for c in _conflicts()] == ["sale_after_shift"]
+
+
+def test_a_small_clock_skew_ahead_is_accepted_as_now(client, counter, staff):
+    response = client.post(_url(counter), json=_offline(counter, utcnow() + timedelta(minutes=1)), headers=staff)
+
+    assert response.status_code == 201, response.json
+    assert db.session.get(Order, response.json["id"]).paid_at <= utcnow()
+
+
+def test_stock_gone_is_a_conflict_and_nothing_is_taken(client, counter, staff):
+    body = _offline(counter, utcnow() - timedelta(hours=1),
+                    lines=[{"sku": counter.rice.sku, "quantity": 1, "unit_price_fen": 2000},
+                           {"sku": counter.tea.sku, "quantity": 9, "unit_price_fen": 3500}],
+                    payment={"method": "card"})
+
+    response = client.post(_url(counter), json=body, headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "insufficient_stock")
+    [conflict] = _conflicts()
+    assert conflict.details["lines"] == [{"product_id": counter.tea.id, "requested": 9, "available": 4}]
+    assert inventory.available(location_id=counter.store.location_id, product_id=counter.rice.id) == 13
+    assert _orders() == 0
+
+
+def test_a_resent_conflict_is_the_same_conflict(client, counter, staff):
+    body = _offline(counter, utcnow() - timedelta(hours=80))
+    first = client.post(_url(counter), json=body, headers={**staff, "Idempotency-Key": "till-2-0001"})
+
+    again = client.post(_url(counter), json=body, headers={**clerk(counter.store), "Idempotency-Key": "till-2-0001"})
+
+    assert first.status_code == again.status_code == 409
+    assert first.json["error"]["details"]["conflict_id"] == again.json["error"]["details"]["conflict_id"]
+    assert len(_conflicts()) == 1 and _conflicts()[0].idempotency_key == "till-2-0001"
+
+
+def test_an_offline_sale_names_every_price(client, counter, staff):
+    body = _offline(counter, utcnow(), lines=[{"sku": counter.rice.sku, "quantity": 1}])
+
+    response = client.post(_url(counter), json=body, headers=staff)
+
+    assert response.status_code == 422
+    assert response.json["error"]["details"]["lines"] == {"0": {"unit_price_fen": ["Required for an offline sale."]}}
+    assert _conflicts() == []
+
+
+def test_a_till_timestamp_needs_an_offset(client, counter, staff):
+    body = _offline(counter, utcnow(), client_created_at="2026-11-26T10:00:00")
+
+    assert client.post(_url(counter), json=body, headers=staff).status_code == 422
+
+
+def test_sale_conflicts_are_listed_for_the_store_only(client, counter, staff, login):
+    client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(hours=80)), headers=staff)
+    client.post(_url(counter), json=_offline(counter, utcnow() + timedelta(hours=1)), headers=staff)
+    url = f"/api/v1/stores/{counter.store.id}/sale-conflicts"
+
+    page = client.get(f"{url}?limit=1", headers=staff)
+    rest = client.get(f"{url}?limit=1&cursor={page.json['next_cursor']}", headers=login("admin"))
+    stranger = client.get(url, headers=clerk(StoreFactory()))
+
+    assert page.status_code == 200
+    assert [c["code"] for c in page.json["items"] + rest.json["items"]] == ["sale_too_old", "sale_in_future"]
+    assert page.json["items"][0]["sale"]["shift_id"] == counter.shift.id
+    assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "store_not_found")

@@ -1,0 +1,130 @@
+"""Pickups handed over by the store's staff with the customer's code; receipts reprinted in scope."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from orders.models import OrderTransition
+from shop.auth.models import User
+from shop.db import db
+from tests.orders.counter.conftest import bearer, clerk, paid_pickup_order, sale_body
+from tests.orders.factories import StoreFactory
+
+
+def test_the_waiting_list_shows_the_stores_paid_pickups_oldest_first_without_codes(client, counter, staff):
+    first = paid_pickup_order(counter.store, counter.rice, pickup_code="111111")
+    second = paid_pickup_order(counter.store, counter.tea, pickup_code="222222")
+    paid_pickup_order(counter.store, counter.rice, pickup_code="333333", status="pending_payment")
+    paid_pickup_order(counter.store, counter.rice, pickup_code="444444", status="fulfilled")
+    paid_pickup_order(StoreFactory(), counter.rice, pickup_code="555555")
+    url = f"/api/v1/stores/{counter.store.id}/pickups"
+
+    page = client.get(f"{url}?limit=1", headers=staff)
+    rest = client.get(f"{url}?limit=1&cursor={page.json['next_cursor']}", headers=staff)
+
+    assert page.status_code == 200
+    assert [o["id"] for o in page.json["items"] + rest.json["items"]] == [first.id, second.id]
+    assert rest.json["next_cursor"] is None
+    assert "pickup_code" not in page.json["items"][0] and "consumer_id" not in page.json["items"][0]
+
+
+def test_the_right_code_hands_the_order_over(client, counter, staff):
+    order = paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+
+    response = client.post(f"/api/v1/stores/{counter.store.id}/pickups", json={"pickup_code": "１２３ ４５６"},
+                           headers=staff)
+
+    assert response.status_code == 200, response.json
+    assert (response.json["id"], response.json["status"]) == (order.id, "fulfilled")
+    step = db.session.scalar(select(OrderTransition).where(OrderTransition.order_id == order.id)
+                             .order_by(OrderTransition.id.desc()))
+    assert (step.from_status, step.to_status, step.reason) == ("paid", "fulfilled", "picked up")
+    again = client.post(f"/api/v1/stores/{counter.store.id}/pickups", json={"pickup_code": "123456"}, headers=staff)
+    assert (again.status_code, again.json["error"]["code"]) == (409, "pickup_code_invalid")
+
+
+def test_a_wrong_code_is_409_and_changes_nothing(client, counter, staff):
+    order = paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+
+    response = client.post(f"/api/v1/stores/{counter.store.id}/pickups", json={"pickup_code": "654321"},
+                           headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "pickup_code_invalid")
+    db.session.expire_all()
+    assert order.status == "paid"
+
+
+def test_a_code_must_be_six_digits(client, counter, staff):
+    for code in ("12345", "1234567", "12a456"):
+        response = client.post(f"/api/v1/stores/{counter.store.id}/pickups", json={"pickup_code": code},
+                               headers=staff)
+        assert response.status_code == 422, code
+
+
+def test_another_stores_staff_get_404_even_with_the_right_code(client, counter, login):
+    order = paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+    url = f"/api/v1/stores/{counter.store.id}/pickups"
+    stranger = clerk(StoreFactory())
+
+    handed = client.post(url, json={"pickup_code": "123456"}, headers=stranger)
+    listed = client.get(url, headers=stranger)
+    admin = client.post(url, json={"pickup_code": "123456"}, headers=login("admin"))
+
+    assert (handed.status_code, handed.json["error"]["code"]) == (404, "store_not_found")
+    assert listed.status_code == 404
+    assert admin.status_code == 403
+    db.session.expire_all()
+    assert order.status == "paid"
+
+
+def test_repeated_wrong_codes_are_rate_limited(client, counter, staff):
+    paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+    url = f"/api/v1/stores/{counter.store.id}/pickups"
+
+    wrong = [client.post(url, json={"pickup_code": f"00000{i}"}, headers=staff).status_code for i in range(10)]
+    right_after = client.post(url, json={"pickup_code": "123456"}, headers=staff)
+    colleague = client.post(url, json={"pickup_code": "123456"}, headers=clerk(counter.store))
+
+    assert wrong == [409] * 10
+    assert (right_after.status_code, right_after.json["error"]["code"]) == (429, "rate_limited")
+    assert colleague.status_code == 200
+
+
+def test_right_codes_do_not_count_against_the_limit(client, counter, staff):
+    url = f"/api/v1/stores/{counter.store.id}/pickups"
+    codes = [f"{i:06d}" for i in range(12)]
+    for code in codes:
+        paid_pickup_order(counter.store, counter.rice, pickup_code=code)
+
+    assert [client.post(url, json={"pickup_code": c}, headers=staff).status_code for c in codes] == [200] * 12
+
+
+def test_a_receipt_is_reprinted_for_the_store_and_admins(client, counter, staff, login):
+    sold = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", json=sale_body(counter), headers=staff)
+    url = f"/api/v1/orders/{sold.json['id']}/receipt"
+
+    reprint = client.get(url, headers=clerk(counter.store))
+    admin = client.get(url, headers=login("admin"))
+    stranger = client.get(url, headers=clerk(StoreFactory()))
+    consumer = client.get(url, headers=login("consumer"))
+    coop = client.get(url, headers=login("coop", supplier_id=counter.rice.supplier_id))
+
+    assert reprint.status_code == admin.status_code == 200
+    assert reprint.json == admin.json == sold.json["receipt"]
+    assert reprint.json["lines"][0]["trace_codes"] == [counter.old_lot.trace_code]
+    assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "order_not_found")
+    assert consumer.status_code == 404
+    assert coop.status_code == 403
+
+
+def test_a_consumer_reprints_their_own_paid_order_only(client, counter):
+    paid = paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+    pending = paid_pickup_order(counter.store, counter.rice, pickup_code="654321", status="pending_payment")
+
+    def owner(order):
+        return bearer(db.session.get(User, order.consumer_id))
+
+    mine = client.get(f"/api/v1/orders/{paid.id}/receipt", headers=owner(paid))
+    unpaid = client.get(f"/api/v1/orders/{pending.id}/receipt", headers=owner(pending))
+
+    assert mine.status_code == 200 and mine.json["store"]["id"] == counter.store.id
+    assert (unpaid.status_code, unpaid.json["error"]["code"]) == (409, "order_not_paid")
