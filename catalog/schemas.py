@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from catalog.models import HISTORY_FIELDS, LOCATION_KINDS, STATUSES, UNITS
 from shop.fields import MAX_QUANTITY, BoundedInt, Id, Identifier, PriceFen, Quantity, RateBp, Text
 from shop.pagination import PageQuery
-from shop.regions.schemas import REGION_CODE, RegionRef
+from shop.regions.schemas import RegionCode, RegionRef
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 SKU_ERROR = "3–32 upper-case letters, digits and dashes."
@@ -51,7 +51,7 @@ class ProductUpdate(Schema):
     unit = fields.String(validate=validate.OneOf(UNITS))
     net_weight_g = BoundedInt(minimum=1, maximum=MAX_NET_WEIGHT_G)
     price_fen = PriceFen()
-    county_code = fields.String(validate=REGION_CODE)
+    county_code = RegionCode()
     status = fields.String(validate=validate.OneOf(STATUSES))
     images = _images()
     platform_fee_bp = RateBp()
@@ -71,7 +71,7 @@ class ProductCreate(ProductUpdate):
     unit = fields.String(required=True, validate=validate.OneOf(UNITS))
     net_weight_g = BoundedInt(minimum=1, maximum=MAX_NET_WEIGHT_G, required=True)
     price_fen = PriceFen(required=True)
-    county_code = fields.String(required=True, validate=REGION_CODE)
+    county_code = RegionCode(required=True)
     status = fields.String(load_default="draft", validate=validate.OneOf(STATUSES))
     images = _images(load_default=list)
     supplier_id = Id(load_default=None)
@@ -81,8 +81,8 @@ class ProductCreate(ProductUpdate):
 class ProductQuery(PageQuery):
     """Product list filters."""
 
-    county = fields.String(load_default=None, validate=REGION_CODE)
-    donor = fields.String(load_default=None, validate=REGION_CODE)
+    county = RegionCode(load_default=None)
+    donor = RegionCode(load_default=None)
     category = Text(load_default=None, max_length=32)
     q = Text(load_default=None, max_length=50)
     min_price_fen = PriceFen(load_default=None, strict=False)
@@ -161,7 +161,7 @@ class LocationCreate(Schema):
     code = _code(required=True)
     name = Text(required=True, max_length=100)
     kind = fields.String(required=True, validate=validate.OneOf(LOCATION_KINDS))
-    region_code = fields.String(required=True, validate=REGION_CODE)
+    region_code = RegionCode(required=True)
 
 
 class LocationOut(Schema):

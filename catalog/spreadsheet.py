@@ -24,7 +24,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
 
-from shop.fields import MAX_QUANTITY, normalise_identifier
+from shop.fields import MAX_QUANTITY, clean_text, normalise_identifier
 
 COLUMNS = {
     "sku": ("产品编码", "sku"),
@@ -39,6 +39,8 @@ COLUMNS = {
 }
 REQUIRED = ("sku", "lot_code", "harvested_on", "location", "household_code", "quantity")
 IDENTIFIERS = ("sku", "lot_code", "location", "household_code")
+LOT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")  # stored from the sheet: the shape POST /lots accepts
+TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
 _HEADER_NAMES = {alias.lower(): key for key, aliases in COLUMNS.items() for alias in aliases}
 _DATE_PATTERNS = (
     re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
@@ -325,12 +327,26 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
             sheet.error(number, key, str(exc)[:1].upper() + str(exc)[1:] + ".")
             ok = False
     codes = {key: normalise_identifier(normalise(values.get(key)), case="upper") for key in IDENTIFIERS}
+    if codes["lot_code"] and not LOT_CODE.match(codes["lot_code"]):
+        sheet.error(number, "lot_code", f"{excerpt(codes['lot_code'])!r} is not a lot code "
+                                        "(letters, digits, '.', '_' and '-').")
+        codes["lot_code"], ok = "", False
+    texts: dict[str, str | None] = {}
+    for key, limit in TEXTS.items():
+        try:
+            texts[key] = clean_text(normalise(values.get(key))) or None
+        except ValueError as exc:
+            sheet.error(number, key, str(exc))
+            texts[key], ok = None, False
+            continue
+        if texts[key] and len(texts[key]) > limit:
+            sheet.error(number, key, f"Longer than {limit} characters.")
+            texts[key], ok = None, False
     return SheetRow(
         row=number, sku=codes["sku"], lot_code=codes["lot_code"],
         harvested_on=parsed.get("harvested_on"), location=codes["location"],
         household_code=codes["household_code"], quantity=parsed.get("quantity"),
-        packed_on=parsed.get("packed_on"), village=normalise(values.get("village")) or None,
-        unit=normalise(values.get("unit")) or None, complete=ok)
+        packed_on=parsed.get("packed_on"), village=texts["village"], unit=texts["unit"], complete=ok)
 
 
 TEMPLATE_HELP = (

@@ -8,6 +8,7 @@ import uuid
 
 from flask import Flask, g, request
 
+from shop.bodies import json_body_problem
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import IdConverter
 from shop.errors import error_response, register_error_handlers
@@ -77,6 +78,11 @@ def _install_request_hooks(app: Flask) -> None:
             return error_response(415, "unsupported_media_type",
                                   "Send the body as application/json (or multipart/form-data for uploads).",
                                   {"content_type": request.mimetype})
+        if (request.path.startswith("/api/") and request.method in JSON_BODY_METHODS and request.is_json
+                and request.content_length and not request.path.endswith("/webhook")):
+            problem = json_body_problem(request.get_data(cache=True))
+            if problem:
+                return error_response(400, "bad_request", f"The JSON body is malformed: {problem}.")
         return None
 
     @app.after_request

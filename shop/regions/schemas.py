@@ -9,7 +9,6 @@ from shop.regions.models import LEVELS, SIDES
 
 REGION_CODE_PATTERN = r"^([0-9]{6}|[0-9]{6}-[A-Z]{2,12})$"
 REGION_CODE_ERROR = "A 6-digit GB/T 2260 code or <prefecture code>-<SLUG>."
-REGION_CODE = validate.Regexp(REGION_CODE_PATTERN, error=REGION_CODE_ERROR)
 
 
 def RegionCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 from datetime import date, datetime
 
+import pytest
 from openpyxl import Workbook
 
 from catalog.spreadsheet import read_sheet
@@ -113,3 +114,22 @@ def test_long_cells_columns_and_quantities_are_bounded_and_echoed_cut_short():
     wide = HEADER_ZH + "," * 60 + "x\n"
     assert read_sheet(wide.encode(), limits=Limits(columns=50)).errors[0]["message"] == (
         "The header has more than 50 columns.")
+
+
+@pytest.mark.parametrize("village, problem", [
+    ("火普\x01村", "control characters"), ("a\x7fb", "control characters"), ("村" * 65, "Longer than 64"),
+])
+def test_free_text_cells_follow_the_apis_text_rules(village, problem):
+    data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
+            f"ZJ-KQM-1KG,L1,2026-09-01,XC-WH,H-1,5,{village}\n").encode()
+    sheet = read_sheet(data)
+    assert [(e["row"], e["column"]) for e in sheet.errors] == [(2, "village")]
+    assert problem in sheet.errors[0]["message"]
+
+
+def test_invisible_only_text_is_empty_and_codes_must_have_the_apis_shape():
+    data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
+            "ZJ-KQM-1KG,L\x011,2026-09-01,XC-WH,H-1,5,\u200b\u202e\n").encode()
+    sheet = read_sheet(data)
+    assert [(e["row"], e["column"]) for e in sheet.errors] == [(2, "lot_code")]
+    assert sheet.rows[0].village is None

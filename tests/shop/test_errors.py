@@ -39,6 +39,32 @@ def test_malformed_json_is_a_400(client):
     assert_error(response, 400, "bad_request")
 
 
+BODIES_NO_PARSER_SHOULD_SEE = {
+    "unpaired surrogate in a value": '{"username": "admin", "password": "a\\ud800"}',
+    "unpaired surrogate in a key": '{"\\udfff": 1, "username": "admin", "password": "x"}',
+    "nested 1000 deep": "[" * 1000 + "]" * 1000,
+    "nested just past the bound": "[" * 66 + "]" * 66,
+    "an integer of 5000 digits": '{"username": "admin", "password": ' + "9" * 5000 + "}",
+    "NaN": '{"username": "admin", "password": NaN}',
+    "bytes that are not UTF-8": b'{"username": "\xff"}',
+}
+
+
+@pytest.mark.parametrize("body", BODIES_NO_PARSER_SHOULD_SEE.values(), ids=BODIES_NO_PARSER_SHOULD_SEE.keys())
+@pytest.mark.parametrize("path", ["/api/v1/auth/token", "/api/v1/users", "/api/v1/products"])
+def test_bodies_that_would_crash_a_parser_are_a_400_on_every_route(client, path, body):
+    response = client.post(path, data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_request"
+    assert response.json["error"]["message"].startswith("The JSON body is malformed")
+
+
+def test_paired_surrogates_and_ordinary_depth_are_fine(client):
+    body = '{"username": "admin", "password": "\\ud83d\\ude00 正确", "extra": [[[[1]]]]}'
+    response = client.post("/api/v1/auth/token", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422  # reaches the schema, which rejects the unknown field
+
+
 def test_a_body_that_is_not_json_is_a_415(client):
     response = client.post("/api/v1/auth/token", data="username=a", content_type="text/plain")
     assert_error(response, 415, "unsupported_media_type")

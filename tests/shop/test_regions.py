@@ -1,6 +1,8 @@
 """Reference data: regions, pairings on a date, admin changes."""
 from __future__ import annotations
 
+import pytest
+
 from shop.regions.service import load_reference_data
 from tests.shop.test_errors import assert_error
 
@@ -105,3 +107,10 @@ def test_loading_reference_data_twice_adds_nothing(app):
 
 def test_bad_cursor_is_rejected(client):
     assert_error(client.get("/api/v1/regions?cursor=not-a-cursor"), 400, "invalid_cursor")
+
+
+@pytest.mark.parametrize("spelling", ["５１３４３１", "513431%E2%80%8B", "%20513431"])
+def test_any_spelling_of_a_region_code_finds_the_region_in_paths_and_filters(client, spelling):
+    assert client.get(f"/api/v1/regions/{spelling}").json["code"] == "513431"
+    assert client.get(f"/api/v1/products?county={spelling}").status_code == 200
+    assert client.get(f"/api/v1/pairings?recipient={spelling}").json["items"][0]["recipient"]["code"] == "513431"
