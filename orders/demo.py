@@ -2,13 +2,17 @@
 
 Stock reaches the stores through the transfer service, dispatched from the catalog demo's Foshan
 warehouse and received by each store's staff. The enterprise lots are in that warehouse as soon as
-the catalog seeder has run; the co-ops' uploaded lots are imported only after `seed-demo` commits,
-so their products are sent on the next `seed-demo` (a store is sent each product once).
+the catalog seeder has run; the co-ops' uploaded lots are imported only after `seed-demo` commits
+(by the upload task, queued after commit). So the seeder also queues, after those imports, a second
+pass in its own transaction that sends what arrived: with eager tasks (the embedded default) the
+stores hold every product when `seed-demo` returns; with a real worker the imports may still be
+running, and the next `seed-demo` sends the rest (a store is sent each product once).
 """
 from __future__ import annotations
 
 import secrets
 
+import click
 from sqlalchemy import select
 
 from catalog import inventory
@@ -16,7 +20,7 @@ from orders.models import StockTransfer, Store, TransferLine
 from orders.stores import service
 from shop.auth.models import User
 from shop.auth.service import create_user, find_user
-from shop.db import db
+from shop.db import after_commit, db
 
 WAREHOUSE = "FS-WH"
 UNITS_PER_PRODUCT = 4
@@ -87,18 +91,33 @@ def _stock_store(admin: User, clerk: User, store: Store, location_code: str) -> 
     return len(transfer.lines)
 
 
+def _stock_stores() -> int:
+    """Send every demo store the warehouse's products it never had; the lots received."""
+    admin = find_user(username="admin")
+    received = 0
+    for _, _, location_code, username in STORES:
+        location = inventory.find_location(location_code)
+        store = db.session.scalar(select(Store).where(Store.location_id == location.id))
+        received += _stock_store(admin, find_user(username=username), store, location_code)
+    return received
+
+
+def _stock_stores_after_imports() -> None:
+    """After the seed (and, with eager tasks, the co-op imports) committed: send the stores what arrived."""
+    received = _stock_stores()
+    db.session.commit()
+    if received:
+        click.echo(f"orders: {received} more lots received by the stores after the co-op imports")
+
+
 def seed_demo() -> list[str]:
     """Create the demo stores, their clerks and their stock that are missing."""
-    admin = find_user(username="admin")
-    lines, received = [], 0
+    lines = []
     for district_code, name, location_code, username in STORES:
         store, created = _store(district_code, name, location_code)
-        clerk, password = _staff(username, store)
-        lots = _stock_store(admin, clerk, store, location_code)
-        received += lots
-        state = "created" if created else "exists"
+        _, password = _staff(username, store)
         login = f"password: {password}" if password else "password unchanged"
-        lines.append(f"store {store.id} {name} ({state}); clerk {username} {login}; {lots} lots received")
-    if not received:
-        lines.append("no new stock for the stores; co-op lots imported after this run are sent by the next seed-demo")
+        lines.append(f"store {store.id} {name} ({'created' if created else 'exists'}); clerk {username} {login}")
+    lines.append(f"{_stock_stores()} lots received by the stores from {WAREHOUSE}")
+    after_commit(_stock_stores_after_imports)
     return lines
