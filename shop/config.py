@@ -92,7 +92,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "LOGIN_FAILURE_ALERT_PER_MINUTE": _int(env, "LOGIN_FAILURE_ALERT_PER_MINUTE", 100, minimum=1),
         "TRUSTED_PROXY_HOPS": _int(env, "TRUSTED_PROXY_HOPS", 0),
         "CELERY": {
-            "broker_url": redis_url or "memory://",
+            "broker_url": redis_url or "memory://localhost/",
             "result_backend": redis_url,
             "task_always_eager": not redis_url,
             "task_eager_propagates": True,
@@ -107,9 +107,19 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "INVENTORY_UPLOAD_MAX_ROWS": _int(env, "INVENTORY_UPLOAD_MAX_ROWS", 200_000, minimum=1),
         "INVENTORY_UPLOAD_REQUEUE_SECONDS": _int(env, "INVENTORY_UPLOAD_REQUEUE_SECONDS", 60, minimum=1),
         "TOKEN_TTL_SECONDS": _int(env, "TOKEN_TTL_SECONDS", 12 * 3600, minimum=1),
+        # how long an unpaid online order holds its reserved stock
+        "ORDER_RESERVATION_SECONDS": _int(env, "ORDER_RESERVATION_SECONDS", 900, minimum=1),
         "PAYMENTS": payments,
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY"),
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", "whsec_sandbox_not_secret"),
+        # notifications: email to the operations mailbox over SMTP when SMTP_HOST is set, else a log line
+        "SMTP_HOST": env.get("SMTP_HOST"),
+        "SMTP_PORT": _int(env, "SMTP_PORT", 25, minimum=1),
+        "SMTP_FROM": env.get("SMTP_FROM", "shop@localhost"),
+        "SMTP_USERNAME": env.get("SMTP_USERNAME"),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD"),
+        "SMTP_STARTTLS": env.get("SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+        "NOTIFY_EMAIL_TO": env.get("NOTIFY_EMAIL_TO") or env.get("SMTP_FROM", "shop@localhost"),
         "API_TITLE": "Consumption poverty alleviation shop",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
