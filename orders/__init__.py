@@ -11,6 +11,16 @@ def init_app(app: Flask) -> None:
 
     register_sweeper(app, "orders.outbox", outbox.requeue_undelivered)
 
+    from orders.demo import seed_demo
+    from orders.stores.api import blp as stores_blp
+    from orders.stores.service import store_exists
+    from shop.cli import register_demo_seeder
+    from shop.extensions import api as stores_api
+
+    stores_api.register_blueprint(stores_blp)
+    app.extensions.setdefault("scope_checks", {})["store_id"] = store_exists
+    register_demo_seeder(app, "orders", seed_demo)
+
     from orders.checkout import tasks as checkout_tasks  # noqa: F401 - registers orders.expire_reservations
     from orders.checkout.api import blp as checkout_blp
     from shop.extensions import api as checkout_api

@@ -61,6 +61,20 @@ class Store(db.Model):
         self.bank_account_enc = crypto.encrypt(value, field="stores.bank_account") if value else None
 
 
+class StoreAccountChange(db.Model):
+    """A store's payout account changed: who, when, why, old and new (masked only)."""
+
+    __tablename__ = "store_account_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    old_masked: Mapped[str | None] = mapped_column(String(40))
+    new_masked: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Shift(db.Model):
     """A clerk's cash shift at a store: opened with a float, closed with the counted cash."""
 

@@ -71,6 +71,21 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stores')),
     sa.UniqueConstraint('location_id', name=op.f('uq_stores_location_id'))
     )
+    op.create_table('store_account_changes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('store_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('old_masked', sa.String(length=40), nullable=True),
+    sa.Column('new_masked', sa.String(length=40), nullable=True),
+    sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_store_account_changes_store_id_stores')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_store_account_changes_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_store_account_changes'))
+    )
+    with op.batch_alter_table('store_account_changes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_store_account_changes_store_id'), ['store_id'], unique=False)
+
     op.create_table('shifts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('store_id', sa.Integer(), nullable=False),
@@ -437,6 +452,10 @@ def downgrade():
     with op.batch_alter_table('shifts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_shifts_store_id'))
 
+    with op.batch_alter_table('store_account_changes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_store_account_changes_store_id'))
+
+    op.drop_table('store_account_changes')
     op.drop_table('shifts')
     op.drop_table('stores')
     with op.batch_alter_table('stock_transfers', schema=None) as batch_op:
