@@ -2,10 +2,17 @@
 makes Stripe-shaped objects locally and idempotently."""
 from __future__ import annotations
 
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from orders.checkout.service import expire_reservations
+from orders.models import Refund
 from orders.payments.provider import get_provider
 from orders.payments.sandbox import SandboxProvider
 from orders.payments.stripe_provider import StripeProvider
-from tests.orders.payments.conftest import intent_of, place_order, stock, user_with_token
+from shop.db import db, utcnow
+from tests.orders.payments.conftest import deliver, intent_event, intent_of, place_order, stock, user_with_token
 
 
 def test_stripe_intent_request_is_cny_in_fen_keyed_by_the_order_with_only_the_order_id(stripe_app, stripe_http):
@@ -55,7 +62,8 @@ def test_stripe_refund_carries_the_callers_idempotency_key(stripe_app, stripe_ht
 def test_sandbox_is_the_default_and_idempotent(app):
     provider = get_provider()
 
-    first, again = provider.create_intent(order_id=5, amount_fen=100), provider.create_intent(order_id=5, amount_fen=100)
+    first = provider.create_intent(order_id=5, amount_fen=100)
+    again = provider.create_intent(order_id=5, amount_fen=100)
 
     assert isinstance(provider, SandboxProvider)
     assert first == again
@@ -65,3 +73,24 @@ def test_sandbox_is_the_default_and_idempotent(app):
     assert refund.startswith("re_")
     assert refund == provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k1")
     assert refund != provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k2")
+
+
+def test_an_unallocatable_stripe_payment_is_refunded_through_stripe(stripe_app, stripe_http):
+    client = stripe_app.test_client()
+    world = stock(quantity=2, prices=(1250,))
+    _, headers = user_with_token()
+    db.session.commit()
+    order = place_order(client, headers, [(world["products"][0].sku, 2)])
+    expire_reservations(now=utcnow() + timedelta(hours=1))
+    db.session.commit()
+    place_order(client, headers, [(world["products"][0].sku, 2)])  # the stock is gone
+
+    response = deliver(client, intent_event("payment_intent.succeeded", intent_of(order["id"])),
+                       secret="whsec_test_stripe")
+
+    assert response.status_code == 200
+    refund_call = stripe_http.requests[-1]
+    assert refund_call["url"] == "https://api.stripe.com/v1/refunds"
+    assert refund_call["params"] == {"payment_intent": "pi_stub1", "amount": "2500"}
+    assert refund_call["headers"]["Idempotency-Key"] == f"order-{order['id']}-unallocated"
+    assert db.session.scalar(select(Refund.provider_refund_id)) == "re_stub3"
