@@ -5,9 +5,16 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from orders.checkout.schemas import OrderOut
 from orders.counter import service
-from orders.counter.schemas import CounterOrderOut, CounterSaleCreate, CounterSaleOut, PickupCreate, ReceiptOut, \
-    SaleConflictOut
+from orders.counter.schemas import (
+    CounterSaleCreate,
+    CounterSaleOut,
+    PickupCreate,
+    PickupOut,
+    ReceiptOut,
+    SaleConflictOut,
+)
 from orders.stores.service import get_store_for
 from shop.auth.security import current_user, require_role
 from shop.db import commit, db
@@ -78,7 +85,7 @@ def get_receipt(order_id):
 class Pickups(MethodView):
     @require_role("store_staff", "admin")
     @blp.arguments(PageQuery, location="query")
-    @blp.response(200, page_schema(CounterOrderOut))
+    @blp.response(200, page_schema(PickupOut))
     def get(self, query, store_id):
         """List the paid pickup orders waiting at a store, oldest first."""
         return service.list_pickups(actor=current_user(), store_id=store_id, **query)
@@ -86,7 +93,7 @@ class Pickups(MethodView):
     @require_role("store_staff")
     @limiter.limit(PICKUP_CODE_LIMIT, key_func=_pickup_attempts_key, deduct_when=_wrong_code)
     @blp.arguments(PickupCreate)
-    @blp.response(200, CounterOrderOut)
+    @blp.response(200, OrderOut)
     def post(self, data, store_id):
         """Hand a pickup order over to the customer showing its code."""
         order = service.hand_over(actor=current_user(), store_id=store_id, **data)

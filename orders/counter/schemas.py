@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from orders.checkout.schemas import OrderLineOut, OrderOut
 from shop.fields import AmountFen, Id, Identifier, PriceFen, Quantity
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
@@ -89,42 +90,26 @@ class ReceiptOut(Schema):
     impact = fields.Raw(allow_none=True)
 
 
-class SaleLineOut(Schema):
-    """An order line as sold: snapshotted price and rates."""
-
-    id = fields.Integer()
-    product_id = fields.Integer()
-    sku = fields.String()
-    name = fields.String()
-    quantity = fields.Integer()
-    unit_price_fen = fields.Integer()
-    amount_fen = fields.Integer()
-    scanned_lot_id = fields.Integer(allow_none=True)
-    refunded_quantity = fields.Integer()
-
-
-class CounterOrderOut(Schema):
-    """A store order as the counter sees it (no pickup code, no personal data)."""
+class PickupOut(Schema):
+    """A paid pickup order waiting at the store (no pickup code, no personal data)."""
 
     id = fields.Integer()
     channel = fields.String()
     status = fields.String()
-    store_id = fields.Integer()
-    shift_id = fields.Integer(allow_none=True)
-    payment_method = fields.String()
     total_fen = fields.Integer()
-    tendered_fen = fields.Integer(allow_none=True)
+    created_at = fields.AwareDateTime()
     paid_at = fields.AwareDateTime(allow_none=True)
-    sale_date = fields.Date(allow_none=True)
+    lines = fields.List(fields.Nested(OrderLineOut))
+
+
+class CounterSaleOut(OrderOut):
+    """A counter sale just made: the order as `GET /orders/<id>` shows it, its till fields, change and receipt."""
+
+    shift_id = fields.Integer()
+    payment_method = fields.String()
+    tendered_fen = fields.Integer(allow_none=True)
     client_created_at = fields.AwareDateTime(allow_none=True)
     late_entry = fields.Boolean()
-    created_at = fields.AwareDateTime()
-    lines = fields.List(fields.Nested(SaleLineOut))
-
-
-class CounterSaleOut(CounterOrderOut):
-    """A counter sale just made: the order, the change to give and its receipt."""
-
     change_fen = fields.Integer()
     receipt = fields.Nested(ReceiptOut)
 

@@ -22,6 +22,7 @@ from catalog import inventory
 from catalog.models import HISTORY_FIELDS, Lot, Product, ProductChange
 from catalog.service import get_product
 from orders import outbox, state
+from orders.checkout.service import OrderView, get_order_for, view_order
 from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, SaleConflict, Shift, Store
 from orders.stores.service import get_shift, get_store_for, open_shift
@@ -43,13 +44,14 @@ class SaleRefused(Conflict):
 
 @dataclass(frozen=True)
 class CounterSale:
-    """A counter sale just made: its order, the change to give back and the receipt."""
+    """A counter sale just made: its order (as its reader sees it), the change to give back and the receipt."""
 
-    order: Order
+    order: OrderView
     change_fen: int
     receipt: dict
 
     def __getattr__(self, name: str) -> Any:
+        """The order's own attributes."""
         return getattr(self.order, name)
 
 
@@ -186,7 +188,7 @@ def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], pa
     state.transition(order, "fulfilled", actor_id=actor.id, reason="counter sale")
     for line in order.lines:
         outbox.record_line_paid(order=order, line=line, occurred_at=moment)
-    return CounterSale(order=order, change_fen=change, receipt=receipt_of(order))
+    return CounterSale(order=view_order(actor=actor, order=order), change_fen=change, receipt=receipt_of(order))
 
 
 # --- sale conflicts -----------------------------------------------------------------------------------
@@ -254,17 +256,9 @@ def receipt_of(order: Order) -> dict:
             "paid_fen": paid, "change_fen": paid - order.total_fen, "late_entry": order.late_entry, "impact": None}
 
 
-def _may_see(actor: User, order: Order) -> bool:
-    """Admins see every order; store staff their store's; consumers their own."""
-    return (actor.role == "admin" or (actor.role == "store_staff" and order.store_id == actor.store_id)
-            or (actor.role == "consumer" and order.consumer_id == actor.id))
-
-
 def get_receipt(*, actor: User, order_id: int) -> dict:
     """Reprint a paid order's receipt (`order_not_found` 404 outside scope, `order_not_paid` 409 before payment)."""
-    order = db.session.get(Order, order_id)
-    if order is None or not _may_see(actor, order):
-        raise NotFound(f"No order {order_id}.", code="order_not_found")
+    order = get_order_for(actor=actor, order_id=order_id)
     if order.paid_at is None:
         raise Conflict("The order has not been paid: it has no receipt.", code="order_not_paid",
                        details={"status": order.status})
@@ -280,7 +274,7 @@ def list_pickups(*, actor: User, store_id: int, limit: int, cursor: str | None) 
     return paginate(query, keys=[Order.id], limit=limit, cursor=cursor)
 
 
-def hand_over(*, actor: User, store_id: int, pickup_code: str) -> Order:
+def hand_over(*, actor: User, store_id: int, pickup_code: str) -> OrderView:
     """Hand a paid pickup order over to the customer showing its code: the order becomes fulfilled
     (`pickup_code_invalid` 409 when no order waiting at this store has that code)."""
     store = get_store_for(actor=actor, store_id=store_id)
@@ -291,4 +285,4 @@ def hand_over(*, actor: User, store_id: int, pickup_code: str) -> Order:
     if order is None or order.status != "paid" or order.pickup_code != pickup_code:
         raise Conflict("No order waiting at this store has this pickup code.", code="pickup_code_invalid")
     state.transition(order, "fulfilled", actor_id=actor.id, reason="picked up")
-    return order
+    return view_order(actor=actor, order=order)

@@ -16,7 +16,6 @@ from shop.db import db, utcnow
 from tests.orders.counter.conftest import clerk, make_counter, sale_body
 
 
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def racing_app(request):
     """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""

@@ -29,6 +29,8 @@ def test_cash_sale_is_paid_fulfilled_and_gives_change(client, counter, staff):
     assert (sale["channel"], sale["status"], sale["payment_method"]) == ("counter", "fulfilled", "cash")
     assert (sale["total_fen"], sale["tendered_fen"], sale["change_fen"]) == (9500, 10000, 500)
     assert sale["shift_id"] == counter.shift.id and sale["late_entry"] is False
+    assert sale["store"]["id"] == counter.store.id
+    assert [(t["from_status"], t["to_status"]) for t in sale["transitions"]] == [(None, "paid"), ("paid", "fulfilled")]
     receipt = sale["receipt"]
     assert receipt["store"] == {"id": counter.store.id, "name": counter.store.name}
     assert (receipt["total_fen"], receipt["paid_fen"], receipt["change_fen"]) == (9500, 10000, 500)
@@ -60,7 +62,7 @@ def test_a_scanned_lot_is_taken_first(client, counter, staff):
     response = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", json=body, headers=staff)
 
     assert response.status_code == 201, response.json
-    assert response.json["lines"][0]["scanned_lot_id"] == counter.new_lot.id
+    assert db.session.get(Order, response.json["id"]).lines[0].scanned_lot_id == counter.new_lot.id
     assert response.json["receipt"]["lines"][0]["trace_codes"] == [counter.new_lot.trace_code]
     assert db.session.scalars(select(Allocation.lot_id)).all() == [counter.new_lot.id]
 

@@ -39,6 +39,8 @@ def test_an_offline_sale_is_charged_the_price_at_its_timestamp(client, counter, 
     at = utcnow() - timedelta(hours=3)
     db.session.add(ProductChange(product_id=counter.rice.id, field="price_fen", old_value=1800, new_value=2000,
                                  changed_at=utcnow() - timedelta(hours=1)))
+    db.session.add(ProductChange(product_id=counter.rice.id, field="platform_fee_bp", old_value=400, new_value=500,
+                                 changed_at=utcnow() - timedelta(hours=2)))
     db.session.commit()
     body = _offline(counter, at, lines=[{"sku": counter.rice.sku, "quantity": 3, "unit_price_fen": 1800}])
 
@@ -50,6 +52,7 @@ def test_an_offline_sale_is_charged_the_price_at_its_timestamp(client, counter, 
     db.session.expire_all()
     order = db.session.get(Order, response.json["id"])
     assert order.paid_at == at and order.client_created_at == at and order.sale_date == sale_date_of(at)
+    assert (order.lines[0].unit_price_fen, order.lines[0].platform_fee_bp) == (1800, 400)  # the terms back then
     event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.order_id == order.id))
     assert (event.kind, event.amount_fen, event.occurred_at, event.sale_date) == ("line_paid", 5400, at,
                                                                                  sale_date_of(at))

@@ -35,6 +35,7 @@ def test_the_right_code_hands_the_order_over(client, counter, staff):
 
     assert response.status_code == 200, response.json
     assert (response.json["id"], response.json["status"]) == (order.id, "fulfilled")
+    assert response.json["pickup_code"] is None  # the code is the customer's, never shown to staff
     step = db.session.scalar(select(OrderTransition).where(OrderTransition.order_id == order.id)
                              .order_by(OrderTransition.id.desc()))
     assert (step.from_status, step.to_status, step.reason) == ("paid", "fulfilled", "picked up")
