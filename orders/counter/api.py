@@ -18,6 +18,7 @@ from orders.counter.schemas import (
 from orders.stores.service import get_store_for
 from shop.auth.security import current_user, require_role
 from shop.db import commit, db
+from shop.errors import ErrorOut
 from shop.extensions import limiter
 from shop.idempotency import HEADER, idempotent
 from shop.pagination import PageQuery, page_schema
@@ -49,6 +50,11 @@ def _wrong_code(response) -> bool:
 @idempotent(scope=_store_keys)
 @blp.arguments(CounterSaleCreate)
 @blp.response(201, CounterSaleOut)
+@blp.alt_response(409, schema=ErrorOut,
+                  description="`shift_closed`, `insufficient_stock`, `price_mismatch`; for an offline sale also "
+                              "`sale_too_old`, `sale_in_future`, `sale_before_shift`, `sale_after_shift`, "
+                              "each recorded as a sale conflict (`details.conflict_id`)")
+@blp.alt_response(422, schema=ErrorOut, description="`validation_error`, `unknown_item` or `tendered_below_total`")
 def create_counter_sale(data, store_id):
     """Sell at the counter (paid and fulfilled at once); a refused offline sale is kept as a sale conflict."""
     key = request.headers.get(HEADER)
@@ -76,6 +82,7 @@ def list_sale_conflicts(query, store_id):
 @blp.route("/orders/<int:order_id>/receipt")
 @require_role("store_staff", "admin", "consumer")
 @blp.response(200, ReceiptOut)
+@blp.alt_response(409, schema=ErrorOut, description="`order_not_paid`: an unpaid order has no receipt")
 def get_receipt(order_id):
     """Reprint a paid order's receipt with the trace codes of the lots sold."""
     return service.get_receipt(actor=current_user(), order_id=order_id)
@@ -94,6 +101,9 @@ class Pickups(MethodView):
     @limiter.limit(PICKUP_CODE_LIMIT, key_func=_pickup_attempts_key, deduct_when=_wrong_code)
     @blp.arguments(PickupCreate)
     @blp.response(200, OrderOut)
+    @blp.alt_response(409, schema=ErrorOut,
+                      description="`pickup_code_invalid`: no order waiting at this store has this code")
+    @blp.alt_response(429, schema=ErrorOut, description="Too many wrong codes from this clerk at this store")
     def post(self, data, store_id):
         """Hand a pickup order over to the customer showing its code."""
         order = service.hand_over(actor=current_user(), store_id=store_id, **data)
