@@ -27,7 +27,7 @@ from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, SaleConflict, Shift, Store
 from orders.stores.service import get_shift, get_store_for, open_shift
 from shop.auth.models import User
-from shop.db import db, utcnow
+from shop.db import db, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 
@@ -71,6 +71,7 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
          client_created_at: datetime | None = None, idempotency_key: str | None = None) -> CounterSale:
     """Sell at the counter, paid and fulfilled at once; an offline sale that breaks a rule raises `SaleRefused`."""
     store = get_store_for(actor=actor, store_id=store_id)
+    _hold_shift(store_id=store.id, shift_id=shift_id)
     if client_created_at is None:
         shift = open_shift(store_id=store.id, shift_id=shift_id)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=utcnow())
@@ -84,6 +85,17 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
                           offline_at=client_created_at)
     except (Conflict, ValidationError) as exc:
         raise SaleRefused(exc) from exc
+
+
+def _hold_shift(*, store_id: int, shift_id: int) -> None:
+    """Keep the shift from closing while this sale is written, so its cash-up counts every sale it took, and
+    read it fresh. PostgreSQL: the store row FOR KEY SHARE (what the order's foreign key takes anyway; closing
+    locks the store FOR UPDATE first, so it waits for the sales under way, and sales wait for a close under
+    way), then the shift row FOR SHARE; tills selling at once do not wait for each other. SQLite: the write lock."""
+    lock_on_sqlite("UPDATE shifts SET id = id WHERE id = :id", id=shift_id)
+    db.session.execute(select(Store.id).where(Store.id == store_id).with_for_update(read=True, key_share=True))
+    db.session.execute(select(Shift).where(Shift.id == shift_id).with_for_update(read=True)
+                       .execution_options(populate_existing=True))
 
 
 def _accepted_moment(*, shift: Shift, client_created_at: datetime) -> datetime:

@@ -86,3 +86,39 @@ def test_concurrent_sales_of_the_last_units_never_oversell(racing_app):
     db.session.expire_all()
     assert db.session.scalar(select(Stock.on_hand).where(Stock.lot_id == counter.tea_lot.id)) == 0
     assert db.session.scalar(select(func.count(Order.id))) == 4
+
+
+def test_a_shift_closing_while_clerks_sell_counts_every_sale_it_took(racing_app):
+    counter = make_counter()
+    url = f"/api/v1/stores/{counter.store.id}/counter-sales"
+    body = sale_body(counter, lines=[{"sku": counter.rice.sku, "quantity": 1}],
+                     payment={"method": "cash", "tendered_fen": 2000})
+    sellers = [(clerk(counter.store), body) for _ in range(6)]
+    closer, close_url = clerk(counter.store), f"/api/v1/shifts/{counter.shift.id}/close"
+    barrier = threading.Barrier(len(sellers) + 1)
+    results: list = []
+
+    def sell(headers) -> None:
+        client = racing_app.test_client()
+        barrier.wait()
+        response = client.post(url, json=body, headers=headers)
+        results.append((response.status_code, response.json))
+
+    def close() -> None:
+        client = racing_app.test_client()
+        barrier.wait()
+        response = client.post(close_url, json={"counted_cash_fen": 0}, headers=closer)
+        results.append(("report", response.json))
+
+    threads = [threading.Thread(target=sell, args=(h,)) for h, _ in sellers] + [threading.Thread(target=close)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    [report] = [body for status, body in results if status == "report"]
+    sold = [body for status, body in results if status == 201]
+    refused = [body["error"]["code"] for status, body in results if status == 409]
+    assert len(sold) + len(refused) == 6 and set(refused) <= {"shift_closed"}
+    cash = next(m for m in report["methods"] if m["method"] == "cash")
+    assert cash["sales_fen"] == sum(sale["total_fen"] for sale in sold)
