@@ -157,6 +157,23 @@ def redis_app(_pg_migrated, redis_url, tmp_path):
     yield from _emptied(make_app(tmp_path, DATABASE_URL=_pg_migrated, REDIS_URL=redis_url))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def racing_app(request):
+    """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL, for races that must hold on both."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+@pytest.fixture(autouse=True)
+def _celery_join_flag():
+    """Eager tasks run in concurrent threads leave Celery's process-global "join would block" flag set (each
+    run saves and restores it, interleaved): put it back after each test so later ones may call `.get()`."""
+    from celery._state import _set_task_join_will_block, task_join_will_block
+
+    before = task_join_will_block()
+    yield
+    _set_task_join_will_block(before)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say loudly when the PostgreSQL/Redis suite did not run."""
     for message in _unavailable.values():

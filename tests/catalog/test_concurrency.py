@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-import pytest
 from sqlalchemy import func, select
 
 from catalog import inventory
@@ -14,12 +13,6 @@ from catalog.models import Stock
 from shop.db import db
 from shop.errors import Conflict
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def racing_app(request):
-    """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""
-    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
 
 
 def race(app, workers: int, operation) -> Counter:

@@ -29,7 +29,8 @@ def test_seed_demo_builds_the_catalog_once(runner, client):
     assert (xichang.region_code, foshan.region_code) == ("513401", "440604")
     for product in products:
         stock = client.get(f"/api/v1/products/{product['sku']}").json["stock"]
-        assert {row["location_id"] for row in stock if row["available"] > 0} == {xichang.id, foshan.id}
+        # both warehouses hold it (the orders demo moves some of Foshan's on to the stores)
+        assert {row["location_id"] for row in stock if row["available"] > 0} >= {xichang.id, foshan.id}
 
 
 def test_demo_lots_come_from_the_demo_households(runner, client):

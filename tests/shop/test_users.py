@@ -5,16 +5,22 @@ import pytest
 
 from shop.db import db
 from tests.factories import UserFactory
+from tests.orders.factories import StoreFactory
 from tests.shop.test_auth import sign_in
 from tests.shop.test_errors import assert_error
 
 
 def test_admin_creates_a_store_staff_user_bound_to_a_store(client, login):
     admin = login("admin")
+    store = StoreFactory()
+    db.session.commit()
     response = client.post("/api/v1/users", headers=admin, json={
-        "username": "staff-chancheng", "password": "counter pass 1", "role": "store_staff", "store_id": 3})
+        "username": "staff-chancheng", "password": "counter pass 1", "role": "store_staff", "store_id": store.id})
     assert response.status_code == 201
-    assert response.json["store_id"] == 3 and response.json["supplier_id"] is None
+    assert response.json["store_id"] == store.id and response.json["supplier_id"] is None
+    missing = client.post("/api/v1/users", headers=admin, json={
+        "username": "staff-nowhere", "password": "counter pass 1", "role": "store_staff", "store_id": store.id + 1})
+    assert assert_error(missing, 422, "validation_error")["details"]["store_id"] == ["No such store."]
     assert sign_in(client, "staff-chancheng", "counter pass 1").json["role"] == "store_staff"
 
 

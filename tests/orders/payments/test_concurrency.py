@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
-from celery._state import _set_task_join_will_block, task_join_will_block
 from sqlalchemy import func, select
 
 from orders.models import OrderTransition, OutboxEvent, PaymentEvent, Refund
@@ -22,21 +20,6 @@ from tests.orders.payments.conftest import (
     stripe_signature,
     user_with_token,
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def racing_app(request):
-    """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""
-    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
-
-
-@pytest.fixture(autouse=True)
-def _celery_join_flag():
-    """Eager tasks in concurrent threads leave Celery's process-global "join would block" flag set (each run
-    saves and restores it, interleaved): put it back so later tests may call `.get()`."""
-    before = task_join_will_block()
-    yield
-    _set_task_join_will_block(before)
 
 
 def deliver_at_once(app, bodies: list[dict]) -> list[int]:

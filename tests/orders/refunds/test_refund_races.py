@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from sqlalchemy import func, select
 
 from catalog.models import Location
@@ -16,12 +15,6 @@ from tests.catalog.factories import ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order, user_with_token
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def racing_app(request):
-    """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""
-    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
 
 
 def test_a_double_refund_of_the_same_units_refunds_them_once(racing_app):
