@@ -1,0 +1,257 @@
+"""`checkout`: paid orders/s and p99 of the create → paid round on PostgreSQL, beside the floor.
+
+32 clients (threads, keep-alive connections) each loop: `POST /api/v1/orders` (one unit of a random hot
+SKU, delivery) and `POST /api/v1/payments/sandbox/<pi>/confirm` — a round counts when the confirm answers
+`paid` (the units then allocated to lots). The floor is a minimal Flask app (`floor_app` below) under the
+same gunicorn settings doing the same stock decrement and inserts (order, line, allocation, outbox row) in
+one transaction through a bare psycopg connection per worker; its round is that one request. Run over
+100 hot SKUs, then 5 (contention). Afterwards the stock is checked: nothing oversold, every paid unit
+allocated, nothing negative. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
+shop_bench_checkout) is rebuilt.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import psycopg
+from flask import Flask, request
+
+from bench import BenchError, benchmark, load, progress, servers
+from bench.databases import app_context, migrate, reset_postgres
+from bench.results import Result, Row
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/shop_bench_checkout"
+CLIENTS = 32
+WARMUP_SECONDS = 3
+STOCK_PER_LOT = 4_000
+LOTS_PER_PRODUCT = 3
+PRICE_FEN = 1990
+ADDRESS = {"district_code": "440604", "detail": "基准路 1 号", "recipient": "基准收件人", "phone": "13800000000"}
+
+
+# --- the floor ---------------------------------------------------------------------------------------
+
+floor_app = Flask(__name__)
+_floor_connection: dict[str, psycopg.Connection] = {}
+
+FLOOR_SQL = (
+    """UPDATE stock SET on_hand = on_hand - 1 WHERE id = (
+         SELECT id FROM stock WHERE location_id = %(location)s AND product_id = %(product)s AND on_hand > reserved
+         ORDER BY id LIMIT 1 FOR UPDATE) RETURNING lot_id""",
+    """INSERT INTO orders (channel, status, consumer_id, location_id, donor_code, address_enc, total_fen,
+         payment_method, late_entry, paid_at, sale_date, created_at, updated_at)
+       VALUES ('delivery', 'paid', %(user)s, %(location)s, '440604', 'x', %(price)s, 'stripe', false, now(),
+         current_date, now(), now()) RETURNING id""",
+    """INSERT INTO order_lines (order_id, product_id, sku, name, supplier_id, county_code, quantity, unit_price_fen,
+         platform_fee_bp, store_commission_bp, household_premium_bp, dividend_bp, refunded_quantity)
+       VALUES (%(order)s, %(product)s, 'FLOOR', 'floor', %(supplier)s, '513431', 1, %(price)s, 500, 800, 1000, 300, 0)
+       RETURNING id""",
+    """INSERT INTO allocations (order_line_id, location_id, lot_id, quantity, state, refunded)
+       VALUES (%(line)s, %(location)s, %(lot)s, 1, 'allocated', 0)""",
+    """INSERT INTO outbox_events (kind, order_id, order_line_id, amount_fen, payload, occurred_at, sale_date,
+         created_at, delivered_at) VALUES ('line_paid', %(order)s, %(line)s, %(price)s, '{}', now(), current_date,
+         now(), now())""",
+)
+
+
+def _floor_db() -> psycopg.Connection:
+    """This worker's connection (a sync worker serves one request at a time: a pool of one)."""
+    if "conn" not in _floor_connection or _floor_connection["conn"].closed:
+        _floor_connection["conn"] = psycopg.connect(os.environ["BENCH_FLOOR_DSN"])
+    return _floor_connection["conn"]
+
+
+@floor_app.post("/floor/orders")
+def floor_order():
+    """Sell one unit of a product: the stock decrement and the order's inserts in one transaction."""
+    body = request.get_json()
+    params = {"product": body["product_id"], "location": int(os.environ["BENCH_FLOOR_LOCATION"]),
+              "user": int(os.environ["BENCH_FLOOR_USER"]), "supplier": int(os.environ["BENCH_FLOOR_SUPPLIER"]),
+              "price": PRICE_FEN}
+    conn = _floor_db()
+    with conn.transaction(), conn.cursor() as cursor:
+        row = cursor.execute(FLOOR_SQL[0], params).fetchone()
+        if row is None:
+            return {"error": "insufficient_stock"}, 409
+        params["lot"] = row[0]
+        params["order"] = cursor.execute(FLOOR_SQL[1], params).fetchone()[0]
+        params["line"] = cursor.execute(FLOOR_SQL[2], params).fetchone()[0]
+        cursor.execute(FLOOR_SQL[3], params)
+        cursor.execute(FLOOR_SQL[4], params)
+    return {"id": params["order"], "status": "paid"}, 201
+
+
+# --- the world ---------------------------------------------------------------------------------------
+
+def seed(database_url: str, folder: Path) -> dict:
+    """A supplier, 100 active products with three lots each in one warehouse, and 32 consumers with tokens."""
+    from catalog import inventory
+    from catalog.models import Product
+    from catalog.service import pinyin_keys
+    from shop.auth.models import User
+    from shop.auth.security import hash_password, issue_token
+    from shop.db import db
+    from suppliers import service as suppliers
+    from suppliers.demo import synthetic_uscc
+
+    with app_context(database_url, folder):
+        supplier = suppliers.create_supplier(name="基准测试合作社", kind="cooperative",
+                                             uscc=synthetic_uscc("513431", 77), county_code="513431")
+        warehouse = inventory.create_location(code="BENCH-WH", name="基准仓", kind="warehouse", region_code="513401")
+        products = []
+        for n in range(100):
+            name = f"苦荞米{n}"
+            full, initials = pinyin_keys(name)
+            product = Product(sku=f"BENCH-{n:04d}", name=name, name_pinyin=full, name_initials=initials,
+                              description="", category="粮油", unit="bag", net_weight_g=500, price_fen=PRICE_FEN,
+                              county_code="513431", supplier_id=supplier.id, status="active", images=[],
+                              platform_fee_bp=500, store_commission_bp=800, household_premium_bp=1000,
+                              dividend_bp=300, certificate_number=f"凉扶认基准{n:04d}", certificate_issuer="凉山州",
+                              certificate_valid_from=date(2026, 1, 1), certificate_valid_until=date(2099, 12, 31))
+            db.session.add(product)
+            db.session.flush()
+            for lot in range(LOTS_PER_PRODUCT):
+                inventory.add_lot(product=product, location=warehouse, lot_code=f"B{n:04d}-{lot}",
+                                  harvested_on=date(2026, 1, 1 + lot), packed_on=None, village="基准村",
+                                  quantity=STOCK_PER_LOT)
+            products.append((product.id, product.sku))
+        users = [User(username=f"bench-buyer-{i}", password_hash=hash_password("bench-password-1"), role="consumer")
+                 for i in range(CLIENTS)]
+        db.session.add_all(users)
+        db.session.commit()
+        tokens = [issue_token(user)[0] for user in users]
+        return {"products": products, "tokens": tokens, "warehouse": warehouse.id, "supplier": supplier.id,
+                "user": users[0].id}
+
+
+# --- the load ----------------------------------------------------------------------------------------
+
+class _Client:
+    """One keep-alive HTTP connection posting JSON."""
+
+    def __init__(self, base: str, token: str | None):
+        host, port = base.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+
+    def post(self, path: str, body: dict) -> tuple[int, dict]:
+        """POST `body`; the status and the JSON answer."""
+        self.connection.request("POST", path, body=json.dumps(body), headers=self.headers)
+        response = self.connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+
+
+def _app_round(client: _Client, sku: str, _product_id: int) -> bool:
+    """Create an order and pay it through the sandbox; whether it ended paid."""
+    status, order = client.post("/api/v1/orders", {"channel": "delivery", "address": ADDRESS,
+                                                   "lines": [{"sku": sku, "quantity": 1}]})
+    if status != 201:
+        return False
+    intent_id = order["payment"]["client_secret"].split("_secret_")[0]
+    status, state = client.post(f"/api/v1/payments/sandbox/{intent_id}/confirm", {"outcome": "succeeded"})
+    return status == 200 and state.get("status") == "paid"
+
+
+def _floor_round(client: _Client, _sku: str, product_id: int) -> bool:
+    """The floor's whole round: one request."""
+    status, _ = client.post("/floor/orders", {"product_id": product_id})
+    return status == 201
+
+
+def drive(base: str, tokens: list[str], products: list[tuple[int, str]], round_fn) -> dict:
+    """32 clients looping rounds: warm-up, then BENCH_SECONDS measured; paid rounds/s, p99 ms, failures."""
+    duration = load.seconds()
+    start = time.monotonic() + WARMUP_SECONDS
+    stop = start + duration
+    latencies: list[float] = []
+    counts = {"ok": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        client, rng = _Client(base, tokens[i]), random.Random(i)
+        mine, ok, failed = [], 0, 0
+        while (now := time.monotonic()) < stop:
+            product_id, sku = products[rng.randrange(len(products))]
+            try:
+                success = round_fn(client, sku, product_id)
+            except (OSError, http.client.HTTPException, ValueError, KeyError):
+                success = False
+                client = _Client(base, tokens[i])
+            if now >= start:
+                mine.append((time.monotonic() - now) * 1000)
+                ok, failed = ok + success, failed + (not success)
+        with lock:
+            latencies.extend(mine)
+            counts["ok"] += ok
+            counts["failed"] += failed
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
+    return {"paid_per_s": round(counts["ok"] / duration, 1), "p99_ms": round(p99, 1), "paid": counts["ok"],
+            "failed": counts["failed"]}
+
+
+def check_stock(database_url: str, products: int) -> dict:
+    """Nothing oversold: no negative or over-reserved row, and on hand + allocated units = what was stocked."""
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as conn:
+        lowest, on_hand = conn.execute("SELECT min(on_hand - reserved), sum(on_hand) FROM stock").fetchone()
+        allocated = conn.execute("SELECT coalesce(sum(quantity), 0) FROM allocations WHERE state = 'allocated'"
+                                 ).fetchone()[0]
+        paid_units = conn.execute(
+            "SELECT coalesce(sum(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id "
+            "WHERE o.status = 'paid'").fetchone()[0]
+    stocked = products * LOTS_PER_PRODUCT * STOCK_PER_LOT
+    result = {"lowest_available": int(lowest), "on_hand": int(on_hand), "allocated": int(allocated),
+              "paid_units": int(paid_units), "stocked": stocked}
+    if lowest < 0 or on_hand + allocated != stocked or allocated != paid_units:
+        raise BenchError(f"Oversold or lost units: {result}")
+    return result
+
+
+@benchmark("checkout")
+def checkout() -> Result:
+    """Paid orders/s and p99 of create → paid over 100 and over 5 hot SKUs, each beside the floor's round."""
+    load.seconds()  # checks BENCH_SECONDS before any server starts (the load is driven here, not by wrk)
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    rows, details = [], {}
+    with tempfile.TemporaryDirectory(prefix="bench-checkout-") as folder:
+        reset_postgres(database_url)
+        migrate(database_url, Path(folder))
+        world = seed(database_url, Path(folder))
+        env = {"DATABASE_URL": database_url, "PAYMENTS": "sandbox"}
+        floor_env = {"BENCH_FLOOR_DSN": database_url.replace("postgresql+psycopg://", "postgresql://"),
+                     "BENCH_FLOOR_LOCATION": str(world["warehouse"]), "BENCH_FLOOR_USER": str(world["user"]),
+                     "BENCH_FLOOR_SUPPLIER": str(world["supplier"])}
+        for hot in (100, 5):
+            products = world["products"][:hot]
+            with servers.gunicorn("the app", "bench.wsgi:app", env=env, ready_path="/api/v1/regions") as base:
+                progress(f"{CLIENTS} clients checking out over {hot} hot SKUs…")
+                app = drive(base, world["tokens"], products, _app_round)
+            details[f"app_{hot}"] = {**app, "stock": check_stock(database_url, len(world["products"]))}
+            with servers.gunicorn("the floor app", "bench.benchmarks.checkout:floor_app", env=floor_env,
+                                  ready_path="/floor") as base:
+                progress(f"{CLIENTS} clients on the floor over {hot} hot SKUs…")
+                floor = drive(base, world["tokens"], products, _floor_round)
+            details[f"floor_{hot}"] = floor
+            rows += [Row(f"paid/s {hot} SKUs", app["paid_per_s"], "orders/s", floor["paid_per_s"]),
+                     Row(f"p99 {hot} SKUs", app["p99_ms"], "ms", floor["p99_ms"])]
+    return Result(name="checkout", rows=rows,
+                  settings={"database": "postgresql", "clients": CLIENTS, "payments": "sandbox",
+                            "round": "POST /orders + POST /payments/sandbox/<pi>/confirm",
+                            "floor_round": "one transaction: stock decrement + order, line, allocation, outbox",
+                            **servers.settings(), "seconds": load.seconds()},
+                  details=details)
