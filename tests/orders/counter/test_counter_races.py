@@ -1,12 +1,11 @@
 """Counter sales racing on SQLite and PostgreSQL: resends of one till key from several clerks are one sale (or one
-conflict); concurrent sales of the last units never oversell."""
+conflict); concurrent sales of the last units never oversell; a shift closing under them counts every sale."""
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from catalog import inventory
@@ -14,12 +13,6 @@ from catalog.models import Stock
 from orders.models import Order, OutboxEvent, SaleConflict
 from shop.db import db, utcnow
 from tests.orders.counter.conftest import clerk, make_counter, sale_body
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def racing_app(request):
-    """The app on SQLite (a file, as `make run` serves it) and on PostgreSQL."""
-    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
 
 
 def _post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list:
