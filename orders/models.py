@@ -377,6 +377,7 @@ class AfterSalesRequest(db.Model):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     lines: Mapped[list] = mapped_column(JSON)
     reason: Mapped[str] = mapped_column(String(500))
+    photo_url: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(10), default="open")
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -302,6 +302,7 @@ def upgrade():
     sa.Column('order_id', sa.Integer(), nullable=False),
     sa.Column('lines', sa.JSON(), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('photo_url', sa.String(length=500), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('decided_by', sa.Integer(), nullable=True),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
