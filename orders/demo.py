@@ -7,20 +7,33 @@ the catalog seeder has run; the co-ops' uploaded lots are imported only after `s
 pass in its own transaction that sends what arrived: with eager tasks (the embedded default) the
 stores hold every product when `seed-demo` returns; with a real worker the imports may still be
 running, and the next `seed-demo` sends the rest (a store is sent each product once).
+
+Once the stores are stocked, the demo consumer buys through the checkout service (a delivery order
+and two pickup orders at the 顺德 store), each paid through the sandbox's own path (a signed
+Stripe-format event handed to the webhook's handler), the first pickup is handed over with its code
+and the 顺德 clerk sells at the counter for cash in an open shift. Each is made once: a later
+`seed-demo` recognises the consumer's orders by channel and the clerk's counter sale, and finishes
+what a real worker had not yet processed (a hand-over waits for the payments to be applied).
 """
 from __future__ import annotations
 
 import secrets
 
 import click
+from flask import current_app
 from sqlalchemy import select
 
 from catalog import inventory
-from orders.models import StockTransfer, Store, TransferLine
+from catalog.service import get_product
+from orders.checkout import service as checkout
+from orders.counter import service as counter
+from orders.models import Order, Shift, StockTransfer, Store, TransferLine
+from orders.payments import service as payments
 from orders.stores import service
 from shop.auth.models import User
 from shop.auth.service import create_user, find_user
 from shop.db import after_commit, db
+from shop.errors import AppError
 
 WAREHOUSE = "FS-WH"
 UNITS_PER_PRODUCT = 4
@@ -31,6 +44,11 @@ STORES = (  # district code, store name, location code, staff username
     ("440607", "大凉山体验店（三水）", "FS-SS-ST", "staff-sanshui"),
     ("440608", "大凉山体验店（高明）", "FS-GM-ST", "staff-gaoming"),
 )
+CONSUMER = "13800000000"
+PICKUP_STORE, PICKUP_CLERK = "FS-SD-ST", "staff-shunde"  # the 顺德 store and its clerk
+DELIVERY_SKU, PICKUP_SKUS, COUNTER_SKU = "LB-QC-5KG", ("ZJ-KQM-1KG", "ZJ-KQC-250G"), "LB-QC-GIFT"
+ADDRESS = {"district_code": "440606", "detail": "大良街道演示路 1 号", "recipient": "演示顾客", "phone": "13800000000"}
+FLOAT_FEN = 50000
 
 
 def _store(district_code: str, name: str, location_code: str) -> tuple[Store, bool]:
@@ -103,11 +121,98 @@ def _stock_stores() -> int:
 
 
 def _stock_stores_after_imports() -> None:
-    """After the seed (and, with eager tasks, the co-op imports) committed: send the stores what arrived."""
+    """After the seed (and, with eager tasks, the co-op imports) committed: send the stores what arrived,
+    then make the demo orders that are missing."""
     received = _stock_stores()
     db.session.commit()
     if received:
         click.echo(f"orders: {received} more lots received by the stores after the co-op imports")
+    for line in _seed_orders():
+        click.echo(f"orders: {line}")
+
+
+def _pay(order_id: int, consumer: User) -> None:
+    """Pay an order as the sandbox confirm route does (a signed event to the webhook's handler); each step
+    commits, and with eager tasks the event is applied when the last commit returns."""
+    db.session.commit()  # the reservation is durable before the provider is called
+    payment = checkout.start_payment(order_id=order_id)
+    db.session.commit()
+    payments.sandbox_confirm(actor=consumer, intent_id=payment.intent_id, outcome="succeeded")
+    db.session.commit()
+    db.session.expire_all()
+
+
+def _attempt(what: str, step) -> str | None:
+    """Run one demo step; on a refusal roll it back and say why (e.g. the stock has not arrived yet)."""
+    try:
+        step()
+    except AppError as exc:
+        db.session.rollback()
+        return f"{what} not made now ({exc.code}); the next seed-demo tries again"
+    return None
+
+
+def _orders_of(consumer: User, channel: str) -> list[Order]:
+    """The consumer's orders of one channel, oldest first."""
+    return list(db.session.scalars(select(Order).where(Order.consumer_id == consumer.id, Order.channel == channel)
+                                   .order_by(Order.id)))
+
+
+def _buy(consumer: User, *, sku: str, **where) -> None:
+    """Place a one-unit order of `sku` as the consumer and pay it through the sandbox."""
+    order = checkout.place_order(actor=consumer, lines=[{"sku": sku, "quantity": 1}], **where)
+    _pay(order.id, consumer)
+
+
+def _hand_over_first(clerk: User, store: Store, pickups: list[Order]) -> None:
+    """Hand the oldest paid pickup over with its code, once two are paid and none was handed over yet."""
+    paid = [order for order in pickups if order.status == "paid"]
+    if len(paid) >= 2 and not any(order.status == "fulfilled" for order in pickups):
+        counter.hand_over(actor=clerk, store_id=store.id, pickup_code=paid[0].pickup_code)
+        db.session.commit()
+
+
+def _counter_sale(clerk: User, store: Store) -> None:
+    """A cash sale by the clerk in the store's open shift (opened now if none is open), paying with a 100-yuan note."""
+    shift = db.session.scalar(select(Shift).where(Shift.store_id == store.id, Shift.closed_at.is_(None)))
+    if shift is None:
+        shift = service.start_shift(actor=clerk, store_id=store.id, float_fen=FLOAT_FEN)
+    tendered = -(-get_product(sku=COUNTER_SKU).price_fen // 10000) * 10000
+    counter.sell(actor=clerk, store_id=store.id, shift_id=shift.id, lines=[{"sku": COUNTER_SKU, "quantity": 1}],
+                 payment={"method": "cash", "tendered_fen": tendered})
+    db.session.commit()
+
+
+def _line(order: Order) -> str:
+    """One demo order as the seeder prints it: id, channel, status, and a waiting pickup's code."""
+    code = f", pickup code {order.pickup_code}" if order.channel == "pickup" and order.status == "paid" else ""
+    return f"demo order {order.id} {order.channel} {order.status}{code}"
+
+
+def _seed_orders() -> list[str]:
+    """The demo orders, made if missing (sandbox payments only): a delivery order, two pickup orders at the
+    顺德 store (the first handed over), a counter sale there; a line per order."""
+    consumer, clerk = find_user(username=CONSUMER), find_user(username=PICKUP_CLERK)
+    location = inventory.find_location(PICKUP_STORE)
+    store = db.session.scalar(select(Store).where(Store.location_id == location.id)) if location else None
+    if consumer is None or clerk is None or store is None or not payments.sandbox_enabled(current_app.config):
+        return []
+    notes = []
+    if not _orders_of(consumer, "delivery"):
+        notes.append(_attempt("the delivery order", lambda: _buy(consumer, sku=DELIVERY_SKU, channel="delivery",
+                                                                 address=dict(ADDRESS))))
+    for sku in PICKUP_SKUS[len(_orders_of(consumer, "pickup")):]:
+        notes.append(_attempt("a pickup order", lambda sku=sku: _buy(consumer, sku=sku, channel="pickup",
+                                                                     store_id=store.id)))
+    notes.append(_attempt("the pickup hand-over", lambda: _hand_over_first(clerk, store,
+                                                                           _orders_of(consumer, "pickup"))))
+    sales = select(Order).where(Order.store_id == store.id, Order.channel == "counter", Order.created_by == clerk.id)
+    if db.session.scalar(sales.limit(1)) is None:
+        notes.append(_attempt("the counter sale", lambda: _counter_sale(clerk, store)))
+    db.session.expire_all()
+    shown = (_orders_of(consumer, "delivery")[:1] + _orders_of(consumer, "pickup")[:len(PICKUP_SKUS)]
+             + list(db.session.scalars(sales.order_by(Order.id).limit(1))))
+    return [_line(order) for order in shown] + [note for note in notes if note]
 
 
 def seed_demo() -> list[str]:
