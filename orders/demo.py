@@ -165,7 +165,8 @@ def _buy(consumer: User, *, sku: str, **where) -> None:
 
 
 def _hand_over_first(clerk: User, store: Store, pickups: list[Order]) -> None:
-    """Hand the oldest paid pickup over with its code, once two are paid and none was handed over yet."""
+    """Hand the oldest paid pickup at the store over with its code, once two are paid and none was handed over."""
+    pickups = [order for order in pickups if order.store_id == store.id]
     paid = [order for order in pickups if order.status == "paid"]
     if len(paid) >= 2 and not any(order.status == "fulfilled" for order in pickups):
         counter.hand_over(actor=clerk, store_id=store.id, pickup_code=paid[0].pickup_code)
