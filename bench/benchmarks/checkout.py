@@ -1,13 +1,18 @@
 """`checkout`: paid orders/s and p99 of the create → paid round on PostgreSQL, beside the floor.
 
-32 clients (threads, keep-alive connections) each loop: `POST /api/v1/orders` (one unit of a random hot
-SKU, delivery) and `POST /api/v1/payments/sandbox/<pi>/confirm` — a round counts when the confirm answers
-`paid` (the units then allocated to lots). The floor is a minimal Flask app (`floor_app` below) under the
-same gunicorn settings doing the same stock decrement and inserts (order, line, allocation, outbox row) in
-one transaction through a bare psycopg connection per worker; its round is that one request. Run over
-100 hot SKUs, then 5 (contention). Afterwards the stock is checked: nothing oversold, every paid unit
-allocated, nothing negative. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
-shop_bench_checkout) is rebuilt.
+Production-shaped: the app runs under gunicorn (2 sync workers) with Redis as its broker and cache and one
+Celery worker (concurrency 2) processing the payment events, as a deployment does. 32 clients (threads,
+keep-alive connections) each loop: `POST /api/v1/orders` (one unit of a random hot SKU, delivery) and
+`POST /api/v1/payments/sandbox/<pi>/confirm`, which signs the event and hands it to the webhook's handler: it is
+stored and acknowledged, and the worker pays the order. An order counts when it is paid (its units allocated to
+lots): throughput is the `paid` transitions made within the measured window, and a round's latency runs from
+the client sending the create to the worker recording `paid` (both clocks are this machine's). Rounds started in
+the window that are not paid once the queue has drained are failures. The floor is a minimal Flask app
+(`floor_app` below) under the same gunicorn settings doing the same stock decrement and inserts (order, line,
+allocation, outbox row) in one transaction through a bare psycopg connection per worker; its round is that one
+request. Run over 100 hot SKUs, then 5 (contention). Afterwards the stock is checked: nothing oversold, every
+paid unit allocated, nothing negative. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
+shop_bench_checkout) is rebuilt and BENCH_REDIS_URL (default redis://127.0.0.1:6379/8) flushed.
 """
 from __future__ import annotations
 
@@ -15,9 +20,13 @@ import http.client
 import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -29,6 +38,9 @@ from bench.databases import app_context, migrate, reset_postgres
 from bench.results import Result, Row
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/shop_bench_checkout"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
+WORKER_CONCURRENCY = 2
+DRAIN_SECONDS = 60
 CLIENTS = 32
 WARMUP_SECONDS = 3
 STOCK_PER_LOT = 4_000
@@ -149,15 +161,16 @@ class _Client:
         return response.status, json.loads(response.read() or b"{}")
 
 
-def _app_round(client: _Client, sku: str, _product_id: int) -> bool:
-    """Create an order and pay it through the sandbox; whether it ended paid."""
+def _app_round(client: _Client, sku: str, _product_id: int) -> int | None:
+    """Create an order and confirm its payment through the sandbox; the order's id once the event is accepted
+    (the worker pays it), else None."""
     status, order = client.post("/api/v1/orders", {"channel": "delivery", "address": ADDRESS,
                                                    "lines": [{"sku": sku, "quantity": 1}]})
     if status != 201:
-        return False
+        return None
     intent_id = order["payment"]["client_secret"].split("_secret_")[0]
-    status, state = client.post(f"/api/v1/payments/sandbox/{intent_id}/confirm", {"outcome": "succeeded"})
-    return status == 200 and state.get("status") == "paid"
+    status, _ = client.post(f"/api/v1/payments/sandbox/{intent_id}/confirm", {"outcome": "succeeded"})
+    return order["id"] if status == 200 else None
 
 
 def _floor_round(client: _Client, _sku: str, product_id: int) -> bool:
@@ -166,42 +179,128 @@ def _floor_round(client: _Client, _sku: str, product_id: int) -> bool:
     return status == 201
 
 
-def drive(base: str, tokens: list[str], products: list[tuple[int, str]], round_fn) -> dict:
-    """32 clients looping rounds: warm-up, then BENCH_SECONDS measured; paid rounds/s, p99 ms, failures."""
+def drive(base: str, tokens: list[str], products: list[tuple[int, str]], round_fn) -> tuple[float, float, list]:
+    """32 clients looping rounds: warm-up, then BENCH_SECONDS measured; the window's wall-clock start and stop
+    and the rounds started in it, each (started, finished, what `round_fn` returned), wall-clock seconds."""
     duration = load.seconds()
-    start = time.monotonic() + WARMUP_SECONDS
+    start = time.time() + WARMUP_SECONDS
     stop = start + duration
-    latencies: list[float] = []
-    counts = {"ok": 0, "failed": 0}
+    rounds: list[tuple[float, float, object]] = []
     lock = threading.Lock()
 
     def run(i: int) -> None:
-        client, rng = _Client(base, tokens[i]), random.Random(i)
-        mine, ok, failed = [], 0, 0
-        while (now := time.monotonic()) < stop:
+        client, rng, mine = _Client(base, tokens[i]), random.Random(i), []
+        while (now := time.time()) < stop:
             product_id, sku = products[rng.randrange(len(products))]
             try:
-                success = round_fn(client, sku, product_id)
+                outcome = round_fn(client, sku, product_id)
             except (OSError, http.client.HTTPException, ValueError, KeyError):
-                success = False
+                outcome = None
                 client = _Client(base, tokens[i])
             if now >= start:
-                mine.append((time.monotonic() - now) * 1000)
-                ok, failed = ok + success, failed + (not success)
+                mine.append((now, time.time(), outcome))
         with lock:
-            latencies.extend(mine)
-            counts["ok"] += ok
-            counts["failed"] += failed
+            rounds.extend(mine)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(CLIENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
-    return {"paid_per_s": round(counts["ok"] / duration, 1), "p99_ms": round(p99, 1), "paid": counts["ok"],
-            "failed": counts["failed"]}
+    return start, stop, rounds
+
+
+def _p99(latencies: list[float]) -> float:
+    """The 99th percentile of `latencies` (ms), NaN for none."""
+    latencies = sorted(latencies)
+    return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
+
+
+def floor_figures(start: float, stop: float, rounds: list) -> dict:
+    """The floor's rounds/s and p99: a round is paid when its one request answered 201."""
+    ok = sum(bool(outcome) for _, _, outcome in rounds)
+    return {"paid_per_s": round(ok / (stop - start), 1), "p99_ms": round(_p99([(end - begin) * 1000
+                                                                               for begin, end, _ in rounds]), 1),
+            "paid": ok, "failed": len(rounds) - ok}
+
+
+def _drain(conninfo: str) -> float:
+    """Wait until the worker has handled every stored payment event (or DRAIN_SECONDS passed); when (wall clock)."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if not conn.execute("SELECT 1 FROM payment_events WHERE status = 'pending' LIMIT 1").fetchone():
+                break
+            time.sleep(0.2)
+    return time.time()
+
+
+def app_figures(database_url: str, start: float, stop: float, rounds: list) -> dict:
+    """The app's paid orders/s (`paid` transitions within the window) and the p99 of create → paid over the
+    rounds started in the window; a round not paid once the queue drained is a failure (latency: until then)."""
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
+    drained = _drain(conninfo)
+    ids = [outcome for _, _, outcome in rounds if outcome]
+    with psycopg.connect(conninfo) as conn:
+        in_window = conn.execute(
+            "SELECT count(*) FROM order_transitions WHERE to_status = 'paid' AND created_at >= to_timestamp(%s) "
+            "AND created_at < to_timestamp(%s)", (start, stop)).fetchone()[0]
+        paid_at = dict(conn.execute(
+            "SELECT order_id, extract(epoch FROM created_at)::float8 FROM order_transitions "
+            "WHERE to_status = 'paid' AND order_id = ANY(%s)", (ids,)).fetchall())
+    latencies, failed = [], 0
+    for begin, _, order_id in rounds:
+        end = paid_at.get(order_id) if order_id else None
+        failed += end is None
+        latencies.append(((end or drained) - begin) * 1000)
+    return {"paid_per_s": round(in_window / (stop - start), 1), "p99_ms": round(_p99(latencies), 1),
+            "paid": in_window, "failed": failed, "drained_after_s": round(drained - stop, 1)}
+
+
+@contextmanager
+def celery_worker(env: dict[str, str]) -> Iterator[None]:
+    """The app's Celery worker (concurrency WORKER_CONCURRENCY) on `env`'s broker, waited for and always stopped."""
+    child_env = {key: value for key, value in os.environ.items() if key not in servers._APP_VARIABLES}
+    child_env.update(env)
+    command = [sys.executable, "-m", "celery", "-A", "shop.worker", "worker", "--concurrency",
+               str(WORKER_CONCURRENCY), "--loglevel", "warning", "--without-gossip", "--without-mingle",
+               "--without-heartbeat"]
+    progress(f"starting a Celery worker (concurrency {WORKER_CONCURRENCY})…")
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, cwd=servers.ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            deadline = time.monotonic() + servers.START_TIMEOUT
+            while _ping(env) == 0:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise BenchError(f"the Celery worker did not start:\n{log.read()[-3000:]}")
+                time.sleep(0.5)
+            yield
+        finally:
+            progress("stopping the Celery worker…")
+            servers._stop(process)
+
+
+def _ping(env: dict[str, str]) -> int:
+    """How many Celery workers on `env`'s broker answer a ping."""
+    from celery import Celery
+
+    probe = Celery(broker=env["REDIS_URL"])
+    try:
+        return len(probe.control.ping(timeout=0.5) or [])
+    finally:
+        probe.close()
+
+
+def flush_redis(url: str) -> None:
+    """Empty the benchmark's Redis database (the broker's queues and the app's cache)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        raise BenchError(f"Cannot reach Redis at {url}: {exc}") from exc
 
 
 def check_stock(database_url: str, products: int) -> dict:
@@ -227,31 +326,36 @@ def checkout() -> Result:
     """Paid orders/s and p99 of create → paid over 100 and over 5 hot SKUs, each beside the floor's round."""
     load.seconds()  # checks BENCH_SECONDS before any server starts (the load is driven here, not by wrk)
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     rows, details = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-checkout-") as folder:
         reset_postgres(database_url)
+        flush_redis(redis_url)
         migrate(database_url, Path(folder))
         world = seed(database_url, Path(folder))
-        env = {"DATABASE_URL": database_url, "PAYMENTS": "sandbox"}
+        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "PAYMENTS": "sandbox"}
         floor_env = {"BENCH_FLOOR_DSN": database_url.replace("postgresql+psycopg://", "postgresql://"),
                      "BENCH_FLOOR_LOCATION": str(world["warehouse"]), "BENCH_FLOOR_USER": str(world["user"]),
                      "BENCH_FLOOR_SUPPLIER": str(world["supplier"])}
         for hot in (100, 5):
             products = world["products"][:hot]
-            with servers.gunicorn("the app", "bench.wsgi:app", env=env, ready_path="/api/v1/regions") as base:
+            with (celery_worker(env),
+                  servers.gunicorn("the app", "bench.wsgi:app", env=env, ready_path="/api/v1/regions") as base):
                 progress(f"{CLIENTS} clients checking out over {hot} hot SKUs…")
-                app = drive(base, world["tokens"], products, _app_round)
+                app = app_figures(database_url, *drive(base, world["tokens"], products, _app_round))
             details[f"app_{hot}"] = {**app, "stock": check_stock(database_url, len(world["products"]))}
             with servers.gunicorn("the floor app", "bench.benchmarks.checkout:floor_app", env=floor_env,
                                   ready_path="/floor") as base:
                 progress(f"{CLIENTS} clients on the floor over {hot} hot SKUs…")
-                floor = drive(base, world["tokens"], products, _floor_round)
+                floor = floor_figures(*drive(base, world["tokens"], products, _floor_round))
             details[f"floor_{hot}"] = floor
             rows += [Row(f"paid/s {hot} SKUs", app["paid_per_s"], "orders/s", floor["paid_per_s"]),
                      Row(f"p99 {hot} SKUs", app["p99_ms"], "ms", floor["p99_ms"])]
     return Result(name="checkout", rows=rows,
                   settings={"database": "postgresql", "clients": CLIENTS, "payments": "sandbox",
-                            "round": "POST /orders + POST /payments/sandbox/<pi>/confirm",
+                            "broker": "redis", "celery_workers": 1, "celery_concurrency": WORKER_CONCURRENCY,
+                            "round": "POST /orders + POST /payments/sandbox/<pi>/confirm, until the worker "
+                                     "records the order paid",
                             "floor_round": "one transaction: stock decrement + order, line, allocation, outbox",
                             **servers.settings(), "seconds": load.seconds()},
                   details=details)
