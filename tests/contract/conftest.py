@@ -5,17 +5,32 @@ second (`other_coop`); the "linked" household was registered by the second co-op
 first, so the first may read it but not change it; "own_shared" is the first co-op's own benefit link
 to that household, which it may end. Objects nobody owns (a location, a user, a pairing, a region) are
 "own" for every caller.
+
+It also has two stores: "own" is the store of the `store_staff` user, "other" another one. Each was
+stocked by a received transfer from a hub warehouse, has an open shift, a counter sale and a transfer
+still on its way. "Own" orders are the `consumer`'s at the own store (or its own delivery orders, which
+only it and admins see); "other" orders are another consumer's delivery orders, or sales of the other
+store ("other_store" where a route names both). Everything is made through the services, with payments
+going through the sandbox's signed webhook path, so the rows are the ones production would write.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from catalog.models import InventoryUpload
-from shop.db import db
+from catalog import inventory
+from catalog.models import InventoryUpload, Location
+from orders.checkout import service as checkout
+from orders.counter import service as counter
+from orders.models import Order, Payment, StockTransfer
+from orders.payments import service as payments
+from orders.refunds import service as refunds
+from orders.stores import service as stores
+from shop.db import db, utcnow
 from shop.regions.models import Pairing
 from suppliers.models import BenefitLink, SupplierHousehold
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
@@ -32,6 +47,7 @@ class World:
     app: object = None
     headers: dict[str, dict] = field(default_factory=dict)
     ids: dict[str, dict[str, object]] = field(default_factory=dict)
+    facts: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def of(self, role: str) -> dict:
         """The Authorization headers of `role` (none for anonymous)."""
@@ -54,6 +70,133 @@ def _token(client, user) -> dict:
     return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
 
 
+ADDRESS = {"district_code": "440606", "detail": "大良街道测试路 1 号", "recipient": "测试顾客", "phone": "13800000000"}
+_stores = itertools.count(1)
+
+
+def _store(district_code: str):
+    """A store opened through the store service on a new store location in `district_code`."""
+    code = f"CT-ST-{next(_stores):04d}"
+    inventory.create_location(code=code, name=f"测试门店{code}", kind="store", region_code=district_code)
+    return stores.create_store(name=f"测试门店{code}", district_code=district_code, location_code=code)
+
+
+def _stock(admin, staff, store, *, hub: str, sku: str, received: int, on_the_way: int) -> int:
+    """Send the store `received` units (received in full by `staff`) and `on_the_way` more; the second transfer's id."""
+    code = db.session.get(Location, store.location_id).code
+    first = stores.create_transfer(actor=admin, from_location=hub, to_location=code,
+                                   lines=[{"sku": sku, "quantity": received}])
+    stores.receive_transfer(actor=staff, transfer_id=first.id,
+                            lines=[{"lot_id": line.lot_id, "received": line.sent} for line in first.lines])
+    return stores.create_transfer(actor=admin, from_location=hub, to_location=code,
+                                  lines=[{"sku": sku, "quantity": on_the_way}]).id
+
+
+def _order(buyer, *, sku: str, paid: bool = True, quantity: int = 1, **where) -> Order:
+    """An order of `buyer` placed through checkout, with its PaymentIntent, paid through the sandbox if `paid`."""
+    order = checkout.place_order(actor=buyer, lines=[{"sku": sku, "quantity": quantity}], **where)
+    db.session.commit()  # the reservation is durable before the provider is called
+    payment = checkout.start_payment(order_id=order.id)
+    db.session.commit()
+    if paid:
+        payments.sandbox_confirm(actor=buyer, intent_id=payment.intent_id, outcome="succeeded")
+        db.session.commit()  # eager tasks apply the event once this commits
+    db.session.expire_all()
+    order = db.session.get(Order, order.id)
+    assert order.status == ("paid" if paid else "pending_payment"), order.status
+    return order
+
+
+def _collected(buyer, staff, admin, *, sku: str, store=None, hub_id: int) -> Order:
+    """A paid order of `buyer` that reached its customer: picked up at `store`, or shipped and delivered."""
+    if store is not None:
+        order = _order(buyer, sku=sku, channel="pickup", store_id=store.id)
+        counter.hand_over(actor=staff, store_id=store.id, pickup_code=order.pickup_code)
+    else:
+        order = _order(buyer, sku=sku, channel="delivery", warehouse_id=hub_id, address=dict(ADDRESS))
+        checkout.ship_order(actor=admin, order_id=order.id, carrier="顺丰", tracking_number="SF0000000001")
+        checkout.deliver_order(actor=admin, order_id=order.id)
+    db.session.commit()
+    return order
+
+
+def _sale(clerk, store, shift, *, sku: str, quantity: int = 3) -> Order:
+    """A cash sale at the counter of `store` in `shift`."""
+    sale = counter.sell(actor=clerk, store_id=store.id, shift_id=shift.id, lines=[{"sku": sku, "quantity": quantity}],
+                        payment={"method": "cash", "tendered_fen": 1_000_000})
+    db.session.commit()
+    return db.session.get(Order, sale.id)
+
+
+def _ask_after_sales(buyer, order: Order):
+    """An open after-sales request of `buyer` for one unit of `order`."""
+    request = refunds.request_after_sales(actor=buyer, order_id=order.id, reason="包装破损",
+                                          lines=[refunds.RefundRequest(line_id=order.lines[0].id, quantity=1)],
+                                          photo_url=None)
+    db.session.commit()
+    return request
+
+
+def _seed_orders(world: World, client, users: dict, *, sku: str, hub) -> None:
+    """The stores' world: stores, stock, shifts, orders of every channel and state, a refund, after-sales
+    requests, an adjustment and a sale conflict (see the module docstring)."""
+    admin, staff = users["admin"], users["store_staff"]
+    consumer, other_consumer = users["consumer"], users["other_consumer"]
+    own_store, other_store = world.facts["stores"]["own"], world.facts["stores"]["other"]
+    transfers = {kind: _stock(admin, staff if kind == "own" else admin, store, hub=hub.code, sku=sku,
+                              received=20, on_the_way=2)
+                 for kind, store in (("own", own_store), ("other", other_store))}
+    shifts = {"own": stores.start_shift(actor=staff, store_id=own_store.id, float_fen=20000),
+              "other": stores.start_shift(actor=admin, store_id=other_store.id, float_fen=20000)}
+    db.session.commit()
+    delivery = {"channel": "delivery", "warehouse_id": hub.id, "address": dict(ADDRESS)}
+    waiting = _order(consumer, sku=sku, channel="pickup", store_id=own_store.id)
+    others = _order(other_consumer, sku=sku, **delivery)
+    own_delivery = _order(consumer, sku=sku, **delivery)
+    pending = {"own": _order(consumer, sku=sku, paid=False, channel="pickup", store_id=own_store.id),
+               "other": _order(other_consumer, sku=sku, paid=False, **delivery)}
+    collected = {"own": _collected(consumer, staff, admin, sku=sku, store=own_store, hub_id=hub.id),
+                 "other": _collected(other_consumer, staff, admin, sku=sku, hub_id=hub.id)}
+    asked = {"own": _collected(consumer, staff, admin, sku=sku, store=own_store, hub_id=hub.id),
+             "other": collected["other"]}
+    requests = {kind: _ask_after_sales(buyer, asked[kind]).id
+                for kind, buyer in (("own", consumer), ("other", other_consumer))}
+    sales = {"own": _sale(staff, own_store, shifts["own"], sku=sku),
+             "other": _sale(admin, other_store, shifts["other"], sku=sku)}
+    sold = sales["own"].lines[0]
+    refunds.create_refund(actor=staff, order_id=sales["own"].id, reason="顾客退货",
+                          lines=[refunds.RefundRequest(line_id=sold.id, quantity=1, resellable=True)])
+    stores.adjust_stock(actor=staff, location_id=own_store.location_id, lot_id=sold.allocations[0].lot_id,
+                        delta=1, reason="found")
+    db.session.commit()
+    offline = {"lines": [{"sku": sku, "quantity": 1, "unit_price_fen": 1}], "shift_id": shifts["own"].id,
+               "payment": {"method": "card"}, "client_created_at": (utcnow() - timedelta(days=5)).isoformat()}
+    response = client.post(f"/api/v1/stores/{own_store.id}/counter-sales", json=offline,
+                           headers=world.of("store_staff"))
+    assert response.status_code == 409, response.get_json()  # too old: kept as a sale conflict
+    world.ids.update({
+        "store_id": {kind: store.id for kind, store in world.facts["stores"].items()},
+        "shift_id": {kind: shift.id for kind, shift in shifts.items()},
+        "transfer_id": transfers,
+        "order_id": {"own": waiting.id, "other": others.id, "other_store": sales["other"].id},
+        "pending_order_id": {kind: order.id for kind, order in pending.items()},
+        "payment_intent_id": {kind: db.session.scalar(select(Payment.intent_id).where(Payment.order_id == order.id))
+                              for kind, order in pending.items()},
+        "delivery_order_id": {"own": own_delivery.id, "other": others.id},
+        "collected_order_id": {kind: order.id for kind, order in collected.items()},
+        "request_id": requests,
+        "sale_order_id": {kind: order.id for kind, order in sales.items()},
+    })
+    world.facts.update({
+        "pickup_code": {"own": waiting.pickup_code, "other": waiting.pickup_code},
+        "collected_line_id": {kind: order.lines[0].id for kind, order in collected.items()},
+        "sale_line_id": {kind: order.lines[0].id for kind, order in sales.items()},
+        "transfer_lines": {kind: [{"lot_id": line.lot_id, "received": line.sent}
+                                  for line in db.session.get(StockTransfer, transfer_id).lines]
+                           for kind, transfer_id in transfers.items()},
+    })
+
+
 def seed_world(app) -> World:
     """Seed the world inside `app`'s context (already entered) and sign every role in."""
     own, other = SupplierFactory(), SupplierFactory(county_code="513437")
@@ -64,18 +207,22 @@ def seed_world(app) -> World:
     db.session.add(SupplierHousehold(supplier_id=own.id, household_id=linked_household.id))
     other_link = BenefitLinkFactory(household=other_household, supplier_id=other.id)
     own_product, other_product = ProductFactory(supplier=own), ProductFactory(supplier=other)
-    location = LocationFactory()
+    location, hub = LocationFactory(), LocationFactory()
     own_lot, other_lot = make_lot(own_product, location), make_lot(other_product, location)
+    make_lot(own_product, hub, quantity=100)
     own_upload, other_upload = _upload(own.id, "own"), _upload(other.id, "other")
-    users = {"consumer": UserFactory(role="consumer"), "store_staff": UserFactory(role="store_staff", store_id=1),
+    admin = UserFactory(role="admin")
+    world = World(app=app)
+    world.facts["stores"] = {"own": _store("440606"), "other": _store("440604")}
+    users = {"consumer": UserFactory(role="consumer"), "other_consumer": UserFactory(role="consumer"),
+             "store_staff": UserFactory(role="store_staff", store_id=world.facts["stores"]["own"].id),
              "coop": UserFactory(role="coop", supplier_id=own.id),
              "other_coop": UserFactory(role="coop", supplier_id=other.id),
-             "admin": UserFactory(role="admin"), "auditor": UserFactory(role="auditor")}
+             "admin": admin, "auditor": UserFactory(role="auditor")}
     db.session.flush()
     own_link_id = db.session.scalar(select(BenefitLink.id).where(BenefitLink.household_id == own_households[0].id))
     pairing_id = db.session.scalar(
         select(Pairing.id).where(Pairing.valid_until.is_(None)).order_by(Pairing.id).limit(1))
-    world = World(app=app)
     world.ids = {
         "supplier_id": {"own": own.id, "other": other.id},
         "household_id": {"own": own_households[0].id, "linked": linked_household.id, "other": other_household.id},
@@ -94,6 +241,8 @@ def seed_world(app) -> World:
     client = app.test_client()
     world.headers = {role: _token(client, user) for role, user in users.items()}
     world.headers["anonymous"] = {}
+    _seed_orders(world, client, users, sku=own_product.sku, hub=hub)
+    db.session.commit()
     return world
 
 
