@@ -31,16 +31,16 @@ class Orders(MethodView):
     @blp.alt_response(503, description="`payment_provider_unavailable`: the order was cancelled")
     def post(self, data):
         """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned."""
-        order = service.place_order(actor=current_user(), **data)
+        order_id = service.place_order(actor=current_user(), **data).id  # read before the commit expires it
         commit_now()  # the reservation is durable before the provider is called; no stock lock is held
         try:
-            service.start_payment(order_id=order.id)
+            service.start_payment(order_id=order_id)
         except service.PaymentProviderUnavailable:
-            service.abandon_order(order_id=order.id, reason="payment provider unavailable")
+            service.abandon_order(order_id=order_id, reason="payment provider unavailable")
             commit_now()
             raise
         commit()
-        return service.read_order(actor=current_user(), order_id=order.id)
+        return service.read_order(actor=current_user(), order_id=order_id)
 
 
 @blp.route("/orders/<int:order_id>")

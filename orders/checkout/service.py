@@ -186,15 +186,15 @@ def start_payment(*, order_id: int) -> Payment:
     existing = db.session.scalar(select(Payment).where(Payment.order_id == order_id).order_by(Payment.id.desc()))
     if existing is not None:
         return existing
-    order = db.session.get(Order, order_id)
+    total_fen = db.session.scalar(select(Order.total_fen).where(Order.id == order_id))
     provider = get_provider()
     try:
-        intent = provider.create_intent(order_id=order.id, amount_fen=order.total_fen)
+        intent = provider.create_intent(order_id=order_id, amount_fen=total_fen)
     except Exception as exc:  # noqa: BLE001 - any provider failure: the caller cancels the order
         log.warning("payment provider %s failed for order %s: %s", provider.name, order_id, type(exc).__name__)
         raise PaymentProviderUnavailable("The payment provider is unavailable; nothing was charged. "
                                          "Please try again.") from exc
-    payment = Payment(order_id=order.id, provider=provider.name, intent_id=intent.id,
+    payment = Payment(order_id=order_id, provider=provider.name, intent_id=intent.id,
                       client_secret=intent.client_secret, amount_fen=intent.amount_fen, status="created")
     db.session.add(payment)
     db.session.flush()

@@ -244,7 +244,8 @@ def process_event(*, event_id: int) -> str:
     if event.status in DONE:
         return event.status
     order_id = _order_id_of(event)
-    if order_id is None or not event.intent_id or db.session.get(Order, order_id) is None:
+    if (order_id is None or not event.intent_id
+            or db.session.scalar(select(Order.id).where(Order.id == order_id)) is None):
         event.status, event.processed_at = "ignored", utcnow()
         db.session.flush()
         log.info("payment event %s names no order of ours: ignored", event.event_id)
@@ -303,18 +304,19 @@ def sign(payload: str, *, secret: str) -> str:
 def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> int:
     """Pay (or fail) a sandbox PaymentIntent: a signed Stripe-format event handed to the webhook's handler;
     the order's id. Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
-    payment = db.session.scalar(select(Payment).where(Payment.intent_id == intent_id))
-    order = db.session.get(Order, payment.order_id) if payment is not None else None
-    if order is None or (actor.role != "admin" and order.consumer_id != actor.id):
+    found = db.session.execute(select(Payment.amount_fen, Order.id, Order.consumer_id)
+                               .join(Order, Order.id == Payment.order_id).where(Payment.intent_id == intent_id)).first()
+    if found is None or (actor.role != "admin" and found.consumer_id != actor.id):
         raise NotFound(f"No payment {intent_id}.", code="payment_not_found")
-    payload = json.dumps(sandbox_event(intent_id=intent_id, order_id=order.id, amount_fen=payment.amount_fen,
+    payload = json.dumps(sandbox_event(intent_id=intent_id, order_id=found.id, amount_fen=found.amount_fen,
                                        outcome=outcome), separators=(",", ":"))
     receive_event(payload=payload.encode(), signature=sign(payload, secret=current_app.config["STRIPE_WEBHOOK_SECRET"]))
-    return order.id
+    return found.id
 
 
 def payment_state(*, order_id: int) -> dict:
     """The order's status and its latest payment's, as the sandbox route answers them."""
-    order = db.session.get(Order, order_id)
-    payment = db.session.scalar(select(Payment).where(Payment.order_id == order_id).order_by(Payment.id.desc()))
-    return {"order_id": order.id, "status": order.status, "payment_status": payment.status if payment else None}
+    latest = (select(Payment.status).where(Payment.order_id == Order.id).order_by(Payment.id.desc()).limit(1)
+              .correlate(Order).scalar_subquery())
+    status, payment_status = db.session.execute(select(Order.status, latest).where(Order.id == order_id)).one()
+    return {"order_id": order_id, "status": status, "payment_status": payment_status}
