@@ -6,7 +6,7 @@ from celery import shared_task
 from orders import outbox
 
 
-@shared_task(name="orders.deliver_outbox", acks_late=True)
+@shared_task(name="orders.deliver_outbox", acks_late=True, ignore_result=True)  # nothing reads it
 def deliver_outbox(event_id: int) -> bool:
     """Deliver one outbox event to its consumers (idempotent: a delivered event is left alone)."""
     return outbox.deliver(event_id)
