@@ -1,0 +1,105 @@
+"""The double-entry ledger: accounts, hash-chained transactions, signed postings and the chain head.
+
+A posting's amount is signed: positive raises the account's balance (what the platform owes the
+party, or holds), negative lowers it; each transaction's postings sum to zero. Transactions are
+append-only and chained in commit order: `seq`, `prev_hash` and `hash` are set as the last step
+before commit, under the one `ledger_chain_head` row's lock.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shop.db import UTCDateTime, db, utcnow
+
+ACCOUNT_KINDS = ("payments", "platform", "platform_costs", "store", "store_cash", "supplier", "household",
+                 "payouts_clearing", "unallocated")
+TRANSACTION_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned",
+                     "payout", "payout_failed", "processor_fee")
+COMPONENTS = ("payment", "platform_fee", "store_commission", "premium", "dividend", "supplier", "remainder",
+              "unallocated", "payout", "fee")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    """SQL for `column IN (values)`."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class LedgerAccount(db.Model):
+    """An account: `platform`, `payments:<provider>`, `store:<id>`, `store_cash:<id>`, `supplier:<id>`,
+    `household:<id>@supplier:<id>` (a household's earnings held per paying supplier), `payouts_clearing`…"""
+
+    __tablename__ = "ledger_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
+    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", ACCOUNT_KINDS), name="kind"),
+        CheckConstraint("kind <> 'household' OR (household_id IS NOT NULL AND supplier_id IS NOT NULL)",
+                        name="household_per_supplier"),
+    )
+
+
+class LedgerTransaction(db.Model):
+    """One balanced set of postings recording one money event; `outbox_event_id` is applied at most once."""
+
+    __tablename__ = "ledger_transactions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    outbox_event_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_events.id"), unique=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    sale_date: Mapped[date | None] = mapped_column(Date, index=True)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    memo: Mapped[str] = mapped_column(String(200), default="")
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+    postings: Mapped[list[Posting]] = relationship(order_by="Posting.id", lazy="selectin")
+
+    __table_args__ = (CheckConstraint(_in("kind", TRANSACTION_KINDS), name="kind"),)
+
+
+class Posting(db.Model):
+    """A signed amount on one account, with what it came from (order line, allocation, lot, household)."""
+
+    __tablename__ = "ledger_postings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    component: Mapped[str] = mapped_column(String(16))
+    order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_lines.id"))
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+
+    __table_args__ = (
+        CheckConstraint(_in("component", COMPONENTS), name="component"),
+        CheckConstraint("amount_fen <> 0", name="amount_fen"),
+        Index("ix_ledger_postings_account_transaction", "account_id", "transaction_id"),
+    )
+
+
+class ChainHead(db.Model):
+    """The one row (id 1) naming the last linked transaction: its position and hash."""
+
+    __tablename__ = "ledger_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    last_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
