@@ -7,11 +7,11 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder, tasks, sweepers and beat entries."""
     from orders import notify, outbox, tasks  # noqa: F401 - importing registers the tables and tasks
-    from orders.ledger import models as ledger_models  # noqa: F401
     from orders.checkout import tasks as checkout_tasks  # noqa: F401
     from orders.checkout.api import blp as checkout_blp
     from orders.counter.api import blp as counter_blp
     from orders.demo import seed_demo
+    from orders.ledger import models as ledger_models  # noqa: F401
     from orders.payments import service as payments
     from orders.payments import tasks as payment_tasks  # noqa: F401
     from orders.payments.api import blp as payments_blp
