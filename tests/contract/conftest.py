@@ -15,9 +15,12 @@ going through the sandbox's signed webhook path, so the rows are the ones produc
 """
 from __future__ import annotations
 
+import copy
 import itertools
+import shutil
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -34,6 +37,7 @@ from shop.db import db, utcnow
 from shop.regions.models import Pairing
 from suppliers.models import BenefitLink, SupplierHousehold
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
+from tests.conftest import make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
 
@@ -48,6 +52,7 @@ class World:
     headers: dict[str, dict] = field(default_factory=dict)
     ids: dict[str, dict[str, object]] = field(default_factory=dict)
     facts: dict[str, dict[str, object]] = field(default_factory=dict)
+    reset: object = None
 
     def of(self, role: str) -> dict:
         """The Authorization headers of `role` (none for anonymous)."""
@@ -137,12 +142,11 @@ def _ask_after_sales(buyer, order: Order):
     return request
 
 
-def _seed_orders(world: World, client, users: dict, *, sku: str, hub) -> None:
+def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store, other_store) -> None:
     """The stores' world: stores, stock, shifts, orders of every channel and state, a refund, after-sales
     requests, an adjustment and a sale conflict (see the module docstring)."""
     admin, staff = users["admin"], users["store_staff"]
     consumer, other_consumer = users["consumer"], users["other_consumer"]
-    own_store, other_store = world.facts["stores"]["own"], world.facts["stores"]["other"]
     transfers = {kind: _stock(admin, staff if kind == "own" else admin, store, hub=hub.code, sku=sku,
                               received=20, on_the_way=2)
                  for kind, store in (("own", own_store), ("other", other_store))}
@@ -175,7 +179,7 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub) -> None:
                            headers=world.of("store_staff"))
     assert response.status_code == 409, response.get_json()  # too old: kept as a sale conflict
     world.ids.update({
-        "store_id": {kind: store.id for kind, store in world.facts["stores"].items()},
+        "store_id": {"own": own_store.id, "other": other_store.id},
         "shift_id": {kind: shift.id for kind, shift in shifts.items()},
         "transfer_id": transfers,
         "order_id": {"own": waiting.id, "other": others.id, "other_store": sales["other"].id},
@@ -213,9 +217,9 @@ def seed_world(app) -> World:
     own_upload, other_upload = _upload(own.id, "own"), _upload(other.id, "other")
     admin = UserFactory(role="admin")
     world = World(app=app)
-    world.facts["stores"] = {"own": _store("440606"), "other": _store("440604")}
+    own_store, other_store = _store("440606"), _store("440604")
     users = {"consumer": UserFactory(role="consumer"), "other_consumer": UserFactory(role="consumer"),
-             "store_staff": UserFactory(role="store_staff", store_id=world.facts["stores"]["own"].id),
+             "store_staff": UserFactory(role="store_staff", store_id=own_store.id),
              "coop": UserFactory(role="coop", supplier_id=own.id),
              "other_coop": UserFactory(role="coop", supplier_id=other.id),
              "admin": admin, "auditor": UserFactory(role="auditor")}
@@ -241,15 +245,44 @@ def seed_world(app) -> World:
     client = app.test_client()
     world.headers = {role: _token(client, user) for role, user in users.items()}
     world.headers["anonymous"] = {}
-    _seed_orders(world, client, users, sku=own_product.sku, hub=hub)
+    _seed_orders(world, client, users, sku=own_product.sku, hub=hub, own_store=own_store, other_store=other_store)
     db.session.commit()
     return world
 
 
+@pytest.fixture(scope="session")
+def _world_template(sqlite_template, tmp_path_factory) -> tuple[Path, World]:
+    """The world seeded once on a copy of the migrated SQLite file: that file, and the world's keys and
+    headers (tokens are signed, so they hold for every copy of the file)."""
+    folder = tmp_path_factory.mktemp("world")
+    shutil.copy(sqlite_template, folder / "shop.db")
+    app = make_app(folder)
+    with app.app_context():
+        seeded = seed_world(app)
+        db.session.remove()
+        db.engine.dispose()
+    return folder / "shop.db", World(headers=seeded.headers, ids=seeded.ids, facts=seeded.facts)
+
+
 @pytest.fixture
-def world(app) -> World:
-    """The seeded world on the embedded SQLite app."""
-    return seed_world(app)
+def world(_world_template, tmp_path) -> World:
+    """The seeded world on the embedded SQLite app: a fresh copy of the world seeded once per session;
+    `world.reset()` puts the untouched copy back (the same keys and headers hold)."""
+    seeded_file, seeded = _world_template
+
+    def reset() -> None:
+        """Drop every connection and copy the seeded file over the changed one."""
+        db.session.remove()
+        db.engine.dispose()
+        shutil.copy(seeded_file, tmp_path / "shop.db")
+
+    shutil.copy(seeded_file, tmp_path / "shop.db")
+    app = make_app(tmp_path)
+    with app.app_context():
+        yield World(app=app, headers=seeded.headers, ids=copy.deepcopy(seeded.ids),
+                    facts=copy.deepcopy(seeded.facts), reset=reset)
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture

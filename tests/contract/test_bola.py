@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.contract.conftest import ROLES, seed_world
+from tests.contract.conftest import ROLES
 from tests.suppliers.factories import household_payload, make_id_number
 
 PUBLIC = "public"
@@ -198,13 +198,13 @@ def test_the_matrix_knows_every_route_with_a_path_parameter(app):
 
 
 @pytest.mark.parametrize(("method", "rule"), sorted(TABLE), ids=[f"{m} {r}" for m, r in sorted(TABLE)])
-def test_bola_matrix(app, method, rule):
+def test_bola_matrix(world, method, rule):
     """Every role on every kind of object of one route gets the contract's answer."""
-    route, client = TABLE[(method, rule)], app.test_client()
-    world, wrong, used = seed_world(app), [], False
+    route, client = TABLE[(method, rule)], world.app.test_client()
+    wrong, used = [], False
     for role in ROLES:
         if route.write and used and role in route.roles:
-            world = seed_world(app)  # writes change their object: each role that may write gets untouched ones
+            world.reset()  # writes change their object: each role that may write gets untouched ones
         used = used or role in route.roles
         for kind in world.ids[route.obj]:
             response = _call(client, world, method, rule, route, role, kind)

@@ -1,11 +1,13 @@
 """Schemathesis over every operation of our own OpenAPI document, in-process, on SQLite and PostgreSQL.
 
-Each operation gets a freshly seeded world (tests/contract/conftest.py) and a bounded, derandomized
-number of examples. Every example is sent as an admin, a co-op or a consumer (rotated by Hypothesis), and
-its path parameters are either generated or replaced by a real object of the world (own / linked /
-another co-op's), so the examples reach real rows, not only 404s. Assertions: never a 5xx, and every
-response (error bodies included) conforms to the documented schema; errors also have the
-`{"error": {"code", "message", "details"}}` shape of API.md.
+Each operation gets a freshly seeded world (tests/contract/conftest.py; on SQLite a copy of one seeded
+file) and a bounded, derandomized number of examples. Every example is sent as an admin, a co-op, a store
+clerk or a consumer (rotated by Hypothesis), and its path parameters are either generated or replaced by a
+real object of the world (own / linked / another co-op's, store's or consumer's), so the examples reach
+real rows, not only 404s; an order route that needs an order in a given state (cancel, ship, refund,
+after-sales) gets one in that state. Assertions: never a 5xx, and every response (error bodies included)
+conforms to the documented schema; errors also have the `{"error": {"code", "message", "details"}}` shape
+of API.md.
 
 Nothing is excluded: the multipart upload is included, since Schemathesis generates its `file` part.
 """
@@ -25,9 +27,16 @@ from tests.conftest import make_app
 
 MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
-CALLERS = ("admin", "coop", "consumer")
+CALLERS = ("admin", "coop", "store_staff", "consumer")
 OBJECTS = ("generated", "own", "linked", "other")
 ALIASES = {"code": "region_code"}  # path parameter → world key, where the names differ
+# operations whose object must be in a given state to get past the state checks: path parameter → world key
+OPERATION_ALIASES = {
+    ("POST", "/api/v1/orders/{order_id}/cancel"): {"order_id": "pending_order_id"},
+    ("POST", "/api/v1/orders/{order_id}/ship"): {"order_id": "delivery_order_id"},
+    ("POST", "/api/v1/orders/{order_id}/refunds"): {"order_id": "sale_order_id"},
+    ("POST", "/api/v1/orders/{order_id}/after-sales"): {"order_id": "collected_order_id"},
+}
 
 
 def _openapi_document() -> dict:
@@ -65,8 +74,9 @@ def _exercise(case, world) -> None:
     path = sorted((case.path_parameters or {}).items())
     target = _pick(OBJECTS, path)
     caller = _pick(CALLERS, path, sorted((case.query or {}).items()), repr(case.body))
+    aliases = {**ALIASES, **OPERATION_ALIASES.get((case.method.upper(), case.path), {})}
     for name in list(case.path_parameters or {}):
-        known = world.ids.get(ALIASES.get(name, name), {})
+        known = world.ids.get(aliases.get(name, name), {})
         if target in known:
             case.path_parameters[name] = known[target]
     headers = {**(case.headers or {}), **world.of(caller)}
