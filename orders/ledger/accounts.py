@@ -1,0 +1,77 @@
+"""Ledger accounts by code, created on first use (race-safe), and the codes DESIGN.md names.
+
+Codes: `platform`, `platform_costs`, `payments:<provider>` (`stripe`, `sandbox`, `terminal` for a card
+counter sale's money, which arrives through the store's terminal), `unallocated`, `store:<id>`,
+`store_cash:<id>`, `supplier:<id>`, `household:<hid>@supplier:<sid>`, `payouts_clearing`.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from orders.ledger.models import LedgerAccount
+from shop.db import db, utcnow
+
+_INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
+_PARTIES = ("store_id", "supplier_id", "household_id")
+
+
+def account(code: str, kind: str, **party: int) -> LedgerAccount:
+    """The account `code` (get-or-create: INSERT … ON CONFLICT DO NOTHING, then select, so racing creators agree)."""
+    unknown = set(party) - set(_PARTIES)
+    if unknown:
+        raise TypeError(f"unknown account parties: {', '.join(sorted(unknown))}")
+    found = db.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+    if found is not None:
+        return found
+    insert = _INSERTS[db.session.get_bind().dialect.name]
+    db.session.execute(insert(LedgerAccount).values(code=code, kind=kind, created_at=utcnow(), **party)
+                       .on_conflict_do_nothing(index_elements=["code"]))
+    return db.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+
+
+def platform() -> LedgerAccount:
+    """The platform's account (fees, and the refund remainders it bears)."""
+    return account("platform", "platform")
+
+
+def platform_costs() -> LedgerAccount:
+    """The platform's cost account (payment processors' fees)."""
+    return account("platform_costs", "platform_costs")
+
+
+def payments(provider: str) -> LedgerAccount:
+    """Money received through a provider (`stripe`, `sandbox`, `terminal`): a buyer's payment posts negative here."""
+    return account(f"payments:{provider}", "payments")
+
+
+def unallocated() -> LedgerAccount:
+    """Money received for an order that could not be allocated, until it is returned."""
+    return account("unallocated", "unallocated")
+
+
+def payouts_clearing() -> LedgerAccount:
+    """Amounts in a payout batch, between the payee's balance and the bank."""
+    return account("payouts_clearing", "payouts_clearing")
+
+
+def store(store_id: int) -> LedgerAccount:
+    """A store's commission account."""
+    return account(f"store:{store_id}", "store", store_id=store_id)
+
+
+def store_cash(store_id: int) -> LedgerAccount:
+    """The counter cash a store holds (a cash sale's money source)."""
+    return account(f"store_cash:{store_id}", "store_cash", store_id=store_id)
+
+
+def supplier(supplier_id: int) -> LedgerAccount:
+    """A supplier's account."""
+    return account(f"supplier:{supplier_id}", "supplier", supplier_id=supplier_id)
+
+
+def household(household_id: int, supplier_id: int) -> LedgerAccount:
+    """A household's earnings held by one paying supplier (its lots and shares)."""
+    return account(f"household:{household_id}@supplier:{supplier_id}", "household",
+                   household_id=household_id, supplier_id=supplier_id)

@@ -1,0 +1,144 @@
+"""The chain: balanced posting, linking in commit order as the last step, accounts created once, parallel posting."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from orders.ledger import accounts, chain
+from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.verify import verify_ledger
+from shop.db import db
+
+
+def pay_in(amount: int, memo: str = "") -> LedgerTransaction:
+    """A payment received and held unallocated: sandbox −amount, unallocated +amount."""
+    return chain.post(kind="payment_unallocated", memo=memo,
+                      postings=[(accounts.payments("sandbox"), -amount, "payment"),
+                                (accounts.unallocated(), amount, "unallocated")])
+
+
+def test_posted_transactions_are_linked_at_commit_in_order(app):
+    first = pay_in(100)
+    second = pay_in(250)
+    assert first.seq is None  # linked only as the last step before commit
+    db.session.commit()
+    third = pay_in(7)
+    db.session.commit()
+
+    rows = db.session.execute(select(LedgerTransaction.id, LedgerTransaction.seq, LedgerTransaction.prev_hash,
+                                     LedgerTransaction.hash).order_by(LedgerTransaction.seq)).all()
+    assert [(r.id, r.seq) for r in rows] == [(first.id, 1), (second.id, 2), (third.id, 3)]
+    assert rows[0].prev_hash == chain.GENESIS_HASH
+    assert rows[1].prev_hash == rows[0].hash and rows[2].prev_hash == rows[1].hash
+    head = db.session.get(ChainHead, 1)
+    assert (head.seq, head.last_hash, head.last_transaction_id) == (3, rows[2].hash, third.id)
+    assert verify_ledger() == {"ok": True, "transactions": 3, "balanced": True, "chain_intact": True,
+                               "first_bad_id": None}
+
+
+def test_the_hash_covers_content_and_postings(app):
+    transaction = pay_in(100, memo="收款")
+    db.session.commit()
+    row = db.session.execute(select(*chain.TRANSACTION_COLUMNS).where(LedgerTransaction.id == transaction.id)
+                             ).mappings().one()
+    postings = chain.load_postings(db.session, [transaction.id])[transaction.id]
+    assert [(p["account"], p["amount_fen"]) for p in postings] == [("payments:sandbox", -100), ("unallocated", 100)]
+    assert row["hash"] == chain.chain_hash(chain.GENESIS_HASH, chain.canonical(dict(row), postings))
+    altered = [dict(postings[0], amount_fen=-101), postings[1]]
+    assert row["hash"] != chain.chain_hash(chain.GENESIS_HASH, chain.canonical(dict(row), altered))
+
+
+def test_an_unbalanced_transaction_is_refused_and_nothing_is_posted(app):
+    with pytest.raises(chain.UnbalancedTransaction):
+        chain.post(kind="payment_unallocated", postings=[(accounts.payments("sandbox"), -100, "payment"),
+                                                         (accounts.unallocated(), 99, "unallocated")])
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 0
+
+
+def test_a_float_amount_is_refused(app):
+    with pytest.raises(TypeError):
+        chain.post(kind="payment_unallocated", postings=[(accounts.payments("sandbox"), -1.5, "payment"),
+                                                         (accounts.unallocated(), 1.5, "unallocated")])
+
+
+def test_zero_postings_are_left_out(app):
+    transaction = chain.post(kind="line_paid", postings=[(accounts.payments("sandbox"), -100, "payment"),
+                                                         (accounts.platform(), 0, "platform_fee"),
+                                                         (accounts.unallocated(), 100, "unallocated")])
+    db.session.commit()
+    assert [p.amount_fen for p in db.session.get(LedgerTransaction, transaction.id).postings] == [-100, 100]
+
+
+def test_a_rolled_back_transaction_is_not_linked_and_the_next_one_is(app):
+    pay_in(100)
+    db.session.rollback()
+    kept = pay_in(5)
+    db.session.commit()
+    assert db.session.get(LedgerTransaction, kept.id).seq == 1
+    assert verify_ledger()["ok"]
+
+
+def test_a_savepoint_links_nothing_until_the_real_commit(app):
+    with db.session.begin_nested():
+        inner = pay_in(3)
+    assert db.session.get(LedgerTransaction, inner.id).seq is None
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(LedgerTransaction, inner.id).seq == 1
+
+
+def test_a_missing_chain_head_is_recreated(app):
+    db.session.execute(ChainHead.__table__.delete())
+    db.session.commit()
+    pay_in(100)
+    db.session.commit()
+    assert db.session.get(ChainHead, 1).seq == 1
+
+
+def test_an_account_is_created_once_with_its_party(app):
+    first = accounts.payments("stripe")
+    again = accounts.payments("stripe")
+    assert first.id == again.id and first.kind == "payments"
+    assert db.session.scalar(select(func.count()).select_from(LedgerAccount)
+                             .where(LedgerAccount.code == "payments:stripe")) == 1
+    with pytest.raises(TypeError):
+        accounts.account("x", "platform", bank="nope")
+
+
+def _post_in_threads(app, workers: int, each: int) -> None:
+    """`workers` threads each commit `each` transactions, all starting together."""
+    barrier = threading.Barrier(workers)
+    errors = []
+
+    def run(n):
+        with app.app_context():
+            try:
+                barrier.wait()
+                for i in range(each):
+                    pay_in(n * 1000 + i + 1)
+                    db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+@pytest.mark.postgres
+def test_parallel_posting_keeps_the_chain_intact(pg_app):
+    _post_in_threads(pg_app, workers=6, each=10)
+    seqs = db.session.scalars(select(LedgerTransaction.seq).order_by(LedgerTransaction.seq)).all()
+    assert seqs == list(range(1, 61))
+    assert verify_ledger() == {"ok": True, "transactions": 60, "balanced": True, "chain_intact": True,
+                               "first_bad_id": None}
+    assert db.session.scalar(select(func.count()).select_from(LedgerAccount)) == 2
+    assert db.session.scalar(select(func.sum(Posting.amount_fen))) == 0
