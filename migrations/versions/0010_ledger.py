@@ -100,6 +100,66 @@ def upgrade():
 
     # ### end Alembic commands ###
     op.execute("INSERT INTO ledger_chain_head (id, seq, last_hash) VALUES (1, 0, '" + "0" * 64 + "')")
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in PG_TRIGGERS:
+            op.execute(statement)
+
+
+# PostgreSQL guards of the append-only, double-entry ledger (the code checks the same; these hold for any client).
+PG_TRIGGERS = (
+    # Each transaction's postings sum to zero, and it is linked to the chain, when its database transaction commits.
+    """CREATE FUNCTION ledger_check_transaction() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE total bigint; linked bigint;
+    BEGIN
+      SELECT seq INTO linked FROM ledger_transactions WHERE id = NEW.id;
+      IF NOT FOUND THEN RETURN NULL; END IF;
+      SELECT coalesce(sum(amount_fen), 0) INTO total FROM ledger_postings WHERE transaction_id = NEW.id;
+      IF total <> 0 THEN
+        RAISE EXCEPTION 'ledger transaction % is unbalanced: its postings sum to % fen', NEW.id, total
+          USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_transaction_balanced';
+      END IF;
+      IF linked IS NULL THEN
+        RAISE EXCEPTION 'ledger transaction % is not linked to the chain', NEW.id
+          USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_transaction_linked';
+      END IF;
+      RETURN NULL;
+    END $$""",
+    """CREATE CONSTRAINT TRIGGER ledger_transaction_balanced AFTER INSERT ON ledger_transactions
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_transaction()""",
+    # Postings are only ever added, and only to a transaction not yet linked (so the check above saw them all).
+    """CREATE FUNCTION ledger_refuse_posting_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      RAISE EXCEPTION 'ledger postings are append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    """CREATE TRIGGER ledger_postings_append_only BEFORE UPDATE OR DELETE ON ledger_postings
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_posting_change()""",
+    """CREATE FUNCTION ledger_refuse_posting_to_linked() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF EXISTS (SELECT 1 FROM new_postings p JOIN ledger_transactions t ON t.id = p.transaction_id
+                 WHERE t.seq IS NOT NULL) THEN
+        RAISE EXCEPTION 'a linked ledger transaction takes no further postings'
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+      RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER ledger_postings_to_unlinked_only AFTER INSERT ON ledger_postings
+    REFERENCING NEW TABLE AS new_postings FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_posting_to_linked()""",
+    # A linked transaction never changes: the one UPDATE allowed is the link itself, while seq, prev_hash and hash
+    # are all NULL (before that the transaction is still being written in its own database transaction).
+    """CREATE FUNCTION ledger_guard_transaction() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF OLD.seq IS NULL AND OLD.prev_hash IS NULL AND OLD.hash IS NULL THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+      END IF;
+      RAISE EXCEPTION 'ledger transaction % is linked and append-only (% refused)', OLD.id, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    """CREATE TRIGGER ledger_transactions_append_only BEFORE UPDATE OR DELETE ON ledger_transactions
+    FOR EACH ROW EXECUTE FUNCTION ledger_guard_transaction()""",
+)
+PG_FUNCTIONS = ("ledger_check_transaction", "ledger_refuse_posting_change", "ledger_refuse_posting_to_linked",
+                "ledger_guard_transaction")
 
 
 def downgrade():
@@ -124,3 +184,6 @@ def downgrade():
 
     op.drop_table('ledger_accounts')
     # ### end Alembic commands ###
+    if op.get_bind().dialect.name == "postgresql":
+        for name in PG_FUNCTIONS:
+            op.execute(f"DROP FUNCTION IF EXISTS {name}()")
