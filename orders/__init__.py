@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from orders.checkout.api import blp as checkout_blp
     from orders.counter.api import blp as counter_blp
     from orders.demo import seed_demo
+    from orders.ledger import init_app as init_ledger
     from orders.ledger import models as ledger_models  # noqa: F401
     from orders.payments import service as payments
     from orders.payments import tasks as payment_tasks  # noqa: F401
@@ -30,3 +31,4 @@ def init_app(app: Flask) -> None:
     register_sweeper(app, "orders.payment_events", payments.requeue_pending_events)
     app.config["CELERY_BEAT_SCHEDULE"]["orders.expire_reservations"] = {
         "task": "orders.expire_reservations", "schedule": 60.0}
+    init_ledger(app)

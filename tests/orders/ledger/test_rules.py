@@ -196,7 +196,7 @@ def test_after_any_refund_sequence_every_account_holds_the_attribution_of_what_i
         return split_allocation(amount=k * price, rates=Rates(*rates), o2o=o2o, contributors=holders_of(lot),
                                 shareholders=shareholders)
 
-    ledger = _account_totals(split(k, lot) for k, lot in zip(units, lots))
+    ledger = _account_totals(split(k, lot) for k, lot in zip(units, lots, strict=True))
     remaining = list(units)
     steps = data.draw(st.lists(st.integers(1, sum(units)), max_size=5))
     full = data.draw(st.booleans())
@@ -214,10 +214,10 @@ def test_after_any_refund_sequence_every_account_holds_the_attribution_of_what_i
                 ledger.subtract(reversal)
                 remaining[i] -= taken
                 left -= taken
-        expected = _account_totals(split(k, lot) for k, lot in zip(remaining, lots) if k)
+        expected = _account_totals(split(k, lot) for k, lot in zip(remaining, lots, strict=True) if k)
         assert +ledger == +expected and -ledger == Counter()
         oracle = Counter()
-        for k, lot in zip(remaining, lots):
+        for k, lot in zip(remaining, lots, strict=True):
             oracle.update(oracle_split(k * price, rates, o2o, lot, links))
         assert as_oracle_parties(+ledger) == +oracle
     if full:

@@ -1,0 +1,254 @@
+"""Attribution end to end: outbox events become ledger postings exactly as DESIGN.md's rules give them
+(figures below computed by hand), once per event, and the lot's attributed total follows."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from catalog.models import Location, Lot, LotContribution
+from orders import outbox
+from orders.ledger.attribution import apply_event
+from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.verify import verify_ledger
+from orders.models import OrderLine, OutboxEvent, Payment
+from shop.db import db, utcnow
+from tests.catalog.factories import ProductFactory, make_lot
+from tests.orders.factories import ShiftFactory, StoreFactory
+from tests.orders.payments.conftest import user_with_token
+from tests.orders.refunds.conftest import paid_order
+from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
+
+
+def balances() -> dict[str, int]:
+    """Account code → balance (sum of its postings), accounts with postings only."""
+    rows = db.session.execute(select(LedgerAccount.code, func.sum(Posting.amount_fen))
+                              .join(Posting, Posting.account_id == LedgerAccount.id).group_by(LedgerAccount.code))
+    return {code: int(total) for code, total in rows if total}
+
+
+def by_account(transaction: LedgerTransaction) -> Counter:
+    """A transaction's postings summed per account code."""
+    db.session.expire_all()
+    rows = db.session.execute(select(LedgerAccount.code, Posting.amount_fen)
+                              .join(Posting, Posting.account_id == LedgerAccount.id)
+                              .where(Posting.transaction_id == transaction.id))
+    total: Counter = Counter()
+    for code, amount in rows:
+        total[code] += amount
+    return total
+
+
+def make_world(*, today: date) -> dict:
+    """A 昭觉 co-op's product (¥12.50; fee 5%, store 8%, premium 10%, dividend 3%) at a store: lot 1 (2 units,
+    three households 1:1:1) harvested before lot 2 (5 units, no households); dividend holders h4 (2 shares,
+    valid), h5 (expired yesterday), h6 (1 share, valid from today). Committed."""
+    supplier = SupplierFactory()
+    store = StoreFactory()
+    product = ProductFactory(supplier=supplier, price_fen=1250, platform_fee_bp=500, store_commission_bp=800,
+                             household_premium_bp=1000, dividend_bp=300)
+    location = db.session.get(Location, store.location_id)
+    lot1 = make_lot(product, location, quantity=2, harvested_on=date(2026, 9, 1))
+    lot2 = make_lot(product, location, quantity=5, harvested_on=date(2026, 9, 2))
+    # ties of the premium go by (county, registry code): h3 (513431, K2), then h1 (513431, K3), then h2 (513432, K1)
+    h1 = HouseholdFactory(supplier=supplier, code="K3", county_code="513431")
+    h2 = HouseholdFactory(supplier=supplier, code="K1", county_code="513432")
+    h3 = HouseholdFactory(supplier=supplier, code="K2", county_code="513431")
+    for household in (h1, h2, h3):
+        db.session.add(LotContribution(lot_id=lot1.id, household_id=household.id, quantity=1, village="测试村"))
+    h4, h5, h6 = (HouseholdFactory(supplier=supplier) for _ in range(3))
+    BenefitLinkFactory(household=h4, supplier_id=supplier.id, kind="dividend", shares=2, valid_from=date(2026, 1, 1))
+    BenefitLinkFactory(household=h5, supplier_id=supplier.id, kind="dividend", shares=5, valid_from=date(2026, 1, 1),
+                       valid_until=today - timedelta(days=1))
+    BenefitLinkFactory(household=h6, supplier_id=supplier.id, kind="dividend", shares=1, valid_from=today)
+    db.session.commit()
+    return {"supplier": supplier, "store": store, "product": product, "lot1": lot1, "lot2": lot2,
+            "h": {1: h1, 2: h2, 3: h3, 4: h4, 5: h5, 6: h6}}
+
+
+def household(world, n: int) -> str:
+    """The account of household `n` at the world's supplier."""
+    return f"household:{world['h'][n].id}@supplier:{world['supplier'].id}"
+
+
+def pay_pickup(client, world, quantity: int) -> int:
+    """A consumer's pickup order of `quantity` units, paid through the sandbox; the order id."""
+    _, headers = user_with_token()
+    db.session.commit()
+    body = {"channel": "pickup", "store_id": world["store"].id,
+            "lines": [{"sku": world["product"].sku, "quantity": quantity}]}
+    response = client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": "pickup-1"})
+    assert response.status_code == 201, response.json
+    order_id = response.json["id"]
+    intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.order_id == order_id))
+    confirmed = client.post(f"/api/v1/payments/sandbox/{intent_id}/confirm", json={"outcome": "succeeded"},
+                            headers=headers)
+    assert confirmed.status_code == 200, confirmed.json
+    return order_id
+
+
+def test_a_paid_pickup_order_is_attributed_as_the_rules_say_and_the_ledger_verifies(client):
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    supplier, store = world["supplier"], world["store"]
+
+    order_id = pay_pickup(client, world, 3)
+
+    (transaction,) = db.session.scalars(select(LedgerTransaction)).all()
+    assert (transaction.kind, transaction.order_id, transaction.sale_date) == ("line_paid", order_id, today)
+    # allocation 1: lot 1, 2 units, A = 2500: fee 125, store 200, premium 250 → 83/83/83 + 1 to h3,
+    #   dividend 75 over h4:h6 = 2:1 → 50/25, supplier 1850
+    # allocation 2: lot 2, 1 unit, A = 1250: fee 62, store 100, premium 125 → the supplier (no households),
+    #   dividend 37 → 24.67/12.33 → 25/12, supplier 926
+    assert by_account(transaction) == {
+        "payments:sandbox": -3750, "platform": 187, f"store:{store.id}": 300,
+        f"supplier:{supplier.id}": 1850 + 926 + 125,
+        household(world, 1): 83, household(world, 2): 83, household(world, 3): 84,
+        household(world, 4): 75, household(world, 6): 37}
+    premium = {p.household_id: p.amount_fen for p in transaction.postings if p.component == "premium"
+               and p.household_id}
+    assert premium == {world["h"][1].id: 83, world["h"][2].id: 83, world["h"][3].id: 84}
+    assert db.session.get(Lot, world["lot1"].id).attributed_fen == 250 + 75
+    assert db.session.get(Lot, world["lot2"].id).attributed_fen == 37
+    assert verify_ledger()["ok"] is True
+    assert transaction.seq is not None and transaction.hash
+
+
+def test_a_refund_posts_the_exact_difference(client, login):
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    supplier, store = world["supplier"], world["store"]
+    order_id = pay_pickup(client, world, 3)
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
+
+    response = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**login("admin"), "Idempotency-Key": "r1"},
+                           json={"lines": [{"line_id": line_id, "quantity": 2}], "reason": "坏了"})
+
+    assert response.status_code == 201, response.json
+    refund = db.session.scalar(select(LedgerTransaction).where(LedgerTransaction.kind == "line_refunded"))
+    # lot 2's unit (1250) comes off first, then one of lot 1's two: 2500 → 1250, whose split is
+    # fee 62, store 100, premium 125 → 41/41/41 + 1 each to h3, h1; dividend 37 → 25/12; supplier 926
+    assert by_account(refund) == {
+        "payments:sandbox": 2500, "platform": -(63 + 62), f"store:{store.id}": -(100 + 100),
+        f"supplier:{supplier.id}": -(924 + 926 + 125),
+        household(world, 1): -(83 - 42), household(world, 2): -(83 - 41), household(world, 3): -(84 - 42),
+        household(world, 4): -(50 - 25 + 25), household(world, 6): -(25 - 12 + 12)}
+    assert balances() == {"payments:sandbox": -1250, "platform": 62, f"store:{store.id}": 100,
+                          f"supplier:{supplier.id}": 926, household(world, 1): 42, household(world, 2): 41,
+                          household(world, 3): 42, household(world, 4): 25, household(world, 6): 12}
+    assert db.session.get(Lot, world["lot1"].id).attributed_fen == 125 + 37
+    assert db.session.get(Lot, world["lot2"].id).attributed_fen == 0
+    assert verify_ledger()["ok"] is True
+
+    again = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**login("admin"), "Idempotency-Key": "r2"},
+                        json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "全退"})
+
+    assert again.status_code == 201, again.json
+    assert balances() == {}
+    assert db.session.get(Lot, world["lot1"].id).attributed_fen == 0
+
+
+def _counter_and_delivery(channel: str, payment_method: str) -> tuple:
+    """A paid order of 2 units of a product at a store (or its warehouse), with its line_paid event (committed)."""
+    store = StoreFactory()
+    shift = ShiftFactory(store=store)
+    product = ProductFactory(price_fen=1000)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=5)
+    order = paid_order(location_id=store.location_id, channel=channel, store=store if channel != "delivery" else None,
+                       shift=shift if channel == "counter" else None, payment_method=payment_method,
+                       lines=[(product, 2)], status="paid")
+    line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
+    outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at)
+    db.session.commit()
+    return store, product, order
+
+
+@pytest.mark.parametrize("channel,payment_method,source,commission", [
+    ("counter", "cash", "store_cash", 160), ("counter", "card", "payments:terminal", 160),
+    ("pickup", "stripe", "payments:sandbox", 160), ("delivery", "stripe", "payments:sandbox", 0)])
+def test_o2o_sales_pay_the_store_commission_and_delivery_does_not(app, channel, payment_method, source, commission):
+    store, product, order = _counter_and_delivery(channel, payment_method)
+
+    totals = balances()
+
+    source = f"store_cash:{store.id}" if source == "store_cash" else source
+    # 2000 fen: fee 100, store 160 (O2O) or 0, premium 200 and dividend 60 to the supplier (nobody holds them)
+    assert totals == {source: -2000, "platform": 100, **({f"store:{store.id}": 160} if commission else {}),
+                      f"supplier:{product.supplier_id}": 2000 - 100 - commission}
+
+
+def test_the_same_event_applied_five_times_posts_once(app):
+    _, _, order = _counter_and_delivery("counter", "cash")
+    event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.order_id == order.id))
+    before = balances()
+
+    results = [apply_event(event) for _ in range(5)]
+    db.session.commit()
+
+    assert results == [None] * 5  # delivery after commit had already applied it
+    assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
+    assert balances() == before
+    assert outbox.deliver(event.id) is False
+
+
+@pytest.mark.postgres
+def test_five_concurrent_applications_of_one_event_post_once(pg_app):
+    store = StoreFactory()
+    product = ProductFactory(price_fen=1000)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=5)
+    order = paid_order(location_id=store.location_id, channel="counter", store=store, payment_method="cash",
+                       lines=[(product, 2)], status="paid")
+    line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
+    pg_app.extensions["outbox_consumers"] = {}  # no delivery after this commit: the racers apply it
+    event_id = outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at).id
+    db.session.commit()
+    barrier, results = threading.Barrier(5), []
+
+    def run():
+        with pg_app.app_context():
+            barrier.wait()
+            results.append(apply_event(db.session.get(OutboxEvent, event_id)))
+            db.session.commit()
+            db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sum(result is not None for result in results) == 1 and len(results) == 5
+    assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
+    assert balances()[f"store_cash:{store.id}"] == -2000
+    assert verify_ledger()["ok"] is True
+
+
+def test_dividends_go_to_holders_valid_on_the_sale_date_only(app):
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    h = world["h"]
+    BenefitLinkFactory(household=h[5], supplier_id=world["supplier"].id, kind="dividend", shares=3,
+                       valid_from=today + timedelta(days=1))  # starts tomorrow: not on the sale date
+    BenefitLinkFactory(household=h[4], supplier_id=world["supplier"].id, kind="dividend", shares=1,
+                       valid_from=date(2026, 1, 1), valid_until=today)  # ends today, inclusive: h4 now 3 shares
+    _counter_and_delivery_for(world)
+
+    totals = balances()
+
+    # 1 unit from lot 1 (A = 1250): dividend 37 over h4:h6 = 3:1 → 27.75/9.25 → 28/9
+    assert totals[household(world, 4)] == 28 and totals[household(world, 6)] == 9
+    assert household(world, 5) not in totals
+
+
+def _counter_and_delivery_for(world) -> None:
+    """A cash counter sale of one unit of the world's product (lot 1 first), with its event (committed)."""
+    store = world["store"]
+    shift = ShiftFactory(store=store)
+    order = paid_order(location_id=store.location_id, channel="counter", store=store, shift=shift,
+                       payment_method="cash", lines=[(world["product"], 1)], status="paid")
+    line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
+    outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at)
+    db.session.commit()
