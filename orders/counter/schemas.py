@@ -1,6 +1,8 @@
 """Request and response schemas of counter sales, sale conflicts, receipts and pickups."""
 from __future__ import annotations
 
+from datetime import UTC
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.checkout.schemas import OrderLineOut, OrderOut
@@ -52,6 +54,15 @@ class CounterSaleCreate(Schema):
                    for i, line in enumerate(data.get("lines", [])) if "unit_price_fen" not in line}
         if missing:
             raise ValidationError(missing, field_name="lines")
+
+    @validates_schema
+    def _storable_moment(self, data, **_):
+        """A till timestamp must be expressible in UTC, as it is stored (even when refused as a conflict)."""
+        moment = data.get("client_created_at")
+        try:
+            moment is None or moment.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValidationError("Out of range once in UTC.", field_name="client_created_at") from exc
 
 
 class ReceiptLineOut(Schema):
