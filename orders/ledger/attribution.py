@@ -79,13 +79,17 @@ def apply_event(event: OutboxEvent) -> LedgerTransaction | None:
                                   ~select(LedgerTransaction.id)
                                   .where(LedgerTransaction.outbox_event_id == OutboxEvent.id).exists())
         .order_by(OutboxEvent.id)).all()
+    posted: list[Posting] = []
     for previous in earlier:
-        _apply_once(previous)
-    return _apply_once(event)
+        _apply_once(previous, posted)
+    transaction = _apply_once(event, posted)
+    _push_lot_totals(posted)
+    return transaction
 
 
-def _apply_once(event: OutboxEvent) -> LedgerTransaction | None:
-    """Lock the event row, and post its transaction unless the ledger already has it."""
+def _apply_once(event: OutboxEvent, posted: list[Posting]) -> LedgerTransaction | None:
+    """Lock the event row, and post its transaction unless the ledger already has it (its postings are
+    added to `posted`)."""
     lock_on_sqlite("UPDATE outbox_events SET id = id WHERE id = :id", id=event.id)
     db.session.execute(select(OutboxEvent.id).where(OutboxEvent.id == event.id).with_for_update())
     if db.session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.outbox_event_id == event.id)):
@@ -95,12 +99,13 @@ def _apply_once(event: OutboxEvent) -> LedgerTransaction | None:
     transaction = chain.post(kind=event.kind, postings=postings, outbox_event_id=event.id, order_id=order.id,
                              order_line_id=event.order_line_id, sale_date=event.sale_date,
                              memo=f"outbox event {event.id}: {event.kind}")
-    _push_lot_totals(postings)
+    posted += postings
     return transaction
 
 
 def _push_lot_totals(postings: list[Posting]) -> None:
-    """Add the household postings of each lot to its `attributed_fen` (lots in id order)."""
+    """Add the household postings of each lot to its `attributed_fen`, lots in id order (so that workers
+    attributing in parallel lock shared lots in one order)."""
     totals: dict[int, int] = defaultdict(int)
     for ledger_account, amount, _component, refs in postings:
         if ledger_account.kind == "household" and refs.get("lot_id"):

@@ -252,3 +252,65 @@ def _counter_and_delivery_for(world) -> None:
     line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
     outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at)
     db.session.commit()
+
+
+def test_an_amount_refund_below_a_unit_leaves_the_remainder_to_the_platform(app):
+    from orders.refunds.service import record_provider_refund
+
+    store, product, order = _counter_and_delivery("pickup", "stripe")
+
+    record_provider_refund(order_id=order.id, provider_refund_id="re_dash_1", amount_fen=1500, occurred_at=utcnow())
+    db.session.commit()
+
+    remainder = db.session.scalar(select(LedgerTransaction).where(LedgerTransaction.kind == "refund_remainder"))
+    assert by_account(remainder) == {"platform": -500, "payments:sandbox": 500}
+    # one of the two units refunded (its 1000 fen back), 500 more borne by the platform: the rest holds one unit's split
+    assert balances() == {"payments:sandbox": -2000 + 1000 + 500, "platform": 50 - 500, f"store:{store.id}": 80,
+                          f"supplier:{product.supplier_id}": 1000 - 50 - 80}
+    assert verify_ledger()["ok"] is True
+
+
+def test_an_unallocated_payment_and_its_return_pass_through_unallocated(app):
+    store, _, order = _counter_and_delivery("delivery", "stripe")
+    outbox.record_event(kind="payment_unallocated", order=order, occurred_at=utcnow(), amount_fen=777)
+    outbox.record_event(kind="payment_returned", order=order, occurred_at=utcnow(), amount_fen=777)
+    db.session.commit()
+
+    unallocated, returned = db.session.scalars(select(LedgerTransaction).where(
+        LedgerTransaction.kind.in_(("payment_unallocated", "payment_returned"))).order_by(LedgerTransaction.id))
+
+    assert (unallocated.kind, by_account(unallocated)) == ("payment_unallocated",
+                                                           {"payments:sandbox": -777, "unallocated": 777})
+    assert (returned.kind, by_account(returned)) == ("payment_returned", {"payments:sandbox": 777, "unallocated": -777})
+    assert "unallocated" not in balances()
+
+
+def test_a_refund_delivered_before_its_sale_applies_the_sale_first(app, monkeypatch):
+    from orders.refunds.service import RefundRequest, create_refund
+    from tests.factories import UserFactory
+
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    monkeypatch.setattr(outbox, "_queue", lambda event_id: None)  # the broker lost both deliveries
+    store = world["store"]
+    order = paid_order(location_id=store.location_id, channel="counter", store=store,
+                       shift=ShiftFactory(store=store), payment_method="cash", lines=[(world["product"], 2)],
+                       status="paid")
+    line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
+    paid_event = outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at)
+    db.session.commit()
+    create_refund(actor=UserFactory(role="admin"), order_id=order.id, reason="退货",
+                  lines=[RefundRequest(line_id=line.id, quantity=2)])
+    db.session.commit()
+    refund_event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.kind == "line_refunded"))
+
+    outbox.deliver(refund_event.id)
+    db.session.commit()
+
+    kinds = db.session.scalars(select(LedgerTransaction.kind).order_by(LedgerTransaction.seq)).all()
+    assert kinds == ["line_paid", "line_refunded"]
+    assert balances() == {}
+    assert db.session.get(Lot, world["lot1"].id).attributed_fen == 0
+    assert outbox.deliver(paid_event.id) is True  # delivered now, applied already: nothing more posted
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 2
