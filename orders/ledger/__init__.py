@@ -5,8 +5,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the ledger's parts: attribution consumes the orders' outbox."""
+    """Register the ledger's parts: attribution consumes the orders' outbox; the auditor routes; verify-ledger."""
+    from orders.ledger.api import blp
     from orders.ledger.attribution import apply_event
+    from orders.ledger.cli import verify_ledger_command
     from orders.outbox import register_consumer
+    from shop.extensions import api
 
     register_consumer(app, "ledger", apply_event)
+    api.register_blueprint(blp)
+    app.cli.add_command(verify_ledger_command)

@@ -1,0 +1,167 @@
+"""Routes for auditors and admins: verify the ledger, list transactions by account and period, show one."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from orders.ledger import audit
+from orders.ledger.verify import verify_ledger
+from shop.auth.security import require_role
+from shop.fields import Identifier
+from shop.pagination import PageQuery, page_schema
+
+blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attribution ledger, for auditors")
+
+
+class LedgerVerifyOut(Schema):
+    """The ledger's verification: balanced, chain intact, and the first bad transaction if any."""
+
+    ok = fields.Boolean()
+    transactions = fields.Integer()
+    balanced = fields.Boolean()
+    chain_intact = fields.Boolean()
+    first_bad_id = fields.Integer(allow_none=True)
+
+
+class LedgerTransactionQuery(PageQuery):
+    """Filters: an account code, and a posting period in Asia/Shanghai dates (`from` inclusive, `to` exclusive)."""
+
+    account = Identifier(max_length=64, case=None)
+    from_date = fields.Date(data_key="from")
+    to_date = fields.Date(data_key="to")
+
+
+class LedgerPostingOut(Schema):
+    """A signed amount on an account and what it came from."""
+
+    id = fields.Integer()
+    account = fields.String()
+    account_kind = fields.String()
+    amount_fen = fields.Integer()
+    component = fields.String()
+    order_line_id = fields.Integer(allow_none=True)
+    allocation_id = fields.Integer(allow_none=True)
+    lot_id = fields.Integer(allow_none=True)
+    household_id = fields.Integer(allow_none=True)
+
+
+class LedgerTransactionOut(Schema):
+    """A ledger transaction, its place in the chain and its postings."""
+
+    id = fields.Integer()
+    seq = fields.Integer(allow_none=True)
+    kind = fields.String()
+    outbox_event_id = fields.Integer(allow_none=True)
+    order_id = fields.Integer(allow_none=True)
+    order_line_id = fields.Integer(allow_none=True)
+    sale_date = fields.Date(allow_none=True)
+    posted_at = fields.DateTime()
+    memo = fields.String()
+    prev_hash = fields.String(allow_none=True)
+    hash = fields.String(allow_none=True)
+    postings = fields.List(fields.Nested(LedgerPostingOut))
+
+
+class LedgerContributionOut(Schema):
+    """A household's contribution to a lot (the premium pool's weights)."""
+
+    household_id = fields.Integer()
+    household_code = fields.String()
+    county_code = fields.String()
+    quantity = fields.Integer()
+
+
+class LedgerLotOut(Schema):
+    """A lot an allocation took units from, with its contributions."""
+
+    id = fields.Integer()
+    lot_code = fields.String()
+    supplier_id = fields.Integer()
+    harvested_on = fields.Date()
+    contributions = fields.List(fields.Nested(LedgerContributionOut))
+
+
+class LedgerShareOut(Schema):
+    """A household's summed dividend shares in the line's supplier on the sale date."""
+
+    household_id = fields.Integer()
+    household_code = fields.String()
+    county_code = fields.String()
+    shares = fields.Integer()
+
+
+class LedgerAttributedOrderOut(Schema):
+    """The order: its channel (store commission only for O2O), store and sale date."""
+
+    id = fields.Integer()
+    channel = fields.String()
+    store_id = fields.Integer(allow_none=True)
+    sale_date = fields.Date(allow_none=True)
+
+
+class LedgerAttributedLineOut(Schema):
+    """The order line with the price and rates snapshotted at checkout."""
+
+    id = fields.Integer()
+    sku = fields.String()
+    name = fields.String()
+    supplier_id = fields.Integer()
+    quantity = fields.Integer()
+    refunded_quantity = fields.Integer()
+    unit_price_fen = fields.Integer()
+    platform_fee_bp = fields.Integer()
+    store_commission_bp = fields.Integer()
+    household_premium_bp = fields.Integer()
+    dividend_bp = fields.Integer()
+
+
+class LedgerAllocationOut(Schema):
+    """Units of the line taken from one lot (and how many of them were refunded)."""
+
+    id = fields.Integer()
+    lot_id = fields.Integer()
+    location_id = fields.Integer()
+    quantity = fields.Integer()
+    refunded = fields.Integer()
+    state = fields.String()
+
+
+class LedgerAttributionOut(Schema):
+    """What an attribution is recomputed from."""
+
+    order = fields.Nested(LedgerAttributedOrderOut)
+    line = fields.Nested(LedgerAttributedLineOut)
+    allocations = fields.List(fields.Nested(LedgerAllocationOut))
+    lots = fields.List(fields.Nested(LedgerLotOut))
+    dividend_shares = fields.List(fields.Nested(LedgerShareOut))
+
+
+class LedgerTransactionDetailOut(LedgerTransactionOut):
+    """A transaction with, for an attribution, its order line, allocations, lots and shareholders."""
+
+    attribution = fields.Nested(LedgerAttributionOut, allow_none=True)
+
+
+@blp.route("/ledger/verify")
+@require_role("admin", "auditor")
+@blp.response(200, LedgerVerifyOut)
+def verify():
+    """Check that every transaction balances and the hash chain is intact; name the first bad transaction."""
+    return verify_ledger()
+
+
+@blp.route("/ledger/transactions")
+@require_role("admin", "auditor")
+@blp.arguments(LedgerTransactionQuery, location="query")
+@blp.response(200, page_schema(LedgerTransactionOut))
+def list_transactions(query):
+    """List transactions by id, optionally those touching an account and posted in a period."""
+    return audit.list_transactions(**query)
+
+
+@blp.route("/ledger/transactions/<int:transaction_id>")
+@require_role("admin", "auditor")
+@blp.response(200, LedgerTransactionDetailOut)
+def show_transaction(transaction_id):
+    """Show a transaction's postings and, for an attribution, enough to recompute it by hand."""
+    return audit.show_transaction(transaction_id=transaction_id)

@@ -1,0 +1,110 @@
+"""The auditor's view of the ledger: transactions by account and posting period, and one transaction with
+everything needed to recompute its attribution by hand (the order line and its snapshotted rates, the
+allocations, the lots and their contributions, the dividend shares valid on the sale date)."""
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from sqlalchemy import exists, select
+
+from catalog.models import Lot, LotContribution
+from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.models import Allocation, Order, OrderLine
+from orders.outbox import SHANGHAI
+from shop.db import db
+from shop.errors import NotFound, ValidationError
+from shop.pagination import paginate
+from suppliers.models import Household
+from suppliers.service import dividend_shares
+
+
+def shanghai_midnight(day: date) -> datetime:
+    """The moment an Asia/Shanghai date begins."""
+    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
+
+
+def list_transactions(*, account: str | None = None, from_date: date | None = None, to_date: date | None = None,
+                      limit: int, cursor: str | None) -> dict:
+    """A page of transactions (with postings) by id, posted in [from, to) (Asia/Shanghai dates), touching `account`."""
+    if from_date and to_date and to_date <= from_date:
+        raise ValidationError("The period is empty.", details={"to": ["Must be after `from`."]})
+    query = select(LedgerTransaction)
+    if account is not None:
+        account_id = db.session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == account))
+        if account_id is None:
+            raise NotFound("No such ledger account.", code="account_not_found")
+        query = query.where(exists().where(Posting.transaction_id == LedgerTransaction.id,
+                                           Posting.account_id == account_id))
+    if from_date:
+        query = query.where(LedgerTransaction.posted_at >= shanghai_midnight(from_date))
+    if to_date:
+        query = query.where(LedgerTransaction.posted_at < shanghai_midnight(to_date))
+    page = paginate(query, keys=[LedgerTransaction.id], limit=limit, cursor=cursor)
+    codes = _account_codes(p.account_id for t in page["items"] for p in t.postings)
+    return {"items": [_transaction_out(t, codes) for t in page["items"]], "next_cursor": page["next_cursor"]}
+
+
+def show_transaction(*, transaction_id: int) -> dict:
+    """One transaction with its postings and, for an attribution, its line, allocations, lots and shareholders."""
+    transaction = db.session.get(LedgerTransaction, transaction_id)
+    if transaction is None:
+        raise NotFound("No such ledger transaction.", code="ledger_transaction_not_found")
+    out = _transaction_out(transaction, _account_codes(p.account_id for p in transaction.postings))
+    out["attribution"] = _attribution(transaction) if transaction.order_line_id else None
+    return out
+
+
+def _account_codes(account_ids) -> dict[int, tuple[str, str]]:
+    """Account id → (code, kind) for the given ids."""
+    ids = set(account_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind)
+                              .where(LedgerAccount.id.in_(ids)))
+    return {row.id: (row.code, row.kind) for row in rows}
+
+
+def _transaction_out(transaction: LedgerTransaction, codes: dict[int, tuple[str, str]]) -> dict:
+    """A transaction and its postings as the API shows them."""
+    fields = ("id", "seq", "kind", "outbox_event_id", "order_id", "order_line_id", "sale_date", "posted_at", "memo",
+              "prev_hash", "hash")
+    return {**{name: getattr(transaction, name) for name in fields},
+            "postings": [{"id": p.id, "account": codes[p.account_id][0], "account_kind": codes[p.account_id][1],
+                          "amount_fen": p.amount_fen, "component": p.component, "order_line_id": p.order_line_id,
+                          "allocation_id": p.allocation_id, "lot_id": p.lot_id, "household_id": p.household_id}
+                         for p in transaction.postings]}
+
+
+def _attribution(transaction: LedgerTransaction) -> dict:
+    """What an attribution was computed from: the line (rates as snapshotted), its order's channel and store,
+    the allocations, their lots' contributions and the supplier's dividend shares on the sale date."""
+    line = db.session.get(OrderLine, transaction.order_line_id)
+    order = db.session.get(Order, line.order_id)
+    allocations = db.session.scalars(select(Allocation).where(Allocation.order_line_id == line.id)
+                                     .order_by(Allocation.id)).all()
+    lot_ids = sorted({a.lot_id for a in allocations})
+    lots = db.session.scalars(select(Lot).where(Lot.id.in_(lot_ids)).order_by(Lot.id)).all() if lot_ids else []
+    contributions = db.session.execute(
+        select(LotContribution.lot_id, LotContribution.household_id, LotContribution.quantity, Household.code,
+               Household.county_code)
+        .join(Household, Household.id == LotContribution.household_id)
+        .where(LotContribution.lot_id.in_(lot_ids)).order_by(LotContribution.id)).all() if lot_ids else []
+    sale_date = transaction.sale_date or order.sale_date
+    shares = dividend_shares(supplier_id=line.supplier_id, on=sale_date) if sale_date else {}
+    holders = {h.id: h for h in db.session.scalars(select(Household).where(Household.id.in_(shares)))} if shares else {}
+    return {
+        "order": {"id": order.id, "channel": order.channel, "store_id": order.store_id, "sale_date": order.sale_date},
+        "line": {name: getattr(line, name) for name in (
+            "id", "sku", "name", "supplier_id", "quantity", "refunded_quantity", "unit_price_fen", "platform_fee_bp",
+            "store_commission_bp", "household_premium_bp", "dividend_bp")},
+        "allocations": [{"id": a.id, "lot_id": a.lot_id, "location_id": a.location_id, "quantity": a.quantity,
+                         "refunded": a.refunded, "state": a.state} for a in allocations],
+        "lots": [{"id": lot.id, "lot_code": lot.lot_code, "supplier_id": lot.supplier_id,
+                  "harvested_on": lot.harvested_on,
+                  "contributions": [{"household_id": c.household_id, "household_code": c.code,
+                                     "county_code": c.county_code, "quantity": c.quantity}
+                                    for c in contributions if c.lot_id == lot.id]} for lot in lots],
+        "dividend_shares": [{"household_id": hid, "household_code": holders[hid].code,
+                             "county_code": holders[hid].county_code, "shares": shares[hid]}
+                            for hid in sorted(shares)],
+    }

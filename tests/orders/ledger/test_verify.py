@@ -1,0 +1,199 @@
+"""Verification names the first altered transaction; the auditor's routes and the verify-ledger command."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import text
+
+from catalog.models import Location, LotContribution
+from orders.ledger import accounts, chain
+from orders.ledger.models import LedgerTransaction
+from orders.ledger.verify import verify_ledger
+from shop.db import db
+from tests.catalog.factories import ProductFactory, make_lot
+from tests.orders.factories import StoreFactory
+from tests.orders.refunds.conftest import paid_order
+from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
+
+
+def pay_in(amount: int, provider: str = "sandbox") -> int:
+    """A committed payment held unallocated; its transaction id."""
+    transaction = chain.post(kind="payment_unallocated", postings=[(accounts.payments(provider), -amount, "payment"),
+                                                                   (accounts.unallocated(), amount, "unallocated")])
+    db.session.commit()
+    return transaction.id
+
+
+def bad(first_bad_id, *, balanced=True, chain_intact=False, transactions=3) -> dict:
+    """The verification of a ledger with a bad transaction."""
+    return {"ok": False, "transactions": transactions, "balanced": balanced, "chain_intact": chain_intact,
+            "first_bad_id": first_bad_id}
+
+
+def test_an_altered_posting_is_named(app):
+    ids = [pay_in(100), pay_in(200), pay_in(300)]
+    db.session.execute(text("UPDATE ledger_postings SET amount_fen = 250 WHERE transaction_id = :t AND amount_fen = 200"),
+                       {"t": ids[1]})
+    db.session.commit()
+    assert verify_ledger() == bad(ids[1], balanced=False)
+
+
+def test_postings_moved_between_accounts_keep_the_balance_but_break_the_chain(app):
+    ids = [pay_in(100), pay_in(200), pay_in(300)]
+    other = accounts.payments("stripe").id
+    db.session.execute(text("UPDATE ledger_postings SET account_id = :a WHERE transaction_id = :t AND amount_fen < 0"),
+                       {"a": other, "t": ids[2]})
+    db.session.commit()
+    assert verify_ledger() == bad(ids[2])
+
+
+def test_an_edited_memo_a_removed_transaction_and_a_removed_tail_are_named(app):
+    ids = [pay_in(100), pay_in(200), pay_in(300)]
+    db.session.execute(text("UPDATE ledger_transactions SET memo = 'x' WHERE id = :t"), {"t": ids[0]})
+    db.session.commit()
+    assert verify_ledger() == bad(ids[0])
+
+    db.session.execute(text("UPDATE ledger_transactions SET memo = '' WHERE id = :t"), {"t": ids[0]})
+    db.session.execute(text("DELETE FROM ledger_postings WHERE transaction_id = :t"), {"t": ids[1]})
+    db.session.execute(text("DELETE FROM ledger_transactions WHERE id = :t"), {"t": ids[1]})
+    db.session.commit()
+    assert verify_ledger() == bad(ids[2], transactions=2)  # its prev_hash no longer matches
+
+    db.session.execute(text("UPDATE ledger_chain_head SET last_transaction_id = NULL"))
+    db.session.execute(text("DELETE FROM ledger_postings WHERE transaction_id = :t"), {"t": ids[2]})
+    db.session.execute(text("DELETE FROM ledger_transactions WHERE id = :t"), {"t": ids[2]})
+    db.session.commit()
+    result = verify_ledger()
+    assert (result["ok"], result["chain_intact"], result["transactions"]) == (False, False, 1)
+
+
+def test_a_transaction_slipped_in_unlinked_is_named(app):
+    pay_in(100)
+    db.session.execute(text("INSERT INTO ledger_transactions (kind, posted_at, memo) "
+                            "VALUES ('payment_unallocated', '2026-11-26 00:00:00', '')"))
+    slipped = db.session.scalar(text("SELECT max(id) FROM ledger_transactions"))
+    db.session.commit()
+    assert verify_ledger() == bad(slipped, transactions=2)
+
+
+def test_verify_ledger_command(app, runner):
+    ids = [pay_in(100), pay_in(200)]
+    result = runner.invoke(args=["verify-ledger"])
+    assert result.exit_code == 0, result.output
+    assert "2 transactions, balanced: yes, chain intact: yes" in result.output
+
+    db.session.execute(text("UPDATE ledger_postings SET amount_fen = 1 WHERE transaction_id = :t AND amount_fen > 0"),
+                       {"t": ids[0]})
+    db.session.commit()
+    result = runner.invoke(args=["verify-ledger"])
+    assert result.exit_code == 1
+    assert "balanced: NO, chain intact: NO" in result.output
+    assert f"first bad transaction: {ids[0]}" in result.output
+
+
+def test_verify_route_for_auditors_and_admins_only(app, client, login):
+    pay_in(100)
+    for role in ("auditor", "admin"):
+        response = client.get("/api/v1/ledger/verify", headers=login(role))
+        assert response.status_code == 200
+        assert response.json == {"ok": True, "transactions": 1, "balanced": True, "chain_intact": True,
+                                 "first_bad_id": None}
+    assert client.get("/api/v1/ledger/verify", headers=login("consumer")).status_code == 403
+    assert client.get("/api/v1/ledger/verify").status_code == 401
+
+
+def _posted_at(transaction_id: int, moment: datetime) -> None:
+    """Move a transaction's posting time (SQLite has no append-only trigger; the chain is not checked here)."""
+    db.session.execute(text("UPDATE ledger_transactions SET posted_at = :m WHERE id = :t"),
+                       {"m": moment.strftime("%Y-%m-%d %H:%M:%S.%f"), "t": transaction_id})
+    db.session.commit()
+
+
+def test_transactions_by_account_and_shanghai_period(app, client, login):
+    sandbox_early, stripe_one, sandbox_late = pay_in(100), pay_in(200, "stripe"), pay_in(300)
+    _posted_at(sandbox_early, datetime(2026, 11, 24, 15, 59, 59))  # 23:59:59 on the 24th in Shanghai
+    _posted_at(stripe_one, datetime(2026, 11, 24, 16, 0, 0))  # 00:00 on the 25th in Shanghai
+    _posted_at(sandbox_late, datetime(2026, 11, 25, 15, 59, 59))
+    headers = login("auditor")
+
+    page = client.get("/api/v1/ledger/transactions?account=payments:sandbox", headers=headers).json
+    assert [t["id"] for t in page["items"]] == [sandbox_early, sandbox_late]
+    assert page["items"][0]["postings"][0] | {"id": 0} == {
+        "id": 0, "account": "payments:sandbox", "account_kind": "payments", "amount_fen": -100,
+        "component": "payment", "order_line_id": None, "allocation_id": None, "lot_id": None, "household_id": None}
+
+    page = client.get("/api/v1/ledger/transactions?from=2026-11-25&to=2026-11-26", headers=headers).json
+    assert [t["id"] for t in page["items"]] == [stripe_one, sandbox_late]
+    page = client.get("/api/v1/ledger/transactions?account=unallocated&to=2026-11-25&limit=1", headers=headers).json
+    assert [t["id"] for t in page["items"]] == [sandbox_early] and page["next_cursor"] is None
+    page = client.get("/api/v1/ledger/transactions?limit=2", headers=headers).json
+    assert len(page["items"]) == 2
+    rest = client.get(f"/api/v1/ledger/transactions?limit=2&cursor={page['next_cursor']}", headers=headers).json
+    assert [t["id"] for t in rest["items"]] == [sandbox_late]
+
+
+def test_transaction_list_errors(app, client, login):
+    headers = login("admin")
+    response = client.get("/api/v1/ledger/transactions?account=supplier:999", headers=headers)
+    assert (response.status_code, response.json["error"]["code"]) == (404, "account_not_found")
+    response = client.get("/api/v1/ledger/transactions?from=2026-11-25&to=2026-11-25", headers=headers)
+    assert (response.status_code, response.json["error"]["code"]) == (422, "validation_error")
+    assert "to" in response.json["error"]["details"]
+    response = client.get("/api/v1/ledger/transactions?from=yesterday", headers=headers)
+    assert response.status_code == 422
+    assert client.get("/api/v1/ledger/transactions", headers=login("consumer")).status_code == 403
+
+
+def test_one_attribution_with_everything_to_recompute_it(app, client, login):
+    store = StoreFactory()
+    coop = SupplierFactory()
+    product = ProductFactory(supplier=coop, price_fen=1000)
+    lot = make_lot(product, db.session.get(Location, store.location_id), quantity=10)
+    first, second = HouseholdFactory(supplier=coop), HouseholdFactory(supplier=coop)
+    db.session.add_all([LotContribution(lot_id=lot.id, household_id=first.id, quantity=6, village="测试村"),
+                        LotContribution(lot_id=lot.id, household_id=second.id, quantity=4, village="测试村")])
+    sale_day = date.today()
+    BenefitLinkFactory(household=first, kind="dividend", shares=5, valid_from=sale_day - timedelta(days=1))
+    BenefitLinkFactory(household=second, kind="dividend", shares=5, valid_from=sale_day + timedelta(days=1))
+    order = paid_order(location_id=store.location_id, lines=[(product, 2)], channel="counter", store=store)
+    line = order.lines[0]
+    allocation = line.allocations[0]
+    supplier = product.supplier_id
+    transaction = chain.post(
+        kind="line_paid", order_id=order.id, order_line_id=line.id, sale_date=order.sale_date,
+        postings=[(accounts.payments("sandbox"), -2000, "payment", {"order_line_id": line.id}),
+                  (accounts.platform(), 100, "platform_fee", {"order_line_id": line.id, "allocation_id": allocation.id}),
+                  (accounts.household(first.id, supplier), 120, "premium",
+                   {"allocation_id": allocation.id, "lot_id": lot.id, "household_id": first.id}),
+                  (accounts.household(second.id, supplier), 80, "premium",
+                   {"allocation_id": allocation.id, "lot_id": lot.id, "household_id": second.id}),
+                  (accounts.supplier(supplier), 1700, "supplier", {"allocation_id": allocation.id})])
+    db.session.commit()
+
+    response = client.get(f"/api/v1/ledger/transactions/{transaction.id}", headers=login("auditor"))
+    assert response.status_code == 200
+    body = response.json
+    assert (body["seq"], body["kind"], body["order_line_id"]) == (1, "line_paid", line.id)
+    assert sum(p["amount_fen"] for p in body["postings"]) == 0
+    assert [p["account"] for p in body["postings"]][2] == f"household:{first.id}@supplier:{supplier}"
+    attribution = body["attribution"]
+    assert attribution["order"]["channel"] == "counter"
+    assert attribution["line"] | {"id": 0, "sku": "", "name": ""} == {
+        "id": 0, "sku": "", "name": "", "supplier_id": supplier, "quantity": 2, "refunded_quantity": 0,
+        "unit_price_fen": 1000, "platform_fee_bp": 500, "store_commission_bp": 800, "household_premium_bp": 1000,
+        "dividend_bp": 300}
+    assert [(a["lot_id"], a["quantity"], a["refunded"]) for a in attribution["allocations"]] == [(lot.id, 2, 0)]
+    assert attribution["lots"][0]["contributions"] == [
+        {"household_id": first.id, "household_code": first.code, "county_code": "513431", "quantity": 6},
+        {"household_id": second.id, "household_code": second.code, "county_code": "513431", "quantity": 4}]
+    assert attribution["dividend_shares"] == [  # only the link valid on the sale date
+        {"household_id": first.id, "household_code": first.code, "county_code": "513431", "shares": 5}]
+
+
+def test_a_transaction_without_a_line_and_a_missing_one(app, client, login):
+    transaction_id = pay_in(100)
+    headers = login("admin")
+    body = client.get(f"/api/v1/ledger/transactions/{transaction_id}", headers=headers).json
+    assert body["attribution"] is None and body["hash"] == db.session.get(LedgerTransaction, transaction_id).hash
+    response = client.get("/api/v1/ledger/transactions/999999", headers=headers)
+    assert (response.status_code, response.json["error"]["code"]) == (404, "ledger_transaction_not_found")
