@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -30,45 +31,48 @@ from suppliers.models import Household
 from suppliers.service import dividend_shares
 
 O2O_CHANNELS = ("pickup", "counter")
-Posting = tuple[LedgerAccount, int, str, dict]
 
 
-class _Accounts:
-    """Get-or-create accounts by code, once per event."""
+class AccountRef(NamedTuple):
+    """An account a posting goes to, by code (created, if missing, when the postings are resolved)."""
 
-    def __init__(self) -> None:
-        self._cache: dict[str, LedgerAccount] = {}
+    code: str
+    kind: str
+    party: tuple[tuple[str, int], ...] = ()
 
-    def get(self, code: str, kind: str, **party: int) -> LedgerAccount:
-        """The account `code` (created if missing)."""
-        if code not in self._cache:
-            self._cache[code] = account(code, kind, **party)
-        return self._cache[code]
 
-    def source(self, order: Order) -> LedgerAccount:
-        """Where the buyer's money arrived: the store's cash, the store's card terminal, or the online provider."""
-        if order.channel == "counter" and order.payment_method == "cash":
-            return self.get(f"store_cash:{order.store_id}", "store_cash", store_id=order.store_id)
-        if order.channel == "counter":
-            return self.get("payments:terminal", "payments")
-        provider = db.session.scalar(
-            select(Payment.provider).where(Payment.order_id == order.id,
-                                           Payment.status.in_(("succeeded", "returned")))
-            .order_by(Payment.id.desc()).limit(1)) or current_app.config["PAYMENTS"]
-        return self.get(f"payments:{provider}", "payments")
+Posting = tuple[AccountRef, int, str, dict]
 
-    def party(self, component: str, household_id: int | None, *, order: Order, line: OrderLine,
-              lot_supplier_id: int) -> LedgerAccount:
-        """The account one part of a split goes to."""
-        if component == "platform_fee":
-            return self.get("platform", "platform")
-        if component == "store_commission":
-            return self.get(f"store:{order.store_id}", "store", store_id=order.store_id)
-        supplier_id = lot_supplier_id if component == "premium" else line.supplier_id
-        if household_id is None:
-            return self.get(f"supplier:{supplier_id}", "supplier", supplier_id=supplier_id)
-        return self.get(f"household:{household_id}@supplier:{supplier_id}", "household",
-                        household_id=household_id, supplier_id=supplier_id)
+
+def _ref(code: str, kind: str, **party: int) -> AccountRef:
+    """The reference of the account `code`."""
+    return AccountRef(code, kind, tuple(sorted(party.items())))
+
+
+def _source(order: Order) -> AccountRef:
+    """Where the buyer's money arrived: the store's cash, the store's card terminal, or the online provider."""
+    if order.channel == "counter" and order.payment_method == "cash":
+        return _ref(f"store_cash:{order.store_id}", "store_cash", store_id=order.store_id)
+    if order.channel == "counter":
+        return _ref("payments:terminal", "payments")
+    provider = db.session.scalar(
+        select(Payment.provider).where(Payment.order_id == order.id, Payment.status.in_(("succeeded", "returned")))
+        .order_by(Payment.id.desc()).limit(1)) or current_app.config["PAYMENTS"]
+    return _ref(f"payments:{provider}", "payments")
+
+
+def _party(component: str, household_id: int | None, *, order: Order, line: OrderLine,
+           lot_supplier_id: int) -> AccountRef:
+    """The account one part of a split goes to (premium: the lot's supplier; dividend and the rest: the line's)."""
+    if component == "platform_fee":
+        return _ref("platform", "platform")
+    if component == "store_commission":
+        return _ref(f"store:{order.store_id}", "store", store_id=order.store_id)
+    supplier_id = lot_supplier_id if component == "premium" else line.supplier_id
+    if household_id is None:
+        return _ref(f"supplier:{supplier_id}", "supplier", supplier_id=supplier_id)
+    return _ref(f"household:{household_id}@supplier:{supplier_id}", "household",
+                household_id=household_id, supplier_id=supplier_id)
 
 
 def apply_event(event: OutboxEvent) -> LedgerTransaction | None:
@@ -79,36 +83,40 @@ def apply_event(event: OutboxEvent) -> LedgerTransaction | None:
                                   ~select(LedgerTransaction.id)
                                   .where(LedgerTransaction.outbox_event_id == OutboxEvent.id).exists())
         .order_by(OutboxEvent.id)).all()
-    posted: list[Posting] = []
-    for previous in earlier:
-        _apply_once(previous, posted)
-    transaction = _apply_once(event, posted)
-    _push_lot_totals(posted)
-    return transaction
+    pending = [(each, postings) for each in [*earlier, event] if (postings := _unapplied(each)) is not None]
+    accounts = _resolve({ref for _event, postings in pending for ref, *_ in postings})
+    transaction = None
+    for each, postings in pending:
+        transaction = chain.post(kind=each.kind, outbox_event_id=each.id, order_id=each.order_id,
+                                 order_line_id=each.order_line_id, sale_date=each.sale_date,
+                                 memo=f"outbox event {each.id}: {each.kind}",
+                                 postings=[(accounts[ref], amount, component, refs)
+                                           for ref, amount, component, refs in postings])
+    _push_lot_totals([posting for _event, postings in pending for posting in postings])
+    return transaction if pending and pending[-1][0].id == event.id else None
 
 
-def _apply_once(event: OutboxEvent, posted: list[Posting]) -> LedgerTransaction | None:
-    """Lock the event row, and post its transaction unless the ledger already has it (its postings are
-    added to `posted`)."""
+def _unapplied(event: OutboxEvent) -> list[Posting] | None:
+    """Lock the event row; its postings unless the ledger already has it (then None)."""
     lock_on_sqlite("UPDATE outbox_events SET id = id WHERE id = :id", id=event.id)
     db.session.execute(select(OutboxEvent.id).where(OutboxEvent.id == event.id).with_for_update())
     if db.session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.outbox_event_id == event.id)):
         return None
-    order = db.session.get(Order, event.order_id)
-    postings = _BUILDERS[event.kind](event, order, _Accounts())
-    transaction = chain.post(kind=event.kind, postings=postings, outbox_event_id=event.id, order_id=order.id,
-                             order_line_id=event.order_line_id, sale_date=event.sale_date,
-                             memo=f"outbox event {event.id}: {event.kind}")
-    posted += postings
-    return transaction
+    return _BUILDERS[event.kind](event, db.session.get(Order, event.order_id))
+
+
+def _resolve(refs: set[AccountRef]) -> dict[AccountRef, LedgerAccount]:
+    """The accounts of `refs`, created if missing, in code order (racing creators never wait on each other
+    in a cycle)."""
+    return {ref: account(ref.code, ref.kind, **dict(ref.party)) for ref in sorted(refs)}
 
 
 def _push_lot_totals(postings: list[Posting]) -> None:
     """Add the household postings of each lot to its `attributed_fen`, lots in id order (so that workers
     attributing in parallel lock shared lots in one order)."""
     totals: dict[int, int] = defaultdict(int)
-    for ledger_account, amount, _component, refs in postings:
-        if ledger_account.kind == "household" and refs.get("lot_id"):
+    for ref, amount, _component, refs in postings:
+        if ref.kind == "household" and refs.get("lot_id"):
             totals[refs["lot_id"]] += amount
     for lot_id in sorted(totals):
         if totals[lot_id]:
@@ -154,17 +162,17 @@ def _line_context(event: OutboxEvent) -> tuple[OrderLine, dict[int, Allocation],
     return line, allocations, lot_suppliers, rates
 
 
-def _part_postings(parts: dict[Part, int], sign: int, *, accounts: _Accounts, order: Order, line: OrderLine,
+def _part_postings(parts: dict[Part, int], sign: int, *, order: Order, line: OrderLine,
                    allocation: Allocation, lot_supplier_id: int) -> list[Posting]:
     """Postings of one allocation's split (or refund difference), signed."""
-    return [(accounts.party(component, household_id, order=order, line=line, lot_supplier_id=lot_supplier_id),
+    return [(_party(component, household_id, order=order, line=line, lot_supplier_id=lot_supplier_id),
              sign * fen, component,
              {"order_line_id": line.id, "allocation_id": allocation.id, "lot_id": allocation.lot_id,
               "household_id": household_id})
             for (component, household_id), fen in sorted(parts.items(), key=lambda item: (item[0][0], item[0][1] or 0))]
 
 
-def _line_paid(event: OutboxEvent, order: Order, accounts: _Accounts) -> list[Posting]:
+def _line_paid(event: OutboxEvent, order: Order) -> list[Posting]:
     """The buyer's money off the source, each allocation's split to its parties."""
     line, allocations, lot_suppliers, rates = _line_context(event)
     contributors = _contributors(set(lot_suppliers))
@@ -175,11 +183,11 @@ def _line_paid(event: OutboxEvent, order: Order, accounts: _Accounts) -> list[Po
         parts = split_allocation(amount=item["quantity"] * line.unit_price_fen, rates=rates,
                                  o2o=order.channel in O2O_CHANNELS,
                                  contributors=contributors.get(allocation.lot_id, []), shareholders=shareholders)
-        postings += _part_postings(parts, 1, accounts=accounts, order=order, line=line, allocation=allocation,
+        postings += _part_postings(parts, 1, order=order, line=line, allocation=allocation,
                                    lot_supplier_id=lot_suppliers[allocation.lot_id])
     total = sum(amount for _account, amount, _component, _refs in postings)
     if total:
-        postings.insert(0, (accounts.source(order), -total, "payment", {"order_line_id": line.id}))
+        postings.insert(0, (_source(order), -total, "payment", {"order_line_id": line.id}))
     return postings
 
 
@@ -195,7 +203,7 @@ def _refunded_before(event: OutboxEvent) -> dict[int, int]:
     return taken
 
 
-def _line_refunded(event: OutboxEvent, order: Order, accounts: _Accounts) -> list[Posting]:
+def _line_refunded(event: OutboxEvent, order: Order) -> list[Posting]:
     """Per allocation touched, the attribution of its old remaining units minus that of its new remaining
     units, taken back from the parties; the refunded money back on the source."""
     line, allocations, lot_suppliers, rates = _line_context(event)
@@ -209,39 +217,39 @@ def _line_refunded(event: OutboxEvent, order: Order, accounts: _Accounts) -> lis
         parts = refund_difference(old_units=old_units, new_units=old_units - item["quantity"],
                                   unit_price=line.unit_price_fen, rates=rates, o2o=order.channel in O2O_CHANNELS,
                                   contributors=contributors.get(allocation.lot_id, []), shareholders=shareholders)
-        postings += _part_postings(parts, -1, accounts=accounts, order=order, line=line, allocation=allocation,
+        postings += _part_postings(parts, -1, order=order, line=line, allocation=allocation,
                                    lot_supplier_id=lot_suppliers[allocation.lot_id])
     total = -sum(amount for _account, amount, _component, _refs in postings)
     if total:
-        postings.insert(0, (accounts.source(order), total, "payment", {"order_line_id": line.id}))
+        postings.insert(0, (_source(order), total, "payment", {"order_line_id": line.id}))
     return postings
 
 
-def _refund_remainder(event: OutboxEvent, order: Order, accounts: _Accounts) -> list[Posting]:
+def _refund_remainder(event: OutboxEvent, order: Order) -> list[Posting]:
     """The part of an amount refund below one unit's price: borne by the platform, back on the source."""
     if not event.amount_fen:
         return []
-    return [(accounts.get("platform", "platform"), -event.amount_fen, "remainder", {}),
-            (accounts.source(order), event.amount_fen, "payment", {})]
+    return [(_ref("platform", "platform"), -event.amount_fen, "remainder", {}),
+            (_source(order), event.amount_fen, "payment", {})]
 
 
-def _payment_unallocated(event: OutboxEvent, order: Order, accounts: _Accounts) -> list[Posting]:
+def _payment_unallocated(event: OutboxEvent, order: Order) -> list[Posting]:
     """A payment that could not be allocated: received on the source, held as unallocated."""
     if not event.amount_fen:
         return []
-    return [(accounts.source(order), -event.amount_fen, "payment", {}),
-            (accounts.get("unallocated", "unallocated"), event.amount_fen, "unallocated", {})]
+    return [(_source(order), -event.amount_fen, "payment", {}),
+            (_ref("unallocated", "unallocated"), event.amount_fen, "unallocated", {})]
 
 
-def _payment_returned(event: OutboxEvent, order: Order, accounts: _Accounts) -> list[Posting]:
+def _payment_returned(event: OutboxEvent, order: Order) -> list[Posting]:
     """The automatic refund of an unallocated payment: off unallocated, back on the source."""
     if not event.amount_fen:
         return []
-    return [(accounts.get("unallocated", "unallocated"), -event.amount_fen, "unallocated", {}),
-            (accounts.source(order), event.amount_fen, "payment", {})]
+    return [(_ref("unallocated", "unallocated"), -event.amount_fen, "unallocated", {}),
+            (_source(order), event.amount_fen, "payment", {})]
 
 
-_BUILDERS: dict[str, Callable[[OutboxEvent, Order, _Accounts], list[Posting]]] = {
+_BUILDERS: dict[str, Callable[[OutboxEvent, Order], list[Posting]]] = {
     "line_paid": _line_paid,
     "line_refunded": _line_refunded,
     "refund_remainder": _refund_remainder,

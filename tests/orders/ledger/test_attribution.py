@@ -226,6 +226,47 @@ def test_five_concurrent_applications_of_one_event_post_once(pg_app):
     assert verify_ledger()["ok"] is True
 
 
+@pytest.mark.postgres
+def test_workers_attributing_in_parallel_share_new_accounts_and_lots_and_keep_the_chain(pg_app):
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    store = world["store"]
+    pg_app.extensions["outbox_consumers"] = {}  # the racers apply the events
+    event_ids = []
+    for _ in range(6):
+        order = paid_order(location_id=store.location_id, channel="counter", store=store, payment_method="cash",
+                           lines=[(world["product"], 1)], status="paid")
+        line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
+        event_ids.append(outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at).id)
+    db.session.commit()
+    barrier, errors = threading.Barrier(6), []
+
+    def run(event_id):
+        with pg_app.app_context():
+            barrier.wait()
+            try:
+                apply_event(db.session.get(OutboxEvent, event_id))
+                db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(event_id,)) for event_id in event_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 6
+    assert verify_ledger() == {**verify_ledger(), "ok": True, "transactions": 6}
+    # lot 1 (2 units) sold twice at 1250, lot 2 four times: household postings per lot pushed exactly
+    lot1, lot2 = (db.session.get(Lot, world[name].id) for name in ("lot1", "lot2"))
+    assert (lot1.attributed_fen, lot2.attributed_fen) == (2 * (125 + 37), 4 * 37)
+    assert balances()[f"store_cash:{store.id}"] == -6 * 1250
+
+
 def test_dividends_go_to_holders_valid_on_the_sale_date_only(app):
     today = outbox.sale_date_of(utcnow())
     world = make_world(today=today)
