@@ -389,12 +389,19 @@ def confirm_payment(*, order_id: int, intent_id: str, amount_fen: int, paid_at: 
     """Record a provider's confirmed payment of an order (called inside the event processor's transaction):
     "paid" (units allocated, outbox rows written), "already_paid", or "unallocatable" (nothing changed:
     a wrong amount, a cancelled order, or an expired one whose stock is gone — the caller refunds it)."""
-    order = lock_order(order_id)
+    return confirm_locked_payment(order=lock_order(order_id), intent_id=intent_id, amount_fen=amount_fen,
+                                  paid_at=paid_at)
+
+
+def confirm_locked_payment(*, order: Order, intent_id: str, amount_fen: int, paid_at: datetime,
+                           payment: Payment | None = None) -> str:
+    """`confirm_payment` of an order the caller has already locked (`lock_order`), with the intent's payment
+    row if the caller has it; the same outcomes."""
     if order.status in PAID_OR_LATER:
         return "already_paid"
     if amount_fen != order.total_fen:
         log.warning("payment %s for order %s is %s fen, the order is %s fen: not allocated",
-                    intent_id, order_id, amount_fen, order.total_fen)
+                    intent_id, order.id, amount_fen, order.total_fen)
         return "unallocatable"
     if order.status == "pending_payment":
         held = _portions(order, "reserved")
@@ -405,7 +412,8 @@ def confirm_payment(*, order_id: int, intent_id: str, amount_fen: int, paid_at: 
         return "unallocatable"
     order.paid_at, order.sale_date = paid_at, sale_date_of(paid_at)
     transition(order, "paid", actor_id=None, reason=f"payment {intent_id}")
-    payment = db.session.scalar(select(Payment).where(Payment.intent_id == intent_id))
+    if payment is None or payment.intent_id != intent_id:
+        payment = db.session.scalar(select(Payment).where(Payment.intent_id == intent_id))
     if payment is not None and payment.order_id == order.id:
         payment.status, payment.succeeded_at = "succeeded", paid_at
     if order.channel == "pickup":

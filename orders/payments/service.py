@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from orders.checkout.service import confirm_payment
+from orders.checkout.service import confirm_locked_payment
 from orders.locking import lock_order
 from orders.models import Order, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
@@ -180,8 +180,8 @@ def _succeeded(event: PaymentEvent, order: Order, payment: Payment) -> None:
     if payment.status == "returned":
         return
     amount = _amount(event.payload["data"]["object"], "amount_received", "amount")
-    outcome = confirm_payment(order_id=order.id, intent_id=payment.intent_id, amount_fen=amount,
-                              paid_at=event.created)
+    outcome = confirm_locked_payment(order=order, intent_id=payment.intent_id, amount_fen=amount,
+                                     paid_at=event.created, payment=payment)
     if outcome == "unallocatable":
         _return_payment(order=order, payment=payment, amount_fen=amount, paid_at=event.created)
         return
@@ -244,13 +244,15 @@ def process_event(*, event_id: int) -> str:
     if event.status in DONE:
         return event.status
     order_id = _order_id_of(event)
-    if (order_id is None or not event.intent_id
-            or db.session.scalar(select(Order.id).where(Order.id == order_id)) is None):
+    try:
+        order = lock_order(order_id) if order_id is not None and event.intent_id else None
+    except NotFound:
+        order = None
+    if order is None:
         event.status, event.processed_at = "ignored", utcnow()
         db.session.flush()
         log.info("payment event %s names no order of ours: ignored", event.event_id)
         return event.status
-    order = lock_order(order_id)
     event = db.session.scalar(select(PaymentEvent).where(PaymentEvent.id == event_id)
                               .execution_options(populate_existing=True))
     if event.status in DONE:
