@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import date
 from typing import NamedTuple
 
 from flask import current_app
@@ -139,7 +140,7 @@ def _contributors(lot_ids: set[int]) -> dict[int, list[Holder]]:
     return result
 
 
-def _shareholders(supplier_id: int, on) -> list[Holder]:
+def _shareholders(supplier_id: int, on: date) -> list[Holder]:
     """The supplier's dividend holders valid on the sale date, weighted by their summed shares."""
     shares = dividend_shares(supplier_id=supplier_id, on=on)
     if not shares:

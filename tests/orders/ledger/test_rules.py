@@ -233,3 +233,24 @@ def test_largest_remainder_small_cases(pool, weights, expected):
     """Hand-checked splits."""
     holders = [Holder(i + 1, w, "513431", "ABCD"[i]) for i, w in enumerate(weights)]
     assert largest_remainder(pool, holders) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_random_cart_is_attributed_in_full_and_as_the_oracle_says(data):
+    """Several lines (own price and rates, one or more lot allocations each): every fen of the cart's total
+    lands in exactly one part, and each party's total over the cart equals the oracle's."""
+    cart_total, code_total, oracle_total = 0, Counter(), Counter()
+    holders = data.draw(households())
+    links = data.draw(dividend_links(holders))
+    for _ in range(data.draw(st.integers(1, 4))):
+        price, rates, o2o = data.draw(st.integers(0, 10**6)), data.draw(rate_sets()), data.draw(st.booleans())
+        for k in data.draw(st.lists(st.integers(1, 50), min_size=1, max_size=3)):
+            lot = data.draw(households())
+            cart_total += k * price
+            code_total.update(as_oracle_parties(split_allocation(
+                amount=k * price, rates=Rates(*rates), o2o=o2o, contributors=holders_of(lot),
+                shareholders=[Holder(hid, shares, county, code) for hid, county, code, shares in links])))
+            oracle_total.update(oracle_split(k * price, rates, o2o, lot, links))
+    assert sum(code_total.values()) == cart_total
+    assert +code_total == +oracle_total
