@@ -17,6 +17,7 @@ from orders.ledger.verify import verify_ledger
 from orders.models import OrderLine, OutboxEvent, Payment
 from shop.db import db, utcnow
 from tests.catalog.factories import ProductFactory, make_lot
+from tests.catalog.test_concurrency import race
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.payments.conftest import user_with_token
 from tests.orders.refunds.conftest import paid_order
@@ -194,33 +195,23 @@ def test_the_same_event_applied_five_times_posts_once(app):
     assert outbox.deliver(event.id) is False
 
 
-@pytest.mark.postgres
-def test_five_concurrent_applications_of_one_event_post_once(pg_app):
+def test_five_concurrent_applications_of_one_event_post_once(racing_app):
     store = StoreFactory()
     product = ProductFactory(price_fen=1000)
     make_lot(product, db.session.get(Location, store.location_id), quantity=5)
     order = paid_order(location_id=store.location_id, channel="counter", store=store, payment_method="cash",
                        lines=[(product, 2)], status="paid")
     line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
-    pg_app.extensions["outbox_consumers"] = {}  # no delivery after this commit: the racers apply it
+    racing_app.extensions["outbox_consumers"] = {}  # no delivery after this commit: the racers apply it
     event_id = outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at).id
     db.session.commit()
-    barrier, results = threading.Barrier(5), []
+    posted = []
 
-    def run():
-        with pg_app.app_context():
-            barrier.wait()
-            results.append(apply_event(db.session.get(OutboxEvent, event_id)))
-            db.session.commit()
-            db.session.remove()
+    outcomes = race(racing_app, 5, lambda i: posted.append(apply_event(db.session.get(OutboxEvent, event_id))))
 
-    threads = [threading.Thread(target=run) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert sum(result is not None for result in results) == 1 and len(results) == 5
+    assert outcomes == Counter({"ok": 5})
+    assert sum(transaction is not None for transaction in posted) == 1
+    db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
     assert balances()[f"store_cash:{store.id}"] == -2000
     assert verify_ledger()["ok"] is True
