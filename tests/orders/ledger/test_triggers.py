@@ -13,8 +13,9 @@ pytestmark = pytest.mark.postgres
 
 def _linked_payment(amount: int = 100) -> int:
     """A committed, linked transaction: sandbox −amount, unallocated +amount; its id."""
-    transaction = chain.post(kind="payment_unallocated", postings=[(accounts.payments("sandbox"), -amount, "payment"),
-                                                                   (accounts.unallocated(), amount, "unallocated")])
+    transaction = chain.post(kind="payment_unallocated",
+                             postings=[(accounts.payments("sandbox"), -amount, "payment"),
+                                       (accounts.unallocated(), amount, "unallocated")])
     db.session.commit()
     return transaction.id
 
@@ -22,16 +23,17 @@ def _linked_payment(amount: int = 100) -> int:
 def _raw_transaction(*amounts: int) -> int:
     """A transaction written with raw SQL (no code checks), postings of `amounts` on the platform account; its id."""
     account_id = accounts.platform().id
-    transaction_id = db.session.scalar(text(
-        "INSERT INTO ledger_transactions (kind, posted_at, memo) VALUES ('payment_unallocated', now(), '') RETURNING id"))
+    transaction_id = db.session.scalar(text("INSERT INTO ledger_transactions (kind, posted_at, memo) "
+                                            "VALUES ('payment_unallocated', now(), '') RETURNING id"))
     for amount in amounts:
         db.session.execute(text("INSERT INTO ledger_postings (transaction_id, account_id, amount_fen, component) "
                                 "VALUES (:t, :a, :m, 'payment')"), {"t": transaction_id, "a": account_id, "m": amount})
     return transaction_id
 
 
-@pytest.mark.parametrize("statement", ["UPDATE ledger_postings SET amount_fen = amount_fen + 1 WHERE transaction_id = :t",
-                                       "DELETE FROM ledger_postings WHERE transaction_id = :t"])
+@pytest.mark.parametrize("statement", [
+    "UPDATE ledger_postings SET amount_fen = amount_fen + 1 WHERE transaction_id = :t",
+    "DELETE FROM ledger_postings WHERE transaction_id = :t"])
 def test_postings_cannot_be_updated_or_deleted(pg_app, statement):
     transaction_id = _linked_payment()
     with pytest.raises(DBAPIError, match="append-only"):

@@ -18,8 +18,9 @@ from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, Supp
 
 def pay_in(amount: int, provider: str = "sandbox") -> int:
     """A committed payment held unallocated; its transaction id."""
-    transaction = chain.post(kind="payment_unallocated", postings=[(accounts.payments(provider), -amount, "payment"),
-                                                                   (accounts.unallocated(), amount, "unallocated")])
+    transaction = chain.post(kind="payment_unallocated",
+                             postings=[(accounts.payments(provider), -amount, "payment"),
+                                       (accounts.unallocated(), amount, "unallocated")])
     db.session.commit()
     return transaction.id
 
@@ -32,8 +33,8 @@ def bad(first_bad_id, *, balanced=True, chain_intact=False, transactions=3) -> d
 
 def test_an_altered_posting_is_named(app):
     ids = [pay_in(100), pay_in(200), pay_in(300)]
-    db.session.execute(text("UPDATE ledger_postings SET amount_fen = 250 WHERE transaction_id = :t AND amount_fen = 200"),
-                       {"t": ids[1]})
+    db.session.execute(text("UPDATE ledger_postings SET amount_fen = 250 "
+                            "WHERE transaction_id = :t AND amount_fen = 200"), {"t": ids[1]})
     db.session.commit()
     assert verify_ledger() == bad(ids[1], balanced=False)
 
@@ -141,6 +142,8 @@ def test_transaction_list_errors(app, client, login):
     assert "to" in response.json["error"]["details"]
     response = client.get("/api/v1/ledger/transactions?from=yesterday", headers=headers)
     assert response.status_code == 422
+    response = client.get("/api/v1/ledger/transactions?from=0001-01-01", headers=headers)  # no Shanghai midnight in UTC
+    assert (response.status_code, list(response.json["error"]["details"])) == (422, ["from"])
     assert client.get("/api/v1/ledger/transactions", headers=login("consumer")).status_code == 403
 
 
@@ -162,7 +165,8 @@ def test_one_attribution_with_everything_to_recompute_it(app, client, login):
     transaction = chain.post(
         kind="line_paid", order_id=order.id, order_line_id=line.id, sale_date=order.sale_date,
         postings=[(accounts.payments("sandbox"), -2000, "payment", {"order_line_id": line.id}),
-                  (accounts.platform(), 100, "platform_fee", {"order_line_id": line.id, "allocation_id": allocation.id}),
+                  (accounts.platform(), 100, "platform_fee",
+                   {"order_line_id": line.id, "allocation_id": allocation.id}),
                   (accounts.household(first.id, supplier), 120, "premium",
                    {"allocation_id": allocation.id, "lot_id": lot.id, "household_id": first.id}),
                   (accounts.household(second.id, supplier), 80, "premium",
