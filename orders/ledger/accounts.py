@@ -7,6 +7,7 @@ counter sale's money, which arrives through the store's terminal), `unallocated`
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -25,10 +26,26 @@ def account(code: str, kind: str, **party: int) -> LedgerAccount:
     found = db.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
     if found is not None:
         return found
-    insert = _INSERTS[db.session.get_bind().dialect.name]
-    db.session.execute(insert(LedgerAccount).values(code=code, kind=kind, created_at=utcnow(), **party)
-                       .on_conflict_do_nothing(index_elements=["code"]))
+    _create(code, kind, party)
     return db.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+
+
+def _create(code: str, kind: str, party: dict) -> None:
+    """Insert the account unless it exists. On PostgreSQL in its own short transaction, committed at once, so
+    parallel attributors never wait on (or deadlock over) an account another one created in its open transaction;
+    in the caller's transaction if the party itself is not committed yet. (SQLite serialises writers anyway.)"""
+    engine = db.session.get_bind()
+    statement = (_INSERTS[engine.dialect.name](LedgerAccount.__table__)
+                 .values(code=code, kind=kind, created_at=utcnow(), **party)
+                 .on_conflict_do_nothing(index_elements=["code"]))
+    if engine.dialect.name == "postgresql":
+        try:
+            with engine.begin() as connection:
+                connection.execute(statement)
+            return
+        except IntegrityError:  # the store, supplier or household was created in the caller's open transaction
+            pass
+    db.session.execute(statement)
 
 
 def platform() -> LedgerAccount:

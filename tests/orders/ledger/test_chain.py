@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from orders.ledger import accounts, chain
 from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
@@ -142,3 +142,74 @@ def test_parallel_posting_keeps_the_chain_intact(pg_app):
                                "first_bad_id": None}
     assert db.session.scalar(select(func.count()).select_from(LedgerAccount)) == 2
     assert db.session.scalar(select(func.sum(Posting.amount_fen))) == 0
+
+
+@pytest.mark.postgres
+def test_the_chain_order_is_the_commit_order_and_only_linking_waits(pg_app):
+    accounts.payments("sandbox"), accounts.unallocated()  # the accounts exist (a first creation waits for its peer)
+    db.session.commit()
+    posted, release = threading.Event(), threading.Event()
+    slow_id, released = [], []
+
+    def slow_worker():
+        with pg_app.app_context():
+            try:
+                slow_id.append(pay_in(100).id)
+                posted.set()
+                released.append(release.wait(10))
+                db.session.commit()
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=slow_worker)
+    thread.start()
+    assert posted.wait(10)
+    fast = pay_in(200)  # posted after the slow one (a higher id), not blocked by its open transaction
+    db.session.commit()
+    release.set()
+    thread.join()
+    assert released == [True]  # the fast one committed while the slow one's transaction was still open
+    rows = db.session.execute(select(LedgerTransaction.id, LedgerTransaction.seq).order_by(LedgerTransaction.seq)).all()
+    assert [tuple(row) for row in rows] == [(fast.id, 1), (slow_id[0], 2)]
+    assert slow_id[0] < fast.id
+    assert verify_ledger()["ok"]
+
+
+@pytest.mark.postgres
+def test_an_account_created_in_an_open_transaction_is_at_once_there_for_others(pg_app):
+    created, release = threading.Event(), threading.Event()
+    theirs = []
+
+    def worker():
+        with pg_app.app_context():
+            try:
+                theirs.append(accounts.payments("alipay").id)
+                created.set()
+                release.wait(10)
+                db.session.rollback()  # its transaction never commits; the account stays
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert created.wait(10)
+        db.session.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting on the worker would fail here
+        assert accounts.payments("alipay").id == theirs[0]
+    finally:
+        release.set()
+        thread.join()
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(LedgerAccount)) == 1
+
+
+@pytest.mark.postgres
+def test_an_account_of_a_party_created_in_the_same_transaction(pg_app):
+    from tests.suppliers.factories import SupplierFactory
+
+    supplier = SupplierFactory()
+    db.session.flush()  # not committed: the account is created in this transaction
+    assert accounts.supplier(supplier.id).supplier_id == supplier.id
+    db.session.commit()
+    assert db.session.scalar(select(LedgerAccount.code).where(LedgerAccount.supplier_id == supplier.id)) == \
+        f"supplier:{supplier.id}"
