@@ -7,9 +7,9 @@ counter sale's money, which arrives through the store's terminal), `unallocated`
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from orders.ledger.models import LedgerAccount
 from shop.db import db, utcnow
