@@ -107,9 +107,11 @@ def _unapplied(event: OutboxEvent) -> list[Posting] | None:
 
 
 def _resolve(refs: set[AccountRef]) -> dict[AccountRef, LedgerAccount]:
-    """The accounts of `refs`, created if missing, in code order (racing creators never wait on each other
-    in a cycle)."""
-    return {ref: account(ref.code, ref.kind, **dict(ref.party)) for ref in sorted(refs)}
+    """The accounts of `refs` (one query), the missing ones created in code order (racing creators never wait
+    on each other in a cycle)."""
+    found = {row.code: row for row in db.session.scalars(
+        select(LedgerAccount).where(LedgerAccount.code.in_({ref.code for ref in refs})))}
+    return {ref: found.get(ref.code) or account(ref.code, ref.kind, **dict(ref.party)) for ref in sorted(refs)}
 
 
 def _push_lot_totals(postings: list[Posting]) -> None:
@@ -155,8 +157,8 @@ def _shareholders(supplier_id: int, on: date) -> list[Holder]:
 def _line_context(event: OutboxEvent) -> tuple[OrderLine, dict[int, Allocation], dict[int, int], Rates]:
     """The event's line, the allocations its payload names, their lots' suppliers, and the line's rates."""
     line = db.session.get(OrderLine, event.order_line_id)
-    ids = [item["allocation_id"] for item in event.payload.get("allocations", [])]
-    allocations = {a.id: a for a in db.session.scalars(select(Allocation).where(Allocation.id.in_(ids)))}
+    ids = {item["allocation_id"] for item in event.payload.get("allocations", [])}
+    allocations = {a.id: a for a in line.allocations if a.id in ids}
     lot_suppliers = dict(db.session.execute(select(Lot.id, Lot.supplier_id)
                                             .where(Lot.id.in_({a.lot_id for a in allocations.values()}))).all())
     rates = Rates(line.platform_fee_bp, line.store_commission_bp, line.household_premium_bp, line.dividend_bp)
