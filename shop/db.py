@@ -45,20 +45,35 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def commit() -> None:
-    """Commit the request's unit of work, unless an enclosing one (an idempotent write) will."""
+def _commit(keep_loaded: bool) -> None:
+    """Commit the session; with `keep_loaded` its objects stay as they are instead of being expired."""
+    session = db.session()
+    if not keep_loaded:
+        session.commit()
+        return
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
+def commit(*, keep_loaded: bool = False) -> None:
+    """Commit the request's unit of work, unless an enclosing one (an idempotent write) will. `keep_loaded`:
+    the objects are not reloaded afterwards (for a view answering with what it has just written and read)."""
     if not db.session.info.get("defer_commit"):
-        db.session.commit()
+        _commit(keep_loaded)
     else:
         db.session.flush()
 
 
-def commit_now() -> None:
+def commit_now(*, keep_loaded: bool = False) -> None:
     """Commit the work so far even inside a deferred unit of work (a write that must be durable before an
-    external call, e.g. a stock reservation before the payment provider); the enclosing unit of work is told."""
+    external call, e.g. a stock reservation before the payment provider); the enclosing unit of work is told.
+    `keep_loaded` as for `commit`."""
     if db.session.info.get("defer_commit"):
         db.session.info["committed_early"] = True
-    db.session.commit()
+    _commit(keep_loaded)
 
 
 @contextmanager

@@ -31,16 +31,19 @@ class Orders(MethodView):
     @blp.alt_response(503, description="`payment_provider_unavailable`: the order was cancelled")
     def post(self, data):
         """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned."""
-        order_id = service.place_order(actor=current_user(), **data).id  # read before the commit expires it
-        commit_now()  # the reservation is durable before the provider is called; no stock lock is held
+        order_id = service.place_order(actor=current_user(), **data).id
+        # the reservation is durable before the provider is called (no stock lock is held); the order just
+        # written stays loaded for the answer
+        commit_now(keep_loaded=True)
         try:
             service.start_payment(order_id=order_id)
         except service.PaymentProviderUnavailable:
             service.abandon_order(order_id=order_id, reason="payment provider unavailable")
             commit_now()
             raise
-        commit()
-        return service.read_order(actor=current_user(), order_id=order_id)
+        view = service.read_order(actor=current_user(), order_id=order_id)
+        commit(keep_loaded=True)
+        return view
 
 
 @blp.route("/orders/<int:order_id>")

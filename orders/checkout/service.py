@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -119,7 +120,7 @@ def _reserve_at(location_id: int, products: list[Product], lines: list[dict]) ->
 
 def _reserve_from_a_warehouse(products: list[Product], lines: list[dict]) -> tuple[int, list[list[Portion]]]:
     """Reserve the whole order at the first warehouse (by id) that can fill it; never split. Warehouses are
-    tried in id order from a live read of what they hold, each attempt in a savepoint."""
+    tried in id order from a live read of what they hold, each attempt but the last in a savepoint."""
     wanted = {p.id: line["quantity"] for p, line in zip(products, lines, strict=True)}
     rows = db.session.execute(
         select(Location.id, Stock.product_id, func.sum(Stock.on_hand - Stock.reserved))
@@ -130,14 +131,17 @@ def _reserve_from_a_warehouse(products: list[Product], lines: list[dict]) -> tup
         held.setdefault(location_id, {})
         if product_id is not None:
             held[location_id][product_id] = int(units or 0)
-    for location_id, units in held.items():
-        if all(units.get(pid, 0) >= qty for pid, qty in wanted.items()):
-            try:
-                with db.session.begin_nested():
-                    return location_id, _reserve_at(location_id, products, lines)
-            except Conflict as exc:
-                if exc.code != "insufficient_stock":
-                    raise
+    candidates = [location_id for location_id, units in held.items()
+                  if all(units.get(pid, 0) >= qty for pid, qty in wanted.items())]
+    for location_id in candidates:
+        # the last candidate needs no savepoint: if it cannot fill the order either, the request fails whole
+        attempt = db.session.begin_nested() if location_id != candidates[-1] else nullcontext()
+        try:
+            with attempt:
+                return location_id, _reserve_at(location_id, products, lines)
+        except Conflict as exc:
+            if exc.code != "insufficient_stock":
+                raise
     best = max(held.values(), key=lambda u: sum(u.get(pid, 0) >= q for pid, q in wanted.items()), default={})
     raise _short(products, {"lines": [
         {"product_id": p.id, "requested": line["quantity"], "available": best.get(p.id, 0)}
@@ -186,7 +190,7 @@ def start_payment(*, order_id: int) -> Payment:
     existing = db.session.scalar(select(Payment).where(Payment.order_id == order_id).order_by(Payment.id.desc()))
     if existing is not None:
         return existing
-    total_fen = db.session.scalar(select(Order.total_fen).where(Order.id == order_id))
+    total_fen = db.session.get(Order, order_id).total_fen  # no query when the caller still holds the order
     provider = get_provider()
     try:
         intent = provider.create_intent(order_id=order_id, amount_fen=total_fen)
