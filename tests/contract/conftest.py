@@ -23,12 +23,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog import inventory
 from catalog.models import InventoryUpload, Location
 from orders.checkout import service as checkout
 from orders.counter import service as counter
+from orders.ledger.models import LedgerTransaction
 from orders.models import Order, Payment, StockTransfer
 from orders.payments import service as payments
 from orders.refunds import service as refunds
@@ -247,6 +248,7 @@ def seed_world(app) -> World:
     world.headers["anonymous"] = {}
     _seed_orders(world, client, users, sku=own_product.sku, hub=hub, own_store=own_store, other_store=other_store)
     db.session.commit()
+    world.ids["ledger_transaction_id"] = {"own": db.session.scalar(select(func.min(LedgerTransaction.id)))}
     return world
 
 

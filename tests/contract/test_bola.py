@@ -149,6 +149,8 @@ TABLE: dict[tuple[str, str], Route] = {
                                                                 body=lambda w, k: {"resellable": False}),
     ("POST", "/api/v1/after-sales/<request_id>/reject"): Route(STORE, "request_id", write=True,
                                                                body=lambda w, k: {"reason": "照片看不出破损"}),
+    ("GET", "/api/v1/ledger/transactions/<transaction_id>"): Route(("admin", "auditor"), "ledger_transaction_id",
+                                                                   sees_all=("admin", "auditor")),
 }
 # Routes with a path parameter that name no object of anyone's: Flask's static files, the API docs' assets.
 NOT_OBJECTS = {("GET", "/static/<filename>"), ("GET", "/api/v1/docs/assets/<filename>")}
