@@ -381,6 +381,8 @@ def adjust(*, location_id: int, lot_id: int, delta: int) -> None:
         receive(location_id=location_id, lot_id=lot_id, quantity=delta)
         return
     rows = _lock((Stock.location_id == location_id) & (Stock.lot_id == lot_id))
+    if not rows and db.session.get(Lot, lot_id) is None:
+        raise NotFound(f"No lot {lot_id}.", code="lot_not_found")
     if not rows or rows[0][0].available < -delta:
         held = rows[0][0] if rows else None
         raise Conflict("The adjustment would take stock below what is reserved.", code="below_reserved",

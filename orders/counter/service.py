@@ -73,6 +73,8 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
     store = get_store_for(actor=actor, store_id=store_id)
     _hold_shift(store_id=store.id, shift_id=shift_id)
     if client_created_at is None:
+        if not store.active:  # a closed store sells nothing new; its till's queued offline sales still arrive
+            raise Conflict(f"Store {store.id} is inactive.", code="store_inactive")
         shift = open_shift(store_id=store.id, shift_id=shift_id)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=utcnow())
     shift = get_shift(store_id=store.id, shift_id=shift_id)

@@ -177,8 +177,9 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
         transition(order, "refunded", actor_id=actor_id, reason=reason[:200])
 
 
-def _cash_shift_id(order: Order) -> int | None:
-    """The shift a cash refund is paid out of: the sale's shift if still open, else the store's open one."""
+def _till_shift_id(order: Order) -> int | None:
+    """The shift a counter refund (cash or card) is booked in: the sale's shift if still open, else the
+    store's open one."""
     if order.shift_id and db.session.scalar(select(Shift.closed_at).where(Shift.id == order.shift_id)) is None:
         return order.shift_id
     if order.store_id is None:
@@ -222,7 +223,7 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     amount = sum(request.quantity * checked[request.line_id].unit_price_fen for request in lines)
     refund = Refund(order_id=order.id, amount_fen=amount, method=order.payment_method, reason=reason,
                     source=source, created_by=actor.id,
-                    shift_id=_cash_shift_id(order) if order.payment_method == "cash" else None)
+                    shift_id=None if order.payment_method in PROVIDER_METHODS else _till_shift_id(order))
     db.session.add(refund)
     db.session.flush()
     if order.payment_method in PROVIDER_METHODS and amount > 0:
@@ -256,6 +257,11 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
     known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == provider_refund_id))
     if known is not None:
         return None
+    refundable = _refundable_fen(order)
+    if amount_fen > refundable:
+        log.error("provider refund %s of order %s is %s fen but only %s fen is refundable: capped",
+                  provider_refund_id, order.id, amount_fen, refundable)
+        amount_fen = refundable
     requests, remainder = amount_to_units(_fresh_lines(order), amount_fen)
     refund = Refund(order_id=order.id, provider_refund_id=provider_refund_id, amount_fen=amount_fen,
                     method=order.payment_method, reason=PROVIDER_REASON, source="provider")
@@ -269,6 +275,13 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
     _close_if_fully_refunded(order, actor_id=None, reason=PROVIDER_REASON)
     notify(kind="refund_made", order_id=order.id)
     return refund
+
+
+def _refundable_fen(order: Order) -> int:
+    """What may still be refunded of an order: its payment less every refund already recorded."""
+    refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
+                                 .where(Refund.order_id == order.id))
+    return max(order.total_fen - int(refunded), 0)
 
 
 def refund_event_ids(refund: Refund) -> list[int]:

@@ -11,7 +11,7 @@ from catalog.inventory import TRACE_ALPHABET, Portion, StockRequest
 from catalog.models import Lot, Stock
 from catalog.service import today
 from shop.db import db
-from shop.errors import Conflict, ValidationError
+from shop.errors import Conflict, NotFound, ValidationError
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body, make_lot
 from tests.suppliers.factories import HouseholdFactory
 
@@ -308,6 +308,9 @@ def test_adjustments_count_write_off_and_find_but_never_below_reserved(three_lot
     assert refused.value.code == "below_reserved"
     by_lot = {lot: (on_hand, reserved) for lot, on_hand, reserved in stock_of(location, product)}
     assert by_lot[early.id] == (3, 3)
+    with pytest.raises(NotFound) as unknown:
+        inventory.adjust(location_id=location.id, lot_id=early.id + 100, delta=-1)
+    assert unknown.value.code == "lot_not_found"
     other = LocationFactory()
     inventory.adjust(location_id=other.id, lot_id=early.id, delta=2)  # found where it was never booked
     assert stock_of(other, product) == [(early.id, 2, 0)]

@@ -120,6 +120,15 @@ def test_a_sale_needs_an_open_shift_of_the_store(client, counter, staff):
     assert _orders() == 0 and db.session.scalar(select(func.count(SaleConflict.id))) == 0
 
 
+def test_an_inactive_store_sells_nothing_new(client, counter, staff):
+    counter.store.active = False
+    db.session.commit()
+    response = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", json=sale_body(counter),
+                           headers=staff)
+    assert (response.status_code, response.json["error"]["code"]) == (409, "store_inactive")
+    assert _orders() == 0
+
+
 def test_only_the_stores_staff_and_admins_sell(client, counter, login):
     other_clerk = clerk(StoreFactory())
     url = f"/api/v1/stores/{counter.store.id}/counter-sales"

@@ -247,11 +247,11 @@ def test_an_amount_refund_walks_lines_from_last_to_first_and_leaves_a_remainder(
 def test_a_cheaper_earlier_line_still_takes_units_and_a_full_amount_refunds_the_order(world):
     order = _two_line_order(world)
 
-    first = service.record_provider_refund(order_id=order.id, provider_refund_id="re_a", amount_fen=2500,
+    first = service.record_provider_refund(order_id=order.id, provider_refund_id="re_a", amount_fen=2000,
                                            occurred_at=utcnow())
     db.session.commit()
-    assert [(line.quantity, line.amount_fen) for line in first.lines] == [(2, 2000)]
-    assert db.session.scalar(select(OutboxEvent.amount_fen).where(OutboxEvent.kind == "refund_remainder")) == 500
+    assert [(line.quantity, line.amount_fen) for line in first.lines] == [(2, 2000)]  # ¥20 buys no ¥30 unit
+    assert db.session.scalar(select(OutboxEvent.id).where(OutboxEvent.kind == "refund_remainder")) is None
 
     second = service.record_provider_refund(order_id=order.id, provider_refund_id="re_b", amount_fen=3000,
                                             occurred_at=utcnow())
@@ -288,3 +288,26 @@ def test_refunds_are_listed_for_whoever_may_see_the_order(client, world):
     assert [(r["id"], r["outbox_event_ids"]) for r in listed.json["items"]] == [
         (created["id"], created["outbox_event_ids"])]
     assert client.get(f"/api/v1/orders/{order.id}/refunds", headers=other_clerk).status_code == 404
+
+
+def test_a_card_refund_at_the_counter_is_booked_in_the_open_shift(client, world):
+    order = _counter_sale(world, payment_method="card")
+    _, clerk = user_with_token("store_staff", store_id=world["store"].id)
+    db.session.commit()
+    refund = _refund(client, clerk, order, 1)
+    assert refund.status_code == 201, refund.json
+    assert (refund.json["method"], refund.json["shift_id"]) == ("card", world["shift"].id)
+    card = client.get(f"/api/v1/shifts/{world['shift'].id}", headers=clerk).json
+    assert str(refund.json["amount_fen"]) in str(card)  # the shift report nets the card refund
+
+
+def test_a_provider_refund_beyond_what_was_paid_is_capped_at_the_refundable_amount(world):
+    order = _two_line_order(world)  # 5000 fen paid
+    first = service.record_provider_refund(order_id=order.id, provider_refund_id="re_big", amount_fen=1_000_000,
+                                           occurred_at=utcnow())
+    second = service.record_provider_refund(order_id=order.id, provider_refund_id="re_more", amount_fen=500,
+                                            occurred_at=utcnow())
+    db.session.commit()
+    assert (first.amount_fen, second.amount_fen) == (5000, 0)
+    assert db.session.scalar(select(func.sum(Refund.amount_fen))) == 5000
+    assert db.session.get(Order, order.id).status == "refunded"
