@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from catalog.models import Location, LotContribution
@@ -201,3 +202,13 @@ def test_a_transaction_without_a_line_and_a_missing_one(app, client, login):
     assert body["attribution"] is None and body["hash"] == db.session.get(LedgerTransaction, transaction_id).hash
     response = client.get("/api/v1/ledger/transactions/999999", headers=headers)
     assert (response.status_code, response.json["error"]["code"]) == (404, "ledger_transaction_not_found")
+
+
+@pytest.mark.postgres
+def test_an_alteration_behind_the_triggers_back_is_named_on_postgres(pg_app):
+    ids = [pay_in(100), pay_in(200), pay_in(300)]
+    db.session.execute(text("SET LOCAL session_replication_role = replica"))  # a superuser disabling the triggers
+    db.session.execute(text("UPDATE ledger_postings SET amount_fen = -amount_fen WHERE transaction_id = :t"),
+                       {"t": ids[2]})
+    db.session.commit()
+    assert verify_ledger() == bad(ids[2])  # still balanced, the chain names it
