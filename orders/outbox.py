@@ -1,10 +1,11 @@
 """The outbox of money events: written in the same transaction as the change it records, delivered after.
 
 `record_event` adds a row (`line_paid`, `line_refunded`, `refund_remainder`, `payment_unallocated`,
-`payment_returned`, DESIGN.md) and queues its delivery once the transaction commits. Delivery runs
-the registered consumers (the ledger registers itself; they must apply each event id at most once)
-and marks the row delivered. Nothing is lost when the broker is down or a worker dies: the
-`orders.outbox` sweeper re-queues rows still undelivered after a grace period.
+`payment_returned`, DESIGN.md); once the transaction commits, one task delivers all the events it
+wrote. Delivery runs the registered consumers (the ledger registers itself; they must apply each
+event id at most once) and marks each row delivered. Nothing is lost when the broker is down or a
+worker dies: the `orders.outbox` sweeper re-queues rows still undelivered after a grace period,
+each in its own task.
 """
 from __future__ import annotations
 
@@ -46,9 +47,28 @@ def record_event(*, kind: str, order: Order, occurred_at: datetime, line: OrderL
                         queued_at=utcnow())
     db.session.add(event)
     db.session.flush()
-    event_id = event.id
-    after_commit(lambda: _queue(event_id))
+    _delivery().event_ids.append(event.id)
     return event
+
+
+class _Delivery:
+    """The after-commit callback queueing one delivery task for all the events of one transaction."""
+
+    def __init__(self):
+        self.event_ids: list[int] = []
+
+    def __call__(self) -> None:
+        """Send the delivery task of this transaction's events."""
+        _queue(self.event_ids)
+
+
+def _delivery() -> _Delivery:
+    """The current transaction's pending delivery (one after-commit callback, however many events)."""
+    pending = next((c for c in db.session.info.get("after_commit", []) if isinstance(c, _Delivery)), None)
+    if pending is None:
+        pending = _Delivery()
+        after_commit(pending)
+    return pending
 
 
 def allocation_payload(allocations: list[Allocation], *, quantities: dict[int, int] | None = None) -> list[dict]:
@@ -68,11 +88,16 @@ def record_line_paid(*, order: Order, line: OrderLine, occurred_at: datetime) ->
                                  "allocations": allocation_payload(allocated)})
 
 
-def _queue(event_id: int) -> None:
-    """Send the delivery task (after the event's transaction committed)."""
+def _queue(event_ids: list[int]) -> None:
+    """Send one delivery task for `event_ids` (after their transaction committed)."""
     from orders.tasks import deliver_outbox
 
-    deliver_outbox.delay(event_id)
+    deliver_outbox.delay(event_ids)
+
+
+def deliver_all(event_ids: list[int]) -> int:
+    """Deliver each of `event_ids` not yet delivered, in id order; how many were. The caller commits."""
+    return sum(deliver(event_id) for event_id in sorted(event_ids))
 
 
 def deliver(event_id: int) -> bool:
@@ -95,9 +120,9 @@ def requeue_undelivered() -> int:
         select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None),
                                   func.coalesce(OutboxEvent.queued_at, OutboxEvent.created_at) < now - REQUEUE_AFTER)
         .order_by(OutboxEvent.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)).all()
-    for event in stale:
+    for event in stale:  # one task each: an event that keeps failing does not hold the others back
         event.queued_at = now
         event_id = event.id
-        after_commit(lambda event_id=event_id: _queue(event_id))
+        after_commit(lambda event_id=event_id: _queue([event_id]))
     db.session.flush()
     return len(stale)

@@ -7,6 +7,7 @@ from orders import outbox
 
 
 @shared_task(name="orders.deliver_outbox", acks_late=True, ignore_result=True)  # nothing reads it
-def deliver_outbox(event_id: int) -> bool:
-    """Deliver one outbox event to its consumers (idempotent: a delivered event is left alone)."""
-    return outbox.deliver(event_id)
+def deliver_outbox(event_ids: list[int]) -> int:
+    """Deliver the outbox events of one transaction to their consumers (idempotent: a delivered event is left
+    alone); how many were delivered now."""
+    return outbox.deliver_all(event_ids)
