@@ -125,12 +125,11 @@ def receive_event(*, payload: bytes, signature: str | None) -> int | None:
 
 # --- processing ---------------------------------------------------------------------------------------
 
-def _order_id_of(event: PaymentEvent) -> int | None:
-    """The order an event concerns: the one its PaymentIntent was made for, else its metadata's `order_id`."""
-    if event.intent_id:
-        order_id = db.session.scalar(select(Payment.order_id).where(Payment.intent_id == event.intent_id))
-        if order_id is not None:
-            return order_id
+def _order_id_of(event: PaymentEvent, intent_order_id: int | None) -> int | None:
+    """The order an event concerns: the one its PaymentIntent was made for (`intent_order_id`, read with the
+    event), else its metadata's `order_id`."""
+    if event.intent_id and intent_order_id is not None:
+        return intent_order_id
     metadata = event.payload["data"]["object"].get("metadata")
     raw = metadata.get("order_id") if isinstance(metadata, dict) else None
     if isinstance(raw, str) and raw.isdigit() and 0 < len(raw) <= 10 and int(raw) <= MAX_ID:
@@ -238,12 +237,15 @@ def _apply(event: PaymentEvent, order: Order) -> str:
 
 def process_event(*, event_id: int) -> str:
     """Process a stored event under its order's lock (idempotent); its status afterwards, or "missing"."""
-    event = db.session.get(PaymentEvent, event_id)
-    if event is None:
+    found = db.session.execute(select(PaymentEvent, Payment.order_id)
+                               .outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
+                               .where(PaymentEvent.id == event_id)).first()
+    if found is None:
         return "missing"
+    event = found.PaymentEvent
     if event.status in DONE:
         return event.status
-    order_id = _order_id_of(event)
+    order_id = _order_id_of(event, found.order_id)
     try:
         order = lock_order(order_id) if order_id is not None and event.intent_id else None
     except NotFound:
