@@ -285,13 +285,14 @@ def read_order(*, actor: User, order_id: int) -> OrderView:
 
 def list_orders(*, actor: User, limit: int, cursor: str | None, store_id: int | None = None,
                 status: str | None = None, channel: str | None = None) -> dict:
-    """A page of the orders `actor` may see, newest first: a consumer's own, a store's (staff name their
-    store: another store is `store_not_found` 404), or any (admins, with filters)."""
+    """A page of the orders `actor` may see, oldest first: a consumer's own, a store's (staff: their own store's,
+    by default; another store is `store_not_found` 404), or any (admins, with filters)."""
     query = select(Order)
     if actor.role == "consumer":
         query = query.where(Order.consumer_id == actor.id)
     elif actor.role == "store_staff":
-        if store_id is None or store_id != actor.store_id:
+        store_id = actor.store_id if store_id is None else store_id
+        if store_id != actor.store_id:
             raise NotFound(f"No store {store_id}.", code="store_not_found")
     if store_id is not None:
         query = query.where(Order.store_id == store_id)
