@@ -42,7 +42,8 @@ REFUND_FAILED = ("failed", "canceled")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 200
-UNALLOCATED_REASON = "The payment could not be allocated (order expired or cancelled, stock gone): returned in full."
+UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
+                      "expired or was cancelled and its stock is gone): returned in full.")
 
 
 class InvalidSignature(AppError):
