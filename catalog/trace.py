@@ -1,17 +1,15 @@
 """Public traceability: a lot's trace as JSON, an HTML page and a QR code, with no personal data."""
 from __future__ import annotations
 
-import io
 import re
 
-import qrcode
 from flask import Blueprint, render_template, url_for
-from qrcode.image.svg import SvgPathImage
 
 from catalog.inventory import find_lot_by_trace_code
 from catalog.service import product_view, today
 from shop.errors import NotFound
 from shop.fields import normalise_identifier
+from shop.qr import svg_qr
 
 MIN_GROUP = 3
 MAX_TRACE_CODE_INPUT = 64  # longer path segments cannot spell a trace code
@@ -68,9 +66,5 @@ def trace_qr(code: str):
         data = trace(trace_code=code)
     except NotFound:
         return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
-    image = qrcode.make(url_for(".trace_page", code=data["trace_code"], _external=True),
-                        image_factory=SvgPathImage, box_size=10, border=2)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    return buffer.getvalue(), 200, {"Content-Type": "image/svg+xml",
-                                    "Cache-Control": "public, max-age=86400"}
+    return svg_qr(url_for(".trace_page", code=data["trace_code"], _external=True)), 200, {
+        "Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"}

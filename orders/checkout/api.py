@@ -1,6 +1,7 @@
 """Routes: place, list and read online orders; cancel, ship and deliver them."""
 from __future__ import annotations
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -10,6 +11,7 @@ from shop.auth.security import current_user, require_role
 from shop.db import commit, commit_now
 from shop.idempotency import idempotent
 from shop.pagination import page_schema
+from shop.qr import svg_qr
 
 blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Online orders")
 
@@ -52,6 +54,15 @@ class Orders(MethodView):
 def get_order(order_id):
     """An order: status, lines with refunds, pickup code (owner only), tracking and its history."""
     return service.read_order(actor=current_user(), order_id=order_id)
+
+
+@blp.route("/orders/<int:order_id>/pickup-qr.svg")
+@require_role("consumer")
+@blp.response(200, {"format": "binary", "type": "string"}, content_type="image/svg+xml")
+def pickup_qr(order_id):
+    """The pickup code as a QR code, for the buyer to show at the store (the till's scanner types the code)."""
+    return Response(svg_qr(service.pickup_code(actor=current_user(), order_id=order_id)),
+                    mimetype="image/svg+xml", headers={"Cache-Control": "private, no-store"})
 
 
 @blp.route("/orders/<int:order_id>/cancel", methods=["POST"])

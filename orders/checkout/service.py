@@ -283,6 +283,15 @@ def read_order(*, actor: User, order_id: int) -> OrderView:
     return view_order(actor=actor, order=get_order_for(actor=actor, order_id=order_id))
 
 
+def pickup_code(*, actor: User, order_id: int) -> str:
+    """The code the buyer shows to collect a paid pickup order (`pickup_code_not_found` 404 once collected,
+    before payment, or for anyone but the buyer)."""
+    order = get_order_for(actor=actor, order_id=order_id)
+    if order.consumer_id != actor.id or order.status != "paid" or not order.pickup_code:
+        raise NotFound(f"Order {order_id} has no pickup code to show.", code="pickup_code_not_found")
+    return order.pickup_code
+
+
 def list_orders(*, actor: User, limit: int, cursor: str | None, store_id: int | None = None,
                 status: str | None = None, channel: str | None = None) -> dict:
     """A page of the orders `actor` may see, oldest first: a consumer's own, a store's (staff: their own store's,

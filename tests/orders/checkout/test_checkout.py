@@ -232,8 +232,17 @@ def test_pickup_code_only_for_the_owner(client, login, world):
     staff = login("store_staff", store_id=world["store"].id)
     staff_view = client.get(f"/api/v1/orders/{order_id}", headers=staff).json
     assert staff_view["pickup_code"] is None and staff_view["status"] == "paid"
+    unpaid = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)), headers=alice)
+    no_code = client.get(f"/api/v1/orders/{unpaid.json['id']}/pickup-qr.svg", headers=alice)
+    assert (no_code.status_code, no_code.json["error"]["code"]) == (404, "pickup_code_not_found")
     admin_view = client.get(f"/api/v1/orders/{order_id}", headers=login("admin")).json
     assert admin_view["pickup_code"] is None
+
+    qr = client.get(f"/api/v1/orders/{order_id}/pickup-qr.svg", headers=alice)
+    assert qr.status_code == 200 and qr.mimetype == "image/svg+xml" and b"<svg" in qr.data
+    stranger = client.get(f"/api/v1/orders/{order_id}/pickup-qr.svg", headers=login("consumer"))
+    assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "order_not_found")
+    assert client.get(f"/api/v1/orders/{order_id}/pickup-qr.svg", headers=staff).status_code == 403
 
 
 def test_store_staff_list_their_store_only(client, login, world):
