@@ -152,6 +152,11 @@ TABLE: dict[tuple[str, str], Route] = {
                                                                body=lambda w, k: {"reason": "照片看不出破损"}),
     ("GET", "/api/v1/ledger/transactions/<transaction_id>"): Route(("admin", "auditor"), "ledger_transaction_id",
                                                                    sees_all=("admin", "auditor")),
+    # statements: a co-op its households' accounts at itself (also a linked household) and its own supplier;
+    # staff their own store
+    ("GET", "/api/v1/households/<household_id>/statement"): Route(COOP, "household_id"),
+    ("GET", "/api/v1/suppliers/<supplier_id>/statement"): Route(COOP, "supplier_id"),
+    ("GET", "/api/v1/stores/<store_id>/statement"): Route(STORE, "store_id"),
 }
 # Routes with a path parameter that name no object of anyone's: Flask's static files, the API docs' assets.
 NOT_OBJECTS = {("GET", "/static/<filename>"), ("GET", "/api/v1/docs/assets/<filename>")}

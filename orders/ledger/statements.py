@@ -1,0 +1,142 @@
+"""Statements of households, suppliers and stores (DESIGN.md: by posting time, so a printed one never changes).
+
+A statement lists an account's postings posted in [from, to) (Asia/Shanghai dates), in posting order, each
+with its date, product (the order line's SKU and name), lot code, amount, component and running balance,
+after the opening balance (everything posted before `from`). A co-op sees a household's account at itself
+(`household:<hid>@supplier:<its id>`: what its own lots and shares earned the household); an admin sees the
+sum of all the household's accounts. A store's statement shows its commission account and the counter cash
+it holds (`store_cash:<id>`, shown as cash held: the ledger's sign reversed) and what it must remit: the
+cash held net of the commission it is owed.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import exists, func, select
+
+from catalog.models import Lot
+from orders.ledger.audit import shanghai_midnight
+from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.models import OrderLine, Store
+from orders.outbox import sale_date_of
+from shop.auth.models import User
+from shop.db import db
+from shop.errors import NotFound, ValidationError
+from suppliers.identifiers import mask_id_number
+from suppliers.models import Household, Supplier, SupplierHousehold
+
+
+def _check_period(from_date: date | None, to_date: date | None) -> None:
+    """A period whose `to` is after its `from`, else 422."""
+    if from_date and to_date and to_date <= from_date:
+        raise ValidationError("The period is empty.", details={"to": ["Must be after `from`."]})
+
+
+def _account_ids(*conditions) -> list[int]:
+    """The ids of the ledger accounts matching `conditions`."""
+    return list(db.session.scalars(select(LedgerAccount.id).where(*conditions).order_by(LedgerAccount.id)))
+
+
+def _entries(account_ids: list[int], *, from_date: date | None, to_date: date | None, sign: int = 1) -> dict:
+    """Opening balance, entries with running balance, and totals of `account_ids` in [from, to) by posting time
+    (amounts multiplied by `sign`)."""
+    opening = 0
+    entries: list[dict] = []
+    if account_ids:
+        if from_date:
+            opening = sign * int(db.session.scalar(
+                select(func.coalesce(func.sum(Posting.amount_fen), 0))
+                .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+                .where(Posting.account_id.in_(account_ids),
+                       LedgerTransaction.posted_at < shanghai_midnight(from_date))))
+        query = (select(Posting.id, Posting.amount_fen, Posting.component, LedgerTransaction.id.label("transaction_id"),
+                        LedgerTransaction.kind, LedgerTransaction.posted_at, LedgerTransaction.order_id,
+                        LedgerTransaction.sale_date, OrderLine.sku, OrderLine.name, Lot.lot_code)
+                 .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+                 .outerjoin(OrderLine, OrderLine.id == Posting.order_line_id)
+                 .outerjoin(Lot, Lot.id == Posting.lot_id)
+                 .where(Posting.account_id.in_(account_ids))
+                 .order_by(LedgerTransaction.posted_at, LedgerTransaction.id, Posting.id))
+        if from_date:
+            query = query.where(LedgerTransaction.posted_at >= shanghai_midnight(from_date))
+        if to_date:
+            query = query.where(LedgerTransaction.posted_at < shanghai_midnight(to_date))
+        balance = opening
+        for row in db.session.execute(query):
+            amount = sign * row.amount_fen
+            balance += amount
+            entries.append({"posting_id": row.id, "transaction_id": row.transaction_id, "kind": row.kind,
+                            "date": sale_date_of(row.posted_at), "posted_at": row.posted_at,
+                            "order_id": row.order_id, "sale_date": row.sale_date, "sku": row.sku,
+                            "product": row.name, "lot_code": row.lot_code, "component": row.component,
+                            "amount_fen": amount, "balance_fen": balance})
+    credits = sum(e["amount_fen"] for e in entries if e["amount_fen"] > 0)
+    debits = sum(e["amount_fen"] for e in entries if e["amount_fen"] < 0)
+    return {"opening_balance_fen": opening, "entries": entries,
+            "totals": {"credits_fen": credits, "debits_fen": debits, "net_fen": credits + debits,
+                       "closing_balance_fen": opening + credits + debits}}
+
+
+def household_statement(*, household_id: int, user: User, from_date: date | None = None,
+                        to_date: date | None = None, page: bool = False) -> dict:
+    """A household's statement: a co-op's account of it (404 if the co-op does not work with it), or for an
+    admin the sum of all its accounts; with `page`, also what the printable page shows of the household."""
+    _check_period(from_date, to_date)
+    household = db.session.get(Household, household_id)
+    scope = user.supplier_id
+    if household is not None and scope is not None:
+        code = f"household:{household_id}@supplier:{scope}"
+        works_with = db.session.scalar(select(
+            exists().where(SupplierHousehold.supplier_id == scope, SupplierHousehold.household_id == household_id)
+            | exists().where(LedgerAccount.code == code)))
+        household = household if works_with else None
+    if household is None:
+        raise NotFound(f"No household {household_id}.", code="household_not_found")
+    if scope is not None:
+        account_ids = _account_ids(LedgerAccount.code == f"household:{household_id}@supplier:{scope}")
+    else:
+        account_ids = _account_ids(LedgerAccount.kind == "household", LedgerAccount.household_id == household_id)
+    supplier = db.session.get(Supplier, scope) if scope is not None else None
+    shown = {"page": _page(household, supplier)} if page else {}
+    return {**shown, "party": "household", "party_id": household_id, "from": from_date, "to": to_date,
+            "household": {"id": household.id, "code": household.code, "county_code": household.county_code,
+                          "village": household.village},
+            "supplier_id": scope, "supplier_name": supplier.name if supplier else None,
+            "accounts": list(db.session.scalars(select(LedgerAccount.code).where(LedgerAccount.id.in_(account_ids))
+                                                .order_by(LedgerAccount.id))) if account_ids else [],
+            **_entries(account_ids, from_date=from_date, to_date=to_date)}
+
+
+def _page(household: Household, supplier: Supplier | None) -> dict:
+    """What the printable page shows of the household: code, village, head's name and masked ID number."""
+    return {"code": household.code, "village": household.village, "head_name": household.head_name,
+            "id_number": mask_id_number(household.id_number), "supplier_name": supplier.name if supplier else None}
+
+
+def supplier_statement(*, supplier_id: int, user: User, from_date: date | None = None,
+                       to_date: date | None = None) -> dict:
+    """A supplier's statement (its own co-op, or an admin)."""
+    _check_period(from_date, to_date)
+    if (user.supplier_id is not None and user.supplier_id != supplier_id) \
+            or db.session.get(Supplier, supplier_id) is None:
+        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+    code = f"supplier:{supplier_id}"
+    return {"party": "supplier", "party_id": supplier_id, "from": from_date, "to": to_date,
+            "accounts": [code], **_entries(_account_ids(LedgerAccount.code == code),
+                                           from_date=from_date, to_date=to_date)}
+
+
+def store_statement(*, store_id: int, user: User, from_date: date | None = None, to_date: date | None = None) -> dict:
+    """A store's statement (its own staff, or an admin): its commission, the counter cash it holds, and what it
+    must remit (cash held net of commission) at the period's end."""
+    _check_period(from_date, to_date)
+    if (user.store_id is not None and user.store_id != store_id) or db.session.get(Store, store_id) is None:
+        raise NotFound(f"No store {store_id}.", code="store_not_found")
+    commission = _entries(_account_ids(LedgerAccount.code == f"store:{store_id}"),
+                          from_date=from_date, to_date=to_date)
+    cash = _entries(_account_ids(LedgerAccount.code == f"store_cash:{store_id}"),
+                    from_date=from_date, to_date=to_date, sign=-1)
+    cash_held, earned = cash["totals"]["closing_balance_fen"], commission["totals"]["closing_balance_fen"]
+    return {"party": "store", "party_id": store_id, "from": from_date, "to": to_date,
+            "accounts": [f"store:{store_id}", f"store_cash:{store_id}"], **commission, "cash": cash,
+            "cash_held_fen": cash_held, "commission_fen": earned, "to_remit_fen": cash_held - earned}

@@ -1,0 +1,130 @@
+"""Statement routes: a household's (its co-op's account, or an admin's sum; JSON or a printable Chinese page),
+a supplier's and a store's, by posting time in an Asia/Shanghai period."""
+from __future__ import annotations
+
+from flask import Response, render_template
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from orders.ledger import statements
+from orders.ledger.api import EARLIEST, LATEST
+from shop.auth.security import current_user, require_role
+
+blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_folder="templates",
+                description="Statements of households, suppliers and stores")
+
+
+class StatementQuery(Schema):
+    """A posting period in Asia/Shanghai dates (`from` inclusive, `to` exclusive)."""
+
+    from_date = fields.Date(data_key="from", validate=validate.Range(min=EARLIEST, max=LATEST))
+    to_date = fields.Date(data_key="to", validate=validate.Range(min=EARLIEST, max=LATEST))
+
+
+class HouseholdStatementQuery(StatementQuery):
+    """The period, and `format=html` for the printable page."""
+
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "html")))
+
+
+class StatementEntryOut(Schema):
+    """One posting: when, what it came from, its amount and the running balance."""
+
+    posting_id = fields.Integer()
+    transaction_id = fields.Integer()
+    kind = fields.String()
+    date = fields.Date()
+    posted_at = fields.DateTime()
+    order_id = fields.Integer(allow_none=True)
+    sale_date = fields.Date(allow_none=True)
+    sku = fields.String(allow_none=True)
+    product = fields.String(allow_none=True)
+    lot_code = fields.String(allow_none=True)
+    component = fields.String()
+    amount_fen = fields.Integer()
+    balance_fen = fields.Integer()
+
+
+class StatementTotalsOut(Schema):
+    """The period's credits, debits, net and closing balance."""
+
+    credits_fen = fields.Integer()
+    debits_fen = fields.Integer()
+    net_fen = fields.Integer()
+    closing_balance_fen = fields.Integer()
+
+
+class StatementBodyOut(Schema):
+    """Opening balance, entries and totals of one or more accounts."""
+
+    opening_balance_fen = fields.Integer()
+    entries = fields.List(fields.Nested(StatementEntryOut))
+    totals = fields.Nested(StatementTotalsOut)
+
+
+class StatementOut(StatementBodyOut):
+    """A party's statement for a period."""
+
+    party = fields.String()
+    party_id = fields.Integer()
+    from_date = fields.Date(data_key="from", attribute="from", allow_none=True)
+    to_date = fields.Date(data_key="to", attribute="to", allow_none=True)
+    accounts = fields.List(fields.String())
+
+
+class StatementHouseholdOut(Schema):
+    """The household (no personal data)."""
+
+    id = fields.Integer()
+    code = fields.String()
+    county_code = fields.String()
+    village = fields.String()
+
+
+class HouseholdStatementOut(StatementOut):
+    """A household's statement: a co-op's account of it, or (admin) the sum of its accounts."""
+
+    household = fields.Nested(StatementHouseholdOut)
+    supplier_id = fields.Integer(allow_none=True)
+    supplier_name = fields.String(allow_none=True)
+
+
+class StoreStatementOut(StatementOut):
+    """A store's commission statement, the counter cash it holds (sign: cash held) and what it must remit."""
+
+    cash = fields.Nested(StatementBodyOut)
+    cash_held_fen = fields.Integer()
+    commission_fen = fields.Integer()
+    to_remit_fen = fields.Integer()
+
+
+@blp.route("/households/<int:household_id>/statement")
+@require_role("admin", "coop")
+@blp.arguments(HouseholdStatementQuery, location="query")
+@blp.response(200, HouseholdStatementOut)
+def household_statement(query, household_id):
+    """A household's statement (`format=html`: the printable page the co-op hands to the household)."""
+    page = query.pop("format") == "html"
+    statement = statements.household_statement(household_id=household_id, user=current_user(), page=page, **query)
+    if not page:
+        return statement
+    html = render_template("ledger_statement.html", s=statement, h=statement["page"])
+    return Response(html, mimetype="text/html", headers={"Cache-Control": "private, no-store"})
+
+
+@blp.route("/suppliers/<int:supplier_id>/statement")
+@require_role("admin", "coop")
+@blp.arguments(StatementQuery, location="query")
+@blp.response(200, StatementOut)
+def supplier_statement(query, supplier_id):
+    """A supplier's statement (its co-op, or an admin)."""
+    return statements.supplier_statement(supplier_id=supplier_id, user=current_user(), **query)
+
+
+@blp.route("/stores/<int:store_id>/statement")
+@require_role("admin", "store_staff")
+@blp.arguments(StatementQuery, location="query")
+@blp.response(200, StoreStatementOut)
+def store_statement(query, store_id):
+    """A store's statement: commission, counter cash held and what it must remit (its staff, or an admin)."""
+    return statements.store_statement(store_id=store_id, user=current_user(), **query)

@@ -1,0 +1,158 @@
+"""Statements by posting time: entries and balances equal the ledger's postings; a co-op sees only its own
+account of a household (another co-op's household is a 404); the printable page shows the entries."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from orders import outbox
+from orders.ledger import accounts, chain
+from orders.ledger.models import LedgerAccount, Posting
+from orders.models import OrderLine
+from shop.db import db, utcnow
+from suppliers.identifiers import mask_id_number
+from tests.orders.ledger.test_attribution import _counter_and_delivery_for, make_world, pay_pickup
+from tests.suppliers.factories import SupplierFactory
+
+
+def postings_of(*codes: str) -> list[tuple[int, int, str]]:
+    """(posting id, amount, component) of the accounts `codes`, in posting order."""
+    return [tuple(row) for row in db.session.execute(
+        select(Posting.id, Posting.amount_fen, Posting.component).join(LedgerAccount)
+        .where(LedgerAccount.code.in_(codes)).order_by(Posting.transaction_id, Posting.id))]
+
+
+def household_codes(household_id: int) -> list[str]:
+    """Every ledger account of a household (one per paying supplier)."""
+    return list(db.session.scalars(select(LedgerAccount.code).where(LedgerAccount.household_id == household_id)))
+
+
+def paid_and_refunded(client, login) -> tuple[dict, int]:
+    """The attribution world: 3 units bought for pickup, then 2 of them refunded; the world and order id."""
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    order_id = pay_pickup(client, world, 3)
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
+    response = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**login("admin"), "Idempotency-Key": "r1"},
+                           json={"lines": [{"line_id": line_id, "quantity": 2}], "reason": "坏了"})
+    assert response.status_code == 201, response.json
+    return world, order_id
+
+
+def test_a_household_statement_lists_its_postings_with_running_balance(client, login):
+    world, order_id = paid_and_refunded(client, login)
+    h1 = world["h"][1]
+    supplier = world["supplier"]
+
+    response = client.get(f"/api/v1/households/{h1.id}/statement", headers=login("coop", supplier_id=supplier.id))
+
+    assert response.status_code == 200, response.json
+    body = response.json
+    expected = postings_of(f"household:{h1.id}@supplier:{supplier.id}")
+    assert [(e["posting_id"], e["amount_fen"], e["component"]) for e in body["entries"]] == expected
+    assert [e["amount_fen"] for e in body["entries"]] == [83, -41]  # premium 83, then the refund's difference
+    assert [e["balance_fen"] for e in body["entries"]] == [83, 42]
+    assert body["opening_balance_fen"] == 0
+    assert body["totals"] == {"credits_fen": 83, "debits_fen": -41, "net_fen": 42, "closing_balance_fen": 42}
+    first = body["entries"][0]
+    assert (first["sku"], first["product"], first["lot_code"], first["order_id"], first["kind"]) == (
+        world["product"].sku, world["product"].name, world["lot1"].lot_code, order_id, "line_paid")
+    assert first["date"] == outbox.sale_date_of(utcnow()).isoformat()
+    assert "id_number" not in response.get_data(as_text=True)
+
+
+def test_a_period_after_the_postings_carries_them_in_the_opening_balance(client, login):
+    world, _ = paid_and_refunded(client, login)
+    h4 = world["h"][4]
+    tomorrow = outbox.sale_date_of(utcnow()) + timedelta(days=1)
+
+    later = client.get(f"/api/v1/households/{h4.id}/statement?from={tomorrow}", headers=login("admin"))
+    empty = client.get(f"/api/v1/households/{h4.id}/statement?from={tomorrow}&to={tomorrow}", headers=login("admin"))
+    before = client.get(f"/api/v1/households/{h4.id}/statement?to={tomorrow - timedelta(days=1)}",
+                        headers=login("admin"))
+
+    balance = sum(amount for _id, amount, _c in postings_of(*household_codes(h4.id)))
+    assert balance == 25  # dividend 50 on the sale, 25 taken back by the refund
+    assert later.status_code == 200, later.json
+    assert (later.json["opening_balance_fen"], later.json["entries"], later.json["totals"]["closing_balance_fen"]) == (
+        balance, [], balance)
+    assert empty.status_code == 422 and "to" in empty.json["error"]["details"]
+    assert (before.json["entries"], before.json["totals"]["closing_balance_fen"]) == ([], 0)
+
+
+def test_an_admin_sees_the_sum_of_a_households_accounts_and_a_coop_only_its_own(client, login):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    pay_pickup(client, world, 3)
+    h1, supplier = world["h"][1], world["supplier"]
+    other = SupplierFactory()
+    # h1 also has an account at another co-op (here a returned payout), which only the admin's statement sums
+    chain.post(kind="payout_failed", postings=[(accounts.household(h1.id, other.id), 500, "payout"),
+                                               (accounts.payouts_clearing(), -500, "payout")])
+    db.session.commit()
+
+    admin = client.get(f"/api/v1/households/{h1.id}/statement", headers=login("admin"))
+    own = client.get(f"/api/v1/households/{h1.id}/statement", headers=login("coop", supplier_id=supplier.id))
+    at_other = client.get(f"/api/v1/households/{h1.id}/statement", headers=login("coop", supplier_id=other.id))
+    stranger = client.get(f"/api/v1/households/{h1.id}/statement",
+                          headers=login("coop", supplier_id=SupplierFactory().id))
+    missing = client.get("/api/v1/households/999999/statement", headers=login("admin"))
+
+    assert admin.json["totals"]["closing_balance_fen"] == 83 + 500
+    assert sorted(admin.json["accounts"]) == sorted(household_codes(h1.id))
+    assert own.json["totals"]["closing_balance_fen"] == 83
+    assert own.json["accounts"] == [f"household:{h1.id}@supplier:{supplier.id}"]
+    assert at_other.status_code == 200 and at_other.json["totals"]["closing_balance_fen"] == 500
+    for response in (stranger, missing):
+        assert response.status_code == 404 and response.json["error"]["code"] == "household_not_found"
+
+
+def test_the_printable_page_shows_the_entries_in_chinese_and_masks_the_id_number(client, login):
+    world, _ = paid_and_refunded(client, login)
+    h3, supplier = world["h"][3], world["supplier"]
+    h3.bank_account = "6222020200112233445"
+    db.session.commit()
+
+    response = client.get(f"/api/v1/households/{h3.id}/statement?format=html",
+                          headers=login("coop", supplier_id=supplier.id))
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "农户收益对账单" in page and h3.code in page and world["lot1"].lot_code in page
+    assert world["product"].name in page and "¥0.84" in page and "-¥0.42" in page and "¥0.42" in page
+    assert mask_id_number(h3.id_number) in page and h3.id_number not in page
+    assert "6222020200112233445" not in page and "3445" not in page
+    assert "<script" not in page
+
+
+def test_a_supplier_statement_is_its_coops_and_admins(client, login):
+    world, _ = paid_and_refunded(client, login)
+    supplier = world["supplier"]
+    code = f"supplier:{supplier.id}"
+
+    own = client.get(f"/api/v1/suppliers/{supplier.id}/statement", headers=login("coop", supplier_id=supplier.id))
+    admin = client.get(f"/api/v1/suppliers/{supplier.id}/statement", headers=login("admin"))
+    other = client.get(f"/api/v1/suppliers/{supplier.id}/statement",
+                       headers=login("coop", supplier_id=SupplierFactory().id))
+
+    assert own.status_code == 200 and own.json == admin.json
+    assert [(e["posting_id"], e["amount_fen"], e["component"]) for e in own.json["entries"]] == postings_of(code)
+    assert own.json["totals"]["closing_balance_fen"] == sum(amount for _id, amount, _c in postings_of(code))
+    assert other.status_code == 404 and other.json["error"]["code"] == "supplier_not_found"
+
+
+def test_a_store_statement_shows_the_cash_it_holds_and_what_it_must_remit(client, login):
+    world, _ = paid_and_refunded(client, login)  # pickup: commission 300, then 200 of it refunded
+    store = world["store"]
+    _counter_and_delivery_for(world)  # a cash sale of one unit (1250 fen): commission 100
+
+    response = client.get(f"/api/v1/stores/{store.id}/statement", headers=login("store_staff", store_id=store.id))
+    other = client.get(f"/api/v1/stores/{store.id}/statement",
+                       headers=login("store_staff", store_id=world["store"].id + 1000))
+
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert [e["amount_fen"] for e in body["entries"]] == [a for _i, a, _c in postings_of(f"store:{store.id}")]
+    assert [e["amount_fen"] for e in body["cash"]["entries"]] == [1250]
+    assert (body["commission_fen"], body["cash_held_fen"], body["to_remit_fen"]) == (300 - 200 + 100, 1250, 1250 - 200)
+    assert other.status_code == 404 and other.json["error"]["code"] == "store_not_found"
