@@ -157,6 +157,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/households/<household_id>/statement"): Route(COOP, "household_id"),
     ("GET", "/api/v1/suppliers/<supplier_id>/statement"): Route(COOP, "supplier_id"),
     ("GET", "/api/v1/stores/<store_id>/statement"): Route(STORE, "store_id"),
+    ("GET", "/api/v1/disclosure/counties/<code>"): Route((PUBLIC,), "region_code"),
 }
 # Routes with a path parameter that name no object of anyone's: Flask's static files, the API docs' assets.
 NOT_OBJECTS = {("GET", "/static/<filename>"), ("GET", "/api/v1/docs/assets/<filename>")}

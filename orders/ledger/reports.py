@@ -1,0 +1,162 @@
+"""The pairing report and the public county disclosure (DESIGN.md, "Money and attribution rules").
+
+Both group by SALE date (Asia/Shanghai, `from` inclusive, `to` exclusive): a line counts in the period of its
+`line_paid` transaction's sale date, and its later refunds are netted into that period (units and sales are the
+line's units still sold; the household postings of all its transactions are summed). `attributed_fen` is the
+sum of household postings (premium and dividend); households reached are the distinct households whose net
+attribution is not zero. Public outputs never show a figure concerning fewer than 3 households.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+from sqlalchemy import and_, case, exists, func, literal, or_, select
+
+from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.models import Order, OrderLine
+from shop.db import db, utcnow
+from shop.errors import ValidationError
+from shop.regions.models import Pairing, Region
+from shop.regions.service import get_region
+from suppliers.models import Household
+
+HOUSEHOLD_COMPONENTS = ("premium", "dividend")
+MIN_HOUSEHOLDS = 3
+OTHER_VILLAGES = "其他村"
+CSV_COLUMNS = ("donor_code", "donor_name", "county_code", "county_name", "paired", "orders", "units", "sales_fen",
+               "households_reached", "attributed_fen")
+
+
+def _check_period(from_date: date | None, to_date: date | None) -> None:
+    """A period must not be empty."""
+    if from_date and to_date and to_date <= from_date:
+        raise ValidationError("The period is empty.", details={"to": ["Must be after `from`."]})
+
+
+def _sold_lines(from_date: date | None, to_date: date | None):
+    """Subquery: each attributed line sold in the period — its order, donor, county, sale date, units still sold,
+    their value, and whether a pairing of its donor and county was valid on its sale date."""
+    sale_date = LedgerTransaction.sale_date
+    paired = exists().where(
+        Pairing.donor_code == Order.donor_code, Pairing.recipient_code == OrderLine.county_code,
+        Pairing.valid_from <= sale_date, or_(Pairing.valid_until.is_(None), Pairing.valid_until >= sale_date))
+    units = OrderLine.quantity - OrderLine.refunded_quantity
+    query = (select(OrderLine.id.label("line_id"), Order.id.label("order_id"), Order.donor_code.label("donor"),
+                    OrderLine.county_code.label("county"), units.label("units"),
+                    (units * OrderLine.unit_price_fen).label("sales_fen"),
+                    case((paired, literal(1)), else_=literal(0)).label("paired"))
+             .join(Order, Order.id == OrderLine.order_id)
+             .join(LedgerTransaction, and_(LedgerTransaction.order_line_id == OrderLine.id,
+                                           LedgerTransaction.kind == "line_paid")))
+    if from_date:
+        query = query.where(sale_date >= from_date)
+    if to_date:
+        query = query.where(sale_date < to_date)
+    return query.subquery("sold")
+
+
+def _household_totals(lines, *keys):
+    """Subquery: per `keys` of the sold lines and household, the net household postings of those lines."""
+    return (select(*keys, Posting.household_id.label("household_id"), func.sum(Posting.amount_fen).label("net"))
+            .select_from(lines).join(Posting, Posting.order_line_id == lines.c.line_id)
+            .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
+            .where(LedgerAccount.kind == "household", Posting.component.in_(HOUSEHOLD_COMPONENTS))
+            .group_by(*keys, Posting.household_id)).subquery("per_household")
+
+
+def pairing_report(*, from_date: date | None = None, to_date: date | None = None) -> dict:
+    """Per (donor district, recipient county, paired): orders, units, sales, households reached and the amount
+    attributed to households, for the lines sold in the period (net of refunds), with when it was computed."""
+    _check_period(from_date, to_date)
+    computed_at = utcnow()
+    lines = _sold_lines(from_date, to_date)
+    keys = (lines.c.donor, lines.c.county, lines.c.paired)
+    sales = db.session.execute(
+        select(*keys, func.count(func.distinct(case((lines.c.units > 0, lines.c.order_id)))),
+               func.sum(lines.c.units), func.sum(lines.c.sales_fen)).group_by(*keys)).all()
+    per_household = _household_totals(lines, *keys)
+    reached = {(row[0], row[1], row[2]): (int(row[3] or 0), int(row[4] or 0)) for row in db.session.execute(
+        select(per_household.c.donor, per_household.c.county, per_household.c.paired,
+               func.count(case((per_household.c.net != 0, per_household.c.household_id))),
+               func.sum(per_household.c.net))
+        .group_by(per_household.c.donor, per_household.c.county, per_household.c.paired))}
+    names = _region_names({code for row in sales for code in row[:2]})
+    rows = []
+    for donor, county, paired, orders, units, sales_fen in sorted(sales, key=lambda row: (row[0], row[1], -row[2])):
+        households, attributed = reached.get((donor, county, paired), (0, 0))
+        if not (units or attributed):
+            continue  # fully refunded: counts nowhere
+        rows.append({"donor_code": donor, "donor_name": names.get(donor, ""), "county_code": county,
+                     "county_name": names.get(county, ""), "paired": bool(paired), "orders": int(orders or 0),
+                     "units": int(units or 0), "sales_fen": int(sales_fen or 0), "households_reached": households,
+                     "attributed_fen": attributed})
+    totals = {name: sum(row[name] for row in rows) for name in ("units", "sales_fen", "attributed_fen")}
+    return {"from": from_date, "to": to_date, "computed_at": computed_at, "rows": rows, "totals": totals}
+
+
+def _region_names(codes: set[str]) -> dict[str, str]:
+    """Region code → name for `codes`."""
+    if not codes:
+        return {}
+    return dict(db.session.execute(select(Region.code, Region.name).where(Region.code.in_(codes))).all())
+
+
+def pairing_report_csv(report: dict) -> str:
+    """The report as CSV (UTF-8 with a BOM, so spreadsheet programs read the Chinese names)."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in report["rows"]:
+        writer.writerow([str(row[name]).lower() if name == "paired" else row[name] for name in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+# --- public disclosure -------------------------------------------------------------------------------------
+
+def merge_villages(villages: dict[str, tuple[int, int]]) -> tuple[list[dict], dict | None]:
+    """DESIGN.md's merge rule on village → (households reached, attributed_fen): villages under 3 households go
+    into "other villages"; while that row has fewer than 3 (and more than 0), the smallest shown village joins
+    it, repeatedly. The shown rows (largest first) and the merged row (None if nothing was merged)."""
+    shown = {name: figures for name, figures in villages.items() if figures[0] >= MIN_HOUSEHOLDS}
+    merged = [name for name in villages if name not in shown]
+    while merged and sum(villages[name][0] for name in merged) < MIN_HOUSEHOLDS and shown:
+        smallest = min(shown, key=lambda name: (shown[name][0], shown[name][1], name))
+        merged.append(smallest)
+        del shown[smallest]
+    rows = [{"village": name, "households": households, "attributed_fen": fen}
+            for name, (households, fen) in sorted(shown.items(), key=lambda item: (-item[1][0], item[0]))]
+    if not merged:
+        return rows, None
+    households = sum(villages[name][0] for name in merged)
+    return rows, {"village": OTHER_VILLAGES, "villages": len(merged),
+                  **public_figures(households, sum(villages[name][1] for name in merged))}
+
+
+def public_figures(households: int, attributed_fen: int) -> dict:
+    """A group's households and amount, or "fewer than 3 households" with neither (DESIGN.md, public outputs)."""
+    if households < MIN_HOUSEHOLDS:
+        return {"households": None, "fewer_than": MIN_HOUSEHOLDS, "attributed_fen": None}
+    return {"households": households, "attributed_fen": attributed_fen}
+
+
+def county_disclosure(*, code: str, from_date: date | None = None, to_date: date | None = None) -> dict:
+    """The public (公示) figures of a county's households: per village, households reached and the amount
+    attributed to them (lines sold in the period, net of refunds), small villages merged; no personal data."""
+    _check_period(from_date, to_date)
+    region = get_region(code)
+    computed_at = utcnow()
+    lines = _sold_lines(from_date, to_date)
+    per_household = _household_totals(lines)
+    rows = db.session.execute(
+        select(Household.village, func.count(per_household.c.household_id), func.sum(per_household.c.net))
+        .join(Household, Household.id == per_household.c.household_id)
+        .where(Household.county_code == region.code, per_household.c.net != 0)
+        .group_by(Household.village))
+    villages = {village: (int(households), int(fen)) for village, households, fen in rows}
+    shown, other = merge_villages(villages)
+    total = public_figures(sum(h for h, _ in villages.values()), sum(fen for _, fen in villages.values()))
+    return {"county": {"code": region.code, "name": region.name}, "from": from_date, "to": to_date,
+            "computed_at": computed_at, "villages": shown, "other_villages": other, "total": total}

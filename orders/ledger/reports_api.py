@@ -1,0 +1,115 @@
+"""Routes: the pairing report (admins, auditors) and the public county disclosure (公示, no token)."""
+from __future__ import annotations
+
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from orders.ledger import reports
+from orders.ledger.api import EARLIEST, LATEST
+from shop.auth.security import require_role
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Pairing reports and public disclosure")
+
+
+class PeriodQuery(Schema):
+    """A sale-date period in Asia/Shanghai dates: `from` inclusive, `to` exclusive."""
+
+    from_date = fields.Date(data_key="from", validate=validate.Range(min=EARLIEST, max=LATEST))
+    to_date = fields.Date(data_key="to", validate=validate.Range(min=EARLIEST, max=LATEST))
+
+
+class PairingReportQuery(PeriodQuery):
+    """The period and the format (`json` or `csv`)."""
+
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+
+
+class PairingRowOut(Schema):
+    """One (donor district, recipient county) row; `paired` false when no pairing was valid on the sale dates."""
+
+    donor_code = fields.String()
+    donor_name = fields.String()
+    county_code = fields.String()
+    county_name = fields.String()
+    paired = fields.Boolean()
+    orders = fields.Integer()
+    units = fields.Integer()
+    sales_fen = fields.Integer()
+    households_reached = fields.Integer()
+    attributed_fen = fields.Integer()
+
+
+class PairingTotalsOut(Schema):
+    """The report's totals."""
+
+    units = fields.Integer()
+    sales_fen = fields.Integer()
+    attributed_fen = fields.Integer()
+
+
+class PairingReportOut(Schema):
+    """The pairing report of a period and when it was computed (later refunds change it)."""
+
+    from_date = fields.Date(data_key="from", allow_none=True)
+    to_date = fields.Date(data_key="to", allow_none=True)
+    computed_at = fields.DateTime()
+    rows = fields.List(fields.Nested(PairingRowOut))
+    totals = fields.Nested(PairingTotalsOut)
+
+
+class CountyCodeOut(Schema):
+    """A county's code and name."""
+
+    code = fields.String()
+    name = fields.String()
+
+
+class DisclosureFiguresOut(Schema):
+    """Households reached and the amount attributed; both null (with `fewer_than`) under 3 households."""
+
+    households = fields.Integer(allow_none=True)
+    attributed_fen = fields.Integer(allow_none=True)
+    fewer_than = fields.Integer()
+
+
+class DisclosureVillageOut(DisclosureFiguresOut):
+    """A village's row (or the merged "other villages" row, with how many villages it merges)."""
+
+    village = fields.String()
+    villages = fields.Integer()
+
+
+class DisclosureOut(Schema):
+    """A county's public disclosure: per village, small villages merged, and the county total."""
+
+    county = fields.Nested(CountyCodeOut)
+    from_date = fields.Date(data_key="from", allow_none=True)
+    to_date = fields.Date(data_key="to", allow_none=True)
+    computed_at = fields.DateTime()
+    villages = fields.List(fields.Nested(DisclosureVillageOut))
+    other_villages = fields.Nested(DisclosureVillageOut, allow_none=True)
+    total = fields.Nested(DisclosureFiguresOut)
+
+
+@blp.route("/reports/pairings")
+@require_role("admin", "auditor")
+@blp.arguments(PairingReportQuery, location="query")
+@blp.response(200, PairingReportOut)
+def pairing_report(query):
+    """Per (donor district, recipient county): orders, units, sales, households reached, attributed amount."""
+    output = query.pop("format")
+    report = reports.pairing_report(**query)
+    if output == "csv":
+        return Response(reports.pairing_report_csv(report), mimetype="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=pairings.csv"})
+    return report
+
+
+@blp.route("/disclosure/counties/<code>")
+@blp.arguments(PeriodQuery, location="query")
+@blp.response(200, DisclosureOut)
+@blp.doc(security=[])
+def county_disclosure(query, code):
+    """The public disclosure (公示) of a county: per village, households reached and the amount attributed."""
+    return reports.county_disclosure(code=code, **query)

@@ -1,0 +1,202 @@
+"""The pairing report and the public county disclosure: figures equal an independent computation from the
+ledger's postings and the order lines; small villages are merged so that nothing concerns fewer than 3
+households; the disclosure carries no personal data."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from orders import outbox
+from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.reports import merge_villages
+from orders.models import Order, OrderLine
+from shop.db import db, utcnow
+from shop.regions.models import Pairing
+from shop.regions.service import valid_on
+from tests.orders.ledger.test_attribution import make_world, pay_pickup
+from tests.orders.payments.conftest import user_with_token
+
+
+def independent_report() -> dict:
+    """(donor, county, paired) → figures, recomputed in Python from every line, transaction and posting."""
+    paid = {t.order_line_id: t.sale_date for t in db.session.scalars(
+        select(LedgerTransaction).where(LedgerTransaction.kind == "line_paid"))}
+    household_accounts = set(db.session.scalars(select(LedgerAccount.id).where(LedgerAccount.kind == "household")))
+    per_line = defaultdict(lambda: defaultdict(int))
+    for posting in db.session.scalars(select(Posting)):
+        if posting.account_id in household_accounts and posting.component in ("premium", "dividend"):
+            per_line[posting.order_line_id][posting.household_id] += posting.amount_fen
+    rows: dict = {}
+    for line in db.session.scalars(select(OrderLine)):
+        if line.id not in paid:
+            continue
+        order = db.session.get(Order, line.order_id)
+        paired = db.session.scalar(select(Pairing.id).where(
+            Pairing.donor_code == order.donor_code, Pairing.recipient_code == line.county_code,
+            valid_on(paid[line.id]))) is not None
+        row = rows.setdefault((order.donor_code, line.county_code, paired),
+                              {"orders": set(), "units": 0, "sales_fen": 0, "households": defaultdict(int)})
+        units = line.quantity - line.refunded_quantity
+        if units:
+            row["orders"].add(order.id)
+        row["units"] += units
+        row["sales_fen"] += units * line.unit_price_fen
+        for household_id, fen in per_line[line.id].items():
+            row["households"][household_id] += fen
+    return {key: {"orders": len(row["orders"]), "units": row["units"], "sales_fen": row["sales_fen"],
+                  "households_reached": sum(1 for fen in row["households"].values() if fen),
+                  "attributed_fen": sum(row["households"].values())}
+            for key, row in rows.items() if row["units"] or sum(row["households"].values())}
+
+
+def admin_headers(role: str = "admin") -> dict:
+    """Authorization headers of a new user of `role` (committed)."""
+    _, headers = user_with_token(role)
+    db.session.commit()
+    return headers
+
+
+def _two_donors(client) -> dict:
+    """The attribution world: 3 units sold at the 顺德 store (no pairing with 昭觉), 1 of them refunded, then 2
+    units sold after the store moved to 禅城 (paired with 昭觉)."""
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    first = pay_pickup(client, world, 3)
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == first))
+    refund = client.post(f"/api/v1/orders/{first}/refunds", headers={**admin_headers(), "Idempotency-Key": "r1"},
+                         json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "坏了"})
+    assert refund.status_code == 201, refund.json
+    world["store"].district_code = "440604"
+    db.session.commit()
+    pay_pickup(client, world, 2)
+    return world
+
+
+def test_the_pairing_report_equals_an_independent_computation_from_the_postings(racing_app):
+    client = racing_app.test_client()
+    _two_donors(client)
+
+    response = client.get("/api/v1/reports/pairings", headers=admin_headers("auditor"))
+
+    assert response.status_code == 200, response.json
+    got = {(row["donor_code"], row["county_code"], row["paired"]):
+           {name: row[name] for name in ("orders", "units", "sales_fen", "households_reached", "attributed_fen")}
+           for row in response.json["rows"]}
+    assert got == independent_report()
+    assert set(got) == {("440606", "513431", False), ("440604", "513431", True)}
+    assert got[("440606", "513431", False)]["units"] == 2 and got[("440604", "513431", True)]["units"] == 2
+    assert all(row["attributed_fen"] > 0 for row in got.values())
+    assert response.json["computed_at"]
+    assert response.json["totals"]["sales_fen"] == 4 * 1250
+
+
+def test_a_fully_refunded_order_counts_nowhere_and_the_period_is_by_sale_date(client, login):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    order_id = pay_pickup(client, world, 1)
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
+    headers = login("admin")
+    assert client.post(f"/api/v1/orders/{order_id}/refunds", headers={**headers, "Idempotency-Key": "r1"},
+                       json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "全退"}).status_code == 201
+    today = outbox.sale_date_of(utcnow())
+
+    assert client.get("/api/v1/reports/pairings", headers=headers).json["rows"] == []
+    pay_pickup(client, world, 1)
+    inside = client.get(f"/api/v1/reports/pairings?from={today}&to={today + timedelta(days=1)}", headers=headers)
+    after = client.get(f"/api/v1/reports/pairings?from={today + timedelta(days=1)}", headers=headers)
+    empty = client.get(f"/api/v1/reports/pairings?from={today}&to={today}", headers=headers)
+
+    assert [row["orders"] for row in inside.json["rows"]] == [1]
+    assert after.json["rows"] == []
+    assert empty.status_code == 422 and "to" in empty.json["error"]["details"]
+
+
+def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
+    _two_donors(client)
+
+    response = client.get("/api/v1/reports/pairings?format=csv", headers=login("admin"))
+
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    assert {(row["donor_name"], row["county_name"], row["paired"]) for row in rows} == {
+        ("顺德区", "昭觉县", "false"), ("禅城区", "昭觉县", "true")}
+    assert sum(int(row["units"]) for row in rows) == 4
+    assert client.get("/api/v1/reports/pairings", headers=login("consumer")).status_code == 403
+    assert client.get("/api/v1/reports/pairings").status_code == 401
+    assert client.get("/api/v1/reports/pairings?format=xml", headers=login("admin")).status_code == 422
+
+
+@pytest.mark.parametrize("villages,shown,other", [
+    # 1 + 2 merged make 3: the merged row stands
+    ({"一村": (1, 10), "二村": (2, 20), "五村": (5, 50), "三村": (3, 30)}, ["五村", "三村"], (2, 3, 30)),
+    # 1 alone is fewer than 3: the smallest shown village (三村) joins it
+    ({"一村": (1, 10), "五村": (5, 50), "三村": (3, 30)}, ["五村"], (2, 4, 40)),
+    # 1 + 1 is fewer than 3: 丙 (the smallest shown) joins, and the merged row has 5
+    ({"甲": (1, 1), "乙": (1, 1), "丙": (3, 3), "丁": (4, 4)}, ["丁"], (3, 5, 5)),
+    # everything merged and still fewer than 3: no figures at all
+    ({"甲": (1, 7), "乙": (1, 9)}, [], (2, None, None)),
+    # nothing small: no merged row
+    ({"甲": (3, 7), "乙": (4, 9)}, ["乙", "甲"], None),
+])
+def test_small_villages_are_merged_until_the_merged_row_has_3_households(villages, shown, other):
+    rows, merged = merge_villages(villages)
+
+    assert [row["village"] for row in rows] == shown
+    assert all(row["households"] >= 3 for row in rows)
+    if other is None:
+        assert merged is None
+    else:
+        assert (merged["villages"], merged["households"], merged["attributed_fen"]) == other
+        assert merged["households"] is None or merged["households"] >= 3
+        if merged["households"] is not None:
+            assert sum(row["households"] for row in rows) + merged["households"] == sum(
+                h for h, _ in villages.values())
+
+
+def test_the_county_disclosure_is_public_sums_the_postings_and_shows_no_personal_data(racing_app):
+    client = racing_app.test_client()
+    world = _two_donors(client)
+    h = world["h"]
+    for n, village in ((1, "甲村"), (3, "甲村"), (4, "甲村"), (6, "乙村")):
+        h[n].village = village
+    db.session.commit()
+    net = defaultdict(int)
+    for posting in db.session.scalars(select(Posting).where(Posting.component.in_(("premium", "dividend")),
+                                                            Posting.household_id.is_not(None))):
+        net[posting.household_id] += posting.amount_fen
+    in_county = {hid: fen for hid, fen in net.items() if fen and h_county(world, hid) == "513431"}
+
+    response = client.get("/api/v1/disclosure/counties/513431")
+
+    assert response.status_code == 200, response.json
+    body = response.json
+    # 乙村 has 1 household: fewer than 3, so 甲村 (3) joins it and only the merged row remains
+    assert body["villages"] == []
+    assert body["other_villages"] == {"village": "其他村", "villages": 2, "households": len(in_county),
+                                      "attributed_fen": sum(in_county.values())}
+    assert body["total"] == {"households": len(in_county), "attributed_fen": sum(in_county.values())}
+    text = json.dumps(body, ensure_ascii=False)
+    for n in (1, 3, 4, 6):
+        assert h[n].head_name not in text and h[n].code not in text and h[n].id_number not in text
+    assert client.get("/api/v1/disclosure/counties/999999").json["error"]["code"] == "region_not_found"
+
+
+def test_a_county_with_fewer_than_3_households_reached_shows_no_amount(client, login):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    pay_pickup(client, world, 3)
+
+    body = client.get("/api/v1/disclosure/counties/513432").json  # only h2 lives there
+
+    assert body["villages"] == []
+    assert body["other_villages"] == {"village": "其他村", "villages": 1, "households": None, "fewer_than": 3,
+                                      "attributed_fen": None}
+    assert body["total"] == {"households": None, "fewer_than": 3, "attributed_fen": None}
+
+
+def h_county(world, household_id: int) -> str:
+    """The county of one of the world's households."""
+    return next(each.county_code for each in world["h"].values() if each.id == household_id)
