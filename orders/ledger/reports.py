@@ -11,7 +11,10 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from xml.sax.saxutils import escape
 
+from openpyxl import Workbook
+from openpyxl.styles import Font
 from sqlalchemy import and_, case, exists, func, literal, or_, select
 
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
@@ -112,6 +115,50 @@ def pairing_report_csv(report: dict) -> str:
     for row in report["rows"]:
         writer.writerow([str(row[name]).lower() if name == "paired" else row[name] for name in CSV_COLUMNS])
     return buffer.getvalue()
+
+
+def pairing_report_xlsx(report: dict) -> bytes:
+    """The report as an XLSX workbook: one sheet of rows (amounts in fen) and when it was computed."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "pairings"
+    sheet.append(CSV_COLUMNS)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in report["rows"]:
+        sheet.append([row[name] for name in CSV_COLUMNS])
+    sheet.append([])
+    sheet.append(["computed_at", report["computed_at"].isoformat()])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def pairing_report_svg(report: dict) -> str:
+    """The report as an SVG bar chart: per row, sales and the amount attributed to households (yuan)."""
+    rows, bar, label_width, chart_width = report["rows"], 18, 260, 520
+    largest = max((row["sales_fen"] for row in rows), default=0) or 1
+    height = 40 + len(rows) * (2 * bar + 14)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + chart_width + 120}" '
+             f'height="{height}" font-family="sans-serif" font-size="12">',
+             '<text x="4" y="16">销售额（灰）与农户所得（绿），单位：元</text>']
+    y = 32
+    for row in rows:
+        label = f"{row['donor_name']} → {row['county_name']}{'' if row['paired'] else '（未结对）'}"
+        parts.append(f'<text x="4" y="{y + bar}">{escape(label)}</text>')
+        for offset, (fen, colour) in enumerate(((row["sales_fen"], "#999"), (row["attributed_fen"], "#2a2"))):
+            width = max(fen, 0) * chart_width // largest
+            top = y + offset * bar
+            parts.append(f'<rect x="{label_width}" y="{top}" width="{width}" height="{bar - 2}" fill="{colour}"/>')
+            parts.append(f'<text x="{label_width + width + 4}" y="{top + bar - 5}">{_yuan(fen)}</text>')
+        y += 2 * bar + 14
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _yuan(fen: int) -> str:
+    """Fen as yuan with two decimals (integer arithmetic)."""
+    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
 # --- public disclosure -------------------------------------------------------------------------------------

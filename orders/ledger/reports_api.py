@@ -9,6 +9,11 @@ from orders.ledger import reports
 from orders.ledger.api import EARLIEST, LATEST
 from shop.auth.security import require_role
 
+EXPORTS = {
+    "csv": (reports.pairing_report_csv, "text/csv"),
+    "xlsx": (reports.pairing_report_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "svg": (reports.pairing_report_svg, "image/svg+xml"),
+}
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Pairing reports and public disclosure")
 
 
@@ -20,9 +25,9 @@ class PeriodQuery(Schema):
 
 
 class PairingReportQuery(PeriodQuery):
-    """The period and the format (`json` or `csv`)."""
+    """The period and the format (`json`, `csv`, `xlsx`, or `svg`: a bar chart)."""
 
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "xlsx", "svg")))
 
 
 class PairingRowOut(Schema):
@@ -100,10 +105,11 @@ def pairing_report(query):
     """Per (donor district, recipient county): orders, units, sales, households reached, attributed amount."""
     output = query.pop("format")
     report = reports.pairing_report(**query)
-    if output == "csv":
-        return Response(reports.pairing_report_csv(report), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=pairings.csv"})
-    return report
+    if output == "json":
+        return report
+    render, mimetype = EXPORTS[output]
+    return Response(render(report), mimetype=mimetype,
+                    headers={"Content-Disposition": f"attachment; filename=pairings.{output}"})
 
 
 @blp.route("/disclosure/counties/<code>")

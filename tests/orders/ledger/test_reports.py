@@ -8,8 +8,10 @@ import io
 import json
 from collections import defaultdict
 from datetime import timedelta
+from xml.etree import ElementTree
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from orders import outbox
@@ -127,6 +129,17 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     assert sum(int(row["units"]) for row in rows) == 4
     assert client.get("/api/v1/reports/pairings", headers=login("consumer")).status_code == 403
     assert client.get("/api/v1/reports/pairings").status_code == 401
+    workbook = client.get("/api/v1/reports/pairings?format=xlsx", headers=login("auditor"))
+    sheet = load_workbook(io.BytesIO(workbook.data)).active
+    assert [cell.value for cell in sheet[1]][:5] == ["donor_code", "donor_name", "county_code", "county_name",
+                                                     "paired"]
+    assert sorted(sheet.cell(row=n, column=7).value for n in (2, 3)) == [2, 2]  # units per row
+    chart = client.get("/api/v1/reports/pairings?format=svg", headers=login("auditor"))
+    assert chart.mimetype == "image/svg+xml"
+    svg = ElementTree.fromstring(chart.data)
+    texts = [node.text for node in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert "顺德区 → 昭觉县（未结对）" in texts and "禅城区 → 昭觉县" in texts
+    assert "25.00" in texts  # 2 units × ¥12.50 sold in each row
     assert client.get("/api/v1/reports/pairings?format=xml", headers=login("admin")).status_code == 422
 
 
