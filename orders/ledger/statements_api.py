@@ -102,6 +102,8 @@ class StoreStatementOut(StatementOut):
 @require_role("admin", "coop")
 @blp.arguments(HouseholdStatementQuery, location="query")
 @blp.response(200, HouseholdStatementOut)
+@blp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": HouseholdStatementOut},
+                                                          "text/html": {"schema": {"type": "string"}}}}})
 def household_statement(query, household_id):
     """A household's statement (`format=html`: the printable page the co-op hands to the household)."""
     page = query.pop("format") == "html"
