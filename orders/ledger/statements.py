@@ -1,6 +1,6 @@
 """Statements of households, suppliers and stores (DESIGN.md: by posting time, so a printed one never changes).
 
-A statement lists an account's postings posted in [from, to) (Asia/Shanghai dates), in posting order, each
+A statement lists an account's postings posted in [from, to) (Asia/Shanghai dates), in chain (commit) order, each
 with its date, product (the order line's SKU and name), lot code, amount, component and running balance,
 after the opening balance (everything posted before `from`). A co-op sees a household's account at itself
 (`household:<hid>@supplier:<its id>`: what its own lots and shares earned the household); an admin sees the
@@ -56,7 +56,7 @@ def _entries(account_ids: list[int], *, from_date: date | None, to_date: date | 
                  .outerjoin(OrderLine, OrderLine.id == Posting.order_line_id)
                  .outerjoin(Lot, Lot.id == Posting.lot_id)
                  .where(Posting.account_id.in_(account_ids))
-                 .order_by(LedgerTransaction.posted_at, LedgerTransaction.id, Posting.id))
+                 .order_by(LedgerTransaction.seq, LedgerTransaction.id, Posting.id))
         if from_date:
             query = query.where(LedgerTransaction.posted_at >= shanghai_midnight(from_date))
         if to_date:

@@ -2,7 +2,8 @@
 account of a household (another co-op's household is a 404); the printable page shows the entries."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -13,7 +14,8 @@ from orders.models import OrderLine
 from shop.db import db, utcnow
 from suppliers.identifiers import mask_id_number
 from tests.orders.ledger.test_attribution import _counter_and_delivery_for, make_world, pay_pickup
-from tests.suppliers.factories import SupplierFactory
+from tests.orders.payments.conftest import user_with_token
+from tests.suppliers.factories import HouseholdFactory, SupplierFactory
 
 
 def postings_of(*codes: str) -> list[tuple[int, int, str]]:
@@ -156,3 +158,44 @@ def test_a_store_statement_shows_the_cash_it_holds_and_what_it_must_remit(client
     assert [e["amount_fen"] for e in body["cash"]["entries"]] == [1250]
     assert (body["commission_fen"], body["cash_held_fen"], body["to_remit_fen"]) == (300 - 200 + 100, 1250, 1250 - 200)
     assert other.status_code == 404 and other.json["error"]["code"] == "store_not_found"
+
+
+def post_at(moment: datetime, amount: int, household_id: int, supplier_id: int) -> None:
+    """A committed transaction posting `amount` to a household's account at `moment` (set before it is linked)."""
+    transaction = chain.post(kind="payout_failed",
+                             postings=[(accounts.household(household_id, supplier_id), amount, "payout"),
+                                       (accounts.payouts_clearing(), -amount, "payout")])
+    transaction.posted_at = moment
+    db.session.commit()
+
+
+def a_period_in_shanghai_dates(client, headers, household_id: int, supplier_id: int) -> None:
+    """Postings just before, at and a day after a Shanghai midnight: the day's statement holds the middle one."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    for moment, amount in ((datetime(2026, 3, 1, 23, 59, 59, tzinfo=shanghai), 100),
+                           (datetime(2026, 3, 2, 0, 0, tzinfo=shanghai), 20),
+                           (datetime(2026, 3, 3, 0, 0, tzinfo=shanghai), 3)):
+        post_at(moment, amount, household_id, supplier_id)
+
+    response = client.get(f"/api/v1/households/{household_id}/statement?from=2026-03-02&to=2026-03-03",
+                          headers=headers)
+
+    assert response.status_code == 200, response.json
+    assert response.json["opening_balance_fen"] == 100
+    assert [(e["date"], e["amount_fen"], e["balance_fen"]) for e in response.json["entries"]] == [
+        ("2026-03-02", 20, 120)]
+    assert response.json["totals"]["closing_balance_fen"] == 120
+
+
+def test_a_period_is_in_shanghai_dates(client, login):
+    household = HouseholdFactory()
+    db.session.commit()
+    a_period_in_shanghai_dates(client, login("coop", supplier_id=household.registered_by_id), household.id,
+                               household.registered_by_id)
+
+
+def test_a_period_is_in_shanghai_dates_on_postgres(pg_app):
+    household = HouseholdFactory()
+    _, headers = user_with_token("coop", supplier_id=household.registered_by_id)
+    db.session.commit()
+    a_period_in_shanghai_dates(pg_app.test_client(), headers, household.id, household.registered_by_id)
