@@ -100,6 +100,8 @@ class DisclosureOut(Schema):
 @blp.route("/reports/pairings")
 @require_role("admin", "auditor")
 @blp.arguments(PairingReportQuery, location="query")
+@blp.doc(responses={"200": {"content": {"application/json": {"schema": PairingReportOut}, **{
+    mimetype: {"schema": {"type": "string", "format": "binary"}} for _render, mimetype in EXPORTS.values()}}}})
 @blp.response(200, PairingReportOut)
 def pairing_report(query):
     """Per (donor district, recipient county): orders, units, sales, households reached, attributed amount."""
