@@ -127,6 +127,18 @@ def test_the_printable_page_shows_the_entries_in_chinese_and_masks_the_id_number
     assert "<script" not in page
 
 
+def test_an_admins_printable_page_sums_every_co_op(client, login):
+    world, _ = paid_and_refunded(client, login)
+    h4 = world["h"][4]
+
+    response = client.get(f"/api/v1/households/{h4.id}/statement?format=html&from=2000-01-01",
+                          headers=login("admin"))
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "全部合作社合计" in page
+    assert "¥0.50" in page and "-¥0.25" in page and "2000年01月01日" in page
+
+
 def test_a_supplier_statement_is_its_coops_and_admins(client, login):
     world, _ = paid_and_refunded(client, login)
     supplier = world["supplier"]
