@@ -14,6 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from catalog.models import LotContribution
 from orders import outbox
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.reports import merge_villages
@@ -23,6 +24,7 @@ from shop.regions.models import Pairing
 from shop.regions.service import valid_on
 from tests.orders.ledger.test_attribution import make_world, pay_pickup
 from tests.orders.payments.conftest import user_with_token
+from tests.suppliers.factories import HouseholdFactory
 
 
 def independent_report() -> dict:
@@ -213,3 +215,28 @@ def test_a_county_with_fewer_than_3_households_reached_shows_no_amount(client, l
 def h_county(world, household_id: int) -> str:
     """The county of one of the world's households."""
     return next(each.county_code for each in world["h"].values() if each.id == household_id)
+
+
+def test_the_county_total_equals_the_sum_of_the_shown_and_merged_rows(client):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    h = world["h"]
+    for n in (7, 8, 9):
+        h[n] = HouseholdFactory(supplier=world["supplier"])
+        db.session.add(LotContribution(lot_id=world["lot1"].id, household_id=h[n].id, quantity=1, village="测试村"))
+    for n, village in ((1, "甲村"), (3, "甲村"), (4, "甲村"), (7, "乙村"), (8, "乙村"), (9, "乙村"), (6, "丙村")):
+        h[n].village = village
+    db.session.commit()
+    pay_pickup(client, world, 3)
+
+    body = client.get("/api/v1/disclosure/counties/513431").json
+
+    # 丙村 (1 household) is fewer than 3: the smaller of 甲村 and 乙村 joins it; the other is shown
+    assert [row["households"] for row in body["villages"]] == [3]
+    assert (body["other_villages"]["villages"], body["other_villages"]["households"]) == (2, 4)
+    assert body["total"]["households"] == 7
+    assert body["total"]["attributed_fen"] == (body["villages"][0]["attributed_fen"]
+                                               + body["other_villages"]["attributed_fen"])
+    net = defaultdict(int)
+    for posting in db.session.scalars(select(Posting).where(Posting.household_id.is_not(None))):
+        net[posting.household_id] += posting.amount_fen
+    assert body["total"]["attributed_fen"] == sum(net[h[n].id] for n in (1, 3, 4, 6, 7, 8, 9))
