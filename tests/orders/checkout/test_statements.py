@@ -1,0 +1,65 @@
+"""How many SQL statements a checkout costs on PostgreSQL: the budget the `checkout` benchmark was tuned to.
+A change that makes the create, the sandbox confirm or the worker's processing of the payment read more
+than this fails here, before it shows up as lost throughput."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event, select
+
+from orders.models import Order
+from shop.db import db
+from tests.orders.checkout.conftest import delivery_body, make_world
+from tests.orders.payments.conftest import user_with_token
+
+# the token's user is already in the test's session (a served request reads it once more)
+CREATE_BUDGET = 13  # products, district, stock (plan, lock, update), 4 inserts, payment (2), view (2)
+CONFIRM_BUDGET = 3  # payment and order, the event's insert, the answer's status
+EVENT_BUDGET = 15  # the event with its order id, the order locked (lines, allocations), the event re-read,
+# the payment, stock (lock, update), allocation, order, transition, payment, outbox row, event, deferred ones
+
+
+@contextmanager
+def statements():
+    """Collect the statements the app's engine runs inside the block (commits are not statements)."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_a_paid_checkout_stays_within_its_statement_budget(pg_app, monkeypatch):
+    client = pg_app.test_client()
+    world = make_world(stock=10)
+    _, headers = user_with_token()
+    db.session.commit()
+    sku = world["a"].sku
+    assert client.post("/api/v1/orders", json=delivery_body((sku, 1)), headers=headers).status_code == 201  # warm
+
+    from orders import tasks as outbox_tasks
+    from orders.payments import tasks
+
+    queued, deliveries = [], []
+    monkeypatch.setattr(tasks.process_payment_event, "delay", queued.append)  # the worker's part, run below
+    monkeypatch.setattr(outbox_tasks.deliver_outbox, "delay", deliveries.append)  # the ledger's: not counted
+    with statements() as create:
+        order = client.post("/api/v1/orders", json=delivery_body((sku, 1)), headers=headers).json
+    intent_id = order["payment"]["client_secret"].split("_secret_")[0]
+    with statements() as confirm:
+        answer = client.post(f"/api/v1/payments/sandbox/{intent_id}/confirm", json={"outcome": "succeeded"},
+                             headers=headers)
+
+    assert answer.status_code == 200 and len(queued) == 1
+    assert len(create) <= CREATE_BUDGET, create
+    assert len(confirm) <= CONFIRM_BUDGET, confirm
+    with statements() as worker:
+        tasks.process_payment_event(queued[0])
+    assert db.session.scalar(select(Order.status).where(Order.id == order["id"])) == "paid"
+    assert len(worker) <= EVENT_BUDGET, worker
+    assert len(deliveries) == 1
