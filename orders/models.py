@@ -29,6 +29,7 @@ ALLOCATION_STATES = ("reserved", "allocated", "released")
 PAYMENT_METHODS = ("stripe", "cash", "card")
 ADJUSTMENT_REASONS = ("stocktake", "spoiled", "damaged", "found")
 OUTBOX_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned")
+PUBLIC_MIN_HOUSEHOLDS = 3  # public outputs show no count or amount concerning fewer households (DESIGN)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -181,6 +182,10 @@ class Order(db.Model):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # pushed by the ledger from the order's household postings (net of refunds); NULL until attributed
+    impact_households: Mapped[int | None] = mapped_column(Integer)
+    impact_fen: Mapped[int | None] = mapped_column(BigInteger)
+    impact_counties: Mapped[list | None] = mapped_column(JSON)
 
     lines: Mapped[list[OrderLine]] = relationship(order_by="OrderLine.id", lazy="selectin",
                                                   back_populates="order")
@@ -195,6 +200,17 @@ class Order(db.Model):
         Index("ix_orders_status_expires_at", "status", "expires_at"),
         Index("ix_orders_store_pickup_code", "store_id", "pickup_code"),
     )
+
+    @property
+    def impact(self) -> dict | None:
+        """The public impact line (DESIGN "Public outputs"), None until attributed: households reached, amount
+        attributed and counties; under 3 households no count and no amount, only `fewer_than`."""
+        if self.impact_households is None:
+            return None
+        counties = list(self.impact_counties or [])
+        if self.impact_households < PUBLIC_MIN_HOUSEHOLDS:
+            return {"households": None, "fewer_than": PUBLIC_MIN_HOUSEHOLDS, "counties": counties}
+        return {"households": self.impact_households, "attributed_fen": self.impact_fen, "counties": counties}
 
     @property
     def address(self) -> dict | None:

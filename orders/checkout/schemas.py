@@ -149,4 +149,6 @@ class OrderOut(Schema):
     payment = fields.Function(_payment)
     lines = fields.List(fields.Nested(OrderLineOut))
     transitions = fields.List(fields.Nested(TransitionOut), attribute="history")
-    impact = fields.Constant(None)
+    impact = fields.Function(lambda v: v.impact, metadata={
+        "description": "Once attributed: `{households, attributed_fen, counties: [{code, name}]}`; under 3 "
+                       "households `{households: null, fewer_than: 3, counties}` and no amount; null before"})

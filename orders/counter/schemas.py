@@ -85,7 +85,8 @@ class ReceiptStoreOut(Schema):
 
 
 class ReceiptOut(Schema):
-    """A printable receipt: store, time, lines with trace codes, total, paid, change, impact (null until the ledger)."""
+    """A printable receipt: store, time, lines with trace codes, total, paid, change, and the order's public impact
+    line (as on `GET /orders/<id>`; null until the ledger has attributed the sale)."""
 
     order_id = fields.Integer()
     store = fields.Nested(ReceiptStoreOut, allow_none=True)
@@ -98,7 +99,7 @@ class ReceiptOut(Schema):
     paid_fen = fields.Integer()
     change_fen = fields.Integer()
     late_entry = fields.Boolean()
-    impact = fields.Raw(allow_none=True)
+    impact = fields.Function(lambda receipt: receipt["order"].impact)
 
 
 class PickupOut(Schema):

@@ -254,7 +254,8 @@ def list_conflicts(*, actor: User, store_id: int, limit: int, cursor: str | None
 # --- receipts -----------------------------------------------------------------------------------------
 
 def receipt_of(order: Order) -> dict:
-    """An order's receipt: store, time, lines with the trace codes of the lots sold, total, paid, change."""
+    """An order's receipt: store, time, lines with the trace codes of the lots sold, total, paid, change (and the
+    order, whose impact line is read when the receipt is written out: after the view's commit)."""
     lot_ids = {a.lot_id for line in order.lines for a in line.allocations if a.state == "allocated"}
     codes = dict(db.session.execute(select(Lot.id, Lot.trace_code).where(Lot.id.in_(lot_ids))).all())
     store = db.session.get(Store, order.store_id) if order.store_id else None
@@ -267,7 +268,7 @@ def receipt_of(order: Order) -> dict:
     return {"order_id": order.id, "store": {"id": store.id, "name": store.name} if store else None,
             "time": order.paid_at, "sale_date": order.sale_date, "channel": order.channel,
             "payment_method": order.payment_method, "lines": lines, "total_fen": order.total_fen,
-            "paid_fen": paid, "change_fen": paid - order.total_fen, "late_entry": order.late_entry, "impact": None}
+            "paid_fen": paid, "change_fen": paid - order.total_fen, "late_entry": order.late_entry, "order": order}
 
 
 def get_receipt(*, actor: User, order_id: int) -> dict:

@@ -9,7 +9,7 @@ Signs: the money a buyer paid is a negative posting on its source (`payments:<pr
 `store_cash:<store>` for cash and `payments:terminal` for card counter sales); the parties it is
 owed to get positive postings. A refund posts the exact difference of the rules (`rules.py`) for
 each allocation it touched. Household postings also move the lot's `attributed_fen` (the trace
-page's total), so the catalog never reads the ledger.
+page's total) and the order's impact (`impact.py`), so neither the catalog nor the orders read the ledger.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from catalog.models import Lot, LotContribution
 from orders.ledger import chain
 from orders.ledger.accounts import account
+from orders.ledger.impact import IMPACT_KINDS, push_order_impact
 from orders.ledger.models import LedgerAccount, LedgerTransaction
 from orders.ledger.rules import Holder, Part, Rates, refund_difference, split_allocation
 from orders.models import Allocation, Order, OrderLine, OutboxEvent, Payment
@@ -93,6 +94,8 @@ def apply_event(event: OutboxEvent) -> LedgerTransaction | None:
                                  memo=f"outbox event {each.id}: {each.kind}",
                                  postings=[(accounts[ref], amount, component, refs)
                                            for ref, amount, component, refs in postings])
+    if any(each.kind in IMPACT_KINDS for each, _postings in pending):
+        push_order_impact(event.order_id)
     _push_lot_totals([posting for _event, postings in pending for posting in postings])
     return transaction if pending and pending[-1][0].id == event.id else None
 

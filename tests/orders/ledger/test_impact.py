@@ -1,0 +1,111 @@
+"""An order's impact line (GET /orders/<id>, its receipt): pushed by the ledger from the order's household
+postings, net of refunds; fewer than 3 households show no count and no amount (DESIGN "Public outputs")."""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from catalog.models import Location, LotContribution
+from orders import outbox
+from orders.ledger.models import LedgerTransaction, Posting
+from orders.models import OrderLine
+from shop.db import db, utcnow
+from shop.regions.models import Region
+from suppliers.models import Household
+from tests.catalog.factories import ProductFactory, make_lot
+from tests.orders.factories import StoreFactory
+from tests.orders.ledger.test_attribution import make_world, pay_pickup
+from tests.suppliers.factories import HouseholdFactory, SupplierFactory
+
+
+def expected_impact(order_id: int) -> tuple[int, int, list[dict]]:
+    """Computed here from the postings: households with a non-zero net, their net total, their counties."""
+    net: dict[int, int] = {}
+    rows = db.session.execute(select(Posting.household_id, Posting.amount_fen)
+                              .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+                              .where(LedgerTransaction.order_id == order_id, Posting.household_id.is_not(None)))
+    for household_id, amount in rows:
+        net[household_id] = net.get(household_id, 0) + amount
+    reached = [household_id for household_id, fen in net.items() if fen]
+    codes = sorted({db.session.get(Household, household_id).county_code for household_id in reached})
+    counties = [{"code": code, "name": db.session.get(Region, code).name} for code in codes]
+    return len(reached), sum(net[household_id] for household_id in reached), counties
+
+
+def impact_of(client, order_id: int, headers: dict) -> dict:
+    """The order's impact as GET /orders/<id> shows it (and the receipt shows the same)."""
+    response = client.get(f"/api/v1/orders/{order_id}", headers=headers)
+    assert response.status_code == 200, response.json
+    receipt = client.get(f"/api/v1/orders/{order_id}/receipt", headers=headers)
+    assert receipt.status_code == 200, receipt.json
+    assert receipt.json["impact"] == response.json["impact"]
+    return response.json["impact"]
+
+
+def test_a_paid_orders_impact_is_the_sum_of_its_household_postings(client, login):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+
+    order_id = pay_pickup(client, world, 3)
+
+    households, fen, counties = expected_impact(order_id)
+    assert (households, fen) == (5, 83 + 83 + 84 + 75 + 37)  # DESIGN's split, by hand in test_attribution
+    assert {"513431", "513432"} <= {county["code"] for county in counties}
+    assert impact_of(client, order_id, login("admin")) == {"households": 5, "attributed_fen": fen,
+                                                           "counties": counties}
+
+
+def test_a_refund_lowers_the_impact_and_a_full_refund_hides_it(client, login):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    order_id = pay_pickup(client, world, 3)
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
+    admin = login("admin")
+    before = impact_of(client, order_id, admin)["attributed_fen"]
+
+    response = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**admin, "Idempotency-Key": "r1"},
+                           json={"lines": [{"line_id": line_id, "quantity": 2}], "reason": "坏了"})
+
+    assert response.status_code == 201, response.json
+    households, fen, counties = expected_impact(order_id)
+    assert fen == 42 + 41 + 42 + 25 + 12 < before
+    assert impact_of(client, order_id, admin) == {"households": households, "attributed_fen": fen,
+                                                  "counties": counties}
+
+    again = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**admin, "Idempotency-Key": "r2"},
+                        json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "全退"})
+
+    assert again.status_code == 201, again.json
+    assert expected_impact(order_id) == (0, 0, [])
+    assert impact_of(client, order_id, admin) == {"households": None, "fewer_than": 3, "counties": []}
+
+
+def test_fewer_than_three_households_show_no_count_and_no_amount(client, login):
+    supplier = SupplierFactory()
+    store = StoreFactory()
+    product = ProductFactory(supplier=supplier, price_fen=1000, platform_fee_bp=500, store_commission_bp=0,
+                             household_premium_bp=2000, dividend_bp=0)
+    lot = make_lot(product, db.session.get(Location, store.location_id), quantity=5, harvested_on=date(2026, 9, 1))
+    pair = [HouseholdFactory(supplier=supplier, county_code="513431"),
+            HouseholdFactory(supplier=supplier, county_code="513432")]
+    for household in pair:
+        db.session.add(LotContribution(lot_id=lot.id, household_id=household.id, quantity=1, village="测试村"))
+    db.session.commit()
+
+    order_id = pay_pickup(client, {"store": store, "product": product}, 2)
+
+    households, fen, counties = expected_impact(order_id)
+    assert (households, fen) == (2, 400)
+    impact = impact_of(client, order_id, login("admin"))
+    assert impact == {"households": None, "fewer_than": 3, "counties": counties}
+    assert [county["code"] for county in counties] == ["513431", "513432"]
+    assert "attributed_fen" not in impact
+
+
+def test_an_unpaid_order_has_no_impact(client, login):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    response = client.post("/api/v1/orders", headers={**login("consumer"), "Idempotency-Key": "unpaid"},
+                           json={"channel": "pickup", "store_id": world["store"].id,
+                                 "lines": [{"sku": world["product"].sku, "quantity": 1}]})
+
+    assert response.status_code == 201, response.json
+    assert response.json["impact"] is None
