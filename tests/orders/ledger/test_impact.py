@@ -2,20 +2,24 @@
 postings, net of refunds; fewer than 3 households show no count and no amount (DESIGN "Public outputs")."""
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 
 from sqlalchemy import select
 
 from catalog.models import Location, LotContribution
 from orders import outbox
+from orders.ledger.attribution import apply_event
 from orders.ledger.models import LedgerTransaction, Posting
-from orders.models import OrderLine
+from orders.models import Order, OrderLine, OutboxEvent
 from shop.db import db, utcnow
 from shop.regions.models import Region
 from suppliers.models import Household
 from tests.catalog.factories import ProductFactory, make_lot
+from tests.catalog.test_concurrency import race
 from tests.orders.factories import StoreFactory
 from tests.orders.ledger.test_attribution import make_world, pay_pickup
+from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import HouseholdFactory, SupplierFactory
 
 
@@ -109,3 +113,27 @@ def test_an_unpaid_order_has_no_impact(client, login):
 
     assert response.status_code == 201, response.json
     assert response.json["impact"] is None
+
+
+def test_lines_of_one_order_attributed_at_once_leave_the_whole_orders_impact(racing_app):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    store, supplier = world["store"], world["supplier"]
+    apples = ProductFactory(supplier=supplier, price_fen=2000, household_premium_bp=1000, dividend_bp=0)
+    lot = make_lot(apples, db.session.get(Location, store.location_id), quantity=5, harvested_on=date(2026, 9, 1))
+    for household in (HouseholdFactory(supplier=supplier) for _ in range(3)):
+        db.session.add(LotContribution(lot_id=lot.id, household_id=household.id, quantity=2, village="测试村"))
+    order = paid_order(location_id=store.location_id, channel="counter", store=store, payment_method="cash",
+                       lines=[(world["product"], 2), (apples, 3)], status="paid")
+    racing_app.extensions["outbox_consumers"] = {}  # no delivery after this commit: the racers apply the events
+    event_ids = [outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at).id
+                 for line in db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))]
+    db.session.commit()
+
+    outcomes = race(racing_app, 2, lambda i: apply_event(db.session.get(OutboxEvent, event_ids[i])))
+
+    assert outcomes == Counter({"ok": 2})
+    db.session.expire_all()
+    households, fen, counties = expected_impact(order.id)
+    assert households == 3 + 2 + 3  # lot 1's three, the two dividend holders valid today, the apples' three
+    stored = db.session.get(Order, order.id)
+    assert (stored.impact_households, stored.impact_fen, stored.impact_counties) == (households, fen, counties)
