@@ -1,18 +1,16 @@
 """Routes for auditors and admins: verify the ledger, list transactions by account and period, show one."""
 from __future__ import annotations
 
-from datetime import date
-
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from orders.ledger import audit
+from orders.ledger.periods import PeriodQuery
 from orders.ledger.verify import verify_ledger
 from shop.auth.security import require_role
 from shop.fields import Identifier
 from shop.pagination import PageQuery, page_schema
 
-EARLIEST, LATEST = date(2000, 1, 1), date(9999, 12, 31)  # a period's bounds are real Asia/Shanghai midnights
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attribution ledger, for auditors")
 
 
@@ -26,12 +24,10 @@ class LedgerVerifyOut(Schema):
     first_bad_id = fields.Integer(allow_none=True)
 
 
-class LedgerTransactionQuery(PageQuery):
+class LedgerTransactionQuery(PageQuery, PeriodQuery):
     """Filters: an account code, and a posting period in Asia/Shanghai dates (`from` inclusive, `to` exclusive)."""
 
     account = Identifier(max_length=64, case=None)
-    from_date = fields.Date(data_key="from", validate=validate.Range(min=EARLIEST, max=LATEST))
-    to_date = fields.Date(data_key="to", validate=validate.Range(min=EARLIEST, max=LATEST))
 
 
 class LedgerPostingOut(Schema):

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from orders.ledger import reports
-from orders.ledger.api import EARLIEST, LATEST
+from orders.ledger.periods import PeriodQuery
 from shop.auth.security import require_role
 
 EXPORTS = {
@@ -15,13 +15,6 @@ EXPORTS = {
     "svg": (reports.pairing_report_svg, "image/svg+xml"),
 }
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Pairing reports and public disclosure")
-
-
-class PeriodQuery(Schema):
-    """A sale-date period in Asia/Shanghai dates: `from` inclusive, `to` exclusive."""
-
-    from_date = fields.Date(data_key="from", validate=validate.Range(min=EARLIEST, max=LATEST))
-    to_date = fields.Date(data_key="to", validate=validate.Range(min=EARLIEST, max=LATEST))
 
 
 class PairingReportQuery(PeriodQuery):

@@ -21,15 +21,9 @@ from orders.models import OrderLine, Store
 from orders.outbox import sale_date_of
 from shop.auth.models import User
 from shop.db import db
-from shop.errors import NotFound, ValidationError
+from shop.errors import NotFound
 from suppliers.identifiers import mask_id_number
 from suppliers.models import Household, Supplier, SupplierHousehold
-
-
-def _check_period(from_date: date | None, to_date: date | None) -> None:
-    """A period whose `to` is after its `from`, else 422."""
-    if from_date and to_date and to_date <= from_date:
-        raise ValidationError("The period is empty.", details={"to": ["Must be after `from`."]})
 
 
 def _account_ids(*conditions) -> list[int]:
@@ -81,7 +75,6 @@ def household_statement(*, household_id: int, user: User, from_date: date | None
                         to_date: date | None = None, page: bool = False) -> dict:
     """A household's statement: a co-op's account of it (404 if the co-op does not work with it), or for an
     admin the sum of all its accounts; with `page`, also what the printable page shows of the household."""
-    _check_period(from_date, to_date)
     household = db.session.get(Household, household_id)
     scope = user.supplier_id
     if household is not None and scope is not None:
@@ -116,7 +109,6 @@ def _page(household: Household, supplier: Supplier | None) -> dict:
 def supplier_statement(*, supplier_id: int, user: User, from_date: date | None = None,
                        to_date: date | None = None) -> dict:
     """A supplier's statement (its own co-op, or an admin)."""
-    _check_period(from_date, to_date)
     if (user.supplier_id is not None and user.supplier_id != supplier_id) \
             or db.session.get(Supplier, supplier_id) is None:
         raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
@@ -129,7 +121,6 @@ def supplier_statement(*, supplier_id: int, user: User, from_date: date | None =
 def store_statement(*, store_id: int, user: User, from_date: date | None = None, to_date: date | None = None) -> dict:
     """A store's statement (its own staff, or an admin): its commission, the counter cash it holds, and what it
     must remit (cash held net of commission) at the period's end."""
-    _check_period(from_date, to_date)
     if (user.store_id is not None and user.store_id != store_id) or db.session.get(Store, store_id) is None:
         raise NotFound(f"No store {store_id}.", code="store_not_found")
     commission = _entries(_account_ids(LedgerAccount.code == f"store:{store_id}"),

@@ -7,21 +7,14 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from orders.ledger import statements
-from orders.ledger.api import EARLIEST, LATEST
+from orders.ledger.periods import PeriodQuery
 from shop.auth.security import current_user, require_role
 
 blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_folder="templates",
                 description="Statements of households, suppliers and stores")
 
 
-class StatementQuery(Schema):
-    """A posting period in Asia/Shanghai dates (`from` inclusive, `to` exclusive)."""
-
-    from_date = fields.Date(data_key="from", validate=validate.Range(min=EARLIEST, max=LATEST))
-    to_date = fields.Date(data_key="to", validate=validate.Range(min=EARLIEST, max=LATEST))
-
-
-class HouseholdStatementQuery(StatementQuery):
+class HouseholdStatementQuery(PeriodQuery):
     """The period, and `format=html` for the printable page."""
 
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "html")))
@@ -116,7 +109,7 @@ def household_statement(query, household_id):
 
 @blp.route("/suppliers/<int:supplier_id>/statement")
 @require_role("admin", "coop")
-@blp.arguments(StatementQuery, location="query")
+@blp.arguments(PeriodQuery, location="query")
 @blp.response(200, StatementOut)
 def supplier_statement(query, supplier_id):
     """A supplier's statement (its co-op, or an admin)."""
@@ -125,7 +118,7 @@ def supplier_statement(query, supplier_id):
 
 @blp.route("/stores/<int:store_id>/statement")
 @require_role("admin", "store_staff")
-@blp.arguments(StatementQuery, location="query")
+@blp.arguments(PeriodQuery, location="query")
 @blp.response(200, StoreStatementOut)
 def store_statement(query, store_id):
     """A store's statement: commission, counter cash held and what it must remit (its staff, or an admin)."""
