@@ -5,7 +5,10 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import BenchError, progress
@@ -19,6 +22,22 @@ _P99 = re.compile(r"^\s+99(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
 _TOTAL = re.compile(r"^\s+(\d+) requests in ", re.MULTILINE)
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+# Each request a path drawn at random from the file named by the script's argument; each thread its own seed.
+RANDOM_PATHS_LUA = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
+function init(args)
+  paths = {}
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  math.randomseed(os.time() * 1000 + thread_number)
+end
+function request()
+  return wrk.format(nil, paths[math.random(#paths)])
+end
+"""
 
 
 @dataclass(frozen=True)
@@ -88,11 +107,16 @@ def parse_wrk(output: str) -> LoadResult:
     )
 
 
-def run_wrk(url: str, *, duration: int) -> LoadResult:
-    """Load `url` (loopback only) with wrk for `duration` seconds at the harness's concurrency."""
+def run_wrk(url: str, *, duration: int, script: Sequence[str] = ()) -> LoadResult:
+    """Load `url` (loopback only) with wrk for `duration` seconds at the harness's concurrency; `script`:
+    a Lua script's path and its arguments."""
     if urlsplit(url).hostname != "127.0.0.1":
         raise BenchError(f"Load goes only to 127.0.0.1, not {url}.")
-    command = [ensure_wrk(), f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", url]
+    command = [ensure_wrk(), f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"]
+    if script:
+        command += ["-s", script[0], url, "--", *script[1:]]
+    else:
+        command.append(url)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30)
     except subprocess.TimeoutExpired as exc:
@@ -104,11 +128,27 @@ def run_wrk(url: str, *, duration: int) -> LoadResult:
 
 def measure(label: str, url: str) -> LoadResult:
     """Warm `url` up, then measure it for `seconds()`; fail when any response was not 2xx/3xx."""
+    return _measured(label, url, ())
+
+
+def measure_paths(label: str, base: str, paths: Sequence[str], *, warmup: bool = True) -> LoadResult:
+    """Like `measure`, each request one of `paths` (under `base`) drawn at random; `warmup=False` skips the
+    warm-up (the server is warm from an earlier run)."""
+    with tempfile.TemporaryDirectory(prefix="bench-paths-") as folder:
+        script, listing = Path(folder) / "random_paths.lua", Path(folder) / "paths.txt"
+        script.write_text(RANDOM_PATHS_LUA, encoding="utf-8")
+        listing.write_text("".join(f"{path}\n" for path in paths), encoding="utf-8")
+        return _measured(label, base + "/", (str(script), str(listing)), warmup=warmup)
+
+
+def _measured(label: str, url: str, script: Sequence[str], *, warmup: bool = True) -> LoadResult:
+    """Warm up (unless told not to), then measure for `seconds()`; fail when any response was not 2xx/3xx."""
     duration = seconds()
-    progress(f"warming up {label} ({WARMUP_SECONDS}s)…")
-    run_wrk(url, duration=WARMUP_SECONDS)
+    if warmup:
+        progress(f"warming up {label} ({WARMUP_SECONDS}s)…")
+        run_wrk(url, duration=WARMUP_SECONDS, script=script)
     progress(f"running wrk {duration}s against {label} (-t{THREADS} -c{CONNECTIONS})…")
-    result = run_wrk(url, duration=duration)
+    result = run_wrk(url, duration=duration, script=script)
     if result.non_2xx:
         raise BenchError(f"{label}: {result.non_2xx} of {result.requests} responses were not 2xx/3xx.")
     if result.socket_errors:

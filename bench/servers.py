@@ -69,15 +69,17 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def gunicorn(label: str, wsgi: str, *, env: dict[str, str], ready_path: str = "/") -> Iterator[str]:
+def gunicorn(label: str, wsgi: str, *, env: dict[str, str], ready_path: str = "/", workers: int = WORKERS,
+             worker_class: str = WORKER_CLASS, threads: int = 1) -> Iterator[str]:
     """Serve `wsgi` ("module:app") with gunicorn on loopback and yield its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     child_env = {key: value for key, value in os.environ.items() if key not in _APP_VARIABLES}
     child_env.update(env)
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", WORKER_CLASS,
-               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket", wsgi]
-    progress(f"starting {label} under gunicorn ({WORKERS} {WORKER_CLASS} workers) on {base}…")
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", worker_class,
+               "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+               "--no-control-socket", wsgi]
+    progress(f"starting {label} under gunicorn ({workers} {worker_class} workers) on {base}…")
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)

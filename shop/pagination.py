@@ -75,8 +75,8 @@ def _decode(cursor: str, keys: Sequence) -> list:
     return values
 
 
-def _encode(values: Sequence[Any], keys: Sequence) -> str:
-    """A signed, opaque cursor from the last item's key values."""
+def encode_cursor(values: Sequence[Any], keys: Sequence) -> str:
+    """A signed, opaque cursor of the list ordered by `keys`, from the last item's key values."""
     return _serializer(keys).dumps(list(values))
 
 
@@ -89,5 +89,5 @@ def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None) -
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = _encode([getattr(last, key.key) for key in keys], keys)
+        next_cursor = encode_cursor([getattr(last, key.key) for key in keys], keys)
     return {"items": items, "next_cursor": next_cursor}
