@@ -2,10 +2,11 @@
 
 `record_event` adds a row (`line_paid`, `line_refunded`, `refund_remainder`, `payment_unallocated`,
 `payment_returned`, DESIGN.md); once the transaction commits, one task delivers all the events it
-wrote. Delivery runs the registered consumers (the ledger registers itself; they must apply each
-event id at most once) and marks each row delivered. Nothing is lost when the broker is down or a
-worker dies: the `orders.outbox` sweeper re-queues rows still undelivered after a grace period,
-each in its own task.
+wrote. Delivery runs the registered consumers on the whole batch at once (the ledger registers itself;
+they must apply each event id at most once) and marks the rows delivered; if a batch fails, its events
+are delivered one by one, so one bad event holds back no other. Nothing is lost when the broker is down
+or a worker dies: the `orders.outbox` sweeper re-queues rows still undelivered after a grace period,
+`DELIVERY_BATCH` to a task, which is also how a backlog is drained.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from orders.models import Allocation, Order, OrderLine, OutboxEvent, Refund
 from shop.db import after_commit, db, utcnow
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 REQUEUE_AFTER = timedelta(seconds=60)
-SWEEP_BATCH = 500
-Consumer = Callable[[OutboxEvent], None]
+SWEEP_LIMIT = 50_000  # events one sweep re-queues at most
+DELIVERY_BATCH = 1000  # events per re-queued delivery task (one transaction)
+Consumer = Callable[[list[OutboxEvent]], object]
 
 
 def sale_date_of(moment: datetime) -> date:
@@ -34,7 +36,8 @@ def sale_date_of(moment: datetime) -> date:
 
 
 def register_consumer(app: Flask, name: str, consumer: Consumer) -> None:
-    """Let a higher layer (the ledger) consume delivered events; it must be idempotent per event id."""
+    """Let a higher layer (the ledger) consume delivered events, a batch at a time; it must be idempotent per
+    event id."""
     app.extensions.setdefault("outbox_consumers", {})[name] = consumer
 
 
@@ -96,33 +99,59 @@ def _queue(event_ids: list[int]) -> None:
 
 
 def deliver_all(event_ids: list[int]) -> int:
-    """Deliver each of `event_ids` not yet delivered, in id order; how many were. The caller commits."""
-    return sum(deliver(event_id) for event_id in sorted(event_ids))
+    """Deliver those of `event_ids` not yet delivered, as one batch (rows locked in id order); if the batch fails,
+    each event on its own (a failing one is logged and left for the sweeper). How many were delivered. The
+    caller commits."""
+    events = db.session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(event_ids),
+                                                          OutboxEvent.delivered_at.is_(None))
+                                .order_by(OutboxEvent.id).with_for_update()).all()
+    if len(events) <= 1:
+        _consume(events)
+        return len(events)
+    try:
+        with db.session.begin_nested():
+            _consume(events)
+        return len(events)
+    except Exception:  # noqa: BLE001 - retried one by one below
+        log.exception("delivering outbox events %s..%s together failed; delivering them one by one",
+                      events[0].id, events[-1].id)
+    delivered = 0
+    for event in events:
+        try:
+            with db.session.begin_nested():
+                _consume([event])
+            delivered += 1
+        except Exception:  # noqa: BLE001 - one bad event must not hold back the others; the sweeper retries it
+            log.exception("delivering outbox event %s failed", event.id)
+    return delivered
+
+
+def _consume(events: list[OutboxEvent]) -> None:
+    """Run the consumers on locked undelivered events and mark them delivered."""
+    if not events:
+        return
+    for consumer in current_app.extensions.get("outbox_consumers", {}).values():
+        consumer(events)
+    db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([event.id for event in events]))
+                       .values(delivered_at=utcnow()).execution_options(synchronize_session=False))
 
 
 def deliver(event_id: int) -> bool:
-    """Run the consumers on an undelivered event and mark it delivered; False if it was already. The caller commits."""
-    event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id,
-                                                        OutboxEvent.delivered_at.is_(None)).with_for_update())
-    if event is None:
-        return False
-    for consumer in current_app.extensions.get("outbox_consumers", {}).values():
-        consumer(event)
-    event.delivered_at = utcnow()
-    db.session.flush()
-    return True
+    """Deliver one event unless it was already; whether it was delivered now. The caller commits."""
+    return deliver_all([event_id]) == 1
 
 
 def requeue_undelivered() -> int:
-    """Sweeper: re-queue events still undelivered a grace period after they were last queued; how many."""
+    """Sweeper: re-queue events still undelivered a grace period after they were last queued (rows another
+    worker holds are skipped), `DELIVERY_BATCH` to a task; how many."""
     now = utcnow()
     stale = db.session.scalars(
-        select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None),
-                                  func.coalesce(OutboxEvent.queued_at, OutboxEvent.created_at) < now - REQUEUE_AFTER)
-        .order_by(OutboxEvent.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)).all()
-    for event in stale:  # one task each: an event that keeps failing does not hold the others back
-        event.queued_at = now
-        event_id = event.id
-        after_commit(lambda event_id=event_id: _queue([event_id]))
-    db.session.flush()
+        select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None),
+                                     func.coalesce(OutboxEvent.queued_at, OutboxEvent.created_at) < now - REQUEUE_AFTER)
+        .order_by(OutboxEvent.id).limit(SWEEP_LIMIT).with_for_update(skip_locked=True)).all()
+    for start in range(0, len(stale), DELIVERY_BATCH):
+        chunk = stale[start:start + DELIVERY_BATCH]
+        db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(chunk)).values(queued_at=now)
+                           .execution_options(synchronize_session=False))
+        after_commit(lambda chunk=chunk: _queue(chunk))
     return len(stale)

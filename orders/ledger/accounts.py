@@ -6,6 +6,8 @@ counter sale's money, which arrives through the store's terminal), `unallocated`
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -26,26 +28,40 @@ def account(code: str, kind: str, **party: int) -> LedgerAccount:
     found = db.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
     if found is not None:
         return found
-    _create(code, kind, party)
+    _create([{"code": code, "kind": kind, **party}])
     return db.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
 
 
-def _create(code: str, kind: str, party: dict) -> None:
-    """Insert the account unless it exists. On PostgreSQL in its own short transaction, committed at once, so
+def account_ids(wanted: Mapping[str, tuple[str, Mapping[str, int]]]) -> dict[str, int]:
+    """Code → id of the accounts `wanted` (code → (kind, parties)): one query, the missing ones created together
+    (in code order, as `account` creates one) and read back."""
+    found = dict(db.session.execute(select(LedgerAccount.code, LedgerAccount.id)
+                                    .where(LedgerAccount.code.in_(list(wanted)))).all())
+    missing = sorted(code for code in wanted if code not in found)
+    if missing:
+        _create([{"code": code, "kind": wanted[code][0], **wanted[code][1]} for code in missing])
+        found.update(db.session.execute(select(LedgerAccount.code, LedgerAccount.id)
+                                        .where(LedgerAccount.code.in_(missing))).all())
+    return found
+
+
+def _create(rows: list[dict]) -> None:
+    """Insert the accounts unless they exist. On PostgreSQL in their own short transaction, committed at once, so
     parallel attributors never wait on (or deadlock over) an account another one created in its open transaction;
-    in the caller's transaction if the party itself is not committed yet. (SQLite serialises writers anyway.)"""
+    in the caller's transaction if a party itself is not committed yet. (SQLite serialises writers anyway.)"""
     engine = db.session.get_bind()
+    now = utcnow()
+    rows = [{"store_id": None, "supplier_id": None, "household_id": None, **row, "created_at": now} for row in rows]
     statement = (_INSERTS[engine.dialect.name](LedgerAccount.__table__)
-                 .values(code=code, kind=kind, created_at=utcnow(), **party)
                  .on_conflict_do_nothing(index_elements=["code"]))
     if engine.dialect.name == "postgresql":
         try:
             with engine.begin() as connection:
-                connection.execute(statement)
+                connection.execute(statement, rows)
             return
-        except IntegrityError:  # the store, supplier or household was created in the caller's open transaction
+        except IntegrityError:  # a store, supplier or household was created in the caller's open transaction
             pass
-    db.session.execute(statement)
+    db.session.execute(statement, rows)
 
 
 def platform() -> LedgerAccount:

@@ -1,37 +1,58 @@
 """Posting balanced transactions and linking them into the hash chain as the last step before commit.
 
-`post` checks that the postings sum to zero, adds the transaction and its postings and flushes; the
-session's `before_commit` then links every transaction it posted (in id order): it takes the one
-`ledger_chain_head` row FOR UPDATE, gives each transaction the next `seq`, the head's hash as
-`prev_hash` and `hash = sha256(prev_hash + canonical JSON of its content and postings)`, and moves the
-head. Only that short step is serialised, so workers attribute in parallel; the chain order is the
-commit order. (On SQLite the transaction already holds the database's write lock by then.)
+`post` checks that the postings sum to zero, adds the transaction and its postings and flushes; `post_many`
+does the same for a batch (ids reserved up front, rows written with COPY on PostgreSQL), keeping the postings
+in memory for the link. The session's `before_commit` then links every transaction it posted (in id order):
+their canonical JSON is built first; then it takes the one `ledger_chain_head` row FOR UPDATE, gives each
+transaction the next `seq`, the head's hash as `prev_hash` and `hash = sha256(prev_hash + canonical JSON of its
+content and postings)`, and moves the head. Only that short step is serialised, so workers attribute in
+parallel; the chain order is the commit order. (On SQLite the transaction already holds the database's write
+lock by then.)
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
-from shop.db import db
+from shop.db import db, utcnow
 
 GENESIS_HASH = "0" * 64
 POSTING_REFS = ("order_line_id", "allocation_id", "lot_id", "household_id")
 _UNLINKED = "ledger_unlinked"
+_STAGED = "ledger_staged_postings"
 _INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
+_TRANSACTION_FIELDS = ("id", "kind", "outbox_event_id", "order_id", "order_line_id", "sale_date", "posted_at", "memo")
+_POSTING_FIELDS = ("id", "transaction_id", "account_id", "amount_fen", "component", *POSTING_REFS)
 
 PostingSpec = tuple  # (account or account id, amount_fen, component, {order_line_id/allocation_id/lot_id/household_id})
 
 
 class UnbalancedTransaction(ValueError):
     """A transaction whose postings do not sum to zero: a defect in the caller, never posted."""
+
+
+@dataclass
+class NewTransaction:
+    """A transaction for `post_many`: its postings are `(account id, account code, amount_fen, component,
+    refs)` with refs as in `PostingSpec`."""
+
+    kind: str
+    postings: list[tuple[int, str, int, str, dict]]
+    outbox_event_id: int | None = None
+    order_id: int | None = None
+    order_line_id: int | None = None
+    sale_date: date | None = None
+    memo: str = ""
+    id: int | None = field(default=None, init=False)
 
 
 def post(*, kind: str, postings: Sequence[PostingSpec], outbox_event_id: int | None = None,
@@ -51,7 +72,76 @@ def post(*, kind: str, postings: Sequence[PostingSpec], outbox_event_id: int | N
     if rows:
         db.session.execute(insert(Posting), rows)
     db.session.info.setdefault(_UNLINKED, []).append(transaction.id)
+    db.session.info.get(_STAGED, {}).pop(transaction.id, None)  # an id a rolled-back batch had (SQLite reuses ids)
     return transaction
+
+
+def post_many(transactions: Sequence[NewTransaction]) -> list[int]:
+    """Add many balanced transactions and their postings (zero amounts left out) in a few statements: ids
+    reserved in one query, rows written with COPY on PostgreSQL (one INSERT each on SQLite). Each gets its
+    `id`; the ids, in order. Linked into the chain just before the session commits, from the postings kept
+    in memory."""
+    for transaction in transactions:
+        total = 0
+        for posting in transaction.postings:
+            if type(posting[2]) is not int:
+                raise TypeError(f"a posting amount is int fen, not {type(posting[2]).__name__}")
+            total += posting[2]
+        if total != 0:
+            raise UnbalancedTransaction(f"{transaction.kind} postings sum to {total} fen, not 0")
+    postings = [[p for p in t.postings if p[2]] for t in transactions]
+    transaction_ids, posting_ids = _reserve_ids(len(transactions), sum(map(len, postings)))
+    posted_at = utcnow()
+    transaction_rows, posting_rows, staged = [], [], db.session.info.setdefault(_STAGED, {})
+    ids = iter(posting_ids)
+    for transaction, own, transaction_id in zip(transactions, postings, transaction_ids, strict=True):
+        transaction.id = transaction_id
+        transaction_rows.append((transaction_id, transaction.kind, transaction.outbox_event_id, transaction.order_id,
+                                 transaction.order_line_id, transaction.sale_date, posted_at, transaction.memo))
+        hashed = []
+        for account_id, code, amount, component, refs in own:
+            posting_id = next(ids)
+            row = (posting_id, transaction_id, account_id, amount, component, refs.get("order_line_id"),
+                   refs.get("allocation_id"), refs.get("lot_id"), refs.get("household_id"))
+            posting_rows.append(row)
+            hashed.append({"id": posting_id, "account": code, "amount_fen": amount, "component": component,
+                           "order_line_id": row[5], "allocation_id": row[6], "lot_id": row[7], "household_id": row[8]})
+        staged[transaction_id] = hashed
+    _write(LedgerTransaction.__table__, _TRANSACTION_FIELDS, transaction_rows)
+    _write(Posting.__table__, _POSTING_FIELDS, posting_rows)
+    db.session.info.setdefault(_UNLINKED, []).extend(transaction_ids)
+    return transaction_ids
+
+
+def _reserve_ids(transactions: int, postings: int) -> tuple[list[int], list[int]]:
+    """Ids for that many new transactions and postings: from their sequences on PostgreSQL (one query); on
+    SQLite, which has one writer at a time, after the largest ids (the write lock taken first)."""
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(text(
+            "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) "
+            "FROM generate_series(1, :t)), ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_postings', 'id')) "
+            "FROM generate_series(1, :p))"), {"t": transactions, "p": postings}).one()
+        return sorted(row[0]), sorted(row[1])
+    session.execute(text("UPDATE ledger_chain_head SET id = id WHERE id = 1"))
+    first_transaction = (session.scalar(select(func.max(LedgerTransaction.id))) or 0) + 1
+    first_posting = (session.scalar(select(func.max(Posting.id))) or 0) + 1
+    return (list(range(first_transaction, first_transaction + transactions)),
+            list(range(first_posting, first_posting + postings)))
+
+
+def _write(table, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Insert `rows` (tuples of `columns`) into `table`: COPY on PostgreSQL, one executemany INSERT elsewhere."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        with connection.connection.driver_connection.cursor() as cursor, \
+                cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _posting_row(spec: PostingSpec) -> dict:
@@ -68,13 +158,20 @@ def _posting_row(spec: PostingSpec) -> dict:
             **{ref: refs.get(ref) for ref in POSTING_REFS}}
 
 
+
 def canonical(transaction: dict, postings: Iterable[dict]) -> str:
     """The canonical JSON of a transaction's content (with its seq) and its postings ordered by id: what is hashed."""
+    return _unsequenced(transaction, postings) + f"{transaction['seq']}}}"
+
+
+def _unsequenced(transaction: dict, postings: Iterable[dict]) -> str:
+    """The canonical JSON up to its `seq` value, which comes last (keys are sorted and "seq" sorts last), so the
+    slow part is built before the chain head is locked and the seq appended under the lock."""
     posted_at = transaction["posted_at"]
     if posted_at.tzinfo is None:
         posted_at = posted_at.replace(tzinfo=UTC)
     content = {
-        "id": transaction["id"], "seq": transaction["seq"], "kind": transaction["kind"],
+        "id": transaction["id"], "seq": 0, "kind": transaction["kind"],
         "outbox_event_id": transaction["outbox_event_id"], "order_id": transaction["order_id"],
         "order_line_id": transaction["order_line_id"],
         "sale_date": transaction["sale_date"].isoformat() if transaction["sale_date"] else None,
@@ -84,7 +181,7 @@ def canonical(transaction: dict, postings: Iterable[dict]) -> str:
                       "component": p["component"], **{ref: p[ref] for ref in POSTING_REFS}}
                      for p in sorted(postings, key=lambda p: p["id"])],
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)[:-2]
 
 
 def chain_hash(prev_hash: str, canonical_json: str) -> str:
@@ -112,28 +209,33 @@ def load_postings(session: Session, transaction_ids: Sequence[int]) -> dict[int,
 
 
 def _lock_head(session: Session) -> tuple[int, str]:
-    """The chain head row, created if missing (tests truncate it), locked until commit."""
-    insert_head = _INSERTS[session.get_bind().dialect.name](ChainHead)
-    session.execute(insert_head.values(id=1, seq=0, last_hash=GENESIS_HASH).on_conflict_do_nothing(
-        index_elements=["id"]))
-    return session.execute(select(ChainHead.seq, ChainHead.last_hash).where(ChainHead.id == 1)
-                           .with_for_update()).one()
+    """The chain head row, locked until commit (created first if missing: tests truncate it)."""
+    locked = select(ChainHead.seq, ChainHead.last_hash).where(ChainHead.id == 1).with_for_update()
+    head = session.execute(locked).one_or_none()
+    if head is None:
+        insert_head = _INSERTS[session.get_bind().dialect.name](ChainHead)
+        session.execute(insert_head.values(id=1, seq=0, last_hash=GENESIS_HASH).on_conflict_do_nothing(
+            index_elements=["id"]))
+        head = session.execute(locked).one()
+    return head
 
 
 def link(session: Session, transaction_ids: Sequence[int]) -> int:
-    """Link the still unlinked transactions among `transaction_ids` (in id order) to the chain; how many."""
+    """Link the still unlinked transactions among `transaction_ids` (in id order) to the chain; how many. Their
+    canonical JSON is built (from the postings `post_many` kept, or loaded) before the head is locked."""
+    staged = session.info.get(_STAGED, {})
     transactions = [dict(row) for row in session.execute(
         select(*TRANSACTION_COLUMNS).where(LedgerTransaction.id.in_(transaction_ids), LedgerTransaction.seq.is_(None))
         .order_by(LedgerTransaction.id)).mappings()]
     if not transactions:
         return 0
-    postings = load_postings(session, [t["id"] for t in transactions])
+    loaded = load_postings(session, [t["id"] for t in transactions if t["id"] not in staged])
+    bodies = [_unsequenced(t, staged[t["id"]] if t["id"] in staged else loaded[t["id"]]) for t in transactions]
     seq, last_hash = _lock_head(session)
     links = []
-    for transaction in transactions:
+    for transaction, body in zip(transactions, bodies, strict=True):
         seq += 1
-        transaction["seq"] = seq
-        digest = chain_hash(last_hash, canonical(transaction, postings[transaction["id"]]))
+        digest = chain_hash(last_hash, f"{body}{seq}}}")
         links.append({"id": transaction["id"], "seq": seq, "prev_hash": last_hash, "hash": digest})
         last_hash = digest
     session.execute(update(LedgerTransaction), links)
@@ -148,7 +250,10 @@ def _link_before_commit(session: Session) -> None:
     if session.in_nested_transaction() or not session.info.get(_UNLINKED):
         return
     session.flush()
-    link(session, session.info.pop(_UNLINKED))
+    try:
+        link(session, session.info.pop(_UNLINKED))
+    finally:
+        session.info.pop(_STAGED, None)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -156,4 +261,4 @@ def _forget_unlinked(session: Session, previous_transaction) -> None:
     """A rolled-back transaction's postings are gone: nothing to link."""
     if previous_transaction.parent is None:
         session.info.pop(_UNLINKED, None)
-
+        session.info.pop(_STAGED, None)

@@ -8,7 +8,9 @@ events first, under their locks), so the last push has seen every posting of the
 """
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from collections.abc import Collection
+
+from sqlalchemy import JSON, bindparam, func, select, update
 
 from orders.ledger.models import LedgerTransaction, Posting
 from orders.models import Order
@@ -19,26 +21,39 @@ from suppliers.models import Household
 IMPACT_KINDS = ("line_paid", "line_refunded")
 
 
-def order_impact(order_id: int) -> tuple[int, int, list[dict]]:
-    """The order's households reached, the fen attributed to them and their counties ({code, name}, by code)."""
-    net = (select(Posting.household_id, func.sum(Posting.amount_fen).label("fen"))
+def order_impacts(order_ids: Collection[int]) -> dict[int, tuple[int, int, list[dict]]]:
+    """Per order: its households reached, the fen attributed to them and their counties ({code, name}, by code)."""
+    net = (select(LedgerTransaction.order_id, Posting.household_id, func.sum(Posting.amount_fen).label("fen"))
            .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
-           .where(LedgerTransaction.order_id == order_id, LedgerTransaction.kind.in_(IMPACT_KINDS),
+           .where(LedgerTransaction.order_id.in_(list(order_ids)), LedgerTransaction.kind.in_(IMPACT_KINDS),
                   Posting.household_id.is_not(None))
-           .group_by(Posting.household_id).subquery())
+           .group_by(LedgerTransaction.order_id, Posting.household_id).subquery())
     rows = db.session.execute(
-        select(net.c.fen, Region.code, Region.name)
+        select(net.c.order_id, net.c.fen, Region.code, Region.name)
         .join(Household, Household.id == net.c.household_id)
         .join(Region, Region.code == Household.county_code)
-        .where(net.c.fen != 0)).all()
-    counties = {code: name for _fen, code, name in rows}
-    return (len(rows), int(sum(fen for fen, _code, _name in rows)),
-            [{"code": code, "name": counties[code]} for code in sorted(counties)])
+        .where(net.c.fen != 0))
+    households: dict[int, int] = dict.fromkeys(order_ids, 0)
+    fen: dict[int, int] = dict.fromkeys(order_ids, 0)
+    counties: dict[int, dict[str, str]] = {order_id: {} for order_id in order_ids}
+    for order_id, amount, code, name in rows:
+        households[order_id] += 1
+        fen[order_id] += int(amount)
+        counties[order_id][code] = name
+    return {order_id: (households[order_id], fen[order_id],
+                       [{"code": code, "name": name} for code, name in sorted(counties[order_id].items())])
+            for order_id in order_ids}
 
 
-def push_order_impact(order_id: int) -> None:
-    """Store the order's impact on the order row (its `updated_at` unchanged: the order itself did not change)."""
-    households, fen, counties = order_impact(order_id)
-    db.session.execute(update(Order).where(Order.id == order_id)
-                       .values(impact_households=households, impact_fen=fen, impact_counties=counties,
-                               updated_at=Order.updated_at))
+def push_order_impacts(order_ids: Collection[int]) -> None:
+    """Store each order's impact on its row (orders in id order; `updated_at` unchanged: the order did not change)."""
+    if not order_ids:
+        return
+    impacts = order_impacts(order_ids)
+    orders = Order.__table__
+    db.session.execute(
+        update(orders).where(orders.c.id == bindparam("order_id"))
+        .values(impact_households=bindparam("households"), impact_fen=bindparam("fen"),
+                impact_counties=bindparam("counties", type_=JSON), updated_at=orders.c.updated_at),
+        [{"order_id": order_id, "households": households, "fen": fen, "counties": counties}
+         for order_id, (households, fen, counties) in sorted(impacts.items())])
