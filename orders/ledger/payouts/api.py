@@ -1,0 +1,226 @@
+"""Payout batch routes: request a batch (built by a task), list and show batches, download the bank file
+(audited), settle lines; and the auditor's list of bank-file downloads."""
+from __future__ import annotations
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from orders.ledger.payouts import bank_file, service
+from orders.ledger.payouts.models import BATCH_STATUSES, PARTIES
+from orders.ledger.periods import EARLIEST, LATEST
+from shop.auth.security import current_user, require_role
+from shop.db import commit
+from shop.fields import Id, Text
+from shop.idempotency import idempotent
+from shop.pagination import PageQuery, page_schema
+
+blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Payout batches")
+
+
+class PayoutBatchCreate(Schema):
+    """Which party to pay (households: those of one supplier) and the cut-off date."""
+
+    party = fields.String(required=True, validate=validate.OneOf(PARTIES))
+    supplier_id = Id(load_default=None)
+    until = fields.Date(required=True, validate=validate.Range(min=EARLIEST, max=LATEST))
+
+    @validates_schema
+    def _supplier_for_households(self, data, **kwargs):
+        """A household batch names its supplier; the others name none."""
+        if data.get("party") == "household" and data.get("supplier_id") is None:
+            raise ValidationError({"supplier_id": ["Required for a household batch."]})
+        if data.get("party") in ("supplier", "store") and data.get("supplier_id") is not None:
+            raise ValidationError({"supplier_id": ["Only a household batch names a supplier."]})
+
+
+class PayoutBatchQuery(PageQuery):
+    """Batch list filters."""
+
+    party = fields.String(load_default=None, validate=validate.OneOf(PARTIES))
+    status = fields.String(load_default=None, validate=validate.OneOf(BATCH_STATUSES))
+    supplier_id = Id(load_default=None, strict=False)
+
+
+class PayoutBatchShowQuery(Schema):
+    """`format=csv` for the bank file, with the `reason` the download is audited under."""
+
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+    reason = Text(max_length=200, load_default=None)
+
+    @validates_schema
+    def _reason_for_the_file(self, data, **kwargs):
+        """The bank file shows full account numbers: say why it is downloaded."""
+        if data.get("format") == "csv" and not data.get("reason"):
+            raise ValidationError({"reason": ["Required with format=csv (the download is audited)."]})
+
+
+class SettlementIn(Schema):
+    """A line's new status; a failed line may say why (the bank's return reason)."""
+
+    line_id = Id(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("paid", "failed")))
+    reason = Text(max_length=200, load_default=None)
+
+    @validates_schema
+    def _reason_for_failures(self, data, **kwargs):
+        """Only a failed line carries a reason."""
+        if data.get("reason") and data.get("status") == "paid":
+            raise ValidationError({"reason": ["Only a failed line has a reason."]})
+
+
+class PayoutSettle(Schema):
+    """The lines to settle."""
+
+    lines = fields.List(fields.Nested(SettlementIn), required=True, validate=validate.Length(min=1, max=1000))
+
+
+class PayoutProgressOut(Schema):
+    """How many of the candidate payees the build has gone through."""
+
+    done = fields.Integer()
+    total = fields.Integer()
+
+
+class PayoutPayeeOut(Schema):
+    """Who a line pays."""
+
+    kind = fields.String()
+    id = fields.Integer()
+    name = fields.String()
+
+
+def _payee(line) -> dict:
+    """A line's payee: household, supplier or store, by id and name."""
+    kind = "household" if line.household_id else "supplier" if line.supplier_id else "store"
+    return {"kind": kind, "id": line.household_id or line.supplier_id or line.store_id, "name": line.payee_name}
+
+
+class PayoutLineOut(Schema):
+    """A payee's line: masked account, amount, status (pending, paid, failed, unpayable) and why."""
+
+    id = fields.Integer()
+    payee = fields.Function(_payee, metadata={"type": "object"})
+    account = fields.String(attribute="bank_account_masked", allow_none=True)
+    amount_fen = fields.Integer()
+    status = fields.String()
+    reason = fields.String(allow_none=True)
+    reference = fields.Function(lambda line: bank_file.reference(line.batch_id, line.id))
+    settled_at = fields.DateTime(allow_none=True)
+    paid_transaction_id = fields.Integer(allow_none=True)
+    failed_transaction_id = fields.Integer(allow_none=True)
+
+
+class PayoutTotalsOut(Schema):
+    """The batch's lines summed by status."""
+
+    pending_fen = fields.Integer()
+    paid_fen = fields.Integer()
+    failed_fen = fields.Integer()
+    unpayable_fen = fields.Integer()
+
+
+class PayoutBatchOut(Schema):
+    """A payout batch: whom it pays, up to when, its build status and progress, and what it moved to clearing."""
+
+    id = fields.Integer()
+    party = fields.String()
+    supplier_id = fields.Integer(allow_none=True)
+    until = fields.Date()
+    status = fields.String()
+    progress = fields.Nested(PayoutProgressOut)
+    total_fen = fields.Integer()
+    error = fields.String(allow_none=True)
+    transaction_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+    built_at = fields.DateTime(allow_none=True)
+
+
+class PayoutBatchDetailOut(PayoutBatchOut):
+    """A payout batch with its lines and their totals by status."""
+
+    lines = fields.List(fields.Nested(PayoutLineOut))
+    totals = fields.Nested(PayoutTotalsOut)
+
+
+class PayoutDownloadOut(Schema):
+    """A download of a batch's bank file: who, when, why, how many lines and how much."""
+
+    id = fields.Integer()
+    batch_id = fields.Integer()
+    user_id = fields.Integer()
+    username = fields.String()
+    lines = fields.Integer()
+    total_fen = fields.Integer()
+    reason = fields.String()
+    created_at = fields.DateTime()
+
+
+class PayoutDownloadQuery(PageQuery):
+    """Download list filters."""
+
+    batch_id = Id(load_default=None, strict=False)
+    user_id = Id(load_default=None, strict=False)
+
+
+@blp.route("/payout-batches")
+class PayoutBatches(MethodView):
+    @require_role("admin", "coop")
+    @blp.arguments(PayoutBatchQuery, location="query")
+    @blp.response(200, page_schema(PayoutBatchOut))
+    def get(self, query):
+        """List payout batches (a co-op: its own households' batches)."""
+        return service.list_batches(actor=current_user(), **query)
+
+    @require_role("admin")
+    @idempotent
+    @blp.arguments(PayoutBatchCreate)
+    @blp.response(202, PayoutBatchOut)
+    def post(self, data):
+        """Request a payout batch; a task builds it (poll the batch for its status and progress)."""
+        batch = service.request_batch(actor=current_user(), **data)
+        commit()
+        return service.show_batch(batch_id=batch.id, actor=current_user())
+
+
+CSV_DOC = {"200": {"description": "OK", "content": {
+    "application/json": {"schema": PayoutBatchDetailOut},
+    "text/csv": {"schema": {"type": "string", "description": "The bank's batch-transfer file (UTF-8 with BOM)"}}}}}
+
+
+@blp.route("/payout-batches/<int:batch_id>")
+@require_role("admin", "coop")
+@blp.arguments(PayoutBatchShowQuery, location="query")
+@blp.response(200, PayoutBatchDetailOut)
+@blp.doc(responses=CSV_DOC)
+def show_batch(query, batch_id):
+    """Show a payout batch with its lines (masked accounts); `format=csv` is the bank file (full accounts, audited)."""
+    if query["format"] == "json":
+        return service.show_batch(batch_id=batch_id, actor=current_user())
+    file = service.export_bank_file(batch_id=batch_id, actor=current_user(), reason=query["reason"])
+    commit()
+    return Response(file.content, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{file.filename}"', "Cache-Control": "private, no-store"})
+
+
+@blp.route("/payout-batches/<int:batch_id>/settle", methods=["POST"])
+@require_role("admin")
+@idempotent
+@blp.arguments(PayoutSettle)
+@blp.response(200, PayoutBatchDetailOut)
+def settle_batch(data, batch_id):
+    """Settle lines as paid or failed (a paid line may later fail: a bank return puts it back on the payee)."""
+    settlements = [service.Settlement(**line) for line in data["lines"]]
+    batch = service.settle_lines(batch_id=batch_id, settlements=settlements)
+    commit(keep_loaded=True)
+    return batch
+
+
+@blp.route("/audit/payout-downloads")
+@require_role("admin", "auditor")
+@blp.arguments(PayoutDownloadQuery, location="query")
+@blp.response(200, page_schema(PayoutDownloadOut))
+def list_downloads(query):
+    """List the downloads of payout bank files (each one showed full account numbers)."""
+    return service.list_downloads(**query)

@@ -1,0 +1,410 @@
+"""Payout batches (DESIGN.md, "Balances may go negative"): request, build, show, settle, export.
+
+A batch "until D" pays each payee min(its balance over postings made before D's Asia/Shanghai midnight, its
+current balance) when that is positive: a refund posted after D still reduces it, and a negative balance is
+carried (nothing is paid) and netted against later earnings. Payees are a household's account at the batch's
+supplier (`household:<hid>@supplier:<sid>`: each co-op pays what its own lots and shares earned), a supplier's
+account, or a store. A store keeps its commission out of the counter cash it holds (its statement's "to
+remit"), so its payable balance is its commission account netted with its cash account (`store_cash:<id>`,
+negative while it holds cash); the payout is taken off the commission account.
+
+Building is one transaction: it locks the payees' ledger accounts (FOR NO KEY UPDATE in id order, so
+attribution still posts to them, but a second batch for the same payees waits), then reads their balances, so
+two batches built at once never pay one balance twice (the second sees the first's clearing postings). Every
+payable line's amount moves from the payee's account to `payouts_clearing` in one ledger transaction. A payee
+with no bank account is listed as unpayable, with the reason, and keeps its balance.
+
+Settling: pending → paid posts clearing → `payments:bank` (the platform's bank account that executes the batch
+transfer; as on the providers' accounts, money leaving the platform is positive there); pending → failed posts
+clearing → the payee; paid → failed (a bank return) posts `payments:bank` → the payee. The same status again
+changes nothing; any other transition is a 409.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import case, func, or_, select, update
+
+from orders.ledger import accounts, chain
+from orders.ledger.audit import shanghai_midnight
+from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.payouts import bank_file
+from orders.ledger.payouts.models import PayoutBatch, PayoutDownload, PayoutLine
+from orders.models import Store
+from orders.outbox import sale_date_of
+from shop.auth.models import User
+from shop.caching import cache_delete, cache_get, cache_set
+from shop.db import after_commit, db, lock_on_sqlite, utcnow
+from shop.errors import Conflict, NotFound, ValidationError
+from shop.pagination import paginate
+from suppliers.identifiers import mask_bank_account
+from suppliers.models import Household, RevealAudit, Supplier
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM = timedelta(minutes=15)
+REQUEUE_AFTER = timedelta(seconds=60)
+SWEEP_BATCH = 20
+PROGRESS_EVERY = 200
+NO_BANK_ACCOUNT = "No bank account on file: the balance stays with the payee."
+BANK = "bank"
+# (from, to) line transitions a settlement may make; the same status again is a no-op
+TRANSITIONS = {("pending", "paid"), ("pending", "failed"), ("paid", "failed")}
+PAYEE_KINDS = {"household": ("household",), "supplier": ("supplier",), "store": ("store", "store_cash")}
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A line's new status, and for a failed line why (e.g. the bank's return reason)."""
+
+    line_id: int
+    status: str
+    reason: str | None = None
+
+
+@dataclass
+class _Payee:
+    """A party to pay: its id, the account a payout is taken off, and the accounts its balance nets."""
+
+    party_id: int
+    account_id: int | None
+    netted: list[int]
+
+
+def _progress_key(batch_id: int) -> str:
+    """The cache key holding a building batch's live progress."""
+    return f"payout-batch-progress:{batch_id}"
+
+
+def _not_found(batch_id: int) -> NotFound:
+    """The answer for a batch that does not exist or lies outside the caller's scope."""
+    return NotFound(f"No payout batch {batch_id}.", code="payout_batch_not_found")
+
+
+def _in_scope(batch: PayoutBatch | None, actor: User) -> bool:
+    """Admins see every batch; a co-op its own suppliers' household batches."""
+    return batch is not None and (actor.supplier_id is None
+                                  or (batch.party == "household" and batch.supplier_id == actor.supplier_id))
+
+
+# --- requesting and building ------------------------------------------------------------------------------
+
+
+def request_batch(*, actor: User, party: str, until: date, supplier_id: int | None = None) -> PayoutBatch:
+    """Queue a batch paying `party` (households: those of `supplier_id`) up to `until`; its task builds it
+    after commit. The cut-off may be at most tomorrow (everything posted so far today)."""
+    if supplier_id is not None and db.session.get(Supplier, supplier_id) is None:
+        raise ValidationError("No such supplier.", details={"supplier_id": [f"No supplier {supplier_id}."]})
+    latest = sale_date_of(utcnow()) + timedelta(days=1)
+    if until > latest:
+        raise ValidationError("The cut-off lies in the future.",
+                              details={"until": [f"Must be {latest.isoformat()} or earlier."]})
+    batch = PayoutBatch(party=party, supplier_id=supplier_id, until=until, status="queued", created_by=actor.id,
+                        queued_at=utcnow())
+    db.session.add(batch)
+    db.session.flush()
+    after_commit(lambda batch_id=batch.id: _queue_build(batch_id))
+    return batch
+
+
+def _queue_build(batch_id: int) -> None:
+    """Send the build task (after the batch row is committed)."""
+    from orders.ledger.payouts.tasks import build_payout_batch
+
+    build_payout_batch.delay(batch_id)
+
+
+def _claimable(now):
+    """The SQL condition: a batch is waiting to be built, or its build's claim went stale."""
+    return or_(PayoutBatch.status == "queued",
+               (PayoutBatch.status == "building") & (PayoutBatch.claimed_at < now - STALE_CLAIM))
+
+
+def claim_batch(batch_id: int) -> bool:
+    """Mark a batch as building (a stale claim is taken over); False if it is built or being built. The caller
+    commits the claim on its own, before the build."""
+    now = utcnow()
+    return bool(db.session.execute(
+        update(PayoutBatch).where(PayoutBatch.id == batch_id, _claimable(now))
+        .values(status="building", claimed_at=now, progress_done=0, progress_total=0)).rowcount)
+
+
+def requeue_stuck_batches() -> int:
+    """Sweeper: re-queue batches whose task was lost (queued past a minute, or building under a stale claim),
+    each at most once a minute; how many. The caller commits."""
+    now = utcnow()
+    stuck = db.session.scalars(
+        select(PayoutBatch.id).where(_claimable(now), PayoutBatch.queued_at < now - REQUEUE_AFTER)
+        .order_by(PayoutBatch.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)).all()
+    for batch_id in stuck:
+        db.session.execute(update(PayoutBatch).where(PayoutBatch.id == batch_id).values(queued_at=now))
+        after_commit(lambda batch_id=batch_id: _queue_build(batch_id))
+    if stuck:
+        log.warning("re-queued %d stuck payout batches", len(stuck))
+    return len(stuck)
+
+
+def fail_batch(batch_id: int, message: str) -> None:
+    """Mark a batch failed after an unexpected error (in a fresh transaction); nothing of it was posted."""
+    batch = db.session.get(PayoutBatch, batch_id)
+    if batch is not None and batch.status in ("queued", "building"):
+        batch.status, batch.error, batch.built_at = "failed", message, utcnow()
+    cache_delete(_progress_key(batch_id))
+
+
+def _payees(batch: PayoutBatch) -> list[_Payee]:
+    """The batch's candidate payees, their ledger accounts locked (FOR NO KEY UPDATE, in id order)."""
+    kinds = PAYEE_KINDS[batch.party]
+    query = select(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.household_id, LedgerAccount.supplier_id,
+                   LedgerAccount.store_id).where(LedgerAccount.kind.in_(kinds))
+    if batch.party == "household":
+        query = query.where(LedgerAccount.supplier_id == batch.supplier_id)
+    payees: dict[int, _Payee] = {}
+    for row in db.session.execute(query.order_by(LedgerAccount.id).with_for_update(key_share=True)):
+        party_id = {"household": row.household_id, "supplier": row.supplier_id, "store": row.store_id}[batch.party]
+        payee = payees.setdefault(party_id, _Payee(party_id, None, []))
+        payee.netted.append(row.id)
+        if row.kind == batch.party:
+            payee.account_id = row.id
+    return [payees[party_id] for party_id in sorted(payees)]
+
+
+def _balances(batch: PayoutBatch) -> dict[int, tuple[int, int]]:
+    """Account id → (current balance, balance over postings made before the cut-off) of the batch's accounts."""
+    cutoff = shanghai_midnight(batch.until)
+    query = (select(Posting.account_id, func.sum(Posting.amount_fen),
+                    func.sum(case((LedgerTransaction.posted_at < cutoff, Posting.amount_fen), else_=0)))
+             .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+             .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
+             .where(LedgerAccount.kind.in_(PAYEE_KINDS[batch.party])).group_by(Posting.account_id))
+    if batch.party == "household":
+        query = query.where(LedgerAccount.supplier_id == batch.supplier_id)
+    return {account_id: (int(current), int(before)) for account_id, current, before in db.session.execute(query)}
+
+
+def _parties(batch: PayoutBatch, party_ids: list[int]) -> dict[int, tuple[str, str | None]]:
+    """Party id → (payee name, decrypted bank account or None) for the payees to pay."""
+    model = {"household": Household, "supplier": Supplier, "store": Store}[batch.party]
+    rows = db.session.scalars(select(model).where(model.id.in_(party_ids))) if party_ids else []
+    return {row.id: (row.head_name if model is Household else row.name, row.bank_account) for row in rows}
+
+
+def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBatch | None:
+    """Build a claimed batch in the current transaction: its lines, and one ledger transaction moving every
+    payable amount to payouts clearing. The caller commits."""
+    lock_on_sqlite("UPDATE payout_batches SET id = id WHERE id = :id", id=batch_id)
+    batch = db.session.get(PayoutBatch, batch_id)
+    if batch is None or batch.status != "building":
+        return batch
+    payees = _payees(batch)
+    balances = _balances(batch)
+
+    def report(done: int) -> None:
+        cache_set(_progress_key(batch_id), (done, len(payees)), timeout=3600)
+        if progress is not None:
+            progress(done, len(payees))
+
+    report(0)
+    due: list[tuple[_Payee, int]] = []
+    for done, payee in enumerate(payees, start=1):
+        current = sum(balances.get(account_id, (0, 0))[0] for account_id in payee.netted)
+        before = sum(balances.get(account_id, (0, 0))[1] for account_id in payee.netted)
+        if min(current, before) > 0:
+            due.append((payee, min(current, before)))
+        if done % PROGRESS_EVERY == 0:
+            report(done)
+    parties = _parties(batch, [payee.party_id for payee, _amount in due])
+    lines, postings = [], []
+    for payee, amount in due:
+        name, account = parties[payee.party_id]
+        account_id = payee.account_id or accounts.store(payee.party_id).id  # a store with cash but no commission yet
+        line = PayoutLine(batch_id=batch.id, account_id=account_id, payee_name=name[:128], amount_fen=amount,
+                          **{f"{batch.party}_id": payee.party_id})
+        if account is None:
+            line.status, line.reason = "unpayable", NO_BANK_ACCOUNT
+        else:
+            line.status, line.bank_account, line.bank_account_masked = "pending", account, mask_bank_account(account)
+            postings.append((account_id, -amount, "payout", _refs(line)))
+        lines.append(line)
+    db.session.add_all(lines)
+    total = -sum(amount for _account, amount, _component, _refs in postings)
+    if total:
+        postings.append((accounts.payouts_clearing(), total, "payout", {}))
+        batch.transaction_id = chain.post(kind="payout", postings=postings, memo=_memo(batch)).id
+    report(len(payees))
+    batch.status, batch.total_fen, batch.built_at = "ready", total, utcnow()
+    batch.progress_done = batch.progress_total = len(payees)
+    db.session.flush()
+    cache_delete(_progress_key(batch_id))
+    return batch
+
+
+def _refs(line: PayoutLine) -> dict:
+    """The posting references of a line's payee (a household's postings name the household)."""
+    return {"household_id": line.household_id} if line.household_id else {}
+
+
+def _memo(batch: PayoutBatch) -> str:
+    """The build transaction's memo: which batch, which payees, which cut-off."""
+    whose = f"households of supplier {batch.supplier_id}" if batch.party == "household" else f"{batch.party}s"
+    return f"payout batch {batch.id}: {whose}, balances until {batch.until.isoformat()}"
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
+    """A batch as the API shows it (live progress while it builds; lines and their totals when asked)."""
+    shown = {name: getattr(batch, name) for name in (
+        "id", "party", "supplier_id", "until", "status", "total_fen", "error", "transaction_id", "created_at",
+        "built_at")}
+    done, total = batch.progress_done, batch.progress_total
+    if batch.status == "building":
+        done, total = cache_get(_progress_key(batch.id)) or (done, total)
+    shown["progress"] = {"done": done, "total": total}
+    if with_lines:
+        shown["lines"] = batch.lines
+        totals: dict[str, int] = defaultdict(int)
+        for line in batch.lines:
+            totals[f"{line.status}_fen"] += line.amount_fen
+        shown["totals"] = {f"{status}_fen": totals[f"{status}_fen"]
+                           for status in ("pending", "paid", "failed", "unpayable")}
+    return shown
+
+
+def show_batch(*, batch_id: int, actor: User) -> dict:
+    """A batch in the actor's scope, with its lines (masked accounts) and progress."""
+    batch = db.session.get(PayoutBatch, batch_id)
+    if not _in_scope(batch, actor):
+        raise _not_found(batch_id)
+    return _shown(batch, with_lines=True)
+
+
+def list_batches(*, actor: User, party: str | None = None, status: str | None = None,
+                 supplier_id: int | None = None, limit: int, cursor: str | None) -> dict:
+    """A page of batches (a co-op: its own household batches), oldest first, without their lines."""
+    query = select(PayoutBatch)
+    if actor.supplier_id is not None:
+        query = query.where(PayoutBatch.party == "household", PayoutBatch.supplier_id == actor.supplier_id)
+    if party:
+        query = query.where(PayoutBatch.party == party)
+    if status:
+        query = query.where(PayoutBatch.status == status)
+    if supplier_id is not None:
+        query = query.where(PayoutBatch.supplier_id == supplier_id)
+    page = paginate(query, keys=[PayoutBatch.id], limit=limit, cursor=cursor)
+    return {"items": [_shown(batch, with_lines=False) for batch in page["items"]], "next_cursor": page["next_cursor"]}
+
+
+# --- settling --------------------------------------------------------------------------------------------
+
+
+def settle_lines(*, batch_id: int, settlements: list[Settlement]) -> dict:
+    """Settle lines of a ready batch as paid or failed, posting the moves (one ledger transaction for the paid
+    lines, one for the failed); all or nothing."""
+    lock_on_sqlite("UPDATE payout_batches SET id = id WHERE id = :id", id=batch_id)
+    batch = db.session.scalar(select(PayoutBatch).where(PayoutBatch.id == batch_id).with_for_update())
+    if batch is None:
+        raise _not_found(batch_id)
+    if batch.status != "ready":
+        raise Conflict(f"Payout batch {batch_id} is {batch.status}, not ready to settle.",
+                       code="payout_batch_not_ready")
+    ids = [s.line_id for s in settlements]
+    if len(set(ids)) != len(ids):
+        raise ValidationError("A line may be settled once per request.",
+                              details={"lines": [f"Line {i} appears more than once." for i in sorted(set(ids))
+                                                 if ids.count(i) > 1]})
+    lines = {line.id: line for line in db.session.scalars(
+        select(PayoutLine).where(PayoutLine.batch_id == batch_id, PayoutLine.id.in_(ids)).with_for_update())}
+    unknown = [i for i in ids if i not in lines]
+    if unknown:
+        raise ValidationError("These lines are not in the batch.", code="payout_line_not_found",
+                              details={"lines": [f"No line {i} in batch {batch_id}." for i in unknown]})
+    moves = [(lines[s.line_id], s) for s in settlements if lines[s.line_id].status != s.status]
+    illegal = [{"line_id": line.id, "from": line.status, "to": s.status} for line, s in moves
+               if (line.status, s.status) not in TRANSITIONS]
+    if illegal:
+        raise Conflict("A line cannot move to that status.", code="illegal_payout_transition",
+                       details={"lines": illegal})
+    _post_moves(batch, moves)
+    db.session.flush()
+    return _shown(batch, with_lines=True)
+
+
+def _post_moves(batch: PayoutBatch, moves: list[tuple[PayoutLine, Settlement]]) -> None:
+    """Post the ledger moves of the lines' transitions and record them on the lines."""
+    clearing, bank = accounts.payouts_clearing(), accounts.payments(BANK)
+    paid = [(line, s) for line, s in moves if s.status == "paid"]
+    failed = [(line, s) for line, s in moves if s.status == "failed"]
+    now = utcnow()
+    if paid:
+        postings = [posting for line, _s in paid for posting in (
+            (clearing, -line.amount_fen, "payout", _refs(line)), (bank, line.amount_fen, "payout", _refs(line)))]
+        transaction = chain.post(kind="payout", postings=postings,
+                                 memo=f"payout batch {batch.id}: lines {_ids(paid)} paid")
+        for line, _s in paid:
+            line.status, line.paid_transaction_id, line.settled_at = "paid", transaction.id, now
+    if failed:
+        postings = [posting for line, _s in failed for posting in (
+            (bank if line.status == "paid" else clearing, -line.amount_fen, "payout", _refs(line)),
+            (line.account_id, line.amount_fen, "payout", _refs(line)))]
+        transaction = chain.post(kind="payout_failed", postings=postings,
+                                 memo=f"payout batch {batch.id}: lines {_ids(failed)} failed, back to the payees")
+        for line, s in failed:
+            line.status, line.failed_transaction_id, line.settled_at = "failed", transaction.id, now
+            line.reason = s.reason
+
+
+def _ids(moves: list[tuple[PayoutLine, Settlement]]) -> str:
+    """The moved lines' ids for a memo (bounded: a memo holds 200 characters)."""
+    text = ", ".join(str(line.id) for line, _s in moves)
+    return text if len(text) <= 120 else f"{text[:110]}… ({len(moves)} lines)"
+
+
+# --- the bank file ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BankFile:
+    """A batch's bank file: its name and bytes."""
+
+    filename: str
+    content: bytes
+
+
+def export_bank_file(*, batch_id: int, actor: User, reason: str) -> BankFile:
+    """The bank's batch-transfer file of a ready batch (the lines still to transfer, full account numbers);
+    the download is recorded, and each payee's account counts as revealed (the reveal audit)."""
+    batch = db.session.get(PayoutBatch, batch_id)
+    if not _in_scope(batch, actor):
+        raise _not_found(batch_id)
+    if batch.status != "ready":
+        raise Conflict(f"Payout batch {batch_id} is {batch.status}: it has no bank file yet.",
+                       code="payout_batch_not_ready")
+    lines = [line for line in batch.lines if line.status == "pending"]
+    rows = [bank_file.BankRow(line.payee_name, line.bank_account, line.amount_fen,
+                              bank_file.reference(batch.id, line.id)) for line in lines]
+    db.session.add(PayoutDownload(batch_id=batch.id, user_id=actor.id, lines=len(lines),
+                                  total_fen=sum(line.amount_fen for line in lines), reason=reason))
+    audit_reason = f"payout batch {batch.id} bank file: {reason}"
+    db.session.add_all([RevealAudit(user_id=actor.id, household_id=line.household_id, supplier_id=line.supplier_id,
+                                    fields="bank_account", reason=audit_reason)
+                        for line in lines if line.household_id or line.supplier_id])
+    db.session.flush()
+    return BankFile(f"payout-batch-{batch.id}.csv", bank_file.render(rows, party=batch.party))
+
+
+def list_downloads(*, batch_id: int | None = None, user_id: int | None = None, limit: int,
+                   cursor: str | None) -> dict:
+    """A page of the bank-file downloads, oldest first."""
+    query = select(PayoutDownload)
+    if batch_id is not None:
+        query = query.where(PayoutDownload.batch_id == batch_id)
+    if user_id is not None:
+        query = query.where(PayoutDownload.user_id == user_id)
+    return paginate(query, keys=[PayoutDownload.id], limit=limit, cursor=cursor)
