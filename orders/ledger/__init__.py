@@ -5,17 +5,25 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the ledger's parts: attribution consumes the orders' outbox; the auditor routes; verify-ledger."""
+    """Register the ledger's parts: attribution of the orders' outbox, the auditor routes, statements, reports,
+    payouts (routes, task, sweeper) and verify-ledger."""
     from orders.ledger.api import blp
     from orders.ledger.attribution import apply_events
     from orders.ledger.cli import verify_ledger_command
+    from orders.ledger.payouts import models as payout_models  # noqa: F401 - registers the tables
+    from orders.ledger.payouts import service as payouts
+    from orders.ledger.payouts import tasks as payout_tasks  # noqa: F401 - registers the Celery task
+    from orders.ledger.payouts.api import blp as payouts_blp
     from orders.ledger.reports_api import blp as reports_blp
     from orders.ledger.statements_api import blp as statements_blp
     from orders.outbox import register_consumer
     from shop.extensions import api
+    from shop.sweeper import register_sweeper
 
     register_consumer(app, "ledger", apply_events)
     api.register_blueprint(blp)
     api.register_blueprint(reports_blp)
     api.register_blueprint(statements_blp)
+    api.register_blueprint(payouts_blp)
+    register_sweeper(app, "ledger.payout_batches", payouts.requeue_stuck_batches)
     app.cli.add_command(verify_ledger_command)
