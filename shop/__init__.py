@@ -59,9 +59,10 @@ def _init_domains(app: Flask) -> None:
     import catalog
     import orders
     import suppliers
+    import web
     from shop import auth, cli, docs, idempotency, regions, tasks  # noqa: F401 - importing registers tasks and models
 
-    for part in (auth, docs, regions, cli, suppliers, catalog, orders):
+    for part in (auth, docs, regions, cli, suppliers, catalog, orders, web):
         part.init_app(app)
 
 

@@ -73,6 +73,13 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
     return {
         "SHOP_ENV": "production" if production else env.get("SHOP_ENV", "development"),
         "SECRET_KEY": env.get("SECRET_KEY", "dev-secret-key-not-for-production"),
+        "SESSION_COOKIE_NAME": "shop_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "PERMANENT_SESSION_LIFETIME": _int(env, "WEB_SESSION_SECONDS", 8 * 3600, minimum=60),
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_TIME_LIMIT": None,
         "FIELD_ENCRYPTION_KEY": env.get(
             "FIELD_ENCRYPTION_KEY", "dev:ZGV2LWZpZWxkLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24"
         ),
@@ -111,6 +118,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "ORDER_RESERVATION_SECONDS": _int(env, "ORDER_RESERVATION_SECONDS", 900, minimum=1),
         "PAYMENTS": payments,
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY"),
+        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY"),
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", "whsec_sandbox_not_secret"),
         # notifications: email to the operations mailbox over SMTP when SMTP_HOST is set, else a log line
         "SMTP_HOST": env.get("SMTP_HOST"),

@@ -25,8 +25,12 @@ def _failed(response) -> bool:
     return response.status_code == 401
 
 
+# one budget of failed sign-ins per address, shared by the token route and the sign-in page
+login_limit = limiter.shared_limit(_login_limit, scope="sign-in", methods=["POST"], deduct_when=_failed)
+
+
 @blp.route("/auth/token", methods=["POST"])
-@limiter.limit(_login_limit, deduct_when=_failed)
+@login_limit
 @blp.arguments(TokenRequest)
 @blp.response(200, TokenOut)
 @blp.doc(security=[])

@@ -38,17 +38,20 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
 
 
-def issue_token(user: User) -> tuple[str, datetime]:
-    """A signed token for `user` and the moment it expires."""
-    ttl = current_app.config["TOKEN_TTL_SECONDS"]
-    token = _serializer().dumps({"uid": user.id, "tv": user.token_version})
+def issue_token(user: User, ttl: int | None = None) -> tuple[str, datetime]:
+    """A signed token for `user` and the moment it expires (after `ttl` seconds, at most the configured lifetime)."""
+    ttl = min(ttl or current_app.config["TOKEN_TTL_SECONDS"], current_app.config["TOKEN_TTL_SECONDS"])
+    token = _serializer().dumps({"uid": user.id, "tv": user.token_version, "ttl": ttl})
     return token, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
 
 
 def user_from_token(token: str) -> User:
     """The active user a token names, or `Unauthorized` if it is bad, expired or revoked."""
     try:
-        claims = _serializer().loads(token, max_age=current_app.config["TOKEN_TTL_SECONDS"])
+        lifetime = current_app.config["TOKEN_TTL_SECONDS"]
+        claims, issued = _serializer().loads(token, max_age=lifetime, return_timestamp=True)
+        if datetime.now(UTC) - issued > timedelta(seconds=claims.get("ttl", lifetime)):
+            raise SignatureExpired("The token is past its own, shorter lifetime.")
     except SignatureExpired as exc:
         raise Unauthorized("The access token has expired.", code="token_expired") from exc
     except BadSignature as exc:

@@ -27,9 +27,9 @@ def find_user(*, username: str) -> User | None:
     return db.session.scalar(select(User).where(User.username == normalise_username(username)))
 
 
-def sign_in(*, username: str, password: str) -> tuple[User, str, datetime]:
-    """Check credentials and issue a token; the same error for unknown users and bad passwords;
-    `TooManyAttempts` while the username waits out its backoff."""
+def check_credentials(*, username: str, password: str) -> User:
+    """The active user these credentials name; the same error for unknown users and bad passwords;
+    `TooManyAttempts` while the username waits out its backoff (API tokens and page sign-ins alike)."""
     username = normalise_username(username)
     throttle.check(username)
     user = find_user(username=username)
@@ -38,6 +38,12 @@ def sign_in(*, username: str, password: str) -> tuple[User, str, datetime]:
         raise Unauthorized("Wrong username or password.", code="invalid_credentials")
     throttle.clear(username)
     user.last_login_at = utcnow()
+    return user
+
+
+def sign_in(*, username: str, password: str) -> tuple[User, str, datetime]:
+    """Check credentials and issue a bearer token."""
+    user = check_credentials(username=username, password=password)
     token, expires_at = issue_token(user)
     return user, token, expires_at
 

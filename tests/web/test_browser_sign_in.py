@@ -1,0 +1,30 @@
+"""In a real browser: the sign-in page works with the keyboard alone and leads each role to its page."""
+from __future__ import annotations
+
+from tests.web.conftest import screenshot, sign_in
+
+
+def test_a_consumer_signs_in_with_the_keyboard_and_lands_on_the_storefront(site, phone):
+    page = phone.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(site.url + "/login")
+    screenshot(page, "login")
+    page.keyboard.type("13800000000")  # the username field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(site.passwords["13800000000"])
+    page.keyboard.press("Enter")
+    page.wait_for_url(site.url + "/")
+    assert page.get_by_text("13800000000").is_visible()
+    assert errors == []  # no CSP violation, no script error
+
+
+def test_a_wrong_password_says_so_and_a_clerk_reaches_the_till(site, desktop):
+    page = desktop.new_page()
+    page.goto(site.url + "/login")
+    page.get_by_label("用户名或手机号").fill("staff-shunde")
+    page.get_by_label("密码").fill("not-the-password")
+    page.get_by_role("button", name="登录").click()
+    assert page.get_by_role("alert").inner_text() == "用户名或密码错误。"
+    sign_in(page, site, "staff-shunde")
+    page.wait_for_url(site.url + "/till")

@@ -1,0 +1,124 @@
+"""The pages' security: cookie flags, CSRF on every form post, the CSP, roles, and the shared sign-in limit."""
+from __future__ import annotations
+
+import re
+
+from flask import g
+
+from shop.db import db
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.orders.factories import StoreFactory
+from tests.suppliers.factories import SupplierFactory
+
+CSRF_FIELD = re.compile(rb'name="csrf_token" value="([^"]+)"')
+
+
+def _csrf(client, path: str = "/login") -> str:
+    """The CSRF token a page's form carries for this client's session (the test holds one app context across
+    requests, so flask-wtf's per-request copy in `g` is dropped first)."""
+    g.pop("csrf_token", None)
+    return CSRF_FIELD.search(client.get(path).data).group(1).decode()
+
+
+def _sign_in(client, user) -> object:
+    """Post the sign-in form for `user`."""
+    return client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
+                                       "csrf_token": _csrf(client)})
+
+
+def test_sign_in_sets_an_httponly_samesite_session_cookie_and_goes_to_the_role_home(client):
+    clerk = UserFactory(role="consumer")
+    db.session.commit()
+    response = _sign_in(client, clerk)
+    assert response.status_code == 302 and response.location == "/"
+    cookie = response.headers["Set-Cookie"]
+    assert "shop_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # only under SHOP_ENV=production
+
+
+def test_a_form_post_without_the_csrf_token_is_refused_and_signs_nobody_in(client):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD})
+    assert response.status_code == 400 and "表单已过期" in response.get_data(as_text=True)
+    assert client.get("/coop").status_code == 302  # still anonymous
+
+
+def test_a_token_from_another_session_is_refused(client, app):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    stolen = _csrf(app.test_client())
+    response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
+                                           "csrf_token": stolen})
+    assert response.status_code == 400
+
+
+def test_pages_carry_a_csp_without_inline_script(client):
+    policy = client.get("/login").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+    assert "js.stripe.com" not in policy  # sandbox mode: no outside script at all
+    assert b"<script>" not in client.get("/login").data
+
+
+def test_the_api_ignores_the_session_cookie(client):
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    _sign_in(client, admin)
+    assert client.get("/api/v1/users").status_code == 401  # bearer tokens only, so no CSRF exposure
+
+
+def test_a_page_of_another_role_does_not_exist_for_the_user(client):
+    consumer = UserFactory(role="consumer")
+    db.session.commit()
+    _sign_in(client, consumer)
+    assert client.get("/till").status_code == 404
+    assert client.get("/coop").status_code == 404
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_and_back(client):
+    response = client.get("/coop")
+    assert response.status_code == 302 and response.location == "/login?next=/coop"
+    user = UserFactory(role="coop", supplier_id=SupplierFactory().id)
+    db.session.commit()
+    token = _csrf(client, "/login?next=/coop")
+    response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
+                                           "csrf_token": token, "next": "/coop"})
+    assert response.location == "/coop"
+
+
+def test_next_never_leads_to_another_host(app):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    targets = ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/x.example")
+    for target in targets:
+        client = app.test_client()
+        response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
+                                               "csrf_token": _csrf(client), "next": target})
+        assert response.location == "/"
+
+
+def test_a_deactivated_user_is_signed_out_of_the_pages(client):
+    user = UserFactory(role="store_staff", store_id=StoreFactory().id)
+    db.session.commit()
+    _sign_in(client, user)
+    user.active = False
+    db.session.commit()
+    assert client.get("/till").status_code == 302
+
+
+def test_failed_page_sign_ins_share_the_api_limit(app, client):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    limit = int(app.config["LOGIN_RATE_LIMIT"].split()[0])
+    statuses = []
+    for attempt in range(limit + 1):
+        if attempt % 2:
+            body = {"username": f"nobody{attempt}", "password": "wrong-password"}
+            statuses.append(client.post("/api/v1/auth/token", json=body).status_code)
+        else:
+            statuses.append(client.post("/login", data={"username": f"nobody{attempt}", "password": "wrong",
+                                                        "csrf_token": _csrf(client)}).status_code)
+    assert statuses[:limit] == [401] * limit and statuses[limit] == 429
+    response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
+                                           "csrf_token": _csrf(client)})
+    assert response.status_code == 429

@@ -1,0 +1,77 @@
+"""Sign-in, sign-out and consumer registration pages (the same services, throttle and rate limit as the API)."""
+from __future__ import annotations
+
+from flask import redirect, render_template, request, session, url_for
+from marshmallow import ValidationError
+
+from shop.auth import service
+from shop.auth.api import login_limit
+from shop.auth.schemas import RegisterRequest
+from shop.auth.throttle import TooManyAttempts
+from shop.db import commit
+from shop.errors import AppError, Unauthorized
+from shop.extensions import limiter
+from web.pages import page_blueprint, safe_next, sign_in_session, web_user
+
+bp = page_blueprint("account", __name__)
+
+MAX_FORM_FIELD = 128
+
+
+def _field(name: str) -> str:
+    """A form field, bounded (the service validates the rest)."""
+    return request.form.get(name, "")[:MAX_FORM_FIELD]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@login_limit
+def login():
+    """The sign-in form; on success a fresh session and the user's home page (or the page they came from)."""
+    next_url = request.values.get("next", "")[:512]
+    if request.method == "GET":
+        user = web_user()
+        if user is not None:
+            return redirect(safe_next(next_url, user))
+        return render_template("web/login.html", next_url=next_url)
+    username = _field("username")
+    try:
+        user = service.check_credentials(username=username, password=_field("password"))
+    except Unauthorized:
+        return render_template("web/login.html", next_url=next_url, username=username,
+                               error="用户名或密码错误。"), 401
+    except TooManyAttempts as exc:
+        return render_template("web/login.html", next_url=next_url, username=username,
+                               error=f"尝试次数过多，请 {exc.retry_after} 秒后再试。"), 429
+    commit()
+    sign_in_session(user)
+    return redirect(safe_next(next_url, user))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """Sign out: the session is emptied."""
+    session.clear()
+    return redirect(url_for("storefront.home"))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit("20 per hour", methods=["POST"])
+def register():
+    """Consumer registration by mobile number and password; signed in at once."""
+    if request.method == "GET":
+        return render_template("web/register.html")
+    phone = _field("phone")
+    if _field("password") != _field("password_again"):
+        return render_template("web/register.html", phone=phone, error="两次输入的密码不一致。"), 422
+    try:
+        data = RegisterRequest().load({"phone": phone, "password": _field("password")})
+        user = service.register_consumer(**data)
+        commit()
+    except ValidationError as exc:
+        problem = "手机号格式不正确。" if "phone" in exc.messages else "密码至少 8 位。"
+        return render_template("web/register.html", phone=phone, error=problem), 422
+    except AppError as exc:
+        message = "该手机号已注册。" if exc.code == "username_taken" else exc.message
+        return render_template("web/register.html", phone=phone, error=message), exc.status
+    sign_in_session(user)
+    return redirect(url_for("storefront.home"))

@@ -1,0 +1,124 @@
+"""The pages' one idiom: `page_blueprint` gives a blueprint with cookie sign-in, CSRF on every form post,
+the Content-Security-Policy and HTML error pages; `signed_in(*roles)` guards a page by role.
+
+The JSON API never reads the session cookie (it takes bearer tokens only), so it needs no CSRF token; a page
+that must call the API (the till) asks `/till/token` for a short-lived bearer token.
+"""
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from shop.auth.models import User
+from shop.db import db
+from shop.errors import AppError
+
+csrf = CSRFProtect()
+
+STRIPE_JS = "https://js.stripe.com"
+HTTP_MESSAGES = {404: "页面不存在", 405: "不支持此操作", 413: "文件太大", 429: "尝试次数过多，请稍后再试。"}
+HOME_BY_ROLE = {"consumer": "storefront.home", "store_staff": "till.home", "coop": "coop.home"}
+
+
+def content_security_policy() -> str:
+    """Only the app's own scripts, styles and images; Stripe.js from Stripe's host only when Stripe is on."""
+    stripe = current_app.config["PAYMENTS"] == "stripe"
+    script = "'self'" + (f" {STRIPE_JS}" if stripe else "")
+    frames = f"{STRIPE_JS} https://hooks.stripe.com" if stripe else "'none'"
+    connect = "'self'" + (" https://api.stripe.com" if stripe else "")
+    return (f"default-src 'self'; script-src {script}; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {connect}; frame-src {frames}; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'self'; object-src 'none'")
+
+
+def web_user() -> User | None:
+    """The active user signed in to this browser session, if any (a deactivated or re-keyed user is signed out)."""
+    user = db.session.get(User, session["uid"]) if isinstance(session.get("uid"), int) else None
+    if user is not None and (not user.active or user.token_version != session.get("tv")):
+        session.clear()
+        return None
+    return user
+
+
+def sign_in_session(user: User) -> None:
+    """Start a fresh session for `user` (a new cookie, so a fixated one is useless)."""
+    session.clear()
+    session.permanent = True
+    session.update(uid=user.id, tv=user.token_version)
+
+
+def safe_next(target: str | None, user: User) -> str:
+    """Where to go after signing in: a local path only (never another host), else the role's home page.
+    Backslashes, whitespace and control characters are refused outright: browsers drop or fold them, so that
+    `/\\host` or `/<tab>/host` would become `//host`."""
+    plain = target and not any(ch == "\\" or ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target)
+    if plain and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for(HOME_BY_ROLE.get(user.role, "storefront.home"))
+
+
+def signed_in(*roles: str):
+    """Decorate a page: anonymous visitors go to the sign-in page; a signed-in user of another role gets 404
+    (as the API's scope rule: a page that is not yours does not exist for you)."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user = web_user()
+            if user is None:
+                return redirect(url_for("account.login", next=request.full_path.rstrip("?")))
+            if roles and user.role not in roles:
+                return error_page(404, "页面不存在")
+            return view(*args, **kwargs)
+        return wrapper
+
+    return decorator
+
+
+def error_page(status: int, message: str):
+    """An HTML error page with the status."""
+    return render_template("web/error.html", status=status, message=message), status
+
+
+def _check_csrf() -> None:
+    """Every state-changing page request carries the session's CSRF token (form field or X-CSRFToken header)."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+
+
+def _secure_headers(response):
+    """The CSP and the other headers every page carries."""
+    response.headers.setdefault("Content-Security-Policy", content_security_policy())
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
+    """A blueprint for pages: CSRF-checked posts, secure headers, errors as HTML pages in Chinese."""
+    bp = Blueprint(name, import_name, url_prefix=url_prefix, template_folder="templates")
+    bp.before_request(_check_csrf)
+    bp.after_request(_secure_headers)
+
+    @bp.errorhandler(CSRFError)
+    def _csrf_failed(_exc):
+        db.session.rollback()
+        return error_page(400, "表单已过期，请返回刷新页面后重试。")
+
+    @bp.errorhandler(AppError)
+    def _app_error(exc: AppError):
+        db.session.rollback()
+        return error_page(exc.status, exc.message)
+
+    @bp.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        db.session.rollback()
+        return error_page(exc.code or 500, HTTP_MESSAGES.get(exc.code, exc.name))
+
+    return bp
