@@ -27,6 +27,7 @@ run: install
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
 	@echo
+	@echo "  Storefront: http://$(HOST):$(PORT)/   Till: /till   Co-op portal: /coop"
 	@echo "  API docs:  http://$(HOST):$(PORT)/api/v1/docs"
 	@echo "  OpenAPI:   http://$(HOST):$(PORT)/api/v1/openapi.json"
 	@echo "  Pairings:  http://$(HOST):$(PORT)/api/v1/pairings?donor=440606"
