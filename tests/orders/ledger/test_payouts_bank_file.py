@@ -1,0 +1,114 @@
+"""The bank's batch-transfer file: what the bank executes (full accounts, yuan, references), safe to open in Excel,
+every download audited like a reveal, and a co-op sees only its own households' batches."""
+from __future__ import annotations
+
+import csv
+import io
+
+from orders.ledger import accounts
+from orders.ledger.payouts import bank_file
+from orders.ledger.verify import verify_ledger
+from shop.db import db
+from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
+from tests.suppliers.factories import SupplierFactory
+
+
+def household_batch(*, names=("测试户甲", "=HYPERLINK(\"http://x\",\"点我\")"), amounts=(123_456, 7)):
+    """A built batch of one supplier's households named `names` earning `amounts`, plus an unpayable one."""
+    supplier = SupplierFactory()
+    households = [payee_household(supplier, head_name=name) for name in names]
+    broke = payee_household(supplier, bank_account=False)
+    for household, amount in zip([*households, broke], [*amounts, 999], strict=True):
+        earn(accounts.household(household.id, supplier.id), amount, on=days_ago(1))
+    return supplier, households, built_batch(party="household", supplier_id=supplier.id, until=today())
+
+
+def download(client, headers, batch_id, reason="提交银行代发"):
+    """GET the batch's bank file."""
+    return client.get(f"/api/v1/payout-batches/{batch_id}", headers=headers,
+                      query_string={"format": "csv", "reason": reason})
+
+
+def test_the_bank_file_lists_the_pending_transfers_in_full_and_is_safe_for_excel(client, login):
+    supplier, (plain, sneaky), batch = household_batch()
+    lines = {line.household_id: line for line in batch.lines}
+
+    response = download(client, login("coop", supplier_id=supplier.id), batch.id)
+
+    assert response.status_code == 200, response.get_json()
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="payout-batch-{batch.id}.csv"'
+    assert response.headers["Cache-Control"] == "private, no-store"
+    raw = response.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")                      # UTF-8 BOM: Excel on Windows reads the Chinese
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0] == ["序号", "收款人户名", "收款人账号", "收款银行", "金额（元）", "用途", "业务参考号"]
+    assert rows[1:] == [
+        ["1", "测试户甲", plain.bank_account, "中国建设银行", "1234.56", "农户收益分配",
+         f"PB{batch.id}-L{lines[plain.id].id}"],
+        ["2", "'=HYPERLINK(\"http://x\",\"点我\")", sneaky.bank_account, "中国建设银行", "0.07", "农户收益分配",
+         f"PB{batch.id}-L{lines[sneaky.id].id}"],
+    ]                                                             # the unpayable household is not in the file
+    assert verify_ledger()["ok"] is True
+
+
+def test_every_download_is_audited_and_the_accounts_count_as_revealed(client, login):
+    supplier, (plain, sneaky), batch = household_batch()
+    coop = login("coop", supplier_id=supplier.id)
+
+    assert download(client, coop, batch.id).status_code == 200
+    assert download(client, login("admin"), batch.id, reason="复核").status_code == 200
+    auditor = login("auditor")
+    downloads = client.get(f"/api/v1/audit/payout-downloads?batch_id={batch.id}", headers=auditor)
+    reveals = client.get(f"/api/v1/audit/reveals?household_id={plain.id}", headers=auditor)
+
+    assert downloads.status_code == 200, downloads.json
+    assert [(d["batch_id"], d["lines"], d["total_fen"], d["reason"]) for d in downloads.json["items"]] == [
+        (batch.id, 2, 123_463, "提交银行代发"), (batch.id, 2, 123_463, "复核")]
+    assert downloads.json["items"][0]["username"].startswith("user")
+    assert [(r["fields"], r["reason"]) for r in reveals.json["items"]] == [
+        (["bank_account"], f"payout batch {batch.id} bank file: 提交银行代发"),
+        (["bank_account"], f"payout batch {batch.id} bank file: 复核")]
+    assert client.get("/api/v1/audit/payout-downloads", headers=coop).status_code == 403
+
+
+def test_a_download_needs_a_reason_and_a_ready_batch(client, login):
+    supplier, _, batch = household_batch()
+    admin = login("admin")
+    batch.status = "building"
+    db.session.commit()
+
+    no_reason = client.get(f"/api/v1/payout-batches/{batch.id}?format=csv", headers=admin)
+    building = download(client, admin, batch.id)
+    listed = client.get("/api/v1/audit/payout-downloads", headers=admin)
+
+    assert no_reason.status_code == 422 and "reason" in no_reason.json["error"]["details"]
+    assert building.status_code == 409 and building.json["error"]["code"] == "payout_batch_not_ready"
+    assert listed.json["items"] == []
+
+
+def test_a_coop_sees_its_own_household_batches_only(client, login):
+    supplier, _, own = household_batch(names=("户一",), amounts=(100,))
+    other_supplier, _, other = household_batch(names=("户二",), amounts=(200,))
+    stores = built_batch(party="store", until=today())
+    coop = login("coop", supplier_id=supplier.id)
+
+    listed = client.get("/api/v1/payout-batches", headers=coop)
+    mine = client.get(f"/api/v1/payout-batches/{own.id}", headers=coop)
+
+    assert [item["id"] for item in listed.json["items"]] == [own.id]
+    assert mine.status_code == 200 and [line["amount_fen"] for line in mine.json["lines"]] == [100, 999]
+    for batch in (other, stores):
+        for response in (client.get(f"/api/v1/payout-batches/{batch.id}", headers=coop), download(client, coop, batch.id)):
+            assert response.status_code == 404 and response.json["error"]["code"] == "payout_batch_not_found"
+    assert client.get("/api/v1/audit/payout-downloads", headers=login("admin")).json["items"] == []
+    assert client.get(f"/api/v1/payout-batches/{own.id}", headers=login("auditor")).status_code == 403
+    assert client.get(f"/api/v1/payout-batches?supplier_id={other_supplier.id}",
+                      headers=login("admin")).json["items"][0]["id"] == other.id
+
+
+def test_cells_a_spreadsheet_would_evaluate_are_quoted():
+    assert [bank_file.safe_cell(text) for text in ("=1+1", "+86", "-2", "@SUM(A1)", "\tx", "\rx", "张三", "1=1")] == [
+        "'=1+1", "'+86", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "张三", "1=1"]
+    assert [bank_file.yuan(fen) for fen in (1, 10, 100, 123_456)] == ["0.01", "0.10", "1.00", "1234.56"]
+    assert (bank_file.bank_name("6222020200112233445"), bank_file.bank_name("6222000000001234")) == ("中国工商银行", "")

@@ -1,0 +1,87 @@
+"""Two payout batches built at once for the same payees never pay a balance twice (SQLite and PostgreSQL), and
+building a batch does not hold up attribution's postings to the payees' accounts (PostgreSQL)."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from orders.ledger import accounts
+from orders.ledger.payouts import service
+from orders.ledger.payouts.models import PayoutBatch, PayoutLine
+from orders.ledger.payouts.tasks import run_build
+from orders.ledger.verify import verify_ledger
+from shop.db import db
+from tests.catalog.test_concurrency import race
+from tests.orders.ledger.payout_factories import balance, days_ago, earn, payee_household, queued_batch, today
+from tests.suppliers.factories import SupplierFactory
+
+
+def test_two_batches_built_at_once_pay_each_payee_once(racing_app):
+    supplier = SupplierFactory()
+    households = [payee_household(supplier) for _ in range(12)]
+    for n, household in enumerate(households, start=1):
+        earn(accounts.household(household.id, supplier.id), 100 * n, on=days_ago(1))
+    batches = [queued_batch(party="household", supplier_id=supplier.id, until=today()).id for _ in range(4)]
+
+    outcomes = race(racing_app, 4, lambda i: run_build(batches[i]))
+
+    assert outcomes == {"ok": 4}
+    assert {status for (status,) in db.session.execute(select(PayoutBatch.status))} == {"ready"}
+    paid = db.session.execute(select(PayoutLine.household_id, func.count(), func.sum(PayoutLine.amount_fen))
+                              .group_by(PayoutLine.household_id)).all()
+    assert sorted((household_id, count, int(total)) for household_id, count, total in paid) == [
+        (household.id, 1, 100 * n) for n, household in enumerate(households, start=1)]
+    assert balance("payouts_clearing") == 100 * sum(range(1, 13))
+    assert all(balance(f"household:{h.id}@supplier:{supplier.id}") == 0 for h in households)
+    assert verify_ledger()["ok"] is True
+
+
+@pytest.mark.postgres
+def test_attribution_posts_to_a_payee_while_its_batch_is_being_built(pg_app):
+    supplier = SupplierFactory()
+    household = payee_household(supplier)
+    account = accounts.household(household.id, supplier.id)
+    earn(account, 500, on=days_ago(1))
+    batch = queued_batch(party="household", supplier_id=supplier.id, until=today())
+    building, posted = threading.Event(), threading.Event()
+
+    def hold(done, total):
+        """Mid-build (the payee's account locked): let a posting to it through, then finish."""
+        if done == total:
+            building.set()
+            assert posted.wait(timeout=20), "a posting to a payee waited for the batch"
+
+    def attribute():
+        with pg_app.app_context():
+            assert building.wait(timeout=20)
+            earn(accounts.household(household.id, supplier.id), 70)
+            posted.set()
+            db.session.remove()
+
+    thread = threading.Thread(target=attribute)
+    thread.start()
+    with pg_app.app_context():
+        run_build(batch.id, progress=hold)
+        db.session.remove()
+    thread.join(timeout=30)
+
+    db.session.expire_all()
+    assert posted.is_set()
+    assert [line.amount_fen for line in db.session.get(PayoutBatch, batch.id).lines] == [500]
+    assert balance(account.code) == 70 and balance("payouts_clearing") == 500
+    assert verify_ledger()["ok"] is True
+
+
+def test_progress_is_reported_every_so_many_payees(app, monkeypatch):
+    monkeypatch.setattr(service, "PROGRESS_EVERY", 3)
+    supplier = SupplierFactory()
+    for _ in range(7):
+        earn(accounts.household(payee_household(supplier).id, supplier.id), 10, on=days_ago(1))
+    batch = queued_batch(party="household", supplier_id=supplier.id, until=today())
+    reports = []
+
+    run_build(batch.id, progress=lambda done, total: reports.append((done, total)))
+
+    assert reports == [(0, 7), (3, 7), (6, 7), (7, 7)]
