@@ -26,7 +26,7 @@ def upgrade():
     sa.Column('progress_done', sa.Integer(), nullable=False),
     sa.Column('progress_total', sa.Integer(), nullable=False),
     sa.Column('total_fen', sa.BigInteger(), nullable=False),
-    sa.Column('error', sa.String(length=500), nullable=True),
+    sa.Column('failure_reason', sa.String(length=500), nullable=True),
     sa.Column('transaction_id', sa.Integer(), nullable=True),
     sa.Column('created_by', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

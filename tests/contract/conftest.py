@@ -29,8 +29,12 @@ from catalog import inventory
 from catalog.models import InventoryUpload, Location
 from orders.checkout import service as checkout
 from orders.counter import service as counter
+from orders.ledger import accounts, chain
 from orders.ledger.models import LedgerTransaction
+from orders.ledger.payouts import service as payouts
+from orders.ledger.payouts.models import PayoutBatch
 from orders.models import Order, Payment, StockTransfer
+from orders.outbox import sale_date_of
 from orders.payments import service as payments
 from orders.refunds import service as refunds
 from orders.stores import service as stores
@@ -40,7 +44,7 @@ from suppliers.models import BenefitLink, SupplierHousehold
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
 from tests.conftest import make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
+from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory, make_bank_account
 
 ROLES = ("anonymous", "consumer", "store_staff", "coop", "admin", "auditor")
 
@@ -202,6 +206,22 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store,
     })
 
 
+def _seed_payouts(world: World, admin, suppliers: dict) -> None:
+    """A household payout batch of each co-op ("own", "other"), built by its task, with one pending line: a payee
+    household of that co-op with a bank account and a balance there."""
+    batches, lines = {}, {}
+    for kind, supplier in suppliers.items():
+        payee = HouseholdFactory(supplier=supplier, bank_account=make_bank_account())
+        chain.post(kind="line_paid", postings=[(accounts.payments("sandbox"), -500, "payment"),
+                                               (accounts.household(payee.id, supplier.id), 500, "premium")])
+        batch_id = payouts.request_batch(actor=admin, party="household", supplier_id=supplier.id,
+                                         until=sale_date_of(utcnow()) + timedelta(days=1)).id
+        db.session.commit()  # the embedded default builds it eagerly
+        batches[kind], lines[kind] = batch_id, db.session.get(PayoutBatch, batch_id).lines[0].id
+    world.ids["batch_id"] = batches
+    world.facts["payout_line_id"] = lines
+
+
 def seed_world(app) -> World:
     """Seed the world inside `app`'s context (already entered) and sign every role in."""
     own, other = SupplierFactory(), SupplierFactory(county_code="513437")
@@ -248,6 +268,7 @@ def seed_world(app) -> World:
     world.headers["anonymous"] = {}
     _seed_orders(world, client, users, sku=own_product.sku, hub=hub, own_store=own_store, other_store=other_store)
     db.session.commit()
+    _seed_payouts(world, admin, {"own": own, "other": other})
     world.ids["ledger_transaction_id"] = {"own": db.session.scalar(select(func.min(LedgerTransaction.id)))}
     return world
 

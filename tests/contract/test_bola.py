@@ -158,6 +158,11 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/suppliers/<supplier_id>/statement"): Route(COOP, "supplier_id"),
     ("GET", "/api/v1/stores/<store_id>/statement"): Route(STORE, "store_id"),
     ("GET", "/api/v1/disclosure/counties/<code>"): Route((PUBLIC,), "region_code"),
+    # payout batches: a co-op its own households' batches (and their bank file); only admins settle
+    ("GET", "/api/v1/payout-batches/<batch_id>"): Route(COOP, "batch_id"),
+    ("POST", "/api/v1/payout-batches/<batch_id>/settle"): Route(
+        ("admin",), "batch_id", write=True,
+        body=lambda w, k: {"lines": [{"line_id": w.facts["payout_line_id"][k], "status": "paid"}]}),
 }
 # Routes with a path parameter that name no object of anyone's: Flask's static files, the API docs' assets.
 NOT_OBJECTS = {("GET", "/static/<filename>"), ("GET", "/api/v1/docs/assets/<filename>")}

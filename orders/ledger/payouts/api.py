@@ -131,7 +131,7 @@ class PayoutBatchOut(Schema):
     status = fields.String()
     progress = fields.Nested(PayoutProgressOut)
     total_fen = fields.Integer()
-    error = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
     transaction_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
     built_at = fields.DateTime(allow_none=True)

@@ -34,7 +34,7 @@ class PayoutBatch(db.Model):
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    error: Mapped[str | None] = mapped_column(String(500))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -153,7 +153,7 @@ def fail_batch(batch_id: int, message: str) -> None:
     """Mark a batch failed after an unexpected error (in a fresh transaction); nothing of it was posted."""
     batch = db.session.get(PayoutBatch, batch_id)
     if batch is not None and batch.status in ("queued", "building"):
-        batch.status, batch.error, batch.built_at = "failed", message, utcnow()
+        batch.status, batch.failure_reason, batch.built_at = "failed", message, utcnow()
     cache_delete(_progress_key(batch_id))
 
 
@@ -261,7 +261,7 @@ def _memo(batch: PayoutBatch) -> str:
 def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
     """A batch as the API shows it (live progress while it builds; lines and their totals when asked)."""
     shown = {name: getattr(batch, name) for name in (
-        "id", "party", "supplier_id", "until", "status", "total_fen", "error", "transaction_id", "created_at",
+        "id", "party", "supplier_id", "until", "status", "total_fen", "failure_reason", "transaction_id", "created_at",
         "built_at")}
     done, total = batch.progress_done, batch.progress_total
     if batch.status == "building":

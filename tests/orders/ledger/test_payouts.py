@@ -331,7 +331,7 @@ def test_a_build_that_fails_posts_nothing_and_says_so(app, monkeypatch):
     monkeypatch.setattr(service, "_parties", broken)
     built = run_build(batch.id)
 
-    assert built.status == "failed" and "unexpectedly" in built.error
+    assert built.status == "failed" and "unexpectedly" in built.failure_reason
     assert built.lines == [] and balance("payouts_clearing") == 0
     assert balance(code(household, supplier)) == 100
     assert_ledger_ok()

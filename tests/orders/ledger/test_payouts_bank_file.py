@@ -99,7 +99,8 @@ def test_a_coop_sees_its_own_household_batches_only(client, login):
     assert [item["id"] for item in listed.json["items"]] == [own.id]
     assert mine.status_code == 200 and [line["amount_fen"] for line in mine.json["lines"]] == [100, 999]
     for batch in (other, stores):
-        for response in (client.get(f"/api/v1/payout-batches/{batch.id}", headers=coop), download(client, coop, batch.id)):
+        shown = client.get(f"/api/v1/payout-batches/{batch.id}", headers=coop)
+        for response in (shown, download(client, coop, batch.id)):
             assert response.status_code == 404 and response.json["error"]["code"] == "payout_batch_not_found"
     assert client.get("/api/v1/audit/payout-downloads", headers=login("admin")).json["items"] == []
     assert client.get(f"/api/v1/payout-batches/{own.id}", headers=login("auditor")).status_code == 403
