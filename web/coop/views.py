@@ -1,15 +1,215 @@
-"""Co-op portal pages."""
+"""Co-op portal pages: inventory uploads and their progress, lots, households with their statements, and the
+payout batches of the co-op's households with their (audited) bank files. Every page shows the signed-in
+co-op's own supplier only: the services scope by the user's `supplier_id`, so another co-op's object is a 404."""
 from __future__ import annotations
 
-from flask import render_template
+import base64
+import hashlib
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from web.pages import page_blueprint, signed_in
+from flask import Response, current_app, redirect, render_template, request, url_for
+from marshmallow import Schema
+from marshmallow import ValidationError as SchemaError
+
+from catalog import inventory, uploads
+from orders.ledger import statements
+from orders.ledger.payouts import bank_file as bank_files
+from orders.ledger.payouts import service as payouts
+from orders.ledger.periods import PeriodQuery
+from shop.db import commit
+from shop.errors import AppError, NotFound, ValidationError
+from shop.fields import Text
+from shop.pagination import PageQuery
+from suppliers import service as suppliers
+from suppliers.schemas import HouseholdOut, HouseholdQuery
+from web.pages import content_security_policy, error_page, page_blueprint, signed_in, web_user
 
 bp = page_blueprint("coop", __name__, url_prefix="/coop")
+bp.static_folder, bp.static_url_path = "static", "/static"
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PAGE_SIZE = 50
+LINKS_SHOWN = 100  # a household's benefit links shown on its page (one co-op gives a household a handful)
+INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+HOUSEHOLD_FIELDS = ("id", "code", "head_name", "id_number", "village", "members", "bank_account", "active")
+UPLOAD_PROBLEMS = {"payload_too_large": "文件太大：库存文件最大 {mb} MB，请拆分后分批上传。",
+                   "validation_error": "文件是空的，请选择填好的库存文件。"}
 
 
-@bp.route("")
+class BankFileForm(Schema):
+    """Why the bank file (full account numbers) is downloaded: the reason is audited."""
+
+    reason = Text(required=True, max_length=200)
+
+
+def _parsed(schema: Schema, values) -> dict:
+    """Form or query values loaded by `schema` (unknown ones, such as the CSRF token, ignored); a 422 page
+    naming the fields when they do not fit."""
+    known = {field.data_key or name for name, field in schema.fields.items()}
+    try:
+        return schema.load({key: values[key] for key in values if key in known and values[key] != ""})
+    except SchemaError as exc:
+        raise ValidationError("填写的内容不正确：" + "、".join(sorted(exc.messages)) + "。") from exc
+
+
+def _local(moment: datetime | None) -> str:
+    """A UTC moment as Asia/Shanghai wall time (`2026-09-03 14:05`)."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _yuan(fen: int) -> str:
+    """An amount in fen as ¥ with two decimals (`-12345` → `-¥123.45`)."""
+    return f"{'-' if fen < 0 else ''}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+@bp.context_processor
+def _helpers() -> dict:
+    """The portal templates' formatting helpers."""
+    return {"local_time": _local, "yuan": _yuan, "reference": bank_files.reference}
+
+
+@bp.errorhandler(NotFound)
+def _not_found(_exc: NotFound):
+    """Whatever is missing or belongs to another co-op is simply not there."""
+    return error_page(404, "页面不存在")
+
+
+# --- uploads --------------------------------------------------------------------------------------------
+
+
+@bp.get("")
 @signed_in("coop")
 def home():
-    """The co-op portal's home page."""
-    return render_template("coop/home.html")
+    """The portal's home: the upload form and the co-op's uploads."""
+    user = web_user()
+    page = uploads.list_uploads(actor=user, supplier_id=user.supplier_id, **_parsed(PageQuery(), request.args))
+    return render_template("coop/home.html", supplier=suppliers.get_supplier(user.supplier_id), page=page)
+
+
+@bp.post("/uploads")
+@signed_in("coop")
+def upload():
+    """Store an inventory file for import (the API's upload service) and show its progress."""
+    user = web_user()
+    file = request.files.get("file")
+    if file is None or not file.filename:
+        return _upload_refused("请选择要上传的库存文件（CSV 或 XLSX）。", 422)
+    limit = current_app.config["INVENTORY_UPLOAD_MAX_BYTES"]
+    try:
+        upload_row, created = uploads.submit_upload(actor=user, supplier_id=user.supplier_id, filename=file.filename,
+                                                    data=file.read(limit + 1), max_bytes=limit)
+    except AppError as exc:
+        if exc.code not in UPLOAD_PROBLEMS:
+            raise
+        return _upload_refused(UPLOAD_PROBLEMS[exc.code].format(mb=limit // (1024 * 1024)), exc.status)
+    commit()
+    return redirect(url_for(".upload_page", upload_id=upload_row.id, **({} if created else {"again": 1})), 303)
+
+
+def _upload_refused(message: str, status: int):
+    """The home page again, saying why the file was not taken."""
+    user = web_user()
+    page = uploads.list_uploads(actor=user, supplier_id=user.supplier_id, **_parsed(PageQuery(), {}))
+    return render_template("coop/home.html", supplier=suppliers.get_supplier(user.supplier_id), page=page,
+                           upload_error=message), status
+
+
+@bp.get("/uploads/<int:upload_id>")
+@signed_in("coop")
+def upload_page(upload_id: int):
+    """An upload: its status, progress (polled while it waits or runs) and errors."""
+    shown = uploads.get_upload(actor=web_user(), upload_id=upload_id)
+    return render_template("coop/upload.html", upload=shown, again="again" in request.args)
+
+
+@bp.get("/uploads/<int:upload_id>/status")
+@signed_in("coop")
+def upload_status(upload_id: int):
+    """The upload's status fragment that the upload page polls every second until the import ends."""
+    return render_template("coop/_upload_status.html", upload=uploads.get_upload(actor=web_user(), upload_id=upload_id))
+
+
+# --- lots -----------------------------------------------------------------------------------------------
+
+
+@bp.get("/lots")
+@signed_in("coop")
+def lots():
+    """The co-op's lots with their stock and trace pages."""
+    user = web_user()
+    page = inventory.list_supplier_lots(actor=user, supplier_id=user.supplier_id,
+                                        **_parsed(PageQuery(), {"limit": PAGE_SIZE, **request.args}))
+    return render_template("coop/lots.html", page=page)
+
+
+# --- households and statements --------------------------------------------------------------------------
+
+
+@bp.get("/households")
+@signed_in("coop")
+def households():
+    """The households the co-op works with, masked as the API shows them; search by code or village."""
+    user = web_user()
+    query = _parsed(HouseholdQuery(), {"limit": PAGE_SIZE, **request.args})
+    page = suppliers.list_households(supplier_id=user.supplier_id, supplier_scope=user.supplier_id, **query)
+    shown = HouseholdOut(only=HOUSEHOLD_FIELDS, many=True).dump(page["items"])
+    return render_template("coop/households.html", households=shown, next_cursor=page["next_cursor"], query=query)
+
+
+@bp.get("/households/<int:household_id>")
+@signed_in("coop")
+def household(household_id: int):
+    """A household (masked), its benefit links with this co-op, and the statement period form."""
+    user = web_user()
+    shown = HouseholdOut(only=HOUSEHOLD_FIELDS).dump(suppliers.show_household(household_id=household_id, user=user))
+    links = suppliers.list_benefit_links(supplier_id=user.supplier_id, supplier_scope=user.supplier_id, kind=None,
+                                         household_id=household_id, on=None, limit=LINKS_SHOWN, cursor=None)
+    return render_template("coop/household.html", household=shown, links=links["items"])
+
+
+@bp.get("/households/<int:household_id>/statement")
+@signed_in("coop")
+def household_statement(household_id: int):
+    """The household's printable statement of its account at this co-op (the ledger's page)."""
+    period = _parsed(PeriodQuery(), request.args)
+    statement = statements.household_statement(household_id=household_id, user=web_user(), page=True, **period)
+    html = render_template("ledger_statement.html", s=statement, h=statement["page"])
+    return Response(html, mimetype="text/html", headers={"Content-Security-Policy": _policy_with_styles_of(html)})
+
+
+def _policy_with_styles_of(html: str) -> str:
+    """The pages' CSP, also allowing exactly the page's own inline stylesheets (by their SHA-256)."""
+    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode() + "'"
+                      for css in INLINE_STYLE.findall(html))
+    return content_security_policy().replace("style-src 'self'", f"style-src 'self' {hashes}", 1)
+
+
+# --- payout batches -------------------------------------------------------------------------------------
+
+
+@bp.get("/payouts")
+@signed_in("coop")
+def payout_batches():
+    """The payout batches of the co-op's households."""
+    page = payouts.list_batches(actor=web_user(), **_parsed(PageQuery(), {"limit": PAGE_SIZE, **request.args}))
+    return render_template("coop/payouts.html", page=page)
+
+
+@bp.get("/payouts/<int:batch_id>")
+@signed_in("coop")
+def payout_batch(batch_id: int):
+    """A payout batch: its lines (masked accounts), totals, and the bank file download form."""
+    return render_template("coop/payout.html", batch=payouts.show_batch(batch_id=batch_id, actor=web_user()))
+
+
+@bp.post("/payouts/<int:batch_id>/bank-file")
+@signed_in("coop")
+def bank_file(batch_id: int):
+    """Download the batch's bank file (full account numbers), audited with the stated reason."""
+    form = _parsed(BankFileForm(), request.form)
+    file = payouts.export_bank_file(batch_id=batch_id, actor=web_user(), reason=form["reason"])
+    commit()
+    return Response(file.content, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{file.filename}"', "Cache-Control": "private, no-store"})
