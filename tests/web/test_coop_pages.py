@@ -1,0 +1,231 @@
+"""The co-op portal through the test client: scope (another co-op's things are 404), the upload's polling
+fragment, giant files, the masked households, the printable statement and the audited bank file."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+
+import pytest
+from flask import g
+from sqlalchemy import func, select
+
+from catalog import uploads
+from catalog.models import InventoryUpload
+from catalog.tasks import run_import
+from orders.ledger import accounts
+from orders.ledger.payouts.models import PayoutDownload
+from orders.ledger.verify import verify_ledger
+from shop.db import db
+from suppliers.models import RevealAudit
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
+from tests.suppliers.factories import SupplierFactory
+
+CSRF_FIELD = re.compile(rb'name="csrf_token" value="([^"]+)"')
+HEADER = "产品编码,批次号,采收日期,存放地点,农户编号,交售数量"
+
+
+def csrf(client, path: str) -> str:
+    """The CSRF token of the form on `path` for this client's session (flask-wtf's copy in `g` dropped first,
+    as the test holds one app context across requests)."""
+    g.pop("csrf_token", None)
+    return CSRF_FIELD.search(client.get(path).data).group(1).decode()
+
+
+def signed_in_coop(app, supplier):
+    """A test client signed in through the sign-in page as a new user of `supplier`."""
+    user = UserFactory(role="coop", supplier_id=supplier.id)
+    db.session.commit()
+    client = app.test_client()
+    response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
+                                           "csrf_token": csrf(client, "/login")})
+    assert response.location == "/coop"
+    return client
+
+
+def text(response) -> str:
+    """The response body as text."""
+    return response.get_data(as_text=True)
+
+
+@pytest.fixture
+def coops(app):
+    """Two co-ops, each with a signed-in client."""
+    ours, theirs = SupplierFactory(), SupplierFactory(county_code="513437")
+    db.session.commit()
+    return {"ours": ours, "theirs": theirs, "client": signed_in_coop(app, ours),
+            "their_client": signed_in_coop(app, theirs)}
+
+
+def pending_upload(supplier, body: str) -> InventoryUpload:
+    """An upload stored and not yet imported (its task not sent), committed."""
+    upload, _ = uploads.submit_upload(actor=None, supplier_id=supplier.id, filename="inventory.csv",
+                                      data=body.encode("gbk"), max_bytes=10_000, queue_import=False)
+    db.session.commit()
+    return upload
+
+
+def paid_household(supplier, fen: int):
+    """A household of `supplier` with a bank account and `fen` earned two days ago, committed."""
+    household = payee_household(supplier)
+    earn(accounts.household(household.id, supplier.id), fen, on=days_ago(2))
+    return household
+
+
+def test_another_coops_upload_household_statement_and_batch_are_404(coops):
+    theirs = coops["theirs"]
+    upload = pending_upload(theirs, f"{HEADER}\r\nX,Y,2026-09-01,XC-WH,H1,1\r\n")
+    household = paid_household(theirs, 500)
+    batch = built_batch(party="household", supplier_id=theirs.id, until=today())
+    client = coops["client"]
+    token = csrf(client, "/coop")
+    paths = [f"/coop/uploads/{upload.id}", f"/coop/uploads/{upload.id}/status", f"/coop/households/{household.id}",
+             f"/coop/households/{household.id}/statement", f"/coop/payouts/{batch.id}"]
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "页面不存在" in text(response)
+    response = client.post(f"/coop/payouts/{batch.id}/bank-file", data={"reason": "转账", "csrf_token": token})
+    assert response.status_code == 404
+    assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
+    assert [coops["their_client"].get(path).status_code for path in paths] == [200] * len(paths)
+    assert f"付款批次 {batch.id}" not in text(client.get("/coop/payouts"))
+    assert verify_ledger()["ok"] is True
+
+
+def test_a_queued_uploads_fragment_polls_every_second_until_its_import_ends(coops):
+    supplier = coops["ours"]
+    ProductFactory(supplier=supplier, sku="ZJ-T-1", unit="bag")
+    LocationFactory(code="XC-WH")
+    (household,) = linked_households(supplier, 1)
+    upload = pending_upload(supplier, f"{HEADER}\r\nZJ-T-1,LOT-1,2026-09-03,XC-WH,{household.code},5\r\n")
+    client = coops["client"]
+
+    page = text(client.get(f"/coop/uploads/{upload.id}"))
+    fragment = text(client.get(f"/coop/uploads/{upload.id}/status"))
+
+    for html in (page, fragment):
+        assert f'hx-get="/coop/uploads/{upload.id}/status" hx-trigger="every 1s" hx-swap="outerHTML"' in html
+        assert "排队中" in html and "<progress" in html
+    run_import(upload.id)
+    fragment = text(client.get(f"/coop/uploads/{upload.id}/status"))
+    assert "hx-trigger" not in fragment  # the finished fragment replaces the polling one, so polling stops
+    assert "导入完成：1 行，新建 1 个批次。" in fragment and 'href="/coop/lots"' in fragment
+
+
+def test_a_failed_upload_lists_its_errors_by_excel_row_and_column_with_the_template_link(coops):
+    supplier = coops["ours"]
+    client = coops["client"]
+    body = f"{HEADER}\r\nZJ-NONE,LOT-1,2026-09-03,XC-WH,H-404,5\r\n".encode("gbk")
+    response = client.post("/coop/uploads", data={"file": (io.BytesIO(body), "库存.csv"),
+                                                  "csrf_token": csrf(client, "/coop")})
+    assert response.status_code == 303
+    html = text(client.get(response.location))
+    rows = re.findall(r'<tr><td class="num">(\d+)</td><td>([^<]*)</td>', html)
+    assert ("2", "产品编码") in rows and ("2", "农户编号") in rows and ("2", "存放地点") in rows
+    assert 'href="/api/v1/inventory-uploads/template.xlsx"' in html
+    assert db.session.scalar(select(InventoryUpload.status).where(InventoryUpload.supplier_id == supplier.id)) == \
+        "failed"
+
+
+def test_an_upload_without_a_file_or_an_empty_one_says_so(coops):
+    client = coops["client"]
+    response = client.post("/coop/uploads", data={"csrf_token": csrf(client, "/coop")})
+    assert response.status_code == 422 and "请选择要上传的库存文件" in text(response)
+    response = client.post("/coop/uploads", data={"file": (io.BytesIO(b""), "empty.csv"),
+                                                  "csrf_token": csrf(client, "/coop")})
+    assert response.status_code == 422 and "文件是空的" in text(response)
+    assert db.session.scalar(select(func.count(InventoryUpload.id))) == 0
+
+
+def test_a_giant_file_gets_a_413_page_with_a_clear_message(app, coops):
+    app.config.update(INVENTORY_UPLOAD_MAX_BYTES=2 * 1024 * 1024, MAX_CONTENT_LENGTH=3 * 1024 * 1024)
+    client = coops["client"]
+    over_the_upload_limit = HEADER.encode() + b"\r\n" + b"x" * (2 * 1024 * 1024)
+    response = client.post("/coop/uploads", data={"file": (io.BytesIO(over_the_upload_limit), "big.csv"),
+                                                  "csrf_token": csrf(client, "/coop")})
+    assert response.status_code == 413 and "文件太大：库存文件最大 2 MB" in text(response)
+    over_the_request_limit = b"x" * (4 * 1024 * 1024)
+    response = client.post("/coop/uploads", data={"file": (io.BytesIO(over_the_request_limit), "huge.csv"),
+                                                  "csrf_token": csrf(client, "/coop")})
+    assert response.status_code == 413 and "文件太大" in text(response)
+    assert response.mimetype == "text/html"
+    assert db.session.scalar(select(func.count(InventoryUpload.id))) == 0
+
+
+def test_households_show_masked_id_numbers_and_accounts_and_their_benefit_links(coops):
+    supplier = coops["ours"]
+    (household,) = linked_households(supplier, 1)
+    household.bank_account = "6217000123456789012"
+    db.session.commit()
+    client = coops["client"]
+
+    listing = text(client.get("/coop/households"))
+    detail = text(client.get(f"/coop/households/{household.id}"))
+
+    for html in (listing, detail):
+        assert household.code in html and household.id_number not in html and household.id_number[-4:] in html
+        assert "6217000123456789012" not in html and "9012" in html
+    assert "收购" in detail and "2026-01-01" in detail
+    assert household.code in text(client.get(f"/coop/households?code={household.code.lower()}"))
+    assert household.code not in text(client.get("/coop/households?code=NOBODY"))
+
+
+def test_the_statement_is_the_ledgers_printable_page_its_style_allowed_by_hash_only(coops):
+    supplier = coops["ours"]
+    household = paid_household(supplier, 1234)
+    client = coops["client"]
+
+    response = client.get(f"/coop/households/{household.id}/statement")
+
+    html = text(response)
+    assert response.status_code == 200 and "消费帮扶农户收益对账单" in html
+    assert "¥12.34" in html and household.id_number not in html and household.id_number[-4:] in html
+    policy = response.headers["Content-Security-Policy"]
+    style = re.search(r"<style>(.*?)</style>", html, re.DOTALL).group(1)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'self' 'sha256-{digest}';" in policy
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    period = client.get(f"/coop/households/{household.id}/statement?from={today()}&to={today()}")
+    assert period.status_code == 422 and "填写的内容不正确：to。" in text(period)
+    assert verify_ledger()["ok"] is True
+
+
+def test_the_bank_file_download_needs_a_reason_and_is_audited(coops):
+    supplier = coops["ours"]
+    paid = paid_household(supplier, 2500)
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today())
+    client = coops["client"]
+    page = text(client.get(f"/coop/payouts/{batch.id}"))
+    assert "¥25.00" in page and paid.bank_account not in page and paid.bank_account[-4:] in page
+
+    refused = client.post(f"/coop/payouts/{batch.id}/bank-file",
+                          data={"reason": " ", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
+    forged = client.post(f"/coop/payouts/{batch.id}/bank-file", data={"reason": "转账"})
+    assert (refused.status_code, forged.status_code) == (422, 400)
+    assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
+
+    response = client.post(f"/coop/payouts/{batch.id}/bank-file",
+                           data={"reason": "到信用社办理转账", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
+
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="payout-batch-{batch.id}.csv"'
+    assert paid.bank_account in response.get_data().decode("utf-8-sig") and "25.00" in text(response)
+    download = db.session.scalar(select(PayoutDownload))
+    assert (download.batch_id, download.lines, download.total_fen, download.reason) == (batch.id, 1, 2500, "到信用社办理转账")
+    assert download.user.supplier_id == supplier.id
+    reveal = db.session.scalar(select(RevealAudit))
+    assert (reveal.household_id, reveal.fields) == (paid.id, "bank_account")
+    assert verify_ledger()["ok"] is True
+
+
+def test_bad_paging_input_is_a_clear_page_not_a_500(coops):
+    client = coops["client"]
+    for path in ("/coop/lots?limit=abc", "/coop/payouts?limit=1000", "/coop?cursor=forged",
+                 "/coop/households?code=" + "x" * 300):
+        response = client.get(path)
+        assert response.status_code in (400, 422), path
+        assert response.mimetype == "text/html"
