@@ -22,7 +22,6 @@ changes nothing; any other transition is a 409.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -33,7 +32,7 @@ from orders.ledger import accounts, chain
 from orders.ledger.audit import shanghai_midnight
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.payouts import bank_file
-from orders.ledger.payouts.models import PayoutBatch, PayoutDownload, PayoutLine
+from orders.ledger.payouts.models import LINE_STATUSES, PayoutBatch, PayoutDownload, PayoutLine
 from orders.models import Store
 from orders.outbox import sale_date_of
 from shop.auth.models import User
@@ -223,7 +222,7 @@ def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBat
     for payee, amount in due:
         name, account = parties[payee.party_id]
         account_id = payee.account_id or accounts.store(payee.party_id).id  # a store with cash but no commission yet
-        line = PayoutLine(batch_id=batch.id, account_id=account_id, payee_name=name[:128], amount_fen=amount,
+        line = PayoutLine(batch_id=batch.id, account_id=account_id, payee_name=name, amount_fen=amount,
                           **{f"{batch.party}_id": payee.party_id})
         if account is None:
             line.status, line.reason = "unpayable", NO_BANK_ACCOUNT
@@ -268,12 +267,10 @@ def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
         done, total = cache_get(_progress_key(batch.id)) or (done, total)
     shown["progress"] = {"done": done, "total": total}
     if with_lines:
-        shown["lines"] = batch.lines
-        totals: dict[str, int] = defaultdict(int)
+        totals = dict.fromkeys(LINE_STATUSES, 0)
         for line in batch.lines:
-            totals[f"{line.status}_fen"] += line.amount_fen
-        shown["totals"] = {f"{status}_fen": totals[f"{status}_fen"]
-                           for status in ("pending", "paid", "failed", "unpayable")}
+            totals[line.status] += line.amount_fen
+        shown["lines"], shown["totals"] = batch.lines, {f"{status}_fen": fen for status, fen in totals.items()}
     return shown
 
 
@@ -308,7 +305,8 @@ def settle_lines(*, batch_id: int, settlements: list[Settlement]) -> dict:
     """Settle lines of a ready batch as paid or failed, posting the moves (one ledger transaction for the paid
     lines, one for the failed); all or nothing."""
     lock_on_sqlite("UPDATE payout_batches SET id = id WHERE id = :id", id=batch_id)
-    batch = db.session.scalar(select(PayoutBatch).where(PayoutBatch.id == batch_id).with_for_update())
+    batch = db.session.scalar(select(PayoutBatch).where(PayoutBatch.id == batch_id).with_for_update()
+                              .execution_options(populate_existing=True))
     if batch is None:
         raise _not_found(batch_id)
     if batch.status != "ready":
@@ -320,7 +318,8 @@ def settle_lines(*, batch_id: int, settlements: list[Settlement]) -> dict:
                               details={"lines": [f"Line {i} appears more than once." for i in sorted(set(ids))
                                                  if ids.count(i) > 1]})
     lines = {line.id: line for line in db.session.scalars(
-        select(PayoutLine).where(PayoutLine.batch_id == batch_id, PayoutLine.id.in_(ids)).with_for_update())}
+        select(PayoutLine).where(PayoutLine.batch_id == batch_id, PayoutLine.id.in_(ids)).with_for_update()
+        .execution_options(populate_existing=True))}
     unknown = [i for i in ids if i not in lines]
     if unknown:
         raise ValidationError("These lines are not in the batch.", code="payout_line_not_found",

@@ -1,5 +1,6 @@
-"""Two payout batches built at once for the same payees never pay a balance twice (SQLite and PostgreSQL), and
-building a batch does not hold up attribution's postings to the payees' accounts (PostgreSQL)."""
+"""Races: two payout batches built at once for the same payees never pay a balance twice, and a line settled
+concurrently is posted once (SQLite and PostgreSQL); building a batch does not hold up attribution's postings to
+the payees' accounts (PostgreSQL)."""
 from __future__ import annotations
 
 import threading
@@ -85,3 +86,21 @@ def test_progress_is_reported_every_so_many_payees(app, monkeypatch):
     run_build(batch.id, progress=lambda done, total: reports.append((done, total)))
 
     assert reports == [(0, 7), (3, 7), (6, 7), (7, 7)]
+
+
+def test_concurrent_settlements_of_a_line_post_it_once(racing_app):
+    supplier = SupplierFactory()
+    household = payee_household(supplier)
+    earn(accounts.household(household.id, supplier.id), 900, on=days_ago(1))
+    batch = queued_batch(party="household", supplier_id=supplier.id, until=today())
+    run_build(batch.id)
+    line_id = db.session.scalar(select(PayoutLine.id).where(PayoutLine.batch_id == batch.id))
+    settlement = [service.Settlement(line_id=line_id, status="paid")]
+
+    outcomes = race(racing_app, 4, lambda i: service.settle_lines(batch_id=batch.id, settlements=settlement))
+
+    assert outcomes == {"ok": 4}
+    db.session.expire_all()
+    assert db.session.get(PayoutLine, line_id).status == "paid"
+    assert balance("payments:bank") == 900 and balance("payouts_clearing") == 0
+    assert verify_ledger()["ok"] is True
