@@ -1,14 +1,104 @@
-"""Storefront pages."""
+"""Storefront pages: browse by donor district, search, product pages and the cart."""
 from __future__ import annotations
 
-from flask import render_template
+from flask import flash, redirect, render_template, request, url_for
+from marshmallow import EXCLUDE, ValidationError
 
-from web.pages import page_blueprint
+from catalog import service as catalog
+from catalog.schemas import ProductQuery
+from shop.errors import NotFound
+from web.filters import FILTERS
+from web.pages import error_page, page_blueprint, web_user
+from web.storefront import cart, reads
+
+PAGE_SIZE = 20
+BROWSE_FIELDS = ("donor", "county", "q", "cursor")
 
 bp = page_blueprint("storefront", __name__)
+bp.static_folder, bp.static_url_path = "static", "/static/storefront"
+for _name, _filter in FILTERS.items():
+    bp.add_app_template_filter(_filter, _name)
+
+
+@bp.app_context_processor
+def _cart_size() -> dict:
+    """The number of cart lines, for the cart link on every page."""
+    return {"cart_size": cart.count}
 
 
 @bp.route("/")
 def home():
-    """The storefront's home page."""
-    return render_template("storefront/home.html")
+    """Products of the counties paired with a donor district, or a search by Chinese name or pinyin."""
+    wanted = {name: request.args[name][:100] for name in BROWSE_FIELDS if request.args.get(name, "").strip()}
+    error = None
+    try:
+        filters = ProductQuery().load(wanted, unknown=EXCLUDE)
+    except ValidationError:
+        filters, error = {}, "筛选条件有误，已显示全部商品。"
+    filters = {name: filters[name] for name in BROWSE_FIELDS if filters.get(name) is not None}
+    page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters)
+    districts = reads.donor_districts(on=catalog.today())
+    chosen = next((d for group in districts.values() for d in group if d.code == filters.get("donor")), None)
+    next_url = url_for(".home", **{**filters, "cursor": page["next_cursor"]}) if page["next_cursor"] else None
+    return render_template("storefront/home.html", page=page, filters=filters, districts=districts,
+                           chosen=chosen, next_url=next_url, error=error), 400 if error else 200
+
+
+@bp.route("/p/<sku>")
+def product(sku: str):
+    """A product: price, certificate, availability per store and warehouse, and the lots on sale."""
+    try:
+        view = catalog.show_product(sku=sku, actor=web_user())
+    except NotFound:
+        return error_page(404, "没有这个商品，或它已下架。")
+    where = reads.places()
+    stock = [(where[s["location_id"]], s["available"]) for s in view["stock"] if s["location_id"] in where]
+    return render_template("storefront/product.html", p=view, stock=stock,
+                           lots=reads.lots_on_sale(sku=view["sku"]))
+
+
+def _cart_page(error: str | None = None, status: int = 200):
+    """The cart with each line's product (or a note that it is no longer on sale) and the total."""
+    rows, total = [], 0
+    for sku, quantity in cart.lines().items():
+        try:
+            item = catalog.get_product(sku=sku, actor=web_user())
+        except NotFound:
+            item = None
+        rows.append((sku, quantity, item))
+        total += item.price_fen * quantity if item else 0
+    return render_template("storefront/cart.html", rows=rows, total=total, error=error,
+                           max_lines=cart.MAX_LINES, max_quantity=cart.MAX_QUANTITY), status
+
+
+@bp.get("/cart")
+def show_cart():
+    """The cart."""
+    return _cart_page()
+
+
+@bp.post("/cart")
+def add_to_cart():
+    """Add units of a product to the cart."""
+    try:
+        sku = cart.parse_sku(request.form.get("sku", ""))
+        catalog.get_product(sku=sku, actor=web_user())
+        cart.add(sku, cart.parse_quantity(request.form.get("quantity", "1")))
+    except NotFound:
+        return _cart_page("这个商品已下架，没有加入购物车。", 404)
+    except cart.CartError as exc:
+        return _cart_page(str(exc), 422)
+    flash("已加入购物车。")
+    return redirect(url_for(".show_cart"))
+
+
+@bp.post("/cart/<sku>")
+def change_cart_line(sku: str):
+    """Change a cart line's quantity (0, or the remove button, removes it)."""
+    try:
+        quantity = 0 if request.form.get("remove") else cart.parse_quantity(request.form.get("quantity", ""),
+                                                                            allow_zero=True)
+        cart.set_quantity(cart.parse_sku(sku), quantity)
+    except cart.CartError as exc:
+        return _cart_page(str(exc), 422)
+    return redirect(url_for(".show_cart"))

@@ -1,0 +1,83 @@
+"""In a real browser, the first journey of the pages: a consumer finds 苦荞 by typing `kq`, buys two units for
+pickup at the 顺德 store, pays in the sandbox and sees the pickup code; screenshots of every storefront page."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from orders.ledger.verify import verify_ledger
+from orders.models import Order, Store
+from shop.auth.service import find_user
+from shop.db import db
+from tests.web.conftest import screenshot, sign_in
+
+CONSUMER = "13800000000"
+SHUNDE = "大凉山体验店（顺德）"
+
+
+def _no_errors(page) -> list[str]:
+    """Collect the page's console errors (a CSP violation is one)."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    return errors
+
+
+def test_a_consumer_finds_kq_buys_two_for_pickup_at_shunde_pays_and_sees_the_pickup_code(site, phone):
+    page = phone.new_page()
+    errors = _no_errors(page)
+    sign_in(page, site, CONSUMER)
+    page.wait_for_url(site.url + "/")
+    screenshot(page, "storefront-home")
+
+    page.get_by_label("搜索商品").fill("kq")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*\?q=kq"))
+    results = page.get_by_role("list", name="商品")
+    assert results.get_by_role("link", name="昭觉苦荞米").is_visible()
+    assert "雷波脐橙" not in results.inner_text()
+    screenshot(page, "storefront-search")
+
+    page.get_by_role("link", name="昭觉苦荞米").click()
+    assert page.get_by_role("heading", name="昭觉苦荞米").is_visible()
+    assert page.get_by_text("凉扶认〔2026〕").is_visible()
+    assert page.get_by_role("cell", name=SHUNDE).is_visible()
+    assert page.get_by_role("link", name=re.compile("溯源码")).first.is_visible()
+    screenshot(page, "storefront-product")
+
+    page.get_by_label("数量").fill("2")
+    page.get_by_role("button", name="加入购物车").click()
+    page.wait_for_url(site.url + "/cart")
+    assert page.get_by_label("数量").input_value() == "2"
+    screenshot(page, "storefront-cart")
+
+    page.get_by_role("link", name="去结算").click()
+    page.wait_for_url(site.url + "/checkout")
+    page.get_by_label("门店自提").check()
+    assert page.get_by_label("详细地址").is_hidden()  # only the chosen channel's fields
+    page.get_by_label("取货门店").select_option(label=SHUNDE)
+    screenshot(page, "storefront-checkout")
+    page.get_by_role("button", name=re.compile("提交订单")).click()
+
+    page.wait_for_url(re.compile(r".*/orders/\d+/pay$"))
+    order_id = int(page.url.split("/")[-2])
+    assert page.get_by_text("¥79.60").first.is_visible()  # 2 × ¥39.80
+    screenshot(page, "storefront-pay")
+    page.get_by_role("button", name="支付成功").click()
+
+    page.wait_for_url(site.url + f"/orders/{order_id}")
+    code = page.locator("#pickup-code").inner_text()
+    assert re.fullmatch(r"\d{6}", code)
+    assert page.locator("#order-status").inner_text() == "已支付"
+    assert page.get_by_role("img", name=f"取货码 {code} 的二维码").is_visible()
+    screenshot(page, "storefront-order")
+    assert errors == []
+
+    with site.app.app_context():
+        order = db.session.get(Order, order_id)
+        store = db.session.scalar(select(Store).where(Store.id == order.store_id))
+        assert (order.status, order.channel, order.pickup_code, store.name) == ("paid", "pickup", code, SHUNDE)
+        assert [(line.sku, line.quantity) for line in order.lines] == [("ZJ-KQM-1KG", 2)]
+        assert order.consumer_id == find_user(username=CONSUMER).id
+        assert verify_ledger()["ok"] is True
+        db.session.remove()

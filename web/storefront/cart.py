@@ -1,0 +1,78 @@
+"""The cart, kept in the cookie session: SKU → quantity, at most `MAX_LINES` lines, each quantity within the API's
+bounds (the checkout service decides the rest: what is on sale and in stock)."""
+from __future__ import annotations
+
+import re
+
+from flask import session
+
+from orders.checkout.schemas import MAX_LINES, SKU_PATTERN
+from shop.fields import MAX_QUANTITY, normalise_identifier
+
+MAX_QUANTITY_DIGITS = len(str(MAX_QUANTITY))
+
+
+class CartError(ValueError):
+    """A cart change that is refused, with the message the shopper sees."""
+
+
+def parse_quantity(text: str, *, allow_zero: bool = False) -> int:
+    """A quantity typed into a form: whole units from 1 (0 to remove a line) up to the API's bound."""
+    value = text.strip()
+    lowest = 0 if allow_zero else 1
+    if not value.isascii() or not value.isdigit() or len(value) > MAX_QUANTITY_DIGITS or int(value) > MAX_QUANTITY:
+        raise CartError(f"数量必须是 {lowest} 到 {MAX_QUANTITY} 之间的整数。")
+    quantity = int(value)
+    if quantity < lowest:
+        raise CartError(f"数量必须是 {lowest} 到 {MAX_QUANTITY} 之间的整数。")
+    return quantity
+
+
+def parse_sku(text: str) -> str:
+    """A SKU from a form, normalised as the API does (`CartError` if it cannot be one)."""
+    sku = normalise_identifier(text[:64])
+    if not re.fullmatch(SKU_PATTERN, sku):
+        raise CartError("没有这个商品。")
+    return sku
+
+
+def lines() -> dict[str, int]:
+    """The cart's lines in the order they were added; anything malformed in the session is dropped."""
+    stored = session.get("cart")
+    if not isinstance(stored, dict):
+        return {}
+    return {sku: quantity for sku, quantity in list(stored.items())[:MAX_LINES]
+            if isinstance(sku, str) and re.fullmatch(SKU_PATTERN, sku)
+            and type(quantity) is int and 1 <= quantity <= MAX_QUANTITY}
+
+
+def count() -> int:
+    """How many lines the cart has."""
+    return len(lines())
+
+
+def add(sku: str, quantity: int) -> None:
+    """Add units of a product (to its line if there is one), within the bounds."""
+    cart = lines()
+    if sku not in cart and len(cart) >= MAX_LINES:
+        raise CartError(f"购物车最多 {MAX_LINES} 种商品，请先结算或删除一些。")
+    total = cart.get(sku, 0) + quantity
+    if total > MAX_QUANTITY:
+        raise CartError(f"每种商品最多 {MAX_QUANTITY} 件。")
+    cart[sku] = total
+    session["cart"] = cart
+
+
+def set_quantity(sku: str, quantity: int) -> None:
+    """Change a line's quantity; 0 removes it."""
+    cart = lines()
+    if quantity == 0:
+        cart.pop(sku, None)
+    elif sku in cart:
+        cart[sku] = quantity
+    session["cart"] = cart
+
+
+def clear() -> None:
+    """Empty the cart (after a placed order)."""
+    session.pop("cart", None)

@@ -1,0 +1,105 @@
+"""Checkout from the storefront's form: the same services as `POST /api/v1/orders`, once per rendered form.
+
+Each rendered checkout form carries a fresh key. The first submission claims the key in the API's
+idempotency table (a scope of its own per consumer) and places the order; a second submission of the same
+form (a double click, a resent request) finds the key and is sent to the first order, also while the
+first is still running (it waits for it, as the API's idempotent writes do). The reservation commits
+before the payment provider is called, with the key marked in progress; if the provider fails, the
+order is abandoned (its stock released) and the key freed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from orders.checkout import service as checkout
+from shop.auth.models import User
+from shop.db import commit, db
+from shop.errors import AppError, Conflict
+from shop.idempotency import IN_PROGRESS_POLL_SECONDS, IN_PROGRESS_WAIT_SECONDS, IdempotencyKey
+
+KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+
+class FormAlreadyUsed(Conflict):
+    """The checkout form's key was already used for a different order request."""
+
+    code = "checkout_form_used"
+
+
+def new_key() -> str:
+    """A fresh key for one rendered checkout form."""
+    return secrets.token_hex(16)
+
+
+def is_key(text: str) -> bool:
+    """Whether `text` is a key this page could have made."""
+    return bool(KEY_PATTERN.fullmatch(text))
+
+
+def _scope(user: User) -> str:
+    """Whose keys these are: the consumer's, apart from the API's."""
+    return f"page-checkout:{user.id}"
+
+
+def _fingerprint(order: dict) -> str:
+    """What makes two submissions "the same order": the validated request."""
+    return hashlib.sha256(json.dumps(order, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _claim(*, user: User, key: str, fingerprint: str) -> tuple[IdempotencyKey | None, int | None]:
+    """Claim `key` for a new order: (its record, None); or (None, the order id) if the key's order was placed,
+    after waiting for a submission still in progress (`idempotency_key_in_progress` 409 after a while)."""
+    deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+    while True:
+        record = db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.scope == _scope(user),
+                                                                IdempotencyKey.key == key))
+        if record is None:
+            record = IdempotencyKey(user_id=user.id, scope=_scope(user), key=key, request_hash=fingerprint)
+            db.session.add(record)
+            try:
+                db.session.flush()
+                return record, None
+            except IntegrityError:
+                db.session.rollback()
+                continue
+        if record.request_hash != fingerprint:
+            raise FormAlreadyUsed("This checkout form was already submitted for another order.")
+        if record.status_code is not None:
+            return None, int(record.response_body)
+        if time.monotonic() > deadline:
+            raise Conflict("The order from this form is still being placed; retry later.",
+                           code="idempotency_key_in_progress")
+        db.session.rollback()
+        time.sleep(IN_PROGRESS_POLL_SECONDS)
+
+
+def place_order_once(*, user: User, key: str, order: dict) -> int:
+    """Place the order a checkout form describes (validated `OrderCreate` data) and start its payment, once per
+    form key; the order's id. Domain errors (`insufficient_stock`, `product_unavailable`, …) leave nothing
+    behind; `PaymentProviderUnavailable` after the order was abandoned."""
+    record, placed = _claim(user=user, key=key, fingerprint=_fingerprint(order))
+    if placed is not None:
+        return placed
+    try:
+        order_id = checkout.place_order(actor=user, **order).id
+    except AppError:
+        db.session.rollback()  # the claim goes too: the same form may be sent again once corrected
+        raise
+    commit()  # the reservation (and the key, in progress) are durable before the provider is called
+    try:
+        checkout.start_payment(order_id=order_id)
+    except checkout.PaymentProviderUnavailable:
+        checkout.abandon_order(order_id=order_id, reason="payment provider unavailable")
+        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == record.id))
+        commit()
+        raise
+    record.status_code, record.response_body = 201, str(order_id)
+    commit()
+    return order_id

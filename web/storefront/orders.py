@@ -1,0 +1,193 @@
+"""The consumer's checkout, payment (the sandbox page, or Stripe Elements) and orders."""
+from __future__ import annotations
+
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
+from marshmallow import ValidationError as SchemaError
+
+from catalog import service as catalog
+from orders.checkout import service as checkout
+from orders.checkout.schemas import OrderCreate, OrderQuery
+from orders.payments import service as payments
+from orders.stores import service as stores
+from shop.db import commit
+from shop.errors import AppError, NotFound
+from shop.qr import svg_qr
+from web.pages import error_page, signed_in, web_user
+from web.storefront import cart, reads
+from web.storefront.checkout import FormAlreadyUsed, is_key, new_key, place_order_once
+from web.storefront.views import bp
+
+MAX_STORES = 100
+ADDRESS_FIELDS = ("district_code", "detail", "recipient", "phone")
+FIELD_MESSAGES = {
+    "channel": "请选择门店自提或快递配送。", "store_id": "请选择取货门店。",
+    "district_code": "请选择收货的区。", "detail": "请填写详细地址（最多 200 字）。",
+    "recipient": "请填写收货人（最多 50 字）。", "phone": "请填写正确的联系电话（5–20 位数字）。",
+    "lines": "购物车里有无效的商品，请回到购物车检查。",
+}
+CODE_FIELDS = {"store_unavailable": "store_id", "not_a_donor_district": "district_code",
+               "product_unavailable": "lines", "warehouse_unavailable": "channel"}
+CODE_MESSAGES = {"store_unavailable": "这家门店暂不营业，请选择其他门店。",
+                 "not_a_donor_district": "我们只配送到对口帮扶城市的各区。",
+                 "product_unavailable": "购物车里有商品已下架，请回到购物车删除后再结算。",
+                 "warehouse_unavailable": "发货仓不可用，请改选门店自提。"}
+ORDER_NOT_FOUND = "订单不存在。"
+OUTCOMES = ("succeeded", "failed")
+
+
+def _form_errors(messages: dict) -> dict[str, str]:
+    """The schema's messages as one Chinese message per form field."""
+    names = [*messages, *(messages["address"] if isinstance(messages.get("address"), dict) else ())]
+    return {name: FIELD_MESSAGES[name] for name in names if name in FIELD_MESSAGES} or {"lines": "请检查填写的内容。"}
+
+
+def _order_request(lines: dict[str, int]) -> dict:
+    """The checkout form as the API's order request, validated by the API's own schema."""
+    channel = request.form.get("channel", "")[:16]
+    body: dict = {"channel": channel, "lines": [{"sku": sku, "quantity": n} for sku, n in lines.items()]}
+    if channel == "pickup":
+        store = request.form.get("store_id", "")[:12]
+        body["store_id"] = int(store) if store.isascii() and store.isdigit() else store
+    elif channel == "delivery":
+        body["address"] = {name: request.form.get(name, "")[:400] for name in ADDRESS_FIELDS}
+    return OrderCreate().load(body)
+
+
+def _on_sale(sku: str):
+    """The product on sale with `sku`, or None."""
+    try:
+        return catalog.get_product(sku=sku)
+    except NotFound:
+        return None
+
+
+def _checkout_page(lines: dict[str, int], *, errors: dict | None = None, short: dict | None = None,
+                   status: int = 200):
+    """The checkout form with a fresh form key, its lines and total, and any errors (short lines by SKU)."""
+    rows = [(sku, _on_sale(sku), quantity) for sku, quantity in lines.items()]
+    choices = stores.list_stores(actor=web_user(), district_code=None, limit=MAX_STORES, cursor=None)["items"]
+    return render_template(
+        "storefront/checkout.html", rows=rows, total=sum(p.price_fen * n for _, p, n in rows if p),
+        stores=choices, districts=reads.donor_districts(on=catalog.today()), key=new_key(),
+        form=request.form if request.method == "POST" else {"channel": "pickup", "store_id": request.args.get("store")},
+        errors=errors or {}, short=short or {}), status
+
+
+@bp.route("/checkout", methods=["GET", "POST"])
+@signed_in("consumer")
+def checkout_page():
+    """Checkout: pickup at a chosen store or delivery to an address; one order per submitted form."""
+    lines = cart.lines()
+    if not lines:
+        flash("购物车是空的。")
+        return redirect(url_for(".show_cart"))
+    if request.method == "GET":
+        return _checkout_page(lines)
+    key = request.form.get("form_key", "")[:64]
+    if not is_key(key):
+        return _checkout_page(lines, errors={"lines": "表单已过期，请重新提交。"}, status=400)
+    try:
+        order_id = place_order_once(user=web_user(), key=key, order=_order_request(lines))
+    except SchemaError as exc:
+        return _checkout_page(lines, errors=_form_errors(exc.messages), status=422)
+    except FormAlreadyUsed:
+        return _checkout_page(lines, errors={"lines": "这张结算表单已经提交过，请核对后重新提交。"}, status=409)
+    except checkout.PaymentProviderUnavailable:
+        return _checkout_page(lines, errors={"lines": "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"},
+                              status=503)
+    except AppError as exc:
+        if exc.code == "insufficient_stock":
+            short = {line["sku"]: line for line in exc.details["lines"]}
+            return _checkout_page(lines, short=short, status=409,
+                                  errors={"lines": "有商品库存不足，请减少数量或改选其他门店。"})
+        if exc.code not in CODE_FIELDS:
+            raise
+        return _checkout_page(lines, errors={CODE_FIELDS[exc.code]: CODE_MESSAGES[exc.code]}, status=exc.status)
+    cart.clear()
+    return redirect(url_for(".pay", order_id=order_id))
+
+
+def _own_order(order_id: int):
+    """The signed-in consumer's order view (`NotFound` for any other)."""
+    return checkout.read_order(actor=web_user(), order_id=order_id)
+
+
+@bp.route("/orders/<int:order_id>/pay", methods=["GET", "POST"])
+@signed_in("consumer")
+def pay(order_id: int):
+    """Pay an order: the sandbox's 支付成功/支付失败 buttons, or Stripe Elements when Stripe is configured."""
+    try:
+        view = _own_order(order_id)
+    except NotFound:
+        return error_page(404, ORDER_NOT_FOUND)
+    if view.status != "pending_payment" or view.payment is None:
+        return redirect(url_for(".order_page", order_id=order_id))
+    config = current_app.config
+    if config["PAYMENTS"] == "stripe" and config.get("STRIPE_PUBLISHABLE_KEY"):
+        if request.method == "POST":
+            return error_page(405, "不支持此操作")
+        return render_template("storefront/pay_stripe.html", order=view, publishable_key=config[
+            "STRIPE_PUBLISHABLE_KEY"], return_url=url_for(".order_page", order_id=order_id, _external=True))
+    if not payments.sandbox_enabled(config):
+        return error_page(404, "支付页面不可用。")
+    if request.method == "GET":
+        return render_template("storefront/pay_sandbox.html", order=view)
+    outcome = request.form.get("outcome", "")
+    if outcome not in OUTCOMES:
+        return render_template("storefront/pay_sandbox.html", order=view, error="请选择支付结果。"), 422
+    payments.sandbox_confirm(actor=web_user(), intent_id=view.payment.intent_id, outcome=outcome)
+    commit()
+    flash("支付成功。" if outcome == "succeeded" else "支付失败，可以重新支付。")
+    return redirect(url_for(".order_page", order_id=order_id))
+
+
+@bp.get("/orders")
+@signed_in("consumer")
+def order_list():
+    """The consumer's own orders, newest page first by the API's order (oldest first), with a next link."""
+    try:
+        query = OrderQuery().load({"cursor": request.args["cursor"][:512]} if request.args.get("cursor") else {})
+    except SchemaError:
+        query = {}
+    page = checkout.list_orders(actor=web_user(), limit=query.get("limit", 20), cursor=query.get("cursor"))
+    return render_template("storefront/orders.html", page=page)
+
+
+@bp.get("/orders/<int:order_id>")
+@signed_in("consumer")
+def order_page(order_id: int):
+    """One of the consumer's orders: status, lines, pickup code and its QR, tracking and impact."""
+    try:
+        view = _own_order(order_id)
+    except NotFound:
+        return error_page(404, ORDER_NOT_FOUND)
+    return render_template("storefront/order.html", order=view)
+
+
+@bp.post("/orders/<int:order_id>/cancel")
+@signed_in("consumer")
+def cancel(order_id: int):
+    """Cancel an unpaid order; its stock is released."""
+    try:
+        checkout.cancel_order(actor=web_user(), order_id=order_id)
+    except NotFound:
+        return error_page(404, ORDER_NOT_FOUND)
+    except AppError as exc:
+        if exc.code != "invalid_transition":
+            raise
+        flash("这个订单已不能取消。")
+    else:
+        commit()
+        flash("订单已取消。")
+    return redirect(url_for(".order_page", order_id=order_id))
+
+
+@bp.get("/orders/<int:order_id>/pickup-qr.svg")
+@signed_in("consumer")
+def pickup_qr(order_id: int):
+    """The pickup code as a QR code (the buyer's own paid pickup orders only)."""
+    try:
+        code = checkout.pickup_code(actor=web_user(), order_id=order_id)
+    except NotFound:
+        return error_page(404, "没有可显示的取货码。")
+    return Response(svg_qr(code), mimetype="image/svg+xml", headers={"Cache-Control": "private, no-store"})

@@ -1,0 +1,80 @@
+"""The few reads only the storefront's pages need (no API route shows them in this shape): the donor districts
+to choose from, the places stock is held, and a product's lots on sale with their trace codes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+
+from catalog.models import Location, Lot, Product, Stock
+from orders.models import Store
+from shop.db import db
+from shop.regions.models import Pairing, Region
+from shop.regions.service import valid_on
+
+
+@dataclass
+class DonorDistrict:
+    """A donor district and the recipient counties it is paired with today."""
+
+    code: str
+    name: str
+    counties: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where stock is held: a store (with its id, for pickup) or a warehouse (for delivery)."""
+
+    location_id: int
+    name: str
+    store_id: int | None
+
+
+def donor_districts(*, on: date) -> dict[str, list[DonorDistrict]]:
+    """City name → its districts with their paired counties on `on`, by district code."""
+    city = Region.__table__.alias("city")
+    rows = db.session.execute(
+        select(city.c.name, Pairing.donor_code, Region.name, Pairing.recipient_code)
+        .join(Region, Region.code == Pairing.donor_code).join(city, city.c.code == Region.parent_code)
+        .where(valid_on(on)).order_by(Region.parent_code, Pairing.donor_code, Pairing.recipient_code))
+    recipients = dict(db.session.execute(select(Region.code, Region.name).where(Region.side == "recipient")).all())
+    cities: dict[str, dict[str, DonorDistrict]] = {}
+    for city_name, code, name, recipient in rows:
+        district = cities.setdefault(city_name, {}).setdefault(code, DonorDistrict(code, name))
+        district.counties.append(recipients.get(recipient, recipient))
+    return {city_name: list(districts.values()) for city_name, districts in cities.items()}
+
+
+def places() -> dict[int, Place]:
+    """Location id → the active store selling from it, or the warehouse."""
+    rows = db.session.execute(
+        select(Location.id, Location.name, Store.id, Store.name, Store.active)
+        .outerjoin(Store, Store.location_id == Location.id).order_by(Location.id))
+    return {location_id: Place(location_id, store_name if store_id else name, store_id if active else None)
+            for location_id, name, store_id, store_name, active in rows
+            if store_id is None or active}
+
+
+@dataclass(frozen=True)
+class LotOnSale:
+    """A lot of a product with units available somewhere, and its public trace code."""
+
+    trace_code: str
+    lot_code: str
+    harvested_on: date
+    village: str
+    available: int
+
+
+def lots_on_sale(*, sku: str) -> list[LotOnSale]:
+    """The product's lots with available units (summed over locations), oldest harvest first."""
+    available = (Stock.on_hand - Stock.reserved)
+    rows = db.session.execute(
+        select(Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village, db.func.sum(available))
+        .join(Stock, Stock.lot_id == Lot.id).join(Product, Product.id == Lot.product_id)
+        .where(Product.sku == sku, available > 0)
+        .group_by(Lot.id, Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village)
+        .order_by(Lot.harvested_on, Lot.id))
+    return [LotOnSale(*row) for row in rows]
