@@ -193,6 +193,27 @@ def _parties(batch: PayoutBatch, party_ids: list[int]) -> dict[int, tuple[str, s
     return {row.id: (row.head_name if model is Household else row.name, row.bank_account) for row in rows}
 
 
+def _payable(payee: _Payee, balances: dict[int, tuple[int, int]]) -> int:
+    """What the cut-off rule pays the payee: the lesser of its balance before the cut-off and now (its accounts
+    netted); not positive means nothing."""
+    current = sum(balances.get(account_id, (0, 0))[0] for account_id in payee.netted)
+    before = sum(balances.get(account_id, (0, 0))[1] for account_id in payee.netted)
+    return min(current, before)
+
+
+def _line(batch: PayoutBatch, payee: _Payee, amount: int, name: str, bank_account: str | None) -> PayoutLine:
+    """A payee's line: pending with its bank account, or unpayable without one."""
+    account_id = payee.account_id or accounts.store(payee.party_id).id  # a store with cash but no commission yet
+    line = PayoutLine(batch_id=batch.id, account_id=account_id, payee_name=name, amount_fen=amount,
+                      **{f"{batch.party}_id": payee.party_id})
+    if bank_account is None:
+        line.status, line.reason = "unpayable", NO_BANK_ACCOUNT
+    else:
+        line.status, line.bank_account = "pending", bank_account
+        line.bank_account_masked = mask_bank_account(bank_account)
+    return line
+
+
 def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBatch | None:
     """Build a claimed batch in the current transaction: its lines, and one ledger transaction moving every
     payable amount to payouts clearing. The caller commits."""
@@ -209,33 +230,20 @@ def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBat
             progress(done, len(payees))
 
     report(0)
-    due: list[tuple[_Payee, int]] = []
-    for done, payee in enumerate(payees, start=1):
-        current = sum(balances.get(account_id, (0, 0))[0] for account_id in payee.netted)
-        before = sum(balances.get(account_id, (0, 0))[1] for account_id in payee.netted)
-        if min(current, before) > 0:
-            due.append((payee, min(current, before)))
-        if done % PROGRESS_EVERY == 0:
-            report(done)
-    parties = _parties(batch, [payee.party_id for payee, _amount in due])
-    lines, postings = [], []
-    for payee, amount in due:
-        name, account = parties[payee.party_id]
-        account_id = payee.account_id or accounts.store(payee.party_id).id  # a store with cash but no commission yet
-        line = PayoutLine(batch_id=batch.id, account_id=account_id, payee_name=name, amount_fen=amount,
-                          **{f"{batch.party}_id": payee.party_id})
-        if account is None:
-            line.status, line.reason = "unpayable", NO_BANK_ACCOUNT
-        else:
-            line.status, line.bank_account, line.bank_account_masked = "pending", account, mask_bank_account(account)
-            postings.append((account_id, -amount, "payout", _refs(line)))
-        lines.append(line)
+    lines: list[PayoutLine] = []
+    for start in range(0, len(payees), PROGRESS_EVERY):
+        chunk = payees[start:start + PROGRESS_EVERY]
+        due = [(payee, amount) for payee in chunk if (amount := _payable(payee, balances)) > 0]
+        parties = _parties(batch, [payee.party_id for payee, _amount in due])
+        lines += [_line(batch, payee, amount, *parties[payee.party_id]) for payee, amount in due]
+        report(start + len(chunk))
     db.session.add_all(lines)
+    postings = [(line.account_id, -line.amount_fen, "payout", _refs(line)) for line in lines
+                if line.status == "pending"]
     total = -sum(amount for _account, amount, _component, _refs in postings)
     if total:
         postings.append((accounts.payouts_clearing(), total, "payout", {}))
         batch.transaction_id = chain.post(kind="payout", postings=postings, memo=_memo(batch)).id
-    report(len(payees))
     batch.status, batch.total_fen, batch.built_at = "ready", total, utcnow()
     batch.progress_done = batch.progress_total = len(payees)
     db.session.flush()
