@@ -24,7 +24,7 @@ from datetime import date
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, select, text, update
 
 from catalog.models import Lot, LotContribution
 from orders.ledger import chain
@@ -352,14 +352,26 @@ _BUILDERS: dict[str, Callable[[OutboxEvent, Batch], list[Posting]]] = {
 # --- pushed totals ----------------------------------------------------------------------------------------
 
 def _push_lot_totals(postings) -> None:
-    """Add the household postings of each lot to its `attributed_fen`: one executemany, lots in id order (so that
-    workers attributing in parallel lock shared lots in one order)."""
+    """Add the household postings of each lot to its `attributed_fen`, lots locked in id order (so that workers
+    attributing in parallel lock shared lots in one order)."""
     totals: dict[int, int] = defaultdict(int)
     for ref, amount, _component, refs in postings:
         if ref.kind == "household" and refs.get("lot_id"):
             totals[refs["lot_id"]] += amount
-    changes = [{"lot": lot_id, "fen": totals[lot_id]} for lot_id in sorted(totals) if totals[lot_id]]
-    if changes:
-        lots = Lot.__table__
-        db.session.execute(update(lots).where(lots.c.id == bindparam("lot"))
-                           .values(attributed_fen=lots.c.attributed_fen + bindparam("fen")), changes)
+    changes = [(lot_id, totals[lot_id]) for lot_id in sorted(totals) if totals[lot_id]]
+    if not changes:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":  # lock them in id order, then one UPDATE from arrays
+        # (FOR NO KEY UPDATE, as the UPDATE itself locks: the postings' foreign keys hold KEY SHARE locks on lots)
+        db.session.execute(select(Lot.id).where(Lot.id.in_([lot_id for lot_id, _fen in changes]))
+                           .order_by(Lot.id).with_for_update(key_share=True))
+        db.session.execute(text(
+            "UPDATE lots SET attributed_fen = lots.attributed_fen + c.fen "
+            "FROM unnest(CAST(:lots AS integer[]), CAST(:fens AS bigint[])) AS c (lot_id, fen) "
+            "WHERE lots.id = c.lot_id"),
+            {"lots": [lot_id for lot_id, _fen in changes], "fens": [fen for _lot_id, fen in changes]})
+        return
+    lots = Lot.__table__
+    db.session.execute(update(lots).where(lots.c.id == bindparam("lot"))
+                       .values(attributed_fen=lots.c.attributed_fen + bindparam("fen")),
+                       [{"lot": lot_id, "fen": fen} for lot_id, fen in changes])

@@ -119,9 +119,9 @@ def _reserve_ids(transactions: int, postings: int) -> tuple[list[int], list[int]
     session = db.session
     if session.get_bind().dialect.name == "postgresql":
         row = session.execute(text(
-            "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) "
-            "FROM generate_series(1, :t)), ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_postings', 'id')) "
-            "FROM generate_series(1, :p))"), {"t": transactions, "p": postings}).one()
+            "SELECT ARRAY(SELECT nextval('ledger_transactions_id_seq') FROM generate_series(1, :t)), "
+            "ARRAY(SELECT nextval('ledger_postings_id_seq') FROM generate_series(1, :p))"),
+            {"t": transactions, "p": postings}).one()
         return sorted(row[0]), sorted(row[1])
     session.execute(text("UPDATE ledger_chain_head SET id = id WHERE id = 1"))
     first_transaction = (session.scalar(select(func.max(LedgerTransaction.id))) or 0) + 1
@@ -229,7 +229,8 @@ def link(session: Session, transaction_ids: Sequence[int]) -> int:
         .order_by(LedgerTransaction.id)).mappings()]
     if not transactions:
         return 0
-    loaded = load_postings(session, [t["id"] for t in transactions if t["id"] not in staged])
+    unstaged = [t["id"] for t in transactions if t["id"] not in staged]
+    loaded = load_postings(session, unstaged) if unstaged else {}
     bodies = [_unsequenced(t, staged[t["id"]] if t["id"] in staged else loaded[t["id"]]) for t in transactions]
     seq, last_hash = _lock_head(session)
     links = []
@@ -238,10 +239,23 @@ def link(session: Session, transaction_ids: Sequence[int]) -> int:
         digest = chain_hash(last_hash, f"{body}{seq}}}")
         links.append({"id": transaction["id"], "seq": seq, "prev_hash": last_hash, "hash": digest})
         last_hash = digest
-    session.execute(update(LedgerTransaction), links)
+    _write_links(session, links)
     session.execute(update(ChainHead).where(ChainHead.id == 1)
                     .values(seq=seq, last_hash=last_hash, last_transaction_id=links[-1]["id"]))
     return len(links)
+
+
+def _write_links(session: Session, links: list[dict]) -> None:
+    """Set the transactions' seq, prev_hash and hash: one UPDATE from arrays on PostgreSQL, one per row elsewhere."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(update(LedgerTransaction), links)
+        return
+    session.execute(text(
+        "UPDATE ledger_transactions AS t SET seq = l.seq, prev_hash = l.prev_hash, hash = l.hash "
+        "FROM unnest(CAST(:ids AS integer[]), CAST(:seqs AS bigint[]), CAST(:prevs AS varchar[]), "
+        "CAST(:hashes AS varchar[])) AS l (id, seq, prev_hash, hash) WHERE t.id = l.id"),
+        {"ids": [link["id"] for link in links], "seqs": [link["seq"] for link in links],
+         "prevs": [link["prev_hash"] for link in links], "hashes": [link["hash"] for link in links]})
 
 
 @event.listens_for(Session, "before_commit")

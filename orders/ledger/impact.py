@@ -8,9 +8,10 @@ events first, under their locks), so the last push has seen every posting of the
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 
-from sqlalchemy import JSON, bindparam, func, select, update
+from sqlalchemy import JSON, bindparam, func, select, text, update
 
 from orders.ledger.models import LedgerTransaction, Posting
 from orders.models import Order
@@ -46,14 +47,26 @@ def order_impacts(order_ids: Collection[int]) -> dict[int, tuple[int, int, list[
 
 
 def push_order_impacts(order_ids: Collection[int]) -> None:
-    """Store each order's impact on its row (orders in id order; `updated_at` unchanged: the order did not change)."""
+    """Store each order's impact on its row (`updated_at` unchanged: the order itself did not change). The
+    orders are the batch's own, whose events it holds locked, so no other worker updates them meanwhile."""
     if not order_ids:
         return
-    impacts = order_impacts(order_ids)
+    impacts = sorted(order_impacts(order_ids).items())
+    if db.session.get_bind().dialect.name == "postgresql":  # one UPDATE from arrays, rows in id order
+        db.session.execute(text(
+            "UPDATE orders SET impact_households = i.households, impact_fen = i.fen, impact_counties = i.counties "
+            "FROM (SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:households AS integer[]), "
+            "CAST(:fens AS bigint[]), CAST(:counties AS json[])) ORDER BY 1) AS i (id, households, fen, counties) "
+            "WHERE orders.id = i.id"),
+            {"ids": [order_id for order_id, _impact in impacts],
+             "households": [households for _id, (households, _fen, _counties) in impacts],
+             "fens": [fen for _id, (_households, fen, _counties) in impacts],
+             "counties": [json.dumps(counties, ensure_ascii=False) for _id, (_h, _f, counties) in impacts]})
+        return
     orders = Order.__table__
     db.session.execute(
         update(orders).where(orders.c.id == bindparam("order_id"))
         .values(impact_households=bindparam("households"), impact_fen=bindparam("fen"),
                 impact_counties=bindparam("counties", type_=JSON), updated_at=orders.c.updated_at),
         [{"order_id": order_id, "households": households, "fen": fen, "counties": counties}
-         for order_id, (households, fen, counties) in sorted(impacts.items())])
+         for order_id, (households, fen, counties) in impacts])
