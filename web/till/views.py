@@ -1,15 +1,213 @@
-"""Till pages."""
+"""The counter till for store staff: open a shift, sell (the sale itself is sent to the JSON API by the till's
+script, which queues sales while offline), print receipts, hand pickups over, refund within the shift, close the
+shift. The store is always the clerk's own (`store_of`), never one named in the URL or a form."""
 from __future__ import annotations
 
-from flask import render_template
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from web.pages import page_blueprint, signed_in
+from flask import jsonify, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from orders.checkout.service import get_order_for
+from orders.counter import service as counter
+from orders.counter.schemas import PickupCreate
+from orders.refunds import service as refunds
+from orders.refunds.schemas import RefundCreate
+from orders.stores import service as stores
+from orders.stores.schemas import ShiftClose, ShiftOpen
+from shop.auth.security import issue_token
+from shop.db import commit, db
+from shop.errors import AppError
+from shop.extensions import limiter
+from web.pages import page_blueprint, signed_in, web_user
+from web.till import service
 
 bp = page_blueprint("till", __name__, url_prefix="/till")
+bp.static_folder = "static"
+
+TOKEN_TTL_SECONDS = 15 * 60
+PICKUP_CODE_LIMIT = "10 per minute"  # as the API's pickup route: wrong codes per clerk and store
+PICKUPS_SHOWN = 50
+MAX_FIELD = 200
+LOCAL_TIME = ZoneInfo("Asia/Shanghai")
+MESSAGES = {
+    "shift_closed": "该班次已交班。",
+    "pickup_code_invalid": "本店没有使用此取货码的待取订单。",
+    "refund_outside_shift": "只能退本班次（仍未交班）的销售；其他请联系管理员。",
+    "refund_exceeds_sold": "退货数量超过了尚未退的数量。",
+    "order_not_refundable": "该订单当前状态不能退款。",
+}
+
+
+def _message(exc: AppError) -> str:
+    """The clerk-facing Chinese message of a refused action."""
+    return MESSAGES.get(exc.code, exc.message)
+
+
+def _field(name: str) -> str:
+    """A form field, bounded."""
+    return request.form.get(name, "")[:MAX_FIELD]
+
+
+def yuan(fen: int | None) -> str:
+    """Fen as ¥ with two decimals (integer arithmetic)."""
+    if fen is None:
+        return "—"
+    sign = "-" if fen < 0 else ""
+    return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+def local_time(moment: datetime | None) -> str:
+    """A moment as Asia/Shanghai local time."""
+    return "—" if moment is None else moment.astimezone(LOCAL_TIME).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@bp.context_processor
+def _helpers() -> dict:
+    """Money and time formatting for the till's templates."""
+    return {"yuan": yuan, "local_time": local_time}
+
+
+def _till(template: str, status: int = 200, **context):
+    """Render a till page with the clerk's store and its open shift."""
+    store = service.store_of(web_user())
+    return render_template(template, store=store, shift=service.current_shift(store), **context), status
 
 
 @bp.route("")
 @signed_in("store_staff")
 def home():
-    """The till."""
-    return render_template("till/home.html")
+    """The till: the open-shift form, or the sale screen with the price list for offline sales."""
+    store = service.store_of(web_user())
+    shift = service.current_shift(store)
+    if shift is None:
+        return render_template("till/open_shift.html", store=store, shift=None)
+    data = {"shift_id": shift.id, "opened_at": shift.opened_at.isoformat(), "products": service.price_list(store)}
+    return render_template("till/sell.html", store=store, shift=shift, till_data=data)
+
+
+@bp.route("/shifts", methods=["POST"])
+@signed_in("store_staff")
+def open_shift():
+    """Open the store's shift with the float counted into the drawer."""
+    store = service.store_of(web_user())
+    try:
+        data = ShiftOpen().load({"float_fen": service.fen_from_yuan(_field("float"))})
+    except ValidationError:
+        return _till("till/open_shift.html", 422, error="请输入备用金金额，例如 500 或 500.00。")
+    try:
+        stores.start_shift(actor=web_user(), store_id=store.id, **data)
+    except AppError as exc:
+        if exc.code != "shift_already_open":
+            raise
+    commit()
+    return redirect(url_for("till.home"))
+
+
+@bp.route("/shifts/<int:shift_id>")
+@signed_in("store_staff")
+def shift(shift_id: int):
+    """A shift's report: per payment method expected, counted and difference; its sales; the close form."""
+    report = stores.shift_report(actor=web_user(), shift_id=shift_id)
+    return _till("till/shift.html", report=report, sales=service.shift_sales(report.shift))
+
+
+@bp.route("/shifts/<int:shift_id>/close", methods=["POST"])
+@signed_in("store_staff")
+def close_shift(shift_id: int):
+    """Close the shift with the cash counted in the drawer."""
+    report = stores.shift_report(actor=web_user(), shift_id=shift_id)
+    try:
+        data = ShiftClose().load({"counted_cash_fen": service.fen_from_yuan(_field("counted"))})
+    except ValidationError:
+        return _till("till/shift.html", 422, report=report, sales=service.shift_sales(report.shift),
+                     error="请输入清点的现金金额，例如 1234.50。")
+    try:
+        stores.close_shift(actor=web_user(), shift_id=shift_id, **data)
+    except AppError as exc:
+        if exc.code != "shift_closed":
+            raise
+    commit()
+    return redirect(url_for("till.shift", shift_id=shift_id))
+
+
+@bp.route("/receipts/<int:order_id>")
+@signed_in("store_staff")
+def receipt(order_id: int):
+    """A paid order's receipt, laid out for a 58 mm thermal printer."""
+    return _till("till/receipt.html", receipt=counter.get_receipt(actor=web_user(), order_id=order_id))
+
+
+def _pickup_key() -> str:
+    """Wrong pickup codes are counted per store and clerk (the API's key)."""
+    user = web_user()
+    return f"pickup:{user.store_id if user else 0}:{user.id if user else 0}"
+
+
+@bp.route("/pickups", methods=["GET", "POST"])
+@signed_in("store_staff")
+@limiter.limit(PICKUP_CODE_LIMIT, key_func=_pickup_key, methods=["POST"],
+               deduct_when=lambda response: response.status_code == 409)
+def pickups():
+    """The paid pickup orders waiting here, and the hand-over by the code the customer shows."""
+    store = service.store_of(web_user())
+    handed = error = None
+    status = 200
+    if request.method == "POST":
+        try:
+            code = PickupCreate().load({"pickup_code": _field("pickup_code")})["pickup_code"]
+            handed = counter.hand_over(actor=web_user(), store_id=store.id, pickup_code=code)
+            commit()
+        except ValidationError:
+            error, status = "取货码是 6 位数字。", 422
+        except AppError as exc:
+            if exc.code != "pickup_code_invalid":
+                raise
+            db.session.rollback()
+            error, status = _message(exc), 409
+    waiting = counter.list_pickups(actor=web_user(), store_id=store.id, limit=PICKUPS_SHOWN, cursor=None)
+    return _till("till/pickups.html", status, waiting=waiting["items"], handed=handed, error=error)
+
+
+def _refund_request() -> dict:
+    """The refund form as the API's refund body: per line the units to refund (blank is none) and the reason."""
+    lines = []
+    for name, value in request.form.items():
+        if name.startswith("quantity-") and value.strip() not in ("", "0"):
+            line_id = name.removeprefix("quantity-")
+            quantity = int(value) if value.strip().isdigit() and len(value.strip()) <= 7 else value
+            lines.append({"line_id": int(line_id) if line_id.isdigit() and len(line_id) <= 10 else line_id,
+                          "quantity": quantity, "resellable": f"resellable-{line_id}" in request.form})
+    return RefundCreate().load({"lines": lines, "reason": _field("reason")})
+
+
+@bp.route("/orders/<int:order_id>/refund", methods=["GET", "POST"])
+@signed_in("store_staff")
+def refund(order_id: int):
+    """Refund units of a sale of the open shift, per line, with a reason."""
+    order = get_order_for(actor=web_user(), order_id=order_id)
+    if request.method == "GET":
+        return _till("till/refund.html", order=order)
+    try:
+        data = _refund_request()
+        refunds.create_refund(actor=web_user(), order_id=order.id, **data)
+    except ValidationError:
+        return _till("till/refund.html", 422, order=order, error="请至少填写一行的退货数量，并写明原因。")
+    except AppError as exc:
+        if exc.code not in MESSAGES:
+            raise
+        db.session.rollback()
+        return _till("till/refund.html", exc.status, order=order, error=_message(exc))
+    commit()
+    return redirect(url_for("till.receipt", order_id=order.id))
+
+
+@bp.route("/token", methods=["POST"])
+@signed_in("store_staff")
+def token():
+    """A short-lived bearer token for the till's script, which sends the sales to the JSON API."""
+    access_token, expires_at = issue_token(web_user(), ttl=TOKEN_TTL_SECONDS)
+    response = jsonify(access_token=access_token, expires_at=expires_at.isoformat())
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,460 @@
+/* The counter till's script (no inline script: the page's CSP allows only files like this one).
+ *
+ * The cart lives here, priced from the price list the page carries as a JSON data island, so that a sale can
+ * be taken with the network down. Every sale goes to the JSON API (POST .../counter-sales) with a bearer
+ * token from POST /till/token (CSRF-checked, 15 minutes, fetched again before it runs out) and with an
+ * Idempotency-Key made once, when the sale is made.
+ *
+ * Online, a sale is sent at once (no till timestamp: it happens now); the server's answer shows at once, and a
+ * refusal (stock gone, cash short) leaves the cart for the clerk to fix. Offline, or while older sales still
+ * wait, the sale goes into a queue in localStorage with its shift, the unit prices shown and its till
+ * timestamp (`client_created_at`), as the API's offline sale requires. A sale whose request failed on the way
+ * (no answer) is queued exactly as it was sent, since the server may have taken it: the same key and the same
+ * body on every resend, so it is taken once. The queue is sent in order when the network is back, retried
+ * with backoff; a sale the server refuses is moved to the conflicts list the clerk sees, never dropped.
+ */
+(function () {
+  "use strict";
+
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.addEventListener("click", function () { window.print(); });
+  });
+
+  var root = document.getElementById("till-root");
+  if (!root) { return; }
+
+  var STORE = root.dataset.store;
+  var KEYS = { queue: "till:" + STORE + ":queue", conflicts: "till:" + STORE + ":conflicts",
+               sent: "till:" + STORE + ":sent" };
+  var SENT_KEPT = 20;
+  var MAX_BACKOFF_MS = 60000;
+  var TOKEN_MARGIN_MS = 60000;
+  var REASONS = {
+    insufficient_stock: "库存不足（商品已售完）",
+    price_mismatch: "售价已变动，与当时显示的价格不符",
+    shift_closed: "班次已交班",
+    sale_after_shift: "销售时间在交班之后",
+    sale_before_shift: "销售时间在开班之前",
+    sale_in_future: "收银机时间不正确（晚于服务器时间）",
+    sale_too_old: "离线时间超过 72 小时",
+    unknown_item: "商品不存在或已下架",
+    tendered_below_total: "实收现金少于合计",
+    store_inactive: "门店已停用",
+    shift_not_found: "班次不存在",
+    validation_error: "销售数据不完整"
+  };
+  var csrfToken = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"];
+
+  /* --- storage and formatting ------------------------------------------------------------------------ */
+
+  function load(key) {
+    try { return JSON.parse(localStorage.getItem(key)) || []; } catch (e) { return []; }
+  }
+
+  function save(key, items) { localStorage.setItem(key, JSON.stringify(items)); }
+
+  function yuan(fen) {
+    var sign = fen < 0 ? "-" : "";
+    var abs = Math.abs(fen);
+    return sign + "¥" + Math.floor(abs / 100).toLocaleString("en-US") + "." + String(abs % 100).padStart(2, "0");
+  }
+
+  function fenFromYuan(text) {
+    var match = /^(\d{1,10})(?:[.．](\d{1,2}))?$/.exec(text.normalize("NFKC").replace(/[,\s]/g, ""));
+    return match ? Number(match[1]) * 100 + Number((match[2] || "0").padEnd(2, "0")) : null;
+  }
+
+  function localTime(iso) {
+    return new Date(iso).toLocaleString("zh-CN", { hour12: false });
+  }
+
+  function newKey() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+  }
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    if (className) { node.className = className; }
+    return node;
+  }
+
+  function receiptUrl(orderId) { return root.dataset.receiptUrl.replace(/0$/, String(orderId)); }
+
+  /* --- the API --------------------------------------------------------------------------------------- */
+
+  /* A sale to send again later; `uncertain` when its request left and no answer came (the server may have it). */
+  function Retry(reason, uncertain) { this.reason = reason; this.uncertain = Boolean(uncertain); }
+
+  var token = null;
+
+  function bearer() {
+    if (token && token.expires - Date.now() > TOKEN_MARGIN_MS) { return Promise.resolve(token.value); }
+    return fetch(root.dataset.tokenUrl, {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken, "Accept": "application/json" }
+    }).then(function (response) {
+      var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+      if (!response.ok || !json) { throw new Retry("token " + response.status); }
+      return response.json();
+    }).then(function (body) {
+      token = { value: body.access_token, expires: Date.parse(body.expires_at) };
+      return token.value;
+    });
+  }
+
+  /* Send one sale: resolves {order} when taken, {refused} when the server will not take it; rejects with
+     Retry when it should be sent again later (no answer, expired token, server busy or failing). */
+  function post(sale) {
+    return bearer().catch(function (error) {
+      throw error instanceof Retry ? error : new Retry("token");
+    }).then(function (access) {
+      return fetch(root.dataset.salesUrl, {
+        method: "POST", credentials: "omit", body: sale.payload,
+        headers: { "Authorization": "Bearer " + access, "Content-Type": "application/json",
+                   "Accept": "application/json", "Idempotency-Key": sale.key }
+      }).catch(function () { throw new Retry("network", true); });
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (response.status === 201) { return { order: body }; }
+        if (response.status === 401) { token = null; throw new Retry("unauthorized"); }
+        var error = body.error || {};
+        if (response.status === 429 || response.status >= 500 || error.code === "idempotency_key_in_progress") {
+          throw new Retry(String(response.status));
+        }
+        return { refused: { status: response.status, code: error.code || "error", message: error.message || "" } };
+      });
+    });
+  }
+
+  /* --- the queue ------------------------------------------------------------------------------------- */
+
+  function enqueue(sale) {
+    var queue = load(KEYS.queue);
+    queue.push(sale);
+    save(KEYS.queue, queue);
+  }
+
+  function settle(sale, result) {
+    save(KEYS.queue, load(KEYS.queue).filter(function (item) { return item.key !== sale.key; }));
+    if (result.order) {
+      var sent = load(KEYS.sent);
+      sent.unshift({ key: sale.key, order_id: result.order.id, total_fen: result.order.total_fen,
+                     made_at: sale.made_at });
+      save(KEYS.sent, sent.slice(0, SENT_KEPT));
+    } else {
+      var conflicts = load(KEYS.conflicts);
+      conflicts.push({ key: sale.key, made_at: sale.made_at, total_fen: sale.total_fen, summary: sale.summary,
+                       code: result.refused.code, message: result.refused.message });
+      save(KEYS.conflicts, conflicts);
+    }
+  }
+
+  function backOff(sale) {
+    save(KEYS.queue, load(KEYS.queue).map(function (item) {
+      if (item.key !== sale.key) { return item; }
+      item.attempts = (item.attempts || 0) + 1;
+      item.next_at = Date.now() + Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, item.attempts));
+      return item;
+    }));
+  }
+
+  var flushing = false;
+
+  /* Send the waiting sales, oldest first, until one cannot be sent now (it then waits for its backoff). */
+  function flush() {
+    if (flushing || !navigator.onLine) { return; }
+    var sale = load(KEYS.queue)[0];
+    if (!sale || (sale.next_at || 0) > Date.now()) { return; }
+    flushing = true;
+    post(sale).then(function (result) {
+      settle(sale, result);
+      flushing = false;
+      render();
+      flush();
+    }, function () {
+      backOff(sale);
+      flushing = false;
+      render();
+    });
+  }
+
+  /* --- what the clerk sees on every till page ------------------------------------------------------- */
+
+  var netBadge = document.getElementById("till-net");
+  var queueBadge = document.getElementById("till-queue");
+  var conflictBox = document.getElementById("till-conflicts");
+  var conflictList = document.getElementById("till-conflict-list");
+  var sentList = document.getElementById("sent-list");
+  var closeWarning = document.getElementById("close-queue-warning");
+
+  function dismiss(key) {
+    save(KEYS.conflicts, load(KEYS.conflicts).filter(function (item) { return item.key !== key; }));
+    render();
+  }
+
+  function renderConflicts() {
+    var conflicts = load(KEYS.conflicts);
+    conflictBox.hidden = conflicts.length === 0;
+    conflictList.replaceChildren.apply(conflictList, conflicts.map(function (item) {
+      var li = el("li");
+      li.appendChild(el("strong", "冲突：" + (REASONS[item.code] || item.message || item.code)));
+      li.appendChild(el("span", " · " + localTime(item.made_at) + " · " + yuan(item.total_fen) + " · " +
+                                item.summary));
+      var button = el("button", "已处理", "link");
+      button.type = "button";
+      button.setAttribute("aria-label", "已处理：" + localTime(item.made_at) + " 的销售");
+      button.addEventListener("click", function () { dismiss(item.key); });
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(button);
+      return li;
+    }));
+  }
+
+  function renderSent() {
+    if (!sentList) { return; }
+    var sent = load(KEYS.sent);
+    if (sent.length === 0) { sentList.replaceChildren(el("li", "暂无。", "muted")); return; }
+    sentList.replaceChildren.apply(sentList, sent.map(function (item) {
+      var li = el("li");
+      var link = el("a", "小票 " + item.order_id);
+      link.href = receiptUrl(item.order_id);
+      li.appendChild(link);
+      li.appendChild(document.createTextNode(" · " + yuan(item.total_fen) + " · 售于 " + localTime(item.made_at)));
+      return li;
+    }));
+  }
+
+  function render() {
+    var online = navigator.onLine;
+    var waiting = load(KEYS.queue).length;
+    netBadge.textContent = online ? "在线" : "离线";
+    netBadge.classList.toggle("offline", !online);
+    queueBadge.textContent = waiting + " 笔待发送";
+    queueBadge.classList.toggle("waiting", waiting > 0);
+    renderConflicts();
+    renderSent();
+    if (closeWarning) {
+      closeWarning.hidden = waiting === 0;
+      closeWarning.textContent = "还有 " + waiting + " 笔离线销售待发送，请恢复网络发送后再交班。";
+    }
+  }
+
+  window.addEventListener("online", function () {
+    save(KEYS.queue, load(KEYS.queue).map(function (item) { item.next_at = 0; return item; }));
+    render();
+    flush();
+  });
+  window.addEventListener("offline", render);
+  window.addEventListener("storage", render);
+  setInterval(flush, 2000);
+  render();
+  flush();
+
+  /* --- the sale screen ------------------------------------------------------------------------------- */
+
+  var island = document.getElementById("till-data");
+  if (!island) { return; }
+  var till = JSON.parse(island.textContent);
+  var bySku = new Map();
+  var byTrace = new Map();
+  till.products.forEach(function (product) {
+    bySku.set(product.sku, product);
+    product.trace_codes.forEach(function (code) { byTrace.set(code, product); });
+  });
+
+  var cart = [];
+  var scanForm = document.getElementById("scan-form");
+  var scanInput = document.getElementById("scan");
+  var scanError = document.getElementById("scan-error");
+  var cartBody = document.getElementById("cart-lines");
+  var cartEmpty = document.getElementById("cart-empty");
+  var totalOut = document.getElementById("total");
+  var payForm = document.getElementById("pay-form");
+  var cashFields = document.getElementById("cash-fields");
+  var tenderedInput = document.getElementById("tendered");
+  var changeOut = document.getElementById("change");
+  var payError = document.getElementById("pay-error");
+  var payButton = document.getElementById("pay");
+  var lastSale = document.getElementById("last-sale");
+
+  function total() {
+    return cart.reduce(function (sum, line) { return sum + line.quantity * line.product.price_fen; }, 0);
+  }
+
+  function method() { return payForm.elements.method.value; }
+
+  function addCode(raw) {
+    var code = raw.normalize("NFKC").trim().toUpperCase();
+    if (!code) { return; }
+    var traced = byTrace.get(code);
+    var product = traced || bySku.get(code);
+    if (!product) {
+      scanError.textContent = "未找到商品：" + code + "（本店无货或编码有误）";
+      return;
+    }
+    scanError.textContent = "";
+    var kind = traced ? "trace_code" : "sku";
+    var line = cart.find(function (item) { return item.kind === kind && item.code === code; });
+    if (line) { line.quantity += 1; } else { cart.push({ kind: kind, code: code, product: product, quantity: 1 }); }
+    renderCart();
+  }
+
+  function setQuantity(line, quantity) {
+    if (quantity < 1) { cart.splice(cart.indexOf(line), 1); } else { line.quantity = Math.min(quantity, 9999); }
+    renderCart();
+  }
+
+  function quantityBox(line) {
+    var box = el("div", null, "qty-box");
+    var less = el("button", "−");
+    less.type = "button";
+    less.setAttribute("aria-label", "减少 " + line.product.name);
+    less.addEventListener("click", function () { setQuantity(line, line.quantity - 1); });
+    var input = el("input");
+    input.type = "number";
+    input.min = "1";
+    input.max = "9999";
+    input.value = String(line.quantity);
+    input.setAttribute("aria-label", line.product.name + " 数量");
+    input.addEventListener("change", function () {
+      var value = parseInt(input.value, 10);
+      setQuantity(line, Number.isNaN(value) ? line.quantity : value);
+    });
+    var more = el("button", "+");
+    more.type = "button";
+    more.setAttribute("aria-label", "增加 " + line.product.name);
+    more.addEventListener("click", function () { setQuantity(line, line.quantity + 1); });
+    box.append(less, input, more);
+    return box;
+  }
+
+  function renderCart() {
+    cartBody.replaceChildren.apply(cartBody, cart.map(function (line) {
+      var row = el("tr");
+      var name = el("td");
+      name.appendChild(el("div", line.product.name));
+      name.appendChild(el("div", (line.kind === "trace_code" ? "追溯码 " : "SKU ") + line.code, "code"));
+      var inCart = cart.filter(function (item) { return item.product === line.product; })
+        .reduce(function (sum, item) { return sum + item.quantity; }, 0);
+      if (inCart > line.product.available) { name.appendChild(el("div", "库存可能不足", "warn")); }
+      var quantity = el("td");
+      quantity.appendChild(quantityBox(line));
+      var remove = el("button", "×", "remove");
+      remove.type = "button";
+      remove.setAttribute("aria-label", "移除 " + line.product.name);
+      remove.addEventListener("click", function () { setQuantity(line, 0); scanInput.focus(); });
+      var actions = el("td");
+      actions.appendChild(remove);
+      row.append(name, el("td", yuan(line.product.price_fen), "num"), quantity,
+                 el("td", yuan(line.quantity * line.product.price_fen), "num"), actions);
+      return row;
+    }));
+    cartEmpty.hidden = cart.length > 0;
+    totalOut.textContent = yuan(total());
+    renderChange();
+  }
+
+  function renderChange() {
+    cashFields.hidden = method() !== "cash";
+    var tendered = fenFromYuan(tenderedInput.value);
+    if (tendered === null) { changeOut.textContent = "—"; return; }
+    changeOut.textContent = tendered >= total() ? yuan(tendered - total()) : "不足 " + yuan(total() - tendered);
+  }
+
+  function summary() {
+    return cart.map(function (line) { return line.product.name + " × " + line.quantity; }).join("，");
+  }
+
+  function showTaken(orderId, changeFen, note) {
+    lastSale.replaceChildren();
+    lastSale.appendChild(el("p", note, "ok"));
+    if (changeFen !== null) { lastSale.appendChild(el("p", "找零 " + yuan(changeFen), "change-due")); }
+    if (orderId) {
+      var link = el("a", "打印小票（单号 " + orderId + "）", "button");
+      link.href = receiptUrl(orderId);
+      lastSale.appendChild(link);
+    }
+  }
+
+  function resetSale() {
+    cart = [];
+    tenderedInput.value = "";
+    payError.textContent = "";
+    renderCart();
+    scanInput.focus();
+  }
+
+  function checkout() {
+    var sum = total();
+    if (cart.length === 0) { payError.textContent = "请先扫码添加商品。"; scanInput.focus(); return; }
+    var payment = { method: method() };
+    if (payment.method === "cash") {
+      payment.tendered_fen = fenFromYuan(tenderedInput.value);
+      if (payment.tendered_fen === null || payment.tendered_fen < sum) {
+        payError.textContent = "请输入实收现金，不少于合计 " + yuan(sum) + "。";
+        tenderedInput.focus();
+        return;
+      }
+    }
+    var madeAt = new Date().toISOString();
+    var online = navigator.onLine && load(KEYS.queue).length === 0;
+    var body = {
+      lines: cart.map(function (line) {
+        var item = { quantity: line.quantity, unit_price_fen: line.product.price_fen };
+        item[line.kind] = line.code;
+        return item;
+      }),
+      payment: payment, shift_id: till.shift_id
+    };
+    if (!online) { body.client_created_at = madeAt; }
+    var change = payment.method === "cash" ? payment.tendered_fen - sum : null;
+    var sale = { key: newKey(), made_at: madeAt, total_fen: sum, summary: summary(), payload: JSON.stringify(body),
+                 attempts: 0, next_at: 0 };
+    if (!online) {
+      enqueue(sale);
+      showTaken(null, change, "已离线记录，联网后自动发送。");
+      resetSale();
+      render();
+      return;
+    }
+    payButton.disabled = true;
+    post(sale).then(function (result) {
+      if (result.order) {
+        showTaken(result.order.id, result.order.change_fen, "收款成功。");
+        resetSale();
+      } else {
+        payError.textContent = "未能收款：" + (REASONS[result.refused.code] || result.refused.message);
+      }
+    }, function (retry) {
+      if (!retry.uncertain) {  // never sent: it waits as an offline sale, with its own time
+        body.client_created_at = madeAt;
+        sale.payload = JSON.stringify(body);
+      }
+      enqueue(sale);
+      showTaken(null, change, "网络中断，销售已记录，联网后自动发送。");
+      resetSale();
+      render();
+    }).then(function () { payButton.disabled = false; });
+  }
+
+  scanForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    addCode(scanInput.value);
+    scanInput.value = "";
+    scanInput.focus();
+  });
+  payForm.addEventListener("submit", function (event) { event.preventDefault(); checkout(); });
+  payForm.addEventListener("change", renderChange);
+  tenderedInput.addEventListener("input", renderChange);
+  document.getElementById("clear-cart").addEventListener("click", function () {
+    resetSale();
+    lastSale.replaceChildren();
+  });
+  renderCart();
+}());
