@@ -45,10 +45,11 @@ def web_user() -> User | None:
 
 
 def sign_in_session(user: User) -> None:
-    """Start a fresh session for `user` (a new cookie, so a fixated one is useless)."""
+    """Start a fresh session for `user` (a new cookie, so a fixated one is useless); the shopper's cart stays."""
+    cart = session.get("cart")
     session.clear()
     session.permanent = True
-    session.update(uid=user.id, tv=user.token_version)
+    session.update(uid=user.id, tv=user.token_version, **({"cart": cart} if cart else {}))
 
 
 def safe_next(target: str | None, user: User) -> str:

@@ -81,3 +81,49 @@ def test_a_consumer_finds_kq_buys_two_for_pickup_at_shunde_pays_and_sees_the_pic
         assert order.consumer_id == find_user(username=CONSUMER).id
         assert verify_ledger()["ok"] is True
         db.session.remove()
+
+
+def test_at_desktop_size_a_shunde_shopper_browses_the_paired_counties_and_orders_for_delivery(site, desktop):
+    page = desktop.new_page()
+    errors = _no_errors(page)
+    page.goto(site.url + "/")
+    page.get_by_label("我在哪个区").select_option(label="顺德区")
+    page.get_by_role("button", name="选择").click()
+    page.wait_for_url(re.compile(r".*\?donor=440606"))
+    assert page.get_by_text(re.compile("顺德区 对口帮扶")).is_visible()
+    screenshot(page, "storefront-home")
+    page.get_by_label("搜索商品").fill("kq")
+    page.get_by_role("button", name="搜索").click()
+    page.wait_for_url(re.compile(r".*q=kq"))
+    assert page.get_by_text("没有找到商品").is_visible()  # 苦荞 is not from 顺德's paired counties
+    page.goto(site.url + "/?q=kq")
+    screenshot(page, "storefront-search")
+
+    page.goto(site.url + "/p/LB-QC-5KG")
+    screenshot(page, "storefront-product")
+    page.get_by_role("button", name="加入购物车").click()
+    screenshot(page, "storefront-cart")
+    page.get_by_role("link", name="去结算").click()
+    page.get_by_label("用户名或手机号").fill(CONSUMER)  # checkout asks an anonymous shopper to sign in first
+    page.get_by_label("密码").fill(site.passwords[CONSUMER])
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(site.url + "/checkout")
+    page.get_by_label("快递配送").check()
+    assert page.get_by_label("取货门店").is_hidden()
+    page.get_by_label("收货区").select_option(label="佛山市顺德区")
+    page.get_by_label("详细地址").fill("大良街道演示路 3 号")
+    page.get_by_label("收货人").fill("演示顾客")
+    page.get_by_label("联系电话").fill("13800000000")
+    screenshot(page, "storefront-checkout")
+    page.get_by_role("button", name=re.compile("提交订单")).click()
+    page.wait_for_url(re.compile(r".*/orders/\d+/pay$"))
+    screenshot(page, "storefront-pay")
+    page.get_by_role("button", name="支付成功").click()
+    page.wait_for_url(re.compile(r".*/orders/\d+$"))
+    assert page.locator("#order-status").inner_text() == "已支付"
+    assert re.fullmatch(r"¥\d+\.\d\d 归属于 雷波县 \d+ 户|本单收益归属于 雷波县 少于 3 户（不公布金额）",
+                        page.locator("#impact").inner_text())
+    screenshot(page, "storefront-order")
+    page.get_by_role("link", name="我的订单").click()
+    screenshot(page, "storefront-orders")
+    assert errors == []

@@ -27,12 +27,6 @@ from shop.idempotency import IN_PROGRESS_POLL_SECONDS, IN_PROGRESS_WAIT_SECONDS,
 KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
-class FormAlreadyUsed(Conflict):
-    """The checkout form's key was already used for a different order request."""
-
-    code = "checkout_form_used"
-
-
 def new_key() -> str:
     """A fresh key for one rendered checkout form."""
     return secrets.token_hex(16)
@@ -49,44 +43,50 @@ def _scope(user: User) -> str:
 
 
 def _fingerprint(order: dict) -> str:
-    """What makes two submissions "the same order": the validated request."""
+    """The order request a form key was first used for (kept with the key, as the API keeps its requests')."""
     return hashlib.sha256(json.dumps(order, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def _claim(*, user: User, key: str, fingerprint: str) -> tuple[IdempotencyKey | None, int | None]:
-    """Claim `key` for a new order: (its record, None); or (None, the order id) if the key's order was placed,
-    after waiting for a submission still in progress (`idempotency_key_in_progress` 409 after a while)."""
+def _record(user: User, key: str) -> IdempotencyKey | None:
+    """The committed record of a form key, if any."""
+    return db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.scope == _scope(user),
+                                                          IdempotencyKey.key == key))
+
+
+def placed_order(*, user: User, key: str) -> int | None:
+    """The order already placed from the form with `key`, if any, after waiting for a submission of it still in
+    progress (`idempotency_key_in_progress` 409 after a while)."""
     deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
-    while True:
-        record = db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.scope == _scope(user),
-                                                                IdempotencyKey.key == key))
-        if record is None:
-            record = IdempotencyKey(user_id=user.id, scope=_scope(user), key=key, request_hash=fingerprint)
-            db.session.add(record)
-            try:
-                db.session.flush()
-                return record, None
-            except IntegrityError:
-                db.session.rollback()
-                continue
-        if record.request_hash != fingerprint:
-            raise FormAlreadyUsed("This checkout form was already submitted for another order.")
-        if record.status_code is not None:
-            return None, int(record.response_body)
+    while (record := _record(user, key)) is not None and record.status_code is None:
         if time.monotonic() > deadline:
             raise Conflict("The order from this form is still being placed; retry later.",
                            code="idempotency_key_in_progress")
         db.session.rollback()
         time.sleep(IN_PROGRESS_POLL_SECONDS)
+    return int(record.response_body) if record is not None else None
+
+
+def _claim(*, user: User, key: str, order: dict) -> IdempotencyKey | None:
+    """Claim a form key for a new order: its record, or None if another submission of the form claimed it first."""
+    record = IdempotencyKey(user_id=user.id, scope=_scope(user), key=key, request_hash=_fingerprint(order))
+    db.session.add(record)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return record
 
 
 def place_order_once(*, user: User, key: str, order: dict) -> int:
     """Place the order a checkout form describes (validated `OrderCreate` data) and start its payment, once per
-    form key; the order's id. Domain errors (`insufficient_stock`, `product_unavailable`, …) leave nothing
-    behind; `PaymentProviderUnavailable` after the order was abandoned."""
-    record, placed = _claim(user=user, key=key, fingerprint=_fingerprint(order))
-    if placed is not None:
-        return placed
+    form key (a submission finding the key claimed gets the order placed under it); the order's id. Domain errors
+    (`insufficient_stock`, `product_unavailable`, …) leave nothing behind; `PaymentProviderUnavailable` after the
+    order was abandoned."""
+    while (record := _claim(user=user, key=key, order=order)) is None:
+        placed = placed_order(user=user, key=key)
+        if placed is not None:
+            return placed
     try:
         order_id = checkout.place_order(actor=user, **order).id
     except AppError:

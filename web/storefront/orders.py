@@ -14,7 +14,7 @@ from shop.errors import AppError, NotFound
 from shop.qr import svg_qr
 from web.pages import error_page, signed_in, web_user
 from web.storefront import cart, reads
-from web.storefront.checkout import FormAlreadyUsed, is_key, new_key, place_order_once
+from web.storefront.checkout import is_key, new_key, place_order_once, placed_order
 from web.storefront.views import bp
 
 MAX_STORES = 100
@@ -77,21 +77,22 @@ def _checkout_page(lines: dict[str, int], *, errors: dict | None = None, short: 
 @signed_in("consumer")
 def checkout_page():
     """Checkout: pickup at a chosen store or delivery to an address; one order per submitted form."""
-    lines = cart.lines()
+    lines, key = cart.lines(), request.form.get("form_key", "")[:64]
+    placed = placed_order(user=web_user(), key=key) if request.method == "POST" and is_key(key) else None
+    if placed is not None:  # this form was submitted before: its order
+        cart.clear()
+        return redirect(url_for(".pay", order_id=placed))
     if not lines:
         flash("购物车是空的。")
         return redirect(url_for(".show_cart"))
     if request.method == "GET":
         return _checkout_page(lines)
-    key = request.form.get("form_key", "")[:64]
     if not is_key(key):
         return _checkout_page(lines, errors={"lines": "表单已过期，请重新提交。"}, status=400)
     try:
         order_id = place_order_once(user=web_user(), key=key, order=_order_request(lines))
     except SchemaError as exc:
         return _checkout_page(lines, errors=_form_errors(exc.messages), status=422)
-    except FormAlreadyUsed:
-        return _checkout_page(lines, errors={"lines": "这张结算表单已经提交过，请核对后重新提交。"}, status=409)
     except checkout.PaymentProviderUnavailable:
         return _checkout_page(lines, errors={"lines": "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"},
                               status=503)

@@ -1,0 +1,212 @@
+"""Storefront pages through the test client on the seeded demo: browsing and search, the cart's bounds, checkout
+errors in Chinese, one order per checkout form, payment, and a consumer's orders being theirs alone."""
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from orders.ledger.verify import verify_ledger
+from orders.models import Order, Store
+from shop.auth.service import find_user
+from shop.db import db
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+FORM_KEY = re.compile(r'name="form_key" value="([0-9a-f]+)"')
+CONSUMER = "13800000000"
+KQM = "ZJ-KQM-1KG"
+
+
+def _token(client, path: str) -> str:
+    """The CSRF token of the form on `path`."""
+    return CSRF_FIELD.search(client.get(path).get_data(as_text=True)).group(1)
+
+
+@pytest.fixture
+def shopper(site):
+    """A test client signed in as the demo consumer."""
+    client = site.app.test_client()
+    client.post("/login", data={"username": CONSUMER, "password": site.passwords[CONSUMER],
+                                "csrf_token": _token(client, "/login")})
+    return client
+
+
+@pytest.fixture
+def stranger(site):
+    """A test client signed in as a consumer who registered just now."""
+    client = site.app.test_client()
+    client.post("/register", data={"phone": "13900000077", "password": "another-pass-1",
+                                   "password_again": "another-pass-1", "csrf_token": _token(client, "/register")})
+    return client
+
+
+def _add(client, sku: str, quantity: str):
+    """Post the product page's add-to-cart form."""
+    return client.post("/cart", data={"sku": sku, "quantity": quantity, "csrf_token": _token(client, f"/p/{sku}")})
+
+
+def _checkout_form(client) -> dict:
+    """The fields a rendered checkout form carries (CSRF token and its own form key)."""
+    html = client.get("/checkout").get_data(as_text=True)
+    return {"csrf_token": CSRF_FIELD.search(html).group(1), "form_key": FORM_KEY.search(html).group(1)}
+
+
+def _store_id(site, name: str) -> int:
+    """The id of the demo store called `name`."""
+    with site.app.app_context():
+        store_id = db.session.scalar(select(Store.id).where(Store.name == name))
+        db.session.remove()
+    return store_id
+
+
+def _orders_of(site, username: str) -> int:
+    """How many orders the user has."""
+    with site.app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(Order)
+                                  .where(Order.consumer_id == find_user(username=username).id))
+        db.session.remove()
+    return count
+
+
+def test_a_donor_district_shows_the_produce_of_its_paired_counties(site):
+    html = site.app.test_client().get("/?donor=440606").get_data(as_text=True)
+    paired = re.search(r"顺德区</strong> 对口帮扶：([^<]+)<", html).group(1)
+    assert sorted(paired.split("、")) == sorted(["美姑县", "金阳县", "雷波县"])
+    assert {"美姑山羊肉", "金阳青花椒", "雷波脐橙礼盒"} <= set(re.findall(r'class="name"[^>]*>([^<]+)<', html))
+    assert "昭觉苦荞米" not in html and "木里松茸" not in html
+
+
+def test_pinyin_initials_find_tartary_buckwheat_and_a_bad_filter_is_a_message(site):
+    client = site.app.test_client()
+    names = set(re.findall(r'class="name"[^>]*>([^<]+)<', client.get("/?q=kq").get_data(as_text=True)))
+    assert "昭觉苦荞米" in names and "布拖苦荞粉" in names and "雷波脐橙礼盒" not in names
+    response = client.get("/?donor=" + "9" * 90)
+    assert response.status_code == 400 and "筛选条件有误" in response.get_data(as_text=True)
+
+
+def test_a_forged_huge_quantity_is_a_clear_message_never_a_500(site, shopper):
+    for quantity in ("1" + "0" * 30, "-5", "2.5", "１２", "1000001"):
+        response = _add(shopper, KQM, quantity)
+        assert response.status_code == 422, quantity
+        assert "数量必须是 1 到 1000000 之间的整数" in response.get_data(as_text=True)
+    with shopper.session_transaction() as session:  # a cart no page could have written
+        session["cart"] = {KQM: 10**40, "<script>": 1, "LB-QC-5KG": "9"}
+    assert "购物车是空的" in shopper.get("/cart").get_data(as_text=True)
+    assert shopper.get("/checkout").status_code == 302
+
+
+def test_a_quantity_beyond_the_stock_shows_the_short_line(site, shopper):
+    _add(shopper, KQM, "1000000")
+    form = _checkout_form(shopper)
+    response = shopper.post("/checkout", data={**form, "channel": "pickup",
+                                               "store_id": _store_id(site, "大凉山体验店（顺德）")})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409 and "有商品库存不足" in html
+    assert re.search(r"库存不足：只剩 \d+，您要 1000000", html)
+
+
+def test_a_double_submitted_checkout_places_one_order(site, shopper):
+    _add(shopper, "LB-QC-GIFT", "1")
+    before = _orders_of(site, CONSUMER)
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（南海）")}
+    first = shopper.post("/checkout", data=form)
+    second = shopper.post("/checkout", data=form)
+    assert first.status_code == second.status_code == 302
+    assert first.location == second.location and re.fullmatch(r"/orders/\d+/pay", first.location)
+    assert _orders_of(site, CONSUMER) == before + 1
+
+
+def test_two_submissions_of_one_form_at_once_place_one_order(site, shopper):
+    _add(shopper, "LB-QC-GIFT", "1")
+    before = _orders_of(site, CONSUMER)
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（三水）")}
+    cookie = shopper.get_cookie("shop_session").value
+    locations: list[str] = []
+
+    def submit() -> None:
+        client = site.app.test_client()
+        client.set_cookie("shop_session", cookie)
+        locations.append(client.post("/checkout", data=form).location)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(locations) == 2 and locations[0] == locations[1] is not None
+    assert _orders_of(site, CONSUMER) == before + 1
+
+
+def test_delivery_needs_a_valid_address_in_a_donor_district(site, shopper):
+    _add(shopper, "LB-QC-5KG", "1")
+    address = {"channel": "delivery", "district_code": "440606", "detail": "大良街道演示路 2 号",
+               "recipient": "演示顾客", "phone": "138 0000 0000"}
+    response = shopper.post("/checkout", data={**_checkout_form(shopper), **address, "phone": "12"})
+    assert response.status_code == 422 and "请填写正确的联系电话" in response.get_data(as_text=True)
+    response = shopper.post("/checkout", data={**_checkout_form(shopper), **address, "district_code": "513431"})
+    assert response.status_code == 422 and "我们只配送到对口帮扶城市的各区" in response.get_data(as_text=True)
+    response = shopper.post("/checkout", data={**_checkout_form(shopper), **address})
+    order_id = int(response.location.split("/")[2])
+    with site.app.app_context():
+        order = db.session.get(Order, order_id)
+        assert (order.channel, order.address["detail"], order.donor_code) == (
+            "delivery", "大良街道演示路 2 号", "440606")
+        db.session.remove()
+
+
+def test_another_consumers_order_does_not_exist_for_them(site, shopper, stranger):
+    _add(shopper, "ZJ-KQC-250G", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（禅城）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    pay_token = _token(shopper, f"/orders/{order_id}/pay")
+    paid = shopper.post(f"/orders/{order_id}/pay", data={"outcome": "succeeded", "csrf_token": pay_token})
+    assert paid.status_code == 302
+    assert shopper.get(f"/orders/{order_id}/pickup-qr.svg").mimetype == "image/svg+xml"
+
+    token = _token(stranger, "/cart")
+    for response in (stranger.get(f"/orders/{order_id}"), stranger.get(f"/orders/{order_id}/pay"),
+                     stranger.get(f"/orders/{order_id}/pickup-qr.svg"),
+                     stranger.post(f"/orders/{order_id}/pay", data={"outcome": "failed", "csrf_token": token}),
+                     stranger.post(f"/orders/{order_id}/cancel", data={"csrf_token": token})):
+        html = response.get_data(as_text=True)
+        assert response.status_code == 404 and ("订单不存在" in html or "没有可显示的取货码" in html)
+    assert f"订单 #{order_id}" not in stranger.get("/orders").get_data(as_text=True)
+    assert f"订单 #{order_id}" in shopper.get("/orders").get_data(as_text=True)
+    with site.app.app_context():
+        assert db.session.get(Order, order_id).status == "paid"
+        assert verify_ledger()["ok"] is True
+        db.session.remove()
+
+
+def test_a_failed_sandbox_payment_leaves_the_order_payable_and_it_can_be_cancelled(site, shopper):
+    _add(shopper, "BT-KQF-1KG", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（高明）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    token = _token(shopper, f"/orders/{order_id}/pay")
+    shopper.post(f"/orders/{order_id}/pay", data={"outcome": "failed", "csrf_token": token})
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert "待支付" in html and "去支付" in html
+    shopper.post(f"/orders/{order_id}/cancel", data={"csrf_token": token})
+    assert "已取消" in shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert shopper.get(f"/orders/{order_id}/pay").status_code == 302  # nothing left to pay
+
+
+def test_with_stripe_keys_the_payment_page_loads_stripe_elements_from_stripe_only(site, shopper):
+    _add(shopper, "JY-QHJ-250G", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（顺德）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    config = site.app.config
+    saved = {name: config.get(name) for name in ("PAYMENTS", "STRIPE_PUBLISHABLE_KEY")}
+    config.update(PAYMENTS="stripe", STRIPE_PUBLISHABLE_KEY="pk_test_storefront")
+    try:
+        response = shopper.get(f"/orders/{order_id}/pay")
+    finally:
+        config.update(saved)
+    html = response.get_data(as_text=True)
+    assert '<script src="https://js.stripe.com/v3/"></script>' in html
+    assert 'data-publishable-key="pk_test_storefront"' in html
+    assert re.search(r'data-client-secret="pi_\w+_secret_\w+"', html)
+    assert "script-src 'self' https://js.stripe.com" in response.headers["Content-Security-Policy"]
+    assert "支付成功" not in html and "<script>" not in html
