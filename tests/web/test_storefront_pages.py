@@ -8,10 +8,12 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
 from orders.models import Order, Store
 from shop.auth.service import find_user
 from shop.db import db
+from web.filters import yuan
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 FORM_KEY = re.compile(r'name="form_key" value="([0-9a-f]+)"')
@@ -97,6 +99,16 @@ def test_a_forged_huge_quantity_is_a_clear_message_never_a_500(site, shopper):
     assert shopper.get("/checkout").status_code == 302
 
 
+def test_the_cart_holds_at_most_fifty_lines(site, shopper):
+    with shopper.session_transaction() as session:
+        session["cart"] = {f"NO-SUCH-{n:03d}": 1 for n in range(50)}
+    response = _add(shopper, KQM, "1")
+    assert response.status_code == 422 and "购物车最多 50 种商品" in response.get_data(as_text=True)
+    assert response.get_data(as_text=True).count("已下架，请删除") == 50  # lines no longer on sale are named
+    remove = shopper.post("/cart/NO-SUCH-000", data={"remove": "1", "csrf_token": _token(shopper, "/cart")})
+    assert remove.status_code == 302 and _add(shopper, KQM, "1").status_code == 302
+
+
 def test_a_quantity_beyond_the_stock_shows_the_short_line(site, shopper):
     _add(shopper, KQM, "1000000")
     form = _checkout_form(shopper)
@@ -178,6 +190,44 @@ def test_another_consumers_order_does_not_exist_for_them(site, shopper, stranger
         assert db.session.get(Order, order_id).status == "paid"
         assert verify_ledger()["ok"] is True
         db.session.remove()
+
+
+def test_a_collected_order_says_so_with_its_impact_and_no_pickup_code(site, shopper):
+    _add(shopper, "ZJ-KQMT-500G", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（顺德）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    shopper.post(f"/orders/{order_id}/pay", data={"outcome": "succeeded",
+                                                  "csrf_token": _token(shopper, f"/orders/{order_id}/pay")})
+    with site.app.app_context():  # the clerk's hand-over, through the service the till calls
+        order = db.session.get(Order, order_id)
+        hand_over(actor=find_user(username="staff-shunde"), store_id=order.store_id, pickup_code=order.pickup_code)
+        db.session.commit()
+        impact = db.session.get(Order, order_id).impact  # as the API's order shows it
+        db.session.remove()
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert "已取货" in html and "已在 大凉山体验店（顺德） 取货" in html and 'id="pickup-code"' not in html
+    assert impact["households"] >= 3 and impact["counties"] == [{"code": "513431", "name": "昭觉县"}]
+    expected = f"{yuan(impact['attributed_fen'])} 归属于 昭觉县 {impact['households']} 户"
+    assert re.search(r'id="impact">([^<]+)<', html).group(1) == expected
+    assert shopper.get(f"/orders/{order_id}/pickup-qr.svg").status_code == 404
+
+
+def test_an_order_reaching_fewer_than_three_households_shows_no_count_and_no_amount(site, shopper):
+    _add(shopper, "BT-WYY-5KG", "1")  # an enterprise's lot: no household delivered it
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（高明）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    shopper.post(f"/orders/{order_id}/pay", data={"outcome": "succeeded",
+                                                  "csrf_token": _token(shopper, f"/orders/{order_id}/pay")})
+    with site.app.app_context():
+        assert db.session.get(Order, order_id).impact == {"households": None, "fewer_than": 3, "counties": []}
+        db.session.remove()
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert re.search(r'id="impact">([^<]+)<', html).group(1) == "本单收益归属于 少于 3 户（不公布金额）"
+
+
+def test_amounts_are_shown_in_yuan_from_fen():
+    assert [yuan(fen) for fen in (0, 5, 1230, 3980, 123456789, -250)] == [
+        "¥0.00", "¥0.05", "¥12.30", "¥39.80", "¥1,234,567.89", "-¥2.50"]
 
 
 def test_a_failed_sandbox_payment_leaves_the_order_payable_and_it_can_be_cancelled(site, shopper):
