@@ -124,7 +124,7 @@ def test_a_failed_upload_lists_its_errors_by_excel_row_and_column_with_the_templ
                                                   "csrf_token": csrf(client, "/coop")})
     assert response.status_code == 303
     html = text(client.get(response.location))
-    rows = re.findall(r'<tr><td class="num">(\d+)</td><td>([^<]*)</td>', html)
+    rows = re.findall(r'<tr><td class="num" data-label="Excel 行号">(\d+)</td><td data-label="列">([^<]*)</td>', html)
     assert ("2", "产品编码") in rows and ("2", "农户编号") in rows and ("2", "存放地点") in rows
     assert 'href="/api/v1/inventory-uploads/template.xlsx"' in html
     assert db.session.scalar(select(InventoryUpload.status).where(InventoryUpload.supplier_id == supplier.id)) == \
