@@ -3,9 +3,6 @@ script, which queues sales while offline), print receipts, hand pickups over, re
 shift. The store is always the clerk's own (`store_of`), never one named in the URL or a form."""
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from flask import jsonify, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
@@ -20,6 +17,7 @@ from shop.auth.security import issue_token
 from shop.db import commit, db
 from shop.errors import AppError
 from shop.extensions import limiter
+from web.filters import local_time, yuan
 from web.pages import page_blueprint, signed_in, web_user
 from web.till import service
 
@@ -30,7 +28,6 @@ TOKEN_TTL_SECONDS = 15 * 60
 PICKUP_CODE_LIMIT = "10 per minute"  # as the API's pickup route: wrong codes per clerk and store
 PICKUPS_SHOWN = 50
 MAX_FIELD = 200
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 MESSAGES = {
     "shift_closed": "该班次已交班。",
     "pickup_code_invalid": "本店没有使用此取货码的待取订单。",
@@ -48,19 +45,6 @@ def _message(exc: AppError) -> str:
 def _field(name: str) -> str:
     """A form field, bounded."""
     return request.form.get(name, "")[:MAX_FIELD]
-
-
-def yuan(fen: int | None) -> str:
-    """Fen as ¥ with two decimals (integer arithmetic)."""
-    if fen is None:
-        return "—"
-    sign = "-" if fen < 0 else ""
-    return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
-
-
-def local_time(moment: datetime | None) -> str:
-    """A moment as Asia/Shanghai local time."""
-    return "—" if moment is None else moment.astimezone(LOCAL_TIME).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @bp.context_processor
