@@ -88,6 +88,14 @@ def test_pinyin_initials_find_tartary_buckwheat_and_a_bad_filter_is_a_message(si
     assert response.status_code == 400 and "筛选条件有误" in response.get_data(as_text=True)
 
 
+def test_a_forged_page_link_is_a_message_in_chinese(site, shopper):
+    response = shopper.get("/?donor=440606&cursor=forged")
+    assert response.status_code == 400 and "翻页链接无效，已回到第一页" in response.get_data(as_text=True)
+    assert "美姑山羊肉" in response.get_data(as_text=True)  # the first page of the same filter
+    response = shopper.get("/orders?cursor=forged")
+    assert response.status_code == 400 and "翻页链接无效" in response.get_data(as_text=True)
+
+
 def test_a_forged_huge_quantity_is_a_clear_message_never_a_500(site, shopper):
     for quantity in ("1" + "0" * 30, "-5", "2.5", "１２", "1000001"):
         response = _add(shopper, KQM, quantity)

@@ -6,11 +6,12 @@ from marshmallow import ValidationError as SchemaError
 
 from catalog import service as catalog
 from orders.checkout import service as checkout
-from orders.checkout.schemas import OrderCreate, OrderQuery
+from orders.checkout.schemas import OrderCreate
 from orders.payments import service as payments
 from orders.stores import service as stores
 from shop.db import commit
 from shop.errors import AppError, NotFound
+from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
 from web.pages import error_page, signed_in, web_user
 from web.storefront import cart, reads
@@ -18,6 +19,7 @@ from web.storefront.checkout import is_key, new_key, place_order_once, placed_or
 from web.storefront.views import bp
 
 MAX_STORES = 100
+ORDERS_PER_PAGE = 20
 ADDRESS_FIELDS = ("district_code", "detail", "recipient", "phone")
 FIELD_MESSAGES = {
     "channel": "请选择门店自提或快递配送。", "store_id": "请选择取货门店。",
@@ -25,12 +27,14 @@ FIELD_MESSAGES = {
     "recipient": "请填写收货人（最多 50 字）。", "phone": "请填写正确的联系电话（5–20 位数字）。",
     "lines": "购物车里有无效的商品，请回到购物车检查。",
 }
-CODE_FIELDS = {"store_unavailable": "store_id", "not_a_donor_district": "district_code",
-               "product_unavailable": "lines", "warehouse_unavailable": "channel"}
-CODE_MESSAGES = {"store_unavailable": "这家门店暂不营业，请选择其他门店。",
-                 "not_a_donor_district": "我们只配送到对口帮扶城市的各区。",
-                 "product_unavailable": "购物车里有商品已下架，请回到购物车删除后再结算。",
-                 "warehouse_unavailable": "发货仓不可用，请改选门店自提。"}
+REFUSALS = {  # a domain error's code → the form field it concerns and what the shopper is told
+    "insufficient_stock": ("lines", "有商品库存不足，请减少数量或改选其他门店。"),
+    "product_unavailable": ("lines", "购物车里有商品已下架，请回到购物车删除后再结算。"),
+    "store_unavailable": ("store_id", "这家门店暂不营业，请选择其他门店。"),
+    "not_a_donor_district": ("district_code", "我们只配送到对口帮扶城市的各区。"),
+    "payment_provider_unavailable": ("lines", "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"),
+    "idempotency_key_in_progress": ("lines", "订单正在提交，请稍后到“我的订单”查看。"),
+}
 ORDER_NOT_FOUND = "订单不存在。"
 OUTCOMES = ("succeeded", "failed")
 
@@ -73,13 +77,31 @@ def _checkout_page(lines: dict[str, int], *, errors: dict | None = None, short: 
         errors=errors or {}, short=short or {}), status
 
 
+def _refused(lines: dict[str, int], exc: AppError):
+    """The checkout form again, saying in Chinese why the order was refused (short lines marked)."""
+    if exc.code not in REFUSALS:
+        raise exc
+    field, message = REFUSALS[exc.code]
+    short = {line["sku"]: line for line in exc.details["lines"]} if exc.code == "insufficient_stock" else None
+    return _checkout_page(lines, errors={field: message}, short=short, status=exc.status)
+
+
 @bp.route("/checkout", methods=["GET", "POST"])
 @signed_in("consumer")
 def checkout_page():
-    """Checkout: pickup at a chosen store or delivery to an address; one order per submitted form."""
+    """Checkout: pickup at a chosen store or delivery to an address; one order per submitted form (a form sent
+    again leads to its order)."""
     lines, key = cart.lines(), request.form.get("form_key", "")[:64]
-    placed = placed_order(user=web_user(), key=key) if request.method == "POST" and is_key(key) else None
-    if placed is not None:  # this form was submitted before: its order
+    submitted = request.method == "POST" and is_key(key)
+    try:
+        placed = placed_order(user=web_user(), key=key) if submitted else None
+        if placed is None and submitted and lines:
+            placed = place_order_once(user=web_user(), key=key, order=_order_request(lines))
+    except SchemaError as exc:
+        return _checkout_page(lines, errors=_form_errors(exc.messages), status=422)
+    except AppError as exc:
+        return _refused(lines, exc)
+    if placed is not None:
         cart.clear()
         return redirect(url_for(".pay", order_id=placed))
     if not lines:
@@ -87,25 +109,7 @@ def checkout_page():
         return redirect(url_for(".show_cart"))
     if request.method == "GET":
         return _checkout_page(lines)
-    if not is_key(key):
-        return _checkout_page(lines, errors={"lines": "表单已过期，请重新提交。"}, status=400)
-    try:
-        order_id = place_order_once(user=web_user(), key=key, order=_order_request(lines))
-    except SchemaError as exc:
-        return _checkout_page(lines, errors=_form_errors(exc.messages), status=422)
-    except checkout.PaymentProviderUnavailable:
-        return _checkout_page(lines, errors={"lines": "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"},
-                              status=503)
-    except AppError as exc:
-        if exc.code == "insufficient_stock":
-            short = {line["sku"]: line for line in exc.details["lines"]}
-            return _checkout_page(lines, short=short, status=409,
-                                  errors={"lines": "有商品库存不足，请减少数量或改选其他门店。"})
-        if exc.code not in CODE_FIELDS:
-            raise
-        return _checkout_page(lines, errors={CODE_FIELDS[exc.code]: CODE_MESSAGES[exc.code]}, status=exc.status)
-    cart.clear()
-    return redirect(url_for(".pay", order_id=order_id))
+    return _checkout_page(lines, errors={"lines": "表单已过期，请重新提交。"}, status=400)
 
 
 def _own_order(order_id: int):
@@ -145,12 +149,12 @@ def pay(order_id: int):
 @bp.get("/orders")
 @signed_in("consumer")
 def order_list():
-    """The consumer's own orders, newest page first by the API's order (oldest first), with a next link."""
+    """The consumer's own orders in the API's order (oldest first), a page at a time."""
+    cursor = request.args.get("cursor", "")[:MAX_CURSOR_LENGTH] or None
     try:
-        query = OrderQuery().load({"cursor": request.args["cursor"][:512]} if request.args.get("cursor") else {})
-    except SchemaError:
-        query = {}
-    page = checkout.list_orders(actor=web_user(), limit=query.get("limit", 20), cursor=query.get("cursor"))
+        page = checkout.list_orders(actor=web_user(), limit=ORDERS_PER_PAGE, cursor=cursor)
+    except InvalidCursor:
+        return error_page(400, "翻页链接无效，请回到“我的订单”第一页。")
     return render_template("storefront/orders.html", page=page)
 
 
@@ -162,7 +166,8 @@ def order_page(order_id: int):
         view = _own_order(order_id)
     except NotFound:
         return error_page(404, ORDER_NOT_FOUND)
-    return render_template("storefront/order.html", order=view)
+    returned = request.args.get("redirect_status", "")[:32]  # Stripe's redirect back from a payment page
+    return render_template("storefront/order.html", order=view, returned=returned)
 
 
 @bp.post("/orders/<int:order_id>/cancel")

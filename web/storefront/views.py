@@ -7,6 +7,7 @@ from marshmallow import EXCLUDE, ValidationError
 from catalog import service as catalog
 from catalog.schemas import ProductQuery
 from shop.errors import NotFound
+from shop.pagination import InvalidCursor
 from web.filters import FILTERS
 from web.pages import error_page, page_blueprint, web_user
 from web.storefront import cart, reads
@@ -36,7 +37,12 @@ def home():
     except ValidationError:
         filters, error = {}, "筛选条件有误，已显示全部商品。"
     filters = {name: filters[name] for name in BROWSE_FIELDS if filters.get(name) is not None}
-    page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters)
+    try:
+        page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters)
+    except InvalidCursor:
+        filters.pop("cursor")
+        error = "翻页链接无效，已回到第一页。"
+        page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters)
     districts = reads.donor_districts(on=catalog.today())
     chosen = next((d for group in districts.values() for d in group if d.code == filters.get("donor")), None)
     next_url = url_for(".home", **{**filters, "cursor": page["next_cursor"]}) if page["next_cursor"] else None
