@@ -46,6 +46,11 @@ def signed_in_coop(app, supplier):
     return client
 
 
+def post_file(client, body: bytes, name: str = "inventory.csv"):
+    """Send a file through the portal's upload form."""
+    return client.post("/coop/uploads", data={"file": (io.BytesIO(body), name), "csrf_token": csrf(client, "/coop")})
+
+
 def text(response) -> str:
     """The response body as text."""
     return response.get_data(as_text=True)
@@ -116,12 +121,24 @@ def test_a_queued_uploads_fragment_polls_every_second_until_its_import_ends(coop
     assert "导入完成：1 行，新建 1 个批次。" in fragment and 'href="/coop/lots"' in fragment
 
 
+def test_the_same_file_sent_again_leads_to_its_earlier_upload(coops):
+    supplier = coops["ours"]
+    ProductFactory(supplier=supplier, sku="ZJ-T-2", unit="bag")
+    LocationFactory(code="XC-WH")
+    (household,) = linked_households(supplier, 1)
+    body = f"{HEADER}\r\nZJ-T-2,LOT-2,2026-09-03,XC-WH,{household.code},5\r\n".encode("gbk")
+    client = coops["client"]
+    first, again = post_file(client, body, "a.csv"), post_file(client, body, "b.csv")
+    assert first.location.startswith("/coop/uploads/") and again.location == first.location + "?again=1"
+    assert "这个文件之前已经上传过" in text(client.get(again.location))
+    assert db.session.scalar(select(func.count(InventoryUpload.id))) == 1
+
+
 def test_a_failed_upload_lists_its_errors_by_excel_row_and_column_with_the_template_link(coops):
     supplier = coops["ours"]
     client = coops["client"]
     body = f"{HEADER}\r\nZJ-NONE,LOT-1,2026-09-03,XC-WH,H-404,5\r\n".encode("gbk")
-    response = client.post("/coop/uploads", data={"file": (io.BytesIO(body), "库存.csv"),
-                                                  "csrf_token": csrf(client, "/coop")})
+    response = post_file(client, body, "库存.csv")
     assert response.status_code == 303
     html = text(client.get(response.location))
     rows = re.findall(r'<tr><td class="num" data-label="Excel 行号">(\d+)</td><td data-label="列">([^<]*)</td>', html)
@@ -135,8 +152,7 @@ def test_an_upload_without_a_file_or_an_empty_one_says_so(coops):
     client = coops["client"]
     response = client.post("/coop/uploads", data={"csrf_token": csrf(client, "/coop")})
     assert response.status_code == 422 and "请选择要上传的库存文件" in text(response)
-    response = client.post("/coop/uploads", data={"file": (io.BytesIO(b""), "empty.csv"),
-                                                  "csrf_token": csrf(client, "/coop")})
+    response = post_file(client, b"", "empty.csv")
     assert response.status_code == 422 and "文件是空的" in text(response)
     assert db.session.scalar(select(func.count(InventoryUpload.id))) == 0
 
@@ -145,12 +161,10 @@ def test_a_giant_file_gets_a_413_page_with_a_clear_message(app, coops):
     app.config.update(INVENTORY_UPLOAD_MAX_BYTES=2 * 1024 * 1024, MAX_CONTENT_LENGTH=3 * 1024 * 1024)
     client = coops["client"]
     over_the_upload_limit = HEADER.encode() + b"\r\n" + b"x" * (2 * 1024 * 1024)
-    response = client.post("/coop/uploads", data={"file": (io.BytesIO(over_the_upload_limit), "big.csv"),
-                                                  "csrf_token": csrf(client, "/coop")})
+    response = post_file(client, over_the_upload_limit, "big.csv")
     assert response.status_code == 413 and "文件太大：库存文件最大 2 MB" in text(response)
     over_the_request_limit = b"x" * (4 * 1024 * 1024)
-    response = client.post("/coop/uploads", data={"file": (io.BytesIO(over_the_request_limit), "huge.csv"),
-                                                  "csrf_token": csrf(client, "/coop")})
+    response = post_file(client, over_the_request_limit, "huge.csv")
     assert response.status_code == 413 and "文件太大" in text(response)
     assert response.mimetype == "text/html"
     assert db.session.scalar(select(func.count(InventoryUpload.id))) == 0

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema
@@ -18,18 +16,18 @@ from orders.ledger import statements
 from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
 from orders.ledger.periods import PeriodQuery
-from shop.db import commit
+from shop.db import commit, db
 from shop.errors import AppError, NotFound, ValidationError
 from shop.fields import Text
 from shop.pagination import PageQuery
 from suppliers import service as suppliers
 from suppliers.schemas import HouseholdOut, HouseholdQuery
+from web.filters import local_time, yuan
 from web.pages import content_security_policy, error_page, page_blueprint, signed_in, web_user
 
 bp = page_blueprint("coop", __name__, url_prefix="/coop")
 bp.static_folder, bp.static_url_path = "static", "/static"
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 PAGE_SIZE = 50
 LINKS_SHOWN = 100  # a household's benefit links shown on its page (one co-op gives a household a handful)
 INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
@@ -54,25 +52,16 @@ def _parsed(schema: Schema, values) -> dict:
         raise ValidationError("填写的内容不正确：" + "、".join(sorted(exc.messages)) + "。") from exc
 
 
-def _local(moment: datetime | None) -> str:
-    """A UTC moment as Asia/Shanghai wall time (`2026-09-03 14:05`)."""
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
-
-
-def _yuan(fen: int) -> str:
-    """An amount in fen as ¥ with two decimals (`-12345` → `-¥123.45`)."""
-    return f"{'-' if fen < 0 else ''}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
-
-
 @bp.context_processor
 def _helpers() -> dict:
     """The portal templates' formatting helpers."""
-    return {"local_time": _local, "yuan": _yuan, "reference": bank_files.reference}
+    return {"local_time": local_time, "yuan": yuan, "reference": bank_files.reference}
 
 
 @bp.errorhandler(NotFound)
 def _not_found(_exc: NotFound):
     """Whatever is missing or belongs to another co-op is simply not there."""
+    db.session.rollback()
     return error_page(404, "页面不存在")
 
 
