@@ -345,3 +345,28 @@ def test_another_stores_clerk_cannot_see_this_stores_shift_receipt_or_refund(sit
         assert response.status == 404, path
         expect(page.locator("h1")).to_have_text("404")
         expect(page.locator("main")).not_to_contain_text("顺德")
+
+
+def test_a_sale_made_after_the_session_ended_waits_and_is_sent_once_the_clerk_signs_in_again(site, desktop):
+    with site.app.app_context():
+        shift_id = _ensure_open_shift().id
+        store_id = _store().id
+        item = _stock()[0]
+        before = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    desktop.clear_cookies()  # the page session ends (signed out elsewhere, or expired)
+    _sell_by_typing(page, item.sku, card=True)
+    expect(page.locator("#till-queue")).to_have_text("1 笔待发送")
+    expect(page.get_by_role("link", name="登录已过期，请重新登录以发送")).to_be_visible()
+    queued = _queue(page, store_id)
+    assert json.loads(queued[0]["payload"])["client_created_at"]  # never sent: it waits as an offline sale
+
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    expect(page.locator("#till-queue")).to_have_text("0 笔待发送", timeout=WAIT_MS)
+    with site.app.app_context():
+        after = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
+        assert after == before + 1
+        assert db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == queued[0]["key"])) is not None

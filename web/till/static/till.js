@@ -92,6 +92,7 @@
   function Retry(reason, uncertain) { this.reason = reason; this.uncertain = Boolean(uncertain); }
 
   var token = null;
+  var signedOut = false;
 
   function bearer() {
     if (token && token.expires - Date.now() > TOKEN_MARGIN_MS) { return Promise.resolve(token.value); }
@@ -100,6 +101,7 @@
       headers: { "X-CSRFToken": csrfToken, "Accept": "application/json" }
     }).then(function (response) {
       var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+      signedOut = response.redirected;  // the page session has ended: sent to the sign-in page
       if (!response.ok || !json) { throw new Retry("token " + response.status); }
       return response.json();
     }).then(function (body) {
@@ -192,6 +194,7 @@
   var conflictList = document.getElementById("till-conflict-list");
   var sentList = document.getElementById("sent-list");
   var closeWarning = document.getElementById("close-queue-warning");
+  var signInLink = document.getElementById("till-signin");
 
   function dismiss(key) {
     save(KEYS.conflicts, load(KEYS.conflicts).filter(function (item) { return item.key !== key; }));
@@ -237,6 +240,7 @@
     netBadge.classList.toggle("offline", !online);
     queueBadge.textContent = waiting + " 笔待发送";
     queueBadge.classList.toggle("waiting", waiting > 0);
+    signInLink.hidden = !signedOut;
     renderConflicts();
     renderSent();
     if (closeWarning) {
