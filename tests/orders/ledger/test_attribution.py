@@ -43,10 +43,10 @@ def by_account(transaction: LedgerTransaction) -> Counter:
     return total
 
 
-def make_world(*, today: date) -> dict:
+def make_world(*, today: date, prefix: str = "") -> dict:
     """A 昭觉 co-op's product (¥12.50; fee 5%, store 8%, premium 10%, dividend 3%) at a store: lot 1 (2 units,
     three households 1:1:1) harvested before lot 2 (5 units, no households); dividend holders h4 (2 shares,
-    valid), h5 (expired yesterday), h6 (1 share, valid from today). Committed."""
+    valid), h5 (expired yesterday), h6 (1 share, valid from today); registry codes start with `prefix`. Committed."""
     supplier = SupplierFactory()
     store = StoreFactory()
     product = ProductFactory(supplier=supplier, price_fen=1250, platform_fee_bp=500, store_commission_bp=800,
@@ -55,9 +55,9 @@ def make_world(*, today: date) -> dict:
     lot1 = make_lot(product, location, quantity=2, harvested_on=date(2026, 9, 1))
     lot2 = make_lot(product, location, quantity=5, harvested_on=date(2026, 9, 2))
     # ties of the premium go by (county, registry code): h3 (513431, K2), then h1 (513431, K3), then h2 (513432, K1)
-    h1 = HouseholdFactory(supplier=supplier, code="K3", county_code="513431")
-    h2 = HouseholdFactory(supplier=supplier, code="K1", county_code="513432")
-    h3 = HouseholdFactory(supplier=supplier, code="K2", county_code="513431")
+    h1 = HouseholdFactory(supplier=supplier, code=f"{prefix}K3", county_code="513431")
+    h2 = HouseholdFactory(supplier=supplier, code=f"{prefix}K1", county_code="513432")
+    h3 = HouseholdFactory(supplier=supplier, code=f"{prefix}K2", county_code="513431")
     for household in (h1, h2, h3):
         db.session.add(LotContribution(lot_id=lot1.id, household_id=household.id, quantity=1, village="测试村"))
     h4, h5, h6 = (HouseholdFactory(supplier=supplier) for _ in range(3))
