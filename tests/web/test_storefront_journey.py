@@ -71,6 +71,9 @@ def test_a_consumer_finds_kq_buys_two_for_pickup_at_shunde_pays_and_sees_the_pic
     assert page.locator("#order-status").inner_text() == "已支付"
     assert page.get_by_role("img", name=f"取货码 {code} 的二维码").is_visible()
     screenshot(page, "storefront-order")
+    page.get_by_role("link", name="我的订单").click()
+    assert page.get_by_role("link", name=f"订单 #{order_id}").is_visible()
+    screenshot(page, "storefront-orders")
     assert errors == []
 
     with site.app.app_context():

@@ -18,14 +18,11 @@ class CartError(ValueError):
 
 def parse_quantity(text: str, *, allow_zero: bool = False) -> int:
     """A quantity typed into a form: whole units from 1 (0 to remove a line) up to the API's bound."""
-    value = text.strip()
-    lowest = 0 if allow_zero else 1
-    if not value.isascii() or not value.isdigit() or len(value) > MAX_QUANTITY_DIGITS or int(value) > MAX_QUANTITY:
-        raise CartError(f"数量必须是 {lowest} 到 {MAX_QUANTITY} 之间的整数。")
-    quantity = int(value)
-    if quantity < lowest:
-        raise CartError(f"数量必须是 {lowest} 到 {MAX_QUANTITY} 之间的整数。")
-    return quantity
+    value, lowest = text.strip(), 0 if allow_zero else 1
+    whole = value.isascii() and value.isdigit() and len(value) <= MAX_QUANTITY_DIGITS
+    if whole and lowest <= int(value) <= MAX_QUANTITY:
+        return int(value)
+    raise CartError(f"数量必须是 {lowest} 到 {MAX_QUANTITY} 之间的整数。")
 
 
 def parse_sku(text: str) -> str:

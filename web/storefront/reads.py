@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog.models import Location, Lot, Product, Stock
 from orders.models import Store
@@ -70,9 +70,9 @@ class LotOnSale:
 
 def lots_on_sale(*, sku: str) -> list[LotOnSale]:
     """The product's lots with available units (summed over locations), oldest harvest first."""
-    available = (Stock.on_hand - Stock.reserved)
+    available = Stock.on_hand - Stock.reserved
     rows = db.session.execute(
-        select(Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village, db.func.sum(available))
+        select(Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village, func.sum(available))
         .join(Stock, Stock.lot_id == Lot.id).join(Product, Product.id == Lot.product_id)
         .where(Product.sku == sku, available > 0)
         .group_by(Lot.id, Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village)
