@@ -28,18 +28,19 @@ from catalog.schemas import (
 from catalog.spreadsheet import template_workbook
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
-from shop.caching import parsed_query, public_json
+from shop.caching import CacheKey, json_response, parsed_query, public_json
 from shop.db import commit
 from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, stock and traceability")
+PRODUCT_QUERY = ProductQuery()  # one instance: a schema class would be instantiated (fields deep-copied) per request
 
 
-def _public_page_key() -> str | None:
+def _public_page_key() -> CacheKey | None:
     """The cache key of an anonymous product list, from its parsed arguments (unknown parameters do not
     make new keys); lists filtered by stock, and arguments that fail validation, are never cached."""
-    arguments = parsed_query(ProductQuery())
+    arguments = parsed_query(PRODUCT_QUERY)
     if arguments is None or dict(arguments)["in_stock_at"] is not None:
         return None
     return service.public_cache_key("page", *arguments)
@@ -53,12 +54,12 @@ def _viewer() -> User | None:
 @blp.route("/products")
 class Products(MethodView):
     @public_json(_public_page_key)
-    @blp.arguments(ProductQuery, location="query")
+    @blp.arguments(PRODUCT_QUERY, location="query")
     @blp.response(200, page_schema(ProductOut))
     @blp.doc(security=[])
     def get(self, query):
         """List and search products."""
-        return service.list_products(actor=_viewer(), **query)
+        return json_response(service.list_products(actor=_viewer(), **query))
 
     @require_role("admin", "coop")
     @blp.arguments(ProductCreate)
@@ -76,7 +77,7 @@ class ProductBySku(MethodView):
     @blp.doc(security=[])
     def get(self, sku):
         """Show a product with its live stock per location."""
-        return service.show_product(sku=sku, actor=_viewer())
+        return json_response(service.show_product(sku=sku, actor=_viewer()))
 
     @require_role("admin", "coop")
     @blp.arguments(ProductUpdate)
@@ -159,7 +160,7 @@ def supplier_lots(query, supplier_id):
 @blp.doc(security=[])
 def trace_lot(trace_code):
     """Show the public trace of a lot."""
-    return trace.trace(trace_code=trace_code)
+    return json_response(trace.trace(trace_code=trace_code))
 
 
 @blp.route("/suppliers/<int:supplier_id>/inventory-uploads")

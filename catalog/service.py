@@ -6,17 +6,18 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from pypinyin import Style, lazy_pinyin
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import select, update
 
-from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange, Stock
+from catalog import queries
+from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange
 from catalog.schemas import SKU_PATTERN
 from shop.auth.models import User
-from shop.caching import cache_get, cache_key, cache_set, generation, invalidate_after_commit
+from shop.caching import CacheKey, cache_key, invalidate_after_commit
 from shop.db import db
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import normalise_identifier
-from shop.pagination import paginate
-from shop.regions.service import is_recipient_county, paired_recipients
+from shop.pagination import decode_cursor, encode_cursor, paginate
+from shop.regions.service import is_recipient_county
 from suppliers import service as suppliers
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -24,11 +25,11 @@ CACHE_NAMESPACE = "catalog"
 MAX_SKU_INPUT = 128  # longer path segments cannot spell a 32-character SKU
 
 
-def public_cache_key(kind: str, *parts: object) -> str | None:
-    """A key for a public catalog read: it changes with every product write, every change of the
-    reference data (donor filters follow the pairings), every supplier change (pages show supplier
-    names) and every day (certificates lapse at midnight); None while the cache is down."""
-    return cache_key(CACHE_NAMESPACE, kind, generation("regions"), generation("suppliers"), today(), *parts)
+def public_cache_key(kind: str, *parts: object) -> CacheKey:
+    """A key for a public catalog read: stale with every product write, every change of the reference data
+    (donor filters follow the pairings), every supplier change (pages show supplier names); a new key every
+    day (certificates lapse at midnight)."""
+    return cache_key(CACHE_NAMESPACE, kind, today(), *parts, depends_on=("regions", "suppliers"))
 
 
 def today() -> date:
@@ -43,32 +44,23 @@ def pinyin_keys(name: str) -> tuple[str, str]:
     return "".join(syllables)[:400], "".join(initials)[:100]
 
 
-def is_certified(product: Product, on: date) -> bool:
-    """Whether the product's poverty-alleviation certificate is valid on `on`."""
+def is_certified(product, on: date) -> bool:
+    """Whether the product's (a `Product`'s or a product row's) poverty-alleviation certificate is valid on `on`."""
     return (product.certificate_number is not None and product.certificate_valid_until is not None
             and product.certificate_valid_until >= on
             and (product.certificate_valid_from is None or product.certificate_valid_from <= on))
 
 
-def _certified_on(on: date):
-    """The SQL condition of `is_certified`."""
-    return ((Product.certificate_number.is_not(None)) & (Product.certificate_valid_until >= on)
-            & or_(Product.certificate_valid_from.is_(None), Product.certificate_valid_from <= on))
-
-
 # --- output -----------------------------------------------------------------------------------------
 
-def product_view(product: Product, *, on: date, supplier_name: str | None = None) -> dict:
-    """The cacheable part of a product's output (everything except stock); lists pass the supplier's
-    name they loaded for the whole page."""
-    if supplier_name is None:
-        supplier_name = suppliers.get_supplier(product.supplier_id).name
+def _shown(product, *, county_name: str, supplier_name: str, on: date) -> dict:
+    """A product (a `Product`, or a row of `queries.products_select`) as the API shows it, stock aside."""
     certified = is_certified(product, on)
     return {
         "sku": product.sku, "name": product.name, "description": product.description,
         "category": product.category, "unit": product.unit, "net_weight_g": product.net_weight_g,
         "price_fen": product.price_fen, "status": product.status,
-        "county": {"code": product.county.code, "name": product.county.name},
+        "county": {"code": product.county_code, "name": county_name},
         "supplier": {"id": product.supplier_id, "name": supplier_name}, "images": list(product.images or []),
         **{name: getattr(product, name) for name in RATE_FIELDS},
         "certified": certified,
@@ -79,20 +71,35 @@ def product_view(product: Product, *, on: date, supplier_name: str | None = None
     }
 
 
+def product_view(product: Product, *, on: date) -> dict:
+    """A product as the API shows it, stock aside (after a write)."""
+    return _shown(product, county_name=product.county.name,
+                  supplier_name=suppliers.get_supplier(product.supplier_id).name, on=on)
+
+
+def row_view(row, *, on: date) -> dict:
+    """A row of `queries.products_select` as the API shows the product, stock aside."""
+    return _shown(row, county_name=row.county_name, supplier_name=row.supplier_name, on=on)
+
+
 # --- reads ------------------------------------------------------------------------------------------
 
-def _may_see_unpublished(actor: User | None, product: Product) -> bool:
+def _may_see_unpublished(actor: User | None, product) -> bool:
     """Admins see every product; a co-op also its own drafts and archived products."""
     return actor is not None and (actor.role == "admin"
                                   or (actor.role == "coop" and actor.supplier_id == product.supplier_id))
 
 
-def _find_by_sku(sku: str) -> Product | None:
-    """The product with `sku` in any spelling (full-width, lower case, padded), or None."""
+def _sku_code(sku: str) -> str | None:
+    """The SKU that `sku` spells (full-width, lower case, padded), or None if it cannot be one."""
     code = normalise_identifier(sku) if len(sku) <= MAX_SKU_INPUT else ""
-    if not re.fullmatch(SKU_PATTERN, code):
-        return None
-    return db.session.scalar(select(Product).where(Product.sku == code))
+    return code if re.fullmatch(SKU_PATTERN, code) else None
+
+
+def _find_by_sku(sku: str) -> Product | None:
+    """The product with `sku` in any spelling, or None."""
+    code = _sku_code(sku)
+    return None if code is None else db.session.scalar(select(Product).where(Product.sku == code))
 
 
 def get_product(*, sku: str, actor: User | None = None) -> Product:
@@ -111,26 +118,21 @@ def _editable_product(*, sku: str, actor: User) -> Product:
     return product
 
 
-def stock_by_location(*, product_id: int) -> list[dict]:
-    """Live available units of a product per location (never cached)."""
-    rows = db.session.execute(
-        select(Stock.location_id, func.sum(Stock.on_hand - Stock.reserved))
-        .where(Stock.product_id == product_id).group_by(Stock.location_id).order_by(Stock.location_id))
-    return [{"location_id": location_id, "available": int(available)} for location_id, available in rows]
-
-
 def show_product(*, sku: str, actor: User | None) -> dict:
-    """A product with its live stock per location; the product part is cached for public reads."""
-    on = today()
-    key = public_cache_key("product", normalise_identifier(sku)) if len(sku) <= MAX_SKU_INPUT else None
-    view = cache_get(key) if key else None
-    if view is None:
-        product = get_product(sku=sku, actor=actor)
-        view = product_view(product, on=on)
-        view["_id"] = product.id
-        if product.status == "active" and key:
-            cache_set(key, view)
-    return {**view, "stock": stock_by_location(product_id=view["_id"])}
+    """A product with its live stock per location (never cached), in one statement."""
+    queries.read_outside_transaction()
+    code = _sku_code(sku)
+    rows = queries.product_with_stock(code) if code else []
+    if not rows or (rows[0].status != "active" and not _may_see_unpublished(actor, rows[0])):
+        raise NotFound(f"No product {sku}.", code="product_not_found")
+    stock = [{"location_id": row.location_id, "available": int(row.available)}
+             for row in rows if row.location_id is not None]
+    return {**row_view(rows[0], on=today()), "stock": stock}
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern for "contains `text`" ('/' escapes the wildcards)."""
+    return "%" + text.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
 
 
 def list_products(*, actor: User | None = None, county: str | None = None, donor: str | None = None,
@@ -138,51 +140,36 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                   max_price_fen: int | None = None, certified: bool | None = None,
                   in_stock_at: int | None = None, status: str | None = None, supplier_id: int | None = None,
                   limit: int = 20, cursor: str | None = None) -> dict:
-    """A page of products by the API's filters, ordered by id (the caller may cache public pages)."""
+    """A page of products by the API's filters, ordered by id, in one statement (the caller may cache public pages).
+    `q`: the name contains it, or its pinyin or initials do (spaces and case ignored)."""
+    queries.read_outside_transaction()
     on = today()
     public = (status in (None, "active") and supplier_id is None) or actor is None
-    query = select(Product)
+    params = {"on": on, "county": county, "donor": donor, "category": category, "min_price_fen": min_price_fen,
+              "max_price_fen": max_price_fen, "in_stock_at": in_stock_at, "status": status,
+              "supplier_id": supplier_id}
+    filters = []
     if public or actor.role not in ("admin", "coop"):
-        query = query.where(Product.status == "active")
-    else:
-        if actor.role == "coop":
-            query = query.where(or_(Product.status == "active", Product.supplier_id == actor.supplier_id))
-        if status:
-            query = query.where(Product.status == status)
-    if supplier_id is not None:
-        query = query.where(Product.supplier_id == supplier_id)
-    if county:
-        query = query.where(Product.county_code == county)
-    if donor:
-        query = query.where(Product.county_code.in_(paired_recipients(donor=donor, on=on)))
-    if category:
-        query = query.where(Product.category == category)
+        filters.append("active")
+    elif actor.role == "coop":
+        filters.append("coop_scope")
+        params["coop_supplier_id"] = actor.supplier_id
+    if status and not public and actor.role in ("admin", "coop"):
+        filters.append("status")
+    filters += [name for name in ("supplier_id", "county", "donor", "category", "min_price_fen", "max_price_fen",
+                                  "in_stock_at") if params[name] not in (None, "")]
     if q:
-        query = query.where(_matches(q))
-    if min_price_fen is not None:
-        query = query.where(Product.price_fen >= min_price_fen)
-    if max_price_fen is not None:
-        query = query.where(Product.price_fen <= max_price_fen)
+        letters = "".join(q.split()).lower()
+        params |= {"q_name": _contains(q.strip()), "q_letters": _contains(letters)}
+        filters.append("q_letters" if letters.isascii() and letters.isalnum() else "q_name")
     if certified is not None:
-        query = query.where(_certified_on(on) if certified else ~_certified_on(on))
-    if in_stock_at is not None:
-        query = query.where(exists().where(Stock.product_id == Product.id, Stock.location_id == in_stock_at,
-                                           Stock.on_hand > Stock.reserved))
-    page = paginate(query, keys=[Product.id], limit=limit, cursor=cursor)
-    names = suppliers.supplier_names({product.supplier_id for product in page["items"]})
-    return {"items": [product_view(product, on=on, supplier_name=names[product.supplier_id])
-                      for product in page["items"]], "next_cursor": page["next_cursor"]}
-
-
-def _matches(q: str):
-    """Name contains `q`, or its pinyin or initials contain `q` (spaces and case ignored)."""
-    text = q.strip()
-    letters = "".join(text.split()).lower()
-    conditions = [Product.name.contains(text, autoescape=True)]
-    if letters.isascii() and letters.isalnum():
-        conditions += [Product.name_pinyin.contains(letters, autoescape=True),
-                       Product.name_initials.contains(letters, autoescape=True)]
-    return or_(*conditions)
+        filters.append("certified" if certified else "uncertified")
+    if cursor:
+        filters.append("after")
+        params["after"] = decode_cursor(cursor, [Product.id])[0]
+    rows = queries.product_page(tuple(filters), params, limit=limit + 1)
+    next_cursor = encode_cursor([rows[limit - 1].id], [Product.id]) if len(rows) > limit else None
+    return {"items": [row_view(row, on=on) for row in rows[:limit]], "next_cursor": next_cursor}
 
 
 # --- writes -----------------------------------------------------------------------------------------

@@ -5,47 +5,48 @@ import re
 
 from flask import Blueprint, render_template, url_for
 
-from catalog.inventory import find_lot_by_trace_code
-from catalog.service import product_view, today
+from catalog import queries
+from catalog.schemas import TraceProduct
+from catalog.service import row_view, today
 from shop.errors import NotFound
 from shop.fields import normalise_identifier
 from shop.qr import svg_qr
 
 MIN_GROUP = 3
 MAX_TRACE_CODE_INPUT = 64  # longer path segments cannot spell a trace code
+TRACE_PRODUCT_FIELDS = tuple(TraceProduct().fields)
 
 pages = Blueprint("catalog_pages", __name__, template_folder="templates")
 
 
-def _households(lot) -> dict:
-    """Contributing households: a count and the villages of at least 3 of them, or only "fewer than 3"."""
-    count = len(lot.contributions)
+def _households(villages: list[tuple[str, int]]) -> dict:
+    """Contributing households (per village): a count and the villages of at least 3 of them, or only "fewer than 3"."""
+    count = sum(n for _, n in villages)
     if count < MIN_GROUP:
         return {"count": None, "fewer_than": MIN_GROUP}
-    per_village: dict[str, int] = {}
-    for contribution in lot.contributions:
-        per_village[contribution.village] = per_village.get(contribution.village, 0) + 1
-    return {"count": count, "villages": sorted(v for v, n in per_village.items() if n >= MIN_GROUP)}
+    return {"count": count, "villages": sorted(village for village, n in villages if n >= MIN_GROUP)}
 
 
 def trace(*, trace_code: str) -> dict:
     """The public trace of the lot with `trace_code`, or `NotFound`."""
+    queries.read_outside_transaction()
     code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else ""
-    lot = find_lot_by_trace_code(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else None
-    if lot is None:
+    found = queries.lot_trace(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else None
+    if found is None:
         raise NotFound(f"No lot with trace code {trace_code[:MAX_TRACE_CODE_INPUT]}.", code="trace_code_not_found")
-    product = product_view(lot.product, on=today())
-    households = _households(lot)
+    row, villages = found
+    product = row_view(row, on=today())
+    households = _households(villages)
     result = {
-        "trace_code": lot.trace_code,
-        "product": product,
-        "lot": {"code": lot.lot_code, "harvested_on": lot.harvested_on, "packed_on": lot.packed_on,
-                "village": lot.village},
+        "trace_code": row.trace_code,
+        "product": {name: product[name] for name in TRACE_PRODUCT_FIELDS},
+        "lot": {"code": row.lot_code, "harvested_on": row.harvested_on, "packed_on": row.packed_on,
+                "village": row.village},
         "supplier": product["supplier"],
         "households": households,
     }
     if households["count"] is not None:
-        result["attributed_fen"] = lot.attributed_fen
+        result["attributed_fen"] = row.attributed_fen
     return result
 
 

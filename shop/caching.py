@@ -1,8 +1,9 @@
 """Cache generations and finished-JSON caching of public reads, with the database as the fallback.
 
-A namespace (e.g. "catalog", "regions", "suppliers") has a generation id in the cache; every key
-of the namespace includes it, so starting a new generation after a write commits makes every
-earlier entry unreachable at once, in every process sharing the cache.
+A namespace (e.g. "catalog", "regions", "suppliers") has a generation id in the cache; a cached read
+is stored with the generations of the namespaces it depends on and served only while they are still
+current, so starting a new generation after a write commits makes every earlier entry stale at once,
+in every process sharing the cache. A read fetches the generations and the entry in one round trip.
 
 Every cache call goes through `cache_get`/`cache_set`/`cache_add`/`cache_delete`: when the cache
 is down they answer "not cached" (reads then come from the database), and the outage is logged
@@ -12,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from marshmallow import EXCLUDE, Schema, ValidationError
 from redis.exceptions import RedisError
 
@@ -91,13 +95,55 @@ def invalidate_after_commit(namespace: str) -> None:
         after_commit(start)
 
 
-def cache_key(namespace: str, kind: str, *parts: object) -> str | None:
-    """A key in the namespace's current generation for what `parts` identify (None while the cache is down)."""
-    current = generation(namespace)
-    if current is None:
-        return None
+@dataclass(frozen=True)
+class CacheKey:
+    """Where a cached read lives, and the namespaces whose writes make it stale."""
+
+    name: str
+    namespaces: tuple[str, ...]
+
+
+def cache_key(namespace: str, kind: str, *parts: object, depends_on: tuple[str, ...] = ()) -> CacheKey:
+    """The key of the namespace's read that `parts` identify; stale with each new generation of the namespace
+    and of the namespaces it `depends_on`."""
     digest = hashlib.sha1(repr(parts).encode()).hexdigest()
-    return f"{namespace}:{kind}:{current}:{digest}"
+    return CacheKey(f"{namespace}:{kind}:{digest}", (namespace, *depends_on))
+
+
+def cached_read(key: CacheKey) -> tuple[Any, tuple | None]:
+    """The value under `key` if it was stored in the current generations of its namespaces, and those
+    generations (the stamp to store a fresh value with), in one round trip; (None, None) while the cache is down."""
+    found = _guarded(lambda: cache.get_many(*(f"{ns}:generation" for ns in key.namespaces), key.name), None)
+    if found is None:
+        return None, None
+    *current, stored = found
+    if None in current:  # a namespace's first use: start its generation
+        current, stored = [generation(namespace) for namespace in key.namespaces], None
+        if None in current:
+            return None, None
+    stamp = tuple(current)
+    if isinstance(stored, tuple) and len(stored) == 2 and stored[0] == stamp:
+        return stored[1], stamp
+    return None, stamp
+
+
+def cache_stamped(key: CacheKey, stamp: tuple, value: Any) -> bool:
+    """Store `value` under `key` as read in the generations `stamp`; False if the cache is down."""
+    return cache_set(key.name, (stamp, value))
+
+
+def _iso(value: object) -> str:
+    """Dates and times in JSON: ISO 8601."""
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_response(value: Any) -> Response:
+    """`value` as the API's JSON (UTF-8 unescaped, compact, dates in ISO 8601), for a read whose service already
+    returns the documented shape: no schema pass."""
+    body = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_iso)
+    return current_app.response_class(body, mimetype="application/json")
 
 
 def parsed_query(schema: Schema) -> tuple | None:
@@ -110,7 +156,7 @@ def parsed_query(schema: Schema) -> tuple | None:
     return tuple(sorted(loaded.items()))
 
 
-def public_json(key: Callable[[], str | None]):
+def public_json(key: Callable[[], CacheKey | None]):
     """Serve anonymous reads of a view as finished JSON from the cache under `key()` (None: run the view)."""
 
     def decorator(view):
@@ -119,12 +165,12 @@ def public_json(key: Callable[[], str | None]):
             cached_under = None if request.headers.get("Authorization") else key()
             if cached_under is None:
                 return view(*args, **kwargs)
-            body = cache_get(cached_under)
+            body, stamp = cached_read(cached_under)
             if body is not None:
                 return current_app.response_class(body, mimetype="application/json")
             response = view(*args, **kwargs)
-            if response.status_code == 200:
-                cache_set(cached_under, response.get_data())
+            if response.status_code == 200 and stamp is not None:
+                cache_stamped(cached_under, stamp, response.get_data())
             return response
 
         return wrapper

@@ -63,7 +63,7 @@ def _fits(key, value: Any) -> bool:
     return False
 
 
-def _decode(cursor: str, keys: Sequence) -> list:
+def decode_cursor(cursor: str, keys: Sequence) -> list:
     """The key values a cursor of this list carries, or `InvalidCursor`."""
     try:
         values = _serializer(keys).loads(cursor)
@@ -83,7 +83,7 @@ def encode_cursor(values: Sequence[Any], keys: Sequence) -> str:
 def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None) -> dict:
     """Run `query` ordered by the unique `keys` tuple, returning one page after `cursor`."""
     if cursor:
-        query = query.where(tuple_(*keys) > tuple_(*_decode(cursor, keys)))
+        query = query.where(tuple_(*keys) > tuple_(*decode_cursor(cursor, keys)))
     rows = db.session.scalars(query.order_by(*keys).limit(limit + 1)).all()
     items = rows[:limit]
     next_cursor = None

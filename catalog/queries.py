@@ -1,0 +1,114 @@
+"""The public catalog read path: each read is one SQL statement returning rows shaped as the API shows them.
+
+A product row carries its county's and supplier's names (joined, not fetched one by one), so a product
+page with its live stock, a page of products and a lot's trace each cost one statement (the trace two),
+run outside a transaction on PostgreSQL: a single statement is consistent on its own, and a public read
+then costs no BEGIN and ROLLBACK round trips.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select
+
+from catalog.models import RATE_FIELDS, Lot, LotContribution, Product, Stock
+from shop.db import db
+from shop.regions.models import Pairing, Region
+from shop.regions.service import valid_on
+from suppliers.models import Supplier
+
+PRODUCT_COLUMNS = (
+    Product.id, Product.sku, Product.name, Product.description, Product.category, Product.unit,
+    Product.net_weight_g, Product.price_fen, Product.status, Product.county_code, Product.supplier_id,
+    Product.images, *(getattr(Product, name) for name in RATE_FIELDS), Product.certificate_number,
+    Product.certificate_issuer, Product.certificate_valid_from, Product.certificate_valid_until,
+    Region.name.label("county_name"), Supplier.name.label("supplier_name"),
+)
+
+
+def read_outside_transaction() -> None:
+    """Let this request's reads run without a transaction on PostgreSQL (no BEGIN/ROLLBACK round trips),
+    when nothing has used the session yet; each public read is a single, self-consistent statement."""
+    session = db.session()
+    if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def products_select(*extra) -> Select:
+    """Products with their county's and supplier's names, and `extra` columns."""
+    return (select(*PRODUCT_COLUMNS, *extra).join(Region, Region.code == Product.county_code)
+            .join(Supplier, Supplier.id == Product.supplier_id))
+
+
+# Built once: a statement's construction costs as much CPU as its execution.
+PRODUCTS = products_select()
+_AVAILABLE = func.sum(Stock.on_hand - Stock.reserved).label("available")
+PRODUCT_WITH_STOCK = (
+    products_select(Stock.location_id, _AVAILABLE).outerjoin(Stock, Stock.product_id == Product.id)
+    .where(Product.sku == bindparam("sku")).group_by(Product.id, Region.name, Supplier.name, Stock.location_id)
+    .order_by(Stock.location_id))
+LOT_TRACE = (products_select(Lot.id.label("lot_id"), Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.packed_on,
+                             Lot.village, Lot.attributed_fen)
+             .join(Lot, Lot.product_id == Product.id).where(Lot.trace_code == bindparam("code")))
+LOT_VILLAGES = (select(LotContribution.village, func.count()).where(LotContribution.lot_id == bindparam("lot_id"))
+                .group_by(LotContribution.village))
+
+
+def product_with_stock(code: str) -> list[Any]:
+    """The product with SKU `code` and its live available units per location: one row per location
+    (a single row with location None when it has no stock), or no rows."""
+    return db.session.connection().execute(PRODUCT_WITH_STOCK, {"sku": code}).all()
+
+
+def certified_on(on) -> ColumnElement[bool]:
+    """The SQL condition: the product's certificate is valid on `on`."""
+    return ((Product.certificate_number.is_not(None)) & (Product.certificate_valid_until >= on)
+            & or_(Product.certificate_valid_from.is_(None), Product.certificate_valid_from <= on))
+
+
+def _name_like(name: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`q` in the name, or in the pinyin or initials when it is letters and digits (LIKE patterns, '/' escapes)."""
+    return or_(name, Product.name_pinyin.like(bindparam("q_letters"), escape="/"),
+               Product.name_initials.like(bindparam("q_letters"), escape="/"))
+
+
+# The product list's filters, each a condition on bound parameters (named after the filter; "on": today).
+LIST_FILTERS = {
+    "active": lambda: Product.status == "active",
+    "coop_scope": lambda: or_(Product.status == "active", Product.supplier_id == bindparam("coop_supplier_id")),
+    "status": lambda: Product.status == bindparam("status"),
+    "supplier_id": lambda: Product.supplier_id == bindparam("supplier_id"),
+    "county": lambda: Product.county_code == bindparam("county"),
+    "donor": lambda: Product.county_code.in_(select(Pairing.recipient_code).where(
+        Pairing.donor_code == bindparam("donor"), valid_on(bindparam("on")))),
+    "category": lambda: Product.category == bindparam("category"),
+    "q_name": lambda: Product.name.like(bindparam("q_name"), escape="/"),
+    "q_letters": lambda: _name_like(Product.name.like(bindparam("q_name"), escape="/")),
+    "min_price_fen": lambda: Product.price_fen >= bindparam("min_price_fen"),
+    "max_price_fen": lambda: Product.price_fen <= bindparam("max_price_fen"),
+    "certified": lambda: certified_on(bindparam("on")),
+    "uncertified": lambda: ~certified_on(bindparam("on")),
+    "in_stock_at": lambda: exists().where(Stock.product_id == Product.id, Stock.location_id == bindparam("in_stock_at"),
+                                          Stock.on_hand > Stock.reserved),
+    "after": lambda: Product.id > bindparam("after"),
+}
+_LIST_SHAPES: dict[tuple[str, ...], Select] = {}
+
+
+def product_page(filters: tuple[str, ...], params: dict[str, Any], *, limit: int) -> list[Any]:
+    """Up to `limit` products by the named `LIST_FILTERS` with their `params`, ordered by id. Each combination
+    of filters is built once: a new statement per request would cost as much CPU as running it."""
+    shape = _LIST_SHAPES.get(filters)
+    if shape is None:
+        query = PRODUCTS.where(*(LIST_FILTERS[name]() for name in filters))
+        shape = _LIST_SHAPES[filters] = query.order_by(Product.id).limit(bindparam("limit"))
+    return db.session.connection().execute(shape, {**params, "limit": limit}).all()
+
+
+def lot_trace(code: str) -> tuple[Any, list[tuple[str, int]]] | None:
+    """The lot with trace code `code` with its product's row, and its households per village; None if unknown."""
+    row = db.session.execute(LOT_TRACE, {"code": code}).first()
+    if row is None:
+        return None
+    villages = db.session.execute(LOT_VILLAGES, {"lot_id": row.lot_id}).all()
+    return row, [(village, count) for village, count in villages]
