@@ -356,6 +356,7 @@ def test_a_sale_made_after_the_session_ended_waits_and_is_sent_once_the_clerk_si
     page = desktop.new_page()
     sign_in(page, site, CLERK)
     page.wait_for_url(site.url + "/till")
+    expect(page.get_by_role("link", name="登录已过期，请重新登录以发送")).to_be_hidden()
     desktop.clear_cookies()  # the page session ends (signed out elsewhere, or expired)
     _sell_by_typing(page, item.sku, card=True)
     expect(page.locator("#till-queue")).to_have_text("1 笔待发送")
@@ -366,6 +367,7 @@ def test_a_sale_made_after_the_session_ended_waits_and_is_sent_once_the_clerk_si
     sign_in(page, site, CLERK)
     page.wait_for_url(site.url + "/till")
     expect(page.locator("#till-queue")).to_have_text("0 笔待发送", timeout=WAIT_MS)
+    expect(page.get_by_role("link", name="登录已过期，请重新登录以发送")).to_be_hidden()
     with site.app.app_context():
         after = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
         assert after == before + 1

@@ -101,7 +101,8 @@
       headers: { "X-CSRFToken": csrfToken, "Accept": "application/json" }
     }).then(function (response) {
       var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
-      signedOut = response.redirected;  // the page session has ended: sent to the sign-in page
+      // the page session has ended: its CSRF token is refused (400), or the request is sent to the sign-in page
+      signedOut = response.status === 400 || response.redirected;
       if (!response.ok || !json) { throw new Retry("token " + response.status); }
       return response.json();
     }).then(function (body) {
