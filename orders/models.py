@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -450,4 +451,6 @@ class OutboxEvent(db.Model):
     __table_args__ = (
         CheckConstraint(_in("kind", OUTBOX_KINDS), name="kind"),
         Index("ix_outbox_events_delivered_at_id", "delivered_at", "id"),
+        Index("ix_outbox_events_refunded_line", "order_line_id", postgresql_where=text("kind = 'line_refunded'"),
+              sqlite_where=text("kind = 'line_refunded'")),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import UTCDateTime, db, utcnow
@@ -18,6 +18,7 @@ ACCOUNT_KINDS = ("payments", "platform", "platform_costs", "store", "store_cash"
                  "payouts_clearing", "unallocated")
 TRANSACTION_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned",
                      "payout", "payout_failed", "processor_fee")
+HOUSEHOLD_POSTINGS = "household_id IS NOT NULL AND component IN ('premium', 'dividend')"  # the reports read these
 COMPONENTS = ("payment", "platform_fee", "store_commission", "premium", "dividend", "supplier", "remainder",
               "unallocated", "payout", "fee")
 
@@ -89,6 +90,8 @@ class Posting(db.Model):
         CheckConstraint(_in("component", COMPONENTS), name="component"),
         CheckConstraint("amount_fen <> 0", name="amount_fen"),
         Index("ix_ledger_postings_account_transaction", "account_id", "transaction_id"),
+        Index("ix_ledger_postings_household_lines", "order_line_id", "household_id", postgresql_include=["amount_fen"],
+              postgresql_where=text(HOUSEHOLD_POSTINGS), sqlite_where=text(HOUSEHOLD_POSTINGS)),
     )
 
 

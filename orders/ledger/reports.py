@@ -17,7 +17,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from sqlalchemy import and_, case, exists, func, literal, or_, select
 
-from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.models import LedgerTransaction, Posting
 from orders.models import Order, OrderLine
 from shop.db import db, utcnow
 from shop.regions.models import Pairing, Region
@@ -32,8 +32,8 @@ CSV_COLUMNS = ("donor_code", "donor_name", "county_code", "county_name", "paired
 
 
 def _sold_lines(from_date: date | None, to_date: date | None):
-    """Subquery: each attributed line sold in the period — its order, donor, county, sale date, units still sold,
-    their value, and whether a pairing of its donor and county was valid on its sale date."""
+    """CTE: each attributed line sold in the period — its order, donor, county, units still sold, their value, and
+    whether a pairing of its donor and county was valid on its sale date."""
     sale_date = LedgerTransaction.sale_date
     paired = exists().where(
         Pairing.donor_code == Order.donor_code, Pairing.recipient_code == OrderLine.county_code,
@@ -50,15 +50,15 @@ def _sold_lines(from_date: date | None, to_date: date | None):
         query = query.where(sale_date >= from_date)
     if to_date:
         query = query.where(sale_date < to_date)
-    return query.subquery("sold")
+    return query.cte("sold")
 
 
 def _household_totals(lines, *keys):
-    """Subquery: per `keys` of the sold lines and household, the net household postings of those lines."""
+    """Subquery: per `keys` of the sold lines and household, the net household postings of those lines (premium and
+    dividend postings name their household; an index holds exactly these, by line)."""
     return (select(*keys, Posting.household_id.label("household_id"), func.sum(Posting.amount_fen).label("net"))
             .select_from(lines).join(Posting, Posting.order_line_id == lines.c.line_id)
-            .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
-            .where(LedgerAccount.kind == "household", Posting.component.in_(HOUSEHOLD_COMPONENTS))
+            .where(Posting.household_id.is_not(None), Posting.component.in_(HOUSEHOLD_COMPONENTS))
             .group_by(*keys, Posting.household_id)).subquery("per_household")
 
 
@@ -68,25 +68,29 @@ def pairing_report(*, from_date: date | None = None, to_date: date | None = None
     computed_at = utcnow()
     lines = _sold_lines(from_date, to_date)
     keys = (lines.c.donor, lines.c.county, lines.c.paired)
-    sales = db.session.execute(
-        select(*keys, func.count(func.distinct(case((lines.c.units > 0, lines.c.order_id)))),
-               func.sum(lines.c.units), func.sum(lines.c.sales_fen)).group_by(*keys)).all()
+    sales = (select(*keys, func.count(func.distinct(case((lines.c.units > 0, lines.c.order_id)))).label("orders"),
+                    func.sum(lines.c.units).label("units"), func.sum(lines.c.sales_fen).label("sales_fen"))
+             .group_by(*keys).subquery("sales"))
     per_household = _household_totals(lines, *keys)
-    reached = {(row[0], row[1], row[2]): (int(row[3] or 0), int(row[4] or 0)) for row in db.session.execute(
-        select(per_household.c.donor, per_household.c.county, per_household.c.paired,
-               func.count(case((per_household.c.net != 0, per_household.c.household_id))),
-               func.sum(per_household.c.net))
-        .group_by(per_household.c.donor, per_household.c.county, per_household.c.paired))}
-    names = _region_names({code for row in sales for code in row[:2]})
+    reached = (select(per_household.c.donor, per_household.c.county, per_household.c.paired,
+                      func.count(case((per_household.c.net != 0, per_household.c.household_id))).label("households"),
+                      func.sum(per_household.c.net).label("attributed"))
+               .group_by(per_household.c.donor, per_household.c.county, per_household.c.paired).subquery("reached"))
+    found = db.session.execute(
+        select(sales.c.donor, sales.c.county, sales.c.paired, sales.c.orders, sales.c.units, sales.c.sales_fen,
+               reached.c.households, reached.c.attributed)
+        .outerjoin(reached, and_(reached.c.donor == sales.c.donor, reached.c.county == sales.c.county,
+                                 reached.c.paired == sales.c.paired))).all()
+    names = _region_names({code for row in found for code in row[:2]})
     rows = []
-    for donor, county, paired, orders, units, sales_fen in sorted(sales, key=lambda row: (row[0], row[1], -row[2])):
-        households, attributed = reached.get((donor, county, paired), (0, 0))
+    for donor, county, paired, orders, units, sales_fen, households, attributed in sorted(
+            found, key=lambda row: (row[0], row[1], -row[2])):
         if not (units or attributed):
             continue  # fully refunded: counts nowhere
         rows.append({"donor_code": donor, "donor_name": names.get(donor, ""), "county_code": county,
                      "county_name": names.get(county, ""), "paired": bool(paired), "orders": int(orders or 0),
-                     "units": int(units or 0), "sales_fen": int(sales_fen or 0), "households_reached": households,
-                     "attributed_fen": attributed})
+                     "units": int(units or 0), "sales_fen": int(sales_fen or 0),
+                     "households_reached": int(households or 0), "attributed_fen": int(attributed or 0)})
     totals = {name: sum(row[name] for row in rows) for name in ("units", "sales_fen", "attributed_fen")}
     return {"from": from_date, "to": to_date, "computed_at": computed_at, "rows": rows, "totals": totals}
 
