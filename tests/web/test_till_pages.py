@@ -9,8 +9,12 @@ from datetime import UTC, datetime, timedelta
 from flask import g
 from sqlalchemy import select
 
-from orders.models import Shift
+from orders.counter import service as counter
+from orders.ledger.verify import verify_ledger
+from orders.models import Order, Shift
+from orders.stores import service as stores
 from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import ShiftFactory, StoreFactory
 
@@ -87,6 +91,56 @@ def test_another_stores_shift_can_be_neither_seen_nor_closed(client):
     closing = client.post(f"/till/shifts/{shift.id}/close", data={"counted": "0", "csrf_token": _csrf(client, "/till")})
     assert closing.status_code == 404
     assert db.session.get(Shift, shift.id).closed_at is None
+
+
+def _sale(client, *, units: int = 2) -> tuple[Order, object]:
+    """A clerk signed in, a shift opened at their store, a cash sale of `units` units of one line in it."""
+    location = LocationFactory(kind="store", region_code="440606")
+    store = StoreFactory(location=location, location_id=location.id)
+    product = ProductFactory(price_fen=1500)
+    make_lot(product, location, quantity=5)
+    clerk = _signed_in(client, store_id=store.id)
+    shift = stores.start_shift(actor=clerk, store_id=store.id, float_fen=0)
+    sale = counter.sell(actor=clerk, store_id=store.id, shift_id=shift.id,
+                        lines=[{"sku": product.sku, "quantity": units}],
+                        payment={"method": "cash", "tendered_fen": 1500 * units})
+    db.session.commit()
+    return db.session.get(Order, sale.id), clerk
+
+
+def test_a_refund_form_with_bad_or_too_many_units_refunds_nothing(client):
+    order, _ = _sale(client)
+    line_id = order.lines[0].id
+    token = _csrf(client, f"/till/orders/{order.id}/refund")
+    for typed in ("abc", "-1", "1.5"):
+        response = client.post(f"/till/orders/{order.id}/refund",
+                               data={f"quantity-{line_id}": typed, "reason": "试", "csrf_token": token})
+        assert response.status_code == 422 and "请至少填写一行的退货数量" in response.get_data(as_text=True)
+    too_many = client.post(f"/till/orders/{order.id}/refund",
+                           data={f"quantity-{line_id}": "3", "reason": "试", "csrf_token": token})
+    assert too_many.status_code == 409 and "退货数量超过了尚未退的数量" in too_many.get_data(as_text=True)
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+
+
+def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shift_closed(client):
+    order, clerk = _sale(client)
+    line_id = order.lines[0].id
+    token = _csrf(client, f"/till/orders/{order.id}/refund")
+    response = client.post(f"/till/orders/{order.id}/refund", data={
+        f"quantity-{line_id}": "1", f"resellable-{line_id}": "on", "reason": "包装破损", "csrf_token": token})
+    assert response.status_code == 302 and response.location == f"/till/receipts/{order.id}"
+    assert "已退 1" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
+    report = stores.shift_report(actor=clerk, shift_id=order.shift_id)
+    assert report.methods[0]["refunds_fen"] == 1500 and report.methods[0]["expected_fen"] == 1500
+    stores.close_shift(actor=clerk, shift_id=order.shift_id, counted_cash_fen=1500)
+    db.session.commit()
+    late = client.post(f"/till/orders/{order.id}/refund",
+                       data={f"quantity-{line_id}": "1", "reason": "试", "csrf_token": token})
+    assert late.status_code == 403 and "只能退本班次" in late.get_data(as_text=True)
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
+    assert verify_ledger()["ok"] is True
 
 
 def test_wrong_pickup_codes_are_limited_per_clerk(client):

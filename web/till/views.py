@@ -124,7 +124,7 @@ def receipt(order_id: int):
 
 
 def _pickup_key() -> str:
-    """Wrong pickup codes are counted per store and clerk (the API's key)."""
+    """Wrong pickup codes are counted per store and clerk, as on the API (checked before the page's role guard)."""
     user = web_user()
     return f"pickup:{user.store_id if user else 0}:{user.id if user else 0}"
 
@@ -154,15 +154,18 @@ def pickups():
     return _till("till/pickups.html", status, waiting=waiting["items"], handed=handed, error=error)
 
 
+def _whole(text: str) -> int | str:
+    """A typed whole number, or the text as typed (the schema then refuses it)."""
+    text = text.strip()
+    return int(text) if text.isdigit() and len(text) <= 9 else text
+
+
 def _refund_request() -> dict:
-    """The refund form as the API's refund body: per line the units to refund (blank is none) and the reason."""
-    lines = []
-    for name, value in request.form.items():
-        if name.startswith("quantity-") and value.strip() not in ("", "0"):
-            line_id = name.removeprefix("quantity-")
-            quantity = int(value) if value.strip().isdigit() and len(value.strip()) <= 7 else value
-            lines.append({"line_id": int(line_id) if line_id.isdigit() and len(line_id) <= 10 else line_id,
-                          "quantity": quantity, "resellable": f"resellable-{line_id}" in request.form})
+    """The refund form as the API's refund body: per line the units to refund (blank or 0 is none), the reason."""
+    lines = [{"line_id": _whole(name.removeprefix("quantity-")), "quantity": _whole(value),
+              "resellable": f"resellable-{name.removeprefix('quantity-')}" in request.form}
+             for name, value in request.form.items()
+             if name.startswith("quantity-") and value.strip() not in ("", "0")]
     return RefundCreate().load({"lines": lines, "reason": _field("reason")})
 
 
