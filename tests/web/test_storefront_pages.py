@@ -88,6 +88,18 @@ def test_pinyin_initials_find_tartary_buckwheat_and_a_bad_filter_is_a_message(si
     assert response.status_code == 400 and "筛选条件有误" in response.get_data(as_text=True)
 
 
+def test_storefront_posts_need_the_csrf_token_and_checkout_needs_a_consumer(site):
+    client = site.app.test_client()
+    response = client.post("/cart", data={"sku": KQM, "quantity": "1"})
+    assert response.status_code == 400 and "表单已过期" in response.get_data(as_text=True)
+    assert "购物车是空的" in client.get("/cart").get_data(as_text=True)
+    assert client.get("/checkout").location == "/login?next=/checkout"
+    clerk = site.app.test_client()
+    clerk.post("/login", data={"username": "staff-shunde", "password": site.passwords["staff-shunde"],
+                               "csrf_token": _token(clerk, "/login")})
+    assert clerk.get("/checkout").status_code == 404 and clerk.get("/orders").status_code == 404
+
+
 def test_a_forged_page_link_is_a_message_in_chinese(site, shopper):
     response = shopper.get("/?donor=440606&cursor=forged")
     assert response.status_code == 400 and "翻页链接无效，已回到第一页" in response.get_data(as_text=True)
