@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from catalog.models import Location, Lot, Product, Stock
 from orders.models import Store
@@ -34,16 +35,15 @@ class Place:
 
 def donor_districts(*, on: date) -> dict[str, list[DonorDistrict]]:
     """City name → its districts with their paired counties on `on`, by district code."""
-    city = Region.__table__.alias("city")
+    city, district, county = aliased(Region), aliased(Region), aliased(Region)
     rows = db.session.execute(
-        select(city.c.name, Pairing.donor_code, Region.name, Pairing.recipient_code)
-        .join(Region, Region.code == Pairing.donor_code).join(city, city.c.code == Region.parent_code)
-        .where(valid_on(on)).order_by(Region.parent_code, Pairing.donor_code, Pairing.recipient_code))
-    recipients = dict(db.session.execute(select(Region.code, Region.name).where(Region.side == "recipient")).all())
+        select(city.name, district.code, district.name, county.name)
+        .select_from(Pairing).join(district, district.code == Pairing.donor_code)
+        .join(city, city.code == district.parent_code).join(county, county.code == Pairing.recipient_code)
+        .where(valid_on(on)).order_by(city.code, district.code, county.code))
     cities: dict[str, dict[str, DonorDistrict]] = {}
-    for city_name, code, name, recipient in rows:
-        district = cities.setdefault(city_name, {}).setdefault(code, DonorDistrict(code, name))
-        district.counties.append(recipients.get(recipient, recipient))
+    for city_name, code, name, county_name in rows:
+        cities.setdefault(city_name, {}).setdefault(code, DonorDistrict(code, name)).counties.append(county_name)
     return {city_name: list(districts.values()) for city_name, districts in cities.items()}
 
 
@@ -52,9 +52,8 @@ def places() -> dict[int, Place]:
     rows = db.session.execute(
         select(Location.id, Location.name, Store.id, Store.name, Store.active)
         .outerjoin(Store, Store.location_id == Location.id).order_by(Location.id))
-    return {location_id: Place(location_id, store_name if store_id else name, store_id if active else None)
-            for location_id, name, store_id, store_name, active in rows
-            if store_id is None or active}
+    return {location_id: Place(location_id, store_name or name, store_id)
+            for location_id, name, store_id, store_name, active in rows if store_id is None or active}
 
 
 @dataclass(frozen=True)
