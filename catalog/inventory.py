@@ -6,7 +6,9 @@ SQLite, which has no row locks and whose reads outside a write transaction see n
 the transaction first takes the database's write lock, so a second writer waits until the first
 commits and then reads what it wrote. Each change is then one conditional `UPDATE` by deltas
 (`reserved = reserved + n WHERE on_hand - reserved >= n`), never an absolute value computed in
-Python, so even a stale read cannot oversell. Additions are atomic upserts. Callers commit.
+Python, so even a stale read cannot oversell. Selling or giving back a reservation held in a single
+row decides nothing: its conditional `UPDATE` locks the row itself. Additions are atomic upserts.
+Callers commit.
 """
 from __future__ import annotations
 
@@ -275,15 +277,17 @@ def _change(row: Stock, *, on_hand: int = 0, reserved: int = 0) -> None:
                        details={"location_id": row.location_id, "lot_id": row.lot_id})
 
 
-def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Stock, int]]]:
-    """Lock the lines' available stock and pick lots for each line: the named lot first, then FIFO by
-    (harvest date, lot id). Raises `insufficient_stock` naming every short line, changing nothing."""
+def _check_quantities(lines: Sequence[StockRequest]) -> None:
+    """Every requested quantity is positive."""
     for line in lines:
         if line.quantity <= 0:
             raise ValidationError("Quantities must be positive.", details={"quantity": ["Must be positive."]})
-    product_ids = sorted({line.product_id for line in lines})
-    rows = _lock((Stock.location_id == location_id) & Stock.product_id.in_(product_ids)
-                 & (Stock.on_hand > Stock.reserved))
+
+
+def _choose(rows: list[tuple[Stock, date]], lines: Sequence[StockRequest]) -> tuple[list[list[tuple[Stock, int]]],
+                                                                                      list[dict]]:
+    """Pick lots for each line from locked rows of one location: the named lot first, then FIFO by (harvest date,
+    lot id); the plans and the short lines (requested, available)."""
     left = {row.id: row.available for row, _ in rows}
     plans, short = [], []
     for line in lines:
@@ -300,6 +304,17 @@ def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple
             short.append({"product_id": line.product_id, "requested": line.quantity,
                           "available": line.quantity - wanted})
         plans.append(plan)
+    return plans, short
+
+
+def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Stock, int]]]:
+    """Lock the lines' available stock and pick lots for each line (`_choose`). Raises `insufficient_stock`
+    naming every short line, changing nothing."""
+    _check_quantities(lines)
+    product_ids = sorted({line.product_id for line in lines})
+    rows = _lock((Stock.location_id == location_id) & Stock.product_id.in_(product_ids)
+                 & (Stock.on_hand > Stock.reserved))
+    plans, short = _choose(rows, lines)
     if short:
         raise Conflict("Not enough stock at this location.", code="insufficient_stock",
                        details={"location_id": location_id, "lines": short})
@@ -319,6 +334,32 @@ def reserve_lines(*, location_id: int, lines: Sequence[StockRequest]) -> list[li
         for row, qty in plan:
             _change(row, reserved=qty)
     return portions
+
+
+def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int, list[list[Portion]]]:
+    """Reserve every line at the first location of `kind` (by id) that can fill them all, never splitting the
+    lines between locations; that location and per line the portions. The available rows of these products at
+    every such location are locked at once (one statement, primary-key order), so the choice is made on what
+    is really there. `insufficient_stock` names the short lines of the location that comes closest."""
+    _check_quantities(lines)
+    product_ids = sorted({line.product_id for line in lines})
+    rows = _lock(Stock.location_id.in_(select(Location.id).where(Location.kind == kind))
+                 & Stock.product_id.in_(product_ids) & (Stock.on_hand > Stock.reserved))
+    by_location: dict[int, list[tuple[Stock, date]]] = {}
+    for pair in rows:
+        by_location.setdefault(pair[0].location_id, []).append(pair)
+    closest = [{"product_id": line.product_id, "requested": line.quantity, "available": 0} for line in lines]
+    for location_id in sorted(by_location):
+        plans, short = _choose(by_location[location_id], lines)
+        if not short:
+            portions = [_portions(plan) for plan in plans]
+            for plan in plans:
+                for row, qty in plan:
+                    _change(row, reserved=qty)
+            return location_id, portions
+        if len(short) < len(closest):
+            closest = short
+    raise Conflict(f"No {kind} can fill every line.", code="insufficient_stock", details={"lines": closest})
 
 
 def reserve(*, location_id: int, product_id: int, quantity: int, lot_id: int | None = None) -> list[Portion]:
@@ -341,35 +382,56 @@ def take(*, location_id: int, product_id: int, quantity: int, lot_id: int | None
     return take_lines(location_id=location_id, lines=[StockRequest(product_id, quantity, lot_id)])[0]
 
 
-def _lock_reserved(portions: Sequence[Portion]) -> dict[tuple[int, int], Stock]:
-    """Lock the stock rows holding `portions`, checking each still holds its reservation."""
-    keys = sorted({(p.location_id, p.lot_id) for p in portions})
-    rows = {(row.location_id, row.lot_id): row
-            for row, _ in _lock(tuple_(Stock.location_id, Stock.lot_id).in_(keys))}
+def _needed(portions: Sequence[Portion]) -> dict[tuple[int, int], int]:
+    """The reserved units `portions` take off each stock row, by (location id, lot id), in key order."""
     needed: dict[tuple[int, int], int] = {}
-    for portion in portions:
-        needed[(portion.location_id, portion.lot_id)] = (
-            needed.get((portion.location_id, portion.lot_id), 0) + portion.quantity)
-    missing = [{"location_id": key[0], "lot_id": key[1], "quantity": qty} for key, qty in needed.items()
-               if key not in rows or rows[key].reserved < qty]
+    for portion in sorted(portions, key=lambda p: (p.location_id, p.lot_id)):
+        key = (portion.location_id, portion.lot_id)
+        needed[key] = needed.get(key, 0) + portion.quantity
+    return needed
+
+
+def _not_held(missing: dict[tuple[int, int], int]) -> Conflict:
+    """`reservation_not_held` naming the portions whose units are not reserved."""
+    return Conflict("These units are not reserved.", code="reservation_not_held",
+                    details={"portions": [{"location_id": location_id, "lot_id": lot_id, "quantity": qty}
+                                          for (location_id, lot_id), qty in missing.items()]})
+
+
+def _unreserve(portions: Sequence[Portion], *, sold: bool) -> None:
+    """Take reserved units off their stock rows: sold (on hand goes down with them) or given back. One row is
+    changed by one conditional UPDATE, which locks it itself; several are locked first, in primary-key order,
+    so that two transactions cannot deadlock over them."""
+    needed = _needed(portions)
+    if len(needed) == 1:
+        [((location_id, lot_id), qty)] = needed.items()
+        stock_id = db.session.scalar(
+            update(Stock).where(Stock.location_id == location_id, Stock.lot_id == lot_id, Stock.reserved >= qty)
+            .values(on_hand=Stock.on_hand - (qty if sold else 0), reserved=Stock.reserved - qty)
+            .returning(Stock.id).execution_options(synchronize_session=False))
+        if stock_id is None:
+            raise _not_held(needed)
+        loaded = db.session.identity_map.get(identity_key(Stock, stock_id))
+        if loaded is not None:
+            db.session.expire(loaded)
+        return
+    rows = {(row.location_id, row.lot_id): row
+            for row, _ in _lock(tuple_(Stock.location_id, Stock.lot_id).in_(list(needed)))}
+    missing = {key: qty for key, qty in needed.items() if key not in rows or rows[key].reserved < qty}
     if missing:
-        raise Conflict("These units are not reserved.", code="reservation_not_held",
-                       details={"portions": missing})
-    return rows
+        raise _not_held(missing)
+    for key, qty in needed.items():
+        _change(rows[key], on_hand=-qty if sold else 0, reserved=-qty)
 
 
 def release(*, portions: Sequence[Portion]) -> None:
     """Give reserved units back to the available stock (cancelled or expired reservations)."""
-    rows = _lock_reserved(portions)
-    for portion in portions:
-        _change(rows[(portion.location_id, portion.lot_id)], reserved=-portion.quantity)
+    _unreserve(portions, sold=False)
 
 
 def allocate(*, portions: Sequence[Portion]) -> list[Portion]:
     """Turn reserved units into sold ones (on hand and reserved both go down); the allocations made."""
-    rows = _lock_reserved(portions)
-    for portion in portions:
-        _change(rows[(portion.location_id, portion.lot_id)], on_hand=-portion.quantity, reserved=-portion.quantity)
+    _unreserve(portions, sold=True)
     return list(portions)
 
 

@@ -7,18 +7,21 @@ the same order run one after the other, and each sees what the previous one comm
 from __future__ import annotations
 
 from sqlalchemy import select, text
+from sqlalchemy.orm import joinedload
 
-from orders.models import Order
+from orders.models import Order, OrderLine
 from shop.db import db
 from shop.errors import NotFound
 
 
 def lock_order(order_id: int) -> Order:
-    """The order, locked for the rest of the transaction and freshly read (`order_not_found` 404 if missing)."""
+    """The order with its lines and their allocations, locked for the rest of the transaction and freshly read
+    in one statement (`order_not_found` 404 if missing)."""
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.execute(text("UPDATE orders SET id = id WHERE id = :id"), {"id": order_id})
-    order = db.session.scalar(select(Order).where(Order.id == order_id).with_for_update()
-                              .execution_options(populate_existing=True))
+    order = db.session.scalars(select(Order).where(Order.id == order_id)
+                               .options(joinedload(Order.lines).joinedload(OrderLine.allocations))
+                               .with_for_update(of=Order).execution_options(populate_existing=True)).unique().first()
     if order is None:
         raise NotFound(f"No order {order_id}.", code="order_not_found")
     return order

@@ -33,7 +33,9 @@ def transition(order: Order, to: str, *, actor_id: int | None, reason: str | Non
     db.session.flush()
 
 
-def record_created(order: Order, *, actor_id: int | None) -> None:
-    """Record an order's first status (the transition from nothing)."""
-    db.session.add(OrderTransition(order_id=order.id, from_status=None, to_status=order.status, actor_id=actor_id))
+def record_created(order: Order, *, actor_id: int | None) -> OrderTransition:
+    """Record an order's first status (the transition from nothing); the record."""
+    created = OrderTransition(order_id=order.id, from_status=None, to_status=order.status, actor_id=actor_id)
+    db.session.add(created)
     db.session.flush()
+    return created

@@ -33,17 +33,16 @@ class Orders(MethodView):
     @blp.alt_response(503, description="`payment_provider_unavailable`: the order was cancelled")
     def post(self, data):
         """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned."""
-        order_id = service.place_order(actor=current_user(), **data).id
+        view = service.place_order(actor=current_user(), **data)
         # the reservation is durable before the provider is called (no stock lock is held); the order just
         # written stays loaded for the answer
         commit_now(keep_loaded=True)
         try:
-            service.start_payment(order_id=order_id)
+            view.payment = service.start_payment(order_id=view.id)
         except service.PaymentProviderUnavailable:
-            service.abandon_order(order_id=order_id, reason="payment provider unavailable")
+            service.abandon_order(order_id=view.id, reason="payment provider unavailable")
             commit_now()
             raise
-        view = service.read_order(actor=current_user(), order_id=order_id)
         commit(keep_loaded=True)
         return view
 

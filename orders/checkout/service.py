@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from catalog import inventory
 from catalog.inventory import Portion, StockRequest
-from catalog.models import Location, Product, Stock
+from catalog.models import Location, Product
 from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, Store
 from orders.notify import notify
@@ -119,38 +118,20 @@ def _reserve_at(location_id: int, products: list[Product], lines: list[dict]) ->
 
 
 def _reserve_from_a_warehouse(products: list[Product], lines: list[dict]) -> tuple[int, list[list[Portion]]]:
-    """Reserve the whole order at the first warehouse (by id) that can fill it; never split. Warehouses are
-    tried in id order from a live read of what they hold, each attempt but the last in a savepoint."""
-    wanted = {p.id: line["quantity"] for p, line in zip(products, lines, strict=True)}
-    rows = db.session.execute(
-        select(Location.id, Stock.product_id, func.sum(Stock.on_hand - Stock.reserved))
-        .join(Stock, (Stock.location_id == Location.id) & Stock.product_id.in_(list(wanted)), isouter=True)
-        .where(Location.kind == "warehouse").group_by(Location.id, Stock.product_id).order_by(Location.id)).all()
-    held: dict[int, dict[int, int]] = {}
-    for location_id, product_id, units in rows:
-        held.setdefault(location_id, {})
-        if product_id is not None:
-            held[location_id][product_id] = int(units or 0)
-    candidates = [location_id for location_id, units in held.items()
-                  if all(units.get(pid, 0) >= qty for pid, qty in wanted.items())]
-    for location_id in candidates:
-        # the last candidate needs no savepoint: if it cannot fill the order either, the request fails whole
-        attempt = db.session.begin_nested() if location_id != candidates[-1] else nullcontext()
-        try:
-            with attempt:
-                return location_id, _reserve_at(location_id, products, lines)
-        except Conflict as exc:
-            if exc.code != "insufficient_stock":
-                raise
-    best = max(held.values(), key=lambda u: sum(u.get(pid, 0) >= q for pid, q in wanted.items()), default={})
-    raise _short(products, {"lines": [
-        {"product_id": p.id, "requested": line["quantity"], "available": best.get(p.id, 0)}
-        for p, line in zip(products, lines, strict=True) if best.get(p.id, 0) < line["quantity"]]})
+    """Reserve the whole order at the first warehouse (by id) that can fill it; never split."""
+    requests = [StockRequest(p.id, line["quantity"]) for p, line in zip(products, lines, strict=True)]
+    try:
+        return inventory.reserve_first_fit(kind="warehouse", lines=requests)
+    except Conflict as exc:
+        if exc.code != "insufficient_stock":
+            raise
+        raise _short(products, exc.details) from exc
 
 
 def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int | None = None,
-                warehouse_id: int | None = None, address: dict | None = None) -> Order:
-    """Create a pending order with its prices and rates snapshotted and its stock reserved until `expires_at`."""
+                warehouse_id: int | None = None, address: dict | None = None) -> OrderView:
+    """Create a pending order with its prices and rates snapshotted and its stock reserved until `expires_at`;
+    its buyer's view (no payment yet), built from what was written."""
     products = _products(lines)
     store = None
     if channel == "pickup":
@@ -180,8 +161,7 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
                                     state="reserved") for p in reserved]))
     db.session.add(order)
     db.session.flush()
-    record_created(order, actor_id=actor.id)
-    return order
+    return OrderView(order=order, viewer="owner", store=store, history=[record_created(order, actor_id=actor.id)])
 
 
 def start_payment(*, order_id: int) -> Payment:

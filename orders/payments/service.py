@@ -147,9 +147,9 @@ def _amount(obj: Mapping, *names: str) -> int:
     return 0
 
 
-def _payment_for(event: PaymentEvent, order: Order) -> Payment:
-    """The order's payment row for the event's PaymentIntent (recorded now if checkout had not)."""
-    payment = db.session.scalar(select(Payment).where(Payment.intent_id == event.intent_id))
+def _payment_for(event: PaymentEvent, order: Order, payment: Payment | None) -> Payment:
+    """The order's payment row for the event's PaymentIntent (`payment`, as read under the order's lock;
+    recorded now if checkout had not)."""
     if payment is None:
         obj = event.payload["data"]["object"]
         payment = Payment(order_id=order.id, provider=event.provider, intent_id=event.intent_id,
@@ -212,10 +212,9 @@ def _refunded(event: PaymentEvent, order: Order) -> None:
                                    occurred_at=_moment(refund["created"]))
 
 
-def _apply(event: PaymentEvent, order: Order) -> str:
-    """Apply one event to its (locked) order; its new status: processed, or deferred (a refund of an unpaid
-    payment). After a succeeded payment the intent's deferred events are applied too."""
-    payment = _payment_for(event, order)
+def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[PaymentEvent]) -> str:
+    """Apply one event to its (locked) order and its intent's payment; its new status: processed, or deferred
+    (a refund of an unpaid payment). After a succeeded payment the intent's `deferred` events are applied too."""
     status = "processed"
     if event.type == "payment_intent.succeeded":
         _succeeded(event, order, payment)
@@ -228,12 +227,22 @@ def _apply(event: PaymentEvent, order: Order) -> str:
     event.status, event.processed_at = status, utcnow() if status == "processed" else None
     db.session.flush()
     if event.type == "payment_intent.succeeded":
-        deferred = db.session.scalars(select(PaymentEvent).where(PaymentEvent.intent_id == payment.intent_id,
-                                                                 PaymentEvent.status == "deferred")
-                                      .order_by(PaymentEvent.created, PaymentEvent.id)).all()
         for waiting in deferred:
-            _apply(waiting, order)
+            _apply(waiting, order, payment, [])
     return status
+
+
+def _under_lock(event_id: int, intent_id: str) -> tuple[PaymentEvent, Payment | None, list[PaymentEvent]]:
+    """Read again, once the order is locked, the event (another worker may have processed it meanwhile) with
+    its intent's payment, and the intent's deferred events (only written under that lock), oldest first: one
+    statement."""
+    rows = db.session.execute(
+        select(PaymentEvent, Payment).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
+        .where((PaymentEvent.id == event_id)
+               | ((PaymentEvent.intent_id == intent_id) & (PaymentEvent.status == "deferred")))
+        .order_by(PaymentEvent.created, PaymentEvent.id).execution_options(populate_existing=True)).all()
+    event, payment = next((e, p) for e, p in rows if e.id == event_id)
+    return event, payment, [e for e, _ in rows if e.id != event_id]
 
 
 def process_event(*, event_id: int) -> str:
@@ -256,11 +265,10 @@ def process_event(*, event_id: int) -> str:
         db.session.flush()
         log.info("payment event %s names no order of ours: ignored", event.event_id)
         return event.status
-    event = db.session.scalar(select(PaymentEvent).where(PaymentEvent.id == event_id)
-                              .execution_options(populate_existing=True))
+    event, payment, deferred = _under_lock(event_id, event.intent_id)
     if event.status in DONE:
         return event.status
-    return _apply(event, order)
+    return _apply(event, order, _payment_for(event, order, payment), deferred)
 
 
 def requeue_pending_events() -> int:

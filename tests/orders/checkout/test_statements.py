@@ -13,10 +13,10 @@ from tests.orders.checkout.conftest import delivery_body, make_world
 from tests.orders.payments.conftest import user_with_token
 
 # the token's user is already in the test's session (a served request reads it once more)
-CREATE_BUDGET = 13  # products, district, stock (plan, lock, update), 4 inserts, payment (2), view (2)
+CREATE_BUDGET = 10  # products, district, stock (lock at the warehouses, update), 4 inserts, payment (2)
 CONFIRM_BUDGET = 3  # payment and order, the event's insert, the answer's status
-EVENT_BUDGET = 15  # the event with its order id, the order locked (lines, allocations), the event re-read,
-# the payment, stock (lock, update), allocation, order, transition, payment, outbox row, event, deferred ones
+EVENT_BUDGET = 10  # the event with its order id, the order locked with its lines and allocations, the event re-read
+# with its payment and deferred ones, stock, allocation, order, transition, payment, outbox row, event
 
 
 @contextmanager
