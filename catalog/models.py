@@ -82,7 +82,8 @@ class Product(db.Model):
         Index("ix_products_certificate_valid_until", "certificate_valid_until"),
         # `q` search: a trigram GIN index on PostgreSQL (migration 0013), a plain index on SQLite
         Index("ix_products_name_search", "name", "name_pinyin", "name_initials", postgresql_using="gin",
-              postgresql_ops={column: "gin_trgm_ops" for column in ("name", "name_pinyin", "name_initials")}),
+              postgresql_ops={column: "gin_trgm_ops" for column in ("name", "name_pinyin", "name_initials")},
+              postgresql_with={"fastupdate": "off"}),
     )
 
 
