@@ -3,6 +3,7 @@ for store staff only), the store always the clerk's own, bad amounts refused in 
 limited as on the API."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -106,6 +107,24 @@ def _sale(client, *, units: int = 2) -> tuple[Order, object]:
                         payment={"method": "cash", "tendered_fen": 1500 * units})
     db.session.commit()
     return db.session.get(Order, sale.id), clerk
+
+
+def test_the_sale_screen_carries_the_stores_price_list_for_offline_sales(client):
+    location, elsewhere = (LocationFactory(kind="store", region_code="440606") for _ in range(2))
+    store = StoreFactory(location=location, location_id=location.id)
+    on_sale, draft, other_store = ProductFactory(price_fen=1290), ProductFactory(status="draft"), ProductFactory()
+    lots = [make_lot(on_sale, location, quantity=2), make_lot(on_sale, location, quantity=3)]
+    make_lot(draft, location)
+    make_lot(other_store, elsewhere)
+    clerk = _signed_in(client, store_id=store.id)
+    stores.start_shift(actor=clerk, store_id=store.id, float_fen=0)
+    db.session.commit()
+    page = client.get("/till").get_data(as_text=True)
+    island = re.search(r'<script type="application/json" id="till-data">(.*?)</script>', page, re.S).group(1)
+    data = json.loads(island)
+    assert data["products"] == [{"sku": on_sale.sku, "name": on_sale.name, "price_fen": 1290, "available": 5,
+                                 "trace_codes": [lot.trace_code for lot in lots]}]
+    assert data["shift_id"] == db.session.scalar(select(Shift.id).where(Shift.store_id == store.id))
 
 
 def test_a_refund_form_with_bad_or_too_many_units_refunds_nothing(client):

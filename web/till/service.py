@@ -35,19 +35,19 @@ def current_shift(store: Store) -> Shift | None:
 
 
 def price_list(store: Store) -> list[dict]:
-    """The products on sale with units at the store: SKU, name, unit, today's price, units free and the trace
-    codes of the lots there (what the till needs to take sales while offline)."""
+    """The products on sale with units at the store: SKU, name, today's price, units free and the trace codes of
+    the lots there (what the till needs to take sales while offline)."""
     rows = db.session.execute(
-        select(Product.sku, Product.name, Product.unit, Product.price_fen, Lot.trace_code,
+        select(Product.sku, Product.name, Product.price_fen, Lot.trace_code,
                Stock.on_hand - Stock.reserved)
         .join(Stock, Stock.product_id == Product.id).join(Lot, Lot.id == Stock.lot_id)
         .where(Stock.location_id == store.location_id, Product.status == "active",
                Stock.on_hand > Stock.reserved)
         .order_by(Product.sku, Lot.id)).all()
     products: dict[str, dict] = {}
-    for sku, name, unit, price_fen, trace_code, free in rows:
-        product = products.setdefault(sku, {"sku": sku, "name": name, "unit": unit, "price_fen": price_fen,
-                                            "available": 0, "trace_codes": []})
+    for sku, name, price_fen, trace_code, free in rows:
+        product = products.setdefault(sku, {"sku": sku, "name": name, "price_fen": price_fen, "available": 0,
+                                            "trace_codes": []})
         product["available"] += free
         product["trace_codes"].append(trace_code)
     return list(products.values())

@@ -67,7 +67,7 @@ def home():
     shift = service.current_shift(store)
     if shift is None:
         return render_template("till/open_shift.html", store=store, shift=None)
-    data = {"shift_id": shift.id, "opened_at": shift.opened_at.isoformat(), "products": service.price_list(store)}
+    data = {"shift_id": shift.id, "products": service.price_list(store)}
     return render_template("till/sell.html", store=store, shift=shift, till_data=data)
 
 
