@@ -22,11 +22,12 @@ from shop.auth.security import issue_token
 from shop.auth.service import find_user
 from shop.db import db
 from shop.idempotency import IdempotencyKey
-from tests.web.conftest import screenshot, sign_in
+from tests.web.conftest import PHONE, screenshot, sign_in
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
 CLERK, OTHER_CLERK, CONSUMER, STORE_LOCATION = "staff-shunde", "staff-nanhai", "13800000000", "FS-SD-ST"
+PICKUP_SKU = "ZJ-KQM-1KG"  # 昭觉苦荞米: its lots reach 昭觉县 households
 WAIT_MS = 20_000
 TABLET = {"width": 820, "height": 1180}
 
@@ -218,7 +219,7 @@ def test_a_stock_gone_offline_sale_is_shown_to_the_clerk_as_a_conflict(site, des
     with site.app.app_context():
         shift = _ensure_open_shift()
         store_id, shift_id = _store().id, shift.id
-        item = _stock()[-1]
+        item = [item for item in _stock() if item.sku != PICKUP_SKU][-1]
     page = desktop.new_page()
     sign_in(page, site, CLERK)
     page.wait_for_url(site.url + "/till")
@@ -250,21 +251,23 @@ def test_a_stock_gone_offline_sale_is_shown_to_the_clerk_as_a_conflict(site, des
     expect(conflicts).to_be_hidden()
 
 
-def test_a_pickup_is_handed_over_by_its_code_on_the_till(site, desktop, phone):
+def test_a_consumers_pickup_is_handed_over_by_its_code_and_the_order_page_says_collected(site, desktop, phone):
     with site.app.app_context():
         _ensure_open_shift()
         consumer, store = find_user(username=CONSUMER), _store()
         order = checkout.place_order(actor=consumer, channel="pickup", store_id=store.id,
-                                     lines=[{"sku": _stock()[0].sku, "quantity": 1}])
+                                     lines=[{"sku": PICKUP_SKU, "quantity": 2}])
         db.session.commit()
         payment = checkout.start_payment(order_id=order.id)
         db.session.commit()
         payments.sandbox_confirm(actor=consumer, intent_id=payment.intent_id, outcome="succeeded")
         db.session.commit()
-        db.session.expire_all()
-        order = db.session.get(Order, order.id)
-        assert order.status == "paid"
-        order_id, code = order.id, order.pickup_code
+        order_id = order.id
+    buyer = phone.browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True).new_page()
+    sign_in(buyer, site, CONSUMER)
+    buyer.goto(site.url + f"/orders/{order_id}")
+    code = buyer.locator("#pickup-code").inner_text()  # what the customer shows at the counter
+
     page = desktop.new_page()
     sign_in(page, site, CLERK)
     page.get_by_role("link", name="自提核销").click()
@@ -277,9 +280,14 @@ def test_a_pickup_is_handed_over_by_its_code_on_the_till(site, desktop, phone):
     screenshot(page, "till-pickups")
     page.get_by_role("button", name="核销交货").click()
     expect(page.get_by_role("status").filter(has_text="已交给顾客")).to_contain_text(f"订单 {order_id}")
+
+    buyer.reload()
+    expect(buyer.locator("#order-status")).to_have_text("已取货")
+    expect(buyer.locator("#impact")).to_contain_text("归属于 昭觉县")
     with site.app.app_context():
         assert db.session.get(Order, order_id).status == "fulfilled"
         assert verify_ledger()["ok"] is True
+    buyer.context.close()
     small = phone.new_page()
     sign_in(small, site, CLERK)
     small.goto(site.url + "/till/pickups")
