@@ -1,7 +1,7 @@
 """The public catalog read path: each read is one SQL statement returning rows shaped as the API shows them.
 
 A product row carries its county's and supplier's names (joined, not fetched one by one), so a product
-page with its live stock, a page of products and a lot's trace each cost one statement (the trace two),
+page with its live stock, a page of products and a lot's trace with its households each cost one statement,
 run outside a transaction on PostgreSQL: a single statement is consistent on its own, and a public read
 then costs no BEGIN and ROLLBACK round trips.
 """
@@ -47,11 +47,13 @@ PRODUCT_WITH_STOCK = (
     products_select(Stock.location_id, _AVAILABLE).outerjoin(Stock, Stock.product_id == Product.id)
     .where(Product.sku == bindparam("sku")).group_by(Product.id, Region.name, Supplier.name, Stock.location_id)
     .order_by(Stock.location_id))
-LOT_TRACE = (products_select(Lot.id.label("lot_id"), Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.packed_on,
-                             Lot.village, Lot.attributed_fen)
-             .join(Lot, Lot.product_id == Product.id).where(Lot.trace_code == bindparam("code")))
-LOT_VILLAGES = (select(LotContribution.village, func.count()).where(LotContribution.lot_id == bindparam("lot_id"))
-                .group_by(LotContribution.village))
+LOT_TRACE = (
+    products_select(Lot.id.label("lot_id"), Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.packed_on,
+                    Lot.village, Lot.attributed_fen, LotContribution.village.label("household_village"),
+                    func.count(LotContribution.id).label("households"))
+    .join(Lot, Lot.product_id == Product.id).outerjoin(LotContribution, LotContribution.lot_id == Lot.id)
+    .where(Lot.trace_code == bindparam("code"))
+    .group_by(Lot.id, Product.id, Region.name, Supplier.name, LotContribution.village))
 
 
 def product_with_stock(code: str) -> list[Any]:
@@ -105,10 +107,7 @@ def product_page(filters: tuple[str, ...], params: dict[str, Any], *, limit: int
     return db.session.connection().execute(shape, {**params, "limit": limit}).all()
 
 
-def lot_trace(code: str) -> tuple[Any, list[tuple[str, int]]] | None:
-    """The lot with trace code `code` with its product's row, and its households per village; None if unknown."""
-    row = db.session.execute(LOT_TRACE, {"code": code}).first()
-    if row is None:
-        return None
-    villages = db.session.execute(LOT_VILLAGES, {"lot_id": row.lot_id}).all()
-    return row, [(village, count) for village, count in villages]
+def lot_trace(code: str) -> list[Any]:
+    """The lot with trace code `code` with its product's row and its households per village: one row per
+    village (a single row with village None and 0 households when none contributed), or no rows."""
+    return db.session.connection().execute(LOT_TRACE, {"code": code}).all()

@@ -19,24 +19,25 @@ TRACE_PRODUCT_FIELDS = tuple(TraceProduct().fields)
 pages = Blueprint("catalog_pages", __name__, template_folder="templates")
 
 
-def _households(villages: list[tuple[str, int]]) -> dict:
-    """Contributing households (per village): a count and the villages of at least 3 of them, or only "fewer than 3"."""
-    count = sum(n for _, n in villages)
+def _households(rows: list) -> dict:
+    """Contributing households (the lot's rows, one per village): a count and the villages of at least 3 of them,
+    or only "fewer than 3"."""
+    count = sum(row.households for row in rows)
     if count < MIN_GROUP:
         return {"count": None, "fewer_than": MIN_GROUP}
-    return {"count": count, "villages": sorted(village for village, n in villages if n >= MIN_GROUP)}
+    return {"count": count, "villages": sorted(row.household_village for row in rows if row.households >= MIN_GROUP)}
 
 
 def trace(*, trace_code: str) -> dict:
     """The public trace of the lot with `trace_code`, or `NotFound`."""
     queries.read_outside_transaction()
     code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else ""
-    found = queries.lot_trace(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else None
-    if found is None:
+    rows = queries.lot_trace(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else []
+    if not rows:
         raise NotFound(f"No lot with trace code {trace_code[:MAX_TRACE_CODE_INPUT]}.", code="trace_code_not_found")
-    row, villages = found
+    row = rows[0]
     product = row_view(row, on=today())
-    households = _households(villages)
+    households = _households(rows)
     result = {
         "trace_code": row.trace_code,
         "product": {name: product[name] for name in TRACE_PRODUCT_FIELDS},
