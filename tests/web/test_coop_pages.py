@@ -80,7 +80,13 @@ def paid_household(supplier, fen: int):
     return household
 
 
-def test_another_coops_upload_household_statement_and_batch_are_404(coops):
+def coop_routes_with_an_id(app) -> set[str]:
+    """The portal's routes that name an object in their path (its static files aside)."""
+    return {rule.rule for rule in app.url_map.iter_rules()
+            if rule.endpoint.startswith("coop.") and rule.arguments and rule.endpoint != "coop.static"}
+
+
+def test_another_coops_upload_household_statement_and_batch_are_404(app, coops):
     theirs = coops["theirs"]
     upload = pending_upload(theirs, f"{HEADER}\r\nX,Y,2026-09-01,XC-WH,H1,1\r\n")
     household = paid_household(theirs, 500)
@@ -96,6 +102,8 @@ def test_another_coops_upload_household_statement_and_batch_are_404(coops):
     response = client.post(f"/coop/payouts/{batch.id}/bank-file", data={"reason": "转账", "csrf_token": token})
     assert response.status_code == 404
     assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
+    checked = {re.sub(r"/\d+", "/<id>", path) for path in [*paths, f"/coop/payouts/{batch.id}/bank-file"]}
+    assert checked == {re.sub(r"<[^>]+>", "<id>", rule) for rule in coop_routes_with_an_id(app)}  # none left out
     assert [coops["their_client"].get(path).status_code for path in paths] == [200] * len(paths)
     assert f"付款批次 {batch.id}" not in text(client.get("/coop/payouts"))
     assert verify_ledger()["ok"] is True
