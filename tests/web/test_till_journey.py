@@ -380,3 +380,32 @@ def test_a_sale_made_after_the_session_ended_waits_and_is_sent_once_the_clerk_si
         after = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
         assert after == before + 1
         assert db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == queued[0]["key"])) is not None
+
+
+def test_a_sale_whose_answer_is_lost_is_sent_again_as_it_was_and_made_once(site, desktop):
+    with site.app.app_context():
+        shift_id = _ensure_open_shift().id
+        store_id = _store().id
+        item = _stock()[0]
+        before = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+
+    def lose_the_answer(route):
+        route.fetch()  # the server takes the sale ...
+        route.abort()  # ... and its answer never reaches the till
+    page.route("**/counter-sales", lose_the_answer)
+    _sell_by_typing(page, item.sku, card=True)
+    expect(page.locator("#last-sale")).to_contain_text("网络中断")
+    queued = _queue(page, store_id)
+    assert len(queued) == 1 and "client_created_at" not in json.loads(queued[0]["payload"])  # kept as it was sent
+    with site.app.app_context():
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
+
+    page.unroute("**/counter-sales")
+    expect(page.locator("#till-queue")).to_have_text("0 笔待发送", timeout=WAIT_MS)
+    expect(page.locator("#sent-list a")).to_have_count(1)
+    with site.app.app_context():
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
+        assert verify_ledger()["ok"] is True

@@ -8,9 +8,9 @@
  * Online, a sale is sent at once (no till timestamp: it happens now); the server's answer shows at once, and a
  * refusal (stock gone, cash short) leaves the cart for the clerk to fix. Offline, or while older sales still
  * wait, the sale goes into a queue in localStorage with its shift, the unit prices shown and its till
- * timestamp (`client_created_at`), as the API's offline sale requires. A sale whose request failed on the way
- * (no answer) is queued exactly as it was sent, since the server may have taken it: the same key and the same
- * body on every resend, so it is taken once. The queue is sent in order when the network is back, retried
+ * timestamp (`client_created_at`), as the API's offline sale requires. A sale whose request left but got no
+ * clear answer (the network dropped, it timed out, the server failed) is queued exactly as it was sent, since
+ * the server may have taken it: the same key and the same body on every resend, so it is taken once. The queue is sent in order when the network is back, retried
  * with backoff; a sale the server refuses is moved to the conflicts list the clerk sees, never dropped.
  */
 (function () {
@@ -41,6 +41,7 @@
   var SENT_KEPT = 20;
   var MAX_BACKOFF_MS = 60000;
   var TOKEN_MARGIN_MS = 60000;
+  var REQUEST_TIMEOUT_MS = 20000;
   var REASONS = {
     insufficient_stock: "库存不足（商品已售完）",
     price_mismatch: "售价已变动，与当时显示的价格不符",
@@ -106,10 +107,15 @@
   var token = null;
   var signedOut = false;
 
+  /* A request that has had no answer for a while is given up (and, for a sale, sent again later). */
+  function timeout() {
+    return typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(REQUEST_TIMEOUT_MS) : undefined;
+  }
+
   function bearer() {
     if (token && token.expires - Date.now() > TOKEN_MARGIN_MS) { return Promise.resolve(token.value); }
     return fetch(root.dataset.tokenUrl, {
-      method: "POST", credentials: "same-origin",
+      method: "POST", credentials: "same-origin", signal: timeout(),
       headers: { "X-CSRFToken": csrfToken, "Accept": "application/json" }
     }).then(function (response) {
       var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
@@ -130,7 +136,7 @@
       throw error instanceof Retry ? error : new Retry("token");
     }).then(function (access) {
       return fetch(root.dataset.salesUrl, {
-        method: "POST", credentials: "omit", body: sale.payload,
+        method: "POST", credentials: "omit", body: sale.payload, signal: timeout(),
         headers: { "Authorization": "Bearer " + access, "Content-Type": "application/json",
                    "Accept": "application/json", "Idempotency-Key": sale.key }
       }).catch(function () { throw new Retry("network", true); });
@@ -139,7 +145,8 @@
         if (response.status === 201) { return { order: body }; }
         if (response.status === 401) { token = null; throw new Retry("unauthorized"); }
         var error = body.error || {};
-        if (response.status === 429 || response.status >= 500 || error.code === "idempotency_key_in_progress") {
+        if (response.status >= 500) { throw new Retry(String(response.status), true); }  // taken before it failed?
+        if (response.status === 429 || error.code === "idempotency_key_in_progress") {
           throw new Retry(String(response.status));
         }
         return { refused: { status: response.status, code: error.code || "error", message: error.message || "" } };
