@@ -204,6 +204,11 @@ def test_another_consumers_order_does_not_exist_for_them(site, shopper, stranger
                      stranger.post(f"/orders/{order_id}/cancel", data={"csrf_token": token})):
         html = response.get_data(as_text=True)
         assert response.status_code == 404 and ("订单不存在" in html or "没有可显示的取货码" in html)
+    tried = {f"/orders/{order_id}", f"/orders/{order_id}/pay", f"/orders/{order_id}/pickup-qr.svg",
+             f"/orders/{order_id}/cancel"}
+    assert {path.replace(str(order_id), "<order_id>") for path in tried} == {  # every page naming an order
+        rule.rule.replace("<int:order_id>", "<order_id>") for rule in site.app.url_map.iter_rules()
+        if rule.endpoint.startswith("storefront.") and "order_id" in rule.arguments}
     assert f"订单 #{order_id}" not in stranger.get("/orders").get_data(as_text=True)
     assert f"订单 #{order_id}" in shopper.get("/orders").get_data(as_text=True)
     with site.app.app_context():
