@@ -403,8 +403,15 @@ def test_a_sale_whose_answer_is_lost_is_sent_again_as_it_was_and_made_once(site,
     with site.app.app_context():
         assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
 
+    page.get_by_role("link", name="班次与交班").click()  # closing now would leave the sale out of the cash-up
+    warning = page.locator("#close-queue-warning")
+    expect(warning).to_have_text("还有 1 笔离线销售待发送，请恢复网络发送后再交班。")
+    expect(warning).to_be_visible()
+
     page.unroute("**/counter-sales")
     expect(page.locator("#till-queue")).to_have_text("0 笔待发送", timeout=WAIT_MS)
+    expect(warning).to_be_hidden()
+    page.get_by_role("link", name="收银").click()
     expect(page.locator("#sent-list a")).to_have_count(1)
     with site.app.app_context():
         assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
