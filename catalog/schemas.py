@@ -294,11 +294,14 @@ class UploadFile(Schema):
 
 
 class UploadError(Schema):
-    """One problem in an uploaded file, at the row (as Excel numbers it) and column it concerns."""
+    """One problem in an uploaded file, at the row (as Excel numbers it) and column it concerns, with its
+    code and its message in English and Chinese (uploads stored before codes existed have only `message`)."""
 
     row = fields.Integer(allow_none=True)
     column = fields.String(allow_none=True)
-    message = fields.String()
+    code = fields.String(metadata={"description": "Stable snake_case code of the problem, e.g. unknown_household."})
+    message = fields.String(metadata={"description": "The problem in English."})
+    message_zh = fields.String(metadata={"description": "The problem in Chinese, as the co-op portal shows it."})
 
 
 class UploadOut(Schema):
