@@ -4,7 +4,8 @@ or XLSX, messy cells included, within bounds.
 Co-ops fill these files by hand on Windows PCs, so the reader forgives what is
 unambiguous — full-width digits and spaces, stray whitespace, Excel date cells, several
 date spellings, trailing empty rows and columns — and reports everything else as
-`{row, column, message}` with the row number the co-op sees in Excel (header = row 1).
+`{row, column, code, message, message_zh}` (see `catalog.upload_messages`) with the row number the co-op
+sees in Excel (header = row 1).
 A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio are checked
 before it is opened, it is read streaming, and rows, columns and cell lengths are bounded; a cell
 echoed in a message is cut to an excerpt, and only the first errors are kept (with a count of the rest).
@@ -24,6 +25,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
 
+from catalog.upload_messages import Problem, messages
 from shop.fields import MAX_QUANTITY, clean_text, normalise_identifier
 
 COLUMNS = {
@@ -65,8 +67,8 @@ class Limits:
     errors: int = 200
 
 
-class FileRejected(ValueError):
-    """The file as a whole cannot be read within the limits (the message says why)."""
+class FileRejected(Problem):
+    """The file as a whole cannot be read within the limits (the code says why)."""
 
 
 def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
@@ -104,14 +106,14 @@ class Sheet:
     max_errors: int = Limits.errors
     more_errors: int = 0
 
-    def error(self, row: int | None, column: str | None, message: str) -> None:
-        """Record a problem at `row`, naming the column as the file's header writes it (or count it
-        beyond the first `max_errors`)."""
+    def error(self, row: int | None, column: str | None, code: str, /, **params) -> None:
+        """Record the problem `code` (with the values its messages quote) at `row`, naming the column as the
+        file's header writes it (or count it beyond the first `max_errors`)."""
         if len(self.errors) >= self.max_errors:
             self.more_errors += 1
             return
         self.errors.append({"row": row, "column": self.headers.get(column, column) if column else None,
-                            "message": message})
+                            **messages(code, **params)})
 
     @property
     def failed(self) -> bool:
@@ -122,8 +124,7 @@ class Sheet:
         """The errors to store: file-level ones first, then by row, and a last one counting the rest."""
         ordered = sorted(self.errors, key=lambda e: (e["row"] is not None, e["row"] or 0))
         if self.more_errors:
-            ordered.append({"row": None, "column": None,
-                            "message": f"{self.more_errors} more errors are not shown; fix these and upload again."})
+            ordered.append({"row": None, "column": None, **messages("more_errors", count=self.more_errors)})
         return ordered
 
 
@@ -150,18 +151,18 @@ def parse_date(value) -> date:
                 return date(*(int(part) for part in match.groups()))
             except ValueError:
                 break
-    raise ValueError(f"{excerpt(text)!r} is not a date (write it like 2026-09-03)")
+    raise Problem("not_a_date", value=excerpt(text))
 
 
 def parse_quantity(value) -> int:
     """A whole number of units from 1 to `MAX_QUANTITY`."""
     if isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"{excerpt(value)} is not a whole number")
+        raise Problem("not_whole_number", value=excerpt(value))
     text = normalise(value).replace(",", "")
     if not re.fullmatch(r"\d+", text) or int(text) <= 0:
-        raise ValueError(f"{excerpt(text)!r} is not a positive whole number")
+        raise Problem("not_positive_whole_number", value=excerpt(text))
     if len(text) > 7 or int(text) > MAX_QUANTITY:
-        raise ValueError(f"{excerpt(text)} is more than {MAX_QUANTITY:,} units")
+        raise Problem("quantity_too_large", value=excerpt(text), limit=MAX_QUANTITY)
     return int(text)
 
 
@@ -172,13 +173,13 @@ def _decode(data: bytes) -> str:
             try:
                 return data[len(bom):].decode(encoding)
             except UnicodeDecodeError:
-                raise FileRejected("the file says it is UTF-16 text but is not") from None
+                raise FileRejected("utf16_invalid") from None
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise FileRejected("the file is neither UTF-8, UTF-16 nor GBK/GB18030 text")
+    raise FileRejected("unknown_encoding")
 
 
 def _check_xlsx_size(data: bytes, limits: Limits) -> None:
@@ -186,14 +187,13 @@ def _check_xlsx_size(data: bytes, limits: Limits) -> None:
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise FileRejected("the XLSX file cannot be read") from exc
+        raise FileRejected("xlsx_unreadable") from exc
     inflated = sum(member.file_size for member in members)
     packed = sum(member.compress_size for member in members)
     if inflated > limits.xlsx_uncompressed_bytes:
-        raise FileRejected(f"the XLSX file unpacks to {inflated:,} bytes, more than the limit of "
-                           f"{limits.xlsx_uncompressed_bytes:,}")
+        raise FileRejected("xlsx_too_large", inflated=inflated, limit=limits.xlsx_uncompressed_bytes)
     if inflated > limits.xlsx_ratio * max(packed, 1):
-        raise FileRejected(f"the XLSX file unpacks to more than {limits.xlsx_ratio} times its size")
+        raise FileRejected("xlsx_compression_ratio", ratio=limits.xlsx_ratio)
 
 
 def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
@@ -203,15 +203,14 @@ def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         worksheet = workbook.worksheets[0]
     except (InvalidFileException, zipfile.BadZipFile, KeyError, IndexError, OSError, ValueError) as exc:
-        raise FileRejected("the XLSX file cannot be read") from exc
+        raise FileRejected("xlsx_unreadable") from exc
     try:
         if worksheet.max_row is not None and worksheet.max_row > limits.rows + 1:
-            raise FileRejected(f"the sheet's used range reaches row {worksheet.max_row:,}; at most "
-                               f"{limits.rows:,} data rows are accepted (split the file)")
+            raise FileRejected("sheet_range_too_long", last=worksheet.max_row, rows=limits.rows)
         try:
             yield from worksheet.iter_rows(values_only=True, max_col=limits.columns + 1)
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise FileRejected("the XLSX file cannot be read") from exc
+            raise FileRejected("xlsx_unreadable") from exc
     finally:
         workbook.close()
 
@@ -224,7 +223,7 @@ def _csv_rows(data: bytes, limits: Limits) -> Iterator[list]:
     try:
         yield from csv.reader(io.StringIO(text), delimiter=delimiter)
     except csv.Error as exc:
-        raise FileRejected(f"a line cannot be read as CSV ({excerpt(exc)})") from exc
+        raise FileRejected("csv_unreadable", reason=excerpt(exc)) from exc
 
 
 def _raw_rows(data: bytes, limits: Limits) -> Iterator:
@@ -251,7 +250,7 @@ def read_sheet(data: bytes, *, limits: Limits = Limits()) -> Sheet:
         sheet.rows.clear()
         sheet.errors.clear()
         sheet.more_errors = 0
-        sheet.error(1, None, f"The file cannot be read: {exc}.")
+        sheet.error(1, None, exc.code, **exc.params)
     return sheet
 
 
@@ -259,7 +258,7 @@ def _read_into(sheet: Sheet, raw: Iterator, limits: Limits) -> None:
     """Read the header, then every data row, stopping past the row limit."""
     header = next(raw, None)
     if header is None:
-        sheet.error(1, None, "The file is empty.")
+        sheet.error(1, None, "file_empty")
         return
     positions = _read_header(sheet, header, limits)
     if sheet.failed:
@@ -271,20 +270,20 @@ def _read_into(sheet: Sheet, raw: Iterator, limits: Limits) -> None:
             continue
         count += 1
         if count > limits.rows:
-            raise FileRejected(f"it has more than {limits.rows:,} data rows (split the file)")
+            raise FileRejected("too_many_rows", rows=limits.rows)
         if width > limits.columns:
-            sheet.error(number, None, f"The row has more than {limits.columns} columns.")
+            sheet.error(number, None, "row_too_wide", columns=limits.columns)
             continue
         values = {key: cells[index] if index < len(cells) else None for key, index in positions.items()}
         sheet.rows.append(_parse_row(sheet, number, values, limits))
     if not sheet.rows and not sheet.failed:
-        sheet.error(2, None, "The file has no data rows.")
+        sheet.error(2, None, "no_data_rows")
 
 
 def _read_header(sheet: Sheet, cells, limits: Limits) -> dict[str, int]:
     """Map each known column to its position; unknown, repeated, missing or too many columns are errors."""
     if _width(cells) > limits.columns:
-        sheet.error(1, None, f"The header has more than {limits.columns} columns.")
+        sheet.error(1, None, "header_too_wide", columns=limits.columns)
         return {}
     positions: dict[str, int] = {}
     for index, cell in enumerate(cells):
@@ -293,15 +292,15 @@ def _read_header(sheet: Sheet, cells, limits: Limits) -> dict[str, int]:
             continue
         key = _HEADER_NAMES.get(header.lower())
         if key is None:
-            sheet.error(1, excerpt(header), f"Unknown column {excerpt(header)!r}.")
+            sheet.error(1, excerpt(header), "unknown_column", header=excerpt(header))
         elif key in positions:
-            sheet.error(1, header, f"The column {header!r} appears twice.")
+            sheet.error(1, header, "duplicate_column", header=header)
         else:
             positions[key] = index
             sheet.headers[key] = header
     for key in REQUIRED:
         if key not in positions:
-            sheet.error(1, key, f"Missing column {COLUMNS[key][0]}/{COLUMNS[key][1]}.")
+            sheet.error(1, key, "missing_column", zh=COLUMNS[key][0], en=COLUMNS[key][1])
     return positions
 
 
@@ -311,36 +310,35 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
     ok = True
     for key, value in values.items():
         if isinstance(value, str) and len(value) > limits.cell_chars:
-            sheet.error(number, key, f"The cell has more than {limits.cell_chars:,} characters.")
+            sheet.error(number, key, "cell_too_long", chars=limits.cell_chars)
             values[key], ok = None, False
             parsed[key] = None
     for key in REQUIRED:
         if key not in parsed and normalise(values.get(key)) == "":
-            sheet.error(number, key, "This cell is required.")
+            sheet.error(number, key, "cell_required")
             ok = False
     for key, parser in (("harvested_on", parse_date), ("packed_on", parse_date), ("quantity", parse_quantity)):
         if normalise(values.get(key)) == "":
             continue
         try:
             parsed[key] = parser(values[key])
-        except ValueError as exc:
-            sheet.error(number, key, str(exc)[:1].upper() + str(exc)[1:] + ".")
+        except Problem as exc:
+            sheet.error(number, key, exc.code, **exc.params)
             ok = False
     codes = {key: normalise_identifier(normalise(values.get(key)), case="upper") for key in IDENTIFIERS}
     if codes["lot_code"] and not LOT_CODE.match(codes["lot_code"]):
-        sheet.error(number, "lot_code", f"{excerpt(codes['lot_code'])!r} is not a lot code "
-                                        "(letters, digits, '.', '_' and '-').")
+        sheet.error(number, "lot_code", "invalid_lot_code", value=excerpt(codes["lot_code"]))
         codes["lot_code"], ok = "", False
     texts: dict[str, str | None] = {}
     for key, limit in TEXTS.items():
         try:
             texts[key] = clean_text(normalise(values.get(key))) or None
-        except ValueError as exc:
-            sheet.error(number, key, str(exc))
+        except ValueError:  # the one problem `clean_text` raises
+            sheet.error(number, key, "control_characters")
             texts[key], ok = None, False
             continue
         if texts[key] and len(texts[key]) > limit:
-            sheet.error(number, key, f"Longer than {limit} characters.")
+            sheet.error(number, key, "text_too_long", limit=limit)
             texts[key], ok = None, False
     return SheetRow(
         row=number, sku=codes["sku"], lot_code=codes["lot_code"],

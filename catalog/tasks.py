@@ -32,7 +32,7 @@ def run_import(upload_id: int, *, progress: uploads.Progress | None = None) -> I
     except Exception:  # noqa: BLE001 - record the failure, then let the caller see the upload
         db.session.rollback()
         log.exception("inventory upload %s failed unexpectedly", upload_id)
-        uploads.fail_upload(upload_id, "The import failed unexpectedly; it has been logged. Try again later.")
+        uploads.fail_upload(upload_id)
         db.session.commit()
         upload = db.session.get(InventoryUpload, upload_id)
     return upload

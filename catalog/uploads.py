@@ -26,6 +26,7 @@ from catalog.inventory import new_trace_code, receive
 from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product
 from catalog.service import today
 from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
+from catalog.upload_messages import messages
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, NotFound
@@ -202,8 +203,7 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
             lots = _write(plan, upload=upload, report=report)
     except IntegrityError:
         log.info("inventory upload %s lost a race on its lot codes", upload_id)
-        return _finish_failed(upload, [{"row": None, "column": None,
-                                        "message": "A lot code in this file was imported meanwhile."}])
+        return _finish_failed(upload, [{"row": None, "column": None, **messages("lot_code_race")}])
     upload.status, upload.lots_created, upload.rows_done = "succeeded", lots, upload.rows_total
     upload.finished_at = utcnow()
     cache.delete(_progress_key(upload_id))
@@ -219,11 +219,11 @@ def _finish_failed(upload: InventoryUpload, errors: list[dict]) -> InventoryUplo
     return upload
 
 
-def fail_upload(upload_id: int, message: str) -> None:
+def fail_upload(upload_id: int) -> None:
     """Mark an upload failed after an unexpected error (in a fresh transaction)."""
     upload = db.session.get(InventoryUpload, upload_id)
     if upload is not None and upload.status != "succeeded":
-        _finish_failed(upload, [{"row": None, "column": None, "message": message}])
+        _finish_failed(upload, [{"row": None, "column": None, **messages("import_failed")}])
 
 
 @dataclass
@@ -253,52 +253,48 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
     for row in rows:
         product = products.get(row.sku)
         if row.sku and (product is None or product.supplier_id != supplier_id):
-            sheet.error(row.row, "sku", f"Unknown product code {excerpt(row.sku)} for this co-operative.")
+            sheet.error(row.row, "sku", "unknown_product", sku=excerpt(row.sku))
             product = None
         elif product and row.unit and UNIT_ALIASES.get(row.unit, row.unit.lower()) != product.unit:
-            sheet.error(row.row, "unit", f"The unit {excerpt(row.unit)} differs from the product's unit "
-                                         f"{product.unit}.")
+            sheet.error(row.row, "unit", "unit_mismatch", unit=excerpt(row.unit), product_unit=product.unit)
         if row.location and row.location not in locations:
-            sheet.error(row.row, "location", f"Unknown location {excerpt(row.location)}.")
+            sheet.error(row.row, "location", "unknown_location", location=excerpt(row.location))
         if row.harvested_on and row.harvested_on > latest:
-            sheet.error(row.row, "harvested_on", "The harvest date is in the future.")
+            sheet.error(row.row, "harvested_on", "harvest_in_future")
         if row.harvested_on and row.packed_on and row.packed_on < row.harvested_on:
-            sheet.error(row.row, "harvested_on", "The harvest date is after the packed date.")
+            sheet.error(row.row, "harvested_on", "harvest_after_packed")
         if row.packed_on and row.packed_on > latest:
-            sheet.error(row.row, "packed_on", "The packed date is in the future.")
+            sheet.error(row.row, "packed_on", "packed_in_future")
         household = households.get(row.household_code)
         if row.household_code and household is None:
-            sheet.error(row.row, "household_code", f"Unknown household {excerpt(row.household_code)} "
-                                                   "for this co-operative.")
+            sheet.error(row.row, "household_code", "unknown_household", household=excerpt(row.household_code))
         elif household and not household.active:
-            sheet.error(row.row, "household_code", f"Household {row.household_code} is deactivated.")
+            sheet.error(row.row, "household_code", "household_deactivated", household=row.household_code)
         elif household and row.harvested_on and not household.linked_on(row.harvested_on):
-            sheet.error(row.row, "household_code", f"Household {row.household_code} has no purchase link "
-                                                   f"valid on {row.harvested_on.isoformat()}.")
+            sheet.error(row.row, "household_code", "household_not_linked", household=row.household_code,
+                        on=row.harvested_on.isoformat())
         if product is None or not row.lot_code:
             continue
         if row.lot_code in taken:
-            what = "already imported" if taken[row.lot_code] == product.id else "already used for another product"
-            sheet.error(row.row, "lot_code", f"Lot code {excerpt(row.lot_code)} is {what}.")
+            code = "lot_already_imported" if taken[row.lot_code] == product.id else "lot_code_taken"
+            sheet.error(row.row, "lot_code", code, lot=excerpt(row.lot_code))
             continue
         plan = plans.setdefault(row.lot_code, _LotPlan(code=row.lot_code, product=product, first=row))
         if plan.product.id != product.id:
-            sheet.error(row.row, "lot_code", f"Lot code {excerpt(row.lot_code)} is used for another product "
-                                             f"in row {plan.first.row}.")
+            sheet.error(row.row, "lot_code", "lot_other_product", lot=excerpt(row.lot_code), first_row=plan.first.row)
             continue
         if row.harvested_on and (row.harvested_on, row.packed_on) != (plan.first.harvested_on, plan.first.packed_on):
-            sheet.error(row.row, "harvested_on", f"Lot {excerpt(row.lot_code)} has other dates in row "
-                                                 f"{plan.first.row}.")
+            sheet.error(row.row, "harvested_on", "lot_other_dates", lot=excerpt(row.lot_code),
+                        first_row=plan.first.row)
         if household is not None:
             if household.id in plan.households:
-                sheet.error(row.row, "household_code", f"Household {row.household_code} appears twice "
-                                                       f"in lot {excerpt(row.lot_code)}.")
+                sheet.error(row.row, "household_code", "household_twice_in_lot", household=row.household_code,
+                            lot=excerpt(row.lot_code))
                 continue
             plan.households[household.id] = (row.quantity, row.village or household.village)
             plan.total += row.quantity or 0
             if plan.total > MAX_QUANTITY:
-                sheet.error(row.row, "quantity", f"Lot {excerpt(row.lot_code)} would hold more than "
-                                                 f"{MAX_QUANTITY:,} units.")
+                sheet.error(row.row, "quantity", "lot_too_large", lot=excerpt(row.lot_code), limit=MAX_QUANTITY)
         plan.rows.append(row)
         if row.location in locations and row.quantity:
             plan.stock[locations[row.location]] += row.quantity

@@ -406,13 +406,16 @@ def test_rows_past_the_configured_limit_stop_the_read_and_errors_are_capped(app,
     app.config["INVENTORY_UPLOAD_MAX_ROWS"] = 500
     body = upload(client, world, _million_row_xlsx(2_000, dimension=False), name="long.xlsx").json
     assert body["status"] == "failed"
-    assert body["errors"] == [{"row": 1, "column": None,
-                               "message": "The file cannot be read: it has more than 500 data rows (split the file)."}]
+    assert body["errors"] == [{"row": 1, "column": None, "code": "too_many_rows",
+                               "message": "The file cannot be read: it has more than 500 data rows (split the file).",
+                               "message_zh": "文件无法读取：数据超过 500 行（请拆分文件）。"}]
     app.config["INVENTORY_UPLOAD_MAX_ROWS"] = 5_000
     body = upload(client, world, _million_row_xlsx(400, dimension=False), name="bad.xlsx").json
     assert len(body["errors"]) == 201
     assert body["errors"][-1]["row"] is None
     assert re.fullmatch(r"\d+ more errors are not shown; fix these and upload again\.", body["errors"][-1]["message"])
+    assert body["errors"][-1]["code"] == "more_errors"
+    assert re.fullmatch(r"另有 \d+ 处问题未列出；请先改正以上问题，再重新上传。", body["errors"][-1]["message_zh"])
 
 
 def test_quantities_beyond_a_million_units_are_rejected(client, world):

@@ -1,0 +1,92 @@
+"""Every problem an inventory upload can report: a stable code and its English and Chinese message templates.
+
+A stored error is `{row, column, code, message, message_zh}`; `message` (English) is what API clients have
+always read, `message_zh` is what the co-op's bookkeeper sees in the portal. The templates are filled with
+`str.format`, so a value quoted in a message is the same in both languages.
+"""
+from __future__ import annotations
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # the file as a whole (row 1, no column)
+    "utf16_invalid": ("The file cannot be read: the file says it is UTF-16 text but is not.",
+                      "文件无法读取：文件标明是 UTF-16 文本，但内容不是。"),
+    "unknown_encoding": ("The file cannot be read: the file is neither UTF-8, UTF-16 nor GBK/GB18030 text.",
+                         "文件无法读取：文件的编码不是 UTF-8、UTF-16，也不是 GBK/GB18030。"),
+    "xlsx_unreadable": ("The file cannot be read: the XLSX file cannot be read.",
+                        "文件无法读取：XLSX 文件已损坏，或不是 Excel 文件。"),
+    "xlsx_too_large": ("The file cannot be read: the XLSX file unpacks to {inflated:,} bytes, more than the limit "
+                       "of {limit:,}.",
+                       "文件无法读取：XLSX 文件解压后有 {inflated:,} 字节，超过上限 {limit:,} 字节。"),
+    "xlsx_compression_ratio": ("The file cannot be read: the XLSX file unpacks to more than {ratio} times its size.",
+                               "文件无法读取：XLSX 文件解压后超过原大小的 {ratio} 倍。"),
+    "sheet_range_too_long": ("The file cannot be read: the sheet's used range reaches row {last:,}; at most "
+                             "{rows:,} data rows are accepted (split the file).",
+                             "文件无法读取：工作表的使用区域到第 {last:,} 行，"
+                             "最多接受 {rows:,} 行数据（请拆分文件）。"),
+    "csv_unreadable": ("The file cannot be read: a line cannot be read as CSV ({reason}).",
+                       "文件无法读取：有一行不能按 CSV 读取（{reason}）。"),
+    "too_many_rows": ("The file cannot be read: it has more than {rows:,} data rows (split the file).",
+                      "文件无法读取：数据超过 {rows:,} 行（请拆分文件）。"),
+    "file_empty": ("The file is empty.", "文件是空的。"),
+    "no_data_rows": ("The file has no data rows.", "文件只有表头，没有数据行。"),
+    "header_too_wide": ("The header has more than {columns} columns.", "表头超过 {columns} 列。"),
+    "unknown_column": ("Unknown column {header!r}.", "未知的列“{header}”（列名见模板的“说明”页）。"),
+    "duplicate_column": ("The column {header!r} appears twice.", "列“{header}”出现了两次。"),
+    "missing_column": ("Missing column {zh}/{en}.", "缺少列“{zh}/{en}”。"),
+    "more_errors": ("{count} more errors are not shown; fix these and upload again.",
+                    "另有 {count} 处问题未列出；请先改正以上问题，再重新上传。"),
+    "lot_code_race": ("A lot code in this file was imported meanwhile.",
+                      "文件中的批次号刚被另一次导入使用，整个文件没有导入；请检查后重新上传。"),
+    "import_failed": ("The import failed unexpectedly; it has been logged. Try again later.",
+                      "导入意外失败，已记录下来；请稍后重试。"),
+    # one row's cells
+    "row_too_wide": ("The row has more than {columns} columns.", "这一行超过 {columns} 列。"),
+    "cell_too_long": ("The cell has more than {chars:,} characters.", "单元格超过 {chars:,} 个字符。"),
+    "cell_required": ("This cell is required.", "此单元格必填。"),
+    "not_a_date": ("{value!r} is not a date (write it like 2026-09-03).",
+                   "“{value}”不是日期（请写成 2026-09-03 这样）。"),
+    "not_whole_number": ("{value} is not a whole number.", "{value} 不是整数。"),
+    "not_positive_whole_number": ("{value!r} is not a positive whole number.", "“{value}”不是正整数。"),
+    "quantity_too_large": ("{value} is more than {limit:,} units.", "{value} 超过了 {limit:,} 个单位的上限。"),
+    "invalid_lot_code": ("{value!r} is not a lot code (letters, digits, '.', '_' and '-').",
+                         "“{value}”不是有效的批次号（只能用字母、数字和“.”“_”“-”）。"),
+    "control_characters": ("Must not contain control characters.", "不能含有控制字符。"),
+    "text_too_long": ("Longer than {limit} characters.", "超过 {limit} 个字符。"),
+    # one row against the catalog and the co-op's households
+    "unknown_product": ("Unknown product code {sku} for this co-operative.", "产品编码 {sku} 不是本合作社的产品。"),
+    "unit_mismatch": ("The unit {unit} differs from the product's unit {product_unit}.",
+                      "单位 {unit} 与产品的单位 {product_unit} 不一致。"),
+    "unknown_location": ("Unknown location {location}.", "没有编码为 {location} 的存放地点。"),
+    "harvest_in_future": ("The harvest date is in the future.", "采收日期晚于今天。"),
+    "harvest_after_packed": ("The harvest date is after the packed date.", "采收日期晚于包装日期。"),
+    "packed_in_future": ("The packed date is in the future.", "包装日期晚于今天。"),
+    "unknown_household": ("Unknown household {household} for this co-operative.",
+                          "本合作社没有编号为 {household} 的农户。"),
+    "household_deactivated": ("Household {household} is deactivated.", "农户 {household} 已停用。"),
+    "household_not_linked": ("Household {household} has no purchase link valid on {on}.",
+                             "农户 {household} 在 {on} 没有有效的收购联结。"),
+    "lot_already_imported": ("Lot code {lot} is already imported.", "批次号 {lot} 已经导入过。"),
+    "lot_code_taken": ("Lot code {lot} is already used for another product.", "批次号 {lot} 已用于另一个产品。"),
+    "lot_other_product": ("Lot code {lot} is used for another product in row {first_row}.",
+                          "批次号 {lot} 在第 {first_row} 行用于另一个产品。"),
+    "lot_other_dates": ("Lot {lot} has other dates in row {first_row}.",
+                        "批次 {lot} 在第 {first_row} 行的日期与本行不同。"),
+    "household_twice_in_lot": ("Household {household} appears twice in lot {lot}.",
+                               "农户 {household} 在批次 {lot} 中出现了两次。"),
+    "lot_too_large": ("Lot {lot} would hold more than {limit:,} units.",
+                      "批次 {lot} 的数量将超过 {limit:,} 个单位的上限。"),
+}
+
+
+def messages(code: str, **params) -> dict[str, str]:
+    """The error's code with its English and Chinese messages filled in."""
+    english, chinese = MESSAGES[code]
+    return {"code": code, "message": english.format(**params), "message_zh": chinese.format(**params)}
+
+
+class Problem(ValueError):
+    """A problem named by its code, with the values its messages quote; `str()` is the English message."""
+
+    def __init__(self, code: str, **params) -> None:
+        self.code, self.params = code, params
+        super().__init__(messages(code, **params)["message"])
