@@ -82,8 +82,8 @@ def test_a_coop_fixes_a_faulty_gbk_file_watches_the_import_and_finds_the_new_lot
     expect(page.locator("#upload-status")).to_contain_text("有错误，未导入")
     rows = page.locator("table.upload-errors tbody tr")
     expect(rows).to_have_count(2)
-    expect(rows.nth(0).locator("td")).to_have_text(["3", "农户编号", re.compile("DEMO-ZJ-999")])
-    expect(rows.nth(1).locator("td")).to_have_text(["4", "存放地点", re.compile("XX-WH")])
+    expect(rows.nth(0).locator("td")).to_have_text(["3", "农户编号", "本合作社没有编号为 DEMO-ZJ-999 的农户。"])
+    expect(rows.nth(1).locator("td")).to_have_text(["4", "存放地点", "没有编码为 XX-WH 的存放地点。"])
     expect(page.locator("#upload-status").get_by_role("link", name="库存上传模板（Excel）")).to_be_visible()
     screenshot(page, "coop-upload-errors")
 

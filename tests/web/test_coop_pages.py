@@ -73,6 +73,12 @@ def pending_upload(supplier, body: str) -> InventoryUpload:
     return upload
 
 
+def error_rows(html: str) -> list[tuple[str, str, str]]:
+    """The upload page's error table as (Excel row, column, problem) cells."""
+    return re.findall(r'<tr><td class="num" data-label="Excel 行号">([^<]+)</td><td data-label="列">([^<]*)</td>'
+                      r'<td data-label="问题">([^<]*)</td></tr>', html)
+
+
 def paid_household(supplier, fen: int):
     """A household of `supplier` with a bank account and `fen` earned two days ago, committed."""
     household = payee_household(supplier)
@@ -149,11 +155,23 @@ def test_a_failed_upload_lists_its_errors_by_excel_row_and_column_with_the_templ
     response = post_file(client, body, "库存.csv")
     assert response.status_code == 303
     html = text(client.get(response.location))
-    rows = re.findall(r'<tr><td class="num" data-label="Excel 行号">(\d+)</td><td data-label="列">([^<]*)</td>', html)
-    assert ("2", "产品编码") in rows and ("2", "农户编号") in rows and ("2", "存放地点") in rows
+    assert error_rows(html) == [("2", "产品编码", "产品编码 ZJ-NONE 不是本合作社的产品。"),
+                                ("2", "存放地点", "没有编码为 XC-WH 的存放地点。"),
+                                ("2", "农户编号", "本合作社没有编号为 H-404 的农户。")]
     assert 'href="/api/v1/inventory-uploads/template.xlsx"' in html
     assert db.session.scalar(select(InventoryUpload.status).where(InventoryUpload.supplier_id == supplier.id)) == \
         "failed"
+
+
+def test_an_upload_stored_before_errors_had_chinese_shows_its_english_message(coops):
+    upload = pending_upload(coops["ours"], f"{HEADER}\r\nX,Y,2026-09-01,XC-WH,H1,1\r\n")
+    upload.status = "failed"
+    upload.errors = [{"row": 2, "column": "农户编号", "message": "Unknown household H1 for this co-operative."},
+                     {"row": None, "column": None, "message": "3 more errors are not shown; fix these and upload again."}]
+    db.session.commit()
+    html = text(coops["client"].get(f"/coop/uploads/{upload.id}"))
+    assert error_rows(html) == [("2", "农户编号", "Unknown household H1 for this co-operative."),
+                                ("整个文件", "", "3 more errors are not shown; fix these and upload again.")]
 
 
 def test_an_upload_without_a_file_or_an_empty_one_says_so(coops):
