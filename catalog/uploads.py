@@ -276,8 +276,8 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
         if product is None or not row.lot_code:
             continue
         if row.lot_code in taken:
-            code = "lot_already_imported" if taken[row.lot_code] == product.id else "lot_code_taken"
-            sheet.error(row.row, "lot_code", code, lot=excerpt(row.lot_code))
+            sheet.error(row.row, "lot_code", "lot_already_imported" if taken[row.lot_code] == product.id
+                        else "lot_code_taken", lot=excerpt(row.lot_code))
             continue
         plan = plans.setdefault(row.lot_code, _LotPlan(code=row.lot_code, product=product, first=row))
         if plan.product.id != product.id:

@@ -334,6 +334,31 @@ def test_utf16_tab_separated_unicode_text_from_excel_imports(client, world):
         assert lot.quantity == 10  # lower-case codes are the same SKU, lot and location
 
 
+def test_a_faulty_gbk_file_from_excel_reports_each_problem_in_chinese_at_its_excel_row_and_column(client, world):
+    a, b, c, _ = world["codes"]
+    lines = ["产品编码,批次号,采收日期,存放地点,农户编号,交售数量,包装日期",
+             f"ZJ-KQ-500,ZJ-2611-A,2026年9月3日,XC-WH,{a},12,2026年9月5日",  # 2: fine
+             "ZJ-KQ-500,ZJ-2611-B,2026年9月3日,XC-WH,DEMO-ZJ-999,8,",            # 3: no such household
+             ",,,,,,",                                                           # 4: empty, skipped but counted
+             f"ZJ-KQ-500,ZJ-2611-C,2026年9月31日,XC-WH,{b},5,",                 # 5: no 31 September
+             f"ZJ-KQ-500,ZJ-2611-D,2026/9/3,XX-WH,{b},十二,",                    # 6: unknown place, quantity in words
+             f"ZJ-KQ-500,,2026-09-10,ＸＣ－ＷＨ,{c},３,2026-09-01",              # 7: no lot code, packed before harvest
+             f"ZJ-KQM-1KG,ZJ-2611-E,2026-09-03,XC-WH,{c},4,"]                   # 8: not this co-op's product
+    body = upload(client, world, ("\r\n".join(lines) + "\r\n").encode("gbk"), name="昭觉库存-11月.csv").json
+    assert body["status"] == "failed" and body["lots_created"] == 0
+    assert [(e["row"], e["column"], e["code"], e["message_zh"]) for e in body["errors"]] == [
+        (3, "农户编号", "unknown_household", "本合作社没有编号为 DEMO-ZJ-999 的农户。"),
+        (5, "采收日期", "not_a_date", "“2026年9月31日”不是日期（请写成 2026-09-03 这样）。"),
+        (6, "交售数量", "not_positive_whole_number", "“十二”不是正整数。"),
+        (6, "存放地点", "unknown_location", "没有编码为 XX-WH 的存放地点。"),
+        (7, "批次号", "cell_required", "此单元格必填。"),
+        (7, "采收日期", "harvest_after_packed", "采收日期晚于包装日期。"),
+        (8, "产品编码", "unknown_product", "产品编码 ZJ-KQM-1KG 不是本合作社的产品。"),
+    ]
+    assert body["errors"][0]["message"] == "Unknown household DEMO-ZJ-999 for this co-operative."
+    assert lot_count() == 0
+
+
 def test_a_huge_cell_is_reported_as_too_long_and_never_echoed(client, world):
     rows = [["ZJ-KQ-500", "X" * 5000, "2026-09-03", "XC-WH", world["codes"][0], 4],
             ["Y" * 900, "LOT-H", "2026-09-03", "XC-WH", world["codes"][0], 4]]

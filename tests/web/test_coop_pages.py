@@ -167,7 +167,8 @@ def test_an_upload_stored_before_errors_had_chinese_shows_its_english_message(co
     upload = pending_upload(coops["ours"], f"{HEADER}\r\nX,Y,2026-09-01,XC-WH,H1,1\r\n")
     upload.status = "failed"
     upload.errors = [{"row": 2, "column": "农户编号", "message": "Unknown household H1 for this co-operative."},
-                     {"row": None, "column": None, "message": "3 more errors are not shown; fix these and upload again."}]
+                     {"row": None, "column": None,
+                      "message": "3 more errors are not shown; fix these and upload again."}]
     db.session.commit()
     html = text(coops["client"].get(f"/coop/uploads/{upload.id}"))
     assert error_rows(html) == [("2", "农户编号", "Unknown household H1 for this co-operative."),
