@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 from openpyxl import Workbook
 
-from catalog.spreadsheet import read_sheet
+from catalog.spreadsheet import Limits, read_sheet
 
 HEADER_ZH = "产品编码,批次号,采收日期,存放地点,农户编号,交售数量"
 
@@ -80,6 +80,28 @@ def test_unreadable_and_empty_files_are_errors_not_crashes():
     assert read_sheet(b"").errors[0]["message"] == "The file is empty."
     assert "cannot be read" in read_sheet(b"PK\x03\x04garbage").errors[0]["message"]
     assert read_sheet((HEADER_ZH + "\n").encode()).errors[0]["message"] == "The file has no data rows."
+
+
+def test_file_level_problems_and_the_count_of_the_rest_have_codes_and_chinese():
+    def first(sheet) -> tuple:
+        error = sheet.report()[0]
+        return error["row"], error["column"], error["code"], error["message_zh"]
+
+    assert first(read_sheet(b"")) == (1, None, "file_empty", "文件是空的。")
+    assert first(read_sheet(b"PK\x03\x04garbage")) == (
+        1, None, "xlsx_unreadable", "文件无法读取：XLSX 文件已损坏，或不是 Excel 文件。")
+    assert first(read_sheet(b"\xff\xfe\x00\xd8")) == (
+        1, None, "utf16_invalid", "文件无法读取：文件标明是 UTF-16 文本，但内容不是。")
+    assert first(read_sheet((HEADER_ZH + ",颜色\n").encode("gbk"))) == (
+        1, "颜色", "unknown_column", "未知的列“颜色”（列名见模板的“说明”页）。")
+    assert first(read_sheet((HEADER_ZH + ",批次号\n").encode("gbk"))) == (
+        1, "批次号", "duplicate_column", "列“批次号”出现了两次。")
+    assert first(read_sheet("批次号\nL1\n".encode("gbk"))) == (1, "sku", "missing_column", "缺少列“产品编码/sku”。")
+    body = HEADER_ZH + "\n" + "S1,L1,昨天,W1,H1,5\n" * 5
+    report = read_sheet(body.encode("gbk"), limits=Limits(errors=3)).report()
+    assert [e["row"] for e in report] == [2, 3, 4, None]
+    assert (report[-1]["code"], report[-1]["message_zh"]) == (
+        "more_errors", "另有 2 处问题未列出；请先改正以上问题，再重新上传。")
 
 
 def test_the_template_reads_back_as_its_own_example_row():
