@@ -17,7 +17,7 @@ from orders.stores import service as stores
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.orders.factories import ShiftFactory, StoreFactory
+from tests.orders.factories import StoreFactory
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 CSRF_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')
@@ -81,17 +81,6 @@ def test_a_float_that_is_not_an_amount_is_refused_in_chinese_and_opens_nothing(c
         response = client.post("/till/shifts", data={"float": typed, "csrf_token": _csrf(client, "/till")})
         assert response.status_code == 422 and "请输入备用金金额" in response.get_data(as_text=True)
     assert db.session.scalars(select(Shift)).all() == []
-
-
-def test_another_stores_shift_can_be_neither_seen_nor_closed(client):
-    store = StoreFactory()
-    shift = ShiftFactory()
-    db.session.commit()
-    _signed_in(client, store_id=store.id)
-    assert client.get(f"/till/shifts/{shift.id}").status_code == 404
-    closing = client.post(f"/till/shifts/{shift.id}/close", data={"counted": "0", "csrf_token": _csrf(client, "/till")})
-    assert closing.status_code == 404
-    assert db.session.get(Shift, shift.id).closed_at is None
 
 
 def _sale(client, *, units: int = 2) -> tuple[Order, object]:
@@ -160,6 +149,33 @@ def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shif
     assert late.status_code == 403 and "只能退本班次" in late.get_data(as_text=True)
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
     assert verify_ledger()["ok"] is True
+
+
+def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refunds(client, app):
+    order, _ = _sale(client)
+    line_id, shift_id = order.lines[0].id, order.shift_id
+    stranger = app.test_client()
+    _signed_in(stranger, store_id=StoreFactory().id)
+    token = _csrf(stranger, "/till")
+    tried = {  # by route
+        ("GET", "/till/shifts/<shift_id>"): stranger.get(f"/till/shifts/{shift_id}"),
+        ("POST", "/till/shifts/<shift_id>/close"): stranger.post(f"/till/shifts/{shift_id}/close",
+                                                                data={"counted": "0", "csrf_token": token}),
+        ("GET", "/till/receipts/<order_id>"): stranger.get(f"/till/receipts/{order.id}"),
+        ("GET", "/till/orders/<order_id>/refund"): stranger.get(f"/till/orders/{order.id}/refund"),
+        ("POST", "/till/orders/<order_id>/refund"): stranger.post(
+            f"/till/orders/{order.id}/refund", data={f"quantity-{line_id}": "1", "reason": "试", "csrf_token": token}),
+    }
+    for route, response in tried.items():
+        assert response.status_code == 404, route
+        assert order.lines[0].name not in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Shift, shift_id).closed_at is None
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+    assert set(tried) == {  # every till page naming a shift or an order
+        (method, rule.rule.replace("<int:", "<")) for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("till.") and rule.arguments - {"filename"}
+        for method in rule.methods - {"HEAD", "OPTIONS"}}
 
 
 def test_wrong_pickup_codes_are_limited_per_clerk(client):
