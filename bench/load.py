@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -131,14 +133,49 @@ def measure(label: str, url: str) -> LoadResult:
     return _measured(label, url, ())
 
 
-def measure_paths(label: str, base: str, paths: Sequence[str], *, warmup: bool = True) -> LoadResult:
-    """Like `measure`, each request one of `paths` (under `base`) drawn at random; `warmup=False` skips the
-    warm-up (the server is warm from an earlier run)."""
+@contextmanager
+def random_paths(paths: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """The Lua script that draws each request's path at random from `paths`, with its argument (a file)."""
     with tempfile.TemporaryDirectory(prefix="bench-paths-") as folder:
         script, listing = Path(folder) / "random_paths.lua", Path(folder) / "paths.txt"
         script.write_text(RANDOM_PATHS_LUA, encoding="utf-8")
         listing.write_text("".join(f"{path}\n" for path in paths), encoding="utf-8")
-        return _measured(label, base + "/", (str(script), str(listing)), warmup=warmup)
+        yield str(script), str(listing)
+
+
+def measure_paths(label: str, base: str, paths: Sequence[str], *, warmup: bool = True) -> LoadResult:
+    """Like `measure`, each request one of `paths` (under `base`) drawn at random; `warmup=False` skips the
+    warm-up (the server is warm from an earlier run)."""
+    with random_paths(paths) as script:
+        return _measured(label, base + "/", script, warmup=warmup)
+
+
+def measure_alternating(targets: dict[str, tuple[str, Sequence[str]]], *, rounds: int) -> dict[str, LoadResult]:
+    """Measure each target (label → base URL, paths drawn at random) for `seconds()` in all, in `rounds` slices
+    taken in turn, so a change in the rest of the machine's load falls on every target alike: requests/s over
+    all slices, p99 the median of the slices' p99s. Fail when any response was not 2xx/3xx."""
+    duration = max(1, seconds() // rounds)
+    slices: dict[str, list[LoadResult]] = {label: [] for label in targets}
+    with ExitStack() as stack:
+        scripts = {label: stack.enter_context(random_paths(paths)) for label, (_, paths) in targets.items()}
+        progress(f"running wrk {rounds} × {duration}s against {', '.join(targets)} in turn "
+                 f"(-t{THREADS} -c{CONNECTIONS})…")
+        for _ in range(rounds):
+            for label, (base, _) in targets.items():
+                slices[label].append(run_wrk(base + "/", duration=duration, script=scripts[label]))
+    results = {}
+    for label, measured in slices.items():
+        requests = sum(result.requests for result in measured)
+        combined = LoadResult(
+            requests_per_s=sum(r.requests_per_s for r in measured) / len(measured),
+            p99_ms=statistics.median(r.p99_ms for r in measured), requests=requests,
+            non_2xx=sum(r.non_2xx for r in measured), socket_errors=sum(r.socket_errors for r in measured))
+        if combined.non_2xx:
+            raise BenchError(f"{label}: {combined.non_2xx} of {requests} responses were not 2xx/3xx.")
+        if combined.socket_errors:
+            progress(f"warning: {label} had {combined.socket_errors} socket errors under load")
+        results[label] = combined
+    return results
 
 
 def _measured(label: str, url: str, script: Sequence[str], *, warmup: bool = True) -> LoadResult:

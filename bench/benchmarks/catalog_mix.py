@@ -36,6 +36,7 @@ MIX = (("product", 35), ("trace", 5), ("search", 30), ("county", 20), ("donor", 
 PATHS = 20_000
 PAGE = 20
 CHECKED_PER_KIND = 25
+ROUNDS = 5  # each figure: app and floor measured in 5 alternating slices of BENCH_SECONDS / 5
 SEED = 20261126
 API = "/api/v1"
 # (workers, worker class, threads per worker) of the scaling curve
@@ -136,17 +137,27 @@ def check_same_answers(app_base: str, floor_base: str, paths: dict[str, list[Pai
                 raise BenchError(f"The floor answers {floor_path} ({kind}) unlike the app answers {app_path}.")
 
 
+def _warm_up(label: str, base: str, paths: list[str]) -> None:
+    """Load the server at `base` with `paths` for the harness's warm-up seconds."""
+    progress(f"warming up {label} ({load.WARMUP_SECONDS}s)…")
+    with load.random_paths(paths) as script:
+        load.run_wrk(base + "/", duration=load.WARMUP_SECONDS, script=script)
+
+
 def _measure_all(app_base: str, floor_base: str, paths: dict[str, list[Pair]]) -> dict[str, dict]:
-    """The mix, each kind alone, then the mix again (caches fuller), each on the app then at once on the floor,
-    so both see the same load from the rest of the machine."""
+    """The mix, each kind alone, then the mix again (caches fuller): the app and the floor in alternating
+    slices, so both see the same load from the rest of the machine."""
     mixes = [[pair[side] for pairs in paths.values() for pair in pairs] for side in (0, 1)]
     runs = [("mix", mixes), *((kind, [[pair[side] for pair in pairs] for side in (0, 1)])
                               for kind, pairs in paths.items()), ("mix again", mixes)]
+    for label, base, side in (("the app", app_base, 0), ("the floor", floor_base, 1)):
+        _warm_up(label, base, mixes[side])
     results: dict[str, dict] = {"app": {}, "floor": {}}
-    for number, (name, (app_paths, floor_paths)) in enumerate(runs):
-        results["app"][name] = load.measure_paths(f"the app, {name}", app_base, app_paths, warmup=number == 0)
-        results["floor"][name] = load.measure_paths(f"the floor, {name}", floor_base, floor_paths,
-                                                    warmup=number == 0)
+    for name, (app_paths, floor_paths) in runs:
+        progress(f"measuring {name}…")
+        measured = load.measure_alternating({"app": (app_base, app_paths), "floor": (floor_base, floor_paths)},
+                                            rounds=ROUNDS)
+        results["app"][name], results["floor"][name] = measured["app"], measured["floor"]
     return results
 
 
@@ -222,10 +233,12 @@ def catalog_scaling() -> Result:
             app_server, floor_server = _servers(database_url, redis_url, workers=workers,
                                                 worker_class=worker_class, threads=threads)
             with app_server as app_base, floor_server as floor_base:
-                app = load.measure_paths(f"the app ({label})", app_base,
-                                         [a for pairs in paths.values() for a, _ in pairs])
-                floor = load.measure_paths(f"the floor ({label})", floor_base,
-                                           [f for pairs in paths.values() for _, f in pairs])
+                mixes = {name: (base, [pair[side] for pairs in paths.values() for pair in pairs])
+                         for name, base, side in (("app", app_base, 0), ("floor", floor_base, 1))}
+                for name, (base, mix) in mixes.items():
+                    _warm_up(f"the {name} ({label})", base, mix)
+                measured = load.measure_alternating(mixes, rounds=ROUNDS)
+            app, floor = measured["app"], measured["floor"]
             rows += [Row(f"{label} req/s", app.requests_per_s, "req/s", floor.requests_per_s),
                      Row(f"{label} p99", app.p99_ms, "ms", floor.p99_ms)]
             details[label] = {"workers": workers, "worker_class": worker_class, "threads": threads,
