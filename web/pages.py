@@ -20,8 +20,17 @@ from shop.errors import AppError
 csrf = CSRFProtect()
 
 STRIPE_JS = "https://js.stripe.com"
-HTTP_MESSAGES = {404: "页面不存在", 405: "不支持此操作", 413: "文件太大", 429: "尝试次数过多，请稍后再试。"}
+HTTP_MESSAGES = {400: "请求有误，请检查后重试。", 401: "请先登录。", 403: "没有权限进行此操作。", 404: "页面不存在",
+                 405: "不支持此操作", 409: "操作与当前状态冲突，请刷新页面后重试。", 413: "文件太大",
+                 422: "填写的内容有误，请检查后重试。", 429: "尝试次数过多，请稍后再试。",
+                 503: "服务暂时不可用，请稍后再试。"}
 HOME_BY_ROLE = {"consumer": "storefront.home", "store_staff": "till.home", "coop": "coop.home"}
+
+
+class PageError(AppError):
+    """A refusal worded for the page's reader (in Chinese): shown as it is, unlike a domain error's English."""
+
+    status, code = 422, "invalid_input"
 
 
 def content_security_policy() -> str:
@@ -114,8 +123,11 @@ def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -
 
     @bp.errorhandler(AppError)
     def _app_error(exc: AppError):
+        """A refusal no page handled itself: a page's own words, else its status in Chinese (a 404 says no more)."""
         db.session.rollback()
-        return error_page(exc.status, exc.message)
+        if isinstance(exc, PageError):
+            return error_page(exc.status, exc.message)
+        return error_page(exc.status, HTTP_MESSAGES.get(exc.status, "操作未能完成。"))
 
     @bp.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

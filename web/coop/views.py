@@ -17,13 +17,13 @@ from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
 from orders.ledger.periods import PeriodQuery
 from shop.db import commit, db
-from shop.errors import AppError, NotFound, ValidationError
+from shop.errors import AppError, NotFound
 from shop.fields import Text
 from shop.pagination import PageQuery
 from suppliers import service as suppliers
 from suppliers.schemas import HouseholdOut, HouseholdQuery
 from web.filters import local_time, yuan
-from web.pages import content_security_policy, error_page, page_blueprint, signed_in, web_user
+from web.pages import PageError, content_security_policy, error_page, page_blueprint, signed_in, web_user
 
 bp = page_blueprint("coop", __name__, url_prefix="/coop")
 bp.static_folder, bp.static_url_path = "static", "/static"
@@ -49,7 +49,7 @@ def _parsed(schema: Schema, values) -> dict:
     try:
         return schema.load({key: values[key] for key in values if key in known and values[key] != ""})
     except SchemaError as exc:
-        raise ValidationError("填写的内容不正确：" + "、".join(sorted(exc.messages)) + "。") from exc
+        raise PageError("填写的内容不正确：" + "、".join(sorted(exc.messages)) + "。") from exc
 
 
 @bp.context_processor
