@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 
 from orders.checkout.schemas import OrderOut
 from orders.counter import service
+from orders.counter.limits import pickup_code_limit
 from orders.counter.schemas import (
     CounterSaleCreate,
     CounterSaleOut,
@@ -19,14 +20,10 @@ from orders.stores.service import get_store_for
 from shop.auth.security import current_user, require_role
 from shop.db import commit, db
 from shop.errors import ErrorOut
-from shop.extensions import limiter
 from shop.idempotency import HEADER, idempotent
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("counter", __name__, url_prefix="/api/v1", description="Counter sales, receipts and pickups")
-
-PICKUP_CODE_LIMIT = "10 per minute"
-
 
 def _store_keys(store_id: int, **_) -> str:
     """Counter-sale keys belong to the store (checked in the caller's scope first, so a key is never
@@ -40,9 +37,6 @@ def _pickup_attempts_key() -> str:
     return f"pickup:{request.view_args['store_id']}:{current_user().id}"
 
 
-def _wrong_code(response) -> bool:
-    """Only a wrong pickup code counts against the limit."""
-    return response.status_code == 409
 
 
 @blp.route("/stores/<int:store_id>/counter-sales", methods=["POST"])
@@ -98,7 +92,7 @@ class Pickups(MethodView):
         return service.list_pickups(actor=current_user(), store_id=store_id, **query)
 
     @require_role("store_staff")
-    @limiter.limit(PICKUP_CODE_LIMIT, key_func=_pickup_attempts_key, deduct_when=_wrong_code)
+    @pickup_code_limit(_pickup_attempts_key)
     @blp.arguments(PickupCreate)
     @blp.response(200, OrderOut)
     @blp.alt_response(409, schema=ErrorOut,

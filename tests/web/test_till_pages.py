@@ -178,14 +178,22 @@ def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refun
         for method in rule.methods - {"HEAD", "OPTIONS"}}
 
 
-def test_wrong_pickup_codes_are_limited_per_clerk(client):
+def test_wrong_pickup_codes_are_limited_per_clerk_across_the_page_and_the_api(client):
     store = StoreFactory()
     _signed_in(client, store_id=store.id)
     token = _csrf(client, "/till/pickups")
-    for _ in range(10):
-        wrong = client.post("/till/pickups", data={"pickup_code": "123456", "csrf_token": token})
-        assert wrong.status_code == 409 and "本店没有使用此取货码的待取订单" in wrong.get_data(as_text=True)
+    access = client.post("/till/token", headers={"X-CSRFToken": token}).json["access_token"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    for attempt in range(10):
+        if attempt % 2:
+            wrong = client.post(f"/api/v1/stores/{store.id}/pickups", json={"pickup_code": "123456"}, headers=bearer)
+            assert wrong.status_code == 409
+        else:
+            wrong = client.post("/till/pickups", data={"pickup_code": "123456", "csrf_token": token})
+            assert wrong.status_code == 409 and "本店没有使用此取货码的待取订单" in wrong.get_data(as_text=True)
     assert client.post("/till/pickups", data={"pickup_code": "123456", "csrf_token": token}).status_code == 429
+    api = client.post(f"/api/v1/stores/{store.id}/pickups", json={"pickup_code": "123456"}, headers=bearer)
+    assert api.status_code == 429  # one count for the clerk, whichever door the codes came through
     malformed = client.application.test_client()
     _signed_in(malformed, store_id=store.id)
     response = malformed.post("/till/pickups", data={"pickup_code": "12ab", "csrf_token": _csrf(malformed, "/till")})

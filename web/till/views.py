@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 
 from orders.checkout.service import get_order_for
 from orders.counter import service as counter
+from orders.counter.limits import pickup_code_limit
 from orders.counter.schemas import PickupCreate
 from orders.refunds import service as refunds
 from orders.refunds.schemas import RefundCreate
@@ -16,7 +17,6 @@ from orders.stores.schemas import ShiftClose, ShiftOpen
 from shop.auth.security import issue_token
 from shop.db import commit, db
 from shop.errors import AppError
-from shop.extensions import limiter
 from web.filters import local_time, yuan
 from web.pages import page_blueprint, signed_in, web_user
 from web.till import service
@@ -25,7 +25,6 @@ bp = page_blueprint("till", __name__, url_prefix="/till")
 bp.static_folder = "static"
 
 TOKEN_TTL_SECONDS = 15 * 60
-PICKUP_CODE_LIMIT = "10 per minute"  # as the API's pickup route: wrong codes per clerk and store
 PICKUPS_SHOWN = 50
 MAX_FIELD = 200
 MESSAGES = {
@@ -131,8 +130,7 @@ def _pickup_key() -> str:
 
 @bp.route("/pickups", methods=["GET", "POST"])
 @signed_in("store_staff")
-@limiter.limit(PICKUP_CODE_LIMIT, key_func=_pickup_key, methods=["POST"],
-               deduct_when=lambda response: response.status_code == 409)
+@pickup_code_limit(_pickup_key)
 def pickups():
     """The paid pickup orders waiting here, and the hand-over by the code the customer shows."""
     store = service.store_of(web_user())

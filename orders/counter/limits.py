@@ -1,0 +1,19 @@
+"""The limit on wrong pickup codes: one count per clerk and store, shared by the API and the till page."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shop.extensions import limiter
+
+PICKUP_CODE_LIMIT = "10 per minute"
+
+
+def _wrong_code(response) -> bool:
+    """Only a wrong pickup code counts against the limit."""
+    return response.status_code == 409
+
+
+def pickup_code_limit(key_func: Callable[[], str]):
+    """Decorate a hand-over view; `key_func` must give `pickup:<store_id>:<user_id>` so both views share a count."""
+    return limiter.shared_limit(PICKUP_CODE_LIMIT, scope="pickup-code", key_func=key_func, methods=["POST"],
+                                deduct_when=_wrong_code)
