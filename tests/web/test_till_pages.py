@@ -116,16 +116,23 @@ def test_the_sale_screen_carries_the_stores_price_list_for_offline_sales(client)
     assert data["shift_id"] == db.session.scalar(select(Shift.id).where(Shift.store_id == store.id))
 
 
+def _refund_form(client, order) -> dict:
+    """The hidden fields of a freshly rendered refund form: its CSRF token and its once-only key."""
+    token = _csrf(client, f"/till/orders/{order.id}/refund")
+    page = client.get(f"/till/orders/{order.id}/refund").get_data(as_text=True)
+    return {"csrf_token": token, "form_key": re.search(r'name="form_key" value="([0-9a-f]{32})"', page).group(1)}
+
+
 def test_a_refund_form_with_bad_or_too_many_units_refunds_nothing(client):
     order, _ = _sale(client)
     line_id = order.lines[0].id
-    token = _csrf(client, f"/till/orders/{order.id}/refund")
+    form = _refund_form(client, order)
     for typed in ("abc", "-1", "1.5"):
         response = client.post(f"/till/orders/{order.id}/refund",
-                               data={f"quantity-{line_id}": typed, "reason": "试", "csrf_token": token})
+                               data={f"quantity-{line_id}": typed, "reason": "试", **form})
         assert response.status_code == 422 and "请至少填写一行的退货数量" in response.get_data(as_text=True)
     too_many = client.post(f"/till/orders/{order.id}/refund",
-                           data={f"quantity-{line_id}": "3", "reason": "试", "csrf_token": token})
+                           data={f"quantity-{line_id}": "3", "reason": "试", **form})
     assert too_many.status_code == 409 and "退货数量超过了尚未退的数量" in too_many.get_data(as_text=True)
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
 
@@ -133,9 +140,8 @@ def test_a_refund_form_with_bad_or_too_many_units_refunds_nothing(client):
 def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shift_closed(client):
     order, clerk = _sale(client)
     line_id = order.lines[0].id
-    token = _csrf(client, f"/till/orders/{order.id}/refund")
     response = client.post(f"/till/orders/{order.id}/refund", data={
-        f"quantity-{line_id}": "1", f"resellable-{line_id}": "on", "reason": "包装破损", "csrf_token": token})
+        f"quantity-{line_id}": "1", f"resellable-{line_id}": "on", "reason": "包装破损", **_refund_form(client, order)})
     assert response.status_code == 302 and response.location == f"/till/receipts/{order.id}"
     assert "已退 1" in client.get(response.location).get_data(as_text=True)
     db.session.expire_all()
@@ -145,9 +151,22 @@ def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shif
     stores.close_shift(actor=clerk, shift_id=order.shift_id, counted_cash_fen=1500)
     db.session.commit()
     late = client.post(f"/till/orders/{order.id}/refund",
-                       data={f"quantity-{line_id}": "1", "reason": "试", "csrf_token": token})
+                       data={f"quantity-{line_id}": "1", "reason": "试", **_refund_form(client, order)})
     assert late.status_code == 403 and "只能退本班次" in late.get_data(as_text=True)
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
+    assert verify_ledger()["ok"] is True
+
+
+def test_a_refund_form_sent_twice_refunds_once_and_a_form_without_its_key_refunds_nothing(client):
+    order, _ = _sale(client)
+    line_id = order.lines[0].id
+    form = {f"quantity-{line_id}": "1", "reason": "顾客退货", **_refund_form(client, order)}
+    first, again = (client.post(f"/till/orders/{order.id}/refund", data=form) for _ in range(2))
+    assert first.location == again.location == f"/till/receipts/{order.id}"
+    stale = client.post(f"/till/orders/{order.id}/refund", data={**form, "form_key": "forged"})
+    assert stale.status_code == 400 and "表单已过期" in stale.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1  # two units sold, one refunded once
     assert verify_ledger()["ok"] is True
 
 

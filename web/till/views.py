@@ -18,6 +18,7 @@ from shop.auth.security import issue_token
 from shop.db import commit, db
 from shop.errors import AppError
 from web.filters import local_time, yuan
+from web.once import claim_form, new_form_key
 from web.pages import page_blueprint, signed_in, web_user
 from web.till import service
 
@@ -173,17 +174,21 @@ def refund(order_id: int):
     """Refund units of a sale of the open shift, per line, with a reason."""
     order = get_order_for(actor=web_user(), order_id=order_id)
     if request.method == "GET":
-        return _till("till/refund.html", order=order)
+        return _till("till/refund.html", order=order, form_key=new_form_key())
     try:
         data = _refund_request()
+        if not claim_form(user=web_user(), purpose="refund", key=request.form.get("form_key", "")):
+            db.session.rollback()
+            return redirect(url_for("till.receipt", order_id=order.id))  # this form was sent before: its refund
         refunds.create_refund(actor=web_user(), order_id=order.id, **data)
     except ValidationError:
-        return _till("till/refund.html", 422, order=order, error="请至少填写一行的退货数量，并写明原因。")
+        return _till("till/refund.html", 422, order=order, form_key=new_form_key(),
+                     error="请至少填写一行的退货数量，并写明原因。")
     except AppError as exc:
         if exc.code not in MESSAGES:
             raise
         db.session.rollback()
-        return _till("till/refund.html", exc.status, order=order, error=_message(exc))
+        return _till("till/refund.html", exc.status, order=order, form_key=new_form_key(), error=_message(exc))
     commit()
     return redirect(url_for("till.receipt", order_id=order.id))
 
