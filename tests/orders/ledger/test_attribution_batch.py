@@ -3,11 +3,10 @@ about the statements of a single event (what makes a backlog drain fast)."""
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import contextmanager
 from datetime import date
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from catalog.models import Location
 from orders import outbox
@@ -21,6 +20,7 @@ from tests.factories import UserFactory
 from tests.orders.factories import ShiftFactory
 from tests.orders.ledger.test_attribution import make_world
 from tests.orders.refunds.conftest import paid_order
+from tests.statements import statements
 
 
 def sell(world, *, channel: str, payment_method: str, quantities: list[int]) -> list[int]:
@@ -99,21 +99,6 @@ def test_a_batch_whose_event_fails_delivers_the_others(app, monkeypatch):
     assert db.session.scalars(select(LedgerTransaction.outbox_event_id)).all() == [events[1]]
     assert db.session.get(OutboxEvent, events[0]).delivered_at is None  # left for the sweeper
     assert verify_ledger()["ok"] is True
-
-
-@contextmanager
-def statements():
-    """The statements the app's engine runs inside the block."""
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 ONE_EVENT_BUDGET = 18  # deliver (lock, mark), the order's events locked and checked, orders, allocations with
