@@ -1,15 +1,12 @@
 """Catalog tasks: inventory imports and the nightly flagging of lapsed product certificates."""
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 
 from catalog import service, uploads
 from catalog.models import InventoryUpload
 from shop.db import db
-
-log = logging.getLogger(__name__)
+from shop.tasks import run_claimed
 
 
 @shared_task(name="catalog.flag_lapsed_certificates", acks_late=True)
@@ -22,20 +19,10 @@ def run_import(upload_id: int, *, progress: uploads.Progress | None = None) -> I
     """Import an upload as its own units of work — the claim committed first, then the whole import (or
     its errors) in a second transaction; None if it is done or being done elsewhere. The Celery task, the
     `import-inventory` command and the demo all run this."""
-    claimed = uploads.claim_upload(upload_id)
-    db.session.commit()
-    if not claimed:
-        return None
-    try:
-        upload = uploads.import_upload(upload_id, progress=progress)
-        db.session.commit()
-    except Exception:  # noqa: BLE001 - record the failure, then let the caller see the upload
-        db.session.rollback()
-        log.exception("inventory upload %s failed unexpectedly", upload_id)
-        uploads.fail_upload(upload_id)
-        db.session.commit()
-        upload = db.session.get(InventoryUpload, upload_id)
-    return upload
+    return run_claimed(f"inventory upload {upload_id}", claim=lambda: uploads.claim_upload(upload_id),
+                       work=lambda: uploads.import_upload(upload_id, progress=progress),
+                       fail=lambda: uploads.fail_upload(upload_id),
+                       reload=lambda: db.session.get(InventoryUpload, upload_id))
 
 
 @shared_task(name="catalog.import_inventory", acks_late=True)
