@@ -6,7 +6,8 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the ledger's parts: attribution of the orders' outbox, the auditor routes, statements, reports,
-    payouts (routes, task, sweeper) and verify-ledger."""
+    payouts (routes, task, sweeper), verify-ledger, and the pairing rollups' refresh (task on the beat schedule,
+    command)."""
     from orders.ledger.api import blp
     from orders.ledger.attribution import apply_events
     from orders.ledger.cli import verify_ledger_command
@@ -15,6 +16,7 @@ def init_app(app: Flask) -> None:
     from orders.ledger.payouts import tasks as payout_tasks  # noqa: F401 - registers the Celery task
     from orders.ledger.payouts.api import blp as payouts_blp
     from orders.ledger.reports_api import blp as reports_blp
+    from orders.ledger.rollups import REFRESH_EVERY_SECONDS, refresh_rollups_command
     from orders.ledger.statements_api import blp as statements_blp
     from orders.outbox import register_consumer
     from shop.extensions import api
@@ -27,3 +29,6 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(payouts_blp)
     register_sweeper(app, "ledger.payout_batches", payouts.requeue_stuck_batches)
     app.cli.add_command(verify_ledger_command)
+    app.cli.add_command(refresh_rollups_command)
+    app.config["CELERY_BEAT_SCHEDULE"]["ledger.refresh_pairing_rollups"] = {
+        "task": "ledger.refresh_pairing_rollups", "schedule": REFRESH_EVERY_SECONDS}

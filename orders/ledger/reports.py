@@ -13,11 +13,14 @@ import io
 from datetime import date
 from xml.sax.saxutils import escape
 
+from flask import current_app
 from openpyxl import Workbook
 from openpyxl.styles import Font
-from sqlalchemy import and_, case, exists, func, literal, or_, select, text
+from sqlalchemy import and_, case, exists, false, func, literal, or_, select, true, union_all
 
+from orders.ledger import rollups
 from orders.ledger.models import LedgerTransaction, Posting
+from orders.ledger.rollups import PairingRollupHousehold, PairingRollupMonth, PairingRollupSales
 from orders.models import Order, OrderLine
 from shop.db import db, utcnow
 from shop.regions.models import Pairing, Region
@@ -31,29 +34,30 @@ CSV_COLUMNS = ("donor_code", "donor_name", "county_code", "county_name", "paired
                "households_reached", "attributed_fen")
 
 
-def _sold_lines(from_date: date | None, to_date: date | None):
-    """CTE: each attributed line sold in the period — its order, donor, county, units still sold, their value, and
-    whether a pairing of its donor and county was valid on its sale date."""
+def sold_lines(*on_sale_date):
+    """CTE: each attributed line sold on the sale dates matching `on_sale_date` — its sale date, order, donor,
+    county, units still sold, their value, and whether a pairing of its donor and county was valid that day."""
     sale_date = LedgerTransaction.sale_date
     paired = exists().where(
         Pairing.donor_code == Order.donor_code, Pairing.recipient_code == OrderLine.county_code,
         Pairing.valid_from <= sale_date, or_(Pairing.valid_until.is_(None), Pairing.valid_until >= sale_date))
     units = OrderLine.quantity - OrderLine.refunded_quantity
-    query = (select(OrderLine.id.label("line_id"), Order.id.label("order_id"), Order.donor_code.label("donor"),
-                    OrderLine.county_code.label("county"), units.label("units"),
-                    (units * OrderLine.unit_price_fen).label("sales_fen"),
-                    case((paired, literal(1)), else_=literal(0)).label("paired"))
-             .join(Order, Order.id == OrderLine.order_id)
-             .join(LedgerTransaction, and_(LedgerTransaction.order_line_id == OrderLine.id,
-                                           LedgerTransaction.kind == "line_paid")))
-    if from_date:
-        query = query.where(sale_date >= from_date)
-    if to_date:
-        query = query.where(sale_date < to_date)
-    return query.cte("sold")
+    return (select(OrderLine.id.label("line_id"), sale_date.label("sale_date"), Order.id.label("order_id"),
+                   Order.donor_code.label("donor"), OrderLine.county_code.label("county"), units.label("units"),
+                   (units * OrderLine.unit_price_fen).label("sales_fen"),
+                   case((paired, true()), else_=false()).label("paired"))
+            .join(Order, Order.id == OrderLine.order_id)
+            .join(LedgerTransaction, and_(LedgerTransaction.order_line_id == OrderLine.id,
+                                          LedgerTransaction.kind == "line_paid"))
+            .where(*on_sale_date).cte("sold"))
 
 
-def _household_totals(lines, *keys):
+def _in_period(column, from_date: date | None, to_date: date | None) -> list:
+    """Conditions: `column` within [from_date, to_date), either end open when None."""
+    return ([] if from_date is None else [column >= from_date]) + ([] if to_date is None else [column < to_date])
+
+
+def household_totals(lines, *keys):
     """Subquery: per `keys` of the sold lines and household, the net household postings of those lines (premium and
     dividend postings name their household; an index holds exactly these, by line)."""
     return (select(*keys, Posting.household_id.label("household_id"), func.sum(Posting.amount_fen).label("net"))
@@ -64,28 +68,38 @@ def _household_totals(lines, *keys):
 
 def pairing_report(*, from_date: date | None = None, to_date: date | None = None) -> dict:
     """Per (donor district, recipient county, paired): orders, units, sales, households reached and the amount
-    attributed to households, for the lines sold in the period (net of refunds), with when it was computed."""
+    attributed to households, for the lines sold in the period (net of refunds), read from the rollups; with when
+    it was computed and the time the rollups are fresh as of. In the embedded default (tasks run eagerly, no
+    worker) stale rollups are refreshed first, in this request's transaction."""
+    state = rollups.read_state()
+    if current_app.config["CELERY"].get("task_always_eager") and rollups.is_stale(state):
+        rollups.refresh_rollups()
+        state = rollups.read_state()
     computed_at = utcnow()
-    _aggregate_in_memory()
-    lines = _sold_lines(from_date, to_date)
-    keys = (lines.c.donor, lines.c.county, lines.c.paired)
-    sales = (select(*keys, func.count(func.distinct(case((lines.c.units > 0, lines.c.order_id)))).label("orders"),
-                    func.sum(lines.c.units).label("units"), func.sum(lines.c.sales_fen).label("sales_fen"))
-             .group_by(*keys).subquery("sales"))
-    per_household = _household_totals(lines, *keys)
-    reached = (select(per_household.c.donor, per_household.c.county, per_household.c.paired,
-                      func.count(case((per_household.c.net != 0, per_household.c.household_id))).label("households"),
+    sales_rows = PairingRollupSales
+    sales_keys = (sales_rows.donor_code, sales_rows.county_code, sales_rows.paired)
+    sales = (select(*sales_keys, func.sum(sales_rows.orders).label("orders"), func.sum(sales_rows.units).label("units"),
+                    func.sum(sales_rows.sales_fen).label("sales_fen"))
+             .where(*_in_period(sales_rows.sale_date, from_date, to_date)).group_by(*sales_keys).subquery("sales"))
+    nets = _household_nets(from_date, to_date)
+    keys = (nets.c.donor_code, nets.c.county_code, nets.c.paired)
+    per_household = (select(*keys, func.sum(nets.c.net_fen).label("net"))
+                     .group_by(*keys, nets.c.household_id).subquery("per_household"))
+    reached = (select(per_household.c.donor_code, per_household.c.county_code, per_household.c.paired,
+                      func.count(case((per_household.c.net != 0, literal(1)))).label("households"),
                       func.sum(per_household.c.net).label("attributed"))
-               .group_by(per_household.c.donor, per_household.c.county, per_household.c.paired).subquery("reached"))
+               .group_by(per_household.c.donor_code, per_household.c.county_code, per_household.c.paired)
+               .subquery("reached"))
     found = db.session.execute(
-        select(sales.c.donor, sales.c.county, sales.c.paired, sales.c.orders, sales.c.units, sales.c.sales_fen,
-               reached.c.households, reached.c.attributed)
-        .outerjoin(reached, and_(reached.c.donor == sales.c.donor, reached.c.county == sales.c.county,
+        select(sales.c.donor_code, sales.c.county_code, sales.c.paired, sales.c.orders, sales.c.units,
+               sales.c.sales_fen, reached.c.households, reached.c.attributed)
+        .outerjoin(reached, and_(reached.c.donor_code == sales.c.donor_code,
+                                 reached.c.county_code == sales.c.county_code,
                                  reached.c.paired == sales.c.paired))).all()
     names = _region_names({code for row in found for code in row[:2]})
     rows = []
     for donor, county, paired, orders, units, sales_fen, households, attributed in sorted(
-            found, key=lambda row: (row[0], row[1], -row[2])):
+            found, key=lambda row: (row[0], row[1], not row[2])):
         if not (units or attributed):
             continue  # fully refunded: counts nowhere
         rows.append({"donor_code": donor, "donor_name": names.get(donor, ""), "county_code": county,
@@ -93,15 +107,33 @@ def pairing_report(*, from_date: date | None = None, to_date: date | None = None
                      "units": int(units or 0), "sales_fen": int(sales_fen or 0),
                      "households_reached": int(households or 0), "attributed_fen": int(attributed or 0)})
     totals = {name: sum(row[name] for row in rows) for name in ("units", "sales_fen", "attributed_fen")}
-    return {"from": from_date, "to": to_date, "computed_at": computed_at, "rows": rows, "totals": totals}
+    return {"from": from_date, "to": to_date, "computed_at": computed_at,
+            "fresh_as_of": state.fresh_as_of if state else None, "rows": rows, "totals": totals}
 
 
-def _aggregate_in_memory() -> None:
-    """On PostgreSQL, let this transaction group the period's household postings (about ten a line) by hash in
-    memory rather than sort them on disk, and skip JIT compilation, which costs more than it saves here."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL work_mem = '256MB'"))
-        db.session.execute(text("SET LOCAL jit = off"))
+def _household_nets(from_date: date | None, to_date: date | None):
+    """Subquery: the household rollup rows covering the period — the months wholly inside it, and the days of
+    its partial months."""
+    first_month = None if from_date is None else (
+        from_date if from_date.day == 1 else rollups.next_month(from_date.replace(day=1)))
+    end_month = None if to_date is None else to_date.replace(day=1)
+    days, months = PairingRollupHousehold, PairingRollupMonth
+    if first_month is not None and end_month is not None and first_month >= end_month:
+        return select(*_net_columns(days)).where(*_in_period(days.sale_date, from_date, to_date)).subquery("nets")
+    edges = []
+    if first_month is not None:
+        edges.append(and_(*_in_period(days.sale_date, from_date, first_month)))
+    if end_month is not None:
+        edges.append(and_(*_in_period(days.sale_date, end_month, to_date)))
+    whole = select(*_net_columns(months)).where(*_in_period(months.month, first_month, end_month))
+    if not edges:
+        return whole.subquery("nets")
+    return union_all(whole, select(*_net_columns(days)).where(or_(*edges))).subquery("nets")
+
+
+def _net_columns(model) -> tuple:
+    """A household rollup's (donor, county, paired, household, net) columns."""
+    return model.donor_code, model.county_code, model.paired, model.household_id, model.net_fen
 
 
 def _region_names(codes: set[str]) -> dict[str, str]:
@@ -112,18 +144,28 @@ def _region_names(codes: set[str]) -> dict[str, str]:
 
 
 def pairing_report_csv(report: dict) -> str:
-    """The report as CSV (UTF-8 with a BOM, so spreadsheet programs read the Chinese names)."""
+    """The report as CSV (UTF-8 with a BOM, so spreadsheet programs read the Chinese names); after the rows, an
+    empty line and the note rows of when it was computed and how fresh its figures are."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in report["rows"]:
         writer.writerow([str(row[name]).lower() if name == "paired" else row[name] for name in CSV_COLUMNS])
+    writer.writerow([])
+    writer.writerows(_freshness(report))
     return buffer.getvalue()
 
 
+def _freshness(report: dict) -> list[tuple[str, str]]:
+    """The note rows: when the report was computed and the time its figures are fresh as of (empty if never)."""
+    fresh_as_of = report["fresh_as_of"]
+    return [("computed_at", report["computed_at"].isoformat()),
+            ("fresh_as_of", fresh_as_of.isoformat() if fresh_as_of else "")]
+
+
 def pairing_report_xlsx(report: dict) -> bytes:
-    """The report as an XLSX workbook: one sheet of rows (amounts in fen) and when it was computed."""
+    """The report as an XLSX workbook: one sheet of rows (amounts in fen), when it was computed and how fresh."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "pairings"
@@ -133,21 +175,25 @@ def pairing_report_xlsx(report: dict) -> bytes:
     for row in report["rows"]:
         sheet.append([row[name] for name in CSV_COLUMNS])
     sheet.append([])
-    sheet.append(["computed_at", report["computed_at"].isoformat()])
+    for note in _freshness(report):
+        sheet.append(note)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
 def pairing_report_svg(report: dict) -> str:
-    """The report as an SVG bar chart: per row, sales and the amount attributed to households (yuan)."""
+    """The report as an SVG bar chart: per row, sales and the amount attributed to households (yuan); under the
+    title, when it was computed and the time its figures are fresh as of."""
     rows, bar, label_width, chart_width = report["rows"], 18, 260, 520
     largest = max((row["sales_fen"] for row in rows), default=0) or 1
-    height = 40 + len(rows) * (2 * bar + 14)
+    height = 56 + len(rows) * (2 * bar + 14)
+    notes = dict(_freshness(report))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + chart_width + 120}" '
              f'height="{height}" font-family="sans-serif" font-size="12">',
-             '<text x="4" y="16">销售额（灰）与农户所得（绿），单位：元</text>']
-    y = 32
+             '<text x="4" y="16">销售额（灰）与农户所得（绿），单位：元</text>',
+             f'<text x="4" y="32">计算于 {notes["computed_at"]}，数据截至 {notes["fresh_as_of"] or "尚未汇总"}</text>']
+    y = 48
     for row in rows:
         label = f"{row['donor_name']} → {row['county_name']}{'' if row['paired'] else '（未结对）'}"
         parts.append(f'<text x="4" y="{y + bar}">{escape(label)}</text>')
@@ -199,8 +245,8 @@ def county_disclosure(*, code: str, from_date: date | None = None, to_date: date
     attributed to them (lines sold in the period, net of refunds), small villages merged; no personal data."""
     region = get_region(code)
     computed_at = utcnow()
-    lines = _sold_lines(from_date, to_date)
-    per_household = _household_totals(lines)
+    lines = sold_lines(*_in_period(LedgerTransaction.sale_date, from_date, to_date))
+    per_household = household_totals(lines)
     rows = db.session.execute(
         select(Household.village, func.count(per_household.c.household_id), func.sum(per_household.c.net))
         .join(Household, Household.id == per_household.c.household_id)

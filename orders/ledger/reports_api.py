@@ -47,11 +47,13 @@ class PairingTotalsOut(Schema):
 
 
 class PairingReportOut(Schema):
-    """The pairing report of a period and when it was computed (later refunds change it)."""
+    """The pairing report of a period, when it was computed and the time its rollups are fresh as of (every ledger
+    transaction committed by then is included; null before the first refresh). Later refunds change it."""
 
     from_date = fields.Date(data_key="from", allow_none=True)
     to_date = fields.Date(data_key="to", allow_none=True)
     computed_at = fields.DateTime()
+    fresh_as_of = fields.DateTime(allow_none=True)
     rows = fields.List(fields.Nested(PairingRowOut))
     totals = fields.Nested(PairingTotalsOut)
 

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
@@ -125,7 +125,11 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     response = client.get("/api/v1/reports/pairings?format=csv", headers=login("admin"))
 
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    table, notes = response.get_data(as_text=True).lstrip("\ufeff").split("\r\n\r\n")
+    rows = list(csv.DictReader(io.StringIO(table)))
+    fresh = dict(csv.reader(io.StringIO(notes)))
+    assert set(fresh) == {"computed_at", "fresh_as_of"}
+    assert datetime.fromisoformat(fresh["fresh_as_of"]) <= datetime.fromisoformat(fresh["computed_at"])
     assert {(row["donor_name"], row["county_name"], row["paired"]) for row in rows} == {
         ("顺德区", "昭觉县", "false"), ("禅城区", "昭觉县", "true")}
     assert sum(int(row["units"]) for row in rows) == 4
@@ -136,12 +140,15 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     assert [cell.value for cell in sheet[1]][:5] == ["donor_code", "donor_name", "county_code", "county_name",
                                                      "paired"]
     assert sorted(sheet.cell(row=n, column=7).value for n in (2, 3)) == [2, 2]  # units per row
+    assert [sheet.cell(row=n, column=1).value for n in (5, 6)] == ["computed_at", "fresh_as_of"]
+    assert sheet.cell(row=6, column=2).value
     chart = client.get("/api/v1/reports/pairings?format=svg", headers=login("auditor"))
     assert chart.mimetype == "image/svg+xml"
     svg = ElementTree.fromstring(chart.data)
     texts = [node.text for node in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "顺德区 → 昭觉县（未结对）" in texts and "禅城区 → 昭觉县" in texts
     assert "25.00" in texts  # 2 units × ¥12.50 sold in each row
+    assert any(text.startswith("计算于 ") and "，数据截至 20" in text for text in texts)
     assert client.get("/api/v1/reports/pairings?format=xml", headers=login("admin")).status_code == 422
 
 
