@@ -7,7 +7,8 @@ line. The attribution is the production path: the outbox delivery task (`orders.
 sweeper queues it for a backlog, `outbox.DELIVERY_BATCH` events a task), each task one transaction.
 The floor writes the same transactions and postings into the same tables with COPY, with the same indexes
 and triggers (so it links them too, as the append-only triggers demand), in the same run. Then the pairing
-report over the whole period. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/shop_bench_a)
+report's rollups refreshed from scratch (beside the bare SQL grouping the household postings they are built from),
+then for the last few transactions, and the report over the whole period read from them. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/shop_bench_a)
 is rebuilt.
 """
 from __future__ import annotations
@@ -234,6 +235,54 @@ def _floor(url: str) -> tuple[float, float]:
         return time.perf_counter() - started, postings_seconds
 
 
+ROLLUP_FLOOR_SQL = """
+SELECT count(*) FROM (
+    SELECT t.sale_date, o.donor_code, l.county_code, p.household_id, sum(p.amount_fen)
+    FROM ledger_postings AS p
+    JOIN order_lines AS l ON l.id = p.order_line_id
+    JOIN orders AS o ON o.id = l.order_id
+    JOIN ledger_transactions AS t ON t.order_line_id = l.id AND t.kind = 'line_paid'
+    WHERE p.household_id IS NOT NULL AND p.component IN ('premium', 'dividend')
+    GROUP BY 1, 2, 3, 4) AS nets
+"""
+RECENT_TRANSACTIONS = 10  # about a busy minute's new lines, for the periodic refresh
+
+
+def _rollup_floor(url: str) -> float:
+    """Seconds of the bare SQL grouping every household posting by sale date, donor, county and household (what a
+    full refresh must read, without writing anything)."""
+    with psycopg.connect(url) as connection:
+        connection.execute("SET work_mem = '256MB'")
+        connection.execute("SET jit = off")
+        started = time.perf_counter()
+        connection.execute(ROLLUP_FLOOR_SQL).fetchone()
+        return time.perf_counter() - started
+
+
+def _refresh(url: str, folder: Path) -> dict:
+    """The rollups built from scratch by the refresh (as the first periodic run after deploying does), then the
+    refresh of the last RECENT_TRANSACTIONS transactions (the watermark set back), then one with nothing new:
+    seconds and rows of each, each committed."""
+    from orders.ledger.rollups import PairingRollupState, refresh_rollups
+    from shop.db import db
+
+    timings = {}
+    with app_context(url, folder):
+        for name in ("full", "recent", "nothing_new"):
+            if name == "recent":
+                db.session.get(PairingRollupState, 1).ledger_seq -= RECENT_TRANSACTIONS
+                db.session.commit()
+            started = time.perf_counter()
+            done = refresh_rollups()
+            db.session.commit()
+            timings[name] = {"seconds": time.perf_counter() - started, "sale_dates": done["sale_dates"]}
+    with psycopg.connect(url) as connection:
+        for table in ("pairing_rollup_sales", "pairing_rollup_households", "pairing_rollup_months"):
+            timings[f"{table}_rows"] = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        connection.execute("ANALYZE pairing_rollup_sales, pairing_rollup_households, pairing_rollup_months")
+    return timings
+
+
 def _report(url: str, folder: Path) -> tuple[float, float, int]:
     """The pairing report over the whole period, twice: (first seconds, second seconds, rows)."""
     from orders.ledger.reports import pairing_report
@@ -251,7 +300,7 @@ def _report(url: str, folder: Path) -> tuple[float, float, int]:
 
 @benchmark("attribution")
 def attribution() -> Result:
-    """Lines/s and postings/s of attribution beside a COPY of its rows; the pairing report's time."""
+    """Lines/s and postings/s of attribution beside a COPY of its rows; the rollup refresh and the pairing report."""
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     if not url.startswith(("postgres://", "postgresql://")):
         raise BenchError("BENCH_DATABASE_URL must be a postgresql:// URL for the attribution benchmark.")
@@ -267,17 +316,23 @@ def attribution() -> Result:
         with psycopg.connect(url) as connection, connection.cursor() as cursor:
             cursor.execute("ANALYZE")
             _check(cursor, seeded["lines"])
-        progress("building the pairing report over the whole period…")
+        progress("refreshing the pairing report's rollups from scratch, then the last transactions…")
+        refresh = _refresh(url, Path(folder))
+        refresh_floor = _rollup_floor(url)
+        progress("reading the pairing report over the whole period…")
         report_first, report_second, report_rows = _report(url, Path(folder))
     lines = seeded["lines"]
     progress(f"attribution {seconds:.1f} s, floor {floor_seconds:.1f} s (target ≤ {TARGET_RATIO}× and "
              f"< {TARGET_SECONDS} s); pairing report {report_first:.2f} s / {report_second:.2f} s "
-             f"(target < {REPORT_TARGET_SECONDS} s)")
+             f"(target < {REPORT_TARGET_SECONDS} s); rollup refresh {refresh['full']['seconds']:.1f} s from scratch "
+             f"(bare grouping {refresh_floor:.1f} s), {refresh['recent']['seconds']:.2f} s for the last "
+             f"{RECENT_TRANSACTIONS} transactions")
     return Result(
         name="attribution",
         rows=[Row("lines/s", lines / seconds, "lines/s", lines / floor_seconds),
               Row("postings/s", postings / seconds, "postings/s", postings / floor_seconds),
               Row("seconds", seconds, "s", floor_seconds),
+              Row("rollup refresh", refresh["full"]["seconds"], "s", refresh_floor),
               Row("report", report_second, "s", REPORT_TARGET_SECONDS)],
         settings={"database": "postgresql", "lines": lines, "orders": seeded["orders"],
                   "allocations": seeded["allocations"], "households": HOUSEHOLDS, "suppliers": SUPPLIERS,
@@ -285,7 +340,8 @@ def attribution() -> Result:
         details={"transactions": transactions, "postings": postings, "postings_per_line": postings / lines,
                  "attribution_seconds": seconds, "floor_seconds": floor_seconds,
                  "floor_postings_copy_seconds": floor_postings_seconds, "report_first_seconds": report_first,
-                 "report_second_seconds": report_second, "report_rows": report_rows,
+                 "report_second_seconds": report_second, "report_rows": report_rows, "rollup_refresh": refresh,
+                 "rollup_refresh_floor_seconds": refresh_floor,
                  "targets": {"ratio": TARGET_RATIO, "seconds": TARGET_SECONDS,
                              "report_seconds": REPORT_TARGET_SECONDS}},
     )
