@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
@@ -27,10 +27,12 @@ from tests.orders.payments.conftest import user_with_token
 from tests.suppliers.factories import HouseholdFactory
 
 
-def independent_report() -> dict:
-    """(donor, county, paired) → figures, recomputed in Python from every line, transaction and posting."""
+def independent_report(from_date: date | None = None, to_date: date | None = None) -> dict:
+    """(donor, county, paired) → figures of the lines sold in [from_date, to_date) (either end open when None),
+    recomputed in Python from every line, transaction and posting."""
     paid = {t.order_line_id: t.sale_date for t in db.session.scalars(
-        select(LedgerTransaction).where(LedgerTransaction.kind == "line_paid"))}
+        select(LedgerTransaction).where(LedgerTransaction.kind == "line_paid"))
+        if (from_date is None or t.sale_date >= from_date) and (to_date is None or t.sale_date < to_date)}
     household_accounts = set(db.session.scalars(select(LedgerAccount.id).where(LedgerAccount.kind == "household")))
     per_line = defaultdict(lambda: defaultdict(int))
     for posting in db.session.scalars(select(Posting)):
