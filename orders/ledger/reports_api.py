@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from orders.ledger import reports
 from orders.ledger.periods import PeriodQuery
 from shop.auth.security import require_role
+from shop.db import commit
 
 EXPORTS = {
     "csv": (reports.pairing_report_csv, "text/csv"),
@@ -102,6 +103,7 @@ def pairing_report(query):
     """Per (donor district, recipient county): orders, units, sales, households reached, attributed amount."""
     output = query.pop("format")
     report = reports.pairing_report(**query)
+    commit()  # the embedded default's refresh, if the rollups were stale
     if output == "json":
         return report
     render, mimetype = EXPORTS[output]

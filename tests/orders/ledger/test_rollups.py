@@ -13,7 +13,13 @@ from sqlalchemy import select
 
 from orders import outbox
 from orders.ledger.reports import pairing_report
-from orders.ledger.rollups import PairingRollupHousehold, read_state, refresh_pairing_rollups, refresh_rollups
+from orders.ledger.rollups import (
+    PairingRollupHousehold,
+    PairingRollupState,
+    read_state,
+    refresh_pairing_rollups,
+    refresh_rollups,
+)
 from orders.ledger.verify import verify_ledger
 from orders.models import OrderLine, Payment
 from shop.db import db, utcnow
@@ -144,6 +150,8 @@ def test_the_report_says_how_fresh_it_is_and_a_worker_backed_report_waits_for_th
     assert first["totals"]["units"] == 2
     fresh_as_of = datetime.fromisoformat(first["fresh_as_of"])
     assert fresh_as_of <= datetime.fromisoformat(first["computed_at"]) <= utcnow()
+    with db.engine.connect() as connection:  # the request's refresh is committed
+        assert connection.scalar(select(PairingRollupState.fresh_as_of)).isoformat() == first["fresh_as_of"]
     pay_pickup(client, world, 1)
     app.config["CELERY"]["task_always_eager"] = False  # as with a broker: the report reads what the task wrote
     stale = client.get("/api/v1/reports/pairings", headers=headers).json
