@@ -7,6 +7,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from kombu import Queue
+
 PRODUCTION_REQUIRED = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "DATABASE_URL", "REDIS_URL")
 CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter stops instead of respawning workers
 
@@ -106,6 +108,10 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
+            # outbox delivery (the ledger's attribution) has its own queue, so a deployment can give it its own
+            # workers and payments never wait behind it; a worker started without -Q consumes both
+            "task_queues": (Queue("celery"), Queue("outbox")),
+            "task_routes": {"orders.deliver_outbox": {"queue": "outbox"}},
             "timezone": "Asia/Shanghai",
             "broker_connection_retry_on_startup": True,
         },

@@ -1,6 +1,8 @@
 """The Celery app, built from the Flask config; `celery -A shop.worker worker|beat` runs it."""
 from __future__ import annotations
 
+import gc
+
 from celery import Celery, Task
 from flask import Flask
 
@@ -43,4 +45,5 @@ def __getattr__(name: str) -> Celery:
         from shop import create_app
 
         _celery = create_app().extensions["celery"]
+        gc.freeze()  # the app's startup objects live as long as the process: the collector need not walk them
     return _celery

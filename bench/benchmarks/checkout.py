@@ -1,21 +1,24 @@
 """`checkout`: paid orders/s and p99 of the create → paid round on PostgreSQL, beside the floor.
 
-Production-shaped: the app runs under gunicorn (2 sync workers) with Redis as its broker and cache and one
-Celery worker (concurrency 2) processing the payment events, as a deployment does. 32 clients (threads,
-keep-alive connections) each loop: `POST /api/v1/orders` (one unit of a random hot SKU, delivery) and
-`POST /api/v1/payments/sandbox/<pi>/confirm`, which signs the event and hands it to the webhook's handler: it is
+Production-shaped: the app runs under gunicorn (2 sync workers) with Redis as its broker and cache, one Celery
+worker (concurrency 2) on the default queue processing the payment events and one (concurrency 2) on the `outbox`
+queue delivering the money events to the ledger, as a deployment does (payments never wait behind attribution). 32
+clients (threads, keep-alive connections) each loop: `POST /api/v1/orders` (one unit of a random hot SKU, delivery)
+and `POST /api/v1/payments/sandbox/<pi>/confirm`, which signs the event and hands it to the webhook's handler: it is
 stored and acknowledged, and the worker pays the order. An order counts when it is paid (its units allocated to
-lots): throughput is the `paid` transitions made within the measured window, and a round's latency runs from
-the client sending the create to the worker recording `paid` (both clocks are this machine's). Rounds started in
-the window that are not paid once the queue has drained are failures. The floor is a minimal Flask app
-(`floor_app` below) under the same gunicorn settings doing the same stock decrement and inserts (order, line,
-allocation, outbox row) in one transaction through a bare psycopg connection per worker; its round is that one
-request. Run over 100 hot SKUs, then 5 (contention). Afterwards the stock is checked: nothing oversold, every
-paid unit allocated, nothing negative. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
+lots): throughput is the `paid` transitions made within the measured window, and a round's latency runs from the
+client sending the create to the worker recording `paid` (both clocks are this machine's). Rounds started in the
+window that are not paid once the queue has drained are failures; the outbox is drained too before the next run
+(`ledger_drained_after_s`: how long after the window the ledger had attributed every paid line). The floor is a
+minimal Flask app (`floor_app` below) under the same gunicorn settings doing the same stock decrement and inserts
+(order, line, allocation, outbox row) in one transaction through a bare psycopg connection per worker; its round is
+that one request. Run over 100 hot SKUs, then 5 (contention). Afterwards the stock is checked: nothing oversold,
+every paid unit allocated, nothing negative. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
 shop_bench_checkout) is rebuilt and BENCH_REDIS_URL (default redis://127.0.0.1:6379/8) flushed.
 """
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -26,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -40,6 +43,7 @@ from bench.results import Result, Row
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/shop_bench_checkout"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
 WORKER_CONCURRENCY = 2
+LEDGER_CONCURRENCY = 2
 DRAIN_SECONDS = 60
 CLIENTS = 32
 WARMUP_SECONDS = 3
@@ -99,6 +103,9 @@ def floor_order():
         cursor.execute(FLOOR_SQL[3], params)
         cursor.execute(FLOOR_SQL[4], params)
     return {"id": params["order"], "status": "paid"}, 201
+
+
+gc.freeze()  # as the app's entry points do (bench.wsgi, shop.worker): same settings for the floor
 
 
 # --- the world ---------------------------------------------------------------------------------------
@@ -224,12 +231,12 @@ def floor_figures(start: float, stop: float, rounds: list) -> dict:
             "paid": ok, "failed": len(rounds) - ok}
 
 
-def _drain(conninfo: str) -> float:
-    """Wait until the worker has handled every stored payment event (or DRAIN_SECONDS passed); when (wall clock)."""
+def _drain(conninfo: str, pending: str) -> float:
+    """Wait until the query `pending` finds nothing left (or DRAIN_SECONDS passed); when (wall clock)."""
     deadline = time.monotonic() + DRAIN_SECONDS
     with psycopg.connect(conninfo, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            if not conn.execute("SELECT 1 FROM payment_events WHERE status = 'pending' LIMIT 1").fetchone():
+            if not conn.execute(pending).fetchone():
                 break
             time.sleep(0.2)
     return time.time()
@@ -239,7 +246,10 @@ def app_figures(database_url: str, start: float, stop: float, rounds: list) -> d
     """The app's paid orders/s (`paid` transitions within the window) and the p99 of create → paid over the
     rounds started in the window; a round not paid once the queue drained is a failure (latency: until then)."""
     conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
-    drained = _drain(conninfo)
+    drained = _drain(conninfo, "SELECT 1 FROM payment_events WHERE status = 'pending' LIMIT 1")
+    # the ledger's attributions are no part of a round, but they must keep up too: how long after the window
+    # the last one was made (the next run starts with an empty outbox)
+    attributed = _drain(conninfo, "SELECT 1 FROM outbox_events WHERE delivered_at IS NULL LIMIT 1")
     ids = [outcome for _, _, outcome in rounds if outcome]
     with psycopg.connect(conninfo) as conn:
         in_window = conn.execute(
@@ -254,32 +264,39 @@ def app_figures(database_url: str, start: float, stop: float, rounds: list) -> d
         failed += end is None
         latencies.append(((end or drained) - begin) * 1000)
     return {"paid_per_s": round(in_window / (stop - start), 1), "p99_ms": round(_p99(latencies), 1),
-            "paid": in_window, "failed": failed, "drained_after_s": round(drained - stop, 1)}
+            "paid": in_window, "failed": failed, "drained_after_s": round(drained - stop, 1),
+            "ledger_drained_after_s": round(attributed - stop, 1)}
 
 
 @contextmanager
-def celery_worker(env: dict[str, str]) -> Iterator[None]:
-    """The app's Celery worker (concurrency WORKER_CONCURRENCY) on `env`'s broker, waited for and always stopped."""
+def celery_workers(env: dict[str, str]) -> Iterator[None]:
+    """The app's Celery workers on `env`'s broker, as a deployment runs them: one (concurrency
+    WORKER_CONCURRENCY) for the default queue, where payment events are processed, and one (concurrency
+    LEDGER_CONCURRENCY) for the outbox queue, where the ledger attributes paid lines; waited for and always
+    stopped."""
     child_env = {key: value for key, value in os.environ.items() if key not in servers._APP_VARIABLES}
     child_env.update(env)
-    command = [sys.executable, "-m", "celery", "-A", "shop.worker", "worker", "--concurrency",
-               str(WORKER_CONCURRENCY), "--loglevel", "warning", "--without-gossip", "--without-mingle",
-               "--without-heartbeat"]
-    progress(f"starting a Celery worker (concurrency {WORKER_CONCURRENCY})…")
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(command, cwd=servers.ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        try:
-            deadline = time.monotonic() + servers.START_TIMEOUT
-            while _ping(env) == 0:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise BenchError(f"the Celery worker did not start:\n{log.read()[-3000:]}")
-                time.sleep(0.5)
-            yield
-        finally:
-            progress("stopping the Celery worker…")
-            servers._stop(process)
+    progress(f"starting the Celery workers (payments: concurrency {WORKER_CONCURRENCY}, "
+             f"outbox: concurrency {LEDGER_CONCURRENCY})…")
+    with ExitStack() as stack:
+        log = stack.enter_context(tempfile.TemporaryFile("w+"))
+        processes = []
+        for queue, concurrency in (("celery", WORKER_CONCURRENCY), ("outbox", LEDGER_CONCURRENCY)):
+            command = [sys.executable, "-m", "celery", "-A", "shop.worker", "worker", "-Q", queue, "-n",
+                       f"{queue}@%h", "--concurrency", str(concurrency), "--loglevel", "warning", "--without-gossip",
+                       "--without-mingle", "--without-heartbeat"]
+            process = subprocess.Popen(command, cwd=servers.ROOT, env=child_env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+            stack.callback(servers._stop, process)
+            processes.append(process)
+        stack.callback(progress, "stopping the Celery workers…")
+        deadline = time.monotonic() + servers.START_TIMEOUT
+        while _ping(env) < len(processes):
+            if any(process.poll() is not None for process in processes) or time.monotonic() > deadline:
+                log.seek(0)
+                raise BenchError(f"the Celery workers did not start:\n{log.read()[-3000:]}")
+            time.sleep(0.5)
+        yield
 
 
 def _ping(env: dict[str, str]) -> int:
@@ -339,7 +356,7 @@ def checkout() -> Result:
                      "BENCH_FLOOR_SUPPLIER": str(world["supplier"])}
         for hot in (100, 5):
             products = world["products"][:hot]
-            with (celery_worker(env),
+            with (celery_workers(env),
                   servers.gunicorn("the app", "bench.wsgi:app", env=env, ready_path="/api/v1/regions") as base):
                 progress(f"{CLIENTS} clients checking out over {hot} hot SKUs…")
                 app = app_figures(database_url, *drive(base, world["tokens"], products, _app_round))
@@ -353,7 +370,8 @@ def checkout() -> Result:
                      Row(f"p99 {hot} SKUs", app["p99_ms"], "ms", floor["p99_ms"])]
     return Result(name="checkout", rows=rows,
                   settings={"database": "postgresql", "clients": CLIENTS, "payments": "sandbox",
-                            "broker": "redis", "celery_workers": 1, "celery_concurrency": WORKER_CONCURRENCY,
+                            "broker": "redis",
+                            "celery_workers": {"celery": WORKER_CONCURRENCY, "outbox": LEDGER_CONCURRENCY},
                             "round": "POST /orders + POST /payments/sandbox/<pi>/confirm, until the worker "
                                      "records the order paid",
                             "floor_round": "one transaction: stock decrement + order, line, allocation, outbox",
