@@ -26,12 +26,17 @@ PRODUCT_COLUMNS = (
 )
 
 
-def read_outside_transaction() -> None:
-    """Let this request's reads run without a transaction on PostgreSQL (no BEGIN/ROLLBACK round trips),
-    when nothing has used the session yet; each public read is a single, self-consistent statement."""
+def _run(statement, params: dict[str, Any]) -> list[Any]:
+    """Run one read statement: outside a transaction on PostgreSQL when nothing has used the session yet (no
+    BEGIN/ROLLBACK round trips; a single statement is consistent on its own), and then hand the connection back
+    at once, so anything the request does next runs in a transaction as usual."""
     session = db.session()
-    if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return session.connection().execute(statement, params).all()
+    try:
+        return session.connection(execution_options={"isolation_level": "AUTOCOMMIT"}).execute(statement, params).all()
+    finally:
+        session.close()  # back to the pool with its isolation level reset
 
 
 def products_select(*extra) -> Select:
@@ -59,7 +64,7 @@ LOT_TRACE = (
 def product_with_stock(code: str) -> list[Any]:
     """The product with SKU `code` and its live available units per location: one row per location
     (a single row with location None when it has no stock), or no rows."""
-    return db.session.connection().execute(PRODUCT_WITH_STOCK, {"sku": code}).all()
+    return _run(PRODUCT_WITH_STOCK, {"sku": code})
 
 
 def certified_on(on) -> ColumnElement[bool]:
@@ -104,10 +109,10 @@ def product_page(filters: tuple[str, ...], params: dict[str, Any], *, limit: int
     if shape is None:
         query = PRODUCTS.where(*(LIST_FILTERS[name]() for name in filters))
         shape = _LIST_SHAPES[filters] = query.order_by(Product.id).limit(bindparam("limit"))
-    return db.session.connection().execute(shape, {**params, "limit": limit}).all()
+    return _run(shape, {**params, "limit": limit})
 
 
 def lot_trace(code: str) -> list[Any]:
     """The lot with trace code `code` with its product's row and its households per village: one row per
     village (a single row with village None and 0 households when none contributed), or no rows."""
-    return db.session.connection().execute(LOT_TRACE, {"code": code}).all()
+    return _run(LOT_TRACE, {"code": code})

@@ -120,7 +120,6 @@ def _editable_product(*, sku: str, actor: User) -> Product:
 
 def show_product(*, sku: str, actor: User | None) -> dict:
     """A product with its live stock per location (never cached), in one statement."""
-    queries.read_outside_transaction()
     code = _sku_code(sku)
     rows = queries.product_with_stock(code) if code else []
     if not rows or (rows[0].status != "active" and not _may_see_unpublished(actor, rows[0])):
@@ -142,7 +141,6 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                   limit: int = 20, cursor: str | None = None) -> dict:
     """A page of products by the API's filters, ordered by id, in one statement (the caller may cache public pages).
     `q`: the name contains it, or its pinyin or initials do (spaces and case ignored)."""
-    queries.read_outside_transaction()
     on = today()
     public = (status in (None, "active") and supplier_id is None) or actor is None
     params = {"on": on, "county": county, "donor": donor, "category": category, "min_price_fen": min_price_fen,

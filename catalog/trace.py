@@ -30,7 +30,6 @@ def _households(rows: list) -> dict:
 
 def trace(*, trace_code: str) -> dict:
     """The public trace of the lot with `trace_code`, or `NotFound`."""
-    queries.read_outside_transaction()
     code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else ""
     rows = queries.lot_trace(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else []
     if not rows:

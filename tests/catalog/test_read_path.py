@@ -2,10 +2,8 @@
 per read, cached lists that follow every write, stock that is always live, search and paging unchanged."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event
+from sqlalchemy import select
 
 from catalog.schemas import ProductDetailOut, ProductOut, TraceOut
 from orders.ledger.verify import verify_ledger
@@ -13,6 +11,7 @@ from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import UserFactory
 from tests.orders.counter.conftest import bearer, clerk, make_counter, sale_body
+from tests.statements import statements
 from tests.suppliers.factories import SupplierFactory
 
 
@@ -20,18 +19,6 @@ from tests.suppliers.factories import SupplierFactory
 def shop_app(request):
     """The embedded default (SQLite, in-process cache), then production shape (PostgreSQL, Redis)."""
     return request.getfixturevalue("app" if request.param == "sqlite" else "redis_app")
-
-
-@contextmanager
-def statements():
-    """The SQL statements run inside the block."""
-    seen: list[str] = []
-    listener = lambda *args: seen.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 def _skus(client, query: str) -> list[str]:
@@ -133,3 +120,19 @@ def test_reads_answer_exactly_the_documented_fields(shop_app):
     traced = client.get(f"/api/v1/trace/{lot.trace_code}").json
     assert set(traced) == set(TraceOut().fields) - {"attributed_fen"}
     assert traced["lot"]["harvested_on"] == lot.harvested_on.isoformat()
+
+
+@pytest.mark.postgres
+def test_a_public_read_leaves_what_follows_in_the_request_one_transaction(pg_app):
+    """A read run outside a transaction must not leave the session autocommitting what comes next."""
+    from catalog import service
+    from catalog.models import Location
+
+    sku = ProductFactory().sku
+    db.session.commit()
+    db.session.close()
+    assert service.show_product(sku=sku, actor=None)["sku"] == sku
+    LocationFactory(code="AFTER-READ")
+    db.session.flush()
+    db.session.rollback()
+    assert db.session.scalar(select(Location.id).where(Location.code == "AFTER-READ")) is None
