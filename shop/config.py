@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from kombu import Queue
@@ -52,11 +52,16 @@ def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> i
     return value
 
 
-def _engine_options(url: str | None) -> dict:
-    """Engine options: on SQLite, writers wait up to 30 s for the write lock instead of failing at once."""
+def _engine_options(env: Mapping[str, str]) -> dict:
+    """Engine options: on SQLite, writers wait up to 30 s for the write lock instead of failing at once. A pooled
+    PostgreSQL connection is not pinged before each use unless DATABASE_PRE_PING is set (the ping is a round trip
+    on every request): after a database restart the first request on a dead connection answers 503 and the pool
+    is replaced at once (SQLAlchemy invalidates it on a disconnect); connections are renewed hourly anyway."""
+    url = env.get("DATABASE_URL")
     if not url or url.startswith("sqlite"):
         return {"pool_pre_ping": True, "connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    pre_ping = env.get("DATABASE_PRE_PING", "").lower() in ("1", "true", "yes")
+    return {"pool_pre_ping": pre_ping, "pool_recycle": 3600}
 
 
 def load_config(env: dict[str, str], instance_path: str) -> dict:
@@ -87,7 +92,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         ),
         "FIELD_HASH_KEY": env.get("FIELD_HASH_KEY", "ZGV2LWxvb2t1cC1oYXNoLWtleS1ub3QtZm9yLXByb2Q"),
         "SQLALCHEMY_DATABASE_URI": _database_uri(env.get("DATABASE_URL"), instance_path),
-        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(env.get("DATABASE_URL")),
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(env),
         "REDIS_URL": redis_url,
         "CACHE_TYPE": "RedisCache" if redis_url else "SimpleCache",
         "CACHE_REDIS_URL": redis_url,

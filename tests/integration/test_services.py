@@ -55,3 +55,21 @@ def test_a_real_worker_executes_a_task_through_redis(celery_worker_process, redi
     result = check_health.delay()
     assert result.get(timeout=60) == {"ok": True, "regions": 78}
     assert time.monotonic() - started < 60
+
+
+def test_after_the_database_drops_its_connections_one_request_answers_503_and_the_next_is_served(pg_app):
+    """No ping per request: a dead pooled connection costs one 503 (nothing written), then the pool is renewed."""
+    from sqlalchemy import text
+
+    client = pg_app.test_client()
+    assert client.get("/api/v1/products/NO-SUCH-SKU").status_code == 404  # a pooled connection now exists
+    db.session.remove()
+    with db.engine.pool._creator() as admin:  # a connection outside the pool
+        admin.autocommit = True
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    first, second = (client.get("/api/v1/products/NO-SUCH-SKU") for _ in range(2))
+    db.session.remove()
+    assert (first.status_code, first.json["error"]["code"]) == (503, "service_unavailable")
+    assert second.status_code == 404
+    assert db.session.execute(text("SELECT 1")).scalar() == 1
