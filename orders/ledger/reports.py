@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import MAXYEAR, date
 from xml.sax.saxutils import escape
 
 from flask import current_app
@@ -30,6 +30,7 @@ from suppliers.models import Household
 HOUSEHOLD_COMPONENTS = ("premium", "dividend")
 MIN_HOUSEHOLDS = 3
 OTHER_VILLAGES = "其他村"
+LAST_MONTH = date(MAXYEAR, 12, 1)
 CSV_COLUMNS = ("donor_code", "donor_name", "county_code", "county_name", "paired", "orders", "units", "sales_fen",
                "households_reached", "attributed_fen")
 
@@ -114,10 +115,12 @@ def pairing_report(*, from_date: date | None = None, to_date: date | None = None
 def _household_nets(from_date: date | None, to_date: date | None):
     """Subquery: the household rollup rows covering the period — the months wholly inside it, and the days of
     its partial months."""
+    days, months = PairingRollupHousehold, PairingRollupMonth
+    if from_date is not None and from_date > LAST_MONTH:  # no whole month starts after it
+        return select(*_net_columns(days)).where(*_in_period(days.sale_date, from_date, to_date)).subquery("nets")
     first_month = None if from_date is None else (
         from_date if from_date.day == 1 else rollups.next_month(from_date.replace(day=1)))
     end_month = None if to_date is None else to_date.replace(day=1)
-    days, months = PairingRollupHousehold, PairingRollupMonth
     if first_month is not None and end_month is not None and first_month >= end_month:
         return select(*_net_columns(days)).where(*_in_period(days.sale_date, from_date, to_date)).subquery("nets")
     edges = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -87,7 +87,8 @@ def test_rollups_equal_the_postings_over_whole_months_partial_months_and_single_
     assert {row["sale_date"] for row in rollup_rows()} == {today, old}
     assert_exact((None, None), (old, None), (None, today), (old, old + timedelta(days=1)),
                  (old.replace(day=1), today.replace(day=1)), (old + timedelta(days=1), today + timedelta(days=1)),
-                 (old - timedelta(days=70), today + timedelta(days=70)), (today, today + timedelta(days=1)))
+                 (old - timedelta(days=70), today + timedelta(days=70)), (today, today + timedelta(days=1)),
+                 (date(9999, 12, 2), None), (date(1, 1, 1), date(9999, 12, 31)))
     report = pairing_report(from_date=old, to_date=old + timedelta(days=1))
     assert report["totals"]["units"] == 2  # 3 sold, 1 refunded
     assert verify_ledger()["ok"] is True
