@@ -41,7 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from orders.ledger.models import LedgerTransaction
-from shop.db import UTCDateTime, db, utcnow
+from shop.db import UTCDateTime, db, lock_on_sqlite, utcnow
 from shop.regions.models import Pairing
 
 REFRESH_EVERY_SECONDS = 60.0
@@ -131,7 +131,9 @@ def refresh_rollups() -> dict:
 
 
 def _lock_state() -> PairingRollupState:
-    """The watermark row, locked until commit (created first if missing: a new database, or tests empty it)."""
+    """The watermark row, locked until commit (created first if missing: a new database, or tests empty it); on
+    SQLite, the database's write lock taken first."""
+    lock_on_sqlite("UPDATE pairing_rollup_state SET id = id WHERE id = 1")
     locked = select(PairingRollupState).where(PairingRollupState.id == 1).with_for_update().execution_options(
         populate_existing=True)
     state = db.session.scalar(locked)

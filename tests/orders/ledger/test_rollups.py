@@ -1,6 +1,7 @@
 """The pairing report's rollups: after sales, refunds (also of a sale last month) and a pairing's validity
 changing, the report read from them equals the independent computation from the postings over any period;
-the refresh recomputes only the sale dates touched, is on the beat schedule and safe to run twice at once;
+the refresh recomputes only the sale dates touched, is on the beat schedule and safe to run twice at once
+(SQLite and PostgreSQL);
 the report says how fresh its figures are."""
 from __future__ import annotations
 
@@ -170,9 +171,8 @@ def test_the_refresh_is_on_the_beat_schedule_every_minute(app):
         "task": "ledger.refresh_pairing_rollups", "schedule": 60.0}
 
 
-@pytest.mark.postgres
-def test_two_refreshes_at_once_run_one_after_the_other_and_the_second_finds_nothing(pg_app):
-    client = pg_app.test_client()
+def test_two_refreshes_at_once_run_one_after_the_other_and_the_second_finds_nothing(racing_app):
+    client = racing_app.test_client()
     world = make_world(today=outbox.sale_date_of(utcnow()))
     pay_pickup(client, world, 3)
     refresh_rollups()
@@ -182,7 +182,7 @@ def test_two_refreshes_at_once_run_one_after_the_other_and_the_second_finds_noth
 
     def refresh(name: str, hold: float) -> None:
         """Refresh in its own transaction; `hold` seconds before committing (the watermark row still locked)."""
-        with pg_app.app_context():
+        with racing_app.app_context():
             if name == "second":
                 assert first_done.wait(timeout=20)
             started = time.monotonic()
