@@ -37,7 +37,8 @@ CSV_COLUMNS = ("donor_code", "donor_name", "county_code", "county_name", "paired
 
 def sold_lines(*on_sale_date):
     """CTE: each attributed line sold on the sale dates matching `on_sale_date` — its sale date, order, donor,
-    county, units still sold, their value, and whether a pairing of its donor and county was valid that day."""
+    county, units still sold, their value, and whether a pairing of its donor and county was valid that day
+    (materialised on PostgreSQL, so that pairing check runs once a line, not once a posting)."""
     sale_date = LedgerTransaction.sale_date
     paired = exists().where(
         Pairing.donor_code == Order.donor_code, Pairing.recipient_code == OrderLine.county_code,
@@ -50,7 +51,7 @@ def sold_lines(*on_sale_date):
             .join(Order, Order.id == OrderLine.order_id)
             .join(LedgerTransaction, and_(LedgerTransaction.order_line_id == OrderLine.id,
                                           LedgerTransaction.kind == "line_paid"))
-            .where(*on_sale_date).cte("sold"))
+            .where(*on_sale_date).cte("sold").prefix_with("MATERIALIZED", dialect="postgresql"))
 
 
 def _in_period(column, from_date: date | None, to_date: date | None) -> list:

@@ -187,10 +187,10 @@ def _recompute(dates: set[date] | None) -> None:
         select(*keys, func.count(func.distinct(case((lines.c.units > 0, lines.c.order_id)))),
                func.sum(lines.c.units), func.sum(lines.c.sales_fen)).group_by(*keys)))
     nets = household_totals(lines, *keys)
+    columns = (nets.c.sale_date, nets.c.donor, nets.c.county, nets.c.paired, nets.c.household_id)
     db.session.execute(insert(PairingRollupHousehold).from_select(
         ["sale_date", "donor_code", "county_code", "paired", "household_id", "net_fen"],
-        select(nets.c.sale_date, nets.c.donor, nets.c.county, nets.c.paired, nets.c.household_id, nets.c.net)
-        .where(nets.c.net != 0)))
+        select(*columns, nets.c.net).where(nets.c.net != 0)))
     months = ({day.replace(day=1) for day in dates} if dates is not None else
               {day.replace(day=1) for day in db.session.scalars(select(PairingRollupSales.sale_date).distinct())})
     db.session.execute(delete(PairingRollupMonth).where(*([] if dates is None else [
