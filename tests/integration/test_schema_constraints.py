@@ -62,10 +62,11 @@ def modelled_url(_pg_migrated, tmp_path):
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    # the extension the migrations install for exclusion constraints; create_all() installs none
+    # the extensions the migrations install (exclusion constraints, trigram search); create_all() installs none
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
     engine.dispose()
     app = make_app(tmp_path, DATABASE_URL=rendered)
     with app.app_context():
