@@ -3,35 +3,19 @@ A change that makes the create, the sandbox confirm or the worker's processing o
 than this fails here, before it shows up as lost throughput."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from orders.models import Order
 from shop.db import db
 from tests.orders.checkout.conftest import delivery_body, make_world
 from tests.orders.payments.conftest import user_with_token
+from tests.statements import statements
 
 # the token's user is already in the test's session (a served request reads it once more)
 CREATE_BUDGET = 10  # products, district, stock (lock at the warehouses, update), 4 inserts, payment (2)
 CONFIRM_BUDGET = 3  # payment and order, the event's insert, the answer's status
 EVENT_BUDGET = 10  # the event with its order id, the order locked with its lines and allocations, the event re-read
 # with its payment and deferred ones, stock, allocation, order, transition, payment, outbox row, event
-
-
-@contextmanager
-def statements():
-    """Collect the statements the app's engine runs inside the block (commits are not statements)."""
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def test_a_paid_checkout_stays_within_its_statement_budget(pg_app, monkeypatch):
