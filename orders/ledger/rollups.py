@@ -176,6 +176,7 @@ def _recompute(dates: set[date] | None) -> None:
         db.session.execute(text("SET LOCAL jit = off"))
 
     def on_dates(column):
+        """The condition restricting `column` to `dates` (none for all)."""
         return [] if dates is None else [column.in_(sorted(dates))]
 
     for model in (PairingRollupSales, PairingRollupHousehold):
