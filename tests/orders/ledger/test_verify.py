@@ -1,12 +1,13 @@
 """Verification names the first altered transaction; the auditor's routes and the verify-ledger command."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from catalog.models import Location, LotContribution
+from catalog.service import today
 from orders.ledger import accounts, chain
 from orders.ledger.models import LedgerTransaction
 from orders.ledger.verify import verify_ledger
@@ -156,7 +157,7 @@ def test_one_attribution_with_everything_to_recompute_it(app, client, login):
     first, second = HouseholdFactory(supplier=coop), HouseholdFactory(supplier=coop)
     db.session.add_all([LotContribution(lot_id=lot.id, household_id=first.id, quantity=6, village="测试村"),
                         LotContribution(lot_id=lot.id, household_id=second.id, quantity=4, village="测试村")])
-    sale_day = date.today()
+    sale_day = today()  # the business date (Asia/Shanghai), which is the order's sale date
     BenefitLinkFactory(household=first, kind="dividend", shares=5, valid_from=sale_day - timedelta(days=1))
     BenefitLinkFactory(household=second, kind="dividend", shares=5, valid_from=sale_day + timedelta(days=1))
     order = paid_order(location_id=store.location_id, lines=[(product, 2)], channel="counter", store=store)
