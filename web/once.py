@@ -24,10 +24,15 @@ def new_form_key() -> str:
     return secrets.token_hex(16)
 
 
+def is_form_key(text: str) -> bool:
+    """Whether `text` is a key a page could have made."""
+    return bool(KEY_PATTERN.fullmatch(text or ""))
+
+
 def claim_form(*, user: User, purpose: str, key: str) -> bool:
     """Claim `key` for `user`'s form of `purpose` in the open transaction; False if the form was submitted before.
     A key no page made is refused (400): the form is stale or forged."""
-    if not KEY_PATTERN.fullmatch(key or ""):
+    if not is_form_key(key):
         raise PageError("表单已过期，请返回刷新页面后重试。", status=400)
     record = IdempotencyKey(user_id=user.id, scope=f"page-{purpose}:{user.id}", key=key, request_hash="",
                             status_code=200)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import secrets
 import time
 
 from sqlalchemy import delete, select
@@ -23,18 +21,6 @@ from shop.auth.models import User
 from shop.db import commit, db
 from shop.errors import AppError, Conflict
 from shop.idempotency import IN_PROGRESS_POLL_SECONDS, IN_PROGRESS_WAIT_SECONDS, IdempotencyKey
-
-KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
-
-
-def new_key() -> str:
-    """A fresh key for one rendered checkout form."""
-    return secrets.token_hex(16)
-
-
-def is_key(text: str) -> bool:
-    """Whether `text` is a key this page could have made."""
-    return bool(KEY_PATTERN.fullmatch(text))
 
 
 def _scope(user: User) -> str:

@@ -13,9 +13,10 @@ from shop.db import commit
 from shop.errors import AppError, NotFound
 from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
+from web.once import is_form_key, new_form_key
 from web.pages import error_page, signed_in, web_user
 from web.storefront import cart, reads
-from web.storefront.checkout import is_key, new_key, place_order_once, placed_order
+from web.storefront.checkout import place_order_once, placed_order
 from web.storefront.views import bp
 
 MAX_STORES = 100
@@ -72,7 +73,7 @@ def _checkout_page(lines: dict[str, int], *, errors: dict | None = None, short: 
     choices = stores.list_stores(actor=web_user(), district_code=None, limit=MAX_STORES, cursor=None)["items"]
     return render_template(
         "storefront/checkout.html", rows=rows, total=sum(p.price_fen * n for _, p, n in rows if p),
-        stores=choices, districts=reads.donor_districts(on=catalog.today()), key=new_key(),
+        stores=choices, districts=reads.donor_districts(on=catalog.today()), key=new_form_key(),
         form=request.form if request.method == "POST" else {"channel": "pickup", "store_id": request.args.get("store")},
         errors=errors or {}, short=short or {}), status
 
@@ -92,7 +93,7 @@ def checkout_page():
     """Checkout: pickup at a chosen store or delivery to an address; one order per submitted form (a form sent
     again leads to its order)."""
     lines, key = cart.lines(), request.form.get("form_key", "")[:64]
-    submitted = request.method == "POST" and is_key(key)
+    submitted = request.method == "POST" and is_form_key(key)
     try:
         placed = placed_order(user=web_user(), key=key) if submitted else None
         if placed is None and submitted and lines:
