@@ -1,12 +1,14 @@
 """The outbox of money events: written in the same transaction as the change it records, delivered after.
 
 `record_event` adds a row (`line_paid`, `line_refunded`, `refund_remainder`, `payment_unallocated`,
-`payment_returned`, DESIGN.md); once the transaction commits, one task delivers all the events it
-wrote. Delivery runs the registered consumers on the whole batch at once (the ledger registers itself;
+`payment_returned`, DESIGN.md); once the transaction commits, it wakes the drain (`orders.drain_outbox`,
+`shop.wakeups`: one queued run however many transactions commit meanwhile), which delivers the oldest
+undelivered events, up to `DELIVERY_BATCH` in one transaction, and wakes itself again while more are
+left. Delivery runs the registered consumers on the whole batch at once (the ledger registers itself;
 they must apply each event id at most once) and marks the rows delivered; if a batch fails, its events
 are delivered one by one, so one bad event holds back no other. Nothing is lost when the broker is down
 or a worker dies: the `orders.outbox` sweeper re-queues rows still undelivered after a grace period,
-`DELIVERY_BATCH` to a task, which is also how a backlog is drained.
+`DELIVERY_BATCH` to a task (`orders.deliver_outbox`), which is also how a backlog is drained in parallel.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from flask import Flask, current_app
 from sqlalchemy import func, select, update
 
 from orders.models import Allocation, Order, OrderLine, OutboxEvent, Refund
+from shop import wakeups
 from shop.db import after_commit, db, utcnow
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_LIMIT = 50_000  # events one sweep re-queues at most
 DELIVERY_BATCH = 1000  # events per re-queued delivery task (one transaction)
+GATHER_SECONDS = 0.1  # a drain starts this long after the commit that woke it: the commits meanwhile share it
 Consumer = Callable[[list[OutboxEvent]], object]
 
 
@@ -50,28 +54,16 @@ def record_event(*, kind: str, order: Order, occurred_at: datetime, line: OrderL
                         queued_at=utcnow())
     db.session.add(event)
     db.session.flush()
-    _delivery().event_ids.append(event.id)
+    if wake_drain not in db.session.info.get("after_commit", []):
+        after_commit(wake_drain)
     return event
 
 
-class _Delivery:
-    """The after-commit callback queueing one delivery task for all the events of one transaction."""
+def wake_drain() -> None:
+    """Queue the drain unless a run is queued and not yet started (after the events' transaction committed)."""
+    from orders.tasks import drain_outbox
 
-    def __init__(self):
-        self.event_ids: list[int] = []
-
-    def __call__(self) -> None:
-        """Send the delivery task of this transaction's events."""
-        _queue(self.event_ids)
-
-
-def _delivery() -> _Delivery:
-    """The current transaction's pending delivery (one after-commit callback, however many events)."""
-    pending = next((c for c in db.session.info.get("after_commit", []) if isinstance(c, _Delivery)), None)
-    if pending is None:
-        pending = _Delivery()
-        after_commit(pending)
-    return pending
+    wakeups.wake(drain_outbox, gather_seconds=GATHER_SECONDS)
 
 
 def allocation_payload(allocations: list[Allocation], *, quantities: dict[int, int] | None = None) -> list[dict]:
@@ -98,13 +90,28 @@ def _queue(event_ids: list[int]) -> None:
     deliver_outbox.delay(event_ids)
 
 
+def deliver_pending() -> int:
+    """Deliver the oldest undelivered events, up to `DELIVERY_BATCH` (rows another worker holds are skipped), and
+    wake the drain again after commit if there may be more; how many were delivered. The caller commits."""
+    events = db.session.scalars(select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
+                                .order_by(OutboxEvent.id).limit(DELIVERY_BATCH)
+                                .with_for_update(skip_locked=True)).all()
+    if len(events) == DELIVERY_BATCH:
+        after_commit(wake_drain)
+    return _deliver_locked(events)
+
+
 def deliver_all(event_ids: list[int]) -> int:
-    """Deliver those of `event_ids` not yet delivered, as one batch (rows locked in id order); if the batch fails,
-    each event on its own (a failing one is logged and left for the sweeper). How many were delivered. The
-    caller commits."""
-    events = db.session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(event_ids),
-                                                          OutboxEvent.delivered_at.is_(None))
-                                .order_by(OutboxEvent.id).with_for_update()).all()
+    """Deliver those of `event_ids` not yet delivered, as one batch (rows locked in id order); how many were
+    delivered. The caller commits."""
+    return _deliver_locked(db.session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(event_ids),
+                                                                        OutboxEvent.delivered_at.is_(None))
+                                              .order_by(OutboxEvent.id).with_for_update()).all())
+
+
+def _deliver_locked(events: list[OutboxEvent]) -> int:
+    """Deliver locked undelivered events as one batch; if the batch fails, each event on its own (a failing one
+    is logged and left for the sweeper). How many were delivered."""
     if len(events) <= 1:
         _consume(events)
         return len(events)

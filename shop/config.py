@@ -116,7 +116,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             # outbox delivery (the ledger's attribution) has its own queue, so a deployment can give it its own
             # workers and payments never wait behind it; a worker started without -Q consumes both
             "task_queues": (Queue("celery"), Queue("outbox")),
-            "task_routes": {"orders.deliver_outbox": {"queue": "outbox"}},
+            "task_routes": {"orders.deliver_outbox": {"queue": "outbox"}, "orders.drain_outbox": {"queue": "outbox"}},
             "timezone": "Asia/Shanghai",
             "broker_connection_retry_on_startup": True,
         },

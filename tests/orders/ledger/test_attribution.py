@@ -323,7 +323,7 @@ def test_a_refund_delivered_before_its_sale_applies_the_sale_first(app, monkeypa
 
     today = outbox.sale_date_of(utcnow())
     world = make_world(today=today)
-    monkeypatch.setattr(outbox, "_queue", lambda event_id: None)  # the broker lost both deliveries
+    monkeypatch.setattr(outbox, "wake_drain", lambda: None)  # the broker lost both deliveries
     store = world["store"]
     order = paid_order(location_id=store.location_id, channel="counter", store=store,
                        shift=ShiftFactory(store=store), payment_method="cash", lines=[(world["product"], 2)],

@@ -65,7 +65,7 @@ def ledger_of(world, event_ids: list[int]) -> list[tuple]:
 
 
 def test_events_delivered_in_one_batch_post_what_they_post_one_by_one(app, monkeypatch):
-    monkeypatch.setattr(outbox, "_queue", lambda event_ids: None)  # delivered below, by hand
+    monkeypatch.setattr(outbox, "wake_drain", lambda: None)  # delivered below, by hand
     today = outbox.sale_date_of(utcnow())
     together, alone = make_world(today=today, prefix="A"), make_world(today=today, prefix="B")
     together_events, alone_events = trade(together), trade(alone)
@@ -84,7 +84,7 @@ def test_events_delivered_in_one_batch_post_what_they_post_one_by_one(app, monke
 
 
 def test_a_batch_whose_event_fails_delivers_the_others(app, monkeypatch):
-    monkeypatch.setattr(outbox, "_queue", lambda event_ids: None)
+    monkeypatch.setattr(outbox, "wake_drain", lambda: None)
     world = make_world(today=outbox.sale_date_of(utcnow()))
     events = sell(world, channel="counter", payment_method="cash", quantities=[1])
     events += sell(world, channel="counter", payment_method="cash", quantities=[1])
@@ -108,7 +108,7 @@ ONE_EVENT_BUDGET = 18  # deliver (lock, mark), the order's events locked and che
 
 @pytest.mark.postgres
 def test_one_event_and_a_batch_of_forty_cost_about_the_same_statements(pg_app, monkeypatch):
-    monkeypatch.setattr(outbox, "_queue", lambda event_ids: None)
+    monkeypatch.setattr(outbox, "wake_drain", lambda: None)
     world = make_world(today=outbox.sale_date_of(utcnow()))
     make_lot(world["product"], db.session.get(Location, world["store"].location_id), quantity=50,
              harvested_on=date(2026, 9, 3))
@@ -129,3 +129,41 @@ def test_one_event_and_a_batch_of_forty_cost_about_the_same_statements(pg_app, m
     assert len(forty) <= len(one) + 2, forty  # a savepoint around the batch
     assert Counter(db.session.scalars(select(LedgerTransaction.kind))) == {"line_paid": 42}
     assert verify_ledger()["ok"] is True
+
+
+def test_the_drain_delivers_the_oldest_batch_and_wakes_itself_while_more_are_left(app, monkeypatch):
+    from orders.tasks import drain_outbox
+
+    wakes = []
+    monkeypatch.setattr(outbox, "wake_drain", lambda: wakes.append("drain"))
+    monkeypatch.setattr(outbox, "DELIVERY_BATCH", 3)
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    events = sell(world, channel="counter", payment_method="cash", quantities=[1, 1, 1, 1, 1])
+    db.session.commit()
+    wakes.clear()  # the sale's own wake-up
+
+    assert drain_outbox() == 3
+    assert wakes == ["drain"]  # a full batch: there may be more
+    assert db.session.scalars(select(LedgerTransaction.outbox_event_id).order_by(LedgerTransaction.seq)).all() \
+        == events[:3]
+    assert drain_outbox() == 2
+    assert wakes == ["drain"]  # the rest fitted: no further run
+    assert drain_outbox() == 0
+    assert verify_ledger()["ok"] is True
+
+
+@pytest.mark.postgres
+def test_the_drain_skips_the_events_another_worker_holds(pg_app, monkeypatch):
+    from orders.tasks import drain_outbox
+
+    monkeypatch.setattr(outbox, "wake_drain", lambda: None)
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    held, *others = [sell(world, channel="counter", payment_method="cash", quantities=[1])[0] for _ in range(3)]
+    db.session.commit()
+    with db.engine.connect() as other_worker:
+        other_worker.execute(select(OutboxEvent.id).where(OutboxEvent.id == held).with_for_update())
+
+        assert drain_outbox() == 2  # neither waits for nor delivers the held event
+
+        other_worker.rollback()
+    assert db.session.scalars(select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None))).all() == [held]

@@ -29,8 +29,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 ORDERS = 150
 VISIBILITY_TIMEOUT = 2  # seconds before Redis hands an unacknowledged task to another worker
+BATCH = 10  # events a drain delivers in one task (one transaction); it wakes the next run while more are left
 WORKER = f"""
+from orders import outbox
 from shop.worker import celery
+outbox.DELIVERY_BATCH = {BATCH}
 celery.conf.broker_transport_options = {{"visibility_timeout": {VISIBILITY_TIMEOUT}, "unacked_restore_interval": 1,
                                         "unacked_restore_throttle": 1}}
 celery.worker_main(["worker", "--pool=solo", "--concurrency=1", "--loglevel=WARNING", "--without-gossip",
@@ -78,7 +81,7 @@ def test_a_worker_killed_mid_attribution_leaves_every_line_attributed_once_after
                            shares=shares, valid_from=date(2026, 1, 1))
     db.session.commit()
     with open(tmp_path / "worker.log", "wb") as log:
-        for n in range(ORDERS):  # each commit queues its own delivery task in Redis (no worker runs yet)
+        for n in range(ORDERS):  # the commits wake one drain, queued in Redis (no worker runs yet)
             order = paid_order(location_id=location.id, channel="counter", store=store, shift=shift,
                                payment_method="cash", lines=[(product, 1 + n % 3)], status="paid")
             line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))

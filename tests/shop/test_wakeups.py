@@ -1,0 +1,40 @@
+"""Coalesced wake-ups on a real Redis broker: however many commits give the outbox drain work while a run is
+queued, one message waits in its queue; once the run has started, the next commit queues another."""
+from __future__ import annotations
+
+import pytest
+import redis
+
+from orders import outbox
+from shop import wakeups
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+def queued_drains(redis_url: str) -> int:
+    """Messages waiting in the broker's `outbox` queue."""
+    return redis.Redis.from_url(redis_url).llen("outbox")
+
+
+def test_commits_while_a_drain_is_queued_share_it(redis_app, redis_url):
+    for _ in range(5):
+        outbox.wake_drain()
+
+    assert queued_drains(redis_url) == 1
+
+
+def test_a_commit_after_the_drain_started_queues_the_next_run(redis_app, redis_url):
+    outbox.wake_drain()
+    wakeups.started("orders.drain_outbox")  # what the drain does first, before it reads a row
+
+    outbox.wake_drain()
+    outbox.wake_drain()
+
+    assert queued_drains(redis_url) == 2
+
+
+def test_a_lost_message_holds_the_mark_only_for_a_while(redis_app, redis_url):
+    outbox.wake_drain()
+    ttl = redis.Redis.from_url(redis_url).ttl("shop:wakeup:orders.drain_outbox")
+
+    assert 0 < ttl <= wakeups.MARK_SECONDS < outbox.REQUEUE_AFTER.total_seconds()  # the sweeper's grace is longer
