@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import literal, select
 
 from catalog import inventory
 from catalog.inventory import Portion, StockRequest
@@ -59,15 +59,23 @@ class OrderView:
 
 # --- checkout ---------------------------------------------------------------------------------------
 
-def _products(lines: list[dict]) -> list[Product]:
-    """The active product of each line, in line order (`product_unavailable` 422 naming the others)."""
+def _products(lines: list[dict], *, delivery_to: str | None = None) -> list[Product]:
+    """The active product of each line, in line order (`product_unavailable` 422 naming the others); for a delivery
+    to the district `delivery_to`, whether it is a district of a donor city is read in the same statement
+    (`not_a_donor_district` 422)."""
     skus = [line["sku"] for line in lines]
-    found = {p.sku: p for p in db.session.scalars(select(Product).where(Product.sku.in_(skus)))}
+    donor = (select(Region.code).where(Region.code == delivery_to, Region.level == "county", Region.side == "donor")
+             .exists() if delivery_to is not None else literal(True))
+    rows = db.session.execute(select(Product, donor).where(Product.sku.in_(skus))).all()
+    found = {product.sku: product for product, _ in rows}
     errors = {str(i): {"sku": ["No product on sale with this SKU."]}
               for i, sku in enumerate(skus) if sku not in found or found[sku].status != "active"}
     if errors:
         raise ValidationError("Some products are not on sale.", code="product_unavailable",
                               details={"lines": errors})
+    if not rows[0][1]:
+        raise ValidationError("We deliver to the districts of the donor cities only.", code="not_a_donor_district",
+                              details={"address": {"district_code": ["Not a district of a donor city."]}})
     return [found[sku] for sku in skus]
 
 
@@ -78,15 +86,6 @@ def _pickup_store(store_id: int) -> Store:
         raise ValidationError(f"No open store {store_id}.", code="store_unavailable",
                               details={"store_id": ["No open store with this id."]})
     return store
-
-
-def _donor_district(code: str) -> str:
-    """A delivery address's district: a county-level unit of a donor city (`not_a_donor_district` 422)."""
-    region = db.session.get(Region, code)
-    if region is None or region.level != "county" or region.side != "donor":
-        raise ValidationError("We deliver to the districts of the donor cities only.", code="not_a_donor_district",
-                              details={"address": {"district_code": ["Not a district of a donor city."]}})
-    return code
 
 
 def _warehouse(warehouse_id: int) -> Location:
@@ -132,14 +131,14 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
                 warehouse_id: int | None = None, address: dict | None = None) -> OrderView:
     """Create a pending order with its prices and rates snapshotted and its stock reserved until `expires_at`;
     its buyer's view (no payment yet), built from what was written."""
-    products = _products(lines)
+    products = _products(lines, delivery_to=address["district_code"] if channel == "delivery" else None)
     store = None
     if channel == "pickup":
         store = _pickup_store(store_id)
         donor_code = store.district_code
         location_id, portions = store.location_id, _reserve_at(store.location_id, products, lines)
     else:
-        donor_code = _donor_district(address["district_code"])
+        donor_code = address["district_code"]
         if warehouse_id is not None:
             location_id = _warehouse(warehouse_id).id
             portions = _reserve_at(location_id, products, lines)
@@ -165,11 +164,9 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
 
 
 def start_payment(*, order_id: int) -> Payment:
-    """Create the order's PaymentIntent (idempotent by order id) and record it; call only once the
+    """Create the PaymentIntent of an order just placed (the provider's idempotency key is derived from the order, so
+    a retried call gets the same intent, whose unique id then refuses a second row) and record it; call once the
     reservation has committed. `PaymentProviderUnavailable` if the provider fails."""
-    existing = db.session.scalar(select(Payment).where(Payment.order_id == order_id).order_by(Payment.id.desc()))
-    if existing is not None:
-        return existing
     total_fen = db.session.get(Order, order_id).total_fen  # no query when the caller still holds the order
     provider = get_provider()
     try:

@@ -314,17 +314,19 @@ def sign(payload: str, *, secret: str) -> str:
     return stripe.WebhookSignature.generate_signature_header(payload, secret)
 
 
-def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> int:
-    """Pay (or fail) a sandbox PaymentIntent: a signed Stripe-format event handed to the webhook's handler;
-    the order's id. Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
-    found = db.session.execute(select(Payment.amount_fen, Order.id, Order.consumer_id)
+def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> dict:
+    """Pay (or fail) a sandbox PaymentIntent: a signed Stripe-format event handed to the webhook's handler; the
+    order's id, status and payment status as the confirm found them (`payment_state` reads them again once the
+    event was processed). Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
+    found = db.session.execute(select(Payment.amount_fen, Payment.status, Order.id, Order.consumer_id,
+                                      Order.status.label("order_status"))
                                .join(Order, Order.id == Payment.order_id).where(Payment.intent_id == intent_id)).first()
     if found is None or (actor.role != "admin" and found.consumer_id != actor.id):
         raise NotFound(f"No payment {intent_id}.", code="payment_not_found")
     payload = json.dumps(sandbox_event(intent_id=intent_id, order_id=found.id, amount_fen=found.amount_fen,
                                        outcome=outcome), separators=(",", ":"))
     receive_event(payload=payload.encode(), signature=sign(payload, secret=current_app.config["STRIPE_WEBHOOK_SECRET"]))
-    return found.id
+    return {"order_id": found.id, "status": found.order_status, "payment_status": found.status}
 
 
 def payment_state(*, order_id: int) -> dict:
