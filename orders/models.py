@@ -297,6 +297,8 @@ class OrderTransition(db.Model):
     reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    order: Mapped[Order] = relationship(lazy="raise")  # set on a new order's first record, before its id exists
+
 
 class Payment(db.Model):
     """An order's payment with a provider: the PaymentIntent id, amount and what the provider said."""

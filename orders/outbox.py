@@ -47,13 +47,13 @@ def register_consumer(app: Flask, name: str, consumer: Consumer) -> None:
 
 def record_event(*, kind: str, order: Order, occurred_at: datetime, line: OrderLine | None = None,
                  refund: Refund | None = None, amount_fen: int = 0, payload: dict | None = None) -> OutboxEvent:
-    """Write a money event in the current transaction and deliver it after commit."""
+    """Write a money event in the current transaction (with the session's next flush; flush to read its id) and
+    deliver it after commit."""
     event = OutboxEvent(kind=kind, order_id=order.id, order_line_id=line.id if line else None,
                         refund_id=refund.id if refund else None, amount_fen=amount_fen, payload=payload or {},
                         occurred_at=occurred_at, sale_date=order.sale_date or sale_date_of(occurred_at),
                         queued_at=utcnow())
     db.session.add(event)
-    db.session.flush()
     if wake_drain not in db.session.info.get("after_commit", []):
         after_commit(wake_drain)
     return event

@@ -159,8 +159,9 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
             allocations=[Allocation(location_id=p.location_id, lot_id=p.lot_id, quantity=p.quantity,
                                     state="reserved") for p in reserved]))
     db.session.add(order)
+    created = record_created(order, actor_id=actor.id)
     db.session.flush()
-    return OrderView(order=order, viewer="owner", store=store, history=[record_created(order, actor_id=actor.id)])
+    return OrderView(order=order, viewer="owner", store=store, history=[created])
 
 
 def start_payment(*, order_id: int) -> Payment:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import factory
 
 from orders.models import Shift, Store
+from shop.db import db
 from tests.catalog.factories import LocationFactory
 from tests.factories import BaseFactory
 
@@ -42,3 +43,9 @@ class ShiftFactory(BaseFactory):
         kwargs.pop("store", None)
         kwargs.pop("opener", None)
         return super()._create(model_class, *args, **kwargs)
+
+
+def flushed(row):
+    """`row` once the session has written it (its id assigned)."""
+    db.session.flush()
+    return row

@@ -18,7 +18,7 @@ from orders.models import OrderLine, OutboxEvent, Payment
 from shop.db import db, utcnow
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
-from tests.orders.factories import ShiftFactory, StoreFactory
+from tests.orders.factories import ShiftFactory, StoreFactory, flushed
 from tests.orders.payments.conftest import user_with_token
 from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
@@ -203,7 +203,7 @@ def test_five_concurrent_applications_of_one_event_post_once(racing_app):
                        lines=[(product, 2)], status="paid")
     line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
     racing_app.extensions["outbox_consumers"] = {}  # no delivery after this commit: the racers apply it
-    event_id = outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at).id
+    event_id = flushed(outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at)).id
     db.session.commit()
     posted = []
 
@@ -228,7 +228,7 @@ def test_workers_attributing_in_parallel_share_new_accounts_and_lots_and_keep_th
         order = paid_order(location_id=store.location_id, channel="counter", store=store, payment_method="cash",
                            lines=[(world["product"], 1)], status="paid")
         line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
-        event_ids.append(outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at).id)
+        event_ids.append(flushed(outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at)).id)
     db.session.commit()
     barrier, errors = threading.Barrier(6), []
 

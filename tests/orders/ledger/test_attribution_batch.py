@@ -17,7 +17,7 @@ from orders.refunds.service import RefundRequest, create_refund
 from shop.db import db, utcnow
 from tests.catalog.factories import make_lot
 from tests.factories import UserFactory
-from tests.orders.factories import ShiftFactory
+from tests.orders.factories import ShiftFactory, flushed
 from tests.orders.ledger.test_attribution import make_world
 from tests.orders.refunds.conftest import paid_order
 from tests.statements import statements
@@ -30,7 +30,7 @@ def sell(world, *, channel: str, payment_method: str, quantities: list[int]) -> 
                        shift=ShiftFactory(store=store) if channel == "counter" else None,
                        payment_method=payment_method, lines=[(world["product"], q) for q in quantities], status="paid")
     lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)).all()
-    return [outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at).id for line in lines]
+    return [flushed(outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at)).id for line in lines]
 
 
 def trade(world) -> list[int]:

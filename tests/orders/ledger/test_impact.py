@@ -17,7 +17,7 @@ from shop.regions.models import Region
 from suppliers.models import Household
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
-from tests.orders.factories import StoreFactory
+from tests.orders.factories import StoreFactory, flushed
 from tests.orders.ledger.test_attribution import make_world, pay_pickup
 from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import HouseholdFactory, SupplierFactory
@@ -125,7 +125,7 @@ def test_lines_of_one_order_attributed_at_once_leave_the_whole_orders_impact(rac
     order = paid_order(location_id=store.location_id, channel="counter", store=store, payment_method="cash",
                        lines=[(world["product"], 2), (apples, 3)], status="paid")
     racing_app.extensions["outbox_consumers"] = {}  # no delivery after this commit: the racers apply the events
-    event_ids = [outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at).id
+    event_ids = [flushed(outbox.record_line_paid(order=order, line=line, occurred_at=order.paid_at)).id
                  for line in db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))]
     db.session.commit()
 
