@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
@@ -249,6 +249,24 @@ def available(*, location_id: int, product_id: int) -> int:
         Stock.location_id == location_id, Stock.product_id == product_id)))
 
 
+# Built once: a statement's construction costs about as much CPU as its execution.
+_CHANGE = (update(Stock)
+           .where(Stock.id == bindparam("stock_id"), Stock.reserved + bindparam("d_reserved") >= 0,
+                  Stock.on_hand + bindparam("d_on_hand") >= Stock.reserved + bindparam("d_reserved"))
+           .values(on_hand=Stock.on_hand + bindparam("d_on_hand"), reserved=Stock.reserved + bindparam("d_reserved"))
+           .execution_options(synchronize_session=False))
+_LOCKED_ROWS = (select(Stock, Lot.harvested_on).join(Lot, Lot.id == Stock.lot_id).order_by(Stock.id)
+                .with_for_update(of=Stock).execution_options(populate_existing=True))
+_AVAILABLE_AT_KIND = _LOCKED_ROWS.where(
+    Stock.location_id.in_(select(Location.id).where(Location.kind == bindparam("kind"))),
+    Stock.product_id.in_(bindparam("product_ids", expanding=True)), Stock.on_hand > Stock.reserved)
+_UNRESERVE_ONE = (update(Stock)
+                  .where(Stock.location_id == bindparam("at_location"), Stock.lot_id == bindparam("of_lot"),
+                         Stock.reserved >= bindparam("qty"))
+                  .values(on_hand=Stock.on_hand - bindparam("sold_qty"), reserved=Stock.reserved - bindparam("qty"))
+                  .returning(Stock.id).execution_options(synchronize_session=False))
+
+
 def _take_write_lock() -> None:
     """On SQLite, start this transaction's write lock now (a write that changes nothing takes it)."""
     if db.session.get_bind().dialect.name == "sqlite":
@@ -257,20 +275,18 @@ def _take_write_lock() -> None:
 
 def _lock(condition) -> list[tuple[Stock, date]]:
     """Lock the matching stock rows in primary-key order; each with its lot's harvest date."""
+    return _locked(_LOCKED_ROWS.where(condition))
+
+
+def _locked(statement, params: dict | None = None) -> list[tuple[Stock, date]]:
+    """Lock the stock rows a `_LOCKED_ROWS` statement selects; each with its lot's harvest date."""
     _take_write_lock()
-    query = (select(Stock, Lot.harvested_on).join(Lot, Lot.id == Stock.lot_id).where(condition)
-             .order_by(Stock.id).with_for_update(of=Stock).execution_options(populate_existing=True))
-    return [(row, harvested_on) for row, harvested_on in db.session.execute(query)]
+    return [(row, harvested_on) for row, harvested_on in db.session.execute(statement, params)]
 
 
 def _change(row: Stock, *, on_hand: int = 0, reserved: int = 0) -> None:
     """Apply deltas to a locked stock row in one conditional UPDATE that can never overdraw it."""
-    changed = db.session.execute(
-        update(Stock)
-        .where(Stock.id == row.id, Stock.reserved + reserved >= 0,
-               Stock.on_hand + on_hand >= Stock.reserved + reserved)
-        .values(on_hand=Stock.on_hand + on_hand, reserved=Stock.reserved + reserved)
-        .execution_options(synchronize_session=False)).rowcount
+    changed = db.session.execute(_CHANGE, {"stock_id": row.id, "d_on_hand": on_hand, "d_reserved": reserved}).rowcount
     db.session.expire(row)
     if changed != 1:
         raise Conflict("Not enough stock at this location.", code="insufficient_stock",
@@ -343,8 +359,7 @@ def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int,
     is really there. `insufficient_stock` names the short lines of the location that comes closest."""
     _check_quantities(lines)
     product_ids = sorted({line.product_id for line in lines})
-    rows = _lock(Stock.location_id.in_(select(Location.id).where(Location.kind == kind))
-                 & Stock.product_id.in_(product_ids) & (Stock.on_hand > Stock.reserved))
+    rows = _locked(_AVAILABLE_AT_KIND, {"kind": kind, "product_ids": product_ids})
     by_location: dict[int, list[tuple[Stock, date]]] = {}
     for pair in rows:
         by_location.setdefault(pair[0].location_id, []).append(pair)
@@ -405,10 +420,8 @@ def _unreserve(portions: Sequence[Portion], *, sold: bool) -> None:
     needed = _needed(portions)
     if len(needed) == 1:
         [((location_id, lot_id), qty)] = needed.items()
-        stock_id = db.session.scalar(
-            update(Stock).where(Stock.location_id == location_id, Stock.lot_id == lot_id, Stock.reserved >= qty)
-            .values(on_hand=Stock.on_hand - (qty if sold else 0), reserved=Stock.reserved - qty)
-            .returning(Stock.id).execution_options(synchronize_session=False))
+        stock_id = db.session.scalar(_UNRESERVE_ONE, {"at_location": location_id, "of_lot": lot_id, "qty": qty,
+                                                      "sold_qty": qty if sold else 0})
         if stock_id is None:
             raise _not_held(needed)
         loaded = db.session.identity_map.get(identity_key(Stock, stock_id))

@@ -30,7 +30,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_LIMIT = 50_000  # events one sweep re-queues at most
 DELIVERY_BATCH = 1000  # events per re-queued delivery task (one transaction)
-GATHER_SECONDS = 0.1  # a drain starts this long after the commit that woke it: the commits meanwhile share it
+GATHER_SECONDS = 0.25  # a drain starts this long after the commit that woke it: the commits meanwhile share it
 Consumer = Callable[[list[OutboxEvent]], object]
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import stripe
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -56,6 +56,21 @@ class InvalidEvent(AppError):
     """A correctly signed body that is not a Stripe event."""
 
     status, code = 400, "invalid_event"
+
+
+# Built once: a statement's construction costs about as much CPU as its execution.
+_STORE_ONCE = {name: insert(PaymentEvent).on_conflict_do_nothing(index_elements=["event_id"]).returning(PaymentEvent.id)
+               for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+_EVENT_WITH_ORDER_ID = (select(PaymentEvent, Payment.order_id)
+                        .outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
+                        .where(PaymentEvent.id == bindparam("event_id")))
+_UNDER_LOCK = (select(PaymentEvent, Payment).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
+               .where((PaymentEvent.id == bindparam("event_id"))
+                      | ((PaymentEvent.intent_id == bindparam("intent_id")) & (PaymentEvent.status == "deferred")))
+               .order_by(PaymentEvent.created, PaymentEvent.id).execution_options(populate_existing=True))
+_CONFIRMING = (select(Payment.amount_fen, Payment.status, Order.id, Order.consumer_id,
+                      Order.status.label("order_status"))
+               .join(Order, Order.id == Payment.order_id).where(Payment.intent_id == bindparam("intent_id")))
 
 
 # --- receiving ----------------------------------------------------------------------------------------
@@ -116,9 +131,7 @@ def receive_event(*, payload: bytes, signature: str | None) -> int | None:
               "intent_id": _intent_id_of(event), "created": _moment(event["created"]), "payload": event,
               "status": "pending" if handled else "ignored", "attempts": 0, "received_at": now,
               "queued_at": now if handled else None, "processed_at": None if handled else now}
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    row_id = db.session.scalar(insert(PaymentEvent).values(**values)
-                               .on_conflict_do_nothing(index_elements=["event_id"]).returning(PaymentEvent.id))
+    row_id = db.session.scalar(_STORE_ONCE[db.session.get_bind().dialect.name], values)
     if row_id is not None and handled:
         after_commit(lambda: _queue(row_id))
     return row_id
@@ -236,20 +249,14 @@ def _under_lock(event_id: int, intent_id: str) -> tuple[PaymentEvent, Payment | 
     """Read again, once the order is locked, the event (another worker may have processed it meanwhile) with
     its intent's payment, and the intent's deferred events (only written under that lock), oldest first: one
     statement."""
-    rows = db.session.execute(
-        select(PaymentEvent, Payment).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
-        .where((PaymentEvent.id == event_id)
-               | ((PaymentEvent.intent_id == intent_id) & (PaymentEvent.status == "deferred")))
-        .order_by(PaymentEvent.created, PaymentEvent.id).execution_options(populate_existing=True)).all()
+    rows = db.session.execute(_UNDER_LOCK, {"event_id": event_id, "intent_id": intent_id}).all()
     event, payment = next((e, p) for e, p in rows if e.id == event_id)
     return event, payment, [e for e, _ in rows if e.id != event_id]
 
 
 def process_event(*, event_id: int) -> str:
     """Process a stored event under its order's lock (idempotent); its status afterwards, or "missing"."""
-    found = db.session.execute(select(PaymentEvent, Payment.order_id)
-                               .outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
-                               .where(PaymentEvent.id == event_id)).first()
+    found = db.session.execute(_EVENT_WITH_ORDER_ID, {"event_id": event_id}).first()
     if found is None:
         return "missing"
     event = found.PaymentEvent
@@ -318,9 +325,7 @@ def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> dict:
     """Pay (or fail) a sandbox PaymentIntent: a signed Stripe-format event handed to the webhook's handler; the
     order's id, status and payment status as the confirm found them (`payment_state` reads them again once the
     event was processed). Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
-    found = db.session.execute(select(Payment.amount_fen, Payment.status, Order.id, Order.consumer_id,
-                                      Order.status.label("order_status"))
-                               .join(Order, Order.id == Payment.order_id).where(Payment.intent_id == intent_id)).first()
+    found = db.session.execute(_CONFIRMING, {"intent_id": intent_id}).first()
     if found is None or (actor.role != "admin" and found.consumer_id != actor.id):
         raise NotFound(f"No payment {intent_id}.", code="payment_not_found")
     payload = json.dumps(sandbox_event(intent_id=intent_id, order_id=found.id, amount_fen=found.amount_fen,
