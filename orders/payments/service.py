@@ -2,11 +2,13 @@
 
 `receive_event` is the one handler of a signed Stripe-format event (the webhook endpoint and the
 sandbox confirm route both call it): it checks the signature (300 s tolerance), stores the event
-once by its id (a replay, also a concurrent one, inserts nothing) and queues processing after the
-commit. `process_event` takes the order lock first, then applies the event; an event that cannot be
-applied yet (a refund before the payment it refunds) is `deferred` and applied right after the
-payment's succeeded event, so every arrival order ends in the same state. The
-`orders.payment_events` sweeper re-queues pending events whose task was lost.
+once by its id (a replay, also a concurrent one, inserts nothing) and, after the commit, wakes the
+drain (`orders.drain_payment_events`, `shop.wakeups`: one queued run however many events arrive
+meanwhile), which processes the new events oldest first, each in its own transaction. `process_event`
+takes the order lock first, then applies the event; an event that cannot be applied yet (a refund
+before the payment it refunds) is `deferred` and applied right after the payment's succeeded event, so
+every arrival order ends in the same state. An event the drain failed on, or whose drain was lost, is
+left to the `orders.payment_events` sweeper, which re-queues it on its own (`orders.process_payment_event`).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import stripe
 from flask import current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -28,6 +30,7 @@ from orders.models import Order, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
 from orders.payments.provider import get_provider
 from orders.refunds.service import record_provider_refund
+from shop import wakeups
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, NotFound
@@ -42,6 +45,8 @@ REFUND_FAILED = ("failed", "canceled")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 200
+DRAIN_LIMIT = 500  # events one drain run processes before it hands over to the next run
+GATHER_SECONDS = 0.05  # a drain starts this long after the commit that woke it: the events meanwhile share it
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
                       "expired or was cancelled and its stock is gone): returned in full.")
 
@@ -61,9 +66,10 @@ class InvalidEvent(AppError):
 # Built once: a statement's construction costs about as much CPU as its execution.
 _STORE_ONCE = {name: insert(PaymentEvent).on_conflict_do_nothing(index_elements=["event_id"]).returning(PaymentEvent.id)
                for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
-_EVENT_WITH_ORDER_ID = (select(PaymentEvent, Payment.order_id)
-                        .outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
-                        .where(PaymentEvent.id == bindparam("event_id")))
+_WITH_ORDER_ID = select(PaymentEvent, Payment.order_id).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
+_EVENT_WITH_ORDER_ID = _WITH_ORDER_ID.where(PaymentEvent.id == bindparam("event_id"))
+_NEXT_NEW_EVENT = (_WITH_ORDER_ID.where(PaymentEvent.status == "pending", PaymentEvent.attempts == 0)
+                   .order_by(PaymentEvent.id).limit(1).with_for_update(of=PaymentEvent, skip_locked=True))
 _UNDER_LOCK = (select(PaymentEvent, Payment).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
                .where((PaymentEvent.id == bindparam("event_id"))
                       | ((PaymentEvent.intent_id == bindparam("intent_id")) & (PaymentEvent.status == "deferred")))
@@ -115,10 +121,17 @@ def _intent_id_of(event: Mapping) -> str | None:
 
 
 def _queue(row_id: int) -> None:
-    """Send the processing task (after the event's transaction committed)."""
+    """Send the processing task of one event (the sweeper's, after its transaction committed)."""
     from orders.payments.tasks import process_payment_event
 
     process_payment_event.delay(row_id)
+
+
+def _wake() -> None:
+    """Wake the drain unless a run is queued and not yet started (after the event's transaction committed)."""
+    from orders.payments.tasks import drain_payment_events
+
+    wakeups.wake(drain_payment_events, gather_seconds=GATHER_SECONDS)
 
 
 def receive_event(*, payload: bytes, signature: str | None) -> int | None:
@@ -133,7 +146,7 @@ def receive_event(*, payload: bytes, signature: str | None) -> int | None:
               "queued_at": now if handled else None, "processed_at": None if handled else now}
     row_id = db.session.scalar(_STORE_ONCE[db.session.get_bind().dialect.name], values)
     if row_id is not None and handled:
-        after_commit(lambda: _queue(row_id))
+        after_commit(_wake)
     return row_id
 
 
@@ -257,12 +270,38 @@ def _under_lock(event_id: int, intent_id: str) -> tuple[PaymentEvent, Payment | 
 def process_event(*, event_id: int) -> str:
     """Process a stored event under its order's lock (idempotent); its status afterwards, or "missing"."""
     found = db.session.execute(_EVENT_WITH_ORDER_ID, {"event_id": event_id}).first()
-    if found is None:
-        return "missing"
-    event = found.PaymentEvent
+    return "missing" if found is None else _process(found.PaymentEvent, found.order_id)
+
+
+def drain_events() -> int:
+    """Process the pending events no worker has tried yet, oldest first, each in its own transaction (an event
+    another worker holds is skipped); one that fails is rolled back and left to the sweeper, its attempt counted.
+    How many were tried; after DRAIN_LIMIT the next run is woken."""
+    tried = 0
+    while tried < DRAIN_LIMIT:
+        found = db.session.execute(_NEXT_NEW_EVENT).first()
+        if found is None:
+            return tried
+        tried += 1
+        event_id = found.PaymentEvent.id
+        try:
+            _process(found.PaymentEvent, found.order_id)
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - one bad event must not hold back the others; the sweeper retries it
+            db.session.rollback()
+            log.exception("processing payment event %s failed; the sweeper will retry it", event_id)
+            db.session.execute(update(PaymentEvent).where(PaymentEvent.id == event_id)
+                               .values(attempts=PaymentEvent.attempts + 1, queued_at=utcnow()))
+            db.session.commit()
+    _wake()
+    return tried
+
+
+def _process(event: PaymentEvent, intent_order_id: int | None) -> str:
+    """Process an event read with its intent's order id, under its order's lock; its status afterwards."""
     if event.status in DONE:
         return event.status
-    order_id = _order_id_of(event, found.order_id)
+    order_id = _order_id_of(event, intent_order_id)
     try:
         order = lock_order(order_id) if order_id is not None and event.intent_id else None
     except NotFound:
@@ -272,7 +311,7 @@ def process_event(*, event_id: int) -> str:
         db.session.flush()
         log.info("payment event %s names no order of ours: ignored", event.event_id)
         return event.status
-    event, payment, deferred = _under_lock(event_id, event.intent_id)
+    event, payment, deferred = _under_lock(event.id, event.intent_id)
     if event.status in DONE:
         return event.status
     return _apply(event, order, _payment_for(event, order, payment), deferred)

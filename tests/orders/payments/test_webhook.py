@@ -178,7 +178,7 @@ def test_broker_down_at_commit_the_webhook_still_answers_and_the_sweeper_process
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.process_payment_event, "delay", broker_down)
+    monkeypatch.setattr(tasks.drain_payment_events, "delay", broker_down)
     response = deliver(client, intent_event("payment_intent.succeeded", pending))
     assert response.status_code == 200
     assert db.session.scalar(select(PaymentEvent.status)) == "pending"
