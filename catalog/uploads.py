@@ -155,11 +155,11 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
 
 
 def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of a supplier's uploads, newest last."""
+    """A page of a supplier's uploads, newest first."""
     if actor.role == "coop" and actor.supplier_id != supplier_id:
         raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
     query = select(InventoryUpload).where(InventoryUpload.supplier_id == supplier_id)
-    return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor)
+    return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor, newest_first=True)
 
 
 def claim_upload(upload_id: int) -> bool:

@@ -1,8 +1,9 @@
 """Keyset (cursor) pagination: `?limit=&cursor=` → `{"items", "next_cursor"}`.
 
-A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns
-(so it cannot be forged, edited or moved to another list) and type-checked against those columns
-when it comes back; any cursor that fails is a 400 `invalid_cursor`.
+A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns and
+direction (so it cannot be forged, edited or moved to another list) and type-checked against those
+columns when it comes back; any cursor that fails is a 400 `invalid_cursor`. Lists a person reads for
+what is new (orders, uploads, payout batches) run newest first.
 """
 from __future__ import annotations
 
@@ -46,10 +47,11 @@ def page_schema(item_schema: type[Schema]) -> type[Schema]:
     )
 
 
-def _serializer(keys: Sequence) -> URLSafeSerializer:
-    """The signer of one list's cursors: the salt names the list's key columns."""
+def _serializer(keys: Sequence, newest_first: bool = False) -> URLSafeSerializer:
+    """The signer of one list's cursors: the salt names the list's key columns and its direction."""
     columns = ",".join(f"{key.class_.__tablename__}.{key.key}" for key in keys)
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=f"shop.cursor:{columns}")
+    return URLSafeSerializer(current_app.config["SECRET_KEY"],
+                             salt=f"shop.cursor:{columns}{':desc' if newest_first else ''}")
 
 
 def _fits(key, value: Any) -> bool:
@@ -63,10 +65,10 @@ def _fits(key, value: Any) -> bool:
     return False
 
 
-def decode_cursor(cursor: str, keys: Sequence) -> list:
+def decode_cursor(cursor: str, keys: Sequence, *, newest_first: bool = False) -> list:
     """The key values a cursor of this list carries, or `InvalidCursor`."""
     try:
-        values = _serializer(keys).loads(cursor)
+        values = _serializer(keys, newest_first).loads(cursor)
     except (BadData, ValueError, UnicodeError) as exc:
         raise InvalidCursor() from exc
     if not (isinstance(values, list) and len(values) == len(keys)
@@ -75,19 +77,22 @@ def decode_cursor(cursor: str, keys: Sequence) -> list:
     return values
 
 
-def encode_cursor(values: Sequence[Any], keys: Sequence) -> str:
+def encode_cursor(values: Sequence[Any], keys: Sequence, *, newest_first: bool = False) -> str:
     """A signed, opaque cursor of the list ordered by `keys`, from the last item's key values."""
-    return _serializer(keys).dumps(list(values))
+    return _serializer(keys, newest_first).dumps(list(values))
 
 
-def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None) -> dict:
-    """Run `query` ordered by the unique `keys` tuple, returning one page after `cursor`."""
+def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None, newest_first: bool = False) -> dict:
+    """Run `query` ordered by the unique `keys` tuple (descending with `newest_first`), returning one page after
+    `cursor`."""
     if cursor:
-        query = query.where(tuple_(*keys) > tuple_(*decode_cursor(cursor, keys)))
-    rows = db.session.scalars(query.order_by(*keys).limit(limit + 1)).all()
+        after = tuple_(*decode_cursor(cursor, keys, newest_first=newest_first))
+        query = query.where(tuple_(*keys) < after if newest_first else tuple_(*keys) > after)
+    rows = db.session.scalars(query.order_by(*(key.desc() if newest_first else key for key in keys))
+                              .limit(limit + 1)).all()
     items = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor([getattr(last, key.key) for key in keys], keys)
+        next_cursor = encode_cursor([getattr(last, key.key) for key in keys], keys, newest_first=newest_first)
     return {"items": items, "next_cursor": next_cursor}

@@ -280,7 +280,7 @@ def pickup_code(*, actor: User, order_id: int) -> str:
 
 def list_orders(*, actor: User, limit: int, cursor: str | None, store_id: int | None = None,
                 status: str | None = None, channel: str | None = None) -> dict:
-    """A page of the orders `actor` may see, oldest first: a consumer's own, a store's (staff: their own store's,
+    """A page of the orders `actor` may see, newest first: a consumer's own, a store's (staff: their own store's,
     by default; another store is `store_not_found` 404), or any (admins, with filters)."""
     query = select(Order)
     if actor.role == "consumer":
@@ -295,7 +295,7 @@ def list_orders(*, actor: User, limit: int, cursor: str | None, store_id: int | 
         query = query.where(Order.status == status)
     if channel:
         query = query.where(Order.channel == channel)
-    page = paginate(query, keys=[Order.id], limit=limit, cursor=cursor)
+    page = paginate(query, keys=[Order.id], limit=limit, cursor=cursor, newest_first=True)
     return {**page, "items": _views(page["items"], actor)}
 
 

@@ -150,7 +150,7 @@ def pay(order_id: int):
 @bp.get("/orders")
 @signed_in("consumer")
 def order_list():
-    """The consumer's own orders in the API's order (oldest first), a page at a time."""
+    """The consumer's own orders, newest first, a page at a time."""
     cursor = request.args.get("cursor", "")[:MAX_CURSOR_LENGTH] or None
     try:
         page = checkout.list_orders(actor=web_user(), limit=ORDERS_PER_PAGE, cursor=cursor)

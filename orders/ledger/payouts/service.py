@@ -292,7 +292,7 @@ def show_batch(*, batch_id: int, actor: User) -> dict:
 
 def list_batches(*, actor: User, party: str | None = None, status: str | None = None,
                  supplier_id: int | None = None, limit: int, cursor: str | None) -> dict:
-    """A page of batches (a co-op: its own household batches), oldest first, without their lines."""
+    """A page of batches (a co-op: its own household batches), newest first, without their lines."""
     query = select(PayoutBatch)
     if actor.supplier_id is not None:
         query = query.where(PayoutBatch.party == "household", PayoutBatch.supplier_id == actor.supplier_id)
@@ -302,7 +302,7 @@ def list_batches(*, actor: User, party: str | None = None, status: str | None = 
         query = query.where(PayoutBatch.status == status)
     if supplier_id is not None:
         query = query.where(PayoutBatch.supplier_id == supplier_id)
-    page = paginate(query, keys=[PayoutBatch.id], limit=limit, cursor=cursor)
+    page = paginate(query, keys=[PayoutBatch.id], limit=limit, cursor=cursor, newest_first=True)
     return {"items": [_shown(batch, with_lines=False) for batch in page["items"]], "next_cursor": page["next_cursor"]}
 
 
