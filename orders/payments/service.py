@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import stripe
 from flask import current_app
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -45,7 +45,6 @@ REFUND_FAILED = ("failed", "canceled")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 200
-DRAIN_LIMIT = 500  # events one drain run processes before it hands over to the next run
 GATHER_SECONDS = 0.05  # a drain starts this long after the commit that woke it: the events meanwhile share it
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
                       "expired or was cancelled and its stock is gone): returned in full.")
@@ -127,7 +126,7 @@ def _queue(row_id: int) -> None:
     process_payment_event.delay(row_id)
 
 
-def _wake() -> None:
+def wake() -> None:
     """Wake the drain unless a run is queued and not yet started (after the event's transaction committed)."""
     from orders.payments.tasks import drain_payment_events
 
@@ -146,7 +145,7 @@ def receive_event(*, payload: bytes, signature: str | None) -> int | None:
               "queued_at": now if handled else None, "processed_at": None if handled else now}
     row_id = db.session.scalar(_STORE_ONCE[db.session.get_bind().dialect.name], values)
     if row_id is not None and handled:
-        after_commit(_wake)
+        after_commit(wake)
     return row_id
 
 
@@ -273,28 +272,22 @@ def process_event(*, event_id: int) -> str:
     return "missing" if found is None else _process(found.PaymentEvent, found.order_id)
 
 
-def drain_events() -> int:
-    """Process the pending events no worker has tried yet, oldest first, each in its own transaction (an event
-    another worker holds is skipped); one that fails is rolled back and left to the sweeper, its attempt counted.
-    How many were tried; after DRAIN_LIMIT the next run is woken."""
-    tried = 0
-    while tried < DRAIN_LIMIT:
-        found = db.session.execute(_NEXT_NEW_EVENT).first()
-        if found is None:
-            return tried
-        tried += 1
-        event_id = found.PaymentEvent.id
-        try:
-            _process(found.PaymentEvent, found.order_id)
-            db.session.commit()
-        except Exception:  # noqa: BLE001 - one bad event must not hold back the others; the sweeper retries it
-            db.session.rollback()
-            log.exception("processing payment event %s failed; the sweeper will retry it", event_id)
-            db.session.execute(update(PaymentEvent).where(PaymentEvent.id == event_id)
-                               .values(attempts=PaymentEvent.attempts + 1, queued_at=utcnow()))
-            db.session.commit()
-    _wake()
-    return tried
+def claim_new_event() -> Row | None:
+    """The oldest pending event no worker has tried yet, locked (an event another worker holds is skipped), with
+    its intent's order id; None when there is none."""
+    return db.session.execute(_NEXT_NEW_EVENT).first()
+
+
+def process_claimed(claimed: Row) -> str:
+    """Process an event `claim_new_event` returned; its status afterwards. The caller commits."""
+    return _process(claimed.PaymentEvent, claimed.order_id)
+
+
+def count_failed_attempt(event_id: int) -> None:
+    """Record a failed attempt at an event (after the failed work was rolled back): the sweeper retries it, on
+    its own, once its grace period has passed. The caller commits."""
+    db.session.execute(update(PaymentEvent).where(PaymentEvent.id == event_id)
+                       .values(attempts=PaymentEvent.attempts + 1, queued_at=utcnow()))
 
 
 def _process(event: PaymentEvent, intent_order_id: int | None) -> str:

@@ -1,10 +1,17 @@
-"""Payments tasks: processing a stored webhook event."""
+"""Payments tasks: the drain of new webhook events, and the sweeper's retry of one event."""
 from __future__ import annotations
+
+import logging
 
 from celery import shared_task
 
 from orders.payments import service
 from shop import wakeups
+from shop.db import db
+
+log = logging.getLogger(__name__)
+
+DRAIN_LIMIT = 500  # events one drain run processes before it hands over to the next run
 
 
 @shared_task(name="orders.process_payment_event", acks_late=True, ignore_result=True)  # nothing reads it
@@ -16,7 +23,23 @@ def process_payment_event(event_id: int) -> str:
 
 @shared_task(name="orders.drain_payment_events", acks_late=True, ignore_result=True)  # nothing reads it
 def drain_payment_events() -> int:
-    """Process the new payment events, oldest first, each in its own transaction (see `service.drain_events`);
-    how many were tried."""
+    """Process the new payment events, oldest first, each its own unit of work: one that fails is rolled back
+    alone and left to the sweeper with its attempt counted, so it holds back no other. How many were tried; after
+    DRAIN_LIMIT the next run is woken."""
     wakeups.started("orders.drain_payment_events")
-    return service.drain_events()
+    tried = 0
+    while tried < DRAIN_LIMIT:
+        claimed = service.claim_new_event()
+        if claimed is None:
+            return tried
+        tried, event_id = tried + 1, claimed.PaymentEvent.id
+        try:
+            service.process_claimed(claimed)
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - one bad event must not hold back the others; the sweeper retries it
+            db.session.rollback()
+            log.exception("processing payment event %s failed; the sweeper will retry it", event_id)
+            service.count_failed_attempt(event_id)
+            db.session.commit()
+    service.wake()
+    return tried
