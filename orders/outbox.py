@@ -7,9 +7,9 @@ undelivered events, up to `DELIVERY_BATCH` in one transaction, and wakes itself 
 left. Delivery runs the registered consumers on the whole batch at once (the ledger registers itself;
 they must apply each event id at most once) and marks the rows delivered; if a batch fails, its events
 are delivered one by one, so one bad event holds back no other (it stays undelivered: each drain and the
-sweeper try it again). Nothing is lost when the broker is down
-or a worker dies: the `orders.outbox` sweeper re-queues rows still undelivered after a grace period,
-`DELIVERY_BATCH` to a task (`orders.deliver_outbox`), which is also how a backlog is drained in parallel.
+sweeper try it again). Nothing is lost when the broker is down or a worker dies: the `orders.outbox`
+sweeper re-queues rows still undelivered after a grace period, `DELIVERY_BATCH` to a task
+(`orders.deliver_outbox`), which is also how a backlog is drained in parallel.
 """
 from __future__ import annotations
 
