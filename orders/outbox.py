@@ -55,8 +55,7 @@ def record_event(*, kind: str, order: Order, occurred_at: datetime, line: OrderL
                         occurred_at=occurred_at, sale_date=order.sale_date or sale_date_of(occurred_at),
                         queued_at=utcnow())
     db.session.add(event)
-    if wake_drain not in db.session.info.get("after_commit", []):
-        after_commit(wake_drain)
+    after_commit(wake_drain)
     return event
 
 

@@ -25,7 +25,7 @@ from flask import Response, current_app, request
 from marshmallow import EXCLUDE, Schema, ValidationError
 from redis.exceptions import RedisError
 
-from shop.db import after_commit, db
+from shop.db import after_commit
 from shop.extensions import cache
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,7 @@ _starters: dict[str, Callable[[], None]] = {}
 
 def invalidate_after_commit(namespace: str) -> None:
     """Start a new generation of the namespace once the current transaction commits (once per transaction)."""
-    start = _starters.setdefault(namespace, functools.partial(new_generation, namespace))
-    if start not in db.session.info.get("after_commit", []):
-        after_commit(start)
+    after_commit(_starters.setdefault(namespace, functools.partial(new_generation, namespace)))
 
 
 @dataclass(frozen=True)

@@ -87,8 +87,11 @@ def defer_commit() -> Iterator[None]:
 
 
 def after_commit(callback: Callable[[], None]) -> None:
-    """Run `callback` once the current transaction commits (dropped if it rolls back)."""
-    db.session.info.setdefault("after_commit", []).append(callback)
+    """Run `callback` once the current transaction commits (dropped if it rolls back); a callback already waiting
+    for this commit is not added twice (so a per-transaction wake-up is registered by every write that needs it)."""
+    pending = db.session.info.setdefault("after_commit", [])
+    if callback not in pending:
+        pending.append(callback)
 
 
 @event.listens_for(Session, "after_commit")

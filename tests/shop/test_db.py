@@ -54,3 +54,20 @@ def test_callbacks_wait_for_the_real_commit_not_a_savepoint(app):
     db.session.rollback()
     db.session.commit()
     assert fired == []
+
+
+def test_a_callback_registered_by_several_writes_of_one_transaction_runs_once(app):
+    ran = []
+
+    def wake():
+        ran.append("wake")
+
+    for _ in range(3):
+        after_commit(wake)
+    after_commit(lambda: ran.append("other"))
+    after_commit(lambda: ran.append("other"))
+    db.session.commit()
+    after_commit(wake)  # the next transaction registers it afresh
+    db.session.commit()
+
+    assert ran == ["wake", "other", "other", "wake"]
