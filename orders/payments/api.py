@@ -47,11 +47,7 @@ class SandboxConfirm(MethodView):
     @blp.arguments(SandboxConfirmIn)
     @blp.response(200, PaymentStateOut)
     def post(self, data, payment_intent_id):
-        """Sandbox only: pay or fail an order's PaymentIntent through a signed event to the webhook's handler.
-        The answer is the state the event found; where tasks run in-process (the embedded default) the event was
-        processed at commit, so the state is read again."""
+        """Sandbox only: pay or fail an order's PaymentIntent through a signed event to the webhook's handler."""
         found = service.sandbox_confirm(actor=current_user(), intent_id=payment_intent_id, **data)
         commit()
-        if current_app.config["CELERY"]["task_always_eager"]:
-            return service.payment_state(order_id=found["order_id"])
-        return found
+        return service.state_after_confirm(found)

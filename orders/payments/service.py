@@ -355,7 +355,7 @@ def sign(payload: str, *, secret: str) -> str:
 
 def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> dict:
     """Pay (or fail) a sandbox PaymentIntent: a signed Stripe-format event handed to the webhook's handler; the
-    order's id, status and payment status as the confirm found them (`payment_state` reads them again once the
+    order's id, status and payment status as the confirm found them (`state_after_confirm` reads them again once the
     event was processed). Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
     found = db.session.execute(_CONFIRMING, {"intent_id": intent_id}).first()
     if found is None or (actor.role != "admin" and found.consumer_id != actor.id):
@@ -366,8 +366,16 @@ def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> dict:
     return {"order_id": found.id, "status": found.order_status, "payment_status": found.status}
 
 
+def state_after_confirm(found: dict) -> dict:
+    """What the sandbox route answers once the confirm has committed: the state the confirm found, or, where tasks
+    run in-process (the embedded default) and so the event was processed at the commit, the state read again."""
+    if current_app.config["CELERY"]["task_always_eager"]:
+        return payment_state(order_id=found["order_id"])
+    return found
+
+
 def payment_state(*, order_id: int) -> dict:
-    """The order's status and its latest payment's, as the sandbox route answers them."""
+    """The order's status and its latest payment's."""
     latest = (select(Payment.status).where(Payment.order_id == Order.id).order_by(Payment.id.desc()).limit(1)
               .correlate(Order).scalar_subquery())
     status, payment_status = db.session.execute(select(Order.status, latest).where(Order.id == order_id)).one()
