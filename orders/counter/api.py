@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from orders.checkout.schemas import OrderOut
 from orders.counter import service
-from orders.counter.limits import pickup_code_limit
+from orders.counter.limits import attempts_key, pickup_code_limit
 from orders.counter.schemas import (
     CounterSaleCreate,
     CounterSaleOut,
@@ -25,6 +25,7 @@ from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("counter", __name__, url_prefix="/api/v1", description="Counter sales, receipts and pickups")
 
+
 def _store_keys(store_id: int, **_) -> str:
     """Counter-sale keys belong to the store (checked in the caller's scope first, so a key is never
     replayed to another store's staff)."""
@@ -34,9 +35,7 @@ def _store_keys(store_id: int, **_) -> str:
 
 def _pickup_attempts_key() -> str:
     """Wrong pickup codes are counted per store and clerk."""
-    return f"pickup:{request.view_args['store_id']}:{current_user().id}"
-
-
+    return attempts_key(request.view_args["store_id"], current_user().id)
 
 
 @blp.route("/stores/<int:store_id>/counter-sales", methods=["POST"])

@@ -13,7 +13,12 @@ def _wrong_code(response) -> bool:
     return response.status_code == 409
 
 
+def attempts_key(store_id: int, user_id: int) -> str:
+    """The one count of wrong codes of a clerk at a store, whichever view they came through."""
+    return f"pickup:{store_id}:{user_id}"
+
+
 def pickup_code_limit(key_func: Callable[[], str]):
-    """Decorate a hand-over view; `key_func` must give `pickup:<store_id>:<user_id>` so both views share a count."""
+    """Decorate a hand-over view; `key_func` gives the request's `attempts_key`, so both views share a count."""
     return limiter.shared_limit(PICKUP_CODE_LIMIT, scope="pickup-code", key_func=key_func, methods=["POST"],
                                 deduct_when=_wrong_code)

@@ -8,7 +8,7 @@ from marshmallow import ValidationError
 
 from orders.checkout.service import get_order_for
 from orders.counter import service as counter
-from orders.counter.limits import pickup_code_limit
+from orders.counter.limits import attempts_key, pickup_code_limit
 from orders.counter.schemas import PickupCreate
 from orders.refunds import service as refunds
 from orders.refunds.schemas import RefundCreate
@@ -126,7 +126,7 @@ def receipt(order_id: int):
 def _pickup_key() -> str:
     """Wrong pickup codes are counted per store and clerk, as on the API (checked before the page's role guard)."""
     user = web_user()
-    return f"pickup:{user.store_id if user else 0}:{user.id if user else 0}"
+    return attempts_key(user.store_id if user else 0, user.id if user else 0)
 
 
 @bp.route("/pickups", methods=["GET", "POST"])
