@@ -75,17 +75,23 @@ def household(world, n: int) -> str:
     return f"household:{world['h'][n].id}@supplier:{world['supplier'].id}"
 
 
-def pay_pickup(client, world, quantity: int) -> int:
-    """A consumer's pickup order of `quantity` units, paid through the sandbox; the order id."""
+def place_pickup(client, world, quantity: int) -> tuple[Payment, dict]:
+    """A new consumer's unpaid pickup order of `quantity` units of the world's product: its payment row and the
+    consumer's headers."""
     _, headers = user_with_token()
     db.session.commit()
     body = {"channel": "pickup", "store_id": world["store"].id,
             "lines": [{"sku": world["product"].sku, "quantity": quantity}]}
     response = client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": "pickup-1"})
     assert response.status_code == 201, response.json
-    order_id = response.json["id"]
-    intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.order_id == order_id))
-    confirmed = client.post(f"/api/v1/payments/sandbox/{intent_id}/confirm", json={"outcome": "succeeded"},
+    return db.session.scalar(select(Payment).where(Payment.order_id == response.json["id"])), headers
+
+
+def pay_pickup(client, world, quantity: int) -> int:
+    """A consumer's pickup order of `quantity` units, paid through the sandbox; the order id."""
+    payment, headers = place_pickup(client, world, quantity)
+    order_id = payment.order_id
+    confirmed = client.post(f"/api/v1/payments/sandbox/{payment.intent_id}/confirm", json={"outcome": "succeeded"},
                             headers=headers)
     assert confirmed.status_code == 200, confirmed.json
     return order_id

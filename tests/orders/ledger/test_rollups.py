@@ -22,12 +22,12 @@ from orders.ledger.rollups import (
     refresh_rollups,
 )
 from orders.ledger.verify import verify_ledger
-from orders.models import OrderLine, Payment
+from orders.models import OrderLine
 from shop.db import db, utcnow
 from shop.regions.models import Pairing
-from tests.orders.ledger.test_attribution import make_world, pay_pickup
+from tests.orders.ledger.test_attribution import make_world, pay_pickup, place_pickup
 from tests.orders.ledger.test_reports import admin_headers, independent_report
-from tests.orders.payments.conftest import deliver, intent_event, user_with_token
+from tests.orders.payments.conftest import deliver, intent_event
 
 
 def figures(report: dict) -> dict:
@@ -39,16 +39,10 @@ def figures(report: dict) -> dict:
 
 def pay_pickup_on(client, world, quantity: int, paid_at: datetime) -> int:
     """A pickup order of `quantity` units paid by a signed webhook event created at `paid_at` (its sale date)."""
-    _, headers = user_with_token()
-    db.session.commit()
-    body = {"channel": "pickup", "store_id": world["store"].id,
-            "lines": [{"sku": world["product"].sku, "quantity": quantity}]}
-    response = client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": "old-1"})
-    assert response.status_code == 201, response.json
-    payment = db.session.scalar(select(Payment).where(Payment.order_id == response.json["id"]))
+    payment, _ = place_pickup(client, world, quantity)
     created = int(paid_at.timestamp())
     assert deliver(client, intent_event("payment_intent.succeeded", payment, created=created)).status_code == 200
-    return response.json["id"]
+    return payment.order_id
 
 
 def refund_one(client, order_id: int, key: str) -> None:
