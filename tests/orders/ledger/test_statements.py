@@ -21,7 +21,8 @@ from tests.suppliers.factories import HouseholdFactory, SupplierFactory
 def postings_of(*codes: str) -> list[tuple[int, int, str]]:
     """(posting id, amount, component) of the accounts `codes`, in posting order."""
     return [tuple(row) for row in db.session.execute(
-        select(Posting.id, Posting.amount_fen, Posting.component).join(LedgerAccount)
+        select(Posting.id, Posting.amount_fen, Posting.component)
+        .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
         .where(LedgerAccount.code.in_(codes)).order_by(Posting.transaction_id, Posting.id))]
 
 
