@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 
 from orders.models import Allocation, Order, OrderLine, OutboxEvent, Refund
 from shop import wakeups
-from shop.db import after_commit, db, utcnow
+from shop.db import after_commit, among, db, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def deliver_pending() -> int:
 def deliver_all(event_ids: list[int]) -> int:
     """Deliver those of `event_ids` not yet delivered, as one batch (rows locked in id order); how many were
     delivered. The caller commits."""
-    return _deliver_locked(db.session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(event_ids),
+    return _deliver_locked(db.session.scalars(select(OutboxEvent).where(among(OutboxEvent.id, event_ids),
                                                                         OutboxEvent.delivered_at.is_(None))
                                               .order_by(OutboxEvent.id).with_for_update()).all())
 
@@ -139,7 +139,7 @@ def _consume(events: list[OutboxEvent]) -> None:
         return
     for consumer in current_app.extensions.get("outbox_consumers", {}).values():
         consumer(events)
-    db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([event.id for event in events]))
+    db.session.execute(update(OutboxEvent).where(among(OutboxEvent.id, [event.id for event in events]))
                        .values(delivered_at=utcnow()).execution_options(synchronize_session=False))
 
 
@@ -158,7 +158,7 @@ def requeue_undelivered() -> int:
         .order_by(OutboxEvent.id).limit(SWEEP_LIMIT).with_for_update(skip_locked=True)).all()
     for start in range(0, len(stale), DELIVERY_BATCH):
         chunk = stale[start:start + DELIVERY_BATCH]
-        db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(chunk)).values(queued_at=now)
+        db.session.execute(update(OutboxEvent).where(among(OutboxEvent.id, chunk)).values(queued_at=now)
                            .execution_options(synchronize_session=False))
         after_commit(lambda chunk=chunk: _queue(chunk))
     return len(stale)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import ColumnElement, DateTime, MetaData, any_, bindparam, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -136,6 +137,15 @@ def lock_on_sqlite(statement: str, **params) -> None:
 
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.execute(text(statement), params)
+
+
+def among(column, values: Iterable) -> ColumnElement[bool]:
+    """`column IN values` for a batch: on PostgreSQL `column = ANY(:values)`, one array parameter (a thousand
+    ids are one value to bind, not a thousand placeholders to render, parse and send); an IN list elsewhere."""
+    values = list(values)
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def violates(error: Exception, constraint: str) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from orders.ledger.models import LedgerAccount
-from shop.db import db, utcnow
+from shop.db import among, db, utcnow
 
 _INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 _PARTIES = ("store_id", "supplier_id", "household_id")
@@ -36,12 +36,12 @@ def account_ids(wanted: Mapping[str, tuple[str, Mapping[str, int]]]) -> dict[str
     """Code → id of the accounts `wanted` (code → (kind, parties)): one query, the missing ones created together
     (in code order, as `account` creates one) and read back."""
     found = dict(db.session.execute(select(LedgerAccount.code, LedgerAccount.id)
-                                    .where(LedgerAccount.code.in_(list(wanted)))).all())
+                                    .where(among(LedgerAccount.code, wanted))).all())
     missing = sorted(code for code in wanted if code not in found)
     if missing:
         _create([{"code": code, "kind": wanted[code][0], **wanted[code][1]} for code in missing])
         found.update(db.session.execute(select(LedgerAccount.code, LedgerAccount.id)
-                                        .where(LedgerAccount.code.in_(missing))).all())
+                                        .where(among(LedgerAccount.code, missing))).all())
     return found
 
 

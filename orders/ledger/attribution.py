@@ -33,7 +33,7 @@ from orders.ledger.impact import IMPACT_KINDS, push_order_impacts
 from orders.ledger.models import LedgerTransaction
 from orders.ledger.rules import Holder, Part, Rates, refund_difference, split_allocation
 from orders.models import Allocation, Order, OrderLine, OutboxEvent, Payment
-from shop.db import db, lock_on_sqlite
+from shop.db import among, db, lock_on_sqlite
 from suppliers.models import BenefitLink, Household
 
 O2O_CHANNELS = ("pickup", "counter")
@@ -153,11 +153,11 @@ def _lock_pending(events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
         last[event.order_id] = max(last.get(event.order_id, 0), event.id)
     lock_on_sqlite("UPDATE outbox_events SET id = id WHERE id = :id", id=events[0].id)
     candidates = db.session.scalars(
-        select(OutboxEvent).where(OutboxEvent.order_id.in_(list(last)), OutboxEvent.id <= max(last.values()))
+        select(OutboxEvent).where(among(OutboxEvent.order_id, last), OutboxEvent.id <= max(last.values()))
         .order_by(OutboxEvent.id).with_for_update()).all()
     candidates = [event for event in candidates if event.id <= last[event.order_id]]
     applied = set(db.session.scalars(select(LedgerTransaction.outbox_event_id).where(
-        LedgerTransaction.outbox_event_id.in_([event.id for event in candidates]))))
+        among(LedgerTransaction.outbox_event_id, [event.id for event in candidates]))))
     return [event for event in candidates if event.id not in applied]
 
 
@@ -171,7 +171,7 @@ def _load(events: list[OutboxEvent]) -> Batch:
                 .order_by(Payment.id.desc()).limit(1).scalar_subquery())
     orders = {row[0]: OrderFacts(*row[1:]) for row in db.session.execute(
         select(Order.id, Order.channel, Order.payment_method, Order.store_id, provider)
-        .where(Order.id.in_({event.order_id for event in events})))}
+        .where(among(Order.id, {event.order_id for event in events})))}
     batch = Batch(orders=orders)
     line_events = [event for event in events if event.kind in LINE_KINDS]
     allocation_ids = {item["allocation_id"] for event in line_events for item in event.payload.get("allocations", [])}
@@ -182,7 +182,7 @@ def _load(events: list[OutboxEvent]) -> Batch:
                    OrderLine.supplier_id, OrderLine.unit_price_fen, OrderLine.platform_fee_bp,
                    OrderLine.store_commission_bp, OrderLine.household_premium_bp, OrderLine.dividend_bp)
             .join(Lot, Lot.id == Allocation.lot_id).join(OrderLine, OrderLine.id == Allocation.order_line_id)
-            .where(Allocation.id.in_(allocation_ids))):
+            .where(among(Allocation.id, allocation_ids))):
         batch.allocations[row[0]] = AllocationFacts(*row[:5])
         batch.lines[row[1]] = LineFacts(row[1], row[5], row[6], Rates(*row[7:]))
     batch.contributors = _contributors({a.lot_id for a in batch.allocations.values()})
@@ -200,7 +200,7 @@ def _contributors(lot_ids: set[int]) -> dict[int, list[Holder]]:
         select(LotContribution.lot_id, LotContribution.household_id, LotContribution.quantity,
                Household.county_code, Household.code)
         .join(Household, Household.id == LotContribution.household_id)
-        .where(LotContribution.lot_id.in_(lot_ids)))
+        .where(among(LotContribution.lot_id, lot_ids)))
     result: dict[int, list[Holder]] = defaultdict(list)
     for lot_id, household_id, quantity, county_code, code in rows:
         result[lot_id].append(Holder(household_id, quantity, county_code, code))
@@ -214,7 +214,7 @@ def _dividend_links(supplier_ids: set[int], first: date, last: date) -> dict[int
         select(BenefitLink.supplier_id, BenefitLink.household_id, BenefitLink.shares, BenefitLink.valid_from,
                BenefitLink.valid_until, Household.county_code, Household.code)
         .join(Household, Household.id == BenefitLink.household_id)
-        .where(BenefitLink.supplier_id.in_(supplier_ids), BenefitLink.kind == "dividend",
+        .where(among(BenefitLink.supplier_id, supplier_ids), BenefitLink.kind == "dividend",
                BenefitLink.valid_from <= last, or_(BenefitLink.valid_until.is_(None), BenefitLink.valid_until >= first))
         .order_by(BenefitLink.id))
     result: dict[int, list[DividendLink]] = defaultdict(list)
@@ -226,7 +226,7 @@ def _dividend_links(supplier_ids: set[int], first: date, last: date) -> dict[int
 def _refunded_before(refunds: list[OutboxEvent]) -> dict[int, dict[int, int]]:
     """Refund event id → (allocation id → units taken off it by its line's refund events before it)."""
     rows = db.session.execute(select(OutboxEvent.id, OutboxEvent.order_line_id, OutboxEvent.payload).where(
-        OutboxEvent.order_line_id.in_({event.order_line_id for event in refunds}),
+        among(OutboxEvent.order_line_id, {event.order_line_id for event in refunds}),
         OutboxEvent.kind == "line_refunded"))
     by_line: dict[int, list[tuple[int, dict]]] = defaultdict(list)
     for event_id, line_id, payload in rows:
@@ -363,7 +363,7 @@ def _push_lot_totals(postings) -> None:
         return
     if db.session.get_bind().dialect.name == "postgresql":  # lock them in id order, then one UPDATE from arrays
         # (FOR NO KEY UPDATE, as the UPDATE itself locks: the postings' foreign keys hold KEY SHARE locks on lots)
-        db.session.execute(select(Lot.id).where(Lot.id.in_([lot_id for lot_id, _fen in changes]))
+        db.session.execute(select(Lot.id).where(among(Lot.id, [lot_id for lot_id, _fen in changes]))
                            .order_by(Lot.id).with_for_update(key_share=True))
         db.session.execute(text(
             "UPDATE lots SET attributed_fen = lots.attributed_fen + c.fen "

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
-from shop.db import db, utcnow
+from shop.db import among, db, utcnow
 
 GENESIS_HASH = "0" * 64
 POSTING_REFS = ("order_line_id", "allocation_id", "lot_id", "household_id")
@@ -202,7 +202,7 @@ def load_postings(session: Session, transaction_ids: Sequence[int]) -> dict[int,
     """Transaction id → its postings (as hashed: with the account code), ordered by id."""
     postings: dict[int, list[dict]] = {tid: [] for tid in transaction_ids}
     rows = session.execute(select(*POSTING_COLUMNS).join(LedgerAccount, LedgerAccount.id == Posting.account_id)
-                           .where(Posting.transaction_id.in_(transaction_ids)).order_by(Posting.id))
+                           .where(among(Posting.transaction_id, transaction_ids)).order_by(Posting.id))
     for row in rows.mappings():
         postings[row["transaction_id"]].append(dict(row))
     return postings
@@ -225,7 +225,8 @@ def link(session: Session, transaction_ids: Sequence[int]) -> int:
     canonical JSON is built (from the postings `post_many` kept, or loaded) before the head is locked."""
     staged = session.info.get(_STAGED, {})
     transactions = [dict(row) for row in session.execute(
-        select(*TRANSACTION_COLUMNS).where(LedgerTransaction.id.in_(transaction_ids), LedgerTransaction.seq.is_(None))
+        select(*TRANSACTION_COLUMNS)
+        .where(among(LedgerTransaction.id, transaction_ids), LedgerTransaction.seq.is_(None))
         .order_by(LedgerTransaction.id)).mappings()]
     if not transactions:
         return 0

@@ -15,7 +15,7 @@ from sqlalchemy import JSON, bindparam, func, select, text, update
 
 from orders.ledger.models import LedgerTransaction, Posting
 from orders.models import Order
-from shop.db import db
+from shop.db import among, db
 from shop.regions.models import Region
 from suppliers.models import Household
 
@@ -26,7 +26,7 @@ def order_impacts(order_ids: Collection[int]) -> dict[int, tuple[int, int, list[
     """Per order: its households reached, the fen attributed to them and their counties ({code, name}, by code)."""
     net = (select(LedgerTransaction.order_id, Posting.household_id, func.sum(Posting.amount_fen).label("fen"))
            .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
-           .where(LedgerTransaction.order_id.in_(list(order_ids)), LedgerTransaction.kind.in_(IMPACT_KINDS),
+           .where(among(LedgerTransaction.order_id, order_ids), LedgerTransaction.kind.in_(IMPACT_KINDS),
                   Posting.household_id.is_not(None))
            .group_by(LedgerTransaction.order_id, Posting.household_id).subquery())
     rows = db.session.execute(

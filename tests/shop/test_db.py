@@ -1,7 +1,7 @@
 """Side effects wait for the commit; timestamps stay timezone-aware on SQLite."""
 from __future__ import annotations
 
-from shop.db import after_commit, db
+from shop.db import after_commit, among, db
 from tests.factories import UserFactory
 
 
@@ -71,3 +71,19 @@ def test_a_callback_registered_by_several_writes_of_one_transaction_runs_once(ap
     db.session.commit()
 
     assert ran == ["wake", "other", "other", "wake"]
+
+
+def test_among_selects_what_an_in_list_selects_with_one_parameter(racing_app):
+    """A batch of ids or codes (the ledger's thousands) is one bound array on PostgreSQL, an IN list on SQLite."""
+    from sqlalchemy import select
+
+    from shop.regions.models import Region
+
+    codes = db.session.scalars(select(Region.code).order_by(Region.code)).all()[::7]
+    wanted = codes + ["no-such-region"]
+    statement = select(Region.code).where(among(Region.code, wanted)).order_by(Region.code)
+    assert db.session.scalars(statement).all() == codes
+    sql = str(statement.compile(db.session.get_bind(), compile_kwargs={"render_postcompile": True}))
+    if db.session.get_bind().dialect.name == "postgresql":
+        assert "= ANY (" in sql and sql.count("%(") == 1, sql
+    assert db.session.scalars(select(Region.code).where(among(Region.code, []))).all() == []
