@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import NamedTuple
 
 from flask import current_app
@@ -112,6 +113,25 @@ def _ref(code: str, kind: str, **party: int) -> AccountRef:
     return AccountRef(code, kind, tuple(sorted(party.items())))
 
 
+@lru_cache(maxsize=65_536)
+def _household_ref(household_id: int, supplier_id: int) -> AccountRef:
+    """A household's account at one supplier (a batch names each thousands of times: built once)."""
+    return _ref(f"household:{household_id}@supplier:{supplier_id}", "household", household_id=household_id,
+                supplier_id=supplier_id)
+
+
+@lru_cache(maxsize=4_096)
+def _supplier_ref(supplier_id: int) -> AccountRef:
+    """A supplier's account."""
+    return _ref(f"supplier:{supplier_id}", "supplier", supplier_id=supplier_id)
+
+
+@lru_cache(maxsize=4_096)
+def _store_ref(store_id: int) -> AccountRef:
+    """A store's commission account."""
+    return _ref(f"store:{store_id}", "store", store_id=store_id)
+
+
 PLATFORM = _ref("platform", "platform")
 UNALLOCATED = _ref("unallocated", "unallocated")
 
@@ -131,7 +151,8 @@ def apply_events(events: Sequence[OutboxEvent]) -> dict[int, int]:
         return {}
     batch = _load(pending)
     built = [(event, _BUILDERS[event.kind](event, batch)) for event in pending]
-    ids = account_ids({ref.code: (ref.kind, dict(ref.party)) for _event, postings in built for ref, *_ in postings})
+    refs = {posting[0] for _event, postings in built for posting in postings}
+    ids = account_ids({ref.code: (ref.kind, dict(ref.party)) for ref in refs})
     posted = chain.post_many([
         chain.NewTransaction(kind=event.kind, outbox_event_id=event.id, order_id=event.order_id,
                              order_line_id=event.order_line_id, sale_date=event.sale_date,
@@ -152,10 +173,16 @@ def _lock_pending(events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
     for event in events:
         last[event.order_id] = max(last.get(event.order_id, 0), event.id)
     lock_on_sqlite("UPDATE outbox_events SET id = id WHERE id = :id", id=events[0].id)
-    candidates = db.session.scalars(
-        select(OutboxEvent).where(among(OutboxEvent.order_id, last), OutboxEvent.id <= max(last.values()))
-        .order_by(OutboxEvent.id).with_for_update()).all()
-    candidates = [event for event in candidates if event.id <= last[event.order_id]]
+    locked = [event_id for event_id, order_id in db.session.execute(
+        select(OutboxEvent.id, OutboxEvent.order_id)
+        .where(among(OutboxEvent.order_id, last), OutboxEvent.id <= max(last.values()))
+        .order_by(OutboxEvent.id).with_for_update()) if event_id <= last[order_id]]
+    known = {event.id: event for event in events}
+    earlier = [event_id for event_id in locked if event_id not in known]
+    if earlier:  # their orders' events not in this batch: read them whole (the batch's own are read already)
+        known.update((event.id, event) for event in db.session.scalars(
+            select(OutboxEvent).where(among(OutboxEvent.id, earlier))))
+    candidates = [known[event_id] for event_id in locked]
     applied = set(db.session.scalars(select(LedgerTransaction.outbox_event_id).where(
         among(LedgerTransaction.outbox_event_id, [event.id for event in candidates]))))
     return [event for event in candidates if event.id not in applied]
@@ -259,12 +286,11 @@ def _party(component: str, household_id: int | None, *, order: OrderFacts, line:
     if component == "platform_fee":
         return PLATFORM
     if component == "store_commission":
-        return _ref(f"store:{order.store_id}", "store", store_id=order.store_id)
+        return _store_ref(order.store_id)
     supplier_id = lot_supplier_id if component == "premium" else line.supplier_id
     if household_id is None:
-        return _ref(f"supplier:{supplier_id}", "supplier", supplier_id=supplier_id)
-    return _ref(f"household:{household_id}@supplier:{supplier_id}", "household",
-                household_id=household_id, supplier_id=supplier_id)
+        return _supplier_ref(supplier_id)
+    return _household_ref(household_id, supplier_id)
 
 
 def _part_postings(parts: dict[Part, int], sign: int, *, order: OrderFacts, line: LineFacts,
