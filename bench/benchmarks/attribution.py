@@ -13,6 +13,7 @@ is rebuilt.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -152,6 +153,7 @@ def _deliver(url: str, folder: str, chunks: list[list[int]]) -> tuple[float, flo
     from orders.tasks import deliver_outbox
 
     with app_context(url, Path(folder)):
+        gc.freeze()  # as the Celery worker does after building the app (shop.worker)
         started, done = time.time(), 0
         for chunk in chunks:
             delivered = deliver_outbox(chunk)  # the task's own body and transaction, as a worker runs it
