@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from celery import Celery, Task
 from flask import Flask
@@ -14,9 +14,9 @@ from shop.sweeper import SWEEP_EVERY_SECONDS
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for one task: a task is one bounded transaction (a ledger batch
-    builds some 100,000 short-lived objects, and the collector walking them cost a fifth of its CPU); what it
-    leaves is collected between tasks. Resumed only by the task that paused it (eager tasks share a process)."""
+    """Python's cyclic garbage collector off for one batch task, a bounded transaction (a ledger batch builds some
+    100,000 short-lived objects, and the collector walking them cost a fifth of its CPU); what it leaves is
+    collected after. Resumed only by the pause that stopped it (eager tasks share a process)."""
     paused = gc.isenabled()
     gc.disable()
     try:
@@ -30,8 +30,10 @@ def celery_init_app(app: Flask) -> Celery:
     """Create the Celery app whose tasks each run in an app context as one transaction."""
 
     class FlaskTask(Task):
+        pauses_collector = False  # a batch task (`@shared_task(pauses_collector=True)`) runs with it paused
+
         def __call__(self, *args, **kwargs):
-            with app.app_context(), collector_paused():
+            with app.app_context(), collector_paused() if self.pauses_collector else nullcontext():
                 try:
                     result = self.run(*args, **kwargs)
                     db.session.commit()

@@ -21,7 +21,8 @@ def process_payment_event(event_id: int) -> str:
     return service.process_event(event_id=event_id)
 
 
-@shared_task(name="orders.drain_payment_events", acks_late=True, ignore_result=True)  # nothing reads it
+@shared_task(name="orders.drain_payment_events", acks_late=True, pauses_collector=True,
+             ignore_result=True)  # nothing reads it
 def drain_payment_events() -> int:
     """Process the new payment events, oldest first, each its own unit of work: one that fails is rolled back
     alone and left to the sweeper with its attempt counted, so it holds back no other. How many were tried; after

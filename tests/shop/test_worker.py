@@ -1,4 +1,4 @@
-"""Tasks run as one transaction each with Python's cyclic collector paused, and leave it as they found it."""
+"""Batch tasks run with Python's cyclic collector paused, and every task leaves it as it found it."""
 from __future__ import annotations
 
 import gc
@@ -8,23 +8,34 @@ import pytest
 from shop.worker import collector_paused
 
 
-def test_a_task_runs_with_the_collector_paused_and_resumes_it_after(app):
+def test_a_batch_task_runs_with_the_collector_paused_and_resumes_it_after(app):
     celery = app.extensions["celery"]
+
+    @celery.task(name="tests.batch_collector_state", pauses_collector=True)
+    def batch_collector_state() -> bool:
+        return gc.isenabled()
 
     @celery.task(name="tests.collector_state")
     def collector_state() -> bool:
         return gc.isenabled()
 
-    @celery.task(name="tests.failing")
-    def failing() -> None:
+    @celery.task(name="tests.failing_batch", pauses_collector=True)
+    def failing_batch() -> None:
         raise RuntimeError("boom")
 
+    assert batch_collector_state.delay().get() is False
     assert gc.isenabled()
-    assert collector_state.delay().get() is False
-    assert gc.isenabled()
+    assert collector_state.delay().get() is True  # other tasks (an upload's rows, a payout build) keep it
     with pytest.raises(RuntimeError):
-        failing.delay().get()
+        failing_batch.delay().get()
     assert gc.isenabled()
+
+
+def test_the_ledger_and_payment_drains_are_batch_tasks(app):
+    from orders.payments.tasks import drain_payment_events
+    from orders.tasks import deliver_outbox, drain_outbox
+
+    assert all(task.pauses_collector for task in (deliver_outbox, drain_outbox, drain_payment_events))
 
 
 def test_only_the_outermost_pause_resumes_the_collector():
