@@ -28,7 +28,7 @@ from catalog.service import today
 from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
 from catalog.upload_messages import messages
 from shop.auth.models import User
-from shop.db import after_commit, db, utcnow
+from shop.db import after_commit, among, db, utcnow
 from shop.errors import AppError, NotFound
 from shop.extensions import cache
 from shop.fields import MAX_QUANTITY
@@ -242,11 +242,11 @@ class _LotPlan:
 def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
     """Check every row against the catalog and the supplier's households; errors go on the sheet."""
     rows = sheet.rows
-    products = {p.sku: p for p in db.session.scalars(select(Product).where(Product.sku.in_({r.sku for r in rows})))}
+    products = {p.sku: p for p in db.session.scalars(select(Product).where(among(Product.sku, {r.sku for r in rows})))}
     locations = {loc.code: loc.id for loc in db.session.scalars(
-        select(Location).where(Location.code.in_({r.location for r in rows})))}
+        select(Location).where(among(Location.code, {r.location for r in rows})))}
     taken = {lot.lot_code: lot.product_id for lot in db.session.scalars(select(Lot).where(
-        Lot.supplier_id == supplier_id, Lot.lot_code.in_({r.lot_code for r in rows})))}
+        Lot.supplier_id == supplier_id, among(Lot.lot_code, {r.lot_code for r in rows})))}
     households = suppliers.purchase_periods(supplier_id=supplier_id)
     latest = today()
     plans: dict[str, _LotPlan] = {}

@@ -37,7 +37,7 @@ from orders.models import Store
 from orders.outbox import sale_date_of
 from shop.auth.models import User
 from shop.caching import cache_delete, cache_get, cache_set
-from shop.db import after_commit, db, lock_on_sqlite, utcnow
+from shop.db import after_commit, among, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from suppliers.identifiers import mask_bank_account
@@ -189,7 +189,7 @@ def _balances(batch: PayoutBatch) -> dict[int, tuple[int, int]]:
 def _parties(batch: PayoutBatch, party_ids: list[int]) -> dict[int, tuple[str, str | None]]:
     """Party id → (payee name, decrypted bank account or None) for the payees to pay."""
     model = {"household": Household, "supplier": Supplier, "store": Store}[batch.party]
-    rows = db.session.scalars(select(model).where(model.id.in_(party_ids))) if party_ids else []
+    rows = db.session.scalars(select(model).where(among(model.id, party_ids))) if party_ids else []
     return {row.id: (row.head_name if model is Household else row.name, row.bank_account) for row in rows}
 
 
@@ -326,7 +326,7 @@ def settle_lines(*, batch_id: int, settlements: list[Settlement]) -> dict:
                               details={"lines": [f"Line {i} appears more than once." for i in sorted(set(ids))
                                                  if ids.count(i) > 1]})
     lines = {line.id: line for line in db.session.scalars(
-        select(PayoutLine).where(PayoutLine.batch_id == batch_id, PayoutLine.id.in_(ids)).with_for_update()
+        select(PayoutLine).where(PayoutLine.batch_id == batch_id, among(PayoutLine.id, ids)).with_for_update()
         .execution_options(populate_existing=True))}
     unknown = [i for i in ids if i not in lines]
     if unknown:
