@@ -87,3 +87,5 @@ def test_among_selects_what_an_in_list_selects_with_one_parameter(racing_app):
     if db.session.get_bind().dialect.name == "postgresql":
         assert "= ANY (" in sql and sql.count("%(") == 1, sql
     assert db.session.scalars(select(Region.code).where(among(Region.code, []))).all() == []
+    many = wanted + [f"x{n}" for n in range(40_000)]  # an upload's 40,000 lot codes
+    assert db.session.scalars(select(Region.code).where(among(Region.code, many)).order_by(Region.code)).all() == codes
