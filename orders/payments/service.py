@@ -45,7 +45,6 @@ REFUND_FAILED = ("failed", "canceled")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 200
-GATHER_SECONDS = 0.05  # a drain starts this long after the commit that woke it: the events meanwhile share it
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
                       "expired or was cancelled and its stock is gone): returned in full.")
 
@@ -127,10 +126,11 @@ def _queue(row_id: int) -> None:
 
 
 def wake() -> None:
-    """Wake the drain unless a run is queued and not yet started (after the event's transaction committed)."""
+    """Wake the drain unless a run is queued and not yet started (after the event's transaction committed). It
+    starts at once: a buyer waits for this one, and a delayed (ETA) task added some 80 ms to each payment."""
     from orders.payments.tasks import drain_payment_events
 
-    wakeups.wake(drain_payment_events, gather_seconds=GATHER_SECONDS)
+    wakeups.wake(drain_payment_events)
 
 
 def receive_event(*, payload: bytes, signature: str | None) -> int | None:

@@ -2,10 +2,13 @@
 queued, one message waits in its queue; once the run has started, the next commit queues another."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
 from orders import outbox
+from orders.payments import service as payments
 from shop import wakeups
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -38,3 +41,17 @@ def test_a_lost_message_holds_the_mark_only_for_a_while(redis_app, redis_url):
     ttl = redis.Redis.from_url(redis_url).ttl("shop:wakeup:orders.drain_outbox")
 
     assert 0 < ttl <= wakeups.MARK_SECONDS < outbox.REQUEUE_AFTER.total_seconds()  # the sweeper's grace is longer
+
+
+def test_the_payment_drain_is_queued_to_start_at_once(redis_app, redis_url):
+    """A buyer waits for this run: no countdown (a Celery ETA task added some 80 ms to every payment)."""
+    payments.wake()
+    (message,) = redis.Redis.from_url(redis_url).lrange("celery", 0, -1)
+    headers = json.loads(message)["headers"]
+    assert (headers["task"], headers["eta"]) == ("orders.drain_payment_events", None)
+
+
+def test_the_ledger_drain_gathers_the_commits_of_a_moment(redis_app, redis_url):
+    outbox.wake_drain()
+    (message,) = redis.Redis.from_url(redis_url).lrange("outbox", 0, -1)
+    assert json.loads(message)["headers"]["eta"] is not None
