@@ -31,7 +31,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_LIMIT = 50_000  # events one sweep re-queues at most
 DELIVERY_BATCH = 1000  # events per re-queued delivery task (one transaction)
-GATHER_SECONDS = 0.25  # a drain starts this long after the commit that woke it: the commits meanwhile share it
+GATHER = timedelta(milliseconds=250)  # a drain starts this long after the commit that woke it: later ones share it
 Consumer = Callable[[list[OutboxEvent]], object]
 
 
@@ -63,7 +63,7 @@ def wake_drain() -> None:
     """Queue the drain unless a run is queued and not yet started (after the events' transaction committed)."""
     from orders.tasks import drain_outbox
 
-    wakeups.wake(drain_outbox, gather_seconds=GATHER_SECONDS)
+    wakeups.wake(drain_outbox, gather=GATHER)
 
 
 def allocation_payload(allocations: list[Allocation], *, quantities: dict[int, int] | None = None) -> list[dict]:
