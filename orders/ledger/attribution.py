@@ -388,7 +388,8 @@ def _push_lot_totals(postings) -> None:
     if not changes:
         return
     if db.session.get_bind().dialect.name == "postgresql":  # lock them in id order, then one UPDATE from arrays
-        # (FOR NO KEY UPDATE, as the UPDATE itself locks: the postings' foreign keys hold KEY SHARE locks on lots)
+        # (FOR NO KEY UPDATE, as the UPDATE itself locks: checkouts' allocations and stock rows hold KEY SHARE
+        # locks on their lots through their foreign keys)
         db.session.execute(select(Lot.id).where(among(Lot.id, [lot_id for lot_id, _fen in changes]))
                            .order_by(Lot.id).with_for_update(key_share=True))
         db.session.execute(text(
