@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import Row, bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
@@ -238,6 +238,11 @@ def receive(*, location_id: int, lot_id: int, quantity: int) -> None:
     stock_id = db.session.scalar(statement.on_conflict_do_update(
         index_elements=[Stock.location_id, Stock.lot_id],
         set_={"on_hand": Stock.on_hand + statement.excluded.on_hand}).returning(Stock.id))
+    _expire_loaded(stock_id)
+
+
+def _expire_loaded(stock_id: int) -> None:
+    """Expire the stock row `stock_id` if the session holds it (it was just changed by a Core statement)."""
     loaded = db.session.identity_map.get(identity_key(Stock, stock_id))
     if loaded is not None:
         db.session.expire(loaded)
@@ -255,8 +260,9 @@ _CHANGE = (update(Stock)
                   Stock.on_hand + bindparam("d_on_hand") >= Stock.reserved + bindparam("d_reserved"))
            .values(on_hand=Stock.on_hand + bindparam("d_on_hand"), reserved=Stock.reserved + bindparam("d_reserved"))
            .execution_options(synchronize_session=False))
-_LOCKED_ROWS = (select(Stock, Lot.harvested_on).join(Lot, Lot.id == Stock.lot_id).order_by(Stock.id)
-                .with_for_update(of=Stock).execution_options(populate_existing=True))
+_LOCKED_ROWS = (select(Stock.id, Stock.location_id, Stock.lot_id, Stock.product_id, Stock.on_hand, Stock.reserved,
+                       (Stock.on_hand - Stock.reserved).label("available"), Lot.harvested_on)
+                .join(Lot, Lot.id == Stock.lot_id).order_by(Stock.id).with_for_update(of=Stock))
 _AVAILABLE_AT_KIND = _LOCKED_ROWS.where(
     Stock.location_id.in_(select(Location.id).where(Location.kind == bindparam("kind"))),
     Stock.product_id.in_(bindparam("product_ids", expanding=True)), Stock.on_hand > Stock.reserved)
@@ -273,21 +279,22 @@ def _take_write_lock() -> None:
         db.session.execute(text("UPDATE stock SET id = id WHERE 0"))
 
 
-def _lock(condition) -> list[tuple[Stock, date]]:
+def _lock(condition) -> list[tuple[Row, date]]:
     """Lock the matching stock rows in primary-key order; each with its lot's harvest date."""
     return _locked(_LOCKED_ROWS.where(condition))
 
 
-def _locked(statement, params: dict | None = None) -> list[tuple[Stock, date]]:
-    """Lock the stock rows a `_LOCKED_ROWS` statement selects; each with its lot's harvest date."""
+def _locked(statement, params: dict | None = None) -> list[tuple[Row, date]]:
+    """Lock the stock rows a `_LOCKED_ROWS` statement selects (as rows: id, location, lot, product, on hand,
+    reserved, available); each with its lot's harvest date."""
     _take_write_lock()
-    return [(row, harvested_on) for row, harvested_on in db.session.execute(statement, params)]
+    return [(row, row.harvested_on) for row in db.session.execute(statement, params)]
 
 
-def _change(row: Stock, *, on_hand: int = 0, reserved: int = 0) -> None:
+def _change(row: Row, *, on_hand: int = 0, reserved: int = 0) -> None:
     """Apply deltas to a locked stock row in one conditional UPDATE that can never overdraw it."""
     changed = db.session.execute(_CHANGE, {"stock_id": row.id, "d_on_hand": on_hand, "d_reserved": reserved}).rowcount
-    db.session.expire(row)
+    _expire_loaded(row.id)
     if changed != 1:
         raise Conflict("Not enough stock at this location.", code="insufficient_stock",
                        details={"location_id": row.location_id, "lot_id": row.lot_id})
@@ -300,7 +307,7 @@ def _check_quantities(lines: Sequence[StockRequest]) -> None:
             raise ValidationError("Quantities must be positive.", details={"quantity": ["Must be positive."]})
 
 
-def _choose(rows: list[tuple[Stock, date]], lines: Sequence[StockRequest]) -> tuple[list[list[tuple[Stock, int]]],
+def _choose(rows: list[tuple[Row, date]], lines: Sequence[StockRequest]) -> tuple[list[list[tuple[Row, int]]],
                                                                                       list[dict]]:
     """Pick lots for each line from locked rows of one location: the named lot first, then FIFO by (harvest date,
     lot id); the plans and the short lines (requested, available)."""
@@ -323,7 +330,7 @@ def _choose(rows: list[tuple[Stock, date]], lines: Sequence[StockRequest]) -> tu
     return plans, short
 
 
-def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Stock, int]]]:
+def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Row, int]]]:
     """Lock the lines' available stock and pick lots for each line (`_choose`). Raises `insufficient_stock`
     naming every short line, changing nothing."""
     _check_quantities(lines)
@@ -337,7 +344,7 @@ def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple
     return plans
 
 
-def _portions(plan: list[tuple[Stock, int]]) -> list[Portion]:
+def _portions(plan: list[tuple[Row, int]]) -> list[Portion]:
     """The portions a plan touches."""
     return [Portion(row.location_id, row.lot_id, row.product_id, qty) for row, qty in plan]
 
@@ -360,7 +367,7 @@ def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int,
     _check_quantities(lines)
     product_ids = sorted({line.product_id for line in lines})
     rows = _locked(_AVAILABLE_AT_KIND, {"kind": kind, "product_ids": product_ids})
-    by_location: dict[int, list[tuple[Stock, date]]] = {}
+    by_location: dict[int, list[tuple[Row, date]]] = {}
     for pair in rows:
         by_location.setdefault(pair[0].location_id, []).append(pair)
     closest = [{"product_id": line.product_id, "requested": line.quantity, "available": 0} for line in lines]
@@ -424,9 +431,7 @@ def _unreserve(portions: Sequence[Portion], *, sold: bool) -> None:
                                                       "sold_qty": qty if sold else 0})
         if stock_id is None:
             raise _not_held(needed)
-        loaded = db.session.identity_map.get(identity_key(Stock, stock_id))
-        if loaded is not None:
-            db.session.expire(loaded)
+        _expire_loaded(stock_id)
         return
     rows = {(row.location_id, row.lot_id): row
             for row, _ in _lock(tuple_(Stock.location_id, Stock.lot_id).in_(list(needed)))}

@@ -131,11 +131,11 @@ def _stock_stores_after_imports() -> None:
         click.echo(f"orders: {line}")
 
 
-def _pay(order_id: int, consumer: User) -> None:
+def _pay(order: Order, consumer: User) -> None:
     """Pay an order as the sandbox confirm route does (a signed event to the webhook's handler); each step
     commits, and with eager tasks the event is applied when the last commit returns."""
     db.session.commit()  # the reservation is durable before the provider is called
-    payment = checkout.start_payment(order_id=order_id)
+    payment = checkout.start_payment(order=order)
     db.session.commit()
     payments.sandbox_confirm(actor=consumer, intent_id=payment.intent_id, outcome="succeeded")
     db.session.commit()
@@ -161,7 +161,7 @@ def _orders_of(consumer: User, channel: str) -> list[Order]:
 def _buy(consumer: User, *, sku: str, **where) -> None:
     """Place a one-unit order of `sku` as the consumer and pay it through the sandbox."""
     order = checkout.place_order(actor=consumer, lines=[{"sku": sku, "quantity": 1}], **where)
-    _pay(order.id, consumer)
+    _pay(order, consumer)
 
 
 def _hand_over_first(clerk: User, store: Store, pickups: list[Order]) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 
 from orders.models import Allocation, Order, OrderLine, OutboxEvent, Refund
 from shop import wakeups
-from shop.db import after_commit, among, db, utcnow
+from shop.db import after_commit, among, db, insert_new, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,12 @@ def register_consumer(app: Flask, name: str, consumer: Consumer) -> None:
 
 def record_event(*, kind: str, order: Order, occurred_at: datetime, line: OrderLine | None = None,
                  refund: Refund | None = None, amount_fen: int = 0, payload: dict | None = None) -> OutboxEvent:
-    """Write a money event in the current transaction (with the session's next flush; flush to read its id) and
-    deliver it after commit."""
+    """Write a money event in the current transaction, now, and deliver it after commit; the event as written."""
     event = OutboxEvent(kind=kind, order_id=order.id, order_line_id=line.id if line else None,
                         refund_id=refund.id if refund else None, amount_fen=amount_fen, payload=payload or {},
                         occurred_at=occurred_at, sale_date=order.sale_date or sale_date_of(occurred_at),
                         queued_at=utcnow())
-    db.session.add(event)
+    insert_new([event])
     after_commit(wake_drain)
     return event
 

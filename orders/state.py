@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from orders.models import Order, OrderTransition
-from shop.db import db
+from shop.db import insert_new
 from shop.errors import Conflict
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -23,19 +23,19 @@ def can_transition(order: Order, to: str) -> bool:
 
 
 def transition(order: Order, to: str, *, actor_id: int | None, reason: str | None = None) -> None:
-    """Move `order` to status `to` and record who did it (`invalid_transition` 409 if the table forbids it); both are
-    written by the session's next flush."""
+    """Move `order` to status `to` (written by the session's next flush) and record who did it (written now;
+    `invalid_transition` 409 if the table forbids it)."""
     if not can_transition(order, to):
         raise Conflict(f"Order {order.id} cannot go from {order.status} to {to}.", code="invalid_transition",
                        details={"status": order.status, "to": to})
-    db.session.add(OrderTransition(order_id=order.id, from_status=order.status, to_status=to, actor_id=actor_id,
-                                   reason=reason))
-    order.status = to
+    record = OrderTransition(order_id=order.id, from_status=order.status, to_status=to, actor_id=actor_id,
+                             reason=reason)
+    order.status = to  # before the insert, whose autoflush then writes the order's changes in one UPDATE
+    insert_new([record])
 
 
-def record_created(order: Order, *, actor_id: int | None) -> OrderTransition:
-    """Record an order's first status (the transition from nothing), also of an order not yet flushed: both are
-    written by the session's next flush; the record."""
-    created = OrderTransition(order=order, from_status=None, to_status=order.status, actor_id=actor_id)
-    db.session.add(created)
+def record_created(order_id: int, status: str, *, actor_id: int | None) -> OrderTransition:
+    """Record a new order's first status (the transition from nothing), written now; the record."""
+    created = OrderTransition(order_id=order_id, from_status=None, to_status=status, actor_id=actor_id)
+    insert_new([created])
     return created

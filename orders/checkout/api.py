@@ -34,11 +34,11 @@ class Orders(MethodView):
     def post(self, data):
         """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned."""
         view = service.place_order(actor=current_user(), **data)
-        # the reservation is durable before the provider is called (no stock lock is held); the order just
-        # written stays loaded for the answer
+        # the reservation is durable before the provider is called (no stock lock is held); what the answer
+        # reads (the store of a pickup) stays loaded
         commit_now(keep_loaded=True)
         try:
-            view.payment = service.start_payment(order_id=view.id)
+            view.payment = service.start_payment(order=view.order)
         except service.PaymentProviderUnavailable:
             service.abandon_order(order_id=view.id, reason="payment provider unavailable")
             commit_now()

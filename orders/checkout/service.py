@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, literal, select
+from sqlalchemy import Row, bindparam, literal, select
 
 from catalog import inventory
 from catalog.inventory import Portion, StockRequest
@@ -25,7 +25,7 @@ from orders.outbox import record_line_paid, sale_date_of
 from orders.payments.provider import get_provider
 from orders.state import record_created, transition
 from shop.auth.models import User
-from shop.db import db, utcnow
+from shop.db import db, insert_new, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import Region
@@ -60,28 +60,31 @@ class OrderView:
 # --- checkout ---------------------------------------------------------------------------------------
 
 # Built once: a statement's construction costs about as much CPU as its execution.
-_PRODUCTS = select(Product, literal(True)).where(Product.sku.in_(bindparam("skus", expanding=True)))
-_PRODUCTS_TO_DISTRICT = select(Product, select(Region.code).where(
+_SNAPSHOT = (Product.id, Product.sku, Product.name, Product.status, Product.supplier_id, Product.county_code,
+             Product.price_fen, Product.platform_fee_bp, Product.store_commission_bp, Product.household_premium_bp,
+             Product.dividend_bp)  # what an order line copies: rows, not entities (a hot read)
+_PRODUCTS = select(*_SNAPSHOT, literal(True)).where(Product.sku.in_(bindparam("skus", expanding=True)))
+_PRODUCTS_TO_DISTRICT = select(*_SNAPSHOT, select(Region.code).where(
     Region.code == bindparam("district"), Region.level == "county", Region.side == "donor").exists()).where(
     Product.sku.in_(bindparam("skus", expanding=True)))
 
 
-def _products(lines: list[dict], *, delivery_to: str | None = None) -> list[Product]:
-    """The active product of each line, in line order (`product_unavailable` 422 naming the others); for a delivery
-    to the district `delivery_to`, whether it is a district of a donor city is read in the same statement
-    (`not_a_donor_district` 422)."""
+def _products(lines: list[dict], *, delivery_to: str | None = None) -> list[Row]:
+    """What an order line copies of the active product of each line, in line order (`product_unavailable` 422
+    naming the others); for a delivery to the district `delivery_to`, whether it is a district of a donor city is
+    read in the same statement (`not_a_donor_district` 422)."""
     skus = [line["sku"] for line in lines]
     if delivery_to is None:
         rows = db.session.execute(_PRODUCTS, {"skus": skus}).all()
     else:
         rows = db.session.execute(_PRODUCTS_TO_DISTRICT, {"skus": skus, "district": delivery_to}).all()
-    found = {product.sku: product for product, _ in rows}
+    found = {product.sku: product for product in rows}
     errors = {str(i): {"sku": ["No product on sale with this SKU."]}
               for i, sku in enumerate(skus) if sku not in found or found[sku].status != "active"}
     if errors:
         raise ValidationError("Some products are not on sale.", code="product_unavailable",
                               details={"lines": errors})
-    if not rows[0][1]:
+    if not rows[0][-1]:
         raise ValidationError("We deliver to the districts of the donor cities only.", code="not_a_donor_district",
                               details={"address": {"district_code": ["Not a district of a donor city."]}})
     return [found[sku] for sku in skus]
@@ -105,7 +108,7 @@ def _warehouse(warehouse_id: int) -> Location:
     return location
 
 
-def _short(products: list[Product], details: dict) -> Conflict:
+def _short(products: list[Row], details: dict) -> Conflict:
     """`insufficient_stock` naming the short lines by SKU, from the inventory's details."""
     skus = {p.id: p.sku for p in products}
     short = [{"sku": skus[item["product_id"]], "requested": item["requested"], "available": item["available"]}
@@ -113,7 +116,7 @@ def _short(products: list[Product], details: dict) -> Conflict:
     return Conflict("Not enough stock for these lines.", code="insufficient_stock", details={"lines": short})
 
 
-def _reserve_at(location_id: int, products: list[Product], lines: list[dict]) -> list[list[Portion]]:
+def _reserve_at(location_id: int, products: list[Row], lines: list[dict]) -> list[list[Portion]]:
     """Reserve every line at one location, all or nothing (`insufficient_stock` 409 with the short lines)."""
     requests = [StockRequest(p.id, line["quantity"]) for p, line in zip(products, lines, strict=True)]
     try:
@@ -124,7 +127,7 @@ def _reserve_at(location_id: int, products: list[Product], lines: list[dict]) ->
         raise _short(products, exc.details) from exc
 
 
-def _reserve_from_a_warehouse(products: list[Product], lines: list[dict]) -> tuple[int, list[list[Portion]]]:
+def _reserve_from_a_warehouse(products: list[Row], lines: list[dict]) -> tuple[int, list[list[Portion]]]:
     """Reserve the whole order at the first warehouse (by id) that can fill it; never split."""
     requests = [StockRequest(p.id, line["quantity"]) for p, line in zip(products, lines, strict=True)]
     try:
@@ -138,7 +141,7 @@ def _reserve_from_a_warehouse(products: list[Product], lines: list[dict]) -> tup
 def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int | None = None,
                 warehouse_id: int | None = None, address: dict | None = None) -> OrderView:
     """Create a pending order with its prices and rates snapshotted and its stock reserved until `expires_at`;
-    its buyer's view (no payment yet), built from what was written."""
+    its buyer's view (no payment yet), built from what was written (the objects are not in the session)."""
     products = _products(lines, delivery_to=address["district_code"] if channel == "delivery" else None)
     store = None
     if channel == "pickup":
@@ -158,25 +161,28 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
                   total_fen=sum(p.price_fen * line["quantity"] for p, line in zip(products, lines, strict=True)),
                   expires_at=now + timedelta(seconds=seconds), payment_method="stripe", created_by=actor.id)
     order.address = address
-    for product, line, reserved in zip(products, lines, portions, strict=True):
-        order.lines.append(OrderLine(
-            product_id=product.id, sku=product.sku, name=product.name, supplier_id=product.supplier_id,
-            county_code=product.county_code, quantity=line["quantity"], unit_price_fen=product.price_fen,
-            platform_fee_bp=product.platform_fee_bp, store_commission_bp=product.store_commission_bp,
-            household_premium_bp=product.household_premium_bp, dividend_bp=product.dividend_bp,
-            allocations=[Allocation(location_id=p.location_id, lot_id=p.lot_id, quantity=p.quantity,
-                                    state="reserved") for p in reserved]))
-    db.session.add(order)
-    created = record_created(order, actor_id=actor.id)
-    db.session.flush()
+    insert_new([order])
+    order.lines = [OrderLine(
+        order_id=order.id, product_id=product.id, sku=product.sku, name=product.name, supplier_id=product.supplier_id,
+        county_code=product.county_code, quantity=line["quantity"], unit_price_fen=product.price_fen,
+        platform_fee_bp=product.platform_fee_bp, store_commission_bp=product.store_commission_bp,
+        household_premium_bp=product.household_premium_bp, dividend_bp=product.dividend_bp)
+        for product, line in zip(products, lines, strict=True)]
+    insert_new(order.lines)
+    for line, reserved in zip(order.lines, portions, strict=True):
+        line.allocations = [Allocation(order_line_id=line.id, location_id=p.location_id, lot_id=p.lot_id,
+                                       quantity=p.quantity, state="reserved") for p in reserved]
+    insert_new([allocation for line in order.lines for allocation in line.allocations])
+    created = record_created(order.id, order.status, actor_id=actor.id)
     return OrderView(order=order, viewer="owner", store=store, history=[created])
 
 
-def start_payment(*, order_id: int) -> Payment:
-    """Create the PaymentIntent of an order just placed (the provider's idempotency key is derived from the order, so
-    a retried call gets the same intent, whose unique id then refuses a second row) and record it; call once the
-    reservation has committed. `PaymentProviderUnavailable` if the provider fails."""
-    total_fen = db.session.get(Order, order_id).total_fen  # no query when the caller still holds the order
+def start_payment(*, order: Order) -> Payment:
+    """Create the PaymentIntent of an order just placed (as `place_order` returned it; the provider's idempotency
+    key is derived from the order, so a retried call gets the same intent, whose unique id then refuses a second
+    row) and record it; call once the reservation has committed. `PaymentProviderUnavailable` if the provider
+    fails; the payment as written (not in the session)."""
+    order_id, total_fen = order.id, order.total_fen
     provider = get_provider()
     try:
         intent = provider.create_intent(order_id=order_id, amount_fen=total_fen)
@@ -186,8 +192,7 @@ def start_payment(*, order_id: int) -> Payment:
                                          "Please try again.") from exc
     payment = Payment(order_id=order_id, provider=provider.name, intent_id=intent.id,
                       client_secret=intent.client_secret, amount_fen=intent.amount_fen, status="created")
-    db.session.add(payment)
-    db.session.flush()
+    insert_new([payment])
     return payment
 
 

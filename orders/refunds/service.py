@@ -168,7 +168,6 @@ def refund_units(*, order: Order, refund: Refund, requests: Sequence[RefundReque
             kind="line_refunded", order=order, line=line, refund=refund, amount_fen=amount, occurred_at=occurred_at,
             payload={"unit_price_fen": line.unit_price_fen, "quantity": request.quantity,
                      "resellable": request.resellable, "allocations": allocation_payload(touched, quantities=taken)}))
-    db.session.flush()  # the events' ids
     return events
 
 
@@ -272,7 +271,6 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
     if remainder:
         events.append(record_event(kind="refund_remainder", order=order, refund=refund, amount_fen=remainder,
                                    occurred_at=occurred_at, payload={"refund_amount_fen": amount_fen}))
-        db.session.flush()  # its id
     refund.outbox_event_ids = [event.id for event in events]
     _close_if_fully_refunded(order, actor_id=None, reason=PROVIDER_REASON)
     notify(kind="refund_made", order_id=order.id)

@@ -1,7 +1,10 @@
 """Side effects wait for the commit; timestamps stay timezone-aware on SQLite."""
 from __future__ import annotations
 
-from shop.db import after_commit, among, db
+from sqlalchemy import select
+
+from shop.auth.models import User
+from shop.db import after_commit, among, db, insert_new
 from tests.factories import UserFactory
 
 
@@ -89,3 +92,19 @@ def test_among_selects_what_an_in_list_selects_with_one_parameter(racing_app):
     assert db.session.scalars(select(Region.code).where(among(Region.code, []))).all() == []
     many = wanted + [f"x{n}" for n in range(40_000)]  # an upload's 40,000 lot codes
     assert db.session.scalars(select(Region.code).where(among(Region.code, many)).order_by(Region.code)).all() == codes
+
+
+def test_insert_new_writes_the_rows_with_their_defaults_and_ids_in_order(racing_app):
+    first, second, third = (User(username=name, password_hash="x", role="consumer") for name in ("b-user", "a-user",
+                                                                                                   "c-user"))
+    third.active = False
+    insert_new([first, second, third])
+    assert first.id < second.id < third.id  # each object got its own row's id, whatever the usernames' order
+    assert (first.active, first.token_version, first.last_login_at) == (True, 0, None)  # the defaults, on the object
+    assert first.created_at.utcoffset().total_seconds() == 0
+    assert first not in db.session  # a record of what was written, not a row the session tracks
+    db.session.commit()
+    written = {user.username: user for user in db.session.scalars(select(User).where(
+        User.username.in_(["a-user", "b-user", "c-user"])))}
+    assert {name: (u.id, u.active, u.token_version) for name, u in written.items()} == {
+        "b-user": (first.id, True, 0), "a-user": (second.id, True, 0), "c-user": (third.id, False, 0)}

@@ -74,18 +74,18 @@ def place_order_once(*, user: User, key: str, order: dict) -> int:
         if placed is not None:
             return placed
     try:
-        order_id = checkout.place_order(actor=user, **order).id
+        placed = checkout.place_order(actor=user, **order)
     except AppError:
         db.session.rollback()  # the claim goes too: the same form may be sent again once corrected
         raise
     commit()  # the reservation (and the key, in progress) are durable before the provider is called
     try:
-        checkout.start_payment(order_id=order_id)
+        checkout.start_payment(order=placed)
     except checkout.PaymentProviderUnavailable:
-        checkout.abandon_order(order_id=order_id, reason="payment provider unavailable")
+        checkout.abandon_order(order_id=placed.id, reason="payment provider unavailable")
         db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == record.id))
         commit()
         raise
-    record.status_code, record.response_body = 201, str(order_id)
+    record.status_code, record.response_body = 201, str(placed.id)
     commit()
-    return order_id
+    return placed.id
