@@ -8,6 +8,7 @@ from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import bindparam, select
 
 from shop.auth.models import User
 from shop.db import db
@@ -17,6 +18,7 @@ _hasher = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
 _test_hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
 TOKEN_SALT = "access-token"
+_USER = select(User).where(User.id == bindparam("id"))  # built once: every authenticated request runs it
 
 
 def hash_password(password: str) -> str:
@@ -56,7 +58,8 @@ def user_from_token(token: str) -> User:
         raise Unauthorized("The access token has expired.", code="token_expired") from exc
     except BadSignature as exc:
         raise Unauthorized("The access token is not valid.", code="invalid_token") from exc
-    user = db.session.get(User, claims.get("uid"))
+    uid = claims.get("uid")
+    user = db.session.execute(_USER, {"id": uid}).scalar() if isinstance(uid, int) else None
     if user is None or not user.active or user.token_version != claims.get("tv"):
         raise Unauthorized("The access token is no longer valid.", code="invalid_token")
     return user
