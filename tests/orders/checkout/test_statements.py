@@ -11,9 +11,10 @@ from tests.orders.checkout.conftest import delivery_body, make_world
 from tests.orders.payments.conftest import user_with_token
 from tests.statements import statements
 
-# the token's user is already in the test's session (a served request reads it once more)
-CREATE_BUDGET = 8  # products with their district's check, stock (lock at the warehouses, update), 4 inserts, payment
-CONFIRM_BUDGET = 2  # payment and order, the event's insert (with a broker the answer is what the confirm found)
+CREATE_BUDGET = 9  # the token's user, products with their district's check, stock (lock at the warehouses, update),
+# 4 inserts, payment
+CONFIRM_BUDGET = 3  # the token's user, payment and order, the event's insert (with a broker the answer is what the
+# confirm found)
 EVENT_BUDGET = 10  # the event claimed with its order id, the order locked with its lines and allocations, the event
 # re-read with its payment and deferred ones, stock, allocation, order, transition, payment, outbox row, event
 DRAIN_END = 1  # the drain's last look for a new event, which finds none
