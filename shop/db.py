@@ -154,7 +154,10 @@ _INSERTS: dict[type, Insert] = {}
 def insert_new(objects: list[Base]) -> None:
     """Write new objects of one model with one Core INSERT, outside the unit of work (whose bookkeeping costs a hot
     path more than the statement), and set their ids. Unset columns get their defaults on the objects first; the
-    objects stay out of the session: what was written, to answer with, not to change."""
+    objects stay out of the session: what was written, to answer with, not to change. (Columns default in Python
+    here; a server-side default would be overridden by NULL.)"""
+    if not objects:
+        return
     model = type(objects[0])
     columns = [prop for prop in inspect(model).column_attrs if not prop.columns[0].primary_key]
     rows = []

@@ -103,6 +103,7 @@ def test_insert_new_writes_the_rows_with_their_defaults_and_ids_in_order(racing_
     assert (first.active, first.token_version, first.last_login_at) == (True, 0, None)  # the defaults, on the object
     assert first.created_at.utcoffset().total_seconds() == 0
     assert first not in db.session  # a record of what was written, not a row the session tracks
+    insert_new([])  # nothing to write: no statement
     db.session.commit()
     written = {user.username: user for user in db.session.scalars(select(User).where(
         User.username.in_(["a-user", "b-user", "c-user"])))}
