@@ -31,6 +31,7 @@ PAYMENT_METHODS = ("stripe", "cash", "card")
 ADJUSTMENT_REASONS = ("stocktake", "spoiled", "damaged", "found")
 OUTBOX_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned")
 PUBLIC_MIN_HOUSEHOLDS = 3  # public outputs show no count or amount concerning fewer households (DESIGN)
+NEW_EVENT = "status = 'pending' AND attempts = 0"  # a payment event no drain has tried yet
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -344,6 +345,8 @@ class PaymentEvent(db.Model):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'deferred', 'processed', 'ignored')", name="status"),
         Index("ix_payment_events_status_received_at", "status", "received_at"),
+        # the drain's claim of the oldest new event: one index entry, however many events were processed before
+        Index("ix_payment_events_new", "id", postgresql_where=text(NEW_EVENT), sqlite_where=text(NEW_EVENT)),
     )
 
 
