@@ -161,7 +161,7 @@ def _orders_of(consumer: User, channel: str) -> list[Order]:
 def _buy(consumer: User, *, sku: str, **where) -> None:
     """Place a one-unit order of `sku` as the consumer and pay it through the sandbox."""
     order = checkout.place_order(actor=consumer, lines=[{"sku": sku, "quantity": 1}], **where)
-    _pay(order, consumer)
+    _pay(order.order, consumer)
 
 
 def _hand_over_first(clerk: User, store: Store, pickups: list[Order]) -> None:

@@ -106,7 +106,7 @@ def _order(buyer, *, sku: str, paid: bool = True, quantity: int = 1, **where) ->
     """An order of `buyer` placed through checkout, with its PaymentIntent, paid through the sandbox if `paid`."""
     order = checkout.place_order(actor=buyer, lines=[{"sku": sku, "quantity": quantity}], **where)
     db.session.commit()  # the reservation is durable before the provider is called
-    payment = checkout.start_payment(order=order)
+    payment = checkout.start_payment(order=order.order)
     db.session.commit()
     if paid:
         payments.sandbox_confirm(actor=buyer, intent_id=payment.intent_id, outcome="succeeded")

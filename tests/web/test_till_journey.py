@@ -260,7 +260,7 @@ def test_a_consumers_pickup_is_handed_over_by_its_code_and_the_order_page_says_c
         order = checkout.place_order(actor=consumer, channel="pickup", store_id=store.id,
                                      lines=[{"sku": PICKUP_SKU, "quantity": 2}])
         db.session.commit()
-        payment = checkout.start_payment(order=order)
+        payment = checkout.start_payment(order=order.order)
         db.session.commit()
         payments.sandbox_confirm(actor=consumer, intent_id=payment.intent_id, outcome="succeeded")
         db.session.commit()

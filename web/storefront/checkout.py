@@ -80,7 +80,7 @@ def place_order_once(*, user: User, key: str, order: dict) -> int:
         raise
     commit()  # the reservation (and the key, in progress) are durable before the provider is called
     try:
-        checkout.start_payment(order=placed)
+        checkout.start_payment(order=placed.order)
     except checkout.PaymentProviderUnavailable:
         checkout.abandon_order(order_id=placed.id, reason="payment provider unavailable")
         db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == record.id))
