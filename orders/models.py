@@ -16,6 +16,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -31,7 +33,6 @@ PAYMENT_METHODS = ("stripe", "cash", "card")
 ADJUSTMENT_REASONS = ("stocktake", "spoiled", "damaged", "found")
 OUTBOX_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned")
 PUBLIC_MIN_HOUSEHOLDS = 3  # public outputs show no count or amount concerning fewer households (DESIGN)
-NEW_EVENT = "status = 'pending' AND attempts = 0"  # a payment event no drain has tried yet
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -345,9 +346,15 @@ class PaymentEvent(db.Model):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'deferred', 'processed', 'ignored')", name="status"),
         Index("ix_payment_events_status_received_at", "status", "received_at"),
-        # the drain's claim of the oldest new event: one index entry, however many events were processed before
-        Index("ix_payment_events_new", "id", postgresql_where=text(NEW_EVENT), sqlite_where=text(NEW_EVENT)),
     )
+
+
+# A payment event no drain has tried yet. The values are written into the SQL, not bound, so that a query naming
+# this condition matches the partial index below also under a generic (prepared) plan.
+NEW_PAYMENT_EVENT = and_(PaymentEvent.status == literal_column("'pending'"),
+                         PaymentEvent.attempts == literal_column("0"))
+# the drain's claim of the oldest new event: one index entry, however many events were processed before
+Index("ix_payment_events_new", PaymentEvent.id, postgresql_where=NEW_PAYMENT_EVENT, sqlite_where=NEW_PAYMENT_EVENT)
 
 
 class Refund(db.Model):

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orders.checkout.service import confirm_locked_payment
 from orders.locking import lock_order
-from orders.models import Order, Payment, PaymentEvent, Refund
+from orders.models import NEW_PAYMENT_EVENT, Order, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
 from orders.payments.provider import get_provider
 from orders.refunds.service import record_provider_refund
@@ -67,7 +67,7 @@ _STORE_ONCE = {name: insert(_EVENTS).on_conflict_do_nothing(index_elements=["eve
                for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
 _WITH_ORDER_ID = select(PaymentEvent, Payment.order_id).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
 _EVENT_WITH_ORDER_ID = _WITH_ORDER_ID.where(PaymentEvent.id == bindparam("event_id"))
-_NEXT_NEW_EVENT = (_WITH_ORDER_ID.where(PaymentEvent.status == "pending", PaymentEvent.attempts == 0)
+_NEXT_NEW_EVENT = (_WITH_ORDER_ID.where(NEW_PAYMENT_EVENT)
                    .order_by(PaymentEvent.id).limit(1).with_for_update(of=PaymentEvent, skip_locked=True))
 _UNDER_LOCK = (select(PaymentEvent, Payment).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
                .where((PaymentEvent.id == bindparam("event_id"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from orders.models import OutboxEvent, PaymentEvent
 from orders.payments import service, tasks
@@ -95,3 +95,16 @@ def test_an_event_another_worker_holds_is_skipped_not_waited_for(pg_app, monkeyp
         other_worker.rollback()
     assert (order_status(held.order_id), order_status(other.order_id)) == ("pending_payment", "paid")
     assert event_state(held) == ("pending", 0)  # the worker holding it processes it; a later drain would too
+
+
+def test_the_claim_of_a_new_event_reads_one_entry_of_its_partial_index(pg_app):
+    """The claim's condition is written into its SQL, not bound, so that PostgreSQL matches it to the partial index
+    of new events also once psycopg prepares the statement (a generic plan cannot see bound values): the claim
+    stays one index entry however many processed events came before."""
+    claim = service._NEXT_NEW_EVENT.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))
+    db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    plan = "\n".join(db.session.scalars(text(f"EXPLAIN {claim}")))
+    assert "ix_payment_events_new" in plan, plan
+    generic = service._NEXT_NEW_EVENT.compile(dialect=db.engine.dialect)
+    assert not set(generic.params) - {"param_1"}, generic.params  # only the LIMIT is a parameter
