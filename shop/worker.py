@@ -17,12 +17,12 @@ def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for one batch task, a bounded transaction (a ledger batch builds some
     100,000 short-lived objects, and the collector walking them cost a fifth of its CPU); what it leaves is
     collected after. Resumed only by the pause that stopped it (eager tasks share a process)."""
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
