@@ -12,8 +12,10 @@ window that are not paid once the queue has drained are failures; the outbox is 
 (`ledger_drained_after_s`: how long after the window the ledger had attributed every paid line). The floor is a
 minimal Flask app (`floor_app` below) under the same gunicorn settings doing the same stock decrement and inserts
 (order, line, allocation, outbox row) in one transaction through a bare psycopg connection per worker; its round is
-that one request. Run over 100 hot SKUs, then 5 (contention). Afterwards the stock is checked: nothing oversold,
-every paid unit allocated, nothing negative. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
+that one request. Beside each figure the run records the CPU per paid order (per round, for the floor) of the
+web, the payment and ledger workers, PostgreSQL and the clients (`bench.cpu`), and splits the app's round into the
+client's two requests and the worker's delay after them. Run over 100 hot SKUs, then 5 (contention). Afterwards
+the stock is checked: nothing oversold, every paid unit allocated, nothing negative. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
 shop_bench_checkout) is rebuilt and BENCH_REDIS_URL (default redis://127.0.0.1:6379/8) flushed.
 """
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 import psycopg
 from flask import Flask, request
 
-from bench import BenchError, benchmark, load, progress, servers
+from bench import BenchError, benchmark, cpu, load, progress, servers
 from bench.databases import app_context, migrate, reset_postgres
 from bench.results import Result, Row
 
@@ -50,6 +52,9 @@ WARMUP_SECONDS = 3
 STOCK_PER_LOT = 4_000
 LOTS_PER_PRODUCT = 3
 PRICE_FEN = 1990
+# the processes whose CPU is counted (`bench.cpu`), by what their session leader's command line holds
+APP_ROLES = {"web": "bench.wsgi:app", "payments": "-Q celery", "ledger": "-Q outbox"}
+FLOOR_ROLES = {"web": "checkout:floor_app"}
 ADDRESS = {"district_code": "440604", "detail": "基准路 1 号", "recipient": "基准收件人", "phone": "13800000000"}
 
 
@@ -186,14 +191,22 @@ def _floor_round(client: _Client, _sku: str, product_id: int) -> bool:
     return status == 201
 
 
-def drive(base: str, tokens: list[str], products: list[tuple[int, str]], round_fn) -> tuple[float, float, list]:
-    """32 clients looping rounds: warm-up, then BENCH_SECONDS measured; the window's wall-clock start and stop
-    and the rounds started in it, each (started, finished, what `round_fn` returned), wall-clock seconds."""
+def drive(base: str, tokens: list[str], products: list[tuple[int, str]], round_fn,
+          roles: dict[str, str]) -> tuple[float, float, list, list]:
+    """32 clients looping rounds: warm-up, then BENCH_SECONDS measured; the window's wall-clock start and stop,
+    the rounds started in it, each (started, finished, what `round_fn` returned), wall-clock seconds, and the CPU
+    used by `roles` (`bench.cpu.snapshot`) at the window's start and stop."""
     duration = load.seconds()
     start = time.time() + WARMUP_SECONDS
     stop = start + duration
     rounds: list[tuple[float, float, object]] = []
     lock = threading.Lock()
+    snapshots: list[dict[str, float]] = []
+
+    def meter() -> None:
+        for moment in (start, stop):
+            time.sleep(max(0.0, moment - time.time()))
+            snapshots.append(cpu.snapshot(roles))
 
     def run(i: int) -> None:
         client, rng, mine = _Client(base, tokens[i]), random.Random(i), []
@@ -209,12 +222,12 @@ def drive(base: str, tokens: list[str], products: list[tuple[int, str]], round_f
         with lock:
             rounds.extend(mine)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(CLIENTS)] + [threading.Thread(target=meter)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return start, stop, rounds
+    return start, stop, rounds, snapshots
 
 
 def _p99(latencies: list[float]) -> float:
@@ -223,12 +236,14 @@ def _p99(latencies: list[float]) -> float:
     return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
 
 
-def floor_figures(start: float, stop: float, rounds: list) -> dict:
-    """The floor's rounds/s and p99: a round is paid when its one request answered 201."""
+def floor_figures(start: float, stop: float, rounds: list, snapshots: list) -> dict:
+    """The floor's rounds/s and p99 (a round is paid when its one request answered 201), with the CPU per round
+    by role and the cores kept busy."""
     ok = sum(bool(outcome) for _, _, outcome in rounds)
     return {"paid_per_s": round(ok / (stop - start), 1), "p99_ms": round(_p99([(end - begin) * 1000
                                                                                for begin, end, _ in rounds]), 1),
-            "paid": ok, "failed": len(rounds) - ok}
+            "paid": ok, "failed": len(rounds) - ok, "cpu_ms_per_round": cpu.per_unit(*snapshots, ok),
+            "busy_cores": cpu.busy_cores(*snapshots, stop - start)}
 
 
 def _drain(conninfo: str, pending: str) -> float:
@@ -242,9 +257,12 @@ def _drain(conninfo: str, pending: str) -> float:
     return time.time()
 
 
-def app_figures(database_url: str, start: float, stop: float, rounds: list) -> dict:
+def app_figures(database_url: str, start: float, stop: float, rounds: list, snapshots: list) -> dict:
     """The app's paid orders/s (`paid` transitions within the window) and the p99 of create → paid over the
-    rounds started in the window; a round not paid once the queue drained is a failure (latency: until then)."""
+    rounds started in the window; a round not paid once the queue drained is a failure (latency: until then).
+    Beside them, what a round is made of: the client's two requests (their mean is clients ÷ rounds/s: the loop
+    never pauses) and the payment worker's delay after the confirm answered; and the CPU per paid order by role
+    with the cores kept busy."""
     conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
     drained = _drain(conninfo, "SELECT 1 FROM payment_events WHERE status = 'pending' LIMIT 1")
     # the ledger's attributions are no part of a round, but they must keep up too: how long after the window
@@ -258,14 +276,21 @@ def app_figures(database_url: str, start: float, stop: float, rounds: list) -> d
         paid_at = dict(conn.execute(
             "SELECT order_id, extract(epoch FROM created_at)::float8 FROM order_transitions "
             "WHERE to_status = 'paid' AND order_id = ANY(%s)", (ids,)).fetchall())
-    latencies, failed = [], 0
-    for begin, _, order_id in rounds:
+    latencies, requests, delays, failed = [], [], [], 0
+    for begin, answered, order_id in rounds:
         end = paid_at.get(order_id) if order_id else None
         failed += end is None
         latencies.append(((end or drained) - begin) * 1000)
+        if end is not None:
+            requests.append((answered - begin) * 1000)
+            delays.append((end - answered) * 1000)
     return {"paid_per_s": round(in_window / (stop - start), 1), "p99_ms": round(_p99(latencies), 1),
             "paid": in_window, "failed": failed, "drained_after_s": round(drained - stop, 1),
-            "ledger_drained_after_s": round(attributed - stop, 1)}
+            "ledger_drained_after_s": round(attributed - stop, 1),
+            "requests_mean_ms": round(sum(requests) / len(requests), 1) if requests else None,
+            "requests_p99_ms": round(_p99(requests), 1), "worker_delay_p99_ms": round(_p99(delays), 1),
+            "cpu_ms_per_paid": cpu.per_unit(*snapshots, in_window),
+            "busy_cores": cpu.busy_cores(*snapshots, stop - start)}
 
 
 @contextmanager
@@ -359,12 +384,12 @@ def checkout() -> Result:
             with (celery_workers(env),
                   servers.gunicorn("the app", "bench.wsgi:app", env=env, ready_path="/api/v1/regions") as base):
                 progress(f"{CLIENTS} clients checking out over {hot} hot SKUs…")
-                app = app_figures(database_url, *drive(base, world["tokens"], products, _app_round))
+                app = app_figures(database_url, *drive(base, world["tokens"], products, _app_round, APP_ROLES))
             details[f"app_{hot}"] = {**app, "stock": check_stock(database_url, len(world["products"]))}
             with servers.gunicorn("the floor app", "bench.benchmarks.checkout:floor_app", env=floor_env,
                                   ready_path="/floor") as base:
                 progress(f"{CLIENTS} clients on the floor over {hot} hot SKUs…")
-                floor = floor_figures(*drive(base, world["tokens"], products, _floor_round))
+                floor = floor_figures(*drive(base, world["tokens"], products, _floor_round, FLOOR_ROLES))
             details[f"floor_{hot}"] = floor
             rows += [Row(f"paid/s {hot} SKUs", app["paid_per_s"], "orders/s", floor["paid_per_s"]),
                      Row(f"p99 {hot} SKUs", app["p99_ms"], "ms", floor["p99_ms"])]
