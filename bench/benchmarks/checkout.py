@@ -393,6 +393,9 @@ def checkout() -> Result:
             details[f"floor_{hot}"] = floor
             rows += [Row(f"paid/s {hot} SKUs", app["paid_per_s"], "orders/s", floor["paid_per_s"]),
                      Row(f"p99 {hot} SKUs", app["p99_ms"], "ms", floor["p99_ms"])]
+            if app["cpu_ms_per_paid"] and floor["cpu_ms_per_round"]:  # measured where there is /proc
+                rows.append(Row(f"CPU {hot} SKUs", app["cpu_ms_per_paid"]["total"], "ms",
+                                floor["cpu_ms_per_round"]["total"]))
     return Result(name="checkout", rows=rows,
                   settings={"database": "postgresql", "clients": CLIENTS, "payments": "sandbox",
                             "broker": "redis",
