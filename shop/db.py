@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ColumnElement, DateTime, Insert, MetaData, any_, bindparam, event, insert, inspect
+from sqlalchemy import ColumnElement, DateTime, Engine, Insert, MetaData, any_, bindparam, event, insert, inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -116,6 +116,17 @@ def _run_after_commit(session: Session, transaction) -> None:
         except Exception:  # noqa: BLE001 - the committed request must still answer
             log.exception("after-commit callback %s failed; the committed work stands",
                           getattr(callback, "__qualname__", type(callback).__name__))
+
+
+@event.listens_for(Engine, "savepoint")
+def _begin_before_a_savepoint(connection, name) -> None:
+    """On SQLite, open the transaction before its first savepoint. pysqlite begins one only before a write, and a
+    SAVEPOINT outside a transaction opens its own, which the savepoint's RELEASE commits, write lock and all: the
+    work so far would be committed before the session commits, and another writer could slip in between."""
+    if connection.dialect.name == "sqlite":
+        driver = connection.connection.dbapi_connection
+        if not driver.in_transaction:
+            driver.execute("BEGIN")
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -1,7 +1,10 @@
 """Side effects wait for the commit; timestamps stay timezone-aware on SQLite."""
 from __future__ import annotations
 
-from sqlalchemy import select
+import sqlite3
+
+import pytest
+from sqlalchemy import func, select
 
 from shop.auth.models import User
 from shop.db import after_commit, among, db, insert_new
@@ -109,3 +112,19 @@ def test_insert_new_writes_the_rows_with_their_defaults_and_ids_in_order(racing_
         User.username.in_(["a-user", "b-user", "c-user"])))}
     assert {name: (u.id, u.active, u.token_version) for name, u in written.items()} == {
         "b-user": (first.id, True, 0), "a-user": (second.id, True, 0), "c-user": (third.id, False, 0)}
+
+
+def test_a_savepoint_on_sqlite_commits_nothing_before_the_session_does(app):
+    """pysqlite begins a transaction only before a write; a SAVEPOINT outside one would open its own, and its
+    RELEASE commit the work (and drop the write lock) before the session commits."""
+    other = sqlite3.connect(db.engine.url.database, timeout=0)
+    users_before = other.execute("SELECT count(*) FROM users").fetchone()[0]
+    db.session.scalar(select(func.count()).select_from(User))  # a read: no transaction begun yet
+    with db.session.begin_nested():
+        UserFactory()
+    assert other.execute("SELECT count(*) FROM users").fetchone()[0] == users_before  # released, not committed
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # the session still holds the write lock
+        other.execute("UPDATE users SET id = id")
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(User)) == users_before
+    other.close()
