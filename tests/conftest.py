@@ -3,7 +3,9 @@
 SQLite tests copy a database file migrated once per session (with reference data), so
 each test starts clean and views can commit as in production. PostgreSQL and Redis tests
 use TEST_DATABASE_URL / TEST_REDIS_URL; when those servers are unreachable the tests skip
-loudly, except under CI=true, where they fail.
+loudly, except under CI=true, where they fail. After every test the ledger it left must verify
+(balanced, chain intact), as an auditor would check it; a test that damages it on purpose is
+marked `no_ledger_check`, and so is one that leaves a schema without the ledger.
 """
 from __future__ import annotations
 
@@ -53,15 +55,31 @@ def sqlite_template(tmp_path_factory):
     return folder / "shop.db"
 
 
+def check_ledger(request) -> None:
+    """After a test (in its app's context): the ledger balances and its chain verifies, unless the test is
+    marked `no_ledger_check` (it damages the ledger on purpose, or leaves a schema from before the ledger)."""
+    from orders.ledger.verify import verify_ledger
+
+    if request.node.get_closest_marker("no_ledger_check"):
+        return
+    db.session.rollback()
+    result = verify_ledger()
+    db.session.rollback()
+    assert result["ok"], f"the ledger does not verify after this test: {result}"
+
+
 @pytest.fixture
-def app(sqlite_template, tmp_path):
+def app(sqlite_template, tmp_path, request):
     """The embedded-mode app on a fresh copy of the migrated database."""
     shutil.copy(sqlite_template, tmp_path / "shop.db")
     app = make_app(tmp_path)
     with app.app_context():
         yield app
-        db.session.remove()
-        db.engine.dispose()
+        try:
+            check_ledger(request)
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture
@@ -130,31 +148,35 @@ def _pg_migrated(pg_url, tmp_path_factory):
     return pg_url
 
 
-def _emptied(app):
-    """Enter `app`'s context with every table emptied and reference data reloaded; yield it."""
+def _emptied(app, request):
+    """Enter `app`'s context with every table emptied and reference data reloaded; yield it (and check the ledger
+    it leaves)."""
     with app.app_context():
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
         db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         load_reference_data()
         db.session.commit()
         yield app
-        db.session.remove()
-        db.engine.dispose()
+        try:
+            check_ledger(request)
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture
-def pg_app(_pg_migrated, tmp_path):
+def pg_app(_pg_migrated, tmp_path, request):
     """An app on PostgreSQL, with every table emptied and reference data reloaded."""
-    yield from _emptied(make_app(tmp_path, DATABASE_URL=_pg_migrated))
+    yield from _emptied(make_app(tmp_path, DATABASE_URL=_pg_migrated), request)
 
 
 @pytest.fixture
-def redis_app(_pg_migrated, redis_url, tmp_path):
+def redis_app(_pg_migrated, redis_url, tmp_path, request):
     """An app in production shape: PostgreSQL plus Redis for cache, limits and Celery (all emptied)."""
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
-    yield from _emptied(make_app(tmp_path, DATABASE_URL=_pg_migrated, REDIS_URL=redis_url))
+    yield from _emptied(make_app(tmp_path, DATABASE_URL=_pg_migrated, REDIS_URL=redis_url), request)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

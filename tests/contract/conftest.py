@@ -42,7 +42,7 @@ from shop.db import db, utcnow
 from shop.regions.models import Pairing
 from suppliers.models import BenefitLink, SupplierHousehold
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
-from tests.conftest import make_app
+from tests.conftest import check_ledger, make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory, make_bank_account
 
@@ -288,7 +288,7 @@ def _world_template(sqlite_template, tmp_path_factory) -> tuple[Path, World]:
 
 
 @pytest.fixture
-def world(_world_template, tmp_path) -> World:
+def world(_world_template, tmp_path, request) -> World:
     """The seeded world on the embedded SQLite app: a fresh copy of the world seeded once per session;
     `world.reset()` puts the untouched copy back (the same keys and headers hold)."""
     seeded_file, seeded = _world_template
@@ -304,8 +304,11 @@ def world(_world_template, tmp_path) -> World:
     with app.app_context():
         yield World(app=app, headers=seeded.headers, ids=copy.deepcopy(seeded.ids),
                     facts=copy.deepcopy(seeded.facts), reset=reset)
-        db.session.remove()
-        db.engine.dispose()
+        try:
+            check_ledger(request)
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture

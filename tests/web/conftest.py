@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import IN_CI, make_app
+from tests.conftest import IN_CI, check_ledger, make_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
@@ -34,7 +34,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(sqlite_template, tmp_path_factory):
+def site(sqlite_template, tmp_path_factory, request):
     """The app with the demo world, served on a free loopback port by a threaded server for this module."""
     folder = tmp_path_factory.mktemp("site")
     shutil.copy(sqlite_template, folder / "shop.db")
@@ -49,6 +49,8 @@ def site(sqlite_template, tmp_path_factory):
     yield Site(f"http://127.0.0.1:{server.server_port}", passwords, app)
     server.shutdown()
     thread.join(timeout=10)
+    with app.app_context():  # what the module's pages did to the money
+        check_ledger(request)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from orders.models import Order, OutboxEvent, Payment, PaymentEvent
 from shop.auth.security import issue_token
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
-from tests.conftest import make_app
+from tests.conftest import check_ledger, make_app
 from tests.factories import UserFactory
 
 SECRET = "whsec_sandbox_not_secret"  # the embedded default's webhook secret
@@ -156,12 +156,15 @@ def stripe_http():
 
 
 @pytest.fixture
-def stripe_app(sqlite_template, tmp_path, stripe_http):
+def stripe_app(sqlite_template, tmp_path, stripe_http, request):
     """The app configured for Stripe (a test key and webhook secret), its HTTP layer stubbed."""
     shutil.copy(sqlite_template, tmp_path / "shop.db")
     app = make_app(tmp_path, STRIPE_API_KEY="sk_test_not_real", STRIPE_WEBHOOK_SECRET="whsec_test_stripe")
     app.config["STRIPE_HTTP_CLIENT"] = stripe_http
     with app.app_context():
         yield app
-        db.session.remove()
-        db.engine.dispose()
+        try:
+            check_ledger(request)
+        finally:
+            db.session.remove()
+            db.engine.dispose()
