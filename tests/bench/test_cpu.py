@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -11,13 +10,15 @@ from bench import cpu
 
 pytestmark = pytest.mark.skipif(not cpu.PROC.is_dir(), reason="the meter reads Linux's /proc")
 
-BURN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+BURN = ("import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
+        "print('burnt', flush=True)\ntime.sleep(60)")
 
 
 def _started(mark: str, seconds: float) -> subprocess.Popen:
     """A process in its own session (as the benchmarks start servers) whose command line holds `mark`, that
-    burns `seconds` of CPU and then sleeps."""
-    return subprocess.Popen([sys.executable, "-c", BURN.format(seconds=seconds), mark], start_new_session=True)
+    burns `seconds` of CPU, says so on its stdout and then sleeps."""
+    return subprocess.Popen([sys.executable, "-c", BURN.format(seconds=seconds), mark], start_new_session=True,
+                            stdout=subprocess.PIPE, text=True)
 
 
 def test_each_role_is_charged_the_cpu_of_its_own_sessions_only():
@@ -25,12 +26,13 @@ def test_each_role_is_charged_the_cpu_of_its_own_sessions_only():
     before = cpu.snapshot(roles)
     busy, idle = _started(roles["busy"], 0.5), _started(roles["idle"], 0)
     try:
-        time.sleep(1.5)
+        assert busy.stdout.readline() == "burnt\n" and idle.stdout.readline() == "burnt\n"
         after = cpu.snapshot(roles)
     finally:
         for process in (busy, idle):
             process.kill()
             process.wait()
+            process.stdout.close()
     assert 0.4 <= after["busy"] - before["busy"] <= 1.0
     assert after["idle"] - before["idle"] < 0.2
     assert set(after) == {"busy", "idle", "postgres", "clients"}
