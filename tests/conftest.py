@@ -4,8 +4,9 @@ SQLite tests copy a database file migrated once per session (with reference data
 each test starts clean and views can commit as in production. PostgreSQL and Redis tests
 use TEST_DATABASE_URL / TEST_REDIS_URL; when those servers are unreachable the tests skip
 loudly, except under CI=true, where they fail. After every test the ledger it left must verify
-(balanced, chain intact), as an auditor would check it; a test that damages it on purpose is
-marked `no_ledger_check`, and so is one that leaves a schema without the ledger.
+(balanced, chain intact), as an auditor would check it, and every order line's units must be held
+as its order's status says (all reserved, all allocated to lots, or none held); a test that damages
+the ledger on purpose is marked `no_ledger_check`, and so is one that leaves a schema without it.
 """
 from __future__ import annotations
 
@@ -55,9 +56,22 @@ def sqlite_template(tmp_path_factory):
     return folder / "shop.db"
 
 
+# (line, order status, quantity, allocation state, units): a pending order's units are all reserved, a paid (or later)
+# order's all allocated to lots, a cancelled or expired order's none held
+_LINES_OFF_THEIR_ALLOCATIONS = text(
+    "SELECT l.id, o.status, l.quantity, a.state, SUM(a.quantity) FROM order_lines l JOIN orders o ON o.id = l.order_id "
+    "LEFT JOIN allocations a ON a.order_line_id = l.id AND a.state IN ('reserved', 'allocated') "
+    "GROUP BY l.id, o.status, l.quantity, a.state HAVING "
+    "(o.status IN ('paid', 'shipped', 'delivered', 'fulfilled', 'refunded') "
+    " AND (a.state IS NULL OR a.state <> 'allocated' OR SUM(a.quantity) <> l.quantity)) "
+    "OR (o.status = 'pending_payment' AND (a.state IS NULL OR a.state <> 'reserved' OR SUM(a.quantity) <> l.quantity)) "
+    "OR (o.status IN ('cancelled', 'expired') AND a.state IS NOT NULL)")
+
+
 def check_ledger(request) -> None:
-    """After a test (in its app's context): the ledger balances and its chain verifies, unless the test is
-    marked `no_ledger_check` (it damages the ledger on purpose, or leaves a schema from before the ledger)."""
+    """After a test (in its app's context): the ledger balances and its chain verifies, and every order line's units
+    are held as its order's status says, unless the test is marked `no_ledger_check` (it damages the ledger on
+    purpose, or leaves a schema from before the ledger)."""
     from orders.ledger.verify import verify_ledger
 
     if request.node.get_closest_marker("no_ledger_check"):
@@ -66,6 +80,9 @@ def check_ledger(request) -> None:
     result = verify_ledger()
     db.session.rollback()
     assert result["ok"], f"the ledger does not verify after this test: {result}"
+    off = db.session.execute(_LINES_OFF_THEIR_ALLOCATIONS).all()
+    db.session.rollback()
+    assert not off, f"order lines whose allocations do not match their order's status: {off}"
 
 
 @pytest.fixture

@@ -114,6 +114,21 @@ def test_the_check_after_every_test_fails_on_a_damaged_ledger(app):
         check_ledger(unmarked)
 
 
+@pytest.mark.no_ledger_check
+def test_the_check_after_every_test_fails_on_a_paid_line_not_allocated_in_full(app):
+    unmarked = SimpleNamespace(node=SimpleNamespace(get_closest_marker=lambda name: None))
+    store = StoreFactory()
+    product = ProductFactory(price_fen=1000)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=10)
+    order = paid_order(location_id=store.location_id, lines=[(product, 2)], channel="counter", store=store)
+    db.session.commit()
+    check_ledger(unmarked)
+    order.lines[0].allocations[0].state = "released"
+    db.session.commit()
+    with pytest.raises(AssertionError, match=f"allocations do not match .*\\({order.lines[0].id}, 'fulfilled', 2"):
+        check_ledger(unmarked)
+
+
 def test_verify_route_for_auditors_and_admins_only(app, client, login):
     pay_in(100)
     for role in ("auditor", "admin"):
