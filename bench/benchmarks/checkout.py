@@ -15,8 +15,9 @@ minimal Flask app (`floor_app` below) under the same gunicorn settings doing the
 that one request. Beside each figure the run records the CPU per paid order (per round, for the floor) of the
 web, the payment and ledger workers, PostgreSQL and the clients (`bench.cpu`), and splits the app's round into the
 client's two requests and the worker's delay after them. Run over 100 hot SKUs, then 5 (contention). Afterwards
-the stock is checked: nothing oversold, every paid unit allocated, nothing negative. BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
-shop_bench_checkout) is rebuilt and BENCH_REDIS_URL (default redis://127.0.0.1:6379/8) flushed.
+the stock is checked: nothing oversold, every paid unit allocated, nothing negative. BENCH_DATABASE_URL (default
+postgresql://postgres@127.0.0.1:5432/shop_bench_checkout) is rebuilt and BENCH_REDIS_URL (default
+redis://127.0.0.1:6379/8) flushed.
 """
 from __future__ import annotations
 
