@@ -6,7 +6,7 @@ use TEST_DATABASE_URL / TEST_REDIS_URL; when those servers are unreachable the t
 loudly, except under CI=true, where they fail. After every test the ledger it left must verify
 (balanced, chain intact), as an auditor would check it, and every order line's units must be held
 as its order's status says (all reserved, all allocated to lots, or none held); a test that damages
-the ledger on purpose is marked `no_ledger_check`, and so is one that leaves a schema without it.
+these books on purpose is marked `no_books_check`, and so is one that leaves a schema without them.
 """
 from __future__ import annotations
 
@@ -68,21 +68,28 @@ _LINES_OFF_THEIR_ALLOCATIONS = text(
     "OR (o.status IN ('cancelled', 'expired') AND a.state IS NOT NULL)")
 
 
-def check_ledger(request) -> None:
+def check_books(request) -> None:
     """After a test (in its app's context): the ledger balances and its chain verifies, and every order line's units
-    are held as its order's status says, unless the test is marked `no_ledger_check` (it damages the ledger on
-    purpose, or leaves a schema from before the ledger)."""
+    are held as its order's status says, unless the test is marked `no_books_check` (it damages them on purpose,
+    or leaves a schema from before them)."""
     from orders.ledger.verify import verify_ledger
 
-    if request.node.get_closest_marker("no_ledger_check"):
+    if request.node.get_closest_marker("no_books_check"):
         return
-    db.session.rollback()
-    result = verify_ledger()
+    db.session.rollback()  # what the test committed, not what it left pending
+    result, off = verify_ledger(), db.session.execute(_LINES_OFF_THEIR_ALLOCATIONS).all()
     db.session.rollback()
     assert result["ok"], f"the ledger does not verify after this test: {result}"
-    off = db.session.execute(_LINES_OFF_THEIR_ALLOCATIONS).all()
-    db.session.rollback()
     assert not off, f"order lines whose allocations do not match their order's status: {off}"
+
+
+def close_checked(request) -> None:
+    """End a test's app context: check the books it left (`check_books`), then drop its connections."""
+    try:
+        check_books(request)
+    finally:
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture
@@ -92,11 +99,7 @@ def app(sqlite_template, tmp_path, request):
     app = make_app(tmp_path)
     with app.app_context():
         yield app
-        try:
-            check_ledger(request)
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+        close_checked(request)
 
 
 @pytest.fixture
@@ -166,7 +169,7 @@ def _pg_migrated(pg_url, tmp_path_factory):
 
 
 def _emptied(app, request):
-    """Enter `app`'s context with every table emptied and reference data reloaded; yield it (and check the ledger
+    """Enter `app`'s context with every table emptied and reference data reloaded; yield it (and check the books
     it leaves)."""
     with app.app_context():
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
@@ -174,11 +177,7 @@ def _emptied(app, request):
         load_reference_data()
         db.session.commit()
         yield app
-        try:
-            check_ledger(request)
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+        close_checked(request)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from shop.db import db, utcnow
 from shop.regions.models import Pairing
 from suppliers.models import BenefitLink, SupplierHousehold
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
-from tests.conftest import check_ledger, make_app
+from tests.conftest import close_checked, make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory, make_bank_account
 
@@ -304,11 +304,7 @@ def world(_world_template, tmp_path, request) -> World:
     with app.app_context():
         yield World(app=app, headers=seeded.headers, ids=copy.deepcopy(seeded.ids),
                     facts=copy.deepcopy(seeded.facts), reset=reset)
-        try:
-            check_ledger(request)
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+        close_checked(request)
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def test_0006_normalises_and_rehashes_existing_rows(app):
     assert _diff() == []
 
 
-@pytest.mark.no_ledger_check  # leaves the schema at 0005
+@pytest.mark.no_books_check  # leaves the schema at 0005
 def test_0006_stops_on_duplicates_naming_them_masked_and_changes_nothing(app, capsys):
     from tests.suppliers.factories import make_id_number
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import IN_CI, check_ledger, make_app
+from tests.conftest import IN_CI, check_books, make_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
@@ -50,7 +50,7 @@ def site(sqlite_template, tmp_path_factory, request):
     server.shutdown()
     thread.join(timeout=10)
     with app.app_context():  # what the module's pages did to the money
-        check_ledger(request)
+        check_books(request)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from orders.ledger.models import LedgerTransaction
 from orders.ledger.verify import verify_ledger
 from shop.db import db
 from tests.catalog.factories import ProductFactory, make_lot
-from tests.conftest import check_ledger
+from tests.conftest import check_books
 from tests.orders.factories import StoreFactory
 from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
@@ -29,13 +29,16 @@ def pay_in(amount: int, provider: str = "sandbox") -> int:
     return transaction.id
 
 
+UNMARKED = SimpleNamespace(node=SimpleNamespace(get_closest_marker=lambda name: None))  # a test with no markers
+
+
 def bad(first_bad_id, *, balanced=True, chain_intact=False, transactions=3) -> dict:
     """The verification of a ledger with a bad transaction."""
     return {"ok": False, "transactions": transactions, "balanced": balanced, "chain_intact": chain_intact,
             "first_bad_id": first_bad_id}
 
 
-@pytest.mark.no_ledger_check
+@pytest.mark.no_books_check
 def test_an_altered_posting_is_named(app):
     ids = [pay_in(100), pay_in(200), pay_in(300)]
     db.session.execute(text("UPDATE ledger_postings SET amount_fen = 250 "
@@ -44,7 +47,7 @@ def test_an_altered_posting_is_named(app):
     assert verify_ledger() == bad(ids[1], balanced=False)
 
 
-@pytest.mark.no_ledger_check
+@pytest.mark.no_books_check
 def test_postings_moved_between_accounts_keep_the_balance_but_break_the_chain(app):
     ids = [pay_in(100), pay_in(200), pay_in(300)]
     other = accounts.payments("stripe").id
@@ -54,7 +57,7 @@ def test_postings_moved_between_accounts_keep_the_balance_but_break_the_chain(ap
     assert verify_ledger() == bad(ids[2])
 
 
-@pytest.mark.no_ledger_check
+@pytest.mark.no_books_check
 def test_an_edited_memo_a_removed_transaction_and_a_removed_tail_are_named(app):
     ids = [pay_in(100), pay_in(200), pay_in(300)]
     db.session.execute(text("UPDATE ledger_transactions SET memo = 'x' WHERE id = :t"), {"t": ids[0]})
@@ -75,7 +78,7 @@ def test_an_edited_memo_a_removed_transaction_and_a_removed_tail_are_named(app):
     assert (result["ok"], result["chain_intact"], result["transactions"]) == (False, False, 1)
 
 
-@pytest.mark.no_ledger_check
+@pytest.mark.no_books_check
 def test_a_transaction_slipped_in_unlinked_is_named(app):
     pay_in(100)
     db.session.execute(text("INSERT INTO ledger_transactions (kind, posted_at, memo) "
@@ -85,7 +88,7 @@ def test_a_transaction_slipped_in_unlinked_is_named(app):
     assert verify_ledger() == bad(slipped, transactions=2)
 
 
-@pytest.mark.no_ledger_check
+@pytest.mark.no_books_check
 def test_verify_ledger_command(app, runner):
     ids = [pay_in(100), pay_in(200)]
     result = runner.invoke(args=["verify-ledger"])
@@ -101,32 +104,30 @@ def test_verify_ledger_command(app, runner):
     assert f"first bad transaction: {ids[0]}" in result.output
 
 
-@pytest.mark.no_ledger_check
+@pytest.mark.no_books_check
 def test_the_check_after_every_test_fails_on_a_damaged_ledger(app):
-    unmarked = SimpleNamespace(node=SimpleNamespace(get_closest_marker=lambda name: None))
     first = pay_in(100)
     pay_in(200)
-    check_ledger(unmarked)
+    check_books(UNMARKED)
     db.session.execute(text("UPDATE ledger_postings SET amount_fen = amount_fen + 1 WHERE transaction_id = :t "
                             "AND amount_fen > 0"), {"t": first})
     db.session.commit()
     with pytest.raises(AssertionError, match=f"'balanced': False, 'chain_intact': False, 'first_bad_id': {first}"):
-        check_ledger(unmarked)
+        check_books(UNMARKED)
 
 
-@pytest.mark.no_ledger_check
+@pytest.mark.no_books_check
 def test_the_check_after_every_test_fails_on_a_paid_line_not_allocated_in_full(app):
-    unmarked = SimpleNamespace(node=SimpleNamespace(get_closest_marker=lambda name: None))
     store = StoreFactory()
     product = ProductFactory(price_fen=1000)
     make_lot(product, db.session.get(Location, store.location_id), quantity=10)
     order = paid_order(location_id=store.location_id, lines=[(product, 2)], channel="counter", store=store)
     db.session.commit()
-    check_ledger(unmarked)
+    check_books(UNMARKED)
     order.lines[0].allocations[0].state = "released"
     db.session.commit()
     with pytest.raises(AssertionError, match=f"allocations do not match .*\\({order.lines[0].id}, 'fulfilled', 2"):
-        check_ledger(unmarked)
+        check_books(UNMARKED)
 
 
 def test_verify_route_for_auditors_and_admins_only(app, client, login):
@@ -147,7 +148,7 @@ def _posted_at(transaction_id: int, moment: datetime) -> None:
     db.session.commit()
 
 
-@pytest.mark.no_ledger_check  # moves posting times, which the chain's hashes cover
+@pytest.mark.no_books_check  # moves posting times, which the chain's hashes cover
 def test_transactions_by_account_and_shanghai_period(app, client, login):
     sandbox_early, stripe_one, sandbox_late = pay_in(100), pay_in(200, "stripe"), pay_in(300)
     _posted_at(sandbox_early, datetime(2026, 11, 24, 15, 59, 59))  # 23:59:59 on the 24th in Shanghai
@@ -241,7 +242,7 @@ def test_a_transaction_without_a_line_and_a_missing_one(app, client, login):
     assert (response.status_code, response.json["error"]["code"]) == (404, "ledger_transaction_not_found")
 
 
-@pytest.mark.no_ledger_check
+@pytest.mark.no_books_check
 @pytest.mark.postgres
 def test_an_alteration_behind_the_triggers_back_is_named_on_postgres(pg_app):
     ids = [pay_in(100), pay_in(200), pay_in(300)]

@@ -18,7 +18,7 @@ from orders.models import Order, OutboxEvent, Payment, PaymentEvent
 from shop.auth.security import issue_token
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
-from tests.conftest import check_ledger, make_app
+from tests.conftest import close_checked, make_app
 from tests.factories import UserFactory
 
 SECRET = "whsec_sandbox_not_secret"  # the embedded default's webhook secret
@@ -163,8 +163,4 @@ def stripe_app(sqlite_template, tmp_path, stripe_http, request):
     app.config["STRIPE_HTTP_CLIENT"] = stripe_http
     with app.app_context():
         yield app
-        try:
-            check_ledger(request)
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+        close_checked(request)
