@@ -52,7 +52,6 @@ PRODUCTS = (
     DemoProduct("YX-GJ-200G", "越西贡椒", "513434", "spice", "bag", 200, 3200, lapsed=True),
     DemoProduct("LB-QC-GIFT", "雷波脐橙礼盒", "513437", "fruit", "box", 3000, 6900),
 )
-HOUSEHOLD_COOPS = {"513431": "DEMO-ZJ", "513437": "DEMO-LB"}
 # The household co-ops' lots arrive as real upload files (a GBK sheet with Chinese headers and dates,
 # and a UTF-8 one with a BOM and English headers), half of each lot stocked in Foshan; they are queued
 # like the API's uploads and imported by the same task once the seed commits.

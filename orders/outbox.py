@@ -142,11 +142,6 @@ def _consume(events: list[OutboxEvent]) -> None:
                        .values(delivered_at=utcnow()).execution_options(synchronize_session=False))
 
 
-def deliver(event_id: int) -> bool:
-    """Deliver one event unless it was already; whether it was delivered now. The caller commits."""
-    return deliver_all([event_id]) == 1
-
-
 def requeue_undelivered() -> int:
     """Sweeper: re-queue events still undelivered a grace period after they were last queued (rows another
     worker holds are skipped), `DELIVERY_BATCH` to a task; how many."""

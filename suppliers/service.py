@@ -46,13 +46,6 @@ def get_supplier(supplier_id: int) -> Supplier:
     return supplier
 
 
-def supplier_names(supplier_ids: set[int]) -> dict[int, str]:
-    """Supplier id → name for these suppliers, in one query."""
-    if not supplier_ids:
-        return {}
-    return dict(db.session.execute(select(Supplier.id, Supplier.name).where(Supplier.id.in_(supplier_ids))).all())
-
-
 def supplier_exists(supplier_id: int) -> bool:
     """Whether a supplier with `supplier_id` exists (the user scope check)."""
     return db.session.get(Supplier, supplier_id) is not None
@@ -404,13 +397,6 @@ def end_benefit_link(*, link_id: int, supplier_scope: int | None, valid_until: d
     link.valid_until = valid_until
     db.session.flush()
     return link
-
-
-def has_purchase_link(*, supplier_id: int, household_id: int, on: date) -> bool:
-    """Whether the household has a purchase link with the supplier valid on `on`."""
-    return db.session.scalar(select(exists().where(
-        BenefitLink.supplier_id == supplier_id, BenefitLink.household_id == household_id,
-        BenefitLink.kind == "purchase", _valid_on(on))))
 
 
 @dataclass(frozen=True)

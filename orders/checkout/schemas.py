@@ -103,13 +103,6 @@ class TransitionOut(Schema):
     at = fields.DateTime(attribute="created_at")
 
 
-class TrackingOut(Schema):
-    """Where a shipped order is."""
-
-    carrier = fields.String()
-    tracking_number = fields.String()
-
-
 class StoreRef(Schema):
     """The pickup store."""
 

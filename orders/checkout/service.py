@@ -390,18 +390,12 @@ def _allocate_afresh(order: Order) -> bool:
     return True
 
 
-def confirm_payment(*, order_id: int, intent_id: str, amount_fen: int, paid_at: datetime) -> str:
-    """Record a provider's confirmed payment of an order (called inside the event processor's transaction):
-    "paid" (units allocated, outbox rows written), "already_paid", or "unallocatable" (nothing changed:
-    a wrong amount, a cancelled order, or an expired one whose stock is gone — the caller refunds it)."""
-    return confirm_locked_payment(order=lock_order(order_id), intent_id=intent_id, amount_fen=amount_fen,
-                                  paid_at=paid_at)
-
-
 def confirm_locked_payment(*, order: Order, intent_id: str, amount_fen: int, paid_at: datetime,
                            payment: Payment | None = None) -> str:
-    """`confirm_payment` of an order the caller has already locked (`lock_order`), with the intent's payment
-    row if the caller has it; the same outcomes."""
+    """Record a provider's confirmed payment of an order the caller has locked (`lock_order`), inside the event
+    processor's transaction, with the intent's payment row if the caller has it: "paid" (units allocated, outbox
+    rows written), "already_paid", or "unallocatable" (nothing changed: a wrong amount, a cancelled order, or an
+    expired one whose stock is gone — the caller refunds it)."""
     if order.status in PAID_OR_LATER:
         return "already_paid"
     if amount_fen != order.total_fen:

@@ -136,12 +136,6 @@ PLATFORM = _ref("platform", "platform")
 UNALLOCATED = _ref("unallocated", "unallocated")
 
 
-def apply_event(event: OutboxEvent) -> int | None:
-    """Post the ledger transaction of one outbox event (and of its order's earlier unapplied events, first);
-    its id, or None if the event was already in the ledger. The caller commits."""
-    return apply_events([event]).get(event.id)
-
-
 def apply_events(events: Sequence[OutboxEvent]) -> dict[int, int]:
     """Post the ledger transactions of `events` (and of their orders' earlier unapplied events, first) together;
     event id → transaction id for those posted now (events already in the ledger are left out). The caller

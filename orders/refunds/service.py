@@ -369,12 +369,6 @@ def reject_after_sales(*, actor: User, request_id: int, reason: str) -> AfterSal
     return request
 
 
-def after_sales_for(order_id: int) -> list[AfterSalesRequest]:
-    """An order's after-sales requests, oldest first (for the order's output)."""
-    return list(db.session.scalars(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order_id)
-                                   .order_by(AfterSalesRequest.id)))
-
-
 def list_after_sales(*, actor: User, order_id: int, limit: int, cursor: str | None) -> dict:
     """A page of an order's after-sales requests (its consumer, its store's staff, admins)."""
     _order_for(actor, order_id, lock=False)

@@ -121,12 +121,6 @@ def list_pairings(*, donor: str | None, recipient: str | None, on: date | None,
     return paginate(query, keys=[Pairing.id], limit=limit, cursor=cursor)
 
 
-def paired_recipients(*, donor: str, on: date) -> list[str]:
-    """The recipient county codes paired with `donor` on `on`."""
-    query = select(Pairing.recipient_code).where(Pairing.donor_code == donor, valid_on(on))
-    return sorted(set(db.session.scalars(query)))
-
-
 def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_from: date,
                    valid_until: date | None, source: str | None) -> Pairing:
     """Add a pairing; it must join a donor to a recipient county and not overlap the same pair and programme.

@@ -1,11 +1,15 @@
 """Fixtures of the checkout tests: a stocked warehouse and store, consumers, and order bodies."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from sqlalchemy import select
 
+from orders.checkout.service import confirm_locked_payment
+from orders.locking import lock_order
 from shop.auth.models import User
-from shop.db import db
+from shop.db import db, utcnow
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.orders.factories import StoreFactory
 
@@ -44,3 +48,9 @@ def pickup_body(store_id: int, *lines: tuple[str, int]) -> dict:
 def last_user() -> User:
     """The most recently created user (the one `login` just made)."""
     return db.session.scalar(select(User).order_by(User.id.desc()))
+
+
+def confirm(order_id: int, *, amount_fen: int, intent_id: str = "pi_1", paid_at: datetime | None = None) -> str:
+    """The payment worker's step for a confirmed payment of `amount_fen`: the order locked, then confirmed."""
+    return confirm_locked_payment(order=lock_order(order_id), intent_id=intent_id, amount_fen=amount_fen,
+                                  paid_at=paid_at or utcnow())

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from catalog.models import Stock
 from orders.models import Allocation, Order, OrderTransition, Payment
 from shop.db import db
-from tests.orders.checkout.conftest import ADDRESS, delivery_body, last_user, pickup_body
+from tests.orders.checkout.conftest import ADDRESS, confirm, delivery_body, last_user, pickup_body
 
 
 def _stock(location_id: int) -> tuple[int, int]:
@@ -216,14 +216,11 @@ def test_consumers_read_their_own_orders_only(client, login, world):
 
 
 def test_pickup_code_only_for_the_owner(client, login, world):
-    from orders.checkout.service import confirm_payment
-    from shop.db import utcnow
-
     alice = login("consumer")
     order_id = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)),
                            headers=alice).json["id"]
     order = db.session.get(Order, order_id)
-    assert confirm_payment(order_id=order_id, intent_id="pi_x", amount_fen=order.total_fen, paid_at=utcnow()) == "paid"
+    assert confirm(order_id, intent_id="pi_x", amount_fen=order.total_fen) == "paid"
     db.session.commit()
 
     owner_view = client.get(f"/api/v1/orders/{order_id}", headers=alice).json
@@ -278,16 +275,13 @@ def test_cancel_releases_the_reservation_and_only_once(client, login, world):
 
 
 def test_paid_orders_cannot_be_cancelled_but_ship_and_deliver(client, login, world):
-    from orders.checkout.service import confirm_payment
-    from shop.db import utcnow
-
     headers = login("consumer")
     order_id = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 2)), headers=headers).json["id"]
     admin = login("admin")
     early = client.post(f"/api/v1/orders/{order_id}/ship", json={"carrier": "顺丰", "tracking_number": "SF123456"},
                         headers=admin)
     assert early.status_code == 409 and early.json["error"]["code"] == "invalid_transition"
-    confirm_payment(order_id=order_id, intent_id="pi_x", amount_fen=2500, paid_at=utcnow())
+    confirm(order_id, intent_id="pi_x", amount_fen=2500)
     db.session.commit()
 
     assert client.post(f"/api/v1/orders/{order_id}/cancel", headers=headers).status_code == 409
@@ -306,13 +300,10 @@ def test_paid_orders_cannot_be_cancelled_but_ship_and_deliver(client, login, wor
 
 
 def test_pickup_orders_are_not_shipped(client, login, world):
-    from orders.checkout.service import confirm_payment
-    from shop.db import utcnow
-
     headers = login("consumer")
     order = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)),
                         headers=headers).json
-    confirm_payment(order_id=order["id"], intent_id="pi_x", amount_fen=order["total_fen"], paid_at=utcnow())
+    confirm(order["id"], intent_id="pi_x", amount_fen=order["total_fen"])
     db.session.commit()
     response = client.post(f"/api/v1/orders/{order['id']}/ship", headers=login("admin"),
                            json={"carrier": "顺丰", "tracking_number": "SF123456"})

@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 
 from catalog.models import Stock
-from orders.checkout.service import confirm_payment, expire_reservations
+from orders.checkout.service import expire_reservations
 from orders.models import Allocation, Order, OrderTransition, OutboxEvent
 from shop.db import db
 from tests.catalog.factories import make_lot
-from tests.orders.checkout.conftest import delivery_body, pickup_body
+from tests.orders.checkout.conftest import confirm, delivery_body, pickup_body
 
 PAID_AT = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)  # 2026-03-02 01:30 in Shanghai
 
@@ -68,7 +68,7 @@ def test_the_expiry_task_leaves_fresh_orders_alone(client, login, world, app):
 def test_a_confirmed_payment_allocates_the_reservation_and_writes_the_outbox(client, login, world):
     order = _order(client, login("consumer"), delivery_body((world["a"].sku, 3), (world["b"].sku, 2)))
 
-    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
+    assert confirm(order.id, amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
     db.session.commit()
 
     db.session.refresh(order)
@@ -81,7 +81,7 @@ def test_a_confirmed_payment_allocates_the_reservation_and_writes_the_outbox(cli
     assert sum(p["quantity"] for p in events[0].payload["allocations"]) == 3
     assert order.pickup_code is None
 
-    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen,
+    assert confirm(order.id, amount_fen=order.total_fen,
                            paid_at=PAID_AT) == "already_paid"
     db.session.commit()
     assert db.session.scalar(select(func.count(OutboxEvent.id))) == 2
@@ -90,7 +90,7 @@ def test_a_confirmed_payment_allocates_the_reservation_and_writes_the_outbox(cli
 
 def test_a_paid_pickup_order_gets_a_code(client, login, world):
     order = _order(client, login("consumer"), pickup_body(world["store"].id, (world["a"].sku, 2)))
-    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
+    assert confirm(order.id, amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
     db.session.commit()
     db.session.refresh(order)
     assert len(order.pickup_code) == 6 and order.pickup_code.isdigit()
@@ -99,7 +99,7 @@ def test_a_paid_pickup_order_gets_a_code(client, login, world):
 
 def test_a_wrong_amount_is_not_allocated(client, login, world):
     order = _order(client, login("consumer"), delivery_body((world["a"].sku, 1)))
-    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen - 1,
+    assert confirm(order.id, amount_fen=order.total_fen - 1,
                            paid_at=PAID_AT) == "unallocatable"
     db.session.commit()
     db.session.refresh(order)
@@ -114,7 +114,7 @@ def test_a_late_payment_is_allocated_afresh_when_stock_allows(client, login, wor
     newer = make_lot(world["a"], world["warehouse"], quantity=5, harvested_on=date(2026, 1, 1))
     db.session.commit()
 
-    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
+    assert confirm(order.id, amount_fen=order.total_fen, paid_at=PAID_AT) == "paid"
     db.session.commit()
     db.session.refresh(order)
     assert order.status == "paid"
@@ -131,7 +131,7 @@ def test_a_late_payment_without_stock_changes_nothing(client, login, world):
     _expire(order)
     _order(client, headers, delivery_body((world["a"].sku, 8)))
 
-    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen,
+    assert confirm(order.id, amount_fen=order.total_fen,
                            paid_at=PAID_AT) == "unallocatable"
     db.session.commit()
     db.session.refresh(order)
@@ -144,7 +144,7 @@ def test_a_payment_for_a_cancelled_order_is_not_allocated(client, login, world):
     headers = login("consumer")
     order = _order(client, headers, delivery_body((world["a"].sku, 1)))
     client.post(f"/api/v1/orders/{order.id}/cancel", headers=headers)
-    assert confirm_payment(order_id=order.id, intent_id="pi_1", amount_fen=order.total_fen,
+    assert confirm(order.id, amount_fen=order.total_fen,
                            paid_at=PAID_AT) == "unallocatable"
     db.session.commit()
     assert _stock(world["warehouse"].id) == (20, 0)

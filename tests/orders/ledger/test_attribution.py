@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from catalog.models import Location, Lot, LotContribution
 from orders import outbox
-from orders.ledger.attribution import apply_event
+from orders.ledger.attribution import apply_events
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.verify import verify_ledger
 from orders.models import OrderLine, OutboxEvent, Payment
@@ -68,6 +68,11 @@ def make_world(*, today: date, prefix: str = "") -> dict:
     db.session.commit()
     return {"supplier": supplier, "store": store, "product": product, "lot1": lot1, "lot2": lot2,
             "h": {1: h1, 2: h2, 3: h3, 4: h4, 5: h5, 6: h6}}
+
+
+def _apply(event_id: int) -> int | None:
+    """Post one outbox event's ledger transaction as the outbox's delivery does; its id, None if already posted."""
+    return apply_events([db.session.get(OutboxEvent, event_id)]).get(event_id)
 
 
 def household(world, n: int) -> str:
@@ -192,13 +197,13 @@ def test_the_same_event_applied_five_times_posts_once(app):
     event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.order_id == order.id))
     before = balances()
 
-    results = [apply_event(event) for _ in range(5)]
+    results = [apply_events([event]).get(event.id) for _ in range(5)]
     db.session.commit()
 
     assert results == [None] * 5  # delivery after commit had already applied it
     assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
     assert balances() == before
-    assert outbox.deliver(event.id) is False
+    assert outbox.deliver_all([event.id]) == 0
 
 
 def test_five_concurrent_applications_of_one_event_post_once(racing_app):
@@ -213,7 +218,7 @@ def test_five_concurrent_applications_of_one_event_post_once(racing_app):
     db.session.commit()
     posted = []
 
-    outcomes = race(racing_app, 5, lambda i: posted.append(apply_event(db.session.get(OutboxEvent, event_id))))
+    outcomes = race(racing_app, 5, lambda i: posted.append(_apply(event_id)))
 
     assert outcomes == Counter({"ok": 5})
     assert sum(transaction is not None for transaction in posted) == 1
@@ -242,7 +247,7 @@ def test_workers_attributing_in_parallel_share_new_accounts_and_lots_and_keep_th
         with pg_app.app_context():
             barrier.wait()
             try:
-                apply_event(db.session.get(OutboxEvent, event_id))
+                _apply(event_id)
                 db.session.commit()
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
@@ -342,13 +347,13 @@ def test_a_refund_delivered_before_its_sale_applies_the_sale_first(app, monkeypa
     db.session.commit()
     refund_event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.kind == "line_refunded"))
 
-    outbox.deliver(refund_event.id)
+    outbox.deliver_all([refund_event.id])
     db.session.commit()
 
     kinds = db.session.scalars(select(LedgerTransaction.kind).order_by(LedgerTransaction.seq)).all()
     assert kinds == ["line_paid", "line_refunded"]
     assert balances() == {}
     assert db.session.get(Lot, world["lot1"].id).attributed_fen == 0
-    assert outbox.deliver(paid_event.id) is True  # delivered now, applied already: nothing more posted
+    assert outbox.deliver_all([paid_event.id]) == 1  # delivered now, applied already: nothing more posted
     db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 2

@@ -72,7 +72,7 @@ def test_events_delivered_in_one_batch_post_what_they_post_one_by_one(app, monke
 
     assert outbox.deliver_all(together_events) == len(together_events)
     for event_id in alone_events:
-        assert outbox.deliver(event_id) is True
+        assert outbox.deliver_all([event_id]) == 1
     db.session.commit()
 
     assert ledger_of(together, together_events) == ledger_of(alone, alone_events)
@@ -115,11 +115,11 @@ def test_one_event_and_a_batch_of_forty_cost_about_the_same_statements(pg_app, m
     events = [event_id for _ in range(42) for event_id in sell(world, channel="pickup", payment_method="stripe",
                                                                quantities=[1])]
     db.session.commit()
-    outbox.deliver(events.pop(0))  # the accounts exist from now on, as they do in a running shop
+    outbox.deliver_all([events.pop(0)])  # the accounts exist from now on, as they do in a running shop
     db.session.commit()
 
     with statements() as one:
-        outbox.deliver(events.pop(0))
+        outbox.deliver_all([events.pop(0)])
         db.session.commit()
     with statements() as forty:
         assert outbox.deliver_all(events) == 40

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from catalog.models import Location, LotContribution
 from orders import outbox
-from orders.ledger.attribution import apply_event
+from orders.ledger.attribution import apply_events
 from orders.ledger.models import LedgerTransaction, Posting
 from orders.models import Order, OrderLine, OutboxEvent
 from shop.db import db, utcnow
@@ -129,7 +129,7 @@ def test_lines_of_one_order_attributed_at_once_leave_the_whole_orders_impact(rac
                  for line in db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))]
     db.session.commit()
 
-    outcomes = race(racing_app, 2, lambda i: apply_event(db.session.get(OutboxEvent, event_ids[i])))
+    outcomes = race(racing_app, 2, lambda i: apply_events([db.session.get(OutboxEvent, event_ids[i])]))
 
     assert outcomes == Counter({"ok": 2})
     db.session.expire_all()
