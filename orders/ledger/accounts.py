@@ -1,6 +1,6 @@
 """Ledger accounts by code, created on first use (race-safe), and the codes DESIGN.md names.
 
-Codes: `platform`, `platform_costs`, `payments:<provider>` (`stripe`, `sandbox`, `terminal` for a card
+Codes: `platform`, `payments:<provider>` (`stripe`, `sandbox`, `terminal` for a card
 counter sale's money, which arrives through the store's terminal), `unallocated`, `store:<id>`,
 `store_cash:<id>`, `supplier:<id>`, `household:<hid>@supplier:<sid>`, `payouts_clearing`.
 """
@@ -67,11 +67,6 @@ def _create(rows: list[dict]) -> None:
 def platform() -> LedgerAccount:
     """The platform's account (fees, and the refund remainders it bears)."""
     return account("platform", "platform")
-
-
-def platform_costs() -> LedgerAccount:
-    """The platform's cost account (payment processors' fees)."""
-    return account("platform_costs", "platform_costs")
 
 
 def payments(provider: str) -> LedgerAccount:
