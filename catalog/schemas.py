@@ -5,7 +5,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from catalog.models import HISTORY_FIELDS, LOCATION_KINDS, STATUSES, UNITS
-from shop.fields import MAX_QUANTITY, BoundedInt, Id, Identifier, PriceFen, Quantity, RateBp, Text
+from shop.fields import MAX_QUANTITY, BoundedInt, Choice, Date, Id, Identifier, PriceFen, Quantity, RateBp, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode, RegionRef
 
@@ -38,8 +38,8 @@ class CertificateIn(Schema):
 
     number = Text(required=True, max_length=64)
     issuer = Text(required=True, max_length=100)
-    valid_from = fields.Date(required=True)
-    valid_until = fields.Date(required=True)
+    valid_from = Date(required=True)
+    valid_until = Date(required=True)
 
 
 class ProductUpdate(Schema):
@@ -48,11 +48,11 @@ class ProductUpdate(Schema):
     name = Text(max_length=100)
     description = Text(max_length=5000, min_length=0, multiline=True)
     category = Text(max_length=32)
-    unit = fields.String(validate=validate.OneOf(UNITS))
+    unit = Choice(UNITS)
     net_weight_g = BoundedInt(minimum=1, maximum=MAX_NET_WEIGHT_G)
     price_fen = PriceFen()
     county_code = RegionCode()
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = Choice(STATUSES)
     images = _images()
     platform_fee_bp = RateBp()
     store_commission_bp = RateBp()
@@ -68,11 +68,11 @@ class ProductCreate(ProductUpdate):
     name = Text(required=True, max_length=100)
     description = Text(load_default="", max_length=5000, min_length=0, multiline=True)
     category = Text(required=True, max_length=32)
-    unit = fields.String(required=True, validate=validate.OneOf(UNITS))
+    unit = Choice(UNITS, required=True)
     net_weight_g = BoundedInt(minimum=1, maximum=MAX_NET_WEIGHT_G, required=True)
     price_fen = PriceFen(required=True)
     county_code = RegionCode(required=True)
-    status = fields.String(load_default="draft", validate=validate.OneOf(STATUSES))
+    status = Choice(STATUSES, load_default="draft")
     images = _images(load_default=list)
     supplier_id = Id(load_default=None)
     certificate = fields.Nested(CertificateIn, load_default=None, allow_none=True)
@@ -89,7 +89,7 @@ class ProductQuery(PageQuery):
     max_price_fen = PriceFen(load_default=None, strict=False)
     certified = fields.Boolean(load_default=None)
     in_stock_at = Id(load_default=None, strict=False)
-    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    status = Choice(STATUSES, load_default=None)
     supplier_id = Id(load_default=None, strict=False)
 
 
@@ -98,8 +98,8 @@ class CertificateOut(Schema):
 
     number = fields.String()
     issuer = fields.String()
-    valid_from = fields.Date(allow_none=True)
-    valid_until = fields.Date()
+    valid_from = Date(allow_none=True)
+    valid_until = Date()
 
 
 class SupplierRef(Schema):
@@ -148,7 +148,7 @@ class ProductChangeOut(Schema):
     """One price or rate change."""
 
     id = fields.Integer()
-    field = fields.String(validate=validate.OneOf(HISTORY_FIELDS))
+    field = Choice(HISTORY_FIELDS)
     old_value = fields.Integer(allow_none=True)  # null: the starting value, set on creation
     new_value = fields.Integer()
     changed_by = fields.Integer(allow_none=True)
@@ -160,7 +160,7 @@ class LocationCreate(Schema):
 
     code = _code(required=True)
     name = Text(required=True, max_length=100)
-    kind = fields.String(required=True, validate=validate.OneOf(LOCATION_KINDS))
+    kind = Choice(LOCATION_KINDS, required=True)
     region_code = RegionCode(required=True)
 
 
@@ -177,7 +177,7 @@ class LocationOut(Schema):
 class LocationQuery(PageQuery):
     """Location list filters."""
 
-    kind = fields.String(load_default=None, validate=validate.OneOf(LOCATION_KINDS))
+    kind = Choice(LOCATION_KINDS, load_default=None)
 
 
 class StockOut(Schema):
@@ -205,8 +205,8 @@ class LotCreate(Schema):
 
     product_sku = _sku(required=True)
     lot_code = _code(required=True)
-    harvested_on = fields.Date(required=True)
-    packed_on = fields.Date(load_default=None)
+    harvested_on = Date(required=True)
+    packed_on = Date(load_default=None)
     village = Text(required=True, max_length=64)
     location_code = _code(required=True)
     contributions = fields.List(fields.Nested(ContributionIn), load_default=list,
@@ -238,8 +238,8 @@ class LotOut(Schema):
     lot_code = fields.String()
     trace_code = fields.String()
     sku = fields.String(attribute="product.sku")
-    harvested_on = fields.Date()
-    packed_on = fields.Date(allow_none=True)
+    harvested_on = Date()
+    packed_on = Date(allow_none=True)
     village = fields.String()
     quantity = fields.Integer()
     households = fields.Function(lambda lot: len(lot.contributions))
@@ -271,8 +271,8 @@ class TraceLot(Schema):
     """The lot behind a trace code."""
 
     code = fields.String()
-    harvested_on = fields.Date()
-    packed_on = fields.Date(allow_none=True)
+    harvested_on = Date()
+    packed_on = Date(allow_none=True)
     village = fields.String()
 
 

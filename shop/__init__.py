@@ -10,7 +10,8 @@ from flask import Flask, g, request
 
 from shop.bodies import json_body_problem
 from shop.config import exit_on_config_error, from_environ
-from shop.converters import IdConverter
+from shop.converters import CodeConverter, IdConverter
+from shop.devserver import RawUrlFix
 from shop.errors import error_response, register_error_handlers
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
 from shop.periodic import install_embedded_scheduler
@@ -28,9 +29,11 @@ def create_app(config: dict | None = None) -> Flask:
             return create_app({})
     app = Flask(__name__, instance_relative_config=True)
     app.url_map.converters["int"] = IdConverter  # before any route: every <int:…> is an id in 1 … 2³¹−1
+    app.url_map.converters["default"] = CodeConverter  # and every bare <name> a code in its one spelling
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(from_environ(app.instance_path))
     app.config.update(config or {})
+    app.wsgi_app = RawUrlFix(app.wsgi_app)
     trust_proxies(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False

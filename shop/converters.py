@@ -1,9 +1,11 @@
-"""URL converters: the app-wide `int` converter accepts only ids a row can have."""
+"""URL converters: `<int:…>` takes only ids a row can have; a bare `<name>` is a code in its one spelling."""
 from __future__ import annotations
 
-from werkzeug.routing import IntegerConverter, Map, ValidationError
+from werkzeug.routing import BaseConverter, IntegerConverter, Map, ValidationError
 
-from shop.fields import MAX_ID
+from shop.fields import MAX_ID, normalise_identifier
+
+MAX_CODE_LENGTH = 64  # longer than any SKU, region or trace code
 
 
 class IdConverter(IntegerConverter):
@@ -18,3 +20,15 @@ class IdConverter(IntegerConverter):
         if len(value) > len(str(self.max or MAX_ID)) + 1:
             raise ValidationError()
         return super().to_python(value)
+
+
+class CodeConverter(BaseConverter):
+    """A bare `<name>` in every route (SKUs, region and trace codes): one spelling, as `shop.fields` gives codes in
+    bodies and queries (NFKC, invisible characters removed, trimmed, upper case), so `／ｐ／ｚｊ-ｋｑｍ-１ｋｇ` is the
+    product `ZJ-KQM-1KG`; longer than any code, it does not match (404). Case-sensitive ids use `<string:…>`."""
+
+    def to_python(self, value: str) -> str:
+        """The code in its one spelling, or no match."""
+        if len(value) > MAX_CODE_LENGTH:
+            raise ValidationError()
+        return normalise_identifier(value, case="upper")

@@ -4,7 +4,8 @@ Two kinds of text come in. *Identifiers* (ID numbers, USCCs, bank accounts, regi
 codes, usernames, trace codes) must be unique or looked up, so every Unicode spelling of one
 identifier has to become the same string: NFKC folds full-width forms (`５１３４` → `5134`),
 invisible format characters (zero-width spaces, joiners, BOMs, soft hyphens) are removed, the
-ends are trimmed and a case rule per identifier applies. *Free text* (names, villages, reasons)
+ends are trimmed and a case rule per identifier applies; choices (lower case), dates and moments are read
+the same way before they are parsed, so `２０２６-０３-０１` is a date. *Free text* (names, villages, reasons)
 keeps its spelling but is trimmed, must contain something visible, may not hold control
 characters, and is length-bounded after trimming. Integers are strict and carry a realistic
 domain bound, so nothing beyond a column's range reaches the database.
@@ -137,3 +138,27 @@ def AmountFen(**kwargs) -> BoundedInt:  # noqa: N802
 def RateBp(**kwargs) -> BoundedInt:  # noqa: N802
     """A rate in basis points, 0 … 10000."""
     return BoundedInt(minimum=0, maximum=MAX_BP, **kwargs)
+
+
+def _folded(value: object) -> object:
+    """A string read as identifiers are (NFKC, invisible characters removed, trimmed), anything else as it is."""
+    return normalise_identifier(value[:256], case=None) if isinstance(value, str) else value
+
+
+def Choice(choices: tuple[str, ...], **kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
+    """One of `choices` (lower-case words), however the input spells it: `ＤＥＬＩＶＥＲＹ` is `delivery`."""
+    return Identifier(max_length=max(map(len, choices)), case="lower", validate=validate.OneOf(choices), **kwargs)
+
+
+class Date(fields.Date):
+    """An ISO date, its digits and dashes in any width."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(_folded(value), attr, data, **kwargs)
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """An ISO moment with its offset, its digits and signs in any width."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(_folded(value), attr, data, **kwargs)

@@ -5,9 +5,9 @@ fields; output schemas mask ID numbers and bank accounts unless the service reve
 """
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
-from shop.fields import MAX_BP, MAX_QUANTITY, BoundedInt, Id, Identifier, RateBp, Text
+from shop.fields import MAX_BP, MAX_QUANTITY, BoundedInt, Choice, Date, Id, Identifier, RateBp, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account, mask_id_number
@@ -64,7 +64,7 @@ class SupplierCreate(Schema):
     """An admin registers a supplier; without `agreement` it gets the platform's default rates."""
 
     name = Text(required=True, max_length=128)
-    kind = fields.String(required=True, validate=validate.OneOf(SUPPLIER_KINDS))
+    kind = Choice(SUPPLIER_KINDS, required=True)
     uscc = Identifier(required=True, max_length=24, case="upper", drop_separators=True)
     county_code = RegionCode(required=True)
     contact = Text(load_default=None, max_length=128)
@@ -76,7 +76,7 @@ class SupplierUpdate(Schema):
     """An admin edits or deactivates a supplier (its USCC and county stay); a new bank account needs a reason."""
 
     name = Text(max_length=128)
-    kind = fields.String(validate=validate.OneOf(SUPPLIER_KINDS))
+    kind = Choice(SUPPLIER_KINDS)
     contact = Text(allow_none=True, max_length=128)
     bank_account = BankAccount(allow_none=True)
     reason = Text(max_length=500)
@@ -102,7 +102,7 @@ class SupplierOut(Schema):
 class SupplierQuery(PageQuery):
     """Supplier list filters."""
 
-    kind = fields.String(load_default=None, validate=validate.OneOf(SUPPLIER_KINDS))
+    kind = Choice(SUPPLIER_KINDS, load_default=None)
     county_code = RegionCode(load_default=None)
     active = fields.Boolean(load_default=None)
 
@@ -117,7 +117,7 @@ class HouseholdCreate(Schema):
     village = Text(required=True, max_length=64)
     members = BoundedInt(required=True, minimum=1, maximum=99)
     bank_account = BankAccount(load_default=None)
-    consent_on = fields.Date(required=True)
+    consent_on = Date(required=True)
     consent_basis = Text(required=True, max_length=200)
 
 
@@ -129,7 +129,7 @@ class HouseholdUpdate(Schema):
     members = BoundedInt(minimum=1, maximum=99)
     bank_account = BankAccount(allow_none=True)
     reason = Text(max_length=500)
-    consent_on = fields.Date()
+    consent_on = Date()
     consent_basis = Text(max_length=200)
     active = fields.Boolean()
 
@@ -145,7 +145,7 @@ class HouseholdOut(Schema):
     village = fields.String()
     members = fields.Integer()
     bank_account = fields.Function(_shown_account, allow_none=True)
-    consent_on = fields.Date()
+    consent_on = Date()
     consent_basis = fields.String()
     active = fields.Boolean()
     registered_by_id = fields.Integer()
@@ -166,10 +166,10 @@ class BenefitLinkCreate(Schema):
 
     household_code = HouseholdCode(required=True)
     id_number = IdNumber(load_default=None)
-    kind = fields.String(required=True, validate=validate.OneOf(LINK_KINDS))
+    kind = Choice(LINK_KINDS, required=True)
     shares = BoundedInt(load_default=None, minimum=1, maximum=MAX_QUANTITY)
-    valid_from = fields.Date(required=True)
-    valid_until = fields.Date(load_default=None)
+    valid_from = Date(required=True)
+    valid_until = Date(load_default=None)
 
     @validates_schema
     def _shares_and_period(self, data, **kwargs):
@@ -188,7 +188,7 @@ class BenefitLinkCreate(Schema):
 class BenefitLinkEnd(Schema):
     """End a benefit link on a date (inclusive)."""
 
-    valid_until = fields.Date(required=True)
+    valid_until = Date(required=True)
 
 
 class BenefitLinkOut(Schema):
@@ -200,17 +200,17 @@ class BenefitLinkOut(Schema):
     household_code = fields.String()
     kind = fields.String()
     shares = fields.Integer(allow_none=True)
-    valid_from = fields.Date()
-    valid_until = fields.Date(allow_none=True)
+    valid_from = Date()
+    valid_until = Date(allow_none=True)
     created_at = fields.DateTime()
 
 
 class BenefitLinkQuery(PageQuery):
     """Benefit link list filters: kind, household, the day they are valid on."""
 
-    kind = fields.String(load_default=None, validate=validate.OneOf(LINK_KINDS))
+    kind = Choice(LINK_KINDS, load_default=None)
     household_id = Id(load_default=None, strict=False)
-    on = fields.Date(load_default=None)
+    on = Date(load_default=None)
 
 
 class RevealAuditOut(Schema):

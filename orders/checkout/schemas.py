@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.models import CHANNELS, ORDER_STATUSES
-from shop.fields import Id, Identifier, Quantity, Text
+from shop.fields import Choice, Date, Id, Identifier, Quantity, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 
@@ -34,7 +34,7 @@ class AddressIn(Schema):
 class OrderCreate(Schema):
     """A new online order: delivery (address, optional warehouse) or pickup at a store."""
 
-    channel = fields.String(required=True, validate=validate.OneOf(("delivery", "pickup")))
+    channel = Choice(("delivery", "pickup"), required=True)
     store_id = Id()
     warehouse_id = Id()
     address = fields.Nested(AddressIn)
@@ -77,8 +77,8 @@ class OrderQuery(PageQuery):
     """Filters of the order list (a consumer sees its own orders; staff name their store)."""
 
     store_id = Id(strict=False)
-    status = fields.String(validate=validate.OneOf(ORDER_STATUSES))
-    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    status = Choice(ORDER_STATUSES)
+    channel = Choice(CHANNELS)
 
 
 class OrderLineOut(Schema):
@@ -134,7 +134,7 @@ class OrderOut(Schema):
     created_at = fields.DateTime()
     expires_at = fields.DateTime(allow_none=True)
     paid_at = fields.DateTime(allow_none=True)
-    sale_date = fields.Date(allow_none=True)
+    sale_date = Date(allow_none=True)
     store = fields.Nested(StoreRef, allow_none=True)
     pickup_code = fields.Function(lambda v: v.pickup_code if v.viewer == "owner" else None)
     address = fields.Function(lambda v: v.address if v.viewer in ("owner", "admin") else None)

@@ -6,7 +6,7 @@ from datetime import UTC
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.checkout.schemas import OrderLineOut, OrderOut
-from shop.fields import AmountFen, Id, Identifier, PriceFen, Quantity
+from shop.fields import AmountFen, AwareDateTime, Choice, Date, Id, Identifier, PriceFen, Quantity
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 TRACE_CODE_PATTERN = r"^[A-Z0-9]{1,16}$"
@@ -32,7 +32,7 @@ class SaleLineIn(Schema):
 class SalePaymentIn(Schema):
     """How the customer paid: cash (with what was tendered) or card."""
 
-    method = fields.String(required=True, validate=validate.OneOf(("cash", "card")))
+    method = Choice(("cash", "card"), required=True)
     tendered_fen = AmountFen()
 
 
@@ -43,7 +43,7 @@ class CounterSaleCreate(Schema):
                         validate=validate.Length(min=1, max=MAX_SALE_LINES))
     payment = fields.Nested(SalePaymentIn, required=True)
     shift_id = Id(required=True)
-    client_created_at = fields.AwareDateTime(load_default=None)
+    client_created_at = AwareDateTime(load_default=None)
 
     @validates_schema
     def _offline_prices(self, data, **_):
@@ -90,8 +90,8 @@ class ReceiptOut(Schema):
 
     order_id = fields.Integer()
     store = fields.Nested(ReceiptStoreOut, allow_none=True)
-    time = fields.AwareDateTime()
-    sale_date = fields.Date()
+    time = AwareDateTime()
+    sale_date = Date()
     channel = fields.String()
     payment_method = fields.String()
     lines = fields.List(fields.Nested(ReceiptLineOut))
@@ -109,8 +109,8 @@ class PickupOut(Schema):
     channel = fields.String()
     status = fields.String()
     total_fen = fields.Integer()
-    created_at = fields.AwareDateTime()
-    paid_at = fields.AwareDateTime(allow_none=True)
+    created_at = AwareDateTime()
+    paid_at = AwareDateTime(allow_none=True)
     lines = fields.List(fields.Nested(OrderLineOut))
 
 
@@ -120,7 +120,7 @@ class CounterSaleOut(OrderOut):
     shift_id = fields.Integer()
     payment_method = fields.String()
     tendered_fen = fields.Integer(allow_none=True)
-    client_created_at = fields.AwareDateTime(allow_none=True)
+    client_created_at = AwareDateTime(allow_none=True)
     late_entry = fields.Boolean()
     change_fen = fields.Integer()
     receipt = fields.Nested(ReceiptOut)
@@ -137,10 +137,10 @@ class SaleConflictOut(Schema):
     message = fields.String()
     details = fields.Dict()
     sale = fields.Dict()
-    client_created_at = fields.AwareDateTime(allow_none=True)
+    client_created_at = AwareDateTime(allow_none=True)
     created_by = fields.Integer()
-    created_at = fields.AwareDateTime()
-    resolved_at = fields.AwareDateTime(allow_none=True)
+    created_at = AwareDateTime()
+    resolved_at = AwareDateTime(allow_none=True)
 
 
 class PickupCreate(Schema):

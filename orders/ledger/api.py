@@ -8,7 +8,7 @@ from orders.ledger import audit
 from orders.ledger.periods import PeriodQuery
 from orders.ledger.verify import verify_ledger
 from shop.auth.security import require_role
-from shop.fields import Identifier
+from shop.fields import Date, Identifier
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attribution ledger, for auditors")
@@ -53,7 +53,7 @@ class LedgerTransactionOut(Schema):
     outbox_event_id = fields.Integer(allow_none=True)
     order_id = fields.Integer(allow_none=True)
     order_line_id = fields.Integer(allow_none=True)
-    sale_date = fields.Date(allow_none=True)
+    sale_date = Date(allow_none=True)
     posted_at = fields.DateTime()
     memo = fields.String()
     prev_hash = fields.String(allow_none=True)
@@ -76,7 +76,7 @@ class LedgerLotOut(Schema):
     id = fields.Integer()
     lot_code = fields.String()
     supplier_id = fields.Integer()
-    harvested_on = fields.Date()
+    harvested_on = Date()
     contributions = fields.List(fields.Nested(LedgerContributionOut))
 
 
@@ -95,7 +95,7 @@ class LedgerAttributedOrderOut(Schema):
     id = fields.Integer()
     channel = fields.String()
     store_id = fields.Integer(allow_none=True)
-    sale_date = fields.Date(allow_none=True)
+    sale_date = Date(allow_none=True)
 
 
 class LedgerAttributedLineOut(Schema):

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from flask import Response
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from orders.ledger import reports
 from orders.ledger.periods import PeriodQuery
 from shop.auth.security import require_role
 from shop.db import commit
+from shop.fields import Choice, Date
 
 EXPORTS = {
     "csv": (reports.pairing_report_csv, "text/csv"),
@@ -21,7 +22,7 @@ blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Pairing 
 class PairingReportQuery(PeriodQuery):
     """The period and the format (`json`, `csv`, `xlsx`, or `svg`: a bar chart)."""
 
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "xlsx", "svg")))
+    format = Choice(("json", "csv", "xlsx", "svg"), load_default="json")
 
 
 class PairingRowOut(Schema):
@@ -51,8 +52,8 @@ class PairingReportOut(Schema):
     """The pairing report of a period, when it was computed and the time its rollups are fresh as of (every ledger
     transaction committed by then is included; null before the first refresh). Later refunds change it."""
 
-    from_date = fields.Date(data_key="from", allow_none=True)
-    to_date = fields.Date(data_key="to", allow_none=True)
+    from_date = Date(data_key="from", allow_none=True)
+    to_date = Date(data_key="to", allow_none=True)
     computed_at = fields.DateTime()
     fresh_as_of = fields.DateTime(allow_none=True)
     rows = fields.List(fields.Nested(PairingRowOut))
@@ -85,8 +86,8 @@ class DisclosureOut(Schema):
     """A county's public disclosure: per village, small villages merged, and the county total."""
 
     county = fields.Nested(CountyCodeOut)
-    from_date = fields.Date(data_key="from", allow_none=True)
-    to_date = fields.Date(data_key="to", allow_none=True)
+    from_date = Date(data_key="from", allow_none=True)
+    to_date = Date(data_key="to", allow_none=True)
     computed_at = fields.DateTime()
     villages = fields.List(fields.Nested(DisclosureVillageOut))
     other_villages = fields.Nested(DisclosureVillageOut, allow_none=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Response, render_template
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from orders.ledger import statements
 from orders.ledger.periods import PeriodQuery
 from shop.auth.security import current_user, require_role
+from shop.fields import Choice, Date
 
 blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_folder="templates",
                 description="Statements of households, suppliers and stores")
@@ -17,7 +18,7 @@ blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_fo
 class HouseholdStatementQuery(PeriodQuery):
     """The period, and `format=html` for the printable page."""
 
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "html")))
+    format = Choice(("json", "html"), load_default="json")
 
 
 class StatementEntryOut(Schema):
@@ -26,10 +27,10 @@ class StatementEntryOut(Schema):
     posting_id = fields.Integer()
     transaction_id = fields.Integer()
     kind = fields.String()
-    date = fields.Date()
+    date = Date()
     posted_at = fields.DateTime()
     order_id = fields.Integer(allow_none=True)
-    sale_date = fields.Date(allow_none=True)
+    sale_date = Date(allow_none=True)
     sku = fields.String(allow_none=True)
     product = fields.String(allow_none=True)
     lot_code = fields.String(allow_none=True)
@@ -60,8 +61,8 @@ class StatementOut(StatementBodyOut):
 
     party = fields.String()
     party_id = fields.Integer()
-    from_date = fields.Date(data_key="from", attribute="from", allow_none=True)
-    to_date = fields.Date(data_key="to", attribute="to", allow_none=True)
+    from_date = Date(data_key="from", attribute="from", allow_none=True)
+    to_date = Date(data_key="to", attribute="to", allow_none=True)
     accounts = fields.List(fields.String())
 
 

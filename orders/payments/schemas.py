@@ -1,7 +1,9 @@
 """Request and response schemas of the webhook acknowledgement and the sandbox confirm route."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
+
+from shop.fields import Choice
 
 OUTCOMES = ("succeeded", "failed")
 
@@ -15,7 +17,7 @@ class ReceivedOut(Schema):
 class SandboxConfirmIn(Schema):
     """How the sandbox payment ends: succeeded or failed."""
 
-    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    outcome = Choice(OUTCOMES, required=True)
 
 
 class PaymentStateOut(Schema):

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from catalog.schemas import CODE_ERROR, CODE_PATTERN, SKU_ERROR, SKU_PATTERN
 from orders.models import ADJUSTMENT_REASONS
-from shop.fields import MAX_QUANTITY, AmountFen, BoundedInt, Id, Identifier, Quantity, Text
+from shop.fields import MAX_QUANTITY, AmountFen, BoundedInt, Choice, Id, Identifier, Quantity, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account
@@ -196,7 +196,7 @@ class TransferOut(Schema):
 class TransferQuery(PageQuery):
     """Incoming transfer filters."""
 
-    status = fields.String(load_default=None, validate=validate.OneOf(("dispatched", "received")))
+    status = Choice(("dispatched", "received"), load_default=None)
 
 
 # --- adjustments --------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ class AdjustmentCreate(Schema):
     lot_id = Id(required=True)
     delta = BoundedInt(required=True, minimum=-MAX_QUANTITY, maximum=MAX_QUANTITY,
                        validate=validate.NoneOf((0,), error="Must not be 0."))
-    reason = fields.String(required=True, validate=validate.OneOf(ADJUSTMENT_REASONS))
+    reason = Choice(ADJUSTMENT_REASONS, required=True)
     note = Text(load_default=None, max_length=200)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from shop.auth.models import ROLES
-from shop.fields import Id, Identifier
+from shop.fields import Choice, Id, Identifier
 from shop.pagination import PageQuery
 
 USERNAME_MAX = 64  # users.username is String(64)
@@ -62,7 +62,7 @@ class UserCreate(Schema):
 
     username = Username(pattern=NO_SPACE_OR_CONTROL, required=True, validate=validate.Length(min=3))
     password = fields.String(required=True, validate=PASSWORD)
-    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    role = Choice(ROLES, required=True)
     store_id = Id(load_default=None, allow_none=True)
     supplier_id = Id(load_default=None, allow_none=True)
 
@@ -77,4 +77,4 @@ class UserUpdate(Schema):
 class UserQuery(PageQuery):
     """Filters of the user list."""
 
-    role = fields.String(load_default=None, validate=validate.OneOf(ROLES))
+    role = Choice(ROLES, load_default=None)

@@ -9,7 +9,6 @@ from marshmallow import Schema
 from shop.auth.security import require_role
 from shop.caching import cache_key, parsed_query, public_json
 from shop.db import commit
-from shop.fields import normalise_identifier
 from shop.pagination import page_schema
 from shop.regions import service
 from shop.regions.schemas import (
@@ -62,7 +61,7 @@ class Regions(MethodView):
 @blp.doc(security=[])
 def get_region(code):
     """Show a region."""
-    return service.get_region(normalise_identifier(code[:64], case="upper"))
+    return service.get_region(code)
 
 
 @blp.route("/pairings")

@@ -1,9 +1,9 @@
 """Schemas of regions and pairings."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
-from shop.fields import Identifier, Text
+from shop.fields import Choice, Date, Identifier, Text
 from shop.pagination import PageQuery
 from shop.regions.models import LEVELS, SIDES
 
@@ -30,7 +30,7 @@ class RegionOut(Schema):
 class RegionQuery(PageQuery):
     """Region list filters."""
 
-    level = fields.String(load_default=None, validate=validate.OneOf(LEVELS))
+    level = Choice(LEVELS, load_default=None)
     parent = RegionCode(load_default=None)
 
 
@@ -39,9 +39,9 @@ class RegionCreate(Schema):
 
     code = RegionCode(required=True)
     name = Text(required=True, max_length=64)
-    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    level = Choice(LEVELS, required=True)
     parent_code = RegionCode(load_default=None)
-    side = fields.String(load_default=None, validate=validate.OneOf(SIDES))
+    side = Choice(SIDES, load_default=None)
     note = Text(load_default=None, max_length=200)
 
 
@@ -59,8 +59,8 @@ class PairingOut(Schema):
     donor = fields.Nested(RegionRef)
     recipient = fields.Nested(RegionRef)
     program = fields.String()
-    valid_from = fields.Date()
-    valid_until = fields.Date(allow_none=True)
+    valid_from = Date()
+    valid_until = Date(allow_none=True)
     source = fields.String(allow_none=True)
 
 
@@ -69,7 +69,7 @@ class PairingQuery(PageQuery):
 
     donor = RegionCode(load_default=None)
     recipient = RegionCode(load_default=None)
-    on = fields.Date(load_default=None)
+    on = Date(load_default=None)
 
 
 class PairingCreate(Schema):
@@ -78,12 +78,12 @@ class PairingCreate(Schema):
     donor_code = RegionCode(required=True)
     recipient_code = RegionCode(required=True)
     program = Text(load_default="east-west cooperation", max_length=64)
-    valid_from = fields.Date(required=True)
-    valid_until = fields.Date(load_default=None)
+    valid_from = Date(required=True)
+    valid_until = Date(load_default=None)
     source = Text(load_default=None, max_length=200)
 
 
 class PairingEnd(Schema):
     """An admin ends a pairing."""
 
-    valid_until = fields.Date(required=True)
+    valid_until = Date(required=True)

@@ -12,7 +12,7 @@ from orders.ledger.payouts.models import BATCH_STATUSES, PARTIES
 from orders.ledger.periods import EARLIEST, LATEST
 from shop.auth.security import current_user, require_role
 from shop.db import commit
-from shop.fields import Id, Text
+from shop.fields import Choice, Date, Id, Text
 from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema
 
@@ -22,9 +22,9 @@ blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Payout b
 class PayoutBatchCreate(Schema):
     """Which party to pay (households: those of one supplier) and the cut-off date."""
 
-    party = fields.String(required=True, validate=validate.OneOf(PARTIES))
+    party = Choice(PARTIES, required=True)
     supplier_id = Id(load_default=None)
-    until = fields.Date(required=True, validate=validate.Range(min=EARLIEST, max=LATEST))
+    until = Date(required=True, validate=validate.Range(min=EARLIEST, max=LATEST))
 
     @validates_schema
     def _supplier_for_households(self, data, **kwargs):
@@ -38,15 +38,15 @@ class PayoutBatchCreate(Schema):
 class PayoutBatchQuery(PageQuery):
     """Batch list filters."""
 
-    party = fields.String(load_default=None, validate=validate.OneOf(PARTIES))
-    status = fields.String(load_default=None, validate=validate.OneOf(BATCH_STATUSES))
+    party = Choice(PARTIES, load_default=None)
+    status = Choice(BATCH_STATUSES, load_default=None)
     supplier_id = Id(load_default=None, strict=False)
 
 
 class PayoutBatchShowQuery(Schema):
     """`format=csv` for the bank file, with the `reason` the download is audited under."""
 
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+    format = Choice(("json", "csv"), load_default="json")
     reason = Text(max_length=200, load_default=None)
 
     @validates_schema
@@ -60,7 +60,7 @@ class SettlementIn(Schema):
     """A line's new status; a failed line may say why (the bank's return reason)."""
 
     line_id = Id(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(("paid", "failed")))
+    status = Choice(("paid", "failed"), required=True)
     reason = Text(max_length=200, load_default=None)
 
     @validates_schema
@@ -127,7 +127,7 @@ class PayoutBatchOut(Schema):
     id = fields.Integer()
     party = fields.String()
     supplier_id = fields.Integer(allow_none=True)
-    until = fields.Date()
+    until = Date()
     status = fields.String()
     progress = fields.Nested(PayoutProgressOut)
     total_fen = fields.Integer()

@@ -1,0 +1,110 @@
+"""One spelling for what names a thing: codes in URL paths (under the test client, the development server and
+gunicorn alike), choices and dates in queries and bodies, in any width."""
+from __future__ import annotations
+
+import socket
+import threading
+import unicodedata
+from urllib.parse import quote
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.test import EnvironBuilder
+
+from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.orders.checkout.conftest import delivery_body, make_world
+
+
+def full_width(text: str) -> str:
+    """`text` in full-width forms (ASCII letters, digits and dashes), lower-cased, as an IME types it."""
+    return "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in text.lower())
+
+
+@pytest.fixture
+def lot(app):
+    """A product with one lot; its SKU and trace code."""
+    product = ProductFactory(county_code="513431")
+    lot = make_lot(product, LocationFactory(), quantity=3)
+    db.session.commit()
+    return product.sku, lot.trace_code
+
+
+@pytest.mark.parametrize("spell", [full_width, str.lower, lambda code: f"\u200b{code}\u00ad", lambda code: f" {code} "],
+                         ids=["full-width", "lower-case", "invisible characters", "spaces"])
+def test_every_code_in_a_path_is_found_however_it_is_spelled(client, lot, spell):
+    sku, trace_code = lot
+    assert unicodedata.normalize("NFKC", full_width(sku)) == sku.lower()  # the spelling really differs
+    paths = {f"/api/v1/products/{spell(sku)}": "sku", f"/api/v1/trace/{spell(trace_code)}": "trace_code",
+             f"/api/v1/regions/{spell('513431')}": "code", f"/api/v1/disclosure/counties/{spell('513431')}": "county"}
+    for path, field in paths.items():
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.json)
+        found = response.json[field]
+        assert (found["code"] if field == "county" else found) in (sku, trace_code, "513431")
+    page = client.get(f"/p/{spell(sku)}")
+    assert page.status_code == 200 and sku in page.get_data(as_text=True)
+
+
+def test_a_code_longer_than_any_is_not_found(client):
+    response = client.get("/api/v1/regions/" + "5" * 65)
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+
+
+def _raw_get(port: int, target: str) -> tuple[int, str]:
+    """GET `target` sent as raw UTF-8 bytes (not percent-encoded, as `curl '…/５１３４３１'` sends it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(f"GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def test_the_development_server_reads_raw_utf8_in_paths_and_queries(app, lot):
+    sku, _ = lot
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, body = _raw_get(server.server_port, "/api/v1/regions/５１３４３１")
+        assert status == 200 and "昭觉县" in body
+        status, body = _raw_get(server.server_port, "/api/v1/regions?level=county&parent=５１３４００&limit=100")
+        assert status == 200 and "昭觉县" in body
+        # upper-case full-width: Python's HTTP server splits the request line at the bytes 0x85 and 0xA0 (which
+        # `ｅ`, `－` and others hold), before the app sees it
+        status, body = _raw_get(server.server_port, f"/api/v1/products/{full_width(sku).upper().replace('－', '-')}")
+        assert status == 200 and sku in body
+        status, body = _raw_get(server.server_port, "/api/v1/regions/" + quote("５１３４３１"))
+        assert status == 200 and "昭觉县" in body  # percent-encoded, as browsers send it: unchanged
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_production_server_environ_is_left_as_it_came(app):
+    environ = EnvironBuilder(path="/api/v1/regions/５１３４３１").get_environ()
+    environ.update(SERVER_SOFTWARE="gunicorn/23.0.0", RAW_URI="/api/v1/regions/５１３４３１".encode().decode("latin-1"))
+    before = dict(environ)
+    status = []
+    body = b"".join(app.wsgi_app(environ, lambda code, headers, exc_info=None: status.append(code)))
+    assert status == ["200 OK"] and "昭觉县" in body.decode()
+    assert environ["PATH_INFO"] == before["PATH_INFO"] and environ["QUERY_STRING"] == before["QUERY_STRING"]
+
+
+def test_choices_and_dates_in_a_query_read_in_any_width(client):
+    pairings = client.get("/api/v1/pairings?donor=440606&on=2026-03-01")
+    typed = client.get("/api/v1/pairings?donor=４４０６０６&on=２０２６－０３－０１")
+    assert typed.status_code == 200 and typed.json == pairings.json and len(pairings.json["items"]) == 3
+    counties = client.get("/api/v1/regions?level=county&parent=513400&limit=100")
+    assert client.get("/api/v1/regions?level=ＣＯＵＮＴＹ&parent=513400&limit=100").json == counties.json
+    wrong = client.get("/api/v1/regions?level=ｔｏｗｎ")
+    assert wrong.status_code == 422 and "level" in wrong.json["error"]["details"]
+    assert client.get("/api/v1/pairings?on=２０２６－１３－０１").status_code == 422
+
+
+def test_a_choice_in_a_body_reads_in_any_width(client, login):
+    world = make_world()
+    body = delivery_body((world["a"].sku, 1), channel=" ＤＥＬＩＶＥＲＹ")
+    created = client.post("/api/v1/orders", json=body, headers=login("consumer"))
+    assert created.status_code == 201 and created.json["channel"] == "delivery"
