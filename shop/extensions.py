@@ -7,12 +7,14 @@ from flask_limiter import Limiter
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shop.converters import MAX_CODE_LENGTH, CodeConverter
 from shop.db import db
 from shop.errors import ApiWithErrors
 
 migrate = Migrate(compare_type=True, render_as_batch=True)
 cache = Cache()
 api = ApiWithErrors()
+api.register_converter(CodeConverter, lambda _: {"type": "string", "minLength": 1, "maxLength": MAX_CODE_LENGTH})
 
 
 def _client_address() -> str:

@@ -46,9 +46,12 @@ def test_every_code_in_a_path_is_found_however_it_is_spelled(client, lot, spell)
     assert page.status_code == 200 and sku in page.get_data(as_text=True)
 
 
-def test_a_code_longer_than_any_is_not_found(client):
+def test_a_code_longer_than_any_is_not_found_and_the_document_says_so(client):
     response = client.get("/api/v1/regions/" + "5" * 65)
     assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    assert paths["/api/v1/products/{sku}"]["parameters"][0]["schema"] == {"type": "string", "minLength": 1,
+                                                                          "maxLength": 64}
 
 
 def _raw_get(port: int, target: str) -> tuple[int, str]:
