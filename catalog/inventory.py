@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.util import identity_key
 
+from catalog.errors import CatalogCode
 from catalog.models import Location, Lot, LotContribution, Product, Stock
 from catalog.service import get_product, today
 from shop.auth.models import User
@@ -31,6 +32,7 @@ from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.service import get_region
 from suppliers import service as suppliers
+from suppliers.errors import SupplierCode
 
 TRACE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 TRACE_LENGTH = 10
@@ -61,7 +63,7 @@ def create_location(*, code: str, name: str, kind: str, region_code: str) -> Loc
     """Add a stock location (warehouse or store back room)."""
     get_region(region_code)
     if db.session.scalar(select(Location.id).where(Location.code == code)) is not None:
-        raise Conflict(f"Location code {code} is taken.", code="location_code_taken", details={"code": code})
+        raise Conflict(f"Location code {code} is taken.", code=CatalogCode.LOCATION_CODE_TAKEN, details={"code": code})
     location = Location(code=code, name=name, kind=kind, region_code=region_code)
     db.session.add(location)
     db.session.flush()
@@ -72,7 +74,7 @@ def get_location(location_id: int) -> Location:
     """The location with `location_id`, or `NotFound`."""
     location = db.session.get(Location, location_id)
     if location is None:
-        raise NotFound(f"No location {location_id}.", code="location_not_found")
+        raise NotFound(f"No location {location_id}.", code=CatalogCode.LOCATION_NOT_FOUND)
     return location
 
 
@@ -148,7 +150,7 @@ def _resolve_contributions(*, supplier_id: int, harvested_on: date,
     if errors:
         codes = sorted({contributions[int(i)]["household_code"] for i in errors})
         raise ValidationError(f"Contributions not accepted for household(s) {', '.join(codes)}.",
-                              code="household_not_linked", details={"contributions": errors})
+                              code=CatalogCode.HOUSEHOLD_NOT_LINKED, details={"contributions": errors})
     return resolved
 
 
@@ -162,7 +164,7 @@ def add_lot(*, product: Product, location: Location, lot_code: str, harvested_on
                               details={"contributions": ["Give contributions, or a quantity without them."]})
     _check_dates(harvested_on, packed_on)
     if lot_code_taken(supplier_id=product.supplier_id, lot_code=lot_code):
-        raise Conflict(f"Lot code {lot_code} is already used by this supplier.", code="lot_code_taken",
+        raise Conflict(f"Lot code {lot_code} is already used by this supplier.", code=CatalogCode.LOT_CODE_TAKEN,
                        details={"lot_code": lot_code})
     resolved = _resolve_contributions(supplier_id=product.supplier_id, harvested_on=harvested_on,
                                       contributions=contributions)
@@ -185,7 +187,7 @@ def create_lot(*, actor: User, product_sku: str, location_code: str, quantity: i
     """Create a lot from the API: co-ops for their own products, admins also with an explicit quantity."""
     product = get_product(sku=product_sku, actor=actor)
     if actor.role == "coop" and product.supplier_id != actor.supplier_id:
-        raise NotFound(f"No product {product_sku}.", code="product_not_found")
+        raise NotFound(f"No product {product_sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     if quantity is not None and actor.role != "admin":
         raise ValidationError("Only an admin may give a quantity without contributions.",
                               details={"quantity": ["Unknown field."]})
@@ -204,7 +206,7 @@ def get_lot(*, lot_id: int, actor: User) -> Lot:
     """A lot the actor may see, or `NotFound`."""
     lot = db.session.get(Lot, lot_id)
     if not _lot_in_scope(lot, actor):
-        raise NotFound(f"No lot {lot_id}.", code="lot_not_found")
+        raise NotFound(f"No lot {lot_id}.", code=CatalogCode.LOT_NOT_FOUND)
     return lot
 
 
@@ -216,7 +218,7 @@ def find_lot_by_trace_code(trace_code: str) -> Lot | None:
 def list_supplier_lots(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
     """A page of a supplier's lots (by id), with their live stock per location."""
     if actor.role == "coop" and actor.supplier_id != supplier_id:
-        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+        raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     suppliers.get_supplier(supplier_id)
     query = (select(Lot).where(Lot.supplier_id == supplier_id)
              .options(selectinload(Lot.contributions), selectinload(Lot.stock_rows), joinedload(Lot.product)))
@@ -231,7 +233,7 @@ def receive(*, location_id: int, lot_id: int, quantity: int) -> None:
         raise ValidationError("The quantity must be positive.", details={"quantity": ["Must be positive."]})
     product_id = db.session.scalar(select(Lot.product_id).where(Lot.id == lot_id))
     if product_id is None:
-        raise NotFound(f"No lot {lot_id}.", code="lot_not_found")
+        raise NotFound(f"No lot {lot_id}.", code=CatalogCode.LOT_NOT_FOUND)
     insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = insert(Stock).values(location_id=location_id, lot_id=lot_id, product_id=product_id,
                                      on_hand=quantity, reserved=0)
@@ -296,7 +298,7 @@ def _change(row: Row, *, on_hand: int = 0, reserved: int = 0) -> None:
     changed = db.session.execute(_CHANGE, {"stock_id": row.id, "d_on_hand": on_hand, "d_reserved": reserved}).rowcount
     _expire_loaded(row.id)
     if changed != 1:
-        raise Conflict("Not enough stock at this location.", code="insufficient_stock",
+        raise Conflict("Not enough stock at this location.", code=CatalogCode.INSUFFICIENT_STOCK,
                        details={"location_id": row.location_id, "lot_id": row.lot_id})
 
 
@@ -339,7 +341,7 @@ def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple
                  & (Stock.on_hand > Stock.reserved))
     plans, short = _choose(rows, lines)
     if short:
-        raise Conflict("Not enough stock at this location.", code="insufficient_stock",
+        raise Conflict("Not enough stock at this location.", code=CatalogCode.INSUFFICIENT_STOCK,
                        details={"location_id": location_id, "lines": short})
     return plans
 
@@ -381,7 +383,7 @@ def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int,
             return location_id, portions
         if len(short) < len(closest):
             closest = short
-    raise Conflict(f"No {kind} can fill every line.", code="insufficient_stock", details={"lines": closest})
+    raise Conflict(f"No {kind} can fill every line.", code=CatalogCode.INSUFFICIENT_STOCK, details={"lines": closest})
 
 
 def reserve(*, location_id: int, product_id: int, quantity: int, lot_id: int | None = None) -> list[Portion]:
@@ -415,7 +417,7 @@ def _needed(portions: Sequence[Portion]) -> dict[tuple[int, int], int]:
 
 def _not_held(missing: dict[tuple[int, int], int]) -> Conflict:
     """`reservation_not_held` naming the portions whose units are not reserved."""
-    return Conflict("These units are not reserved.", code="reservation_not_held",
+    return Conflict("These units are not reserved.", code=CatalogCode.RESERVATION_NOT_HELD,
                     details={"portions": [{"location_id": location_id, "lot_id": lot_id, "quantity": qty}
                                           for (location_id, lot_id), qty in missing.items()]})
 
@@ -462,10 +464,10 @@ def adjust(*, location_id: int, lot_id: int, delta: int) -> None:
         return
     rows = _lock((Stock.location_id == location_id) & (Stock.lot_id == lot_id))
     if not rows and db.session.get(Lot, lot_id) is None:
-        raise NotFound(f"No lot {lot_id}.", code="lot_not_found")
+        raise NotFound(f"No lot {lot_id}.", code=CatalogCode.LOT_NOT_FOUND)
     if not rows or rows[0][0].available < -delta:
         held = rows[0][0] if rows else None
-        raise Conflict("The adjustment would take stock below what is reserved.", code="below_reserved",
+        raise Conflict("The adjustment would take stock below what is reserved.", code=CatalogCode.BELOW_RESERVED,
                        details={"on_hand": held.on_hand if held else 0, "reserved": held.reserved if held else 0,
                                 "delta": delta})
     _change(rows[0][0], on_hand=delta)

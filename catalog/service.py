@@ -9,6 +9,7 @@ from pypinyin import Style, lazy_pinyin
 from sqlalchemy import select, update
 
 from catalog import queries
+from catalog.errors import CatalogCode
 from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange
 from catalog.schemas import SKU_PATTERN
 from shop.auth.models import User
@@ -106,7 +107,7 @@ def get_product(*, sku: str, actor: User | None = None) -> Product:
     """The product with `sku` that `actor` may see, or `NotFound`."""
     product = _find_by_sku(sku)
     if product is None or (product.status != "active" and not _may_see_unpublished(actor, product)):
-        raise NotFound(f"No product {sku}.", code="product_not_found")
+        raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     return product
 
 
@@ -114,7 +115,7 @@ def _editable_product(*, sku: str, actor: User) -> Product:
     """The product `actor` may edit: admins any, co-ops their own supplier's (404 otherwise)."""
     product = _find_by_sku(sku)
     if product is None or (actor.role == "coop" and actor.supplier_id != product.supplier_id):
-        raise NotFound(f"No product {sku}.", code="product_not_found")
+        raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     return product
 
 
@@ -123,7 +124,7 @@ def show_product(*, sku: str, actor: User | None) -> dict:
     code = _sku_code(sku)
     rows = queries.product_with_stock(code) if code else []
     if not rows or (rows[0].status != "active" and not _may_see_unpublished(actor, rows[0])):
-        raise NotFound(f"No product {sku}.", code="product_not_found")
+        raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     stock = [{"location_id": row.location_id, "available": int(row.available)}
              for row in rows if row.location_id is not None]
     return {**row_view(rows[0], on=today()), "stock": stock}
@@ -177,7 +178,7 @@ def _check_rates(values: dict) -> None:
     total = sum(values[name] for name in RATE_FIELDS)
     if total > 10000:
         message = f"The rates add up to {total} bp; at most 10000."
-        raise ValidationError("The agreement rates exceed 100%.", code="invalid_rates",
+        raise ValidationError("The agreement rates exceed 100%.", code=CatalogCode.INVALID_RATES,
                               details={name: [message] for name in RATE_FIELDS})
 
 
@@ -211,10 +212,10 @@ def _check_coop_may(actor: User, changes: dict, *, product: Product | None = Non
         return
     sent = sorted(name for name in RATE_FIELDS if name in changes)
     if sent:
-        raise Forbidden("Agreement rates are set by the platform's admins only.", code="rates_admin_only",
+        raise Forbidden("Agreement rates are set by the platform's admins only.", code=CatalogCode.RATES_ADMIN_ONLY,
                         details={name: ["Only an admin may set agreement rates."] for name in sent})
     if changes.get("status") == "active" and (product is None or product.status != "active"):
-        raise Forbidden("Only an admin may put a product on sale.", code="activation_admin_only",
+        raise Forbidden("Only an admin may put a product on sale.", code=CatalogCode.ACTIVATION_ADMIN_ONLY,
                         details={"status": ["Only an admin may set status active."]})
 
 
@@ -247,7 +248,7 @@ def create_product(*, actor: User, supplier_id: int | None = None, certificate: 
     _check_county(values["county_code"])
     _check_certificate(values)
     if db.session.scalar(select(Product.id).where(Product.sku == values["sku"])) is not None:
-        raise Conflict(f"SKU {values['sku']} is taken.", code="sku_taken", details={"sku": values["sku"]})
+        raise Conflict(f"SKU {values['sku']} is taken.", code=CatalogCode.SKU_TAKEN, details={"sku": values["sku"]})
     full, initials = pinyin_keys(values["name"])
     product = Product(supplier_id=supplier_id, name_pinyin=full, name_initials=initials, **values)
     db.session.add(product)

@@ -6,6 +6,7 @@ import re
 from flask import Blueprint, render_template, url_for
 
 from catalog import queries
+from catalog.errors import CatalogCode
 from catalog.schemas import TraceProduct
 from catalog.service import row_view, today
 from shop.errors import NotFound
@@ -33,7 +34,8 @@ def trace(*, trace_code: str) -> dict:
     code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else ""
     rows = queries.lot_trace(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else []
     if not rows:
-        raise NotFound(f"No lot with trace code {trace_code[:MAX_TRACE_CODE_INPUT]}.", code="trace_code_not_found")
+        raise NotFound(f"No lot with trace code {trace_code[:MAX_TRACE_CODE_INPUT]}.",
+                       code=CatalogCode.TRACE_CODE_NOT_FOUND)
     row = rows[0]
     product = row_view(row, on=today())
     households = _households(rows)

@@ -22,6 +22,7 @@ from flask import current_app
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from catalog.errors import CatalogCode
 from catalog.inventory import new_trace_code, receive
 from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product
 from catalog.service import today
@@ -29,11 +30,12 @@ from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
 from catalog.upload_messages import messages
 from shop.auth.models import User
 from shop.db import after_commit, among, db, utcnow
-from shop.errors import AppError, NotFound
+from shop.errors import AppError, NotFound, ShopCode
 from shop.extensions import cache
 from shop.fields import MAX_QUANTITY
 from shop.pagination import paginate
 from suppliers import service as suppliers
+from suppliers.errors import SupplierCode
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +65,13 @@ def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: 
     """Store a file for import and (unless the caller imports it itself) queue its task after commit;
     (upload, created). The same bytes while an earlier upload of them is live return that upload."""
     if actor is not None and actor.role == "coop" and actor.supplier_id != supplier_id:
-        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+        raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     suppliers.get_supplier(supplier_id)
     if len(data) > max_bytes:
-        raise AppError(f"The file is larger than the limit of {max_bytes} bytes.", code="payload_too_large",
+        raise AppError(f"The file is larger than the limit of {max_bytes} bytes.", code=ShopCode.PAYLOAD_TOO_LARGE,
                        status=413, details={"limit_bytes": max_bytes})
     if not data:
-        raise AppError("The file is empty.", code="validation_error", status=422,
+        raise AppError("The file is empty.", code=ShopCode.VALIDATION_ERROR, status=422,
                        details={"file": ["The file is empty."]})
     digest = hashlib.sha256(data).hexdigest()
     existing = _live_upload(supplier_id, digest)
@@ -145,7 +147,7 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
     """An upload in the actor's scope as shown to its owner, with live progress while it is processing."""
     upload = db.session.get(InventoryUpload, upload_id)
     if not _in_scope(upload, actor):
-        raise NotFound(f"No inventory upload {upload_id}.", code="upload_not_found")
+        raise NotFound(f"No inventory upload {upload_id}.", code=CatalogCode.UPLOAD_NOT_FOUND)
     shown = {column: getattr(upload, column) for column in SHOWN_COLUMNS}
     if upload.status == "processing":
         live = cache.get(_progress_key(upload.id))
@@ -157,7 +159,7 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
 def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
     """A page of a supplier's uploads, newest first."""
     if actor.role == "coop" and actor.supplier_id != supplier_id:
-        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+        raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     query = select(InventoryUpload).where(InventoryUpload.supplier_id == supplier_id)
     return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor, newest_first=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import joinedload
 
+from orders.errors import OrderCode
 from orders.models import Order, OrderLine
 from shop.db import db
 from shop.errors import NotFound
@@ -26,5 +27,5 @@ def lock_order(order_id: int) -> Order:
         db.session.execute(text("UPDATE orders SET id = id WHERE id = :id"), {"id": order_id})
     order = db.session.scalars(_LOCKED_ORDER, {"order_id": order_id}).unique().first()
     if order is None:
-        raise NotFound(f"No order {order_id}.", code="order_not_found")
+        raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
     return order

@@ -1,6 +1,7 @@
 """The order state machine: one table of allowed transitions; every transition is recorded."""
 from __future__ import annotations
 
+from orders.errors import OrderCode
 from orders.models import Order, OrderTransition
 from shop.db import insert_new
 from shop.errors import Conflict
@@ -26,7 +27,7 @@ def transition(order: Order, to: str, *, actor_id: int | None, reason: str | Non
     """Move `order` to status `to` (written by the session's next flush) and record who did it (written now;
     `invalid_transition` 409 if the table forbids it)."""
     if not can_transition(order, to):
-        raise Conflict(f"Order {order.id} cannot go from {order.status} to {to}.", code="invalid_transition",
+        raise Conflict(f"Order {order.id} cannot go from {order.status} to {to}.", code=OrderCode.INVALID_TRANSITION,
                        details={"status": order.status, "to": to})
     record = OrderTransition(order_id=order.id, from_status=order.status, to_status=to, actor_id=actor_id,
                              reason=reason)

@@ -12,7 +12,7 @@ from shop.bodies import json_body_problem
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import CodeConverter, IdConverter
 from shop.devserver import RawUrlFix
-from shop.errors import error_response, register_error_handlers
+from shop.errors import ShopCode, error_response, register_error_handlers
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
 from shop.periodic import install_embedded_scheduler
 from shop.worker import celery_init_app
@@ -79,14 +79,14 @@ def _install_request_hooks(app: Flask) -> None:
         if (request.path.startswith("/api/") and request.method in JSON_BODY_METHODS
                 and request.content_length and request.mimetype not in ACCEPTED_BODY_TYPES
                 and not request.path.endswith("/webhook")):
-            return error_response(415, "unsupported_media_type",
+            return error_response(415, ShopCode.UNSUPPORTED_MEDIA_TYPE,
                                   "Send the body as application/json (or multipart/form-data for uploads).",
                                   {"content_type": request.mimetype})
         if (request.path.startswith("/api/") and request.method in JSON_BODY_METHODS and request.is_json
                 and request.content_length and not request.path.endswith("/webhook")):
             problem = json_body_problem(request.get_data(cache=True))
             if problem:
-                return error_response(400, "bad_request", f"The JSON body is malformed: {problem}.")
+                return error_response(400, ShopCode.BAD_REQUEST, f"The JSON body is malformed: {problem}.")
         return None
 
     @app.after_request

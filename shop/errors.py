@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
 
 from flask import Flask, g, jsonify, request
@@ -14,19 +15,53 @@ from shop.db import db
 
 log = logging.getLogger(__name__)
 
+
+class ShopCode(StrEnum):
+    """The snake_case codes of the shell: per HTTP status, and of auth, idempotency, regions and pagination."""
+
+    BAD_REQUEST = "bad_request"
+    CONFLICT = "conflict"
+    FORBIDDEN = "forbidden"
+    IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency_key_in_progress"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    INTERNAL_ERROR = "internal_error"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    INVALID_CURSOR = "invalid_cursor"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    INVALID_TOKEN = "invalid_token"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    MISSING_TOKEN = "missing_token"
+    NOT_FOUND = "not_found"
+    PAIRING_NOT_FOUND = "pairing_not_found"
+    PAIRING_OVERLAPS = "pairing_overlaps"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RATE_LIMITED = "rate_limited"
+    REGION_EXISTS = "region_exists"
+    REGION_NOT_FOUND = "region_not_found"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    TOKEN_EXPIRED = "token_expired"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    UNAUTHORIZED = "unauthorized"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    USER_NOT_FOUND = "user_not_found"
+    USERNAME_TAKEN = "username_taken"
+    VALIDATION_ERROR = "validation_error"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+
+
 HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-    500: "internal_error",
-    503: "service_unavailable",
+    400: ShopCode.BAD_REQUEST,
+    401: ShopCode.UNAUTHORIZED,
+    403: ShopCode.FORBIDDEN,
+    404: ShopCode.NOT_FOUND,
+    405: ShopCode.METHOD_NOT_ALLOWED,
+    409: ShopCode.CONFLICT,
+    413: ShopCode.PAYLOAD_TOO_LARGE,
+    415: ShopCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ShopCode.VALIDATION_ERROR,
+    429: ShopCode.RATE_LIMITED,
+    500: ShopCode.INTERNAL_ERROR,
+    503: ShopCode.SERVICE_UNAVAILABLE,
 }
 
 
@@ -34,7 +69,7 @@ class AppError(Exception):
     """A domain error: a snake_case code, an HTTP status and a human message."""
 
     status = 400
-    code = "bad_request"
+    code = ShopCode.BAD_REQUEST
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
                  details: dict[str, Any] | None = None):
@@ -48,31 +83,31 @@ class AppError(Exception):
 class NotFound(AppError):
     """The object does not exist or lies outside the caller's scope."""
 
-    status, code = 404, "not_found"
+    status, code = 404, ShopCode.NOT_FOUND
 
 
 class Conflict(AppError):
     """The request conflicts with the current state (stock, state, idempotency reuse)."""
 
-    status, code = 409, "conflict"
+    status, code = 409, ShopCode.CONFLICT
 
 
 class Unauthorized(AppError):
     """No valid credentials were presented."""
 
-    status, code = 401, "unauthorized"
+    status, code = 401, ShopCode.UNAUTHORIZED
 
 
 class Forbidden(AppError):
     """The caller's role may not do this."""
 
-    status, code = 403, "forbidden"
+    status, code = 403, ShopCode.FORBIDDEN
 
 
 class ValidationError(AppError):
     """A business-rule validation failure; `details` maps field → messages."""
 
-    status, code = 422, "validation_error"
+    status, code = 422, ShopCode.VALIDATION_ERROR
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None):
@@ -174,7 +209,7 @@ def register_error_handlers(app: Flask) -> None:
     def _integrity(exc: IntegrityError):
         db.session.rollback()
         log.info("integrity conflict request_id=%s: %s", g.get("request_id"), exc.orig.__class__.__name__)
-        return error_response(409, "conflict", "The request conflicts with existing data.")
+        return error_response(409, ShopCode.CONFLICT, "The request conflicts with existing data.")
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
@@ -182,20 +217,20 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         log.info("value out of range request_id=%s: %s", g.get("request_id"),
                  getattr(exc, "orig", exc).__class__.__name__)
-        return error_response(422, "value_out_of_range",
+        return error_response(422, ShopCode.VALUE_OUT_OF_RANGE,
                               "A value is outside the range the service can store.")
 
     @app.errorhandler(OperationalError)
     def _unavailable(exc: OperationalError):
         db.session.rollback()
         log.exception("database unavailable request_id=%s", g.get("request_id"))
-        return error_response(503, "service_unavailable", "The database is unavailable; try again.",
+        return error_response(503, ShopCode.SERVICE_UNAVAILABLE, "The database is unavailable; try again.",
                               {"request_id": g.get("request_id")})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         db.session.rollback()
         log.exception("unhandled error request_id=%s path=%s", g.get("request_id"), request.path)
-        return error_response(500, "internal_error",
+        return error_response(500, ShopCode.INTERNAL_ERROR,
                               "An unexpected error occurred; it has been logged.",
                               {"request_id": g.get("request_id")})

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shop.auth.security import current_user
 from shop.db import UTCDateTime, db, defer_commit, utcnow
-from shop.errors import AppError, Conflict
+from shop.errors import AppError, Conflict, ShopCode
 
 HEADER = "Idempotency-Key"
 IN_PROGRESS_WAIT_SECONDS = 10.0  # how long a retry waits for a two-phase write (`commit_now`) to finish
@@ -61,7 +61,7 @@ def _fingerprint() -> str:
 def _replay(record: IdempotencyKey, fingerprint: str):
     """The stored response of an earlier request with this key, if it was the same request."""
     if record.request_hash != fingerprint:
-        raise Conflict("This Idempotency-Key was used for a different request.", code="idempotency_key_reused")
+        raise Conflict("This Idempotency-Key was used for a different request.", code=ShopCode.IDEMPOTENCY_KEY_REUSED)
     response = current_app.response_class(record.response_body, status=record.status_code,
                                           mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
@@ -101,7 +101,7 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
             return view(*args, **kwargs)
         if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
             raise AppError("The Idempotency-Key must have 1 to 255 printable ASCII characters.",
-                           code="invalid_idempotency_key")
+                           code=ShopCode.INVALID_IDEMPOTENCY_KEY)
         owner, fingerprint = scope(**kwargs), _fingerprint()
         deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
         while True:
@@ -113,7 +113,7 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
                     return _replay(record, fingerprint)
                 if time.monotonic() > deadline:
                     raise Conflict("A request with this Idempotency-Key is still being processed; retry later.",
-                                   code="idempotency_key_in_progress")
+                                   code=ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS)
                 db.session.rollback()
                 time.sleep(IN_PROGRESS_POLL_SECONDS)
                 continue

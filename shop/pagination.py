@@ -16,7 +16,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import BigInteger, Integer, Select, String, tuple_
 
 from shop.db import db
-from shop.errors import AppError
+from shop.errors import AppError, ShopCode
 from shop.fields import BoundedInt
 
 MAX_CURSOR_LENGTH = 512
@@ -33,7 +33,7 @@ class PageQuery(Schema):
 class InvalidCursor(AppError):
     """The cursor was not issued by this list (forged, truncated, edited or from another list)."""
 
-    status, code = 400, "invalid_cursor"
+    status, code = 400, ShopCode.INVALID_CURSOR
 
     def __init__(self):
         super().__init__("The cursor is not valid.", details={"cursor": ["Not a cursor issued by this list."]})

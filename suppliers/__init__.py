@@ -8,6 +8,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from suppliers.errors import SupplierCode
+
 cli = AppGroup("suppliers", help="Suppliers and households.")
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def _check_hash_key_once(app: Flask):
         check_hash_key()
     except ConfigError as error:
         log.error("%s", error)
-        return error_response(503, "hash_key_mismatch", str(error))
+        return error_response(503, SupplierCode.HASH_KEY_MISMATCH, str(error))
     app.extensions["suppliers.hash_key_checked"] = True
     return None
 

@@ -16,6 +16,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 
 from shop.errors import ValidationError
 from shop.fields import normalise_identifier
+from suppliers.errors import SupplierCode
 
 BANK_ACCOUNT = re.compile(r"^[0-9]{8,32}$")
 ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")
@@ -29,7 +30,7 @@ def normalise_uscc(value: str) -> str:
         problem = "The check character is wrong."
     except StdnumError:
         problem = "Not 18 characters of digits and the letters a USCC uses."
-    raise ValidationError("The unified social credit code is not valid.", code="invalid_uscc",
+    raise ValidationError("The unified social credit code is not valid.", code=SupplierCode.INVALID_USCC,
                           details={"uscc": [problem]})
 
 
@@ -51,7 +52,7 @@ def normalise_id_number(value: str, *, today: date) -> str:
         elif not _known_birth_place(number):
             problem = "The region part is not a known county."
     if problem:
-        raise ValidationError("The resident ID number is not valid.", code="invalid_id_number",
+        raise ValidationError("The resident ID number is not valid.", code=SupplierCode.INVALID_ID_NUMBER,
                               details={"id_number": [problem]})
     return number
 
@@ -69,7 +70,7 @@ def normalise_bank_account(value: str, *, field: str = "bank_account") -> str:
     """The bank account number without spaces or dashes, 8 to 32 digits (`invalid_bank_account`)."""
     compact = normalise_identifier(value, case="upper", drop_separators=True)
     if not BANK_ACCOUNT.match(compact):
-        raise ValidationError("The bank account number is not valid.", code="invalid_bank_account",
+        raise ValidationError("The bank account number is not valid.", code=SupplierCode.INVALID_BANK_ACCOUNT,
                               details={field: ["Must be 8 to 32 digits."]})
     return compact
 

@@ -15,11 +15,12 @@ from shop.auth.models import User
 from shop.caching import invalidate_after_commit
 from shop.config import ConfigError
 from shop.db import db, lock_on_sqlite, violates
-from shop.errors import Conflict, Forbidden, NotFound, ValidationError
+from shop.errors import Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
 from shop.regions.service import get_region, is_recipient_county
 from suppliers import crypto
+from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
 from suppliers.models import (
     OVERLAP_CONSTRAINT,
@@ -42,7 +43,7 @@ def get_supplier(supplier_id: int) -> Supplier:
     """The supplier with `supplier_id`, or `NotFound` (supplier_not_found)."""
     supplier = db.session.get(Supplier, supplier_id)
     if supplier is None:
-        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+        raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     return supplier
 
 
@@ -54,7 +55,7 @@ def supplier_exists(supplier_id: int) -> bool:
 def _scoped_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:
     """The supplier, or `NotFound` when it lies outside the caller's scope."""
     if supplier_scope is not None and supplier_scope != supplier_id:
-        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+        raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     return get_supplier(supplier_id)
 
 
@@ -62,7 +63,7 @@ def _active_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:
     """The supplier in scope, which must be active to take on households (`supplier_inactive`)."""
     supplier = _scoped_supplier(supplier_id, supplier_scope)
     if not supplier.active:
-        raise Conflict(f"Supplier {supplier_id} is inactive.", code="supplier_inactive")
+        raise Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE)
     return supplier
 
 
@@ -70,7 +71,7 @@ def _recipient_county(code: str, *, field: str) -> str:
     """`code` if it names a recipient county (`county_not_recipient` otherwise)."""
     get_region(code)
     if not is_recipient_county(code):
-        raise ValidationError("The county is not a recipient county.", code="county_not_recipient",
+        raise ValidationError("The county is not a recipient county.", code=SupplierCode.COUNTY_NOT_RECIPIENT,
                               details={field: ["Must be a recipient county."]})
     return code
 
@@ -82,7 +83,7 @@ def create_supplier(*, name: str, kind: str, uscc: str, county_code: str, contac
     _recipient_county(county_code, field="county_code")
     account = normalise_bank_account(bank_account) if bank_account else None
     if db.session.scalar(select(Supplier.id).where(Supplier.uscc == uscc)) is not None:
-        raise Conflict("A supplier with this USCC exists.", code="uscc_taken", details={"uscc": [uscc]})
+        raise Conflict("A supplier with this USCC exists.", code=SupplierCode.USCC_TAKEN, details={"uscc": [uscc]})
     supplier = Supplier(name=name, kind=kind, uscc=uscc, county_code=county_code, contact=contact,
                         **(agreement or {}))
     supplier.bank_account = account
@@ -98,7 +99,7 @@ def _change_bank_account(*, row: Household | Supplier, account: str | None, user
     if new == old:
         return
     if not (reason or "").strip():
-        raise ValidationError("State why the bank account changes.", code="account_change_reason_required",
+        raise ValidationError("State why the bank account changes.", code=SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED,
                               details={"reason": ["Required when bank_account changes."]})
     row.bank_account = new
     subject = {"household_id": row.id} if isinstance(row, Household) else {"supplier_id": row.id}
@@ -169,7 +170,7 @@ def _household_in_scope(household_id: int, supplier_scope: int | None) -> Househ
         query = query.where(_linked(supplier_scope))
     household = db.session.scalar(query)
     if household is None:
-        raise NotFound(f"No household {household_id}.", code="household_not_found")
+        raise NotFound(f"No household {household_id}.", code=SupplierCode.HOUSEHOLD_NOT_FOUND)
     return household
 
 
@@ -183,10 +184,10 @@ def _duplicate_error(*, id_hash: str, county_code: str, code: str) -> Conflict |
     if _household_by_hash(id_hash) is not None:
         return Conflict("A household with this ID number is already registered. Link it to your "
                         "supplier with POST /api/v1/suppliers/<id>/benefit-links, giving its registry "
-                        "code and ID number.", code="household_exists")
+                        "code and ID number.", code=SupplierCode.HOUSEHOLD_EXISTS)
     taken = select(Household.id).where(Household.county_code == county_code, Household.code == code)
     if db.session.scalar(taken) is not None:
-        return Conflict("This registry code is already used in the county.", code="household_code_taken",
+        return Conflict("This registry code is already used in the county.", code=SupplierCode.HOUSEHOLD_CODE_TAKEN,
                         details={"code": [code], "county_code": [county_code]})
     return None
 
@@ -197,7 +198,7 @@ def _link_supplier(*, supplier_id: int, household: Household) -> None:
                                        _linked(supplier_id))
     if db.session.scalar(clash) is not None:
         raise Conflict("This supplier already works with another household with this registry code.",
-                       code="household_code_taken", details={"household_code": [household.code]})
+                       code=SupplierCode.HOUSEHOLD_CODE_TAKEN, details={"household_code": [household.code]})
     db.session.add(SupplierHousehold(supplier_id=supplier_id, household_id=household.id))
     db.session.flush()
 
@@ -231,7 +232,7 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     except IntegrityError:
         # A concurrent registration won the race; say which rule it broke, without the values.
         raise (_duplicate_error(id_hash=id_hash, county_code=county_code, code=code)
-               or Conflict("The household conflicts with existing data.", code="conflict")) from None
+               or Conflict("The household conflicts with existing data.", code=ShopCode.CONFLICT)) from None
     _link_supplier(supplier_id=supplier.id, household=household)
     return household
 
@@ -253,9 +254,9 @@ def list_households(*, supplier_id: int, supplier_scope: int | None, code: str |
 def _check_reveal(*, user: User, reason: str | None) -> None:
     """Only admins reveal personal data, and only with a stated reason."""
     if user.role != "admin":
-        raise Forbidden("Only admins may reveal personal data.", code="reveal_forbidden")
+        raise Forbidden("Only admins may reveal personal data.", code=SupplierCode.REVEAL_FORBIDDEN)
     if not (reason or "").strip():
-        raise ValidationError("State why the full values are needed.", code="reveal_reason_required",
+        raise ValidationError("State why the full values are needed.", code=SupplierCode.REVEAL_REASON_REQUIRED,
                               details={"reason": ["Required with reveal=true."]})
 
 
@@ -283,7 +284,7 @@ def update_household(*, household_id: int, user: User, reason: str | None = None
     household = _household_in_scope(household_id, user.supplier_id)
     if user.supplier_id is not None and household.registered_by_id != user.supplier_id:
         raise Forbidden("Only the co-op that registered this household, or an admin, may change it.",
-                        code="household_read_only")
+                        code=SupplierCode.HOUSEHOLD_READ_ONLY)
     if "bank_account" in changes:
         _change_bank_account(row=household, account=changes.pop("bank_account"), user=user, reason=reason)
     for field, value in changes.items():
@@ -319,7 +320,7 @@ def _household_to_link(*, supplier_id: int, household_code: str, id_number: str 
                 household = candidate
     if household is None:
         raise NotFound("No household with this registry code (and ID number) to link.",
-                       code="household_not_found",
+                       code=SupplierCode.HOUSEHOLD_NOT_FOUND,
                        details={"household_code": ["Give the ID number to link a household another "
                                                    "supplier registered."]})
     return household
@@ -337,7 +338,7 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
     _active_supplier(supplier_id, supplier_scope)
     household = _household_to_link(supplier_id=supplier_id, household_code=household_code, id_number=id_number)
     if not household.active:
-        raise Conflict(f"Household {household.code} is inactive.", code="household_inactive")
+        raise Conflict(f"Household {household.code} is inactive.", code=SupplierCode.HOUSEHOLD_INACTIVE)
     if kind != "dividend":
         lock_on_sqlite("UPDATE households SET id = id WHERE id = :id", id=household.id)
         overlapping = db.session.scalar(select(BenefitLink.id).where(
@@ -362,7 +363,7 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
 
 def _overlap(kind: str, link_id: int | None) -> Conflict:
     """The conflict of a link overlapping another of its kind (the other's id when known)."""
-    return Conflict(f"An overlapping {kind} link of this household exists.", code="benefit_link_overlaps",
+    return Conflict(f"An overlapping {kind} link of this household exists.", code=SupplierCode.BENEFIT_LINK_OVERLAPS,
                     details={"benefit_link_id": link_id} if link_id is not None else {})
 
 
@@ -388,9 +389,9 @@ def end_benefit_link(*, link_id: int, supplier_scope: int | None, valid_until: d
         query = query.where(BenefitLink.supplier_id == supplier_scope)
     link = db.session.scalar(query)
     if link is None:
-        raise NotFound(f"No benefit link {link_id}.", code="benefit_link_not_found")
+        raise NotFound(f"No benefit link {link_id}.", code=SupplierCode.BENEFIT_LINK_NOT_FOUND)
     if link.valid_until is not None:
-        raise Conflict(f"Benefit link {link_id} has already ended.", code="benefit_link_ended")
+        raise Conflict(f"Benefit link {link_id} has already ended.", code=SupplierCode.BENEFIT_LINK_ENDED)
     if valid_until < link.valid_from:
         raise ValidationError("A link cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})

@@ -9,7 +9,7 @@ from shop.auth.api import login_limit
 from shop.auth.schemas import RegisterRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit
-from shop.errors import AppError, Unauthorized
+from shop.errors import AppError, ShopCode, Unauthorized
 from shop.extensions import limiter
 from web.pages import page_blueprint, safe_next, sign_in_session, web_user
 
@@ -71,7 +71,7 @@ def register():
         problem = "手机号格式不正确。" if "phone" in exc.messages else "密码至少 8 位。"
         return render_template("web/register.html", phone=phone, error=problem), 422
     except AppError as exc:
-        message = "该手机号已注册。" if exc.code == "username_taken" else exc.message
+        message = "该手机号已注册。" if exc.code == ShopCode.USERNAME_TAKEN else exc.message
         return render_template("web/register.html", phone=phone, error=message), exc.status
     sign_in_session(user)
     return redirect(url_for("storefront.home"))

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from shop.auth.models import User
 from shop.db import db
-from shop.errors import AppError
+from shop.errors import AppError, ShopCode
 
 csrf = CSRFProtect()
 
@@ -30,7 +30,7 @@ HOME_BY_ROLE = {"consumer": "storefront.home", "store_staff": "till.home", "coop
 class PageError(AppError):
     """A refusal worded for the page's reader (in Chinese): shown as it is, unlike a domain error's English."""
 
-    status, code = 422, "invalid_input"
+    status, code = 422, ShopCode.VALIDATION_ERROR
 
 
 def content_security_policy() -> str:

@@ -16,8 +16,10 @@ from flask import current_app
 from sqlalchemy import Row, bindparam, literal, select
 
 from catalog import inventory
+from catalog.errors import CatalogCode
 from catalog.inventory import Portion, StockRequest
 from catalog.models import Location, Product
+from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, Store
 from orders.notify import notify
@@ -39,7 +41,7 @@ EXPIRY_BATCH = 200
 class PaymentProviderUnavailable(AppError):
     """The payment provider could not create the payment; the order was cancelled and its stock released."""
 
-    status, code = 503, "payment_provider_unavailable"
+    status, code = 503, OrderCode.PAYMENT_PROVIDER_UNAVAILABLE
 
 
 @dataclass
@@ -82,10 +84,11 @@ def _products(lines: list[dict], *, delivery_to: str | None = None) -> list[Row]
     errors = {str(i): {"sku": ["No product on sale with this SKU."]}
               for i, sku in enumerate(skus) if sku not in found or found[sku].status != "active"}
     if errors:
-        raise ValidationError("Some products are not on sale.", code="product_unavailable",
+        raise ValidationError("Some products are not on sale.", code=OrderCode.PRODUCT_UNAVAILABLE,
                               details={"lines": errors})
     if not rows[0][-1]:
-        raise ValidationError("We deliver to the districts of the donor cities only.", code="not_a_donor_district",
+        raise ValidationError("We deliver to the districts of the donor cities only.",
+                              code=OrderCode.NOT_A_DONOR_DISTRICT,
                               details={"address": {"district_code": ["Not a district of a donor city."]}})
     return [found[sku] for sku in skus]
 
@@ -94,7 +97,7 @@ def _pickup_store(store_id: int) -> Store:
     """The active store a pickup order is collected at (`store_unavailable` 422 otherwise)."""
     store = db.session.get(Store, store_id)
     if store is None or not store.active:
-        raise ValidationError(f"No open store {store_id}.", code="store_unavailable",
+        raise ValidationError(f"No open store {store_id}.", code=OrderCode.STORE_UNAVAILABLE,
                               details={"store_id": ["No open store with this id."]})
     return store
 
@@ -103,7 +106,7 @@ def _warehouse(warehouse_id: int) -> Location:
     """The warehouse a consumer chose (`warehouse_unavailable` 422 if it is not one)."""
     location = db.session.get(Location, warehouse_id)
     if location is None or location.kind != "warehouse":
-        raise ValidationError(f"No warehouse {warehouse_id}.", code="warehouse_unavailable",
+        raise ValidationError(f"No warehouse {warehouse_id}.", code=OrderCode.WAREHOUSE_UNAVAILABLE,
                               details={"warehouse_id": ["No warehouse with this id."]})
     return location
 
@@ -113,7 +116,7 @@ def _short(products: list[Row], details: dict) -> Conflict:
     skus = {p.id: p.sku for p in products}
     short = [{"sku": skus[item["product_id"]], "requested": item["requested"], "available": item["available"]}
              for item in details.get("lines", [])]
-    return Conflict("Not enough stock for these lines.", code="insufficient_stock", details={"lines": short})
+    return Conflict("Not enough stock for these lines.", code=CatalogCode.INSUFFICIENT_STOCK, details={"lines": short})
 
 
 def _reserve_at(location_id: int, products: list[Row], lines: list[dict]) -> list[list[Portion]]:
@@ -122,7 +125,7 @@ def _reserve_at(location_id: int, products: list[Row], lines: list[dict]) -> lis
     try:
         return inventory.reserve_lines(location_id=location_id, lines=requests)
     except Conflict as exc:
-        if exc.code != "insufficient_stock":
+        if exc.code != CatalogCode.INSUFFICIENT_STOCK:
             raise
         raise _short(products, exc.details) from exc
 
@@ -133,7 +136,7 @@ def _reserve_from_a_warehouse(products: list[Row], lines: list[dict]) -> tuple[i
     try:
         return inventory.reserve_first_fit(kind="warehouse", lines=requests)
     except Conflict as exc:
-        if exc.code != "insufficient_stock":
+        if exc.code != CatalogCode.INSUFFICIENT_STOCK:
             raise
         raise _short(products, exc.details) from exc
 
@@ -265,7 +268,7 @@ def get_order_for(*, actor: User, order_id: int) -> Order:
     """The order if `actor` may see it (`order_not_found` 404 otherwise)."""
     order = db.session.get(Order, order_id)
     if not _in_scope(actor, order):
-        raise NotFound(f"No order {order_id}.", code="order_not_found")
+        raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
     return order
 
 
@@ -279,7 +282,7 @@ def pickup_code(*, actor: User, order_id: int) -> str:
     before payment, or for anyone but the buyer)."""
     order = get_order_for(actor=actor, order_id=order_id)
     if order.consumer_id != actor.id or order.status != "paid" or not order.pickup_code:
-        raise NotFound(f"Order {order_id} has no pickup code to show.", code="pickup_code_not_found")
+        raise NotFound(f"Order {order_id} has no pickup code to show.", code=OrderCode.PICKUP_CODE_NOT_FOUND)
     return order.pickup_code
 
 
@@ -293,7 +296,7 @@ def list_orders(*, actor: User, limit: int, cursor: str | None, store_id: int | 
     elif actor.role == "store_staff":
         store_id = actor.store_id if store_id is None else store_id
         if store_id != actor.store_id:
-            raise NotFound(f"No store {store_id}.", code="store_not_found")
+            raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)
     if store_id is not None:
         query = query.where(Order.store_id == store_id)
     if status:
@@ -325,7 +328,7 @@ def ship_order(*, actor: User, order_id: int, carrier: str, tracking_number: str
     """Mark a paid delivery order shipped with its carrier and tracking number, and tell the buyer."""
     order = _locked_in_scope(actor, order_id)
     if order.channel != "delivery":
-        raise Conflict(f"Order {order_id} is collected at a store, not shipped.", code="not_a_delivery_order",
+        raise Conflict(f"Order {order_id} is collected at a store, not shipped.", code=OrderCode.NOT_A_DELIVERY_ORDER,
                        details={"channel": order.channel})
     transition(order, "shipped", actor_id=actor.id)
     order.carrier, order.tracking_number = carrier, tracking_number
@@ -380,7 +383,7 @@ def _allocate_afresh(order: Order) -> bool:
             portions = inventory.reserve_lines(location_id=order.location_id, lines=requests)
             inventory.allocate(portions=[p for line in portions for p in line])
     except Conflict as exc:
-        if exc.code != "insufficient_stock":
+        if exc.code != CatalogCode.INSUFFICIENT_STOCK:
             raise
         return False
     for line, taken in zip(order.lines, portions, strict=True):

@@ -23,6 +23,7 @@ from catalog.models import HISTORY_FIELDS, Lot, Product, ProductChange
 from catalog.service import get_product
 from orders import outbox, state
 from orders.checkout.service import OrderView, get_order_for, view_order
+from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, SaleConflict, Shift, Store
 from orders.stores.service import get_shift, get_store_for, open_shift
@@ -74,7 +75,7 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
     _hold_shift(store_id=store.id, shift_id=shift_id)
     if client_created_at is None:
         if not store.active:  # a closed store sells nothing new; its till's queued offline sales still arrive
-            raise Conflict(f"Store {store.id} is inactive.", code="store_inactive")
+            raise Conflict(f"Store {store.id} is inactive.", code=OrderCode.STORE_INACTIVE)
         shift = open_shift(store_id=store.id, shift_id=shift_id)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=utcnow())
     shift = get_shift(store_id=store.id, shift_id=shift_id)
@@ -105,14 +106,14 @@ def _accepted_moment(*, shift: Shift, client_created_at: datetime) -> datetime:
     now = utcnow()
     details = {"client_created_at": client_created_at.isoformat()}
     if client_created_at > now + CLOCK_SKEW:
-        raise Conflict("The sale's timestamp is in the future.", code="sale_in_future", details=details)
+        raise Conflict("The sale's timestamp is in the future.", code=OrderCode.SALE_IN_FUTURE, details=details)
     if client_created_at < now - OFFLINE_MAX_AGE:
-        raise Conflict("The sale is more than 72 hours old.", code="sale_too_old", details=details)
+        raise Conflict("The sale is more than 72 hours old.", code=OrderCode.SALE_TOO_OLD, details=details)
     if client_created_at < shift.opened_at:
-        raise Conflict("The sale's timestamp is before its shift opened.", code="sale_before_shift",
+        raise Conflict("The sale's timestamp is before its shift opened.", code=OrderCode.SALE_BEFORE_SHIFT,
                        details={**details, "opened_at": shift.opened_at.isoformat()})
     if shift.closed_at is not None and client_created_at > shift.closed_at:
-        raise Conflict("The sale's timestamp is after its shift closed.", code="sale_after_shift",
+        raise Conflict("The sale's timestamp is after its shift closed.", code=OrderCode.SALE_AFTER_SHIFT,
                        details={**details, "closed_at": shift.closed_at.isoformat()})
     return min(client_created_at, now)
 
@@ -147,11 +148,11 @@ def _resolve(lines: list[dict], *, at: datetime | None) -> list[_Item]:
                                "price_fen": terms["price_fen"]})
         items.append(_Item(product, lot, line["quantity"], terms))
     if unknown:
-        raise ValidationError("Some lines name no product on sale.", code="unknown_item",
+        raise ValidationError("Some lines name no product on sale.", code=OrderCode.UNKNOWN_ITEM,
                               details={"lines": unknown})
     if mismatched:
         raise Conflict("The unit price shown is not the product's price at the time of the sale.",
-                       code="price_mismatch", details={"lines": mismatched})
+                       code=OrderCode.PRICE_MISMATCH, details={"lines": mismatched})
     return items
 
 
@@ -167,7 +168,7 @@ def _change_due(*, payment: dict, total_fen: int) -> int:
         raise ValidationError("A cash payment needs the tendered amount.",
                               details={"payment": {"tendered_fen": ["Missing data for required field."]}})
     if tendered < total_fen:
-        raise ValidationError("The cash tendered is less than the total.", code="tendered_below_total",
+        raise ValidationError("The cash tendered is less than the total.", code=OrderCode.TENDERED_BELOW_TOTAL,
                               details={"payment": {"tendered_fen": [f"Less than the total of {total_fen} fen."]}})
     return tendered - total_fen
 
@@ -275,7 +276,7 @@ def get_receipt(*, actor: User, order_id: int) -> dict:
     """Reprint a paid order's receipt (`order_not_found` 404 outside scope, `order_not_paid` 409 before payment)."""
     order = get_order_for(actor=actor, order_id=order_id)
     if order.paid_at is None:
-        raise Conflict("The order has not been paid: it has no receipt.", code="order_not_paid",
+        raise Conflict("The order has not been paid: it has no receipt.", code=OrderCode.ORDER_NOT_PAID,
                        details={"status": order.status})
     return receipt_of(order)
 
@@ -298,6 +299,6 @@ def hand_over(*, actor: User, store_id: int, pickup_code: str) -> OrderView:
     order_id = db.session.scalar(waiting.order_by(Order.id).limit(1))
     order = lock_order(order_id) if order_id is not None else None
     if order is None or order.status != "paid" or order.pickup_code != pickup_code:
-        raise Conflict("No order waiting at this store has this pickup code.", code="pickup_code_invalid")
+        raise Conflict("No order waiting at this store has this pickup code.", code=OrderCode.PICKUP_CODE_INVALID)
     state.transition(order, "fulfilled", actor_id=actor.id, reason="picked up")
     return view_order(actor=actor, order=order)

@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 from sqlalchemy import exists, select
 
 from catalog.models import Lot, LotContribution
+from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.models import Allocation, Order, OrderLine
 from orders.outbox import SHANGHAI
@@ -30,7 +31,7 @@ def list_transactions(*, account: str | None = None, from_date: date | None = No
     if account is not None:
         account_id = db.session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == account))
         if account_id is None:
-            raise NotFound("No such ledger account.", code="account_not_found")
+            raise NotFound("No such ledger account.", code=LedgerCode.ACCOUNT_NOT_FOUND)
         query = query.where(exists().where(Posting.transaction_id == LedgerTransaction.id,
                                            Posting.account_id == account_id))
     if from_date:
@@ -46,7 +47,7 @@ def show_transaction(*, transaction_id: int) -> dict:
     """One transaction with its postings and, for an attribution, its line, allocations, lots and shareholders."""
     transaction = db.session.get(LedgerTransaction, transaction_id)
     if transaction is None:
-        raise NotFound("No such ledger transaction.", code="ledger_transaction_not_found")
+        raise NotFound("No such ledger transaction.", code=LedgerCode.LEDGER_TRANSACTION_NOT_FOUND)
     out = _transaction_out(transaction, _account_codes(p.account_id for p in transaction.postings))
     out["attribution"] = _attribution(transaction) if transaction.order_line_id else None
     return out

@@ -15,6 +15,7 @@ from datetime import date
 from sqlalchemy import exists, func, select
 
 from catalog.models import Lot
+from orders.errors import OrderCode
 from orders.ledger.audit import shanghai_midnight
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.models import OrderLine, Store
@@ -22,6 +23,7 @@ from orders.outbox import sale_date_of
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import NotFound
+from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_id_number
 from suppliers.models import Household, Supplier, SupplierHousehold
 
@@ -84,7 +86,7 @@ def household_statement(*, household_id: int, user: User, from_date: date | None
             | exists().where(LedgerAccount.code == code)))
         household = household if works_with else None
     if household is None:
-        raise NotFound(f"No household {household_id}.", code="household_not_found")
+        raise NotFound(f"No household {household_id}.", code=SupplierCode.HOUSEHOLD_NOT_FOUND)
     if scope is not None:
         account_ids = _account_ids(LedgerAccount.code == f"household:{household_id}@supplier:{scope}")
     else:
@@ -111,7 +113,7 @@ def supplier_statement(*, supplier_id: int, user: User, from_date: date | None =
     """A supplier's statement (its own co-op, or an admin)."""
     if (user.supplier_id is not None and user.supplier_id != supplier_id) \
             or db.session.get(Supplier, supplier_id) is None:
-        raise NotFound(f"No supplier {supplier_id}.", code="supplier_not_found")
+        raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     code = f"supplier:{supplier_id}"
     return {"party": "supplier", "party_id": supplier_id, "from": from_date, "to": to_date,
             "accounts": [code], **_entries(_account_ids(LedgerAccount.code == code),
@@ -122,7 +124,7 @@ def store_statement(*, store_id: int, user: User, from_date: date | None = None,
     """A store's statement (its own staff, or an admin): its commission, the counter cash it holds, and what it
     must remit (cash held net of commission) at the period's end."""
     if (user.store_id is not None and user.store_id != store_id) or db.session.get(Store, store_id) is None:
-        raise NotFound(f"No store {store_id}.", code="store_not_found")
+        raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)
     commission = _entries(_account_ids(LedgerAccount.code == f"store:{store_id}"),
                           from_date=from_date, to_date=to_date)
     cash = _entries(_account_ids(LedgerAccount.code == f"store_cash:{store_id}"),

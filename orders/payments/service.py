@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orders.checkout.service import confirm_locked_payment
+from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
@@ -52,13 +53,13 @@ UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than 
 class InvalidSignature(AppError):
     """The webhook's Stripe-Signature is missing, wrong, for another secret or too old."""
 
-    status, code = 400, "invalid_signature"
+    status, code = 400, OrderCode.INVALID_SIGNATURE
 
 
 class InvalidEvent(AppError):
     """A correctly signed body that is not a Stripe event."""
 
-    status, code = 400, "invalid_event"
+    status, code = 400, OrderCode.INVALID_EVENT
 
 
 # Built once: a statement's construction costs about as much CPU as its execution.
@@ -360,7 +361,7 @@ def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> dict:
     event was processed). Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
     found = db.session.execute(_CONFIRMING, {"intent_id": intent_id}).first()
     if found is None or (actor.role != "admin" and found.consumer_id != actor.id):
-        raise NotFound(f"No payment {intent_id}.", code="payment_not_found")
+        raise NotFound(f"No payment {intent_id}.", code=OrderCode.PAYMENT_NOT_FOUND)
     payload = json.dumps(sandbox_event(intent_id=intent_id, order_id=found.id, amount_fen=found.amount_fen,
                                        outcome=outcome), separators=(",", ":"))
     receive_event(payload=payload.encode(), signature=sign(payload, secret=current_app.config["STRIPE_WEBHOOK_SECRET"]))

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from catalog import inventory
+from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import (
     AfterSalesRequest,
@@ -69,7 +70,7 @@ class RefundRequest:
 class ProviderUnavailable(AppError):
     """The payment provider did not refund: nothing was written."""
 
-    status, code = 502, "payment_provider_unavailable"
+    status, code = 502, OrderCode.PAYMENT_PROVIDER_UNAVAILABLE
 
 
 # --- scope ------------------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ def _order_for(actor: User, order_id: int, *, lock: bool) -> Order:
     """The order if `actor` may see it (locked if asked), else `order_not_found` 404."""
     order = lock_order(order_id) if lock else db.session.get(Order, order_id)
     if order is None or not _in_scope(order, actor):
-        raise NotFound(f"No order {order_id}.", code="order_not_found")
+        raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
     return order
 
 
@@ -96,7 +97,7 @@ def _check_staff_shift(order: Order) -> None:
     shift = db.session.get(Shift, order.shift_id) if order.shift_id else None
     if shift is None or shift.closed_at is not None:
         raise Forbidden("Store staff refund only sales of a shift that is still open; ask an admin.",
-                        code="refund_outside_shift", details={"shift_id": order.shift_id})
+                        code=OrderCode.REFUND_OUTSIDE_SHIFT, details={"shift_id": order.shift_id})
 
 
 # --- units ------------------------------------------------------------------------------------------
@@ -121,11 +122,11 @@ def _checked(order: Order, requests: Sequence[RefundRequest]) -> dict[int, Order
     for request in requests:
         line = lines.get(request.line_id)
         if line is None:
-            raise NotFound(f"Order {order.id} has no line {request.line_id}.", code="order_line_not_found",
+            raise NotFound(f"Order {order.id} has no line {request.line_id}.", code=OrderCode.ORDER_LINE_NOT_FOUND,
                            details={"line_id": request.line_id})
         if request.quantity > _still_sold(line):
             raise Conflict(f"Line {line.id} has only {_still_sold(line)} units still sold.",
-                           code="refund_exceeds_sold",
+                           code=OrderCode.REFUND_EXCEEDS_SOLD,
                            details={"line_id": line.id, "requested": request.quantity,
                                     "refundable": _still_sold(line)})
     return lines
@@ -152,7 +153,8 @@ def refund_units(*, order: Order, refund: Refund, requests: Sequence[RefundReque
             touched.append(allocation)
             left -= units
         if left:
-            raise Conflict(f"Line {line.id} has fewer allocated units than it sold.", code="refund_exceeds_sold",
+            raise Conflict(f"Line {line.id} has fewer allocated units than it sold.",
+                           code=OrderCode.REFUND_EXCEEDS_SOLD,
                            details={"line_id": line.id, "requested": request.quantity,
                                     "refundable": request.quantity - left})
         line.refunded_quantity += request.quantity
@@ -194,7 +196,7 @@ def _refund_at_provider(order: Order, refund: Refund) -> None:
                                                                   Payment.status == "succeeded")
                                   .order_by(Payment.id.desc()).limit(1))
     if intent_id is None:
-        raise Conflict(f"Order {order.id} has no succeeded payment to refund.", code="payment_not_found")
+        raise Conflict(f"Order {order.id} has no succeeded payment to refund.", code=OrderCode.PAYMENT_NOT_FOUND)
     try:
         refund.provider_refund_id = get_provider().refund(intent_id=intent_id, amount_fen=refund.amount_fen,
                                                           idempotency_key=f"refund-{refund.id}")
@@ -213,12 +215,12 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     """Refund units of a paid order (staff or admin, or an approved after-sales request); the refund."""
     order = _order_for(actor, order_id, lock=True)
     if actor.role == "consumer":
-        raise NotFound(f"No order {order_id}.", code="order_not_found")
+        raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
     if actor.role == "store_staff" and source == "staff":
         _check_staff_shift(order)
     if order.status not in REFUNDABLE:
         raise Conflict(f"Order {order.id} is {order.status}: only paid orders are refunded.",
-                       code="order_not_refundable", details={"status": order.status})
+                       code=OrderCode.ORDER_NOT_REFUNDABLE, details={"status": order.status})
     checked = _checked(order, lines)
     amount = sum(request.quantity * checked[request.line_id].unit_price_fen for request in lines)
     refund = Refund(order_id=order.id, amount_fen=amount, method=order.payment_method, reason=reason,
@@ -313,13 +315,13 @@ def request_after_sales(*, actor: User, order_id: int, lines: Sequence[RefundReq
     completed_at = _completed_at(order) if order.status in AFTER_SALES_STATUSES else None
     if completed_at is None:
         raise Conflict(f"Order {order.id} is {order.status}: after-sales needs a delivered or collected order.",
-                       code="after_sales_not_allowed", details={"status": order.status})
+                       code=OrderCode.AFTER_SALES_NOT_ALLOWED, details={"status": order.status})
     if utcnow() - completed_at > AFTER_SALES_WINDOW:
         raise Conflict("After-sales requests are taken within 7 days of delivery or pickup.",
-                       code="after_sales_window_closed", details={"completed_at": completed_at.isoformat()})
+                       code=OrderCode.AFTER_SALES_WINDOW_CLOSED, details={"completed_at": completed_at.isoformat()})
     if db.session.scalar(select(AfterSalesRequest.id).where(AfterSalesRequest.order_id == order.id,
                                                             AfterSalesRequest.status == "open")) is not None:
-        raise Conflict(f"Order {order.id} already has an open after-sales request.", code="after_sales_open")
+        raise Conflict(f"Order {order.id} already has an open after-sales request.", code=OrderCode.AFTER_SALES_OPEN)
     _checked(order, lines)
     request = AfterSalesRequest(order_id=order.id, reason=reason, photo_url=photo_url,
                                 lines=[{"line_id": line.line_id, "quantity": line.quantity} for line in lines])
@@ -332,7 +334,7 @@ def _request_for(actor: User, request_id: int) -> AfterSalesRequest:
     """An after-sales request of an order `actor` may see, else `after_sales_not_found` 404."""
     request = db.session.get(AfterSalesRequest, request_id)
     if request is None or not _in_scope(db.session.get(Order, request.order_id), actor):
-        raise NotFound(f"No after-sales request {request_id}.", code="after_sales_not_found")
+        raise NotFound(f"No after-sales request {request_id}.", code=OrderCode.AFTER_SALES_NOT_FOUND)
     return request
 
 
@@ -342,7 +344,8 @@ def _open_request(actor: User, request_id: int) -> AfterSalesRequest:
     lock_order(request.order_id)
     db.session.refresh(request)
     if request.status != "open":
-        raise Conflict(f"After-sales request {request.id} is already {request.status}.", code="after_sales_decided",
+        raise Conflict(f"After-sales request {request.id} is already {request.status}.",
+                       code=OrderCode.AFTER_SALES_DECIDED,
                        details={"status": request.status})
     return request
 

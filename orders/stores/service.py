@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy import exists, func, select
 
 from catalog import inventory
+from catalog.errors import CatalogCode
 from catalog.service import get_product
+from orders.errors import OrderCode
 from orders.models import (
     Order,
     Refund,
@@ -30,6 +32,7 @@ from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import Pairing
 from shop.regions.service import get_region
+from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_bank_account, normalise_bank_account
 
 SEE_ALL = ("admin", "auditor")
@@ -53,7 +56,7 @@ def _store(store_id: int) -> Store:
     """The store with `store_id`, or `NotFound` (store_not_found)."""
     store = db.session.get(Store, store_id)
     if store is None:
-        raise NotFound(f"No store {store_id}.", code="store_not_found")
+        raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)
     return store
 
 
@@ -61,7 +64,7 @@ def get_store_for(*, actor: User, store_id: int) -> Store:
     """A store the actor may work on: admins any, store staff only their own (404 otherwise)."""
     scope = _store_scope(actor)
     if scope is not None and scope != store_id:
-        raise NotFound(f"No store {store_id}.", code="store_not_found")
+        raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)
     return _store(store_id)
 
 
@@ -69,7 +72,7 @@ def show_store(*, actor: User, store_id: int) -> Store:
     """A store as the actor may see it: admins and auditors any, staff their own, consumers active ones."""
     store = get_store_for(actor=actor, store_id=store_id)
     if actor.role == "consumer" and not store.active:
-        raise NotFound(f"No store {store_id}.", code="store_not_found")
+        raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)
     store.show_account = actor.role in SEE_ALL
     return store
 
@@ -99,15 +102,15 @@ def create_store(*, name: str, district_code: str, location_code: str, bank_acco
     """Open a store in a donor district on an unused store location; its payout account is encrypted."""
     get_region(district_code)
     if not _is_donor_district(district_code):
-        raise ValidationError("The district is not a donor district.", code="district_not_donor",
+        raise ValidationError("The district is not a donor district.", code=OrderCode.DISTRICT_NOT_DONOR,
                               details={"district_code": ["Must be a donor district of some pairing."]})
     location = inventory.find_location(location_code)
     if location is None or location.kind != "store":
-        raise ValidationError("The location is not a store location.", code="location_not_store",
+        raise ValidationError("The location is not a store location.", code=OrderCode.LOCATION_NOT_STORE,
                               details={"location_code": [f"No store location {location_code}."]})
     lock_on_sqlite("UPDATE locations SET id = id WHERE id = :id", id=location.id)
     if db.session.scalar(select(Store.id).where(Store.location_id == location.id)) is not None:
-        raise Conflict(f"Location {location_code} already belongs to a store.", code="location_taken",
+        raise Conflict(f"Location {location_code} already belongs to a store.", code=OrderCode.LOCATION_TAKEN,
                        details={"location_code": location_code})
     store = Store(name=name, district_code=district_code, location_id=location.id)
     store.bank_account = normalise_bank_account(bank_account) if bank_account else None
@@ -139,7 +142,7 @@ def _change_bank_account(*, store: Store, account: str | None, actor: User, reas
     if new == old:
         return
     if not (reason or "").strip():
-        raise ValidationError("State why the bank account changes.", code="account_change_reason_required",
+        raise ValidationError("State why the bank account changes.", code=SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED,
                               details={"reason": ["Required when bank_account changes."]})
     store.bank_account = new
     db.session.add(StoreAccountChange(store_id=store.id, user_id=actor.id, reason=reason.strip(),
@@ -168,7 +171,7 @@ def start_shift(*, actor: User, store_id: int, float_fen: int) -> Shift:
     _lock_store(store_id)
     open_id = db.session.scalar(select(Shift.id).where(Shift.store_id == store_id, Shift.closed_at.is_(None)))
     if open_id is not None:
-        raise Conflict("This store already has an open shift.", code="shift_already_open",
+        raise Conflict("This store already has an open shift.", code=OrderCode.SHIFT_ALREADY_OPEN,
                        details={"shift_id": open_id})
     shift = Shift(store_id=store_id, opened_by=actor.id, float_fen=float_fen, opened_at=utcnow())
     db.session.add(shift)
@@ -180,7 +183,7 @@ def get_shift(*, store_id: int, shift_id: int) -> Shift:
     """A shift of this store, open or closed, or `NotFound` (shift_not_found)."""
     shift = db.session.get(Shift, shift_id)
     if shift is None or shift.store_id != store_id:
-        raise NotFound(f"No shift {shift_id} at this store.", code="shift_not_found")
+        raise NotFound(f"No shift {shift_id} at this store.", code=OrderCode.SHIFT_NOT_FOUND)
     return shift
 
 
@@ -188,7 +191,7 @@ def open_shift(*, store_id: int, shift_id: int) -> Shift:
     """The shift, which must belong to the store (404) and still be open (409 `shift_closed`)."""
     shift = get_shift(store_id=store_id, shift_id=shift_id)
     if shift.closed_at is not None:
-        raise Conflict(f"Shift {shift_id} is closed.", code="shift_closed", details={"shift_id": shift_id})
+        raise Conflict(f"Shift {shift_id} is closed.", code=OrderCode.SHIFT_CLOSED, details={"shift_id": shift_id})
     return shift
 
 
@@ -197,7 +200,7 @@ def _shift_for(*, actor: User, shift_id: int) -> Shift:
     shift = db.session.get(Shift, shift_id)
     scope = _store_scope(actor)
     if shift is None or (scope is not None and scope != shift.store_id):
-        raise NotFound(f"No shift {shift_id}.", code="shift_not_found")
+        raise NotFound(f"No shift {shift_id}.", code=OrderCode.SHIFT_NOT_FOUND)
     return shift
 
 
@@ -249,7 +252,7 @@ def close_shift(*, actor: User, shift_id: int, counted_cash_fen: int) -> ShiftRe
     _lock_store(shift.store_id)
     db.session.refresh(shift)
     if shift.closed_at is not None:
-        raise Conflict(f"Shift {shift_id} is closed.", code="shift_closed", details={"shift_id": shift_id})
+        raise Conflict(f"Shift {shift_id} is closed.", code=OrderCode.SHIFT_CLOSED, details={"shift_id": shift_id})
     shift.closed_at, shift.closed_by, shift.counted_cash_fen = utcnow(), actor.id, counted_cash_fen
     db.session.flush()
     return _report(shift)
@@ -272,14 +275,14 @@ def create_transfer(*, actor: User, from_location: str, to_location: str, lines:
     source = _location_by_code(from_location, kind="warehouse", field="from_location")
     destination = _location_by_code(to_location, kind="store", field="to_location")
     if db.session.scalar(select(Store.id).where(Store.location_id == destination.id)) is None:
-        raise ValidationError(f"No store sells from {to_location}.", code="location_not_store",
+        raise ValidationError(f"No store sells from {to_location}.", code=OrderCode.LOCATION_NOT_STORE,
                               details={"to_location": [f"No store sells from {to_location}."]})
     products = []
     for index, line in enumerate(lines):
         try:
             products.append(get_product(sku=line["sku"], actor=actor))
         except NotFound as exc:
-            raise ValidationError(f"No product {line['sku']}.", code="product_not_found",
+            raise ValidationError(f"No product {line['sku']}.", code=CatalogCode.PRODUCT_NOT_FOUND,
                                   details={"lines": {str(index): {"sku": ["No such product."]}}}) from exc
     if len({product.id for product in products}) != len(products):
         raise ValidationError("A product is listed twice.", details={"lines": ["List each SKU once."]})
@@ -311,7 +314,7 @@ def _transfer_for(*, actor: User, transfer_id: int) -> StockTransfer:
         if location_id != transfer.to_location_id:
             transfer = None
     if transfer is None:
-        raise NotFound(f"No stock transfer {transfer_id}.", code="transfer_not_found")
+        raise NotFound(f"No stock transfer {transfer_id}.", code=OrderCode.TRANSFER_NOT_FOUND)
     return transfer
 
 
@@ -338,7 +341,7 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict]) ->
     db.session.execute(select(StockTransfer.id).where(StockTransfer.id == transfer_id).with_for_update())
     db.session.refresh(transfer)
     if transfer.status != "dispatched":
-        raise Conflict(f"Stock transfer {transfer_id} was received already.", code="transfer_already_received")
+        raise Conflict(f"Stock transfer {transfer_id} was received already.", code=OrderCode.TRANSFER_ALREADY_RECEIVED)
     by_lot = {line.lot_id: line for line in transfer.lines}
     given = [line["lot_id"] for line in lines]
     errors: dict[str, Any] = {}
@@ -349,7 +352,7 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict]) ->
         if sent_line is not None and line["received"] > sent_line.sent:
             errors.setdefault("received", {})[str(index)] = [f"At most {sent_line.sent} were sent."]
     if errors:
-        raise ValidationError("The received lines do not match the lots sent.", code="transfer_lines_mismatch",
+        raise ValidationError("The received lines do not match the lots sent.", code=OrderCode.TRANSFER_LINES_MISMATCH,
                               details=errors)
     for line in lines:
         by_lot[line["lot_id"]].received = line["received"]
@@ -367,7 +370,7 @@ def _location_in_scope(*, actor: User, location_id: int) -> None:
     scope = _store_scope(actor)
     if scope is not None:
         if db.session.scalar(select(Store.location_id).where(Store.id == scope)) != location_id:
-            raise NotFound(f"No location {location_id}.", code="location_not_found")
+            raise NotFound(f"No location {location_id}.", code=CatalogCode.LOCATION_NOT_FOUND)
     inventory.get_location(location_id)
 
 
@@ -378,7 +381,7 @@ def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reas
     sign = REASON_SIGNS.get(reason)
     if sign is not None and delta * sign < 0:
         direction = "negative" if sign < 0 else "positive"
-        raise ValidationError(f"A {reason} adjustment must be {direction}.", code="adjustment_sign",
+        raise ValidationError(f"A {reason} adjustment must be {direction}.", code=OrderCode.ADJUSTMENT_SIGN,
                               details={"delta": [f"Must be {direction} for {reason}."]})
     _location_in_scope(actor=actor, location_id=location_id)
     inventory.adjust(location_id=location_id, lot_id=lot_id, delta=delta)
@@ -397,7 +400,7 @@ def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None
     if scope is not None:
         own = db.session.scalar(select(Store.location_id).where(Store.id == scope))
         if location_id is not None and location_id != own:
-            raise NotFound(f"No location {location_id}.", code="location_not_found")
+            raise NotFound(f"No location {location_id}.", code=CatalogCode.LOCATION_NOT_FOUND)
         location_id = own
     if location_id is not None:
         query = query.where(StockAdjustment.location_id == location_id)

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 
 from shop.auth.models import User
 from shop.db import db
-from shop.errors import Forbidden, Unauthorized
+from shop.errors import Forbidden, ShopCode, Unauthorized
 
 _hasher = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
 _test_hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
@@ -55,13 +55,13 @@ def user_from_token(token: str) -> User:
         if datetime.now(UTC) - issued > timedelta(seconds=claims.get("ttl", lifetime)):
             raise SignatureExpired("The token is past its own, shorter lifetime.")
     except SignatureExpired as exc:
-        raise Unauthorized("The access token has expired.", code="token_expired") from exc
+        raise Unauthorized("The access token has expired.", code=ShopCode.TOKEN_EXPIRED) from exc
     except BadSignature as exc:
-        raise Unauthorized("The access token is not valid.", code="invalid_token") from exc
+        raise Unauthorized("The access token is not valid.", code=ShopCode.INVALID_TOKEN) from exc
     uid = claims.get("uid")
     user = db.session.execute(_USER, {"id": uid}).scalar() if isinstance(uid, int) else None
     if user is None or not user.active or user.token_version != claims.get("tv"):
-        raise Unauthorized("The access token is no longer valid.", code="invalid_token")
+        raise Unauthorized("The access token is no longer valid.", code=ShopCode.INVALID_TOKEN)
     return user
 
 
@@ -75,7 +75,7 @@ def authenticate() -> User:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Send `Authorization: Bearer <token>`.", code="missing_token")
+        raise Unauthorized("Send `Authorization: Bearer <token>`.", code=ShopCode.MISSING_TOKEN)
     g.user = user_from_token(token.strip())
     return g.user
 

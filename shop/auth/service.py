@@ -10,7 +10,7 @@ from shop.auth import throttle
 from shop.auth.models import User
 from shop.auth.security import hash_password, issue_token, verify_password
 from shop.db import db, utcnow
-from shop.errors import Conflict, NotFound, Unauthorized, ValidationError
+from shop.errors import Conflict, NotFound, ShopCode, Unauthorized, ValidationError
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
 
@@ -35,7 +35,7 @@ def check_credentials(*, username: str, password: str) -> User:
     user = find_user(username=username)
     if not verify_password(user.password_hash if user else None, password) or not user.active:
         throttle.record_failure(username)
-        raise Unauthorized("Wrong username or password.", code="invalid_credentials")
+        raise Unauthorized("Wrong username or password.", code=ShopCode.INVALID_CREDENTIALS)
     throttle.clear(username)
     user.last_login_at = utcnow()
     return user
@@ -72,7 +72,7 @@ def create_user(*, username: str, password: str, role: str, store_id: int | None
     _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
     username = normalise_username(username)
     if find_user(username=username) is not None:
-        raise Conflict(f"The username {username!r} is taken.", code="username_taken")
+        raise Conflict(f"The username {username!r} is taken.", code=ShopCode.USERNAME_TAKEN)
     user = User(username=username, password_hash=hash_password(password), role=role,
                 store_id=store_id, supplier_id=supplier_id)
     db.session.add(user)
@@ -89,7 +89,7 @@ def get_user(user_id: int) -> User:
     """The user with `user_id`, or `NotFound`."""
     user = db.session.get(User, user_id)
     if user is None:
-        raise NotFound(f"No user {user_id}.", code="user_not_found")
+        raise NotFound(f"No user {user_id}.", code=ShopCode.USER_NOT_FOUND)
     return user
 
 
@@ -118,7 +118,7 @@ def reset_password(*, username: str, password: str) -> User:
     """An operator sets a user's password: old tokens die and any sign-in backoff is lifted."""
     user = find_user(username=username)
     if user is None:
-        raise NotFound("No user with that username.", code="user_not_found")
+        raise NotFound("No user with that username.", code=ShopCode.USER_NOT_FOUND)
     update_user(user_id=user.id, password=password)
     throttle.clear(user.username)
     return user

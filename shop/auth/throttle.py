@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
-from shop.errors import AppError
+from shop.errors import AppError, ShopCode
 from shop.extensions import limiter
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ _WAIT_KEY_SLACK_SECONDS = 60       # the stored deadline decides; its key merely
 class TooManyAttempts(AppError):
     """A username is waiting out its sign-in backoff."""
 
-    status, code = 429, "too_many_attempts"
+    status, code = 429, ShopCode.TOO_MANY_ATTEMPTS
 
     def __init__(self, retry_after: int):
         super().__init__(f"Too many failed sign-ins for this username; try again in {retry_after} s.",

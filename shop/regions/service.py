@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shop.caching import invalidate_after_commit
 from shop.db import db, lock_on_sqlite, violates
-from shop.errors import Conflict, NotFound, ValidationError
+from shop.errors import Conflict, NotFound, ShopCode, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import OVERLAP_CONSTRAINT, Pairing, Region
 
@@ -67,7 +67,7 @@ def get_region(code: str) -> Region:
     """The region with `code`, or `NotFound`."""
     region = db.session.get(Region, code)
     if region is None:
-        raise NotFound(f"No region with code {code}.", code="region_not_found")
+        raise NotFound(f"No region with code {code}.", code=ShopCode.REGION_NOT_FOUND)
     return region
 
 
@@ -91,7 +91,7 @@ def create_region(*, code: str, name: str, level: str, parent_code: str | None, 
                   note: str | None = None) -> Region:
     """Add a region (e.g. a new district after a reorganisation)."""
     if db.session.get(Region, code) is not None:
-        raise Conflict(f"Region {code} already exists.", code="region_exists")
+        raise Conflict(f"Region {code} already exists.", code=ShopCode.REGION_EXISTS)
     if parent_code is not None:
         get_region(parent_code)
     elif level != "province":
@@ -160,7 +160,7 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
 
 def _overlap(pairing_id: int | None) -> Conflict:
     """The conflict of a pairing overlapping another of the same regions and programme."""
-    return Conflict("An overlapping pairing of these regions exists.", code="pairing_overlaps",
+    return Conflict("An overlapping pairing of these regions exists.", code=ShopCode.PAIRING_OVERLAPS,
                     details={"pairing_id": pairing_id} if pairing_id is not None else {})
 
 
@@ -168,7 +168,7 @@ def end_pairing(*, pairing_id: int, valid_until: date) -> Pairing:
     """End a pairing on `valid_until` (inclusive); its history stays."""
     pairing = db.session.get(Pairing, pairing_id)
     if pairing is None:
-        raise NotFound(f"No pairing {pairing_id}.", code="pairing_not_found")
+        raise NotFound(f"No pairing {pairing_id}.", code=ShopCode.PAIRING_NOT_FOUND)
     if valid_until < pairing.valid_from:
         raise ValidationError("A pairing cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})

@@ -4,8 +4,12 @@ from __future__ import annotations
 import logging
 
 import pytest
+import werkzeug.exceptions
 from flask_smorest import Blueprint
+from sqlalchemy import func, select
 
+from shop.auth.models import User
+from shop.db import db
 from shop.extensions import api
 
 
@@ -92,6 +96,15 @@ def failing_app(sqlite_template, tmp_path):
     def boom():
         raise RuntimeError("secret internals 42")
 
+    @blp.route("/twice", methods=["POST"])
+    def twice():
+        db.session.add_all([User(username="twice", password_hash="x", role="consumer") for _ in range(2)])
+        db.session.flush()
+
+    @blp.route("/private")
+    def private():
+        raise werkzeug.exceptions.Unauthorized()
+
     api.register_blueprint(blp)
     return app
 
@@ -103,6 +116,17 @@ def test_unexpected_exception_is_a_500_without_stack_trace_and_is_logged(failing
     assert b"secret internals" not in response.data and b"Traceback" not in response.data
     assert error["details"] == {"request_id": "req-500"}
     assert any("req-500" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_write_breaking_a_unique_rule_no_service_checked_is_a_409_that_writes_nothing(failing_app):
+    error = assert_error(failing_app.test_client().post("/api/v1/twice"), 409, "conflict")
+    assert "twice" not in error["message"]  # the rule, not the values
+    with failing_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User).where(User.username == "twice")) == 0
+
+
+def test_an_http_401_from_below_the_services_is_the_json_shape(failing_app):
+    assert_error(failing_app.test_client().get("/api/v1/private"), 401, "unauthorized")
 
 
 def test_pages_outside_the_api_keep_html_errors(client):

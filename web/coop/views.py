@@ -17,7 +17,7 @@ from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
 from orders.ledger.periods import PeriodQuery
 from shop.db import commit, db
-from shop.errors import AppError, NotFound
+from shop.errors import AppError, NotFound, ShopCode
 from shop.fields import Text
 from shop.pagination import PageQuery
 from suppliers import service as suppliers
@@ -32,8 +32,8 @@ PAGE_SIZE = 50
 LINKS_SHOWN = 100  # a household's benefit links shown on its page (one co-op gives a household a handful)
 INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 HOUSEHOLD_FIELDS = ("id", "code", "head_name", "id_number", "village", "members", "bank_account", "active")
-UPLOAD_PROBLEMS = {"payload_too_large": "文件太大：库存文件最大 {mb} MB，请拆分后分批上传。",
-                   "validation_error": "文件是空的，请选择填好的库存文件。"}
+UPLOAD_PROBLEMS = {ShopCode.PAYLOAD_TOO_LARGE: "文件太大：库存文件最大 {mb} MB，请拆分后分批上传。",
+                   ShopCode.VALIDATION_ERROR: "文件是空的，请选择填好的库存文件。"}
 
 
 class BankFileForm(Schema):

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from orders.checkout import service as checkout
 from shop.auth.models import User
 from shop.db import commit, db
-from shop.errors import AppError, Conflict
+from shop.errors import AppError, Conflict, ShopCode
 from shop.idempotency import IN_PROGRESS_POLL_SECONDS, IN_PROGRESS_WAIT_SECONDS, IdempotencyKey
 
 
@@ -46,7 +46,7 @@ def placed_order(*, user: User, key: str) -> int | None:
     while (record := _record(user, key)) is not None and record.status_code is None:
         if time.monotonic() > deadline:
             raise Conflict("The order from this form is still being placed; retry later.",
-                           code="idempotency_key_in_progress")
+                           code=ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS)
         db.session.rollback()
         time.sleep(IN_PROGRESS_POLL_SECONDS)
     return int(record.response_body) if record is not None else None

@@ -5,12 +5,14 @@ from flask import Response, current_app, flash, redirect, render_template, reque
 from marshmallow import ValidationError as SchemaError
 
 from catalog import service as catalog
+from catalog.errors import CatalogCode
 from orders.checkout import service as checkout
 from orders.checkout.schemas import OrderCreate
+from orders.errors import OrderCode
 from orders.payments import service as payments
 from orders.stores import service as stores
 from shop.db import commit
-from shop.errors import AppError, NotFound
+from shop.errors import AppError, NotFound, ShopCode
 from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
 from web.once import is_form_key, new_form_key
@@ -29,12 +31,12 @@ FIELD_MESSAGES = {
     "lines": "购物车里有无效的商品，请回到购物车检查。",
 }
 REFUSALS = {  # a domain error's code → the form field it concerns and what the shopper is told
-    "insufficient_stock": ("lines", "有商品库存不足，请减少数量或改选其他门店。"),
-    "product_unavailable": ("lines", "购物车里有商品已下架，请回到购物车删除后再结算。"),
-    "store_unavailable": ("store_id", "这家门店暂不营业，请选择其他门店。"),
-    "not_a_donor_district": ("district_code", "我们只配送到对口帮扶城市的各区。"),
-    "payment_provider_unavailable": ("lines", "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"),
-    "idempotency_key_in_progress": ("lines", "订单正在提交，请稍后到“我的订单”查看。"),
+    CatalogCode.INSUFFICIENT_STOCK: ("lines", "有商品库存不足，请减少数量或改选其他门店。"),
+    OrderCode.PRODUCT_UNAVAILABLE: ("lines", "购物车里有商品已下架，请回到购物车删除后再结算。"),
+    OrderCode.STORE_UNAVAILABLE: ("store_id", "这家门店暂不营业，请选择其他门店。"),
+    OrderCode.NOT_A_DONOR_DISTRICT: ("district_code", "我们只配送到对口帮扶城市的各区。"),
+    OrderCode.PAYMENT_PROVIDER_UNAVAILABLE: ("lines", "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"),
+    ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS: ("lines", "订单正在提交，请稍后到“我的订单”查看。"),
 }
 ORDER_NOT_FOUND = "订单不存在。"
 OUTCOMES = ("succeeded", "failed")
@@ -83,7 +85,7 @@ def _refused(lines: dict[str, int], exc: AppError):
     if exc.code not in REFUSALS:
         raise exc
     field, message = REFUSALS[exc.code]
-    short = {line["sku"]: line for line in exc.details["lines"]} if exc.code == "insufficient_stock" else None
+    short = {line["sku"]: line for line in exc.details["lines"]} if exc.code == CatalogCode.INSUFFICIENT_STOCK else None
     return _checkout_page(lines, errors={field: message}, short=short, status=exc.status)
 
 
@@ -180,7 +182,7 @@ def cancel(order_id: int):
     except NotFound:
         return error_page(404, ORDER_NOT_FOUND)
     except AppError as exc:
-        if exc.code != "invalid_transition":
+        if exc.code != OrderCode.INVALID_TRANSITION:
             raise
         flash("这个订单已不能取消。")
     else:

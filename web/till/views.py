@@ -10,6 +10,7 @@ from orders.checkout.service import get_order_for
 from orders.counter import service as counter
 from orders.counter.limits import attempts_key, pickup_code_limit
 from orders.counter.schemas import PickupCreate
+from orders.errors import OrderCode
 from orders.refunds import service as refunds
 from orders.refunds.schemas import RefundCreate
 from orders.stores import service as stores
@@ -83,7 +84,7 @@ def open_shift():
     try:
         stores.start_shift(actor=web_user(), store_id=store.id, **data)
     except AppError as exc:
-        if exc.code != "shift_already_open":
+        if exc.code != OrderCode.SHIFT_ALREADY_OPEN:
             raise
     commit()
     return redirect(url_for("till.home"))
@@ -110,7 +111,7 @@ def close_shift(shift_id: int):
     try:
         stores.close_shift(actor=web_user(), shift_id=shift_id, **data)
     except AppError as exc:
-        if exc.code != "shift_closed":
+        if exc.code != OrderCode.SHIFT_CLOSED:
             raise
     commit()
     return redirect(url_for("till.shift", shift_id=shift_id))
@@ -145,7 +146,7 @@ def pickups():
         except ValidationError:
             error, status = "取货码是 6 位数字。", 422
         except AppError as exc:
-            if exc.code != "pickup_code_invalid":
+            if exc.code != OrderCode.PICKUP_CODE_INVALID:
                 raise
             db.session.rollback()
             error, status = _message(exc), 409

@@ -30,6 +30,7 @@ from sqlalchemy import case, func, or_, select, update
 
 from orders.ledger import accounts, chain
 from orders.ledger.audit import shanghai_midnight
+from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.payouts import bank_file
 from orders.ledger.payouts.models import LINE_STATUSES, PayoutBatch, PayoutDownload, PayoutLine
@@ -82,7 +83,7 @@ def _progress_key(batch_id: int) -> str:
 
 def _not_found(batch_id: int) -> NotFound:
     """The answer for a batch that does not exist or lies outside the caller's scope."""
-    return NotFound(f"No payout batch {batch_id}.", code="payout_batch_not_found")
+    return NotFound(f"No payout batch {batch_id}.", code=LedgerCode.PAYOUT_BATCH_NOT_FOUND)
 
 
 def _in_scope(batch: PayoutBatch | None, actor: User) -> bool:
@@ -319,7 +320,7 @@ def settle_lines(*, batch_id: int, settlements: list[Settlement]) -> dict:
         raise _not_found(batch_id)
     if batch.status != "ready":
         raise Conflict(f"Payout batch {batch_id} is {batch.status}, not ready to settle.",
-                       code="payout_batch_not_ready")
+                       code=LedgerCode.PAYOUT_BATCH_NOT_READY)
     ids = [s.line_id for s in settlements]
     if len(set(ids)) != len(ids):
         raise ValidationError("A line may be settled once per request.",
@@ -330,13 +331,13 @@ def settle_lines(*, batch_id: int, settlements: list[Settlement]) -> dict:
         .execution_options(populate_existing=True))}
     unknown = [i for i in ids if i not in lines]
     if unknown:
-        raise ValidationError("These lines are not in the batch.", code="payout_line_not_found",
+        raise ValidationError("These lines are not in the batch.", code=LedgerCode.PAYOUT_LINE_NOT_FOUND,
                               details={"lines": [f"No line {i} in batch {batch_id}." for i in unknown]})
     moves = [(lines[s.line_id], s) for s in settlements if lines[s.line_id].status != s.status]
     illegal = [{"line_id": line.id, "from": line.status, "to": s.status} for line, s in moves
                if (line.status, s.status) not in TRANSITIONS]
     if illegal:
-        raise Conflict("A line cannot move to that status.", code="illegal_payout_transition",
+        raise Conflict("A line cannot move to that status.", code=LedgerCode.ILLEGAL_PAYOUT_TRANSITION,
                        details={"lines": illegal})
     _post_moves(batch, moves)
     db.session.flush()
@@ -392,7 +393,7 @@ def export_bank_file(*, batch_id: int, actor: User, reason: str) -> BankFile:
         raise _not_found(batch_id)
     if batch.status != "ready":
         raise Conflict(f"Payout batch {batch_id} is {batch.status}: it has no bank file yet.",
-                       code="payout_batch_not_ready")
+                       code=LedgerCode.PAYOUT_BATCH_NOT_READY)
     lines = [line for line in batch.lines if line.status == "pending"]
     rows = [bank_file.BankRow(line.payee_name, line.bank_account, line.amount_fen,
                               bank_file.reference(batch.id, line.id)) for line in lines]

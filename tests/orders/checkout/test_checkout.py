@@ -1,10 +1,14 @@
 """Checkout: reservations, validation, reads in scope, cancel, ship and deliver (SQLite)."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 from sqlalchemy import func, select
 
 from catalog.models import Stock
 from orders.models import Allocation, Order, OrderTransition, Payment
+from shop import idempotency
 from shop.db import db
 from tests.orders.checkout.conftest import ADDRESS, confirm, delivery_body, last_user, pickup_body
 
@@ -309,3 +313,19 @@ def test_pickup_orders_are_not_shipped(client, login, world):
                            json={"carrier": "顺丰", "tracking_number": "SF123456"})
     assert response.status_code == 409
     assert response.json["error"]["code"] == "not_a_delivery_order"
+
+
+def test_a_retry_while_the_first_request_still_runs_is_told_to_come_back(client, login, world, monkeypatch):
+    headers = {**login("consumer"), "Idempotency-Key": "checkout-slow", "Content-Type": "application/json"}
+    body = json.dumps(delivery_body((world["a"].sku, 1))).encode()
+    user = last_user()
+    running = hashlib.sha256(b"POST /api/v1/orders\n" + body).hexdigest()  # the first request, still at work
+    db.session.add(idempotency.IdempotencyKey(user_id=user.id, scope=f"user:{user.id}", key="checkout-slow",
+                                              request_hash=running))
+    db.session.commit()
+    monkeypatch.setattr(idempotency, "IN_PROGRESS_WAIT_SECONDS", 0.2)
+
+    retry = client.post("/api/v1/orders", data=body, headers=headers)
+
+    assert retry.status_code == 409 and retry.json["error"]["code"] == "idempotency_key_in_progress"
+    assert db.session.scalar(select(func.count(Order.id))) == 0

@@ -1,0 +1,24 @@
+"""The catalog domain's error codes (the `code` of its JSON errors)."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CatalogCode(StrEnum):
+    """The snake_case codes this domain raises."""
+
+    ACTIVATION_ADMIN_ONLY = "activation_admin_only"
+    BELOW_RESERVED = "below_reserved"
+    HOUSEHOLD_NOT_LINKED = "household_not_linked"
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    INVALID_RATES = "invalid_rates"
+    LOCATION_CODE_TAKEN = "location_code_taken"
+    LOCATION_NOT_FOUND = "location_not_found"
+    LOT_CODE_TAKEN = "lot_code_taken"
+    LOT_NOT_FOUND = "lot_not_found"
+    PRODUCT_NOT_FOUND = "product_not_found"
+    RATES_ADMIN_ONLY = "rates_admin_only"
+    RESERVATION_NOT_HELD = "reservation_not_held"
+    SKU_TAKEN = "sku_taken"
+    TRACE_CODE_NOT_FOUND = "trace_code_not_found"
+    UPLOAD_NOT_FOUND = "upload_not_found"

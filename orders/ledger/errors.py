@@ -1,0 +1,15 @@
+"""The ledger's error codes (the `code` of its JSON errors)."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LedgerCode(StrEnum):
+    """The snake_case codes this domain raises."""
+
+    ACCOUNT_NOT_FOUND = "account_not_found"
+    ILLEGAL_PAYOUT_TRANSITION = "illegal_payout_transition"
+    LEDGER_TRANSACTION_NOT_FOUND = "ledger_transaction_not_found"
+    PAYOUT_BATCH_NOT_FOUND = "payout_batch_not_found"
+    PAYOUT_BATCH_NOT_READY = "payout_batch_not_ready"
+    PAYOUT_LINE_NOT_FOUND = "payout_line_not_found"
