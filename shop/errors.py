@@ -22,6 +22,7 @@ class ShopCode(StrEnum):
     BAD_REQUEST = "bad_request"
     CONFLICT = "conflict"
     FORBIDDEN = "forbidden"
+    HTTP_ERROR = "http_error"
     IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency_key_in_progress"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     INTERNAL_ERROR = "internal_error"
@@ -132,7 +133,7 @@ def _flatten_webargs(messages: dict) -> dict:
 def _http_error(exc: HTTPException):
     """Render a werkzeug/webargs HTTP exception in the API shape."""
     status = exc.code or 500
-    code = HTTP_CODES.get(status, "http_error")
+    code = HTTP_CODES.get(status, ShopCode.HTTP_ERROR)
     data = getattr(exc, "data", None) or {}
     details: dict = {}
     message = exc.description or exc.name

@@ -105,6 +105,10 @@ def failing_app(sqlite_template, tmp_path):
     def private():
         raise werkzeug.exceptions.Unauthorized()
 
+    @blp.route("/teapot")
+    def teapot():
+        raise werkzeug.exceptions.ImATeapot()
+
     api.register_blueprint(blp)
     return app
 
@@ -127,6 +131,10 @@ def test_a_write_breaking_a_unique_rule_no_service_checked_is_a_409_that_writes_
 
 def test_an_http_401_from_below_the_services_is_the_json_shape(failing_app):
     assert_error(failing_app.test_client().get("/api/v1/private"), 401, "unauthorized")
+
+
+def test_an_http_status_without_a_code_of_its_own_is_a_generic_http_error(failing_app):
+    assert_error(failing_app.test_client().get("/api/v1/teapot"), 418, "http_error")
 
 
 def test_pages_outside_the_api_keep_html_errors(client):
