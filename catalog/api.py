@@ -84,7 +84,7 @@ class ProductBySku(MethodView):
     @blp.response(200, ProductOut)
     def patch(self, data, sku):
         """Edit a product; price and rate changes are kept in its history."""
-        product = service.update_product(actor=current_user(), sku=sku, **data)
+        product = service.update_product(actor=current_user(), sku=sku, changes=service.ProductChanges(**data))
         commit()
         return service.product_view(product, on=service.today())
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange
 from catalog.schemas import SKU_PATTERN
 from shop.auth.models import User
 from shop.caching import CacheKey, cache_key, invalidate_after_commit
+from shop.changes import UNSET, Changes
 from shop.db import db
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import normalise_identifier
@@ -258,22 +260,43 @@ def create_product(*, actor: User, supplier_id: int | None = None, certificate: 
     return product
 
 
-def update_product(*, actor: User, sku: str, **changes) -> Product:
+@dataclass(frozen=True, kw_only=True)
+class ProductChanges(Changes):
+    """What a co-op or an admin may change on a product (rates and activation: admins only; the SKU stays)."""
+
+    name: str = UNSET
+    description: str = UNSET
+    category: str = UNSET
+    unit: str = UNSET
+    net_weight_g: int = UNSET
+    price_fen: int = UNSET
+    county_code: str = UNSET
+    status: str = UNSET
+    images: list[str] = UNSET
+    platform_fee_bp: int = UNSET
+    store_commission_bp: int = UNSET
+    household_premium_bp: int = UNSET
+    dividend_bp: int = UNSET
+    certificate: dict | None = UNSET
+
+
+def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product:
     """Edit a product (rates and activation by admins only); price and rate changes are written to its history."""
     product = _editable_product(sku=sku, actor=actor)
-    _check_coop_may(actor, changes, product=product)
-    if "certificate" in changes:
-        changes |= _certificate_columns(changes.pop("certificate"))
+    values = changes.given()
+    _check_coop_may(actor, values, product=product)
+    if "certificate" in values:
+        values |= _certificate_columns(values.pop("certificate"))
     merged = {name: getattr(product, name) for name in (*RATE_FIELDS, "certificate_valid_from",
-                                                         "certificate_valid_until")} | changes
+                                                         "certificate_valid_until")} | values
     _check_rates(merged)
     _check_certificate(merged)
-    if "county_code" in changes:
-        _check_county(changes["county_code"])
-    _record_changes(product, actor, changes)
-    if "name" in changes:
-        product.name_pinyin, product.name_initials = pinyin_keys(changes["name"])
-    for name, value in changes.items():
+    if "county_code" in values:
+        _check_county(values["county_code"])
+    _record_changes(product, actor, values)
+    if "name" in values:
+        product.name_pinyin, product.name_initials = pinyin_keys(values["name"])
+    for name, value in values.items():
         setattr(product, name, value)
     db.session.flush()
     invalidate_after_commit(CACHE_NAMESPACE)

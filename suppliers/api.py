@@ -66,7 +66,9 @@ class SupplierById(MethodView):
     @blp.response(200, SupplierOut)
     def patch(self, data, supplier_id):
         """Edit, re-rate or deactivate a supplier; a bank account change is audited."""
-        supplier = service.update_supplier(supplier_id=supplier_id, user=current_user(), **data)
+        reason = data.pop("reason", None)
+        supplier = service.update_supplier(supplier_id=supplier_id, user=current_user(), reason=reason,
+                                           changes=service.SupplierChanges(**data))
         commit()
         return supplier
 
@@ -108,7 +110,9 @@ class HouseholdById(MethodView):
     @blp.response(200, HouseholdOut)
     def patch(self, data, household_id):
         """Edit or deactivate a household (its registering co-op or an admin); a bank account change is audited."""
-        household = service.update_household(household_id=household_id, user=current_user(), **data)
+        reason = data.pop("reason", None)
+        household = service.update_household(household_id=household_id, user=current_user(), reason=reason,
+                                             changes=service.HouseholdChanges(**data))
         commit()
         return household
 

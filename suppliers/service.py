@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shop.auth.models import User
 from shop.caching import invalidate_after_commit
+from shop.changes import UNSET, Changes
 from shop.config import ConfigError
 from shop.db import db, lock_on_sqlite, violates
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, ValidationError
@@ -108,13 +109,26 @@ def _change_bank_account(*, row: Household | Supplier, account: str | None, user
                                      new_masked=mask_bank_account(new) if new else None, **subject))
 
 
-def update_supplier(*, supplier_id: int, user: User, reason: str | None = None,
-                    agreement: dict[str, int] | None = None, **changes) -> Supplier:
+@dataclass(frozen=True, kw_only=True)
+class SupplierChanges(Changes):
+    """What an admin may change on a supplier (its USCC and county stay)."""
+
+    name: str = UNSET
+    kind: str = UNSET
+    contact: str | None = UNSET
+    bank_account: str | None = UNSET
+    agreement: dict[str, int] = UNSET
+    active: bool = UNSET
+
+
+def update_supplier(*, supplier_id: int, user: User, changes: SupplierChanges, reason: str | None = None) -> Supplier:
     """Edit a supplier's name, kind, contact, default agreement, bank account (audited) or active flag."""
     supplier = get_supplier(supplier_id)
-    if "bank_account" in changes:
-        _change_bank_account(row=supplier, account=changes.pop("bank_account"), user=user, reason=reason)
-    for field, value in {**changes, **(agreement or {})}.items():
+    values = changes.given()
+    if "bank_account" in values:
+        _change_bank_account(row=supplier, account=values.pop("bank_account"), user=user, reason=reason)
+    rates = values.pop("agreement", {})
+    for field, value in {**values, **rates}.items():
         setattr(supplier, field, value)
     db.session.flush()
     invalidate_after_commit("suppliers")  # product pages show the supplier's name
@@ -275,7 +289,21 @@ def show_household(*, household_id: int, user: User, reveal: bool = False,
     return Revealed(household)
 
 
-def update_household(*, household_id: int, user: User, reason: str | None = None, **changes) -> Household:
+@dataclass(frozen=True, kw_only=True)
+class HouseholdChanges(Changes):
+    """What a household's registering co-op or an admin may change (its code, county and ID number stay)."""
+
+    head_name: str = UNSET
+    village: str = UNSET
+    members: int = UNSET
+    bank_account: str | None = UNSET
+    consent_on: date = UNSET
+    consent_basis: str = UNSET
+    active: bool = UNSET
+
+
+def update_household(*, household_id: int, user: User, changes: HouseholdChanges,
+                     reason: str | None = None) -> Household:
     """Edit a household's name, village, members, account (audited) or consent, or (de)activate it.
 
     Only the co-op that registered the household, or an admin, may change it: another co-op that
@@ -285,9 +313,10 @@ def update_household(*, household_id: int, user: User, reason: str | None = None
     if user.supplier_id is not None and household.registered_by_id != user.supplier_id:
         raise Forbidden("Only the co-op that registered this household, or an admin, may change it.",
                         code=SupplierCode.HOUSEHOLD_READ_ONLY)
-    if "bank_account" in changes:
-        _change_bank_account(row=household, account=changes.pop("bank_account"), user=user, reason=reason)
-    for field, value in changes.items():
+    values = changes.given()
+    if "bank_account" in values:
+        _change_bank_account(row=household, account=values.pop("bank_account"), user=user, reason=reason)
+    for field, value in values.items():
         setattr(household, field, value)
     db.session.flush()
     return household
