@@ -186,7 +186,7 @@ def create_lot(*, actor: User, product_sku: str, location_code: str, quantity: i
                **fields) -> Lot:
     """Create a lot from the API: co-ops for their own products, admins also with an explicit quantity."""
     product = get_product(sku=product_sku, actor=actor)
-    if actor.role == "coop" and product.supplier_id != actor.supplier_id:
+    if not actor.acts_for_supplier(product.supplier_id):
         raise NotFound(f"No product {product_sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     if quantity is not None and actor.role != "admin":
         raise ValidationError("Only an admin may give a quantity without contributions.",
@@ -199,7 +199,7 @@ def create_lot(*, actor: User, product_sku: str, location_code: str, quantity: i
 
 def _lot_in_scope(lot: Lot | None, actor: User) -> bool:
     """Admins see every lot; co-ops their own supplier's."""
-    return lot is not None and (actor.role == "admin" or actor.supplier_id == lot.supplier_id)
+    return lot is not None and actor.acts_for_supplier(lot.supplier_id)
 
 
 def get_lot(*, lot_id: int, actor: User) -> Lot:
@@ -217,7 +217,7 @@ def find_lot_by_trace_code(trace_code: str) -> Lot | None:
 
 def list_supplier_lots(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
     """A page of a supplier's lots (by id), with their live stock per location."""
-    if actor.role == "coop" and actor.supplier_id != supplier_id:
+    if not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     suppliers.get_supplier(supplier_id)
     query = (select(Lot).where(Lot.supplier_id == supplier_id)

@@ -89,8 +89,7 @@ def row_view(row, *, on: date) -> dict:
 
 def _may_see_unpublished(actor: User | None, product) -> bool:
     """Admins see every product; a co-op also its own drafts and archived products."""
-    return actor is not None and (actor.role == "admin"
-                                  or (actor.role == "coop" and actor.supplier_id == product.supplier_id))
+    return actor is not None and actor.role in ("admin", "coop") and actor.acts_for_supplier(product.supplier_id)
 
 
 def _sku_code(sku: str) -> str | None:
@@ -116,7 +115,7 @@ def get_product(*, sku: str, actor: User | None = None) -> Product:
 def _editable_product(*, sku: str, actor: User) -> Product:
     """The product `actor` may edit: admins any, co-ops their own supplier's (404 otherwise)."""
     product = _find_by_sku(sku)
-    if product is None or (actor.role == "coop" and actor.supplier_id != product.supplier_id):
+    if product is None or not actor.acts_for_supplier(product.supplier_id):
         raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     return product
 

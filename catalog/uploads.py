@@ -57,14 +57,14 @@ def _progress_key(upload_id: int) -> str:
 
 def _in_scope(upload: InventoryUpload | None, actor: User) -> bool:
     """Admins see every upload; co-ops their own supplier's."""
-    return upload is not None and (actor.role == "admin" or actor.supplier_id == upload.supplier_id)
+    return upload is not None and actor.acts_for_supplier(upload.supplier_id)
 
 
 def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: bytes, max_bytes: int,
                   queue_import: bool = True) -> tuple[InventoryUpload, bool]:
     """Store a file for import and (unless the caller imports it itself) queue its task after commit;
     (upload, created). The same bytes while an earlier upload of them is live return that upload."""
-    if actor is not None and actor.role == "coop" and actor.supplier_id != supplier_id:
+    if actor is not None and not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     suppliers.get_supplier(supplier_id)
     if len(data) > max_bytes:
@@ -158,7 +158,7 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
 
 def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
     """A page of a supplier's uploads, newest first."""
-    if actor.role == "coop" and actor.supplier_id != supplier_id:
+    if not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     query = select(InventoryUpload).where(InventoryUpload.supplier_id == supplier_id)
     return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor, newest_first=True)

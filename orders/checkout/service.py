@@ -233,15 +233,16 @@ def _viewer(actor: User, order: Order) -> str:
     return "admin" if actor.role == "admin" else "staff"
 
 
-def _in_scope(actor: User, order: Order | None) -> bool:
-    """Admins see every order, consumers their own, store staff their store's."""
+def may_see_order(actor: User, order: Order | None) -> bool:
+    """The orders domain's one scope rule: admins see every order, store staff their store's, consumers their own
+    (outside it an order is "not found"; which roles may call at all is each view's `require_role`)."""
     if order is None:
         return False
     if actor.role == "admin":
         return True
     if actor.role == "store_staff":
         return actor.store_id is not None and order.store_id == actor.store_id
-    return order.consumer_id == actor.id
+    return actor.role == "consumer" and order.consumer_id == actor.id
 
 
 def _views(orders: list[Order], actor: User) -> list[OrderView]:
@@ -267,7 +268,7 @@ def view_order(*, actor: User, order: Order) -> OrderView:
 def get_order_for(*, actor: User, order_id: int) -> Order:
     """The order if `actor` may see it (`order_not_found` 404 otherwise)."""
     order = db.session.get(Order, order_id)
-    if not _in_scope(actor, order):
+    if not may_see_order(actor, order):
         raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
     return order
 

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from catalog import inventory
+from orders.checkout.service import may_see_order
 from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import (
@@ -75,19 +76,10 @@ class ProviderUnavailable(AppError):
 
 # --- scope ------------------------------------------------------------------------------------------
 
-def _in_scope(order: Order, actor: User) -> bool:
-    """Whether `actor` may see `order`: admins any, staff their store's, consumers their own."""
-    if actor.role == "admin":
-        return True
-    if actor.role == "store_staff":
-        return order.store_id is not None and order.store_id == actor.store_id
-    return actor.role == "consumer" and order.consumer_id == actor.id
-
-
 def _order_for(actor: User, order_id: int, *, lock: bool) -> Order:
     """The order if `actor` may see it (locked if asked), else `order_not_found` 404."""
     order = lock_order(order_id) if lock else db.session.get(Order, order_id)
-    if order is None or not _in_scope(order, actor):
+    if order is None or not may_see_order(actor, order):
         raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
     return order
 
@@ -333,7 +325,7 @@ def request_after_sales(*, actor: User, order_id: int, lines: Sequence[RefundReq
 def _request_for(actor: User, request_id: int) -> AfterSalesRequest:
     """An after-sales request of an order `actor` may see, else `after_sales_not_found` 404."""
     request = db.session.get(AfterSalesRequest, request_id)
-    if request is None or not _in_scope(db.session.get(Order, request.order_id), actor):
+    if request is None or not may_see_order(actor, db.session.get(Order, request.order_id)):
         raise NotFound(f"No after-sales request {request_id}.", code=OrderCode.AFTER_SALES_NOT_FOUND)
     return request
 

@@ -32,3 +32,8 @@ class User(db.Model):
         CheckConstraint("(role = 'store_staff') = (store_id IS NOT NULL)", name="store_scope"),
         CheckConstraint("(role = 'coop') = (supplier_id IS NOT NULL)", name="supplier_scope"),
     )
+
+    def acts_for_supplier(self, supplier_id: int | None) -> bool:
+        """The supplier scope of every domain: a co-op user acts for its own supplier's rows only, any other role
+        for every supplier's (which roles may call at all is each view's `require_role`)."""
+        return self.supplier_id is None or self.supplier_id == supplier_id
