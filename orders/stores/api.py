@@ -65,7 +65,9 @@ class StoreById(MethodView):
     @blp.response(200, StoreOut)
     def patch(self, data, store_id):
         """Rename or (de)activate a store, or change its payout account (needs a reason; audited)."""
-        store = service.update_store(store_id=store_id, actor=current_user(), **data)
+        reason = data.pop("reason", None)
+        store = service.update_store(store_id=store_id, actor=current_user(), reason=reason,
+                                     changes=service.StoreChanges(**data))
         commit()
         return store
 

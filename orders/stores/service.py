@@ -27,6 +27,7 @@ from orders.models import (
     TransferLine,
 )
 from shop.auth.models import User
+from shop.changes import UNSET, Changes
 from shop.db import db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
@@ -37,7 +38,6 @@ from suppliers.identifiers import mask_bank_account, normalise_bank_account
 
 SEE_ALL = ("admin", "auditor")
 REASON_SIGNS = {"spoiled": -1, "damaged": -1, "found": 1}
-UNCHANGED = object()  # `update_store`: the payout account was not in the request
 
 
 # --- stores -------------------------------------------------------------------------------------------
@@ -120,16 +120,23 @@ def create_store(*, name: str, district_code: str, location_code: str, bank_acco
     return store
 
 
-def update_store(*, store_id: int, actor: User, name: str | None = None, active: bool | None = None,
-                 bank_account: str | None | object = UNCHANGED, reason: str | None = None) -> Store:
+@dataclass(frozen=True, kw_only=True)
+class StoreChanges(Changes):
+    """What an admin may change on a store (its district and stock location stay)."""
+
+    name: str = UNSET
+    active: bool = UNSET
+    bank_account: str | None = UNSET
+
+
+def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: str | None = None) -> Store:
     """Rename, (de)activate, or change the payout account of a store (a reason is required; audited)."""
     store = _store(store_id)
-    if name is not None:
-        store.name = name
-    if active is not None:
-        store.active = active
-    if bank_account is not UNCHANGED:
-        _change_bank_account(store=store, account=bank_account, actor=actor, reason=reason)
+    values = changes.given()
+    if "bank_account" in values:
+        _change_bank_account(store=store, account=values.pop("bank_account"), actor=actor, reason=reason)
+    for field, value in values.items():
+        setattr(store, field, value)
     db.session.flush()
     store.show_account = True
     return store
