@@ -182,8 +182,9 @@ def add_lot(*, product: Product, location: Location, lot_code: str, harvested_on
     return lot
 
 
-def create_lot(*, actor: User, product_sku: str, location_code: str, quantity: int | None = None,
-               **fields) -> Lot:
+def create_lot(*, actor: User, product_sku: str, location_code: str, lot_code: str, harvested_on: date,
+               packed_on: date | None, village: str, contributions: Sequence[dict] = (),
+               quantity: int | None = None) -> Lot:
     """Create a lot from the API: co-ops for their own products, admins also with an explicit quantity."""
     product = get_product(sku=product_sku, actor=actor)
     if not actor.acts_for_supplier(product.supplier_id):
@@ -194,7 +195,9 @@ def create_lot(*, actor: User, product_sku: str, location_code: str, quantity: i
     location = find_location(location_code)
     if location is None:
         raise ValidationError("Unknown location.", details={"location_code": [f"No location {location_code}."]})
-    return add_lot(product=product, location=location, quantity=quantity, created_by=actor.id, **fields)
+    return add_lot(product=product, location=location, lot_code=lot_code, harvested_on=harvested_on,
+                   packed_on=packed_on, village=village, contributions=contributions, quantity=quantity,
+                   created_by=actor.id)
 
 
 def _lot_in_scope(lot: Lot | None, actor: User) -> bool:

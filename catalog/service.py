@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -229,11 +230,19 @@ def _record_changes(product: Product, actor: User, new_values: dict, *, created:
                                          new_value=new_values[name], changed_by=actor.id))
 
 
-def create_product(*, actor: User, supplier_id: int | None = None, certificate: dict | None = None,
-                   **fields) -> Product:
+def create_product(*, actor: User, sku: str, name: str, category: str, unit: str, net_weight_g: int, price_fen: int,
+                   county_code: str, description: str = "", status: str = "draft", images: Sequence[str] = (),
+                   platform_fee_bp: int | None = None, store_commission_bp: int | None = None,
+                   household_premium_bp: int | None = None, dividend_bp: int | None = None,
+                   supplier_id: int | None = None, certificate: dict | None = None) -> Product:
     """Create a product: a co-op for its own supplier, as a draft with the supplier's default agreement
     (supplier_id, rates and activation are not theirs to send); an admin for any supplier, with any rates
     (else the supplier's default) and status."""
+    rates = {"platform_fee_bp": platform_fee_bp, "store_commission_bp": store_commission_bp,
+             "household_premium_bp": household_premium_bp, "dividend_bp": dividend_bp}
+    fields = {"sku": sku, "name": name, "description": description, "category": category, "unit": unit,
+              "net_weight_g": net_weight_g, "price_fen": price_fen, "county_code": county_code, "status": status,
+              "images": list(images), **{rate: value for rate, value in rates.items() if value is not None}}
     _check_coop_may(actor, fields)
     if actor.role == "coop":
         if supplier_id is not None:
