@@ -11,11 +11,14 @@ def init_app(app: Flask) -> None:
     from catalog.api import blp
     from catalog.cli import import_inventory_command
     from catalog.demo import seed_demo
+    from catalog.errors import CatalogCode
     from catalog.trace import pages
     from shop.cli import register_demo_seeder
+    from shop.errors import register_error_codes
     from shop.extensions import api
     from shop.sweeper import register_sweeper
 
+    register_error_codes(app, CatalogCode)
     api.register_blueprint(blp)
     app.register_blueprint(pages)
     app.cli.add_command(import_inventory_command)

@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from orders.checkout.api import blp as checkout_blp
     from orders.counter.api import blp as counter_blp
     from orders.demo import seed_demo
+    from orders.errors import OrderCode
     from orders.ledger import init_app as init_ledger
     from orders.ledger import models as ledger_models  # noqa: F401
     from orders.payments import service as payments
@@ -20,9 +21,11 @@ def init_app(app: Flask) -> None:
     from orders.stores.api import blp as stores_blp
     from orders.stores.service import store_exists
     from shop.cli import register_demo_seeder
+    from shop.errors import register_error_codes
     from shop.extensions import api
     from shop.sweeper import register_sweeper
 
+    register_error_codes(app, OrderCode)
     for blueprint in (stores_blp, checkout_blp, payments_blp, counter_blp, refunds_blp):
         api.register_blueprint(blueprint)
     app.extensions.setdefault("scope_checks", {})["store_id"] = store_exists

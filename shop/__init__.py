@@ -12,7 +12,7 @@ from shop.bodies import json_body_problem
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import CodeConverter, IdConverter
 from shop.devserver import RawUrlFix
-from shop.errors import ShopCode, error_response, register_error_handlers
+from shop.errors import ShopCode, document_error_codes, error_response, register_error_handlers
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
 from shop.periodic import install_embedded_scheduler
 from shop.worker import celery_init_app
@@ -43,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     _install_request_hooks(app)
     _init_domains(app)
+    document_error_codes(app, api.spec.components.schemas)
     install_embedded_scheduler(app)  # embedded default: the beat schedule on a timer, from the first request
     return app
 

@@ -46,14 +46,17 @@ def _check_hash_key_once(app: Flask):
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder and tasks."""
     from shop.cli import register_demo_seeder
+    from shop.errors import register_error_codes
     from shop.extensions import api
     from suppliers.api import blp
     from suppliers.crypto import parse_hash_key, parse_keys
     from suppliers.demo import seed_demo
+    from suppliers.errors import SupplierCode
     from suppliers.service import supplier_exists
 
     parse_keys(app.config["FIELD_ENCRYPTION_KEY"])  # malformed keys stop the start (ConfigError), not a request
     parse_hash_key(app.config["FIELD_HASH_KEY"])
+    register_error_codes(app, SupplierCode)
     api.register_blueprint(blp)
     app.cli.add_command(cli)
     register_demo_seeder(app, "suppliers", seed_demo)

@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from orders.ledger.api import blp
     from orders.ledger.attribution import apply_events
     from orders.ledger.cli import verify_ledger_command
+    from orders.ledger.errors import LedgerCode
     from orders.ledger.payouts import models as payout_models  # noqa: F401 - registers the tables
     from orders.ledger.payouts import service as payouts
     from orders.ledger.payouts import tasks as payout_tasks  # noqa: F401 - registers the Celery task
@@ -19,10 +20,12 @@ def init_app(app: Flask) -> None:
     from orders.ledger.rollups import REFRESH_EVERY_SECONDS, refresh_rollups_command
     from orders.ledger.statements_api import blp as statements_blp
     from orders.outbox import register_consumer
+    from shop.errors import register_error_codes
     from shop.extensions import api
     from shop.sweeper import register_sweeper
 
     register_consumer(app, "ledger", apply_events)
+    register_error_codes(app, LedgerCode)
     api.register_blueprint(blp)
     api.register_blueprint(reports_blp)
     api.register_blueprint(statements_blp)

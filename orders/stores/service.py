@@ -267,11 +267,14 @@ def close_shift(*, actor: User, shift_id: int, counted_cash_fen: int) -> ShiftRe
 
 # --- transfers ----------------------------------------------------------------------------------------
 
+LOCATION_NOT_OF_KIND = {"warehouse": OrderCode.LOCATION_NOT_WAREHOUSE, "store": OrderCode.LOCATION_NOT_STORE}
+
+
 def _location_by_code(code: str, *, kind: str, field: str):
     """The location with `code` of this kind, or a 422 naming the field."""
     location = inventory.find_location(code)
     if location is None or location.kind != kind:
-        raise ValidationError(f"No {kind} location {code}.", code=f"location_not_{kind}",
+        raise ValidationError(f"No {kind} location {code}.", code=LOCATION_NOT_OF_KIND[kind],
                               details={field: [f"No {kind} location {code}."]})
     return location
 
