@@ -24,7 +24,7 @@ class IdConverter(IntegerConverter):
 
 class CodeConverter(BaseConverter):
     """A bare `<name>` in every route (SKUs, region and trace codes): one spelling, as `shop.fields` gives codes in
-    bodies and queries (NFKC, invisible characters removed, trimmed, upper case), so `／ｐ／ｚｊ-ｋｑｍ-１ｋｇ` is the
+    bodies and queries (NFKC, invisible characters removed, trimmed, upper case), so `/p/ｚｊ-ｋｑｍ-１ｋｇ` shows the
     product `ZJ-KQM-1KG`; longer than any code, it does not match (404). Case-sensitive ids use `<string:…>`."""
 
     def to_python(self, value: str) -> str:
