@@ -18,7 +18,7 @@ def init_app(app: Flask) -> None:
     from orders.payments import tasks as payment_tasks  # noqa: F401
     from orders.payments.api import blp as payments_blp
     from orders.refunds.api import blp as refunds_blp
-    from orders.stores.api import blp as stores_blp
+    from orders.stores.api import BLUEPRINTS as stores_blueprints
     from orders.stores.service import store_exists
     from shop.cli import register_demo_seeder
     from shop.errors import register_error_codes
@@ -26,7 +26,7 @@ def init_app(app: Flask) -> None:
     from shop.sweeper import register_sweeper
 
     register_error_codes(app, OrderCode)
-    for blueprint in (stores_blp, checkout_blp, payments_blp, counter_blp, refunds_blp):
+    for blueprint in (*stores_blueprints, checkout_blp, payments_blp, counter_blp, refunds_blp):
         api.register_blueprint(blueprint)
     app.extensions.setdefault("scope_checks", {})["store_id"] = store_exists
     register_demo_seeder(app, "orders", seed_demo)

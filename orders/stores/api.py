@@ -1,4 +1,4 @@
-"""Routes: stores, their cash shifts, stock transfers to them and stock adjustments."""
+"""Routes, one blueprint per resource: stores, their cash shifts, stock transfers to them, stock adjustments."""
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -29,7 +29,13 @@ from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("stores", __name__, url_prefix="/api/v1",
-                description="Stores, cash shifts, stock transfers and stock adjustments")
+                description="Stores (大凉山体验店): their staff scope and payout accounts")
+shifts = Blueprint("shifts", __name__, url_prefix="/api/v1", description="Cash shifts at a store's counter")
+transfers = Blueprint("stock_transfers", __name__, url_prefix="/api/v1",
+                      description="Stock transfers from a warehouse to a store, received per lot")
+adjustments = Blueprint("stock_adjustments", __name__, url_prefix="/api/v1",
+                        description="Stock adjustments: stocktake counts, write-offs and found stock, audited")
+BLUEPRINTS = (blp, shifts, transfers, adjustments)
 
 
 @blp.route("/stores")
@@ -81,10 +87,10 @@ def list_account_changes(query, store_id):
     return service.list_account_changes(store_id=store_id, **query)
 
 
-@blp.route("/stores/<int:store_id>/shifts", methods=["POST"])
+@shifts.route("/stores/<int:store_id>/shifts", methods=["POST"])
 @require_role("admin", "store_staff")
-@blp.arguments(ShiftOpen)
-@blp.response(201, ShiftOut)
+@shifts.arguments(ShiftOpen)
+@shifts.response(201, ShiftOut)
 def open_shift(data, store_id):
     """Open the store's cash shift with a float (one open shift per store)."""
     shift = service.start_shift(actor=current_user(), store_id=store_id, **data)
@@ -92,18 +98,18 @@ def open_shift(data, store_id):
     return shift
 
 
-@blp.route("/shifts/<int:shift_id>")
+@shifts.route("/shifts/<int:shift_id>")
 @require_role("admin", "auditor", "store_staff")
-@blp.response(200, ShiftReportOut)
+@shifts.response(200, ShiftReportOut)
 def show_shift(shift_id):
     """The shift report: per payment method expected, counted and difference (live while open)."""
     return service.shift_report(actor=current_user(), shift_id=shift_id)
 
 
-@blp.route("/shifts/<int:shift_id>/close", methods=["POST"])
+@shifts.route("/shifts/<int:shift_id>/close", methods=["POST"])
 @require_role("admin", "store_staff")
-@blp.arguments(ShiftClose)
-@blp.response(200, ShiftReportOut)
+@shifts.arguments(ShiftClose)
+@shifts.response(200, ShiftReportOut)
 def close_shift(data, shift_id):
     """Close a shift with the counted cash; answers the shift report."""
     report = service.close_shift(actor=current_user(), shift_id=shift_id, **data)
@@ -111,11 +117,11 @@ def close_shift(data, shift_id):
     return report
 
 
-@blp.route("/stock-transfers", methods=["POST"])
+@transfers.route("/stock-transfers", methods=["POST"])
 @require_role("admin")
 @idempotent
-@blp.arguments(TransferCreate)
-@blp.response(201, TransferOut)
+@transfers.arguments(TransferCreate)
+@transfers.response(201, TransferOut)
 def create_transfer(data):
     """Dispatch stock from a warehouse to a store (lots taken FIFO; accepts an Idempotency-Key)."""
     transfer = service.create_transfer(actor=current_user(), **data)
@@ -123,19 +129,19 @@ def create_transfer(data):
     return transfer
 
 
-@blp.route("/stock-transfers/<int:transfer_id>")
+@transfers.route("/stock-transfers/<int:transfer_id>")
 @require_role("admin", "store_staff")
-@blp.response(200, TransferOut)
+@transfers.response(200, TransferOut)
 def show_transfer(transfer_id):
     """Show a stock transfer with its lots (staff: transfers to their store)."""
     return service.get_transfer(actor=current_user(), transfer_id=transfer_id)
 
 
-@blp.route("/stock-transfers/<int:transfer_id>/receive", methods=["POST"])
+@transfers.route("/stock-transfers/<int:transfer_id>/receive", methods=["POST"])
 @require_role("store_staff")
 @idempotent
-@blp.arguments(TransferReceive)
-@blp.response(200, TransferOut)
+@transfers.arguments(TransferReceive)
+@transfers.response(200, TransferOut)
 def receive_transfer(data, transfer_id):
     """The receiving store's staff confirm what arrived, per lot as sent; the discrepancy is recorded."""
     transfer = service.receive_transfer(actor=current_user(), transfer_id=transfer_id, **data)
@@ -143,28 +149,28 @@ def receive_transfer(data, transfer_id):
     return transfer
 
 
-@blp.route("/stores/<int:store_id>/incoming-transfers")
+@transfers.route("/stores/<int:store_id>/incoming-transfers")
 @require_role("admin", "store_staff")
-@blp.arguments(TransferQuery, location="query")
-@blp.response(200, page_schema(TransferOut))
+@transfers.arguments(TransferQuery, location="query")
+@transfers.response(200, page_schema(TransferOut))
 def list_incoming_transfers(query, store_id):
     """List the transfers sent to a store: dispatched ones first, or one `status`."""
     return service.list_incoming_transfers(actor=current_user(), store_id=store_id, **query)
 
 
-@blp.route("/stock-adjustments")
+@adjustments.route("/stock-adjustments")
 class StockAdjustments(MethodView):
     @require_role("admin", "auditor", "store_staff")
-    @blp.arguments(AdjustmentQuery, location="query")
-    @blp.response(200, page_schema(AdjustmentOut))
+    @adjustments.arguments(AdjustmentQuery, location="query")
+    @adjustments.response(200, page_schema(AdjustmentOut))
     def get(self, query):
         """List stock adjustments (staff: their store's location)."""
         return service.list_adjustments(actor=current_user(), **query)
 
     @require_role("admin", "store_staff")
     @idempotent
-    @blp.arguments(AdjustmentCreate)
-    @blp.response(201, AdjustmentOut)
+    @adjustments.arguments(AdjustmentCreate)
+    @adjustments.response(201, AdjustmentOut)
     def post(self, data):
         """Count, write off or find units of a lot at a location, never below what is reserved (audited)."""
         adjustment = service.adjust_stock(actor=current_user(), **data)
