@@ -113,14 +113,13 @@ class ValidationError(AppError):
 
 def register_error_codes(app: Flask, codes: type[StrEnum]) -> None:
     """Add a domain's error codes to those the OpenAPI document lists (each domain's `init_app` calls this)."""
-    app.extensions.setdefault("error_codes", {ShopCode.__name__: ShopCode})[codes.__name__] = codes
+    app.extensions.setdefault("error_codes", []).append(codes)
 
 
 def document_error_codes(app: Flask, spec_schemas: dict) -> None:
-    """List every registered code, shell's and domains', as the enum of `ErrorBody.code` in the OpenAPI document."""
-    registered = app.extensions.get("error_codes", {ShopCode.__name__: ShopCode})
-    spec_schemas["ErrorBody"]["properties"]["code"]["enum"] = sorted(code for codes in registered.values()
-                                                                     for code in codes)
+    """List the shell's and every registered domain's codes as the enum of `ErrorBody.code` in the OpenAPI document."""
+    enums = [ShopCode, *app.extensions.get("error_codes", [])]
+    spec_schemas["ErrorBody"]["properties"]["code"]["enum"] = sorted(code for enum in enums for code in enum)
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None):
