@@ -140,9 +140,15 @@ def RateBp(**kwargs) -> BoundedInt:  # noqa: N802
     return BoundedInt(minimum=0, maximum=MAX_BP, **kwargs)
 
 
+MAX_MOMENT_INPUT = 64  # longer than any ISO date or moment, however spaced
+
+
 def _folded(value: object) -> object:
-    """A string read as identifiers are (NFKC, invisible characters removed, trimmed), anything else as it is."""
-    return normalise_identifier(value[:256], case=None) if isinstance(value, str) else value
+    """A string read as identifiers are (NFKC, invisible characters removed, trimmed); anything else, or a string
+    longer than any date or moment, as it is, for the parser to refuse (never a prefix of it)."""
+    if isinstance(value, str) and len(value) <= MAX_MOMENT_INPUT:
+        return normalise_identifier(value, case=None)
+    return value
 
 
 def Choice(choices: tuple[str, ...], **kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class

@@ -104,6 +104,8 @@ def test_choices_and_dates_in_a_query_read_in_any_width(client):
     wrong = client.get("/api/v1/regions?level=ｔｏｗｎ")
     assert wrong.status_code == 422 and "level" in wrong.json["error"]["details"]
     assert client.get("/api/v1/pairings?on=２０２６－１３－０１").status_code == 422
+    padded = client.get("/api/v1/pairings?on=2026-03-01" + "%20" * 250 + "junk")  # never read as its first part
+    assert padded.status_code == 422 and "on" in padded.json["error"]["details"]
 
 
 def test_a_choice_in_a_body_reads_in_any_width(client, login):
