@@ -6,7 +6,7 @@ unambiguous — full-width digits and spaces, stray whitespace, Excel date cells
 date spellings, trailing empty rows and columns — and reports everything else as
 `{row, column, code, message, message_zh}` (see `catalog.upload_messages`) with the row number the co-op
 sees in Excel (header = row 1).
-A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio are checked
+A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio (in all and per member) are checked
 before it is opened, it is read streaming, and rows, columns and cell lengths are bounded; a cell
 echoed in a message is cut to an excerpt, and only the first errors are kept (with a count of the rest).
 """
@@ -23,7 +23,6 @@ from datetime import date, datetime
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
-from openpyxl.utils.exceptions import InvalidFileException
 
 from catalog.upload_messages import Problem, messages
 from shop.fields import MAX_QUANTITY, clean_text, normalise_identifier
@@ -51,6 +50,7 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
 )
 EXCERPT_CHARS = 50
+RATIO_CHECKED_FROM = 1024 * 1024  # members smaller than this may compress as well as they like
 _BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
 
@@ -183,34 +183,43 @@ def _decode(data: bytes) -> str:
 
 
 def _check_xlsx_size(data: bytes, limits: Limits) -> None:
-    """Reject a zip whose members would inflate beyond the limits, before anything is decompressed."""
+    """Reject a zip whose members would inflate beyond the limits, before anything is decompressed: in all, and
+    member by member (a stored, incompressible member must not hide a bomb beside it)."""
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except (zipfile.BadZipFile, OSError) as exc:
         raise FileRejected("xlsx_unreadable") from exc
     inflated = sum(member.file_size for member in members)
-    packed = sum(member.compress_size for member in members)
     if inflated > limits.xlsx_uncompressed_bytes:
         raise FileRejected("xlsx_too_large", inflated=inflated, limit=limits.xlsx_uncompressed_bytes)
-    if inflated > limits.xlsx_ratio * max(packed, 1):
+    packed = sum(member.compress_size for member in members)
+    too_compressed = (member.file_size > max(RATIO_CHECKED_FROM, limits.xlsx_ratio * member.compress_size)
+                      for member in members)
+    if inflated > limits.xlsx_ratio * max(packed, 1) or any(too_compressed):
         raise FileRejected("xlsx_compression_ratio", ratio=limits.xlsx_ratio)
 
 
 def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
-    """The first sheet's cells row by row, streamed (read-only mode), at most `columns + 1` wide."""
+    """The first sheet's cells row by row, streamed (read-only mode), at most `columns + 1` wide. Whatever the
+    parser fails on in these untrusted bytes (a broken zip, XML or cell reference) is an unreadable file."""
     _check_xlsx_size(data, limits)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         worksheet = workbook.worksheets[0]
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, IndexError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - see the docstring
         raise FileRejected("xlsx_unreadable") from exc
     try:
         if worksheet.max_row is not None and worksheet.max_row > limits.rows + 1:
             raise FileRejected("sheet_range_too_long", last=worksheet.max_row, rows=limits.rows)
-        try:
-            yield from worksheet.iter_rows(values_only=True, max_col=limits.columns + 1)
-        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise FileRejected("xlsx_unreadable") from exc
+        rows = worksheet.iter_rows(values_only=True, max_col=limits.columns + 1)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                raise FileRejected("xlsx_unreadable") from exc
+            yield row
     finally:
         workbook.close()
 

@@ -386,6 +386,58 @@ def test_a_zip_bomb_cell_is_refused_before_it_is_unpacked(client, world):
     assert "unpacks to more than 100 times its size" in body["errors"][0]["message"]
 
 
+def _template_with(members: dict[str, bytes], *, stored: dict[str, bytes] | None = None) -> bytes:
+    """The empty template workbook with `members` replaced or added (deflated), and `stored` added uncompressed."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx_bytes([])), "r") as template, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for item in template.infolist():
+            if item.filename not in members:
+                book.writestr(item, template.read(item.filename))
+        for name, data in members.items():
+            book.writestr(name, data)
+        for name, data in (stored or {}).items():
+            book.writestr(name, data, compress_type=zipfile.ZIP_STORED)
+    return out.getvalue()
+
+
+def test_a_bomb_padded_with_an_incompressible_member_is_refused_before_it_is_unpacked(client, world):
+    import os
+
+    strings = b"<sst>" + b"<si><t>a</t></si>" * 3_000_000 + b"</sst>"  # 51 MB that deflate to ~100 KB
+    data = _template_with({"xl/sharedStrings.xml": strings}, stored={"docProps/pad.bin": os.urandom(6 << 20)})
+    assert len(data) < 8 << 20
+    body = upload(client, world, data, name="padded.xlsx").json
+    assert body["status"] == "failed" and len(body["errors"]) == 1
+    assert body["errors"][0]["code"] == "xlsx_compression_ratio"
+    assert lot_count() == 0
+
+
+SHEET = "xl/worksheets/sheet1.xml"
+BROKEN_SHEETS = {
+    "truncated": b"<worksheet><sheetData><row r='1'><c",
+    "junk": b"\x00\x01garbage",
+    "external entity": (b'<?xml version="1.0"?><!DOCTYPE w [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+                        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                        b'<sheetData><row r="1"><c t="inlineStr"><is><t>&e;</t></is></c></row></sheetData>'
+                        b'</worksheet>'),
+    "shared string out of range": (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                                   b'<sheetData><row r="1"><c r="A1" t="s"><v>5</v></c></row></sheetData></worksheet>'),
+}
+
+
+@pytest.mark.parametrize("sheet", BROKEN_SHEETS.values(), ids=BROKEN_SHEETS)
+def test_a_workbook_whose_sheet_the_parser_cannot_read_fails_as_unreadable_not_as_our_error(client, world, sheet,
+                                                                                             caplog):
+    body = upload(client, world, _template_with({SHEET: sheet}), name="broken.xlsx").json
+    assert body["status"] == "failed"
+    assert [(e["row"], e["code"]) for e in body["errors"]] == [(1, "xlsx_unreadable")]
+    assert "passwd" not in str(body) and "root:" not in str(body)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def _sheet_xml_rows(rows: int, dimension: bool) -> bytes:
     """A worksheet XML of `rows` identical data rows (a small file once deflated)."""
     head = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
