@@ -125,9 +125,9 @@ def Quantity(**kwargs) -> BoundedInt:  # noqa: N802
     return BoundedInt(minimum=1, maximum=MAX_QUANTITY, **kwargs)
 
 
-def PriceFen(**kwargs) -> BoundedInt:  # noqa: N802
-    """A unit price in fen, 0 … ¥1,000,000."""
-    return BoundedInt(minimum=0, maximum=MAX_PRICE_FEN, **kwargs)
+def PriceFen(*, minimum: int = 1, **kwargs) -> BoundedInt:  # noqa: N802
+    """A unit price in fen, 1 fen … ¥1,000,000 (a bound of a price filter may be 0)."""
+    return BoundedInt(minimum=minimum, maximum=MAX_PRICE_FEN, **kwargs)
 
 
 def AmountFen(**kwargs) -> BoundedInt:  # noqa: N802

@@ -65,6 +65,18 @@ def test_mass_assignment_and_negative_prices_are_refused(client, coop):
         assert field in response.json["error"]["details"]
 
 
+def test_a_product_is_never_free_but_a_price_filter_may_start_at_0(client, coop):
+    _, headers = coop
+    free = client.post("/api/v1/products", json=product_body(price_fen=0), headers=headers)
+    assert free.status_code == 422 and "price_fen" in free.json["error"]["details"]
+    created = client.post("/api/v1/products", json=product_body(price_fen=1), headers=headers)
+    assert created.status_code == 201
+    patched = client.patch("/api/v1/products/ZJ-KQ-001", json={"price_fen": 0}, headers=headers)
+    assert patched.status_code == 422 and "price_fen" in patched.json["error"]["details"]
+    assert db.session.scalar(select(Product.price_fen).where(Product.sku == "ZJ-KQ-001")) == 1
+    assert client.get("/api/v1/products?min_price_fen=0&max_price_fen=0").status_code == 200
+
+
 def test_each_rate_is_within_0_and_10000_bp(client, login):
     supplier = SupplierFactory()
     db.session.commit()
