@@ -25,8 +25,9 @@ from sqlalchemy.orm.util import identity_key
 
 from catalog.errors import CatalogCode
 from catalog.models import Location, Lot, LotContribution, Product, Stock
-from catalog.service import get_product, today
+from catalog.service import get_product
 from shop.auth.models import User
+from shop.clock import today
 from shop.db import db
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate

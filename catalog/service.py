@@ -4,8 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from pypinyin import Style, lazy_pinyin
 from sqlalchemy import select, update
@@ -17,6 +16,7 @@ from catalog.schemas import SKU_PATTERN
 from shop.auth.models import User
 from shop.caching import CacheKey, cache_key, invalidate_after_commit
 from shop.changes import UNSET, Changes
+from shop.clock import today
 from shop.db import db
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import normalise_identifier
@@ -24,7 +24,6 @@ from shop.pagination import decode_cursor, encode_cursor, paginate
 from shop.regions.service import is_recipient_county
 from suppliers import service as suppliers
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 CACHE_NAMESPACE = "catalog"
 MAX_SKU_INPUT = 128  # longer path segments cannot spell a 32-character SKU
 
@@ -34,11 +33,6 @@ def public_cache_key(kind: str, *parts: object) -> CacheKey:
     (donor filters follow the pairings), every supplier change (pages show supplier names); a new key every
     day (certificates lapse at midnight)."""
     return cache_key(CACHE_NAMESPACE, kind, today(), *parts, depends_on=("regions", "suppliers"))
-
-
-def today() -> date:
-    """Today's date in Asia/Shanghai, the date every business rule uses."""
-    return datetime.now(SHANGHAI).date()
 
 
 def pinyin_keys(name: str) -> tuple[str, str]:

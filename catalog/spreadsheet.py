@@ -25,7 +25,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 
 from catalog.upload_messages import Problem, messages
-from shop.fields import MAX_QUANTITY, clean_text, normalise_identifier
+from shop.fields import EARLIEST_DATE, LATEST_DATE, MAX_QUANTITY, clean_text, normalise_identifier
 
 COLUMNS = {
     "sku": ("产品编码", "sku"),
@@ -138,7 +138,17 @@ def normalise(value) -> str:
 
 
 def parse_date(value) -> date:
-    """A date from an Excel date cell or `2026-09-03`, `2026/9/3`, `2026.9.3`, `2026年9月3日`."""
+    """A date from EARLIEST_DATE to LATEST_DATE, from an Excel date cell or `2026-09-03`, `2026/9/3`, `2026.9.3`,
+    `2026年9月3日`."""
+    day = _date_of(value)
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise Problem("date_out_of_range", value=day.isoformat(), earliest=EARLIEST_DATE.isoformat(),
+                      latest=LATEST_DATE.isoformat())
+    return day
+
+
+def _date_of(value) -> date:
+    """The date a cell holds, in any of `parse_date`'s spellings."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):

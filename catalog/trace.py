@@ -8,7 +8,8 @@ from flask import Blueprint, render_template, url_for
 from catalog import queries
 from catalog.errors import CatalogCode
 from catalog.schemas import TraceProduct
-from catalog.service import row_view, today
+from catalog.service import row_view
+from shop.clock import today
 from shop.errors import NotFound
 from shop.fields import normalise_identifier
 from shop.qr import svg_qr

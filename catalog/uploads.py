@@ -25,10 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from catalog.errors import CatalogCode
 from catalog.inventory import new_trace_code, receive
 from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product
-from catalog.service import today
 from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
 from catalog.upload_messages import messages
 from shop.auth.models import User
+from shop.clock import today
 from shop.db import after_commit, among, db, utcnow
 from shop.errors import AppError, NotFound, ShopCode
 from shop.extensions import cache

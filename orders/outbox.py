@@ -16,18 +16,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 from sqlalchemy import func, select, update
 
 from orders.models import Allocation, Order, OrderLine, OutboxEvent, Refund
 from shop import wakeups
+from shop.clock import SHANGHAI
 from shop.db import after_commit, among, db, insert_new, utcnow
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_LIMIT = 50_000  # events one sweep re-queues at most
 DELIVERY_BATCH = 1000  # events per re-queued delivery task (one transaction)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from marshmallow import ValidationError, fields, validate
+
+from shop.clock import today
 
 Case = Literal["upper", "lower"] | None
 
@@ -25,6 +28,7 @@ MAX_QUANTITY = 1_000_000     # units in one lot, line or movement
 MAX_PRICE_FEN = 100_000_000  # ¥1,000,000 for one unit
 MAX_AMOUNT_FEN = 10**12      # any total or balance in fen
 MAX_BP = 10_000              # rates in basis points
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)  # any date the shop records or reads
 
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―]")
 
@@ -109,10 +113,7 @@ class BoundedInt(fields.Integer):
 
     def __init__(self, *, minimum: int, maximum: int, **kwargs):
         kwargs.setdefault("strict", True)
-        extra = kwargs.pop("validate", None)
-        validators = [validate.Range(min=minimum, max=maximum)]
-        validators += extra if isinstance(extra, list) else [extra] if extra else []
-        super().__init__(validate=validators, **kwargs)
+        super().__init__(**_within(validate.Range(min=minimum, max=maximum), kwargs))
 
 
 def Id(**kwargs) -> BoundedInt:  # noqa: N802 - a field factory reads like a field class
@@ -156,15 +157,41 @@ def Choice(choices: tuple[str, ...], **kwargs) -> Identifier:  # noqa: N802 - a 
     return Identifier(max_length=max(map(len, choices)), case="lower", validate=validate.OneOf(choices), **kwargs)
 
 
+DATE_RANGE_ERROR = f"Must be a date from {EARLIEST_DATE} to {LATEST_DATE}."
+
+
+def _within(bounds: validate.Range, kwargs: dict) -> dict:
+    """`kwargs` with `bounds` first among the field's validators."""
+    extra = kwargs.pop("validate", None)
+    return {**kwargs, "validate": [bounds, *(extra if isinstance(extra, list) else [extra] if extra else [])]}
+
+
 class Date(fields.Date):
-    """An ISO date, its digits and dashes in any width."""
+    """An ISO date from EARLIEST_DATE to LATEST_DATE, its digits and dashes in any width."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**_within(validate.Range(min=EARLIEST_DATE, max=LATEST_DATE, error=DATE_RANGE_ERROR),
+                                   kwargs))
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(_folded(value), attr, data, **kwargs)
 
 
+def not_in_the_future(day: date) -> None:
+    """A validator: the date is today (in Asia/Shanghai) or before."""
+    if day > today():
+        raise ValidationError("Must not be in the future.")
+
+
 class AwareDateTime(fields.AwareDateTime):
-    """An ISO moment with its offset, its digits and signs in any width."""
+    """An ISO moment with its offset, within the dates EARLIEST_DATE to LATEST_DATE (UTC), its digits and signs in
+    any width."""
+
+    def __init__(self, **kwargs):
+        bounds = validate.Range(min=datetime.combine(EARLIEST_DATE, datetime.min.time(), UTC),
+                                max=datetime.combine(LATEST_DATE, datetime.max.time(), UTC),
+                                error=f"Must be a moment from {EARLIEST_DATE} to {LATEST_DATE}.")
+        super().__init__(**_within(bounds, kwargs))
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(_folded(value), attr, data, **kwargs)

@@ -20,6 +20,8 @@ from suppliers.errors import SupplierCode
 
 BANK_ACCOUNT = re.compile(r"^[0-9]{8,32}$")
 ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")
+BORN_FROM = date(1900, 1, 1)
+MIN_AGE = 16  # the ID number registered is a household head's (or a shareholder's): an adult's
 
 
 def normalise_uscc(value: str) -> str:
@@ -49,6 +51,8 @@ def normalise_id_number(value: str, *, today: date) -> str:
             born = None
         if born is None or born > today:
             problem = "The birth date is not a valid past date."
+        elif born < BORN_FROM or born > _years_before(today, MIN_AGE):
+            problem = f"The birth date is not that of a living adult (born from {BORN_FROM.year}, {MIN_AGE} or older)."
         elif not _known_birth_place(number):
             problem = "The region part is not a known county."
     if problem:
@@ -57,8 +61,16 @@ def normalise_id_number(value: str, *, today: date) -> str:
     return number
 
 
+def _years_before(day: date, years: int) -> date:
+    """The date `years` before `day` (29 February falls back to the 28th)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
 def _known_birth_place(number: str) -> bool:
-    """Whether the first six digits name a county that existed in the birth year."""
+    """Whether the first six digits name a region in python-stdnum's table of codes (of any year)."""
     try:
         ric.get_birth_place(number)
     except InvalidComponent:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
-from shop.fields import MAX_BP, MAX_QUANTITY, BoundedInt, Choice, Date, Id, Identifier, RateBp, Text
+from shop.fields import MAX_BP, MAX_QUANTITY, BoundedInt, Choice, Date, Id, Identifier, RateBp, Text, not_in_the_future
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account, mask_id_number
@@ -117,7 +117,7 @@ class HouseholdCreate(Schema):
     village = Text(required=True, max_length=64)
     members = BoundedInt(required=True, minimum=1, maximum=99)
     bank_account = BankAccount(load_default=None)
-    consent_on = Date(required=True)
+    consent_on = Date(required=True, validate=not_in_the_future)
     consent_basis = Text(required=True, max_length=200)
 
 
@@ -129,7 +129,7 @@ class HouseholdUpdate(Schema):
     members = BoundedInt(minimum=1, maximum=99)
     bank_account = BankAccount(allow_none=True)
     reason = Text(max_length=500)
-    consent_on = Date()
+    consent_on = Date(validate=not_in_the_future)
     consent_basis = Text(max_length=200)
     active = fields.Boolean()
 

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from shop.clock import SHANGHAI
 
 UNIT_NAMES = {"kg": "公斤", "box": "盒", "bag": "袋", "piece": "只"}
 STATUS_NAMES = {

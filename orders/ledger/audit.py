@@ -11,7 +11,7 @@ from catalog.models import Lot, LotContribution
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.models import Allocation, Order, OrderLine
-from orders.outbox import SHANGHAI
+from shop.clock import SHANGHAI
 from shop.db import db
 from shop.errors import NotFound
 from shop.pagination import paginate

@@ -9,7 +9,7 @@ from sqlalchemy import event
 from catalog import inventory
 from catalog.inventory import TRACE_ALPHABET, Portion, StockRequest
 from catalog.models import Lot, Stock
-from catalog.service import today
+from shop.clock import today
 from shop.db import db
 from shop.errors import Conflict, NotFound, ValidationError
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body, make_lot

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from catalog import inventory
 from catalog.models import Product
-from catalog.service import today
 from shop.auth.models import User
+from shop.clock import today
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.suppliers.factories import SupplierFactory

@@ -10,7 +10,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from catalog.models import InventoryUpload, Lot, LotContribution, Stock
-from catalog.service import today
+from shop.clock import today
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
 from tests.shop.test_errors import assert_error
@@ -503,3 +503,15 @@ def test_quantities_beyond_a_million_units_are_rejected(client, world):
     body = upload(client, world, csv_bytes(rows)).json
     assert body["status"] == "failed"
     assert {(e["row"], e["column"]) for e in body["errors"]} == {(2, "交售数量"), (4, "交售数量")}
+
+
+def test_a_date_outside_the_shops_range_is_a_row_error_in_both_languages(client, world):
+    a, b, _, _ = world["codes"]
+    rows = [["ZJ-KQ-500", "LOT-OLD", "0001-01-01", "XC-WH", a, 3], ["ZJ-KQ-500", "LOT-NEW", "2100/1/1", "XC-WH", b, 3]]
+    body = upload(client, world, csv_bytes(rows)).json
+    assert body["status"] == "failed" and lot_count() == 0
+    assert [(e["row"], e["code"], e["message"], e["message_zh"]) for e in body["errors"]] == [
+        (2, "date_out_of_range", "0001-01-01 is not a date from 2000-01-01 to 2099-12-31.",
+         "0001-01-01 不在 2000-01-01 至 2099-12-31 之间。"),
+        (3, "date_out_of_range", "2100-01-01 is not a date from 2000-01-01 to 2099-12-31.",
+         "2100-01-01 不在 2000-01-01 至 2099-12-31 之间。")]

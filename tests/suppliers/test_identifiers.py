@@ -47,6 +47,8 @@ def test_a_valid_id_number_is_accepted_and_compacted():
     assert identifiers.normalise_id_number(f" {number[:6]} {number[6:14]}-{number[14:]} ", today=TODAY) == number
     with_x = next(n for n in (_with_check_digit(f"51343119800101{s:03d}") for s in range(100)) if n.endswith("X"))
     assert identifiers.normalise_id_number(with_x.lower(), today=TODAY) == with_x
+    for born in ("19000101", "20101123"):  # the earliest birth date, and a head who turned 16 today
+        assert identifiers.normalise_id_number(_with_check_digit(f"513431{born}001"), today=TODAY)
 
 
 @pytest.mark.parametrize(("make", "problem"), [
@@ -54,6 +56,9 @@ def test_a_valid_id_number_is_accepted_and_compacted():
     (lambda: _with_check_digit("51343119900230123"), "The birth date is not a valid past date."),
     (lambda: _with_check_digit("51343119901301123"), "The birth date is not a valid past date."),
     (lambda: _with_check_digit("51343120991231123"), "The birth date is not a valid past date."),
+    (lambda: _with_check_digit("51343100010101303"), "The birth date is not that of a living adult"),
+    (lambda: _with_check_digit("51343118991231002"), "The birth date is not that of a living adult"),
+    (lambda: _with_check_digit("51343120101124301"), "The birth date is not that of a living adult"),
     (lambda: _with_check_digit("99999919900101123"), "The region part is not a known county."),
     (lambda: "51343119900101", "Not 17 digits"),
 ])

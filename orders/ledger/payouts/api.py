@@ -9,7 +9,6 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from orders.ledger.payouts import bank_file, service
 from orders.ledger.payouts.models import BATCH_STATUSES, PARTIES
-from orders.ledger.periods import EARLIEST, LATEST
 from shop.auth.security import current_user, require_role
 from shop.db import commit
 from shop.fields import Choice, Date, Id, Text
@@ -24,7 +23,7 @@ class PayoutBatchCreate(Schema):
 
     party = Choice(PARTIES, required=True)
     supplier_id = Id(load_default=None)
-    until = Date(required=True, validate=validate.Range(min=EARLIEST, max=LATEST))
+    until = Date(required=True)
 
     @validates_schema
     def _supplier_for_households(self, data, **kwargs):

@@ -9,7 +9,8 @@ from orders.ledger import accounts, chain
 from orders.ledger.models import LedgerAccount, Posting
 from orders.ledger.payouts.models import PayoutBatch
 from orders.ledger.payouts.tasks import run_build
-from orders.outbox import SHANGHAI, sale_date_of
+from orders.outbox import sale_date_of
+from shop.clock import SHANGHAI
 from shop.db import db, utcnow
 from tests.factories import UserFactory
 from tests.suppliers.factories import HouseholdFactory, make_bank_account

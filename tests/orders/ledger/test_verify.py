@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import text
 
 from catalog.models import Location, LotContribution
-from catalog.service import today
 from orders.ledger import accounts, chain
 from orders.ledger.models import LedgerTransaction
 from orders.ledger.verify import verify_ledger
+from shop.clock import today
 from shop.db import db
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.conftest import check_books
