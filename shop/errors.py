@@ -20,6 +20,7 @@ class ShopCode(StrEnum):
     """The snake_case codes of the shell: per HTTP status, and of auth, idempotency, regions and pagination."""
 
     BAD_REQUEST = "bad_request"
+    CANNOT_DISABLE_SELF = "cannot_disable_self"
     CONFLICT = "conflict"
     FORBIDDEN = "forbidden"
     HTTP_ERROR = "http_error"
@@ -30,6 +31,7 @@ class ShopCode(StrEnum):
     INVALID_CURSOR = "invalid_cursor"
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
     INVALID_TOKEN = "invalid_token"
+    LAST_ACTIVE_ADMIN = "last_active_admin"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     MISSING_TOKEN = "missing_token"
     NOT_FOUND = "not_found"

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from shop.auth import service
 from shop.auth.schemas import RegisterRequest, TokenOut, TokenRequest, UserCreate, UserOut, UserQuery, UserUpdate
-from shop.auth.security import require_role
+from shop.auth.security import current_user, require_role
 from shop.db import commit
 from shop.extensions import limiter
 from shop.pagination import page_schema
@@ -85,6 +85,6 @@ class UserById(MethodView):
     @blp.response(200, UserOut)
     def patch(self, data, user_id):
         """Disable or enable a user, or reset its password."""
-        user = service.update_user(user_id=user_id, **data)
+        user = service.update_user(user_id=user_id, actor=current_user(), **data)
         commit()
         return user

@@ -101,9 +101,28 @@ def list_users(*, role: str | None, limit: int, cursor: str | None) -> dict:
     return paginate(query, keys=[User.id], limit=limit, cursor=cursor)
 
 
-def update_user(*, user_id: int, active: bool | None = None, password: str | None = None) -> User:
-    """Disable/enable a user or reset its password; either revokes the user's tokens."""
+def _check_may_disable(user: User, actor: User | None) -> None:
+    """An admin may not disable themselves (`cannot_disable_self`) nor the last active admin
+    (`last_active_admin`): the active admins' rows are locked in id order first, so two admins disabling each
+    other at once cannot both succeed."""
+    if actor is not None and actor.id == user.id:
+        raise Conflict("You cannot disable your own account; ask another admin.", code=ShopCode.CANNOT_DISABLE_SELF)
+    if user.role != "admin":
+        return
+    active_admins = db.session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))
+                                       .order_by(User.id).with_for_update()).all()
+    if not set(active_admins) - {user.id}:
+        raise Conflict("This is the last active admin; enable another admin first.",
+                       code=ShopCode.LAST_ACTIVE_ADMIN)
+
+
+def update_user(*, user_id: int, active: bool | None = None, password: str | None = None,
+                actor: User | None = None) -> User:
+    """Disable/enable a user or reset its password; either revokes the user's tokens. `actor`, the admin making the
+    change, may not disable themselves, and nobody the last active admin."""
     user = get_user(user_id)
+    if active is False and user.active:
+        _check_may_disable(user, actor)
     if active is not None and active != user.active:
         user.active = active
         user.token_version += 1

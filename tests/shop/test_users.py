@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from shop.db import db
+from shop.errors import Conflict
 from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
 from tests.shop.test_auth import sign_in
@@ -114,3 +115,43 @@ def test_user_fields_are_bounded(client, login, fields, bad):
     body = {"username": "someone", "password": "a good password", "role": "auditor", **fields}
     error = assert_error(client.post("/api/v1/users", headers=login("admin"), json=body), 422, "validation_error")
     assert set(error["details"]) == {bad}
+
+
+def test_an_admin_cannot_disable_themselves(client, login):
+    me = login("admin")
+    my_id = client.get("/api/v1/users?role=admin", headers=me).json["items"][-1]["id"]
+    assert_error(client.patch(f"/api/v1/users/{my_id}", headers=me, json={"active": False}), 409,
+                 "cannot_disable_self")
+    assert client.get(f"/api/v1/users/{my_id}", headers=me).json["active"] is True
+
+
+def test_the_last_active_admin_cannot_be_disabled(app):
+    from shop.auth import service
+
+    only = UserFactory(role="admin")
+    UserFactory(role="admin", active=False)
+    db.session.commit()
+    with pytest.raises(Conflict) as refused:
+        service.update_user(user_id=only.id, active=False)
+    assert refused.value.code == "last_active_admin"
+
+
+def test_two_admins_disabling_each_other_at_once_leave_one_admin_active(racing_app):
+    from collections import Counter
+
+    from sqlalchemy import func, select
+
+    from shop.auth import service
+    from shop.auth.models import User
+    from tests.catalog.test_concurrency import race
+
+    admins = [UserFactory(role="admin"), UserFactory(role="admin")]
+    db.session.commit()
+    ids = [admin.id for admin in admins]
+
+    outcomes = race(racing_app, 2, lambda i: service.update_user(
+        user_id=ids[1 - i], active=False, actor=db.session.get(User, ids[i])))
+
+    assert outcomes == Counter({"ok": 1, "last_active_admin": 1})
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin", User.active)) == 1
