@@ -23,6 +23,7 @@ from orders.ledger.models import LedgerTransaction, Posting
 from orders.ledger.rollups import PairingRollupHousehold, PairingRollupMonth, PairingRollupSales
 from orders.models import Order, OrderLine
 from shop.db import db, utcnow
+from shop.exports import append_row, csv_cell
 from shop.regions.models import Pairing, Region
 from shop.regions.service import get_region
 from suppliers.models import Household
@@ -155,7 +156,7 @@ def pairing_report_csv(report: dict) -> str:
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in report["rows"]:
-        writer.writerow([str(row[name]).lower() if name == "paired" else row[name] for name in CSV_COLUMNS])
+        writer.writerow([str(row[name]).lower() if name == "paired" else csv_cell(row[name]) for name in CSV_COLUMNS])
     writer.writerow([])
     writer.writerows(_freshness(report))
     return buffer.getvalue()
@@ -177,7 +178,7 @@ def pairing_report_xlsx(report: dict) -> bytes:
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in report["rows"]:
-        sheet.append([row[name] for name in CSV_COLUMNS])
+        append_row(sheet, (row[name] for name in CSV_COLUMNS))
     sheet.append([])
     for note in _freshness(report):
         sheet.append(note)

