@@ -32,6 +32,7 @@ class OrderCode(StrEnum):
     PICKUP_CODE_NOT_FOUND = "pickup_code_not_found"
     PRICE_MISMATCH = "price_mismatch"
     PRODUCT_UNAVAILABLE = "product_unavailable"
+    REFUND_EXCEEDS_PAID = "refund_exceeds_paid"
     REFUND_EXCEEDS_SOLD = "refund_exceeds_sold"
     REFUND_OUTSIDE_SHIFT = "refund_outside_shift"
     SALE_AFTER_SHIFT = "sale_after_shift"

@@ -166,8 +166,11 @@ def refund_units(*, order: Order, refund: Refund, requests: Sequence[RefundReque
 
 
 def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str) -> None:
-    """Move the order to `refunded` once no line has units still sold."""
-    if all(_still_sold(line) == 0 for line in order.lines) and can_transition(order, "refunded"):
+    """Move the order to `refunded` once no line has units still sold, or once its whole payment was refunded (amount
+    refunds below a unit's price leave units sold in the ledger, DESIGN.md, but the buyer has had all the money
+    back: nothing more is handed over, shipped or refunded)."""
+    fully = all(_still_sold(line) == 0 for line in order.lines) or _refundable_fen(order) == 0
+    if fully and can_transition(order, "refunded"):
         transition(order, "refunded", actor_id=actor_id, reason=reason[:200])
 
 
@@ -215,6 +218,10 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
                        code=OrderCode.ORDER_NOT_REFUNDABLE, details={"status": order.status})
     checked = _checked(order, lines)
     amount = sum(request.quantity * checked[request.line_id].unit_price_fen for request in lines)
+    refundable = _refundable_fen(order)
+    if amount > refundable:  # amount refunds at the provider took money but fewer units than it is worth
+        raise Conflict(f"Only {refundable} fen of order {order.id} is still refundable.",
+                       code=OrderCode.REFUND_EXCEEDS_PAID, details={"amount_fen": amount, "refundable_fen": refundable})
     refund = Refund(order_id=order.id, amount_fen=amount, method=order.payment_method, reason=reason,
                     source=source, created_by=actor.id,
                     shift_id=None if order.payment_method in PROVIDER_METHODS else _till_shift_id(order))

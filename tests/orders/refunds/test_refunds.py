@@ -315,3 +315,39 @@ def test_a_provider_refund_beyond_what_was_paid_is_capped_at_the_refundable_amou
     assert (first.amount_fen, second.amount_fen) == (5000, 0)
     assert db.session.scalar(select(func.sum(Refund.amount_fen))) == 5000
     assert db.session.get(Order, order.id).status == "refunded"
+
+
+def test_a_line_refund_after_amount_refunds_never_refunds_more_than_was_paid(client, world, provider):
+    warehouse = LocationFactory()
+    make_lot(world["product"], warehouse, quantity=10)
+    _, admin = user_with_token("admin")
+    order = paid_order(location_id=warehouse.id, channel="delivery", lines=[(world["product"], 1)],
+                       payment_method="stripe", status="delivered")  # one unit of 2000 fen
+    db.session.commit()
+    assert service.record_provider_refund(order_id=order.id, provider_refund_id="re_dash_1", amount_fen=1000,
+                                          occurred_at=utcnow()).lines == []  # below a unit: a remainder only
+    db.session.commit()
+
+    response = _refund(client, admin, order, 1)
+
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "refund_exceeds_paid"
+    assert response.json["error"]["details"] == {"amount_fen": 2000, "refundable_fen": 1000}
+    assert provider.calls == []
+    assert db.session.scalar(select(func.sum(Refund.amount_fen))) == 1000
+
+
+def test_amount_refunds_that_give_back_the_whole_payment_close_the_order(client, world):
+    order = _two_line_order(world)  # 2 × 1000 + 1 × 3000 fen
+    for number, amount in enumerate((2500, 2500)):  # each takes 2 cheap units or none, and leaves a remainder
+        service.record_provider_refund(order_id=order.id, provider_refund_id=f"re_half_{number}", amount_fen=amount,
+                                       occurred_at=utcnow())
+        db.session.commit()
+
+    assert db.session.get(Order, order.id).status == "refunded"
+    assert db.session.scalar(select(func.sum(Refund.amount_fen))) == 5000
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    dear_line = db.session.scalars(select(OrderLine.id).order_by(OrderLine.id.desc())).first()
+    refused = _refund(client, admin, order, 1, line=dear_line)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "order_not_refundable"
