@@ -92,11 +92,13 @@ def reset_password_command(username):
 
 @click.command("generate-keys")
 def generate_keys_command():
-    """Print fresh SECRET_KEY, FIELD_ENCRYPTION_KEY and FIELD_HASH_KEY lines for an env file."""
+    """Print fresh SECRET_KEY, FIELD_ENCRYPTION_KEY and FIELD_HASH_KEY lines for an env file, and a
+    STRIPE_WEBHOOK_SECRET for a sandbox deployment (with Stripe, use the secret its dashboard shows)."""
     kid = datetime.now(UTC).strftime("k%Y%m%d")
     click.echo(f"SECRET_KEY={secrets.token_urlsafe(48)}")
     click.echo(f"FIELD_ENCRYPTION_KEY={kid}:{_key_text()}")
     click.echo(f"FIELD_HASH_KEY={_key_text()}")
+    click.echo(f"STRIPE_WEBHOOK_SECRET=whsec_{secrets.token_hex(24)}")
 
 
 def _key_text() -> str:

@@ -56,10 +56,19 @@ def test_production_refuses_to_start_without_a_required_setting(tmp_path, missin
 
 
 def test_production_needs_stripe_keys_or_an_explicit_sandbox(tmp_path):
-    env = {k: v for k, v in PRODUCTION.items() if not k.startswith("STRIPE")}
+    env = {k: v for k, v in PRODUCTION.items() if k != "STRIPE_API_KEY"}
     with pytest.raises(ConfigError, match="STRIPE_API_KEY"):
         load_config(env, str(tmp_path))
     assert load_config({**env, "PAYMENTS": "sandbox"}, str(tmp_path))["PAYMENTS"] == "sandbox"
+
+
+@pytest.mark.parametrize("secret", [None, "", "whsec_sandbox_not_secret"])
+def test_production_needs_its_own_webhook_secret_even_in_sandbox_mode(tmp_path, secret):
+    """The webhook is live in every mode: signed with the public development secret, anyone could pay any order."""
+    env = {k: v for k, v in PRODUCTION.items() if k != "STRIPE_WEBHOOK_SECRET"}
+    env = {**env, "PAYMENTS": "sandbox", **({} if secret is None else {"STRIPE_WEBHOOK_SECRET": secret})}
+    with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET"):
+        load_config(env, str(tmp_path))
 
 
 def test_create_app_refuses_incomplete_production_environment(monkeypatch, capsys):

@@ -88,7 +88,8 @@ def test_generate_keys_prints_fresh_keys_the_app_accepts(runner):
     first = runner.invoke(args=["generate-keys"])
     assert first.exit_code == 0, first.output
     values = dict(line.split("=", 1) for line in first.output.splitlines())
-    assert set(values) == {"SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY"}
+    assert set(values) == {"SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "STRIPE_WEBHOOK_SECRET"}
+    assert values["STRIPE_WEBHOOK_SECRET"].startswith("whsec_") and len(values["STRIPE_WEBHOOK_SECRET"]) == 54
     assert len(values["SECRET_KEY"]) >= 43
     ring = parse_keys(values["FIELD_ENCRYPTION_KEY"])
     assert len(ring.keys[ring.current]) == 32
