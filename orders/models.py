@@ -344,7 +344,7 @@ class PaymentEvent(db.Model):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'deferred', 'processed', 'ignored')", name="status"),
+        CheckConstraint("status IN ('pending', 'deferred', 'processed', 'ignored', 'failed')", name="status"),
         Index("ix_payment_events_status_received_at", "status", "received_at"),
     )
 

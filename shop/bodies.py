@@ -40,16 +40,26 @@ def _check(value, depth: int) -> None:
             _check(item, depth + 1)
 
 
+def parse_json(data: bytes) -> object:
+    """A body parsed by the rules above; `ValueError` saying why it is not acceptable JSON."""
+    try:
+        value = json.loads(data, parse_int=_parse_int, parse_constant=_reject_constant)
+        _check(value, 0)
+    except RecursionError:
+        raise ValueError(f"the body is nested deeper than {MAX_DEPTH} levels") from None
+    except UnicodeEncodeError:
+        raise ValueError("a string holds an unpaired UTF-16 surrogate") from None
+    except UnicodeDecodeError:
+        raise ValueError("the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(str(exc).split(":")[0]) from None
+    return value
+
+
 def json_body_problem(data: bytes) -> str | None:
     """Why a request body is not acceptable JSON, or None when it is."""
     try:
-        _check(json.loads(data, parse_int=_parse_int, parse_constant=_reject_constant), 0)
-    except RecursionError:
-        return f"the body is nested deeper than {MAX_DEPTH} levels"
-    except UnicodeEncodeError:
-        return "a string holds an unpaired UTF-16 surrogate"
-    except UnicodeDecodeError:
-        return "the body is not UTF-8"
+        parse_json(data)
     except ValueError as exc:
-        return str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return str(exc)
     return None

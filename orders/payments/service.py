@@ -33,6 +33,7 @@ from orders.payments.provider import get_provider
 from orders.refunds.service import record_provider_refund
 from shop import wakeups
 from shop.auth.models import User
+from shop.bodies import parse_json
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, NotFound
 from shop.fields import MAX_ID
@@ -41,10 +42,11 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
-DONE = ("processed", "ignored")
+DONE = ("processed", "ignored", "failed")
 REFUND_FAILED = ("failed", "canceled")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
+MAX_ATTEMPTS = 10  # then the event is `failed` (logged as an error), not retried every minute for ever
 SWEEP_BATCH = 200
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
                       "expired or was cancelled and its stock is gone): returned in full.")
@@ -81,9 +83,14 @@ _CONFIRMING = (select(Payment.amount_fen, Payment.status, Order.id, Order.consum
 
 # --- receiving ----------------------------------------------------------------------------------------
 
+def _is_timestamp(value: object) -> bool:
+    """Whether `value` is a Unix timestamp Stripe could send."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_TIMESTAMP
+
+
 def _moment(timestamp: object) -> datetime:
     """A Stripe Unix timestamp as an aware UTC datetime (`invalid_event` 400 if it is not one)."""
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or not 0 < timestamp < MAX_TIMESTAMP:
+    if not _is_timestamp(timestamp):
         raise InvalidEvent("The event's `created` is not a Unix timestamp.")
     return datetime.fromtimestamp(timestamp, UTC)
 
@@ -101,9 +108,9 @@ def verify_event(*, payload: bytes, signature: str | None) -> dict:
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         raise InvalidSignature("The Stripe-Signature header does not verify this body.") from exc
     try:
-        event = json.loads(payload)
+        event = parse_json(payload)
     except ValueError as exc:
-        raise InvalidEvent("The body is not JSON.") from exc
+        raise InvalidEvent(f"The body is not acceptable JSON: {exc}.") from exc
     data = event.get("data") if isinstance(event, dict) else None
     if (not isinstance(data, dict) or not isinstance(data.get("object"), dict)
             or _short_string(event.get("id"), 255) is None or _short_string(event.get("type"), 64) is None):
@@ -160,7 +167,7 @@ def _order_id_of(event: PaymentEvent, intent_order_id: int | None) -> int | None
         return intent_order_id
     metadata = event.payload["data"]["object"].get("metadata")
     raw = metadata.get("order_id") if isinstance(metadata, dict) else None
-    if isinstance(raw, str) and raw.isdigit() and 0 < len(raw) <= 10 and int(raw) <= MAX_ID:
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and 0 < len(raw) <= 10 and int(raw) <= MAX_ID:
         return int(raw)
     return None
 
@@ -229,9 +236,13 @@ def _failed(event: PaymentEvent, payment: Payment) -> None:
 
 def _refunded(event: PaymentEvent, order: Order) -> None:
     """Refunds made at the provider (e.g. its dashboard): each refund id not yet known is reconciled."""
-    refunds = (event.payload["data"]["object"].get("refunds") or {}).get("data") or []
-    valid = [r for r in refunds if isinstance(r, dict) and _short_string(r.get("id"), 255)
-             and isinstance(r.get("created"), int) and _amount(r, "amount") and r.get("status") not in REFUND_FAILED]
+    listed = event.payload["data"]["object"].get("refunds")
+    refunds = listed.get("data") if isinstance(listed, dict) else None
+    valid = [r for r in (refunds if isinstance(refunds, list) else [])
+             if isinstance(r, dict) and _short_string(r.get("id"), 255) and _is_timestamp(r.get("created"))
+             and _amount(r, "amount") and r.get("status") not in REFUND_FAILED]
+    if len(valid) != (len(refunds) if isinstance(refunds, list) else 0):
+        log.warning("payment event %s lists refunds that are not Stripe refunds: those are skipped", event.event_id)
     for refund in sorted(valid, key=lambda r: (r["created"], r["id"])):
         known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund["id"]))
         if known is None:
@@ -302,30 +313,46 @@ def _process(event: PaymentEvent, intent_order_id: int | None) -> str:
     except NotFound:
         order = None
     if order is None:
-        event.status, event.processed_at = "ignored", utcnow()
-        db.session.flush()
-        log.info("payment event %s names no order of ours: ignored", event.event_id)
-        return event.status
+        return _ignore(event, "names no order of ours")
     event, payment, deferred = _under_lock(event.id, event.intent_id)
     if event.status in DONE:
         return event.status
+    if payment is None and event.type != "payment_intent.succeeded":
+        # only money taken makes us record an intent checkout never recorded; a failure or refund of one is not ours
+        return _ignore(event, "names a payment intent this shop never recorded")
     return _apply(event, order, _payment_for(event, order, payment), deferred)
 
 
+def _ignore(event: PaymentEvent, why: str) -> str:
+    """Mark an event ignored (it names no order or payment of ours), with a log line saying why."""
+    event.status, event.processed_at = "ignored", utcnow()
+    db.session.flush()
+    log.info("payment event %s %s: ignored", event.event_id, why)
+    return event.status
+
+
 def requeue_pending_events() -> int:
-    """Sweeper: re-queue events still pending a grace period after they were last queued; how many."""
+    """Sweeper: re-queue events still pending a grace period after they were last queued, or mark them `failed` once
+    they were tried MAX_ATTEMPTS times; how many were re-queued."""
     now = utcnow()
     stale = db.session.scalars(
         select(PaymentEvent).where(PaymentEvent.status == "pending",
                                    func.coalesce(PaymentEvent.queued_at, PaymentEvent.received_at)
                                    < now - REQUEUE_AFTER)
         .order_by(PaymentEvent.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)).all()
+    requeued = 0
     for event in stale:
+        if event.attempts >= MAX_ATTEMPTS:
+            event.status, event.processed_at = "failed", now
+            log.error("payment event %s failed %s times: given up (see the earlier errors)", event.event_id,
+                      event.attempts)
+            continue
         event.queued_at, event.attempts = now, event.attempts + 1
         row_id = event.id
         after_commit(lambda row_id=row_id: _queue(row_id))
+        requeued += 1
     db.session.flush()
-    return len(stale)
+    return requeued
 
 
 # --- the sandbox --------------------------------------------------------------------------------------
