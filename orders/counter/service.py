@@ -6,7 +6,9 @@ it showed and its own timestamp (`client_created_at`); DESIGN.md "Dates" decides
 not in the future (up to `CLOCK_SKEW` ahead of the server is tolerated: till clocks drift), not before
 its shift opened nor after it closed, at most `OFFLINE_MAX_AGE` old, each unit price equal to the
 product's price at that moment (price history), and stock there to sell. Otherwise the sale is
-refused with `SaleRefused`; the view records it as a `SaleConflict` in a transaction of its own.
+refused with `SaleRefused` (also for an item no longer on sale); the view records it as a `SaleConflict` in a
+transaction of its own. A malformed sale (a card payment with tendered cash, cash short of the total) is a 422 either
+way, recorded nowhere.
 A closed shift takes an accepted offline sale as a late entry.
 """
 from __future__ import annotations
@@ -86,8 +88,12 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
         moment = _accepted_moment(shift=shift, client_created_at=client_created_at)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=moment,
                           offline_at=client_created_at)
-    except (Conflict, ValidationError) as exc:
+    except Conflict as exc:
         raise SaleRefused(exc) from exc
+    except ValidationError as exc:
+        if exc.code != OrderCode.UNKNOWN_ITEM:  # a malformed sale (its payment) is the till's to fix: 422
+            raise
+        raise SaleRefused(exc) from exc  # an item taken off sale since the till cached it: the manager decides
 
 
 def _hold_shift(*, store_id: int, shift_id: int) -> None:

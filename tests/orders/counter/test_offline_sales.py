@@ -179,3 +179,23 @@ def test_sale_conflicts_are_listed_for_the_store_only(client, counter, staff, lo
     assert [c["code"] for c in page.json["items"] + rest.json["items"]] == ["sale_too_old", "sale_in_future"]
     assert page.json["items"][0]["sale"]["shift_id"] == counter.shift.id
     assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "store_not_found")
+
+
+@pytest.mark.parametrize(("payment", "code"), [({"method": "card", "tendered_fen": 5000}, "validation_error"),
+                                               ({"method": "cash", "tendered_fen": 100}, "tendered_below_total")])
+def test_a_malformed_offline_payment_is_a_422_for_the_till_to_fix_not_a_conflict(client, counter, staff, payment,
+                                                                                   code):
+    response = client.post(_url(counter), json=_offline(counter, utcnow(), payment=payment), headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (422, code)
+    assert _conflicts() == [] and _orders() == 0
+
+
+def test_an_offline_sale_of_an_item_no_longer_on_sale_is_a_conflict_for_the_manager(client, counter, staff):
+    counter.rice.status = "archived"
+    db.session.commit()
+
+    response = client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(minutes=5)), headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "unknown_item")
+    assert [conflict.code for conflict in _conflicts()] == ["unknown_item"] and _orders() == 0
