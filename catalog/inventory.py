@@ -369,7 +369,8 @@ def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int,
     """Reserve every line at the first location of `kind` (by id) that can fill them all, never splitting the
     lines between locations; that location and per line the portions. The available rows of these products at
     every such location are locked at once (one statement, primary-key order), so the choice is made on what
-    is really there. `insufficient_stock` names the short lines of the location that comes closest."""
+    is really there. `insufficient_stock` names the short lines of the location that comes closest (fewest short lines,
+    then fewest units short)."""
     _check_quantities(lines)
     product_ids = sorted({line.product_id for line in lines})
     rows = _locked(_AVAILABLE_AT_KIND, {"kind": kind, "product_ids": product_ids})
@@ -377,6 +378,7 @@ def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int,
     for pair in rows:
         by_location.setdefault(pair[0].location_id, []).append(pair)
     closest = [{"product_id": line.product_id, "requested": line.quantity, "available": 0} for line in lines]
+    nearest = (len(lines), sum(line.quantity for line in lines))  # short lines, then units short
     for location_id in sorted(by_location):
         plans, short = _choose(by_location[location_id], lines)
         if not short:
@@ -385,8 +387,9 @@ def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int,
                 for row, qty in plan:
                     _change(row, reserved=qty)
             return location_id, portions
-        if len(short) < len(closest):
-            closest = short
+        distance = (len(short), sum(item["requested"] - item["available"] for item in short))
+        if distance < nearest:
+            closest, nearest = short, distance
     raise Conflict(f"No {kind} can fill every line.", code=CatalogCode.INSUFFICIENT_STOCK, details={"lines": closest})
 
 

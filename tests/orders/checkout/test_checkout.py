@@ -82,6 +82,18 @@ def test_short_stock_names_the_short_lines_and_reserves_nothing(client, login, w
     assert db.session.scalar(select(func.count(Order.id))) == 0
 
 
+def test_short_stock_of_a_delivery_names_what_the_closest_warehouse_has(client, login, world):
+    from tests.catalog.factories import LocationFactory, make_lot
+
+    make_lot(world["a"], LocationFactory(), quantity=30)  # the first warehouse holds 10 of A
+    db.session.commit()
+
+    response = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 100)), headers=login("consumer"))
+
+    assert response.status_code == 409
+    assert response.json["error"]["details"]["lines"] == [{"sku": world["a"].sku, "requested": 100, "available": 30}]
+
+
 def test_delivery_takes_the_first_warehouse_that_fills_the_whole_order(client, login, world):
     from tests.catalog.factories import LocationFactory, make_lot
 
