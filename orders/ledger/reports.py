@@ -163,9 +163,12 @@ def pairing_report_csv(report: dict) -> str:
 
 
 def _freshness(report: dict) -> list[tuple[str, str]]:
-    """The note rows: when the report was computed and the time its figures are fresh as of (empty if never)."""
+    """The note rows: the period (`from` inclusive, `to` exclusive, empty when open), when the report was computed
+    and the time its figures are fresh as of (empty if never)."""
     fresh_as_of = report["fresh_as_of"]
-    return [("computed_at", report["computed_at"].isoformat()),
+    return [("from", report["from"].isoformat() if report["from"] else ""),
+            ("to", report["to"].isoformat() if report["to"] else ""),
+            ("computed_at", report["computed_at"].isoformat()),
             ("fresh_as_of", fresh_as_of.isoformat() if fresh_as_of else "")]
 
 
@@ -197,7 +200,8 @@ def pairing_report_svg(report: dict) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + chart_width + 120}" '
              f'height="{height}" font-family="sans-serif" font-size="12">',
              '<text x="4" y="16">销售额（灰）与农户所得（绿），单位：元</text>',
-             f'<text x="4" y="32">计算于 {notes["computed_at"]}，数据截至 {notes["fresh_as_of"] or "尚未汇总"}</text>']
+             f'<text x="4" y="32">期间 {notes["from"] or "开始"} 至 {notes["to"] or "今"}（不含），计算于 '
+             f'{notes["computed_at"]}，数据截至 {notes["fresh_as_of"] or "尚未汇总"}</text>']
     y = 48
     for row in rows:
         label = f"{row['donor_name']} → {row['county_name']}{'' if row['paired'] else '（未结对）'}"

@@ -52,8 +52,8 @@ class PairingReportOut(Schema):
     """The pairing report of a period, when it was computed and the time its rollups are fresh as of (every ledger
     transaction committed by then is included; null before the first refresh). Later refunds change it."""
 
-    from_date = Date(data_key="from", allow_none=True)
-    to_date = Date(data_key="to", allow_none=True)
+    from_date = Date(data_key="from", attribute="from", allow_none=True)
+    to_date = Date(data_key="to", attribute="to", allow_none=True)
     computed_at = fields.DateTime()
     fresh_as_of = fields.DateTime(allow_none=True)
     rows = fields.List(fields.Nested(PairingRowOut))
@@ -86,8 +86,8 @@ class DisclosureOut(Schema):
     """A county's public disclosure: per village, small villages merged, and the county total."""
 
     county = fields.Nested(CountyCodeOut)
-    from_date = Date(data_key="from", allow_none=True)
-    to_date = Date(data_key="to", allow_none=True)
+    from_date = Date(data_key="from", attribute="from", allow_none=True)
+    to_date = Date(data_key="to", attribute="to", allow_none=True)
     computed_at = fields.DateTime()
     villages = fields.List(fields.Nested(DisclosureVillageOut))
     other_villages = fields.Nested(DisclosureVillageOut, allow_none=True)

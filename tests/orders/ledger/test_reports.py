@@ -117,7 +117,11 @@ def test_a_fully_refunded_order_counts_nowhere_and_the_period_is_by_sale_date(cl
     empty = client.get(f"/api/v1/reports/pairings?from={today}&to={today}", headers=headers)
 
     assert [row["orders"] for row in inside.json["rows"]] == [1]
-    assert after.json["rows"] == []
+    assert (inside.json["from"], inside.json["to"]) == (today.isoformat(), (today + timedelta(days=1)).isoformat())
+    assert after.json["rows"] == [] and (after.json["from"], after.json["to"]) == (
+        (today + timedelta(days=1)).isoformat(), None)
+    disclosed = client.get(f"/api/v1/disclosure/counties/513431?from={today}").json
+    assert (disclosed["from"], disclosed["to"]) == (today.isoformat(), None)
     assert empty.status_code == 422 and "to" in empty.json["error"]["details"]
 
 
@@ -130,7 +134,7 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     table, notes = response.get_data(as_text=True).lstrip("\ufeff").split("\r\n\r\n")
     rows = list(csv.DictReader(io.StringIO(table)))
     fresh = dict(csv.reader(io.StringIO(notes)))
-    assert set(fresh) == {"computed_at", "fresh_as_of"}
+    assert set(fresh) == {"from", "to", "computed_at", "fresh_as_of"} and fresh["from"] == fresh["to"] == ""
     assert datetime.fromisoformat(fresh["fresh_as_of"]) <= datetime.fromisoformat(fresh["computed_at"])
     assert {(row["donor_name"], row["county_name"], row["paired"]) for row in rows} == {
         ("顺德区", "昭觉县", "false"), ("禅城区", "昭觉县", "true")}
@@ -142,15 +146,15 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     assert [cell.value for cell in sheet[1]][:5] == ["donor_code", "donor_name", "county_code", "county_name",
                                                      "paired"]
     assert sorted(sheet.cell(row=n, column=7).value for n in (2, 3)) == [2, 2]  # units per row
-    assert [sheet.cell(row=n, column=1).value for n in (5, 6)] == ["computed_at", "fresh_as_of"]
-    assert sheet.cell(row=6, column=2).value
+    assert [sheet.cell(row=n, column=1).value for n in (5, 6, 7, 8)] == ["from", "to", "computed_at", "fresh_as_of"]
+    assert sheet.cell(row=8, column=2).value
     chart = client.get("/api/v1/reports/pairings?format=svg", headers=login("auditor"))
     assert chart.mimetype == "image/svg+xml"
     svg = ElementTree.fromstring(chart.data)
     texts = [node.text for node in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "顺德区 → 昭觉县（未结对）" in texts and "禅城区 → 昭觉县" in texts
     assert "25.00" in texts  # 2 units × ¥12.50 sold in each row
-    assert any(text.startswith("计算于 ") and "，数据截至 20" in text for text in texts)
+    assert any(text.startswith("期间 开始 至 今（不含），计算于 ") and "，数据截至 20" in text for text in texts)
     assert client.get("/api/v1/reports/pairings?format=xml", headers=login("admin")).status_code == 422
 
 
