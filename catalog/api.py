@@ -5,7 +5,6 @@ import io
 
 from flask import current_app, request, send_file
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from catalog import inventory, service, trace, uploads
 from catalog.schemas import (
@@ -28,6 +27,7 @@ from catalog.schemas import (
 from catalog.spreadsheet import template_workbook
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
+from shop.blueprint import Blueprint
 from shop.caching import CacheKey, json_response, parsed_query, public_json
 from shop.db import commit
 from shop.idempotency import idempotent

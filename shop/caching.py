@@ -22,9 +22,10 @@ from datetime import date
 from typing import Any
 
 from flask import Response, current_app, request
-from marshmallow import EXCLUDE, Schema, ValidationError
+from marshmallow import Schema, ValidationError
 from redis.exceptions import RedisError
 
+from shop.blueprint import query_args
 from shop.db import after_commit
 from shop.extensions import cache
 
@@ -145,10 +146,10 @@ def json_response(value: Any) -> Response:
 
 
 def parsed_query(schema: Schema) -> tuple | None:
-    """The query string as `schema` loads it (normalised, unknown parameters dropped), sorted, for a
+    """The query string as `schema` loads it (normalised; an unknown parameter does not load), sorted, for a
     cache key; None if it does not load (the view then answers the validation error, uncached)."""
     try:
-        loaded = schema.load(request.args, unknown=EXCLUDE)
+        loaded = schema.load(query_args(request.args))
     except ValidationError:
         return None
     return tuple(sorted(loaded.items()))

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.pagination import page_schema
 from suppliers import service

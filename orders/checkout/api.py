@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from orders.checkout import service
 from orders.checkout.schemas import OrderCreate, OrderOut, OrderQuery, ShipIn
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.db import commit, commit_now
 from shop.idempotency import idempotent
 from shop.pagination import page_schema

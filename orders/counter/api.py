@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from orders.checkout.schemas import OrderOut
 from orders.counter import service
@@ -18,6 +17,7 @@ from orders.counter.schemas import (
 )
 from orders.stores.service import get_store_for
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.db import commit, db
 from shop.errors import ErrorOut
 from shop.idempotency import HEADER, idempotent

@@ -1,13 +1,13 @@
 """Routes for auditors and admins: verify the ledger, list transactions by account and period, show one."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from orders.ledger import audit
 from orders.ledger.periods import PeriodQuery
 from orders.ledger.verify import verify_ledger
 from shop.auth.security import require_role
+from shop.blueprint import Blueprint
 from shop.fields import Date, Identifier
 from shop.pagination import PageQuery, page_schema
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from orders.ledger import reports
 from orders.ledger.periods import PeriodQuery
 from shop.auth.security import require_role
+from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.fields import Choice, Date
 

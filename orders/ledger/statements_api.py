@@ -3,12 +3,12 @@ a supplier's and a store's, by posting time in an Asia/Shanghai period."""
 from __future__ import annotations
 
 from flask import Response, render_template
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from orders.ledger import statements
 from orders.ledger.periods import PeriodQuery
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.fields import Choice, Date
 
 blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_folder="templates",

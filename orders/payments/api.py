@@ -5,11 +5,11 @@ import functools
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from orders.payments import service
 from orders.payments.schemas import PaymentStateOut, ReceivedOut, SandboxConfirmIn
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.errors import NotFound
 

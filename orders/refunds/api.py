@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from orders.refunds import service
 from orders.refunds.schemas import (
@@ -14,6 +13,7 @@ from orders.refunds.schemas import (
     RefundOut,
 )
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from orders.stores import service
 from orders.stores.schemas import (
@@ -24,6 +23,7 @@ from orders.stores.schemas import (
     TransferReceive,
 )
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shop.auth import service
 from shop.auth.schemas import RegisterRequest, TokenOut, TokenRequest, UserCreate, UserOut, UserQuery, UserUpdate
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.extensions import limiter
 from shop.pagination import page_schema

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema
 
 from shop.auth.security import require_role
+from shop.blueprint import Blueprint
 from shop.caching import cache_key, parsed_query, public_json
 from shop.db import commit
 from shop.pagination import page_schema

@@ -3,10 +3,10 @@ body or a cursor are 4xx JSON errors on both databases, never a 500 or 503; iden
 from __future__ import annotations
 
 import pytest
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from catalog.models import Lot, Product
+from shop.blueprint import Blueprint
 from shop.db import db
 from shop.extensions import api
 from shop.fields import MAX_QUANTITY

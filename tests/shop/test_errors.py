@@ -5,10 +5,10 @@ import logging
 
 import pytest
 import werkzeug.exceptions
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from shop.auth.models import User
+from shop.blueprint import Blueprint
 from shop.db import db
 from shop.extensions import api
 

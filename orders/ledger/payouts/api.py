@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.ledger.payouts import bank_file, service
 from orders.ledger.payouts.models import BATCH_STATUSES, PARTIES
 from shop.auth.security import current_user, require_role
+from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.fields import Choice, Date, Id, Text
 from shop.idempotency import idempotent

@@ -268,3 +268,11 @@ def test_the_county_total_equals_the_sum_of_the_shown_and_merged_rows(client):
     for posting in db.session.scalars(select(Posting).where(Posting.household_id.is_not(None))):
         net[posting.household_id] += posting.amount_fen
     assert body["total"]["attributed_fen"] == sum(net[h[n].id] for n in (1, 3, 4, 6, 7, 8, 9))
+
+
+@pytest.mark.parametrize("url", ["/api/v1/reports/pairings?form=2026-12-01", "/api/v1/ledger/transactions?acount=x",
+                                 "/api/v1/reports/pairings?format=csv&to=2026-12-01&fromm=2026-01-01"])
+def test_a_misspelt_parameter_is_a_422_not_a_report_of_everything(client, login, url):
+    response = client.get(url, headers=login("auditor"))
+    name = url.rsplit("&", 1)[-1].split("?")[-1].split("=")[0]
+    assert response.status_code == 422 and response.json["error"]["details"] == {name: ["Unknown field."]}
