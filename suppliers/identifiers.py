@@ -93,5 +93,5 @@ def mask_id_number(number: str) -> str:
 
 
 def mask_bank_account(account: str) -> str:
-    """Show only the last 4 digits of a bank account."""
-    return "*" * (len(account) - 4) + account[-4:]
+    """Show only the last 4 digits of a bank account, behind a mask of fixed width (its length is not shown)."""
+    return "****" + account[-4:]

@@ -81,7 +81,7 @@ def test_bank_accounts_are_compacted_and_must_be_digits():
 
 def test_masks_keep_the_first_six_and_last_four_of_ids_and_the_last_four_of_accounts():
     assert identifiers.mask_id_number("513431198001010012") == "513431********0012"
-    assert identifiers.mask_bank_account("6217000012345678901") == "***************8901"
+    assert identifiers.mask_bank_account("6217000012345678901") == "****8901"
 
 
 def test_demo_identifiers_have_valid_check_characters():

@@ -25,7 +25,7 @@ def test_admin_opens_a_store_with_an_encrypted_masked_account(client, login):
 
     assert response.status_code == 201, response.json
     assert response.json == {"id": response.json["id"], "name": "大凉山体验店（禅城）", "district_code": "440604",
-                             "location_id": location.id, "active": True, "bank_account": "************7890"}
+                             "location_id": location.id, "active": True, "bank_account": "****7890"}
     stored = db.session.get(Store, response.json["id"])
     assert stored.bank_account == "6222021234567890" and "7890" not in stored.bank_account_enc
 
@@ -77,7 +77,7 @@ def test_who_sees_which_store(client, login):
     consumer = client.get("/api/v1/stores", headers=login("consumer")).json["items"]
 
     assert [s["id"] for s in admin] == [mine.id, other.id, closed.id]
-    assert admin[0]["bank_account"] == "************7890"
+    assert admin[0]["bank_account"] == "****7890"
     assert [(s["id"], s["bank_account"]) for s in staff] == [(mine.id, None)]
     assert [s["id"] for s in consumer] == [mine.id, other.id]
     assert all(s["bank_account"] is None for s in consumer)
@@ -110,12 +110,12 @@ def test_a_bank_account_change_needs_a_reason_and_is_audited(client, login):
 
     assert (refused.status_code, refused.json["error"]["code"]) == (422, "account_change_reason_required")
     assert changed.status_code == 200
-    assert (changed.json["bank_account"], changed.json["name"]) == ("************1111", "新店名")
+    assert (changed.json["bank_account"], changed.json["name"]) == ("****1111", "新店名")
     audit = db.session.scalars(select(StoreAccountChange)).all()
     assert [(a.store_id, a.old_masked, a.new_masked, a.reason) for a in audit] == [
-        (store.id, "************7890", "************1111", "开户行变更")]
+        (store.id, "****7890", "****1111", "开户行变更")]
     listed = client.get(f"/api/v1/stores/{store.id}/account-changes", headers=login("auditor")).json["items"]
-    assert [row["new_masked"] for row in listed] == ["************1111"]
+    assert [row["new_masked"] for row in listed] == ["****1111"]
     assert client.patch(f"/api/v1/stores/{store.id}", json={"name": "x"},
                         headers=login("store_staff", store_id=store.id)).status_code == 403
 
