@@ -23,9 +23,10 @@ from orders.ledger.models import LedgerTransaction, Posting
 from orders.ledger.rollups import PairingRollupHousehold, PairingRollupMonth, PairingRollupSales
 from orders.models import Order, OrderLine
 from shop.db import db, utcnow
+from shop.errors import NotFound, ShopCode
 from shop.exports import append_row, csv_cell
 from shop.regions.models import Pairing, Region
-from shop.regions.service import get_region
+from shop.regions.service import get_region, is_recipient_county
 from suppliers.models import Household
 
 HOUSEHOLD_COMPONENTS = ("premium", "dividend")
@@ -238,8 +239,8 @@ def merge_villages(villages: dict[str, tuple[int, int]]) -> tuple[list[dict], di
     if not merged:
         return rows, None
     households = sum(villages[name][0] for name in merged)
-    return rows, {"village": OTHER_VILLAGES, "villages": len(merged),
-                  **public_figures(households, sum(villages[name][1] for name in merged))}
+    # how many villages were merged is not shown: with the households it would tell the merged villages' sizes
+    return rows, {"village": OTHER_VILLAGES, **public_figures(households, sum(villages[name][1] for name in merged))}
 
 
 def public_figures(households: int, attributed_fen: int) -> dict:
@@ -251,8 +252,12 @@ def public_figures(households: int, attributed_fen: int) -> dict:
 
 def county_disclosure(*, code: str, from_date: date | None = None, to_date: date | None = None) -> dict:
     """The public (公示) figures of a county's households: per village, households reached and the amount
-    attributed to them (lines sold in the period, net of refunds), small villages merged; no personal data."""
+    attributed to them (lines sold in the period, net of refunds), small villages merged; no personal data. Only of a
+    recipient county (`region_not_found` for a prefecture, a province or a donor district: no household lives in
+    one as its county, so its figures would read as "none reached")."""
     region = get_region(code)
+    if not is_recipient_county(region.code):
+        raise NotFound(f"No recipient county with code {region.code}.", code=ShopCode.REGION_NOT_FOUND)
     computed_at = utcnow()
     lines = sold_lines(*_in_period(LedgerTransaction.sale_date, from_date, to_date))
     per_household = household_totals(lines)

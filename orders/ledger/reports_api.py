@@ -76,10 +76,9 @@ class DisclosureFiguresOut(Schema):
 
 
 class DisclosureVillageOut(DisclosureFiguresOut):
-    """A village's row (or the merged "other villages" row, with how many villages it merges)."""
+    """A village's row, or the merged "other villages" row (which does not say how many villages it merges)."""
 
     village = fields.String()
-    villages = fields.Integer()
 
 
 class DisclosureOut(Schema):

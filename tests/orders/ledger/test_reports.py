@@ -193,7 +193,8 @@ def test_small_villages_are_merged_until_the_merged_row_has_3_households(village
     if other is None:
         assert merged is None
     else:
-        assert (merged["villages"], merged["households"], merged["attributed_fen"]) == other
+        assert "villages" not in merged
+        assert (merged["households"], merged["attributed_fen"]) == other[1:]
         assert merged["households"] is None or merged["households"] >= 3
         if merged["households"] is not None:
             assert sum(row["households"] for row in rows) + merged["households"] == sum(
@@ -219,13 +220,16 @@ def test_the_county_disclosure_is_public_sums_the_postings_and_shows_no_personal
     body = response.json
     # 乙村 has 1 household: fewer than 3, so 甲村 (3) joins it and only the merged row remains
     assert body["villages"] == []
-    assert body["other_villages"] == {"village": "其他村", "villages": 2, "households": len(in_county),
+    assert body["other_villages"] == {"village": "其他村", "households": len(in_county),
                                       "attributed_fen": sum(in_county.values())}
     assert body["total"] == {"households": len(in_county), "attributed_fen": sum(in_county.values())}
     text = json.dumps(body, ensure_ascii=False)
     for n in (1, 3, 4, 6):
         assert h[n].head_name not in text and h[n].code not in text and h[n].id_number not in text
     assert client.get("/api/v1/disclosure/counties/999999").json["error"]["code"] == "region_not_found"
+    for not_a_recipient_county in ("513400", "510000", "440604"):  # a prefecture, a province, a donor district
+        refused = client.get(f"/api/v1/disclosure/counties/{not_a_recipient_county}")
+        assert (refused.status_code, refused.json["error"]["code"]) == (404, "region_not_found")
 
 
 def test_a_county_with_fewer_than_3_households_reached_shows_no_amount(client, login):
@@ -235,7 +239,7 @@ def test_a_county_with_fewer_than_3_households_reached_shows_no_amount(client, l
     body = client.get("/api/v1/disclosure/counties/513432").json  # only h2 lives there
 
     assert body["villages"] == []
-    assert body["other_villages"] == {"village": "其他村", "villages": 1, "households": None, "fewer_than": 3,
+    assert body["other_villages"] == {"village": "其他村", "households": None, "fewer_than": 3,
                                       "attributed_fen": None}
     assert body["total"] == {"households": None, "fewer_than": 3, "attributed_fen": None}
 
@@ -260,7 +264,7 @@ def test_the_county_total_equals_the_sum_of_the_shown_and_merged_rows(client):
 
     # 丙村 (1 household) is fewer than 3: the smaller of 甲村 and 乙村 joins it; the other is shown
     assert [row["households"] for row in body["villages"]] == [3]
-    assert (body["other_villages"]["villages"], body["other_villages"]["households"]) == (2, 4)
+    assert body["other_villages"]["households"] == 4
     assert body["total"]["households"] == 7
     assert body["total"]["attributed_fen"] == (body["villages"][0]["attributed_fen"]
                                                + body["other_villages"]["attributed_fen"])
