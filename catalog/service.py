@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -137,9 +138,12 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                   in_stock_at: int | None = None, status: str | None = None, supplier_id: int | None = None,
                   limit: int = 20, cursor: str | None = None) -> dict:
     """A page of products by the API's filters, ordered by id, in one statement (the caller may cache public pages).
-    `q`: the name contains it, or its pinyin or initials do (spaces and case ignored)."""
+    `q`: the name contains it, or its pinyin or initials do (spaces, case and width ignored: `ｋｑ` is `kq`). Anyone
+    but an admin or a co-op sees active products only, so another `status` finds nothing for them."""
     on = today()
     public = (status in (None, "active") and supplier_id is None) or actor is None
+    if status not in (None, "active") and (public or actor.role not in ("admin", "coop")):
+        return {"items": [], "next_cursor": None}
     params = {"on": on, "county": county, "donor": donor, "category": category, "min_price_fen": min_price_fen,
               "max_price_fen": max_price_fen, "in_stock_at": in_stock_at, "status": status,
               "supplier_id": supplier_id}
@@ -154,6 +158,7 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
     filters += [name for name in ("supplier_id", "county", "donor", "category", "min_price_fen", "max_price_fen",
                                   "in_stock_at") if params[name] not in (None, "")]
     if q:
+        q = unicodedata.normalize("NFKC", q)
         letters = "".join(q.split()).lower()
         params |= {"q_name": _contains(q.strip()), "q_letters": _contains(letters)}
         filters.append("q_letters" if letters.isascii() and letters.isalnum() else "q_name")

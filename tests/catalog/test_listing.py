@@ -72,7 +72,7 @@ def test_q_matches_chinese_full_pinyin_and_initials(client):
     tea = ProductFactory(name="喜德苦荞茶")
     ProductFactory(name="雷波脐橙")
     db.session.commit()
-    for q in ("苦荞", "kuqiao", "kq", "KuQiao", "ku qiao"):
+    for q in ("苦荞", "kuqiao", "kq", "KuQiao", "ku qiao", "ｋｑ", "ＫｕＱｉａｏ"):
         assert sorted(skus(client, f"&q={q}")) == sorted([buckwheat.sku, tea.sku]), q
     assert skus(client, "&q=zjkqm") == [buckwheat.sku]
     assert skus(client, "&q=%25") == []

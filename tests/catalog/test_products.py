@@ -141,6 +141,10 @@ def test_drafts_are_hidden_from_the_public(client):
     db.session.commit()
     assert client.get(f"/api/v1/products/{draft.sku}").status_code == 404
     assert client.get("/api/v1/products").json["items"] == []
+    ProductFactory(status="active")
+    db.session.commit()
+    for status in ("draft", "archived"):  # a filter the public may not widen finds nothing, it is not dropped
+        assert client.get(f"/api/v1/products?status={status}").json == {"items": [], "next_cursor": None}
 
 
 def test_price_and_rate_changes_are_kept_in_the_history_with_who_made_them(client, coop, login):
