@@ -49,7 +49,12 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Sign out: the session is emptied."""
+    """Sign out: the session is emptied, and every page session of the user signed in before ends too (a copied
+    cookie stays signed by the app, so it must stop matching the user); API tokens are not affected."""
+    user = web_user()
+    if user is not None:
+        user.session_version += 1
+        commit()
     session.clear()
     return redirect(url_for("storefront.home"))
 

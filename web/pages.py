@@ -45,9 +45,11 @@ def content_security_policy() -> str:
 
 
 def web_user() -> User | None:
-    """The active user signed in to this browser session, if any (a deactivated or re-keyed user is signed out)."""
+    """The active user signed in to this browser session, if any (a deactivated or re-keyed user, or one who signed
+    out of the pages since, is signed out)."""
     user = db.session.get(User, session["uid"]) if isinstance(session.get("uid"), int) else None
-    if user is not None and (not user.active or user.token_version != session.get("tv")):
+    if user is not None and (not user.active or user.token_version != session.get("tv")
+                             or user.session_version != session.get("sv")):
         session.clear()
         return None
     return user
@@ -58,7 +60,7 @@ def sign_in_session(user: User) -> None:
     cart = session.get("cart")
     session.clear()
     session.permanent = True
-    session.update(uid=user.id, tv=user.token_version, **({"cart": cart} if cart else {}))
+    session.update(uid=user.id, tv=user.token_version, sv=user.session_version, **({"cart": cart} if cart else {}))
 
 
 def safe_next(target: str | None, user: User) -> str:

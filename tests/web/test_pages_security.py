@@ -122,3 +122,20 @@ def test_failed_page_sign_ins_share_the_api_limit(app, client):
     response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
                                            "csrf_token": _csrf(client)})
     assert response.status_code == 429
+
+
+def test_a_session_cookie_copied_before_sign_out_no_longer_signs_in(app, client):
+    user = UserFactory(role="coop", supplier_id=SupplierFactory().id)
+    db.session.commit()
+    _sign_in(client, user)
+    copied = client.get_cookie("shop_session").value
+    assert client.get("/coop/households").status_code == 200
+
+    signed_out = client.post("/logout", data={"csrf_token": _csrf(client, "/coop")})
+
+    assert signed_out.status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("shop_session", copied)
+    assert thief.get("/coop/households").status_code == 302  # to the sign-in page
+    _sign_in(client, user)  # signing in again works, with a new session
+    assert client.get("/coop/households").status_code == 200
