@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -19,7 +19,6 @@ from shop.errors import AppError, ShopCode
 
 csrf = CSRFProtect()
 
-STRIPE_JS = "https://js.stripe.com"
 HTTP_MESSAGES = {400: "请求有误，请检查后重试。", 401: "请先登录。", 403: "没有权限进行此操作。", 404: "页面不存在",
                  405: "不支持此操作", 409: "操作与当前状态冲突，请刷新页面后重试。", 413: "文件太大",
                  422: "填写的内容有误，请检查后重试。", 429: "尝试次数过多，请稍后再试。",
@@ -31,17 +30,6 @@ class PageError(AppError):
     """A refusal worded for the page's reader (in Chinese): shown as it is, unlike a domain error's English."""
 
     status, code = 422, ShopCode.VALIDATION_ERROR
-
-
-def content_security_policy() -> str:
-    """Only the app's own scripts, styles and images; Stripe.js from Stripe's host only when Stripe is on."""
-    stripe = current_app.config["PAYMENTS"] == "stripe"
-    script = "'self'" + (f" {STRIPE_JS}" if stripe else "")
-    frames = f"{STRIPE_JS} https://hooks.stripe.com" if stripe else "'none'"
-    connect = "'self'" + (" https://api.stripe.com" if stripe else "")
-    return (f"default-src 'self'; script-src {script}; style-src 'self'; img-src 'self' data:; "
-            f"connect-src {connect}; frame-src {frames}; frame-ancestors 'none'; base-uri 'none'; "
-            "form-action 'self'; object-src 'none'")
 
 
 def web_user() -> User | None:
@@ -102,11 +90,8 @@ def _check_csrf() -> None:
         csrf.protect()
 
 
-def _secure_headers(response):
-    """The CSP and the other headers every page carries."""
-    response.headers.setdefault("Content-Security-Policy", content_security_policy())
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+def _no_store(response):
+    """Pages hold a person's data: never kept by a cache (the security headers are the app's, `shop.headers`)."""
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
     return response
@@ -116,7 +101,7 @@ def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -
     """A blueprint for pages: CSRF-checked posts, secure headers, errors as HTML pages in Chinese."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix, template_folder="templates")
     bp.before_request(_check_csrf)
-    bp.after_request(_secure_headers)
+    bp.after_request(_no_store)
 
     @bp.errorhandler(CSRFError)
     def _csrf_failed(_exc):

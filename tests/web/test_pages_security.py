@@ -139,3 +139,20 @@ def test_a_session_cookie_copied_before_sign_out_no_longer_signs_in(app, client)
     assert thief.get("/coop/households").status_code == 302  # to the sign-in page
     _sign_in(client, user)  # signing in again works, with a new session
     assert client.get("/coop/households").status_code == 200
+
+
+def test_every_html_response_carries_the_security_headers_and_allows_only_its_own_inline_styles(client):
+    import base64
+    import hashlib
+
+    from shop.headers import INLINE_STYLE
+
+    for path in ("/t/NO-SUCH-LOT", "/no/such/page", "/p/" + "A" * 70, "/"):
+        response = client.get(path)
+        assert response.mimetype == "text/html", path
+        policy = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        for css in INLINE_STYLE.findall(response.get_data(as_text=True)):
+            assert "'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode() + "'" in policy
+    assert client.get("/api/v1/regions").headers["X-Content-Type-Options"] == "nosniff"

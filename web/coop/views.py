@@ -3,10 +3,6 @@ payout batches of the co-op's households with their (audited) bank files. Every 
 co-op's own supplier only: the services scope by the user's `supplier_id`, so another co-op's object is a 404."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-
 from flask import Response, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema
 from marshmallow import ValidationError as SchemaError
@@ -23,14 +19,13 @@ from shop.pagination import PageQuery
 from suppliers import service as suppliers
 from suppliers.schemas import HouseholdOut, HouseholdQuery
 from web.filters import local_time, yuan
-from web.pages import PageError, content_security_policy, error_page, page_blueprint, signed_in, web_user
+from web.pages import PageError, error_page, page_blueprint, signed_in, web_user
 
 bp = page_blueprint("coop", __name__, url_prefix="/coop")
 bp.static_folder, bp.static_url_path = "static", "/static"
 
 PAGE_SIZE = 50
 LINKS_SHOWN = 100  # a household's benefit links shown on its page (one co-op gives a household a handful)
-INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 HOUSEHOLD_FIELDS = ("id", "code", "head_name", "id_number", "village", "members", "bank_account", "active")
 UPLOAD_PROBLEMS = {ShopCode.PAYLOAD_TOO_LARGE: "文件太大：库存文件最大 {mb} MB，请拆分后分批上传。",
                    ShopCode.VALIDATION_ERROR: "文件是空的，请选择填好的库存文件。"}
@@ -165,14 +160,7 @@ def household_statement(household_id: int):
     period = _parsed(PeriodQuery(), request.args)
     statement = statements.household_statement(household_id=household_id, user=web_user(), page=True, **period)
     html = render_template("ledger_statement.html", s=statement, h=statement["page"])
-    return Response(html, mimetype="text/html", headers={"Content-Security-Policy": _policy_with_styles_of(html)})
-
-
-def _policy_with_styles_of(html: str) -> str:
-    """The pages' CSP, also allowing exactly the page's own inline stylesheets (by their SHA-256)."""
-    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode() + "'"
-                      for css in INLINE_STYLE.findall(html))
-    return content_security_policy().replace("style-src 'self'", f"style-src 'self' {hashes}", 1)
+    return Response(html, mimetype="text/html")  # its inline stylesheet is allowed by hash (`shop.headers`)
 
 
 # --- payout batches -------------------------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""The security headers of every response: no sniffing, no referrer to other sites, and for any HTML (pages, the
+public trace page, printable statements, error pages) a Content-Security-Policy that runs only the app's own scripts
+and forbids framing. A page's own inline stylesheets are allowed by their SHA-256, nothing else inline."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from flask import Flask, Response, current_app
+
+STRIPE_JS = "https://js.stripe.com"
+INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+
+
+def content_security_policy() -> str:
+    """Only the app's own scripts, styles and images; Stripe.js from Stripe's host only when Stripe is on."""
+    stripe = current_app.config["PAYMENTS"] == "stripe"
+    script = "'self'" + (f" {STRIPE_JS}" if stripe else "")
+    frames = f"{STRIPE_JS} https://hooks.stripe.com" if stripe else "'none'"
+    connect = "'self'" + (" https://api.stripe.com" if stripe else "")
+    return (f"default-src 'self'; script-src {script}; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {connect}; frame-src {frames}; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'self'; object-src 'none'")
+
+
+def policy_with_styles_of(html: str) -> str:
+    """The CSP, also allowing exactly the page's own inline stylesheets (by their SHA-256)."""
+    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode() + "'"
+                      for css in INLINE_STYLE.findall(html))
+    return content_security_policy().replace("style-src 'self'", f"style-src 'self' {hashes}".rstrip(), 1)
+
+
+def secure_headers(response: Response) -> Response:
+    """Add the headers above to a response that does not set its own."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if (response.mimetype == "text/html" and "Content-Security-Policy" not in response.headers
+            and not response.direct_passthrough):
+        response.headers["Content-Security-Policy"] = policy_with_styles_of(response.get_data(as_text=True))
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Send the security headers with every response."""
+    app.after_request(secure_headers)
