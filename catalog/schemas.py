@@ -5,7 +5,19 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from catalog.models import HISTORY_FIELDS, LOCATION_KINDS, STATUSES, UNITS
-from shop.fields import MAX_QUANTITY, BoundedInt, Choice, Date, Id, Identifier, PriceFen, Quantity, RateBp, Text
+from shop.fields import (
+    MAX_QUANTITY,
+    BoundedInt,
+    Choice,
+    Date,
+    Id,
+    Identifier,
+    PriceFen,
+    Quantity,
+    QueryBool,
+    RateBp,
+    Text,
+)
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode, RegionRef
 
@@ -87,7 +99,7 @@ class ProductQuery(PageQuery):
     q = Text(load_default=None, max_length=50)
     min_price_fen = PriceFen(minimum=0, load_default=None, strict=False)
     max_price_fen = PriceFen(minimum=0, load_default=None, strict=False)
-    certified = fields.Boolean(load_default=None)
+    certified = QueryBool(load_default=None)
     in_stock_at = Id(load_default=None, strict=False)
     status = Choice(STATUSES, load_default=None)
     supplier_id = Id(load_default=None, strict=False)

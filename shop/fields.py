@@ -141,6 +141,25 @@ def RateBp(**kwargs) -> BoundedInt:  # noqa: N802
     return BoundedInt(minimum=0, maximum=MAX_BP, **kwargs)
 
 
+class Bool(fields.Boolean):
+    """A boolean in a JSON body: `true` or `false` only (`"yes"`, `1` or `"on"` are not booleans)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        raise self.make_error("invalid", input=value)
+
+
+class QueryBool(fields.Boolean):
+    """A boolean in a query string: `true`/`false` or `1`/`0`, in any case or width."""
+
+    truthy, falsy = {"true", "1"}, {"false", "0"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        folded = _folded(value)
+        return super()._deserialize(folded.lower() if isinstance(folded, str) else folded, attr, data, **kwargs)
+
+
 MAX_MOMENT_INPUT = 64  # longer than any ISO date or moment, however spaced
 
 

@@ -7,7 +7,20 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
-from shop.fields import MAX_BP, MAX_QUANTITY, BoundedInt, Choice, Date, Id, Identifier, RateBp, Text, not_in_the_future
+from shop.fields import (
+    MAX_BP,
+    MAX_QUANTITY,
+    Bool,
+    BoundedInt,
+    Choice,
+    Date,
+    Id,
+    Identifier,
+    QueryBool,
+    RateBp,
+    Text,
+    not_in_the_future,
+)
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account, mask_id_number
@@ -41,7 +54,7 @@ def _shown_account(obj) -> str | None:
 class RevealQuery(Schema):
     """`?reveal=true&reason=...`: an admin asks to see full personal data, with a reason."""
 
-    reveal = fields.Boolean(load_default=False)
+    reveal = QueryBool(load_default=False)
     reason = Text(load_default=None, max_length=500, min_length=0)
 
 
@@ -81,7 +94,7 @@ class SupplierUpdate(Schema):
     bank_account = BankAccount(allow_none=True)
     reason = Text(max_length=500)
     agreement = fields.Nested(Agreement)
-    active = fields.Boolean()
+    active = Bool()
 
 
 class SupplierOut(Schema):
@@ -104,7 +117,7 @@ class SupplierQuery(PageQuery):
 
     kind = Choice(SUPPLIER_KINDS, load_default=None)
     county_code = RegionCode(load_default=None)
-    active = fields.Boolean(load_default=None)
+    active = QueryBool(load_default=None)
 
 
 class HouseholdCreate(Schema):
@@ -131,7 +144,7 @@ class HouseholdUpdate(Schema):
     reason = Text(max_length=500)
     consent_on = Date(validate=not_in_the_future)
     consent_basis = Text(max_length=200)
-    active = fields.Boolean()
+    active = Bool()
 
 
 class HouseholdOut(Schema):
@@ -158,7 +171,7 @@ class HouseholdQuery(PageQuery):
 
     code = HouseholdCode(load_default=None)
     village = Text(load_default=None, max_length=64)
-    active = fields.Boolean(load_default=None)
+    active = QueryBool(load_default=None)
 
 
 class BenefitLinkCreate(Schema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from orders.refunds.service import RefundRequest, refund_event_ids
-from shop.fields import Id, Quantity, Text
+from shop.fields import Bool, Id, Quantity, Text
 
 MAX_LINES = 100
 
@@ -21,7 +21,7 @@ class RefundLineIn(Schema):
 
     line_id = Id(required=True)
     quantity = Quantity(required=True)
-    resellable = fields.Boolean(load_default=False)
+    resellable = Bool(load_default=False)
 
     @post_load
     def _request(self, data, **kwargs) -> RefundRequest:
@@ -98,7 +98,7 @@ class AfterSalesCreate(Schema):
 class AfterSalesApprove(Schema):
     """Approve a request; `resellable` puts the returned units back on the shelf."""
 
-    resellable = fields.Boolean(load_default=False)
+    resellable = Bool(load_default=False)
 
 
 class AfterSalesReject(Schema):

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from catalog.schemas import CODE_ERROR, CODE_PATTERN, SKU_ERROR, SKU_PATTERN
 from orders.models import ADJUSTMENT_REASONS
-from shop.fields import MAX_QUANTITY, AmountFen, BoundedInt, Choice, Id, Identifier, Quantity, Text
+from shop.fields import MAX_QUANTITY, AmountFen, Bool, BoundedInt, Choice, Id, Identifier, Quantity, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account
@@ -46,7 +46,7 @@ class StoreUpdate(Schema):
     """An admin renames or (de)activates a store, or changes its payout account (with a reason)."""
 
     name = Text(max_length=100)
-    active = fields.Boolean()
+    active = Bool()
     bank_account = BankAccount(allow_none=True)
     reason = Text(max_length=500)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from shop.auth.models import ROLES
-from shop.fields import Choice, Id, Identifier
+from shop.fields import Bool, Choice, Id, Identifier
 from shop.pagination import PageQuery
 
 USERNAME_MAX = 64  # users.username is String(64)
@@ -70,7 +70,7 @@ class UserCreate(Schema):
 class UserUpdate(Schema):
     """An admin disables/enables a user or resets its password."""
 
-    active = fields.Boolean()
+    active = Bool()
     password = fields.String(validate=PASSWORD)
 
 

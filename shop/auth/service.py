@@ -9,7 +9,7 @@ from sqlalchemy import select
 from shop.auth import throttle
 from shop.auth.models import User
 from shop.auth.security import hash_password, issue_token, verify_password
-from shop.db import db, utcnow
+from shop.db import db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, NotFound, ShopCode, Unauthorized, ValidationError
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
@@ -109,6 +109,7 @@ def _check_may_disable(user: User, actor: User | None) -> None:
         raise Conflict("You cannot disable your own account; ask another admin.", code=ShopCode.CANNOT_DISABLE_SELF)
     if user.role != "admin":
         return
+    lock_on_sqlite("UPDATE users SET id = id WHERE id = :id", id=user.id)  # SQLite has no FOR UPDATE
     active_admins = db.session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))
                                        .order_by(User.id).with_for_update()).all()
     if not set(active_admins) - {user.id}:

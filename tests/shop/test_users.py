@@ -155,3 +155,20 @@ def test_two_admins_disabling_each_other_at_once_leave_one_admin_active(racing_a
     assert outcomes == Counter({"ok": 1, "last_active_admin": 1})
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin", User.active)) == 1
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on", 1, 0, "true", None])
+def test_a_body_boolean_is_true_or_false_only(client, login, value):
+    admin = login("admin")
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    response = client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"active": value})
+    assert response.status_code == 422 and "active" in response.json["error"]["details"], value
+    assert client.get(f"/api/v1/users/{user.id}", headers=admin).json["active"] is True
+
+
+def test_a_query_boolean_is_true_false_1_or_0_in_any_spelling(client):
+    for value in ("true", "TRUE", "ｔｒｕｅ", "1", "false", "0"):
+        assert client.get(f"/api/v1/products?certified={value}").status_code == 200, value
+    for value in ("yes", "on", "2", ""):
+        assert client.get(f"/api/v1/products?certified={value}").status_code == 422, value
