@@ -89,18 +89,40 @@ def list_regions(*, level: str | None, parent: str | None, limit: int, cursor: s
 
 def create_region(*, code: str, name: str, level: str, parent_code: str | None, side: str | None,
                   note: str | None = None) -> Region:
-    """Add a region (e.g. a new district after a reorganisation)."""
+    """Add a region (e.g. a new district after a reorganisation), where GB/T 2260 puts it (`_misplaced`)."""
     if db.session.get(Region, code) is not None:
         raise Conflict(f"Region {code} already exists.", code=ShopCode.REGION_EXISTS)
-    if parent_code is not None:
-        get_region(parent_code)
-    elif level != "province":
-        raise ValidationError("Only provinces have no parent.", details={"parent_code": ["Required."]})
+    parent = None if parent_code is None else db.session.get(Region, parent_code)
+    if parent_code is not None and parent is None:
+        raise ValidationError(f"No region with code {parent_code}.", details={"parent_code": ["No such region."]})
+    problems = _misplaced(code, level, parent)
+    if problems:
+        raise ValidationError("The region does not fit under its parent.", details=problems)
     region = Region(code=code, name=name, level=level, parent_code=parent_code, side=side, note=note)
     db.session.add(region)
     db.session.flush()
     invalidate_after_commit(CACHE_NAMESPACE)
     return region
+
+
+def _misplaced(code: str, level: str, parent: Region | None) -> dict[str, list[str]]:
+    """What is wrong with a new region's place (GB/T 2260): a province has no parent and a code ending in 0000; a
+    prefecture sits under a province and has its province's first 2 digits, 2 of its own, then 00; a county sits
+    under a prefecture and has the prefecture's first 4 digits and 2 of its own (not 00), or is
+    `<prefecture code>-<SLUG>`."""
+    if level == "province":
+        if parent is not None:
+            return {"parent_code": ["A province has no parent."]}
+        return {} if code.isdigit() and code.endswith("0000") else {"code": ["A province's code ends in 0000."]}
+    above = {"prefecture": "province", "county": "prefecture"}[level]
+    if parent is None or parent.level != above:
+        return {"parent_code": [f"A {level} sits under a {above}."]}
+    if level == "prefecture":
+        fits = code.isdigit() and code[:2] == parent.code[:2] and code[2:4] != "00" and code[4:] == "00"
+    else:
+        fits = code.startswith(parent.code + "-") or (code.isdigit() and code[:4] == parent.code[:4]
+                                                       and code[4:] != "00")
+    return {} if fits else {"code": [f"Does not fit under {parent.code} ({parent.name})."]}
 
 
 def valid_on(on: date):

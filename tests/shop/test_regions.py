@@ -101,6 +101,22 @@ def test_admin_adds_a_region_after_a_reorganisation(client, login):
                                   422, "validation_error")["details"]
 
 
+@pytest.mark.parametrize(("code", "level", "parent", "field"), [
+    ("440699", "county", "513400", "code"),        # a Foshan code under Liangshan
+    ("513498", "county", "513431", "parent_code"),  # a county under a county
+    ("519900", "province", "513400", "parent_code"),  # a province with a parent
+    ("000000", "prefecture", "510000", "code"),     # not of its province
+    ("513400-ZZ", "county", "440600", "code"),      # a slug of another prefecture
+    ("513499", "county", "999900", "parent_code"),  # an unknown parent
+    ("513500", "prefecture", "513400", "parent_code"),  # a prefecture under a prefecture
+])
+def test_a_new_region_must_fit_under_its_parent(client, login, code, level, parent, field):
+    body = {"code": code, "name": "错区", "level": level, "parent_code": parent, "side": "recipient"}
+    response = client.post("/api/v1/regions", headers=login("admin"), json=body)
+    assert field in assert_error(response, 422, "validation_error")["details"]
+    assert client.get(f"/api/v1/regions/{code}").status_code == 404
+
+
 def test_loading_reference_data_twice_adds_nothing(app):
     assert load_reference_data() == (0, 0)
 
