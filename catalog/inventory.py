@@ -31,7 +31,7 @@ from shop.clock import today
 from shop.db import db
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
-from shop.regions.service import get_region
+from shop.regions.service import region_named
 from suppliers import service as suppliers
 from suppliers.errors import SupplierCode
 
@@ -62,7 +62,7 @@ class Portion:
 
 def create_location(*, code: str, name: str, kind: str, region_code: str) -> Location:
     """Add a stock location (warehouse or store back room)."""
-    get_region(region_code)
+    region_named(region_code, field="region_code")
     if db.session.scalar(select(Location.id).where(Location.code == code)) is not None:
         raise Conflict(f"Location code {code} is taken.", code=CatalogCode.LOCATION_CODE_TAKEN, details={"code": code})
     location = Location(code=code, name=name, kind=kind, region_code=region_code)

@@ -19,7 +19,7 @@ from shop.db import db, lock_on_sqlite, violates
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
-from shop.regions.service import get_region, is_recipient_county
+from shop.regions.service import is_recipient_county, region_named
 from suppliers import crypto
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
@@ -70,7 +70,7 @@ def _active_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:
 
 def _recipient_county(code: str, *, field: str) -> str:
     """`code` if it names a recipient county (`county_not_recipient` otherwise)."""
-    get_region(code)
+    region_named(code, field=field)
     if not is_recipient_county(code):
         raise ValidationError("The county is not a recipient county.", code=SupplierCode.COUNTY_NOT_RECIPIENT,
                               details={field: ["Must be a recipient county."]})

@@ -32,7 +32,7 @@ from shop.db import db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import Pairing
-from shop.regions.service import get_region
+from shop.regions.service import region_named
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_bank_account, normalise_bank_account
 
@@ -100,7 +100,7 @@ def _is_donor_district(code: str) -> bool:
 
 def create_store(*, name: str, district_code: str, location_code: str, bank_account: str | None = None) -> Store:
     """Open a store in a donor district on an unused store location; its payout account is encrypted."""
-    get_region(district_code)
+    region_named(district_code, field="district_code")
     if not _is_donor_district(district_code):
         raise ValidationError("The district is not a donor district.", code=OrderCode.DISTRICT_NOT_DONOR,
                               details={"district_code": ["Must be a donor district of some pairing."]})

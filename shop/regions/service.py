@@ -71,6 +71,16 @@ def get_region(code: str) -> Region:
     return region
 
 
+def region_named(code: str, *, field: str) -> Region:
+    """The region a request body names in `field`; an unknown code is that field's error (422
+    `region_not_found`), not a 404 that would read as if the resource addressed were missing."""
+    region = db.session.get(Region, code)
+    if region is None:
+        raise ValidationError(f"No region with code {code}.", code=ShopCode.REGION_NOT_FOUND,
+                              details={field: ["No region with this code."]})
+    return region
+
+
 def is_recipient_county(code: str) -> bool:
     """Whether `code` is a county-level unit on the recipient side."""
     region = db.session.get(Region, code)
@@ -151,9 +161,9 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
     region's row is write-locked before it.
     """
     errors = {}
-    if get_region(donor_code).side != "donor":
+    if region_named(donor_code, field="donor_code").side != "donor":
         errors["donor_code"] = ["Not a donor region."]
-    if not is_recipient_county(get_region(recipient_code).code):
+    if not is_recipient_county(region_named(recipient_code, field="recipient_code").code):
         errors["recipient_code"] = ["Not a recipient county."]
     if valid_until is not None and valid_until < valid_from:
         errors["valid_until"] = ["Must not be before valid_from."]

@@ -36,7 +36,7 @@ def test_admin_adds_locations_with_unique_codes(client, login):
     assert again.json["error"]["code"] == "location_code_taken"
     assert client.get("/api/v1/locations", headers=headers).json["items"][0]["code"] == "FS-WH"
     bad = client.post("/api/v1/locations", json={**body, "code": "X", "region_code": "999999"}, headers=headers)
-    assert bad.status_code == 404
+    assert bad.status_code == 422 and bad.json["error"]["details"] == {"region_code": ["No region with this code."]}
     assert client.post("/api/v1/locations", json={**body, "kind": "shed"}, headers=headers).status_code == 422
 
 

@@ -42,7 +42,8 @@ def test_a_supplier_must_be_in_a_recipient_county(client, admin):
     donor = client.post("/api/v1/suppliers", json=_body(county_code="440604"), headers=admin)
     assert donor.status_code == 422 and donor.json["error"]["code"] == "county_not_recipient"
     unknown = client.post("/api/v1/suppliers", json=_body(county_code="513499"), headers=admin)
-    assert unknown.status_code == 404
+    assert unknown.status_code == 422 and unknown.json["error"]["code"] == "region_not_found"
+    assert unknown.json["error"]["details"] == {"county_code": ["No region with this code."]}
 
 
 def test_a_bad_bank_account_is_rejected(client, admin):
