@@ -251,7 +251,7 @@ def create_product(*, actor: User, sku: str, name: str, category: str, unit: str
     elif supplier_id is None:
         raise ValidationError("The request did not pass validation.",
                               details={"supplier_id": ["Missing data for required field."]})
-    suppliers.get_supplier(supplier_id)
+    suppliers.active_supplier(supplier_id)
     values = suppliers.default_agreement(supplier_id=supplier_id) | fields | _certificate_columns(certificate)
     _check_rates(values)
     _check_county(values["county_code"])
@@ -288,10 +288,13 @@ class ProductChanges(Changes):
 
 
 def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product:
-    """Edit a product (rates and activation by admins only); price and rate changes are written to its history."""
+    """Edit a product (rates and activation by admins only; of an inactive supplier, only taken off sale); price and
+    rate changes are written to its history."""
     product = _editable_product(sku=sku, actor=actor)
     values = changes.given()
     _check_coop_may(actor, values, product=product)
+    if not (values.keys() == {"status"} and values["status"] in ("draft", "archived")):
+        suppliers.active_supplier(product.supplier_id)  # an inactive supplier's products may only go off sale
     if "certificate" in values:
         values |= _certificate_columns(values.pop("certificate"))
     merged = {name: getattr(product, name) for name in (*RATE_FIELDS, "certificate_valid_from",

@@ -66,7 +66,7 @@ def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: 
     (upload, created). The same bytes while an earlier upload of them is live return that upload."""
     if actor is not None and not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
-    suppliers.get_supplier(supplier_id)
+    suppliers.active_supplier(supplier_id)
     if len(data) > max_bytes:
         raise AppError(f"The file is larger than the limit of {max_bytes} bytes.", code=ShopCode.PAYLOAD_TOO_LARGE,
                        status=413, details={"limit_bytes": max_bytes})

@@ -60,8 +60,9 @@ def _scoped_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:
     return get_supplier(supplier_id)
 
 
-def _active_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:
-    """The supplier in scope, which must be active to take on households (`supplier_inactive`)."""
+def active_supplier(supplier_id: int, supplier_scope: int | None = None) -> Supplier:
+    """The supplier in scope, which must be active to take on households, products, lots or uploads
+    (`supplier_inactive`)."""
     supplier = _scoped_supplier(supplier_id, supplier_scope)
     if not supplier.active:
         raise Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE)
@@ -225,7 +226,7 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     A person is registered once: a known ID number (by keyed hash) is `household_exists`, and the
     co-op links that household instead. Registering creates no benefit link; those are explicit.
     """
-    supplier = _active_supplier(supplier_id, supplier_scope)
+    supplier = active_supplier(supplier_id, supplier_scope)
     county_code = _recipient_county(county_code or supplier.county_code, field="county_code")
     code = normalise_identifier(code)
     number = normalise_id_number(id_number, today=date.today())
@@ -364,7 +365,7 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
     (their shares add up). The check cannot race: on PostgreSQL an exclusion constraint backs it,
     on SQLite the household row's write lock is taken before it.
     """
-    _active_supplier(supplier_id, supplier_scope)
+    active_supplier(supplier_id, supplier_scope)
     household = _household_to_link(supplier_id=supplier_id, household_code=household_code, id_number=id_number)
     if not household.active:
         raise Conflict(f"Household {household.code} is inactive.", code=SupplierCode.HOUSEHOLD_INACTIVE)

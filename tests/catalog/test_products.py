@@ -240,3 +240,28 @@ def test_the_lapse_task_is_on_the_beat_schedule(app):
     schedule = app.extensions["celery"].conf.beat_schedule
     assert schedule["catalog.flag_lapsed_certificates"]["task"] == "catalog.flag_lapsed_certificates"
     assert "catalog.flag_lapsed_certificates" in app.extensions["celery"].tasks
+
+
+def test_an_inactive_supplier_adds_no_products_lots_or_uploads_but_its_products_may_go_off_sale(client, coop, login):
+    import io
+
+    from tests.catalog.factories import lot_body
+
+    supplier, headers = coop
+    admin = login("admin")
+    product, location = ProductFactory(supplier=supplier, status="active"), LocationFactory()
+    db.session.commit()
+    assert client.patch(f"/api/v1/suppliers/{supplier.id}", json={"active": False}, headers=admin).status_code == 200
+
+    refused = [
+        client.post("/api/v1/products", json=product_body(sku="NEW-1"), headers=headers),
+        client.patch(f"/api/v1/products/{product.sku}", json={"price_fen": 1}, headers=headers),
+        client.patch(f"/api/v1/products/{product.sku}", json={"price_fen": 1}, headers=admin),
+        client.post("/api/v1/lots", json=lot_body(product, location, [], quantity=5), headers=admin),
+        client.post(f"/api/v1/suppliers/{supplier.id}/inventory-uploads", headers=headers,
+                    data={"file": (io.BytesIO(b"sku,lot_code\nX,Y\n"), "a.csv")}, content_type="multipart/form-data"),
+    ]
+    assert [(r.status_code, r.json["error"]["code"]) for r in refused] == [(409, "supplier_inactive")] * 5
+    archived = client.patch(f"/api/v1/products/{product.sku}", json={"status": "archived"}, headers=admin)
+    assert archived.status_code == 200 and archived.json["status"] == "archived"
+    assert db.session.scalar(select(Product.price_fen).where(Product.id == product.id)) == product.price_fen
