@@ -238,10 +238,10 @@ def _refunded(event: PaymentEvent, order: Order) -> None:
     """Refunds made at the provider (e.g. its dashboard): each refund id not yet known is reconciled."""
     listed = event.payload["data"]["object"].get("refunds")
     refunds = listed.get("data") if isinstance(listed, dict) else None
-    valid = [r for r in (refunds if isinstance(refunds, list) else [])
-             if isinstance(r, dict) and _short_string(r.get("id"), 255) and _is_timestamp(r.get("created"))
-             and _amount(r, "amount") and r.get("status") not in REFUND_FAILED]
-    if len(valid) != (len(refunds) if isinstance(refunds, list) else 0):
+    refunds = refunds if isinstance(refunds, list) else []
+    valid = [r for r in refunds if isinstance(r, dict) and _short_string(r.get("id"), 255)
+             and _is_timestamp(r.get("created")) and _amount(r, "amount") and r.get("status") not in REFUND_FAILED]
+    if len(valid) != len(refunds):
         log.warning("payment event %s lists refunds that are not Stripe refunds: those are skipped", event.event_id)
     for refund in sorted(valid, key=lambda r: (r["created"], r["id"])):
         known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund["id"]))

@@ -102,9 +102,7 @@ def create_region(*, code: str, name: str, level: str, parent_code: str | None, 
     """Add a region (e.g. a new district after a reorganisation), where GB/T 2260 puts it (`_misplaced`)."""
     if db.session.get(Region, code) is not None:
         raise Conflict(f"Region {code} already exists.", code=ShopCode.REGION_EXISTS)
-    parent = None if parent_code is None else db.session.get(Region, parent_code)
-    if parent_code is not None and parent is None:
-        raise ValidationError(f"No region with code {parent_code}.", details={"parent_code": ["No such region."]})
+    parent = None if parent_code is None else region_named(parent_code, field="parent_code")
     problems = _misplaced(code, level, parent)
     if problems:
         raise ValidationError("The region does not fit under its parent.", details=problems)

@@ -107,7 +107,6 @@ def test_admin_adds_a_region_after_a_reorganisation(client, login):
     ("519900", "province", "513400", "parent_code"),  # a province with a parent
     ("000000", "prefecture", "510000", "code"),     # not of its province
     ("513400-ZZ", "county", "440600", "code"),      # a slug of another prefecture
-    ("513499", "county", "999900", "parent_code"),  # an unknown parent
     ("513500", "prefecture", "513400", "parent_code"),  # a prefecture under a prefecture
 ])
 def test_a_new_region_must_fit_under_its_parent(client, login, code, level, parent, field):
@@ -115,6 +114,13 @@ def test_a_new_region_must_fit_under_its_parent(client, login, code, level, pare
     response = client.post("/api/v1/regions", headers=login("admin"), json=body)
     assert field in assert_error(response, 422, "validation_error")["details"]
     assert client.get(f"/api/v1/regions/{code}").status_code == 404
+
+
+def test_a_new_regions_unknown_parent_is_a_422_naming_the_field(client, login):
+    body = {"code": "513499", "name": "错区", "level": "county", "parent_code": "999900", "side": "recipient"}
+    response = client.post("/api/v1/regions", headers=login("admin"), json=body)
+    assert assert_error(response, 422, "region_not_found")["details"] == {"parent_code": ["No region with this code."]}
+    assert client.get("/api/v1/regions/513499").status_code == 404
 
 
 def test_loading_reference_data_twice_adds_nothing(app):
