@@ -17,11 +17,12 @@ from bench import BenchError, progress
 @contextmanager
 def app_context(database_url: str, instance_path: Path) -> Iterator[Flask]:
     """An app context on `database_url` (to migrate or seed it), its connections closed afterwards."""
+    from bench.servers import RUN_SECRETS
     from shop import create_app
     from shop.config import load_config
     from shop.db import db
 
-    app = create_app(load_config({"DATABASE_URL": database_url}, str(instance_path)))
+    app = create_app(load_config({"DATABASE_URL": database_url, **RUN_SECRETS}, str(instance_path)))
     with app.app_context():
         try:
             yield app

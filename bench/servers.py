@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import BenchError, progress
+from shop.config import SECRETS, fresh_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -23,8 +24,14 @@ WORKER_CLASS = "sync"
 START_TIMEOUT = 30
 STOP_TIMEOUT = 10
 # The app's own settings are decided by each benchmark, never inherited from the shell.
-_APP_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SHOP_ENV", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET",
-                  "PAYMENTS", "SECRET_KEY", "FIELD_ENCRYPTION_KEY")
+_APP_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SHOP_ENV", "STRIPE_API_KEY", "PAYMENTS", *SECRETS)
+# one set of keys per run, shared by everything of that run that opens the database: seeding, apps and workers
+RUN_SECRETS = fresh_secrets("bench")
+
+
+def child_environment(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a process of the run: this one's without the app's settings, the run's keys, `env`."""
+    return {key: value for key, value in os.environ.items() if key not in _APP_VARIABLES} | RUN_SECRETS | env
 
 
 def free_port() -> int:
@@ -74,8 +81,7 @@ def gunicorn(label: str, wsgi: str, *, env: dict[str, str], ready_path: str = "/
     """Serve `wsgi` ("module:app") with gunicorn on loopback and yield its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    child_env = {key: value for key, value in os.environ.items() if key not in _APP_VARIABLES}
-    child_env.update(env)
+    child_env = child_environment(env)
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", worker_class,
                "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
                "--no-control-socket", wsgi]

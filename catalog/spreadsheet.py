@@ -42,6 +42,7 @@ REQUIRED = ("sku", "lot_code", "harvested_on", "location", "household_code", "qu
 IDENTIFIERS = ("sku", "lot_code", "location", "household_code")
 LOT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")  # stored from the sheet: the shape POST /lots accepts
 TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
+FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded (NFKC) like a code; a village keeps its spelling
 _HEADER_NAMES = {alias.lower(): key for key, aliases in COLUMNS.items() for alias in aliases}
 _DATE_PATTERNS = (
     re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
@@ -128,13 +129,19 @@ class Sheet:
         return ordered
 
 
-def normalise(value) -> str:
-    """Text of a cell with full-width forms folded (NFKC) and whitespace trimmed."""
+def cell_text(value) -> str:
+    """A cell as the text it shows (a whole float without its `.0`), spelled as typed: free text (a village)
+    keeps its spelling, as it does when it comes in JSON."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return unicodedata.normalize("NFKC", str(value)).strip()
+    return str(value)
+
+
+def normalise(value) -> str:
+    """Text of a cell with full-width forms folded (NFKC) and whitespace trimmed: codes, numbers, dates."""
+    return unicodedata.normalize("NFKC", cell_text(value)).strip()
 
 
 def parse_date(value) -> date:
@@ -351,7 +358,8 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
     texts: dict[str, str | None] = {}
     for key, limit in TEXTS.items():
         try:
-            texts[key] = clean_text(normalise(values.get(key))) or None
+            raw = normalise(values.get(key)) if key in FOLDED_TEXTS else cell_text(values.get(key))
+            texts[key] = clean_text(raw) or None
         except ValueError:  # the one problem `clean_text` raises
             sheet.error(number, key, "control_characters")
             texts[key], ok = None, False

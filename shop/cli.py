@@ -1,7 +1,6 @@
 """Command line: reference data, the demo world, users and passwords, fresh keys, a worker check."""
 from __future__ import annotations
 
-import base64
 import secrets
 import sys
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from flask import Flask, current_app
 
 from shop.auth.models import ROLES
 from shop.auth.service import create_user, find_user, normalise_username, reset_password
+from shop.config import fresh_secrets
 from shop.db import db
 from shop.errors import AppError
 from shop.regions.service import load_reference_data
@@ -94,16 +94,8 @@ def reset_password_command(username):
 def generate_keys_command():
     """Print fresh SECRET_KEY, FIELD_ENCRYPTION_KEY and FIELD_HASH_KEY lines for an env file, and a
     STRIPE_WEBHOOK_SECRET for a sandbox deployment (with Stripe, use the secret its dashboard shows)."""
-    kid = datetime.now(UTC).strftime("k%Y%m%d")
-    click.echo(f"SECRET_KEY={secrets.token_urlsafe(48)}")
-    click.echo(f"FIELD_ENCRYPTION_KEY={kid}:{_key_text()}")
-    click.echo(f"FIELD_HASH_KEY={_key_text()}")
-    click.echo(f"STRIPE_WEBHOOK_SECRET=whsec_{secrets.token_hex(24)}")
-
-
-def _key_text() -> str:
-    """32 random bytes in base64url without padding."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    for name, value in fresh_secrets(datetime.now(UTC).strftime("k%Y%m%d")).items():
+        click.echo(f"{name}={value}")
 
 
 def _read_password() -> str:

@@ -1,9 +1,13 @@
 """Configuration read from the environment: embedded defaults, production requirements."""
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
+import secrets
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -12,7 +16,8 @@ from kombu import Queue
 # the webhook is live in every payments mode: with the public development secret anyone could sign "paid"
 PRODUCTION_REQUIRED = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "DATABASE_URL", "REDIS_URL",
                        "STRIPE_WEBHOOK_SECRET")
-DEV_WEBHOOK_SECRET = "whsec_sandbox_not_secret"
+SECRETS = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "STRIPE_WEBHOOK_SECRET")
+DEV_SECRETS_FILE = "dev-secrets.json"  # in the instance folder: this installation's own, never published
 CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter stops instead of respawning workers
 
 
@@ -67,6 +72,38 @@ def _engine_options(env: Mapping[str, str]) -> dict:
     return {"pool_pre_ping": pre_ping, "pool_recycle": 3600}
 
 
+def fresh_secrets(kid: str = "dev") -> dict[str, str]:
+    """New random values of every secret setting (`generate-keys` prints them; development writes them once)."""
+    def key_text() -> str:
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+    return {"SECRET_KEY": secrets.token_urlsafe(48), "FIELD_ENCRYPTION_KEY": f"{kid}:{key_text()}",
+            "FIELD_HASH_KEY": key_text(), "STRIPE_WEBHOOK_SECRET": f"whsec_{secrets.token_hex(24)}"}
+
+
+def development_secrets(instance_path: str) -> dict[str, str]:
+    """This installation's development secrets: made at random the first time (readable by its owner only) and
+    kept in the instance folder, so that no key is known to anyone outside it, and what they signed and encrypted
+    stays readable. Several processes starting at once agree on the first file written."""
+    path = Path(instance_path) / DEV_SECRETS_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be writing it this moment
+            with contextlib.suppress(ValueError):
+                stored = json.loads(path.read_text(encoding="utf-8"))
+                if all(isinstance(stored.get(name), str) for name in SECRETS):
+                    return stored
+            time.sleep(0.02)
+        raise ConfigError(f"{path} is not a secrets file this shop wrote: remove it to make new development "
+                          "keys (what the old ones encrypted becomes unreadable)") from None
+    values = fresh_secrets()
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        json.dump(values, out)
+    return values
+
+
 def load_config(env: dict[str, str], instance_path: str) -> dict:
     """Build the Flask config mapping from an environment mapping."""
     production = env.get("SHOP_ENV", "development") == "production"
@@ -74,16 +111,17 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         missing = [name for name in PRODUCTION_REQUIRED if not env.get(name)]
         if not env.get("STRIPE_API_KEY") and env.get("PAYMENTS") != "sandbox":
             missing.append("STRIPE_API_KEY (or PAYMENTS=sandbox)")
-        if env.get("STRIPE_WEBHOOK_SECRET") == DEV_WEBHOOK_SECRET:
-            missing.append("a STRIPE_WEBHOOK_SECRET other than the development one")
         if missing:
             raise ConfigError("SHOP_ENV=production requires: " + ", ".join(missing))
 
+    keys = {name: env[name] for name in SECRETS if env.get(name)}
+    if len(keys) < len(SECRETS):
+        keys = {**development_secrets(instance_path), **keys}
     redis_url = env.get("REDIS_URL")
     payments = env.get("PAYMENTS") or ("stripe" if env.get("STRIPE_API_KEY") else "sandbox")
     return {
         "SHOP_ENV": "production" if production else env.get("SHOP_ENV", "development"),
-        "SECRET_KEY": env.get("SECRET_KEY", "dev-secret-key-not-for-production"),
+        "SECRET_KEY": keys["SECRET_KEY"],
         "SESSION_COOKIE_NAME": "shop_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -91,10 +129,8 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "PERMANENT_SESSION_LIFETIME": _int(env, "WEB_SESSION_SECONDS", 8 * 3600, minimum=60),
         "WTF_CSRF_CHECK_DEFAULT": False,
         "WTF_CSRF_TIME_LIMIT": None,
-        "FIELD_ENCRYPTION_KEY": env.get(
-            "FIELD_ENCRYPTION_KEY", "dev:ZGV2LWZpZWxkLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24"
-        ),
-        "FIELD_HASH_KEY": env.get("FIELD_HASH_KEY", "ZGV2LWxvb2t1cC1oYXNoLWtleS1ub3QtZm9yLXByb2Q"),
+        "FIELD_ENCRYPTION_KEY": keys["FIELD_ENCRYPTION_KEY"],
+        "FIELD_HASH_KEY": keys["FIELD_HASH_KEY"],
         "SQLALCHEMY_DATABASE_URI": _database_uri(env.get("DATABASE_URL"), instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(env),
         "REDIS_URL": redis_url,
@@ -134,7 +170,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "PAYMENTS": payments,
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY"),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY"),
-        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET),
+        "STRIPE_WEBHOOK_SECRET": keys["STRIPE_WEBHOOK_SECRET"],
         # notifications: email to the operations mailbox over SMTP when SMTP_HOST is set, else a log line
         "SMTP_HOST": env.get("SMTP_HOST"),
         "SMTP_PORT": _int(env, "SMTP_PORT", 25, minimum=1),

@@ -30,6 +30,7 @@ MAX_AMOUNT_FEN = 10**12      # any total or balance in fen
 MAX_BP = 10_000              # rates in basis points
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)  # any date the shop records or reads
 
+_BIDI_CONTROLS = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}  # embeddings, overrides, isolates
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―]")
 
 
@@ -38,10 +39,17 @@ def _is_invisible(char: str) -> bool:
     return unicodedata.category(char) == "Cf"
 
 
+def _ascii_digit(char: str) -> str:
+    """A decimal digit of any script (Devanagari ०, Bengali ০ …, which NFKC keeps) as its ASCII digit."""
+    return str(unicodedata.decimal(char)) if not char.isascii() and unicodedata.category(char) == "Nd" else char
+
+
 def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: bool = False) -> str:
-    """One spelling of an identifier: NFKC, invisible characters removed, trimmed, the case rule applied;
-    with `drop_separators`, spaces and dashes inside are removed too (ID numbers, bank accounts)."""
-    text = "".join(char for char in unicodedata.normalize("NFKC", value) if not _is_invisible(char)).strip()
+    """One spelling of an identifier: NFKC, every script's digits as ASCII digits, invisible characters removed,
+    trimmed, the case rule applied; with `drop_separators`, spaces and dashes inside are removed too (ID numbers,
+    bank accounts)."""
+    text = "".join(_ascii_digit(char) for char in unicodedata.normalize("NFKC", value)
+                   if not _is_invisible(char)).strip()
     if drop_separators:
         text = _SEPARATORS.sub("", text)
     if case == "upper":
@@ -53,9 +61,11 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
 
 def clean_text(value: str, *, multiline: bool = False) -> str:
     """Free text trimmed of surrounding whitespace and invisible characters; `ValueError` if it holds
-    control characters (other than newlines and tabs in multi-line text) or nothing visible."""
+    control characters (other than newlines and tabs in multi-line text), bidirectional overrides (which make
+    a name read differently from what it says: in a bank file, on a receipt) or nothing visible."""
     allowed = {"\n", "\t", "\r"} if multiline else set()
-    if any(unicodedata.category(char) == "Cc" and char not in allowed for char in value):
+    if any((unicodedata.category(char) == "Cc" and char not in allowed) or unicodedata.bidirectional(char)
+           in _BIDI_CONTROLS for char in value):
         raise ValueError("Must not contain control characters.")
     start, end = 0, len(value)
     while start < end and (value[start].isspace() or _is_invisible(value[start])):

@@ -17,6 +17,12 @@ import pytest
 
 for _name in ("DATABASE_URL", "REDIS_URL", "SHOP_ENV", "STRIPE_API_KEY", "PAYMENTS"):
     os.environ.pop(_name, None)
+# the suite's own secrets, also for the worker processes it starts (which inherit the environment)
+TEST_SECRETS = {"SECRET_KEY": "test-secret-key",
+                "FIELD_ENCRYPTION_KEY": "test:dGVzdC1maWVsZC1rZXktb2YtdGhlLXRlc3Qtc3VpdGU",
+                "FIELD_HASH_KEY": "dGVzdC1oYXNoLWtleS1vZi10aGUtdGVzdC1zdWl0ZS0",
+                "STRIPE_WEBHOOK_SECRET": "whsec_test_suite"}
+os.environ.update(TEST_SECRETS)
 
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
@@ -35,7 +41,7 @@ _unavailable: dict[str, str] = {}
 
 def make_app(instance_path, **env) -> Flask:  # noqa: F821
     """An app configured from `env` as production would be, with test settings on top."""
-    config = load_config(env, str(instance_path))
+    config = load_config({**TEST_SECRETS, **env}, str(instance_path))
     config.update(TESTING=True)
     return create_app(config)
 

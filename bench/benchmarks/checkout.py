@@ -300,8 +300,7 @@ def celery_workers(env: dict[str, str]) -> Iterator[None]:
     WORKER_CONCURRENCY) for the default queue, where payment events are processed, and one (concurrency
     LEDGER_CONCURRENCY) for the outbox queue, where the ledger attributes paid lines; waited for and always
     stopped."""
-    child_env = {key: value for key, value in os.environ.items() if key not in servers._APP_VARIABLES}
-    child_env.update(env)
+    child_env = servers.child_environment(env)
     progress(f"starting the Celery workers (payments: concurrency {WORKER_CONCURRENCY}, "
              f"outbox: concurrency {LEDGER_CONCURRENCY})…")
     with ExitStack() as stack:

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, select
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import Forbidden, ShopCode, Unauthorized
+from shop.fields import MAX_ID
 
 _hasher = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
 _test_hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
@@ -47,20 +48,27 @@ def issue_token(user: User, ttl: int | None = None) -> tuple[str, datetime]:
     return token, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
 
 
+def _is_count(value: object, limit: int) -> bool:
+    """Whether a token claim is a whole number from 0 to `limit` (not a bool, a float or a string)."""
+    return type(value) is int and 0 <= value <= limit
+
+
 def user_from_token(token: str) -> User:
     """The active user a token names, or `Unauthorized` if it is bad, expired or revoked."""
     try:
         lifetime = current_app.config["TOKEN_TTL_SECONDS"]
         claims, issued = _serializer().loads(token, max_age=lifetime, return_timestamp=True)
-        if datetime.now(UTC) - issued > timedelta(seconds=claims.get("ttl", lifetime)):
-            raise SignatureExpired("The token is past its own, shorter lifetime.")
     except SignatureExpired as exc:
         raise Unauthorized("The access token has expired.", code=ShopCode.TOKEN_EXPIRED) from exc
     except BadSignature as exc:
         raise Unauthorized("The access token is not valid.", code=ShopCode.INVALID_TOKEN) from exc
-    uid = claims.get("uid")
-    user = db.session.execute(_USER, {"id": uid}).scalar() if isinstance(uid, int) else None
-    if user is None or not user.active or user.token_version != claims.get("tv"):
+    if not (isinstance(claims, dict) and _is_count(claims.get("uid"), MAX_ID) and _is_count(claims.get("tv"), MAX_ID)
+            and _is_count(claims.get("ttl"), lifetime)):
+        raise Unauthorized("The access token is not valid.", code=ShopCode.INVALID_TOKEN)
+    if datetime.now(UTC) - issued > timedelta(seconds=claims["ttl"]):
+        raise Unauthorized("The access token has expired.", code=ShopCode.TOKEN_EXPIRED)
+    user = db.session.execute(_USER, {"id": claims["uid"]}).scalar()
+    if user is None or not user.active or user.token_version != claims["tv"]:
         raise Unauthorized("The access token is no longer valid.", code=ShopCode.INVALID_TOKEN)
     return user
 

@@ -140,6 +140,7 @@ def test_long_cells_columns_and_quantities_are_bounded_and_echoed_cut_short():
 
 @pytest.mark.parametrize("village, problem", [
     ("火普\x01村", "control characters"), ("a\x7fb", "control characters"), ("村" * 65, "Longer than 64"),
+    ("火普\u202e村", "control characters"),  # a right-to-left override would make it read as another village
 ])
 def test_free_text_cells_follow_the_apis_text_rules(village, problem):
     data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
@@ -149,9 +150,16 @@ def test_free_text_cells_follow_the_apis_text_rules(village, problem):
     assert problem in sheet.errors[0]["message"]
 
 
+def test_a_village_keeps_its_spelling_as_it_does_in_json():
+    data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
+            "ＺＪ-KQM-1KG,L1,2026-09-01,XC-WH,H-1,５,测试村３组\n").encode()
+    row = read_sheet(data).rows[0]
+    assert (row.sku, row.quantity, row.village) == ("ZJ-KQM-1KG", 5, "测试村３组")
+
+
 def test_invisible_only_text_is_empty_and_codes_must_have_the_apis_shape():
     data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
-            "ZJ-KQM-1KG,L\x011,2026-09-01,XC-WH,H-1,5,\u200b\u202e\n").encode()
+            "ZJ-KQM-1KG,L\x011,2026-09-01,XC-WH,H-1,5,\u200b\ufeff\n").encode()
     sheet = read_sheet(data)
     assert [(e["row"], e["column"]) for e in sheet.errors] == [(2, "lot_code")]
     assert sheet.rows[0].village is None

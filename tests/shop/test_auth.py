@@ -57,6 +57,17 @@ def test_missing_bad_and_expired_tokens_are_401(app, client):
     assert_error(client.get("/api/v1/users", headers={"Authorization": f"Bearer {old}"}), 401, "token_expired")
 
 
+@pytest.mark.parametrize("claims", [{"uid": True, "tv": 0, "ttl": 60}, {"tv": False, "ttl": 60}, {"tv": 0, "ttl": "x"},
+                                    {"tv": 0, "ttl": None}, {"tv": 0, "ttl": 1e30}, {"uid": 10**30, "tv": 0, "ttl": 60},
+                                    [1, 0, 60], "admin"])
+def test_a_correctly_signed_token_with_malformed_claims_is_401(app, client, claims):
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    claims = {"uid": admin.id, **claims} if isinstance(claims, dict) else claims
+    token = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=TOKEN_SALT).dumps(claims)
+    assert_error(client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"}), 401, "invalid_token")
+
+
 def test_wrong_role_is_403(client, login):
     headers = login("consumer")
     assert_error(client.post("/api/v1/regions", json={}, headers=headers), 403, "forbidden")
@@ -105,7 +116,8 @@ def test_sign_in_fields_are_bounded(client):
     assert set(assert_error(control, 422, "validation_error")["details"]) == {"username"}
 
 
-@pytest.mark.parametrize("spelling", ["１３８００００００００", "138 0000 0000", "138-0000-0000", " 13800000000\u200b"])
+@pytest.mark.parametrize("spelling", ["１３８００００００００", "138 0000 0000", "138-0000-0000", " 13800000000\u200b",
+                                      "1380000000\u0a66", "13800000\u0966\u0966\u0966"])  # Gurmukhi, Devanagari
 def test_a_mobile_number_registers_once_in_any_spelling(client, spelling):
     first = client.post("/api/v1/auth/register", json={"phone": "13800000000", "password": "long enough pw"})
     assert first.status_code == 201

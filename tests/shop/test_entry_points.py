@@ -11,6 +11,7 @@ import pytest
 
 from shop import create_app
 from shop.config import ConfigError, load_config
+from tests.conftest import TEST_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_KEY = "A" * 43  # 32 bytes in base64url
@@ -35,7 +36,7 @@ def test_the_docs_page_loads_swagger_ui_from_this_service_only(client):
 def _entry_point_env(**settings) -> dict:
     """The environment of a fresh process: this one's, without service settings, plus `settings`."""
     env = {k: v for k, v in os.environ.items()
-           if k not in {"SHOP_ENV", "DATABASE_URL", "REDIS_URL", "STRIPE_API_KEY", "PAYMENTS"}}
+           if k not in {"SHOP_ENV", "DATABASE_URL", "REDIS_URL", "STRIPE_API_KEY", "PAYMENTS", *TEST_SECRETS}}
     return {**env, **settings}
 
 

@@ -18,10 +18,10 @@ from orders.models import Order, OutboxEvent, Payment, PaymentEvent
 from shop.auth.security import issue_token
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
-from tests.conftest import close_checked, make_app
+from tests.conftest import TEST_SECRETS, close_checked, make_app
 from tests.factories import UserFactory
 
-SECRET = "whsec_sandbox_not_secret"  # the embedded default's webhook secret
+SECRET = TEST_SECRETS["STRIPE_WEBHOOK_SECRET"]
 ADDRESS = {"district_code": "440604", "detail": "测试路 1 号", "recipient": "测试收件人", "phone": "13800000000"}
 WEBHOOK = "/api/v1/payments/stripe/webhook"
 
