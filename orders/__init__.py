@@ -9,6 +9,7 @@ def init_app(app: Flask) -> None:
     from orders import notify, outbox, tasks  # noqa: F401 - importing registers the tables and tasks
     from orders.checkout import tasks as checkout_tasks  # noqa: F401
     from orders.checkout.api import blp as checkout_blp
+    from orders.checkout.service import last_sale_date
     from orders.counter.api import blp as counter_blp
     from orders.demo import seed_demo
     from orders.errors import OrderCode
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
     for blueprint in (*stores_blueprints, checkout_blp, payments_blp, counter_blp, refunds_blp):
         api.register_blueprint(blueprint)
     app.extensions.setdefault("scope_checks", {})["store_id"] = store_exists
+    app.extensions["supplier_last_sale_date"] = last_sale_date  # a dividend link never changes attributed days
     register_demo_seeder(app, "orders", seed_demo)
     register_sweeper(app, "orders.outbox", outbox.requeue_undelivered)
     register_sweeper(app, "orders.payment_events", payments.requeue_pending_events)

@@ -8,17 +8,15 @@ import uuid
 
 from flask import Flask, g, request
 
-from shop.bodies import json_body_problem
+from shop.bodies import check_body
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import CodeConverter, IdConverter
 from shop.devserver import RawUrlFix
-from shop.errors import ShopCode, document_error_codes, error_response, register_error_handlers
+from shop.errors import document_error_codes, register_error_handlers
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
 from shop.periodic import install_embedded_scheduler
 from shop.worker import celery_init_app
 
-JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
-ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -71,24 +69,13 @@ def _init_domains(app: Flask) -> None:
 
 
 def _install_request_hooks(app: Flask) -> None:
-    """Request ids for logs and responses; 415 for API bodies that are not JSON or multipart."""
+    """Request ids for logs and responses; API bodies checked before any view (`shop.bodies`)."""
 
     @app.before_request
     def _start_request():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        if (request.path.startswith("/api/") and request.method in JSON_BODY_METHODS
-                and request.content_length and request.mimetype not in ACCEPTED_BODY_TYPES
-                and not request.path.endswith("/webhook")):
-            return error_response(415, ShopCode.UNSUPPORTED_MEDIA_TYPE,
-                                  "Send the body as application/json (or multipart/form-data for uploads).",
-                                  {"content_type": request.mimetype})
-        if (request.path.startswith("/api/") and request.method in JSON_BODY_METHODS and request.is_json
-                and request.content_length and not request.path.endswith("/webhook")):
-            problem = json_body_problem(request.get_data(cache=True))
-            if problem:
-                return error_response(400, ShopCode.BAD_REQUEST, f"The JSON body is malformed: {problem}.")
-        return None
+        return check_body(app)
 
     @app.after_request
     def _tag_response(response):

@@ -2,12 +2,19 @@
 
 Python's parser accepts what no client of ours sends and what later code cannot handle: lone UTF-16
 surrogates (`"\\ud800"`, which cannot be stored, hashed or encoded), nesting deep enough to exhaust
-the recursion limit, integers of thousands of digits, and `NaN`/`Infinity`. Such a body is
-malformed: 400, before anything is parsed into a schema or written.
+the recursion limit, integers of thousands of digits, `NaN`/`Infinity` and a key given twice. Such a
+body is malformed: 400, before anything is parsed into a schema or written. A body is a body however it
+is sent (with a Content-Length or in chunks); a route takes the media type its arguments declare (JSON,
+or multipart for a file upload: 415 otherwise), and a route that declares no body takes none (422).
 """
 from __future__ import annotations
 
 import json
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from shop.errors import ShopCode, error_response
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 30
@@ -40,10 +47,18 @@ def _check(value, depth: int) -> None:
             _check(item, depth + 1)
 
 
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are all different (a repeated key is ambiguous: which one counts?)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("an object gives a key twice")
+    return value
+
+
 def parse_json(data: bytes) -> object:
     """A body parsed by the rules above; `ValueError` saying why it is not acceptable JSON."""
     try:
-        value = json.loads(data, parse_int=_parse_int, parse_constant=_reject_constant)
+        value = json.loads(data, parse_int=_parse_int, parse_constant=_reject_constant, object_pairs_hook=_object)
         _check(value, 0)
     except RecursionError:
         raise ValueError(f"the body is nested deeper than {MAX_DEPTH} levels") from None
@@ -56,10 +71,48 @@ def parse_json(data: bytes) -> object:
     return value
 
 
-def json_body_problem(data: bytes) -> str | None:
-    """Why a request body is not acceptable JSON, or None when it is."""
+JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
+_BODY_LOCATIONS = {"json", "files", "form"}
+
+
+def _has_body() -> bool:
+    """Whether the request carries a body: a Content-Length above 0, or chunks (which have no length)."""
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def _declared_bodies(app: Flask) -> set[str]:
+    """Where the matched view's arguments come from, of json, files and form (flask-smorest's `_apidoc`)."""
+    view = app.view_functions.get(request.endpoint or "")
+    if view is None:
+        return {"json"}
+    view_class = getattr(view, "view_class", None)
+    method = getattr(view_class, request.method.lower(), None) if view_class is not None else view
+    parameters = (getattr(method, "_apidoc", None) or {}).get("arguments", {}).get("parameters", [])
+    return {parameter["in"] for parameter in parameters} & _BODY_LOCATIONS
+
+
+def check_body(app: Flask) -> Response | None:
+    """The error answer of an API request whose body breaks the rules above, or None."""
+    if (not request.path.startswith("/api/") or request.method not in JSON_BODY_METHODS
+            or request.path.endswith("/webhook") or not _has_body()):
+        return None
+    declared = _declared_bodies(app)
+    expected = "multipart/form-data" if "files" in declared else "application/json"
+    if request.mimetype != expected:
+        return error_response(415, ShopCode.UNSUPPORTED_MEDIA_TYPE, f"Send the body as {expected}.",
+                              {"content_type": request.mimetype})
+    if expected != "application/json":
+        return None
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        raise RequestEntityTooLarge()  # chunks are cut at the limit, not refused: what was cut is too large
     try:
-        parse_json(data)
+        body = parse_json(data)
     except ValueError as exc:
-        return str(exc)
+        return error_response(400, ShopCode.BAD_REQUEST, f"The JSON body is malformed: {exc}.")
+    if not declared and body not in ({}, None):
+        fields = body if isinstance(body, dict) else {"_schema": None}
+        return error_response(422, ShopCode.VALIDATION_ERROR, "This request takes no body.",
+                              {name: ["Unknown field."] for name in fields})
     return None

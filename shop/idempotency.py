@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -26,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shop.auth.security import current_user
+from shop.bodies import parse_json
 from shop.db import UTCDateTime, db, defer_commit, utcnow
 from shop.errors import AppError, Conflict, ShopCode
 
@@ -52,9 +54,13 @@ class IdempotencyKey(db.Model):
 
 
 def _fingerprint() -> str:
-    """What makes two requests "the same": method, path and body."""
+    """What makes two requests "the same": method, path and body; a JSON body by its content, so the same
+    object with its keys in another order or spaced otherwise is the same request."""
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    digest.update(request.get_data(cache=True))
+    body = request.get_data(cache=True)
+    if request.is_json and body:
+        body = json.dumps(parse_json(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    digest.update(body)
     return digest.hexdigest()
 
 

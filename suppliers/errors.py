@@ -8,6 +8,7 @@ class SupplierCode(StrEnum):
     """The snake_case codes this domain raises."""
 
     ACCOUNT_CHANGE_REASON_REQUIRED = "account_change_reason_required"
+    BENEFIT_LINK_BACKDATED = "benefit_link_backdated"
     BENEFIT_LINK_ENDED = "benefit_link_ended"
     BENEFIT_LINK_NOT_FOUND = "benefit_link_not_found"
     BENEFIT_LINK_OVERLAPS = "benefit_link_overlaps"
@@ -18,6 +19,7 @@ class SupplierCode(StrEnum):
     HOUSEHOLD_INACTIVE = "household_inactive"
     HOUSEHOLD_NOT_FOUND = "household_not_found"
     HOUSEHOLD_READ_ONLY = "household_read_only"
+    ID_NUMBER_LOOKUPS_EXHAUSTED = "id_number_lookups_exhausted"
     INVALID_BANK_ACCOUNT = "invalid_bank_account"
     INVALID_ID_NUMBER = "invalid_id_number"
     INVALID_USCC = "invalid_uscc"

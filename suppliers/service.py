@@ -5,9 +5,14 @@ None for admins: outside its scope everything is "not found", never "forbidden".
 """
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
+from flask import current_app, g
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -16,7 +21,8 @@ from shop.caching import invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.config import ConfigError
 from shop.db import db, lock_on_sqlite, violates
-from shop.errors import Conflict, Forbidden, NotFound, ShopCode, ValidationError
+from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
+from shop.extensions import limiter
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
 from shop.regions.service import is_recipient_county, region_named
@@ -189,21 +195,47 @@ def _household_in_scope(household_id: int, supplier_scope: int | None) -> Househ
     return household
 
 
+ID_NUMBER_PROBES_PER_HOUR = 10  # answers that tell a non-admin whether an ID number it typed is registered
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def id_number_probe() -> Iterator[None]:
+    """Around a comparison of a typed ID number with the registered ones: each answer tells whether a guessed number
+    is registered (a masked `513431********0039` leaves a few thousand candidates), so a user other than an admin may
+    get only ID_NUMBER_PROBES_PER_HOUR answers that register or link nothing. The attempt is counted before comparing
+    (parallel requests cannot overrun the budget) and given back when it registers or links the household;
+    `id_number_lookups_exhausted` 429 beyond it."""
+    user = g.get("user")  # None for the CLI and the demo seeder
+    if user is None or user.role == "admin":
+        yield
+        return
+    key, hour = f"id-number-probes:{user.id}:{int(time.time() // 3600)}", 3600
+    if limiter.storage.incr(key, hour) > ID_NUMBER_PROBES_PER_HOUR:
+        log.warning("user %s used up its ID-number look-ups for this hour", user.id)
+        raise AppError("Too many ID numbers that match no household you may link, or one already registered: try "
+                       "again in an hour, or ask an admin.", code=SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED, status=429)
+    yield
+    limiter.storage.incr(key, hour, amount=-1)
+
+
 def _household_by_hash(id_hash: str) -> Household | None:
     """The household whose ID number has the keyed hash `id_hash`."""
     return db.session.scalar(select(Household).where(Household.id_number_hash == id_hash))
 
 
 def _duplicate_error(*, id_hash: str, county_code: str, code: str) -> Conflict | None:
-    """The conflict a new household would cause: its person or its registry code is taken."""
-    if _household_by_hash(id_hash) is not None:
-        return Conflict("A household with this ID number is already registered. Link it to your "
-                        "supplier with POST /api/v1/suppliers/<id>/benefit-links, giving its registry "
-                        "code and ID number.", code=SupplierCode.HOUSEHOLD_EXISTS)
+    """The conflict a new household would cause: its registry code is taken, or else its person is (checked last,
+    so that a taken code never tells whether an ID number is registered)."""
     taken = select(Household.id).where(Household.county_code == county_code, Household.code == code)
     if db.session.scalar(taken) is not None:
         return Conflict("This registry code is already used in the county.", code=SupplierCode.HOUSEHOLD_CODE_TAKEN,
                         details={"code": [code], "county_code": [county_code]})
+    if _household_by_hash(id_hash) is not None:
+        return Conflict("A household with this ID number is already registered. Link it to your "
+                        "supplier with POST /api/v1/suppliers/<id>/benefit-links, giving its registry "
+                        "code and ID number.", code=SupplierCode.HOUSEHOLD_EXISTS)
     return None
 
 
@@ -232,6 +264,18 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     number = normalise_id_number(id_number, today=date.today())
     account = normalise_bank_account(bank_account) if bank_account else None
     id_hash = crypto.lookup_hash(number)
+    with id_number_probe():
+        household = _new_household(supplier=supplier, id_hash=id_hash, county_code=county_code, code=code,
+                                   number=number, account=account, head_name=head_name, village=village,
+                                   members=members, consent_on=consent_on, consent_basis=consent_basis)
+    _link_supplier(supplier_id=supplier.id, household=household)
+    return household
+
+
+def _new_household(*, supplier: Supplier, id_hash: str, county_code: str, code: str, number: str,
+                   account: str | None, head_name: str, village: str, members: int, consent_on: date,
+                   consent_basis: str) -> Household:
+    """A new household, unless its registry code or its person is taken (the conflict says which)."""
     duplicate = _duplicate_error(id_hash=id_hash, county_code=county_code, code=code)
     if duplicate:
         raise duplicate
@@ -248,7 +292,6 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
         # A concurrent registration won the race; say which rule it broke, without the values.
         raise (_duplicate_error(id_hash=id_hash, county_code=county_code, code=code)
                or Conflict("The household conflicts with existing data.", code=ShopCode.CONFLICT)) from None
-    _link_supplier(supplier_id=supplier.id, household=household)
     return household
 
 
@@ -342,18 +385,39 @@ def _household_to_link(*, supplier_id: int, household_code: str, id_number: str 
     household = find_household(supplier_id=supplier_id, code=household_code)
     if id_number is not None:
         id_hash = crypto.lookup_hash(normalise_id_number(id_number, today=date.today()))
-        if household is None or household.id_number_hash != id_hash:
-            candidate = _household_by_hash(id_hash)
-            household = None
-            if candidate is not None and candidate.code == normalise_identifier(household_code):
-                _link_supplier(supplier_id=supplier_id, household=candidate)
-                household = candidate
+        with id_number_probe():
+            if household is None or household.id_number_hash != id_hash:
+                candidate = _household_by_hash(id_hash)
+                household = None
+                if candidate is not None and candidate.code == normalise_identifier(household_code):
+                    _link_supplier(supplier_id=supplier_id, household=candidate)
+                    household = candidate
+            if household is None:
+                raise _no_household_to_link()
     if household is None:
-        raise NotFound("No household with this registry code (and ID number) to link.",
-                       code=SupplierCode.HOUSEHOLD_NOT_FOUND,
-                       details={"household_code": ["Give the ID number to link a household another "
-                                                   "supplier registered."]})
+        raise _no_household_to_link()
     return household
+
+
+def _no_household_to_link() -> NotFound:
+    """The error of a link naming no household the supplier may link."""
+    return NotFound("No household with this registry code (and ID number) to link.",
+                    code=SupplierCode.HOUSEHOLD_NOT_FOUND,
+                    details={"household_code": ["Give the ID number to link a household another "
+                                                "supplier registered."]})
+
+
+def _not_before_attributed_sales(supplier_id: int, field: str, first_date: date) -> None:
+    """A dividend link may change the shares of no date whose sales were already attributed (DESIGN.md: a refund's
+    reversal is recomputed from the links valid on the sale date, and auditors recompute the same): `first_date`, the
+    first date the change touches, must come after the supplier's last sale. `benefit_link_backdated` 409 if not."""
+    last_sale = current_app.extensions["supplier_last_sale_date"](supplier_id)
+    if last_sale is not None and first_date <= last_sale:
+        raise Conflict(f"Sales of this supplier were attributed up to {last_sale.isoformat()}: a dividend link can "
+                       f"change the shares from {(last_sale + timedelta(days=1)).isoformat()} on.",
+                       code=SupplierCode.BENEFIT_LINK_BACKDATED,
+                       details={field: [f"Must be after {last_sale.isoformat()}."],
+                                "last_sale_date": last_sale.isoformat()})
 
 
 def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, household_code: str, kind: str,
@@ -369,7 +433,9 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
     household = _household_to_link(supplier_id=supplier_id, household_code=household_code, id_number=id_number)
     if not household.active:
         raise Conflict(f"Household {household.code} is inactive.", code=SupplierCode.HOUSEHOLD_INACTIVE)
-    if kind != "dividend":
+    if kind == "dividend":
+        _not_before_attributed_sales(supplier_id, "valid_from", valid_from)
+    else:
         lock_on_sqlite("UPDATE households SET id = id WHERE id = :id", id=household.id)
         overlapping = db.session.scalar(select(BenefitLink.id).where(
             BenefitLink.supplier_id == supplier_id, BenefitLink.household_id == household.id,
@@ -425,6 +491,8 @@ def end_benefit_link(*, link_id: int, supplier_scope: int | None, valid_until: d
     if valid_until < link.valid_from:
         raise ValidationError("A link cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})
+    if link.kind == "dividend":  # it stops covering the days after valid_until
+        _not_before_attributed_sales(link.supplier_id, "valid_until", valid_until + timedelta(days=1))
     link.valid_until = valid_until
     db.session.flush()
     return link

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Row, bindparam, literal, select
+from sqlalchemy import Row, bindparam, func, literal, select
 
 from catalog import inventory
 from catalog.errors import CatalogCode
@@ -427,3 +427,10 @@ def confirm_locked_payment(*, order: Order, intent_id: str, amount_fen: int, pai
     if order.channel == "pickup":
         notify(kind="pickup_ready", order_id=order.id)
     return "paid"
+
+
+def last_sale_date(supplier_id: int) -> date | None:
+    """The latest sale date of the orders holding a product of the supplier (paid or since refunded), if any."""
+    return db.session.scalar(select(func.max(Order.sale_date)).join(OrderLine, OrderLine.order_id == Order.id)
+                             .join(Product, Product.id == OrderLine.product_id)
+                             .where(Product.supplier_id == supplier_id))

@@ -1,6 +1,7 @@
 """Creating a lot with an Idempotency-Key: retries replay the first response and never add stock twice."""
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -29,6 +30,16 @@ def test_a_retry_with_the_same_key_replays_the_first_response(client, coop_world
     again = client.post("/api/v1/lots", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
+    assert lots_and_stock() == (1, 33)
+
+
+def test_the_same_object_with_its_keys_reordered_and_spaced_otherwise_is_the_same_request(client, coop_world):
+    w = coop_world
+    body = lot_body(w["product"], w["location"], w["households"])
+    headers = {**w["headers"], "Idempotency-Key": "lot-2026-09-c", "Content-Type": "application/json"}
+    first = client.post("/api/v1/lots", data=json.dumps(body), headers=headers)
+    again = client.post("/api/v1/lots", data=json.dumps(dict(reversed(body.items())), indent=2), headers=headers)
+    assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert lots_and_stock() == (1, 33)
 
 

@@ -1,6 +1,7 @@
 """Every error under /api/ has the API's JSON shape."""
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
@@ -51,13 +52,24 @@ BODIES_NO_PARSER_SHOULD_SEE = {
     "an integer of 5000 digits": '{"username": "admin", "password": ' + "9" * 5000 + "}",
     "NaN": '{"username": "admin", "password": NaN}',
     "bytes that are not UTF-8": b'{"username": "\xff"}',
+    "a key given twice": '{"username": "admin", "password": "x", "username": "other"}',
 }
 
 
+def send(client, path: str, body: bytes | str, content_type: str = "application/json", *, chunked: bool = False):
+    """POST `body` with a Content-Length, or in chunks (no length: how a streaming client sends it)."""
+    body = body.encode() if isinstance(body, str) else body
+    if not chunked:
+        return client.post(path, data=body, headers={"Content-Type": content_type})
+    return client.post(path, input_stream=io.BytesIO(body), environ_overrides={"wsgi.input_terminated": True},
+                       headers={"Content-Type": content_type, "Transfer-Encoding": "chunked"})
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["with a length", "in chunks"])
 @pytest.mark.parametrize("body", BODIES_NO_PARSER_SHOULD_SEE.values(), ids=BODIES_NO_PARSER_SHOULD_SEE.keys())
 @pytest.mark.parametrize("path", ["/api/v1/auth/token", "/api/v1/users", "/api/v1/products"])
-def test_bodies_that_would_crash_a_parser_are_a_400_on_every_route(client, path, body):
-    response = client.post(path, data=body, headers={"Content-Type": "application/json"})
+def test_bodies_that_would_crash_a_parser_are_a_400_on_every_route(client, path, body, chunked):
+    response = send(client, path, body, chunked=chunked)
     assert response.status_code == 400
     assert response.json["error"]["code"] == "bad_request"
     assert response.json["error"]["message"].startswith("The JSON body is malformed")
@@ -69,16 +81,28 @@ def test_paired_surrogates_and_ordinary_depth_are_fine(client):
     assert response.status_code == 422  # reaches the schema, which rejects the unknown field
 
 
-def test_a_body_that_is_not_json_is_a_415(client):
-    response = client.post("/api/v1/auth/token", data="username=a", content_type="text/plain")
+@pytest.mark.parametrize("chunked", [False, True], ids=["with a length", "in chunks"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x"])
+def test_a_body_that_is_not_json_is_a_415(client, content_type, chunked):
+    """Multipart only where a route takes a file (the inventory upload); JSON everywhere else."""
+    response = send(client, "/api/v1/auth/token", "username=a", content_type, chunked=chunked)
     assert_error(response, 415, "unsupported_media_type")
 
 
-def test_oversized_body_is_a_413_naming_the_limit(app, client):
+@pytest.mark.parametrize("chunked", [False, True], ids=["with a length", "in chunks"])
+def test_oversized_body_is_a_413_naming_the_limit(app, client, chunked):
     app.config["MAX_CONTENT_LENGTH"] = 1024
-    response = client.post("/api/v1/auth/token", data=b"{" + b" " * 4096 + b"}", content_type="application/json")
+    response = send(client, "/api/v1/auth/token", b"{" + b" " * 4096 + b"}", chunked=chunked)
     error = assert_error(response, 413, "payload_too_large")
     assert "1024" in error["message"]
+
+
+def test_a_route_that_takes_no_body_refuses_one(client):
+    """`POST /orders/<id>/cancel` takes no fields: one sent is unknown, as on any other route."""
+    response = send(client, "/api/v1/orders/1/cancel", '{"evil": [1]}')
+    assert assert_error(response, 422, "validation_error")["details"] == {"evil": ["Unknown field."]}
+    assert send(client, "/api/v1/orders/1/cancel", "{}").status_code == 401  # an empty object is no body
 
 
 @pytest.fixture

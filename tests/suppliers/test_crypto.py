@@ -37,7 +37,7 @@ def test_malformed_keys_are_refused_without_quoting_key_material(spec):
 
 def test_ciphertexts_carry_the_key_id_and_are_bound_to_their_field(app):
     token = crypto.encrypt("6217000000000000001", field="households.bank_account")
-    assert token.startswith("dev:") and "6217000000000000001" not in token
+    assert token.startswith("test:") and "6217000000000000001" not in token
     assert token != crypto.encrypt("6217000000000000001", field="households.bank_account")
     assert crypto.decrypt(token, field="households.bank_account") == "6217000000000000001"
     with pytest.raises(crypto.DecryptionError):
@@ -81,7 +81,7 @@ def test_a_value_under_a_removed_key_fails_loudly_without_its_plaintext(app):
     db.session.expire_all()
     with pytest.raises(crypto.DecryptionError) as error:
         household.id_number  # noqa: B018 - reading the property decrypts
-    assert "dev" in str(error.value)
+    assert "test" in str(error.value)
 
 
 def test_encryption_keys_never_change_a_lookup_hash(app):

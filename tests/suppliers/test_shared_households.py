@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from shop.db import db
 from suppliers.models import BankAccountChange, Household
-from tests.suppliers.factories import HouseholdFactory, make_bank_account
+from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account, make_id_number
 
 
 def _linked_household(client, supplier, other_supplier, other_coop) -> Household:
@@ -72,3 +72,46 @@ def test_an_admin_changes_any_household_and_a_suppliers_account_is_audited_too(c
     log = client.get(f"/api/v1/audit/account-changes?supplier_id={supplier.id}", headers=admin).json["items"]
     assert [(e["supplier_id"], e["old_masked"], e["reason"]) for e in log] == [(supplier.id, None, "对公账户变更")]
     assert len(client.get("/api/v1/audit/account-changes", headers=admin).json["items"]) == 2
+
+
+def test_a_taken_registry_code_never_tells_whether_an_id_number_is_registered(client, supplier, other_supplier,
+                                                                              other_coop):
+    """With another co-op's code, a registered ID number and an unregistered one get the same answer."""
+    registered = HouseholdFactory(supplier=supplier)
+    own = HouseholdFactory(supplier=other_supplier, county_code=registered.county_code)
+    db.session.commit()
+    answers = {client.post(f"/api/v1/suppliers/{other_supplier.id}/households", headers=other_coop,
+                           json=household_payload(code=own.code, county_code=own.county_code,
+                                                  id_number=number)).json["error"]["code"]
+               for number in (registered.id_number, make_id_number(registered.county_code))}
+    assert answers == {"household_code_taken"}
+
+
+def test_guessing_id_numbers_stops_after_ten_answers_that_link_nothing(client, supplier, other_supplier, other_coop):
+    """A masked `513431********0039` leaves a few thousand candidates, each answer saying whether it was the one:
+    ten guesses an hour that link nothing, whether they are right or wrong afterwards."""
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    link = {"household_code": household.code, "kind": "purchase", "valid_from": "2026-02-01"}
+    guesses = [client.post(f"/api/v1/suppliers/{other_supplier.id}/benefit-links", headers=other_coop,
+                           json={**link, "id_number": make_id_number(household.county_code)}) for _ in range(11)]
+    assert [g.status_code for g in guesses] == [404] * 10 + [429]
+    assert guesses[-1].json["error"]["code"] == "id_number_lookups_exhausted"
+    right = client.post(f"/api/v1/suppliers/{other_supplier.id}/benefit-links", headers=other_coop,
+                        json={**link, "id_number": household.id_number})
+    assert right.status_code == 429
+    taken = client.post(f"/api/v1/suppliers/{other_supplier.id}/households", headers=other_coop,
+                        json=household_payload(id_number=household.id_number))
+    assert taken.status_code == 429
+
+
+def test_links_and_registrations_that_succeed_use_none_of_the_budget(client, supplier, other_supplier, other_coop):
+    for _ in range(12):
+        household = HouseholdFactory(supplier=supplier)
+        db.session.commit()
+        linked = client.post(f"/api/v1/suppliers/{other_supplier.id}/benefit-links", headers=other_coop,
+                             json={"household_code": household.code, "id_number": household.id_number,
+                                   "kind": "purchase", "valid_from": "2026-02-01"})
+        registered = client.post(f"/api/v1/suppliers/{other_supplier.id}/households", headers=other_coop,
+                                 json=household_payload())
+        assert (linked.status_code, registered.status_code) == (201, 201)

@@ -16,6 +16,7 @@ from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.verify import verify_ledger
 from orders.models import OrderLine, OutboxEvent, Payment
 from shop.db import db, utcnow
+from suppliers.models import BenefitLink
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
 from tests.orders.factories import ShiftFactory, StoreFactory, flushed
@@ -357,3 +358,37 @@ def test_a_refund_delivered_before_its_sale_applies_the_sale_first(app, monkeypa
     assert outbox.deliver_all([paid_event.id]) == 1  # delivered now, applied already: nothing more posted
     db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 2
+
+
+def test_a_dividend_link_cannot_change_the_shares_of_days_already_sold(client, login):
+    """Ended before the sale, or started on its day, a link would make the refund reverse dividends its holders never
+    got, or leave them ones they did: a full refund must still bring every account back to zero."""
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    supplier = world["supplier"]
+    order_id = pay_pickup(client, world, 3)
+    coop = login("coop", supplier_id=supplier.id)
+    link_id = db.session.scalar(select(BenefitLink.id).where(BenefitLink.household_id == world["h"][4].id))
+    newcomer = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+
+    ended = client.patch(f"/api/v1/benefit-links/{link_id}", headers=coop,
+                         json={"valid_until": (today - timedelta(days=1)).isoformat()})
+    started = client.post(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop,
+                          json={"household_code": newcomer.code, "kind": "dividend", "shares": 100,
+                                "valid_from": today.isoformat()})
+
+    for response, field in ((ended, "valid_until"), (started, "valid_from")):
+        assert response.status_code == 409 and response.json["error"]["code"] == "benefit_link_backdated"
+        assert response.json["error"]["details"]["last_sale_date"] == today.isoformat() and field in \
+            response.json["error"]["details"]
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
+    refunded = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**login("admin"), "Idempotency-Key": "r"},
+                           json={"lines": [{"line_id": line_id, "quantity": 3}], "reason": "全退"})
+    assert refunded.status_code == 201 and balances() == {}
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    assert client.patch(f"/api/v1/benefit-links/{link_id}", headers=coop, json={"valid_until": today.isoformat()}
+                        ).status_code == 200
+    assert client.post(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop,
+                       json={"household_code": newcomer.code, "kind": "dividend", "shares": 100,
+                             "valid_from": tomorrow}).status_code == 201
