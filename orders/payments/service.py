@@ -1,8 +1,9 @@
 """Payment events: verified and stored once by the webhook, processed idempotently by a task, swept if lost.
 
 `receive_event` is the one handler of a signed Stripe-format event (the webhook endpoint and the
-sandbox confirm route both call it): it checks the signature (300 s tolerance), stores the event
-once by its id (a replay, also a concurrent one, inserts nothing) and, after the commit, wakes the
+sandbox confirm route both call it): it checks the signature (300 s tolerance) on the raw body, stores the event
+once by its id (a replay, also a concurrent one, inserts nothing), keeping only what processing reads of it
+(`stored_event`: no billing details; of a type the shop ignores, its id and type), and, after the commit, wakes the
 drain (`orders.drain_payment_events`, `shop.wakeups`: one queued run however many events arrive
 meanwhile), which processes the new events oldest first, each in its own transaction. `process_event`
 takes the order lock first, then applies the event; an event that cannot be applied yet (a refund
@@ -48,6 +49,11 @@ MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 10  # then the event is `failed` (logged as an error), not retried every minute for ever
 SWEEP_BATCH = 200
+# What processing reads of a handled event's `data.object` (`_intent_id_of`, `_order_id_of`, `_payment_for`,
+# `_succeeded`, `_failed`, `_refunded`), as `_kept` cuts it: the rest, such as a charge's billing details, is not stored
+KEPT_FIELDS = {"object": True, "id": True, "payment_intent": True, "amount": True, "amount_received": True,
+               "metadata": {"order_id": True}, "last_payment_error": {"code": True, "decline_code": True},
+               "refunds": {"data": [{"id": True, "amount": True, "created": True, "status": True}]}}
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
                       "expired or was cancelled and its stock is gone): returned in full.")
 
@@ -119,6 +125,25 @@ def verify_event(*, payload: bytes, signature: str | None) -> dict:
     return event
 
 
+def _kept(value: object, shape: object) -> object:
+    """`value` cut down to `shape`: a dict keeps the keys a dict shape names, a list each item as a one-item list
+    shape says, `True` a scalar; anything else is None (so a malformed refund entry is still counted, and skipped)."""
+    if isinstance(shape, dict) and isinstance(value, dict):
+        return {key: _kept(value[key], part) for key, part in shape.items() if key in value}
+    if isinstance(shape, list) and isinstance(value, list):
+        return [_kept(item, shape[0]) for item in value]
+    return value if shape is True and not isinstance(value, dict | list) else None
+
+
+def stored_event(event: Mapping) -> dict:
+    """What is stored of a verified event: its id and type, and for a handled type its `created` and only the
+    KEPT_FIELDS of its `data.object`."""
+    if event["type"] not in HANDLED_TYPES:
+        return {"id": event["id"], "type": event["type"]}
+    return {"id": event["id"], "type": event["type"], "created": event["created"],
+            "data": {"object": _kept(event["data"]["object"], KEPT_FIELDS)}}
+
+
 def _intent_id_of(event: Mapping) -> str | None:
     """The PaymentIntent an event concerns: the object itself, or the charge's `payment_intent`."""
     obj = event["data"]["object"]
@@ -149,7 +174,7 @@ def receive_event(*, payload: bytes, signature: str | None) -> int | None:
     handled = event["type"] in HANDLED_TYPES
     now = utcnow()
     values = {"provider": current_app.config["PAYMENTS"], "event_id": event["id"], "type": event["type"],
-              "intent_id": _intent_id_of(event), "created": _moment(event["created"]), "payload": event,
+              "intent_id": _intent_id_of(event), "created": _moment(event["created"]), "payload": stored_event(event),
               "status": "pending" if handled else "ignored", "attempts": 0, "received_at": now,
               "queued_at": now if handled else None, "processed_at": None if handled else now}
     row_id = db.session.scalar(_STORE_ONCE[db.session.get_bind().dialect.name], values)

@@ -1,6 +1,8 @@
 """The schema comes from migrations, and the migrations match the models."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -102,6 +104,34 @@ def test_0006_stops_on_duplicates_naming_them_masked_and_changes_nothing(app, ca
     assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
     assert db.session.scalar(text("SELECT code FROM households WHERE id = 903")) == "t00903"
     assert db.session.scalar(text("SELECT id_number_hash FROM households WHERE id = 902")) == "old-hash-2"
+
+
+# --- 0019: payment event payloads stripped ---------------------------------------------
+
+def test_0019_strips_stored_payment_events_to_what_processing_reads(app):
+    billing = {"name": "测试 付款人", "email": "payer.test@example.com", "phone": "+86 139 1234 5678",
+               "address": {"line1": "测试路 88 号", "city": "佛山市"}}
+    refunded = {"id": "evt_old_2", "object": "event", "type": "charge.refunded", "created": 1790000000, "data": {
+        "object": {"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 2500, "metadata": {},
+                   "billing_details": billing, "refunds": {"object": "list", "data": [
+                       {"id": "re_1", "amount": 800, "created": 1790000000, "status": "succeeded",
+                        "currency": "cny"}]}}}}
+    ignored = {"id": "evt_old_1", "object": "event", "type": "charge.succeeded", "created": 1790000000,
+               "data": {"object": {"id": "ch_1", "object": "charge", "billing_details": billing}}}
+    downgrade(revision="0018")
+    for n, (payload, status) in enumerate(((ignored, "ignored"), (refunded, "processed")), start=1):
+        db.session.execute(text(
+            "INSERT INTO payment_events (id, provider, event_id, type, intent_id, created, payload, status, attempts,"
+            " received_at) VALUES (:id, 'stripe', :event_id, :type, 'pi_1', :now, :payload, :status, 0, :now)"),
+            {"id": n, "event_id": payload["id"], "type": payload["type"], "payload": json.dumps(payload),
+             "status": status, "now": "2026-09-21 10:00:00"})
+    db.session.commit()
+    upgrade()
+    stored = [json.loads(p) for p in db.session.scalars(text("SELECT payload FROM payment_events ORDER BY id"))]
+    assert stored[0] == {"id": "evt_old_1", "type": "charge.succeeded"}
+    assert stored[1] == {"id": "evt_old_2", "type": "charge.refunded", "created": 1790000000, "data": {"object": {
+        "id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 2500, "metadata": {},
+        "refunds": {"data": [{"id": "re_1", "amount": 800, "created": 1790000000, "status": "succeeded"}]}}}}
 
 
 @pytest.mark.postgres

@@ -224,3 +224,51 @@ def test_the_outbox_rows_of_one_payment_wake_one_drain_that_delivers_them(client
                               .order_by(OutboxEvent.id)).all()
     assert sent == ["drain"] and len(rows) == 2
     assert all(row.delivered_at is not None for row in rows)
+
+
+BILLING = {"name": "测试 付款人", "email": "payer.test@example.com", "phone": "+86 139 1234 5678",
+           "address": {"line1": "测试路 88 号", "city": "佛山市", "postal_code": "528300", "country": "CN"}}
+PERSONAL = ("测试 付款人", "payer.test@example.com", "139 1234 5678", "测试路 88 号", "528300")
+
+
+def stored_payloads() -> list[dict]:
+    """Every stored event's payload, oldest first."""
+    db.session.expire_all()
+    return list(db.session.scalars(select(PaymentEvent.payload).order_by(PaymentEvent.id)))
+
+
+def test_an_ignored_event_type_is_stored_as_its_id_and_type_only(client, pending):
+    charge = {"id": "ch_test_1", "object": "charge", "amount": 2500, "billing_details": BILLING,
+              "receipt_email": BILLING["email"], "payment_intent": pending.intent_id}
+    body = event("charge.succeeded", charge)
+
+    assert deliver(client, body).status_code == 200
+
+    assert stored_payloads() == [{"id": body["id"], "type": "charge.succeeded"}]
+
+
+def test_handled_events_are_processed_but_their_billing_details_are_not_stored(client, pending):
+    failure = intent_event("payment_intent.payment_failed", pending)
+    failure["data"]["object"]["last_payment_error"]["payment_method"] = {"id": "pm_1", "billing_details": BILLING}
+    success = intent_event("payment_intent.succeeded", pending)
+    success["data"]["object"].update(receipt_email=BILLING["email"], shipping={"name": BILLING["name"],
+                                                                               "phone": BILLING["phone"],
+                                                                               "address": BILLING["address"]})
+    refund = refund_event(pending, [("re_billed_1", 800, int(time.time()))])
+    refund["data"]["object"].update(billing_details=BILLING, receipt_email=BILLING["email"])
+    refund["data"]["object"]["refunds"]["data"][0]["metadata"] = {"note": BILLING["name"]}
+
+    for body in (failure, success, refund):
+        assert deliver(client, body).status_code == 200
+
+    assert order_status(pending.order_id) == "paid"
+    assert db.session.scalar(select(Payment.last_error)) is None
+    assert db.session.scalar(select(Refund.provider_refund_id)) == "re_billed_1"
+    payloads = stored_payloads()
+    assert [p["type"] for p in payloads] == [failure["type"], success["type"], refund["type"]]
+    assert not [value for value in PERSONAL if value in json.dumps(payloads, ensure_ascii=False)]
+    assert payloads[0]["data"]["object"]["last_payment_error"] == {"code": "card_declined",
+                                                                   "decline_code": "insufficient_funds"}
+    assert payloads[2]["data"]["object"]["refunds"] == {"data": [
+        {"id": "re_billed_1", "amount": 800, "created": refund["data"]["object"]["refunds"]["data"][0]["created"],
+         "status": "succeeded"}]}
