@@ -8,7 +8,8 @@ date spellings, trailing empty rows and columns — and reports everything else 
 sees in Excel (header = row 1).
 A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio (in all and per member) are checked
 before it is opened, it is read streaming, and rows, columns and cell lengths are bounded; a cell
-echoed in a message is cut to an excerpt, and only the first errors are kept (with a count of the rest).
+echoed in a message is cut to an excerpt, with what may be a phone, ID or bank card number hidden, and only the first
+errors are kept (with a count of the rest).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from datetime import date, datetime
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 
-from catalog.upload_messages import Problem, messages
+from catalog.upload_messages import Problem, hide_personal_numbers, messages
 from shop.fields import EARLIEST_DATE, LATEST_DATE, MAX_QUANTITY, clean_text, normalise_identifier
 
 COLUMNS = {
@@ -73,8 +74,9 @@ class FileRejected(Problem):
 
 
 def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
-    """A cell's text as echoed in a message: at most `limit` characters, then "…"."""
-    text = str(value)
+    """A cell's text as echoed in a message or column name: personal numbers hidden (before the cut, which could
+    leave part of one), at most `limit` characters, then "…"."""
+    text = hide_personal_numbers(str(value))
     return text if len(text) <= limit else text[:limit] + "…"
 
 

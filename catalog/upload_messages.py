@@ -2,9 +2,17 @@
 
 A stored error is `{row, column, code, message, message_zh}`; `message` (English) is what API clients have
 always read, `message_zh` is what the co-op's bookkeeper sees in the portal. The templates are filled with
-`str.format`, so a value quoted in a message is the same in both languages.
+`str.format`, so a value quoted in a message is the same in both languages. A quoted value never shows what may
+be a phone, ID or bank card number (`hide_personal_numbers`); the error's row and column say where it is.
 """
 from __future__ import annotations
+
+import re
+
+# 11 or more digits, maybe grouped by spaces, and an ID number's final X: a phone, an ID or a bank card number.
+# Dashes do not join groups, so a lot code with a date in it ("ZJ-2026-09-03-001") is still quoted.
+PERSONAL_NUMBER = re.compile(r"\d(?:\s?\d){10,}(?:\s?[Xx])?")
+HIDDEN = "***"
 
 MESSAGES: dict[str, tuple[str, str]] = {
     # the file as a whole (row 1, no column)
@@ -80,9 +88,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+def hide_personal_numbers(text: str) -> str:
+    """`text` with each run of digits that may be a phone, ID or bank card number replaced by HIDDEN."""
+    return PERSONAL_NUMBER.sub(HIDDEN, text)
+
+
 def messages(code: str, **params) -> dict[str, str]:
-    """The error's code with its English and Chinese messages filled in."""
+    """The error's code with its English and Chinese messages filled in (no personal numbers quoted)."""
     english, chinese = MESSAGES[code]
+    params = {name: hide_personal_numbers(value) if isinstance(value, str) else value for name, value in params.items()}
     return {"code": code, "message": english.format(**params), "message_zh": chinese.format(**params)}
 
 

@@ -127,15 +127,21 @@ def test_excel_unicode_text_is_utf16_with_a_bom_and_tabs():
 def test_long_cells_columns_and_quantities_are_bounded_and_echoed_cut_short():
     from catalog.spreadsheet import Limits
 
-    text = HEADER_ZH + "\nS1,L1,2026-09-03,W1,H1,1000001\nS1,L2," + "9" * 80 + ",W1,H1," + "x" * 2000 + "\n"
+    text = HEADER_ZH + "\nS1,L1,2026-09-03,W1,H1,1000001\nS1,L2," + "9x" * 40 + ",W1,H1," + "x" * 2000 + "\n"
     sheet = read_sheet(text.encode(), limits=Limits(cell_chars=1000))
     messages = {(e["row"], e["column"]): e["message"] for e in sheet.errors}
     assert "more than 1,000,000 units" in messages[(2, "交售数量")]
     assert messages[(3, "交售数量")] == "The cell has more than 1,000 characters."
-    assert messages[(3, "采收日期")] == "'" + "9" * 50 + "…' is not a date (write it like 2026-09-03)."
+    assert messages[(3, "采收日期")] == "'" + "9x" * 25 + "…' is not a date (write it like 2026-09-03)."
     wide = HEADER_ZH + "," * 60 + "x\n"
     assert read_sheet(wide.encode(), limits=Limits(columns=50)).errors[0]["message"] == (
         "The header has more than 50 columns.")
+
+
+def test_a_cell_cut_short_in_a_message_shows_no_part_of_a_personal_number():
+    text = HEADER_ZH + "\nS1,L1," + "备注" * 20 + "513431195102020013,W1,H1,1\n"
+    (error,) = read_sheet(text.encode()).errors
+    assert error["message"] == "'" + "备注" * 20 + "***' is not a date (write it like 2026-09-03)."
 
 
 @pytest.mark.parametrize("village, problem", [

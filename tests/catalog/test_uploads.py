@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import date, datetime, timedelta
 
@@ -357,6 +358,30 @@ def test_a_faulty_gbk_file_from_excel_reports_each_problem_in_chinese_at_its_exc
     ]
     assert body["errors"][0]["message"] == "Unknown household DEMO-ZJ-999 for this co-operative."
     assert lot_count() == 0
+
+
+def test_row_errors_never_quote_what_may_be_a_phone_id_or_bank_card_number(client, world):
+    a = world["codes"][0]
+    numbers = ["513431195102020013", "51343119510202001X", "6217513431000000001", "13912345678", "139 1234 5678"]
+    rows = [["ZJ-KQ-500", f"LOT-P{n}", "2026-09-03", "XC-WH", number, 4] for n, number in enumerate(numbers)]
+    rows += [["ZJ-KQ-500", "LOT-PQ", "13912345678", "XC-WH", a, "6217 5134 3100 0000 001"],
+             ["ZJ-KQ-500", "LOT-PD", "2026-09-03", "XC-WH", "DEMO-ZJ-009", 4]]
+    response = upload(client, world, csv_bytes(rows))
+    headless = upload(client, world, csv_bytes([], header=["513431195102020013", *HEADER_ZH]))
+    shown = client.get(f"/api/v1/inventory-uploads/{response.json['id']}", headers=world["headers"]).json
+    stored = db.session.scalars(select(InventoryUpload.errors).order_by(InventoryUpload.id)).all()
+
+    assert shown["status"] == "failed" and shown["errors"] == stored[0]
+    assert [(e["row"], e["column"], e["message"]) for e in stored[0]] == [
+        *[(row, "农户编号", "Unknown household *** for this co-operative.") for row in range(2, 7)],
+        (7, "采收日期", "'***' is not a date (write it like 2026-09-03)."),
+        (7, "交售数量", "'***' is not a positive whole number."),
+        (8, "农户编号", "Unknown household DEMO-ZJ-009 for this co-operative.")]
+    assert stored[0][0]["message_zh"] == "本合作社没有编号为 *** 的农户。"
+    assert headless.json["errors"][0] == {"row": 1, "column": "***", "code": "unknown_column",
+                                          "message": "Unknown column '***'.",
+                                          "message_zh": "未知的列“***”（列名见模板的“说明”页）。"}
+    assert not re.search(r"\d{5}", json.dumps(stored, ensure_ascii=False))
 
 
 def test_a_huge_cell_is_reported_as_too_long_and_never_echoed(client, world):

@@ -134,6 +134,34 @@ def test_0019_strips_stored_payment_events_to_what_processing_reads(app):
         "refunds": {"data": [{"id": "re_1", "amount": 800, "created": 1790000000, "status": "succeeded"}]}}}}
 
 
+# --- 0020: inventory upload errors masked --------------------------------------------------
+
+def test_0020_masks_the_personal_numbers_stored_upload_errors_quote(app):
+    from catalog.models import InventoryUpload
+    from tests.suppliers.factories import SupplierFactory
+
+    quoted = [{"row": 1, "column": "6217513431000000001", "code": "unknown_column",
+               "message": "Unknown column '6217513431000000001'.", "message_zh": "未知的列“6217513431000000001”。"},
+              {"row": 2, "column": "农户编号", "code": "unknown_household",
+               "message": "Unknown household 513431195102020013 for this co-operative.",
+               "message_zh": "本合作社没有编号为 513431195102020013 的农户。"},
+              {"row": 3, "column": "农户编号", "code": "unknown_household",
+               "message": "Unknown household DEMO-ZJ-009 for this co-operative.",
+               "message_zh": "本合作社没有编号为 DEMO-ZJ-009 的农户。"}]
+    upload = InventoryUpload(supplier_id=SupplierFactory().id, filename="old.csv", content=b"x", sha256="0" * 64,
+                             status="failed", errors=quoted)
+    db.session.add(upload)
+    db.session.commit()
+    downgrade(revision="0019")
+    upgrade()
+    db.session.expire_all()
+    masked = db.session.get(InventoryUpload, upload.id).errors
+    assert [(e["column"], e["message"], e["message_zh"]) for e in masked] == [
+        ("***", "Unknown column '***'.", "未知的列“***”。"),
+        ("农户编号", "Unknown household *** for this co-operative.", "本合作社没有编号为 *** 的农户。"),
+        ("农户编号", "Unknown household DEMO-ZJ-009 for this co-operative.", "本合作社没有编号为 DEMO-ZJ-009 的农户。")]
+
+
 @pytest.mark.postgres
 def test_check_and_exclusion_constraints_of_the_models_exist_on_postgres(pg_app):
     """Alembic's comparison ignores CHECK and EXCLUDE constraints: compare their names per table here."""
