@@ -193,14 +193,14 @@ class Stock(db.Model):
 
 
 class InventoryUpload(db.Model):
-    """A co-op's inventory file and the state of its import (the file's bytes are kept for the task)."""
+    """A co-op's inventory file and the state of its import (the file's bytes only until the import finishes)."""
 
     __tablename__ = "inventory_uploads"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
-    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     sha256: Mapped[str] = mapped_column(String(64))
     dedupe_key: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(12), default="pending")

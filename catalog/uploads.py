@@ -1,10 +1,11 @@
-"""Co-operative inventory uploads: keep the file, import it all-or-nothing in a task, show progress.
+"""Co-operative inventory uploads: keep the file until it is imported all-or-nothing in a task, show progress.
 
 An upload is stored with the SHA-256 of its bytes; while an upload of the same bytes for the
 same supplier is pending, processing or succeeded, re-sending the file returns that upload
 (a unique key makes two concurrent identical uploads one). The import validates every row
 first — reporting all problems at once, up to a bound — and only a clean file is written, in the
-task's single transaction. Progress lives in the cache, outside that transaction, so a poller sees it.
+task's single transaction, which also drops the file's bytes (succeeded or failed, only the SHA-256 that recognises
+a re-sent file stays). Progress lives in the cache, outside that transaction, so a poller sees it.
 Nothing here commits: `catalog.tasks.run_import` is the one unit-of-work design (claim, then import).
 An upload whose task message was lost (broker down) or whose worker died mid-import is found by
 `requeue_stuck_uploads` (a sweeper) or by a re-upload of the same bytes, and imported again from the start.
@@ -184,7 +185,7 @@ def _limits() -> Limits:
 
 def import_upload(upload_id: int, *, progress: Progress | None = None) -> InventoryUpload | None:
     """Validate and import a claimed upload in the current transaction; on any error import nothing
-    and record the errors. The caller commits."""
+    and record the errors. Either way the file's bytes are dropped. The caller commits."""
     upload = db.session.get(InventoryUpload, upload_id)
     if upload is None or upload.status != "processing":
         return upload
@@ -207,16 +208,16 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
         log.info("inventory upload %s lost a race on its lot codes", upload_id)
         return _finish_failed(upload, [{"row": None, "column": None, **messages("lot_code_race")}])
     upload.status, upload.lots_created, upload.rows_done = "succeeded", lots, upload.rows_total
-    upload.finished_at = utcnow()
+    upload.finished_at, upload.content = utcnow(), None
     cache.delete(_progress_key(upload_id))
     return upload
 
 
 def _finish_failed(upload: InventoryUpload, errors: list[dict]) -> InventoryUpload:
-    """Record why an upload failed (errors already bounded and ordered); it frees the file's bytes for a
-    corrected retry."""
+    """Record why an upload failed (errors already bounded and ordered) and drop its bytes; it frees the file's
+    hash for a corrected retry."""
     upload.status, upload.errors, upload.dedupe_key = "failed", errors, None
-    upload.rows_done, upload.finished_at = 0, utcnow()
+    upload.rows_done, upload.finished_at, upload.content = 0, utcnow(), None
     cache.delete(_progress_key(upload.id))
     return upload
 

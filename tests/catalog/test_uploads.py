@@ -178,6 +178,54 @@ def test_a_failed_file_can_be_sent_again_once_the_data_is_fixed(client, world):
     assert retried.json["status"] == "succeeded"
 
 
+def content_of(upload_id: int) -> bytes | None:
+    """The bytes the database holds of an upload's file."""
+    db.session.expire_all()
+    return db.session.scalar(select(InventoryUpload.content).where(InventoryUpload.id == upload_id))
+
+
+def test_a_processed_upload_keeps_no_copy_of_its_file_and_the_same_file_is_still_recognised(client, world):
+    a = world["codes"][0]
+    good = csv_bytes([["ZJ-KQ-500", "LOT-K", "2026-09-03", "XC-WH", a, 4]])
+    refused = csv_bytes([["ZJ-KQ-500", "LOT-K2", "2026-09-03", "XC-WH", a, 4, "513431195102020013",
+                          "6217513431000000001"]], header=HEADER_ZH + ["身份证号", "银行卡号"])
+
+    first, failed = upload(client, world, good), upload(client, world, refused)
+
+    assert (first.json["status"], failed.json["status"]) == ("succeeded", "failed")
+    assert content_of(first.json["id"]) is None and content_of(failed.json["id"]) is None
+    again = upload(client, world, good)
+    assert again.status_code == 200 and again.json["id"] == first.json["id"]
+    assert db.session.scalar(select(func.count(Lot.id)).where(Lot.lot_code == "LOT-K")) == 1
+
+
+def test_an_upload_keeps_its_file_only_until_its_import_finishes(client, world, monkeypatch):
+    from catalog import tasks
+
+    monkeypatch.setattr(tasks.import_inventory, "delay", lambda *a: None)  # the task has not run yet
+    data = csv_bytes([["ZJ-KQ-500", "LOT-KP", "2026-09-03", "XC-WH", world["codes"][0], 4]])
+    upload_id = upload(client, world, data).json["id"]
+    assert content_of(upload_id) == data
+
+    assert tasks.import_inventory(upload_id) == "succeeded"
+
+    assert content_of(upload_id) is None
+
+
+def test_an_upload_whose_import_fails_unexpectedly_keeps_no_copy_of_its_file(client, world, monkeypatch):
+    from catalog import uploads as uploads_module
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(uploads_module, "_validate", crash)
+    data = csv_bytes([["ZJ-KQ-500", "LOT-KF", "2026-09-03", "XC-WH", world["codes"][0], 4]])
+    response = upload(client, world, data)
+
+    assert response.json["status"] == "failed" and response.json["errors"][0]["code"] == "import_failed"
+    assert content_of(response.json["id"]) is None
+
+
 def test_co_ops_cannot_upload_for_or_read_another_supplier(client, world, other_coop):
     data = csv_bytes([["ZJ-KQ-500", "LOT-S", "2026-09-03", "XC-WH", world["codes"][0], 4]])
     mine = upload(client, world, data)

@@ -162,6 +162,25 @@ def test_0020_masks_the_personal_numbers_stored_upload_errors_quote(app):
         ("农户编号", "Unknown household DEMO-ZJ-009 for this co-operative.", "本合作社没有编号为 DEMO-ZJ-009 的农户。")]
 
 
+# --- 0021: inventory upload content dropped once processed --------------------------------
+
+def test_0021_drops_the_files_of_finished_uploads_and_keeps_those_still_to_import(app):
+    from catalog.models import InventoryUpload
+    from tests.suppliers.factories import SupplierFactory
+
+    supplier_id = SupplierFactory().id
+    uploads = [InventoryUpload(supplier_id=supplier_id, filename=f"{status}.csv", content=status.encode(),
+                               sha256=str(n) * 64, status=status)
+               for n, status in enumerate(("pending", "processing", "succeeded", "failed"))]
+    db.session.add_all(uploads)
+    db.session.commit()
+    downgrade(revision="0020")
+    upgrade()
+    db.session.expire_all()
+    assert [db.session.get(InventoryUpload, upload.id).content for upload in uploads] == [
+        b"pending", b"processing", None, None]
+
+
 @pytest.mark.postgres
 def test_check_and_exclusion_constraints_of_the_models_exist_on_postgres(pg_app):
     """Alembic's comparison ignores CHECK and EXCLUDE constraints: compare their names per table here."""
