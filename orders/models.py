@@ -22,8 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from shop import crypto
 from shop.db import UTCDateTime, db, utcnow
-from suppliers import crypto
 
 CHANNELS = ("delivery", "pickup", "counter")
 ORDER_STATUSES = ("pending_payment", "paid", "shipped", "delivered", "fulfilled", "cancelled", "expired",

@@ -10,7 +10,9 @@ response (or gets 409 `idempotency_key_in_progress` after a while); if the write
 
 Keys belong to a scope: by default the user who sent them; a view may name another (a counter
 sale's key belongs to the store, so a till's queue resent after a clerk hand-over is still one
-sale per key).
+sale per key). A stored response may hold personal data (an order's delivery address), so it is
+encrypted like any other personal field; keys are kept KEEP_FOR (24 hours, as Stripe keeps its own),
+then swept away: a retry comes within minutes, not days.
 """
 from __future__ import annotations
 
@@ -19,21 +21,25 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shop import crypto
 from shop.auth.security import current_user
 from shop.bodies import parse_json
 from shop.db import UTCDateTime, db, defer_commit, utcnow
 from shop.errors import AppError, Conflict, ShopCode
+from shop.sweeper import register_sweeper
 
 HEADER = "Idempotency-Key"
 IN_PROGRESS_WAIT_SECONDS = 10.0  # how long a retry waits for a two-phase write (`commit_now`) to finish
 IN_PROGRESS_POLL_SECONDS = 0.05
+KEEP_FOR = timedelta(hours=24)
+RESPONSE_FIELD = "idempotency_keys.response_body"
 
 
 class IdempotencyKey(db.Model):
@@ -47,10 +53,31 @@ class IdempotencyKey(db.Model):
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    response_body_enc: Mapped[str | None] = mapped_column("response_body", Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),)
+
+    @property
+    def response_body(self) -> str | None:
+        """The response first given, decrypted."""
+        return crypto.decrypt(self.response_body_enc, field=RESPONSE_FIELD) if self.response_body_enc else None
+
+    @response_body.setter
+    def response_body(self, value: str | None) -> None:
+        self.response_body_enc = crypto.encrypt(value, field=RESPONSE_FIELD) if value is not None else None
+
+
+def init_app(app: Flask) -> None:
+    """Sweep away keys past KEEP_FOR with the other sweepers."""
+    register_sweeper(app, "shop.idempotency_keys", forget_old_keys)
+
+
+def forget_old_keys() -> int:
+    """Delete the answered keys older than KEEP_FOR; how many."""
+    result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR,
+                                                             IdempotencyKey.status_code.is_not(None)))
+    return result.rowcount
 
 
 def _fingerprint() -> str:

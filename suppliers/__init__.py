@@ -46,10 +46,10 @@ def _check_hash_key_once(app: Flask):
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder and tasks."""
     from shop.cli import register_demo_seeder
+    from shop.crypto import parse_hash_key, parse_keys
     from shop.errors import register_error_codes
     from shop.extensions import api
     from suppliers.api import blp
-    from suppliers.crypto import parse_hash_key, parse_keys
     from suppliers.demo import seed_demo
     from suppliers.errors import SupplierCode
     from suppliers.service import supplier_exists

@@ -8,10 +8,11 @@ from datetime import date
 from sqlalchemy import select
 from stdnum.cn import ric, uscc
 
+from shop import crypto
 from shop.auth.models import User
 from shop.auth.service import create_user
 from shop.db import db
-from suppliers import crypto, service
+from suppliers import service
 from suppliers.models import BenefitLink, Household, Supplier
 
 HOUSEHOLDS_PER_COOP = 40

@@ -7,9 +7,9 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from shop import crypto
 from shop.auth.models import User
 from shop.db import UTCDateTime, db, utcnow
-from suppliers import crypto
 
 SUPPLIER_KINDS = ("cooperative", "enterprise", "family_farm")
 LINK_KINDS = ("purchase", "dividend", "employment")

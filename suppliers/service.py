@@ -16,6 +16,7 @@ from flask import current_app, g
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from shop import crypto
 from shop.auth.models import User
 from shop.caching import invalidate_after_commit
 from shop.changes import UNSET, Changes
@@ -26,7 +27,6 @@ from shop.extensions import limiter
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
 from shop.regions.service import is_recipient_county, region_named
-from suppliers import crypto
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
 from suppliers.models import (
@@ -565,22 +565,30 @@ def list_account_changes(*, household_id: int | None, supplier_id: int | None, u
     return paginate(query, keys=[BankAccountChange.id], limit=limit, cursor=cursor)
 
 
+def _encrypted_columns() -> list[tuple[type, list[str]]]:
+    """Every mapped class with encrypted columns (`<name>_enc`, read and written through its `<name>` property), in
+    every domain: ID numbers and accounts, stores' accounts, payees' accounts, delivery addresses, stored responses."""
+    found = [(mapper.class_, [attr.key.removesuffix("_enc") for attr in mapper.column_attrs
+                              if attr.key.endswith("_enc")]) for mapper in db.Model.registry.mappers]
+    return sorted(((model, names) for model, names in found if names), key=lambda pair: pair[0].__name__)
+
+
 def reencrypt_fields() -> tuple[int, int]:
-    """Re-encrypt every field not under the current key and re-hash every ID number with `FIELD_HASH_KEY`,
+    """Re-encrypt every encrypted field not under the current key and re-hash every ID number with `FIELD_HASH_KEY`,
     recording that key's fingerprint; the numbers of rows re-encrypted and re-hashed."""
     current = crypto.keyring().current
     changed = rehashed = 0
-    for model in (Household, Supplier):
-        for row in db.session.scalars(select(model)):
-            stale = [name for name in ("id_number", "bank_account")
-                     if getattr(row, f"{name}_enc", None) and crypto.key_id(getattr(row, f"{name}_enc")) != current]
+    for model, names in _encrypted_columns():
+        for row in db.session.scalars(select(model).execution_options(yield_per=500)):
+            stale = [name for name in names
+                     if getattr(row, f"{name}_enc") and crypto.key_id(getattr(row, f"{name}_enc")) != current]
             for name in stale:
                 setattr(row, name, getattr(row, name))
             changed += bool(stale)
-            if model is Household:
-                id_hash = crypto.lookup_hash(row.id_number)
-                rehashed += id_hash != row.id_number_hash
-                row.id_number_hash = id_hash
+    for household in db.session.scalars(select(Household).execution_options(yield_per=500)):
+        id_hash = crypto.lookup_hash(household.id_number)
+        rehashed += id_hash != household.id_number_hash
+        household.id_number_hash = id_hash
     stored = db.session.get(KeyFingerprint, LOOKUP_HASH_KEY)
     if stored is None:
         db.session.add(KeyFingerprint(name=LOOKUP_HASH_KEY, fingerprint=crypto.hash_key_fingerprint()))
@@ -612,4 +620,4 @@ def check_hash_key() -> None:
     if stored != fingerprint:
         raise ConfigError("FIELD_HASH_KEY does not match the key the stored ID-number hashes were made with; "
                           "restore it, or re-hash with `flask --app shop suppliers reencrypt` "
-                          "(see suppliers/crypto.py).")
+                          "(see shop/crypto.py).")

@@ -30,7 +30,7 @@ TARGET_SECONDS = 15
 
 def _households_copy(supplier_id: int):
     """COPY rows of 5,000 synthetic households (encrypted ID numbers and their look-up hashes)."""
-    from suppliers import crypto
+    from shop import crypto
     from suppliers.demo import synthetic_id_number
 
     now = datetime.now(UTC)

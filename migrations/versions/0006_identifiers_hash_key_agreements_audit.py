@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from shop.fields import normalise_identifier
-from suppliers import crypto
+from shop import crypto
 
 # revision identifiers, used by Alembic.
 revision = '0006'

@@ -9,8 +9,8 @@ from shop.config import ConfigError, load_config
 PRODUCTION = {
     "SHOP_ENV": "production",
     "SECRET_KEY": "s" * 32,
-    "FIELD_ENCRYPTION_KEY": "k1:" + "A" * 43,  # 32 bytes, base64url (see suppliers/crypto.py)
-    "FIELD_HASH_KEY": "B" * 43,  # 32 bytes, base64url (see suppliers/crypto.py)
+    "FIELD_ENCRYPTION_KEY": "k1:" + "A" * 43,  # 32 bytes, base64url (see shop/crypto.py)
+    "FIELD_HASH_KEY": "B" * 43,  # 32 bytes, base64url (see shop/crypto.py)
     "DATABASE_URL": "postgresql://shop@db.internal/shop",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "STRIPE_API_KEY": "sk_test_x",

@@ -6,8 +6,8 @@ import re
 from sqlalchemy import func, select
 
 from shop.auth.models import User
+from shop.crypto import parse_hash_key, parse_keys
 from shop.db import db
-from suppliers.crypto import parse_hash_key, parse_keys
 from tests.factories import UserFactory
 from tests.shop.test_auth import sign_in
 from tests.shop.test_errors import assert_error

@@ -43,7 +43,7 @@ def _wide(text: str) -> str:
 
 def _rows_at_0005(people: list[tuple[str, str]]) -> None:
     """Go back to revision 0005 and store households spelled as given (code, ID number), un-normalised."""
-    from suppliers import crypto
+    from shop import crypto
     from tests.suppliers.factories import make_uscc
 
     downgrade(revision="0005")
@@ -68,7 +68,7 @@ def _rows_at_0005(people: list[tuple[str, str]]) -> None:
 
 
 def test_0006_normalises_and_rehashes_existing_rows(app):
-    from suppliers import crypto
+    from shop import crypto
     from suppliers.models import Household, KeyFingerprint, Supplier
     from tests.suppliers.factories import make_id_number
 

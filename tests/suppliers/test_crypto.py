@@ -4,14 +4,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
+from orders.models import Order, Store
+from shop import crypto
 from shop.config import ConfigError
-from shop.db import db
-from suppliers import crypto
+from shop.db import db, utcnow
+from shop.idempotency import KEEP_FOR, IdempotencyKey, forget_old_keys
 from suppliers.models import Household
+from tests.orders.factories import StoreFactory
+from tests.orders.payments.conftest import ADDRESS, place_order, stock, user_with_token
 from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account
 
 
@@ -125,3 +130,40 @@ def test_reencrypt_rehashes_with_a_new_hash_key_and_lookups_keep_working(app, ru
     again = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=admin,
                         json=household_payload(id_number=body["id_number"]))
     assert again.status_code == 409 and again.json["error"]["code"] == "household_exists"
+
+
+def test_rotation_reaches_every_encrypted_column_so_the_old_key_can_go(app, runner, client):
+    """Addresses of orders, stores' accounts and the responses kept for retries were left under the old key, and
+    became unreadable once it was dropped."""
+    world = stock()
+    _, headers = user_with_token()
+    store = StoreFactory(bank_account=make_bank_account())
+    db.session.commit()
+    order = place_order(client, headers, [(world["products"][0].sku, 1)], key="rotate-1")
+    old = app.config["FIELD_ENCRYPTION_KEY"]
+    app.config["FIELD_ENCRYPTION_KEY"] = f"k2026:{_key()},{old}"
+
+    assert runner.invoke(args=["suppliers", "reencrypt"]).exit_code == 0
+    app.config["FIELD_ENCRYPTION_KEY"] = app.config["FIELD_ENCRYPTION_KEY"].split(",")[0]  # the old key dropped
+    db.session.expire_all()
+    assert db.session.get(Order, order["id"]).address["phone"] == ADDRESS["phone"]
+    assert db.session.get(Store, store.id).bank_account == store.bank_account
+    replay = client.post("/api/v1/orders", headers={**headers, "Idempotency-Key": "rotate-1"},
+                         json={"channel": "delivery", "address": dict(ADDRESS),
+                               "lines": [{"sku": world["products"][0].sku, "quantity": 1}]})
+    assert replay.status_code == 201 and replay.json == order
+
+
+def test_a_response_kept_for_retries_is_stored_encrypted_and_forgotten_after_a_day(app, client):
+    world = stock()
+    _, headers = user_with_token()
+    db.session.commit()
+    place_order(client, headers, [(world["products"][0].sku, 1)], key="kept-1")
+    stored = db.session.scalar(select(IdempotencyKey))
+    assert ADDRESS["phone"] not in stored.response_body_enc and ADDRESS["detail"] not in stored.response_body_enc
+    assert ADDRESS["phone"] in stored.response_body
+    stored.created_at = utcnow() - KEEP_FOR - timedelta(minutes=1)
+    db.session.commit()
+    assert forget_old_keys() == 1
+    db.session.commit()
+    assert db.session.scalar(select(func.count(IdempotencyKey.id))) == 0

@@ -6,9 +6,9 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from shop import crypto
 from shop.auth.models import User
 from shop.db import UTCDateTime, db, utcnow
-from suppliers import crypto
 
 PARTIES = ("household", "supplier", "store")
 BATCH_STATUSES = ("queued", "building", "ready", "failed")
