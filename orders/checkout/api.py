@@ -66,6 +66,7 @@ def pickup_qr(order_id):
 
 @blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
 @require_role("consumer", "admin")
+@idempotent
 @blp.response(200, OrderOut)
 def cancel_order(order_id):
     """Cancel an unpaid order (its buyer or an admin); its reservation is released."""
@@ -76,6 +77,7 @@ def cancel_order(order_id):
 
 @blp.route("/orders/<int:order_id>/ship", methods=["POST"])
 @require_role("admin")
+@idempotent
 @blp.arguments(ShipIn)
 @blp.response(200, OrderOut)
 def ship_order(data, order_id):
@@ -87,6 +89,7 @@ def ship_order(data, order_id):
 
 @blp.route("/orders/<int:order_id>/deliver", methods=["POST"])
 @require_role("admin")
+@idempotent
 @blp.response(200, OrderOut)
 def deliver_order(order_id):
     """Mark a shipped order delivered."""

@@ -64,6 +64,7 @@ class OrderAfterSales(MethodView):
 @blp.route("/after-sales/<int:request_id>/approve")
 class ApproveAfterSales(MethodView):
     @require_role("admin", "store_staff")
+    @idempotent
     @blp.arguments(AfterSalesApprove)
     @blp.response(200, AfterSalesOut)
     def post(self, data, request_id):
@@ -76,6 +77,7 @@ class ApproveAfterSales(MethodView):
 @blp.route("/after-sales/<int:request_id>/reject")
 class RejectAfterSales(MethodView):
     @require_role("admin", "store_staff")
+    @idempotent
     @blp.arguments(AfterSalesReject)
     @blp.response(200, AfterSalesOut)
     def post(self, data, request_id):

@@ -89,6 +89,7 @@ def list_account_changes(query, store_id):
 
 @shifts.route("/stores/<int:store_id>/shifts", methods=["POST"])
 @require_role("admin", "store_staff")
+@idempotent
 @shifts.arguments(ShiftOpen)
 @shifts.response(201, ShiftOut)
 def open_shift(data, store_id):
@@ -108,6 +109,7 @@ def show_shift(shift_id):
 
 @shifts.route("/shifts/<int:shift_id>/close", methods=["POST"])
 @require_role("admin", "store_staff")
+@idempotent
 @shifts.arguments(ShiftClose)
 @shifts.response(200, ShiftReportOut)
 def close_shift(data, shift_id):

@@ -67,6 +67,18 @@ def test_the_owner_asks_within_7_days_and_an_approval_refunds_the_units(client, 
     assert again.json["error"]["code"] == "after_sales_decided"
 
 
+def test_an_approval_resent_with_its_idempotency_key_gets_the_same_answer_and_one_refund(client, sold):
+    """A till that lost the answer resends the approval: the first answer, not a 409 that looks like a failure."""
+    order = sold["order"](completed_days_ago=1)
+    asked = _ask(client, sold["consumer"], order)
+    headers = {**sold["clerk"], "Idempotency-Key": "approve-1"}
+    first = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=headers, json={})
+    again = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=headers, json={})
+    assert first.status_code == again.status_code == 200 and again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+
+
 def test_after_8_days_the_window_is_closed(client, sold):
     order = sold["order"](completed_days_ago=8)
 
