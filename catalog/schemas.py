@@ -17,6 +17,7 @@ from shop.fields import (
     QueryBool,
     RateBp,
     Text,
+    no_personal_number,
 )
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode, RegionRef
@@ -30,13 +31,16 @@ MAX_IMAGE_URL = 2048
 
 
 def _sku(**kwargs) -> Identifier:
-    """A SKU, upper-cased and normalised (a full-width or lower-case spelling names the same product)."""
-    return Identifier(max_length=32, pattern=SKU_PATTERN, pattern_error=SKU_ERROR, **kwargs)
+    """A SKU, upper-cased and normalised (a full-width or lower-case spelling names the same product); no person's
+    ID or phone number in it."""
+    return Identifier(max_length=32, pattern=SKU_PATTERN, pattern_error=SKU_ERROR, validate=no_personal_number,
+                      **kwargs)
 
 
 def _code(**kwargs) -> Identifier:
-    """A lot or location code, upper-cased and normalised."""
-    return Identifier(max_length=64, pattern=CODE_PATTERN, pattern_error=CODE_ERROR, **kwargs)
+    """A lot or location code, upper-cased and normalised; no person's ID or phone number in it."""
+    return Identifier(max_length=64, pattern=CODE_PATTERN, pattern_error=CODE_ERROR, validate=no_personal_number,
+                      **kwargs)
 
 
 def _images(**kwargs) -> fields.List:

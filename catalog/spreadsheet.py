@@ -26,7 +26,14 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 
 from catalog.upload_messages import Problem, hide_personal_numbers, messages
-from shop.fields import EARLIEST_DATE, LATEST_DATE, MAX_QUANTITY, clean_text, normalise_identifier
+from shop.fields import (
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MAX_QUANTITY,
+    clean_text,
+    holds_personal_number,
+    normalise_identifier,
+)
 
 COLUMNS = {
     "sku": ("产品编码", "sku"),
@@ -354,7 +361,7 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
             sheet.error(number, key, exc.code, **exc.params)
             ok = False
     codes = {key: normalise_identifier(normalise(values.get(key)), case="upper") for key in IDENTIFIERS}
-    if codes["lot_code"] and not LOT_CODE.match(codes["lot_code"]):
+    if codes["lot_code"] and (not LOT_CODE.match(codes["lot_code"]) or holds_personal_number(codes["lot_code"])):
         sheet.error(number, "lot_code", "invalid_lot_code", value=excerpt(codes["lot_code"]))
         codes["lot_code"], ok = "", False
     texts: dict[str, str | None] = {}

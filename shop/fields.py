@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Literal
 
 from marshmallow import ValidationError, fields, validate
+from stdnum.cn import ric
 
 from shop.clock import today
 
@@ -57,6 +58,22 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
     if case == "lower":
         return text.lower()
     return text
+
+
+_DIGIT_RUNS = re.compile(r"\d{11,}X?")
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def holds_personal_number(code: str) -> bool:
+    """Whether a code holds a resident ID number or a mainland mobile number: codes are shown everywhere (trace
+    pages, statements, bank files) and never masked, so none may carry a person's number."""
+    return any(ric.is_valid(run) or _MOBILE.fullmatch(run) for run in _DIGIT_RUNS.findall(code))
+
+
+def no_personal_number(code: str) -> None:
+    """Validator: refuse a code that holds a personal number (`holds_personal_number`)."""
+    if holds_personal_number(code):
+        raise ValidationError("A code must not hold an ID or phone number: it is shown unmasked.")
 
 
 def clean_text(value: str, *, multiline: bool = False) -> str:

@@ -19,6 +19,7 @@ from shop.fields import (
     QueryBool,
     RateBp,
     Text,
+    no_personal_number,
     not_in_the_future,
 )
 from shop.pagination import PageQuery
@@ -28,9 +29,10 @@ from suppliers.models import AGREEMENT_RATES, LINK_KINDS, SUPPLIER_KINDS
 
 
 def HouseholdCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
-    """A household registry code: NFKC, trimmed, upper case; 1 to 32 letters, digits or dashes."""
+    """A household registry code: NFKC, trimmed, upper case; 1 to 32 letters, digits or dashes; not a person's
+    ID or phone number (a code is shown unmasked)."""
     return Identifier(max_length=32, case="upper", pattern=r"^[0-9A-Z-]{1,32}$",
-                      pattern_error="1 to 32 letters, digits or dashes.", **kwargs)
+                      pattern_error="1 to 32 letters, digits or dashes.", validate=no_personal_number, **kwargs)
 
 
 def IdNumber(**kwargs) -> Identifier:  # noqa: N802

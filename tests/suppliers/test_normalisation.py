@@ -113,3 +113,14 @@ def test_free_text_is_trimmed_and_must_show_something(client, coop, supplier):
 def test_query_ids_are_bounded(client, admin):
     response = client.get(f"/api/v1/audit/reveals?household_id={2**63}", headers=admin)
     assert response.status_code == 422 and "household_id" in response.json["error"]["details"]
+
+
+def test_a_code_never_holds_a_persons_id_or_phone_number(client, coop, supplier):
+    """Codes are shown unmasked everywhere (lists, statements, trace pages): an ID number typed as a code would be."""
+    person = household_payload()["id_number"]
+    for code in (person, f"H-{person}", "13912345678"):
+        refused = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                              json=household_payload(code=code))
+        assert refused.status_code == 422 and "code" in refused.json["error"]["details"], code
+    assert client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                       json=household_payload(code="5134310010010001")).status_code == 201  # a registry number
