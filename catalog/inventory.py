@@ -8,16 +8,18 @@ commits and then reads what it wrote. Each change is then one conditional `UPDAT
 (`reserved = reserved + n WHERE on_hand - reserved >= n`), never an absolute value computed in
 Python, so even a stale read cannot oversell. Selling or giving back a reservation held in a single
 row decides nothing: its conditional `UPDATE` locks the row itself. Additions are atomic upserts.
-Callers commit.
+Units that come back rather than move (`restock`: found, counted, refunded, received) are bounded by the
+lot: its units everywhere never exceed its quantity. Callers commit.
 """
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Row, bindparam, func, insert, select, text, tuple_, update
+from flask import Flask, current_app
+from sqlalchemy import ColumnElement, Row, bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
@@ -463,12 +465,38 @@ def allocate(*, portions: Sequence[Portion]) -> list[Portion]:
     return list(portions)
 
 
+def register_units_outside_stock(app: Flask, name: str, units: Callable[[int], ColumnElement[int]]) -> None:
+    """Let a higher layer count a lot's units it holds outside the stock rows (sold, in transit) for `restock`."""
+    app.extensions.setdefault("lot_units_outside_stock", {})[name] = units
+
+
+def restock(*, location_id: int, lot_id: int, quantity: int) -> None:
+    """Put units of a lot on a location's stock that come back rather than move (found, counted up, refunded as
+    resellable, arrived in a transfer): at most as many as the lot is missing (written off, lost on the way), so its
+    units on hand, sold and in transit never exceed its quantity (`lot_quantity_exceeded` 409). The lot row is
+    locked (FOR NO KEY UPDATE, which leaves rows referring to the lot free to be written) so that restocks of one
+    lot take turns, and its units are counted in one statement, which sees a sale or a dispatch whole or not."""
+    _take_write_lock()
+    lot_quantity = db.session.scalar(select(Lot.quantity).where(Lot.id == lot_id).with_for_update(key_share=True))
+    if lot_quantity is None:
+        raise NotFound(f"No lot {lot_id}.", code=CatalogCode.LOT_NOT_FOUND)
+    on_hand = select(func.coalesce(func.sum(Stock.on_hand), 0)).where(Stock.lot_id == lot_id).scalar_subquery()
+    outside = [units(lot_id) for units in current_app.extensions.get("lot_units_outside_stock", {}).values()]
+    restorable = lot_quantity - int(db.session.scalar(select(sum(outside, on_hand))))
+    if quantity > restorable:
+        raise Conflict(f"Lot {lot_id} can take at most {max(restorable, 0)} more units: its quantity is "
+                       f"{lot_quantity} and the rest are on hand, sold or in transit.",
+                       code=CatalogCode.LOT_QUANTITY_EXCEEDED,
+                       details={"lot_id": lot_id, "lot_quantity": lot_quantity, "requested": quantity,
+                                "restorable": max(restorable, 0)})
+    receive(location_id=location_id, lot_id=lot_id, quantity=quantity)
+
+
 def adjust(*, location_id: int, lot_id: int, delta: int) -> None:
     """Change a lot's on-hand units at a location by `delta` (a count, a write-off, a find); never below
-    what is reserved (`below_reserved` 409) nor below zero."""
+    what is reserved (`below_reserved` 409) nor below zero, never above what the lot is missing (`restock`)."""
     if delta > 0:
-        _take_write_lock()
-        receive(location_id=location_id, lot_id=lot_id, quantity=delta)
+        restock(location_id=location_id, lot_id=lot_id, quantity=delta)
         return
     rows = _lock((Stock.location_id == location_id) & (Stock.lot_id == lot_id))
     if not rows and db.session.get(Lot, lot_id) is None:

@@ -5,7 +5,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the domain's blueprints, CLI commands, demo seeder, tasks, sweepers and beat entries."""
+    """Register the domain's blueprints, CLI commands, demo seeder, tasks, sweepers, beat entries and the units of
+    lots it holds outside the stock rows."""
+    from catalog.inventory import register_units_outside_stock
     from orders import notify, outbox, tasks  # noqa: F401 - importing registers the tables and tasks
     from orders.checkout import tasks as checkout_tasks  # noqa: F401
     from orders.checkout.api import blp as checkout_blp
@@ -20,7 +22,7 @@ def init_app(app: Flask) -> None:
     from orders.payments.api import blp as payments_blp
     from orders.refunds.api import blp as refunds_blp
     from orders.stores.api import BLUEPRINTS as stores_blueprints
-    from orders.stores.service import store_exists
+    from orders.stores.service import lot_units_outside_stock, store_exists
     from shop.cli import register_demo_seeder
     from shop.errors import register_error_codes
     from shop.extensions import api
@@ -31,6 +33,7 @@ def init_app(app: Flask) -> None:
         api.register_blueprint(blueprint)
     app.extensions.setdefault("scope_checks", {})["store_id"] = store_exists
     app.extensions["supplier_last_sale_date"] = last_sale_date  # a dividend link never changes attributed days
+    register_units_outside_stock(app, "orders", lot_units_outside_stock)
     register_demo_seeder(app, "orders", seed_demo)
     register_sweeper(app, "orders.outbox", outbox.requeue_undelivered)
     register_sweeper(app, "orders.payment_events", payments.requeue_pending_events)

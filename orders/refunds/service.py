@@ -156,7 +156,7 @@ def refund_units(*, order: Order, refund: Refund, requests: Sequence[RefundReque
         db.session.flush()
         if request.resellable:
             for allocation in touched:
-                inventory.receive(location_id=allocation.location_id, lot_id=allocation.lot_id,
+                inventory.restock(location_id=allocation.location_id, lot_id=allocation.lot_id,
                                   quantity=taken[allocation.id])
         events.append(record_event(
             kind="line_refunded", order=order, line=line, refund=refund, amount_fen=amount, occurred_at=occurred_at,

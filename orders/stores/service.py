@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import ColumnElement, exists, func, select
 
 from catalog import inventory
 from catalog.errors import CatalogCode
 from catalog.service import get_product
 from orders.errors import OrderCode
 from orders.models import (
+    Allocation,
     Order,
     Refund,
     Shift,
@@ -343,6 +344,15 @@ def list_incoming_transfers(*, actor: User, store_id: int, status: str | None, l
     return paginate(query, keys=[StockTransfer.status, StockTransfer.id], limit=limit, cursor=cursor)
 
 
+def lot_units_outside_stock(lot_id: int) -> ColumnElement[int]:
+    """A lot's units that left the stock rows without leaving the lot: sold and not refunded, or in transit."""
+    sold = select(func.coalesce(func.sum(Allocation.quantity - Allocation.refunded), 0)).where(
+        Allocation.lot_id == lot_id, Allocation.state == "allocated")
+    in_transit = select(func.coalesce(func.sum(TransferLine.sent), 0)).where(
+        TransferLine.lot_id == lot_id, TransferLine.received.is_(None))
+    return sold.scalar_subquery() + in_transit.scalar_subquery()
+
+
 def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict]) -> StockTransfer:
     """Confirm what arrived, per lot as sent (each lot exactly once, 0..sent units): what arrived is added
     to the store's stock, the rest is the recorded discrepancy; a second receipt is `transfer_already_received`."""
@@ -366,10 +376,11 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict]) ->
                               details=errors)
     for line in lines:
         by_lot[line["lot_id"]].received = line["received"]
-        if line["received"]:
-            inventory.receive(location_id=transfer.to_location_id, lot_id=line["lot_id"], quantity=line["received"])
     transfer.status, transfer.received_by, transfer.received_at = "received", actor.id, utcnow()
-    db.session.flush()
+    db.session.flush()  # no longer in transit: what arrived goes on the shelf, the rest is missing from its lot
+    for line in sorted(lines, key=lambda line: line["lot_id"]):
+        if line["received"]:
+            inventory.restock(location_id=transfer.to_location_id, lot_id=line["lot_id"], quantity=line["received"])
     return transfer
 
 

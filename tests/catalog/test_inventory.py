@@ -296,13 +296,14 @@ def test_quantities_must_be_positive(three_lots):
         inventory.reserve(location_id=location.id, product_id=product.id, quantity=0)
 
 
-def test_adjustments_count_write_off_and_find_but_never_below_reserved(three_lots):
+def test_adjustments_count_write_off_and_find_but_never_below_reserved_nor_beyond_the_lot(three_lots):
     location, product, early, late, _ = three_lots
     inventory.reserve(location_id=location.id, product_id=product.id, quantity=3, lot_id=early.id)
     inventory.adjust(location_id=location.id, lot_id=early.id, delta=-2)
-    inventory.adjust(location_id=location.id, lot_id=late.id, delta=4)
+    inventory.adjust(location_id=location.id, lot_id=late.id, delta=-4)
+    inventory.adjust(location_id=location.id, lot_id=late.id, delta=3)
     by_lot = {lot: (on_hand, reserved) for lot, on_hand, reserved in stock_of(location, product)}
-    assert (by_lot[early.id], by_lot[late.id]) == ((3, 3), (9, 0))
+    assert (by_lot[early.id], by_lot[late.id]) == ((3, 3), (4, 0))
     with pytest.raises(Conflict) as refused:
         inventory.adjust(location_id=location.id, lot_id=early.id, delta=-1)
     assert refused.value.code == "below_reserved"
@@ -313,4 +314,8 @@ def test_adjustments_count_write_off_and_find_but_never_below_reserved(three_lot
     assert unknown.value.code == "lot_not_found"
     other = LocationFactory()
     inventory.adjust(location_id=other.id, lot_id=early.id, delta=2)  # found where it was never booked
+    assert stock_of(other, product) == [(early.id, 2, 0)]
+    with pytest.raises(Conflict) as whole:
+        inventory.adjust(location_id=other.id, lot_id=late.id, delta=2)  # late misses one unit only
+    assert (whole.value.code, whole.value.details["restorable"]) == ("lot_quantity_exceeded", 1)
     assert stock_of(other, product) == [(early.id, 2, 0)]

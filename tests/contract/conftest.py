@@ -175,7 +175,7 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store,
     refunds.create_refund(actor=staff, order_id=sales["own"].id, reason="顾客退货",
                           lines=[refunds.RefundRequest(line_id=sold.id, quantity=1, resellable=True)])
     stores.adjust_stock(actor=staff, location_id=own_store.location_id, lot_id=sold.allocations[0].lot_id,
-                        delta=1, reason="found")
+                        delta=-1, reason="damaged")
     db.session.commit()
     offline = {"lines": [{"sku": sku, "quantity": 1, "unit_price_fen": 1}], "shift_id": shifts["own"].id,
                "payment": {"method": "card"}, "client_created_at": (utcnow() - timedelta(days=5)).isoformat()}

@@ -110,6 +110,31 @@ def test_only_resellable_units_go_back_on_the_shelf(client, world):
         False, True]
 
 
+def test_sold_units_are_not_there_to_be_found_and_refunds_keep_the_lot_whole(client, world):
+    """Units sold still belong to their lot; refunded ones not resold are missing from it and may be found again."""
+    order = _counter_sale(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+
+    def found(quantity):
+        return client.post("/api/v1/stock-adjustments", headers=admin, json={
+            "location_id": world["store"].location_id, "lot_id": world["older"].id, "delta": quantity,
+            "reason": "found"})
+
+    sold_out = found(1)
+    assert _refund(client, admin, order, 3).status_code == 201
+    assert _refund(client, admin, order, 2, resellable=True).status_code == 201
+    too_many = found(2)
+    restored = found(1)
+
+    assert (sold_out.status_code, sold_out.json["error"]["code"]) == (409, "lot_quantity_exceeded")
+    assert sold_out.json["error"]["details"]["restorable"] == 0
+    assert (too_many.status_code, too_many.json["error"]["details"]["restorable"]) == (409, 1)
+    assert restored.status_code == 201, restored.json
+    db.session.expire_all()
+    assert (_on_hand(world["older"]), _on_hand(world["newer"])) == (3, 8)
+
+
 def test_refund_beyond_units_still_sold_is_409_and_writes_nothing(client, world):
     order = _counter_sale(world)
     _, admin = user_with_token("admin")

@@ -1,8 +1,9 @@
-"""Stock adjustments: counts, write-offs and finds per lot, audited, never below what is reserved."""
+"""Stock adjustments: counts, write-offs and finds per lot, audited, never below what is reserved nor above what
+the lot is missing."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog import inventory
 from catalog.models import Stock
@@ -10,7 +11,7 @@ from orders.models import StockAdjustment
 from orders.stores import service
 from shop.auth.models import User
 from shop.db import db
-from tests.catalog.factories import ProductFactory, make_lot
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
 from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
@@ -47,11 +48,48 @@ def test_staff_write_off_spoiled_stock_and_the_row_is_the_audit(client, store, s
     assert _on_hand(store, store_lot) == 7
 
 
-@pytest.mark.parametrize(("delta", "reason", "on_hand"), [(5, "found", 15), (-2, "stocktake", 8),
-                                                          (4, "stocktake", 14), (-1, "damaged", 9)])
+@pytest.mark.parametrize(("delta", "reason", "on_hand"), [(5, "found", 9), (-2, "stocktake", 2),
+                                                          (4, "stocktake", 8), (-1, "damaged", 3)])
 def test_each_reason_moves_stock_its_way(client, login, store, store_lot, delta, reason, on_hand):
+    assert _adjust(client, login("admin"), store, store_lot, -6, "spoiled").status_code == 201
     assert _adjust(client, login("admin"), store, store_lot, delta, reason).status_code == 201
     assert _on_hand(store, store_lot) == on_hand
+
+
+def test_no_stock_of_a_lot_is_found_beyond_its_quantity(client, staff_of, store):
+    """A lot of 3 units at a warehouse: finding or counting a million of them at a store is refused, so no sale
+    can pay its households for units they never delivered."""
+    lot = make_lot(ProductFactory(), LocationFactory(), quantity=3)
+    db.session.commit()
+    staff = staff_of(store)
+
+    found = _adjust(client, staff, store, lot, 1_000_000, "found")
+    counted = _adjust(client, staff, store, lot, 1_000_000, "stocktake")
+
+    for response in (found, counted):
+        assert (response.status_code, response.json["error"]["code"]) == (409, "lot_quantity_exceeded")
+        assert response.json["error"]["details"] == {"lot_id": lot.id, "lot_quantity": 3, "requested": 1_000_000,
+                                                     "restorable": 0}
+        assert "at most 0 more units" in response.json["error"]["message"]
+    assert _on_hand(store, lot) is None
+    assert db.session.scalar(select(func.sum(Stock.on_hand)).where(Stock.lot_id == lot.id)) == 3
+    assert db.session.scalar(select(func.count()).select_from(StockAdjustment)) == 0
+
+
+def test_found_stock_restores_what_was_written_off_and_no_more(client, staff_of, store, store_lot):
+    staff = staff_of(store)
+    assert _adjust(client, staff, store, store_lot, -3, "spoiled").status_code == 201
+
+    too_many = _adjust(client, staff, store, store_lot, 4, "found")
+    restored = _adjust(client, staff, store, store_lot, 3, "found")
+    beyond = _adjust(client, staff, store, store_lot, 1, "stocktake")
+
+    assert (too_many.status_code, too_many.json["error"]["code"]) == (409, "lot_quantity_exceeded")
+    assert too_many.json["error"]["details"]["restorable"] == 3
+    assert restored.status_code == 201, restored.json
+    assert (beyond.status_code, beyond.json["error"]["details"]["restorable"]) == (409, 0)
+    assert _on_hand(store, store_lot) == 10
+    assert [row.delta for row in db.session.scalars(select(StockAdjustment).order_by(StockAdjustment.id))] == [-3, 3]
 
 
 @pytest.mark.parametrize(("delta", "reason"), [(3, "spoiled"), (1, "damaged"), (-1, "found")])
@@ -137,3 +175,24 @@ def test_a_write_off_racing_reservations_never_dips_below_reserved(pg_app):
     assert row.reserved == outcomes["ok"] - write_offs
     assert 0 <= row.reserved <= row.on_hand
     assert outcomes["below_reserved"] == 2 - write_offs
+
+
+@pytest.mark.postgres
+def test_finds_racing_at_several_stores_restore_no_more_than_the_lot_is_missing(pg_app):
+    stores = [StoreFactory() for _ in range(8)]
+    lot = make_lot(ProductFactory(), inventory.get_location(stores[0].location_id), quantity=10)
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    inventory.adjust(location_id=stores[0].location_id, lot_id=lot.id, delta=-3)
+    db.session.commit()
+    locations, ids = [store.location_id for store in stores], (lot.id, admin.id)
+
+    def operation(i: int) -> None:
+        service.adjust_stock(actor=db.session.get(User, ids[1]), location_id=locations[i], lot_id=ids[0], delta=1,
+                             reason="found")
+
+    outcomes = race(pg_app, 8, operation)
+
+    db.session.expire_all()
+    assert outcomes == {"ok": 3, "lot_quantity_exceeded": 5}
+    assert db.session.scalar(select(func.sum(Stock.on_hand)).where(Stock.lot_id == ids[0])) == 10

@@ -107,6 +107,31 @@ def test_the_store_receives_per_lot_and_the_discrepancy_is_kept(client, login, s
     assert inventory.available(location_id=store.location_id, product_id=product.id) == 6
 
 
+def test_units_on_the_way_count_for_their_lot_and_units_lost_on_the_way_may_be_found(client, login, store, staff_of,
+                                                                                      stocked_warehouse):
+    warehouse, product, old, new = stocked_warehouse
+    admin = login("admin")
+    transfer = _send(client, admin, warehouse, store, product, 7).json
+
+    def found(location_id, quantity):
+        return client.post("/api/v1/stock-adjustments", headers=admin, json={
+            "location_id": location_id, "lot_id": old.id, "delta": quantity, "reason": "found"})
+
+    on_the_way = found(warehouse.id, 1)
+    received = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=staff_of(store),
+                           json={"lines": [{"lot_id": old.id, "received": 4}, {"lot_id": new.id, "received": 2}]})
+    beyond_the_loss = found(store.location_id, 2)
+    lost_and_found = found(store.location_id, 1)
+
+    assert (on_the_way.status_code, on_the_way.json["error"]["code"]) == (409, "lot_quantity_exceeded")
+    assert on_the_way.json["error"]["details"]["restorable"] == 0
+    assert received.status_code == 200, received.json
+    assert (beyond_the_loss.status_code, beyond_the_loss.json["error"]["details"]["restorable"]) == (409, 1)
+    assert lost_and_found.status_code == 201, lost_and_found.json
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 7
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 6
+
+
 def test_received_lines_must_match_the_lots_sent(client, login, store, staff_of, stocked_warehouse):
     warehouse, product, old, new = stocked_warehouse
     transfer = _send(client, login("admin"), warehouse, store, product, 7).json
