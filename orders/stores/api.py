@@ -156,7 +156,7 @@ def receive_transfer(data, transfer_id):
 @transfers.arguments(TransferQuery, location="query")
 @transfers.response(200, page_schema(TransferOut))
 def list_incoming_transfers(query, store_id):
-    """List the transfers sent to a store: dispatched ones first, or one `status`."""
+    """List the transfers sent to a store, oldest first, or those of one `status`."""
     return service.list_incoming_transfers(actor=current_user(), store_id=store_id, **query)
 
 

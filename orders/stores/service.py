@@ -336,12 +336,13 @@ def get_transfer(*, actor: User, transfer_id: int) -> StockTransfer:
 
 def list_incoming_transfers(*, actor: User, store_id: int, status: str | None, limit: int,
                             cursor: str | None) -> dict:
-    """A page of the transfers sent to a store: dispatched ones first, each group by id; or one `status` only."""
+    """A page of the transfers sent to a store, oldest first (by id, which never changes: a transfer received
+    between pages keeps its place); `status=dispatched` lists those still to receive."""
     store = get_store_for(actor=actor, store_id=store_id)
     query = select(StockTransfer).where(StockTransfer.to_location_id == store.location_id)
     if status:
         query = query.where(StockTransfer.status == status)
-    return paginate(query, keys=[StockTransfer.status, StockTransfer.id], limit=limit, cursor=cursor)
+    return paginate(query, keys=[StockTransfer.id], limit=limit, cursor=cursor)
 
 
 def lot_units_outside_stock(lot_id: int) -> ColumnElement[int]:

@@ -171,7 +171,7 @@ def test_another_stores_staff_neither_see_nor_receive_a_transfer(client, login, 
     assert client.get(f"/api/v1/stores/{other.id}/incoming-transfers", headers=outsider).json["items"] == []
 
 
-def test_incoming_transfers_list_dispatched_first_or_by_status(client, login, store, staff_of, stocked_warehouse):
+def test_incoming_transfers_list_oldest_first_or_by_status(client, login, store, staff_of, stocked_warehouse):
     warehouse, product, _, _ = stocked_warehouse
     admin, staff = login("admin"), staff_of(store)
     first = _send(client, admin, warehouse, store, product, 1).json
@@ -185,10 +185,30 @@ def test_incoming_transfers_list_dispatched_first_or_by_status(client, login, st
     rest = client.get(f"/api/v1/stores/{store.id}/incoming-transfers?limit=2&cursor={page['next_cursor']}",
                       headers=admin).json
     received = client.get(f"/api/v1/stores/{store.id}/incoming-transfers?status=received", headers=staff).json
+    waiting = client.get(f"/api/v1/stores/{store.id}/incoming-transfers?status=dispatched", headers=staff).json
 
-    assert [t["id"] for t in everything["items"]] == [second["id"], third["id"], first["id"]]
-    assert [t["id"] for t in page["items"] + rest["items"]] == [second["id"], third["id"], first["id"]]
+    assert [t["id"] for t in everything["items"]] == [first["id"], second["id"], third["id"]]
+    assert [t["id"] for t in page["items"] + rest["items"]] == [first["id"], second["id"], third["id"]]
     assert [t["id"] for t in received["items"]] == [first["id"]]
+    assert [t["id"] for t in waiting["items"]] == [second["id"], third["id"]]
+
+
+def test_a_transfer_received_during_a_walk_of_the_list_is_listed_once(client, login, store, staff_of,
+                                                                       stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    admin, staff = login("admin"), staff_of(store)
+    sent = [_send(client, admin, warehouse, store, product, 1).json for _ in range(3)]
+    url = f"/api/v1/stores/{store.id}/incoming-transfers?limit=1"
+
+    page = client.get(url, headers=staff).json
+    seen = [t["id"] for t in page["items"]]
+    client.post(f"/api/v1/stock-transfers/{sent[0]['id']}/receive", headers=staff,
+                json={"lines": [{"lot_id": line["lot_id"], "received": 1} for line in sent[0]["lines"]]})
+    while page["next_cursor"]:
+        page = client.get(f"{url}&cursor={page['next_cursor']}", headers=staff).json
+        seen += [t["id"] for t in page["items"]]
+
+    assert seen == [transfer["id"] for transfer in sent]
 
 
 def test_one_transfer_sends_several_products(client, login, store, stocked_warehouse):
