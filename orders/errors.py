@@ -46,6 +46,7 @@ class OrderCode(StrEnum):
     STORE_NOT_FOUND = "store_not_found"
     STORE_UNAVAILABLE = "store_unavailable"
     TENDERED_BELOW_TOTAL = "tendered_below_total"
+    TENDERED_TOO_MUCH = "tendered_too_much"
     TRANSFER_ALREADY_RECEIVED = "transfer_already_received"
     TRANSFER_LINES_MISMATCH = "transfer_lines_mismatch"
     TRANSFER_NOT_FOUND = "transfer_not_found"

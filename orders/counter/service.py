@@ -7,8 +7,8 @@ not in the future (up to `CLOCK_SKEW` ahead of the server is tolerated: till clo
 its shift opened nor after it closed, at most `OFFLINE_MAX_AGE` old, each unit price equal to the
 product's price at that moment (price history), and stock there to sell. Otherwise the sale is
 refused with `SaleRefused` (also for an item no longer on sale); the view records it as a `SaleConflict` in a
-transaction of its own. A malformed sale (a card payment with tendered cash, cash short of the total) is a 422 either
-way, recorded nowhere.
+transaction of its own. A malformed sale (a card payment with tendered cash, cash short of the total or a needless note
+over it) is a 422 either way, recorded nowhere.
 A closed shift takes an accepted offline sale as a late entry.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ from orders.stores.service import get_shift, get_store_for, open_shift
 from shop.auth.models import User
 from shop.db import db, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
+from shop.fields import LARGEST_NOTE_FEN
 from shop.pagination import paginate
 
 CLOCK_SKEW = timedelta(minutes=2)
@@ -163,7 +164,8 @@ def _resolve(lines: list[dict], *, at: datetime | None) -> list[_Item]:
 
 
 def _change_due(*, payment: dict, total_fen: int) -> int:
-    """The change to give back: cash needs at least the total tendered; card takes no tendered amount."""
+    """The change to give back: cash needs at least the total tendered, and less than a ¥100 note more (more change
+    means a note was not needed); card takes no tendered amount."""
     tendered = payment.get("tendered_fen")
     if payment["method"] == "card":
         if tendered is not None:
@@ -176,6 +178,10 @@ def _change_due(*, payment: dict, total_fen: int) -> int:
     if tendered < total_fen:
         raise ValidationError("The cash tendered is less than the total.", code=OrderCode.TENDERED_BELOW_TOTAL,
                               details={"payment": {"tendered_fen": [f"Less than the total of {total_fen} fen."]}})
+    if tendered - total_fen >= LARGEST_NOTE_FEN:
+        most = f"At most {total_fen + LARGEST_NOTE_FEN - 1} fen for a total of {total_fen} fen."
+        raise ValidationError("The cash tendered exceeds the total by ¥100 or more: a note was not needed.",
+                              code=OrderCode.TENDERED_TOO_MUCH, details={"payment": {"tendered_fen": [most]}})
     return tendered - total_fen
 
 

@@ -9,7 +9,19 @@ from marshmallow import Schema, fields, validate
 
 from catalog.schemas import CODE_ERROR, CODE_PATTERN, SKU_ERROR, SKU_PATTERN
 from orders.models import ADJUSTMENT_REASONS
-from shop.fields import MAX_QUANTITY, AmountFen, Bool, BoundedInt, Choice, Id, Identifier, Quantity, Text
+from shop.fields import (
+    MAX_COUNTED_CASH_FEN,
+    MAX_FLOAT_FEN,
+    MAX_QUANTITY,
+    AmountFen,
+    Bool,
+    BoundedInt,
+    Choice,
+    Id,
+    Identifier,
+    Quantity,
+    Text,
+)
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account
@@ -85,13 +97,13 @@ class StoreAccountChangeOut(Schema):
 class ShiftOpen(Schema):
     """Open a cash shift with the float in the drawer."""
 
-    float_fen = AmountFen(required=True)
+    float_fen = AmountFen(maximum=MAX_FLOAT_FEN, required=True)
 
 
 class ShiftClose(Schema):
     """Close a cash shift with the cash counted in the drawer."""
 
-    counted_cash_fen = AmountFen(required=True)
+    counted_cash_fen = AmountFen(maximum=MAX_COUNTED_CASH_FEN, required=True)
 
 
 class ShiftOut(Schema):

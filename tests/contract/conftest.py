@@ -132,7 +132,7 @@ def _collected(buyer, staff, admin, *, sku: str, store=None, hub_id: int) -> Ord
 def _sale(clerk, store, shift, *, sku: str, quantity: int = 3) -> Order:
     """A cash sale at the counter of `store` in `shift`."""
     sale = counter.sell(actor=clerk, store_id=store.id, shift_id=shift.id, lines=[{"sku": sku, "quantity": quantity}],
-                        payment={"method": "cash", "tendered_fen": 1_000_000})
+                        payment={"method": "cash", "tendered_fen": 10_000})
     db.session.commit()
     return db.session.get(Order, sale.id)
 

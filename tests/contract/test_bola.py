@@ -52,7 +52,7 @@ def _dividend_link_body(world, kind):
 def _sale_body(world, kind):
     """A cash sale of one unit in the store's open shift."""
     return {"lines": [{"sku": world.ids["sku"]["own"], "quantity": 1}], "shift_id": world.ids["shift_id"][kind],
-            "payment": {"method": "cash", "tendered_fen": 100_000}}
+            "payment": {"method": "cash", "tendered_fen": 10_000}}
 
 
 def _close_shift(client, world, kind):

@@ -139,7 +139,7 @@ def test_a_clerk_sells_prints_closes_the_shift_and_sells_offline_exactly_once(si
     expect(page.locator("#cart-lines tr")).to_have_count(2)
     total = first.price_fen + second.price_fen
     expect(page.locator("#total")).to_have_text(_yuan(total))
-    tendered = -(-total // 10000) * 10000 + 10000  # the next ¥100 note above the total, and one more
+    tendered = -(-total // 10000) * 10000  # ¥100 notes covering the total
     page.get_by_label("实收现金（元）").fill(str(tendered // 100))
     expect(page.locator("#change")).to_have_text(_yuan(tendered - total))
     screenshot(page, "till-sell")

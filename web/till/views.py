@@ -18,6 +18,7 @@ from orders.stores.schemas import ShiftClose, ShiftOpen
 from shop.auth.security import issue_token
 from shop.db import commit, db
 from shop.errors import AppError
+from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN
 from web.filters import local_time, yuan
 from web.once import claim_form, new_form_key
 from web.pages import page_blueprint, signed_in, web_user
@@ -80,7 +81,8 @@ def open_shift():
     try:
         data = ShiftOpen().load({"float_fen": service.fen_from_yuan(_field("float"))})
     except ValidationError:
-        return _till("till/open_shift.html", 422, error="请输入备用金金额，例如 500 或 500.00。")
+        return _till("till/open_shift.html", 422,
+                     error=f"请输入备用金金额（最多 ¥{MAX_FLOAT_FEN // 100:,}），例如 500 或 500.00。")
     try:
         stores.start_shift(actor=web_user(), store_id=store.id, **data)
     except AppError as exc:
@@ -107,7 +109,7 @@ def close_shift(shift_id: int):
         data = ShiftClose().load({"counted_cash_fen": service.fen_from_yuan(_field("counted"))})
     except ValidationError:
         return _till("till/shift.html", 422, report=report, sales=service.shift_sales(report.shift),
-                     error="请输入清点的现金金额，例如 1234.50。")
+                     error=f"请输入清点的现金金额（最多 ¥{MAX_COUNTED_CASH_FEN // 100:,}），例如 1234.50。")
     try:
         stores.close_shift(actor=web_user(), shift_id=shift_id, **data)
     except AppError as exc:

@@ -94,6 +94,24 @@ def test_cash_change_arithmetic(client, counter, staff):
     assert _orders() == 1 and _available(counter, counter.rice) == 10
 
 
+def test_cash_tendered_exceeds_the_total_by_less_than_a_100_yuan_note(client, counter, staff):
+    def paid_with(tendered):
+        return client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", headers=staff,
+                           json=sale_body(counter, payment={"method": "cash", "tendered_fen": tendered}))
+
+    before = _available(counter, counter.rice)
+    refused = [paid_with(16000), paid_with(10**12)]
+    assert _orders() == 0 and _available(counter, counter.rice) == before
+    taken = paid_with(15999)
+
+    for response in refused:
+        assert (response.status_code, response.json["error"]["code"]) == (422, "tendered_too_much")
+        assert "a note was not needed" in response.json["error"]["message"]
+        assert response.json["error"]["details"]["payment"]["tendered_fen"] == [
+            "At most 15999 fen for a total of 6000 fen."]
+    assert (taken.status_code, taken.json["change_fen"]) == (201, 9999)
+
+
 def test_cash_needs_tendered_and_card_takes_none(client, counter, staff):
     url = f"/api/v1/stores/{counter.store.id}/counter-sales"
 

@@ -182,7 +182,8 @@ def test_sale_conflicts_are_listed_for_the_store_only(client, counter, staff, lo
 
 
 @pytest.mark.parametrize(("payment", "code"), [({"method": "card", "tendered_fen": 5000}, "validation_error"),
-                                               ({"method": "cash", "tendered_fen": 100}, "tendered_below_total")])
+                                               ({"method": "cash", "tendered_fen": 100}, "tendered_below_total"),
+                                               ({"method": "cash", "tendered_fen": 16000}, "tendered_too_much")])
 def test_a_malformed_offline_payment_is_a_422_for_the_till_to_fix_not_a_conflict(client, counter, staff, payment,
                                                                                    code):
     response = client.post(_url(counter), json=_offline(counter, utcnow(), payment=payment), headers=staff)

@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
-from orders.models import Order, Refund, Store
+from orders.models import Order, Refund, Shift, Store
 from orders.stores import service
 from shop.db import db
 from shop.errors import Conflict, NotFound
@@ -135,6 +136,30 @@ def test_negative_or_huge_money_is_refused(client, store, staff_of):
     for value in (-1, 10**13, "100", 1.5):
         response = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": value}, headers=staff)
         assert response.status_code == 422, value
+
+
+def test_a_float_above_10000_yuan_opens_no_shift(client, store, staff_of):
+    staff = staff_of(store)
+
+    refused = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 1_000_001}, headers=staff)
+    assert (refused.status_code, list(refused.json["error"]["details"])) == (422, ["float_fen"])
+    assert db.session.scalars(select(Shift)).all() == []
+
+    opened = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 1_000_000}, headers=staff)
+    assert (opened.status_code, opened.json["float_fen"]) == (201, 1_000_000)
+
+
+def test_counted_cash_above_1000000_yuan_closes_nothing(client, store, staff_of):
+    shift = ShiftFactory(store=store)
+    db.session.commit()
+    staff = staff_of(store)
+
+    refused = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 100_000_001}, headers=staff)
+    assert (refused.status_code, list(refused.json["error"]["details"])) == (422, ["counted_cash_fen"])
+    assert client.get(f"/api/v1/shifts/{shift.id}", headers=staff).json["shift"]["closed_at"] is None
+
+    closed = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 100_000_000}, headers=staff)
+    assert (closed.status_code, closed.json["shift"]["counted_cash_fen"]) == (200, 100_000_000)
 
 
 def test_open_shift_checks_store_and_state(store):

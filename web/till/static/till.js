@@ -42,6 +42,7 @@
   var MAX_BACKOFF_MS = 60000;
   var TOKEN_MARGIN_MS = 60000;
   var REQUEST_TIMEOUT_MS = 20000;
+  var LARGEST_NOTE_FEN = 10000;  // ¥100: more change than that means a note was not needed (shop/fields.py)
   var REASONS = {
     insufficient_stock: "库存不足（商品已售完）",
     price_mismatch: "售价已变动，与当时显示的价格不符",
@@ -52,6 +53,7 @@
     sale_too_old: "离线时间超过 72 小时",
     unknown_item: "商品不存在或已下架",
     tendered_below_total: "实收现金少于合计",
+    tendered_too_much: "找零达到 ¥100 以上：多收了不需要的纸币",
     store_inactive: "门店已停用",
     shift_not_found: "班次不存在",
     validation_error: "销售数据不完整"
@@ -422,6 +424,11 @@
       payment.tendered_fen = fenFromYuan(tenderedInput.value);
       if (payment.tendered_fen === null || payment.tendered_fen < sum) {
         payError.textContent = "请输入实收现金，不少于合计 " + yuan(sum) + "。";
+        tenderedInput.focus();
+        return;
+      }
+      if (payment.tendered_fen - sum >= LARGEST_NOTE_FEN) {
+        payError.textContent = "找零不能达到 ¥100：多收了不需要的纸币，实收最多 " + yuan(sum + LARGEST_NOTE_FEN - 1) + "。";
         tenderedInput.focus();
         return;
       }
