@@ -18,6 +18,7 @@ class CatalogCode(StrEnum):
     LOT_NOT_FOUND = "lot_not_found"
     LOT_QUANTITY_EXCEEDED = "lot_quantity_exceeded"
     PRODUCT_NOT_FOUND = "product_not_found"
+    ORIGIN_ADMIN_ONLY = "origin_admin_only"
     RATES_ADMIN_ONLY = "rates_admin_only"
     RESERVATION_NOT_HELD = "reservation_not_held"
     SKU_TAKEN = "sku_taken"

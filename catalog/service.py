@@ -207,8 +207,9 @@ def _certificate_columns(certificate: dict | None) -> dict:
 
 
 def _check_coop_may(actor: User, changes: dict, *, product: Product | None = None) -> None:
-    """Agreement rates and activation are the platform's: a co-op sending a rate, or putting a
-    product on sale, is refused (403); it may keep drafts and archive its own products."""
+    """Agreement rates, activation and the origin of a product on sale are the platform's: a co-op sending a rate,
+    putting a product on sale or moving an active product to another county (which decides the pairing its sales
+    count for) is refused (403); it may keep drafts and archive its own products."""
     if actor.role == "admin":
         return
     sent = sorted(name for name in RATE_FIELDS if name in changes)
@@ -218,6 +219,11 @@ def _check_coop_may(actor: User, changes: dict, *, product: Product | None = Non
     if changes.get("status") == "active" and (product is None or product.status != "active"):
         raise Forbidden("Only an admin may put a product on sale.", code=CatalogCode.ACTIVATION_ADMIN_ONLY,
                         details={"status": ["Only an admin may set status active."]})
+    if (product is not None and product.status == "active" and "county_code" in changes
+            and changes["county_code"] != product.county_code):
+        raise Forbidden("Only an admin may change where a product on sale comes from.",
+                        code=CatalogCode.ORIGIN_ADMIN_ONLY,
+                        details={"county_code": ["Only an admin may move a product on sale to another county."]})
 
 
 def _record_changes(product: Product, actor: User, new_values: dict, *, created: bool = False) -> None:

@@ -67,6 +67,22 @@ def test_a_coop_cannot_change_its_products_rates_even_to_zero(client, agreed_coo
     assert _history(product.id) == []
 
 
+def test_a_coop_cannot_move_a_product_on_sale_to_another_county(client, agreed_coop, login):
+    """The origin decides which donor's pairing its sales count for: only an admin changes it once on sale."""
+    supplier, headers = agreed_coop
+    on_sale = ProductFactory(supplier=supplier, status="active")
+    draft = ProductFactory(supplier=supplier, status="draft")
+    db.session.commit()
+    moved = client.patch(f"/api/v1/products/{on_sale.sku}", json={"county_code": "513432"}, headers=headers)
+    assert moved.status_code == 403 and moved.json["error"]["code"] == "origin_admin_only"
+    assert client.patch(f"/api/v1/products/{on_sale.sku}", json={"county_code": on_sale.county_code},
+                        headers=headers).status_code == 200
+    assert client.patch(f"/api/v1/products/{draft.sku}", json={"county_code": "513432"}, headers=headers
+                        ).status_code == 200
+    assert client.patch(f"/api/v1/products/{on_sale.sku}", json={"county_code": "513432"}, headers=login("admin")
+                        ).status_code == 200
+
+
 def test_an_admin_changes_rates_and_the_history_names_the_admin(client, agreed_coop, login):
     product = ProductFactory(supplier=agreed_coop[0])
     db.session.commit()
