@@ -9,6 +9,7 @@ from shop.fields import (
     MAX_QUANTITY,
     BoundedInt,
     Choice,
+    Computed,
     Date,
     Id,
     Identifier,
@@ -258,9 +259,9 @@ class LotOut(Schema):
     packed_on = Date(allow_none=True)
     village = fields.String()
     quantity = fields.Integer()
-    households = fields.Function(lambda lot: len(lot.contributions))
+    households = Computed(lambda lot: len(lot.contributions), fields.Integer())
     attributed_fen = fields.Integer()
-    stock = fields.Function(lambda lot: LotStockOut(many=True).dump(lot.stock_rows))
+    stock = fields.List(fields.Nested(LotStockOut), attribute="stock_rows")
 
 
 class TraceHouseholds(Schema):

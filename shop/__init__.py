@@ -14,6 +14,7 @@ from shop.converters import CodeConverter, IdConverter
 from shop.devserver import RawUrlFix
 from shop.errors import document_error_codes, register_error_handlers
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
+from shop.fields import computed2properties
 from shop.periodic import install_embedded_scheduler
 from shop.worker import celery_init_app
 
@@ -53,6 +54,7 @@ def _init_extensions(app: Flask) -> None:
     cache.init_app(app)
     limiter.init_app(app)
     api.init_app(app)
+    api.ma_plugin.converter.add_attribute_function(computed2properties)  # before any schema is documented
     celery_init_app(app)
 
 

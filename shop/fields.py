@@ -8,10 +8,12 @@ ends are trimmed and a case rule per identifier applies; choices (lower case), d
 the same way before they are parsed, so `２０２６-０３-０１` is a date. *Free text* (names, villages, reasons)
 keeps its spelling but is trimmed, must contain something visible, may not hold control
 characters, and is length-bounded after trimming. Integers are strict and carry a realistic
-domain bound, so nothing beyond a column's range reaches the database.
+domain bound, so nothing beyond a column's range reaches the database. On the way out, a value computed
+from the object is a `Computed` field, which says its type for the OpenAPI document.
 """
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
 from datetime import UTC, date, datetime
@@ -244,3 +246,25 @@ class AwareDateTime(fields.AwareDateTime):
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(_folded(value), attr, data, **kwargs)
+
+
+class Computed(fields.Function):
+    """An output value computed from the object by `serialize`, dumped and documented as `field`, a typed field
+    (`Computed(lambda lot: len(lot.contributions), fields.Integer())`); nullable if `field` allows None."""
+
+    def __init__(self, serialize, field: fields.Field, **kwargs):
+        super().__init__(serialize, **kwargs)
+        self.field = field
+
+    def _bind_to_schema(self, field_name: str, parent) -> None:
+        super()._bind_to_schema(field_name, parent)
+        self.field = copy.deepcopy(self.field)
+        self.field._bind_to_schema(field_name, self)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return self.field._serialize(super()._serialize(value, attr, obj, **kwargs), attr, obj, **kwargs)
+
+
+def computed2properties(self, field: fields.Field, **kwargs) -> dict:
+    """An apispec attribute function: a `Computed` field is documented as its typed field."""
+    return self.field2property(field.field) if isinstance(field, Computed) else {}

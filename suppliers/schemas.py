@@ -13,6 +13,7 @@ from shop.fields import (
     Bool,
     BoundedInt,
     Choice,
+    Computed,
     Date,
     Id,
     Identifier,
@@ -108,7 +109,7 @@ class SupplierOut(Schema):
     uscc = fields.String()
     county_code = fields.String()
     contact = fields.String(allow_none=True)
-    bank_account = fields.Function(_shown_account, allow_none=True)
+    bank_account = Computed(_shown_account, fields.String(allow_none=True))
     agreement = fields.Nested(Agreement)
     active = fields.Boolean()
     created_at = fields.DateTime()
@@ -156,10 +157,10 @@ class HouseholdOut(Schema):
     code = fields.String()
     county_code = fields.String()
     head_name = fields.String()
-    id_number = fields.Function(lambda h: h.id_number if h.revealed else mask_id_number(h.id_number))
+    id_number = Computed(lambda h: h.id_number if h.revealed else mask_id_number(h.id_number), fields.String())
     village = fields.String()
     members = fields.Integer()
-    bank_account = fields.Function(_shown_account, allow_none=True)
+    bank_account = Computed(_shown_account, fields.String(allow_none=True))
     consent_on = Date()
     consent_basis = fields.String()
     active = fields.Boolean()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.models import CHANNELS, ORDER_STATUSES
-from shop.fields import Choice, Date, Id, Identifier, Quantity, Text
+from shop.fields import Choice, Computed, Date, Id, Identifier, Quantity, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 
@@ -110,6 +110,47 @@ class StoreRef(Schema):
     name = fields.String()
 
 
+class AddressOut(Schema):
+    """The delivery address, as the buyer gave it."""
+
+    district_code = fields.String()
+    detail = fields.String()
+    recipient = fields.String()
+    phone = fields.String()
+
+
+class TrackingOut(Schema):
+    """The carrier and its tracking number."""
+
+    carrier = fields.String()
+    tracking_number = fields.String()
+
+
+class PaymentOut(Schema):
+    """The payment provider, the payment's status and (its owner, while unpaid) the client secret."""
+
+    provider = fields.String()
+    status = fields.String()
+    client_secret = fields.String(allow_none=True)
+
+
+class ImpactCountyOut(Schema):
+    """A county the order's households live in."""
+
+    code = fields.String()
+    name = fields.String()
+
+
+class ImpactOut(Schema):
+    """The households an order reached, the amount attributed to them and their counties; under 3 households
+    `households` is null, `fewer_than` is 3 and there is no amount."""
+
+    households = fields.Integer(allow_none=True)
+    attributed_fen = fields.Integer()
+    fewer_than = fields.Integer()
+    counties = fields.List(fields.Nested(ImpactCountyOut))
+
+
 def _tracking(order) -> dict | None:
     """The carrier and tracking number once shipped."""
     return {"carrier": order.carrier, "tracking_number": order.tracking_number} if order.carrier else None
@@ -136,12 +177,12 @@ class OrderOut(Schema):
     paid_at = fields.DateTime(allow_none=True)
     sale_date = Date(allow_none=True)
     store = fields.Nested(StoreRef, allow_none=True)
-    pickup_code = fields.Function(lambda v: v.pickup_code if v.viewer == "owner" else None)
-    address = fields.Function(lambda v: v.address if v.viewer in ("owner", "admin") else None)
-    tracking = fields.Function(_tracking)
-    payment = fields.Function(_payment)
+    pickup_code = Computed(lambda v: v.pickup_code if v.viewer == "owner" else None, fields.String(allow_none=True))
+    address = Computed(lambda v: v.address if v.viewer in ("owner", "admin") else None,
+                       fields.Nested(AddressOut, allow_none=True))
+    tracking = Computed(_tracking, fields.Nested(TrackingOut, allow_none=True))
+    payment = Computed(_payment, fields.Nested(PaymentOut, allow_none=True))
     lines = fields.List(fields.Nested(OrderLineOut))
     transitions = fields.List(fields.Nested(TransitionOut), attribute="history")
-    impact = fields.Function(lambda v: v.impact, metadata={
-        "description": "Once attributed: `{households, attributed_fen, counties: [{code, name}]}`; under 3 "
-                       "households `{households: null, fewer_than: 3, counties}` and no amount; null before"})
+    impact = fields.Nested(ImpactOut, allow_none=True, metadata={
+        "description": "Null until attributed; under 3 households `{households: null, fewer_than: 3, counties}`"})

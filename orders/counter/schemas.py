@@ -5,7 +5,7 @@ from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from orders.checkout.schemas import OrderLineOut, OrderOut
+from orders.checkout.schemas import ImpactOut, OrderLineOut, OrderOut
 from shop.fields import AmountFen, AwareDateTime, Choice, Date, Id, Identifier, PriceFen, Quantity
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
@@ -99,7 +99,7 @@ class ReceiptOut(Schema):
     paid_fen = fields.Integer()
     change_fen = fields.Integer()
     late_entry = fields.Boolean()
-    impact = fields.Function(lambda receipt: receipt["order"].impact)
+    impact = fields.Nested(ImpactOut, attribute="order.impact", allow_none=True)
 
 
 class PickupOut(Schema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from orders.refunds.service import RefundRequest, refund_event_ids
-from shop.fields import Bool, Id, Quantity, Text
+from shop.fields import Bool, Computed, Id, Quantity, Text
 
 MAX_LINES = 100
 
@@ -64,8 +64,8 @@ class RefundOut(Schema):
     created_by = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
     lines = fields.List(fields.Nested(RefundLineOut))
-    outbox_event_ids = fields.Function(lambda refund: getattr(refund, "outbox_event_ids", None)
-                                       or refund_event_ids(refund))
+    outbox_event_ids = Computed(lambda refund: getattr(refund, "outbox_event_ids", None) or refund_event_ids(refund),
+                                fields.List(fields.Integer()))
 
 
 class AfterSalesLineIn(Schema):

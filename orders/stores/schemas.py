@@ -17,6 +17,7 @@ from shop.fields import (
     Bool,
     BoundedInt,
     Choice,
+    Computed,
     Id,
     Identifier,
     Quantity,
@@ -71,7 +72,7 @@ class StoreOut(Schema):
     district_code = fields.String()
     location_id = fields.Integer()
     active = fields.Boolean()
-    bank_account = fields.Function(_masked_account, allow_none=True)
+    bank_account = Computed(_masked_account, fields.String(allow_none=True))
 
 
 class StoreQuery(PageQuery):
@@ -144,7 +145,7 @@ class ShiftReportOut(Schema):
     """The shift report: per payment method expected, counted (cash only) and difference; late entries apart."""
 
     shift = fields.Nested(ShiftOut)
-    open = fields.Function(lambda report: report.shift.closed_at is None)
+    open = Computed(lambda report: report.shift.closed_at is None, fields.Boolean())
     sales = fields.Integer()
     methods = fields.List(fields.Nested(MethodTotalsOut))
     late_entries = fields.List(fields.Nested(LateEntryOut))
@@ -187,8 +188,8 @@ class TransferLineOut(Schema):
     product_id = fields.Integer()
     sent = fields.Integer()
     received = fields.Integer(allow_none=True)
-    discrepancy = fields.Function(lambda line: None if line.received is None else line.sent - line.received,
-                                  allow_none=True)
+    discrepancy = Computed(lambda line: None if line.received is None else line.sent - line.received,
+                           fields.Integer(allow_none=True))
 
 
 class TransferOut(Schema):

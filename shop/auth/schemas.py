@@ -31,7 +31,7 @@ class TokenOut(Schema):
     """An issued bearer token."""
 
     access_token = fields.String()
-    token_type = fields.Constant("Bearer")
+    token_type = fields.Constant("Bearer", metadata={"type": "string"})
     role = fields.String()
     expires_at = fields.DateTime()
 

@@ -11,7 +11,7 @@ from orders.ledger.payouts.models import BATCH_STATUSES, PARTIES
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.fields import Choice, Date, Id, Text
+from shop.fields import Choice, Computed, Date, Id, Text
 from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema
 
@@ -100,12 +100,12 @@ class PayoutLineOut(Schema):
     """A payee's line: masked account, amount, status (pending, paid, failed, unpayable) and why."""
 
     id = fields.Integer()
-    payee = fields.Function(_payee, metadata={"type": "object"})
+    payee = Computed(_payee, fields.Nested(PayoutPayeeOut))
     account = fields.String(attribute="bank_account_masked", allow_none=True)
     amount_fen = fields.Integer()
     status = fields.String()
     reason = fields.String(allow_none=True)
-    reference = fields.Function(lambda line: bank_file.reference(line.batch_id, line.id))
+    reference = Computed(lambda line: bank_file.reference(line.batch_id, line.id), fields.String())
     settled_at = fields.DateTime(allow_none=True)
     paid_transaction_id = fields.Integer(allow_none=True)
     failed_transaction_id = fields.Integer(allow_none=True)
