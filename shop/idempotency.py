@@ -16,6 +16,7 @@ then swept away: a retry comes within minutes, not days.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -36,6 +37,10 @@ from shop.errors import AppError, Conflict, ShopCode
 from shop.sweeper import register_sweeper
 
 HEADER = "Idempotency-Key"
+PARAMETER = {"name": HEADER, "in": "header", "required": False,
+             "description": "Retrying with the same key and body returns the first response (`Idempotent-Replayed: "
+                            "true`); the same key with another body is a 409.",
+             "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"}}
 IN_PROGRESS_WAIT_SECONDS = 10.0  # how long a retry waits for a two-phase write (`commit_now`) to finish
 IN_PROGRESS_POLL_SECONDS = 0.05
 KEEP_FOR = timedelta(hours=24)
@@ -122,8 +127,8 @@ def _user_scope(**_view_kwargs) -> str:
 
 
 def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
-    """Decorate a write view (inside `require_role`): honour an `Idempotency-Key` header; `scope(**view_kwargs)`
-    names whose keys these are (default: the user's)."""
+    """Decorate a write view (inside `require_role`): honour an `Idempotency-Key` header, and list it among the
+    operation's parameters; `scope(**view_kwargs)` names whose keys these are (default: the user's)."""
     if view is None:
         return functools.partial(idempotent, scope=scope)
 
@@ -171,4 +176,7 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
         db.session.commit()
         return response
 
+    # documented as flask-smorest documents its own arguments: on the view's `_apidoc`, copied, not shared
+    wrapper._apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
+    wrapper._apidoc.setdefault("arguments", {}).setdefault("parameters", []).append(PARAMETER)
     return wrapper
