@@ -23,6 +23,7 @@ from orders.outbox import sale_date_of
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import NotFound
+from shop.regions.models import Region
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_id_number
 from suppliers.models import Household, Supplier, SupplierHousehold
@@ -109,27 +110,34 @@ def _page(household: Household, supplier: Supplier | None) -> dict:
 
 
 def supplier_statement(*, supplier_id: int, user: User, from_date: date | None = None,
-                       to_date: date | None = None) -> dict:
-    """A supplier's statement (its own co-op, or an admin)."""
-    if (user.supplier_id is not None and user.supplier_id != supplier_id) \
-            or db.session.get(Supplier, supplier_id) is None:
+                       to_date: date | None = None, page: bool = False) -> dict:
+    """A supplier's statement (its own co-op, or an admin); with `page`, also what the printable page shows of the
+    supplier (name, USCC, county)."""
+    supplier = db.session.get(Supplier, supplier_id)
+    if (user.supplier_id is not None and user.supplier_id != supplier_id) or supplier is None:
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     code = f"supplier:{supplier_id}"
-    return {"party": "supplier", "party_id": supplier_id, "from": from_date, "to": to_date,
+    shown = {"page": {"name": supplier.name, "uscc": supplier.uscc,
+                      "county": db.session.get(Region, supplier.county_code).name}} if page else {}
+    return {**shown, "party": "supplier", "party_id": supplier_id, "from": from_date, "to": to_date,
             "accounts": [code], **_entries(_account_ids(LedgerAccount.code == code),
                                            from_date=from_date, to_date=to_date)}
 
 
-def store_statement(*, store_id: int, user: User, from_date: date | None = None, to_date: date | None = None) -> dict:
+def store_statement(*, store_id: int, user: User, from_date: date | None = None, to_date: date | None = None,
+                    page: bool = False) -> dict:
     """A store's statement (its own staff, or an admin): its commission, the counter cash it holds, and what it
-    must remit (cash held net of commission) at the period's end."""
-    if (user.store_id is not None and user.store_id != store_id) or db.session.get(Store, store_id) is None:
+    must remit (cash held net of commission) at the period's end; with `page`, also what the printable page
+    shows of the store (name, district)."""
+    store = db.session.get(Store, store_id)
+    if (user.store_id is not None and user.store_id != store_id) or store is None:
         raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)
     commission = _entries(_account_ids(LedgerAccount.code == f"store:{store_id}"),
                           from_date=from_date, to_date=to_date)
     cash = _entries(_account_ids(LedgerAccount.code == f"store_cash:{store_id}"),
                     from_date=from_date, to_date=to_date, sign=-1)
     cash_held, earned = cash["totals"]["closing_balance_fen"], commission["totals"]["closing_balance_fen"]
-    return {"party": "store", "party_id": store_id, "from": from_date, "to": to_date,
+    shown = {"page": {"name": store.name, "district": db.session.get(Region, store.district_code).name}} if page else {}
+    return {**shown, "party": "store", "party_id": store_id, "from": from_date, "to": to_date,
             "accounts": [f"store:{store_id}", f"store_cash:{store_id}"], **commission, "cash": cash,
             "cash_held_fen": cash_held, "commission_fen": earned, "to_remit_fen": cash_held - earned}

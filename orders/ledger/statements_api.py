@@ -1,4 +1,4 @@
-"""Statement routes: a household's (its co-op's account, or an admin's sum; JSON or a printable Chinese page),
+"""Statement routes, each JSON or a printable Chinese page: a household's (its co-op's account, or an admin's sum),
 a supplier's and a store's, by posting time in an Asia/Shanghai period."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_fo
                 description="Statements of households, suppliers and stores")
 
 
-class HouseholdStatementQuery(PeriodQuery):
+class StatementQuery(PeriodQuery):
     """The period, and `format=html` for the printable page."""
 
     format = Choice(("json", "html"), load_default="json")
@@ -92,35 +92,51 @@ class StoreStatementOut(StatementOut):
     to_remit_fen = fields.Integer()
 
 
+def _json_or_page(schema: type[Schema]) -> dict:
+    """The documented 200 answer of a statement: `schema` as JSON, or (`format=html`) the printable page."""
+    return {"200": {"description": "OK", "content": {"application/json": {"schema": schema},
+                                                      "text/html": {"schema": {"type": "string"}}}}}
+
+
+def _answer(statement: dict, *, page: bool, template: str):
+    """The statement, or its printable page rendered from `template` (private, never cached)."""
+    if not page:
+        return statement
+    html = render_template(template, s=statement, h=statement["page"])
+    return Response(html, mimetype="text/html", headers={"Cache-Control": "private, no-store"})
+
+
 @blp.route("/households/<int:household_id>/statement")
 @require_role("admin", "coop")
-@blp.arguments(HouseholdStatementQuery, location="query")
+@blp.arguments(StatementQuery, location="query")
 @blp.response(200, HouseholdStatementOut)
-@blp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": HouseholdStatementOut},
-                                                          "text/html": {"schema": {"type": "string"}}}}})
+@blp.doc(responses=_json_or_page(HouseholdStatementOut))
 def household_statement(query, household_id):
     """A household's statement (`format=html`: the printable page the co-op hands to the household)."""
     page = query.pop("format") == "html"
     statement = statements.household_statement(household_id=household_id, user=current_user(), page=page, **query)
-    if not page:
-        return statement
-    html = render_template("ledger_statement.html", s=statement, h=statement["page"])
-    return Response(html, mimetype="text/html", headers={"Cache-Control": "private, no-store"})
+    return _answer(statement, page=page, template="ledger_household_statement.html")
 
 
 @blp.route("/suppliers/<int:supplier_id>/statement")
 @require_role("admin", "coop")
-@blp.arguments(PeriodQuery, location="query")
+@blp.arguments(StatementQuery, location="query")
 @blp.response(200, StatementOut)
+@blp.doc(responses=_json_or_page(StatementOut))
 def supplier_statement(query, supplier_id):
-    """A supplier's statement (its co-op, or an admin)."""
-    return statements.supplier_statement(supplier_id=supplier_id, user=current_user(), **query)
+    """A supplier's statement (its co-op, or an admin; `format=html`: a printable page)."""
+    page = query.pop("format") == "html"
+    statement = statements.supplier_statement(supplier_id=supplier_id, user=current_user(), page=page, **query)
+    return _answer(statement, page=page, template="ledger_supplier_statement.html")
 
 
 @blp.route("/stores/<int:store_id>/statement")
 @require_role("admin", "store_staff")
-@blp.arguments(PeriodQuery, location="query")
+@blp.arguments(StatementQuery, location="query")
 @blp.response(200, StoreStatementOut)
+@blp.doc(responses=_json_or_page(StoreStatementOut))
 def store_statement(query, store_id):
-    """A store's statement: commission, counter cash held and what it must remit (its staff, or an admin)."""
-    return statements.store_statement(store_id=store_id, user=current_user(), **query)
+    """A store's commission, counter cash held and what it must remit (its staff or an admin; `format=html`: a page)."""
+    page = query.pop("format") == "html"
+    statement = statements.store_statement(store_id=store_id, user=current_user(), page=page, **query)
+    return _answer(statement, page=page, template="ledger_store_statement.html")

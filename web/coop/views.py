@@ -159,7 +159,7 @@ def household_statement(household_id: int):
     """The household's printable statement of its account at this co-op (the ledger's page)."""
     period = _parsed(PeriodQuery(), request.args)
     statement = statements.household_statement(household_id=household_id, user=web_user(), page=True, **period)
-    html = render_template("ledger_statement.html", s=statement, h=statement["page"])
+    html = render_template("ledger_household_statement.html", s=statement, h=statement["page"])
     return Response(html, mimetype="text/html")  # its inline stylesheet is allowed by hash (`shop.headers`)
 
 

@@ -13,6 +13,7 @@ from orders.ledger.models import LedgerAccount, Posting
 from orders.models import OrderLine
 from shop.db import db, utcnow
 from suppliers.identifiers import mask_id_number
+from tests.orders.factories import StoreFactory
 from tests.orders.ledger.test_attribution import _counter_and_delivery_for, make_world, pay_pickup
 from tests.orders.payments.conftest import user_with_token
 from tests.suppliers.factories import HouseholdFactory, SupplierFactory
@@ -212,3 +213,77 @@ def test_a_period_is_in_shanghai_dates_on_postgres(pg_app):
     _, headers = user_with_token("coop", supplier_id=household.registered_by_id)
     db.session.commit()
     a_period_in_shanghai_dates(pg_app.test_client(), headers, household.id, household.registered_by_id)
+
+
+def yuan(fen: int) -> str:
+    """How a statement page prints `fen`."""
+    return f"{'-' if fen < 0 else ''}¥{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def assert_printable_page(response) -> str:
+    """A printable statement page as the household's is served: HTML, never cached, its inline style allowed by
+    hash only and no script; its text."""
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/html" and response.headers["Cache-Control"] == "private, no-store"
+    policy = response.headers["Content-Security-Policy"]
+    assert "style-src 'self' 'sha256-" in policy and "unsafe-inline" not in policy
+    page = response.get_data(as_text=True)
+    assert "<script" not in page
+    return page
+
+
+def test_a_supplier_statement_is_json_or_a_printable_page_for_its_coop_and_admins(client, login):
+    world, _ = paid_and_refunded(client, login)
+    supplier = world["supplier"]
+    url = f"/api/v1/suppliers/{supplier.id}/statement"
+    own = login("coop", supplier_id=supplier.id)
+
+    plain, as_json = client.get(url, headers=own), client.get(f"{url}?format=json", headers=own)
+    page = assert_printable_page(client.get(f"{url}?format=html&from=2000-01-01", headers=own))
+    admins = assert_printable_page(client.get(f"{url}?format=html", headers=login("admin")))
+    other = client.get(f"{url}?format=html", headers=login("coop", supplier_id=SupplierFactory().id))
+
+    assert as_json.status_code == 200 and as_json.json == plain.json
+    closing = sum(amount for _id, amount, _c in postings_of(f"supplier:{supplier.id}"))
+    assert as_json.json["totals"]["closing_balance_fen"] == closing
+    assert "供应商货款对账单" in page and supplier.name in page and supplier.uscc in page
+    assert world["product"].name in page and world["lot1"].lot_code in page and "货款" in page
+    assert yuan(closing) in page and "2000年01月01日" in page
+    assert admins == page.replace("2000年01月01日", "开始")
+    assert other.status_code == 404 and other.json["error"]["code"] == "supplier_not_found"
+
+
+def test_a_store_statement_is_json_or_a_printable_page_for_its_staff_and_admins(client, login):
+    world, _ = paid_and_refunded(client, login)  # pickup: commission 300, then 200 of it refunded
+    store = world["store"]
+    _counter_and_delivery_for(world)  # a cash sale of one unit (1250 fen): commission 100
+    url = f"/api/v1/stores/{store.id}/statement"
+    staff = login("store_staff", store_id=store.id)
+
+    plain, as_json = client.get(url, headers=staff), client.get(f"{url}?format=json", headers=staff)
+    page = assert_printable_page(client.get(f"{url}?format=html", headers=staff))
+    admins = assert_printable_page(client.get(f"{url}?format=html", headers=login("admin")))
+    other = client.get(f"{url}?format=html", headers=login("store_staff", store_id=StoreFactory().id))
+
+    assert as_json.status_code == 200 and as_json.json == plain.json
+    assert (as_json.json["commission_fen"], as_json.json["cash_held_fen"], as_json.json["to_remit_fen"]) == (
+        200, 1250, 1050)
+    assert "体验店对账单" in page and store.name in page and admins == page
+    assert "门店佣金" in page and "现金" in page and world["product"].name in page
+    for label, fen in (("佣金合计", 200), ("持有现金", 1250), ("应上缴", 1050)):
+        assert f"{label} {yuan(fen)}" in page
+    assert other.status_code == 404 and other.json["error"]["code"] == "store_not_found"
+
+
+STATEMENTS = ("/api/v1/households/{household_id}/statement", "/api/v1/suppliers/{supplier_id}/statement",
+              "/api/v1/stores/{store_id}/statement")
+
+
+def test_the_three_statements_document_the_same_query_and_both_answers(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+
+    for path in STATEMENTS:
+        operation = paths[path]["get"]
+        query = {p["name"]: p["schema"].get("enum") for p in operation["parameters"] if p["in"] == "query"}
+        assert query == {"from": None, "to": None, "format": ["json", "html"]}, path
+        assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/html"}, path
