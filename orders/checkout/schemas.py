@@ -127,9 +127,12 @@ class TrackingOut(Schema):
 
 
 class PaymentOut(Schema):
-    """The payment provider, the payment's status and (its owner, while unpaid) the client secret."""
+    """The payment provider (always Stripe: API.md), whether it is the sandbox standing in for Stripe (no key
+    configured: pay with the sandbox confirm route, not Stripe.js), the payment's status and (its owner, while
+    unpaid) the client secret."""
 
-    provider = fields.String()
+    provider = fields.String(metadata={"enum": ["stripe"]})
+    sandbox = fields.Boolean()
     status = fields.String()
     client_secret = fields.String(allow_none=True)
 
@@ -161,7 +164,8 @@ def _payment(view) -> dict | None:
     if view.payment is None:
         return None
     secret = view.payment.client_secret if view.viewer == "owner" and view.status == "pending_payment" else None
-    return {"provider": view.payment.provider, "status": view.payment.status, "client_secret": secret}
+    return {"provider": "stripe", "sandbox": view.payment.provider == "sandbox", "status": view.payment.status,
+            "client_secret": secret}
 
 
 class OrderOut(Schema):

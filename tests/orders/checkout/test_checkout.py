@@ -29,7 +29,7 @@ def test_delivery_order_reserves_snapshots_and_returns_the_client_secret(client,
     body = response.json
     assert body["status"] == "pending_payment"
     assert body["total_fen"] == 3 * 1250 + 2 * 800
-    assert body["payment"]["provider"] == "sandbox"
+    assert (body["payment"]["provider"], body["payment"]["sandbox"]) == ("stripe", True)  # API.md: provider "stripe"
     assert body["payment"]["client_secret"].startswith("pi_")
     assert body["expires_at"] and body["impact"] is None
     assert [t["to_status"] for t in body["transitions"]] == ["pending_payment"]
