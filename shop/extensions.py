@@ -17,7 +17,7 @@ api = ApiWithErrors()
 api.register_converter(CodeConverter, lambda _: {"type": "string", "minLength": 1, "maxLength": MAX_CODE_LENGTH})
 
 
-def _client_address() -> str:
+def client_address() -> str:
     """The rate-limit key: the peer address, which `trust_proxies` rewrites only for trusted hops."""
     return request.remote_addr or "-"
 
@@ -29,6 +29,6 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
-limiter = Limiter(key_func=_client_address)
+limiter = Limiter(key_func=client_address)
 
-__all__ = ["api", "cache", "db", "limiter", "migrate", "trust_proxies"]
+__all__ = ["api", "cache", "client_address", "db", "limiter", "migrate", "trust_proxies"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shop.extensions import limiter
+from shop.attempts import failure_limit
 
 PICKUP_CODE_LIMIT = "10 per minute"
 
@@ -20,5 +20,4 @@ def attempts_key(store_id: int, user_id: int) -> str:
 
 def pickup_code_limit(key_func: Callable[[], str]):
     """Decorate a hand-over view; `key_func` gives the request's `attempts_key`, so both views share a count."""
-    return limiter.shared_limit(PICKUP_CODE_LIMIT, scope="pickup-code", key_func=key_func, methods=["POST"],
-                                deduct_when=_wrong_code)
+    return failure_limit(PICKUP_CODE_LIMIT, scope="pickup-code", counts=_wrong_code, key_func=key_func)

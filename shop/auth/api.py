@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app
 from flask.views import MethodView
 
+from shop.attempts import failure_limit
 from shop.auth import service
 from shop.auth.schemas import RegisterRequest, TokenOut, TokenRequest, UserCreate, UserOut, UserQuery, UserUpdate
 from shop.auth.security import current_user, require_role
@@ -26,7 +27,7 @@ def _failed(response) -> bool:
 
 
 # one budget of failed sign-ins per address, shared by the token route and the sign-in page
-login_limit = limiter.shared_limit(_login_limit, scope="sign-in", methods=["POST"], deduct_when=_failed)
+login_limit = failure_limit(_login_limit, scope="sign-in", counts=_failed)
 
 
 @blp.route("/auth/token", methods=["POST"])

@@ -31,10 +31,10 @@ def check_credentials(*, username: str, password: str) -> User:
     """The active user these credentials name; the same error for unknown users and bad passwords;
     `TooManyAttempts` while the username waits out its backoff (API tokens and page sign-ins alike)."""
     username = normalise_username(username)
-    throttle.check(username)
+    throttle.claim(username)
     user = find_user(username=username)
     if not verify_password(user.password_hash if user else None, password) or not user.active:
-        throttle.record_failure(username)
+        throttle.record_failure()
         raise Unauthorized("Wrong username or password.", code=ShopCode.INVALID_CREDENTIALS)
     throttle.clear(username)
     user.last_login_at = utcnow()

@@ -2,9 +2,12 @@
 
 After `FREE_FAILURES` failures in a row, a username waits 1 s, 2 s, 4 s … (at most
 `LOGIN_BACKOFF_MAX_SECONDS`) after each further failure before it may try again; a success
-clears it. Counters live in the rate limiter's storage, so every process shares them when
-`REDIS_URL` is set (in-process memory in the embedded mode); keys hold a digest of the
-username, never the username. The per-address limit is the limiter's own (`LOGIN_RATE_LIMIT`).
+clears it. Each attempt counts as a failure before its password is checked (`shop.attempts`),
+and one past the free failures must also move the username's deadline on with one atomic
+increment, which only one of several parallel attempts can do: a burst gets no more passwords
+checked than attempts made one after another would. Counters live in the rate limiter's storage,
+so every process shares them when `REDIS_URL` is set (in-process memory in the embedded mode);
+keys hold a digest of the username, never the username. The per-address limit is `LOGIN_RATE_LIMIT`.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
+from shop import attempts
 from shop.errors import AppError, ShopCode
 from shop.extensions import limiter
 
@@ -23,7 +27,6 @@ log = logging.getLogger(__name__)
 
 FREE_FAILURES = 3
 FAILURES_KEPT_SECONDS = 24 * 3600  # a failure streak is forgotten a day after it began
-_WAIT_KEY_SLACK_SECONDS = 60       # the stored deadline decides; its key merely outlives it
 
 
 class TooManyAttempts(AppError):
@@ -54,22 +57,22 @@ def backoff_seconds(failures: int) -> int:
     return min(2 ** min(failures - FREE_FAILURES, 32), current_app.config["LOGIN_BACKOFF_MAX_SECONDS"])
 
 
-def check(username: str) -> None:
-    """Raise `TooManyAttempts` while `username` is waiting out its backoff."""
-    remaining = math.ceil(limiter.storage.get(_key("until", username)) - _now())
-    if remaining > 0:
-        raise TooManyAttempts(remaining)
-
-
-def record_failure(username: str) -> None:
-    """Count a failed sign-in against `username` (starting its wait) and towards the spike alarm."""
-    storage = limiter.storage
-    wait = backoff_seconds(storage.incr(_key("failures", username), FAILURES_KEPT_SECONDS))
-    if wait:
-        until = _key("until", username)
-        storage.clear(until)
-        storage.incr(until, wait + _WAIT_KEY_SLACK_SECONDS, amount=math.ceil(_now()) + wait)
-    _count_towards_alarm()
+def claim(username: str) -> None:
+    """Count an attempt on `username` as a failure before its password is checked (a success clears it);
+    `TooManyAttempts`, counting nothing, while it waits out its backoff or a parallel attempt took the turn."""
+    failures = _key("failures", username)
+    wait = backoff_seconds(attempts.claim(failures, seconds=FAILURES_KEPT_SECONDS))
+    if not wait:
+        return
+    storage, until = limiter.storage, _key("until", username)
+    deadline = storage.get(until)
+    if deadline <= _now():
+        step = math.ceil(_now()) + wait - deadline  # the deadline moves on only if nobody else moved it meanwhile
+        if storage.incr(until, FAILURES_KEPT_SECONDS, amount=step) == deadline + step:
+            return
+        storage.incr(until, FAILURES_KEPT_SECONDS, amount=-step)
+    attempts.give_back(failures, seconds=FAILURES_KEPT_SECONDS)
+    raise TooManyAttempts(max(math.ceil(storage.get(until) - _now()), 1))
 
 
 def clear(username: str) -> None:
@@ -78,8 +81,9 @@ def clear(username: str) -> None:
     limiter.storage.clear(_key("until", username))
 
 
-def _count_towards_alarm() -> None:
-    """Log one WARNING in a minute whose failed sign-ins (all users) pass `LOGIN_FAILURE_ALERT_PER_MINUTE`."""
+def record_failure() -> None:
+    """Count a failed sign-in towards the spike alarm (`claim` counted it against the username already): one WARNING
+    in a minute whose failed sign-ins (all users) pass `LOGIN_FAILURE_ALERT_PER_MINUTE`."""
     threshold = current_app.config["LOGIN_FAILURE_ALERT_PER_MINUTE"]
     minute = int(_now() // 60)
     if limiter.storage.incr(f"signin:failures-in-minute:{minute}", 120) == threshold + 1:

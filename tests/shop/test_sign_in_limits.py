@@ -1,9 +1,12 @@
-"""Failed sign-ins: the per-address limit (not dodged with X-Forwarded-For), the per-username backoff, the alarm."""
+"""Failed sign-ins: the per-address limit (not dodged with X-Forwarded-For), the per-username backoff, the alarm,
+and parallel bursts that must not slip past either."""
 from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -47,6 +50,29 @@ def proxied_client(sqlite_template, tmp_path):
         db.engine.dispose()
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def limits_app(request):
+    """The app with its limiter in process memory (the embedded default) and in Redis (production)."""
+    return request.getfixturevalue("app" if request.param == "memory" else "redis_app")
+
+
+def burst(app, attempts: list[tuple[str, str, str]]) -> Counter:
+    """POST each (username, password, address) from its own thread, released together; the statuses counted."""
+    barrier, statuses = threading.Barrier(len(attempts)), []
+
+    def run(username, password, address):
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(attempt(client, username, password, address=address).status_code)
+
+    threads = [threading.Thread(target=run, args=args) for args in attempts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return Counter(statuses)
+
+
 def test_successes_do_not_count_but_failures_from_one_address_are_limited(client):
     user = UserFactory()
     db.session.commit()
@@ -72,6 +98,18 @@ def test_behind_one_trusted_proxy_the_address_it_appended_is_limited(proxied_cli
     assert statuses == [401] * 5 + [429]
     other_client = attempt(proxied_client, "someone-else", address=proxy, forwarded_for="203.0.113.7, 198.51.100.2")
     assert_error(other_client, 401, "invalid_credentials")
+
+
+def test_a_parallel_burst_of_wrong_passwords_from_one_address_gets_five_checked(limits_app):
+    statuses = burst(limits_app, [(f"someone{n}", "wrong password", "192.0.2.1") for n in range(16)])
+    assert statuses == Counter({401: 5, 429: 11})
+
+
+def test_a_parallel_burst_against_one_username_gets_three_checked_before_the_backoff(limits_app, clock):
+    """The clock is frozen: on a slow machine the burst may outlast the 1 s wait, and a fourth attempt is then fair."""
+    limits_app.config["LOGIN_RATE_LIMIT"] = "100 per minute"  # only the backoff stands in the way
+    statuses = burst(limits_app, [("nobody-here", "wrong password", "192.0.2.1") for _ in range(16)])
+    assert statuses == Counter({401: 3, 429: 13})
 
 
 @pytest.mark.parametrize("known", [True, False])

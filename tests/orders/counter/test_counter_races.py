@@ -1,5 +1,6 @@
 """Counter sales racing on SQLite and PostgreSQL: resends of one till key from several clerks are one sale (or one
-conflict); concurrent sales of the last units never oversell; a shift closing under them counts every sale."""
+conflict); concurrent sales of the last units never oversell; a shift closing under them counts every sale; a burst of
+wrong pickup codes gets no more checked than the limit allows."""
 from __future__ import annotations
 
 import threading
@@ -12,7 +13,7 @@ from catalog import inventory
 from catalog.models import Stock
 from orders.models import Order, OutboxEvent, SaleConflict
 from shop.db import db, utcnow
-from tests.orders.counter.conftest import clerk, make_counter, sale_body
+from tests.orders.counter.conftest import clerk, make_counter, paid_pickup_order, sale_body
 
 
 def _post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list:
@@ -115,3 +116,15 @@ def test_a_shift_closing_while_clerks_sell_counts_every_sale_it_took(racing_app)
     assert len(sold) + len(refused) == 6 and set(refused) <= {"shift_closed"}
     cash = next(m for m in report["methods"] if m["method"] == "cash")
     assert cash["sales_fen"] == sum(sale["total_fen"] for sale in sold)
+
+
+def test_a_parallel_burst_of_wrong_pickup_codes_gets_ten_checked(racing_app):
+    counter = make_counter()
+    paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+    staff = clerk(counter.store)
+    url = f"/api/v1/stores/{counter.store.id}/pickups"
+
+    results = _post_together(racing_app, url, [(staff, {"pickup_code": f"{n:06d}"}) for n in range(24)])
+
+    assert Counter(status for status, _ in results) == Counter({409: 10, 429: 14})
+    assert racing_app.test_client().post(url, json={"pickup_code": "123456"}, headers=staff).status_code == 429
