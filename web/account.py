@@ -10,7 +10,7 @@ from shop.auth.schemas import RegisterRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit
 from shop.errors import AppError, ShopCode, Unauthorized
-from shop.extensions import limiter
+from shop.extensions import client_address, limiter
 from web.pages import page_blueprint, safe_next, sign_in_session, web_user
 
 bp = page_blueprint("account", __name__)
@@ -35,7 +35,7 @@ def login():
         return render_template("web/login.html", next_url=next_url)
     username = _field("username")
     try:
-        user = service.check_credentials(username=username, password=_field("password"))
+        user = service.check_credentials(username=username, password=_field("password"), address=client_address())
     except Unauthorized:
         return render_template("web/login.html", next_url=next_url, username=username,
                                error="用户名或密码错误。"), 401

@@ -10,7 +10,7 @@ from shop.auth.schemas import RegisterRequest, TokenOut, TokenRequest, UserCreat
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.extensions import limiter
+from shop.extensions import client_address, limiter
 from shop.pagination import page_schema
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in and users")
@@ -37,7 +37,7 @@ login_limit = failure_limit(_login_limit, scope="sign-in", counts=_failed)
 @blp.doc(security=[])
 def issue_token(credentials):
     """Exchange a username and password for a bearer token."""
-    user, token, expires_at = service.sign_in(**credentials)
+    user, token, expires_at = service.sign_in(address=client_address(), **credentials)
     commit()
     return {"access_token": token, "role": user.role, "expires_at": expires_at}
 

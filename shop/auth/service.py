@@ -1,6 +1,7 @@
 """Users: sign-in, consumer registration and the admin's user management."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from flask import current_app
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from shop.auth import throttle
 from shop.auth.models import User
 from shop.auth.security import hash_password, issue_token, verify_password
-from shop.db import db, lock_on_sqlite, utcnow
+from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, NotFound, ShopCode, Unauthorized, ValidationError
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
@@ -27,23 +28,24 @@ def find_user(*, username: str) -> User | None:
     return db.session.scalar(select(User).where(User.username == normalise_username(username)))
 
 
-def check_credentials(*, username: str, password: str) -> User:
+def check_credentials(*, username: str, password: str, address: str) -> User:
     """The active user these credentials name; the same error for unknown users and bad passwords;
-    `TooManyAttempts` while the username waits out its backoff (API tokens and page sign-ins alike)."""
+    `TooManyAttempts` while the username waits out its backoff at the client's `address` (API tokens and page
+    sign-ins alike)."""
     username = normalise_username(username)
-    throttle.claim(username)
+    throttle.claim(username, address)
     user = find_user(username=username)
     if not verify_password(user.password_hash if user else None, password) or not user.active:
         throttle.record_failure()
         raise Unauthorized("Wrong username or password.", code=ShopCode.INVALID_CREDENTIALS)
-    throttle.clear(username)
+    throttle.clear(username, address)
     user.last_login_at = utcnow()
     return user
 
 
-def sign_in(*, username: str, password: str) -> tuple[User, str, datetime]:
-    """Check credentials and issue a bearer token."""
-    user = check_credentials(username=username, password=password)
+def sign_in(*, username: str, password: str, address: str) -> tuple[User, str, datetime]:
+    """Check credentials (from the client's `address`) and issue a bearer token."""
+    user = check_credentials(username=username, password=password, address=address)
     token, expires_at = issue_token(user)
     return user, token, expires_at
 
@@ -119,8 +121,9 @@ def _check_may_disable(user: User, actor: User | None) -> None:
 
 def update_user(*, user_id: int, active: bool | None = None, password: str | None = None,
                 actor: User | None = None) -> User:
-    """Disable/enable a user or reset its password; either revokes the user's tokens. `actor`, the admin making the
-    change, may not disable themselves, and nobody the last active admin."""
+    """Disable/enable a user or reset its password; either revokes the user's tokens, and a new password lifts the
+    user's sign-in backoff at every address once committed. `actor`, the admin making the change, may not disable
+    themselves, and nobody the last active admin."""
     user = get_user(user_id)
     if active is False and user.active:
         _check_may_disable(user, actor)
@@ -130,15 +133,15 @@ def update_user(*, user_id: int, active: bool | None = None, password: str | Non
     if password is not None:
         user.password_hash = hash_password(password)
         user.token_version += 1
+        after_commit(functools.partial(throttle.clear_everywhere, user.username))
     db.session.flush()
     return user
 
 
 def reset_password(*, username: str, password: str) -> User:
-    """An operator sets a user's password: old tokens die and any sign-in backoff is lifted."""
+    """An operator sets a user's password: old tokens die and any sign-in backoff is lifted (`update_user`)."""
     user = find_user(username=username)
     if user is None:
         raise NotFound("No user with that username.", code=ShopCode.USER_NOT_FOUND)
     update_user(user_id=user.id, password=password)
-    throttle.clear(user.username)
     return user

@@ -1,13 +1,14 @@
-"""Failed sign-ins slow down per username, with exponential backoff; a spike across all users is logged.
+"""Failed sign-ins slow down per username and client address, with exponential backoff; a spike across all users is
+logged.
 
-After `FREE_FAILURES` failures in a row, a username waits 1 s, 2 s, 4 s … (at most
-`LOGIN_BACKOFF_MAX_SECONDS`) after each further failure before it may try again; a success
-clears it. Each attempt counts as a failure before its password is checked (`shop.attempts`),
-and one past the free failures must also move the username's deadline on with one atomic
-increment, which only one of several parallel attempts can do: a burst gets no more passwords
-checked than attempts made one after another would. Counters live in the rate limiter's storage,
-so every process shares them when `REDIS_URL` is set (in-process memory in the embedded mode);
-keys hold a digest of the username, never the username. The per-address limit is `LOGIN_RATE_LIMIT`.
+After `FREE_FAILURES` failures in a row of a username from one address, that address waits 1 s, 2 s, 4 s … (at most
+`LOGIN_BACKOFF_MAX_SECONDS`) after each further failure before it may try the username again; a success from there
+clears it, a password change clears it from every address. So someone guessing elsewhere never keeps the owner out
+(the per-address limit `LOGIN_RATE_LIMIT` and the spike alarm watch the guessing). Each attempt counts as a failure
+before its password is checked (`shop.attempts`), and one past the free failures must also move the deadline on with
+one atomic increment, which only one of several parallel attempts can do: a burst gets no more passwords checked than
+attempts made one after another would. Counters live in the rate limiter's storage, so every process shares them when
+`REDIS_URL` is set (in-process memory in the embedded mode); keys hold a digest, never the username or the address.
 """
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ log = logging.getLogger(__name__)
 
 FREE_FAILURES = 3
 FAILURES_KEPT_SECONDS = 24 * 3600  # a failure streak is forgotten a day after it began
+_CHANGE_KEPT_SECONDS = FAILURES_KEPT_SECONDS + 60  # outlives every streak begun before the change
 
 
 class TooManyAttempts(AppError):
-    """A username is waiting out its sign-in backoff."""
+    """A username is waiting out its sign-in backoff at this address."""
 
     status, code = 429, ShopCode.TOO_MANY_ATTEMPTS
 
@@ -45,9 +47,16 @@ def _now() -> float:
     return time.time()
 
 
-def _key(kind: str, username: str) -> str:
-    """A storage key for `username` that does not contain it."""
-    return f"signin:{kind}:{hashlib.sha256(username.encode()).hexdigest()[:32]}"
+def _digest(*parts: object) -> str:
+    """A digest of `parts` for storage keys, which never hold a username or an address."""
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def _keys(username: str, address: str) -> tuple[str, str]:
+    """The failure count and deadline keys of `username` at `address`, new after each password change."""
+    changed = limiter.storage.get(f"signin:changed:{_digest(username)}")
+    streak = _digest(changed, username, address)
+    return f"signin:failures:{streak}", f"signin:until:{streak}"
 
 
 def backoff_seconds(failures: int) -> int:
@@ -57,14 +66,14 @@ def backoff_seconds(failures: int) -> int:
     return min(2 ** min(failures - FREE_FAILURES, 32), current_app.config["LOGIN_BACKOFF_MAX_SECONDS"])
 
 
-def claim(username: str) -> None:
-    """Count an attempt on `username` as a failure before its password is checked (a success clears it);
-    `TooManyAttempts`, counting nothing, while it waits out its backoff or a parallel attempt took the turn."""
-    failures = _key("failures", username)
+def claim(username: str, address: str) -> None:
+    """Count an attempt on `username` from `address` as a failure before its password is checked (a success clears
+    it); `TooManyAttempts`, counting nothing, while it waits out its backoff or a parallel attempt took the turn."""
+    failures, until = _keys(username, address)
     wait = backoff_seconds(attempts.claim(failures, seconds=FAILURES_KEPT_SECONDS))
     if not wait:
         return
-    storage, until = limiter.storage, _key("until", username)
+    storage = limiter.storage
     deadline = storage.get(until)
     if deadline <= _now():
         step = math.ceil(_now()) + wait - deadline  # the deadline moves on only if nobody else moved it meanwhile
@@ -75,10 +84,17 @@ def claim(username: str) -> None:
     raise TooManyAttempts(max(math.ceil(storage.get(until) - _now()), 1))
 
 
-def clear(username: str) -> None:
-    """Forget `username`'s failures and wait (after a success or a password reset)."""
-    limiter.storage.clear(_key("failures", username))
-    limiter.storage.clear(_key("until", username))
+def clear(username: str, address: str) -> None:
+    """Forget the failures and wait of `username` at `address` (after a success from there)."""
+    for key in _keys(username, address):
+        limiter.storage.clear(key)
+
+
+def clear_everywhere(username: str) -> None:
+    """Forget `username`'s failures and waits at every address (after a password change): its keys start anew."""
+    changed = f"signin:changed:{_digest(username)}"
+    limiter.storage.clear(changed)
+    limiter.storage.incr(changed, _CHANGE_KEPT_SECONDS, amount=math.ceil(_now()))
 
 
 def record_failure() -> None:
