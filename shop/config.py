@@ -142,6 +142,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "5 per minute"),
+        "AUTH_RATE_LIMIT": env.get("AUTH_RATE_LIMIT", "30 per minute"),
         "LOGIN_BACKOFF_MAX_SECONDS": _int(env, "LOGIN_BACKOFF_MAX_SECONDS", 15 * 60, minimum=1),
         "LOGIN_FAILURE_ALERT_PER_MINUTE": _int(env, "LOGIN_FAILURE_ALERT_PER_MINUTE", 100, minimum=1),
         "TRUSTED_PROXY_HOPS": _int(env, "TRUSTED_PROXY_HOPS", 0),

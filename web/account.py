@@ -1,11 +1,11 @@
-"""Sign-in, sign-out and consumer registration pages (the same services, throttle and rate limit as the API)."""
+"""Sign-in, sign-out and consumer registration pages (the same services, throttle and rate limits as the API)."""
 from __future__ import annotations
 
 from flask import redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
 
 from shop.auth import service
-from shop.auth.api import login_limit
+from shop.auth.api import auth_limit, login_limit
 from shop.auth.schemas import RegisterRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit
@@ -24,6 +24,7 @@ def _field(name: str) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@auth_limit
 @login_limit
 def login():
     """The sign-in form; on success a fresh session and the user's home page (or the page they came from)."""
@@ -60,6 +61,7 @@ def logout():
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@auth_limit
 @limiter.limit("20 per hour", methods=["POST"])
 def register():
     """Consumer registration by mobile number and password; signed in at once."""

@@ -21,6 +21,11 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
+def _auth_limit() -> str:
+    """The configured limit on all sign-ins and registrations."""
+    return current_app.config["AUTH_RATE_LIMIT"]
+
+
 def _failed(response) -> bool:
     """Only failed sign-ins count against the per-address limit (per username: `shop.auth.throttle`)."""
     return response.status_code == 401
@@ -28,9 +33,12 @@ def _failed(response) -> bool:
 
 # one budget of failed sign-ins per address, shared by the token route and the sign-in page
 login_limit = failure_limit(_login_limit, scope="sign-in", counts=_failed)
+# and one of all sign-ins and registrations per address, right or wrong, routes and pages alike: each hashes a password
+auth_limit = limiter.shared_limit(_auth_limit, scope="password-hashing", methods=["POST"])
 
 
 @blp.route("/auth/token", methods=["POST"])
+@auth_limit
 @login_limit
 @blp.arguments(TokenRequest)
 @blp.response(200, TokenOut)
@@ -43,6 +51,7 @@ def issue_token(credentials):
 
 
 @blp.route("/auth/register", methods=["POST"])
+@auth_limit
 @limiter.limit("20 per hour")
 @blp.arguments(RegisterRequest)
 @blp.response(201, UserOut)

@@ -113,14 +113,32 @@ def test_a_parallel_burst_against_one_username_gets_three_checked_before_the_bac
     assert statuses == Counter({401: 3, 429: 13})
 
 
+def test_right_passwords_and_registrations_from_one_address_share_one_limit(app, client):
+    user = UserFactory()
+    db.session.commit()
+    limit = int(app.config["AUTH_RATE_LIMIT"].split()[0])
+    registered = client.post("/api/v1/auth/register", json={"phone": "13912345678", "password": "long enough pw"},
+                             environ_base={"REMOTE_ADDR": "192.0.2.1"})
+    signed_in = [attempt(client, user.username, DEFAULT_PASSWORD).status_code for _ in range(limit - 1)]
+
+    assert registered.status_code == 201 and signed_in == [200] * (limit - 1)
+    refused = attempt(client, user.username, DEFAULT_PASSWORD)
+    assert f"{limit} per 1 minute" in assert_error(refused, 429, "rate_limited")["message"]
+    assert int(refused.headers["Retry-After"]) > 0
+    again = client.post("/api/v1/auth/register", json={"phone": "13912345679", "password": "long enough pw"},
+                        environ_base={"REMOTE_ADDR": "192.0.2.1"})
+    assert_error(again, 429, "rate_limited")
+    assert attempt(client, user.username, DEFAULT_PASSWORD, address="192.0.2.2").status_code == 200
+
+
 @pytest.fixture
-def many_failures_allowed(app):
-    """A per-address limit the backoff tests do not reach (they fail dozens of times from one address)."""
-    app.config["LOGIN_RATE_LIMIT"] = "1000 per minute"
+def many_attempts_allowed(app):
+    """Per-address limits the backoff tests do not reach (they try dozens of times from one address)."""
+    app.config.update(LOGIN_RATE_LIMIT="1000 per minute", AUTH_RATE_LIMIT="1000 per minute")
 
 
 @pytest.mark.parametrize("known", [True, False])
-def test_failures_per_username_back_off_exponentially_up_to_the_cap(client, clock, many_failures_allowed, known):
+def test_failures_per_username_back_off_exponentially_up_to_the_cap(client, clock, many_attempts_allowed, known):
     username = UserFactory().username if known else "nobody-here"
     db.session.commit()
     for _ in range(3):
@@ -138,7 +156,7 @@ def test_failures_per_username_back_off_exponentially_up_to_the_cap(client, cloc
     assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
 
 
-def test_a_success_resets_the_backoff(client, clock, many_failures_allowed):
+def test_a_success_resets_the_backoff(client, clock, many_attempts_allowed):
     user = UserFactory()
     db.session.commit()
     for wait_after in (0, 0, 1, 2, 0):  # five failures, each after the previous wait
@@ -161,7 +179,7 @@ def test_one_username_waiting_does_not_slow_down_another(client, clock):
     assert attempt(client, other.username, DEFAULT_PASSWORD).status_code == 200
 
 
-def test_failures_from_elsewhere_never_lock_the_owner_out(client, clock, many_failures_allowed):
+def test_failures_from_elsewhere_never_lock_the_owner_out(client, clock, many_attempts_allowed):
     admin = UserFactory(role="admin")
     db.session.commit()
     for attacker in ("203.0.113.9", "198.51.100.7"):

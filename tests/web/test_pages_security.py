@@ -26,6 +26,12 @@ def _sign_in(client, user) -> object:
                                        "csrf_token": _csrf(client)})
 
 
+def _register(client, phone: str) -> object:
+    """Post the registration form for `phone`."""
+    return client.post("/register", data={"phone": phone, "password": "long enough pw",
+                                          "password_again": "long enough pw", "csrf_token": _csrf(client, "/register")})
+
+
 def test_sign_in_sets_an_httponly_samesite_session_cookie_and_goes_to_the_role_home(client):
     clerk = UserFactory(role="consumer")
     db.session.commit()
@@ -122,6 +128,19 @@ def test_failed_page_sign_ins_share_the_api_limit(app, client):
     response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
                                            "csrf_token": _csrf(client)})
     assert response.status_code == 429
+
+
+def test_page_sign_ins_and_registrations_share_the_apis_limit_on_every_attempt(app, client):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    limit = int(app.config["AUTH_RATE_LIMIT"].split()[0])
+    for _ in range(limit - 2):
+        client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+
+    assert _sign_in(client, user).status_code == 302
+    assert _register(app.test_client(), "13912345678").status_code == 302
+    assert _sign_in(app.test_client(), user).status_code == 429
+    assert _register(app.test_client(), "13912345679").status_code == 429
 
 
 def test_a_session_cookie_copied_before_sign_out_no_longer_signs_in(app, client):
