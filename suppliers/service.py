@@ -17,13 +17,13 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from shop import crypto
+from shop.attempts import claim, give_back
 from shop.auth.models import User
 from shop.caching import invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.config import ConfigError
 from shop.db import db, lock_on_sqlite, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
-from shop.extensions import limiter
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
 from shop.regions.service import is_recipient_county, region_named
@@ -212,12 +212,12 @@ def id_number_probe() -> Iterator[None]:
         yield
         return
     key, hour = f"id-number-probes:{user.id}:{int(time.time() // 3600)}", 3600
-    if limiter.storage.incr(key, hour) > ID_NUMBER_PROBES_PER_HOUR:
+    if claim(key, seconds=hour) > ID_NUMBER_PROBES_PER_HOUR:
         log.warning("user %s used up its ID-number look-ups for this hour", user.id)
         raise AppError("Too many ID numbers that match no household you may link, or one already registered: try "
                        "again in an hour, or ask an admin.", code=SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED, status=429)
     yield
-    limiter.storage.incr(key, hour, amount=-1)
+    give_back(key, seconds=hour)
 
 
 def _household_by_hash(id_hash: str) -> Household | None:
