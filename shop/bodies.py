@@ -91,6 +91,12 @@ def _declared_bodies(app: Flask) -> set[str]:
     return {parameter["in"] for parameter in parameters} & _BODY_LOCATIONS
 
 
+def _unsupported(expected: str) -> Response:
+    """The 415 of a body in another media type than the route takes."""
+    return error_response(415, ShopCode.UNSUPPORTED_MEDIA_TYPE, f"Send the body as {expected}.",
+                          {"content_type": request.mimetype})
+
+
 def check_body(app: Flask) -> Response | None:
     """The error answer of an API request whose body breaks the rules above, or None."""
     if (not request.path.startswith("/api/") or request.method not in JSON_BODY_METHODS
@@ -98,12 +104,13 @@ def check_body(app: Flask) -> Response | None:
         return None
     declared = _declared_bodies(app)
     expected = "multipart/form-data" if "files" in declared else "application/json"
-    if request.mimetype != expected:
-        return error_response(415, ShopCode.UNSUPPORTED_MEDIA_TYPE, f"Send the body as {expected}.",
-                              {"content_type": request.mimetype})
     if expected != "application/json":
-        return None
+        return None if request.mimetype == expected else _unsupported(expected)
     data = request.get_data(cache=True)
+    if not data:  # chunks of nothing: no body, as with Content-Length: 0
+        return None
+    if request.mimetype != expected:
+        return _unsupported(expected)
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(data) >= limit:
         raise RequestEntityTooLarge()  # chunks are cut at the limit, not refused: what was cut is too large

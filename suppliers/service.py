@@ -24,6 +24,7 @@ from shop.changes import UNSET, Changes
 from shop.config import ConfigError
 from shop.db import db, lock_on_sqlite, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
+from shop.extensions import limiter
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
 from shop.regions.service import is_recipient_county, region_named
@@ -200,6 +201,12 @@ ID_NUMBER_PROBES_PER_HOUR = 10  # answers that tell a non-admin whether an ID nu
 log = logging.getLogger(__name__)
 
 
+def _probe_key() -> str | None:
+    """The key of this hour's ID-number look-ups of the requesting user; None for admins, the CLI and the demo."""
+    user = g.get("user")
+    return None if user is None or user.role == "admin" else f"id-number-probes:{user.id}:{int(time.time() // 3600)}"
+
+
 @contextmanager
 def id_number_probe() -> Iterator[None]:
     """Around a comparison of a typed ID number with the registered ones: each answer tells whether a guessed number
@@ -207,17 +214,24 @@ def id_number_probe() -> Iterator[None]:
     get only ID_NUMBER_PROBES_PER_HOUR answers that register or link nothing. The attempt is counted before comparing
     (parallel requests cannot overrun the budget) and given back when it registers or links the household;
     `id_number_lookups_exhausted` 429 beyond it."""
-    user = g.get("user")  # None for the CLI and the demo seeder
-    if user is None or user.role == "admin":
+    key = _probe_key()
+    if key is None:
         yield
         return
-    key, hour = f"id-number-probes:{user.id}:{int(time.time() // 3600)}", 3600
-    if claim(key, seconds=hour) > ID_NUMBER_PROBES_PER_HOUR:
-        log.warning("user %s used up its ID-number look-ups for this hour", user.id)
+    if claim(key, seconds=3600) > ID_NUMBER_PROBES_PER_HOUR:
+        log.warning("user %s used up its ID-number look-ups for this hour", g.user.id)
         raise AppError("Too many ID numbers that match no household you may link, or one already registered: try "
                        "again in an hour, or ask an admin.", code=SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED, status=429)
     yield
-    give_back(key, seconds=hour)
+    give_back(key, seconds=3600)
+
+
+def _forgive_earlier_probe() -> None:
+    """A household linked by its code and ID number: the `household_exists` answer that led there (register, then
+    link, as that answer says) is given back too, so onboarding households of other co-ops costs nothing."""
+    key = _probe_key()
+    if key is not None and (limiter.storage.get(key) or 0) > 1:  # called within this link's own probe: one is its
+        give_back(key, seconds=3600)
 
 
 def _household_by_hash(id_hash: str) -> Household | None:
@@ -225,13 +239,21 @@ def _household_by_hash(id_hash: str) -> Household | None:
     return db.session.scalar(select(Household).where(Household.id_number_hash == id_hash))
 
 
+def _code_taken(*, county_code: str, code: str) -> Conflict | None:
+    """The conflict of a registry code already used in the county, if it is."""
+    taken = select(Household.id).where(Household.county_code == county_code, Household.code == code)
+    if db.session.scalar(taken) is None:
+        return None
+    return Conflict("This registry code is already used in the county.", code=SupplierCode.HOUSEHOLD_CODE_TAKEN,
+                    details={"code": [code], "county_code": [county_code]})
+
+
 def _duplicate_error(*, id_hash: str, county_code: str, code: str) -> Conflict | None:
     """The conflict a new household would cause: its registry code is taken, or else its person is (checked last,
     so that a taken code never tells whether an ID number is registered)."""
-    taken = select(Household.id).where(Household.county_code == county_code, Household.code == code)
-    if db.session.scalar(taken) is not None:
-        return Conflict("This registry code is already used in the county.", code=SupplierCode.HOUSEHOLD_CODE_TAKEN,
-                        details={"code": [code], "county_code": [county_code]})
+    taken = _code_taken(county_code=county_code, code=code)
+    if taken:
+        return taken
     if _household_by_hash(id_hash) is not None:
         return Conflict("A household with this ID number is already registered. Link it to your "
                         "supplier with POST /api/v1/suppliers/<id>/benefit-links, giving its registry "
@@ -264,6 +286,9 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     number = normalise_id_number(id_number, today=date.today())
     account = normalise_bank_account(bank_account) if bank_account else None
     id_hash = crypto.lookup_hash(number)
+    taken = _code_taken(county_code=county_code, code=code)
+    if taken:  # decided before the person is looked at: it tells nothing about the ID number, and costs nothing
+        raise taken
     with id_number_probe():
         household = _new_household(supplier=supplier, id_hash=id_hash, county_code=county_code, code=code,
                                    number=number, account=account, head_name=head_name, village=village,
@@ -391,6 +416,7 @@ def _household_to_link(*, supplier_id: int, household_code: str, id_number: str 
                 household = None
                 if candidate is not None and candidate.code == normalise_identifier(household_code):
                     _link_supplier(supplier_id=supplier_id, household=candidate)
+                    _forgive_earlier_probe()
                     household = candidate
             if household is None:
                 raise _no_household_to_link()
@@ -416,7 +442,8 @@ def _not_before_attributed_sales(supplier_id: int, field: str, first_date: date)
         raise Conflict(f"Sales of this supplier were attributed up to {last_sale.isoformat()}: a dividend link can "
                        f"change the shares from {(last_sale + timedelta(days=1)).isoformat()} on.",
                        code=SupplierCode.BENEFIT_LINK_BACKDATED,
-                       details={field: [f"Must be after {last_sale.isoformat()}."],
+                       details={field: [f"Must be after {last_sale.isoformat()}." if field == "valid_from" else
+                                        f"Must not be before {last_sale.isoformat()}."],
                                 "last_sale_date": last_sale.isoformat()})
 
 

@@ -14,9 +14,11 @@ import io
 import itertools
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
+from shop.clock import today
 from tests.contract.conftest import ROLES
 from tests.suppliers.factories import household_payload, make_id_number
 
@@ -44,9 +46,10 @@ def _household_body(world, kind):
 
 
 def _dividend_link_body(world, kind):
-    """A dividend grant (may overlap) for a household the supplier already works with."""
+    """A dividend grant (may overlap) for a household the supplier already works with, from tomorrow (the world has
+    sales today, and a dividend link never changes the shares of a day already sold)."""
     return {"household_code": world.ids["household_code"][kind], "kind": "dividend", "shares": 1,
-            "valid_from": "2026-02-01"}
+            "valid_from": (today() + timedelta(days=1)).isoformat()}
 
 
 def _sale_body(world, kind):

@@ -103,6 +103,8 @@ def test_a_route_that_takes_no_body_refuses_one(client):
     response = send(client, "/api/v1/orders/1/cancel", '{"evil": [1]}')
     assert assert_error(response, 422, "validation_error")["details"] == {"evil": ["Unknown field."]}
     assert send(client, "/api/v1/orders/1/cancel", "{}").status_code == 401  # an empty object is no body
+    for content_type in ("application/json", ""):  # nothing sent in chunks is no body either
+        assert send(client, "/api/v1/orders/1/cancel", "", content_type, chunked=True).status_code == 401
 
 
 @pytest.fixture

@@ -115,3 +115,22 @@ def test_links_and_registrations_that_succeed_use_none_of_the_budget(client, sup
         registered = client.post(f"/api/v1/suppliers/{other_supplier.id}/households", headers=other_coop,
                                  json=household_payload())
         assert (linked.status_code, registered.status_code) == (201, 201)
+
+
+def test_registering_then_linking_as_the_answer_says_uses_none_of_the_budget(client, supplier, other_supplier,
+                                                                             other_coop):
+    """Onboarding a dozen households another co-op registered: a taken code says nothing about the person, and an
+    "already registered" answer followed by the link it asks for is given back."""
+    for n in range(12):
+        household = HouseholdFactory(supplier=supplier, county_code=other_supplier.county_code)
+        db.session.commit()
+        by_code = client.post(f"/api/v1/suppliers/{other_supplier.id}/households", headers=other_coop,
+                              json=household_payload(code=household.code, id_number=household.id_number))
+        assert by_code.json["error"]["code"] == "household_code_taken", n
+        exists = client.post(f"/api/v1/suppliers/{other_supplier.id}/households", headers=other_coop,
+                             json=household_payload(code=f"NEW-{n}", id_number=household.id_number))
+        assert exists.json["error"]["code"] == "household_exists", n
+        linked = client.post(f"/api/v1/suppliers/{other_supplier.id}/benefit-links", headers=other_coop,
+                             json={"household_code": household.code, "id_number": household.id_number,
+                                   "kind": "purchase", "valid_from": "2026-02-01"})
+        assert linked.status_code == 201, (n, linked.json)

@@ -73,7 +73,7 @@ def test_an_approval_resent_with_its_idempotency_key_gets_the_same_answer_and_on
     asked = _ask(client, sold["consumer"], order)
     headers = {**sold["clerk"], "Idempotency-Key": "approve-1"}
     first = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=headers, json={})
-    again = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=headers, json={})
+    again = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=headers)  # `{}` is no body
     assert first.status_code == again.status_code == 200 and again.json == first.json
     assert again.headers["Idempotent-Replayed"] == "true"
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
