@@ -361,8 +361,11 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
             sheet.error(number, key, exc.code, **exc.params)
             ok = False
     codes = {key: normalise_identifier(normalise(values.get(key)), case="upper") for key in IDENTIFIERS}
-    if codes["lot_code"] and (not LOT_CODE.match(codes["lot_code"]) or holds_personal_number(codes["lot_code"])):
+    if codes["lot_code"] and not LOT_CODE.match(codes["lot_code"]):
         sheet.error(number, "lot_code", "invalid_lot_code", value=excerpt(codes["lot_code"]))
+        codes["lot_code"], ok = "", False
+    elif holds_personal_number(codes["lot_code"]):
+        sheet.error(number, "lot_code", "personal_number_in_code")
         codes["lot_code"], ok = "", False
     texts: dict[str, str | None] = {}
     for key, limit in TEXTS.items():

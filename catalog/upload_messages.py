@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 
+from shop.fields import mask_personal_numbers
+
 # 11 or more digits, maybe grouped by spaces, and an ID number's final X: a phone, an ID or a bank card number.
-# Dashes do not join groups, so a lot code with a date in it ("ZJ-2026-09-03-001") is still quoted.
+# Dashes do not join these groups, so a lot code with a date in it ("ZJ-2026-09-03-001") is still quoted; a phone or
+# ID number grouped by dashes or dots is masked by `mask_personal_numbers`.
 PERSONAL_NUMBER = re.compile(r"\d(?:\s?\d){10,}(?:\s?[Xx])?")
 HIDDEN = "***"
 
@@ -60,6 +63,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "quantity_too_large": ("{value} is more than {limit:,} units.", "{value} 超过了 {limit:,} 个单位的上限。"),
     "invalid_lot_code": ("{value!r} is not a lot code (letters, digits, '.', '_' and '-').",
                          "“{value}”不是有效的批次号（只能用字母、数字和“.”“_”“-”）。"),
+    "personal_number_in_code": ("A lot code must not hold an ID or phone number: it is shown unmasked.",
+                                "批次号不能含有身份证号或手机号（批次号会公开显示）。"),
     "control_characters": ("Must not contain control characters.", "不能含有控制字符。"),
     "text_too_long": ("Longer than {limit} characters.", "超过 {limit} 个字符。"),
     # one row against the catalog and the co-op's households
@@ -89,8 +94,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 
 def hide_personal_numbers(text: str) -> str:
-    """`text` with each run of digits that may be a phone, ID or bank card number replaced by HIDDEN."""
-    return PERSONAL_NUMBER.sub(HIDDEN, text)
+    """`text` with each run of digits that may be a phone, ID or bank card number replaced by HIDDEN, and each group
+    of digits that is one however it is grouped (`138-0013-8000`)."""
+    return mask_personal_numbers(PERSONAL_NUMBER.sub(HIDDEN, text), HIDDEN)
 
 
 def messages(code: str, **params) -> dict[str, str]:

@@ -65,14 +65,29 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
     return text
 
 
-_DIGIT_RUNS = re.compile(r"\d{11,}X?")
+_DIGIT_GROUPS = re.compile(r"\d(?:[\s._-]?\d)*(?:[\s._-]?[Xx])?")  # digits, maybe grouped: 138-0013-8000
+_GROUP_SEPARATORS = re.compile(r"[\s._-]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
+_TRUNK_PREFIXES = ("0086", "86", "0")
+
+
+def _is_personal_number(group: str) -> bool:
+    """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix) or holds a resident ID."""
+    digits = _GROUP_SEPARATORS.sub("", group).upper()
+    spellings = [digits] + [digits[len(prefix):] for prefix in _TRUNK_PREFIXES if digits.startswith(prefix)]
+    return (any(_MOBILE.fullmatch(spelling) for spelling in spellings)
+            or any(ric.is_valid(digits[start:start + 18]) for start in range(len(digits) - 17)))
 
 
 def holds_personal_number(code: str) -> bool:
-    """Whether a code holds a resident ID number or a mainland mobile number: codes are shown everywhere (trace
-    pages, statements, bank files) and never masked, so none may carry a person's number."""
-    return any(ric.is_valid(run) or _MOBILE.fullmatch(run) for run in _DIGIT_RUNS.findall(code))
+    """Whether a code holds a resident ID number or a mainland mobile number, however its digits are grouped: codes
+    are shown everywhere (trace pages, statements, bank files) and never masked, so none may carry a person's number."""
+    return any(_is_personal_number(group.group()) for group in _DIGIT_GROUPS.finditer(code))
+
+
+def mask_personal_numbers(text: str, mask: str = "***") -> str:
+    """`text` with every group of digits that is a person's number (`holds_personal_number`) replaced by `mask`."""
+    return _DIGIT_GROUPS.sub(lambda group: mask if _is_personal_number(group.group()) else group.group(), text)
 
 
 def no_personal_number(code: str) -> None:

@@ -156,6 +156,13 @@ def test_free_text_cells_follow_the_apis_text_rules(village, problem):
     assert problem in sheet.errors[0]["message"]
 
 
+def test_a_lot_code_holding_a_phone_number_is_refused_for_that_reason():
+    data = ("sku,lot_code,harvested_on,location,household_code,quantity\n"
+            "ZJ-KQM-1KG,LOT-C13800138000,2026-09-01,XC-WH,H-1,5\n").encode()
+    (error,) = read_sheet(data).errors
+    assert (error["row"], error["column"], error["code"]) == (2, "lot_code", "personal_number_in_code")
+
+
 def test_a_village_keeps_its_spelling_as_it_does_in_json():
     data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
             "ＺＪ-KQM-1KG,L1,2026-09-01,XC-WH,H-1,５,测试村３组\n").encode()

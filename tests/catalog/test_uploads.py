@@ -410,7 +410,8 @@ def test_a_faulty_gbk_file_from_excel_reports_each_problem_in_chinese_at_its_exc
 
 def test_row_errors_never_quote_what_may_be_a_phone_id_or_bank_card_number(client, world):
     a = world["codes"][0]
-    numbers = ["513431195102020013", "51343119510202001X", "6217513431000000001", "13912345678", "139 1234 5678"]
+    numbers = ["513431195102020013", "51343119510202001X", "6217513431000000001", "13912345678", "139 1234 5678",
+               "139-1234-5678", "139.1234.5678"]
     rows = [["ZJ-KQ-500", f"LOT-P{n}", "2026-09-03", "XC-WH", number, 4] for n, number in enumerate(numbers)]
     rows += [["ZJ-KQ-500", "LOT-PQ", "13912345678", "XC-WH", a, "6217 5134 3100 0000 001"],
              ["ZJ-KQ-500", "LOT-PD", "2026-09-03", "XC-WH", "DEMO-ZJ-009", 4]]
@@ -421,10 +422,10 @@ def test_row_errors_never_quote_what_may_be_a_phone_id_or_bank_card_number(clien
 
     assert shown["status"] == "failed" and shown["errors"] == stored[0]
     assert [(e["row"], e["column"], e["message"]) for e in stored[0]] == [
-        *[(row, "农户编号", "Unknown household *** for this co-operative.") for row in range(2, 7)],
-        (7, "采收日期", "'***' is not a date (write it like 2026-09-03)."),
-        (7, "交售数量", "'***' is not a positive whole number."),
-        (8, "农户编号", "Unknown household DEMO-ZJ-009 for this co-operative.")]
+        *[(row, "农户编号", "Unknown household *** for this co-operative.") for row in range(2, 9)],
+        (9, "采收日期", "'***' is not a date (write it like 2026-09-03)."),
+        (9, "交售数量", "'***' is not a positive whole number."),
+        (10, "农户编号", "Unknown household DEMO-ZJ-009 for this co-operative.")]
     assert stored[0][0]["message_zh"] == "本合作社没有编号为 *** 的农户。"
     assert headless.json["errors"][0] == {"row": 1, "column": "***", "code": "unknown_column",
                                           "message": "Unknown column '***'.",
