@@ -18,6 +18,7 @@ from shop.fields import (
     QueryBool,
     RateBp,
     Text,
+    WebLink,
     no_personal_number,
 )
 from shop.pagination import PageQuery
@@ -46,7 +47,7 @@ def _code(**kwargs) -> Identifier:
 
 def _images(**kwargs) -> fields.List:
     """Up to 20 http(s) image URLs."""
-    return fields.List(fields.Url(schemes={"https", "http"}, validate=validate.Length(max=MAX_IMAGE_URL)),
+    return fields.List(WebLink(max_length=MAX_IMAGE_URL),
                        validate=validate.Length(max=20), **kwargs)
 
 

@@ -96,13 +96,23 @@ def no_personal_number(code: str) -> None:
         raise ValidationError("A code must not hold an ID or phone number: it is shown unmasked.")
 
 
+def _is_control(char: str) -> bool:
+    """A control character, or a bidirectional override (which makes text read differently from what it says)."""
+    return unicodedata.category(char) == "Cc" or unicodedata.bidirectional(char) in _BIDI_CONTROLS
+
+
+def without_controls(text: str) -> str:
+    """`text` with its control characters and bidirectional overrides dropped (a name we keep but do not validate,
+    such as an uploaded file's)."""
+    return "".join(char for char in text if not _is_control(char))
+
+
 def clean_text(value: str, *, multiline: bool = False) -> str:
     """Free text trimmed of surrounding whitespace and invisible characters; `ValueError` if it holds
     control characters (other than newlines and tabs in multi-line text), bidirectional overrides (which make
     a name read differently from what it says: in a bank file, on a receipt) or nothing visible."""
     allowed = {"\n", "\t", "\r"} if multiline else set()
-    if any((unicodedata.category(char) == "Cc" and char not in allowed) or unicodedata.bidirectional(char)
-           in _BIDI_CONTROLS for char in value):
+    if any(_is_control(char) and char not in allowed for char in value):
         raise ValueError("Must not contain control characters.")
     start, end = 0, len(value)
     while start < end and (value[start].isspace() or _is_invisible(value[start])):
@@ -132,6 +142,20 @@ class Text(fields.String):
             return clean_text(text, multiline=self.multiline)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
+
+
+class WebLink(fields.Url):
+    """An http(s) link of at most `max_length` characters, without control characters or bidirectional overrides
+    (a link shown to staff must read as where it goes)."""
+
+    def __init__(self, *, max_length: int, **kwargs):
+        super().__init__(schemes={"https", "http"}, validate=validate.Length(max=max_length), **kwargs)
+        self.metadata.setdefault("maxLength", max_length)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and any(_is_control(char) for char in value):
+            raise ValidationError("Must not contain control characters.")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class Identifier(fields.String):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from orders.refunds.service import RefundRequest, refund_event_ids
-from shop.fields import Bool, Computed, Id, Quantity, Text
+from shop.fields import Bool, Computed, Id, Quantity, Text, WebLink
 
 MAX_LINES = 100
 
@@ -86,8 +86,7 @@ class AfterSalesCreate(Schema):
     lines = fields.List(fields.Nested(AfterSalesLineIn), required=True,
                         validate=validate.Length(min=1, max=MAX_LINES))
     reason = Text(required=True, max_length=500, multiline=True)
-    photo = fields.Url(load_default=None, schemes={"https", "http"}, validate=validate.Length(max=500),
-                       data_key="photo", attribute="photo_url")
+    photo = WebLink(max_length=500, load_default=None, data_key="photo", attribute="photo_url")
 
     @validates_schema
     def _once(self, data, **kwargs):

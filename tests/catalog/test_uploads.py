@@ -589,3 +589,8 @@ def test_a_date_outside_the_shops_range_is_a_row_error_in_both_languages(client,
          "0001-01-01 不在 2000-01-01 至 2099-12-31 之间。"),
         (3, "date_out_of_range", "2100-01-01 is not a date from 2000-01-01 to 2099-12-31.",
          "2100-01-01 不在 2000-01-01 至 2099-12-31 之间。")]
+
+
+def test_an_uploaded_files_name_is_kept_without_control_characters_or_overrides(client, world):
+    response = upload(client, world, csv_bytes([]), name="库存\u202egpj.csv")
+    assert response.status_code in (200, 202) and response.json["filename"] == "库存gpj.csv"

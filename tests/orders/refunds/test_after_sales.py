@@ -152,8 +152,9 @@ def test_delivery_orders_are_decided_by_admins_not_store_staff(client, sold):
                        json={"reason": "x"}).status_code == 404
 
 
-def test_a_photo_must_be_a_web_link(client, sold):
-    response = _ask(client, sold["consumer"], sold["order"](), photo="javascript:alert(1)")
+@pytest.mark.parametrize("photo", ["javascript:alert(1)", "http://\u202eexample.com/x", "https://a.example/\x00"])
+def test_a_photo_must_be_a_web_link_that_reads_as_where_it_goes(client, sold, photo):
+    response = _ask(client, sold["consumer"], sold["order"](), photo=photo)
 
     assert response.status_code == 422
     assert "photo" in response.json["error"]["details"]
