@@ -16,6 +16,7 @@ class CatalogCode(StrEnum):
     LOCATION_NOT_FOUND = "location_not_found"
     LOT_CODE_TAKEN = "lot_code_taken"
     LOT_NOT_FOUND = "lot_not_found"
+    LOT_NOT_HELD_HERE = "lot_not_held_here"
     LOT_QUANTITY_EXCEEDED = "lot_quantity_exceeded"
     PRODUCT_NOT_FOUND = "product_not_found"
     ORIGIN_ADMIN_ONLY = "origin_admin_only"

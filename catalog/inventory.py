@@ -494,8 +494,13 @@ def restock(*, location_id: int, lot_id: int, quantity: int) -> None:
 
 def adjust(*, location_id: int, lot_id: int, delta: int) -> None:
     """Change a lot's on-hand units at a location by `delta` (a count, a write-off, a find); never below
-    what is reserved (`below_reserved` 409) nor below zero, never above what the lot is missing (`restock`)."""
+    what is reserved (`below_reserved` 409) nor below zero, never above what the lot is missing (`restock`), and found
+    only where the lot is or was stocked (`lot_not_held_here` 409: units lost elsewhere cannot turn up here)."""
     if delta > 0:
+        held = select(Stock.lot_id).where(Stock.location_id == location_id, Stock.lot_id == lot_id)
+        if db.session.scalar(held) is None and db.session.get(Lot, lot_id) is not None:
+            raise Conflict(f"Lot {lot_id} was never stocked at location {location_id}: its units cannot be found here.",
+                           code=CatalogCode.LOT_NOT_HELD_HERE, details={"lot_id": lot_id, "location_id": location_id})
         restock(location_id=location_id, lot_id=lot_id, quantity=delta)
         return
     rows = _lock((Stock.location_id == location_id) & (Stock.lot_id == lot_id))

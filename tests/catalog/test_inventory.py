@@ -313,9 +313,12 @@ def test_adjustments_count_write_off_and_find_but_never_below_reserved_nor_beyon
         inventory.adjust(location_id=location.id, lot_id=early.id + 100, delta=-1)
     assert unknown.value.code == "lot_not_found"
     other = LocationFactory()
-    inventory.adjust(location_id=other.id, lot_id=early.id, delta=2)  # found where it was never booked
-    assert stock_of(other, product) == [(early.id, 2, 0)]
+    with pytest.raises(Conflict) as elsewhere:
+        inventory.adjust(location_id=other.id, lot_id=early.id, delta=2)  # never stocked there
+    assert elsewhere.value.code == "lot_not_held_here" and stock_of(other, product) == []
+    inventory.adjust(location_id=location.id, lot_id=early.id, delta=2)  # found where it was written off
     with pytest.raises(Conflict) as whole:
-        inventory.adjust(location_id=other.id, lot_id=late.id, delta=2)  # late misses one unit only
+        inventory.adjust(location_id=location.id, lot_id=late.id, delta=2)  # late misses one unit only
     assert (whole.value.code, whole.value.details["restorable"]) == ("lot_quantity_exceeded", 1)
-    assert stock_of(other, product) == [(early.id, 2, 0)]
+    by_lot = {lot: (on_hand, reserved) for lot, on_hand, reserved in stock_of(location, product)}
+    assert (by_lot[early.id], by_lot[late.id]) == ((5, 3), (4, 0))

@@ -157,8 +157,8 @@ def test_free_text_cells_follow_the_apis_text_rules(village, problem):
 
 
 def test_a_lot_code_holding_a_phone_number_is_refused_for_that_reason():
-    data = ("sku,lot_code,harvested_on,location,household_code,quantity\n"
-            "ZJ-KQM-1KG,LOT-C13800138000,2026-09-01,XC-WH,H-1,5\n").encode()
+    data = (b"sku,lot_code,harvested_on,location,household_code,quantity\n"
+            b"ZJ-KQM-1KG,LOT-C13800138000,2026-09-01,XC-WH,H-1,5\n")
     (error,) = read_sheet(data).errors
     assert (error["row"], error["column"], error["code"]) == (2, "lot_code", "personal_number_in_code")
 

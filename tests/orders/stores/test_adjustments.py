@@ -56,24 +56,35 @@ def test_each_reason_moves_stock_its_way(client, login, store, store_lot, delta,
     assert _on_hand(store, store_lot) == on_hand
 
 
-def test_no_stock_of_a_lot_is_found_beyond_its_quantity(client, staff_of, store):
-    """A lot of 3 units at a warehouse: finding or counting a million of them at a store is refused, so no sale
-    can pay its households for units they never delivered."""
-    lot = make_lot(ProductFactory(), LocationFactory(), quantity=3)
-    db.session.commit()
-    staff = staff_of(store)
-
-    found = _adjust(client, staff, store, lot, 1_000_000, "found")
-    counted = _adjust(client, staff, store, lot, 1_000_000, "stocktake")
+def test_no_stock_of_a_lot_is_found_beyond_its_quantity(client, staff_of, login, store, store_lot):
+    """A lot of 10 units: counting a million of them is refused, so no sale can pay its households for units they
+    never delivered."""
+    found = _adjust(client, staff_of(store), store, store_lot, 1_000_000, "found")
+    counted = _adjust(client, login("admin"), store, store_lot, 1_000_000, "stocktake")
 
     for response in (found, counted):
         assert (response.status_code, response.json["error"]["code"]) == (409, "lot_quantity_exceeded")
-        assert response.json["error"]["details"] == {"lot_id": lot.id, "lot_quantity": 3, "requested": 1_000_000,
-                                                     "restorable": 0}
+        assert response.json["error"]["details"] == {"lot_id": store_lot.id, "lot_quantity": 10,
+                                                     "requested": 1_000_000, "restorable": 0}
         assert "at most 0 more units" in response.json["error"]["message"]
-    assert _on_hand(store, lot) is None
-    assert db.session.scalar(select(func.sum(Stock.on_hand)).where(Stock.lot_id == lot.id)) == 3
+    assert _on_hand(store, store_lot) == 10
     assert db.session.scalar(select(func.count()).select_from(StockAdjustment)) == 0
+
+
+def test_units_lost_elsewhere_are_never_found_where_the_lot_never_was(client, staff_of, login, store):
+    """A lot written off at its warehouse: the store, which never held it, cannot find those units."""
+    warehouse = LocationFactory()
+    lot = make_lot(ProductFactory(), warehouse, quantity=3)
+    db.session.commit()
+    written_off = client.post("/api/v1/stock-adjustments", headers=login("admin"),
+                              json={"location_id": warehouse.id, "lot_id": lot.id, "delta": -1, "reason": "spoiled"})
+    assert written_off.status_code == 201
+
+    found = _adjust(client, staff_of(store), store, lot, 1, "found")
+
+    assert (found.status_code, found.json["error"]["code"]) == (409, "lot_not_held_here")
+    assert _on_hand(store, lot) is None
+    assert db.session.scalar(select(func.sum(Stock.on_hand)).where(Stock.lot_id == lot.id)) == 2
 
 
 def test_found_stock_restores_what_was_written_off_and_no_more(client, staff_of, store, store_lot):
@@ -178,17 +189,17 @@ def test_a_write_off_racing_reservations_never_dips_below_reserved(pg_app):
 
 
 @pytest.mark.postgres
-def test_finds_racing_at_several_stores_restore_no_more_than_the_lot_is_missing(pg_app):
-    stores = [StoreFactory() for _ in range(8)]
-    lot = make_lot(ProductFactory(), inventory.get_location(stores[0].location_id), quantity=10)
+def test_finds_racing_at_once_restore_no_more_than_the_lot_is_missing(pg_app):
+    store = StoreFactory()
+    lot = make_lot(ProductFactory(), inventory.get_location(store.location_id), quantity=10)
     admin = UserFactory(role="admin")
     db.session.commit()
-    inventory.adjust(location_id=stores[0].location_id, lot_id=lot.id, delta=-3)
+    inventory.adjust(location_id=store.location_id, lot_id=lot.id, delta=-3)
     db.session.commit()
-    locations, ids = [store.location_id for store in stores], (lot.id, admin.id)
+    location, ids = store.location_id, (lot.id, admin.id)
 
     def operation(i: int) -> None:
-        service.adjust_stock(actor=db.session.get(User, ids[1]), location_id=locations[i], lot_id=ids[0], delta=1,
+        service.adjust_stock(actor=db.session.get(User, ids[1]), location_id=location, lot_id=ids[0], delta=1,
                              reason="found")
 
     outcomes = race(pg_app, 8, operation)
