@@ -29,10 +29,30 @@ def give_back(key: str, *, seconds: int) -> None:
     limiter.storage.incr(key, seconds, amount=-1)
 
 
+IN_FLIGHT_WAIT_SECONDS = 2.0  # how long an attempt over the limit waits for attempts still being checked
+IN_FLIGHT_POLL_SECONDS = 0.05
+
+
+def _claim_once_settled(key: str, in_flight: str, *, amount: int, seconds: int) -> bool:
+    """Claim an attempt of at most `amount`; when the limit is used up by attempts still being checked (whose outcome
+    may give their claims back: right passwords), wait for them to settle, a few seconds at most, and try again.
+    Whether the attempt may go ahead (it is counted, and in flight, if so)."""
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+    while True:
+        if claim(key, seconds=seconds) <= amount:
+            claim(in_flight, seconds=seconds)
+            return True
+        give_back(key, seconds=seconds)
+        if not (limiter.storage.get(in_flight) or 0) > 0 or time.monotonic() > deadline:
+            return False
+        time.sleep(IN_FLIGHT_POLL_SECONDS)
+
+
 def failure_limit(limit: str | Callable[[], str], *, scope: str, counts: Callable[[Response], bool],
                   key_func: Callable[[], str] = client_address):
     """Decorate a view: each POST claims one attempt of `limit` (e.g. "5 per minute") per `key_func()` before the view
-    runs, 429 `rate_limited` once they are used up, and gives it back when `counts(response)` is false."""
+    runs, 429 `rate_limited` once they are used up by attempts that counted (one over the limit first waits for those
+    still being checked), and gives it back when `counts(response)` is false."""
 
     def decorator(view):
         @functools.wraps(view)
@@ -40,12 +60,14 @@ def failure_limit(limit: str | Callable[[], str], *, scope: str, counts: Callabl
             if request.method == "POST":
                 item = parse(limit() if callable(limit) else limit)
                 key, seconds = item.key_for(scope, key_func()), item.get_expiry()
-                if claim(key, seconds=seconds) > item.amount:
-                    retry_after = math.ceil(limiter.storage.get_expiry(key) - time.time())
+                in_flight = f"{key}:in-flight"
+                if not _claim_once_settled(key, in_flight, amount=item.amount, seconds=seconds):
+                    retry_after = math.ceil((limiter.storage.get_expiry(key) or time.time()) - time.time())
                     raise TooManyRequests(str(item), retry_after=max(retry_after, 1))
 
                 @after_this_request
-                def _give_back_unless_it_counts(response: Response) -> Response:
+                def _settle(response: Response) -> Response:
+                    give_back(in_flight, seconds=seconds)
                     if not counts(response):
                         give_back(key, seconds=seconds)
                     return response

@@ -106,6 +106,17 @@ def test_a_parallel_burst_of_wrong_passwords_from_one_address_gets_five_checked(
     assert statuses == Counter({401: 5, 429: 11})
 
 
+def test_right_passwords_signing_in_together_from_one_address_are_all_let_in(limits_app):
+    """Eight clerks behind one shop's address sign in at once: attempts still being checked use the failure budget
+    only until their right passwords give it back, so none is refused."""
+    with limits_app.app_context():
+        users = [UserFactory() for _ in range(8)]
+        db.session.commit()
+        names = [user.username for user in users]
+    statuses = burst(limits_app, [(name, DEFAULT_PASSWORD, "192.0.2.1") for name in names])
+    assert statuses == Counter({200: 8})
+
+
 def test_a_parallel_burst_against_one_username_gets_three_checked_before_the_backoff(limits_app, clock):
     """The clock is frozen: on a slow machine the burst may outlast the 1 s wait, and a fourth attempt is then fair."""
     limits_app.config["LOGIN_RATE_LIMIT"] = "100 per minute"  # only the backoff stands in the way
