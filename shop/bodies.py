@@ -16,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from shop.errors import ShopCode, error_response
 
+JSON_BODY_KEY = "shop.json_body"
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 30
 
@@ -71,6 +72,14 @@ def parse_json(data: bytes) -> object:
     return value
 
 
+def json_body() -> object:
+    """The request's JSON body parsed by the rules above, once per request (the guard and the idempotency
+    fingerprint both read it); `ValueError` saying why it is not acceptable."""
+    if JSON_BODY_KEY not in request.environ:  # the request's own, unlike `g`, which a test's app context outlives
+        request.environ[JSON_BODY_KEY] = parse_json(request.get_data(cache=True))
+    return request.environ[JSON_BODY_KEY]
+
+
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 _BODY_LOCATIONS = {"json", "files", "form"}
 
@@ -115,7 +124,7 @@ def check_body(app: Flask) -> Response | None:
     if request.content_length is None and limit is not None and len(data) >= limit:
         raise RequestEntityTooLarge()  # chunks are cut at the limit, not refused: what was cut is too large
     try:
-        body = parse_json(data)
+        body = json_body()
     except ValueError as exc:
         return error_response(400, ShopCode.BAD_REQUEST, f"The JSON body is malformed: {exc}.")
     if not declared and body not in ({}, None):

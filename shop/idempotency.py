@@ -31,7 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shop import crypto
 from shop.auth.security import current_user
-from shop.bodies import parse_json
+from shop.bodies import json_body
 from shop.db import UTCDateTime, db, defer_commit, utcnow
 from shop.errors import AppError, Conflict, ShopCode
 from shop.sweeper import register_sweeper
@@ -91,7 +91,7 @@ def _fingerprint() -> str:
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
     body = request.get_data(cache=True)
     if request.is_json and body:
-        parsed = parse_json(body)  # an empty object is no body, as the body guard reads it
+        parsed = json_body()  # parsed once by the body guard; an empty object is no body, as the guard reads it
         body = b"" if parsed == {} else json.dumps(parsed, sort_keys=True, separators=(",", ":"),
                                                    ensure_ascii=False).encode()
     digest.update(body)

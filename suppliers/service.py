@@ -251,14 +251,16 @@ def _code_taken(*, county_code: str, code: str) -> Conflict | None:
 def _duplicate_error(*, id_hash: str, county_code: str, code: str) -> Conflict | None:
     """The conflict a new household would cause: its registry code is taken, or else its person is (checked last,
     so that a taken code never tells whether an ID number is registered)."""
-    taken = _code_taken(county_code=county_code, code=code)
-    if taken:
-        return taken
-    if _household_by_hash(id_hash) is not None:
-        return Conflict("A household with this ID number is already registered. Link it to your "
-                        "supplier with POST /api/v1/suppliers/<id>/benefit-links, giving its registry "
-                        "code and ID number.", code=SupplierCode.HOUSEHOLD_EXISTS)
-    return None
+    return _code_taken(county_code=county_code, code=code) or _person_registered(id_hash)
+
+
+def _person_registered(id_hash: str) -> Conflict | None:
+    """The conflict of a person already registered as a household (by the keyed hash of its ID number), if it is."""
+    if _household_by_hash(id_hash) is None:
+        return None
+    return Conflict("A household with this ID number is already registered. Link it to your "
+                    "supplier with POST /api/v1/suppliers/<id>/benefit-links, giving its registry "
+                    "code and ID number.", code=SupplierCode.HOUSEHOLD_EXISTS)
 
 
 def _link_supplier(*, supplier_id: int, household: Household) -> None:
@@ -300,10 +302,11 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
 def _new_household(*, supplier: Supplier, id_hash: str, county_code: str, code: str, number: str,
                    account: str | None, head_name: str, village: str, members: int, consent_on: date,
                    consent_basis: str) -> Household:
-    """A new household, unless its registry code or its person is taken (the conflict says which)."""
-    duplicate = _duplicate_error(id_hash=id_hash, county_code=county_code, code=code)
-    if duplicate:
-        raise duplicate
+    """A new household whose registry code was found free, unless its person is registered already (or a concurrent
+    registration took the code or the person meanwhile: the conflict says which)."""
+    registered = _person_registered(id_hash)
+    if registered:
+        raise registered
     household = Household(code=code, county_code=county_code, head_name=head_name.strip(), village=village,
                           members=members, consent_on=consent_on, consent_basis=consent_basis,
                           registered_by_id=supplier.id)
