@@ -341,11 +341,18 @@ def _choose(rows: list[tuple[Row, date]], lines: Sequence[StockRequest]) -> tupl
 
 def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Row, int]]]:
     """Lock the lines' available stock and pick lots for each line (`_choose`). Raises `insufficient_stock`
-    naming every short line, changing nothing."""
+    naming every short line, or `lot_not_held_here` for a named lot with no unit available here (the unit in hand
+    is not from this location's stock, and selling another lot in its place would pay the wrong households),
+    changing nothing."""
     _check_quantities(lines)
     product_ids = sorted({line.product_id for line in lines})
     rows = _lock((Stock.location_id == location_id) & Stock.product_id.in_(product_ids)
                  & (Stock.on_hand > Stock.reserved))
+    available_lots = {row.lot_id for row, _ in rows}
+    absent = sorted({line.lot_id for line in lines if line.lot_id is not None} - available_lots)
+    if absent:
+        raise Conflict(f"Lot {absent[0]} has no unit available at location {location_id}.",
+                       code=CatalogCode.LOT_NOT_HELD_HERE, details={"lot_id": absent[0], "location_id": location_id})
     plans, short = _choose(rows, lines)
     if short:
         raise Conflict("Not enough stock at this location.", code=CatalogCode.INSUFFICIENT_STOCK,

@@ -4,8 +4,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from catalog import inventory
+from catalog.models import Location
 from orders.models import Allocation, Order, OrderTransition, OutboxEvent, SaleConflict
 from shop.db import db, utcnow
+from tests.catalog.factories import LocationFactory, make_lot
 from tests.orders.counter.conftest import clerk, sale_body
 from tests.orders.factories import ShiftFactory, StoreFactory
 
@@ -78,6 +80,22 @@ def test_a_scanned_lot_short_of_units_is_topped_up_fifo(client, counter, staff):
     assert response.json["receipt"]["lines"][0]["trace_codes"] == [counter.new_lot.trace_code,
                                                                     counter.old_lot.trace_code]
     assert response.json["change_fen"] == 0 and response.json["receipt"]["paid_fen"] == 20000
+
+
+def test_a_scanned_lot_with_no_unit_at_the_store_is_refused_not_swapped_for_another(client, counter, staff):
+    elsewhere = make_lot(counter.rice, LocationFactory(), quantity=4)
+    sold_out = make_lot(counter.rice, db.session.get(Location, counter.store.location_id), quantity=1)
+    inventory.adjust(location_id=counter.store.location_id, lot_id=sold_out.id, delta=-1)
+    db.session.commit()
+    url = f"/api/v1/stores/{counter.store.id}/counter-sales"
+
+    for lot in (elsewhere, sold_out):
+        refused = client.post(url, headers=staff, json=sale_body(counter, lines=[
+            {"trace_code": lot.trace_code, "quantity": 1}], payment={"method": "card"}))
+
+        assert (refused.status_code, refused.json["error"]["code"]) == (409, "lot_not_held_here")
+        assert refused.json["error"]["details"] == {"lot_id": lot.id, "location_id": counter.store.location_id}
+    assert _orders() == 0 and _available(counter, counter.rice) == 13  # the store's own lots are untouched
 
 
 def test_cash_change_arithmetic(client, counter, staff):

@@ -11,6 +11,7 @@ from catalog.models import ProductChange
 from orders.models import Order, OutboxEvent, SaleConflict
 from orders.outbox import sale_date_of
 from shop.db import db, utcnow
+from tests.catalog.factories import LocationFactory, make_lot
 from tests.orders.counter.conftest import clerk, sale_body
 from tests.orders.factories import StoreFactory
 
@@ -200,3 +201,15 @@ def test_an_offline_sale_of_an_item_no_longer_on_sale_is_a_conflict_for_the_mana
 
     assert (response.status_code, response.json["error"]["code"]) == (409, "unknown_item")
     assert [conflict.code for conflict in _conflicts()] == ["unknown_item"] and _orders() == 0
+
+
+def test_an_offline_sale_of_a_lot_not_held_at_the_store_is_a_conflict_for_the_manager(client, counter, staff):
+    elsewhere = make_lot(counter.rice, LocationFactory(), quantity=4)
+    db.session.commit()
+    body = _offline(counter, utcnow() - timedelta(minutes=5))
+    body["lines"] = [{"trace_code": elsewhere.trace_code, "quantity": 1, "unit_price_fen": 2000}]
+
+    response = client.post(_url(counter), json=body, headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "lot_not_held_here")
+    assert [conflict.code for conflict in _conflicts()] == ["lot_not_held_here"] and _orders() == 0

@@ -45,6 +45,7 @@
   var LARGEST_NOTE_FEN = 10000;  // ¥100: more change than that means a note was not needed (shop/fields.py)
   var REASONS = {
     insufficient_stock: "库存不足（商品已售完）",
+    lot_not_held_here: "扫描的批次不在本店库存中（请核对商品标签）",
     price_mismatch: "售价已变动，与当时显示的价格不符",
     shift_closed: "班次已交班",
     sale_after_shift: "销售时间在交班之后",
