@@ -22,6 +22,7 @@ class OrderCode(StrEnum):
     LOCATION_TAKEN = "location_taken"
     NOT_A_DELIVERY_ORDER = "not_a_delivery_order"
     NOT_A_DONOR_DISTRICT = "not_a_donor_district"
+    NO_OPEN_SHIFT = "no_open_shift"
     ORDER_LINE_NOT_FOUND = "order_line_not_found"
     ORDER_NOT_FOUND = "order_not_found"
     ORDER_NOT_PAID = "order_not_paid"

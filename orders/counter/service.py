@@ -28,9 +28,9 @@ from orders.checkout.service import OrderView, get_order_for, view_order
 from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, SaleConflict, Shift, Store
-from orders.stores.service import get_shift, get_store_for, open_shift
+from orders.stores.service import get_shift, get_store_for, hold_till, open_shift
 from shop.auth.models import User
-from shop.db import db, lock_on_sqlite, utcnow
+from shop.db import db, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.fields import LARGEST_NOTE_FEN
 from shop.pagination import paginate
@@ -98,12 +98,8 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
 
 
 def _hold_shift(*, store_id: int, shift_id: int) -> None:
-    """Keep the shift from closing while this sale is written, so its cash-up counts every sale it took, and
-    read it fresh. PostgreSQL: the store row FOR KEY SHARE (what the order's foreign key takes anyway; closing
-    locks the store FOR UPDATE first, so it waits for the sales under way, and sales wait for a close under
-    way), then the shift row FOR SHARE; tills selling at once do not wait for each other. SQLite: the write lock."""
-    lock_on_sqlite("UPDATE shifts SET id = id WHERE id = :id", id=shift_id)
-    db.session.execute(select(Store.id).where(Store.id == store_id).with_for_update(read=True, key_share=True))
+    """Keep the shift from closing while this sale is written (`hold_till`), and read it fresh (FOR SHARE)."""
+    hold_till(store_id=store_id)
     db.session.execute(select(Shift).where(Shift.id == shift_id).with_for_update(read=True)
                        .execution_options(populate_existing=True))
 

@@ -45,6 +45,7 @@ from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
 from orders.payments.provider import get_provider
 from orders.state import can_transition, transition
+from orders.stores.service import hold_till
 from shop.auth.models import User
 from shop.db import db, utcnow
 from shop.errors import AppError, Conflict, Forbidden, NotFound
@@ -174,15 +175,18 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
         transition(order, "refunded", actor_id=actor_id, reason=reason[:200])
 
 
-def _till_shift_id(order: Order) -> int | None:
-    """The shift a counter refund (cash or card) is booked in: the sale's shift if still open, else the
-    store's open one."""
-    if order.shift_id and db.session.scalar(select(Shift.closed_at).where(Shift.id == order.shift_id)) is None:
-        return order.shift_id
-    if order.store_id is None:
-        return None
-    return db.session.scalar(select(Shift.id).where(Shift.store_id == order.store_id, Shift.closed_at.is_(None))
-                             .order_by(Shift.id.desc()).limit(1))
+def _till_shift_id(order: Order) -> int:
+    """The open shift a counter refund (cash or card) is paid out of: the sale's shift if still open, else the
+    store's open one, held open until this refund commits (409 `no_open_shift`: money leaving a till outside any
+    shift would be in no cash-up)."""
+    hold_till(store_id=order.store_id)
+    open_shifts = select(Shift.id).where(Shift.store_id == order.store_id, Shift.closed_at.is_(None))
+    shift_id = db.session.scalar(open_shifts.where(Shift.id == order.shift_id)) or db.session.scalar(
+        open_shifts.order_by(Shift.id.desc()).limit(1))
+    if shift_id is None:
+        raise Conflict(f"Store {order.store_id} has no open shift: open one to pay this refund out of its till.",
+                       code=OrderCode.NO_OPEN_SHIFT, details={"store_id": order.store_id})
+    return shift_id
 
 
 def _refund_at_provider(order: Order, refund: Refund) -> None:

@@ -173,6 +173,15 @@ def _lock_store(store_id: int) -> None:
     db.session.execute(select(Store.id).where(Store.id == store_id).with_for_update())
 
 
+def hold_till(*, store_id: int) -> None:
+    """Keep the store's shift from closing until this transaction ends, so its cash-up counts the sale or refund
+    being written. PostgreSQL: the store row FOR KEY SHARE (what an order's foreign key takes anyway; closing locks
+    it FOR UPDATE first, so it waits for the sales and refunds under way, and they wait for a close under way;
+    tills writing at once do not wait for each other). SQLite: the write lock."""
+    lock_on_sqlite("UPDATE stores SET id = id WHERE id = :id", id=store_id)
+    db.session.execute(select(Store.id).where(Store.id == store_id).with_for_update(read=True, key_share=True))
+
+
 def start_shift(*, actor: User, store_id: int, float_fen: int) -> Shift:
     """Open a cash shift with a float; a store has at most one open shift (`shift_already_open`)."""
     get_store_for(actor=actor, store_id=store_id)

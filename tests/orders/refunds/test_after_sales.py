@@ -8,14 +8,16 @@ from sqlalchemy import func, select
 from orders.models import AfterSalesRequest, Order, OrderLine, OutboxEvent, Refund
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
-from tests.orders.factories import StoreFactory
+from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import days_ago, paid_order, user_with_token
 
 
 @pytest.fixture
 def sold(app):
-    """A pickup order of 3 units collected at a store, its consumer, and staff of that and another store."""
+    """A pickup order of 3 units collected at a store (paid in cash: refunds come out of the till's open shift), its
+    consumer, and staff of that and another store."""
     store = StoreFactory()
+    ShiftFactory(store=store)
     product = ProductFactory(price_fen=1500)
     from catalog.models import Location
 

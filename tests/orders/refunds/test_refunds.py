@@ -326,8 +326,34 @@ def test_a_card_refund_at_the_counter_is_booked_in_the_open_shift(client, world)
     refund = _refund(client, clerk, order, 1)
     assert refund.status_code == 201, refund.json
     assert (refund.json["method"], refund.json["shift_id"]) == ("card", world["shift"].id)
-    card = client.get(f"/api/v1/shifts/{world['shift'].id}", headers=clerk).json
-    assert str(refund.json["amount_fen"]) in str(card)  # the shift report nets the card refund
+    methods = {m["method"]: m for m in client.get(f"/api/v1/shifts/{world['shift'].id}", headers=clerk).json["methods"]}
+    refunded = refund.json["amount_fen"]
+    assert (methods["card"]["sales_fen"], methods["card"]["refunds_fen"]) == (order.total_fen, refunded)
+    assert methods["card"]["expected_fen"] == order.total_fen - refunded
+    assert methods["cash"]["refunds_fen"] == 0
+
+
+def test_a_counter_refund_with_no_shift_open_at_the_store_is_refused_until_one_opens(client, world):
+    order = _counter_sale(world)  # cash, 5 units at ¥20
+    _, admin = user_with_token("admin")
+    _, clerk = user_with_token("store_staff", store_id=world["store"].id)
+    db.session.get(type(world["shift"]), world["shift"].id).closed_at = utcnow()
+    db.session.commit()
+
+    refused = _refund(client, admin, order, 1)
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "no_open_shift")
+    assert refused.json["error"]["details"] == {"store_id": world["store"].id}
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+    opened = client.post(f"/api/v1/stores/{world['store'].id}/shifts", json={"float_fen": 20000}, headers=clerk)
+    refund = _refund(client, admin, order, 1)
+
+    assert refund.status_code == 201, refund.json
+    assert refund.json["shift_id"] == opened.json["id"]
+    cash = client.get(f"/api/v1/shifts/{opened.json['id']}", headers=clerk).json["methods"][0]
+    assert (cash["method"], cash["refunds_fen"], cash["expected_fen"]) == ("cash", 2000, 18000)
 
 
 def test_a_provider_refund_beyond_what_was_paid_is_capped_at_the_refundable_amount(world):
