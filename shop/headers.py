@@ -1,13 +1,14 @@
-"""The security headers of every response: no sniffing, no referrer to other sites, and for any HTML (pages, the
-public trace page, printable statements, error pages) a Content-Security-Policy that runs only the app's own scripts
-and forbids framing. A page's own inline stylesheets are allowed by their SHA-256, nothing else inline."""
+"""The security headers of every response: no sniffing, no referrer to other sites, no storing in any cache of what
+was answered to a signed-in caller (an order's address, a revealed ID number), and for any HTML (pages, the public
+trace page, printable statements, error pages) a Content-Security-Policy that runs only the app's own scripts and
+forbids framing. A page's own inline stylesheets are allowed by their SHA-256, nothing else inline."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 
 STRIPE_JS = "https://js.stripe.com"
 INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
@@ -35,6 +36,8 @@ def secure_headers(response: Response) -> Response:
     """Add the headers above to a response that does not set its own."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if "Authorization" in request.headers:
+        response.headers.setdefault("Cache-Control", "private, no-store")
     if (response.mimetype == "text/html" and "Content-Security-Policy" not in response.headers
             and not response.direct_passthrough):
         response.headers["Content-Security-Policy"] = policy_with_styles_of(response.get_data(as_text=True))
