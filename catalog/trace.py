@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, current_app, render_template, url_for
 
 from catalog import queries
 from catalog.errors import CatalogCode
@@ -12,6 +12,7 @@ from catalog.service import row_view
 from shop.clock import today
 from shop.errors import NotFound
 from shop.fields import normalise_identifier
+from shop.links import external_url
 from shop.qr import svg_qr
 
 MIN_GROUP = 3
@@ -70,5 +71,7 @@ def trace_qr(code: str):
         data = trace(trace_code=code)
     except NotFound:
         return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
-    return svg_qr(url_for(".trace_page", code=data["trace_code"], _external=True)), 200, {
-        "Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"}
+    headers = {"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"}
+    if current_app.config["PUBLIC_URL"] is None:  # the link is then the request's host
+        headers["Vary"] = "Host"
+    return svg_qr(external_url(".trace_page", code=data["trace_code"])), 200, headers

@@ -10,12 +10,13 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kombu import Queue
 
 # the webhook is live in every payments mode: with the public development secret anyone could sign "paid"
 PRODUCTION_REQUIRED = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "DATABASE_URL", "REDIS_URL",
-                       "STRIPE_WEBHOOK_SECRET")
+                       "STRIPE_WEBHOOK_SECRET", "PUBLIC_URL")
 SECRETS = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "STRIPE_WEBHOOK_SECRET")
 DEV_SECRETS_FILE = "dev-secrets.json"  # in the instance folder: this installation's own, never published
 CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter stops instead of respawning workers
@@ -44,6 +45,23 @@ def _database_uri(url: str | None, instance_path: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def _public_url(raw: str | None, *, production: bool) -> str | None:
+    """`PUBLIC_URL`, the scheme and host every absolute link leaving the service is built on (trace QR codes on
+    labels, Stripe's return address), without a trailing slash; https in production. `ConfigError` otherwise."""
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigError(f"PUBLIC_URL is not a URL: {raw!r}") from None
+    schemes = ("https",) if production else ("http", "https")
+    if parts.scheme not in schemes or not parts.hostname or parts.path not in ("", "/") or parts.query \
+            or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"PUBLIC_URL must be {' or '.join(schemes)}://host[:port] and nothing more, got {raw!r}")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -146,6 +164,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "LOGIN_BACKOFF_MAX_SECONDS": _int(env, "LOGIN_BACKOFF_MAX_SECONDS", 15 * 60, minimum=1),
         "LOGIN_FAILURE_ALERT_PER_MINUTE": _int(env, "LOGIN_FAILURE_ALERT_PER_MINUTE", 100, minimum=1),
         "TRUSTED_PROXY_HOPS": _int(env, "TRUSTED_PROXY_HOPS", 0),
+        "PUBLIC_URL": _public_url(env.get("PUBLIC_URL"), production=production),
         "CELERY": {
             "broker_url": redis_url or "memory://localhost/",
             "result_backend": redis_url,

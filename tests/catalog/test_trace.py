@@ -75,11 +75,26 @@ def test_qr_code_encodes_the_absolute_page_url(client, coop):
     lot, _ = lot_with_households(coop[0], ["三河村"])
     response = client.get(f"/t/{lot.trace_code}/qr.svg")
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
-    expected = io.BytesIO()
-    qrcode.make(f"http://localhost/t/{lot.trace_code}", image_factory=SvgPathImage, box_size=10,
-                border=2).save(expected)
-    assert response.data == expected.getvalue()
+    assert response.data == _qr_of(f"http://localhost/t/{lot.trace_code}")
     assert re.search(rb"<svg", response.data)
+    assert response.headers["Vary"] == "Host"  # without PUBLIC_URL the link is the request's own host
+
+
+def _qr_of(url: str) -> bytes:
+    """The SVG QR code of `url`, as labels print it."""
+    out = io.BytesIO()
+    qrcode.make(url, image_factory=SvgPathImage, box_size=10, border=2).save(out)
+    return out.getvalue()
+
+
+def test_with_a_public_url_the_label_qr_code_never_takes_the_requests_host(app, client, coop):
+    lot, _ = lot_with_households(coop[0], ["三河村"])
+    app.config["PUBLIC_URL"] = "https://shop.example.cn"
+
+    forged = client.get(f"/t/{lot.trace_code}/qr.svg", headers={"Host": "evil.example"})
+
+    assert forged.data == _qr_of(f"https://shop.example.cn/t/{lot.trace_code}")
+    assert "Vary" not in forged.headers
 
 
 def test_unknown_trace_codes_are_404_json_under_api_and_html_elsewhere(client):

@@ -15,6 +15,7 @@ PRODUCTION = {
     "REDIS_URL": "redis://cache.internal:6379/0",
     "STRIPE_API_KEY": "sk_test_x",
     "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "PUBLIC_URL": "https://shop.example.cn",
 }
 
 
@@ -130,3 +131,15 @@ def test_a_token_signed_with_the_formerly_published_development_key_is_refused(t
         {"uid": 1, "tv": 0, "ttl": 3600})
     response = app.test_client().get("/api/v1/users", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("url", ["http://shop.example.cn", "https://shop.example.cn/shop", "https://",
+                                 "shop.example.cn", "https://shop.example.cn?x=1", "https://u:p@shop.example.cn",
+                                 "https://h:port"])
+def test_production_needs_a_bare_https_public_url(tmp_path, url):
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        load_config({**PRODUCTION, "PUBLIC_URL": url}, str(tmp_path))
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        load_config({k: v for k, v in PRODUCTION.items() if k != "PUBLIC_URL"}, str(tmp_path))
+    assert load_config({**PRODUCTION, "PUBLIC_URL": "https://shop.example.cn:8443/"},
+                       str(tmp_path))["PUBLIC_URL"] == "https://shop.example.cn:8443"

@@ -13,6 +13,7 @@ from orders.payments import service as payments
 from orders.stores import service as stores
 from shop.db import commit
 from shop.errors import AppError, NotFound, ShopCode
+from shop.links import external_url
 from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
 from web.once import is_form_key, new_form_key
@@ -135,7 +136,7 @@ def pay(order_id: int):
         if request.method == "POST":
             return error_page(405, "不支持此操作")
         return render_template("storefront/pay_stripe.html", order=view, publishable_key=config[
-            "STRIPE_PUBLISHABLE_KEY"], return_url=url_for(".order_page", order_id=order_id, _external=True))
+            "STRIPE_PUBLISHABLE_KEY"], return_url=external_url(".order_page", order_id=order_id))
     if not payments.sandbox_enabled(config):
         return error_page(404, "支付页面不可用。")
     if request.method == "GET":
