@@ -14,6 +14,7 @@ class CatalogCode(StrEnum):
     INVALID_RATES = "invalid_rates"
     LOCATION_CODE_TAKEN = "location_code_taken"
     LOCATION_NOT_FOUND = "location_not_found"
+    LOCATION_NOT_WAREHOUSE = "location_not_warehouse"
     LOT_CODE_TAKEN = "lot_code_taken"
     LOT_NOT_FOUND = "lot_not_found"
     LOT_NOT_HELD_HERE = "lot_not_held_here"

@@ -199,6 +199,10 @@ def create_lot(*, actor: User, product_sku: str, location_code: str, lot_code: s
     location = find_location(location_code)
     if location is None:
         raise ValidationError("Unknown location.", details={"location_code": [f"No location {location_code}."]})
+    if location.kind != "warehouse":  # what its staff did not receive is not on a store's shelf
+        raise ValidationError("A lot comes in at a warehouse; a store receives it by a transfer.",
+                              code=CatalogCode.LOCATION_NOT_WAREHOUSE,
+                              details={"location_code": [f"{location_code} is a store, not a warehouse."]})
     return add_lot(product=product, location=location, lot_code=lot_code, harvested_on=harvested_on,
                    packed_on=packed_on, village=village, contributions=contributions, quantity=quantity,
                    created_by=actor.id)

@@ -72,6 +72,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unit_mismatch": ("The unit {unit} differs from the product's unit {product_unit}.",
                       "单位 {unit} 与产品的单位 {product_unit} 不一致。"),
     "unknown_location": ("Unknown location {location}.", "没有编码为 {location} 的存放地点。"),
+    "location_not_warehouse": ("{location} is a store: lots come in at a warehouse and reach stores by transfer.",
+                               "{location} 是门店：批次只能入仓库，再调拨到门店。"),
     "harvest_in_future": ("The harvest date is in the future.", "采收日期晚于今天。"),
     "harvest_after_packed": ("The harvest date is after the packed date.", "采收日期晚于包装日期。"),
     "packed_in_future": ("The packed date is in the future.", "包装日期晚于今天。"),

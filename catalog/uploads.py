@@ -246,8 +246,9 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
     """Check every row against the catalog and the supplier's households; errors go on the sheet."""
     rows = sheet.rows
     products = {p.sku: p for p in db.session.scalars(select(Product).where(among(Product.sku, {r.sku for r in rows})))}
-    locations = {loc.code: loc.id for loc in db.session.scalars(
+    kinds = {loc.code: (loc.id, loc.kind) for loc in db.session.scalars(
         select(Location).where(among(Location.code, {r.location for r in rows})))}
+    locations = {code: location_id for code, (location_id, kind) in kinds.items() if kind == "warehouse"}
     taken = {lot.lot_code: lot.product_id for lot in db.session.scalars(select(Lot).where(
         Lot.supplier_id == supplier_id, among(Lot.lot_code, {r.lot_code for r in rows})))}
     households = suppliers.purchase_periods(supplier_id=supplier_id)
@@ -260,8 +261,10 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
             product = None
         elif product and row.unit and UNIT_ALIASES.get(row.unit, row.unit.lower()) != product.unit:
             sheet.error(row.row, "unit", "unit_mismatch", unit=excerpt(row.unit), product_unit=product.unit)
-        if row.location and row.location not in locations:
+        if row.location and row.location not in kinds:
             sheet.error(row.row, "location", "unknown_location", location=excerpt(row.location))
+        elif row.location and row.location not in locations:
+            sheet.error(row.row, "location", "location_not_warehouse", location=excerpt(row.location))
         if row.harvested_on and row.harvested_on > latest:
             sheet.error(row.row, "harvested_on", "harvest_in_future")
         if row.harvested_on and row.packed_on and row.packed_on < row.harvested_on:

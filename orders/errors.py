@@ -18,7 +18,6 @@ class OrderCode(StrEnum):
     INVALID_SIGNATURE = "invalid_signature"
     INVALID_TRANSITION = "invalid_transition"
     LOCATION_NOT_STORE = "location_not_store"
-    LOCATION_NOT_WAREHOUSE = "location_not_warehouse"
     LOCATION_TAKEN = "location_taken"
     NOT_A_DELIVERY_ORDER = "not_a_delivery_order"
     NOT_A_DONOR_DISTRICT = "not_a_donor_district"

@@ -277,7 +277,7 @@ def close_shift(*, actor: User, shift_id: int, counted_cash_fen: int) -> ShiftRe
 
 # --- transfers ----------------------------------------------------------------------------------------
 
-LOCATION_NOT_OF_KIND = {"warehouse": OrderCode.LOCATION_NOT_WAREHOUSE, "store": OrderCode.LOCATION_NOT_STORE}
+LOCATION_NOT_OF_KIND = {"warehouse": CatalogCode.LOCATION_NOT_WAREHOUSE, "store": OrderCode.LOCATION_NOT_STORE}
 
 
 def _location_by_code(code: str, *, kind: str, field: str):

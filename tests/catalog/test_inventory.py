@@ -190,6 +190,19 @@ def test_lot_dates_and_location_are_checked(client, coop_world):
         assert field in response.json["error"]["details"], response.json
 
 
+def test_a_lot_comes_in_at_a_warehouse_never_straight_onto_a_stores_shelf(client, coop_world, login):
+    w = coop_world
+    store = LocationFactory(kind="store", region_code="440606")
+    db.session.commit()
+
+    for headers in (w["headers"], login("admin")):
+        response = client.post("/api/v1/lots", json=lot_body(w["product"], store, w["households"]), headers=headers)
+
+        assert (response.status_code, response.json["error"]["code"]) == (422, "location_not_warehouse")
+        assert "location_code" in response.json["error"]["details"]
+    assert client.get(f"/api/v1/locations/{store.id}/stock", headers=login("admin")).json["items"] == []
+
+
 def test_coop_gets_404_for_another_suppliers_product_and_lots(client, coop_world, other_coop, login):
     w = coop_world
     foreign_product = ProductFactory(supplier=other_coop[0])

@@ -594,3 +594,15 @@ def test_a_date_outside_the_shops_range_is_a_row_error_in_both_languages(client,
 def test_an_uploaded_files_name_is_kept_without_control_characters_or_overrides(client, world):
     response = upload(client, world, csv_bytes([]), name="库存\u202egpj.csv")
     assert response.status_code in (200, 202) and response.json["filename"] == "库存gpj.csv"
+
+
+def test_a_row_stocking_a_store_is_refused_since_stores_receive_by_transfer(client, world):
+    a = world["codes"][0]
+    LocationFactory(code="FS-SD-ST", kind="store", region_code="440606")
+    db.session.commit()
+
+    body = upload(client, world, csv_bytes([["ZJ-KQ-500", "LOT-S", "2026-09-03", "FS-SD-ST", a, 3]])).json
+
+    assert body["status"] == "failed" and lot_count() == 0
+    assert [(e["row"], e["column"], e["code"], e["message_zh"]) for e in body["errors"]] == [
+        (2, "存放地点", "location_not_warehouse", "FS-SD-ST 是门店：批次只能入仓库，再调拨到门店。")]
