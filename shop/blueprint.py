@@ -3,16 +3,26 @@ from __future__ import annotations
 
 import flask
 from flask_smorest import Blueprint as SmorestBlueprint
-from marshmallow import RAISE, Schema
+from marshmallow import RAISE, Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
 
 def query_args(args: MultiDict) -> MultiDict:
     """The query parameters the API reads: all but those that ad links and browsers add to any URL (`utm_*`, the
-    cache-buster `_`), which no route reads and none refuses."""
+    cache-buster `_`), which no route reads and none refuses, and those left empty (`?q=&county=`, as a search form
+    sends the fields not filled in), which are not given."""
     return MultiDict([(key, value) for key, value in args.items(multi=True)
-                      if key != "_" and not key.startswith("utm_")])
+                      if value != "" and key != "_" and not key.startswith("utm_")])
+
+
+def given_once(args: MultiDict, schema: Schema) -> None:
+    """A parameter that takes one value given twice (`?limit=1&limit=2`) is a 422 naming it, not its first value."""
+    repeated = {key: ["Given more than once; it takes one value."] for key in args
+                if len(args.getlist(key)) > 1 and key in schema.fields
+                and not isinstance(schema.fields[key], (fields.List, fields.Tuple))}
+    if repeated:
+        raise ValidationError(repeated)
 
 
 class StrictQueryParser(FlaskParser):
@@ -22,8 +32,10 @@ class StrictQueryParser(FlaskParser):
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": RAISE, "querystring": RAISE}
 
     def load_querystring(self, req: flask.Request, schema: Schema):
-        """The query parameters the API reads (`query_args`)."""
-        return self._makeproxy(query_args(req.args), schema)
+        """The query parameters the API reads (`query_args`), each given once unless it takes a list."""
+        args = query_args(req.args)
+        given_once(args, schema)
+        return self._makeproxy(args, schema)
 
 
 class Blueprint(SmorestBlueprint):

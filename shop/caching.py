@@ -25,7 +25,7 @@ from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError
 from redis.exceptions import RedisError
 
-from shop.blueprint import query_args
+from shop.blueprint import given_once, query_args
 from shop.db import after_commit
 from shop.extensions import cache
 
@@ -149,7 +149,9 @@ def parsed_query(schema: Schema) -> tuple | None:
     """The query string as `schema` loads it (normalised; an unknown parameter does not load), sorted, for a
     cache key; None if it does not load (the view then answers the validation error, uncached)."""
     try:
-        loaded = schema.load(query_args(request.args))
+        args = query_args(request.args)
+        given_once(args, schema)
+        loaded = schema.load(args)
     except ValidationError:
         return None
     return tuple(sorted(loaded.items()))

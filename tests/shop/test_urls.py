@@ -113,3 +113,17 @@ def test_a_choice_in_a_body_reads_in_any_width(client, login):
     body = delivery_body((world["a"].sku, 1), channel=" ＤＥＬＩＶＥＲＹ")
     created = client.post("/api/v1/orders", json=body, headers=login("consumer"))
     assert created.status_code == 201 and created.json["channel"] == "delivery"
+
+
+def test_a_query_parameter_left_empty_is_not_given_and_one_given_twice_is_refused(client, login):
+    admin = login("admin")
+    blank = "account=&from=&to=&limit="
+
+    unfiltered = client.get("/api/v1/ledger/transactions", headers=admin)
+    blanks = client.get(f"/api/v1/ledger/transactions?{blank}", headers=admin)
+    assert (blanks.status_code, blanks.json) == (200, unfiltered.json)
+    products = client.get("/api/v1/products?county=513431&category=&q=&min_price_fen=&max_price_fen=&in_stock_at=")
+    assert products.status_code == 200, products.json
+    twice = client.get("/api/v1/ledger/transactions?limit=1&limit=2", headers=admin)
+    assert (twice.status_code, twice.json["error"]["details"]) == (422, {
+        "limit": ["Given more than once; it takes one value."]})
