@@ -174,11 +174,18 @@ def _payees(batch: PayoutBatch) -> list[_Payee]:
     return [payees[party_id] for party_id in sorted(payees)]
 
 
+SETTLING_KINDS = ("payout", "payout_failed")  # move a balance already earned: count before any cut-off
+
+
 def _balances(batch: PayoutBatch) -> dict[int, tuple[int, int]]:
-    """Account id → (current balance, balance over postings made before the cut-off) of the batch's accounts."""
+    """Account id → (current balance, balance before the cut-off) of the batch's accounts. The balance before the
+    cut-off is what was earned before it net of every payout (and bank return) whenever posted: a payout made after
+    the cut-off paid what was earned before it, so a second batch with the same cut-off pays only what is still owed
+    from then, never what was earned since."""
     cutoff = shanghai_midnight(batch.until)
+    before = or_(LedgerTransaction.posted_at < cutoff, LedgerTransaction.kind.in_(SETTLING_KINDS))
     query = (select(Posting.account_id, func.sum(Posting.amount_fen),
-                    func.sum(case((LedgerTransaction.posted_at < cutoff, Posting.amount_fen), else_=0)))
+                    func.sum(case((before, Posting.amount_fen), else_=0)))
              .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
              .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
              .where(LedgerAccount.kind.in_(PAYEE_KINDS[batch.party])).group_by(Posting.account_id))

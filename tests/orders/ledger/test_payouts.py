@@ -69,6 +69,26 @@ def test_a_batch_pays_the_lesser_of_the_balance_before_the_cut_off_and_now(app):
     assert_ledger_ok()
 
 
+def test_a_second_batch_with_the_same_cut_off_pays_only_what_is_still_owed_from_before_it(app):
+    supplier = SupplierFactory()
+    paid, waiting = payee_household(supplier), payee_household(supplier, bank_account=False)
+    earn(accounts.household(paid.id, supplier.id), 1000, on=days_ago(2))
+    earn(accounts.household(waiting.id, supplier.id), 400, on=days_ago(2))
+    first = built_batch(party="household", supplier_id=supplier.id, until=today())
+    earn(accounts.household(paid.id, supplier.id), 600)            # earned after the cut-off
+    earn(accounts.household(waiting.id, supplier.id), 250)         # likewise
+    waiting.bank_account = make_bank_account()                     # the co-op has its account now
+    db.session.commit()
+
+    again = built_batch(party="household", supplier_id=supplier.id, until=today())
+
+    assert amounts(first) == {paid.id: (1000, "pending"), waiting.id: (400, "unpayable")}
+    assert amounts(again) == {waiting.id: (400, "pending")}        # not the 600 nor the 250 earned since
+    assert balance(code(paid, supplier)) == 600 and balance(code(waiting, supplier)) == 250
+    assert balance("payouts_clearing") == 1400
+    assert_ledger_ok()
+
+
 def test_a_negative_balance_is_carried_and_netted_in_the_next_batch(app):
     supplier = SupplierFactory()
     household = payee_household(supplier)
