@@ -6,7 +6,10 @@ key's unique index before doing any work, and once the first commits it replays 
 a different body under a used key is a 409. Error responses are not kept: nothing was written.
 A write that commits part of its work early (`shop.db.commit_now`, e.g. a stock reservation before
 the payment provider is called) commits its key as "in progress": a retry waits for the final
-response (or gets 409 `idempotency_key_in_progress` after a while); if the write fails, its key is freed.
+response (or gets 409 `idempotency_key_in_progress` after a few seconds); if the write fails, its key is
+freed. A key still in progress after ABANDONED_AFTER belongs to a request that died between its two
+commits (a killed worker): nobody got its response, so a retry frees the key and does the work afresh
+(what the dead request committed early is left to its own expiry, as an unpaid order's reservation is).
 
 Keys belong to a scope: by default the user who sent them; a view may name another (a counter
 sale's key belongs to the store, so a till's queue resent after a clerk hand-over is still one
@@ -41,7 +44,9 @@ PARAMETER = {"name": HEADER, "in": "header", "required": False,
              "description": "Retrying with the same key and body returns the first response (`Idempotent-Replayed: "
                             "true`); the same key with another body is a 409.",
              "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"}}
-IN_PROGRESS_WAIT_SECONDS = 10.0  # how long a retry waits for a two-phase write (`commit_now`) to finish
+IN_PROGRESS_WAIT_SECONDS = 3.0  # how long a retry waits for a two-phase write (`commit_now`) to finish
+# longer than any two-phase write lives (the payment provider's client gives up well within it)
+ABANDONED_AFTER = timedelta(minutes=5)
 IN_PROGRESS_POLL_SECONDS = 0.05
 KEEP_FOR = timedelta(hours=24)
 RESPONSE_FIELD = "idempotency_keys.response_body"
@@ -79,9 +84,8 @@ def init_app(app: Flask) -> None:
 
 
 def forget_old_keys() -> int:
-    """Delete the answered keys older than KEEP_FOR; how many."""
-    result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR,
-                                                             IdempotencyKey.status_code.is_not(None)))
+    """Delete the keys older than KEEP_FOR (answered, or abandoned by a request that died); how many."""
+    result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR))
     return result.rowcount
 
 
@@ -151,6 +155,11 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
             if record is not None:  # committed early by a two-phase write that is still running
                 if record.request_hash != fingerprint:
                     return _replay(record, fingerprint)
+                if record.created_at < utcnow() - ABANDONED_AFTER:  # its request died: this retry starts afresh
+                    db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == record.id,
+                                                                    IdempotencyKey.status_code.is_(None)))
+                    db.session.commit()
+                    continue
                 if time.monotonic() > deadline:
                     raise Conflict("A request with this Idempotency-Key is still being processed; retry later.",
                                    code=ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS)

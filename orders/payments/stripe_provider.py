@@ -13,6 +13,7 @@ from orders.payments.provider import Intent
 
 PAYMENT_METHOD_TYPES = ("card", "alipay", "wechat_pay")
 NETWORK_RETRIES = 2
+REQUEST_TIMEOUT_SECONDS = 30  # each try; three tries stay well within an idempotency key's ABANDONED_AFTER
 
 
 class StripeProvider:
@@ -26,7 +27,9 @@ class StripeProvider:
     @classmethod
     def from_config(cls, config: Mapping) -> StripeProvider:
         """A provider with `STRIPE_API_KEY` (and `STRIPE_HTTP_CLIENT`, a `stripe.HTTPClient`, if one is set)."""
-        return cls(stripe.StripeClient(config["STRIPE_API_KEY"], http_client=config.get("STRIPE_HTTP_CLIENT"),
+        http_client = config.get("STRIPE_HTTP_CLIENT") or stripe.new_default_http_client(
+            timeout=REQUEST_TIMEOUT_SECONDS)
+        return cls(stripe.StripeClient(config["STRIPE_API_KEY"], http_client=http_client,
                                        max_network_retries=NETWORK_RETRIES))
 
     def create_intent(self, *, order_id: int, amount_fen: int) -> Intent:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from catalog.models import Stock
 from orders.models import Allocation, Order, OrderTransition, Payment
 from shop import idempotency
-from shop.db import db
+from shop.db import db, utcnow
 from tests.orders.checkout.conftest import ADDRESS, confirm, delivery_body, last_user, pickup_body
 
 
@@ -342,3 +343,24 @@ def test_a_retry_while_the_first_request_still_runs_is_told_to_come_back(client,
 
     assert retry.status_code == 409 and retry.json["error"]["code"] == "idempotency_key_in_progress"
     assert db.session.scalar(select(func.count(Order.id))) == 0
+
+
+def test_a_retry_of_a_request_that_died_between_its_two_commits_places_the_order(client, login, world):
+    headers = {**login("consumer"), "Idempotency-Key": "checkout-died", "Content-Type": "application/json"}
+    body = json.dumps(delivery_body((world["a"].sku, 1)), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+    user = last_user()
+    died = hashlib.sha256(b"POST /api/v1/orders\n" + body).hexdigest()  # its worker was killed after commit_now
+    started = utcnow() - idempotency.ABANDONED_AFTER - timedelta(seconds=1)
+    db.session.add(idempotency.IdempotencyKey(user_id=user.id, scope=f"user:{user.id}", key="checkout-died",
+                                              request_hash=died, created_at=started))
+    db.session.commit()
+
+    retry = client.post("/api/v1/orders", data=body, headers=headers)
+    again = client.post("/api/v1/orders", data=body, headers=headers)
+
+    assert retry.status_code == 201, retry.json
+    assert retry.json["payment"]["client_secret"] and "Idempotent-Replayed" not in retry.headers
+    assert (again.status_code, again.json["id"]) == (201, retry.json["id"])
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert db.session.scalar(select(func.count(Order.id))) == 1
