@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from catalog import inventory, service, uploads
+from catalog import inventory, service, tasks, uploads
 from catalog.models import Location, Product
 from shop.auth.models import User
-from shop.db import db
+from shop.db import after_commit, db
 from suppliers import service as suppliers
 from suppliers.demo import synthetic_uscc
 
@@ -120,11 +120,15 @@ def _enterprise_lots(product: Product, warehouse: Location, store_side: Location
 
 
 def _queue_upload(admin: User, county_code: str, products: list[Product]) -> int:
-    """Upload a household co-op's shipped inventory file (once); its import task runs after the seed commits.
-    1 if it was queued now."""
+    """Upload a household co-op's shipped inventory file (once) and import it in this process right after the
+    seed commits, before the stores are stocked from the warehouse (a worker, where there is one, would import it
+    too late for that). 1 if it was uploaded now."""
     data = (DATA_DIR / DEMO_FILES[county_code]).read_bytes()
-    _, created = uploads.submit_upload(actor=admin, supplier_id=products[0].supplier_id,
-                                       filename=DEMO_FILES[county_code], data=data, max_bytes=len(data))
+    upload, created = uploads.submit_upload(actor=admin, supplier_id=products[0].supplier_id,
+                                            filename=DEMO_FILES[county_code], data=data, max_bytes=len(data),
+                                            queue_import=False)
+    if upload.status == "pending":
+        after_commit(lambda upload_id=upload.id: tasks.run_import(upload_id))
     return int(created)
 
 
@@ -145,5 +149,5 @@ def seed_demo() -> list[str]:
                 for county_code, county_products in by_county.items())
     return [f"{products} products created ({len(PRODUCTS)} in the demo, one with a lapsed certificate)",
             f"locations {xichang.code} (id {xichang.id}) and {foshan.code} (id {foshan.id})",
-            f"{lots} enterprise lots created; {files} co-op inventory files queued for import "
+            f"{lots} enterprise lots created; {files} co-op inventory files uploaded, imported once the seed commits "
             f"(a supplier's lots and trace codes: GET /api/v1/suppliers/<id>/lots)"]

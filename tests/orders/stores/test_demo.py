@@ -49,6 +49,16 @@ def test_seed_demo_opens_a_stocked_store_per_foshan_district_once(runner, client
     assert [item["id"] for item in mine["items"]] == [shunde.id]
 
 
+def test_with_a_broker_and_no_worker_yet_the_seed_still_stocks_every_store_with_the_co_op_lots(redis_app):
+    result = redis_app.test_cli_runner().invoke(args=["seed-demo"])
+
+    assert result.exit_code == 0, result.output
+    assert "more lots received by the stores after the co-op imports" in result.output
+    for store in db.session.scalars(select(Store)).all():
+        rows = inventory.location_stock(location_id=store.location_id, limit=100, cursor=None)["items"]
+        assert len({row.product_id for row in rows}) == 15, store.name
+
+
 def _password(output: str, username: str) -> str:
     """The password the demo printed for `username`."""
     line = next(line for line in output.splitlines() if f"clerk {username} password: " in line)
