@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import UTCDateTime, db, utcnow
@@ -111,3 +122,18 @@ class ChainHead(db.Model):
     last_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
 
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class DisclosureNotice(db.Model):
+    """A county's public disclosure (公示) of one month as published: computed once no sale can still be dated in
+    that month, then shown unchanged, so that no two answers differ by what concerns fewer than 3 households."""
+
+    __tablename__ = "disclosure_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    county_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    month: Mapped[date] = mapped_column(Date)  # its first day
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    figures: Mapped[dict] = mapped_column(JSON)  # villages, other_villages, total
+
+    __table_args__ = (UniqueConstraint("county_code", "month", name="uq_disclosure_notices_county_month"),)

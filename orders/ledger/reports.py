@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import MAXYEAR, date
+from datetime import MAXYEAR, date, datetime, timedelta
 from xml.sax.saxutils import escape
 
 from flask import current_app
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from sqlalchemy import and_, case, exists, false, func, literal, or_, select, true, union_all
+from sqlalchemy.exc import IntegrityError
 
+from orders.counter.service import OFFLINE_MAX_AGE
 from orders.ledger import rollups
-from orders.ledger.models import LedgerTransaction, Posting
+from orders.ledger.errors import LedgerCode
+from orders.ledger.models import DisclosureNotice, LedgerTransaction, Posting
 from orders.ledger.rollups import PairingRollupHousehold, PairingRollupMonth, PairingRollupSales
 from orders.models import Order, OrderLine
+from orders.outbox import sale_date_of
 from shop.db import db, utcnow
-from shop.errors import NotFound, ShopCode
+from shop.errors import Conflict, NotFound, ShopCode
 from shop.exports import append_row, csv_cell
 from shop.regions.models import Pairing, Region
 from shop.regions.service import get_region, is_recipient_county
@@ -250,24 +254,62 @@ def public_figures(households: int, attributed_fen: int) -> dict:
     return {"households": households, "attributed_fen": attributed_fen}
 
 
-def county_disclosure(*, code: str, from_date: date | None = None, to_date: date | None = None) -> dict:
-    """The public (公示) figures of a county's households: per village, households reached and the amount
-    attributed to them (lines sold in the period, net of refunds), small villages merged; no personal data. Only of a
-    recipient county (`region_not_found` for a prefecture, a province or a donor district: no household lives in
-    one as its county, so its figures would read as "none reached")."""
+def latest_disclosed_month(now: datetime) -> date:
+    """The first day of the last month no sale can still be dated in: ended (Asia/Shanghai) at least
+    OFFLINE_MAX_AGE ago, since a till's offline sale is dated up to that far back."""
+    return (sale_date_of(now - OFFLINE_MAX_AGE).replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def county_disclosure(*, code: str, month: date | None = None) -> dict:
+    """The public (公示) figures of a county's households in a month (default: the last one disclosed): per village,
+    households reached and the amount attributed to them (lines sold in the month, net of refunds), small villages
+    merged; no personal data. A month is published once it can no longer change by a sale dated in it, and then
+    shown as published (later refunds show in the ledger and the reports, not here): a live figure, or two
+    overlapping periods, would differ by what concerns fewer than 3 households. Only of a recipient county
+    (`region_not_found` for a prefecture, a province or a donor district: no household lives in one as its
+    county, so its figures would read as "none reached"); `disclosure_not_published` for a later month."""
     region = get_region(code)
     if not is_recipient_county(region.code):
         raise NotFound(f"No recipient county with code {region.code}.", code=ShopCode.REGION_NOT_FOUND)
-    computed_at = utcnow()
-    lines = sold_lines(*_in_period(LedgerTransaction.sale_date, from_date, to_date))
+    latest = latest_disclosed_month(utcnow())
+    month = month or latest
+    if month > latest:
+        raise Conflict(f"{month:%Y-%m} is published {OFFLINE_MAX_AGE.days} days after it ends; the latest published "
+                       f"month is {latest:%Y-%m}.", code=LedgerCode.DISCLOSURE_NOT_PUBLISHED,
+                       details={"month": f"{month:%Y-%m}", "latest": f"{latest:%Y-%m}"})
+    notice = _notice(region.code, month)
+    until = (month + timedelta(days=32)).replace(day=1)
+    return {"county": {"code": region.code, "name": region.name}, "month": f"{month:%Y-%m}", "from": month,
+            "to": until, "computed_at": notice.published_at, **notice.figures}
+
+
+def _notice(county_code: str, month: date) -> DisclosureNotice:
+    """The county's published notice of `month`, computed and stored on its first reading."""
+    published = select(DisclosureNotice).where(DisclosureNotice.county_code == county_code,
+                                               DisclosureNotice.month == month)
+    notice = db.session.scalar(published)
+    if notice is not None:
+        return notice
+    notice = DisclosureNotice(county_code=county_code, month=month, published_at=utcnow(),
+                              figures=_disclosed_figures(county_code, month))
+    try:
+        with db.session.begin_nested():
+            db.session.add(notice)
+    except IntegrityError:  # published by a concurrent first reading
+        return db.session.scalar(published)
+    return notice
+
+
+def _disclosed_figures(county_code: str, month: date) -> dict:
+    """Per village of the county, small villages merged, and the total, of the lines sold in `month`."""
+    lines = sold_lines(*_in_period(LedgerTransaction.sale_date, month, (month + timedelta(days=32)).replace(day=1)))
     per_household = household_totals(lines)
     rows = db.session.execute(
         select(Household.village, func.count(per_household.c.household_id), func.sum(per_household.c.net))
         .join(Household, Household.id == per_household.c.household_id)
-        .where(Household.county_code == region.code, per_household.c.net != 0)
+        .where(Household.county_code == county_code, per_household.c.net != 0)
         .group_by(Household.village))
     villages = {village: (int(households), int(fen)) for village, households, fen in rows}
     shown, other = merge_villages(villages)
     total = public_figures(sum(h for h, _ in villages.values()), sum(fen for _, fen in villages.values()))
-    return {"county": {"code": region.code, "name": region.name}, "from": from_date, "to": to_date,
-            "computed_at": computed_at, "villages": shown, "other_villages": other, "total": total}
+    return {"villages": shown, "other_villages": other, "total": total}

@@ -5,7 +5,7 @@ from flask import Response
 from marshmallow import Schema, fields
 
 from orders.ledger import reports
-from orders.ledger.periods import PeriodQuery
+from orders.ledger.periods import Month, PeriodQuery
 from shop.auth.security import require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
@@ -81,12 +81,21 @@ class DisclosureVillageOut(DisclosureFiguresOut):
     village = fields.String()
 
 
+class DisclosureQuery(Schema):
+    """`?month=YYYY-MM`: a month published already (by default the last one)."""
+
+    month = Month()
+
+
 class DisclosureOut(Schema):
-    """A county's public disclosure: per village, small villages merged, and the county total."""
+    """A county's public disclosure of a month as published: per village, small villages merged, and the county
+    total; `from` (inclusive) and `to` (exclusive) are the month's Asia/Shanghai dates, `computed_at` when it was
+    published."""
 
     county = fields.Nested(CountyCodeOut)
-    from_date = Date(data_key="from", attribute="from", allow_none=True)
-    to_date = Date(data_key="to", attribute="to", allow_none=True)
+    month = fields.String()
+    from_date = Date(data_key="from", attribute="from")
+    to_date = Date(data_key="to", attribute="to")
     computed_at = fields.DateTime()
     villages = fields.List(fields.Nested(DisclosureVillageOut))
     other_villages = fields.Nested(DisclosureVillageOut, allow_none=True)
@@ -112,9 +121,12 @@ def pairing_report(query):
 
 
 @blp.route("/disclosure/counties/<code>")
-@blp.arguments(PeriodQuery, location="query")
+@blp.arguments(DisclosureQuery, location="query")
 @blp.response(200, DisclosureOut)
 @blp.doc(security=[])
 def county_disclosure(query, code):
-    """The public disclosure (公示) of a county: per village, households reached and the amount attributed."""
-    return reports.county_disclosure(code=code, **query)
+    """The public disclosure (公示) of a county for a month: per village, households reached and the amount
+    attributed."""
+    disclosure = reports.county_disclosure(code=code, **query)
+    commit()  # a month's first reading publishes it
+    return disclosure

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from catalog.models import LotContribution
 from orders import outbox
+from orders.ledger import reports
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.reports import merge_villages
 from orders.models import Order, OrderLine
@@ -25,6 +26,14 @@ from shop.regions.service import valid_on
 from tests.orders.ledger.test_attribution import make_world, pay_pickup
 from tests.orders.payments.conftest import user_with_token
 from tests.suppliers.factories import HouseholdFactory
+
+
+def published_later(monkeypatch, *, days: int = 40) -> str:
+    """Read the disclosure `days` from now, once this month is published; this month, as `?month=` takes it."""
+    this_month = f"{outbox.sale_date_of(utcnow()):%Y-%m}"
+    later = utcnow() + timedelta(days=days)
+    monkeypatch.setattr(reports, "utcnow", lambda: later)
+    return this_month
 
 
 def independent_report(from_date: date | None = None, to_date: date | None = None) -> dict:
@@ -120,8 +129,6 @@ def test_a_fully_refunded_order_counts_nowhere_and_the_period_is_by_sale_date(cl
     assert (inside.json["from"], inside.json["to"]) == (today.isoformat(), (today + timedelta(days=1)).isoformat())
     assert after.json["rows"] == [] and (after.json["from"], after.json["to"]) == (
         (today + timedelta(days=1)).isoformat(), None)
-    disclosed = client.get(f"/api/v1/disclosure/counties/513431?from={today}").json
-    assert (disclosed["from"], disclosed["to"]) == (today.isoformat(), None)
     assert empty.status_code == 422 and "to" in empty.json["error"]["details"]
 
 
@@ -201,7 +208,7 @@ def test_small_villages_are_merged_until_the_merged_row_has_3_households(village
                 h for h, _ in villages.values())
 
 
-def test_the_county_disclosure_is_public_sums_the_postings_and_shows_no_personal_data(racing_app):
+def test_the_county_disclosure_is_public_sums_the_postings_and_shows_no_personal_data(racing_app, monkeypatch):
     client = racing_app.test_client()
     world = _two_donors(client)
     h = world["h"]
@@ -214,10 +221,12 @@ def test_the_county_disclosure_is_public_sums_the_postings_and_shows_no_personal
         net[posting.household_id] += posting.amount_fen
     in_county = {hid: fen for hid, fen in net.items() if fen and h_county(world, hid) == "513431"}
 
-    response = client.get("/api/v1/disclosure/counties/513431")
+    month = published_later(monkeypatch)
+    response = client.get(f"/api/v1/disclosure/counties/513431?month={month}")
 
     assert response.status_code == 200, response.json
     body = response.json
+    assert body["month"] == month and body["from"] == f"{month}-01"
     # 乙村 has 1 household: fewer than 3, so 甲村 (3) joins it and only the merged row remains
     assert body["villages"] == []
     assert body["other_villages"] == {"village": "其他村", "households": len(in_county),
@@ -232,11 +241,12 @@ def test_the_county_disclosure_is_public_sums_the_postings_and_shows_no_personal
         assert (refused.status_code, refused.json["error"]["code"]) == (404, "region_not_found")
 
 
-def test_a_county_with_fewer_than_3_households_reached_shows_no_amount(client, login):
+def test_a_county_with_fewer_than_3_households_reached_shows_no_amount(client, login, monkeypatch):
     world = make_world(today=outbox.sale_date_of(utcnow()))
     pay_pickup(client, world, 3)
+    month = published_later(monkeypatch)
 
-    body = client.get("/api/v1/disclosure/counties/513432").json  # only h2 lives there
+    body = client.get(f"/api/v1/disclosure/counties/513432?month={month}").json  # only h2 lives there
 
     assert body["villages"] == []
     assert body["other_villages"] == {"village": "其他村", "households": None, "fewer_than": 3,
@@ -249,7 +259,7 @@ def h_county(world, household_id: int) -> str:
     return next(each.county_code for each in world["h"].values() if each.id == household_id)
 
 
-def test_the_county_total_equals_the_sum_of_the_shown_and_merged_rows(client):
+def test_the_county_total_equals_the_sum_of_the_shown_and_merged_rows(client, monkeypatch):
     world = make_world(today=outbox.sale_date_of(utcnow()))
     h = world["h"]
     for n in (7, 8, 9):
@@ -259,8 +269,9 @@ def test_the_county_total_equals_the_sum_of_the_shown_and_merged_rows(client):
         h[n].village = village
     db.session.commit()
     pay_pickup(client, world, 3)
+    month = published_later(monkeypatch)
 
-    body = client.get("/api/v1/disclosure/counties/513431").json
+    body = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
 
     # 丙村 (1 household) is fewer than 3: the smaller of 甲村 and 乙村 joins it; the other is shown
     assert [row["households"] for row in body["villages"]] == [3]
@@ -280,3 +291,30 @@ def test_a_misspelt_parameter_is_a_422_not_a_report_of_everything(client, login,
     response = client.get(url, headers=login("auditor"))
     name = url.rsplit("&", 1)[-1].split("?")[-1].split("=")[0]
     assert response.status_code == 422 and response.json["error"]["details"] == {name: ["Unknown field."]}
+
+
+def test_a_month_is_disclosed_once_no_sale_can_be_dated_in_it_and_then_shown_as_published(client, login,
+                                                                                          monkeypatch):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    order_id = pay_pickup(client, world, 3)
+    this_month = f"{outbox.sale_date_of(utcnow()):%Y-%m}"
+
+    live = client.get(f"/api/v1/disclosure/counties/513431?month={this_month}")
+    latest = client.get("/api/v1/disclosure/counties/513431")
+
+    # no live figure: two readings around a purchase would differ by what one household earned
+    assert (live.status_code, live.json["error"]["code"]) == (409, "disclosure_not_published")
+    assert latest.status_code == 200 and latest.json["month"] == live.json["error"]["details"]["latest"]
+    month = published_later(monkeypatch)
+    published = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+    assert published["total"]["households"] == 4 and published["total"]["attributed_fen"] > 0
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
+    refunded = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**login("admin"), "Idempotency-Key": "r9"},
+                           json={"lines": [{"line_id": line_id, "quantity": 3}], "reason": "全退"})
+    assert refunded.status_code == 201, refunded.json
+
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert again == published  # as published: the refund shows in the ledger and the reports, not here
+    for query in ("month=2026-13", "month=2026-11-01", "from=2026-11-01"):
+        assert client.get(f"/api/v1/disclosure/counties/513431?{query}").status_code == 422, query
