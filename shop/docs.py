@@ -1,12 +1,16 @@
-"""The API docs page's Swagger UI assets, served from the installed `swagger-ui-bundle` (no CDN)."""
+"""The API docs page: Swagger UI's assets from the installed `swagger-ui-bundle` (no CDN), started by our own script
+file rather than flask-smorest's inline one, which the Content-Security-Policy (`shop.headers`) would block."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, send_from_directory
+import os
+
+from flask import Blueprint, Flask, current_app, render_template, send_from_directory, url_for
 from swagger_ui_bundle import swagger_ui_path
 
 ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js")
+OWN_ASSETS = os.path.join(os.path.dirname(__file__), "static", "docs")
 
-assets = Blueprint("docs_assets", __name__, url_prefix="/api/v1/docs/assets")
+assets = Blueprint("docs_assets", __name__, url_prefix="/api/v1/docs/assets", template_folder="templates")
 
 
 @assets.get("/<any(" + ", ".join(f'"{name}"' for name in ASSETS) + "):filename>")
@@ -15,6 +19,21 @@ def swagger_ui_asset(filename: str):
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
+@assets.get("/swagger-init.js")
+def swagger_init():
+    """The script that starts Swagger UI on the docs page."""
+    return send_from_directory(OWN_ASSETS, "swagger-init.js", max_age=3600)
+
+
+def swagger_ui_page():
+    """The docs page: flask-smorest's, with its inline start-up script moved to `swagger-init.js`."""
+    config = current_app.config
+    return render_template("docs/swagger_ui.html", title=config["API_TITLE"],
+                           spec_url=url_for("api-docs.openapi_json"), swagger_ui_url=config["OPENAPI_SWAGGER_UI_URL"],
+                           swagger_ui_config=config.get("OPENAPI_SWAGGER_UI_CONFIG", {}))
+
+
 def init_app(app: Flask) -> None:
-    """Serve the docs page's assets (`OPENAPI_SWAGGER_UI_URL` points here)."""
+    """Serve the docs page and its assets (`OPENAPI_SWAGGER_UI_URL` points here)."""
     app.register_blueprint(assets)
+    app.view_functions["api-docs.openapi_swagger_ui"] = swagger_ui_page
