@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -204,26 +205,42 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def register_error_page(app: Flask, render: Callable[[Exception, int], Any]) -> None:
+    """Render every error outside /api/ with `render(exc, status)` (the pages register their error page here, so
+    that the shell never imports them)."""
+    app.extensions["error_page"] = render
+
+
+def _answer(exc: Exception, api_response: Response) -> Response:
+    """The API's JSON error under /api/; anywhere else the registered error page with the same status and headers."""
+    render = current_app.extensions.get("error_page")
+    if _wants_json() or render is None:
+        return api_response
+    page = current_app.make_response(render(exc, api_response.status_code))
+    for header in ("Allow", "Retry-After"):
+        if header in api_response.headers:
+            page.headers[header] = api_response.headers[header]
+    return page
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Install handlers so every error under /api/ has the API shape and leaves nothing written."""
+    """Install handlers so every error leaves nothing written: in the API's shape under /api/, else as a page."""
 
     @app.errorhandler(AppError)
     def _app_error(exc: AppError):
         db.session.rollback()
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return _answer(exc, error_response(exc.status, exc.code, exc.message, exc.details))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         db.session.rollback()
-        if not _wants_json():
-            return exc
-        return _http_error(exc)
+        return _answer(exc, _http_error(exc))
 
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError):
         db.session.rollback()
         log.info("integrity conflict request_id=%s: %s", g.get("request_id"), exc.orig.__class__.__name__)
-        return error_response(409, ShopCode.CONFLICT, "The request conflicts with existing data.")
+        return _answer(exc, error_response(409, ShopCode.CONFLICT, "The request conflicts with existing data."))
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
@@ -231,20 +248,20 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         log.info("value out of range request_id=%s: %s", g.get("request_id"),
                  getattr(exc, "orig", exc).__class__.__name__)
-        return error_response(422, ShopCode.VALUE_OUT_OF_RANGE,
-                              "A value is outside the range the service can store.")
+        return _answer(exc, error_response(422, ShopCode.VALUE_OUT_OF_RANGE,
+                                           "A value is outside the range the service can store."))
 
     @app.errorhandler(OperationalError)
     def _unavailable(exc: OperationalError):
         db.session.rollback()
         log.exception("database unavailable request_id=%s", g.get("request_id"))
-        return error_response(503, ShopCode.SERVICE_UNAVAILABLE, "The database is unavailable; try again.",
-                              {"request_id": g.get("request_id")})
+        return _answer(exc, error_response(503, ShopCode.SERVICE_UNAVAILABLE, "The database is unavailable; try again.",
+                                           {"request_id": g.get("request_id")}))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         db.session.rollback()
         log.exception("unhandled error request_id=%s path=%s", g.get("request_id"), request.path)
-        return error_response(500, ShopCode.INTERNAL_ERROR,
-                              "An unexpected error occurred; it has been logged.",
-                              {"request_id": g.get("request_id")})
+        return _answer(exc, error_response(500, ShopCode.INTERNAL_ERROR,
+                                           "An unexpected error occurred; it has been logged.",
+                                           {"request_id": g.get("request_id")}))

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from web.pages import csrf, web_user
+from shop.errors import register_error_page
+from web.pages import csrf, error_page_for, web_user
 
 assets = Blueprint("web_static", __name__, static_folder="static", static_url_path="/static/web")
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages, their static files and CSRF protection (checked on page posts only)."""
+    """Register the pages, their static files, CSRF protection (checked on page posts only) and the error page of
+    every path outside the API."""
     from web import account, coop, storefront, till
 
     csrf.init_app(app)
     app.jinja_env.globals["web_user"] = web_user
+    register_error_page(app, error_page_for)
     app.register_blueprint(assets)
     for part in (account, storefront, till, coop):
         app.register_blueprint(part.bp)

@@ -1,5 +1,6 @@
-"""The pages' one idiom: `page_blueprint` gives a blueprint with cookie sign-in, CSRF on every form post,
-the Content-Security-Policy and HTML error pages; `signed_in(*roles)` guards a page by role.
+"""The pages' one idiom: `page_blueprint` gives a blueprint with cookie sign-in, CSRF on every form post and the
+Content-Security-Policy; `error_page_for` renders every error outside the API; `signed_in(*roles)` guards a page
+by role.
 
 The JSON API never reads the session cookie (it takes bearer tokens only), so it needs no CSRF token; a page
 that must call the API (the till) asks `/till/token` for a short-lived bearer token.
@@ -11,7 +12,6 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
 
 from shop.auth.models import User
 from shop.db import db
@@ -22,7 +22,7 @@ csrf = CSRFProtect()
 HTTP_MESSAGES = {400: "请求有误，请检查后重试。", 401: "请先登录。", 403: "没有权限进行此操作。", 404: "页面不存在",
                  405: "不支持此操作", 409: "操作与当前状态冲突，请刷新页面后重试。", 413: "文件太大",
                  422: "填写的内容有误，请检查后重试。", 429: "尝试次数过多，请稍后再试。",
-                 503: "服务暂时不可用，请稍后再试。"}
+                 500: "出错了，请稍后再试。", 503: "服务暂时不可用，请稍后再试。"}
 HOME_BY_ROLE = {"consumer": "storefront.home", "store_staff": "till.home", "coop": "coop.home"}
 
 
@@ -80,8 +80,18 @@ def signed_in(*roles: str):
 
 
 def error_page(status: int, message: str):
-    """An HTML error page with the status."""
-    return render_template("web/error.html", status=status, message=message), status
+    """An HTML error page with the status (a server error's page asks the database nothing: it may be what failed)."""
+    return render_template("web/error.html", status=status, message=message, no_user=status >= 500), status
+
+
+def error_page_for(exc: Exception, status: int):
+    """The page of an error no view handled, anywhere outside the API: a page's own words, else the status's message
+    in Chinese (a 404 says no more)."""
+    if isinstance(exc, PageError):
+        return error_page(status, exc.message)
+    if isinstance(exc, CSRFError):
+        return error_page(status, "表单已过期，请返回刷新页面后重试。")
+    return error_page(status, HTTP_MESSAGES.get(status, "操作未能完成。"))
 
 
 def _check_csrf() -> None:
@@ -98,27 +108,8 @@ def _no_store(response):
 
 
 def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
-    """A blueprint for pages: CSRF-checked posts, secure headers, errors as HTML pages in Chinese."""
+    """A blueprint for pages: CSRF-checked posts, never cached (its errors are pages by `error_page_for`)."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix, template_folder="templates")
     bp.before_request(_check_csrf)
     bp.after_request(_no_store)
-
-    @bp.errorhandler(CSRFError)
-    def _csrf_failed(_exc):
-        db.session.rollback()
-        return error_page(400, "表单已过期，请返回刷新页面后重试。")
-
-    @bp.errorhandler(AppError)
-    def _app_error(exc: AppError):
-        """A refusal no page handled itself: a page's own words, else its status in Chinese (a 404 says no more)."""
-        db.session.rollback()
-        if isinstance(exc, PageError):
-            return error_page(exc.status, exc.message)
-        return error_page(exc.status, HTTP_MESSAGES.get(exc.status, "操作未能完成。"))
-
-    @bp.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        db.session.rollback()
-        return error_page(exc.code or 500, HTTP_MESSAGES.get(exc.code, exc.name))
-
     return bp

@@ -12,14 +12,14 @@ from orders.ledger import statements
 from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
 from orders.ledger.periods import PeriodQuery
-from shop.db import commit, db
-from shop.errors import AppError, NotFound, ShopCode
+from shop.db import commit
+from shop.errors import AppError, ShopCode
 from shop.fields import Text
 from shop.pagination import PageQuery
 from suppliers import service as suppliers
 from suppliers.schemas import HouseholdOut, HouseholdQuery
 from web.filters import local_time, yuan
-from web.pages import PageError, error_page, page_blueprint, signed_in, web_user
+from web.pages import PageError, page_blueprint, signed_in, web_user
 
 bp = page_blueprint("coop", __name__, url_prefix="/coop")
 bp.static_folder, bp.static_url_path = "static", "/static"
@@ -51,13 +51,6 @@ def _parsed(schema: Schema, values) -> dict:
 def _helpers() -> dict:
     """The portal templates' formatting helpers."""
     return {"local_time": local_time, "yuan": yuan, "reference": bank_files.reference}
-
-
-@bp.errorhandler(NotFound)
-def _not_found(_exc: NotFound):
-    """Whatever is missing or belongs to another co-op is simply not there."""
-    db.session.rollback()
-    return error_page(404, "页面不存在")
 
 
 # --- uploads --------------------------------------------------------------------------------------------

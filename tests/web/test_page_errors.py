@@ -1,0 +1,74 @@
+"""Errors a page's view never saw (routing, methods, the database, a bug) reach page users as the Chinese error
+page, with the status's message; the API keeps its JSON shape for the same kinds of error."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from catalog import inventory
+from catalog import service as catalog
+from tests.orders.factories import StoreFactory
+from tests.suppliers.factories import SupplierFactory
+from tests.web.test_coop_pages import signed_in_coop
+from tests.web.test_till_pages import _signed_in
+from web.storefront import reads
+
+
+def assert_error_page(response, status: int, message: str) -> str:
+    """The response is the HTML error page with `status` and its Chinese message (no English from Werkzeug)."""
+    html = response.get_data(as_text=True)
+    assert response.status_code == status and response.mimetype == "text/html"
+    assert f'<p role="alert">{message}</p>' in html
+    assert "Not Found" not in html and "Method Not Allowed" not in html and '"error"' not in html
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    return html
+
+
+@pytest.mark.parametrize("path", ["/orders/abc", "/till/receipts/x", "/no-such-page", "/p/"])
+def test_a_path_no_page_matches_is_the_chinese_404_page(client, path):
+    assert_error_page(client.get(path), 404, "页面不存在")
+
+
+def test_a_method_a_page_does_not_take_is_the_chinese_405_page_with_allow(client):
+    response = client.get("/logout")
+    assert_error_page(response, 405, "不支持此操作")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_a_method_the_till_does_not_take_is_the_chinese_405_page(client):
+    _signed_in(client, store_id=StoreFactory().id)
+    assert_error_page(client.put("/till/pickups"), 405, "不支持此操作")
+
+
+def test_a_database_outage_on_a_page_is_the_chinese_503_page(app, monkeypatch):
+    client = signed_in_coop(app, SupplierFactory())
+
+    def unavailable(**_):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(inventory, "list_supplier_lots", unavailable)
+    monkeypatch.setitem(app.jinja_env.globals, "web_user", unavailable)  # the page's header asks no one either
+    assert_error_page(client.get("/coop/lots"), 503, "服务暂时不可用，请稍后再试。")
+
+
+def test_an_unexpected_error_on_a_page_is_the_chinese_500_page_without_internals(app, client, monkeypatch):
+    def broken(**_):
+        raise RuntimeError("secret internals 42")
+
+    monkeypatch.setattr(reads, "donor_districts", broken)
+    html = assert_error_page(client.get("/"), 500, "出错了，请稍后再试。")
+    assert "secret internals" not in html and "Traceback" not in html
+
+
+def test_the_api_keeps_its_json_errors_for_the_same_kinds_of_error(client, monkeypatch):
+    assert client.get("/api/v1/orders/abc").json["error"]["code"] == "not_found"
+    response = client.delete("/api/v1/regions")
+    assert response.status_code == 405 and response.json["error"]["code"] == "method_not_allowed"
+    assert response.headers["Allow"]
+
+    def unavailable(**_):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(catalog, "list_products", unavailable)
+    response = client.get("/api/v1/products")
+    assert response.status_code == 503 and response.json["error"]["code"] == "service_unavailable"
