@@ -1,0 +1,59 @@
+"""In a real browser: an amount or a count never breaks across two lines ("¥39.8" above "0"), at the till's sizes
+and on a phone, and the till's cart fits a phone without scrolling the page sideways."""
+from __future__ import annotations
+
+import json
+
+from tests.web.conftest import screenshot, sign_in
+
+TILL_SIZES = ({"width": 1024, "height": 768}, {"width": 1280, "height": 800}, {"width": 390, "height": 844})
+BROKEN_NUMBERS = """selector => [...document.querySelectorAll(selector)].filter(node => {
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  return new Set([...range.getClientRects()].map(rect => Math.round(rect.bottom))).size > 1;
+}).map(node => node.textContent.trim())"""
+SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def _open_shift_and_fill_the_cart(page, site) -> int:
+    """Sign the 顺德 clerk in, open a shift if none is open, scan every product the store holds; their count."""
+    sign_in(page, site, "staff-shunde")
+    page.wait_for_url(site.url + "/till")
+    if page.get_by_label("备用金（元）").count():
+        page.get_by_label("备用金（元）").fill("500")
+        page.get_by_role("button", name="开班").click()
+    products = json.loads(page.locator("#till-data").inner_text())["products"]
+    scan = page.get_by_label("扫描追溯码或输入 SKU")
+    for product in products:
+        for _ in range(product["available"]):
+            scan.fill(product["sku"])
+            scan.press("Enter")
+    return len(products)
+
+
+def test_the_tills_amounts_stay_on_one_line_and_its_cart_fits_a_phone(site, browser):
+    for size in TILL_SIZES:
+        context = browser.new_context(viewport=size, locale="zh-CN", has_touch=size["width"] < 600)
+        page = context.new_page()
+        products = _open_shift_and_fill_the_cart(page, site)
+        assert page.locator("#cart-lines tr").count() == products > 5
+        screenshot(page, "till-cart")
+        assert page.evaluate(BROKEN_NUMBERS, "#cart-lines td.num, #total") == [], size
+        assert page.evaluate(SIDEWAYS) == 0, size
+        assert page.locator("#cart-lines tr").last.locator("button.remove").is_visible()
+        context.close()
+
+
+def test_a_large_checkout_total_stays_on_one_line_on_a_phone(site, phone):
+    page = phone.new_page()
+    sign_in(page, site, "13800000000")
+    page.wait_for_url(site.url + "/")
+    page.goto(site.url + "/p/LB-QC-5KG")
+    page.get_by_label("数量").fill("999999")
+    page.get_by_role("button", name="加入购物车").click()
+    page.wait_for_url(site.url + "/cart")
+    page.goto(site.url + "/checkout")
+    assert page.get_by_text("¥78,999,921.00").first.is_visible()
+    screenshot(page, "checkout-large")
+    assert page.evaluate(BROKEN_NUMBERS, ".num, .price") == []
+    assert page.evaluate(SIDEWAYS) == 0
