@@ -230,9 +230,21 @@ def test_the_statement_is_the_ledgers_printable_page_its_style_allowed_by_hash_o
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     assert f"style-src 'self' 'sha256-{digest}';" in policy
     assert "script-src 'self';" in policy and "unsafe-inline" not in policy
-    period = client.get(f"/coop/households/{household.id}/statement?from={today()}&to={today()}")
-    assert period.status_code == 422 and "填写的内容不正确：to。" in text(period)
     assert verify_ledger()["ok"] is True
+
+
+def test_an_empty_statement_period_shows_the_household_page_again_with_the_message_beside_the_end_date(coops):
+    household = paid_household(coops["ours"], 1234)
+
+    response = coops["client"].get(f"/coop/households/{household.id}/statement?from=2026-03-05&to=2026-03-01")
+
+    html = text(response)
+    assert response.status_code == 422 and household.code in html and "打开可打印的对账单" in html
+    assert re.search(r'<input id="to" name="to" type="date" value="2026-03-01" aria-invalid="true" '
+                     r'aria-describedby="to-error">\s*<p class="error" id="to-error">'
+                     r"结束日期必须是晚于开始日期的有效日期。</p>", html)
+    assert 'value="2026-03-05"' in html and "from-error" not in html
+    assert "：to" not in html and "填写的内容不正确" not in html
 
 
 def test_the_bank_file_download_needs_a_reason_and_is_audited(coops):
@@ -248,6 +260,10 @@ def test_the_bank_file_download_needs_a_reason_and_is_audited(coops):
     forged = client.post(f"/coop/payouts/{batch.id}/bank-file", data={"reason": "转账"})
     assert (refused.status_code, forged.status_code) == (422, 400)
     assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
+    refused_page = text(refused)  # the batch's page again, the message beside the reason
+    assert "¥25.00" in refused_page and 'aria-describedby="reason-error"' in refused_page
+    assert '<p class="error" id="reason-error">请填写下载原因（不超过 200 个字）。</p>' in refused_page
+    assert "reason" not in refused_page.split('id="reason-error">')[1].split("</p>")[0]
 
     response = client.post(f"/coop/payouts/{batch.id}/bank-file",
                            data={"reason": "到信用社办理转账", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
@@ -271,3 +287,15 @@ def test_bad_paging_input_is_a_clear_page_not_a_500(coops):
         response = client.get(path)
         assert response.status_code in (400, 422), path
         assert response.mimetype == "text/html"
+    for path in ("/coop/lots?limit=abc", "/coop/payouts?limit=1000"):
+        html = text(client.get(path))
+        assert "每页条数必须是 1 到 100 之间的整数。" in html and "limit" not in html.split('role="alert"')[1]
+
+
+def test_a_wrong_household_search_shows_the_form_again_with_the_message_beside_the_field(coops):
+    response = coops["client"].get("/coop/households?code=" + "x" * 300 + "&village=龙沟村")
+
+    html = text(response)
+    assert response.status_code == 422 and 'role="search"' in html
+    assert '<p class="error" id="code-error">农户编号格式不正确，例如 DEMO-ZJ-001。</p>' in html
+    assert 'value="龙沟村"' in html and "没有找到农户" not in html and "village-error" not in html

@@ -27,6 +27,16 @@ bp.static_folder, bp.static_url_path = "static", "/static"
 PAGE_SIZE = 50
 LINKS_SHOWN = 100  # a household's benefit links shown on its page (one co-op gives a household a handful)
 HOUSEHOLD_FIELDS = ("id", "code", "head_name", "id_number", "village", "members", "bank_account", "active")
+FIELD_PROBLEMS = {  # every form and query field of the portal → what it must be, in the portal's words
+    "code": "农户编号格式不正确，例如 DEMO-ZJ-001。",
+    "village": "村名不能超过 64 个字。",
+    "active": "状态只能是“正常”或“已停用”。",
+    "from": "开始日期不是有效的日期。",
+    "to": "结束日期必须是晚于开始日期的有效日期。",
+    "reason": "请填写下载原因（不超过 200 个字）。",
+    "limit": "每页条数必须是 1 到 100 之间的整数。",
+    "cursor": "翻页链接无效，请回到第一页。",
+}
 UPLOAD_PROBLEMS = {ShopCode.PAYLOAD_TOO_LARGE: "文件太大：库存文件最大 {mb} MB，请拆分后分批上传。",
                    ShopCode.VALIDATION_ERROR: "文件是空的，请选择填好的库存文件。"}
 
@@ -38,13 +48,14 @@ class BankFileForm(Schema):
 
 
 def _parsed(schema: Schema, values) -> dict:
-    """Form or query values loaded by `schema` (unknown ones, such as the CSRF token, ignored); a 422 page
-    naming the fields when they do not fit."""
+    """Form or query values loaded by `schema` (unknown ones, such as the CSRF token, ignored); else a `PageError`
+    saying what each wrong field must be (its `details`: field → message, for a form shown again)."""
     known = {field.data_key or name for name, field in schema.fields.items()}
     try:
         return schema.load({key: values[key] for key in values if key in known and values[key] != ""})
     except SchemaError as exc:
-        raise PageError("填写的内容不正确：" + "、".join(sorted(exc.messages)) + "。") from exc
+        problems = {key: FIELD_PROBLEMS.get(key, "填写的内容不正确。") for key in sorted(exc.messages)}
+        raise PageError("".join(problems.values()), details=problems) from exc
 
 
 @bp.context_processor
@@ -129,28 +140,43 @@ def lots():
 def households():
     """The households the co-op works with, masked as the API shows them; search by code or village."""
     user = web_user()
-    query = _parsed(HouseholdQuery(), {"limit": PAGE_SIZE, **request.args})
+    try:
+        query = _parsed(HouseholdQuery(), {"limit": PAGE_SIZE, **request.args})
+    except PageError as exc:  # the search form again, its values kept, the message beside each wrong field
+        return render_template("coop/households.html", households=[], next_cursor=None, query=request.args,
+                               errors=exc.details), exc.status
     page = suppliers.list_households(supplier_id=user.supplier_id, supplier_scope=user.supplier_id, **query)
     shown = HouseholdOut(only=HOUSEHOLD_FIELDS, many=True).dump(page["items"])
-    return render_template("coop/households.html", households=shown, next_cursor=page["next_cursor"], query=query)
+    return render_template("coop/households.html", households=shown, next_cursor=page["next_cursor"], query=query,
+                           errors={})
 
 
 @bp.get("/households/<int:household_id>")
 @signed_in("coop")
 def household(household_id: int):
     """A household (masked), its benefit links with this co-op, and the statement period form."""
+    return _household_page(household_id)
+
+
+def _household_page(household_id: int, *, period: dict | None = None, errors: dict | None = None):
+    """The household's page, its period form showing `period` and the message beside each wrong date."""
     user = web_user()
     shown = HouseholdOut(only=HOUSEHOLD_FIELDS).dump(suppliers.show_household(household_id=household_id, user=user))
     links = suppliers.list_benefit_links(supplier_id=user.supplier_id, supplier_scope=user.supplier_id, kind=None,
                                          household_id=household_id, on=None, limit=LINKS_SHOWN, cursor=None)
-    return render_template("coop/household.html", household=shown, links=links["items"])
+    return render_template("coop/household.html", household=shown, links=links["items"], period=period or {},
+                           errors=errors or {}), 422 if errors else 200
 
 
 @bp.get("/households/<int:household_id>/statement")
 @signed_in("coop")
 def household_statement(household_id: int):
-    """The household's printable statement of its account at this co-op (the ledger's page)."""
-    period = _parsed(PeriodQuery(), request.args)
+    """The household's printable statement of its account at this co-op (the ledger's page); a wrong period
+    shows the household's page again with the message beside the date."""
+    try:
+        period = _parsed(PeriodQuery(), request.args)
+    except PageError as exc:
+        return _household_page(household_id, period=request.args, errors=exc.details)
     statement = statements.household_statement(household_id=household_id, user=web_user(), page=True, **period)
     html = render_template("ledger_household_statement.html", s=statement, h=statement["page"])
     return Response(html, mimetype="text/html")  # its inline stylesheet is allowed by hash (`shop.headers`)
@@ -171,14 +197,23 @@ def payout_batches():
 @signed_in("coop")
 def payout_batch(batch_id: int):
     """A payout batch: its lines (masked accounts), totals, and the bank file download form."""
-    return render_template("coop/payout.html", batch=payouts.show_batch(batch_id=batch_id, actor=web_user()))
+    return _payout_page(batch_id)
+
+
+def _payout_page(batch_id: int, *, errors: dict | None = None):
+    """The batch's page, with the message beside the bank file form's reason when it was wrong."""
+    batch = payouts.show_batch(batch_id=batch_id, actor=web_user())
+    return render_template("coop/payout.html", batch=batch, errors=errors or {}), 422 if errors else 200
 
 
 @bp.post("/payouts/<int:batch_id>/bank-file")
 @signed_in("coop")
 def bank_file(batch_id: int):
     """Download the batch's bank file (full account numbers), audited with the stated reason."""
-    form = _parsed(BankFileForm(), request.form)
+    try:
+        form = _parsed(BankFileForm(), request.form)
+    except PageError as exc:
+        return _payout_page(batch_id, errors=exc.details)
     file = payouts.export_bank_file(batch_id=batch_id, actor=web_user(), reason=form["reason"])
     commit()
     return Response(file.content, mimetype="text/csv", headers={
