@@ -85,8 +85,8 @@ class ReceiptStoreOut(Schema):
 
 
 class ReceiptOut(Schema):
-    """A printable receipt: store, time, lines with trace codes, total, paid, change, and the order's public impact
-    line (as on `GET /orders/<id>`; null until the ledger has attributed the sale)."""
+    """A printable receipt: store, time, lines with trace codes, total, paid, change, the money refunded since, and
+    the order's public impact line (as on `GET /orders/<id>`; null until the ledger has attributed the sale)."""
 
     order_id = fields.Integer()
     store = fields.Nested(ReceiptStoreOut, allow_none=True)
@@ -98,6 +98,7 @@ class ReceiptOut(Schema):
     total_fen = fields.Integer()
     paid_fen = fields.Integer()
     change_fen = fields.Integer()
+    refunded_fen = fields.Integer()
     late_entry = fields.Boolean()
     impact = fields.Nested(ImpactOut, attribute="order.impact", allow_none=True)
 

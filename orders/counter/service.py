@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog import inventory
@@ -27,7 +27,7 @@ from orders import outbox, state
 from orders.checkout.service import OrderView, get_order_for, view_order
 from orders.errors import OrderCode
 from orders.locking import lock_order
-from orders.models import Allocation, Order, OrderLine, SaleConflict, Shift, Store
+from orders.models import Allocation, Order, OrderLine, Refund, SaleConflict, Shift, Store
 from orders.stores.service import get_shift, get_store_for, hold_till, open_shift
 from shop.auth.models import User
 from shop.db import db, utcnow
@@ -263,12 +263,15 @@ def list_conflicts(*, actor: User, store_id: int, limit: int, cursor: str | None
 # --- receipts -----------------------------------------------------------------------------------------
 
 def receipt_of(order: Order) -> dict:
-    """An order's receipt: store, time, lines with the trace codes of the lots sold, total, paid, change (and the
-    order, whose impact line is read when the receipt is written out: after the view's commit)."""
+    """An order's receipt: store, time, lines with the trace codes of the lots sold, total, paid, change, the money
+    refunded since (and the order, whose impact line is read when the receipt is written out: after the view's
+    commit)."""
     lot_ids = {a.lot_id for line in order.lines for a in line.allocations if a.state == "allocated"}
     codes = dict(db.session.execute(select(Lot.id, Lot.trace_code).where(Lot.id.in_(lot_ids))).all())
     store = db.session.get(Store, order.store_id) if order.store_id else None
     paid = order.tendered_fen if order.tendered_fen is not None else order.total_fen
+    refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
+                                 .where(Refund.order_id == order.id))
     lines = [{"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price_fen": line.unit_price_fen,
               "amount_fen": line.amount_fen, "refunded_quantity": line.refunded_quantity,
               "trace_codes": list(dict.fromkeys(codes[a.lot_id] for a in line.allocations
@@ -277,7 +280,8 @@ def receipt_of(order: Order) -> dict:
     return {"order_id": order.id, "store": {"id": store.id, "name": store.name} if store else None,
             "time": order.paid_at, "sale_date": order.sale_date, "channel": order.channel,
             "payment_method": order.payment_method, "lines": lines, "total_fen": order.total_fen,
-            "paid_fen": paid, "change_fen": paid - order.total_fen, "late_entry": order.late_entry, "order": order}
+            "paid_fen": paid, "change_fen": paid - order.total_fen, "refunded_fen": refunded,
+            "late_entry": order.late_entry, "order": order}
 
 
 def get_receipt(*, actor: User, order_id: int) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -326,6 +327,9 @@ def test_a_clerk_refunds_a_sale_of_the_open_shift_and_sees_every_till_screen_on_
     page.get_by_label("退款原因").fill("顾客不要了")
     page.get_by_role("button", name="确认退款").click()
     expect(page.locator("article.receipt")).to_contain_text("已退 1")
+    refunded = re.compile(rf"已退款\s*-{re.escape(_yuan(item.price_fen))}\s*实付\s*¥0\.00")
+    expect(page.locator("article.receipt")).to_contain_text(refunded)  # the amount given back, and the net
+    screenshot(page, "till-receipt-refunded")
     with site.app.app_context():
         assert db.session.get(Order, order_id).status == "refunded"
         report = stores.shift_report(actor=find_user(username=CLERK), shift_id=shift_id)

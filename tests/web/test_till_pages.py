@@ -143,7 +143,10 @@ def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shif
     response = client.post(f"/till/orders/{order.id}/refund", data={
         f"quantity-{line_id}": "1", f"resellable-{line_id}": "on", "reason": "包装破损", **_refund_form(client, order)})
     assert response.status_code == 302 and response.location == f"/till/receipts/{order.id}"
-    assert "已退 1" in client.get(response.location).get_data(as_text=True)
+    receipt = client.get(response.location).get_data(as_text=True)
+    assert "已退 1" in receipt and '<span>合计</span><span class="num">¥30.00</span>' in receipt
+    assert '<span>已退款</span><span class="num">-¥15.00</span>' in receipt  # and what the customer paid in the end
+    assert '<span>实付</span><span class="num">¥15.00</span>' in receipt
     db.session.expire_all()
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
     report = stores.shift_report(actor=clerk, shift_id=order.shift_id)
