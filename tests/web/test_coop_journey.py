@@ -212,4 +212,6 @@ def test_every_portal_page_fits_a_phone(site, phone, zhaojue):
         screenshot(page, name)
         if name != "coop-statement":  # the ledger's printed page is an A4 sheet; the portal's pages fit the phone
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        for caption in page.locator("caption").all():  # a table's title spans its table, never 1–2 characters
+            assert caption.bounding_box()["width"] >= 0.8 * page.locator("main").bounding_box()["width"] - 40, path
     assert errors == []
