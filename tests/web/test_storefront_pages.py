@@ -8,6 +8,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from catalog.models import Product
 from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
 from orders.models import Order, Store
@@ -285,3 +286,15 @@ def test_with_stripe_keys_the_payment_page_loads_stripe_elements_from_stripe_onl
     assert re.search(r'data-client-secret="pi_\w+_secret_\w+"', html)
     assert "script-src 'self' https://js.stripe.com" in response.headers["Content-Security-Policy"]
     assert "支付成功" not in html and "<script>" not in html
+
+
+def test_a_product_description_keeps_its_line_breaks_in_the_browser(site, phone):
+    with site.app.app_context():
+        product = db.session.scalar(select(Product).where(Product.sku == "LB-QC-GIFT"))
+        product.description = "产地：雷波县\n规格：礼盒装\n\n储存：阴凉干燥处"
+        db.session.commit()
+    page = phone.new_page()
+    page.goto(site.url + "/p/LB-QC-GIFT")
+    description = page.locator(".description")
+    assert description.inner_text() == "产地：雷波县\n规格：礼盒装\n\n储存：阴凉干燥处"
+    assert description.bounding_box()["height"] > 3 * 20  # four lines as typed, not one run-on line
