@@ -9,6 +9,7 @@ import re
 
 import pytest
 from flask import g
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from catalog import uploads
@@ -277,6 +278,13 @@ def test_the_bank_file_download_needs_a_reason_and_is_audited(coops):
     assert download.user.supplier_id == supplier.id
     reveal = db.session.scalar(select(RevealAudit))
     assert (reveal.household_id, reveal.fields) == (paid.id, "bank_account")
+    assert "下载转账文件（Excel）" in text(client.get(f"/coop/payouts/{batch.id}"))
+    excel = client.post(f"/coop/payouts/{batch.id}/bank-file", data={
+        "reason": "到信用社办理转账", "format": "xlsx", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
+    assert excel.status_code == 200 and excel.mimetype.endswith("spreadsheetml.sheet")
+    account = load_workbook(io.BytesIO(excel.get_data())).active.cell(row=2, column=3)
+    assert (account.value, account.data_type) == (paid.bank_account, "s")  # every digit, as text
+    assert db.session.scalar(select(func.count(PayoutDownload.id))) == 2
     assert verify_ledger()["ok"] is True
 
 

@@ -14,7 +14,7 @@ from orders.ledger.payouts import service as payouts
 from orders.ledger.periods import PeriodQuery
 from shop.db import commit
 from shop.errors import AppError, ShopCode
-from shop.fields import Text
+from shop.fields import Choice, Text
 from shop.pagination import PageQuery
 from suppliers import service as suppliers
 from suppliers.schemas import HouseholdOut, HouseholdQuery
@@ -34,6 +34,7 @@ FIELD_PROBLEMS = {  # every form and query field of the portal → what it must 
     "from": "开始日期不是有效的日期。",
     "to": "结束日期必须是晚于开始日期的有效日期。",
     "reason": "请填写下载原因（不超过 200 个字）。",
+    "format": "转账文件只能下载为 Excel 或 CSV。",
     "limit": "每页条数必须是 1 到 100 之间的整数。",
     "cursor": "翻页链接无效，请回到第一页。",
 }
@@ -42,9 +43,10 @@ UPLOAD_PROBLEMS = {ShopCode.PAYLOAD_TOO_LARGE: "文件太大：库存文件最�
 
 
 class BankFileForm(Schema):
-    """Why the bank file (full account numbers) is downloaded: the reason is audited."""
+    """Why the bank file (full account numbers) is downloaded, audited; and as CSV or XLSX."""
 
     reason = Text(required=True, max_length=200)
+    format = Choice(("csv", "xlsx"), load_default="csv")
 
 
 def _parsed(schema: Schema, values) -> dict:
@@ -214,7 +216,7 @@ def bank_file(batch_id: int):
         form = _parsed(BankFileForm(), request.form)
     except PageError as exc:
         return _payout_page(batch_id, errors=exc.details)
-    file = payouts.export_bank_file(batch_id=batch_id, actor=web_user(), reason=form["reason"])
+    file = payouts.export_bank_file(batch_id=batch_id, actor=web_user(), reason=form["reason"], output=form["format"])
     commit()
-    return Response(file.content, mimetype="text/csv", headers={
+    return Response(file.content, mimetype=file.mimetype, headers={
         "Content-Disposition": f'attachment; filename="{file.filename}"', "Cache-Control": "private, no-store"})

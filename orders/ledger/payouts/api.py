@@ -43,16 +43,16 @@ class PayoutBatchQuery(PageQuery):
 
 
 class PayoutBatchShowQuery(Schema):
-    """`format=csv` for the bank file, with the `reason` the download is audited under."""
+    """`format=csv` or `format=xlsx` for the bank file, with the `reason` the download is audited under."""
 
-    format = Choice(("json", "csv"), load_default="json")
+    format = Choice(("json", *service.BANK_FILE_FORMATS), load_default="json")
     reason = Text(max_length=200, load_default=None)
 
     @validates_schema
     def _reason_for_the_file(self, data, **kwargs):
         """The bank file shows full account numbers: say why it is downloaded."""
-        if data.get("format") == "csv" and not data.get("reason"):
-            raise ValidationError({"reason": ["Required with format=csv (the download is audited)."]})
+        if data.get("format", "json") != "json" and not data.get("reason"):
+            raise ValidationError({"reason": [f"Required with format={data['format']} (the download is audited)."]})
 
 
 class SettlementIn(Schema):
@@ -185,7 +185,8 @@ class PayoutBatches(MethodView):
 
 CSV_DOC = {"200": {"description": "OK", "content": {
     "application/json": {"schema": PayoutBatchDetailOut},
-    "text/csv": {"schema": {"type": "string", "description": "The bank's batch-transfer file (UTF-8 with BOM)"}}}}}
+    **{mimetype: {"schema": {"type": "string", "format": "binary", "description": "The bank's batch-transfer file"}}
+       for _render, mimetype in service.BANK_FILE_FORMATS.values()}}}}
 
 
 @blp.route("/payout-batches/<int:batch_id>")
@@ -194,12 +195,14 @@ CSV_DOC = {"200": {"description": "OK", "content": {
 @blp.response(200, PayoutBatchDetailOut)
 @blp.doc(responses=CSV_DOC)
 def show_batch(query, batch_id):
-    """Show a payout batch with its lines (masked accounts); `format=csv` is the bank file (full accounts, audited)."""
+    """Show a payout batch with its lines (masked accounts); `format=csv` or `xlsx` is the bank file (full accounts,
+    audited)."""
     if query["format"] == "json":
         return service.show_batch(batch_id=batch_id, actor=current_user())
-    file = service.export_bank_file(batch_id=batch_id, actor=current_user(), reason=query["reason"])
+    file = service.export_bank_file(batch_id=batch_id, actor=current_user(), reason=query["reason"],
+                                    output=query["format"])
     commit()
-    return Response(file.content, mimetype="text/csv", headers={
+    return Response(file.content, mimetype=file.mimetype, headers={
         "Content-Disposition": f'attachment; filename="{file.filename}"', "Cache-Control": "private, no-store"})
 
 

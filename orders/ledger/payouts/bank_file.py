@@ -1,5 +1,8 @@
 """The bank's batch-transfer file of a payout batch: CSV, UTF-8 with a BOM (so Excel on Windows shows the Chinese
-correctly), a header row, one row per line still to transfer, amounts in yuan with two decimals.
+correctly), or XLSX; a header row, one row per line still to transfer, amounts in yuan with two decimals. Opened
+in a spreadsheet, a CSV's 19-digit account number reads as a number and keeps 15 significant digits; in the XLSX
+every account number (and every other text) is a text cell, so a co-op that checks the file and saves it still
+sends the bank the right accounts.
 
 Every text cell is guarded against formula injection: a cell a spreadsheet would evaluate (starting with `=`,
 `+`, `-`, `@`, a tab or a carriage return) is written with a leading apostrophe, so a payee named
@@ -11,9 +14,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import NamedTuple
 
-from shop.exports import csv_cell
+from openpyxl import Workbook
+
+from shop.exports import append_row, csv_cell
 
 HEADER = ("序号", "收款人户名", "收款人账号", "收款银行", "金额（元）", "用途", "业务参考号")
 PURPOSES = {"household": "农户收益分配", "supplier": "货款结算", "store": "门店佣金"}
@@ -55,3 +61,20 @@ def render(rows: Iterable[BankRow], *, party: str) -> bytes:
         writer.writerow([number, csv_cell(row.payee_name), csv_cell(row.account), bank_name(row.account),
                          yuan(row.amount_fen), PURPOSES[party], csv_cell(row.reference)])
     return out.getvalue().encode("utf-8-sig")
+
+
+def render_xlsx(rows: Iterable[BankRow], *, party: str) -> bytes:
+    """The XLSX file's bytes: account numbers and references as text, amounts as numbers in yuan (0.00)."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "转账明细"
+    append_row(sheet, HEADER)
+    for number, row in enumerate(rows, start=1):
+        append_row(sheet, [number, row.payee_name, row.account, bank_name(row.account),
+                           Decimal(row.amount_fen) / 100, PURPOSES[party], row.reference])
+        sheet.cell(row=sheet.max_row, column=3).number_format = "@"
+        sheet.cell(row=sheet.max_row, column=5).number_format = "0.00"
+    sheet.column_dimensions["C"].width = 24
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

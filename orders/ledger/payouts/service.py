@@ -384,17 +384,24 @@ def _ids(moves: list[tuple[PayoutLine, Settlement]]) -> str:
 # --- the bank file ---------------------------------------------------------------------------------------
 
 
+BANK_FILE_FORMATS = {
+    "csv": (bank_file.render, "text/csv"),
+    "xlsx": (bank_file.render_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+}
+
+
 @dataclass(frozen=True)
 class BankFile:
-    """A batch's bank file: its name and bytes."""
+    """A batch's bank file: its name, media type and bytes."""
 
     filename: str
+    mimetype: str
     content: bytes
 
 
-def export_bank_file(*, batch_id: int, actor: User, reason: str) -> BankFile:
-    """The bank's batch-transfer file of a ready batch (the lines still to transfer, full account numbers);
-    the download is recorded, and each payee's account counts as revealed (the reveal audit)."""
+def export_bank_file(*, batch_id: int, actor: User, reason: str, output: str = "csv") -> BankFile:
+    """The bank's batch-transfer file of a ready batch as CSV or XLSX (the lines still to transfer, full account
+    numbers); the download is recorded, and each payee's account counts as revealed (the reveal audit)."""
     batch = db.session.get(PayoutBatch, batch_id)
     if not _in_scope(batch, actor):
         raise _not_found(batch_id)
@@ -411,7 +418,8 @@ def export_bank_file(*, batch_id: int, actor: User, reason: str) -> BankFile:
                                     fields="bank_account", reason=audit_reason)
                         for line in lines if line.household_id or line.supplier_id])
     db.session.flush()
-    return BankFile(f"payout-batch-{batch.id}.csv", bank_file.render(rows, party=batch.party))
+    render, mimetype = BANK_FILE_FORMATS[output]
+    return BankFile(f"payout-batch-{batch.id}.{output}", mimetype, render(rows, party=batch.party))
 
 
 def list_downloads(*, batch_id: int | None = None, user_id: int | None = None, limit: int,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
+
+from openpyxl import load_workbook
 
 from orders.ledger import accounts
 from orders.ledger.payouts import bank_file
@@ -24,10 +27,10 @@ def household_batch(*, names=("测试户甲", "=HYPERLINK(\"http://x\",\"点我\
     return supplier, households, built_batch(party="household", supplier_id=supplier.id, until=today())
 
 
-def download(client, headers, batch_id, reason="提交银行代发"):
+def download(client, headers, batch_id, reason="提交银行代发", output="csv"):
     """GET the batch's bank file."""
     return client.get(f"/api/v1/payout-batches/{batch_id}", headers=headers,
-                      query_string={"format": "csv", "reason": reason})
+                      query_string={"format": output, "reason": reason})
 
 
 def test_the_bank_file_lists_the_pending_transfers_in_full_and_is_safe_for_excel(client, login):
@@ -51,6 +54,28 @@ def test_the_bank_file_lists_the_pending_transfers_in_full_and_is_safe_for_excel
          f"PB{batch.id}-L{lines[sneaky.id].id}"],
     ]                                                             # the unpayable household is not in the file
     assert verify_ledger()["ok"] is True
+
+
+def test_the_xlsx_bank_file_keeps_every_digit_of_the_accounts_as_text(client, login):
+    supplier, (plain, sneaky), batch = household_batch()
+    lines = {line.household_id: line for line in batch.lines}
+
+    response = download(client, login("coop", supplier_id=supplier.id), batch.id, output="xlsx")
+
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    assert response.headers["Content-Disposition"] == f'attachment; filename="payout-batch-{batch.id}.xlsx"'
+    sheet = load_workbook(io.BytesIO(response.get_data())).active
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert rows[0] == ["序号", "收款人户名", "收款人账号", "收款银行", "金额（元）", "用途", "业务参考号"]
+    assert rows[1:] == [
+        [1, "测试户甲", plain.bank_account, "中国建设银行", 1234.56, "农户收益分配",
+         f"PB{batch.id}-L{lines[plain.id].id}"],
+        [2, "=HYPERLINK(\"http://x\",\"点我\")", sneaky.bank_account, "中国建设银行", 0.07, "农户收益分配",
+         f"PB{batch.id}-L{lines[sneaky.id].id}"]]
+    accounts_ = [sheet.cell(row=n, column=3) for n in (2, 3)]
+    assert all(cell.data_type == "s" and cell.number_format == "@" and len(cell.value) == 19 for cell in accounts_)
+    assert sheet.cell(row=3, column=2).data_type == "s"           # the name is text, not a formula
+    assert sum(Decimal(str(sheet.cell(row=n, column=5).value)) for n in (2, 3)) * 100 == batch.total_fen
 
 
 def test_every_download_is_audited_and_the_accounts_count_as_revealed(client, login):
