@@ -15,6 +15,7 @@ from shop.devserver import RawUrlFix
 from shop.errors import document_error_codes, register_error_handlers
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
 from shop.fields import computed2properties
+from shop.openapi import nullable_nested2properties
 from shop.periodic import install_embedded_scheduler
 from shop.worker import celery_init_app
 
@@ -55,6 +56,7 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
     api.init_app(app)
     api.ma_plugin.converter.add_attribute_function(computed2properties)  # before any schema is documented
+    api.ma_plugin.converter.add_attribute_function(nullable_nested2properties)
     celery_init_app(app)
 
 

@@ -1,8 +1,11 @@
 """The OpenAPI document describes what clients get and may send: every property of every schema has a type (or a
-reference to one), and every write that honours an `Idempotency-Key` header lists it as a parameter."""
+reference to one), every write that honours an `Idempotency-Key` header lists it as a parameter, and a nested
+object that may be null is that object or null, as a validator reads the document."""
 from __future__ import annotations
 
 import re
+
+import jsonschema_rs  # Schemathesis's validator (a dev dependency through it)
 
 from tests.contract.conftest import ROLES
 
@@ -59,3 +62,55 @@ def test_every_write_that_honours_an_idempotency_key_documents_the_header_and_on
 
     assert ("post", "/api/v1/orders") in honoured and ("post", "/api/v1/stores/{store_id}/counter-sales") in honoured
     assert documented == honoured
+
+
+def _json_schema(document: dict, name: str) -> dict:
+    """The document's schema `name` as JSON Schema, OpenAPI 3.0's `nullable: true` read as "or null" (as
+    Schemathesis reads it)."""
+    def convert(node):
+        if isinstance(node, list):
+            return [convert(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: convert(value) for key, value in node.items()}
+        if node.get("nullable") is True:
+            del node["nullable"]
+            return {"anyOf": [node, {"type": "null"}]}
+        return node
+    return {"$ref": f"#/components/schemas/{name}", "components": convert(document["components"])}
+
+
+def _any_object_alternatives(node, where: str = "") -> list[str]:
+    """The places in `node` where an alternative (anyOf, oneOf) is any object at all, or null."""
+    found = []
+    if isinstance(node, dict):
+        for key in ("anyOf", "oneOf"):
+            if {"type": "object", "nullable": True} in node.get(key, []):
+                found.append(f"{where}: {node}")
+        for key, value in node.items():
+            found += _any_object_alternatives(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _any_object_alternatives(value, f"{where}[{index}]")
+    return found
+
+
+def test_no_nullable_nested_object_is_documented_as_any_object(client):
+    document = client.get("/api/v1/openapi.json").json
+    assert not _any_object_alternatives(document), "\n".join(_any_object_alternatives(document))
+    payment = document["components"]["schemas"]["OrderOut"]["properties"]["payment"]
+    assert payment["nullable"] is True and payment["allOf"] == [{"$ref": "#/components/schemas/PaymentOut"}]
+
+
+def test_real_orders_validate_and_a_corrupted_payment_does_not(world):
+    client = world.app.test_client()
+    validator = jsonschema_rs.Draft4Validator(_json_schema(client.get("/api/v1/openapi.json").json, "OrderOut"))
+    orders = [client.get(f"/api/v1/orders/{world.ids[key]['own']}", headers=world.of("consumer")).json
+              for key in ("pending_order_id", "delivery_order_id", "collected_order_id")]
+    assert orders[0]["payment"] and orders[1]["address"] and orders[2]["impact"]
+    for order in orders:
+        assert validator.is_valid(order), [error.message for error in validator.iter_errors(order)]
+
+    for junk in ({"provider": 7, "client_secret": ["x"]}, {"sandbox": "yes"}, "pi_1", []):
+        assert not validator.is_valid({**orders[0], "payment": junk}), junk
+    assert validator.is_valid({**orders[0], "payment": None})
