@@ -1,4 +1,5 @@
-"""The API's blueprint: flask-smorest's, with a query string read as strictly as a JSON body."""
+"""The API's blueprint: flask-smorest's, with a query string read as strictly as a JSON body, and every error response
+it documents in the API's one error shape."""
 from __future__ import annotations
 
 import flask
@@ -6,6 +7,8 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import RAISE, Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
+
+from shop.errors import ErrorOut
 
 
 def query_args(args: MultiDict) -> MultiDict:
@@ -42,3 +45,9 @@ class Blueprint(SmorestBlueprint):
     """A flask-smorest blueprint whose arguments are parsed by `StrictQueryParser`."""
 
     ARGUMENTS_PARSER = StrictQueryParser()
+
+    def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
+        """Document another response; an error (4xx, 5xx) given no schema has the API's error shape (`ErrorOut`)."""
+        if response is None and schema is None and int(status_code) >= 400:
+            schema = ErrorOut
+        return super().alt_response(status_code, response, schema=schema, **kwargs)

@@ -1,6 +1,7 @@
 """The OpenAPI document describes what clients get and may send: every property of every schema has a type (or a
-reference to one), every write that honours an `Idempotency-Key` header lists it as a parameter, and a nested
-object that may be null is that object or null, as a validator reads the document."""
+reference to one), every write that honours an `Idempotency-Key` header lists it as a parameter, a nested
+object that may be null is that object or null, as a validator reads the document, and every error response has the
+API's error shape."""
 from __future__ import annotations
 
 import re
@@ -114,3 +115,19 @@ def test_real_orders_validate_and_a_corrupted_payment_does_not(world):
     for junk in ({"provider": 7, "client_secret": ["x"]}, {"sandbox": "yes"}, "pi_1", []):
         assert not validator.is_valid({**orders[0], "payment": junk}), junk
     assert validator.is_valid({**orders[0], "payment": None})
+
+
+def test_every_documented_error_response_has_the_error_shape(client):
+    document = client.get("/api/v1/openapi.json").json
+    shared = document["components"]["responses"]
+    bare = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in (operation.get("responses", {}) if method != "parameters" else {}).items():
+                if status != "default" and int(status) < 400:
+                    continue
+                response = shared[response["$ref"].rsplit("/", 1)[1]] if "$ref" in response else response
+                schemas = [content.get("schema") for content in response.get("content", {}).values()]
+                if schemas != [{"$ref": "#/components/schemas/ErrorOut"}]:
+                    bare.append(f"{method.upper()} {path} {status}: {response}")
+    assert not bare, "\n".join(bare)
