@@ -5,7 +5,9 @@ surrogates (`"\\ud800"`, which cannot be stored, hashed or encoded), nesting dee
 the recursion limit, integers of thousands of digits, `NaN`/`Infinity` and a key given twice. Such a
 body is malformed: 400, before anything is parsed into a schema or written. A body is a body however it
 is sent (with a Content-Length or in chunks); a route takes the media type its arguments declare (JSON,
-or multipart for a file upload: 415 otherwise), and a route that declares no body takes none (422).
+or multipart for a file upload: 415 otherwise), and a route that declares no body takes none (422). A request
+that matches no route or method (404, 405), or comes without credentials to a route that needs them (401), gets
+that answer, not a verdict on its body.
 """
 from __future__ import annotations
 
@@ -89,15 +91,26 @@ def _has_body() -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
-def _declared_bodies(app: Flask) -> set[str]:
-    """Where the matched view's arguments come from, of json, files and form (flask-smorest's `_apidoc`)."""
+def _view(app: Flask):
+    """The function that answers the matched route and method (a MethodView's method), or None."""
     view = app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    return getattr(view_class, request.method.lower(), None) if view_class is not None else view
+
+
+def _declared_bodies(view) -> set[str]:
+    """Where the view's arguments come from, of json, files and form (flask-smorest's `_apidoc`)."""
     if view is None:
         return {"json"}
-    view_class = getattr(view, "view_class", None)
-    method = getattr(view_class, request.method.lower(), None) if view_class is not None else view
-    parameters = (getattr(method, "_apidoc", None) or {}).get("arguments", {}).get("parameters", [])
+    parameters = (getattr(view, "_apidoc", None) or {}).get("arguments", {}).get("parameters", [])
     return {parameter["in"] for parameter in parameters} & _BODY_LOCATIONS
+
+
+def _refused_before_its_body(view) -> bool:
+    """Whether the request is answered whatever its body: no route or method matches (404, 405), or the view
+    needs a role (`require_role`) and the request carries no credentials (401)."""
+    return request.routing_exception is not None or (
+        bool(getattr(view, "required_roles", None)) and "Authorization" not in request.headers)
 
 
 def _unsupported(expected: str) -> Response:
@@ -111,7 +124,10 @@ def check_body(app: Flask) -> Response | None:
     if (not request.path.startswith("/api/") or request.method not in JSON_BODY_METHODS
             or request.path.endswith("/webhook") or not _has_body()):
         return None
-    declared = _declared_bodies(app)
+    view = _view(app)
+    if _refused_before_its_body(view):
+        return None
+    declared = _declared_bodies(view)
     expected = "multipart/form-data" if "files" in declared else "application/json"
     if expected != "application/json":
         return None if request.mimetype == expected else _unsupported(expected)

@@ -1,0 +1,58 @@
+"""The body guard answers what the route would answer first: no route (404), no such method (405), no credentials
+(401)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.shop.test_errors import assert_error, send
+
+WRITES = ("post", "put", "patch")
+
+
+def _document(client) -> dict:
+    """The served OpenAPI document."""
+    return client.get("/api/v1/openapi.json").json
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), [
+    ("POST", "/api/v1/no/such/route", 404, "not_found"),
+    ("PUT", "/api/v1/orders", 405, "method_not_allowed"),
+    ("PATCH", "/api/v1/orders/1", 405, "method_not_allowed"),
+])
+@pytest.mark.parametrize("body", [("hello", "text/plain"), ("{not json", "application/json")], ids=["text", "bad json"])
+def test_no_route_or_method_wins_over_the_body(client, login, method, path, status, code, body):
+    for headers in ({}, login("admin")):
+        response = client.open(path, method=method, data=body[0], content_type=body[1], headers=headers)
+        assert_error(response, status, code)
+
+
+def test_a_method_no_route_takes_is_a_405_whatever_the_body(client):
+    for path, operations in _document(client)["paths"].items():
+        url = re.sub(r"{\w+}", "1", path)
+        for method in set(WRITES) - set(operations):
+            response = client.open(url, method=method, data="hello", content_type="text/plain")
+            assert response.status_code == 405, (method, path, response.json)
+
+
+def test_a_write_that_needs_credentials_is_a_401_without_them_whatever_the_body(client):
+    document = _document(client)
+    checked = 0
+    for path, operations in document["paths"].items():
+        for method in set(WRITES) & set(operations):
+            if operations[method].get("security", document["security"]) == []:
+                continue
+            url = re.sub(r"{\w+}", "1", path)
+            for data, content_type in (("hello", "text/plain"), ("{not json", "application/json")):
+                response = client.open(url, method=method, data=data, content_type=content_type)
+                assert response.status_code == 401, (method, path, content_type, response.json)
+            checked += 1
+    assert checked > 30
+
+
+def test_with_credentials_the_body_is_still_judged_first(client, login):
+    headers = login("consumer")
+    response = client.post("/api/v1/users", data="hello", content_type="text/plain", headers=headers)
+    assert_error(response, 415, "unsupported_media_type")
+    assert_error(send(client, "/api/v1/users", "{not json"), 401, "missing_token")
