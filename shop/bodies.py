@@ -5,9 +5,9 @@ surrogates (`"\\ud800"`, which cannot be stored, hashed or encoded), nesting dee
 the recursion limit, integers of thousands of digits, `NaN`/`Infinity` and a key given twice. Such a
 body is malformed: 400, before anything is parsed into a schema or written. A body is a body however it
 is sent (with a Content-Length or in chunks); a route takes the media type its arguments declare (JSON,
-or multipart for a file upload: 415 otherwise), and a route that declares no body takes none (422). A request
-that matches no route or method (404, 405), or comes without credentials to a route that needs them (401), gets
-that answer, not a verdict on its body.
+or multipart for a file upload: 415 otherwise), a route that declares no body takes none (422), and a PATCH
+changes something (no body, or `{}`, is a 422). A request that matches no route or method (404, 405), or comes
+without credentials to a route that needs them (401), gets that answer, not a verdict on its body.
 """
 from __future__ import annotations
 
@@ -113,6 +113,14 @@ def _refused_before_its_body(view) -> bool:
         bool(getattr(view, "required_roles", None)) and "Authorization" not in request.headers)
 
 
+NOTHING_TO_CHANGE = "Nothing to change: give at least one field."
+
+
+def _nothing_to_change() -> Response:
+    """The 422 of a PATCH that changes nothing."""
+    return error_response(422, ShopCode.VALIDATION_ERROR, NOTHING_TO_CHANGE, {"_schema": [NOTHING_TO_CHANGE]})
+
+
 def _unsupported(expected: str) -> Response:
     """The 415 of a body in another media type than the route takes."""
     return error_response(415, ShopCode.UNSUPPORTED_MEDIA_TYPE, f"Send the body as {expected}.",
@@ -122,18 +130,21 @@ def _unsupported(expected: str) -> Response:
 def check_body(app: Flask) -> Response | None:
     """The error answer of an API request whose body breaks the rules above, or None."""
     if (not request.path.startswith("/api/") or request.method not in JSON_BODY_METHODS
-            or request.path.endswith("/webhook") or not _has_body()):
+            or request.path.endswith("/webhook")):
         return None
     view = _view(app)
     if _refused_before_its_body(view):
         return None
     declared = _declared_bodies(view)
+    changes = request.method == "PATCH" and "json" in declared
+    if not _has_body():
+        return _nothing_to_change() if changes else None
     expected = "multipart/form-data" if "files" in declared else "application/json"
     if expected != "application/json":
         return None if request.mimetype == expected else _unsupported(expected)
     data = request.get_data(cache=True)
     if not data:  # chunks of nothing: no body, as with Content-Length: 0
-        return None
+        return _nothing_to_change() if changes else None
     if request.mimetype != expected:
         return _unsupported(expected)
     limit = request.max_content_length
@@ -147,4 +158,6 @@ def check_body(app: Flask) -> Response | None:
         fields = body if isinstance(body, dict) else {"_schema": None}
         return error_response(422, ShopCode.VALIDATION_ERROR, "This request takes no body.",
                               {name: ["Unknown field."] for name in fields})
+    if changes and body in ({}, None):
+        return _nothing_to_change()
     return None

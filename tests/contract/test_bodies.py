@@ -1,5 +1,5 @@
 """The body guard answers what the route would answer first: no route (404), no such method (405), no credentials
-(401)."""
+(401); and a PATCH that changes nothing is a 422 on every route that takes one."""
 from __future__ import annotations
 
 import re
@@ -9,11 +9,17 @@ import pytest
 from tests.shop.test_errors import assert_error, send
 
 WRITES = ("post", "put", "patch")
+NOTHING_TO_CHANGE = "Nothing to change: give at least one field."
 
 
 def _document(client) -> dict:
     """The served OpenAPI document."""
     return client.get("/api/v1/openapi.json").json
+
+
+def _url(path: str, ids: dict) -> str:
+    """`path` with its parameters filled from the world's "own" objects."""
+    return re.sub(r"{(\w+)}", lambda name: str(ids[name[1]]["own"]), path)
 
 
 @pytest.mark.parametrize(("method", "path", "status", "code"), [
@@ -56,3 +62,23 @@ def test_with_credentials_the_body_is_still_judged_first(client, login):
     response = client.post("/api/v1/users", data="hello", content_type="text/plain", headers=headers)
     assert_error(response, 415, "unsupported_media_type")
     assert_error(send(client, "/api/v1/users", "{not json"), 401, "missing_token")
+
+
+def test_a_patch_that_changes_nothing_is_a_422_on_every_route(world):
+    client = world.app.test_client()
+    patches = [path for path, operations in _document(client)["paths"].items() if "patch" in operations]
+    assert len(patches) >= 7
+    for path in patches:
+        url = _url(path, world.ids)
+        for body in ({"data": ""}, {"json": {}}, {"data": "null", "content_type": "application/json"}):
+            response = client.patch(url, headers=world.of("admin"), **body)
+            error = assert_error(response, 422, "validation_error")
+            assert error["message"] == NOTHING_TO_CHANGE and error["details"] == {"_schema": [NOTHING_TO_CHANGE]}
+
+
+def test_a_patch_that_changes_something_still_does(world):
+    client = world.app.test_client()
+    url = f"/api/v1/stores/{world.ids['store_id']['own']}"
+    response = client.patch(url, json={"name": "新名字门店"}, headers=world.of("admin"))
+    assert response.status_code == 200, response.json
+    assert client.get(url, headers=world.of("admin")).json["name"] == "新名字门店"
