@@ -4,9 +4,12 @@ Two kinds of text come in. *Identifiers* (ID numbers, USCCs, bank accounts, regi
 codes, usernames, trace codes) must be unique or looked up, so every Unicode spelling of one
 identifier has to become the same string: NFKC folds full-width forms (`５１３４` → `5134`),
 invisible format characters (zero-width spaces, joiners, BOMs, soft hyphens) are removed, the
-ends are trimmed and a case rule per identifier applies; choices (lower case), dates and moments are read
+ends are trimmed and a case rule per identifier applies; a private-use, unassigned or surrogate code point is
+refused (no two systems need agree on what it shows, so nobody could read the identifier back or type it again);
+choices (lower case), dates and moments are read
 the same way before they are parsed, so `２０２６-０３-０１` is a date. *Free text* (names, villages, reasons)
-keeps its spelling but is trimmed, must contain something visible, may not hold control
+keeps its spelling (private-use characters too: GB18030 maps rare characters of names there) but is trimmed,
+must contain something visible, may not hold control
 characters, and is length-bounded after trimming. Integers are strict and carry a realistic
 domain bound, so nothing beyond a column's range reaches the database. On the way out, a value computed
 from the object is a `Computed` field, which says its type for the OpenAPI document.
@@ -38,6 +41,9 @@ EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)  # any date th
 
 _BIDI_CONTROLS = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}  # embeddings, overrides, isolates
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―]")
+
+
+_UNSHARED = {"Co", "Cn", "Cs"}  # private-use, unassigned, surrogate code points
 
 
 def _is_invisible(char: str) -> bool:
@@ -176,6 +182,8 @@ class Identifier(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if len(text) > 4 * self.metadata["maxLength"] + 64:
             raise ValidationError(f"Longer than {self.metadata['maxLength']} characters.")
+        if any(unicodedata.category(char) in _UNSHARED for char in text):
+            raise ValidationError("Must not contain private-use, unassigned or surrogate characters.")
         return normalise_identifier(text, case=self.case, drop_separators=self.drop_separators)
 
 
