@@ -113,6 +113,12 @@ def without_controls(text: str) -> str:
     return "".join(char for char in text if not _is_control(char))
 
 
+# `_is_control` as a character class for the OpenAPI document (tab and line breaks apart, which multi-line text takes)
+_CONTROL_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+TEXT_PATTERN = rf"^[^\t\n\r{_CONTROL_CLASS}]*$"
+MULTILINE_TEXT_PATTERN = rf"^[^{_CONTROL_CLASS}]*$"
+
+
 def clean_text(value: str, *, multiline: bool = False) -> str:
     """Free text trimmed of surrounding whitespace and invisible characters; `ValueError` if it holds
     control characters (other than newlines and tabs in multi-line text), bidirectional overrides (which make
@@ -132,7 +138,8 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
 
 
 class Text(fields.String):
-    """Free text: trimmed, something visible, no control characters, `max_length` after trimming."""
+    """Free text: trimmed, something visible, no control characters, `max_length` after trimming (the document
+    says the last two as a pattern and bounds)."""
 
     def __init__(self, *, max_length: int, min_length: int = 1, multiline: bool = False, **kwargs):
         self.multiline = multiline
@@ -141,6 +148,7 @@ class Text(fields.String):
         self.metadata.setdefault("maxLength", max_length)
         if min_length:
             self.metadata.setdefault("minLength", min_length)
+        self.metadata.setdefault("pattern", MULTILINE_TEXT_PATTERN if multiline else TEXT_PATTERN)
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -157,6 +165,7 @@ class WebLink(fields.Url):
     def __init__(self, *, max_length: int, **kwargs):
         super().__init__(schemes={"https", "http"}, validate=validate.Length(max=max_length), **kwargs)
         self.metadata.setdefault("maxLength", max_length)
+        self.metadata.setdefault("pattern", TEXT_PATTERN)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str) and any(_is_control(char) for char in value):
@@ -258,6 +267,11 @@ def Choice(choices: tuple[str, ...], **kwargs) -> Identifier:  # noqa: N802 - a 
 DATE_RANGE_ERROR = f"Must be a date from {EARLIEST_DATE} to {LATEST_DATE}."
 
 
+def _described(field: fields.Field, rule: str) -> None:
+    """Add `rule` to the field's description in the OpenAPI document (after its own, if it has one)."""
+    field.metadata["description"] = " ".join(filter(None, (field.metadata.get("description"), rule)))
+
+
 def _within(bounds: validate.Range, kwargs: dict) -> dict:
     """`kwargs` with `bounds` first among the field's validators."""
     extra = kwargs.pop("validate", None)
@@ -265,11 +279,12 @@ def _within(bounds: validate.Range, kwargs: dict) -> dict:
 
 
 class Date(fields.Date):
-    """An ISO date from EARLIEST_DATE to LATEST_DATE, its digits and dashes in any width."""
+    """An ISO date from EARLIEST_DATE to LATEST_DATE (as its description says), its digits and dashes in any width."""
 
     def __init__(self, **kwargs):
         super().__init__(**_within(validate.Range(min=EARLIEST_DATE, max=LATEST_DATE, error=DATE_RANGE_ERROR),
                                    kwargs))
+        _described(self, f"A date from {EARLIEST_DATE} to {LATEST_DATE}.")
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(_folded(value), attr, data, **kwargs)
@@ -282,14 +297,15 @@ def not_in_the_future(day: date) -> None:
 
 
 class AwareDateTime(fields.AwareDateTime):
-    """An ISO moment with its offset, within the dates EARLIEST_DATE to LATEST_DATE (UTC), its digits and signs in
-    any width."""
+    """An ISO moment with its offset, within the dates EARLIEST_DATE to LATEST_DATE (UTC; as its description says),
+    its digits and signs in any width."""
 
     def __init__(self, **kwargs):
         bounds = validate.Range(min=datetime.combine(EARLIEST_DATE, datetime.min.time(), UTC),
                                 max=datetime.combine(LATEST_DATE, datetime.max.time(), UTC),
                                 error=f"Must be a moment from {EARLIEST_DATE} to {LATEST_DATE}.")
         super().__init__(**_within(bounds, kwargs))
+        _described(self, f"A moment from {EARLIEST_DATE} to {LATEST_DATE} (UTC).")
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(_folded(value), attr, data, **kwargs)

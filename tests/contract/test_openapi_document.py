@@ -1,7 +1,7 @@
 """The OpenAPI document describes what clients get and may send: every property of every schema has a type (or a
 reference to one), every write that honours an `Idempotency-Key` header lists it as a parameter, a nested
-object that may be null is that object or null, as a validator reads the document, and every error response has the
-API's error shape."""
+object that may be null is that object or null, as a validator reads the document, every error response has the
+API's error shape, and every date a client sends says the window the server holds it to."""
 from __future__ import annotations
 
 import re
@@ -131,3 +131,34 @@ def test_every_documented_error_response_has_the_error_shape(client):
                 if schemas != [{"$ref": "#/components/schemas/ErrorOut"}]:
                     bare.append(f"{method.upper()} {path} {status}: {response}")
     assert not bare, "\n".join(bare)
+
+
+def _referenced(node, schemas: dict, seen: set[str]) -> set[str]:
+    """The names of the component schemas `node` refers to, directly or through other schemas."""
+    if isinstance(node, dict):
+        if "$ref" in node and (name := node["$ref"].rsplit("/", 1)[1]) not in seen:
+            seen.add(name)
+            _referenced(schemas[name], schemas, seen)
+        for value in node.values():
+            _referenced(value, schemas, seen)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, schemas, seen)
+    return seen
+
+
+def test_every_date_a_client_sends_says_its_window(client):
+    document = client.get("/api/v1/openapi.json").json
+    schemas, operations = document["components"]["schemas"], [
+        operation for item in document["paths"].values() for method, operation in item.items() if method in
+        {"get", "post", "put", "patch", "delete"}]
+    sent = _referenced([operation.get("requestBody", {}) for operation in operations], schemas, set())
+    dates = [(f"{name}.{prop}", value.get("description", "")) for name in sent
+             for prop, value in schemas[name].get("properties", {}).items()
+             if value.get("format") in {"date", "date-time"}]
+    dates += [(f"{parameter['in']} {parameter['name']}", parameter.get("description", ""))
+              for operation in operations for parameter in operation.get("parameters", [])
+              if parameter.get("schema", {}).get("format") in {"date", "date-time"}]
+    assert len(dates) > 20
+    unsaid = [where for where, description in dates if "from 2000-01-01 to 2099-12-31" not in description]
+    assert not unsaid, unsaid
