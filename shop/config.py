@@ -78,6 +78,21 @@ def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> i
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """A setting that takes one of the named values `allowed` (spelt exactly); `ConfigError` naming them if not."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting (true/false, yes/no, 1/0; unset is no); `ConfigError` naming it for anything else."""
+    return _choice(env, name, ("true", "false", "yes", "no", "1", "0"), "false") in ("true", "yes", "1")
+
+
 def _engine_options(env: Mapping[str, str]) -> dict:
     """Engine options: on SQLite, writers wait up to 30 s for the write lock instead of failing at once. A pooled
     PostgreSQL connection is not pinged before each use unless DATABASE_PRE_PING is set (the ping is a round trip
@@ -86,8 +101,7 @@ def _engine_options(env: Mapping[str, str]) -> dict:
     url = env.get("DATABASE_URL")
     if not url or url.startswith("sqlite"):
         return {"pool_pre_ping": True, "connect_args": {"timeout": 30}}
-    pre_ping = env.get("DATABASE_PRE_PING", "").lower() in ("1", "true", "yes")
-    return {"pool_pre_ping": pre_ping, "pool_recycle": 3600}
+    return {"pool_pre_ping": _flag(env, "DATABASE_PRE_PING"), "pool_recycle": 3600}
 
 
 def fresh_secrets(kid: str = "dev") -> dict[str, str]:
@@ -124,7 +138,8 @@ def development_secrets(instance_path: str) -> dict[str, str]:
 
 def load_config(env: dict[str, str], instance_path: str) -> dict:
     """Build the Flask config mapping from an environment mapping."""
-    production = env.get("SHOP_ENV", "development") == "production"
+    production = _choice(env, "SHOP_ENV", ("development", "production"), "development") == "production"
+    payments = _choice(env, "PAYMENTS", ("stripe", "sandbox"), "stripe" if env.get("STRIPE_API_KEY") else "sandbox")
     if production:
         missing = [name for name in PRODUCTION_REQUIRED if not env.get(name)]
         if not env.get("STRIPE_API_KEY") and env.get("PAYMENTS") != "sandbox":
@@ -136,9 +151,8 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
     if len(keys) < len(SECRETS):
         keys = {**development_secrets(instance_path), **keys}
     redis_url = env.get("REDIS_URL")
-    payments = env.get("PAYMENTS") or ("stripe" if env.get("STRIPE_API_KEY") else "sandbox")
     return {
-        "SHOP_ENV": "production" if production else env.get("SHOP_ENV", "development"),
+        "SHOP_ENV": "production" if production else "development",
         "SECRET_KEY": keys["SECRET_KEY"],
         "SESSION_COOKIE_NAME": "shop_session",
         "SESSION_COOKIE_HTTPONLY": True,
@@ -197,7 +211,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "SMTP_FROM": env.get("SMTP_FROM", "shop@localhost"),
         "SMTP_USERNAME": env.get("SMTP_USERNAME"),
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD"),
-        "SMTP_STARTTLS": env.get("SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+        "SMTP_STARTTLS": _flag(env, "SMTP_STARTTLS"),
         "NOTIFY_EMAIL_TO": env.get("NOTIFY_EMAIL_TO") or env.get("SMTP_FROM", "shop@localhost"),
         "API_TITLE": "Consumption poverty alleviation shop",
         "API_VERSION": "v1",

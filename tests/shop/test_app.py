@@ -143,3 +143,22 @@ def test_production_needs_a_bare_https_public_url(tmp_path, url):
         load_config({k: v for k, v in PRODUCTION.items() if k != "PUBLIC_URL"}, str(tmp_path))
     assert load_config({**PRODUCTION, "PUBLIC_URL": "https://shop.example.cn:8443/"},
                        str(tmp_path))["PUBLIC_URL"] == "https://shop.example.cn:8443"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("SHOP_ENV", "Production"), ("SHOP_ENV", "prod"), ("SHOP_ENV", " production"), ("SHOP_ENV", "staging"),
+    ("PAYMENTS", "Stripe"), ("PAYMENTS", "paypal"), ("DATABASE_PRE_PING", "on"), ("SMTP_STARTTLS", "enabled"),
+])
+def test_a_named_value_outside_its_set_stops_the_start_instead_of_meaning_the_default(tmp_path, name, value):
+    """`SHOP_ENV=Production` ran in development mode (sandbox confirm open, cookies not Secure)."""
+    with pytest.raises(ConfigError, match=f"{name} must be one of .*, got {value!r}"):
+        load_config({**PRODUCTION, name: value}, str(tmp_path))
+
+
+def test_named_values_spelt_as_documented_are_accepted(tmp_path):
+    config = load_config({**PRODUCTION, "PAYMENTS": "sandbox", "DATABASE_PRE_PING": "true", "SMTP_STARTTLS": "1"},
+                         str(tmp_path))
+    assert (config["SHOP_ENV"], config["PAYMENTS"], config["SMTP_STARTTLS"]) == ("production", "sandbox", True)
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
+    development = load_config({"SHOP_ENV": "development", "DATABASE_PRE_PING": "no"}, str(tmp_path))
+    assert development["SHOP_ENV"] == "development" and development["SESSION_COOKIE_SECURE"] is False

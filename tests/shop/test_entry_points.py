@@ -55,6 +55,8 @@ def _flask_routes(**settings) -> subprocess.CompletedProcess:
     ({"TRUSTED_PROXY_HOPS": "-1"}, "configuration error: TRUSTED_PROXY_HOPS must be at least 0, got -1"),
     ({"FIELD_ENCRYPTION_KEY": "no key id"}, "configuration error: FIELD_ENCRYPTION_KEY "),
     ({"FIELD_HASH_KEY": "too-short"}, "configuration error: FIELD_HASH_KEY is not 32 bytes in base64url."),
+    ({"SHOP_ENV": "Production"}, "configuration error: SHOP_ENV must be one of development, production, "
+                                 "got 'Production'"),
 ])
 def test_a_configuration_error_is_one_line_and_a_failed_exit_for_the_cli(settings, line):
     result = _flask_routes(**settings)
