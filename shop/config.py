@@ -13,12 +13,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from kombu import Queue
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 # the webhook is live in every payments mode: with the public development secret anyone could sign "paid"
 PRODUCTION_REQUIRED = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "DATABASE_URL", "REDIS_URL",
                        "STRIPE_WEBHOOK_SECRET", "PUBLIC_URL")
 SECRETS = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "STRIPE_WEBHOOK_SECRET")
 DEV_SECRETS_FILE = "dev-secrets.json"  # in the instance folder: this installation's own, never published
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite", "sqlite+pysqlite")
 CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter stops instead of respawning workers
 
 
@@ -41,6 +44,14 @@ def _database_uri(url: str | None, instance_path: str) -> str:
     """Turn `DATABASE_URL` into an SQLAlchemy URI (psycopg 3 for PostgreSQL)."""
     if not url:
         return "sqlite:///" + str(Path(instance_path) / "shop.db")
+    try:  # the URL may hold a password: the messages never quote it
+        scheme = make_url(url.strip()).drivername
+    except (ArgumentError, ValueError):
+        raise ConfigError("DATABASE_URL is not a database URL (postgresql://user@host/db)") from None
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL (postgresql://user@host/db) or SQLite (sqlite:///path) "
+                          f"URL, got a {scheme}:// URL")
+    url = url.strip()
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]

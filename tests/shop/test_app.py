@@ -162,3 +162,22 @@ def test_named_values_spelt_as_documented_are_accepted(tmp_path):
     assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
     development = load_config({"SHOP_ENV": "development", "DATABASE_PRE_PING": "no"}, str(tmp_path))
     assert development["SHOP_ENV"] == "development" and development["SESSION_COOKIE_SECURE"] is False
+
+
+@pytest.mark.parametrize("url, message", [
+    ("mysql://shop:hunter2@db/shop", "DATABASE_URL must be a PostgreSQL .* got a mysql:// URL"),
+    ("postgresql+psycopg2://shop:hunter2@db/shop", "got a postgresql\\+psycopg2:// URL"),
+    ("not a url", "DATABASE_URL is not a database URL"),
+    ("postgresql://shop:hunter2@db:five/shop", "DATABASE_URL is not a database URL"),
+])
+def test_a_database_url_the_service_cannot_use_is_a_configuration_error_never_quoting_it(tmp_path, url, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config({**PRODUCTION, "DATABASE_URL": url}, str(tmp_path))
+    assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize("url, uri", [("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+                                      ("postgresql+psycopg://u@h:5433/db", "postgresql+psycopg://u@h:5433/db"),
+                                      ("sqlite:////srv/shop.db", "sqlite:////srv/shop.db")])
+def test_postgresql_and_sqlite_urls_are_accepted(tmp_path, url, uri):
+    assert load_config({"DATABASE_URL": url}, str(tmp_path))["SQLALCHEMY_DATABASE_URI"] == uri

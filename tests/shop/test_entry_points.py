@@ -57,6 +57,8 @@ def _flask_routes(**settings) -> subprocess.CompletedProcess:
     ({"FIELD_HASH_KEY": "too-short"}, "configuration error: FIELD_HASH_KEY is not 32 bytes in base64url."),
     ({"SHOP_ENV": "Production"}, "configuration error: SHOP_ENV must be one of development, production, "
                                  "got 'Production'"),
+    ({"DATABASE_URL": "mysql://shop@db/shop"}, "configuration error: DATABASE_URL must be a PostgreSQL "),
+    ({"DATABASE_URL": "not a url"}, "configuration error: DATABASE_URL is not a database URL"),
 ])
 def test_a_configuration_error_is_one_line_and_a_failed_exit_for_the_cli(settings, line):
     result = _flask_routes(**settings)
