@@ -5,12 +5,12 @@ from flask import redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
 
 from shop.auth import service
-from shop.auth.api import auth_limit, login_limit
+from shop.auth.api import auth_limit, login_limit, register_limit
 from shop.auth.schemas import RegisterRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit
 from shop.errors import AppError, ShopCode, Unauthorized
-from shop.extensions import client_address, limiter
+from shop.extensions import client_address
 from web.pages import page_blueprint, safe_next, sign_in_session, web_user
 
 bp = page_blueprint("account", __name__)
@@ -62,7 +62,7 @@ def logout():
 
 @bp.route("/register", methods=["GET", "POST"])
 @auth_limit
-@limiter.limit("20 per hour", methods=["POST"])
+@register_limit
 def register():
     """Consumer registration by mobile number and password; signed in at once."""
     if request.method == "GET":

@@ -26,6 +26,11 @@ def _auth_limit() -> str:
     return current_app.config["AUTH_RATE_LIMIT"]
 
 
+def _register_limit() -> str:
+    """The configured limit on registrations."""
+    return current_app.config["REGISTER_RATE_LIMIT"]
+
+
 def _failed(response) -> bool:
     """Only failed sign-ins count against the per-address limit (per username: `shop.auth.throttle`)."""
     return response.status_code == 401
@@ -35,6 +40,8 @@ def _failed(response) -> bool:
 login_limit = failure_limit(_login_limit, scope="sign-in", counts=_failed)
 # and one of all sign-ins and registrations per address, right or wrong, routes and pages alike: each hashes a password
 auth_limit = limiter.shared_limit(_auth_limit, scope="password-hashing", methods=["POST"])
+# and one of registrations per address, the route and the page together
+register_limit = limiter.shared_limit(_register_limit, scope="registration", methods=["POST"])
 
 
 @blp.route("/auth/token", methods=["POST"])
@@ -52,7 +59,7 @@ def issue_token(credentials):
 
 @blp.route("/auth/register", methods=["POST"])
 @auth_limit
-@limiter.limit("20 per hour")
+@register_limit
 @blp.arguments(RegisterRequest)
 @blp.response(201, UserOut)
 @blp.doc(security=[])

@@ -260,3 +260,28 @@ def test_counters_live_in_redis_without_usernames_or_addresses(redis_app, redis_
         assert_error(attempt(other_process.test_client(), "13912345678", address="192.0.2.77"),
                      429, "too_many_attempts")
         db.engine.dispose()
+
+
+def test_registrations_per_address_follow_register_rate_limit_on_the_route_and_the_page(sqlite_template, tmp_path):
+    from tests.web.test_pages_security import _register
+
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path, REGISTER_RATE_LIMIT="2 per hour")
+    with app.app_context():
+        client = app.test_client()
+        registered = client.post("/api/v1/auth/register", json={"phone": "13912345678", "password": "long enough pw"})
+        assert registered.status_code == 201
+        assert _register(app.test_client(), "13912345679").status_code == 302
+        refused = client.post("/api/v1/auth/register", json={"phone": "13912345670", "password": "long enough pw"})
+        assert "2 per 1 hour" in assert_error(refused, 429, "rate_limited")["message"]
+        assert _register(app.test_client(), "13912345671").status_code == 429
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["REGISTER_RATE_LIMIT", "AUTH_RATE_LIMIT", "LOGIN_RATE_LIMIT"])
+def test_a_rate_limit_setting_that_does_not_parse_stops_the_start(tmp_path, name):
+    from shop.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=f"{name} must be a rate limit such as .*, got '20 per hr'"):
+        load_config({name: "20 per hr"}, str(tmp_path))
