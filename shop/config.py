@@ -196,6 +196,8 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "CACHE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2} if redis_url else None,
         "CACHE_DEFAULT_TIMEOUT": 300,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # a store that does not answer counts as down: the limited routes answer 503, never unlimited
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2} if redis_url else {},
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": _rate_limit(env, "LOGIN_RATE_LIMIT", "5 per minute"),
         "AUTH_RATE_LIMIT": _rate_limit(env, "AUTH_RATE_LIMIT", "30 per minute"),

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from shop.db import db
+from shop.outages import REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -252,11 +253,21 @@ def register_error_handlers(app: Flask) -> None:
                                            "A value is outside the range the service can store."))
 
     @app.errorhandler(OperationalError)
-    def _unavailable(exc: OperationalError):
+    def _unavailable(exc: Exception):
         db.session.rollback()
-        log.exception("database unavailable request_id=%s", g.get("request_id"))
-        return _answer(exc, error_response(503, ShopCode.SERVICE_UNAVAILABLE, "The database is unavailable; try again.",
+        if isinstance(exc, OperationalError):  # its text may quote the statement's parameters: the class only
+            log.error("database unavailable request_id=%s path=%s: %s", g.get("request_id"), request.path,
+                      exc.orig.__class__.__name__)
+            message = "The database is unavailable; try again."
+        else:
+            log.error("redis unavailable request_id=%s path=%s: %s: %s", g.get("request_id"), request.path,
+                      exc.__class__.__name__, str(exc).splitlines()[0] if str(exc) else "")
+            message = "A service the shop depends on is unavailable; try again."
+        return _answer(exc, error_response(503, ShopCode.SERVICE_UNAVAILABLE, message,
                                            {"request_id": g.get("request_id")}))
+
+    for outage in REDIS_UNAVAILABLE:  # the cache, the rate limits' store or the broker: as the database's outage
+        app.register_error_handler(outage, _unavailable)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -1,0 +1,10 @@
+"""The exceptions that say Redis (cache, rate limits, Celery's broker) is down or too slow: an outage, answered 503
+and logged in one line like the database's, never a 500 with a traceback."""
+from __future__ import annotations
+
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from limits.errors import StorageError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, StorageError, BrokerUnavailable)

@@ -1,0 +1,72 @@
+"""Redis down (the rate limits' store, the cache, the broker): the routes that need it answer 503 at once, in the API
+shape or as a page, with one log line; writes whose side effects are queued after commit still commit, quickly."""
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+
+import pytest
+
+from shop.auth.models import User
+from shop.db import db
+from tests.conftest import make_app
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.shop.test_errors import assert_error
+from tests.web.test_pages_security import _csrf
+
+
+def _dead_redis_url() -> str:
+    """A Redis URL on a local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def redis_down_app(sqlite_template, tmp_path):
+    """The app configured with a Redis that is not there (SQLite for the database)."""
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path, REDIS_URL=_dead_redis_url())
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _one_line_logged(caplog) -> None:
+    """Exactly one error record, about Redis, without a traceback."""
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "redis unavailable" in errors[0].getMessage(), caplog.text
+    assert errors[0].exc_info is None and "Traceback" not in caplog.text
+
+
+def test_api_sign_in_and_registration_answer_503_while_the_limits_store_is_down(redis_down_app, caplog):
+    user = UserFactory()
+    db.session.commit()
+    client = redis_down_app.test_client()
+    with caplog.at_level(logging.INFO):
+        signed_in = client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+    assert_error(signed_in, 503, "service_unavailable")  # denied: the limit is never skipped
+    _one_line_logged(caplog)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        registered = client.post("/api/v1/auth/register", json={"phone": "13912345678", "password": "long enough pw"})
+    assert_error(registered, 503, "service_unavailable")
+    _one_line_logged(caplog)
+    assert db.session.query(User).filter_by(username="13912345678").count() == 0
+
+
+@pytest.mark.parametrize("path, form", [
+    ("/login", {"username": "someone", "password": DEFAULT_PASSWORD}),
+    ("/register", {"phone": "13912345678", "password": "long enough pw", "password_again": "long enough pw"}),
+])
+def test_page_sign_in_and_registration_answer_the_503_page_while_the_limits_store_is_down(
+        redis_down_app, caplog, path, form):
+    client = redis_down_app.test_client()
+    with caplog.at_level(logging.INFO):
+        response = client.post(path, data={**form, "csrf_token": _csrf(client, path)})
+    assert response.status_code == 503 and response.mimetype == "text/html"
+    assert "服务暂时不可用" in response.get_data(as_text=True)
+    _one_line_logged(caplog)
