@@ -12,6 +12,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
+from shop.outages import REDIS_UNAVAILABLE
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -111,11 +113,14 @@ def _run_after_commit(session: Session, transaction) -> None:
     if transaction.parent is not None:
         return
     for callback in session.info.pop("committed", []):
+        name = getattr(callback, "__qualname__", type(callback).__name__)
         try:
             callback()
+        except REDIS_UNAVAILABLE as exc:  # the broker or cache is down: an outage, not a bug
+            log.warning("after-commit callback %s not done, redis unavailable (%s); the committed work stands",
+                        name, exc.__class__.__name__)
         except Exception:  # noqa: BLE001 - the committed request must still answer
-            log.exception("after-commit callback %s failed; the committed work stands",
-                          getattr(callback, "__qualname__", type(callback).__name__))
+            log.exception("after-commit callback %s failed; the committed work stands", name)
 
 
 @event.listens_for(Engine, "savepoint")

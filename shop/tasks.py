@@ -39,7 +39,7 @@ def run_claimed(job: str, *, claim: Callable[[], bool], work: Callable[[], T], f
     return result
 
 
-@shared_task(name="shop.check_health", acks_late=True)
+@shared_task(name="shop.check_health", acks_late=True, ignore_result=False)  # check-worker reads it
 def check_health() -> dict:
     """Report that this worker can read the database (the number of regions it sees)."""
     return {"ok": True, "regions": db.session.scalar(select(func.count()).select_from(Region))}

@@ -2,9 +2,11 @@
 shape or as a page, with one log line; writes whose side effects are queued after commit still commit, quickly."""
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import socket
+import time
 
 import pytest
 
@@ -70,3 +72,34 @@ def test_page_sign_in_and_registration_answer_the_503_page_while_the_limits_stor
     assert response.status_code == 503 and response.mimetype == "text/html"
     assert "服务暂时不可用" in response.get_data(as_text=True)
     _one_line_logged(caplog)
+
+
+def test_a_write_whose_task_cannot_be_queued_commits_and_answers_at_once(redis_down_app, caplog):
+    """An inventory upload answered 202 after 19 s while Celery retried its publish 20 times: the row is committed and
+    the sweeper re-queues it, so the request must not wait on the broker."""
+    from catalog.models import InventoryUpload
+    from shop.auth.security import issue_token
+    from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
+    from tests.catalog.test_uploads import csv_bytes
+    from tests.suppliers.factories import SupplierFactory
+
+    supplier = SupplierFactory()
+    ProductFactory(supplier=supplier, sku="ZJ-KQ-500", unit="bag")
+    LocationFactory(code="XC-WH")
+    household = linked_households(supplier, 1)[0]
+    user = UserFactory(role="coop", supplier_id=supplier.id)
+    db.session.commit()
+    token, _ = issue_token(user)  # signing in needs the limits' store, which is down
+    data = csv_bytes([["ZJ-KQ-500", "LOT-Q", "2026-09-03", "XC-WH", household.code, 4]])
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        response = redis_down_app.test_client().post(
+            f"/api/v1/suppliers/{supplier.id}/inventory-uploads", data={"file": (io.BytesIO(data), "inventory.csv")},
+            content_type="multipart/form-data", headers={"Authorization": f"Bearer {token}"})
+    assert time.monotonic() - started < 3
+    assert response.status_code == 202 and response.json["status"] == "pending"
+    db.session.expire_all()
+    assert db.session.get(InventoryUpload, response.json["id"]).status == "pending"  # committed, for the sweeper
+    queueing = [record.getMessage() for record in caplog.records if "after-commit" in record.getMessage()]
+    assert len(queueing) == 1 and "redis unavailable" in queueing[0], caplog.text
+    assert "Traceback" not in caplog.text
