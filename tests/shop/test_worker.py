@@ -44,3 +44,15 @@ def test_only_the_outermost_pause_resumes_the_collector():
             pass
         assert not gc.isenabled()  # an eager task inside another task's pause leaves it paused
     assert gc.isenabled()
+
+
+def test_a_worker_that_loses_redis_cancels_its_unacknowledged_tasks_without_a_deprecation_warning(tmp_path):
+    """Celery warns on every reconnect until the choice is made; acks_late tasks are redelivered, so running the
+    old copy on would do them twice at once."""
+    from shop import create_app
+    from shop.config import load_config
+    from tests.conftest import TEST_SECRETS
+
+    config = load_config({**TEST_SECRETS, "REDIS_URL": "redis://cache.internal:6379/0"}, str(tmp_path))
+    celery = create_app({**config, "TESTING": True}).extensions["celery"]
+    assert celery.conf.worker_cancel_long_running_tasks_on_connection_loss is True
