@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import click
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from flask import Flask, current_app
 
 from shop.auth.models import ROLES
@@ -14,6 +15,7 @@ from shop.auth.service import create_user, find_user, normalise_username, reset_
 from shop.config import fresh_secrets
 from shop.db import db
 from shop.errors import AppError
+from shop.outages import REDIS_UNAVAILABLE
 from shop.regions.service import load_reference_data
 
 DEMO_USERS = (("admin", "admin"), ("auditor", "auditor"), ("13800000000", "consumer"))
@@ -120,11 +122,21 @@ def _username(value: str) -> str:
 @click.command("check-worker")
 @click.option("--timeout", default=30, show_default=True)
 def check_worker_command(timeout):
-    """Send a health-check task to the Celery workers and wait for the answer."""
+    """Send a health-check task to the Celery workers and wait for the answer; a failure is one line, exit 1."""
     from shop.tasks import check_health
 
-    result = check_health.delay().get(timeout=timeout)
-    click.echo(f"worker answered: {result}")
+    try:
+        with current_app.extensions["celery"].connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+        result = check_health.delay()
+        answer = result.get(timeout=timeout, propagate=False)
+    except REDIS_UNAVAILABLE as exc:
+        raise click.ClickException(f"cannot reach Redis ({exc.__class__.__name__})") from None
+    except CeleryTimeoutError:
+        raise click.ClickException(f"no worker answered within {timeout} s") from None
+    if result.failed():
+        raise click.ClickException(f"the worker failed the check: {answer.__class__.__name__}")
+    click.echo(f"worker answered: {answer}")
 
 
 def init_app(app: Flask) -> None:

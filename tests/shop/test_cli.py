@@ -96,3 +96,30 @@ def test_generate_keys_prints_fresh_keys_the_app_accepts(runner):
     assert len(parse_hash_key(values["FIELD_HASH_KEY"])) == 32
     second = dict(line.split("=", 1) for line in runner.invoke(args=["generate-keys"]).output.splitlines())
     assert all(second[name] != values[name] for name in values)
+
+
+def test_check_worker_says_in_one_line_that_redis_cannot_be_reached(sqlite_template, tmp_path):
+    import shutil
+
+    from tests.conftest import make_app
+    from tests.shop.test_outages import _dead_redis_url
+
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path, REDIS_URL=_dead_redis_url())
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["check-worker", "--timeout", "5"])
+        db.session.remove()
+        db.engine.dispose()
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot reach Redis") and result.output.count("\n") == 1, result.output
+
+
+def test_check_worker_says_in_one_line_that_no_worker_answered(redis_app):
+    result = redis_app.test_cli_runner().invoke(args=["check-worker", "--timeout", "1"])
+    assert result.exit_code == 1
+    assert result.output == "Error: no worker answered within 1 s\n"
+
+
+def test_check_worker_reports_the_answer(runner):
+    result = runner.invoke(args=["check-worker"])
+    assert result.exit_code == 0 and "worker answered: {'ok': True, 'regions': 78}" in result.output
