@@ -37,8 +37,9 @@ def _check_hash_key_once(app: Flask):
     try:
         check_hash_key()
     except ConfigError as error:
-        log.error("%s", error)
-        return error_response(503, SupplierCode.HASH_KEY_MISMATCH, str(error))
+        log.error("%s", error)  # the operator's detail; a client learns only that the service is not ready
+        return error_response(503, SupplierCode.HASH_KEY_MISMATCH, "The service is misconfigured and not serving "
+                              "requests; its operator has been told.")
     app.extensions["suppliers.hash_key_checked"] = True
     return None
 
