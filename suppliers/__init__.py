@@ -5,7 +5,7 @@ import functools
 import logging
 
 import click
-from flask import Flask
+from flask import Flask, request
 from flask.cli import AppGroup
 
 from suppliers.errors import SupplierCode
@@ -44,12 +44,20 @@ def _check_hash_key_once(app: Flask):
     return None
 
 
+def _check_hash_key_before_request(app: Flask):
+    """The check above before a request, except the load balancer's probes (readiness runs it as one of its own)."""
+    from shop.health import PROBE_PATHS
+
+    return None if request.path in PROBE_PATHS else _check_hash_key_once(app)
+
+
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder and tasks."""
     from shop.cli import register_demo_seeder
     from shop.crypto import parse_hash_key, parse_keys
     from shop.errors import register_error_codes
     from shop.extensions import api
+    from shop.health import register_readiness_check
     from suppliers.api import blp
     from suppliers.demo import seed_demo
     from suppliers.errors import SupplierCode
@@ -62,4 +70,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(cli)
     register_demo_seeder(app, "suppliers", seed_demo)
     app.extensions.setdefault("scope_checks", {})["supplier_id"] = supplier_exists
-    app.before_request(functools.partial(_check_hash_key_once, app))
+    app.before_request(functools.partial(_check_hash_key_before_request, app))
+    register_readiness_check(app, "configuration", lambda: _check_hash_key_once(app) is None)

@@ -1,0 +1,89 @@
+"""The load balancer's probes: liveness asks nothing of the database, readiness names what is down and nothing more."""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+
+import pytest
+
+from shop.db import db
+from tests.conftest import make_app
+from tests.shop.test_errors import assert_error
+from tests.shop.test_outages import _dead_redis_url
+
+
+def _dead_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def database_down_app(tmp_path):
+    """The app configured with a PostgreSQL server that is not there."""
+    app = make_app(tmp_path, DATABASE_URL=f"postgresql://shop:hunter2@127.0.0.1:{_dead_port()}/shop")
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_both_probes_answer_ok_when_everything_is_up(client):
+    for path in ("/healthz", "/readyz"):
+        response = client.get(path)
+        assert (response.status_code, response.json) == (200, {"ok": True})
+
+
+def test_with_the_database_down_the_process_is_live_but_not_ready(database_down_app):
+    client = database_down_app.test_client()
+    assert client.get("/healthz").json == {"ok": True}
+    error = assert_error(client.get("/readyz"), 503, "service_unavailable")
+    assert error["details"] == {"unavailable": ["database"]} and "hunter2" not in str(error)
+
+
+def test_with_redis_down_the_process_is_not_ready(sqlite_template, tmp_path):
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path, REDIS_URL=_dead_redis_url())
+    with app.app_context():
+        client = app.test_client()
+        assert client.get("/healthz").status_code == 200
+        error = assert_error(client.get("/readyz"), 503, "service_unavailable")
+        assert error["details"] == {"unavailable": ["redis"]}
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_readiness_sees_redis_when_it_is_up(redis_app):
+    assert redis_app.test_client().get("/readyz").json == {"ok": True}
+
+
+def test_a_mismatched_hash_key_leaves_the_process_live_and_not_ready(app, client):
+    app.config["FIELD_HASH_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    assert client.get("/healthz").status_code == 200
+    error = assert_error(client.get("/readyz"), 503, "service_unavailable")
+    assert error["details"] == {"unavailable": ["configuration"]} and "FIELD_HASH_KEY" not in str(error)
+
+
+def test_the_probes_are_not_rate_limited(sqlite_template, tmp_path):
+    from shop import create_app
+    from shop.config import load_config
+    from shop.extensions import limiter
+    from tests.conftest import TEST_SECRETS
+
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    config = load_config(TEST_SECRETS, str(tmp_path))
+    before = limiter.limit_manager._default_limits  # the limiter is process-wide: put its defaults back after
+    app = create_app({**config, "TESTING": True, "RATELIMIT_DEFAULT": "1 per minute"})  # a limit on every route
+    try:
+        with app.app_context():
+            client = app.test_client()
+            assert [client.get(path).status_code for path in ("/healthz", "/readyz") * 3] == [200] * 6
+            assert client.get("/api/v1/regions").status_code == 200
+            assert client.get("/api/v1/regions").status_code == 429  # the limit does hold elsewhere
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        limiter.limit_manager.set_default_limits(before)
