@@ -12,6 +12,7 @@ from marshmallow import Schema, fields
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from shop.crypto import DecryptionError
 from shop.db import db
 from shop.outages import REDIS_UNAVAILABLE
 
@@ -268,6 +269,14 @@ def register_error_handlers(app: Flask) -> None:
 
     for outage in REDIS_UNAVAILABLE:  # the cache, the rate limits' store or the broker: as the database's outage
         app.register_error_handler(outage, _unavailable)
+
+    @app.errorhandler(DecryptionError)
+    def _undecryptable(exc: DecryptionError):
+        db.session.rollback()  # a key was dropped before `reencrypt` (or the wrong one is set): the operator's to fix
+        log.error("stored data cannot be decrypted request_id=%s path=%s: %s", g.get("request_id"), request.path, exc)
+        return _answer(exc, error_response(503, ShopCode.SERVICE_UNAVAILABLE, "The service cannot read the data "
+                                           "this request needs; its operator has been told.",
+                                           {"request_id": g.get("request_id")}))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

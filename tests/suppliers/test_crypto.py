@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from shop.idempotency import KEEP_FOR, IdempotencyKey, forget_old_keys
 from suppliers.models import Household
 from tests.orders.factories import StoreFactory
 from tests.orders.payments.conftest import ADDRESS, place_order, stock, user_with_token
+from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account
 
 
@@ -173,3 +175,18 @@ def test_a_response_kept_for_retries_is_stored_encrypted_and_forgotten_after_a_d
     assert forget_old_keys() == 2
     db.session.commit()
     assert db.session.scalar(select(func.count(IdempotencyKey.id))) == 0
+
+
+def test_personal_data_under_a_dropped_key_is_a_503_with_the_detail_only_in_the_log(app, client, admin, supplier,
+                                                                                    caplog):
+    """The old key dropped before `reencrypt`: every household answered 500 (DecryptionError) and looked like a bug."""
+    created = client.post(f"/api/v1/suppliers/{supplier.id}/households", json=household_payload(), headers=admin)
+    assert created.status_code == 201, created.json
+    app.config["FIELD_ENCRYPTION_KEY"] = f"new:{_key()}"  # the key the row was written under is gone
+    response = client.get(f"/api/v1/households/{created.json['id']}?reveal=true&reason=payout%20check",
+                          headers=admin)
+    error = assert_error(response, 503, "service_unavailable")
+    assert "key" not in error["message"].lower() and "test" not in json.dumps(error)  # nor the key id
+    logged = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(logged) == 1 and "No configured key has the id 'test'" in logged[0].getMessage()
+    assert logged[0].exc_info is None
