@@ -7,16 +7,14 @@ from orders import outbox
 from shop import wakeups
 
 
-@shared_task(name="orders.deliver_outbox", acks_late=True, pauses_collector=True,
-             ignore_result=True)  # nothing reads it
+@shared_task(name="orders.deliver_outbox", acks_late=True, pauses_collector=True)
 def deliver_outbox(event_ids: list[int]) -> int:
     """Deliver the outbox events the sweeper re-queued to their consumers (idempotent: a delivered event is left
     alone); how many were delivered now."""
     return outbox.deliver_all(event_ids)
 
 
-@shared_task(name="orders.drain_outbox", acks_late=True, pauses_collector=True,
-             ignore_result=True)  # nothing reads it
+@shared_task(name="orders.drain_outbox", acks_late=True, pauses_collector=True)
 def drain_outbox() -> int:
     """Deliver the oldest undelivered outbox events (a batch; the drain wakes itself while more are left); how
     many were delivered now."""

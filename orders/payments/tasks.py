@@ -14,15 +14,14 @@ log = logging.getLogger(__name__)
 DRAIN_LIMIT = 500  # events one drain run processes before it hands over to the next run
 
 
-@shared_task(name="orders.process_payment_event", acks_late=True, ignore_result=True)  # nothing reads it
+@shared_task(name="orders.process_payment_event", acks_late=True)
 def process_payment_event(event_id: int) -> str:
     """Apply a stored payment event to its order (idempotent: a processed event is left alone): the sweeper's
     retry of an event whose drain failed or was lost."""
     return service.process_event(event_id=event_id)
 
 
-@shared_task(name="orders.drain_payment_events", acks_late=True, pauses_collector=True,
-             ignore_result=True)  # nothing reads it
+@shared_task(name="orders.drain_payment_events", acks_late=True, pauses_collector=True)
 def drain_payment_events() -> int:
     """Process the new payment events, oldest first, each its own unit of work: one that fails is rolled back
     alone and left to the sweeper with its attempt counted, so it holds back no other. How many were tried; after
