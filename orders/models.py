@@ -112,6 +112,7 @@ class StockTransfer(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     received_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    receipt_note: Mapped[str | None] = mapped_column(String(200))  # what happened to the units that did not arrive
 
     lines: Mapped[list[TransferLine]] = relationship(order_by="TransferLine.id", lazy="selectin")
 

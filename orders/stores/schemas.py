@@ -176,9 +176,11 @@ class ReceivedLineIn(Schema):
 
 
 class TransferReceive(Schema):
-    """The receiving store confirms what arrived, per lot as sent."""
+    """The receiving store confirms what arrived, per lot as sent; `note` says what happened to what did not
+    (required then: units missing from a lot are written off with their reason, as an adjustment is)."""
 
     lines = fields.List(fields.Nested(ReceivedLineIn), required=True, validate=validate.Length(min=1, max=1000))
+    note = Text(max_length=200, load_default=None)
 
 
 class TransferLineOut(Schema):
@@ -203,6 +205,7 @@ class TransferOut(Schema):
     created_at = fields.DateTime()
     received_by = fields.Integer(allow_none=True)
     received_at = fields.DateTime(allow_none=True)
+    receipt_note = fields.String(allow_none=True)
     lines = fields.List(fields.Nested(TransferLineOut))
 
 

@@ -363,9 +363,10 @@ def lot_units_outside_stock(lot_id: int) -> ColumnElement[int]:
     return sold.scalar_subquery() + in_transit.scalar_subquery()
 
 
-def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict]) -> StockTransfer:
+def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], note: str | None = None) -> StockTransfer:
     """Confirm what arrived, per lot as sent (each lot exactly once, 0..sent units): what arrived is added
-    to the store's stock, the rest is the recorded discrepancy; a second receipt is `transfer_already_received`."""
+    to the store's stock, the rest is the recorded discrepancy, with the `note` saying what happened to it (required
+    then); a second receipt is `transfer_already_received`."""
     transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
     lock_on_sqlite("UPDATE stock_transfers SET id = id WHERE id = :id", id=transfer_id)
     db.session.execute(select(StockTransfer.id).where(StockTransfer.id == transfer_id).with_for_update())
@@ -384,9 +385,13 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict]) ->
     if errors:
         raise ValidationError("The received lines do not match the lots sent.", code=OrderCode.TRANSFER_LINES_MISMATCH,
                               details=errors)
+    if not note and any(line["received"] < by_lot[line["lot_id"]].sent for line in lines):
+        raise ValidationError("Some units did not arrive: say what happened to them.", details={
+            "note": ["Required when fewer units arrived than were sent: they are written off their lots."]})
     for line in lines:
         by_lot[line["lot_id"]].received = line["received"]
     transfer.status, transfer.received_by, transfer.received_at = "received", actor.id, utcnow()
+    transfer.receipt_note = note
     db.session.flush()  # no longer in transit: what arrived goes on the shelf, the rest is missing from its lot
     for line in sorted(lines, key=lambda line: line["lot_id"]):
         if line["received"]:

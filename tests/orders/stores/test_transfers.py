@@ -93,11 +93,17 @@ def test_the_store_receives_per_lot_and_the_discrepancy_is_kept(client, login, s
     transfer = _send(client, login("admin"), warehouse, store, product, 7).json
     staff = staff_of(store)
 
+    unexplained = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=staff,
+                              json={"lines": [{"lot_id": new.id, "received": 2}, {"lot_id": old.id, "received": 4}]})
     response = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=staff,
-                           json={"lines": [{"lot_id": new.id, "received": 2}, {"lot_id": old.id, "received": 4}]})
+                           json={"lines": [{"lot_id": new.id, "received": 2}, {"lot_id": old.id, "received": 4}],
+                                 "note": "一箱在运输中压坏"})
 
+    # a unit missing from its lot is written off with its reason, as any adjustment is
+    assert (unexplained.status_code, list(unexplained.json["error"]["details"])) == (422, ["note"])
     assert response.status_code == 200, response.json
     assert response.json["status"] == "received" and response.json["received_at"]
+    assert response.json["receipt_note"] == "一箱在运输中压坏"
     assert [(line["lot_id"], line["sent"], line["received"], line["discrepancy"])
             for line in response.json["lines"]] == [(old.id, 5, 4, 1), (new.id, 2, 2, 0)]
     assert inventory.available(location_id=store.location_id, product_id=product.id) == 6
@@ -119,7 +125,8 @@ def test_units_on_the_way_count_for_their_lot_and_units_lost_on_the_way_may_be_f
 
     on_the_way = found(warehouse.id, 1)
     received = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=staff_of(store),
-                           json={"lines": [{"lot_id": old.id, "received": 4}, {"lot_id": new.id, "received": 2}]})
+                           json={"lines": [{"lot_id": old.id, "received": 4}, {"lot_id": new.id, "received": 2}],
+                                 "note": "少到一袋"})
     beyond_the_loss = found(store.location_id, 2)
     lost_and_found = found(store.location_id, 1)
 
