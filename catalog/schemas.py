@@ -263,6 +263,8 @@ class LotOut(Schema):
     households = Computed(lambda lot: len(lot.contributions), fields.Integer())
     attributed_fen = fields.Integer()
     stock = fields.List(fields.Nested(LotStockOut), attribute="stock_rows")
+    created_by = fields.Integer(allow_none=True)  # the user who put the lot's units into the shop
+    created_at = fields.DateTime()
 
 
 class TraceHouseholds(Schema):
@@ -334,5 +336,6 @@ class UploadOut(Schema):
     rows_done = fields.Integer()
     lots_created = fields.Integer()
     errors = fields.List(fields.Nested(UploadError))
+    created_by = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)

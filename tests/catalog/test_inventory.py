@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from catalog import inventory
 from catalog.inventory import TRACE_ALPHABET, Portion, StockRequest
 from catalog.models import Lot, Stock
+from shop.auth.models import User
 from shop.clock import today
 from shop.db import db
 from shop.errors import Conflict, NotFound, ValidationError
@@ -71,6 +72,8 @@ def test_coop_creates_a_lot_from_linked_households(client, coop_world):
                                        "available": 33}]
     code = response.json["trace_code"]
     assert len(code) == 10 and set(code) <= set(TRACE_ALPHABET)
+    coop_user = db.session.scalar(select(User.id).where(User.supplier_id == w["supplier"].id))
+    assert response.json["created_by"] == coop_user and response.json["created_at"]  # who put the units in
 
 
 def test_trace_codes_are_unique_and_unguessable(app):
