@@ -323,31 +323,33 @@ def _check_quantities(lines: Sequence[StockRequest]) -> None:
 def _choose(rows: list[tuple[Row, date]], lines: Sequence[StockRequest]) -> tuple[list[list[tuple[Row, int]]],
                                                                                       list[dict]]:
     """Pick lots for each line from locked rows of one location: the named lot first, then FIFO by (harvest date,
-    lot id); the plans and the short lines (requested, available)."""
+    lot id), the lines that name a lot planned before the others (a line typed by SKU must not take the units of
+    a lot scanned on a later line); the plans and the short lines (requested, available), in the lines' order."""
     left = {row.id: row.available for row, _ in rows}
-    plans, short = [], []
-    for line in lines:
+    plans: list[list[tuple[Row, int]]] = [[] for _ in lines]
+    short: dict[int, dict] = {}
+    for index in sorted(range(len(lines)), key=lambda index: lines[index].lot_id is None):
+        line = lines[index]
         candidates = sorted((pair for pair in rows if pair[0].product_id == line.product_id),
                             key=lambda pair: (pair[0].lot_id != line.lot_id, pair[1], pair[0].lot_id))
-        plan, wanted = [], line.quantity
+        wanted = line.quantity
         for row, _ in candidates:
             take = min(wanted, left[row.id])
             if take:
-                plan.append((row, take))
+                plans[index].append((row, take))
                 left[row.id] -= take
                 wanted -= take
         if wanted:
-            short.append({"product_id": line.product_id, "requested": line.quantity,
-                          "available": line.quantity - wanted})
-        plans.append(plan)
-    return plans, short
+            short[index] = {"product_id": line.product_id, "requested": line.quantity,
+                            "available": line.quantity - wanted}
+    return plans, [short[index] for index in sorted(short)]
 
 
 def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Row, int]]]:
     """Lock the lines' available stock and pick lots for each line (`_choose`). Raises `insufficient_stock`
-    naming every short line, or `lot_not_held_here` for a named lot with no unit available here (the unit in hand
-    is not from this location's stock, and selling another lot in its place would pay the wrong households),
-    changing nothing."""
+    naming every short line (or a named lot whose units here are all reserved), or `lot_not_held_here` for a named
+    lot with no unit here at all (the unit in hand is not from this location's stock, and selling another lot in
+    its place would pay the wrong households), changing nothing."""
     _check_quantities(lines)
     product_ids = sorted({line.product_id for line in lines})
     rows = _lock((Stock.location_id == location_id) & Stock.product_id.in_(product_ids)
@@ -355,8 +357,15 @@ def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple
     available_lots = {row.lot_id for row, _ in rows}
     absent = sorted({line.lot_id for line in lines if line.lot_id is not None} - available_lots)
     if absent:
-        raise Conflict(f"Lot {absent[0]} has no unit available at location {location_id}.",
-                       code=CatalogCode.LOT_NOT_HELD_HERE, details={"lot_id": absent[0], "location_id": location_id})
+        reserved = db.session.scalar(select(Stock.reserved).where(Stock.location_id == location_id,
+                                                                  Stock.lot_id == absent[0], Stock.on_hand > 0))
+        details = {"lot_id": absent[0], "location_id": location_id}
+        if reserved:
+            raise Conflict(f"Every unit of lot {absent[0]} here is reserved for orders.",
+                           code=CatalogCode.INSUFFICIENT_STOCK, details={**details, "available": 0,
+                                                                         "reserved": reserved})
+        raise Conflict(f"Lot {absent[0]} has no unit at location {location_id}.", code=CatalogCode.LOT_NOT_HELD_HERE,
+                       details=details)
     plans, short = _choose(rows, lines)
     if short:
         raise Conflict("Not enough stock at this location.", code=CatalogCode.INSUFFICIENT_STOCK,

@@ -98,6 +98,37 @@ def test_a_scanned_lot_with_no_unit_at_the_store_is_refused_not_swapped_for_anot
     assert _orders() == 0 and _available(counter, counter.rice) == 13  # the store's own lots are untouched
 
 
+def test_a_line_typed_by_sku_never_takes_the_units_of_a_lot_scanned_on_a_later_line(client, counter, staff):
+    body = sale_body(counter, lines=[{"sku": counter.rice.sku, "quantity": 12},  # all but one of both lots
+                                     {"trace_code": counter.old_lot.trace_code, "quantity": 1}],
+                     payment={"method": "card"})
+
+    response = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", json=body, headers=staff)
+
+    assert response.status_code == 201, response.json
+    typed, scanned = response.json["receipt"]["lines"]
+    assert scanned["trace_codes"] == [counter.old_lot.trace_code]  # the unit in the customer's hand
+    assert typed["trace_codes"] == [counter.old_lot.trace_code, counter.new_lot.trace_code]
+    order = db.session.get(Order, response.json["id"])
+    assert [(a.lot_id, a.quantity) for a in order.lines[1].allocations] == [(counter.old_lot.id, 1)]
+    assert [(a.lot_id, a.quantity) for a in order.lines[0].allocations] == [(counter.old_lot.id, 4),
+                                                                           (counter.new_lot.id, 8)]
+
+
+def test_a_scanned_lot_held_here_but_all_reserved_is_short_of_stock_not_absent(client, counter, staff):
+    inventory.reserve(location_id=counter.store.location_id, product_id=counter.rice.id, quantity=5,
+                      lot_id=counter.old_lot.id)  # every unit of the older lot waits for pickup orders
+    db.session.commit()
+
+    refused = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", headers=staff, json=sale_body(
+        counter, lines=[{"trace_code": counter.old_lot.trace_code, "quantity": 1}], payment={"method": "card"}))
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "insufficient_stock")
+    assert refused.json["error"]["details"] == {"lot_id": counter.old_lot.id, "location_id": counter.store.location_id,
+                                                "available": 0, "reserved": 5}
+    assert _orders() == 0
+
+
 def test_cash_change_arithmetic(client, counter, staff):
     exact = sale_body(counter, payment={"method": "cash", "tendered_fen": 6000})
     short = sale_body(counter, payment={"method": "cash", "tendered_fen": 5999})
