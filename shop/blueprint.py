@@ -21,9 +21,10 @@ def query_args(args: MultiDict) -> MultiDict:
 
 def given_once(args: MultiDict, schema: Schema) -> None:
     """A parameter that takes one value given twice (`?limit=1&limit=2`) is a 422 naming it, not its first value."""
+    by_parameter = {field.data_key or name: field for name, field in schema.fields.items()}
     repeated = {key: ["Given more than once; it takes one value."] for key in args
-                if len(args.getlist(key)) > 1 and key in schema.fields
-                and not isinstance(schema.fields[key], (fields.List, fields.Tuple))}
+                if len(args.getlist(key)) > 1 and key in by_parameter
+                and not isinstance(by_parameter[key], (fields.List, fields.Tuple))}
     if repeated:
         raise ValidationError(repeated)
 

@@ -16,6 +16,7 @@ import json
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from shop.auth.security import carries_a_valid_token
 from shop.errors import ShopCode, error_response
 
 JSON_BODY_KEY = "shop.json_body"
@@ -108,9 +109,9 @@ def _declared_bodies(view) -> set[str]:
 
 def _refused_before_its_body(view) -> bool:
     """Whether the request is answered whatever its body: no route or method matches (404, 405), or the view
-    needs a role (`require_role`) and the request carries no credentials (401)."""
+    needs a role (`require_role`) and the request carries no valid, unexpired token (401)."""
     return request.routing_exception is not None or (
-        bool(getattr(view, "required_roles", None)) and "Authorization" not in request.headers)
+        bool(getattr(view, "required_roles", None)) and not carries_a_valid_token())
 
 
 NOTHING_TO_CHANGE = "Nothing to change: give at least one field."

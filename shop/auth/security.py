@@ -53,8 +53,8 @@ def _is_count(value: object, limit: int) -> bool:
     return type(value) is int and 0 <= value <= limit
 
 
-def user_from_token(token: str) -> User:
-    """The active user a token names, or `Unauthorized` if it is bad, expired or revoked."""
+def token_claims(token: str) -> dict:
+    """A token's claims if it is well signed, well formed and not expired (no database read), or `Unauthorized`."""
     try:
         lifetime = current_app.config["TOKEN_TTL_SECONDS"]
         claims, issued = _serializer().loads(token, max_age=lifetime, return_timestamp=True)
@@ -67,6 +67,12 @@ def user_from_token(token: str) -> User:
         raise Unauthorized("The access token is not valid.", code=ShopCode.INVALID_TOKEN)
     if datetime.now(UTC) - issued > timedelta(seconds=claims["ttl"]):
         raise Unauthorized("The access token has expired.", code=ShopCode.TOKEN_EXPIRED)
+    return claims
+
+
+def user_from_token(token: str) -> User:
+    """The active user a token names, or `Unauthorized` if it is bad, expired or revoked."""
+    claims = token_claims(token)
     user = db.session.execute(_USER, {"id": claims["uid"]}).scalar()
     if user is None or not user.active or user.token_version != claims["tv"]:
         raise Unauthorized("The access token is no longer valid.", code=ShopCode.INVALID_TOKEN)
@@ -78,13 +84,26 @@ def current_user() -> User:
     return g.user
 
 
+def _bearer_token() -> str:
+    """The request's bearer token, or `Unauthorized` (missing_token)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send `Authorization: Bearer <token>`.", code=ShopCode.MISSING_TOKEN)
+    return token.strip()
+
+
+def carries_a_valid_token() -> bool:
+    """Whether the request carries a well-signed, unexpired bearer token (its user is not read)."""
+    try:
+        token_claims(_bearer_token())
+    except Unauthorized:
+        return False
+    return True
+
+
 def authenticate() -> User:
     """Authenticate the request's bearer token and remember the user on `g`."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Send `Authorization: Bearer <token>`.", code=ShopCode.MISSING_TOKEN)
-    g.user = user_from_token(token.strip())
+    g.user = user_from_token(_bearer_token())
     return g.user
 
 

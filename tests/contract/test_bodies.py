@@ -51,10 +51,21 @@ def test_a_write_that_needs_credentials_is_a_401_without_them_whatever_the_body(
                 continue
             url = re.sub(r"{\w+}", "1", path)
             for data, content_type in (("hello", "text/plain"), ("{not json", "application/json")):
-                response = client.open(url, method=method, data=data, content_type=content_type)
-                assert response.status_code == 401, (method, path, content_type, response.json)
+                for credentials in ({}, {"Authorization": "Bearer garbage"}, {"Authorization": "Basic YTpi"}):
+                    response = client.open(url, method=method, data=data, content_type=content_type,
+                                           headers=credentials)
+                    assert response.status_code == 401, (method, path, content_type, credentials, response.json)
             checked += 1
     assert checked > 30
+
+
+def test_an_expired_token_is_a_401_whatever_the_body(app, client, login):
+    headers = login("consumer")
+    app.config["TOKEN_TTL_SECONDS"] = 0  # every token issued is now past its lifetime
+
+    response = client.post("/api/v1/users", data="hello", content_type="text/plain", headers=headers)
+
+    assert response.status_code == 401 and response.json["error"]["code"] in ("token_expired", "invalid_token")
 
 
 def test_with_credentials_the_body_is_still_judged_first(client, login):

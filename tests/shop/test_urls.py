@@ -124,6 +124,8 @@ def test_a_query_parameter_left_empty_is_not_given_and_one_given_twice_is_refuse
     assert (blanks.status_code, blanks.json) == (200, unfiltered.json)
     products = client.get("/api/v1/products?county=513431&category=&q=&min_price_fen=&max_price_fen=&in_stock_at=")
     assert products.status_code == 200, products.json
-    twice = client.get("/api/v1/ledger/transactions?limit=1&limit=2", headers=admin)
-    assert (twice.status_code, twice.json["error"]["details"]) == (422, {
-        "limit": ["Given more than once; it takes one value."]})
+    for parameter, values in (("limit", (1, 2)), ("from", ("2026-01-01", "2027-01-01"))):  # `from` is `from_date`
+        twice = client.get(f"/api/v1/ledger/transactions?{parameter}={values[0]}&{parameter}={values[1]}",
+                           headers=admin)
+        assert (twice.status_code, twice.json["error"]["details"]) == (422, {
+            parameter: ["Given more than once; it takes one value."]})
