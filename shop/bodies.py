@@ -115,6 +115,7 @@ def _refused_before_its_body(view) -> bool:
 
 
 NOTHING_TO_CHANGE = "Nothing to change: give at least one field."
+ABOUT_A_CHANGE = {"reason"}  # fields that say why a change is made, not what it changes
 
 
 def _nothing_to_change() -> Response:
@@ -159,6 +160,6 @@ def check_body(app: Flask) -> Response | None:
         fields = body if isinstance(body, dict) else {"_schema": None}
         return error_response(422, ShopCode.VALIDATION_ERROR, "This request takes no body.",
                               {name: ["Unknown field."] for name in fields})
-    if changes and body in ({}, None):
+    if changes and (body is None or (isinstance(body, dict) and body.keys() <= ABOUT_A_CHANGE)):
         return _nothing_to_change()
     return None

@@ -81,7 +81,8 @@ def test_a_patch_that_changes_nothing_is_a_422_on_every_route(world):
     assert len(patches) >= 7
     for path in patches:
         url = _url(path, world.ids)
-        for body in ({"data": ""}, {"json": {}}, {"data": "null", "content_type": "application/json"}):
+        for body in ({"data": ""}, {"json": {}}, {"data": "null", "content_type": "application/json"},
+                     {"json": {"reason": "核对"}}):  # why, but not what
             response = client.patch(url, headers=world.of("admin"), **body)
             error = assert_error(response, 422, "validation_error")
             assert error["message"] == NOTHING_TO_CHANGE and error["details"] == {"_schema": [NOTHING_TO_CHANGE]}
