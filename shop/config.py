@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -48,9 +50,12 @@ def _database_uri(url: str | None, instance_path: str) -> str:
     if not url:
         return "sqlite:///" + str(Path(instance_path) / "shop.db")
     try:  # the URL may hold a password: the messages never quote it
-        scheme = make_url(url.strip()).drivername
+        parsed = make_url(url.strip())
     except (ArgumentError, ValueError):
         raise ConfigError("DATABASE_URL is not a database URL (postgresql://user@host/db)") from None
+    scheme = parsed.drivername
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise ConfigError(f"DATABASE_URL's port must be 1 to 65535, got {parsed.port}")
     if scheme not in DATABASE_SCHEMES:
         raise ConfigError(f"DATABASE_URL must be a PostgreSQL (postgresql://user@host/db) or SQLite (sqlite:///path) "
                           f"URL, got a {scheme}:// URL")
@@ -61,6 +66,18 @@ def _database_uri(url: str | None, instance_path: str) -> str:
     return url
 
 
+HOST_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def _is_host(name: str) -> bool:
+    """Whether `name` (as urlsplit lower-cases it) is a DNS host name or an IP address."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return HOST_NAME.fullmatch(name) is not None
+    return True
+
+
 def _public_url(raw: str | None, *, production: bool) -> str | None:
     """`PUBLIC_URL`, the scheme and host every absolute link leaving the service is built on (trace QR codes on
     labels, Stripe's return address), without a trailing slash; https in production. `ConfigError` otherwise."""
@@ -68,14 +85,16 @@ def _public_url(raw: str | None, *, production: bool) -> str | None:
         return None
     try:
         parts = urlsplit(raw.strip())
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        port = parts.port  # ValueError for a port that is not a number from 0 to 65535
     except ValueError:
         raise ConfigError(f"PUBLIC_URL is not a URL: {raw!r}") from None
     schemes = ("https",) if production else ("http", "https")
-    if parts.scheme not in schemes or not parts.hostname or parts.path not in ("", "/") or parts.query \
-            or parts.fragment or parts.username or parts.password:
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    if parts.scheme not in schemes or not parts.hostname or not _is_host(parts.hostname) or port == 0 \
+            or parts.netloc.lower() != (host or "") + (f":{port}" if port is not None else "") \
+            or parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(f"PUBLIC_URL must be {' or '.join(schemes)}://host[:port] and nothing more, got {raw!r}")
-    return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:

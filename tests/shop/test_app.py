@@ -135,14 +135,17 @@ def test_a_token_signed_with_the_formerly_published_development_key_is_refused(t
 
 @pytest.mark.parametrize("url", ["http://shop.example.cn", "https://shop.example.cn/shop", "https://",
                                  "shop.example.cn", "https://shop.example.cn?x=1", "https://u:p@shop.example.cn",
-                                 "https://h:port"])
+                                 "https://h:port", "https://exa mple.cn", "https://shop.example.cn\\",
+                                 "https://shop.example.cn:", "https://shop.example.cn:99999", "https://shop_1.cn"])
 def test_production_needs_a_bare_https_public_url(tmp_path, url):
     with pytest.raises(ConfigError, match="PUBLIC_URL"):
         load_config({**PRODUCTION, "PUBLIC_URL": url}, str(tmp_path))
     with pytest.raises(ConfigError, match="PUBLIC_URL"):
         load_config({k: v for k, v in PRODUCTION.items() if k != "PUBLIC_URL"}, str(tmp_path))
-    assert load_config({**PRODUCTION, "PUBLIC_URL": "https://shop.example.cn:8443/"},
+    assert load_config({**PRODUCTION, "PUBLIC_URL": "https://Shop.Example.cn:8443/"},
                        str(tmp_path))["PUBLIC_URL"] == "https://shop.example.cn:8443"
+    assert load_config({**PRODUCTION, "PUBLIC_URL": "https://[2001:db8::1]"}, str(tmp_path))["PUBLIC_URL"] == (
+        "https://[2001:db8::1]")
 
 
 @pytest.mark.parametrize("name, value", [
@@ -169,6 +172,7 @@ def test_named_values_spelt_as_documented_are_accepted(tmp_path):
     ("postgresql+psycopg2://shop:hunter2@db/shop", "got a postgresql\\+psycopg2:// URL"),
     ("not a url", "DATABASE_URL is not a database URL"),
     ("postgresql://shop:hunter2@db:five/shop", "DATABASE_URL is not a database URL"),
+    ("postgresql://shop:hunter2@db:99999/shop", "port must be 1 to 65535"),
 ])
 def test_a_database_url_the_service_cannot_use_is_a_configuration_error_never_quoting_it(tmp_path, url, message):
     with pytest.raises(ConfigError, match=message) as error:
