@@ -26,29 +26,31 @@ def reencrypt_command():
                "with FIELD_HASH_KEY and recorded its fingerprint")
 
 
-def _check_hash_key_once(app: Flask):
-    """Before the first request served: refuse to serve (503) while FIELD_HASH_KEY does not match the database."""
+def _hash_key_matches(app: Flask) -> bool:
+    """Whether FIELD_HASH_KEY matches the database (checked until it once does; a mismatch is logged)."""
     from shop.config import ConfigError
-    from shop.errors import error_response
     from suppliers.service import check_hash_key
 
     if app.extensions.get("suppliers.hash_key_checked"):
-        return None
+        return True
     try:
         check_hash_key()
     except ConfigError as error:
         log.error("%s", error)  # the operator's detail; a client learns only that the service is not ready
-        return error_response(503, SupplierCode.HASH_KEY_MISMATCH, "The service is misconfigured and not serving "
-                              "requests; its operator has been told.")
+        return False
     app.extensions["suppliers.hash_key_checked"] = True
-    return None
+    return True
 
 
-def _check_hash_key_before_request(app: Flask):
-    """The check above before a request, except the load balancer's probes (readiness runs it as one of its own)."""
+def _check_hash_key_before_request(app: Flask) -> None:
+    """Before a request (except the load balancer's probes, whose readiness runs the check as one of its own):
+    refuse to serve (503, the error page outside /api/) while FIELD_HASH_KEY does not match the database."""
+    from shop.errors import AppError
     from shop.health import PROBE_PATHS
 
-    return None if request.path in PROBE_PATHS else _check_hash_key_once(app)
+    if request.path not in PROBE_PATHS and not _hash_key_matches(app):
+        raise AppError("The service is misconfigured and not serving requests; its operator has been told.",
+                       code=SupplierCode.HASH_KEY_MISMATCH, status=503)
 
 
 def init_app(app: Flask) -> None:
@@ -71,4 +73,4 @@ def init_app(app: Flask) -> None:
     register_demo_seeder(app, "suppliers", seed_demo)
     app.extensions.setdefault("scope_checks", {})["supplier_id"] = supplier_exists
     app.before_request(functools.partial(_check_hash_key_before_request, app))
-    register_readiness_check(app, "configuration", lambda: _check_hash_key_once(app) is None)
+    register_readiness_check(app, "configuration", functools.partial(_hash_key_matches, app))

@@ -114,6 +114,9 @@ def test_a_hash_key_other_than_the_stored_one_refuses_to_serve(app, client, capl
     told = json.dumps(response.json)
     assert not any(word in told for word in ("FIELD_HASH_KEY", "reencrypt", "crypto.py")), told  # anyone may ask
     assert "FIELD_HASH_KEY does not match" in caplog.text  # the operator's detail is in the log
+    page = client.get("/")
+    assert page.status_code == 503 and page.mimetype == "text/html"  # a page user gets the error page, not JSON
+    assert "FIELD_HASH_KEY" not in page.get_data(as_text=True)
 
 
 def test_an_emptied_database_records_the_hash_key_on_first_use(app, client):
