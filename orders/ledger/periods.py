@@ -20,7 +20,7 @@ class PeriodQuery(Schema):
 
 
 class Month(Date):
-    """`YYYY-MM` (digits and dash in any width): a month, loaded as its first day, within the shop's dates."""
+    """`YYYY-MM` (digits and dash in any width), read only: a month, loaded as its first day."""
 
     default_error_messages = {"invalid": "Not a month: write it as 2026-10."}
 
@@ -33,6 +33,3 @@ class Month(Date):
         if not isinstance(value, str) or len(value) > MAX_MOMENT_INPUT or value.count("-") + value.count("－") != 1:
             raise self.make_error("invalid")
         return super()._deserialize(f"{value}-01", attr, data, **kwargs)
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else f"{value:%Y-%m}"

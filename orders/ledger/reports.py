@@ -260,6 +260,11 @@ def latest_disclosed_month(now: datetime) -> date:
     return (sale_date_of(now - OFFLINE_MAX_AGE).replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
+def _next_month(month: date) -> date:
+    """The first day of the month after `month` (a first day)."""
+    return (month + timedelta(days=32)).replace(day=1)
+
+
 def county_disclosure(*, code: str, month: date | None = None) -> dict:
     """The public (公示) figures of a county's households in a month (default: the last one disclosed): per village,
     households reached and the amount attributed to them (lines sold in the month, net of refunds), small villages
@@ -278,9 +283,8 @@ def county_disclosure(*, code: str, month: date | None = None) -> dict:
                        f"month is {latest:%Y-%m}.", code=LedgerCode.DISCLOSURE_NOT_PUBLISHED,
                        details={"month": f"{month:%Y-%m}", "latest": f"{latest:%Y-%m}"})
     notice = _notice(region.code, month)
-    until = (month + timedelta(days=32)).replace(day=1)
     return {"county": {"code": region.code, "name": region.name}, "month": f"{month:%Y-%m}", "from": month,
-            "to": until, "computed_at": notice.published_at, **notice.figures}
+            "to": _next_month(month), "computed_at": notice.published_at, **notice.figures}
 
 
 def _notice(county_code: str, month: date) -> DisclosureNotice:
@@ -302,7 +306,7 @@ def _notice(county_code: str, month: date) -> DisclosureNotice:
 
 def _disclosed_figures(county_code: str, month: date) -> dict:
     """Per village of the county, small villages merged, and the total, of the lines sold in `month`."""
-    lines = sold_lines(*_in_period(LedgerTransaction.sale_date, month, (month + timedelta(days=32)).replace(day=1)))
+    lines = sold_lines(*_in_period(LedgerTransaction.sale_date, month, _next_month(month)))
     per_household = household_totals(lines)
     rows = db.session.execute(
         select(Household.village, func.count(per_household.c.household_id), func.sum(per_household.c.net))

@@ -176,13 +176,12 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
 
 
 def _till_shift_id(order: Order) -> int:
-    """The open shift a counter refund (cash or card) is paid out of: the sale's shift if still open, else the
-    store's open one, held open until this refund commits (409 `no_open_shift`: money leaving a till outside any
+    """The open shift a counter refund (cash or card) is paid out of: the store's (the sale's own while it is open),
+    held open until this refund commits (409 `no_open_shift`: money leaving a till outside any
     shift would be in no cash-up)."""
     hold_till(store_id=order.store_id)
-    open_shifts = select(Shift.id).where(Shift.store_id == order.store_id, Shift.closed_at.is_(None))
-    shift_id = db.session.scalar(open_shifts.where(Shift.id == order.shift_id)) or db.session.scalar(
-        open_shifts.order_by(Shift.id.desc()).limit(1))
+    shift_id = db.session.scalar(select(Shift.id).where(Shift.store_id == order.store_id,  # one at most
+                                                        Shift.closed_at.is_(None)))
     if shift_id is None:
         raise Conflict(f"Store {order.store_id} has no open shift: open one to pay this refund out of its till.",
                        code=OrderCode.NO_OPEN_SHIFT, details={"store_id": order.store_id})
