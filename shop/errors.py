@@ -53,6 +53,7 @@ class ShopCode(StrEnum):
     USERNAME_TAKEN = "username_taken"
     VALIDATION_ERROR = "validation_error"
     VALUE_OUT_OF_RANGE = "value_out_of_range"
+    WRONG_PASSWORD = "wrong_password"
 
 
 HTTP_CODES = {

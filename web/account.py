@@ -1,17 +1,18 @@
-"""Sign-in, sign-out and consumer registration pages (the same services, throttle and rate limits as the API)."""
+"""Sign-in, sign-out, consumer registration and the account page (password change): the same services, throttle
+and rate limits as the API."""
 from __future__ import annotations
 
 from flask import redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
 
 from shop.auth import service
-from shop.auth.api import auth_limit, login_limit, register_limit
-from shop.auth.schemas import RegisterRequest
+from shop.auth.api import auth_limit, login_limit, password_limit, register_limit
+from shop.auth.schemas import PasswordChange, RegisterRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit
 from shop.errors import AppError, ShopCode, Unauthorized
 from shop.extensions import client_address
-from web.pages import page_blueprint, safe_next, sign_in_session, web_user
+from web.pages import page_blueprint, safe_next, sign_in_session, signed_in, web_user
 
 bp = page_blueprint("account", __name__)
 
@@ -82,3 +83,35 @@ def register():
         return render_template("web/register.html", phone=phone, error=message), exc.status
     sign_in_session(user)
     return redirect(url_for("storefront.home"))
+
+
+ROLE_NAMES = {"consumer": "顾客", "store_staff": "门店店员", "coop": "合作社", "admin": "管理员", "auditor": "审计"}
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@auth_limit
+@password_limit
+@signed_in()
+def account():
+    """The signed-in user's account: a new password ends every other sign-in; this browser stays signed in."""
+    user = web_user()
+    shown = {"user": user, "role_name": ROLE_NAMES.get(user.role, user.role)}
+    if request.method == "GET":
+        return render_template("web/account.html", **shown)
+    if _field("new_password") != _field("new_password_again"):
+        return render_template("web/account.html", error="两次输入的新密码不一致。", **shown), 422
+    try:
+        data = PasswordChange().load({"current_password": _field("current_password"),
+                                      "new_password": _field("new_password")})
+        service.change_own_password(user=user, address=client_address(), **data)
+        commit()
+    except ValidationError:
+        return render_template("web/account.html", error="新密码至少 8 位。", **shown), 422
+    except TooManyAttempts as exc:
+        return render_template("web/account.html", error=f"尝试次数过多，请 {exc.retry_after} 秒后再试。",
+                               **shown), 429
+    except AppError as exc:
+        problem = {ShopCode.WRONG_PASSWORD: "当前密码不正确。"}.get(exc.code, "新密码不能与当前密码相同。")
+        return render_template("web/account.html", error=problem, **shown), exc.status
+    sign_in_session(user)
+    return render_template("web/account.html", done="密码已修改。其他设备上的登录（包括 API 令牌）已失效。", **shown)

@@ -5,8 +5,18 @@ from flask import current_app
 from flask.views import MethodView
 
 from shop.attempts import failure_limit
-from shop.auth import service
-from shop.auth.schemas import RegisterRequest, TokenOut, TokenRequest, UserCreate, UserOut, UserQuery, UserUpdate
+from shop.auth import security, service
+from shop.auth.models import ROLES
+from shop.auth.schemas import (
+    PasswordChange,
+    RegisterRequest,
+    TokenOut,
+    TokenRequest,
+    UserCreate,
+    UserOut,
+    UserQuery,
+    UserUpdate,
+)
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
@@ -36,8 +46,14 @@ def _failed(response) -> bool:
     return response.status_code == 401
 
 
-# one budget of failed sign-ins per address, shared by the token route and the sign-in page
+def _wrong_password(response) -> bool:
+    """Only a wrong current password counts against the per-address limit of a password change."""
+    return response.status_code == 403
+
+
+# one budget of failed sign-ins per address, shared by the token route, the sign-in page and password changes
 login_limit = failure_limit(_login_limit, scope="sign-in", counts=_failed)
+password_limit = failure_limit(_login_limit, scope="sign-in", counts=_wrong_password)
 # and one of all sign-ins and registrations per address, right or wrong, routes and pages alike: each hashes a password
 auth_limit = limiter.shared_limit(_auth_limit, scope="password-hashing", methods=["POST"])
 # and one of registrations per address, the route and the page together
@@ -105,3 +121,25 @@ class UserById(MethodView):
         user = service.update_user(user_id=user_id, actor=current_user(), **data)
         commit()
         return user
+
+
+@blp.route("/users/me")
+@require_role(*ROLES)
+@blp.response(200, UserOut)
+def show_me():
+    """The signed-in user: username, role and scope."""
+    return current_user()
+
+
+@blp.route("/users/me/password", methods=["POST"])
+@auth_limit
+@password_limit
+@require_role(*ROLES)
+@blp.arguments(PasswordChange)
+@blp.response(200, TokenOut)
+def change_my_password(data):
+    """Change your own password: every earlier token and page session ends, and this client gets a fresh token."""
+    user = service.change_own_password(user=current_user(), address=client_address(), **data)
+    commit()
+    token, expires_at = security.issue_token(user)
+    return {"access_token": token, "role": user.role, "expires_at": expires_at}

@@ -74,6 +74,13 @@ class UserUpdate(Schema):
     password = fields.String(validate=PASSWORD)
 
 
+class PasswordChange(Schema):
+    """A signed-in user's new password, with the current one."""
+
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    new_password = fields.String(required=True, validate=PASSWORD)
+
+
 class UserQuery(PageQuery):
     """Filters of the user list."""
 

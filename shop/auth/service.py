@@ -11,7 +11,7 @@ from shop.auth import throttle
 from shop.auth.models import User
 from shop.auth.security import hash_password, issue_token, verify_password
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
-from shop.errors import Conflict, NotFound, ShopCode, Unauthorized, ValidationError
+from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
 from shop.fields import normalise_identifier
 from shop.pagination import paginate
 
@@ -28,10 +28,9 @@ def find_user(*, username: str) -> User | None:
     return db.session.scalar(select(User).where(User.username == normalise_username(username)))
 
 
-def check_credentials(*, username: str, password: str, address: str) -> User:
-    """The active user these credentials name; the same error for unknown users and bad passwords;
-    `TooManyAttempts` while the username waits out its backoff at the client's `address` (API tokens and page
-    sign-ins alike)."""
+def _verified(*, username: str, password: str, address: str) -> User:
+    """The active user these credentials name, under the sign-in backoff of `username` at `address`; the same
+    error for unknown users and bad passwords."""
     username = normalise_username(username)
     throttle.claim(username, address)
     user = find_user(username=username)
@@ -39,6 +38,14 @@ def check_credentials(*, username: str, password: str, address: str) -> User:
         throttle.record_failure()
         raise Unauthorized("Wrong username or password.", code=ShopCode.INVALID_CREDENTIALS)
     throttle.clear(username, address)
+    return user
+
+
+def check_credentials(*, username: str, password: str, address: str) -> User:
+    """The active user these credentials name; the same error for unknown users and bad passwords;
+    `TooManyAttempts` while the username waits out its backoff at the client's `address` (API tokens and page
+    sign-ins alike)."""
+    user = _verified(username=username, password=password, address=address)
     user.last_login_at = utcnow()
     return user
 
@@ -136,6 +143,20 @@ def update_user(*, user_id: int, active: bool | None = None, password: str | Non
         after_commit(functools.partial(throttle.clear_everywhere, user.username))
     db.session.flush()
     return user
+
+
+def change_own_password(*, user: User, current_password: str, new_password: str, address: str) -> User:
+    """A signed-in user sets a new password: the current one is checked as a sign-in is (the same backoff at the
+    client's `address`; a wrong one is `wrong_password`, 403), and every token and page session issued before ends
+    (`update_user`)."""
+    try:
+        _verified(username=user.username, password=current_password, address=address)
+    except Unauthorized as exc:
+        raise Forbidden("The current password is wrong.", code=ShopCode.WRONG_PASSWORD) from exc
+    if new_password == current_password:
+        raise ValidationError("The new password is the current one.",
+                              details={"new_password": ["Must differ from the current password."]})
+    return update_user(user_id=user.id, password=new_password)
 
 
 def reset_password(*, username: str, password: str) -> User:

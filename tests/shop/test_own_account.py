@@ -1,0 +1,126 @@
+"""Every signed-in user sees their own account and changes their own password (API and page)."""
+from __future__ import annotations
+
+import pytest
+
+from shop.db import db
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.orders.factories import StoreFactory
+from tests.shop.test_auth import sign_in
+from tests.shop.test_errors import assert_error
+from tests.web.test_pages_security import _csrf, _sign_in
+
+NEW = "a brand new passphrase"
+
+
+def _bearer(response) -> dict:
+    """Authorization headers from a token response."""
+    return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+
+@pytest.mark.parametrize("role, scope", [("consumer", {}), ("auditor", {}), ("store_staff", {"store_id": True})])
+def test_every_role_reads_its_own_account_and_nobody_elses(client, role, scope):
+    user = UserFactory(role=role, **({"store_id": StoreFactory().id} if scope else {}))
+    db.session.commit()
+    me = client.get("/api/v1/users/me", headers=_bearer(sign_in(client, user.username)))
+    assert me.status_code == 200
+    assert (me.json["id"], me.json["username"], me.json["role"]) == (user.id, user.username, role)
+    assert me.json["store_id"] == user.store_id and "password_hash" not in me.json
+    assert me.headers["Cache-Control"] == "private, no-store"
+    assert_error(client.get("/api/v1/users/me"), 401, "missing_token")
+
+
+def test_a_new_password_ends_every_earlier_token_and_page_session_and_gives_this_client_a_new_token(app, client):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    phone, laptop = _bearer(sign_in(client, user.username)), _bearer(sign_in(client, user.username))
+    browser = app.test_client()
+    _sign_in(browser, user)
+    assert browser.get("/orders").status_code == 200
+
+    changed = client.post("/api/v1/users/me/password", headers=phone,
+                          json={"current_password": DEFAULT_PASSWORD, "new_password": NEW})
+
+    assert changed.status_code == 200, changed.json
+    assert changed.json["role"] == "consumer"
+    assert client.get("/api/v1/users/me", headers=_bearer(changed)).status_code == 200
+    for old in (phone, laptop):
+        assert_error(client.get("/api/v1/users/me", headers=old), 401, "invalid_token")
+    assert browser.get("/orders").status_code == 302  # signed out of the pages too
+    assert_error(sign_in(client, user.username), 401, "invalid_credentials")
+    assert sign_in(client, user.username, NEW).status_code == 200
+
+
+def test_wrong_current_passwords_count_as_failed_sign_ins_of_the_username(client):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    headers = _bearer(sign_in(client, user.username))
+    wrong = {"current_password": "not my password", "new_password": NEW}
+    right = {"current_password": DEFAULT_PASSWORD, "new_password": NEW}
+    statuses = [client.post("/api/v1/users/me/password", headers=headers, json=wrong).status_code for _ in range(4)]
+
+    assert statuses == [403, 403, 403, 429]  # after three failures in a row the username waits, as for sign-ins
+    assert_error(client.post("/api/v1/users/me/password", headers=headers, json=right), 429, "too_many_attempts")
+    assert_error(sign_in(client, user.username), 429, "too_many_attempts")  # the same backoff as sign-ins
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # nothing changed, the token works
+
+
+def test_a_wrong_current_password_is_403_wrong_password(client):
+    user = UserFactory(role="auditor")
+    db.session.commit()
+    headers = _bearer(sign_in(client, user.username))
+    response = client.post("/api/v1/users/me/password", headers=headers,
+                           json={"current_password": "not my password", "new_password": NEW})
+    assert_error(response, 403, "wrong_password")
+    assert sign_in(client, user.username).status_code == 200
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"current_password": DEFAULT_PASSWORD, "new_password": "short"}, "new_password"),
+    ({"current_password": DEFAULT_PASSWORD, "new_password": "p" * 129}, "new_password"),
+    ({"current_password": DEFAULT_PASSWORD, "new_password": DEFAULT_PASSWORD}, "new_password"),
+    ({"current_password": "", "new_password": NEW}, "current_password"),
+    ({"new_password": NEW}, "current_password"),
+])
+def test_the_new_password_is_checked(client, body, field):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    headers = _bearer(sign_in(client, user.username))
+    response = client.post("/api/v1/users/me/password", headers=headers, json=body)
+    assert field in assert_error(response, 422, "validation_error")["details"]
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+
+
+def test_the_account_page_changes_the_password_and_keeps_this_browser_signed_in(app, client):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    _sign_in(client, user)
+    other_browser = app.test_client()
+    _sign_in(other_browser, user)
+    page = client.get("/account")
+    assert page.status_code == 200 and user.username in page.get_data(as_text=True)
+
+    mismatch = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": NEW,
+                                             "new_password_again": NEW + "x", "csrf_token": _csrf(client, "/account")})
+    assert mismatch.status_code == 422 and "不一致" in mismatch.get_data(as_text=True)
+    wrong = client.post("/account", data={"current_password": "not mine", "new_password": NEW,
+                                          "new_password_again": NEW, "csrf_token": _csrf(client, "/account")})
+    assert wrong.status_code == 403 and "当前密码不正确" in wrong.get_data(as_text=True)
+    done = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": NEW,
+                                         "new_password_again": NEW, "csrf_token": _csrf(client, "/account")})
+
+    assert done.status_code == 200 and "密码已修改" in done.get_data(as_text=True)
+    assert client.get("/orders").status_code == 200
+    assert other_browser.get("/orders").status_code == 302
+    assert sign_in(client, user.username, NEW).status_code == 200
+
+
+def test_the_account_page_needs_a_sign_in_and_a_csrf_token(client):
+    assert client.get("/account").status_code == 302
+    user = UserFactory(role="auditor")
+    db.session.commit()
+    _sign_in(client, user)
+    refused = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": NEW,
+                                            "new_password_again": NEW})
+    assert refused.status_code == 400
+    assert sign_in(client, user.username).status_code == 200
