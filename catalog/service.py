@@ -18,7 +18,7 @@ from shop.auth.models import User
 from shop.caching import CacheKey, cache_key, invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.clock import today
-from shop.db import db
+from shop.db import db, lock_on_sqlite
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import normalise_identifier
 from shop.pagination import decode_cursor, encode_cursor, paginate
@@ -296,7 +296,7 @@ class ProductChanges(Changes):
 def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product:
     """Edit a product (rates and activation by admins only; of an inactive supplier, only taken off sale); price and
     rate changes are written to its history."""
-    product = _editable_product(sku=sku, actor=actor)
+    product = _held_for_change(_editable_product(sku=sku, actor=actor))
     values = changes.given()
     _check_coop_may(actor, values, product=product)
     if not (values.keys() == {"status"} and values["status"] in ("draft", "archived")):
@@ -316,6 +316,15 @@ def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product
         setattr(product, name, value)
     db.session.flush()
     invalidate_after_commit(CACHE_NAMESPACE)
+    return product
+
+
+def _held_for_change(product: Product) -> Product:
+    """`product` locked and read afresh before it changes, so its history's `changed_at` is taken once the change
+    holds the row: a sale holding the product's price (FOR SHARE) is dated either before the change or after it."""
+    lock_on_sqlite("UPDATE products SET id = id WHERE id = :id", id=product.id)
+    db.session.execute(select(Product).where(Product.id == product.id).with_for_update()
+                       .execution_options(populate_existing=True))
     return product
 
 

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog import inventory
 from catalog.models import HISTORY_FIELDS, Lot, Product, ProductChange
-from catalog.service import get_product
 from orders import outbox, state
 from orders.checkout.service import OrderView, get_order_for, view_order
 from orders.errors import OrderCode
@@ -30,8 +29,8 @@ from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, Refund, SaleConflict, Shift, Store
 from orders.stores.service import get_shift, get_store_for, hold_till, open_shift
 from shop.auth.models import User
-from shop.db import db, utcnow
-from shop.errors import AppError, Conflict, NotFound, ValidationError
+from shop.db import among, db, utcnow
+from shop.errors import AppError, Conflict, ValidationError
 from shop.fields import LARGEST_NOTE_FEN
 from shop.pagination import paginate
 
@@ -80,7 +79,7 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
         if not store.active:  # a closed store sells nothing new; its till's queued offline sales still arrive
             raise Conflict(f"Store {store.id} is inactive.", code=OrderCode.STORE_INACTIVE)
         shift = open_shift(store_id=store.id, shift_id=shift_id)
-        return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=utcnow())
+        return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=None)
     shift = get_shift(store_id=store.id, shift_id=shift_id)
     known = _conflict_for_key(store_id=store.id, idempotency_key=idempotency_key)
     if known is not None:
@@ -129,16 +128,28 @@ def _value_at(product: Product, field: str, moment: datetime) -> int | None:
     return getattr(product, field) if later is None else later.old_value
 
 
+def _held_products(lines: list[dict]) -> tuple[dict[str, Lot], dict[str | int, Product]]:
+    """The lots the lines scan, by trace code, and the products on sale they name, by SKU and by id, each read in one
+    statement; the products are held (FOR SHARE) until the sale commits, so every line is charged the prices of one
+    instant: a price change waits for the sale, or the sale for it."""
+    codes = [line["trace_code"] for line in lines if "trace_code" in line]
+    lots = {lot.trace_code: lot for lot in db.session.scalars(select(Lot).where(among(Lot.trace_code, codes)))
+            } if codes else {}
+    skus = [line["sku"] for line in lines if "sku" in line]
+    named = or_(among(Product.sku, skus), among(Product.id, [lot.product_id for lot in lots.values()]))
+    products = db.session.scalars(select(Product).where(Product.status == "active", named)
+                                  .order_by(Product.id).with_for_update(read=True)).all()
+    return lots, {key: product for product in products for key in (product.sku, product.id)}
+
+
 def _resolve(lines: list[dict], *, at: datetime | None) -> list[_Item]:
     """Each line's product (by SKU, or the lot of a scanned trace code) with the price and rates charged:
     today's, or for an offline sale those at its timestamp, which must equal the price the till showed."""
     items, unknown, mismatched = [], {}, []
+    lots, products = _held_products(lines)
     for index, line in enumerate(lines):
-        lot = inventory.find_lot_by_trace_code(line["trace_code"]) if "trace_code" in line else None
-        try:
-            product = get_product(sku=lot.product.sku if lot else line.get("sku", ""))
-        except NotFound:
-            product = None
+        lot = lots.get(line["trace_code"]) if "trace_code" in line else None
+        product = products.get(lot.product_id if lot else line.get("sku", ""))
         if product is None or ("trace_code" in line and lot is None):
             field = "trace_code" if "trace_code" in line else "sku"
             unknown[str(index)] = {field: [f"No product on sale with this {field.replace('_', ' ')}."]}
@@ -181,11 +192,13 @@ def _change_due(*, payment: dict, total_fen: int) -> int:
     return tendered - total_fen
 
 
-def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], payment: dict, moment: datetime,
+def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], payment: dict, moment: datetime | None,
                offline_at: datetime | None = None) -> CounterSale:
     """Take the units from the store's stock and write the paid, fulfilled order with its allocations,
-    transitions and one `line_paid` outbox event per line."""
+    transitions and one `line_paid` outbox event per line; a sale made now (`moment` None) is dated once its
+    products' prices are held."""
     items = _resolve(lines, at=offline_at)
+    moment = moment or utcnow()
     total = sum(item.quantity * item.terms["price_fen"] for item in items)
     change = _change_due(payment=payment, total_fen=total)
     portions = inventory.take_lines(location_id=store.location_id, lines=[

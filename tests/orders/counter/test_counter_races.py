@@ -128,3 +128,60 @@ def test_a_parallel_burst_of_wrong_pickup_codes_gets_ten_checked(racing_app):
 
     assert Counter(status for status, _ in results) == Counter({409: 10, 429: 14})
     assert racing_app.test_client().post(url, json={"pickup_code": "123456"}, headers=staff).status_code == 429
+
+
+def _price_at(changes: list, product_id: int, at, first: int) -> int:
+    """A product's price at `at` by its history (`first` before any change)."""
+    before = [change for change in changes if change.product_id == product_id and change.changed_at <= at]
+    return before[-1].new_value if before else first
+
+
+def test_every_line_of_a_sale_is_charged_the_prices_of_one_instant_while_prices_change(racing_app):
+    from catalog.models import Location, ProductChange
+    from orders.models import OrderLine
+    from tests.catalog.factories import make_lot
+    from tests.factories import UserFactory
+    from tests.orders.counter.conftest import bearer
+
+    counter = make_counter()
+    location = db.session.get(Location, counter.store.location_id)
+    make_lot(counter.rice, location, quantity=100)
+    make_lot(counter.tea, location, quantity=100)
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    rice, tea, start = counter.rice.sku, counter.tea.sku, {counter.rice.id: 2000, counter.tea.id: 3500}
+    sale = sale_body(counter, lines=[{"sku": rice, "quantity": 1}, {"sku": tea, "quantity": 1}],
+                     payment={"method": "card"})
+    staff, boss = clerk(counter.store), bearer(admin)
+    sell = f"/api/v1/stores/{counter.store.id}/counter-sales"
+
+    for round_ in range(1, 11):  # prices only go up, rice first: "old rice, new tea" never was a price list
+        barrier, outcomes = threading.Barrier(3), []
+
+        def raise_prices(round_: int = round_) -> None:
+            client = racing_app.test_client()
+            barrier.wait()
+            for sku, base in ((rice, 2000), (tea, 3500)):
+                client.patch(f"/api/v1/products/{sku}", headers=boss, json={"price_fen": base + round_})
+
+        def sell_once() -> None:
+            client = racing_app.test_client()
+            barrier.wait()
+            outcomes.append(client.post(sell, headers=staff, json=sale).status_code)
+
+        threads = [threading.Thread(target=raise_prices), *(threading.Thread(target=sell_once) for _ in range(2))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert outcomes == [201, 201]
+
+    db.session.expire_all()
+    changes = db.session.scalars(select(ProductChange).where(ProductChange.field == "price_fen")
+                                 .order_by(ProductChange.changed_at, ProductChange.id)).all()
+    orders = db.session.scalars(select(Order).where(Order.channel == "counter")).all()
+    assert len(orders) == 20
+    for order in orders:
+        lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).all()
+        charged = {line.product_id: line.unit_price_fen for line in lines}
+        assert charged == {pid: _price_at(changes, pid, order.paid_at, first) for pid, first in start.items()}
