@@ -26,6 +26,7 @@ from orders.ledger.models import DisclosureNotice, LedgerTransaction, Posting
 from orders.ledger.rollups import PairingRollupHousehold, PairingRollupMonth, PairingRollupSales
 from orders.models import Order, OrderLine
 from orders.outbox import sale_date_of
+from shop.clock import SHANGHAI
 from shop.db import db, utcnow
 from shop.errors import Conflict, NotFound, ShopCode
 from shop.exports import append_row, csv_cell
@@ -202,11 +203,12 @@ def pairing_report_svg(report: dict) -> str:
     largest = max((row["sales_fen"] for row in rows), default=0) or 1
     height = 56 + len(rows) * (2 * bar + 14)
     notes = dict(_freshness(report))
+    computed_at, fresh_as_of = _beijing_time(report["computed_at"]), _beijing_time(report["fresh_as_of"])
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + chart_width + 120}" '
              f'height="{height}" font-family="sans-serif" font-size="12">',
              '<text x="4" y="16">销售额（灰）与农户所得（绿），单位：元</text>',
              f'<text x="4" y="32">期间 {notes["from"] or "开始"} 至 {notes["to"] or "今"}（不含），计算于 '
-             f'{notes["computed_at"]}，数据截至 {notes["fresh_as_of"] or "尚未汇总"}</text>']
+             f'{computed_at}，数据截至 {fresh_as_of or "尚未汇总"}</text>']
     y = 48
     for row in rows:
         label = f"{row['donor_name']} → {row['county_name']}{'' if row['paired'] else '（未结对）'}"
@@ -219,6 +221,11 @@ def pairing_report_svg(report: dict) -> str:
         y += 2 * bar + 14
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _beijing_time(moment: datetime | None) -> str:
+    """A moment as its readers in China tell the time: Beijing time to the minute ("" for None)."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M（北京时间）") if moment else ""
 
 
 def _yuan(fen: int) -> str:

@@ -20,6 +20,7 @@ from orders.ledger import reports
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.reports import merge_villages
 from orders.models import Order, OrderLine
+from shop.clock import SHANGHAI
 from shop.db import db, utcnow
 from shop.regions.models import Pairing, Region
 from shop.regions.service import valid_on
@@ -161,7 +162,9 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     texts = [node.text for node in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "顺德区 → 昭觉县（未结对）" in texts and "禅城区 → 昭觉县" in texts
     assert "25.00" in texts  # 2 units × ¥12.50 sold in each row
-    assert any(text.startswith("期间 开始 至 今（不含），计算于 ") and "，数据截至 20" in text for text in texts)
+    [period] = [text for text in texts if text.startswith("期间 开始 至 今（不含），计算于 ")]
+    computed = datetime.fromisoformat(fresh["computed_at"]).astimezone(SHANGHAI)
+    assert computed.strftime("计算于 %Y-%m-%d %H:") in period and "（北京时间），数据截至 20" in period  # not UTC
     assert client.get("/api/v1/reports/pairings?format=xml", headers=login("admin")).status_code == 422
 
 
