@@ -6,8 +6,9 @@ the recursion limit, integers of thousands of digits, `NaN`/`Infinity` and a key
 body is malformed: 400, before anything is parsed into a schema or written. A body is a body however it
 is sent (with a Content-Length or in chunks); a route takes the media type its arguments declare (JSON,
 or multipart for a file upload: 415 otherwise), a route that declares no body takes none (422), and a PATCH
-changes something (no body, or `{}`, is a 422). A request that matches no route or method (404, 405), or comes
-without credentials to a route that needs them (401), gets that answer, not a verdict on its body.
+changes something (no body, or `{}`, is a 422). A request that matches no route or method (404, 405), comes
+without credentials to a route that needs them (401), or from a user whose role the route refuses (403), gets that
+answer, not a verdict on its body.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import json
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shop.auth.security import carries_a_valid_token
+from shop.auth.security import carries_a_valid_token, may_use
 from shop.errors import ShopCode, error_response
 
 JSON_BODY_KEY = "shop.json_body"
@@ -130,13 +131,21 @@ def _unsupported(expected: str) -> Response:
 
 
 def check_body(app: Flask) -> Response | None:
-    """The error answer of an API request whose body breaks the rules above, or None."""
+    """The error answer of an API request whose body breaks the rules above, or None; None too when the view will
+    refuse the token's user (401, 403) whatever the body (its user is read only then: on the error path)."""
     if (not request.path.startswith("/api/") or request.method not in JSON_BODY_METHODS
             or request.path.endswith("/webhook")):
         return None
     view = _view(app)
     if _refused_before_its_body(view):
         return None
+    error = _body_error(view)
+    roles = getattr(view, "required_roles", None)
+    return None if error is not None and roles and not may_use(roles) else error
+
+
+def _body_error(view) -> Response | None:
+    """The error answer of a request to `view` whose body breaks the rules above, or None."""
     declared = _declared_bodies(view)
     changes = request.method == "PATCH" and "json" in declared
     if not _has_body():

@@ -101,6 +101,15 @@ def carries_a_valid_token() -> bool:
     return True
 
 
+def may_use(roles: tuple[str, ...]) -> bool:
+    """Whether the request's bearer token names an active user (not revoked) whose role is one of `roles` (reads the
+    user; `require_role` decides the same)."""
+    try:
+        return user_from_token(_bearer_token()).role in roles
+    except Unauthorized:
+        return False
+
+
 def authenticate() -> User:
     """Authenticate the request's bearer token and remember the user on `g`."""
     g.user = user_from_token(_bearer_token())
@@ -117,7 +126,7 @@ def require_role(*roles: str):
             if user.role not in roles:
                 raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
             return view(*args, **kwargs)
-        wrapper.required_roles = roles  # the body guard lets a request without credentials get its 401 first
+        wrapper.required_roles = roles  # the body guard lets a request without credentials or role get its 401/403
         return wrapper
 
     return decorator

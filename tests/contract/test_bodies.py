@@ -1,5 +1,5 @@
 """The body guard answers what the route would answer first: no route (404), no such method (405), no credentials
-(401); and a PATCH that changes nothing is a 422 on every route that takes one."""
+(401), a role the route refuses (403); and a PATCH that changes nothing is a 422 on every route that takes one."""
 from __future__ import annotations
 
 import re
@@ -68,8 +68,8 @@ def test_an_expired_token_is_a_401_whatever_the_body(app, client, login):
     assert response.status_code == 401 and response.json["error"]["code"] in ("token_expired", "invalid_token")
 
 
-def test_with_credentials_the_body_is_still_judged_first(client, login):
-    headers = login("consumer")
+def test_with_credentials_of_a_role_the_route_takes_the_body_is_still_judged_first(client, login):
+    headers = login("admin")
     response = client.post("/api/v1/users", data="hello", content_type="text/plain", headers=headers)
     assert_error(response, 415, "unsupported_media_type")
     assert_error(send(client, "/api/v1/users", "{not json"), 401, "missing_token")
@@ -86,6 +86,34 @@ def test_a_patch_that_changes_nothing_is_a_422_on_every_route(world):
             response = client.patch(url, headers=world.of("admin"), **body)
             error = assert_error(response, 422, "validation_error")
             assert error["message"] == NOTHING_TO_CHANGE and error["details"] == {"_schema": [NOTHING_TO_CHANGE]}
+
+
+def _patch_routes_and_refused_roles(app) -> list[tuple[str, list[str]]]:
+    """Every PATCH route (its path with flask's parameters) and the roles of the world its view refuses."""
+    from tests.contract.conftest import ROLES
+
+    routes = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        view = getattr(getattr(view, "view_class", None), "patch", view)
+        if "PATCH" in rule.methods and rule.rule.startswith("/api/"):
+            allowed = view.required_roles
+            routes.append((rule.rule, [role for role in ROLES if role not in allowed and role != "anonymous"]))
+    return routes
+
+
+def test_a_role_the_route_refuses_gets_its_403_whatever_the_body(world):
+    client = world.app.test_client()
+    routes = _patch_routes_and_refused_roles(world.app)
+    assert len(routes) >= 7 and sum(len(roles) for _, roles in routes) >= 20
+    for rule, roles in routes:
+        url = re.sub(r"<(?:\w+:)?(\w+)>", lambda name: str(world.ids[name[1]]["own"]), rule)
+        for role in roles:
+            for body in ({"data": ""}, {"json": {}}, {"json": {"reason": "核对"}},
+                         {"data": "{not json", "content_type": "application/json"},
+                         {"data": "hello", "content_type": "text/plain"}):
+                response = client.patch(url, headers=world.of(role), **body)
+                assert_error(response, 403, "forbidden")
 
 
 def test_a_patch_that_changes_something_still_does(world):
