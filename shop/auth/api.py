@@ -1,4 +1,4 @@
-"""Routes: tokens, consumer registration, user administration."""
+"""Routes: tokens, consumer registration, user administration and its audit."""
 from __future__ import annotations
 
 from flask import current_app
@@ -12,6 +12,8 @@ from shop.auth.schemas import (
     RegisterRequest,
     TokenOut,
     TokenRequest,
+    UserChangeOut,
+    UserChangeQuery,
     UserCreate,
     UserOut,
     UserQuery,
@@ -99,8 +101,8 @@ class Users(MethodView):
     @blp.arguments(UserCreate)
     @blp.response(201, UserOut)
     def post(self, data):
-        """Create a user with a role and scope."""
-        user = service.create_user(**data)
+        """Create a user with a role and scope (audited)."""
+        user = service.create_user(actor=current_user(), **data)
         commit()
         return user
 
@@ -117,8 +119,8 @@ class UserById(MethodView):
     @blp.arguments(UserUpdate)
     @blp.response(200, UserOut)
     def patch(self, data, user_id):
-        """Disable or enable a user, or reset its password."""
-        user = service.update_user(user_id=user_id, actor=current_user(), **data)
+        """Disable or enable a user, reset its password, or change its role or scope (audited; its tokens end)."""
+        user = service.update_user(user_id=user_id, actor=current_user(), changes=service.UserChanges(**data))
         commit()
         return user
 
@@ -143,3 +145,12 @@ def change_my_password(data):
     commit()
     token, expires_at = security.issue_token(user)
     return {"access_token": token, "role": user.role, "expires_at": expires_at}
+
+
+@blp.route("/audit/user-changes")
+@require_role("admin", "auditor")
+@blp.arguments(UserChangeQuery, location="query")
+@blp.response(200, page_schema(UserChangeOut))
+def list_user_changes(query):
+    """List the audited creations and changes of users: who did what to which user, when."""
+    return service.list_user_changes(**query)

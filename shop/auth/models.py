@@ -3,12 +3,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import UTCDateTime, db, utcnow
+from shop.fields import mask_personal_numbers
 
 ROLES = ("consumer", "store_staff", "coop", "admin", "auditor")
+# a username an admin gives (a consumer's is their phone number): no look-alike of another in a foreign script
+USERNAME_PATTERN = r"^[a-z0-9._-]*$"
+USER_CHANGES = ("created", "disabled", "enabled", "password_reset", "password_changed", "role_changed",
+                "scope_changed")
 
 
 class User(db.Model):
@@ -39,3 +44,39 @@ class User(db.Model):
         """The supplier scope of every domain: a co-op user acts for its own supplier's rows only, any other role
         for every supplier's (which roles may call at all is each view's `require_role`)."""
         return self.supplier_id is None or self.supplier_id == supplier_id
+
+
+class UserChange(db.Model):
+    """A user was created or changed (never the password itself): which user, what, by whom (null: the command
+    line), when; a role or scope change keeps the old and the new. Rows are only ever added."""
+
+    __tablename__ = "user_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    old_role: Mapped[str | None] = mapped_column(String(16))
+    new_role: Mapped[str | None] = mapped_column(String(16))
+    old_store_id: Mapped[int | None] = mapped_column(Integer)
+    new_store_id: Mapped[int | None] = mapped_column(Integer)
+    old_supplier_id: Mapped[int | None] = mapped_column(Integer)
+    new_supplier_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id], lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("action IN (" + ", ".join(f"'{action}'" for action in USER_CHANGES) + ")", name="action"),
+    )
+
+    @property
+    def username(self) -> str:
+        """The changed user's name, a personal number in it (a consumer's phone) masked."""
+        return mask_personal_numbers(self.user.username)
+
+    @property
+    def actor_username(self) -> str | None:
+        """The name of who made the change (masked likewise), or None for the command line."""
+        return mask_personal_numbers(self.actor.username) if self.actor is not None else None

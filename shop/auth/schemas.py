@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from shop.auth.models import ROLES
+from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN
 from shop.fields import Bool, Choice, Id, Identifier
 from shop.pagination import PageQuery
 
@@ -11,13 +11,13 @@ USERNAME_MAX = 64  # users.username is String(64)
 PASSWORD = validate.Length(min=8, max=128)
 MAINLAND_MOBILE = r"^1[3-9]\d{9}$"
 NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
-NO_SPACE_OR_CONTROL = r"^[^\s\x00-\x1f\x7f-\x9f]*$"
+USERNAME_RULE = "Only letters a-z, digits and . _ - (no look-alikes from other scripts)."
 
 
-def Username(*, pattern: str = NO_CONTROL, **kwargs) -> Identifier:  # noqa: N802 - a field factory
+def Username(*, pattern: str = NO_CONTROL, pattern_error: str = "Must not contain spaces or control characters.",
+             **kwargs) -> Identifier:  # noqa: N802 - a field factory
     """A username: NFKC, invisible characters removed, trimmed, lower case, at most 64 characters."""
-    return Identifier(max_length=USERNAME_MAX, case="lower", pattern=pattern,
-                      pattern_error="Must not contain spaces or control characters.", **kwargs)
+    return Identifier(max_length=USERNAME_MAX, case="lower", pattern=pattern, pattern_error=pattern_error, **kwargs)
 
 
 class TokenRequest(Schema):
@@ -60,7 +60,8 @@ class UserOut(Schema):
 class UserCreate(Schema):
     """An admin creates a user with its role and scope."""
 
-    username = Username(pattern=NO_SPACE_OR_CONTROL, required=True, validate=validate.Length(min=3))
+    username = Username(pattern=USERNAME_PATTERN, pattern_error=USERNAME_RULE, required=True,
+                        validate=validate.Length(min=3))
     password = fields.String(required=True, validate=PASSWORD)
     role = Choice(ROLES, required=True)
     store_id = Id(load_default=None, allow_none=True)
@@ -68,10 +69,14 @@ class UserCreate(Schema):
 
 
 class UserUpdate(Schema):
-    """An admin disables/enables a user or resets its password."""
+    """An admin disables/enables a user, resets its password or changes its role or scope (a changed role clears
+    the scope fields not given)."""
 
     active = Bool()
     password = fields.String(validate=PASSWORD)
+    role = Choice(ROLES)
+    store_id = Id(allow_none=True)
+    supplier_id = Id(allow_none=True)
 
 
 class PasswordChange(Schema):
@@ -85,3 +90,27 @@ class UserQuery(PageQuery):
     """Filters of the user list."""
 
     role = Choice(ROLES, load_default=None)
+
+
+class UserChangeOut(Schema):
+    """An audit row of a user's creation or change (personal numbers in usernames masked; never a password)."""
+
+    id = fields.Integer()
+    user_id = fields.Integer()
+    username = fields.String()
+    action = fields.String(metadata={"enum": list(USER_CHANGES)})
+    actor_id = fields.Integer(allow_none=True)
+    actor_username = fields.String(allow_none=True)
+    old_role = fields.String(allow_none=True)
+    new_role = fields.String(allow_none=True)
+    old_store_id = fields.Integer(allow_none=True)
+    new_store_id = fields.Integer(allow_none=True)
+    old_supplier_id = fields.Integer(allow_none=True)
+    new_supplier_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class UserChangeQuery(PageQuery):
+    """User change filters: the changed user."""
+
+    user_id = Id(load_default=None, strict=False)

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
 
 from shop.auth import throttle
-from shop.auth.models import User
+from shop.auth.models import USERNAME_PATTERN, User, UserChange
 from shop.auth.security import hash_password, issue_token, verify_password
+from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
 from shop.fields import normalise_identifier
@@ -75,11 +78,34 @@ def _check_scope(*, role: str, store_id: int | None, supplier_id: int | None) ->
         raise ValidationError("The user's scope does not fit its role.", details=errors)
 
 
-def create_user(*, username: str, password: str, role: str, store_id: int | None = None,
-                supplier_id: int | None = None) -> User:
-    """Create a user with a role and, for staff and co-op users, its scope."""
+Scope = tuple[str, int | None, int | None]  # a user's role, store_id and supplier_id
+
+
+def _scope(user: User) -> Scope:
+    """The user's role and scope ids."""
+    return user.role, user.store_id, user.supplier_id
+
+
+def _record(user: User, action: str, actor: User | None, *, old: Scope | None = None,
+            new: Scope | None = None) -> None:
+    """Append what happened to `user`, by `actor` (None: the command line), to the user audit; `old` and `new`: its
+    role and scope before and after, where they changed or were set."""
+    old_role, old_store_id, old_supplier_id = old or (None, None, None)
+    new_role, new_store_id, new_supplier_id = new or (None, None, None)
+    db.session.add(UserChange(user_id=user.id, actor_id=actor.id if actor is not None else None, action=action,
+                              old_role=old_role, old_store_id=old_store_id, old_supplier_id=old_supplier_id,
+                              new_role=new_role, new_store_id=new_store_id, new_supplier_id=new_supplier_id))
+
+
+def _add_user(*, username: str, password: str, role: str, store_id: int | None, supplier_id: int | None) -> User:
+    """A new user with a role and, for staff and co-op users, its scope (not yet audited). A username has only
+    ASCII letters, digits and `.`, `_`, `-` (a consumer's is their phone number), so none can pass for another in a
+    look-alike script."""
     _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
     username = normalise_username(username)
+    if not re.fullmatch(USERNAME_PATTERN, username):
+        raise ValidationError("A username holds only letters a-z, digits and . _ -.",
+                              details={"username": ["Only letters a-z, digits and . _ - (no look-alikes)."]})
     if find_user(username=username) is not None:
         raise Conflict(f"The username {username!r} is taken.", code=ShopCode.USERNAME_TAKEN)
     user = User(username=username, password_hash=hash_password(password), role=role,
@@ -89,9 +115,20 @@ def create_user(*, username: str, password: str, role: str, store_id: int | None
     return user
 
 
+def create_user(*, username: str, password: str, role: str, store_id: int | None = None,
+                supplier_id: int | None = None, actor: User | None = None) -> User:
+    """Create a user with a role and, for staff and co-op users, its scope; audited as created by `actor`, the admin
+    (None: the command line)."""
+    user = _add_user(username=username, password=password, role=role, store_id=store_id, supplier_id=supplier_id)
+    _record(user, "created", actor, new=_scope(user))
+    return user
+
+
 def register_consumer(*, phone: str, password: str) -> User:
-    """A consumer signs up with a mainland mobile number as username."""
-    return create_user(username=phone, password=password, role="consumer")
+    """A consumer signs up with a mainland mobile number as username (audited as created by themselves)."""
+    user = _add_user(username=phone, password=password, role="consumer", store_id=None, supplier_id=None)
+    _record(user, "created", user, new=_scope(user))
+    return user
 
 
 def get_user(user_id: int) -> User:
@@ -110,45 +147,86 @@ def list_users(*, role: str | None, limit: int, cursor: str | None) -> dict:
     return paginate(query, keys=[User.id], limit=limit, cursor=cursor)
 
 
-def _check_may_disable(user: User, actor: User | None) -> None:
-    """An admin may not disable themselves (`cannot_disable_self`) nor the last active admin
-    (`last_active_admin`): the active admins' rows are locked in id order first, so two admins disabling each
-    other at once cannot both succeed."""
+def _check_admin_stays(user: User, actor: User | None, *, change: str) -> None:
+    """Before an admin is disabled or given another role (`change` says which): an admin may not do it to themselves
+    (`cannot_disable_self`) nor anyone to the last active admin (`last_active_admin`); the active admins' rows are
+    locked in id order first, so two admins doing it to each other at once cannot both succeed."""
     if actor is not None and actor.id == user.id:
-        raise Conflict("You cannot disable your own account; ask another admin.", code=ShopCode.CANNOT_DISABLE_SELF)
+        raise Conflict(f"You cannot {change} your own account; ask another admin.", code=ShopCode.CANNOT_DISABLE_SELF)
     if user.role != "admin":
         return
     lock_on_sqlite("UPDATE users SET id = id WHERE id = :id", id=user.id)  # SQLite has no FOR UPDATE
     active_admins = db.session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))
                                        .order_by(User.id).with_for_update()).all()
-    if not set(active_admins) - {user.id}:
-        raise Conflict("This is the last active admin; enable another admin first.",
+    if user.active and not set(active_admins) - {user.id}:
+        raise Conflict(f"This is the last active admin; you cannot {change} it. Enable another admin first.",
                        code=ShopCode.LAST_ACTIVE_ADMIN)
 
 
-def update_user(*, user_id: int, active: bool | None = None, password: str | None = None,
-                actor: User | None = None) -> User:
-    """Disable/enable a user or reset its password; either revokes the user's tokens, and a new password lifts the
-    user's sign-in backoff at every address once committed. `actor`, the admin making the change, may not disable
-    themselves, and nobody the last active admin."""
+@dataclass(frozen=True, kw_only=True)
+class UserChanges(Changes):
+    """What an admin may change on a user: active, password, role and scope (a new role clears the scope fields
+    not given)."""
+
+    active: bool = UNSET
+    password: str = UNSET
+    role: str = UNSET
+    store_id: int | None = UNSET
+    supplier_id: int | None = UNSET
+
+
+def _set_password(user: User, password: str, *, actor: User | None, action: str) -> None:
+    """A new password: the user's tokens and page sessions end, and its sign-in backoff at every address is lifted
+    once committed; audited as `action` by `actor`."""
+    user.password_hash = hash_password(password)
+    user.token_version += 1
+    after_commit(functools.partial(throttle.clear_everywhere, user.username))
+    _record(user, action, actor)
+
+
+def _change_role(user: User, actor: User | None, *, role: str, store_id: int | None, supplier_id: int | None) -> None:
+    """Give `user` a new role or scope (checked as on creation): its rights change, so its tokens and page sessions
+    end; audited with the old and the new. An admin keeps their own role, and the last active admin stays one."""
+    old, new = _scope(user), (role, store_id, supplier_id)
+    if new == old:
+        return
+    _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
+    if user.role == "admin" and role != "admin":
+        _check_admin_stays(user, actor, change="demote")
+    user.role, user.store_id, user.supplier_id = new
+    user.token_version += 1
+    _record(user, "role_changed" if role != old[0] else "scope_changed", actor, old=old, new=new)
+
+
+def update_user(*, user_id: int, changes: UserChanges, actor: User | None = None) -> User:
+    """Disable/enable a user, reset its password or change its role or scope, each audited as done by `actor`, the
+    admin (None: a script); each revokes the user's tokens. An admin may not disable or demote themselves, and nobody
+    the last active admin."""
     user = get_user(user_id)
-    if active is False and user.active:
-        _check_may_disable(user, actor)
-    if active is not None and active != user.active:
+    values = changes.given()
+    if {"role", "store_id", "supplier_id"} & values.keys():
+        role = values.get("role", user.role)
+        kept = role == user.role  # a new role clears the scope fields not given
+        _change_role(user, actor, role=role,
+                     store_id=values.get("store_id", user.store_id if kept else None),
+                     supplier_id=values.get("supplier_id", user.supplier_id if kept else None))
+    active = values.get("active", user.active)
+    if active != user.active:
+        if not active:
+            _check_admin_stays(user, actor, change="disable")
         user.active = active
         user.token_version += 1
-    if password is not None:
-        user.password_hash = hash_password(password)
-        user.token_version += 1
-        after_commit(functools.partial(throttle.clear_everywhere, user.username))
+        _record(user, "enabled" if active else "disabled", actor)
+    if "password" in values:
+        _set_password(user, values["password"], actor=actor, action="password_reset")
     db.session.flush()
     return user
 
 
 def change_own_password(*, user: User, current_password: str, new_password: str, address: str) -> User:
     """A signed-in user sets a new password: the current one is checked as a sign-in is (the same backoff at the
-    client's `address`; a wrong one is `wrong_password`, 403), and every token and page session issued before ends
-    (`update_user`)."""
+    client's `address`; a wrong one is `wrong_password`, 403), every token and page session issued before ends, and
+    the change is audited as the user's own."""
     try:
         _verified(username=user.username, password=current_password, address=address)
     except Unauthorized as exc:
@@ -156,13 +234,25 @@ def change_own_password(*, user: User, current_password: str, new_password: str,
     if new_password == current_password:
         raise ValidationError("The new password is the current one.",
                               details={"new_password": ["Must differ from the current password."]})
-    return update_user(user_id=user.id, password=new_password)
+    _set_password(user, new_password, actor=user, action="password_changed")
+    db.session.flush()
+    return user
 
 
 def reset_password(*, username: str, password: str) -> User:
-    """An operator sets a user's password: old tokens die and any sign-in backoff is lifted (`update_user`)."""
+    """An operator on the command line sets a user's password: old tokens die and any sign-in backoff is lifted;
+    audited with no actor (the command line)."""
     user = find_user(username=username)
     if user is None:
         raise NotFound("No user with that username.", code=ShopCode.USER_NOT_FOUND)
-    update_user(user_id=user.id, password=password)
+    _set_password(user, password, actor=None, action="password_reset")
+    db.session.flush()
     return user
+
+
+def list_user_changes(*, user_id: int | None, limit: int, cursor: str | None) -> dict:
+    """A page of the audited user creations and changes, oldest first."""
+    query = select(UserChange)
+    if user_id is not None:
+        query = query.where(UserChange.user_id == user_id)
+    return paginate(query, keys=[UserChange.id], limit=limit, cursor=cursor)
