@@ -90,7 +90,7 @@ class ProductBySku(MethodView):
 
 
 @blp.route("/products/<sku>/history")
-@require_role("admin", "coop")
+@require_role("admin", "coop", "auditor")
 @blp.arguments(PageQuery, location="query")
 @blp.response(200, page_schema(ProductChangeOut))
 def product_history(query, sku):
@@ -139,7 +139,7 @@ def create_lot(data):
 
 
 @blp.route("/lots/<int:lot_id>")
-@require_role("admin", "coop")
+@require_role("admin", "coop", "auditor")
 @blp.response(200, LotOut)
 def get_lot(lot_id):
     """Show a lot with its stock."""
@@ -147,7 +147,7 @@ def get_lot(lot_id):
 
 
 @blp.route("/suppliers/<int:supplier_id>/lots")
-@require_role("admin", "coop")
+@require_role("admin", "coop", "auditor")
 @blp.arguments(PageQuery, location="query")
 @blp.response(200, page_schema(LotOut))
 def supplier_lots(query, supplier_id):
@@ -177,7 +177,7 @@ class InventoryUploads(MethodView):
         commit()
         return upload, 202 if created else 200
 
-    @require_role("admin", "coop")
+    @require_role("admin", "coop", "auditor")
     @blp.arguments(PageQuery, location="query")
     @blp.response(200, page_schema(UploadOut))
     def get(self, query, supplier_id):
@@ -186,7 +186,7 @@ class InventoryUploads(MethodView):
 
 
 @blp.route("/inventory-uploads/<int:upload_id>")
-@require_role("admin", "coop")
+@require_role("admin", "coop", "auditor")
 @blp.response(200, UploadOut)
 def get_upload(upload_id):
     """Show an inventory upload with its progress and errors."""

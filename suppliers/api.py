@@ -33,7 +33,7 @@ blp = Blueprint("suppliers", __name__, url_prefix="/api/v1", description="Suppli
 
 @blp.route("/suppliers")
 class Suppliers(MethodView):
-    @require_role("admin")
+    @require_role("admin", "auditor")
     @blp.arguments(SupplierQuery, location="query")
     @blp.response(200, page_schema(SupplierOut))
     def get(self, query):
@@ -52,7 +52,7 @@ class Suppliers(MethodView):
 
 @blp.route("/suppliers/<int:supplier_id>")
 class SupplierById(MethodView):
-    @require_role("admin", "coop")
+    @require_role("admin", "coop", "auditor")
     @blp.arguments(RevealQuery, location="query")
     @blp.response(200, SupplierOut)
     def get(self, query, supplier_id):
@@ -75,7 +75,7 @@ class SupplierById(MethodView):
 
 @blp.route("/suppliers/<int:supplier_id>/households")
 class SupplierHouseholds(MethodView):
-    @require_role("admin", "coop")
+    @require_role("admin", "coop", "auditor")
     @blp.arguments(HouseholdQuery, location="query")
     @blp.response(200, page_schema(HouseholdOut))
     def get(self, query, supplier_id):
@@ -96,7 +96,7 @@ class SupplierHouseholds(MethodView):
 
 @blp.route("/households/<int:household_id>")
 class HouseholdById(MethodView):
-    @require_role("admin", "coop")
+    @require_role("admin", "coop", "auditor")
     @blp.arguments(RevealQuery, location="query")
     @blp.response(200, HouseholdOut)
     def get(self, query, household_id):
@@ -119,7 +119,7 @@ class HouseholdById(MethodView):
 
 @blp.route("/suppliers/<int:supplier_id>/benefit-links")
 class SupplierBenefitLinks(MethodView):
-    @require_role("admin", "coop")
+    @require_role("admin", "coop", "auditor")
     @blp.arguments(BenefitLinkQuery, location="query")
     @blp.response(200, page_schema(BenefitLinkOut))
     def get(self, query, supplier_id):

@@ -18,7 +18,7 @@ blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Online 
 
 @blp.route("/orders")
 class Orders(MethodView):
-    @require_role("consumer", "store_staff", "admin")
+    @require_role("consumer", "store_staff", "admin", "auditor")
     @blp.arguments(OrderQuery, location="query")
     @blp.response(200, page_schema(OrderOut))
     def get(self, query):
@@ -48,7 +48,7 @@ class Orders(MethodView):
 
 
 @blp.route("/orders/<int:order_id>")
-@require_role("consumer", "store_staff", "admin")
+@require_role("consumer", "store_staff", "admin", "auditor")
 @blp.response(200, OrderOut)
 def get_order(order_id):
     """An order: status, lines with refunds, pickup code (owner only), tracking and its history."""

@@ -26,6 +26,7 @@ from orders.notify import notify
 from orders.outbox import record_line_paid, sale_date_of
 from orders.payments.provider import get_provider
 from orders.state import record_created, transition
+from orders.stores.service import SEE_ALL
 from shop.auth.models import User
 from shop.db import db, insert_new, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
@@ -234,11 +235,11 @@ def _viewer(actor: User, order: Order) -> str:
 
 
 def may_see_order(actor: User, order: Order | None) -> bool:
-    """The orders domain's one scope rule: admins see every order, store staff their store's, consumers their own
-    (outside it an order is "not found"; which roles may call at all is each view's `require_role`)."""
+    """The orders domain's one scope rule: admins and auditors see every order, store staff their store's, consumers
+    their own (outside it an order is "not found"; which roles may call at all is each view's `require_role`)."""
     if order is None:
         return False
-    if actor.role == "admin":
+    if actor.role in SEE_ALL:
         return True
     if actor.role == "store_staff":
         return actor.store_id is not None and order.store_id == actor.store_id

@@ -64,7 +64,7 @@ def create_counter_sale(data, store_id):
 
 
 @blp.route("/stores/<int:store_id>/sale-conflicts")
-@require_role("store_staff", "admin")
+@require_role("store_staff", "admin", "auditor")
 @blp.arguments(PageQuery, location="query")
 @blp.response(200, page_schema(SaleConflictOut))
 def list_sale_conflicts(query, store_id):
@@ -73,7 +73,7 @@ def list_sale_conflicts(query, store_id):
 
 
 @blp.route("/orders/<int:order_id>/receipt")
-@require_role("store_staff", "admin", "consumer")
+@require_role("store_staff", "admin", "auditor", "consumer")
 @blp.response(200, ReceiptOut)
 @blp.alt_response(409, schema=ErrorOut, description="`order_not_paid`: an unpaid order has no receipt")
 def get_receipt(order_id):
@@ -83,7 +83,7 @@ def get_receipt(order_id):
 
 @blp.route("/stores/<int:store_id>/pickups")
 class Pickups(MethodView):
-    @require_role("store_staff", "admin")
+    @require_role("store_staff", "admin", "auditor")
     @blp.arguments(PageQuery, location="query")
     @blp.response(200, page_schema(PickupOut))
     def get(self, query, store_id):

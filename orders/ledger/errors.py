@@ -8,6 +8,7 @@ class LedgerCode(StrEnum):
     """The snake_case codes this domain raises."""
 
     ACCOUNT_NOT_FOUND = "account_not_found"
+    BANK_FILE_FORBIDDEN = "bank_file_forbidden"
     DISCLOSURE_NOT_PUBLISHED = "disclosure_not_published"
     ILLEGAL_PAYOUT_TRANSITION = "illegal_payout_transition"
     LEDGER_TRANSACTION_NOT_FOUND = "ledger_transaction_not_found"

@@ -107,7 +107,7 @@ def _answer(statement: dict, *, page: bool, template: str):
 
 
 @blp.route("/households/<int:household_id>/statement")
-@require_role("admin", "coop")
+@require_role("admin", "coop", "auditor")
 @blp.arguments(StatementQuery, location="query")
 @blp.response(200, HouseholdStatementOut)
 @blp.doc(responses=_json_or_page(HouseholdStatementOut))
@@ -119,7 +119,7 @@ def household_statement(query, household_id):
 
 
 @blp.route("/suppliers/<int:supplier_id>/statement")
-@require_role("admin", "coop")
+@require_role("admin", "coop", "auditor")
 @blp.arguments(StatementQuery, location="query")
 @blp.response(200, StatementOut)
 @blp.doc(responses=_json_or_page(StatementOut))
@@ -131,7 +131,7 @@ def supplier_statement(query, supplier_id):
 
 
 @blp.route("/stores/<int:store_id>/statement")
-@require_role("admin", "store_staff")
+@require_role("admin", "auditor", "store_staff")
 @blp.arguments(StatementQuery, location="query")
 @blp.response(200, StoreStatementOut)
 @blp.doc(responses=_json_or_page(StoreStatementOut))

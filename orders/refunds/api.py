@@ -23,7 +23,7 @@ blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds 
 
 @blp.route("/orders/<int:order_id>/refunds")
 class OrderRefunds(MethodView):
-    @require_role("admin", "store_staff", "consumer")
+    @require_role("admin", "auditor", "store_staff", "consumer")
     @blp.arguments(PageQuery, location="query")
     @blp.response(200, page_schema(RefundOut))
     def get(self, query, order_id):
@@ -43,7 +43,7 @@ class OrderRefunds(MethodView):
 
 @blp.route("/orders/<int:order_id>/after-sales")
 class OrderAfterSales(MethodView):
-    @require_role("admin", "store_staff", "consumer")
+    @require_role("admin", "auditor", "store_staff", "consumer")
     @blp.arguments(PageQuery, location="query")
     @blp.response(200, page_schema(AfterSalesOut))
     def get(self, query, order_id):

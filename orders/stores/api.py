@@ -132,7 +132,7 @@ def create_transfer(data):
 
 
 @transfers.route("/stock-transfers/<int:transfer_id>")
-@require_role("admin", "store_staff")
+@require_role("admin", "auditor", "store_staff")
 @transfers.response(200, TransferOut)
 def show_transfer(transfer_id):
     """Show a stock transfer with its lots (staff: transfers to their store)."""
@@ -152,7 +152,7 @@ def receive_transfer(data, transfer_id):
 
 
 @transfers.route("/stores/<int:store_id>/incoming-transfers")
-@require_role("admin", "store_staff")
+@require_role("admin", "auditor", "store_staff")
 @transfers.arguments(TransferQuery, location="query")
 @transfers.response(200, page_schema(TransferOut))
 def list_incoming_transfers(query, store_id):

@@ -90,11 +90,11 @@ def register(data):
 
 @blp.route("/users")
 class Users(MethodView):
-    @require_role("admin")
+    @require_role("admin", "auditor")
     @blp.arguments(UserQuery, location="query")
     @blp.response(200, page_schema(UserOut))
     def get(self, query):
-        """List users."""
+        """List users (auditors too: they name who created, settled or changed what)."""
         return service.list_users(**query)
 
     @require_role("admin")
@@ -109,7 +109,7 @@ class Users(MethodView):
 
 @blp.route("/users/<int:user_id>")
 class UserById(MethodView):
-    @require_role("admin")
+    @require_role("admin", "auditor")
     @blp.response(200, UserOut)
     def get(self, user_id):
         """Show a user."""

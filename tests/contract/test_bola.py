@@ -73,37 +73,41 @@ def _ship(client, world, kind):
 COOP = ("admin", "coop")
 SEE_ALL = ("admin", "auditor")
 STORE = ("admin", "store_staff")
-ORDER_READERS = ("admin", "store_staff", "consumer")
+ORDER_READERS = ("admin", "auditor", "store_staff", "consumer")
+# reads of the money, stock and attribution chain: auditors see every object, read only
+READ_COOP = (*COOP, "auditor")
+READ_STORE = (*STORE, "auditor")
 TABLE: dict[tuple[str, str], Route] = {
-    ("GET", "/api/v1/suppliers/<supplier_id>"): Route(COOP, "supplier_id"),
+    ("GET", "/api/v1/suppliers/<supplier_id>"): Route(READ_COOP, "supplier_id", sees_all=SEE_ALL),
     ("PATCH", "/api/v1/suppliers/<supplier_id>"): Route(("admin",), "supplier_id", write=True,
                                                         body=lambda w, k: {"contact": "测试联系人"}),
-    ("GET", "/api/v1/suppliers/<supplier_id>/households"): Route(COOP, "supplier_id"),
+    ("GET", "/api/v1/suppliers/<supplier_id>/households"): Route(READ_COOP, "supplier_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/suppliers/<supplier_id>/households"): Route(COOP, "supplier_id", write=True,
                                                                   body=_household_body),
-    ("GET", "/api/v1/suppliers/<supplier_id>/benefit-links"): Route(COOP, "supplier_id"),
+    ("GET", "/api/v1/suppliers/<supplier_id>/benefit-links"): Route(READ_COOP, "supplier_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/suppliers/<supplier_id>/benefit-links"): Route(COOP, "supplier_id", write=True,
                                                                      body=_dividend_link_body),
-    ("GET", "/api/v1/suppliers/<supplier_id>/lots"): Route(COOP, "supplier_id"),
-    ("GET", "/api/v1/suppliers/<supplier_id>/inventory-uploads"): Route(COOP, "supplier_id"),
+    ("GET", "/api/v1/suppliers/<supplier_id>/lots"): Route(READ_COOP, "supplier_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/suppliers/<supplier_id>/inventory-uploads"): Route(READ_COOP, "supplier_id",
+                                                                        sees_all=SEE_ALL),
     ("POST", "/api/v1/suppliers/<supplier_id>/inventory-uploads"): Route(COOP, "supplier_id", write=True,
                                                                          upload=True),
-    ("GET", "/api/v1/households/<household_id>"): Route(COOP, "household_id"),
+    ("GET", "/api/v1/households/<household_id>"): Route(READ_COOP, "household_id", sees_all=SEE_ALL),
     ("PATCH", "/api/v1/households/<household_id>"): Route(COOP, "household_id", write=True,
                                                           body=lambda w, k: {"members": 5}),
     ("PATCH", "/api/v1/benefit-links/<link_id>"): Route(COOP, "link_id", write=True,
                                                         body=lambda w, k: {"valid_until": "2026-12-31"}),
-    ("GET", "/api/v1/lots/<lot_id>"): Route(COOP, "lot_id"),
-    ("GET", "/api/v1/inventory-uploads/<upload_id>"): Route(COOP, "upload_id"),
+    ("GET", "/api/v1/lots/<lot_id>"): Route(READ_COOP, "lot_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/inventory-uploads/<upload_id>"): Route(READ_COOP, "upload_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/products/<sku>"): Route((PUBLIC,), "sku"),
     ("PATCH", "/api/v1/products/<sku>"): Route(COOP, "sku", write=True,
                                                body=lambda w, k: {"description": "新的描述"}),
-    ("GET", "/api/v1/products/<sku>/history"): Route(COOP, "sku"),
+    ("GET", "/api/v1/products/<sku>/history"): Route(READ_COOP, "sku", sees_all=SEE_ALL),
     ("GET", "/api/v1/trace/<trace_code>"): Route((PUBLIC,), "trace_code"),
     ("GET", "/t/<code>"): Route((PUBLIC,), "trace_code"),
     ("GET", "/t/<code>/qr.svg"): Route((PUBLIC,), "trace_code"),
     ("GET", "/api/v1/locations/<location_id>/stock"): Route(("admin", "auditor"), "location_id"),
-    ("GET", "/api/v1/users/<user_id>"): Route(("admin",), "user_id"),
+    ("GET", "/api/v1/users/<user_id>"): Route(SEE_ALL, "user_id"),
     ("PATCH", "/api/v1/users/<user_id>"): Route(("admin",), "user_id", write=True,
                                                 body=lambda w, k: {"active": True}),
     ("PATCH", "/api/v1/pairings/<pairing_id>"): Route(("admin",), "pairing_id", write=True,
@@ -120,21 +124,21 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/shifts/<shift_id>"): Route(("admin", "auditor", "store_staff"), "shift_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/shifts/<shift_id>/close"): Route(STORE, "shift_id", write=True,
                                                        body=lambda w, k: {"counted_cash_fen": 20000}),
-    ("GET", "/api/v1/stock-transfers/<transfer_id>"): Route(STORE, "transfer_id"),
+    ("GET", "/api/v1/stock-transfers/<transfer_id>"): Route(READ_STORE, "transfer_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stock-transfers/<transfer_id>/receive"): Route(
         ("store_staff",), "transfer_id", write=True, body=lambda w, k: {"lines": w.facts["transfer_lines"][k]}),
-    ("GET", "/api/v1/stores/<store_id>/incoming-transfers"): Route(STORE, "store_id"),
+    ("GET", "/api/v1/stores/<store_id>/incoming-transfers"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/counter-sales"): Route(STORE, "store_id", write=True, body=_sale_body),
-    ("GET", "/api/v1/stores/<store_id>/sale-conflicts"): Route(STORE, "store_id"),
-    ("GET", "/api/v1/stores/<store_id>/pickups"): Route(STORE, "store_id"),
+    ("GET", "/api/v1/stores/<store_id>/sale-conflicts"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/stores/<store_id>/pickups"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/pickups"): Route(("store_staff",), "store_id", write=True,
                                                          body=lambda w, k: {"pickup_code": w.facts["pickup_code"][k]}),
-    # orders: consumers their own, staff their store's, admins any
-    ("GET", "/api/v1/orders/<order_id>"): Route(ORDER_READERS, "order_id"),
-    ("GET", "/api/v1/orders/<order_id>/receipt"): Route(ORDER_READERS, "order_id"),
+    # orders: consumers their own, staff their store's, admins and auditors any
+    ("GET", "/api/v1/orders/<order_id>"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/orders/<order_id>/receipt"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/orders/<order_id>/pickup-qr.svg"): Route(("consumer",), "order_id", sees_all=()),  # the buyer
-    ("GET", "/api/v1/orders/<order_id>/refunds"): Route(ORDER_READERS, "order_id"),
-    ("GET", "/api/v1/orders/<order_id>/after-sales"): Route(ORDER_READERS, "order_id"),
+    ("GET", "/api/v1/orders/<order_id>/refunds"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/orders/<order_id>/after-sales"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/orders/<order_id>/cancel"): Route(("admin", "consumer"), "pending_order_id", write=True),
     ("POST", "/api/v1/payments/sandbox/<payment_intent_id>/confirm"): Route(
         ("admin", "consumer"), "payment_intent_id", write=True, body=lambda w, k: {"outcome": "succeeded"}),
@@ -157,12 +161,13 @@ TABLE: dict[tuple[str, str], Route] = {
                                                                    sees_all=("admin", "auditor")),
     # statements: a co-op its households' accounts at itself (also a linked household) and its own supplier;
     # staff their own store
-    ("GET", "/api/v1/households/<household_id>/statement"): Route(COOP, "household_id"),
-    ("GET", "/api/v1/suppliers/<supplier_id>/statement"): Route(COOP, "supplier_id"),
-    ("GET", "/api/v1/stores/<store_id>/statement"): Route(STORE, "store_id"),
+    ("GET", "/api/v1/households/<household_id>/statement"): Route(READ_COOP, "household_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/suppliers/<supplier_id>/statement"): Route(READ_COOP, "supplier_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/stores/<store_id>/statement"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/disclosure/counties/<code>"): Route((PUBLIC,), "region_code"),
-    # payout batches: a co-op its own households' batches (and their bank file); only admins settle
-    ("GET", "/api/v1/payout-batches/<batch_id>"): Route(COOP, "batch_id"),
+    # payout batches: a co-op its own households' batches (and their bank file), auditors every batch (masked);
+    # only admins settle
+    ("GET", "/api/v1/payout-batches/<batch_id>"): Route(READ_COOP, "batch_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/payout-batches/<batch_id>/settle"): Route(
         ("admin",), "batch_id", write=True,
         body=lambda w, k: {"lines": [{"line_id": w.facts["payout_line_id"][k], "status": "paid"}]}),

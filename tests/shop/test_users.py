@@ -82,7 +82,13 @@ def test_unknown_user_is_404(client, login):
 
 def test_non_admins_cannot_manage_users(client, login):
     for role in ("consumer", "auditor"):
-        assert_error(client.get("/api/v1/users", headers=login(role)), 403, "forbidden")
+        assert_error(client.post("/api/v1/users", headers=login(role), json={"username": "x", "password": "a good "
+                                 "password", "role": "admin"}), 403, "forbidden")
+    assert_error(client.get("/api/v1/users", headers=login("consumer")), 403, "forbidden")
+    auditor = login("auditor")                          # an auditor reads who is who (created_by, settled_by ids)
+    listed = client.get("/api/v1/users", headers=auditor)
+    assert listed.status_code == 200
+    assert client.get(f"/api/v1/users/{listed.json['items'][0]['id']}", headers=auditor).status_code == 200
 
 
 def test_usernames_are_stored_in_one_spelling_and_a_second_spelling_is_taken(client, login):

@@ -91,7 +91,10 @@ def test_masking_per_role_and_reveal_only_for_admins_with_a_reason(client, admin
     for query in ("?reveal=true", "?reveal=true&reason=", "?reveal=true&reason=%20%20"):
         no_reason = client.get(url + query, headers=admin)
         assert no_reason.status_code == 422 and no_reason.json["error"]["code"] == "reveal_reason_required"
-    assert client.get(url, headers=login("auditor")).status_code == 403
+    auditor = login("auditor")                                     # reads households masked, reveals nothing
+    assert client.get(url, headers=auditor).json["id_number"] == masked
+    refused = client.get(url + "?reveal=true&reason=审计抽查", headers=auditor)
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "reveal_forbidden"
 
     revealed = client.get(url + "?reveal=true&reason=核对打款账户", headers=admin).json
     assert revealed["id_number"] == household.id_number and revealed["bank_account"] == household.bank_account

@@ -165,11 +165,11 @@ class PayoutDownloadQuery(PageQuery):
 
 @blp.route("/payout-batches")
 class PayoutBatches(MethodView):
-    @require_role("admin", "coop")
+    @require_role("admin", "coop", "auditor")
     @blp.arguments(PayoutBatchQuery, location="query")
     @blp.response(200, page_schema(PayoutBatchOut))
     def get(self, query):
-        """List payout batches (a co-op: its own households' batches)."""
+        """List payout batches (a co-op: its own households' batches; admins and auditors: all)."""
         return service.list_batches(actor=current_user(), **query)
 
     @require_role("admin")
@@ -190,13 +190,13 @@ CSV_DOC = {"200": {"description": "OK", "content": {
 
 
 @blp.route("/payout-batches/<int:batch_id>")
-@require_role("admin", "coop")
+@require_role("admin", "coop", "auditor")
 @blp.arguments(PayoutBatchShowQuery, location="query")
 @blp.response(200, PayoutBatchDetailOut)
 @blp.doc(responses=CSV_DOC)
 def show_batch(query, batch_id):
     """Show a payout batch with its lines (masked accounts); `format=csv` or `xlsx` is the bank file (full accounts,
-    audited)."""
+    audited; admins and the batch's co-op only)."""
     if query["format"] == "json":
         return service.show_batch(batch_id=batch_id, actor=current_user())
     file = service.export_bank_file(batch_id=batch_id, actor=current_user(), reason=query["reason"],

@@ -39,7 +39,7 @@ from orders.outbox import sale_date_of
 from shop.auth.models import User
 from shop.caching import cache_delete, cache_get, cache_set
 from shop.db import after_commit, among, db, lock_on_sqlite, utcnow
-from shop.errors import Conflict, NotFound, ValidationError
+from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.pagination import paginate
 from suppliers.identifiers import mask_bank_account
 from suppliers.models import Household, RevealAudit, Supplier
@@ -54,6 +54,7 @@ NO_BANK_ACCOUNT = "No bank account on file: the balance stays with the payee."
 BANK = "bank"
 # (from, to) line transitions a settlement may make; the same status again is a no-op
 TRANSITIONS = {("pending", "paid"), ("pending", "failed"), ("paid", "failed")}
+BANK_FILE_ROLES = ("admin", "coop")  # the roles that may see full account numbers in the bank file
 PAYEE_KINDS = {"household": ("household",), "supplier": ("supplier",), "store": ("store", "store_cash")}
 Progress = Callable[[int, int], None]
 
@@ -87,7 +88,7 @@ def _not_found(batch_id: int) -> NotFound:
 
 
 def _in_scope(batch: PayoutBatch | None, actor: User) -> bool:
-    """Admins see every batch; a co-op its own suppliers' household batches."""
+    """Admins and auditors see every batch; a co-op its own suppliers' household batches."""
     return batch is not None and (actor.supplier_id is None
                                   or (batch.party == "household" and batch.supplier_id == actor.supplier_id))
 
@@ -401,7 +402,11 @@ class BankFile:
 
 def export_bank_file(*, batch_id: int, actor: User, reason: str, output: str = "csv") -> BankFile:
     """The bank's batch-transfer file of a ready batch as CSV or XLSX (the lines still to transfer, full account
-    numbers); the download is recorded, and each payee's account counts as revealed (the reveal audit)."""
+    numbers); the download is recorded, and each payee's account counts as revealed (the reveal audit). Only admins
+    and the batch's co-op download it: an auditor reads the batch masked, as every personal datum (403)."""
+    if actor.role not in BANK_FILE_ROLES:
+        raise Forbidden("Only admins and the batch's co-op download the bank file (full account numbers).",
+                        code=LedgerCode.BANK_FILE_FORBIDDEN)
     batch = db.session.get(PayoutBatch, batch_id)
     if not _in_scope(batch, actor):
         raise _not_found(batch_id)
