@@ -12,6 +12,7 @@ class LedgerCode(StrEnum):
     DISCLOSURE_NOT_PUBLISHED = "disclosure_not_published"
     ILLEGAL_PAYOUT_TRANSITION = "illegal_payout_transition"
     LEDGER_TRANSACTION_NOT_FOUND = "ledger_transaction_not_found"
+    PAYEE_ACCOUNT_CHANGED = "payee_account_changed"
     PAYOUT_BATCH_NOT_FOUND = "payout_batch_not_found"
     PAYOUT_BATCH_NOT_READY = "payout_batch_not_ready"
     PAYOUT_LINE_NOT_FOUND = "payout_line_not_found"

@@ -23,7 +23,7 @@ from suppliers.models import RevealAudit
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
-from tests.suppliers.factories import SupplierFactory
+from tests.suppliers.factories import SupplierFactory, make_bank_account
 
 CSRF_FIELD = re.compile(rb'name="csrf_token" value="([^"]+)"')
 HEADER = "产品编码,批次号,采收日期,存放地点,农户编号,交售数量"
@@ -286,6 +286,24 @@ def test_the_bank_file_download_needs_a_reason_and_is_audited(coops):
     assert (account.value, account.data_type) == (paid.bank_account, "s")  # every digit, as text
     assert db.session.scalar(select(func.count(PayoutDownload.id))) == 2
     assert verify_ledger()["ok"] is True
+
+
+def test_the_page_flags_an_account_changed_after_the_build_and_gives_no_file_paying_the_old_one(coops):
+    supplier, client = coops["ours"], coops["client"]
+    moved = paid_household(supplier, 800)
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today())
+    assert "账号已变更" not in text(client.get(f"/coop/payouts/{batch.id}"))
+    moved.bank_account = make_bank_account()                     # the co-op registered the household's new card
+    db.session.commit()
+
+    page = text(client.get(f"/coop/payouts/{batch.id}"))
+    refused = client.post(f"/coop/payouts/{batch.id}/bank-file",
+                          data={"reason": "到信用社办理转账", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
+
+    assert "账号已变更" in page
+    assert refused.status_code == 409 and refused.mimetype == "text/html"
+    assert "暂不能下载" in text(refused) and "账号已变更" in text(refused)
+    assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
 
 
 def test_bad_paging_input_is_a_clear_page_not_a_500(coops):

@@ -9,6 +9,7 @@ from marshmallow import ValidationError as SchemaError
 
 from catalog import inventory, uploads
 from orders.ledger import statements
+from orders.ledger.errors import LedgerCode
 from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
 from orders.ledger.periods import PeriodQuery
@@ -38,6 +39,8 @@ FIELD_PROBLEMS = {  # every form and query field of the portal → what it must 
     "limit": "每页条数必须是 1 到 100 之间的整数。",
     "cursor": "翻页链接无效，请回到第一页。",
 }
+ACCOUNT_CHANGED = ("有农户在本批次生成后更换了银行账号（见下表“账号已变更”），转账文件会付到旧账号，暂不能下载。"
+                   "请联系平台管理员将这些行结算为“转账失败”（收益退回农户账上，下一批次付到新账号），再下载。")
 UPLOAD_PROBLEMS = {ShopCode.PAYLOAD_TOO_LARGE: "文件太大：库存文件最大 {mb} MB，请拆分后分批上传。",
                    ShopCode.VALIDATION_ERROR: "文件是空的，请选择填好的库存文件。"}
 
@@ -202,10 +205,10 @@ def payout_batch(batch_id: int):
     return _payout_page(batch_id)
 
 
-def _payout_page(batch_id: int, *, errors: dict | None = None):
-    """The batch's page, with the message beside the bank file form's reason when it was wrong."""
+def _payout_page(batch_id: int, *, errors: dict | None = None, status: int = 422):
+    """The batch's page, with the message beside the bank file form when it was refused."""
     batch = payouts.show_batch(batch_id=batch_id, actor=web_user())
-    return render_template("coop/payout.html", batch=batch, errors=errors or {}), 422 if errors else 200
+    return render_template("coop/payout.html", batch=batch, errors=errors or {}), status if errors else 200
 
 
 @bp.post("/payouts/<int:batch_id>/bank-file")
@@ -216,7 +219,13 @@ def bank_file(batch_id: int):
         form = _parsed(BankFileForm(), request.form)
     except PageError as exc:
         return _payout_page(batch_id, errors=exc.details)
-    file = payouts.export_bank_file(batch_id=batch_id, actor=web_user(), reason=form["reason"], output=form["format"])
+    try:
+        file = payouts.export_bank_file(batch_id=batch_id, actor=web_user(), reason=form["reason"],
+                                        output=form["format"])
+    except AppError as exc:
+        if exc.code != LedgerCode.PAYEE_ACCOUNT_CHANGED:
+            raise
+        return _payout_page(batch_id, errors={"file": ACCOUNT_CHANGED}, status=exc.status)
     commit()
     return Response(file.content, mimetype=file.mimetype, headers={
         "Content-Disposition": f'attachment; filename="{file.filename}"', "Cache-Control": "private, no-store"})

@@ -102,6 +102,8 @@ class PayoutLineOut(Schema):
     id = fields.Integer()
     payee = Computed(_payee, fields.Nested(PayoutPayeeOut))
     account = fields.String(attribute="bank_account_masked", allow_none=True)
+    account_changed = fields.Boolean(metadata={"description": "The payee's bank account is no longer the one this "
+                                                              "line pays (changed since the build)"})
     amount_fen = fields.Integer()
     status = fields.String()
     reason = fields.String(allow_none=True)

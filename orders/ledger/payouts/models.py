@@ -76,6 +76,7 @@ class PayoutLine(db.Model):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     batch: Mapped[PayoutBatch] = relationship(back_populates="lines")
+    account_changed = False  # not a column: whether the payee's account changed since the build, set when shown
 
     __table_args__ = (
         UniqueConstraint("batch_id", "account_id", name="uq_payout_lines_batch_account"),

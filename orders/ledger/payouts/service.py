@@ -274,8 +274,26 @@ def _memo(batch: PayoutBatch) -> str:
 # --- reading ---------------------------------------------------------------------------------------------
 
 
+def _current_accounts(batch: PayoutBatch) -> dict[int, str | None]:
+    """Payee id → its bank account now, for the payees of the batch's lines (one query)."""
+    model = {"household": Household, "supplier": Supplier, "store": Store}[batch.party]
+    ids = [getattr(line, f"{batch.party}_id") for line in batch.lines]
+    return {row.id: row.bank_account for row in db.session.scalars(select(model).where(among(model.id, ids)))} if ids \
+        else {}
+
+
+def _mark_account_changes(batch: PayoutBatch) -> list[PayoutLine]:
+    """Mark each line with `account_changed`: its payee's bank account is no longer the one the line snapshotted
+    at the build (changed or removed since; a line built unpayable, an account added since). The marked lines."""
+    current = _current_accounts(batch)
+    for line in batch.lines:
+        line.account_changed = current.get(getattr(line, f"{batch.party}_id")) != line.bank_account
+    return [line for line in batch.lines if line.account_changed]
+
+
 def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
-    """A batch as the API shows it (live progress while it builds; lines and their totals when asked)."""
+    """A batch as the API shows it (live progress while it builds; lines, whether their payee's account changed since
+    the build, and their totals when asked)."""
     shown = {name: getattr(batch, name) for name in (
         "id", "party", "supplier_id", "until", "status", "total_fen", "failure_reason", "transaction_id", "created_at",
         "built_at")}
@@ -284,6 +302,7 @@ def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
         done, total = cache_get(_progress_key(batch.id)) or (done, total)
     shown["progress"] = {"done": done, "total": total}
     if with_lines:
+        _mark_account_changes(batch)
         totals = dict.fromkeys(LINE_STATUSES, 0)
         for line in batch.lines:
             totals[line.status] += line.amount_fen
@@ -403,7 +422,9 @@ class BankFile:
 def export_bank_file(*, batch_id: int, actor: User, reason: str, output: str = "csv") -> BankFile:
     """The bank's batch-transfer file of a ready batch as CSV or XLSX (the lines still to transfer, full account
     numbers); the download is recorded, and each payee's account counts as revealed (the reveal audit). Only admins
-    and the batch's co-op download it: an auditor reads the batch masked, as every personal datum (403)."""
+    and the batch's co-op download it: an auditor reads the batch masked, as every personal datum (403). While a
+    pending line's payee has changed its account since the build, there is no file (409 `payee_account_changed`
+    with the line ids): it would pay the old account."""
     if actor.role not in BANK_FILE_ROLES:
         raise Forbidden("Only admins and the batch's co-op download the bank file (full account numbers).",
                         code=LedgerCode.BANK_FILE_FORBIDDEN)
@@ -413,6 +434,11 @@ def export_bank_file(*, batch_id: int, actor: User, reason: str, output: str = "
     if batch.status != "ready":
         raise Conflict(f"Payout batch {batch_id} is {batch.status}: it has no bank file yet.",
                        code=LedgerCode.PAYOUT_BATCH_NOT_READY)
+    stale = [line.id for line in _mark_account_changes(batch) if line.status == "pending"]
+    if stale:
+        raise Conflict("The bank account of these lines' payees changed after the batch was built: settle them as "
+                       "failed (the next batch pays the new account), then download the file.",
+                       code=LedgerCode.PAYEE_ACCOUNT_CHANGED, details={"line_ids": stale})
     lines = [line for line in batch.lines if line.status == "pending"]
     rows = [bank_file.BankRow(line.payee_name, line.bank_account, line.amount_fen,
                               bank_file.reference(batch.id, line.id)) for line in lines]

@@ -14,7 +14,7 @@ from orders.ledger.verify import verify_ledger
 from shop.db import db
 from shop.exports import csv_cell
 from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
-from tests.suppliers.factories import SupplierFactory
+from tests.suppliers.factories import SupplierFactory, make_bank_account
 
 
 def household_batch(*, names=("测试户甲", "=HYPERLINK(\"http://x\",\"点我\")"), amounts=(123_456, 7)):
@@ -142,3 +142,36 @@ def test_cells_a_spreadsheet_would_evaluate_are_quoted():
         "'=1+1", "'+86", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "张三", "1=1", -2]
     assert [bank_file.yuan(fen) for fen in (1, 10, 100, 123_456)] == ["0.01", "0.10", "1.00", "1234.56"]
     assert (bank_file.bank_name("6222020200112233445"), bank_file.bank_name("6222000000001234")) == ("中国工商银行", "")
+
+
+def test_a_bank_file_never_pays_an_account_changed_after_the_build(client, login):
+    supplier, (moved, stayed), batch = household_batch(names=("换卡户", "原卡户"), amounts=(500, 300))
+    lines = {line.household_id: line.id for line in batch.lines}
+    coop, admin = login("coop", supplier_id=supplier.id), login("admin")
+    new_account = make_bank_account()
+    changed = client.patch(f"/api/v1/households/{moved.id}", headers=coop,
+                           json={"bank_account": new_account, "reason": "旧卡挂失"})
+    assert changed.status_code == 200, changed.json
+
+    shown = client.get(f"/api/v1/payout-batches/{batch.id}", headers=coop).json
+    refused = download(client, coop, batch.id)
+
+    assert {line["id"]: line["account_changed"] for line in shown["lines"] if line["status"] == "pending"} == {
+        lines[moved.id]: True, lines[stayed.id]: False}
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "payee_account_changed"
+    assert refused.json["error"]["details"] == {"line_ids": [lines[moved.id]]}
+    assert client.get("/api/v1/audit/payout-downloads", headers=admin).json["items"] == []   # nothing went out
+
+    returned = client.post(f"/api/v1/payout-batches/{batch.id}/settle", headers=admin, json={
+        "lines": [{"line_id": lines[moved.id], "status": "failed", "reason": "收款账号已变更（旧卡挂失）"}]})
+    file = download(client, coop, batch.id)
+    again = built_batch(party="household", supplier_id=supplier.id, until=today())
+    next_file = download(client, coop, again.id)
+
+    assert returned.status_code == 200, returned.json
+    rows = list(csv.reader(io.StringIO(file.get_data().decode("utf-8-sig"))))[1:]
+    assert [(row[1], row[2]) for row in rows] == [("原卡户", stayed.bank_account)]   # the old account is not paid
+    assert [line.household_id for line in again.lines if line.status == "pending"] == [moved.id]
+    next_rows = list(csv.reader(io.StringIO(next_file.get_data().decode("utf-8-sig"))))[1:]
+    assert [(row[1], row[2], row[4]) for row in next_rows] == [("换卡户", new_account, "5.00")]
+    assert verify_ledger()["ok"] is True
