@@ -181,6 +181,37 @@ def test_0021_drops_the_files_of_finished_uploads_and_keeps_those_still_to_impor
         b"pending", b"processing", None, None]
 
 
+# --- 0026: payout settlements recorded ------------------------------------------------------
+
+def test_0026_dates_lines_settled_before_it_from_their_ledger_transactions(app):
+    from orders.ledger import accounts
+    from orders.ledger.models import LedgerTransaction
+    from orders.ledger.payouts import service
+    from orders.ledger.payouts.models import PayoutLine
+    from tests.factories import UserFactory
+    from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
+    from tests.suppliers.factories import SupplierFactory
+
+    supplier = SupplierFactory()
+    household = payee_household(supplier)
+    earn(accounts.household(household.id, supplier.id), 300, on=days_ago(1))
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today())
+    admin, line_id = UserFactory(role="admin"), batch.lines[0].id
+    for status in ("paid", "failed"):
+        service.settle_lines(batch_id=batch.id, actor=admin,
+                             settlements=[service.Settlement(line_id=line_id, status=status, reason=None
+                                                             if status == "paid" else "银行退票")])
+        db.session.commit()
+    downgrade(revision="0025")
+    upgrade()
+    db.session.expire_all()
+    line = db.session.get(PayoutLine, line_id)
+    posted = {kind: db.session.get(LedgerTransaction, getattr(line, f"{kind}_transaction_id")).posted_at
+              for kind in ("paid", "failed")}
+    assert (line.paid_at, line.failed_at) == (posted["paid"], posted["failed"]) and line.paid_at <= line.failed_at
+    assert (line.paid_by, line.failed_by) == (None, None)          # who settled them was never recorded
+
+
 @pytest.mark.postgres
 def test_check_and_exclusion_constraints_of_the_models_exist_on_postgres(pg_app):
     """Alembic's comparison ignores CHECK and EXCLUDE constraints: compare their names per table here."""

@@ -56,7 +56,7 @@ class PayoutBatchShowQuery(Schema):
 
 
 class SettlementIn(Schema):
-    """A line's new status; a failed line may say why (the bank's return reason)."""
+    """A line's new status; a failed (returned) line says why (the bank's return reason)."""
 
     line_id = Id(required=True)
     status = Choice(("paid", "failed"), required=True)
@@ -64,9 +64,11 @@ class SettlementIn(Schema):
 
     @validates_schema
     def _reason_for_failures(self, data, **kwargs):
-        """Only a failed line carries a reason."""
+        """A failed line carries a reason, and only a failed line."""
         if data.get("reason") and data.get("status") == "paid":
             raise ValidationError({"reason": ["Only a failed line has a reason."]})
+        if not data.get("reason") and data.get("status") == "failed":
+            raise ValidationError({"reason": ["Required for a failed line: why the transfer failed or came back."]})
 
 
 class PayoutSettle(Schema):
@@ -108,7 +110,11 @@ class PayoutLineOut(Schema):
     status = fields.String()
     reason = fields.String(allow_none=True)
     reference = Computed(lambda line: bank_file.reference(line.batch_id, line.id), fields.String())
-    settled_at = fields.DateTime(allow_none=True)
+    settled_at = fields.DateTime(allow_none=True, metadata={"description": "The latest settlement: paid, or failed"})
+    paid_at = fields.DateTime(allow_none=True, metadata={"description": "Kept when the bank later returns it"})
+    paid_by = fields.Integer(allow_none=True, metadata={"description": "The user who settled it paid"})
+    failed_at = fields.DateTime(allow_none=True)
+    failed_by = fields.Integer(allow_none=True, metadata={"description": "The user who settled it failed (returned)"})
     paid_transaction_id = fields.Integer(allow_none=True)
     failed_transaction_id = fields.Integer(allow_none=True)
 
@@ -134,6 +140,7 @@ class PayoutBatchOut(Schema):
     total_fen = fields.Integer()
     failure_reason = fields.String(allow_none=True)
     transaction_id = fields.Integer(allow_none=True)
+    created_by = fields.Integer(metadata={"description": "The admin who requested the batch"})
     created_at = fields.DateTime()
     built_at = fields.DateTime(allow_none=True)
 
@@ -214,9 +221,10 @@ def show_batch(query, batch_id):
 @blp.arguments(PayoutSettle)
 @blp.response(200, PayoutBatchDetailOut)
 def settle_batch(data, batch_id):
-    """Settle lines as paid or failed (a paid line may later fail: a bank return puts it back on the payee)."""
+    """Settle lines as paid or failed, a failed line with its reason (a paid line may later fail: a bank return puts
+    it back on the payee); who settled each line, when and why is kept on it."""
     settlements = [service.Settlement(**line) for line in data["lines"]]
-    batch = service.settle_lines(batch_id=batch_id, settlements=settlements)
+    batch = service.settle_lines(batch_id=batch_id, settlements=settlements, actor=current_user())
     commit(keep_loaded=True)
     return batch
 

@@ -55,7 +55,8 @@ class PayoutBatch(db.Model):
 
 class PayoutLine(db.Model):
     """One payee's amount in a batch: moved to payouts clearing (pending), then paid or failed; or listed as
-    unpayable (nothing moved) with the reason. The payee's name and bank account are kept as exported."""
+    unpayable (nothing moved) with the reason. The payee's name and bank account are kept as exported; who paid and
+    who returned (failed) it, when, and why it failed."""
 
     __tablename__ = "payout_lines"
 
@@ -73,7 +74,11 @@ class PayoutLine(db.Model):
     reason: Mapped[str | None] = mapped_column(String(200))
     paid_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     failed_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
-    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the latest settlement (paid, or returned)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # kept when the bank later returns the transfer
+    paid_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     batch: Mapped[PayoutBatch] = relationship(back_populates="lines")
     account_changed = False  # not a column: whether the payee's account changed since the build, set when shown

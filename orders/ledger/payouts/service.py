@@ -61,7 +61,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Settlement:
-    """A line's new status, and for a failed line why (e.g. the bank's return reason)."""
+    """A line's new status, and for a failed line why (the bank's return reason; required by the API)."""
 
     line_id: int
     status: str
@@ -295,8 +295,8 @@ def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
     """A batch as the API shows it (live progress while it builds; lines, whether their payee's account changed since
     the build, and their totals when asked)."""
     shown = {name: getattr(batch, name) for name in (
-        "id", "party", "supplier_id", "until", "status", "total_fen", "failure_reason", "transaction_id", "created_at",
-        "built_at")}
+        "id", "party", "supplier_id", "until", "status", "total_fen", "failure_reason", "transaction_id", "created_by",
+        "created_at", "built_at")}
     done, total = batch.progress_done, batch.progress_total
     if batch.status == "building":
         done, total = cache_get(_progress_key(batch.id)) or (done, total)
@@ -337,9 +337,9 @@ def list_batches(*, actor: User, party: str | None = None, status: str | None = 
 # --- settling --------------------------------------------------------------------------------------------
 
 
-def settle_lines(*, batch_id: int, settlements: list[Settlement]) -> dict:
+def settle_lines(*, batch_id: int, settlements: list[Settlement], actor: User) -> dict:
     """Settle lines of a ready batch as paid or failed, posting the moves (one ledger transaction for the paid
-    lines, one for the failed); all or nothing."""
+    lines, one for the failed) and recording who settled them, when and (a failure) why; all or nothing."""
     lock_on_sqlite("UPDATE payout_batches SET id = id WHERE id = :id", id=batch_id)
     batch = db.session.scalar(select(PayoutBatch).where(PayoutBatch.id == batch_id).with_for_update()
                               .execution_options(populate_existing=True))
@@ -366,13 +366,14 @@ def settle_lines(*, batch_id: int, settlements: list[Settlement]) -> dict:
     if illegal:
         raise Conflict("A line cannot move to that status.", code=LedgerCode.ILLEGAL_PAYOUT_TRANSITION,
                        details={"lines": illegal})
-    _post_moves(batch, moves)
+    _post_moves(batch, moves, actor)
     db.session.flush()
     return _shown(batch, with_lines=True)
 
 
-def _post_moves(batch: PayoutBatch, moves: list[tuple[PayoutLine, Settlement]]) -> None:
-    """Post the ledger moves of the lines' transitions and record them on the lines."""
+def _post_moves(batch: PayoutBatch, moves: list[tuple[PayoutLine, Settlement]], actor: User) -> None:
+    """Post the ledger moves of the lines' transitions and record them on the lines, with who made them (a bank
+    return keeps the line's paid time and payer)."""
     clearing, bank = accounts.payouts_clearing(), accounts.payments(BANK)
     paid = [(line, s) for line, s in moves if s.status == "paid"]
     failed = [(line, s) for line, s in moves if s.status == "failed"]
@@ -384,6 +385,7 @@ def _post_moves(batch: PayoutBatch, moves: list[tuple[PayoutLine, Settlement]]) 
                                  memo=f"payout batch {batch.id}: lines {_ids(paid)} paid")
         for line, _s in paid:
             line.status, line.paid_transaction_id, line.settled_at = "paid", transaction.id, now
+            line.paid_at, line.paid_by = now, actor.id
     if failed:
         postings = [posting for line, _s in failed for posting in (
             (bank if line.status == "paid" else clearing, -line.amount_fen, "payout", _refs(line)),
@@ -392,7 +394,7 @@ def _post_moves(batch: PayoutBatch, moves: list[tuple[PayoutLine, Settlement]]) 
                                  memo=f"payout batch {batch.id}: lines {_ids(failed)} failed, back to the payees")
         for line, s in failed:
             line.status, line.failed_transaction_id, line.settled_at = "failed", transaction.id, now
-            line.reason = s.reason
+            line.failed_at, line.failed_by, line.reason = now, actor.id, s.reason
 
 
 def _ids(moves: list[tuple[PayoutLine, Settlement]]) -> str:

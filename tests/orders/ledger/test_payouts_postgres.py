@@ -15,6 +15,7 @@ from orders.ledger.payouts.tasks import run_build
 from orders.ledger.verify import verify_ledger
 from shop.db import db
 from tests.catalog.test_concurrency import race
+from tests.factories import UserFactory
 from tests.orders.ledger.payout_factories import balance, days_ago, earn, payee_household, queued_batch, today
 from tests.suppliers.factories import SupplierFactory
 
@@ -96,11 +97,17 @@ def test_concurrent_settlements_of_a_line_post_it_once(racing_app):
     run_build(batch.id)
     line_id = db.session.scalar(select(PayoutLine.id).where(PayoutLine.batch_id == batch.id))
     settlement = [service.Settlement(line_id=line_id, status="paid")]
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    admin_id = admin.id
+    db.session.expunge(admin)  # loaded, detached: the racing threads read its id, never through this session
 
-    outcomes = race(racing_app, 4, lambda i: service.settle_lines(batch_id=batch.id, settlements=settlement))
+    outcomes = race(racing_app, 4, lambda i: service.settle_lines(batch_id=batch.id, settlements=settlement,
+                                                                  actor=admin))
 
     assert outcomes == {"ok": 4}
     db.session.expire_all()
-    assert db.session.get(PayoutLine, line_id).status == "paid"
+    line = db.session.get(PayoutLine, line_id)
+    assert (line.status, line.paid_by) == ("paid", admin_id)
     assert balance("payments:bank") == 900 and balance("payouts_clearing") == 0
     assert verify_ledger()["ok"] is True
