@@ -37,6 +37,8 @@ class OrderCode(StrEnum):
     REFUND_OUTSIDE_SHIFT = "refund_outside_shift"
     SALE_AFTER_SHIFT = "sale_after_shift"
     SALE_BEFORE_SHIFT = "sale_before_shift"
+    SALE_CONFLICT_NOT_FOUND = "sale_conflict_not_found"
+    SALE_CONFLICT_RESOLVED = "sale_conflict_resolved"
     SALE_IN_FUTURE = "sale_in_future"
     SALE_TOO_OLD = "sale_too_old"
     SHIFT_ALREADY_OPEN = "shift_already_open"

@@ -419,7 +419,8 @@ class AfterSalesRequest(db.Model):
 
 
 class SaleConflict(db.Model):
-    """An offline counter sale the server refused, kept for the store manager (never dropped)."""
+    """An offline counter sale the server refused, kept for the store manager (never dropped) until they resolve it:
+    who, when, and what was done about it."""
 
     __tablename__ = "sale_conflicts"
 
@@ -435,6 +436,8 @@ class SaleConflict(db.Model):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolution_note: Mapped[str | None] = mapped_column(String(500))  # what was done about the refused sale
 
     __table_args__ = (UniqueConstraint("store_id", "idempotency_key", name="uq_sale_conflicts_store_key"),)
 

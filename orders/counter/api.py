@@ -14,6 +14,8 @@ from orders.counter.schemas import (
     PickupOut,
     ReceiptOut,
     SaleConflictOut,
+    SaleConflictQuery,
+    SaleConflictResolve,
 )
 from orders.stores.service import get_store_for
 from shop.auth.security import current_user, require_role
@@ -65,11 +67,23 @@ def create_counter_sale(data, store_id):
 
 @blp.route("/stores/<int:store_id>/sale-conflicts")
 @require_role("store_staff", "admin", "auditor")
-@blp.arguments(PageQuery, location="query")
+@blp.arguments(SaleConflictQuery, location="query")
 @blp.response(200, page_schema(SaleConflictOut))
 def list_sale_conflicts(query, store_id):
-    """List a store's refused offline sales, oldest first."""
+    """List a store's refused offline sales, oldest first (`resolved=false`: those still to deal with)."""
     return service.list_conflicts(actor=current_user(), store_id=store_id, **query)
+
+
+@blp.route("/stores/<int:store_id>/sale-conflicts/<int:conflict_id>/resolve", methods=["POST"])
+@require_role("store_staff", "admin")
+@blp.arguments(SaleConflictResolve)
+@blp.response(200, SaleConflictOut)
+@blp.alt_response(409, schema=ErrorOut, description="`sale_conflict_resolved`: it was resolved before")
+def resolve_sale_conflict(data, store_id, conflict_id):
+    """Resolve a refused offline sale with a note of what was done (the store's staff or an admin)."""
+    conflict = service.resolve_conflict(actor=current_user(), store_id=store_id, conflict_id=conflict_id, **data)
+    commit()
+    return conflict
 
 
 @blp.route("/orders/<int:order_id>/receipt")

@@ -6,7 +6,19 @@ from datetime import UTC
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.checkout.schemas import ImpactOut, OrderLineOut, OrderOut
-from shop.fields import AmountFen, AwareDateTime, Choice, Date, Id, Identifier, PriceFen, Quantity
+from shop.fields import (
+    AmountFen,
+    AwareDateTime,
+    Choice,
+    Date,
+    Id,
+    Identifier,
+    PriceFen,
+    Quantity,
+    QueryBool,
+    Text,
+)
+from shop.pagination import PageQuery
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 TRACE_CODE_PATTERN = r"^[A-Z0-9]{1,16}$"
@@ -142,6 +154,20 @@ class SaleConflictOut(Schema):
     created_by = fields.Integer()
     created_at = AwareDateTime()
     resolved_at = AwareDateTime(allow_none=True)
+    resolved_by = fields.Integer(allow_none=True)
+    resolution_note = fields.String(allow_none=True)
+
+
+class SaleConflictQuery(PageQuery):
+    """Sale conflict filters: `resolved=true` the resolved ones, `false` those still open."""
+
+    resolved = QueryBool(load_default=None)
+
+
+class SaleConflictResolve(Schema):
+    """What was done about a refused sale (re-rung, refunded to the customer, written off …)."""
+
+    note = Text(max_length=500, required=True)
 
 
 class PickupCreate(Schema):

@@ -29,8 +29,8 @@ from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, Refund, SaleConflict, Shift, Store
 from orders.stores.service import get_shift, get_store_for, hold_till, open_shift
 from shop.auth.models import User
-from shop.db import among, db, utcnow
-from shop.errors import AppError, Conflict, ValidationError
+from shop.db import among, db, lock_on_sqlite, utcnow
+from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.fields import LARGEST_NOTE_FEN
 from shop.pagination import paginate
 
@@ -266,11 +266,32 @@ def record_conflict(*, actor: User, store_id: int, idempotency_key: str | None, 
     return conflict
 
 
-def list_conflicts(*, actor: User, store_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of a store's sale conflicts, oldest first."""
+def list_conflicts(*, actor: User, store_id: int, limit: int, cursor: str | None,
+                   resolved: bool | None = None) -> dict:
+    """A page of a store's sale conflicts, oldest first; `resolved` picks the resolved ones or those still open."""
     store = get_store_for(actor=actor, store_id=store_id)
     query = select(SaleConflict).where(SaleConflict.store_id == store.id)
+    if resolved is not None:
+        query = query.where(SaleConflict.resolved_at.isnot(None) if resolved else SaleConflict.resolved_at.is_(None))
     return paginate(query, keys=[SaleConflict.id], limit=limit, cursor=cursor)
+
+
+def resolve_conflict(*, actor: User, store_id: int, conflict_id: int, note: str) -> SaleConflict:
+    """Close a store's sale conflict with what was done about it (who and when are recorded): its store's staff or
+    an admin; a conflict of another store is `sale_conflict_not_found` 404, one resolved before
+    `sale_conflict_resolved` 409."""
+    store = get_store_for(actor=actor, store_id=store_id)
+    lock_on_sqlite("UPDATE sale_conflicts SET id = id WHERE id = :id", id=conflict_id)
+    conflict = db.session.scalar(select(SaleConflict).where(SaleConflict.id == conflict_id).with_for_update()
+                                 .execution_options(populate_existing=True))
+    if conflict is None or conflict.store_id != store.id:
+        raise NotFound(f"No sale conflict {conflict_id} at store {store_id}.", code=OrderCode.SALE_CONFLICT_NOT_FOUND)
+    if conflict.resolved_at is not None:
+        raise Conflict(f"Sale conflict {conflict_id} was resolved before.", code=OrderCode.SALE_CONFLICT_RESOLVED,
+                       details={"resolved_at": conflict.resolved_at.isoformat(), "resolved_by": conflict.resolved_by})
+    conflict.resolved_at, conflict.resolved_by, conflict.resolution_note = utcnow(), actor.id, note
+    db.session.flush()
+    return conflict
 
 
 # --- receipts -----------------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def _ask_after_sales(buyer, order: Order):
 
 def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store, other_store) -> None:
     """The stores' world: stores, stock, shifts, orders of every channel and state, a refund, after-sales
-    requests, an adjustment and a sale conflict (see the module docstring)."""
+    requests, an adjustment and a sale conflict at each store (see the module docstring)."""
     admin, staff = users["admin"], users["store_staff"]
     consumer, other_consumer = users["consumer"], users["other_consumer"]
     transfers = {kind: _stock(admin, staff if kind == "own" else admin, store, hub=hub.code, sku=sku,
@@ -179,9 +179,12 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store,
     db.session.commit()
     offline = {"lines": [{"sku": sku, "quantity": 1, "unit_price_fen": 1}], "shift_id": shifts["own"].id,
                "payment": {"method": "card"}, "client_created_at": (utcnow() - timedelta(days=5)).isoformat()}
-    response = client.post(f"/api/v1/stores/{own_store.id}/counter-sales", json=offline,
-                           headers=world.of("store_staff"))
-    assert response.status_code == 409, response.get_json()  # too old: kept as a sale conflict
+    conflicts = {}
+    for kind, store, role in (("own", own_store, "store_staff"), ("other", other_store, "admin")):
+        response = client.post(f"/api/v1/stores/{store.id}/counter-sales", headers=world.of(role),
+                               json={**offline, "shift_id": shifts[kind].id})
+        assert response.status_code == 409, response.get_json()  # too old: kept as a sale conflict
+        conflicts[kind] = {"store_id": store.id, "conflict_id": response.get_json()["error"]["details"]["conflict_id"]}
     world.ids.update({
         "store_id": {"own": own_store.id, "other": other_store.id},
         "shift_id": {kind: shift.id for kind, shift in shifts.items()},
@@ -194,6 +197,8 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store,
         "collected_order_id": {kind: order.id for kind, order in collected.items()},
         "request_id": requests,
         "sale_order_id": {kind: order.id for kind, order in sales.items()},
+        "sale_conflict": conflicts,  # a route naming two objects: each parameter's id
+        "conflict_id": {kind: ids["conflict_id"] for kind, ids in conflicts.items()},
     })
     world.facts.update({
         "pickup_code": {"own": waiting.pickup_code, "other": waiting.pickup_code},

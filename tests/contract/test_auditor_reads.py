@@ -29,7 +29,11 @@ def _object_key(method: str, path: str, name: str) -> str:
 
 def _path(world, method: str, path: str) -> str:
     """`path` with each parameter replaced by the world's object of that kind (the first one: an auditor sees all)."""
-    return _PARAM.sub(lambda m: str(next(iter(world.ids[_object_key(method, path, m.group(1))].values()))), path)
+    def value(match) -> str:
+        obj = next(iter(world.ids[_object_key(method, path, match.group(1))].values()))
+        return str(obj[match.group(1)] if isinstance(obj, dict) else obj)
+
+    return _PARAM.sub(value, path)
 
 
 def _operations(client):

@@ -130,6 +130,8 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/stores/<store_id>/incoming-transfers"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/counter-sales"): Route(STORE, "store_id", write=True, body=_sale_body),
     ("GET", "/api/v1/stores/<store_id>/sale-conflicts"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
+    ("POST", "/api/v1/stores/<store_id>/sale-conflicts/<conflict_id>/resolve"): Route(
+        STORE, "sale_conflict", write=True, body=lambda w, k: {"note": "已按当前价格重新收银"}),
     ("GET", "/api/v1/stores/<store_id>/pickups"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/pickups"): Route(("store_staff",), "store_id", write=True,
                                                          body=lambda w, k: {"pickup_code": w.facts["pickup_code"][k]}),
@@ -180,6 +182,11 @@ PAGE_BLUEPRINTS = ("account", "storefront", "till", "coop", "web_static")
 _PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
+def world_path(rule: str, obj) -> str:
+    """`rule` naming the world object `obj`: its id, or for a route naming two objects, each parameter's id."""
+    return _PARAM.sub(lambda m: str(obj[m.group(1)] if isinstance(obj, dict) else obj), rule)
+
+
 def route_keys(app) -> set[tuple[str, str]]:
     """(method, rule without converters) of every route of `app` with a path parameter."""
     return {(method, _PARAM.sub(r"<\1>", rule.rule)) for rule in app.url_map.iter_rules()
@@ -206,7 +213,7 @@ def _call(client, world, method: str, rule: str, route: Route, role: str, kind: 
     """Send `method rule` for the world object of `kind` as `role`."""
     if route.prepare is not None:
         route.prepare(client, world, kind)
-    path = _PARAM.sub(str(world.ids[route.obj][kind]), rule)
+    path = world_path(rule, world.ids[route.obj][kind])
     options = {"headers": world.of(role)}
     if route.upload:
         csv = f"sku,lot_code,harvested_on,location,household_code,quantity\nX,{role}-{kind}-{next(_serial)},,,,\n"

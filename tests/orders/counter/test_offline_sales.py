@@ -182,6 +182,55 @@ def test_sale_conflicts_are_listed_for_the_store_only(client, counter, staff, lo
     assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "store_not_found")
 
 
+def test_the_store_resolves_a_sale_conflict_once_with_a_note_and_lists_the_open_ones(client, counter, staff, login):
+    refused = client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(hours=80)), headers=staff)
+    client.post(_url(counter), json=_offline(counter, utcnow() + timedelta(hours=1)), headers=staff)
+    old, future = (conflict.id for conflict in _conflicts())
+    assert refused.json["error"]["details"]["conflict_id"] == old
+    url = f"/api/v1/stores/{counter.store.id}/sale-conflicts"
+    note = "已按当前价格重新收银，顾客无异议"
+
+    resolved = client.post(f"{url}/{old}/resolve", headers=staff, json={"note": note})
+    again = client.post(f"{url}/{old}/resolve", headers=login("admin"), json={"note": "再处理一次"})
+    stranger = client.post(f"/api/v1/stores/{counter.store.id}/sale-conflicts/{future}/resolve",
+                           headers=clerk(StoreFactory()), json={"note": note})
+    elsewhere = client.post(f"/api/v1/stores/{StoreFactory().id}/sale-conflicts/{future}/resolve",
+                            headers=login("admin"), json={"note": note})
+    no_note = client.post(f"{url}/{future}/resolve", headers=staff, json={})
+    auditor = client.post(f"{url}/{future}/resolve", headers=login("auditor"), json={"note": note})
+    by_admin = client.post(f"{url}/{future}/resolve", headers=login("admin"), json={"note": "顾客未付款，作废"})
+
+    assert resolved.status_code == 200, resolved.json
+    assert resolved.json["resolved_at"] is not None and resolved.json["resolution_note"] == note
+    clerk_id = client.get("/api/v1/users/me", headers=staff).json["id"]
+    assert resolved.json["resolved_by"] == clerk_id
+    assert (again.status_code, again.json["error"]["code"]) == (409, "sale_conflict_resolved")
+    assert again.json["error"]["details"]["resolved_by"] == clerk_id
+    assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "store_not_found")
+    assert (elsewhere.status_code, elsewhere.json["error"]["code"]) == (404, "sale_conflict_not_found")
+    assert no_note.status_code == 422 and "note" in no_note.json["error"]["details"]
+    assert auditor.status_code == 403
+    assert by_admin.status_code == 200
+    assert db.session.get(SaleConflict, old).resolution_note == note   # the second resolve changed nothing
+    listed = {flag: [c["id"] for c in client.get(f"{url}?resolved={flag}", headers=staff).json["items"]]
+              for flag in ("true", "false")}
+    assert listed == {"true": [old, future], "false": []}
+
+
+def test_the_open_sale_conflicts_are_the_unresolved_ones(client, counter, staff):
+    client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(hours=80)), headers=staff)
+    client.post(_url(counter), json=_offline(counter, utcnow() + timedelta(hours=1)), headers=staff)
+    old, future = (conflict.id for conflict in _conflicts())
+    url = f"/api/v1/stores/{counter.store.id}/sale-conflicts"
+    client.post(f"{url}/{old}/resolve", headers=staff, json={"note": "已补录"})
+
+    listed = {flag: [c["id"] for c in client.get(f"{url}?resolved={flag}", headers=staff).json["items"]]
+              for flag in ("true", "false")}
+
+    assert listed == {"true": [old], "false": [future]}
+    assert [c["id"] for c in client.get(url, headers=staff).json["items"]] == [old, future]
+
+
 @pytest.mark.parametrize(("payment", "code"), [({"method": "card", "tendered_fen": 5000}, "validation_error"),
                                                ({"method": "cash", "tendered_fen": 100}, "tendered_below_total"),
                                                ({"method": "cash", "tendered_fen": 16000}, "tendered_too_much")])

@@ -1,5 +1,5 @@
 """payout lines: who settled each line and when it was paid and returned (a bank return no longer overwrites the paid
-time)
+time); sale conflicts: who resolved each one, and how
 
 Revision ID: 0026
 Revises: 0025
@@ -7,6 +7,7 @@ Create Date: 2026-11-27 15:10:00
 
 A line kept one `settled_at`, which a bank return overwrote, and no one who settled it. Lines settled before this
 get their paid and returned times from their ledger transactions; who settled them was never recorded (NULL).
+A sale conflict (an offline sale the server refused) could not be resolved: it gets who resolved it and a note.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -38,9 +39,17 @@ def upgrade():
                .values(paid_at=_posted(LINES.c.paid_transaction_id)))
     op.execute(LINES.update().where(LINES.c.failed_transaction_id.isnot(None))
                .values(failed_at=_posted(LINES.c.failed_transaction_id)))
+    with op.batch_alter_table("sale_conflicts") as batch:
+        batch.add_column(sa.Column("resolved_by", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("resolution_note", sa.String(length=500), nullable=True))
+        batch.create_foreign_key(op.f("fk_sale_conflicts_resolved_by_users"), "users", ["resolved_by"], ["id"])
 
 
 def downgrade():
+    with op.batch_alter_table("sale_conflicts") as batch:
+        batch.drop_constraint(op.f("fk_sale_conflicts_resolved_by_users"), type_="foreignkey")
+        batch.drop_column("resolution_note")
+        batch.drop_column("resolved_by")
     with op.batch_alter_table("payout_lines") as batch:
         batch.drop_constraint(op.f("fk_payout_lines_failed_by_users"), type_="foreignkey")
         batch.drop_constraint(op.f("fk_payout_lines_paid_by_users"), type_="foreignkey")
