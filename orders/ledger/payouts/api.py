@@ -56,7 +56,7 @@ class PayoutBatchShowQuery(Schema):
 
 
 class SettlementIn(Schema):
-    """A line's new status; a failed (returned) line says why (the bank's return reason)."""
+    """A line's new status; a failed (returned) line may say why (the bank's return reason)."""
 
     line_id = Id(required=True)
     status = Choice(("paid", "failed"), required=True)
@@ -64,11 +64,9 @@ class SettlementIn(Schema):
 
     @validates_schema
     def _reason_for_failures(self, data, **kwargs):
-        """A failed line carries a reason, and only a failed line."""
+        """Only a failed line carries a reason (API.md's settle body has none, so it stays optional)."""
         if data.get("reason") and data.get("status") == "paid":
             raise ValidationError({"reason": ["Only a failed line has a reason."]})
-        if not data.get("reason") and data.get("status") == "failed":
-            raise ValidationError({"reason": ["Required for a failed line: why the transfer failed or came back."]})
 
 
 class PayoutSettle(Schema):
@@ -221,8 +219,8 @@ def show_batch(query, batch_id):
 @blp.arguments(PayoutSettle)
 @blp.response(200, PayoutBatchDetailOut)
 def settle_batch(data, batch_id):
-    """Settle lines as paid or failed, a failed line with its reason (a paid line may later fail: a bank return puts
-    it back on the payee); who settled each line, when and why is kept on it."""
+    """Settle lines as paid or failed, a failed line with its reason if given (a paid line may later fail: a bank
+    return puts it back on the payee); who settled each line, when and why is kept on it."""
     settlements = [service.Settlement(**line) for line in data["lines"]]
     batch = service.settle_lines(batch_id=batch_id, settlements=settlements, actor=current_user())
     commit(keep_loaded=True)

@@ -61,7 +61,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Settlement:
-    """A line's new status, and for a failed line why (the bank's return reason; required by the API)."""
+    """A line's new status, and for a failed line why (the bank's return reason), if given."""
 
     line_id: int
     status: str

@@ -158,13 +158,13 @@ def test_every_line_of_a_sale_is_charged_the_prices_of_one_instant_while_prices_
     for round_ in range(1, 11):  # prices only go up, rice first: "old rice, new tea" never was a price list
         barrier, outcomes = threading.Barrier(3), []
 
-        def raise_prices(round_: int = round_) -> None:
+        def raise_prices(round_: int = round_, barrier: threading.Barrier = barrier) -> None:
             client = racing_app.test_client()
             barrier.wait()
             for sku, base in ((rice, 2000), (tea, 3500)):
                 client.patch(f"/api/v1/products/{sku}", headers=boss, json={"price_fen": base + round_})
 
-        def sell_once() -> None:
+        def sell_once(barrier: threading.Barrier = barrier, outcomes: list = outcomes) -> None:
             client = racing_app.test_client()
             barrier.wait()
             outcomes.append(client.post(sell, headers=staff, json=sale).status_code)
