@@ -83,7 +83,7 @@ class ProductBySku(MethodView):
     @blp.arguments(ProductUpdate)
     @blp.response(200, ProductOut)
     def patch(self, data, sku):
-        """Edit a product; price and rate changes are kept in its history."""
+        """Edit a product; price, rate, unit and net weight changes are kept in its history."""
         product = service.update_product(actor=current_user(), sku=sku, changes=service.ProductChanges(**data))
         commit()
         return service.product_view(product, on=service.today())
@@ -94,7 +94,7 @@ class ProductBySku(MethodView):
 @blp.arguments(PageQuery, location="query")
 @blp.response(200, page_schema(ProductChangeOut))
 def product_history(query, sku):
-    """List a product's price and rate changes."""
+    """List a product's price, rate, unit and net weight changes."""
     return service.product_history(actor=current_user(), sku=sku, **query)
 
 

@@ -19,6 +19,7 @@ class CatalogCode(StrEnum):
     LOT_NOT_FOUND = "lot_not_found"
     LOT_NOT_HELD_HERE = "lot_not_held_here"
     LOT_QUANTITY_EXCEEDED = "lot_quantity_exceeded"
+    MEASURE_FIXED = "measure_fixed"
     PRODUCT_NOT_FOUND = "product_not_found"
     ORIGIN_ADMIN_ONLY = "origin_admin_only"
     RATES_ADMIN_ONLY = "rates_admin_only"

@@ -25,7 +25,9 @@ UNITS = ("kg", "box", "bag", "piece")
 STATUSES = ("draft", "active", "archived")
 LOCATION_KINDS = ("warehouse", "store")
 RATE_FIELDS = ("platform_fee_bp", "store_commission_bp", "household_premium_bp", "dividend_bp")
-HISTORY_FIELDS = ("price_fen", *RATE_FIELDS)
+HISTORY_FIELDS = ("price_fen", *RATE_FIELDS)  # a sale's terms, kept in the history (a past sale's price and rates)
+MEASURE_FIELDS = ("unit", "net_weight_g")  # what a quantity counts: fixed once the product has a lot
+TEXT_FIELDS = ("unit",)  # history fields with text values
 
 
 def _rate_check(name: str) -> CheckConstraint:
@@ -88,7 +90,8 @@ class Product(db.Model):
 
 
 class ProductChange(db.Model):
-    """One change of a product's price or a rate: who, when, which field, old and new value."""
+    """One change of a product's price, a rate, its unit or net weight: who, when, which field, old and new value
+    (in `old_text`/`new_text` for a text field)."""
 
     __tablename__ = "product_changes"
 
@@ -96,9 +99,23 @@ class ProductChange(db.Model):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     field: Mapped[str] = mapped_column(String(32))
     old_value: Mapped[int | None] = mapped_column(BigInteger)  # None: the starting value, set on creation
-    new_value: Mapped[int] = mapped_column(BigInteger)
+    new_value: Mapped[int | None] = mapped_column(BigInteger)
+    old_text: Mapped[str | None] = mapped_column(String(16))
+    new_text: Mapped[str | None] = mapped_column(String(16))
     changed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("(new_value IS NULL) != (new_text IS NULL)", name="one_new_value"),)
+
+    @property
+    def old_shown(self) -> int | str | None:
+        """The old value as the history shows it (None: the starting value)."""
+        return self.old_text if self.field in TEXT_FIELDS else self.old_value
+
+    @property
+    def new_shown(self) -> int | str:
+        """The new value as the history shows it."""
+        return self.new_text if self.field in TEXT_FIELDS else self.new_value
 
 
 class Location(db.Model):

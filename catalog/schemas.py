@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from catalog.models import HISTORY_FIELDS, LOCATION_KINDS, STATUSES, UNITS
+from catalog.models import HISTORY_FIELDS, LOCATION_KINDS, MEASURE_FIELDS, STATUSES, UNITS
 from shop.fields import (
     MAX_QUANTITY,
     BoundedInt,
@@ -162,13 +162,16 @@ class ProductDetailOut(ProductOut):
     stock = fields.List(fields.Nested(StockAvailable))
 
 
+HISTORY_VALUE = {"oneOf": [{"type": "integer"}, {"type": "string", "enum": list(UNITS)}]}
+
+
 class ProductChangeOut(Schema):
-    """One price or rate change."""
+    """One change of the price, a rate, the unit or the net weight (the unit's values are text)."""
 
     id = fields.Integer()
-    field = Choice(HISTORY_FIELDS)
-    old_value = fields.Integer(allow_none=True)  # null: the starting value, set on creation
-    new_value = fields.Integer()
+    field = Choice((*HISTORY_FIELDS, *MEASURE_FIELDS))
+    old_value = fields.Raw(attribute="old_shown", allow_none=True, metadata=HISTORY_VALUE)  # null: the starting value
+    new_value = fields.Raw(attribute="new_shown", metadata=HISTORY_VALUE)
     changed_by = fields.Integer(allow_none=True)
     changed_at = fields.DateTime()
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from catalog import queries
 from catalog.errors import CatalogCode
-from catalog.models import HISTORY_FIELDS, RATE_FIELDS, Product, ProductChange
+from catalog.models import HISTORY_FIELDS, MEASURE_FIELDS, RATE_FIELDS, TEXT_FIELDS, Lot, Product, ProductChange
 from catalog.schemas import SKU_PATTERN
 from shop.auth.models import User
 from shop.caching import CacheKey, cache_key, invalidate_after_commit
@@ -227,12 +227,25 @@ def _check_coop_may(actor: User, changes: dict, *, product: Product | None = Non
 
 
 def _record_changes(product: Product, actor: User, new_values: dict, *, created: bool = False) -> None:
-    """Write the price and rate changes to the product's history (on creation: the starting values)."""
-    for name in HISTORY_FIELDS:
+    """Write the price, rate, unit and net weight changes to the product's history (on creation: the starting
+    values)."""
+    for name in (*HISTORY_FIELDS, *MEASURE_FIELDS):
         old = None if created else getattr(product, name)
         if name in new_values and (created or new_values[name] != old):
-            db.session.add(ProductChange(product_id=product.id, field=name, old_value=old,
-                                         new_value=new_values[name], changed_by=actor.id))
+            kind = "text" if name in TEXT_FIELDS else "value"
+            db.session.add(ProductChange(product_id=product.id, field=name, changed_by=actor.id,
+                                         **{f"old_{kind}": old, f"new_{kind}": new_values[name]}))
+
+
+def _check_measure_open(product: Product, values: dict) -> None:
+    """The unit and net weight that quantities count in are fixed once the product has a lot (`measure_fixed`,
+    naming the fields): its lots, stock and sales were counted in them."""
+    changed = sorted(name for name in MEASURE_FIELDS if name in values and values[name] != getattr(product, name))
+    if not changed:
+        return
+    if db.session.scalar(select(Lot.id).where(Lot.product_id == product.id).limit(1)) is not None:
+        raise Conflict("The unit and net weight are fixed once the product has lots.", code=CatalogCode.MEASURE_FIXED,
+                       details={name: ["Fixed: the product has lots counted in it."] for name in changed})
 
 
 def create_product(*, actor: User, sku: str, name: str, category: str, unit: str, net_weight_g: int, price_fen: int,
@@ -294,8 +307,8 @@ class ProductChanges(Changes):
 
 
 def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product:
-    """Edit a product (rates and activation by admins only; of an inactive supplier, only taken off sale); price and
-    rate changes are written to its history."""
+    """Edit a product (rates and activation by admins only; of an inactive supplier, only taken off sale; its unit
+    and net weight only until it has a lot); price, rate, unit and net weight changes are written to its history."""
     product = _held_for_change(_editable_product(sku=sku, actor=actor))
     values = changes.given()
     _check_coop_may(actor, values, product=product)
@@ -307,6 +320,7 @@ def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product
                                                          "certificate_valid_until")} | values
     _check_rates(merged)
     _check_certificate(merged)
+    _check_measure_open(product, values)
     if "county_code" in values:
         _check_county(values["county_code"])
     _record_changes(product, actor, values)
@@ -329,7 +343,7 @@ def _held_for_change(product: Product) -> Product:
 
 
 def product_history(*, actor: User, sku: str, limit: int, cursor: str | None) -> dict:
-    """A page of a product's price and rate changes, oldest first."""
+    """A page of a product's price, rate, unit and net weight changes, oldest first."""
     product = _editable_product(sku=sku, actor=actor)
     query = select(ProductChange).where(ProductChange.product_id == product.id)
     return paginate(query, keys=[ProductChange.id], limit=limit, cursor=cursor)

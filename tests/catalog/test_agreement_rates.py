@@ -27,7 +27,7 @@ def _history(product_id: int) -> list[tuple]:
     """The product's history as (field, old, new, changed_by), oldest first."""
     rows = db.session.scalars(select(ProductChange).where(ProductChange.product_id == product_id)
                               .order_by(ProductChange.id))
-    return [(r.field, r.old_value, r.new_value, r.changed_by) for r in rows]
+    return [(r.field, r.old_shown, r.new_shown, r.changed_by) for r in rows]
 
 
 def test_a_coops_new_product_is_a_draft_on_its_suppliers_default_agreement(client, agreed_coop):
@@ -40,7 +40,8 @@ def test_a_coops_new_product_is_a_draft_on_its_suppliers_default_agreement(clien
     product = db.session.scalar(select(Product).where(Product.sku == "ZJ-KQ-001"))
     coop_user = db.session.scalar(select(User).where(User.supplier_id == supplier.id))
     assert _history(product.id) == [("price_fen", None, 3980, coop_user.id),
-                                    *((name, None, AGREEMENT[name], coop_user.id) for name in AGREEMENT)]
+                                    *((name, None, AGREEMENT[name], coop_user.id) for name in AGREEMENT),
+                                    ("unit", None, "bag", coop_user.id), ("net_weight_g", None, 1000, coop_user.id)]
 
 
 @pytest.mark.parametrize("rate", sorted(AGREEMENT))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from catalog import inventory
@@ -11,6 +12,7 @@ from shop.auth.models import User
 from shop.clock import today
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import SupplierFactory
 
 RATES = {"platform_fee_bp": 500, "store_commission_bp": 800, "household_premium_bp": 1000, "dividend_bp": 300}
@@ -167,6 +169,39 @@ def test_price_and_rate_changes_are_kept_in_the_history_with_who_made_them(clien
     admin_user = db.session.scalar(select(User).where(User.role == "admin"))
     assert [h["changed_by"] for h in history] == [coop_user.id, admin_user.id]
     assert all(h["changed_at"] for h in history)
+
+
+def test_unit_and_net_weight_changes_before_any_lot_are_kept_in_the_history(client, coop, login):
+    supplier, headers = coop
+    product = ProductFactory(supplier=supplier, status="draft", unit="bag", net_weight_g=500)
+    db.session.commit()
+    response = client.patch(f"/api/v1/products/{product.sku}", json={"unit": "box", "net_weight_g": 2500},
+                            headers=headers)
+    assert response.status_code == 200 and (response.json["unit"], response.json["net_weight_g"]) == ("box", 2500)
+
+    history = client.get(f"/api/v1/products/{product.sku}/history", headers=login("admin")).json["items"]
+    assert [(h["field"], h["old_value"], h["new_value"]) for h in history] == [
+        ("unit", "bag", "box"), ("net_weight_g", 500, 2500)]
+    coop_user = db.session.scalar(select(User).where(User.supplier_id == supplier.id))
+    assert {h["changed_by"] for h in history} == {coop_user.id}
+
+
+@pytest.mark.parametrize("role", ["coop", "admin"])
+@pytest.mark.parametrize(("field", "value"), [("unit", "kg"), ("net_weight_g", 1000)])
+def test_a_product_with_lots_keeps_its_unit_and_net_weight(client, coop, login, role, field, value):
+    supplier, coop_headers = coop
+    product = ProductFactory(supplier=supplier, unit="bag", net_weight_g=500)
+    make_lot(product, LocationFactory())
+    db.session.commit()
+    headers = coop_headers if role == "coop" else login("admin")
+    response = client.patch(f"/api/v1/products/{product.sku}", json={field: value, "price_fen": 2600},
+                            headers=headers)
+    assert field in assert_error(response, 409, "measure_fixed")["details"]
+    shown = client.get(f"/api/v1/products/{product.sku}").json
+    assert (shown["unit"], shown["net_weight_g"], shown["price_fen"]) == ("bag", 500, 2000)
+    assert client.get(f"/api/v1/products/{product.sku}/history", headers=login("admin")).json["items"] == []
+    same = client.patch(f"/api/v1/products/{product.sku}", json={"unit": "bag", "net_weight_g": 500}, headers=headers)
+    assert same.status_code == 200  # sending the values it has changes nothing
 
 
 def test_renaming_updates_the_pinyin_search(client, coop):
