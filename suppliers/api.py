@@ -6,11 +6,12 @@ from flask.views import MethodView
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.pagination import page_schema
+from shop.pagination import PageQuery, page_schema
 from suppliers import service
 from suppliers.schemas import (
     AccountChangeOut,
     AccountChangeQuery,
+    AgreementChangeOut,
     BenefitLinkCreate,
     BenefitLinkEnd,
     BenefitLinkOut,
@@ -65,12 +66,22 @@ class SupplierById(MethodView):
     @blp.arguments(SupplierUpdate)
     @blp.response(200, SupplierOut)
     def patch(self, data, supplier_id):
-        """Edit, re-rate or deactivate a supplier; a bank account change is audited."""
+        """Edit, re-rate or deactivate a supplier; rate changes are kept in its history (with `reason` if sent), a bank
+        account change is audited."""
         reason = data.pop("reason", None)
         supplier = service.update_supplier(supplier_id=supplier_id, user=current_user(), reason=reason,
                                            changes=service.SupplierChanges(**data))
         commit()
         return supplier
+
+
+@blp.route("/suppliers/<int:supplier_id>/history")
+@require_role("admin", "auditor")
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_schema(AgreementChangeOut))
+def supplier_history(query, supplier_id):
+    """List the changes of a supplier's default agreement rates."""
+    return service.agreement_history(supplier_id=supplier_id, **query)
 
 
 @blp.route("/suppliers/<int:supplier_id>/households")

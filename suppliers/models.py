@@ -237,6 +237,28 @@ class BankAccountChange(db.Model):
         return self.user.username
 
 
+class AgreementChange(db.Model):
+    """One change of a rate of a supplier's default agreement: who, when, which rate, old and new, why if said."""
+
+    __tablename__ = "supplier_agreement_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[int] = mapped_column(Integer)
+    new_value: Mapped[int] = mapped_column(Integer)
+    changed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    @property
+    def username(self) -> str:
+        """The name of the admin who changed the rate."""
+        return self.user.username
+
+
 class KeyFingerprint(db.Model):
     """The fingerprint of a key the stored data depends on (the look-up hash key), checked at serving time."""
 

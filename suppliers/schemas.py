@@ -89,7 +89,8 @@ class SupplierCreate(Schema):
 
 
 class SupplierUpdate(Schema):
-    """An admin edits or deactivates a supplier (its USCC and county stay); a new bank account needs a reason."""
+    """An admin edits or deactivates a supplier (its USCC and county stay); a new bank account needs a reason, new
+    agreement rates keep it in their history if given."""
 
     name = Text(max_length=128)
     kind = Choice(SUPPLIER_KINDS)
@@ -262,6 +263,20 @@ class AccountChangeOut(Schema):
     new_masked = fields.String(allow_none=True)
     reason = fields.String()
     created_at = fields.DateTime()
+
+
+class AgreementChangeOut(Schema):
+    """One change of a rate of a supplier's default agreement."""
+
+    id = fields.Integer()
+    supplier_id = fields.Integer()
+    field = Choice(AGREEMENT_RATES)
+    old_value = fields.Integer()
+    new_value = fields.Integer()
+    changed_by = fields.Integer()
+    username = fields.String()
+    reason = fields.String(allow_none=True)
+    changed_at = fields.DateTime()
 
 
 class AccountChangeQuery(RevealAuditQuery):

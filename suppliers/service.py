@@ -31,7 +31,9 @@ from shop.regions.service import is_recipient_county, region_named
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
 from suppliers.models import (
+    AGREEMENT_RATES,
     OVERLAP_CONSTRAINT,
+    AgreementChange,
     BankAccountChange,
     BenefitLink,
     Household,
@@ -129,18 +131,38 @@ class SupplierChanges(Changes):
     active: bool = UNSET
 
 
+def _change_agreement(*, supplier: Supplier, rates: dict[str, int], user: User, reason: str | None) -> None:
+    """Set a supplier's default agreement and record each rate that changes (who, when, old and new, the reason
+    if one was given): these rates seed every new co-op product."""
+    for field in AGREEMENT_RATES:
+        old = getattr(supplier, field)
+        if field in rates and rates[field] != old:
+            db.session.add(AgreementChange(supplier_id=supplier.id, field=field, old_value=old, new_value=rates[field],
+                                           changed_by=user.id, reason=(reason or "").strip() or None))
+            setattr(supplier, field, rates[field])
+
+
 def update_supplier(*, supplier_id: int, user: User, changes: SupplierChanges, reason: str | None = None) -> Supplier:
-    """Edit a supplier's name, kind, contact, default agreement, bank account (audited) or active flag."""
+    """Edit a supplier's name, kind, contact, default agreement (recorded), bank account (audited) or active
+    flag."""
     supplier = get_supplier(supplier_id)
     values = changes.given()
     if "bank_account" in values:
         _change_bank_account(row=supplier, account=values.pop("bank_account"), user=user, reason=reason)
-    rates = values.pop("agreement", {})
-    for field, value in {**values, **rates}.items():
+    if "agreement" in values:
+        _change_agreement(supplier=supplier, rates=values.pop("agreement"), user=user, reason=reason)
+    for field, value in values.items():
         setattr(supplier, field, value)
     db.session.flush()
     invalidate_after_commit("suppliers")  # product pages show the supplier's name
     return supplier
+
+
+def agreement_history(*, supplier_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of the changes of a supplier's default agreement rates, oldest first."""
+    get_supplier(supplier_id)
+    query = select(AgreementChange).where(AgreementChange.supplier_id == supplier_id)
+    return paginate(query, keys=[AgreementChange.id], limit=limit, cursor=cursor)
 
 
 def default_agreement(*, supplier_id: int) -> dict[str, int]:

@@ -81,6 +81,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/suppliers/<supplier_id>"): Route(READ_COOP, "supplier_id", sees_all=SEE_ALL),
     ("PATCH", "/api/v1/suppliers/<supplier_id>"): Route(("admin",), "supplier_id", write=True,
                                                         body=lambda w, k: {"contact": "测试联系人"}),
+    ("GET", "/api/v1/suppliers/<supplier_id>/history"): Route(SEE_ALL, "supplier_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/suppliers/<supplier_id>/households"): Route(READ_COOP, "supplier_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/suppliers/<supplier_id>/households"): Route(COOP, "supplier_id", write=True,
                                                                   body=_household_body),
