@@ -22,7 +22,7 @@ PRODUCT_COLUMNS = (
     Product.net_weight_g, Product.price_fen, Product.status, Product.county_code, Product.supplier_id,
     Product.images, *(getattr(Product, name) for name in RATE_FIELDS), Product.certificate_number,
     Product.certificate_issuer, Product.certificate_valid_from, Product.certificate_valid_until,
-    Region.name.label("county_name"), Supplier.name.label("supplier_name"),
+    Region.name.label("county_name"), Supplier.name.label("supplier_name"), Supplier.active.label("supplier_active"),
 )
 
 
@@ -50,7 +50,8 @@ PRODUCTS = products_select()
 _AVAILABLE = func.sum(Stock.on_hand - Stock.reserved).label("available")
 PRODUCT_WITH_STOCK = (
     products_select(Stock.location_id, _AVAILABLE).outerjoin(Stock, Stock.product_id == Product.id)
-    .where(Product.sku == bindparam("sku")).group_by(Product.id, Region.name, Supplier.name, Stock.location_id)
+    .where(Product.sku == bindparam("sku"))
+    .group_by(Product.id, Region.name, Supplier.name, Supplier.active, Stock.location_id)
     .order_by(Stock.location_id))
 LOT_TRACE = (
     products_select(Lot.id.label("lot_id"), Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.packed_on,
@@ -58,7 +59,7 @@ LOT_TRACE = (
                     func.count(LotContribution.id).label("households"))
     .join(Lot, Lot.product_id == Product.id).outerjoin(LotContribution, LotContribution.lot_id == Lot.id)
     .where(Lot.trace_code == bindparam("code"))
-    .group_by(Lot.id, Product.id, Region.name, Supplier.name, LotContribution.village))
+    .group_by(Lot.id, Product.id, Region.name, Supplier.name, Supplier.active, LotContribution.village))
 
 
 def product_with_stock(code: str) -> list[Any]:
@@ -79,10 +80,15 @@ def _name_like(name: ColumnElement[bool]) -> ColumnElement[bool]:
                Product.name_initials.like(bindparam("q_letters"), escape="/"))
 
 
+def on_sale() -> ColumnElement[bool]:
+    """The SQL condition: the product is on sale (active, and its supplier too)."""
+    return (Product.status == "active") & Supplier.active.is_(True)
+
+
 # The product list's filters, each a condition on bound parameters (named after the filter; "on": today).
 LIST_FILTERS = {
-    "active": lambda: Product.status == "active",
-    "coop_scope": lambda: or_(Product.status == "active", Product.supplier_id == bindparam("coop_supplier_id")),
+    "active": on_sale,
+    "coop_scope": lambda: or_(on_sale(), Product.supplier_id == bindparam("coop_supplier_id")),
     "status": lambda: Product.status == bindparam("status"),
     "supplier_id": lambda: Product.supplier_id == bindparam("supplier_id"),
     "county": lambda: Product.county_code == bindparam("county"),

@@ -100,10 +100,16 @@ def _find_by_sku(sku: str) -> Product | None:
     return None if code is None else db.session.scalar(select(Product).where(Product.sku == code))
 
 
+def _on_sale(status: str, supplier_active: bool) -> bool:
+    """Whether a product is on sale: active, of an active supplier (an inactive supplier's products sell nowhere)."""
+    return status == "active" and supplier_active
+
+
 def get_product(*, sku: str, actor: User | None = None) -> Product:
-    """The product with `sku` that `actor` may see, or `NotFound`."""
+    """The product with `sku` that `actor` may see (on sale, unless an admin's or its co-op's), or `NotFound`."""
     product = _find_by_sku(sku)
-    if product is None or (product.status != "active" and not _may_see_unpublished(actor, product)):
+    if product is None or (not _on_sale(product.status, suppliers.get_supplier(product.supplier_id).active)
+                           and not _may_see_unpublished(actor, product)):
         raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     return product
 
@@ -120,7 +126,7 @@ def show_product(*, sku: str, actor: User | None) -> dict:
     """A product with its live stock per location (never cached), in one statement."""
     code = _sku_code(sku)
     rows = queries.product_with_stock(code) if code else []
-    if not rows or (rows[0].status != "active" and not _may_see_unpublished(actor, rows[0])):
+    if not rows or (not _on_sale(rows[0].status, rows[0].supplier_active) and not _may_see_unpublished(actor, rows[0])):
         raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     stock = [{"location_id": row.location_id, "available": int(row.available)}
              for row in rows if row.location_id is not None]
@@ -139,7 +145,8 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                   limit: int = 20, cursor: str | None = None) -> dict:
     """A page of products by the API's filters, ordered by id, in one statement (the caller may cache public pages).
     `q`: the name contains it, or its pinyin or initials do (spaces, case and width ignored: `ｋｑ` is `kq`). Anyone
-    but an admin or a co-op sees active products only, so another `status` finds nothing for them."""
+    but an admin or a co-op sees products on sale only (active, of an active supplier), so another `status` finds
+    nothing for them."""
     on = today()
     public = (status in (None, "active") and supplier_id is None) or actor is None
     if status not in (None, "active") and (public or actor.role not in ("admin", "coop")):

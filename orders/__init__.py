@@ -22,7 +22,7 @@ def init_app(app: Flask) -> None:
     from orders.payments.api import blp as payments_blp
     from orders.refunds.api import blp as refunds_blp
     from orders.stores.api import BLUEPRINTS as stores_blueprints
-    from orders.stores.service import lot_units_outside_stock, store_exists
+    from orders.stores.service import lot_units_outside_stock, store_takes_staff
     from shop.cli import register_demo_seeder
     from shop.errors import register_error_codes
     from shop.extensions import api
@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
     register_error_codes(app, OrderCode)
     for blueprint in (*stores_blueprints, checkout_blp, payments_blp, counter_blp, refunds_blp):
         api.register_blueprint(blueprint)
-    app.extensions.setdefault("scope_checks", {})["store_id"] = store_exists
+    app.extensions.setdefault("scope_checks", {})["store_id"] = store_takes_staff
     app.extensions["supplier_last_sale_date"] = last_sale_date  # a dividend link never changes attributed days
     register_units_outside_stock(app, "orders", lot_units_outside_stock)
     register_demo_seeder(app, "orders", seed_demo)

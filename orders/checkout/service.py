@@ -32,6 +32,7 @@ from shop.db import db, insert_new, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import Region
+from suppliers.models import Supplier
 
 log = logging.getLogger(__name__)
 
@@ -65,25 +66,34 @@ class OrderView:
 # Built once: a statement's construction costs about as much CPU as its execution.
 _SNAPSHOT = (Product.id, Product.sku, Product.name, Product.status, Product.supplier_id, Product.county_code,
              Product.price_fen, Product.platform_fee_bp, Product.store_commission_bp, Product.household_premium_bp,
-             Product.dividend_bp)  # what an order line copies: rows, not entities (a hot read)
-_PRODUCTS = select(*_SNAPSHOT, literal(True)).where(Product.sku.in_(bindparam("skus", expanding=True)))
+             Product.dividend_bp, Supplier.active.label("supplier_active"))  # what an order line copies (rows, not
+# entities: a hot read), and whether the supplier still sells
+_PRODUCTS = (select(*_SNAPSHOT, literal(True)).join(Supplier, Supplier.id == Product.supplier_id)
+             .where(Product.sku.in_(bindparam("skus", expanding=True))))
 _PRODUCTS_TO_DISTRICT = select(*_SNAPSHOT, select(Region.code).where(
-    Region.code == bindparam("district"), Region.level == "county", Region.side == "donor").exists()).where(
-    Product.sku.in_(bindparam("skus", expanding=True)))
+    Region.code == bindparam("district"), Region.level == "county", Region.side == "donor").exists()).join(
+    Supplier, Supplier.id == Product.supplier_id).where(Product.sku.in_(bindparam("skus", expanding=True)))
+
+
+def _why_not_on_sale(product: Row | None) -> str | None:
+    """Why a line's product is not on sale, or None if it is."""
+    if product is None or product.status != "active":
+        return "No product on sale with this SKU."
+    return None if product.supplier_active else "Its supplier is inactive: the product is not on sale."
 
 
 def _products(lines: list[dict], *, delivery_to: str | None = None) -> list[Row]:
-    """What an order line copies of the active product of each line, in line order (`product_unavailable` 422
-    naming the others); for a delivery to the district `delivery_to`, whether it is a district of a donor city is
-    read in the same statement (`not_a_donor_district` 422)."""
+    """What an order line copies of the product on sale (active, of an active supplier) of each line, in line order
+    (`product_unavailable` 422 naming the others); for a delivery to the district `delivery_to`, whether it is a
+    district of a donor city is read in the same statement (`not_a_donor_district` 422)."""
     skus = [line["sku"] for line in lines]
     if delivery_to is None:
         rows = db.session.execute(_PRODUCTS, {"skus": skus}).all()
     else:
         rows = db.session.execute(_PRODUCTS_TO_DISTRICT, {"skus": skus, "district": delivery_to}).all()
     found = {product.sku: product for product in rows}
-    errors = {str(i): {"sku": ["No product on sale with this SKU."]}
-              for i, sku in enumerate(skus) if sku not in found or found[sku].status != "active"}
+    errors = {str(i): {"sku": [problem]} for i, problem in enumerate(map(_why_not_on_sale, map(found.get, skus)))
+              if problem}
     if errors:
         raise ValidationError("Some products are not on sale.", code=OrderCode.PRODUCT_UNAVAILABLE,
                               details={"lines": errors})

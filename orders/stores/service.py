@@ -48,9 +48,14 @@ def _store_scope(actor: User) -> int | None:
     return (actor.store_id or 0) if actor.role == "store_staff" else None
 
 
-def store_exists(store_id: int) -> bool:
-    """Whether a store with `store_id` exists (the user scope check of `POST /users`)."""
-    return db.session.get(Store, store_id) is not None
+def store_takes_staff(store_id: int) -> bool:
+    """Whether a store with `store_id` exists (the user scope check of `POST /users`); an inactive one takes no new
+    staff (409 `store_inactive`)."""
+    store = db.session.get(Store, store_id)
+    if store is not None and not store.active:
+        raise Conflict(f"Store {store_id} is inactive.", code=OrderCode.STORE_INACTIVE,
+                       details={"store_id": ["The store is inactive: it takes no new staff."]})
+    return store is not None
 
 
 def _store(store_id: int) -> Store:
@@ -290,13 +295,18 @@ def _location_by_code(code: str, *, kind: str, field: str):
 
 
 def create_transfer(*, actor: User, from_location: str, to_location: str, lines: Sequence[dict]) -> StockTransfer:
-    """Dispatch stock from a warehouse to a store's location: the source's lots are taken FIFO, all or
-    nothing (409 `insufficient_stock`), and each lot sent is recorded on its own transfer line."""
+    """Dispatch stock from a warehouse to an active store's location (409 `store_inactive` otherwise): the source's
+    lots are taken FIFO, all or nothing (409 `insufficient_stock`), and each lot sent is recorded on its own transfer
+    line."""
     source = _location_by_code(from_location, kind="warehouse", field="from_location")
     destination = _location_by_code(to_location, kind="store", field="to_location")
-    if db.session.scalar(select(Store.id).where(Store.location_id == destination.id)) is None:
+    store = db.session.scalar(select(Store).where(Store.location_id == destination.id))
+    if store is None:
         raise ValidationError(f"No store sells from {to_location}.", code=OrderCode.LOCATION_NOT_STORE,
                               details={"to_location": [f"No store sells from {to_location}."]})
+    if not store.active:
+        raise Conflict(f"Store {store.id} is inactive.", code=OrderCode.STORE_INACTIVE,
+                       details={"to_location": [f"The store selling from {to_location} is inactive."]})
     products = []
     for index, line in enumerate(lines):
         try:

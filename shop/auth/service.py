@@ -61,7 +61,8 @@ def sign_in(*, username: str, password: str, address: str) -> tuple[User, str, d
 
 
 def _check_scope(*, role: str, store_id: int | None, supplier_id: int | None) -> None:
-    """A staff user needs exactly a store, a co-op user exactly a supplier, others neither."""
+    """A staff user needs exactly a store, a co-op user exactly a supplier (that exists; its domain's check may refuse
+    one that takes no new users, e.g. an inactive store), others neither."""
     errors: dict[str, list[str]] = {}
     given = {"store_id": store_id, "supplier_id": supplier_id}
     for field, value in given.items():

@@ -152,3 +152,22 @@ def _queries_for_a_page(client, size: int) -> int:
 
 def test_a_page_costs_the_same_queries_however_many_products_it_shows(client):
     assert _queries_for_a_page(client, 10) == _queries_for_a_page(client, 2)
+
+
+def test_an_inactive_suppliers_products_leave_the_storefront_at_once(client, login):
+    made = one_per_county()
+    zhaojue = made["513431"]
+    assert zhaojue in skus(client, "&q=测试")  # cached public pages
+    supplier_id = client.get(f"/api/v1/products/{zhaojue}").json["supplier"]["id"]
+    admin = login("admin")
+    assert client.patch(f"/api/v1/suppliers/{supplier_id}", headers=admin, json={"active": False}).status_code == 200
+
+    assert zhaojue not in skus(client) and zhaojue not in skus(client, "&q=测试")
+    assert zhaojue not in skus(client, "&donor=440604") and len(skus(client)) == len(made) - 1
+    assert client.get(f"/api/v1/products/{zhaojue}").status_code == 404
+    assert client.get(f"/api/v1/products/{zhaojue}", headers=login("consumer")).status_code == 404
+    coop = login("coop", supplier_id=supplier_id)  # its admins and co-op still see it, to take it off sale
+    assert client.get(f"/api/v1/products/{zhaojue}", headers=admin).status_code == 200
+    for headers in (coop, admin):
+        listed = client.get(f"/api/v1/products?supplier_id={supplier_id}", headers=headers).json["items"]
+        assert [item["sku"] for item in listed] == [zhaojue]

@@ -11,6 +11,7 @@ from catalog.models import Stock
 from orders.models import Allocation, Order, OrderTransition, Payment
 from shop import idempotency
 from shop.db import db, utcnow
+from suppliers.models import Supplier
 from tests.orders.checkout.conftest import ADDRESS, confirm, delivery_body, last_user, pickup_body
 
 
@@ -152,6 +153,24 @@ def test_unknown_or_inactive_products_are_refused(client, login, world):
     assert response.status_code == 422
     assert response.json["error"]["code"] == "product_unavailable"
     assert set(response.json["error"]["details"]["lines"]) == {"1", "2"}
+
+
+def test_an_inactive_suppliers_products_are_not_sold_but_its_pending_orders_are_paid(client, login, world):
+    headers = login("consumer")
+    pending = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
+    db.session.get(Supplier, world["a"].supplier_id).active = False
+    db.session.commit()
+
+    delivery = client.post("/api/v1/orders", json=delivery_body((world["b"].sku, 1), (world["a"].sku, 1)),
+                           headers=headers)
+    pickup = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)), headers=headers)
+
+    for refused in (delivery, pickup):
+        assert (refused.status_code, refused.json["error"]["code"]) == (422, "product_unavailable")
+    assert delivery.json["error"]["details"]["lines"] == {
+        "1": {"sku": ["Its supplier is inactive: the product is not on sale."]}}
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+    assert confirm(pending.json["id"], amount_fen=pending.json["total_fen"]) == "paid"
 
 
 def test_delivery_only_to_donor_districts(client, login, world):

@@ -7,8 +7,9 @@ from catalog import inventory
 from catalog.models import Location
 from orders.models import Allocation, Order, OrderTransition, OutboxEvent, SaleConflict
 from shop.db import db, utcnow
+from suppliers.models import Supplier
 from tests.catalog.factories import LocationFactory, make_lot
-from tests.orders.counter.conftest import clerk, sale_body
+from tests.orders.counter.conftest import clerk, paid_pickup_order, sale_body
 from tests.orders.factories import ShiftFactory, StoreFactory
 
 
@@ -262,3 +263,21 @@ def test_another_stores_clerk_never_gets_a_replay(client, counter, staff):
                            headers={**clerk(StoreFactory()), "Idempotency-Key": "till-1-0002"})
 
     assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "store_not_found")
+
+
+def test_an_inactive_suppliers_products_are_not_sold_but_paid_pickups_are_handed_over(client, counter, staff):
+    order = paid_pickup_order(counter.store, counter.rice, pickup_code="246810")
+    db.session.get(Supplier, counter.rice.supplier_id).active = False
+    db.session.commit()
+    url = f"/api/v1/stores/{counter.store.id}/counter-sales"
+
+    by_sku = client.post(url, json=sale_body(counter), headers=staff)
+    by_trace = client.post(url, json=sale_body(counter, lines=[{"trace_code": counter.old_lot.trace_code,
+                                                                "quantity": 1}]), headers=staff)
+    other = client.post(url, json=sale_body(counter, lines=[{"sku": counter.tea.sku, "quantity": 1}]), headers=staff)
+    handed = client.post(f"/api/v1/stores/{counter.store.id}/pickups", json={"pickup_code": "246810"}, headers=staff)
+
+    for refused in (by_sku, by_trace):
+        assert (refused.status_code, refused.json["error"]["code"]) == (422, "unknown_item")
+    assert other.status_code == 201  # another supplier's product still sells
+    assert (handed.status_code, handed.json["id"], handed.json["status"]) == (200, order.id, "fulfilled")

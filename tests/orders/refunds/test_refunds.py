@@ -11,6 +11,7 @@ from catalog.models import Stock
 from orders.models import Allocation, Order, OrderLine, OrderTransition, OutboxEvent, Refund, RefundLine
 from orders.refunds import service
 from shop.db import db, utcnow
+from suppliers.models import Supplier
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order, user_with_token
@@ -54,6 +55,20 @@ def _refund(client, headers, order, quantity, *, resellable=False, line=None, re
     return client.post(f"/api/v1/orders/{order.id}/refunds", headers=headers,
                        json={"lines": [{"line_id": line_id, "quantity": quantity, "resellable": resellable}],
                              "reason": reason})
+
+
+def test_a_sale_of_a_supplier_deactivated_since_is_still_refunded(client, world):
+    order = _counter_sale(world, quantity=2)
+    _, admin = user_with_token("admin")
+    db.session.get(Supplier, world["product"].supplier_id).active = False
+    db.session.commit()
+
+    refund = _refund(client, admin, order, 2, resellable=True)
+
+    assert refund.status_code == 201, refund.json
+    assert refund.json["amount_fen"] == 4000
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).status == "refunded"
 
 
 def test_partial_then_full_refund_takes_units_off_allocations_in_reverse_order(client, world):

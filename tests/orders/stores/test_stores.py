@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from orders.models import Store, StoreAccountChange
+from shop.auth.models import User
 from shop.db import db
 from tests.catalog.factories import LocationFactory
 from tests.orders.factories import StoreFactory
@@ -139,3 +140,15 @@ def test_a_clerk_account_needs_an_existing_store(client, login):
 
     assert missing.status_code == 422 and "store_id" in missing.json["error"]["details"]
     assert created.status_code == 201
+
+
+def test_an_inactive_store_takes_no_new_clerks(client, login):
+    store = StoreFactory(active=False)
+    db.session.commit()
+    body = {"username": "clerk2", "password": "long enough pw", "role": "store_staff", "store_id": store.id}
+
+    response = client.post("/api/v1/users", json=body, headers=login("admin"))
+
+    assert response.status_code == 409 and response.json["error"]["code"] == "store_inactive"
+    assert response.json["error"]["details"] == {"store_id": ["The store is inactive: it takes no new staff."]}
+    assert db.session.scalar(select(User).where(User.username == "clerk2")) is None

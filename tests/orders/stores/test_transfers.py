@@ -232,3 +232,16 @@ def test_one_transfer_sends_several_products(client, login, store, stocked_wareh
     assert [(line["product_id"], line["sent"]) for line in response.json["lines"]] == [
         (product.id, 2), (second_product.id, 4)]
     assert response.json["lines"][1]["lot_id"] == lot.id
+
+
+def test_an_inactive_store_is_sent_nothing(client, login, stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    closed = StoreFactory(active=False)
+    db.session.commit()
+
+    response = _send(client, login("admin"), warehouse, closed, product, 2)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "store_inactive")
+    assert "to_location" in response.json["error"]["details"]
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 13
+    assert db.session.scalar(select(func.count()).select_from(StockTransfer)) == 0
