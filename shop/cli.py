@@ -39,19 +39,30 @@ def seed_demo_users() -> list[str]:
     return lines
 
 
+def _load_reference() -> None:
+    """Load the shipped reference data and print what changed; an overlapping shipped pairing is one line on
+    stderr (exit 1), nothing written."""
+    try:
+        report = load_reference_data()
+    except AppError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"reference data: {report.summary()}")
+    for change in report.changes:
+        click.echo(f"  {change}")
+
+
 @click.command("load-reference")
 def load_reference_command():
-    """Load the shipped regions and pairings (idempotent)."""
-    regions, pairings = load_reference_data()
+    """Load the shipped regions and pairings, applying their names and end dates to existing rows (idempotent)."""
+    _load_reference()
     db.session.commit()
-    click.echo(f"reference data: {regions} regions and {pairings} pairings added")
 
 
 @click.command("seed-demo")
 def seed_demo_command():
     """Load reference data and every domain's demo world (idempotent)."""
-    regions, pairings = load_reference_data()
-    click.echo(f"reference data: {regions} regions and {pairings} pairings added")
+    _load_reference()
     for line in seed_demo_users():
         click.echo(line)
     for name, seeder in current_app.extensions.get("demo_seeders", []):

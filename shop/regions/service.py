@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -28,39 +29,106 @@ def _side_of(row: dict, rows_by_code: dict[str, dict]) -> str | None:
     return None
 
 
-def load_reference_data() -> tuple[int, int]:
-    """Insert the shipped regions and pairings that are missing; return how many were added."""
+@dataclass
+class ReferenceLoad:
+    """What loading the shipped reference data did: counts, and a line per region renamed or pairing end date
+    applied."""
+
+    regions_added: int = 0
+    pairings_added: int = 0
+    changes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: what was added and how many existing rows changed."""
+        return (f"{self.regions_added} regions and {self.pairings_added} pairings added, "
+                f"{len(self.changes)} existing rows changed")
+
+
+def _shipped_pairings() -> list[tuple[int, dict]]:
+    """The shipped pairings file's rows with their line numbers, dates parsed."""
+    with open(DATA_DIR / "pairings.csv", encoding="utf-8") as handle:
+        return [(line, {**row, "valid_from": date.fromisoformat(row["valid_from"]),
+                        "valid_until": date.fromisoformat(row["valid_until"]) if row["valid_until"] else None})
+                for line, row in enumerate(csv.DictReader(handle), start=2)]
+
+
+def _load_regions(report: ReferenceLoad) -> None:
+    """Add the shipped regions that are missing and give existing ones their shipped names."""
     with open(DATA_DIR / "regions.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     by_code = {row["code"]: row for row in rows}
-    existing = set(db.session.scalars(select(Region.code)))
-    added_regions = 0
+    existing = {region.code: region for region in db.session.scalars(select(Region))}
     for row in rows:  # the file lists parents before children
-        if row["code"] in existing:
-            continue
-        db.session.add(Region(code=row["code"], name=row["name"], level=row["level"],
-                              parent_code=row["parent_code"] or None, side=_side_of(row, by_code),
-                              note=row["note"] or None))
-        added_regions += 1
+        region = existing.get(row["code"])
+        if region is None:
+            db.session.add(Region(code=row["code"], name=row["name"], level=row["level"],
+                                  parent_code=row["parent_code"] or None, side=_side_of(row, by_code),
+                                  note=row["note"] or None))
+            report.regions_added += 1
+        elif region.name != row["name"]:
+            report.changes.append(f"region {region.code} renamed: {region.name} -> {row['name']}")
+            region.name = row["name"]
     db.session.flush()
 
-    known = set(db.session.execute(select(Pairing.donor_code, Pairing.recipient_code, Pairing.valid_from)))
-    added_pairings = 0
-    with open(DATA_DIR / "pairings.csv", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            valid_from = date.fromisoformat(row["valid_from"])
-            if (row["donor_code"], row["recipient_code"], valid_from) in known:
-                continue
-            db.session.add(Pairing(
-                donor_code=row["donor_code"], recipient_code=row["recipient_code"], program=row["program"],
-                valid_from=valid_from,
-                valid_until=date.fromisoformat(row["valid_until"]) if row["valid_until"] else None,
-                source=row["source"] or None))
-            added_pairings += 1
-    db.session.flush()
-    if added_regions or added_pairings:
+
+def _shipped_overlap(line: int, row: dict, other: int) -> Conflict:
+    """The error of a shipped pairing (on `line` of the file) that would overlap pairing `other`."""
+    until = row["valid_until"] or "open"
+    return Conflict(f"pairings.csv line {line}: {row['donor_code']} -> {row['recipient_code']} ({row['program']}, "
+                    f"{row['valid_from']} to {until}) would overlap pairing {other}; nothing was loaded",
+                    code=ShopCode.PAIRING_OVERLAPS, details={"line": line, "pairing_id": other})
+
+
+def _load_pairings(report: ReferenceLoad) -> None:
+    """Give existing pairings the shipped end dates (an end the file does not give is left as it is), then add the
+    shipped pairings that are missing; a shipped period that would overlap another pairing of the same regions and
+    programme is refused (`_overlapping`, the rule of `create_pairing`)."""
+    lock_on_sqlite("UPDATE regions SET code = code WHERE code = (SELECT MIN(code) FROM regions)")  # as create_pairing
+    existing = {(p.donor_code, p.recipient_code, p.valid_from): p for p in db.session.scalars(select(Pairing))}
+    shipped = _shipped_pairings()
+    for line, row in shipped:
+        pairing = existing.get((row["donor_code"], row["recipient_code"], row["valid_from"]))
+        if pairing is None or row["valid_until"] is None or row["valid_until"] == pairing.valid_until:
+            continue
+        other = _overlapping(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
+                             program=pairing.program, valid_from=pairing.valid_from, valid_until=row["valid_until"],
+                             excluding=pairing.id)
+        if other is not None:
+            raise _shipped_overlap(line, row, other)
+        report.changes.append(f"pairing {pairing.id} {pairing.donor_code} -> {pairing.recipient_code} from "
+                              f"{pairing.valid_from}: ends {row['valid_until']} (was {pairing.valid_until or 'open'})")
+        pairing.valid_until = row["valid_until"]
+        db.session.flush()
+    for line, row in shipped:
+        if (row["donor_code"], row["recipient_code"], row["valid_from"]) in existing:
+            continue
+        other = _overlapping(donor_code=row["donor_code"], recipient_code=row["recipient_code"],
+                             program=row["program"], valid_from=row["valid_from"], valid_until=row["valid_until"])
+        if other is not None:
+            raise _shipped_overlap(line, row, other)
+        db.session.add(Pairing(donor_code=row["donor_code"], recipient_code=row["recipient_code"],
+                               program=row["program"], valid_from=row["valid_from"], valid_until=row["valid_until"],
+                               source=row["source"] or None))
+        db.session.flush()
+        report.pairings_added += 1
+
+
+def load_reference_data() -> ReferenceLoad:
+    """Bring the database to the shipped regions and pairings: add the missing ones, apply the shipped region names
+    and pairing end dates to existing rows. A shipped pairing that would overlap another is a `pairing_overlaps`
+    conflict (the caller rolls back: nothing is written)."""
+    report = ReferenceLoad()
+    _load_regions(report)
+    try:
+        _load_pairings(report)
+    except IntegrityError as error:  # PostgreSQL's exclusion constraint: a pairing added meanwhile
+        if not violates(error, OVERLAP_CONSTRAINT):
+            raise
+        raise Conflict("A shipped pairing would overlap a pairing added meanwhile; nothing was loaded",
+                       code=ShopCode.PAIRING_OVERLAPS) from None
+    if report.regions_added or report.pairings_added or report.changes:
         invalidate_after_commit(CACHE_NAMESPACE)
-    return added_regions, added_pairings
+    return report
 
 
 def get_region(code: str) -> Region:
@@ -168,10 +236,8 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
     if errors:
         raise ValidationError("The pairing is not valid.", details=errors)
     lock_on_sqlite("UPDATE regions SET code = code WHERE code = :code", code=donor_code)
-    overlapping = db.session.scalar(select(Pairing.id).where(
-        Pairing.donor_code == donor_code, Pairing.recipient_code == recipient_code, Pairing.program == program,
-        or_(Pairing.valid_until.is_(None), Pairing.valid_until >= valid_from),
-        *([Pairing.valid_from <= valid_until] if valid_until else [])))
+    overlapping = _overlapping(donor_code=donor_code, recipient_code=recipient_code, program=program,
+                               valid_from=valid_from, valid_until=valid_until)
     if overlapping is not None:
         raise _overlap(overlapping)
     pairing = Pairing(donor_code=donor_code, recipient_code=recipient_code, program=program,
@@ -186,6 +252,17 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
         raise _overlap(None) from None
     invalidate_after_commit(CACHE_NAMESPACE)
     return pairing
+
+
+def _overlapping(*, donor_code: str, recipient_code: str, program: str, valid_from: date, valid_until: date | None,
+                 excluding: int | None = None) -> int | None:
+    """The id of a pairing of the same regions and programme whose period overlaps this one (both ends inclusive,
+    None: open), other than `excluding`; or None."""
+    return db.session.scalar(select(Pairing.id).where(
+        Pairing.donor_code == donor_code, Pairing.recipient_code == recipient_code, Pairing.program == program,
+        or_(Pairing.valid_until.is_(None), Pairing.valid_until >= valid_from),
+        *([Pairing.valid_from <= valid_until] if valid_until else []),
+        *([Pairing.id != excluding] if excluding is not None else [])).limit(1))
 
 
 def _overlap(pairing_id: int | None) -> Conflict:

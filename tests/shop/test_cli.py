@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 from sqlalchemy import func, select
 
 from shop.auth.models import User
 from shop.crypto import parse_hash_key, parse_keys
 from shop.db import db
+from shop.regions import service as regions_service
 from tests.factories import UserFactory
 from tests.shop.test_auth import sign_in
 from tests.shop.test_errors import assert_error
@@ -123,3 +125,64 @@ def test_check_worker_says_in_one_line_that_no_worker_answered(redis_app):
 def test_check_worker_reports_the_answer(runner):
     result = runner.invoke(args=["check-worker"])
     assert result.exit_code == 0 and "worker answered: {'ok': True, 'regions': 78}" in result.output
+
+
+LEIBO = "440606,顺德区,513437,雷波县,east-west cooperation,2016-01-01,"
+
+
+def _ship_edited_reference(monkeypatch, tmp_path, *, successor_from: str) -> None:
+    """The shipped reference data as a release would edit it: 顺德→雷波 ends on 2021-02-28 and a successor starts on
+    `successor_from`; 雷波县 gets a new name."""
+    data = tmp_path / "reference"
+    shutil.copytree(regions_service.DATA_DIR, data)
+    pairings = (data / "pairings.csv").read_text(encoding="utf-8")
+    assert LEIBO in pairings
+    successor = f"440606,顺德区,513437,雷波县,east-west cooperation,{successor_from},,第二轮协作协议"
+    (data / "pairings.csv").write_text(pairings.replace(LEIBO, LEIBO + "2021-02-28") + successor + "\n",
+                                       encoding="utf-8")
+    regions = (data / "regions.csv").read_text(encoding="utf-8")
+    (data / "regions.csv").write_text(regions.replace("513437,雷波县,", "513437,雷波县（新）,"), encoding="utf-8")
+    monkeypatch.setattr(regions_service, "DATA_DIR", data)
+
+
+def _leibo_periods(client) -> list[tuple]:
+    """The 顺德→雷波 pairings' periods, oldest first."""
+    items = client.get("/api/v1/pairings?donor=440606&recipient=513437").json["items"]
+    return [(item["valid_from"], item["valid_until"]) for item in items]
+
+
+def test_load_reference_applies_shipped_end_dates_and_names_and_reports_them(runner, client, monkeypatch, tmp_path):
+    _ship_edited_reference(monkeypatch, tmp_path, successor_from="2021-03-01")
+
+    result = runner.invoke(args=["load-reference"])
+
+    assert result.exit_code == 0, result.output
+    assert "0 regions and 1 pairings added, 2 existing rows changed" in result.output
+    assert "ends 2021-02-28 (was open)" in result.output and "雷波县 -> 雷波县（新）" in result.output
+    assert _leibo_periods(client) == [("2016-01-01", "2021-02-28"), ("2021-03-01", None)]
+    assert client.get("/api/v1/regions/513437").json["name"] == "雷波县（新）"
+    again = runner.invoke(args=["load-reference"])
+    assert again.exit_code == 0 and "0 regions and 0 pairings added, 0 existing rows changed" in again.output
+
+
+def test_load_reference_refuses_an_overlapping_shipped_pairing_and_writes_nothing(runner, client, monkeypatch,
+                                                                                    tmp_path):
+    _ship_edited_reference(monkeypatch, tmp_path, successor_from="2021-01-01")
+
+    result = runner.invoke(args=["load-reference"])
+
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and "would overlap pairing" in result.output
+    assert "Traceback" not in result.output
+    assert _leibo_periods(client) == [("2016-01-01", None)]
+    assert client.get("/api/v1/regions/513437").json["name"] == "雷波县"
+
+
+def test_load_reference_on_postgres_refuses_an_overlap_in_one_line(pg_app, monkeypatch, tmp_path):
+    _ship_edited_reference(monkeypatch, tmp_path, successor_from="2020-06-01")
+
+    result = pg_app.test_cli_runner().invoke(args=["load-reference"])
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a ClickException, no traceback
+    assert result.output.strip().count("\n") == 0 and "would overlap pairing" in result.output
+    assert _leibo_periods(pg_app.test_client()) == [("2016-01-01", None)]
