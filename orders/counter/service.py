@@ -33,6 +33,7 @@ from shop.db import among, db, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.fields import LARGEST_NOTE_FEN
 from shop.pagination import paginate
+from suppliers.models import Supplier
 
 CLOCK_SKEW = timedelta(minutes=2)
 OFFLINE_MAX_AGE = timedelta(hours=72)
@@ -129,16 +130,17 @@ def _value_at(product: Product, field: str, moment: datetime) -> int | None:
 
 
 def _held_products(lines: list[dict]) -> tuple[dict[str, Lot], dict[str | int, Product]]:
-    """The lots the lines scan, by trace code, and the products on sale they name, by SKU and by id, each read in one
-    statement; the products are held (FOR SHARE) until the sale commits, so every line is charged the prices of one
-    instant: a price change waits for the sale, or the sale for it."""
+    """The lots the lines scan, by trace code, and the products on sale they name (active, of an active supplier), by
+    SKU and by id, each read in one statement; the products are held (FOR SHARE) until the sale commits, so every line
+    is charged the prices of one instant: a price change waits for the sale, or the sale for it."""
     codes = [line["trace_code"] for line in lines if "trace_code" in line]
     lots = {lot.trace_code: lot for lot in db.session.scalars(select(Lot).where(among(Lot.trace_code, codes)))
             } if codes else {}
     skus = [line["sku"] for line in lines if "sku" in line]
     named = or_(among(Product.sku, skus), among(Product.id, [lot.product_id for lot in lots.values()]))
-    products = db.session.scalars(select(Product).where(Product.status == "active", named)
-                                  .order_by(Product.id).with_for_update(read=True)).all()
+    on_sale = select(Product).join(Supplier, Supplier.id == Product.supplier_id).where(
+        Product.status == "active", Supplier.active.is_(True), named)  # an inactive supplier's products sell nowhere
+    products = db.session.scalars(on_sale.order_by(Product.id).with_for_update(read=True, of=Product)).all()
     return lots, {key: product for product in products for key in (product.sku, product.id)}
 
 
