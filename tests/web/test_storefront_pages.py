@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from catalog.models import Product
+from catalog.models import Location, Product
+from catalog.service import ProductChanges, update_product
+from orders.checkout.service import expire_reservations
 from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
 from orders.models import Order, Store
 from shop.auth.service import find_user
 from shop.db import db
+from tests.catalog.factories import make_lot
 from web.filters import yuan
+from web.storefront.reads import lots_on_sale
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 FORM_KEY = re.compile(r'name="form_key" value="([0-9a-f]+)"')
+DIGEST = re.compile(r'name="digest" value="([0-9a-f]+)"')
 CONSUMER = "13800000000"
 KQM = "ZJ-KQM-1KG"
 
@@ -51,9 +57,10 @@ def _add(client, sku: str, quantity: str):
 
 
 def _checkout_form(client) -> dict:
-    """The fields a rendered checkout form carries (CSRF token and its own form key)."""
+    """The fields a rendered checkout form carries (CSRF token, its own form key, the digest of what it shows)."""
     html = client.get("/checkout").get_data(as_text=True)
-    return {"csrf_token": CSRF_FIELD.search(html).group(1), "form_key": FORM_KEY.search(html).group(1)}
+    return {"csrf_token": CSRF_FIELD.search(html).group(1), "form_key": FORM_KEY.search(html).group(1),
+            "digest": DIGEST.search(html).group(1)}
 
 
 def _store_id(site, name: str) -> int:
@@ -110,7 +117,7 @@ def test_a_forged_page_link_is_a_message_in_chinese(site, shopper):
 
 
 def test_a_forged_huge_quantity_is_a_clear_message_never_a_500(site, shopper):
-    for quantity in ("1" + "0" * 30, "-5", "2.5", "１２", "1000001"):
+    for quantity in ("1" + "0" * 30, "-5", "2.5", "１.５", "1000001"):
         response = _add(shopper, KQM, quantity)
         assert response.status_code == 422, quantity
         assert "数量必须是 1 到 1000000 之间的整数" in response.get_data(as_text=True)
@@ -202,11 +209,12 @@ def test_another_consumers_order_does_not_exist_for_them(site, shopper, stranger
     for response in (stranger.get(f"/orders/{order_id}"), stranger.get(f"/orders/{order_id}/pay"),
                      stranger.get(f"/orders/{order_id}/pickup-qr.svg"),
                      stranger.post(f"/orders/{order_id}/pay", data={"outcome": "failed", "csrf_token": token}),
-                     stranger.post(f"/orders/{order_id}/cancel", data={"csrf_token": token})):
+                     stranger.post(f"/orders/{order_id}/cancel", data={"csrf_token": token}),
+                     stranger.post(f"/orders/{order_id}/to-cart", data={"csrf_token": token})):
         html = response.get_data(as_text=True)
         assert response.status_code == 404 and ("订单不存在" in html or "没有可显示的取货码" in html)
     tried = {f"/orders/{order_id}", f"/orders/{order_id}/pay", f"/orders/{order_id}/pickup-qr.svg",
-             f"/orders/{order_id}/cancel"}
+             f"/orders/{order_id}/cancel", f"/orders/{order_id}/to-cart"}
     assert {path.replace(str(order_id), "<order_id>") for path in tried} == {  # every page naming an order
         rule.rule.replace("<int:order_id>", "<order_id>") for rule in site.app.url_map.iter_rules()
         if rule.endpoint.startswith("storefront.") and "order_id" in rule.arguments}
@@ -298,3 +306,96 @@ def test_a_product_description_keeps_its_line_breaks_in_the_browser(site, phone)
     description = page.locator(".description")
     assert description.inner_text() == "产地：雷波县\n规格：礼盒装\n\n储存：阴凉干燥处"
     assert description.bounding_box()["height"] > 3 * 20  # four lines as typed, not one run-on line
+
+
+def _admin_changes(site, sku: str, **changes) -> None:
+    """An admin's edit of a product, through the catalog service the admin API calls."""
+    with site.app.app_context():
+        update_product(actor=find_user(username="admin"), sku=sku, changes=ProductChanges(**changes))
+        db.session.commit()
+        db.session.remove()
+
+
+def test_a_checkout_form_places_only_the_lines_and_prices_it_showed(site, shopper):
+    _add(shopper, "YY-APL-5KG", "1")
+    store_id = _store_id(site, "大凉山体验店（顺德）")
+    before = _orders_of(site, CONSUMER)
+    stale = {**_checkout_form(shopper), "channel": "pickup", "store_id": store_id}
+    _add(shopper, "MG-SY-1KG", "3")  # another tab adds to the cart meanwhile
+    response = shopper.post("/checkout", data=stale)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409 and "购物车或价格已变化，请确认后再提交" in html
+    assert _orders_of(site, CONSUMER) == before
+    with site.app.app_context():
+        price = db.session.scalar(select(Product.price_fen).where(Product.sku == "YY-APL-5KG"))
+        db.session.remove()
+    shown = {**_checkout_form(shopper), "channel": "pickup", "store_id": store_id}
+    _admin_changes(site, "YY-APL-5KG", price_fen=price + 4000)  # an admin reprices meanwhile
+    try:
+        response = shopper.post("/checkout", data=shown)
+        assert response.status_code == 409 and "购物车或价格已变化" in response.get_data(as_text=True)
+        assert _orders_of(site, CONSUMER) == before
+        again = shopper.post("/checkout", data={**_checkout_form(shopper), "channel": "pickup", "store_id": store_id})
+        assert again.status_code == 302 and _orders_of(site, CONSUMER) == before + 1
+    finally:
+        _admin_changes(site, "YY-APL-5KG", price_fen=price)
+
+
+def test_an_expired_order_says_nothing_was_charged_and_its_lines_go_back_to_the_cart(site, shopper):
+    _add(shopper, "XD-KQC-300G", "2")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（顺德）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    token = _token(shopper, f"/orders/{order_id}/pay")
+    with site.app.app_context():  # the reservation runs out before the shopper pays
+        expire_reservations(now=datetime.now(UTC) + timedelta(days=1))
+        db.session.commit()
+        db.session.remove()
+    paid = shopper.post(f"/orders/{order_id}/pay", data={"outcome": "succeeded", "csrf_token": token},
+                        follow_redirects=True)
+    html = paid.get_data(as_text=True)
+    assert "订单已超时未支付，库存已释放，未扣款" in html and "放回购物车" in html
+    back = shopper.post(f"/orders/{order_id}/to-cart", data={"csrf_token": token}, follow_redirects=True)
+    cart = back.get_data(as_text=True)
+    assert "已放回购物车" in cart and 'href="/p/XD-KQC-300G"' in cart and 'value="2"' in cart
+    set_empty = shopper.post("/cart/XD-KQC-300G", data={"remove": "1", "csrf_token": token})
+    assert set_empty.status_code == 302
+
+
+def test_a_cancelled_order_says_what_happened_and_what_to_do(site, shopper):
+    _add(shopper, "XD-KQC-300G", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（顺德）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    shopper.post(f"/orders/{order_id}/cancel", data={"csrf_token": _token(shopper, f"/orders/{order_id}")})
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert "订单已取消，库存已释放，未扣款" in html and "放回购物车" in html
+
+
+def test_an_archived_product_in_the_cart_shows_its_name_and_full_width_digits_are_a_quantity(site, shopper):
+    assert _add(shopper, "YX-GJ-200G", "２").status_code == 302
+    with site.app.app_context():
+        name = db.session.scalar(select(Product.name).where(Product.sku == "YX-GJ-200G"))
+        db.session.remove()
+    assert 'value="2"' in shopper.get("/cart").get_data(as_text=True)
+    _admin_changes(site, "YX-GJ-200G", status="archived")
+    try:
+        cart, checkout = (shopper.get(path).get_data(as_text=True) for path in ("/cart", "/checkout"))
+        assert f"<span>{name}</span> <span class=\"warn\">已下架，请删除</span>" in cart
+        assert re.search(rf"<td>{name}\s*<br><strong class=\"error\">已下架", checkout)
+    finally:
+        _admin_changes(site, "YX-GJ-200G", status="active")
+        shopper.post("/cart/YX-GJ-200G", data={"remove": "1", "csrf_token": _token(shopper, "/cart")})
+
+
+def test_a_product_with_many_lots_lists_the_first_twenty_on_sale_and_counts_the_rest(site):
+    with site.app.app_context():
+        product = db.session.scalar(select(Product).where(Product.sku == "ML-ST-500G"))
+        warehouse = db.session.scalar(select(Location).where(Location.kind == "warehouse"))
+        for day in range(25):
+            make_lot(product, warehouse, quantity=5, harvested_on=date(2026, 1, 1) + timedelta(days=day))
+        db.session.commit()
+        count = len(lots_on_sale(sku="ML-ST-500G", limit=1000)[0])
+        first = lots_on_sale(sku="ML-ST-500G", limit=1)[0][0]
+        db.session.remove()
+    html = site.app.test_client().get("/p/ML-ST-500G").get_data(as_text=True)
+    assert html.count("溯源码 ") == 20 and f"共 {count} 个在售批次" in html
+    assert html.index("溯源码 ") == html.index(f"溯源码 {first.trace_code}")  # the lot sold first, first

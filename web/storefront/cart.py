@@ -17,8 +17,9 @@ class CartError(ValueError):
 
 
 def parse_quantity(text: str, *, allow_zero: bool = False) -> int:
-    """A quantity typed into a form: whole units from 1 (0 to remove a line) up to the API's bound."""
-    value, lowest = text.strip(), 0 if allow_zero else 1
+    """A quantity typed into a form: whole units from 1 (0 to remove a line) up to the API's bound (full-width and
+    other scripts' digits read as the API reads them)."""
+    value, lowest = normalise_identifier(text[:32], case=None), 0 if allow_zero else 1
     whole = value.isascii() and value.isdigit() and len(value) <= MAX_QUANTITY_DIGITS
     if whole and lowest <= int(value) <= MAX_QUANTITY:
         return int(value)

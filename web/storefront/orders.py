@@ -1,6 +1,9 @@
 """The consumer's checkout, payment (the sandbox page, or Stripe Elements) and orders."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError as SchemaError
 
@@ -41,6 +44,9 @@ REFUSALS = {  # a domain error's code → the form field it concerns and what th
 }
 ORDER_NOT_FOUND = "订单不存在。"
 OUTCOMES = ("succeeded", "failed")
+EXPIRED = "订单已超时未支付，库存已释放，未扣款。可以把商品放回购物车后重新下单。"
+ENDED = ("expired", "cancelled")  # orders whose lines may be put back in the cart
+CHANGED = "购物车或价格已变化，请确认后再提交。"
 
 
 def _form_errors(messages: dict) -> dict[str, str]:
@@ -69,14 +75,27 @@ def _on_sale(sku: str):
         return None
 
 
+def _shown_rows(lines: dict[str, int]) -> list[tuple]:
+    """The cart's lines as checkout shows them: SKU, the product on sale (or None) and the quantity."""
+    return [(sku, _on_sale(sku), quantity) for sku, quantity in lines.items()]
+
+
+def _digest(rows: list[tuple]) -> str:
+    """A digest of the lines, unit prices and total a checkout form showed (its order must be what was shown)."""
+    shown = [[sku, quantity, item.price_fen if item else None] for sku, item, quantity in rows]
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
+
+
 def _checkout_page(lines: dict[str, int], *, errors: dict | None = None, short: dict | None = None,
                    status: int = 200):
-    """The checkout form with a fresh form key, its lines and total, and any errors (short lines by SKU)."""
-    rows = [(sku, _on_sale(sku), quantity) for sku, quantity in lines.items()]
+    """The checkout form with a fresh form key, its lines and total (and their digest), and any errors (short lines
+    by SKU)."""
+    rows = _shown_rows(lines)
     choices = stores.list_stores(actor=web_user(), district_code=None, limit=MAX_STORES, cursor=None)["items"]
     return render_template(
         "storefront/checkout.html", rows=rows, total=sum(p.price_fen * n for _, p, n in rows if p),
-        stores=choices, districts=reads.donor_districts(on=catalog.today()), key=new_form_key(),
+        stores=choices, districts=reads.donor_districts(on=catalog.today()), key=new_form_key(), digest=_digest(rows),
+        names=reads.names_off_sale([sku for sku, item, _ in rows if item is None]),
         form=request.form if request.method == "POST" else {"channel": "pickup", "store_id": request.args.get("store")},
         errors=errors or {}, short=short or {}), status
 
@@ -94,11 +113,14 @@ def _refused(lines: dict[str, int], exc: AppError):
 @signed_in("consumer")
 def checkout_page():
     """Checkout: pickup at a chosen store or delivery to an address; one order per submitted form (a form sent
-    again leads to its order)."""
+    again leads to its order). The order is what the form showed: if the cart or a price changed since, the form is
+    shown again and nothing is placed."""
     lines, key = cart.lines(), request.form.get("form_key", "")[:64]
     submitted = request.method == "POST" and is_form_key(key)
     try:
         placed = placed_order(user=web_user(), key=key) if submitted else None
+        if placed is None and submitted and lines and request.form.get("digest") != _digest(_shown_rows(lines)):
+            return _checkout_page(lines, errors={"lines": CHANGED}, status=409)
         if placed is None and submitted and lines:
             placed = place_order_once(user=web_user(), key=key, order=_order_request(lines))
     except SchemaError as exc:
@@ -129,6 +151,8 @@ def pay(order_id: int):
         view = _own_order(order_id)
     except NotFound:
         return error_page(404, ORDER_NOT_FOUND)
+    if view.status == "expired":
+        flash(EXPIRED)
     if view.status != "pending_payment" or view.payment is None:
         return redirect(url_for(".order_page", order_id=order_id))
     config = current_app.config
@@ -190,6 +214,27 @@ def cancel(order_id: int):
         commit()
         flash("订单已取消。")
     return redirect(url_for(".order_page", order_id=order_id))
+
+
+@bp.post("/orders/<int:order_id>/to-cart")
+@signed_in("consumer")
+def put_back(order_id: int):
+    """Put an expired or cancelled order's lines back in the cart (those still on sale) to order them again."""
+    try:
+        view = _own_order(order_id)
+    except NotFound:
+        return error_page(404, ORDER_NOT_FOUND)
+    if view.status not in ENDED:
+        return redirect(url_for(".order_page", order_id=order_id))
+    missing = []
+    for line in view.lines:
+        try:
+            catalog.get_product(sku=line.sku)
+            cart.add(line.sku, line.quantity)
+        except (NotFound, cart.CartError):
+            missing.append(line.name)
+    flash("已放回购物车，请确认后重新下单。" + (f"未能放回：{'、'.join(missing)}。" if missing else ""))
+    return redirect(url_for(".show_cart"))
 
 
 @bp.get("/orders/<int:order_id>/pickup-qr.svg")

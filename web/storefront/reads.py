@@ -67,13 +67,22 @@ class LotOnSale:
     available: int
 
 
-def lots_on_sale(*, sku: str) -> list[LotOnSale]:
-    """The product's lots with available units (summed over locations), oldest harvest first."""
+def names_off_sale(skus: list[str]) -> dict[str, str]:
+    """SKU → name of the products among `skus` taken off sale (archived; a draft was never shown, so stays a SKU)."""
+    if not skus:
+        return {}
+    return dict(db.session.execute(select(Product.sku, Product.name).where(Product.sku.in_(skus),
+                                                                           Product.status == "archived")).all())
+
+
+def lots_on_sale(*, sku: str, limit: int) -> tuple[list[LotOnSale], int]:
+    """The first `limit` of the product's lots with available units (summed over locations), oldest harvest first
+    (the order stock is sold in), and how many such lots there are in all."""
     available = Stock.on_hand - Stock.reserved
     rows = db.session.execute(
-        select(Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village, func.sum(available))
+        select(Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village, func.sum(available), func.count().over())
         .join(Stock, Stock.lot_id == Lot.id).join(Product, Product.id == Lot.product_id)
         .where(Product.sku == sku, available > 0)
         .group_by(Lot.id, Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village)
-        .order_by(Lot.harvested_on, Lot.id))
-    return [LotOnSale(*row) for row in rows]
+        .order_by(Lot.harvested_on, Lot.id).limit(limit)).all()
+    return [LotOnSale(*row[:-1]) for row in rows], rows[0][-1] if rows else 0

@@ -13,6 +13,7 @@ from web.pages import error_page, page_blueprint, web_user
 from web.storefront import cart, reads
 
 PAGE_SIZE = 20
+LOTS_SHOWN = 20
 BROWSE_FIELDS = ("donor", "county", "q", "cursor")
 
 bp = page_blueprint("storefront", __name__)
@@ -59,8 +60,8 @@ def product(sku: str):
         return error_page(404, "没有这个商品，或它已下架。")
     where = reads.places()
     stock = [(where[s["location_id"]], s["available"]) for s in view["stock"] if s["location_id"] in where]
-    return render_template("storefront/product.html", p=view, stock=stock,
-                           lots=reads.lots_on_sale(sku=view["sku"]))
+    lots, lot_count = reads.lots_on_sale(sku=view["sku"], limit=LOTS_SHOWN)
+    return render_template("storefront/product.html", p=view, stock=stock, lots=lots, lot_count=lot_count)
 
 
 def _cart_page(error: str | None = None, status: int = 200):
@@ -73,7 +74,8 @@ def _cart_page(error: str | None = None, status: int = 200):
             item = None
         rows.append((sku, quantity, item))
         total += item.price_fen * quantity if item else 0
-    return render_template("storefront/cart.html", rows=rows, total=total, error=error,
+    names = reads.names_off_sale([sku for sku, _, item in rows if item is None])
+    return render_template("storefront/cart.html", rows=rows, total=total, error=error, names=names,
                            max_lines=cart.MAX_LINES, max_quantity=cart.MAX_QUANTITY), status
 
 
