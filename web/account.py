@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from shop.auth import service
 from shop.auth.api import auth_limit, login_limit, password_limit, register_limit
+from shop.auth.models import User
 from shop.auth.schemas import PasswordChange, RegisterRequest
 from shop.auth.throttle import TooManyAttempts
-from shop.db import commit
+from shop.db import commit, db
 from shop.errors import AppError, ShopCode, Unauthorized
 from shop.extensions import client_address
 from web.pages import page_blueprint, safe_next, sign_in_session, signed_in, web_user
@@ -61,11 +63,24 @@ def logout():
     return redirect(url_for("storefront.home"))
 
 
+def _registered_before(phone: str, password: str) -> User | None:
+    """The consumer this very form registered already (a double tap, a resent request): the phone is taken and the
+    password is theirs; None if the phone is someone else's (a wrong password counts as a failed sign-in)."""
+    db.session.rollback()
+    try:
+        user = service.check_credentials(username=phone, password=password, address=client_address())
+    except (Unauthorized, TooManyAttempts):
+        return None
+    commit()
+    return user if user.role == "consumer" else None
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @auth_limit
 @register_limit
 def register():
-    """Consumer registration by mobile number and password; signed in at once."""
+    """Consumer registration by mobile number and password; signed in at once. The same form sent twice (a double
+    tap) signs the new consumer in rather than failing on the taken phone number."""
     if request.method == "GET":
         return render_template("web/register.html")
     phone = _field("phone")
@@ -78,9 +93,13 @@ def register():
     except ValidationError as exc:
         problem = "手机号格式不正确。" if "phone" in exc.messages else "密码至少 8 位。"
         return render_template("web/register.html", phone=phone, error=problem), 422
-    except AppError as exc:
-        message = "该手机号已注册。" if exc.code == ShopCode.USERNAME_TAKEN else exc.message
-        return render_template("web/register.html", phone=phone, error=message), exc.status
+    except (AppError, IntegrityError) as exc:
+        if isinstance(exc, AppError) and exc.code != ShopCode.USERNAME_TAKEN:
+            raise
+        user = _registered_before(data["phone"], data["password"])
+        if user is None:
+            return render_template("web/register.html", phone=phone, taken=True,
+                                   error="该手机号已注册，请登录。"), 409
     sign_in_session(user)
     return redirect(url_for("storefront.home"))
 

@@ -28,3 +28,16 @@ def test_a_wrong_password_says_so_and_a_clerk_reaches_the_till(site, desktop):
     assert page.get_by_role("alert").inner_text() == "用户名或密码错误。"
     sign_in(page, site, "staff-shunde")
     page.wait_for_url(site.url + "/till")
+
+
+def test_a_double_tap_on_register_sends_the_form_once_and_signs_the_consumer_in(site, phone):
+    page = phone.new_page()
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    page.goto(site.url + "/register")
+    page.get_by_label("手机号").fill("13912345600")
+    page.get_by_label("密码（至少 8 位）").fill("long enough pw")
+    page.get_by_label("再次输入密码").fill("long enough pw")
+    page.get_by_role("button", name="注册并登录").dblclick()
+    page.wait_for_url(site.url + "/")
+    assert len(posts) == 1 and page.get_by_text("13912345600").is_visible()

@@ -175,3 +175,26 @@ def test_every_html_response_carries_the_security_headers_and_allows_only_its_ow
         for css in INLINE_STYLE.findall(response.get_data(as_text=True)):
             assert "'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode() + "'" in policy
     assert client.get("/api/v1/regions").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_registration_sent_twice_signs_the_new_consumer_in(app, client):
+    token = _csrf(client, "/register")
+    second_tap = app.test_client()
+    second_tap.set_cookie("shop_session", client.get_cookie("shop_session").value)
+    form = {"phone": "13912340000", "password": "long enough pw", "password_again": "long enough pw",
+            "csrf_token": token}
+    assert client.post("/register", data=form).status_code == 302
+    again = second_tap.post("/register", data=form)
+    assert again.status_code == 302 and again.location == "/"
+    assert second_tap.get("/orders").status_code == 200  # signed in, not sent to the sign-in page
+
+
+def test_registering_someone_elses_phone_says_to_sign_in(app, client):
+    assert _register(client, "13912340001").status_code == 302
+    other = app.test_client()
+    response = other.post("/register", data={"phone": "13912340001", "password": "another password",
+                                             "password_again": "another password",
+                                             "csrf_token": _csrf(other, "/register")})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409 and "该手机号已注册，请登录" in html and 'href="/login"' in html
+    assert other.get("/orders").status_code == 302

@@ -20,18 +20,6 @@
     button.addEventListener("click", function () { window.print(); });
   });
 
-  /* A form that changes money or stock (a refund, the cash-up, a hand-over) is sent once per click. */
-  var onceForms = document.querySelectorAll("form[data-submit-once]");
-  function submitButtons(form, disabled) {
-    form.querySelectorAll("button[type=submit]").forEach(function (button) { button.disabled = disabled; });
-  }
-  onceForms.forEach(function (form) {
-    form.addEventListener("submit", function () { submitButtons(form, true); });
-  });
-  window.addEventListener("pageshow", function () {
-    onceForms.forEach(function (form) { submitButtons(form, false); });
-  });
-
   var root = document.getElementById("till-root");
   if (!root) { return; }
 
