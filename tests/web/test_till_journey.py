@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from catalog import inventory
-from catalog.service import get_product
+from catalog.service import ProductChanges, get_product, update_product
 from orders.checkout import service as checkout
 from orders.counter import service as counter
 from orders.ledger.verify import verify_ledger
@@ -21,7 +21,7 @@ from orders.models import Order, SaleConflict, Shift, Store
 from orders.payments import service as payments
 from orders.stores import service as stores
 from shop.auth.security import issue_token
-from shop.auth.service import find_user
+from shop.auth.service import create_user, find_user, update_user
 from shop.db import db
 from shop.idempotency import IdempotencyKey
 from tests.web.conftest import PHONE, screenshot, sign_in
@@ -361,7 +361,7 @@ def test_another_stores_clerk_cannot_see_this_stores_shift_receipt_or_refund(sit
         expect(page.locator("main")).not_to_contain_text("顺德")
 
 
-def test_a_sale_made_after_the_session_ended_waits_and_is_sent_once_the_clerk_signs_in_again(site, desktop):
+def test_a_sale_made_after_the_session_ended_is_not_sent_nor_queued_until_the_clerk_signs_in_again(site, desktop):
     with site.app.app_context():
         shift_id = _ensure_open_shift().id
         store_id = _store().id
@@ -370,22 +370,87 @@ def test_a_sale_made_after_the_session_ended_waits_and_is_sent_once_the_clerk_si
     page = desktop.new_page()
     sign_in(page, site, CLERK)
     page.wait_for_url(site.url + "/till")
-    expect(page.get_by_role("link", name="登录已过期，请重新登录以发送")).to_be_hidden()
+    stale = page.get_by_role("link", name="登录已过期，请重新登录以发送")
+    expect(stale).to_be_hidden()
     desktop.clear_cookies()  # the page session ends (signed out elsewhere, or expired)
     _sell_by_typing(page, item.sku, card=True)
-    expect(page.locator("#till-queue")).to_have_text("1 笔待发送")
-    expect(page.get_by_role("link", name="登录已过期，请重新登录以发送")).to_be_visible()
-    queued = _queue(page, store_id)
-    assert json.loads(queued[0]["payload"])["client_created_at"]  # never sent: it waits as an offline sale
+    expect(page.locator("#pay-error")).to_have_text("登录已失效，销售未发送，请重新登录。")
+    expect(stale).to_be_visible()
+    expect(page.locator("#till-queue")).to_have_text("0 笔待发送")
+    assert _queue(page, store_id) == [] and page.locator("#last-sale").inner_text() == ""
+    page.get_by_role("button", name="完成收款").click()  # no sale is taken while signed out
+    expect(page.locator("#pay-error")).to_have_text("登录已失效，销售未发送，请重新登录。")
+    assert _queue(page, store_id) == []
 
+    other_tab = desktop.new_page()  # the clerk signs in again in another tab: this one's stale link goes
+    sign_in(other_tab, site, CLERK)
+    other_tab.wait_for_url(site.url + "/till")
+    expect(stale).to_be_hidden(timeout=WAIT_MS)
+    page.get_by_role("button", name="完成收款").click()  # the cart was kept: the sale goes now
+    expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
+    with site.app.app_context():
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
+
+
+def test_a_deactivated_clerks_sale_says_the_sign_in_ended_and_is_not_queued(site, desktop):
+    with site.app.app_context():
+        shift_id = _ensure_open_shift().id
+        store_id = _store().id
+        item = _stock()[0]
+        clerk = create_user(username="staff-shunde-temp", password="temporary-pass-1", role="store_staff",
+                            store_id=store_id)
+        db.session.commit()
+        clerk_id = clerk.id
+        before = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
+    page = desktop.new_page()
+    page.goto(site.url + "/login")
+    page.get_by_label("用户名或手机号").fill("staff-shunde-temp")
+    page.get_by_label("密码").fill("temporary-pass-1")
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(site.url + "/till")
+    page.evaluate("() => fetch('/till/token', {method: 'POST', headers: {'X-CSRFToken': "
+                  "JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRFToken']}})")
+    _sell_by_typing(page, item.sku, card=True)  # the till holds a bearer token now
+    expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
+    with site.app.app_context():
+        update_user(user_id=clerk_id, active=False)  # an admin deactivates the clerk meanwhile
+        db.session.commit()
+    _sell_by_typing(page, item.sku, card=True)
+    expect(page.locator("#pay-error")).to_have_text("登录已失效，销售未发送，请重新登录。", timeout=WAIT_MS)
+    expect(page.get_by_role("link", name="登录已过期，请重新登录以发送")).to_be_visible()
+    expect(page.locator("#till-queue")).to_have_text("0 笔待发送")
+    assert _queue(page, store_id) == []
+    with site.app.app_context():
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
+
+
+def test_after_a_price_change_the_till_prices_the_sale_again_and_says_the_new_total(site, desktop):
+    with site.app.app_context():
+        _ensure_open_shift()
+        item = _stock()[0]
+    page = desktop.new_page()
     sign_in(page, site, CLERK)
     page.wait_for_url(site.url + "/till")
-    expect(page.locator("#till-queue")).to_have_text("0 笔待发送", timeout=WAIT_MS)
-    expect(page.get_by_role("link", name="登录已过期，请重新登录以发送")).to_be_hidden()
-    with site.app.app_context():
-        after = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
-        assert after == before + 1
-        assert db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == queued[0]["key"])) is not None
+    page.get_by_label("扫描追溯码或输入 SKU").fill(item.sku)
+    page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
+    expect(page.locator("#total")).to_have_text(_yuan(item.price_fen))
+    with site.app.app_context():  # an admin reprices the product while it is in the till's cart
+        update_product(actor=find_user(username="admin"), sku=item.sku,
+                       changes=ProductChanges(price_fen=item.price_fen + 100))
+        db.session.commit()
+    try:
+        page.get_by_label("刷卡", exact=True).check()
+        page.get_by_role("button", name="完成收款").click()
+        new_total = _yuan(item.price_fen + 100)
+        expect(page.locator("#pay-error")).to_contain_text(f"已按最新价格重新计价，合计 {new_total}")
+        expect(page.locator("#total")).to_have_text(new_total)
+        page.get_by_role("button", name="完成收款").click()
+        expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
+    finally:
+        with site.app.app_context():
+            update_product(actor=find_user(username="admin"), sku=item.sku,
+                           changes=ProductChanges(price_fen=item.price_fen))
+            db.session.commit()
 
 
 def test_a_sale_whose_answer_is_lost_is_sent_again_as_it_was_and_made_once(site, desktop):

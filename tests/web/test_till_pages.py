@@ -114,6 +114,21 @@ def test_the_sale_screen_carries_the_stores_price_list_for_offline_sales(client)
     assert data["products"] == [{"sku": on_sale.sku, "name": on_sale.name, "price_fen": 1290, "available": 5,
                                  "trace_codes": [lot.trace_code for lot in lots]}]
     assert data["shift_id"] == db.session.scalar(select(Shift.id).where(Shift.store_id == store.id))
+    repriced = client.get("/till/prices")  # what the till prices a sale with again after a price change
+    assert repriced.status_code == 200 and repriced.headers["Cache-Control"] == "no-store"
+    assert repriced.json["products"] == data["products"]
+
+
+def test_only_a_signed_in_clerk_gets_the_price_list_or_a_fresh_csrf_token(client, app):
+    anonymous = app.test_client()
+    assert anonymous.get("/till/prices").status_code == anonymous.get("/till/session").status_code == 302
+    _signed_in(client, role="consumer")
+    assert client.get("/till/prices").status_code == client.get("/till/session").status_code == 404
+    clerk = app.test_client()
+    _signed_in(clerk, store_id=StoreFactory().id)
+    g.pop("csrf_token", None)  # (flask-wtf's per-request copy, kept by the test's one app context)
+    token = clerk.get("/till/session").json["csrf_token"]
+    assert clerk.post("/till/token", headers={"X-CSRFToken": token}).status_code == 200
 
 
 def _refund_form(client, order) -> dict:

@@ -4,6 +4,7 @@ shift. The store is always the clerk's own (`store_of`), never one named in the 
 from __future__ import annotations
 
 from flask import jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import generate_csrf
 from marshmallow import ValidationError
 
 from orders.checkout.service import get_order_for
@@ -194,6 +195,25 @@ def refund(order_id: int):
         return _till("till/refund.html", exc.status, order=order, form_key=new_form_key(), error=_message(exc))
     commit()
     return redirect(url_for("till.receipt", order_id=order.id))
+
+
+@bp.get("/prices")
+@signed_in("store_staff")
+def prices():
+    """Today's price list of the clerk's store, for the till's script to price a sale again after a price change."""
+    response = jsonify(products=service.price_list(service.store_of(web_user())))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/session")
+@signed_in("store_staff")
+def session_token():
+    """The CSRF token of the clerk's current page session, for a till page left open while the clerk signed in
+    again elsewhere (its own token belongs to the session that ended)."""
+    response = jsonify(csrf_token=generate_csrf())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/token", methods=["POST"])

@@ -35,7 +35,7 @@
     insufficient_stock: "库存不足（商品已售完）",
     lot_not_held_here: "扫描的批次不在本店库存中（请核对商品标签）",
     price_mismatch: "售价已变动，与当时显示的价格不符",
-    shift_closed: "班次已交班",
+    shift_closed: "班次已交班，请刷新页面开新班次",
     sale_after_shift: "销售时间在交班之后",
     sale_before_shift: "销售时间在开班之前",
     sale_in_future: "收银机时间不正确（晚于服务器时间）",
@@ -95,6 +95,9 @@
   /* A sale to send again later; `uncertain` when its request left and no answer came (the server may have it). */
   function Retry(reason, uncertain) { this.reason = reason; this.uncertain = Boolean(uncertain); }
 
+  /* The clerk's sign-in has ended (signed out, expired, deactivated): not a network failure, nothing was sent. */
+  function SignedOut() { this.reason = "signed out"; }
+
   var token = null;
   var signedOut = false;
 
@@ -106,12 +109,13 @@
   function bearer() {
     if (token && token.expires - Date.now() > TOKEN_MARGIN_MS) { return Promise.resolve(token.value); }
     return fetch(root.dataset.tokenUrl, {
-      method: "POST", credentials: "same-origin", signal: timeout(),
+      method: "POST", credentials: "same-origin", signal: timeout(), redirect: "manual",
       headers: { "X-CSRFToken": csrfToken, "Accept": "application/json" }
     }).then(function (response) {
       var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
       // the page session has ended: its CSRF token is refused (400), or the request is sent to the sign-in page
-      signedOut = response.status === 400 || response.redirected;
+      signedOut = response.status === 400 || response.type === "opaqueredirect";
+      if (signedOut) { throw new SignedOut(); }
       if (!response.ok || !json) { throw new Retry("token " + response.status); }
       return response.json();
     }).then(function (body) {
@@ -124,7 +128,7 @@
      Retry when it should be sent again later (no answer, expired token, server busy or failing). */
   function post(sale) {
     return bearer().catch(function (error) {
-      throw error instanceof Retry ? error : new Retry("token");
+      throw error instanceof Retry || error instanceof SignedOut ? error : new Retry("token");
     }).then(function (access) {
       return fetch(root.dataset.salesUrl, {
         method: "POST", credentials: "omit", body: sale.payload, signal: timeout(),
@@ -134,7 +138,7 @@
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (response.status === 201) { return { order: body }; }
-        if (response.status === 401) { token = null; throw new Retry("unauthorized"); }
+        if (response.status === 401) { token = null; signedOut = true; throw new SignedOut(); }
         var error = body.error || {};
         if (response.status >= 500) { throw new Retry(String(response.status), true); }  // taken before it failed?
         if (response.status === 429 || error.code === "idempotency_key_in_progress") {
@@ -265,9 +269,27 @@
     render();
     flush();
   });
+
+  /* While signed out, ask now and then whether the clerk has signed in again (in another tab): the new sign-in's
+     CSRF token replaces this page's, which the new session no longer takes. */
+  function checkSignIn() {
+    if (!signedOut || !navigator.onLine) { return; }
+    fetch(root.dataset.sessionUrl, {
+      credentials: "same-origin", signal: timeout(), redirect: "manual", headers: { "Accept": "application/json" }
+    }).then(function (response) {
+      if (!response.ok) { throw new SignedOut(); }
+      return response.json();
+    }).then(function (body) {
+      csrfToken = body.csrf_token;
+      document.body.setAttribute("hx-headers", JSON.stringify({ "X-CSRFToken": csrfToken }));
+      return bearer();
+    }).then(function () { render(); flush(); }, render);
+  }
+
   window.addEventListener("offline", render);
   window.addEventListener("storage", render);
-  setInterval(flush, 2000);
+  window.addEventListener("focus", checkSignIn);
+  setInterval(function () { checkSignIn(); flush(); }, 2000);
   render();
   flush();
 
@@ -278,10 +300,16 @@
   var till = JSON.parse(island.textContent);
   var bySku = new Map();
   var byTrace = new Map();
-  till.products.forEach(function (product) {
-    bySku.set(product.sku, product);
-    product.trace_codes.forEach(function (code) { byTrace.set(code, product); });
-  });
+
+  function usePrices(products) {
+    bySku = new Map();
+    byTrace = new Map();
+    products.forEach(function (product) {
+      bySku.set(product.sku, product);
+      product.trace_codes.forEach(function (code) { byTrace.set(code, product); });
+    });
+  }
+  usePrices(till.products);
 
   var cart = [];
   var scanForm = document.getElementById("scan-form");
@@ -405,6 +433,31 @@
     scanInput.focus();
   }
 
+  /* Prices changed since the page was loaded: fetch today's price list and price the cart afresh (sales already
+     queued offline keep the prices they were made at). */
+  function reprice() {
+    return fetch(root.dataset.pricesUrl, {
+      credentials: "same-origin", signal: timeout(), headers: { "Accept": "application/json" }
+    }).then(function (response) {
+      if (!response.ok) { throw new Retry("prices " + response.status); }
+      return response.json();
+    }).then(function (body) {
+      usePrices(body.products);
+      var gone = [];
+      cart = cart.filter(function (line) {
+        var product = bySku.get(line.product.sku);
+        if (!product) { gone.push(line.product.name); return false; }
+        line.product = product;
+        return true;
+      });
+      renderCart();
+      payError.textContent = "售价已变动，已按最新价格重新计价，合计 " + yuan(total()) + "，请与顾客确认后再收款。" +
+        (gone.length ? "已下架或无货：" + gone.join("、") + "。" : "");
+    }, function () {
+      payError.textContent = "售价已变动，未能取得最新价格，请刷新页面。";
+    });
+  }
+
   function checkout() {
     var sum = total();
     if (cart.length === 0) { payError.textContent = "请先扫码添加商品。"; scanInput.focus(); return; }
@@ -448,10 +501,17 @@
       if (result.order) {
         showTaken(result.order.id, result.order.change_fen, "收款成功。");
         resetSale();
+      } else if (result.refused.code === "price_mismatch") {
+        return reprice();
       } else {
         payError.textContent = "未能收款：" + (REASONS[result.refused.code] || result.refused.message);
       }
     }, function (retry) {
+      if (retry instanceof SignedOut) {  // nothing was sent, and nothing is queued: the clerk signs in again first
+        payError.textContent = "登录已失效，销售未发送，请重新登录。";
+        render();
+        return;
+      }
       if (!retry.uncertain) {  // never sent: it waits as an offline sale, with its own time
         body.client_created_at = madeAt;
         sale.payload = JSON.stringify(body);
