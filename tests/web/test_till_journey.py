@@ -281,8 +281,17 @@ def test_a_consumers_pickup_is_handed_over_by_its_code_and_the_order_page_says_c
     expect(page.get_by_role("alert")).to_have_text("本店没有使用此取货码的待取订单。")
     page.get_by_label("取货码（6 位数字）").fill(code)
     screenshot(page, "till-pickups")
+    second_tab = page.context.new_page()  # the same hand-over, already open in a second tab
+    second_tab.goto(site.url + "/till/pickups")
     page.get_by_role("button", name="核销交货").click()
     expect(page.get_by_role("status").filter(has_text="已交给顾客")).to_contain_text(f"订单 {order_id}")
+    assert page.url == f"{site.url}/till/pickups?handed={order_id}"  # a refresh does not post the code again
+    page.reload()
+    expect(page.get_by_role("status").filter(has_text="已交给顾客")).to_contain_text(f"订单 {order_id}")
+    second_tab.get_by_label("取货码（6 位数字）").fill(code)
+    second_tab.get_by_role("button", name="核销交货").click()
+    expect(second_tab.get_by_role("alert")).to_have_text(re.compile(
+        rf"该订单（单号 {order_id}）已于 \d\d:\d\d 交货，无需再次核销。"))
 
     buyer.reload()
     expect(buyer.locator("#order-status")).to_have_text("已取货")

@@ -3,14 +3,17 @@ till sells from offline, and a shift's counter sales. Reads only; every change g
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from sqlalchemy import select
 
 from catalog.models import Lot, Product, Stock
-from orders.models import Order, Shift, Store
+from orders.checkout.service import get_order_for
+from orders.models import Order, OrderTransition, Shift, Store
 from orders.stores.service import get_store_for
 from shop.auth.models import User
 from shop.db import db
+from shop.errors import NotFound
 
 SHIFT_SALES_SHOWN = 100
 YUAN = re.compile(r"^(\d{1,10})(?:[.．](\d{1,2}))?$")
@@ -57,3 +60,22 @@ def shift_sales(shift: Shift) -> list[Order]:
     """The shift's counter sales, newest first."""
     return list(db.session.scalars(select(Order).where(Order.shift_id == shift.id)
                                    .order_by(Order.id.desc()).limit(SHIFT_SALES_SHOWN)))
+
+
+def handed_over_at(store: Store, pickup_code: str) -> tuple[int, datetime] | None:
+    """The pickup order at `store` with `pickup_code` that was already handed over (the latest), and when."""
+    row = db.session.execute(
+        select(Order.id, OrderTransition.created_at).join(OrderTransition, OrderTransition.order_id == Order.id)
+        .where(Order.store_id == store.id, Order.channel == "pickup", Order.pickup_code == pickup_code,
+               Order.status == "fulfilled", OrderTransition.to_status == "fulfilled")
+        .order_by(OrderTransition.id.desc()).limit(1)).first()
+    return None if row is None else (row[0], row[1])
+
+
+def handed_order(user: User, order_id: int) -> Order | None:
+    """The clerk's store's pickup order `order_id` if it has been handed over (what the page shows after one)."""
+    try:
+        order = get_order_for(actor=user, order_id=order_id)
+    except NotFound:
+        return None
+    return order if order.channel == "pickup" and order.status == "fulfilled" else None

@@ -17,7 +17,7 @@ from orders.refunds.schemas import RefundCreate
 from orders.stores import service as stores
 from orders.stores.schemas import ShiftClose, ShiftOpen
 from shop.auth.security import issue_token
-from shop.db import commit, db
+from shop.db import commit, db, utcnow
 from shop.errors import AppError
 from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN
 from web.filters import local_time, yuan
@@ -137,24 +137,38 @@ def _pickup_key() -> str:
 @signed_in("store_staff")
 @pickup_code_limit(_pickup_key)
 def pickups():
-    """The paid pickup orders waiting here, and the hand-over by the code the customer shows."""
+    """The paid pickup orders waiting here, and the hand-over by the code the customer shows (then the page of the
+    order handed over, so a refresh does not send the code again)."""
     store = service.store_of(web_user())
     handed = error = None
     status = 200
+    if request.method == "GET" and request.args.get("handed", "").isdigit():
+        handed = service.handed_order(web_user(), int(request.args["handed"][:12]))
     if request.method == "POST":
         try:
             code = PickupCreate().load({"pickup_code": _field("pickup_code")})["pickup_code"]
             handed = counter.hand_over(actor=web_user(), store_id=store.id, pickup_code=code)
             commit()
+            return redirect(url_for("till.pickups", handed=handed.id))
         except ValidationError:
             error, status = "取货码是 6 位数字。", 422
         except AppError as exc:
             if exc.code != OrderCode.PICKUP_CODE_INVALID:
                 raise
             db.session.rollback()
-            error, status = _message(exc), 409
+            error, status = _already_handed(store, code) or _message(exc), 409
     waiting = counter.list_pickups(actor=web_user(), store_id=store.id, limit=PICKUPS_SHOWN, cursor=None)
     return _till("till/pickups.html", status, waiting=waiting["items"], handed=handed, error=error)
+
+
+def _already_handed(store, code: str) -> str | None:
+    """What the clerk is told when the code's order here was handed over already (another tab, a second try)."""
+    handed = service.handed_over_at(store, code)
+    if handed is None:
+        return None
+    order_id, at = handed
+    when, today = local_time(at), local_time(utcnow())[:10]
+    return f"该订单（单号 {order_id}）已于 {when[-5:] if when.startswith(today) else when} 交货，无需再次核销。"
 
 
 def _whole(text: str) -> int | str:
