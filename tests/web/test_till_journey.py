@@ -288,6 +288,10 @@ def test_a_consumers_pickup_is_handed_over_by_its_code_and_the_order_page_says_c
     assert page.url == f"{site.url}/till/pickups?handed={order_id}"  # a refresh does not post the code again
     page.reload()
     expect(page.get_by_role("status").filter(has_text="已交给顾客")).to_contain_text(f"订单 {order_id}")
+    second_tab.goto(site.url + f"/till/orders/{order_id}/refund")  # an online order: refunded by an admin
+    expect(second_tab.locator("#online-refund")).to_contain_text("在线支付。网上订单的退款由管理员在后台处理")
+    expect(second_tab.get_by_role("button", name="确认退款")).to_have_count(0)
+    second_tab.goto(site.url + "/till/pickups")
     second_tab.get_by_label("取货码（6 位数字）").fill(code)
     second_tab.get_by_role("button", name="核销交货").click()
     expect(second_tab.get_by_role("alert")).to_have_text(re.compile(
@@ -497,3 +501,18 @@ def test_a_sale_whose_answer_is_lost_is_sent_again_as_it_was_and_made_once(site,
     with site.app.app_context():
         assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
         assert verify_ledger()["ok"] is True
+
+
+def test_a_sale_after_the_shift_was_closed_elsewhere_says_to_refresh_for_a_new_shift(site, desktop):
+    with site.app.app_context():
+        _ensure_open_shift()
+        item = _stock()[0]
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    with site.app.app_context():  # the shift is closed from another till meanwhile
+        _close_open_shift()
+    _sell_by_typing(page, item.sku, card=True)
+    expect(page.locator("#pay-error")).to_have_text("未能收款：班次已交班，请刷新页面开新班次")
+    with site.app.app_context():
+        _ensure_open_shift()

@@ -83,6 +83,29 @@ def test_a_float_that_is_not_an_amount_is_refused_in_chinese_and_opens_nothing(c
     assert db.session.scalars(select(Shift)).all() == []
 
 
+def test_opening_a_shift_a_second_tab_opened_says_the_float_typed_was_not_recorded(client):
+    store = StoreFactory()
+    _signed_in(client, store_id=store.id)
+    token = _csrf(client, "/till")  # two tabs show the open-shift form
+    assert client.post("/till/shifts", data={"float": "500", "csrf_token": token}).status_code == 302
+    again = client.post("/till/shifts", data={"float": "800", "csrf_token": token}, follow_redirects=True)
+    assert "本店已有进行中的班次（由其他窗口开班，备用金 ¥500.00），您输入的备用金 ¥800.00 未记录。" in again.get_data(
+        as_text=True)
+    assert [shift.float_fen for shift in db.session.scalars(select(Shift))] == [50000]
+
+
+def test_closing_a_shift_a_stale_tab_closed_already_says_so_and_keeps_the_first_count(client):
+    order, _ = _sale(client)
+    token = _csrf(client, f"/till/shifts/{order.shift_id}")
+    first = client.post(f"/till/shifts/{order.shift_id}/close", data={"counted": "30", "csrf_token": token})
+    assert first.status_code == 302
+    stale = client.post(f"/till/shifts/{order.shift_id}/close", data={"counted": "99", "csrf_token": token},
+                        follow_redirects=True)
+    assert "该班次已由其他窗口交班，您这次清点的 ¥99.00 未记录" in stale.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Shift, order.shift_id).counted_cash_fen == 3000
+
+
 def _sale(client, *, units: int = 2) -> tuple[Order, object]:
     """A clerk signed in, a shift opened at their store, a cash sale of `units` units of one line in it."""
     location = LocationFactory(kind="store", region_code="440606")

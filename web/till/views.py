@@ -3,7 +3,7 @@ script, which queues sales while offline), print receipts, hand pickups over, re
 shift. The store is always the clerk's own (`store_of`), never one named in the URL or a form."""
 from __future__ import annotations
 
-from flask import jsonify, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 from marshmallow import ValidationError
 
@@ -89,6 +89,10 @@ def open_shift():
     except AppError as exc:
         if exc.code != OrderCode.SHIFT_ALREADY_OPEN:
             raise
+        db.session.rollback()
+        opened = service.current_shift(store)
+        flash(f"本店已有进行中的班次（由其他窗口开班，备用金 {yuan(opened.float_fen)}），"
+              f"您输入的备用金 {yuan(data['float_fen'])} 未记录。")
     commit()
     return redirect(url_for("till.home"))
 
@@ -116,6 +120,8 @@ def close_shift(shift_id: int):
     except AppError as exc:
         if exc.code != OrderCode.SHIFT_CLOSED:
             raise
+        db.session.rollback()
+        flash(f"该班次已由其他窗口交班，您这次清点的 {yuan(data['counted_cash_fen'])} 未记录；以下是交班时的清点结果。")
     commit()
     return redirect(url_for("till.shift", shift_id=shift_id))
 
