@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
+from catalog import inventory
+from orders.counter import service as counter
+from orders.stores import service as stores
+from shop.auth.service import find_user
+from shop.db import db
 from tests.web.conftest import screenshot, sign_in
+from web.till import service as till
 
 TILL_SIZES = ({"width": 1024, "height": 768}, {"width": 1280, "height": 800}, {"width": 390, "height": 844})
 BROKEN_NUMBERS = """selector => [...document.querySelectorAll(selector)].filter(node => {
@@ -57,3 +63,35 @@ def test_a_large_checkout_total_stays_on_one_line_on_a_phone(site, phone):
     screenshot(page, "checkout-large")
     assert page.evaluate(BROKEN_NUMBERS, ".num, .price") == []
     assert page.evaluate(SIDEWAYS) == 0
+
+
+NARROW = {"width": 360, "height": 740}
+CLIPPED_TABLES = """() => [...document.querySelectorAll(".table-wrap")]
+  .filter(wrap => wrap.scrollWidth - wrap.clientWidth > 1).map(wrap => wrap.querySelector("table").className)"""
+
+
+def test_the_refund_cash_up_and_lots_pages_fit_a_360_px_phone_without_scrolling_sideways(site, browser):
+    with site.app.app_context():
+        clerk = find_user(username="staff-shunde")
+        store = till.store_of(clerk)
+        shift = till.current_shift(store) or stores.start_shift(actor=clerk, store_id=store.id, float_fen=50000)
+        free = next(row for row in inventory.location_stock(location_id=store.location_id, limit=100,
+                                                             cursor=None)["items"] if row.on_hand > row.reserved)
+        sale = counter.sell(actor=clerk, store_id=clerk.store_id, shift_id=shift.id,
+                            lines=[{"sku": free.lot.product.sku, "quantity": 1}], payment={"method": "card"})
+        db.session.commit()
+        order_id, shift_id = sale.id, shift.id
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, site, "staff-shunde")
+    page.wait_for_url(site.url + "/till")
+    for path, name in ((f"/till/orders/{order_id}/refund", "till-refund"), (f"/till/shifts/{shift_id}", "till-shift")):
+        page.goto(site.url + path)
+        screenshot(page, name)
+        assert page.evaluate(SIDEWAYS) == 0 and page.evaluate(CLIPPED_TABLES) == [], path
+    context.clear_cookies()
+    sign_in(page, site, "coop-zhaojue", path="/login?next=/coop/lots")
+    page.wait_for_url(site.url + "/coop/lots")
+    screenshot(page, "coop-lots")
+    assert page.evaluate(SIDEWAYS) == 0 and page.evaluate(CLIPPED_TABLES) == [], "/coop/lots"
+    context.close()
