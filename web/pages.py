@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import AppError, ShopCode
+from shop.pagination import InvalidCursor
 
 csrf = CSRFProtect()
 
@@ -74,14 +75,29 @@ def signed_in(*roles: str):
             if roles and user.role not in roles:
                 return error_page(404, "页面不存在")
             return view(*args, **kwargs)
+        wrapper.signed_in_roles = roles
         return wrapper
 
     return decorator
 
 
-def error_page(status: int, message: str):
-    """An HTML error page with the status (a server error's page asks the database nothing: it may be what failed)."""
-    return render_template("web/error.html", status=status, message=message, no_user=status >= 500), status
+def error_page(status: int, message: str, *, link: tuple[str, str] | None = None):
+    """An HTML error page with the status and, if given, a link (URL, words) to the next step (a server error's page
+    asks the database nothing: it may be what failed)."""
+    return render_template("web/error.html", status=status, message=message, link=link,
+                           no_user=status >= 500), status
+
+
+def _expired_form(status: int):
+    """A form the session no longer takes: one for signed-in users only, sent after a sign-out or an ended sign-in,
+    says so and links to the sign-in page (back to the page the form was on); any other is merely stale."""
+    view = current_app.view_functions.get(request.endpoint)
+    if getattr(view, "signed_in_roles", None) is not None and web_user() is None:
+        came_from = urlsplit(request.referrer or "")
+        back = came_from.path if came_from.netloc == request.host else None
+        return error_page(status, "表单未提交：您的登录已结束（已退出或超时），请重新登录后再操作。",
+                          link=(url_for("account.login", next=back), "重新登录"))
+    return error_page(status, "表单已过期，请返回刷新页面后重试。")
 
 
 def error_page_for(exc: Exception, status: int):
@@ -90,7 +106,9 @@ def error_page_for(exc: Exception, status: int):
     if isinstance(exc, PageError):
         return error_page(status, exc.message)
     if isinstance(exc, CSRFError):
-        return error_page(status, "表单已过期，请返回刷新页面后重试。")
+        return _expired_form(status)
+    if isinstance(exc, InvalidCursor):
+        return error_page(status, "翻页链接无效，请回到第一页。", link=(request.path, "回到第一页"))
     return error_page(status, HTTP_MESSAGES.get(status, "操作未能完成。"))
 
 

@@ -2,7 +2,10 @@
 page, with the status's message; the API keeps its JSON shape for the same kinds of error."""
 from __future__ import annotations
 
+import re
+
 import pytest
+from flask import g
 from sqlalchemy.exc import OperationalError
 
 from catalog import inventory
@@ -72,3 +75,23 @@ def test_the_api_keeps_its_json_errors_for_the_same_kinds_of_error(client, monke
     monkeypatch.setattr(catalog, "list_products", unavailable)
     response = client.get("/api/v1/products")
     assert response.status_code == 503 and response.json["error"]["code"] == "service_unavailable"
+
+
+def test_a_forged_page_link_in_the_portal_says_so_and_links_to_the_first_page(app):
+    client = signed_in_coop(app, SupplierFactory())
+    html = assert_error_page(client.get("/coop/lots?cursor=x"), 400, "翻页链接无效，请回到第一页。")
+    assert '<a class="button primary" href="/coop/lots">回到第一页</a>' in html
+
+
+def test_a_form_sent_after_signing_out_says_the_sign_in_ended_and_links_to_sign_in(app):
+    client = signed_in_coop(app, SupplierFactory())
+    g.pop("csrf_token", None)
+    page = client.get("/coop").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post("/logout", data={"csrf_token": token})  # in another tab
+    response = client.post("/coop/uploads", data={"csrf_token": token}, headers={"Referer": "http://localhost/coop"})
+    html = assert_error_page(response, 400, "表单未提交：您的登录已结束（已退出或超时），请重新登录后再操作。")
+    assert '<a class="button primary" href="/login?next=/coop">重新登录</a>' in html
+    anonymous = app.test_client()  # a form anyone may send is merely stale
+    assert_error_page(anonymous.post("/cart", data={"sku": "X", "csrf_token": token}), 400,
+                      "表单已过期，请返回刷新页面后重试。")
