@@ -8,6 +8,7 @@ that must call the API (the till) asks `/till/token` for a short-lived bearer to
 from __future__ import annotations
 
 import functools
+import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
@@ -33,23 +34,33 @@ class PageError(AppError):
     status, code = 422, ShopCode.VALIDATION_ERROR
 
 
+def _sign_in_ended() -> bool:
+    """Whether this session's sign-in is older than `WEB_SESSION_SECONDS` (a lifetime from signing in: activity
+    never extends it)."""
+    signed_in_at = session.get("at")
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    return not isinstance(signed_in_at, int) or not 0 <= time.time() - signed_in_at <= lifetime
+
+
 def web_user() -> User | None:
-    """The active user signed in to this browser session, if any (a deactivated or re-keyed user, or one who signed
-    out of the pages since, is signed out)."""
+    """The active user signed in to this browser session, if any (a deactivated or re-keyed user, one who signed
+    out of the pages since, or a sign-in older than its lifetime, is signed out)."""
     user = db.session.get(User, session["uid"]) if isinstance(session.get("uid"), int) else None
     if user is not None and (not user.active or user.token_version != session.get("tv")
-                             or user.session_version != session.get("sv")):
+                             or user.session_version != session.get("sv") or _sign_in_ended()):
         session.clear()
         return None
     return user
 
 
 def sign_in_session(user: User) -> None:
-    """Start a fresh session for `user` (a new cookie, so a fixated one is useless); the shopper's cart stays."""
+    """Start a fresh session for `user` (a new cookie, so a fixated one is useless), dated now; the shopper's cart
+    stays."""
     cart = session.get("cart")
     session.clear()
     session.permanent = True
-    session.update(uid=user.id, tv=user.token_version, sv=user.session_version, **({"cart": cart} if cart else {}))
+    session.update(uid=user.id, tv=user.token_version, sv=user.session_version, at=int(time.time()),
+                   **({"cart": cart} if cart else {}))
 
 
 def safe_next(target: str | None, user: User) -> str:

@@ -198,3 +198,19 @@ def test_registering_someone_elses_phone_says_to_sign_in(app, client):
     html = response.get_data(as_text=True)
     assert response.status_code == 409 and "该手机号已注册，请登录" in html and 'href="/login"' in html
     assert other.get("/orders").status_code == 302
+
+
+def test_a_page_sign_in_lasts_web_session_seconds_from_signing_in_whatever_the_activity(app, client):
+    clerk = UserFactory(role="store_staff", store_id=StoreFactory().id)
+    db.session.commit()
+    _sign_in(client, clerk)
+    lifetime = int(app.permanent_session_lifetime.total_seconds())
+    with client.session_transaction() as session:  # signed in almost a lifetime ago, busy ever since
+        session["at"] -= lifetime - 30
+    for _ in range(3):  # the till's token refreshes
+        assert client.post("/till/token", headers={"X-CSRFToken": _csrf(client, "/till")}).status_code == 200
+    with client.session_transaction() as session:  # the lifetime is over: the activity did not extend it
+        session["at"] -= 31
+    assert client.get("/till").status_code == 302  # to the sign-in page
+    _sign_in(client, clerk)
+    assert client.get("/till").status_code == 200
