@@ -44,7 +44,6 @@ REFUSALS = {  # a domain error's code → the form field it concerns and what th
 }
 ORDER_NOT_FOUND = "订单不存在。"
 OUTCOMES = ("succeeded", "failed")
-EXPIRED = "订单已超时未支付，库存已释放，未扣款。可以把商品放回购物车后重新下单。"
 ENDED = ("expired", "cancelled")  # orders whose lines may be put back in the cart
 CHANGED = "购物车或价格已变化，请确认后再提交。"
 
@@ -146,13 +145,12 @@ def _own_order(order_id: int):
 @bp.route("/orders/<int:order_id>/pay", methods=["GET", "POST"])
 @signed_in("consumer")
 def pay(order_id: int):
-    """Pay an order: the sandbox's 支付成功/支付失败 buttons, or Stripe Elements when Stripe is configured."""
+    """Pay an order: the sandbox's 支付成功/支付失败 buttons, or Stripe Elements when Stripe is configured (an order
+    no longer payable leads to its page, which says why: expired, cancelled, paid)."""
     try:
         view = _own_order(order_id)
     except NotFound:
         return error_page(404, ORDER_NOT_FOUND)
-    if view.status == "expired":
-        flash(EXPIRED)
     if view.status != "pending_payment" or view.payment is None:
         return redirect(url_for(".order_page", order_id=order_id))
     config = current_app.config
