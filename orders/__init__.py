@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
     from orders.payments import service as payments
     from orders.payments import tasks as payment_tasks  # noqa: F401
     from orders.payments.api import blp as payments_blp
+    from orders.refunds import service as refunds
     from orders.refunds.api import blp as refunds_blp
     from orders.stores.api import BLUEPRINTS as stores_blueprints
     from orders.stores.service import lot_units_outside_stock, store_takes_staff
@@ -37,6 +38,7 @@ def init_app(app: Flask) -> None:
     register_demo_seeder(app, "orders", seed_demo)
     register_sweeper(app, "orders.outbox", outbox.requeue_undelivered)
     register_sweeper(app, "orders.payment_events", payments.requeue_pending_events)
+    register_sweeper(app, "orders.pending_refunds", refunds.requeue_pending_refunds)
     app.config["CELERY_BEAT_SCHEDULE"]["orders.expire_reservations"] = {
         "task": "orders.expire_reservations", "schedule": 60.0}
     init_ledger(app)

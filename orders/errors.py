@@ -35,6 +35,8 @@ class OrderCode(StrEnum):
     REFUND_EXCEEDS_PAID = "refund_exceeds_paid"
     REFUND_EXCEEDS_SOLD = "refund_exceeds_sold"
     REFUND_OUTSIDE_SHIFT = "refund_outside_shift"
+    REFUND_PENDING = "refund_pending"
+    REFUND_REFUSED = "refund_refused"
     SALE_AFTER_SHIFT = "sale_after_shift"
     SALE_BEFORE_SHIFT = "sale_before_shift"
     SALE_CONFLICT_NOT_FOUND = "sale_conflict_not_found"

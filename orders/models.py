@@ -370,6 +370,11 @@ class Refund(db.Model):
     method: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(12))
+    # pending: units held and the provider asked (or to be asked again) under the key `refund-<id>`; succeeded: the
+    # money went back and the events were written; failed: the provider refused, the units were given back
+    status: Mapped[str] = mapped_column(String(10), default="succeeded", server_default="succeeded")
+    provider_status: Mapped[str | None] = mapped_column(String(24))  # what the provider last said of the refund
+    held_events: Mapped[list | None] = mapped_column(JSON)  # a pending refund's `line_refunded` events, unwritten
     shift_id: Mapped[int | None] = mapped_column(ForeignKey("shifts.id"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -380,6 +385,9 @@ class Refund(db.Model):
         CheckConstraint("amount_fen >= 0", name="amount_fen"),
         CheckConstraint(_in("method", PAYMENT_METHODS), name="method"),
         CheckConstraint("source IN ('staff', 'after_sales', 'provider', 'unallocated')", name="source"),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+        Index("ix_refunds_pending", "id", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
     )
 
 
@@ -469,4 +477,6 @@ class OutboxEvent(db.Model):
         Index("ix_outbox_events_delivered_at_id", "delivered_at", "id"),
         Index("ix_outbox_events_refunded_line", "order_line_id", postgresql_where=text("kind = 'line_refunded'"),
               sqlite_where=text("kind = 'line_refunded'")),
+        Index("ix_outbox_events_refund_id", "refund_id", postgresql_where=text("refund_id IS NOT NULL"),
+              sqlite_where=text("refund_id IS NOT NULL")),
     )

@@ -21,6 +21,10 @@ class Intent:
     amount_fen: int
 
 
+class RefundRefused(Exception):
+    """The provider answered and refused a refund (e.g. more than is left of the payment): nothing was refunded."""
+
+
 class PaymentProvider(Protocol):
     """What the orders domain needs from a payment provider."""
 
@@ -30,7 +34,8 @@ class PaymentProvider(Protocol):
         """Create (idempotently, keyed by the order) a CNY PaymentIntent for the order; no personal data."""
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
-        """Refund part or all of a succeeded PaymentIntent; the provider's refund id."""
+        """Refund part or all of a succeeded PaymentIntent; the provider's refund id (`RefundRefused` if it
+        answered no; any other error leaves the outcome unknown: ask again with the same key)."""
 
 
 def get_provider() -> PaymentProvider:

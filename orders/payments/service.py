@@ -53,7 +53,8 @@ SWEEP_BATCH = 200
 # `_succeeded`, `_failed`, `_refunded`), as `_kept` cuts it: the rest, such as a charge's billing details, is not stored
 KEPT_FIELDS = {"object": True, "id": True, "payment_intent": True, "amount": True, "amount_received": True,
                "metadata": {"order_id": True}, "last_payment_error": {"code": True, "decline_code": True},
-               "refunds": {"data": [{"id": True, "amount": True, "created": True, "status": True}]}}
+               "refunds": {"data": [{"id": True, "amount": True, "created": True, "status": True,
+                                     "metadata": {"refund_key": True}}]}}
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
                       "expired or was cancelled and its stock is gone): returned in full.")
 
@@ -271,8 +272,10 @@ def _refunded(event: PaymentEvent, order: Order) -> None:
     for refund in sorted(valid, key=lambda r: (r["created"], r["id"])):
         known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund["id"]))
         if known is None:
+            metadata = refund.get("metadata")
             record_provider_refund(order_id=order.id, provider_refund_id=refund["id"], amount_fen=refund["amount"],
-                                   occurred_at=_moment(refund["created"]))
+                                   occurred_at=_moment(refund["created"]),
+                                   key=metadata.get("refund_key") if isinstance(metadata, dict) else None)
 
 
 def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[PaymentEvent]) -> str:

@@ -1,7 +1,8 @@
 """Stripe behind the provider interface: CNY PaymentIntents and refunds through the official library.
 
 Every request carries an idempotency key (the order's for an intent, the caller's for a refund), so a
-retried call never creates a second intent or refunds twice; metadata carries only the order id.
+retried call never creates a second intent or refunds twice; metadata carries only the order id (an intent) or
+that key (a refund, so its events are matched to our pending refund).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Mapping
 
 import stripe
 
-from orders.payments.provider import Intent
+from orders.payments.provider import Intent, RefundRefused
 
 PAYMENT_METHOD_TYPES = ("card", "alipay", "wechat_pay")
 NETWORK_RETRIES = 2
@@ -42,7 +43,12 @@ class StripeProvider:
         return Intent(id=intent.id, client_secret=intent.client_secret, amount_fen=intent.amount)
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
-        """Refund `amount_fen` of a succeeded PaymentIntent under the caller's idempotency key; the refund id."""
-        refund = self.client.v1.refunds.create(params={"payment_intent": intent_id, "amount": amount_fen},
-                                               options={"idempotency_key": idempotency_key})
+        """Refund `amount_fen` of a succeeded PaymentIntent under the caller's idempotency key (also its metadata's
+        `refund_key`); the refund id, or `RefundRefused` if Stripe answered that it will not."""
+        try:
+            refund = self.client.v1.refunds.create(
+                params={"payment_intent": intent_id, "amount": amount_fen, "metadata": {"refund_key": idempotency_key}},
+                options={"idempotency_key": idempotency_key})
+        except (stripe.InvalidRequestError, stripe.CardError) as exc:
+            raise RefundRefused(exc.code or "refused") from exc
         return refund.id

@@ -1,4 +1,4 @@
-"""Payments tasks: the drain of new webhook events, and the sweeper's retry of one event."""
+"""Payments tasks: the drain of new webhook events, the sweeper's retry of one event, and of one pending refund."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +6,7 @@ import logging
 from celery import shared_task
 
 from orders.payments import service
+from orders.refunds.service import settle_refund
 from shop import wakeups
 from shop.db import db
 
@@ -19,6 +20,14 @@ def process_payment_event(event_id: int) -> str:
     """Apply a stored payment event to its order (idempotent: a processed event is left alone): the sweeper's
     retry of an event whose drain failed or was lost."""
     return service.process_event(event_id=event_id)
+
+
+@shared_task(name="orders.settle_refund", acks_late=True)
+def settle_refund_task(refund_id: int) -> str:
+    """Ask the provider again, with the same key, for a refund still pending (the `orders.pending_refunds`
+    sweeper's); its status afterwards."""
+    refund = settle_refund(refund_id=refund_id)
+    return refund.status if refund is not None else "missing"
 
 
 @shared_task(name="orders.drain_payment_events", acks_late=True, pauses_collector=True)

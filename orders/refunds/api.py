@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from orders.models import Refund
 from orders.refunds import service
 from orders.refunds.schemas import (
     AfterSalesApprove,
@@ -14,11 +15,27 @@ from orders.refunds.schemas import (
 )
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
-from shop.db import commit
+from shop.db import commit, commit_now
 from shop.idempotency import idempotent
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds and after-sales requests")
+
+
+def _settled(refund: Refund) -> tuple[Refund, int]:
+    """Commit a refund; one pending at the provider is then asked for outside any lock and its outcome committed:
+    201, 202 while it stays pending (asked again later with the same key), `refund_refused` 409 if refused."""
+    if refund.status == "pending":
+        refund_id = refund.id
+        commit_now()
+        refund = service.settle_refund(refund_id=refund_id)
+        if refund.status == "failed":
+            provider_status = refund.provider_status
+            commit_now()
+            raise service.ProviderRefused(f"The payment provider refused refund {refund_id} ({provider_status}); "
+                                          "nothing was refunded.", details={"refund_id": refund_id})
+    commit()
+    return refund, 202 if refund.status == "pending" else 201
 
 
 @blp.route("/orders/<int:order_id>/refunds")
@@ -34,11 +51,11 @@ class OrderRefunds(MethodView):
     @idempotent
     @blp.arguments(RefundCreate)
     @blp.response(201, RefundOut)
+    @blp.alt_response(202, schema=RefundOut, description="Pending: the payment provider's answer was not had; the "
+                      "refund is asked again with the same key (never twice) and listed with its status")
     def post(self, data, order_id):
         """Refund units of a paid order (admin; store staff: their store's sales of a shift still open)."""
-        refund = service.create_refund(actor=current_user(), order_id=order_id, **data)
-        commit()
-        return refund
+        return _settled(service.create_refund(actor=current_user(), order_id=order_id, **data))
 
 
 @blp.route("/orders/<int:order_id>/after-sales")
@@ -68,9 +85,9 @@ class ApproveAfterSales(MethodView):
     @blp.arguments(AfterSalesApprove)
     @blp.response(200, AfterSalesOut)
     def post(self, data, request_id):
-        """Approve a request: its units are refunded."""
+        """Approve a request: its units are refunded (at the payment provider: see the refund's status)."""
         request = service.approve_after_sales(actor=current_user(), request_id=request_id, **data)
-        commit()
+        _settled(service.get_refund(refund_id=request.refund_id))
         return request
 
 

@@ -59,6 +59,9 @@ class RefundOut(Schema):
     method = fields.String()
     source = fields.String()
     reason = fields.String()
+    status = fields.String(metadata={"description": "pending (asked at the payment provider, answer awaited: "
+                                                    "retried with the same key), succeeded, or failed"})
+    provider_status = fields.String(allow_none=True, metadata={"description": "what the provider last said"})
     provider_refund_id = fields.String(allow_none=True)
     shift_id = fields.Integer(allow_none=True)
     created_by = fields.Integer(allow_none=True)

@@ -6,10 +6,14 @@ lot), writes one `line_refunded` outbox event per line (and a `refund_remainder`
 amount refund leaves below one unit's price), and moves a fully refunded order to `refunded`, all
 in the caller's transaction.
 
-Online orders are refunded at the payment provider once the refund row exists (its id keys the
-provider's idempotency), before any stock row is touched and while the order lock is held; the
-provider's refund id is stored on the row, so a `charge.refunded` event for it, processed under
-the same lock, finds it known (`record_provider_refund` returns None) and is never reversed twice.
+Online orders are refunded at the payment provider as checkout pays: `create_refund` commits the refund
+`pending` (its units taken off the lines, its `line_refunded` events held on the row), then `settle_refund` calls
+the provider outside any lock with the key `refund-<id>` and, under the order lock again, records the outcome: the
+provider's refund id, the stock put back and the held events written (succeeded), or the units given back (the
+provider refused: failed). An answer lost or late leaves the refund pending: the same request again, the order's
+next refund, or the `orders.pending_refunds` sweeper asks again with the same key, so Stripe refunds once. A
+provider event naming the refund (by id, or by its metadata's key while it is pending) finds it known and is never
+reversed twice; refunds of one order are serialised by its lock and a pending one is settled before the next.
 
 Who may refund: admins any paid order; store staff only their own store's sales made in a shift
 that is still open (`refund_outside_shift` 403 otherwise: after the shift closes, an admin
@@ -43,11 +47,11 @@ from orders.models import (
 )
 from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
-from orders.payments.provider import get_provider
+from orders.payments.provider import RefundRefused, get_provider
 from orders.state import can_transition, transition
 from orders.stores.service import hold_till
 from shop.auth.models import User
-from shop.db import db, utcnow
+from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, Conflict, Forbidden, NotFound
 from shop.pagination import paginate
 
@@ -58,6 +62,8 @@ AFTER_SALES_STATUSES = ("delivered", "fulfilled")
 AFTER_SALES_WINDOW = timedelta(days=7)
 PROVIDER_METHODS = ("stripe",)  # payment methods whose money goes back through the payment provider
 PROVIDER_REASON = "Refunded at the payment provider."
+RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is the sweeper's to settle
+SWEEP_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,10 @@ class RefundRequest:
     resellable: bool = False
 
 
-class ProviderUnavailable(AppError):
-    """The payment provider did not refund: nothing was written."""
+class ProviderRefused(AppError):
+    """The payment provider refused the refund: nothing was refunded and its units are sold again."""
 
-    status, code = 502, OrderCode.PAYMENT_PROVIDER_UNAVAILABLE
+    status, code = 409, OrderCode.REFUND_REFUSED
 
 
 # --- scope ------------------------------------------------------------------------------------------
@@ -129,8 +135,15 @@ def refund_units(*, order: Order, refund: Refund, requests: Sequence[RefundReque
                  occurred_at: datetime) -> list[OutboxEvent]:
     """Give back units of the locked order's lines for `refund`: allocations in reverse order, stock for
     resellable units, a refund line and a `line_refunded` event per line; the events."""
+    return _release_units(order=order, refund=refund, held=_take_units(order, refund, requests),
+                          occurred_at=occurred_at)
+
+
+def _take_units(order: Order, refund: Refund, requests: Sequence[RefundRequest]) -> list[dict]:
+    """Take units of the locked order's lines off their allocations (reverse order) for `refund`, with a refund line
+    each; the `line_refunded` events still to write (line id, amount, payload)."""
     lines = _checked(order, requests)
-    events = []
+    held = []
     for request in requests:
         line, left = lines[request.line_id], request.quantity
         taken: dict[int, int] = {}
@@ -154,16 +167,37 @@ def refund_units(*, order: Order, refund: Refund, requests: Sequence[RefundReque
         amount = request.quantity * line.unit_price_fen
         db.session.add(RefundLine(refund_id=refund.id, order_line_id=line.id, quantity=request.quantity,
                                   amount_fen=amount, resellable=request.resellable))
-        db.session.flush()
-        if request.resellable:
-            for allocation in touched:
-                inventory.restock(location_id=allocation.location_id, lot_id=allocation.lot_id,
-                                  quantity=taken[allocation.id])
-        events.append(record_event(
-            kind="line_refunded", order=order, line=line, refund=refund, amount_fen=amount, occurred_at=occurred_at,
-            payload={"unit_price_fen": line.unit_price_fen, "quantity": request.quantity,
-                     "resellable": request.resellable, "allocations": allocation_payload(touched, quantities=taken)}))
+        held.append({"line_id": line.id, "amount_fen": amount,
+                     "payload": {"unit_price_fen": line.unit_price_fen, "quantity": request.quantity,
+                                 "resellable": request.resellable,
+                                 "allocations": allocation_payload(touched, quantities=taken)}})
+    db.session.flush()
+    return held
+
+
+def _release_units(*, order: Order, refund: Refund, held: list[dict], occurred_at: datetime) -> list[OutboxEvent]:
+    """Once the money went back: resellable units back on the shelf and the held `line_refunded` events written."""
+    events = []
+    for item in held:
+        if item["payload"]["resellable"]:
+            for portion in item["payload"]["allocations"]:
+                inventory.restock(location_id=portion["location_id"], lot_id=portion["lot_id"],
+                                  quantity=portion["quantity"])
+        events.append(record_event(kind="line_refunded", order=order, line=db.session.get(OrderLine, item["line_id"]),
+                                   refund=refund, amount_fen=item["amount_fen"], occurred_at=occurred_at,
+                                   payload=item["payload"]))
     return events
+
+
+def _give_back_units(refund: Refund) -> None:
+    """Undo `_take_units` of a refund the provider refused: its units are sold (and allocated) again."""
+    for item in refund.held_events or []:
+        line = db.session.get(OrderLine, item["line_id"])
+        line.refunded_quantity -= item["payload"]["quantity"]
+        for portion in item["payload"]["allocations"]:
+            db.session.get(Allocation, portion["allocation_id"]).refunded -= portion["quantity"]
+    refund.held_events = None
+    db.session.flush()
 
 
 def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str) -> None:
@@ -188,29 +222,104 @@ def _till_shift_id(order: Order) -> int:
     return shift_id
 
 
-def _refund_at_provider(order: Order, refund: Refund) -> None:
-    """Refund the order's succeeded payment at the provider, keyed by the refund id; store the provider's id."""
-    intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.order_id == order.id,
+def _intent_of(order_id: int) -> str:
+    """The PaymentIntent of the order's succeeded payment (`payment_not_found` 409 if it has none)."""
+    intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.order_id == order_id,
                                                                   Payment.status == "succeeded")
                                   .order_by(Payment.id.desc()).limit(1))
     if intent_id is None:
-        raise Conflict(f"Order {order.id} has no succeeded payment to refund.", code=OrderCode.PAYMENT_NOT_FOUND)
+        raise Conflict(f"Order {order_id} has no succeeded payment to refund.", code=OrderCode.PAYMENT_NOT_FOUND)
+    return intent_id
+
+
+def refund_key(refund_id: int) -> str:
+    """The provider idempotency key of a refund (the same on every attempt: Stripe refunds it once)."""
+    return f"refund-{refund_id}"
+
+
+def _complete(order: Order, refund: Refund, provider_refund_id: str, *, actor_id: int | None) -> None:
+    """A pending refund the provider made: its id stored, its units' stock and events released."""
+    refund.status, refund.provider_refund_id = "succeeded", provider_refund_id
+    refund.provider_status = refund.provider_status or "succeeded"
+    events = _release_units(order=order, refund=refund, held=refund.held_events or [], occurred_at=utcnow())
+    refund.held_events, refund.outbox_event_ids = None, [event.id for event in events]
+    db.session.flush()
+    _close_if_fully_refunded(order, actor_id=actor_id, reason=refund.reason)
+    notify(kind="refund_made", order_id=order.id)
+
+
+def settle_refund(*, refund_id: int) -> Refund:
+    """Ask the provider for a pending refund (key `refund-<id>`, no lock held), then record its outcome under the
+    order lock: succeeded, failed (refused: its units sold again), or still pending (no answer); the refund."""
+    refund = db.session.get(Refund, refund_id)
+    if refund is None or refund.status != "pending":
+        return refund
+    order_id, amount_fen, actor_id = refund.order_id, refund.amount_fen, refund.created_by
+    provider_refund_id = refused = None
     try:
-        refund.provider_refund_id = get_provider().refund(intent_id=intent_id, amount_fen=refund.amount_fen,
-                                                          idempotency_key=f"refund-{refund.id}")
+        provider_refund_id = get_provider().refund(intent_id=_intent_of(order_id), amount_fen=amount_fen,
+                                                   idempotency_key=refund_key(refund_id))
+    except RefundRefused as exc:
+        refused = str(exc)[:24] or "refused"
     except AppError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any provider failure: nothing is written
-        log.warning("provider refund for order %s failed: %s", order.id, exc.__class__.__name__)
-        raise ProviderUnavailable("The payment provider did not answer; nothing was refunded. Try again.") from exc
-    db.session.flush()
+    except Exception as exc:  # noqa: BLE001 - no answer: the refund stays pending, asked again with the same key
+        log.warning("provider refund %s of order %s: no answer (%s); it stays pending", refund_id, order_id,
+                    exc.__class__.__name__)
+        return refund
+    order = lock_order(order_id)
+    db.session.refresh(refund)
+    if refund.status != "pending":  # settled meanwhile (a retry, the sweeper, or the provider's event)
+        return refund
+    if provider_refund_id is not None:
+        _complete(order, refund, provider_refund_id, actor_id=actor_id)
+    else:
+        log.warning("provider refused refund %s of order %s (%s): its units are sold again", refund_id, order_id,
+                    refused)
+        _give_back_units(refund)
+        refund.status, refund.provider_status = "failed", refused
+        db.session.flush()
+    return refund
+
+
+def settle_pending_refunds(*, order_id: int) -> None:
+    """Settle the order's pending refunds (before another is made: refunds of an order go one at a time)."""
+    for refund_id in db.session.scalars(select(Refund.id).where(Refund.order_id == order_id,
+                                                                Refund.status == "pending").order_by(Refund.id)).all():
+        settle_refund(refund_id=refund_id)
+
+
+def requeue_pending_refunds() -> int:
+    """Sweeper: queue the settling of refunds still pending RESETTLE_AFTER after they were made; how many."""
+    due = db.session.scalars(select(Refund.id).where(Refund.status == "pending",
+                                                     Refund.created_at < utcnow() - RESETTLE_AFTER)
+                             .order_by(Refund.id).limit(SWEEP_BATCH)).all()
+    for refund_id in due:
+        after_commit(lambda refund_id=refund_id: _queue_settle(refund_id))
+    return len(due)
+
+
+def _queue_settle(refund_id: int) -> None:
+    """Send the settling task of one pending refund (after the sweeper's transaction)."""
+    from orders.payments.tasks import settle_refund_task
+
+    settle_refund_task.delay(refund_id)
+
+
+def _same_request(refund: Refund, requests: Sequence[RefundRequest], reason: str, actor: User) -> bool:
+    """Whether a pending refund is this very request again (same lines, units, shelf, reason and author)."""
+    asked = sorted((r.line_id, r.quantity, r.resellable) for r in requests)
+    made = sorted((line.order_line_id, line.quantity, line.resellable) for line in refund.lines)
+    return asked == made and refund.reason == reason and refund.created_by == actor.id
 
 
 # --- refunds ----------------------------------------------------------------------------------------
 
 def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
                   source: str = "staff") -> Refund:
-    """Refund units of a paid order (staff or admin, or an approved after-sales request); the refund."""
+    """Refund units of a paid order (staff or admin, or an approved after-sales request); the refund: done, or for a
+    provider refund `pending` (units held), to commit before `settle_refund`. A pending refund of the order that is
+    this same request is returned again; another one is `refund_pending` 409 until it is settled."""
     order = _order_for(actor, order_id, lock=True)
     if actor.role == "consumer":
         raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
@@ -219,19 +328,31 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     if order.status not in REFUNDABLE:
         raise Conflict(f"Order {order.id} is {order.status}: only paid orders are refunded.",
                        code=OrderCode.ORDER_NOT_REFUNDABLE, details={"status": order.status})
+    pending = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.status == "pending")
+                                 .order_by(Refund.id)).all()
+    again = next((refund for refund in pending if _same_request(refund, lines, reason, actor)), None)
+    if again is not None:  # a retry of a request whose provider answer was lost: settled again with its key
+        return again
+    if pending:
+        raise Conflict(f"Order {order.id} has a refund still pending at the payment provider; retry shortly.",
+                       code=OrderCode.REFUND_PENDING, details={"refund_id": pending[0].id})
     checked = _checked(order, lines)
     amount = sum(request.quantity * checked[request.line_id].unit_price_fen for request in lines)
     refundable = _refundable_fen(order)
     if amount > refundable:  # amount refunds at the provider took money but fewer units than it is worth
         raise Conflict(f"Only {refundable} fen of order {order.id} is still refundable.",
                        code=OrderCode.REFUND_EXCEEDS_PAID, details={"amount_fen": amount, "refundable_fen": refundable})
+    at_provider = order.payment_method in PROVIDER_METHODS and amount > 0
+    if at_provider:
+        _intent_of(order.id)
     refund = Refund(order_id=order.id, amount_fen=amount, method=order.payment_method, reason=reason,
-                    source=source, created_by=actor.id,
+                    source=source, created_by=actor.id, status="pending" if at_provider else "succeeded",
                     shift_id=None if order.payment_method in PROVIDER_METHODS else _till_shift_id(order))
     db.session.add(refund)
     db.session.flush()
-    if order.payment_method in PROVIDER_METHODS and amount > 0:
-        _refund_at_provider(order, refund)
+    if at_provider:  # the caller commits it, then `settle_refund` asks the provider outside the lock
+        refund.held_events = _take_units(order, refund, lines)
+        return refund
     events = refund_units(order=order, refund=refund, requests=lines, occurred_at=refund.created_at)
     refund.outbox_event_ids = [event.id for event in events]
     _close_if_fully_refunded(order, actor_id=actor.id, reason=reason)
@@ -253,13 +374,20 @@ def amount_to_units(lines: Sequence[OrderLine], amount_fen: int) -> tuple[list[R
     return requests, left
 
 
-def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen: int,
-                           occurred_at: datetime) -> Refund | None:
-    """Reconcile a refund made at the provider (e.g. its dashboard): None if that refund id is known,
-    else a refund of the whole units the amount covers, the rest a `refund_remainder` event."""
+def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen: int, occurred_at: datetime,
+                           key: str | None = None) -> Refund | None:
+    """Reconcile a refund made at the provider (e.g. its dashboard): None if that refund id is known, or it is our
+    pending refund of idempotency key `key` (completed now), else a refund of the whole units the amount covers, the
+    rest a `refund_remainder` event."""
     order = lock_order(order_id)
     known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == provider_refund_id))
     if known is not None:
+        return None
+    pending = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.status == "pending")
+                                 .execution_options(populate_existing=True)).all()
+    ours = next((refund for refund in pending if key is not None and refund_key(refund.id) == key), None)
+    if ours is not None:
+        _complete(order, ours, provider_refund_id, actor_id=None)
         return None
     refundable = _refundable_fen(order)
     if amount_fen > refundable:
@@ -282,10 +410,15 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
 
 
 def _refundable_fen(order: Order) -> int:
-    """What may still be refunded of an order: its payment less every refund already recorded."""
+    """What may still be refunded of an order: its payment less every refund recorded and not failed."""
     refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
-                                 .where(Refund.order_id == order.id))
+                                 .where(Refund.order_id == order.id, Refund.status != "failed"))
     return max(order.total_fen - int(refunded), 0)
+
+
+def get_refund(*, refund_id: int) -> Refund:
+    """A refund by id (the caller has already been allowed its order)."""
+    return db.session.get(Refund, refund_id)
 
 
 def refund_event_ids(refund: Refund) -> list[int]:

@@ -55,7 +55,7 @@ def test_stripe_refund_carries_the_callers_idempotency_key(stripe_app, stripe_ht
     (sent,) = stripe_http.requests
     assert sent["url"] == "https://api.stripe.com/v1/refunds"
     assert sent["headers"]["Idempotency-Key"] == "refund-7"
-    assert sent["params"] == {"payment_intent": "pi_abc", "amount": "800"}
+    assert sent["params"] == {"payment_intent": "pi_abc", "amount": "800", "metadata[refund_key]": "refund-7"}
     assert refund_id == "re_stub1"
 
 
@@ -91,6 +91,7 @@ def test_an_unallocatable_stripe_payment_is_refunded_through_stripe(stripe_app, 
     assert response.status_code == 200
     refund_call = stripe_http.requests[-1]
     assert refund_call["url"] == "https://api.stripe.com/v1/refunds"
-    assert refund_call["params"] == {"payment_intent": "pi_stub1", "amount": "2500"}
+    assert refund_call["params"] == {"payment_intent": "pi_stub1", "amount": "2500",
+                                     "metadata[refund_key]": f"order-{order['id']}-unallocated"}
     assert refund_call["headers"]["Idempotency-Key"] == f"order-{order['id']}-unallocated"
     assert db.session.scalar(select(Refund.provider_refund_id)) == "re_stub3"

@@ -271,4 +271,4 @@ def test_handled_events_are_processed_but_their_billing_details_are_not_stored(c
                                                                    "decline_code": "insufficient_funds"}
     assert payloads[2]["data"]["object"]["refunds"] == {"data": [
         {"id": "re_billed_1", "amount": 800, "created": refund["data"]["object"]["refunds"]["data"][0]["created"],
-         "status": "succeeded"}]}
+         "status": "succeeded", "metadata": {}}]}

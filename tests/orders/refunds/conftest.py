@@ -11,6 +11,7 @@ from catalog import inventory
 from catalog.inventory import StockRequest
 from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment
 from orders.outbox import sale_date_of
+from orders.payments.provider import RefundRefused
 from shop.auth.security import issue_token
 from shop.db import db, utcnow
 from tests.factories import UserFactory
@@ -71,18 +72,27 @@ def days_ago(days: int) -> datetime:
 
 @dataclass
 class StubProvider:
-    """A payment provider that records refunds (or fails like an unreachable one)."""
+    """A payment provider that records refunds and, like Stripe, makes one refund per idempotency key (or fails
+    like an unreachable one, loses its answer after refunding, or refuses)."""
 
     name: str = "stub"
     fail: bool = False
+    lose_answer: bool = False
+    refuse: bool = False
     calls: list[dict] = field(default_factory=list)
+    made: dict[str, str] = field(default_factory=dict)
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
-        """Record the call; a refund id, or a connection error when failing."""
+        """Record the call; the key's refund id, or a connection error when failing."""
         if self.fail:
             raise ConnectionError("provider unreachable")
+        if self.refuse:
+            raise RefundRefused("charge_already_refunded")
         self.calls.append({"intent_id": intent_id, "amount_fen": amount_fen, "idempotency_key": idempotency_key})
-        return f"re_stub_{len(self.calls)}"
+        refund_id = self.made.setdefault(idempotency_key, f"re_stub_{len(self.made) + 1}")
+        if self.lose_answer:
+            raise TimeoutError("the answer was lost")
+        return refund_id
 
 
 @pytest.fixture

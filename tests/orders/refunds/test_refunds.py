@@ -238,24 +238,107 @@ def test_online_refund_calls_the_provider_with_the_refund_id_as_idempotency_key(
     assert _on_hand(lot) == 6
 
 
-def test_provider_failure_is_502_and_nothing_is_written(client, world, provider):
+def _online_order(world, quantity=4):
+    """A delivered stripe order of `quantity` units from a new warehouse (10 units there), and its lot."""
     warehouse = LocationFactory()
     lot = make_lot(world["product"], warehouse, quantity=10)
-    _, admin = user_with_token("admin")
-    order = paid_order(location_id=warehouse.id, channel="delivery", lines=[(world["product"], 4)],
+    order = paid_order(location_id=warehouse.id, channel="delivery", lines=[(world["product"], quantity)],
                        payment_method="stripe", status="delivered")
     db.session.commit()
+    return order, lot
+
+
+def test_a_refund_whose_provider_answer_is_lost_is_pending_and_its_retry_refunds_once(client, world, provider):
+    order, lot = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.lose_answer = True  # Stripe refunded, but its answer never came back
+
+    first = _refund(client, admin, order, 2, resellable=True)
+
+    assert first.status_code == 202, first.json
+    assert (first.json["status"], first.json["provider_refund_id"], first.json["outbox_event_ids"]) == (
+        "pending", None, [])
+    db.session.expire_all()
+    assert db.session.scalar(select(OrderLine.refunded_quantity)) == 2  # held: nobody refunds them twice
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+    assert _on_hand(lot) == 6
+    assert _refund(client, admin, order, 1).json["error"]["code"] == "refund_pending"
+
+    provider.lose_answer = False
+    again = _refund(client, admin, order, 2, resellable=True)  # the same request again
+
+    assert again.status_code == 201, again.json
+    assert (again.json["id"], again.json["status"], again.json["provider_refund_id"]) == (
+        first.json["id"], "succeeded", "re_stub_1")
+    assert {call["idempotency_key"] for call in provider.calls} == {f"refund-{first.json['id']}"}
+    assert len(provider.made) == 1  # one refund at the provider
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+    events = db.session.scalars(select(OutboxEvent)).all()
+    assert [(e.kind, e.amount_fen, e.refund_id) for e in events] == [("line_refunded", 4000, first.json["id"])]
+    assert _on_hand(lot) == 8
+
+
+def test_the_sweeper_settles_a_pending_refund_with_its_key(client, world, provider):
+    order, _ = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
     provider.fail = True
+    pending = _refund(client, admin, order, 2)
+    assert pending.status_code == 202
+    provider.fail = False
+
+    refund = service.settle_refund(refund_id=pending.json["id"])
+    db.session.commit()
+
+    assert (refund.status, refund.provider_refund_id) == ("succeeded", "re_stub_1")
+    assert provider.calls[0]["idempotency_key"] == f"refund-{pending.json['id']}"
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
+    assert service.settle_refund(refund_id=pending.json["id"]).status == "succeeded"  # settled once
+    assert len(provider.calls) == 1
+
+
+def test_the_providers_event_for_a_pending_refund_completes_it_once(client, world, provider):
+    order, _ = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.lose_answer = True
+    pending = _refund(client, admin, order, 2).json
+
+    # the charge.refunded / refund.created event names the refund Stripe made, its metadata our key
+    assert service.record_provider_refund(order_id=order.id, provider_refund_id="re_stub_1", amount_fen=4000,
+                                          occurred_at=utcnow(), key=f"refund-{pending['id']}") is None
+    db.session.commit()
+    provider.lose_answer = False
+    assert service.settle_refund(refund_id=pending["id"]).status == "succeeded"
+    db.session.commit()
+
+    refund = db.session.scalar(select(Refund))
+    assert (refund.id, refund.status, refund.provider_refund_id) == (pending["id"], "succeeded", "re_stub_1")
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
+    assert db.session.scalar(select(OrderLine.refunded_quantity)) == 2
+
+
+def test_a_refund_the_provider_refuses_is_409_and_its_units_are_sold_again(client, world, provider):
+    order, lot = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.refuse = True
 
     response = _refund(client, admin, order, 2, resellable=True)
 
-    assert response.status_code == 502
-    assert response.json["error"]["code"] == "payment_provider_unavailable"
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "refund_refused"
     db.session.expire_all()
-    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert db.session.scalar(select(Refund.status)) == "failed"
     assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
     assert db.session.scalar(select(OrderLine.refunded_quantity)) == 0
+    assert [a.refunded for a in db.session.scalars(select(Allocation))] == [0]
     assert _on_hand(lot) == 6
+    provider.refuse = False
+    assert _refund(client, admin, order, 4).status_code == 201  # all 4 units are refundable again
 
 
 def _two_line_order(world):
