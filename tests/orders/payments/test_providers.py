@@ -2,8 +2,11 @@
 makes Stripe-shaped objects locally and idempotently."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
+import stripe
 from sqlalchemy import select
 
 from orders.checkout.service import expire_reservations
@@ -57,6 +60,20 @@ def test_stripe_refund_carries_the_callers_idempotency_key(stripe_app, stripe_ht
     assert sent["headers"]["Idempotency-Key"] == "refund-7"
     assert sent["params"] == {"payment_intent": "pi_abc", "amount": "800", "metadata[refund_key]": "refund-7"}
     assert refund_id == "re_stub1"
+
+
+def test_a_stripe_call_ends_well_before_the_readmes_gunicorn_kills_its_worker(app):
+    app.config.update(PAYMENTS="stripe", STRIPE_API_KEY="sk_test_not_real")
+    provider = get_provider()
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+    (command,) = [line for line in readme.splitlines() if line.startswith("gunicorn ")]
+    worker_timeout = int(re.search(r"--timeout (\d+)", command).group(1))
+
+    tries = provider.client._requestor._options.max_network_retries + 1
+    per_try = provider.client._requestor._client._timeout
+    worst = tries * per_try + (tries - 1) * stripe.HTTPClient.MAX_DELAY
+
+    assert worst <= worker_timeout / 2, (worst, worker_timeout)
 
 
 def test_sandbox_is_the_default_and_idempotent(app):
