@@ -67,8 +67,8 @@ class RefundOut(Schema):
     created_by = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
     lines = fields.List(fields.Nested(RefundLineOut))
-    outbox_event_ids = Computed(lambda refund: getattr(refund, "outbox_event_ids", None) or refund_event_ids(refund),
-                                fields.List(fields.Integer()))
+    outbox_event_ids = Computed(lambda refund: refund.outbox_event_ids if hasattr(refund, "outbox_event_ids")
+                                else refund_event_ids(refund), fields.List(fields.Integer()))
 
 
 class AfterSalesLineIn(Schema):

@@ -428,9 +428,17 @@ def refund_event_ids(refund: Refund) -> list[int]:
 
 
 def list_refunds(*, actor: User, order_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of an order's refunds (anyone who may see the order)."""
+    """A page of an order's refunds (anyone who may see the order), each with its outbox event ids (one query for
+    the page's)."""
     _order_for(actor, order_id, lock=False)
-    return paginate(select(Refund).where(Refund.order_id == order_id), keys=[Refund.id], limit=limit, cursor=cursor)
+    page = paginate(select(Refund).where(Refund.order_id == order_id), keys=[Refund.id], limit=limit, cursor=cursor)
+    ids: dict[int, list[int]] = {refund.id: [] for refund in page["items"]}
+    for refund_id, event_id in db.session.execute(select(OutboxEvent.refund_id, OutboxEvent.id)
+                                                  .where(OutboxEvent.refund_id.in_(ids)).order_by(OutboxEvent.id)):
+        ids[refund_id].append(event_id)
+    for refund in page["items"]:
+        refund.outbox_event_ids = ids[refund.id]
+    return page
 
 
 # --- after-sales ------------------------------------------------------------------------------------

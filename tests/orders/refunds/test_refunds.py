@@ -15,6 +15,7 @@ from suppliers.models import Supplier
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order, user_with_token
+from tests.statements import statements
 
 
 @pytest.fixture
@@ -500,3 +501,25 @@ def test_amount_refunds_that_give_back_the_whole_payment_close_the_order(client,
     dear_line = db.session.scalars(select(OrderLine.id).order_by(OrderLine.id.desc())).first()
     refused = _refund(client, admin, order, 1, line=dear_line)
     assert refused.status_code == 409 and refused.json["error"]["code"] == "order_not_refundable"
+
+
+def test_listing_an_orders_refunds_reads_their_events_in_one_query_however_many(client, world):
+    order = _counter_sale(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    _refund(client, admin, order, 1)
+
+    def outbox_reads() -> tuple[list[str], list]:
+        """The outbox statements a listing runs, and its items."""
+        with statements() as seen:
+            listed = client.get(f"/api/v1/orders/{order.id}/refunds", headers=admin)
+        return [s for s in seen if "outbox_events" in s], listed.json["items"]
+
+    once, _ = outbox_reads()
+    _refund(client, admin, order, 1)
+    _refund(client, admin, order, 2)
+    thrice, items = outbox_reads()
+
+    assert len(once) == len(thrice) == 1
+    events = db.session.execute(select(OutboxEvent.refund_id, OutboxEvent.id).order_by(OutboxEvent.id)).all()
+    assert [(r["id"], r["outbox_event_ids"]) for r in items] == [(refund, [event]) for refund, event in events]
