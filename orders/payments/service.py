@@ -37,7 +37,6 @@ from shop.auth.models import User
 from shop.bodies import parse_json
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, NotFound
-from shop.fields import MAX_ID
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +48,10 @@ MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 10  # then the event is `failed` (logged as an error), not retried every minute for ever
 SWEEP_BATCH = 200
-# What processing reads of a handled event's `data.object` (`_intent_id_of`, `_order_id_of`, `_payment_for`,
-# `_succeeded`, `_failed`, `_refunded`), as `_kept` cuts it: the rest, such as a charge's billing details, is not stored
+# What processing reads of a handled event's `data.object` (`_intent_id_of`, `_foreign`, `_succeeded`, `_failed`,
+# `_refunded`), as `_kept` cuts it: the rest, such as a charge's billing details, is not stored
 KEPT_FIELDS = {"object": True, "id": True, "payment_intent": True, "amount": True, "amount_received": True,
-               "metadata": {"order_id": True}, "last_payment_error": {"code": True, "decline_code": True},
+               "currency": True, "last_payment_error": {"code": True, "decline_code": True},
                "refunds": {"data": [{"id": True, "amount": True, "created": True, "status": True,
                                      "metadata": {"refund_key": True}}]}}
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
@@ -137,11 +136,12 @@ def _kept(value: object, shape: object) -> object:
 
 
 def stored_event(event: Mapping) -> dict:
-    """What is stored of a verified event: its id and type, and for a handled type its `created` and only the
-    KEPT_FIELDS of its `data.object`."""
+    """What is stored of a verified event: its id and type, and for a handled type its `created`, `livemode` and only
+    the KEPT_FIELDS of its `data.object`."""
     if event["type"] not in HANDLED_TYPES:
         return {"id": event["id"], "type": event["type"]}
-    return {"id": event["id"], "type": event["type"], "created": event["created"],
+    mode = {"livemode": event["livemode"]} if "livemode" in event else {}
+    return {"id": event["id"], "type": event["type"], "created": event["created"], **mode,
             "data": {"object": _kept(event["data"]["object"], KEPT_FIELDS)}}
 
 
@@ -186,43 +186,20 @@ def receive_event(*, payload: bytes, signature: str | None) -> int | None:
 
 # --- processing ---------------------------------------------------------------------------------------
 
-def _order_id_of(event: PaymentEvent, intent_order_id: int | None) -> int | None:
-    """The order an event concerns: the one its PaymentIntent was made for (`intent_order_id`, read with the
-    event), else its metadata's `order_id`."""
-    if event.intent_id and intent_order_id is not None:
-        return intent_order_id
-    metadata = event.payload["data"]["object"].get("metadata")
-    raw = metadata.get("order_id") if isinstance(metadata, dict) else None
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and 0 < len(raw) <= 10 and int(raw) <= MAX_ID:
-        return int(raw)
-    return None
-
-
 def _amount(obj: Mapping, *names: str) -> int:
-    """The first of `names` in `obj` that is a non-negative integer amount (0 if none is)."""
+    """The first of `names` in `obj` that is a non-negative integer amount (0 if none is): a payment's
+    `amount_received` when it carries one, even 0, before its `amount`."""
     for name in names:
         value = obj.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
     return 0
-
-
-def _payment_for(event: PaymentEvent, order: Order, payment: Payment | None) -> Payment:
-    """The order's payment row for the event's PaymentIntent (`payment`, as read under the order's lock;
-    recorded now if checkout had not)."""
-    if payment is None:
-        obj = event.payload["data"]["object"]
-        payment = Payment(order_id=order.id, provider=event.provider, intent_id=event.intent_id,
-                          amount_fen=_amount(obj, "amount"), status="created")
-        db.session.add(payment)
-        db.session.flush()
-    return payment
 
 
 def _return_payment(*, order: Order, payment: Payment, amount_fen: int, paid_at: datetime) -> None:
     """Refund a payment that could not be allocated in full, and record both money events."""
     refund_id = get_provider().refund(intent_id=payment.intent_id, amount_fen=amount_fen,
-                                      idempotency_key=f"order-{order.id}-unallocated")
+                                      idempotency_key=f"{payment.intent_id}-returned")
     refund = Refund(order_id=order.id, provider_refund_id=refund_id, amount_fen=amount_fen, method="stripe",
                     reason=UNALLOCATED_REASON, source="unallocated")
     db.session.add(refund)
@@ -235,18 +212,31 @@ def _return_payment(*, order: Order, payment: Payment, amount_fen: int, paid_at:
     log.info("payment %s of order %s could not be allocated: returned", payment.intent_id, order.id)
 
 
+def _paid_at(event: PaymentEvent, order: Order) -> datetime:
+    """When a payment counts as made: the event's `created`, but never before the order existed (a clock or a
+    replayed event must not date a sale before its order, perhaps into a month already disclosed)."""
+    return max(event.created, order.created_at)
+
+
 def _succeeded(event: PaymentEvent, order: Order, payment: Payment) -> None:
-    """A confirmed payment: the order paid and allocated, or, if that is impossible, the payment returned."""
-    if payment.status == "returned":
+    """A confirmed payment: the order paid and allocated, or, if that is impossible (also a second payment of an
+    order already paid), the payment returned; a payment that received nothing is only logged."""
+    if payment.status in ("returned", "succeeded"):  # this payment's money is already counted, or was returned
         return
     amount = _amount(event.payload["data"]["object"], "amount_received", "amount")
-    outcome = confirm_locked_payment(order=order, intent_id=payment.intent_id, amount_fen=amount,
-                                     paid_at=event.created, payment=payment)
-    if outcome == "unallocatable":
-        _return_payment(order=order, payment=payment, amount_fen=amount, paid_at=event.created)
+    if amount == 0:
+        payment.last_error = "nothing_received"
+        log.warning("payment event %s: intent %s succeeded but received nothing: ignored", event.event_id,
+                    payment.intent_id)
+        return
+    paid_at = _paid_at(event, order)
+    outcome = confirm_locked_payment(order=order, intent_id=payment.intent_id, amount_fen=amount, paid_at=paid_at,
+                                     payment=payment)
+    if outcome in ("unallocatable", "already_paid"):
+        _return_payment(order=order, payment=payment, amount_fen=amount, paid_at=paid_at)
         return
     payment.status, payment.last_error = "succeeded", None
-    payment.succeeded_at = payment.succeeded_at or event.created
+    payment.succeeded_at = payment.succeeded_at or paid_at
 
 
 def _failed(event: PaymentEvent, payment: Payment) -> None:
@@ -331,31 +321,48 @@ def count_failed_attempt(event_id: int) -> None:
                        .values(attempts=PaymentEvent.attempts + 1, queued_at=utcnow()))
 
 
+def _expected_livemode() -> bool:
+    """Whether the configured Stripe key is a live one (`sk_live_…`, `rk_live_…`); the sandbox is test mode."""
+    return "_live_" in (current_app.config.get("STRIPE_API_KEY") or "")
+
+
+def _foreign(event: PaymentEvent) -> str | None:
+    """Why an event about one of our intents is still not ours to apply (the other mode's, or money in another
+    currency than CNY), else None."""
+    livemode = event.payload.get("livemode")
+    if isinstance(livemode, bool) and livemode != _expected_livemode():
+        return f"is {'live' if livemode else 'test'} mode, this shop is not"
+    currency = event.payload["data"]["object"].get("currency")
+    if event.type == "payment_intent.succeeded" and currency is not None and currency != "cny":
+        return "is not in CNY"
+    return None
+
+
 def _process(event: PaymentEvent, intent_order_id: int | None) -> str:
-    """Process an event read with its intent's order id, under its order's lock; its status afterwards."""
+    """Process an event read with its intent's order id, under its order's lock; its status afterwards. Only an
+    intent this shop created (a payment row of ours has its id), in CNY and our mode, is applied."""
     if event.status in DONE:
         return event.status
-    order_id = _order_id_of(event, intent_order_id)
+    if not event.intent_id or intent_order_id is None:
+        return _ignore(event, "names a payment intent this shop never created")
     try:
-        order = lock_order(order_id) if order_id is not None and event.intent_id else None
+        order = lock_order(intent_order_id)
     except NotFound:
-        order = None
-    if order is None:
         return _ignore(event, "names no order of ours")
     event, payment, deferred = _under_lock(event.id, event.intent_id)
     if event.status in DONE:
         return event.status
-    if payment is None and event.type != "payment_intent.succeeded":
-        # only money taken makes us record an intent checkout never recorded; a failure or refund of one is not ours
-        return _ignore(event, "names a payment intent this shop never recorded")
-    return _apply(event, order, _payment_for(event, order, payment), deferred)
+    refusal = _foreign(event)
+    if refusal is not None:
+        return _ignore(event, refusal)
+    return _apply(event, order, payment, deferred)
 
 
 def _ignore(event: PaymentEvent, why: str) -> str:
-    """Mark an event ignored (it names no order or payment of ours), with a log line saying why."""
+    """Mark an event ignored (it is not about a payment of ours), with a warning saying why (its ids only)."""
     event.status, event.processed_at = "ignored", utcnow()
     db.session.flush()
-    log.info("payment event %s %s: ignored", event.event_id, why)
+    log.warning("payment event %s %s: ignored", event.event_id, why)
     return event.status
 
 

@@ -80,7 +80,7 @@ def test_a_late_payment_whose_stock_is_gone_is_returned_in_full(client, spy_refu
     assert response.status_code == 200
     assert order_status(payment.order_id) == "expired"
     assert spy_refunds == [{"intent_id": payment.intent_id, "amount_fen": 5000,
-                            "idempotency_key": f"order-{payment.order_id}-unallocated"}]
+                            "idempotency_key": f"{payment.intent_id}-returned"}]
     refund = db.session.scalar(select(Refund).where(Refund.order_id == payment.order_id))
     assert (refund.source, refund.amount_fen, refund.method) == ("unallocated", 5000, "stripe")
     assert refund.provider_refund_id.startswith("re_")

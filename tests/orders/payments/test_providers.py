@@ -109,6 +109,6 @@ def test_an_unallocatable_stripe_payment_is_refunded_through_stripe(stripe_app, 
     refund_call = stripe_http.requests[-1]
     assert refund_call["url"] == "https://api.stripe.com/v1/refunds"
     assert refund_call["params"] == {"payment_intent": "pi_stub1", "amount": "2500",
-                                     "metadata[refund_key]": f"order-{order['id']}-unallocated"}
-    assert refund_call["headers"]["Idempotency-Key"] == f"order-{order['id']}-unallocated"
+                                     "metadata[refund_key]": "pi_stub1-returned"}
+    assert refund_call["headers"]["Idempotency-Key"] == "pi_stub1-returned"
     assert db.session.scalar(select(Refund.provider_refund_id)) == "re_stub3"

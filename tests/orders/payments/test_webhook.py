@@ -6,7 +6,7 @@ import time
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from orders.models import Order, OrderTransition, OutboxEvent, Payment, PaymentEvent, Refund
 from orders.payments import tasks
@@ -45,8 +45,15 @@ def outbox_rows(order_id: int) -> list[tuple]:
         select(OutboxEvent).where(OutboxEvent.order_id == order_id).order_by(OutboxEvent.id))]
 
 
+def _placed_at(order_id: int, moment: datetime) -> None:
+    """Date an order's creation back to `moment` (committed)."""
+    db.session.execute(update(Order).where(Order.id == order_id).values(created_at=moment))
+    db.session.commit()
+
+
 def test_a_signed_succeeded_event_pays_the_order_on_the_events_date(client, pending):
     created = int(datetime(2026, 10, 1, 17, 30, tzinfo=UTC).timestamp())  # 01:30 on 2 October in Shanghai
+    _placed_at(pending.order_id, datetime(2026, 10, 1, 17, 20, tzinfo=UTC))
 
     response = deliver(client, intent_event("payment_intent.succeeded", pending, created=created))
 
