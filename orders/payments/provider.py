@@ -37,6 +37,9 @@ class PaymentProvider(Protocol):
         """Refund part or all of a succeeded PaymentIntent; the provider's refund id (`RefundRefused` if it
         answered no; any other error leaves the outcome unknown: ask again with the same key)."""
 
+    def list_refunds(self, *, intent_id: str) -> list[dict]:
+        """The refunds of a PaymentIntent (id, amount, created, status, metadata.refund_key), newest first."""
+
 
 def get_provider() -> PaymentProvider:
     """The provider the configuration names (`PAYMENTS`: stripe or sandbox)."""

@@ -41,3 +41,7 @@ class SandboxProvider:
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
         """A refund id (`re_…`) that depends only on the idempotency key, as a retried Stripe call would."""
         return f"re_{self._token(f'refund:{idempotency_key}')}"
+
+    def list_refunds(self, *, intent_id: str) -> list[dict]:
+        """None: the sandbox's refunds are all made by the shop, which records them itself."""
+        return []

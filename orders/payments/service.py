@@ -31,7 +31,7 @@ from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
 from orders.payments.provider import get_provider
-from orders.refunds.service import record_provider_refund
+from orders.refunds.service import note_provider_refund, record_provider_refund
 from shop import wakeups
 from shop.auth.models import User
 from shop.bodies import parse_json
@@ -41,7 +41,8 @@ from shop.errors import AppError, NotFound
 log = logging.getLogger(__name__)
 
 SIGNATURE_TOLERANCE_SECONDS = 300
-HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
+REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")  # data.object: a Refund
+HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", *REFUND_TYPES)
 DONE = ("processed", "ignored", "failed")
 REFUND_FAILED = ("failed", "canceled")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
@@ -51,7 +52,8 @@ SWEEP_BATCH = 200
 # What processing reads of a handled event's `data.object` (`_intent_id_of`, `_foreign`, `_succeeded`, `_failed`,
 # `_refunded`), as `_kept` cuts it: the rest, such as a charge's billing details, is not stored
 KEPT_FIELDS = {"object": True, "id": True, "payment_intent": True, "amount": True, "amount_received": True,
-               "currency": True, "last_payment_error": {"code": True, "decline_code": True},
+               "currency": True, "status": True, "created": True, "metadata": {"refund_key": True},
+               "last_payment_error": {"code": True, "decline_code": True},
                "refunds": {"data": [{"id": True, "amount": True, "created": True, "status": True,
                                      "metadata": {"refund_key": True}}]}}
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
@@ -262,10 +264,43 @@ def _refunded(event: PaymentEvent, order: Order) -> None:
     for refund in sorted(valid, key=lambda r: (r["created"], r["id"])):
         known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund["id"]))
         if known is None:
-            metadata = refund.get("metadata")
             record_provider_refund(order_id=order.id, provider_refund_id=refund["id"], amount_fen=refund["amount"],
-                                   occurred_at=_moment(refund["created"]),
-                                   key=metadata.get("refund_key") if isinstance(metadata, dict) else None)
+                                   occurred_at=_moment(refund["created"]), key=_key_of(refund))
+
+
+def _key_of(refund: Mapping) -> str | None:
+    """The shop's idempotency key a provider refund carries in its metadata (our refunds only), if any."""
+    metadata = refund.get("metadata")
+    return _short_string(metadata.get("refund_key"), 255) if isinstance(metadata, dict) else None
+
+
+def _refund_changed(event: PaymentEvent, order: Order) -> None:
+    """A Refund's own event (refund.created/updated/failed, charge.refund.updated: Charges no longer embed their
+    refunds since API version 2022-11-15): a refund not known by its id (nor, pending, by its key) is reconciled
+    unless it failed; what the provider says of it is kept."""
+    obj = event.payload["data"]["object"]
+    refund_id, status = _short_string(obj.get("id"), 255), _short_string(obj.get("status"), 24)
+    if refund_id is None or obj.get("object") != "refund" or not _amount(obj, "amount"):
+        log.warning("payment event %s is not about a Stripe refund: skipped", event.event_id)
+        return
+    known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund_id))
+    if known is None and status not in REFUND_FAILED:
+        created = _moment(obj["created"]) if _is_timestamp(obj.get("created")) else event.created
+        record_provider_refund(order_id=order.id, provider_refund_id=refund_id, amount_fen=obj["amount"],
+                               occurred_at=created, key=_key_of(obj))
+    note_provider_refund(order_id=order.id, provider_refund_id=refund_id, status=status, key=_key_of(obj))
+
+
+def fetch_listed_refunds(event: PaymentEvent) -> None:
+    """A `charge.refunded` that does not embed its refunds (API version 2022-11-15 on) gets them from the provider,
+    kept in its payload as an older event carried them (called before the order's lock is taken)."""
+    obj = event.payload["data"]["object"]
+    if event.type != "charge.refunded" or "refunds" in obj or not event.intent_id:
+        return
+    listed = get_provider().list_refunds(intent_id=event.intent_id)
+    kept = _kept({"refunds": {"data": listed}}, {"refunds": KEPT_FIELDS["refunds"]})
+    event.payload = {**event.payload, "data": {"object": {**obj, **kept}}}
+    db.session.flush()
 
 
 def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[PaymentEvent]) -> str:
@@ -276,6 +311,8 @@ def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[P
         _succeeded(event, order, payment)
     elif event.type == "payment_intent.payment_failed":
         _failed(event, payment)
+    elif payment.status == "succeeded" and event.type in REFUND_TYPES:
+        _refund_changed(event, order)
     elif payment.status == "succeeded":
         _refunded(event, order)
     elif payment.status != "returned":  # refunds of a returned payment are the return itself
@@ -345,6 +382,7 @@ def _process(event: PaymentEvent, intent_order_id: int | None) -> str:
         return event.status
     if not event.intent_id or intent_order_id is None:
         return _ignore(event, "names a payment intent this shop never created")
+    fetch_listed_refunds(event)
     try:
         order = lock_order(intent_order_id)
     except NotFound:

@@ -54,3 +54,10 @@ class StripeProvider:
         except (stripe.InvalidRequestError, stripe.CardError) as exc:
             raise RefundRefused(exc.code or "refused") from exc
         return refund.id
+
+    def list_refunds(self, *, intent_id: str) -> list[dict]:
+        """The PaymentIntent's refunds, newest first, as a Charge listed them before API version 2022-11-15."""
+        page = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
+        return [{"id": refund.id, "amount": refund.amount, "created": refund.created, "status": refund.status,
+                 "metadata": refund.metadata.to_dict() if refund.metadata else {}}
+                for refund in page.auto_paging_iter()]

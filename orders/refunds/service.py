@@ -62,6 +62,7 @@ AFTER_SALES_STATUSES = ("delivered", "fulfilled")
 AFTER_SALES_WINDOW = timedelta(days=7)
 PROVIDER_METHODS = ("stripe",)  # payment methods whose money goes back through the payment provider
 PROVIDER_REASON = "Refunded at the payment provider."
+PROVIDER_FAILED = ("failed", "canceled")  # a provider refund in these states gave no money back
 RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is the sweeper's to settle
 SWEEP_BATCH = 50
 
@@ -407,6 +408,30 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
     _close_if_fully_refunded(order, actor_id=None, reason=PROVIDER_REASON)
     notify(kind="refund_made", order_id=order.id)
     return refund
+
+
+def note_provider_refund(*, order_id: int, provider_refund_id: str, status: str | None, key: str | None) -> None:
+    """Keep what the provider says of one of its refunds (a Refund's event) on our refund (by its id, or, while it is
+    pending, its key). A failure of our pending refund gives its units back (failed); a failure of a refund already
+    counted as money returned is logged as a warning and shown (`provider_status`) for an admin to settle with the
+    buyer: DESIGN.md's money events have none that undoes a refund the ledger has reversed."""
+    lock_order(order_id)
+    refund = db.session.scalar(select(Refund).where(Refund.provider_refund_id == provider_refund_id))
+    if refund is None and key is not None:
+        refund = next((pending for pending in db.session.scalars(
+            select(Refund).where(Refund.order_id == order_id, Refund.status == "pending"))
+            if refund_key(pending.id) == key), None)
+    if refund is None or status is None:
+        return
+    refund.provider_status = status
+    if status in PROVIDER_FAILED and refund.status == "pending":
+        _give_back_units(refund)
+        refund.status, refund.provider_refund_id = "failed", provider_refund_id
+    elif status in PROVIDER_FAILED and refund.status == "succeeded":
+        log.warning("refund %s of order %s: the provider says its refund %s %s after it was counted as money "
+                    "returned; an admin must settle it with the buyer", refund.id, order_id, provider_refund_id,
+                    status)
+    db.session.flush()
 
 
 def _refundable_fen(order: Order) -> int:

@@ -125,12 +125,13 @@ class StubHTTPClient(stripe.HTTPClient):
 
     name = "stub"
     requests: list = field(default_factory=list)
+    listed_refunds: list = field(default_factory=list)  # what GET /v1/refunds answers
 
     def __post_init__(self):
         super().__init__()
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
-        """Record the request; answer a PaymentIntent or a Refund made from its parameters."""
+        """Record the request; answer a PaymentIntent or a Refund made from its parameters, or the refunds listed."""
         params = dict(parse_qsl(post_data or ""))
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
         if url.endswith("/v1/payment_intents"):
@@ -138,6 +139,8 @@ class StubHTTPClient(stripe.HTTPClient):
             body = {"id": f"pi_stub{n}", "object": "payment_intent", "amount": int(params["amount"]),
                     "currency": params["currency"], "client_secret": f"pi_stub{n}_secret_x",
                     "status": "requires_payment_method", "metadata": {"order_id": params["metadata[order_id]"]}}
+        elif method == "get" and "/v1/refunds?" in url:
+            body = {"object": "list", "url": "/v1/refunds", "has_more": False, "data": self.listed_refunds}
         elif url.endswith("/v1/refunds"):
             body = {"id": f"re_stub{len(self.requests)}", "object": "refund", "amount": int(params["amount"]),
                     "payment_intent": params["payment_intent"], "status": "succeeded", "currency": "cny"}

@@ -51,7 +51,7 @@ def test_the_buyer_pays_through_the_sandbox_and_the_event_is_a_signed_stripe_eve
     assert stored.type == "payment_intent.succeeded" and stored.event_id.startswith("evt_")
     assert stored.payload["data"]["object"] == {"object": "payment_intent", "id": payment.intent_id, "amount": 2500,
                                                 "amount_received": 2500, "last_payment_error": None,
-                                                "currency": "cny"}
+                                                "currency": "cny", "status": "succeeded", "metadata": {}}
     (call,) = seen
     timestamp = call["signature"].split(",")[0][2:]
     assert call["signature"] == stripe_signature(call["payload"].decode(), SECRET, int(timestamp))

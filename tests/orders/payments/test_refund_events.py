@@ -1,0 +1,84 @@
+"""Refunds made at Stripe in today's event shapes: a Refund's own events, a Charge that no longer embeds its refunds
+(listed through the `stripe` library), each refund counted once by its id, and a refund that later fails shown."""
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from orders.models import OrderLine, Refund
+from shop.db import db
+from tests.orders.payments.conftest import deliver, event, intent_event, intent_of, place_order, stock, user_with_token
+
+SECRET = "whsec_test_stripe"
+
+
+@pytest.fixture
+def paid(stripe_app):
+    """A delivery order of 2 units at 12.50 paid through (stubbed) Stripe; its payment row and an admin's headers."""
+    client = stripe_app.test_client()
+    world = stock(prices=(1250,))
+    _, headers = user_with_token()
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    order = place_order(client, headers, [(world["products"][0].sku, 2)])
+    payment = intent_of(order["id"])
+    assert deliver(client, intent_event("payment_intent.succeeded", payment), secret=SECRET).status_code == 200
+    return client, payment, admin
+
+
+def _refund_object(payment, refund_id: str, amount: int, status: str = "succeeded") -> dict:
+    """A Stripe Refund of the payment (API version 2022-11-15 on: no charge embeds it)."""
+    return {"id": refund_id, "object": "refund", "amount": amount, "currency": "cny", "created": int(time.time()),
+            "payment_intent": payment.intent_id, "status": status, "metadata": {}}
+
+
+def _refunded_units() -> int:
+    """Units refunded on the order's line."""
+    db.session.expire_all()
+    return db.session.scalar(select(OrderLine.refunded_quantity))
+
+
+def test_a_dashboard_refund_is_recorded_from_its_refund_created_event_once(paid):
+    client, payment, _ = paid
+
+    for kind in ("refund.created", "refund.updated"):
+        body = event(kind, _refund_object(payment, "re_dash_1", 1250))
+        assert deliver(client, body, secret=SECRET).status_code == 200
+
+    assert _refunded_units() == 1
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+
+
+def test_a_charge_refunded_without_its_refunds_lists_them_through_stripe(paid, stripe_http):
+    client, payment, _ = paid
+    assert deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250)),
+                   secret=SECRET).status_code == 200
+    stripe_http.listed_refunds = [_refund_object(payment, "re_dash_2", 1250),
+                                  _refund_object(payment, "re_dash_1", 1250)]
+    charge = {"id": "ch_1", "object": "charge", "amount": 2500, "amount_refunded": 2500, "currency": "cny",
+              "payment_intent": payment.intent_id, "refunded": True}
+
+    assert deliver(client, event("charge.refunded", charge), secret=SECRET).status_code == 200
+
+    listed = stripe_http.requests[-1]
+    assert (listed["method"], listed["url"].split("?")[0]) == ("get", "https://api.stripe.com/v1/refunds")
+    assert f"payment_intent={payment.intent_id}" in listed["url"]
+    assert _refunded_units() == 2
+    assert sorted(db.session.scalars(select(Refund.provider_refund_id))) == ["re_dash_1", "re_dash_2"]
+
+
+def test_a_refund_that_fails_after_it_counted_is_marked_and_shown_to_admins(paid, caplog):
+    client, payment, admin = paid
+    assert deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250, "pending")),
+                   secret=SECRET).status_code == 200
+
+    with caplog.at_level(logging.WARNING, logger="orders.refunds.service"):
+        body = event("refund.failed", _refund_object(payment, "re_dash_1", 1250, "failed"))
+        assert deliver(client, body, secret=SECRET).status_code == 200
+
+    listed = client.get(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin).json["items"]
+    assert [(r["provider_refund_id"], r["provider_status"]) for r in listed] == [("re_dash_1", "failed")]
+    assert any(r.levelname == "WARNING" and "re_dash_1 failed" in r.getMessage() for r in caplog.records)
