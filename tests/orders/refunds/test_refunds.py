@@ -2,15 +2,16 @@
 status, who may refund, the provider call, and amount refunds from the provider mapped to whole units."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from catalog.models import Stock
 from orders.models import Allocation, Order, OrderLine, OrderTransition, OutboxEvent, Refund, RefundLine
 from orders.refunds import service
 from shop.db import db, utcnow
+from shop.tasks import sweep
 from suppliers.models import Supplier
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.orders.factories import ShiftFactory, StoreFactory
@@ -289,10 +290,14 @@ def test_the_sweeper_settles_a_pending_refund_with_its_key(client, world, provid
     pending = _refund(client, admin, order, 2)
     assert pending.status_code == 202
     provider.fail = False
-
-    refund = service.settle_refund(refund_id=pending.json["id"])
+    assert sweep()["orders.pending_refunds"] == 0  # not yet: its own request may still be asking
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
     db.session.commit()
 
+    assert sweep()["orders.pending_refunds"] == 1
+
+    db.session.expire_all()
+    refund = db.session.get(Refund, pending.json["id"])
     assert (refund.status, refund.provider_refund_id) == ("succeeded", "re_stub_1")
     assert provider.calls[0]["idempotency_key"] == f"refund-{pending.json['id']}"
     assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
