@@ -319,6 +319,11 @@ class Payment(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(200))
     succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the buyer's bank disputes the payment (Stripe's latest word on it): for an admin to answer at Stripe
+    dispute_id: Mapped[str | None] = mapped_column(String(255))
+    dispute_status: Mapped[str | None] = mapped_column(String(32))
+    dispute_reason: Mapped[str | None] = mapped_column(String(64))
+    dispute_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         CheckConstraint("amount_fen >= 0", name="amount_fen"),

@@ -126,6 +126,15 @@ class TrackingOut(Schema):
     tracking_number = fields.String()
 
 
+class DisputeOut(Schema):
+    """The buyer's bank disputes the payment: Stripe's dispute id, its latest status and reason, the amount."""
+
+    id = fields.String()
+    status = fields.String()
+    reason = fields.String(allow_none=True)
+    amount_fen = fields.Integer(allow_none=True)
+
+
 class PaymentOut(Schema):
     """The payment provider (always Stripe: API.md), whether it is the sandbox standing in for Stripe (no key
     configured: pay with the sandbox confirm route, not Stripe.js), the payment's status and (its owner, while
@@ -135,6 +144,7 @@ class PaymentOut(Schema):
     sandbox = fields.Boolean()
     status = fields.String()
     client_secret = fields.String(allow_none=True)
+    dispute = fields.Nested(DisputeOut, allow_none=True, metadata={"description": "admins only"})
 
 
 class ImpactCountyOut(Schema):
@@ -160,12 +170,16 @@ def _tracking(order) -> dict | None:
 
 
 def _payment(view) -> dict | None:
-    """The provider and payment status; the client secret only for the owner of an unpaid order."""
+    """The provider and payment status; the client secret only for the owner of an unpaid order; a dispute of it
+    only for admins."""
     if view.payment is None:
         return None
     secret = view.payment.client_secret if view.viewer == "owner" and view.status == "pending_payment" else None
-    return {"provider": "stripe", "sandbox": view.payment.provider == "sandbox", "status": view.payment.status,
-            "client_secret": secret}
+    payment = view.payment
+    dispute = ({"id": payment.dispute_id, "status": payment.dispute_status, "reason": payment.dispute_reason,
+                "amount_fen": payment.dispute_amount_fen} if view.viewer == "admin" and payment.dispute_id else None)
+    return {"provider": "stripe", "sandbox": payment.provider == "sandbox", "status": payment.status,
+            "client_secret": secret, "dispute": dispute}
 
 
 class OrderOut(Schema):

@@ -42,7 +42,10 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")  # data.object: a Refund
-HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", *REFUND_TYPES)
+DISPUTE_TYPES = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.funds_withdrawn",
+                 "charge.dispute.funds_reinstated", "charge.dispute.closed")  # data.object: a Dispute
+HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", *REFUND_TYPES,
+                 *DISPUTE_TYPES)
 DONE = ("processed", "ignored", "failed")
 REFUND_FAILED = ("failed", "canceled")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
@@ -52,7 +55,7 @@ SWEEP_BATCH = 200
 # What processing reads of a handled event's `data.object` (`_intent_id_of`, `_foreign`, `_succeeded`, `_failed`,
 # `_refunded`), as `_kept` cuts it: the rest, such as a charge's billing details, is not stored
 KEPT_FIELDS = {"object": True, "id": True, "payment_intent": True, "amount": True, "amount_received": True,
-               "currency": True, "status": True, "created": True, "metadata": {"refund_key": True},
+               "currency": True, "status": True, "created": True, "reason": True, "metadata": {"refund_key": True},
                "last_payment_error": {"code": True, "decline_code": True},
                "refunds": {"data": [{"id": True, "amount": True, "created": True, "status": True,
                                      "metadata": {"refund_key": True}}]}}
@@ -303,6 +306,18 @@ def fetch_listed_refunds(event: PaymentEvent) -> None:
     db.session.flush()
 
 
+def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> None:
+    """A dispute of the payment (opened, funds withdrawn or reinstated, closed): its id, status, reason and amount
+    kept on the payment for admins (the order's `payment.dispute`), with a warning; money is not moved here."""
+    obj = event.payload["data"]["object"]
+    payment.dispute_id = _short_string(obj.get("id"), 255) or payment.dispute_id
+    payment.dispute_status = _short_string(obj.get("status"), 32) or event.type.rsplit(".", 1)[1]
+    payment.dispute_reason = _short_string(obj.get("reason"), 64)
+    payment.dispute_amount_fen = _amount(obj, "amount")
+    log.warning("payment %s of order %s is disputed (%s: %s, %s, %s fen): answer it at Stripe", payment.intent_id,
+                order.id, event.type, payment.dispute_status, payment.dispute_reason, payment.dispute_amount_fen)
+
+
 def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[PaymentEvent]) -> str:
     """Apply one event to its (locked) order and its intent's payment; its new status: processed, or deferred
     (a refund of an unpaid payment). After a succeeded payment the intent's `deferred` events are applied too."""
@@ -311,6 +326,8 @@ def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[P
         _succeeded(event, order, payment)
     elif event.type == "payment_intent.payment_failed":
         _failed(event, payment)
+    elif event.type in DISPUTE_TYPES:
+        _disputed(event, order, payment)
     elif payment.status == "succeeded" and event.type in REFUND_TYPES:
         _refund_changed(event, order)
     elif payment.status == "succeeded":

@@ -1,5 +1,6 @@
 """Refunds made at Stripe in today's event shapes: a Refund's own events, a Charge that no longer embeds its refunds
-(listed through the `stripe` library), each refund counted once by its id, and a refund that later fails shown."""
+(listed through the `stripe` library), each refund counted once by its id, and a refund that later fails shown;
+disputes of a payment kept and shown to admins."""
 from __future__ import annotations
 
 import logging
@@ -82,3 +83,23 @@ def test_a_refund_that_fails_after_it_counted_is_marked_and_shown_to_admins(paid
     listed = client.get(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin).json["items"]
     assert [(r["provider_refund_id"], r["provider_status"]) for r in listed] == [("re_dash_1", "failed")]
     assert any(r.levelname == "WARNING" and "re_dash_1 failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_dispute_is_kept_logged_and_shown_to_admins_only(paid, caplog):
+    client, payment, admin = paid
+    dispute = {"id": "dp_1", "object": "dispute", "amount": 2500, "currency": "cny", "charge": "ch_1",
+               "payment_intent": payment.intent_id, "reason": "fraudulent", "status": "needs_response",
+               "evidence": {"customer_name": "张三"}}
+
+    with caplog.at_level(logging.WARNING, logger="orders.payments.service"):
+        assert deliver(client, event("charge.dispute.created", dispute), secret=SECRET).status_code == 200
+        closed = {**dispute, "status": "lost"}
+        assert deliver(client, event("charge.dispute.closed", closed), secret=SECRET).status_code == 200
+
+    shown = client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["payment"]["dispute"]
+    assert shown == {"id": "dp_1", "status": "lost", "reason": "fraudulent", "amount_fen": 2500}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and all("disputed" in w and "张三" not in w for w in warnings)
+    _, buyer = user_with_token()
+    db.session.commit()
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=buyer).status_code == 404
