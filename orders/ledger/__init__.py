@@ -5,9 +5,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the ledger's parts: attribution of the orders' outbox, the auditor routes, statements, reports,
-    payouts (routes, task, sweeper), verify-ledger, and the pairing rollups' refresh (task on the beat schedule,
-    command)."""
+    """Register the ledger's parts: attribution of the orders' outbox, the auditor routes (requested verifications
+    run by a task, a second full verification refused with Retry-After), statements, reports, payouts (routes, task,
+    sweeper), verify-ledger, and the pairing rollups' refresh (task on the beat schedule, command)."""
     from orders.ledger.api import blp
     from orders.ledger.attribution import apply_events
     from orders.ledger.cli import verify_ledger_command
@@ -19,8 +19,10 @@ def init_app(app: Flask) -> None:
     from orders.ledger.reports_api import blp as reports_blp
     from orders.ledger.rollups import REFRESH_EVERY_SECONDS, refresh_rollups_command
     from orders.ledger.statements_api import blp as statements_blp
+    from orders.ledger.verify import VerificationRunning
     from orders.outbox import register_consumer
-    from shop.errors import register_error_codes
+    from shop.db import db
+    from shop.errors import error_response, register_error_codes
     from shop.extensions import api
     from shop.sweeper import register_sweeper
 
@@ -32,6 +34,14 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(payouts_blp)
     register_sweeper(app, "ledger.payout_batches", payouts.requeue_stuck_batches)
     app.cli.add_command(verify_ledger_command)
+
+    @app.errorhandler(VerificationRunning)
+    def _verification_running(exc: VerificationRunning):
+        """409 with Retry-After: one full verification runs at a time."""
+        db.session.rollback()
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     app.cli.add_command(refresh_rollups_command)
     app.config["CELERY_BEAT_SCHEDULE"]["ledger.refresh_pairing_rollups"] = {
         "task": "ledger.refresh_pairing_rollups", "schedule": REFRESH_EVERY_SECONDS}

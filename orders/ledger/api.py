@@ -1,13 +1,15 @@
-"""Routes for auditors and admins: verify the ledger, list transactions by account and period, show one."""
+"""Routes for auditors and admins: verify the ledger (at once, or as a task whose progress is polled), list
+transactions by account and period, show one."""
 from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from orders.ledger import audit
+from orders.ledger import audit, verifications
 from orders.ledger.periods import PeriodQuery
 from orders.ledger.verify import verify_ledger
-from shop.auth.security import require_role
+from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
+from shop.db import commit
 from shop.fields import Date, Identifier
 from shop.pagination import PageQuery, page_schema
 
@@ -22,6 +24,30 @@ class LedgerVerifyOut(Schema):
     balanced = fields.Boolean()
     chain_intact = fields.Boolean()
     first_bad_id = fields.Integer(allow_none=True)
+
+
+class LedgerVerificationProgressOut(Schema):
+    """How many of the linked transactions the verification has checked."""
+
+    done = fields.Integer()
+    total = fields.Integer()
+
+
+class LedgerVerificationOut(LedgerVerifyOut):
+    """A requested verification: queued, running (with progress), done (with the result fields, null before) or
+    failed."""
+
+    id = fields.Integer()
+    status = fields.String()
+    progress = fields.Nested(LedgerVerificationProgressOut)
+    ok = fields.Boolean(allow_none=True)
+    transactions = fields.Integer(allow_none=True)
+    balanced = fields.Boolean(allow_none=True)
+    chain_intact = fields.Boolean(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
 
 
 class LedgerTransactionQuery(PageQuery, PeriodQuery):
@@ -145,8 +171,28 @@ class LedgerTransactionDetailOut(LedgerTransactionOut):
 @require_role("admin", "auditor")
 @blp.response(200, LedgerVerifyOut)
 def verify():
-    """Check that every transaction balances and the hash chain is intact; name the first bad transaction."""
-    return verify_ledger()
+    """Check that every transaction balances and the hash chain is intact; name the first bad transaction. One
+    full verification runs at a time: while one runs, 409 `verification_running` with Retry-After."""
+    return verify_ledger(wait=False)
+
+
+@blp.route("/ledger/verifications", methods=["POST"])
+@require_role("admin", "auditor")
+@blp.response(202, LedgerVerificationOut)
+def request_verification():
+    """Queue a full verification run by a task; poll it for its progress and result (409 `verification_running`
+    while another is queued or running)."""
+    verification = verifications.request_verification(actor=current_user())
+    commit()
+    return verifications.show_verification(verification_id=verification.id)
+
+
+@blp.route("/ledger/verifications/<int:verification_id>")
+@require_role("admin", "auditor")
+@blp.response(200, LedgerVerificationOut)
+def show_verification(verification_id):
+    """Show a requested verification: its status, progress and, once done, its result."""
+    return verifications.show_verification(verification_id=verification_id)
 
 
 @blp.route("/ledger/transactions")

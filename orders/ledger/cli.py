@@ -8,8 +8,15 @@ from orders.ledger.verify import verify_ledger
 
 @click.command("verify-ledger")
 def verify_ledger_command() -> None:
-    """Check every ledger transaction balances and the hash chain is intact; exit 1 naming the first bad one."""
-    result = verify_ledger()
+    """Check every ledger transaction balances and the hash chain is intact, with a progress bar (after any
+    verification running now); exit 1 naming the first bad one."""
+    with click.progressbar(length=1, label="verifying the ledger") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        result = verify_ledger(progress=progress)
     click.echo(f"ledger: {result['transactions']} transactions, "
                f"balanced: {'yes' if result['balanced'] else 'NO'}, "
                f"chain intact: {'yes' if result['chain_intact'] else 'NO'}")

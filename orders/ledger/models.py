@@ -12,6 +12,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -30,6 +31,7 @@ ACCOUNT_KINDS = ("payments", "platform", "platform_costs", "store", "store_cash"
 TRANSACTION_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned",
                      "payout", "payout_failed", "processor_fee")
 HOUSEHOLD_POSTINGS = "household_id IS NOT NULL AND component IN ('premium', 'dividend')"  # the reports read these
+VERIFICATION_STATUSES = ("queued", "running", "done", "failed")
 COMPONENTS = ("payment", "platform_fee", "store_commission", "premium", "dividend", "supplier", "remainder",
               "unallocated", "payout", "fee")
 
@@ -137,3 +139,30 @@ class DisclosureNotice(db.Model):
     figures: Mapped[dict] = mapped_column(JSON)  # villages, other_villages, total
 
     __table_args__ = (UniqueConstraint("county_code", "month", name="uq_disclosure_notices_county_month"),)
+
+
+class LedgerVerification(db.Model):
+    """A full verification of the ledger requested through the API: queued, run by a task (its live progress in
+    the cache), then its result."""
+
+    __tablename__ = "ledger_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    transactions: Mapped[int | None] = mapped_column(Integer)
+    balanced: Mapped[bool | None] = mapped_column(Boolean)
+    chain_intact: Mapped[bool | None] = mapped_column(Boolean)
+    first_bad_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: it may name a removed transaction
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", VERIFICATION_STATUSES), name="status"),
+        CheckConstraint("progress_done >= 0 AND progress_total >= 0", name="counts"),
+    )

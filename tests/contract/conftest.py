@@ -274,6 +274,8 @@ def seed_world(app) -> World:
     db.session.commit()
     _seed_payouts(world, admin, {"own": own, "other": other})
     world.ids["ledger_transaction_id"] = {"own": db.session.scalar(select(func.min(LedgerTransaction.id)))}
+    world.ids["verification_id"] = {"own": client.post("/api/v1/ledger/verifications",
+                                                       headers=world.headers["auditor"]).json["id"]}
     return world
 
 

@@ -162,6 +162,8 @@ TABLE: dict[tuple[str, str], Route] = {
                                                                body=lambda w, k: {"reason": "照片看不出破损"}),
     ("GET", "/api/v1/ledger/transactions/<transaction_id>"): Route(("admin", "auditor"), "ledger_transaction_id",
                                                                    sees_all=("admin", "auditor")),
+    ("GET", "/api/v1/ledger/verifications/<verification_id>"): Route(("admin", "auditor"), "verification_id",
+                                                                     sees_all=("admin", "auditor")),
     # statements: a co-op its households' accounts at itself (also a linked household) and its own supplier;
     # staff their own store
     ("GET", "/api/v1/households/<household_id>/statement"): Route(READ_COOP, "household_id", sees_all=SEE_ALL),

@@ -94,6 +94,7 @@ def test_verify_ledger_command(app, runner):
     result = runner.invoke(args=["verify-ledger"])
     assert result.exit_code == 0, result.output
     assert "2 transactions, balanced: yes, chain intact: yes" in result.output
+    assert "verifying the ledger" in result.output  # its progress bar
 
     db.session.execute(text("UPDATE ledger_postings SET amount_fen = 1 WHERE transaction_id = :t AND amount_fen > 0"),
                        {"t": ids[0]})
