@@ -95,9 +95,10 @@ def list_locations(*, kind: str | None, limit: int, cursor: str | None) -> dict:
 
 
 def location_stock(*, location_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of the stock rows at a location (one per lot), live."""
+    """A page of the stock rows at a location (one per lot), live, each with its lot and product (one statement)."""
     get_location(location_id)
-    query = select(Stock).where(Stock.location_id == location_id)
+    query = (select(Stock).where(Stock.location_id == location_id)
+             .options(joinedload(Stock.lot).joinedload(Lot.product)))
     return paginate(query, keys=[Stock.id], limit=limit, cursor=cursor)
 
 

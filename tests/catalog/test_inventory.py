@@ -14,6 +14,7 @@ from shop.clock import today
 from shop.db import db
 from shop.errors import Conflict, NotFound, ValidationError
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body, make_lot
+from tests.statements import statements
 from tests.suppliers.factories import HouseholdFactory
 
 
@@ -57,6 +58,24 @@ def test_location_stock_shows_on_hand_reserved_and_available(client, login):
     missing = client.get("/api/v1/locations/999/stock", headers=login("admin"))
     assert missing.status_code == 404
     assert missing.json["error"]["code"] == "location_not_found"
+
+
+STOCK_PAGE_BUDGET = 3  # the token's user, the location, the page of stock rows with their lots and products
+
+
+def test_a_location_stock_page_takes_the_same_statements_for_1_and_50_lots(client, login):
+    headers = login("auditor")
+    one, fifty = LocationFactory(), LocationFactory()
+    make_lot(ProductFactory(), one)
+    for _ in range(50):
+        make_lot(ProductFactory(), fifty)
+    db.session.commit()
+    for location, rows in ((one, 1), (fifty, 50)):
+        db.session.expire_all()
+        with statements() as seen:
+            response = client.get(f"/api/v1/locations/{location.id}/stock?limit=100", headers=headers)
+        assert len(response.json["items"]) == rows and all(item["sku"] for item in response.json["items"])
+        assert len(seen) == STOCK_PAGE_BUDGET, seen
 
 
 # --- lots --------------------------------------------------------------------------------------------
