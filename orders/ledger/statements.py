@@ -2,15 +2,17 @@
 
 A statement lists an account's postings posted in [from, to) (Asia/Shanghai dates), in chain (commit) order, each
 with its date, product (the order line's SKU and name), lot code, amount, component and running balance,
-after the opening balance (everything posted before `from`). A co-op sees a household's account at itself
-(`household:<hid>@supplier:<its id>`: what its own lots and shares earned the household); an admin sees the
-sum of all the household's accounts. A store's statement shows its commission account and the counter cash
-it holds (`store_cash:<id>`, shown as cash held: the ledger's sign reversed) and what it must remit: the
-cash held net of the commission it is owed.
+after the opening balance (everything posted before `from`, one aggregate). The period is bounded: without `from`
+it is the month of its last day (this month when `to` is missing too), without `to` it runs to today inclusive,
+and it spans at most 366 days (a statement since opening would be every posting of years, built in memory).
+A co-op sees a household's account at itself (`household:<hid>@supplier:<its id>`: what its own lots and shares
+earned the household); an admin sees the sum of all the household's accounts. A store's statement shows its
+commission account and the counter cash it holds (`store_cash:<id>`, shown as cash held: the ledger's sign
+reversed) and what it must remit: the cash held net of the commission it is owed.
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import exists, func, select
 
@@ -21,12 +23,34 @@ from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.models import OrderLine, Store
 from orders.outbox import sale_date_of
 from shop.auth.models import User
+from shop.clock import today
 from shop.db import db
-from shop.errors import NotFound
+from shop.errors import NotFound, ValidationError
 from shop.regions.models import Region
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_id_number
 from suppliers.models import Household, Supplier, SupplierHousehold
+
+MAX_PERIOD_DAYS = 366
+
+
+def statement_period(*, from_date: date | None, to_date: date | None) -> tuple[date, date]:
+    """The period a statement covers, `[from, to)`: without `from` the month of its last day (this month when `to`
+    is missing too), without `to` up to today inclusive; a 422 naming `to` if it spans more than 366 days."""
+    if to_date is None and from_date is None:
+        to_date = (today().replace(day=1) + timedelta(days=31)).replace(day=1)
+    elif to_date is None:
+        if (today() - from_date).days >= MAX_PERIOD_DAYS:
+            raise ValidationError("The period is too long.", details={"to": [
+                f"Required when `from` lies {MAX_PERIOD_DAYS} days or more back: a statement covers "
+                f"{MAX_PERIOD_DAYS} days at most."]})
+        to_date = max(today(), from_date) + timedelta(days=1)
+    if from_date is None:
+        from_date = (to_date - timedelta(days=1)).replace(day=1)
+    if (to_date - from_date).days > MAX_PERIOD_DAYS:
+        raise ValidationError("The period is too long.", details={"to": [
+            f"At most {MAX_PERIOD_DAYS} days after `from`: a statement covers {MAX_PERIOD_DAYS} days at most."]})
+    return from_date, to_date
 
 
 def _account_ids(*conditions) -> list[int]:
@@ -34,30 +58,26 @@ def _account_ids(*conditions) -> list[int]:
     return list(db.session.scalars(select(LedgerAccount.id).where(*conditions).order_by(LedgerAccount.id)))
 
 
-def _entries(account_ids: list[int], *, from_date: date | None, to_date: date | None, sign: int = 1) -> dict:
+def _entries(account_ids: list[int], *, from_date: date, to_date: date, sign: int = 1) -> dict:
     """Opening balance, entries with running balance, and totals of `account_ids` in [from, to) by posting time
     (amounts multiplied by `sign`)."""
     opening = 0
     entries: list[dict] = []
     if account_ids:
-        if from_date:
-            opening = sign * int(db.session.scalar(
-                select(func.coalesce(func.sum(Posting.amount_fen), 0))
-                .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
-                .where(Posting.account_id.in_(account_ids),
-                       LedgerTransaction.posted_at < shanghai_midnight(from_date))))
+        opening = sign * int(db.session.scalar(
+            select(func.coalesce(func.sum(Posting.amount_fen), 0))
+            .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+            .where(Posting.account_id.in_(account_ids), LedgerTransaction.posted_at < shanghai_midnight(from_date))))
         query = (select(Posting.id, Posting.amount_fen, Posting.component, LedgerTransaction.id.label("transaction_id"),
                         LedgerTransaction.kind, LedgerTransaction.posted_at, LedgerTransaction.order_id,
                         LedgerTransaction.sale_date, OrderLine.sku, OrderLine.name, Lot.lot_code)
                  .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
                  .outerjoin(OrderLine, OrderLine.id == Posting.order_line_id)
                  .outerjoin(Lot, Lot.id == Posting.lot_id)
-                 .where(Posting.account_id.in_(account_ids))
+                 .where(Posting.account_id.in_(account_ids),
+                        LedgerTransaction.posted_at >= shanghai_midnight(from_date),
+                        LedgerTransaction.posted_at < shanghai_midnight(to_date))
                  .order_by(LedgerTransaction.seq, LedgerTransaction.id, Posting.id))
-        if from_date:
-            query = query.where(LedgerTransaction.posted_at >= shanghai_midnight(from_date))
-        if to_date:
-            query = query.where(LedgerTransaction.posted_at < shanghai_midnight(to_date))
         balance = opening
         for row in db.session.execute(query):
             amount = sign * row.amount_fen
@@ -77,7 +97,9 @@ def _entries(account_ids: list[int], *, from_date: date | None, to_date: date | 
 def household_statement(*, household_id: int, user: User, from_date: date | None = None,
                         to_date: date | None = None, page: bool = False) -> dict:
     """A household's statement: a co-op's account of it (404 if the co-op does not work with it), or for an
-    admin the sum of all its accounts; with `page`, also what the printable page shows of the household."""
+    admin the sum of all its accounts, in the bounded period (`statement_period`); with `page`, also what the
+    printable page shows of the household."""
+    from_date, to_date = statement_period(from_date=from_date, to_date=to_date)
     household = db.session.get(Household, household_id)
     scope = user.supplier_id
     if household is not None and scope is not None:
@@ -112,7 +134,8 @@ def _page(household: Household, supplier: Supplier | None) -> dict:
 def supplier_statement(*, supplier_id: int, user: User, from_date: date | None = None,
                        to_date: date | None = None, page: bool = False) -> dict:
     """A supplier's statement (its own co-op, or an admin); with `page`, also what the printable page shows of the
-    supplier (name, USCC, county)."""
+    supplier (name, USCC, county). The period is bounded (`statement_period`)."""
+    from_date, to_date = statement_period(from_date=from_date, to_date=to_date)
     supplier = db.session.get(Supplier, supplier_id)
     if (user.supplier_id is not None and user.supplier_id != supplier_id) or supplier is None:
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
@@ -128,7 +151,8 @@ def store_statement(*, store_id: int, user: User, from_date: date | None = None,
                     page: bool = False) -> dict:
     """A store's statement (its own staff, or an admin): its commission, the counter cash it holds, and what it
     must remit (cash held net of commission) at the period's end; with `page`, also what the printable page
-    shows of the store (name, district)."""
+    shows of the store (name, district). The period is bounded (`statement_period`)."""
+    from_date, to_date = statement_period(from_date=from_date, to_date=to_date)
     store = db.session.get(Store, store_id)
     if (user.store_id is not None and user.store_id != store_id) or store is None:
         raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)

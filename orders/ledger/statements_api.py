@@ -16,8 +16,14 @@ blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_fo
 
 
 class StatementQuery(PeriodQuery):
-    """The period, and `format=html` for the printable page."""
+    """The period (bounded: at most 366 days; this month by default), and `format=html` for the printable page."""
 
+    from_date = Date(data_key="from", metadata={"description": (
+        "First day, Asia/Shanghai, inclusive. Without it: the first day of the month of the period's last day "
+        "(this month when `to` is missing too). The opening balance is everything posted before it.")})
+    to_date = Date(data_key="to", metadata={"description": (
+        "Day after the last, Asia/Shanghai, exclusive. Without it: tomorrow (everything posted so far). At most "
+        "366 days after `from` (422 naming `to`).")})
     format = Choice(("json", "html"), load_default="json")
 
 
@@ -61,8 +67,8 @@ class StatementOut(StatementBodyOut):
 
     party = fields.String()
     party_id = fields.Integer()
-    from_date = Date(data_key="from", attribute="from", allow_none=True)
-    to_date = Date(data_key="to", attribute="to", allow_none=True)
+    from_date = Date(data_key="from", attribute="from")
+    to_date = Date(data_key="to", attribute="to")
     accounts = fields.List(fields.String())
 
 

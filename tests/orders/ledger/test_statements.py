@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from orders import outbox
@@ -133,12 +134,13 @@ def test_an_admins_printable_page_sums_every_co_op(client, login):
     world, _ = paid_and_refunded(client, login)
     h4 = world["h"][4]
 
-    response = client.get(f"/api/v1/households/{h4.id}/statement?format=html&from=2000-01-01",
+    year_ago = outbox.sale_date_of(utcnow()) - timedelta(days=365)  # a statement covers 366 days at most
+    response = client.get(f"/api/v1/households/{h4.id}/statement?format=html&from={year_ago}",
                           headers=login("admin"))
 
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "全部合作社合计" in page
-    assert "¥0.50" in page and "-¥0.25" in page and "2000年01月01日" in page
+    assert "¥0.50" in page and "-¥0.25" in page and year_ago.strftime("%Y年%m月%d日") in page
 
 
 def test_a_supplier_statement_is_its_coops_and_admins(client, login):
@@ -239,7 +241,9 @@ def test_a_supplier_statement_is_json_or_a_printable_page_for_its_coop_and_admin
     own = login("coop", supplier_id=supplier.id)
 
     plain, as_json = client.get(url, headers=own), client.get(f"{url}?format=json", headers=own)
-    page = assert_printable_page(client.get(f"{url}?format=html&from=2000-01-01", headers=own))
+    month = outbox.sale_date_of(utcnow()).replace(day=1)
+    next_month = (month + timedelta(days=31)).replace(day=1)
+    page = assert_printable_page(client.get(f"{url}?format=html&from={month}&to={next_month}", headers=own))
     admins = assert_printable_page(client.get(f"{url}?format=html", headers=login("admin")))
     other = client.get(f"{url}?format=html", headers=login("coop", supplier_id=SupplierFactory().id))
 
@@ -248,8 +252,8 @@ def test_a_supplier_statement_is_json_or_a_printable_page_for_its_coop_and_admin
     assert as_json.json["totals"]["closing_balance_fen"] == closing
     assert "供应商货款对账单" in page and supplier.name in page and supplier.uscc in page
     assert world["product"].name in page and world["lot1"].lot_code in page and "货款" in page
-    assert yuan(closing) in page and "2000年01月01日" in page
-    assert admins == page.replace("2000年01月01日", "开始")
+    assert yuan(closing) in page and month.strftime("%Y年%m月%d日") in page
+    assert admins == page  # without a period: this month
     assert other.status_code == 404 and other.json["error"]["code"] == "supplier_not_found"
 
 
@@ -287,3 +291,44 @@ def test_the_three_statements_document_the_same_query_and_both_answers(client):
         query = {p["name"]: p["schema"].get("enum") for p in operation["parameters"] if p["in"] == "query"}
         assert query == {"from": None, "to": None, "format": ["json", "html"]}, path
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/html"}, path
+
+
+def test_a_statement_without_a_period_is_this_month_after_an_opening_balance(client, login):
+    household = HouseholdFactory()
+    db.session.commit()
+    supplier_id = household.registered_by_id
+    month = outbox.sale_date_of(utcnow()).replace(day=1)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    last_month = datetime.combine(month - timedelta(days=1), datetime.min.time(), shanghai)
+    post_at(last_month - timedelta(days=400), 1, household.id, supplier_id)
+    post_at(last_month, 20, household.id, supplier_id)
+    post_at(utcnow(), 300, household.id, supplier_id)
+    headers = login("coop", supplier_id=supplier_id)
+    url = f"/api/v1/households/{household.id}/statement"
+
+    for query in ("", "?format=html"):
+        response = client.get(url + query, headers=headers)
+        assert response.status_code == 200
+    body = client.get(url, headers=headers).json
+    next_month = (month + timedelta(days=31)).replace(day=1)
+    assert (body["from"], body["to"]) == (month.isoformat(), next_month.isoformat())
+    assert body["opening_balance_fen"] == 21 and [e["amount_fen"] for e in body["entries"]] == [300]
+    assert body["totals"]["closing_balance_fen"] == 321
+    ended = client.get(f"{url}?to={month}", headers=headers).json  # the month that ends there
+    assert (ended["from"], ended["opening_balance_fen"], [e["amount_fen"] for e in ended["entries"]]) == (
+        (month - timedelta(days=1)).replace(day=1).isoformat(), 1, [20])
+
+
+@pytest.mark.parametrize("path", STATEMENTS)
+def test_a_statement_period_over_366_days_is_refused_naming_to(client, login, path):
+    world, _ = paid_and_refunded(client, login)
+    url = path.format(household_id=world["h"][4].id, supplier_id=world["supplier"].id, store_id=world["store"].id)
+    today = outbox.sale_date_of(utcnow())
+    year = client.get(f"{url}?from={today - timedelta(days=365)}&to={today + timedelta(days=1)}",
+                      headers=login("admin"))
+    assert year.status_code == 200, year.json
+    for query in (f"from={today - timedelta(days=366)}&to={today + timedelta(days=1)}",
+                  f"from={today - timedelta(days=366)}", "from=2000-01-01&to=2099-01-01&format=html"):
+        refused = client.get(f"{url}?{query}", headers=login("admin"))
+        assert refused.status_code == 422, query
+        assert refused.json["error"]["code"] == "validation_error" and list(refused.json["error"]["details"]) == ["to"]
