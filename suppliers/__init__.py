@@ -15,15 +15,21 @@ log = logging.getLogger(__name__)
 
 
 @cli.command("reencrypt")
-def reencrypt_command():
-    """Re-encrypt personal data under the first FIELD_ENCRYPTION_KEY entry; re-hash ID numbers with FIELD_HASH_KEY."""
+@click.option("--batch", default=500, show_default=True, help="Rows per transaction.")
+def reencrypt_command(batch: int):
+    """Re-encrypt personal data under the first FIELD_ENCRYPTION_KEY entry; re-hash ID numbers with FIELD_HASH_KEY.
+    A transaction per batch of rows, with progress; run it again to resume after a stop."""
     from shop.db import db
     from suppliers.service import reencrypt_fields
 
-    changed, rehashed = reencrypt_fields()
+    done = {"re-encrypted": 0, "re-hashed": 0}
+    for step in reencrypt_fields(batch=batch):
+        db.session.commit()
+        done[step.action] += step.changed
+        click.echo(f"{step.table}: {step.done}/{step.total} rows gone through, {step.changed} {step.action}", err=True)
     db.session.commit()
-    click.echo(f"re-encrypted {changed} rows with the current key; re-hashed {rehashed} ID numbers "
-               "with FIELD_HASH_KEY and recorded its fingerprint")
+    click.echo(f"re-encrypted {done['re-encrypted']} rows with the current key; re-hashed {done['re-hashed']} ID "
+               "numbers with FIELD_HASH_KEY and recorded its fingerprint")
 
 
 def _hash_key_matches(app: Flask) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask import current_app, g
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, true, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from shop import crypto
@@ -625,29 +625,78 @@ def _encrypted_columns() -> list[tuple[type, list[str]]]:
     return sorted(((model, names) for model, names in found if names), key=lambda pair: pair[0].__name__)
 
 
-def reencrypt_fields() -> tuple[int, int]:
+REENCRYPT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ReencryptStep:
+    """One committed-by-the-caller batch of `reencrypt_fields`: the table, what was done (`re-encrypted` or
+    `re-hashed`), the rows changed in this batch, and the rows of the table gone through so far out of `total`."""
+
+    table: str
+    action: str
+    changed: int
+    done: int
+    total: int
+
+
+def reencrypt_fields(*, batch: int = REENCRYPT_BATCH) -> Iterator[ReencryptStep]:
     """Re-encrypt every encrypted field not under the current key and re-hash every ID number with `FIELD_HASH_KEY`,
-    recording that key's fingerprint; the numbers of rows re-encrypted and re-hashed."""
+    then record that key's fingerprint: `batch` rows at a time, each batch flushed and yielded for the caller to
+    commit (the session holds committed rows weakly: memory stays flat however many rows there are). A run stopped
+    half-way resumes where it was: rows already under the current key are not read again, hashes already current
+    are not written."""
     current = crypto.keyring().current
-    changed = rehashed = 0
     for model, names in _encrypted_columns():
-        for row in db.session.scalars(select(model).execution_options(yield_per=500)):
-            stale = [name for name in names
-                     if getattr(row, f"{name}_enc") and crypto.key_id(getattr(row, f"{name}_enc")) != current]
-            for name in stale:
-                setattr(row, name, getattr(row, name))
-            changed += bool(stale)
-    for household in db.session.scalars(select(Household).execution_options(yield_per=500)):
-        id_hash = crypto.lookup_hash(household.id_number)
-        rehashed += id_hash != household.id_number_hash
-        household.id_number_hash = id_hash
+        columns = [getattr(model, f"{name}_enc") for name in names]
+        stale = or_(*(column.is_not(None) & ~column.startswith(f"{current}:", autoescape=True) for column in columns))
+        yield from _in_batches(model, stale, batch, "re-encrypted",
+                               lambda row, names=names: _reencrypt_row(row, names, current))
+    yield from _in_batches(Household, true(), batch, "re-hashed", _rehash)
     stored = db.session.get(KeyFingerprint, LOOKUP_HASH_KEY)
     if stored is None:
         db.session.add(KeyFingerprint(name=LOOKUP_HASH_KEY, fingerprint=crypto.hash_key_fingerprint()))
     else:
         stored.fingerprint = crypto.hash_key_fingerprint()
     db.session.flush()
-    return changed, rehashed
+
+
+def _reencrypt_row(row, names: list[str], current: str) -> bool:
+    """Re-encrypt a row's fields not under the `current` key; whether any was."""
+    stale = [name for name in names
+             if getattr(row, f"{name}_enc") and crypto.key_id(getattr(row, f"{name}_enc")) != current]
+    for name in stale:
+        setattr(row, name, getattr(row, name))
+    return bool(stale)
+
+
+def _rehash(household: Household) -> bool:
+    """Re-hash a household's ID number with `FIELD_HASH_KEY`; whether its hash changed."""
+    id_hash = crypto.lookup_hash(household.id_number)
+    if id_hash == household.id_number_hash:
+        return False
+    household.id_number_hash = id_hash
+    return True
+
+
+def _in_batches(model, condition, batch: int, action: str, work) -> Iterator[ReencryptStep]:
+    """Apply `work` to the rows of `model` matching `condition`, `batch` at a time in primary-key order, yielding a
+    step after each flushed batch (the caller commits it)."""
+    keys = list(model.__mapper__.primary_key)
+    names = [model.__mapper__.get_property_by_column(key).key for key in keys]
+    total = db.session.scalar(select(func.count()).select_from(model).where(condition))
+    done, after = 0, None
+    while True:
+        query = select(model).where(condition).order_by(*keys).limit(batch)
+        if after is not None:
+            query = query.where(tuple_(*keys) > tuple_(*after))
+        rows = db.session.scalars(query).all()
+        if not rows:
+            return
+        changed = sum(work(row) for row in rows)
+        db.session.flush()
+        after, done = [getattr(rows[-1], name) for name in names], done + len(rows)
+        yield ReencryptStep(table=model.__tablename__, action=action, changed=changed, done=done, total=total)
 
 
 def check_hash_key() -> None:

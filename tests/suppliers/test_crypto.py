@@ -17,6 +17,7 @@ from shop.config import ConfigError
 from shop.db import db, utcnow
 from shop.idempotency import KEEP_FOR, IdempotencyKey, forget_old_keys
 from suppliers.models import Household
+from suppliers.service import reencrypt_fields
 from tests.orders.factories import StoreFactory
 from tests.orders.payments.conftest import ADDRESS, place_order, stock, user_with_token
 from tests.shop.test_errors import assert_error
@@ -80,6 +81,32 @@ def test_rotation_keeps_old_values_readable_and_lookups_working(app, runner):
     assert crypto.key_id(stored.id_number_enc) == "k2026" and crypto.key_id(stored.bank_account_enc) == "k2026"
     assert stored.id_number == id_number and stored.id_number_hash == old_hash
     assert "re-encrypted 0 rows" in runner.invoke(args=["suppliers", "reencrypt"]).output
+
+
+def test_reencrypt_commits_batch_by_batch_with_progress_and_resumes_after_a_stop(app, runner):
+    households = [HouseholdFactory() for _ in range(5)]
+    db.session.commit()
+    ids = [household.id for household in households]
+    app.config["FIELD_ENCRYPTION_KEY"] = f"k2026:{_key()},{app.config['FIELD_ENCRYPTION_KEY']}"
+
+    steps = reencrypt_fields(batch=2)
+    step = next(step for step in steps if step.table == "households")
+    db.session.commit()  # the first batch of households, as the command commits it
+    steps.close()  # then the run stops (killed, or out of time)
+    db.session.rollback()
+    assert (step.action, step.changed, step.done, step.total) == ("re-encrypted", 2, 2, 5)
+
+    def under_new_key() -> list[int]:
+        db.session.expire_all()
+        return [i for i in ids if crypto.key_id(db.session.get(Household, i).id_number_enc) == "k2026"]
+
+    assert under_new_key() == ids[:2]
+    result = runner.invoke(args=["suppliers", "reencrypt", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 3 rows" in result.output  # the two already done are not read again
+    assert "households: 2/3 rows gone through, 2 re-encrypted" in result.output
+    assert "households: 3/3 rows gone through, 1 re-encrypted" in result.output
+    assert under_new_key() == ids
 
 
 def test_a_value_under_a_removed_key_fails_loudly_without_its_plaintext(app):
