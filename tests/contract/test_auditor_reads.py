@@ -15,6 +15,7 @@ NOT_FOR_AUDITORS = {
 # writes an auditor may make, and why
 AUDITOR_WRITES = {
     ("post", "/api/v1/users/me/password"): "every signed-in user changes their own password",
+    ("post", "/api/v1/ledger/verifications"): "verifying the ledger is the auditor's own work (it writes only its run)",
 }
 # an OpenAPI path parameter → the world object it names, where the names differ
 OBJECTS = {"code": "region_code", "transaction_id": "ledger_transaction_id"}
