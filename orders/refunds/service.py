@@ -210,6 +210,22 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
         transition(order, "refunded", actor_id=actor_id, reason=reason[:200])
 
 
+def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) -> None:
+    """The order's open after-sales request, if a refund made otherwise (staff, an admin, the provider's dashboard)
+    just took units it asks for: approved with that refund, so its consumer sees the outcome on the order and nobody
+    is left to approve units already refunded."""
+    request = db.session.scalar(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order.id,
+                                                                AfterSalesRequest.status == "open"))
+    if request is None:
+        return
+    lines = {line.id: line for line in order.lines}
+    if all(_still_sold(lines[asked["line_id"]]) >= asked["quantity"] for asked in request.lines):
+        return
+    request.status, request.refund_id = "approved", refund.id
+    request.decision_reason = f"Refunded by refund {refund.id}."
+    request.decided_by, request.decided_at = actor_id, utcnow()
+
+
 def _till_shift_id(order: Order) -> int:
     """The open shift a counter refund (cash or card) is paid out of: the store's (the sale's own while it is open),
     held open until this refund commits (409 `no_open_shift`: money leaving a till outside any
@@ -353,9 +369,13 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     db.session.flush()
     if at_provider:  # the caller commits it, then `settle_refund` asks the provider outside the lock
         refund.held_events = _take_units(order, refund, lines)
+        if source != "after_sales":
+            _decide_open_request(order, refund, actor_id=actor.id)
         return refund
     events = refund_units(order=order, refund=refund, requests=lines, occurred_at=refund.created_at)
     refund.outbox_event_ids = [event.id for event in events]
+    if source != "after_sales":
+        _decide_open_request(order, refund, actor_id=actor.id)
     _close_if_fully_refunded(order, actor_id=actor.id, reason=reason)
     notify(kind="refund_made", order_id=order.id)
     return refund
@@ -405,6 +425,7 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
         events.append(record_event(kind="refund_remainder", order=order, refund=refund, amount_fen=remainder,
                                    occurred_at=occurred_at, payload={"refund_amount_fen": amount_fen}))
     refund.outbox_event_ids = [event.id for event in events]
+    _decide_open_request(order, refund, actor_id=None)
     _close_if_fully_refunded(order, actor_id=None, reason=PROVIDER_REASON)
     notify(kind="refund_made", order_id=order.id)
     return refund

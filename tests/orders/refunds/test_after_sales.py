@@ -160,3 +160,24 @@ def test_a_photo_must_be_a_web_link_that_reads_as_where_it_goes(client, sold, ph
 
     assert response.status_code == 422
     assert "photo" in response.json["error"]["details"]
+
+
+def test_a_refund_made_directly_decides_the_open_request_it_covers_and_the_consumer_sees_it(client, sold):
+    order = sold["order"]()
+    asked = _ask(client, sold["consumer"], order, quantity=2).json
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
+
+    untouched = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
+        "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "另一件漏发"})
+    still = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert untouched.status_code == 201 and [r["status"] for r in still] == ["open"]  # 2 units still sold
+
+    refund = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
+        "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "包装破损，直接退款"})
+
+    assert refund.status_code == 201
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert [(r["id"], r["status"], r["refund_id"]) for r in seen] == [(asked["id"], "approved", refund.json["id"])]
+    again = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"], json={"resellable": True})
+    assert again.status_code == 409 and again.json["error"]["code"] == "after_sales_decided"
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 2
