@@ -10,7 +10,7 @@ import time
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from orders import outbox
 from orders.ledger.reports import pairing_report
@@ -22,7 +22,7 @@ from orders.ledger.rollups import (
     refresh_rollups,
 )
 from orders.ledger.verify import verify_ledger
-from orders.models import OrderLine
+from orders.models import Order, OrderLine
 from shop.db import db, utcnow
 from shop.regions.models import Pairing
 from tests.orders.ledger.test_attribution import make_world, pay_pickup, place_pickup
@@ -38,8 +38,12 @@ def figures(report: dict) -> dict:
 
 
 def pay_pickup_on(client, world, quantity: int, paid_at: datetime) -> int:
-    """A pickup order of `quantity` units paid by a signed webhook event created at `paid_at` (its sale date)."""
+    """A pickup order of `quantity` units placed just before `paid_at` and paid by a signed webhook event created at
+    `paid_at` (its sale date: never before its order was placed)."""
     payment, _ = place_pickup(client, world, quantity)
+    db.session.execute(update(Order).where(Order.id == payment.order_id)
+                       .values(created_at=paid_at - timedelta(minutes=1)))
+    db.session.commit()
     created = int(paid_at.timestamp())
     assert deliver(client, intent_event("payment_intent.succeeded", payment, created=created)).status_code == 200
     return payment.order_id
