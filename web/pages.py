@@ -42,6 +42,13 @@ def _sign_in_ended() -> bool:
     return not isinstance(signed_in_at, int) or not 0 <= time.time() - signed_in_at <= lifetime
 
 
+def seconds_left_signed_in() -> int:
+    """How many seconds this session's sign-in has left (0 once it ended)."""
+    signed_in_at = session.get("at")
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    return max(int(lifetime - (time.time() - signed_in_at)), 0) if isinstance(signed_in_at, int) else 0
+
+
 def web_user() -> User | None:
     """The active user signed in to this browser session, if any (a deactivated or re-keyed user, one who signed
     out of the pages since, or a sign-in older than its lifetime, is signed out)."""

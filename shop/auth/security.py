@@ -41,10 +41,12 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
 
 
-def issue_token(user: User, ttl: int | None = None) -> tuple[str, datetime]:
-    """A signed token for `user` and the moment it expires (after `ttl` seconds, at most the configured lifetime)."""
+def issue_token(user: User, ttl: int | None = None, *, page_session: bool = False) -> tuple[str, datetime]:
+    """A signed token for `user` and the moment it expires (after `ttl` seconds, at most the configured lifetime); a
+    token a page asked for (`page_session`) also ends when the user signs out of the pages."""
     ttl = min(ttl or current_app.config["TOKEN_TTL_SECONDS"], current_app.config["TOKEN_TTL_SECONDS"])
-    token = _serializer().dumps({"uid": user.id, "tv": user.token_version, "ttl": ttl})
+    claims = {"uid": user.id, "tv": user.token_version, "ttl": ttl}
+    token = _serializer().dumps(claims | ({"sv": user.session_version} if page_session else {}))
     return token, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
 
 
@@ -63,7 +65,7 @@ def token_claims(token: str) -> dict:
     except BadSignature as exc:
         raise Unauthorized("The access token is not valid.", code=ShopCode.INVALID_TOKEN) from exc
     if not (isinstance(claims, dict) and _is_count(claims.get("uid"), MAX_ID) and _is_count(claims.get("tv"), MAX_ID)
-            and _is_count(claims.get("ttl"), lifetime)):
+            and _is_count(claims.get("ttl"), lifetime) and _is_count(claims.get("sv", 0), MAX_ID)):
         raise Unauthorized("The access token is not valid.", code=ShopCode.INVALID_TOKEN)
     if datetime.now(UTC) - issued > timedelta(seconds=claims["ttl"]):
         raise Unauthorized("The access token has expired.", code=ShopCode.TOKEN_EXPIRED)
@@ -71,10 +73,12 @@ def token_claims(token: str) -> dict:
 
 
 def user_from_token(token: str) -> User:
-    """The active user a token names, or `Unauthorized` if it is bad, expired or revoked."""
+    """The active user a token names, or `Unauthorized` if it is bad, expired or revoked (a page's token also once its
+    user signed out of the pages)."""
     claims = token_claims(token)
     user = db.session.execute(_USER, {"id": claims["uid"]}).scalar()
-    if user is None or not user.active or user.token_version != claims["tv"]:
+    if (user is None or not user.active or user.token_version != claims["tv"]
+            or claims.get("sv", user.session_version) != user.session_version):
         raise Unauthorized("The access token is no longer valid.", code=ShopCode.INVALID_TOKEN)
     return user
 

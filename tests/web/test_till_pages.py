@@ -54,6 +54,30 @@ def test_the_till_gets_a_fifteen_minute_bearer_token_that_the_api_takes(client):
     assert client.get(f"/api/v1/stores/{other.id}", headers=bearer).status_code == 404
 
 
+def test_the_tills_token_ends_when_the_clerk_signs_out_of_the_pages_or_the_sign_in_ends(client, app):
+    store = StoreFactory()
+    clerk = _signed_in(client, store_id=store.id)
+    issued = client.post("/till/token", headers={"X-CSRFToken": _csrf(client, "/till")})
+    till = {"Authorization": f"Bearer {issued.json['access_token']}"}
+    device = client.post("/api/v1/auth/token", json={"username": clerk.username, "password": DEFAULT_PASSWORD})
+    own_device = {"Authorization": f"Bearer {device.json['access_token']}"}
+    assert client.get(f"/api/v1/stores/{store.id}", headers=till).status_code == 200
+
+    client.post("/logout", data={"csrf_token": _csrf(client, "/till")})
+
+    refused = client.get(f"/api/v1/stores/{store.id}", headers=till)
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "invalid_token"
+    assert client.get(f"/api/v1/stores/{store.id}", headers=own_device).status_code == 200  # not a page's token
+    client.post("/login", data={"username": clerk.username, "password": DEFAULT_PASSWORD,
+                                "csrf_token": _csrf(client, "/login")})
+    lifetime = app.permanent_session_lifetime.total_seconds()
+    with client.session_transaction() as session:  # a sign-in with 100 s of its lifetime left
+        session["at"] = int(datetime.now(UTC).timestamp() - lifetime + 100)
+    short = client.post("/till/token", headers={"X-CSRFToken": _csrf(client, "/till")})
+    left = datetime.fromisoformat(short.json["expires_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=90) < left <= timedelta(seconds=101)
+
+
 def test_a_consumer_gets_no_till_token_and_an_anonymous_visitor_is_sent_to_sign_in(client, app):
     anonymous = app.test_client()
     assert anonymous.post("/till/token", headers={"X-CSRFToken": _csrf(anonymous, "/login")}).status_code == 302

@@ -22,7 +22,7 @@ from shop.errors import AppError
 from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN
 from web.filters import local_time, yuan
 from web.once import claim_form, new_form_key
-from web.pages import page_blueprint, signed_in, web_user
+from web.pages import page_blueprint, seconds_left_signed_in, signed_in, web_user
 from web.till import service
 
 bp = page_blueprint("till", __name__, url_prefix="/till")
@@ -239,8 +239,10 @@ def session_token():
 @bp.route("/token", methods=["POST"])
 @signed_in("store_staff")
 def token():
-    """A short-lived bearer token for the till's script, which sends the sales to the JSON API."""
-    access_token, expires_at = issue_token(web_user(), ttl=TOKEN_TTL_SECONDS)
+    """A short-lived bearer token for the till's script, which sends the sales to the JSON API: it ends with the page
+    sign-in that asked for it (at its lifetime's end, or at once when the clerk signs out of the pages)."""
+    ttl = max(min(TOKEN_TTL_SECONDS, seconds_left_signed_in()), 1)
+    access_token, expires_at = issue_token(web_user(), ttl=ttl, page_session=True)
     response = jsonify(access_token=access_token, expires_at=expires_at.isoformat())
     response.headers["Cache-Control"] = "no-store"
     return response
