@@ -211,15 +211,12 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
 
 
 def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) -> None:
-    """The order's open after-sales request, if a refund made otherwise (staff, an admin, the provider's dashboard)
-    just took units it asks for: approved with that refund, so its consumer sees the outcome on the order and nobody
-    is left to approve units already refunded."""
+    """The order's open after-sales request, once refunds made otherwise (staff, an admin, the provider's dashboard)
+    left none of the units it asks for sold: approved with the refund that did, so its consumer sees the outcome on
+    the order. A request with units still sold stays open; its approval refunds those (`_left_of`)."""
     request = db.session.scalar(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order.id,
                                                                 AfterSalesRequest.status == "open"))
-    if request is None:
-        return
-    lines = {line.id: line for line in order.lines}
-    if all(_still_sold(lines[asked["line_id"]]) >= asked["quantity"] for asked in request.lines):
+    if request is None or any(_left_of(request).values()):
         return
     request.status, request.refund_id = "approved", refund.id
     request.decision_reason = f"Refunded by refund {refund.id}."
@@ -261,6 +258,8 @@ def _complete(order: Order, refund: Refund, provider_refund_id: str, *, actor_id
     events = _release_units(order=order, refund=refund, held=refund.held_events or [], occurred_at=utcnow())
     refund.held_events, refund.outbox_event_ids = None, [event.id for event in events]
     db.session.flush()
+    if refund.source != "after_sales":
+        _decide_open_request(order, refund, actor_id=actor_id)
     _close_if_fully_refunded(order, actor_id=actor_id, reason=refund.reason)
     notify(kind="refund_made", order_id=order.id)
 
@@ -369,8 +368,6 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     db.session.flush()
     if at_provider:  # the caller commits it, then `settle_refund` asks the provider outside the lock
         refund.held_events = _take_units(order, refund, lines)
-        if source != "after_sales":
-            _decide_open_request(order, refund, actor_id=actor.id)
         return refund
     events = refund_units(order=order, refund=refund, requests=lines, occurred_at=refund.created_at)
     refund.outbox_event_ids = [event.id for event in events]
@@ -539,13 +536,21 @@ def _open_request(actor: User, request_id: int) -> AfterSalesRequest:
     return request
 
 
+def _left_of(request: AfterSalesRequest) -> dict[int, int]:
+    """Per line a request asks for, the units of it still sold: what its approval refunds (refunds made meanwhile
+    gave the rest back)."""
+    lines = {line.id: line for line in _fresh_lines(db.session.get(Order, request.order_id))}
+    return {asked["line_id"]: min(asked["quantity"], _still_sold(lines[asked["line_id"]])) for asked in request.lines}
+
+
 def approve_after_sales(*, actor: User, request_id: int, resellable: bool) -> AfterSalesRequest:
     """Approve an open request: its units are refunded through the same service as any refund."""
     request = _open_request(actor, request_id)
+    left = _left_of(request)
     refund = create_refund(actor=actor, order_id=request.order_id, source="after_sales",
                            reason=f"After-sales request {request.id}: {request.reason}"[:200],
-                           lines=[RefundRequest(line_id=line["line_id"], quantity=line["quantity"],
-                                                resellable=resellable) for line in request.lines])
+                           lines=[RefundRequest(line_id=line_id, quantity=quantity, resellable=resellable)
+                                  for line_id, quantity in left.items() if quantity])
     request.status, request.refund_id = "approved", refund.id
     request.decided_by, request.decided_at = actor.id, utcnow()
     db.session.flush()

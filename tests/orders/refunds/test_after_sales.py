@@ -166,18 +166,34 @@ def test_a_refund_made_directly_decides_the_open_request_it_covers_and_the_consu
     order = sold["order"]()
     asked = _ask(client, sold["consumer"], order, quantity=2).json
     line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
+    one_unit = {"lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "包装破损，直接退款"}
 
-    untouched = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
-        "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "另一件漏发"})
-    still = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
-    assert untouched.status_code == 201 and [r["status"] for r in still] == ["open"]  # 2 units still sold
+    for _ in range(2):  # 3 sold, 2 asked: after one refund 2 are still sold, after two only 1
+        first = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json=one_unit)
+        still = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+        assert first.status_code == 201 and [r["status"] for r in still] == ["open"]
+    last = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json=one_unit)
 
-    refund = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
-        "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "包装破损，直接退款"})
-
-    assert refund.status_code == 201
+    assert last.status_code == 201
     seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
-    assert [(r["id"], r["status"], r["refund_id"]) for r in seen] == [(asked["id"], "approved", refund.json["id"])]
+    assert [(r["id"], r["status"], r["refund_id"]) for r in seen] == [(asked["id"], "approved", last.json["id"])]
     again = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"], json={"resellable": True})
     assert again.status_code == 409 and again.json["error"]["code"] == "after_sales_decided"
-    assert db.session.scalar(select(func.count()).select_from(Refund)) == 2
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 3
+
+
+def test_an_approval_after_a_partial_refund_refunds_what_is_left_of_the_request(client, sold):
+    order = sold["order"]()
+    asked = _ask(client, sold["consumer"], order, quantity=3).json
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
+    partial = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
+        "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "先退一件"})
+    assert partial.status_code == 201
+
+    approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"],
+                           json={"resellable": False})
+
+    assert approved.status_code == 200 and approved.json["status"] == "approved"
+    refund = db.session.get(Refund, approved.json["refund_id"])
+    assert refund.amount_fen == 2 * 1500
+    assert db.session.get(OrderLine, line_id).refunded_quantity == 3
