@@ -1,10 +1,11 @@
 """Request and response schemas of sign-in, registration and user management."""
 from __future__ import annotations
 
+from flask import g
 from marshmallow import Schema, fields, validate
 
 from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN
-from shop.fields import Bool, Choice, Id, Identifier
+from shop.fields import Bool, Choice, Id, Identifier, mask_personal_numbers
 from shop.pagination import PageQuery
 
 USERNAME_MAX = 64  # users.username is String(64)
@@ -44,11 +45,17 @@ class RegisterRequest(Schema):
     password = fields.String(required=True, validate=PASSWORD)
 
 
+def _shown_username(user) -> str:
+    """A user's username; to an auditor with personal numbers (a consumer's phone) masked, as the user audit shows."""
+    viewer = g.get("user")
+    return mask_personal_numbers(user.username) if viewer is not None and viewer.role == "auditor" else user.username
+
+
 class UserOut(Schema):
-    """A user as admins see it (never the password hash)."""
+    """A user as admins see it (never the password hash; an auditor sees phone numbers in usernames masked)."""
 
     id = fields.Integer()
-    username = fields.String()
+    username = fields.Function(_shown_username, metadata={"type": "string"})
     role = fields.String()
     store_id = fields.Integer(allow_none=True)
     supplier_id = fields.Integer(allow_none=True)

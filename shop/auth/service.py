@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from shop.auth import throttle
 from shop.auth.models import USERNAME_PATTERN, User, UserChange
@@ -199,11 +199,24 @@ def _change_role(user: User, actor: User | None, *, role: str, store_id: int | N
     _record(user, "role_changed" if role != old[0] else "scope_changed", actor, old=old, new=new)
 
 
+def _locked(user: User) -> User:
+    """`user` read afresh with its row locked; an admin's with every active admin's, in id order, as the last-admin
+    check locks them (so two admins changing each other wait, never deadlock)."""
+    lock_on_sqlite("UPDATE users SET id = id WHERE id = :id", id=user.id)  # SQLite has no FOR UPDATE
+    rows = User.id == user.id
+    if user.role == "admin":
+        rows = or_(rows, and_(User.role == "admin", User.active.is_(True)))
+    db.session.scalars(select(User).where(rows).order_by(User.id).with_for_update()
+                       .execution_options(populate_existing=True)).all()
+    return user
+
+
 def update_user(*, user_id: int, changes: UserChanges, actor: User | None = None) -> User:
     """Disable/enable a user, reset its password or change its role or scope, each audited as done by `actor`, the
     admin (None: a script); each revokes the user's tokens. An admin may not disable or demote themselves, and nobody
-    the last active admin."""
-    user = get_user(user_id)
+    the last active admin. The user's row is locked first, so concurrent changes are audited in the order they
+    happened, each from the values the one before left."""
+    user = _locked(get_user(user_id))
     values = changes.given()
     if {"role", "store_id", "supplier_id"} & values.keys():
         role = values.get("role", user.role)

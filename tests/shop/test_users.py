@@ -159,6 +159,42 @@ def test_two_admins_disabling_each_other_at_once_leave_one_admin_active(racing_a
     assert db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin", User.active)) == 1
 
 
+def test_two_admins_moving_one_clerk_at_once_are_audited_in_the_order_they_happened(racing_app):
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from shop.auth import service
+    from shop.auth.models import User, UserChange
+    from tests.catalog.test_concurrency import race
+
+    stores = [StoreFactory(), StoreFactory(), StoreFactory()]
+    clerk, admins = UserFactory(role="store_staff", store_id=stores[0].id), [UserFactory(role="admin") for _ in "ab"]
+    db.session.commit()
+    ids, targets = [admin.id for admin in admins], [stores[1].id, stores[2].id]
+
+    outcomes = race(racing_app, 2, lambda i: service.update_user(
+        user_id=clerk.id, changes=service.UserChanges(store_id=targets[i]), actor=db.session.get(User, ids[i])))
+
+    assert outcomes == Counter({"ok": 2})
+    db.session.expire_all()
+    moves = db.session.scalars(select(UserChange).where(UserChange.user_id == clerk.id,
+                                                        UserChange.action == "scope_changed")
+                               .order_by(UserChange.id)).all()
+    assert moves[0].old_store_id == stores[0].id and moves[1].old_store_id == moves[0].new_store_id
+    assert db.session.get(User, clerk.id).store_id == moves[1].new_store_id
+
+
+def test_an_auditor_reads_users_with_phone_numbers_masked(client, login):
+    consumer = UserFactory(role="consumer", username="13912345678")
+    db.session.commit()
+    auditor, admin = login("auditor"), login("admin")
+    listed = client.get("/api/v1/users?role=consumer", headers=auditor).json["items"]
+    assert [user["username"] for user in listed if user["id"] == consumer.id] == ["***"]
+    assert client.get(f"/api/v1/users/{consumer.id}", headers=auditor).json["username"] == "***"
+    assert client.get(f"/api/v1/users/{consumer.id}", headers=admin).json["username"] == "13912345678"
+
+
 @pytest.mark.parametrize("value", ["yes", "1", "on", 1, 0, "true", None])
 def test_a_body_boolean_is_true_or_false_only(client, login, value):
     admin = login("admin")
