@@ -18,7 +18,7 @@ from web.pages import page_blueprint, safe_next, sign_in_session, signed_in, web
 
 bp = page_blueprint("account", __name__)
 
-MAX_FORM_FIELD = 128
+MAX_FORM_FIELD = 129  # one past the longest password, so a longer one is refused by its schema, never cut short
 
 
 def _field(name: str) -> str:
@@ -91,7 +91,7 @@ def register():
         user = service.register_consumer(**data)
         commit()
     except ValidationError as exc:
-        problem = "手机号格式不正确。" if "phone" in exc.messages else "密码至少 8 位。"
+        problem = "手机号格式不正确。" if "phone" in exc.messages else "密码需 8 至 128 位。"
         return render_template("web/register.html", phone=phone, error=problem), 422
     except (AppError, IntegrityError) as exc:
         if isinstance(exc, AppError) and exc.code != ShopCode.USERNAME_TAKEN:
@@ -124,8 +124,9 @@ def account():
                                       "new_password": _field("new_password")})
         service.change_own_password(user=user, address=client_address(), **data)
         commit()
-    except ValidationError:
-        return render_template("web/account.html", error="新密码至少 8 位。", **shown), 422
+    except ValidationError as exc:
+        problem = "请输入当前密码。" if "current_password" in exc.messages else "新密码需 8 至 128 位。"
+        return render_template("web/account.html", error=problem, **shown), 422
     except TooManyAttempts as exc:
         return render_template("web/account.html", error=f"尝试次数过多，请 {exc.retry_after} 秒后再试。",
                                **shown), 429

@@ -124,3 +124,15 @@ def test_the_account_page_needs_a_sign_in_and_a_csrf_token(client):
                                             "new_password_again": NEW})
     assert refused.status_code == 400
     assert sign_in(client, user.username).status_code == 200
+
+
+def test_the_account_page_refuses_a_new_password_over_128_characters_instead_of_cutting_it(client):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    _sign_in(client, user)
+    long = "Ab1-" * 40
+    refused = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": long,
+                                            "new_password_again": long, "csrf_token": _csrf(client, "/account")})
+    assert refused.status_code == 422 and "8 至 128 位" in refused.get_data(as_text=True)
+    assert sign_in(client, user.username).status_code == 200  # unchanged
+    assert sign_in(client, user.username, long[:128]).status_code == 401
