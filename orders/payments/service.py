@@ -306,12 +306,18 @@ def fetch_listed_refunds(event: PaymentEvent) -> None:
     db.session.flush()
 
 
+DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed", "closed"})  # Stripe's final dispute statuses
+
+
 def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> None:
     """A dispute of the payment (opened, funds withdrawn or reinstated, closed): its id, status, reason and amount
     kept on the payment for admins (the order's `payment.dispute`), with a warning; money is not moved here."""
     obj = event.payload["data"]["object"]
+    status = _short_string(obj.get("status"), 32) or event.type.rsplit(".", 1)[1]
+    if payment.dispute_status in DISPUTE_CLOSED and status not in DISPUTE_CLOSED:
+        return  # an earlier event of a dispute already closed, delivered late: the outcome stands
     payment.dispute_id = _short_string(obj.get("id"), 255) or payment.dispute_id
-    payment.dispute_status = _short_string(obj.get("status"), 32) or event.type.rsplit(".", 1)[1]
+    payment.dispute_status = status
     payment.dispute_reason = _short_string(obj.get("reason"), 64)
     payment.dispute_amount_fen = _amount(obj, "amount")
     log.warning("payment %s of order %s is disputed (%s: %s, %s, %s fen): answer it at Stripe", payment.intent_id,

@@ -103,3 +103,16 @@ def test_a_dispute_is_kept_logged_and_shown_to_admins_only(paid, caplog):
     _, buyer = user_with_token()
     db.session.commit()
     assert client.get(f"/api/v1/orders/{payment.order_id}", headers=buyer).status_code == 404
+
+
+def test_a_disputes_outcome_stands_when_its_earlier_event_arrives_late(paid):
+    client, payment, admin = paid
+    dispute = {"id": "dp_2", "object": "dispute", "amount": 2500, "currency": "cny", "charge": "ch_1",
+               "payment_intent": payment.intent_id, "reason": "product_not_received", "status": "lost"}
+
+    assert deliver(client, event("charge.dispute.closed", dispute), secret=SECRET).status_code == 200
+    late = {**dispute, "status": "needs_response"}
+    assert deliver(client, event("charge.dispute.created", late), secret=SECRET).status_code == 200
+
+    shown = client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["payment"]["dispute"]
+    assert shown["status"] == "lost"
