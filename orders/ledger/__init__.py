@@ -8,6 +8,7 @@ def init_app(app: Flask) -> None:
     """Register the ledger's parts: attribution of the orders' outbox, the auditor routes (requested verifications
     run by a task, a second full verification refused with Retry-After), statements, reports, payouts (routes, task,
     sweeper), verify-ledger, and the pairing rollups' refresh (task on the beat schedule, command)."""
+    from orders.ledger import verifications
     from orders.ledger.api import blp
     from orders.ledger.attribution import apply_events
     from orders.ledger.cli import verify_ledger_command
@@ -33,6 +34,7 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(statements_blp)
     api.register_blueprint(payouts_blp)
     register_sweeper(app, "ledger.payout_batches", payouts.requeue_stuck_batches)
+    register_sweeper(app, "ledger.verifications", verifications.sweep_verifications)
     app.cli.add_command(verify_ledger_command)
 
     @app.errorhandler(VerificationRunning)

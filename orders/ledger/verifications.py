@@ -18,6 +18,8 @@ from shop.tasks import run_claimed
 
 ACTIVE = ("queued", "running")
 ABANDONED_AFTER = timedelta(hours=1)  # a verification queued or running this long lost its task
+REQUEUE_AFTER = timedelta(minutes=1)  # a verification still queued this long is sent to a worker again
+ABANDONED_REASON = "Its worker stopped before it finished. Request a new one."
 REQUEST_LOCK_KEY = 0x6C6564676572 + 1  # requests of verifications, one at a time (the check-then-insert)
 RESULT_FIELDS = ("ok", "transactions", "balanced", "chain_intact", "first_bad_id")
 
@@ -44,6 +46,23 @@ def request_verification(*, actor: User) -> LedgerVerification:
     db.session.flush()
     after_commit(lambda verification_id=verification.id: run_ledger_verification.delay(verification_id))
     return verification
+
+
+def sweep_verifications() -> int:
+    """Sweeper: re-queue verifications still queued a minute after they were requested (their task was lost; running
+    one again is harmless: only a queued one is claimed), and fail those running past ABANDONED_AFTER (their worker
+    died), so a new one may be requested; how many. The caller commits."""
+    now = utcnow()
+    queued = db.session.scalars(select(LedgerVerification.id).where(
+        LedgerVerification.status == "queued", LedgerVerification.created_at < now - REQUEUE_AFTER)
+        .order_by(LedgerVerification.id)).all()
+    for verification_id in queued:
+        after_commit(lambda verification_id=verification_id: run_ledger_verification.delay(verification_id))
+    dead = db.session.execute(
+        update(LedgerVerification).where(LedgerVerification.status == "running",
+                                         LedgerVerification.started_at < now - ABANDONED_AFTER)
+        .values(status="failed", finished_at=now, failure_reason=ABANDONED_REASON)).rowcount
+    return len(queued) + dead
 
 
 def _claim(verification_id: int) -> bool:

@@ -78,3 +78,23 @@ def test_a_verification_still_queued_is_named_instead_of_a_second_one_until_it_i
     db.session.commit()
     response = client.post("/api/v1/ledger/verifications", headers=headers)
     assert response.status_code == 202 and response.json["status"] == "done"
+
+
+def test_the_sweeper_runs_a_verification_whose_task_was_lost_and_fails_one_whose_worker_died(app, client, login):
+    from shop.tasks import sweep
+
+    admin = UserFactory(role="admin")
+    db.session.flush()
+    lost = LedgerVerification(status="queued", requested_by=admin.id, created_at=utcnow() - timedelta(minutes=2))
+    dead = LedgerVerification(status="running", requested_by=admin.id, created_at=utcnow() - timedelta(hours=3),
+                              started_at=utcnow() - timedelta(hours=3))
+    db.session.add_all([lost, dead])
+    db.session.commit()
+
+    sweep.apply(throw=True)
+
+    db.session.expire_all()
+    shown = client.get(f"/api/v1/ledger/verifications/{lost.id}", headers=login("auditor")).json
+    assert (shown["status"], shown["ok"]) == ("done", True)
+    assert db.session.get(LedgerVerification, dead.id).status == "failed"
+    assert client.post("/api/v1/ledger/verifications", headers=login("auditor")).status_code == 202
