@@ -21,7 +21,7 @@ def test_postgres_serves_the_pairings_and_stores_users(pg_app):
     client = pg_app.test_client()
     items = client.get("/api/v1/pairings?donor=440606").json["items"]
     assert sorted(p["recipient"]["name"] for p in items) == sorted(["美姑县", "金阳县", "雷波县"])
-    user = UserFactory(role="auditor")
+    user = UserFactory(role="consumer")
     db.session.commit()
     token = sign_in(client, user.username).json["access_token"]
     listed = client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"})

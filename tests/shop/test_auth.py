@@ -27,8 +27,9 @@ def test_good_credentials_give_an_expiring_token_with_the_role(client):
     assert response.json["role"] == "auditor"
     expires = datetime.fromisoformat(response.json["expires_at"])
     assert timedelta(hours=11) < expires - datetime.now(UTC) <= timedelta(hours=12)
-    me = client.get("/api/v1/users", headers={"Authorization": f"Bearer {response.json['access_token']}"})
-    assert_error(me, 403, "forbidden")
+    bearer = {"Authorization": f"Bearer {response.json['access_token']}"}
+    assert client.get("/api/v1/users/me", headers=bearer).json["role"] == "auditor"
+    assert_error(client.post("/api/v1/users", headers=bearer, json={}), 403, "forbidden")
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(client):

@@ -21,7 +21,7 @@ from orders.models import Order, SaleConflict, Shift, Store
 from orders.payments import service as payments
 from orders.stores import service as stores
 from shop.auth.security import issue_token
-from shop.auth.service import create_user, find_user, update_user
+from shop.auth.service import UserChanges, create_user, find_user, update_user
 from shop.db import db
 from shop.idempotency import IdempotencyKey
 from tests.web.conftest import PHONE, screenshot, sign_in
@@ -426,7 +426,7 @@ def test_a_deactivated_clerks_sale_says_the_sign_in_ended_and_is_not_queued(site
     _sell_by_typing(page, item.sku, card=True)  # the till holds a bearer token now
     expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
     with site.app.app_context():
-        update_user(user_id=clerk_id, active=False)  # an admin deactivates the clerk meanwhile
+        update_user(user_id=clerk_id, changes=UserChanges(active=False))  # an admin deactivates the clerk meanwhile
         db.session.commit()
     _sell_by_typing(page, item.sku, card=True)
     expect(page.locator("#pay-error")).to_have_text("登录已失效，销售未发送，请重新登录。", timeout=WAIT_MS)

@@ -13,7 +13,7 @@ from orders import outbox
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.verify import verify_ledger
 from orders.models import OrderLine, OutboxEvent
-from orders.refunds.service import RefundRequest, create_refund
+from orders.refunds.service import RefundRequest, create_refund, settle_refund
 from shop.db import db, utcnow
 from tests.catalog.factories import make_lot
 from tests.factories import UserFactory
@@ -43,6 +43,8 @@ def trade(world) -> list[int]:
     first_line = db.session.get(OutboxEvent, events[0]).order_line_id
     refund = create_refund(actor=UserFactory(role="admin"), order_id=db.session.get(OutboxEvent, events[0]).order_id,
                            reason="退货", lines=[RefundRequest(line_id=first_line, quantity=2)])
+    db.session.commit()  # a provider refund commits pending, then the provider is asked (the sandbox here)
+    settle_refund(refund_id=refund.id)
     db.session.commit()
     return events + db.session.scalars(select(OutboxEvent.id).where(OutboxEvent.refund_id == refund.id)
                                        .order_by(OutboxEvent.id)).all()
