@@ -114,6 +114,7 @@ def test_a_forged_page_link_is_a_message_in_chinese(site, shopper):
     assert "美姑山羊肉" in response.get_data(as_text=True)  # the first page of the same filter
     response = shopper.get("/orders?cursor=forged")
     assert response.status_code == 400 and "翻页链接无效" in response.get_data(as_text=True)
+    assert 'href="/orders">回到第一页' in response.get_data(as_text=True)
 
 
 def test_a_forged_huge_quantity_is_a_clear_message_never_a_500(site, shopper):
@@ -357,6 +358,8 @@ def test_an_expired_order_says_nothing_was_charged_and_its_lines_go_back_to_the_
     back = shopper.post(f"/orders/{order_id}/to-cart", data={"csrf_token": token}, follow_redirects=True)
     cart = back.get_data(as_text=True)
     assert "已放回购物车" in cart and 'href="/p/XD-KQC-300G"' in cart and 'value="2"' in cart
+    again = shopper.post(f"/orders/{order_id}/to-cart", data={"csrf_token": token}, follow_redirects=True)
+    assert 'value="2"' in again.get_data(as_text=True)  # pressed twice: the order's units, once
     set_empty = shopper.post("/cart/XD-KQC-300G", data={"remove": "1", "csrf_token": token})
     assert set_empty.status_code == 302
 
@@ -368,6 +371,7 @@ def test_a_cancelled_order_says_what_happened_and_what_to_do(site, shopper):
     shopper.post(f"/orders/{order_id}/cancel", data={"csrf_token": _token(shopper, f"/orders/{order_id}")})
     html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
     assert "订单已取消，库存已释放，未扣款" in html and "放回购物车" in html
+    assert html.count("订单已取消") == 1  # said once, not also as a flash
 
 
 def test_an_archived_product_in_the_cart_shows_its_name_and_full_width_digits_are_a_quantity(site, shopper):

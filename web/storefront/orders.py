@@ -180,7 +180,7 @@ def order_list():
     try:
         page = checkout.list_orders(actor=web_user(), limit=ORDERS_PER_PAGE, cursor=cursor)
     except InvalidCursor:
-        return error_page(400, "翻页链接无效，请回到“我的订单”第一页。")
+        return error_page(400, "翻页链接无效，请回到“我的订单”第一页。", link=(url_for(".order_list"), "回到第一页"))
     return render_template("storefront/orders.html", page=page)
 
 
@@ -209,15 +209,15 @@ def cancel(order_id: int):
             raise
         flash("这个订单已不能取消。")
     else:
-        commit()
-        flash("订单已取消。")
+        commit()  # the order page says it was cancelled, and what to do next
     return redirect(url_for(".order_page", order_id=order_id))
 
 
 @bp.post("/orders/<int:order_id>/to-cart")
 @signed_in("consumer")
 def put_back(order_id: int):
-    """Put an expired or cancelled order's lines back in the cart (those still on sale) to order them again."""
+    """Put an expired or cancelled order's lines back in the cart (those still on sale) to order them again: each line
+    then holds at least the units ordered, however often this is pressed."""
     try:
         view = _own_order(order_id)
     except NotFound:
@@ -228,7 +228,9 @@ def put_back(order_id: int):
     for line in view.lines:
         try:
             catalog.get_product(sku=line.sku)
-            cart.add(line.sku, line.quantity)
+            have = cart.lines().get(line.sku, 0)
+            if have < line.quantity:  # pressed again (or already in the cart): the order's units, once
+                cart.add(line.sku, line.quantity - have)
         except (NotFound, cart.CartError):
             missing.append(line.name)
     flash("已放回购物车，请确认后重新下单。" + (f"未能放回：{'、'.join(missing)}。" if missing else ""))
