@@ -45,11 +45,22 @@ class ReferenceLoad:
 
 
 def _shipped_pairings() -> list[tuple[int, dict]]:
-    """The shipped pairings file's rows with their line numbers, dates parsed."""
+    """The shipped pairings file's rows with their line numbers, dates parsed; a date that does not parse, or an end
+    before its start, is a one-line error naming the file's line."""
+    shipped = []
     with open(DATA_DIR / "pairings.csv", encoding="utf-8") as handle:
-        return [(line, {**row, "valid_from": date.fromisoformat(row["valid_from"]),
-                        "valid_until": date.fromisoformat(row["valid_until"]) if row["valid_until"] else None})
-                for line, row in enumerate(csv.DictReader(handle), start=2)]
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                start = date.fromisoformat(row["valid_from"])
+                end = date.fromisoformat(row["valid_until"]) if row["valid_until"] else None
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(f"pairings.csv line {line}: a date is not YYYY-MM-DD; nothing was loaded",
+                                      details={"line": line}) from exc
+            if end is not None and end < start:
+                raise ValidationError(f"pairings.csv line {line}: it ends ({end}) before it starts ({start}); "
+                                      "nothing was loaded", details={"line": line})
+            shipped.append((line, {**row, "valid_from": start, "valid_until": end}))
+    return shipped
 
 
 def _load_regions(report: ReferenceLoad) -> None:

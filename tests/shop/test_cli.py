@@ -178,6 +178,21 @@ def test_load_reference_refuses_an_overlapping_shipped_pairing_and_writes_nothin
     assert client.get("/api/v1/regions/513437").json["name"] == "雷波县"
 
 
+def test_load_reference_refuses_a_shipped_pairing_ending_before_it_starts_in_one_line(runner, client, monkeypatch,
+                                                                                     tmp_path):
+    data = tmp_path / "reference"
+    shutil.copytree(regions_service.DATA_DIR, data)
+    pairings = (data / "pairings.csv").read_text(encoding="utf-8")
+    (data / "pairings.csv").write_text(pairings.replace(LEIBO, LEIBO + "2015-01-01"), encoding="utf-8")
+    monkeypatch.setattr(regions_service, "DATA_DIR", data)
+
+    result = runner.invoke(args=["load-reference"])
+
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0 and "ends (2015-01-01) before it starts" in result.output
+    assert _leibo_periods(client) == [("2016-01-01", None)]
+
+
 def test_load_reference_on_postgres_refuses_an_overlap_in_one_line(pg_app, monkeypatch, tmp_path):
     _ship_edited_reference(monkeypatch, tmp_path, successor_from="2020-06-01")
 
