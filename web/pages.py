@@ -34,19 +34,13 @@ class PageError(AppError):
     status, code = 422, ShopCode.VALIDATION_ERROR
 
 
-def _sign_in_ended() -> bool:
-    """Whether this session's sign-in is older than `WEB_SESSION_SECONDS` (a lifetime from signing in: activity
-    never extends it)."""
-    signed_in_at = session.get("at")
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
-    return not isinstance(signed_in_at, int) or not 0 <= time.time() - signed_in_at <= lifetime
-
-
 def seconds_left_signed_in() -> int:
-    """How many seconds this session's sign-in has left (0 once it ended)."""
+    """How many seconds this session's sign-in has left of `WEB_SESSION_SECONDS` (a lifetime from signing in: activity
+    never extends it); 0 once it ended, or for a sign-in time that is missing or in the future."""
     signed_in_at = session.get("at")
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
-    return max(int(lifetime - (time.time() - signed_in_at)), 0) if isinstance(signed_in_at, int) else 0
+    if not isinstance(signed_in_at, int) or signed_in_at > time.time():
+        return 0
+    return max(int(current_app.permanent_session_lifetime.total_seconds() - (time.time() - signed_in_at)), 0)
 
 
 def web_user() -> User | None:
@@ -54,7 +48,7 @@ def web_user() -> User | None:
     out of the pages since, or a sign-in older than its lifetime, is signed out)."""
     user = db.session.get(User, session["uid"]) if isinstance(session.get("uid"), int) else None
     if user is not None and (not user.active or user.token_version != session.get("tv")
-                             or user.session_version != session.get("sv") or _sign_in_ended()):
+                             or user.session_version != session.get("sv") or not seconds_left_signed_in()):
         session.clear()
         return None
     return user

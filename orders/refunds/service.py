@@ -216,7 +216,7 @@ def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) 
     the order. A request with units still sold stays open; its approval refunds those (`_left_of`)."""
     request = db.session.scalar(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order.id,
                                                                 AfterSalesRequest.status == "open"))
-    if request is None or any(_left_of(request).values()):
+    if request is None or any(_left_of(request, order.lines).values()):  # the lines the refund just changed
         return
     request.status, request.refund_id = "approved", refund.id
     request.decision_reason = f"Refunded by refund {refund.id}."
@@ -536,17 +536,17 @@ def _open_request(actor: User, request_id: int) -> AfterSalesRequest:
     return request
 
 
-def _left_of(request: AfterSalesRequest) -> dict[int, int]:
-    """Per line a request asks for, the units of it still sold: what its approval refunds (refunds made meanwhile
-    gave the rest back)."""
-    lines = {line.id: line for line in _fresh_lines(db.session.get(Order, request.order_id))}
-    return {asked["line_id"]: min(asked["quantity"], _still_sold(lines[asked["line_id"]])) for asked in request.lines}
+def _left_of(request: AfterSalesRequest, lines: Sequence[OrderLine]) -> dict[int, int]:
+    """Per line a request asks for, the units of it still sold among its order's `lines`: what its approval refunds
+    (refunds made meanwhile gave the rest back)."""
+    by_id = {line.id: line for line in lines}
+    return {asked["line_id"]: min(asked["quantity"], _still_sold(by_id[asked["line_id"]])) for asked in request.lines}
 
 
 def approve_after_sales(*, actor: User, request_id: int, resellable: bool) -> AfterSalesRequest:
     """Approve an open request: its units are refunded through the same service as any refund."""
-    request = _open_request(actor, request_id)
-    left = _left_of(request)
+    request = _open_request(actor, request_id)  # its order locked: its lines as committed now
+    left = _left_of(request, _fresh_lines(db.session.get(Order, request.order_id)))
     refund = create_refund(actor=actor, order_id=request.order_id, source="after_sales",
                            reason=f"After-sales request {request.id}: {request.reason}"[:200],
                            lines=[RefundRequest(line_id=line_id, quantity=quantity, resellable=resellable)

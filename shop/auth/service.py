@@ -150,15 +150,13 @@ def list_users(*, role: str | None, limit: int, cursor: str | None) -> dict:
 
 def _check_admin_stays(user: User, actor: User | None, *, change: str) -> None:
     """Before an admin is disabled or given another role (`change` says which): an admin may not do it to themselves
-    (`cannot_disable_self`) nor anyone to the last active admin (`last_active_admin`); the active admins' rows are
-    locked in id order first, so two admins doing it to each other at once cannot both succeed."""
+    (`cannot_disable_self`) nor anyone to the last active admin (`last_active_admin`); `_locked` holds the active
+    admins' rows, so two admins doing it to each other at once cannot both succeed."""
     if actor is not None and actor.id == user.id:
         raise Conflict(f"You cannot {change} your own account; ask another admin.", code=ShopCode.CANNOT_DISABLE_SELF)
     if user.role != "admin":
         return
-    lock_on_sqlite("UPDATE users SET id = id WHERE id = :id", id=user.id)  # SQLite has no FOR UPDATE
-    active_admins = db.session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))
-                                       .order_by(User.id).with_for_update()).all()
+    active_admins = db.session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))).all()
     if user.active and not set(active_admins) - {user.id}:
         raise Conflict(f"This is the last active admin; you cannot {change} it. Enable another admin first.",
                        code=ShopCode.LAST_ACTIVE_ADMIN)
