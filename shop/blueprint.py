@@ -47,6 +47,11 @@ class Blueprint(SmorestBlueprint):
 
     ARGUMENTS_PARSER = StrictQueryParser()
 
+    def arguments(self, schema, **kwargs):
+        """Parse a request's arguments with `schema`: a schema class is made an instance once, here, instead of on
+        every request (an instance copies its class's fields)."""
+        return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
+
     def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
         """Document another response; an error (4xx, 5xx) given no schema has the API's error shape (`ErrorOut`)."""
         if response is None and schema is None and int(status_code) >= 400:

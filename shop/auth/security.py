@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, g, request
+from flask import current_app, g, has_request_context, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
 
@@ -56,7 +56,19 @@ def _is_count(value: object, limit: int) -> bool:
 
 
 def token_claims(token: str) -> dict:
-    """A token's claims if it is well signed, well formed and not expired (no database read), or `Unauthorized`."""
+    """A token's claims if it is well signed, well formed and not expired (no database read), or `Unauthorized`;
+    checked once per request (the body guard and the view both ask)."""
+    checked = g.get("token_claims") if has_request_context() else None
+    if checked is not None and checked[0] == token:
+        return checked[1]
+    claims = _checked_claims(token)
+    if has_request_context():
+        g.token_claims = (token, claims)
+    return claims
+
+
+def _checked_claims(token: str) -> dict:
+    """`token_claims` without the request's memory."""
     try:
         lifetime = current_app.config["TOKEN_TTL_SECONDS"]
         claims, issued = _serializer().loads(token, max_age=lifetime, return_timestamp=True)
