@@ -8,7 +8,7 @@ import uuid
 
 from flask import Flask, g, request
 
-from shop.bodies import check_body
+from shop.bodies import GuardBodyReads, check_body
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import CodeConverter, IdConverter
 from shop.devserver import RawUrlFix
@@ -33,7 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(from_environ(app.instance_path))
     app.config.update(config or {})
-    app.wsgi_app = RawUrlFix(app.wsgi_app)
+    app.wsgi_app = RawUrlFix(GuardBodyReads(app.wsgi_app))
     trust_proxies(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False

@@ -1,21 +1,21 @@
 """The JSON body guard: every API body is parsed once, strictly, before any view or schema sees it.
 
-Python's parser accepts what no client of ours sends and what later code cannot handle: lone UTF-16
-surrogates (`"\\ud800"`, which cannot be stored, hashed or encoded), nesting deep enough to exhaust
-the recursion limit, integers of thousands of digits, `NaN`/`Infinity` and a key given twice. Such a
-body is malformed: 400, before anything is parsed into a schema or written. A body is a body however it
-is sent (with a Content-Length or in chunks); a route takes the media type its arguments declare (JSON,
-or multipart for a file upload: 415 otherwise), a route that declares no body takes none (422), and a PATCH
-changes something (no body, or `{}`, is a 422). A request that matches no route or method (404, 405), comes
-without credentials to a route that needs them (401), or from a user whose role the route refuses (403), gets that
-answer, not a verdict on its body.
-"""
+Python's parser accepts what no client of ours sends and what later code cannot handle: lone UTF-16 surrogates
+(`"\\ud800"`, which cannot be stored, hashed or encoded), nesting deep enough to exhaust the recursion limit,
+integers of thousands of digits, `NaN`/`Infinity` and a key given twice. Such a body is malformed: 400, before
+anything is parsed into a schema or written. A body is a body however it is sent (with a Content-Length or in
+chunks), and one the server cannot read (a chunk size that is not hexadecimal, a chunk without its end) is a 400,
+not a server error; a compressed body is a 415; a route takes the media type its arguments declare (JSON, or
+multipart for a file upload: 415 otherwise), a route that declares no body takes none (422), and a PATCH changes
+something (no body, or `{}`, is a 422). A request that matches no route or method (404, 405), comes without
+credentials to a route that needs them (401), or from a user whose role the route refuses (403), gets that answer,
+not a verdict on its body."""
 from __future__ import annotations
 
 import json
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from shop.auth.security import carries_a_valid_token, may_use
 from shop.errors import ShopCode, error_response
@@ -130,6 +130,50 @@ def _unsupported(expected: str) -> Response:
                           {"content_type": request.mimetype})
 
 
+class _GuardedInput:
+    """A request's body stream as the WSGI server hands it over, whose read errors (gunicorn's `InvalidChunkSize`,
+    `NoMoreData`: a body not framed as it says) are the client's: `BadRequest`."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _guarded(self, read, *args):
+        """Call one of the stream's reads; a failure that is not already an HTTP answer is a 400."""
+        try:
+            return read(*args)
+        except HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the server raises, the body could not be read
+            raise BadRequest("The request body could not be read: it is not framed as its headers say.") from exc
+
+    def read(self, *args):
+        """Read bytes of the body."""
+        return self._guarded(self._stream.read, *args)
+
+    def readline(self, *args):
+        """Read a line of the body."""
+        return self._guarded(self._stream.readline, *args)
+
+    def readlines(self, *args):
+        """Read the body's lines."""
+        return self._guarded(self._stream.readlines, *args)
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
+class GuardBodyReads:
+    """WSGI middleware: every request's body is read through `_GuardedInput`."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        if "wsgi.input" in environ:
+            environ["wsgi.input"] = _GuardedInput(environ["wsgi.input"])
+        return self.wsgi_app(environ, start_response)
+
+
 def check_body(app: Flask) -> Response | None:
     """The error answer of an API request whose body breaks the rules above, or None; None too when the view will
     refuse the token's user (401, 403) whatever the body (its user is read only then: on the error path)."""
@@ -150,6 +194,10 @@ def _body_error(view) -> Response | None:
     changes = request.method == "PATCH" and "json" in declared
     if not _has_body():
         return _nothing_to_change() if changes else None
+    if (request.content_encoding or "identity").lower() != "identity":
+        return error_response(415, ShopCode.UNSUPPORTED_MEDIA_TYPE,
+                              f"Send the body uncompressed: Content-Encoding {request.content_encoding} is not taken.",
+                              {"content_encoding": request.content_encoding})
     expected = "multipart/form-data" if "files" in declared else "application/json"
     if expected != "application/json":
         return None if request.mimetype == expected else _unsupported(expected)

@@ -1,7 +1,8 @@
-"""The security headers of every response: no sniffing, no referrer to other sites, no storing in any cache of what
-was answered to a signed-in caller (an order's address, a revealed ID number), and for any HTML (pages, the public
-trace page, printable statements, error pages) a Content-Security-Policy that runs only the app's own scripts and
-forbids framing. A page's own inline stylesheets are allowed by their SHA-256, nothing else inline."""
+"""The security headers of every response: no sniffing, no referrer to other sites, no storing in any cache of what was
+answered to a signed-in caller (an order's address, a revealed ID number) or to a write (a new token), https only in
+production once a request came over it, `Retry-After` only on an answer that asks to wait, and for any HTML (pages,
+the public trace page, printable statements, error pages) a Content-Security-Policy that runs only the app's own
+scripts and forbids framing. A page's own inline stylesheets are allowed by their SHA-256, nothing else inline."""
 from __future__ import annotations
 
 import base64
@@ -11,6 +12,7 @@ import re
 from flask import Flask, Response, current_app, request
 
 STRIPE_JS = "https://js.stripe.com"
+HSTS_SECONDS = 365 * 24 * 3600  # production is served over https only (PUBLIC_URL): browsers keep to it
 INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 
 
@@ -36,14 +38,25 @@ def secure_headers(response: Response) -> Response:
     """Add the headers above to a response that does not set its own."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if "Authorization" in request.headers:
+    if "Authorization" in request.headers or request.method not in ("GET", "HEAD"):  # a token, an account made
         response.headers.setdefault("Cache-Control", "private, no-store")
+    if request.is_secure and current_app.config["SHOP_ENV"] == "production":
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_SECONDS}")
     if (response.mimetype == "text/html" and "Content-Security-Policy" not in response.headers
             and not response.direct_passthrough):
         response.headers["Content-Security-Policy"] = policy_with_styles_of(response.get_data(as_text=True))
     return response
 
 
+def retry_after_only_when_waiting(response: Response) -> Response:
+    """Drop `Retry-After` from an answer that does not ask to wait (the rate limiter adds it to every answer of a
+    limited route: a client honouring it would wait after a success)."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
+
+
 def init_app(app: Flask) -> None:
-    """Send the security headers with every response."""
+    """Send the security headers with every response; `Retry-After` checked after the rate limiter's own hook."""
     app.after_request(secure_headers)
+    app.after_request_funcs.setdefault(None, []).insert(0, retry_after_only_when_waiting)

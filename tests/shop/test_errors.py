@@ -100,6 +100,36 @@ def test_oversized_body_is_a_413_naming_the_limit(app, client, chunked):
     assert "1024" in error["message"]
 
 
+class _BadlyFramed:
+    """A body stream as gunicorn hands over one sent with a chunk size that is not hexadecimal (`ZZ\\r\\n{}`)."""
+
+    def read(self, *_args):
+        from gunicorn.http.errors import InvalidChunkSize
+
+        raise InvalidChunkSize("ZZ")
+
+    readline = read
+
+
+@pytest.mark.parametrize("path, content_type", [("/api/v1/auth/token", "application/json"),
+                                                ("/login", "application/x-www-form-urlencoded")])
+def test_a_body_the_server_cannot_read_is_a_400_not_a_500(client, path, content_type):
+    """The API answers in its JSON shape, a page with its HTML error page; nothing is logged as a server error."""
+    response = client.post(path, headers={"Content-Type": content_type, "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input": _BadlyFramed(), "wsgi.input_terminated": True})
+    assert response.status_code == 400
+    if path.startswith("/api/"):
+        assert "could not be read" in assert_error(response, 400, "bad_request")["message"]
+    else:
+        assert response.mimetype == "text/html"
+
+
+def test_a_compressed_body_is_a_415_naming_its_encoding(client):
+    response = client.post("/api/v1/auth/token", data=b"\x1f\x8b\x08\x00", headers={
+        "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert assert_error(response, 415, "unsupported_media_type")["details"] == {"content_encoding": "gzip"}
+
+
 def test_a_route_that_takes_no_body_refuses_one(client, login):
     """`POST /orders/<id>/cancel` takes no fields: one sent is unknown, as on any other route."""
     cancel, headers = "/api/v1/orders/1/cancel", login("consumer")  # no order 1: a body that passes is a 404

@@ -18,3 +18,47 @@ def test_answers_to_a_signed_in_caller_are_never_stored_by_a_cache(client, login
     assert revealed.headers["Cache-Control"] == "private, no-store"
     assert own_orders.headers["Cache-Control"] == "private, no-store"
     assert "no-store" not in public.headers.get("Cache-Control", "")  # public reference data may be cached
+
+
+def test_a_new_token_and_a_new_account_are_never_stored_by_a_cache(client):
+    """Neither request carries a token: the answer to a write is still the caller's alone."""
+    from tests.factories import DEFAULT_PASSWORD, UserFactory
+
+    user = UserFactory(role="admin")
+    db.session.commit()
+    token = client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+    account = client.post("/api/v1/auth/register", json={"phone": "13912345678", "password": "a-long-password-1"})
+
+    assert token.status_code == 200 and "access_token" in token.json
+    assert account.status_code == 201, account.json
+    assert token.headers["Cache-Control"] == "private, no-store"
+    assert account.headers["Cache-Control"] == "private, no-store"
+
+
+def test_retry_after_comes_only_with_an_answer_that_asks_to_wait(client):
+    """The sign-in route is rate-limited: its successes and plain refusals do not tell a client to wait."""
+    from tests.factories import DEFAULT_PASSWORD, UserFactory
+
+    user = UserFactory(role="admin")
+    db.session.commit()
+    ok = client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+    refused = client.post("/api/v1/auth/token", json={"username": user.username, "password": "not-it-at-all"})
+    answers = [client.post("/api/v1/auth/token", json={"username": user.username, "password": "not-it-at-all"})
+               for _ in range(12)]
+
+    assert ok.status_code == 200 and "Retry-After" not in ok.headers
+    assert refused.status_code == 401 and "Retry-After" not in refused.headers
+    waits = [answer for answer in answers if answer.status_code == 429]
+    assert waits and all(int(answer.headers["Retry-After"]) >= 1 for answer in waits)
+
+
+def test_production_over_https_tells_browsers_to_stay_on_https(app, client):
+    app.config["SHOP_ENV"] = "production"
+    over_https = client.get("/api/v1/regions", base_url="https://shop.example")
+    over_http = client.get("/api/v1/regions")
+    app.config["SHOP_ENV"] = "development"
+    in_development = client.get("/api/v1/regions", base_url="https://shop.example")
+
+    assert over_https.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert "Strict-Transport-Security" not in over_http.headers
+    assert "Strict-Transport-Security" not in in_development.headers
