@@ -3,7 +3,9 @@
 The key row is written first, in the same transaction as the work and then the response it
 produced, so all three commit or none does. A concurrent request with the same key waits on the
 key's unique index before doing any work, and once the first commits it replays that response;
-a different body under a used key is a 409. Error responses are not kept: nothing was written.
+a different body under a used key is a 409. Error responses are not kept: nothing was written. Nor is an answer
+the view marks not final (`answer_not_final`: a refund the provider has not confirmed yet): a retry with the key
+asks again, and gets the outcome.
 A write that commits part of its work early (`shop.db.commit_now`, e.g. a stock reservation before
 the payment provider is called) commits its key as "in progress": a retry waits for the final
 response (or gets 409 `idempotency_key_in_progress` after a few seconds); if the write fails, its key is
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,6 +52,7 @@ ABANDONED_AFTER = timedelta(minutes=5)
 IN_PROGRESS_POLL_SECONDS = 0.05
 KEEP_FOR = timedelta(hours=24)
 RESPONSE_FIELD = "idempotency_keys.response_body"
+NOT_FINAL = "idempotency.answer_not_final"
 
 
 class IdempotencyKey(db.Model):
@@ -127,6 +130,11 @@ def _abandon(record: IdempotencyKey) -> None:
         db.session.commit()
 
 
+def answer_not_final() -> None:
+    """Mark this request's answer as not final (the work stays pending): its key is not kept with it."""
+    g.setdefault(NOT_FINAL, True)
+
+
 def _user_scope(**_view_kwargs) -> str:
     """The default scope of a key: the user who sent it."""
     return f"user:{current_user().id}"
@@ -183,6 +191,10 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
             _abandon(record)
             return response
         db.session.info.pop("committed_early", None)
+        if g.pop(NOT_FINAL, False):  # the work stays, the key does not: a retry with it asks again
+            db.session.delete(record)
+            db.session.commit()
+            return response
         record.status_code, record.response_body = response.status_code, response.get_data(as_text=True)
         db.session.commit()
         return response

@@ -16,7 +16,7 @@ from orders.refunds.schemas import (
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, commit_now
-from shop.idempotency import idempotent
+from shop.idempotency import answer_not_final, idempotent
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds and after-sales requests")
@@ -35,7 +35,10 @@ def _settled(refund: Refund) -> tuple[Refund, int]:
             raise service.ProviderRefused(f"The payment provider refused refund {refund_id} ({provider_status}); "
                                           "nothing was refunded.", details={"refund_id": refund_id})
     commit()
-    return refund, 202 if refund.status == "pending" else 201
+    if refund.status == "pending":
+        answer_not_final()
+        return refund, 202
+    return refund, 201
 
 
 @blp.route("/orders/<int:order_id>/refunds")

@@ -2,6 +2,7 @@
 gunicorn alike), choices and dates in queries and bodies, in any width."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import unicodedata
@@ -54,10 +55,12 @@ def test_a_code_longer_than_any_is_not_found_and_the_document_says_so(client):
                                                                           "maxLength": 64}
 
 
-def _raw_get(port: int, target: str) -> tuple[int, str]:
-    """GET `target` sent as raw UTF-8 bytes (not percent-encoded, as `curl '…/５１３４３１'` sends it)."""
+def _raw_get(port: int, target: str | bytes) -> tuple[int, str]:
+    """GET `target` sent as raw UTF-8 bytes (not percent-encoded, as `curl '…/５１３４３１'` sends it), or as the
+    bytes given."""
+    target = target.encode() if isinstance(target, str) else target
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(f"GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        connection.sendall(b"GET " + target + b" HTTP/1.0\r\nHost: localhost\r\n\r\n")
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
@@ -80,6 +83,12 @@ def test_the_development_server_reads_raw_utf8_in_paths_and_queries(app, lot):
         assert status == 200 and sku in body
         status, body = _raw_get(server.server_port, "/api/v1/regions/" + quote("５１３４３１"))
         assert status == 200 and "昭觉县" in body  # percent-encoded, as browsers send it: unchanged
+        # a raw byte that is not UTF-8 reads as its percent-encoding does: a search that finds nothing, not a 500
+        for target in (b"/api/v1/products?q=\xff", b"/api/v1/products?q=%FF"):
+            status, body = _raw_get(server.server_port, target)
+            assert (status, json.loads(body)["items"]) == (200, [])
+        status, body = _raw_get(server.server_port, b"/?q=\xff")
+        assert status == 200 and "<html" in body
     finally:
         server.shutdown()
         server.server_close()

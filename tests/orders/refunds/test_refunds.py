@@ -282,6 +282,32 @@ def test_a_refund_whose_provider_answer_is_lost_is_pending_and_its_retry_refunds
     assert _on_hand(lot) == 8
 
 
+def test_a_pending_refund_retried_with_its_idempotency_key_asks_again_and_answers_the_outcome(client, world,
+                                                                                               provider):
+    """A 202 is not a final answer: it is not replayed to the key's retry, which settles the refund once."""
+    order, _ = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    keyed = {**admin, "Idempotency-Key": "refund-retry-1"}
+    provider.lose_answer = True
+    first = _refund(client, keyed, order, 2)
+    provider.lose_answer = False
+
+    again = _refund(client, keyed, order, 2)
+    once_more = _refund(client, keyed, order, 2)
+
+    assert first.status_code == 202 and first.json["status"] == "pending"
+    assert again.status_code == 201, again.json
+    assert "Idempotent-Replayed" not in again.headers
+    assert (again.json["id"], again.json["status"], again.json["provider_refund_id"]) == (
+        first.json["id"], "succeeded", "re_stub_1")
+    assert once_more.status_code == 201 and once_more.headers["Idempotent-Replayed"] == "true"
+    assert once_more.json == again.json
+    assert len(provider.made) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+
+
 def test_the_sweeper_settles_a_pending_refund_with_its_key(client, world, provider):
     order, _ = _online_order(world)
     _, admin = user_with_token("admin")
