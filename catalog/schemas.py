@@ -20,6 +20,7 @@ from shop.fields import (
     Text,
     WebLink,
     no_personal_number,
+    no_personal_number_in_text,
 )
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode, RegionRef
@@ -228,7 +229,7 @@ class LotCreate(Schema):
     lot_code = _code(required=True)
     harvested_on = Date(required=True)
     packed_on = Date(load_default=None)
-    village = Text(required=True, max_length=64)
+    village = Text(required=True, max_length=64, validate=no_personal_number_in_text)
     location_code = _code(required=True)
     contributions = fields.List(fields.Nested(ContributionIn), load_default=list,
                                 validate=validate.Length(max=1000))

@@ -7,7 +7,8 @@ date spellings, trailing empty rows and columns — and reports everything else 
 `{row, column, code, message, message_zh}` (see `catalog.upload_messages`) with the row number the co-op
 sees in Excel (header = row 1).
 A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio (in all and per member) are checked
-before it is opened, it is read streaming, and rows, columns and cell lengths are bounded; a cell
+before it is opened, and so is each part the parser holds whole (shared strings, styles: a sheet's worth of text, not
+millions of strings), it is read streaming, and rows, columns and cell lengths are bounded; a cell
 echoed in a message is cut to an excerpt, with what may be a phone, ID or bank card number hidden, and only the first
 errors are kept (with a count of the rest).
 """
@@ -24,6 +25,7 @@ from datetime import date, datetime
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
 from catalog.upload_messages import Problem, hide_personal_numbers, messages
 from shop.fields import (
@@ -59,6 +61,7 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
 )
 EXCERPT_CHARS = 50
+STREAMED_PARTS = "xl/worksheets/"  # the parts read row by row; every other part is read whole
 RATIO_CHECKED_FROM = 1024 * 1024  # members smaller than this may compress as well as they like
 _BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
@@ -73,6 +76,7 @@ class Limits:
     cell_chars: int = 1000
     xlsx_uncompressed_bytes: int = 200 * 1024 * 1024
     xlsx_ratio: int = 100
+    xlsx_part_bytes: int = 16 * 1024 * 1024  # a part read whole (not a sheet): 200,000 rows of codes fit in it
     errors: int = 200
 
 
@@ -223,17 +227,26 @@ def _check_xlsx_size(data: bytes, limits: Limits) -> None:
                       for member in members)
     if inflated > limits.xlsx_ratio * max(packed, 1) or any(too_compressed):
         raise FileRejected("xlsx_compression_ratio", ratio=limits.xlsx_ratio)
+    for member in members:
+        if not member.filename.startswith(STREAMED_PARTS) and member.file_size > limits.xlsx_part_bytes:
+            raise FileRejected("xlsx_part_too_large", part=excerpt(member.filename), inflated=member.file_size,
+                               limit=limits.xlsx_part_bytes)
 
 
 def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
-    """The first sheet's cells row by row, streamed (read-only mode), at most `columns + 1` wide. Whatever the
-    parser fails on in these untrusted bytes (a broken zip, XML or cell reference) is an unreadable file."""
+    """The first visible sheet's cells row by row (a hidden sheet is not what the co-op sees), streamed (read-only
+    mode), at most `columns + 1` wide. Whatever the parser fails on in these untrusted bytes (a broken zip, XML or
+    cell reference) is an unreadable file."""
     _check_xlsx_size(data, limits)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        worksheet = workbook.worksheets[0]
+        visible = [sheet for sheet in workbook.worksheets if sheet.sheet_state == "visible"]
     except Exception as exc:  # noqa: BLE001 - see the docstring
         raise FileRejected("xlsx_unreadable") from exc
+    if not visible:
+        workbook.close()
+        raise FileRejected("xlsx_no_visible_sheet")
+    worksheet = visible[0]
     try:
         if worksheet.max_row is not None and worksheet.max_row > limits.rows + 1:
             raise FileRejected("sheet_range_too_long", last=worksheet.max_row, rows=limits.rows)
@@ -298,6 +311,7 @@ def _read_into(sheet: Sheet, raw: Iterator, limits: Limits) -> None:
     positions = _read_header(sheet, header, limits)
     if sheet.failed:
         return
+    read = set(positions.values())
     count = 0
     for number, cells in enumerate(raw, start=2):
         width = _width(cells)
@@ -309,6 +323,11 @@ def _read_into(sheet: Sheet, raw: Iterator, limits: Limits) -> None:
         if width > limits.columns:
             sheet.error(number, None, "row_too_wide", columns=limits.columns)
             continue
+        headless = next((index for index in range(width) if index not in read and normalise(cells[index]) != ""),
+                        None)
+        if headless is not None:  # a cell no column reads: `1,000` split at its comma, or a column left unnamed
+            letter = get_column_letter(headless + 1)
+            sheet.error(number, letter, "cell_without_header", letter=letter)
         values = {key: cells[index] if index < len(cells) else None for key, index in positions.items()}
         sheet.rows.append(_parse_row(sheet, number, values, limits))
     if not sheet.rows and not sheet.failed:
@@ -378,6 +397,9 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
             continue
         if texts[key] and len(texts[key]) > limit:
             sheet.error(number, key, "text_too_long", limit=limit)
+            texts[key], ok = None, False
+        elif texts[key] and holds_personal_number(texts[key]):  # a village is shown on the public trace page
+            sheet.error(number, key, "personal_number_in_text")
             texts[key], ok = None, False
     return SheetRow(
         row=number, sku=codes["sku"], lot_code=codes["lot_code"],

@@ -28,6 +28,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "xlsx_too_large": ("The file cannot be read: the XLSX file unpacks to {inflated:,} bytes, more than the limit "
                        "of {limit:,}.",
                        "文件无法读取：XLSX 文件解压后有 {inflated:,} 字节，超过上限 {limit:,} 字节。"),
+    "xlsx_part_too_large": ("The file cannot be read: its part {part} unpacks to {inflated:,} bytes, more than the "
+                            "{limit:,} any inventory sheet needs.",
+                            "文件无法读取：其中的 {part} 解压后有 {inflated:,} 字节，"
+                            "超过库存表所需的上限 {limit:,} 字节。"),
+    "xlsx_no_visible_sheet": ("The file cannot be read: every sheet in it is hidden.",
+                              "文件无法读取：文件中的工作表都被隐藏了。"),
     "xlsx_compression_ratio": ("The file cannot be read: the XLSX file unpacks to more than {ratio} times its size.",
                                "文件无法读取：XLSX 文件解压后超过原大小的 {ratio} 倍。"),
     "sheet_range_too_long": ("The file cannot be read: the sheet's used range reaches row {last:,}; at most "
@@ -48,9 +54,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
                     "另有 {count} 处问题未列出；请先改正以上问题，再重新上传。"),
     "lot_code_race": ("A lot code in this file was imported meanwhile.",
                       "文件中的批次号刚被另一次导入使用，整个文件没有导入；请检查后重新上传。"),
+    "lot_code_imported_meanwhile": ("Lot code {lot} was imported by another upload meanwhile; nothing in this file "
+                                    "was imported.",
+                                    "批次号 {lot} 刚被另一次上传导入，整个文件没有导入；请改用新的批次号后重新上传。"),
     "import_failed": ("The import failed unexpectedly; it has been logged. Try again later.",
                       "导入意外失败，已记录下来；请稍后重试。"),
     # one row's cells
+    "cell_without_header": ("Column {letter} has a value but no header: write a number like 1,000 without its comma, "
+                            "or give the column a header.",
+                            "第 {letter} 列有内容但没有表头：像 1,000 这样的数字请去掉逗号，或给这一列加上表头。"),
     "row_too_wide": ("The row has more than {columns} columns.", "这一行超过 {columns} 列。"),
     "cell_too_long": ("The cell has more than {chars:,} characters.", "单元格超过 {chars:,} 个字符。"),
     "cell_required": ("This cell is required.", "此单元格必填。"),
@@ -63,6 +75,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "quantity_too_large": ("{value} is more than {limit:,} units.", "{value} 超过了 {limit:,} 个单位的上限。"),
     "invalid_lot_code": ("{value!r} is not a lot code (letters, digits, '.', '_' and '-').",
                          "“{value}”不是有效的批次号（只能用字母、数字和“.”“_”“-”）。"),
+    "personal_number_in_text": ("This text must not hold an ID or phone number: it is shown unmasked.",
+                                "这里不能填写身份证号或手机号：它会不加遮挡地公开显示。"),
     "personal_number_in_code": ("A lot code must not hold an ID or phone number: it is shown unmasked.",
                                 "批次号不能含有身份证号或手机号（批次号会公开显示）。"),
     "control_characters": ("Must not contain control characters.", "不能含有控制字符。"),

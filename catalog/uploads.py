@@ -206,7 +206,7 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
             lots = _write(plan, upload=upload, report=report)
     except IntegrityError:
         log.info("inventory upload %s lost a race on its lot codes", upload_id)
-        return _finish_failed(upload, [{"row": None, "column": None, **messages("lot_code_race")}])
+        return _finish_failed(upload, _taken_meanwhile(plan, sheet, supplier_id=upload.supplier_id))
     upload.status, upload.lots_created, upload.rows_done = "succeeded", lots, upload.rows_total
     upload.finished_at, upload.content = utcnow(), None
     cache.delete(_progress_key(upload_id))
@@ -240,6 +240,17 @@ class _LotPlan:
     households: dict[int, tuple[int, str]] = field(default_factory=dict)
     stock: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     total: int = 0
+
+
+def _taken_meanwhile(plans: list[_LotPlan], sheet: Sheet, *, supplier_id: int) -> list[dict]:
+    """The errors of an import that lost a race: each of its lot codes another import created meanwhile, at the
+    first row that names it (or, if none is found, that one of them was)."""
+    taken = set(db.session.scalars(select(Lot.lot_code).where(
+        Lot.supplier_id == supplier_id, among(Lot.lot_code, {plan.code for plan in plans}))))
+    column = sheet.headers.get("lot_code", "lot_code")
+    named = [{"row": plan.first.row, "column": column, **messages("lot_code_imported_meanwhile", lot=plan.code)}
+             for plan in sorted(plans, key=lambda plan: plan.first.row) if plan.code in taken]
+    return named or [{"row": None, "column": None, **messages("lot_code_race")}]
 
 
 def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:

@@ -133,6 +133,9 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     return raw
 
 
+BULK_TASKS = ("catalog.import_inventory", "ledger.run_ledger_verification", "ledger.build_payout_batch")
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     """A yes/no setting (true/false, yes/no, 1/0; unset is no); `ConfigError` naming it for anything else."""
     return _choice(env, name, ("true", "false", "yes", "no", "1", "0"), "false") in ("true", "yes", "1")
@@ -235,10 +238,12 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
-            # outbox delivery (the ledger's attribution) has its own queue, so a deployment can give it its own
-            # workers and payments never wait behind it; a worker started without -Q consumes both
-            "task_queues": (Queue("celery"), Queue("outbox")),
-            "task_routes": {"orders.deliver_outbox": {"queue": "outbox"}, "orders.drain_outbox": {"queue": "outbox"}},
+            # outbox delivery (the ledger's attribution) has its own queue, and so has long work (an inventory
+            # import, a full verification, a payout batch), so a deployment can give each its own workers and
+            # payments never wait behind them; a worker started without -Q consumes every queue
+            "task_queues": (Queue("celery"), Queue("outbox"), Queue("bulk")),
+            "task_routes": {"orders.deliver_outbox": {"queue": "outbox"}, "orders.drain_outbox": {"queue": "outbox"},
+                            **{name: {"queue": "bulk"} for name in BULK_TASKS}},
             "timezone": "Asia/Shanghai",
             "broker_connection_retry_on_startup": True,
             # a message is queued from an after-commit hook, its row already committed and swept up if the message is

@@ -102,6 +102,13 @@ def no_personal_number(code: str) -> None:
         raise ValidationError("A code must not hold an ID or phone number: it is shown unmasked.")
 
 
+def no_personal_number_in_text(text: str | None) -> None:
+    """Validator: refuse free text shown unmasked (a village on the public trace page, a household head's name) that
+    holds a personal number: ID and phone numbers have fields of their own, encrypted and masked."""
+    if text and holds_personal_number(text):
+        raise ValidationError("Must not hold an ID or phone number: this text is shown unmasked.")
+
+
 def _is_control(char: str) -> bool:
     """A control character, or a bidirectional override (which makes text read differently from what it says)."""
     return unicodedata.category(char) == "Cc" or unicodedata.bidirectional(char) in _BIDI_CONTROLS
@@ -143,8 +150,9 @@ class Text(fields.String):
 
     def __init__(self, *, max_length: int, min_length: int = 1, multiline: bool = False, **kwargs):
         self.multiline = multiline
-        kwargs.setdefault("validate", validate.Length(min=min_length, max=max_length))
-        super().__init__(**kwargs)
+        more = kwargs.pop("validate", None)
+        more = [more] if callable(more) else list(more or ())
+        super().__init__(validate=[validate.Length(min=min_length, max=max_length), *more], **kwargs)
         self.metadata.setdefault("maxLength", max_length)
         if min_length:
             self.metadata.setdefault("minLength", min_length)

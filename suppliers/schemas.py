@@ -21,6 +21,7 @@ from shop.fields import (
     RateBp,
     Text,
     no_personal_number,
+    no_personal_number_in_text,
     not_in_the_future,
 )
 from shop.pagination import PageQuery
@@ -129,9 +130,9 @@ class HouseholdCreate(Schema):
 
     code = HouseholdCode(required=True)
     county_code = RegionCode(load_default=None)
-    head_name = Text(required=True, max_length=64)
+    head_name = Text(required=True, max_length=64, validate=no_personal_number_in_text)
     id_number = IdNumber(required=True)
-    village = Text(required=True, max_length=64)
+    village = Text(required=True, max_length=64, validate=no_personal_number_in_text)
     members = BoundedInt(required=True, minimum=1, maximum=99)
     bank_account = BankAccount(load_default=None)
     consent_on = Date(required=True, validate=not_in_the_future)
@@ -141,8 +142,8 @@ class HouseholdCreate(Schema):
 class HouseholdUpdate(Schema):
     """Edit or deactivate a household (its code, county and ID number stay); a new bank account needs a reason."""
 
-    head_name = Text(max_length=64)
-    village = Text(max_length=64)
+    head_name = Text(max_length=64, validate=no_personal_number_in_text)
+    village = Text(max_length=64, validate=no_personal_number_in_text)
     members = BoundedInt(minimum=1, maximum=99)
     bank_account = BankAccount(allow_none=True)
     reason = Text(max_length=500)

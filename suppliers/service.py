@@ -16,7 +16,7 @@ from flask import current_app, g
 from sqlalchemy import exists, func, or_, select, true, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from shop import crypto
+from shop import clock, crypto
 from shop.attempts import claim, give_back
 from shop.auth.models import User
 from shop.caching import invalidate_after_commit
@@ -307,7 +307,7 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     supplier = active_supplier(supplier_id, supplier_scope)
     county_code = _recipient_county(county_code or supplier.county_code, field="county_code")
     code = normalise_identifier(code)
-    number = normalise_id_number(id_number, today=date.today())
+    number = normalise_id_number(id_number, today=clock.today())
     account = normalise_bank_account(bank_account) if bank_account else None
     id_hash = crypto.lookup_hash(number)
     taken = _code_taken(county_code=county_code, code=code)
@@ -434,7 +434,7 @@ def _household_to_link(*, supplier_id: int, household_code: str, id_number: str 
     """The household a link names: one of the supplier's by code, or any by code plus ID number."""
     household = find_household(supplier_id=supplier_id, code=household_code)
     if id_number is not None:
-        id_hash = crypto.lookup_hash(normalise_id_number(id_number, today=date.today()))
+        id_hash = crypto.lookup_hash(normalise_id_number(id_number, today=clock.today()))
         with id_number_probe():
             if household is None or household.id_number_hash != id_hash:
                 candidate = _household_by_hash(id_hash)

@@ -176,3 +176,73 @@ def test_invisible_only_text_is_empty_and_codes_must_have_the_apis_shape():
     sheet = read_sheet(data)
     assert [(e["row"], e["column"]) for e in sheet.errors] == [(2, "lot_code")]
     assert sheet.rows[0].village is None
+
+
+def test_a_hidden_sheet_is_never_read_but_the_first_sheet_the_coop_sees():
+    """A workbook kept from last season: the old rows hidden on sheet 1, this season's on the visible sheet 2."""
+    book = Workbook()
+    old = book.active
+    old.title, old.sheet_state = "old", "hidden"
+    old.append(HEADER_ZH.split(","))
+    old.append(["S1", "OLD-LOT", "2026-09-01", "W1", "H1", 999])
+    new = book.create_sheet("new")
+    new.append(HEADER_ZH.split(","))
+    new.append(["S1", "NEW-LOT", "2026-09-02", "W1", "H1", 5])
+    book.active = 1
+    out = io.BytesIO()
+    book.save(out)
+
+    sheet = read_sheet(out.getvalue())
+
+    assert sheet.errors == []
+    assert [(row.lot_code, row.quantity) for row in sheet.rows] == [("NEW-LOT", 5)]
+    assert [e["code"] for e in read_sheet(_all_sheets_hidden(out.getvalue())).errors] == ["xlsx_no_visible_sheet"]
+
+
+def _all_sheets_hidden(data: bytes) -> bytes:
+    """The workbook with every sheet marked hidden (openpyxl will not write one; a hand-made file can be)."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "xl/workbook.xml":
+                content = content.replace(b'state="visible"', b'state="hidden"')
+            book.writestr(item, content)
+    return out.getvalue()
+
+
+def test_a_value_under_no_header_is_an_error_not_dropped():
+    """`1,000` typed without quotes splits into two cells: the quantity must not be read as 1."""
+    split = read_sheet((HEADER_ZH + "\nS1,L1,2026-09-01,W1,H1,1,000\n").encode())
+    unnamed = read_sheet(xlsx([HEADER_ZH.split(",")[:3] + [None] + HEADER_ZH.split(",")[3:],
+                               ["S1", "L1", "2026-09-01", "note", "W1", "H1", 3]]))
+
+    assert [(e["row"], e["column"], e["code"]) for e in split.errors] == [(2, "G", "cell_without_header")]
+    assert "1,000" in split.errors[0]["message"]
+    assert [(e["row"], e["column"], e["code"]) for e in unnamed.errors] == [(2, "D", "cell_without_header")]
+
+
+def test_a_part_read_whole_is_bounded_before_it_is_unpacked():
+    """Millions of shared strings in a small file (they compress about 75 times): refused before openpyxl holds
+    them, where they took minutes and gigabytes of a worker."""
+    import zipfile
+
+    strings = b"".join(b"<si><t>%07d</t></si>" % (i % 1000 if i % 20 else (i * 7919) % 100_000)
+                       for i in range(900_000))
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx([HEADER_ZH.split(",")])), "r") as template, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for item in template.infolist():
+            book.writestr(item, template.read(item.filename))
+        book.writestr("xl/sharedStrings.xml", b"<sst>" + strings + b"</sst>")
+    limits = Limits(xlsx_part_bytes=16 * 1024 * 1024)
+    assert len(strings) > limits.xlsx_part_bytes > 0 and len(out.getvalue()) < len(strings) / limits.xlsx_ratio * 2
+
+    (error,) = read_sheet(out.getvalue(), limits=limits).errors
+
+    assert (error["row"], error["code"]) == (1, "xlsx_part_too_large")
+    assert "xl/sharedStrings.xml" in error["message"]
+    assert read_sheet(xlsx([HEADER_ZH.split(","), ["S1", "L1", "2026-09-01", "W1", "H1", 3]]),
+                      limits=limits).errors == []

@@ -8,8 +8,9 @@ import qrcode
 from qrcode.image.svg import SvgPathImage
 
 from catalog import inventory
+from catalog.spreadsheet import read_sheet
 from shop.db import db
-from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body
 
 
 def lot_with_households(supplier, villages: list[str]):
@@ -103,3 +104,25 @@ def test_unknown_trace_codes_are_404_json_under_api_and_html_elsewhere(client):
     page = client.get("/t/NOSUCHCODE")
     assert page.status_code == 404 and page.mimetype == "text/html" and "未找到" in page.get_data(as_text=True)
     assert client.get("/t/NOSUCHCODE/qr.svg").status_code == 404
+
+
+def test_a_village_holding_an_id_or_phone_number_never_reaches_the_public_trace(client, coop_world):
+    """A village is shown unmasked on /t/<code>; typed into it, a person's numbers are refused wherever it comes from:
+    the lot API, a household's registration or edit, and an inventory sheet's village column."""
+    from tests.suppliers.factories import make_id_number
+
+    w, id_number = coop_world, make_id_number()
+    for village in (f"火普村 户主{id_number}", "火普村 电话 138 0013 8000"):
+        lot = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"],
+                                                        village=village), headers=w["headers"])
+        assert lot.status_code == 422 and "village" in lot.json["error"]["details"], lot.json
+    household = w["households"][0]
+    edit = client.patch(f"/api/v1/households/{household.id}", json={"head_name": f"阿说 {make_id_number()}"},
+                        headers=w["headers"])
+    assert edit.status_code == 422 and "head_name" in edit.json["error"]["details"], edit.json
+    header = "产品编码,批次号,采收日期,存放地点,农户编号,交售数量,村"
+    sheet = read_sheet(f"{header}\nS1,L1,2026-09-01,W1,H1,3,火普村{id_number}\n".encode())
+    assert [(e["row"], e["code"]) for e in sheet.errors] == [(2, "personal_number_in_text")]
+    assert id_number not in sheet.errors[0]["message"]
+    assert client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"],
+                                                     village="火普村二组"), headers=w["headers"]).status_code == 201

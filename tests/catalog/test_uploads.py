@@ -606,3 +606,27 @@ def test_a_row_stocking_a_store_is_refused_since_stores_receive_by_transfer(clie
     assert body["status"] == "failed" and lot_count() == 0
     assert [(e["row"], e["column"], e["code"], e["message_zh"]) for e in body["errors"]] == [
         (2, "存放地点", "location_not_warehouse", "FS-SD-ST 是门店：批次只能入仓库，再调拨到门店。")]
+
+
+def test_an_import_that_loses_a_race_for_a_lot_code_names_the_code_and_its_row(client, world, monkeypatch):
+    """Another upload creates lot B-2 after this one checked its codes and before it writes: nothing of this file
+    is imported, and the co-op is told which code to change and where."""
+    from catalog import uploads
+
+    checked = uploads._validate
+
+    def another_upload_meanwhile(sheet, *, supplier_id):
+        plans = checked(sheet, supplier_id=supplier_id)
+        make_lot(world["product"], world["xichang"], lot_code="B-2")
+        return plans
+
+    monkeypatch.setattr(uploads, "_validate", another_upload_meanwhile)
+    rows = [["ZJ-KQ-500", "A-1", "2026-09-01", "XC-WH", world["codes"][0], 3],
+            ["ZJ-KQ-500", "B-2", "2026-09-01", "XC-WH", world["codes"][1], 4]]
+    body = upload(client, world, csv_bytes(rows)).json
+
+    assert body["status"] == "failed"
+    errors = [(e["row"], e["column"], e["code"]) for e in body["errors"]]
+    assert errors == [(3, "批次号", "lot_code_imported_meanwhile")]
+    assert "B-2" in body["errors"][0]["message"] and "B-2" in body["errors"][0]["message_zh"]
+    assert set(db.session.scalars(select(Lot.lot_code))) == {"B-2"}  # the other upload's lot only

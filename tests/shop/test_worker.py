@@ -56,3 +56,18 @@ def test_a_worker_that_loses_redis_cancels_its_unacknowledged_tasks_without_a_de
     config = load_config({**TEST_SECRETS, "REDIS_URL": "redis://cache.internal:6379/0"}, str(tmp_path))
     celery = create_app({**config, "TESTING": True}).extensions["celery"]
     assert celery.conf.worker_cancel_long_running_tasks_on_connection_loss is True
+
+
+def test_long_work_is_queued_apart_from_payments_and_the_ledger(app):
+    """An inventory import, a full verification or a payout batch can take a worker for many seconds: a deployment
+    gives the `bulk` queue its own workers, and payment events never wait behind them."""
+    router = app.extensions["celery"].amqp.router
+
+    def queue_of(task: str) -> str:
+        return router.route({}, task)["queue"].name
+
+    assert {task: queue_of(task) for task in ("catalog.import_inventory", "ledger.run_ledger_verification",
+                                              "ledger.build_payout_batch")} == dict.fromkeys(
+        ("catalog.import_inventory", "ledger.run_ledger_verification", "ledger.build_payout_batch"), "bulk")
+    assert queue_of("orders.drain_payment_events") == "celery"
+    assert queue_of("orders.drain_outbox") == "outbox"

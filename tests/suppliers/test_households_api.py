@@ -177,3 +177,23 @@ def test_an_admin_reads_any_household(client, admin, other_supplier):
     assert client.get(f"/api/v1/households/{theirs.id}", headers=admin).json["code"] == theirs.code
     missing = client.get(f"/api/v1/households/{theirs.id + 100}", headers=admin)
     assert missing.status_code == 404 and missing.json["error"]["code"] == "household_not_found"
+
+
+def test_the_sixteenth_birthday_is_counted_in_asia_shanghai(client, coop, supplier, monkeypatch):
+    """At 02:30 on 28 November in Liangshan (18:30 UTC the day before) a person born on 28 November 2010 is 16."""
+    from datetime import UTC, date, datetime
+
+    from shop import clock
+
+    class _Evening(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            moment = datetime(2026, 11, 27, 18, 30, tzinfo=UTC)
+            return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)
+
+    monkeypatch.setattr(clock, "datetime", _Evening)
+    _, sixteen_today = _register(client, coop, supplier.id, id_number=make_id_number(born=date(2010, 11, 28)))
+    _, sixteen_tomorrow = _register(client, coop, supplier.id, id_number=make_id_number(born=date(2010, 11, 29)))
+
+    assert sixteen_today.status_code == 201, sixteen_today.json
+    assert sixteen_tomorrow.status_code == 422
