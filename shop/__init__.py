@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from shop.bodies import GuardBodyReads, check_body
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import CodeConverter, IdConverter
+from shop.db import hide_database_errors_in_logs
 from shop.devserver import RawUrlFix
 from shop.errors import document_error_codes, register_error_handlers
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
@@ -38,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    hide_database_errors_in_logs()
 
     _init_extensions(app)
     register_error_handlers(app)

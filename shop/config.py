@@ -145,11 +145,12 @@ def _engine_options(env: Mapping[str, str]) -> dict:
     """Engine options: on SQLite, writers wait up to 30 s for the write lock instead of failing at once. A pooled
     PostgreSQL connection is not pinged before each use unless DATABASE_PRE_PING is set (the ping is a round trip
     on every request): after a database restart the first request on a dead connection answers 503 and the pool
-    is replaced at once (SQLAlchemy invalidates it on a disconnect); connections are renewed hourly anyway."""
+    is replaced at once (SQLAlchemy invalidates it on a disconnect); connections are renewed hourly anyway. A database
+    error never quotes its statement's parameters (a household's name, an encrypted account) in a log or traceback."""
     url = env.get("DATABASE_URL")
     if not url or url.startswith("sqlite"):
-        return {"pool_pre_ping": True, "connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": _flag(env, "DATABASE_PRE_PING"), "pool_recycle": 3600}
+        return {"pool_pre_ping": True, "connect_args": {"timeout": 30}, "hide_parameters": True}
+    return {"pool_pre_ping": _flag(env, "DATABASE_PRE_PING"), "pool_recycle": 3600, "hide_parameters": True}
 
 
 def fresh_secrets(kid: str = "dev") -> dict[str, str]:

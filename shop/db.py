@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ColumnElement, DateTime, Engine, Insert, MetaData, any_, bindparam, event, insert, inspect
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -196,3 +197,43 @@ def violates(error: Exception, constraint: str) -> bool:
     """Whether a database error (an `IntegrityError`) is a violation of the named constraint (PostgreSQL)."""
     diag = getattr(getattr(error, "orig", None), "diag", None)
     return getattr(diag, "constraint_name", None) == constraint
+
+
+class HiddenDatabaseError(Exception):
+    """A database error as a log shows it: what failed and in which statement, never its text, which may quote the
+    row being written (PostgreSQL's "Failing row contains (…)": a household's name, an account)."""
+
+
+def _hidden(error: BaseException) -> HiddenDatabaseError | None:
+    """The loggable stand-in of `error` if it is, or was caused by, a database error; else None."""
+    cause, seen = error, set()
+    while cause is not None and not isinstance(cause, StatementError):
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+        if id(cause) in seen:
+            return None
+    if cause is None:
+        return None
+    statement = " ".join((cause.statement or "").split())[:200]
+    outer = "" if cause is error else f"{type(error).__name__} after "
+    hidden = HiddenDatabaseError(f"{outer}{type(cause).__name__} ({type(cause.orig).__name__}) in: {statement}")
+    return hidden.with_traceback(error.__traceback__)
+
+
+def hide_database_errors_in_logs() -> None:
+    """Make every log record (the app's, a task's, the web server's) carry a database error's stand-in, once per
+    process."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "hides_database_errors", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.exc_info and record.exc_info[1] is not None:
+            hidden = _hidden(record.exc_info[1])
+            if hidden is not None:
+                record.exc_info = (HiddenDatabaseError, hidden, hidden.__traceback__)
+        return record
+
+    factory.hides_database_errors = True
+    logging.setLogRecordFactory(factory)

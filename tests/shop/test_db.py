@@ -128,3 +128,28 @@ def test_a_savepoint_on_sqlite_commits_nothing_before_the_session_does(app):
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(User)) == users_before
     other.close()
+
+
+def test_a_database_error_never_reaches_a_log_with_the_row_it_was_writing(racing_app, caplog):
+    """A failed write's traceback (a task logs it) names the statement, not the household's name or account that
+    SQLAlchemy's parameters or PostgreSQL's "Failing row contains (…)" would quote; wrapped errors too."""
+    import logging
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    log = logging.getLogger("tests.payouts")
+    try:
+        db.session.execute(text("INSERT INTO users (username, role) VALUES (:name, :role)"),
+                           {"name": "阿说木呷-6217000012345678901", "role": None})
+    except DBAPIError:
+        log.exception("payout batch 2 failed unexpectedly")
+        try:
+            raise RuntimeError("the batch could not be built")  # raised while handling: its context is the error
+        except RuntimeError:
+            log.exception("wrapped")
+    db.session.rollback()
+
+    assert [record.getMessage() for record in caplog.records] == ["payout batch 2 failed unexpectedly", "wrapped"]
+    assert "INSERT INTO users" in caplog.text and "IntegrityError" in caplog.text
+    assert "阿说木呷" not in caplog.text and "6217000012345678901" not in caplog.text
