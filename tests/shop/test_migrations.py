@@ -13,13 +13,18 @@ from shop.db import db
 
 
 def _diff() -> list:
-    """What autogenerate would add to make the migrated database match the models."""
+    """What autogenerate would add to make the migrated database match the models (types and server defaults too)."""
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True,
+                                                         "render_as_batch": True})
         return compare_metadata(context, db.metadata)
 
 
 def test_migrated_schema_matches_the_models(app):
+    assert _diff() == []
+
+
+def test_migrated_schema_matches_the_models_on_postgres(pg_app):
     assert _diff() == []
 
 
