@@ -97,3 +97,49 @@ def test_create_app_with_a_config_raises_configuration_errors_for_callers(monkey
         load_config({"LOGIN_FAILURE_ALERT_PER_MINUTE": "0"}, str(tmp_path))
     assert load_config({"TRUSTED_PROXY_HOPS": " 2 "}, str(tmp_path))["TRUSTED_PROXY_HOPS"] == 2
     assert load_config({}, str(tmp_path))["TRUSTED_PROXY_HOPS"] == 0
+
+
+def test_gunicorns_own_error_answers_are_in_the_apis_json_shape(tmp_path):
+    """Requests gunicorn refuses before any app code runs (a 9,000-byte header, a 5,000-character URL, a request
+    line of an HTTP version that does not exist) answer JSON, not gunicorn's HTML page."""
+    import json
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}",
+                               "shop:create_app()"], env=_entry_point_env(DATABASE_URL=f"sqlite:///{tmp_path}/x.db"),
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def answer(request: bytes) -> tuple[int, str, dict]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(request)
+            raw = b""
+            while chunk := connection.recv(65536):
+                raw += chunk
+        head, _, body = raw.partition(b"\r\n\r\n")
+        content_type = re.search(rb"Content-Type: ([^\r]+)", head).group(1).decode()
+        return int(head.split()[1]), content_type, json.loads(body)
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        answers = [answer(b"GET /api/v1/regions HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"),
+                   answer(b"GET /api/v1/regions?" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+                   answer(b"GET /api/v1/regions HTTP/3.7\r\nHost: x\r\n\r\n")]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert [(status, content_type) for status, content_type, _ in answers] == [
+        (431, "application/json"), (414, "application/json"), (400, "application/json")]
+    assert [body["error"]["code"] for _, _, body in answers] == ["http_error", "http_error", "bad_request"]
+    assert all(body["error"]["message"] and body["error"]["details"] == {} for _, _, body in answers)
