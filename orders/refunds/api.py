@@ -35,10 +35,7 @@ def _settled(refund: Refund) -> tuple[Refund, int]:
             raise service.ProviderRefused(f"The payment provider refused refund {refund_id} ({provider_status}); "
                                           "nothing was refunded.", details={"refund_id": refund_id})
     commit()
-    if refund.status == "pending":
-        answer_not_final()
-        return refund, 202
-    return refund, 201
+    return refund, 202 if refund.status == "pending" else 201
 
 
 @blp.route("/orders/<int:order_id>/refunds")
@@ -58,7 +55,10 @@ class OrderRefunds(MethodView):
                       "refund is asked again with the same key (never twice) and listed with its status")
     def post(self, data, order_id):
         """Refund units of a paid order (admin; store staff: their store's sales of a shift still open)."""
-        return _settled(service.create_refund(actor=current_user(), order_id=order_id, **data))
+        refund, status = _settled(service.create_refund(actor=current_user(), order_id=order_id, **data))
+        if status == 202:
+            answer_not_final()  # a retry with its key asks the provider again
+        return refund, status
 
 
 @blp.route("/orders/<int:order_id>/after-sales")
