@@ -51,7 +51,7 @@ def secure_headers(response: Response) -> Response:
 def retry_after_only_when_waiting(response: Response) -> Response:
     """Drop `Retry-After` from an answer that does not ask to wait (the rate limiter adds it to every answer of a
     limited route: a client honouring it would wait after a success)."""
-    if response.status_code not in (429, 503):
+    if response.status_code not in (409, 429, 503):  # a busy resource (409), a limit, an outage: asks to wait
         response.headers.pop("Retry-After", None)
     return response
 
