@@ -23,6 +23,10 @@ from sqlalchemy.exc import ArgumentError
 PRODUCTION_REQUIRED = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "DATABASE_URL", "REDIS_URL",
                        "STRIPE_WEBHOOK_SECRET", "PUBLIC_URL")
 SECRETS = ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "FIELD_HASH_KEY", "STRIPE_WEBHOOK_SECRET")
+# what a secret made at random always shows: 32 random hex digits hold at least 8 distinct ones but once in 10⁷,
+# 32 random bytes at least 16 distinct values (about 30 on average); `changeme` or an all-zero key does not
+SECRET_MIN_CHARACTERS, SECRET_MIN_DISTINCT_CHARACTERS, KEY_MIN_DISTINCT_BYTES = 32, 8, 16
+WEBHOOK_SECRET_PREFIX = "whsec_"
 DEV_SECRETS_FILE = "dev-secrets.json"  # in the instance folder: this installation's own, never published
 DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite", "sqlite+pysqlite")
 CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter stops instead of respawning workers
@@ -95,6 +99,33 @@ def _public_url(raw: str | None, *, production: bool) -> str | None:
             or parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(f"PUBLIC_URL must be {' or '.join(schemes)}://host[:port] and nothing more, got {raw!r}")
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _is_random_text(text: str) -> bool:
+    """Whether a secret text is long and varied enough to have been made at random (not `changeme`, not `x`)."""
+    return len(text) >= SECRET_MIN_CHARACTERS and len(set(text)) >= SECRET_MIN_DISTINCT_CHARACTERS
+
+
+def _check_production_secrets(env: Mapping[str, str]) -> None:
+    """Refuse secrets anyone could guess or derive: a short or repetitive SECRET_KEY or webhook secret, a current
+    encryption key or hash key of few distinct bytes, a hash key that is also an encryption key. Older encryption
+    keys only decrypt (rotation retires them with `suppliers reencrypt`, which must still start)."""
+    from shop.crypto import parse_hash_key, parse_keys  # shop.crypto imports ConfigError from this module
+
+    if not _is_random_text(env["SECRET_KEY"]):
+        raise ConfigError(f"SECRET_KEY must be at least {SECRET_MIN_CHARACTERS} characters made at random "
+                          "(flask --app shop generate-keys)")
+    webhook = env["STRIPE_WEBHOOK_SECRET"]
+    if not (webhook.startswith(WEBHOOK_SECRET_PREFIX) and _is_random_text(webhook[len(WEBHOOK_SECRET_PREFIX):])):
+        raise ConfigError(f"STRIPE_WEBHOOK_SECRET must be {WEBHOOK_SECRET_PREFIX} and at least "
+                          f"{SECRET_MIN_CHARACTERS} characters made at random (Stripe's, or generate-keys')")
+    ring, hash_key = parse_keys(env["FIELD_ENCRYPTION_KEY"]), parse_hash_key(env["FIELD_HASH_KEY"])
+    if len(set(ring.keys[ring.current])) < KEY_MIN_DISTINCT_BYTES:
+        raise ConfigError(f"FIELD_ENCRYPTION_KEY key {ring.current!r} is not 32 bytes made at random (generate-keys)")
+    if len(set(hash_key)) < KEY_MIN_DISTINCT_BYTES:
+        raise ConfigError("FIELD_HASH_KEY is not 32 bytes made at random (generate-keys)")
+    if hash_key in ring.keys.values():
+        raise ConfigError("FIELD_HASH_KEY must differ from every FIELD_ENCRYPTION_KEY key")
 
 
 def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -195,6 +226,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             missing.append("STRIPE_API_KEY (or PAYMENTS=sandbox)")
         if missing:
             raise ConfigError("SHOP_ENV=production requires: " + ", ".join(missing))
+        _check_production_secrets(env)
 
     keys = {name: env[name] for name in SECRETS if env.get(name)}
     if len(keys) < len(SECRETS):

@@ -6,17 +6,18 @@ import pytest
 from shop import create_app
 from shop.config import ConfigError, load_config
 
-PRODUCTION = {
+PRODUCTION = {  # secrets as `generate-keys` makes them (Stripe's webhook secret: whsec_ and 32 characters)
     "SHOP_ENV": "production",
-    "SECRET_KEY": "s" * 32,
-    "FIELD_ENCRYPTION_KEY": "k1:" + "A" * 43,  # 32 bytes, base64url (see shop/crypto.py)
-    "FIELD_HASH_KEY": "B" * 43,  # 32 bytes, base64url (see shop/crypto.py)
+    "SECRET_KEY": "h94YhpiT2qY2hPDAKfREKOgx4_U_iNfF_7Iat5ZsHf226DVH5Ky1YfadKSM_WIh2",
+    "FIELD_ENCRYPTION_KEY": "k1:uLKK7Qu_u6FBQXvADWIJKQEbrV9QFnWTxGfnzZ0iWws",  # 32 bytes, base64url (shop/crypto.py)
+    "FIELD_HASH_KEY": "pZ2ralsk9eVxNT35ldAKoie--3mfz_8Vd0UpVJvZfq0",  # 32 bytes, base64url (see shop/crypto.py)
     "DATABASE_URL": "postgresql://shop@db.internal/shop",
     "REDIS_URL": "redis://cache.internal:6379/0",
-    "STRIPE_API_KEY": "sk_test_x",
-    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "STRIPE_API_KEY": "sk_test_51HxYz2KqR8sT3uV4wX5yZ6aB7cD8eF9gH0iJ1kL2mN3oP4qR5sT6uV7wX8yZ9",
+    "STRIPE_WEBHOOK_SECRET": "whsec_UjZte8gSY1CoJXGBnMZ0Vqc3F0KRYDYt",
     "PUBLIC_URL": "https://shop.example.cn",
 }
+ZERO_KEY = "A" * 43  # 32 zero bytes in base64url
 
 
 def test_embedded_default_uses_sqlite_eager_tasks_and_memory_stores(tmp_path):
@@ -70,6 +71,46 @@ def test_production_needs_its_own_webhook_secret_even_in_sandbox_mode(tmp_path, 
     env = {**env, "PAYMENTS": "sandbox", **({} if secret is None else {"STRIPE_WEBHOOK_SECRET": secret})}
     with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET"):
         load_config(env, str(tmp_path))
+
+
+@pytest.mark.parametrize("name, value", [
+    ("SECRET_KEY", "changeme"), ("SECRET_KEY", "x"), ("SECRET_KEY", "s" * 64), ("SECRET_KEY", "changeme" * 8),
+    ("STRIPE_WEBHOOK_SECRET", "x"), ("STRIPE_WEBHOOK_SECRET", "whsec_"), ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+    ("STRIPE_WEBHOOK_SECRET", "whsec_" + "ab" * 20), ("STRIPE_WEBHOOK_SECRET", "UjZte8gSY1CoJXGBnMZ0Vqc3F0KRYDYtxx"),
+    ("FIELD_ENCRYPTION_KEY", "k1:" + ZERO_KEY),
+    ("FIELD_ENCRYPTION_KEY", "k2:" + ZERO_KEY + "," + PRODUCTION["FIELD_ENCRYPTION_KEY"]),
+    ("FIELD_HASH_KEY", ZERO_KEY), ("FIELD_HASH_KEY", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"),
+    ("FIELD_HASH_KEY", PRODUCTION["FIELD_ENCRYPTION_KEY"][3:]),
+    ("FIELD_HASH_KEY", PRODUCTION["FIELD_ENCRYPTION_KEY"][3:] + "="),
+])
+def test_production_refuses_secrets_anyone_could_guess(tmp_path, monkeypatch, capsys, name, value):
+    """A guessable SECRET_KEY forges an admin's token, a guessable webhook secret a "paid" event, a weak field key
+    reads every ID number: production stops with one line naming the setting, exit status 4."""
+    with pytest.raises(ConfigError, match=f"^{name} "):
+        load_config({**PRODUCTION, name: value}, str(tmp_path))
+    for setting, text in {**PRODUCTION, name: value}.items():
+        monkeypatch.setenv(setting, text)
+    with pytest.raises(SystemExit) as entry_point:
+        create_app()
+    assert entry_point.value.code == 4
+    error = capsys.readouterr().err
+    assert error.startswith(f"configuration error: {name} ") and error.count("\n") == 1
+    assert value not in error or len(value) < 8  # key material is never quoted
+
+
+def test_production_accepts_what_generate_keys_prints_and_an_older_weak_key_being_rotated_out(app, tmp_path):
+    printed = app.test_cli_runner().invoke(args=["generate-keys"]).output
+    keys = dict(line.split("=", 1) for line in printed.splitlines())
+    assert load_config({**PRODUCTION, **keys}, str(tmp_path))["SECRET_KEY"] == keys["SECRET_KEY"]
+    rotating = f"{PRODUCTION['FIELD_ENCRYPTION_KEY']},old:{ZERO_KEY}"  # the old key only decrypts until reencrypt
+    assert load_config({**PRODUCTION, "FIELD_ENCRYPTION_KEY": rotating}, str(tmp_path))["FIELD_ENCRYPTION_KEY"] == (
+        rotating)
+
+
+def test_development_takes_any_secret_it_is_given(tmp_path):
+    config = load_config({"SECRET_KEY": "x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
+                          "FIELD_ENCRYPTION_KEY": "k1:" + ZERO_KEY, "FIELD_HASH_KEY": ZERO_KEY}, str(tmp_path))
+    assert (config["SHOP_ENV"], config["SECRET_KEY"], config["FIELD_HASH_KEY"]) == ("development", "x", ZERO_KEY)
 
 
 def test_create_app_refuses_incomplete_production_environment(monkeypatch, capsys):
