@@ -12,10 +12,11 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from kombu import Queue
 from limits import parse_many
+from redis.connection import parse_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -31,6 +32,7 @@ DEV_SECRETS_FILE = "dev-secrets.json"  # in the instance folder: this installati
 DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite", "sqlite+pysqlite")
 CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter stops instead of respawning workers
 REDIS_TIMEOUT_SECONDS = 1.0
+TLS_CHECKS = ("required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE")  # Celery's spellings
 FAST_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
@@ -67,6 +69,27 @@ def _database_uri(url: str | None, instance_path: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _redis_url(raw: str | None) -> str | None:
+    """`REDIS_URL` as every user of it reads it (redis-py, the rate limiter, Celery's broker and result store):
+    redis:// or rediss:// (TLS, with the `ssl_cert_reqs` Celery demands), a numeric port and database; `ConfigError`
+    otherwise, never quoting it (it may hold a password). Neither the limiter nor Celery takes unix://."""
+    if not raw:
+        return None
+    url = raw.strip()
+    try:
+        parts = urlsplit(url)
+        parse_url(url)  # the port (a number to 65535) and options in the query, as redis-py reads them
+        tls_checked = parse_qs(parts.query).get("ssl_cert_reqs", [""])[-1] in TLS_CHECKS
+        usable = (parts.scheme == "redis" or parts.scheme == "rediss" and tls_checked) and parts.port != 0 \
+            and re.fullmatch(r"/?|/[0-9]+", parts.path) is not None
+    except ValueError:
+        usable = False
+    if not usable:
+        raise ConfigError("REDIS_URL must be redis://[:password@]host[:port][/db] or rediss://…?ssl_cert_reqs=required "
+                          "(or optional, none)")
     return url
 
 
@@ -231,7 +254,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
     keys = {name: env[name] for name in SECRETS if env.get(name)}
     if len(keys) < len(SECRETS):
         keys = {**development_secrets(instance_path), **keys}
-    redis_url = env.get("REDIS_URL")
+    redis_url = _redis_url(env.get("REDIS_URL"))
     return {
         "SHOP_ENV": "production" if production else "development",
         "SECRET_KEY": keys["SECRET_KEY"],

@@ -226,3 +226,25 @@ def test_a_database_url_the_service_cannot_use_is_a_configuration_error_never_qu
                                       ("sqlite:////srv/shop.db", "sqlite:////srv/shop.db")])
 def test_postgresql_and_sqlite_urls_are_accepted(tmp_path, url, uri):
     assert load_config({"DATABASE_URL": url}, str(tmp_path))["SQLALCHEMY_DATABASE_URI"] == uri
+
+
+@pytest.mark.parametrize("url", ["nonsense", "http://127.0.0.1:6379/0", "redis://127.0.0.1:notaport/0",
+                                 "redis://:hunter2@cache:99999/0", "redis://cache:0/0", "redis://cache:6379/zero",
+                                 "redis://cache/0?db=x", "unix:///run/redis.sock", "rediss://:hunter2@cache/0",
+                                 "rediss://cache/0?ssl_cert_reqs=maybe"])
+def test_a_redis_url_the_service_cannot_use_is_a_configuration_error_never_quoting_it(monkeypatch, capsys, url):
+    """A malformed REDIS_URL was a 54-line traceback from redis-py, kombu or the limiter (gunicorn exit 1, celery 2)."""
+    monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(SystemExit) as entry_point:  # gunicorn's, Celery's and the CLI's call
+        create_app()
+    assert entry_point.value.code == 4
+    error = capsys.readouterr().err
+    assert error.startswith("configuration error: REDIS_URL must be redis://") and error.count("\n") == 1
+    assert "hunter2" not in error
+
+
+@pytest.mark.parametrize("url", ["redis://cache.internal:6379/0", "redis://:pw@10.0.0.5", "redis://[::1]:6380/3",
+                                 "rediss://:pw@cache.internal:6380/1?ssl_cert_reqs=required"])
+def test_redis_and_tls_redis_urls_are_accepted(tmp_path, url):
+    config = load_config({**PRODUCTION, "REDIS_URL": f" {url}\n"}, str(tmp_path))
+    assert config["REDIS_URL"] == config["CELERY"]["broker_url"] == config["RATELIMIT_STORAGE_URI"] == url
