@@ -34,6 +34,7 @@ CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter sto
 REDIS_TIMEOUT_SECONDS = 1.0
 TLS_CHECKS = ("required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE")  # Celery's spellings
 FAST_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+DAY_SECONDS, GIB = 24 * 3600, 1024 ** 3  # the units of the integer settings' bounds
 
 
 class ConfigError(RuntimeError):
@@ -151,8 +152,9 @@ def _check_production_secrets(env: Mapping[str, str]) -> None:
         raise ConfigError("FIELD_HASH_KEY must differ from every FIELD_ENCRYPTION_KEY key")
 
 
-def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    """An integer setting from the environment; `ConfigError` naming the variable if it is not one."""
+def _int(env: dict[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    """An integer setting from the environment, from `minimum` to `maximum` (a realistic value: a lifetime of
+    10²² seconds starts, then fails every sign-in); `ConfigError` naming the variable if it is not one."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -162,6 +164,8 @@ def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -262,7 +266,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
-        "PERMANENT_SESSION_LIFETIME": _int(env, "WEB_SESSION_SECONDS", 8 * 3600, minimum=60),
+        "PERMANENT_SESSION_LIFETIME": _int(env, "WEB_SESSION_SECONDS", 8 * 3600, minimum=60, maximum=30 * DAY_SECONDS),
         "WTF_CSRF_CHECK_DEFAULT": False,
         "WTF_CSRF_TIME_LIMIT": None,
         "FIELD_ENCRYPTION_KEY": keys["FIELD_ENCRYPTION_KEY"],
@@ -282,9 +286,11 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "LOGIN_RATE_LIMIT": _rate_limit(env, "LOGIN_RATE_LIMIT", "5 per minute"),
         "AUTH_RATE_LIMIT": _rate_limit(env, "AUTH_RATE_LIMIT", "30 per minute"),
         "REGISTER_RATE_LIMIT": _rate_limit(env, "REGISTER_RATE_LIMIT", "20 per hour"),
-        "LOGIN_BACKOFF_MAX_SECONDS": _int(env, "LOGIN_BACKOFF_MAX_SECONDS", 15 * 60, minimum=1),
-        "LOGIN_FAILURE_ALERT_PER_MINUTE": _int(env, "LOGIN_FAILURE_ALERT_PER_MINUTE", 100, minimum=1),
-        "TRUSTED_PROXY_HOPS": _int(env, "TRUSTED_PROXY_HOPS", 0),
+        "LOGIN_BACKOFF_MAX_SECONDS": _int(env, "LOGIN_BACKOFF_MAX_SECONDS", 15 * 60, minimum=1,
+                                          maximum=DAY_SECONDS),
+        "LOGIN_FAILURE_ALERT_PER_MINUTE": _int(env, "LOGIN_FAILURE_ALERT_PER_MINUTE", 100, minimum=1,
+                                               maximum=1_000_000),
+        "TRUSTED_PROXY_HOPS": _int(env, "TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
         "PUBLIC_URL": _public_url(env.get("PUBLIC_URL"), production=production),
         "CELERY": {
             "broker_url": redis_url or "memory://localhost/",
@@ -316,20 +322,22 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             # that no reconnect logs CPendingDeprecationWarning
             "worker_cancel_long_running_tasks_on_connection_loss": True,
         },
-        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024, minimum=1),
-        "INVENTORY_UPLOAD_MAX_BYTES": _int(env, "INVENTORY_UPLOAD_MAX_BYTES", 8 * 1024 * 1024, minimum=1),
-        "INVENTORY_UPLOAD_MAX_ROWS": _int(env, "INVENTORY_UPLOAD_MAX_ROWS", 200_000, minimum=1),
-        "INVENTORY_UPLOAD_REQUEUE_SECONDS": _int(env, "INVENTORY_UPLOAD_REQUEUE_SECONDS", 60, minimum=1),
-        "TOKEN_TTL_SECONDS": _int(env, "TOKEN_TTL_SECONDS", 12 * 3600, minimum=1),
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024, minimum=1, maximum=GIB),
+        "INVENTORY_UPLOAD_MAX_BYTES": _int(env, "INVENTORY_UPLOAD_MAX_BYTES", 8 * 1024 * 1024, minimum=1,
+                                           maximum=GIB),
+        "INVENTORY_UPLOAD_MAX_ROWS": _int(env, "INVENTORY_UPLOAD_MAX_ROWS", 200_000, minimum=1, maximum=10_000_000),
+        "INVENTORY_UPLOAD_REQUEUE_SECONDS": _int(env, "INVENTORY_UPLOAD_REQUEUE_SECONDS", 60, minimum=1,
+                                                 maximum=DAY_SECONDS),
+        "TOKEN_TTL_SECONDS": _int(env, "TOKEN_TTL_SECONDS", 12 * 3600, minimum=1, maximum=30 * DAY_SECONDS),
         # how long an unpaid online order holds its reserved stock
-        "ORDER_RESERVATION_SECONDS": _int(env, "ORDER_RESERVATION_SECONDS", 900, minimum=1),
+        "ORDER_RESERVATION_SECONDS": _int(env, "ORDER_RESERVATION_SECONDS", 900, minimum=1, maximum=DAY_SECONDS),
         "PAYMENTS": payments,
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY"),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY"),
         "STRIPE_WEBHOOK_SECRET": keys["STRIPE_WEBHOOK_SECRET"],
         # notifications: email to the operations mailbox over SMTP when SMTP_HOST is set, else a log line
         "SMTP_HOST": env.get("SMTP_HOST"),
-        "SMTP_PORT": _int(env, "SMTP_PORT", 25, minimum=1),
+        "SMTP_PORT": _int(env, "SMTP_PORT", 25, minimum=1, maximum=65535),
         "SMTP_FROM": env.get("SMTP_FROM", "shop@localhost"),
         "SMTP_USERNAME": env.get("SMTP_USERNAME"),
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD"),

@@ -5,6 +5,8 @@ import pytest
 
 from shop import create_app
 from shop.config import ConfigError, load_config
+from shop.db import db
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 PRODUCTION = {  # secrets as `generate-keys` makes them (Stripe's webhook secret: whsec_ and 32 characters)
     "SHOP_ENV": "production",
@@ -248,3 +250,36 @@ def test_a_redis_url_the_service_cannot_use_is_a_configuration_error_never_quoti
 def test_redis_and_tls_redis_urls_are_accepted(tmp_path, url):
     config = load_config({**PRODUCTION, "REDIS_URL": f" {url}\n"}, str(tmp_path))
     assert config["REDIS_URL"] == config["CELERY"]["broker_url"] == config["RATELIMIT_STORAGE_URI"] == url
+
+
+DAY = 24 * 3600
+
+
+@pytest.mark.parametrize("name, minimum, maximum", [
+    ("WEB_SESSION_SECONDS", 60, 30 * DAY), ("TOKEN_TTL_SECONDS", 1, 30 * DAY), ("ORDER_RESERVATION_SECONDS", 1, DAY),
+    ("LOGIN_BACKOFF_MAX_SECONDS", 1, DAY), ("LOGIN_FAILURE_ALERT_PER_MINUTE", 1, 1_000_000),
+    ("TRUSTED_PROXY_HOPS", 0, 10), ("MAX_CONTENT_LENGTH", 1, 1024 ** 3), ("INVENTORY_UPLOAD_MAX_BYTES", 1, 1024 ** 3),
+    ("INVENTORY_UPLOAD_MAX_ROWS", 1, 10_000_000), ("INVENTORY_UPLOAD_REQUEUE_SECONDS", 1, DAY),
+    ("SMTP_PORT", 1, 65535),
+])
+def test_an_integer_setting_out_of_its_realistic_range_stops_the_start(tmp_path, name, minimum, maximum):
+    """TOKEN_TTL_SECONDS=99999999999999999999999 started, then every sign-in answered 422; SMTP_PORT=70000 too."""
+    for value in (minimum, maximum):
+        load_config({**PRODUCTION, name: str(value)}, str(tmp_path))
+    with pytest.raises(ConfigError, match=f"^{name} must be at most {maximum}, got {maximum + 1}$"):
+        load_config({**PRODUCTION, name: str(maximum + 1)}, str(tmp_path))
+    with pytest.raises(ConfigError, match=f"^{name} must be at most {maximum}, got 99999999999999999999999$"):
+        load_config({**PRODUCTION, name: "99999999999999999999999"}, str(tmp_path))
+    with pytest.raises(ConfigError, match=f"^{name} must be at least {minimum}, got {minimum - 1}$"):
+        load_config({**PRODUCTION, name: str(minimum - 1)}, str(tmp_path))
+
+
+def test_the_longest_token_lifetime_allowed_still_signs_in(app, client, tmp_path):
+    app.config["TOKEN_TTL_SECONDS"] = load_config({"TOKEN_TTL_SECONDS": str(30 * DAY)}, str(tmp_path))[
+        "TOKEN_TTL_SECONDS"]
+    user = UserFactory(role="auditor")
+    db.session.commit()
+    response = client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+    assert response.status_code == 200, response.json
+    bearer = {"Authorization": f"Bearer {response.json['access_token']}"}
+    assert client.get("/api/v1/users/me", headers=bearer).status_code == 200
