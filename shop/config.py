@@ -191,6 +191,22 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     return raw
 
 
+STRIPE_KEY_PREFIXES = {"STRIPE_API_KEY": ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),  # secret, restricted
+                       "STRIPE_PUBLISHABLE_KEY": ("pk_live_", "pk_test_")}
+
+
+def _stripe_key(env: Mapping[str, str], name: str) -> str | None:
+    """A Stripe key setting, if set, of the kind it names (a publishable key cannot call the API, and a secret key
+    given as the publishable one would be sent to every browser); `ConfigError` otherwise, never quoting it."""
+    raw = env.get(name)
+    if not raw:
+        return None
+    prefixes = STRIPE_KEY_PREFIXES[name]
+    if not re.fullmatch(rf"({'|'.join(prefixes)})\w+", raw, re.ASCII):
+        raise ConfigError(f"{name} must be a Stripe key starting {', '.join(prefixes)}")
+    return raw
+
+
 BULK_TASKS = ("catalog.import_inventory", "ledger.run_ledger_verification", "ledger.build_payout_batch")
 
 
@@ -332,8 +348,8 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         # how long an unpaid online order holds its reserved stock
         "ORDER_RESERVATION_SECONDS": _int(env, "ORDER_RESERVATION_SECONDS", 900, minimum=1, maximum=DAY_SECONDS),
         "PAYMENTS": payments,
-        "STRIPE_API_KEY": env.get("STRIPE_API_KEY"),
-        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY"),
+        "STRIPE_API_KEY": _stripe_key(env, "STRIPE_API_KEY"),
+        "STRIPE_PUBLISHABLE_KEY": _stripe_key(env, "STRIPE_PUBLISHABLE_KEY"),
         "STRIPE_WEBHOOK_SECRET": keys["STRIPE_WEBHOOK_SECRET"],
         # notifications: email to the operations mailbox over SMTP when SMTP_HOST is set, else a log line
         "SMTP_HOST": env.get("SMTP_HOST"),

@@ -283,3 +283,25 @@ def test_the_longest_token_lifetime_allowed_still_signs_in(app, client, tmp_path
     assert response.status_code == 200, response.json
     bearer = {"Authorization": f"Bearer {response.json['access_token']}"}
     assert client.get("/api/v1/users/me", headers=bearer).status_code == 200
+
+
+@pytest.mark.parametrize("name, key", [
+    ("STRIPE_API_KEY", "garbage"), ("STRIPE_API_KEY", "pk_live_51HxYz2KqR8sT3uV4"), ("STRIPE_API_KEY", "sk_test_"),
+    ("STRIPE_API_KEY", "whsec_UjZte8gSY1CoJXGBnMZ0Vqc3"), ("STRIPE_PUBLISHABLE_KEY", "sk_live_51HxYz2KqR8sT3uV4"),
+    ("STRIPE_PUBLISHABLE_KEY", "pk_live_ 51HxYz2KqR8sT3uV4"),
+])
+def test_a_stripe_key_of_the_wrong_kind_stops_the_start_never_quoted(tmp_path, name, key):
+    """`STRIPE_API_KEY=pk_live_…` started with PAYMENTS=stripe and failed every checkout; a secret key given as the
+    publishable one would be sent to every browser."""
+    with pytest.raises(ConfigError) as error:
+        load_config({**PRODUCTION, name: key}, str(tmp_path))
+    kinds = "sk_live_, sk_test_, rk_live_, rk_test_" if name == "STRIPE_API_KEY" else "pk_live_, pk_test_"
+    assert str(error.value) == f"{name} must be a Stripe key starting {kinds}"  # the key itself is never quoted
+
+
+def test_secret_restricted_and_publishable_stripe_keys_are_accepted(tmp_path):
+    for secret in ("sk_live_51HxYz2KqR8sT3uV4", "rk_live_51HxYz2KqR8sT3uV4", "rk_test_51HxYz2KqR8sT3uV4"):
+        config = load_config({**PRODUCTION, "STRIPE_API_KEY": secret, "STRIPE_PUBLISHABLE_KEY": "pk_live_51HxYz2Kq"},
+                             str(tmp_path))
+        assert (config["PAYMENTS"], config["STRIPE_API_KEY"], config["STRIPE_PUBLISHABLE_KEY"]) == (
+            "stripe", secret, "pk_live_51HxYz2Kq")
