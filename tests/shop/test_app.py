@@ -1,6 +1,8 @@
 """The app factory in embedded and production modes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shop import create_app
@@ -305,3 +307,18 @@ def test_secret_restricted_and_publishable_stripe_keys_are_accepted(tmp_path):
                              str(tmp_path))
         assert (config["PAYMENTS"], config["STRIPE_API_KEY"], config["STRIPE_PUBLISHABLE_KEY"]) == (
             "stripe", secret, "pk_live_51HxYz2Kq")
+
+
+def test_the_readme_states_how_late_the_sweeper_requeues_a_lost_message_as_the_code_makes_it():
+    """The README said "within a minute": a row counts as lost once queued longer ago than the grace, and the sweep
+    that finds it runs every SWEEP_EVERY_SECONDS, so up to both together."""
+    from orders import outbox
+    from orders.payments import service as payments
+    from shop.sweeper import SWEEP_EVERY_SECONDS
+
+    grace = outbox.REQUEUE_AFTER.total_seconds()
+    assert payments.REQUEUE_AFTER.total_seconds() == grace
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+    assert (f"the sweeper re-queues {grace / 60:g} to {(grace + SWEEP_EVERY_SECONDS) / 60:g} minutes after it was "
+            f"queued: a row counts as lost once it was queued more than {grace:g} s ago") in readme
+    assert f"sweep runs every {SWEEP_EVERY_SECONDS:g} s" in readme
