@@ -1,34 +1,50 @@
 """Probes for the load balancer: `GET /healthz`, the process answers (liveness, asks nothing of the database), and
-`GET /readyz`, it can serve (readiness: the database answers a trivial query, when REDIS_URL is set Redis a ping,
-and every check a domain registered passes). Neither is rate limited; a 503 names what is down and nothing more."""
+`GET /readyz`, it can serve (readiness: the database answers with its schema at the migrations' head, when REDIS_URL
+is set Redis a ping, and every check a domain registered passes). Neither is rate limited; a 503 names what is down
+and nothing more (but for a schema to upgrade)."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
+from alembic.script import ScriptDirectory
 from flask import Blueprint, Flask, current_app
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from shop.db import db
 from shop.errors import ShopCode, error_response
 from shop.extensions import limiter
 
+NO_SCHEMA = "the database has no schema: run `flask --app shop db upgrade`"
+SCHEMA_BEHIND = "the database's schema is not at the migrations' head: run `flask --app shop db upgrade`"
 PROBE_PATHS = ("/healthz", "/readyz")  # a domain's own before-request checks leave them to these views
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
-def _database_answers() -> bool:
-    """Whether the database answers `SELECT 1`."""
+def database_problem() -> str | None:
+    """What keeps the database from serving, in one line without secrets: out of reach, or its schema not at the
+    migrations' head (no schema at all, or not upgraded); None when it can serve."""
     try:
-        db.session.execute(text("SELECT 1"))
-        return True
-    except DBAPIError as exc:
-        log.error("readiness: database unavailable: %s", exc.orig.__class__.__name__)
-        return False
-    finally:
-        db.session.rollback()
+        with db.engine.connect() as connection:
+            current = (set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+                       if inspect(connection).has_table("alembic_version") else set())
+    except DBAPIError as exc:  # the driver's first line names the server, never a password or a statement's values
+        reason = (str(exc.orig).splitlines() or [exc.orig.__class__.__name__])[0]
+        return f"cannot reach the database: {' '.join(reason.split())}"
+    if not current:
+        return NO_SCHEMA
+    return SCHEMA_BEHIND if current != _migration_heads() else None
+
+
+def _migration_heads() -> set[str]:
+    """The head revisions of the shipped migrations (read once per app)."""
+    heads = current_app.extensions.get("migration_heads")
+    if heads is None:
+        script = ScriptDirectory(current_app.extensions["migrate"].directory)
+        heads = current_app.extensions["migration_heads"] = set(script.get_heads())
+    return heads
 
 
 def _redis_answers() -> bool:
@@ -56,13 +72,17 @@ def liveness():
 @bp.get("/readyz")
 @limiter.exempt
 def readiness():
-    """The database and Redis answer: the process can serve requests."""
-    down = [name for name, answers in (("database", _database_answers), ("redis", _redis_answers)) if not answers()]
-    if "database" not in down:
+    """The database (its schema at the migrations' head) and Redis answer: the process can serve requests."""
+    problem = database_problem()
+    if problem is not None:
+        log.error("readiness: %s", problem)
+    down = [name for name, answers in (("database", problem is None), ("redis", _redis_answers())) if not answers]
+    if problem is None:
         down += [name for name, passes in current_app.extensions.get("readiness_checks", {}).items() if not passes()]
     if down:
-        return error_response(503, ShopCode.SERVICE_UNAVAILABLE, f"Not ready: {' and '.join(down)} unavailable.",
-                              {"unavailable": down})
+        schema = f" ({SCHEMA_BEHIND})" if problem in (NO_SCHEMA, SCHEMA_BEHIND) else ""
+        return error_response(503, ShopCode.SERVICE_UNAVAILABLE,
+                              f"Not ready: {' and '.join(down)} unavailable{schema}.", {"unavailable": down})
     return {"ok": True}
 
 

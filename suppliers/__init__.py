@@ -33,8 +33,10 @@ def reencrypt_command(batch: int):
 
 
 def _hash_key_matches(app: Flask) -> bool:
-    """Whether FIELD_HASH_KEY matches the database (checked until it once does; a mismatch is logged)."""
+    """Whether FIELD_HASH_KEY matches the database (checked until it once does with the schema in place: before
+    `flask db upgrade` there is nothing to compare with; a mismatch is logged)."""
     from shop.config import ConfigError
+    from shop.health import database_problem
     from suppliers.service import check_hash_key
 
     if app.extensions.get("suppliers.hash_key_checked"):
@@ -44,7 +46,8 @@ def _hash_key_matches(app: Flask) -> bool:
     except ConfigError as error:
         log.error("%s", error)  # the operator's detail; a client learns only that the service is not ready
         return False
-    app.extensions["suppliers.hash_key_checked"] = True
+    if database_problem() is None:
+        app.extensions["suppliers.hash_key_checked"] = True
     return True
 
 

@@ -7,6 +7,7 @@ import shutil
 import socket
 
 import pytest
+from sqlalchemy import text
 
 from shop.db import db
 from tests.conftest import make_app
@@ -87,3 +88,39 @@ def test_the_probes_are_not_rate_limited(sqlite_template, tmp_path):
             db.engine.dispose()
     finally:
         limiter.limit_manager.set_default_limits(before)
+
+
+@pytest.fixture
+def unmigrated_app(tmp_path):
+    """The app on an SQLite file no `flask db upgrade` has run on."""
+    app = make_app(tmp_path)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_database_without_its_schema_is_not_ready_and_says_to_upgrade(unmigrated_app):
+    error = assert_error(unmigrated_app.test_client().get("/readyz"), 503, "service_unavailable")
+    assert error["details"] == {"unavailable": ["database"]}
+    assert "not at the migrations' head: run `flask --app shop db upgrade`" in error["message"]
+
+
+def test_a_schema_behind_the_migrations_head_is_not_ready(app, client):
+    db.session.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    db.session.commit()
+    error = assert_error(client.get("/readyz"), 503, "service_unavailable")
+    assert error["details"] == {"unavailable": ["database"]} and "flask --app shop db upgrade" in error["message"]
+
+
+@pytest.mark.no_books_check
+def test_the_hash_key_is_checked_once_the_schema_is_upgraded_under_a_running_process(unmigrated_app):
+    from flask_migrate import upgrade
+
+    client = unmigrated_app.test_client()
+    assert client.get("/api/v1/regions").status_code == 503  # no schema yet: nothing to check the key against
+    upgrade()  # another process upgrades, and its key's fingerprint is not this one's
+    db.session.execute(text("UPDATE key_fingerprints SET fingerprint = 'another key'"))
+    db.session.commit()
+    error = assert_error(client.get("/readyz"), 503, "service_unavailable")
+    assert error["details"] == {"unavailable": ["configuration"]}
