@@ -1,6 +1,9 @@
-"""Command line: reference data, the demo world, users and passwords, fresh keys, a worker check."""
+"""Command line: reference data, the demo world, users and passwords, fresh keys, a worker check; every command
+the app has says in one line, exit 1, that the database cannot be reached or has no schema (never a traceback)."""
 from __future__ import annotations
 
+import copy
+import functools
 import secrets
 import sys
 from collections.abc import Callable
@@ -9,16 +12,47 @@ from datetime import UTC, datetime
 import click
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from flask import Flask, current_app
+from flask.cli import AppGroup
+from flask_migrate.cli import db as migrate_commands
+from sqlalchemy.exc import DBAPIError
 
 from shop.auth.models import ROLES
 from shop.auth.service import create_user, find_user, normalise_username, reset_password
 from shop.config import fresh_secrets
 from shop.db import db
 from shop.errors import AppError
+from shop.health import database_problem
 from shop.outages import REDIS_UNAVAILABLE
 from shop.regions.service import load_reference_data
 
 DEMO_USERS = (("admin", "admin"), ("auditor", "auditor"), ("13800000000", "consumer"))
+
+
+class ShopCommands(AppGroup):
+    """The app's commands, each run so that a database out of reach or without its schema is one line, exit 1
+    (Flask-Migrate's own, which make the schema, show their failures whole)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command `cmd_name`, guarded."""
+        command = super().get_command(ctx, cmd_name)
+        if command is None or command is migrate_commands:
+            return command
+        guarded = copy.copy(command)
+        guarded.invoke = functools.partial(_invoke_guarded, command)
+        return guarded
+
+
+def _invoke_guarded(command: click.Command, ctx: click.Context):
+    """Run `command`; a database error whose cause is the database's state (out of reach, no schema, not upgraded)
+    becomes that cause in one line."""
+    try:
+        return command.invoke(ctx)
+    except DBAPIError:
+        db.session.rollback()
+        problem = database_problem()
+        if problem is None:
+            raise
+        raise click.ClickException(problem) from None
 
 
 def register_demo_seeder(app: Flask, name: str, seeder: Callable[[], list[str]]) -> None:
@@ -151,7 +185,10 @@ def check_worker_command(timeout):
 
 
 def init_app(app: Flask) -> None:
-    """Register the shell's CLI commands."""
+    """Guard the app's commands (`ShopCommands`) and register the shell's own."""
+    commands = ShopCommands(app.cli.name)
+    commands.commands.update(app.cli.commands)
+    app.cli = commands
     for command in (load_reference_command, seed_demo_command, create_user_command, reset_password_command,
                     generate_keys_command, check_worker_command):
         app.cli.add_command(command)

@@ -1,15 +1,18 @@
-"""The command line: seed-demo, create-user, reset-password, generate-keys, load-reference."""
+"""The command line: seed-demo, create-user, reset-password, generate-keys, load-reference; every command's database
+failures in one line."""
 from __future__ import annotations
 
 import re
 import shutil
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from shop.auth.models import User
 from shop.crypto import parse_hash_key, parse_keys
 from shop.db import db
 from shop.regions import service as regions_service
+from tests.conftest import make_app
 from tests.factories import UserFactory
 from tests.shop.test_auth import sign_in
 from tests.shop.test_errors import assert_error
@@ -201,3 +204,43 @@ def test_load_reference_on_postgres_refuses_an_overlap_in_one_line(pg_app, monke
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a ClickException, no traceback
     assert result.output.strip().count("\n") == 0 and "would overlap pairing" in result.output
     assert _leibo_periods(pg_app.test_client()) == [("2016-01-01", None)]
+
+
+# every command that reads or writes the database, with its arguments and standard input
+DATABASE_COMMANDS = ((["seed-demo"], None), (["load-reference"], None), (["verify-ledger"], None),
+                     (["refresh-rollups"], None), (["suppliers", "reencrypt"], None),
+                     (["create-user", "--role", "admin", "--username", "someone"], "a strong password\n"),
+                     (["reset-password", "--username", "someone"], "a strong password\n"),
+                     (["import-inventory", "1", "stock.csv"], None))
+
+
+def _run_each_command(tmp_path, **env) -> list[str]:
+    """The output of each of DATABASE_COMMANDS run by the app configured with `env` (in `tmp_path`)."""
+    (tmp_path / "stock.csv").write_text("product_id,quantity\n1,1\n", encoding="utf-8")
+    app = make_app(tmp_path, **env)
+    outputs = []
+    with app.app_context():
+        for args, stdin in DATABASE_COMMANDS:
+            result = app.test_cli_runner().invoke(args=[str(tmp_path / a) if a.endswith(".csv") else a for a in args],
+                                                  input=stdin)
+            assert result.exit_code == 1, (args, result.output)
+            outputs.append(result.output.splitlines()[-1])
+        db.session.remove()
+        db.engine.dispose()
+    return outputs
+
+
+def test_every_command_on_a_database_without_its_schema_says_to_upgrade_in_one_line(tmp_path):
+    assert _run_each_command(tmp_path) == ["Error: the database has no schema: run `flask --app shop db upgrade`"] * 8
+
+
+def test_every_command_says_in_one_line_that_the_database_cannot_be_reached(tmp_path):
+    outputs = _run_each_command(tmp_path, DATABASE_URL="sqlite:////nonexistent/dir/shop.db")
+    assert outputs == ["Error: cannot reach the database: unable to open database file"] * 8
+
+
+def test_a_missing_postgres_database_is_one_line_without_the_password(pg_url, tmp_path):
+    missing = make_url(pg_url).set(database="no_such_database", password="hunter2")
+    outputs = _run_each_command(tmp_path, DATABASE_URL=missing.render_as_string(hide_password=False))
+    assert all(line.startswith("Error: cannot reach the database: ") and "no_such_database" in line
+               and "hunter2" not in line for line in outputs), outputs
