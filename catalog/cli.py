@@ -8,12 +8,13 @@ from flask import current_app
 
 from catalog import uploads
 from catalog.tasks import run_import
+from shop.cli import ID
 from shop.db import db
 from shop.errors import AppError
 
 
 @click.command("import-inventory")
-@click.argument("supplier_id", type=int)
+@click.argument("supplier_id", type=ID)
 @click.argument("file", type=click.File("rb"))
 def import_inventory_command(supplier_id: int, file) -> None:
     """Import a co-op's inventory file (CSV or XLSX) for SUPPLIER_ID, all or nothing."""

@@ -21,16 +21,18 @@ from shop.auth.service import create_user, find_user, normalise_username, reset_
 from shop.config import fresh_secrets
 from shop.db import db
 from shop.errors import AppError
+from shop.fields import MAX_ID
 from shop.health import database_problem
 from shop.outages import REDIS_UNAVAILABLE
 from shop.regions.service import load_reference_data
 
 DEMO_USERS = (("admin", "admin"), ("auditor", "auditor"), ("13800000000", "consumer"))
+ID = click.IntRange(1, MAX_ID)  # every id a command takes, bounded as the API's
 
 
 class ShopCommands(AppGroup):
-    """The app's commands, each run so that a database out of reach or without its schema is one line, exit 1
-    (Flask-Migrate's own, which make the schema, show their failures whole)."""
+    """The app's commands, each run so that a database out of reach or without its schema, or text that is not
+    UTF-8, is one line, exit 1 (Flask-Migrate's own, which make the schema, show their failures whole)."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The command `cmd_name`, guarded."""
@@ -44,7 +46,7 @@ class ShopCommands(AppGroup):
 
 def _invoke_guarded(command: click.Command, ctx: click.Context):
     """Run `command`; a database error whose cause is the database's state (out of reach, no schema, not upgraded)
-    becomes that cause in one line."""
+    becomes that cause in one line, and so does an argument or standard input that is not UTF-8 text."""
     try:
         return command.invoke(ctx)
     except DBAPIError:
@@ -53,6 +55,10 @@ def _invoke_guarded(command: click.Command, ctx: click.Context):
         if problem is None:
             raise
         raise click.ClickException(problem) from None
+    except UnicodeError as exc:  # bytes that are not UTF-8, read from stdin or kept as surrogates from argv or stdin
+        if not isinstance(exc, UnicodeDecodeError) and "surrogates" not in str(exc):
+            raise
+        raise click.ClickException("an argument or standard input is not UTF-8 text") from None
 
 
 def register_demo_seeder(app: Flask, name: str, seeder: Callable[[], list[str]]) -> None:
@@ -108,8 +114,8 @@ def seed_demo_command():
 @click.command("create-user")
 @click.option("--username", default="admin", show_default=True)
 @click.option("--role", type=click.Choice(ROLES), required=True)
-@click.option("--store-id", type=int)
-@click.option("--supplier-id", type=int)
+@click.option("--store-id", type=ID)
+@click.option("--supplier-id", type=ID)
 def create_user_command(username, role, store_id, supplier_id):
     """Create a user; the password is prompted for, or read from standard input."""
     password = _read_password()

@@ -2,6 +2,7 @@
 failures in one line."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
@@ -16,6 +17,7 @@ from tests.conftest import make_app
 from tests.factories import UserFactory
 from tests.shop.test_auth import sign_in
 from tests.shop.test_errors import assert_error
+from tests.suppliers.factories import SupplierFactory
 
 
 def test_create_user_reads_the_password_from_stdin(runner, client):
@@ -244,3 +246,26 @@ def test_a_missing_postgres_database_is_one_line_without_the_password(pg_url, tm
     outputs = _run_each_command(tmp_path, DATABASE_URL=missing.render_as_string(hide_password=False))
     assert all(line.startswith("Error: cannot reach the database: ") and "no_such_database" in line
                and "hunter2" not in line for line in outputs), outputs
+
+
+def test_an_id_out_of_the_apis_range_is_refused_before_anything_is_read(runner, tmp_path):
+    for args in (["create-user", "--role", "store_staff", "--username", "staff", "--store-id", "9999999999"],
+                 ["create-user", "--role", "coop", "--username", "coop", "--supplier-id", "9" * 23],
+                 ["import-inventory", "99999999999", str(tmp_path / "stock.csv")]):
+        (tmp_path / "stock.csv").write_text("product_id,quantity\n1,1\n", encoding="utf-8")
+        result = runner.invoke(args=args, input="a strong password\n")
+        assert result.exit_code == 2 and "is not in the range 1<=x<=2147483647" in result.output, result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_a_password_or_file_name_that_is_not_utf8_is_one_line(runner, tmp_path):
+    UserFactory(username="bob")
+    supplier = SupplierFactory()
+    db.session.commit()
+    stock = tmp_path / os.fsdecode(b"stock-\xff.csv")  # a file name's bytes, kept by argv as surrogates
+    stock.write_text("product_id,quantity\n1,1\n", encoding="utf-8")
+    for args, stdin in ((["reset-password", "--username", "bob"], b"\xff\xfe12345678\n"),  # read as UTF-8: undecodable
+                        (["import-inventory", str(supplier.id), str(stock)], None)):
+        result = runner.invoke(args=args, input=stdin)
+        assert result.exit_code == 1, result.output
+        assert result.output.splitlines()[-1] == "Error: an argument or standard input is not UTF-8 text", result.output
