@@ -14,9 +14,11 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_migrate.cli import db as migrate_commands
+from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from shop.auth.models import ROLES
+from shop.auth.schemas import RegisterRequest, UserCreate
 from shop.auth.service import create_user, find_user, normalise_username, reset_password
 from shop.config import fresh_secrets
 from shop.db import db
@@ -117,11 +119,17 @@ def seed_demo_command():
 @click.option("--store-id", type=ID)
 @click.option("--supplier-id", type=ID)
 def create_user_command(username, role, store_id, supplier_id):
-    """Create a user; the password is prompted for, or read from standard input."""
+    """Create a user, checked as the API checks an admin's (a consumer's username also as at sign-up: a mainland
+    mobile number); the password is prompted for, or read from standard input."""
     password = _read_password()
     try:
-        user = create_user(username=_username(username), password=password, role=role,
-                           store_id=store_id, supplier_id=supplier_id)
+        if role == "consumer":
+            username = RegisterRequest().load({"phone": username, "password": password})["phone"]
+        user = create_user(**UserCreate().load({"username": username, "password": password, "role": role,
+                                                "store_id": store_id, "supplier_id": supplier_id}))
+    except ValidationError as exc:
+        raise click.ClickException(" ".join(f"{field}: {' '.join(messages)}"
+                                            for field, messages in exc.messages.items())) from None
     except AppError as exc:
         db.session.rollback()
         raise click.ClickException(f"{exc.message} {exc.details or ''}".strip()) from exc

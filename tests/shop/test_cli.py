@@ -31,7 +31,7 @@ def test_create_user_reads_the_password_from_stdin(runner, client):
 def test_create_user_refuses_short_passwords_and_missing_scope(runner):
     short = runner.invoke(args=["create-user", "--role", "admin", "--username", "a1"], input="short\n")
     assert short.exit_code != 0 and "8 to 128 characters" in short.output
-    unscoped = runner.invoke(args=["create-user", "--role", "coop", "--username", "c1"], input="long password\n")
+    unscoped = runner.invoke(args=["create-user", "--role", "coop", "--username", "coop1"], input="long password\n")
     assert unscoped.exit_code != 0 and "supplier_id" in unscoped.output
     assert db.session.scalar(select(func.count()).select_from(User)) == 0
 
@@ -269,3 +269,15 @@ def test_a_password_or_file_name_that_is_not_utf8_is_one_line(runner, tmp_path):
         result = runner.invoke(args=args, input=stdin)
         assert result.exit_code == 1, result.output
         assert result.output.splitlines()[-1] == "Error: an argument or standard input is not UTF-8 text", result.output
+
+
+def test_create_user_checks_the_username_as_the_api_does(runner, client):
+    for username, role, refusal in (("x", "admin", "username: Shorter than minimum length 3."),
+                                    ("bob", "consumer", "phone: Not a mainland China mobile number.")):
+        result = runner.invoke(args=["create-user", "--role", role, "--username", username], input="long password\n")
+        assert result.exit_code == 1 and result.output == f"Error: {refusal}\n", result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+    consumer = runner.invoke(args=["create-user", "--role", "consumer", "--username", "138 0000 0001"],
+                             input="long password\n")
+    assert consumer.exit_code == 0 and "created user 13800000001" in consumer.output, consumer.output
+    assert sign_in(client, "13800000001", "long password").json["role"] == "consumer"
