@@ -68,6 +68,11 @@ def register_demo_seeder(app: Flask, name: str, seeder: Callable[[], list[str]])
     app.extensions.setdefault("demo_seeders", []).append((name, seeder))
 
 
+def register_demo_check(app: Flask, check: Callable[[], str | None]) -> None:
+    """Let a domain stop the demo seeding before it writes anything: `check` returns why, in one line, or None."""
+    app.extensions.setdefault("demo_checks", []).append(check)
+
+
 def seed_demo_users() -> list[str]:
     """Create the demo admin, auditor and consumer if missing; their new passwords, once."""
     lines = []
@@ -103,7 +108,11 @@ def load_reference_command():
 
 @click.command("seed-demo")
 def seed_demo_command():
-    """Load reference data and every domain's demo world (idempotent)."""
+    """Load reference data and every domain's demo world (idempotent), once every domain's check passes."""
+    for check in current_app.extensions.get("demo_checks", []):
+        problem = check()
+        if problem is not None:
+            raise click.ClickException(problem)
     _load_reference()
     for line in seed_demo_users():
         click.echo(line)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
+from pathlib import Path
 
 import click
 from flask import Flask, request
@@ -51,6 +53,34 @@ def _hash_key_matches(app: Flask) -> bool:
     return True
 
 
+def _hash_key_problem(app: Flask) -> str | None:
+    """Why the demo must not be seeded: FIELD_HASH_KEY does not match the database, as requests check (seeding
+    would stop half-way on data it cannot find); with this installation's development keys, what to do about it."""
+    from shop.config import DEV_SECRETS_FILE, ConfigError
+    from shop.db import db
+    from suppliers.service import check_hash_key
+
+    try:
+        check_hash_key()
+    except ConfigError as error:
+        secrets = Path(app.instance_path) / DEV_SECRETS_FILE
+        if _stored_hash_key(secrets) != app.config["FIELD_HASH_KEY"]:
+            return str(error)
+        url = db.engine.url
+        start_again = f"delete {url.database}" if url.get_backend_name() == "sqlite" else "empty the database"
+        return f"FIELD_HASH_KEY does not match this database: restore {secrets} (the keys it was made with) or " \
+               f"{start_again}"
+    return None
+
+
+def _stored_hash_key(secrets: Path) -> str | None:
+    """The FIELD_HASH_KEY of a development secrets file, None when there is none."""
+    try:
+        return json.loads(secrets.read_text(encoding="utf-8")).get("FIELD_HASH_KEY")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _check_hash_key_before_request(app: Flask) -> None:
     """Before a request (except the load balancer's probes, whose readiness runs the check as one of its own):
     refuse to serve (503, the error page outside /api/) while FIELD_HASH_KEY does not match the database."""
@@ -64,7 +94,7 @@ def _check_hash_key_before_request(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder and tasks."""
-    from shop.cli import register_demo_seeder
+    from shop.cli import register_demo_check, register_demo_seeder
     from shop.crypto import parse_hash_key, parse_keys
     from shop.errors import register_error_codes
     from shop.extensions import api
@@ -79,6 +109,7 @@ def init_app(app: Flask) -> None:
     register_error_codes(app, SupplierCode)
     api.register_blueprint(blp)
     app.cli.add_command(cli)
+    register_demo_check(app, functools.partial(_hash_key_problem, app))
     register_demo_seeder(app, "suppliers", seed_demo)
     app.extensions.setdefault("scope_checks", {})["supplier_id"] = supplier_exists
     app.before_request(functools.partial(_check_hash_key_before_request, app))

@@ -281,3 +281,33 @@ def test_create_user_checks_the_username_as_the_api_does(runner, client):
                              input="long password\n")
     assert consumer.exit_code == 0 and "created user 13800000001" in consumer.output, consumer.output
     assert sign_in(client, "13800000001", "long password").json["role"] == "consumer"
+
+
+def test_seed_demo_with_lost_development_keys_says_what_to_do_and_writes_nothing(sqlite_template, tmp_path,
+                                                                                 monkeypatch):
+    from flask import Flask
+
+    from shop import create_app
+    from tests.conftest import TEST_SECRETS
+
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(tmp_path))  # `make run`'s instance folder
+    for name in TEST_SECRETS:
+        monkeypatch.delenv(name)
+    shutil.copy(sqlite_template, tmp_path / "shop.db")  # its ID-number hashes made with the suite's key
+    app = create_app({"TESTING": True})  # and new development keys in dev-secrets.json: the old ones were lost
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["seed-demo"])
+        users = db.session.scalar(select(func.count()).select_from(User))
+        db.session.remove()
+        db.engine.dispose()
+    assert result.exit_code == 1 and users == 0
+    assert result.output == (f"Error: FIELD_HASH_KEY does not match this database: restore {tmp_path}/dev-secrets.json "
+                             f"(the keys it was made with) or delete {tmp_path}/shop.db\n")
+
+
+def test_seed_demo_with_another_hash_key_set_stops_before_writing(app, runner):
+    app.config["FIELD_HASH_KEY"] = "b3RoZXIta2V5LW9mLXRoZS10ZXN0LXN1aXRlLTAwMDA"
+    result = runner.invoke(args=["seed-demo"])
+    assert result.exit_code == 1 and result.output.startswith("Error: FIELD_HASH_KEY does not match the key")
+    assert "\n" not in result.output.rstrip("\n")
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
