@@ -190,9 +190,13 @@ def _username(value: str) -> str:
 @click.command("check-worker")
 @click.option("--timeout", default=30, show_default=True)
 def check_worker_command(timeout):
-    """Send a health-check task to the Celery workers and wait for the answer; a failure is one line, exit 1."""
+    """Send a health-check task through Redis to the Celery workers and wait for the answer; a failure (no broker
+    configured among them) is one line, exit 1."""
     from shop.tasks import check_health
 
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException("no broker to reach a worker through: REDIS_URL is not set, so tasks run in the "
+                                   "process that queues them")
     try:
         with current_app.extensions["celery"].connection_for_write() as connection:
             connection.ensure_connection(max_retries=1)

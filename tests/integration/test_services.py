@@ -57,6 +57,11 @@ def test_a_real_worker_executes_a_task_through_redis(celery_worker_process, redi
     assert time.monotonic() - started < 60
 
 
+def test_check_worker_reports_a_real_workers_answer(celery_worker_process, redis_app):
+    result = redis_app.test_cli_runner().invoke(args=["check-worker", "--timeout", "60"])
+    assert result.exit_code == 0 and result.output == "worker answered: {'ok': True, 'regions': 78}\n", result.output
+
+
 def test_after_the_database_drops_its_connections_one_request_answers_503_and_the_next_is_served(pg_app):
     """No ping per request: a dead pooled connection costs one 503 (nothing written), then the pool is renewed."""
     from sqlalchemy import text

@@ -127,9 +127,11 @@ def test_check_worker_says_in_one_line_that_no_worker_answered(redis_app):
     assert result.output == "Error: no worker answered within 1 s\n"
 
 
-def test_check_worker_reports_the_answer(runner):
+def test_check_worker_without_a_broker_says_so_instead_of_answering_itself(runner):
     result = runner.invoke(args=["check-worker"])
-    assert result.exit_code == 0 and "worker answered: {'ok': True, 'regions': 78}" in result.output
+    assert result.exit_code == 1
+    assert result.output == ("Error: no broker to reach a worker through: REDIS_URL is not set, so tasks run in the "
+                             "process that queues them\n")
 
 
 LEIBO = "440606,顺德区,513437,雷波县,east-west cooperation,2016-01-01,"
