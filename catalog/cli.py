@@ -48,5 +48,11 @@ def import_inventory_command(supplier_id: int, file) -> None:
         click.echo(f"upload {result.id}: {result.rows_total} rows imported into {result.lots_created} lots")
         return
     for error in result.errors:
-        click.echo(f"row {error['row']}, {error['column']}: {error['message']}", err=True)
+        click.echo(_where(error) + error["message"], err=True)
     raise click.ClickException(f"upload {result.id} failed with {len(result.errors)} error(s); nothing imported")
+
+
+def _where(error: dict) -> str:
+    """Where an import error is, as `row 2, 存放地点: `; the parts a file-level error lacks are left out."""
+    parts = [f"row {error['row']}" if error["row"] is not None else None, error["column"]]
+    return ", ".join(part for part in parts if part) + ": " if any(parts) else ""

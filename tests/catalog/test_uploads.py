@@ -293,6 +293,14 @@ def test_cli_reports_errors_and_exits_non_zero(runner, world, tmp_path):
     assert "row 2, 存放地点: Unknown location NOWHERE." in result.output
 
 
+def test_cli_reports_a_file_level_error_without_a_column(runner, world, tmp_path):
+    path = tmp_path / "bad.xlsx"
+    path.write_bytes(b"PK\x03\x04 not a workbook")
+    result = runner.invoke(args=["import-inventory", str(world["supplier"].id), str(path)])
+    assert result.exit_code == 1
+    assert "\nrow 1: The file cannot be read: the XLSX file cannot be read.\n" in result.output, result.output
+
+
 def _sweep_later(monkeypatch, minutes: float) -> dict:
     """Run the sweep as if `minutes` had passed."""
     from catalog import uploads as uploads_module
