@@ -1,8 +1,10 @@
 """Request and response schemas of sign-in, registration and user management."""
 from __future__ import annotations
 
+import re
+
 from flask import g
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN
 from shop.fields import Bool, Choice, Id, Identifier, mask_personal_numbers
@@ -73,6 +75,12 @@ class UserCreate(Schema):
     role = Choice(ROLES, required=True)
     store_id = Id(load_default=None, allow_none=True)
     supplier_id = Id(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _consumer_is_a_phone_number(self, data, **_kwargs):
+        """A consumer's username is their mainland mobile number, as registration makes it."""
+        if data.get("role") == "consumer" and not re.fullmatch(MAINLAND_MOBILE, data.get("username", "")):
+            raise ValidationError({"username": ["A consumer's username is a mainland China mobile number."]})
 
 
 class UserUpdate(Schema):

@@ -33,7 +33,7 @@ def test_admin_creates_a_store_staff_user_bound_to_a_store(client, login):
 ])
 def test_scope_ids_must_fit_the_role(client, login, body, field):
     response = client.post("/api/v1/users", headers=login("admin"),
-                           json={"username": "someone", "password": "a good password", **body})
+                           json={"username": "13900000043", "password": "a good password", **body})
     assert field in assert_error(response, 422, "validation_error")["details"]
 
 
@@ -212,3 +212,15 @@ def test_a_query_boolean_is_true_false_1_or_0_in_any_spelling(client):
         assert client.get(f"/api/v1/products?certified={value}").status_code == 422, value
     # left empty, as a search form sends a filter not chosen: not given, so not a filter
     assert client.get("/api/v1/products?certified=").json == client.get("/api/v1/products").json
+
+
+def test_an_admin_creates_a_consumer_only_under_a_mobile_number(client, login):
+    """A consumer's username is the phone number they sign in with, as registration and the command line require."""
+    admin = login("admin")
+    named = client.post("/api/v1/users", headers=admin,
+                        json={"username": "bob", "password": "a good password", "role": "consumer"})
+    numbered = client.post("/api/v1/users", headers=admin,
+                           json={"username": "13900000042", "password": "a good password", "role": "consumer"})
+    assert assert_error(named, 422, "validation_error")["details"] == {
+        "username": ["A consumer's username is a mainland China mobile number."]}
+    assert numbered.status_code == 201 and numbered.json["username"] == "13900000042"
