@@ -80,7 +80,7 @@ def readiness():
     if problem is None:
         down += [name for name, passes in current_app.extensions.get("readiness_checks", {}).items() if not passes()]
     if down:
-        schema = f" ({SCHEMA_BEHIND})" if problem in (NO_SCHEMA, SCHEMA_BEHIND) else ""
+        schema = f" ({problem})" if problem in (NO_SCHEMA, SCHEMA_BEHIND) else ""
         return error_response(503, ShopCode.SERVICE_UNAVAILABLE,
                               f"Not ready: {' and '.join(down)} unavailable{schema}.", {"unavailable": down})
     return {"ok": True}
