@@ -24,7 +24,7 @@ from shop.config import fresh_secrets
 from shop.db import db
 from shop.errors import AppError
 from shop.fields import MAX_ID
-from shop.health import database_problem
+from shop.health import database_problem, database_unreachable
 from shop.outages import REDIS_UNAVAILABLE
 from shop.regions.service import load_reference_data
 
@@ -34,16 +34,29 @@ ID = click.IntRange(1, MAX_ID)  # every id a command takes, bounded as the API's
 
 class ShopCommands(AppGroup):
     """The app's commands, each run so that a database out of reach or without its schema, or text that is not
-    UTF-8, is one line, exit 1 (Flask-Migrate's own, which make the schema, show their failures whole)."""
+    UTF-8, is one line, exit 1 (Flask-Migrate's own, which make the schema, only when the database is out of reach:
+    their other failures are shown whole)."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The command `cmd_name`, guarded."""
         command = super().get_command(ctx, cmd_name)
-        if command is None or command is migrate_commands:
+        if command is None:
             return command
         guarded = copy.copy(command)
-        guarded.invoke = functools.partial(_invoke_guarded, command)
+        guard = _invoke_migrations if command is migrate_commands else _invoke_guarded
+        guarded.invoke = functools.partial(guard, command)
         return guarded
+
+
+def _invoke_migrations(command: click.Command, ctx: click.Context):
+    """Run a migration command; a database out of reach is one line, exit 1."""
+    try:
+        return command.invoke(ctx)
+    except DBAPIError:
+        problem = database_unreachable()
+        if problem is None:
+            raise
+        raise click.ClickException(problem) from None
 
 
 def _invoke_guarded(command: click.Command, ctx: click.Context):

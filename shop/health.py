@@ -30,12 +30,27 @@ def database_problem() -> str | None:
         with db.engine.connect() as connection:
             current = (set(connection.scalars(text("SELECT version_num FROM alembic_version")))
                        if inspect(connection).has_table("alembic_version") else set())
-    except DBAPIError as exc:  # the driver's first line names the server, never a password or a statement's values
-        reason = (str(exc.orig).splitlines() or [exc.orig.__class__.__name__])[0]
-        return f"cannot reach the database: {' '.join(reason.split())}"
+    except DBAPIError as exc:
+        return out_of_reach(exc)
     if not current:
         return NO_SCHEMA
     return SCHEMA_BEHIND if current != _migration_heads() else None
+
+
+def out_of_reach(exc: DBAPIError) -> str:
+    """A failure to connect in one line: the driver's first line, which names the server, never a password or a
+    statement's values."""
+    reason = (str(exc.orig).splitlines() or [exc.orig.__class__.__name__])[0]
+    return f"cannot reach the database: {' '.join(reason.split())}"
+
+
+def database_unreachable() -> str | None:
+    """Why the database cannot be connected to, in one line without secrets; None when a connection opens."""
+    try:
+        db.engine.connect().close()
+    except DBAPIError as exc:
+        return out_of_reach(exc)
+    return None
 
 
 def _migration_heads() -> set[str]:

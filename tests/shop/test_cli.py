@@ -313,3 +313,23 @@ def test_seed_demo_with_another_hash_key_set_stops_before_writing(app, runner):
     assert result.exit_code == 1 and result.output.startswith("Error: FIELD_HASH_KEY does not match the key")
     assert "\n" not in result.output.rstrip("\n")
     assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+MIGRATION_COMMANDS = (["db", "upgrade"], ["db", "current"], ["db", "downgrade", "base"], ["db", "check"])
+
+
+def test_migration_commands_say_in_one_line_that_the_database_cannot_be_reached(pg_url, tmp_path):
+    missing = make_url(pg_url).set(database="no_such_database", password="hunter2")
+    app = make_app(tmp_path, DATABASE_URL=missing.render_as_string(hide_password=False))
+    with app.app_context():
+        results = [app.test_cli_runner().invoke(args=args) for args in MIGRATION_COMMANDS]
+        db.engine.dispose()
+    for result in results:
+        assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+        assert result.output.startswith("Error: cannot reach the database: ") and "no_such_database" in result.output
+        assert "hunter2" not in result.output
+
+
+def test_a_migration_that_fails_on_a_reachable_database_is_not_called_unreachable(runner):
+    result = runner.invoke(args=["db", "upgrade", "nowhere"])
+    assert result.exit_code != 0 and "cannot reach" not in result.output
