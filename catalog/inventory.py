@@ -222,11 +222,6 @@ def get_lot(*, lot_id: int, actor: User) -> Lot:
     return lot
 
 
-def find_lot_by_trace_code(trace_code: str) -> Lot | None:
-    """The lot with this public trace code, if any."""
-    return db.session.scalar(select(Lot).where(Lot.trace_code == trace_code))
-
-
 def list_supplier_lots(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
     """A page of a supplier's lots (by id), with their live stock per location."""
     if not actor.acts_for_supplier(supplier_id):

@@ -10,10 +10,10 @@ Online orders are refunded at the payment provider as checkout pays: `create_ref
 `pending` (its units taken off the lines, its `line_refunded` events held on the row), then `settle_refund` calls
 the provider outside any lock with the key `refund-<id>` and, under the order lock again, records the outcome: the
 provider's refund id, the stock put back and the held events written (succeeded), or the units given back (the
-provider refused: failed). An answer lost or late leaves the refund pending: the same request again, the order's
-next refund, or the `orders.pending_refunds` sweeper asks again with the same key, so Stripe refunds once. A
-provider event naming the refund (by id, or by its metadata's key while it is pending) finds it known and is never
-reversed twice; refunds of one order are serialised by its lock and a pending one is settled before the next.
+provider refused: failed). An answer lost or late leaves the refund pending: the same request again or the
+`orders.pending_refunds` sweeper asks again with the same key, so Stripe refunds once. A provider event naming the
+refund (by id, or by its metadata's key while it is pending) finds it known and is never reversed twice; refunds of
+one order are serialised by its lock, and another refund of an order with one pending is `refund_pending` 409.
 
 Who may refund: admins any paid order; store staff only their own store's sales made in a shift
 that is still open (`refund_outside_shift` 403 otherwise: after the shift closes, an admin
@@ -296,13 +296,6 @@ def settle_refund(*, refund_id: int) -> Refund:
         refund.status, refund.provider_status = "failed", refused
         db.session.flush()
     return refund
-
-
-def settle_pending_refunds(*, order_id: int) -> None:
-    """Settle the order's pending refunds (before another is made: refunds of an order go one at a time)."""
-    for refund_id in db.session.scalars(select(Refund.id).where(Refund.order_id == order_id,
-                                                                Refund.status == "pending").order_by(Refund.id)).all():
-        settle_refund(refund_id=refund_id)
 
 
 def requeue_pending_refunds() -> int:
