@@ -307,21 +307,34 @@ def fetch_listed_refunds(event: PaymentEvent) -> None:
 
 
 DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed", "closed"})  # Stripe's final dispute statuses
+DISPUTE_LOST_REASON = "Chargeback: the buyer's bank won the dispute."
 
 
-def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> None:
+def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> str:
     """A dispute of the payment (opened, funds withdrawn or reinstated, closed): its id, status, reason and amount
-    kept on the payment for admins (the order's `payment.dispute`), with a warning; money is not moved here."""
+    kept on the payment for admins (the order's `payment.dispute`), with a warning; the event's status. A dispute
+    lost is money the provider took back for good: counted as a provider refund of its amount (by the dispute's
+    id, so once), or deferred until the payment it names has succeeded."""
     obj = event.payload["data"]["object"]
     status = _short_string(obj.get("status"), 32) or event.type.rsplit(".", 1)[1]
+    if status == "lost" and payment.status not in ("succeeded", "returned"):
+        return "deferred"
     if payment.dispute_status in DISPUTE_CLOSED and status not in DISPUTE_CLOSED:
-        return  # an earlier event of a dispute already closed, delivered late: the outcome stands
+        return "processed"  # an earlier event of a dispute already closed, delivered late: the outcome stands
     payment.dispute_id = _short_string(obj.get("id"), 255) or payment.dispute_id
     payment.dispute_status = status
     payment.dispute_reason = _short_string(obj.get("reason"), 64)
     payment.dispute_amount_fen = _amount(obj, "amount")
     log.warning("payment %s of order %s is disputed (%s: %s, %s, %s fen): answer it at Stripe", payment.intent_id,
                 order.id, event.type, payment.dispute_status, payment.dispute_reason, payment.dispute_amount_fen)
+    if status == "lost" and payment.status == "succeeded" and payment.dispute_id and payment.dispute_amount_fen:
+        record_provider_refund(order_id=order.id, provider_refund_id=payment.dispute_id,
+                               amount_fen=payment.dispute_amount_fen, occurred_at=event.created,
+                               reason=DISPUTE_LOST_REASON)
+    elif status == "lost":
+        log.error("payment %s of order %s was returned and its dispute %s lost too: settle it at Stripe",
+                  payment.intent_id, order.id, payment.dispute_id)
+    return "processed"
 
 
 def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[PaymentEvent]) -> str:
@@ -333,7 +346,7 @@ def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[P
     elif event.type == "payment_intent.payment_failed":
         _failed(event, payment)
     elif event.type in DISPUTE_TYPES:
-        _disputed(event, order, payment)
+        status = _disputed(event, order, payment)
     elif payment.status == "succeeded" and event.type in REFUND_TYPES:
         _refund_changed(event, order)
     elif payment.status == "succeeded":

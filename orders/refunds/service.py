@@ -386,10 +386,10 @@ def amount_to_units(lines: Sequence[OrderLine], amount_fen: int) -> tuple[list[R
 
 
 def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen: int, occurred_at: datetime,
-                           key: str | None = None) -> Refund | None:
-    """Reconcile a refund made at the provider (e.g. its dashboard): None if that refund id is known, or it is our
-    pending refund of idempotency key `key` (completed now), else a refund of the whole units the amount covers, the
-    rest a `refund_remainder` event."""
+                           key: str | None = None, reason: str = PROVIDER_REASON) -> Refund | None:
+    """Reconcile a refund made at the provider (e.g. its dashboard, or a chargeback): None if that refund id is
+    known, or it is our pending refund of idempotency key `key` (completed now), else a refund of the whole units the
+    amount covers (capped at what is still refundable), the rest a `refund_remainder` event."""
     order = lock_order(order_id)
     known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == provider_refund_id))
     if known is not None:
@@ -407,7 +407,7 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
         amount_fen = refundable
     requests, remainder = amount_to_units(_fresh_lines(order), amount_fen)
     refund = Refund(order_id=order.id, provider_refund_id=provider_refund_id, amount_fen=amount_fen,
-                    method=order.payment_method, reason=PROVIDER_REASON, source="provider")
+                    method=order.payment_method, reason=reason, source="provider")
     db.session.add(refund)
     db.session.flush()
     events = refund_units(order=order, refund=refund, requests=requests, occurred_at=occurred_at)
@@ -416,7 +416,7 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
                                    occurred_at=occurred_at, payload={"refund_amount_fen": amount_fen}))
     refund.outbox_event_ids = [event.id for event in events]
     _decide_open_request(order, refund, actor_id=None)
-    _close_if_fully_refunded(order, actor_id=None, reason=PROVIDER_REASON)
+    _close_if_fully_refunded(order, actor_id=None, reason=reason)
     notify(kind="refund_made", order_id=order.id)
     return refund
 

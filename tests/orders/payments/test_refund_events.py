@@ -1,6 +1,6 @@
 """Refunds made at Stripe in today's event shapes: a Refund's own events, a Charge that no longer embeds its refunds
 (listed through the `stripe` library), each refund counted once by its id, and a refund that later fails shown;
-disputes of a payment kept and shown to admins."""
+disputes of a payment kept and shown to admins, a lost one counted as the money it took back."""
 from __future__ import annotations
 
 import logging
@@ -116,3 +116,67 @@ def test_a_disputes_outcome_stands_when_its_earlier_event_arrives_late(paid):
 
     shown = client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["payment"]["dispute"]
     assert shown["status"] == "lost"
+
+
+def _dispute(payment, dispute_id: str, amount: int, status: str) -> dict:
+    """A Stripe Dispute of the payment."""
+    return {"id": dispute_id, "object": "dispute", "amount": amount, "currency": "cny", "charge": "ch_1",
+            "payment_intent": payment.intent_id, "reason": "fraudulent", "status": status}
+
+
+def _refunds() -> list[tuple[str, int, str]]:
+    """Every refund recorded: provider id, amount, reason."""
+    db.session.expire_all()
+    refunds = db.session.scalars(select(Refund).order_by(Refund.id))
+    return [(refund.provider_refund_id, refund.amount_fen, refund.reason) for refund in refunds]
+
+
+def test_a_lost_dispute_takes_the_money_back_once_and_leaves_nothing_to_refund(paid):
+    client, payment, admin = paid
+    for kind, status in (("charge.dispute.created", "needs_response"), ("charge.dispute.funds_withdrawn",
+                                                                        "needs_response")):
+        assert deliver(client, event(kind, _dispute(payment, "dp_9", 2500, status)), secret=SECRET).status_code == 200
+    assert _refunds() == []  # withdrawn funds may yet be reinstated: only a lost dispute moves the money for good
+
+    for kind in ("charge.dispute.closed", "charge.dispute.updated", "charge.dispute.closed"):
+        assert deliver(client, event(kind, _dispute(payment, "dp_9", 2500, "lost")), secret=SECRET).status_code == 200
+
+    assert _refunds() == [("dp_9", 2500, "Chargeback: the buyer's bank won the dispute.")]
+    assert _refunded_units() == 2
+    order = client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json
+    assert order["status"] == "refunded"
+    line_id = order["lines"][0]["id"]
+    again = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                        json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "buyer asked"})
+    assert again.status_code == 409 and again.json["error"]["code"] == "order_not_refundable", again.json
+
+
+def test_a_lost_dispute_covers_only_what_was_not_refunded_already(paid):
+    client, payment, _ = paid
+    assert deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250)),
+                   secret=SECRET).status_code == 200
+    assert deliver(client, event("charge.dispute.closed", _dispute(payment, "dp_8", 2500, "lost")),
+                   secret=SECRET).status_code == 200
+    assert [(rid, amount) for rid, amount, _ in _refunds()] == [("re_dash_1", 1250), ("dp_8", 1250)]
+    assert _refunded_units() == 2
+
+    assert deliver(client, event("charge.dispute.closed", _dispute(payment, "dp_7", 2500, "lost")),
+                   secret=SECRET).status_code == 200
+    assert [(rid, amount) for rid, amount, _ in _refunds()][2:] == [("dp_7", 0)]  # known, and nothing more taken
+
+
+def test_a_lost_dispute_delivered_before_its_payment_is_applied_once_the_payment_is(stripe_app):
+    client = stripe_app.test_client()
+    world = stock(prices=(1250,))
+    _, headers = user_with_token()
+    db.session.commit()
+    order = place_order(client, headers, [(world["products"][0].sku, 2)])
+    payment = intent_of(order["id"])
+
+    assert deliver(client, event("charge.dispute.closed", _dispute(payment, "dp_6", 2500, "lost")),
+                   secret=SECRET).status_code == 200
+    assert _refunds() == []
+    assert deliver(client, intent_event("payment_intent.succeeded", payment), secret=SECRET).status_code == 200
+
+    assert [(rid, amount) for rid, amount, _ in _refunds()] == [("dp_6", 2500)]
+    assert _refunded_units() == 2
