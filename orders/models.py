@@ -150,7 +150,7 @@ class StockAdjustment(db.Model):
     reason: Mapped[str] = mapped_column(String(10))
     note: Mapped[str | None] = mapped_column(String(200))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     __table_args__ = (
         CheckConstraint(_in("reason", ADJUSTMENT_REASONS), name="reason"),

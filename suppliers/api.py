@@ -154,8 +154,8 @@ class SupplierBenefitLinks(MethodView):
 @blp.arguments(BenefitLinkEnd)
 @blp.response(200, BenefitLinkOut)
 def end_benefit_link(data, link_id):
-    """End a benefit link on a date."""
-    link = service.end_benefit_link(link_id=link_id, supplier_scope=current_user().supplier_id, **data)
+    """End a benefit link on a date (who ended it and when are kept)."""
+    link = service.end_benefit_link(link_id=link_id, user=current_user(), **data)
     commit()
     return link
 

@@ -145,7 +145,8 @@ OVERLAP_CONSTRAINT = "ex_benefit_links_no_overlap"
 
 
 class BenefitLink(db.Model):
-    """How a household benefits from a supplier from `valid_from` to `valid_until` (both inclusive)."""
+    """How a household benefits from a supplier from `valid_from` to `valid_until` (both inclusive); who ended it and
+    when."""
 
     __tablename__ = "benefit_links"
 
@@ -157,6 +158,8 @@ class BenefitLink(db.Model):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     household: Mapped[Household] = relationship(lazy="joined")
 
@@ -192,7 +195,7 @@ class RevealAudit(db.Model):
     supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id"), index=True)
     fields: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -223,7 +226,7 @@ class BankAccountChange(db.Model):
     old_masked: Mapped[str | None] = mapped_column(String(40))
     new_masked: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     user: Mapped[User] = relationship(lazy="joined")
 

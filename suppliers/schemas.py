@@ -221,6 +221,8 @@ class BenefitLinkOut(Schema):
     valid_from = Date()
     valid_until = Date(allow_none=True)
     created_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
+    ended_by = fields.Integer(allow_none=True, metadata={"description": "The user who ended it"})
 
 
 class BenefitLinkQuery(PageQuery):

@@ -22,7 +22,7 @@ from shop.auth.models import User
 from shop.caching import invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.config import ConfigError
-from shop.db import db, lock_on_sqlite, violates
+from shop.db import db, lock_on_sqlite, utcnow, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.extensions import limiter
 from shop.fields import normalise_identifier
@@ -530,11 +530,12 @@ def list_benefit_links(*, supplier_id: int, supplier_scope: int | None, kind: st
     return paginate(query, keys=[BenefitLink.id], limit=limit, cursor=cursor)
 
 
-def end_benefit_link(*, link_id: int, supplier_scope: int | None, valid_until: date) -> BenefitLink:
-    """End an open benefit link on `valid_until` (inclusive); the link stays as history."""
+def end_benefit_link(*, link_id: int, user: User, valid_until: date) -> BenefitLink:
+    """End an open benefit link on `valid_until` (inclusive), recording who ended it and when; the link stays as
+    history."""
     query = select(BenefitLink).where(BenefitLink.id == link_id)
-    if supplier_scope is not None:
-        query = query.where(BenefitLink.supplier_id == supplier_scope)
+    if user.supplier_id is not None:
+        query = query.where(BenefitLink.supplier_id == user.supplier_id)
     link = db.session.scalar(query)
     if link is None:
         raise NotFound(f"No benefit link {link_id}.", code=SupplierCode.BENEFIT_LINK_NOT_FOUND)
@@ -545,7 +546,7 @@ def end_benefit_link(*, link_id: int, supplier_scope: int | None, valid_until: d
                               details={"valid_until": ["Must not be before valid_from."]})
     if link.kind == "dividend":  # it stops covering the days after valid_until
         _not_before_attributed_sales(link.supplier_id, "valid_until", valid_until + timedelta(days=1))
-    link.valid_until = valid_until
+    link.valid_until, link.ended_at, link.ended_by = valid_until, utcnow(), user.id
     db.session.flush()
     return link
 

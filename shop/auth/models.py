@@ -62,7 +62,7 @@ class UserChange(db.Model):
     new_store_id: Mapped[int | None] = mapped_column(Integer)
     old_supplier_id: Mapped[int | None] = mapped_column(Integer)
     new_supplier_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id], lazy="joined")

@@ -5,7 +5,7 @@ from flask import request
 from flask.views import MethodView
 from marshmallow import Schema
 
-from shop.auth.security import require_role
+from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.caching import cache_key, parsed_query, public_json
 from shop.db import commit
@@ -89,7 +89,7 @@ class Pairings(MethodView):
 @blp.arguments(PairingEnd)
 @blp.response(200, PairingOut)
 def end_pairing(data, pairing_id):
-    """End a pairing on a date."""
-    pairing = service.end_pairing(pairing_id=pairing_id, **data)
+    """End a pairing on a date (who ended it and when are kept)."""
+    pairing = service.end_pairing(pairing_id=pairing_id, actor=current_user(), **data)
     commit()
     return pairing

@@ -1,13 +1,13 @@
 """Regions (GB/T 2260 codes) and donor↔recipient pairings with validity dates."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, func, literal_column
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import db
+from shop.db import UTCDateTime, db
 
 LEVELS = ("province", "prefecture", "county")
 SIDES = ("donor", "recipient")
@@ -33,7 +33,8 @@ class Region(db.Model):
 
 
 class Pairing(db.Model):
-    """A donor district paired with a recipient county from `valid_from` to `valid_until` (inclusive)."""
+    """A donor district paired with a recipient county from `valid_from` to `valid_until` (inclusive); who last
+    ended it and when (no one: the command line's reference data)."""
 
     __tablename__ = "pairings"
 
@@ -44,6 +45,8 @@ class Pairing(db.Model):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
     source: Mapped[str | None] = mapped_column(String(200))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     donor: Mapped[Region] = relationship(foreign_keys=[donor_code], lazy="joined")
     recipient: Mapped[Region] = relationship(foreign_keys=[recipient_code], lazy="joined")

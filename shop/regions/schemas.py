@@ -62,6 +62,9 @@ class PairingOut(Schema):
     valid_from = Date()
     valid_until = Date(allow_none=True)
     source = fields.String(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True, metadata={"description": "When it was last ended"})
+    ended_by = fields.Integer(allow_none=True, metadata={
+        "description": "The admin who last ended it (null: not ended, or ended by the reference data)"})
 
 
 class PairingQuery(PageQuery):

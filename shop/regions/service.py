@@ -9,8 +9,9 @@ from pathlib import Path
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from shop.auth.models import User
 from shop.caching import invalidate_after_commit
-from shop.db import db, lock_on_sqlite, violates
+from shop.db import db, lock_on_sqlite, utcnow, violates
 from shop.errors import Conflict, NotFound, ShopCode, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import OVERLAP_CONSTRAINT, Pairing, Region
@@ -108,7 +109,7 @@ def _load_pairings(report: ReferenceLoad) -> None:
             raise _shipped_overlap(line, row, other)
         report.changes.append(f"pairing {pairing.id} {pairing.donor_code} -> {pairing.recipient_code} from "
                               f"{pairing.valid_from}: ends {row['valid_until']} (was {pairing.valid_until or 'open'})")
-        pairing.valid_until = row["valid_until"]
+        pairing.valid_until, pairing.ended_at, pairing.ended_by = row["valid_until"], utcnow(), None  # the command line
         db.session.flush()
     for line, row in shipped:
         if (row["donor_code"], row["recipient_code"], row["valid_from"]) in existing:
@@ -282,15 +283,15 @@ def _overlap(pairing_id: int | None) -> Conflict:
                     details={"pairing_id": pairing_id} if pairing_id is not None else {})
 
 
-def end_pairing(*, pairing_id: int, valid_until: date) -> Pairing:
-    """End a pairing on `valid_until` (inclusive); its history stays."""
+def end_pairing(*, pairing_id: int, valid_until: date, actor: User) -> Pairing:
+    """End a pairing on `valid_until` (inclusive), recording who ended it and when; its history stays."""
     pairing = db.session.get(Pairing, pairing_id)
     if pairing is None:
         raise NotFound(f"No pairing {pairing_id}.", code=ShopCode.PAIRING_NOT_FOUND)
     if valid_until < pairing.valid_from:
         raise ValidationError("A pairing cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})
-    pairing.valid_until = valid_until
+    pairing.valid_until, pairing.ended_at, pairing.ended_by = valid_until, utcnow(), actor.id
     db.session.flush()
     invalidate_after_commit(CACHE_NAMESPACE)
     return pairing

@@ -179,3 +179,16 @@ def test_purchase_periods_give_every_household_of_the_supplier_with_its_purchase
     assert [periods[linked.code].linked_on(date(2026, m, 1)) for m in (1, 3, 4, 5, 6, 12)] == [
         True, True, False, False, True, True]
     assert not periods[idle.code].linked_on(date(2026, 3, 1)) and periods[linked.code].id == linked.id
+
+
+def test_ending_a_link_keeps_who_ended_it_and_when(client, coop, supplier):
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    link_id = _link(client, coop, supplier.id, household_code=household.code).json["id"]
+    assert client.get(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop).json["items"][0]["ended_by"] \
+        is None
+    ended = client.patch(f"/api/v1/benefit-links/{link_id}", json={"valid_until": "2026-03-31"}, headers=coop)
+    me = client.get("/api/v1/users/me", headers=coop).json
+    assert ended.status_code == 200 and ended.json["ended_by"] == me["id"] and ended.json["ended_at"]
+    listed = client.get(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop).json["items"]
+    assert [(h["ended_by"], h["ended_at"]) for h in listed] == [(me["id"], ended.json["ended_at"])]

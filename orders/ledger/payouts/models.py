@@ -116,7 +116,7 @@ class PayoutDownload(db.Model):
     lines: Mapped[int] = mapped_column(Integer)
     total_fen: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     user: Mapped[User] = relationship(lazy="joined")
 
