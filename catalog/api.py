@@ -31,7 +31,7 @@ from shop.blueprint import Blueprint
 from shop.caching import CacheKey, json_response, parsed_query, public_json
 from shop.db import commit
 from shop.idempotency import idempotent
-from shop.pagination import PageQuery, page_schema
+from shop.pagination import DatedPageQuery, PageQuery, page_schema
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, stock and traceability")
 PRODUCT_QUERY = ProductQuery()  # one instance: a schema class would be instantiated (fields deep-copied) per request
@@ -91,7 +91,7 @@ class ProductBySku(MethodView):
 
 @blp.route("/products/<sku>/history")
 @require_role("admin", "coop", "auditor")
-@blp.arguments(PageQuery, location="query")
+@blp.arguments(DatedPageQuery, location="query")
 @blp.response(200, page_schema(ProductChangeOut))
 def product_history(query, sku):
     """List a product's price, rate, unit and net weight changes."""

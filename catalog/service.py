@@ -21,7 +21,7 @@ from shop.clock import today
 from shop.db import db, lock_on_sqlite
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import normalise_identifier
-from shop.pagination import decode_cursor, encode_cursor, paginate
+from shop.pagination import decode_cursor, encode_cursor, paginate, recorded_in
 from shop.regions.service import is_recipient_county
 from suppliers import service as suppliers
 
@@ -349,11 +349,14 @@ def _held_for_change(product: Product) -> Product:
     return product
 
 
-def product_history(*, actor: User, sku: str, limit: int, cursor: str | None) -> dict:
-    """A page of a product's price, rate, unit and net weight changes, oldest first."""
+def product_history(*, actor: User, sku: str, from_date: date | None, until: date | None, limit: int,
+                    cursor: str | None) -> dict:
+    """A page of a product's price, rate, unit and net weight changes made in [from_date, until), oldest first."""
     product = _editable_product(sku=sku, actor=actor)
-    query = select(ProductChange).where(ProductChange.product_id == product.id)
-    return paginate(query, keys=[ProductChange.id], limit=limit, cursor=cursor)
+    query = select(ProductChange).where(ProductChange.product_id == product.id,
+                                        *recorded_in(ProductChange.changed_at, from_date=from_date, until=until))
+    return paginate(query, keys=[ProductChange.id], limit=limit, cursor=cursor,
+                    filters={"product_id": product.id, "from": from_date, "until": until})
 
 
 def flag_lapsed_certificates(*, on: date) -> int:

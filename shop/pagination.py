@@ -1,23 +1,27 @@
 """Keyset (cursor) pagination: `?limit=&cursor=` → `{"items", "next_cursor"}`.
 
-A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns and
-direction (so it cannot be forged, edited or moved to another list) and type-checked against those
-columns when it comes back; any cursor that fails is a 400 `invalid_cursor`. Lists a person reads for
-what is new (orders, uploads, payout batches) run newest first.
+A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns, direction
+and (where the list passes them) filters, so it cannot be forged, edited, moved to another list or reused with
+other filters; it is type-checked against those columns when it comes back; any cursor that fails is a 400
+`invalid_cursor`. Lists a person reads for what is new (orders, uploads, payout batches) run newest first.
+Audit and history lists are read by period (`DatedPageQuery`: `from` inclusive, `until` exclusive).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import BigInteger, Integer, Select, String, tuple_
 
+from shop.clock import shanghai_midnight
 from shop.db import db
 from shop.errors import AppError, ShopCode
-from shop.fields import BoundedInt
+from shop.fields import BoundedInt, Date
 
 MAX_CURSOR_LENGTH = 512
 _INT_RANGES = ((BigInteger, 2**63 - 1), (Integer, 2**31 - 1))
@@ -30,13 +34,36 @@ class PageQuery(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH))
 
 
+class DatedPageQuery(PageQuery):
+    """The paging arguments of an audit or history list, and the period its rows were recorded in."""
+
+    from_date = Date(data_key="from", load_default=None, metadata={
+        "description": "The first day (Asia/Shanghai) of the period, inclusive: rows recorded on it or later."})
+    until = Date(load_default=None, metadata={
+        "description": "The day (Asia/Shanghai) the period ends before, exclusive: rows recorded before it. "
+                       "A year is `from=2026-01-01&until=2027-01-01`."})
+
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        """`until` comes after `from`."""
+        if data.get("from_date") and data.get("until") and data["until"] <= data["from_date"]:
+            raise ValidationError({"until": ["Must be after `from` (`until` is exclusive): the period is empty."]})
+
+
+def recorded_in(column, *, from_date: date | None, until: date | None) -> list:
+    """Conditions: the moment `column` is in [from_date, until) (Asia/Shanghai dates), either end open when None."""
+    return ([] if from_date is None else [column >= shanghai_midnight(from_date)]) + \
+        ([] if until is None else [column < shanghai_midnight(until)])
+
+
 class InvalidCursor(AppError):
-    """The cursor was not issued by this list (forged, truncated, edited or from another list)."""
+    """The cursor was not issued by this list (forged, truncated, edited, from another list or other filters)."""
 
     status, code = 400, ShopCode.INVALID_CURSOR
 
     def __init__(self):
-        super().__init__("The cursor is not valid.", details={"cursor": ["Not a cursor issued by this list."]})
+        super().__init__("The cursor is not valid.", details={
+            "cursor": ["Not a cursor issued by this list with these filters: start again without it."]})
 
 
 def page_schema(item_schema: type[Schema]) -> type[Schema]:
@@ -47,11 +74,13 @@ def page_schema(item_schema: type[Schema]) -> type[Schema]:
     )
 
 
-def _serializer(keys: Sequence, newest_first: bool = False) -> URLSafeSerializer:
-    """The signer of one list's cursors: the salt names the list's key columns and its direction."""
+def _serializer(keys: Sequence, newest_first: bool = False, filters: Mapping[str, Any] | None = None) \
+        -> URLSafeSerializer:
+    """The signer of one list's cursors: the salt names the list's key columns, its direction and its filters."""
     columns = ",".join(f"{key.class_.__tablename__}.{key.key}" for key in keys)
+    scope = f":{json.dumps(filters, sort_keys=True, default=str, ensure_ascii=False)}" if filters is not None else ""
     return URLSafeSerializer(current_app.config["SECRET_KEY"],
-                             salt=f"shop.cursor:{columns}{':desc' if newest_first else ''}")
+                             salt=f"shop.cursor:{columns}{':desc' if newest_first else ''}{scope}")
 
 
 def _fits(key, value: Any) -> bool:
@@ -65,10 +94,11 @@ def _fits(key, value: Any) -> bool:
     return False
 
 
-def decode_cursor(cursor: str, keys: Sequence, *, newest_first: bool = False) -> list:
-    """The key values a cursor of this list carries, or `InvalidCursor`."""
+def decode_cursor(cursor: str, keys: Sequence, *, newest_first: bool = False,
+                  filters: Mapping[str, Any] | None = None) -> list:
+    """The key values a cursor of this list (with these filters) carries, or `InvalidCursor`."""
     try:
-        values = _serializer(keys, newest_first).loads(cursor)
+        values = _serializer(keys, newest_first, filters).loads(cursor)
     except (BadData, ValueError, UnicodeError) as exc:
         raise InvalidCursor() from exc
     if not (isinstance(values, list) and len(values) == len(keys)
@@ -77,16 +107,18 @@ def decode_cursor(cursor: str, keys: Sequence, *, newest_first: bool = False) ->
     return values
 
 
-def encode_cursor(values: Sequence[Any], keys: Sequence, *, newest_first: bool = False) -> str:
-    """A signed, opaque cursor of the list ordered by `keys`, from the last item's key values."""
-    return _serializer(keys, newest_first).dumps(list(values))
+def encode_cursor(values: Sequence[Any], keys: Sequence, *, newest_first: bool = False,
+                  filters: Mapping[str, Any] | None = None) -> str:
+    """A signed, opaque cursor of the list ordered by `keys` (with these filters), from the last item's key values."""
+    return _serializer(keys, newest_first, filters).dumps(list(values))
 
 
-def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None, newest_first: bool = False) -> dict:
+def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None, newest_first: bool = False,
+             filters: Mapping[str, Any] | None = None) -> dict:
     """Run `query` ordered by the unique `keys` tuple (descending with `newest_first`), returning one page after
-    `cursor`."""
+    `cursor`; with `filters` (the list's filter values), its cursors are valid only with the same filters."""
     if cursor:
-        after = tuple_(*decode_cursor(cursor, keys, newest_first=newest_first))
+        after = tuple_(*decode_cursor(cursor, keys, newest_first=newest_first, filters=filters))
         query = query.where(tuple_(*keys) < after if newest_first else tuple_(*keys) > after)
     rows = db.session.scalars(query.order_by(*(key.desc() if newest_first else key for key in keys))
                               .limit(limit + 1)).all()
@@ -94,5 +126,6 @@ def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None, n
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor([getattr(last, key.key) for key in keys], keys, newest_first=newest_first)
+        next_cursor = encode_cursor([getattr(last, key.key) for key in keys], keys, newest_first=newest_first,
+                                    filters=filters)
     return {"items": items, "next_cursor": next_cursor}

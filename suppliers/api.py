@@ -6,7 +6,7 @@ from flask.views import MethodView
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.pagination import PageQuery, page_schema
+from shop.pagination import DatedPageQuery, page_schema
 from suppliers import service
 from suppliers.schemas import (
     AccountChangeOut,
@@ -77,7 +77,7 @@ class SupplierById(MethodView):
 
 @blp.route("/suppliers/<int:supplier_id>/history")
 @require_role("admin", "auditor")
-@blp.arguments(PageQuery, location="query")
+@blp.arguments(DatedPageQuery, location="query")
 @blp.response(200, page_schema(AgreementChangeOut))
 def supplier_history(query, supplier_id):
     """List the changes of a supplier's default agreement rates."""

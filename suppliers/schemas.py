@@ -24,7 +24,7 @@ from shop.fields import (
     no_personal_number_in_text,
     not_in_the_future,
 )
-from shop.pagination import PageQuery
+from shop.pagination import DatedPageQuery, PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account, mask_id_number
 from suppliers.models import AGREEMENT_RATES, LINK_KINDS, SUPPLIER_KINDS
@@ -246,8 +246,8 @@ class RevealAuditOut(Schema):
     created_at = fields.DateTime()
 
 
-class RevealAuditQuery(PageQuery):
-    """Reveal audit filters."""
+class RevealAuditQuery(DatedPageQuery):
+    """Reveal audit filters: household, supplier, the user who saw the data, the period."""
 
     household_id = Id(load_default=None, strict=False)
     supplier_id = Id(load_default=None, strict=False)
@@ -283,4 +283,4 @@ class AgreementChangeOut(Schema):
 
 
 class AccountChangeQuery(RevealAuditQuery):
-    """Bank account change filters: household, supplier, the user who changed it."""
+    """Bank account change filters: household, supplier, the user who changed it, the period."""

@@ -26,7 +26,7 @@ from shop.db import db, lock_on_sqlite, utcnow, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.extensions import limiter
 from shop.fields import normalise_identifier
-from shop.pagination import paginate
+from shop.pagination import paginate, recorded_in
 from shop.regions.service import is_recipient_county, region_named
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
@@ -158,11 +158,14 @@ def update_supplier(*, supplier_id: int, user: User, changes: SupplierChanges, r
     return supplier
 
 
-def agreement_history(*, supplier_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of the changes of a supplier's default agreement rates, oldest first."""
+def agreement_history(*, supplier_id: int, from_date: date | None, until: date | None, limit: int,
+                      cursor: str | None) -> dict:
+    """A page of the changes of a supplier's default agreement rates made in [from_date, until), oldest first."""
     get_supplier(supplier_id)
-    query = select(AgreementChange).where(AgreementChange.supplier_id == supplier_id)
-    return paginate(query, keys=[AgreementChange.id], limit=limit, cursor=cursor)
+    query = select(AgreementChange).where(AgreementChange.supplier_id == supplier_id,
+                                          *recorded_in(AgreementChange.changed_at, from_date=from_date, until=until))
+    return paginate(query, keys=[AgreementChange.id], limit=limit, cursor=cursor,
+                    filters={"supplier_id": supplier_id, "from": from_date, "until": until})
 
 
 def default_agreement(*, supplier_id: int) -> dict[str, int]:
@@ -592,30 +595,35 @@ def dividend_shares(*, supplier_id: int, on: date) -> dict[int, int]:
 # --- audit and key rotation ------------------------------------------------------------
 
 
-def list_reveals(*, household_id: int | None, supplier_id: int | None, user_id: int | None,
-                 limit: int, cursor: str | None) -> dict:
-    """A page of reveal audit rows, oldest first."""
-    query = select(RevealAudit)
+def list_reveals(*, household_id: int | None, supplier_id: int | None, user_id: int | None, from_date: date | None,
+                 until: date | None, limit: int, cursor: str | None) -> dict:
+    """A page of reveal audit rows recorded in [from_date, until), oldest first."""
+    query = select(RevealAudit).where(*recorded_in(RevealAudit.created_at, from_date=from_date, until=until))
     if household_id is not None:
         query = query.where(RevealAudit.household_id == household_id)
     if supplier_id is not None:
         query = query.where(RevealAudit.supplier_id == supplier_id)
     if user_id is not None:
         query = query.where(RevealAudit.user_id == user_id)
-    return paginate(query, keys=[RevealAudit.id], limit=limit, cursor=cursor)
+    return paginate(query, keys=[RevealAudit.id], limit=limit, cursor=cursor, filters={
+        "household_id": household_id, "supplier_id": supplier_id, "user_id": user_id, "from": from_date,
+        "until": until})
 
 
 def list_account_changes(*, household_id: int | None, supplier_id: int | None, user_id: int | None,
-                         limit: int, cursor: str | None) -> dict:
-    """A page of the recorded bank account changes, oldest first."""
-    query = select(BankAccountChange)
+                         from_date: date | None, until: date | None, limit: int, cursor: str | None) -> dict:
+    """A page of the bank account changes recorded in [from_date, until), oldest first."""
+    query = select(BankAccountChange).where(*recorded_in(BankAccountChange.created_at, from_date=from_date,
+                                                         until=until))
     if household_id is not None:
         query = query.where(BankAccountChange.household_id == household_id)
     if supplier_id is not None:
         query = query.where(BankAccountChange.supplier_id == supplier_id)
     if user_id is not None:
         query = query.where(BankAccountChange.user_id == user_id)
-    return paginate(query, keys=[BankAccountChange.id], limit=limit, cursor=cursor)
+    return paginate(query, keys=[BankAccountChange.id], limit=limit, cursor=cursor, filters={
+        "household_id": household_id, "supplier_id": supplier_id, "user_id": user_id, "from": from_date,
+        "until": until})
 
 
 def _encrypted_columns() -> list[tuple[type, list[str]]]:

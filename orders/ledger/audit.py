@@ -3,7 +3,7 @@ everything needed to recompute its attribution by hand (the order line and its s
 allocations, the lots and their contributions, the dividend shares valid on the sale date)."""
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date
 
 from sqlalchemy import exists, select
 
@@ -11,17 +11,12 @@ from catalog.models import Lot, LotContribution
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.models import Allocation, Order, OrderLine
-from shop.clock import SHANGHAI
+from shop.clock import shanghai_midnight
 from shop.db import db
 from shop.errors import NotFound
 from shop.pagination import paginate
 from suppliers.models import Household
 from suppliers.service import dividend_shares
-
-
-def shanghai_midnight(day: date) -> datetime:
-    """The moment an Asia/Shanghai date begins."""
-    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
 
 
 def list_transactions(*, account: str | None = None, from_date: date | None = None, to_date: date | None = None,

@@ -18,12 +18,11 @@ from sqlalchemy import exists, func, select
 
 from catalog.models import Lot
 from orders.errors import OrderCode
-from orders.ledger.audit import shanghai_midnight
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.models import OrderLine, Store
 from orders.outbox import sale_date_of
 from shop.auth.models import User
-from shop.clock import today
+from shop.clock import shanghai_midnight, today
 from shop.db import db
 from shop.errors import NotFound, ValidationError
 from shop.regions.models import Region

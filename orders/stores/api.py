@@ -26,7 +26,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.idempotency import idempotent
-from shop.pagination import PageQuery, page_schema
+from shop.pagination import DatedPageQuery, page_schema
 
 blp = Blueprint("stores", __name__, url_prefix="/api/v1",
                 description="Stores (大凉山体验店): their staff scope and payout accounts")
@@ -80,7 +80,7 @@ class StoreById(MethodView):
 
 @blp.route("/stores/<int:store_id>/account-changes")
 @require_role("admin", "auditor")
-@blp.arguments(PageQuery, location="query")
+@blp.arguments(DatedPageQuery, location="query")
 @blp.response(200, page_schema(StoreAccountChangeOut))
 def list_account_changes(query, store_id):
     """List a store's payout account changes (who, when, why; masked)."""

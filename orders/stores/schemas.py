@@ -23,7 +23,7 @@ from shop.fields import (
     Quantity,
     Text,
 )
-from shop.pagination import PageQuery
+from shop.pagination import DatedPageQuery, PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account
 
@@ -241,8 +241,8 @@ class AdjustmentOut(Schema):
     created_at = fields.DateTime()
 
 
-class AdjustmentQuery(PageQuery):
-    """Stock adjustment filters."""
+class AdjustmentQuery(DatedPageQuery):
+    """Stock adjustment filters: location, lot, the period."""
 
     location_id = Id(load_default=None, strict=False)
     lot_id = Id(load_default=None, strict=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, select
@@ -31,7 +32,7 @@ from shop.auth.models import User
 from shop.changes import UNSET, Changes
 from shop.db import db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, NotFound, ValidationError
-from shop.pagination import paginate
+from shop.pagination import paginate, recorded_in
 from shop.regions.models import Pairing
 from shop.regions.service import region_named
 from suppliers.errors import SupplierCode
@@ -163,11 +164,14 @@ def _change_bank_account(*, store: Store, account: str | None, actor: User, reas
                                       new_masked=mask_bank_account(new) if new else None))
 
 
-def list_account_changes(*, store_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of a store's payout account changes, oldest first."""
+def list_account_changes(*, store_id: int, from_date: date | None, until: date | None, limit: int,
+                         cursor: str | None) -> dict:
+    """A page of a store's payout account changes made in [from_date, until), oldest first."""
     _store(store_id)
-    query = select(StoreAccountChange).where(StoreAccountChange.store_id == store_id)
-    return paginate(query, keys=[StoreAccountChange.id], limit=limit, cursor=cursor)
+    query = select(StoreAccountChange).where(StoreAccountChange.store_id == store_id, *recorded_in(
+        StoreAccountChange.created_at, from_date=from_date, until=until))
+    return paginate(query, keys=[StoreAccountChange.id], limit=limit, cursor=cursor,
+                    filters={"store_id": store_id, "from": from_date, "until": until})
 
 
 # --- shifts -------------------------------------------------------------------------------------------
@@ -438,10 +442,11 @@ def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reas
     return adjustment
 
 
-def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None, limit: int,
-                     cursor: str | None) -> dict:
-    """A page of stock adjustments, oldest first (store staff: their store's location only)."""
-    query = select(StockAdjustment)
+def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None, from_date: date | None,
+                     until: date | None, limit: int, cursor: str | None) -> dict:
+    """A page of the stock adjustments made in [from_date, until), oldest first (store staff: their store's location
+    only)."""
+    query = select(StockAdjustment).where(*recorded_in(StockAdjustment.created_at, from_date=from_date, until=until))
     scope = _store_scope(actor)
     if scope is not None:
         own = db.session.scalar(select(Store.location_id).where(Store.id == scope))
@@ -452,4 +457,5 @@ def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None
         query = query.where(StockAdjustment.location_id == location_id)
     if lot_id is not None:
         query = query.where(StockAdjustment.lot_id == lot_id)
-    return paginate(query, keys=[StockAdjustment.id], limit=limit, cursor=cursor)
+    return paginate(query, keys=[StockAdjustment.id], limit=limit, cursor=cursor,
+                    filters={"location_id": location_id, "lot_id": lot_id, "from": from_date, "until": until})

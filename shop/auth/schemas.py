@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN
 from shop.fields import Bool, Choice, Id, Identifier, mask_personal_numbers
-from shop.pagination import PageQuery
+from shop.pagination import DatedPageQuery, PageQuery
 
 USERNAME_MAX = 64  # users.username is String(64)
 PASSWORD = validate.Length(min=8, max=128)
@@ -125,7 +125,7 @@ class UserChangeOut(Schema):
     created_at = fields.DateTime()
 
 
-class UserChangeQuery(PageQuery):
-    """User change filters: the changed user."""
+class UserChangeQuery(DatedPageQuery):
+    """User change filters: the changed user, the period."""
 
     user_id = Id(load_default=None, strict=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import current_app
 from sqlalchemy import and_, or_, select
@@ -16,7 +16,7 @@ from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
 from shop.fields import normalise_identifier
-from shop.pagination import paginate
+from shop.pagination import paginate, recorded_in
 
 SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
 
@@ -262,9 +262,11 @@ def reset_password(*, username: str, password: str) -> User:
     return user
 
 
-def list_user_changes(*, user_id: int | None, limit: int, cursor: str | None) -> dict:
-    """A page of the audited user creations and changes, oldest first."""
-    query = select(UserChange)
+def list_user_changes(*, user_id: int | None, from_date: date | None, until: date | None, limit: int,
+                      cursor: str | None) -> dict:
+    """A page of the audited user creations and changes made in [from_date, until), oldest first."""
+    query = select(UserChange).where(*recorded_in(UserChange.created_at, from_date=from_date, until=until))
     if user_id is not None:
         query = query.where(UserChange.user_id == user_id)
-    return paginate(query, keys=[UserChange.id], limit=limit, cursor=cursor)
+    return paginate(query, keys=[UserChange.id], limit=limit, cursor=cursor,
+                    filters={"user_id": user_id, "from": from_date, "until": until})

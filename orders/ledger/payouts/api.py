@@ -13,7 +13,7 @@ from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.fields import Choice, Computed, Date, Id, Text
 from shop.idempotency import idempotent
-from shop.pagination import PageQuery, page_schema
+from shop.pagination import DatedPageQuery, PageQuery, page_schema
 
 blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Payout batches")
 
@@ -163,8 +163,8 @@ class PayoutDownloadOut(Schema):
     created_at = fields.DateTime()
 
 
-class PayoutDownloadQuery(PageQuery):
-    """Download list filters."""
+class PayoutDownloadQuery(DatedPageQuery):
+    """Download list filters: batch, the user who downloaded, the period."""
 
     batch_id = Id(load_default=None, strict=False)
     user_id = Id(load_default=None, strict=False)

@@ -29,7 +29,6 @@ from datetime import date, timedelta
 from sqlalchemy import case, func, or_, select, update
 
 from orders.ledger import accounts, chain
-from orders.ledger.audit import shanghai_midnight
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.payouts import bank_file
@@ -38,9 +37,10 @@ from orders.models import Store
 from orders.outbox import sale_date_of
 from shop.auth.models import User
 from shop.caching import cache_delete, cache_get, cache_set
+from shop.clock import shanghai_midnight
 from shop.db import after_commit, among, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
-from shop.pagination import paginate
+from shop.pagination import paginate, recorded_in
 from suppliers.identifiers import mask_bank_account
 from suppliers.models import Household, RevealAudit, Supplier
 
@@ -455,12 +455,13 @@ def export_bank_file(*, batch_id: int, actor: User, reason: str, output: str = "
     return BankFile(f"payout-batch-{batch.id}.{output}", mimetype, render(rows, party=batch.party))
 
 
-def list_downloads(*, batch_id: int | None = None, user_id: int | None = None, limit: int,
-                   cursor: str | None) -> dict:
-    """A page of the bank-file downloads, oldest first."""
-    query = select(PayoutDownload)
+def list_downloads(*, batch_id: int | None = None, user_id: int | None = None, from_date: date | None = None,
+                   until: date | None = None, limit: int, cursor: str | None) -> dict:
+    """A page of the bank-file downloads made in [from_date, until), oldest first."""
+    query = select(PayoutDownload).where(*recorded_in(PayoutDownload.created_at, from_date=from_date, until=until))
     if batch_id is not None:
         query = query.where(PayoutDownload.batch_id == batch_id)
     if user_id is not None:
         query = query.where(PayoutDownload.user_id == user_id)
-    return paginate(query, keys=[PayoutDownload.id], limit=limit, cursor=cursor)
+    return paginate(query, keys=[PayoutDownload.id], limit=limit, cursor=cursor,
+                    filters={"batch_id": batch_id, "user_id": user_id, "from": from_date, "until": until})
