@@ -173,6 +173,7 @@ TABLE: dict[tuple[str, str], Route] = {
     # payout batches: a co-op its own households' batches (and their bank file), auditors every batch (masked);
     # only admins settle
     ("GET", "/api/v1/payout-batches/<batch_id>"): Route(READ_COOP, "batch_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/payout-batches/<batch_id>/lines"): Route(READ_COOP, "batch_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/payout-batches/<batch_id>/settle"): Route(
         ("admin",), "batch_id", write=True,
         body=lambda w, k: {"lines": [{"line_id": w.facts["payout_line_id"][k], "status": "paid"}]}),

@@ -325,3 +325,20 @@ def test_a_wrong_household_search_shows_the_form_again_with_the_message_beside_t
     assert response.status_code == 422 and 'role="search"' in html
     assert '<p class="error" id="code-error">农户编号格式不正确，例如 DEMO-ZJ-001。</p>' in html
     assert 'value="龙沟村"' in html and "没有找到农户" not in html and "village-error" not in html
+
+
+def test_a_large_batchs_page_shows_its_lines_a_page_at_a_time_with_the_whole_batchs_totals(coops):
+    supplier, client = coops["ours"], coops["client"]
+    households = [paid_household(supplier, 100) for _ in range(60)]
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today())
+    first = client.get(f"/coop/payouts/{batch.id}")
+    html = text(first)
+    assert first.status_code == 200 and "¥60.00" in html                   # the pending total of all 60 lines
+    shown = [h for h in households if h.bank_account[-4:] in html]
+    assert html.count("待转账") >= 50 and "下一页" in html and len(shown) >= 50
+    following = re.search(r'href="([^"]*cursor=[^"]*)">下一页', first.get_data(as_text=True)).group(1)
+    rest = text(client.get(following.replace("&amp;", "&")))
+    assert "¥60.00" in rest and "回到第一页" in rest and "下一页" not in rest
+    assert sum(h.bank_account[-4:] in rest for h in households) >= 10
+    forged = client.get(f"/coop/payouts/{batch.id}?cursor=forged")
+    assert forged.status_code == 400 and "翻页链接无效，请回到第一页。" in text(forged)

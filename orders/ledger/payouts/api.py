@@ -7,7 +7,7 @@ from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.ledger.payouts import bank_file, service
-from orders.ledger.payouts.models import BATCH_STATUSES, PARTIES
+from orders.ledger.payouts.models import BATCH_STATUSES, LINE_STATUSES, PARTIES
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
@@ -40,6 +40,12 @@ class PayoutBatchQuery(PageQuery):
     party = Choice(PARTIES, load_default=None)
     status = Choice(BATCH_STATUSES, load_default=None)
     supplier_id = Id(load_default=None, strict=False)
+
+
+class PayoutLineQuery(PageQuery):
+    """Line list filters: the lines of one status."""
+
+    status = Choice(LINE_STATUSES, load_default=None)
 
 
 class PayoutBatchShowQuery(Schema):
@@ -143,10 +149,24 @@ class PayoutBatchOut(Schema):
     built_at = fields.DateTime(allow_none=True)
 
 
-class PayoutBatchDetailOut(PayoutBatchOut):
-    """A payout batch with its lines and their totals by status."""
+class PayoutLineCountsOut(Schema):
+    """The batch's lines counted by status."""
 
-    lines = fields.List(fields.Nested(PayoutLineOut))
+    pending = fields.Integer()
+    paid = fields.Integer()
+    failed = fields.Integer()
+    unpayable = fields.Integer()
+
+
+class PayoutBatchDetailOut(PayoutBatchOut):
+    """A payout batch with its first lines (the rest: its lines list from `lines_next_cursor`), and all its lines
+    counted and summed by status."""
+
+    lines = fields.List(fields.Nested(PayoutLineOut), metadata={
+        "description": f"The first {service.LINES_SHOWN} lines by id; all of them when `lines_next_cursor` is null"})
+    lines_next_cursor = fields.String(allow_none=True, metadata={
+        "description": "The cursor of the lines after these: `GET /payout-batches/<id>/lines?cursor=`"})
+    line_counts = fields.Nested(PayoutLineCountsOut)
     totals = fields.Nested(PayoutTotalsOut)
 
 
@@ -202,8 +222,9 @@ CSV_DOC = {"200": {"description": "OK", "content": {
 @blp.response(200, PayoutBatchDetailOut)
 @blp.doc(responses=CSV_DOC)
 def show_batch(query, batch_id):
-    """Show a payout batch with its lines (masked accounts); `format=csv` or `xlsx` is the bank file (full accounts,
-    audited; admins and the batch's co-op only)."""
+    """Show a payout batch with its line counts and totals and its first lines (masked accounts; the rest through its
+    lines list); `format=csv` or `xlsx` is the bank file (full accounts, audited; admins and the batch's co-op
+    only)."""
     if query["format"] == "json":
         return service.show_batch(batch_id=batch_id, actor=current_user())
     file = service.export_bank_file(batch_id=batch_id, actor=current_user(), reason=query["reason"],
@@ -211,6 +232,15 @@ def show_batch(query, batch_id):
     commit()
     return Response(file.content, mimetype=file.mimetype, headers={
         "Content-Disposition": f'attachment; filename="{file.filename}"', "Cache-Control": "private, no-store"})
+
+
+@blp.route("/payout-batches/<int:batch_id>/lines")
+@require_role("admin", "coop", "auditor")
+@blp.arguments(PayoutLineQuery, location="query")
+@blp.response(200, page_schema(PayoutLineOut))
+def list_lines(query, batch_id):
+    """List a payout batch's lines by id (masked accounts), or those of one `status`."""
+    return service.list_lines(batch_id=batch_id, actor=current_user(), **query)
 
 
 @blp.route("/payout-batches/<int:batch_id>/settle", methods=["POST"])

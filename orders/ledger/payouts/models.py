@@ -42,8 +42,7 @@ class PayoutBatch(db.Model):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     built_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    lines: Mapped[list[PayoutLine]] = relationship(order_by="PayoutLine.id", lazy="selectin",
-                                                   back_populates="batch")
+    lines: Mapped[list[PayoutLine]] = relationship(order_by="PayoutLine.id", back_populates="batch")
 
     __table_args__ = (
         CheckConstraint(_in("party", PARTIES), name="party"),

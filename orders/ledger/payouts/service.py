@@ -47,6 +47,7 @@ from suppliers.models import Household, RevealAudit, Supplier
 log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=15)
+LINES_SHOWN = 100  # a batch's lines shown with it (the API's largest page); the rest through its lines list
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 20
 PROGRESS_EVERY = 200
@@ -274,26 +275,49 @@ def _memo(batch: PayoutBatch) -> str:
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-def _current_accounts(batch: PayoutBatch) -> dict[int, str | None]:
-    """Payee id → its bank account now, for the payees of the batch's lines (one query)."""
+def _current_accounts(batch: PayoutBatch, lines: list[PayoutLine]) -> dict[int, str | None]:
+    """Payee id → its bank account now, for the payees of these lines of the batch (one query)."""
     model = {"household": Household, "supplier": Supplier, "store": Store}[batch.party]
-    ids = [getattr(line, f"{batch.party}_id") for line in batch.lines]
+    ids = [getattr(line, f"{batch.party}_id") for line in lines]
     return {row.id: row.bank_account for row in db.session.scalars(select(model).where(among(model.id, ids)))} if ids \
         else {}
 
 
-def _mark_account_changes(batch: PayoutBatch) -> list[PayoutLine]:
-    """Mark each line with `account_changed`: its payee's bank account is no longer the one the line snapshotted
-    at the build (changed or removed since; a line built unpayable, an account added since). The marked lines."""
-    current = _current_accounts(batch)
-    for line in batch.lines:
+def _mark_account_changes(batch: PayoutBatch, lines: list[PayoutLine]) -> list[PayoutLine]:
+    """Mark each of the batch's `lines` with `account_changed`: its payee's bank account is no longer the one the
+    line snapshotted at the build (changed or removed since; a line built unpayable, an account added since). The
+    marked lines."""
+    current = _current_accounts(batch, lines)
+    for line in lines:
         line.account_changed = current.get(getattr(line, f"{batch.party}_id")) != line.bank_account
-    return [line for line in batch.lines if line.account_changed]
+    return [line for line in lines if line.account_changed]
+
+
+def _line_sums(batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
+    """The batch's lines counted and summed by status (every status, 0 when it has none)."""
+    counts, totals = dict.fromkeys(LINE_STATUSES, 0), dict.fromkeys(LINE_STATUSES, 0)
+    for status, count, fen in db.session.execute(
+            select(PayoutLine.status, func.count(), func.sum(PayoutLine.amount_fen))
+            .where(PayoutLine.batch_id == batch_id).group_by(PayoutLine.status)):
+        counts[status], totals[status] = count, int(fen)
+    return counts, totals
+
+
+def _lines_page(batch: PayoutBatch, *, status: str | None, limit: int, cursor: str | None) -> dict:
+    """A page of the batch's lines by id (of one `status` if given), each marked with `account_changed`."""
+    query = select(PayoutLine).where(PayoutLine.batch_id == batch.id)
+    if status:
+        query = query.where(PayoutLine.status == status)
+    page = paginate(query, keys=[PayoutLine.id], limit=limit, cursor=cursor,
+                    filters={"batch_id": batch.id, "status": status})
+    _mark_account_changes(batch, page["items"])
+    return page
 
 
 def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
-    """A batch as the API shows it (live progress while it builds; lines, whether their payee's account changed since
-    the build, and their totals when asked)."""
+    """A batch as the API shows it (live progress while it builds); when asked, its first LINES_SHOWN lines (whether
+    their payee's account changed since the build) with the cursor of the rest, and all its lines counted and summed
+    by status."""
     shown = {name: getattr(batch, name) for name in (
         "id", "party", "supplier_id", "until", "status", "total_fen", "failure_reason", "transaction_id", "created_by",
         "created_at", "built_at")}
@@ -302,20 +326,30 @@ def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
         done, total = cache_get(_progress_key(batch.id)) or (done, total)
     shown["progress"] = {"done": done, "total": total}
     if with_lines:
-        _mark_account_changes(batch)
-        totals = dict.fromkeys(LINE_STATUSES, 0)
-        for line in batch.lines:
-            totals[line.status] += line.amount_fen
-        shown["lines"], shown["totals"] = batch.lines, {f"{status}_fen": fen for status, fen in totals.items()}
+        page = _lines_page(batch, status=None, limit=LINES_SHOWN, cursor=None)
+        counts, totals = _line_sums(batch.id)
+        shown["lines"], shown["lines_next_cursor"] = page["items"], page["next_cursor"]
+        shown["line_counts"], shown["totals"] = counts, {f"{status}_fen": fen for status, fen in totals.items()}
     return shown
 
 
 def show_batch(*, batch_id: int, actor: User) -> dict:
-    """A batch in the actor's scope, with its lines (masked accounts) and progress."""
+    """A batch in the actor's scope with its progress, line counts and totals, and its first lines (masked
+    accounts)."""
+    return _shown(_batch_in_scope(batch_id, actor), with_lines=True)
+
+
+def list_lines(*, batch_id: int, actor: User, status: str | None = None, limit: int, cursor: str | None) -> dict:
+    """A page of the lines (masked accounts) of a batch in the actor's scope, by id, of one `status` if given."""
+    return _lines_page(_batch_in_scope(batch_id, actor), status=status, limit=limit, cursor=cursor)
+
+
+def _batch_in_scope(batch_id: int, actor: User) -> PayoutBatch:
+    """The batch, if it is in the actor's scope; else not found."""
     batch = db.session.get(PayoutBatch, batch_id)
     if not _in_scope(batch, actor):
         raise _not_found(batch_id)
-    return _shown(batch, with_lines=True)
+    return batch
 
 
 def list_batches(*, actor: User, party: str | None = None, status: str | None = None,
@@ -436,12 +470,13 @@ def export_bank_file(*, batch_id: int, actor: User, reason: str, output: str = "
     if batch.status != "ready":
         raise Conflict(f"Payout batch {batch_id} is {batch.status}: it has no bank file yet.",
                        code=LedgerCode.PAYOUT_BATCH_NOT_READY)
-    stale = [line.id for line in _mark_account_changes(batch) if line.status == "pending"]
+    lines = list(db.session.scalars(select(PayoutLine).where(PayoutLine.batch_id == batch.id,
+                                                             PayoutLine.status == "pending").order_by(PayoutLine.id)))
+    stale = [line.id for line in _mark_account_changes(batch, lines)]
     if stale:
         raise Conflict("The bank account of these lines' payees changed after the batch was built: settle them as "
                        "failed (the next batch pays the new account), then download the file.",
                        code=LedgerCode.PAYEE_ACCOUNT_CHANGED, details={"line_ids": stale})
-    lines = [line for line in batch.lines if line.status == "pending"]
     rows = [bank_file.BankRow(line.payee_name, line.bank_account, line.amount_fen,
                               bank_file.reference(batch.id, line.id)) for line in lines]
     db.session.add(PayoutDownload(batch_id=batch.id, user_id=actor.id, lines=len(lines),

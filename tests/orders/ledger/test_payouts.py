@@ -404,3 +404,53 @@ def test_the_sweeper_builds_a_batch_whose_task_was_lost(app):
     assert db.session.get(PayoutBatch, fresh.id).status == "queued"
     assert balance("payouts_clearing") == 100
     assert_ledger_ok()
+
+
+def test_a_large_batch_shows_its_first_lines_with_counts_and_totals_and_pages_the_rest(client, login):
+    supplier = SupplierFactory()
+    households = [payee_household(supplier, bank_account=n % 50 != 0) for n in range(130)]  # 3 without an account
+    for n, household in enumerate(households, start=1):
+        earn(accounts.household(household.id, supplier.id), n)
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today() + timedelta(days=1))
+    ids = [line.id for line in batch.lines]
+    admin, auditor = login("admin"), login("auditor")
+    settle(client, admin, batch.id, (ids[1], "paid"))
+
+    shown = client.get(f"/api/v1/payout-batches/{batch.id}", headers=auditor).json
+    assert [line["id"] for line in shown["lines"]] == ids[:100]           # bounded: the first page of lines
+    assert shown["line_counts"] == {"pending": 126, "paid": 1, "failed": 0, "unpayable": 3}
+    assert sum(shown["totals"].values()) == sum(range(1, 131))
+    rest = client.get(f"/api/v1/payout-batches/{batch.id}/lines?cursor={shown['lines_next_cursor']}",
+                      headers=auditor).json
+    assert [line["id"] for line in rest["items"]] == ids[100:120] and rest["next_cursor"]
+    pages, cursor = [], None
+    while True:
+        page = client.get(f"/api/v1/payout-batches/{batch.id}/lines?limit=50" + (f"&cursor={cursor}" if cursor else ""),
+                          headers=auditor).json
+        pages.append([line["id"] for line in page["items"]])
+        if not (cursor := page["next_cursor"]):
+            break
+    assert [len(page) for page in pages] == [50, 50, 30] and sum(pages, []) == ids
+    unpayable = client.get(f"/api/v1/payout-batches/{batch.id}/lines?status=unpayable", headers=auditor).json
+    assert [line["status"] for line in unpayable["items"]] == ["unpayable"] * 3
+    moved = client.get(f"/api/v1/payout-batches/{batch.id}/lines?status=pending&cursor={rest['next_cursor']}",
+                       headers=auditor)
+    assert moved.status_code == 400 and moved.json["error"]["code"] == "invalid_cursor"
+    other = built_batch(party="supplier", until=today() + timedelta(days=1))
+    elsewhere = client.get(f"/api/v1/payout-batches/{other.id}/lines?cursor={rest['next_cursor']}", headers=auditor)
+    assert elsewhere.status_code == 400 and elsewhere.json["error"]["code"] == "invalid_cursor"
+
+
+def test_a_batchs_lines_are_read_in_its_scope(client, login):
+    supplier, other_supplier = SupplierFactory(), SupplierFactory()
+    household = payee_household(supplier)
+    earn(accounts.household(household.id, supplier.id), 500, on=days_ago(1))
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today())
+    own, other = login("coop", supplier_id=supplier.id), login("coop", supplier_id=other_supplier.id)
+    lines = client.get(f"/api/v1/payout-batches/{batch.id}/lines", headers=own).json["items"]
+    assert [(line["payee"]["id"], line["amount_fen"]) for line in lines] == [(household.id, 500)]
+    refused = client.get(f"/api/v1/payout-batches/{batch.id}/lines", headers=other)
+    assert refused.status_code == 404 and refused.json["error"]["code"] == "payout_batch_not_found"
+    assert client.get("/api/v1/payout-batches/999999/lines", headers=login("admin")).status_code == 404
+    staff = login("store_staff", store_id=StoreFactory().id)
+    assert client.get(f"/api/v1/payout-batches/{batch.id}/lines", headers=staff).status_code == 403
