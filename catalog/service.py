@@ -349,14 +349,14 @@ def _held_for_change(product: Product) -> Product:
     return product
 
 
-def product_history(*, actor: User, sku: str, from_date: date | None, until: date | None, limit: int,
+def product_history(*, actor: User, sku: str, from_date: date | None, to_date: date | None, limit: int,
                     cursor: str | None) -> dict:
-    """A page of a product's price, rate, unit and net weight changes made in [from_date, until), oldest first."""
+    """A page of a product's price, rate, unit and net weight changes made in [from_date, to_date), oldest first."""
     product = _editable_product(sku=sku, actor=actor)
     query = select(ProductChange).where(ProductChange.product_id == product.id,
-                                        *recorded_in(ProductChange.changed_at, from_date=from_date, until=until))
+                                        *recorded_in(ProductChange.changed_at, from_date=from_date, to_date=to_date))
     return paginate(query, keys=[ProductChange.id], limit=limit, cursor=cursor,
-                    filters={"product_id": product.id, "from": from_date, "until": until})
+                    filters={"product_id": product.id, "from": from_date, "to": to_date})
 
 
 def flag_lapsed_certificates(*, on: date) -> int:

@@ -4,7 +4,8 @@ A cursor carries the last item's key values, signed with SECRET_KEY for the list
 and (where the list passes them) filters, so it cannot be forged, edited, moved to another list or reused with
 other filters; it is type-checked against those columns when it comes back; any cursor that fails is a 400
 `invalid_cursor`. Lists a person reads for what is new (orders, uploads, payout batches) run newest first.
-Audit and history lists are read by period (`DatedPageQuery`: `from` inclusive, `until` exclusive).
+Audit and history lists are read by period (`DatedPageQuery`: `from` inclusive, `to` exclusive, as every
+ledger read).
 """
 from __future__ import annotations
 
@@ -34,26 +35,33 @@ class PageQuery(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH))
 
 
-class DatedPageQuery(PageQuery):
+class PeriodQuery(Schema):
+    """`?from=&to=`: Asia/Shanghai dates, `from` inclusive, `to` exclusive; an empty period is a 422."""
+
+    from_date = Date(data_key="from")
+    to_date = Date(data_key="to")
+
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        """`to` comes after `from`."""
+        if data.get("from_date") and data.get("to_date") and data["to_date"] <= data["from_date"]:
+            raise ValidationError({"to": ["Must be after `from`: the period is empty."]})
+
+
+class DatedPageQuery(PageQuery, PeriodQuery):
     """The paging arguments of an audit or history list, and the period its rows were recorded in."""
 
     from_date = Date(data_key="from", load_default=None, metadata={
         "description": "The first day (Asia/Shanghai) of the period, inclusive: rows recorded on it or later."})
-    until = Date(load_default=None, metadata={
+    to_date = Date(data_key="to", load_default=None, metadata={
         "description": "The day (Asia/Shanghai) the period ends before, exclusive: rows recorded before it. "
-                       "A year is `from=2026-01-01&until=2027-01-01`."})
-
-    @validates_schema
-    def _not_empty(self, data, **kwargs):
-        """`until` comes after `from`."""
-        if data.get("from_date") and data.get("until") and data["until"] <= data["from_date"]:
-            raise ValidationError({"until": ["Must be after `from` (`until` is exclusive): the period is empty."]})
+                       "A year is `from=2026-01-01&to=2027-01-01`."})
 
 
-def recorded_in(column, *, from_date: date | None, until: date | None) -> list:
-    """Conditions: the moment `column` is in [from_date, until) (Asia/Shanghai dates), either end open when None."""
+def recorded_in(column, *, from_date: date | None, to_date: date | None) -> list:
+    """Conditions: the moment `column` is in [from_date, to_date) (Asia/Shanghai dates), either end open when None."""
     return ([] if from_date is None else [column >= shanghai_midnight(from_date)]) + \
-        ([] if until is None else [column < shanghai_midnight(until)])
+        ([] if to_date is None else [column < shanghai_midnight(to_date)])
 
 
 class InvalidCursor(AppError):

@@ -158,14 +158,14 @@ def update_supplier(*, supplier_id: int, user: User, changes: SupplierChanges, r
     return supplier
 
 
-def agreement_history(*, supplier_id: int, from_date: date | None, until: date | None, limit: int,
+def agreement_history(*, supplier_id: int, from_date: date | None, to_date: date | None, limit: int,
                       cursor: str | None) -> dict:
-    """A page of the changes of a supplier's default agreement rates made in [from_date, until), oldest first."""
+    """A page of the changes of a supplier's default agreement rates made in [from_date, to_date), oldest first."""
     get_supplier(supplier_id)
-    query = select(AgreementChange).where(AgreementChange.supplier_id == supplier_id,
-                                          *recorded_in(AgreementChange.changed_at, from_date=from_date, until=until))
+    period = recorded_in(AgreementChange.changed_at, from_date=from_date, to_date=to_date)
+    query = select(AgreementChange).where(AgreementChange.supplier_id == supplier_id, *period)
     return paginate(query, keys=[AgreementChange.id], limit=limit, cursor=cursor,
-                    filters={"supplier_id": supplier_id, "from": from_date, "until": until})
+                    filters={"supplier_id": supplier_id, "from": from_date, "to": to_date})
 
 
 def default_agreement(*, supplier_id: int) -> dict[str, int]:
@@ -596,9 +596,9 @@ def dividend_shares(*, supplier_id: int, on: date) -> dict[int, int]:
 
 
 def list_reveals(*, household_id: int | None, supplier_id: int | None, user_id: int | None, from_date: date | None,
-                 until: date | None, limit: int, cursor: str | None) -> dict:
-    """A page of reveal audit rows recorded in [from_date, until), oldest first."""
-    query = select(RevealAudit).where(*recorded_in(RevealAudit.created_at, from_date=from_date, until=until))
+                 to_date: date | None, limit: int, cursor: str | None) -> dict:
+    """A page of reveal audit rows recorded in [from_date, to_date), oldest first."""
+    query = select(RevealAudit).where(*recorded_in(RevealAudit.created_at, from_date=from_date, to_date=to_date))
     if household_id is not None:
         query = query.where(RevealAudit.household_id == household_id)
     if supplier_id is not None:
@@ -607,14 +607,14 @@ def list_reveals(*, household_id: int | None, supplier_id: int | None, user_id: 
         query = query.where(RevealAudit.user_id == user_id)
     return paginate(query, keys=[RevealAudit.id], limit=limit, cursor=cursor, filters={
         "household_id": household_id, "supplier_id": supplier_id, "user_id": user_id, "from": from_date,
-        "until": until})
+        "to": to_date})
 
 
 def list_account_changes(*, household_id: int | None, supplier_id: int | None, user_id: int | None,
-                         from_date: date | None, until: date | None, limit: int, cursor: str | None) -> dict:
-    """A page of the bank account changes recorded in [from_date, until), oldest first."""
+                         from_date: date | None, to_date: date | None, limit: int, cursor: str | None) -> dict:
+    """A page of the bank account changes recorded in [from_date, to_date), oldest first."""
     query = select(BankAccountChange).where(*recorded_in(BankAccountChange.created_at, from_date=from_date,
-                                                         until=until))
+                                                         to_date=to_date))
     if household_id is not None:
         query = query.where(BankAccountChange.household_id == household_id)
     if supplier_id is not None:
@@ -623,7 +623,7 @@ def list_account_changes(*, household_id: int | None, supplier_id: int | None, u
         query = query.where(BankAccountChange.user_id == user_id)
     return paginate(query, keys=[BankAccountChange.id], limit=limit, cursor=cursor, filters={
         "household_id": household_id, "supplier_id": supplier_id, "user_id": user_id, "from": from_date,
-        "until": until})
+        "to": to_date})
 
 
 def _encrypted_columns() -> list[tuple[type, list[str]]]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from orders.ledger import audit, verifications
-from orders.ledger.periods import PeriodQuery
 from orders.ledger.verify import verify_ledger
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.fields import Date, Identifier
-from shop.pagination import PageQuery, page_schema
+from shop.pagination import PageQuery, PeriodQuery, page_schema
 
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attribution ledger, for auditors")
 

@@ -5,11 +5,12 @@ from flask import Response
 from marshmallow import Schema, fields
 
 from orders.ledger import reports
-from orders.ledger.periods import Month, PeriodQuery
+from orders.ledger.periods import Month
 from shop.auth.security import require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.fields import Choice, Date
+from shop.pagination import PeriodQuery
 
 EXPORTS = {
     "csv": (reports.pairing_report_csv, "text/csv"),

@@ -6,10 +6,10 @@ from flask import Response, render_template
 from marshmallow import Schema, fields
 
 from orders.ledger import statements
-from orders.ledger.periods import PeriodQuery
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.fields import Choice, Date
+from shop.pagination import PeriodQuery
 
 blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_folder="templates",
                 description="Statements of households, suppliers and stores")

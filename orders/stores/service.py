@@ -164,14 +164,14 @@ def _change_bank_account(*, store: Store, account: str | None, actor: User, reas
                                       new_masked=mask_bank_account(new) if new else None))
 
 
-def list_account_changes(*, store_id: int, from_date: date | None, until: date | None, limit: int,
+def list_account_changes(*, store_id: int, from_date: date | None, to_date: date | None, limit: int,
                          cursor: str | None) -> dict:
-    """A page of a store's payout account changes made in [from_date, until), oldest first."""
+    """A page of a store's payout account changes made in [from_date, to_date), oldest first."""
     _store(store_id)
     query = select(StoreAccountChange).where(StoreAccountChange.store_id == store_id, *recorded_in(
-        StoreAccountChange.created_at, from_date=from_date, until=until))
+        StoreAccountChange.created_at, from_date=from_date, to_date=to_date))
     return paginate(query, keys=[StoreAccountChange.id], limit=limit, cursor=cursor,
-                    filters={"store_id": store_id, "from": from_date, "until": until})
+                    filters={"store_id": store_id, "from": from_date, "to": to_date})
 
 
 # --- shifts -------------------------------------------------------------------------------------------
@@ -443,10 +443,11 @@ def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reas
 
 
 def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None, from_date: date | None,
-                     until: date | None, limit: int, cursor: str | None) -> dict:
-    """A page of the stock adjustments made in [from_date, until), oldest first (store staff: their store's location
+                     to_date: date | None, limit: int, cursor: str | None) -> dict:
+    """A page of the stock adjustments made in [from_date, to_date), oldest first (store staff: their store's location
     only)."""
-    query = select(StockAdjustment).where(*recorded_in(StockAdjustment.created_at, from_date=from_date, until=until))
+    query = select(StockAdjustment).where(*recorded_in(StockAdjustment.created_at, from_date=from_date,
+                                                       to_date=to_date))
     scope = _store_scope(actor)
     if scope is not None:
         own = db.session.scalar(select(Store.location_id).where(Store.id == scope))
@@ -458,4 +459,4 @@ def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None
     if lot_id is not None:
         query = query.where(StockAdjustment.lot_id == lot_id)
     return paginate(query, keys=[StockAdjustment.id], limit=limit, cursor=cursor,
-                    filters={"location_id": location_id, "lot_id": lot_id, "from": from_date, "until": until})
+                    filters={"location_id": location_id, "lot_id": lot_id, "from": from_date, "to": to_date})

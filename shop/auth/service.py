@@ -262,11 +262,11 @@ def reset_password(*, username: str, password: str) -> User:
     return user
 
 
-def list_user_changes(*, user_id: int | None, from_date: date | None, until: date | None, limit: int,
+def list_user_changes(*, user_id: int | None, from_date: date | None, to_date: date | None, limit: int,
                       cursor: str | None) -> dict:
-    """A page of the audited user creations and changes made in [from_date, until), oldest first."""
-    query = select(UserChange).where(*recorded_in(UserChange.created_at, from_date=from_date, until=until))
+    """A page of the audited user creations and changes made in [from_date, to_date), oldest first."""
+    query = select(UserChange).where(*recorded_in(UserChange.created_at, from_date=from_date, to_date=to_date))
     if user_id is not None:
         query = query.where(UserChange.user_id == user_id)
     return paginate(query, keys=[UserChange.id], limit=limit, cursor=cursor,
-                    filters={"user_id": user_id, "from": from_date, "until": until})
+                    filters={"user_id": user_id, "from": from_date, "to": to_date})

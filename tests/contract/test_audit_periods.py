@@ -1,4 +1,4 @@
-"""Audit and history lists are read by period: `from` (inclusive) and `until` (exclusive), Asia/Shanghai dates, one
+"""Audit and history lists are read by period: `from` (inclusive) and `to` (exclusive), Asia/Shanghai dates, one
 argument schema for all of them; a bad or empty period is a 422, and a cursor holds only for the filters it was
 issued with."""
 from __future__ import annotations
@@ -36,8 +36,8 @@ def test_every_audit_list_takes_the_period(world):
     assert {path for path in gets if _is_audit_list(path)} == set(AUDIT_LISTS)
     for path in AUDIT_LISTS:
         parameters = {p["name"]: p for p in gets[path]["parameters"] if p["in"] == "query"}
-        assert {"from", "until"} <= set(parameters), path
-        assert "exclusive" in parameters["until"]["description"] and "inclusive" in parameters["from"]["description"]
+        assert {"from", "to"} <= set(parameters), path
+        assert "exclusive" in parameters["to"]["description"] and "inclusive" in parameters["from"]["description"]
 
 
 @pytest.mark.parametrize("path", AUDIT_LISTS)
@@ -48,9 +48,9 @@ def test_each_audit_list_reads_a_period_and_refuses_a_bad_one(world, path):
     assert every.status_code == 200, every.json
     since = client.get(f"{url}?limit=100&from=2000-01-01", headers=auditor)
     assert since.status_code == 200 and since.json["items"] == every.json["items"]
-    assert client.get(f"{url}?until=2000-01-02", headers=auditor).json["items"] == []
-    for query, field in (("from=2026-13-01", "from"), ("until=yesterday", "until"), ("from=1999-12-31", "from"),
-                         ("from=2026-02-01&until=2026-02-01", "until"), ("from=2026-02-01&until=2026-01-01", "until")):
+    assert client.get(f"{url}?to=2000-01-02", headers=auditor).json["items"] == []
+    for query, field in (("from=2026-13-01", "from"), ("to=yesterday", "to"), ("from=1999-12-31", "from"),
+                         ("from=2026-02-01&to=2026-02-01", "to"), ("from=2026-02-01&to=2026-01-01", "to")):
         refused = client.get(f"{url}?{query}", headers=auditor)
         assert refused.status_code == 422, (query, refused.json)
         assert refused.json["error"]["code"] == "validation_error" and field in refused.json["error"]["details"]
@@ -77,16 +77,16 @@ def test_the_reveal_audit_by_period_in_shanghai_dates_and_its_cursor_holds_only_
                               created_at=moment) for name, moment in moments.items()}
     db.session.add_all(rows.values())
     db.session.commit()
-    january = _reveals(client, auditor, "from=2026-01-01&until=2026-02-01&limit=100")
+    january = _reveals(client, auditor, "from=2026-01-01&to=2026-02-01&limit=100")
     assert [item["reason"] for item in january["items"]] == ["jan1", "jan15", "jan31"]
     assert [item["reason"] for item in _reveals(client, auditor, "from=2026-01-31")["items"]] == ["jan31", "feb1"]
-    assert [item["reason"] for item in _reveals(client, auditor, "until=2026-01-01")["items"]] == ["dec31"]
+    assert [item["reason"] for item in _reveals(client, auditor, "to=2026-01-01")["items"]] == ["dec31"]
 
-    first = _reveals(client, auditor, "from=2026-01-01&until=2026-02-01&limit=2")
+    first = _reveals(client, auditor, "from=2026-01-01&to=2026-02-01&limit=2")
     assert [item["reason"] for item in first["items"]] == ["jan1", "jan15"] and first["next_cursor"]
-    rest = _reveals(client, auditor, f"from=2026-01-01&until=2026-02-01&limit=2&cursor={first['next_cursor']}")
+    rest = _reveals(client, auditor, f"from=2026-01-01&to=2026-02-01&limit=2&cursor={first['next_cursor']}")
     assert [item["reason"] for item in rest["items"]] == ["jan31"] and rest["next_cursor"] is None
-    for other in ("from=2026-01-01&limit=2", "until=2026-02-01&limit=2", "from=2025-12-01&until=2026-02-01&limit=2",
-                  f"from=2026-01-01&until=2026-02-01&limit=2&household_id={household.id}", "limit=2"):
+    for other in ("from=2026-01-01&limit=2", "to=2026-02-01&limit=2", "from=2025-12-01&to=2026-02-01&limit=2",
+                  f"from=2026-01-01&to=2026-02-01&limit=2&household_id={household.id}", "limit=2"):
         moved = client.get(f"/api/v1/audit/reveals?{other}&cursor={first['next_cursor']}", headers=auditor)
         assert moved.status_code == 400 and moved.json["error"]["code"] == "invalid_cursor", (other, moved.json)

@@ -12,11 +12,10 @@ from orders.ledger import statements
 from orders.ledger.errors import LedgerCode
 from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
-from orders.ledger.periods import PeriodQuery
 from shop.db import commit
 from shop.errors import AppError, ShopCode
 from shop.fields import Choice, Text
-from shop.pagination import PageQuery
+from shop.pagination import PageQuery, PeriodQuery
 from suppliers import service as suppliers
 from suppliers.schemas import HouseholdOut, HouseholdQuery
 from web.filters import local_time, yuan

@@ -491,12 +491,12 @@ def export_bank_file(*, batch_id: int, actor: User, reason: str, output: str = "
 
 
 def list_downloads(*, batch_id: int | None = None, user_id: int | None = None, from_date: date | None = None,
-                   until: date | None = None, limit: int, cursor: str | None) -> dict:
-    """A page of the bank-file downloads made in [from_date, until), oldest first."""
-    query = select(PayoutDownload).where(*recorded_in(PayoutDownload.created_at, from_date=from_date, until=until))
+                   to_date: date | None = None, limit: int, cursor: str | None) -> dict:
+    """A page of the bank-file downloads made in [from_date, to_date), oldest first."""
+    query = select(PayoutDownload).where(*recorded_in(PayoutDownload.created_at, from_date=from_date, to_date=to_date))
     if batch_id is not None:
         query = query.where(PayoutDownload.batch_id == batch_id)
     if user_id is not None:
         query = query.where(PayoutDownload.user_id == user_id)
     return paginate(query, keys=[PayoutDownload.id], limit=limit, cursor=cursor,
-                    filters={"batch_id": batch_id, "user_id": user_id, "from": from_date, "until": until})
+                    filters={"batch_id": batch_id, "user_id": user_id, "from": from_date, "to": to_date})
