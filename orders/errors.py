@@ -26,6 +26,8 @@ class OrderCode(StrEnum):
     ORDER_NOT_FOUND = "order_not_found"
     ORDER_NOT_PAID = "order_not_paid"
     ORDER_NOT_REFUNDABLE = "order_not_refundable"
+    PAYMENT_BEING_CONFIRMED = "payment_being_confirmed"
+    PAYMENT_INTENT_CANCELED = "payment_intent_canceled"
     PAYMENT_NOT_FOUND = "payment_not_found"
     PAYMENT_PROVIDER_UNAVAILABLE = "payment_provider_unavailable"
     PICKUP_CODE_INVALID = "pickup_code_invalid"

@@ -68,8 +68,11 @@ def pickup_qr(order_id):
 @require_role("consumer", "admin")
 @idempotent
 @blp.response(200, OrderOut)
+@blp.alt_response(409, description="`invalid_transition` (not unpaid), or `payment_being_confirmed`: a payment the "
+                                   "provider reported made is being processed, so the order is about to be paid")
 def cancel_order(order_id):
-    """Cancel an unpaid order (its buyer or an admin); its reservation is released."""
+    """Cancel an unpaid order (its buyer or an admin); its reservation is released and its PaymentIntent cancelled
+    at the provider."""
     view = service.cancel_order(actor=current_user(), order_id=order_id)
     commit()
     return view

@@ -21,14 +21,14 @@ from catalog.inventory import Portion, StockRequest
 from catalog.models import Location, Product
 from orders.errors import OrderCode
 from orders.locking import lock_order
-from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, Store
+from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, PaymentEvent, Store
 from orders.notify import notify
 from orders.outbox import record_line_paid, sale_date_of
 from orders.payments.provider import get_provider
 from orders.state import record_created, transition
 from orders.stores.service import SEE_ALL
 from shop.auth.models import User
-from shop.db import db, insert_new, utcnow
+from shop.db import after_commit, db, insert_new, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import Region
@@ -327,13 +327,39 @@ def _locked_in_scope(actor: User, order_id: int) -> Order:
     return lock_order(order_id)
 
 
+# a payment of the order that the provider reported made and that is not processed yet
+_PAYMENT_BEING_CONFIRMED = (select(PaymentEvent.id).join(Payment, Payment.intent_id == PaymentEvent.intent_id)
+                            .where(Payment.order_id == bindparam("id"), PaymentEvent.status == "pending",
+                                   PaymentEvent.type == "payment_intent.succeeded").limit(1))
+
+
 def cancel_order(*, actor: User, order_id: int) -> OrderView:
-    """Cancel an unpaid order (its owner or an admin), releasing its reservation (`invalid_transition` 409)."""
+    """Cancel an unpaid order (its owner or an admin), releasing its reservation (`invalid_transition` 409), and,
+    once that has committed, its PaymentIntent at the provider. A payment the provider already reported as made and
+    not yet processed is `payment_being_confirmed` 409: the buyer paid, so the order is about to be paid."""
     order = _locked_in_scope(actor, order_id)
+    if order.status == "pending_payment" and db.session.execute(_PAYMENT_BEING_CONFIRMED, {"id": order.id}).first():
+        raise Conflict(f"Order {order.id} has a payment being confirmed: it cannot be cancelled.",
+                       code=OrderCode.PAYMENT_BEING_CONFIRMED)
     transition(order, "cancelled", actor_id=actor.id,
                reason="cancelled by the buyer" if order.consumer_id == actor.id else "cancelled by an admin")
     _release(order)
+    intent_ids = db.session.scalars(select(Payment.intent_id).where(Payment.order_id == order.id,
+                                                                    Payment.intent_id.is_not(None))).all()
+    after_commit(lambda: _cancel_intents(order_id, intent_ids))
     return view_order(actor=actor, order=order)
+
+
+def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
+    """Cancel a cancelled order's PaymentIntents at the provider (after its commit); one the provider will not
+    cancel, or an unanswered call, is logged: a payment made all the same is returned when its event comes."""
+    provider = get_provider()
+    for intent_id in intent_ids:
+        try:
+            provider.cancel_intent(intent_id=intent_id)
+        except Exception as exc:  # noqa: BLE001 - the order stays cancelled; a late payment of it is returned
+            log.warning("payment provider %s did not cancel intent %s of cancelled order %s: %s", provider.name,
+                        intent_id, order_id, type(exc).__name__)
 
 
 def ship_order(*, actor: User, order_id: int, carrier: str, tracking_number: str) -> OrderView:

@@ -46,6 +46,7 @@ class SandboxConfirm(MethodView):
     @require_role("consumer", "admin")
     @blp.arguments(SandboxConfirmIn)
     @blp.response(200, PaymentStateOut)
+    @blp.alt_response(409, description="`payment_intent_canceled`: the order was cancelled, and its intent with it")
     def post(self, data, payment_intent_id):
         """Sandbox only: pay or fail an order's PaymentIntent through a signed event to the webhook's handler."""
         found = service.sandbox_confirm(actor=current_user(), intent_id=payment_intent_id, **data)

@@ -40,6 +40,10 @@ class PaymentProvider(Protocol):
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """The refunds of a PaymentIntent (id, amount, created, status, metadata.refund_key), newest first."""
 
+    def cancel_intent(self, *, intent_id: str) -> None:
+        """Cancel a PaymentIntent no one has paid, so it can no longer be paid (one already paid is left as it
+        is: its payment is then returned when its event comes)."""
+
 
 def get_provider() -> PaymentProvider:
     """The provider the configuration names (`PAYMENTS`: stripe or sandbox)."""

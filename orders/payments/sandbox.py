@@ -45,3 +45,6 @@ class SandboxProvider:
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """None: the sandbox's refunds are all made by the shop, which records them itself."""
         return []
+
+    def cancel_intent(self, *, intent_id: str) -> None:
+        """Nothing to tell: the sandbox's confirm route refuses the intent of a cancelled order itself."""

@@ -36,7 +36,7 @@ from shop import wakeups
 from shop.auth.models import User
 from shop.bodies import parse_json
 from shop.db import after_commit, db, utcnow
-from shop.errors import AppError, NotFound
+from shop.errors import AppError, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -498,6 +498,9 @@ def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> dict:
     found = db.session.execute(_CONFIRMING, {"intent_id": intent_id}).first()
     if found is None or (actor.role != "admin" and found.consumer_id != actor.id):
         raise NotFound(f"No payment {intent_id}.", code=OrderCode.PAYMENT_NOT_FOUND)
+    if found.order_status == "cancelled":  # as Stripe refuses to confirm the intent the cancel cancelled
+        raise Conflict(f"Order {found.id} was cancelled: its payment can no longer be made.",
+                       code=OrderCode.PAYMENT_INTENT_CANCELED, details={"order_id": found.id})
     payload = json.dumps(sandbox_event(intent_id=intent_id, order_id=found.id, amount_fen=found.amount_fen,
                                        outcome=outcome), separators=(",", ":"))
     receive_event(payload=payload.encode(), signature=sign(payload, secret=current_app.config["STRIPE_WEBHOOK_SECRET"]))

@@ -55,6 +55,11 @@ class StripeProvider:
             raise RefundRefused(exc.code or "refused") from exc
         return refund.id
 
+    def cancel_intent(self, *, intent_id: str) -> None:
+        """Cancel the PaymentIntent (key `<intent>-cancel`); one Stripe will not cancel (already paid or being
+        paid) raises `stripe.InvalidRequestError`."""
+        self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": f"{intent_id}-cancel"})
+
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """The PaymentIntent's refunds, newest first, as a Charge listed them before API version 2022-11-15."""
         page = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})

@@ -126,12 +126,14 @@ class StubHTTPClient(stripe.HTTPClient):
     name = "stub"
     requests: list = field(default_factory=list)
     listed_refunds: list = field(default_factory=list)  # what GET /v1/refunds answers
+    uncancellable: bool = False  # POST /v1/payment_intents/<id>/cancel answers as for an intent already paid
 
     def __post_init__(self):
         super().__init__()
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
-        """Record the request; answer a PaymentIntent or a Refund made from its parameters, or the refunds listed."""
+        """Record the request; answer a PaymentIntent (made or cancelled) or a Refund made from its parameters, or
+        the refunds listed."""
         params = dict(parse_qsl(post_data or ""))
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
         if url.endswith("/v1/payment_intents"):
@@ -139,6 +141,13 @@ class StubHTTPClient(stripe.HTTPClient):
             body = {"id": f"pi_stub{n}", "object": "payment_intent", "amount": int(params["amount"]),
                     "currency": params["currency"], "client_secret": f"pi_stub{n}_secret_x",
                     "status": "requires_payment_method", "metadata": {"order_id": params["metadata[order_id]"]}}
+        elif url.endswith("/cancel") and "/v1/payment_intents/" in url:
+            intent_id = url.rsplit("/", 2)[1]
+            if self.uncancellable:
+                error = {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                         "message": "This PaymentIntent's status is succeeded: it cannot be canceled."}
+                return json.dumps({"error": error}), 400, {"request-id": "req_stub"}
+            body = {"id": intent_id, "object": "payment_intent", "status": "canceled", "amount": 1, "currency": "cny"}
         elif method == "get" and "/v1/refunds?" in url:
             body = {"object": "list", "url": "/v1/refunds", "has_more": False, "data": self.listed_refunds}
         elif url.endswith("/v1/refunds"):

@@ -142,3 +142,13 @@ def test_the_route_answers_404_outside_sandbox_mode(app, client, bought, setting
     assert (response.status_code, anonymous.status_code) == (404, 404)
     assert response.json["error"]["code"] == "not_found"
     assert counts()["events"] == 0
+
+
+def test_a_cancelled_orders_payment_can_no_longer_be_made(client, bought):
+    payment, headers = bought
+    assert client.post(f"/api/v1/orders/{payment.order_id}/cancel", headers=headers).status_code == 200
+
+    response = client.post(confirm_url(payment.intent_id), json={"outcome": "succeeded"}, headers=headers)
+
+    assert response.status_code == 409 and response.json["error"]["code"] == "payment_intent_canceled"
+    assert counts() == {"events": 0, "outbox": 0}

@@ -1,0 +1,83 @@
+"""Cancelling an unpaid order tells the provider: its PaymentIntent is cancelled, so it can no longer be paid; an
+order whose payment the provider already reported made is not cancelled under it."""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from orders.models import Payment, PaymentEvent
+from orders.payments import service
+from shop.db import db
+from tests.orders.payments.conftest import (
+    deliver,
+    intent_event,
+    intent_of,
+    order_status,
+    place_order,
+    stock,
+    user_with_token,
+)
+
+SECRET = "whsec_test_stripe"  # the stripe app's
+
+
+def _bought(client) -> tuple[Payment, dict]:
+    """A consumer's pending order of 2 units at 12.50 (its payment row) and the consumer's headers."""
+    world = stock(prices=(1250,))
+    _, headers = user_with_token()
+    db.session.commit()
+    order = place_order(client, headers, [(world["products"][0].sku, 2)])
+    return intent_of(order["id"]), headers
+
+
+def test_cancelling_an_order_cancels_its_intent_at_stripe(stripe_app, stripe_http):
+    client = stripe_app.test_client()
+    payment, headers = _bought(client)
+
+    response = client.post(f"/api/v1/orders/{payment.order_id}/cancel", headers=headers)
+
+    assert response.status_code == 200 and response.json["status"] == "cancelled"
+    cancel = stripe_http.requests[-1]
+    assert (cancel["method"], cancel["url"]) == ("post",
+                                                 f"https://api.stripe.com/v1/payment_intents/{payment.intent_id}/cancel")
+    assert cancel["headers"]["Idempotency-Key"] == f"{payment.intent_id}-cancel"
+
+
+def test_an_intent_stripe_will_not_cancel_leaves_the_order_cancelled_and_its_payment_returned(stripe_app, stripe_http,
+                                                                                               caplog):
+    client = stripe_app.test_client()
+    payment, headers = _bought(client)
+    stripe_http.uncancellable = True  # the buyer paid at Stripe a moment before the cancel
+
+    with caplog.at_level(logging.WARNING, logger="orders.checkout.service"):
+        response = client.post(f"/api/v1/orders/{payment.order_id}/cancel", headers=headers)
+    assert response.status_code == 200 and response.json["status"] == "cancelled"
+    assert any("did not cancel intent" in r.getMessage() for r in caplog.records)
+
+    assert deliver(client, intent_event("payment_intent.succeeded", payment), secret=SECRET).status_code == 200
+    db.session.expire_all()
+    assert order_status(payment.order_id) == "cancelled"
+    assert db.session.get(Payment, payment.id).status == "returned"
+    assert stripe_http.requests[-1]["url"] == "https://api.stripe.com/v1/refunds"
+
+
+def test_an_order_whose_payment_is_being_confirmed_is_not_cancelled(stripe_app, stripe_http):
+    client = stripe_app.test_client()
+    payment, headers = _bought(client)
+    body = intent_event("payment_intent.succeeded", payment)
+    event = PaymentEvent(provider="stripe", event_id=body["id"], type=body["type"], intent_id=payment.intent_id,
+                         created=datetime.fromtimestamp(body["created"], UTC), payload=body,
+                         status="pending")  # stored by the webhook; the worker has not processed it yet
+    db.session.add(event)
+    db.session.commit()
+
+    response = client.post(f"/api/v1/orders/{payment.order_id}/cancel", headers=headers)
+
+    assert response.status_code == 409 and response.json["error"]["code"] == "payment_being_confirmed"
+    assert not any(r["url"].endswith("/cancel") for r in stripe_http.requests)
+    assert service.process_event(event_id=event.id) == "processed"
+    db.session.commit()
+    assert order_status(payment.order_id) == "paid"
+    assert db.session.scalar(select(Payment.status).where(Payment.id == payment.id)) == "succeeded"
