@@ -213,6 +213,30 @@ def test_the_same_idempotency_key_returns_the_first_response(client, login, worl
     assert other.json["error"]["code"] == "idempotency_key_reused"
 
 
+def _respelt(body: dict) -> bytes:
+    """`body` as another client's JSON library writes it: keys in reverse order, indented, non-ASCII escaped."""
+    def reverse(value):
+        if isinstance(value, dict):
+            return {key: reverse(value[key]) for key in reversed(value)}
+        return [reverse(item) for item in value] if isinstance(value, list) else value
+    return json.dumps(reverse(body), indent=2, ensure_ascii=True).encode()
+
+
+def test_the_same_order_spelt_otherwise_is_replayed_and_another_is_refused(client, login, world):
+    headers = {**login("consumer"), "Idempotency-Key": "checkout-respelt", "Content-Type": "application/json"}
+    body = delivery_body((world["a"].sku, 2))
+    first = client.post("/api/v1/orders", data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+
+    again = client.post("/api/v1/orders", data=_respelt(body), headers=headers)
+    other = client.post("/api/v1/orders", data=_respelt({**body, "address": {**ADDRESS, "recipient": "另一个人"}}),
+                        headers=headers)
+
+    assert (first.status_code, again.status_code) == (201, 201), again.json
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+    assert (other.status_code, other.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert db.session.scalar(select(func.count(Order.id))) == 1
+
+
 def test_provider_failure_cancels_and_releases_and_frees_the_key(client, login, world, monkeypatch):
     from orders.payments.sandbox import SandboxProvider
 

@@ -1,6 +1,8 @@
 """Online counter sales: paid and fulfilled at once from the store's stock, receipts, idempotent resends."""
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import func, select
 
 from catalog import inventory
@@ -253,6 +255,24 @@ def test_a_resent_sale_is_one_sale_also_from_another_clerk(client, counter, staf
     assert first.json == again.json == handed_over.json
     assert handed_over.headers["Idempotent-Replayed"] == "true"
     assert _orders() == 1 and _available(counter, counter.rice) == 10
+
+
+def test_a_sale_resent_spelt_otherwise_is_one_sale_and_another_is_refused(client, counter, staff):
+    url = f"/api/v1/stores/{counter.store.id}/counter-sales"
+    headers = {**staff, "Idempotency-Key": "till-1-respelt", "Content-Type": "application/json"}
+    body = sale_body(counter)
+    first = client.post(url, data=json.dumps(body), headers=headers)
+    sku = "".join(f"\\u{ord(char):04x}" for char in counter.rice.sku)  # as a library escaping every letter writes it
+    respelt = (f'{{ "shift_id" : {counter.shift.id},\n  "payment": {{"tendered_fen": 10000, "method": "cash"}},\n'
+               f'  "lines": [ {{"quantity": 3, "sku": "{sku}"}} ] }}')
+
+    again = client.post(url, data=respelt.encode(), headers=headers)
+    other = client.post(url, data=respelt.replace('"quantity": 3', '"quantity": 2').encode(), headers=headers)
+
+    assert (first.status_code, again.status_code) == (201, 201), again.json
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+    assert (other.status_code, other.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert _orders() == 1
 
 
 def test_another_stores_clerk_never_gets_a_replay(client, counter, staff):
