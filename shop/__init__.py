@@ -68,9 +68,9 @@ def _init_domains(app: Flask) -> None:
     import orders
     import suppliers
     import web
-    from shop import auth, cli, docs, headers, health, idempotency, regions, tasks  # noqa: F401 - importing registers tasks and models
+    from shop import auth, cli, docs, headers, health, http, idempotency, regions, tasks  # noqa: F401 - importing registers tasks and models
 
-    for part in (headers, health, auth, docs, idempotency, regions, cli, suppliers, catalog, orders, web):
+    for part in (headers, http, health, auth, docs, idempotency, regions, cli, suppliers, catalog, orders, web):
         part.init_app(app)
 
 
