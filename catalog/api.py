@@ -30,6 +30,7 @@ from shop.auth.security import authenticate, current_user, require_role
 from shop.blueprint import Blueprint
 from shop.caching import CacheKey, json_response, parsed_query, public_json
 from shop.db import commit
+from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, PageQuery, page_schema
 
@@ -63,7 +64,7 @@ class Products(MethodView):
 
     @require_role("admin", "coop")
     @blp.arguments(ProductCreate)
-    @blp.response(201, ProductOut)
+    @blp.response(201, ProductOut, location=ReadAt("catalog.ProductBySku", "sku"))
     def post(self, data):
         """Create a product."""
         product = service.create_product(actor=current_user(), **data)
@@ -109,12 +110,20 @@ class Locations(MethodView):
 
     @require_role("admin")
     @blp.arguments(LocationCreate)
-    @blp.response(201, LocationOut)
+    @blp.response(201, LocationOut, location=ReadAt("catalog.get_location", location_id="id"))
     def post(self, data):
         """Add a stock location."""
         location = inventory.create_location(**data)
         commit()
         return location
+
+
+@blp.route("/locations/<int:location_id>")
+@require_role("admin", "coop", "store_staff", "auditor")
+@blp.response(200, LocationOut)
+def get_location(location_id):
+    """Show a stock location."""
+    return inventory.get_location(location_id)
 
 
 @blp.route("/locations/<int:location_id>/stock")
@@ -130,7 +139,7 @@ def location_stock(query, location_id):
 @require_role("admin", "coop")
 @idempotent
 @blp.arguments(LotCreate)
-@blp.response(201, LotOut)
+@blp.response(201, LotOut, location=ReadAt("catalog.get_lot", lot_id="id"))
 def create_lot(data):
     """Create a lot with its household contributions and stock."""
     lot = inventory.create_lot(actor=current_user(), **data)
@@ -167,7 +176,7 @@ def trace_lot(trace_code):
 class InventoryUploads(MethodView):
     @require_role("admin", "coop")
     @blp.arguments(UploadFile, location="files")
-    @blp.response(202, UploadOut)
+    @blp.response(202, UploadOut, location=ReadAt("catalog.get_upload", upload_id="id"))
     @blp.alt_response(200, schema=UploadOut, description="The same file was uploaded before: that upload.")
     def post(self, files, supplier_id):
         """Upload a CSV or XLSX inventory file for import."""

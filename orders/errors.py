@@ -7,6 +7,7 @@ from enum import StrEnum
 class OrderCode(StrEnum):
     """The snake_case codes this domain raises."""
 
+    ADJUSTMENT_NOT_FOUND = "adjustment_not_found"
     ADJUSTMENT_SIGN = "adjustment_sign"
     AFTER_SALES_DECIDED = "after_sales_decided"
     AFTER_SALES_NOT_ALLOWED = "after_sales_not_allowed"
@@ -36,6 +37,7 @@ class OrderCode(StrEnum):
     PRODUCT_UNAVAILABLE = "product_unavailable"
     REFUND_EXCEEDS_PAID = "refund_exceeds_paid"
     REFUND_EXCEEDS_SOLD = "refund_exceeds_sold"
+    REFUND_NOT_FOUND = "refund_not_found"
     REFUND_OUTSIDE_SHIFT = "refund_outside_shift"
     REFUND_PENDING = "refund_pending"
     REFUND_REFUSED = "refund_refused"

@@ -9,6 +9,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
 from shop.errors import ErrorOut
+from shop.http import LOCATION_HEADER, ReadAt, declare_location
 
 
 def query_args(args: MultiDict) -> MultiDict:
@@ -52,8 +53,23 @@ class Blueprint(SmorestBlueprint):
         every request (an instance copies its class's fields)."""
         return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
 
-    def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
-        """Document another response; an error (4xx, 5xx) given no schema has the API's error shape (`ErrorOut`)."""
+    def response(self, status_code, schema=None, *, location: ReadAt | None = None, **kwargs):
+        """Serialize the view's answer with `schema`; an answer that created something says where it is read
+        (`location`: its `Location` header, documented)."""
+        return self._located(super().response, status_code, location, schema, **kwargs)
+
+    def alt_response(self, status_code, response=None, *, schema=None, location: ReadAt | None = None, **kwargs):
+        """Document another response; an error (4xx, 5xx) given no schema has the API's error shape (`ErrorOut`);
+        `location` as for `response`."""
         if response is None and schema is None and int(status_code) >= 400:
             schema = ErrorOut
-        return super().alt_response(status_code, response, schema=schema, **kwargs)
+        return self._located(super().alt_response, status_code, location, response, schema=schema, **kwargs)
+
+    @staticmethod
+    def _located(document, status_code, location: ReadAt | None, *args, **kwargs):
+        """`document(status_code, ...)`'s decorator, which also declares `location` for that status."""
+        if location is None:
+            return document(status_code, *args, **kwargs)
+        decorator = document(status_code, *args, headers={**(kwargs.pop("headers", None) or {}),
+                                                          "Location": LOCATION_HEADER}, **kwargs)
+        return lambda view: declare_location(decorator(view), status_code, location)

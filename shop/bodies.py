@@ -93,7 +93,7 @@ def _has_body() -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
-def _view(app: Flask):
+def matched_view(app: Flask):
     """The function that answers the matched route and method (a MethodView's method), or None."""
     view = app.view_functions.get(request.endpoint or "")
     view_class = getattr(view, "view_class", None)
@@ -180,7 +180,7 @@ def check_body(app: Flask) -> Response | None:
     if (not request.path.startswith("/api/") or request.method not in JSON_BODY_METHODS
             or request.path.endswith("/webhook")):
         return None
-    view = _view(app)
+    view = matched_view(app)
     if _refused_before_its_body(view):
         return None
     error = _body_error(view)

@@ -1,7 +1,45 @@
-"""HTTP answers every API route gives alike, whatever its view: OPTIONS."""
+"""HTTP answers every API route gives alike, whatever its view: OPTIONS, and the `Location` of what a write created.
+
+A view that creates something readable declares where it is read: `@blp.response(201, OrderOut,
+location=ReadAt("checkout.get_order", order_id="id"))`. The answer's `Location` is then that GET route's URL with its
+arguments taken from the answer's own fields; it is added after the view, so a replay of the answer under its
+Idempotency-Key carries the same one.
+"""
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, url_for
+
+from shop.bodies import matched_view
+
+LOCATION_HEADER = {"description": "The URL (a path) at which the created resource is read with GET.",
+                   "schema": {"type": "string", "format": "uri-reference"}}
+
+
+class ReadAt:
+    """Where a created resource is read: the GET route `endpoint`, each URL argument filled from the answer's field
+    it names (`order_id="id"`), or from the field of its own name (`"sku"`)."""
+
+    def __init__(self, endpoint: str, *same_names: str, **arguments: str) -> None:
+        self.endpoint, self.arguments = endpoint, {**{name: name for name in same_names}, **arguments}
+
+    def url(self, answer: dict) -> str:
+        """The path of the resource `answer` describes."""
+        return url_for(self.endpoint, **{name: answer[field] for name, field in self.arguments.items()})
+
+
+def declare_location(view, status_code: int, location: ReadAt):
+    """Mark `view`'s answers of `status_code` as created resources read at `location` (the mark is copied to the
+    decorators wrapped around it, as `required_roles` is)."""
+    view.locations = {**getattr(view, "locations", {}), int(status_code): location}
+    return view
+
+
+def add_location(response: Response) -> Response:
+    """Add `Location` to an answer whose view declared where what it created is read."""
+    location = getattr(matched_view(current_app), "locations", {}).get(response.status_code)
+    if location is not None and response.is_json:
+        response.headers["Location"] = location.url(response.get_json())
+    return response
 
 
 def answer_options() -> Response | None:
@@ -18,5 +56,6 @@ def answer_options() -> Response | None:
 
 
 def init_app(app: Flask) -> None:
-    """Answer `OPTIONS` on API routes before any view."""
+    """Answer `OPTIONS` on API routes before any view; locate what a write created after it."""
     app.before_request(answer_options)
+    app.after_request(add_location)

@@ -6,6 +6,7 @@ from flask.views import MethodView
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
+from shop.http import ReadAt
 from shop.pagination import DatedPageQuery, page_schema
 from suppliers import service
 from suppliers.schemas import (
@@ -43,7 +44,7 @@ class Suppliers(MethodView):
 
     @require_role("admin")
     @blp.arguments(SupplierCreate)
-    @blp.response(201, SupplierOut)
+    @blp.response(201, SupplierOut, location=ReadAt("suppliers.SupplierById", supplier_id="id"))
     def post(self, data):
         """Register a supplier."""
         supplier = service.create_supplier(**data)
@@ -96,7 +97,7 @@ class SupplierHouseholds(MethodView):
 
     @require_role("admin", "coop")
     @blp.arguments(HouseholdCreate)
-    @blp.response(201, HouseholdOut)
+    @blp.response(201, HouseholdOut, location=ReadAt("suppliers.HouseholdById", household_id="id"))
     def post(self, data, supplier_id):
         """Register a household under a supplier."""
         household = service.register_household(supplier_id=supplier_id,
@@ -140,7 +141,7 @@ class SupplierBenefitLinks(MethodView):
 
     @require_role("admin", "coop")
     @blp.arguments(BenefitLinkCreate)
-    @blp.response(201, BenefitLinkOut)
+    @blp.response(201, BenefitLinkOut, location=ReadAt("suppliers.BenefitLinkById", link_id="id"))
     def post(self, data, supplier_id):
         """Link a household to a supplier (another supplier's household: by code and ID number)."""
         link = service.create_benefit_link(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
@@ -149,15 +150,22 @@ class SupplierBenefitLinks(MethodView):
         return link
 
 
-@blp.route("/benefit-links/<int:link_id>", methods=["PATCH"])
-@require_role("admin", "coop")
-@blp.arguments(BenefitLinkEnd)
-@blp.response(200, BenefitLinkOut)
-def end_benefit_link(data, link_id):
-    """End a benefit link on a date (who ended it and when are kept)."""
-    link = service.end_benefit_link(link_id=link_id, user=current_user(), **data)
-    commit()
-    return link
+@blp.route("/benefit-links/<int:link_id>")
+class BenefitLinkById(MethodView):
+    @require_role("admin", "coop", "auditor")
+    @blp.response(200, BenefitLinkOut)
+    def get(self, link_id):
+        """Show a benefit link (a co-op: its own supplier's)."""
+        return service.get_benefit_link(link_id=link_id, supplier_scope=current_user().supplier_id)
+
+    @require_role("admin", "coop")
+    @blp.arguments(BenefitLinkEnd)
+    @blp.response(200, BenefitLinkOut)
+    def patch(self, data, link_id):
+        """End a benefit link on a date (who ended it and when are kept)."""
+        link = service.end_benefit_link(link_id=link_id, user=current_user(), **data)
+        commit()
+        return link
 
 
 @blp.route("/audit/reveals")

@@ -533,15 +533,21 @@ def list_benefit_links(*, supplier_id: int, supplier_scope: int | None, kind: st
     return paginate(query, keys=[BenefitLink.id], limit=limit, cursor=cursor)
 
 
-def end_benefit_link(*, link_id: int, user: User, valid_until: date) -> BenefitLink:
-    """End an open benefit link on `valid_until` (inclusive), recording who ended it and when; the link stays as
-    history."""
+def get_benefit_link(*, link_id: int, supplier_scope: int | None) -> BenefitLink:
+    """A benefit link of the supplier in scope (any, without one), else `benefit_link_not_found` 404."""
     query = select(BenefitLink).where(BenefitLink.id == link_id)
-    if user.supplier_id is not None:
-        query = query.where(BenefitLink.supplier_id == user.supplier_id)
+    if supplier_scope is not None:
+        query = query.where(BenefitLink.supplier_id == supplier_scope)
     link = db.session.scalar(query)
     if link is None:
         raise NotFound(f"No benefit link {link_id}.", code=SupplierCode.BENEFIT_LINK_NOT_FOUND)
+    return link
+
+
+def end_benefit_link(*, link_id: int, user: User, valid_until: date) -> BenefitLink:
+    """End an open benefit link on `valid_until` (inclusive), recording who ended it and when; the link stays as
+    history."""
+    link = get_benefit_link(link_id=link_id, supplier_scope=user.supplier_id)
     if link.valid_until is not None:
         raise Conflict(f"Benefit link {link_id} has already ended.", code=SupplierCode.BENEFIT_LINK_ENDED)
     if valid_until < link.valid_from:

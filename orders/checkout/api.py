@@ -9,6 +9,7 @@ from orders.checkout.schemas import OrderCreate, OrderOut, OrderQuery, ShipIn
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, commit_now
+from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import page_schema
 from shop.qr import svg_qr
@@ -28,7 +29,7 @@ class Orders(MethodView):
     @require_role("consumer")
     @idempotent
     @blp.arguments(OrderCreate)
-    @blp.response(201, OrderOut)
+    @blp.response(201, OrderOut, location=ReadAt("checkout.get_order", order_id="id"))
     @blp.alt_response(409, description="`insufficient_stock` with the short lines; nothing is reserved")
     @blp.alt_response(503, description="`payment_provider_unavailable`: the order was cancelled")
     def post(self, data):

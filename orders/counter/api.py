@@ -22,6 +22,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, db
 from shop.errors import ErrorOut
+from shop.http import ReadAt
 from shop.idempotency import HEADER, idempotent
 from shop.pagination import PageQuery, page_schema
 
@@ -44,7 +45,7 @@ def _pickup_attempts_key() -> str:
 @require_role("store_staff", "admin")
 @idempotent(scope=_store_keys)
 @blp.arguments(CounterSaleCreate)
-@blp.response(201, CounterSaleOut)
+@blp.response(201, CounterSaleOut, location=ReadAt("checkout.get_order", order_id="id"))
 @blp.alt_response(409, schema=ErrorOut,
                   description="`shift_closed`, `insufficient_stock`, `price_mismatch`; for an offline sale also "
                               "`sale_too_old`, `sale_in_future`, `sale_before_shift`, `sale_after_shift`, "

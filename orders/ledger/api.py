@@ -10,6 +10,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.fields import Date, Identifier
+from shop.http import ReadAt
 from shop.pagination import PageQuery, PeriodQuery, page_schema
 
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attribution ledger, for auditors")
@@ -177,7 +178,7 @@ def verify():
 
 @blp.route("/ledger/verifications", methods=["POST"])
 @require_role("admin", "auditor")
-@blp.response(202, LedgerVerificationOut)
+@blp.response(202, LedgerVerificationOut, location=ReadAt("ledger.show_verification", verification_id="id"))
 def request_verification():
     """Queue a full verification run by a task; poll it for its progress and result (409 `verification_running`
     while another is queued or running)."""

@@ -16,10 +16,12 @@ from orders.refunds.schemas import (
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, commit_now
+from shop.http import ReadAt
 from shop.idempotency import answer_not_final, idempotent
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds and after-sales requests")
+READ_REFUND = ReadAt("refunds.show_refund", refund_id="id")
 
 
 def _settled(refund: Refund) -> tuple[Refund, int]:
@@ -50,15 +52,24 @@ class OrderRefunds(MethodView):
     @require_role("admin", "store_staff")
     @idempotent
     @blp.arguments(RefundCreate)
-    @blp.response(201, RefundOut)
-    @blp.alt_response(202, schema=RefundOut, description="Pending: the payment provider's answer was not had; the "
-                      "refund is asked again with the same key (never twice) and listed with its status")
+    @blp.response(201, RefundOut, location=READ_REFUND)
+    @blp.alt_response(202, schema=RefundOut, location=READ_REFUND,
+                      description="Pending: the payment provider's answer was not had; the refund is asked again "
+                                  "with the same key (never twice) and listed with its status")
     def post(self, data, order_id):
         """Refund units of a paid order (admin; store staff: their store's sales of a shift still open)."""
         refund, status = _settled(service.create_refund(actor=current_user(), order_id=order_id, **data))
         if status == 202:
             answer_not_final()  # a retry with its key asks the provider again
         return refund, status
+
+
+@blp.route("/refunds/<int:refund_id>")
+@require_role("admin", "auditor", "store_staff", "consumer")
+@blp.response(200, RefundOut)
+def show_refund(refund_id):
+    """Show a refund of an order the caller may see, with its status at the payment provider."""
+    return service.read_refund(actor=current_user(), refund_id=refund_id)
 
 
 @blp.route("/orders/<int:order_id>/after-sales")
@@ -73,12 +84,20 @@ class OrderAfterSales(MethodView):
     @require_role("consumer")
     @idempotent
     @blp.arguments(AfterSalesCreate)
-    @blp.response(201, AfterSalesOut)
+    @blp.response(201, AfterSalesOut, location=ReadAt("refunds.show_after_sales", request_id="id"))
     def post(self, data, order_id):
         """Ask for a refund of delivered or collected units, within 7 days."""
         request = service.request_after_sales(actor=current_user(), order_id=order_id, **data)
         commit()
         return request
+
+
+@blp.route("/after-sales/<int:request_id>")
+@require_role("admin", "auditor", "store_staff", "consumer")
+@blp.response(200, AfterSalesOut)
+def show_after_sales(request_id):
+    """Show an after-sales request of an order the caller may see, and its outcome."""
+    return service.read_after_sales(actor=current_user(), request_id=request_id)
 
 
 @blp.route("/after-sales/<int:request_id>/approve")

@@ -457,6 +457,14 @@ def get_refund(*, refund_id: int) -> Refund:
     return db.session.get(Refund, refund_id)
 
 
+def read_refund(*, actor: User, refund_id: int) -> Refund:
+    """A refund of an order `actor` may see, else `refund_not_found` 404."""
+    refund = db.session.get(Refund, refund_id)
+    if refund is None or not may_see_order(actor, db.session.get(Order, refund.order_id)):
+        raise NotFound(f"No refund {refund_id}.", code=OrderCode.REFUND_NOT_FOUND)
+    return refund
+
+
 def refund_event_ids(refund: Refund) -> list[int]:
     """The ids of a refund's outbox events (its `line_refunded` events and any remainder)."""
     return list(db.session.scalars(select(OutboxEvent.id).where(OutboxEvent.refund_id == refund.id)
@@ -515,6 +523,11 @@ def _request_for(actor: User, request_id: int) -> AfterSalesRequest:
     if request is None or not may_see_order(actor, db.session.get(Order, request.order_id)):
         raise NotFound(f"No after-sales request {request_id}.", code=OrderCode.AFTER_SALES_NOT_FOUND)
     return request
+
+
+def read_after_sales(*, actor: User, request_id: int) -> AfterSalesRequest:
+    """An after-sales request of an order `actor` may see, else `after_sales_not_found` 404."""
+    return _request_for(actor, request_id)
 
 
 def _open_request(actor: User, request_id: int) -> AfterSalesRequest:

@@ -25,6 +25,7 @@ from orders.stores.schemas import (
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
+from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, page_schema
 
@@ -50,7 +51,7 @@ class Stores(MethodView):
 
     @require_role("admin")
     @blp.arguments(StoreCreate)
-    @blp.response(201, StoreOut)
+    @blp.response(201, StoreOut, location=ReadAt("stores.StoreById", store_id="id"))
     def post(self, data):
         """Open a store in a donor district on an unused store location."""
         store = service.create_store(**data)
@@ -91,7 +92,7 @@ def list_account_changes(query, store_id):
 @require_role("admin", "store_staff")
 @idempotent
 @shifts.arguments(ShiftOpen)
-@shifts.response(201, ShiftOut)
+@shifts.response(201, ShiftOut, location=ReadAt("shifts.show_shift", shift_id="id"))
 def open_shift(data, store_id):
     """Open the store's cash shift with a float (one open shift per store)."""
     shift = service.start_shift(actor=current_user(), store_id=store_id, **data)
@@ -123,7 +124,7 @@ def close_shift(data, shift_id):
 @require_role("admin")
 @idempotent
 @transfers.arguments(TransferCreate)
-@transfers.response(201, TransferOut)
+@transfers.response(201, TransferOut, location=ReadAt("stock_transfers.show_transfer", transfer_id="id"))
 def create_transfer(data):
     """Dispatch stock from a warehouse to a store (lots taken FIFO; accepts an Idempotency-Key)."""
     transfer = service.create_transfer(actor=current_user(), **data)
@@ -172,9 +173,18 @@ class StockAdjustments(MethodView):
     @require_role("admin", "store_staff")
     @idempotent
     @adjustments.arguments(AdjustmentCreate)
-    @adjustments.response(201, AdjustmentOut)
+    @adjustments.response(201, AdjustmentOut, location=ReadAt("stock_adjustments.show_adjustment",
+                                                              adjustment_id="id"))
     def post(self, data):
         """Count, write off or find units of a lot at a location, never below what is reserved (audited)."""
         adjustment = service.adjust_stock(actor=current_user(), **data)
         commit()
         return adjustment
+
+
+@adjustments.route("/stock-adjustments/<int:adjustment_id>")
+@require_role("admin", "auditor", "store_staff")
+@adjustments.response(200, AdjustmentOut)
+def show_adjustment(adjustment_id):
+    """Show a stock adjustment (staff: their store's location)."""
+    return service.get_adjustment(actor=current_user(), adjustment_id=adjustment_id)

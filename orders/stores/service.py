@@ -442,6 +442,16 @@ def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reas
     return adjustment
 
 
+def get_adjustment(*, actor: User, adjustment_id: int) -> StockAdjustment:
+    """A stock adjustment (store staff: at their store's location), else `adjustment_not_found` 404."""
+    adjustment = db.session.get(StockAdjustment, adjustment_id)
+    scope = _store_scope(actor)
+    if adjustment is None or (scope is not None and adjustment.location_id != db.session.scalar(
+            select(Store.location_id).where(Store.id == scope))):
+        raise NotFound(f"No stock adjustment {adjustment_id}.", code=OrderCode.ADJUSTMENT_NOT_FOUND)
+    return adjustment
+
+
 def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None, from_date: date | None,
                      to_date: date | None, limit: int, cursor: str | None) -> dict:
     """A page of the stock adjustments made in [from_date, to_date), oldest first (store staff: their store's location

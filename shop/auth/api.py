@@ -23,6 +23,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.extensions import client_address, limiter
+from shop.http import ReadAt
 from shop.pagination import page_schema
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in and users")
@@ -79,7 +80,7 @@ def issue_token(credentials):
 @auth_limit
 @register_limit
 @blp.arguments(RegisterRequest)
-@blp.response(201, UserOut)
+@blp.response(201, UserOut, location=ReadAt("auth.show_me"))
 @blp.doc(security=[])
 def register(data):
     """Register a consumer account with a mainland mobile number."""
@@ -99,7 +100,7 @@ class Users(MethodView):
 
     @require_role("admin")
     @blp.arguments(UserCreate)
-    @blp.response(201, UserOut)
+    @blp.response(201, UserOut, location=ReadAt("auth.UserById", user_id="id"))
     def post(self, data):
         """Create a user with a role and scope (audited)."""
         user = service.create_user(actor=current_user(), **data)

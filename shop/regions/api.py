@@ -9,6 +9,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.caching import cache_key, parsed_query, public_json
 from shop.db import commit
+from shop.http import ReadAt
 from shop.pagination import page_schema
 from shop.regions import service
 from shop.regions.schemas import (
@@ -47,7 +48,7 @@ class Regions(MethodView):
 
     @require_role("admin")
     @blp.arguments(RegionCreate)
-    @blp.response(201, RegionOut)
+    @blp.response(201, RegionOut, location=ReadAt("regions.get_region", "code"))
     def post(self, data):
         """Add a region."""
         region = service.create_region(**data)
@@ -76,7 +77,7 @@ class Pairings(MethodView):
 
     @require_role("admin")
     @blp.arguments(PairingCreate)
-    @blp.response(201, PairingOut)
+    @blp.response(201, PairingOut, location=ReadAt("regions.PairingById", pairing_id="id"))
     def post(self, data):
         """Add a pairing."""
         pairing = service.create_pairing(**data)
@@ -84,12 +85,20 @@ class Pairings(MethodView):
         return pairing
 
 
-@blp.route("/pairings/<int:pairing_id>", methods=["PATCH"])
-@require_role("admin")
-@blp.arguments(PairingEnd)
-@blp.response(200, PairingOut)
-def end_pairing(data, pairing_id):
-    """End a pairing on a date (who ended it and when are kept)."""
-    pairing = service.end_pairing(pairing_id=pairing_id, actor=current_user(), **data)
-    commit()
-    return pairing
+@blp.route("/pairings/<int:pairing_id>")
+class PairingById(MethodView):
+    @public_json(_public_key())
+    @blp.response(200, PairingOut)
+    @blp.doc(security=[])
+    def get(self, pairing_id):
+        """Show a pairing."""
+        return service.get_pairing(pairing_id)
+
+    @require_role("admin")
+    @blp.arguments(PairingEnd)
+    @blp.response(200, PairingOut)
+    def patch(self, data, pairing_id):
+        """End a pairing on a date (who ended it and when are kept)."""
+        pairing = service.end_pairing(pairing_id=pairing_id, actor=current_user(), **data)
+        commit()
+        return pairing

@@ -283,11 +283,17 @@ def _overlap(pairing_id: int | None) -> Conflict:
                     details={"pairing_id": pairing_id} if pairing_id is not None else {})
 
 
-def end_pairing(*, pairing_id: int, valid_until: date, actor: User) -> Pairing:
-    """End a pairing on `valid_until` (inclusive), recording who ended it and when; its history stays."""
+def get_pairing(pairing_id: int) -> Pairing:
+    """A pairing by id, else `pairing_not_found` 404."""
     pairing = db.session.get(Pairing, pairing_id)
     if pairing is None:
         raise NotFound(f"No pairing {pairing_id}.", code=ShopCode.PAIRING_NOT_FOUND)
+    return pairing
+
+
+def end_pairing(*, pairing_id: int, valid_until: date, actor: User) -> Pairing:
+    """End a pairing on `valid_until` (inclusive), recording who ended it and when; its history stays."""
+    pairing = get_pairing(pairing_id)
     if valid_until < pairing.valid_from:
         raise ValidationError("A pairing cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})

@@ -146,9 +146,20 @@ def _ask_after_sales(buyer, order: Order):
     return request
 
 
+def _refunded(admin, order: Order) -> int:
+    """The id of an admin's refund of one unit of `order`, settled at the payment provider."""
+    refund = refunds.create_refund(actor=admin, order_id=order.id, reason="顾客退货",
+                                   lines=[refunds.RefundRequest(line_id=order.lines[0].id, quantity=1,
+                                                                resellable=True)])
+    db.session.commit()
+    refunds.settle_refund(refund_id=refund.id)
+    db.session.commit()
+    return refund.id
+
+
 def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store, other_store) -> None:
     """The stores' world: stores, stock, shifts, orders of every channel and state, a refund, after-sales
-    requests, an adjustment and a sale conflict at each store (see the module docstring)."""
+    requests, a refund, an adjustment and a sale conflict at each store (see the module docstring)."""
     admin, staff = users["admin"], users["store_staff"]
     consumer, other_consumer = users["consumer"], users["other_consumer"]
     transfers = {kind: _stock(admin, staff if kind == "own" else admin, store, hub=hub.code, sku=sku,
@@ -174,8 +185,11 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store,
     sold = sales["own"].lines[0]
     refunds.create_refund(actor=staff, order_id=sales["own"].id, reason="顾客退货",
                           lines=[refunds.RefundRequest(line_id=sold.id, quantity=1, resellable=True)])
-    stores.adjust_stock(actor=staff, location_id=own_store.location_id, lot_id=sold.allocations[0].lot_id,
-                        delta=-1, reason="damaged")
+    adjustments = {kind: stores.adjust_stock(actor=admin, location_id=store.location_id, delta=-1, reason="damaged",
+                                             lot_id=sales[kind].lines[0].allocations[0].lot_id).id
+                   for kind, store in (("own", own_store), ("other", other_store))}
+    refunded = {kind: _refunded(admin, _collected(buyer, staff, admin, sku=sku, store=store, hub_id=hub.id))
+                for kind, buyer, store in (("own", consumer, own_store), ("other", other_consumer, None))}
     db.session.commit()
     offline = {"lines": [{"sku": sku, "quantity": 1, "unit_price_fen": 1}], "shift_id": shifts["own"].id,
                "payment": {"method": "card"}, "client_created_at": (utcnow() - timedelta(days=5)).isoformat()}
@@ -196,6 +210,8 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store,
         "delivery_order_id": {"own": own_delivery.id, "other": others.id},
         "collected_order_id": {kind: order.id for kind, order in collected.items()},
         "request_id": requests,
+        "refund_id": refunded,
+        "adjustment_id": adjustments,
         "sale_order_id": {kind: order.id for kind, order in sales.items()},
         "sale_conflict": conflicts,  # a route naming two objects: each parameter's id
         "conflict_id": {kind: ids["conflict_id"] for kind, ids in conflicts.items()},

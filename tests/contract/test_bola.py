@@ -96,6 +96,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/households/<household_id>"): Route(READ_COOP, "household_id", sees_all=SEE_ALL),
     ("PATCH", "/api/v1/households/<household_id>"): Route(COOP, "household_id", write=True,
                                                           body=lambda w, k: {"members": 5}),
+    ("GET", "/api/v1/benefit-links/<link_id>"): Route(READ_COOP, "link_id", sees_all=SEE_ALL),
     ("PATCH", "/api/v1/benefit-links/<link_id>"): Route(COOP, "link_id", write=True,
                                                         body=lambda w, k: {"valid_until": "2026-12-31"}),
     ("GET", "/api/v1/lots/<lot_id>"): Route(READ_COOP, "lot_id", sees_all=SEE_ALL),
@@ -107,10 +108,12 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/trace/<trace_code>"): Route((PUBLIC,), "trace_code"),
     ("GET", "/t/<code>"): Route((PUBLIC,), "trace_code"),
     ("GET", "/t/<code>/qr.svg"): Route((PUBLIC,), "trace_code"),
+    ("GET", "/api/v1/locations/<location_id>"): Route(("admin", "coop", "store_staff", "auditor"), "location_id"),
     ("GET", "/api/v1/locations/<location_id>/stock"): Route(("admin", "auditor"), "location_id"),
     ("GET", "/api/v1/users/<user_id>"): Route(SEE_ALL, "user_id"),
     ("PATCH", "/api/v1/users/<user_id>"): Route(("admin",), "user_id", write=True,
                                                 body=lambda w, k: {"active": True}),
+    ("GET", "/api/v1/pairings/<pairing_id>"): Route((PUBLIC,), "pairing_id"),
     ("PATCH", "/api/v1/pairings/<pairing_id>"): Route(("admin",), "pairing_id", write=True,
                                                       body=lambda w, k: {"valid_until": "2099-12-31"}),
     ("GET", "/api/v1/regions/<code>"): Route((PUBLIC,), "region_code"),
@@ -129,6 +132,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/stock-transfers/<transfer_id>/receive"): Route(
         ("store_staff",), "transfer_id", write=True, body=lambda w, k: {"lines": w.facts["transfer_lines"][k]}),
     ("GET", "/api/v1/stores/<store_id>/incoming-transfers"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/stock-adjustments/<adjustment_id>"): Route(READ_STORE, "adjustment_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/counter-sales"): Route(STORE, "store_id", write=True, body=_sale_body),
     ("GET", "/api/v1/stores/<store_id>/sale-conflicts"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/sale-conflicts/<conflict_id>/resolve"): Route(
@@ -142,6 +146,8 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/orders/<order_id>/pickup-qr.svg"): Route(("consumer",), "order_id", sees_all=()),  # the buyer
     ("GET", "/api/v1/orders/<order_id>/refunds"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/orders/<order_id>/after-sales"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/refunds/<refund_id>"): Route(ORDER_READERS, "refund_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/after-sales/<request_id>"): Route(ORDER_READERS, "request_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/orders/<order_id>/cancel"): Route(("admin", "consumer"), "pending_order_id", write=True),
     ("POST", "/api/v1/payments/sandbox/<payment_intent_id>/confirm"): Route(
         ("admin", "consumer"), "payment_intent_id", write=True, body=lambda w, k: {"outcome": "succeeded"}),

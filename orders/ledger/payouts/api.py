@@ -12,6 +12,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.fields import Choice, Computed, Date, Id, Text
+from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, PageQuery, page_schema
 
@@ -202,7 +203,7 @@ class PayoutBatches(MethodView):
     @require_role("admin")
     @idempotent
     @blp.arguments(PayoutBatchCreate)
-    @blp.response(202, PayoutBatchOut)
+    @blp.response(202, PayoutBatchOut, location=ReadAt("payouts.show_batch", batch_id="id"))
     def post(self, data):
         """Request a payout batch; a task builds it (poll the batch for its status and progress)."""
         batch = service.request_batch(actor=current_user(), **data)

@@ -73,6 +73,19 @@ def test_a_sale_of_a_supplier_deactivated_since_is_still_refunded(client, world)
     assert db.session.get(Order, order.id).status == "refunded"
 
 
+def test_a_refund_is_read_at_its_location_by_who_may_see_its_order_only(client, world):
+    order = _counter_sale(world, quantity=2)
+    _, admin = user_with_token("admin")
+    refund = _refund(client, admin, order, 1)
+    _, stranger = user_with_token("store_staff", store_id=StoreFactory().id)
+
+    read = client.get(refund.headers["Location"], headers=admin)
+    hidden = client.get(refund.headers["Location"], headers=stranger)
+
+    assert (read.status_code, read.json["id"], read.json["amount_fen"]) == (200, refund.json["id"], 2000)
+    assert (hidden.status_code, hidden.json["error"]["code"]) == (404, "refund_not_found")
+
+
 def test_partial_then_full_refund_takes_units_off_allocations_in_reverse_order(client, world):
     order = _counter_sale(world)
     _, admin = user_with_token("admin")

@@ -48,6 +48,16 @@ def test_staff_write_off_spoiled_stock_and_the_row_is_the_audit(client, store, s
     assert _on_hand(store, store_lot) == 7
 
 
+def test_an_adjustment_is_read_at_its_location_by_its_stores_staff_only(client, store, staff_of, store_lot):
+    created = _adjust(client, staff_of(store), store, store_lot, -1, "damaged")
+
+    read = client.get(created.headers["Location"], headers=staff_of(store))
+    hidden = client.get(created.headers["Location"], headers=staff_of(StoreFactory()))
+
+    assert (read.status_code, read.json["id"], read.json["delta"]) == (200, created.json["id"], -1)
+    assert (hidden.status_code, hidden.json["error"]["code"]) == (404, "adjustment_not_found")
+
+
 @pytest.mark.parametrize(("delta", "reason", "on_hand"), [(5, "found", 9), (-2, "stocktake", 2),
                                                           (4, "stocktake", 8), (-1, "damaged", 3)])
 def test_each_reason_moves_stock_its_way(client, login, store, store_lot, delta, reason, on_hand):
