@@ -55,6 +55,7 @@ class OrderCode(StrEnum):
     STORE_UNAVAILABLE = "store_unavailable"
     TENDERED_BELOW_TOTAL = "tendered_below_total"
     TENDERED_TOO_MUCH = "tendered_too_much"
+    TOO_MANY_UNPAID_ORDERS = "too_many_unpaid_orders"
     TRANSFER_ALREADY_RECEIVED = "transfer_already_received"
     TRANSFER_LINES_MISMATCH = "transfer_lines_mismatch"
     TRANSFER_NOT_FOUND = "transfer_not_found"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Row, bindparam, func, literal, select
+from sqlalchemy import Row, Select, bindparam, func, literal, select
 
 from catalog import inventory
 from catalog.errors import CatalogCode
@@ -28,7 +28,7 @@ from orders.payments.provider import get_provider
 from orders.state import record_created, transition
 from orders.stores.service import SEE_ALL
 from shop.auth.models import User
-from shop.db import after_commit, db, insert_new, utcnow
+from shop.db import after_commit, db, insert_new, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import Region
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PAID_OR_LATER = ("paid", "shipped", "delivered", "fulfilled", "refunded")
 EXPIRY_BATCH = 200
+MAX_UNPAID_ORDERS = 5  # a buyer's orders awaiting payment at once: their stock is held from every other buyer
 
 
 class PaymentProviderUnavailable(AppError):
@@ -73,6 +74,34 @@ _PRODUCTS = (select(*_SNAPSHOT, literal(True)).join(Supplier, Supplier.id == Pro
 _PRODUCTS_TO_DISTRICT = select(*_SNAPSHOT, select(Region.code).where(
     Region.code == bindparam("district"), Region.level == "county", Region.side == "donor").exists()).join(
     Supplier, Supplier.id == Product.supplier_id).where(Product.sku.in_(bindparam("skus", expanding=True)))
+
+
+def _payment_being_confirmed(order_id) -> Select:
+    """A payment of the order (`order_id`: a value or a column) that the provider reported made and that is not
+    processed yet: the order is about to be paid."""
+    return (select(PaymentEvent.id).join(Payment, Payment.intent_id == PaymentEvent.intent_id)
+            .where(Payment.order_id == order_id, PaymentEvent.status == "pending",
+                   PaymentEvent.type == "payment_intent.succeeded"))
+
+
+# a buyer's orders awaiting payment: not paid, and none of their payments being confirmed
+_UNPAID_ORDERS = select(func.count(Order.id)).where(Order.consumer_id == bindparam("id"),
+                                                    Order.status == "pending_payment",
+                                                    ~_payment_being_confirmed(Order.id).exists())
+_LOCK_BUYER = select(User.id).where(User.id == bindparam("id")).with_for_update()
+_PAYMENT_BEING_CONFIRMED = _payment_being_confirmed(bindparam("id")).limit(1)
+
+
+def _check_unpaid_orders(buyer: User) -> None:
+    """`too_many_unpaid_orders` 409 when the buyer already has MAX_UNPAID_ORDERS orders awaiting payment."""
+    if db.session.get_bind().dialect.name == "sqlite":  # the buyer's checkouts queue here, so the count holds
+        lock_on_sqlite("UPDATE users SET id = id WHERE id = :id", id=buyer.id)
+    else:
+        db.session.execute(_LOCK_BUYER, {"id": buyer.id})
+    unpaid = db.session.execute(_UNPAID_ORDERS, {"id": buyer.id}).scalar_one()
+    if unpaid >= MAX_UNPAID_ORDERS:
+        raise Conflict(f"You have {unpaid} orders awaiting payment: pay or cancel one before ordering again.",
+                       code=OrderCode.TOO_MANY_UNPAID_ORDERS, details={"limit": MAX_UNPAID_ORDERS})
 
 
 def _why_not_on_sale(product: Row | None) -> str | None:
@@ -155,7 +184,9 @@ def _reserve_from_a_warehouse(products: list[Row], lines: list[dict]) -> tuple[i
 def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int | None = None,
                 warehouse_id: int | None = None, address: dict | None = None) -> OrderView:
     """Create a pending order with its prices and rates snapshotted and its stock reserved until `expires_at`;
-    its buyer's view (no payment yet), built from what was written (the objects are not in the session)."""
+    its buyer's view (no payment yet), built from what was written (the objects are not in the session). A buyer
+    holds at most MAX_UNPAID_ORDERS orders awaiting payment."""
+    _check_unpaid_orders(actor)
     products = _products(lines, delivery_to=address["district_code"] if channel == "delivery" else None)
     store = None
     if channel == "pickup":
@@ -325,12 +356,6 @@ def _locked_in_scope(actor: User, order_id: int) -> Order:
     """The order locked for a change, if `actor` may see it (`order_not_found` 404 otherwise)."""
     get_order_for(actor=actor, order_id=order_id)
     return lock_order(order_id)
-
-
-# a payment of the order that the provider reported made and that is not processed yet
-_PAYMENT_BEING_CONFIRMED = (select(PaymentEvent.id).join(Payment, Payment.intent_id == PaymentEvent.intent_id)
-                            .where(Payment.order_id == bindparam("id"), PaymentEvent.status == "pending",
-                                   PaymentEvent.type == "payment_intent.succeeded").limit(1))
 
 
 def cancel_order(*, actor: User, order_id: int) -> OrderView:

@@ -407,3 +407,26 @@ def test_a_retry_of_a_request_that_died_between_its_two_commits_places_the_order
     assert (again.status_code, again.json["id"]) == (201, retry.json["id"])
     assert again.headers["Idempotent-Replayed"] == "true"
     assert db.session.scalar(select(func.count(Order.id))) == 1
+
+
+def test_a_buyer_holds_at_most_five_unpaid_orders_and_paying_or_cancelling_frees_a_place(client, login, world):
+    headers = login("consumer")
+    orders = [client.post("/api/v1/orders", json=delivery_body((world["b"].sku, 1)), headers=headers).json
+              for _ in range(5)]
+    assert _stock(world["warehouse"].id) == (20, 5)
+
+    refused = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
+
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "too_many_unpaid_orders"
+    assert refused.json["error"]["details"] == {"limit": 5}
+    assert _stock(world["warehouse"].id) == (20, 5)  # nothing reserved
+    other = login("consumer")
+    assert client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=other).status_code == 201
+    assert client.post(f"/api/v1/orders/{orders[0]['id']}/cancel", headers=headers).status_code == 200
+    assert client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers).status_code == 201
+    intent_id = orders[1]["payment"]["client_secret"].split("_secret_")[0]
+    paid = client.post(f"/api/v1/payments/sandbox/{intent_id}/confirm", json={"outcome": "succeeded"}, headers=headers)
+    assert paid.status_code == 200 and paid.json["status"] == "paid"
+    assert client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers).status_code == 201
+    again = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
+    assert again.status_code == 409 and again.json["error"]["code"] == "too_many_unpaid_orders"

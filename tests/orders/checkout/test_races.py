@@ -1,5 +1,5 @@
 """Checkout races over HTTP on SQLite (the embedded default) and PostgreSQL: no oversell, no deadlock
-reaching a client, one order per Idempotency-Key."""
+reaching a client, one order per Idempotency-Key, one buyer's unpaid orders capped."""
 from __future__ import annotations
 
 import threading
@@ -61,9 +61,9 @@ def test_64_concurrent_checkouts_on_a_lot_of_10(racing_app):
     product = ProductFactory()
     make_lot(product, LocationFactory(), quantity=10)
     db.session.commit()
-    consumers = [_consumer(racing_app) for _ in range(4)]
+    consumers = [_consumer(racing_app) for _ in range(16)]  # 4 checkouts each: under the unpaid-orders cap
 
-    responses = _post_together(racing_app, [(consumers[i % 4], delivery_body((product.sku, 1)))
+    responses = _post_together(racing_app, [(consumers[i % 16], delivery_body((product.sku, 1)))
                                             for i in range(64)])
 
     outcomes = Counter((r.status_code, r.json.get("error", {}).get("code")) for r in responses)
@@ -80,9 +80,9 @@ def test_carts_locking_skus_in_opposite_order_never_deadlock(racing_app):
         make_lot(product, warehouse, quantity=500)
     db.session.commit()
     skus = [p.sku for p in products]
-    consumer = _consumer(racing_app)
+    consumers = [_consumer(racing_app) for _ in range(24)]  # buyers of their own: their checkouts do not queue
 
-    requests = [(consumer, delivery_body(*[(sku, 2) for sku in (skus if i % 2 else list(reversed(skus)))]))
+    requests = [(consumers[i], delivery_body(*[(sku, 2) for sku in (skus if i % 2 else list(reversed(skus)))]))
                 for i in range(24)]
     responses = _post_together(racing_app, requests)
 
@@ -103,3 +103,16 @@ def test_the_same_idempotency_key_five_times_at_once_is_one_order(racing_app):
     assert len({r.get_data() for r in responses}) == 1
     assert db.session.scalar(select(func.count(Order.id))) == 1
     assert _stock_totals()[1] == 3
+
+
+def test_one_buyers_concurrent_checkouts_hold_at_most_five_unpaid_orders(racing_app):
+    product = ProductFactory()
+    make_lot(product, LocationFactory(), quantity=100)
+    db.session.commit()
+    buyer = _consumer(racing_app)
+
+    responses = _post_together(racing_app, [(buyer, delivery_body((product.sku, 1))) for _ in range(12)])
+
+    outcomes = Counter((r.status_code, r.json.get("error", {}).get("code")) for r in responses)
+    assert outcomes == Counter({(201, None): 5, (409, "too_many_unpaid_orders"): 7})
+    assert _stock_totals() == (100, 5, 95)

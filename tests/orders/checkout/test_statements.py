@@ -11,8 +11,8 @@ from tests.orders.checkout.conftest import delivery_body, make_world
 from tests.orders.payments.conftest import user_with_token
 from tests.statements import statements
 
-CREATE_BUDGET = 9  # the token's user, products with their district's check, stock (lock at the warehouses, update),
-# 4 inserts, payment
+CREATE_BUDGET = 11  # the token's user, the buyer locked and their unpaid orders counted, products with their
+# district's check, stock (lock at the warehouses, update), 4 inserts, payment
 CONFIRM_BUDGET = 3  # the token's user, payment and order, the event's insert (with a broker the answer is what the
 # confirm found)
 EVENT_BUDGET = 10  # the event claimed with its order id, the order locked with its lines and allocations, the event
