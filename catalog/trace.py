@@ -31,8 +31,8 @@ def _households(rows: list) -> dict:
     return {"count": count, "villages": sorted(row.household_village for row in rows if row.households >= MIN_GROUP)}
 
 
-def trace(*, trace_code: str) -> dict:
-    """The public trace of the lot with `trace_code`, or `NotFound`."""
+def _lot_trace(trace_code: str) -> tuple[dict, int]:
+    """The public trace of the lot with `trace_code` and how many households delivered it, or `NotFound`."""
     code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else ""
     rows = queries.lot_trace(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else []
     if not rows:
@@ -51,17 +51,24 @@ def trace(*, trace_code: str) -> dict:
     }
     if households["count"] is not None:
         result["attributed_fen"] = row.attributed_fen
-    return result
+    return result, sum(row.households for row in rows)
+
+
+def trace(*, trace_code: str) -> dict:
+    """The public trace of the lot with `trace_code`, or `NotFound`."""
+    return _lot_trace(trace_code)[0]
 
 
 @pages.get("/t/<code>")
 def trace_page(code: str):
-    """The printable, mobile-friendly trace page of a lot (Chinese)."""
+    """The printable, mobile-friendly trace page of a lot (Chinese): a lot no household delivered says so (none
+    reveals nothing about anyone), one of 1 or 2 households only that they were fewer than 3."""
     try:
-        data = trace(trace_code=code)
+        data, delivered = _lot_trace(code)
     except NotFound:
         return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
-    return render_template("trace.html", t=data, qr_url=url_for(".trace_qr", code=data["trace_code"]))
+    return render_template("trace.html", t=data, no_household=delivered == 0,
+                           qr_url=url_for(".trace_qr", code=data["trace_code"]))
 
 
 @pages.get("/t/<code>/qr.svg")

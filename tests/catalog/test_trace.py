@@ -10,7 +10,7 @@ from qrcode.image.svg import SvgPathImage
 from catalog import inventory
 from catalog.spreadsheet import read_sheet
 from shop.db import db
-from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body, make_lot
 
 
 def lot_with_households(supplier, villages: list[str]):
@@ -51,6 +51,14 @@ def test_fewer_than_three_households_show_no_count_villages_or_amount(client, co
     assert "attributed_fen" not in body
     page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
     assert "少于 3 户" in page and "5.00" not in page
+
+
+def test_a_lot_no_household_delivered_says_so_plainly(client, coop):
+    lot = make_lot(ProductFactory(supplier=coop[0]), LocationFactory())
+    db.session.commit()
+    assert client.get(f"/api/v1/trace/{lot.trace_code}").json["households"] == {"count": None, "fewer_than": 3}
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+    assert "本批次没有建档立卡脱贫户交售。" in page and "少于" not in page
 
 
 def test_trace_outputs_carry_no_personal_data(client, coop):

@@ -15,6 +15,7 @@ from orders.checkout.service import expire_reservations
 from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
 from orders.models import Order, Store
+from orders.refunds.service import RefundRequest, create_refund, settle_refund
 from shop.auth.service import find_user
 from shop.db import db
 from tests.catalog.factories import make_lot
@@ -247,17 +248,46 @@ def test_a_collected_order_says_so_with_its_impact_and_no_pickup_code(site, shop
     assert shopper.get(f"/orders/{order_id}/pickup-qr.svg").status_code == 404
 
 
-def test_an_order_reaching_fewer_than_three_households_shows_no_count_and_no_amount(site, shopper):
-    _add(shopper, "BT-WYY-5KG", "1")  # an enterprise's lot: no household delivered it
-    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（高明）")}
+def _paid_order(site, shopper, sku: str, quantity: str, store: str) -> int:
+    """The id of a pickup order of `quantity` units of `sku` at the demo store `store`, paid in the sandbox."""
+    _add(shopper, sku, quantity)
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, store)}
     order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
     shopper.post(f"/orders/{order_id}/pay", data={"outcome": "succeeded",
                                                   "csrf_token": _token(shopper, f"/orders/{order_id}/pay")})
+    return order_id
+
+
+def _impact_line(html: str) -> str:
+    """The text of the order page's impact line."""
+    return re.sub(r"<[^>]+>", "", re.search(r'id="impact">(.+?)</p>', html, re.DOTALL).group(1)).strip()
+
+
+def test_an_order_of_a_lot_no_household_delivered_says_no_household_is_attributed(site, shopper):
+    order_id = _paid_order(site, shopper, "BT-WYY-5KG", "1", "大凉山体验店（高明）")  # an enterprise's lot
     with site.app.app_context():
         assert db.session.get(Order, order_id).impact == {"households": None, "fewer_than": 3, "counties": []}
         db.session.remove()
     html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
-    assert re.search(r'id="impact">([^<]+)<', html).group(1) == "本单收益归属于 少于 3 户（不公布金额）"
+    assert _impact_line(html) == "本单收益没有归属任何建档立卡脱贫户。"
+    assert "少于" not in html
+
+
+def test_a_fully_refunded_order_says_its_attribution_was_reversed(site, shopper):
+    order_id = _paid_order(site, shopper, "ZJ-KQMT-500G", "1", "大凉山体验店（顺德）")
+    with site.app.app_context():
+        assert db.session.get(Order, order_id).impact["households"] >= 3
+        line = db.session.get(Order, order_id).lines[0]
+        refund = create_refund(actor=find_user(username="admin"), order_id=order_id, reason="顾客不要了",
+                               lines=[RefundRequest(line_id=line.id, quantity=1)])
+        db.session.commit()
+        settle_refund(refund_id=refund.id)
+        db.session.commit()
+        assert db.session.get(Order, order_id).status == "refunded"
+        db.session.remove()
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert _impact_line(html) == "本单已全额退款，收益归属已撤销，不再归属任何建档立卡脱贫户。"
+    assert "少于" not in html
 
 
 def test_amounts_are_shown_in_yuan_from_fen():

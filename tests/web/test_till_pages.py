@@ -185,6 +185,13 @@ def _refund_form(client, order) -> dict:
     return {"csrf_token": token, "form_key": re.search(r'name="form_key" value="([0-9a-f]{32})"', page).group(1)}
 
 
+def test_a_receipt_of_a_lot_no_household_delivered_says_no_household_is_attributed(client):
+    order, _ = _sale(client)  # its lot has a quantity and no household contributions
+    assert order.impact == {"households": None, "fewer_than": 3, "counties": []}
+    receipt = client.get(f"/till/receipts/{order.id}").get_data(as_text=True)
+    assert "帮扶归属：没有归属任何建档立卡脱贫户。" in receipt and "不足" not in receipt
+
+
 def test_a_refund_form_with_bad_or_too_many_units_refunds_nothing(client):
     order, _ = _sale(client)
     line_id = order.lines[0].id
