@@ -15,6 +15,7 @@ from orders.checkout.service import expire_reservations
 from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
 from orders.models import Order, Store
+from orders.payments import service as payments
 from orders.refunds.service import RefundRequest, create_refund, settle_refund
 from shop.auth.service import find_user
 from shop.db import db
@@ -306,6 +307,30 @@ def test_a_failed_sandbox_payment_leaves_the_order_payable_and_it_can_be_cancell
     shopper.post(f"/orders/{order_id}/cancel", data={"csrf_token": token})
     assert "已取消" in shopper.get(f"/orders/{order_id}").get_data(as_text=True)
     assert shopper.get(f"/orders/{order_id}/pay").status_code == 302  # nothing left to pay
+
+
+def test_a_sandbox_payment_the_worker_has_not_processed_is_being_confirmed_and_cannot_be_cancelled(
+        site, shopper, monkeypatch):
+    _add(shopper, "BT-KQF-1KG", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（高明）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    returned = shopper.get(f"/orders/{order_id}?redirect_status=succeeded").get_data(as_text=True)  # from Stripe
+    assert "支付已提交，正在确认" in returned and "取消订单" not in returned
+    token = _token(shopper, f"/orders/{order_id}/pay")
+    with monkeypatch.context() as worker_busy:  # the event is stored, its processing not yet run
+        worker_busy.setattr(payments, "wake", lambda: None)
+        paid = shopper.post(f"/orders/{order_id}/pay", data={"outcome": "succeeded", "csrf_token": token})
+    page = shopper.get(paid.location)
+    html = page.get_data(as_text=True)
+    assert "待支付" in html and "支付成功" not in html and "支付已提交，正在确认，请稍后刷新本页。" in html
+    assert "取消订单" not in html and "去支付" not in html and "请在" not in html
+    assert shopper.get(f"/orders/{order_id}/pay").location == f"/orders/{order_id}"  # not paid twice meanwhile
+    with site.app.app_context():  # the worker catches up: the order is paid and says so
+        payments.wake()
+        db.session.commit()
+        db.session.remove()
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert "已支付" in html and "正在确认" not in html and "取消订单" not in html
 
 
 def test_with_stripe_keys_the_payment_page_loads_stripe_elements_from_stripe_only(site, shopper):

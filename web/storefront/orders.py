@@ -151,7 +151,7 @@ def pay(order_id: int):
         view = _own_order(order_id)
     except NotFound:
         return error_page(404, ORDER_NOT_FOUND)
-    if view.status != "pending_payment" or view.payment is None:
+    if view.status != "pending_payment" or view.payment is None or reads.payment_confirming(order_id=order_id):
         return redirect(url_for(".order_page", order_id=order_id))
     config = current_app.config
     if config["PAYMENTS"] == "stripe" and config.get("STRIPE_PUBLISHABLE_KEY"):
@@ -168,7 +168,10 @@ def pay(order_id: int):
         return render_template("storefront/pay_sandbox.html", order=view, error="请选择支付结果。"), 422
     payments.sandbox_confirm(actor=web_user(), intent_id=view.payment.intent_id, outcome=outcome)
     commit()
-    flash("支付成功。" if outcome == "succeeded" else "支付失败，可以重新支付。")
+    if outcome == "failed":
+        flash("支付失败，可以重新支付。")
+    elif payments.payment_state(order_id=order_id)["status"] != "pending_payment":
+        flash("支付成功。")  # else the order page says the payment is being confirmed (the worker is behind)
     return redirect(url_for(".order_page", order_id=order_id))
 
 
@@ -187,13 +190,17 @@ def order_list():
 @bp.get("/orders/<int:order_id>")
 @signed_in("consumer")
 def order_page(order_id: int):
-    """One of the consumer's orders: status, lines, pickup code and its QR, tracking and impact."""
+    """One of the consumer's orders: status, lines, pickup code and its QR, tracking and impact. An unpaid order whose
+    payment is being confirmed (Stripe's redirect back says it succeeded, or its event awaits the worker) says so and
+    offers neither paying again nor cancelling."""
     try:
         view = _own_order(order_id)
     except NotFound:
         return error_page(404, ORDER_NOT_FOUND)
     returned = request.args.get("redirect_status", "")[:32]  # Stripe's redirect back from a payment page
-    return render_template("storefront/order.html", order=view, returned=returned)
+    confirming = view.status == "pending_payment" and (
+        returned == "succeeded" or reads.payment_confirming(order_id=order_id))
+    return render_template("storefront/order.html", order=view, returned=returned, confirming=confirming)
 
 
 @bp.post("/orders/<int:order_id>/cancel")
