@@ -16,11 +16,18 @@ from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
 from orders.models import Order, Store
 from orders.payments import service as payments
-from orders.refunds.service import RefundRequest, create_refund, settle_refund
+from orders.refunds.service import (
+    RefundRequest,
+    approve_after_sales,
+    create_refund,
+    reject_after_sales,
+    request_after_sales,
+    settle_refund,
+)
 from shop.auth.service import find_user
 from shop.db import db
 from tests.catalog.factories import make_lot
-from web.filters import yuan
+from web.filters import local_time, yuan
 from web.storefront.reads import lots_on_sale
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -289,6 +296,52 @@ def test_a_fully_refunded_order_says_its_attribution_was_reversed(site, shopper)
     html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
     assert _impact_line(html) == "本单已全额退款，收益归属已撤销，不再归属任何建档立卡脱贫户。"
     assert "少于" not in html
+
+
+def _page_text(html: str) -> str:
+    """A page's text: tags dropped, white space folded."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_an_order_page_shows_its_refunds_after_sales_answers_and_what_was_paid_in_the_end(site, shopper):
+    order_id = _paid_order(site, shopper, "ZJ-KQMT-500G", "3", "大凉山体验店（南海）")
+    with site.app.app_context():
+        order = db.session.get(Order, order_id)
+        hand_over(actor=find_user(username="staff-nanhai"), store_id=order.store_id, pickup_code=order.pickup_code)
+        db.session.commit()
+        buyer, admin = find_user(username=CONSUMER), find_user(username="admin")
+        line = db.session.get(Order, order_id).lines[0]
+        asked = [RefundRequest(line_id=line.id, quantity=1)]
+        rejected = request_after_sales(actor=buyer, order_id=order_id, lines=asked, reason="包装破损",
+                                       photo_url=None)
+        reject_after_sales(actor=admin, request_id=rejected.id, reason="照片看不出问题")
+        db.session.commit()
+        approved = request_after_sales(actor=buyer, order_id=order_id, lines=asked, reason="有一袋受潮",
+                                       photo_url=None)
+        refund_id = approve_after_sales(actor=admin, request_id=approved.id, resellable=False).refund_id
+        db.session.commit()
+        refund = settle_refund(refund_id=refund_id)
+        db.session.commit()
+        ids, name, price, total = (rejected.id, approved.id), line.name, line.unit_price_fen, order.total_fen
+        refunded_at, answered_at = local_time(refund.created_at), local_time(rejected.decided_at)
+        asked_at = [local_time(request.created_at) for request in (rejected, approved)]
+        db.session.remove()
+    text = _page_text(shopper.get(f"/orders/{order_id}").get_data(as_text=True))
+    assert f"合计 {yuan(total)} 已退款 -{yuan(price)} 实付 {yuan(total - price)}" in text
+    assert f"退款 {refunded_at} {yuan(price)} {name} × 1 售后申请 #{ids[1]}：有一袋受潮" in text
+    assert (f"售后申请 #{ids[0]} 未通过 提交于 {asked_at[0]} {name} × 1 原因：包装破损 "
+            f"答复：照片看不出问题（{answered_at}）") in text
+    assert f"售后申请 #{ids[1]} 已同意 提交于 {asked_at[1]} {name} × 1 原因：有一袋受潮 已退款 {yuan(price)}" in text
+
+
+def test_a_delivery_order_shows_where_it_ships_with_the_phone_masked(site, shopper):
+    _add(shopper, "LB-QC-5KG", "1")
+    address = {"channel": "delivery", "district_code": "440606", "detail": "大良街道演示路 8 号",
+               "recipient": "演示收货人", "phone": "139 1234 5678"}
+    order_id = int(shopper.post("/checkout", data={**_checkout_form(shopper), **address}).location.split("/")[2])
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert "收货地址 演示收货人 139****5678 佛山市顺德区 大良街道演示路 8 号" in _page_text(html)
+    assert "13912345678" not in html
 
 
 def test_amounts_are_shown_in_yuan_from_fen():

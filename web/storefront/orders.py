@@ -23,6 +23,7 @@ from web.once import is_form_key, new_form_key
 from web.pages import error_page, signed_in, web_user
 from web.storefront import cart, reads
 from web.storefront.checkout import place_order_once, placed_order
+from web.storefront.order_details import order_details
 from web.storefront.views import bp
 
 MAX_STORES = 100
@@ -190,7 +191,8 @@ def order_list():
 @bp.get("/orders/<int:order_id>")
 @signed_in("consumer")
 def order_page(order_id: int):
-    """One of the consumer's orders: status, lines, pickup code and its QR, tracking and impact. An unpaid order whose
+    """One of the consumer's orders: status, lines, pickup code and its QR, tracking, delivery address, refunds and
+    what was paid in the end, after-sales requests with their answers, and impact. An unpaid order whose
     payment is being confirmed (Stripe's redirect back says it succeeded, or its event awaits the worker) says so and
     offers neither paying again nor cancelling."""
     try:
@@ -200,7 +202,8 @@ def order_page(order_id: int):
     returned = request.args.get("redirect_status", "")[:32]  # Stripe's redirect back from a payment page
     confirming = view.status == "pending_payment" and (
         returned == "succeeded" or reads.payment_confirming(order_id=order_id))
-    return render_template("storefront/order.html", order=view, returned=returned, confirming=confirming)
+    return render_template("storefront/order.html", order=view, returned=returned, confirming=confirming,
+                           details=order_details(actor=web_user(), view=view))
 
 
 @bp.post("/orders/<int:order_id>/cancel")
