@@ -358,12 +358,18 @@ def _locked_in_scope(actor: User, order_id: int) -> Order:
     return lock_order(order_id)
 
 
+def payment_being_confirmed(*, order_id: int) -> bool:
+    """Whether a payment of the order succeeded at the provider (its event received) and is not processed yet: the
+    order is still unpaid, but its buyer has paid."""
+    return db.session.execute(_PAYMENT_BEING_CONFIRMED, {"id": order_id}).first() is not None
+
+
 def cancel_order(*, actor: User, order_id: int) -> OrderView:
     """Cancel an unpaid order (its owner or an admin), releasing its reservation (`invalid_transition` 409), and,
     once that has committed, its PaymentIntent at the provider. A payment the provider already reported as made and
     not yet processed is `payment_being_confirmed` 409: the buyer paid, so the order is about to be paid."""
     order = _locked_in_scope(actor, order_id)
-    if order.status == "pending_payment" and db.session.execute(_PAYMENT_BEING_CONFIRMED, {"id": order.id}).first():
+    if order.status == "pending_payment" and payment_being_confirmed(order_id=order.id):
         raise Conflict(f"Order {order.id} has a payment being confirmed: it cannot be cancelled.",
                        code=OrderCode.PAYMENT_BEING_CONFIRMED)
     transition(order, "cancelled", actor_id=actor.id,

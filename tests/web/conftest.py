@@ -32,6 +32,23 @@ class Site:
     passwords: dict[str, str]
     app: object
 
+    def cancel_unpaid_orders(self, username: str) -> None:
+        """Cancel what a buyer left unpaid in earlier tests of the module (a buyer holds at most 5 unpaid orders)."""
+        from sqlalchemy import select
+
+        from orders.checkout.service import cancel_order
+        from orders.models import Order
+        from shop.auth.models import User
+        from shop.db import db
+
+        with self.app.app_context():
+            buyer = db.session.scalar(select(User).where(User.username == username))
+            for order_id in db.session.scalars(select(Order.id).where(Order.consumer_id == buyer.id,
+                                                                      Order.status == "pending_payment")).all():
+                cancel_order(actor=buyer, order_id=order_id)
+            db.session.commit()
+            db.session.remove()
+
 
 @pytest.fixture(scope="module")
 def site(sqlite_template, tmp_path_factory, request):

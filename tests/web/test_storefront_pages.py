@@ -44,7 +44,8 @@ def _token(client, path: str) -> str:
 
 @pytest.fixture
 def shopper(site):
-    """A test client signed in as the demo consumer."""
+    """A test client signed in as the demo consumer, with no order left unpaid by an earlier test."""
+    site.cancel_unpaid_orders(CONSUMER)
     client = site.app.test_client()
     client.post("/login", data={"username": CONSUMER, "password": site.passwords[CONSUMER],
                                 "csrf_token": _token(client, "/login")})

@@ -152,7 +152,7 @@ def pay(order_id: int):
         view = _own_order(order_id)
     except NotFound:
         return error_page(404, ORDER_NOT_FOUND)
-    if view.status != "pending_payment" or view.payment is None or reads.payment_confirming(order_id=order_id):
+    if view.status != "pending_payment" or view.payment is None or checkout.payment_being_confirmed(order_id=order_id):
         return redirect(url_for(".order_page", order_id=order_id))
     config = current_app.config
     if config["PAYMENTS"] == "stripe" and config.get("STRIPE_PUBLISHABLE_KEY"):
@@ -201,7 +201,7 @@ def order_page(order_id: int):
         return error_page(404, ORDER_NOT_FOUND)
     returned = request.args.get("redirect_status", "")[:32]  # Stripe's redirect back from a payment page
     confirming = view.status == "pending_payment" and (
-        returned == "succeeded" or reads.payment_confirming(order_id=order_id))
+        returned == "succeeded" or checkout.payment_being_confirmed(order_id=order_id))
     return render_template("storefront/order.html", order=view, returned=returned, confirming=confirming,
                            details=order_details(actor=web_user(), view=view))
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from catalog.models import Location, Lot, Product, Stock
-from orders.models import Payment, PaymentEvent, Store
+from orders.models import Store
 from shop.db import db
 from shop.regions.models import Pairing, Region
 from shop.regions.service import valid_on
@@ -87,11 +87,3 @@ def lots_on_sale(*, sku: str, limit: int) -> tuple[list[LotOnSale], int]:
         .group_by(Lot.id, Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village)
         .order_by(Lot.harvested_on, Lot.id).limit(limit)).all()
     return [LotOnSale(*row[:-1]) for row in rows], rows[0][-1] if rows else 0
-
-
-def payment_confirming(*, order_id: int) -> bool:
-    """Whether a payment of the order succeeded at the provider (its event received) and the worker has not yet
-    processed that event: the order is still unpaid, but the buyer has paid."""
-    return db.session.scalar(select(exists().where(
-        PaymentEvent.intent_id == Payment.intent_id, Payment.order_id == order_id,
-        PaymentEvent.type == "payment_intent.succeeded", PaymentEvent.status == "pending")))
