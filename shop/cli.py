@@ -18,12 +18,12 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from shop.auth.models import ROLES
-from shop.auth.schemas import RegisterRequest, UserCreate
-from shop.auth.service import create_user, find_user, normalise_username, reset_password
+from shop.auth.schemas import Password, RegisterRequest, UserCreate
+from shop.auth.service import create_user, find_user, reset_password
 from shop.config import fresh_secrets
 from shop.db import db
 from shop.errors import AppError
-from shop.fields import MAX_ID
+from shop.fields import MAX_ID, normalise_username
 from shop.health import database_problem, database_unreachable
 from shop.outages import REDIS_UNAVAILABLE
 from shop.regions.service import load_reference_data
@@ -182,14 +182,16 @@ def generate_keys_command():
 
 
 def _read_password() -> str:
-    """A new password from a prompt (typed twice) or the first line of standard input; at least 8 characters."""
+    """A new password from a prompt (typed twice) or the first line of standard input, checked as the API checks one
+    (`Password`: 8 to 128 characters, no control characters, not only whitespace)."""
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    if not 8 <= len(password) <= 128:
-        raise click.ClickException("The password needs 8 to 128 characters.")
-    return password
+    try:
+        return Password().deserialize(password)
+    except ValidationError as exc:
+        raise click.ClickException(f"password: {' '.join(exc.messages)}") from None
 
 
 def _username(value: str) -> str:

@@ -76,6 +76,26 @@ _GROUP_SEPARATORS = re.compile(r"[\s._-]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _TRUNK_PREFIXES = ("0086", "86", "0")
 
+MOBILE_RULE = "Not a mainland China mobile number (11 digits starting 13 to 19, optionally after +86)."
+_MOBILE_COUNTRY_CODE = re.compile(r"^(?:\+86|0086|86)(?=1[3-9]\d{9}$)")
+MAX_PHONE_INPUT = 64  # longer than any spelling of a mobile number, however spaced
+
+
+def mainland_mobile(value: str) -> str | None:
+    """The 11 digits of a mainland China mobile number however it is written (digits of any width or script, spaces
+    and dashes, a +86, 0086 or 86 country code), or None if `value` is not one."""
+    if len(value) > MAX_PHONE_INPUT:
+        return None
+    digits = _MOBILE_COUNTRY_CODE.sub("", normalise_identifier(value, case=None, drop_separators=True))
+    return digits if _MOBILE.fullmatch(digits) else None
+
+
+def normalise_username(value: str) -> str:
+    """The one spelling of a username wherever it comes in: a mainland mobile number (a consumer's) as its 11 digits
+    (`mainland_mobile`: spaces, dashes and +86 folded away); any other as an identifier in lower case, its dashes
+    and dots kept (`staff-shunde`)."""
+    return mainland_mobile(value) or normalise_identifier(value, case="lower")
+
 
 def _is_personal_number(group: str) -> bool:
     """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix) or holds a resident ID."""
@@ -181,8 +201,25 @@ class WebLink(fields.Url):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class MobileNumber(fields.String):
+    """A mainland China mobile number (`mainland_mobile`), loaded as its 11 digits; anything else is one message."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.metadata.setdefault("maxLength", MAX_PHONE_INPUT)
+        _described(self, "A mainland China mobile number: 11 digits starting 13 to 19, optionally after +86, 0086 "
+                         "or 86; spaces and dashes are ignored; stored as the 11 digits.")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = mainland_mobile(super()._deserialize(value, attr, data, **kwargs))
+        if number is None:
+            raise ValidationError(MOBILE_RULE)
+        return number
+
+
 class Identifier(fields.String):
-    """An identifier normalised by `normalise_identifier` before its validators (pattern, length) run."""
+    """An identifier normalised by its `normalise` (`normalise_identifier`) before its validators (pattern, length)
+    run."""
 
     def __init__(self, *, max_length: int, case: Case = "upper", drop_separators: bool = False,
                  pattern: str | None = None, pattern_error: str | None = None, **kwargs):
@@ -201,6 +238,10 @@ class Identifier(fields.String):
             raise ValidationError(f"Longer than {self.metadata['maxLength']} characters.")
         if any(unicodedata.category(char) in _UNSHARED for char in text):
             raise ValidationError("Must not contain private-use, unassigned or surrogate characters.")
+        return self.normalise(text)
+
+    def normalise(self, text: str) -> str:
+        """The identifier's one spelling (`normalise_identifier` with this field's rules)."""
         return normalise_identifier(text, case=self.case, drop_separators=self.drop_separators)
 
 

@@ -19,6 +19,8 @@ from web.pages import page_blueprint, safe_next, sign_in_session, signed_in, web
 bp = page_blueprint("account", __name__)
 
 MAX_FORM_FIELD = 129  # one past the longest password, so a longer one is refused by its schema, never cut short
+PASSWORD_RULE = "密码需 8 至 128 位，不能只有空格，不能含换行、制表符等控制字符。"  # the API's `Password`
+PHONE_RULE = "手机号格式不正确：请填写 11 位中国大陆手机号（可带 +86）。"  # the API's `MobileNumber`
 
 
 def _field(name: str) -> str:
@@ -91,7 +93,7 @@ def register():
         user = service.register_consumer(**data)
         commit()
     except ValidationError as exc:
-        problem = "手机号格式不正确。" if "phone" in exc.messages else "密码需 8 至 128 位。"
+        problem = PHONE_RULE if "phone" in exc.messages else PASSWORD_RULE
         return render_template("web/register.html", phone=phone, error=problem), 422
     except (AppError, IntegrityError) as exc:
         if isinstance(exc, AppError) and exc.code != ShopCode.USERNAME_TAKEN:
@@ -125,7 +127,7 @@ def account():
         service.change_own_password(user=user, address=client_address(), **data)
         commit()
     except ValidationError as exc:
-        problem = "请输入当前密码。" if "current_password" in exc.messages else "新密码需 8 至 128 位。"
+        problem = "请输入当前密码。" if "current_password" in exc.messages else f"新{PASSWORD_RULE}"
         return render_template("web/account.html", error=problem, **shown), 422
     except TooManyAttempts as exc:
         return render_template("web/account.html", error=f"尝试次数过多，请 {exc.retry_after} 秒后再试。",

@@ -4,13 +4,12 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.models import CHANNELS, ORDER_STATUSES
-from shop.fields import Choice, Computed, Date, Id, Identifier, Quantity, Text
+from shop.fields import Choice, Computed, Date, Id, Identifier, MobileNumber, Quantity, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 
 MAX_LINES = 50
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
-PHONE_PATTERN = r"^\+?[0-9]{5,20}$"
 
 
 class LineIn(Schema):
@@ -27,8 +26,7 @@ class AddressIn(Schema):
     district_code = RegionCode(required=True)
     detail = Text(required=True, max_length=200)
     recipient = Text(required=True, max_length=50)
-    phone = Identifier(required=True, max_length=20, case=None, drop_separators=True, pattern=PHONE_PATTERN,
-                       pattern_error="5–20 digits, optionally after '+'.")
+    phone = MobileNumber(required=True)
 
 
 class OrderCreate(Schema):

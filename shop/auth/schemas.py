@@ -1,33 +1,69 @@
 """Request and response schemas of sign-in, registration and user management."""
 from __future__ import annotations
 
-import re
+import unicodedata
 
 from flask import g
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN
-from shop.fields import Bool, Choice, Id, Identifier, mask_personal_numbers
+from shop.fields import (
+    Bool,
+    Choice,
+    Id,
+    Identifier,
+    MobileNumber,
+    mainland_mobile,
+    mask_personal_numbers,
+    normalise_username,
+)
 from shop.pagination import DatedPageQuery, PageQuery
 
 USERNAME_MAX = 64  # users.username is String(64)
-PASSWORD = validate.Length(min=8, max=128)
-MAINLAND_MOBILE = r"^1[3-9]\d{9}$"
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 USERNAME_RULE = "Only letters a-z, digits and . _ - (no look-alikes from other scripts)."
 
 
-def Username(*, pattern: str = NO_CONTROL, pattern_error: str = "Must not contain spaces or control characters.",
-             **kwargs) -> Identifier:  # noqa: N802 - a field factory
-    """A username: NFKC, invisible characters removed, trimmed, lower case, at most 64 characters."""
-    return Identifier(max_length=USERNAME_MAX, case="lower", pattern=pattern, pattern_error=pattern_error, **kwargs)
+class Username(Identifier):
+    """A username in its one spelling (`normalise_username`: a mobile number as its 11 digits, any other NFKC,
+    invisible characters removed, trimmed, lower case), at most 64 characters."""
+
+    def __init__(self, *, pattern: str = NO_CONTROL,
+                 pattern_error: str = "Must not contain spaces or control characters.", **kwargs):
+        super().__init__(max_length=USERNAME_MAX, case="lower", pattern=pattern, pattern_error=pattern_error, **kwargs)
+
+    def normalise(self, text: str) -> str:
+        """The username's one spelling."""
+        return normalise_username(text)
+
+
+class Password(fields.String):
+    """A new password, kept exactly as typed (it is hashed as given, never normalised): 8 to 128 characters, no
+    control characters, not only whitespace; one message for what is wrong."""
+
+    def __init__(self, **kwargs):
+        length = validate.Length(min=PASSWORD_MIN, max=PASSWORD_MAX,
+                                 error=f"Must have {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
+        super().__init__(validate=length, **kwargs)
+        self.metadata.setdefault("pattern", NO_CONTROL)
+        self.metadata.setdefault("description", f"{PASSWORD_MIN} to {PASSWORD_MAX} characters, no control "
+                                                "characters, not only whitespace.")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        password = super()._deserialize(value, attr, data, **kwargs)
+        if any(unicodedata.category(char) == "Cc" for char in password):
+            raise ValidationError("Must not contain control characters (tabs, line breaks, NUL …).")
+        if password and all(char.isspace() or unicodedata.category(char) == "Cf" for char in password):
+            raise ValidationError("Must not be only spaces or invisible characters.")
+        return password
 
 
 class TokenRequest(Schema):
     """Credentials for a token (the username in any spelling; the password exactly as typed)."""
 
     username = Username(required=True)
-    password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=PASSWORD_MAX))
 
 
 class TokenOut(Schema):
@@ -40,11 +76,11 @@ class TokenOut(Schema):
 
 
 class RegisterRequest(Schema):
-    """A consumer's sign-up; full-width digits, spaces and dashes in the number are folded away."""
+    """A consumer's sign-up with a mainland mobile number in any spelling (`MobileNumber`: +86, spaces and dashes
+    folded away)."""
 
-    phone = Identifier(max_length=11, case=None, drop_separators=True, pattern=MAINLAND_MOBILE,
-                       pattern_error="Not a mainland China mobile number.", required=True)
-    password = fields.String(required=True, validate=PASSWORD)
+    phone = MobileNumber(required=True)
+    password = Password(required=True)
 
 
 def _shown_username(user) -> str:
@@ -71,7 +107,7 @@ class UserCreate(Schema):
 
     username = Username(pattern=USERNAME_PATTERN, pattern_error=USERNAME_RULE, required=True,
                         validate=validate.Length(min=3))
-    password = fields.String(required=True, validate=PASSWORD)
+    password = Password(required=True)
     role = Choice(ROLES, required=True)
     store_id = Id(load_default=None, allow_none=True)
     supplier_id = Id(load_default=None, allow_none=True)
@@ -79,7 +115,8 @@ class UserCreate(Schema):
     @validates_schema
     def _consumer_is_a_phone_number(self, data, **_kwargs):
         """A consumer's username is their mainland mobile number, as registration makes it."""
-        if data.get("role") == "consumer" and not re.fullmatch(MAINLAND_MOBILE, data.get("username", "")):
+        username = data.get("username", "")
+        if data.get("role") == "consumer" and mainland_mobile(username) != username:
             raise ValidationError({"username": ["A consumer's username is a mainland China mobile number."]})
 
 
@@ -88,7 +125,7 @@ class UserUpdate(Schema):
     the scope fields not given)."""
 
     active = Bool()
-    password = fields.String(validate=PASSWORD)
+    password = Password()
     role = Choice(ROLES)
     store_id = Id(allow_none=True)
     supplier_id = Id(allow_none=True)
@@ -97,8 +134,8 @@ class UserUpdate(Schema):
 class PasswordChange(Schema):
     """A signed-in user's new password, with the current one."""
 
-    current_password = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    new_password = fields.String(required=True, validate=PASSWORD)
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=PASSWORD_MAX))
+    new_password = Password(required=True)
 
 
 class UserQuery(PageQuery):

@@ -15,15 +15,10 @@ from shop.auth.security import hash_password, issue_token, verify_password
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
-from shop.fields import normalise_identifier
+from shop.fields import normalise_username
 from shop.pagination import paginate, recorded_in
 
 SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
-
-
-def normalise_username(username: str) -> str:
-    """The one spelling of a username (NFKC, invisible characters removed, trimmed, lower case)."""
-    return normalise_identifier(username, case="lower")
 
 
 def find_user(*, username: str) -> User | None:

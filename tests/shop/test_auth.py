@@ -132,3 +132,47 @@ def test_a_full_width_mobile_number_is_stored_and_signs_in_in_ascii(client):
     assert response.status_code == 201 and response.json["username"] == "13912345678"
     assert db.session.scalar(select(User.username).where(User.id == response.json["id"])) == "13912345678"
     assert sign_in(client, "13912345678", "long enough pw").status_code == 200
+
+
+MOBILE_SPELLINGS = ["139 3333 0002", "139-3333-0002", "+86 139 3333 0002", "+8613933330002", "0086 139 3333 0002",
+                    "86-139-3333-0002", "＋８６ １３９ ３３３３ ０００２"]
+NOT_A_MOBILE = "Not a mainland China mobile number (11 digits starting 13 to 19, optionally after +86)."
+
+
+@pytest.mark.parametrize("spelling", MOBILE_SPELLINGS)
+def test_a_consumer_signs_in_with_any_spelling_registration_accepts(client, spelling):
+    registered = client.post("/api/v1/auth/register", json={"phone": spelling, "password": "long enough pw"})
+    assert registered.status_code == 201 and registered.json["username"] == "13933330002"
+    assert sign_in(client, spelling, "long enough pw").status_code == 200
+    assert sign_in(client, "13933330002", "long enough pw").status_code == 200
+
+
+@pytest.mark.parametrize("username, spelling, other", [("staff-shunde", " STAFF-Shunde ", "staffshunde"),
+                                                       ("ops-138-0000", "OPS-138-0000", "ops1380000"),
+                                                       ("138-0000", "１３８-００００", "1380000")])
+def test_a_username_that_is_not_a_mobile_number_keeps_its_dashes(client, username, spelling, other):
+    UserFactory(username=username, role="auditor")
+    db.session.commit()
+    assert sign_in(client, spelling).status_code == 200
+    assert_error(sign_in(client, other), 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize("phone", ["12345", "+86 12345678901", "+1 139 3333 0003", "139 3333 0003 1", "1393333000x",
+                                   "+86", "", "86 86 139 3333 0003", "1" * 500])
+def test_a_phone_that_is_not_a_mainland_mobile_number_is_refused_with_one_message(client, phone):
+    response = client.post("/api/v1/auth/register", json={"phone": phone, "password": "long enough pw"})
+    assert assert_error(response, 422, "validation_error")["details"] == {"phone": [NOT_A_MOBILE]}
+
+
+@pytest.mark.parametrize("password", ["long enough\x00pw", "tab\tinside pw", "line\nbreak pw", "bell\x07 password",
+                                      "delete\x7f password", "c1 control\x85 pw", " " * 16, "\u3000" * 8, "\t" * 10])
+def test_a_password_with_control_characters_or_only_whitespace_is_refused(client, password):
+    response = client.post("/api/v1/auth/register", json={"phone": "13933330004", "password": password})
+    assert list(assert_error(response, 422, "validation_error")["details"]) == ["password"]
+    assert len(response.json["error"]["details"]["password"]) == 1
+
+
+def test_a_password_keeps_its_spaces_and_any_script(client):
+    for phone, password in (("13933330005", "  spaced out  "), ("13933330006", "密码很长很长很长")):
+        assert client.post("/api/v1/auth/register", json={"phone": phone, "password": password}).status_code == 201
+        assert sign_in(client, phone, password).status_code == 200

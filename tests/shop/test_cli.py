@@ -15,7 +15,7 @@ from shop.db import db
 from shop.regions import service as regions_service
 from tests.conftest import make_app
 from tests.factories import UserFactory
-from tests.shop.test_auth import sign_in
+from tests.shop.test_auth import NOT_A_MOBILE, sign_in
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import SupplierFactory
 
@@ -275,7 +275,7 @@ def test_a_password_or_file_name_that_is_not_utf8_is_one_line(runner, tmp_path):
 
 def test_create_user_checks_the_username_as_the_api_does(runner, client):
     for username, role, refusal in (("x", "admin", "username: Shorter than minimum length 3."),
-                                    ("bob", "consumer", "phone: Not a mainland China mobile number.")):
+                                    ("bob", "consumer", f"phone: {NOT_A_MOBILE}")):
         result = runner.invoke(args=["create-user", "--role", role, "--username", username], input="long password\n")
         assert result.exit_code == 1 and result.output == f"Error: {refusal}\n", result.output
     assert db.session.scalar(select(func.count()).select_from(User)) == 0
@@ -333,3 +333,19 @@ def test_migration_commands_say_in_one_line_that_the_database_cannot_be_reached(
 def test_a_migration_that_fails_on_a_reachable_database_is_not_called_unreachable(runner):
     result = runner.invoke(args=["db", "upgrade", "nowhere"])
     assert result.exit_code != 0 and "cannot reach" not in result.output
+
+
+def test_the_command_line_reads_a_username_and_checks_a_password_as_the_api_does(runner, client):
+    consumer = runner.invoke(args=["create-user", "--role", "consumer", "--username", "+86 138-0000-0002"],
+                             input="long password\n")
+    assert consumer.exit_code == 0 and "created user 13800000002" in consumer.output, consumer.output
+    reset = runner.invoke(args=["reset-password", "--username", "0086 138 0000 0002"], input="fresh password 9\n")
+    assert reset.exit_code == 0, reset.output
+    assert sign_in(client, "138 0000 0002", "fresh password 9").status_code == 200
+    for password in (" " * 16, "bell\x07password", "nul\x00password"):
+        for args in (["reset-password", "--username", "13800000002"],
+                     ["create-user", "--role", "admin", "--username", "second-admin"]):
+            refused = runner.invoke(args=args, input=f"{password}\n")
+            assert refused.exit_code == 1 and refused.output.startswith("Error: password: "), refused.output
+    assert sign_in(client, "13800000002", "fresh password 9").status_code == 200
+    assert db.session.scalar(select(func.count()).select_from(User)) == 1

@@ -136,3 +136,18 @@ def test_the_account_page_refuses_a_new_password_over_128_characters_instead_of_
     assert refused.status_code == 422 and "8 至 128 位" in refused.get_data(as_text=True)
     assert sign_in(client, user.username).status_code == 200  # unchanged
     assert sign_in(client, user.username, long[:128]).status_code == 401
+
+
+@pytest.mark.parametrize("new", [" " * 16, "\u3000" * 8, "new\x00password", "two\nline password"])
+def test_a_new_password_of_only_whitespace_or_with_control_characters_is_refused(client, new):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    headers = _bearer(sign_in(client, user.username))
+    response = client.post("/api/v1/users/me/password", headers=headers,
+                           json={"current_password": DEFAULT_PASSWORD, "new_password": new})
+    assert assert_error(response, 422, "validation_error")["details"].keys() == {"new_password"}
+    _sign_in(client, user)
+    page = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": new,
+                                         "new_password_again": new, "csrf_token": _csrf(client, "/account")})
+    assert page.status_code == 422 and "不能只有空格" in page.get_data(as_text=True)
+    assert sign_in(client, user.username).status_code == 200  # unchanged

@@ -224,3 +224,31 @@ def test_an_admin_creates_a_consumer_only_under_a_mobile_number(client, login):
     assert assert_error(named, 422, "validation_error")["details"] == {
         "username": ["A consumer's username is a mainland China mobile number."]}
     assert numbered.status_code == 201 and numbered.json["username"] == "13900000042"
+
+
+def test_an_admin_creates_users_under_the_username_sign_in_reads(client, login):
+    """A consumer's number in any spelling is stored as its 11 digits; a staff username keeps its dashes."""
+    admin = login("admin")
+    body = {"password": "a good password"}
+    consumer = client.post("/api/v1/users", headers=admin,
+                           json={"username": "+86 139-0000-0043", "role": "consumer", **body})
+    staff = client.post("/api/v1/users", headers=admin,
+                        json={"username": "Staff-Shunde", "role": "store_staff", "store_id": StoreFactory().id,
+                              **body})
+    assert (consumer.status_code, consumer.json["username"]) == (201, "13900000043")
+    assert (staff.status_code, staff.json["username"]) == (201, "staff-shunde")
+    assert sign_in(client, "139 0000 0043", "a good password").status_code == 200
+    assert sign_in(client, "STAFF-SHUNDE", "a good password").status_code == 200
+
+
+@pytest.mark.parametrize("password", [" " * 16, "\u3000" * 8, "\u200b" * 9, "new\x00password", "tab\tpassword"])
+def test_an_admin_sets_no_password_of_only_whitespace_or_with_control_characters(client, login, password):
+    admin = login("admin")
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    created = client.post("/api/v1/users", headers=admin,
+                          json={"username": "someone", "password": password, "role": "auditor"})
+    reset = client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"password": password})
+    for response in (created, reset):
+        assert assert_error(response, 422, "validation_error")["details"].keys() == {"password"}
+    assert sign_in(client, user.username).status_code == 200  # unchanged

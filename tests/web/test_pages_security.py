@@ -214,3 +214,27 @@ def test_a_page_sign_in_lasts_web_session_seconds_from_signing_in_whatever_the_a
     assert client.get("/till").status_code == 302  # to the sign-in page
     _sign_in(client, clerk)
     assert client.get("/till").status_code == 200
+
+
+def test_a_consumer_signs_in_on_the_page_with_the_spelling_they_registered_with(app, client):
+    assert _register(client, "+86 139 3333 0012").status_code == 302
+    other = app.test_client()
+    response = other.post("/login", data={"username": "139 3333 0012", "password": "long enough pw",
+                                          "csrf_token": _csrf(other)})
+    assert response.status_code == 302 and other.get("/orders").status_code == 200
+    staff = UserFactory(username="staff-shunde", role="store_staff", store_id=StoreFactory().id)
+    db.session.commit()
+    clerk = app.test_client()
+    signed_in = clerk.post("/login", data={"username": "Staff-Shunde", "password": DEFAULT_PASSWORD,
+                                           "csrf_token": _csrf(clerk)})
+    assert signed_in.status_code == 302 and staff.username == "staff-shunde"
+
+
+def test_the_registration_page_says_once_what_a_phone_or_password_needs(app, client):
+    bad_phone = _register(client, "+86 12345")
+    html = bad_phone.get_data(as_text=True)
+    assert bad_phone.status_code == 422 and html.count('class="error"') == 1 and "11 位" in html
+    spaces = " " * 16
+    bad_password = client.post("/register", data={"phone": "13933330013", "password": spaces,
+                                                  "password_again": spaces, "csrf_token": _csrf(client, "/register")})
+    assert bad_password.status_code == 422 and "不能只有空格" in bad_password.get_data(as_text=True)

@@ -195,7 +195,7 @@ def test_delivery_needs_a_valid_address_in_a_donor_district(site, shopper):
     address = {"channel": "delivery", "district_code": "440606", "detail": "大良街道演示路 2 号",
                "recipient": "演示顾客", "phone": "138 0000 0000"}
     response = shopper.post("/checkout", data={**_checkout_form(shopper), **address, "phone": "12"})
-    assert response.status_code == 422 and "请填写正确的联系电话" in response.get_data(as_text=True)
+    assert response.status_code == 422 and "11 位中国大陆手机号" in response.get_data(as_text=True)
     response = shopper.post("/checkout", data={**_checkout_form(shopper), **address, "district_code": "513431"})
     assert response.status_code == 422 and "我们只配送到对口帮扶城市的各区" in response.get_data(as_text=True)
     response = shopper.post("/checkout", data={**_checkout_form(shopper), **address})

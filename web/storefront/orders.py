@@ -32,7 +32,7 @@ ADDRESS_FIELDS = ("district_code", "detail", "recipient", "phone")
 FIELD_MESSAGES = {
     "channel": "请选择门店自提或快递配送。", "store_id": "请选择取货门店。",
     "district_code": "请选择收货的区。", "detail": "请填写详细地址（最多 200 字）。",
-    "recipient": "请填写收货人（最多 50 字）。", "phone": "请填写正确的联系电话（5–20 位数字）。",
+    "recipient": "请填写收货人（最多 50 字）。", "phone": "请填写收货人的 11 位中国大陆手机号（可带 +86）。",
     "lines": "购物车里有无效的商品，请回到购物车检查。",
 }
 REFUSALS = {  # a domain error's code → the form field it concerns and what the shopper is told

@@ -13,6 +13,8 @@ from shop import idempotency
 from shop.db import db, utcnow
 from suppliers.models import Supplier
 from tests.orders.checkout.conftest import ADDRESS, confirm, delivery_body, last_user, pickup_body
+from tests.shop.test_auth import NOT_A_MOBILE
+from tests.shop.test_errors import assert_error
 
 
 def _stock(location_id: int) -> tuple[int, int]:
@@ -430,3 +432,16 @@ def test_a_buyer_holds_at_most_five_unpaid_orders_and_paying_or_cancelling_frees
     assert client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers).status_code == 201
     again = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
     assert again.status_code == 409 and again.json["error"]["code"] == "too_many_unpaid_orders"
+
+
+def test_the_address_phone_is_a_mainland_mobile_number_in_any_spelling(client, login, world):
+    headers = login("consumer")
+    sku = world["a"].sku
+    for phone in ("12345", "0757-2222-3333", "+1 139 1234 5678"):
+        refused = client.post("/api/v1/orders", headers=headers,
+                              json=delivery_body((sku, 1), address={**ADDRESS, "phone": phone}))
+        details = assert_error(refused, 422, "validation_error")["details"]
+        assert details == {"address": {"phone": [NOT_A_MOBILE]}}, phone
+    placed = client.post("/api/v1/orders", headers=headers,
+                         json=delivery_body((sku, 1), address={**ADDRESS, "phone": "+86 139-1234-5678"}))
+    assert placed.status_code == 201 and placed.json["address"]["phone"] == "13912345678"
