@@ -95,3 +95,48 @@ def test_the_refund_cash_up_and_lots_pages_fit_a_360_px_phone_without_scrolling_
     screenshot(page, "coop-lots")
     assert page.evaluate(SIDEWAYS) == 0 and page.evaluate(CLIPPED_TABLES) == [], "/coop/lots"
     context.close()
+
+
+NARROW_CELLS = """selector => [...document.querySelectorAll(selector)]
+  .filter(cell => cell.getBoundingClientRect().width < 96).map(cell => cell.textContent.trim())"""
+
+
+def test_a_short_line_of_a_million_units_keeps_its_product_column_readable_on_a_360_px_phone(site, browser):
+    """The quantity 1,000,000, its amount and the out-of-stock note leave the product's name at least 6 characters
+    wide (it was squeezed to one character a line), and nothing scrolls sideways."""
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, site, "13800000000")
+    page.wait_for_url(site.url + "/")
+    page.goto(site.url + "/p/LB-QC-5KG")
+    page.get_by_label("数量").fill("1000000")
+    page.get_by_role("button", name="加入购物车").click()
+    page.wait_for_url(site.url + "/cart")
+    page.goto(site.url + "/checkout")
+    page.get_by_label("取货门店").select_option(index=1)
+    page.get_by_role("button", name="提交订单并支付").click()
+    assert page.locator("tr.short").count() == 1 and page.get_by_text("库存不足").first.is_visible()
+    screenshot(page, "checkout-short")
+    assert page.evaluate(NARROW_CELLS, ".checkout tbody td:first-child") == []
+    assert page.evaluate(BROKEN_NUMBERS, ".checkout .num, .checkout .price") == []
+    assert page.evaluate(SIDEWAYS) == 0 and page.evaluate(CLIPPED_TABLES) == []
+    context.close()
+
+
+def test_the_account_page_of_a_consumer_has_the_storefront_links_on_a_360_px_phone(site, browser):
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, site, "13800000000")
+    page.wait_for_url(site.url + "/")
+    page.goto(site.url + "/p/LB-QC-GIFT")
+    page.get_by_role("button", name="加入购物车").click()
+    page.wait_for_url(site.url + "/cart")
+    page.goto(site.url + "/account")
+    screenshot(page, "account")
+    header = page.locator("header.site")
+    assert header.get_by_role("link", name="购物车").is_visible()
+    count = header.locator(".cart-count")
+    assert count.inner_text() == "1" and count.evaluate("badge => getComputedStyle(badge).color") == "rgb(29, 29, 31)"
+    assert header.get_by_role("link", name="我的订单").is_visible()
+    assert page.evaluate(SIDEWAYS) == 0
+    context.close()

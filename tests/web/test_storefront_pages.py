@@ -155,7 +155,7 @@ def test_a_quantity_beyond_the_stock_shows_the_short_line(site, shopper):
                                                "store_id": _store_id(site, "大凉山体验店（顺德）")})
     html = response.get_data(as_text=True)
     assert response.status_code == 409 and "有商品库存不足" in html
-    assert re.search(r"库存不足：只剩 \d+，您要 1000000", html)
+    assert re.search(r"库存不足：只剩 <span class=\"num\">\d+</span>，您要 <span class=\"num\">1000000</span>", html)
 
 
 def test_a_double_submitted_checkout_places_one_order(site, shopper):
@@ -493,7 +493,7 @@ def test_an_archived_product_in_the_cart_shows_its_name_and_full_width_digits_ar
     try:
         cart, checkout = (shopper.get(path).get_data(as_text=True) for path in ("/cart", "/checkout"))
         assert f"<span>{name}</span> <span class=\"warn\">已下架，请删除</span>" in cart
-        assert re.search(rf"<td>{name}\s*<br><strong class=\"error\">已下架", checkout)
+        assert re.search(rf"<th scope=\"row\">{name}\s*<strong class=\"error note\">已下架", checkout)
     finally:
         _admin_changes(site, "YX-GJ-200G", status="active")
         shopper.post("/cart/YX-GJ-200G", data={"remove": "1", "csrf_token": _token(shopper, "/cart")})
