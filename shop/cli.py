@@ -21,6 +21,7 @@ from shop.auth.models import ROLES
 from shop.auth.schemas import Password, RegisterRequest, UserCreate
 from shop.auth.service import create_user, find_user, reset_password
 from shop.config import fresh_secrets
+from shop.crypto import DecryptionError
 from shop.db import db
 from shop.errors import AppError
 from shop.fields import MAX_ID, normalise_username
@@ -61,7 +62,8 @@ def _invoke_migrations(command: click.Command, ctx: click.Context):
 
 def _invoke_guarded(command: click.Command, ctx: click.Context):
     """Run `command`; a database error whose cause is the database's state (out of reach, no schema, not upgraded)
-    becomes that cause in one line, and so does an argument or standard input that is not UTF-8 text."""
+    becomes that cause in one line, and so do stored data the configured keys cannot decrypt and an argument or
+    standard input that is not UTF-8 text."""
     try:
         return command.invoke(ctx)
     except DBAPIError:
@@ -70,6 +72,9 @@ def _invoke_guarded(command: click.Command, ctx: click.Context):
         if problem is None:
             raise
         raise click.ClickException(problem) from None
+    except DecryptionError as exc:  # the configured keys cannot read what is stored: its message names the key id
+        db.session.rollback()
+        raise click.ClickException(f"the configured keys cannot decrypt the stored data: {exc}") from None
     except UnicodeError as exc:  # bytes that are not UTF-8, read from stdin or kept as surrogates from argv or stdin
         if not isinstance(exc, UnicodeDecodeError) and "surrogates" not in str(exc):
             raise
@@ -121,7 +126,11 @@ def load_reference_command():
 
 @click.command("seed-demo")
 def seed_demo_command():
-    """Load reference data and every domain's demo world (idempotent), once every domain's check passes."""
+    """Load reference data and every domain's demo world (idempotent), once every domain's check passes; never under
+    SHOP_ENV=production (synthetic households, products and users with printed passwords)."""
+    if current_app.config["SHOP_ENV"] == "production":
+        raise click.ClickException("seed-demo writes a demo world with printed passwords: never under "
+                                   "SHOP_ENV=production")
     for check in current_app.extensions.get("demo_checks", []):
         problem = check()
         if problem is not None:

@@ -73,6 +73,11 @@ def _database_uri(url: str | None, instance_path: str) -> str:
     return url
 
 
+# the query options redis-py, the limiter and Celery all read alike (any other failed each request as a 500)
+REDIS_URL_OPTIONS = frozenset({"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "socket_timeout",
+                               "socket_connect_timeout"})
+
+
 def _redis_url(raw: str | None) -> str | None:
     """`REDIS_URL` as every user of it reads it (redis-py, the rate limiter, Celery's broker and result store):
     redis:// or rediss:// (TLS, with the `ssl_cert_reqs` Celery demands), a numeric port and database; `ConfigError`
@@ -83,14 +88,16 @@ def _redis_url(raw: str | None) -> str | None:
     try:
         parts = urlsplit(url)
         parse_url(url)  # the port (a number to 65535) and options in the query, as redis-py reads them
-        tls_checked = parse_qs(parts.query).get("ssl_cert_reqs", [""])[-1] in TLS_CHECKS
+        options = parse_qs(parts.query, keep_blank_values=True)
+        tls_checked = options.get("ssl_cert_reqs", [""])[-1] in TLS_CHECKS
         usable = (parts.scheme == "redis" or parts.scheme == "rediss" and tls_checked) and parts.port != 0 \
-            and re.fullmatch(r"/?|/[0-9]+", parts.path) is not None
+            and re.fullmatch(r"/?|/[0-9]+", parts.path) is not None and set(options) <= REDIS_URL_OPTIONS
     except ValueError:
         usable = False
     if not usable:
         raise ConfigError("REDIS_URL must be redis://[:password@]host[:port][/db] or rediss://…?ssl_cert_reqs=required "
-                          "(or optional, none)")
+                          "(or optional, none); its only options ssl_cert_reqs, ssl_ca_certs, ssl_certfile, "
+                          "ssl_keyfile, socket_timeout, socket_connect_timeout")
     return url
 
 
@@ -221,10 +228,10 @@ def _engine_options(env: Mapping[str, str]) -> dict:
     on every request): after a database restart the first request on a dead connection answers 503 and the pool
     is replaced at once (SQLAlchemy invalidates it on a disconnect); connections are renewed hourly anyway. A database
     error never quotes its statement's parameters (a household's name, an encrypted account) in a log or traceback."""
-    url = env.get("DATABASE_URL")
+    url, pre_ping = env.get("DATABASE_URL"), _flag(env, "DATABASE_PRE_PING")  # checked whichever the database
     if not url or url.startswith("sqlite"):
         return {"pool_pre_ping": True, "connect_args": {"timeout": 30}, "hide_parameters": True}
-    return {"pool_pre_ping": _flag(env, "DATABASE_PRE_PING"), "pool_recycle": 3600, "hide_parameters": True}
+    return {"pool_pre_ping": pre_ping, "pool_recycle": 3600, "hide_parameters": True}
 
 
 def fresh_secrets(kid: str = "dev") -> dict[str, str]:
@@ -267,6 +274,8 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         missing = [name for name in PRODUCTION_REQUIRED if not env.get(name)]
         if not env.get("STRIPE_API_KEY") and env.get("PAYMENTS") != "sandbox":
             missing.append("STRIPE_API_KEY (or PAYMENTS=sandbox)")
+        if payments == "stripe" and not env.get("STRIPE_PUBLISHABLE_KEY"):  # else the pay page cannot take payment
+            missing.append("STRIPE_PUBLISHABLE_KEY (with PAYMENTS=stripe)")
         if missing:
             raise ConfigError("SHOP_ENV=production requires: " + ", ".join(missing))
         _check_production_secrets(env)

@@ -18,6 +18,7 @@ PRODUCTION = {  # secrets as `generate-keys` makes them (Stripe's webhook secret
     "DATABASE_URL": "postgresql://shop@db.internal/shop",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "STRIPE_API_KEY": "sk_test_51HxYz2KqR8sT3uV4wX5yZ6aB7cD8eF9gH0iJ1kL2mN3oP4qR5sT6uV7wX8yZ9",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_51HxYz2KqR8sT3uV4wX5yZ6aB7cD8eF9gH0iJ1kL2mN3oP4",
     "STRIPE_WEBHOOK_SECRET": "whsec_UjZte8gSY1CoJXGBnMZ0Vqc3F0KRYDYt",
     "PUBLIC_URL": "https://shop.example.cn",
 }
@@ -235,6 +236,7 @@ def test_postgresql_and_sqlite_urls_are_accepted(tmp_path, url, uri):
 @pytest.mark.parametrize("url", ["nonsense", "http://127.0.0.1:6379/0", "redis://127.0.0.1:notaport/0",
                                  "redis://:hunter2@cache:99999/0", "redis://cache:0/0", "redis://cache:6379/zero",
                                  "redis://cache/0?db=x", "unix:///run/redis.sock", "rediss://:hunter2@cache/0",
+                                 "redis://:hunter2@cache/0?foo=bar", "redis://cache/0?timeout=5",
                                  "rediss://cache/0?ssl_cert_reqs=maybe"])
 def test_a_redis_url_the_service_cannot_use_is_a_configuration_error_never_quoting_it(monkeypatch, capsys, url):
     """A malformed REDIS_URL was a 54-line traceback from redis-py, kombu or the limiter (gunicorn exit 1, celery 2)."""
@@ -248,7 +250,8 @@ def test_a_redis_url_the_service_cannot_use_is_a_configuration_error_never_quoti
 
 
 @pytest.mark.parametrize("url", ["redis://cache.internal:6379/0", "redis://:pw@10.0.0.5", "redis://[::1]:6380/3",
-                                 "rediss://:pw@cache.internal:6380/1?ssl_cert_reqs=required"])
+                                 "rediss://:pw@cache.internal:6380/1?ssl_cert_reqs=required",
+                                 "redis://cache.internal/0?socket_timeout=5&socket_connect_timeout=2"])
 def test_redis_and_tls_redis_urls_are_accepted(tmp_path, url):
     config = load_config({**PRODUCTION, "REDIS_URL": f" {url}\n"}, str(tmp_path))
     assert config["REDIS_URL"] == config["CELERY"]["broker_url"] == config["RATELIMIT_STORAGE_URI"] == url
@@ -322,3 +325,17 @@ def test_the_readme_states_how_late_the_sweeper_requeues_a_lost_message_as_the_c
     assert (f"the sweeper re-queues {grace / 60:g} to {(grace + SWEEP_EVERY_SECONDS) / 60:g} minutes after it was "
             f"queued: a row counts as lost once it was queued more than {grace:g} s ago") in readme
     assert f"sweep runs every {SWEEP_EVERY_SECONDS:g} s" in readme
+
+
+def test_production_with_stripe_needs_the_publishable_key_its_pay_page_uses(tmp_path):
+    """Without it the storefront placed orders and sent their buyers to a pay page that answered 404."""
+    env = {k: v for k, v in PRODUCTION.items() if k != "STRIPE_PUBLISHABLE_KEY"}
+    with pytest.raises(ConfigError, match="STRIPE_PUBLISHABLE_KEY"):
+        load_config(env, str(tmp_path))
+    assert load_config({**env, "PAYMENTS": "sandbox"}, str(tmp_path))["PAYMENTS"] == "sandbox"
+
+
+@pytest.mark.parametrize("value", ["garbage", "TRUE", "on", " true"])
+def test_a_yes_no_setting_is_checked_on_sqlite_too(tmp_path, value):
+    with pytest.raises(ConfigError, match="DATABASE_PRE_PING must be one of"):
+        load_config({"DATABASE_PRE_PING": value}, str(tmp_path))

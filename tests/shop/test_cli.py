@@ -349,3 +349,13 @@ def test_the_command_line_reads_a_username_and_checks_a_password_as_the_api_does
             assert refused.exit_code == 1 and refused.output.startswith("Error: password: "), refused.output
     assert sign_in(client, "13800000002", "fresh password 9").status_code == 200
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_seed_demo_never_writes_its_world_into_a_production_database(app, runner):
+    app.config["SHOP_ENV"] = "production"
+    users = db.session.scalar(select(func.count()).select_from(User))
+
+    result = runner.invoke(args=["seed-demo"])
+
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "SHOP_ENV=production" in result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == users

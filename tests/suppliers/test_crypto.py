@@ -220,3 +220,15 @@ def test_personal_data_under_a_dropped_key_is_a_503_with_the_detail_only_in_the_
     logged = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert len(logged) == 1 and "No configured key has the id 'test'" in logged[0].getMessage()
     assert logged[0].exc_info is None
+
+
+def test_reencrypt_with_the_old_key_dropped_too_early_says_so_in_one_line(app, runner):
+    HouseholdFactory(bank_account=make_bank_account())
+    db.session.commit()
+    app.config["FIELD_ENCRYPTION_KEY"] = f"k2026:{_key()}"  # the new key alone: the old one's values are unreadable
+    db.session.expire_all()
+
+    result = runner.invoke(args=["suppliers", "reencrypt"])
+
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("Error: the configured keys cannot decrypt the stored data: No configured key")
