@@ -186,7 +186,8 @@ def reset_password_command(username):
 def generate_keys_command():
     """Print fresh SECRET_KEY, FIELD_ENCRYPTION_KEY and FIELD_HASH_KEY lines for an env file, and a
     STRIPE_WEBHOOK_SECRET for a sandbox deployment (with Stripe, use the secret its dashboard shows)."""
-    for name, value in fresh_secrets(datetime.now(UTC).strftime("k%Y%m%d")).items():
+    kid = f"k{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(2)}"  # dated, and another key made the same day differs
+    for name, value in fresh_secrets(kid).items():
         click.echo(f"{name}={value}")
 
 

@@ -103,6 +103,8 @@ def test_generate_keys_prints_fresh_keys_the_app_accepts(runner):
     assert len(parse_hash_key(values["FIELD_HASH_KEY"])) == 32
     second = dict(line.split("=", 1) for line in runner.invoke(args=["generate-keys"]).output.splitlines())
     assert all(second[name] != values[name] for name in values)
+    rotated = parse_keys(f"{second['FIELD_ENCRYPTION_KEY']},{values['FIELD_ENCRYPTION_KEY']}")  # the same day
+    assert len(rotated.keys) == 2 and rotated.current != ring.current
 
 
 def test_check_worker_says_in_one_line_that_redis_cannot_be_reached(sqlite_template, tmp_path):
