@@ -50,15 +50,20 @@ def test_the_tills_amounts_stay_on_one_line_and_its_cart_fits_a_phone(site, brow
         context.close()
 
 
-def test_a_large_checkout_total_stays_on_one_line_on_a_phone(site, phone):
-    page = phone.new_page()
+def _checkout_of(page, site, quantity: str) -> None:
+    """Sign in as the demo buyer, put `quantity` of LB-QC-5KG in the cart and open the checkout."""
     sign_in(page, site, "13800000000")
     page.wait_for_url(site.url + "/")
     page.goto(site.url + "/p/LB-QC-5KG")
-    page.get_by_label("数量").fill("999999")
+    page.get_by_label("数量").fill(quantity)
     page.get_by_role("button", name="加入购物车").click()
     page.wait_for_url(site.url + "/cart")
     page.goto(site.url + "/checkout")
+
+
+def test_a_large_checkout_total_stays_on_one_line_on_a_phone(site, phone):
+    page = phone.new_page()
+    _checkout_of(page, site, "999999")
     assert page.get_by_text("¥78,999,921.00").first.is_visible()
     screenshot(page, "checkout-large")
     assert page.evaluate(BROKEN_NUMBERS, ".num, .price") == []
@@ -106,13 +111,7 @@ def test_a_short_line_of_a_million_units_keeps_its_product_column_readable_on_a_
     wide (it was squeezed to one character a line), and nothing scrolls sideways."""
     context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
     page = context.new_page()
-    sign_in(page, site, "13800000000")
-    page.wait_for_url(site.url + "/")
-    page.goto(site.url + "/p/LB-QC-5KG")
-    page.get_by_label("数量").fill("1000000")
-    page.get_by_role("button", name="加入购物车").click()
-    page.wait_for_url(site.url + "/cart")
-    page.goto(site.url + "/checkout")
+    _checkout_of(page, site, "1000000")
     page.get_by_label("取货门店").select_option(index=1)
     page.get_by_role("button", name="提交订单并支付").click()
     assert page.locator("tr.short").count() == 1 and page.get_by_text("库存不足").first.is_visible()
