@@ -73,9 +73,19 @@ def _database_uri(url: str | None, instance_path: str) -> str:
     return url
 
 
-# the query options redis-py, the limiter and Celery all read alike (any other failed each request as a 500)
-REDIS_URL_OPTIONS = frozenset({"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "socket_timeout",
-                               "socket_connect_timeout"})
+# the query options redis-py, the limiter and Celery all read alike (any other failed each request as a 500): the
+# timeouts (seconds, more than 0, at most an hour) on any URL, the TLS files only on rediss://
+REDIS_TIMEOUTS = frozenset({"socket_timeout", "socket_connect_timeout"})
+REDIS_TLS_OPTIONS = frozenset({"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"})
+
+
+def _redis_options_usable(scheme: str, options: dict[str, list[str]]) -> bool:
+    """Whether REDIS_URL's query options are ones every user of it takes, with values it takes."""
+    allowed = REDIS_TIMEOUTS | (REDIS_TLS_OPTIONS if scheme == "rediss" else frozenset())
+    if not set(options) <= allowed:
+        return False
+    timeouts = [value for name in REDIS_TIMEOUTS for value in options.get(name, [])]
+    return all(re.fullmatch(r"[0-9]+(\.[0-9]+)?", value) and 0 < float(value) <= 3600 for value in timeouts)
 
 
 def _redis_url(raw: str | None) -> str | None:
@@ -91,13 +101,13 @@ def _redis_url(raw: str | None) -> str | None:
         options = parse_qs(parts.query, keep_blank_values=True)
         tls_checked = options.get("ssl_cert_reqs", [""])[-1] in TLS_CHECKS
         usable = (parts.scheme == "redis" or parts.scheme == "rediss" and tls_checked) and parts.port != 0 \
-            and re.fullmatch(r"/?|/[0-9]+", parts.path) is not None and set(options) <= REDIS_URL_OPTIONS
+            and re.fullmatch(r"/?|/[0-9]+", parts.path) is not None and _redis_options_usable(parts.scheme, options)
     except ValueError:
         usable = False
     if not usable:
         raise ConfigError("REDIS_URL must be redis://[:password@]host[:port][/db] or rediss://…?ssl_cert_reqs=required "
-                          "(or optional, none); its only options ssl_cert_reqs, ssl_ca_certs, ssl_certfile, "
-                          "ssl_keyfile, socket_timeout, socket_connect_timeout")
+                          "(or optional, none); its only options socket_timeout and socket_connect_timeout (seconds, "
+                          "to 3600), and on rediss:// ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile")
     return url
 
 

@@ -88,7 +88,9 @@ def _payment_being_confirmed(order_id) -> Select:
 _UNPAID_ORDERS = select(func.count(Order.id)).where(Order.consumer_id == bindparam("id"),
                                                     Order.status == "pending_payment",
                                                     ~_payment_being_confirmed(Order.id).exists())
-_LOCK_BUYER = select(User.id).where(User.id == bindparam("id")).with_for_update()
+# NO KEY UPDATE: the buyer's checkouts queue on it, while the key share a foreign key to the row takes (their
+# Idempotency-Key's row, their order) does not wait on it, so one checkout never deadlocks with another
+_LOCK_BUYER = select(User.id).where(User.id == bindparam("id")).with_for_update(key_share=True)
 _PAYMENT_BEING_CONFIRMED = _payment_being_confirmed(bindparam("id")).limit(1)
 
 

@@ -31,11 +31,11 @@ from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
 from orders.payments.provider import get_provider
-from orders.refunds.service import note_provider_refund, record_provider_refund
+from orders.refunds.service import note_provider_refund, record_provider_refund, refundable_fen
 from shop import wakeups
 from shop.auth.models import User
 from shop.bodies import parse_json
-from shop.db import after_commit, db, utcnow
+from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,11 @@ _UNDER_LOCK = (select(PaymentEvent, Payment).outerjoin(Payment, Payment.intent_i
                .where((PaymentEvent.id == bindparam("event_id"))
                       | ((PaymentEvent.intent_id == bindparam("intent_id")) & (PaymentEvent.status == "deferred")))
                .order_by(PaymentEvent.created, PaymentEvent.id).execution_options(populate_existing=True))
+# the order locked: a cancel and a confirm of it go one after the other (as Stripe serialises them)
 _CONFIRMING = (select(Payment.amount_fen, Payment.status, Order.id, Order.consumer_id,
                       Order.status.label("order_status"))
-               .join(Order, Order.id == Payment.order_id).where(Payment.intent_id == bindparam("intent_id")))
+               .join(Order, Order.id == Payment.order_id).where(Payment.intent_id == bindparam("intent_id"))
+               .with_for_update(of=Order))
 
 
 # --- receiving ----------------------------------------------------------------------------------------
@@ -327,7 +329,10 @@ def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> str:
     payment.dispute_amount_fen = _amount(obj, "amount")
     log.warning("payment %s of order %s is disputed (%s: %s, %s, %s fen): answer it at Stripe", payment.intent_id,
                 order.id, event.type, payment.dispute_status, payment.dispute_reason, payment.dispute_amount_fen)
-    if status == "lost" and payment.status == "succeeded" and payment.dispute_id and payment.dispute_amount_fen:
+    if status == "lost" and payment.status == "succeeded" and not refundable_fen(order):
+        log.error("payment %s of order %s was refunded in full and its dispute %s lost too: settle it at Stripe",
+                  payment.intent_id, order.id, payment.dispute_id)
+    elif status == "lost" and payment.status == "succeeded" and payment.dispute_id and payment.dispute_amount_fen:
         record_provider_refund(order_id=order.id, provider_refund_id=payment.dispute_id,
                                amount_fen=payment.dispute_amount_fen, occurred_at=event.created,
                                reason=DISPUTE_LOST_REASON)
@@ -495,6 +500,8 @@ def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> dict:
     """Pay (or fail) a sandbox PaymentIntent: a signed Stripe-format event handed to the webhook's handler; the
     order's id, status and payment status as the confirm found them (`state_after_confirm` reads them again once the
     event was processed). Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
+    lock_on_sqlite("UPDATE orders SET id = id WHERE id = (SELECT order_id FROM payments WHERE intent_id = :intent_id)",
+                   intent_id=intent_id)
     found = db.session.execute(_CONFIRMING, {"intent_id": intent_id}).first()
     if found is None or (actor.role != "admin" and found.consumer_id != actor.id):
         raise NotFound(f"No payment {intent_id}.", code=OrderCode.PAYMENT_NOT_FOUND)

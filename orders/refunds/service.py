@@ -205,7 +205,7 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
     """Move the order to `refunded` once no line has units still sold, or once its whole payment was refunded (amount
     refunds below a unit's price leave units sold in the ledger, DESIGN.md, but the buyer has had all the money
     back: nothing more is handed over, shipped or refunded)."""
-    fully = all(_still_sold(line) == 0 for line in order.lines) or _refundable_fen(order) == 0
+    fully = all(_still_sold(line) == 0 for line in order.lines) or refundable_fen(order) == 0
     if fully and can_transition(order, "refunded"):
         transition(order, "refunded", actor_id=actor_id, reason=reason[:200])
 
@@ -347,7 +347,7 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
                        code=OrderCode.REFUND_PENDING, details={"refund_id": pending[0].id})
     checked = _checked(order, lines)
     amount = sum(request.quantity * checked[request.line_id].unit_price_fen for request in lines)
-    refundable = _refundable_fen(order)
+    refundable = refundable_fen(order)
     if amount > refundable:  # amount refunds at the provider took money but fewer units than it is worth
         raise Conflict(f"Only {refundable} fen of order {order.id} is still refundable.",
                        code=OrderCode.REFUND_EXCEEDS_PAID, details={"amount_fen": amount, "refundable_fen": refundable})
@@ -400,7 +400,7 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
     if ours is not None:
         _complete(order, ours, provider_refund_id, actor_id=None)
         return None
-    refundable = _refundable_fen(order)
+    refundable = refundable_fen(order)
     if amount_fen > refundable:
         log.error("provider refund %s of order %s is %s fen but only %s fen is refundable: capped",
                   provider_refund_id, order.id, amount_fen, refundable)
@@ -445,7 +445,7 @@ def note_provider_refund(*, order_id: int, provider_refund_id: str, status: str 
     db.session.flush()
 
 
-def _refundable_fen(order: Order) -> int:
+def refundable_fen(order: Order) -> int:
     """What may still be refunded of an order: its payment less every refund recorded and not failed."""
     refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
                                  .where(Refund.order_id == order.id, Refund.status != "failed"))

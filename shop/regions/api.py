@@ -15,6 +15,7 @@ from shop.regions import service
 from shop.regions.schemas import (
     PairingCreate,
     PairingEnd,
+    PairingEndedOut,
     PairingOut,
     PairingQuery,
     RegionCreate,
@@ -96,7 +97,7 @@ class PairingById(MethodView):
 
     @require_role("admin")
     @blp.arguments(PairingEnd)
-    @blp.response(200, PairingOut)
+    @blp.response(200, PairingEndedOut)
     def patch(self, data, pairing_id):
         """End a pairing on a date (who ended it and when are kept)."""
         pairing = service.end_pairing(pairing_id=pairing_id, actor=current_user(), **data)

@@ -63,6 +63,11 @@ class PairingOut(Schema):
     valid_until = Date(allow_none=True)
     source = fields.String(allow_none=True)
     ended_at = fields.DateTime(allow_none=True, metadata={"description": "When it was last ended"})
+
+
+class PairingEndedOut(PairingOut):
+    """A pairing as the admin who ended it reads it: with who did (the public reads show no user's id)."""
+
     ended_by = fields.Integer(allow_none=True, metadata={
         "description": "The admin who last ended it (null: not ended, or ended by the reference data)"})
 

@@ -237,6 +237,9 @@ def test_postgresql_and_sqlite_urls_are_accepted(tmp_path, url, uri):
                                  "redis://:hunter2@cache:99999/0", "redis://cache:0/0", "redis://cache:6379/zero",
                                  "redis://cache/0?db=x", "unix:///run/redis.sock", "rediss://:hunter2@cache/0",
                                  "redis://:hunter2@cache/0?foo=bar", "redis://cache/0?timeout=5",
+                                 "redis://cache/0?ssl_cert_reqs=required", "redis://cache/0?ssl_certfile=c.pem",
+                                 "redis://cache/0?socket_timeout=-1", "redis://cache/0?socket_timeout=0",
+                                 "redis://cache/0?socket_connect_timeout=x",
                                  "rediss://cache/0?ssl_cert_reqs=maybe"])
 def test_a_redis_url_the_service_cannot_use_is_a_configuration_error_never_quoting_it(monkeypatch, capsys, url):
     """A malformed REDIS_URL was a 54-line traceback from redis-py, kombu or the limiter (gunicorn exit 1, celery 2)."""
@@ -251,7 +254,8 @@ def test_a_redis_url_the_service_cannot_use_is_a_configuration_error_never_quoti
 
 @pytest.mark.parametrize("url", ["redis://cache.internal:6379/0", "redis://:pw@10.0.0.5", "redis://[::1]:6380/3",
                                  "rediss://:pw@cache.internal:6380/1?ssl_cert_reqs=required",
-                                 "redis://cache.internal/0?socket_timeout=5&socket_connect_timeout=2"])
+                                 "redis://cache.internal/0?socket_timeout=5&socket_connect_timeout=2.5",
+                                 "rediss://cache.internal/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem"])
 def test_redis_and_tls_redis_urls_are_accepted(tmp_path, url):
     config = load_config({**PRODUCTION, "REDIS_URL": f" {url}\n"}, str(tmp_path))
     assert config["REDIS_URL"] == config["CELERY"]["broker_url"] == config["RATELIMIT_STORAGE_URI"] == url

@@ -165,7 +165,8 @@ def test_a_phone_that_is_not_a_mainland_mobile_number_is_refused_with_one_messag
 
 
 @pytest.mark.parametrize("password", ["long enough\x00pw", "tab\tinside pw", "line\nbreak pw", "bell\x07 password",
-                                      "delete\x7f password", "c1 control\x85 pw", " " * 16, "\u3000" * 8, "\t" * 10])
+                                      "delete\x7f password", "c1 control\x85 pw", " " * 16, "\u3000" * 8, "\t" * 10,
+                                      "\u3164" * 8, "\u2800" * 8, "\u0301" * 8, "\u200b \u3164" * 4])
 def test_a_password_with_control_characters_or_only_whitespace_is_refused(client, password):
     response = client.post("/api/v1/auth/register", json={"phone": "13933330004", "password": password})
     assert list(assert_error(response, 422, "validation_error")["details"]) == ["password"]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from catalog.models import Stock
-from orders.models import Order
+from orders.models import Order, Payment
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -116,3 +116,52 @@ def test_one_buyers_concurrent_checkouts_hold_at_most_five_unpaid_orders(racing_
     outcomes = Counter((r.status_code, r.json.get("error", {}).get("code")) for r in responses)
     assert outcomes == Counter({(201, None): 5, (409, "too_many_unpaid_orders"): 7})
     assert _stock_totals() == (100, 5, 95)
+
+
+def test_one_buyers_concurrent_checkouts_under_their_own_keys_queue_and_never_deadlock(racing_app):
+    product = ProductFactory()
+    make_lot(product, LocationFactory(), quantity=100)
+    db.session.commit()
+    buyer = _consumer(racing_app)
+
+    responses = _post_together(racing_app, [({**buyer, "Idempotency-Key": f"cart-{i}"}, delivery_body((product.sku, 1)))
+                                            for i in range(8)])
+
+    outcomes = Counter((r.status_code, r.json.get("error", {}).get("code")) for r in responses)
+    assert outcomes == Counter({(201, None): 5, (409, "too_many_unpaid_orders"): 3})
+
+
+def test_a_cancel_racing_the_buyers_payment_lets_exactly_one_of_them_through(racing_app):
+    product = ProductFactory()
+    make_lot(product, LocationFactory(), quantity=100)
+    db.session.commit()
+    placed = []
+    for _ in range(8):
+        buyer = _consumer(racing_app)
+        order = racing_app.test_client().post("/api/v1/orders", json=delivery_body((product.sku, 1)),
+                                              headers=buyer).json
+        placed.append((buyer, order["id"], order["payment"]["client_secret"].split("_secret_")[0]))
+    barrier = threading.Barrier(2 * len(placed))
+    answers: dict = {}
+
+    def run(kind: str, buyer: dict, order_id: int, intent_id: str) -> None:
+        client = racing_app.test_client()
+        barrier.wait()
+        path = (f"/api/v1/orders/{order_id}/cancel" if kind == "cancel"
+                else f"/api/v1/payments/sandbox/{intent_id}/confirm")
+        answers[kind, order_id] = client.post(path, json=None if kind == "cancel" else {"outcome": "succeeded"},
+                                              headers=buyer).status_code
+
+    threads = [threading.Thread(target=run, args=(kind, *order)) for order in placed for kind in ("cancel", "confirm")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    db.session.expire_all()
+    for _, order_id, _ in placed:
+        cancelled, paid = answers["cancel", order_id] == 200, answers["confirm", order_id] == 200
+        assert cancelled != paid, (order_id, answers["cancel", order_id], answers["confirm", order_id])
+        status = db.session.get(Order, order_id).status
+        assert status == ("cancelled" if cancelled else "paid"), (order_id, status)
+    assert not db.session.scalars(select(Payment).where(Payment.status == "returned")).all()
