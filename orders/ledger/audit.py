@@ -11,10 +11,9 @@ from catalog.models import Lot, LotContribution
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.models import Allocation, Order, OrderLine
-from shop.clock import shanghai_midnight
 from shop.db import db
 from shop.errors import NotFound
-from shop.pagination import paginate
+from shop.pagination import paginate, recorded_in
 from suppliers.models import Household
 from suppliers.service import dividend_shares
 
@@ -22,18 +21,16 @@ from suppliers.service import dividend_shares
 def list_transactions(*, account: str | None = None, from_date: date | None = None, to_date: date | None = None,
                       limit: int, cursor: str | None) -> dict:
     """A page of transactions (with postings) by id, posted in [from, to) (Asia/Shanghai dates), touching `account`."""
-    query = select(LedgerTransaction)
+    query = select(LedgerTransaction).where(*recorded_in(LedgerTransaction.posted_at, from_date=from_date,
+                                                         to_date=to_date))
     if account is not None:
         account_id = db.session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == account))
         if account_id is None:
             raise NotFound("No such ledger account.", code=LedgerCode.ACCOUNT_NOT_FOUND)
         query = query.where(exists().where(Posting.transaction_id == LedgerTransaction.id,
                                            Posting.account_id == account_id))
-    if from_date:
-        query = query.where(LedgerTransaction.posted_at >= shanghai_midnight(from_date))
-    if to_date:
-        query = query.where(LedgerTransaction.posted_at < shanghai_midnight(to_date))
-    page = paginate(query, keys=[LedgerTransaction.id], limit=limit, cursor=cursor)
+    page = paginate(query, keys=[LedgerTransaction.id], limit=limit, cursor=cursor,
+                    filters={"account": account, "from": from_date, "to": to_date})
     codes = _account_codes(p.account_id for t in page["items"] for p in t.postings)
     return {"items": [_transaction_out(t, codes) for t in page["items"]], "next_cursor": page["next_cursor"]}
 

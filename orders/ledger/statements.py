@@ -25,6 +25,7 @@ from shop.auth.models import User
 from shop.clock import shanghai_midnight, today
 from shop.db import db
 from shop.errors import NotFound, ValidationError
+from shop.pagination import recorded_in
 from shop.regions.models import Region
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import mask_id_number
@@ -74,8 +75,7 @@ def _entries(account_ids: list[int], *, from_date: date, to_date: date, sign: in
                  .outerjoin(OrderLine, OrderLine.id == Posting.order_line_id)
                  .outerjoin(Lot, Lot.id == Posting.lot_id)
                  .where(Posting.account_id.in_(account_ids),
-                        LedgerTransaction.posted_at >= shanghai_midnight(from_date),
-                        LedgerTransaction.posted_at < shanghai_midnight(to_date))
+                        *recorded_in(LedgerTransaction.posted_at, from_date=from_date, to_date=to_date))
                  .order_by(LedgerTransaction.seq, LedgerTransaction.id, Posting.id))
         balance = opening
         for row in db.session.execute(query):

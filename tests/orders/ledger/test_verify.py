@@ -171,6 +171,9 @@ def test_transactions_by_account_and_shanghai_period(app, client, login):
     assert len(page["items"]) == 2
     rest = client.get(f"/api/v1/ledger/transactions?limit=2&cursor={page['next_cursor']}", headers=headers).json
     assert [t["id"] for t in rest["items"]] == [sandbox_late]
+    moved = client.get(f"/api/v1/ledger/transactions?limit=2&from=2026-11-26&cursor={page['next_cursor']}",
+                       headers=headers)  # a cursor is good only with the filters it was issued under
+    assert (moved.status_code, moved.json["error"]["code"]) == (400, "invalid_cursor")
 
 
 def test_transaction_list_errors(app, client, login):
