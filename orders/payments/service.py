@@ -31,7 +31,7 @@ from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
 from orders.payments.provider import get_provider
-from orders.refunds.service import note_provider_refund, record_provider_refund, refundable_fen
+from orders.refunds.service import note_provider_refund, record_provider_refund
 from shop import wakeups
 from shop.auth.models import User
 from shop.bodies import parse_json
@@ -329,10 +329,7 @@ def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> str:
     payment.dispute_amount_fen = _amount(obj, "amount")
     log.warning("payment %s of order %s is disputed (%s: %s, %s, %s fen): answer it at Stripe", payment.intent_id,
                 order.id, event.type, payment.dispute_status, payment.dispute_reason, payment.dispute_amount_fen)
-    if status == "lost" and payment.status == "succeeded" and not refundable_fen(order):
-        log.error("payment %s of order %s was refunded in full and its dispute %s lost too: settle it at Stripe",
-                  payment.intent_id, order.id, payment.dispute_id)
-    elif status == "lost" and payment.status == "succeeded" and payment.dispute_id and payment.dispute_amount_fen:
+    if status == "lost" and payment.status == "succeeded" and payment.dispute_id and payment.dispute_amount_fen:
         record_provider_refund(order_id=order.id, provider_refund_id=payment.dispute_id,
                                amount_fen=payment.dispute_amount_fen, occurred_at=event.created,
                                reason=DISPUTE_LOST_REASON)

@@ -388,8 +388,9 @@ def amount_to_units(lines: Sequence[OrderLine], amount_fen: int) -> tuple[list[R
 def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen: int, occurred_at: datetime,
                            key: str | None = None, reason: str = PROVIDER_REASON) -> Refund | None:
     """Reconcile a refund made at the provider (e.g. its dashboard, or a chargeback): None if that refund id is
-    known, or it is our pending refund of idempotency key `key` (completed now), else a refund of the whole units the
-    amount covers (capped at what is still refundable), the rest a `refund_remainder` event."""
+    known, or it is our pending refund of idempotency key `key` (completed now), or nothing is left to refund (logged
+    as an error), else a refund of the whole units the amount covers (capped at what is still refundable), the rest
+    a `refund_remainder` event."""
     order = lock_order(order_id)
     known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == provider_refund_id))
     if known is not None:
@@ -402,9 +403,11 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
         return None
     refundable = refundable_fen(order)
     if amount_fen > refundable:
-        log.error("provider refund %s of order %s is %s fen but only %s fen is refundable: capped",
-                  provider_refund_id, order.id, amount_fen, refundable)
+        log.error("provider refund %s of order %s is %s fen but only %s fen is refundable: %s", provider_refund_id,
+                  order.id, amount_fen, refundable, "capped" if refundable else "not recorded: settle it at Stripe")
         amount_fen = refundable
+    if amount_fen == 0:  # nothing of the order is left to give back: no refund of 0 fen for its buyer to read
+        return None
     requests, remainder = amount_to_units(_fresh_lines(order), amount_fen)
     refund = Refund(order_id=order.id, provider_refund_id=provider_refund_id, amount_fen=amount_fen,
                     method=order.payment_method, reason=reason, source="provider")
