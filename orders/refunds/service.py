@@ -449,9 +449,11 @@ def note_provider_refund(*, order_id: int, provider_refund_id: str, status: str 
 
 
 def refundable_fen(order: Order) -> int:
-    """What may still be refunded of an order: its payment less every refund recorded and not failed."""
+    """What may still be refunded of an order: its payment less every refund of it recorded and not failed (a
+    payment returned because it could not be allocated gave back money of its own, not the order's)."""
     refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
-                                 .where(Refund.order_id == order.id, Refund.status != "failed"))
+                                 .where(Refund.order_id == order.id, Refund.status != "failed",
+                                        Refund.source != "unallocated"))
     return max(order.total_fen - int(refunded), 0)
 
 

@@ -82,6 +82,24 @@ def test_a_second_payment_of_a_paid_order_is_returned(client, pending):
     assert [k for k in kinds if k[0] != "line_paid"] == [("payment_unallocated", 2500), ("payment_returned", 2500)]
 
 
+def test_a_returned_second_payment_leaves_the_paid_order_refundable_in_full(client, pending):
+    second = Payment(order_id=pending.order_id, provider="sandbox", intent_id="pi_second_of_ours",
+                     amount_fen=pending.amount_fen, status="created")
+    db.session.add(second)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    deliver(client, intent_event("payment_intent.succeeded", pending))
+    deliver(client, intent_event("payment_intent.succeeded", second))
+    line_id = client.get(f"/api/v1/orders/{pending.order_id}", headers=admin).json["lines"][0]["id"]
+
+    response = client.post(f"/api/v1/orders/{pending.order_id}/refunds", headers=admin,
+                           json={"lines": [{"line_id": line_id, "quantity": 2}], "reason": "整单退款"})
+
+    assert response.status_code == 201, response.json
+    assert response.json["amount_fen"] == 2500
+    assert order_status(pending.order_id) == "refunded"
+
+
 def test_a_payment_that_received_nothing_pays_nothing(client, pending):
     body = intent_event("payment_intent.succeeded", pending)
     body["data"]["object"]["amount_received"] = 0
