@@ -31,7 +31,7 @@ from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
 from orders.payments.provider import get_provider
-from orders.refunds.service import note_provider_refund, record_provider_refund
+from orders.refunds.service import note_provider_refund, queue_settle, record_provider_refund
 from shop import wakeups
 from shop.auth.models import User
 from shop.bodies import parse_json
@@ -204,19 +204,17 @@ def _amount(obj: Mapping, *names: str) -> int:
 
 
 def _return_payment(*, order: Order, payment: Payment, amount_fen: int, paid_at: datetime) -> None:
-    """Refund a payment that could not be allocated in full, and record both money events."""
-    refund_id = get_provider().refund(intent_id=payment.intent_id, amount_fen=amount_fen,
-                                      idempotency_key=f"{payment.intent_id}-returned")
-    refund = Refund(order_id=order.id, provider_refund_id=refund_id, amount_fen=amount_fen, method="stripe",
-                    reason=UNALLOCATED_REASON, source="unallocated")
+    """Record a payment that could not be allocated in full and its return: a pending refund of it, asked of the
+    provider once this transaction has committed (`settle_refund`: no lock is held across the call)."""
+    refund = Refund(order_id=order.id, payment_id=payment.id, amount_fen=amount_fen, method="stripe",
+                    reason=UNALLOCATED_REASON, source="unallocated", status="pending")
     db.session.add(refund)
     payment.status, payment.succeeded_at, payment.last_error = "returned", paid_at, None
     db.session.flush()
-    detail = {"intent_id": payment.intent_id}
-    record_event(kind="payment_unallocated", order=order, occurred_at=paid_at, amount_fen=amount_fen, payload=detail)
-    record_event(kind="payment_returned", order=order, refund=refund, occurred_at=utcnow(), amount_fen=amount_fen,
-                 payload={**detail, "provider_refund_id": refund_id})
-    log.info("payment %s of order %s could not be allocated: returned", payment.intent_id, order.id)
+    record_event(kind="payment_unallocated", order=order, occurred_at=paid_at, amount_fen=amount_fen,
+                 payload={"intent_id": payment.intent_id})
+    after_commit(lambda refund_id=refund.id: queue_settle(refund_id))
+    log.info("payment %s of order %s could not be allocated: to be returned", payment.intent_id, order.id)
 
 
 def _paid_at(event: PaymentEvent, order: Order) -> datetime:

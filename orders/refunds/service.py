@@ -264,17 +264,40 @@ def _complete(order: Order, refund: Refund, provider_refund_id: str, *, actor_id
     notify(kind="refund_made", order_id=order.id)
 
 
+def _provider_call(refund: Refund) -> tuple[str, str]:
+    """The PaymentIntent a pending refund is asked of and its idempotency key: a returned payment's own intent
+    (`<intent>-returned`), else the order's succeeded payment's (`refund-<id>`)."""
+    if refund.payment_id is not None:
+        intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
+        return intent_id, f"{intent_id}-returned"
+    return _intent_of(refund.order_id), refund_key(refund.id)
+
+
+def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> None:
+    """A payment's return the provider made: its id stored and the `payment_returned` event written."""
+    refund.status, refund.provider_refund_id = "succeeded", provider_refund_id
+    refund.provider_status = refund.provider_status or "succeeded"
+    intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
+    event = record_event(kind="payment_returned", order=order, refund=refund, occurred_at=utcnow(),
+                         amount_fen=refund.amount_fen,
+                         payload={"intent_id": intent_id, "provider_refund_id": provider_refund_id})
+    refund.outbox_event_ids = [event.id]
+    db.session.flush()
+    log.info("payment %s of order %s returned (%s)", intent_id, order.id, provider_refund_id)
+
+
 def settle_refund(*, refund_id: int) -> Refund:
-    """Ask the provider for a pending refund (key `refund-<id>`, no lock held), then record its outcome under the
-    order lock: succeeded, failed (refused: its units sold again), or still pending (no answer); the refund."""
+    """Ask the provider for a pending refund (`_provider_call`'s intent and key, no lock held), then record its
+    outcome under the order lock: succeeded, failed (refused: its units sold again; a refused return is logged as an
+    error to settle at the provider), or still pending (no answer); the refund."""
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != "pending":
         return refund
     order_id, amount_fen, actor_id = refund.order_id, refund.amount_fen, refund.created_by
     provider_refund_id = refused = None
     try:
-        provider_refund_id = get_provider().refund(intent_id=_intent_of(order_id), amount_fen=amount_fen,
-                                                   idempotency_key=refund_key(refund_id))
+        intent_id, key = _provider_call(refund)
+        provider_refund_id = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
     except RefundRefused as exc:
         refused = str(exc)[:24] or "refused"
     except AppError:
@@ -287,11 +310,17 @@ def settle_refund(*, refund_id: int) -> Refund:
     db.session.refresh(refund)
     if refund.status != "pending":  # settled meanwhile (a retry, the sweeper, or the provider's event)
         return refund
-    if provider_refund_id is not None:
+    if provider_refund_id is not None and refund.source == "unallocated":
+        _complete_return(order, refund, provider_refund_id)
+    elif provider_refund_id is not None:
         _complete(order, refund, provider_refund_id, actor_id=actor_id)
     else:
-        log.warning("provider refused refund %s of order %s (%s): its units are sold again", refund_id, order_id,
-                    refused)
+        if refund.source == "unallocated":
+            log.error("provider refused to return payment %s of order %s (%s): settle it at Stripe", refund.payment_id,
+                      order_id, refused)
+        else:
+            log.warning("provider refused refund %s of order %s (%s): its units are sold again", refund_id,
+                        order_id, refused)
         _give_back_units(refund)
         refund.status, refund.provider_status = "failed", refused
         db.session.flush()
@@ -304,12 +333,12 @@ def requeue_pending_refunds() -> int:
                                                      Refund.created_at < utcnow() - RESETTLE_AFTER)
                              .order_by(Refund.id).limit(SWEEP_BATCH)).all()
     for refund_id in due:
-        after_commit(lambda refund_id=refund_id: _queue_settle(refund_id))
+        after_commit(lambda refund_id=refund_id: queue_settle(refund_id))
     return len(due)
 
 
-def _queue_settle(refund_id: int) -> None:
-    """Send the settling task of one pending refund (after the sweeper's transaction)."""
+def queue_settle(refund_id: int) -> None:
+    """Send the settling task of one pending refund (after the transaction that made it, or the sweeper's)."""
     from orders.payments.tasks import settle_refund_task
 
     settle_refund_task.delay(refund_id)
@@ -337,8 +366,8 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     if order.status not in REFUNDABLE:
         raise Conflict(f"Order {order.id} is {order.status}: only paid orders are refunded.",
                        code=OrderCode.ORDER_NOT_REFUNDABLE, details={"status": order.status})
-    pending = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.status == "pending")
-                                 .order_by(Refund.id)).all()
+    pending = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.status == "pending",
+                                                      Refund.source != "unallocated").order_by(Refund.id)).all()
     again = next((refund for refund in pending if _same_request(refund, lines, reason, actor)), None)
     if again is not None:  # a retry of a request whose provider answer was lost: settled again with its key
         return again

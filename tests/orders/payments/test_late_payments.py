@@ -2,14 +2,18 @@
 in full (automatically, through the provider) with the `payment_unallocated` and `payment_returned` events."""
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from orders.checkout.service import expire_reservations
-from orders.models import Allocation, OrderLine, OutboxEvent, Refund
+from orders.models import Allocation, OrderLine, OutboxEvent, Payment, Refund
+from orders.payments.provider import RefundRefused
+from orders.payments.sandbox import SandboxProvider
 from shop.db import db, utcnow
+from shop.tasks import sweep
 from tests.orders.payments.conftest import (
     deliver,
     intent_event,
@@ -119,3 +123,78 @@ def test_a_payment_of_the_wrong_amount_is_returned(client, spy_refunds):
 
     assert order_status(payment.order_id) == "pending_payment"
     assert _outbox(payment.order_id) == [("payment_unallocated", 1), ("payment_returned", 1)]
+
+
+def _stock_gone(client, world) -> None:
+    """Another buyer takes the 4 units an expired order's late payment would need."""
+    _, other = user_with_token()
+    db.session.commit()
+    place_order(client, other, [(world["products"][0].sku, 4)])
+
+
+def test_a_return_is_asked_of_the_provider_after_its_event_has_committed(client, monkeypatch):
+    world, payment = _expired_order(client, quantity=4)
+    _stock_gone(client, world)
+    seen = []
+    original = SandboxProvider.refund
+
+    def refund(self, **kwargs):
+        with db.engine.connect() as other:  # what any other transaction sees while the provider is asked
+            seen.append(other.execute(select(Refund.status, Refund.payment_id, Payment.status)
+                                      .join(Payment, Payment.id == Refund.payment_id)).all())
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(SandboxProvider, "refund", refund)
+
+    deliver(client, intent_event("payment_intent.succeeded", payment))
+
+    assert seen == [[("pending", payment.id, "returned")]]
+    assert _outbox(payment.order_id) == [("payment_unallocated", 5000), ("payment_returned", 5000)]
+    assert db.session.scalar(select(Refund.status)) == "succeeded"
+
+
+def test_a_return_the_provider_refuses_is_failed_and_left_unallocated_for_an_admin(client, monkeypatch, caplog):
+    world, payment = _expired_order(client, quantity=4)
+    _stock_gone(client, world)
+
+    def refuse(self, **kwargs):
+        raise RefundRefused("charge_already_refunded")
+
+    monkeypatch.setattr(SandboxProvider, "refund", refuse)
+
+    with caplog.at_level(logging.ERROR, logger="orders.refunds.service"):
+        deliver(client, intent_event("payment_intent.succeeded", payment))
+
+    refund = db.session.scalar(select(Refund))
+    assert (refund.status, refund.provider_status, refund.provider_refund_id) == (
+        "failed", "charge_already_refunded", None)
+    assert _outbox(payment.order_id) == [("payment_unallocated", 5000)]  # the money stays owed, not returned
+    assert any("settle it at Stripe" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_a_return_whose_answer_is_lost_stays_pending_and_the_sweeper_returns_it_once(client, spy_refunds,
+                                                                                     monkeypatch):
+    world, payment = _expired_order(client, quantity=4)
+    _stock_gone(client, world)
+    answering = SandboxProvider.refund
+
+    def unreachable(self, **kwargs):
+        spy_refunds.append(kwargs)
+        raise ConnectionError("no answer")
+
+    monkeypatch.setattr(SandboxProvider, "refund", unreachable)
+    deliver(client, intent_event("payment_intent.succeeded", payment))
+    assert db.session.scalar(select(Refund.status)) == "pending"
+    assert _outbox(payment.order_id) == [("payment_unallocated", 5000)]
+
+    monkeypatch.setattr(SandboxProvider, "refund", answering)
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    assert sweep()["orders.pending_refunds"] == 1
+    assert sweep()["orders.pending_refunds"] == 0
+
+    db.session.expire_all()
+    refund = db.session.scalar(select(Refund))
+    assert (refund.status, refund.provider_refund_id.startswith("re_")) == ("succeeded", True)
+    assert [call["idempotency_key"] for call in spy_refunds] == [f"{payment.intent_id}-returned"] * 2
+    assert _outbox(payment.order_id) == [("payment_unallocated", 5000), ("payment_returned", 5000)]
