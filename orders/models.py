@@ -182,6 +182,7 @@ class Order(db.Model):
     payment_method: Mapped[str] = mapped_column(String(8), default="stripe")
     tendered_fen: Mapped[int | None] = mapped_column(BigInteger)
     client_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))  # a counter sale's, from its till
     late_entry: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -203,6 +204,7 @@ class Order(db.Model):
         CheckConstraint("channel = 'delivery' OR store_id IS NOT NULL", name="store"),
         Index("ix_orders_status_expires_at", "status", "expires_at"),
         Index("ix_orders_store_pickup_code", "store_id", "pickup_code"),
+        UniqueConstraint("store_id", "idempotency_key", name="uq_orders_store_key"),
     )
 
     @property

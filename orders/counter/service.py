@@ -75,12 +75,16 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
          client_created_at: datetime | None = None, idempotency_key: str | None = None) -> CounterSale:
     """Sell at the counter, paid and fulfilled at once; an offline sale that breaks a rule raises `SaleRefused`."""
     store = get_store_for(actor=actor, store_id=store_id)
+    made = _sale_for_key(store_id=store.id, idempotency_key=idempotency_key)
+    if made is not None:  # a resend of a sale already made (its key may be long forgotten by the idempotency layer)
+        return _counter_sale(actor, made)
     _hold_shift(store_id=store.id, shift_id=shift_id)
     if client_created_at is None:
         if not store.active:  # a closed store sells nothing new; its till's queued offline sales still arrive
             raise Conflict(f"Store {store.id} is inactive.", code=OrderCode.STORE_INACTIVE)
         shift = open_shift(store_id=store.id, shift_id=shift_id)
-        return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=None)
+        return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=None,
+                          idempotency_key=idempotency_key)
     shift = get_shift(store_id=store.id, shift_id=shift_id)
     known = _conflict_for_key(store_id=store.id, idempotency_key=idempotency_key)
     if known is not None:
@@ -88,7 +92,7 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
     try:
         moment = _accepted_moment(shift=shift, client_created_at=client_created_at)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=moment,
-                          offline_at=client_created_at)
+                          offline_at=client_created_at, idempotency_key=idempotency_key)
     except Conflict as exc:
         raise SaleRefused(exc) from exc
     except ValidationError as exc:
@@ -194,8 +198,22 @@ def _change_due(*, payment: dict, total_fen: int) -> int:
     return tendered - total_fen
 
 
+def _sale_for_key(*, store_id: int, idempotency_key: str | None) -> Order | None:
+    """The counter sale this store's till already made under `idempotency_key`, if any."""
+    if idempotency_key is None:
+        return None
+    return db.session.scalar(select(Order).where(Order.store_id == store_id,
+                                                 Order.idempotency_key == idempotency_key))
+
+
+def _counter_sale(actor: User, order: Order) -> CounterSale:
+    """A counter sale as it is answered: its order, the change given and its receipt."""
+    change = order.tendered_fen - order.total_fen if order.tendered_fen is not None else 0
+    return CounterSale(order=view_order(actor=actor, order=order), change_fen=change, receipt=receipt_of(order))
+
+
 def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], payment: dict, moment: datetime | None,
-               offline_at: datetime | None = None) -> CounterSale:
+               offline_at: datetime | None = None, idempotency_key: str | None = None) -> CounterSale:
     """Take the units from the store's stock and write the paid, fulfilled order with its allocations,
     transitions and one `line_paid` outbox event per line; a sale made now (`moment` None) is dated once its
     products' prices are held."""
@@ -209,7 +227,8 @@ def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], pa
                   donor_code=store.district_code, total_fen=total, paid_at=moment,
                   sale_date=outbox.sale_date_of(moment), shift_id=shift.id, payment_method=payment["method"],
                   tendered_fen=payment.get("tendered_fen"), client_created_at=offline_at,
-                  late_entry=offline_at is not None and shift.closed_at is not None, created_by=actor.id)
+                  late_entry=offline_at is not None and shift.closed_at is not None, created_by=actor.id,
+                  idempotency_key=idempotency_key)
     for item, taken in zip(items, portions, strict=True):
         product = item.product
         line = OrderLine(product_id=product.id, sku=product.sku, name=product.name, supplier_id=product.supplier_id,
@@ -226,7 +245,7 @@ def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], pa
     state.transition(order, "fulfilled", actor_id=actor.id, reason="counter sale")
     for line in order.lines:
         outbox.record_line_paid(order=order, line=line, occurred_at=moment)
-    return CounterSale(order=view_order(actor=actor, order=order), change_fen=change, receipt=receipt_of(order))
+    return _counter_sale(actor, order)
 
 
 # --- sale conflicts -----------------------------------------------------------------------------------

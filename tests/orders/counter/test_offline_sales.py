@@ -4,13 +4,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from catalog import inventory
 from catalog.models import ProductChange
 from orders.models import Order, OutboxEvent, SaleConflict
 from orders.outbox import sale_date_of
 from shop.db import db, utcnow
+from shop.idempotency import KEEP_FOR, IdempotencyKey, forget_old_keys
 from tests.catalog.factories import LocationFactory, make_lot
 from tests.orders.counter.conftest import clerk, sale_body
 from tests.orders.factories import StoreFactory
@@ -149,6 +150,26 @@ def test_a_resent_conflict_is_the_same_conflict(client, counter, staff):
     assert first.status_code == again.status_code == 409
     assert first.json["error"]["details"]["conflict_id"] == again.json["error"]["details"]["conflict_id"]
     assert len(_conflicts()) == 1 and _conflicts()[0].idempotency_key == "till-2-0001"
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_sale_resent_after_its_idempotency_key_was_swept_is_still_one_sale(client, counter, staff, offline):
+    body = _offline(counter, utcnow() - timedelta(minutes=5)) if offline else sale_body(counter)
+    first = client.post(_url(counter), json=body, headers={**staff, "Idempotency-Key": "till-2-0002"})
+    assert first.status_code == 201, first.json
+    on_hand = inventory.available(location_id=counter.store.location_id, product_id=counter.rice.id)
+    db.session.execute(update(IdempotencyKey).values(created_at=utcnow() - KEEP_FOR - timedelta(minutes=1)))
+    assert forget_old_keys() == 1
+    db.session.commit()
+
+    again = client.post(_url(counter), json=body, headers={**clerk(counter.store), "Idempotency-Key": "till-2-0002"})
+
+    assert again.status_code == 201, again.json
+    assert (again.json["id"], again.json["change_fen"]) == (first.json["id"], first.json["change_fen"])
+    assert again.json["receipt"] == {**first.json["receipt"], "impact": again.json["receipt"]["impact"]}  # attributed since
+    assert _orders() == 1
+    assert inventory.available(location_id=counter.store.location_id, product_id=counter.rice.id) == on_hand
+    assert db.session.scalar(select(func.count(OutboxEvent.id))) == 1
 
 
 def test_an_offline_sale_names_every_price(client, counter, staff):
