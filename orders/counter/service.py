@@ -220,7 +220,7 @@ def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], pa
     items = _resolve(lines, at=offline_at)
     moment = moment or utcnow()
     total = sum(item.quantity * item.terms["price_fen"] for item in items)
-    change = _change_due(payment=payment, total_fen=total)
+    _change_due(payment=payment, total_fen=total)  # a malformed payment is refused before any stock is taken
     portions = inventory.take_lines(location_id=store.location_id, lines=[
         inventory.StockRequest(item.product.id, item.quantity, item.lot.id if item.lot else None) for item in items])
     order = Order(channel="counter", status="paid", store_id=store.id, location_id=store.location_id,
