@@ -6,6 +6,7 @@ counter sale's money, which arrives through the store's terminal), `unallocated`
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from sqlalchemy import select
@@ -18,6 +19,24 @@ from shop.db import among, db, utcnow
 
 _INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 _PARTIES = ("store_id", "supplier_id", "household_id")
+_CODE = re.compile(r"(?P<kind>platform|platform_costs|unallocated|payouts_clearing)"
+                   r"|(?P<payments>payments):[a-z]+"
+                   r"|(?P<party>store|store_cash|supplier):(?P<party_id>[1-9][0-9]*)"
+                   r"|(?P<household>household):(?P<household_id>[1-9][0-9]*)@supplier:(?P<supplier_id>[1-9][0-9]*)")
+
+
+def owner_of(code: str) -> tuple[str, dict[str, int | None]] | None:
+    """The kind and the parties (store, supplier, household ids) an account code names, None for no such code:
+    what an account's own columns must say (statements and payouts read those columns, the chain hashes the code)."""
+    match = _CODE.fullmatch(code)
+    if match is None:
+        return None
+    parties: dict[str, int | None] = dict.fromkeys(_PARTIES)
+    if match["party"]:
+        parties["supplier_id" if match["party"] == "supplier" else "store_id"] = int(match["party_id"])
+    elif match["household"]:
+        parties.update(household_id=int(match["household_id"]), supplier_id=int(match["supplier_id"]))
+    return match["kind"] or match["payments"] or match["party"] or match["household"], parties
 
 
 def account(code: str, kind: str, **party: int) -> LedgerAccount:

@@ -17,13 +17,16 @@ blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attri
 
 
 class LedgerVerifyOut(Schema):
-    """The ledger's verification: balanced, chain intact, and the first bad transaction if any."""
+    """The ledger's verification: balanced, chain intact, accounts owned as their codes say, and the first bad
+    transaction and account if any."""
 
     ok = fields.Boolean()
     transactions = fields.Integer()
     balanced = fields.Boolean()
     chain_intact = fields.Boolean()
     first_bad_id = fields.Integer(allow_none=True)
+    accounts_intact = fields.Boolean(metadata={"description": "Every account's owner is the one its code names."})
+    first_bad_account = fields.String(allow_none=True, metadata={"description": "The first account code that is not."})
 
 
 class LedgerVerificationProgressOut(Schema):
@@ -44,6 +47,7 @@ class LedgerVerificationOut(LedgerVerifyOut):
     transactions = fields.Integer(allow_none=True)
     balanced = fields.Boolean(allow_none=True)
     chain_intact = fields.Boolean(allow_none=True)
+    accounts_intact = fields.Boolean(allow_none=True)
     failure_reason = fields.String(allow_none=True)
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)

@@ -19,6 +19,9 @@ def verify_ledger_command() -> None:
         result = verify_ledger(progress=progress)
     click.echo(f"ledger: {result['transactions']} transactions, "
                f"balanced: {'yes' if result['balanced'] else 'NO'}, "
-               f"chain intact: {'yes' if result['chain_intact'] else 'NO'}")
+               f"chain intact: {'yes' if result['chain_intact'] else 'NO'}, "
+               f"accounts intact: {'yes' if result['accounts_intact'] else 'NO'}")
     if not result["ok"]:
-        raise click.ClickException(f"first bad transaction: {result['first_bad_id']}")
+        found = [f"first bad transaction: {result['first_bad_id']}" if result["first_bad_id"] is not None else "",
+                 f"first bad account: {result['first_bad_account']}" if result["first_bad_account"] else ""]
+        raise click.ClickException("; ".join(text for text in found if text))

@@ -156,6 +156,8 @@ class LedgerVerification(db.Model):
     balanced: Mapped[bool | None] = mapped_column(Boolean)
     chain_intact: Mapped[bool | None] = mapped_column(Boolean)
     first_bad_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: it may name a removed transaction
+    accounts_intact: Mapped[bool | None] = mapped_column(Boolean)
+    first_bad_account: Mapped[str | None] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(String(200))
     requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -21,7 +21,8 @@ ABANDONED_AFTER = timedelta(hours=1)  # a verification queued or running this lo
 REQUEUE_AFTER = timedelta(minutes=1)  # a verification still queued this long is sent to a worker again
 ABANDONED_REASON = "Its worker stopped before it finished. Request a new one."
 REQUEST_LOCK_KEY = 0x6C6564676572 + 1  # requests of verifications, one at a time (the check-then-insert)
-RESULT_FIELDS = ("ok", "transactions", "balanced", "chain_intact", "first_bad_id")
+RESULT_FIELDS = ("ok", "transactions", "balanced", "chain_intact", "first_bad_id", "accounts_intact",
+                 "first_bad_account")
 
 
 def _progress_key(verification_id: int) -> str:

@@ -1,11 +1,15 @@
-"""Verifying the ledger as an auditor would: every transaction balanced, the chain unbroken and unaltered.
+"""Verifying the ledger as an auditor would: every transaction balanced, the chain unbroken and unaltered, every
+account owned by whom its code names.
 
 Streams the linked transactions by `seq`, each with its postings by id, from a server-side cursor on a
 connection of its own that reads one snapshot of the ledger (REPEATABLE READ on PostgreSQL, so transactions
 linked meanwhile neither show up half-way nor make the head look moved). Each must have the next seq, its
 predecessor's hash as `prev_hash`, the hash of its stored content and postings, and postings summing to zero;
 the chain head must name the last one. A transaction never linked is a break too. `first_bad_id` names the
-first bad transaction in chain order (then the first unlinked one).
+first bad transaction in chain order (then the first unlinked one). The chain hashes each posting's account code;
+statements and payouts read the account's kind and party columns (store, supplier, household), so each account's
+columns must be what its code names (`accounts_intact`, `first_bad_account`: the first code in code order that
+is not).
 
 The canonical JSON is written straight from the rows, byte for byte what `chain.canonical` writes (keys in
 sorted order, compact separators, non-ASCII kept), without a dict per row: on 60,000 transactions with 900,000
@@ -24,6 +28,7 @@ from datetime import UTC
 
 from sqlalchemy import Connection, func, select, text
 
+from orders.ledger.accounts import owner_of
 from orders.ledger.chain import GENESIS_HASH, chain_hash
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
@@ -115,8 +120,13 @@ def _canonical(row, postings: list[str]) -> str:
 def _verify(connection: Connection, progress: Progress | None) -> dict:
     """The verification over the snapshot `connection` reads."""
     linked = connection.scalar(select(func.count()).where(LedgerTransaction.seq.is_not(None)))
-    accounts = {account_id: _json(code) for account_id, code in connection.execute(
-        select(LedgerAccount.id, LedgerAccount.code))}
+    rows = connection.execute(select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind, LedgerAccount.store_id,
+                                     LedgerAccount.supplier_id, LedgerAccount.household_id)
+                              .order_by(LedgerAccount.code)).all()
+    accounts = {row.id: _json(row.code) for row in rows}
+    first_bad_account = next((row.code for row in rows if owner_of(row.code) != (
+        row.kind, {"store_id": row.store_id, "supplier_id": row.supplier_id, "household_id": row.household_id})),
+        None)
     components: dict[str, str] = {}
     balanced, intact, first_bad = True, True, None
     count, expected_seq, last_hash, last_id = 0, 1, GENESIS_HASH, None
@@ -172,12 +182,14 @@ def _verify(connection: Connection, progress: Progress | None) -> dict:
                 .where(LedgerTransaction.seq.is_(None)).group_by(Posting.transaction_id)
                 .having(func.sum(Posting.amount_fen) != 0).subquery()))
         balanced = balanced and not unbalanced
-    return {"ok": balanced and intact, "transactions": count, "balanced": balanced, "chain_intact": intact,
-            "first_bad_id": first_bad}
+    return {"ok": balanced and intact and first_bad_account is None, "transactions": count, "balanced": balanced,
+            "chain_intact": intact, "first_bad_id": first_bad, "accounts_intact": first_bad_account is None,
+            "first_bad_account": first_bad_account}
 
 
 def verify_ledger(*, wait: bool = True, progress: Progress | None = None) -> dict:
-    """`{ok, transactions, balanced, chain_intact, first_bad_id}` over the whole ledger, one snapshot of it;
+    """`{ok, transactions, balanced, chain_intact, first_bad_id, accounts_intact, first_bad_account}` over the whole
+    ledger, one snapshot of it;
     `progress(done, total)` is told every few thousand transactions. While another verification runs, this
     one waits for it, or with `wait=False` raises `VerificationRunning`."""
     with _exclusive_snapshot(wait=wait) as connection:

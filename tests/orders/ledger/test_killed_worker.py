@@ -120,4 +120,5 @@ def test_a_worker_killed_mid_attribution_leaves_every_line_attributed_once_after
             .where(Posting.lot_id == lot.id, LedgerAccount.kind == "household"))
         assert db.session.get(Lot, lot.id).attributed_fen == household_fen > 0
     assert verify_ledger() == {"ok": True, "transactions": ORDERS, "balanced": True, "chain_intact": True,
-                               "first_bad_id": None}
+                               "first_bad_id": None,
+                               "accounts_intact": True, "first_bad_account": None}

@@ -1,12 +1,21 @@
 """PostgreSQL itself keeps the ledger append-only and balanced, whatever client writes to it."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from orders.ledger import accounts, chain
+from orders.ledger.payouts.models import PayoutBatch, PayoutDownload
+from orders.models import StoreAccountChange
+from shop.auth.models import UserChange
 from shop.db import db, violates
+from suppliers.models import BankAccountChange, RevealAudit
+from tests.factories import UserFactory
+from tests.orders.factories import StoreFactory
+from tests.suppliers.factories import HouseholdFactory
 
 pytestmark = pytest.mark.postgres
 
@@ -93,3 +102,43 @@ def test_a_balanced_transaction_written_by_another_client_commits_once_linked(pg
     chain.link(db.session, [transaction_id])
     db.session.commit()
     assert db.session.scalar(text("SELECT seq FROM ledger_transactions WHERE id = :t"), {"t": transaction_id}) == 1
+
+
+@pytest.mark.parametrize("statement", ["UPDATE ledger_accounts SET household_id = :other WHERE id = :a",
+                                       "UPDATE ledger_accounts SET code = 'platform_moved' WHERE id = :a",
+                                       "DELETE FROM ledger_accounts WHERE id = :a"])
+def test_a_ledger_accounts_code_and_owners_never_change(pg_app, statement):
+    household, other = HouseholdFactory(), HouseholdFactory()
+    account_id = accounts.household(household.id, household.registered_by_id).id
+    db.session.commit()
+    with pytest.raises(DBAPIError, match="append-only"):
+        db.session.execute(text(statement), {"a": account_id, "other": other.id})
+    db.session.rollback()
+
+
+def _one_row_each() -> None:
+    """One committed row in every audit table."""
+    admin, household, store = UserFactory(role="admin"), HouseholdFactory(), StoreFactory()
+    batch = PayoutBatch(party="household", supplier_id=household.registered_by_id, until=date(2026, 11, 1),
+                        created_by=admin.id)
+    db.session.add(batch)
+    db.session.flush()
+    db.session.add_all([
+        RevealAudit(user_id=admin.id, household_id=household.id, fields="id_number", reason="核对身份"),
+        BankAccountChange(user_id=admin.id, household_id=household.id, new_masked="****0002", reason="开户"),
+        StoreAccountChange(store_id=store.id, user_id=admin.id, new_masked="****0003", reason="开户"),
+        PayoutDownload(batch_id=batch.id, user_id=admin.id, lines=0, total_fen=0, reason="转账"),
+        UserChange(user_id=admin.id, actor_id=admin.id, action="created", new_role="admin")])
+    db.session.commit()
+
+
+@pytest.mark.parametrize("table", ["reveal_audits", "payout_downloads", "bank_account_changes",
+                                   "store_account_changes", "user_changes"])
+@pytest.mark.parametrize("statement", ["UPDATE {table} SET created_at = created_at - interval '1 day'",
+                                       "DELETE FROM {table}"])
+def test_audit_tables_are_append_only(pg_app, table, statement):
+    _one_row_each()
+    with pytest.raises(DBAPIError, match="append-only"):
+        db.session.execute(text(statement.format(table=table)))
+    db.session.rollback()
+    assert db.session.scalar(text(f"SELECT count(*) FROM {table}")) >= 1

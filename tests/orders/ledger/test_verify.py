@@ -35,7 +35,7 @@ UNMARKED = SimpleNamespace(node=SimpleNamespace(get_closest_marker=lambda name: 
 def bad(first_bad_id, *, balanced=True, chain_intact=False, transactions=3) -> dict:
     """The verification of a ledger with a bad transaction."""
     return {"ok": False, "transactions": transactions, "balanced": balanced, "chain_intact": chain_intact,
-            "first_bad_id": first_bad_id}
+            "first_bad_id": first_bad_id, "accounts_intact": True, "first_bad_account": None}
 
 
 @pytest.mark.no_books_check
@@ -45,6 +45,22 @@ def test_an_altered_posting_is_named(app):
                             "WHERE transaction_id = :t AND amount_fen = 200"), {"t": ids[1]})
     db.session.commit()
     assert verify_ledger() == bad(ids[1], balanced=False)
+
+
+@pytest.mark.no_books_check
+@pytest.mark.parametrize("column", ["household_id", "supplier_id"])
+def test_an_account_moved_to_another_household_or_supplier_is_named(app, column):
+    household, other = HouseholdFactory(), HouseholdFactory()
+    owed = accounts.household(household.id, household.registered_by_id)
+    db.session.commit()
+    new_owner = other.id if column == "household_id" else other.registered_by_id
+    db.session.execute(text(f"UPDATE ledger_accounts SET {column} = :o WHERE id = :a"), {"o": new_owner, "a": owed.id})
+    db.session.commit()
+
+    result = verify_ledger()
+
+    assert (result["ok"], result["chain_intact"], result["accounts_intact"]) == (False, True, False)
+    assert result["first_bad_account"] == owed.code
 
 
 @pytest.mark.no_books_check
@@ -137,7 +153,8 @@ def test_verify_route_for_auditors_and_admins_only(app, client, login):
         response = client.get("/api/v1/ledger/verify", headers=login(role))
         assert response.status_code == 200
         assert response.json == {"ok": True, "transactions": 1, "balanced": True, "chain_intact": True,
-                                 "first_bad_id": None}
+                                 "first_bad_id": None,
+                               "accounts_intact": True, "first_bad_account": None}
     assert client.get("/api/v1/ledger/verify", headers=login("consumer")).status_code == 403
     assert client.get("/api/v1/ledger/verify").status_code == 401
 
