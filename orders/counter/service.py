@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog import inventory
 from catalog.models import HISTORY_FIELDS, Lot, Product, ProductChange
+from catalog.queries import on_sale
 from orders import outbox, state
 from orders.checkout.service import OrderView, get_order_for, view_order
 from orders.errors import OrderCode
@@ -133,6 +134,12 @@ def _value_at(product: Product, field: str, moment: datetime) -> int | None:
     return getattr(product, field) if later is None else later.old_value
 
 
+def sold_here(query: Select) -> Select:
+    """`query` over products kept to those the counter sells: on sale (active, of an active supplier; an inactive
+    supplier's products sell nowhere). The till offers what this keeps, and nothing else."""
+    return query.join(Supplier, Supplier.id == Product.supplier_id).where(on_sale())
+
+
 def _held_products(lines: list[dict]) -> tuple[dict[str, Lot], dict[str | int, Product]]:
     """The lots the lines scan, by trace code, and the products on sale they name (active, of an active supplier), by
     SKU and by id, each read in one statement; the products are held (FOR SHARE) until the sale commits, so every line
@@ -142,9 +149,8 @@ def _held_products(lines: list[dict]) -> tuple[dict[str, Lot], dict[str | int, P
             } if codes else {}
     skus = [line["sku"] for line in lines if "sku" in line]
     named = or_(among(Product.sku, skus), among(Product.id, [lot.product_id for lot in lots.values()]))
-    on_sale = select(Product).join(Supplier, Supplier.id == Product.supplier_id).where(
-        Product.status == "active", Supplier.active.is_(True), named)  # an inactive supplier's products sell nowhere
-    products = db.session.scalars(on_sale.order_by(Product.id).with_for_update(read=True, of=Product)).all()
+    products = db.session.scalars(sold_here(select(Product)).where(named).order_by(Product.id)
+                                  .with_for_update(read=True, of=Product)).all()
     return lots, {key: product for product in products for key in (product.sku, product.id)}
 
 

@@ -7,6 +7,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from flask import g
 from sqlalchemy import select
 
@@ -15,9 +16,11 @@ from orders.ledger.verify import verify_ledger
 from orders.models import Order, Shift
 from orders.stores import service as stores
 from shop.db import db
+from shop.errors import AppError
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
+from tests.suppliers.factories import SupplierFactory
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 CSRF_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')
@@ -164,6 +167,23 @@ def test_the_sale_screen_carries_the_stores_price_list_for_offline_sales(client)
     repriced = client.get("/till/prices")  # what the till prices a sale with again after a price change
     assert repriced.status_code == 200 and repriced.headers["Cache-Control"] == "no-store"
     assert repriced.json["products"] == data["products"]
+
+
+def test_the_till_offers_no_product_of_an_inactive_supplier_since_the_counter_does_not_sell_it(client):
+    location = LocationFactory(kind="store", region_code="440606")
+    store = StoreFactory(location=location, location_id=location.id)
+    sold, withdrawn = ProductFactory(), ProductFactory(supplier=SupplierFactory(active=False))
+    make_lot(sold, location)
+    make_lot(withdrawn, location)
+    clerk = _signed_in(client, store_id=store.id)
+    shift = stores.start_shift(actor=clerk, store_id=store.id, float_fen=0)
+    db.session.commit()
+    offered = [product["sku"] for product in client.get("/till/prices").json["products"]]
+    assert offered == [sold.sku]
+    with pytest.raises(AppError) as refused:  # the counter does not sell it either: one rule
+        counter.sell(actor=clerk, store_id=store.id, shift_id=shift.id,
+                     lines=[{"sku": withdrawn.sku, "quantity": 1}], payment={"method": "card"})
+    assert refused.value.code == "unknown_item"
 
 
 def test_only_a_signed_in_clerk_gets_the_price_list_or_a_fresh_csrf_token(client, app):

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from catalog.models import Lot, Product, Stock
 from orders.checkout.service import get_order_for
+from orders.counter.service import sold_here
 from orders.models import Order, OrderTransition, Shift, Store
 from orders.stores.service import get_store_for
 from shop.auth.models import User
@@ -38,14 +39,13 @@ def current_shift(store: Store) -> Shift | None:
 
 
 def price_list(store: Store) -> list[dict]:
-    """The products on sale with units at the store: SKU, name, today's price, units free and the trace codes of
-    the lots there (what the till needs to take sales while offline)."""
+    """The products the counter sells (`sold_here`) with units at the store: SKU, name, today's price, units free
+    and the trace codes of the lots there (what the till needs to take sales while offline)."""
     rows = db.session.execute(
-        select(Product.sku, Product.name, Product.price_fen, Lot.trace_code,
-               Stock.on_hand - Stock.reserved)
+        sold_here(select(Product.sku, Product.name, Product.price_fen, Lot.trace_code,
+                         Stock.on_hand - Stock.reserved))
         .join(Stock, Stock.product_id == Product.id).join(Lot, Lot.id == Stock.lot_id)
-        .where(Stock.location_id == store.location_id, Product.status == "active",
-               Stock.on_hand > Stock.reserved)
+        .where(Stock.location_id == store.location_id, Stock.on_hand > Stock.reserved)
         .order_by(Product.sku, Lot.id)).all()
     products: dict[str, dict] = {}
     for sku, name, price_fen, trace_code, free in rows:
