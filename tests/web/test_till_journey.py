@@ -516,3 +516,22 @@ def test_a_sale_after_the_shift_was_closed_elsewhere_says_to_refresh_for_a_new_s
     expect(page.locator("#pay-error")).to_have_text("未能收款：班次已交班，请刷新页面开新班次")
     with site.app.app_context():
         _ensure_open_shift()
+
+
+def test_a_wrong_code_scanned_before_a_sale_is_completed_is_not_left_on_the_next_sale(site, desktop):
+    with site.app.app_context():
+        _ensure_open_shift()
+        item = _stock()[0]
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    scan = page.get_by_label("扫描追溯码或输入 SKU")
+    scan.fill(item.sku)
+    scan.press("Enter")
+    scan.fill("NO-SUCH-CODE")
+    scan.press("Enter")
+    expect(page.locator("#scan-error")).to_have_text("未找到商品：NO-SUCH-CODE（本店无货或编码有误）")
+    page.get_by_label("刷卡", exact=True).check()
+    page.get_by_role("button", name="完成收款").click()
+    expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
+    expect(page.locator("#scan-error")).to_have_text("")

@@ -428,6 +428,7 @@
   function resetSale() {
     cart = [];
     tenderedInput.value = "";
+    scanError.textContent = "";
     payError.textContent = "";
     renderCart();
     scanInput.focus();
