@@ -92,10 +92,15 @@ def _order_for(actor: User, order_id: int, *, lock: bool) -> Order:
     return order
 
 
+def in_open_shift(order: Order) -> bool:
+    """Whether the order is a sale of a shift that is still open: what store staff may refund."""
+    shift = db.session.get(Shift, order.shift_id) if order.shift_id else None
+    return shift is not None and shift.closed_at is None
+
+
 def _check_staff_shift(order: Order) -> None:
     """Store staff refund only sales of a shift that is still open (`refund_outside_shift` 403)."""
-    shift = db.session.get(Shift, order.shift_id) if order.shift_id else None
-    if shift is None or shift.closed_at is not None:
+    if not in_open_shift(order):
         raise Forbidden("Store staff refund only sales of a shift that is still open; ask an admin.",
                         code=OrderCode.REFUND_OUTSIDE_SHIFT, details={"shift_id": order.shift_id})
 

@@ -240,13 +240,28 @@ def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shif
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
     report = stores.shift_report(actor=clerk, shift_id=order.shift_id)
     assert report.methods[0]["refunds_fen"] == 1500 and report.methods[0]["expected_fen"] == 1500
+    opened_before = _refund_form(client, order)  # a refund form left open while the shift closed
     stores.close_shift(actor=clerk, shift_id=order.shift_id, counted_cash_fen=1500)
     db.session.commit()
     late = client.post(f"/till/orders/{order.id}/refund",
-                       data={f"quantity-{line_id}": "1", "reason": "试", **_refund_form(client, order)})
+                       data={f"quantity-{line_id}": "1", "reason": "试", **opened_before})
     assert late.status_code == 403 and "只能退本班次" in late.get_data(as_text=True)
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
     assert verify_ledger()["ok"] is True
+
+
+def test_a_sale_of_a_closed_shift_offers_no_refund_and_its_refund_page_says_why(client):
+    order, clerk = _sale(client)
+    refund_path = f"/till/orders/{order.id}/refund"
+    assert refund_path in client.get(f"/till/receipts/{order.id}").get_data(as_text=True)
+    assert 'name="reason"' in client.get(refund_path).get_data(as_text=True)
+    stores.close_shift(actor=clerk, shift_id=order.shift_id, counted_cash_fen=3000)
+    db.session.commit()
+    receipt = client.get(f"/till/receipts/{order.id}").get_data(as_text=True)
+    assert refund_path not in receipt
+    page = client.get(refund_path).get_data(as_text=True)
+    assert f"这笔销售所在的班次 {order.shift_id} 已交班，门店不能再退款，请联系管理员退款。" in page
+    assert 'name="reason"' not in page and "确认退款" not in page
 
 
 def test_a_refund_form_sent_twice_refunds_once_and_a_form_without_its_key_refunds_nothing(client):

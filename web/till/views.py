@@ -130,7 +130,8 @@ def close_shift(shift_id: int):
 @signed_in("store_staff")
 def receipt(order_id: int):
     """A paid order's receipt, laid out for a 58 mm thermal printer."""
-    return _till("till/receipt.html", receipt=counter.get_receipt(actor=web_user(), order_id=order_id))
+    receipt = counter.get_receipt(actor=web_user(), order_id=order_id)
+    return _till("till/receipt.html", receipt=receipt, refundable=refunds.in_open_shift(receipt["order"]))
 
 
 def _pickup_key() -> str:
@@ -195,10 +196,16 @@ def _refund_request() -> dict:
 @bp.route("/orders/<int:order_id>/refund", methods=["GET", "POST"])
 @signed_in("store_staff")
 def refund(order_id: int):
-    """Refund units of a sale of the open shift, per line, with a reason."""
+    """Refund units of a sale of the open shift, per line, with a reason (a closed shift's sale: no form, and why)."""
     order = get_order_for(actor=web_user(), order_id=order_id)
+
+    def form(status: int = 200, error: str | None = None):
+        """The refund page, with a fresh form key."""
+        return _till("till/refund.html", status, order=order, refundable=refunds.in_open_shift(order),
+                     form_key=new_form_key(), error=error)
+
     if request.method == "GET":
-        return _till("till/refund.html", order=order, form_key=new_form_key())
+        return form()
     try:
         data = _refund_request()
         if not claim_form(user=web_user(), purpose="refund", key=request.form.get("form_key", "")):
@@ -206,13 +213,12 @@ def refund(order_id: int):
             return redirect(url_for("till.receipt", order_id=order.id))  # this form was sent before: its refund
         refunds.create_refund(actor=web_user(), order_id=order.id, **data)
     except ValidationError:
-        return _till("till/refund.html", 422, order=order, form_key=new_form_key(),
-                     error="请至少填写一行的退货数量，并写明原因。")
+        return form(422, "请至少填写一行的退货数量，并写明原因。")
     except AppError as exc:
         if exc.code not in MESSAGES:
             raise
         db.session.rollback()
-        return _till("till/refund.html", exc.status, order=order, form_key=new_form_key(), error=_message(exc))
+        return form(exc.status, _message(exc))
     commit()
     return redirect(url_for("till.receipt", order_id=order.id))
 
