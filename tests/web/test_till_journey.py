@@ -250,6 +250,28 @@ def test_a_stock_gone_offline_sale_is_shown_to_the_clerk_as_a_conflict(site, des
     with site.app.app_context():
         recorded = db.session.scalar(select(SaleConflict).where(SaleConflict.idempotency_key == key))
         assert recorded is not None and recorded.code == "insufficient_stock" and recorded.store_id == store_id
+        conflict_id = recorded.id
+
+    conflicts.get_by_role("link", name="销售冲突").click()  # the manager deals with it on the server's record
+    card = page.locator(f"#conflict-{conflict_id}")
+    expect(card).to_contain_text(f"冲突 {conflict_id}：库存不足")
+    expect(card).to_contain_text(_name(site, item.sku))
+    screenshot(page, "till-conflicts")
+    small = desktop.browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN").new_page()
+    sign_in(small, site, CLERK)
+    small.goto(site.url + "/till/conflicts")
+    assert small.evaluate("document.documentElement.scrollWidth") <= 360  # never scrolls sideways
+    screenshot(small, "till-conflicts")
+    small.context.close()
+    card.get_by_label("处理方式").fill("顾客改买其他商品，已重新收款")
+    card.get_by_role("button", name="标记为已处理").click()
+    expect(page.get_by_role("status").filter(has_text=f"冲突 {conflict_id} 已处理")).to_be_visible()
+    expect(page.locator(f"#conflict-{conflict_id}")).to_have_count(0)
+    with site.app.app_context():
+        db.session.expire_all()
+        resolved = db.session.get(SaleConflict, conflict_id)
+        assert resolved.resolved_at is not None and resolved.resolved_by == find_user(username=CLERK).id
+        assert resolved.resolution_note == "顾客改买其他商品，已重新收款"
     page.get_by_role("button", name="已处理").click()
     expect(conflicts).to_be_hidden()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import select
 
 from orders.counter import service as counter
 from orders.ledger.verify import verify_ledger
-from orders.models import Order, Shift
+from orders.models import Order, SaleConflict, Shift
 from orders.stores import service as stores
 from shop.db import db
 from shop.errors import AppError
@@ -280,6 +281,7 @@ def test_a_refund_form_sent_twice_refunds_once_and_a_form_without_its_key_refund
 def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refunds(client, app):
     order, _ = _sale(client)
     line_id, shift_id = order.lines[0].id, order.shift_id
+    conflict_id = _refused_offline_sale(client, order)
     stranger = app.test_client()
     _signed_in(stranger, store_id=StoreFactory().id)
     token = _csrf(stranger, "/till")
@@ -291,6 +293,8 @@ def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refun
         ("GET", "/till/orders/<order_id>/refund"): stranger.get(f"/till/orders/{order.id}/refund"),
         ("POST", "/till/orders/<order_id>/refund"): stranger.post(
             f"/till/orders/{order.id}/refund", data={f"quantity-{line_id}": "1", "reason": "试", "csrf_token": token}),
+        ("POST", "/till/conflicts/<conflict_id>/resolve"): stranger.post(
+            f"/till/conflicts/{conflict_id}/resolve", data={"note": "试", "csrf_token": token}),
     }
     for route, response in tried.items():
         assert response.status_code == 404, route
@@ -298,6 +302,8 @@ def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refun
     db.session.expire_all()
     assert db.session.get(Shift, shift_id).closed_at is None
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+    assert db.session.get(SaleConflict, conflict_id).resolved_at is None
+    assert f"冲突 {conflict_id}" not in stranger.get("/till/conflicts").get_data(as_text=True)
     assert set(tried) == {  # every till page naming a shift or an order
         (method, rule.rule.replace("<int:", "<")) for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("till.") and rule.arguments - {"filename"}
@@ -324,3 +330,53 @@ def test_wrong_pickup_codes_are_limited_per_clerk_across_the_page_and_the_api(cl
     _signed_in(malformed, store_id=store.id)
     response = malformed.post("/till/pickups", data={"pickup_code": "12ab", "csrf_token": _csrf(malformed, "/till")})
     assert response.status_code == 422 and "取货码是 6 位数字" in response.get_data(as_text=True)
+
+
+def _refused_offline_sale(client, order) -> int:
+    """An offline sale of `order`'s product made 73 hours ago, sent by the clerk's till: its recorded conflict's id."""
+    access = client.post("/till/token", headers={"X-CSRFToken": _csrf(client, "/till")}).json["access_token"]
+    made_at = (datetime.now(UTC) - timedelta(hours=73)).isoformat()
+    response = client.post(f"/api/v1/stores/{order.store_id}/counter-sales", json={
+        "lines": [{"sku": order.lines[0].sku, "quantity": 1, "unit_price_fen": 1500}], "payment": {"method": "card"},
+        "shift_id": order.shift_id, "client_created_at": made_at},
+        headers={"Authorization": f"Bearer {access}", "Idempotency-Key": str(uuid.uuid4())})
+    assert response.status_code == 409 and response.json["error"]["code"] == "sale_too_old"
+    return response.json["error"]["details"]["conflict_id"]
+
+
+def test_a_clerk_sees_the_stores_open_sale_conflicts_and_resolves_one_with_a_note_on_the_server(client):
+    order, clerk = _sale(client)
+    conflict_id = _refused_offline_sale(client, order)
+    home = client.get("/till").get_data(as_text=True)
+    assert 'href="/till/conflicts"' in home and "本店有 1 笔被拒绝的销售待处理" in home
+    page = client.get("/till/conflicts").get_data(as_text=True)
+    assert f"冲突 {conflict_id}" in page and "离线时间超过 72 小时" in page
+    assert order.lines[0].name in page and order.lines[0].sku in page and "¥15.00" in page
+    action = f"/till/conflicts/{conflict_id}/resolve"
+    assert f'action="{action}"' in page
+
+    assert client.post(action, data={"note": "已重新收款"}).status_code == 400  # no CSRF token: refused
+    blank = client.post(action, data={"note": " ", "csrf_token": _csrf(client, "/till/conflicts")})
+    assert blank.status_code == 422 and "请写明处理方式" in blank.get_data(as_text=True)
+    conflict = db.session.get(SaleConflict, conflict_id)
+    assert conflict.resolved_at is None
+    done = client.post(action, data={"note": "已与顾客核对，重新收款", "csrf_token": _csrf(client, "/till/conflicts")},
+                       follow_redirects=True)
+    assert done.status_code == 200 and f"冲突 {conflict_id} 已处理" in done.get_data(as_text=True)
+    db.session.expire_all()
+    conflict = db.session.get(SaleConflict, conflict_id)
+    assert conflict.resolved_at is not None and conflict.resolved_by == clerk.id
+    assert conflict.resolution_note == "已与顾客核对，重新收款"
+    assert f"冲突 {conflict_id}" not in client.get("/till/conflicts").get_data(as_text=True)
+    again = client.post(action, data={"note": "再次", "csrf_token": _csrf(client, "/till/conflicts")},
+                        follow_redirects=True)
+    assert f"冲突 {conflict_id} 已由他人处理" in again.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(SaleConflict, conflict_id).resolution_note == "已与顾客核对，重新收款"
+
+
+def test_the_conflicts_page_is_for_store_staff_only(client, app):
+    _signed_in(client, role="admin")
+    assert client.get("/till/conflicts").status_code == 404  # an admin is no till user
+    anonymous = app.test_client()
+    assert anonymous.get("/till/conflicts").status_code == 302

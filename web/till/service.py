@@ -1,16 +1,18 @@
 """What the till pages read beside the domain services: the clerk's store and open shift, the price list the
-till sells from offline, and a shift's counter sales. Reads only; every change goes through the domain services."""
+till sells from offline, a shift's counter sales and the refused sales' products. Reads only; every change goes
+through the domain services."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog.models import Lot, Product, Stock
 from orders.checkout.service import get_order_for
 from orders.counter.service import sold_here
-from orders.models import Order, OrderTransition, Shift, Store
+from orders.models import Order, OrderTransition, SaleConflict, Shift, Store
 from orders.stores.service import get_store_for
 from shop.auth.models import User
 from shop.db import db
@@ -54,6 +56,41 @@ def price_list(store: Store) -> list[dict]:
         product["available"] += free
         product["trace_codes"].append(trace_code)
     return list(products.values())
+
+
+@dataclass(frozen=True)
+class RefusedSale:
+    """A sale conflict as the manager reads it: the conflict, its lines with the names of their products (where still
+    known) and the sale's total at the prices the till showed (None if a line has no price)."""
+
+    conflict: SaleConflict
+    lines: list[dict]
+    total_fen: int | None
+
+
+def open_conflict_count(store: Store) -> int:
+    """How many of the store's sale conflicts are still to be resolved."""
+    return db.session.scalar(select(func.count(SaleConflict.id)).where(SaleConflict.store_id == store.id,
+                                                                        SaleConflict.resolved_at.is_(None)))
+
+
+def refused_sales(conflicts: list[SaleConflict]) -> list[RefusedSale]:
+    """The conflicts with their sales' lines named (by SKU or by the scanned lot's trace code) and totalled."""
+    lines = [line for conflict in conflicts for line in conflict.sale.get("lines", [])]
+    skus = {line["sku"] for line in lines if "sku" in line}
+    codes = {line["trace_code"] for line in lines if "trace_code" in line}
+    names = dict(db.session.execute(select(Product.sku, Product.name).where(Product.sku.in_(skus))).all())
+    names |= dict(db.session.execute(select(Lot.trace_code, Product.name).join(Product, Product.id == Lot.product_id)
+                                     .where(Lot.trace_code.in_(codes))).all())
+    sales = []
+    for conflict in conflicts:
+        named = [{**line, "code": line.get("sku") or line.get("trace_code"),
+                  "name": names.get(line.get("sku") or line.get("trace_code"))}
+                 for line in conflict.sale.get("lines", [])]
+        priced = all(line.get("unit_price_fen") is not None for line in named)
+        total = sum(line["quantity"] * line["unit_price_fen"] for line in named) if priced else None
+        sales.append(RefusedSale(conflict, named, total))
+    return sales
 
 
 def shift_sales(shift: Shift) -> list[Order]:

@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from orders.checkout.service import get_order_for
 from orders.counter import service as counter
 from orders.counter.limits import attempts_key, pickup_code_limit
-from orders.counter.schemas import PickupCreate
+from orders.counter.schemas import PickupCreate, SaleConflictResolve
 from orders.errors import OrderCode
 from orders.refunds import service as refunds
 from orders.refunds.schemas import RefundCreate
@@ -30,6 +30,7 @@ bp.static_folder = "static"
 
 TOKEN_TTL_SECONDS = 15 * 60
 PICKUPS_SHOWN = 50
+CONFLICTS_SHOWN = 50
 MAX_FIELD = 200
 MESSAGES = {
     "shift_closed": "该班次已交班。",
@@ -37,6 +38,16 @@ MESSAGES = {
     "refund_outside_shift": "只能退本班次（仍未交班）的销售；其他请联系管理员。",
     "refund_exceeds_sold": "退货数量超过了尚未退的数量。",
     "order_not_refundable": "该订单当前状态不能退款。",
+}
+CONFLICT_REASONS = {  # why the server refused an offline sale (the till's script says the same)
+    "insufficient_stock": "库存不足（商品已售完）",
+    "lot_not_held_here": "扫描的批次不在本店库存中",
+    "price_mismatch": "售价与销售时的价格不符",
+    "sale_after_shift": "销售时间在交班之后",
+    "sale_before_shift": "销售时间在开班之前",
+    "sale_in_future": "收银机时间不正确（晚于服务器时间）",
+    "sale_too_old": "离线时间超过 72 小时",
+    "unknown_item": "商品不存在或已下架",
 }
 
 
@@ -68,10 +79,11 @@ def home():
     """The till: the open-shift form, or the sale screen with the price list for offline sales."""
     store = service.store_of(web_user())
     shift = service.current_shift(store)
+    open_conflicts = service.open_conflict_count(store)
     if shift is None:
-        return render_template("till/open_shift.html", store=store, shift=None)
+        return render_template("till/open_shift.html", store=store, shift=None, open_conflicts=open_conflicts)
     data = {"shift_id": shift.id, "products": service.price_list(store)}
-    return render_template("till/sell.html", store=store, shift=shift, till_data=data)
+    return render_template("till/sell.html", store=store, shift=shift, till_data=data, open_conflicts=open_conflicts)
 
 
 @bp.route("/shifts", methods=["POST"])
@@ -221,6 +233,45 @@ def refund(order_id: int):
         return form(exc.status, _message(exc))
     commit()
     return redirect(url_for("till.receipt", order_id=order.id))
+
+
+def _conflicts_page(status: int = 200, *, failed: int | None = None, error: str | None = None):
+    """The store's open sale conflicts, oldest first, each with its resolve form (`failed`: the one whose form
+    `error` is about)."""
+    store = service.store_of(web_user())
+    page = counter.list_conflicts(actor=web_user(), store_id=store.id, limit=CONFLICTS_SHOWN, cursor=None,
+                                  resolved=False)
+    return _till("till/conflicts.html", status, conflicts=service.refused_sales(page["items"]),
+                 more=page["next_cursor"] is not None, reasons=CONFLICT_REASONS, failed=failed, error=error)
+
+
+@bp.get("/conflicts")
+@signed_in("store_staff")
+def conflicts():
+    """The offline sales the server refused and recorded for the manager, still to be dealt with."""
+    return _conflicts_page()
+
+
+@bp.post("/conflicts/<int:conflict_id>/resolve")
+@signed_in("store_staff")
+def resolve_conflict(conflict_id: int):
+    """Resolve one of the store's sale conflicts with a note of what was done (who and when are recorded)."""
+    store = service.store_of(web_user())
+    try:
+        data = SaleConflictResolve().load({"note": _field("note")})
+    except ValidationError:
+        return _conflicts_page(422, failed=conflict_id, error="请写明处理方式，例如：已重新收款、已退款给顾客。")
+    try:
+        counter.resolve_conflict(actor=web_user(), store_id=store.id, conflict_id=conflict_id, **data)
+    except AppError as exc:
+        if exc.code != OrderCode.SALE_CONFLICT_RESOLVED:
+            raise
+        db.session.rollback()
+        flash(f"冲突 {conflict_id} 已由他人处理，您的说明未记录。")
+        return redirect(url_for("till.conflicts"))
+    commit()
+    flash(f"冲突 {conflict_id} 已处理。")
+    return redirect(url_for("till.conflicts"))
 
 
 @bp.get("/prices")
