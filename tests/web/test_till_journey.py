@@ -252,7 +252,8 @@ def test_a_stock_gone_offline_sale_is_shown_to_the_clerk_as_a_conflict(site, des
         assert recorded is not None and recorded.code == "insufficient_stock" and recorded.store_id == store_id
         conflict_id = recorded.id
 
-    conflicts.get_by_role("link", name="销售冲突").click()  # the manager deals with it on the server's record
+    expect(conflicts.locator("li")).to_contain_text("已记录给店长")
+    conflicts.get_by_role("link", name="去处理").click()  # the manager deals with it on the server's record
     card = page.locator(f"#conflict-{conflict_id}")
     expect(card).to_contain_text(f"冲突 {conflict_id}：库存不足")
     expect(card).to_contain_text(_name(site, item.sku))
@@ -272,7 +273,9 @@ def test_a_stock_gone_offline_sale_is_shown_to_the_clerk_as_a_conflict(site, des
         resolved = db.session.get(SaleConflict, conflict_id)
         assert resolved.resolved_at is not None and resolved.resolved_by == find_user(username=CLERK).id
         assert resolved.resolution_note == "顾客改买其他商品，已重新收款"
-    page.get_by_role("button", name="已处理").click()
+    page.goto(site.url + "/till")
+    expect(conflicts.locator("li")).to_contain_text(f"已记录给店长（冲突 {conflict_id}）")
+    page.get_by_role("button", name="不再显示").click()  # the till stops showing it; the server keeps its record
     expect(conflicts).to_be_hidden()
 
 
@@ -523,6 +526,80 @@ def test_a_sale_whose_answer_is_lost_is_sent_again_as_it_was_and_made_once(site,
     with site.app.app_context():
         assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
         assert verify_ledger()["ok"] is True
+
+
+def test_a_lost_sale_refused_when_resent_because_its_shift_closed_arrives_as_a_late_entry(site, desktop):
+    with site.app.app_context():
+        shift_id = _ensure_open_shift().id
+        store_id = _store().id
+        item = _stock()[0]
+        before = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    page.route("**/counter-sales", lambda route: route.abort("connectionrefused"))  # the request may have left
+    _sell_by_typing(page, item.sku, card=True)
+    expect(page.locator("#last-sale")).to_contain_text("网络中断")
+    queued = _queue(page, store_id)
+    assert len(queued) == 1 and "client_created_at" not in json.loads(queued[0]["payload"])
+    key = queued[0]["key"]
+    with site.app.app_context():  # the shift is closed meanwhile, through the API
+        clerk = find_user(username=CLERK)
+        cash = stores.shift_report(actor=clerk, shift_id=shift_id).methods[0]["expected_fen"]
+        bearer = {"Authorization": f"Bearer {issue_token(clerk)[0]}"}
+        client = site.app.test_client()
+        closed = client.post(f"/api/v1/shifts/{shift_id}/close", json={"counted_cash_fen": cash}, headers=bearer)
+        assert closed.status_code == 200
+
+    page.unroute("**/counter-sales")
+    page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    expect(page.locator("#till-queue")).to_have_text("0 笔待发送", timeout=WAIT_MS)
+    expect(page.locator("#sent-list a")).to_have_count(1)
+    expect(page.locator("#till-conflicts")).to_be_hidden()  # taken: nothing for the clerk to deal with
+    with site.app.app_context():
+        report = client.get(f"/api/v1/shifts/{shift_id}", headers=bearer).json
+        assert [entry["total_fen"] for entry in report["late_entries"]] == [item.price_fen]
+        late = db.session.get(Order, report["late_entries"][0]["order_id"])
+        assert late.late_entry and late.client_created_at is not None
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == before + 1
+        assert db.session.scalars(select(SaleConflict).where(SaleConflict.idempotency_key.startswith(key))).all() == []
+        taken = db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.scope == f"store:{store_id}",
+                                                               IdempotencyKey.key == f"{key}-offline"))
+        assert json.loads(taken.response_body)["id"] == late.id  # under a key of its own, not the live sale's
+        assert verify_ledger()["ok"] is True
+
+
+def test_a_lost_sale_the_server_refuses_without_recording_it_is_not_said_to_be_recorded(site, desktop):
+    with site.app.app_context():
+        shift_id = _ensure_open_shift().id
+        store_id = _store().id
+        item = _stock()[0]
+        conflicts_before = db.session.scalar(select(func.count(SaleConflict.id)))
+        sales_before = db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id))
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    page.route("**/counter-sales", lambda route: route.abort("connectionrefused"))
+    _sell_by_typing(page, item.sku, card=True)
+    expect(page.locator("#last-sale")).to_contain_text("网络中断")
+    malformed = {**json.loads(_queue(page, store_id)[0]["payload"]), "payment": {"method": "card", "tendered_fen": 1}}
+    page.evaluate("([key, payload]) => { const queue = JSON.parse(localStorage.getItem(key)); "
+                  "queue[0].payload = payload; localStorage.setItem(key, JSON.stringify(queue)); }",
+                  [f"till:{store_id}:queue", json.dumps(malformed)])  # a sale the server refuses either way (422)
+
+    page.unroute("**/counter-sales")
+    page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    conflicts = page.locator("#till-conflicts")
+    expect(conflicts).to_be_visible(timeout=WAIT_MS)
+    expect(conflicts.locator("li")).to_contain_text("服务器未记录此销售，请人工处理并告知店长")
+    expect(conflicts.locator("li")).not_to_contain_text("已记录")
+    expect(conflicts.get_by_role("button", name="已处理")).to_have_count(0)
+    screenshot(page, "till-conflict-unrecorded")
+    with site.app.app_context():
+        assert db.session.scalar(select(func.count(SaleConflict.id))) == conflicts_before  # indeed none recorded
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.shift_id == shift_id)) == sales_before
+    conflicts.get_by_role("button", name="已人工处理并告知店长").click()
+    expect(conflicts).to_be_hidden()
 
 
 def test_a_sale_after_the_shift_was_closed_elsewhere_says_to_refresh_for_a_new_shift(site, desktop):

@@ -10,8 +10,13 @@
  * wait, the sale goes into a queue in localStorage with its shift, the unit prices shown and its till
  * timestamp (`client_created_at`), as the API's offline sale requires. A sale whose request left but got no
  * clear answer (the network dropped, it timed out, the server failed) is queued exactly as it was sent, since
- * the server may have taken it: the same key and the same body on every resend, so it is taken once. The queue is sent in order when the network is back, retried
- * with backoff; a sale the server refuses is moved to the conflicts list the clerk sees, never dropped.
+ * the server may have taken it: the same key and the same body on every resend, so it is taken once. The queue is
+ * sent in order when the network is back, retried with backoff. Such a live sale refused on a resend (the shift
+ * closed, a price changed meanwhile) was not taken under its key (the server keeps no refusal) and, as a live
+ * sale, was recorded nowhere: it is sent again at once as the offline sale it now is, with its till timestamp and
+ * a key of its own derived from the first, so the server takes it (a late entry) or records it as a conflict.
+ * A sale the server refuses is moved to the conflicts list the clerk sees, never dropped: those the server
+ * recorded (`conflict_id`) are for the manager's sale conflicts page; the others are said to be recorded nowhere.
  */
 (function () {
   "use strict";
@@ -144,7 +149,8 @@
         if (response.status === 429 || error.code === "idempotency_key_in_progress") {
           throw new Retry(String(response.status));
         }
-        return { refused: { status: response.status, code: error.code || "error", message: error.message || "" } };
+        return { refused: { status: response.status, code: error.code || "error", message: error.message || "",
+                            conflict_id: (error.details || {}).conflict_id || null } };
       });
     });
   }
@@ -167,9 +173,25 @@
     } else {
       var conflicts = load(KEYS.conflicts);
       conflicts.push({ key: sale.key, made_at: sale.made_at, total_fen: sale.total_fen, summary: sale.summary,
-                       code: result.refused.code, message: result.refused.message });
+                       code: result.refused.code, message: result.refused.message,
+                       conflict_id: result.refused.conflict_id });
       save(KEYS.conflicts, conflicts);
     }
+  }
+
+  /* A sale sent live (no till timestamp), whose answer was lost. */
+  function sentLive(sale) { return JSON.parse(sale.payload).client_created_at === undefined; }
+
+  /* The live sale refused on a resend, queued again in its place as an offline sale: made at its till time, under a
+     new key derived from the first (the server took nothing under that one), to be sent at once. */
+  function asOffline(sale) {
+    var body = JSON.parse(sale.payload);
+    body.client_created_at = sale.made_at;
+    save(KEYS.queue, load(KEYS.queue).map(function (item) {
+      if (item.key !== sale.key) { return item; }
+      return Object.assign({}, item, { key: sale.key + "-offline", payload: JSON.stringify(body), attempts: 0,
+                                       next_at: 0 });
+    }));
   }
 
   function backOff(sale) {
@@ -190,7 +212,9 @@
     if (!sale || (sale.next_at || 0) > Date.now()) { return; }
     flushing = true;
     post(sale).then(function (result) {
-      settle(sale, result);
+      if (result.refused && !result.refused.conflict_id && sentLive(sale)) { asOffline(sale); } else {
+        settle(sale, result);
+      }
       flushing = false;
       render();
       flush();
@@ -216,20 +240,32 @@
     render();
   }
 
+  /* Each refused sale says whether the server recorded it: a recorded one links to its sale conflict (resolved on
+     that page; the till only stops showing it), one recorded nowhere asks the clerk to deal with it by hand. */
   function renderConflicts() {
     var conflicts = load(KEYS.conflicts);
     conflictBox.hidden = conflicts.length === 0;
     conflictList.replaceChildren.apply(conflictList, conflicts.map(function (item) {
       var li = el("li");
-      li.appendChild(el("strong", "冲突：" + (REASONS[item.code] || item.message || item.code)));
-      li.appendChild(el("span", " · " + localTime(item.made_at) + " · " + yuan(item.total_fen) + " · " +
-                                item.summary));
-      var button = el("button", "已处理", "link");
+      var when = localTime(item.made_at);
+      li.appendChild(el("strong", "被拒绝：" + (REASONS[item.code] || item.message || item.code)));
+      li.appendChild(el("span", " · " + when + " · " + yuan(item.total_fen) + " · " + item.summary + " · "));
+      var button;
+      if (item.conflict_id) {
+        li.appendChild(el("span", "已记录给店长（冲突 " + item.conflict_id + "）"));
+        var link = el("a", "去处理");
+        link.href = root.dataset.conflictsUrl + "#conflict-" + item.conflict_id;
+        li.append(" ", link);
+        button = el("button", "不再显示", "link");
+        button.setAttribute("aria-label", "不再显示：" + when + " 的销售（只在本机隐藏，服务器上的记录保留）");
+      } else {
+        li.appendChild(el("strong", "服务器未记录此销售，请人工处理并告知店长", "error"));
+        button = el("button", "已人工处理并告知店长", "link");
+        button.setAttribute("aria-label", "已人工处理并告知店长：" + when + " 的销售");
+      }
       button.type = "button";
-      button.setAttribute("aria-label", "已处理：" + localTime(item.made_at) + " 的销售");
       button.addEventListener("click", function () { dismiss(item.key); });
-      li.appendChild(document.createTextNode(" "));
-      li.appendChild(button);
+      li.append(" ", button);
       return li;
     }));
   }
