@@ -5,6 +5,7 @@ None for admins: outside its scope everything is "not found", never "forbidden".
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from shop.auth.models import User
 from shop.caching import invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.config import ConfigError
-from shop.db import db, lock_on_sqlite, utcnow, violates
+from shop.db import after_commit, db, lock_on_sqlite, utcnow, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.extensions import limiter
 from shop.fields import normalise_identifier
@@ -237,7 +238,8 @@ def id_number_probe() -> Iterator[None]:
     """Around a comparison of a typed ID number with the registered ones: each answer tells whether a guessed number
     is registered (a masked `513431********0039` leaves a few thousand candidates), so a user other than an admin may
     get only ID_NUMBER_PROBES_PER_HOUR answers that register or link nothing. The attempt is counted before comparing
-    (parallel requests cannot overrun the budget) and given back when it registers or links the household;
+    (parallel requests cannot overrun the budget) and given back once the request that registers or links the
+    household commits (a check failing after the comparison rolls the request back, and the answer stays counted);
     `id_number_lookups_exhausted` 429 beyond it."""
     key = _probe_key()
     if key is None:
@@ -248,15 +250,16 @@ def id_number_probe() -> Iterator[None]:
         raise AppError("Too many ID numbers that match no household you may link, or one already registered: try "
                        "again in an hour, or ask an admin.", code=SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED, status=429)
     yield
-    give_back(key, seconds=3600)
+    after_commit(functools.partial(give_back, key, seconds=3600))
 
 
 def _forgive_earlier_probe() -> None:
     """A household linked by its code and ID number: the `household_exists` answer that led there (register, then
-    link, as that answer says) is given back too, so onboarding households of other co-ops costs nothing."""
+    link, as that answer says) is given back too once the link commits, so onboarding households of other co-ops
+    costs nothing."""
     key = _probe_key()
     if key is not None and (limiter.storage.get(key) or 0) > 1:  # called within this link's own probe: one is its
-        give_back(key, seconds=3600)
+        after_commit(functools.partial(give_back, key, seconds=3600))
 
 
 def _household_by_hash(id_hash: str) -> Household | None:
@@ -485,12 +488,12 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
     on SQLite the household row's write lock is taken before it.
     """
     active_supplier(supplier_id, supplier_scope)
+    if kind == "dividend":  # decided before an ID number is compared: it tells nothing about one, and costs nothing
+        _not_before_attributed_sales(supplier_id, "valid_from", valid_from)
     household = _household_to_link(supplier_id=supplier_id, household_code=household_code, id_number=id_number)
     if not household.active:
         raise Conflict(f"Household {household.code} is inactive.", code=SupplierCode.HOUSEHOLD_INACTIVE)
-    if kind == "dividend":
-        _not_before_attributed_sales(supplier_id, "valid_from", valid_from)
-    else:
+    if kind != "dividend":
         lock_on_sqlite("UPDATE households SET id = id WHERE id = :id", id=household.id)
         overlapping = db.session.scalar(select(BenefitLink.id).where(
             BenefitLink.supplier_id == supplier_id, BenefitLink.household_id == household.id,

@@ -1,8 +1,12 @@
 """A household another co-op linked: it reads, only the registering co-op or an admin changes, accounts audited."""
 from __future__ import annotations
 
+from sqlalchemy import func, select
+
 from shop.db import db
-from suppliers.models import BankAccountChange, Household
+from suppliers.models import BankAccountChange, Household, SupplierHousehold
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account, make_id_number
 
 
@@ -103,6 +107,40 @@ def test_guessing_id_numbers_stops_after_ten_answers_that_link_nothing(client, s
     taken = client.post(f"/api/v1/suppliers/{other_supplier.id}/households", headers=other_coop,
                         json=household_payload(id_number=household.id_number))
     assert taken.status_code == 429
+
+
+def test_a_link_refused_after_its_look_up_gives_none_of_the_budget_back(client, supplier, other_supplier,
+                                                                       other_coop):
+    """A look-up is given back only when its request links the household: a right ID number whose link is then
+    refused (backdated over the co-op's sales, or the household inactive) rolls back and stays counted, so such
+    answers cannot be alternated with wrong guesses to get more than ten an hour."""
+    product = ProductFactory(supplier=other_supplier)
+    location = LocationFactory()
+    make_lot(product, location)
+    paid_order(location_id=location.id, lines=[(product, 1)], channel="delivery", payment_method="stripe",
+               status="paid")
+    known = HouseholdFactory(supplier=supplier)
+    inactive = HouseholdFactory(supplier=supplier, active=False)
+    db.session.commit()
+    url = f"/api/v1/suppliers/{other_supplier.id}/benefit-links"
+    backdated = {"household_code": known.code, "id_number": known.id_number, "kind": "dividend", "shares": 1,
+                 "valid_from": "2026-01-01"}
+    refused = {"household_code": inactive.code, "id_number": inactive.id_number, "kind": "purchase",
+               "valid_from": "2026-02-01"}
+    wrong = {"household_code": known.code, "kind": "purchase", "valid_from": "2026-02-01"}
+    guesses, refusals = [], set()
+    for n in range(11):
+        if n:
+            refusal = client.post(url, headers=other_coop, json=backdated if n % 2 else refused)
+            refusals.add(refusal.json["error"]["code"])
+        guesses.append(client.post(url, headers=other_coop,
+                                   json={**wrong, "id_number": make_id_number(known.county_code)}).status_code)
+    answered = guesses.index(429) if 429 in guesses else len(guesses)
+    assert answered <= 10 and guesses == [404] * answered + [429] * (11 - answered), guesses
+    assert {"benefit_link_backdated", "household_inactive"} <= refusals, refusals
+    linked = select(func.count()).select_from(SupplierHousehold).where(
+        SupplierHousehold.supplier_id == other_supplier.id)
+    assert db.session.scalar(linked) == 0
 
 
 def test_links_and_registrations_that_succeed_use_none_of_the_budget(client, supplier, other_supplier, other_coop):
