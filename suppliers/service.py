@@ -291,13 +291,23 @@ def _person_registered(id_hash: str) -> Conflict | None:
                     "code and ID number.", code=SupplierCode.HOUSEHOLD_EXISTS)
 
 
+def _code_in_use(*, supplier_id: int, code: str, other_than: int | None = None) -> Conflict | None:
+    """The conflict of a registry code the supplier already uses for a household (other than `other_than`), if it
+    does: a supplier's codes must stay unambiguous for it, whatever county they come from."""
+    clash = select(Household.id).where(Household.code == code, _linked(supplier_id))
+    if other_than is not None:
+        clash = clash.where(Household.id != other_than)
+    if db.session.scalar(clash) is None:
+        return None
+    return Conflict("This supplier already works with another household with this registry code.",
+                    code=SupplierCode.HOUSEHOLD_CODE_TAKEN, details={"household_code": [code]})
+
+
 def _link_supplier(*, supplier_id: int, household: Household) -> None:
     """Let the supplier work with the household; its codes must stay unambiguous for it."""
-    clash = select(Household.id).where(Household.code == household.code, Household.id != household.id,
-                                       _linked(supplier_id))
-    if db.session.scalar(clash) is not None:
-        raise Conflict("This supplier already works with another household with this registry code.",
-                       code=SupplierCode.HOUSEHOLD_CODE_TAKEN, details={"household_code": [household.code]})
+    clash = _code_in_use(supplier_id=supplier_id, code=household.code, other_than=household.id)
+    if clash:
+        raise clash
     db.session.add(SupplierHousehold(supplier_id=supplier_id, household_id=household.id))
     db.session.flush()
 
@@ -316,7 +326,7 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     number = normalise_id_number(id_number, today=clock.today())
     account = normalise_bank_account(bank_account) if bank_account else None
     id_hash = crypto.lookup_hash(number)
-    taken = _code_taken(county_code=county_code, code=code)
+    taken = _code_taken(county_code=county_code, code=code) or _code_in_use(supplier_id=supplier.id, code=code)
     if taken:  # decided before the person is looked at: it tells nothing about the ID number, and costs nothing
         raise taken
     with id_number_probe():

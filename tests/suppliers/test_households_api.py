@@ -72,6 +72,21 @@ def test_a_registry_code_is_unique_per_county(client, coop, supplier, other_coop
     assert other_county.status_code == 201 and other_county.json["county_code"] == "513437"
 
 
+def test_a_code_the_coop_already_uses_never_tells_whether_an_id_number_is_registered(client, coop, supplier,
+                                                                                      other_coop, other_supplier):
+    """The co-op works with a 雷波 household coded X: registering an 昭觉 household coded X clashes with it whatever
+    the ID number, so a registered number and an unregistered one get the same answer, and neither uses a look-up."""
+    registered = HouseholdFactory(supplier=supplier)
+    own = HouseholdFactory(supplier=other_supplier, county_code="513437")
+    db.session.commit()
+    numbers = [registered.id_number] + [make_id_number() for _ in range(11)]
+    answers = [_register(client, other_coop, other_supplier.id, code=own.code, county_code="513431",
+                         id_number=number)[1] for number in numbers]
+    assert {(a.status_code, a.json["error"]["code"]) for a in answers} == {(409, "household_code_taken")}
+    _, fresh = _register(client, other_coop, other_supplier.id, county_code="513431")
+    assert fresh.status_code == 201, fresh.json
+
+
 def test_an_inactive_supplier_takes_on_no_households(client, admin, coop, supplier):
     client.patch(f"/api/v1/suppliers/{supplier.id}", json={"active": False}, headers=admin)
     _, response = _register(client, coop, supplier.id)
