@@ -1,10 +1,11 @@
 """Statements of households, suppliers and stores (DESIGN.md: by posting time, so a printed one never changes).
 
 A statement lists an account's postings posted in [from, to) (Asia/Shanghai dates), in chain (commit) order, each
-with its date, product (the order line's SKU and name), lot code, amount, component and running balance,
-after the opening balance (everything posted before `from`, one aggregate). The period is bounded: without `from`
-it is the month of its last day (this month when `to` is missing too), without `to` it runs to today inclusive,
-and it spans at most 366 days (a statement since opening would be every posting of years, built in memory).
+with its date, product (the order line's SKU and name), lot code, amount, component (a payout's with its payout line,
+`PB<batch>-L<line>`) and running balance, after the opening balance (everything posted before `from`, one
+aggregate). The period is bounded: without `from` it is the month of its last day (this month when `to` is missing
+too), without `to` it runs to today inclusive, and it spans at most 366 days (a statement since opening would be
+every posting of years, built in memory).
 A co-op sees a household's account at itself (`household:<hid>@supplier:<its id>`: what its own lots and shares
 earned the household); an admin sees the sum of all the household's accounts. A store's statement shows its
 commission account and the counter cash it holds (`store_cash:<id>`, shown as cash held: the ledger's sign
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, union_all
 
 from catalog.models import Lot
 from orders.errors import OrderCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.payouts.bank_file import reference
+from orders.ledger.payouts.models import PayoutBatch, PayoutLine
 from orders.models import OrderLine, Store
 from orders.outbox import sale_date_of
 from shop.auth.models import User
@@ -68,7 +71,8 @@ def _entries(account_ids: list[int], *, from_date: date, to_date: date, sign: in
             select(func.coalesce(func.sum(Posting.amount_fen), 0))
             .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
             .where(Posting.account_id.in_(account_ids), LedgerTransaction.posted_at < shanghai_midnight(from_date))))
-        query = (select(Posting.id, Posting.amount_fen, Posting.component, LedgerTransaction.id.label("transaction_id"),
+        query = (select(Posting.id, Posting.account_id, Posting.amount_fen, Posting.component,
+                        LedgerTransaction.id.label("transaction_id"),
                         LedgerTransaction.kind, LedgerTransaction.posted_at, LedgerTransaction.order_id,
                         LedgerTransaction.sale_date, OrderLine.sku, OrderLine.name, Lot.lot_code)
                  .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
@@ -81,16 +85,36 @@ def _entries(account_ids: list[int], *, from_date: date, to_date: date, sign: in
         for row in db.session.execute(query):
             amount = sign * row.amount_fen
             balance += amount
-            entries.append({"posting_id": row.id, "transaction_id": row.transaction_id, "kind": row.kind,
+            entries.append({"posting_id": row.id, "account_id": row.account_id,
+                            "transaction_id": row.transaction_id, "kind": row.kind,
                             "date": sale_date_of(row.posted_at), "posted_at": row.posted_at,
                             "order_id": row.order_id, "sale_date": row.sale_date, "sku": row.sku,
                             "product": row.name, "lot_code": row.lot_code, "component": row.component,
-                            "amount_fen": amount, "balance_fen": balance})
+                            "payout_reference": None, "amount_fen": amount, "balance_fen": balance})
+    _name_payout_lines(entries)
     credits = sum(e["amount_fen"] for e in entries if e["amount_fen"] > 0)
     debits = sum(e["amount_fen"] for e in entries if e["amount_fen"] < 0)
     return {"opening_balance_fen": opening, "entries": entries,
             "totals": {"credits_fen": credits, "debits_fen": debits, "net_fen": credits + debits,
                        "closing_balance_fen": opening + credits + debits}}
+
+
+def _name_payout_lines(entries: list[dict]) -> None:
+    """Give each payout entry the reference of its payout line (`PB<batch>-L<line>`, as on the bank transfer): a
+    batch's build moves the balance to payable (`payout`), a failed line brings it back (`payout_failed`)."""
+    payouts = [e for e in entries if e["kind"] in ("payout", "payout_failed")]
+    if not payouts:
+        return
+    transaction_ids = {e["transaction_id"] for e in payouts}
+    built = (select(PayoutBatch.transaction_id, PayoutLine.account_id, PayoutLine.batch_id, PayoutLine.id)
+             .join(PayoutBatch, PayoutBatch.id == PayoutLine.batch_id)
+             .where(PayoutBatch.transaction_id.in_(transaction_ids)))
+    failed = (select(PayoutLine.failed_transaction_id, PayoutLine.account_id, PayoutLine.batch_id, PayoutLine.id)
+              .where(PayoutLine.failed_transaction_id.in_(transaction_ids)))
+    lines = {(transaction_id, account_id): reference(batch_id, line_id)
+             for transaction_id, account_id, batch_id, line_id in db.session.execute(union_all(built, failed))}
+    for entry in payouts:
+        entry["payout_reference"] = lines.get((entry["transaction_id"], entry["account_id"]))
 
 
 def household_statement(*, household_id: int, user: User, from_date: date | None = None,

@@ -41,6 +41,8 @@ class StatementEntryOut(Schema):
     product = fields.String(allow_none=True)
     lot_code = fields.String(allow_none=True)
     component = fields.String()
+    payout_reference = fields.String(allow_none=True, metadata={"description": (
+        "A payout entry's line, as on the bank transfer: PB<batch id>-L<line id>.")})
     amount_fen = fields.Integer()
     balance_fen = fields.Integer()
 

@@ -234,6 +234,21 @@ def test_the_statement_is_the_ledgers_printable_page_its_style_allowed_by_hash_o
     assert verify_ledger()["ok"] is True
 
 
+def test_a_built_batch_is_on_the_statement_as_moved_to_payable_with_its_line_not_as_paid(coops):
+    """Building a batch moves the balance to payable; nothing is paid until the bank transfers it."""
+    supplier = coops["ours"]
+    household = paid_household(supplier, 416)
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today())
+    (line,) = batch.lines
+    assert line.status == "pending"
+
+    html = text(coops["client"].get(f"/coop/households/{household.id}/statement"))
+
+    categories = re.findall(r"<td>([^<]*)</td>\s*<td class=\"num\">-¥4\.16</td>", html)
+    assert categories == [f"转入待付（批次 PB{batch.id}-L{line.id}）"], categories
+    assert "<td>支付" not in html
+
+
 def test_an_empty_statement_period_shows_the_household_page_again_with_the_message_beside_the_end_date(coops):
     household = paid_household(coops["ours"], 1234)
 

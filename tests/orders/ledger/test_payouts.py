@@ -293,8 +293,9 @@ def test_a_failed_line_carries_the_banks_reason_and_is_paid_again_by_the_next_ba
     assert balance("payouts_clearing") == 640 and balance(code(household, supplier)) == 0
     assert_ledger_ok()
     printed = client.get(f"/api/v1/households/{household.id}/statement?format=html", headers=login("admin"))
-    rows = [row for row in printed.get_data(as_text=True).split("<tr>") if "支付" in row]
-    assert len(rows) == 3 and sum("支付退回（银行退票）" in row for row in rows) == 1  # paid, returned, paid again
+    rows = [row for row in printed.get_data(as_text=True).split("<tr>") if "批次 PB" in row]
+    assert [row.count("转入待付") for row in rows] == [1, 0, 1]  # to payable, returned, to payable again
+    assert f"支付退回（银行退票，批次 PB{first.id}-L{line.id}）" in rows[1]
 
 
 def test_the_api_requests_a_batch_and_its_task_builds_it(client, login):
