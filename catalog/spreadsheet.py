@@ -27,7 +27,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from catalog.upload_messages import Problem, hide_personal_numbers, messages
+from catalog.upload_messages import LOT_LOCATION_RULE, Problem, hide_personal_numbers, messages
 from shop.fields import (
     EARLIEST_DATE,
     LATEST_DATE,
@@ -415,7 +415,8 @@ TEMPLATE_HELP = (
      "Required. Rows with the same lot code form one lot."),
     ("采收日期 / harvested_on", "必填。如 2026-09-03、2026/9/3 或 2026年9月3日。",
      "Required. E.g. 2026-09-03, 2026/9/3 or 2026年9月3日."),
-    ("存放地点 / location", "必填。仓库或门店的地点编码。", "Required. The code of the warehouse or store."),
+    ("存放地点 / location", f"必填。仓库的地点编码（{LOT_LOCATION_RULE[1]}；填门店的编码会被拒绝）。",
+     f"Required. The code of a warehouse ({LOT_LOCATION_RULE[0]}; a store's code is refused)."),
     ("农户编号 / household_code", "必填。交售农户的建档立卡编号，须与本合作社有收购联结。",
      "Required. The household's registry code; it needs a purchase link with this co-op."),
     ("交售数量 / quantity", "必填。正整数，按产品单位计。", "Required. A positive whole number in the product's unit."),

@@ -17,6 +17,10 @@ from shop.fields import mask_personal_numbers
 PERSONAL_NUMBER = re.compile(r"\d(?:\s?\d){10,}(?:\s?[Xx])?")
 HIDDEN = "***"
 
+# Where a lot comes in (`inventory.create_lot`, and every upload row): the template's help states it in the words its
+# refusal of a store uses.
+LOT_LOCATION_RULE = ("lots come in at a warehouse and reach stores by transfer", "批次只能入仓库，再调拨到门店")
+
 MESSAGES: dict[str, tuple[str, str]] = {
     # the file as a whole (row 1, no column)
     "utf16_invalid": ("The file cannot be read: the file says it is UTF-16 text but is not.",
@@ -86,8 +90,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unit_mismatch": ("The unit {unit} differs from the product's unit {product_unit}.",
                       "单位 {unit} 与产品的单位 {product_unit} 不一致。"),
     "unknown_location": ("Unknown location {location}.", "没有编码为 {location} 的存放地点。"),
-    "location_not_warehouse": ("{location} is a store: lots come in at a warehouse and reach stores by transfer.",
-                               "{location} 是门店：批次只能入仓库，再调拨到门店。"),
+    "location_not_warehouse": (f"{{location}} is a store: {LOT_LOCATION_RULE[0]}.",
+                               f"{{location}} 是门店：{LOT_LOCATION_RULE[1]}。"),
     "harvest_in_future": ("The harvest date is in the future.", "采收日期晚于今天。"),
     "harvest_after_packed": ("The harvest date is after the packed date.", "采收日期晚于包装日期。"),
     "packed_in_future": ("The packed date is in the future.", "包装日期晚于今天。"),

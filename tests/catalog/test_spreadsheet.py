@@ -116,6 +116,17 @@ def test_the_template_reads_back_as_its_own_example_row():
         "ZJ-KQ-500", date(2026, 9, 3), date(2026, 9, 5), 20, "bag")
 
 
+def test_the_templates_help_on_the_location_states_the_rule_the_import_refuses_a_store_by():
+    """The help is read before the upload: it must not offer a store's code, which every import then refuses."""
+    from catalog.spreadsheet import TEMPLATE_HELP
+    from catalog.upload_messages import messages
+
+    ((_, zh, en),) = [row for row in TEMPLATE_HELP if row[0] == "存放地点 / location"]
+    refusal = messages("location_not_warehouse", location="FS-SD-ST")
+    assert refusal["message_zh"].split("：", 1)[1].rstrip("。") in zh and "或门店" not in zh, zh
+    assert refusal["message"].split(": ", 1)[1].rstrip(".") in en and "or store" not in en, en
+
+
 def test_excel_unicode_text_is_utf16_with_a_bom_and_tabs():
     text = HEADER_ZH.replace(",", "\t") + "\r\nzj-kq-500\tlot-1\t2026-09-03\txc-wh\tzj001\t12\r\n"
     for encoding, bom in (("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")):
