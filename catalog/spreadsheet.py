@@ -427,19 +427,23 @@ TEMPLATE_HELP = (
 )
 
 
+EXAMPLE_TITLE = ("示例 Example", "仅供参考，不会导入：请在“库存上传”页第 2 行起填写，每行一户农户对一个批次的交售。",
+                 "For reference only, never imported: fill in the 库存上传 sheet from row 2, one household's delivery "
+                 "to a lot per row.")
+
+
 def template_workbook(example: list) -> bytes:
-    """The upload template: Chinese headers, an example row, and a sheet explaining both header languages."""
+    """The upload template: a sheet with the Chinese headers and no data rows (an untouched template imports
+    nothing), and a sheet explaining the columns in both header languages, with an example row."""
     book = Workbook()
     sheet = book.active
     sheet.title = "库存上传"
-    sheet.append([aliases[0] for aliases in COLUMNS.values()])
-    sheet.append(example)
+    headers = [aliases[0] for aliases in COLUMNS.values()]
+    sheet.append(headers)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for column in "ABCDEFGHI":
         sheet.column_dimensions[column].width = 16
-    sheet["C2"].number_format = "yyyy-mm-dd"
-    sheet["G2"].number_format = "yyyy-mm-dd"
     help_sheet = book.create_sheet("说明 Help")
     help_sheet.append(["列名 / column", "说明", "Meaning"])
     for row in TEMPLATE_HELP:
@@ -447,6 +451,16 @@ def template_workbook(example: list) -> bytes:
     help_sheet.append([])
     help_sheet.append(["", "表头可用中文或英文，列的顺序不限；每行是一户农户对一个批次的交售。",
                        "Headers may be Chinese or English, in any order; one row per household contribution."])
+    help_sheet.append([])
+    help_sheet.append(list(EXAMPLE_TITLE))
+    help_sheet.cell(help_sheet.max_row, 1).font = Font(bold=True)
+    help_sheet.append(headers)
+    for cell in help_sheet[help_sheet.max_row]:
+        cell.font = Font(bold=True)
+    help_sheet.append(example)
+    for cell in help_sheet[help_sheet.max_row]:
+        if isinstance(cell.value, date):
+            cell.number_format = "yyyy-mm-dd"
     for column, width in (("A", 26), ("B", 48), ("C", 60)):
         help_sheet.column_dimensions[column].width = width
     out = io.BytesIO()

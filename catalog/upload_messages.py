@@ -49,7 +49,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "too_many_rows": ("The file cannot be read: it has more than {rows:,} data rows (split the file).",
                       "文件无法读取：数据超过 {rows:,} 行（请拆分文件）。"),
     "file_empty": ("The file is empty.", "文件是空的。"),
-    "no_data_rows": ("The file has no data rows.", "文件只有表头，没有数据行。"),
+    "no_data_rows": ("The file has no data rows: from row 2, fill in one household's delivery to a lot per row "
+                     "(the template's Help sheet has an example).",
+                     "文件只有表头，没有数据行：请从第 2 行起每行填一户农户对一个批次的交售（示例见模板的“说明”页）。"),
     "header_too_wide": ("The header has more than {columns} columns.", "表头超过 {columns} 列。"),
     "unknown_column": ("Unknown column {header!r}.", "未知的列“{header}”（列名见模板的“说明”页）。"),
     "duplicate_column": ("The column {header!r} appears twice.", "列“{header}”出现了两次。"),

@@ -79,7 +79,7 @@ def test_missing_and_unknown_columns_are_reported_on_the_header_row():
 def test_unreadable_and_empty_files_are_errors_not_crashes():
     assert read_sheet(b"").errors[0]["message"] == "The file is empty."
     assert "cannot be read" in read_sheet(b"PK\x03\x04garbage").errors[0]["message"]
-    assert read_sheet((HEADER_ZH + "\n").encode()).errors[0]["message"] == "The file has no data rows."
+    assert read_sheet((HEADER_ZH + "\n").encode()).errors[0]["message"].startswith("The file has no data rows: ")
 
 
 def test_file_level_problems_and_the_count_of_the_rest_have_codes_and_chinese():
@@ -104,12 +104,22 @@ def test_file_level_problems_and_the_count_of_the_rest_have_codes_and_chinese():
         "more_errors", "另有 2 处问题未列出；请先改正以上问题，再重新上传。")
 
 
-def test_the_template_reads_back_as_its_own_example_row():
+def test_the_template_has_no_data_rows_and_its_help_shows_an_example_row_that_reads_back():
+    """An untouched template imports nothing; its example, copied under the headers, is read as the row it shows."""
+    from openpyxl import load_workbook
+
     from catalog.spreadsheet import template_workbook
 
     example = ["ZJ-KQ-500", "ZJ-2026-09-A", datetime(2026, 9, 3), "XC-WH", "ZJ001", 20,
                datetime(2026, 9, 5), "示例村", "bag"]
-    sheet = read_sheet(template_workbook(example))
+    data = template_workbook(example)
+    assert [e["code"] for e in read_sheet(data).errors] == ["no_data_rows"]
+    data_sheet, help_sheet = load_workbook(io.BytesIO(data)).worksheets
+    rows = [[cell.value for cell in row] for row in help_sheet.iter_rows()]
+    title = next(number for number, row in enumerate(rows) if row[0] == "示例 Example")
+    headers, shown = rows[title + 1], rows[title + 2]
+    assert headers == [cell.value for cell in data_sheet[1]]
+    sheet = read_sheet(xlsx([headers, shown]))
     assert sheet.errors == []
     (row,) = sheet.rows
     assert (row.sku, row.harvested_on, row.packed_on, row.quantity, row.unit) == (

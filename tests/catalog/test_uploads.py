@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from catalog.models import InventoryUpload, Lot, LotContribution, Stock
 from shop.clock import today
 from shop.db import db
+from suppliers.models import Household
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
@@ -272,6 +273,21 @@ def test_the_template_downloads_as_xlsx_with_both_header_languages(client):
     assert [c.value for c in book.worksheets[0][1]][:6] == HEADER_ZH
     help_text = " ".join(str(c.value) for row in book.worksheets[1].iter_rows() for c in row if c.value)
     assert "household_code" in help_text and "农户编号" in help_text
+
+
+def test_the_untouched_template_creates_nothing_and_says_it_has_no_data_rows(runner, client, login):
+    """The demo co-op of 昭觉 downloads the template and sends it back as it is: its example is not a lot."""
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    supplier = db.session.scalar(select(Household.registered_by_id).where(Household.code == "DEMO-ZJ-001"))
+    lots = lot_count()
+    template = client.get("/api/v1/inventory-uploads/template.xlsx").data
+    response = upload(client, {"supplier": None}, template, name="template.xlsx", supplier_id=supplier,
+                      headers=login("coop", supplier_id=supplier))
+
+    assert response.json["status"] == "failed" and response.json["lots_created"] == 0, response.json
+    assert [(e["row"], e["code"]) for e in response.json["errors"]] == [(2, "no_data_rows")]
+    assert "没有数据行" in response.json["errors"][0]["message_zh"]
+    assert lot_count() == lots
 
 
 def test_cli_imports_a_file_with_a_progress_bar(runner, world, tmp_path):
