@@ -160,7 +160,7 @@ def get_lot(lot_id):
 @blp.arguments(PageQuery, location="query")
 @blp.response(200, page_schema(LotOut))
 def supplier_lots(query, supplier_id):
-    """List a supplier's lots with their stock per location."""
+    """List a supplier's lots, newest first, with their stock per location."""
     return inventory.list_supplier_lots(actor=current_user(), supplier_id=supplier_id, **query)
 
 

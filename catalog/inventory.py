@@ -223,13 +223,13 @@ def get_lot(*, lot_id: int, actor: User) -> Lot:
 
 
 def list_supplier_lots(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of a supplier's lots (by id), with their live stock per location."""
+    """A page of a supplier's lots, newest first (by id), with their live stock per location."""
     if not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     suppliers.get_supplier(supplier_id)
     query = (select(Lot).where(Lot.supplier_id == supplier_id)
              .options(selectinload(Lot.contributions), selectinload(Lot.stock_rows), joinedload(Lot.product)))
-    return paginate(query, keys=[Lot.id], limit=limit, cursor=cursor)
+    return paginate(query, keys=[Lot.id], limit=limit, cursor=cursor, newest_first=True)
 
 
 # --- stock operations -------------------------------------------------------------------------------

@@ -256,6 +256,16 @@ def test_coop_lists_its_lots_with_stock_per_location(client, coop_world):
         {"location_id": store.id, "on_hand": 4, "reserved": 0, "available": 4}]
 
 
+def test_a_coops_lots_are_listed_newest_first_across_pages(client, coop_world):
+    w = coop_world
+    codes = [make_lot(w["product"], w["location"]).lot_code for _ in range(3)]
+    db.session.commit()
+    url = f"/api/v1/suppliers/{w['supplier'].id}/lots?limit=2"
+    first = client.get(url, headers=w["headers"]).json
+    rest = client.get(f"{url}&cursor={first['next_cursor']}", headers=w["headers"]).json
+    assert [item["lot_code"] for item in first["items"] + rest["items"]] == codes[::-1]
+
+
 # --- the stock service -------------------------------------------------------------------------------
 
 @pytest.fixture

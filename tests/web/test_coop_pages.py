@@ -20,7 +20,7 @@ from orders.ledger.payouts.models import PayoutDownload
 from orders.ledger.verify import verify_ledger
 from shop.db import db
 from suppliers.models import RevealAudit
-from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
 from tests.suppliers.factories import SupplierFactory, make_bank_account
@@ -319,6 +319,19 @@ def test_the_page_flags_an_account_changed_after_the_build_and_gives_no_file_pay
     assert refused.status_code == 409 and refused.mimetype == "text/html"
     assert "暂不能下载" in text(refused) and "账号已变更" in text(refused)
     assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
+
+
+def test_the_lots_page_shows_the_newest_lots_first(coops):
+    supplier, client = coops["ours"], coops["client"]
+    product, location = ProductFactory(supplier=supplier), LocationFactory()
+    codes = [make_lot(product, location, lot_code=f"LOT-{n:03d}").lot_code for n in range(60)]
+    db.session.commit()
+
+    html = text(client.get("/coop/lots"))
+
+    shown = [code for code in codes if code in html]
+    assert len(shown) == 50 and codes[-1] in html and codes[0] not in html and "下一页" in html
+    assert html.index(codes[-1]) < html.index(codes[-2])
 
 
 def test_bad_paging_input_is_a_clear_page_not_a_500(coops):
