@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from flask import g
@@ -193,8 +194,23 @@ def test_a_giant_file_gets_a_413_page_with_a_clear_message(app, coops):
     assert response.status_code == 413 and "文件太大：库存文件最大 2 MB" in text(response)
     over_the_request_limit = b"x" * (4 * 1024 * 1024)
     response = post_file(client, over_the_request_limit, "huge.csv")
-    assert response.status_code == 413 and "文件太大" in text(response)
-    assert response.mimetype == "text/html"
+    assert response.status_code == 413 and "文件太大：库存文件最大 2 MB，请拆分后分批上传。" in text(response)
+    assert response.mimetype == "text/html" and 'action="/coop/uploads"' in text(response)
+    assert db.session.scalar(select(func.count(InventoryUpload.id))) == 0
+
+
+def test_a_deactivated_coop_is_told_so_and_offered_no_upload_form(coops):
+    supplier, client = coops["ours"], coops["client"]
+    supplier.active = False
+    db.session.commit()
+
+    home = client.get("/coop")
+    refused = post_file(client, f"{HEADER}\r\nX,Y,2026-09-01,XC-WH,H1,1\r\n".encode())
+
+    assert home.status_code == 200 and "本合作社已被平台停用" in text(home)
+    assert 'action="/coop/uploads"' not in text(home) and 'type="file"' not in text(home)
+    assert refused.status_code == 409 and "本合作社已被平台停用" in text(refused)
+    assert "操作与当前状态冲突" not in text(refused) and 'type="file"' not in text(refused)
     assert db.session.scalar(select(func.count(InventoryUpload.id))) == 0
 
 
@@ -261,6 +277,38 @@ def test_an_empty_statement_period_shows_the_household_page_again_with_the_messa
                      r"结束日期必须是晚于开始日期的有效日期。</p>", html)
     assert 'value="2026-03-05"' in html and "from-error" not in html
     assert "：to" not in html and "填写的内容不正确" not in html
+
+
+def test_a_statement_period_longer_than_a_statement_shows_the_household_page_with_the_message_beside_the_end_date(
+        coops):
+    household = paid_household(coops["ours"], 1234)
+
+    for query in ("from=2026-01-01&to=2027-01-03", "from=2020-01-01"):
+        response = coops["client"].get(f"/coop/households/{household.id}/statement?{query}")
+
+        html = text(response)
+        assert response.status_code == 422 and household.code in html and "打开可打印的对账单" in html, query
+        assert re.search(r'<p class="error" id="to-error">一张对账单最长 366 天[^<]*</p>', html), query
+        assert 'value="2026-01-01"' in html or 'value="2020-01-01"' in html
+        assert "from-error" not in html and "填写的内容有误" not in html and "At most" not in html
+
+
+def test_the_household_pages_hint_on_empty_dates_says_what_the_statement_then_covers(coops):
+    household = paid_household(coops["ours"], 1234)
+    client = coops["client"]
+
+    hint = text(client.get(f"/coop/households/{household.id}"))
+    only_to = text(client.get(f"/coop/households/{household.id}/statement?to=2026-03-11"))
+    neither = text(client.get(f"/coop/households/{household.id}/statement"))
+    only_from = text(client.get(f"/coop/households/{household.id}/statement?from={days_ago(5).isoformat()}"))
+
+    assert "从头开始" not in hint
+    assert "两个日期都留空：本月" in hint and "2026年03月01日 至 2026年03月11日（不含）" in only_to
+    assert "只填结束日期：从结束日期前一天所在月的 1 日起" in hint
+    assert f"{today().replace(day=1):%Y年%m月%d日} 至" in neither
+    assert "只填开始日期：截至今天（含）" in hint
+    assert f"{days_ago(5):%Y年%m月%d日} 至 {today() + timedelta(days=1):%Y年%m月%d日}（不含）" in only_from
+    assert "最长 366 天" in hint
 
 
 def test_the_bank_file_download_needs_a_reason_and_is_audited(coops):

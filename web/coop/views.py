@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Response, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema
 from marshmallow import ValidationError as SchemaError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from catalog import inventory, uploads
 from orders.ledger import statements
@@ -13,13 +14,14 @@ from orders.ledger.errors import LedgerCode
 from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
 from shop.db import commit
-from shop.errors import AppError, ShopCode
+from shop.errors import AppError, ShopCode, ValidationError
 from shop.fields import Choice, Text
 from shop.pagination import PageQuery, PeriodQuery
 from suppliers import service as suppliers
+from suppliers.errors import SupplierCode
 from suppliers.schemas import HouseholdOut, HouseholdQuery
 from web.filters import local_time, yuan
-from web.pages import PageError, page_blueprint, signed_in, web_user
+from web.pages import PageError, error_page_for, page_blueprint, signed_in, web_user
 
 bp = page_blueprint("coop", __name__, url_prefix="/coop")
 bp.static_folder, bp.static_url_path = "static", "/static"
@@ -40,8 +42,12 @@ FIELD_PROBLEMS = {  # every form and query field of the portal → what it must 
 }
 ACCOUNT_CHANGED = ("有农户在本批次生成后更换了银行账号（见下表“账号已变更”），转账文件会付到旧账号，暂不能下载。"
                    "请联系平台管理员将这些行结算为“转账失败”（收益退回农户账上，下一批次付到新账号），再下载。")
+PERIOD_TOO_LONG = (f"一张对账单最长 {statements.MAX_PERIOD_DAYS} 天：请填写不晚于开始日期后 "
+                   f"{statements.MAX_PERIOD_DAYS} 天的结束日期。")
+SUPPLIER_INACTIVE = "本合作社已被平台停用，不能上传库存文件。如有疑问，请联系平台管理员。"
 UPLOAD_PROBLEMS = {ShopCode.PAYLOAD_TOO_LARGE: "文件太大：库存文件最大 {mb} MB，请拆分后分批上传。",
-                   ShopCode.VALIDATION_ERROR: "文件是空的，请选择填好的库存文件。"}
+                   ShopCode.VALIDATION_ERROR: "文件是空的，请选择填好的库存文件。",
+                   SupplierCode.SUPPLIER_INACTIVE: SUPPLIER_INACTIVE}
 
 
 class BankFileForm(Schema):
@@ -77,7 +83,8 @@ def home():
     """The portal's home: the upload form and the co-op's uploads."""
     user = web_user()
     page = uploads.list_uploads(actor=user, supplier_id=user.supplier_id, **_parsed(PageQuery(), request.args))
-    return render_template("coop/home.html", supplier=suppliers.get_supplier(user.supplier_id), page=page)
+    return render_template("coop/home.html", supplier=suppliers.get_supplier(user.supplier_id), page=page,
+                           supplier_inactive=SUPPLIER_INACTIVE)
 
 
 @bp.post("/uploads")
@@ -95,9 +102,24 @@ def upload():
     except AppError as exc:
         if exc.code not in UPLOAD_PROBLEMS:
             raise
-        return _upload_refused(UPLOAD_PROBLEMS[exc.code].format(mb=limit // (1024 * 1024)), exc.status)
+        return _upload_refused(_upload_problem(exc.code), exc.status)
     commit()
     return redirect(url_for(".upload_page", upload_id=upload_row.id, **({} if created else {"again": 1})), 303)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _request_too_large(exc: RequestEntityTooLarge):
+    """A request over the server's limit (MAX_CONTENT_LENGTH, refused before any view reads it): on the upload form,
+    the advice a file over the upload limit gets; elsewhere the error page."""
+    user = web_user()
+    if request.endpoint != "coop.upload" or user is None or user.role != "coop":
+        return error_page_for(exc, exc.code)
+    return _upload_refused(_upload_problem(ShopCode.PAYLOAD_TOO_LARGE), exc.code)
+
+
+def _upload_problem(code: str) -> str:
+    """What the upload form says of a refused file (`UPLOAD_PROBLEMS`), the upload limit filled in."""
+    return UPLOAD_PROBLEMS[code].format(mb=current_app.config["INVENTORY_UPLOAD_MAX_BYTES"] // (1024 * 1024))
 
 
 def _upload_refused(message: str, status: int):
@@ -105,7 +127,7 @@ def _upload_refused(message: str, status: int):
     user = web_user()
     page = uploads.list_uploads(actor=user, supplier_id=user.supplier_id, **_parsed(PageQuery(), {}))
     return render_template("coop/home.html", supplier=suppliers.get_supplier(user.supplier_id), page=page,
-                           upload_error=message), status
+                           upload_error=message, supplier_inactive=SUPPLIER_INACTIVE), status
 
 
 @bp.get("/uploads/<int:upload_id>")
@@ -169,7 +191,7 @@ def _household_page(household_id: int, *, period: dict | None = None, errors: di
     links = suppliers.list_benefit_links(supplier_id=user.supplier_id, supplier_scope=user.supplier_id, kind=None,
                                          household_id=household_id, on=None, limit=LINKS_SHOWN, cursor=None)
     return render_template("coop/household.html", household=shown, links=links["items"], period=period or {},
-                           errors=errors or {}), 422 if errors else 200
+                           errors=errors or {}, max_period_days=statements.MAX_PERIOD_DAYS), 422 if errors else 200
 
 
 @bp.get("/households/<int:household_id>/statement")
@@ -179,9 +201,11 @@ def household_statement(household_id: int):
     shows the household's page again with the message beside the date."""
     try:
         period = _parsed(PeriodQuery(), request.args)
+        statement = statements.household_statement(household_id=household_id, user=web_user(), page=True, **period)
     except PageError as exc:
         return _household_page(household_id, period=request.args, errors=exc.details)
-    statement = statements.household_statement(household_id=household_id, user=web_user(), page=True, **period)
+    except ValidationError:  # the one refusal of well-formed dates: a period longer than a statement covers
+        return _household_page(household_id, period=request.args, errors={"to": PERIOD_TOO_LONG})
     html = render_template("ledger_household_statement.html", s=statement, h=statement["page"])
     return Response(html, mimetype="text/html")  # its inline stylesheet is allowed by hash (`shop.headers`)
 
