@@ -1,11 +1,13 @@
 """Keyset (cursor) pagination: `?limit=&cursor=` → `{"items", "next_cursor"}`.
 
-A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns, direction
-and (where the list passes them) filters, so it cannot be forged, edited, moved to another list or reused with
-other filters; it is type-checked against those columns when it comes back; any cursor that fails is a 400
-`invalid_cursor`. Lists a person reads for what is new (orders, uploads, payout batches) run newest first.
-Audit and history lists are read by period (`DatedPageQuery`: `from` inclusive, `to` exclusive, as every
-ledger read).
+A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns, its direction and
+the list that issued it: in a request, the route (endpoint and path arguments, e.g. the store's id) and every query
+parameter but `cursor` and `limit` (`list_scope`), and any `filters` the caller adds (values the URL does not show,
+e.g. a scope taken from the signed-in user). So it cannot be forged, edited, moved to another list or reused with
+other filters, and no list has to remember to bind it; it is type-checked against those columns when it comes
+back; any cursor that fails is a 400 `invalid_cursor`. Lists a person reads for what is new (orders, uploads,
+payout batches) run newest first. Audit and history lists are read by period (`DatedPageQuery`: `from` inclusive,
+`to` exclusive, as every ledger read).
 """
 from __future__ import annotations
 
@@ -14,17 +16,19 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import BigInteger, Integer, Select, String, tuple_
 
+from shop.blueprint import query_args
 from shop.clock import shanghai_midnight
 from shop.db import db
 from shop.errors import AppError, ShopCode
 from shop.fields import BoundedInt, Date
 
 MAX_CURSOR_LENGTH = 512
+PAGING_PARAMETERS = ("cursor", "limit")
 _INT_RANGES = ((BigInteger, 2**63 - 1), (Integer, 2**31 - 1))
 
 
@@ -82,11 +86,23 @@ def page_schema(item_schema: type[Schema]) -> type[Schema]:
     )
 
 
+def list_scope() -> dict | None:
+    """The list the current request reads: its endpoint, path arguments and query parameters (as the API reads them,
+    `query_args`) but `cursor` and `limit`; None outside a request (the CLI, a task)."""
+    if not has_request_context():
+        return None
+    return {"endpoint": request.endpoint, "path": request.view_args or {},
+            "query": sorted((key, value) for key, value in query_args(request.args).items(multi=True)
+                            if key not in PAGING_PARAMETERS)}
+
+
 def _serializer(keys: Sequence, newest_first: bool = False, filters: Mapping[str, Any] | None = None) \
         -> URLSafeSerializer:
-    """The signer of one list's cursors: the salt names the list's key columns, its direction and its filters."""
+    """The signer of one list's cursors: the salt names the list's key columns, its direction, the list the request
+    reads (`list_scope`) and the caller's `filters`."""
     columns = ",".join(f"{key.class_.__tablename__}.{key.key}" for key in keys)
-    scope = f":{json.dumps(filters, sort_keys=True, default=str, ensure_ascii=False)}" if filters is not None else ""
+    bound = {"list": list_scope(), "filters": filters}
+    scope = f":{json.dumps(bound, sort_keys=True, default=str, ensure_ascii=False)}" if any(bound.values()) else ""
     return URLSafeSerializer(current_app.config["SECRET_KEY"],
                              salt=f"shop.cursor:{columns}{':desc' if newest_first else ''}{scope}")
 
@@ -104,7 +120,7 @@ def _fits(key, value: Any) -> bool:
 
 def decode_cursor(cursor: str, keys: Sequence, *, newest_first: bool = False,
                   filters: Mapping[str, Any] | None = None) -> list:
-    """The key values a cursor of this list (with these filters) carries, or `InvalidCursor`."""
+    """The key values a cursor of this list (this request's, with these filters) carries, or `InvalidCursor`."""
     try:
         values = _serializer(keys, newest_first, filters).loads(cursor)
     except (BadData, ValueError, UnicodeError) as exc:
@@ -117,14 +133,16 @@ def decode_cursor(cursor: str, keys: Sequence, *, newest_first: bool = False,
 
 def encode_cursor(values: Sequence[Any], keys: Sequence, *, newest_first: bool = False,
                   filters: Mapping[str, Any] | None = None) -> str:
-    """A signed, opaque cursor of the list ordered by `keys` (with these filters), from the last item's key values."""
+    """A signed, opaque cursor of the list ordered by `keys` (this request's, with these filters), from the last
+    item's key values."""
     return _serializer(keys, newest_first, filters).dumps(list(values))
 
 
 def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None, newest_first: bool = False,
              filters: Mapping[str, Any] | None = None) -> dict:
     """Run `query` ordered by the unique `keys` tuple (descending with `newest_first`), returning one page after
-    `cursor`; with `filters` (the list's filter values), its cursors are valid only with the same filters."""
+    `cursor`; its cursors are valid only on the list the request reads (its route and query parameters) and, with
+    `filters`, only with the same filter values."""
     if cursor:
         after = tuple_(*decode_cursor(cursor, keys, newest_first=newest_first, filters=filters))
         query = query.where(tuple_(*keys) < after if newest_first else tuple_(*keys) > after)

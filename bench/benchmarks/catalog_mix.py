@@ -53,7 +53,7 @@ def _list_pair(query: str, ids: list[int], rng: random.Random, cursor_for) -> Pa
     if page == 0:
         return path, path
     after = ids[page * PAGE - 1]
-    return f"{path}&cursor={cursor_for(after)}", f"{path}&after={after}"
+    return f"{path}&cursor={cursor_for(path, after)}", f"{path}&after={after}"
 
 
 def _search_terms(rng: random.Random, count: int) -> list[str]:
@@ -93,10 +93,11 @@ def sample_paths(database_url: str, folder: Path) -> dict[str, list[Pair]]:
             "SELECT id FROM products WHERE status = 'active' AND county_code IN (SELECT recipient_code FROM "
             "pairings WHERE donor_code = %s AND valid_from <= current_date AND (valid_until IS NULL OR "
             "valid_until >= current_date)) ORDER BY id", (donor,))] for donor in DONORS}
-    with app_context(database_url, folder) as app, app.test_request_context():
-        def cursor_for(product_id: int) -> str:
-            """The app's own cursor after `product_id` (what its next_cursor says)."""
-            return encode_cursor([product_id], [Product.id])
+    with app_context(database_url, folder) as app:
+        def cursor_for(path: str, product_id: int) -> str:
+            """The app's own cursor of the list at `path` after `product_id` (what its next_cursor says)."""
+            with app.test_request_context(path):
+                return encode_cursor([product_id], [Product.id])
 
         weights = dict(MIX)
         total = sum(weights.values())

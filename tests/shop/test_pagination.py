@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import base64
+import io
+import itertools
 import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from catalog.models import Product, ProductChange
+from shop.auth.models import User
 from shop.db import db
 from shop.pagination import _serializer
 from shop.regions.models import Region
 from tests.catalog.factories import ProductFactory
+from tests.conftest import close_checked, make_app
 
 
 def assert_invalid_cursor(response) -> None:
@@ -26,6 +35,12 @@ def products(app):
     made = ProductFactory.create_batch(5)
     db.session.commit()
     return made
+
+
+def _signed(app, url: str, keys: list, values) -> str:
+    """`values` signed as the list at `url` signs its cursors (with the secret key, so well formed but for them)."""
+    with app.test_request_context(url):
+        return _serializer(keys).dumps(values)
 
 
 def _next_cursor(client, url: str, headers: dict | None = None) -> str:
@@ -65,19 +80,20 @@ def test_a_cursor_of_another_list_is_refused(client, products, login):
     ["2"], [2.0], [True], [None], [2**31], [2**63], [-(2**63) - 1], [1, 2], [], {"id": 2}, "2", 2,
 ])
 def test_a_correctly_signed_cursor_with_mistyped_values_is_refused(app, client, products, values):
-    cursor = _serializer([Product.id]).dumps(values)
+    cursor = _signed(app, "/api/v1/products", [Product.id], values)
     assert_invalid_cursor(client.get(f"/api/v1/products?cursor={cursor}"))
 
 
 def test_string_keys_are_checked_against_their_column(app, client):
-    good = _serializer([Region.code]).dumps(["513400"])
+    good = _signed(app, "/api/v1/regions", [Region.code], ["513400"])
     assert client.get(f"/api/v1/regions?cursor={good}").status_code == 200
     for values in ([513400], ["5" * 500]):
-        assert_invalid_cursor(client.get(f"/api/v1/regions?cursor={_serializer([Region.code]).dumps(values)}"))
+        cursor = _signed(app, "/api/v1/regions", [Region.code], values)
+        assert_invalid_cursor(client.get(f"/api/v1/regions?cursor={cursor}"))
 
 
 def test_a_cursor_signed_with_another_secret_is_refused(app, client, products):
-    cursor = _serializer([Product.id]).dumps([2])
+    cursor = _signed(app, "/api/v1/products", [Product.id], [2])
     app.config["SECRET_KEY"] = "another-secret"
     assert_invalid_cursor(client.get(f"/api/v1/products?cursor={cursor}"))
 
@@ -99,3 +115,191 @@ def test_history_pages_with_its_own_cursors(client, login):
     cursor = _next_cursor(client, url, headers)
     rest = client.get(f"{url}&cursor={cursor}", headers=headers)
     assert rest.status_code == 200 and [h["old_value"] for h in rest.json["items"]] == [2]
+
+
+# --- every paginated list of the API: its cursors page on it alone, with its own filters ------------------------------
+
+def paginated_lists(app) -> list[tuple[str, list[dict]]]:
+    """The API's paginated lists, from its OpenAPI document: each GET operation whose 200 answer has `next_cursor`,
+    as (path, its query parameters but `cursor` and `limit`)."""
+    document = app.test_client().get("/api/v1/openapi.json").json
+    schemas = document["components"]["schemas"]
+    lists = []
+    for path, operations in document["paths"].items():
+        operation = operations.get("get", {})
+        answer = operation.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
+        schema = answer.get("schema", {})
+        schema = schemas[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
+        if "next_cursor" in schema.get("properties", {}):
+            lists.append((path, [p for p in operation.get("parameters", []) + operations.get("parameters", [])
+                                 if p["in"] == "query" and p["name"] not in ("cursor", "limit")]))
+    return lists
+
+
+with tempfile.TemporaryDirectory() as _folder:
+    PAGINATED = paginated_lists(make_app(Path(_folder)))
+
+
+def _path_values() -> dict:
+    """Where each path argument of a paginated list takes its values from (a new argument needs a line here)."""
+    from catalog.models import Location
+    from orders.ledger.payouts.models import PayoutBatch
+    from orders.models import Order, Store
+    from suppliers.models import Supplier
+    return {"supplier_id": select(Supplier.id), "sku": select(Product.sku), "location_id": select(Location.id),
+            "store_id": select(Store.id), "order_id": select(Order.id), "batch_id": select(PayoutBatch.id)}
+
+
+def _filter_values(parameter: dict) -> list[str]:
+    """Values a query parameter may take, by its documented schema, to try one the list accepts."""
+    schema = parameter.get("schema", {})
+    if "enum" in schema:
+        return [str(value) for value in schema["enum"]]
+    return {"boolean": ["true", "false"], "integer": ["1", "2", "3"]}.get(schema.get("type"), []) or \
+        (["2000-01-01", "2100-01-01"] if schema.get("format") == "date" else ["440604", "513431", "513400", "x"])
+
+
+def _changes_and_audits_made(client, admin: dict) -> None:
+    """Two bank account and agreement changes of supplier 1, two of store 1, two reveals, two uploads."""
+    for n in (1, 2):
+        assert client.patch("/api/v1/suppliers/1", headers=admin, json={
+            "bank_account": f"622202000000000000{n}", "reason": "换卡", "agreement": {
+                "platform_fee_bp": 500 + n, "store_commission_bp": 500, "household_premium_bp": 500,
+                "dividend_bp": 500}}).status_code == 200
+        assert client.patch("/api/v1/stores/1", headers=admin, json={
+            "bank_account": f"622202000000000001{n}", "reason": "换卡"}).status_code == 200
+        assert client.get(f"/api/v1/households/{n}?reveal=true&reason=核对", headers=admin).status_code == 200
+        csv = f"sku,lot_code,harvested_on,location,household_code,quantity\nX,L{n},2026-09-01,XC-WH,H,1\n"
+        assert client.post("/api/v1/suppliers/1/inventory-uploads", headers=admin,
+                           data={"file": (io.BytesIO(csv.encode()), "lots.csv")}).status_code == 202
+
+
+def _store_one_busy(client, admin: dict, consumer: dict) -> None:
+    """At store 1: two after-sales requests (rejected), two refunds of one order, two stock adjustments, two pickups
+    waiting and two sale conflicts."""
+    from catalog.models import Stock
+    from orders.models import SaleConflict, Store
+    from tests.orders.counter.conftest import paid_pickup_order
+    from tests.orders.refunds.conftest import paid_order
+
+    collected = next(order for order in client.get("/api/v1/orders?limit=100", headers=consumer).json["items"]
+                     if order["status"] == "fulfilled")
+    line = client.get(f"/api/v1/orders/{collected['id']}", headers=consumer).json["lines"][0]
+    for _ in (1, 2):
+        asked = client.post(f"/api/v1/orders/{collected['id']}/after-sales", headers=consumer,
+                            json={"lines": [{"line_id": line["id"], "quantity": 1}], "reason": "坏了"})
+        assert client.post(f"/api/v1/after-sales/{asked.json['id']}/reject", headers=admin,
+                           json={"reason": "完好"}).status_code == 200
+    store = db.session.get(Store, 1)
+    stock = db.session.scalars(select(Stock).where(Stock.location_id == store.location_id,
+                                                   Stock.on_hand - Stock.reserved >= 4)).first()
+    product = db.session.get(Product, stock.product_id)
+    sold = paid_order(location_id=store.location_id, lines=[(product, 2)], channel="delivery", payment_method="stripe",
+                      consumer=db.session.scalar(select(User).where(User.role == "consumer")), status="delivered")
+    db.session.commit()
+    for _ in (1, 2):
+        assert client.post(f"/api/v1/orders/{sold.id}/refunds", headers=admin, json={
+            "lines": [{"line_id": sold.lines[0].id, "quantity": 1, "resellable": True}], "reason": "退货"}
+        ).status_code == 201
+        assert client.post("/api/v1/stock-adjustments", headers=admin, json={
+            "location_id": store.location_id, "lot_id": stock.lot_id, "delta": -1, "reason": "spoiled"}
+        ).status_code == 201
+    clerk = db.session.scalar(select(User.id).where(User.store_id == store.id))
+    for n in (1, 2):
+        paid_pickup_order(store, product, pickup_code=f"90000{n}")
+        db.session.add(SaleConflict(store_id=store.id, code="sale_too_old", message="太早", sale={}, created_by=clerk))
+    db.session.commit()
+
+
+def _payouts_made(client, admin: dict) -> None:
+    """A household batch of supplier 1 with two lines, a store batch, and two downloads of its bank file."""
+    from orders.ledger import accounts
+    from suppliers.models import Supplier
+    from tests.orders.ledger.payout_factories import days_ago, earn, payee_household
+
+    supplier = db.session.get(Supplier, 1)
+    for _ in (1, 2):
+        earn(accounts.household(payee_household(supplier).id, supplier.id), 1000, on=days_ago(2))
+    for party, scope in (("household", {"supplier_id": 1}), ("store", {})):
+        batch = client.post("/api/v1/payout-batches", headers=admin,
+                            json={"party": party, "until": days_ago(1).isoformat(), **scope})
+    for _ in (1, 2):
+        assert client.get(f"/api/v1/payout-batches/{batch.json['id']}?format=csv&reason=转账",
+                          headers=admin).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def demo(sqlite_template, tmp_path_factory, request):
+    """The demo world with two or more rows in every paginated list: its app, and its users' Authorization headers,
+    admin first."""
+    folder = tmp_path_factory.mktemp("demo")
+    shutil.copy(sqlite_template, folder / "shop.db")
+    app = make_app(folder)
+    with app.app_context():
+        seeded = app.test_cli_runner().invoke(args=["seed-demo"])
+        assert seeded.exit_code == 0, seeded.output
+        client = app.test_client()
+        headers = {}
+        for username, password in re.findall(r"(?:user|clerk) (\S+) (?:\([^)]*\) )?password: (\S+)", seeded.output):
+            token = client.post("/api/v1/auth/token", json={"username": username, "password": password}).json
+            headers[username] = {"Authorization": f"Bearer {token['access_token']}"}
+        _changes_and_audits_made(client, headers["admin"])
+        _store_one_busy(client, headers["admin"], headers["13800000000"])
+        _payouts_made(client, headers["admin"])
+        yield app, headers
+        close_checked(request)
+
+
+def _a_cursor(client, path: str, headers: dict) -> tuple[str, dict, str]:
+    """(url, a user's headers, the next_cursor of the list's first one-item page) of the first list of `path`'s
+    route, as the first user who reads it, that has a second page."""
+    names = re.findall(r"{(\w+)}", path)
+    sources = _path_values()
+    for values in itertools.product(*(db.session.scalars(sources[name]).all() for name in names)):
+        url = path.format(**dict(zip(names, values, strict=True)))
+        for user in headers.values():
+            page = client.get(f"{url}?limit=1", headers=user)
+            if page.status_code == 200 and page.json["next_cursor"]:
+                return url, user, page.json["next_cursor"]
+    raise AssertionError(f"No list of {path} has two items: make some in the `demo` fixture.")
+
+
+@pytest.mark.parametrize(("path", "filters"), PAGINATED, ids=[path for path, _ in PAGINATED])
+def test_a_cursor_pages_only_on_its_own_list_with_its_own_filters(demo, path, filters):
+    app, headers = demo
+    client = app.test_client()
+    url, user, cursor = _a_cursor(client, path, headers)
+    assert client.get(f"{url}?limit=1&cursor={cursor}", headers=user).status_code == 200
+    assert_invalid_cursor(client.get(f"{url}?limit=1&cursor={cursor[:-3]}", headers=user))
+
+    checked = []
+    names = re.findall(r"{(\w+)}", path)
+    sources = _path_values()
+    for values in itertools.product(*(db.session.scalars(sources[name]).all()[:4] for name in names)):
+        other = path.format(**dict(zip(names, values, strict=True)))
+        if other != url and client.get(f"{other}?limit=1", headers=user).status_code == 200:
+            assert_invalid_cursor(client.get(f"{other}?limit=1&cursor={cursor}", headers=user))
+            checked.append(other)
+            break
+    for parameter in filters:
+        value = next((value for value in _filter_values(parameter) if client.get(
+            f"{url}?limit=1&{parameter['name']}={value}", headers=user).status_code == 200), None)
+        if value is not None:
+            assert_invalid_cursor(client.get(f"{url}?limit=1&{parameter['name']}={value}&cursor={cursor}",
+                                             headers=user))
+            checked.append(parameter["name"])
+    assert checked, f"{path}: neither another list nor another filter value was accepted to try the cursor on"
+
+
+def test_a_filtered_cursor_is_refused_with_another_value_or_on_another_owners_list(demo):
+    app, headers = demo
+    client, admin = app.test_client(), headers["admin"]
+    open_ones = client.get("/api/v1/stores/1/sale-conflicts?resolved=false&limit=1", headers=admin).json
+    assert_invalid_cursor(client.get(f"/api/v1/stores/1/sale-conflicts?resolved=true&cursor={open_ones['next_cursor']}",
+                                     headers=admin))
+    village = client.get("/api/v1/suppliers/1/households?limit=1", headers=admin).json["items"][0]["village"]
+    cursor = client.get(f"/api/v1/suppliers/1/households?village={village}&limit=1", headers=admin).json["next_cursor"]
+    assert client.get(f"/api/v1/suppliers/1/households?village={village}&cursor={cursor}",
+                      headers=admin).status_code == 200
+    assert_invalid_cursor(client.get(f"/api/v1/suppliers/2/households?village={village}&cursor={cursor}",
+                                     headers=admin))

@@ -418,3 +418,18 @@ def test_a_large_batchs_page_shows_its_lines_a_page_at_a_time_with_the_whole_bat
     assert sum(h.bank_account[-4:] in rest for h in households) >= 10
     forged = client.get(f"/coop/payouts/{batch.id}?cursor=forged")
     assert forged.status_code == 400 and "翻页链接无效，请回到第一页。" in text(forged)
+
+
+def test_a_household_searchs_next_page_link_keeps_the_search_and_pages_on(coops):
+    supplier, client = coops["ours"], coops["client"]
+    found = linked_households(supplier, 55, village="龙沟村")
+    linked_households(supplier, 5, village="别的村")
+    db.session.commit()
+    first = client.get("/coop/households?code=&village=龙沟村")
+    assert first.status_code == 200 and "下一页" in text(first)
+    following = re.search(r'href="([^"]*cursor=[^"]*)">下一页', text(first)).group(1).replace("&amp;", "&")
+    rest = client.get(following)
+    assert rest.status_code == 200 and "下一页" not in text(rest)
+    assert sorted(h.code for h in found if h.code in text(first) + text(rest)) == sorted(h.code for h in found)
+    assert "别的村" not in text(rest)
+    assert client.get(following.replace("village=", "village=别")).status_code == 400

@@ -26,7 +26,8 @@ def test_a_cursor_signed_for_the_other_direction_is_refused(client, world):
     _, headers = user_with_token()
     for _ in range(3):
         client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
-    oldest_first = _serializer([Order.id]).dumps([1])
+    with client.application.test_request_context("/api/v1/orders"):
+        oldest_first = _serializer([Order.id]).dumps([1])
 
     response = client.get(f"/api/v1/orders?limit=1&cursor={oldest_first}", headers=headers)
 
