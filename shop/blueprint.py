@@ -8,7 +8,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
-from shop.errors import ErrorOut
+from shop.errors import GIVEN_TWICE, ErrorOut
 from shop.http import LOCATION_HEADER, ReadAt, declare_location
 
 
@@ -23,7 +23,7 @@ def query_args(args: MultiDict) -> MultiDict:
 def given_once(args: MultiDict, schema: Schema) -> None:
     """A parameter that takes one value given twice (`?limit=1&limit=2`) is a 422 naming it, not its first value."""
     by_parameter = {field.data_key or name: field for name, field in schema.fields.items()}
-    repeated = {key: ["Given more than once; it takes one value."] for key in args
+    repeated = {key: [GIVEN_TWICE] for key in args
                 if len(args.getlist(key)) > 1 and key in by_parameter
                 and not isinstance(by_parameter[key], (fields.List, fields.Tuple))}
     if repeated:

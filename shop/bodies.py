@@ -6,19 +6,22 @@ integers of thousands of digits, `NaN`/`Infinity` and a key given twice. Such a 
 anything is parsed into a schema or written. A body is a body however it is sent (with a Content-Length or in
 chunks), and one the server cannot read (a chunk size that is not hexadecimal, a chunk without its end) is a 400,
 not a server error; a compressed body is a 415; a route takes the media type its arguments declare (JSON, or
-multipart for a file upload: 415 otherwise), a route that declares no body takes none (422), and a PATCH changes
-something (no body, or `{}`, is a 422). A request that matches no route or method (404, 405), comes without
+multipart for a file upload: 415 otherwise), a route that declares no body takes none (422), a multipart body
+holds only the parts (form fields and files) its route reads, each once (422 naming the others), and a PATCH
+changes something (no body, or `{}`, is a 422). A request that matches no route or method (404, 405), comes without
 credentials to a route that needs them (401), or from a user whose role the route refuses (403), gets that answer,
 not a verdict on its body."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from flask import Flask, Response, request
+from marshmallow import fields
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from shop.auth.security import carries_a_valid_token, may_use
-from shop.errors import ShopCode, error_response
+from shop.errors import GIVEN_TWICE, ShopCode, error_response
 
 JSON_BODY_KEY = "shop.json_body"
 MAX_DEPTH = 64
@@ -85,7 +88,8 @@ def json_body() -> object:
 
 
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
-_BODY_LOCATIONS = {"json", "files", "form"}
+_PART_LOCATIONS = {"files", "form"}
+_BODY_LOCATIONS = {"json"} | _PART_LOCATIONS
 
 
 def _has_body() -> bool:
@@ -100,12 +104,30 @@ def matched_view(app: Flask):
     return getattr(view_class, request.method.lower(), None) if view_class is not None else view
 
 
+def _arguments(view) -> list[dict]:
+    """The view's declared arguments, each with where it comes from (`in`) and its `schema` (flask-smorest's
+    `_apidoc`)."""
+    return (getattr(view, "_apidoc", None) or {}).get("arguments", {}).get("parameters", [])
+
+
 def _declared_bodies(view) -> set[str]:
-    """Where the view's arguments come from, of json, files and form (flask-smorest's `_apidoc`)."""
+    """Where the view's arguments come from, of json, files and form."""
     if view is None:
         return {"json"}
-    parameters = (getattr(view, "_apidoc", None) or {}).get("arguments", {}).get("parameters", [])
-    return {parameter["in"] for parameter in parameters} & _BODY_LOCATIONS
+    return {parameter["in"] for parameter in _arguments(view)} & _BODY_LOCATIONS
+
+
+def _parts_error(view) -> Response | None:
+    """The 422 of a multipart body with a part (form field or file) the view does not read, or a part that takes
+    one value given more than once (two `file`s: which one counts?), naming each; None if every part is fine."""
+    declared = {field.data_key or name: field for parameter in _arguments(view) if parameter["in"] in _PART_LOCATIONS
+                for name, field in parameter["schema"].fields.items()}
+    sent = Counter([key for key, _ in request.form.items(multi=True)] +
+                   [key for key, _ in request.files.items(multi=True)])
+    details = {name: ["Unknown field."] if name not in declared else [GIVEN_TWICE] for name, count in sent.items()
+               if name not in declared or (count > 1 and not isinstance(declared[name], fields.List))}
+    return error_response(422, ShopCode.VALIDATION_ERROR, "The request did not pass validation.", details) \
+        if details else None
 
 
 def _refused_before_its_body(view) -> bool:
@@ -200,7 +222,7 @@ def _body_error(view) -> Response | None:
                               {"content_encoding": request.content_encoding})
     expected = "multipart/form-data" if "files" in declared else "application/json"
     if expected != "application/json":
-        return None if request.mimetype == expected else _unsupported(expected)
+        return _parts_error(view) if request.mimetype == expected else _unsupported(expected)
     data = request.get_data(cache=True)
     if not data:  # chunks of nothing: no body, as with Content-Length: 0
         return _nothing_to_change() if changes else None

@@ -56,6 +56,8 @@ class ShopCode(StrEnum):
     WRONG_PASSWORD = "wrong_password"
 
 
+GIVEN_TWICE = "Given more than once; it takes one value."  # a parameter or part that takes one value, given twice
+
 HTTP_CODES = {
     400: ShopCode.BAD_REQUEST,
     401: ShopCode.UNAUTHORIZED,

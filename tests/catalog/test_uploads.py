@@ -257,6 +257,26 @@ def test_missing_file_part_is_422_and_json_body_is_415(client, world):
     assert_error(as_json, 415, "unsupported_media_type")
 
 
+@pytest.mark.parametrize(("extra", "name"), [
+    ({"extra": "1"}, "extra"),
+    ({"other": (io.BytesIO(b"sku\n"), "other.csv")}, "other"),
+], ids=["a form field", "a file part"])
+def test_a_part_the_upload_does_not_read_is_a_422_naming_it(client, world, extra, name):
+    response = client.post(f"/api/v1/suppliers/{world['supplier'].id}/inventory-uploads",
+                           data={"file": (io.BytesIO(b"sku\n"), "inventory.csv"), **extra},
+                           content_type="multipart/form-data", headers=world["headers"])
+    assert assert_error(response, 422, "validation_error")["details"] == {name: ["Unknown field."]}
+    assert db.session.scalar(select(func.count(InventoryUpload.id))) == 0
+
+
+def test_two_files_are_a_422_not_the_first_of_them(client, world):
+    response = client.post(f"/api/v1/suppliers/{world['supplier'].id}/inventory-uploads",
+                           data={"file": [(io.BytesIO(b"sku\n"), "a.csv"), (io.BytesIO(b"lot\n"), "b.csv")]},
+                           content_type="multipart/form-data", headers=world["headers"])
+    assert "file" in assert_error(response, 422, "validation_error")["details"]
+    assert db.session.scalar(select(func.count(InventoryUpload.id))) == 0
+
+
 def test_an_unreadable_file_fails_with_a_clear_error(client, world):
     response = upload(client, world, b"PK\x03\x04 not really a workbook", name="broken.xlsx")
     assert response.json["status"] == "failed"

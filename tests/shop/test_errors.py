@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 import pytest
 import werkzeug.exceptions
@@ -138,6 +139,40 @@ def test_a_route_that_takes_no_body_refuses_one(client, login):
     assert send(client, cancel, "{}", headers=headers).status_code == 404  # an empty object is no body
     for content_type in ("application/json", ""):  # nothing sent in chunks is no body either
         assert send(client, cancel, "", content_type, chunked=True, headers=headers).status_code == 404
+
+
+def multipart_routes(client) -> list[tuple[str, str, dict]]:
+    """(method, path with every argument 1, the schema of its parts) of each operation whose body is multipart,
+    from the OpenAPI document."""
+    document = client.get("/api/v1/openapi.json").json
+    routes = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            body = operation.get("requestBody", {}) if isinstance(operation, dict) else {}
+            schema = body.get("content", {}).get("multipart/form-data", {}).get("schema")
+            if schema is not None:
+                schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+                routes.append((method, re.sub(r"{\w+}", "1", path), schema))
+    return routes
+
+
+def _part(schema: dict):
+    """A value of a multipart part: a small file for a binary one, otherwise text."""
+    return (io.BytesIO(b"x"), "x.csv") if schema.get("format") == "binary" else "1"
+
+
+def test_every_multipart_route_refuses_a_part_it_does_not_read_and_a_part_given_twice(client, login):
+    headers, routes = login("admin"), multipart_routes(client)
+    assert routes
+    for method, path, schema in routes:
+        unknown = client.open(path, method=method, headers=headers, content_type="multipart/form-data",
+                              data={"extra": "1", "stray": (io.BytesIO(b"x"), "x.csv")})
+        assert assert_error(unknown, 422, "validation_error")["details"] == {
+            "extra": ["Unknown field."], "stray": ["Unknown field."]}, path
+        for name, part in schema["properties"].items():
+            twice = client.open(path, method=method, headers=headers, content_type="multipart/form-data",
+                                data={name: [_part(part), _part(part)]})
+            assert list(assert_error(twice, 422, "validation_error")["details"]) == [name], path
 
 
 @pytest.fixture
