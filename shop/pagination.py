@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import current_app, has_request_context, request
 from itsdangerous import BadData, URLSafeSerializer
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validates_schema
 from sqlalchemy import BigInteger, Integer, Select, String, tuple_
 
 from shop.blueprint import query_args
@@ -32,11 +32,22 @@ PAGING_PARAMETERS = ("cursor", "limit")
 _INT_RANGES = ((BigInteger, 2**63 - 1), (Integer, 2**31 - 1))
 
 
+class Cursor(fields.String):
+    """A list's cursor: one that cannot be a cursor the list issued (longer than any it issues) is refused as a
+    forged one is, `InvalidCursor` (one answer for every bad cursor)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > MAX_CURSOR_LENGTH:
+            raise InvalidCursor()
+        return text
+
+
 class PageQuery(Schema):
     """The paging arguments every list accepts."""
 
     limit = BoundedInt(minimum=1, maximum=100, strict=False, load_default=20)
-    cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH))
+    cursor = Cursor(load_default=None)
 
 
 class PeriodQuery(Schema):
