@@ -47,7 +47,7 @@ class PageQuery(Schema):
     """The paging arguments every list accepts."""
 
     limit = BoundedInt(minimum=1, maximum=100, strict=False, load_default=20)
-    cursor = Cursor(load_default=None)
+    cursor = Cursor(load_default=None, metadata={"maxLength": MAX_CURSOR_LENGTH})
 
 
 class PeriodQuery(Schema):
