@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask, current_app
 from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select
 
 from catalog.models import RATE_FIELDS, Lot, LotContribution, Product, Stock
@@ -122,3 +123,16 @@ def lot_trace(code: str) -> list[Any]:
     """The lot with trace code `code` with its product's row and its households per village: one row per
     village (a single row with village None and 0 households when none contributed), or no rows."""
     return _run(LOT_TRACE, {"code": code})
+
+
+def register_lot_reach(app: Flask, statement: Select) -> None:
+    """Let the ledger give the statement of what reached households through a lot (`lot_id` bound): one row of the
+    households with a non-zero net amount and the sum of those amounts."""
+    app.extensions["lot_households_reached"] = statement
+
+
+def lot_reach(lot_id: int) -> tuple[int, int]:
+    """The households that received money through lot `lot_id` and the fen they received, read together in one
+    statement (so the amount is never one that reached fewer households than the count says)."""
+    households, fen = _run(current_app.extensions["lot_households_reached"], {"lot_id": lot_id})[0]
+    return int(households), int(fen)

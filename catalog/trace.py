@@ -31,8 +31,11 @@ def _households(rows: list) -> dict:
     return {"count": count, "villages": sorted(row.household_village for row in rows if row.households >= MIN_GROUP)}
 
 
-def _lot_trace(trace_code: str) -> tuple[dict, int]:
-    """The public trace of the lot with `trace_code` and how many households delivered it, or `NotFound`."""
+def _lot_trace(trace_code: str) -> tuple[dict, int, int]:
+    """The public trace of the lot with `trace_code`, how many households delivered it and how many received money
+    through it, or `NotFound`. Its amount is shown only when both are at least 3: the deliverers' count is public,
+    and an amount that went to 1 or 2 households (a few fen of premium, one shareholder's dividend) would be
+    theirs."""
     code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else ""
     rows = queries.lot_trace(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else []
     if not rows:
@@ -49,9 +52,12 @@ def _lot_trace(trace_code: str) -> tuple[dict, int]:
         "supplier": product["supplier"],
         "households": households,
     }
-    if households["count"] is not None:
-        result["attributed_fen"] = row.attributed_fen
-    return result, sum(row.households for row in rows)
+    reached, fen = (0, 0)
+    if households["count"] is not None and row.attributed_fen:  # nothing attributed yet reached no one
+        reached, fen = queries.lot_reach(row.lot_id)
+    if reached >= MIN_GROUP:
+        result["attributed_fen"] = fen
+    return result, sum(row.households for row in rows), reached
 
 
 def trace(*, trace_code: str) -> dict:
@@ -62,12 +68,13 @@ def trace(*, trace_code: str) -> dict:
 @pages.get("/t/<code>")
 def trace_page(code: str):
     """The printable, mobile-friendly trace page of a lot (Chinese): a lot no household delivered says so (none
-    reveals nothing about anyone), one of 1 or 2 households only that they were fewer than 3."""
+    reveals nothing about anyone), one of 1 or 2 households only that they were fewer than 3; its amount likewise
+    says whether none reached households yet or it reached fewer than 3."""
     try:
-        data, delivered = _lot_trace(code)
+        data, delivered, reached = _lot_trace(code)
     except NotFound:
         return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
-    return render_template("trace.html", t=data, no_household=delivered == 0,
+    return render_template("trace.html", t=data, no_household=delivered == 0, reached=reached,
                            qr_url=url_for(".trace_qr", code=data["trace_code"]))
 
 

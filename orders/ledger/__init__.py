@@ -7,12 +7,15 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the ledger's parts: attribution of the orders' outbox, the auditor routes (requested verifications
     run by a task, a second full verification refused with Retry-After), statements, reports, payouts (routes, task,
-    sweeper), verify-ledger, and the pairing rollups' refresh (task on the beat schedule, command)."""
+    sweeper), verify-ledger, the pairing rollups' refresh (task on the beat schedule, command) and what reached
+    households through a lot (for its trace)."""
+    from catalog.queries import register_lot_reach
     from orders.ledger import verifications
     from orders.ledger.api import blp
     from orders.ledger.attribution import apply_events
     from orders.ledger.cli import verify_ledger_command
     from orders.ledger.errors import LedgerCode
+    from orders.ledger.impact import LOT_HOUSEHOLDS_REACHED
     from orders.ledger.payouts import models as payout_models  # noqa: F401 - registers the tables
     from orders.ledger.payouts import service as payouts
     from orders.ledger.payouts import tasks as payout_tasks  # noqa: F401 - registers the Celery task
@@ -28,6 +31,7 @@ def init_app(app: Flask) -> None:
     from shop.sweeper import register_sweeper
 
     register_consumer(app, "ledger", apply_events)
+    register_lot_reach(app, LOT_HOUSEHOLDS_REACHED)
     register_error_codes(app, LedgerCode)
     api.register_blueprint(blp)
     api.register_blueprint(reports_blp)

@@ -1,4 +1,5 @@
-"""An order's impact, pushed by the ledger onto the order (orders never read the ledger).
+"""An order's impact, pushed by the ledger onto the order (orders never read the ledger), and what a lot's sales
+brought households, for its public trace.
 
 From the order's household postings (premium and dividend of its `line_paid` and `line_refunded`
 transactions, so net of refunds): the households with a non-zero net amount, the sum of those postings,
@@ -13,13 +14,19 @@ from collections.abc import Collection
 
 from sqlalchemy import JSON, bindparam, func, select, text, update
 
-from orders.ledger.models import LedgerTransaction, Posting
+from orders.ledger.models import HOUSEHOLD_POSTINGS, LedgerTransaction, Posting
 from orders.models import Order
 from shop.db import among, db
 from shop.regions.models import Region
 from suppliers.models import Household
 
 IMPACT_KINDS = ("line_paid", "line_refunded")
+_LOT_NET = (select(Posting.household_id, func.sum(Posting.amount_fen).label("fen"))
+            .where(Posting.lot_id == bindparam("lot_id"), text(HOUSEHOLD_POSTINGS))
+            .group_by(Posting.household_id).having(func.sum(Posting.amount_fen) != 0).subquery())
+# A lot's households reached (a non-zero net premium and dividend from its postings) and their fen: one statement,
+# on the postings' lot index, built once (catalog.queries.lot_reach runs it for the trace page).
+LOT_HOUSEHOLDS_REACHED = select(func.count(), func.coalesce(func.sum(_LOT_NET.c.fen), 0))
 
 
 def order_impacts(order_ids: Collection[int]) -> dict[int, tuple[int, int, list[dict]]]:

@@ -8,9 +8,13 @@ import qrcode
 from qrcode.image.svg import SvgPathImage
 
 from catalog import inventory
+from catalog.models import Location, Lot, LotContribution
 from catalog.spreadsheet import read_sheet
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body, make_lot
+from tests.orders.factories import StoreFactory
+from tests.orders.ledger.test_attribution import pay_pickup
+from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
 
 
 def lot_with_households(supplier, villages: list[str]):
@@ -25,21 +29,86 @@ def lot_with_households(supplier, villages: list[str]):
     return lot, households
 
 
+def sold_lot(client, supplier, *, price_fen: int, premium_bp: int, dividend_bp: int, dividend_holders: int,
+             villages: tuple[str, ...] = ("三河村",) * 3) -> Lot:
+    """A lot at a store delivered 1 unit each by households of `villages`, of a new ¥`price_fen` product with those
+    premium and dividend rates (no fee, no commission), `dividend_holders` households holding 1 dividend share each;
+    one unit of it sold to a consumer and paid, so the ledger has attributed it."""
+    store = StoreFactory()
+    product = ProductFactory(supplier=supplier, name="昭觉苦荞米", price_fen=price_fen, platform_fee_bp=0,
+                             store_commission_bp=0, household_premium_bp=premium_bp, dividend_bp=dividend_bp)
+    lot = make_lot(product, db.session.get(Location, store.location_id), quantity=5)
+    for village in villages:
+        household = HouseholdFactory(supplier=supplier, village=village)
+        db.session.add(LotContribution(lot_id=lot.id, household_id=household.id, quantity=1, village=village))
+    for _ in range(dividend_holders):
+        BenefitLinkFactory(household=HouseholdFactory(supplier=supplier), supplier_id=supplier.id, kind="dividend",
+                           shares=1)
+    db.session.commit()
+    pay_pickup(client, {"store": store, "product": product}, 1)
+    db.session.expire_all()
+    return db.session.get(Lot, lot.id)
+
+
 def test_trace_shows_product_lot_supplier_and_households(client, coop):
     supplier, _ = coop
-    lot, _ = lot_with_households(supplier, ["三河村", "三河村", "三河村", "火普村"])
-    lot.attributed_fen = 12345
-    db.session.commit()
+    lot = sold_lot(client, supplier, price_fen=123450, premium_bp=1000, dividend_bp=0, dividend_holders=0,
+                   villages=("三河村", "三河村", "三河村", "火普村"))
     body = client.get(f"/api/v1/trace/{lot.trace_code}").json
     assert body["trace_code"] == lot.trace_code
     assert body["product"]["name"] == "昭觉苦荞米" and body["product"]["county"]["name"] == "昭觉县"
     assert body["product"]["certified"] is True
     assert body["lot"] == {"code": lot.lot_code, "harvested_on": "2026-09-01", "packed_on": None,
-                           "village": "三河村"}
+                           "village": "测试村"}
     assert body["supplier"] == {"id": supplier.id, "name": supplier.name}
     # 火普村 has a single contributing household: naming it would single that household out.
     assert body["households"] == {"count": 4, "villages": ["三河村"]}
-    assert body["attributed_fen"] == 12345
+    assert body["attributed_fen"] == lot.attributed_fen == 12345  # the premium, 4 households of 1 unit each
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+    assert "4</span> 户" in page and "¥123.45" in page
+
+
+def test_an_amount_one_households_dividend_makes_up_is_never_shown(client, coop):
+    """Three households delivered the lot, but its only money went to one shareholder: the count of deliverers
+    stays, the amount (that household's dividend) is not shown, and the page does not say nothing was attributed."""
+    lot = sold_lot(client, coop[0], price_fen=10000, premium_bp=0, dividend_bp=1000, dividend_holders=1)
+    assert lot.attributed_fen == 1000
+
+    body = client.get(f"/api/v1/trace/{lot.trace_code}").json
+
+    assert body["households"] == {"count": 3, "villages": ["三河村"]}
+    assert "attributed_fen" not in body
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+    assert "3</span> 户" in page and "¥" not in page and "10.00" not in page
+    assert "少于 3 户" in page and "不公示金额" in page
+
+
+def test_a_premium_of_a_few_fen_reaching_two_of_three_deliverers_is_not_shown(client, coop):
+    lot = sold_lot(client, coop[0], price_fen=20, premium_bp=1000, dividend_bp=0, dividend_holders=0)
+    assert lot.attributed_fen == 2  # one fen each to two of the three households (largest remainders)
+
+    body = client.get(f"/api/v1/trace/{lot.trace_code}").json
+
+    assert body["households"]["count"] == 3 and "attributed_fen" not in body
+    assert "¥" not in client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+
+
+def test_a_lot_amount_reaching_three_households_through_shares_and_premium_is_shown(client, coop):
+    lot = sold_lot(client, coop[0], price_fen=10000, premium_bp=2, dividend_bp=1000, dividend_holders=2)
+    assert lot.attributed_fen == 2 + 1000  # premium: 1 fen to two deliverers; dividend: 500 to each shareholder
+
+    body = client.get(f"/api/v1/trace/{lot.trace_code}").json
+
+    assert body["households"]["count"] == 3 and body["attributed_fen"] == 1002
+    assert "¥10.02" in client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+
+
+def test_a_lot_not_sold_yet_shows_no_amount_and_says_none_was_attributed_yet(client, coop):
+    lot, _ = lot_with_households(coop[0], ["三河村"] * 3)
+
+    assert "attributed_fen" not in client.get(f"/api/v1/trace/{lot.trace_code}").json
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+    assert "¥" not in page and "少于" not in page and "尚无" in page
 
 
 def test_fewer_than_three_households_show_no_count_villages_or_amount(client, coop):
