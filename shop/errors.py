@@ -38,6 +38,7 @@ class ShopCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     MISSING_TOKEN = "missing_token"
     NOT_FOUND = "not_found"
+    PAIRING_BACKDATED = "pairing_backdated"
     PAIRING_NOT_FOUND = "pairing_not_found"
     PAIRING_OVERLAPS = "pairing_overlaps"
     PAYLOAD_TOO_LARGE = "payload_too_large"

@@ -99,7 +99,7 @@ class PairingById(MethodView):
     @blp.arguments(PairingEnd)
     @blp.response(200, PairingEndedOut)
     def patch(self, data, pairing_id):
-        """End a pairing on a date (who ended it and when are kept)."""
-        pairing = service.end_pairing(pairing_id=pairing_id, actor=current_user(), **data)
+        """End a pairing on a date, or reopen it with null (who did and when are kept)."""
+        pairing = service.set_pairing_end(pairing_id=pairing_id, actor=current_user(), **data)
         commit()
         return pairing

@@ -34,7 +34,7 @@ class Region(db.Model):
 
 class Pairing(db.Model):
     """A donor district paired with a recipient county from `valid_from` to `valid_until` (inclusive); who last
-    ended it and when (no one: the command line's reference data)."""
+    ended or reopened it and when (no one: the command line's reference data)."""
 
     __tablename__ = "pairings"
 

@@ -62,14 +62,14 @@ class PairingOut(Schema):
     valid_from = Date()
     valid_until = Date(allow_none=True)
     source = fields.String(allow_none=True)
-    ended_at = fields.DateTime(allow_none=True, metadata={"description": "When it was last ended"})
+    ended_at = fields.DateTime(allow_none=True, metadata={"description": "When its end was last set or cleared"})
 
 
 class PairingEndedOut(PairingOut):
-    """A pairing as the admin who ended it reads it: with who did (the public reads show no user's id)."""
+    """A pairing as the admin who ended or reopened it reads it: with who did (the public reads show no user's id)."""
 
     ended_by = fields.Integer(allow_none=True, metadata={
-        "description": "The admin who last ended it (null: not ended, or ended by the reference data)"})
+        "description": "The admin who last set or cleared its end (null: never, or ended by the reference data)"})
 
 
 class PairingQuery(PageQuery):
@@ -92,6 +92,6 @@ class PairingCreate(Schema):
 
 
 class PairingEnd(Schema):
-    """An admin ends a pairing."""
+    """An admin ends a pairing, or reopens it (null): never before a sale it covers, never over another pairing."""
 
-    valid_until = Date(required=True)
+    valid_until = Date(required=True, allow_none=True)

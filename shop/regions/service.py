@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -291,13 +292,48 @@ def get_pairing(pairing_id: int) -> Pairing:
     return pairing
 
 
-def end_pairing(*, pairing_id: int, valid_until: date, actor: User) -> Pairing:
-    """End a pairing on `valid_until` (inclusive), recording who ended it and when; its history stays."""
+def set_pairing_end(*, pairing_id: int, valid_until: date | None, actor: User) -> Pairing:
+    """End a pairing on `valid_until` (inclusive), or reopen it (None), recording who did and when; its history stays.
+
+    An earlier end stops covering days, which may not hold a sale it covers (its report row would silently turn
+    unpaired; `pairing_backdated` 409, as a dividend link's end is refused): the last such sale's date is the
+    earliest end. A later end or a reopening (undoing a mistaken end) may not overlap another pairing of the same
+    regions and programme (`pairing_overlaps` 409, backed by the exclusion constraint on PostgreSQL and the donor
+    region's write lock on SQLite, as a new pairing is)."""
     pairing = get_pairing(pairing_id)
-    if valid_until < pairing.valid_from:
+    if valid_until is not None and valid_until < pairing.valid_from:
         raise ValidationError("A pairing cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})
-    pairing.valid_until, pairing.ended_at, pairing.ended_by = valid_until, utcnow(), actor.id
-    db.session.flush()
+    if valid_until is not None and (pairing.valid_until is None or valid_until < pairing.valid_until):
+        _not_before_covered_sales(pairing, valid_until)
+    else:
+        lock_on_sqlite("UPDATE regions SET code = code WHERE code = :code", code=pairing.donor_code)
+        overlapping = _overlapping(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
+                                   program=pairing.program, valid_from=pairing.valid_from, valid_until=valid_until,
+                                   excluding=pairing.id)
+        if overlapping is not None:
+            raise _overlap(overlapping)
+    try:
+        with db.session.begin_nested():
+            pairing.valid_until, pairing.ended_at, pairing.ended_by = valid_until, utcnow(), actor.id
+            db.session.flush()
+    except IntegrityError as error:
+        if not violates(error, OVERLAP_CONSTRAINT):
+            raise
+        raise _overlap(None) from None
     invalidate_after_commit(CACHE_NAMESPACE)
     return pairing
+
+
+def _not_before_covered_sales(pairing: Pairing, valid_until: date) -> None:
+    """Ending `pairing` on `valid_until` may uncover no sale it covers now: sales credited to its donor of its
+    recipient county's produce, dated within its current period (a higher layer counts them). `pairing_backdated`
+    409 if one is dated after `valid_until`."""
+    last_sale = current_app.extensions["pairing_last_sale_date"](
+        donor_code=pairing.donor_code, recipient_code=pairing.recipient_code, from_date=pairing.valid_from,
+        until=pairing.valid_until)
+    if last_sale is not None and valid_until < last_sale:
+        raise Conflict(f"Sales under this pairing are dated up to {last_sale.isoformat()}: it can end on "
+                       f"{last_sale.isoformat()} at the earliest.", code=ShopCode.PAIRING_BACKDATED,
+                       details={"valid_until": [f"Must not be before {last_sale.isoformat()}."],
+                                "last_sale_date": last_sale.isoformat()})

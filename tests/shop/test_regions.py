@@ -1,9 +1,14 @@
 """Reference data: regions, pairings on a date, admin changes."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from orders import outbox
+from shop.db import db, utcnow
 from shop.regions.service import load_reference_data
+from tests.orders.ledger.test_attribution import make_world, pay_pickup
 from tests.shop.test_errors import assert_error
 
 
@@ -151,3 +156,49 @@ def test_ending_a_pairing_keeps_who_ended_it_and_when(client, login):
     assert "ended_by" not in listed  # the public read shows no user's id
     shown = client.get(f"/api/v1/pairings/{pairing['id']}").json
     assert "ended_by" not in shown and shown["ended_at"] == ended.json["ended_at"]
+
+
+def test_a_pairing_cannot_end_before_a_sale_it_covers_and_a_mistaken_end_can_be_undone(client, login):
+    """Ending 禅城→昭觉 before today's sale would silently turn that sale's report row unpaired: a 409, as a dividend
+    link's end is; ended on the sale's day it is fine, and clearing the end reopens it while no other pairing of
+    the two regions overlaps it."""
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    world["store"].district_code = "440604"  # 禅城, paired with 昭觉 (the world's county)
+    db.session.commit()
+    pay_pickup(client, world, 1)
+    admin = login("admin")
+    pairing_id = client.get("/api/v1/pairings?donor=440604&recipient=513431").json["items"][0]["id"]
+    url = f"/api/v1/pairings/{pairing_id}"
+
+    backdated = client.patch(url, headers=admin, json={"valid_until": (today - timedelta(days=1)).isoformat()})
+
+    details = assert_error(backdated, 409, "pairing_backdated")["details"]
+    assert details["last_sale_date"] == today.isoformat() and "valid_until" in details
+    assert client.get(url).json["valid_until"] is None
+    ended = client.patch(url, headers=admin, json={"valid_until": today.isoformat()})
+    assert ended.status_code == 200 and ended.json["valid_until"] == today.isoformat()
+
+    reopened = client.patch(url, headers=admin, json={"valid_until": None})
+
+    assert reopened.status_code == 200 and reopened.json["valid_until"] is None and reopened.json["ended_by"]
+    assert client.get(url).json["valid_until"] is None
+    assert client.patch(url, headers=admin, json={"valid_until": today.isoformat()}).status_code == 200
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    successor = client.post("/api/v1/pairings", headers=admin, json={
+        "donor_code": "440604", "recipient_code": "513431", "valid_from": tomorrow, "source": "续签"})
+    assert successor.status_code == 201, successor.json
+    assert_error(client.patch(url, headers=admin, json={"valid_until": None}), 409, "pairing_overlaps")
+    assert client.get(url).json["valid_until"] == today.isoformat()
+
+
+def test_a_pairing_ended_before_its_sales_began_can_end_earlier_still(client, login):
+    """Only the sales a pairing covers hold its end: 顺德's sales of 昭觉 produce (no pairing) do not."""
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)  # its store is in 顺德, not paired with 昭觉
+    pay_pickup(client, world, 1)
+    pairing_id = client.get("/api/v1/pairings?donor=440604&recipient=513431").json["items"][0]["id"]
+
+    ended = client.patch(f"/api/v1/pairings/{pairing_id}", headers=login("admin"), json={"valid_until": "2025-12-31"})
+
+    assert ended.status_code == 200 and ended.json["valid_until"] == "2025-12-31"
