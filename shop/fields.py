@@ -23,7 +23,9 @@ from datetime import UTC, date, datetime
 from typing import Literal
 
 from marshmallow import ValidationError, fields, validate
+from stdnum import luhn
 from stdnum.cn import ric
+from stdnum.exceptions import InvalidComponent
 
 from shop.clock import today
 
@@ -97,12 +99,27 @@ def normalise_username(value: str) -> str:
     return mainland_mobile(value) or normalise_identifier(value, case="lower")
 
 
+_RESIDENT_ID = re.compile(r"\d{17}[\dX]")
+
+
+def _is_resident_id(number: str) -> bool:
+    """Whether 18 characters are a resident ID number: 17 digits and their check digit, with a real birth date (of
+    any region: python-stdnum's table of regions fails on some codes, and a number need not be of a known one)."""
+    if not _RESIDENT_ID.fullmatch(number) or number[-1] != ric.calc_check_digit(number):
+        return False
+    try:
+        ric.get_birth_date(number)
+    except InvalidComponent:
+        return False
+    return True
+
+
 def _is_personal_number(group: str) -> bool:
     """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix) or holds a resident ID."""
     digits = _GROUP_SEPARATORS.sub("", group).upper()
     spellings = [digits] + [digits[len(prefix):] for prefix in _TRUNK_PREFIXES if digits.startswith(prefix)]
     return (any(_MOBILE.fullmatch(spelling) for spelling in spellings)
-            or any(ric.is_valid(digits[start:start + 18]) for start in range(len(digits) - 17)))
+            or any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17)))
 
 
 def holds_personal_number(code: str) -> bool:
@@ -127,6 +144,31 @@ def no_personal_number_in_text(text: str | None) -> None:
     holds a personal number: ID and phone numbers have fields of their own, encrypted and masked."""
     if text and holds_personal_number(text):
         raise ValidationError("Must not hold an ID or phone number: this text is shown unmasked.")
+
+
+ID_OR_CARD_IN_TEXT = "Do not write ID or bank card numbers here: this text is shown to others unmasked."
+_TEXT_DIGIT_GROUPS = re.compile(r"\d(?:[\s._\-‐‑‒–—―]?\d)*(?:[\s._\-‐‑‒–—―]?[Xx])?")
+_TEXT_SEPARATORS = re.compile(r"[\s._\-‐‑‒–—―]")
+_CARD_LENGTHS = range(16, 20)
+_UNIONPAY = "62"  # mainland debit cards, some of which carry no Luhn check digit
+
+
+def _is_bank_card(digits: str) -> bool:
+    """Whether digits are a bank card number: 16 to 19 digits passing the Luhn check, or a UnionPay (62…) card's."""
+    return len(digits) in _CARD_LENGTHS and (digits.startswith(_UNIONPAY) or luhn.is_valid(digits))
+
+
+def holds_id_or_card_number(text: str) -> bool:
+    """Whether free text holds a resident ID number (18 characters with a valid check digit) or a bank card number
+    (`_is_bank_card`), its digits of any width, grouped by spaces, dashes or dots or not: the whole group or one of
+    its parts (`账号6222 0200 …`, `订单 12 6222…`)."""
+    for group in _TEXT_DIGIT_GROUPS.finditer(normalise_identifier(text, case=None)):
+        parts = _TEXT_SEPARATORS.split(group.group())
+        digits = "".join(parts).upper()
+        if (any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17))
+                or any(_is_bank_card(number) for number in {digits, *parts})):
+            return True
+    return False
 
 
 def _is_control(char: str) -> bool:
@@ -166,7 +208,8 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
 
 class Text(fields.String):
     """Free text: trimmed, something visible, no control characters, `max_length` after trimming (the document
-    says the last two as a pattern and bounds)."""
+    says the last two as a pattern and bounds), and no resident ID or bank card number (`holds_id_or_card_number`:
+    what a person types is shown to staff, co-ops and auditors unmasked; those numbers have fields of their own)."""
 
     def __init__(self, *, max_length: int, min_length: int = 1, multiline: bool = False, **kwargs):
         self.multiline = multiline
@@ -177,13 +220,17 @@ class Text(fields.String):
         if min_length:
             self.metadata.setdefault("minLength", min_length)
         self.metadata.setdefault("pattern", MULTILINE_TEXT_PATTERN if multiline else TEXT_PATTERN)
+        _described(self, "Must not hold a resident ID or bank card number.")
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return clean_text(text, multiline=self.multiline)
+            text = clean_text(text, multiline=self.multiline)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
+        if holds_id_or_card_number(text):
+            raise ValidationError(ID_OR_CARD_IN_TEXT)
+        return text
 
 
 class WebLink(fields.Url):

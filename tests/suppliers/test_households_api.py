@@ -134,6 +134,27 @@ def test_every_reveal_is_audited_and_listed_for_admins_and_auditors(client, admi
     assert client.get("/api/v1/audit/reveals", headers=coop).status_code == 403
 
 
+def test_a_reason_holding_an_id_or_bank_card_number_is_refused_and_never_reaches_the_audit_logs(
+        client, admin, coop, supplier, login):
+    household = HouseholdFactory(supplier=supplier, bank_account=make_bank_account())
+    db.session.commit()
+    id_number, card = make_id_number(), make_bank_account()
+    url = f"/api/v1/households/{household.id}"
+
+    revealed = client.get(f"{url}?reveal=true&reason=核对{id_number}", headers=admin)
+    changed = client.patch(url, json={"bank_account": make_bank_account(), "reason": f"换卡，旧卡 {card}"},
+                           headers=coop)
+
+    for response in (revealed, changed):
+        assert response.status_code == 422, response.json
+        assert response.json["error"]["details"]["reason"] == [
+            "Do not write ID or bank card numbers here: this text is shown to others unmasked."]
+        assert id_number not in response.get_data(as_text=True) and card not in response.get_data(as_text=True)
+    auditor = login("auditor")
+    assert client.get("/api/v1/audit/reveals", headers=auditor).json["items"] == []
+    assert client.get("/api/v1/audit/account-changes", headers=auditor).json["items"] == []
+
+
 def test_a_coop_cannot_read_or_change_another_suppliers_households(client, coop, other_supplier):
     theirs = HouseholdFactory(supplier=other_supplier)
     db.session.commit()

@@ -328,6 +328,11 @@ def test_the_bank_file_download_needs_a_reason_and_is_audited(coops):
     assert "¥25.00" in refused_page and 'aria-describedby="reason-error"' in refused_page
     assert '<p class="error" id="reason-error">请填写下载原因（不超过 200 个字）。</p>' in refused_page
     assert "reason" not in refused_page.split('id="reason-error">')[1].split("</p>")[0]
+    numbered = client.post(f"/coop/payouts/{batch.id}/bank-file", data={
+        "reason": f"核对 {paid.id_number}", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
+    assert numbered.status_code == 422 and '<p class="error" id="reason-error">请不要在这里填写身份证号或银行卡号' in \
+        text(numbered)
+    assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
 
     response = client.post(f"/coop/payouts/{batch.id}/bank-file",
                            data={"reason": "到信用社办理转账", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})

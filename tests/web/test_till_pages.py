@@ -227,6 +227,15 @@ def test_a_refund_form_with_bad_or_too_many_units_refunds_nothing(client):
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
 
 
+def test_a_refund_reason_holding_a_bank_card_number_is_refused_with_the_rule(client):
+    order, _ = _sale(client)
+    line_id = order.lines[0].id
+    response = client.post(f"/till/orders/{order.id}/refund", data={
+        f"quantity-{line_id}": "1", "reason": "退到卡 6222 0200 0000 0000 002", **_refund_form(client, order)})
+    assert response.status_code == 422 and "请不要在这里填写身份证号或银行卡号" in response.get_data(as_text=True)
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+
+
 def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shift_closed(client):
     order, clerk = _sale(client)
     line_id = order.lines[0].id

@@ -21,7 +21,15 @@ from suppliers import service as suppliers
 from suppliers.errors import SupplierCode
 from suppliers.schemas import HouseholdOut, HouseholdQuery
 from web.filters import local_time, yuan
-from web.pages import PageError, error_page_for, page_blueprint, signed_in, web_user
+from web.pages import (
+    ID_OR_CARD_REFUSED,
+    PageError,
+    error_page_for,
+    page_blueprint,
+    refused_for_numbers,
+    signed_in,
+    web_user,
+)
 
 bp = page_blueprint("coop", __name__, url_prefix="/coop")
 bp.static_folder, bp.static_url_path = "static", "/static"
@@ -64,7 +72,9 @@ def _parsed(schema: Schema, values) -> dict:
     try:
         return schema.load({key: values[key] for key in values if key in known and values[key] != ""})
     except SchemaError as exc:
-        problems = {key: FIELD_PROBLEMS.get(key, "填写的内容不正确。") for key in sorted(exc.messages)}
+        numbers = refused_for_numbers(exc.messages)
+        problems = {key: ID_OR_CARD_REFUSED if key in numbers else FIELD_PROBLEMS.get(key, "填写的内容不正确。")
+                    for key in sorted(exc.messages)}
         raise PageError("".join(problems.values()), details=problems) from exc
 
 

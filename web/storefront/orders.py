@@ -20,7 +20,7 @@ from shop.links import external_url
 from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
 from web.once import is_form_key, new_form_key
-from web.pages import error_page, signed_in, web_user
+from web.pages import ID_OR_CARD_REFUSED, error_page, refused_for_numbers, signed_in, web_user
 from web.storefront import cart, reads
 from web.storefront.checkout import place_order_once, placed_order
 from web.storefront.order_details import order_details
@@ -52,7 +52,9 @@ CHANGED = "购物车或价格已变化，请确认后再提交。"
 def _form_errors(messages: dict) -> dict[str, str]:
     """The schema's messages as one Chinese message per form field."""
     names = [*messages, *(messages["address"] if isinstance(messages.get("address"), dict) else ())]
-    return {name: FIELD_MESSAGES[name] for name in names if name in FIELD_MESSAGES} or {"lines": "请检查填写的内容。"}
+    numbers = refused_for_numbers(messages)
+    return ({name: ID_OR_CARD_REFUSED if name in numbers else FIELD_MESSAGES[name]
+             for name in names if name in FIELD_MESSAGES} or {"lines": "请检查填写的内容。"})
 
 
 def _order_request(lines: dict[str, int]) -> dict:

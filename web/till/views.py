@@ -22,7 +22,14 @@ from shop.errors import AppError
 from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN
 from web.filters import local_time, yuan
 from web.once import claim_form, new_form_key
-from web.pages import page_blueprint, seconds_left_signed_in, signed_in, web_user
+from web.pages import (
+    ID_OR_CARD_REFUSED,
+    page_blueprint,
+    refused_for_numbers,
+    seconds_left_signed_in,
+    signed_in,
+    web_user,
+)
 from web.till import service
 
 bp = page_blueprint("till", __name__, url_prefix="/till")
@@ -32,6 +39,7 @@ TOKEN_TTL_SECONDS = 15 * 60
 PICKUPS_SHOWN = 50
 CONFLICTS_SHOWN = 50
 MAX_FIELD = 200
+REFUND_FORM_PROBLEM = "请至少填写一行的退货数量，并写明原因。"
 MESSAGES = {
     "shift_closed": "该班次已交班。",
     "pickup_code_invalid": "本店没有使用此取货码的待取订单。",
@@ -224,8 +232,8 @@ def refund(order_id: int):
             db.session.rollback()
             return redirect(url_for("till.receipt", order_id=order.id))  # this form was sent before: its refund
         refunds.create_refund(actor=web_user(), order_id=order.id, **data)
-    except ValidationError:
-        return form(422, "请至少填写一行的退货数量，并写明原因。")
+    except ValidationError as exc:
+        return form(422, ID_OR_CARD_REFUSED if refused_for_numbers(exc.messages) else REFUND_FORM_PROBLEM)
     except AppError as exc:
         if exc.code not in MESSAGES:
             raise

@@ -113,6 +113,23 @@ def test_a_download_needs_a_reason_and_a_ready_batch(client, login):
     assert listed.json["items"] == []
 
 
+def test_a_download_or_settle_reason_holding_an_id_or_bank_card_number_is_refused(client, login):
+    supplier, (payee, _), batch = household_batch()
+    coop, admin = login("coop", supplier_id=supplier.id), login("admin")
+    line_id = next(line.id for line in batch.lines if line.household_id == payee.id)
+
+    downloaded = download(client, coop, batch.id, reason=f"核对 {payee.id_number}")
+    settled = client.post(f"/api/v1/payout-batches/{batch.id}/settle", headers=admin, json={
+        "lines": [{"line_id": line_id, "status": "failed", "reason": f"账号{payee.bank_account}冻结"}]})
+
+    assert downloaded.status_code == 422 and "reason" in downloaded.json["error"]["details"], downloaded.json
+    assert settled.status_code == 422, settled.json
+    assert "Do not write ID or bank card numbers here" in str(settled.json["error"]["details"])
+    assert client.get("/api/v1/audit/payout-downloads", headers=admin).json["items"] == []
+    failed = client.get(f"/api/v1/payout-batches/{batch.id}/lines?status=failed", headers=coop)
+    assert failed.status_code == 200 and failed.json["items"] == []
+
+
 def test_a_coop_sees_its_own_household_batches_only(client, login):
     supplier, _, own = household_batch(names=("户一",), amounts=(100,))
     other_supplier, _, other = household_batch(names=("户二",), amounts=(200,))

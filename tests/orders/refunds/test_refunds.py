@@ -73,6 +73,17 @@ def test_a_sale_of_a_supplier_deactivated_since_is_still_refunded(client, world)
     assert db.session.get(Order, order.id).status == "refunded"
 
 
+def test_a_refund_reason_holding_a_bank_card_number_is_refused_and_nothing_refunded(client, world):
+    order = _counter_sale(world, quantity=2)
+    _, admin = user_with_token("admin")
+
+    refused = _refund(client, admin, order, 1, reason="退到顾客卡 6222 0200 0000 0000 002")
+
+    assert refused.status_code == 422 and refused.json["error"]["details"]["reason"] == [
+        "Do not write ID or bank card numbers here: this text is shown to others unmasked."]
+    assert db.session.scalar(select(func.count(Refund.id))) == 0
+
+
 def test_a_refund_is_read_at_its_location_by_who_may_see_its_order_only(client, world):
     order = _counter_sale(world, quantity=2)
     _, admin = user_with_token("admin")
