@@ -10,12 +10,14 @@ from datetime import timedelta
 import pytest
 
 from catalog.models import Location
+from orders.ledger import accounts, chain
 from orders.models import Store
 from shop.clock import today
 from shop.db import db
+from suppliers.models import Supplier
 from tests.contract.test_bola import _close_shift, _dividend_link_body, _household_body, _sale_body
 from tests.factories import DEFAULT_PASSWORD
-from tests.suppliers.factories import make_uscc
+from tests.suppliers.factories import make_bank_account, make_uscc
 
 NEW_PHONE = "13912340001"
 
@@ -45,6 +47,15 @@ def _upload_file(client, world):
           f"{world.ids['household_code']['own']},5"
     csv = f"sku,lot_code,harvested_on,location,household_code,quantity\n{row}\n".encode()
     return {"data": {"file": (io.BytesIO(csv), "lots.csv")}, "content_type": "multipart/form-data"}
+
+
+def _supplier_owed(client, world) -> None:
+    """The own supplier has a bank account and is owed a payment, so a supplier batch has something to pay."""
+    supplier = db.session.get(Supplier, world.ids["supplier_id"]["own"])
+    supplier.bank_account = make_bank_account()
+    chain.post(kind="line_paid", postings=[(accounts.payments("sandbox"), -700, "payment"),
+                                           (accounts.supplier(supplier.id), 700, "supplier")])
+    db.session.commit()
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,7 @@ CASES: dict[tuple[str, str], Case] = {
         "coop", lambda w: f"/api/v1/suppliers/{w.ids['supplier_id']['own']}/inventory-uploads",
         send=_upload_file),
     ("post", "/api/v1/payout-batches"): Case("admin", lambda w: "/api/v1/payout-batches", lambda c, w: {
-        "party": "store", "until": (today() + timedelta(days=1)).isoformat()}),
+        "party": "supplier", "until": (today() + timedelta(days=1)).isoformat()}, prepare=_supplier_owed),
     ("post", "/api/v1/ledger/verifications"): Case("auditor", lambda w: "/api/v1/ledger/verifications"),
 }
 

@@ -205,7 +205,10 @@ class PayoutBatches(MethodView):
     @blp.arguments(PayoutBatchCreate)
     @blp.response(202, PayoutBatchOut, location=ReadAt("payouts.show_batch", batch_id="id"))
     def post(self, data):
-        """Request a payout batch; a task builds it (poll the batch for its status and progress)."""
+        """Request a payout batch; a task builds it (poll the batch for its status and progress). Nothing is written
+        on a 409: `nothing_to_pay` when no payee with a bank account is owed anything up to `until` (the details
+        count the payees owed without one), `payout_batch_in_progress` while a batch for the same payees is queued
+        or building (the details name it)."""
         batch = service.request_batch(actor=current_user(), **data)
         commit()
         return service.show_batch(batch_id=batch.id, actor=current_user())

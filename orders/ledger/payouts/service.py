@@ -14,6 +14,11 @@ two batches built at once never pay one balance twice (the second sees the first
 payable line's amount moves from the payee's account to `payouts_clearing` in one ledger transaction. A payee
 with no bank account is listed as unpayable, with the reason, and keeps its balance.
 
+A batch with nothing to pay is never made: a request takes the same locks, refuses (409 `payout_batch_in_progress`)
+while a batch for the same payees is queued or being built (its build will move their balances), and refuses (409
+`nothing_to_pay`, nothing written) when no payee with a bank account is owed anything up to the cut-off. A build
+that finds nothing left to pay after all (a refund posted since the request) writes no line and fails, saying so.
+
 Settling: pending → paid posts clearing → `payments:bank` (the platform's bank account that executes the batch
 transfer; as on the providers' accounts, money leaving the platform is positive there); pending → failed posts
 clearing → the payee; paid → failed (a bank return) posts `payments:bank` → the payee. The same status again
@@ -52,6 +57,7 @@ REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 20
 PROGRESS_EVERY = 200
 NO_BANK_ACCOUNT = "No bank account on file: the balance stays with the payee."
+NOTHING_LEFT = "Nothing to pay: no payee with a bank account was owed anything when the batch was built."
 BANK = "bank"
 # (from, to) line transitions a settlement may make; the same status again is a no-op
 TRANSITIONS = {("pending", "paid"), ("pending", "failed"), ("paid", "failed")}
@@ -99,19 +105,41 @@ def _in_scope(batch: PayoutBatch | None, actor: User) -> bool:
 
 def request_batch(*, actor: User, party: str, until: date, supplier_id: int | None = None) -> PayoutBatch:
     """Queue a batch paying `party` (households: those of `supplier_id`) up to `until`; its task builds it
-    after commit. The cut-off may be at most tomorrow (everything posted so far today)."""
+    after commit. The cut-off may be at most tomorrow (everything posted so far today); a 409 while a batch for
+    the same payees is being built, or when there is nothing to pay (the module's docstring)."""
     if supplier_id is not None and db.session.get(Supplier, supplier_id) is None:
         raise ValidationError("No such supplier.", details={"supplier_id": [f"No supplier {supplier_id}."]})
     latest = sale_date_of(utcnow()) + timedelta(days=1)
     if until > latest:
         raise ValidationError("The cut-off lies in the future.",
                               details={"until": [f"Must be {latest.isoformat()} or earlier."]})
+    lock_on_sqlite("UPDATE ledger_chain_head SET id = id WHERE id = 1")
+    payees = _payees(party=party, supplier_id=supplier_id)
+    _refuse_while_building(party=party, supplier_id=supplier_id)
+    due = _due(payees, _balances(party=party, supplier_id=supplier_id, until=until))
+    banked = _banked(party, list(due))
+    if not banked:
+        raise Conflict("Nothing to pay: no payee with a bank account is owed anything up to the cut-off.",
+                       code=LedgerCode.NOTHING_TO_PAY,
+                       details={"unpayable_payees": len(due), "unpayable_fen": sum(due.values())})
     batch = PayoutBatch(party=party, supplier_id=supplier_id, until=until, status="queued", created_by=actor.id,
                         queued_at=utcnow())
     db.session.add(batch)
     db.session.flush()
     after_commit(lambda batch_id=batch.id: _queue_build(batch_id))
     return batch
+
+
+def _refuse_while_building(*, party: str, supplier_id: int | None) -> None:
+    """409 while a batch for the same payees is queued or being built: its build moves the balances a new batch
+    would read (the caller holds the payees' locks, so a batch requested meanwhile is committed and seen)."""
+    building = db.session.scalar(select(PayoutBatch.id).where(
+        PayoutBatch.party == party, PayoutBatch.supplier_id.is_(None) if supplier_id is None
+        else PayoutBatch.supplier_id == supplier_id, PayoutBatch.status.in_(("queued", "building")))
+        .order_by(PayoutBatch.id).limit(1))
+    if building is not None:
+        raise Conflict(f"Payout batch {building} for the same payees is being built: wait until it is ready.",
+                       code=LedgerCode.PAYOUT_BATCH_IN_PROGRESS, details={"batch_id": building})
 
 
 def _queue_build(batch_id: int) -> None:
@@ -159,19 +187,19 @@ def fail_batch(batch_id: int, message: str) -> None:
     cache_delete(_progress_key(batch_id))
 
 
-def _payees(batch: PayoutBatch) -> list[_Payee]:
-    """The batch's candidate payees, their ledger accounts locked (FOR NO KEY UPDATE, in id order)."""
-    kinds = PAYEE_KINDS[batch.party]
+def _payees(*, party: str, supplier_id: int | None) -> list[_Payee]:
+    """A batch's candidate payees, their ledger accounts locked (FOR NO KEY UPDATE, in id order)."""
+    kinds = PAYEE_KINDS[party]
     query = select(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.household_id, LedgerAccount.supplier_id,
                    LedgerAccount.store_id).where(LedgerAccount.kind.in_(kinds))
-    if batch.party == "household":
-        query = query.where(LedgerAccount.supplier_id == batch.supplier_id)
+    if party == "household":
+        query = query.where(LedgerAccount.supplier_id == supplier_id)
     payees: dict[int, _Payee] = {}
     for row in db.session.execute(query.order_by(LedgerAccount.id).with_for_update(key_share=True)):
-        party_id = {"household": row.household_id, "supplier": row.supplier_id, "store": row.store_id}[batch.party]
+        party_id = {"household": row.household_id, "supplier": row.supplier_id, "store": row.store_id}[party]
         payee = payees.setdefault(party_id, _Payee(party_id, None, []))
         payee.netted.append(row.id)
-        if row.kind == batch.party:
+        if row.kind == party:
             payee.account_id = row.id
     return [payees[party_id] for party_id in sorted(payees)]
 
@@ -179,28 +207,38 @@ def _payees(batch: PayoutBatch) -> list[_Payee]:
 SETTLING_KINDS = ("payout", "payout_failed")  # move a balance already earned: count before any cut-off
 
 
-def _balances(batch: PayoutBatch) -> dict[int, tuple[int, int]]:
-    """Account id → (current balance, balance before the cut-off) of the batch's accounts. The balance before the
+def _balances(*, party: str, supplier_id: int | None, until: date) -> dict[int, tuple[int, int]]:
+    """Account id → (current balance, balance before the cut-off) of a batch's accounts. The balance before the
     cut-off is what was earned before it net of every payout (and bank return) whenever posted: a payout made after
     the cut-off paid what was earned before it, so a second batch with the same cut-off pays only what is still owed
     from then, never what was earned since."""
-    cutoff = shanghai_midnight(batch.until)
+    cutoff = shanghai_midnight(until)
     before = or_(LedgerTransaction.posted_at < cutoff, LedgerTransaction.kind.in_(SETTLING_KINDS))
     query = (select(Posting.account_id, func.sum(Posting.amount_fen),
                     func.sum(case((before, Posting.amount_fen), else_=0)))
              .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
              .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
-             .where(LedgerAccount.kind.in_(PAYEE_KINDS[batch.party])).group_by(Posting.account_id))
-    if batch.party == "household":
-        query = query.where(LedgerAccount.supplier_id == batch.supplier_id)
+             .where(LedgerAccount.kind.in_(PAYEE_KINDS[party])).group_by(Posting.account_id))
+    if party == "household":
+        query = query.where(LedgerAccount.supplier_id == supplier_id)
     return {account_id: (int(current), int(before)) for account_id, current, before in db.session.execute(query)}
+
+
+PAYEE_MODELS = {"household": Household, "supplier": Supplier, "store": Store}
 
 
 def _parties(batch: PayoutBatch, party_ids: list[int]) -> dict[int, tuple[str, str | None]]:
     """Party id → (payee name, decrypted bank account or None) for the payees to pay."""
-    model = {"household": Household, "supplier": Supplier, "store": Store}[batch.party]
+    model = PAYEE_MODELS[batch.party]
     rows = db.session.scalars(select(model).where(among(model.id, party_ids))) if party_ids else []
     return {row.id: (row.head_name if model is Household else row.name, row.bank_account) for row in rows}
+
+
+def _banked(party: str, party_ids: list[int]) -> list[int]:
+    """The ids among `party_ids` of the payees with a bank account on file (nothing decrypted)."""
+    model = PAYEE_MODELS[party]
+    return list(db.session.scalars(select(model.id).where(among(model.id, party_ids),
+                                                          model.bank_account_enc.is_not(None)))) if party_ids else []
 
 
 def _payable(payee: _Payee, balances: dict[int, tuple[int, int]]) -> int:
@@ -209,6 +247,11 @@ def _payable(payee: _Payee, balances: dict[int, tuple[int, int]]) -> int:
     current = sum(balances.get(account_id, (0, 0))[0] for account_id in payee.netted)
     before = sum(balances.get(account_id, (0, 0))[1] for account_id in payee.netted)
     return min(current, before)
+
+
+def _due(payees: list[_Payee], balances: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """Party id → what the cut-off rule pays it, for the payees owed something."""
+    return {payee.party_id: amount for payee in payees if (amount := _payable(payee, balances)) > 0}
 
 
 def _line(batch: PayoutBatch, payee: _Payee, amount: int, name: str, bank_account: str | None) -> PayoutLine:
@@ -226,13 +269,13 @@ def _line(batch: PayoutBatch, payee: _Payee, amount: int, name: str, bank_accoun
 
 def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBatch | None:
     """Build a claimed batch in the current transaction: its lines, and one ledger transaction moving every
-    payable amount to payouts clearing. The caller commits."""
+    payable amount to payouts clearing; with nothing to pay, no line and the batch failed. The caller commits."""
     lock_on_sqlite("UPDATE payout_batches SET id = id WHERE id = :id", id=batch_id)
     batch = db.session.get(PayoutBatch, batch_id)
     if batch is None or batch.status != "building":
         return batch
-    payees = _payees(batch)
-    balances = _balances(batch)
+    payees = _payees(party=batch.party, supplier_id=batch.supplier_id)
+    balances = _balances(party=batch.party, supplier_id=batch.supplier_id, until=batch.until)
 
     def report(done: int) -> None:
         cache_set(_progress_key(batch_id), (done, len(payees)), timeout=3600)
@@ -247,15 +290,19 @@ def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBat
         parties = _parties(batch, [payee.party_id for payee, _amount in due])
         lines += [_line(batch, payee, amount, *parties[payee.party_id]) for payee, amount in due]
         report(start + len(chunk))
-    db.session.add_all(lines)
+    batch.progress_done = batch.progress_total = len(payees)
     postings = [(line.account_id, -line.amount_fen, "payout", _refs(line)) for line in lines
                 if line.status == "pending"]
+    if not postings:
+        batch.status, batch.failure_reason, batch.built_at = "failed", NOTHING_LEFT, utcnow()
+        db.session.flush()
+        cache_delete(_progress_key(batch_id))
+        return batch
+    db.session.add_all(lines)
     total = -sum(amount for _account, amount, _component, _refs in postings)
-    if total:
-        postings.append((accounts.payouts_clearing(), total, "payout", {}))
-        batch.transaction_id = chain.post(kind="payout", postings=postings, memo=_memo(batch)).id
+    postings.append((accounts.payouts_clearing(), total, "payout", {}))
+    batch.transaction_id = chain.post(kind="payout", postings=postings, memo=_memo(batch)).id
     batch.status, batch.total_fen, batch.built_at = "ready", total, utcnow()
-    batch.progress_done = batch.progress_total = len(payees)
     db.session.flush()
     cache_delete(_progress_key(batch_id))
     return batch

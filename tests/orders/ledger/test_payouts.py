@@ -100,7 +100,8 @@ def test_a_negative_balance_is_carried_and_netted_in_the_next_batch(app):
     carried = built_batch(party="household", supplier_id=supplier.id, until=today() + timedelta(days=1))
 
     assert amounts(first) == {household.id: (500, "pending")}
-    assert carried.lines == [] and carried.total_fen == 0 and carried.transaction_id is None
+    assert (carried.status, carried.lines, carried.total_fen, carried.transaction_id) == ("failed", [], 0, None)
+    assert "Nothing to pay" in carried.failure_reason
     assert balance(account.code) == -300
 
     earn(account, 1000)
@@ -224,6 +225,8 @@ def test_settlement_is_all_or_nothing_and_checks_its_lines(client, login):
         earn(accounts.household(household.id, supplier.id), 250, on=days_ago(1))
     batch = built_batch(party="household", supplier_id=supplier.id, until=today())
     line = {line.household_id: line.id for line in batch.lines}
+    supplier.bank_account = make_bank_account()
+    earn(accounts.supplier(supplier.id), 900, on=days_ago(1))
     other = built_batch(party="supplier", until=today())
     queued = queued_batch(party="store", until=today())
     admin = login("admin")
@@ -244,7 +247,7 @@ def test_settlement_is_all_or_nothing_and_checks_its_lines(client, login):
     assert missing.status_code == 404 and missing.json["error"]["code"] == "payout_batch_not_found"
     assert coop.status_code == 403
     assert reason_on_paid.status_code == 422
-    assert balance("payments:bank") == 0 and balance("payouts_clearing") == 250   # nothing was settled
+    assert balance("payments:bank") == 0 and balance("payouts_clearing") == 250 + 900   # nothing was settled
     assert db.session.get(PayoutLine, line[paid.id]).status == "pending"
     assert_ledger_ok()
 
@@ -342,6 +345,50 @@ def test_a_request_is_validated(client, login):
         assert field in response.json["error"]["details"]
     assert coop.status_code == 403
     assert db.session.scalar(select(db.func.count()).select_from(PayoutBatch)) == 0
+
+
+def test_a_request_with_nothing_to_pay_is_refused_and_writes_nothing(client, login):
+    supplier = SupplierFactory()
+    owed, without_account = payee_household(supplier), payee_household(supplier, bank_account=False)
+    earn(accounts.household(owed.id, supplier.id), 500, on=days_ago(1))
+    earn(accounts.household(without_account.id, supplier.id), 300, on=days_ago(1))
+    admin = login("admin")
+
+    def post(body):
+        return client.post("/api/v1/payout-batches", headers=admin, json=body)
+
+    nobody = post({"party": "supplier", "until": today().isoformat()})
+    too_early = post({"party": "household", "supplier_id": supplier.id, "until": "2000-01-01"})
+    paid = post({"party": "household", "supplier_id": supplier.id, "until": today().isoformat()})
+    again = post({"party": "household", "supplier_id": supplier.id, "until": today().isoformat()})
+
+    for refused in (nobody, too_early, again):
+        assert refused.status_code == 409, refused.json
+        assert refused.json["error"]["code"] == "nothing_to_pay"
+    assert paid.status_code == 202 and paid.json["total_fen"] == 500
+    assert again.json["error"]["details"] == {"unpayable_payees": 1, "unpayable_fen": 300}  # owed, no bank account
+    assert db.session.scalar(select(db.func.count()).select_from(PayoutBatch)) == 1
+    listed = client.get("/api/v1/payout-batches", headers=admin).json["items"]
+    assert [item["id"] for item in listed] == [paid.json["id"]]
+    assert_ledger_ok()
+
+
+def test_a_request_while_a_batch_for_the_same_payees_is_being_built_is_refused(client, login):
+    supplier = SupplierFactory()
+    household = payee_household(supplier)
+    earn(accounts.household(household.id, supplier.id), 500, on=days_ago(1))
+    waiting = queued_batch(party="household", supplier_id=supplier.id, until=today())
+    admin = login("admin")
+
+    refused = client.post("/api/v1/payout-batches", headers=admin,
+                          json={"party": "household", "supplier_id": supplier.id, "until": today().isoformat()})
+    others = client.post("/api/v1/payout-batches", headers=admin,
+                         json={"party": "household", "supplier_id": SupplierFactory().id, "until": today().isoformat()})
+
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "payout_batch_in_progress"
+    assert refused.json["error"]["details"] == {"batch_id": waiting.id}
+    assert others.status_code == 409 and others.json["error"]["code"] == "nothing_to_pay"  # not held up by it
+    assert db.session.scalar(select(db.func.count()).select_from(PayoutBatch)) == 1
 
 
 def test_the_task_shows_building_with_progress_then_ready(client, login, monkeypatch):

@@ -30,13 +30,35 @@ def test_two_batches_built_at_once_pay_each_payee_once(racing_app):
     outcomes = race(racing_app, 4, lambda i: run_build(batches[i]))
 
     assert outcomes == {"ok": 4}
-    assert {status for (status,) in db.session.execute(select(PayoutBatch.status))} == {"ready"}
+    statuses = sorted(status for (status,) in db.session.execute(select(PayoutBatch.status)))
+    assert statuses == ["failed", "failed", "failed", "ready"]       # the others found nothing left to pay
     paid = db.session.execute(select(PayoutLine.household_id, func.count(), func.sum(PayoutLine.amount_fen))
                               .group_by(PayoutLine.household_id)).all()
     assert sorted((household_id, count, int(total)) for household_id, count, total in paid) == [
         (household.id, 1, 100 * n) for n, household in enumerate(households, start=1)]
     assert balance("payouts_clearing") == 100 * sum(range(1, 13))
     assert all(balance(f"household:{h.id}@supplier:{supplier.id}") == 0 for h in households)
+    assert verify_ledger()["ok"] is True
+
+
+def test_parallel_requests_for_the_same_payees_make_one_batch(racing_app):
+    supplier = SupplierFactory()
+    households = [payee_household(supplier) for _ in range(3)]
+    for household in households:
+        earn(accounts.household(household.id, supplier.id), 400, on=days_ago(1))
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    db.session.refresh(admin)
+    db.session.expunge(admin)  # loaded, detached: the racing threads read its id, never through this session
+
+    outcomes = race(racing_app, 4, lambda i: service.request_batch(
+        actor=admin, party="household", supplier_id=supplier.id, until=today()))
+
+    assert outcomes["ok"] == 1 and sum(outcomes.values()) == 4
+    assert set(outcomes) - {"ok"} <= {"nothing_to_pay", "payout_batch_in_progress"}
+    (batch,) = db.session.scalars(select(PayoutBatch)).all()
+    assert (batch.status, batch.total_fen) == ("ready", 1200)
+    assert balance("payouts_clearing") == 1200
     assert verify_ledger()["ok"] is True
 
 
