@@ -7,8 +7,8 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the ledger's parts: attribution of the orders' outbox, the auditor routes (requested verifications
     run by a task, a second full verification refused with Retry-After), statements, reports, payouts (routes, task,
-    sweeper), verify-ledger, the pairing rollups' refresh (task on the beat schedule, command) and what reached
-    households through a lot (for its trace)."""
+    sweeper), store remittances, verify-ledger, the pairing rollups' refresh (task on the beat schedule, command)
+    and what reached households through a lot (for its trace)."""
     from catalog.queries import register_lot_reach
     from orders.ledger import verifications
     from orders.ledger.api import blp
@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
     from orders.ledger.payouts import service as payouts
     from orders.ledger.payouts import tasks as payout_tasks  # noqa: F401 - registers the Celery task
     from orders.ledger.payouts.api import blp as payouts_blp
+    from orders.ledger.remittances_api import blp as remittances_blp
     from orders.ledger.reports_api import blp as reports_blp
     from orders.ledger.rollups import REFRESH_EVERY_SECONDS, refresh_rollups_command
     from orders.ledger.statements_api import blp as statements_blp
@@ -37,6 +38,7 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(reports_blp)
     api.register_blueprint(statements_blp)
     api.register_blueprint(payouts_blp)
+    api.register_blueprint(remittances_blp)
     register_sweeper(app, "ledger.payout_batches", payouts.requeue_stuck_batches)
     register_sweeper(app, "ledger.verifications", verifications.sweep_verifications)
     app.cli.add_command(verify_ledger_command)

@@ -18,5 +18,7 @@ class LedgerCode(StrEnum):
     PAYOUT_BATCH_NOT_FOUND = "payout_batch_not_found"
     PAYOUT_BATCH_NOT_READY = "payout_batch_not_ready"
     PAYOUT_LINE_NOT_FOUND = "payout_line_not_found"
+    REMITTANCE_EXCEEDS_CASH_HELD = "remittance_exceeds_cash_held"
+    REMITTANCE_NOT_FOUND = "remittance_not_found"
     VERIFICATION_NOT_FOUND = "verification_not_found"
     VERIFICATION_RUNNING = "verification_running"

@@ -29,7 +29,7 @@ from shop.db import UTCDateTime, db, utcnow
 ACCOUNT_KINDS = ("payments", "platform", "platform_costs", "store", "store_cash", "supplier", "household",
                  "payouts_clearing", "unallocated")
 TRANSACTION_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned",
-                     "payout", "payout_failed", "processor_fee")
+                     "payout", "payout_failed", "processor_fee", "store_remittance")
 HOUSEHOLD_POSTINGS = "household_id IS NOT NULL AND component IN ('premium', 'dividend')"  # the reports read these
 VERIFICATION_STATUSES = ("queued", "running", "done", "failed")
 COMPONENTS = ("payment", "platform_fee", "store_commission", "premium", "dividend", "supplier", "remainder",
@@ -168,3 +168,23 @@ class LedgerVerification(db.Model):
         CheckConstraint(_in("status", VERIFICATION_STATUSES), name="status"),
         CheckConstraint("progress_done >= 0 AND progress_total >= 0", name="counts"),
     )
+
+
+class StoreRemittance(db.Model):
+    """Counter cash a store handed over, received in the platform's bank account on `received_on` under the bank's
+    `reference`: the amount, the commission the store kept out of the cash it held, who recorded it and its ledger
+    transaction."""
+
+    __tablename__ = "store_remittances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    commission_kept_fen: Mapped[int] = mapped_column(BigInteger)
+    received_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(64))
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), unique=True)
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    __table_args__ = (CheckConstraint("amount_fen > 0 AND commission_kept_fen >= 0", name="amounts"),)

@@ -9,7 +9,8 @@ every posting of years, built in memory).
 A co-op sees a household's account at itself (`household:<hid>@supplier:<its id>`: what its own lots and shares
 earned the household); an admin sees the sum of all the household's accounts. A store's statement shows its
 commission account and the counter cash it holds (`store_cash:<id>`, shown as cash held: the ledger's sign
-reversed) and what it must remit: the cash held net of the commission it is owed.
+reversed) and what it must remit: the cash held net of the commission it is owed; and the remittances (the cash it
+handed over, the commission it kept out of it) recorded in the period.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from orders.errors import OrderCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.payouts.bank_file import reference
 from orders.ledger.payouts.models import PayoutBatch, PayoutLine
+from orders.ledger.remittances import remittances_recorded
 from orders.models import OrderLine, Store
 from orders.outbox import sale_date_of
 from shop.auth.models import User
@@ -173,8 +175,9 @@ def supplier_statement(*, supplier_id: int, user: User, from_date: date | None =
 def store_statement(*, store_id: int, user: User, from_date: date | None = None, to_date: date | None = None,
                     page: bool = False) -> dict:
     """A store's statement (its own staff, or an admin): its commission, the counter cash it holds, and what it
-    must remit (cash held net of commission) at the period's end; with `page`, also what the printable page
-    shows of the store (name, district). The period is bounded (`statement_period`)."""
+    must remit (cash held net of commission) at the period's end, and the remittances recorded in the period; with
+    `page`, also what the printable page shows of the store (name, district). The period is bounded
+    (`statement_period`)."""
     from_date, to_date = statement_period(from_date=from_date, to_date=to_date)
     store = db.session.get(Store, store_id)
     if (user.store_id is not None and user.store_id != store_id) or store is None:
@@ -184,7 +187,9 @@ def store_statement(*, store_id: int, user: User, from_date: date | None = None,
     cash = _entries(_account_ids(LedgerAccount.code == f"store_cash:{store_id}"),
                     from_date=from_date, to_date=to_date, sign=-1)
     cash_held, earned = cash["totals"]["closing_balance_fen"], commission["totals"]["closing_balance_fen"]
+    remitted = remittances_recorded(store_id=store_id, from_date=from_date, to_date=to_date)
     shown = {"page": {"name": store.name, "district": db.session.get(Region, store.district_code).name}} if page else {}
     return {**shown, "party": "store", "party_id": store_id, "from": from_date, "to": to_date,
             "accounts": [f"store:{store_id}", f"store_cash:{store_id}"], **commission, "cash": cash,
-            "cash_held_fen": cash_held, "commission_fen": earned, "to_remit_fen": cash_held - earned}
+            "cash_held_fen": cash_held, "commission_fen": earned, "to_remit_fen": cash_held - earned,
+            "remittances": remitted, "remitted_fen": sum(remittance.amount_fen for remittance in remitted)}

@@ -6,6 +6,7 @@ from flask import Response, render_template
 from marshmallow import Schema, fields
 
 from orders.ledger import statements
+from orders.ledger.remittances_api import RemittanceOut
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.fields import Choice, Date
@@ -92,12 +93,15 @@ class HouseholdStatementOut(StatementOut):
 
 
 class StoreStatementOut(StatementOut):
-    """A store's commission statement, the counter cash it holds (sign: cash held) and what it must remit."""
+    """A store's commission statement, the counter cash it holds (sign: cash held), what it must remit, and the
+    remittances recorded in the period."""
 
     cash = fields.Nested(StatementBodyOut)
     cash_held_fen = fields.Integer()
     commission_fen = fields.Integer()
     to_remit_fen = fields.Integer()
+    remittances = fields.List(fields.Nested(RemittanceOut))
+    remitted_fen = fields.Integer(metadata={"description": "The cash remitted in the period"})
 
 
 def _json_or_page(schema: type[Schema]) -> dict:
@@ -144,7 +148,8 @@ def supplier_statement(query, supplier_id):
 @blp.response(200, StoreStatementOut)
 @blp.doc(responses=_json_or_page(StoreStatementOut))
 def store_statement(query, store_id):
-    """A store's commission, counter cash held and what it must remit (its staff or an admin; `format=html`: a page)."""
+    """A store's commission, counter cash held, what it must remit and its remittances (its staff or an admin;
+    `format=html`: a page)."""
     page = query.pop("format") == "html"
     statement = statements.store_statement(store_id=store_id, user=current_user(), page=page, **query)
     return _answer(statement, page=page, template="ledger_store_statement.html")

@@ -29,7 +29,7 @@ from catalog import inventory
 from catalog.models import InventoryUpload, Location
 from orders.checkout import service as checkout
 from orders.counter import service as counter
-from orders.ledger import accounts, chain
+from orders.ledger import accounts, chain, remittances
 from orders.ledger.models import LedgerTransaction
 from orders.ledger.payouts import service as payouts
 from orders.ledger.payouts.models import PayoutBatch
@@ -242,6 +242,19 @@ def _seed_payouts(world: World, admin, suppliers: dict) -> None:
     world.facts["payout_line_id"] = lines
 
 
+def _seed_remittances(world: World, admin) -> None:
+    """A remittance of each store ("own", "other") out of counter cash it holds."""
+    found = {}
+    for kind, store_id in world.ids["store_id"].items():
+        chain.post(kind="line_paid", postings=[(accounts.store_cash(store_id), -500, "payment"),
+                                               (accounts.platform(), 500, "platform_fee")])
+        remittance = remittances.record_remittance(store_id=store_id, actor=admin, amount_fen=200,
+                                                   received_on=sale_date_of(utcnow()), reference=f"DEP-{kind}")
+        found[kind] = {"store_id": store_id, "remittance_id": remittance.id}
+    db.session.commit()
+    world.ids["remittance"] = found  # a route naming two objects: each parameter's id
+
+
 def seed_world(app) -> World:
     """Seed the world inside `app`'s context (already entered) and sign every role in."""
     own, other = SupplierFactory(), SupplierFactory(county_code="513437")
@@ -289,6 +302,7 @@ def seed_world(app) -> World:
     _seed_orders(world, client, users, sku=own_product.sku, hub=hub, own_store=own_store, other_store=other_store)
     db.session.commit()
     _seed_payouts(world, admin, {"own": own, "other": other})
+    _seed_remittances(world, admin)
     world.ids["ledger_transaction_id"] = {"own": db.session.scalar(select(func.min(LedgerTransaction.id)))}
     world.ids["verification_id"] = {"own": client.post("/api/v1/ledger/verifications",
                                                        headers=world.headers["auditor"]).json["id"]}

@@ -175,6 +175,13 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/households/<household_id>/statement"): Route(READ_COOP, "household_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/suppliers/<supplier_id>/statement"): Route(READ_COOP, "supplier_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/stores/<store_id>/statement"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
+    # store remittances: admins record them; staff read their own store's, auditors every store's
+    ("GET", "/api/v1/stores/<store_id>/remittances"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
+    ("POST", "/api/v1/stores/<store_id>/remittances"): Route(
+        ("admin",), "store_id", write=True,
+        body=lambda w, k: {"amount_fen": 1, "received_on": today().isoformat(), "reference": "DEP-1"}),
+    ("GET", "/api/v1/stores/<store_id>/remittances/<remittance_id>"): Route(READ_STORE, "remittance",
+                                                                            sees_all=SEE_ALL),
     ("GET", "/api/v1/disclosure/counties/<code>"): Route((PUBLIC,), "region_code"),
     # payout batches: a co-op its own households' batches (and their bank file), auditors every batch (masked);
     # only admins settle

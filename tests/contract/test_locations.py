@@ -134,6 +134,9 @@ CASES: dict[tuple[str, str], Case] = {
         send=_upload_file),
     ("post", "/api/v1/payout-batches"): Case("admin", lambda w: "/api/v1/payout-batches", lambda c, w: {
         "party": "supplier", "until": (today() + timedelta(days=1)).isoformat()}, prepare=_supplier_owed),
+    ("post", "/api/v1/stores/{store_id}/remittances"): Case(
+        "admin", lambda w: f"/api/v1/stores/{w.ids['store_id']['own']}/remittances", lambda c, w: {
+            "amount_fen": 1, "received_on": today().isoformat(), "reference": "DEP-LOC"}),
     ("post", "/api/v1/ledger/verifications"): Case("auditor", lambda w: "/api/v1/ledger/verifications"),
 }
 

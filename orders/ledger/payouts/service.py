@@ -204,7 +204,8 @@ def _payees(*, party: str, supplier_id: int | None) -> list[_Payee]:
     return [payees[party_id] for party_id in sorted(payees)]
 
 
-SETTLING_KINDS = ("payout", "payout_failed")  # move a balance already earned: count before any cut-off
+# move a balance already earned (a store's remittance: cash it held): count before any cut-off
+SETTLING_KINDS = ("payout", "payout_failed", "store_remittance")
 
 
 def _balances(*, party: str, supplier_id: int | None, until: date) -> dict[int, tuple[int, int]]:

@@ -1,0 +1,101 @@
+"""A store's remittances (DESIGN.md, "Counter cash"): the counter cash it hands over to the platform.
+
+A cash sale's money is held by the store (`store_cash:<id>`, negative while it holds cash) and the store is owed its
+commission (`store:<id>`). The store keeps its commission out of the cash it holds and remits the rest, so a
+remittance of `amount` fen posts one `store_remittance` transaction: the cash into the platform's bank account
+(`payments:bank`, where the deposit lands: money received is negative there) out of `store_cash`, and the
+commission kept (the commission owed, at most the cash the store still holds after the remittance) from the
+commission account to `store_cash`. A remittance of the statement's "to remit" leaves both accounts at zero; a store
+that remits more keeps less commission, and a store payout batch (which nets the two accounts) pays it the rest.
+The amount is at most the cash held (409 `remittance_exceeds_cash_held`): the store's two accounts are locked (FOR NO
+KEY UPDATE, as a payout build locks them) before their balances are read, so concurrent remittances never remit more.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import func, select
+
+from orders.errors import OrderCode
+from orders.ledger import accounts, chain
+from orders.ledger.errors import LedgerCode
+from orders.ledger.models import LedgerAccount, Posting, StoreRemittance
+from orders.models import Store
+from shop.auth.models import User
+from shop.db import db, lock_on_sqlite
+from shop.errors import Conflict, NotFound
+from shop.pagination import paginate, recorded_in
+
+BANK = "bank"  # the platform's bank account (`payments:bank`), which payout batches are paid from
+
+
+def _store_in_scope(store_id: int, actor: User) -> Store:
+    """The store, if the actor may see it (its own staff, admins, auditors); else not found."""
+    store = db.session.get(Store, store_id)
+    if store is None or (actor.store_id is not None and actor.store_id != store_id):
+        raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)
+    return store
+
+
+def _locked_balances(store_id: int) -> tuple[int, int]:
+    """(cash held, commission owed) of the store, its two ledger accounts locked first (FOR NO KEY UPDATE)."""
+    lock_on_sqlite("UPDATE stores SET id = id WHERE id = :id", id=store_id)
+    codes = (f"store_cash:{store_id}", f"store:{store_id}")
+    db.session.execute(select(LedgerAccount.id).where(LedgerAccount.code.in_(codes)).order_by(LedgerAccount.id)
+                       .with_for_update(key_share=True)).all()
+    balances = dict(db.session.execute(
+        select(LedgerAccount.code, func.sum(Posting.amount_fen))
+        .join(Posting, Posting.account_id == LedgerAccount.id)
+        .where(LedgerAccount.code.in_(codes)).group_by(LedgerAccount.code)).all())
+    return -int(balances.get(codes[0]) or 0), int(balances.get(codes[1]) or 0)
+
+
+def record_remittance(*, store_id: int, actor: User, amount_fen: int, received_on: date,
+                      reference: str) -> StoreRemittance:
+    """Record that the store handed over `amount_fen` of its counter cash (received on `received_on`, under the
+    bank's `reference`) and post it (the module's docstring); 409 if it holds less cash than that."""
+    _store_in_scope(store_id, actor)
+    cash_held, commission = _locked_balances(store_id)
+    if amount_fen > cash_held:
+        raise Conflict(f"The store holds {cash_held} fen of counter cash: it cannot remit {amount_fen}.",
+                       code=LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, details={"cash_held_fen": max(cash_held, 0)})
+    kept = max(min(commission, cash_held - amount_fen), 0)
+    cash = accounts.store_cash(store_id)
+    postings = [(accounts.payments(BANK), -amount_fen, "payment"), (cash, amount_fen, "payment")]
+    if kept:
+        postings += [(accounts.store(store_id), -kept, "store_commission"), (cash, kept, "store_commission")]
+    transaction = chain.post(kind="store_remittance", postings=postings, memo=(
+        f"store {store_id} remitted {amount_fen} fen received {received_on.isoformat()}, kept {kept} fen commission"))
+    remittance = StoreRemittance(store_id=store_id, amount_fen=amount_fen, commission_kept_fen=kept,
+                                 received_on=received_on, reference=reference, transaction_id=transaction.id,
+                                 recorded_by=actor.id)
+    db.session.add(remittance)
+    db.session.flush()
+    return remittance
+
+
+def show_remittance(*, store_id: int, remittance_id: int, actor: User) -> StoreRemittance:
+    """A remittance of a store in the actor's scope."""
+    _store_in_scope(store_id, actor)
+    remittance = db.session.get(StoreRemittance, remittance_id)
+    if remittance is None or remittance.store_id != store_id:
+        raise NotFound(f"No remittance {remittance_id} of store {store_id}.", code=LedgerCode.REMITTANCE_NOT_FOUND)
+    return remittance
+
+
+def list_remittances(*, store_id: int, actor: User, from_date: date | None = None, to_date: date | None = None,
+                     limit: int, cursor: str | None) -> dict:
+    """A page of a store's remittances recorded in [from, to), newest first."""
+    _store_in_scope(store_id, actor)
+    query = select(StoreRemittance).where(StoreRemittance.store_id == store_id,
+                                          *recorded_in(StoreRemittance.created_at, from_date=from_date,
+                                                       to_date=to_date))
+    return paginate(query, keys=[StoreRemittance.id], limit=limit, cursor=cursor, newest_first=True,
+                    filters={"store_id": store_id, "from": from_date, "to": to_date})
+
+
+def remittances_recorded(*, store_id: int, from_date: date, to_date: date) -> list[StoreRemittance]:
+    """The store's remittances recorded in [from, to), oldest first (a statement's)."""
+    return list(db.session.scalars(select(StoreRemittance).where(
+        StoreRemittance.store_id == store_id,
+        *recorded_in(StoreRemittance.created_at, from_date=from_date, to_date=to_date)).order_by(StoreRemittance.id)))

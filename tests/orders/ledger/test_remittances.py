@@ -1,0 +1,160 @@
+"""Store remittances: the counter cash a store hands over settles its cash held and the commission it keeps; a store
+batch then pays only the commission the cash did not cover; the bounds, the roles and scopes, replays and races."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from orders import outbox
+from orders.ledger import accounts, remittances
+from orders.ledger.models import LedgerTransaction, StoreRemittance
+from orders.ledger.payouts.models import PayoutBatch
+from orders.ledger.verify import verify_ledger
+from shop.db import db, utcnow
+from tests.catalog.test_concurrency import race
+from tests.factories import UserFactory
+from tests.orders.factories import StoreFactory
+from tests.orders.ledger.payout_factories import balance, earn, today
+from tests.orders.ledger.test_attribution import _counter_and_delivery_for, make_world
+from tests.suppliers.factories import make_bank_account
+
+
+def cash_sale_store():
+    """A store with one cash counter sale of ¥12.50 (commission 100 fen) and a bank account (committed)."""
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    _counter_and_delivery_for(world)
+    store = world["store"]
+    store.bank_account = make_bank_account()
+    db.session.commit()
+    return store
+
+
+def remit(client, headers, store_id, amount, *, key=None, **fields):
+    """POST a remittance of `amount` fen received today (under an Idempotency-Key if given)."""
+    body = {"amount_fen": amount, "received_on": today().isoformat(), "reference": "工行存款 DEP-0042", **fields}
+    return client.post(f"/api/v1/stores/{store_id}/remittances", json=body,
+                       headers={**headers, **({"Idempotency-Key": key} if key else {})})
+
+
+def test_remitting_what_is_to_remit_settles_the_cash_held_and_the_commission_kept(client, login):
+    store = cash_sale_store()
+    admin, staff = login("admin"), login("store_staff", store_id=store.id)
+    statement = f"/api/v1/stores/{store.id}/statement"
+    before = client.get(statement, headers=staff).json
+    assert (before["cash_held_fen"], before["commission_fen"], before["to_remit_fen"]) == (1250, 100, 1150)
+
+    created = remit(client, admin, store.id, 1150, key="dep-42")
+    replayed = remit(client, admin, store.id, 1150, key="dep-42")
+
+    assert created.status_code == 201, created.json
+    assert created.headers["Location"].endswith(f"/api/v1/stores/{store.id}/remittances/{created.json['id']}")
+    assert replayed.status_code == 201 and replayed.json == created.json
+    assert (created.json["amount_fen"], created.json["commission_kept_fen"]) == (1150, 100)
+    assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 1
+    assert balance(f"store_cash:{store.id}") == 0 and balance(f"store:{store.id}") == 0
+    assert balance("payments:bank") == -1150                        # the deposit landed in the platform's bank
+    transaction = db.session.get(LedgerTransaction, created.json["transaction_id"])
+    assert transaction.kind == "store_remittance" and sum(p.amount_fen for p in transaction.postings) == 0
+    after = client.get(statement, headers=staff).json
+    assert (after["cash_held_fen"], after["commission_fen"], after["to_remit_fen"]) == (0, 0, 0)
+    assert [r["id"] for r in after["remittances"]] == [created.json["id"]] and after["remitted_fen"] == 1150
+    page = client.get(f"{statement}?format=html", headers=staff).get_data(as_text=True)
+    assert "现金上缴" in page and "DEP-0042" in page and "佣金留抵" in page
+    assert client.get(created.headers["Location"], headers=staff).json == created.json
+    listed = client.get(f"/api/v1/stores/{store.id}/remittances", headers=login("auditor")).json["items"]
+    assert [r["id"] for r in listed] == [created.json["id"]]
+    nothing = client.post("/api/v1/payout-batches", headers=admin,
+                          json={"party": "store", "until": (today() + timedelta(days=1)).isoformat()})
+    assert nothing.status_code == 409 and nothing.json["error"]["code"] == "nothing_to_pay"
+    assert verify_ledger()["ok"] is True
+
+
+def test_a_store_that_remits_all_its_cash_is_paid_its_commission_by_the_next_store_batch(client, login):
+    store = cash_sale_store()
+    admin = login("admin")
+
+    held = client.post("/api/v1/payout-batches", headers=admin,
+                       json={"party": "store", "until": (today() + timedelta(days=1)).isoformat()})
+    remitted = remit(client, admin, store.id, 1250)
+
+    assert held.status_code == 409 and held.json["error"]["code"] == "nothing_to_pay"  # the cash covers it
+    assert remitted.status_code == 201 and remitted.json["commission_kept_fen"] == 0
+    paid = client.post("/api/v1/payout-batches", headers=admin,
+                       json={"party": "store", "until": (today() + timedelta(days=1)).isoformat()})
+    assert paid.status_code == 202, paid.json
+    shown = client.get(f"/api/v1/payout-batches/{paid.json['id']}", headers=admin).json
+    assert [(line["payee"]["id"], line["amount_fen"]) for line in shown["lines"]] == [(store.id, 100)]
+    assert balance(f"store_cash:{store.id}") == 0 and balance(f"store:{store.id}") == 0
+    assert verify_ledger()["ok"] is True
+
+
+def test_a_partial_remittance_keeps_the_commission_and_leaves_the_rest_to_remit(client, login):
+    store = cash_sale_store()
+
+    first = remit(client, login("admin"), store.id, 1000)
+
+    assert first.status_code == 201 and first.json["commission_kept_fen"] == 100
+    statement = client.get(f"/api/v1/stores/{store.id}/statement", headers=login("admin")).json
+    assert (statement["cash_held_fen"], statement["commission_fen"], statement["to_remit_fen"]) == (150, 0, 150)
+
+
+def test_a_remittance_is_bounded_and_recorded_by_an_admin_only(client, login):
+    store, other = cash_sale_store(), StoreFactory()
+    db.session.commit()
+    admin = login("admin")
+
+    over = remit(client, admin, store.id, 1251)
+    zero = remit(client, admin, store.id, 0)
+    future = remit(client, admin, store.id, 100, received_on=(today() + timedelta(days=1)).isoformat())
+    phone = remit(client, admin, store.id, 100, reference="顾客 13800138000 代交")
+    long = remit(client, admin, store.id, 100, reference="x" * 65)
+    nothing_held = remit(client, admin, other.id, 100)
+    unknown = remit(client, admin, 999_999, 100)
+    refused = [remit(client, login(role, **scope), store.id, 100) for role, scope in (
+        ("auditor", {}), ("consumer", {}), ("store_staff", {"store_id": store.id}))]
+
+    assert over.status_code == 409 and over.json["error"]["code"] == "remittance_exceeds_cash_held"
+    assert over.json["error"]["details"] == {"cash_held_fen": 1250}
+    assert nothing_held.status_code == 409 and nothing_held.json["error"]["code"] == "remittance_exceeds_cash_held"
+    for response, field in ((zero, "amount_fen"), (future, "received_on"), (phone, "reference"), (long, "reference")):
+        assert response.status_code == 422 and field in response.json["error"]["details"], response.json
+    assert unknown.status_code == 404 and unknown.json["error"]["code"] == "store_not_found"
+    assert [response.status_code for response in refused] == [403, 403, 403]
+    assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 0
+    assert balance(f"store_cash:{store.id}") == -1250
+
+
+def test_remittances_are_read_by_admins_auditors_and_the_stores_own_staff(client, login):
+    store, other = cash_sale_store(), StoreFactory()
+    db.session.commit()
+    created = remit(client, login("admin"), store.id, 500).json
+    url = f"/api/v1/stores/{store.id}/remittances"
+
+    assert client.get(url, headers=login("store_staff", store_id=store.id)).status_code == 200
+    foreign = client.get(url, headers=login("store_staff", store_id=other.id))
+    assert foreign.status_code == 404 and foreign.json["error"]["code"] == "store_not_found"
+    assert client.get(f"{url}/{created['id']}", headers=login("store_staff", store_id=other.id)).status_code == 404
+    assert client.get(url, headers=login("consumer")).status_code == 403
+    elsewhere = client.get(f"/api/v1/stores/{other.id}/remittances/{created['id']}", headers=login("admin"))
+    assert elsewhere.status_code == 404 and elsewhere.json["error"]["code"] == "remittance_not_found"
+
+
+def test_concurrent_remittances_never_remit_more_than_the_cash_held(racing_app):
+    store = StoreFactory()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -1000)                     # counter cash the store holds
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    db.session.refresh(admin)
+    store_id = store.id
+    db.session.expunge(admin)  # loaded, detached: the racing threads read its id, never through this session
+
+    outcomes = race(racing_app, 4, lambda i: remittances.record_remittance(
+        store_id=store_id, actor=admin, amount_fen=400, received_on=today(), reference=f"DEP-{i}"))
+
+    assert outcomes == {"ok": 2, "remittance_exceeds_cash_held": 2}
+    assert balance(f"store_cash:{store_id}") == -200 and balance("payments:bank") == -800
+    assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 2
+    assert db.session.scalar(select(func.count()).select_from(PayoutBatch)) == 0
+    assert verify_ledger()["ok"] is True
