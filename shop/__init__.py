@@ -8,6 +8,7 @@ import uuid
 
 from flask import Flask, g, request
 
+from shop.blueprint import check_query
 from shop.bodies import GuardBodyReads, check_body
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import CodeConverter, IdConverter
@@ -75,13 +76,14 @@ def _init_domains(app: Flask) -> None:
 
 
 def _install_request_hooks(app: Flask) -> None:
-    """Request ids for logs and responses; API bodies checked before any view (`shop.bodies`)."""
+    """Request ids for logs and responses; API query strings and bodies checked before any view (`shop.blueprint`,
+    `shop.bodies`)."""
 
     @app.before_request
     def _start_request():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        return check_body(app)
+        return check_query(app) or check_body(app)
 
     @app.after_request
     def _tag_response(response):

@@ -1,5 +1,6 @@
-"""The API's blueprint: flask-smorest's, with a query string read as strictly as a JSON body, and every error response
-it documents in the API's one error shape."""
+"""The API's blueprint: flask-smorest's, with a query string read as strictly as a JSON body (on every operation:
+one that declares no query parameters takes none), and every error response it documents in the API's one error
+shape."""
 from __future__ import annotations
 
 import flask
@@ -8,7 +9,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
-from shop.errors import GIVEN_TWICE, ErrorOut
+from shop.bodies import matched_view, refused_before_its_input, unless_the_role_is_refused
+from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response
 from shop.http import LOCATION_HEADER, ReadAt, declare_location
 
 
@@ -28,6 +30,27 @@ def given_once(args: MultiDict, schema: Schema) -> None:
                 and not isinstance(by_parameter[key], (fields.List, fields.Tuple))}
     if repeated:
         raise ValidationError(repeated)
+
+
+def _declares_a_query(view) -> bool:
+    """Whether the operation reads a query string (`@blp.arguments(..., location="query")`, in its `_apidoc`)."""
+    parameters = view._apidoc.get("arguments", {}).get("parameters", [])
+    return any(parameter["in"] == "query" for parameter in parameters)
+
+
+def check_query(app: flask.Flask) -> flask.Response | None:
+    """The 422 naming every query parameter of an API operation that declares none (`?dry_run=true` on a write must
+    not be taken as if it were read), or None; None too when the view answers first (404, 405, 401, 403). The
+    parameters of an operation that declares some are judged by `StrictQueryParser`, by the same rules."""
+    if not flask.request.path.startswith("/api/") or flask.request.method == "OPTIONS":
+        return None
+    view = matched_view(app)
+    args = query_args(flask.request.args)
+    if not args or not hasattr(view, "_apidoc") or _declares_a_query(view) or refused_before_its_input(view):
+        return None  # no operation (the document itself, its docs page), or one whose parser judges its query
+    return unless_the_role_is_refused(view, error_response(
+        422, ShopCode.VALIDATION_ERROR, "This request takes no query parameters.",
+        {name: ["Unknown field."] for name in args}))
 
 
 class StrictQueryParser(FlaskParser):

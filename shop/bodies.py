@@ -130,11 +130,18 @@ def _parts_error(view) -> Response | None:
         if details else None
 
 
-def _refused_before_its_body(view) -> bool:
-    """Whether the request is answered whatever its body: no route or method matches (404, 405), or the view
-    needs a role (`require_role`) and the request carries no valid, unexpired token (401)."""
+def refused_before_its_input(view) -> bool:
+    """Whether the request is answered whatever its query string and body: no route or method matches (404, 405), or
+    the view needs a role (`require_role`) and the request carries no valid, unexpired token (401)."""
     return request.routing_exception is not None or (
         bool(getattr(view, "required_roles", None)) and not carries_a_valid_token())
+
+
+def unless_the_role_is_refused(view, error: Response | None) -> Response | None:
+    """`error`, the verdict on a request's input, or None when the view will refuse the token's user (403) whatever
+    the input (its user is read only then: on the error path)."""
+    roles = getattr(view, "required_roles", None)
+    return None if error is not None and roles and not may_use(roles) else error
 
 
 NOTHING_TO_CHANGE = "Nothing to change: give at least one field."
@@ -203,11 +210,9 @@ def check_body(app: Flask) -> Response | None:
             or request.path.endswith("/webhook")):
         return None
     view = matched_view(app)
-    if _refused_before_its_body(view):
+    if refused_before_its_input(view):
         return None
-    error = _body_error(view)
-    roles = getattr(view, "required_roles", None)
-    return None if error is not None and roles and not may_use(roles) else error
+    return unless_the_role_is_refused(view, _body_error(view))
 
 
 def _body_error(view) -> Response | None:
