@@ -13,7 +13,7 @@ from shop.bodies import GuardBodyReads, check_body
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import CodeConverter, IdConverter
 from shop.db import hide_database_errors_in_logs
-from shop.devserver import RawUrlFix
+from shop.devserver import RawUrlFix, answer_errors_in_json
 from shop.errors import document_error_codes, register_error_handlers
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
 from shop.fields import computed2properties
@@ -36,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(from_environ(app.instance_path))
     app.config.update(config or {})
     app.wsgi_app = RawUrlFix(GuardBodyReads(app.wsgi_app))
+    answer_errors_in_json()  # `flask run` (`make run`) serves with Werkzeug's handler, whose own errors are HTML
     trust_proxies(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False

@@ -1,6 +1,7 @@
 """The one JSON error shape of the API, the domain error base class and their handlers."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from enum import StrEnum
@@ -137,6 +138,14 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     response = jsonify(body)
     response.status_code = status
     return response
+
+
+def server_error_body(status: int, reason: str, explanation: str) -> bytes:
+    """The API error shape of an answer a server gives itself, before any app code runs (a request it cannot read):
+    the status's code, `reason: explanation` as the message, no details."""
+    code = HTTP_CODES.get(status, ShopCode.HTTP_ERROR)
+    message = f"{reason}: {explanation}" if explanation else reason
+    return json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
 
 
 def _flatten_webargs(messages: dict) -> dict:

@@ -7,18 +7,14 @@ workers.
 """
 from __future__ import annotations
 
-import json
-
 from gunicorn import util
 
-from shop.errors import HTTP_CODES, ShopCode
+from shop.errors import server_error_body
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """Write gunicorn's error answer as `{"error": {code, message, details}}` and close, as gunicorn does."""
-    code = HTTP_CODES.get(status_int, ShopCode.HTTP_ERROR)
-    message = f"{reason}: {mesg}" if mesg else reason
-    body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+    body = server_error_body(status_int, reason, mesg)
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
