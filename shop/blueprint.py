@@ -1,11 +1,13 @@
 """The API's blueprint: flask-smorest's, with a query string read as strictly as a JSON body (on every operation:
-one that declares no query parameters takes none), and every error response it documents in the API's one error
-shape."""
+one that declares no query parameters takes none), every bounded list judged by its length before its items, and
+every error response it documents in the API's one error shape."""
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import flask
 from flask_smorest import Blueprint as SmorestBlueprint
-from marshmallow import RAISE, Schema, ValidationError, fields
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
@@ -41,7 +43,7 @@ def _declares_a_query(view) -> bool:
 def check_query(app: flask.Flask) -> flask.Response | None:
     """The 422 naming every query parameter of an API operation that declares none (`?dry_run=true` on a write must
     not be taken as if it were read), or None; None too when the view answers first (404, 405, 401, 403). The
-    parameters of an operation that declares some are judged by `StrictQueryParser`, by the same rules."""
+    parameters of an operation that declares some are judged by `StrictParser`, by the same rules."""
     if not flask.request.path.startswith("/api/") or flask.request.method == "OPTIONS":
         return None
     view = matched_view(app)
@@ -53,9 +55,37 @@ def check_query(app: flask.Flask) -> flask.Response | None:
         {name: ["Unknown field."] for name in args}))
 
 
-class StrictQueryParser(FlaskParser):
+def _length_errors(field: fields.Field, value: object) -> list | dict | None:
+    """The messages of `value` (as `field` reads it) if it is, or holds, a list out of its bounds (`validate.Length`
+    among the list field's validators), or None; a list within its bounds is looked into item by item."""
+    if isinstance(field, fields.Nested):  # an object (input schemas nest no `many=True`: a list is a List)
+        return length_errors(field.schema, value) or None
+    if not isinstance(field, fields.List) or not isinstance(value, list):
+        return None
+    for validator in field.validators:
+        if isinstance(validator, validate.Length):
+            try:
+                validator(value)
+            except ValidationError as error:
+                return error.messages
+    items = {index: errors for index, item in enumerate(value) if (errors := _length_errors(field.inner, item))}
+    return items or None
+
+
+def length_errors(schema: Schema, data: object) -> dict:
+    """The messages of every list in `data` (as `schema` loads it) out of its bounds, found before any item is read:
+    a body of 100,000 lines is refused by its length alone, not after 100,000 items' errors."""
+    if not isinstance(data, Mapping):
+        return {}
+    loaded = {field.data_key or name: field for name, field in schema.load_fields.items()}
+    return {key: errors for key, field in loaded.items()
+            if key in data and (errors := _length_errors(field, data[key])) is not None}
+
+
+class StrictParser(FlaskParser):
     """An unknown query parameter is a 422 naming it, as an unknown body field is: a misspelt filter (`?form=`) must
-    not answer as if there were none."""
+    not answer as if there were none. A list longer (or shorter) than its field allows is a 422 before its items are
+    read."""
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": RAISE, "querystring": RAISE}
 
@@ -65,11 +95,18 @@ class StrictQueryParser(FlaskParser):
         given_once(args, schema)
         return self._makeproxy(args, schema)
 
+    def pre_load(self, location_data, *, schema: Schema, req: flask.Request, location: str):
+        """Refuse the arguments if a list among them is out of its bounds (`length_errors`), before the schema
+        loads any of its items."""
+        if errors := length_errors(schema, location_data):
+            raise ValidationError(errors)
+        return location_data
+
 
 class Blueprint(SmorestBlueprint):
-    """A flask-smorest blueprint whose arguments are parsed by `StrictQueryParser`."""
+    """A flask-smorest blueprint whose arguments are parsed by `StrictParser`."""
 
-    ARGUMENTS_PARSER = StrictQueryParser()
+    ARGUMENTS_PARSER = StrictParser()
 
     def arguments(self, schema, **kwargs):
         """Parse a request's arguments with `schema`: a schema class is made an instance once, here, instead of on

@@ -132,8 +132,46 @@ def document_error_codes(app: Flask, spec_schemas: dict) -> None:
     spec_schemas["ErrorBody"]["properties"]["code"]["enum"] = sorted(code for enum in enums for code in enum)
 
 
+MAX_DETAILS = 30          # entries (fields, list items, messages) one validation error's details show
+MAX_ECHOED_KEY = 40       # characters of a field name echoed back
+MAX_ECHOED_MESSAGE = 200  # characters of a message
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and an ellipsis."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def bounded_details(details: dict) -> dict:
+    """A validation error's details cut to size, whatever the request sent (100,000 unknown fields, a field name of a
+    megabyte): at most MAX_DETAILS entries in all, in order, each level that lost some saying how many (`"_more"`
+    in a mapping, a last message in a list), field names and messages cut short."""
+    budget = MAX_DETAILS
+
+    def cut(value):
+        nonlocal budget
+        if not isinstance(value, (dict, list)):
+            return _cut(value, MAX_ECHOED_MESSAGE) if isinstance(value, str) else value
+        items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+        kept, more = [], len(items)
+        for key, item in items:
+            if budget <= 0:
+                break
+            budget -= 1
+            more -= 1
+            kept.append((_cut(key, MAX_ECHOED_KEY) if isinstance(key, str) else key, cut(item)))
+        note = [f"{more:,} more not shown."] if more else []
+        if isinstance(value, list):
+            return [item for _, item in kept] + note
+        return {**dict(kept), **({"_more": note} if note else {})}
+
+    return cut(details)
+
+
 def error_response(status: int, code: str, message: str, details: dict | None = None):
-    """Render the API error shape with its status."""
+    """Render the API error shape with its status (a validation error's details cut to size: `bounded_details`)."""
+    if code == ShopCode.VALIDATION_ERROR and details:
+        details = bounded_details(details)
     body = {"error": {"code": code, "message": message, "details": details or {}}}
     response = jsonify(body)
     response.status_code = status

@@ -122,3 +122,62 @@ def test_a_patch_that_changes_something_still_does(world):
     response = client.patch(url, json={"name": "新名字门店"}, headers=world.of("admin"))
     assert response.status_code == 200, response.json
     assert client.get(url, headers=world.of("admin")).json["name"] == "新名字门店"
+
+
+MANY = 100_000
+
+
+def _lines_body(line: dict) -> dict:
+    """A stock transfer of `MANY` copies of `line` (between locations that do not exist: never read)."""
+    return {"from_location": "NOWHERE-1", "to_location": "NOWHERE-2", "lines": [line] * MANY}
+
+
+@pytest.mark.parametrize("line", [{"sku": None, "quantity": "x", "zz": 1}, {"sku": "ZJ-KQM-1KG", "quantity": 1}],
+                         ids=["invalid items", "valid items"])
+def test_a_list_past_its_bound_is_refused_by_its_length_before_any_item_is_read(world, line):
+    client = world.app.test_client()
+
+    response = client.post("/api/v1/stock-transfers", json=_lines_body(line), headers=world.of("admin"))
+
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"] == {"lines": ["Length must be between 1 and 100."]}  # no error of any item
+    assert len(response.data) < 2_000
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/v1/orders", {"channel": "pickup", "store_id": 1, "lines": [{"sku": None}] * MANY}),
+    ("/api/v1/lots", {"product_sku": "X", "lot_code": "L", "harvested_on": "2026-01-01", "village": "村",
+                      "location_code": "X", "contributions": [{"household_code": None}] * MANY}),
+    ("/api/v1/products", {"images": ["not a link"] * MANY}),
+], ids=["order lines", "lot contributions", "product images"])
+def test_every_bounded_list_is_refused_by_its_length_alone(world, path, body):
+    client = world.app.test_client()
+    role = "consumer" if path == "/api/v1/orders" else "admin"
+
+    response = client.post(path, json=body, headers=world.of(role))
+
+    field = next(name for name, value in body.items() if isinstance(value, list))
+    messages = assert_error(response, 422, "validation_error")["details"][field]
+    assert isinstance(messages, list) and len(messages) == 1 and "length" in messages[0].lower(), messages
+
+
+def test_a_validation_error_names_at_most_a_few_fields_each_cut_short(world):
+    client = world.app.test_client()
+    url = f"/api/v1/stores/{world.ids['store_id']['own']}"
+
+    many = client.patch(url, json={f"unknown_field_{number}": 1 for number in range(MANY)}, headers=world.of("admin"))
+    long_key = client.patch(url, json={"k" * 1_000_000: 1}, headers=world.of("admin"))
+    no_body_taken = client.post(f"/api/v1/orders/{world.ids['order_id']['own']}/cancel",
+                                json={f"unknown_field_{number}": 1 for number in range(MANY)},
+                                headers=world.of("admin"))
+
+    for response in (many, long_key, no_body_taken):
+        details = assert_error(response, 422, "validation_error")["details"]
+        assert len(response.data) < 4_000 and all(len(key) <= 80 for key in details), response.data[:300]
+    for response in (many, no_body_taken):
+        details = response.json["error"]["details"]
+        named = {key: value for key, value in details.items() if key.startswith("unknown_field_")}
+        assert 0 < len(named) < 100 and all(value == ["Unknown field."] for value in named.values())
+        assert [key for key in details if key not in named] == ["_more"], details.keys()
+        assert details["_more"] == [f"{MANY - len(named):,} more not shown."]
+    assert [key[:10] for key in long_key.json["error"]["details"]] == ["k" * 10]
