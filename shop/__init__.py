@@ -11,7 +11,7 @@ from flask import Flask, g, request
 from shop.blueprint import check_query
 from shop.bodies import GuardBodyReads, check_body
 from shop.config import exit_on_config_error, from_environ
-from shop.converters import CodeConverter, IdConverter
+from shop.converters import CodeConverter, IdConverter, StringConverter
 from shop.db import hide_database_errors_in_logs
 from shop.devserver import RawUrlFix, answer_errors_in_json
 from shop.errors import document_error_codes, register_error_handlers
@@ -32,6 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.url_map.converters["int"] = IdConverter  # before any route: every <int:…> is an id in 1 … 2³¹−1
     app.url_map.converters["default"] = CodeConverter  # and every bare <name> a code in its one spelling
+    app.url_map.converters["string"] = StringConverter  # and every <string:…> an id without control characters
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(from_environ(app.instance_path))
     app.config.update(config or {})

@@ -4,8 +4,9 @@ Two kinds of text come in. *Identifiers* (ID numbers, USCCs, bank accounts, regi
 codes, usernames, trace codes) must be unique or looked up, so every Unicode spelling of one
 identifier has to become the same string: NFKC folds full-width forms (`５１３４` → `5134`),
 invisible format characters (zero-width spaces, joiners, BOMs, soft hyphens) are removed, the
-ends are trimmed and a case rule per identifier applies; a private-use, unassigned or surrogate code point is
-refused (no two systems need agree on what it shows, so nobody could read the identifier back or type it again);
+ends are trimmed and a case rule per identifier applies; a control character, or a private-use, unassigned or
+surrogate code point, is refused (no two systems need agree on what it shows, so nobody could read the identifier back
+or type it again; PostgreSQL stores no NUL);
 choices (lower case), dates and moments are read
 the same way before they are parsed, so `２０２６-０３-０１` is a date. *Free text* (names, villages, reasons)
 keeps its spelling (private-use characters too: GB18030 maps rare characters of names there) but is trimmed,
@@ -46,6 +47,17 @@ _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―]")
 
 
 _UNSHARED = {"Co", "Cn", "Cs"}  # private-use, unassigned, surrogate code points
+
+
+def refused_in_identifiers(text: str) -> str | None:
+    """Why no identifier holds `text`'s characters (a control character, or a private-use, unassigned or surrogate
+    code point), or None."""
+    categories = {unicodedata.category(char) for char in text}
+    if "Cc" in categories:
+        return "Must not contain control characters."
+    if categories & _UNSHARED:
+        return "Must not contain private-use, unassigned or surrogate characters."
+    return None
 
 
 def _is_invisible(char: str) -> bool:
@@ -283,8 +295,8 @@ class Identifier(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if len(text) > 4 * self.metadata["maxLength"] + 64:
             raise ValidationError(f"Longer than {self.metadata['maxLength']} characters.")
-        if any(unicodedata.category(char) in _UNSHARED for char in text):
-            raise ValidationError("Must not contain private-use, unassigned or surrogate characters.")
+        if (refused := refused_in_identifiers(text)) is not None:
+            raise ValidationError(refused)
         return self.normalise(text)
 
     def normalise(self, text: str) -> str:

@@ -138,3 +138,29 @@ def test_a_query_parameter_left_empty_is_not_given_and_one_given_twice_is_refuse
                            headers=admin)
         assert (twice.status_code, twice.json["error"]["details"]) == (422, {
             parameter: ["Given more than once; it takes one value."]})
+
+
+CONTROL_CHARACTERS = ("%00", "%07", "%1F", "%7F")
+
+
+def assert_control_characters_name_nothing(client, admin: dict) -> None:
+    """A control character in a code of a path names nothing (404), on every code route and on the payment intent
+    of the sandbox's confirm; in an identifier of a query (`?account=`) it is a 422 naming the parameter."""
+    for char in CONTROL_CHARACTERS:
+        for path in (f"/api/v1/regions/{char}", f"/api/v1/regions/5134{char}31", f"/api/v1/disclosure/counties/{char}",
+                     f"/api/v1/disclosure/counties/513431{char}", f"/api/v1/products/{char}",
+                     f"/api/v1/products/ZJ-{char}/history", f"/api/v1/trace/{char}"):
+            response = client.get(path, headers=admin)
+            assert (response.status_code, response.json["error"]["code"]) == (404, "not_found"), (path, response.json)
+        assert client.get(f"/p/{char}").status_code == 404
+        confirmed = client.post(f"/api/v1/payments/sandbox/pi_{char}/confirm", json={"outcome": "succeeded"},
+                                headers=admin)
+        assert (confirmed.status_code, confirmed.json["error"]["code"]) == (404, "not_found"), (char, confirmed.json)
+        listed = client.get(f"/api/v1/ledger/transactions?account=platform{char}", headers=admin)
+        assert (listed.status_code, list(listed.json["error"]["details"])) == (422, ["account"]), (char, listed.json)
+    unknown = client.get("/api/v1/ledger/transactions?account=platform", headers=admin)  # none posted to it yet
+    assert (unknown.status_code, unknown.json["error"]["code"]) == (404, "account_not_found")
+
+
+def test_a_control_character_in_an_identifier_names_nothing(client, login):
+    assert_control_characters_name_nothing(client, login("admin"))
