@@ -245,6 +245,24 @@ class Text(fields.String):
         return text
 
 
+REMARK_MAX = 200  # a reason or a note: one line, as the audits and histories list it
+
+
+class Reason(Text):
+    """Why someone acts (a refund, a reveal, a change, a download, a settlement): the one bound every reason has."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=REMARK_MAX, **kwargs)
+
+
+class Note(Text):
+    """What happened, in a line (units missing on receipt, a stock count, a conflict's resolution): the one bound
+    every note has."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=REMARK_MAX, **kwargs)
+
+
 class WebLink(fields.Url):
     """An http(s) link of at most `max_length` characters, without control characters or bidirectional overrides
     (a link shown to staff must read as where it goes)."""

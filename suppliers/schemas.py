@@ -19,6 +19,7 @@ from shop.fields import (
     Identifier,
     QueryBool,
     RateBp,
+    Reason,
     Text,
     no_personal_number,
     no_personal_number_in_text,
@@ -59,7 +60,7 @@ class RevealQuery(Schema):
     """`?reveal=true&reason=...`: an admin asks to see full personal data, with a reason."""
 
     reveal = QueryBool(load_default=False)
-    reason = Text(load_default=None, max_length=500, min_length=0)
+    reason = Reason(load_default=None, min_length=0)  # blank: reveal_reason_required, from the service
 
 
 class Agreement(Schema):
@@ -97,7 +98,7 @@ class SupplierUpdate(Schema):
     kind = Choice(SUPPLIER_KINDS)
     contact = Text(allow_none=True, max_length=128)
     bank_account = BankAccount(allow_none=True)
-    reason = Text(max_length=500)
+    reason = Reason()
     agreement = fields.Nested(Agreement)
     active = Bool()
 
@@ -146,7 +147,7 @@ class HouseholdUpdate(Schema):
     village = Text(max_length=64, validate=no_personal_number_in_text)
     members = BoundedInt(minimum=1, maximum=99)
     bank_account = BankAccount(allow_none=True)
-    reason = Text(max_length=500)
+    reason = Reason()
     consent_on = Date(validate=not_in_the_future)
     consent_basis = Text(max_length=200)
     active = Bool()

@@ -13,10 +13,10 @@ from shop.fields import (
     Date,
     Id,
     Identifier,
+    Note,
     PriceFen,
     Quantity,
     QueryBool,
-    Text,
 )
 from shop.pagination import PageQuery
 
@@ -167,7 +167,7 @@ class SaleConflictQuery(PageQuery):
 class SaleConflictResolve(Schema):
     """What was done about a refused sale (re-rung, refunded to the customer, written off …)."""
 
-    note = Text(max_length=500, required=True)
+    note = Note(required=True)
 
 
 class PickupCreate(Schema):

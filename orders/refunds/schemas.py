@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from orders.refunds.service import RefundRequest, refund_event_ids
-from shop.fields import Bool, Computed, Id, Quantity, Text, WebLink
+from shop.fields import Bool, Computed, Id, Quantity, Reason, Text, WebLink
 
 MAX_LINES = 100
 
@@ -33,7 +33,7 @@ class RefundCreate(Schema):
     """Staff or an admin refund units of a paid order, per line."""
 
     lines = fields.List(fields.Nested(RefundLineIn), required=True, validate=validate.Length(min=1, max=MAX_LINES))
-    reason = Text(required=True, max_length=200)
+    reason = Reason(required=True)
 
     @validates_schema
     def _once(self, data, **kwargs):

@@ -20,7 +20,9 @@ from shop.fields import (
     Computed,
     Id,
     Identifier,
+    Note,
     Quantity,
+    Reason,
     Text,
 )
 from shop.pagination import DatedPageQuery, PageQuery
@@ -61,7 +63,7 @@ class StoreUpdate(Schema):
     name = Text(max_length=100)
     active = Bool()
     bank_account = BankAccount(allow_none=True)
-    reason = Text(max_length=500)
+    reason = Reason()
 
 
 class StoreOut(Schema):
@@ -180,7 +182,7 @@ class TransferReceive(Schema):
     (required then: units missing from a lot are written off with their reason, as an adjustment is)."""
 
     lines = fields.List(fields.Nested(ReceivedLineIn), required=True, validate=validate.Length(min=1, max=1000))
-    note = Text(max_length=200, load_default=None)
+    note = Note(load_default=None)
 
 
 class TransferLineOut(Schema):
@@ -225,7 +227,7 @@ class AdjustmentCreate(Schema):
     delta = BoundedInt(required=True, minimum=-MAX_QUANTITY, maximum=MAX_QUANTITY,
                        validate=validate.NoneOf((0,), error="Must not be 0."))
     reason = Choice(ADJUSTMENT_REASONS, required=True)
-    note = Text(load_default=None, max_length=200)
+    note = Note(load_default=None)
 
 
 class AdjustmentOut(Schema):

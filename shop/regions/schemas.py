@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from shop.fields import Choice, Date, Identifier, Text
+from shop.fields import Choice, Date, Identifier, Note, Text
 from shop.pagination import PageQuery
 from shop.regions.models import LEVELS, SIDES
 
@@ -42,7 +42,7 @@ class RegionCreate(Schema):
     level = Choice(LEVELS, required=True)
     parent_code = RegionCode(load_default=None)
     side = Choice(SIDES, load_default=None)
-    note = Text(load_default=None, max_length=200)
+    note = Note(load_default=None)
 
 
 class RegionRef(Schema):

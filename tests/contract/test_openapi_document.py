@@ -162,3 +162,26 @@ def test_every_date_a_client_sends_says_its_window(client):
     assert len(dates) > 20
     unsaid = [where for where, description in dates if "from 2000-01-01 to 2099-12-31" not in description]
     assert not unsaid, unsaid
+
+
+DESCRIPTIONS = 500  # the after-sales request and its answer: paragraphs a consumer reads, not a one-line remark
+
+
+def test_every_reason_and_note_a_client_sends_has_one_bound(client):
+    document = client.get("/api/v1/openapi.json").json
+    schemas, operations = document["components"]["schemas"], [
+        (f"{method} {path}", operation) for path, item in document["paths"].items()
+        for method, operation in item.items() if method in {"get", "post", "put", "patch", "delete"}]
+    sent = _referenced([operation.get("requestBody", {}) for _, operation in operations], schemas, set())
+    remarks = {(f"{name}.{prop}", value.get("minLength"), value.get("maxLength")) for name in sent
+               for prop, value in schemas[name].get("properties", {}).items()
+               if prop in {"reason", "note"} and value.get("type") == "string" and "enum" not in value}
+    remarks |= {(f"{where} {parameter['name']}", parameter["schema"].get("minLength"),
+                 parameter["schema"].get("maxLength"))
+                for where, operation in operations for parameter in operation.get("parameters", [])
+                if parameter["in"] == "query" and parameter["name"] in {"reason", "note"}}
+    assert len(remarks) >= 10
+    bounds = {high for where, low, high in remarks if high != DESCRIPTIONS}
+    assert bounds == {200}, sorted(remarks)
+    assert {where for where, _, high in remarks if high == DESCRIPTIONS} == {"AfterSalesCreate.reason",
+                                                                            "AfterSalesReject.reason"}

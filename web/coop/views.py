@@ -15,7 +15,7 @@ from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
 from shop.db import commit
 from shop.errors import AppError, ShopCode, ValidationError
-from shop.fields import Choice, Text
+from shop.fields import Choice, Reason
 from shop.pagination import PageQuery, PeriodQuery
 from suppliers import service as suppliers
 from suppliers.errors import SupplierCode
@@ -61,7 +61,7 @@ UPLOAD_PROBLEMS = {ShopCode.PAYLOAD_TOO_LARGE: "文件太大：库存文件最�
 class BankFileForm(Schema):
     """Why the bank file (full account numbers) is downloaded, audited; and as CSV or XLSX."""
 
-    reason = Text(required=True, max_length=200)
+    reason = Reason(required=True)
     format = Choice(("csv", "xlsx"), load_default="csv")
 
 

@@ -11,7 +11,7 @@ from orders.ledger.payouts.models import BATCH_STATUSES, LINE_STATUSES, PARTIES
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.fields import Choice, Computed, Date, Id, Text
+from shop.fields import Choice, Computed, Date, Id, Reason
 from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, PageQuery, page_schema
@@ -53,7 +53,7 @@ class PayoutBatchShowQuery(Schema):
     """`format=csv` or `format=xlsx` for the bank file, with the `reason` the download is audited under."""
 
     format = Choice(("json", *service.BANK_FILE_FORMATS), load_default="json")
-    reason = Text(max_length=200, load_default=None)
+    reason = Reason(load_default=None)
 
     @validates_schema
     def _reason_for_the_file(self, data, **kwargs):
@@ -67,7 +67,7 @@ class SettlementIn(Schema):
 
     line_id = Id(required=True)
     status = Choice(("paid", "failed"), required=True)
-    reason = Text(max_length=200, load_default=None)
+    reason = Reason(load_default=None)
 
     @validates_schema
     def _reason_for_failures(self, data, **kwargs):
