@@ -6,19 +6,28 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the domain's blueprints, CLI commands, demo seeder and tasks."""
+    """Register the domain's blueprints, CLI commands, demo seeder, tasks and what its duplicates answer."""
     from catalog import tasks, uploads  # noqa: F401 - registers the Celery tasks
     from catalog.api import blp
     from catalog.cli import import_inventory_command
     from catalog.demo import seed_demo
     from catalog.errors import CatalogCode
+    from catalog.inventory import duplicate_location_code, duplicate_lot_code
+    from catalog.service import duplicate_sku
     from catalog.trace import pages
     from shop.cli import register_demo_seeder
-    from shop.errors import register_error_codes
+    from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
     from shop.sweeper import register_sweeper
 
     register_error_codes(app, CatalogCode)
+    register_unique_conflicts(app, {
+        "uq_products_sku": duplicate_sku, "uq_locations_code": duplicate_location_code,
+        "uq_lots_supplier_lot_code": duplicate_lot_code,
+        # written by the service alone: a trace code is drawn at random and checked free, a lot's contributions are one
+        # per household (checked), stock rows are upserted, an upload of the same bytes answers the earlier one
+        "uq_lots_trace_code": None, "uq_lot_contributions_household": None, "uq_stock_location_lot": None,
+        "uq_inventory_uploads_dedupe": None})
     api.register_blueprint(blp)
     app.register_blueprint(pages)
     app.cli.add_command(import_inventory_command)

@@ -14,9 +14,10 @@ lot: its units everywhere never exceed its quantity. Callers commit.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import ColumnElement, Row, bindparam, func, insert, select, text, tuple_, update
@@ -62,11 +63,17 @@ class Portion:
 
 # --- locations --------------------------------------------------------------------------------------
 
+def duplicate_location_code(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a location whose code is taken."""
+    return Conflict(f"Location code {row['code']} is taken.", code=CatalogCode.LOCATION_CODE_TAKEN,
+                    details={"code": row["code"]})
+
+
 def create_location(*, code: str, name: str, kind: str, region_code: str) -> Location:
     """Add a stock location (warehouse or store back room)."""
     region_named(region_code, field="region_code")
     if db.session.scalar(select(Location.id).where(Location.code == code)) is not None:
-        raise Conflict(f"Location code {code} is taken.", code=CatalogCode.LOCATION_CODE_TAKEN, details={"code": code})
+        raise duplicate_location_code({"code": code})
     location = Location(code=code, name=name, kind=kind, region_code=region_code)
     db.session.add(location)
     db.session.flush()
@@ -110,6 +117,12 @@ def new_trace_code() -> str:
         code = "".join(secrets.choice(TRACE_ALPHABET) for _ in range(TRACE_LENGTH))
         if db.session.scalar(select(Lot.id).where(Lot.trace_code == code)) is None:
             return code
+
+
+def duplicate_lot_code(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a lot whose code its supplier already used."""
+    return Conflict(f"Lot code {row['lot_code']} is already used by this supplier.", code=CatalogCode.LOT_CODE_TAKEN,
+                    details={"lot_code": row["lot_code"]})
 
 
 def lot_code_taken(*, supplier_id: int, lot_code: str) -> bool:
@@ -168,8 +181,7 @@ def add_lot(*, product: Product, location: Location, lot_code: str, harvested_on
                               details={"contributions": ["Give contributions, or a quantity without them."]})
     _check_dates(harvested_on, packed_on)
     if lot_code_taken(supplier_id=product.supplier_id, lot_code=lot_code):
-        raise Conflict(f"Lot code {lot_code} is already used by this supplier.", code=CatalogCode.LOT_CODE_TAKEN,
-                       details={"lot_code": lot_code})
+        raise duplicate_lot_code({"lot_code": lot_code})
     resolved = _resolve_contributions(supplier_id=product.supplier_id, harvested_on=harvested_on,
                                       contributions=contributions)
     lot = Lot(supplier_id=product.supplier_id, product_id=product.id, lot_code=lot_code,

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from pypinyin import Style, lazy_pinyin
 from sqlalchemy import select, update
@@ -255,6 +256,11 @@ def _check_measure_open(product: Product, values: dict) -> None:
                        details={name: ["Fixed: the product has lots counted in it."] for name in changed})
 
 
+def duplicate_sku(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a product whose SKU is taken."""
+    return Conflict(f"SKU {row['sku']} is taken.", code=CatalogCode.SKU_TAKEN, details={"sku": row["sku"]})
+
+
 def create_product(*, actor: User, sku: str, name: str, category: str, unit: str, net_weight_g: int, price_fen: int,
                    county_code: str, description: str = "", status: str = "draft", images: Sequence[str] = (),
                    platform_fee_bp: int | None = None, store_commission_bp: int | None = None,
@@ -283,7 +289,7 @@ def create_product(*, actor: User, sku: str, name: str, category: str, unit: str
     _check_county(values["county_code"])
     _check_certificate(values)
     if db.session.scalar(select(Product.id).where(Product.sku == values["sku"])) is not None:
-        raise Conflict(f"SKU {values['sku']} is taken.", code=CatalogCode.SKU_TAKEN, details={"sku": values["sku"]})
+        raise duplicate_sku(values)
     full, initials = pinyin_keys(values["name"])
     product = Product(supplier_id=supplier_id, name_pinyin=full, name_initials=initials, **values)
     db.session.add(product)

@@ -5,8 +5,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the domain's blueprints, CLI commands, demo seeder, tasks, sweepers, beat entries and the units of
-    lots it holds outside the stock rows."""
+    """Register the domain's blueprints, CLI commands, demo seeder, tasks, sweepers, beat entries, the units of
+    lots it holds outside the stock rows and what its duplicates answer."""
     from catalog.inventory import register_units_outside_stock
     from orders import notify, outbox, tasks  # noqa: F401 - importing registers the tables and tasks
     from orders.checkout import tasks as checkout_tasks  # noqa: F401
@@ -23,13 +23,19 @@ def init_app(app: Flask) -> None:
     from orders.refunds import service as refunds
     from orders.refunds.api import blp as refunds_blp
     from orders.stores.api import BLUEPRINTS as stores_blueprints
-    from orders.stores.service import lot_units_outside_stock, store_takes_staff
+    from orders.stores.service import duplicate_store_location, lot_units_outside_stock, store_takes_staff
     from shop.cli import register_demo_seeder
-    from shop.errors import register_error_codes
+    from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
     from shop.sweeper import register_sweeper
 
     register_error_codes(app, OrderCode)
+    register_unique_conflicts(app, {
+        "uq_stores_location_id": duplicate_store_location,
+        # written by the service alone: a counter sale's key (a resend answers the sale), a refused sale's conflict
+        # (likewise), a transfer's lots (one line each), a provider's intent, event and refund ids (de-duplicated)
+        "uq_orders_store_key": None, "uq_sale_conflicts_store_key": None, "uq_transfer_lines_lot": None,
+        "uq_payments_intent_id": None, "uq_payment_events_event_id": None, "uq_refunds_provider_refund_id": None})
     for blueprint in (*stores_blueprints, checkout_blp, payments_blp, counter_blp, refunds_blp):
         api.register_blueprint(blueprint)
     app.extensions.setdefault("scope_checks", {})["store_id"] = store_takes_staff

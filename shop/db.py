@@ -2,12 +2,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ColumnElement, DateTime, Engine, Insert, MetaData, any_, bindparam, event, insert, inspect
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    Insert,
+    MetaData,
+    PrimaryKeyConstraint,
+    UniqueConstraint,
+    any_,
+    bindparam,
+    event,
+    insert,
+    inspect,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -193,10 +207,50 @@ def insert_new(objects: list[Base]) -> None:
         obj.id = new_id
 
 
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+)\.\w+(?:, \1\.\w+)*$")
+_INSERTED_COLUMNS = re.compile(r"INSERT INTO \"?(\w+)\"? \(([^)]*)\) VALUES ")
+
+
+def _unique_named(table: str, columns: set[str]) -> str | None:
+    """The name of `table`'s unique constraint, unique index or primary key over exactly `columns`."""
+    model = db.metadata.tables.get(table)
+    if model is None:
+        return None
+    keys = [c for c in model.constraints if isinstance(c, UniqueConstraint | PrimaryKeyConstraint)]
+    keys += [index for index in model.indexes if index.unique]
+    return next((key.name for key in keys if {column.name for column in key.columns} == columns), None)
+
+
+def violated_constraint(error: Exception) -> str | None:
+    """The name of the constraint a database error (an `IntegrityError`) violates: PostgreSQL names it; SQLite names
+    a unique key's table and columns, which name it through the models' metadata."""
+    orig = getattr(error, "orig", None)
+    diag = getattr(orig, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None)
+    match = _SQLITE_UNIQUE.match(str(orig))
+    if match is None:
+        return None
+    columns = {part.split(".", 1)[1] for part in str(orig).split(": ", 1)[1].split(", ")}
+    return _unique_named(match.group(1), columns)
+
+
+def failed_row(error: Exception) -> Mapping[str, object]:
+    """The column values of the one row whose INSERT raised a database error: PostgreSQL's parameters are named,
+    SQLite's are in the order of the statement's columns; empty for a statement of several rows or none."""
+    params = getattr(error, "params", None)
+    if isinstance(params, Mapping):
+        return params
+    match = _INSERTED_COLUMNS.match(getattr(error, "statement", None) or "")
+    if match is None or not isinstance(params, tuple):
+        return {}
+    columns = [column.strip().strip('"') for column in match.group(2).split(",")]
+    return dict(zip(columns, params, strict=True)) if len(columns) == len(params) else {}
+
+
 def violates(error: Exception, constraint: str) -> bool:
-    """Whether a database error (an `IntegrityError`) is a violation of the named constraint (PostgreSQL)."""
-    diag = getattr(getattr(error, "orig", None), "diag", None)
-    return getattr(diag, "constraint_name", None) == constraint
+    """Whether a database error (an `IntegrityError`) is a violation of the named constraint."""
+    return violated_constraint(error) == constraint
 
 
 class HiddenDatabaseError(Exception):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from shop.crypto import DecryptionError
-from shop.db import db
+from shop.db import db, failed_row, violated_constraint
 from shop.outages import REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,26 @@ class ValidationError(AppError):
 def register_error_codes(app: Flask, codes: type[StrEnum]) -> None:
     """Add a domain's error codes to those the OpenAPI document lists (each domain's `init_app` calls this)."""
     app.extensions.setdefault("error_codes", []).append(codes)
+
+
+UniqueConflict = Callable[[Mapping[str, Any]], AppError]
+"""The error of a duplicate, from the duplicate row's column values (a KeyError if they are not known)."""
+
+
+def register_unique_conflicts(app: Flask, conflicts: Mapping[str, UniqueConflict | None]) -> None:
+    """Say, per unique constraint of a domain, what error a duplicate of it is: the one the domain's own duplicate
+    check raises, so that a duplicate racing past that check (both checked before either committed) gets the same;
+    None for a constraint no client's request can break (a duplicate there is the generic `conflict`)."""
+    app.extensions.setdefault("unique_conflicts", {}).update(conflicts)
+
+
+def _unique_conflict(exc: IntegrityError) -> AppError | None:
+    """The registered error of the unique constraint `exc` violates, if it has one and the row is known."""
+    conflict = current_app.extensions.get("unique_conflicts", {}).get(violated_constraint(exc))
+    try:
+        return None if conflict is None else conflict(failed_row(exc))
+    except KeyError:
+        return None
 
 
 def document_error_codes(app: Flask, spec_schemas: dict) -> None:
@@ -292,7 +312,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError):
         db.session.rollback()
-        log.info("integrity conflict request_id=%s: %s", g.get("request_id"), exc.orig.__class__.__name__)
+        log.info("integrity conflict request_id=%s: %s %s", g.get("request_id"), exc.orig.__class__.__name__,
+                 violated_constraint(exc))
+        error = _unique_conflict(exc)
+        if error is not None:
+            return _answer(exc, error_response(error.status, error.code, error.message, error.details))
         return _answer(exc, error_response(409, ShopCode.CONFLICT, "The request conflicts with existing data."))
 
     @app.errorhandler(DataError)

@@ -38,7 +38,7 @@ from shop import crypto
 from shop.auth.security import current_user
 from shop.bodies import json_body
 from shop.db import UTCDateTime, db, defer_commit, utcnow
-from shop.errors import AppError, Conflict, ShopCode
+from shop.errors import AppError, Conflict, ShopCode, register_unique_conflicts
 from shop.sweeper import register_sweeper
 
 HEADER = "Idempotency-Key"
@@ -82,8 +82,9 @@ class IdempotencyKey(db.Model):
 
 
 def init_app(app: Flask) -> None:
-    """Sweep away keys past KEEP_FOR with the other sweepers."""
+    """Sweep away keys past KEEP_FOR with the other sweepers; a key's duplicate is the decorator's to handle."""
     register_sweeper(app, "shop.idempotency_keys", forget_old_keys)
+    register_unique_conflicts(app, {"uq_idempotency_keys_scope_key": None})
 
 
 def forget_old_keys() -> int:

@@ -93,20 +93,23 @@ def _check_hash_key_before_request(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the domain's blueprints, CLI commands, demo seeder and tasks."""
+    """Register the domain's blueprints, CLI commands, demo seeder, tasks and what its duplicates answer."""
     from shop.cli import register_demo_check, register_demo_seeder
     from shop.crypto import parse_hash_key, parse_keys
-    from shop.errors import register_error_codes
+    from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
     from shop.health import register_readiness_check
     from suppliers.api import blp
     from suppliers.demo import seed_demo
     from suppliers.errors import SupplierCode
-    from suppliers.service import supplier_exists
+    from suppliers.service import duplicate_household_code, duplicate_person, duplicate_uscc, supplier_exists
 
     parse_keys(app.config["FIELD_ENCRYPTION_KEY"])  # malformed keys stop the start (ConfigError), not a request
     parse_hash_key(app.config["FIELD_HASH_KEY"])
     register_error_codes(app, SupplierCode)
+    register_unique_conflicts(app, {"uq_suppliers_uscc": duplicate_uscc,
+                                    "uq_households_county_code": duplicate_household_code,
+                                    "uq_households_id_number_hash": duplicate_person})
     api.register_blueprint(blp)
     app.cli.add_command(cli)
     register_demo_check(app, functools.partial(_hash_key_problem, app))

@@ -8,10 +8,11 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from flask import current_app, g
 from sqlalchemy import exists, func, or_, select, true, tuple_
@@ -88,6 +89,11 @@ def _recipient_county(code: str, *, field: str) -> str:
     return code
 
 
+def duplicate_uscc(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a supplier whose USCC is registered."""
+    return Conflict("A supplier with this USCC exists.", code=SupplierCode.USCC_TAKEN, details={"uscc": [row["uscc"]]})
+
+
 def create_supplier(*, name: str, kind: str, uscc: str, county_code: str, contact: str | None = None,
                     bank_account: str | None = None, agreement: dict[str, int] | None = None) -> Supplier:
     """Register a supplier in a recipient county, with a valid and unused USCC and its default agreement."""
@@ -95,7 +101,7 @@ def create_supplier(*, name: str, kind: str, uscc: str, county_code: str, contac
     _recipient_county(county_code, field="county_code")
     account = normalise_bank_account(bank_account) if bank_account else None
     if db.session.scalar(select(Supplier.id).where(Supplier.uscc == uscc)) is not None:
-        raise Conflict("A supplier with this USCC exists.", code=SupplierCode.USCC_TAKEN, details={"uscc": [uscc]})
+        raise duplicate_uscc({"uscc": uscc})
     supplier = Supplier(name=name, kind=kind, uscc=uscc, county_code=county_code, contact=contact,
                         **(agreement or {}))
     supplier.bank_account = account
@@ -270,10 +276,14 @@ def _household_by_hash(id_hash: str) -> Household | None:
 def _code_taken(*, county_code: str, code: str) -> Conflict | None:
     """The conflict of a registry code already used in the county, if it is."""
     taken = select(Household.id).where(Household.county_code == county_code, Household.code == code)
-    if db.session.scalar(taken) is None:
-        return None
+    return None if db.session.scalar(taken) is None else duplicate_household_code({"county_code": county_code,
+                                                                                   "code": code})
+
+
+def duplicate_household_code(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a household whose registry code is already used in its county."""
     return Conflict("This registry code is already used in the county.", code=SupplierCode.HOUSEHOLD_CODE_TAKEN,
-                    details={"code": [code], "county_code": [county_code]})
+                    details={"code": [row["code"]], "county_code": [row["county_code"]]})
 
 
 def _duplicate_error(*, id_hash: str, county_code: str, code: str) -> Conflict | None:
@@ -284,8 +294,11 @@ def _duplicate_error(*, id_hash: str, county_code: str, code: str) -> Conflict |
 
 def _person_registered(id_hash: str) -> Conflict | None:
     """The conflict of a person already registered as a household (by the keyed hash of its ID number), if it is."""
-    if _household_by_hash(id_hash) is None:
-        return None
+    return None if _household_by_hash(id_hash) is None else duplicate_person({})
+
+
+def duplicate_person(_row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a household whose person (ID number) is registered already; it names no value."""
     return Conflict("A household with this ID number is already registered. Link it to your "
                     "supplier with POST /api/v1/suppliers/<id>/benefit-links, giving its registry "
                     "code and ID number.", code=SupplierCode.HOUSEHOLD_EXISTS)

@@ -27,13 +27,17 @@ def init_app(app: Flask) -> None:
     from orders.ledger.verify import VerificationRunning
     from orders.outbox import register_consumer
     from shop.db import db
-    from shop.errors import error_response, register_error_codes
+    from shop.errors import error_response, register_error_codes, register_unique_conflicts
     from shop.extensions import api
     from shop.sweeper import register_sweeper
 
     register_consumer(app, "ledger", apply_events)
     register_lot_reach(app, LOT_HOUSEHOLDS_REACHED)
     register_error_codes(app, LedgerCode)
+    register_unique_conflicts(app, {  # written by the ledger alone, from the outbox and the payout tasks
+        "uq_ledger_accounts_code": None, "uq_ledger_transactions_seq": None,
+        "uq_ledger_transactions_outbox_event_id": None, "uq_payout_lines_batch_account": None,
+        "uq_disclosure_notices_county_month": None})
     api.register_blueprint(blp)
     api.register_blueprint(reports_blp)
     api.register_blueprint(statements_blp)

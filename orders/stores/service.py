@@ -6,7 +6,7 @@ found", never "forbidden"; which roles may call at all is decided by the views' 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -105,6 +105,13 @@ def _is_donor_district(code: str) -> bool:
     return bool(db.session.scalar(select(exists().where(Pairing.donor_code == code))))
 
 
+def duplicate_store_location(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a store on a location that already belongs to a store."""
+    location_code = inventory.get_location(row["location_id"]).code
+    return Conflict(f"Location {location_code} already belongs to a store.", code=OrderCode.LOCATION_TAKEN,
+                    details={"location_code": location_code})
+
+
 def create_store(*, name: str, district_code: str, location_code: str, bank_account: str | None = None) -> Store:
     """Open a store in a donor district on an unused store location; its payout account is encrypted."""
     region_named(district_code, field="district_code")
@@ -117,8 +124,7 @@ def create_store(*, name: str, district_code: str, location_code: str, bank_acco
                               details={"location_code": [f"No store location {location_code}."]})
     lock_on_sqlite("UPDATE locations SET id = id WHERE id = :id", id=location.id)
     if db.session.scalar(select(Store.id).where(Store.location_id == location.id)) is not None:
-        raise Conflict(f"Location {location_code} already belongs to a store.", code=OrderCode.LOCATION_TAKEN,
-                       details={"location_code": location_code})
+        raise duplicate_store_location({"location_id": location.id})
     store = Store(name=name, district_code=district_code, location_id=location.id)
     store.bank_account = normalise_bank_account(bank_account) if bank_account else None
     db.session.add(store)

@@ -5,14 +5,17 @@ from flask import Flask, g
 
 
 def init_app(app: Flask) -> None:
-    """Register the auth routes and the sign-in backoff's 429 (with Retry-After)."""
+    """Register the auth routes, what a duplicate username answers and the sign-in backoff's 429 (with
+    Retry-After)."""
     from shop.auth.api import blp
+    from shop.auth.service import duplicate_username
     from shop.auth.throttle import TooManyAttempts
     from shop.db import db
-    from shop.errors import error_response
+    from shop.errors import error_response, register_unique_conflicts
     from shop.extensions import api
 
     api.register_blueprint(blp)
+    register_unique_conflicts(app, {"uq_users_username": duplicate_username})
 
     @app.errorhandler(TooManyAttempts)
     def _too_many_attempts(exc: TooManyAttempts):

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import and_, or_, select
@@ -93,6 +95,11 @@ def _record(user: User, action: str, actor: User | None, *, old: Scope | None = 
                               new_role=new_role, new_store_id=new_store_id, new_supplier_id=new_supplier_id))
 
 
+def duplicate_username(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a user whose username is taken."""
+    return Conflict(f"The username {row['username']!r} is taken.", code=ShopCode.USERNAME_TAKEN)
+
+
 def _add_user(*, username: str, password: str, role: str, store_id: int | None, supplier_id: int | None) -> User:
     """A new user with a role and, for staff and co-op users, its scope (not yet audited). A username has only
     ASCII letters, digits and `.`, `_`, `-` (a consumer's is their phone number), so none can pass for another in a
@@ -103,7 +110,7 @@ def _add_user(*, username: str, password: str, role: str, store_id: int | None, 
         raise ValidationError("A username holds only letters a-z, digits and . _ -.",
                               details={"username": ["Only letters a-z, digits and . _ - (no look-alikes)."]})
     if find_user(username=username) is not None:
-        raise Conflict(f"The username {username!r} is taken.", code=ShopCode.USERNAME_TAKEN)
+        raise duplicate_username({"username": username})
     user = User(username=username, password_hash=hash_password(password), role=role,
                 store_id=store_id, supplier_id=supplier_id)
     db.session.add(user)

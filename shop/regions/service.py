@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import or_, select
@@ -178,11 +180,16 @@ def list_regions(*, level: str | None, parent: str | None, limit: int, cursor: s
     return paginate(query, keys=[Region.code], limit=limit, cursor=cursor)
 
 
+def duplicate_region(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a region whose code exists."""
+    return Conflict(f"Region {row['code']} already exists.", code=ShopCode.REGION_EXISTS)
+
+
 def create_region(*, code: str, name: str, level: str, parent_code: str | None, side: str | None,
                   note: str | None = None) -> Region:
     """Add a region (e.g. a new district after a reorganisation), where GB/T 2260 puts it (`_misplaced`)."""
     if db.session.get(Region, code) is not None:
-        raise Conflict(f"Region {code} already exists.", code=ShopCode.REGION_EXISTS)
+        raise duplicate_region({"code": code})
     parent = None if parent_code is None else region_named(parent_code, field="parent_code")
     problems = _misplaced(code, level, parent)
     if problems:
@@ -276,6 +283,12 @@ def _overlapping(*, donor_code: str, recipient_code: str, program: str, valid_fr
         or_(Pairing.valid_until.is_(None), Pairing.valid_until >= valid_from),
         *([Pairing.valid_from <= valid_until] if valid_until else []),
         *([Pairing.id != excluding] if excluding is not None else [])).limit(1))
+
+
+def duplicate_pairing_start(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a pairing of regions that already have one starting on its first day (in any programme)."""
+    return Conflict(f"A pairing of {row['donor_code']} and {row['recipient_code']} from {row['valid_from']} exists.",
+                    code=ShopCode.PAIRING_OVERLAPS)
 
 
 def _overlap(pairing_id: int | None) -> Conflict:

@@ -1,20 +1,28 @@
-"""On PostgreSQL, the migrated schema has exactly the CHECK, exclusion and unique constraints of the models.
+"""On PostgreSQL, the migrated schema has exactly the CHECK, exclusion and unique constraints of the models, and
+every unique constraint a client's duplicate can break answers that duplicate with the route's own code.
 
 Alembic's autogenerate comparison (tests/shop/test_migrations.py) ignores CHECK and exclusion constraints,
 so a migration can silently lack one the models declare (or keep one they dropped). Here the database
 migrated to head is compared with a second database built by `db.metadata.create_all()`, per table, on
-(constraint name, `pg_get_constraintdef`).
+(constraint name, `pg_get_constraintdef`). Identical creates sent at once all pass the route's duplicate check
+before any commits: the losers must still get its code (`username_taken`, `sku_taken`, …), not the generic
+`conflict` (tests/shop/test_unique_conflicts.py runs the same races on SQLite).
 """
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import Counter, defaultdict
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shop.db import db
+from tests.catalog.factories import LocationFactory, ProductFactory
+from tests.catalog.test_products import product_body
 from tests.conftest import make_app
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.suppliers.factories import SupplierFactory, household_payload, make_id_number, make_uscc
 
 pytestmark = pytest.mark.postgres
 
@@ -91,3 +99,150 @@ def test_migrations_create_the_models_check_exclusion_and_unique_constraints(_pg
     assert any(kind == "CHECK" for rows in migrated.values() for kind, _, _ in rows), "no CHECK found: bad query"
     lines = diff(migrated, modelled)
     assert not lines, "the migrated schema and the models differ:\n" + "\n".join(lines)
+
+
+# --- racing duplicates ---------------------------------------------------------------------------------------
+
+RACERS = 10
+
+
+def _admin(client) -> dict:
+    """Authorization headers of a new admin."""
+    user = UserFactory(role="admin")
+    db.session.commit()
+    token = client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+    return {"Authorization": f"Bearer {token.json['access_token']}"}
+
+
+def post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list[tuple[int, dict]]:
+    """POST each (headers, body) from its own thread, released together; the responses' (status, json)."""
+    barrier = threading.Barrier(len(requests))
+    results: list = [None] * len(requests)
+
+    def run(i: int) -> None:
+        headers, body = requests[i]
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(url, json=body, headers=headers)
+        results[i] = (response.status_code, response.json)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def _same(headers: dict, body: dict) -> list[tuple[dict, dict]]:
+    """RACERS identical requests."""
+    return [(headers, body)] * RACERS
+
+
+def _users(headers):
+    return "/api/v1/users", _same(headers, {"username": "racer.one", "password": "racing-pass-1", "role": "auditor"})
+
+
+def _products(headers):
+    supplier = SupplierFactory()
+    db.session.commit()
+    return "/api/v1/products", _same(headers, product_body(sku="RACE-SKU-1", supplier_id=supplier.id))
+
+
+def _lots(headers):
+    product, location = ProductFactory(), LocationFactory()
+    db.session.commit()
+    body = {"product_sku": product.sku, "lot_code": "RACE-LOT-1", "harvested_on": "2026-09-03", "village": "三河村",
+            "location_code": location.code, "quantity": 10}
+    return "/api/v1/lots", [({**headers, "Idempotency-Key": f"lot-race-{i}"}, body) for i in range(RACERS)]
+
+
+def _locations(headers):
+    body = {"code": "RACE-WH", "name": "竞速仓", "kind": "warehouse", "region_code": "440604"}
+    return "/api/v1/locations", _same(headers, body)
+
+
+def _suppliers(headers):
+    body = {"name": "昭觉县竞速合作社", "kind": "cooperative", "uscc": make_uscc(9101), "county_code": "513431"}
+    return "/api/v1/suppliers", _same(headers, body)
+
+
+def _stores(headers):
+    LocationFactory(code="RACE-ST", kind="store", region_code="440604")
+    db.session.commit()
+    return "/api/v1/stores", _same(headers, {"name": "竞速店", "district_code": "440604", "location_code": "RACE-ST"})
+
+
+def _household_codes(headers):
+    supplier = SupplierFactory()
+    db.session.commit()
+    return (f"/api/v1/suppliers/{supplier.id}/households",
+            [(headers, household_payload(code="RACE-R1")) for _ in range(RACERS)])
+
+
+def _household_people(headers):
+    supplier = SupplierFactory()
+    db.session.commit()
+    id_number = make_id_number()
+    return (f"/api/v1/suppliers/{supplier.id}/households",
+            [(headers, household_payload(id_number=id_number)) for _ in range(RACERS)])
+
+
+def _regions(headers):
+    body = {"code": "440699", "name": "竞速区", "level": "county", "parent_code": "440600", "side": "donor"}
+    return "/api/v1/regions", _same(headers, body)
+
+
+def _pairings(headers):
+    body = {"donor_code": "440604", "recipient_code": "513432", "valid_from": "2031-01-01",
+            "program": "竞速合作"}
+    return "/api/v1/pairings", [(headers, {**body, "program": f"竞速合作{i}"}) for i in range(RACERS)]
+
+
+DUPLICATES = {  # route: (its requests, the code every loser gets)
+    "users": (_users, "username_taken"),
+    "products": (_products, "sku_taken"),
+    "lots": (_lots, "lot_code_taken"),
+    "locations": (_locations, "location_code_taken"),
+    "suppliers": (_suppliers, "uscc_taken"),
+    "stores": (_stores, "location_taken"),
+    "household_codes": (_household_codes, "household_code_taken"),
+    "household_people": (_household_people, "household_exists"),
+    "regions": (_regions, "region_exists"),
+    "pairings": (_pairings, "pairing_overlaps"),
+}
+
+
+def race_duplicates(app, route: str) -> None:
+    """RACERS duplicates sent at once: one is created, every other gets the code its sequential duplicate gets, with
+    the same message and details."""
+    make_requests, code = DUPLICATES[route]
+    client = app.test_client()
+    url, requests = make_requests(_admin(client))
+
+    results = post_together(app, url, requests)
+
+    assert Counter(status for status, _ in results) == Counter({201: 1, 409: RACERS - 1}), results
+    losers = [body["error"] for status, body in results if status == 409]
+    assert {error["code"] for error in losers} == {code}, losers
+    headers, body = requests[next(i for i, (status, _) in enumerate(results) if status == 409)]
+    sequential = client.post(url, json=body, headers={**headers, "Idempotency-Key": "sequential"})
+    assert sequential.status_code == 409 and sequential.json["error"]["code"] == code
+    assert all(error == sequential.json["error"] for error in losers), (losers, sequential.json)
+
+
+@pytest.mark.parametrize("route", sorted(DUPLICATES))
+def test_every_racing_duplicate_gets_the_routes_own_code(pg_app, route):
+    race_duplicates(pg_app, route)
+
+
+def test_every_unique_constraint_of_the_schema_says_what_its_duplicate_is(pg_app):
+    """Each UNIQUE constraint (and unique index) of the migrated schema is mapped to its client-facing conflict, or
+    listed as one no client request can break."""
+    rows = db.session.execute(text(
+        "SELECT con.conname FROM pg_constraint con JOIN pg_namespace nsp ON nsp.oid = con.connamespace "
+        "WHERE nsp.nspname = 'public' AND con.contype = 'u' "
+        "UNION SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE 'CREATE UNIQUE%' "
+        "AND indexname NOT LIKE 'pk\\_%' AND indexname <> 'alembic_version_pkc'")).scalars().all()
+    assert rows, "no unique constraint found: bad query"
+    assert sorted(set(rows) - set(pg_app.extensions["unique_conflicts"])) == []

@@ -13,6 +13,7 @@ from shop.auth.models import User
 from shop.blueprint import Blueprint
 from shop.db import db
 from shop.extensions import api
+from shop.idempotency import IdempotencyKey
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -195,6 +196,15 @@ def failing_app(sqlite_template, tmp_path):
         db.session.add_all([User(username="twice", password_hash="x", role="consumer") for _ in range(2)])
         db.session.flush()
 
+    @blp.route("/key-twice", methods=["POST"])
+    def key_twice():
+        user = User(username="key-twice", password_hash="x", role="consumer")
+        db.session.add(user)
+        db.session.flush()
+        db.session.add_all([IdempotencyKey(user_id=user.id, scope="twice", key="twice", request_hash="x")
+                            for _ in range(2)])
+        db.session.flush()
+
     @blp.route("/private")
     def private():
         raise werkzeug.exceptions.Unauthorized()
@@ -216,9 +226,17 @@ def test_unexpected_exception_is_a_500_without_stack_trace_and_is_logged(failing
     assert any("req-500" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
-def test_a_write_breaking_a_unique_rule_no_service_checked_is_a_409_that_writes_nothing(failing_app):
-    error = assert_error(failing_app.test_client().post("/api/v1/twice"), 409, "conflict")
+def test_a_write_breaking_a_unique_rule_no_client_can_break_is_a_409_that_writes_nothing(failing_app):
+    error = assert_error(failing_app.test_client().post("/api/v1/key-twice"), 409, "conflict")
     assert "twice" not in error["message"]  # the rule, not the values
+    with failing_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User).where(User.username == "key-twice")) == 0
+
+
+def test_a_write_breaking_a_client_facing_unique_rule_is_the_duplicate_its_domain_names(failing_app):
+    """A duplicate the service did not check (a race) answers as the service's own check would."""
+    error = assert_error(failing_app.test_client().post("/api/v1/twice"), 409, "username_taken")
+    assert error["message"] == "The username 'twice' is taken."
     with failing_app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User).where(User.username == "twice")) == 0
 
