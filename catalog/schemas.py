@@ -21,6 +21,7 @@ from shop.fields import (
     WebLink,
     no_personal_number,
     no_personal_number_in_text,
+    ordered_range,
 )
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode, RegionRef
@@ -106,6 +107,7 @@ class ProductQuery(PageQuery):
     q = Text(load_default=None, max_length=50)
     min_price_fen = PriceFen(minimum=0, load_default=None, strict=False)
     max_price_fen = PriceFen(minimum=0, load_default=None, strict=False)
+    _price_range = ordered_range("min_price_fen", "max_price_fen", message="Must not be below `min_price_fen`.")
     certified = QueryBool(load_default=None)
     in_stock_at = Id(load_default=None, strict=False)
     status = Choice(STATUSES, load_default=None)

@@ -23,7 +23,7 @@ import unicodedata
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 from stdnum import luhn
 from stdnum.cn import ric
 from stdnum.exceptions import InvalidComponent
@@ -414,6 +414,19 @@ class Date(fields.Date):
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(_folded(value), attr, data, **kwargs)
+
+
+def ordered_range(low: str, high: str, *, message: str, strict: bool = False):
+    """A schema check (assign it in the schema's body) of one range's two bounds: when both are given, `high` is not
+    below `low` (`strict`: is above it, for an end that is exclusive); a reversed range is a 422 naming `high`."""
+
+    @validates_schema
+    def _check(self, data, **kwargs):
+        first, second = data.get(low), data.get(high)
+        if first is not None and second is not None and (second <= first if strict else second < first):
+            raise ValidationError({self.fields[high].data_key or high: [message]})
+
+    return _check
 
 
 def not_in_the_future(day: date) -> None:

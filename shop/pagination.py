@@ -18,14 +18,14 @@ from typing import Any
 
 from flask import current_app, has_request_context, request
 from itsdangerous import BadData, URLSafeSerializer
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, fields
 from sqlalchemy import BigInteger, Integer, Select, String, tuple_
 
 from shop.blueprint import query_args
 from shop.clock import shanghai_midnight
 from shop.db import db
 from shop.errors import AppError, ShopCode
-from shop.fields import BoundedInt, Date
+from shop.fields import BoundedInt, Date, ordered_range
 
 MAX_CURSOR_LENGTH = 512
 PAGING_PARAMETERS = ("cursor", "limit")
@@ -55,12 +55,8 @@ class PeriodQuery(Schema):
 
     from_date = Date(data_key="from")
     to_date = Date(data_key="to")
-
-    @validates_schema
-    def _not_empty(self, data, **kwargs):
-        """`to` comes after `from`."""
-        if data.get("from_date") and data.get("to_date") and data["to_date"] <= data["from_date"]:
-            raise ValidationError({"to": ["Must be after `from`: the period is empty."]})
+    _not_empty = ordered_range("from_date", "to_date", strict=True,
+                               message="Must be after `from`: the period is empty.")
 
 
 class DatedPageQuery(PageQuery, PeriodQuery):

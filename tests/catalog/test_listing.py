@@ -84,6 +84,15 @@ def test_bad_filters_are_422(client):
         assert response.status_code == 422, query
 
 
+def test_a_reversed_price_range_is_a_422_naming_its_upper_bound(client):
+    """As a period whose `to` is not after its `from`: the range is refused, not answered with an empty list."""
+    response = client.get("/api/v1/products?min_price_fen=5000&max_price_fen=100")
+
+    assert response.status_code == 422
+    assert list(response.json["error"]["details"]) == ["max_price_fen"]
+    assert client.get("/api/v1/products?min_price_fen=100&max_price_fen=100").status_code == 200
+
+
 def test_pagination_with_concurrent_inserts_neither_skips_nor_repeats(client):
     supplier = SupplierFactory()
     existing = [ProductFactory(supplier=supplier).sku for _ in range(7)]
