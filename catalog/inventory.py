@@ -353,6 +353,14 @@ def _choose(rows: list[tuple[Row, date]], lines: Sequence[StockRequest]) -> tupl
     return plans, [short[index] for index in sorted(short)]
 
 
+def _by_sku(short: list[dict]) -> list[dict]:
+    """The short lines of an `insufficient_stock`, each named by the SKU the client sent (with the product's id):
+    every route answers `lines: [{sku, requested, available}]`."""
+    skus = dict(db.session.execute(select(Product.id, Product.sku).where(
+        Product.id.in_({line["product_id"] for line in short}))).all())
+    return [{"sku": skus[line["product_id"]], **line} for line in short]
+
+
 def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Row, int]]]:
     """Lock the lines' available stock and pick lots for each line (`_choose`). Raises `insufficient_stock`
     naming every short line (or a named lot whose units here are all reserved), or `lot_not_held_here` for a named
@@ -369,15 +377,17 @@ def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple
                                                                   Stock.lot_id == absent[0], Stock.on_hand > 0))
         details = {"lot_id": absent[0], "location_id": location_id}
         if reserved:
+            short = [{"product_id": line.product_id, "lot_id": line.lot_id, "requested": line.quantity, "available": 0}
+                     for line in lines if line.lot_id == absent[0]]
             raise Conflict(f"Every unit of lot {absent[0]} here is reserved for orders.",
                            code=CatalogCode.INSUFFICIENT_STOCK, details={**details, "available": 0,
-                                                                         "reserved": reserved})
+                                                                         "reserved": reserved, "lines": _by_sku(short)})
         raise Conflict(f"Lot {absent[0]} has no unit at location {location_id}.", code=CatalogCode.LOT_NOT_HELD_HERE,
                        details=details)
     plans, short = _choose(rows, lines)
     if short:
         raise Conflict("Not enough stock at this location.", code=CatalogCode.INSUFFICIENT_STOCK,
-                       details={"location_id": location_id, "lines": short})
+                       details={"location_id": location_id, "lines": _by_sku(short)})
     return plans
 
 
@@ -421,7 +431,8 @@ def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int,
         distance = (len(short), sum(item["requested"] - item["available"] for item in short))
         if distance < nearest:
             closest, nearest = short, distance
-    raise Conflict(f"No {kind} can fill every line.", code=CatalogCode.INSUFFICIENT_STOCK, details={"lines": closest})
+    raise Conflict(f"No {kind} can fill every line.", code=CatalogCode.INSUFFICIENT_STOCK,
+                   details={"lines": _by_sku(closest)})
 
 
 def reserve(*, location_id: int, product_id: int, quantity: int, lot_id: int | None = None) -> list[Portion]:

@@ -301,7 +301,8 @@ def test_insufficient_stock_names_every_short_line_and_changes_nothing(three_lot
         inventory.reserve_lines(location_id=location.id, lines=[StockRequest(other.id, 1),
                                                                 StockRequest(product.id, 16)])
     assert raised.value.code == "insufficient_stock"
-    assert raised.value.details["lines"] == [{"product_id": product.id, "requested": 16, "available": 15}]
+    assert raised.value.details["lines"] == [{"sku": product.sku, "product_id": product.id, "requested": 16,
+                                              "available": 15}]
     assert all(reserved == 0 for _, _, reserved in stock_of(location, product) + stock_of(location, other))
 
 

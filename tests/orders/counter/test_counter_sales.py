@@ -127,8 +127,10 @@ def test_a_scanned_lot_held_here_but_all_reserved_is_short_of_stock_not_absent(c
         counter, lines=[{"trace_code": counter.old_lot.trace_code, "quantity": 1}], payment={"method": "card"}))
 
     assert (refused.status_code, refused.json["error"]["code"]) == (409, "insufficient_stock")
-    assert refused.json["error"]["details"] == {"lot_id": counter.old_lot.id, "location_id": counter.store.location_id,
-                                                "available": 0, "reserved": 5}
+    assert refused.json["error"]["details"] == {
+        "lot_id": counter.old_lot.id, "location_id": counter.store.location_id, "available": 0, "reserved": 5,
+        "lines": [{"sku": counter.rice.sku, "product_id": counter.rice.id, "lot_id": counter.old_lot.id, "requested": 1,
+                   "available": 0}]}  # the short line by SKU, as every insufficient_stock names it
     assert _orders() == 0
 
 
@@ -228,8 +230,8 @@ def test_unknown_items_and_stale_prices_are_refused_without_a_conflict(client, c
     assert set(unknown.json["error"]["details"]["lines"]) == {"0", "1"}
     assert (stale.status_code, stale.json["error"]["code"]) == (409, "price_mismatch")
     assert (short.status_code, short.json["error"]["code"]) == (409, "insufficient_stock")
-    assert short.json["error"]["details"]["lines"] == [{"product_id": counter.tea.id, "requested": 5,
-                                                        "available": 4}]
+    assert short.json["error"]["details"] == {"location_id": counter.store.location_id, "lines": [
+        {"sku": counter.tea.sku, "product_id": counter.tea.id, "requested": 5, "available": 4}]}
     assert _orders() == 0 and db.session.scalar(select(func.count(SaleConflict.id))) == 0
 
 

@@ -40,8 +40,8 @@ def test_short_stock_sends_nothing(client, login, store, stocked_warehouse):
     response = _send(client, login("admin"), warehouse, store, product, 14)
 
     assert (response.status_code, response.json["error"]["code"]) == (409, "insufficient_stock")
-    assert response.json["error"]["details"]["lines"] == [{"product_id": product.id, "requested": 14,
-                                                           "available": 13}]
+    assert response.json["error"]["details"] == {"location_id": warehouse.id, "lines": [
+        {"sku": product.sku, "product_id": product.id, "requested": 14, "available": 13}]}  # the SKU the admin sent
     assert inventory.available(location_id=warehouse.id, product_id=product.id) == 13
     assert db.session.scalar(select(func.count()).select_from(StockTransfer)) == 0
 
