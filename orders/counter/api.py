@@ -30,7 +30,7 @@ blp = Blueprint("counter", __name__, url_prefix="/api/v1", description="Counter 
 
 
 def _store_keys(store_id: int, **_) -> str:
-    """Counter-sale keys belong to the store (checked in the caller's scope first, so a key is never
+    """Counter-sale and hand-over keys belong to the store (checked in the caller's scope first, so a key is never
     replayed to another store's staff)."""
     get_store_for(actor=current_user(), store_id=store_id)
     return f"store:{store_id}"
@@ -107,13 +107,15 @@ class Pickups(MethodView):
 
     @require_role("store_staff")
     @pickup_code_limit(_pickup_attempts_key)
+    @idempotent(scope=_store_keys)
     @blp.arguments(PickupCreate)
     @blp.response(200, OrderOut)
     @blp.alt_response(409, schema=ErrorOut,
                       description="`pickup_code_invalid`: no order waiting at this store has this code")
     @blp.alt_response(429, schema=ErrorOut, description="Too many wrong codes from this clerk at this store")
     def post(self, data, store_id):
-        """Hand a pickup order over to the customer showing its code."""
+        """Hand a pickup order over to the customer showing its code (a till resending it with its Idempotency-Key
+        after a lost answer gets that answer again)."""
         order = service.hand_over(actor=current_user(), store_id=store_id, **data)
         commit()
         return order

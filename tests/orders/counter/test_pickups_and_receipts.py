@@ -43,6 +43,30 @@ def test_the_right_code_hands_the_order_over(client, counter, staff):
     assert (again.status_code, again.json["error"]["code"]) == (409, "pickup_code_invalid")
 
 
+def test_a_hand_over_resent_with_its_idempotency_key_replays_the_first_answer(client, counter, staff):
+    """A till retrying after a lost response is told the order was handed over, not that the code is wrong; the key
+    is the store's, as a counter sale's, so another clerk's till resending it gets the same answer."""
+    order = paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+    url = f"/api/v1/stores/{counter.store.id}/pickups"
+    key = {"Idempotency-Key": "till-3-pickup-0001"}
+
+    first = client.post(url, json={"pickup_code": "123456"}, headers={**staff, **key})
+    again = client.post(url, json={"pickup_code": "123456"}, headers={**staff, **key})
+    other_clerk = client.post(url, json={"pickup_code": "123456"}, headers={**clerk(counter.store), **key})
+
+    assert first.status_code == 200, first.json
+    for retry in (again, other_clerk):
+        assert retry.status_code == 200, retry.json
+        assert retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.json == first.json
+    transitions = db.session.scalars(select(OrderTransition).where(OrderTransition.order_id == order.id,
+                                                                   OrderTransition.to_status == "fulfilled")).all()
+    assert len(transitions) == 1
+    other = client.post(f"/api/v1/stores/{StoreFactory().id}/pickups", json={"pickup_code": "123456"},
+                        headers={**staff, **key})
+    assert other.status_code == 404  # a key is never replayed to another store
+
+
 def test_a_wrong_code_is_409_and_changes_nothing(client, counter, staff):
     order = paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
 
