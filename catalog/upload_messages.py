@@ -3,18 +3,13 @@
 A stored error is `{row, column, code, message, message_zh}`; `message` (English) is what API clients have
 always read, `message_zh` is what the co-op's bookkeeper sees in the portal. The templates are filled with
 `str.format`, so a value quoted in a message is the same in both languages. A quoted value never shows what may
-be a phone, ID or bank card number (`hide_personal_numbers`); the error's row and column say where it is.
+be a phone, ID or bank card number (`hide_personal_numbers`); the error's row and column say where it is. Any
+other number is quoted as typed (a quantity of 19 digits), cut short like every quoted cell.
 """
 from __future__ import annotations
 
-import re
-
 from shop.fields import mask_personal_numbers
 
-# 11 or more digits, maybe grouped by spaces, and an ID number's final X: a phone, an ID or a bank card number.
-# Dashes do not join these groups, so a lot code with a date in it ("ZJ-2026-09-03-001") is still quoted; a phone or
-# ID number grouped by dashes or dots is masked by `mask_personal_numbers`.
-PERSONAL_NUMBER = re.compile(r"\d(?:\s?\d){10,}(?:\s?[Xx])?")
 HIDDEN = "***"
 
 # Where a lot comes in (`inventory.create_lot`, and every upload row): the template's help states it in the words its
@@ -116,9 +111,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 
 def hide_personal_numbers(text: str) -> str:
-    """`text` with each run of digits that may be a phone, ID or bank card number replaced by HIDDEN, and each group
-    of digits that is one however it is grouped (`138-0013-8000`)."""
-    return mask_personal_numbers(PERSONAL_NUMBER.sub(HIDDEN, text), HIDDEN)
+    """`text` with each group of digits that is a phone, ID or bank card number, however it is grouped
+    (`138-0013-8000`, `6217 5134 3100 0000 001`), replaced by HIDDEN."""
+    return mask_personal_numbers(text, HIDDEN)
 
 
 def messages(code: str, **params) -> dict[str, str]:

@@ -127,10 +127,12 @@ def _is_resident_id(number: str) -> bool:
 
 
 def _is_personal_number(group: str) -> bool:
-    """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix) or holds a resident ID."""
+    """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix), a bank card number
+    (`_is_bank_card`) or holds a resident ID (`_is_resident_id`); any other number (a quantity, an amount) is none."""
     digits = _GROUP_SEPARATORS.sub("", group).upper()
     spellings = [digits] + [digits[len(prefix):] for prefix in _TRUNK_PREFIXES if digits.startswith(prefix)]
     return (any(_MOBILE.fullmatch(spelling) for spelling in spellings)
+            or (digits.isdigit() and _is_bank_card(digits))
             or any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17)))
 
 

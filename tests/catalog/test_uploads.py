@@ -454,7 +454,7 @@ def test_a_faulty_gbk_file_from_excel_reports_each_problem_in_chinese_at_its_exc
 
 def test_row_errors_never_quote_what_may_be_a_phone_id_or_bank_card_number(client, world):
     a = world["codes"][0]
-    numbers = ["513431195102020013", "51343119510202001X", "6217513431000000001", "13912345678", "139 1234 5678",
+    numbers = ["513431195102020013", "51343119510202118X", "6217513431000000001", "13912345678", "139 1234 5678",
                "139-1234-5678", "139.1234.5678"]
     rows = [["ZJ-KQ-500", f"LOT-P{n}", "2026-09-03", "XC-WH", number, 4] for n, number in enumerate(numbers)]
     rows += [["ZJ-KQ-500", "LOT-PQ", "13912345678", "XC-WH", a, "6217 5134 3100 0000 001"],
@@ -475,6 +475,25 @@ def test_row_errors_never_quote_what_may_be_a_phone_id_or_bank_card_number(clien
                                           "message": "Unknown column '***'.",
                                           "message_zh": "未知的列“***”（列名见模板的“说明”页）。"}
     assert not re.search(r"\d{5}", json.dumps(stored, ensure_ascii=False))
+
+
+def test_a_number_that_is_no_persons_number_is_quoted_as_typed(client, world):
+    """Only a resident ID number (valid check digit), a bank card number (valid Luhn digit) or a mobile number is
+    hidden: a quantity of 19 digits, an 18-digit number with a wrong ID check digit or a 17-digit one are quoted."""
+    a = world["codes"][0]
+    rows = [["ZJ-KQ-500", "LOT-Q1", "2026-09-03", "XC-WH", a, "9223372036854775808"],
+            ["ZJ-KQ-500", "LOT-Q2", "2026-09-03", "XC-WH", "513431195102020014", 4],
+            ["ZJ-KQ-500", "LOT-Q3", "2026-09-03", "XC-WH", "12345678901234567", 4],
+            ["ZJ-KQ-500", "LOT-Q4", "2026-09-03", "XC-WH", "6217513431000000001", 4]]
+
+    response = upload(client, world, csv_bytes(rows))
+    shown = client.get(f"/api/v1/inventory-uploads/{response.json['id']}", headers=world["headers"]).json
+
+    assert [(e["row"], e["message"]) for e in shown["errors"]] == [
+        (2, "9223372036854775808 is more than 1,000,000 units."),
+        (3, "Unknown household 513431195102020014 for this co-operative."),
+        (4, "Unknown household 12345678901234567 for this co-operative."),
+        (5, "Unknown household *** for this co-operative.")]
 
 
 def test_a_huge_cell_is_reported_as_too_long_and_never_echoed(client, world):
