@@ -11,7 +11,7 @@ from shop.fields import mask_personal_numbers
 
 ROLES = ("consumer", "store_staff", "coop", "admin", "auditor")
 # a username an admin gives (a consumer's is their phone number): no look-alike of another in a foreign script
-USERNAME_PATTERN = r"^[a-z0-9._-]*$"
+USERNAME_PATTERN = r"^[a-z0-9._-]*[a-z0-9][a-z0-9._-]*$"  # at least one letter or digit
 USER_CHANGES = ("created", "disabled", "enabled", "password_reset", "password_changed", "role_changed",
                 "scope_changed")
 

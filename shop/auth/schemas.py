@@ -22,7 +22,7 @@ from shop.pagination import DatedPageQuery, PageQuery
 USERNAME_MAX = 64  # users.username is String(64)
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
-USERNAME_RULE = "Only letters a-z, digits and . _ - (no look-alikes from other scripts)."
+USERNAME_RULE = "Only letters a-z, digits and . _ -, at least one letter or digit (no look-alikes from other scripts)."
 
 
 class Username(Identifier):

@@ -17,7 +17,7 @@ from shop.auth.security import hash_password, issue_token, verify_password
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
-from shop.fields import normalise_username
+from shop.fields import holds_personal_number, mainland_mobile, normalise_username
 from shop.pagination import paginate, recorded_in
 
 SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
@@ -102,13 +102,18 @@ def duplicate_username(row: Mapping[str, Any]) -> Conflict:
 
 def _add_user(*, username: str, password: str, role: str, store_id: int | None, supplier_id: int | None) -> User:
     """A new user with a role and, for staff and co-op users, its scope (not yet audited). A username has only
-    ASCII letters, digits and `.`, `_`, `-` (a consumer's is their phone number), so none can pass for another in a
-    look-alike script."""
+    ASCII letters, digits and `.`, `_`, `-`, at least one letter or digit (a consumer's is their phone number), so none
+    can pass for another in a look-alike script; being shown unmasked in lists and audits, no other holds a person's
+    number (a resident ID, a bank card or a phone number)."""
     _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
     username = normalise_username(username)
     if not re.fullmatch(USERNAME_PATTERN, username):
-        raise ValidationError("A username holds only letters a-z, digits and . _ -.",
-                              details={"username": ["Only letters a-z, digits and . _ - (no look-alikes)."]})
+        raise ValidationError("A username holds only letters a-z, digits and . _ -, at least one letter or digit.",
+                              details={"username": ["Only letters a-z, digits and . _ -, at least one letter or "
+                                                    "digit (no look-alikes)."]})
+    if mainland_mobile(username) is None and holds_personal_number(username):
+        raise ValidationError("A username must not hold an ID, bank card or phone number: it is shown unmasked.",
+                              details={"username": ["Must not hold an ID, bank card or phone number."]})
     if find_user(username=username) is not None:
         raise duplicate_username({"username": username})
     user = User(username=username, password_hash=hash_password(password), role=role,

@@ -119,6 +119,18 @@ def test_user_fields_are_bounded(client, login, fields, bad):
     assert set(error["details"]) == {bad}
 
 
+@pytest.mark.parametrize("username", ["...", "._-", "u513431198001011234", "staff.513431198001011234"])
+def test_a_username_of_only_punctuation_or_holding_a_resident_id_is_refused(client, login, username):
+    """A username is shown unmasked in the user lists and audits: it names someone in letters or digits, and holds
+    no resident ID number."""
+    body = {"username": username, "password": "a good password", "role": "auditor"}
+    error = assert_error(client.post("/api/v1/users", headers=login("admin"), json=body), 422, "validation_error")
+    assert set(error["details"]) == {"username"}
+    assert client.post("/api/v1/users", headers=login("admin"),
+                       json={**body, "username": "u513431198001011236"}).status_code == 201  # no valid check digit
+
+
+
 def test_an_admin_cannot_disable_themselves(client, login):
     me = login("admin")
     my_id = client.get("/api/v1/users?role=admin", headers=me).json["items"][-1]["id"]
