@@ -136,7 +136,8 @@ def test_stock_gone_is_a_conflict_and_nothing_is_taken(client, counter, staff):
 
     assert (response.status_code, response.json["error"]["code"]) == (409, "insufficient_stock")
     [conflict] = _conflicts()
-    assert conflict.details["lines"] == [{"product_id": counter.tea.id, "requested": 9, "available": 4}]
+    assert conflict.details["lines"] == [{"sku": counter.tea.sku, "product_id": counter.tea.id, "requested": 9,
+                                          "available": 4}]
     assert inventory.available(location_id=counter.store.location_id, product_id=counter.rice.id) == 13
     assert _orders() == 0
 
