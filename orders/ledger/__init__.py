@@ -37,7 +37,7 @@ def init_app(app: Flask) -> None:
     register_unique_conflicts(app, {  # written by the ledger alone, from the outbox and the payout tasks
         "uq_ledger_accounts_code": None, "uq_ledger_transactions_seq": None,
         "uq_ledger_transactions_outbox_event_id": None, "uq_payout_lines_batch_account": None,
-        "uq_disclosure_notices_county_month": None})
+        "uq_disclosure_notices_county_month": None, "uq_store_remittances_transaction_id": None})
     api.register_blueprint(blp)
     api.register_blueprint(reports_blp)
     api.register_blueprint(statements_blp)
