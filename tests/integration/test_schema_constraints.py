@@ -10,7 +10,6 @@ before any commits: the losers must still get its code (`username_taken`, `sku_t
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter, defaultdict
 
 import pytest
@@ -22,6 +21,7 @@ from tests.catalog.factories import LocationFactory, ProductFactory
 from tests.catalog.test_products import product_body
 from tests.conftest import make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.parallel import post_together
 from tests.suppliers.factories import SupplierFactory, household_payload, make_id_number, make_uscc
 
 pytestmark = pytest.mark.postgres
@@ -114,24 +114,6 @@ def _admin(client) -> dict:
     return {"Authorization": f"Bearer {token.json['access_token']}"}
 
 
-def post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list[tuple[int, dict]]:
-    """POST each (headers, body) from its own thread, released together; the responses' (status, json)."""
-    barrier = threading.Barrier(len(requests))
-    results: list = [None] * len(requests)
-
-    def run(i: int) -> None:
-        headers, body = requests[i]
-        client = app.test_client()
-        barrier.wait()
-        response = client.post(url, json=body, headers=headers)
-        results[i] = (response.status_code, response.json)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def _same(headers: dict, body: dict) -> list[tuple[dict, dict]]:

@@ -14,26 +14,7 @@ from catalog.models import Stock
 from orders.models import Order, OutboxEvent, SaleConflict
 from shop.db import db, utcnow
 from tests.orders.counter.conftest import clerk, make_counter, paid_pickup_order, sale_body
-
-
-def _post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list:
-    """POST each (headers, body) from its own thread, released together; the responses' (status, json)."""
-    barrier = threading.Barrier(len(requests))
-    results: list = [None] * len(requests)
-
-    def run(i: int) -> None:
-        headers, body = requests[i]
-        client = app.test_client()
-        barrier.wait()
-        response = client.post(url, json=body, headers=headers)
-        results[i] = (response.status_code, response.json)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
+from tests.parallel import post_together
 
 
 def test_one_key_resent_concurrently_by_five_clerks_is_one_sale(racing_app):
@@ -41,7 +22,7 @@ def test_one_key_resent_concurrently_by_five_clerks_is_one_sale(racing_app):
     clerks = [clerk(counter.store) for _ in range(5)]
     url = f"/api/v1/stores/{counter.store.id}/counter-sales"
 
-    results = _post_together(racing_app, url, [({**h, "Idempotency-Key": "till-9-0001"}, sale_body(counter))
+    results = post_together(racing_app, url, [({**h, "Idempotency-Key": "till-9-0001"}, sale_body(counter))
                                            for h in clerks])
 
     assert [status for status, _ in results] == [201] * 5
@@ -59,7 +40,7 @@ def test_one_refused_offline_sale_resent_concurrently_is_one_conflict(racing_app
                      client_created_at=(utcnow() - timedelta(hours=1)).isoformat())
     url = f"/api/v1/stores/{counter.store.id}/counter-sales"
 
-    results = _post_together(racing_app, url, [({**h, "Idempotency-Key": "till-9-0002"}, body) for h in clerks])
+    results = post_together(racing_app, url, [({**h, "Idempotency-Key": "till-9-0002"}, body) for h in clerks])
 
     assert Counter(status for status, _ in results) == Counter({409: 5})
     assert {body["error"]["code"] for _, body in results} == {"price_mismatch"}
@@ -74,7 +55,7 @@ def test_concurrent_sales_of_the_last_units_never_oversell(racing_app):
     url = f"/api/v1/stores/{counter.store.id}/counter-sales"
     body = sale_body(counter, lines=[{"sku": counter.tea.sku, "quantity": 1}], payment={"method": "card"})
 
-    results = _post_together(racing_app, url, [(clerk(counter.store), body) for _ in range(8)])
+    results = post_together(racing_app, url, [(clerk(counter.store), body) for _ in range(8)])
 
     assert Counter(status for status, _ in results) == Counter({201: 4, 409: 4})
     db.session.expire_all()
@@ -124,7 +105,7 @@ def test_a_parallel_burst_of_wrong_pickup_codes_gets_ten_checked(racing_app):
     staff = clerk(counter.store)
     url = f"/api/v1/stores/{counter.store.id}/pickups"
 
-    results = _post_together(racing_app, url, [(staff, {"pickup_code": f"{n:06d}"}) for n in range(24)])
+    results = post_together(racing_app, url, [(staff, {"pickup_code": f"{n:06d}"}) for n in range(24)])
 
     assert Counter(status for status, _ in results) == Counter({409: 10, 429: 14})
     assert racing_app.test_client().post(url, json={"pickup_code": "123456"}, headers=staff).status_code == 429
