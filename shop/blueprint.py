@@ -44,7 +44,8 @@ def check_query(app: flask.Flask) -> flask.Response | None:
     """The 422 naming every query parameter of an API operation that declares none (`?dry_run=true` on a write must
     not be taken as if it were read), or None; None too when the view answers first (404, 405, 401, 403). The
     parameters of an operation that declares some are judged by `StrictParser`, by the same rules."""
-    if not flask.request.path.startswith("/api/") or flask.request.method == "OPTIONS":
+    if (not flask.request.query_string or not flask.request.path.startswith("/api/")
+            or flask.request.method == "OPTIONS"):
         return None
     view = matched_view(app)
     args = query_args(flask.request.args)
