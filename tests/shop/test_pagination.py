@@ -217,7 +217,8 @@ def _store_one_busy(client, admin: dict, consumer: dict) -> None:
 
 
 def _payouts_made(client, admin: dict) -> None:
-    """A household batch of supplier 1 with two lines, a store batch, and two downloads of its bank file."""
+    """A household batch of supplier 1 with two lines, a store batch, two downloads of its bank file, and two
+    remittances of store 1."""
     from orders.ledger import accounts
     from suppliers.models import Supplier
     from tests.orders.ledger.payout_factories import days_ago, earn, payee_household
@@ -225,12 +226,18 @@ def _payouts_made(client, admin: dict) -> None:
     supplier = db.session.get(Supplier, 1)
     for _ in (1, 2):
         earn(accounts.household(payee_household(supplier).id, supplier.id), 1000, on=days_ago(2))
+    earn(accounts.store(1), 1000, on=days_ago(2))  # a demo store has a bank account: a store batch pays it
     for party, scope in (("household", {"supplier_id": 1}), ("store", {})):
         batch = client.post("/api/v1/payout-batches", headers=admin,
                             json={"party": party, "until": days_ago(1).isoformat(), **scope})
+        assert batch.status_code == 202, batch.json
     for _ in (1, 2):
         assert client.get(f"/api/v1/payout-batches/{batch.json['id']}?format=csv&reason=转账",
                           headers=admin).status_code == 200
+    earn(accounts.store_cash(1), -3000)  # counter cash the store holds, two remittances of it (after the batches)
+    for reference in ("DEP-1", "DEP-2"):
+        assert client.post("/api/v1/stores/1/remittances", headers=admin, json={
+            "amount_fen": 1000, "received_on": days_ago(0).isoformat(), "reference": reference}).status_code == 201
 
 
 @pytest.fixture(scope="module")
