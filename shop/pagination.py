@@ -103,12 +103,18 @@ def list_scope() -> dict | None:
                             if key not in PAGING_PARAMETERS)}
 
 
-def _serializer(keys: Sequence, newest_first: bool = False, filters: Mapping[str, Any] | None = None) \
-        -> URLSafeSerializer:
+def scope_of(endpoint: str, **path: Any) -> dict:
+    """The list at `endpoint` with these path arguments and no query: where a cursor issued elsewhere continues (a
+    payout batch's first lines go on in its lines list)."""
+    return {"endpoint": endpoint, "path": path, "query": []}
+
+
+def _serializer(keys: Sequence, newest_first: bool = False, filters: Mapping[str, Any] | None = None,
+                scope: dict | None = None) -> URLSafeSerializer:
     """The signer of one list's cursors: the salt names the list's key columns, its direction, the list the request
-    reads (`list_scope`) and the caller's `filters`."""
+    reads (`list_scope`, or the `scope` the cursor is issued for) and the caller's `filters`."""
     columns = ",".join(f"{key.class_.__tablename__}.{key.key}" for key in keys)
-    bound = {"list": list_scope(), "filters": filters}
+    bound = {"list": scope or list_scope(), "filters": filters}
     scope = f":{json.dumps(bound, sort_keys=True, default=str, ensure_ascii=False)}" if any(bound.values()) else ""
     return URLSafeSerializer(current_app.config["SECRET_KEY"],
                              salt=f"shop.cursor:{columns}{':desc' if newest_first else ''}{scope}")
@@ -139,17 +145,17 @@ def decode_cursor(cursor: str, keys: Sequence, *, newest_first: bool = False,
 
 
 def encode_cursor(values: Sequence[Any], keys: Sequence, *, newest_first: bool = False,
-                  filters: Mapping[str, Any] | None = None) -> str:
-    """A signed, opaque cursor of the list ordered by `keys` (this request's, with these filters), from the last
-    item's key values."""
-    return _serializer(keys, newest_first, filters).dumps(list(values))
+                  filters: Mapping[str, Any] | None = None, scope: dict | None = None) -> str:
+    """A signed, opaque cursor of the list ordered by `keys` (this request's, or `scope`'s, with these filters), from
+    the last item's key values."""
+    return _serializer(keys, newest_first, filters, scope).dumps(list(values))
 
 
 def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None, newest_first: bool = False,
-             filters: Mapping[str, Any] | None = None) -> dict:
+             filters: Mapping[str, Any] | None = None, next_on: dict | None = None) -> dict:
     """Run `query` ordered by the unique `keys` tuple (descending with `newest_first`), returning one page after
-    `cursor`; its cursors are valid only on the list the request reads (its route and query parameters) and, with
-    `filters`, only with the same filter values."""
+    `cursor`; its cursors are valid only on the list the request reads (its route and query parameters; `next_on`:
+    the list `scope_of` names instead) and, with `filters`, only with the same filter values."""
     if cursor:
         after = tuple_(*decode_cursor(cursor, keys, newest_first=newest_first, filters=filters))
         query = query.where(tuple_(*keys) < after if newest_first else tuple_(*keys) > after)
@@ -160,5 +166,5 @@ def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None, n
     if len(rows) > limit:
         last = items[-1]
         next_cursor = encode_cursor([getattr(last, key.key) for key in keys], keys, newest_first=newest_first,
-                                    filters=filters)
+                                    filters=filters, scope=next_on)
     return {"items": items, "next_cursor": next_cursor}

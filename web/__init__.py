@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 
 from shop.errors import register_error_page
-from web.pages import csrf, error_page_for, web_user
+from web.pages import csrf, error_page_for, page_url, web_user
 
 assets = Blueprint("web_static", __name__, static_folder="static", static_url_path="/static/web")
 
@@ -19,6 +19,7 @@ def init_app(app: Flask) -> None:
 
     csrf.init_app(app)
     app.jinja_env.globals["web_user"] = web_user
+    app.jinja_env.globals["page_url"] = page_url
     register_error_page(app, error_page_for)
     app.register_blueprint(assets)
     for part in (account, storefront, till, coop):

@@ -66,6 +66,16 @@ def sign_in_session(user: User) -> None:
                    **({"cart": cart} if cart else {}))
 
 
+def page_url(cursor: str | None) -> str:
+    """This list page again, from `cursor` (None: its first page), its query string kept as it came: a list's cursor is
+    bound to the query it was issued for, whatever the page itself ignores of it."""
+    args = request.args.copy()
+    args.poplist("cursor")
+    if cursor is not None:
+        args["cursor"] = cursor
+    return url_for(request.endpoint, **(request.view_args or {}), **args.to_dict(flat=False))
+
+
 def safe_next(target: str | None, user: User) -> str:
     """Where to go after signing in: a local path only (never another host), else the role's home page.
     Backslashes, whitespace and control characters are refused outright: browsers drop or fold them, so that

@@ -438,3 +438,16 @@ def test_a_household_searchs_next_page_link_keeps_the_search_and_pages_on(coops)
     assert sorted(h.code for h in found if h.code in text(first) + text(rest)) == sorted(h.code for h in found)
     assert "别的村" not in text(rest)
     assert client.get(following.replace("village=", "village=别")).status_code == 400
+
+
+@pytest.mark.parametrize("query", ["village=+龙沟村+", "village=龙沟村&ref=menu", "village=龙沟村&active=true"])
+def test_a_households_next_page_link_works_whatever_else_the_address_carries(coops, query):
+    supplier, client = coops["ours"], coops["client"]
+    linked_households(supplier, 55, village="龙沟村")
+    db.session.commit()
+    first = client.get(f"/coop/households?{query}")
+    following = re.search(r'href="([^"]*cursor=[^"]*)">下一页', text(first)).group(1).replace("&amp;", "&")
+
+    rest = client.get(following)
+
+    assert rest.status_code == 200 and "回到第一页" in text(rest) and "龙沟村" in text(rest)

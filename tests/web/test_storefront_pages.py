@@ -26,7 +26,7 @@ from orders.refunds.service import (
 )
 from shop.auth.service import find_user
 from shop.db import db
-from tests.catalog.factories import make_lot
+from tests.catalog.factories import ProductFactory, make_lot
 from web.filters import local_time, yuan
 from web.storefront.reads import lots_on_sale
 
@@ -512,3 +512,16 @@ def test_a_product_with_many_lots_lists_the_first_twenty_on_sale_and_counts_the_
     html = site.app.test_client().get("/p/ML-ST-500G").get_data(as_text=True)
     assert html.count("溯源码 ") == 20 and f"共 {count} 个在售批次" in html
     assert html.index("溯源码 ") == html.index(f"溯源码 {first.trace_code}")  # the lot sold first, first
+
+
+@pytest.mark.parametrize("query", ["from=singlemessage", "q=+", "utm_source=wechat&foo=1"])
+def test_the_more_products_link_works_whatever_else_a_shared_address_carries(app, client, query):
+    ProductFactory.create_batch(25)
+    db.session.commit()
+    first = client.get(f"/?{query}")
+    following = re.search(r'href="([^"]*cursor=[^"]*)">更多商品', first.get_data(as_text=True)).group(1)
+
+    rest = client.get(following.replace("&amp;", "&"))
+
+    assert rest.status_code == 200 and "翻页链接无效" not in rest.get_data(as_text=True)
+    assert rest.get_data(as_text=True).count("测试产品") == 5

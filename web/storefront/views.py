@@ -9,7 +9,7 @@ from catalog.schemas import ProductQuery
 from shop.errors import NotFound
 from shop.pagination import InvalidCursor
 from web.filters import FILTERS
-from web.pages import error_page, page_blueprint, web_user
+from web.pages import error_page, page_blueprint, page_url, web_user
 from web.storefront import cart, reads
 
 PAGE_SIZE = 20
@@ -46,7 +46,7 @@ def home():
         page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters)
     districts = reads.donor_districts(on=catalog.today())
     chosen = next((d for group in districts.values() for d in group if d.code == filters.get("donor")), None)
-    next_url = url_for(".home", **{**filters, "cursor": page["next_cursor"]}) if page["next_cursor"] else None
+    next_url = page_url(page["next_cursor"]) if page["next_cursor"] else None
     return render_template("storefront/home.html", page=page, filters=filters, districts=districts,
                            chosen=chosen, next_url=next_url, error=error), 400 if error else 200
 

@@ -45,7 +45,7 @@ from shop.caching import cache_delete, cache_get, cache_set
 from shop.clock import shanghai_midnight
 from shop.db import after_commit, among, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
-from shop.pagination import paginate, recorded_in
+from shop.pagination import paginate, recorded_in, scope_of
 from suppliers.identifiers import mask_bank_account
 from suppliers.models import Household, RevealAudit, Supplier
 
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=15)
 LINES_SHOWN = 100  # a batch's lines shown with it (the API's largest page); the rest through its lines list
+LINES_LIST = "payouts.list_lines"  # the endpoint of a batch's lines list, where its first lines go on
 REQUEUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 20
 PROGRESS_EVERY = 200
@@ -351,13 +352,15 @@ def _line_sums(batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
     return counts, totals
 
 
-def _lines_page(batch: PayoutBatch, *, status: str | None, limit: int, cursor: str | None) -> dict:
-    """A page of the batch's lines by id (of one `status` if given), each marked with `account_changed`."""
+def _lines_page(batch: PayoutBatch, *, status: str | None, limit: int, cursor: str | None,
+                next_on: dict | None = None) -> dict:
+    """A page of the batch's lines by id (of one `status` if given), each marked with `account_changed`; its cursor
+    for the list `next_on` names if given."""
     query = select(PayoutLine).where(PayoutLine.batch_id == batch.id)
     if status:
         query = query.where(PayoutLine.status == status)
     page = paginate(query, keys=[PayoutLine.id], limit=limit, cursor=cursor,
-                    filters={"batch_id": batch.id, "status": status})
+                    filters={"batch_id": batch.id, "status": status}, next_on=next_on)
     _mark_account_changes(batch, page["items"])
     return page
 
@@ -374,7 +377,8 @@ def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
         done, total = cache_get(_progress_key(batch.id)) or (done, total)
     shown["progress"] = {"done": done, "total": total}
     if with_lines:
-        page = _lines_page(batch, status=None, limit=LINES_SHOWN, cursor=None)
+        page = _lines_page(batch, status=None, limit=LINES_SHOWN, cursor=None,
+                           next_on=scope_of(LINES_LIST, batch_id=batch.id))
         counts, totals = _line_sums(batch.id)
         shown["lines"], shown["lines_next_cursor"] = page["items"], page["next_cursor"]
         shown["line_counts"], shown["totals"] = counts, {f"{status}_fen": fen for status, fen in totals.items()}
