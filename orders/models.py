@@ -183,6 +183,7 @@ class Order(db.Model):
     tendered_fen: Mapped[int | None] = mapped_column(BigInteger)
     client_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))  # a counter sale's, from its till
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))  # the fingerprint of the request that made it
     late_entry: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -51,6 +51,7 @@ IN_PROGRESS_WAIT_SECONDS = 3.0  # how long a retry waits for a two-phase write (
 ABANDONED_AFTER = timedelta(minutes=5)
 IN_PROGRESS_POLL_SECONDS = 0.05
 KEEP_FOR = timedelta(hours=24)
+REPLAYED = "Idempotent-Replayed"  # the header of an answer given again
 RESPONSE_FIELD = "idempotency_keys.response_body"
 NOT_FINAL = "idempotency.answer_not_final"
 
@@ -93,7 +94,7 @@ def forget_old_keys() -> int:
     return result.rowcount
 
 
-def _fingerprint() -> str:
+def request_fingerprint() -> str:
     """What makes two requests "the same": method, path and body; a JSON body by its content, so the same
     object with its keys in another order or spaced otherwise is the same request, and `{}` is no body."""
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
@@ -112,7 +113,7 @@ def _replay(record: IdempotencyKey, fingerprint: str):
         raise Conflict("This Idempotency-Key was used for a different request.", code=ShopCode.IDEMPOTENCY_KEY_REUSED)
     response = current_app.response_class(record.response_body, status=record.status_code,
                                           mimetype="application/json")
-    response.headers["Idempotent-Replayed"] = "true"
+    response.headers[REPLAYED] = "true"
     return response
 
 
@@ -155,7 +156,7 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
         if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
             raise AppError("The Idempotency-Key must have 1 to 255 printable ASCII characters.",
                            code=ShopCode.INVALID_IDEMPOTENCY_KEY)
-        owner, fingerprint = scope(**kwargs), _fingerprint()
+        owner, fingerprint = scope(**kwargs), request_fingerprint()
         deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
         while True:
             record = _stored(owner, key)

@@ -23,7 +23,7 @@ from shop.blueprint import Blueprint
 from shop.db import commit, db
 from shop.errors import ErrorOut
 from shop.http import ReadAt
-from shop.idempotency import HEADER, idempotent
+from shop.idempotency import HEADER, REPLAYED, idempotent, request_fingerprint
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("counter", __name__, url_prefix="/api/v1", description="Counter sales, receipts and pickups")
@@ -55,7 +55,8 @@ def create_counter_sale(data, store_id):
     """Sell at the counter (paid and fulfilled at once); a refused offline sale is kept as a sale conflict."""
     key = request.headers.get(HEADER)
     try:
-        sale = service.sell(actor=current_user(), store_id=store_id, idempotency_key=key, **data)
+        sale = service.sell(actor=current_user(), store_id=store_id, idempotency_key=key,
+                            fingerprint=request_fingerprint() if key else None, **data)
     except service.SaleRefused as refused:
         db.session.rollback()  # the sale is refused; only its conflict record is kept, in a transaction of its own
         conflict = service.record_conflict(actor=current_user(), store_id=store_id, idempotency_key=key,
@@ -63,7 +64,7 @@ def create_counter_sale(data, store_id):
         db.session.commit()
         raise service.conflict_error(conflict) from refused
     commit()
-    return sale
+    return (sale, 201, {REPLAYED: "true"}) if sale.replayed else sale
 
 
 @blp.route("/stores/<int:store_id>/sale-conflicts")

@@ -31,7 +31,7 @@ from orders.models import Allocation, Order, OrderLine, Refund, SaleConflict, Sh
 from orders.stores.service import get_shift, get_store_for, hold_till, open_shift
 from shop.auth.models import User
 from shop.db import among, db, lock_on_sqlite, utcnow
-from shop.errors import AppError, Conflict, NotFound, ValidationError
+from shop.errors import AppError, Conflict, NotFound, ShopCode, ValidationError
 from shop.fields import LARGEST_NOTE_FEN
 from shop.pagination import paginate
 from suppliers.models import Supplier
@@ -49,11 +49,13 @@ class SaleRefused(Conflict):
 
 @dataclass(frozen=True)
 class CounterSale:
-    """A counter sale just made: its order (as its reader sees it), the change to give back and the receipt."""
+    """A counter sale just made (or `replayed`: made before under the same key): its order (as its reader sees it),
+    the change to give back and the receipt."""
 
     order: OrderView
     change_fen: int
     receipt: dict
+    replayed: bool = False
 
     def __getattr__(self, name: str) -> Any:
         """The order's own attributes."""
@@ -73,19 +75,25 @@ class _Item:
 # --- counter sales ------------------------------------------------------------------------------------
 
 def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], payment: dict,
-         client_created_at: datetime | None = None, idempotency_key: str | None = None) -> CounterSale:
-    """Sell at the counter, paid and fulfilled at once; an offline sale that breaks a rule raises `SaleRefused`."""
+         client_created_at: datetime | None = None, idempotency_key: str | None = None,
+         fingerprint: str | None = None) -> CounterSale:
+    """Sell at the counter, paid and fulfilled at once; an offline sale that breaks a rule raises `SaleRefused`. A
+    resend of a key whose sale exists (its key perhaps long forgotten by the idempotency layer) answers that sale if it
+    is the same request (`fingerprint`), else `idempotency_key_reused` 409."""
     store = get_store_for(actor=actor, store_id=store_id)
     made = _sale_for_key(store_id=store.id, idempotency_key=idempotency_key)
-    if made is not None:  # a resend of a sale already made (its key may be long forgotten by the idempotency layer)
-        return _counter_sale(actor, made)
+    if made is not None:
+        if made.idempotency_hash != fingerprint:
+            raise Conflict("This Idempotency-Key was used for a different request.",
+                           code=ShopCode.IDEMPOTENCY_KEY_REUSED)
+        return _counter_sale(actor, made, replayed=True)
     _hold_shift(store_id=store.id, shift_id=shift_id)
     if client_created_at is None:
         if not store.active:  # a closed store sells nothing new; its till's queued offline sales still arrive
             raise Conflict(f"Store {store.id} is inactive.", code=OrderCode.STORE_INACTIVE)
         shift = open_shift(store_id=store.id, shift_id=shift_id)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=None,
-                          idempotency_key=idempotency_key)
+                          key=(idempotency_key, fingerprint))
     shift = get_shift(store_id=store.id, shift_id=shift_id)
     known = _conflict_for_key(store_id=store.id, idempotency_key=idempotency_key)
     if known is not None:
@@ -93,7 +101,7 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
     try:
         moment = _accepted_moment(shift=shift, client_created_at=client_created_at)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=moment,
-                          offline_at=client_created_at, idempotency_key=idempotency_key)
+                          offline_at=client_created_at, key=(idempotency_key, fingerprint))
     except Conflict as exc:
         raise SaleRefused(exc) from exc
     except ValidationError as exc:
@@ -212,17 +220,18 @@ def _sale_for_key(*, store_id: int, idempotency_key: str | None) -> Order | None
                                                  Order.idempotency_key == idempotency_key))
 
 
-def _counter_sale(actor: User, order: Order) -> CounterSale:
+def _counter_sale(actor: User, order: Order, *, replayed: bool = False) -> CounterSale:
     """A counter sale as it is answered: its order, the change given and its receipt."""
     change = order.tendered_fen - order.total_fen if order.tendered_fen is not None else 0
-    return CounterSale(order=view_order(actor=actor, order=order), change_fen=change, receipt=receipt_of(order))
+    return CounterSale(order=view_order(actor=actor, order=order), change_fen=change, receipt=receipt_of(order),
+                       replayed=replayed)
 
 
 def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], payment: dict, moment: datetime | None,
-               offline_at: datetime | None = None, idempotency_key: str | None = None) -> CounterSale:
+               offline_at: datetime | None = None, key: tuple[str | None, str | None] = (None, None)) -> CounterSale:
     """Take the units from the store's stock and write the paid, fulfilled order with its allocations,
-    transitions and one `line_paid` outbox event per line; a sale made now (`moment` None) is dated once its
-    products' prices are held."""
+    transitions and one `line_paid` outbox event per line, keeping the till's `key` (its Idempotency-Key and the
+    request's fingerprint); a sale made now (`moment` None) is dated once its products' prices are held."""
     items = _resolve(lines, at=offline_at)
     moment = moment or utcnow()
     total = sum(item.quantity * item.terms["price_fen"] for item in items)
@@ -234,7 +243,7 @@ def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], pa
                   sale_date=outbox.sale_date_of(moment), shift_id=shift.id, payment_method=payment["method"],
                   tendered_fen=payment.get("tendered_fen"), client_created_at=offline_at,
                   late_entry=offline_at is not None and shift.closed_at is not None, created_by=actor.id,
-                  idempotency_key=idempotency_key)
+                  idempotency_key=key[0], idempotency_hash=key[1])
     for item, taken in zip(items, portions, strict=True):
         product = item.product
         line = OrderLine(product_id=product.id, sku=product.sku, name=product.name, supplier_id=product.supplier_id,

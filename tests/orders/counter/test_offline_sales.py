@@ -166,12 +166,28 @@ def test_a_sale_resent_after_its_idempotency_key_was_swept_is_still_one_sale(cli
     again = client.post(_url(counter), json=body, headers={**clerk(counter.store), "Idempotency-Key": "till-2-0002"})
 
     assert again.status_code == 201, again.json
+    assert again.headers["Idempotent-Replayed"] == "true"
     assert (again.json["id"], again.json["change_fen"]) == (first.json["id"], first.json["change_fen"])
     impact = again.json["receipt"]["impact"]  # the ledger has attributed the sale since
     assert again.json["receipt"] == {**first.json["receipt"], "impact": impact}
     assert _orders() == 1
     assert inventory.available(location_id=counter.store.location_id, product_id=counter.rice.id) == on_hand
     assert db.session.scalar(select(func.count(OutboxEvent.id))) == 1
+
+
+def test_another_sale_under_a_key_whose_first_sale_was_made_long_ago_is_refused(client, counter, staff):
+    first = client.post(_url(counter), json=sale_body(counter), headers={**staff, "Idempotency-Key": "till-2-0003"})
+    assert first.status_code == 201, first.json
+    db.session.execute(update(IdempotencyKey).values(created_at=utcnow() - KEEP_FOR - timedelta(minutes=1)))
+    forget_old_keys()
+    db.session.commit()
+    other = sale_body(counter, lines=[{"sku": counter.rice.sku, "quantity": 1}],
+                      payment={"method": "card"})
+
+    again = client.post(_url(counter), json=other, headers={**staff, "Idempotency-Key": "till-2-0003"})
+
+    assert (again.status_code, again.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert _orders() == 1
 
 
 def test_an_offline_sale_names_every_price(client, counter, staff):
