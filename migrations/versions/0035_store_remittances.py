@@ -73,6 +73,7 @@ def upgrade():
                                 name=op.f("fk_store_remittances_transaction_id_ledger_transactions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_store_remittances")),
         sa.UniqueConstraint("transaction_id", name=op.f("uq_store_remittances_transaction_id")),
+        sa.UniqueConstraint("store_id", "reference", name="uq_store_remittances_store_reference"),
     )
     op.create_index(op.f("ix_store_remittances_store_id"), "store_remittances", ["store_id"], unique=False)
     op.create_index(op.f("ix_store_remittances_created_at"), "store_remittances", ["created_at"], unique=False)

@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
     from orders.ledger.payouts import service as payouts
     from orders.ledger.payouts import tasks as payout_tasks  # noqa: F401 - registers the Celery task
     from orders.ledger.payouts.api import blp as payouts_blp
+    from orders.ledger.remittances import duplicate_remittance
     from orders.ledger.remittances_api import blp as remittances_blp
     from orders.ledger.reports_api import blp as reports_blp
     from orders.ledger.rollups import REFRESH_EVERY_SECONDS, refresh_rollups_command
@@ -34,7 +35,9 @@ def init_app(app: Flask) -> None:
     register_consumer(app, "ledger", apply_events)
     register_lot_reach(app, LOT_HOUSEHOLDS_REACHED)
     register_error_codes(app, LedgerCode)
-    register_unique_conflicts(app, {  # written by the ledger alone, from the outbox and the payout tasks
+    register_unique_conflicts(app, {
+        "uq_store_remittances_store_reference": duplicate_remittance,
+        # written by the ledger alone, from the outbox, the payout tasks and a remittance's own posting
         "uq_ledger_accounts_code": None, "uq_ledger_transactions_seq": None,
         "uq_ledger_transactions_outbox_event_id": None, "uq_payout_lines_batch_account": None,
         "uq_disclosure_notices_county_month": None, "uq_store_remittances_transaction_id": None})

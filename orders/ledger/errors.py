@@ -20,5 +20,6 @@ class LedgerCode(StrEnum):
     PAYOUT_LINE_NOT_FOUND = "payout_line_not_found"
     REMITTANCE_EXCEEDS_CASH_HELD = "remittance_exceeds_cash_held"
     REMITTANCE_NOT_FOUND = "remittance_not_found"
+    REMITTANCE_REFERENCE_USED = "remittance_reference_used"
     VERIFICATION_NOT_FOUND = "verification_not_found"
     VERIFICATION_RUNNING = "verification_running"

@@ -187,4 +187,5 @@ class StoreRemittance(db.Model):
     recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    __table_args__ = (CheckConstraint("amount_fen > 0 AND commission_kept_fen >= 0", name="amounts"),)
+    __table_args__ = (CheckConstraint("amount_fen > 0 AND commission_kept_fen >= 0", name="amounts"),
+                      UniqueConstraint("store_id", "reference", name="uq_store_remittances_store_reference"))

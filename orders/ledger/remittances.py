@@ -12,7 +12,9 @@ KEY UPDATE, as a payout build locks them) before their balances are read, so con
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -50,12 +52,26 @@ def _locked_balances(store_id: int) -> tuple[int, int]:
     return -int(balances.get(codes[0]) or 0), int(balances.get(codes[1]) or 0)
 
 
+def duplicate_remittance(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a deposit whose bank reference the store's remittances already hold (one deposit, one
+    remittance)."""
+    first = db.session.scalar(select(StoreRemittance.id).where(StoreRemittance.store_id == row["store_id"],
+                                                               StoreRemittance.reference == row["reference"]))
+    return Conflict(f"Store {row['store_id']}'s deposit {row['reference']} is already recorded.",
+                    code=LedgerCode.REMITTANCE_REFERENCE_USED,
+                    details={"reference": row["reference"], "remittance_id": first})
+
+
 def record_remittance(*, store_id: int, actor: User, amount_fen: int, received_on: date,
                       reference: str) -> StoreRemittance:
     """Record that the store handed over `amount_fen` of its counter cash (received on `received_on`, under the
-    bank's `reference`) and post it (the module's docstring); 409 if it holds less cash than that."""
+    bank's `reference`, once) and post it (the module's docstring); 409 if it holds less cash than that, or if that
+    deposit is already recorded."""
     _store_in_scope(store_id, actor)
     cash_held, commission = _locked_balances(store_id)
+    if db.session.scalar(select(StoreRemittance.id).where(StoreRemittance.store_id == store_id,
+                                                          StoreRemittance.reference == reference)) is not None:
+        raise duplicate_remittance({"store_id": store_id, "reference": reference})
     if amount_fen > cash_held:
         raise Conflict(f"The store holds {cash_held} fen of counter cash: it cannot remit {amount_fen}.",
                        code=LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, details={"cash_held_fen": max(cash_held, 0)})

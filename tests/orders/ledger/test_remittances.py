@@ -158,3 +158,37 @@ def test_concurrent_remittances_never_remit_more_than_the_cash_held(racing_app):
     assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 2
     assert db.session.scalar(select(func.count()).select_from(PayoutBatch)) == 0
     assert verify_ledger()["ok"] is True
+
+
+def test_one_deposit_is_one_remittance_however_often_it_is_sent(client, login):
+    store = StoreFactory()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -5000)
+    admin, other_admin = login("admin"), {"Authorization": login("admin")["Authorization"]}
+    first = remit(client, admin, store.id, 1000, reference="DEP-002")
+    assert first.status_code == 201, first.json
+
+    again = remit(client, other_admin, store.id, 1000, key="another-key", reference="DEP-002")
+
+    assert (again.status_code, again.json["error"]["code"]) == (409, "remittance_reference_used")
+    assert again.json["error"]["details"] == {"reference": "DEP-002", "remittance_id": first.json["id"]}
+    assert balance("payments:bank") == -1000 and balance(f"store_cash:{store.id}") == -4000
+    assert remit(client, admin, store.id, 1000, reference="DEP-003").status_code == 201  # another deposit
+
+
+def test_racing_sends_of_one_deposit_record_it_once(racing_app):
+    store = StoreFactory()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -5000)
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    db.session.refresh(admin)
+    store_id = store.id
+    db.session.expunge(admin)
+
+    outcomes = race(racing_app, 4, lambda i: remittances.record_remittance(
+        store_id=store_id, actor=admin, amount_fen=1000, received_on=today(), reference="DEP-9"))
+
+    assert outcomes == {"ok": 1, "remittance_reference_used": 3}
+    assert balance("payments:bank") == -1000
+    assert verify_ledger()["ok"] is True
