@@ -85,8 +85,11 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
     return text
 
 
-_DIGIT_GROUPS = re.compile(r"\d(?:[\s._-]?\d)*(?:[\s._-]?[Xx])?")  # digits, maybe grouped: 138-0013-8000
-_GROUP_SEPARATORS = re.compile(r"[\s._-]")
+# digits, maybe grouped by a separator: any run of up to three characters neither letters, digits nor ideographs
+# (spaces, dots, dashes, slashes, commas, colons, `·`, `*`, `−`: 138/0013/8000, 6222 · 0202 · …)
+_GROUP_SEPARATOR = r"[\W_]{1,3}"
+_DIGIT_GROUPS = re.compile(rf"\d(?:(?:{_GROUP_SEPARATOR})?\d)*(?:(?:{_GROUP_SEPARATOR})?[Xx])?")
+_GROUP_SEPARATORS = re.compile(_GROUP_SEPARATOR)
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _TRUNK_PREFIXES = ("0086", "86", "0")
 
@@ -161,8 +164,6 @@ def no_personal_number_in_text(text: str | None) -> None:
 
 
 ID_OR_CARD_IN_TEXT = "Do not write ID or bank card numbers here: this text is shown to others unmasked."
-_TEXT_DIGIT_GROUPS = re.compile(r"\d(?:[\s._\-‐‑‒–—―]?\d)*(?:[\s._\-‐‑‒–—―]?[Xx])?")
-_TEXT_SEPARATORS = re.compile(r"[\s._\-‐‑‒–—―]")
 _CARD_LENGTHS = range(16, 20)
 _UNIONPAY = "62"  # mainland debit cards, some of which carry no Luhn check digit
 
@@ -174,10 +175,10 @@ def _is_bank_card(digits: str) -> bool:
 
 def holds_id_or_card_number(text: str) -> bool:
     """Whether free text holds a resident ID number (18 characters with a valid check digit) or a bank card number
-    (`_is_bank_card`), its digits of any width, grouped by spaces, dashes or dots or not: the whole group or one of
-    its parts (`账号6222 0200 …`, `订单 12 6222…`)."""
-    for group in _TEXT_DIGIT_GROUPS.finditer(normalise_identifier(text, case=None)):
-        parts = _TEXT_SEPARATORS.split(group.group())
+    (`_is_bank_card`), its digits of any width, grouped (`_DIGIT_GROUPS`) or not: the whole group or one of its
+    parts (`账号6222 0200 …`, `订单 12 6222…`)."""
+    for group in _DIGIT_GROUPS.finditer(normalise_identifier(text, case=None)):
+        parts = _GROUP_SEPARATORS.split(group.group())
         digits = "".join(parts).upper()
         if (any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17))
                 or any(_is_bank_card(number) for number in {digits, *parts})):

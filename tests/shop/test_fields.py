@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from shop.auth.models import User
 from shop.db import db
-from shop.fields import MULTILINE_TEXT_PATTERN, TEXT_PATTERN, Identifier, Text, clean_text
+from shop.fields import MULTILINE_TEXT_PATTERN, TEXT_PATTERN, Identifier, Text, clean_text, holds_personal_number
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import make_uscc
 
@@ -112,6 +112,37 @@ def test_free_text_refuses_an_id_or_bank_card_number_however_written(text):
 ])
 def test_free_text_keeps_numbers_that_are_no_id_or_card(text):
     assert Text(max_length=200).deserialize(text) == text
+
+
+# between digit groups, people type any short run of punctuation or spaces, not only one space, dot or dash
+GROUP_SEPARATORS = {"two spaces": "  ", "slash": "/", "comma": ",", "middle dot": "·", "asterisk": "*",
+                    "minus sign": "\u2212", "colon": ":", "wave dash": "〜", "spaced slash": " / "}
+GROUPED = {"ID": (ID_NUMBER[:6], ID_NUMBER[6:14], ID_NUMBER[14:]), "card": ("6222", "0202", "0011", "2345", "678"),
+           "phone": ("138", "0013", "8000")}
+
+
+@pytest.mark.parametrize("separator", GROUP_SEPARATORS.values(), ids=GROUP_SEPARATORS.keys())
+@pytest.mark.parametrize("kind", ["ID", "card"])
+def test_free_text_refuses_an_id_or_card_number_grouped_by_any_separator(kind, separator):
+    with pytest.raises(ValidationError) as error:
+        Text(max_length=200).deserialize(f"顾客号码 {separator.join(GROUPED[kind])} 已核对")
+    assert error.value.messages == [CARD_REFUSED]
+
+
+@pytest.mark.parametrize("separator", GROUP_SEPARATORS.values(), ids=GROUP_SEPARATORS.keys())
+@pytest.mark.parametrize("kind", ["ID", "card", "phone"])
+def test_a_code_or_name_holds_a_personal_number_grouped_by_any_separator(kind, separator):
+    assert holds_personal_number(f"张三 {separator.join(GROUPED[kind])}")
+
+
+EVERYDAY = ["20261128 盘点", "2026-11-28 盘点", "2026/11/28 12:30 到货", "金额 1,234.50 元", "运单 1234567890123",
+            "运单 123456789012345", "数量 3, 5, 12", "12:30 到货", "第 3/5 箱", "单价 12.50 × 3"]
+
+
+@pytest.mark.parametrize("text", EVERYDAY)
+def test_dates_amounts_tracking_numbers_quantities_and_times_are_no_personal_number(text):
+    assert Text(max_length=200).deserialize(text) == text
+    assert not holds_personal_number(text)
 
 
 PROBES = (f"核对{ID_NUMBER}", "账号 6222 0200 0000 0000 002 冻结")
