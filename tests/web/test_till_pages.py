@@ -384,6 +384,21 @@ def test_a_clerk_sees_the_stores_open_sale_conflicts_and_resolves_one_with_a_not
     assert db.session.get(SaleConflict, conflict_id).resolution_note == "已与顾客核对，重新收款"
 
 
+def test_an_overlong_till_field_is_refused_never_cut_short(client):
+    order, _ = _sale(client)
+    conflict_id = _refused_offline_sale(client, order)
+    response = client.post(f"/till/conflicts/{conflict_id}/resolve",
+                           data={"note": "a" * 201, "csrf_token": _csrf(client, "/till/conflicts")})
+    assert response.status_code == 422 and "不超过 200 个字" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(SaleConflict, conflict_id).resolved_at is None
+    line_id = order.lines[0].id
+    refund = client.post(f"/till/orders/{order.id}/refund", data={
+        f"quantity-{line_id}": "1", "reason": "b" * 201, **_refund_form(client, order)})
+    assert refund.status_code == 422
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+
+
 def test_the_conflicts_page_is_for_store_staff_only(client, app):
     _signed_in(client, role="admin")
     assert client.get("/till/conflicts").status_code == 404  # an admin is no till user

@@ -38,8 +38,8 @@ bp.static_folder = "static"
 TOKEN_TTL_SECONDS = 15 * 60
 PICKUPS_SHOWN = 50
 CONFLICTS_SHOWN = 50
-MAX_FIELD = 200
-REFUND_FORM_PROBLEM = "请至少填写一行的退货数量，并写明原因。"
+REFUND_FORM_PROBLEM = "请至少填写一行的退货数量，并写明原因（不超过 200 个字）。"
+CONFLICT_NOTE_PROBLEM = "请写明处理方式（不超过 200 个字），例如：已重新收款、已退款给顾客。"
 MESSAGES = {
     "shift_closed": "该班次已交班。",
     "pickup_code_invalid": "本店没有使用此取货码的待取订单。",
@@ -65,8 +65,9 @@ def _message(exc: AppError) -> str:
 
 
 def _field(name: str) -> str:
-    """A form field, bounded."""
-    return request.form.get(name, "")[:MAX_FIELD]
+    """A form field as typed: its schema judges its length (the request is bounded by MAX_CONTENT_LENGTH), so an
+    overlong one is refused, never cut short."""
+    return request.form.get(name, "")
 
 
 @bp.context_processor
@@ -268,7 +269,7 @@ def resolve_conflict(conflict_id: int):
     try:
         data = SaleConflictResolve().load({"note": _field("note")})
     except ValidationError:
-        return _conflicts_page(422, failed=conflict_id, error="请写明处理方式，例如：已重新收款、已退款给顾客。")
+        return _conflicts_page(422, failed=conflict_id, error=CONFLICT_NOTE_PROBLEM)
     try:
         counter.resolve_conflict(actor=web_user(), store_id=store.id, conflict_id=conflict_id, **data)
     except AppError as exc:
