@@ -384,6 +384,18 @@ def test_a_clerk_sees_the_stores_open_sale_conflicts_and_resolves_one_with_a_not
     assert db.session.get(SaleConflict, conflict_id).resolution_note == "已与顾客核对，重新收款"
 
 
+def test_a_conflict_note_holding_a_card_number_is_refused_with_the_rule_and_kept_in_the_form(client):
+    order, _ = _sale(client)
+    conflict_id = _refused_offline_sale(client, order)
+    note = "顾客卡号 6222 0202 0011 2345 678"
+    response = client.post(f"/till/conflicts/{conflict_id}/resolve",
+                           data={"note": note, "csrf_token": _csrf(client, "/till/conflicts")})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "请不要在这里填写身份证号或银行卡号" in page
+    assert f'value="{note}"' in page
+    assert db.session.get(SaleConflict, conflict_id).resolved_at is None
+
+
 def test_an_overlong_till_field_is_refused_never_cut_short(client):
     order, _ = _sale(client)
     conflict_id = _refused_offline_sale(client, order)

@@ -244,14 +244,14 @@ def refund(order_id: int):
     return redirect(url_for("till.receipt", order_id=order.id))
 
 
-def _conflicts_page(status: int = 200, *, failed: int | None = None, error: str | None = None):
+def _conflicts_page(status: int = 200, *, failed: int | None = None, error: str | None = None, note: str = ""):
     """The store's open sale conflicts, oldest first, each with its resolve form (`failed`: the one whose form
-    `error` is about)."""
+    `error` is about, `note` shown again as typed)."""
     store = service.store_of(web_user())
     page = counter.list_conflicts(actor=web_user(), store_id=store.id, limit=CONFLICTS_SHOWN, cursor=None,
                                   resolved=False)
     return _till("till/conflicts.html", status, conflicts=service.refused_sales(page["items"]),
-                 more=page["next_cursor"] is not None, reasons=CONFLICT_REASONS, failed=failed, error=error)
+                 more=page["next_cursor"] is not None, reasons=CONFLICT_REASONS, failed=failed, error=error, note=note)
 
 
 @bp.get("/conflicts")
@@ -266,10 +266,12 @@ def conflicts():
 def resolve_conflict(conflict_id: int):
     """Resolve one of the store's sale conflicts with a note of what was done (who and when are recorded)."""
     store = service.store_of(web_user())
+    note = _field("note")
     try:
-        data = SaleConflictResolve().load({"note": _field("note")})
-    except ValidationError:
-        return _conflicts_page(422, failed=conflict_id, error=CONFLICT_NOTE_PROBLEM)
+        data = SaleConflictResolve().load({"note": note})
+    except ValidationError as exc:
+        return _conflicts_page(422, failed=conflict_id, note=note,
+                               error=ID_OR_CARD_REFUSED if refused_for_numbers(exc.messages) else CONFLICT_NOTE_PROBLEM)
     try:
         counter.resolve_conflict(actor=web_user(), store_id=store.id, conflict_id=conflict_id, **data)
     except AppError as exc:
