@@ -9,6 +9,8 @@ from orders.counter import service as counter
 from orders.stores import service as stores
 from shop.auth.service import find_user
 from shop.db import db
+from suppliers.models import Supplier
+from tests.suppliers.factories import HouseholdFactory
 from tests.web.conftest import screenshot, sign_in
 from web.till import service as till
 
@@ -138,4 +140,24 @@ def test_the_account_page_of_a_consumer_has_the_storefront_links_on_a_360_px_pho
     assert count.inner_text() == "1" and count.evaluate("badge => getComputedStyle(badge).color") == "rgb(29, 29, 31)"
     assert header.get_by_role("link", name="我的订单").is_visible()
     assert page.evaluate(SIDEWAYS) == 0
+    context.close()
+
+
+def test_a_household_without_a_bank_account_fits_a_360_px_phone_and_so_does_its_period_error(site, browser):
+    """The facts of a household without an account ("未登记（收益留在账上，不能转账）") wrap within the screen, on its
+    page and on the page shown again with a wrong period."""
+    with site.app.app_context():
+        supplier_id = find_user(username="coop-zhaojue").supplier_id
+        household_id = HouseholdFactory(supplier=db.session.get(Supplier, supplier_id), bank_account=None).id
+        db.session.commit()
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, site, "coop-zhaojue", path=f"/login?next=/coop/households/{household_id}")
+    page.wait_for_url(site.url + f"/coop/households/{household_id}")
+    for path, name in ((f"/coop/households/{household_id}", "coop-household-no-account"),
+                       (f"/coop/households/{household_id}/statement?from=2026-02-30", "coop-household-period-error")):
+        page.goto(site.url + path)
+        assert page.get_by_text("未登记（收益留在账上，不能转账）").is_visible(), path
+        screenshot(page, name)
+        assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"], path
     context.close()
