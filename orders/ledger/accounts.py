@@ -93,6 +93,11 @@ def payments(provider: str) -> LedgerAccount:
     return account(f"payments:{provider}", "payments")
 
 
+def bank() -> LedgerAccount:
+    """The platform's bank account: payout batches are paid from it, a store's remitted counter cash lands in it."""
+    return payments("bank")
+
+
 def unallocated() -> LedgerAccount:
     """Money received for an order that could not be allocated, until it is returned."""
     return account("unallocated", "unallocated")

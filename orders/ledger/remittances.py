@@ -28,8 +28,6 @@ from shop.db import db, lock_on_sqlite
 from shop.errors import Conflict, NotFound
 from shop.pagination import paginate, recorded_in
 
-BANK = "bank"  # the platform's bank account (`payments:bank`), which payout batches are paid from
-
 
 def _store_in_scope(store_id: int, actor: User) -> Store:
     """The store, if the actor may see it (its own staff, admins, auditors); else not found."""
@@ -77,7 +75,7 @@ def record_remittance(*, store_id: int, actor: User, amount_fen: int, received_o
                        code=LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, details={"cash_held_fen": max(cash_held, 0)})
     kept = max(min(commission, cash_held - amount_fen), 0)
     cash = accounts.store_cash(store_id)
-    postings = [(accounts.payments(BANK), -amount_fen, "payment"), (cash, amount_fen, "payment")]
+    postings = [(accounts.bank(), -amount_fen, "payment"), (cash, amount_fen, "payment")]
     if kept:
         postings += [(accounts.store(store_id), -kept, "store_commission"), (cash, kept, "store_commission")]
     transaction = chain.post(kind="store_remittance", postings=postings, memo=(

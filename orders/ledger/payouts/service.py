@@ -59,7 +59,6 @@ SWEEP_BATCH = 20
 PROGRESS_EVERY = 200
 NO_BANK_ACCOUNT = "No bank account on file: the balance stays with the payee."
 NOTHING_LEFT = "Nothing to pay: no payee with a bank account was owed anything when the batch was built."
-BANK = "bank"
 # (from, to) line transitions a settlement may make; the same status again is a no-op
 TRANSITIONS = {("pending", "paid"), ("pending", "failed"), ("paid", "failed")}
 BANK_FILE_ROLES = ("admin", "coop")  # the roles that may see full account numbers in the bank file
@@ -460,7 +459,7 @@ def settle_lines(*, batch_id: int, settlements: list[Settlement], actor: User) -
 def _post_moves(batch: PayoutBatch, moves: list[tuple[PayoutLine, Settlement]], actor: User) -> None:
     """Post the ledger moves of the lines' transitions and record them on the lines, with who made them (a bank
     return keeps the line's paid time and payer)."""
-    clearing, bank = accounts.payouts_clearing(), accounts.payments(BANK)
+    clearing, bank = accounts.payouts_clearing(), accounts.bank()
     paid = [(line, s) for line, s in moves if s.status == "paid"]
     failed = [(line, s) for line, s in moves if s.status == "failed"]
     now = utcnow()

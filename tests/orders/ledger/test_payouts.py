@@ -209,7 +209,7 @@ def test_settling_lines_posts_payments_returns_and_bank_returns(client, login):
     reversal = db.session.scalar(select(LedgerTransaction).order_by(LedgerTransaction.id.desc()).limit(1))
     assert reversal.kind == "payout_failed"
     assert sorted((p.account_id, p.amount_fen) for p in reversal.postings) == sorted(
-        [(accounts.payments("bank").id, -300), (accounts.household(c.id, supplier.id).id, 300)])
+        [(accounts.bank().id, -300), (accounts.household(c.id, supplier.id).id, 300)])
     assert balance("payments:bank") == 100 and balance(code(c, supplier)) == 300
     assert_ledger_ok()
 
