@@ -129,14 +129,18 @@ def _is_resident_id(number: str) -> bool:
     return True
 
 
+def _holds_resident_id(digits: str) -> bool:
+    """Whether a run of digits holds a resident ID number (`_is_resident_id`) anywhere in it."""
+    return any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17))
+
+
 def _is_personal_number(group: str) -> bool:
     """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix), a bank card number
     (`_is_bank_card`) or holds a resident ID (`_is_resident_id`); any other number (a quantity, an amount) is none."""
     digits = _GROUP_SEPARATORS.sub("", group).upper()
     spellings = [digits] + [digits[len(prefix):] for prefix in _TRUNK_PREFIXES if digits.startswith(prefix)]
     return (any(_MOBILE.fullmatch(spelling) for spelling in spellings)
-            or (digits.isdigit() and _is_bank_card(digits))
-            or any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17)))
+            or (digits.isdigit() and _is_bank_card(digits)) or _holds_resident_id(digits))
 
 
 def holds_personal_number(code: str) -> bool:
@@ -180,8 +184,7 @@ def holds_id_or_card_number(text: str) -> bool:
     for group in _DIGIT_GROUPS.finditer(normalise_identifier(text, case=None)):
         parts = _GROUP_SEPARATORS.split(group.group())
         digits = "".join(parts).upper()
-        if (any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17))
-                or any(_is_bank_card(number) for number in {digits, *parts})):
+        if _holds_resident_id(digits) or any(_is_bank_card(number) for number in {digits, *parts}):
             return True
     return False
 
@@ -258,12 +261,8 @@ class Reason(Text):
         super().__init__(max_length=REMARK_MAX, **kwargs)
 
 
-class Note(Text):
-    """What happened, in a line (units missing on receipt, a stock count, a conflict's resolution): the one bound
-    every note has."""
-
-    def __init__(self, **kwargs):
-        super().__init__(max_length=REMARK_MAX, **kwargs)
+class Note(Reason):
+    """What happened, in a line (units missing on receipt, a stock count, a conflict's resolution): a reason's bound."""
 
 
 class WebLink(fields.Url):
