@@ -278,11 +278,11 @@ def _provider_call(refund: Refund) -> tuple[str, str]:
     return _intent_of(refund.order_id), refund_key(refund.id)
 
 
-def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> None:
-    """A payment's return the provider made: its id stored and the `payment_returned` event written."""
+def _complete_return(order: Order, refund: Refund, provider_refund_id: str, intent_id: str) -> None:
+    """A return of the payment of `intent_id` the provider made: its id stored and the `payment_returned` event
+    written."""
     refund.status, refund.provider_refund_id = "succeeded", provider_refund_id
     refund.provider_status = refund.provider_status or "succeeded"
-    intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
     event = record_event(kind="payment_returned", order=order, refund=refund, occurred_at=utcnow(),
                          amount_fen=refund.amount_fen,
                          payload={"intent_id": intent_id, "provider_refund_id": provider_refund_id})
@@ -316,7 +316,7 @@ def settle_refund(*, refund_id: int) -> Refund:
     if refund.status != "pending":  # settled meanwhile (a retry, the sweeper, or the provider's event)
         return refund
     if provider_refund_id is not None and refund.source == "unallocated":
-        _complete_return(order, refund, provider_refund_id)
+        _complete_return(order, refund, provider_refund_id, intent_id)
     elif provider_refund_id is not None:
         _complete(order, refund, provider_refund_id, actor_id=actor_id)
     else:
