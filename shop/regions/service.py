@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -255,23 +256,39 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
         errors["valid_until"] = ["Must not be before valid_from."]
     if errors:
         raise ValidationError("The pairing is not valid.", details=errors)
-    lock_on_sqlite("UPDATE regions SET code = code WHERE code = :code", code=donor_code)
-    overlapping = _overlapping(donor_code=donor_code, recipient_code=recipient_code, program=program,
-                               valid_from=valid_from, valid_until=valid_until)
-    if overlapping is not None:
-        raise _overlap(overlapping)
+    _refuse_overlap(donor_code=donor_code, recipient_code=recipient_code, program=program, valid_from=valid_from,
+                    valid_until=valid_until)
     pairing = Pairing(donor_code=donor_code, recipient_code=recipient_code, program=program,
                       valid_from=valid_from, valid_until=valid_until, source=source)
+    with _unless_overlapping():
+        db.session.add(pairing)
+    invalidate_after_commit(CACHE_NAMESPACE)
+    return pairing
+
+
+def _refuse_overlap(*, donor_code: str, recipient_code: str, program: str, valid_from: date,
+                    valid_until: date | None, excluding: int | None = None) -> None:
+    """`pairing_overlaps` 409 if a pairing of the same regions and programme other than `excluding` overlaps this
+    period (`_overlapping`), checked under the donor region's write lock on SQLite."""
+    lock_on_sqlite("UPDATE regions SET code = code WHERE code = :code", code=donor_code)
+    overlapping = _overlapping(donor_code=donor_code, recipient_code=recipient_code, program=program,
+                               valid_from=valid_from, valid_until=valid_until, excluding=excluding)
+    if overlapping is not None:
+        raise _overlap(overlapping)
+
+
+@contextmanager
+def _unless_overlapping() -> Iterator[None]:
+    """Write a pairing in a savepoint, flushed: an overlap racing past `_refuse_overlap` (PostgreSQL's exclusion
+    constraint) is the same `pairing_overlaps` 409."""
     try:
         with db.session.begin_nested():
-            db.session.add(pairing)
+            yield
             db.session.flush()
     except IntegrityError as error:
         if not violates(error, OVERLAP_CONSTRAINT):
             raise
         raise _overlap(None) from None
-    invalidate_after_commit(CACHE_NAMESPACE)
-    return pairing
 
 
 def _overlapping(*, donor_code: str, recipient_code: str, program: str, valid_from: date, valid_until: date | None,
@@ -320,20 +337,11 @@ def set_pairing_end(*, pairing_id: int, valid_until: date | None, actor: User) -
     if valid_until is not None and (pairing.valid_until is None or valid_until < pairing.valid_until):
         _not_before_covered_sales(pairing, valid_until)
     else:
-        lock_on_sqlite("UPDATE regions SET code = code WHERE code = :code", code=pairing.donor_code)
-        overlapping = _overlapping(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
-                                   program=pairing.program, valid_from=pairing.valid_from, valid_until=valid_until,
-                                   excluding=pairing.id)
-        if overlapping is not None:
-            raise _overlap(overlapping)
-    try:
-        with db.session.begin_nested():
-            pairing.valid_until, pairing.ended_at, pairing.ended_by = valid_until, utcnow(), actor.id
-            db.session.flush()
-    except IntegrityError as error:
-        if not violates(error, OVERLAP_CONSTRAINT):
-            raise
-        raise _overlap(None) from None
+        _refuse_overlap(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
+                        program=pairing.program, valid_from=pairing.valid_from, valid_until=valid_until,
+                        excluding=pairing.id)
+    with _unless_overlapping():
+        pairing.valid_until, pairing.ended_at, pairing.ended_by = valid_until, utcnow(), actor.id
     invalidate_after_commit(CACHE_NAMESPACE)
     return pairing
 
