@@ -386,6 +386,7 @@ class Refund(db.Model):
     held_events: Mapped[list | None] = mapped_column(JSON)  # a pending refund's `line_refunded` events, unwritten
     shift_id: Mapped[int | None] = mapped_column(ForeignKey("shifts.id"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    request_key: Mapped[str | None] = mapped_column(String(255))  # the Idempotency-Key it was asked with
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     lines: Mapped[list[RefundLine]] = relationship(order_by="RefundLine.id", lazy="selectin")

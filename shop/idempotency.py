@@ -132,6 +132,11 @@ def _abandon(record: IdempotencyKey) -> None:
         db.session.commit()
 
 
+def request_key() -> str | None:
+    """The Idempotency-Key the current request carries, if any."""
+    return request.headers.get(HEADER)
+
+
 def answer_not_final() -> None:
     """Mark this request's answer as not final (the work stays pending): its key is not kept with it."""
     g.setdefault(NOT_FINAL, True)

@@ -17,7 +17,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, commit_now
 from shop.http import ReadAt
-from shop.idempotency import answer_not_final, idempotent
+from shop.idempotency import answer_not_final, idempotent, request_key
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds and after-sales requests")
@@ -58,7 +58,8 @@ class OrderRefunds(MethodView):
                                   "with the same key (never twice) and listed with its status")
     def post(self, data, order_id):
         """Refund units of a paid order (admin; store staff: their store's sales of a shift still open)."""
-        refund, status = _settled(service.create_refund(actor=current_user(), order_id=order_id, **data))
+        refund, status = _settled(service.create_refund(actor=current_user(), order_id=order_id,
+                                                        request_key=request_key(), **data))
         if status == 202:
             answer_not_final()  # a retry with its key asks the provider again
         return refund, status

@@ -349,20 +349,23 @@ def queue_settle(refund_id: int) -> None:
     settle_refund_task.delay(refund_id)
 
 
-def _same_request(refund: Refund, requests: Sequence[RefundRequest], reason: str, actor: User) -> bool:
-    """Whether a pending refund is this very request again (same lines, units, shelf, reason and author)."""
+def _same_request(refund: Refund, requests: Sequence[RefundRequest], reason: str, actor: User,
+                  request_key: str | None) -> bool:
+    """Whether a pending refund is this very request again (same key, lines, units, shelf, reason and author)."""
     asked = sorted((r.line_id, r.quantity, r.resellable) for r in requests)
     made = sorted((line.order_line_id, line.quantity, line.resellable) for line in refund.lines)
-    return asked == made and refund.reason == reason and refund.created_by == actor.id
+    return (asked == made and refund.reason == reason and refund.created_by == actor.id
+            and refund.request_key == request_key)
 
 
 # --- refunds ----------------------------------------------------------------------------------------
 
 def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
-                  source: str = "staff") -> Refund:
+                  source: str = "staff", request_key: str | None = None) -> Refund:
     """Refund units of a paid order (staff or admin, or an approved after-sales request); the refund: done, or for a
     provider refund `pending` (units held), to commit before `settle_refund`. A pending refund of the order that is
-    this same request is returned again; another one is `refund_pending` 409 until it is settled."""
+    this same request (its Idempotency-Key `request_key` too) is returned again; another one is `refund_pending` 409
+    until it is settled."""
     order = _order_for(actor, order_id, lock=True)
     if actor.role == "consumer":
         raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
@@ -373,7 +376,7 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
                        code=OrderCode.ORDER_NOT_REFUNDABLE, details={"status": order.status})
     pending = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.status == "pending",
                                                       Refund.source != "unallocated").order_by(Refund.id)).all()
-    again = next((refund for refund in pending if _same_request(refund, lines, reason, actor)), None)
+    again = next((refund for refund in pending if _same_request(refund, lines, reason, actor, request_key)), None)
     if again is not None:  # a retry of a request whose provider answer was lost: settled again with its key
         return again
     if pending:
@@ -389,7 +392,8 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     if at_provider:
         _intent_of(order.id)
     refund = Refund(order_id=order.id, amount_fen=amount, method=order.payment_method, reason=reason,
-                    source=source, created_by=actor.id, status="pending" if at_provider else "succeeded",
+                    source=source, created_by=actor.id, request_key=request_key,
+                    status="pending" if at_provider else "succeeded",
                     shift_id=None if order.payment_method in PROVIDER_METHODS else _till_shift_id(order))
     db.session.add(refund)
     db.session.flush()

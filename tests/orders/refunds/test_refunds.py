@@ -332,6 +332,28 @@ def test_a_pending_refund_retried_with_its_idempotency_key_asks_again_and_answer
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
 
 
+def test_a_pending_refund_is_not_the_answer_to_another_key_asking_the_same(client, world, provider):
+    """Two requests with their own keys are two requests: the second is told a refund is pending, not handed
+    the first one's refund as if it had made it (a till adding up its 201s would count money twice)."""
+    order, _ = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.lose_answer = True
+    first = _refund(client, {**admin, "Idempotency-Key": "till-a"}, order, 2)
+    provider.lose_answer = False
+
+    other = _refund(client, {**admin, "Idempotency-Key": "till-b"}, order, 2)
+    retry = _refund(client, {**admin, "Idempotency-Key": "till-a"}, order, 2)
+
+    assert first.status_code == 202, first.json
+    assert other.status_code == 409, other.json
+    assert other.json["error"]["code"] == "refund_pending"
+    assert retry.status_code == 201 and retry.json["id"] == first.json["id"]
+    assert len(provider.made) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+
+
 def test_the_sweeper_settles_a_pending_refund_with_its_key(client, world, provider):
     order, _ = _online_order(world)
     _, admin = user_with_token("admin")
