@@ -138,6 +138,14 @@ def _run_after_commit(session: Session, transaction) -> None:
             log.exception("after-commit callback %s failed; the committed work stands", name)
 
 
+@event.listens_for(Engine, "connect")
+def _sqlite_write_ahead_log(driver_connection, _record) -> None:
+    """On a SQLite file, keep a write-ahead log: readers (a page, an upload's progress) are never blocked by a
+    long write such as an inventory import, which in the default rollback journal locks out everyone."""
+    if type(driver_connection).__module__.startswith("sqlite3"):
+        driver_connection.execute("PRAGMA journal_mode=WAL")
+
+
 @event.listens_for(Engine, "savepoint")
 def _begin_before_a_savepoint(connection, name) -> None:
     """On SQLite, open the transaction before its first savepoint. pysqlite begins one only before a write, and a

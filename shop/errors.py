@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from shop.crypto import DecryptionError
@@ -329,11 +330,12 @@ def register_error_handlers(app: Flask) -> None:
                                            "A value is outside the range the service can store."))
 
     @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
     def _unavailable(exc: Exception):
         db.session.rollback()
-        if isinstance(exc, OperationalError):  # its text may quote the statement's parameters: the class only
+        if isinstance(exc, OperationalError | PoolTimeout):  # its text may quote the statement's parameters
             log.error("database unavailable request_id=%s path=%s: %s", g.get("request_id"), request.path,
-                      exc.orig.__class__.__name__)
+                      getattr(exc, "orig", exc).__class__.__name__)
             message = "The database is unavailable; try again."
         else:
             log.error("redis unavailable request_id=%s path=%s: %s: %s", g.get("request_id"), request.path,

@@ -52,6 +52,8 @@ def migrate_database(app) -> None:
         upgrade()
         load_reference_data()
         db.session.commit()
+        db.session.remove()
+        db.engine.dispose()  # a SQLite file is whole (its write-ahead log checkpointed) only once nothing holds it
 
 
 @pytest.fixture(scope="session")

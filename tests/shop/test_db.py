@@ -153,3 +153,18 @@ def test_a_database_error_never_reaches_a_log_with_the_row_it_was_writing(racing
     assert [record.getMessage() for record in caplog.records] == ["payout batch 2 failed unexpectedly", "wrapped"]
     assert "INSERT INTO users" in caplog.text and "IntegrityError" in caplog.text
     assert "阿说木呷" not in caplog.text and "6217000012345678901" not in caplog.text
+
+
+def test_a_long_write_on_sqlite_never_blocks_a_reader(app):
+    """An inventory import is one long transaction; while it writes, a page or the import's own progress is still
+    read (the last committed state) instead of waiting for the write's lock."""
+    before = db.session.scalar(select(func.count()).select_from(User))
+    writer = db.session.connection().connection.dbapi_connection
+    writer.execute("PRAGMA cache_size = 1")  # the write spills to the file at once, as a big import's does
+    UserFactory.create_batch(300)
+    db.session.flush()
+    reader = sqlite3.connect(db.engine.url.database, timeout=0)
+
+    assert reader.execute("SELECT count(*) FROM users").fetchone()[0] == before
+    reader.close()
+    db.session.rollback()

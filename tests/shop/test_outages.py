@@ -10,9 +10,11 @@ import time
 
 import pytest
 
+from shop import create_app
 from shop.auth.models import User
+from shop.config import load_config
 from shop.db import db
-from tests.conftest import make_app
+from tests.conftest import TEST_SECRETS, make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.shop.test_errors import assert_error
 from tests.web.test_pages_security import _csrf
@@ -102,4 +104,22 @@ def test_a_write_whose_task_cannot_be_queued_commits_and_answers_at_once(redis_d
     assert db.session.get(InventoryUpload, response.json["id"]).status == "pending"  # committed, for the sweeper
     queueing = [record.getMessage() for record in caplog.records if "after-commit" in record.getMessage()]
     assert len(queueing) == 1 and "redis unavailable" in queueing[0], caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def test_a_request_that_finds_every_database_connection_taken_is_503_not_500(sqlite_template, tmp_path, caplog):
+    """A burst that outnumbers the connection pool: the request waits its turn, then is told to try again."""
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    config = load_config(TEST_SECRETS, str(tmp_path))
+    config.update(TESTING=True, SQLALCHEMY_ENGINE_OPTIONS={
+        **config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2})
+    app = create_app(config)
+    with app.app_context():
+        taken = db.engine.connect()  # the pool's only connection, held by another request
+        with caplog.at_level(logging.INFO):
+            answer = app.test_client().get("/api/v1/orders", headers={"Authorization": "Bearer x"})
+        taken.close()
+        db.engine.dispose()
+
+    assert_error(answer, 503, "service_unavailable")
     assert "Traceback" not in caplog.text
