@@ -134,9 +134,9 @@ def show_product(*, sku: str, actor: User | None) -> dict:
     return {**row_view(rows[0], on=today()), "stock": stock}
 
 
-def _contains(text: str) -> str:
-    """A LIKE pattern for "contains `text`" ('/' escapes the wildcards)."""
-    return "%" + text.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+def _contains_in_order(words: list[str]) -> str:
+    """A LIKE pattern for "contains each of `words`, in this order" ('/' escapes the wildcards)."""
+    return "%" + "%".join(word.replace("/", "//").replace("%", "/%").replace("_", "/_") for word in words) + "%"
 
 
 def list_products(*, actor: User | None = None, county: str | None = None, donor: str | None = None,
@@ -145,9 +145,9 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                   in_stock_at: int | None = None, status: str | None = None, supplier_id: int | None = None,
                   limit: int = 20, cursor: str | None = None) -> dict:
     """A page of products by the API's filters, ordered by id, in one statement (the caller may cache public pages).
-    `q`: the name contains it, or its pinyin or initials do (spaces, case and width ignored: `ｋｑ` is `kq`). Anyone
-    but an admin or a co-op sees products on sale only (active, of an active supplier), so another `status` finds
-    nothing for them."""
+    `q`: the name holds its words in order (雷波 脐橙 finds 雷波脐橙), or its pinyin or initials hold it (spaces,
+    case and width ignored: `ｋｑ` is `kq`, a full-width space is a space). Anyone but an admin or a co-op sees
+    products on sale only (active, of an active supplier), so another `status` finds nothing for them."""
     on = today()
     public = (status in (None, "active") and supplier_id is None) or actor is None
     if status not in (None, "active") and (public or actor.role not in ("admin", "coop")):
@@ -168,7 +168,7 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
     if q:
         q = unicodedata.normalize("NFKC", q)
         letters = "".join(q.split()).lower()
-        params |= {"q_name": _contains(q.strip()), "q_letters": _contains(letters)}
+        params |= {"q_name": _contains_in_order(q.split()), "q_letters": _contains_in_order([letters])}
         filters.append("q_letters" if letters.isascii() and letters.isalnum() else "q_name")
     if certified is not None:
         filters.append("certified" if certified else "uncertified")

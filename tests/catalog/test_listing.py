@@ -78,6 +78,16 @@ def test_q_matches_chinese_full_pinyin_and_initials(client):
     assert skus(client, "&q=%25") == []
 
 
+def test_q_ignores_the_spaces_between_chinese_words_as_it_does_between_pinyin(client):
+    orange = ProductFactory(name="雷波脐橙礼盒")
+    ProductFactory(name="雷波核桃")
+    ProductFactory(name="会理脐橙")
+    db.session.commit()
+    for q in ("雷波脐橙", "雷波 脐橙", " 雷波  脐橙 ", "雷波\u3000脐橙", "雷 波 脐 橙", "lb qc", "leibo qicheng"):
+        assert skus(client, f"&q={q}") == [orange.sku], q
+    assert skus(client, "&q=雷波 苹果") == []
+
+
 def test_bad_filters_are_422(client):
     for query in ("&county=abc", "&min_price_fen=-1", "&limit=101", "&status=gone"):
         response = client.get(f"/api/v1/products?{query}")

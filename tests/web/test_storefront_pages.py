@@ -106,6 +106,18 @@ def test_pinyin_initials_find_tartary_buckwheat_and_a_bad_filter_is_a_message(si
     assert response.status_code == 400 and "筛选条件有误" in response.get_data(as_text=True)
 
 
+def test_chinese_words_parted_by_a_space_find_what_they_find_together(site):
+    client = site.app.test_client()
+
+    def names(q: str) -> set[str]:
+        """The product names the home page's search for `q` shows."""
+        return set(re.findall(r'class="name"[^>]*>([^<]+)<', client.get(f"/?q={q}").get_data(as_text=True)))
+
+    assert "雷波脐橙礼盒" in names("雷波脐橙")
+    for q in ("雷波+脐橙", "雷波%E3%80%80脐橙", "lb+qc"):  # a space, a full-width space, pinyin initials
+        assert names(q) == names("雷波脐橙"), q
+
+
 def test_storefront_posts_need_the_csrf_token_and_checkout_needs_a_consumer(site):
     client = site.app.test_client()
     response = client.post("/cart", data={"sku": KQM, "quantity": "1"})
