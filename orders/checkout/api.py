@@ -32,6 +32,8 @@ class Orders(MethodView):
     @blp.response(201, OrderOut, location=ReadAt("checkout.get_order", order_id="id"))
     @blp.alt_response(409, description="`insufficient_stock` with the short lines, or `too_many_unpaid_orders` (the "
                                        "buyer has 5 orders awaiting payment); nothing is reserved")
+    @blp.alt_response(422, description=f"`order_total_too_large`: the total exceeds {service.MAX_PAYMENT_FEN} fen, the "
+                                       "most one payment can carry; nothing is reserved")
     @blp.alt_response(503, description="`payment_provider_unavailable`: the order was cancelled")
     def post(self, data):
         """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned."""

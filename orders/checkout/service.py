@@ -24,7 +24,7 @@ from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, PaymentEvent, Store
 from orders.notify import notify
 from orders.outbox import record_line_paid, sale_date_of
-from orders.payments.provider import get_provider
+from orders.payments.provider import MAX_PAYMENT_FEN, get_provider
 from orders.state import record_created, transition
 from orders.stores.service import SEE_ALL
 from shop.auth.models import User
@@ -135,6 +135,17 @@ def _products(lines: list[dict], *, delivery_to: str | None = None) -> list[Row]
     return [found[sku] for sku in skus]
 
 
+def _total(products: list[Row], lines: list[dict]) -> int:
+    """The order's total in fen, at most what one payment carries (`order_total_too_large` 422)."""
+    total = sum(product.price_fen * line["quantity"] for product, line in zip(products, lines, strict=True))
+    if total > MAX_PAYMENT_FEN:
+        message = (f"The order's total of {total} fen exceeds {MAX_PAYMENT_FEN} fen, the most one payment can carry: "
+                   "order fewer units, or split the order.")
+        raise ValidationError(message, code=OrderCode.ORDER_TOTAL_TOO_LARGE,
+                              details={"lines": [message]})
+    return total
+
+
 def _pickup_store(store_id: int) -> Store:
     """The active store a pickup order is collected at (`store_unavailable` 422 otherwise)."""
     store = db.session.get(Store, store_id)
@@ -187,7 +198,7 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
                 warehouse_id: int | None = None, address: dict | None = None) -> OrderView:
     """Create a pending order with its prices and rates snapshotted and its stock reserved until `expires_at`;
     its buyer's view (no payment yet), built from what was written (the objects are not in the session). A buyer
-    holds at most MAX_UNPAID_ORDERS orders awaiting payment."""
+    holds at most MAX_UNPAID_ORDERS orders awaiting payment, and an order's total is at most MAX_PAYMENT_FEN."""
     _check_unpaid_orders(actor)
     products = _products(lines, delivery_to=address["district_code"] if channel == "delivery" else None)
     store = None
@@ -202,10 +213,11 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
             portions = _reserve_at(location_id, products, lines)
         else:
             location_id, portions = _reserve_from_a_warehouse(products, lines)
+    total_fen = _total(products, lines)  # after the stock, whose shortage says more; the caller rolls back
     now, seconds = utcnow(), current_app.config.get("ORDER_RESERVATION_SECONDS", 900)
     order = Order(created_at=now, channel=channel, status="pending_payment", consumer_id=actor.id,
                   store_id=store.id if store else None, location_id=location_id, donor_code=donor_code,
-                  total_fen=sum(p.price_fen * line["quantity"] for p, line in zip(products, lines, strict=True)),
+                  total_fen=total_fen,
                   expires_at=now + timedelta(seconds=seconds), payment_method="stripe", created_by=actor.id)
     order.address = address
     insert_new([order])

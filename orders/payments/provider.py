@@ -11,6 +11,8 @@ from typing import Protocol
 
 from flask import current_app
 
+MAX_PAYMENT_FEN = 99_999_999  # the most one PaymentIntent carries: Stripe's limit, 8 digits in the smallest unit
+
 
 @dataclass(frozen=True)
 class Intent:

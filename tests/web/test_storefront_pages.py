@@ -170,6 +170,23 @@ def test_a_quantity_beyond_the_stock_shows_the_short_line(site, shopper):
     assert re.search(r"库存不足：只剩 <span class=\"num\">\d+</span>，您要 <span class=\"num\">1000000</span>", html)
 
 
+def test_an_order_above_what_one_payment_carries_is_refused_in_chinese_naming_the_limit(site, shopper):
+    with site.app.app_context():  # 3000 boxes of 木里松茸 in stock: ¥1,194,000 in one order
+        product = db.session.scalar(select(Product).where(Product.sku == "ML-ST-500G"))
+        make_lot(product, db.session.scalar(select(Location).where(Location.kind == "warehouse")), quantity=3000)
+        db.session.commit()
+        db.session.remove()
+    _add(shopper, "ML-ST-500G", "3000")
+    before = _orders_of(site, CONSUMER)
+    address = {"channel": "delivery", "district_code": "440606", "detail": "大良街道演示路 8 号",
+               "recipient": "工会采购", "phone": "13912345678"}
+    response = shopper.post("/checkout", data={**_checkout_form(shopper), **address})
+    text = _page_text(response.get_data(as_text=True))
+    assert response.status_code == 422
+    assert "订单合计不能超过 ¥999,999.99（单笔支付的上限），请减少数量或分几笔下单。" in text
+    assert _orders_of(site, CONSUMER) == before and "木里松茸" in text  # the form again, the cart kept
+
+
 def test_a_double_submitted_checkout_places_one_order(site, shopper):
     _add(shopper, "LB-QC-GIFT", "1")
     before = _orders_of(site, CONSUMER)

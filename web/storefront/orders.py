@@ -19,6 +19,7 @@ from shop.errors import AppError, NotFound, ShopCode
 from shop.links import external_url
 from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
+from web.filters import yuan
 from web.once import is_form_key, new_form_key
 from web.pages import ID_OR_CARD_REFUSED, error_page, refused_for_numbers, signed_in, web_user
 from web.storefront import cart, reads
@@ -40,6 +41,8 @@ REFUSALS = {  # a domain error's code → the form field it concerns and what th
     OrderCode.PRODUCT_UNAVAILABLE: ("lines", "购物车里有商品已下架，请回到购物车删除后再结算。"),
     OrderCode.STORE_UNAVAILABLE: ("store_id", "这家门店暂不营业，请选择其他门店。"),
     OrderCode.NOT_A_DONOR_DISTRICT: ("district_code", "我们只配送到对口帮扶城市的各区。"),
+    OrderCode.ORDER_TOTAL_TOO_LARGE: ("lines", f"订单合计不能超过 {yuan(checkout.MAX_PAYMENT_FEN)}（单笔支付的上限），"
+                                              "请减少数量或分几笔下单。"),
     OrderCode.PAYMENT_PROVIDER_UNAVAILABLE: ("lines", "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"),
     ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS: ("lines", "订单正在提交，请稍后到“我的订单”查看。"),
 }

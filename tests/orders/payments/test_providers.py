@@ -6,16 +6,27 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import stripe
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from catalog.models import Stock
 from orders.checkout.service import expire_reservations
-from orders.models import Refund
+from orders.models import Order, Refund
 from orders.payments.provider import get_provider
 from orders.payments.sandbox import SandboxProvider
 from orders.payments.stripe_provider import StripeProvider
 from shop.db import db, utcnow
-from tests.orders.payments.conftest import deliver, intent_event, intent_of, place_order, stock, user_with_token
+from tests.orders.payments.conftest import (
+    ADDRESS,
+    deliver,
+    intent_event,
+    intent_of,
+    place_order,
+    stock,
+    user_with_token,
+)
+from tests.shop.test_errors import assert_error
 
 
 def test_stripe_intent_request_is_cny_in_fen_keyed_by_the_order_with_only_the_order_id(stripe_app, stripe_http):
@@ -112,3 +123,32 @@ def test_an_unallocatable_stripe_payment_is_refunded_through_stripe(stripe_app, 
                                      "metadata[refund_key]": "pi_stub1-returned"}
     assert refund_call["headers"]["Idempotency-Key"] == "pi_stub1-returned"
     assert db.session.scalar(select(Refund.provider_refund_id)) == "re_stub3"
+
+
+def _reserved(location_id: int) -> int:
+    """The units reserved at a location."""
+    db.session.expire_all()
+    return db.session.scalar(select(func.sum(Stock.reserved)).where(Stock.location_id == location_id))
+
+
+@pytest.mark.parametrize("payments", ["sandbox", "stripe"])
+def test_an_order_total_beyond_what_one_payment_can_carry_is_refused_and_nothing_is_reserved(request, payments):
+    """Stripe takes at most 99,999,999 in the smallest unit (¥999,999.99): a larger order would fail at the provider
+    for ever, so it is refused before anything is written, in the sandbox as under Stripe."""
+    client = request.getfixturevalue("app" if payments == "sandbox" else "stripe_app").test_client()
+    world = stock(quantity=5, prices=(33_333_333, 50_000_000))
+    _, headers = user_with_token()
+    db.session.commit()
+    third, half = (product.sku for product in world["products"])
+    body = {"channel": "delivery", "address": dict(ADDRESS), "lines": [{"sku": half, "quantity": 2}]}
+
+    response = client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": "too-much"})
+
+    error = assert_error(response, 422, "order_total_too_large")
+    assert "100000000" in error["message"] and "99999999" in error["message"]
+    assert error["details"] == {"lines": [error["message"]]}
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+    assert _reserved(world["warehouse"].id) == 0
+    if payments == "stripe":
+        assert request.getfixturevalue("stripe_http").requests == []
+    assert place_order(client, headers, [(third, 3)])["total_fen"] == 99_999_999  # the limit itself is taken
