@@ -2,7 +2,11 @@
 errors in Chinese, one order per checkout form, payment, and a consumer's orders being theirs alone."""
 from __future__ import annotations
 
+import ast
+import builtins
+import inspect
 import re
+import textwrap
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -11,7 +15,8 @@ from sqlalchemy import func, select
 
 from catalog.models import Location, Product
 from catalog.service import ProductChanges, update_product
-from orders.checkout.service import expire_reservations
+from orders.checkout import service as checkout
+from orders.checkout.service import MAX_UNPAID_ORDERS, expire_reservations
 from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
 from orders.models import Order, Store
@@ -26,8 +31,11 @@ from orders.refunds.service import (
 )
 from shop.auth.service import find_user
 from shop.db import db
+from shop.errors import AppError
 from tests.catalog.factories import ProductFactory, make_lot
 from web.filters import local_time, yuan
+from web.storefront import checkout as web_checkout
+from web.storefront.orders import REFUSALS
 from web.storefront.reads import lots_on_sale
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -185,6 +193,60 @@ def test_an_order_above_what_one_payment_carries_is_refused_in_chinese_naming_th
     assert response.status_code == 422
     assert "订单合计不能超过 ¥999,999.99（单笔支付的上限），请减少数量或分几笔下单。" in text
     assert _orders_of(site, CONSUMER) == before and "木里松茸" in text  # the form again, the cart kept
+
+
+def _named(node: ast.expr, names: dict):
+    """What a name or a dotted name through modules and classes (`OrderCode.X`, `inventory.reserve_lines`) is."""
+    if isinstance(node, ast.Name):
+        return names.get(node.id, getattr(builtins, node.id, None))
+    if isinstance(node, ast.Attribute):
+        owner = _named(node.value, names)
+        return getattr(owner, node.attr, None) if inspect.ismodule(owner) or inspect.isclass(owner) else None
+    return None
+
+
+def _codes_raised(*roots) -> set[str]:
+    """The error codes `roots` and the project's functions they call can raise: each `AppError` made with its `code=`,
+    or its class's own code."""
+    seen, codes, todo = set(), set(), list(roots)
+    while todo:
+        function = inspect.unwrap(todo.pop())
+        if function in seen:
+            continue
+        seen.add(function)
+        for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))):
+            callee = _named(node.func, function.__globals__) if isinstance(node, ast.Call) else None
+            if inspect.isclass(callee) and issubclass(callee, AppError):
+                given = [_named(keyword.value, function.__globals__) for keyword in node.keywords
+                         if keyword.arg == "code"]
+                codes.add(given[0] if given else callee.code)
+            elif inspect.isfunction(callee) and callee.__module__.split(".")[0] in ("shop", "catalog", "orders", "web"):
+                todo.append(callee)
+    return codes
+
+
+def test_every_refusal_of_a_checkout_is_told_in_chinese_on_the_checkout_form():
+    """What placing an order (as the API does), starting its payment and the form's own once-only key can refuse."""
+    codes = _codes_raised(checkout.place_order, checkout.start_payment, web_checkout.placed_order)
+    assert {"insufficient_stock", "too_many_unpaid_orders", "order_total_too_large",
+            "payment_provider_unavailable"} <= codes  # the walk reaches the service's refusals
+    assert sorted(codes - set(REFUSALS)) == []
+
+
+def test_a_sixth_unpaid_order_is_refused_on_the_checkout_form_with_a_link_to_the_orders(site, shopper):
+    address = {"channel": "delivery", "district_code": "440604", "detail": "祖庙街道演示路 1 号",
+               "recipient": "演示收货人", "phone": "13912345678"}
+    for _ in range(MAX_UNPAID_ORDERS):
+        _add(shopper, "LB-QC-5KG", "1")
+        assert shopper.post("/checkout", data={**_checkout_form(shopper), **address}).status_code == 302
+    _add(shopper, "LB-QC-5KG", "1")
+    before = _orders_of(site, CONSUMER)
+    response = shopper.post("/checkout", data={**_checkout_form(shopper), **address})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409 and 'id="checkout-form"' in html
+    assert f"您有 {MAX_UNPAID_ORDERS} 个订单待支付：请先支付或取消其中一个，再下新订单。" in _page_text(html)
+    assert re.search(r'<a href="/orders">去“我的订单”支付或取消</a>', html)
+    assert _orders_of(site, CONSUMER) == before
 
 
 def test_a_double_submitted_checkout_places_one_order(site, shopper):

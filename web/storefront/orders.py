@@ -36,16 +36,23 @@ FIELD_MESSAGES = {
     "recipient": "请填写收货人（最多 50 字）。", "phone": "请填写收货人的 11 位中国大陆手机号（可带 +86）。",
     "lines": "购物车里有无效的商品，请回到购物车检查。",
 }
-REFUSALS = {  # a domain error's code → the form field it concerns and what the shopper is told
-    CatalogCode.INSUFFICIENT_STOCK: ("lines", "有商品库存不足，请减少数量或改选其他门店。"),
+SHORT = "有商品库存不足，请减少数量或改选其他门店。"
+REFUSALS = {  # each code placing an order can be refused with → the form field it concerns and what the shopper is told
+    CatalogCode.INSUFFICIENT_STOCK: ("lines", SHORT),
+    CatalogCode.LOT_NOT_HELD_HERE: ("lines", SHORT),
+    OrderCode.TOO_MANY_UNPAID_ORDERS: ("lines", f"您有 {checkout.MAX_UNPAID_ORDERS} 个订单待支付："
+                                                "请先支付或取消其中一个，再下新订单。"),
     OrderCode.PRODUCT_UNAVAILABLE: ("lines", "购物车里有商品已下架，请回到购物车删除后再结算。"),
     OrderCode.STORE_UNAVAILABLE: ("store_id", "这家门店暂不营业，请选择其他门店。"),
     OrderCode.NOT_A_DONOR_DISTRICT: ("district_code", "我们只配送到对口帮扶城市的各区。"),
+    OrderCode.WAREHOUSE_UNAVAILABLE: ("lines", "所选仓库无法发货，请重新提交。"),
+    ShopCode.VALIDATION_ERROR: ("lines", "请检查填写的内容。"),
     OrderCode.ORDER_TOTAL_TOO_LARGE: ("lines", f"订单合计不能超过 {yuan(checkout.MAX_PAYMENT_FEN)}（单笔支付的上限），"
                                               "请减少数量或分几笔下单。"),
     OrderCode.PAYMENT_PROVIDER_UNAVAILABLE: ("lines", "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"),
     ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS: ("lines", "订单正在提交，请稍后到“我的订单”查看。"),
 }
+REFUSAL_LINKS = {OrderCode.TOO_MANY_UNPAID_ORDERS: (".order_list", "去“我的订单”支付或取消")}  # where to set it right
 ORDER_NOT_FOUND = "订单不存在。"
 OUTCOMES = ("succeeded", "failed")
 ENDED = ("expired", "cancelled")  # orders whose lines may be put back in the cart
@@ -92,9 +99,9 @@ def _digest(rows: list[tuple]) -> str:
 
 
 def _checkout_page(lines: dict[str, int], *, errors: dict | None = None, short: dict | None = None,
-                   status: int = 200):
+                   link: tuple[str, str] | None = None, status: int = 200):
     """The checkout form with a fresh form key, its lines and total (and their digest), and any errors (short lines
-    by SKU)."""
+    by SKU, and a link to where the shopper sets a refusal right: address and text)."""
     rows = _shown_rows(lines)
     choices = stores.list_stores(actor=web_user(), district_code=None, limit=MAX_STORES, cursor=None)["items"]
     return render_template(
@@ -102,7 +109,7 @@ def _checkout_page(lines: dict[str, int], *, errors: dict | None = None, short: 
         stores=choices, districts=reads.donor_districts(on=catalog.today()), key=new_form_key(), digest=_digest(rows),
         names=reads.names_off_sale([sku for sku, item, _ in rows if item is None]),
         form=request.form if request.method == "POST" else {"channel": "pickup", "store_id": request.args.get("store")},
-        errors=errors or {}, short=short or {}), status
+        errors=errors or {}, short=short or {}, link=link), status
 
 
 def _refused(lines: dict[str, int], exc: AppError):
@@ -111,7 +118,9 @@ def _refused(lines: dict[str, int], exc: AppError):
         raise exc
     field, message = REFUSALS[exc.code]
     short = {line["sku"]: line for line in exc.details["lines"]} if exc.code == CatalogCode.INSUFFICIENT_STOCK else None
-    return _checkout_page(lines, errors={field: message}, short=short, status=exc.status)
+    endpoint, text = REFUSAL_LINKS.get(exc.code, (None, ""))
+    return _checkout_page(lines, errors={field: message}, short=short,
+                          link=(url_for(endpoint), text) if endpoint else None, status=exc.status)
 
 
 @bp.route("/checkout", methods=["GET", "POST"])
