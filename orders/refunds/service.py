@@ -536,12 +536,9 @@ def _completed_at(order: Order) -> datetime | None:
                              .where(OrderTransition.order_id == order.id, OrderTransition.to_status == order.status))
 
 
-def request_after_sales(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
-                        photo_url: str | None) -> AfterSalesRequest:
-    """A consumer asks for a refund of delivered or collected units, within 7 days; the open request."""
-    order = _order_for(actor, order_id, lock=True)
-    if actor.role != "consumer":
-        raise Forbidden("Only the consumer who placed the order asks for after-sales.")
+def _after_sales_deadline(order: Order) -> datetime:
+    """Until when the order's consumer may ask for after-sales, while a request may be made now
+    (`after_sales_not_allowed`, `after_sales_window_closed` or `after_sales_open` 409 otherwise)."""
     completed_at = _completed_at(order) if order.status in AFTER_SALES_STATUSES else None
     if completed_at is None:
         raise Conflict(f"Order {order.id} is {order.status}: after-sales needs a delivered or collected order.",
@@ -552,6 +549,27 @@ def request_after_sales(*, actor: User, order_id: int, lines: Sequence[RefundReq
     if db.session.scalar(select(AfterSalesRequest.id).where(AfterSalesRequest.order_id == order.id,
                                                             AfterSalesRequest.status == "open")) is not None:
         raise Conflict(f"Order {order.id} already has an open after-sales request.", code=OrderCode.AFTER_SALES_OPEN)
+    return completed_at + AFTER_SALES_WINDOW
+
+
+def after_sales_until(*, actor: User, order_id: int) -> datetime | None:
+    """Until when `actor` may ask for after-sales on the order, or None while a request would be refused."""
+    order = _order_for(actor, order_id, lock=False)
+    if actor.role != "consumer":
+        return None
+    try:
+        return _after_sales_deadline(order)
+    except Conflict:
+        return None
+
+
+def request_after_sales(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
+                        photo_url: str | None) -> AfterSalesRequest:
+    """A consumer asks for a refund of delivered or collected units, within 7 days; the open request."""
+    order = _order_for(actor, order_id, lock=True)
+    if actor.role != "consumer":
+        raise Forbidden("Only the consumer who placed the order asks for after-sales.")
+    _after_sales_deadline(order)
     _checked(order, lines)
     request = AfterSalesRequest(order_id=order.id, reason=reason, photo_url=photo_url,
                                 lines=[{"line_id": line.line_id, "quantity": line.quantity} for line in lines])

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from catalog.models import Location, Product
 from catalog.service import ProductChanges, update_product
 from orders.checkout import service as checkout
-from orders.checkout.service import MAX_UNPAID_ORDERS, expire_reservations
+from orders.checkout.service import MAX_UNPAID_ORDERS, deliver_order, expire_reservations, ship_order
 from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
-from orders.models import Order, Store
+from orders.models import AfterSalesRequest, Order, OrderTransition, Store
 from orders.payments import service as payments
 from orders.refunds.service import (
     RefundRequest,
@@ -34,6 +34,7 @@ from shop.db import db
 from shop.errors import AppError
 from tests.catalog.factories import ProductFactory, make_lot
 from web.filters import local_time, yuan
+from web.pages import ID_OR_CARD_REFUSED
 from web.storefront import checkout as web_checkout
 from web.storefront.orders import REFUSALS
 from web.storefront.reads import lots_on_sale
@@ -312,11 +313,14 @@ def test_another_consumers_order_does_not_exist_for_them(site, shopper, stranger
                      stranger.get(f"/orders/{order_id}/pickup-qr.svg"),
                      stranger.post(f"/orders/{order_id}/pay", data={"outcome": "failed", "csrf_token": token}),
                      stranger.post(f"/orders/{order_id}/cancel", data={"csrf_token": token}),
-                     stranger.post(f"/orders/{order_id}/to-cart", data={"csrf_token": token})):
+                     stranger.post(f"/orders/{order_id}/to-cart", data={"csrf_token": token}),
+                     stranger.post(f"/orders/{order_id}/after-sales", data={
+                         "csrf_token": token, "form_key": "1" * 32, "line_id": "1", "quantity": "1",
+                         "reason": "坏了"})):
         html = response.get_data(as_text=True)
         assert response.status_code == 404 and ("订单不存在" in html or "没有可显示的取货码" in html)
     tried = {f"/orders/{order_id}", f"/orders/{order_id}/pay", f"/orders/{order_id}/pickup-qr.svg",
-             f"/orders/{order_id}/cancel", f"/orders/{order_id}/to-cart"}
+             f"/orders/{order_id}/cancel", f"/orders/{order_id}/to-cart", f"/orders/{order_id}/after-sales"}
     assert {path.replace(str(order_id), "<order_id>") for path in tried} == {  # every page naming an order
         rule.rule.replace("<int:order_id>", "<order_id>") for rule in site.app.url_map.iter_rules()
         if rule.endpoint.startswith("storefront.") and "order_id" in rule.arguments}
@@ -424,6 +428,104 @@ def test_an_order_page_shows_its_refunds_after_sales_answers_and_what_was_paid_i
     assert (f"售后申请 #{ids[0]} 未通过 提交于 {asked_at[0]} {name} × 1 原因：包装破损 "
             f"答复：照片看不出问题（{answered_at}）") in text
     assert f"售后申请 #{ids[1]} 已同意 提交于 {asked_at[1]} {name} × 1 原因：有一袋受潮 已退款 {yuan(price)}" in text
+
+
+DELIVERY = {"channel": "delivery", "district_code": "440606", "detail": "大良街道演示路 8 号",
+            "recipient": "演示收货人", "phone": "13912345678"}
+
+
+def _delivery_paid(shopper, sku: str, quantity: str) -> int:
+    """The id of a delivery order of `quantity` units of `sku`, paid in the sandbox."""
+    _add(shopper, sku, quantity)
+    order_id = int(shopper.post("/checkout", data={**_checkout_form(shopper), **DELIVERY}).location.split("/")[2])
+    shopper.post(f"/orders/{order_id}/pay", data={"outcome": "succeeded",
+                                                  "csrf_token": _token(shopper, f"/orders/{order_id}/pay")})
+    return order_id
+
+
+def _delivered_order(site, shopper, sku: str, quantity: str) -> int:
+    """The id of a paid delivery order the admin shipped and marked delivered just now."""
+    order_id = _delivery_paid(shopper, sku, quantity)
+    with site.app.app_context():  # the admin's steps, through the services the API calls
+        admin = find_user(username="admin")
+        ship_order(actor=admin, order_id=order_id, carrier="顺丰速运", tracking_number="SF1234567890")
+        deliver_order(actor=admin, order_id=order_id)
+        db.session.commit()
+        db.session.remove()
+    return order_id
+
+
+def _ask_form(client, order_id: int) -> dict:
+    """The hidden fields of the order page's after-sales forms (CSRF token, form key)."""
+    html = client.get(f"/orders/{order_id}").get_data(as_text=True)
+    return {"csrf_token": CSRF_FIELD.search(html).group(1), "form_key": FORM_KEY.search(html).group(1)}
+
+
+def _requests_of(site, order_id: int) -> list[tuple[str, list, str]]:
+    """The order's after-sales requests: status, lines and reason."""
+    with site.app.app_context():
+        requests = [(r.status, r.lines, r.reason) for r in db.session.scalars(
+            select(AfterSalesRequest).where(AfterSalesRequest.order_id == order_id).order_by(AfterSalesRequest.id))]
+        db.session.remove()
+    return requests
+
+
+def test_a_delivered_order_takes_an_after_sales_request_per_line_until_seven_days_after_delivery(site, shopper):
+    order_id = _delivered_order(site, shopper, "ZJ-KQMT-500G", "3")
+    with site.app.app_context():
+        line_id = db.session.get(Order, order_id).lines[0].id
+        delivered = db.session.scalar(select(OrderTransition.created_at).where(
+            OrderTransition.order_id == order_id, OrderTransition.to_status == "delivered"))
+        db.session.remove()
+    page = _page_text(shopper.get(f"/orders/{order_id}").get_data(as_text=True))
+    assert f"申请售后 送达或取货后 7 天内可以申请退款，请在 {local_time(delivered + timedelta(days=7))} 前提交" in page
+    ask = {**_ask_form(shopper, order_id), "line_id": str(line_id)}
+
+    assert shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "csrf_token": "forged", "quantity": "1",
+                                                                  "reason": "受潮"}).status_code == 400
+    too_many = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "4", "reason": "有一袋受潮"})
+    html = too_many.get_data(as_text=True)
+    assert too_many.status_code == 409 and "最多可以申请 3 件。" in _page_text(html)
+    assert ">有一袋受潮</textarea>" in html and 'aria-invalid="true"' in html  # kept as typed, the field marked
+    blank = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "1", "reason": "  "})
+    assert blank.status_code == 422 and "请填写申请原因（最多 500 字）。" in blank.get_data(as_text=True)
+    numbers = shopper.post(f"/orders/{order_id}/after-sales",
+                           data={**ask, "quantity": "1", "reason": "退到卡 6222 0212 3456 7890 128"})
+    assert numbers.status_code == 422 and ID_OR_CARD_REFUSED in numbers.get_data(as_text=True)
+    not_a_number = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "两", "reason": "受潮"})
+    assert not_a_number.status_code == 422 and "请填写要退的件数" in not_a_number.get_data(as_text=True)
+    assert _requests_of(site, order_id) == []
+
+    asked = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "２", "reason": "有两袋受潮"})
+    assert asked.status_code == 302 and asked.location == f"/orders/{order_id}"
+    again = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "２", "reason": "有两袋受潮"})
+    assert again.status_code == 302  # the same form sent twice asks once
+    assert _requests_of(site, order_id) == [("open", [{"line_id": line_id, "quantity": 2}], "有两袋受潮")]
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert "售后申请已提交，请等待处理结果。" in html and 'name="line_id"' not in html  # no form while one is open
+    assert "售后申请 #" in html and "待处理" in html and "原因：有两袋受潮" in html
+    second = shopper.post(f"/orders/{order_id}/after-sales",
+                          data={**ask, "form_key": "0" * 32, "quantity": "1", "reason": "还有一袋"})
+    assert second.status_code == 409 and "已有一个处理中的售后申请" in second.get_data(as_text=True)
+
+
+def test_after_sales_is_offered_only_once_delivered_and_within_seven_days(site, shopper):
+    paid = _delivery_paid(shopper, "ZJ-KQMT-500G", "1")
+    assert "申请售后" not in shopper.get(f"/orders/{paid}").get_data(as_text=True)
+    order_id = _delivered_order(site, shopper, "ZJ-KQMT-500G", "1")
+    ask = {**_ask_form(shopper, order_id), "quantity": "1", "reason": "坏了"}
+    with site.app.app_context():
+        line_ids = {made: db.session.get(Order, made).lines[0].id for made in (paid, order_id)}
+        for transition in db.session.scalars(select(OrderTransition).where(OrderTransition.order_id == order_id)):
+            transition.created_at -= timedelta(days=8)
+        db.session.commit()
+        db.session.remove()
+    assert "申请售后" not in shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    late = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "line_id": line_ids[order_id]})
+    assert late.status_code == 409 and "已过了申请期限" in late.get_data(as_text=True)
+    early = shopper.post(f"/orders/{paid}/after-sales", data={**ask, "line_id": line_ids[paid]})
+    assert early.status_code == 409 and "送达或取货后才能申请售后" in early.get_data(as_text=True)
+    assert _requests_of(site, order_id) == [] and _requests_of(site, paid) == []
 
 
 def test_a_delivery_order_shows_where_it_ships_with_the_phone_masked(site, shopper):

@@ -1,10 +1,11 @@
 """What the consumer's order page tells beside the order itself: its refunds and what was paid in the end, its
-after-sales requests with the staff's answers, and where a delivery ships (the phone masked), read through the
-same services as the API's refund, after-sales and order routes."""
+after-sales requests with the staff's answers and until when one may be made, and where a delivery ships (the phone
+masked), read through the same services as the API's refund, after-sales and order routes."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from orders.checkout.service import OrderView
 from orders.models import AfterSalesRequest, Refund
@@ -41,12 +42,14 @@ class ShownAfterSales:
 
 @dataclass(frozen=True)
 class OrderDetails:
-    """An order's refunds, after-sales requests, the fen refunded (succeeded refunds only) and delivery address."""
+    """An order's refunds, after-sales requests, the fen refunded (succeeded refunds only), delivery address, and
+    until when its consumer may ask for after-sales (None while a request would be refused)."""
 
     refunds: list[ShownRefund]
     after_sales: list[ShownAfterSales]
     refunded_fen: int
     address: dict | None
+    asking_until: datetime | None
 
 
 def _every(read: Callable[..., dict], **arguments) -> list:
@@ -107,5 +110,6 @@ def order_details(*, actor: User, view: OrderView) -> OrderDetails:
                                       AFTER_SALES_STATUSES[request.status], refund_of.get(request.refund_id))
                       for request in asked]
     refunded = sum(refund.amount_fen for refund in made if refund.status == "succeeded")
-    return OrderDetails(shown_refunds, shown_requests, refunded,
-                        _shown_address(view.address) if view.viewer == "owner" else None)
+    owner = view.viewer == "owner"
+    return OrderDetails(shown_refunds, shown_requests, refunded, _shown_address(view.address) if owner else None,
+                        refunds.after_sales_until(actor=actor, order_id=view.id) if owner else None)

@@ -13,14 +13,17 @@ from orders.checkout import service as checkout
 from orders.checkout.schemas import OrderCreate
 from orders.errors import OrderCode
 from orders.payments import service as payments
+from orders.refunds import service as refunds
+from orders.refunds.schemas import AfterSalesCreate
 from orders.stores import service as stores
-from shop.db import commit
+from shop.db import commit, db
 from shop.errors import AppError, NotFound, ShopCode
+from shop.fields import normalise_identifier
 from shop.links import external_url
 from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
 from web.filters import yuan
-from web.once import is_form_key, new_form_key
+from web.once import claim_form, is_form_key, new_form_key
 from web.pages import ID_OR_CARD_REFUSED, error_page, refused_for_numbers, signed_in, web_user
 from web.storefront import cart, reads
 from web.storefront.checkout import place_order_once, placed_order
@@ -53,6 +56,14 @@ REFUSALS = {  # each code placing an order can be refused with → the form fiel
     ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS: ("lines", "订单正在提交，请稍后到“我的订单”查看。"),
 }
 REFUSAL_LINKS = {OrderCode.TOO_MANY_UNPAID_ORDERS: (".order_list", "去“我的订单”支付或取消")}  # where to set it right
+AFTER_SALES_FIELDS = {"quantity": "请填写要退的件数（1 件起的整数）。", "reason": "请填写申请原因（最多 500 字）。"}
+AFTER_SALES_REFUSALS = {  # the after-sales service's refusals → the form field they concern and what the buyer is told
+    OrderCode.AFTER_SALES_NOT_ALLOWED: ("form", "订单送达或取货后才能申请售后。"),
+    OrderCode.AFTER_SALES_WINDOW_CLOSED: ("form", "已过了申请期限：送达或取货后 {days} 天内才能申请售后。"),
+    OrderCode.AFTER_SALES_OPEN: ("form", "这个订单已有一个处理中的售后申请，请等待处理结果后再申请。"),
+    OrderCode.REFUND_EXCEEDS_SOLD: ("quantity", "件数超过了可以申请的数量：最多可以申请 {refundable} 件。"),
+    OrderCode.ORDER_LINE_NOT_FOUND: ("form", "订单里没有这件商品，请刷新页面后重试。"),
+}
 ORDER_NOT_FOUND = "订单不存在。"
 OUTCOMES = ("succeeded", "failed")
 ENDED = ("expired", "cancelled")  # orders whose lines may be put back in the cart
@@ -202,13 +213,9 @@ def order_list():
     return render_template("storefront/orders.html", page=page)
 
 
-@bp.get("/orders/<int:order_id>")
-@signed_in("consumer")
-def order_page(order_id: int):
-    """One of the consumer's orders: status, lines, pickup code and its QR, tracking, delivery address, refunds and
-    what was paid in the end, after-sales requests with their answers, and impact. An unpaid order whose
-    payment is being confirmed (Stripe's redirect back says it succeeded, or its event awaits the worker) says so and
-    offers neither paying again nor cancelling."""
+def _order_page(order_id: int, *, asked: dict | None = None, status: int = 200):
+    """The order page, with its after-sales forms (one per line with units still sold) while a request may be made;
+    `asked`: the line, fields as typed and errors of an after-sales form refused."""
     try:
         view = _own_order(order_id)
     except NotFound:
@@ -217,7 +224,66 @@ def order_page(order_id: int):
     confirming = view.status == "pending_payment" and (
         returned == "succeeded" or checkout.payment_being_confirmed(order_id=order_id))
     return render_template("storefront/order.html", order=view, returned=returned, confirming=confirming,
-                           details=order_details(actor=web_user(), view=view))
+                           details=order_details(actor=web_user(), view=view), asked=asked, form_key=new_form_key(),
+                           window_days=refunds.AFTER_SALES_WINDOW.days), status
+
+
+@bp.get("/orders/<int:order_id>")
+@signed_in("consumer")
+def order_page(order_id: int):
+    """One of the consumer's orders: status, lines, pickup code and its QR, tracking, delivery address, refunds and
+    what was paid in the end, after-sales requests with their answers and the forms to ask for one (until when),
+    and impact. An unpaid order whose payment is being confirmed (Stripe's redirect back says it succeeded, or its
+    event awaits the worker) says so and offers neither paying again nor cancelling."""
+    return _order_page(order_id)
+
+
+def _whole(text: str) -> int | str:
+    """A typed whole number (full-width digits too), or the text as typed (the schema then refuses it)."""
+    value = normalise_identifier(text, case=None)
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else text
+
+
+def _after_sales_errors(messages: dict) -> dict[str, str]:
+    """The schema's messages as one Chinese message per after-sales form field ("form": the request as a whole)."""
+    lines = messages.get("lines")
+    names = [name for name in ("reason",) if name in messages]
+    if isinstance(lines, dict) and any(isinstance(problems, dict) and "quantity" in problems
+                                       for problems in lines.values()):
+        names.append("quantity")
+    numbers = refused_for_numbers(messages)
+    return ({name: ID_OR_CARD_REFUSED if name in numbers else AFTER_SALES_FIELDS[name] for name in names}
+            or {"form": AFTER_SALES_REFUSALS[OrderCode.ORDER_LINE_NOT_FOUND][1]})
+
+
+@bp.post("/orders/<int:order_id>/after-sales")
+@signed_in("consumer")
+def ask_after_sales(order_id: int):
+    """Ask for a refund of units of one line of a delivered or collected order, with a reason, judged by the API's
+    own schema and service (once per form); the order page then lists the request, or shows the form's errors."""
+    line_id, quantity, reason = (request.form.get(name, "") for name in ("line_id", "quantity", "reason"))
+    asked = {"line_id": _whole(line_id), "quantity": quantity, "reason": reason}
+    try:
+        data = AfterSalesCreate().load({"lines": [{"line_id": _whole(line_id), "quantity": _whole(quantity)}],
+                                        "reason": reason})
+        if claim_form(user=web_user(), purpose="after-sales", key=request.form.get("form_key", "")):
+            refunds.request_after_sales(actor=web_user(), order_id=order_id, **data)
+            commit()
+            flash("售后申请已提交，请等待处理结果。")
+        else:
+            db.session.rollback()  # this form was sent before: the order page lists its request
+    except SchemaError as exc:
+        return _order_page(order_id, asked={**asked, "errors": _after_sales_errors(exc.messages)}, status=422)
+    except AppError as exc:
+        db.session.rollback()
+        if exc.code == OrderCode.ORDER_NOT_FOUND:
+            return error_page(404, ORDER_NOT_FOUND)
+        if exc.code not in AFTER_SALES_REFUSALS:
+            raise
+        field, message = AFTER_SALES_REFUSALS[exc.code]
+        message = message.format(days=refunds.AFTER_SALES_WINDOW.days, refundable=exc.details.get("refundable"))
+        return _order_page(order_id, asked={**asked, "errors": {field: message}}, status=exc.status)
+    return redirect(url_for(".order_page", order_id=order_id))
 
 
 @bp.post("/orders/<int:order_id>/cancel")
