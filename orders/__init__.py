@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
     from orders.payments import service as payments
     from orders.payments import tasks as payment_tasks  # noqa: F401
     from orders.payments.api import blp as payments_blp
+    from orders.payments.api import sandbox_blp
     from orders.refunds import service as refunds
     from orders.refunds.api import blp as refunds_blp
     from orders.stores.api import BLUEPRINTS as stores_blueprints
@@ -38,6 +39,8 @@ def init_app(app: Flask) -> None:
         "uq_payments_intent_id": None, "uq_payment_events_event_id": None, "uq_refunds_provider_refund_id": None})
     for blueprint in (*stores_blueprints, checkout_blp, payments_blp, counter_blp, refunds_blp):
         api.register_blueprint(blueprint)
+    if payments.sandbox_enabled(app.config):
+        api.register_blueprint(sandbox_blp)
     app.extensions.setdefault("scope_checks", {})["store_id"] = store_takes_staff
     app.extensions["supplier_last_sale_date"] = last_sale_date  # a dividend link never changes attributed days
     app.extensions["pairing_last_sale_date"] = last_paired_sale_date  # nor a pairing's end a paired sale's row

@@ -142,9 +142,21 @@ def _public_url(raw: str | None, *, production: bool) -> str | None:
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
+def _repeats_a_block(value: str | bytes) -> bool:
+    """Whether `value` is a shorter block said again (`changeme-changeme-…`, 16 bytes twice), as no random value is."""
+    return any(value == value[:size] * (len(value) // size) + value[:len(value) % size]
+               for size in range(1, len(value) // 2 + 1))
+
+
 def _is_random_text(text: str) -> bool:
     """Whether a secret text is long and varied enough to have been made at random (not `changeme`, not `x`)."""
-    return len(text) >= SECRET_MIN_CHARACTERS and len(set(text)) >= SECRET_MIN_DISTINCT_CHARACTERS
+    return (len(text) >= SECRET_MIN_CHARACTERS and len(set(text)) >= SECRET_MIN_DISTINCT_CHARACTERS
+            and not _repeats_a_block(text))
+
+
+def _is_random_key(key: bytes) -> bool:
+    """Whether a 32-byte key is varied enough to have been made at random."""
+    return len(set(key)) >= KEY_MIN_DISTINCT_BYTES and not _repeats_a_block(key)
 
 
 def _check_production_secrets(env: Mapping[str, str]) -> None:
@@ -161,9 +173,9 @@ def _check_production_secrets(env: Mapping[str, str]) -> None:
         raise ConfigError(f"STRIPE_WEBHOOK_SECRET must be {WEBHOOK_SECRET_PREFIX} and at least "
                           f"{SECRET_MIN_CHARACTERS} characters made at random (Stripe's, or generate-keys')")
     ring, hash_key = parse_keys(env["FIELD_ENCRYPTION_KEY"]), parse_hash_key(env["FIELD_HASH_KEY"])
-    if len(set(ring.keys[ring.current])) < KEY_MIN_DISTINCT_BYTES:
+    if not _is_random_key(ring.keys[ring.current]):
         raise ConfigError(f"FIELD_ENCRYPTION_KEY key {ring.current!r} is not 32 bytes made at random (generate-keys)")
-    if len(set(hash_key)) < KEY_MIN_DISTINCT_BYTES:
+    if not _is_random_key(hash_key):
         raise ConfigError("FIELD_HASH_KEY is not 32 bytes made at random (generate-keys)")
     if hash_key in ring.keys.values():
         raise ConfigError("FIELD_HASH_KEY must differ from every FIELD_ENCRYPTION_KEY key")
@@ -288,6 +300,8 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             missing.append("STRIPE_PUBLISHABLE_KEY (with PAYMENTS=stripe)")
         if missing:
             raise ConfigError("SHOP_ENV=production requires: " + ", ".join(missing))
+        if env.get("FLASK_DEBUG", "0").strip().lower() not in ("", "0", "false", "no"):
+            raise ConfigError("FLASK_DEBUG must be off under SHOP_ENV=production (the debugger runs any code sent)")
         _check_production_secrets(env)
 
     keys = {name: env[name] for name in SECRETS if env.get(name)}

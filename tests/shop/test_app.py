@@ -1,6 +1,7 @@
 """The app factory in embedded and production modes."""
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ PRODUCTION = {  # secrets as `generate-keys` makes them (Stripe's webhook secret
     "PUBLIC_URL": "https://shop.example.cn",
 }
 ZERO_KEY = "A" * 43  # 32 zero bytes in base64url
+HALF_KEY_TWICE = base64.urlsafe_b64encode(bytes(range(16)) * 2).decode().rstrip("=")  # 16 distinct bytes, said twice
 
 
 def test_embedded_default_uses_sqlite_eager_tasks_and_memory_stores(tmp_path):
@@ -80,6 +82,9 @@ def test_production_needs_its_own_webhook_secret_even_in_sandbox_mode(tmp_path, 
 
 @pytest.mark.parametrize("name, value", [
     ("SECRET_KEY", "changeme"), ("SECRET_KEY", "x"), ("SECRET_KEY", "s" * 64), ("SECRET_KEY", "changeme" * 8),
+    ("SECRET_KEY", "changeme-changeme-changeme-changeme"), ("SECRET_KEY", "password1" * 4),
+    ("STRIPE_WEBHOOK_SECRET", "whsec_changeme-changeme-changeme-changeme"),
+    ("FIELD_ENCRYPTION_KEY", "k1:" + HALF_KEY_TWICE), ("FIELD_HASH_KEY", HALF_KEY_TWICE),
     ("STRIPE_WEBHOOK_SECRET", "x"), ("STRIPE_WEBHOOK_SECRET", "whsec_"), ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
     ("STRIPE_WEBHOOK_SECRET", "whsec_" + "ab" * 20), ("STRIPE_WEBHOOK_SECRET", "UjZte8gSY1CoJXGBnMZ0Vqc3F0KRYDYtxx"),
     ("FIELD_ENCRYPTION_KEY", "k1:" + ZERO_KEY),
@@ -101,6 +106,14 @@ def test_production_refuses_secrets_anyone_could_guess(tmp_path, monkeypatch, ca
     error = capsys.readouterr().err
     assert error.startswith(f"configuration error: {name} ") and error.count("\n") == 1
     assert value not in error or len(value) < 8  # key material is never quoted
+
+
+@pytest.mark.parametrize("debug", ["1", "true"])
+def test_production_refuses_to_start_with_the_debugger_on(tmp_path, debug):
+    """Flask's debugger runs any code a visitor types: production stops with one line naming the setting."""
+    with pytest.raises(ConfigError, match="^FLASK_DEBUG "):
+        load_config({**PRODUCTION, "FLASK_DEBUG": debug}, str(tmp_path))
+    assert load_config({**PRODUCTION, "FLASK_DEBUG": "0"}, str(tmp_path))["SHOP_ENV"] == "production"
 
 
 def test_production_accepts_what_generate_keys_prints_and_an_older_weak_key_being_rotated_out(app, tmp_path):

@@ -123,3 +123,20 @@ def test_a_request_that_finds_every_database_connection_taken_is_503_not_500(sql
 
     assert_error(answer, 503, "service_unavailable")
     assert "Traceback" not in caplog.text
+
+
+def test_a_redis_that_refuses_every_command_is_an_outage_not_a_500(sqlite_template, tmp_path, redis_url, caplog):
+    """A Redis URL naming a database the server does not have (db 99): sign-in is 503 in one log line."""
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    app = make_app(tmp_path, REDIS_URL=redis_url.rsplit("/", 1)[0] + "/99")
+    with app.app_context():
+        user = UserFactory()
+        db.session.commit()
+        with caplog.at_level(logging.INFO):
+            answer = app.test_client().post("/api/v1/auth/token", json={"username": user.username,
+                                                                       "password": DEFAULT_PASSWORD})
+        db.session.remove()
+        db.engine.dispose()
+
+    assert_error(answer, 503, "service_unavailable")
+    _one_line_logged(caplog)

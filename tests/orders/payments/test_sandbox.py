@@ -3,13 +3,16 @@ order's buyer or an admin, only in sandbox mode, never in production."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from sqlalchemy import select
 
 from orders.models import OutboxEvent, PaymentEvent
 from orders.payments import service
+from shop.config import load_config
 from shop.db import db
+from tests.conftest import make_app
 from tests.orders.factories import StoreFactory
 from tests.orders.payments.conftest import (
     SECRET,
@@ -131,17 +134,24 @@ def test_the_outcome_is_validated(client, bought, body):
     assert counts()["events"] == 0
 
 
-@pytest.mark.parametrize("setting", [{"SHOP_ENV": "production"}, {"PAYMENTS": "stripe", "STRIPE_API_KEY": "sk_x"}])
-def test_the_route_answers_404_outside_sandbox_mode(app, client, bought, setting):
-    payment, headers = bought
-    app.config.update(setting)
+@pytest.mark.parametrize("setting", [{"PAYMENTS": "stripe", "STRIPE_API_KEY": "sk_test_x"},
+                                     {"PAYMENTS": "sandbox", "STRIPE_API_KEY": "sk_test_x"}])
+def test_the_route_and_its_documentation_do_not_exist_outside_sandbox_mode(sqlite_template, tmp_path, setting):
+    """A shop on Stripe (production's sandbox staging copy is refused by the same `sandbox_enabled`): the confirm
+    route is an unknown path, and the OpenAPI document does not offer it."""
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    client = make_app(tmp_path, **setting).test_client()
 
-    response = client.post(confirm_url(payment.intent_id), json={"outcome": "succeeded"}, headers=headers)
-    anonymous = client.post(confirm_url(payment.intent_id), json={"outcome": "succeeded"})
+    response = client.post(confirm_url("pi_123"), json={"outcome": "succeeded"})
+    document = client.get("/api/v1/openapi.json").json
 
-    assert (response.status_code, anonymous.status_code) == (404, 404)
-    assert response.json["error"]["code"] == "not_found"
-    assert counts()["events"] == 0
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+    assert not [path for path in document["paths"] if "sandbox" in path]
+    assert "/api/v1/payments/stripe/webhook" in document["paths"]
+
+
+def test_the_route_is_documented_in_sandbox_mode(client):
+    assert "/api/v1/payments/sandbox/{payment_intent_id}/confirm" in client.get("/api/v1/openapi.json").json["paths"]
 
 
 def test_a_cancelled_orders_payment_can_no_longer_be_made(client, bought):
@@ -152,3 +162,13 @@ def test_a_cancelled_orders_payment_can_no_longer_be_made(client, bought):
 
     assert response.status_code == 409 and response.json["error"]["code"] == "payment_intent_canceled"
     assert counts() == {"events": 0, "outbox": 0}
+
+
+def test_a_production_staging_copy_on_sandbox_payments_has_no_confirm_route(tmp_path):
+    """SHOP_ENV=production with PAYMENTS=sandbox: orders are paid only by signed events posted to the webhook."""
+    from tests.shop.test_app import PRODUCTION
+
+    staging = {k: v for k, v in PRODUCTION.items() if k not in ("STRIPE_API_KEY", "STRIPE_PUBLISHABLE_KEY")}
+    config = load_config({**staging, "PAYMENTS": "sandbox"}, str(tmp_path))
+
+    assert config["PAYMENTS"] == "sandbox" and not service.sandbox_enabled(config)
