@@ -26,6 +26,7 @@ from orders.models import Store
 from shop.auth.models import User
 from shop.db import db, lock_on_sqlite
 from shop.errors import Conflict, NotFound
+from shop.fields import normalise_identifier
 from shop.pagination import paginate, recorded_in
 
 
@@ -64,7 +65,8 @@ def record_remittance(*, store_id: int, actor: User, amount_fen: int, received_o
                       reference: str) -> StoreRemittance:
     """Record that the store handed over `amount_fen` of its counter cash (received on `received_on`, under the
     bank's `reference`, once) and post it (the module's docstring); 409 if it holds less cash than that, or if that
-    deposit is already recorded."""
+    deposit is already recorded (its reference compared as an identifier: `normalise_identifier`)."""
+    reference = normalise_identifier(reference)
     _store_in_scope(store_id, actor)
     cash_held, commission = _locked_balances(store_id)
     if db.session.scalar(select(StoreRemittance.id).where(StoreRemittance.store_id == store_id,

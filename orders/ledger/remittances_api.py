@@ -9,7 +9,7 @@ from orders.ledger import remittances
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.fields import MAX_AMOUNT_FEN, BoundedInt, Date, Text, no_personal_number_in_text, not_in_the_future
+from shop.fields import MAX_AMOUNT_FEN, BoundedInt, Date, Identifier, no_personal_number_in_text, not_in_the_future
 from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, page_schema
@@ -25,8 +25,10 @@ class RemittanceCreate(Schema):
         "description": "At most the cash the store holds (409 `remittance_exceeds_cash_held`)."})
     received_on = Date(required=True, validate=not_in_the_future,
                        metadata={"description": "The day the bank received it (Asia/Shanghai), not in the future."})
-    reference = Text(required=True, max_length=64, validate=no_personal_number_in_text,
-                     metadata={"description": "The bank's reference of the deposit (no ID or phone number)."})
+    reference = Identifier(required=True, max_length=64, validate=no_personal_number_in_text, metadata={
+        "description": "The bank's reference of the deposit (no ID or phone number), an identifier: full-width "
+                       "forms and case fold to one spelling (`ｂａｎｋ-001` is `BANK-001`), once per store (409 "
+                       "`remittance_reference_used`)."})
 
 
 class RemittanceOut(Schema):

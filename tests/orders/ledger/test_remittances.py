@@ -176,6 +176,24 @@ def test_one_deposit_is_one_remittance_however_often_it_is_sent(client, login):
     assert remit(client, admin, store.id, 1000, reference="DEP-003").status_code == 201  # another deposit
 
 
+def test_a_deposit_is_one_remittance_however_its_reference_is_spelled(client, login):
+    store = StoreFactory()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -5000)
+    admin = login("admin")
+    first = remit(client, admin, store.id, 100, reference="BANK-001")
+
+    spellings = [remit(client, admin, store.id, 100, key=f"k{i}", reference=reference)
+                 for i, reference in enumerate(("bank-001", "ＢＡＮＫ-００１", " Bank\u200b-001 "))]
+
+    assert first.status_code == 201 and first.json["reference"] == "BANK-001"
+    for again in spellings:
+        assert (again.status_code, again.json["error"]["code"]) == (409, "remittance_reference_used"), again.json
+        assert again.json["error"]["details"] == {"reference": "BANK-001", "remittance_id": first.json["id"]}
+    assert balance("payments:bank") == -100 and balance(f"store_cash:{store.id}") == -4900
+    assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 1
+
+
 def test_racing_sends_of_one_deposit_record_it_once(racing_app):
     store = StoreFactory()
     db.session.commit()
