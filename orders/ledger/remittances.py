@@ -73,8 +73,9 @@ def record_remittance(*, store_id: int, actor: User, amount_fen: int, received_o
                                                           StoreRemittance.reference == reference)) is not None:
         raise duplicate_remittance({"store_id": store_id, "reference": reference})
     if amount_fen > cash_held:
-        raise Conflict(f"The store holds {cash_held} fen of counter cash: it cannot remit {amount_fen}.",
-                       code=LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, details={"cash_held_fen": max(cash_held, 0)})
+        held = max(cash_held, 0)
+        raise Conflict(f"The store holds {held} fen of counter cash: it cannot remit {amount_fen}.",
+                       code=LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, details={"cash_held_fen": held})
     kept = max(min(commission, cash_held - amount_fen), 0)
     cash = accounts.store_cash(store_id)
     postings = [(accounts.bank(), -amount_fen, "payment"), (cash, amount_fen, "payment")]

@@ -175,7 +175,8 @@ def supplier_statement(*, supplier_id: int, user: User, from_date: date | None =
 def store_statement(*, store_id: int, user: User, from_date: date | None = None, to_date: date | None = None,
                     page: bool = False) -> dict:
     """A store's statement (its own staff, or an admin): its commission, the counter cash it holds, and what it
-    must remit (cash held net of commission) at the period's end, and the remittances recorded in the period; with
+    must remit (cash held net of commission, if positive) or else what the platform owes it (paid by a store payout
+    batch, which nets the two accounts) at the period's end, and the remittances recorded in the period; with
     `page`, also what the printable page shows of the store (name, district). The period is bounded
     (`statement_period`)."""
     from_date, to_date = statement_period(from_date=from_date, to_date=to_date)
@@ -191,5 +192,6 @@ def store_statement(*, store_id: int, user: User, from_date: date | None = None,
     shown = {"page": {"name": store.name, "district": db.session.get(Region, store.district_code).name}} if page else {}
     return {**shown, "party": "store", "party_id": store_id, "from": from_date, "to": to_date,
             "accounts": [f"store:{store_id}", f"store_cash:{store_id}"], **commission, "cash": cash,
-            "cash_held_fen": cash_held, "commission_fen": earned, "to_remit_fen": cash_held - earned,
+            "cash_held_fen": cash_held, "commission_fen": earned, "to_remit_fen": max(cash_held - earned, 0),
+            "owed_to_store_fen": max(earned - cash_held, 0),
             "remittances": remitted, "remitted_fen": sum(remittance.amount_fen for remittance in remitted)}

@@ -93,13 +93,15 @@ class HouseholdStatementOut(StatementOut):
 
 
 class StoreStatementOut(StatementOut):
-    """A store's commission statement, the counter cash it holds (sign: cash held), what it must remit, and the
-    remittances recorded in the period."""
+    """A store's commission statement, the counter cash it holds (sign: cash held), what it must remit or is owed,
+    and the remittances recorded in the period."""
 
     cash = fields.Nested(StatementBodyOut)
     cash_held_fen = fields.Integer()
     commission_fen = fields.Integer()
-    to_remit_fen = fields.Integer()
+    to_remit_fen = fields.Integer(metadata={"description": "Cash held net of commission, at least 0"})
+    owed_to_store_fen = fields.Integer(metadata={
+        "description": "Commission net of cash held, at least 0: what a store payout batch pays it"})
     remittances = fields.List(fields.Nested(RemittanceOut))
     remitted_fen = fields.Integer(metadata={"description": "The cash remitted in the period"})
 

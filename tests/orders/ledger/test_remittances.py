@@ -125,6 +125,38 @@ def test_a_remittance_is_bounded_and_recorded_by_an_admin_only(client, login):
     assert balance(f"store_cash:{store.id}") == -1250
 
 
+def test_a_store_whose_commission_exceeds_its_cash_is_owed_the_rest_not_told_to_remit_a_negative_amount(
+        client, login):
+    store = StoreFactory()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -232)                      # counter cash held: ¥2.32
+    earn(accounts.store(store.id), 8519)                           # commission of paid online orders: ¥85.19
+    url = f"/api/v1/stores/{store.id}/statement"
+    staff = login("store_staff", store_id=store.id)
+
+    body = client.get(url, headers=staff).json
+    page = client.get(f"{url}?format=html", headers=staff).get_data(as_text=True)
+    over = remit(client, login("admin"), store.id, 233)
+
+    assert (body["cash_held_fen"], body["commission_fen"], body["to_remit_fen"], body["owed_to_store_fen"]) == (
+        232, 8519, 0, 8287)
+    assert "-¥" not in page and "应上缴" not in page and "平台应付本店 ¥82.87" in page
+    assert over.json["error"]["details"] == {"cash_held_fen": 232} and "holds 232 fen" in over.json["error"]["message"]
+
+
+def test_a_store_holding_less_than_no_cash_is_told_it_holds_none(client, login):
+    store = StoreFactory()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), 3748)                      # cash refunded beyond the cash it held
+
+    over = remit(client, login("admin"), store.id, 100)
+    statement = client.get(f"/api/v1/stores/{store.id}/statement", headers=login("admin")).json
+
+    assert (over.status_code, over.json["error"]["code"]) == (409, "remittance_exceeds_cash_held")
+    assert over.json["error"]["details"] == {"cash_held_fen": 0} and "holds 0 fen" in over.json["error"]["message"]
+    assert (statement["to_remit_fen"], statement["owed_to_store_fen"]) == (0, 3748)  # a store batch pays it back
+
+
 def test_remittances_are_read_by_admins_auditors_and_the_stores_own_staff(client, login):
     store, other = cash_sale_store(), StoreFactory()
     db.session.commit()
