@@ -533,24 +533,32 @@ def restock(*, location_id: int, lot_id: int, quantity: int) -> None:
 
 def adjust(*, location_id: int, lot_id: int, delta: int) -> None:
     """Change a lot's on-hand units at a location by `delta` (a count, a write-off, a find); never below
-    what is reserved (`below_reserved` 409) nor below zero, never above what the lot is missing (`restock`), and found
-    only where the lot is or was stocked (`lot_not_held_here` 409: units lost elsewhere cannot turn up here)."""
+    what is reserved (`below_reserved` 409) nor below zero, never above what the lot is missing (`restock`), and only
+    where the lot is or was stocked (`lot_not_held_here` 409: units lost elsewhere cannot turn up here, and a lot
+    never here cannot be written off here)."""
     if delta > 0:
         held = select(Stock.lot_id).where(Stock.location_id == location_id, Stock.lot_id == lot_id)
         if db.session.scalar(held) is None and db.session.get(Lot, lot_id) is not None:
-            raise Conflict(f"Lot {lot_id} was never stocked at location {location_id}: its units cannot be found here.",
-                           code=CatalogCode.LOT_NOT_HELD_HERE, details={"lot_id": lot_id, "location_id": location_id})
+            raise _not_held_here(location_id=location_id, lot_id=lot_id)
         restock(location_id=location_id, lot_id=lot_id, quantity=delta)
         return
     rows = _lock((Stock.location_id == location_id) & (Stock.lot_id == lot_id))
-    if not rows and db.session.get(Lot, lot_id) is None:
-        raise NotFound(f"No lot {lot_id}.", code=CatalogCode.LOT_NOT_FOUND)
-    if not rows or rows[0][0].available < -delta:
-        held = rows[0][0] if rows else None
+    if not rows:
+        if db.session.get(Lot, lot_id) is None:
+            raise NotFound(f"No lot {lot_id}.", code=CatalogCode.LOT_NOT_FOUND)
+        raise _not_held_here(location_id=location_id, lot_id=lot_id)
+    held = rows[0][0]
+    if held.available < -delta:
         raise Conflict("The adjustment would take stock below what is reserved.", code=CatalogCode.BELOW_RESERVED,
-                       details={"on_hand": held.on_hand if held else 0, "reserved": held.reserved if held else 0,
-                                "delta": delta})
-    _change(rows[0][0], on_hand=delta)
+                       details={"on_hand": held.on_hand, "reserved": held.reserved, "delta": delta})
+    _change(held, on_hand=delta)
+
+
+def _not_held_here(*, location_id: int, lot_id: int) -> Conflict:
+    """The conflict of an adjustment of a lot never stocked at the location."""
+    return Conflict(f"Lot {lot_id} was never stocked at location {location_id}: its units cannot be counted, "
+                    "written off or found here.", code=CatalogCode.LOT_NOT_HELD_HERE,
+                    details={"lot_id": lot_id, "location_id": location_id})
 
 
 def move(*, from_location_id: int, to_location_id: int, product_id: int, quantity: int) -> list[Portion]:

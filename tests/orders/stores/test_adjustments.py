@@ -97,6 +97,21 @@ def test_units_lost_elsewhere_are_never_found_where_the_lot_never_was(client, st
     assert db.session.scalar(select(func.sum(Stock.on_hand)).where(Stock.lot_id == lot.id)) == 2
 
 
+def test_a_lot_never_held_here_is_neither_written_off_nor_found_here(client, staff_of, login, store):
+    """A clerk who types a lot the store never held is told so, whichever way the count goes."""
+    lot = make_lot(ProductFactory(), LocationFactory(), quantity=3)
+    db.session.commit()
+
+    answers = [_adjust(client, staff_of(store), store, lot, delta, reason)
+               for delta, reason in ((-1, "damaged"), (-1, "stocktake"), (1, "found"))]
+
+    for response in answers:
+        assert (response.status_code, response.json["error"]["code"]) == (409, "lot_not_held_here"), response.json
+        assert response.json["error"]["details"] == {"lot_id": lot.id, "location_id": store.location_id}
+    assert _on_hand(store, lot) is None
+    assert db.session.scalar(select(func.count()).select_from(StockAdjustment)) == 0
+
+
 def test_found_stock_restores_what_was_written_off_and_no_more(client, staff_of, store, store_lot):
     staff = staff_of(store)
     assert _adjust(client, staff, store, store_lot, -3, "spoiled").status_code == 201
