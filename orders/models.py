@@ -30,7 +30,8 @@ ORDER_STATUSES = ("pending_payment", "paid", "shipped", "delivered", "fulfilled"
                   "refunded")
 ALLOCATION_STATES = ("reserved", "allocated", "released")
 PAYMENT_METHODS = ("stripe", "cash", "card")
-ADJUSTMENT_REASONS = ("stocktake", "spoiled", "damaged", "found")
+ADJUSTMENT_REASONS = ("stocktake", "spoiled", "damaged", "found")  # what a clerk or an admin records
+LOST_IN_TRANSIT = "lost_in_transit"  # units a transfer's receipt says did not arrive, written off by the receipt
 OUTBOX_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned")
 PUBLIC_MIN_HOUSEHOLDS = 3  # public outputs show no count or amount concerning fewer households (DESIGN)
 
@@ -139,7 +140,8 @@ class TransferLine(db.Model):
 
 
 class StockAdjustment(db.Model):
-    """An audited change of one lot's on-hand stock at a location: a count, a write-off or a find."""
+    """An audited change of one lot's on-hand stock at a location: a count, a write-off or a find; or the units of a
+    transfer (`transfer_id`) that did not arrive at its destination, written off by its receipt."""
 
     __tablename__ = "stock_adjustments"
 
@@ -147,13 +149,14 @@ class StockAdjustment(db.Model):
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
     lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
     delta: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(String(200))
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("stock_transfers.id"))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     __table_args__ = (
-        CheckConstraint(_in("reason", ADJUSTMENT_REASONS), name="reason"),
+        CheckConstraint(_in("reason", (*ADJUSTMENT_REASONS, LOST_IN_TRANSIT)), name="reason"),
         CheckConstraint("delta <> 0", name="delta"),
     )
 

@@ -179,7 +179,8 @@ class ReceivedLineIn(Schema):
 
 class TransferReceive(Schema):
     """The receiving store confirms what arrived, per lot as sent; `note` says what happened to what did not
-    (required then: units missing from a lot are written off with their reason, as an adjustment is)."""
+    (required then: units missing from a lot are written off at the store, a `lost_in_transit` adjustment with this
+    note)."""
 
     lines = fields.List(fields.Nested(ReceivedLineIn), required=True, validate=validate.Length(min=1, max=1000))
     note = Note(load_default=None)
@@ -237,8 +238,10 @@ class AdjustmentOut(Schema):
     location_id = fields.Integer()
     lot_id = fields.Integer()
     delta = fields.Integer()
-    reason = fields.String()
+    reason = fields.String(metadata={"description": (
+        "stocktake, spoiled, damaged, found; or lost_in_transit: units a transfer's receipt says did not arrive")})
     note = fields.String(allow_none=True)
+    transfer_id = fields.Integer(allow_none=True, metadata={"description": "The transfer of a lost_in_transit"})
     created_by = fields.Integer()
     created_at = fields.DateTime()
 

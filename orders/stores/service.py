@@ -18,6 +18,7 @@ from catalog.errors import CatalogCode
 from catalog.service import get_product
 from orders.errors import OrderCode
 from orders.models import (
+    LOST_IN_TRANSIT,
     Allocation,
     Order,
     Refund,
@@ -386,7 +387,8 @@ def lot_units_outside_stock(lot_id: int) -> ColumnElement[int]:
 def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], note: str | None = None) -> StockTransfer:
     """Confirm what arrived, per lot as sent (each lot exactly once, 0..sent units): what arrived is added
     to the store's stock, the rest is the recorded discrepancy, with the `note` saying what happened to it (required
-    then); a second receipt is `transfer_already_received`."""
+    then), written off at the store as a `lost_in_transit` adjustment per lot; a second receipt is
+    `transfer_already_received`."""
     transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
     lock_on_sqlite("UPDATE stock_transfers SET id = id WHERE id = :id", id=transfer_id)
     db.session.execute(select(StockTransfer.id).where(StockTransfer.id == transfer_id).with_for_update())
@@ -416,6 +418,11 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], no
     for line in sorted(lines, key=lambda line: line["lot_id"]):
         if line["received"]:
             inventory.restock(location_id=transfer.to_location_id, lot_id=line["lot_id"], quantity=line["received"])
+        if missing := by_lot[line["lot_id"]].sent - line["received"]:
+            db.session.add(StockAdjustment(location_id=transfer.to_location_id, lot_id=line["lot_id"], delta=-missing,
+                                           reason=LOST_IN_TRANSIT, note=note, transfer_id=transfer.id,
+                                           created_by=actor.id, created_at=transfer.received_at))
+    db.session.flush()
     return transfer
 
 

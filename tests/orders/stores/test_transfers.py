@@ -139,6 +139,42 @@ def test_units_on_the_way_count_for_their_lot_and_units_lost_on_the_way_may_be_f
     assert inventory.available(location_id=warehouse.id, product_id=product.id) == 6
 
 
+def test_units_lost_on_the_way_are_a_write_off_in_the_lots_adjustments_and_each_lot_adds_up(
+        client, login, store, staff_of, stocked_warehouse):
+    """What an auditor checks from the API alone: a lot's quantity is what is on hand anywhere less what its
+    adjustments wrote off (nothing sold, nothing in transit); a store's on-hand is what was sent to it plus its
+    adjustments."""
+    warehouse, product, old, new = stocked_warehouse
+    admin, auditor, staff = login("admin"), login("auditor"), staff_of(store)
+    transfer = _send(client, admin, warehouse, store, product, 7).json
+    received = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=staff,
+                           json={"lines": [{"lot_id": old.id, "received": 3}, {"lot_id": new.id, "received": 2}],
+                                 "note": "一袋破损"})
+    assert received.status_code == 200, received.json
+    found = client.post("/api/v1/stock-adjustments", headers=staff, json={
+        "location_id": store.location_id, "lot_id": old.id, "delta": 1, "reason": "found"})
+    assert found.status_code == 201, found.json
+
+    adjustments = client.get(f"/api/v1/stock-adjustments?lot_id={old.id}", headers=auditor).json["items"]
+    at_store = client.get(f"/api/v1/stock-adjustments?location_id={store.location_id}", headers=staff).json["items"]
+    on_hand = {(row["location_id"], row["lot_id"]): row["on_hand"]
+               for location in (warehouse.id, store.location_id)
+               for row in client.get(f"/api/v1/locations/{location}/stock", headers=auditor).json["items"]}
+    sent = client.get(f"/api/v1/stores/{store.id}/incoming-transfers", headers=auditor).json["items"][0]["lines"]
+
+    lost = [a for a in adjustments if a["reason"] == "lost_in_transit"]
+    assert [(a["location_id"], a["delta"], a["note"], a["transfer_id"], a["created_by"]) for a in lost] == [
+        (store.location_id, -2, "一袋破损", transfer["id"], received.json["received_by"])]
+    assert sorted(a["delta"] for a in adjustments) == [-2, 1]
+    assert [a["id"] for a in at_store] == [a["id"] for a in adjustments]
+    for lot in (old, new):
+        lot_adjustments = sum(a["delta"] for a in at_store if a["lot_id"] == lot.id)
+        held = sum(units for (_, lot_id), units in on_hand.items() if lot_id == lot.id)
+        assert lot.quantity == held - lot_adjustments
+        sent_to_store = sum(line["sent"] for line in sent if line["lot_id"] == lot.id)
+        assert on_hand.get((store.location_id, lot.id), 0) == sent_to_store + lot_adjustments
+
+
 def test_received_lines_must_match_the_lots_sent(client, login, store, staff_of, stocked_warehouse):
     warehouse, product, old, new = stocked_warehouse
     transfer = _send(client, login("admin"), warehouse, store, product, 7).json
