@@ -60,5 +60,6 @@ class OrderCode(StrEnum):
     TRANSFER_ALREADY_RECEIVED = "transfer_already_received"
     TRANSFER_LINES_MISMATCH = "transfer_lines_mismatch"
     TRANSFER_NOT_FOUND = "transfer_not_found"
+    TRANSFER_TOO_MANY_LOTS = "transfer_too_many_lots"
     UNKNOWN_ITEM = "unknown_item"
     WAREHOUSE_UNAVAILABLE = "warehouse_unavailable"

@@ -31,6 +31,7 @@ ORDER_STATUSES = ("pending_payment", "paid", "shipped", "delivered", "fulfilled"
 ALLOCATION_STATES = ("reserved", "allocated", "released")
 PAYMENT_METHODS = ("stripe", "cash", "card")
 ADJUSTMENT_REASONS = ("stocktake", "spoiled", "damaged", "found")  # what a clerk or an admin records
+MAX_TRANSFER_LOTS = 1000  # the lots one transfer may send: its receipt names each of them in one request
 LOST_IN_TRANSIT = "lost_in_transit"  # units a transfer's receipt says did not arrive, written off by the receipt
 OUTBOX_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned")
 PUBLIC_MIN_HOUSEHOLDS = 3  # public outputs show no count or amount concerning fewer households (DESIGN)

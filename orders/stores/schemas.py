@@ -8,7 +8,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from catalog.schemas import CODE_ERROR, CODE_PATTERN, SKU_ERROR, SKU_PATTERN
-from orders.models import ADJUSTMENT_REASONS
+from orders.models import ADJUSTMENT_REASONS, MAX_TRANSFER_LOTS
 from shop.fields import (
     MAX_COUNTED_CASH_FEN,
     MAX_FLOAT_FEN,
@@ -167,7 +167,9 @@ class TransferCreate(Schema):
 
     from_location = LocationCode(required=True)
     to_location = LocationCode(required=True)
-    lines = fields.List(fields.Nested(TransferLineIn), required=True, validate=validate.Length(min=1, max=100))
+    lines = fields.List(fields.Nested(TransferLineIn), required=True, validate=validate.Length(min=1, max=100),
+                        metadata={"description": f"Taking at most {MAX_TRANSFER_LOTS} lots in all, as many as a "
+                                                 "receipt names (422 `transfer_too_many_lots`)."})
 
 
 class ReceivedLineIn(Schema):
@@ -182,7 +184,8 @@ class TransferReceive(Schema):
     (required then: units missing from a lot are written off at the store, a `lost_in_transit` adjustment with this
     note)."""
 
-    lines = fields.List(fields.Nested(ReceivedLineIn), required=True, validate=validate.Length(min=1, max=1000))
+    lines = fields.List(fields.Nested(ReceivedLineIn), required=True,
+                        validate=validate.Length(min=1, max=MAX_TRANSFER_LOTS))
     note = Note(load_default=None)
 
 

@@ -19,6 +19,7 @@ from catalog.service import get_product
 from orders.errors import OrderCode
 from orders.models import (
     LOST_IN_TRANSIT,
+    MAX_TRANSFER_LOTS,
     Allocation,
     Order,
     Refund,
@@ -307,8 +308,8 @@ def _location_by_code(code: str, *, kind: str, field: str):
 
 def create_transfer(*, actor: User, from_location: str, to_location: str, lines: Sequence[dict]) -> StockTransfer:
     """Dispatch stock from a warehouse to an active store's location (409 `store_inactive` otherwise): the source's
-    lots are taken FIFO, all or nothing (409 `insufficient_stock`), and each lot sent is recorded on its own transfer
-    line."""
+    lots are taken FIFO, all or nothing (409 `insufficient_stock`), at most `MAX_TRANSFER_LOTS` of them, as many as
+    a receipt names (422 `transfer_too_many_lots`), and each lot sent is recorded on its own transfer line."""
     source = _location_by_code(from_location, kind="warehouse", field="from_location")
     destination = _location_by_code(to_location, kind="store", field="to_location")
     store = db.session.scalar(select(Store).where(Store.location_id == destination.id))
@@ -329,6 +330,12 @@ def create_transfer(*, actor: User, from_location: str, to_location: str, lines:
         raise ValidationError("A product is listed twice.", details={"lines": ["List each SKU once."]})
     portions = inventory.take_lines(location_id=source.id, lines=[
         inventory.StockRequest(product.id, line["quantity"]) for product, line in zip(products, lines, strict=True)])
+    lots = len({portion.lot_id for line_portions in portions for portion in line_portions})
+    if lots > MAX_TRANSFER_LOTS:
+        raise ValidationError(f"A transfer sends at most {MAX_TRANSFER_LOTS} lots (its receipt names each): send "
+                              "these units in several transfers.", code=OrderCode.TRANSFER_TOO_MANY_LOTS,
+                              details={"lines": [f"These lines take {lots} lots; one transfer sends at most "
+                                                 f"{MAX_TRANSFER_LOTS}."]})
     transfer = StockTransfer(from_location_id=source.id, to_location_id=destination.id, created_by=actor.id,
                              status="dispatched", created_at=utcnow())
     db.session.add(transfer)

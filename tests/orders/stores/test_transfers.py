@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from catalog import inventory
-from orders.models import StockTransfer
+from orders.models import MAX_TRANSFER_LOTS, StockTransfer
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.orders.factories import StoreFactory
@@ -173,6 +173,31 @@ def test_units_lost_on_the_way_are_a_write_off_in_the_lots_adjustments_and_each_
         assert lot.quantity == held - lot_adjustments
         sent_to_store = sum(line["sent"] for line in sent if line["lot_id"] == lot.id)
         assert on_hand.get((store.location_id, lot.id), 0) == sent_to_store + lot_adjustments
+
+
+def test_a_transfer_sends_no_more_lots_than_its_receipt_may_name(client, login, store, staff_of):
+    """Small lots of one SKU: a transfer taking one lot more than a receipt accepts is refused before anything leaves
+    the warehouse; one taking as many as it accepts is sent and received whole."""
+    warehouse, product = LocationFactory(), ProductFactory()
+    for _ in range(MAX_TRANSFER_LOTS + 1):
+        make_lot(product, warehouse, quantity=1)
+    db.session.commit()
+    admin = login("admin")
+
+    too_many = _send(client, admin, warehouse, store, product, MAX_TRANSFER_LOTS + 1)
+    assert (too_many.status_code, too_many.json["error"]["code"]) == (422, "transfer_too_many_lots")
+    assert f"at most {MAX_TRANSFER_LOTS} lots" in too_many.json["error"]["message"]
+    assert too_many.json["error"]["details"] == {"lines": [f"These lines take {MAX_TRANSFER_LOTS + 1} lots; "
+                                                           f"one transfer sends at most {MAX_TRANSFER_LOTS}."]}
+    assert db.session.scalar(select(func.count()).select_from(StockTransfer)) == 0
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == MAX_TRANSFER_LOTS + 1
+
+    sent = _send(client, admin, warehouse, store, product, MAX_TRANSFER_LOTS)
+    assert sent.status_code == 201, sent.json
+    received = client.post(f"/api/v1/stock-transfers/{sent.json['id']}/receive", headers=staff_of(store), json={
+        "lines": [{"lot_id": line["lot_id"], "received": line["sent"]} for line in sent.json["lines"]]})
+    assert received.status_code == 200, received.json
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == MAX_TRANSFER_LOTS
 
 
 def test_received_lines_must_match_the_lots_sent(client, login, store, staff_of, stocked_warehouse):
