@@ -256,7 +256,8 @@ class RevealAuditQuery(DatedPageQuery):
 
 
 class AccountChangeOut(Schema):
-    """An audit row of a bank account change (old and new masked)."""
+    """An audit row of a bank account change (old and new masked: the last 4 digits and a keyed fingerprint of the
+    whole number, `****0128 #3f9a1c2e`, so accounts ending alike are told apart)."""
 
     id = fields.Integer()
     user_id = fields.Integer()

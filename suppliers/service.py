@@ -31,7 +31,7 @@ from shop.fields import normalise_identifier
 from shop.pagination import paginate, recorded_in
 from shop.regions.service import is_recipient_county, region_named
 from suppliers.errors import SupplierCode
-from suppliers.identifiers import mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
+from suppliers.identifiers import audit_mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
 from suppliers.models import (
     AGREEMENT_RATES,
     OVERLAP_CONSTRAINT,
@@ -122,8 +122,8 @@ def _change_bank_account(*, row: Household | Supplier, account: str | None, user
     row.bank_account = new
     subject = {"household_id": row.id} if isinstance(row, Household) else {"supplier_id": row.id}
     db.session.add(BankAccountChange(user_id=user.id, reason=reason.strip(),
-                                     old_masked=mask_bank_account(old) if old else None,
-                                     new_masked=mask_bank_account(new) if new else None, **subject))
+                                     old_masked=audit_mask_bank_account(old) if old else None,
+                                     new_masked=audit_mask_bank_account(new) if new else None, **subject))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -84,7 +84,8 @@ class StoreQuery(PageQuery):
 
 
 class StoreAccountChangeOut(Schema):
-    """A store's payout account change (masked values only)."""
+    """A store's payout account change (masked values only: the last 4 digits and a keyed fingerprint of the whole
+    number, `****0128 #3f9a1c2e`, so accounts ending alike are told apart)."""
 
     id = fields.Integer()
     store_id = fields.Integer()

@@ -38,7 +38,7 @@ from shop.pagination import paginate, recorded_in
 from shop.regions.models import Pairing
 from shop.regions.service import region_named
 from suppliers.errors import SupplierCode
-from suppliers.identifiers import mask_bank_account, normalise_bank_account
+from suppliers.identifiers import audit_mask_bank_account, normalise_bank_account
 
 SEE_ALL = ("admin", "auditor")
 REASON_SIGNS = {"spoiled": -1, "damaged": -1, "found": 1}
@@ -168,8 +168,8 @@ def _change_bank_account(*, store: Store, account: str | None, actor: User, reas
                               details={"reason": ["Required when bank_account changes."]})
     store.bank_account = new
     db.session.add(StoreAccountChange(store_id=store.id, user_id=actor.id, reason=reason.strip(),
-                                      old_masked=mask_bank_account(old) if old else None,
-                                      new_masked=mask_bank_account(new) if new else None))
+                                      old_masked=audit_mask_bank_account(old) if old else None,
+                                      new_masked=audit_mask_bank_account(new) if new else None))
 
 
 def list_account_changes(*, store_id: int, from_date: date | None, to_date: date | None, limit: int,

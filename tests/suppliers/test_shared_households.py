@@ -58,10 +58,25 @@ def test_a_bank_account_change_needs_a_reason_and_is_audited_masked(client, coop
     log = client.get(f"/api/v1/audit/account-changes?household_id={household.id}", headers=auditor)
     assert log.status_code == 200
     [entry] = log.json["items"]
-    assert entry["old_masked"] == "****" + old[-4:] and entry["new_masked"] == "****" + new[-4:]
+    assert entry["old_masked"].startswith(f"****{old[-4:]} #") and entry["new_masked"].startswith(f"****{new[-4:]} #")
     assert entry["reason"] == "农户换卡" and entry["household_id"] == household.id and entry["username"]
     assert old not in log.get_data(as_text=True) and new not in log.get_data(as_text=True)
     assert client.get("/api/v1/audit/account-changes", headers=coop).status_code == 403
+
+
+def test_a_households_change_between_accounts_ending_alike_is_told_apart_in_the_audit(client, coop, supplier,
+                                                                                        login):
+    household = HouseholdFactory(supplier=supplier, bank_account="6222021234567890001")
+    db.session.commit()
+
+    changed = client.patch(f"/api/v1/households/{household.id}", headers=coop,
+                           json={"bank_account": "6228480000000000001", "reason": "农户换卡"})
+
+    assert changed.status_code == 200, changed.json
+    [entry] = client.get(f"/api/v1/audit/account-changes?household_id={household.id}",
+                         headers=login("auditor")).json["items"]
+    assert entry["old_masked"] != entry["new_masked"]
+    assert entry["old_masked"].startswith("****0001 #") and entry["new_masked"].startswith("****0001 #")
 
 
 def test_an_admin_changes_any_household_and_a_suppliers_account_is_audited_too(client, admin, supplier):

@@ -113,12 +113,33 @@ def test_a_bank_account_change_needs_a_reason_and_is_audited(client, login):
     assert changed.status_code == 200
     assert (changed.json["bank_account"], changed.json["name"]) == ("****1111", "新店名")
     audit = db.session.scalars(select(StoreAccountChange)).all()
-    assert [(a.store_id, a.old_masked, a.new_masked, a.reason) for a in audit] == [
-        (store.id, "****7890", "****1111", "开户行变更")]
+    assert [(a.store_id, a.old_masked[:10], a.new_masked[:10], a.reason) for a in audit] == [
+        (store.id, "****7890 #", "****1111 #", "开户行变更")]
     listed = client.get(f"/api/v1/stores/{store.id}/account-changes", headers=login("auditor")).json["items"]
-    assert [row["new_masked"] for row in listed] == ["****1111"]
+    assert [row["new_masked"] for row in listed] == [audit[0].new_masked]
     assert client.patch(f"/api/v1/stores/{store.id}", json={"name": "x"},
                         headers=login("store_staff", store_id=store.id)).status_code == 403
+
+
+def test_a_change_between_accounts_ending_alike_is_told_apart_in_the_audit(client, login):
+    """Payouts redirected to another bank's account with the same last four digits, then back: the audit shows
+    two different accounts, and the same account the same way each time, never the number."""
+    store = StoreFactory()
+    store.bank_account = "6222021234567890128"
+    db.session.commit()
+    admin = login("admin")
+
+    for account in ("6228480000000000128", "6222 0212 3456 7890 128"):
+        changed = client.patch(f"/api/v1/stores/{store.id}", json={"bank_account": account, "reason": "更正"},
+                               headers=admin)
+        assert changed.status_code == 200, changed.json
+
+    page = client.get(f"/api/v1/stores/{store.id}/account-changes", headers=login("auditor"))
+    [first, second] = [(row["old_masked"], row["new_masked"]) for row in page.json["items"]]
+    assert first[0] != first[1] and all(mask.startswith("****0128 #") for mask in first)
+    assert second == (first[1], first[0])
+    assert "6222021234567890128" not in page.get_data(as_text=True)
+    assert "6228480000000000128" not in page.get_data(as_text=True)
 
 
 def test_an_invalid_bank_account_is_refused(client, login):
