@@ -21,6 +21,7 @@ from sqlalchemy import (
     event,
     insert,
     inspect,
+    select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import StatementError
@@ -176,6 +177,15 @@ def lock_on_sqlite(statement: str, **params) -> None:
 
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.execute(text(statement), params)
+
+
+def lock_row(model: type[Base], row_id: int) -> Base | None:
+    """The row of `model` with id `row_id` (None if there is none), locked for the rest of the transaction and read
+    afresh (PostgreSQL: FOR UPDATE; SQLite: the database's write lock), so a read-then-change of it cannot interleave
+    with another's."""
+    lock_on_sqlite(f"UPDATE {model.__tablename__} SET id = id WHERE id = :id", id=row_id)
+    return db.session.scalar(select(model).where(model.id == row_id).with_for_update(of=model)
+                             .execution_options(populate_existing=True))
 
 
 def among(column, values: Iterable) -> ColumnElement[bool]:

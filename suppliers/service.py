@@ -24,7 +24,7 @@ from shop.auth.models import User
 from shop.caching import invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.config import ConfigError
-from shop.db import after_commit, db, lock_on_sqlite, utcnow, violates
+from shop.db import after_commit, db, lock_on_sqlite, lock_row, utcnow, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.extensions import limiter
 from shop.fields import normalise_identifier
@@ -111,8 +111,10 @@ def create_supplier(*, name: str, kind: str, uscc: str, county_code: str, contac
 
 
 def _change_bank_account(*, row: Household | Supplier, account: str | None, user: User, reason: str | None) -> None:
-    """Set a payout account and record the change (who, when, why, old and new masked); a reason is required."""
+    """Set a payout account and record the change (who, when, why, old and new masked); a reason is required. The row
+    is locked and read afresh first, so changes at once are made one on the other and their log chains."""
     new = normalise_bank_account(account) if account else None
+    lock_row(type(row), row.id)
     old = row.bank_account
     if new == old:
         return

@@ -4,8 +4,9 @@ from __future__ import annotations
 import threading
 
 
-def post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list[tuple[int, dict]]:
-    """POST each (headers, body) to `url` from its own thread, released together; the responses' (status, json)."""
+def send_together(app, method: str, url: str, requests: list[tuple[dict, dict]]) -> list[tuple[int, dict]]:
+    """Send each (headers, body) to `url` with `method` from its own thread, released together; the responses'
+    (status, json)."""
     barrier = threading.Barrier(len(requests))
     results: list = [None] * len(requests)
 
@@ -13,7 +14,7 @@ def post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list[tupl
         headers, body = requests[i]
         client = app.test_client()
         barrier.wait()
-        response = client.post(url, json=body, headers=headers)
+        response = client.open(url, method=method, json=body, headers=headers)
         results[i] = (response.status_code, response.json)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
@@ -22,3 +23,8 @@ def post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list[tupl
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+def post_together(app, url: str, requests: list[tuple[dict, dict]]) -> list[tuple[int, dict]]:
+    """POST each (headers, body) to `url` from its own thread, released together; the responses' (status, json)."""
+    return send_together(app, "POST", url, requests)

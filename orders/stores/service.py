@@ -32,7 +32,7 @@ from orders.models import (
 )
 from shop.auth.models import User
 from shop.changes import UNSET, Changes
-from shop.db import db, lock_on_sqlite, utcnow
+from shop.db import db, lock_on_sqlite, lock_row, utcnow
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate, recorded_in
 from shop.regions.models import Pairing
@@ -158,8 +158,10 @@ def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: s
 
 
 def _change_bank_account(*, store: Store, account: str | None, actor: User, reason: str | None) -> None:
-    """Set the payout account and record who, when, why, old and new (masked); a reason is required."""
+    """Set the payout account and record who, when, why, old and new (masked); a reason is required. The store row is
+    locked and read afresh first, so changes at once are made one on the other and their log chains."""
     new = normalise_bank_account(account) if account else None
+    lock_row(Store, store.id)
     old = store.bank_account
     if new == old:
         return
@@ -186,8 +188,7 @@ def list_account_changes(*, store_id: int, from_date: date | None, to_date: date
 
 def _lock_store(store_id: int) -> None:
     """Serialise changes to one store's shifts (PostgreSQL: the store row FOR UPDATE; SQLite: the write lock)."""
-    lock_on_sqlite("UPDATE stores SET id = id WHERE id = :id", id=store_id)
-    db.session.execute(select(Store.id).where(Store.id == store_id).with_for_update())
+    lock_row(Store, store_id)
 
 
 def hold_till(*, store_id: int) -> None:

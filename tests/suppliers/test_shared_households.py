@@ -6,7 +6,9 @@ from sqlalchemy import func, select
 from shop.db import db
 from suppliers.models import BankAccountChange, Household, SupplierHousehold
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.refunds.conftest import paid_order
+from tests.parallel import send_together
 from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account, make_id_number
 
 
@@ -77,6 +79,28 @@ def test_a_households_change_between_accounts_ending_alike_is_told_apart_in_the_
                          headers=login("auditor")).json["items"]
     assert entry["old_masked"] != entry["new_masked"]
     assert entry["old_masked"].startswith("****0001 #") and entry["new_masked"].startswith("****0001 #")
+
+
+def test_concurrent_household_account_changes_chain_in_the_audit(racing_app):
+    """Three changes of a household's payout account at once: each is made on the one before it."""
+    household = HouseholdFactory(bank_account="6222021234567890001")
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    client = racing_app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": admin.username, "password": DEFAULT_PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+
+    answers = send_together(racing_app, "PATCH", f"/api/v1/households/{household.id}", [
+        (headers, {"bank_account": f"622202123456789{digit * 4}", "reason": "并发"}) for digit in "567"])
+
+    assert [status for status, _ in answers] == [200] * 3, answers
+    log = client.get(f"/api/v1/audit/account-changes?household_id={household.id}", headers=headers).json["items"]
+    log.sort(key=lambda entry: entry["id"])
+    assert len(log) == 3 and log[0]["old_masked"].startswith("****0001 #")
+    assert [entry["old_masked"] for entry in log[1:]] == [entry["new_masked"] for entry in log[:-1]]
+    db.session.expire_all()  # this thread's session read the household before the race
+    shown = client.get(f"/api/v1/households/{household.id}", headers=headers).json["bank_account"]
+    assert shown == log[-1]["new_masked"][:8]
 
 
 def test_an_admin_changes_any_household_and_a_suppliers_account_is_audited_too(client, admin, supplier):

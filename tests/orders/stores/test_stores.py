@@ -7,7 +7,9 @@ from orders.models import Store, StoreAccountChange
 from shop.auth.models import User
 from shop.db import db
 from tests.catalog.factories import LocationFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
+from tests.parallel import send_together
 from tests.suppliers.factories import SupplierFactory
 
 
@@ -140,6 +142,32 @@ def test_a_change_between_accounts_ending_alike_is_told_apart_in_the_audit(clien
     assert second == (first[1], first[0])
     assert "6222021234567890128" not in page.get_data(as_text=True)
     assert "6228480000000000128" not in page.get_data(as_text=True)
+
+
+def test_concurrent_account_changes_chain_in_the_audit_and_the_last_one_holds(racing_app):
+    """Four admins change a store's payout account at once: each change is made on the one before it, so the log
+    chains from the first account and the store pays into the last entry's account."""
+    store = StoreFactory()
+    store.bank_account = "6222021234567890128"
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    client = racing_app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": admin.username, "password": DEFAULT_PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+    url = f"/api/v1/stores/{store.id}"
+    before = client.get(f"{url}/account-changes", headers=headers).json["items"]
+
+    answers = send_together(racing_app, "PATCH", url, [
+        (headers, {"bank_account": f"622202123456789{digit * 4}", "reason": "并发"}) for digit in "1234"])
+
+    assert [status for status, _ in answers] == [200] * 4, answers
+    log = client.get(f"{url}/account-changes", headers=headers).json["items"]
+    assert before == [] and len(log) == 4
+    assert log[0]["old_masked"].startswith("****0128 #")
+    assert [entry["old_masked"] for entry in log[1:]] == [entry["new_masked"] for entry in log[:-1]]
+    db.session.expire_all()  # this thread's session read the store before the race
+    assert client.get(url, headers=headers).json["bank_account"] == log[-1]["new_masked"][:8]
+    assert sorted(entry["new_masked"][:8] for entry in log) == ["****1111", "****2222", "****3333", "****4444"]
 
 
 def test_an_invalid_bank_account_is_refused(client, login):
