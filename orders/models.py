@@ -383,7 +383,7 @@ class Refund(db.Model):
     method: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(12))
-    # pending: units held and the provider asked (or to be asked again) under the key `refund-<id>`; succeeded: the
+    # pending: units held and the provider asked (or to be asked again) under its `refund_key`; succeeded: the
     # money went back and the events were written; failed: the provider refused, the units were given back
     status: Mapped[str] = mapped_column(String(10), default="succeeded", server_default="succeeded")
     provider_status: Mapped[str | None] = mapped_column(String(24))  # what the provider last said of the refund

@@ -24,7 +24,7 @@ from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, PaymentEvent, Store
 from orders.notify import notify
 from orders.outbox import record_line_paid, sale_date_of
-from orders.payments.provider import MAX_PAYMENT_FEN, get_provider
+from orders.payments.provider import MAX_PAYMENT_FEN, get_provider, provider_key
 from orders.state import record_created, transition
 from orders.stores.service import SEE_ALL
 from shop.auth.models import User
@@ -238,13 +238,14 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
 
 def start_payment(*, order: Order) -> Payment:
     """Create the PaymentIntent of an order just placed (as `place_order` returned it; the provider's idempotency
-    key is derived from the order, so a retried call gets the same intent, whose unique id then refuses a second
+    key is the order's `provider_key`, so a retried call gets the same intent, whose unique id then refuses a second
     row) and record it; call once the reservation has committed. `PaymentProviderUnavailable` if the provider
     fails; the payment as written (not in the session)."""
     order_id, total_fen = order.id, order.total_fen
     provider = get_provider()
     try:
-        intent = provider.create_intent(order_id=order_id, amount_fen=total_fen)
+        intent = provider.create_intent(order_id=order_id, amount_fen=total_fen,
+                                        idempotency_key=provider_key(f"order-{order_id}-intent", order.created_at))
     except Exception as exc:  # noqa: BLE001 - any provider failure: the caller cancels the order
         log.warning("payment provider %s failed for order %s: %s", provider.name, order_id, type(exc).__name__)
         raise PaymentProviderUnavailable("The payment provider is unavailable; nothing was charged. "

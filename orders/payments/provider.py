@@ -7,6 +7,7 @@ same signed webhook events, so the rest of the code cannot tell them apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from flask import current_app
@@ -23,6 +24,16 @@ class Intent:
     amount_fen: int
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def provider_key(stem: str, created_at: datetime) -> str:
+    """The idempotency key of one of our objects at the provider: `<stem>@<its creation time in microseconds since
+    1970 UTC>` (e.g. `order-5-intent@1764298262123456`), so another database's object of the same id (a re-created
+    staging or a test database on the same Stripe account) never shares it, while a restore of this one does."""
+    return f"{stem}@{(created_at - EPOCH) // timedelta(microseconds=1)}"
+
+
 class RefundRefused(Exception):
     """The provider answered and refused a refund (e.g. more than is left of the payment): nothing was refunded."""
 
@@ -32,8 +43,9 @@ class PaymentProvider(Protocol):
 
     name: str
 
-    def create_intent(self, *, order_id: int, amount_fen: int) -> Intent:
-        """Create (idempotently, keyed by the order) a CNY PaymentIntent for the order; no personal data."""
+    def create_intent(self, *, order_id: int, amount_fen: int, idempotency_key: str) -> Intent:
+        """Create (idempotently, under the order's `provider_key`) a CNY PaymentIntent for the order; no personal
+        data."""
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
         """Refund part or all of a succeeded PaymentIntent; the provider's refund id (`RefundRefused` if it

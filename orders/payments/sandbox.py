@@ -1,6 +1,6 @@
 """The sandbox provider: Stripe-shaped PaymentIntents and refunds made locally, with no server to call.
 
-Ids are derived from the order (an intent) or the idempotency key (a refund) with an HMAC, so calling
+Ids are derived from the idempotency key (of an intent or a refund) with an HMAC, so calling
 twice gives the same object, as Stripe's idempotency keys do. Payments are confirmed through the
 sandbox route, which signs a Stripe-format event and hands it to the webhook's own handler.
 """
@@ -32,9 +32,10 @@ class SandboxProvider:
         """A short stable hex token of `text` under the sandbox's key."""
         return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()[:ID_LENGTH]
 
-    def create_intent(self, *, order_id: int, amount_fen: int) -> Intent:
-        """The order's PaymentIntent (`pi_…`, client secret `pi_…_secret_…`): the same one on every call."""
-        intent_id = f"pi_{self._token(f'order-{order_id}-intent')}"
+    def create_intent(self, *, order_id: int, amount_fen: int, idempotency_key: str) -> Intent:
+        """The order's PaymentIntent (`pi_…`, client secret `pi_…_secret_…`): the same one on every call with the
+        same key."""
+        intent_id = f"pi_{self._token(f'intent:{idempotency_key}')}"
         return Intent(id=intent_id, client_secret=f"{intent_id}_secret_{self._token(intent_id)}",
                       amount_fen=amount_fen)
 

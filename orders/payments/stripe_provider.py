@@ -1,6 +1,7 @@
 """Stripe behind the provider interface: CNY PaymentIntents and refunds through the official library.
 
-Every request carries an idempotency key (the order's for an intent, the caller's for a refund), so a
+Every request carries an idempotency key (the caller's `provider_key` of the order or refund, or one of the
+intent's own id), so a
 retried call never creates a second intent or refunds twice; metadata carries only the order id (an intent) or
 that key (a refund, so its events are matched to our pending refund). A request takes at most
 NETWORK_RETRIES + 1 tries of REQUEST_TIMEOUT_SECONDS each: well within a web worker's timeout (README: gunicorn
@@ -35,13 +36,13 @@ class StripeProvider:
         return cls(stripe.StripeClient(config["STRIPE_API_KEY"], http_client=http_client,
                                        max_network_retries=NETWORK_RETRIES))
 
-    def create_intent(self, *, order_id: int, amount_fen: int) -> Intent:
-        """Create the order's PaymentIntent, idempotently (key `order-<id>-intent`); metadata: the order id only."""
+    def create_intent(self, *, order_id: int, amount_fen: int, idempotency_key: str) -> Intent:
+        """Create the order's PaymentIntent, idempotently under the caller's key; metadata: the order id only."""
         intent = self.client.v1.payment_intents.create(
             params={"amount": amount_fen, "currency": "cny", "payment_method_types": list(PAYMENT_METHOD_TYPES),
                     "payment_method_options": {"wechat_pay": {"client": "web"}},
                     "metadata": {"order_id": str(order_id)}},
-            options={"idempotency_key": f"order-{order_id}-intent"})
+            options={"idempotency_key": idempotency_key})
         return Intent(id=intent.id, client_secret=intent.client_secret, amount_fen=intent.amount)
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:

@@ -8,7 +8,7 @@ in the caller's transaction.
 
 Online orders are refunded at the payment provider as checkout pays: `create_refund` commits the refund
 `pending` (its units taken off the lines, its `line_refunded` events held on the row), then `settle_refund` calls
-the provider outside any lock with the key `refund-<id>` and, under the order lock again, records the outcome: the
+the provider outside any lock with the key `refund_key` and, under the order lock again, records the outcome: the
 provider's refund id, the stock put back and the held events written (succeeded), or the units given back (the
 provider refused: failed). An answer lost or late leaves the refund pending: the same request again or the
 `orders.pending_refunds` sweeper asks again with the same key, so Stripe refunds once. A provider event naming the
@@ -47,7 +47,7 @@ from orders.models import (
 )
 from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
-from orders.payments.provider import RefundRefused, get_provider
+from orders.payments.provider import RefundRefused, get_provider, provider_key
 from orders.state import can_transition, transition
 from orders.stores.service import hold_till
 from shop.auth.models import User
@@ -251,9 +251,10 @@ def _intent_of(order_id: int) -> str:
     return intent_id
 
 
-def refund_key(refund_id: int) -> str:
-    """The provider idempotency key of a refund (the same on every attempt: Stripe refunds it once)."""
-    return f"refund-{refund_id}"
+def refund_key(refund: Refund) -> str:
+    """The provider idempotency key of a refund, `refund-<id>@…` (`provider_key`: the same on every attempt, so Stripe
+    refunds it once, and no other database's refund of that id)."""
+    return provider_key(f"refund-{refund.id}", refund.created_at)
 
 
 def _complete(order: Order, refund: Refund, provider_refund_id: str, *, actor_id: int | None) -> None:
@@ -271,11 +272,12 @@ def _complete(order: Order, refund: Refund, provider_refund_id: str, *, actor_id
 
 def _provider_call(refund: Refund) -> tuple[str, str]:
     """The PaymentIntent a pending refund is asked of and its idempotency key: a returned payment's own intent
-    (`<intent>-returned`), else the order's succeeded payment's (`refund-<id>`)."""
+    (`<intent>-returned`: one return per intent, whose id is unique), else the order's succeeded payment's
+    (`refund_key`)."""
     if refund.payment_id is not None:
         intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
         return intent_id, f"{intent_id}-returned"
-    return _intent_of(refund.order_id), refund_key(refund.id)
+    return _intent_of(refund.order_id), refund_key(refund)
 
 
 def _complete_return(order: Order, refund: Refund, provider_refund_id: str, intent_id: str) -> None:
@@ -435,7 +437,7 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
         return None
     pending = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.status == "pending")
                                  .execution_options(populate_existing=True)).all()
-    ours = next((refund for refund in pending if key is not None and refund_key(refund.id) == key), None)
+    ours = next((refund for refund in pending if key is not None and refund_key(refund) == key), None)
     if ours is not None:
         _complete(order, ours, provider_refund_id, actor_id=None)
         return None
@@ -472,7 +474,7 @@ def note_provider_refund(*, order_id: int, provider_refund_id: str, status: str 
     if refund is None and key is not None:
         refund = next((pending for pending in db.session.scalars(
             select(Refund).where(Refund.order_id == order_id, Refund.status == "pending"))
-            if refund_key(pending.id) == key), None)
+            if refund_key(pending) == key), None)
     if refund is None or status is None:
         return
     refund.provider_status = status

@@ -2,12 +2,14 @@
 bodies signed exactly as Stripe signs them, and a stub HTTP client under the real `stripe` library."""
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 import pytest
@@ -52,6 +54,11 @@ def place_order(client, headers: dict, lines: list[tuple[str, int]], *, key: str
                            headers={**headers, "Idempotency-Key": key or f"k-{time.monotonic_ns()}"})
     assert response.status_code == 201, response.json
     return response.json
+
+
+def created_key(stem: str, created_at: datetime) -> str:
+    """A provider key as an auditor reads it: `<stem>@<the object's creation time, microseconds since 1970 UTC>`."""
+    return f"{stem}@{calendar.timegm(created_at.utctimetuple()) * 1_000_000 + created_at.microsecond}"
 
 
 def intent_of(order_id: int) -> Payment:

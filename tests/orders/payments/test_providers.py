@@ -3,6 +3,7 @@ makes Stripe-shaped objects locally and idempotently."""
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from orders.payments.provider import get_provider
 from orders.payments.sandbox import SandboxProvider
 from orders.payments.stripe_provider import StripeProvider
 from shop.db import db, utcnow
+from tests.conftest import make_app
 from tests.orders.payments.conftest import (
     ADDRESS,
+    created_key,
     deliver,
     intent_event,
     intent_of,
@@ -29,15 +32,15 @@ from tests.orders.payments.conftest import (
 from tests.shop.test_errors import assert_error
 
 
-def test_stripe_intent_request_is_cny_in_fen_keyed_by_the_order_with_only_the_order_id(stripe_app, stripe_http):
+def test_stripe_intent_request_is_cny_in_fen_keyed_by_the_caller_with_only_the_order_id(stripe_app, stripe_http):
     provider = get_provider()
 
-    intent = provider.create_intent(order_id=42, amount_fen=4900)
+    intent = provider.create_intent(order_id=42, amount_fen=4900, idempotency_key="order-42-intent@1")
 
     assert isinstance(provider, StripeProvider)
     (sent,) = stripe_http.requests
     assert (sent["method"], sent["url"]) == ("post", "https://api.stripe.com/v1/payment_intents")
-    assert sent["headers"]["Idempotency-Key"] == "order-42-intent"
+    assert sent["headers"]["Idempotency-Key"] == "order-42-intent@1"
     assert sent["headers"]["Authorization"] == "Bearer sk_test_not_real"
     assert sent["params"]["amount"] == "4900"
     assert sent["params"]["currency"] == "cny"
@@ -56,7 +59,8 @@ def test_checkout_creates_the_intent_with_no_personal_data(stripe_app, stripe_ht
 
     (sent,) = stripe_http.requests
     assert sent["params"]["amount"] == str(2 * 1250)
-    assert sent["headers"]["Idempotency-Key"] == f"order-{order['id']}-intent"
+    created_at = db.session.get(Order, order["id"]).created_at
+    assert sent["headers"]["Idempotency-Key"] == created_key(f"order-{order['id']}-intent", created_at)
     body = " ".join(sent["params"].values())
     for personal in ("测试收件人", "13800000000", "测试路"):
         assert personal not in body
@@ -90,13 +94,13 @@ def test_a_stripe_call_ends_well_before_the_readmes_gunicorn_kills_its_worker(ap
 def test_sandbox_is_the_default_and_idempotent(app):
     provider = get_provider()
 
-    first = provider.create_intent(order_id=5, amount_fen=100)
-    again = provider.create_intent(order_id=5, amount_fen=100)
+    first = provider.create_intent(order_id=5, amount_fen=100, idempotency_key="order-5-intent@1")
+    again = provider.create_intent(order_id=5, amount_fen=100, idempotency_key="order-5-intent@1")
 
     assert isinstance(provider, SandboxProvider)
     assert first == again
     assert first.id.startswith("pi_") and first.client_secret.startswith(f"{first.id}_secret_")
-    assert provider.create_intent(order_id=6, amount_fen=100).id != first.id
+    assert provider.create_intent(order_id=5, amount_fen=100, idempotency_key="order-5-intent@2").id != first.id
     refund = provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k1")
     assert refund.startswith("re_")
     assert refund == provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k1")
@@ -120,7 +124,7 @@ def test_an_unallocatable_stripe_payment_is_refunded_through_stripe(stripe_app, 
     refund_call = stripe_http.requests[-1]
     assert refund_call["url"] == "https://api.stripe.com/v1/refunds"
     assert refund_call["params"] == {"payment_intent": "pi_stub1", "amount": "2500",
-                                     "metadata[refund_key]": "pi_stub1-returned"}
+                                     "metadata[refund_key]": "pi_stub1-returned"}  # the intent is unique: so is this
     assert refund_call["headers"]["Idempotency-Key"] == "pi_stub1-returned"
     assert db.session.scalar(select(Refund.provider_refund_id)) == "re_stub3"
 
@@ -152,3 +156,42 @@ def test_an_order_total_beyond_what_one_payment_can_carry_is_refused_and_nothing
     if payments == "stripe":
         assert request.getfixturevalue("stripe_http").requests == []
     assert place_order(client, headers, [(third, 3)])["total_fen"] == 99_999_999  # the limit itself is taken
+
+
+def _first_order_in_a_database(sqlite_template, folder, **env) -> dict:
+    """Order 1 of a fresh database in `folder` (its own app, the same secrets and Stripe account): its JSON and
+    `created_at`."""
+    folder.mkdir()
+    shutil.copy(sqlite_template, folder / "shop.db")
+    stub = env.pop("STRIPE_HTTP_CLIENT", None)
+    other = make_app(folder, **env)
+    other.config["STRIPE_HTTP_CLIENT"] = stub
+    with other.app_context():
+        world = stock()
+        _, headers = user_with_token()
+        order = place_order(other.test_client(), headers, [(world["products"][0].sku, 1)])
+        order["created_at"] = db.session.get(Order, order["id"]).created_at
+        db.session.remove()
+        db.engine.dispose()
+    return order
+
+
+def test_order_1_of_two_databases_on_one_stripe_account_asks_for_two_intents(stripe_http, sqlite_template, tmp_path):
+    stripe = {"STRIPE_API_KEY": "sk_test_not_real", "STRIPE_WEBHOOK_SECRET": "whsec_test_stripe",
+              "STRIPE_HTTP_CLIENT": stripe_http}
+    staging = _first_order_in_a_database(sqlite_template, tmp_path / "staging", **stripe)
+    recreated = _first_order_in_a_database(sqlite_template, tmp_path / "recreated", **stripe)
+
+    assert staging["id"] == recreated["id"]
+    keys = [sent["headers"]["Idempotency-Key"] for sent in stripe_http.requests]
+    assert keys == [created_key(f"order-{staging['id']}-intent", staging["created_at"]),
+                    created_key(f"order-{recreated['id']}-intent", recreated["created_at"])]
+    assert keys[0] != keys[1]
+
+
+def test_order_1_of_two_sandbox_databases_gets_two_intents(sqlite_template, tmp_path):
+    first = _first_order_in_a_database(sqlite_template, tmp_path / "first")
+    second = _first_order_in_a_database(sqlite_template, tmp_path / "second")
+
+    assert first["id"] == second["id"]
+    assert first["payment"]["client_secret"] != second["payment"]["client_secret"]

@@ -15,6 +15,7 @@ from shop.tasks import sweep
 from suppliers.models import Supplier
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.orders.factories import ShiftFactory, StoreFactory
+from tests.orders.payments.conftest import created_key
 from tests.orders.refunds.conftest import paid_order, user_with_token
 from tests.statements import statements
 
@@ -253,7 +254,7 @@ def test_online_refund_calls_the_provider_with_the_refund_id_as_idempotency_key(
 
     assert response.status_code == 201, response.json
     assert provider.calls == [{"intent_id": f"pi_test_{order.id}", "amount_fen": 4000,
-                               "idempotency_key": f"refund-{response.json['id']}"}]
+                               "idempotency_key": _key_of(response.json["id"])}]
     assert response.json["provider_refund_id"] == "re_stub_1"
     assert response.json["shift_id"] is None
     # the provider's charge.refunded event for our own refund is known: never reversed twice
@@ -262,6 +263,11 @@ def test_online_refund_calls_the_provider_with_the_refund_id_as_idempotency_key(
     db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
     assert _on_hand(lot) == 6
+
+
+def _key_of(refund_id: int) -> str:
+    """The key a refund is asked of the provider with: `refund-<id>@<its creation time, µs since 1970 UTC>`."""
+    return created_key(f"refund-{refund_id}", db.session.get(Refund, refund_id).created_at)
 
 
 def _online_order(world, quantity=4):
@@ -297,7 +303,7 @@ def test_a_refund_whose_provider_answer_is_lost_is_pending_and_its_retry_refunds
     assert again.status_code == 201, again.json
     assert (again.json["id"], again.json["status"], again.json["provider_refund_id"]) == (
         first.json["id"], "succeeded", "re_stub_1")
-    assert {call["idempotency_key"] for call in provider.calls} == {f"refund-{first.json['id']}"}
+    assert {call["idempotency_key"] for call in provider.calls} == {_key_of(first.json["id"])}
     assert len(provider.made) == 1  # one refund at the provider
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
@@ -371,7 +377,7 @@ def test_the_sweeper_settles_a_pending_refund_with_its_key(client, world, provid
     db.session.expire_all()
     refund = db.session.get(Refund, pending.json["id"])
     assert (refund.status, refund.provider_refund_id) == ("succeeded", "re_stub_1")
-    assert provider.calls[0]["idempotency_key"] == f"refund-{pending.json['id']}"
+    assert provider.calls[0]["idempotency_key"] == _key_of(pending.json["id"])
     assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
     assert service.settle_refund(refund_id=pending.json["id"]).status == "succeeded"  # settled once
     assert len(provider.calls) == 1
@@ -386,7 +392,7 @@ def test_the_providers_event_for_a_pending_refund_completes_it_once(client, worl
 
     # the charge.refunded / refund.created event names the refund Stripe made, its metadata our key
     assert service.record_provider_refund(order_id=order.id, provider_refund_id="re_stub_1", amount_fen=4000,
-                                          occurred_at=utcnow(), key=f"refund-{pending['id']}") is None
+                                          occurred_at=utcnow(), key=_key_of(pending["id"])) is None
     db.session.commit()
     provider.lose_answer = False
     assert service.settle_refund(refund_id=pending["id"]).status == "succeeded"
