@@ -137,6 +137,19 @@ def _checked(order: Order, requests: Sequence[RefundRequest]) -> dict[int, Order
     return lines
 
 
+def _refund_amount(order: Order, requests: Sequence[RefundRequest]) -> int:
+    """What refunding `requests` gives back, once each is of units still sold (`_checked`) and their worth is still
+    refundable (`refund_exceeds_paid` 409: amount refunds at the provider took money but fewer units than it is
+    worth): what a refund and an after-sales request are both held to."""
+    lines = _checked(order, requests)
+    amount = sum(request.quantity * lines[request.line_id].unit_price_fen for request in requests)
+    refundable = refundable_fen(order)
+    if amount > refundable:
+        raise Conflict(f"Only {refundable} fen of order {order.id} is still refundable.",
+                       code=OrderCode.REFUND_EXCEEDS_PAID, details={"amount_fen": amount, "refundable_fen": refundable})
+    return amount
+
+
 def refund_units(*, order: Order, refund: Refund, requests: Sequence[RefundRequest],
                  occurred_at: datetime) -> list[OutboxEvent]:
     """Give back units of the locked order's lines for `refund`: allocations in reverse order, stock for
@@ -384,12 +397,7 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     if pending:
         raise Conflict(f"Order {order.id} has a refund still pending at the payment provider; retry shortly.",
                        code=OrderCode.REFUND_PENDING, details={"refund_id": pending[0].id})
-    checked = _checked(order, lines)
-    amount = sum(request.quantity * checked[request.line_id].unit_price_fen for request in lines)
-    refundable = refundable_fen(order)
-    if amount > refundable:  # amount refunds at the provider took money but fewer units than it is worth
-        raise Conflict(f"Only {refundable} fen of order {order.id} is still refundable.",
-                       code=OrderCode.REFUND_EXCEEDS_PAID, details={"amount_fen": amount, "refundable_fen": refundable})
+    amount = _refund_amount(order, lines)
     at_provider = order.payment_method in PROVIDER_METHODS and amount > 0
     if at_provider:
         _intent_of(order.id)
@@ -567,12 +575,13 @@ def after_sales_until(*, actor: User, order_id: int) -> datetime | None:
 
 def request_after_sales(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
                         photo_url: str | None) -> AfterSalesRequest:
-    """A consumer asks for a refund of delivered or collected units, within 7 days; the open request."""
+    """A consumer asks for a refund of delivered or collected units, within 7 days, of no more than is still
+    refundable (as its approval would be held to); the open request."""
     order = _order_for(actor, order_id, lock=True)
     if actor.role != "consumer":
         raise Forbidden("Only the consumer who placed the order asks for after-sales.")
     _after_sales_deadline(order)
-    _checked(order, lines)
+    _refund_amount(order, lines)  # what its approval would refuse is refused now
     request = AfterSalesRequest(order_id=order.id, reason=reason, photo_url=photo_url,
                                 lines=[{"line_id": line.line_id, "quantity": line.quantity} for line in lines])
     db.session.add(request)

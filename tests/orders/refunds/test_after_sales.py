@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from orders.models import AfterSalesRequest, Order, OrderLine, OutboxEvent, Refund
-from shop.db import db
+from orders.refunds.service import record_provider_refund
+from shop.db import db, utcnow
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import days_ago, paid_order, user_with_token
@@ -28,9 +29,9 @@ def sold(app):
     _, admin = user_with_token("admin")
     db.session.commit()
 
-    def order(completed_days_ago=1, status="fulfilled"):
+    def order(completed_days_ago=1, status="fulfilled", payment_method="cash"):
         made = paid_order(location_id=store.location_id, channel="pickup", store=store, consumer=consumer,
-                          lines=[(product, 3)], payment_method="cash", status=status,
+                          lines=[(product, 3)], payment_method=payment_method, status=status,
                           completed_at=days_ago(completed_days_ago))
         db.session.commit()
         return made
@@ -197,3 +198,24 @@ def test_an_approval_after_a_partial_refund_refunds_what_is_left_of_the_request(
     refund = db.session.get(Refund, approved.json["refund_id"])
     assert refund.amount_fen == 2 * 1500
     assert db.session.get(OrderLine, line_id).refunded_quantity == 3
+
+
+def test_a_request_its_approval_would_refuse_for_more_than_was_paid_is_refused_when_asked(client, sold):
+    """A 2000 fen refund from the provider's dashboard took 1 of 3 units (1500) and 500 fen more: 2500 fen is left to
+    refund, less than the 2 units still sold are worth. Asking for both is refused as approving would be, and does
+    not stand in the way of the request that can be approved."""
+    order = sold["order"](payment_method="stripe")
+    record_provider_refund(order_id=order.id, provider_refund_id="re_dashboard", amount_fen=2000, occurred_at=utcnow())
+    db.session.commit()
+
+    refused = _ask(client, sold["consumer"], order, quantity=2)
+
+    assert refused.status_code == 409
+    assert refused.json["error"]["code"] == "refund_exceeds_paid"
+    assert refused.json["error"]["details"] == {"amount_fen": 3000, "refundable_fen": 2500}
+    assert db.session.scalar(select(func.count()).select_from(AfterSalesRequest)) == 0
+    asked = _ask(client, sold["consumer"], order, quantity=1)
+    assert asked.status_code == 201, asked.json
+    approved = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=sold["clerk"], json={})
+    assert approved.status_code == 200, approved.json
+    assert db.session.get(Refund, approved.json["refund_id"]).amount_fen == 1500
