@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import json
 import re
 import textwrap
 import threading
@@ -13,13 +14,20 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from catalog.models import Location, Product
+from catalog.models import Location, Product, Stock
 from catalog.service import ProductChanges, update_product
 from orders.checkout import service as checkout
-from orders.checkout.service import MAX_UNPAID_ORDERS, deliver_order, expire_reservations, ship_order
+from orders.checkout.service import (
+    MAX_UNPAID_ORDERS,
+    cancel_order,
+    deliver_order,
+    expire_reservations,
+    place_order,
+    ship_order,
+)
 from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
-from orders.models import AfterSalesRequest, Order, OrderTransition, Store
+from orders.models import AfterSalesRequest, Order, OrderTransition, Payment, Store
 from orders.payments import service as payments
 from orders.refunds.service import (
     RefundRequest,
@@ -29,10 +37,12 @@ from orders.refunds.service import (
     request_after_sales,
     settle_refund,
 )
+from shop.auth.models import User
 from shop.auth.service import find_user
 from shop.db import db
 from shop.errors import AppError
 from tests.catalog.factories import ProductFactory, make_lot
+from tests.factories import UserFactory
 from web.filters import local_time, yuan
 from web.pages import ID_OR_CARD_REFUSED
 from web.storefront import checkout as web_checkout
@@ -676,6 +686,65 @@ def test_a_cancelled_order_says_what_happened_and_what_to_do(site, shopper):
     assert html.count("订单已取消") == 1  # said once, not also as a flash
 
 
+def _pay_late(site, order_id: int) -> int:
+    """Stripe's word that the order's PaymentIntent was paid after all (a payment page left open), delivered to the
+    webhook; the amount."""
+    with site.app.app_context():
+        payment = db.session.scalar(select(Payment).where(Payment.order_id == order_id))
+        amount, payload = payment.amount_fen, json.dumps(payments.sandbox_event(
+            intent_id=payment.intent_id, order_id=order_id, amount_fen=payment.amount_fen, outcome="succeeded"))
+        db.session.remove()
+    delivered = site.app.test_client().post("/api/v1/payments/stripe/webhook", data=payload, headers={
+        "Stripe-Signature": payments.sign(payload, secret=site.app.config["STRIPE_WEBHOOK_SECRET"]),
+        "Content-Type": "application/json"})
+    assert delivered.status_code == 200
+    return amount
+
+
+def test_an_expired_order_whose_late_payment_was_returned_says_it_was_charged_and_refunded(site, shopper):
+    _add(shopper, "XD-KQC-300G", "1")
+    store_id = _store_id(site, "大凉山体验店（顺德）")
+    order_id = int(shopper.post("/checkout", data={**_checkout_form(shopper), "channel": "pickup",
+                                                   "store_id": store_id}).location.split("/")[2])
+    with site.app.app_context():  # it expires, and another buyer takes what the store had of it
+        expire_reservations(now=datetime.now(UTC) + timedelta(days=1))
+        location_id = db.session.get(Store, store_id).location_id
+        product = db.session.scalar(select(Product).where(Product.sku == "XD-KQC-300G"))
+        left = db.session.scalar(select(func.sum(Stock.on_hand - Stock.reserved)).where(
+            Stock.location_id == location_id, Stock.product_id == product.id))
+        other = UserFactory(role="consumer")
+        taken = place_order(actor=other, channel="pickup", store_id=store_id,
+                            lines=[{"sku": "XD-KQC-300G", "quantity": left}]).order.id
+        other_id = other.id
+        db.session.commit()
+        db.session.remove()
+
+    try:
+        amount = _pay_late(site, order_id)
+    finally:
+        with site.app.app_context():  # the other buyer's units back for the module's other tests
+            cancel_order(actor=db.session.get(User, other_id), order_id=taken)
+            db.session.commit()
+            db.session.remove()
+
+    text = _page_text(shopper.get(f"/orders/{order_id}").get_data(as_text=True))
+    assert f"订单已超时未支付，库存已释放。超时后到账的付款 {yuan(amount)} 已全额退回。" in text
+    assert "未扣款" not in text
+
+
+def test_a_cancelled_order_whose_racing_payment_was_returned_says_it_was_charged_and_refunded(site, shopper):
+    _add(shopper, "XD-KQC-300G", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（顺德）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    shopper.post(f"/orders/{order_id}/cancel", data={"csrf_token": _token(shopper, f"/orders/{order_id}")})
+
+    amount = _pay_late(site, order_id)
+
+    text = _page_text(shopper.get(f"/orders/{order_id}").get_data(as_text=True))
+    assert f"订单已取消，库存已释放。取消后到账的付款 {yuan(amount)} 已全额退回。" in text
+    assert "未扣款" not in text
+
+
 def test_an_archived_product_in_the_cart_shows_its_name_and_full_width_digits_are_a_quantity(site, shopper):
     assert _add(shopper, "YX-GJ-200G", "２").status_code == 302
     with site.app.app_context():
@@ -718,3 +787,4 @@ def test_the_more_products_link_works_whatever_else_a_shared_address_carries(app
 
     assert rest.status_code == 200 and "翻页链接无效" not in rest.get_data(as_text=True)
     assert rest.get_data(as_text=True).count("测试产品") == 5
+

@@ -17,6 +17,7 @@ from shop.regions.service import get_region
 PAGE = 100
 SOURCE_REASONS = {"provider": "在支付平台退款", "unallocated": "付款未能对应到库存，已全额退回"}
 REFUND_STATUSES = {"pending": "退款处理中", "failed": "退款未成功，未退款"}
+RETURN_STATUSES = {"succeeded": "已全额退回", "pending": "正在全额退回（退款处理中）", "failed": "未能退回，请联系客服"}
 AFTER_SALES_STATUSES = {"open": "待处理", "approved": "已同意", "rejected": "未通过"}
 
 
@@ -42,10 +43,12 @@ class ShownAfterSales:
 
 @dataclass(frozen=True)
 class OrderDetails:
-    """An order's refunds, after-sales requests, the fen refunded (succeeded refunds only), delivery address, and
-    until when its consumer may ask for after-sales (None while a request would be refused)."""
+    """An order's refunds, after-sales requests, the fen refunded (succeeded refunds only), delivery address, until
+    when its consumer may ask for after-sales (None while a request would be refused), and the payments it returned
+    (made after it expired or was cancelled, or twice), each with what became of it."""
 
     refunds: list[ShownRefund]
+    returns: list[ShownRefund]
     after_sales: list[ShownAfterSales]
     refunded_fen: int
     address: dict | None
@@ -109,7 +112,10 @@ def order_details(*, actor: User, view: OrderView) -> OrderDetails:
                                                 for line in request.lines],
                                       AFTER_SALES_STATUSES[request.status], refund_of.get(request.refund_id))
                       for request in asked]
+    returns = [ShownRefund(shown.refund, [], shown.reason, RETURN_STATUSES[shown.refund.status])
+               for shown in shown_refunds if shown.refund.source == "unallocated"]
     refunded = sum(refund.amount_fen for refund in made if refund.status == "succeeded")
     owner = view.viewer == "owner"
-    return OrderDetails(shown_refunds, shown_requests, refunded, _shown_address(view.address) if owner else None,
+    return OrderDetails(shown_refunds, returns, shown_requests, refunded,
+                        _shown_address(view.address) if owner else None,
                         refunds.after_sales_until(actor=actor, order_id=view.id) if owner else None)
