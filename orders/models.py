@@ -213,13 +213,20 @@ class Order(db.Model):
     )
 
     @property
+    def awaiting_pickup(self) -> bool:
+        """Whether the order can still be collected with its pickup code: a paid pickup order not yet handed over
+        (a refunded, expired or collected one cannot)."""
+        return self.channel == "pickup" and self.status == "paid" and bool(self.pickup_code)
+
+    @property
     def impact(self) -> dict | None:
         """The public impact line (DESIGN "Public outputs"), None until attributed: households reached, amount
-        attributed and counties; under 3 households no count and no amount, only `fewer_than`."""
+        attributed and counties; 1 or 2 households no count and no amount, only `fewer_than`; none (its lots have
+        no households, or it was refunded in full) is 0 households and 0 fen."""
         if self.impact_households is None:
             return None
         counties = list(self.impact_counties or [])
-        if self.impact_households < PUBLIC_MIN_HOUSEHOLDS:
+        if 0 < self.impact_households < PUBLIC_MIN_HOUSEHOLDS:
             return {"households": None, "fewer_than": PUBLIC_MIN_HOUSEHOLDS, "counties": counties}
         return {"households": self.impact_households, "attributed_fen": self.impact_fen, "counties": counties}
 

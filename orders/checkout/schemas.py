@@ -153,7 +153,7 @@ class ImpactCountyOut(Schema):
 
 
 class ImpactOut(Schema):
-    """The households an order reached, the amount attributed to them and their counties; under 3 households
+    """The households an order reached, the amount attributed to them and their counties; with 1 or 2 households
     `households` is null, `fewer_than` is 3 and there is no amount."""
 
     households = fields.Integer(allow_none=True)
@@ -182,7 +182,8 @@ def _payment(view) -> dict | None:
 
 class OrderOut(Schema):
     """An order as its owner, its store's staff or an admin sees it (`checkout.service.OrderView`): the pickup
-    code and payment secret only for the owner, the address for the owner and admins (who ship)."""
+    code (while the order can be collected) and payment secret only for the owner, the address for the owner and
+    admins (who ship)."""
 
     id = fields.Integer()
     channel = fields.String()
@@ -193,7 +194,8 @@ class OrderOut(Schema):
     paid_at = fields.DateTime(allow_none=True)
     sale_date = Date(allow_none=True)
     store = fields.Nested(StoreRef, allow_none=True)
-    pickup_code = Computed(lambda v: v.pickup_code if v.viewer == "owner" else None, fields.String(allow_none=True))
+    pickup_code = Computed(lambda v: v.pickup_code if v.viewer == "owner" and v.awaiting_pickup else None,
+                           fields.String(allow_none=True, metadata={"description": "while it can be collected"}))
     address = Computed(lambda v: v.address if v.viewer in ("owner", "admin") else None,
                        fields.Nested(AddressOut, allow_none=True))
     tracking = Computed(_tracking, fields.Nested(TrackingOut, allow_none=True))
@@ -201,4 +203,5 @@ class OrderOut(Schema):
     lines = fields.List(fields.Nested(OrderLineOut))
     transitions = fields.List(fields.Nested(TransitionOut), attribute="history")
     impact = fields.Nested(ImpactOut, allow_none=True, metadata={
-        "description": "Null until attributed; under 3 households `{households: null, fewer_than: 3, counties}`"})
+        "description": "Null until attributed; 1 or 2 households `{households: null, fewer_than: 3, counties}`; "
+                       "none (refunded in full, or lots without households) `{households: 0, attributed_fen: 0}`"})

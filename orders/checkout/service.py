@@ -339,7 +339,7 @@ def pickup_code(*, actor: User, order_id: int) -> str:
     """The code the buyer shows to collect a paid pickup order (`pickup_code_not_found` 404 once collected,
     before payment, or for anyone but the buyer)."""
     order = get_order_for(actor=actor, order_id=order_id)
-    if order.consumer_id != actor.id or order.status != "paid" or not order.pickup_code:
+    if order.consumer_id != actor.id or not order.awaiting_pickup:
         raise NotFound(f"Order {order_id} has no pickup code to show.", code=OrderCode.PICKUP_CODE_NOT_FOUND)
     return order.pickup_code
 

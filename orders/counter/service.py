@@ -380,7 +380,7 @@ def hand_over(*, actor: User, store_id: int, pickup_code: str) -> OrderView:
                                      Order.status == "paid", Order.pickup_code == pickup_code)
     order_id = db.session.scalar(waiting.order_by(Order.id).limit(1))
     order = lock_order(order_id) if order_id is not None else None
-    if order is None or order.status != "paid" or order.pickup_code != pickup_code:
+    if order is None or not order.awaiting_pickup or order.pickup_code != pickup_code:
         raise Conflict("No order waiting at this store has this pickup code.", code=OrderCode.PICKUP_CODE_INVALID)
     state.transition(order, "fulfilled", actor_id=actor.id, reason="picked up")
     return view_order(actor=actor, order=order)

@@ -38,9 +38,10 @@ from orders.refunds.service import (
     settle_refund,
 )
 from shop.auth.models import User
+from shop.auth.security import issue_token
 from shop.auth.service import find_user
 from shop.db import db
-from shop.errors import AppError
+from shop.errors import AppError, Conflict
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.factories import UserFactory
 from web.filters import local_time, yuan
@@ -380,7 +381,7 @@ def _impact_line(html: str) -> str:
 def test_an_order_of_a_lot_no_household_delivered_says_no_household_is_attributed(site, shopper):
     order_id = _paid_order(site, shopper, "BT-WYY-5KG", "1", "大凉山体验店（高明）")  # an enterprise's lot
     with site.app.app_context():
-        assert db.session.get(Order, order_id).impact == {"households": None, "fewer_than": 3, "counties": []}
+        assert db.session.get(Order, order_id).impact == {"households": 0, "attributed_fen": 0, "counties": []}
         db.session.remove()
     html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
     assert _impact_line(html) == "本单收益没有归属任何建档立卡脱贫户。"
@@ -402,6 +403,33 @@ def test_a_fully_refunded_order_says_its_attribution_was_reversed(site, shopper)
     html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
     assert _impact_line(html) == "本单已全额退款，收益归属已撤销，不再归属任何建档立卡脱贫户。"
     assert "少于" not in html
+
+
+def test_a_fully_refunded_pickup_order_has_no_pickup_code_and_reaches_no_household_in_the_api_as_on_its_page(
+        site, shopper):
+    order_id = _paid_order(site, shopper, "ZJ-KQMT-500G", "1", "大凉山体验店（顺德）")
+    with site.app.app_context():
+        order = db.session.get(Order, order_id)
+        code, store_id, line_id = order.pickup_code, order.store_id, order.lines[0].id
+        refund = create_refund(actor=find_user(username="admin"), order_id=order_id, reason="顾客电话要求取消",
+                               lines=[RefundRequest(line_id=line_id, quantity=1, resellable=True)])
+        db.session.commit()
+        settle_refund(refund_id=refund.id)
+        db.session.commit()
+        token, _ = issue_token(find_user(username=CONSUMER))
+        with pytest.raises(Conflict) as refused:  # the store's hand-over
+            hand_over(actor=find_user(username="staff-shunde"), store_id=store_id, pickup_code=code)
+        db.session.rollback()
+        db.session.remove()
+    assert refused.value.code == "pickup_code_invalid"
+
+    api = site.app.test_client().get(f"/api/v1/orders/{order_id}", headers={"Authorization": f"Bearer {token}"}).json
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+
+    assert (api["status"], api["pickup_code"]) == ("refunded", None)
+    assert 'id="pickup-code"' not in html and code not in html
+    assert api["impact"] == {"households": 0, "attributed_fen": 0, "counties": []}
+    assert _impact_line(html) == "本单已全额退款，收益归属已撤销，不再归属任何建档立卡脱贫户。"
 
 
 def _page_text(html: str) -> str:
