@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders.models import CHANNELS, ORDER_STATUSES
+from shop.auth.schemas import StaffFields
 from shop.fields import Choice, Computed, Date, Id, Identifier, MobileNumber, Quantity, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
@@ -91,8 +92,10 @@ class OrderLineOut(Schema):
     refunded_quantity = fields.Integer()
 
 
-class TransitionOut(Schema):
-    """One recorded status change."""
+class TransitionOut(StaffFields):
+    """One recorded status change (a consumer's view: without who made it)."""
+
+    STAFF_ONLY = ("actor_id",)
 
     from_status = fields.String(allow_none=True)
     to_status = fields.String()

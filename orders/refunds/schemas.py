@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from orders.refunds.service import RefundRequest, refund_event_ids
+from shop.auth.schemas import StaffFields
 from shop.fields import Bool, Computed, Id, Quantity, Reason, Text, WebLink
 
 MAX_LINES = 100
@@ -50,8 +51,11 @@ class RefundLineOut(Schema):
     resellable = fields.Boolean()
 
 
-class RefundOut(Schema):
-    """A refund with its lines and the outbox events the ledger reverses from."""
+class RefundOut(StaffFields):
+    """A refund with its lines and the outbox events the ledger reverses from (a consumer's view: without who made
+    it, its shift and its events)."""
+
+    STAFF_ONLY = ("shift_id", "created_by", "outbox_event_ids")
 
     id = fields.Integer()
     order_id = fields.Integer()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import unicodedata
 
 from flask import g
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN
 from shop.fields import (
@@ -90,6 +90,22 @@ class RegisterRequest(Schema):
 
     phone = MobileNumber(required=True)
     password = Password(required=True)
+
+
+class StaffFields(Schema):
+    """A response schema whose `STAFF_ONLY` fields (staff user ids, a till's shift, internal event ids) a consumer's
+    view leaves out: its consumer variant, chosen by the caller's role."""
+
+    STAFF_ONLY: tuple[str, ...] = ()
+
+    @post_dump
+    def _consumer_variant(self, data: dict, **_kwargs) -> dict:
+        """Without the staff-only fields when a consumer asks."""
+        viewer = g.get("user")
+        if viewer is not None and viewer.role == "consumer":
+            for name in self.STAFF_ONLY:
+                data.pop(name, None)
+        return data
 
 
 def _shown_username(user) -> str:

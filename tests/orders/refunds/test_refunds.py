@@ -98,6 +98,30 @@ def test_a_refund_is_read_at_its_location_by_who_may_see_its_order_only(client, 
     assert (hidden.status_code, hidden.json["error"]["code"]) == (404, "refund_not_found")
 
 
+def test_the_buyer_sees_their_refunds_and_order_history_without_staff_ids_or_outbox_event_ids(client, world):
+    buyer, buyer_headers = user_with_token("consumer")
+    clerk, clerk_headers = user_with_token("store_staff", store_id=world["store"].id)
+    order = _counter_sale(world, quantity=2, consumer=buyer)
+    refund = _refund(client, clerk_headers, order, 1).json
+    staff_only = {"created_by", "shift_id", "outbox_event_ids"}
+    assert (refund["created_by"], refund["shift_id"]) == (clerk.id, world["shift"].id) and refund["outbox_event_ids"]
+
+    listed = client.get(f"/api/v1/orders/{order.id}/refunds", headers=buyer_headers).json["items"]
+    read = client.get(f"/api/v1/refunds/{refund['id']}", headers=buyer_headers).json
+    seen = client.get(f"/api/v1/orders/{order.id}", headers=buyer_headers).json
+    mine = client.get("/api/v1/orders", headers=buyer_headers).json["items"]
+
+    assert [item["id"] for item in listed] == [read["id"]] == [refund["id"]]
+    assert not staff_only & (set(listed[0]) | set(read))
+    assert read["amount_fen"] == 2000 and read["lines"] == refund["lines"]
+    assert [t["to_status"] for t in seen["transitions"]] == ["paid", "fulfilled"]
+    assert all("actor_id" not in t for order_seen in (seen, *mine) for t in order_seen["transitions"])
+    for headers in (clerk_headers, user_with_token("admin")[1], user_with_token("auditor")[1]):
+        assert staff_only <= set(client.get(f"/api/v1/refunds/{refund['id']}", headers=headers).json)
+    assert all("actor_id" in t for t in client.get(f"/api/v1/orders/{order.id}", headers=clerk_headers)
+               .json["transitions"])
+
+
 def test_partial_then_full_refund_takes_units_off_allocations_in_reverse_order(client, world):
     order = _counter_sale(world)
     _, admin = user_with_token("admin")
