@@ -205,8 +205,8 @@ class RevealAudit(db.Model):
 
     @property
     def username(self) -> str:
-        """The name of the admin who revealed the data."""
-        return self.user.username
+        """The name of the admin who revealed the data (masked as every audit shows it)."""
+        return self.user.masked_username
 
     @property
     def field_list(self) -> list[str]:
@@ -236,8 +236,8 @@ class BankAccountChange(db.Model):
 
     @property
     def username(self) -> str:
-        """The name of the user who changed the account."""
-        return self.user.username
+        """The name of the user who changed the account (masked as every audit shows it)."""
+        return self.user.masked_username
 
 
 class AgreementChange(db.Model):
@@ -258,8 +258,8 @@ class AgreementChange(db.Model):
 
     @property
     def username(self) -> str:
-        """The name of the admin who changed the rate."""
-        return self.user.username
+        """The name of the admin who changed the rate (masked as every audit shows it)."""
+        return self.user.masked_username
 
 
 class KeyFingerprint(db.Model):

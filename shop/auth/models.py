@@ -45,6 +45,11 @@ class User(db.Model):
         for every supplier's (which roles may call at all is each view's `require_role`)."""
         return self.supplier_id is None or self.supplier_id == supplier_id
 
+    @property
+    def masked_username(self) -> str:
+        """The username as lists and audits show it: a personal number in it (a consumer's phone) masked."""
+        return mask_personal_numbers(self.username)
+
 
 class UserChange(db.Model):
     """A user was created or changed (never the password itself): which user, what, by whom (null: the command
@@ -74,9 +79,9 @@ class UserChange(db.Model):
     @property
     def username(self) -> str:
         """The changed user's name, a personal number in it (a consumer's phone) masked."""
-        return mask_personal_numbers(self.user.username)
+        return self.user.masked_username
 
     @property
     def actor_username(self) -> str | None:
         """The name of who made the change (masked likewise), or None for the command line."""
-        return mask_personal_numbers(self.actor.username) if self.actor is not None else None
+        return self.actor.masked_username if self.actor is not None else None

@@ -14,7 +14,6 @@ from shop.fields import (
     Identifier,
     MobileNumber,
     mainland_mobile,
-    mask_personal_numbers,
     normalise_username,
 )
 from shop.pagination import DatedPageQuery, PageQuery
@@ -111,7 +110,7 @@ class StaffFields(Schema):
 def _shown_username(user) -> str:
     """A user's username; to an auditor with personal numbers (a consumer's phone) masked, as the user audit shows."""
     viewer = g.get("user")
-    return mask_personal_numbers(user.username) if viewer is not None and viewer.role == "auditor" else user.username
+    return user.masked_username if viewer is not None and viewer.role == "auditor" else user.username
 
 
 class UserOut(Schema):

@@ -17,7 +17,7 @@ from shop.auth.security import hash_password, issue_token, verify_password
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
-from shop.fields import holds_personal_number, mainland_mobile, normalise_username
+from shop.fields import holds_personal_number, normalise_username
 from shop.pagination import paginate, recorded_in
 
 SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
@@ -100,20 +100,26 @@ def duplicate_username(row: Mapping[str, Any]) -> Conflict:
     return Conflict(f"The username {row['username']!r} is taken.", code=ShopCode.USERNAME_TAKEN)
 
 
+def _check_username(username: str, *, role: str) -> None:
+    """Only a consumer's username is a phone number (theirs): being shown unmasked to admins, no other role's holds a
+    person's number (a resident ID, a bank card or a phone number), on creation and on a role change alike."""
+    if role != "consumer" and holds_personal_number(username):
+        raise ValidationError("A username must not hold an ID, bank card or phone number: it is shown unmasked.",
+                              details={"username": ["Must not hold an ID, bank card or phone number."]})
+
+
 def _add_user(*, username: str, password: str, role: str, store_id: int | None, supplier_id: int | None) -> User:
     """A new user with a role and, for staff and co-op users, its scope (not yet audited). A username has only
     ASCII letters, digits and `.`, `_`, `-`, at least one letter or digit (a consumer's is their phone number), so none
-    can pass for another in a look-alike script; being shown unmasked in lists and audits, no other holds a person's
-    number (a resident ID, a bank card or a phone number)."""
+    can pass for another in a look-alike script; its role decides whether it may be a phone number
+    (`_check_username`)."""
     _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
     username = normalise_username(username)
     if not re.fullmatch(USERNAME_PATTERN, username):
         raise ValidationError("A username holds only letters a-z, digits and . _ -, at least one letter or digit.",
                               details={"username": ["Only letters a-z, digits and . _ -, at least one letter or "
                                                     "digit (no look-alikes)."]})
-    if mainland_mobile(username) is None and holds_personal_number(username):
-        raise ValidationError("A username must not hold an ID, bank card or phone number: it is shown unmasked.",
-                              details={"username": ["Must not hold an ID, bank card or phone number."]})
+    _check_username(username, role=role)
     if find_user(username=username) is not None:
         raise duplicate_username({"username": username})
     user = User(username=username, password_hash=hash_password(password), role=role,
@@ -191,12 +197,15 @@ def _set_password(user: User, password: str, *, actor: User | None, action: str)
 
 
 def _change_role(user: User, actor: User | None, *, role: str, store_id: int | None, supplier_id: int | None) -> None:
-    """Give `user` a new role or scope (checked as on creation): its rights change, so its tokens and page sessions
-    end; audited with the old and the new. An admin keeps their own role, and the last active admin stays one."""
+    """Give `user` a new role or scope (checked as on creation, its username too): its rights change, so its tokens
+    and page sessions end; audited with the old and the new. An admin keeps their own role, and the last active admin
+    stays one."""
     old, new = _scope(user), (role, store_id, supplier_id)
     if new == old:
         return
     _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
+    if role != user.role:
+        _check_username(user.username, role=role)
     if user.role == "admin" and role != "admin":
         _check_admin_stays(user, actor, change="demote")
     user.role, user.store_id, user.supplier_id = new

@@ -5,10 +5,13 @@ import pytest
 
 from shop.db import db
 from shop.errors import Conflict
+from suppliers.models import DEFAULT_AGREEMENT
 from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
+from tests.orders.ledger.test_payouts_bank_file import download, household_batch
 from tests.shop.test_auth import sign_in
 from tests.shop.test_errors import assert_error
+from tests.suppliers.factories import make_bank_account
 
 
 def test_admin_creates_a_store_staff_user_bound_to_a_store(client, login):
@@ -205,6 +208,47 @@ def test_an_auditor_reads_users_with_phone_numbers_masked(client, login):
     assert [user["username"] for user in listed if user["id"] == consumer.id] == ["***"]
     assert client.get(f"/api/v1/users/{consumer.id}", headers=auditor).json["username"] == "***"
     assert client.get(f"/api/v1/users/{consumer.id}", headers=admin).json["username"] == "13912345678"
+
+
+def test_no_user_but_a_consumer_is_named_by_a_phone_number(client, login):
+    """A username is shown unmasked to admins and in audits: only a consumer's is a phone number, on creation and on a
+    role change alike."""
+    admin = login("admin")
+    store = StoreFactory()
+    consumer = UserFactory(role="consumer", username="13911112222")
+    db.session.commit()
+    for body in ({"username": "13900000002", "role": "admin"}, {"username": "+86 139 7777 0001", "role": "auditor"},
+                 {"username": "86-139-0000-0001", "role": "store_staff", "store_id": store.id}):
+        created = client.post("/api/v1/users", headers=admin, json={**body, "password": "a good password"})
+        assert assert_error(created, 422, "validation_error")["details"] == {
+            "username": ["Must not hold an ID, bank card or phone number."]}, body
+    moved = client.patch(f"/api/v1/users/{consumer.id}", headers=admin, json={"role": "store_staff",
+                                                                              "store_id": store.id})
+    assert set(assert_error(moved, 422, "validation_error")["details"]) == {"username"}
+    assert client.get(f"/api/v1/users/{consumer.id}", headers=admin).json["role"] == "consumer"
+    assert client.get(f"/api/v1/audit/user-changes?user_id={consumer.id}", headers=admin).json["items"] == []
+
+
+def test_every_audit_list_masks_a_phone_number_in_the_name_of_who_acted(client, login):
+    """An account named by a phone number before the rule above is shown masked in every audit, as the user audit and
+    an auditor's user list show it."""
+    supplier, (household, _), batch = household_batch()
+    phoned = UserFactory(role="admin", username="13900000002")
+    db.session.commit()
+    admin = {"Authorization": f"Bearer {sign_in(client, phoned.username).json['access_token']}"}
+    assert download(client, admin, batch.id).status_code == 200  # audited as a download and as reveals
+    assert client.patch(f"/api/v1/households/{household.id}", headers=admin,
+                        json={"bank_account": make_bank_account(), "reason": "农户换卡"}).status_code == 200
+    assert client.patch(f"/api/v1/suppliers/{supplier.id}", headers=admin, json={
+        "agreement": {**DEFAULT_AGREEMENT, "dividend_bp": 100}, "reason": "2027 年协议"}).status_code == 200
+
+    auditor = login("auditor")
+    for path in ("/api/v1/audit/reveals", "/api/v1/audit/payout-downloads", "/api/v1/audit/account-changes",
+                 f"/api/v1/suppliers/{supplier.id}/history"):
+        listed = client.get(path, headers=auditor)
+        assert listed.status_code == 200, listed.json
+        assert listed.json["items"] and {row["username"] for row in listed.json["items"]} == {"***"}, path
+        assert "13900000002" not in listed.get_data(as_text=True), path
 
 
 @pytest.mark.parametrize("value", ["yes", "1", "on", 1, 0, "true", None])

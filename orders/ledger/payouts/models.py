@@ -121,5 +121,5 @@ class PayoutDownload(db.Model):
 
     @property
     def username(self) -> str:
-        """The name of the user who downloaded the file."""
-        return self.user.username
+        """The name of the user who downloaded the file (masked as every audit shows it)."""
+        return self.user.masked_username
