@@ -4,7 +4,7 @@ from __future__ import annotations
 import unicodedata
 
 from flask import g
-from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_dump, validate
 
 from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN
 from shop.fields import (
@@ -13,7 +13,6 @@ from shop.fields import (
     Id,
     Identifier,
     MobileNumber,
-    mainland_mobile,
     normalise_username,
 )
 from shop.pagination import DatedPageQuery, PageQuery
@@ -135,13 +134,6 @@ class UserCreate(Schema):
     role = Choice(ROLES, required=True)
     store_id = Id(load_default=None, allow_none=True)
     supplier_id = Id(load_default=None, allow_none=True)
-
-    @validates_schema
-    def _consumer_is_a_phone_number(self, data, **_kwargs):
-        """A consumer's username is their mainland mobile number, as registration makes it."""
-        username = data.get("username", "")
-        if data.get("role") == "consumer" and mainland_mobile(username) != username:
-            raise ValidationError({"username": ["A consumer's username is a mainland China mobile number."]})
 
 
 class UserUpdate(Schema):

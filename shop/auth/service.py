@@ -17,7 +17,7 @@ from shop.auth.security import hash_password, issue_token, verify_password
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
-from shop.fields import holds_personal_number, normalise_username
+from shop.fields import holds_personal_number, mainland_mobile, normalise_username
 from shop.pagination import paginate, recorded_in
 
 SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
@@ -101,9 +101,14 @@ def duplicate_username(row: Mapping[str, Any]) -> Conflict:
 
 
 def _check_username(username: str, *, role: str) -> None:
-    """Only a consumer's username is a phone number (theirs): being shown unmasked to admins, no other role's holds a
-    person's number (a resident ID, a bank card or a phone number), on creation and on a role change alike."""
-    if role != "consumer" and holds_personal_number(username):
+    """A consumer's username is their mainland mobile number (as registration makes it); being shown unmasked to
+    admins, no other role's holds a person's number (a resident ID, a bank card or a phone number). Checked on creation
+    and on a role change alike."""
+    if role == "consumer":
+        if mainland_mobile(username) != username:
+            raise ValidationError("A consumer's username is a mainland China mobile number.",
+                                  details={"username": ["A consumer's username is a mainland China mobile number."]})
+    elif holds_personal_number(username):
         raise ValidationError("A username must not hold an ID, bank card or phone number: it is shown unmasked.",
                               details={"username": ["Must not hold an ID, bank card or phone number."]})
 

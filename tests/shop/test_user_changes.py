@@ -152,6 +152,20 @@ def test_a_role_or_scope_change_must_fit_as_on_creation(client, login, body, fie
     assert [row["action"] for row in _changes(client, admin, user.id)] == []
 
 
+def test_a_user_becomes_a_consumer_only_if_named_by_a_mobile_number_as_on_creation(client, login):
+    admin, _ = _admin(client)
+    store = StoreFactory()
+    clerk = UserFactory(role="store_staff", store_id=store.id, username="probe_staff1")
+    db.session.commit()
+
+    refused = client.patch(f"/api/v1/users/{clerk.id}", headers=admin, json={"role": "consumer"})
+
+    assert assert_error(refused, 422, "validation_error")["details"] == {
+        "username": ["A consumer's username is a mainland China mobile number."]}
+    assert client.get(f"/api/v1/users/{clerk.id}", headers=admin).json["role"] == "store_staff"
+    assert _changes(client, admin, clerk.id) == []
+
+
 def test_an_admin_cannot_demote_themselves_but_another_admin(client, login):
     admin, admin_id = _admin(client)
     other = UserFactory(role="admin")
