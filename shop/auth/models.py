@@ -10,8 +10,11 @@ from shop.db import UTCDateTime, db, utcnow
 from shop.fields import mask_personal_numbers
 
 ROLES = ("consumer", "store_staff", "coop", "admin", "auditor")
-# a username an admin gives (a consumer's is their phone number): no look-alike of another in a foreign script
-USERNAME_PATTERN = r"^[a-z0-9._-]*[a-z0-9][a-z0-9._-]*$"  # at least one letter or digit
+# a username an admin gives (a consumer's is their phone number): no look-alike of another in a foreign script, its
+# letters and digits parted by single separators (no leading, trailing or repeated one)
+USERNAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+USERNAME_RULE = ("Only letters a-z and digits, parted by single . _ or - (none leading or trailing; no look-alikes "
+                 "from other scripts).")
 USER_CHANGES = ("created", "disabled", "enabled", "password_reset", "password_changed", "role_changed",
                 "scope_changed")
 

@@ -6,7 +6,7 @@ import unicodedata
 from flask import g
 from marshmallow import Schema, ValidationError, fields, post_dump, validate
 
-from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN
+from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN, USERNAME_RULE
 from shop.fields import (
     Bool,
     Choice,
@@ -20,7 +20,6 @@ from shop.pagination import DatedPageQuery, PageQuery
 USERNAME_MAX = 64  # users.username is String(64)
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
-USERNAME_RULE = "Only letters a-z, digits and . _ -, at least one letter or digit (no look-alikes from other scripts)."
 
 
 class Username(Identifier):

@@ -9,10 +9,10 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, text
 
 from shop.auth import throttle
-from shop.auth.models import USERNAME_PATTERN, User, UserChange
+from shop.auth.models import USERNAME_PATTERN, USERNAME_RULE, User, UserChange
 from shop.auth.security import hash_password, issue_token, verify_password
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
@@ -100,6 +100,34 @@ def duplicate_username(row: Mapping[str, Any]) -> Conflict:
     return Conflict(f"The username {row['username']!r} is taken.", code=ShopCode.USERNAME_TAKEN)
 
 
+USERNAME_LOCKS = 0x75736572  # the advisory lock space ("user") of usernames being claimed, keyed by their skeleton
+
+
+def _skeleton(username: str) -> str:
+    """How a username reads: its separators folded into one (`probe_staff1`, `probe.staff1` → `probe-staff1`)."""
+    return username.replace(".", "-").replace("_", "-")
+
+
+def _claim_username(username: str) -> None:
+    """Refuse a username taken in this or a look-alike spelling (the same `_skeleton`): `username_taken`, naming the
+    user it reads as. The skeleton is locked first (an advisory lock on PostgreSQL, the write lock on SQLite), so two
+    look-alikes created at once cannot both pass."""
+    skeleton = _skeleton(username)
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:skeleton))"),
+                           {"space": USERNAME_LOCKS, "skeleton": skeleton})
+    lock_on_sqlite("UPDATE users SET id = id WHERE username = :username", username=username)
+    folded = func.replace(func.replace(User.username, ".", "-"), "_", "-")
+    # without a separator only the very name reads as it: the unique index finds it (a consumer's phone number)
+    same = folded == skeleton if "-" in skeleton else User.username == username
+    taken = db.session.scalar(select(User.username).where(same).order_by(User.id).limit(1))
+    if taken == username:
+        raise duplicate_username({"username": username})
+    if taken is not None:
+        raise Conflict(f"The username {username!r} reads as {taken!r}, which is taken: choose one that differs by "
+                       "more than . _ or -.", code=ShopCode.USERNAME_TAKEN)
+
+
 def _check_username(username: str, *, role: str) -> None:
     """A consumer's username is their mainland mobile number (as registration makes it); being shown unmasked to
     admins, no other role's holds a person's number (a resident ID, a bank card or a phone number). Checked on creation
@@ -115,20 +143,19 @@ def _check_username(username: str, *, role: str) -> None:
 
 def _add_user(*, username: str, password: str, role: str, store_id: int | None, supplier_id: int | None) -> User:
     """A new user with a role and, for staff and co-op users, its scope (not yet audited). A username has only
-    ASCII letters, digits and `.`, `_`, `-`, at least one letter or digit (a consumer's is their phone number), so none
-    can pass for another in a look-alike script; its role decides whether it may be a phone number
-    (`_check_username`)."""
+    ASCII letters and digits parted by single `.`, `_` or `-` (a consumer's is their phone number), so none can pass
+    for another in a look-alike script, nor differ from another by its separators alone (`_claim_username`); its role
+    decides whether it may be a phone number (`_check_username`)."""
     _check_scope(role=role, store_id=store_id, supplier_id=supplier_id)
     username = normalise_username(username)
     if not re.fullmatch(USERNAME_PATTERN, username):
-        raise ValidationError("A username holds only letters a-z, digits and . _ -, at least one letter or digit.",
-                              details={"username": ["Only letters a-z, digits and . _ -, at least one letter or "
-                                                    "digit (no look-alikes)."]})
+        raise ValidationError("A username holds only letters a-z and digits, parted by single . _ or -.",
+                              details={"username": [USERNAME_RULE]})
     _check_username(username, role=role)
-    if find_user(username=username) is not None:
-        raise duplicate_username({"username": username})
-    user = User(username=username, password_hash=hash_password(password), role=role,
-                store_id=store_id, supplier_id=supplier_id)
+    password_hash = hash_password(password)  # before the name's lock, which is held until the commit
+    _claim_username(username)
+    user = User(username=username, password_hash=password_hash, role=role, store_id=store_id,
+                supplier_id=supplier_id)
     db.session.add(user)
     db.session.flush()
     return user

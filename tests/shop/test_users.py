@@ -134,6 +134,47 @@ def test_a_username_of_only_punctuation_or_holding_a_resident_id_is_refused(clie
 
 
 
+@pytest.mark.parametrize("username", ["-admin", "admin.", "a..b", "a-_b", "_auditor", "probe-staff1."])
+def test_a_username_parts_letters_and_digits_by_single_separators_only(client, login, username):
+    body = {"username": username, "password": "a good password", "role": "auditor"}
+    error = assert_error(client.post("/api/v1/users", headers=login("admin"), json=body), 422, "validation_error")
+    assert set(error["details"]) == {"username"}
+
+
+def test_a_username_that_differs_from_a_users_only_by_its_separators_is_taken(client, login):
+    """`probe_staff1` and `probe.staff1` read as `probe-staff1` in the lists and audits: the first one keeps it."""
+    admin = login("admin")
+    body = {"password": "a good password", "role": "auditor"}
+    first = client.post("/api/v1/users", headers=admin, json={"username": "probe-staff1", **body})
+    assert first.status_code == 201, first.json
+    for look_alike in ("probe_staff1", "Probe.Staff1", "ｐｒｏｂｅ_ｓｔａｆｆ１"):
+        taken = assert_error(client.post("/api/v1/users", headers=admin, json={"username": look_alike, **body}),
+                             409, "username_taken")
+        assert "'probe-staff1'" in taken["message"], taken
+    assert client.post("/api/v1/users", headers=admin, json={"username": "probestaff1", **body}).status_code == 201
+    assert client.get("/api/v1/users?role=auditor&limit=100", headers=admin).json["items"][-1]["username"] == (
+        "probestaff1")
+
+
+def test_two_look_alike_usernames_created_at_once_make_one_user(racing_app):
+    from collections import Counter
+
+    from sqlalchemy import func, select
+
+    from shop.auth import service
+    from shop.auth.models import User
+    from tests.catalog.test_concurrency import race
+
+    names = ["probe-staff1", "probe_staff1"]
+
+    outcomes = race(racing_app, 2, lambda i: service.create_user(username=names[i], password="a good password",
+                                                                 role="auditor"))
+
+    assert outcomes == Counter({"ok": 1, "username_taken": 1})
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(User).where(User.username.in_(names))) == 1
+
+
 def test_an_admin_cannot_disable_themselves(client, login):
     me = login("admin")
     my_id = client.get("/api/v1/users?role=admin", headers=me).json["items"][-1]["id"]
