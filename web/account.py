@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from shop.auth import service
 from shop.auth.api import auth_limit, login_limit, password_limit, register_limit
 from shop.auth.models import User
-from shop.auth.schemas import PasswordChange, RegisterRequest
+from shop.auth.schemas import PasswordChange, RegisterRequest, TokenRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit, db
 from shop.errors import AppError, ShopCode, Unauthorized
@@ -32,7 +32,8 @@ def _field(name: str) -> str:
 @auth_limit
 @login_limit
 def login():
-    """The sign-in form; on success a fresh session and the user's home page (or the page they came from)."""
+    """The sign-in form, its fields judged as the API's token request judges them; on success a fresh session and the
+    user's home page (or the page they came from)."""
     next_url = request.values.get("next", "")[:512]
     if request.method == "GET":
         user = web_user()
@@ -41,8 +42,9 @@ def login():
         return render_template("web/login.html", next_url=next_url)
     username = _field("username")
     try:
-        user = service.check_credentials(username=username, password=_field("password"), address=client_address())
-    except Unauthorized:
+        credentials = TokenRequest().load({"username": username, "password": _field("password")})
+        user = service.check_credentials(address=client_address(), **credentials)
+    except (ValidationError, Unauthorized):  # a username no user can have (a control character …) is no user's
         return render_template("web/login.html", next_url=next_url, username=username,
                                error="用户名或密码错误。"), 401
     except TooManyAttempts as exc:

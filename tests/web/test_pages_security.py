@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask import g
 
 from shop.db import db
@@ -128,6 +129,23 @@ def test_failed_page_sign_ins_share_the_api_limit(app, client):
     response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD,
                                            "csrf_token": _csrf(client)})
     assert response.status_code == 429
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def either_database(request):
+    """The app on SQLite and on PostgreSQL."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+@pytest.mark.parametrize("username", ["staff-shunde\x00", "admin\x07", "\ue000admin", "a" * 200])
+def test_a_username_no_user_can_have_gets_the_sign_in_form_again_on_either_database(either_database, username):
+    """The sign-in page judges the username by the API's rule before any query: never the generic error page."""
+    client = either_database.test_client()
+    response = client.post("/login", data={"username": username, "password": "whatever1", "next": "/till",
+                                           "csrf_token": _csrf(client)})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 401 and "用户名或密码错误" in page
+    assert 'name="password"' in page and 'name="next" value="/till"' in page
 
 
 def test_page_sign_ins_and_registrations_share_the_apis_limit_on_every_attempt(app, client):
