@@ -2,9 +2,14 @@
 and rate limits as the API."""
 from __future__ import annotations
 
+import functools
+import math
+import time
+
 from flask import redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import TooManyRequests
 
 from shop.auth import service
 from shop.auth.api import auth_limit, login_limit, password_limit, register_limit
@@ -13,7 +18,7 @@ from shop.auth.schemas import PasswordChange, RegisterRequest, TokenRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit, db
 from shop.errors import AppError, ShopCode, Unauthorized
-from shop.extensions import client_address
+from shop.extensions import client_address, limiter
 from web.pages import page_blueprint, safe_next, sign_in_session, signed_in, web_user
 
 bp = page_blueprint("account", __name__)
@@ -28,7 +33,39 @@ def _field(name: str) -> str:
     return request.form.get(name, "")[:MAX_FORM_FIELD]
 
 
+def _login_form(error: str, status: int, *, retry_after: int | None = None):
+    """The sign-in form again with `error`, the username typed and the page to go back to kept; a refusal for too
+    many attempts says when to try again (`retry_after` seconds) in its Retry-After too."""
+    page = render_template("web/login.html", next_url=request.values.get("next", "")[:512],
+                           username=_field("username"), error=error)
+    return page, status, {"Retry-After": str(retry_after)} if retry_after is not None else {}
+
+
+def _seconds_to_wait(exc: TooManyRequests) -> int:
+    """How long a sign-in refused by an address limit waits, as the response's Retry-After will say: the later of
+    the refusal's own wait and the end of the limiter's current window."""
+    limit = limiter.current_limit
+    window = limit.reset_at - time.time() if limit is not None else 0
+    return max(math.ceil(max(exc.retry_after or 0, window)), 1)
+
+
+def _form_when_limited(view):
+    """Decorate the sign-in page: a sign-in refused by the per-address limits (`auth_limit`, `login_limit`) gets the
+    form again saying how many seconds to wait, as the per-username backoff does, rather than the bare 429 page."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except TooManyRequests as exc:
+            wait = _seconds_to_wait(exc)
+            return _login_form(f"尝试次数过多，请 {wait} 秒后再试。", 429, retry_after=wait)
+
+    return wrapper
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@_form_when_limited
 @auth_limit
 @login_limit
 def login():
@@ -40,16 +77,13 @@ def login():
         if user is not None:
             return redirect(safe_next(next_url, user))
         return render_template("web/login.html", next_url=next_url)
-    username = _field("username")
     try:
-        credentials = TokenRequest().load({"username": username, "password": _field("password")})
+        credentials = TokenRequest().load({"username": _field("username"), "password": _field("password")})
         user = service.check_credentials(address=client_address(), **credentials)
     except (ValidationError, Unauthorized):  # a username no user can have (a control character …) is no user's
-        return render_template("web/login.html", next_url=next_url, username=username,
-                               error="用户名或密码错误。"), 401
+        return _login_form("用户名或密码错误。", 401)
     except TooManyAttempts as exc:
-        return render_template("web/login.html", next_url=next_url, username=username,
-                               error=f"尝试次数过多，请 {exc.retry_after} 秒后再试。"), 429
+        return _login_form(f"尝试次数过多，请 {exc.retry_after} 秒后再试。", 429, retry_after=exc.retry_after)
     commit()
     sign_in_session(user)
     return redirect(safe_next(next_url, user))

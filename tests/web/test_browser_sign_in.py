@@ -1,6 +1,8 @@
 """In a real browser: the sign-in page works with the keyboard alone and leads each role to its page."""
 from __future__ import annotations
 
+import re
+
 from tests.web.conftest import screenshot, sign_in
 
 
@@ -41,3 +43,37 @@ def test_a_double_tap_on_register_sends_the_form_once_and_signs_the_consumer_in(
     page.get_by_role("button", name="注册并登录").dblclick()
     page.wait_for_url(site.url + "/")
     assert len(posts) == 1 and page.get_by_text("13912345600").is_visible()
+
+
+def test_a_clerk_past_the_addresss_sign_in_limit_keeps_the_form_and_is_told_how_long_to_wait(site, browser):
+    """Wrong passwords from a store's shared connection use up its address's limit: on a 360 px phone the clerk still
+    sees the form with their username, the wait in seconds, and goes on to the till once it is over."""
+    from shop.extensions import limiter
+
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN", is_mobile=True)
+    page = context.new_page()
+    with site.app.app_context():
+        limiter.reset()  # the module's earlier wrong passwords are forgotten
+    try:
+        page.goto(site.url + "/login?next=/till")
+        for attempt in range(int(site.app.config["LOGIN_RATE_LIMIT"].split()[0])):  # colleagues' mistyped names
+            page.get_by_label("用户名或手机号").fill(f"staff-nobody{attempt}")
+            page.get_by_label("密码").fill("not-the-password")
+            page.get_by_role("button", name="登录").click()
+            assert page.get_by_role("alert").inner_text() == "用户名或密码错误。"
+        page.get_by_label("用户名或手机号").fill("staff-shunde")
+        page.get_by_label("密码").fill(site.passwords["staff-shunde"])
+        page.get_by_role("button", name="登录").click()
+        assert re.fullmatch(r"尝试次数过多，请 \d+ 秒后再试。", page.get_by_role("alert").inner_text())
+        assert page.get_by_label("用户名或手机号").input_value() == "staff-shunde"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        screenshot(page, "login-address-limit")
+        with site.app.app_context():
+            limiter.reset()  # the minute is over
+        page.get_by_label("密码").fill(site.passwords["staff-shunde"])
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url(site.url + "/till")
+    finally:
+        with site.app.app_context():
+            limiter.reset()
+        context.close()

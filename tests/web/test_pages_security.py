@@ -148,6 +148,29 @@ def test_a_username_no_user_can_have_gets_the_sign_in_form_again_on_either_datab
     assert 'name="password"' in page and 'name="next" value="/till"' in page
 
 
+WAIT = re.compile(r"尝试次数过多，请 (\d+) 秒后再试。")
+
+
+@pytest.mark.parametrize("limit", ["LOGIN_RATE_LIMIT", "AUTH_RATE_LIMIT"])
+def test_a_sign_in_refused_by_an_address_limit_gets_the_form_again_with_the_wait(app, client, limit):
+    """Failed sign-ins (or sign-ins of any kind) used up from this address: the form again, the username and the page
+    to go back to kept, saying how many seconds to wait, as the per-username backoff does."""
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    for attempt in range(int(app.config[limit].split()[0])):
+        body = {"username": f"nobody{attempt}" if limit == "LOGIN_RATE_LIMIT" else user.username,
+                "password": DEFAULT_PASSWORD}
+        assert client.post("/api/v1/auth/token", json=body).status_code in (200, 401)
+
+    response = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD, "next": "/orders",
+                                           "csrf_token": _csrf(client)})
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 429 and WAIT.search(page), page
+    assert abs(int(WAIT.search(page).group(1)) - int(response.headers["Retry-After"])) <= 1
+    assert 'name="next" value="/orders"' in page and f'value="{user.username}"' in page and 'name="password"' in page
+
+
 def test_page_sign_ins_and_registrations_share_the_apis_limit_on_every_attempt(app, client):
     user = UserFactory(role="consumer")
     db.session.commit()
