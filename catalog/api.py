@@ -127,12 +127,12 @@ def get_location(location_id):
 
 
 @blp.route("/locations/<int:location_id>/stock")
-@require_role("admin", "auditor")
+@require_role("admin", "auditor", "store_staff")
 @blp.arguments(PageQuery, location="query")
 @blp.response(200, page_schema(StockOut))
 def location_stock(query, location_id):
-    """List the stock per lot at a location."""
-    return inventory.location_stock(location_id=location_id, **query)
+    """List the stock per lot at a location (store staff: their store's location only, what a stocktake counts)."""
+    return inventory.stock_seen_by(actor=current_user(), location_id=location_id, **query)
 
 
 @blp.route("/lots", methods=["POST"])

@@ -101,6 +101,27 @@ def list_locations(*, kind: str | None, limit: int, cursor: str | None) -> dict:
     return paginate(query, keys=[Location.id], limit=limit, cursor=cursor)
 
 
+def register_location_scope(app: Flask, scope: Callable[[User], int | None]) -> None:
+    """Let a higher layer confine a user to one location (a store's staff: their store's back room), or None."""
+    app.extensions["location_scope"] = scope
+
+
+def location_in_scope(*, actor: User, location_id: int) -> Location:
+    """The location, if the actor may see it: a user confined to one location (`register_location_scope`) sees only
+    that one; any other is `location_not_found` 404, as one that does not exist."""
+    scope = current_app.extensions.get("location_scope")
+    confined = scope(actor) if scope is not None else None
+    if confined is not None and confined != location_id:
+        raise NotFound(f"No location {location_id}.", code=CatalogCode.LOCATION_NOT_FOUND)
+    return get_location(location_id)
+
+
+def stock_seen_by(*, actor: User, location_id: int, limit: int, cursor: str | None) -> dict:
+    """A page of the stock rows at a location the actor may see (`location_in_scope`)."""
+    location_in_scope(actor=actor, location_id=location_id)
+    return location_stock(location_id=location_id, limit=limit, cursor=cursor)
+
+
 def location_stock(*, location_id: int, limit: int, cursor: str | None) -> dict:
     """A page of the stock rows at a location (one per lot), live, each with its lot and product (one statement)."""
     get_location(location_id)

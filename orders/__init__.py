@@ -7,7 +7,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder, tasks, sweepers, beat entries, the units of
     lots it holds outside the stock rows and what its duplicates answer."""
-    from catalog.inventory import register_units_outside_stock
+    from catalog.inventory import register_location_scope, register_units_outside_stock
     from orders import notify, outbox, tasks  # noqa: F401 - importing registers the tables and tasks
     from orders.checkout import tasks as checkout_tasks  # noqa: F401
     from orders.checkout.api import blp as checkout_blp
@@ -24,7 +24,12 @@ def init_app(app: Flask) -> None:
     from orders.refunds import service as refunds
     from orders.refunds.api import blp as refunds_blp
     from orders.stores.api import BLUEPRINTS as stores_blueprints
-    from orders.stores.service import duplicate_store_location, lot_units_outside_stock, store_takes_staff
+    from orders.stores.service import (
+        duplicate_store_location,
+        location_scope,
+        lot_units_outside_stock,
+        store_takes_staff,
+    )
     from shop.cli import register_demo_seeder
     from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
@@ -45,6 +50,7 @@ def init_app(app: Flask) -> None:
     app.extensions["supplier_last_sale_date"] = last_sale_date  # a dividend link never changes attributed days
     app.extensions["pairing_last_sale_date"] = last_paired_sale_date  # nor a pairing's end a paired sale's row
     register_units_outside_stock(app, "orders", lot_units_outside_stock)
+    register_location_scope(app, location_scope)
     register_demo_seeder(app, "orders", seed_demo)
     register_sweeper(app, "orders.outbox", outbox.requeue_undelivered)
     register_sweeper(app, "orders.payment_events", payments.requeue_pending_events)

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from catalog.models import Lot, Product
 from shop import crypto
 from shop.db import UTCDateTime, db, utcnow
 
@@ -132,6 +133,9 @@ class TransferLine(db.Model):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     sent: Mapped[int] = mapped_column(Integer)
     received: Mapped[int | None] = mapped_column(Integer)
+
+    lot: Mapped[Lot] = relationship(lazy="selectin", viewonly=True)  # its lot and trace codes, to count it by
+    product: Mapped[Product] = relationship(lazy="selectin", viewonly=True)
 
     __table_args__ = (
         UniqueConstraint("transfer_id", "lot_id", name="uq_transfer_lines_lot"),

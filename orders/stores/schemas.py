@@ -191,10 +191,15 @@ class TransferReceive(Schema):
 
 
 class TransferLineOut(Schema):
-    """One lot of a transfer: sent, received and the discrepancy (null until received)."""
+    """One lot of a transfer, named as the store counts it (SKU, product name, lot and trace codes): sent, received
+    and the discrepancy (null until received)."""
 
     lot_id = fields.Integer()
     product_id = fields.Integer()
+    sku = fields.String(attribute="product.sku")
+    name = fields.String(attribute="product.name")
+    lot_code = fields.String(attribute="lot.lot_code")
+    trace_code = fields.String(attribute="lot.trace_code")
     sent = fields.Integer()
     received = fields.Integer(allow_none=True)
     discrepancy = Computed(lambda line: None if line.received is None else line.sent - line.received,

@@ -51,6 +51,14 @@ def _store_scope(actor: User) -> int | None:
     return (actor.store_id or 0) if actor.role == "store_staff" else None
 
 
+def location_scope(actor: User) -> int | None:
+    """The stock location a caller is confined to: a store_staff user's store's location (0 if none), else None."""
+    scope = _store_scope(actor)
+    if scope is None:
+        return None
+    return db.session.scalar(select(Store.location_id).where(Store.id == scope)) or 0
+
+
 def store_takes_staff(store_id: int) -> bool:
     """Whether a store with `store_id` exists (the user scope check of `POST /users`); an inactive one takes no new
     staff (409 `store_inactive`)."""
@@ -438,11 +446,7 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], no
 
 def _location_in_scope(*, actor: User, location_id: int) -> None:
     """The location exists and, for store staff, is their store's (404 `location_not_found` otherwise)."""
-    scope = _store_scope(actor)
-    if scope is not None:
-        if db.session.scalar(select(Store.location_id).where(Store.id == scope)) != location_id:
-            raise NotFound(f"No location {location_id}.", code=CatalogCode.LOCATION_NOT_FOUND)
-    inventory.get_location(location_id)
+    inventory.location_in_scope(actor=actor, location_id=location_id)
 
 
 def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reason: str,

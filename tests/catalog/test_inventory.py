@@ -53,7 +53,8 @@ def test_location_stock_shows_on_hand_reserved_and_available(client, login):
     inventory.reserve(location_id=location.id, product_id=product.id, quantity=3)
     db.session.commit()
     items = client.get(f"/api/v1/locations/{location.id}/stock", headers=login("admin")).json["items"]
-    assert items == [{"location_id": location.id, "lot_id": lot.id, "lot_code": lot.lot_code, "sku": product.sku,
+    assert items == [{"location_id": location.id, "lot_id": lot.id, "lot_code": lot.lot_code,
+                      "trace_code": lot.trace_code, "sku": product.sku, "name": product.name,
                       "on_hand": 8, "reserved": 3, "available": 5}]
     missing = client.get("/api/v1/locations/999/stock", headers=login("admin"))
     assert missing.status_code == 404

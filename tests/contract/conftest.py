@@ -201,6 +201,7 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store,
         conflicts[kind] = {"store_id": store.id, "conflict_id": response.get_json()["error"]["details"]["conflict_id"]}
     world.ids.update({
         "store_id": {"own": own_store.id, "other": other_store.id},
+        "store_location_id": {"own": own_store.location_id, "other": other_store.location_id},
         "shift_id": {kind: shift.id for kind, shift in shifts.items()},
         "transfer_id": transfers,
         "order_id": {"own": waiting.id, "other": others.id, "other_store": sales["other"].id},

@@ -109,7 +109,8 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/t/<code>"): Route((PUBLIC,), "trace_code"),
     ("GET", "/t/<code>/qr.svg"): Route((PUBLIC,), "trace_code"),
     ("GET", "/api/v1/locations/<location_id>"): Route(("admin", "coop", "store_staff", "auditor"), "location_id"),
-    ("GET", "/api/v1/locations/<location_id>/stock"): Route(("admin", "auditor"), "location_id"),
+    # a location's stock per lot: staff their own store's location only (what they count)
+    ("GET", "/api/v1/locations/<location_id>/stock"): Route(READ_STORE, "store_location_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/users/<user_id>"): Route(SEE_ALL, "user_id"),
     ("PATCH", "/api/v1/users/<user_id>"): Route(("admin",), "user_id", write=True,
                                                 body=lambda w, k: {"active": True}),

@@ -634,3 +634,52 @@ def test_a_wrong_code_scanned_before_a_sale_is_completed_is_not_left_on_the_next
     page.get_by_role("button", name="完成收款").click()
     expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
     expect(page.locator("#scan-error")).to_have_text("")
+
+
+def test_a_clerk_receives_a_transfer_by_its_lots_codes_on_a_phone_and_a_pc(site, browser, desktop):
+    with site.app.app_context():
+        warehouse = inventory.find_location("FS-WH")
+        sku = next(row.lot.product.sku for row in inventory.location_stock(
+            location_id=warehouse.id, limit=100, cursor=None)["items"] if row.on_hand - row.reserved >= 3)
+        transfer = stores.create_transfer(actor=find_user(username="admin"), from_location="FS-WH",
+                                          to_location=STORE_LOCATION, lines=[{"sku": sku, "quantity": 3}])
+        db.session.commit()
+        transfer_id, lines = transfer.id, [(line.lot_id, line.lot.lot_code, line.lot.trace_code, line.sent)
+                                           for line in transfer.lines]
+        name = get_product(sku=sku).name
+    narrow = browser.new_context(viewport={"width": 360, "height": 780}, locale="zh-CN", is_mobile=True,
+                                 has_touch=True)
+    try:
+        phone_page = narrow.new_page()
+        sign_in(phone_page, site, CLERK, path="/login?next=/till/transfers")
+        phone_page.goto(site.url + "/till/transfers")
+        card = phone_page.locator(f"#transfer-{transfer_id}")
+        for _, lot_code, trace_code, _ in lines:
+            expect(card).to_contain_text(lot_code)
+            expect(card).to_contain_text(trace_code)
+        expect(card).to_contain_text(name)
+        assert phone_page.evaluate("document.documentElement.scrollWidth") <= 360
+        screenshot(phone_page, "till-transfers")
+    finally:
+        narrow.close()
+
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.get_by_role("link", name="调拨收货").click()
+    card = page.locator(f"#transfer-{transfer_id}")
+    for lot_id, lot_code, _, sent in lines:
+        card.get_by_label(f"{name} 批次 {lot_code} 实收数量").fill(str(sent - 1 if lot_id == lines[0][0] else sent))
+    screenshot(page, "till-transfers")
+    card.get_by_role("button", name="确认收货").click()
+    expect(page.get_by_role("alert")).to_contain_text("请写明短缺原因")
+    card = page.locator(f"#transfer-{transfer_id}")
+    expect(card.get_by_label(f"{name} 批次 {lines[0][1]} 实收数量")).to_have_value(str(lines[0][3] - 1))
+    card.get_by_label("短缺原因（实收少于发出时必填）").fill("一袋破损")
+    card.get_by_role("button", name="确认收货").click()
+    expect(page.get_by_text(f"调拨单 {transfer_id} 已收货")).to_be_visible()
+    expect(page.locator(f"#transfer-{transfer_id}")).to_have_count(0)
+    with site.app.app_context():
+        received = stores.get_transfer(actor=find_user(username=CLERK), transfer_id=transfer_id)
+        assert (received.status, received.receipt_note) == ("received", "一袋破损")
+        assert [line.received for line in received.lines] == [sent - (lot_id == lines[0][0])
+                                                               for lot_id, _, _, sent in lines]

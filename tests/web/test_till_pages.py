@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask import g
 from sqlalchemy import select
 
+from catalog import inventory
+from catalog.models import Location
 from orders.counter import service as counter
 from orders.ledger.verify import verify_ledger
-from orders.models import Order, SaleConflict, Shift
+from orders.models import Order, SaleConflict, Shift, StockTransfer, Store
 from orders.stores import service as stores
 from shop.db import db
 from shop.errors import AppError
@@ -291,6 +293,12 @@ def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refun
     order, _ = _sale(client)
     line_id, shift_id = order.lines[0].id, order.shift_id
     conflict_id = _refused_offline_sale(client, order)
+    warehouse, product = LocationFactory(), ProductFactory()
+    lot = make_lot(product, warehouse, quantity=2)
+    destination = db.session.get(Location, db.session.get(Store, order.store_id).location_id)
+    transfer = stores.create_transfer(actor=UserFactory(role="admin"), from_location=warehouse.code,
+                                      to_location=destination.code, lines=[{"sku": product.sku, "quantity": 2}])
+    db.session.commit()
     stranger = app.test_client()
     _signed_in(stranger, store_id=StoreFactory().id)
     token = _csrf(stranger, "/till")
@@ -304,6 +312,8 @@ def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refun
             f"/till/orders/{order.id}/refund", data={f"quantity-{line_id}": "1", "reason": "试", "csrf_token": token}),
         ("POST", "/till/conflicts/<conflict_id>/resolve"): stranger.post(
             f"/till/conflicts/{conflict_id}/resolve", data={"note": "试", "csrf_token": token}),
+        ("POST", "/till/transfers/<transfer_id>/receive"): stranger.post(
+            f"/till/transfers/{transfer.id}/receive", data={f"received-{lot.id}": "2", "csrf_token": token}),
     }
     for route, response in tried.items():
         assert response.status_code == 404, route
@@ -313,6 +323,8 @@ def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refun
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
     assert db.session.get(SaleConflict, conflict_id).resolved_at is None
     assert f"冲突 {conflict_id}" not in stranger.get("/till/conflicts").get_data(as_text=True)
+    assert db.session.get(StockTransfer, transfer.id).status == "dispatched"
+    assert lot.trace_code not in stranger.get("/till/transfers").get_data(as_text=True)
     assert set(tried) == {  # every till page naming a shift or an order
         (method, rule.rule.replace("<int:", "<")) for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("till.") and rule.arguments - {"filename"}
@@ -416,3 +428,76 @@ def test_the_conflicts_page_is_for_store_staff_only(client, app):
     assert client.get("/till/conflicts").status_code == 404  # an admin is no till user
     anonymous = app.test_client()
     assert anonymous.get("/till/conflicts").status_code == 302
+
+
+def _transfer_to_a_clerks_store(client) -> tuple[object, list, object]:
+    """A clerk signed in; a transfer of 7 units (lots of 5 and 2, FIFO) on its way from a warehouse to their store."""
+    store, warehouse, product = StoreFactory(), LocationFactory(), ProductFactory()
+    lots = [make_lot(product, warehouse, quantity=5, harvested_on=date(2026, 8, 1)),
+            make_lot(product, warehouse, quantity=4, harvested_on=date(2026, 9, 1))]
+    admin = UserFactory(role="admin")
+    transfer = stores.create_transfer(actor=admin, from_location=warehouse.code,
+                                      to_location=db.session.get(Location, store.location_id).code,
+                                      lines=[{"sku": product.sku, "quantity": 7}])
+    db.session.commit()
+    return transfer, lots, _signed_in(client, store_id=store.id)
+
+
+def test_a_clerk_receives_a_transfer_per_lot_on_the_till_with_a_note_when_short(client):
+    transfer, (first, second), clerk = _transfer_to_a_clerks_store(client)
+    page = client.get("/till/transfers").get_data(as_text=True)
+    assert 'href="/till/transfers"' in client.get("/till").get_data(as_text=True)
+    for lot in (first, second):
+        assert lot.lot_code in page and lot.trace_code in page and f'name="received-{lot.id}"' in page
+    assert first.product.sku in page and first.product.name in page
+    action = f"/till/transfers/{transfer.id}/receive"
+    assert f'action="{action}"' in page
+
+    def receive(**form):
+        return client.post(action, data={**form, "csrf_token": _csrf(client, "/till/transfers")})
+
+    counts = {f"received-{first.id}": "5", f"received-{second.id}": "1"}
+    assert client.post(action, data=counts).status_code == 400  # no CSRF token: refused
+    unexplained = receive(**counts)
+    too_many = receive(**{f"received-{first.id}": "6", f"received-{second.id}": "2"}, note="多了")
+    missing_lot = receive(**{f"received-{first.id}": "5"}, note="少一批")
+    with_a_card = receive(**counts, note="卡号 6222 0202 0011 2345 678")
+    assert unexplained.status_code == 422 and "请写明短缺原因" in unexplained.get_data(as_text=True)
+    assert 'value="1"' in unexplained.get_data(as_text=True)  # the counts as typed
+    for refused in (too_many, missing_lot):
+        assert refused.status_code == 422 and "请为每个批次填写实收数量" in refused.get_data(as_text=True)
+    assert with_a_card.status_code == 422 and "请不要在这里填写身份证号或银行卡号" in with_a_card.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(StockTransfer, transfer.id).status == "dispatched"
+
+    done = client.post(action, data={**counts, "note": "一袋破损", "csrf_token": _csrf(client, "/till/transfers")},
+                       follow_redirects=True)
+    assert done.status_code == 200 and f"调拨单 {transfer.id} 已收货" in done.get_data(as_text=True)
+    assert "没有待收货的调拨单" in done.get_data(as_text=True)
+    db.session.expire_all()
+    received = db.session.get(StockTransfer, transfer.id)
+    assert (received.status, received.received_by, received.receipt_note) == ("received", clerk.id, "一袋破损")
+    assert [(line.lot_id, line.received) for line in received.lines] == [(first.id, 5), (second.id, 1)]
+    assert inventory.available(location_id=received.to_location_id, product_id=first.product_id) == 6
+    again = client.post(action, data={**counts, "note": "再次", "csrf_token": _csrf(client, "/till/transfers")},
+                        follow_redirects=True)
+    assert f"调拨单 {transfer.id} 已由其他窗口收货" in again.get_data(as_text=True)
+    assert inventory.available(location_id=received.to_location_id, product_id=first.product_id) == 6
+
+
+def test_another_stores_clerk_neither_sees_nor_receives_a_transfer_on_the_till(client, app):
+    transfer, (first, second), _ = _transfer_to_a_clerks_store(client)
+    other = StoreFactory()
+    db.session.commit()
+    outsider = app.test_client()
+    _signed_in(outsider, store_id=other.id)
+
+    assert first.trace_code not in outsider.get("/till/transfers").get_data(as_text=True)
+    response = outsider.post(f"/till/transfers/{transfer.id}/receive", data={
+        f"received-{first.id}": "5", f"received-{second.id}": "2", "csrf_token": _csrf(outsider, "/till/transfers")})
+    assert response.status_code == 404
+    db.session.expire_all()
+    assert db.session.get(StockTransfer, transfer.id).status == "dispatched"
+    admin = app.test_client()
+    _signed_in(admin, role="admin")
+    assert admin.get("/till/transfers").status_code == 404  # an admin is no till user

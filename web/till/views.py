@@ -15,7 +15,7 @@ from orders.errors import OrderCode
 from orders.refunds import service as refunds
 from orders.refunds.schemas import RefundCreate
 from orders.stores import service as stores
-from orders.stores.schemas import ShiftClose, ShiftOpen
+from orders.stores.schemas import ShiftClose, ShiftOpen, TransferReceive
 from shop.auth.security import issue_token
 from shop.db import commit, db, utcnow
 from shop.errors import AppError
@@ -38,6 +38,9 @@ bp.static_folder = "static"
 TOKEN_TTL_SECONDS = 15 * 60
 PICKUPS_SHOWN = 50
 CONFLICTS_SHOWN = 50
+TRANSFERS_SHOWN = 20
+RECEIPT_COUNT_PROBLEM = "请为每个批次填写实收数量：0 到发出数量之间的整数。"
+RECEIPT_NOTE_PROBLEM = "有批次实收少于发出时，请写明短缺原因（不超过 200 个字），例如：一袋破损。"
 REFUND_FORM_PROBLEM = "请至少填写一行的退货数量，并写明原因（不超过 200 个字）。"
 CONFLICT_NOTE_PROBLEM = "请写明处理方式（不超过 200 个字），例如：已重新收款、已退款给顾客。"
 MESSAGES = {
@@ -283,6 +286,58 @@ def resolve_conflict(conflict_id: int):
     commit()
     flash(f"冲突 {conflict_id} 已处理。")
     return redirect(url_for("till.conflicts"))
+
+
+def _transfers_page(status: int = 200, *, failed: int | None = None, error: str | None = None,
+                    typed: dict | None = None, note: str = ""):
+    """The transfers on their way to the clerk's store, oldest first, each with its receipt form per lot (`failed`:
+    the one whose form `error` is about, its counts and note shown again as typed)."""
+    store = service.store_of(web_user())
+    page = stores.list_incoming_transfers(actor=web_user(), store_id=store.id, status="dispatched",
+                                          limit=TRANSFERS_SHOWN, cursor=None)
+    return _till("till/transfers.html", status, transfers=page["items"], more=page["next_cursor"] is not None,
+                 failed=failed, error=error, typed=typed or {}, note=note)
+
+
+def _receipt_problem(messages: dict) -> str:
+    """What the clerk is told of a refused receipt: the note's rule if the note was refused, else the counts'."""
+    if refused_for_numbers(messages):
+        return ID_OR_CARD_REFUSED
+    return RECEIPT_NOTE_PROBLEM if "note" in messages else RECEIPT_COUNT_PROBLEM
+
+
+@bp.get("/transfers")
+@signed_in("store_staff")
+def transfers():
+    """The stock transfers sent to the store and not yet received: per lot its product, SKU, lot and trace codes."""
+    return _transfers_page()
+
+
+@bp.post("/transfers/<int:transfer_id>/receive")
+@signed_in("store_staff")
+def receive_transfer(transfer_id: int):
+    """Receive one transfer with the units counted per lot, and a note saying what happened to any missing."""
+    typed = {name.removeprefix("received-"): value for name, value in request.form.items()
+             if name.startswith("received-")}
+    note = _field("note")
+    try:
+        data = TransferReceive().load({"lines": [{"lot_id": _whole(lot), "received": _whole(value)}
+                                                 for lot, value in typed.items()], "note": note.strip() or None})
+        stores.receive_transfer(actor=web_user(), transfer_id=transfer_id, **data)
+    except ValidationError as exc:
+        return _transfers_page(422, failed=transfer_id, typed=typed, note=note, error=_receipt_problem(exc.messages))
+    except AppError as exc:
+        if exc.code != OrderCode.TRANSFER_ALREADY_RECEIVED and exc.status != 422:
+            raise
+        db.session.rollback()
+        if exc.status == 422:
+            return _transfers_page(422, failed=transfer_id, typed=typed, note=note,
+                                   error=_receipt_problem(exc.details))
+        flash(f"调拨单 {transfer_id} 已由其他窗口收货，您这次填写的数量未记录。")
+        return redirect(url_for("till.transfers"))
+    commit()
+    flash(f"调拨单 {transfer_id} 已收货，实收数量已入本店库存。")
+    return redirect(url_for("till.transfers"))
 
 
 @bp.get("/prices")

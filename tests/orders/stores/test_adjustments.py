@@ -232,3 +232,23 @@ def test_finds_racing_at_once_restore_no_more_than_the_lot_is_missing(pg_app):
     db.session.expire_all()
     assert outcomes == {"ok": 3, "lot_quantity_exceeded": 5}
     assert db.session.scalar(select(func.sum(Stock.on_hand)).where(Stock.lot_id == ids[0])) == 10
+
+
+def test_staff_read_the_per_lot_stock_of_their_own_stores_location_only(client, login, store, staff_of, store_lot):
+    other = StoreFactory()
+    db.session.commit()
+    staff, warehouse = staff_of(store), LocationFactory()
+    db.session.commit()
+
+    own = client.get(f"/api/v1/locations/{store.location_id}/stock", headers=staff)
+    elsewhere = client.get(f"/api/v1/locations/{other.location_id}/stock", headers=staff)
+    a_warehouse = client.get(f"/api/v1/locations/{warehouse.id}/stock", headers=staff)
+    missing = client.get("/api/v1/locations/999999/stock", headers=staff)
+
+    assert own.status_code == 200, own.json
+    assert [(row["lot_id"], row["lot_code"], row["trace_code"], row["on_hand"]) for row in own.json["items"]] == [
+        (store_lot.id, store_lot.lot_code, store_lot.trace_code, 10)]
+    for response in (elsewhere, a_warehouse, missing):
+        assert (response.status_code, response.json["error"]["code"]) == (404, "location_not_found")
+    assert client.get(f"/api/v1/locations/{other.location_id}/stock", headers=login("auditor")).status_code == 200
+    assert client.get(f"/api/v1/locations/{store.location_id}/stock", headers=login("consumer")).status_code == 403

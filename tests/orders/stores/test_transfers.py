@@ -306,3 +306,18 @@ def test_an_inactive_store_is_sent_nothing(client, login, stocked_warehouse):
     assert "to_location" in response.json["error"]["details"]
     assert inventory.available(location_id=warehouse.id, product_id=product.id) == 13
     assert db.session.scalar(select(func.count()).select_from(StockTransfer)) == 0
+
+
+def test_a_transfers_lines_name_what_to_count_sku_product_lot_and_trace_code(client, login, store, staff_of,
+                                                                             stocked_warehouse):
+    warehouse, product, old, new = stocked_warehouse
+    staff = staff_of(store)
+
+    created = _send(client, login("admin"), warehouse, store, product, 7).json
+    shown = client.get(f"/api/v1/stock-transfers/{created['id']}", headers=staff).json
+    listed = client.get(f"/api/v1/stores/{store.id}/incoming-transfers", headers=staff).json["items"]
+
+    expected = [{"lot_id": lot.id, "product_id": product.id, "sku": product.sku, "name": product.name,
+                 "lot_code": lot.lot_code, "trace_code": lot.trace_code} for lot in (old, new)]
+    for lines in (created["lines"], shown["lines"], listed[0]["lines"]):
+        assert [{key: line[key] for key in expected[0]} for line in lines] == expected
