@@ -61,5 +61,6 @@ class OrderCode(StrEnum):
     TRANSFER_LINES_MISMATCH = "transfer_lines_mismatch"
     TRANSFER_NOT_FOUND = "transfer_not_found"
     TRANSFER_TOO_MANY_LOTS = "transfer_too_many_lots"
+    TRANSFERS_IN_TRANSIT = "transfers_in_transit"
     UNKNOWN_ITEM = "unknown_item"
     WAREHOUSE_UNAVAILABLE = "warehouse_unavailable"

@@ -156,6 +156,8 @@ def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: s
     """Rename, (de)activate, or change the payout account of a store (a reason is required; audited)."""
     store = _store(store_id)
     values = changes.given()
+    if values.get("active") is False and store.active:
+        _refuse_with_transfers_in_transit(store)
     if "bank_account" in values:
         _change_bank_account(store=store, account=values.pop("bank_account"), actor=actor, reason=reason)
     for field, value in values.items():
@@ -163,6 +165,19 @@ def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: s
     db.session.flush()
     store.show_account = True
     return store
+
+
+def _refuse_with_transfers_in_transit(store: Store) -> None:
+    """A store with stock transfers on their way to it stays active (409 `transfers_in_transit` naming them): they
+    are received first. The store row is locked, so no transfer is dispatched to it meanwhile (`create_transfer`)."""
+    _lock_store(store.id)
+    waiting = db.session.scalars(select(StockTransfer.id).where(
+        StockTransfer.to_location_id == store.location_id, StockTransfer.status == "dispatched")
+        .order_by(StockTransfer.id)).all()
+    if waiting:
+        raise Conflict(f"Store {store.id} has stock transfers on their way: {', '.join(map(str, waiting))}; "
+                       "they are received before it closes.", code=OrderCode.TRANSFERS_IN_TRANSIT,
+                       details={"transfer_ids": list(waiting)})
 
 
 def _change_bank_account(*, store: Store, account: str | None, actor: User, reason: str | None) -> None:
@@ -316,12 +331,14 @@ def _location_by_code(code: str, *, kind: str, field: str):
 
 
 def create_transfer(*, actor: User, from_location: str, to_location: str, lines: Sequence[dict]) -> StockTransfer:
-    """Dispatch stock from a warehouse to an active store's location (409 `store_inactive` otherwise): the source's
-    lots are taken FIFO, all or nothing (409 `insufficient_stock`), at most `MAX_TRANSFER_LOTS` of them, as many as
-    a receipt names (422 `transfer_too_many_lots`), and each lot sent is recorded on its own transfer line."""
+    """Dispatch stock from a warehouse to an active store's location (409 `store_inactive` otherwise; its row is held
+    FOR SHARE, so it does not close meanwhile: `_refuse_with_transfers_in_transit`): the source's lots are taken FIFO,
+    all or nothing (409 `insufficient_stock`), at most `MAX_TRANSFER_LOTS` of them, as many as a receipt names (422
+    `transfer_too_many_lots`), and each lot sent is recorded on its own transfer line."""
     source = _location_by_code(from_location, kind="warehouse", field="from_location")
     destination = _location_by_code(to_location, kind="store", field="to_location")
-    store = db.session.scalar(select(Store).where(Store.location_id == destination.id))
+    lock_on_sqlite("UPDATE stores SET id = id WHERE location_id = :id", id=destination.id)
+    store = db.session.scalar(select(Store).where(Store.location_id == destination.id).with_for_update(read=True))
     if store is None:
         raise ValidationError(f"No store sells from {to_location}.", code=OrderCode.LOCATION_NOT_STORE,
                               details={"to_location": [f"No store sells from {to_location}."]})

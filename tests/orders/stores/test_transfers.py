@@ -4,9 +4,13 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from catalog import inventory
-from orders.models import MAX_TRANSFER_LOTS, StockTransfer
+from orders.models import MAX_TRANSFER_LOTS, StockTransfer, Store
+from orders.stores import service
+from shop.auth.models import User
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.catalog.test_concurrency import race
+from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
 
 
@@ -321,3 +325,51 @@ def test_a_transfers_lines_name_what_to_count_sku_product_lot_and_trace_code(cli
                  "lot_code": lot.lot_code, "trace_code": lot.trace_code} for lot in (old, new)]
     for lines in (created["lines"], shown["lines"], listed[0]["lines"]):
         assert [{key: line[key] for key in expected[0]} for line in lines] == expected
+
+
+def test_a_store_with_transfers_on_their_way_is_not_deactivated_and_is_told_which(client, login, store, staff_of,
+                                                                                  stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    admin, staff = login("admin"), staff_of(store)
+    received, waiting = (_send(client, admin, warehouse, store, product, 1).json for _ in range(2))
+    client.post(f"/api/v1/stock-transfers/{received['id']}/receive", headers=staff,
+                json={"lines": [{"lot_id": line["lot_id"], "received": 1} for line in received["lines"]]})
+
+    refused = client.patch(f"/api/v1/stores/{store.id}", json={"active": False, "name": "已关"}, headers=admin)
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "transfers_in_transit")
+    assert refused.json["error"]["details"] == {"transfer_ids": [waiting["id"]]}
+    assert str(waiting["id"]) in refused.json["error"]["message"]
+    db.session.expire_all()
+    assert db.session.get(type(store), store.id).active is True
+    assert db.session.get(type(store), store.id).name != "已关"
+    client.post(f"/api/v1/stock-transfers/{waiting['id']}/receive", headers=staff,
+                json={"lines": [{"lot_id": line["lot_id"], "received": 1} for line in waiting["lines"]]})
+    closed = client.patch(f"/api/v1/stores/{store.id}", json={"active": False}, headers=admin)
+    assert closed.status_code == 200 and closed.json["active"] is False
+
+
+def test_a_store_closing_while_stock_is_dispatched_to_it_either_refuses_or_is_sent_nothing(racing_app):
+    warehouse, product = LocationFactory(), ProductFactory()
+    make_lot(product, warehouse, quantity=10)
+    store, admin = StoreFactory(), UserFactory(role="admin")
+    db.session.commit()
+    ids = (warehouse.code, inventory.get_location(store.location_id).code, product.sku, store.id, admin.id)
+
+    def operation(i: int) -> None:
+        actor = db.session.get(User, ids[4])
+        if i == 0:
+            service.update_store(store_id=ids[3], actor=actor, changes=service.StoreChanges(active=False))
+        else:
+            service.create_transfer(actor=actor, from_location=ids[0], to_location=ids[1],
+                                    lines=[{"sku": ids[2], "quantity": 1}])
+
+    outcomes = race(racing_app, 3, operation)
+
+    db.session.expire_all()
+    sent = db.session.scalar(select(func.count()).select_from(StockTransfer))
+    if db.session.get(Store, ids[3]).active:  # a transfer went first: the close was refused, naming it
+        assert (outcomes, sent) == ({"ok": 2, "transfers_in_transit": 1}, 2)
+    else:  # the close went first: nothing was sent to the closed store
+        assert (outcomes, sent) == ({"ok": 1, "store_inactive": 2}, 0)
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 10 - sent
