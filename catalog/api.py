@@ -7,6 +7,7 @@ from flask import current_app, request, send_file
 from flask.views import MethodView
 
 from catalog import inventory, service, trace, uploads
+from catalog.errors import CatalogCode
 from catalog.schemas import (
     LocationCreate,
     LocationOut,
@@ -130,6 +131,7 @@ def get_location(location_id):
 @require_role("admin", "auditor", "store_staff")
 @blp.arguments(PageQuery, location="query")
 @blp.response(200, page_schema(StockOut))
+@blp.errors({404: [CatalogCode.LOCATION_NOT_FOUND]})
 def location_stock(query, location_id):
     """List the stock per lot at a location (store staff: their store's location only, what a stocktake counts)."""
     return inventory.stock_seen_by(actor=current_user(), location_id=location_id, **query)

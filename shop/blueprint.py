@@ -3,7 +3,7 @@ one that declares no query parameters takes none), every bounded list judged by 
 every error response it documents in the API's one error shape."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import flask
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -83,6 +83,11 @@ def length_errors(schema: Schema, data: object) -> dict:
             if key in data and (errors := _length_errors(field, data[key])) is not None}
 
 
+def error_description(codes: Iterable[str]) -> str:
+    """An error response's description naming the codes it answers with: "Error codes: `a`, `b`."."""
+    return "Error codes: " + ", ".join(f"`{code}`" for code in codes) + "."
+
+
 class StrictParser(FlaskParser):
     """An unknown query parameter is a 422 naming it, as an unknown body field is: a misspelt filter (`?form=`) must
     not answer as if there were none. A list longer (or shorter) than its field allows is a 422 before its items are
@@ -125,6 +130,16 @@ class Blueprint(SmorestBlueprint):
         if response is None and schema is None and int(status_code) >= 400:
             schema = ErrorOut
         return self._located(super().alt_response, status_code, location, response, schema=schema, **kwargs)
+
+    def errors(self, codes: Mapping[int, Iterable[str]]):
+        """Document the error answers of an operation: per HTTP status the `code`s it answers with, in the API's
+        error shape (`ErrorOut`); the description lists them (`error_description`), so the document tells a client
+        which code comes with which status."""
+        def decorator(view):
+            for status, named in codes.items():
+                view = self.alt_response(status, description=error_description(named))(view)
+            return view
+        return decorator
 
     @staticmethod
     def _located(document, status_code, location: ReadAt | None, *args, **kwargs):

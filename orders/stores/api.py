@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from catalog.errors import CatalogCode
+from orders.errors import OrderCode
 from orders.stores import service
 from orders.stores.schemas import (
     AdjustmentCreate,
@@ -25,9 +27,11 @@ from orders.stores.schemas import (
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
+from shop.errors import ShopCode
 from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, page_schema
+from suppliers.errors import SupplierCode
 
 blp = Blueprint("stores", __name__, url_prefix="/api/v1",
                 description="Stores (大凉山体验店): their staff scope and payout accounts")
@@ -37,6 +41,7 @@ transfers = Blueprint("stock_transfers", __name__, url_prefix="/api/v1",
 adjustments = Blueprint("stock_adjustments", __name__, url_prefix="/api/v1",
                         description="Stock adjustments: stocktake counts, write-offs and found stock, audited")
 BLUEPRINTS = (blp, shifts, transfers, adjustments)
+NO_STORE = {404: [OrderCode.STORE_NOT_FOUND]}
 
 
 @blp.route("/stores")
@@ -52,6 +57,9 @@ class Stores(MethodView):
     @require_role("admin")
     @blp.arguments(StoreCreate)
     @blp.response(201, StoreOut, location=ReadAt("stores.StoreById", store_id="id"))
+    @blp.errors({409: [OrderCode.LOCATION_TAKEN],
+                 422: [ShopCode.VALIDATION_ERROR, ShopCode.REGION_NOT_FOUND, OrderCode.DISTRICT_NOT_DONOR,
+                       OrderCode.LOCATION_NOT_STORE, SupplierCode.INVALID_BANK_ACCOUNT]})
     def post(self, data):
         """Open a store in a donor district on an unused store location."""
         store = service.create_store(**data)
@@ -63,6 +71,7 @@ class Stores(MethodView):
 class StoreById(MethodView):
     @require_role("admin", "auditor", "store_staff", "consumer")
     @blp.response(200, StoreOut)
+    @blp.errors(NO_STORE)
     def get(self, store_id):
         """Show a store (staff: their own only; consumers: active stores)."""
         return service.show_store(actor=current_user(), store_id=store_id)
@@ -70,8 +79,12 @@ class StoreById(MethodView):
     @require_role("admin")
     @blp.arguments(StoreUpdate)
     @blp.response(200, StoreOut)
+    @blp.errors({**NO_STORE, 409: [OrderCode.TRANSFERS_IN_TRANSIT],
+                 422: [ShopCode.VALIDATION_ERROR, SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED,
+                       SupplierCode.INVALID_BANK_ACCOUNT]})
     def patch(self, data, store_id):
-        """Rename or (de)activate a store, or change its payout account (needs a reason; audited)."""
+        """Rename or (de)activate a store, or change its payout account (needs a reason; audited). A store with
+        stock transfers on their way to it is not deactivated (409 `transfers_in_transit`, `details.transfer_ids`)."""
         reason = data.pop("reason", None)
         store = service.update_store(store_id=store_id, actor=current_user(), reason=reason,
                                      changes=service.StoreChanges(**data))
@@ -83,6 +96,7 @@ class StoreById(MethodView):
 @require_role("admin", "auditor")
 @blp.arguments(DatedPageQuery, location="query")
 @blp.response(200, page_schema(StoreAccountChangeOut))
+@blp.errors(NO_STORE)
 def list_account_changes(query, store_id):
     """List a store's payout account changes (who, when, why; masked)."""
     return service.list_account_changes(store_id=store_id, **query)
@@ -93,6 +107,7 @@ def list_account_changes(query, store_id):
 @idempotent
 @shifts.arguments(ShiftOpen)
 @shifts.response(201, ShiftOut, location=ReadAt("shifts.show_shift", shift_id="id"))
+@shifts.errors({**NO_STORE, 409: [OrderCode.SHIFT_ALREADY_OPEN]})
 def open_shift(data, store_id):
     """Open the store's cash shift with a float (one open shift per store)."""
     shift = service.start_shift(actor=current_user(), store_id=store_id, **data)
@@ -103,6 +118,7 @@ def open_shift(data, store_id):
 @shifts.route("/shifts/<int:shift_id>")
 @require_role("admin", "auditor", "store_staff")
 @shifts.response(200, ShiftReportOut)
+@shifts.errors({404: [OrderCode.SHIFT_NOT_FOUND]})
 def show_shift(shift_id):
     """The shift report: per payment method expected, counted and difference (live while open)."""
     return service.shift_report(actor=current_user(), shift_id=shift_id)
@@ -113,6 +129,7 @@ def show_shift(shift_id):
 @idempotent
 @shifts.arguments(ShiftClose)
 @shifts.response(200, ShiftReportOut)
+@shifts.errors({404: [OrderCode.SHIFT_NOT_FOUND], 409: [OrderCode.SHIFT_CLOSED]})
 def close_shift(data, shift_id):
     """Close a shift with the counted cash; answers the shift report."""
     report = service.close_shift(actor=current_user(), shift_id=shift_id, **data)
@@ -125,6 +142,9 @@ def close_shift(data, shift_id):
 @idempotent
 @transfers.arguments(TransferCreate)
 @transfers.response(201, TransferOut, location=ReadAt("stock_transfers.show_transfer", transfer_id="id"))
+@transfers.errors({409: [CatalogCode.INSUFFICIENT_STOCK, OrderCode.STORE_INACTIVE],
+                   422: [ShopCode.VALIDATION_ERROR, CatalogCode.LOCATION_NOT_WAREHOUSE, OrderCode.LOCATION_NOT_STORE,
+                         CatalogCode.PRODUCT_NOT_FOUND]})
 def create_transfer(data):
     """Dispatch stock from a warehouse to a store (lots taken FIFO; accepts an Idempotency-Key)."""
     transfer = service.create_transfer(actor=current_user(), **data)
@@ -135,6 +155,7 @@ def create_transfer(data):
 @transfers.route("/stock-transfers/<int:transfer_id>")
 @require_role("admin", "auditor", "store_staff")
 @transfers.response(200, TransferOut)
+@transfers.errors({404: [OrderCode.TRANSFER_NOT_FOUND]})
 def show_transfer(transfer_id):
     """Show a stock transfer with its lots (staff: transfers to their store)."""
     return service.get_transfer(actor=current_user(), transfer_id=transfer_id)
@@ -145,6 +166,8 @@ def show_transfer(transfer_id):
 @idempotent
 @transfers.arguments(TransferReceive)
 @transfers.response(200, TransferOut)
+@transfers.errors({404: [OrderCode.TRANSFER_NOT_FOUND], 409: [OrderCode.TRANSFER_ALREADY_RECEIVED],
+                   422: [ShopCode.VALIDATION_ERROR, OrderCode.TRANSFER_LINES_MISMATCH]})
 def receive_transfer(data, transfer_id):
     """The receiving store's staff confirm what arrived, per lot as sent; the discrepancy is recorded."""
     transfer = service.receive_transfer(actor=current_user(), transfer_id=transfer_id, **data)
@@ -156,6 +179,7 @@ def receive_transfer(data, transfer_id):
 @require_role("admin", "auditor", "store_staff")
 @transfers.arguments(TransferQuery, location="query")
 @transfers.response(200, page_schema(TransferOut))
+@transfers.errors(NO_STORE)
 def list_incoming_transfers(query, store_id):
     """List the transfers sent to a store, oldest first, or those of one `status`."""
     return service.list_incoming_transfers(actor=current_user(), store_id=store_id, **query)
@@ -166,6 +190,7 @@ class StockAdjustments(MethodView):
     @require_role("admin", "auditor", "store_staff")
     @adjustments.arguments(AdjustmentQuery, location="query")
     @adjustments.response(200, page_schema(AdjustmentOut))
+    @adjustments.errors({404: [CatalogCode.LOCATION_NOT_FOUND]})
     def get(self, query):
         """List stock adjustments (staff: their store's location)."""
         return service.list_adjustments(actor=current_user(), **query)
@@ -175,6 +200,10 @@ class StockAdjustments(MethodView):
     @adjustments.arguments(AdjustmentCreate)
     @adjustments.response(201, AdjustmentOut, location=ReadAt("stock_adjustments.show_adjustment",
                                                               adjustment_id="id"))
+    @adjustments.errors({404: [CatalogCode.LOCATION_NOT_FOUND, CatalogCode.LOT_NOT_FOUND],
+                         409: [CatalogCode.BELOW_RESERVED, CatalogCode.LOT_NOT_HELD_HERE,
+                               CatalogCode.LOT_QUANTITY_EXCEEDED],
+                         422: [ShopCode.VALIDATION_ERROR, OrderCode.ADJUSTMENT_SIGN]})
     def post(self, data):
         """Count, write off or find units of a lot at a location, never below what is reserved (audited)."""
         adjustment = service.adjust_stock(actor=current_user(), **data)
@@ -185,6 +214,7 @@ class StockAdjustments(MethodView):
 @adjustments.route("/stock-adjustments/<int:adjustment_id>")
 @require_role("admin", "auditor", "store_staff")
 @adjustments.response(200, AdjustmentOut)
+@adjustments.errors({404: [OrderCode.ADJUSTMENT_NOT_FOUND]})
 def show_adjustment(adjustment_id):
     """Show a stock adjustment (staff: their store's location)."""
     return service.get_adjustment(actor=current_user(), adjustment_id=adjustment_id)

@@ -54,7 +54,9 @@ class StoreCreate(Schema):
     name = Text(required=True, max_length=100)
     district_code = RegionCode(required=True)
     location_code = LocationCode(required=True)
-    bank_account = BankAccount(load_default=None)
+    bank_account = BankAccount(load_default=None, metadata={
+        "description": "The store's payout account (spaces and dashes dropped; 422 `invalid_bank_account`), stored "
+                       "encrypted and shown only as its last 4 digits; optional."})
 
 
 class StoreUpdate(Schema):
@@ -187,7 +189,9 @@ class TransferReceive(Schema):
 
     lines = fields.List(fields.Nested(ReceivedLineIn), required=True,
                         validate=validate.Length(min=1, max=MAX_TRANSFER_LOTS))
-    note = Note(load_default=None)
+    note = Note(load_default=None, metadata={
+        "description": "What happened to the units that did not arrive: required when any lot's `received` is below "
+                       "its `sent` (422 naming `note`); no ID or bank card number."})
 
 
 class TransferLineOut(Schema):
@@ -237,7 +241,9 @@ class AdjustmentCreate(Schema):
     delta = BoundedInt(required=True, minimum=-MAX_QUANTITY, maximum=MAX_QUANTITY,
                        validate=validate.NoneOf((0,), error="Must not be 0."))
     reason = Choice(ADJUSTMENT_REASONS, required=True)
-    note = Note(load_default=None)
+    note = Note(load_default=None, metadata={
+        "description": "What was counted, spoiled, damaged or found, kept on the adjustment; no ID or bank card "
+                       "number."})
 
 
 class AdjustmentOut(Schema):

@@ -185,3 +185,71 @@ def test_every_reason_and_note_a_client_sends_has_one_bound(client):
     assert bounds == {200}, sorted(remarks)
     assert {where for where, _, high in remarks if high == DESCRIPTIONS} == {"AfterSalesCreate.reason",
                                                                             "AfterSalesReject.reason"}
+
+
+ERROR_CODES = re.compile(r"^Error codes: (.*)\.$")
+STORE_OPERATION_ERRORS = {  # what each store operation answers besides 401/403 and the request-shape 400/413/415
+    ("post", "/api/v1/stores"): {409: {"location_taken"}, 422: {
+        "validation_error", "region_not_found", "district_not_donor", "location_not_store", "invalid_bank_account"}},
+    ("get", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}},
+    ("patch", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}, 409: {"transfers_in_transit"}, 422: {
+        "validation_error", "account_change_reason_required", "invalid_bank_account"}},
+    ("get", "/api/v1/stores/{store_id}/account-changes"): {404: {"store_not_found"}},
+    ("post", "/api/v1/stores/{store_id}/shifts"): {404: {"store_not_found"}, 409: {"shift_already_open"}},
+    ("get", "/api/v1/shifts/{shift_id}"): {404: {"shift_not_found"}},
+    ("post", "/api/v1/shifts/{shift_id}/close"): {404: {"shift_not_found"}, 409: {"shift_closed"}},
+    ("post", "/api/v1/stock-transfers"): {409: {"insufficient_stock", "store_inactive"}, 422: {
+        "validation_error", "location_not_warehouse", "location_not_store", "product_not_found"}},
+    ("get", "/api/v1/stock-transfers/{transfer_id}"): {404: {"transfer_not_found"}},
+    ("post", "/api/v1/stock-transfers/{transfer_id}/receive"): {
+        404: {"transfer_not_found"}, 409: {"transfer_already_received"},
+        422: {"validation_error", "transfer_lines_mismatch"}},
+    ("get", "/api/v1/stores/{store_id}/incoming-transfers"): {404: {"store_not_found"}},
+    ("get", "/api/v1/stock-adjustments"): {404: {"location_not_found"}},
+    ("post", "/api/v1/stock-adjustments"): {
+        404: {"location_not_found", "lot_not_found"},
+        409: {"below_reserved", "lot_not_held_here", "lot_quantity_exceeded"},
+        422: {"validation_error", "adjustment_sign"}},
+    ("get", "/api/v1/stock-adjustments/{adjustment_id}"): {404: {"adjustment_not_found"}},
+    ("get", "/api/v1/stores/{store_id}/remittances"): {404: {"store_not_found"}},
+    ("post", "/api/v1/stores/{store_id}/remittances"): {
+        404: {"store_not_found"}, 409: {"remittance_exceeds_cash_held", "remittance_reference_used"}},
+    ("get", "/api/v1/stores/{store_id}/remittances/{remittance_id}"): {
+        404: {"store_not_found", "remittance_not_found"}},
+    ("get", "/api/v1/locations/{location_id}/stock"): {404: {"location_not_found"}},
+}
+
+
+def _documented_codes(operation: dict) -> dict[int, set[str]]:
+    """The error codes an operation's responses name, per status (responses documented with `Blueprint.errors`)."""
+    found = {}
+    for status, response in operation.get("responses", {}).items():
+        match = ERROR_CODES.match(response.get("description", "")) if status != "default" else None
+        if match:
+            found[int(status)] = set(re.findall(r"`(\w+)`", match.group(1)))
+    return found
+
+
+def test_the_store_operations_document_each_error_code_they_answer_under_its_status(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    missing = {f"{method.upper()} {path}": (expected, _documented_codes(paths[path][method]))
+               for (method, path), expected in STORE_OPERATION_ERRORS.items()
+               if any(not codes <= _documented_codes(paths[path][method]).get(status, set())
+                      for status, codes in expected.items())}
+    assert not missing, "\n".join(f"{op}: expected {exp}, documented {doc}" for op, (exp, doc) in missing.items())
+
+
+def test_every_error_code_a_response_names_is_one_the_api_answers_with(client):
+    document = client.get("/api/v1/openapi.json").json
+    known = set(document["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"])
+    unknown = [f"{method.upper()} {path} {status}: {code}" for path, operations in document["paths"].items()
+               for method, operation in operations.items() if method != "parameters"
+               for status, codes in _documented_codes(operation).items() for code in sorted(codes - known)]
+    assert not unknown, "\n".join(unknown)
+
+
+def test_the_store_bodies_say_what_their_optional_fields_mean(client):
+    schemas = client.get("/api/v1/openapi.json").json["components"]["schemas"]
+    for schema, field in (("StoreCreate", "bank_account"), ("TransferReceive", "note"), ("AdjustmentCreate", "note")):
+        assert schemas[schema]["properties"][field].get("description"), (schema, field)
+    assert "required when" in schemas["TransferReceive"]["properties"]["note"]["description"]
