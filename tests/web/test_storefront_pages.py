@@ -33,6 +33,7 @@ from orders.refunds.service import (
     RefundRequest,
     approve_after_sales,
     create_refund,
+    record_provider_refund,
     reject_after_sales,
     request_after_sales,
     settle_refund,
@@ -545,6 +546,26 @@ def test_a_delivered_order_takes_an_after_sales_request_per_line_until_seven_day
     second = shopper.post(f"/orders/{order_id}/after-sales",
                           data={**ask, "form_key": "0" * 32, "quantity": "1", "reason": "还有一袋"})
     assert second.status_code == 409 and "已有一个处理中的售后申请" in second.get_data(as_text=True)
+
+
+def test_an_after_sales_request_worth_more_than_is_left_to_refund_is_told_so_beside_its_units(site, shopper):
+    """The provider's dashboard gave back one unit and a fen more: asking for the two units left is more money than
+    the order still holds, and the form says so (not an error page)."""
+    order_id = _delivered_order(site, shopper, "ZJ-KQMT-500G", "3")
+    with site.app.app_context():
+        line = db.session.get(Order, order_id).lines[0]
+        line_id, price = line.id, line.unit_price_fen
+        record_provider_refund(order_id=order_id, provider_refund_id="re_dashboard", amount_fen=price + 1,
+                               occurred_at=datetime.now(UTC))
+        db.session.commit()
+        db.session.remove()
+    ask = {**_ask_form(shopper, order_id), "line_id": str(line_id)}
+
+    refused = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "2", "reason": "有两袋受潮"})
+
+    assert refused.status_code == 409
+    assert "金额超过了本单还能退的金额" in _page_text(refused.get_data(as_text=True))
+    assert _requests_of(site, order_id) == []
 
 
 def test_after_sales_is_offered_only_once_delivered_and_within_seven_days(site, shopper):

@@ -62,6 +62,7 @@ AFTER_SALES_REFUSALS = {  # the after-sales service's refusals → the form fiel
     OrderCode.AFTER_SALES_WINDOW_CLOSED: ("form", "已过了申请期限：送达或取货后 {days} 天内才能申请售后。"),
     OrderCode.AFTER_SALES_OPEN: ("form", "这个订单已有一个处理中的售后申请，请等待处理结果后再申请。"),
     OrderCode.REFUND_EXCEEDS_SOLD: ("quantity", "件数超过了可以申请的数量：最多可以申请 {refundable} 件。"),
+    OrderCode.REFUND_EXCEEDS_PAID: ("quantity", "这些件数的金额超过了本单还能退的金额（已有款项退回），请减少件数。"),
     OrderCode.ORDER_LINE_NOT_FOUND: ("form", "订单里没有这件商品，请刷新页面后重试。"),
 }
 ORDER_NOT_FOUND = "订单不存在。"
