@@ -89,6 +89,15 @@ def register(data):
     return user
 
 
+@blp.route("/auth/logout", methods=["POST"])
+@require_role(*ROLES)
+@blp.response(204)
+def sign_out():
+    """Sign out everywhere: this token and every other token and page session of the user end (a new sign-in works)."""
+    service.sign_out_everywhere(user=current_user())
+    commit()
+
+
 @blp.route("/users")
 class Users(MethodView):
     @require_role("admin", "auditor")

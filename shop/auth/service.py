@@ -57,6 +57,12 @@ def sign_in(*, username: str, password: str, address: str) -> tuple[User, str, d
     return user, token, expires_at
 
 
+def sign_out_everywhere(*, user: User) -> None:
+    """End every bearer token, till token and page session the user holds (a token carries no id of its own)."""
+    user.token_version += 1
+    db.session.flush()
+
+
 def _check_scope(*, role: str, store_id: int | None, supplier_id: int | None) -> None:
     """A staff user needs exactly a store, a co-op user exactly a supplier (that exists; its domain's check may refuse
     one that takes no new users, e.g. an inactive store), others neither."""

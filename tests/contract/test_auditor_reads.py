@@ -1,6 +1,7 @@
 """The auditor reads the money, stock and attribution chain (DESIGN.md: auditors check that attributed money is
 right) and changes nothing: every GET route of the OpenAPI document answers an auditor (none is 403 but the few
-listed here, each with why), and every write that needs a token refuses one (403), but the auditor's own password."""
+listed here, each with why), and every write that needs a token refuses one (403), but the auditor's own password
+and sign-out."""
 from __future__ import annotations
 
 import io
@@ -15,6 +16,7 @@ NOT_FOR_AUDITORS = {
 # writes an auditor may make, and why
 AUDITOR_WRITES = {
     ("post", "/api/v1/users/me/password"): "every signed-in user changes their own password",
+    ("post", "/api/v1/auth/logout"): "every signed-in user signs out (of every device)",
     ("post", "/api/v1/ledger/verifications"): "verifying the ledger is the auditor's own work (it writes only its run)",
 }
 # an OpenAPI path parameter → the world object it names, where the names differ

@@ -151,3 +151,24 @@ def test_a_new_password_of_only_whitespace_or_with_control_characters_is_refused
                                          "new_password_again": new, "csrf_token": _csrf(client, "/account")})
     assert page.status_code == 422 and "不能只有空格" in page.get_data(as_text=True)
     assert sign_in(client, user.username).status_code == 200  # unchanged
+
+
+def test_signing_out_of_the_api_ends_every_token_and_page_session_of_the_user_and_a_new_sign_in_works(app, client):
+    user, other = UserFactory(role="consumer"), UserFactory(role="consumer")
+    db.session.commit()
+    phone, laptop = _bearer(sign_in(client, user.username)), _bearer(sign_in(client, user.username))
+    bystander = _bearer(sign_in(client, other.username))
+    browser = app.test_client()
+    _sign_in(browser, user)
+    assert browser.get("/orders").status_code == 200
+
+    signed_out = client.post("/api/v1/auth/logout", headers=phone)
+
+    assert signed_out.status_code == 204 and signed_out.get_data() == b""
+    for old in (phone, laptop):
+        assert_error(client.get("/api/v1/users/me", headers=old), 401, "invalid_token")
+    assert_error(client.post("/api/v1/auth/logout", headers=phone), 401, "invalid_token")
+    assert browser.get("/orders").status_code == 302  # signed out of the pages too
+    assert client.get("/api/v1/users/me", headers=bystander).status_code == 200  # nobody else's
+    assert client.get("/api/v1/users/me", headers=_bearer(sign_in(client, user.username))).status_code == 200
+    assert_error(client.post("/api/v1/auth/logout"), 401, "missing_token")
