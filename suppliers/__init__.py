@@ -102,7 +102,7 @@ def init_app(app: Flask) -> None:
     from suppliers.api import blp
     from suppliers.demo import seed_demo
     from suppliers.errors import SupplierCode
-    from suppliers.service import duplicate_household_code, duplicate_person, duplicate_uscc, supplier_exists
+    from suppliers.service import duplicate_household_code, duplicate_person, duplicate_uscc, supplier_takes_users
 
     parse_keys(app.config["FIELD_ENCRYPTION_KEY"])  # malformed keys stop the start (ConfigError), not a request
     parse_hash_key(app.config["FIELD_HASH_KEY"])
@@ -114,6 +114,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(cli)
     register_demo_check(app, functools.partial(_hash_key_problem, app))
     register_demo_seeder(app, "suppliers", seed_demo)
-    app.extensions.setdefault("scope_checks", {})["supplier_id"] = supplier_exists
+    app.extensions.setdefault("scope_checks", {})["supplier_id"] = supplier_takes_users
     app.before_request(functools.partial(_check_hash_key_before_request, app))
     register_readiness_check(app, "configuration", functools.partial(_hash_key_matches, app))

@@ -59,9 +59,14 @@ def get_supplier(supplier_id: int) -> Supplier:
     return supplier
 
 
-def supplier_exists(supplier_id: int) -> bool:
-    """Whether a supplier with `supplier_id` exists (the user scope check)."""
-    return db.session.get(Supplier, supplier_id) is not None
+def supplier_takes_users(supplier_id: int) -> bool:
+    """Whether a supplier with `supplier_id` exists (the user scope check of `POST /users`); an inactive one takes no
+    new co-op users (409 `supplier_inactive`), as an inactive store takes no new staff."""
+    supplier = db.session.get(Supplier, supplier_id)
+    if supplier is not None and not supplier.active:
+        raise Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE,
+                       details={"supplier_id": ["The supplier is inactive: it takes no new users."]})
+    return supplier is not None
 
 
 def _scoped_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:

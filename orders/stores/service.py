@@ -224,8 +224,10 @@ def hold_till(*, store_id: int) -> None:
 
 
 def start_shift(*, actor: User, store_id: int, float_fen: int) -> Shift:
-    """Open a cash shift with a float; a store has at most one open shift (`shift_already_open`)."""
-    get_store_for(actor=actor, store_id=store_id)
+    """Open a cash shift with a float; a store has at most one open shift (`shift_already_open`), and a deactivated
+    one opens none (`store_inactive`: it sells nothing new)."""
+    if not get_store_for(actor=actor, store_id=store_id).active:
+        raise Conflict(f"Store {store_id} is inactive.", code=OrderCode.STORE_INACTIVE)
     _lock_store(store_id)
     open_id = db.session.scalar(select(Shift.id).where(Shift.store_id == store_id, Shift.closed_at.is_(None)))
     if open_id is not None:

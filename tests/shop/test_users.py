@@ -12,6 +12,7 @@ from tests.orders.ledger.test_payouts_bank_file import download, household_batch
 from tests.shop.test_auth import sign_in
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import make_bank_account
+from tests.suppliers.factories import SupplierFactory
 
 
 def test_admin_creates_a_store_staff_user_bound_to_a_store(client, login):
@@ -349,3 +350,25 @@ def test_an_admin_sets_no_password_of_only_whitespace_or_with_control_characters
     for response in (created, reset):
         assert assert_error(response, 422, "validation_error")["details"].keys() == {"password"}
     assert sign_in(client, user.username).status_code == 200  # unchanged
+
+
+@pytest.mark.parametrize("role, field, factory, code", [
+    ("store_staff", "store_id", StoreFactory, "store_inactive"),
+    ("coop", "supplier_id", SupplierFactory, "supplier_inactive"),
+])
+def test_an_inactive_store_or_supplier_takes_no_new_users(client, login, role, field, factory, code):
+    """A deactivated scope gets no user, created or moved there; its users and an active scope are untouched."""
+    admin = login("admin")
+    active, inactive = factory(), factory(active=False)
+    moved = UserFactory(role="auditor")
+    db.session.commit()
+    body = {"username": "new-hand", "password": "a good password", "role": role}
+
+    created = client.post("/api/v1/users", headers=admin, json={**body, field: inactive.id})
+    changed = client.patch(f"/api/v1/users/{moved.id}", headers=admin, json={"role": role, field: inactive.id})
+
+    for response in (created, changed):
+        assert assert_error(response, 409, code)["details"].keys() == {field}
+    assert client.get("/api/v1/users?role=" + role, headers=admin).json["items"] == []
+    assert client.get(f"/api/v1/users/{moved.id}", headers=admin).json["role"] == "auditor"
+    assert client.post("/api/v1/users", headers=admin, json={**body, field: active.id}).status_code == 201

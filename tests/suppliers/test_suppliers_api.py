@@ -6,7 +6,7 @@ import pytest
 from shop.auth.service import create_user
 from shop.db import db
 from shop.errors import NotFound, ValidationError
-from suppliers.service import get_supplier, supplier_exists
+from suppliers.service import get_supplier, supplier_takes_users
 from tests.suppliers.factories import SupplierFactory, make_bank_account, make_uscc
 
 
@@ -22,7 +22,7 @@ def test_admin_registers_a_supplier_with_a_masked_bank_account(client, admin):
     assert response.status_code == 201, response.json
     assert response.json["uscc"] == make_uscc(9001) and response.json["county_code"] == "513431"
     assert response.json["bank_account"] == "****" + account[-4:]
-    assert supplier_exists(response.json["id"]) and not supplier_exists(response.json["id"] + 1)
+    assert supplier_takes_users(response.json["id"]) and not supplier_takes_users(response.json["id"] + 1)
 
 
 def test_a_bad_uscc_check_character_is_rejected(client, admin):

@@ -124,6 +124,17 @@ def test_opening_a_shift_a_second_tab_opened_says_the_float_typed_was_not_record
     assert [shift.float_fen for shift in db.session.scalars(select(Shift))] == [50000]
 
 
+def test_a_deactivated_stores_till_says_in_chinese_that_it_opens_no_shift(client):
+    store = StoreFactory()
+    _signed_in(client, store_id=store.id)
+    token = _csrf(client, "/till")
+    store.active = False
+    db.session.commit()
+    response = client.post("/till/shifts", data={"float": "500", "csrf_token": token})
+    assert response.status_code == 409 and "本店已停用，不能开班" in response.get_data(as_text=True)
+    assert db.session.scalars(select(Shift)).all() == []
+
+
 def test_closing_a_shift_a_stale_tab_closed_already_says_so_and_keeps_the_first_count(client):
     order, _ = _sale(client)
     token = _csrf(client, f"/till/shifts/{order.shift_id}")

@@ -111,6 +111,8 @@ def open_shift():
     try:
         stores.start_shift(actor=web_user(), store_id=store.id, **data)
     except AppError as exc:
+        if exc.code == OrderCode.STORE_INACTIVE:
+            return _till("till/open_shift.html", 409, error="本店已停用，不能开班。如有疑问，请联系平台管理员。")
         if exc.code != OrderCode.SHIFT_ALREADY_OPEN:
             raise
         db.session.rollback()

@@ -46,6 +46,17 @@ def test_staff_open_a_shift_once(client, store, staff_of):
     assert again.json["error"]["details"] == {"shift_id": opened.json["id"]}
 
 
+def test_a_deactivated_stores_clerk_opens_no_shift(client, store, staff_of):
+    staff = staff_of(store)
+    store.active = False
+    db.session.commit()
+
+    response = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 100}, headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "store_inactive")
+    assert db.session.scalar(select(Shift).where(Shift.store_id == store.id)) is None
+
+
 def test_another_stores_staff_cannot_open_read_or_close_its_shifts(client, store, staff_of, login):
     other = StoreFactory()
     shift = ShiftFactory(store=store)
