@@ -104,8 +104,9 @@ class Users(MethodView):
     @blp.arguments(UserQuery, location="query")
     @blp.response(200, page_schema(UserOut))
     def get(self, query):
-        """List users (auditors too: they name who created, settled or changed what)."""
-        return service.list_users(**query)
+        """List users, by role, username (exact, any spelling) or active flag (auditors too: they name who created,
+        settled or changed what)."""
+        return service.list_users(viewer=current_user(), **query)
 
     @require_role("admin")
     @blp.arguments(UserCreate)

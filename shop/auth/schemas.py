@@ -13,6 +13,7 @@ from shop.fields import (
     Id,
     Identifier,
     MobileNumber,
+    QueryBool,
     normalise_username,
 )
 from shop.pagination import DatedPageQuery, PageQuery
@@ -154,9 +155,11 @@ class PasswordChange(Schema):
 
 
 class UserQuery(PageQuery):
-    """Filters of the user list."""
+    """Filters of the user list: role, a username (in any spelling sign-in reads; an exact match), active or not."""
 
     role = Choice(ROLES, load_default=None)
+    username = Username(load_default=None)
+    active = QueryBool(load_default=None)
 
 
 class UserChangeOut(Schema):

@@ -191,11 +191,19 @@ def get_user(user_id: int) -> User:
     return user
 
 
-def list_users(*, role: str | None, limit: int, cursor: str | None) -> dict:
-    """A page of users, optionally of one role."""
+def list_users(*, viewer: User, role: str | None, username: str | None, active: bool | None, limit: int,
+               cursor: str | None) -> dict:
+    """A page of users, optionally of one role, the one with `username` (normalised), active or disabled ones. An
+    auditor, who sees personal numbers in usernames masked, may not look one up by such a number."""
+    if username is not None and viewer.role == "auditor" and holds_personal_number(username):
+        raise Forbidden("Auditors see phone and ID numbers in usernames masked; they cannot look users up by one.")
     query = select(User)
     if role:
         query = query.where(User.role == role)
+    if username is not None:
+        query = query.where(User.username == normalise_username(username))
+    if active is not None:
+        query = query.where(User.active.is_(active))
     return paginate(query, keys=[User.id], limit=limit, cursor=cursor)
 
 

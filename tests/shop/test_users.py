@@ -11,8 +11,7 @@ from tests.orders.factories import StoreFactory
 from tests.orders.ledger.test_payouts_bank_file import download, household_batch
 from tests.shop.test_auth import sign_in
 from tests.shop.test_errors import assert_error
-from tests.suppliers.factories import make_bank_account
-from tests.suppliers.factories import SupplierFactory
+from tests.suppliers.factories import SupplierFactory, make_bank_account
 
 
 def test_admin_creates_a_store_staff_user_bound_to_a_store(client, login):
@@ -372,3 +371,35 @@ def test_an_inactive_store_or_supplier_takes_no_new_users(client, login, role, f
     assert client.get("/api/v1/users?role=" + role, headers=admin).json["items"] == []
     assert client.get(f"/api/v1/users/{moved.id}", headers=admin).json["role"] == "auditor"
     assert client.post("/api/v1/users", headers=admin, json={**body, field: active.id}).status_code == 201
+
+
+def test_an_admin_finds_a_user_by_username_in_any_spelling_and_lists_the_disabled_ones(client, login):
+    admin = login("admin")
+    consumer = UserFactory(role="consumer", username="13912345670")
+    clerk = UserFactory(role="auditor", username="staff-shunde", active=False)
+    UserFactory.create_batch(2, role="consumer")
+    db.session.commit()
+
+    def ids(query: str) -> list[int]:
+        response = client.get(f"/api/v1/users?{query}", headers=admin)
+        assert response.status_code == 200, response.json
+        return [user["id"] for user in response.json["items"]]
+
+    assert ids("username=%2B86%20139-1234-5670") == [consumer.id]  # normalised as sign-in reads it
+    assert ids("username=STAFF-Shunde") == [clerk.id]
+    assert ids("username=staff") == []  # an exact match, not a search
+    assert ids("active=false") == [clerk.id]
+    assert clerk.id not in ids("active=true&limit=100")
+    assert ids("username=13912345670&active=false") == []
+    for bad in ("username=" + "a" * 65, "username=a%00b", "active=maybe"):
+        assert assert_error(client.get(f"/api/v1/users?{bad}", headers=admin), 422, "validation_error")
+
+
+def test_an_auditor_may_not_look_a_user_up_by_a_phone_number_shown_to_them_masked(client, login):
+    UserFactory(role="consumer", username="13912345671")
+    clerk = UserFactory(role="auditor", username="staff-shunde")
+    db.session.commit()
+    auditor = login("auditor")
+    assert_error(client.get("/api/v1/users?username=13912345671", headers=auditor), 403, "forbidden")
+    found = client.get("/api/v1/users?username=staff-shunde", headers=auditor).json["items"]
+    assert [user["id"] for user in found] == [clerk.id]
