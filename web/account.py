@@ -24,7 +24,8 @@ from web.pages import page_blueprint, safe_next, sign_in_session, signed_in, web
 bp = page_blueprint("account", __name__)
 
 MAX_FORM_FIELD = 129  # one past the longest password, so a longer one is refused by its schema, never cut short
-PASSWORD_RULE = "密码需 8 至 128 位，不能只有空格，不能含换行、制表符等控制字符。"  # the API's `Password`
+PASSWORD_RULE = ("密码需 8 至 128 位，不能只有空格，不能含换行、制表符等控制字符，不能包含手机号或用户名，"
+                 "也不能是 12345678、password 这类常见密码。")  # the API's `Password` and the service's username rule
 PHONE_RULE = "手机号格式不正确：请填写 11 位中国大陆手机号（可带 +86）。"  # the API's `MobileNumber`
 
 
@@ -132,6 +133,8 @@ def register():
         problem = PHONE_RULE if "phone" in exc.messages else PASSWORD_RULE
         return render_template("web/register.html", phone=phone, error=problem), 422
     except (AppError, IntegrityError) as exc:
+        if isinstance(exc, AppError) and exc.code == ShopCode.VALIDATION_ERROR:  # the password holds the phone
+            return render_template("web/register.html", phone=phone, error=PASSWORD_RULE), 422
         if isinstance(exc, AppError) and exc.code != ShopCode.USERNAME_TAKEN:
             raise
         user = _registered_before(data["phone"], data["password"])
@@ -169,7 +172,12 @@ def account():
         return render_template("web/account.html", error=f"尝试次数过多，请 {exc.retry_after} 秒后再试。",
                                **shown), 429
     except AppError as exc:
-        problem = {ShopCode.WRONG_PASSWORD: "当前密码不正确。"}.get(exc.code, "新密码不能与当前密码相同。")
+        if exc.code == ShopCode.WRONG_PASSWORD:
+            problem = "当前密码不正确。"
+        elif data["new_password"] == data["current_password"]:
+            problem = "新密码不能与当前密码相同。"
+        else:  # it holds the username
+            problem = f"新{PASSWORD_RULE}"
         return render_template("web/account.html", error=problem, **shown), exc.status
     sign_in_session(user)
     return render_template("web/account.html", done="密码已修改。其他设备上的登录（包括 API 令牌）已失效。", **shown)

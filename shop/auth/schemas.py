@@ -7,6 +7,7 @@ from flask import g
 from marshmallow import Schema, ValidationError, fields, post_dump, validate
 
 from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN, USERNAME_RULE
+from shop.auth.passwords import TOO_COMMON, too_common
 from shop.fields import (
     Bool,
     Choice,
@@ -47,7 +48,8 @@ def _blank(char: str) -> bool:
 
 class Password(fields.String):
     """A new password, kept exactly as typed (it is hashed as given, never normalised): 8 to 128 characters, no
-    control characters, not only whitespace; one message for what is wrong."""
+    control characters, not only whitespace, not one of the most used passwords (the service refuses one holding the
+    username); one message for what is wrong."""
 
     def __init__(self, **kwargs):
         length = validate.Length(min=PASSWORD_MIN, max=PASSWORD_MAX,
@@ -55,7 +57,8 @@ class Password(fields.String):
         super().__init__(validate=length, **kwargs)
         self.metadata.setdefault("pattern", NO_CONTROL)
         self.metadata.setdefault("description", f"{PASSWORD_MIN} to {PASSWORD_MAX} characters, no control "
-                                                "characters, not only whitespace.")
+                                                "characters, not only whitespace, not one of the most used passwords "
+                                                "(in any case) and not holding the username.")
 
     def _deserialize(self, value, attr, data, **kwargs):
         password = super()._deserialize(value, attr, data, **kwargs)
@@ -63,6 +66,8 @@ class Password(fields.String):
             raise ValidationError("Must not contain control characters (tabs, line breaks, NUL …).")
         if password and all(_blank(char) for char in password):
             raise ValidationError("Must not be only spaces or invisible characters.")
+        if too_common(password):
+            raise ValidationError(TOO_COMMON)
         return password
 
 

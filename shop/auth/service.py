@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, or_, select, text
 
 from shop.auth import throttle
 from shop.auth.models import USERNAME_PATTERN, USERNAME_RULE, User, UserChange
+from shop.auth.passwords import HOLDS_USERNAME, holds_username
 from shop.auth.security import hash_password, issue_token, verify_password
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
@@ -101,6 +102,15 @@ def _record(user: User, action: str, actor: User | None, *, old: Scope | None = 
                               new_role=new_role, new_store_id=new_store_id, new_supplier_id=new_supplier_id))
 
 
+def _password_hash(password: str, *, username: str, field: str = "password") -> str:
+    """The hash of a new password, which must not hold the username (the `Password` field refuses the most used
+    ones)."""
+    if holds_username(password, normalise_username(username)):
+        raise ValidationError("The password is too easy to guess: it holds the username.",
+                              details={field: [HOLDS_USERNAME]})
+    return hash_password(password)
+
+
 def duplicate_username(row: Mapping[str, Any]) -> Conflict:
     """The conflict of a user whose username is taken."""
     return Conflict(f"The username {row['username']!r} is taken.", code=ShopCode.USERNAME_TAKEN)
@@ -158,7 +168,7 @@ def _add_user(*, username: str, password: str, role: str, store_id: int | None, 
         raise ValidationError("A username holds only letters a-z and digits, parted by single . _ or -.",
                               details={"username": [USERNAME_RULE]})
     _check_username(username, role=role)
-    password_hash = hash_password(password)  # before the name's lock, which is held until the commit
+    password_hash = _password_hash(password, username=username)  # before the name's lock (held until the commit)
     _claim_username(username)
     user = User(username=username, password_hash=password_hash, role=role, store_id=store_id,
                 supplier_id=supplier_id)
@@ -233,10 +243,10 @@ class UserChanges(Changes):
     supplier_id: int | None = UNSET
 
 
-def _set_password(user: User, password: str, *, actor: User | None, action: str) -> None:
-    """A new password: the user's tokens and page sessions end, and its sign-in backoff at every address is lifted
-    once committed; audited as `action` by `actor`."""
-    user.password_hash = hash_password(password)
+def _set_password(user: User, password: str, *, actor: User | None, action: str, field: str = "password") -> None:
+    """A new password (not holding the username: 422 naming `field`): the user's tokens and page sessions end, and its
+    sign-in backoff at every address is lifted once committed; audited as `action` by `actor`."""
+    user.password_hash = _password_hash(password, username=user.username, field=field)
     user.token_version += 1
     after_commit(functools.partial(throttle.clear_everywhere, user.username))
     _record(user, action, actor)
@@ -308,7 +318,7 @@ def change_own_password(*, user: User, current_password: str, new_password: str,
     if new_password == current_password:
         raise ValidationError("The new password is the current one.",
                               details={"new_password": ["Must differ from the current password."]})
-    _set_password(user, new_password, actor=user, action="password_changed")
+    _set_password(user, new_password, actor=user, action="password_changed", field="new_password")
     db.session.flush()
     return user
 

@@ -177,3 +177,22 @@ def test_a_password_keeps_its_spaces_and_any_script(client):
     for phone, password in (("13933330005", "  spaced out  "), ("13933330006", "密码很长很长很长")):
         assert client.post("/api/v1/auth/register", json={"phone": phone, "password": password}).status_code == 201
         assert sign_in(client, phone, password).status_code == 200
+
+
+@pytest.mark.parametrize("password", ["13966667777", "+86 139-6666-7777", "my13966667777!", "139.6666.7777pw",
+                                      "12345678", "11111111", "password", "PASSWORD", "Password1", "P@ssw0rd",
+                                      " qwertyuiop ", "1qaz2wsx"])
+def test_registration_refuses_the_phone_number_or_a_most_common_password(client, password):
+    response = client.post("/api/v1/auth/register", json={"phone": "139 6666 7777", "password": password})
+    assert list(assert_error(response, 422, "validation_error")["details"]) == ["password"]
+    assert_error(sign_in(client, "13966667777", password), 401, "invalid_credentials")  # nothing registered
+
+
+def test_the_registration_page_refuses_a_weak_password_in_chinese(client):
+    from tests.web.test_pages_security import _csrf
+
+    for password in ("13966667778", "12345678"):
+        page = client.post("/register", data={"phone": "13966667778", "password": password,
+                                              "password_again": password, "csrf_token": _csrf(client, "/register")})
+        assert page.status_code == 422 and "不能包含手机号或用户名" in page.get_data(as_text=True), password
+    assert_error(sign_in(client, "13966667778", "12345678"), 401, "invalid_credentials")

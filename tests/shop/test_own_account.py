@@ -172,3 +172,19 @@ def test_signing_out_of_the_api_ends_every_token_and_page_session_of_the_user_an
     assert client.get("/api/v1/users/me", headers=bystander).status_code == 200  # nobody else's
     assert client.get("/api/v1/users/me", headers=_bearer(sign_in(client, user.username))).status_code == 200
     assert_error(client.post("/api/v1/auth/logout"), 401, "missing_token")
+
+
+@pytest.mark.parametrize("new", ["iloveyou", "Qwerty123", "{username} 2026"])
+def test_a_new_password_that_is_common_or_holds_the_username_is_refused(client, new):
+    user = UserFactory(role="auditor", username="audit-li")
+    db.session.commit()
+    new = new.format(username="Audit-Li")
+    headers = _bearer(sign_in(client, user.username))
+    response = client.post("/api/v1/users/me/password", headers=headers,
+                           json={"current_password": DEFAULT_PASSWORD, "new_password": new})
+    assert assert_error(response, 422, "validation_error")["details"].keys() == {"new_password"}
+    _sign_in(client, user)
+    page = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": new,
+                                         "new_password_again": new, "csrf_token": _csrf(client, "/account")})
+    assert page.status_code == 422 and "不能是 12345678、password 这类常见密码" in page.get_data(as_text=True)
+    assert sign_in(client, user.username).status_code == 200  # unchanged

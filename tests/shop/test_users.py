@@ -403,3 +403,16 @@ def test_an_auditor_may_not_look_a_user_up_by_a_phone_number_shown_to_them_maske
     assert_error(client.get("/api/v1/users?username=13912345671", headers=auditor), 403, "forbidden")
     found = client.get("/api/v1/users?username=staff-shunde", headers=auditor).json["items"]
     assert [user["id"] for user in found] == [clerk.id]
+
+
+@pytest.mark.parametrize("password", ["password", "12345678", "Staff-Shunde-2026", "STAFF_SHUNDE2!"])
+def test_an_admin_gives_no_account_a_most_common_password_or_its_username(client, login, password):
+    admin = login("admin")
+    user = UserFactory(role="store_staff", username="staff-shunde", store_id=StoreFactory().id)
+    db.session.commit()
+    created = client.post("/api/v1/users", headers=admin,
+                          json={"username": "staff-shunde2", "password": password, "role": "admin"})
+    reset = client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"password": password})
+    for response in (created, reset):
+        assert assert_error(response, 422, "validation_error")["details"].keys() == {"password"}, password
+    assert sign_in(client, user.username).status_code == 200  # unchanged
