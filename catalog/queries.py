@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select
+from sqlalchemy.orm import aliased
 
 from catalog.models import RATE_FIELDS, Lot, LotContribution, Product, Stock
 from shop.db import db
@@ -54,13 +55,17 @@ PRODUCT_WITH_STOCK = (
     .where(Product.sku == bindparam("sku"))
     .group_by(Product.id, Region.name, Supplier.name, Supplier.active, Stock.location_id)
     .order_by(Stock.location_id))
+_PREFECTURE = aliased(Region, name="prefecture")
 LOT_TRACE = (
     products_select(Lot.id.label("lot_id"), Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.packed_on,
-                    Lot.village, Lot.attributed_fen, LotContribution.village.label("household_village"),
+                    Lot.village, Lot.attributed_fen, _PREFECTURE.code.label("prefecture_code"),
+                    _PREFECTURE.name.label("prefecture_name"), LotContribution.village.label("household_village"),
                     func.count(LotContribution.id).label("households"))
+    .outerjoin(_PREFECTURE, _PREFECTURE.code == Region.parent_code)
     .join(Lot, Lot.product_id == Product.id).outerjoin(LotContribution, LotContribution.lot_id == Lot.id)
     .where(Lot.trace_code == bindparam("code"))
-    .group_by(Lot.id, Product.id, Region.name, Supplier.name, Supplier.active, LotContribution.village))
+    .group_by(Lot.id, Product.id, Region.name, _PREFECTURE.code, _PREFECTURE.name, Supplier.name, Supplier.active,
+              LotContribution.village))
 
 
 def product_with_stock(code: str) -> list[Any]:
@@ -120,8 +125,9 @@ def product_page(filters: tuple[str, ...], params: dict[str, Any], *, limit: int
 
 
 def lot_trace(code: str) -> list[Any]:
-    """The lot with trace code `code` with its product's row and its households per village: one row per
-    village (a single row with village None and 0 households when none contributed), or no rows."""
+    """The lot with trace code `code` with its product's row, its county's prefecture and its households per
+    village: one row per village (a single row with village None and 0 households when none contributed), or no
+    rows."""
     return _run(LOT_TRACE, {"code": code})
 
 

@@ -310,6 +310,8 @@ class TraceOut(Schema):
     trace_code = fields.String()
     product = fields.Nested(TraceProduct)
     lot = fields.Nested(TraceLot)
+    prefecture = fields.Nested(RegionRef, allow_none=True, metadata={
+        "description": "The prefecture of the product's county (null for a county with none)."})
     supplier = fields.Nested(SupplierRef)
     households = fields.Nested(TraceHouseholds)
     attributed_fen = fields.Integer()

@@ -49,6 +49,7 @@ def _lot_trace(trace_code: str) -> tuple[dict, int, int]:
         "product": {name: product[name] for name in TRACE_PRODUCT_FIELDS},
         "lot": {"code": row.lot_code, "harvested_on": row.harvested_on, "packed_on": row.packed_on,
                 "village": row.village},
+        "prefecture": {"code": row.prefecture_code, "name": row.prefecture_name} if row.prefecture_code else None,
         "supplier": product["supplier"],
         "households": households,
     }

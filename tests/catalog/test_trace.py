@@ -14,7 +14,7 @@ from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body, make_lot
 from tests.orders.factories import StoreFactory
 from tests.orders.ledger.test_attribution import pay_pickup
-from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
+from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
 
 
 def lot_with_households(supplier, villages: list[str]):
@@ -203,3 +203,18 @@ def test_a_village_holding_an_id_or_phone_number_never_reaches_the_public_trace(
     assert id_number not in sheet.errors[0]["message"]
     assert client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"],
                                                      village="火普村二组"), headers=w["headers"]).status_code == 201
+
+
+def test_the_trace_page_names_the_prefecture_of_the_products_own_county(client):
+    """A 大方县 (毕节市) product's page says 毕节市, a 昭觉县 one 凉山彝族自治州; the footer names no region."""
+    dafang = SupplierFactory(county_code="520521")
+    db.session.commit()
+    lot, _ = lot_with_households(dafang, ["甲村"] * 3)
+    zhaojue, _ = lot_with_households(SupplierFactory(), ["三河村"] * 3)
+
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+    body = client.get(f"/api/v1/trace/{lot.trace_code}").json
+
+    assert "<dd>毕节市 大方县 三河村</dd>" in page and "凉山" not in page
+    assert body["prefecture"] == {"code": "520500", "name": "毕节市"}
+    assert "<dd>凉山彝族自治州 昭觉县 三河村</dd>" in client.get(f"/t/{zhaojue.trace_code}").get_data(as_text=True)
