@@ -283,6 +283,15 @@ class TraceHouseholds(Schema):
     villages = fields.List(fields.String())
 
 
+class ReachedOut(Schema):
+    """The households money reached and their amount; both 0 when none yet; for 1 or 2 households (or a lot
+    fewer than 3 delivered) `households` null, `fewer_than` 3 and no amount."""
+
+    households = fields.Integer(allow_none=True)
+    attributed_fen = fields.Integer()
+    fewer_than = fields.Integer()
+
+
 class TraceProduct(Schema):
     """The product a trace code belongs to."""
 
@@ -314,7 +323,10 @@ class TraceOut(Schema):
         "description": "The prefecture of the product's county (null for a county with none)."})
     supplier = fields.Nested(SupplierRef)
     households = fields.Nested(TraceHouseholds)
-    attributed_fen = fields.Integer()
+    reached = fields.Nested(ReachedOut)
+    attributed_fen = fields.Integer(metadata={
+        "description": "What reached households through the lot (0 when none yet); absent when `reached` is "
+                       "withheld (`fewer_than`)."})
 
 
 class UploadFile(Schema):

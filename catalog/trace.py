@@ -13,9 +13,9 @@ from shop.clock import today
 from shop.errors import NotFound
 from shop.fields import normalise_identifier
 from shop.links import external_url
+from shop.public import MIN_HOUSEHOLDS, households_reached, withheld
 from shop.qr import svg_qr
 
-MIN_GROUP = 3
 MAX_TRACE_CODE_INPUT = 64  # longer path segments cannot spell a trace code
 TRACE_PRODUCT_FIELDS = tuple(TraceProduct().fields)
 
@@ -26,16 +26,17 @@ def _households(rows: list) -> dict:
     """Contributing households (the lot's rows, one per village): a count and the villages of at least 3 of them,
     or only "fewer than 3"."""
     count = sum(row.households for row in rows)
-    if count < MIN_GROUP:
-        return {"count": None, "fewer_than": MIN_GROUP}
-    return {"count": count, "villages": sorted(row.household_village for row in rows if row.households >= MIN_GROUP)}
+    if count < MIN_HOUSEHOLDS:
+        return {"count": None, "fewer_than": MIN_HOUSEHOLDS}
+    villages = sorted(row.household_village for row in rows if row.households >= MIN_HOUSEHOLDS)
+    return {"count": count, "villages": villages}
 
 
-def _lot_trace(trace_code: str) -> tuple[dict, int, int]:
-    """The public trace of the lot with `trace_code`, how many households delivered it and how many received money
-    through it, or `NotFound`. Its amount is shown only when both are at least 3: the deliverers' count is public,
-    and an amount that went to 1 or 2 households (a few fen of premium, one shareholder's dividend) would be
-    theirs."""
+def _lot_trace(trace_code: str) -> tuple[dict, int]:
+    """The public trace of the lot with `trace_code` and how many households delivered it, or `NotFound`. Its
+    amount is shown only when both the deliverers and the households it reached are at least 3 (or it reached none
+    yet: 0): the deliverers' count is public, and an amount that went to 1 or 2 households (a few fen of premium,
+    one shareholder's dividend) would be theirs; `reached` says which, as every public impact output does."""
     code = normalise_identifier(trace_code) if len(trace_code) <= MAX_TRACE_CODE_INPUT else ""
     rows = queries.lot_trace(code) if re.fullmatch(r"[A-Z0-9]{1,16}", code) else []
     if not rows:
@@ -56,9 +57,10 @@ def _lot_trace(trace_code: str) -> tuple[dict, int, int]:
     reached, fen = (0, 0)
     if households["count"] is not None and row.attributed_fen:  # nothing attributed yet reached no one
         reached, fen = queries.lot_reach(row.lot_id)
-    if reached >= MIN_GROUP:
+    result["reached"] = households_reached(reached, fen) if households["count"] is not None else withheld()
+    if result["reached"]["households"] is not None:
         result["attributed_fen"] = fen
-    return result, sum(row.households for row in rows), reached
+    return result, sum(row.households for row in rows)
 
 
 def trace(*, trace_code: str) -> dict:
@@ -72,10 +74,10 @@ def trace_page(code: str):
     reveals nothing about anyone), one of 1 or 2 households only that they were fewer than 3; its amount likewise
     says whether none reached households yet or it reached fewer than 3."""
     try:
-        data, delivered, reached = _lot_trace(code)
+        data, delivered = _lot_trace(code)
     except NotFound:
         return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
-    return render_template("trace.html", t=data, no_household=delivered == 0, reached=reached,
+    return render_template("trace.html", t=data, no_household=delivered == 0,
                            qr_url=url_for(".trace_qr", code=data["trace_code"]))
 
 

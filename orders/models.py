@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from catalog.models import Lot, Product
 from shop import crypto
 from shop.db import UTCDateTime, db, utcnow
+from shop.public import households_reached
 
 CHANNELS = ("delivery", "pickup", "counter")
 ORDER_STATUSES = ("pending_payment", "paid", "shipped", "delivered", "fulfilled", "cancelled", "expired",
@@ -35,7 +36,6 @@ ADJUSTMENT_REASONS = ("stocktake", "spoiled", "damaged", "found")  # what a cler
 MAX_TRANSFER_LOTS = 1000  # the lots one transfer may send: its receipt names each of them in one request
 LOST_IN_TRANSIT = "lost_in_transit"  # units a transfer's receipt says did not arrive, written off by the receipt
 OUTBOX_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned")
-PUBLIC_MIN_HOUSEHOLDS = 3  # public outputs show no count or amount concerning fewer households (DESIGN)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -225,14 +225,12 @@ class Order(db.Model):
     @property
     def impact(self) -> dict | None:
         """The public impact line (DESIGN "Public outputs"), None until attributed: households reached, amount
-        attributed and counties; 1 or 2 households no count and no amount, only `fewer_than`; none (its lots have
-        no households, or it was refunded in full) is 0 households and 0 fen."""
+        attributed and counties (0 and 0 when none was reached); for 1 or 2 households no count and no amount,
+        only `fewer_than`."""
         if self.impact_households is None:
             return None
-        counties = list(self.impact_counties or [])
-        if 0 < self.impact_households < PUBLIC_MIN_HOUSEHOLDS:
-            return {"households": None, "fewer_than": PUBLIC_MIN_HOUSEHOLDS, "counties": counties}
-        return {"households": self.impact_households, "attributed_fen": self.impact_fen, "counties": counties}
+        return {**households_reached(self.impact_households, self.impact_fen),
+                "counties": list(self.impact_counties or [])}
 
     @property
     def address(self) -> dict | None:

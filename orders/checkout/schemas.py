@@ -156,8 +156,8 @@ class ImpactCountyOut(Schema):
 
 
 class ImpactOut(Schema):
-    """The households an order reached, the amount attributed to them and their counties; with 1 or 2 households
-    `households` is null, `fewer_than` is 3 and there is no amount."""
+    """The households an order reached, the amount attributed to them and their counties (0 and 0 when none);
+    for 1 or 2 households `households` is null, `fewer_than` is 3 and there is no amount."""
 
     households = fields.Integer(allow_none=True)
     attributed_fen = fields.Integer()

@@ -30,12 +30,12 @@ from shop.clock import SHANGHAI
 from shop.db import db, utcnow
 from shop.errors import Conflict, NotFound, ShopCode
 from shop.exports import append_row, csv_cell
+from shop.public import MIN_HOUSEHOLDS, households_reached
 from shop.regions.models import Pairing, Region
 from shop.regions.service import get_region, is_recipient_county
 from suppliers.models import Household
 
 HOUSEHOLD_COMPONENTS = ("premium", "dividend")
-MIN_HOUSEHOLDS = 3
 OTHER_VILLAGES = "其他村"
 LAST_MONTH = date(MAXYEAR, 12, 1)
 CSV_COLUMNS = ("donor_code", "donor_name", "county_code", "county_name", "paired", "orders", "units", "sales_fen",
@@ -255,10 +255,9 @@ def merge_villages(villages: dict[str, tuple[int, int]]) -> tuple[list[dict], di
 
 
 def public_figures(households: int, attributed_fen: int) -> dict:
-    """A group's households and amount, or "fewer than 3 households" with neither (DESIGN.md, public outputs)."""
-    if households < MIN_HOUSEHOLDS:
-        return {"households": None, "fewer_than": MIN_HOUSEHOLDS, "attributed_fen": None}
-    return {"households": households, "attributed_fen": attributed_fen}
+    """A group's households and amount as every public output shows them (0 and 0 for none), or "fewer than 3
+    households" with neither (`attributed_fen` null, as the disclosure has always said it)."""
+    return {"attributed_fen": None, **households_reached(households, attributed_fen)}
 
 
 def latest_disclosed_month(now: datetime) -> date:

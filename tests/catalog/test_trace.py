@@ -64,6 +64,7 @@ def test_trace_shows_product_lot_supplier_and_households(client, coop):
     # 火普村 has a single contributing household: naming it would single that household out.
     assert body["households"] == {"count": 4, "villages": ["三河村"]}
     assert body["attributed_fen"] == lot.attributed_fen == 12345  # the premium, 4 households of 1 unit each
+    assert body["reached"] == {"households": 4, "attributed_fen": 12345}
     page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
     assert "4</span> 户" in page and "¥123.45" in page
 
@@ -77,7 +78,7 @@ def test_an_amount_one_households_dividend_makes_up_is_never_shown(client, coop)
     body = client.get(f"/api/v1/trace/{lot.trace_code}").json
 
     assert body["households"] == {"count": 3, "villages": ["三河村"]}
-    assert "attributed_fen" not in body
+    assert "attributed_fen" not in body and body["reached"] == {"households": None, "fewer_than": 3}
     page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
     assert "3</span> 户" in page and "¥" not in page and "10.00" not in page
     assert "少于 3 户" in page and "不公示金额" in page
@@ -90,6 +91,7 @@ def test_a_premium_of_a_few_fen_reaching_two_of_three_deliverers_is_not_shown(cl
     body = client.get(f"/api/v1/trace/{lot.trace_code}").json
 
     assert body["households"]["count"] == 3 and "attributed_fen" not in body
+    assert body["reached"] == {"households": None, "fewer_than": 3}
     assert "¥" not in client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
 
 
@@ -104,9 +106,11 @@ def test_a_lot_amount_reaching_three_households_through_shares_and_premium_is_sh
 
 
 def test_a_lot_not_sold_yet_shows_no_amount_and_says_none_was_attributed_yet(client, coop):
+    """Nothing attributed yet is 0 (0 households reached), told apart from an amount withheld for privacy."""
     lot, _ = lot_with_households(coop[0], ["三河村"] * 3)
 
-    assert "attributed_fen" not in client.get(f"/api/v1/trace/{lot.trace_code}").json
+    body = client.get(f"/api/v1/trace/{lot.trace_code}").json
+    assert body["attributed_fen"] == 0 and body["reached"] == {"households": 0, "attributed_fen": 0}
     page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
     assert "¥" not in page and "少于" not in page and "尚无" in page
 
@@ -117,7 +121,7 @@ def test_fewer_than_three_households_show_no_count_villages_or_amount(client, co
     db.session.commit()
     body = client.get(f"/api/v1/trace/{lot.trace_code.lower()}").json
     assert body["households"] == {"count": None, "fewer_than": 3}
-    assert "attributed_fen" not in body
+    assert "attributed_fen" not in body and body["reached"] == {"households": None, "fewer_than": 3}
     page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
     assert "少于 3 户" in page and "5.00" not in page
 

@@ -39,7 +39,7 @@ def test_cash_sale_is_paid_fulfilled_and_gives_change(client, counter, staff):
     receipt = sale["receipt"]
     assert receipt["store"] == {"id": counter.store.id, "name": counter.store.name}
     assert (receipt["total_fen"], receipt["paid_fen"], receipt["change_fen"]) == (9500, 10000, 500)
-    # the ledger attributed the sale on commit; the counter's lots have no households: it reached none
+    # the ledger attributed the sale on commit; the counter's lots have no households: none reached, nothing
     assert receipt["impact"] == sale["impact"] == {"households": 0, "attributed_fen": 0, "counties": []}
     assert [line["trace_codes"] for line in receipt["lines"]] == [[counter.old_lot.trace_code],
                                                                  [counter.tea_lot.trace_code]]
