@@ -37,6 +37,8 @@ from suppliers.identifiers import mask_id_number
 from suppliers.models import Household, Supplier, SupplierHousehold
 
 MAX_PERIOD_DAYS = 366
+SETTLEMENT_KINDS = ("payout", "store_remittance")  # the balance leaving the account to be paid or handed over
+RETURNED_KIND = "payout_failed"  # a payout the bank returned: the balance back, no income
 
 
 def statement_period(*, from_date: date | None, to_date: date | None) -> tuple[date, date]:
@@ -65,7 +67,8 @@ def _account_ids(*conditions) -> list[int]:
 
 def _entries(account_ids: list[int], *, from_date: date, to_date: date, sign: int = 1) -> dict:
     """Opening balance, entries with running balance, and totals of `account_ids` in [from, to) by posting time
-    (amounts multiplied by `sign`)."""
+    (amounts multiplied by `sign`): credits and debits, and apart the income (what was earned, net of refunds), what
+    was paid out and what came back, so that opening + income − paid out + returned = closing."""
     opening = 0
     entries: list[dict] = []
     if account_ids:
@@ -96,9 +99,12 @@ def _entries(account_ids: list[int], *, from_date: date, to_date: date, sign: in
     _name_payout_lines(entries)
     credits = sum(e["amount_fen"] for e in entries if e["amount_fen"] > 0)
     debits = sum(e["amount_fen"] for e in entries if e["amount_fen"] < 0)
+    paid_out = -sum(e["amount_fen"] for e in entries if e["kind"] in SETTLEMENT_KINDS)
+    returned = sum(e["amount_fen"] for e in entries if e["kind"] == RETURNED_KIND)
     return {"opening_balance_fen": opening, "entries": entries,
             "totals": {"credits_fen": credits, "debits_fen": debits, "net_fen": credits + debits,
-                       "closing_balance_fen": opening + credits + debits}}
+                       "income_fen": credits + debits + paid_out - returned, "paid_out_fen": paid_out,
+                       "returned_fen": returned, "closing_balance_fen": opening + credits + debits}}
 
 
 def _name_payout_lines(entries: list[dict]) -> None:

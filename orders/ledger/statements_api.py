@@ -49,11 +49,16 @@ class StatementEntryOut(Schema):
 
 
 class StatementTotalsOut(Schema):
-    """The period's credits, debits, net and closing balance."""
+    """The period's credits, debits, net and closing balance; and the net apart: income (earned, net of refunds),
+    paid out (to be paid or handed over) and returned by the bank, so opening + income − paid out + returned =
+    closing."""
 
     credits_fen = fields.Integer()
     debits_fen = fields.Integer()
     net_fen = fields.Integer()
+    income_fen = fields.Integer()
+    paid_out_fen = fields.Integer()
+    returned_fen = fields.Integer()
     closing_balance_fen = fields.Integer()
 
 

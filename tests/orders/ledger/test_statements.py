@@ -2,6 +2,7 @@
 account of a household (another co-op's household is a 404); the printable page shows the entries."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from orders.models import OrderLine
 from shop.db import db, utcnow
 from suppliers.identifiers import mask_id_number
 from tests.orders.factories import StoreFactory
+from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
 from tests.orders.ledger.test_attribution import _counter_and_delivery_for, make_world, pay_pickup
 from tests.orders.payments.conftest import user_with_token
 from tests.suppliers.factories import HouseholdFactory, SupplierFactory
@@ -58,7 +60,8 @@ def test_a_household_statement_lists_its_postings_with_running_balance(client, l
     assert [e["amount_fen"] for e in body["entries"]] == [83, -41]  # premium 83, then the refund's difference
     assert [e["balance_fen"] for e in body["entries"]] == [83, 42]
     assert body["opening_balance_fen"] == 0
-    assert body["totals"] == {"credits_fen": 83, "debits_fen": -41, "net_fen": 42, "closing_balance_fen": 42}
+    assert body["totals"] == {"credits_fen": 83, "debits_fen": -41, "net_fen": 42, "income_fen": 42,
+                              "paid_out_fen": 0, "returned_fen": 0, "closing_balance_fen": 42}
     first = body["entries"][0]
     assert (first["sku"], first["product"], first["lot_code"], first["order_id"], first["kind"]) == (
         world["product"].sku, world["product"].name, world["lot1"].lot_code, order_id, "line_paid")
@@ -332,3 +335,35 @@ def test_a_statement_period_over_366_days_is_refused_naming_to(client, login, pa
         refused = client.get(f"{url}?{query}", headers=login("admin"))
         assert refused.status_code == 422, query
         assert refused.json["error"]["code"] == "validation_error" and list(refused.json["error"]["details"]) == ["to"]
+
+
+def test_a_returned_payout_is_no_income_and_the_statement_adds_up(client, login):
+    """A household earned ¥5.00 before the period and ¥4.20 in it (¥5.00 of premium, ¥0.80 taken back by a refund);
+    its payout of ¥9.20 came back from the bank and was paid again: its income in the period is ¥4.20, and
+    opening + income − paid out + returned = closing, on the JSON and on the printed page."""
+    supplier = SupplierFactory()
+    household = payee_household(supplier)
+    account = accounts.household(household.id, supplier.id)
+    earn(account, 500, on=days_ago(10))
+    earn(account, 500, on=days_ago(2))
+    earn(account, -80, on=days_ago(2))
+    admin = login("admin")
+    first = built_batch(party="household", supplier_id=supplier.id, until=today())
+    returned = client.post(f"/api/v1/payout-batches/{first.id}/settle", headers=admin,
+                           json={"lines": [{"line_id": first.lines[0].id, "status": "failed", "reason": "账号变更"}]})
+    assert returned.status_code == 200, returned.json
+    assert built_batch(party="household", supplier_id=supplier.id, until=today()).total_fen == 920
+    period = f"from={days_ago(3)}&to={today() + timedelta(days=1)}"
+
+    body = client.get(f"/api/v1/households/{household.id}/statement?{period}", headers=admin).json
+    page = client.get(f"/api/v1/households/{household.id}/statement?{period}&format=html",
+                      headers=admin).get_data(as_text=True)
+
+    totals = body["totals"]
+    assert (body["opening_balance_fen"], totals["income_fen"], totals["paid_out_fen"], totals["returned_fen"]) == (
+        500, 420, 1840, 920)
+    assert (body["opening_balance_fen"] + totals["income_fen"] - totals["paid_out_fen"] + totals["returned_fen"]
+            == totals["closing_balance_fen"] == sum(e["amount_fen"] for e in body["entries"]) + 500 == 0)
+    footer = re.sub(r"<[^>]+>|\s+", " ", page.split("<tfoot>")[1].split("</tfoot>")[0])
+    assert "本期收入 ¥4.20" in footer and "转入待付 -¥18.40" in footer and "支付退回 ¥9.20" in footer
+    assert "¥13.40" not in footer and "¥9.20，" not in footer.split("转入待付")[0]
