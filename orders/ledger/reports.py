@@ -156,7 +156,7 @@ def _region_names(codes: set[str]) -> dict[str, str]:
 
 def pairing_report_csv(report: dict) -> str:
     """The report as CSV (UTF-8 with a BOM, so spreadsheet programs read the Chinese names); after the rows, an
-    empty line and the note rows of when it was computed and how fresh its figures are."""
+    empty line, the totals row and the note rows of when it was computed and how fresh its figures are."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer)
@@ -164,8 +164,16 @@ def pairing_report_csv(report: dict) -> str:
     for row in report["rows"]:
         writer.writerow([str(row[name]).lower() if name == "paired" else csv_cell(row[name]) for name in CSV_COLUMNS])
     writer.writerow([])
+    writer.writerow([csv_cell(value) for value in _totals_row(report)])
     writer.writerows(_freshness(report))
     return buffer.getvalue()
+
+
+def _totals_row(report: dict) -> list:
+    """The report's totals under their columns (units, sales, attributed), labelled `total` / 合计; the other
+    columns empty (households reached do not add up: one household may be reached in several rows)."""
+    labels = {"donor_code": "total", "donor_name": "合计", **report["totals"]}
+    return [labels.get(name, "") for name in CSV_COLUMNS]
 
 
 def _freshness(report: dict) -> list[tuple[str, str]]:
@@ -179,7 +187,8 @@ def _freshness(report: dict) -> list[tuple[str, str]]:
 
 
 def pairing_report_xlsx(report: dict) -> bytes:
-    """The report as an XLSX workbook: one sheet of rows (amounts in fen), when it was computed and how fresh."""
+    """The report as an XLSX workbook: one sheet of rows (amounts in fen), the totals row, when it was computed and
+    how fresh."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "pairings"
@@ -189,6 +198,9 @@ def pairing_report_xlsx(report: dict) -> bytes:
     for row in report["rows"]:
         append_row(sheet, (row[name] for name in CSV_COLUMNS))
     sheet.append([])
+    append_row(sheet, (value if value != "" else None for value in _totals_row(report)))
+    for cell in sheet[sheet.max_row]:
+        cell.font = Font(bold=True)
     for note in _freshness(report):
         sheet.append(note)
     buffer = io.BytesIO()
@@ -197,11 +209,11 @@ def pairing_report_xlsx(report: dict) -> bytes:
 
 
 def pairing_report_svg(report: dict) -> str:
-    """The report as an SVG bar chart: per row, sales and the amount attributed to households (yuan); under the
-    title, when it was computed and the time its figures are fresh as of."""
+    """The report as an SVG bar chart: per row, sales and the amount attributed to households (yuan), and their
+    totals; under the title, when it was computed and the time its figures are fresh as of."""
     rows, bar, label_width, chart_width = report["rows"], 18, 260, 520
     largest = max((row["sales_fen"] for row in rows), default=0) or 1
-    height = 56 + len(rows) * (2 * bar + 14)
+    height = 76 + len(rows) * (2 * bar + 14)
     notes = dict(_freshness(report))
     computed_at, fresh_as_of = _beijing_time(report["computed_at"]), _beijing_time(report["fresh_as_of"])
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + chart_width + 120}" '
@@ -219,6 +231,9 @@ def pairing_report_svg(report: dict) -> str:
             parts.append(f'<rect x="{label_width}" y="{top}" width="{width}" height="{bar - 2}" fill="{colour}"/>')
             parts.append(f'<text x="{label_width + width + 4}" y="{top + bar - 5}">{_yuan(fen)}</text>')
         y += 2 * bar + 14
+    totals = report["totals"]
+    parts.append(f'<text x="4" y="{y + 12}">合计：销售额 {_yuan(totals["sales_fen"])}，农户所得 '
+                 f'{_yuan(totals["attributed_fen"])}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 

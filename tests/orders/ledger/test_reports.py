@@ -141,7 +141,14 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     table, notes = response.get_data(as_text=True).lstrip("\ufeff").split("\r\n\r\n")
     rows = list(csv.DictReader(io.StringIO(table)))
-    fresh = dict(csv.reader(io.StringIO(notes)))
+    totals, *note_rows = csv.reader(io.StringIO(notes))
+    fresh = dict(note_rows)
+    report = client.get("/api/v1/reports/pairings", headers=login("admin")).json
+    # the JSON's totals, aligned with their columns under the table and labelled
+    assert dict(zip(reports.CSV_COLUMNS, totals, strict=True)) == {
+        **dict.fromkeys(reports.CSV_COLUMNS, ""), "donor_code": "total", "donor_name": "合计",
+        **{name: str(report["totals"][name]) for name in ("units", "sales_fen", "attributed_fen")}}
+    assert int(totals[6]) == sum(int(row["units"]) for row in rows) == 4
     assert set(fresh) == {"from", "to", "computed_at", "fresh_as_of"} and fresh["from"] == fresh["to"] == ""
     assert datetime.fromisoformat(fresh["fresh_as_of"]) <= datetime.fromisoformat(fresh["computed_at"])
     assert {(row["donor_name"], row["county_name"], row["paired"]) for row in rows} == {
@@ -154,14 +161,18 @@ def test_the_pairing_report_as_csv_and_who_may_read_it(client, login):
     assert [cell.value for cell in sheet[1]][:5] == ["donor_code", "donor_name", "county_code", "county_name",
                                                      "paired"]
     assert sorted(sheet.cell(row=n, column=7).value for n in (2, 3)) == [2, 2]  # units per row
-    assert [sheet.cell(row=n, column=1).value for n in (5, 6, 7, 8)] == ["from", "to", "computed_at", "fresh_as_of"]
-    assert sheet.cell(row=8, column=2).value
+    totals = report["totals"]
+    assert [cell.value for cell in sheet[5]] == ["total", "合计", None, None, None, None, 4, totals["sales_fen"], None,
+                                                 totals["attributed_fen"]]
+    assert [sheet.cell(row=n, column=1).value for n in (6, 7, 8, 9)] == ["from", "to", "computed_at", "fresh_as_of"]
+    assert sheet.cell(row=9, column=2).value
     chart = client.get("/api/v1/reports/pairings?format=svg", headers=login("auditor"))
     assert chart.mimetype == "image/svg+xml"
     svg = ElementTree.fromstring(chart.data)
     texts = [node.text for node in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "顺德区 → 昭觉县（未结对）" in texts and "禅城区 → 昭觉县" in texts
     assert "25.00" in texts  # 2 units × ¥12.50 sold in each row
+    assert f"合计：销售额 50.00，农户所得 {report['totals']['attributed_fen'] // 100}." in texts[-1]
     [period] = [text for text in texts if text.startswith("期间 开始 至 今（不含），计算于 ")]
     computed = datetime.fromisoformat(fresh["computed_at"]).astimezone(SHANGHAI)
     assert computed.strftime("计算于 %Y-%m-%d %H:") in period and "（北京时间），数据截至 20" in period  # not UTC
