@@ -127,8 +127,8 @@ class ChainHead(db.Model):
 
 
 class DisclosureNotice(db.Model):
-    """A county's public disclosure (公示) of one month as published: computed once no sale can still be dated in
-    that month, then shown unchanged, so that no two answers differ by what concerns fewer than 3 households."""
+    """A county's public disclosure (公示) of one month as published: computed once no sale can be dated in that
+    month in the normal course, then shown unchanged (a later change shows beside it as a revision)."""
 
     __tablename__ = "disclosure_notices"
 
@@ -136,7 +136,7 @@ class DisclosureNotice(db.Model):
     county_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     month: Mapped[date] = mapped_column(Date)  # its first day
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    figures: Mapped[dict] = mapped_column(JSON)  # villages, other_villages, total
+    figures: Mapped[dict] = mapped_column(JSON)  # villages, other_villages, total; ledger_seq: the chain it includes
 
     __table_args__ = (UniqueConstraint("county_code", "month", name="uq_disclosure_notices_county_month"),)
 

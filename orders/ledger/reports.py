@@ -18,6 +18,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from sqlalchemy import and_, case, exists, false, func, literal, or_, select, true, union_all
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from orders.counter.service import OFFLINE_MAX_AGE
 from orders.ledger import rollups
@@ -30,7 +31,7 @@ from shop.clock import SHANGHAI
 from shop.db import db, utcnow
 from shop.errors import Conflict, NotFound, ShopCode
 from shop.exports import append_row, csv_cell
-from shop.public import MIN_HOUSEHOLDS, households_reached
+from shop.public import MIN_HOUSEHOLDS, households_reached, withheld
 from shop.regions.models import Pairing, Region
 from shop.regions.service import get_region, is_recipient_county
 from suppliers.models import Household
@@ -289,40 +290,77 @@ def _next_month(month: date) -> date:
 def county_disclosure(*, code: str, month: date | None = None) -> dict:
     """The public (公示) figures of a county's households in a month (default: the last one disclosed): per village,
     households reached and the amount attributed to them (lines sold in the month, net of refunds), small villages
-    merged; no personal data. A month is published once it can no longer change by a sale dated in it, and then
-    shown as published (later refunds show in the ledger and the reports, not here): a live figure, or two
-    overlapping periods, would differ by what concerns fewer than 3 households. Only of a recipient county
-    (`region_not_found` for a prefecture, a province or a donor district: no household lives in one as its
-    county, so its figures would read as "none reached"); `disclosure_not_published` for a later month."""
+    merged; no personal data. A month is published once no sale can be dated in it in the normal course, and
+    then shown as published (a public notice never changes silently), with when it was computed. A payment event
+    delivered late, or a refund, can still change the month: beside the published figures, `revision` gives the
+    month as the ledger has it now, by the same rules and with when it was computed — if the households whose
+    figures changed since publication are at least 3; for 1 or 2 only that they are fewer than 3 (their amounts
+    would be the difference); null if none changed.
+    Only of a recipient county (`region_not_found` for a prefecture, a province or a donor district: no household
+    lives in one as its county, so its figures would read as "none reached"); `disclosure_not_published` for a
+    later month."""
     region = get_region(code)
     if not is_recipient_county(region.code):
         raise NotFound(f"No recipient county with code {region.code}.", code=ShopCode.REGION_NOT_FOUND)
-    latest = latest_disclosed_month(utcnow())
+    now = utcnow()
+    latest = latest_disclosed_month(now)
     month = month or latest
     if month > latest:
         raise Conflict(f"{month:%Y-%m} is published {OFFLINE_MAX_AGE.days} days after it ends; the latest published "
                        f"month is {latest:%Y-%m}.", code=LedgerCode.DISCLOSURE_NOT_PUBLISHED,
                        details={"month": f"{month:%Y-%m}", "latest": f"{latest:%Y-%m}"})
     notice = _notice(region.code, month)
+    figures = notice.figures
     return {"county": {"code": region.code, "name": region.name}, "month": f"{month:%Y-%m}", "from": month,
-            "to": _next_month(month), "computed_at": notice.published_at, **notice.figures}
+            "to": _next_month(month), "computed_at": notice.published_at, "checked_at": now,
+            **{name: figures[name] for name in ("villages", "other_villages", "total")},
+            "revision": _revision(notice, now)}
 
 
 def _notice(county_code: str, month: date) -> DisclosureNotice:
-    """The county's published notice of `month`, computed and stored on its first reading."""
+    """The county's published notice of `month`, computed and stored on its first reading, with the ledger's
+    chain position it includes."""
     published = select(DisclosureNotice).where(DisclosureNotice.county_code == county_code,
                                                DisclosureNotice.month == month)
     notice = db.session.scalar(published)
     if notice is not None:
         return notice
     notice = DisclosureNotice(county_code=county_code, month=month, published_at=utcnow(),
-                              figures=_disclosed_figures(county_code, month))
+                              figures={**_disclosed_figures(county_code, month), "ledger_seq": rollups.ledger_head()})
     try:
         with db.session.begin_nested():
             db.session.add(notice)
     except IntegrityError:  # published by a concurrent first reading
         return db.session.scalar(published)
     return notice
+
+
+def _revision(notice: DisclosureNotice, now: datetime) -> dict | None:
+    """The month's figures as the ledger has them now, if at least 3 of the county's households' figures changed
+    since the notice was published; for 1 or 2 only "fewer than 3"; None if none changed."""
+    changed = _households_changed(notice)
+    if not changed:
+        return None
+    if changed < MIN_HOUSEHOLDS:
+        return {"computed_at": now, **withheld()}
+    return {"computed_at": now, **_disclosed_figures(notice.county_code, notice.month)}
+
+
+def _households_changed(notice: DisclosureNotice) -> int:
+    """How many of the county's households have a non-zero net of household postings on the month's lines posted
+    after the notice (linked after its chain position; for a notice without one, posted after its publication)."""
+    lines = sold_lines(*_in_period(LedgerTransaction.sale_date, notice.month, _next_month(notice.month)))
+    posted = aliased(LedgerTransaction)
+    seq = notice.figures.get("ledger_seq")
+    after = posted.seq > seq if seq is not None else posted.posted_at > notice.published_at
+    changes = (select(Posting.household_id).select_from(lines)
+               .join(Posting, Posting.order_line_id == lines.c.line_id)
+               .join(posted, posted.id == Posting.transaction_id)
+               .join(Household, Household.id == Posting.household_id)
+               .where(Posting.component.in_(HOUSEHOLD_COMPONENTS), Household.county_code == notice.county_code,
+                      after)
+               .group_by(Posting.household_id).having(func.sum(Posting.amount_fen) != 0).subquery("changes"))
+    return db.session.scalar(select(func.count()).select_from(changes))
 
 
 def _disclosed_figures(county_code: str, month: date) -> dict:

@@ -88,19 +88,34 @@ class DisclosureQuery(Schema):
     month = Month()
 
 
+class DisclosureRevisionOut(Schema):
+    """The month's figures as the ledger has them at `computed_at` (later refunds, payments dated into the month
+    late), by the same rules; when 1 or 2 households' figures changed since publication, only `households` null
+    and `fewer_than` 3."""
+
+    computed_at = fields.DateTime()
+    villages = fields.List(fields.Nested(DisclosureVillageOut))
+    other_villages = fields.Nested(DisclosureVillageOut, allow_none=True)
+    total = fields.Nested(DisclosureFiguresOut)
+    households = fields.Integer(allow_none=True)
+    fewer_than = fields.Integer()
+
+
 class DisclosureOut(Schema):
     """A county's public disclosure of a month as published: per village, small villages merged, and the county
     total; `from` (inclusive) and `to` (exclusive) are the month's Asia/Shanghai dates, `computed_at` when it was
-    published."""
+    published; `revision` the figures as they are now if they changed since (null if not, as of `checked_at`)."""
 
     county = fields.Nested(CountyCodeOut)
     month = fields.String()
     from_date = Date(data_key="from", attribute="from")
     to_date = Date(data_key="to", attribute="to")
     computed_at = fields.DateTime()
+    checked_at = fields.DateTime()
     villages = fields.List(fields.Nested(DisclosureVillageOut))
     other_villages = fields.Nested(DisclosureVillageOut, allow_none=True)
     total = fields.Nested(DisclosureFiguresOut)
+    revision = fields.Nested(DisclosureRevisionOut, allow_none=True)
 
 
 @blp.route("/reports/pairings")

@@ -113,14 +113,14 @@ def read_state() -> PairingRollupState | None:
 
 def is_stale(state: PairingRollupState | None) -> bool:
     """Whether ledger transactions were linked or the pairings changed since the refresh that wrote `state`."""
-    return state is None or state.ledger_seq < _ledger_head() or state.pairings_digest != _pairings_digest()
+    return state is None or state.ledger_seq < ledger_head() or state.pairings_digest != _pairings_digest()
 
 
 def refresh_rollups() -> dict:
     """Recompute the sale dates touched since the watermark (every date if the pairings changed), in the
     caller's transaction, holding the watermark row's lock; what it did."""
     state = _lock_state()
-    fresh_as_of, head, digest = utcnow(), _ledger_head(), _pairings_digest()
+    fresh_as_of, head, digest = utcnow(), ledger_head(), _pairings_digest()
     dates = None if digest != state.pairings_digest else _dirty_dates(state.ledger_seq, head)
     if dates is None or dates:
         _recompute(dates)
@@ -145,7 +145,7 @@ def _lock_state() -> PairingRollupState:
     return state
 
 
-def _ledger_head() -> int:
+def ledger_head() -> int:
     """The last linked ledger transaction's `seq` (0 for an empty ledger)."""
     return db.session.scalar(select(func.max(LedgerTransaction.seq))) or 0
 

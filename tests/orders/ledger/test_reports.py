@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from catalog.models import LotContribution
 from orders import outbox
-from orders.ledger import reports
+from orders.ledger import accounts, chain, reports
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.reports import merge_villages
 from orders.models import Order, OrderLine
@@ -24,8 +24,9 @@ from shop.clock import SHANGHAI
 from shop.db import db, utcnow
 from shop.regions.models import Pairing, Region
 from shop.regions.service import valid_on
-from tests.orders.ledger.test_attribution import make_world, pay_pickup
-from tests.orders.payments.conftest import user_with_token
+from suppliers.models import Household
+from tests.orders.ledger.test_attribution import make_world, pay_pickup, place_pickup
+from tests.orders.payments.conftest import deliver, intent_event, user_with_token
 from tests.suppliers.factories import HouseholdFactory
 
 
@@ -322,6 +323,7 @@ def test_a_month_is_disclosed_once_no_sale_can_be_dated_in_it_and_then_shown_as_
     month = published_later(monkeypatch)
     published = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
     assert published["total"]["households"] == 4 and published["total"]["attributed_fen"] > 0
+    assert published["revision"] is None and published["checked_at"] == published["computed_at"]
     line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
     refunded = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**login("admin"), "Idempotency-Key": "r9"},
                            json={"lines": [{"line_id": line_id, "quantity": 3}], "reason": "全退"})
@@ -329,6 +331,95 @@ def test_a_month_is_disclosed_once_no_sale_can_be_dated_in_it_and_then_shown_as_
 
     again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
 
-    assert again == published  # as published: the refund shows in the ledger and the reports, not here
+    # as published, and beside it the month as the ledger now has it: the refund took back what the 4 households got
+    assert {name: again[name] for name in published if name not in ("checked_at", "revision")} == {
+        name: published[name] for name in published if name not in ("checked_at", "revision")}
+    assert again["revision"]["total"] == {"households": 0, "attributed_fen": 0}
+    assert again["revision"]["villages"] == [] and again["revision"]["other_villages"] is None
     for query in ("month=2026-13", "month=2026-11-01", "from=2026-11-01"):
         assert client.get(f"/api/v1/disclosure/counties/513431?{query}").status_code == 422, query
+
+
+def county_figures(county: str, month: str) -> dict:
+    """A county's households reached and their fen in `month` (YYYY-MM), recomputed from the postings of the lines
+    whose `line_paid` sale date is in that month (net of every later refund)."""
+    first = date.fromisoformat(f"{month}-01")
+    sold = {t.order_line_id for t in db.session.scalars(select(LedgerTransaction).where(
+        LedgerTransaction.kind == "line_paid")) if (t.sale_date.year, t.sale_date.month) == (first.year, first.month)}
+    net = defaultdict(int)
+    for posting in db.session.scalars(select(Posting).where(Posting.component.in_(("premium", "dividend")),
+                                                            Posting.household_id.is_not(None))):
+        if posting.order_line_id in sold:
+            net[posting.household_id] += posting.amount_fen
+    reached = {hid: fen for hid, fen in net.items()
+               if fen and db.session.get(Household, hid).county_code == county}
+    return {"households": len(reached), "attributed_fen": sum(reached.values())}
+
+
+def test_a_refund_after_publication_shows_the_revised_figures_beside_the_published_ones(client, login, monkeypatch):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    refunded_order = pay_pickup(client, world, 3)
+    pay_pickup(client, world, 2)
+    month = published_later(monkeypatch)
+    published = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+    assert published["total"] == county_figures("513431", month) and published["revision"] is None
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == refunded_order))
+    refund = client.post(f"/api/v1/orders/{refunded_order}/refunds",
+                         headers={**login("admin"), "Idempotency-Key": "r1"},
+                         json={"lines": [{"line_id": line_id, "quantity": 3}], "reason": "全额退款"})
+    assert refund.status_code == 201, refund.json
+
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert (again["total"], again["computed_at"]) == (published["total"], published["computed_at"])
+    revision = again["revision"]
+    # the 4 households' figures changed; what is left reached 2 of them (the second order's dividends only), which
+    # the revision, by the same rule as the notice, shows as fewer than 3
+    assert county_figures("513431", month) == {"households": 2, "attributed_fen": 75}
+    assert revision["total"] == {"households": None, "fewer_than": 3, "attributed_fen": None}
+    assert revision["villages"] == [] and revision["other_villages"]["households"] is None
+    assert revision["computed_at"] == again["checked_at"] >= again["computed_at"]
+
+
+def test_a_late_payment_dated_into_a_published_month_shows_in_its_revision(client, monkeypatch):
+    """Stripe delivers a payment event late (a retry after an outage): the sale is dated by the event's own time,
+    in a month already published, and the disclosure shows it beside what was published."""
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    pay_pickup(client, world, 1)
+    payment, _ = place_pickup(client, world, 2)
+    month = published_later(monkeypatch)
+    published = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+    created = int(utcnow().timestamp()) - 60
+
+    delivered = deliver(client, intent_event("payment_intent.succeeded", payment, created=created))
+
+    assert delivered.status_code == 200, delivered.json
+    paid = db.session.scalar(select(LedgerTransaction).where(LedgerTransaction.order_id == payment.order_id))
+    assert f"{paid.sale_date:%Y-%m}" == month
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+    assert again["total"] == published["total"] == {"households": 4, "attributed_fen": again["total"][
+        "attributed_fen"]}
+    assert again["revision"]["total"] == county_figures("513431", month)
+    assert again["revision"]["total"]["attributed_fen"] > published["total"]["attributed_fen"]
+
+
+def test_a_change_concerning_fewer_than_3_households_shows_no_revised_figures(client, login, monkeypatch):
+    """After publication only 1 household's figure changed: revised figures would tell its amount by difference,
+    so the revision only says it concerns fewer than 3 households."""
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    pay_pickup(client, world, 3)
+    month = published_later(monkeypatch)
+    published = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+    h1, line_id = world["h"][1], db.session.scalar(select(OrderLine.id))
+    # a correction of one household's premium on the month's line, posted after publication
+    chain.post(kind="line_refunded", sale_date=date.fromisoformat(f"{month}-01"), order_line_id=line_id,
+               postings=[(accounts.household(h1.id, world["supplier"].id), -10, "premium",
+                          {"order_line_id": line_id, "household_id": h1.id}),
+                         (accounts.platform(), 10, "platform_fee", {"order_line_id": line_id})])
+    db.session.commit()
+
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert again["total"] == published["total"]
+    assert {key: value for key, value in again["revision"].items() if key != "computed_at"} == {
+        "households": None, "fewer_than": 3}
