@@ -335,6 +335,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "LOGIN_RATE_LIMIT": _rate_limit(env, "LOGIN_RATE_LIMIT", "5 per minute"),
         "AUTH_RATE_LIMIT": _rate_limit(env, "AUTH_RATE_LIMIT", "30 per minute"),
         "REGISTER_RATE_LIMIT": _rate_limit(env, "REGISTER_RATE_LIMIT", "20 per hour"),
+        "DISCLOSURE_RATE_LIMIT": _rate_limit(env, "DISCLOSURE_RATE_LIMIT", "60 per minute"),
         "LOGIN_BACKOFF_MAX_SECONDS": _int(env, "LOGIN_BACKOFF_MAX_SECONDS", 15 * 60, minimum=1,
                                           maximum=DAY_SECONDS),
         "LOGIN_FAILURE_ALERT_PER_MINUTE": _int(env, "LOGIN_FAILURE_ALERT_PER_MINUTE", 100, minimum=1,

@@ -9,6 +9,7 @@ class LedgerCode(StrEnum):
 
     ACCOUNT_NOT_FOUND = "account_not_found"
     BANK_FILE_FORBIDDEN = "bank_file_forbidden"
+    DISCLOSURE_BEFORE_FIRST_MONTH = "disclosure_before_first_month"
     DISCLOSURE_NOT_PUBLISHED = "disclosure_not_published"
     ILLEGAL_PAYOUT_TRANSITION = "illegal_payout_transition"
     LEDGER_TRANSACTION_NOT_FOUND = "ledger_transaction_not_found"

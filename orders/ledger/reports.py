@@ -298,7 +298,8 @@ def county_disclosure(*, code: str, month: date | None = None) -> dict:
     would be the difference); null if none changed.
     Only of a recipient county (`region_not_found` for a prefecture, a province or a donor district: no household
     lives in one as its county, so its figures would read as "none reached"); `disclosure_not_published` for a
-    later month."""
+    later month; `disclosure_before_first_month` for a month before both the county's first pairing and the
+    shop's first sale (no sale can be dated in it: nothing is published, nothing written)."""
     region = get_region(code)
     if not is_recipient_county(region.code):
         raise NotFound(f"No recipient county with code {region.code}.", code=ShopCode.REGION_NOT_FOUND)
@@ -309,12 +310,28 @@ def county_disclosure(*, code: str, month: date | None = None) -> dict:
         raise Conflict(f"{month:%Y-%m} is published {OFFLINE_MAX_AGE.days} days after it ends; the latest published "
                        f"month is {latest:%Y-%m}.", code=LedgerCode.DISCLOSURE_NOT_PUBLISHED,
                        details={"month": f"{month:%Y-%m}", "latest": f"{latest:%Y-%m}"})
+    first = _first_month(region.code)
+    if first is None or month < first:
+        raise NotFound(f"No sale can be dated in {month:%Y-%m}: it is before the county's first pairing and the "
+                       f"shop's first sale, so there is nothing to disclose.",
+                       code=LedgerCode.DISCLOSURE_BEFORE_FIRST_MONTH,
+                       details={"month": f"{month:%Y-%m}", "first": f"{first:%Y-%m}" if first else None})
     notice = _notice(region.code, month)
     figures = notice.figures
     return {"county": {"code": region.code, "name": region.name}, "month": f"{month:%Y-%m}", "from": month,
             "to": _next_month(month), "computed_at": notice.published_at, "checked_at": now,
             **{name: figures[name] for name in ("villages", "other_villages", "total")},
             "revision": _revision(notice, now)}
+
+
+def _first_month(county_code: str) -> date | None:
+    """The first month a sale of the county's households can be dated in: that of the county's first pairing or
+    of the shop's first sale, whichever is earlier (None with neither)."""
+    starts = [db.session.scalar(select(func.min(Pairing.valid_from)).where(Pairing.recipient_code == county_code)),
+              db.session.scalar(select(func.min(LedgerTransaction.sale_date))
+                                .where(LedgerTransaction.kind == "line_paid"))]
+    starts = [start for start in starts if start is not None]
+    return min(starts).replace(day=1) if starts else None
 
 
 def _notice(county_code: str, month: date) -> DisclosureNotice:

@@ -1,7 +1,7 @@
 """Routes: the pairing report (admins, auditors) and the public county disclosure (公示, no token)."""
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, current_app
 from marshmallow import Schema, fields
 
 from orders.ledger import reports
@@ -9,6 +9,7 @@ from orders.ledger.periods import Month
 from shop.auth.security import require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
+from shop.extensions import limiter
 from shop.fields import Choice, Date
 from shop.pagination import PeriodQuery
 
@@ -18,6 +19,11 @@ EXPORTS = {
     "svg": (reports.pairing_report_svg, "image/svg+xml"),
 }
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Pairing reports and public disclosure")
+
+
+def _disclosure_limit() -> str:
+    """The configured limit on public disclosure reads per address (a first reading publishes a month)."""
+    return current_app.config["DISCLOSURE_RATE_LIMIT"]
 
 
 class PairingReportQuery(PeriodQuery):
@@ -137,6 +143,7 @@ def pairing_report(query):
 
 
 @blp.route("/disclosure/counties/<code>")
+@limiter.limit(_disclosure_limit)
 @blp.arguments(DisclosureQuery, location="query")
 @blp.response(200, DisclosureOut)
 @blp.doc(security=[])
@@ -144,5 +151,5 @@ def county_disclosure(query, code):
     """The public disclosure (公示) of a county for a month: per village, households reached and the amount
     attributed."""
     disclosure = reports.county_disclosure(code=code, **query)
-    commit()  # a month's first reading publishes it
+    commit()  # a month's first reading publishes it (months since the first sale only, reads rate-limited)
     return disclosure

@@ -279,7 +279,8 @@ def test_registrations_per_address_follow_register_rate_limit_on_the_route_and_t
         db.engine.dispose()
 
 
-@pytest.mark.parametrize("name", ["REGISTER_RATE_LIMIT", "AUTH_RATE_LIMIT", "LOGIN_RATE_LIMIT"])
+@pytest.mark.parametrize("name", [
+    "REGISTER_RATE_LIMIT", "AUTH_RATE_LIMIT", "LOGIN_RATE_LIMIT", "DISCLOSURE_RATE_LIMIT"])
 def test_a_rate_limit_setting_that_does_not_parse_stops_the_start(tmp_path, name):
     from shop.config import ConfigError, load_config
 

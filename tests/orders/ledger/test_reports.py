@@ -12,12 +12,12 @@ from xml.etree import ElementTree
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog.models import LotContribution
 from orders import outbox
 from orders.ledger import accounts, chain, reports
-from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.models import DisclosureNotice, LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.reports import merge_villages
 from orders.models import Order, OrderLine
 from shop.clock import SHANGHAI
@@ -423,3 +423,25 @@ def test_a_change_concerning_fewer_than_3_households_shows_no_revised_figures(cl
     assert again["total"] == published["total"]
     assert {key: value for key, value in again["revision"].items() if key != "computed_at"} == {
         "households": None, "fewer_than": 3}
+
+
+def test_only_months_that_can_have_sales_are_published_and_reads_are_rate_limited(app, client, monkeypatch):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    pay_pickup(client, world, 1)
+    month = published_later(monkeypatch)
+    first = date.fromisoformat(f"{month}-01")
+
+    # 昭觉's first pairing (禅城) began in 2016-01: no sale can be dated before it (the shop's first is this month)
+    for before in ("2001-01", "2015-12"):
+        refused = client.get(f"/api/v1/disclosure/counties/513431?month={before}")
+        assert (refused.status_code, refused.json["error"]["code"]) == (404, "disclosure_before_first_month"), before
+        assert refused.json["error"]["details"] == {"month": before, "first": "2016-01"}
+    unpaired = "513433"  # 冕宁, a recipient county no donor is paired with: from the shop's first sale on
+    assert db.session.scalar(select(func.count()).select_from(Pairing).where(Pairing.recipient_code == unpaired)) == 0
+    refused = client.get(f"/api/v1/disclosure/counties/{unpaired}?month={first - timedelta(days=1):%Y-%m}")
+    assert (refused.status_code, refused.json["error"]["details"]["first"]) == (404, month)
+    assert db.session.scalar(select(func.count()).select_from(DisclosureNotice)) == 0
+    app.config["DISCLOSURE_RATE_LIMIT"] = "3 per minute"
+    answers = [client.get(f"/api/v1/disclosure/counties/513432?month={month}").status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    assert db.session.scalar(select(func.count()).select_from(DisclosureNotice)) == 1
