@@ -3,8 +3,12 @@ and on a phone, and the till's cart fits a phone without scrolling the page side
 from __future__ import annotations
 
 import json
+from datetime import date
+
+from sqlalchemy import select
 
 from catalog import inventory
+from catalog.models import Location, Product
 from orders.counter import service as counter
 from orders.stores import service as stores
 from shop.auth.service import find_user
@@ -160,4 +164,24 @@ def test_a_household_without_a_bank_account_fits_a_360_px_phone_and_so_does_its_
         assert page.get_by_text("未登记（收益留在账上，不能转账）").is_visible(), path
         screenshot(page, name)
         assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"], path
+    context.close()
+
+
+def test_the_public_trace_pages_fit_a_360_px_phone_with_the_longest_codes_and_names(site, browser):
+    """A lot code, village and product name as long as they may be, and a trace code of 64 characters that is no
+    lot's, wrap inside the page instead of widening it."""
+    with site.app.app_context():
+        product = db.session.scalar(select(Product).order_by(Product.id))
+        product.name = "大凉山高山生态" * 8
+        lot = inventory.add_lot(product=product, location=db.session.scalar(select(Location).order_by(Location.id)),
+                                lot_code="TBK-LONG-" + "X" * 50, harvested_on=date(2026, 9, 1), packed_on=None,
+                                village="W" * 64, quantity=1)
+        db.session.commit()
+        trace_code = lot.trace_code
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    for path, name in ((f"/t/{trace_code}", "trace-long"), ("/t/" + "A" * 64, "trace-not-found-long")):
+        page.goto(site.url + path)
+        screenshot(page, name)
+        assert page.evaluate(SIDEWAYS) == 0, path
     context.close()
