@@ -153,6 +153,7 @@ NOT_FREE_TEXT = {
     "id_number", "bank_account",  # encrypted, masked on the way out
     "uscc",  # a company's credit code, validated as one
     "TokenRequest.username",  # a sign-in look-up (a new user's username is refused such numbers)
+    "UserQuery.username",  # an exact-match look-up among users (a new user's username is refused such numbers)
     "LedgerTransactionQuery.account",  # an account code to filter by
 }
 
