@@ -6,13 +6,13 @@ import re
 
 from sqlalchemy import select
 
-from orders.checkout.service import deliver_order, ship_order
 from orders.models import AfterSalesRequest, Order
 from orders.refunds.service import reject_after_sales
 from shop.auth.service import find_user
 from shop.db import db
 from tests.web.conftest import screenshot, sign_in
 from tests.web.test_numbers_layout import CLIPPED_TABLES, NARROW, SIDEWAYS
+from tests.web.test_storefront_pages import ship_and_deliver
 
 CONSUMER = "13800000000"
 
@@ -34,13 +34,7 @@ def _delivered_order(page, site, sku: str, quantity: str) -> int:
     order_id = int(page.url.split("/")[-2])
     page.get_by_role("button", name="支付成功").click()
     page.wait_for_url(site.url + f"/orders/{order_id}")
-    with site.app.app_context():  # the admin's steps, through the services the API calls
-        admin = find_user(username="admin")
-        ship_order(actor=admin, order_id=order_id, carrier="顺丰速运", tracking_number="SF1234567890")
-        deliver_order(actor=admin, order_id=order_id)
-        db.session.commit()
-        db.session.remove()
-    return order_id
+    return ship_and_deliver(site, order_id)
 
 
 def _ask(page, site, order_id: int, name: str):

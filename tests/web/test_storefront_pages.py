@@ -482,16 +482,20 @@ def _delivery_paid(shopper, sku: str, quantity: str) -> int:
     return order_id
 
 
-def _delivered_order(site, shopper, sku: str, quantity: str) -> int:
-    """The id of a paid delivery order the admin shipped and marked delivered just now."""
-    order_id = _delivery_paid(shopper, sku, quantity)
-    with site.app.app_context():  # the admin's steps, through the services the API calls
+def ship_and_deliver(site, order_id: int) -> int:
+    """The admin ships the paid delivery order and marks it delivered, through the services the API calls."""
+    with site.app.app_context():
         admin = find_user(username="admin")
         ship_order(actor=admin, order_id=order_id, carrier="顺丰速运", tracking_number="SF1234567890")
         deliver_order(actor=admin, order_id=order_id)
         db.session.commit()
         db.session.remove()
     return order_id
+
+
+def _delivered_order(site, shopper, sku: str, quantity: str) -> int:
+    """The id of a paid delivery order the admin shipped and marked delivered just now."""
+    return ship_and_deliver(site, _delivery_paid(shopper, sku, quantity))
 
 
 def _ask_form(client, order_id: int) -> dict:
