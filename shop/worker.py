@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
@@ -44,6 +45,8 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
+    eager = app.config["CELERY"].get("task_always_eager")  # `make run`'s console: a task's failure, not each success
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING if eager else logging.NOTSET)
     celery_app.conf.beat_schedule = app.config.setdefault("CELERY_BEAT_SCHEDULE", {})
     celery_app.conf.beat_schedule["shop.sweep"] = {"task": "shop.sweep", "schedule": SWEEP_EVERY_SECONDS}
     celery_app.set_default()

@@ -9,6 +9,7 @@ import pytest
 from shop import create_app
 from shop.config import ConfigError, load_config
 from shop.db import db
+from tests.conftest import make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 PRODUCTION = {  # secrets as `generate-keys` makes them (Stripe's webhook secret: whsec_ and 32 characters)
@@ -356,3 +357,16 @@ def test_production_with_stripe_needs_the_publishable_key_its_pay_page_uses(tmp_
 def test_a_yes_no_setting_is_checked_on_sqlite_too(tmp_path, value):
     with pytest.raises(ConfigError, match="DATABASE_PRE_PING must be one of"):
         load_config({"DATABASE_PRE_PING": value}, str(tmp_path))
+
+
+def test_the_embedded_default_keeps_each_task_that_succeeded_out_of_the_console_and_a_worker_logs_it(app, caplog,
+                                                                                                  tmp_path):
+    from shop.tasks import sweep
+
+    caplog.set_level("INFO")
+    sweep.delay()
+    assert not [r for r in caplog.records if "succeeded" in r.getMessage()], "a minute's beat tasks fill `make run`"
+
+    make_app(str(tmp_path), REDIS_URL="redis://127.0.0.1:6379/14")  # a worker's app: a broker, no eager tasks
+    sweep.apply()
+    assert [r for r in caplog.records if "shop.sweep" in r.getMessage() and "succeeded" in r.getMessage()]
