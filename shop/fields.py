@@ -303,12 +303,13 @@ class Identifier(fields.String):
     def __init__(self, *, max_length: int, case: Case = "upper", drop_separators: bool = False,
                  pattern: str | None = None, pattern_error: str | None = None, **kwargs):
         self.case, self.drop_separators = case, drop_separators
-        validators = [validate.Length(min=1, max=max_length)]
+        extra = kwargs.pop("validate", None)
+        extra = extra if isinstance(extra, list) else [extra] if extra else []
+        choices = any(isinstance(validator, validate.OneOf) for validator in extra)  # they bound it, and say how
+        validators = [] if choices else [validate.Length(min=1, max=max_length)]
         if pattern is not None:
             validators.append(validate.Regexp(pattern, error=pattern_error or "Not in the expected format."))
-        extra = kwargs.pop("validate", None)
-        validators += extra if isinstance(extra, list) else [extra] if extra else []
-        super().__init__(validate=validators, **kwargs)
+        super().__init__(validate=[*validators, *extra], **kwargs)
         self.metadata.setdefault("maxLength", max_length)
 
     def _deserialize(self, value, attr, data, **kwargs):

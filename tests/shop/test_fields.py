@@ -12,7 +12,15 @@ from sqlalchemy import func, select
 
 from shop.auth.models import User
 from shop.db import db
-from shop.fields import MULTILINE_TEXT_PATTERN, TEXT_PATTERN, Identifier, Text, clean_text, holds_personal_number
+from shop.fields import (
+    MULTILINE_TEXT_PATTERN,
+    TEXT_PATTERN,
+    Choice,
+    Identifier,
+    Text,
+    clean_text,
+    holds_personal_number,
+)
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import make_uscc
 
@@ -219,3 +227,13 @@ def test_every_text_field_a_request_loads_refuses_id_and_bank_card_numbers(app):
     assert sorted(set(let_through) - excepted) == []
     for exception in NOT_FREE_TEXT:  # each still names a field that takes any text
         assert any(exception in (name, f"{schema}.{name}") for schema, name in excepted), exception
+
+
+def test_a_choice_not_among_its_words_is_told_the_words_and_nothing_about_its_length():
+    class Settle(Schema):
+        status = Choice(("paid", "failed"), required=True)
+
+    with pytest.raises(ValidationError) as refused:
+        Settle().load({"status": "pending"})
+    assert refused.value.messages == {"status": ["Must be one of: paid, failed."]}
+    assert Settle().load({"status": "ＰＡＩＤ"}) == {"status": "paid"}
