@@ -34,8 +34,12 @@ from shop.db import commit
 from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, PageQuery, page_schema
+from suppliers.errors import SupplierCode
 
-blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, stock and traceability")
+blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products, stock and traceability",
+                not_found={"location_id": CatalogCode.LOCATION_NOT_FOUND, "lot_id": CatalogCode.LOT_NOT_FOUND,
+                           "sku": CatalogCode.PRODUCT_NOT_FOUND, "trace_code": CatalogCode.TRACE_CODE_NOT_FOUND,
+                           "upload_id": CatalogCode.UPLOAD_NOT_FOUND, "supplier_id": SupplierCode.SUPPLIER_NOT_FOUND})
 PRODUCT_QUERY = ProductQuery()  # one instance: a schema class would be instantiated (fields deep-copied) per request
 
 
@@ -63,6 +67,7 @@ class Products(MethodView):
         """List and search products."""
         return json_response(service.list_products(actor=_viewer(), **query))
 
+    @blp.errors({403: [CatalogCode.ACTIVATION_ADMIN_ONLY, CatalogCode.ORIGIN_ADMIN_ONLY, CatalogCode.RATES_ADMIN_ONLY]})
     @require_role("admin", "coop")
     @blp.arguments(ProductCreate)
     @blp.response(201, ProductOut, location=ReadAt("catalog.ProductBySku", "sku"))
@@ -81,6 +86,8 @@ class ProductBySku(MethodView):
         """Show a product with its live stock per location."""
         return json_response(service.show_product(sku=sku, actor=_viewer()))
 
+    @blp.errors({403: [CatalogCode.ACTIVATION_ADMIN_ONLY, CatalogCode.ORIGIN_ADMIN_ONLY, CatalogCode.RATES_ADMIN_ONLY],
+                 409: [CatalogCode.MEASURE_FIXED]})
     @require_role("admin", "coop")
     @blp.arguments(ProductUpdate)
     @blp.response(200, ProductOut)
@@ -176,6 +183,7 @@ def trace_lot(trace_code):
 
 @blp.route("/suppliers/<int:supplier_id>/inventory-uploads")
 class InventoryUploads(MethodView):
+    @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE]})
     @require_role("admin", "coop")
     @blp.arguments(UploadFile, location="files")
     @blp.response(202, UploadOut, location=ReadAt("catalog.get_upload", upload_id="id"))

@@ -3,6 +3,7 @@ one that declares no query parameters takes none), every bounded list judged by 
 every error response it documents in the API's one error shape."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 import flask
@@ -109,10 +110,67 @@ class StrictParser(FlaskParser):
         return location_data
 
 
+_TOKEN_ERRORS = {401: [ShopCode.MISSING_TOKEN, ShopCode.INVALID_TOKEN, ShopCode.TOKEN_EXPIRED],
+                 403: [ShopCode.FORBIDDEN]}
+_BODY_ERRORS = {400: [ShopCode.BAD_REQUEST], 413: [ShopCode.PAYLOAD_TOO_LARGE],
+                415: [ShopCode.UNSUPPORTED_MEDIA_TYPE]}
+_BODY_LOCATIONS = {"json", "form", "files"}
+
+
+_PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def common_errors(rule: str, view, doc: dict, not_found: Mapping[str, str]) -> dict[int, list[str]]:
+    """The error answers every operation of its kind gives, whatever its own: 401 and 403 where a role is required;
+    404 where the path names an object (`not_found` per path parameter, and `not_found` itself for a value out of
+    the parameter's range); 400, 413 and 415 where a body is read."""
+    errors: dict[int, list[str]] = {}
+    if getattr(view, "required_roles", None):
+        errors.update(_TOKEN_ERRORS)
+    if parameters := _PATH_PARAMETER.findall(rule):
+        errors[404] = [*(not_found[name] for name in parameters if name in not_found), ShopCode.NOT_FOUND]
+    parameters = doc.get("arguments", {}).get("parameters", [])
+    if any(parameter["in"] in _BODY_LOCATIONS for parameter in parameters):
+        errors.update(_BODY_ERRORS)
+    return errors
+
+
+def _documented_codes(description: str) -> list[str]:
+    """The codes an error response's description names (`error_description`'s), in order."""
+    return re.findall(r"`(\w+)`", description) if description.startswith("Error codes: ") else []
+
+
 class Blueprint(SmorestBlueprint):
-    """A flask-smorest blueprint whose arguments are parsed by `StrictParser`."""
+    """A flask-smorest blueprint whose arguments are parsed by `StrictParser`, and whose every operation documents
+    the error answers of its kind (`common_errors`) beside its own (`errors`)."""
 
     ARGUMENTS_PARSER = StrictParser()
+
+    def __init__(self, *args, not_found: Mapping[str, str] | None = None, **kwargs):
+        """`not_found`: per path parameter (`order_id`), the code of the 404 a path naming no such object gets."""
+        super().__init__(*args, **kwargs)
+        self.not_found = dict(not_found or {})
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
+        """Register the rule and its operations' documentation, each with its `common_errors` added to its own."""
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        for method, doc in self._docs[self._endpoints[-1]].items():
+            if method != "parameters":
+                view = getattr(view_func, method) if isinstance(view_func, type) else view_func
+                for status, codes in common_errors(rule, view, doc, self.not_found).items():
+                    self._document_error(doc, status, codes)
+
+    def _document_error(self, doc: dict, status: int, codes: list[str]) -> None:
+        """Add `codes` to the operation's documented error response for `status`, or document one naming them."""
+        responses = doc.setdefault("response", {}).setdefault("responses", {})
+        documented = next((answers for key, answers in responses.items() if int(key) == status), None)
+        if documented is None:
+            responses[status] = [{"schema": ErrorOut(), "description": error_description(codes), "content_type": None}]
+            return
+        for answer in documented:
+            if isinstance(answer, Mapping) and (named := _documented_codes(answer.get("description", ""))):
+                answer["description"] = error_description(dict.fromkeys([*named, *codes]))
+                return
 
     def arguments(self, schema, **kwargs):
         """Parse a request's arguments with `schema`: a schema class is made an instance once, here, instead of on

@@ -9,6 +9,7 @@ from shop.db import commit
 from shop.http import ReadAt
 from shop.pagination import DatedPageQuery, page_schema
 from suppliers import service
+from suppliers.errors import SupplierCode
 from suppliers.schemas import (
     AccountChangeOut,
     AccountChangeQuery,
@@ -30,7 +31,10 @@ from suppliers.schemas import (
     SupplierUpdate,
 )
 
-blp = Blueprint("suppliers", __name__, url_prefix="/api/v1", description="Suppliers, households and benefit links")
+blp = Blueprint("suppliers", __name__, url_prefix="/api/v1", description="Suppliers, households and benefit links",
+                not_found={"supplier_id": SupplierCode.SUPPLIER_NOT_FOUND,
+                           "household_id": SupplierCode.HOUSEHOLD_NOT_FOUND,
+                           "link_id": SupplierCode.BENEFIT_LINK_NOT_FOUND})
 
 
 @blp.route("/suppliers")
@@ -42,6 +46,7 @@ class Suppliers(MethodView):
         """List suppliers."""
         return service.list_suppliers(**query)
 
+    @blp.errors({409: [SupplierCode.USCC_TAKEN]})
     @require_role("admin")
     @blp.arguments(SupplierCreate)
     @blp.response(201, SupplierOut, location=ReadAt("suppliers.SupplierById", supplier_id="id"))
@@ -54,6 +59,7 @@ class Suppliers(MethodView):
 
 @blp.route("/suppliers/<int:supplier_id>")
 class SupplierById(MethodView):
+    @blp.errors({403: [SupplierCode.REVEAL_FORBIDDEN]})
     @require_role("admin", "coop", "auditor")
     @blp.arguments(RevealQuery, location="query")
     @blp.response(200, SupplierOut)
@@ -95,6 +101,9 @@ class SupplierHouseholds(MethodView):
         return service.list_households(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
                                        **query)
 
+    @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_EXISTS,
+                       SupplierCode.HOUSEHOLD_CODE_TAKEN],
+                 429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdCreate)
     @blp.response(201, HouseholdOut, location=ReadAt("suppliers.HouseholdById", household_id="id"))
@@ -108,6 +117,7 @@ class SupplierHouseholds(MethodView):
 
 @blp.route("/households/<int:household_id>")
 class HouseholdById(MethodView):
+    @blp.errors({403: [SupplierCode.REVEAL_FORBIDDEN]})
     @require_role("admin", "coop", "auditor")
     @blp.arguments(RevealQuery, location="query")
     @blp.response(200, HouseholdOut)
@@ -117,6 +127,7 @@ class HouseholdById(MethodView):
         commit()
         return household
 
+    @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdUpdate)
     @blp.response(200, HouseholdOut)
@@ -139,6 +150,9 @@ class SupplierBenefitLinks(MethodView):
         return service.list_benefit_links(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
                                           **query)
 
+    @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_INACTIVE,
+                       SupplierCode.BENEFIT_LINK_OVERLAPS, SupplierCode.BENEFIT_LINK_BACKDATED],
+                 429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
     @require_role("admin", "coop")
     @blp.arguments(BenefitLinkCreate)
     @blp.response(201, BenefitLinkOut, location=ReadAt("suppliers.BenefitLinkById", link_id="id"))
@@ -158,6 +172,7 @@ class BenefitLinkById(MethodView):
         """Show a benefit link (a co-op: its own supplier's)."""
         return service.get_benefit_link(link_id=link_id, supplier_scope=current_user().supplier_id)
 
+    @blp.errors({409: [SupplierCode.BENEFIT_LINK_ENDED, SupplierCode.BENEFIT_LINK_BACKDATED]})
     @require_role("admin", "coop")
     @blp.arguments(BenefitLinkEnd)
     @blp.response(200, BenefitLinkOut)

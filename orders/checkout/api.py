@@ -6,6 +6,7 @@ from flask.views import MethodView
 
 from orders.checkout import service
 from orders.checkout.schemas import OrderCreate, OrderOut, OrderQuery, ShipIn
+from orders.errors import OrderCode
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, commit_now
@@ -14,7 +15,8 @@ from shop.idempotency import idempotent
 from shop.pagination import page_schema
 from shop.qr import svg_qr
 
-blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Online orders")
+blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Online orders",
+                not_found={"order_id": OrderCode.ORDER_NOT_FOUND})
 
 
 @blp.route("/orders")

@@ -17,6 +17,7 @@ from orders.counter.schemas import (
     SaleConflictQuery,
     SaleConflictResolve,
 )
+from orders.errors import OrderCode
 from orders.stores.service import get_store_for
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
@@ -26,7 +27,9 @@ from shop.http import ReadAt
 from shop.idempotency import HEADER, REPLAYED, idempotent, request_fingerprint
 from shop.pagination import PageQuery, page_schema
 
-blp = Blueprint("counter", __name__, url_prefix="/api/v1", description="Counter sales, receipts and pickups")
+blp = Blueprint("counter", __name__, url_prefix="/api/v1", description="Counter sales, receipts and pickups",
+                not_found={"order_id": OrderCode.ORDER_NOT_FOUND, "store_id": OrderCode.STORE_NOT_FOUND,
+                           "conflict_id": OrderCode.SALE_CONFLICT_NOT_FOUND})
 
 
 def _store_keys(store_id: int, **_) -> str:

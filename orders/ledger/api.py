@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from orders.ledger import audit, verifications
+from orders.ledger.errors import LedgerCode
 from orders.ledger.verify import verify_ledger
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
@@ -13,7 +14,9 @@ from shop.fields import Date, Identifier
 from shop.http import ReadAt
 from shop.pagination import PageQuery, PeriodQuery, page_schema
 
-blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attribution ledger, for auditors")
+blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attribution ledger, for auditors",
+                not_found={"transaction_id": LedgerCode.LEDGER_TRANSACTION_NOT_FOUND,
+                           "verification_id": LedgerCode.VERIFICATION_NOT_FOUND})
 
 
 class LedgerVerifyOut(Schema):
@@ -172,6 +175,7 @@ class LedgerTransactionDetailOut(LedgerTransactionOut):
 
 
 @blp.route("/ledger/verify")
+@blp.errors({409: [LedgerCode.VERIFICATION_RUNNING]})
 @require_role("admin", "auditor")
 @blp.response(200, LedgerVerifyOut)
 def verify():
@@ -181,6 +185,7 @@ def verify():
 
 
 @blp.route("/ledger/verifications", methods=["POST"])
+@blp.errors({409: [LedgerCode.VERIFICATION_RUNNING]})
 @require_role("admin", "auditor")
 @blp.response(202, LedgerVerificationOut, location=ReadAt("ledger.show_verification", verification_id="id"))
 def request_verification():

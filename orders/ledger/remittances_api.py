@@ -17,7 +17,8 @@ from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, page_schema
 
 blp = Blueprint("store_remittances", __name__, url_prefix="/api/v1",
-                description="Store remittances: the counter cash a store hands over to the platform")
+                description="Store remittances: the counter cash a store hands over to the platform",
+                not_found={"store_id": OrderCode.STORE_NOT_FOUND, "remittance_id": LedgerCode.REMITTANCE_NOT_FOUND})
 
 
 class RemittanceCreate(Schema):

@@ -9,6 +9,7 @@ from orders.ledger.periods import Month
 from shop.auth.security import require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
+from shop.errors import ShopCode
 from shop.extensions import limiter
 from shop.fields import Choice, Date
 from shop.pagination import PeriodQuery
@@ -18,7 +19,8 @@ EXPORTS = {
     "xlsx": (reports.pairing_report_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
     "svg": (reports.pairing_report_svg, "image/svg+xml"),
 }
-blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Pairing reports and public disclosure")
+blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Pairing reports and public disclosure",
+                not_found={"code": ShopCode.REGION_NOT_FOUND})
 
 
 def _disclosure_limit() -> str:

@@ -5,15 +5,19 @@ from __future__ import annotations
 from flask import Response, render_template
 from marshmallow import Schema, fields
 
+from orders.errors import OrderCode
 from orders.ledger import statements
 from orders.ledger.remittances_api import RemittanceOut
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.fields import Choice, Date
 from shop.pagination import PeriodQuery
+from suppliers.errors import SupplierCode
 
 blp = Blueprint("ledger_statements", __name__, url_prefix="/api/v1", template_folder="templates",
-                description="Statements of households, suppliers and stores")
+                description="Statements of households, suppliers and stores",
+                not_found={"household_id": SupplierCode.HOUSEHOLD_NOT_FOUND,
+                           "supplier_id": SupplierCode.SUPPLIER_NOT_FOUND, "store_id": OrderCode.STORE_NOT_FOUND})
 
 
 class StatementQuery(PeriodQuery):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 
+from orders.errors import OrderCode
 from orders.payments import service
 from orders.payments.schemas import PaymentStateOut, ReceivedOut, SandboxConfirmIn
 from shop.auth.security import current_user, require_role
@@ -14,7 +15,8 @@ blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Payment
 # registered only where sandbox payments may be confirmed (`service.sandbox_enabled`): elsewhere the route, and its
 # entry in the OpenAPI document, do not exist
 sandbox_blp = Blueprint("sandbox_payments", __name__, url_prefix="/api/v1",
-                        description="Sandbox payments: pay or fail an order without Stripe (not in production)")
+                        description="Sandbox payments: pay or fail an order without Stripe (not in production)",
+                        not_found={"payment_intent_id": OrderCode.PAYMENT_NOT_FOUND})
 
 
 @blp.route("/payments/stripe/webhook")

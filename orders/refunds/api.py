@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from orders.errors import OrderCode
 from orders.models import Refund
 from orders.refunds import service
 from orders.refunds.schemas import (
@@ -20,7 +21,9 @@ from shop.http import ReadAt
 from shop.idempotency import answer_not_final, idempotent, request_key
 from shop.pagination import PageQuery, page_schema
 
-blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds and after-sales requests")
+blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds and after-sales requests",
+                not_found={"order_id": OrderCode.ORDER_NOT_FOUND, "refund_id": OrderCode.REFUND_NOT_FOUND,
+                           "request_id": OrderCode.AFTER_SALES_NOT_FOUND})
 READ_REFUND = ReadAt("refunds.show_refund", refund_id="id")
 
 

@@ -34,12 +34,16 @@ from shop.pagination import DatedPageQuery, page_schema
 from suppliers.errors import SupplierCode
 
 blp = Blueprint("stores", __name__, url_prefix="/api/v1",
-                description="Stores (大凉山体验店): their staff scope and payout accounts")
-shifts = Blueprint("shifts", __name__, url_prefix="/api/v1", description="Cash shifts at a store's counter")
+                description="Stores (大凉山体验店): their staff scope and payout accounts",
+                not_found={"store_id": OrderCode.STORE_NOT_FOUND})
+shifts = Blueprint("shifts", __name__, url_prefix="/api/v1", description="Cash shifts at a store's counter",
+                   not_found={"store_id": OrderCode.STORE_NOT_FOUND, "shift_id": OrderCode.SHIFT_NOT_FOUND})
 transfers = Blueprint("stock_transfers", __name__, url_prefix="/api/v1",
-                      description="Stock transfers from a warehouse to a store, received per lot")
+                      description="Stock transfers from a warehouse to a store, received per lot",
+                      not_found={"store_id": OrderCode.STORE_NOT_FOUND, "transfer_id": OrderCode.TRANSFER_NOT_FOUND})
 adjustments = Blueprint("stock_adjustments", __name__, url_prefix="/api/v1",
-                        description="Stock adjustments: stocktake counts, write-offs and found stock, audited")
+                        description="Stock adjustments: stocktake counts, write-offs and found stock, audited",
+                        not_found={"adjustment_id": OrderCode.ADJUSTMENT_NOT_FOUND})
 BLUEPRINTS = (blp, shifts, transfers, adjustments)
 NO_STORE = {404: [OrderCode.STORE_NOT_FOUND]}
 

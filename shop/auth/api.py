@@ -22,11 +22,13 @@ from shop.auth.schemas import (
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
+from shop.errors import ShopCode
 from shop.extensions import client_address, limiter
 from shop.http import ReadAt
 from shop.pagination import page_schema
 
-blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in and users")
+blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in and users",
+                not_found={"user_id": ShopCode.USER_NOT_FOUND})
 
 
 def _login_limit() -> str:

@@ -9,6 +9,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.caching import cache_key, parsed_query, public_json
 from shop.db import commit
+from shop.errors import ShopCode
 from shop.http import ReadAt
 from shop.pagination import page_schema
 from shop.regions import service
@@ -23,7 +24,8 @@ from shop.regions.schemas import (
     RegionQuery,
 )
 
-blp = Blueprint("regions", __name__, url_prefix="/api/v1", description="Regions and pairings")
+blp = Blueprint("regions", __name__, url_prefix="/api/v1", description="Regions and pairings",
+                not_found={"code": ShopCode.REGION_NOT_FOUND, "pairing_id": ShopCode.PAIRING_NOT_FOUND})
 
 
 def _public_key(schema: type[Schema] | None = None):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -47,6 +48,17 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory, make_bank_account
 
 ROLES = ("anonymous", "consumer", "store_staff", "coop", "admin", "auditor")
+ERROR_CODES = re.compile(r"^Error codes: (.*)\.$")  # an error response's description (`error_description`)
+
+
+def documented_codes(operation: dict) -> dict[int, set[str]]:
+    """The error codes an operation of the OpenAPI document names, per status."""
+    found = {}
+    for status, response in operation.get("responses", {}).items():
+        match = ERROR_CODES.match(response.get("description", "")) if status != "default" else None
+        if match:
+            found[int(status)] = set(re.findall(r"`(\w+)`", match.group(1)))
+    return found
 
 
 @dataclass

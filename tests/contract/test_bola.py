@@ -19,7 +19,7 @@ from datetime import timedelta
 import pytest
 
 from shop.clock import today
-from tests.contract.conftest import ROLES
+from tests.contract.conftest import ROLES, documented_codes
 from tests.suppliers.factories import household_payload, make_id_number
 
 PUBLIC = "public"
@@ -227,6 +227,15 @@ def expected(route: Route, role: str, kind: str) -> set[int]:
     return {404}
 
 
+def _documented(world, method: str, rule: str) -> dict[int, set[str]]:
+    """The error codes the OpenAPI document names for `method rule`, per status (none for a page)."""
+    if not rule.startswith("/api/"):
+        return {}
+    if not hasattr(world, "document"):
+        world.document = world.app.test_client().get("/api/v1/openapi.json").get_json()
+    return documented_codes(world.document["paths"][_PARAM.sub(r"{\1}", rule)][method.lower()])
+
+
 def _call(client, world, method: str, rule: str, route: Route, role: str, kind: str):
     """Send `method rule` for the world object of `kind` as `role`."""
     if route.prepare is not None:
@@ -269,4 +278,9 @@ def test_bola_matrix(world, method, rule):
                     wrong.append(f"{role:>11} on {kind:>6}: 403 {code} (contract: household_read_only)")
             elif response.status_code == 404 and not (code or "").endswith("_not_found"):
                 wrong.append(f"{role:>11} on {kind:>6}: 404 {code} (contract: <object>_not_found)")
+            if response.status_code >= 400 and rule.startswith("/api/"):
+                named = _documented(world, method, rule).get(response.status_code, set())
+                if code not in named:
+                    wrong.append(f"{role:>11} on {kind:>6}: {response.status_code} {code}, which the OpenAPI "
+                                 f"document does not name under its status (it names {sorted(named)})")
     assert not wrong, f"{method} {rule}:\n" + "\n".join(wrong)

@@ -8,7 +8,7 @@ import re
 
 import jsonschema_rs  # Schemathesis's validator (a dev dependency through it)
 
-from tests.contract.conftest import ROLES
+from tests.contract.conftest import ROLES, documented_codes
 
 TYPED = {"type", "$ref", "allOf", "oneOf", "anyOf"}
 WRITES = {"post", "put", "patch", "delete"}
@@ -190,8 +190,7 @@ def test_every_reason_and_note_a_client_sends_has_one_bound(client):
                                                                             "AfterSalesReject.reason"}
 
 
-ERROR_CODES = re.compile(r"^Error codes: (.*)\.$")
-STORE_OPERATION_ERRORS = {  # what each store operation answers besides 401/403 and the request-shape 400/413/415
+OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request-shape 400/413/415 and `not_found`
     ("post", "/api/v1/stores"): {409: {"location_taken"}, 422: {
         "validation_error", "region_not_found", "district_not_donor", "location_not_store", "invalid_bank_account"}},
     ("get", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}},
@@ -220,24 +219,31 @@ STORE_OPERATION_ERRORS = {  # what each store operation answers besides 401/403 
     ("get", "/api/v1/stores/{store_id}/remittances/{remittance_id}"): {
         404: {"store_not_found", "remittance_not_found"}},
     ("get", "/api/v1/locations/{location_id}/stock"): {404: {"location_not_found"}},
+    ("post", "/api/v1/payout-batches"): {409: {"nothing_to_pay", "payout_batch_in_progress"}},
+    ("get", "/api/v1/payout-batches/{batch_id}"): {
+        403: {"bank_file_forbidden"}, 404: {"payout_batch_not_found"},
+        409: {"payout_batch_not_ready", "payee_account_changed"}},
+    ("post", "/api/v1/payout-batches/{batch_id}/settle"): {
+        404: {"payout_batch_not_found"}, 409: {"payout_batch_not_ready", "illegal_payout_transition"}},
+    ("get", "/api/v1/ledger/verify"): {409: {"verification_running"}},
+    ("post", "/api/v1/ledger/verifications"): {409: {"verification_running"}},
+    ("post", "/api/v1/suppliers"): {409: {"uscc_taken"}},
+    ("get", "/api/v1/households/{household_id}"): {403: {"reveal_forbidden"}, 404: {"household_not_found"}},
+    ("patch", "/api/v1/households/{household_id}"): {403: {"household_read_only"}, 404: {"household_not_found"}},
+    ("post", "/api/v1/suppliers/{supplier_id}/households"): {
+        404: {"supplier_not_found"}, 409: {"supplier_inactive", "household_exists", "household_code_taken"},
+        429: {"id_number_lookups_exhausted"}},
+    ("post", "/api/v1/suppliers/{supplier_id}/inventory-uploads"): {
+        404: {"supplier_not_found"}, 409: {"supplier_inactive"}, 413: {"payload_too_large"}},
+    ("patch", "/api/v1/products/{sku}"): {404: {"product_not_found"}, 409: {"measure_fixed"}},
 }
 
 
-def _documented_codes(operation: dict) -> dict[int, set[str]]:
-    """The error codes an operation's responses name, per status (responses documented with `Blueprint.errors`)."""
-    found = {}
-    for status, response in operation.get("responses", {}).items():
-        match = ERROR_CODES.match(response.get("description", "")) if status != "default" else None
-        if match:
-            found[int(status)] = set(re.findall(r"`(\w+)`", match.group(1)))
-    return found
-
-
-def test_the_store_operations_document_each_error_code_they_answer_under_its_status(client):
+def test_the_operations_document_each_error_code_they_answer_under_its_status(client):
     paths = client.get("/api/v1/openapi.json").json["paths"]
-    missing = {f"{method.upper()} {path}": (expected, _documented_codes(paths[path][method]))
-               for (method, path), expected in STORE_OPERATION_ERRORS.items()
-               if any(not codes <= _documented_codes(paths[path][method]).get(status, set())
+    missing = {f"{method.upper()} {path}": (expected, documented_codes(paths[path][method]))
+               for (method, path), expected in OPERATION_ERRORS.items()
+               if any(not codes <= documented_codes(paths[path][method]).get(status, set())
                       for status, codes in expected.items())}
     assert not missing, "\n".join(f"{op}: expected {exp}, documented {doc}" for op, (exp, doc) in missing.items())
 
@@ -247,7 +253,7 @@ def test_every_error_code_a_response_names_is_one_the_api_answers_with(client):
     known = set(document["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"])
     unknown = [f"{method.upper()} {path} {status}: {code}" for path, operations in document["paths"].items()
                for method, operation in operations.items() if method != "parameters"
-               for status, codes in _documented_codes(operation).items() for code in sorted(codes - known)]
+               for status, codes in documented_codes(operation).items() for code in sorted(codes - known)]
     assert not unknown, "\n".join(unknown)
 
 

@@ -6,6 +6,7 @@ from flask import Response
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from orders.ledger.errors import LedgerCode
 from orders.ledger.payouts import bank_file, service
 from orders.ledger.payouts.models import BATCH_STATUSES, LINE_STATUSES, PARTIES
 from shop.auth.security import current_user, require_role
@@ -16,7 +17,8 @@ from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, PageQuery, page_schema
 
-blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Payout batches")
+blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Payout batches",
+                not_found={"batch_id": LedgerCode.PAYOUT_BATCH_NOT_FOUND})
 
 
 class PayoutBatchCreate(Schema):
@@ -200,6 +202,7 @@ class PayoutBatches(MethodView):
         """List payout batches (a co-op: its own households' batches; admins and auditors: all)."""
         return service.list_batches(actor=current_user(), **query)
 
+    @blp.errors({409: [LedgerCode.NOTHING_TO_PAY, LedgerCode.PAYOUT_BATCH_IN_PROGRESS]})
     @require_role("admin")
     @idempotent
     @blp.arguments(PayoutBatchCreate)
@@ -221,6 +224,8 @@ CSV_DOC = {"200": {"description": "OK", "content": {
 
 
 @blp.route("/payout-batches/<int:batch_id>")
+@blp.errors({403: [LedgerCode.BANK_FILE_FORBIDDEN],
+             409: [LedgerCode.PAYOUT_BATCH_NOT_READY, LedgerCode.PAYEE_ACCOUNT_CHANGED]})
 @require_role("admin", "coop", "auditor")
 @blp.arguments(PayoutBatchShowQuery, location="query")
 @blp.response(200, PayoutBatchDetailOut)
@@ -248,6 +253,7 @@ def list_lines(query, batch_id):
 
 
 @blp.route("/payout-batches/<int:batch_id>/settle", methods=["POST"])
+@blp.errors({409: [LedgerCode.PAYOUT_BATCH_NOT_READY, LedgerCode.ILLEGAL_PAYOUT_TRANSITION]})
 @require_role("admin")
 @idempotent
 @blp.arguments(PayoutSettle)

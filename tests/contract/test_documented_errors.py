@@ -1,0 +1,78 @@
+"""The error answers every operation gives for its kind, sent for real and looked up in the OpenAPI document.
+
+A client generated from the document must know each answer it can get: without a token (401), in a role the
+operation does not take (403), for an id out of range or naming nothing (404), and with a body it cannot read
+(400, 413, 415). Each is sent to every operation of the document, and its status and code must be documented
+there (the BOLA matrix does the same for other users' objects).
+"""
+from __future__ import annotations
+
+import re
+
+from tests.contract.conftest import ROLES, documented_codes
+
+_PARAMETER = re.compile(r"{(\w+)}")
+NO_SUCH_ID = 2**31 - 1  # in an id's range, naming nothing
+OUT_OF_RANGE = 2**31
+
+
+def _operations(world) -> list[tuple[str, str, dict]]:
+    """(method, path, operation) of every operation of the OpenAPI document."""
+    document = world.app.test_client().get("/api/v1/openapi.json").get_json()
+    return [(method, path, operation) for path, operations in document["paths"].items()
+            for method, operation in operations.items() if method != "parameters"]
+
+
+def _undocumented(response, operation: dict) -> str | None:
+    """What the document does not say about `response` (an error), or None."""
+    code = (response.get_json(silent=True) or {}).get("error", {}).get("code")
+    named = documented_codes(operation).get(response.status_code)
+    if named is None:
+        return f"{response.status_code} {code}: status not documented"
+    return None if code in named else f"{response.status_code} {code}: code not named (it names {sorted(named)})"
+
+
+def _with(path: str, value: object) -> str:
+    """`path` with every parameter set to `value`."""
+    return _PARAMETER.sub(str(value), path)
+
+
+def test_every_operation_documents_its_answer_without_a_token_and_in_a_role_it_does_not_take(world):
+    client, wrong = world.app.test_client(), []
+    for method, path, operation in _operations(world):
+        url = _with(path, 1)
+        anonymous = client.open(url, method=method)
+        if anonymous.status_code == 401 and (problem := _undocumented(anonymous, operation)):
+            wrong.append(f"{method.upper()} {path} anonymous: {problem}")
+        for role in ROLES[1:]:
+            response = client.open(url, method=method, headers=world.of(role))
+            if response.status_code == 403 and (problem := _undocumented(response, operation)):
+                wrong.append(f"{method.upper()} {path} as {role}: {problem}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_operation_naming_an_object_documents_the_404_of_one_that_is_not_there(world):
+    client, wrong = world.app.test_client(), []
+    for method, path, operation in _operations(world):
+        if "{" not in path or method != "get":
+            continue
+        for value in (NO_SUCH_ID, OUT_OF_RANGE, "NO-SUCH-CODE"):
+            response = client.open(_with(path, value), method=method, headers=world.of("admin"))
+            if response.status_code >= 400 and (problem := _undocumented(response, operation)):
+                wrong.append(f"GET {path} for {value}: {problem}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_operation_reading_a_body_documents_the_answers_to_one_it_cannot_read(world):
+    client, wrong = world.app.test_client(), []
+    bodies = {"malformed JSON": {"data": "{", "content_type": "application/json"},
+              "plain text": {"data": "x", "content_type": "text/plain"},
+              "too large": {"data": b"x" * (10 * 1024 * 1024 + 1), "content_type": "application/json"}}
+    for method, path, operation in _operations(world):
+        if "requestBody" not in operation:
+            continue
+        for name, body in bodies.items():
+            response = client.open(_with(path, 1), method=method, headers=world.of("admin"), **body)
+            if response.status_code >= 400 and (problem := _undocumented(response, operation)):
+                wrong.append(f"{method.upper()} {path} with {name}: {problem}")
+    assert not wrong, "\n".join(wrong)
