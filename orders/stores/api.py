@@ -13,6 +13,7 @@ from orders.stores.schemas import (
     ShiftClose,
     ShiftOpen,
     ShiftOut,
+    ShiftQuery,
     ShiftReportOut,
     StoreAccountChangeOut,
     StoreCreate,
@@ -106,17 +107,28 @@ def list_account_changes(query, store_id):
     return service.list_account_changes(store_id=store_id, **query)
 
 
-@shifts.route("/stores/<int:store_id>/shifts", methods=["POST"])
-@require_role("admin", "store_staff")
-@idempotent
-@shifts.arguments(ShiftOpen)
-@shifts.response(201, ShiftOut, location=ReadAt("shifts.show_shift", shift_id="id"))
-@shifts.errors({**NO_STORE, 409: [OrderCode.SHIFT_ALREADY_OPEN]})
-def open_shift(data, store_id):
-    """Open the store's cash shift with a float (one open shift per store)."""
-    shift = service.start_shift(actor=current_user(), store_id=store_id, **data)
-    commit()
-    return shift
+@shifts.route("/stores/<int:store_id>/shifts")
+class StoreShifts(MethodView):
+    @require_role("admin", "auditor", "store_staff")
+    @shifts.arguments(ShiftQuery, location="query")
+    @shifts.response(200, page_schema(ShiftReportOut))
+    @shifts.errors(NO_STORE)
+    def get(self, query, store_id):
+        """List a store's cash shifts, newest first, each with its shift report (opened and closed by whom and when,
+        the float, per payment method expected, counted and difference; live while open); or those `open` or
+        `closed`, or opened in a period (staff: their own store's)."""
+        return service.list_shifts(actor=current_user(), store_id=store_id, **query)
+
+    @require_role("admin", "store_staff")
+    @idempotent
+    @shifts.arguments(ShiftOpen)
+    @shifts.response(201, ShiftOut, location=ReadAt("shifts.show_shift", shift_id="id"))
+    @shifts.errors({**NO_STORE, 409: [OrderCode.SHIFT_ALREADY_OPEN]})
+    def post(self, data, store_id):
+        """Open the store's cash shift with a float (one open shift per store)."""
+        shift = service.start_shift(actor=current_user(), store_id=store_id, **data)
+        commit()
+        return shift
 
 
 @shifts.route("/shifts/<int:shift_id>")

@@ -18,6 +18,7 @@ from shop.fields import (
     BoundedInt,
     Choice,
     Computed,
+    Date,
     Id,
     Identifier,
     Note,
@@ -154,6 +155,17 @@ class ShiftReportOut(Schema):
     sales = fields.Integer()
     methods = fields.List(fields.Nested(MethodTotalsOut))
     late_entries = fields.List(fields.Nested(LateEntryOut))
+
+
+class ShiftQuery(DatedPageQuery):
+    """Shift list filters: open or closed, and the period the shifts opened in."""
+
+    status = Choice(("open", "closed"), load_default=None, metadata={
+        "description": "`open`: the shift still taking sales (a store has at most one); `closed`: those cashed up."})
+    from_date = Date(data_key="from", load_default=None, metadata={
+        "description": "The first day (Asia/Shanghai) of the period, inclusive: shifts opened on it or later."})
+    to_date = Date(data_key="to", load_default=None, metadata={
+        "description": "The day (Asia/Shanghai) the period ends before, exclusive: shifts opened before it."})
 
 
 # --- transfers ----------------------------------------------------------------------------------------

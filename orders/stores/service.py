@@ -280,30 +280,61 @@ def shift_report(*, actor: User, shift_id: int) -> ShiftReport:
 
 
 def _report(shift: Shift) -> ShiftReport:
-    """Expected takings per method: cash = float + cash sales − cash refunds, card = card sales − card refunds,
-    counting the shift's counter sales recorded on time; offline sales accepted after the close are listed apart."""
-    sales = db.session.execute(
-        select(Order.payment_method, func.count(Order.id), func.coalesce(func.sum(Order.total_fen), 0))
-        .where(Order.shift_id == shift.id, Order.paid_at.is_not(None), Order.late_entry.is_(False))
-        .group_by(Order.payment_method)).all()
-    refunds = dict(db.session.execute(
-        select(Refund.method, func.coalesce(func.sum(Refund.amount_fen), 0))
-        .where(Refund.shift_id == shift.id).group_by(Refund.method)).all())
-    taken = {method: int(total) for method, _, total in sales}
-    methods = []
-    for method in ("cash", "card"):
-        expected = taken.get(method, 0) - int(refunds.get(method, 0)) + (shift.float_fen if method == "cash" else 0)
-        counted = shift.counted_cash_fen if method == "cash" else None
-        methods.append({"method": method, "sales_fen": taken.get(method, 0),
-                        "refunds_fen": int(refunds.get(method, 0)), "expected_fen": expected,
-                        "counted_fen": counted, "difference_fen": None if counted is None else counted - expected})
-    late = db.session.execute(
-        select(Order.id, Order.payment_method, Order.total_fen, Order.client_created_at, Order.created_at)
-        .where(Order.shift_id == shift.id, Order.late_entry.is_(True)).order_by(Order.id)).all()
-    return ShiftReport(shift=shift, methods=methods, sales=sum(count for _, count, _ in sales),
-                       late_entries=[{"order_id": row.id, "payment_method": row.payment_method,
-                                      "total_fen": row.total_fen, "sold_at": row.client_created_at,
-                                      "recorded_at": row.created_at} for row in late])
+    """The shift's report (`_reports`)."""
+    return _reports([shift])[0]
+
+
+def _reports(shifts: Sequence[Shift]) -> list[ShiftReport]:
+    """Each shift's report, in three statements for them all. Expected takings per method: cash = float + cash sales
+    − cash refunds, card = card sales − card refunds, counting the shift's counter sales recorded on time; offline
+    sales accepted after the close are listed apart."""
+    ids = [shift.id for shift in shifts]
+    taken: dict[int, dict[str, tuple[int, int]]] = {shift_id: {} for shift_id in ids}
+    for shift_id, method, count, total in db.session.execute(
+            select(Order.shift_id, Order.payment_method, func.count(Order.id),
+                   func.coalesce(func.sum(Order.total_fen), 0))
+            .where(Order.shift_id.in_(ids), Order.paid_at.is_not(None), Order.late_entry.is_(False))
+            .group_by(Order.shift_id, Order.payment_method)):
+        taken[shift_id][method] = (int(count), int(total))
+    refunded: dict[int, dict[str, int]] = {shift_id: {} for shift_id in ids}
+    for shift_id, method, total in db.session.execute(
+            select(Refund.shift_id, Refund.method, func.coalesce(func.sum(Refund.amount_fen), 0))
+            .where(Refund.shift_id.in_(ids)).group_by(Refund.shift_id, Refund.method)):
+        refunded[shift_id][method] = int(total)
+    late: dict[int, list[dict[str, Any]]] = {shift_id: [] for shift_id in ids}
+    for row in db.session.execute(
+            select(Order.shift_id, Order.id, Order.payment_method, Order.total_fen, Order.client_created_at,
+                   Order.created_at)
+            .where(Order.shift_id.in_(ids), Order.late_entry.is_(True)).order_by(Order.id)):
+        late[row.shift_id].append({"order_id": row.id, "payment_method": row.payment_method,
+                                   "total_fen": row.total_fen, "sold_at": row.client_created_at,
+                                   "recorded_at": row.created_at})
+    reports = []
+    for shift in shifts:
+        methods = []
+        for method in ("cash", "card"):
+            sales, refunds = taken[shift.id].get(method, (0, 0))[1], refunded[shift.id].get(method, 0)
+            expected = sales - refunds + (shift.float_fen if method == "cash" else 0)
+            counted = shift.counted_cash_fen if method == "cash" else None
+            methods.append({"method": method, "sales_fen": sales, "refunds_fen": refunds, "expected_fen": expected,
+                            "counted_fen": counted,
+                            "difference_fen": None if counted is None else counted - expected})
+        reports.append(ShiftReport(shift=shift, methods=methods, late_entries=late[shift.id],
+                                   sales=sum(count for count, _ in taken[shift.id].values())))
+    return reports
+
+
+def list_shifts(*, actor: User, store_id: int, status: str | None, from_date: date | None, to_date: date | None,
+                limit: int, cursor: str | None) -> dict:
+    """A page of a store's shifts opened in [from_date, to_date), newest first, or those `open` or `closed`, each
+    with its report (as `shift_report` gives it; live while open)."""
+    get_store_for(actor=actor, store_id=store_id)
+    query = select(Shift).where(Shift.store_id == store_id,
+                                *recorded_in(Shift.opened_at, from_date=from_date, to_date=to_date))
+    if status:
+        query = query.where(Shift.closed_at.is_(None) if status == "open" else Shift.closed_at.is_not(None))
+    page = paginate(query, keys=[Shift.id], limit=limit, cursor=cursor, newest_first=True)
+    return {**page, "items": _reports(page["items"])}
 
 
 def close_shift(*, actor: User, shift_id: int, counted_cash_fen: int) -> ShiftReport:

@@ -126,6 +126,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/stores/<store_id>/account-changes"): Route(SEE_ALL, "store_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/shifts"): Route(STORE, "store_id", write=True, prepare=_close_shift,
                                                         body=lambda w, k: {"float_fen": 10000}),
+    ("GET", "/api/v1/stores/<store_id>/shifts"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/shifts/<shift_id>"): Route(("admin", "auditor", "store_staff"), "shift_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/shifts/<shift_id>/close"): Route(STORE, "shift_id", write=True,
                                                        body=lambda w, k: {"counted_cash_fen": 20000}),

@@ -197,6 +197,7 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
     ("patch", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}, 409: {"transfers_in_transit"}, 422: {
         "validation_error", "account_change_reason_required", "invalid_bank_account"}},
     ("get", "/api/v1/stores/{store_id}/account-changes"): {404: {"store_not_found"}},
+    ("get", "/api/v1/stores/{store_id}/shifts"): {404: {"store_not_found"}},
     ("post", "/api/v1/stores/{store_id}/shifts"): {404: {"store_not_found"}, 409: {"shift_already_open"}},
     ("get", "/api/v1/shifts/{shift_id}"): {404: {"shift_not_found"}},
     ("post", "/api/v1/shifts/{shift_id}/close"): {404: {"shift_not_found"}, 409: {"shift_closed"}},

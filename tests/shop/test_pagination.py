@@ -216,6 +216,15 @@ def _store_one_busy(client, admin: dict, consumer: dict) -> None:
     db.session.commit()
 
 
+def _shifts_cashed_up(client, admin: dict) -> None:
+    """Two shifts opened and closed at store 2, which the demo opened none at."""
+    for _ in (1, 2):
+        opened = client.post("/api/v1/stores/2/shifts", headers=admin, json={"float_fen": 10000})
+        assert opened.status_code == 201, opened.json
+        assert client.post(f"/api/v1/shifts/{opened.json['id']}/close", headers=admin,
+                           json={"counted_cash_fen": 10000}).status_code == 200
+
+
 def _payouts_made(client, admin: dict) -> None:
     """A household batch of supplier 1 with two lines, a store batch, two downloads of its bank file, and two
     remittances of store 1."""
@@ -257,6 +266,7 @@ def demo(sqlite_template, tmp_path_factory, request):
             headers[username] = {"Authorization": f"Bearer {token['access_token']}"}
         _changes_and_audits_made(client, headers["admin"])
         _store_one_busy(client, headers["admin"], headers["13800000000"])
+        _shifts_cashed_up(client, headers["admin"])
         _payouts_made(client, headers["admin"])
         yield app, headers
         close_checked(request)

@@ -1,7 +1,7 @@
 """Cash shifts: one open at a time per store, the cash-up per payment method, late entries, scope."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -186,3 +186,87 @@ def test_open_shift_checks_store_and_state(store):
         service.open_shift(store_id=store.id, shift_id=shift.id)
 
     assert wrong_store.value.code == "shift_not_found" and closed.value.code == "shift_closed"
+
+
+def _closed_shift(store, *, opened_at, float_fen=20000, counted=None):
+    """A shift of `store` opened at `opened_at` and closed 8 hours later with `counted` cash (still open if None)."""
+    shift = ShiftFactory(store=store, float_fen=float_fen, opened_at=opened_at)
+    if counted is not None:
+        shift.closed_at, shift.closed_by = opened_at + timedelta(hours=8), shift.opened_by
+        shift.counted_cash_fen = counted
+    db.session.flush()
+    return shift
+
+
+def test_a_stores_shifts_are_listed_newest_first_with_their_cash_up(client, store, staff_of, login):
+    first = _closed_shift(store, opened_at=datetime(2026, 11, 1, 1, 0, tzinfo=UTC), counted=23980)
+    _sale(first, "cash", 3980)
+    card = _sale(first, "card", 5000)
+    _refund(first, card, "card", 1000)
+    second = _closed_shift(store, opened_at=datetime(2026, 11, 2, 1, 0, tzinfo=UTC), counted=20000)
+    third = _closed_shift(store, opened_at=datetime(2026, 11, 3, 1, 0, tzinfo=UTC), float_fen=10000)
+    _sale(third, "cash", 700)
+    ShiftFactory(store=StoreFactory(), opened_at=datetime(2026, 11, 3, 2, 0, tzinfo=UTC))  # another store's
+    db.session.commit()
+    url = f"/api/v1/stores/{store.id}/shifts"
+
+    page = client.get(f"{url}?limit=2", headers=staff_of(store))
+    rest = client.get(f"{url}?limit=2&cursor={page.json['next_cursor']}", headers=staff_of(store))
+
+    assert page.status_code == 200, page.json
+    assert [item["shift"]["id"] for item in page.json["items"]] == [third.id, second.id]
+    assert [item["shift"]["id"] for item in rest.json["items"]] == [first.id] and rest.json["next_cursor"] is None
+    live, old = page.json["items"][0], rest.json["items"][0]
+    assert (live["open"], live["shift"]["float_fen"], live["shift"]["closed_at"]) == (True, 10000, None)
+    assert live["methods"][0] == {"method": "cash", "sales_fen": 700, "refunds_fen": 0, "expected_fen": 10700,
+                                  "counted_fen": None, "difference_fen": None}
+    assert old == client.get(f"/api/v1/shifts/{first.id}", headers=staff_of(store)).json
+    assert (old["open"], old["sales"], old["shift"]["opened_by"], old["shift"]["closed_by"]) == (
+        False, 2, first.opened_by, first.opened_by)
+    assert old["methods"][1] == {"method": "card", "sales_fen": 5000, "refunds_fen": 1000, "expected_fen": 4000,
+                                 "counted_fen": None, "difference_fen": None}
+    assert client.get(url, headers=login("admin")).json["items"] == page.json["items"] + rest.json["items"]
+    assert client.get(url, headers=login("auditor")).status_code == 200
+
+
+def test_a_stores_shifts_filter_by_state_and_the_day_they_opened(client, store, staff_of):
+    first = _closed_shift(store, opened_at=datetime(2026, 10, 31, 15, 59, tzinfo=UTC), counted=20000)  # 10-31 23:59
+    second = _closed_shift(store, opened_at=datetime(2026, 10, 31, 16, 0, tzinfo=UTC), counted=20000)  # 11-01 00:00
+    third = _closed_shift(store, opened_at=datetime(2026, 11, 2, 1, 0, tzinfo=UTC))
+    db.session.commit()
+    url, staff = f"/api/v1/stores/{store.id}/shifts", staff_of(store)
+
+    def ids(query):
+        response = client.get(f"{url}?{query}", headers=staff)
+        assert response.status_code == 200, response.json
+        return [item["shift"]["id"] for item in response.json["items"]]
+
+    assert ids("status=open") == [third.id]
+    assert ids("status=closed") == [second.id, first.id]
+    assert ids("from=2026-11-01") == [third.id, second.id]
+    assert ids("to=2026-11-01") == [first.id]
+    assert ids("from=2026-11-01&to=2026-11-02&status=closed") == [second.id]
+    for query, field in (("status=lost", "status"), ("from=1999-12-31", "from"), ("to=2100-01-01", "to"),
+                         ("from=2026-11-02&to=2026-11-01", "to"), ("limit=101", "limit")):
+        refused = client.get(f"{url}?{query}", headers=staff)
+        assert (refused.status_code, refused.json["error"]["code"]) == (422, "validation_error"), query
+        assert field in refused.json["error"]["details"], query
+    cursor = client.get(f"{url}?status=closed&limit=1", headers=staff).json["next_cursor"]
+    moved = client.get(f"{url}?status=open&limit=1&cursor={cursor}", headers=staff)
+    assert (moved.status_code, moved.json["error"]["code"]) == (400, "invalid_cursor")
+
+
+def test_only_the_stores_own_staff_admins_and_auditors_list_its_shifts(client, store, staff_of, login):
+    ShiftFactory(store=store)
+    other = StoreFactory()
+    db.session.commit()
+    url = f"/api/v1/stores/{store.id}/shifts"
+
+    outsider = client.get(url, headers=staff_of(other))
+    consumer = client.get(url, headers=login("consumer"))
+    unknown = client.get("/api/v1/stores/999999/shifts", headers=login("admin"))
+
+    assert (outsider.status_code, outsider.json["error"]["code"]) == (404, "store_not_found")
+    assert (unknown.status_code, unknown.json["error"]["code"]) == (404, "store_not_found")
+    assert (consumer.status_code, consumer.json["error"]["code"]) == (403, "forbidden")
+    assert client.get(url).status_code == 401
