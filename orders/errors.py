@@ -19,6 +19,7 @@ class OrderCode(StrEnum):
     INVALID_SIGNATURE = "invalid_signature"
     INVALID_TRANSITION = "invalid_transition"
     LOCATION_NOT_STORE = "location_not_store"
+    LOCATION_OUTSIDE_DISTRICT = "location_outside_district"
     LOCATION_TAKEN = "location_taken"
     NOT_A_DELIVERY_ORDER = "not_a_delivery_order"
     NOT_A_DONOR_DISTRICT = "not_a_donor_district"

@@ -64,9 +64,11 @@ class Stores(MethodView):
     @blp.response(201, StoreOut, location=ReadAt("stores.StoreById", store_id="id"))
     @blp.errors({409: [OrderCode.LOCATION_TAKEN],
                  422: [ShopCode.VALIDATION_ERROR, ShopCode.REGION_NOT_FOUND, OrderCode.DISTRICT_NOT_DONOR,
-                       OrderCode.LOCATION_NOT_STORE, SupplierCode.INVALID_BANK_ACCOUNT]})
+                       OrderCode.LOCATION_NOT_STORE, OrderCode.LOCATION_OUTSIDE_DISTRICT,
+                       SupplierCode.INVALID_BANK_ACCOUNT]})
     def post(self, data):
-        """Open a store in a donor district on an unused store location."""
+        """Open a store in a donor district on an unused store location in that district (422
+        `location_outside_district` for a location in another region)."""
         store = service.create_store(**data)
         commit()
         return store

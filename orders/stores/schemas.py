@@ -54,7 +54,8 @@ class StoreCreate(Schema):
 
     name = Text(required=True, max_length=100)
     district_code = RegionCode(required=True)
-    location_code = LocationCode(required=True)
+    location_code = LocationCode(required=True, metadata={
+        "description": "An unused store location in the store's own district (422 `location_outside_district`)."})
     bank_account = BankAccount(load_default=None, metadata={
         "description": "The store's payout account (spaces and dashes dropped; 422 `invalid_bank_account`), stored "
                        "encrypted and shown only as its last 4 digits; optional."})

@@ -123,7 +123,9 @@ def duplicate_store_location(row: Mapping[str, Any]) -> Conflict:
 
 
 def create_store(*, name: str, district_code: str, location_code: str, bank_account: str | None = None) -> Store:
-    """Open a store in a donor district on an unused store location; its payout account is encrypted."""
+    """Open a store in a donor district on an unused store location in that district (422
+    `location_outside_district` otherwise: its sales are credited to the district); its payout account is
+    encrypted."""
     region_named(district_code, field="district_code")
     if not _is_donor_district(district_code):
         raise ValidationError("The district is not a donor district.", code=OrderCode.DISTRICT_NOT_DONOR,
@@ -135,6 +137,11 @@ def create_store(*, name: str, district_code: str, location_code: str, bank_acco
     lock_on_sqlite("UPDATE locations SET id = id WHERE id = :id", id=location.id)
     if db.session.scalar(select(Store.id).where(Store.location_id == location.id)) is not None:
         raise duplicate_store_location({"location_id": location.id})
+    if location.region_code != district_code:
+        raise ValidationError(f"Location {location_code} is not in the store's district {district_code}: a store "
+                              "sells from a back room in its own district.", code=OrderCode.LOCATION_OUTSIDE_DISTRICT,
+                              details={"location_code": [f"The location is in region {location.region_code}, not "
+                                                         f"in the store's district {district_code}."]})
     store = Store(name=name, district_code=district_code, location_id=location.id)
     store.bank_account = normalise_bank_account(bank_account) if bank_account else None
     db.session.add(store)

@@ -192,7 +192,8 @@ def test_every_reason_and_note_a_client_sends_has_one_bound(client):
 
 OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request-shape 400/413/415 and `not_found`
     ("post", "/api/v1/stores"): {409: {"location_taken"}, 422: {
-        "validation_error", "region_not_found", "district_not_donor", "location_not_store", "invalid_bank_account"}},
+        "validation_error", "region_not_found", "district_not_donor", "location_not_store", "location_outside_district",
+        "invalid_bank_account"}},
     ("get", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}},
     ("patch", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}, 409: {"transfers_in_transit"}, 422: {
         "validation_error", "account_change_reason_required", "invalid_bank_account"}},

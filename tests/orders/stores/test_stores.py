@@ -61,6 +61,25 @@ def test_a_store_needs_an_unused_store_location(client, login):
     assert db.session.scalar(select(Store.id).where(Store.id != taken.id)) is None
 
 
+def test_a_stores_location_is_in_its_own_district(client, login):
+    admin = login("admin")
+    nanhai = _store_location(code="FS-NH-NEW", region="440605")  # 南海区, another Foshan donor district
+    liangshan = _store_location(code="XC-ST-NEW", region="513431")  # 昭觉县, in the recipient prefecture
+    city = _store_location(code="FS-CITY-ST", region="440600")  # 佛山市: the city, not a district in it
+
+    refused = [client.post("/api/v1/stores", json={"name": "店", "district_code": "440604", "location_code": code},
+                           headers=admin) for code in (nanhai.code, liangshan.code, city.code)]
+    opened = client.post("/api/v1/stores", json={"name": "店", "district_code": "440605",
+                                                 "location_code": nanhai.code}, headers=admin)
+
+    for response, region in zip(refused, ("440605", "513431", "440600"), strict=True):
+        assert (response.status_code, response.json["error"]["code"]) == (422, "location_outside_district")
+        assert response.json["error"]["details"]["location_code"] == [
+            f"The location is in region {region}, not in the store's district 440604."]
+    assert opened.status_code == 201 and opened.json["location_id"] == nanhai.id
+    assert db.session.scalar(select(Store.id).where(Store.location_id != nanhai.id)) is None
+
+
 def test_only_admins_open_stores(client, login):
     _store_location()
     body = {"name": "店", "district_code": "440604", "location_code": "FS-TEST-ST"}
