@@ -19,6 +19,7 @@ class LedgerCode(StrEnum):
     PAYOUT_BATCH_NOT_FOUND = "payout_batch_not_found"
     PAYOUT_BATCH_NOT_READY = "payout_batch_not_ready"
     PAYOUT_LINE_NOT_FOUND = "payout_line_not_found"
+    REMITTANCE_DATE_OUT_OF_RANGE = "remittance_date_out_of_range"
     REMITTANCE_EXCEEDS_CASH_HELD = "remittance_exceeds_cash_held"
     REMITTANCE_NOT_FOUND = "remittance_not_found"
     REMITTANCE_REFERENCE_USED = "remittance_reference_used"

@@ -24,8 +24,9 @@ from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, Posting, StoreRemittance
 from orders.models import Store
 from shop.auth.models import User
+from shop.clock import SHANGHAI, today
 from shop.db import db, lock_on_sqlite
-from shop.errors import Conflict, NotFound
+from shop.errors import Conflict, NotFound, ValidationError
 from shop.fields import normalise_identifier
 from shop.pagination import paginate, recorded_in
 
@@ -36,6 +37,18 @@ def _store_in_scope(store_id: int, actor: User) -> Store:
     if store is None or (actor.store_id is not None and actor.store_id != store_id):
         raise NotFound(f"No store {store_id}.", code=OrderCode.STORE_NOT_FOUND)
     return store
+
+
+def _received_while_open(store: Store, received_on: date) -> None:
+    """The deposit was received from the day the store opened to today (Asia/Shanghai), or 422
+    `remittance_date_out_of_range`: no counter cash was held before the store opened, and none is received later
+    than today."""
+    opened, last = store.created_at.astimezone(SHANGHAI).date(), today()
+    if not opened <= received_on <= last:
+        raise ValidationError(f"A remittance to store {store.id} is received from {opened} to {last}.",
+                              code=LedgerCode.REMITTANCE_DATE_OUT_OF_RANGE, details={"received_on": [
+                                  f"Must be from {opened} (the day store {store.id} opened) to {last} (today, "
+                                  "Asia/Shanghai)."]})
 
 
 def _locked_balances(store_id: int) -> tuple[int, int]:
@@ -65,9 +78,10 @@ def record_remittance(*, store_id: int, actor: User, amount_fen: int, received_o
                       reference: str) -> StoreRemittance:
     """Record that the store handed over `amount_fen` of its counter cash (received on `received_on`, under the
     bank's `reference`, once) and post it (the module's docstring); 409 if it holds less cash than that, or if that
-    deposit is already recorded (its reference compared as an identifier: `normalise_identifier`)."""
+    deposit is already recorded (its reference compared as an identifier: `normalise_identifier`); 422 if it was
+    received before the store opened or after today (`_received_while_open`)."""
     reference = normalise_identifier(reference)
-    _store_in_scope(store_id, actor)
+    _received_while_open(_store_in_scope(store_id, actor), received_on)
     cash_held, commission = _locked_balances(store_id)
     if db.session.scalar(select(StoreRemittance.id).where(StoreRemittance.store_id == store_id,
                                                           StoreRemittance.reference == reference)) is not None:

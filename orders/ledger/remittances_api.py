@@ -11,7 +11,8 @@ from orders.ledger.errors import LedgerCode
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.fields import MAX_AMOUNT_FEN, BoundedInt, Date, Identifier, no_personal_number_in_text, not_in_the_future
+from shop.errors import ShopCode
+from shop.fields import MAX_AMOUNT_FEN, BoundedInt, Date, Identifier, no_personal_number_in_text
 from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, page_schema
@@ -26,8 +27,9 @@ class RemittanceCreate(Schema):
 
     amount_fen = BoundedInt(minimum=1, maximum=MAX_AMOUNT_FEN, required=True, metadata={
         "description": "At most the cash the store holds (409 `remittance_exceeds_cash_held`)."})
-    received_on = Date(required=True, validate=not_in_the_future,
-                       metadata={"description": "The day the bank received it (Asia/Shanghai), not in the future."})
+    received_on = Date(required=True, metadata={
+        "description": "The day the bank received it (Asia/Shanghai): from the day the store opened to today (422 "
+                       "`remittance_date_out_of_range`)."})
     reference = Identifier(required=True, max_length=64, validate=no_personal_number_in_text, metadata={
         "description": "The bank's reference of the deposit (no ID or phone number), an identifier: full-width "
                        "forms and case fold to one spelling (`ｂａｎｋ-001` is `BANK-001`), once per store (409 "
@@ -66,7 +68,8 @@ class StoreRemittances(MethodView):
     @blp.response(201, RemittanceOut, location=ReadAt("store_remittances.show_remittance", store_id="store_id",
                                                       remittance_id="id"))
     @blp.errors({404: [OrderCode.STORE_NOT_FOUND],
-                 409: [LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, LedgerCode.REMITTANCE_REFERENCE_USED]})
+                 409: [LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, LedgerCode.REMITTANCE_REFERENCE_USED],
+                 422: [ShopCode.VALIDATION_ERROR, LedgerCode.REMITTANCE_DATE_OUT_OF_RANGE]})
     def post(self, data, store_id):
         """Record counter cash a store handed over (received in the platform's bank account), posted to the ledger.
         The store keeps its commission out of the cash it holds and remits the rest: a remittance of its statement's

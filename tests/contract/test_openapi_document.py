@@ -217,7 +217,8 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
     ("get", "/api/v1/stock-adjustments/{adjustment_id}"): {404: {"adjustment_not_found"}},
     ("get", "/api/v1/stores/{store_id}/remittances"): {404: {"store_not_found"}},
     ("post", "/api/v1/stores/{store_id}/remittances"): {
-        404: {"store_not_found"}, 409: {"remittance_exceeds_cash_held", "remittance_reference_used"}},
+        404: {"store_not_found"}, 409: {"remittance_exceeds_cash_held", "remittance_reference_used"},
+        422: {"validation_error", "remittance_date_out_of_range"}},
     ("get", "/api/v1/stores/{store_id}/remittances/{remittance_id}"): {
         404: {"store_not_found", "remittance_not_found"}},
     ("get", "/api/v1/locations/{location_id}/stock"): {404: {"location_not_found"}},

@@ -2,7 +2,7 @@
 batch then pays only the commission the cash did not cover; the bounds, the roles and scopes, replays and races."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
@@ -123,6 +123,29 @@ def test_a_remittance_is_bounded_and_recorded_by_an_admin_only(client, login):
     assert [response.status_code for response in refused] == [403, 403, 403]
     assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 0
     assert balance(f"store_cash:{store.id}") == -1250
+
+
+def test_a_remittance_is_received_between_the_day_its_store_opened_and_today(client, login):
+    store = cash_sale_store()
+    opened = today() - timedelta(days=30)
+    store.created_at = datetime.combine(opened - timedelta(days=1), time(16, 0), tzinfo=UTC)  # 00:00 in Shanghai
+    db.session.commit()
+    admin = login("admin")
+
+    refused = {day: remit(client, admin, store.id, 100, received_on=day, reference=f"DEP-{day}") for day in (
+        "2000-01-01", (opened - timedelta(days=1)).isoformat(), (today() + timedelta(days=1)).isoformat(),
+        "2099-12-31")}
+    first_day = remit(client, admin, store.id, 100, received_on=opened.isoformat(), reference="DEP-FIRST")
+    today_ = remit(client, admin, store.id, 100, reference="DEP-TODAY")
+
+    for day, response in refused.items():
+        assert (response.status_code, response.json["error"]["code"]) == (422, "remittance_date_out_of_range"), day
+        assert response.json["error"]["details"] == {"received_on": [
+            f"Must be from {opened.isoformat()} (the day store {store.id} opened) to {today().isoformat()} (today, "
+            "Asia/Shanghai)."]}, day
+    assert first_day.status_code == 201 and first_day.json["received_on"] == opened.isoformat()
+    assert today_.status_code == 201
+    assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 2
 
 
 def test_a_store_whose_commission_exceeds_its_cash_is_owed_the_rest_not_told_to_remit_a_negative_amount(
