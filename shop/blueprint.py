@@ -14,7 +14,10 @@ from werkzeug.datastructures import MultiDict
 
 from shop.bodies import matched_view, refused_before_its_input, unless_the_role_is_refused
 from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response
-from shop.http import LOCATION_HEADER, ReadAt, declare_location
+from shop.http import LOCATION_HEADER, RETRY_AFTER_HEADER, ReadAt, declare_location
+
+NO_QUERY = {422: [ShopCode.VALIDATION_ERROR]}  # an operation that takes no query parameters refuses any (`check_query`)
+PAGED = {400: [ShopCode.INVALID_CURSOR], 422: [ShopCode.VALIDATION_ERROR]}  # a list's cursor and its filters
 
 
 def query_args(args: MultiDict) -> MultiDict:
@@ -192,10 +195,11 @@ class Blueprint(SmorestBlueprint):
     def errors(self, codes: Mapping[int, Iterable[str]]):
         """Document the error answers of an operation: per HTTP status the `code`s it answers with, in the API's
         error shape (`ErrorOut`); the description lists them (`error_description`), so the document tells a client
-        which code comes with which status."""
+        which code comes with which status; a 429 says its `Retry-After` header."""
         def decorator(view):
             for status, named in codes.items():
-                view = self.alt_response(status, description=error_description(named))(view)
+                headers = {"Retry-After": RETRY_AFTER_HEADER} if int(status) == 429 else None
+                view = self.alt_response(status, description=error_description(named), headers=headers)(view)
             return view
         return decorator
 

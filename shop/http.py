@@ -15,6 +15,10 @@ LOCATION_HEADER = {"description": "The URL (a path) at which the created resourc
                    "schema": {"type": "string", "format": "uri-reference"}}
 
 
+RETRY_AFTER_HEADER = {"description": "The seconds to wait before asking again.",
+                      "schema": {"type": "integer", "minimum": 0}}
+
+
 class ReadAt:
     """Where a created resource is read: the GET route `endpoint`, each URL argument filled from the answer's field
     it names (`order_id="id"`), or from the field of its own name (`"sku"`)."""

@@ -5,6 +5,7 @@ from flask import Response, current_app
 from marshmallow import Schema, fields
 
 from orders.ledger import reports
+from orders.ledger.errors import LedgerCode
 from orders.ledger.periods import Month
 from shop.auth.security import require_role
 from shop.blueprint import Blueprint
@@ -148,6 +149,9 @@ def pairing_report(query):
 @limiter.limit(_disclosure_limit)
 @blp.arguments(DisclosureQuery, location="query")
 @blp.response(200, DisclosureOut)
+@blp.errors({404: [ShopCode.REGION_NOT_FOUND, LedgerCode.DISCLOSURE_BEFORE_FIRST_MONTH],
+             409: [LedgerCode.DISCLOSURE_NOT_PUBLISHED], 422: [ShopCode.VALIDATION_ERROR],
+             429: [ShopCode.RATE_LIMITED]})
 @blp.doc(security=[])
 def county_disclosure(query, code):
     """The public disclosure (公示) of a county for a month: per village, households reached and the amount

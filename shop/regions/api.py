@@ -6,7 +6,7 @@ from flask.views import MethodView
 from marshmallow import Schema
 
 from shop.auth.security import current_user, require_role
-from shop.blueprint import Blueprint
+from shop.blueprint import NO_QUERY, PAGED, Blueprint
 from shop.caching import cache_key, parsed_query, public_json
 from shop.db import commit
 from shop.errors import ShopCode
@@ -44,6 +44,7 @@ class Regions(MethodView):
     @public_json(_public_key(RegionQuery))
     @blp.arguments(RegionQuery, location="query")
     @blp.response(200, page_schema(RegionOut))
+    @blp.errors(PAGED)
     @blp.doc(security=[])
     def get(self, query):
         """List regions by level and parent."""
@@ -62,6 +63,7 @@ class Regions(MethodView):
 @blp.route("/regions/<code>")
 @public_json(_public_key())
 @blp.response(200, RegionOut)
+@blp.errors({**NO_QUERY, 404: [ShopCode.REGION_NOT_FOUND]})
 @blp.doc(security=[])
 def get_region(code):
     """Show a region."""
@@ -73,6 +75,7 @@ class Pairings(MethodView):
     @public_json(_public_key(PairingQuery))
     @blp.arguments(PairingQuery, location="query")
     @blp.response(200, page_schema(PairingOut))
+    @blp.errors(PAGED)
     @blp.doc(security=[])
     def get(self, query):
         """List pairings by donor, recipient and validity date."""
@@ -92,6 +95,7 @@ class Pairings(MethodView):
 class PairingById(MethodView):
     @public_json(_public_key())
     @blp.response(200, PairingOut)
+    @blp.errors({**NO_QUERY, 404: [ShopCode.PAIRING_NOT_FOUND]})
     @blp.doc(security=[])
     def get(self, pairing_id):
         """Show a pairing."""

@@ -251,6 +251,62 @@ def test_the_operations_document_each_error_code_they_answer_under_its_status(cl
     assert not missing, "\n".join(f"{op}: expected {exp}, documented {doc}" for op, (exp, doc) in missing.items())
 
 
+PUBLIC_READ_ERRORS = {  # what each public read answers: (status, code) -> a request that gets it
+    ("get", "/api/v1/trace/{trace_code}"): {
+        (404, "trace_code_not_found"): "/api/v1/trace/NOPE0000", (422, "validation_error"): "/api/v1/trace/X?x=1"},
+    ("get", "/api/v1/disclosure/counties/{code}"): {
+        (404, "region_not_found"): "/api/v1/disclosure/counties/440604",  # a donor district discloses nothing
+        (404, "disclosure_before_first_month"): "/api/v1/disclosure/counties/513431?month=2001-01",
+        (409, "disclosure_not_published"): "/api/v1/disclosure/counties/513431?month=2099-01",
+        (422, "validation_error"): "/api/v1/disclosure/counties/513431?month=2026-13",
+        (429, "rate_limited"): "/api/v1/disclosure/counties/513431"},
+    ("get", "/api/v1/products"): {
+        (400, "invalid_cursor"): "/api/v1/products?cursor=forged", (401, "invalid_token"): "/api/v1/products",
+        (422, "validation_error"): "/api/v1/products?limit=0"},
+    ("get", "/api/v1/products/{sku}"): {
+        (401, "invalid_token"): "/api/v1/products/ZJ-KQ-1", (404, "product_not_found"): "/api/v1/products/ZJ-KQ-1",
+        (422, "validation_error"): "/api/v1/products/ZJ-KQ-1?x=1"},
+    ("get", "/api/v1/regions"): {
+        (400, "invalid_cursor"): "/api/v1/regions?cursor=forged", (422, "validation_error"): "/api/v1/regions?level=x"},
+    ("get", "/api/v1/regions/{code}"): {
+        (404, "region_not_found"): "/api/v1/regions/999999", (422, "validation_error"): "/api/v1/regions/513431?x=1"},
+    ("get", "/api/v1/pairings"): {
+        (400, "invalid_cursor"): "/api/v1/pairings?cursor=forged", (422, "validation_error"): "/api/v1/pairings?on=x"},
+    ("get", "/api/v1/pairings/{pairing_id}"): {
+        (404, "pairing_not_found"): "/api/v1/pairings/999999", (422, "validation_error"): "/api/v1/pairings/1?x=1"},
+    ("get", "/api/v1/inventory-uploads/template.xlsx"): {
+        (422, "validation_error"): "/api/v1/inventory-uploads/template.xlsx?x=1"},
+}
+
+
+def test_the_public_reads_document_each_error_code_they_answer_under_its_status(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    public = {(method, path) for path, operations in paths.items() for method, operation in operations.items()
+              if method == "get" and operation.get("security") == []}
+    assert public == set(PUBLIC_READ_ERRORS)
+    missing = [f"{method.upper()} {path}: {status} {code} (documented: {_documented_codes(paths[path][method])})"
+               for (method, path), answers in PUBLIC_READ_ERRORS.items() for status, code in answers
+               if code not in _documented_codes(paths[path][method]).get(status, set())]
+    assert not missing, "\n".join(missing)
+    limited = paths["/api/v1/disclosure/counties/{code}"]["get"]["responses"]["429"]
+    assert "Retry-After" in limited.get("headers", {}), limited
+
+
+def test_the_public_reads_answer_the_errors_they_document(app, client):
+    app.config["DISCLOSURE_RATE_LIMIT"] = "4 per minute"  # the four disclosure reads before the limited one
+    wrong = []
+    for answers in PUBLIC_READ_ERRORS.values():
+        for (status, code), url in sorted(answers.items(), key=lambda item: item[0][0]):
+            headers = {"Authorization": "Bearer forged"} if code == "invalid_token" else {}
+            response = client.get(url, headers=headers)
+            got = (response.status_code, (response.get_json(silent=True) or {}).get("error", {}).get("code"))
+            if got != (status, code):
+                wrong.append(f"{url}: {got}, not {(status, code)}")
+            elif status == 429 and not response.headers.get("Retry-After", "").isdigit():
+                wrong.append(f"{url}: 429 without the Retry-After it documents")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_every_error_code_a_response_names_is_one_the_api_answers_with(client):
     document = client.get("/api/v1/openapi.json").json
     known = set(document["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"])
