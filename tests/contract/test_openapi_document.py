@@ -284,9 +284,9 @@ def test_the_public_reads_document_each_error_code_they_answer_under_its_status(
     public = {(method, path) for path, operations in paths.items() for method, operation in operations.items()
               if method == "get" and operation.get("security") == []}
     assert public == set(PUBLIC_READ_ERRORS)
-    missing = [f"{method.upper()} {path}: {status} {code} (documented: {_documented_codes(paths[path][method])})"
+    missing = [f"{method.upper()} {path}: {status} {code} (documented: {documented_codes(paths[path][method])})"
                for (method, path), answers in PUBLIC_READ_ERRORS.items() for status, code in answers
-               if code not in _documented_codes(paths[path][method]).get(status, set())]
+               if code not in documented_codes(paths[path][method]).get(status, set())]
     assert not missing, "\n".join(missing)
     limited = paths["/api/v1/disclosure/counties/{code}"]["get"]["responses"]["429"]
     assert "Retry-After" in limited.get("headers", {}), limited
