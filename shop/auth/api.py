@@ -68,6 +68,7 @@ register_limit = limiter.shared_limit(_register_limit, scope="registration", met
 @blp.route("/auth/token", methods=["POST"])
 @auth_limit
 @login_limit
+@blp.errors({401: [ShopCode.INVALID_CREDENTIALS], 429: [ShopCode.TOO_MANY_ATTEMPTS, ShopCode.RATE_LIMITED]})
 @blp.arguments(TokenRequest)
 @blp.response(200, TokenOut)
 @blp.doc(security=[])
@@ -81,6 +82,7 @@ def issue_token(credentials):
 @blp.route("/auth/register", methods=["POST"])
 @auth_limit
 @register_limit
+@blp.errors({409: [ShopCode.USERNAME_TAKEN], 429: [ShopCode.RATE_LIMITED]})
 @blp.arguments(RegisterRequest)
 @blp.response(201, UserOut, location=ReadAt("auth.show_me"))
 @blp.doc(security=[])
