@@ -52,6 +52,9 @@ class OrderRefunds(MethodView):
         """List an order's refunds."""
         return service.list_refunds(actor=current_user(), order_id=order_id, **query)
 
+    @blp.errors({403: [OrderCode.REFUND_OUTSIDE_SHIFT], 404: [OrderCode.ORDER_LINE_NOT_FOUND],
+                 409: [OrderCode.ORDER_NOT_REFUNDABLE, OrderCode.REFUND_PENDING, OrderCode.REFUND_EXCEEDS_SOLD,
+                       OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.NO_OPEN_SHIFT]})
     @require_role("admin", "store_staff")
     @idempotent
     @blp.arguments(RefundCreate)
@@ -85,6 +88,9 @@ class OrderAfterSales(MethodView):
         """List an order's after-sales requests and their outcomes."""
         return service.list_after_sales(actor=current_user(), order_id=order_id, **query)
 
+    @blp.errors({404: [OrderCode.ORDER_LINE_NOT_FOUND],
+                 409: [OrderCode.AFTER_SALES_NOT_ALLOWED, OrderCode.AFTER_SALES_WINDOW_CLOSED,
+                       OrderCode.AFTER_SALES_OPEN, OrderCode.REFUND_EXCEEDS_SOLD, OrderCode.REFUND_EXCEEDS_PAID]})
     @require_role("consumer")
     @idempotent
     @blp.arguments(AfterSalesCreate)
@@ -106,6 +112,8 @@ def show_after_sales(request_id):
 
 @blp.route("/after-sales/<int:request_id>/approve")
 class ApproveAfterSales(MethodView):
+    @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED, OrderCode.REFUND_PENDING, OrderCode.REFUND_EXCEEDS_SOLD,
+                       OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND]})
     @require_role("admin", "store_staff")
     @idempotent
     @blp.arguments(AfterSalesApprove)
@@ -119,6 +127,7 @@ class ApproveAfterSales(MethodView):
 
 @blp.route("/after-sales/<int:request_id>/reject")
 class RejectAfterSales(MethodView):
+    @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED]})
     @require_role("admin", "store_staff")
     @idempotent
     @blp.arguments(AfterSalesReject)

@@ -241,6 +241,14 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
     ("patch", "/api/v1/products/{sku}"): {404: {"product_not_found"}, 409: {"measure_fixed"}},
     ("post", "/api/v1/auth/token"): {401: {"invalid_credentials"}, 429: {"too_many_attempts", "rate_limited"}},
     ("post", "/api/v1/auth/register"): {409: {"username_taken"}, 429: {"rate_limited"}},
+    ("post", "/api/v1/orders/{order_id}/refunds"): {
+        403: {"refund_outside_shift"}, 404: {"order_not_found", "order_line_not_found"},
+        409: {"order_not_refundable", "refund_pending", "refund_exceeds_sold", "refund_exceeds_paid"}},
+    ("post", "/api/v1/orders/{order_id}/after-sales"): {
+        409: {"after_sales_not_allowed", "after_sales_window_closed", "after_sales_open"}},
+    ("post", "/api/v1/after-sales/{request_id}/approve"): {
+        404: {"after_sales_not_found"}, 409: {"after_sales_decided", "refund_exceeds_paid"}},
+    ("post", "/api/v1/after-sales/{request_id}/reject"): {404: {"after_sales_not_found"}, 409: {"after_sales_decided"}},
 }
 
 
