@@ -118,8 +118,6 @@ _TOKEN_ERRORS = {401: [ShopCode.MISSING_TOKEN, ShopCode.INVALID_TOKEN, ShopCode.
 _BODY_ERRORS = {400: [ShopCode.BAD_REQUEST], 413: [ShopCode.PAYLOAD_TOO_LARGE],
                 415: [ShopCode.UNSUPPORTED_MEDIA_TYPE]}
 _BODY_LOCATIONS = {"json", "form", "files"}
-
-
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -130,10 +128,10 @@ def common_errors(rule: str, view, doc: dict, not_found: Mapping[str, str]) -> d
     errors: dict[int, list[str]] = {}
     if getattr(view, "required_roles", None):
         errors.update(_TOKEN_ERRORS)
-    if parameters := _PATH_PARAMETER.findall(rule):
-        errors[404] = [*(not_found[name] for name in parameters if name in not_found), ShopCode.NOT_FOUND]
-    parameters = doc.get("arguments", {}).get("parameters", [])
-    if any(parameter["in"] in _BODY_LOCATIONS for parameter in parameters):
+    if names := _PATH_PARAMETER.findall(rule):
+        errors[404] = [*(not_found[name] for name in names if name in not_found), ShopCode.NOT_FOUND]
+    arguments = doc.get("arguments", {}).get("parameters", [])
+    if any(argument["in"] in _BODY_LOCATIONS for argument in arguments):
         errors.update(_BODY_ERRORS)
     return errors
 
