@@ -88,7 +88,7 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
 # digits, maybe grouped by a separator: any run of up to three characters neither letters, digits nor ideographs
 # (spaces, dots, dashes, slashes, commas, colons, `·`, `*`, `−`: 138/0013/8000, 6222 · 0202 · …)
 _GROUP_SEPARATOR = r"[\W_]{1,3}"
-_DIGIT_GROUPS = re.compile(rf"\d(?:(?:{_GROUP_SEPARATOR})?\d)*(?:(?:{_GROUP_SEPARATOR})?[Xx])?")
+_DIGIT_GROUPS = re.compile(rf"\d(?:(?:{_GROUP_SEPARATOR})?\d)*(?:(?:{_GROUP_SEPARATOR})?[XxＸｘ])?")
 _GROUP_SEPARATORS = re.compile(_GROUP_SEPARATOR)
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _TRUNK_PREFIXES = ("0086", "86", "0")
@@ -134,10 +134,16 @@ def _holds_resident_id(digits: str) -> bool:
     return any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17))
 
 
+def _ascii_digits(text: str) -> str:
+    """`text` with its digits of any script or width (`５`, `٣`) and its full-width letters (`Ｘ`) in ASCII."""
+    return "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char
+                   for char in unicodedata.normalize("NFKC", text))
+
+
 def _is_personal_number(group: str) -> bool:
     """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix), a bank card number
     (`_is_bank_card`) or holds a resident ID (`_is_resident_id`); any other number (a quantity, an amount) is none."""
-    digits = _GROUP_SEPARATORS.sub("", group).upper()
+    digits = _ascii_digits(_GROUP_SEPARATORS.sub("", group)).upper()
     spellings = [digits] + [digits[len(prefix):] for prefix in _TRUNK_PREFIXES if digits.startswith(prefix)]
     return (any(_MOBILE.fullmatch(spelling) for spelling in spellings)
             or (digits.isdigit() and _is_bank_card(digits)) or _holds_resident_id(digits))

@@ -267,3 +267,16 @@ def test_a_part_read_whole_is_bounded_before_it_is_unpacked():
     assert "xl/sharedStrings.xml" in error["message"]
     assert read_sheet(xlsx([HEADER_ZH.split(","), ["S1", "L1", "2026-09-01", "W1", "H1", 3]]),
                       limits=limits).errors == []
+
+
+WIDE_NUMBERS = ["村５１３４３１１９９００１０１００１７", "电话１３８００１３８０００",
+                "村１３８-００１３-８０００"]
+
+
+@pytest.mark.parametrize("village", WIDE_NUMBERS)
+def test_a_village_holding_an_id_or_phone_number_in_full_width_digits_is_refused_as_in_ascii(village):
+    """The village is shown on the public trace page: an ID or phone number typed on a Chinese keyboard is one."""
+    data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
+            f"ZJ-KQM-1KG,L1,2026-09-01,XC-WH,H-1,5,{village}\n").encode()
+    (error,) = read_sheet(data).errors
+    assert (error["row"], error["column"], error["code"]) == (2, "village", "personal_number_in_text")

@@ -20,6 +20,7 @@ from shop.fields import (
     Text,
     clean_text,
     holds_personal_number,
+    mask_personal_numbers,
 )
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import make_uscc
@@ -141,6 +142,22 @@ def test_free_text_refuses_an_id_or_card_number_grouped_by_any_separator(kind, s
 @pytest.mark.parametrize("kind", ["ID", "card", "phone"])
 def test_a_code_or_name_holds_a_personal_number_grouped_by_any_separator(kind, separator):
     assert holds_personal_number(f"张三 {separator.join(GROUPED[kind])}")
+
+
+def _wide(text: str) -> str:
+    """`text` with its ASCII digits and X typed full-width, as a Chinese keyboard types them."""
+    return text.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789Xx"})
+
+
+@pytest.mark.parametrize("kind", ["ID", "card", "phone"])
+def test_a_personal_number_typed_in_full_width_or_other_digits_is_one_as_in_ascii(kind):
+    number = "".join(GROUPED[kind])
+    for typed in (_wide(number), _wide(f"{number[:-1]}x") if kind == "ID" and number.endswith("X") else None,
+                  "-".join(_wide(group) for group in GROUPED[kind]),
+                  number.translate({ord(d): ord(d) + 0x0630 for d in "0123456789"})):  # Arabic-Indic digits
+        if typed is not None:
+            assert holds_personal_number(f"村{typed}"), typed
+            assert mask_personal_numbers(f"村{typed}组") == "村***组"
 
 
 EVERYDAY = ["20261128 盘点", "2026-11-28 盘点", "2026/11/28 12:30 到货", "金额 1,234.50 元", "运单 1234567890123",
