@@ -33,7 +33,7 @@ from shop.clock import today
 from shop.db import after_commit, among, db, utcnow
 from shop.errors import AppError, NotFound, ShopCode
 from shop.extensions import cache
-from shop.fields import MAX_QUANTITY, without_controls
+from shop.fields import MAX_QUANTITY, mask_personal_numbers, without_controls
 from shop.pagination import paginate
 from suppliers import service as suppliers
 from suppliers.errors import SupplierCode
@@ -80,7 +80,8 @@ def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: 
         if queue_import and _is_stuck(existing, utcnow()):
             _requeue(existing.id, utcnow())
         return existing, False
-    upload = InventoryUpload(supplier_id=supplier_id, filename=without_controls(filename)[:255] or "upload",
+    shown = mask_personal_numbers(without_controls(filename))[:255]  # listed to admins and auditors too
+    upload = InventoryUpload(supplier_id=supplier_id, filename=shown or "upload",
                              content=data, sha256=digest, dedupe_key=digest, created_by=actor.id if actor else None)
     try:
         with db.session.begin_nested():

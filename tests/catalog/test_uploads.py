@@ -693,3 +693,12 @@ def test_an_import_that_loses_a_race_for_a_lot_code_names_the_code_and_its_row(c
     assert errors == [(3, "批次号", "lot_code_imported_meanwhile")]
     assert "B-2" in body["errors"][0]["message"] and "B-2" in body["errors"][0]["message_zh"]
     assert set(db.session.scalars(select(Lot.lot_code))) == {"B-2"}  # the other upload's lot only
+
+
+def test_an_id_or_card_number_in_a_files_name_is_masked_wherever_the_upload_is_shown(client, world):
+    a = world["codes"][0]
+    name = "阿呷莫 513431199001010017 6222021234567890123 ５１３４３１１９９００１０１００１７.csv"
+    response = upload(client, world, csv_bytes([["ZJ-KQ-500", "LOT-N", "2026-09-03", "XC-WH", a, 1]]), name=name)
+    assert response.json["filename"] == "阿呷莫 ***.csv"
+    listed = client.get(f"/api/v1/suppliers/{world['supplier'].id}/inventory-uploads", headers=world["headers"])
+    assert [item["filename"] for item in listed.json["items"]] == ["阿呷莫 ***.csv"]
