@@ -83,7 +83,7 @@ class Products(MethodView):
 @blp.route("/products/<sku>")
 class ProductBySku(MethodView):
     @blp.response(200, ProductDetailOut)
-    @blp.errors({**NO_QUERY, 401: [ShopCode.INVALID_TOKEN], 404: [CatalogCode.PRODUCT_NOT_FOUND]})
+    @blp.errors({**NO_QUERY, 401: [ShopCode.INVALID_TOKEN]})
     @blp.doc(security=[])
     def get(self, sku):
         """Show a product with its live stock per location."""
@@ -141,7 +141,6 @@ def get_location(location_id):
 @require_role("admin", "auditor", "store_staff")
 @blp.arguments(PageQuery, location="query")
 @blp.response(200, page_schema(StockOut))
-@blp.errors({404: [CatalogCode.LOCATION_NOT_FOUND]})
 def location_stock(query, location_id):
     """List the stock per lot at a location (store staff: their store's location only, what a stocktake counts)."""
     return inventory.stock_seen_by(actor=current_user(), location_id=location_id, **query)
@@ -178,7 +177,7 @@ def supplier_lots(query, supplier_id):
 
 @blp.route("/trace/<trace_code>")
 @blp.response(200, TraceOut)
-@blp.errors({**NO_QUERY, 404: [CatalogCode.TRACE_CODE_NOT_FOUND]})
+@blp.errors(NO_QUERY)
 @blp.doc(security=[])
 def trace_lot(trace_code):
     """Show the public trace of a lot."""

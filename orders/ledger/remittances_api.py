@@ -57,7 +57,6 @@ class StoreRemittances(MethodView):
     @require_role("admin", "auditor", "store_staff")
     @blp.arguments(DatedPageQuery, location="query")
     @blp.response(200, page_schema(RemittanceOut))
-    @blp.errors({404: [OrderCode.STORE_NOT_FOUND]})
     def get(self, query, store_id):
         """List a store's remittances, newest first (its staff: their own store's)."""
         return remittances.list_remittances(store_id=store_id, actor=current_user(), **query)
@@ -67,8 +66,7 @@ class StoreRemittances(MethodView):
     @blp.arguments(RemittanceCreate)
     @blp.response(201, RemittanceOut, location=ReadAt("store_remittances.show_remittance", store_id="store_id",
                                                       remittance_id="id"))
-    @blp.errors({404: [OrderCode.STORE_NOT_FOUND],
-                 409: [LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, LedgerCode.REMITTANCE_REFERENCE_USED],
+    @blp.errors({409: [LedgerCode.REMITTANCE_EXCEEDS_CASH_HELD, LedgerCode.REMITTANCE_REFERENCE_USED],
                  422: [ShopCode.VALIDATION_ERROR, LedgerCode.REMITTANCE_DATE_OUT_OF_RANGE]})
     def post(self, data, store_id):
         """Record counter cash a store handed over (received in the platform's bank account), posted to the ledger.
@@ -84,7 +82,6 @@ class StoreRemittances(MethodView):
 @blp.route("/stores/<int:store_id>/remittances/<int:remittance_id>")
 @require_role("admin", "auditor", "store_staff")
 @blp.response(200, RemittanceOut)
-@blp.errors({404: [OrderCode.STORE_NOT_FOUND, LedgerCode.REMITTANCE_NOT_FOUND]})
 def show_remittance(store_id, remittance_id):
     """Show a store's remittance (its staff: their own store's)."""
     return remittances.show_remittance(store_id=store_id, remittance_id=remittance_id, actor=current_user())

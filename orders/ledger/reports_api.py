@@ -149,7 +149,7 @@ def pairing_report(query):
 @limiter.limit(_disclosure_limit)
 @blp.arguments(DisclosureQuery, location="query")
 @blp.response(200, DisclosureOut)
-@blp.errors({404: [ShopCode.REGION_NOT_FOUND, LedgerCode.DISCLOSURE_BEFORE_FIRST_MONTH],
+@blp.errors({404: [LedgerCode.DISCLOSURE_BEFORE_FIRST_MONTH],
              409: [LedgerCode.DISCLOSURE_NOT_PUBLISHED], 422: [ShopCode.VALIDATION_ERROR],
              429: [ShopCode.RATE_LIMITED]})
 @blp.doc(security=[])

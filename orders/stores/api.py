@@ -46,7 +46,6 @@ adjustments = Blueprint("stock_adjustments", __name__, url_prefix="/api/v1",
                         description="Stock adjustments: stocktake counts, write-offs and found stock, audited",
                         not_found={"adjustment_id": OrderCode.ADJUSTMENT_NOT_FOUND})
 BLUEPRINTS = (blp, shifts, transfers, adjustments)
-NO_STORE = {404: [OrderCode.STORE_NOT_FOUND]}
 
 
 @blp.route("/stores")
@@ -78,7 +77,6 @@ class Stores(MethodView):
 class StoreById(MethodView):
     @require_role("admin", "auditor", "store_staff", "consumer")
     @blp.response(200, StoreOut)
-    @blp.errors(NO_STORE)
     def get(self, store_id):
         """Show a store (staff: their own only; consumers: active stores)."""
         return service.show_store(actor=current_user(), store_id=store_id)
@@ -86,7 +84,7 @@ class StoreById(MethodView):
     @require_role("admin")
     @blp.arguments(StoreUpdate)
     @blp.response(200, StoreOut)
-    @blp.errors({**NO_STORE, 409: [OrderCode.TRANSFERS_IN_TRANSIT],
+    @blp.errors({409: [OrderCode.TRANSFERS_IN_TRANSIT],
                  422: [ShopCode.VALIDATION_ERROR, SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED,
                        SupplierCode.INVALID_BANK_ACCOUNT]})
     def patch(self, data, store_id):
@@ -103,7 +101,6 @@ class StoreById(MethodView):
 @require_role("admin", "auditor")
 @blp.arguments(DatedPageQuery, location="query")
 @blp.response(200, page_schema(StoreAccountChangeOut))
-@blp.errors(NO_STORE)
 def list_account_changes(query, store_id):
     """List a store's payout account changes (who, when, why; masked)."""
     return service.list_account_changes(store_id=store_id, **query)
@@ -114,7 +111,6 @@ class StoreShifts(MethodView):
     @require_role("admin", "auditor", "store_staff")
     @shifts.arguments(ShiftQuery, location="query")
     @shifts.response(200, page_schema(ShiftReportOut))
-    @shifts.errors(NO_STORE)
     def get(self, query, store_id):
         """List a store's cash shifts, newest first, each with its shift report (opened and closed by whom and when,
         the float, per payment method expected, counted and difference; live while open); or those `open` or
@@ -125,7 +121,7 @@ class StoreShifts(MethodView):
     @idempotent
     @shifts.arguments(ShiftOpen)
     @shifts.response(201, ShiftOut, location=ReadAt("shifts.show_shift", shift_id="id"))
-    @shifts.errors({**NO_STORE, 409: [OrderCode.SHIFT_ALREADY_OPEN]})
+    @shifts.errors({409: [OrderCode.SHIFT_ALREADY_OPEN]})
     def post(self, data, store_id):
         """Open the store's cash shift with a float (one open shift per store)."""
         shift = service.start_shift(actor=current_user(), store_id=store_id, **data)
@@ -136,7 +132,6 @@ class StoreShifts(MethodView):
 @shifts.route("/shifts/<int:shift_id>")
 @require_role("admin", "auditor", "store_staff")
 @shifts.response(200, ShiftReportOut)
-@shifts.errors({404: [OrderCode.SHIFT_NOT_FOUND]})
 def show_shift(shift_id):
     """The shift report: per payment method expected, counted and difference (live while open)."""
     return service.shift_report(actor=current_user(), shift_id=shift_id)
@@ -147,7 +142,7 @@ def show_shift(shift_id):
 @idempotent
 @shifts.arguments(ShiftClose)
 @shifts.response(200, ShiftReportOut)
-@shifts.errors({404: [OrderCode.SHIFT_NOT_FOUND], 409: [OrderCode.SHIFT_CLOSED]})
+@shifts.errors({409: [OrderCode.SHIFT_CLOSED]})
 def close_shift(data, shift_id):
     """Close a shift with the counted cash; answers the shift report."""
     report = service.close_shift(actor=current_user(), shift_id=shift_id, **data)
@@ -173,7 +168,6 @@ def create_transfer(data):
 @transfers.route("/stock-transfers/<int:transfer_id>")
 @require_role("admin", "auditor", "store_staff")
 @transfers.response(200, TransferOut)
-@transfers.errors({404: [OrderCode.TRANSFER_NOT_FOUND]})
 def show_transfer(transfer_id):
     """Show a stock transfer with its lots (staff: transfers to their store)."""
     return service.get_transfer(actor=current_user(), transfer_id=transfer_id)
@@ -184,7 +178,7 @@ def show_transfer(transfer_id):
 @idempotent
 @transfers.arguments(TransferReceive)
 @transfers.response(200, TransferOut)
-@transfers.errors({404: [OrderCode.TRANSFER_NOT_FOUND], 409: [OrderCode.TRANSFER_ALREADY_RECEIVED],
+@transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED],
                    422: [ShopCode.VALIDATION_ERROR, OrderCode.TRANSFER_LINES_MISMATCH]})
 def receive_transfer(data, transfer_id):
     """The receiving store's staff confirm what arrived, per lot as sent; the discrepancy is recorded."""
@@ -197,7 +191,6 @@ def receive_transfer(data, transfer_id):
 @require_role("admin", "auditor", "store_staff")
 @transfers.arguments(TransferQuery, location="query")
 @transfers.response(200, page_schema(TransferOut))
-@transfers.errors(NO_STORE)
 def list_incoming_transfers(query, store_id):
     """List the transfers sent to a store, oldest first, or those of one `status`."""
     return service.list_incoming_transfers(actor=current_user(), store_id=store_id, **query)
@@ -232,7 +225,6 @@ class StockAdjustments(MethodView):
 @adjustments.route("/stock-adjustments/<int:adjustment_id>")
 @require_role("admin", "auditor", "store_staff")
 @adjustments.response(200, AdjustmentOut)
-@adjustments.errors({404: [OrderCode.ADJUSTMENT_NOT_FOUND]})
 def show_adjustment(adjustment_id):
     """Show a stock adjustment (staff: their store's location)."""
     return service.get_adjustment(actor=current_user(), adjustment_id=adjustment_id)

@@ -63,7 +63,7 @@ class Regions(MethodView):
 @blp.route("/regions/<code>")
 @public_json(_public_key())
 @blp.response(200, RegionOut)
-@blp.errors({**NO_QUERY, 404: [ShopCode.REGION_NOT_FOUND]})
+@blp.errors(NO_QUERY)
 @blp.doc(security=[])
 def get_region(code):
     """Show a region."""
@@ -95,7 +95,7 @@ class Pairings(MethodView):
 class PairingById(MethodView):
     @public_json(_public_key())
     @blp.response(200, PairingOut)
-    @blp.errors({**NO_QUERY, 404: [ShopCode.PAIRING_NOT_FOUND]})
+    @blp.errors(NO_QUERY)
     @blp.doc(security=[])
     def get(self, pairing_id):
         """Show a pairing."""
