@@ -34,6 +34,15 @@ def provider_key(stem: str, created_at: datetime) -> str:
     return f"{stem}@{(created_at - EPOCH) // timedelta(microseconds=1)}"
 
 
+@dataclass(frozen=True)
+class ProviderRefund:
+    """A refund as the provider last described it: its id and status (`pending`, `requires_action`, `succeeded`,
+    `failed` or `canceled`; only `succeeded` is money given back)."""
+
+    id: str
+    status: str
+
+
 class RefundRefused(Exception):
     """The provider answered and refused a refund (e.g. more than is left of the payment): nothing was refunded."""
 
@@ -47,9 +56,12 @@ class PaymentProvider(Protocol):
         """Create (idempotently, under the order's `provider_key`) a CNY PaymentIntent for the order; no personal
         data."""
 
-    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
-        """Refund part or all of a succeeded PaymentIntent; the provider's refund id (`RefundRefused` if it
-        answered no; any other error leaves the outcome unknown: ask again with the same key)."""
+    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:
+        """Refund part or all of a succeeded PaymentIntent; the provider's refund (`RefundRefused` if it answered
+        no; any other error leaves the outcome unknown: ask again with the same key)."""
+
+    def retrieve_refund(self, *, refund_id: str) -> ProviderRefund:
+        """A refund the provider made, as it stands now (one still pending is asked about again later)."""
 
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """The refunds of a PaymentIntent (id, amount, created, status, metadata.refund_key), newest first."""

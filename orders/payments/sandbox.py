@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from orders.payments.provider import Intent
+from orders.payments.provider import Intent, ProviderRefund
 
 ID_LENGTH = 24
 
@@ -39,9 +39,14 @@ class SandboxProvider:
         return Intent(id=intent_id, client_secret=f"{intent_id}_secret_{self._token(intent_id)}",
                       amount_fen=amount_fen)
 
-    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
-        """A refund id (`re_…`) that depends only on the idempotency key, as a retried Stripe call would."""
-        return f"re_{self._token(f'refund:{idempotency_key}')}"
+    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:
+        """A succeeded refund whose id (`re_…`) depends only on the idempotency key, as a retried Stripe call's
+        would."""
+        return ProviderRefund(id=f"re_{self._token(f'refund:{idempotency_key}')}", status="succeeded")
+
+    def retrieve_refund(self, *, refund_id: str) -> ProviderRefund:
+        """The sandbox's refunds succeed when made."""
+        return ProviderRefund(id=refund_id, status="succeeded")
 
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """None: the sandbox's refunds are all made by the shop, which records them itself."""

@@ -47,7 +47,6 @@ DISPUTE_TYPES = ("charge.dispute.created", "charge.dispute.updated", "charge.dis
 HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", *REFUND_TYPES,
                  *DISPUTE_TYPES)
 DONE = ("processed", "ignored", "failed")
-REFUND_FAILED = ("failed", "canceled")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 10  # then the event is `failed` (logged as an error), not retried every minute for ever
@@ -256,19 +255,28 @@ def _failed(event: PaymentEvent, payment: Payment) -> None:
 
 
 def _refunded(event: PaymentEvent, order: Order) -> None:
-    """Refunds made at the provider (e.g. its dashboard): each refund id not yet known is reconciled."""
+    """Refunds made at the provider (e.g. its dashboard), as the charge lists them: each one reconciled
+    (`_reconcile_refund`)."""
     listed = event.payload["data"]["object"].get("refunds")
     refunds = listed.get("data") if isinstance(listed, dict) else None
     refunds = refunds if isinstance(refunds, list) else []
     valid = [r for r in refunds if isinstance(r, dict) and _short_string(r.get("id"), 255)
-             and _is_timestamp(r.get("created")) and _amount(r, "amount") and r.get("status") not in REFUND_FAILED]
+             and _is_timestamp(r.get("created")) and _amount(r, "amount")]
     if len(valid) != len(refunds):
         log.warning("payment event %s lists refunds that are not Stripe refunds: those are skipped", event.event_id)
     for refund in sorted(valid, key=lambda r: (r["created"], r["id"])):
-        known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund["id"]))
-        if known is None:
-            record_provider_refund(order_id=order.id, provider_refund_id=refund["id"], amount_fen=refund["amount"],
-                                   occurred_at=_moment(refund["created"]), key=_key_of(refund))
+        _reconcile_refund(order, refund, occurred_at=_moment(refund["created"]))
+
+
+def _reconcile_refund(order: Order, refund: Mapping, *, occurred_at: datetime) -> None:
+    """One provider refund (`id`, `amount`, `status`, `metadata`): recorded if its id is not known (ours, pending, by
+    its key), else what the provider says of it kept."""
+    refund_id, status = refund["id"], _short_string(refund.get("status"), 24)
+    if db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund_id)) is None:
+        record_provider_refund(order_id=order.id, provider_refund_id=refund_id, amount_fen=refund["amount"],
+                               occurred_at=occurred_at, status=status, key=_key_of(refund))
+    else:
+        note_provider_refund(order_id=order.id, provider_refund_id=refund_id, status=status)
 
 
 def _key_of(refund: Mapping) -> str | None:
@@ -279,19 +287,13 @@ def _key_of(refund: Mapping) -> str | None:
 
 def _refund_changed(event: PaymentEvent, order: Order) -> None:
     """A Refund's own event (refund.created/updated/failed, charge.refund.updated: Charges no longer embed their
-    refunds since API version 2022-11-15): a refund not known by its id (nor, pending, by its key) is reconciled
-    unless it failed; what the provider says of it is kept."""
+    refunds since API version 2022-11-15), reconciled (`_reconcile_refund`)."""
     obj = event.payload["data"]["object"]
-    refund_id, status = _short_string(obj.get("id"), 255), _short_string(obj.get("status"), 24)
-    if refund_id is None or obj.get("object") != "refund" or not _amount(obj, "amount"):
+    if _short_string(obj.get("id"), 255) is None or obj.get("object") != "refund" or not _amount(obj, "amount"):
         log.warning("payment event %s is not about a Stripe refund: skipped", event.event_id)
         return
-    known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund_id))
-    if known is None and status not in REFUND_FAILED:
-        created = _moment(obj["created"]) if _is_timestamp(obj.get("created")) else event.created
-        record_provider_refund(order_id=order.id, provider_refund_id=refund_id, amount_fen=obj["amount"],
-                               occurred_at=created, key=_key_of(obj))
-    note_provider_refund(order_id=order.id, provider_refund_id=refund_id, status=status, key=_key_of(obj))
+    _reconcile_refund(order, obj, occurred_at=_moment(obj["created"]) if _is_timestamp(obj.get("created"))
+                      else event.created)
 
 
 def fetch_listed_refunds(event: PaymentEvent) -> None:

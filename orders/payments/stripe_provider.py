@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import stripe
 
-from orders.payments.provider import Intent, RefundRefused
+from orders.payments.provider import Intent, ProviderRefund, RefundRefused
 
 PAYMENT_METHOD_TYPES = ("card", "alipay", "wechat_pay")
 NETWORK_RETRIES = 1
@@ -45,16 +45,21 @@ class StripeProvider:
             options={"idempotency_key": idempotency_key})
         return Intent(id=intent.id, client_secret=intent.client_secret, amount_fen=intent.amount)
 
-    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
+    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:
         """Refund `amount_fen` of a succeeded PaymentIntent under the caller's idempotency key (also its metadata's
-        `refund_key`); the refund id, or `RefundRefused` if Stripe answered that it will not."""
+        `refund_key`); the refund and its status, or `RefundRefused` if Stripe answered that it will not."""
         try:
             refund = self.client.v1.refunds.create(
                 params={"payment_intent": intent_id, "amount": amount_fen, "metadata": {"refund_key": idempotency_key}},
                 options={"idempotency_key": idempotency_key})
         except (stripe.InvalidRequestError, stripe.CardError) as exc:
             raise RefundRefused(exc.code or "refused") from exc
-        return refund.id
+        return ProviderRefund(id=refund.id, status=refund.status)
+
+    def retrieve_refund(self, *, refund_id: str) -> ProviderRefund:
+        """The refund as Stripe has it now."""
+        refund = self.client.v1.refunds.retrieve(refund_id)
+        return ProviderRefund(id=refund.id, status=refund.status)
 
     def cancel_intent(self, *, intent_id: str) -> None:
         """Cancel the PaymentIntent (key `<intent>-cancel`); one Stripe will not cancel (already paid or being

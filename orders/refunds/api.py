@@ -29,7 +29,8 @@ READ_REFUND = ReadAt("refunds.show_refund", refund_id="id")
 
 def _settled(refund: Refund) -> tuple[Refund, int]:
     """Commit a refund; one pending at the provider is then asked for outside any lock and its outcome committed:
-    201, 202 while it stays pending (asked again later with the same key), `refund_refused` 409 if refused."""
+    201, 202 while it stays pending (no answer, or not finished at the provider: asked again later),
+    `refund_refused` 409 if refused."""
     if refund.status == "pending":
         refund_id = refund.id
         commit_now()
@@ -60,8 +61,8 @@ class OrderRefunds(MethodView):
     @blp.arguments(RefundCreate)
     @blp.response(201, RefundOut, location=READ_REFUND)
     @blp.alt_response(202, schema=RefundOut, location=READ_REFUND,
-                      description="Pending: the payment provider's answer was not had; the refund is asked again "
-                                  "with the same key (never twice) and listed with its status")
+                      description="Pending: the payment provider's answer was not had, or it has not finished the "
+                                  "refund; it is asked again (never refunded twice) and listed with its status")
     def post(self, data, order_id):
         """Refund units of a paid order (admin; store staff: their store's sales of a shift still open)."""
         refund, status = _settled(service.create_refund(actor=current_user(), order_id=order_id,

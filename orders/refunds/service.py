@@ -11,9 +11,13 @@ Online orders are refunded at the payment provider as checkout pays: `create_ref
 the provider outside any lock with the key `refund_key` and, under the order lock again, records the outcome: the
 provider's refund id, the stock put back and the held events written (succeeded), or the units given back (the
 provider refused: failed). An answer lost or late leaves the refund pending: the same request again or the
-`orders.pending_refunds` sweeper asks again with the same key, so Stripe refunds once. A provider event naming the
-refund (by id, or by its metadata's key while it is pending) finds it known and is never reversed twice; refunds of
-one order are serialised by its lock, and another refund of an order with one pending is `refund_pending` 409.
+`orders.pending_refunds` sweeper asks again with the same key, so Stripe refunds once. A refund the provider made but
+has not finished (Stripe's `pending` or `requires_action`) stays pending, known by the provider's id, with no money
+event: its `succeeded` completes it, `failed` or `canceled` gives its units back, and the sweeper asks the provider how
+it stands when those events are lost. A refund made at the provider (its dashboard) is held the same way until it
+succeeds. A provider event naming the refund (by id, or by its metadata's key while it is pending) finds it known and
+is never reversed twice; refunds of one order are serialised by its lock, and another refund of an order with one
+pending is `refund_pending` 409.
 
 Who may refund: admins any paid order; store staff only their own store's sales made in a shift
 that is still open (`refund_outside_shift` 403 otherwise: after the shift closes, an admin
@@ -47,7 +51,7 @@ from orders.models import (
 )
 from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
-from orders.payments.provider import RefundRefused, get_provider, provider_key
+from orders.payments.provider import ProviderRefund, RefundRefused, get_provider, provider_key
 from orders.state import can_transition, transition
 from orders.stores.service import hold_till
 from shop.auth.models import User
@@ -63,6 +67,7 @@ AFTER_SALES_WINDOW = timedelta(days=7)
 PROVIDER_METHODS = ("stripe",)  # payment methods whose money goes back through the payment provider
 PROVIDER_REASON = "Refunded at the payment provider."
 PROVIDER_FAILED = ("failed", "canceled")  # a provider refund in these states gave no money back
+PROVIDER_SUCCEEDED = (None, "succeeded")  # the money went back (a refund's older shapes carried no status)
 RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is the sweeper's to settle
 SWEEP_BATCH = 50
 
@@ -195,9 +200,15 @@ def _take_units(order: Order, refund: Refund, requests: Sequence[RefundRequest])
 
 
 def _release_units(*, order: Order, refund: Refund, held: list[dict], occurred_at: datetime) -> list[OutboxEvent]:
-    """Once the money went back: resellable units back on the shelf and the held `line_refunded` events written."""
+    """Once the money went back: resellable units back on the shelf and the held `line_refunded` events (and an
+    amount refund's `refund_remainder`) written."""
     events = []
     for item in held:
+        if "remainder_fen" in item:
+            events.append(record_event(kind="refund_remainder", order=order, refund=refund,
+                                       amount_fen=item["remainder_fen"], occurred_at=occurred_at,
+                                       payload={"refund_amount_fen": refund.amount_fen}))
+            continue
         if item["payload"]["resellable"]:
             for portion in item["payload"]["allocations"]:
                 inventory.restock(location_id=portion["location_id"], lot_id=portion["lot_id"],
@@ -211,6 +222,8 @@ def _release_units(*, order: Order, refund: Refund, held: list[dict], occurred_a
 def _give_back_units(refund: Refund) -> None:
     """Undo `_take_units` of a refund the provider refused: its units are sold (and allocated) again."""
     for item in refund.held_events or []:
+        if "line_id" not in item:  # an amount refund's remainder: no units
+            continue
         line = db.session.get(OrderLine, item["line_id"])
         line.refunded_quantity -= item["payload"]["quantity"]
         for portion in item["payload"]["allocations"]:
@@ -231,7 +244,7 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
 def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) -> None:
     """The order's open after-sales request, once refunds made otherwise (staff, an admin, the provider's dashboard)
     left none of the units it asks for sold: approved with the refund that did, so its consumer sees the outcome on
-    the order. A request with units still sold stays open; its approval refunds those (`_left_of`)."""
+    the order. A request with units still to refund stays open; its approval refunds those (`_left_of`)."""
     request = db.session.scalar(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order.id,
                                                                 AfterSalesRequest.status == "open"))
     if request is None or any(_left_of(request, order.lines).values()):  # the lines the refund just changed
@@ -270,17 +283,23 @@ def refund_key(refund: Refund) -> str:
     return provider_key(f"refund-{refund.id}", refund.created_at)
 
 
-def _complete(order: Order, refund: Refund, provider_refund_id: str, *, actor_id: int | None) -> None:
-    """A pending refund the provider made: its id stored, its units' stock and events released."""
-    refund.status, refund.provider_refund_id = "succeeded", provider_refund_id
-    refund.provider_status = refund.provider_status or "succeeded"
-    events = _release_units(order=order, refund=refund, held=refund.held_events or [], occurred_at=utcnow())
-    refund.held_events, refund.outbox_event_ids = None, [event.id for event in events]
+def _refunded(order: Order, refund: Refund, events: list[OutboxEvent], *, actor_id: int | None) -> None:
+    """A refund whose money went back, its events written: an open after-sales request it covers decided, the
+    order closed if nothing is left sold, the buyer told."""
+    refund.outbox_event_ids = [event.id for event in events]
     db.session.flush()
     if refund.source != "after_sales":
         _decide_open_request(order, refund, actor_id=actor_id)
     _close_if_fully_refunded(order, actor_id=actor_id, reason=refund.reason)
     notify(kind="refund_made", order_id=order.id)
+
+
+def _complete(order: Order, refund: Refund, provider_refund_id: str) -> None:
+    """A pending refund the provider made: its id stored, its units' stock and events released."""
+    refund.status, refund.provider_refund_id, refund.provider_status = "succeeded", provider_refund_id, "succeeded"
+    events = _release_units(order=order, refund=refund, held=refund.held_events or [], occurred_at=utcnow())
+    refund.held_events = None
+    _refunded(order, refund, events, actor_id=refund.created_by)
 
 
 def _provider_call(refund: Refund) -> tuple[str, str]:
@@ -293,11 +312,10 @@ def _provider_call(refund: Refund) -> tuple[str, str]:
     return _intent_of(refund.order_id), refund_key(refund)
 
 
-def _complete_return(order: Order, refund: Refund, provider_refund_id: str, intent_id: str) -> None:
-    """A return of the payment of `intent_id` the provider made: its id stored and the `payment_returned` event
-    written."""
-    refund.status, refund.provider_refund_id = "succeeded", provider_refund_id
-    refund.provider_status = refund.provider_status or "succeeded"
+def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> None:
+    """A return of a payment the provider made: its id stored and the `payment_returned` event written."""
+    intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
+    refund.status, refund.provider_refund_id, refund.provider_status = "succeeded", provider_refund_id, "succeeded"
     event = record_event(kind="payment_returned", order=order, refund=refund, occurred_at=utcnow(),
                          amount_fen=refund.amount_fen,
                          payload={"intent_id": intent_id, "provider_refund_id": provider_refund_id})
@@ -306,18 +324,50 @@ def _complete_return(order: Order, refund: Refund, provider_refund_id: str, inte
     log.info("payment %s of order %s returned (%s)", intent_id, order.id, provider_refund_id)
 
 
+def _fail(refund: Refund, *, status: str, provider_refund_id: str | None) -> None:
+    """A pending refund the provider refused, or made and then failed or canceled: no money went back, so its
+    units are sold again (a return that failed is logged as an error, to settle at Stripe)."""
+    if refund.source == "unallocated":
+        log.error("provider refused to return payment %s of order %s (%s): settle it at Stripe", refund.payment_id,
+                  refund.order_id, status)
+    else:
+        log.warning("provider refund %s of order %s is %s: its units are sold again", refund.id, refund.order_id,
+                    status)
+    _give_back_units(refund)
+    refund.status, refund.provider_status = "failed", status
+    refund.provider_refund_id = provider_refund_id or refund.provider_refund_id
+    db.session.flush()
+
+
+def _settle(order: Order, refund: Refund, answer: ProviderRefund) -> None:
+    """Record what the provider says of a pending refund: succeeded completes it, failed or canceled fails it, and
+    anything else (pending, requires_action) keeps it pending under the provider's id, with no money event yet."""
+    if answer.status in PROVIDER_FAILED:
+        _fail(refund, status=answer.status, provider_refund_id=answer.id)
+    elif answer.status in PROVIDER_SUCCEEDED and refund.source == "unallocated":
+        _complete_return(order, refund, answer.id)
+    elif answer.status in PROVIDER_SUCCEEDED:
+        _complete(order, refund, answer.id)
+    else:
+        refund.provider_refund_id, refund.provider_status = answer.id, answer.status
+        db.session.flush()
+
+
 def settle_refund(*, refund_id: int) -> Refund:
-    """Ask the provider for a pending refund (`_provider_call`'s intent and key, no lock held), then record its
-    outcome under the order lock: succeeded, failed (refused: its units sold again; a refused return is logged as an
-    error to settle at the provider), or still pending (no answer); the refund."""
+    """Ask the provider, with no lock held, to make a pending refund (`_provider_call`'s intent and key) or, made
+    already, how it stands; then record the outcome under the order lock (`_settle`; refused: failed). No answer
+    leaves it pending, to ask again with the same key; the refund."""
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != "pending":
         return refund
-    order_id, amount_fen, actor_id = refund.order_id, refund.amount_fen, refund.created_by
-    provider_refund_id = refused = None
+    order_id, amount_fen, made = refund.order_id, refund.amount_fen, refund.provider_refund_id
+    answer = refused = None
     try:
-        intent_id, key = _provider_call(refund)
-        provider_refund_id = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
+        if made is not None:
+            answer = get_provider().retrieve_refund(refund_id=made)
+        else:
+            intent_id, key = _provider_call(refund)
+            answer = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
     except RefundRefused as exc:
         refused = str(exc)[:24] or "refused"
     except AppError:
@@ -330,20 +380,10 @@ def settle_refund(*, refund_id: int) -> Refund:
     db.session.refresh(refund)
     if refund.status != "pending":  # settled meanwhile (a retry, the sweeper, or the provider's event)
         return refund
-    if provider_refund_id is not None and refund.source == "unallocated":
-        _complete_return(order, refund, provider_refund_id, intent_id)
-    elif provider_refund_id is not None:
-        _complete(order, refund, provider_refund_id, actor_id=actor_id)
+    if answer is None:
+        _fail(refund, status=refused, provider_refund_id=None)
     else:
-        if refund.source == "unallocated":
-            log.error("provider refused to return payment %s of order %s (%s): settle it at Stripe", refund.payment_id,
-                      order_id, refused)
-        else:
-            log.warning("provider refused refund %s of order %s (%s): its units are sold again", refund_id,
-                        order_id, refused)
-        _give_back_units(refund)
-        refund.status, refund.provider_status = "failed", refused
-        db.session.flush()
+        _settle(order, refund, answer)
     return refund
 
 
@@ -411,11 +451,7 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
         refund.held_events = _take_units(order, refund, lines)
         return refund
     events = refund_units(order=order, refund=refund, requests=lines, occurred_at=refund.created_at)
-    refund.outbox_event_ids = [event.id for event in events]
-    if source != "after_sales":
-        _decide_open_request(order, refund, actor_id=actor.id)
-    _close_if_fully_refunded(order, actor_id=actor.id, reason=reason)
-    notify(kind="refund_made", order_id=order.id)
+    _refunded(order, refund, events, actor_id=actor.id)
     return refund
 
 
@@ -434,11 +470,13 @@ def amount_to_units(lines: Sequence[OrderLine], amount_fen: int) -> tuple[list[R
 
 
 def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen: int, occurred_at: datetime,
-                           key: str | None = None, reason: str = PROVIDER_REASON) -> Refund | None:
-    """Reconcile a refund made at the provider (e.g. its dashboard, or a chargeback): None if that refund id is
-    known, or it is our pending refund of idempotency key `key` (completed now), or nothing is left to refund (logged
-    as an error), else a refund of the whole units the amount covers (capped at what is still refundable), the rest
-    a `refund_remainder` event."""
+                           status: str | None = None, key: str | None = None,
+                           reason: str = PROVIDER_REASON) -> Refund | None:
+    """Reconcile a refund made at the provider (e.g. its dashboard, or a chargeback) as it says it stands (`status`):
+    None if that refund id is known, or it is our pending refund of idempotency key `key` (settled now), or it failed,
+    or nothing is left to refund (logged as an error), else a refund of the whole units the amount covers (capped at
+    what is still refundable), the rest a `refund_remainder` event; one not yet final is held pending, its units off
+    the lines and no money event written until it succeeds."""
     order = lock_order(order_id)
     known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == provider_refund_id))
     if known is not None:
@@ -447,7 +485,9 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
                                  .execution_options(populate_existing=True)).all()
     ours = next((refund for refund in pending if key is not None and refund_key(refund) == key), None)
     if ours is not None:
-        _complete(order, ours, provider_refund_id, actor_id=None)
+        _settle(order, ours, ProviderRefund(id=provider_refund_id, status=status or "succeeded"))
+        return None
+    if status in PROVIDER_FAILED:  # no money went back
         return None
     refundable = refundable_fen(order)
     if amount_fen > refundable:
@@ -457,43 +497,39 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
     if amount_fen == 0:  # nothing of the order is left to give back: no refund of 0 fen for its buyer to read
         return None
     requests, remainder = amount_to_units(_fresh_lines(order), amount_fen)
+    final = status in PROVIDER_SUCCEEDED
     refund = Refund(order_id=order.id, provider_refund_id=provider_refund_id, amount_fen=amount_fen,
-                    method=order.payment_method, reason=reason, source="provider")
+                    method=order.payment_method, reason=reason, source="provider", provider_status=status,
+                    status="succeeded" if final else "pending")
     db.session.add(refund)
     db.session.flush()
-    events = refund_units(order=order, refund=refund, requests=requests, occurred_at=occurred_at)
-    if remainder:
-        events.append(record_event(kind="refund_remainder", order=order, refund=refund, amount_fen=remainder,
-                                   occurred_at=occurred_at, payload={"refund_amount_fen": amount_fen}))
-    refund.outbox_event_ids = [event.id for event in events]
-    _decide_open_request(order, refund, actor_id=None)
-    _close_if_fully_refunded(order, actor_id=None, reason=reason)
-    notify(kind="refund_made", order_id=order.id)
+    held = _take_units(order, refund, requests) + ([{"remainder_fen": remainder}] if remainder else [])
+    if not final:
+        refund.held_events = held
+        return refund
+    events = _release_units(order=order, refund=refund, held=held, occurred_at=occurred_at)
+    _refunded(order, refund, events, actor_id=None)
     return refund
 
 
-def note_provider_refund(*, order_id: int, provider_refund_id: str, status: str | None, key: str | None) -> None:
-    """Keep what the provider says of one of its refunds (a Refund's event) on our refund (by its id, or, while it is
-    pending, its key). A failure of our pending refund gives its units back (failed); a failure of a refund already
-    counted as money returned is logged as a warning and shown (`provider_status`) for an admin to settle with the
-    buyer: DESIGN.md's money events have none that undoes a refund the ledger has reversed."""
-    lock_order(order_id)
-    refund = db.session.scalar(select(Refund).where(Refund.provider_refund_id == provider_refund_id))
-    if refund is None and key is not None:
-        refund = next((pending for pending in db.session.scalars(
-            select(Refund).where(Refund.order_id == order_id, Refund.status == "pending"))
-            if refund_key(pending) == key), None)
+def note_provider_refund(*, order_id: int, provider_refund_id: str, status: str | None) -> None:
+    """Keep what the provider says of a refund known by its id: a pending one is settled (`_settle`); one already
+    counted as money returned that the provider now says failed is marked and logged as a warning for an admin to
+    settle with the buyer (DESIGN.md's money events have none that undoes a refund the ledger has reversed); any other
+    word of a refund already final (an earlier event delivered late) changes nothing."""
+    order = lock_order(order_id)
+    refund = db.session.scalar(select(Refund).where(Refund.provider_refund_id == provider_refund_id)
+                               .execution_options(populate_existing=True))
     if refund is None or status is None:
         return
-    refund.provider_status = status
-    if status in PROVIDER_FAILED and refund.status == "pending":
-        _give_back_units(refund)
-        refund.status, refund.provider_refund_id = "failed", provider_refund_id
-    elif status in PROVIDER_FAILED and refund.status == "succeeded":
+    if refund.status == "pending":
+        _settle(order, refund, ProviderRefund(id=provider_refund_id, status=status))
+    elif refund.status == "succeeded" and status in PROVIDER_FAILED:
+        refund.provider_status = status
         log.warning("refund %s of order %s: the provider says its refund %s %s after it was counted as money "
                     "returned; an admin must settle it with the buyer", refund.id, order_id, provider_refund_id,
                     status)
-    db.session.flush()
+        db.session.flush()
 
 
 def refundable_fen(order: Order) -> int:
@@ -615,10 +651,18 @@ def _open_request(actor: User, request_id: int) -> AfterSalesRequest:
 
 
 def _left_of(request: AfterSalesRequest, lines: Sequence[OrderLine]) -> dict[int, int]:
-    """Per line a request asks for, the units of it still sold among its order's `lines`: what its approval refunds
-    (refunds made meanwhile gave the rest back)."""
+    """Per line a request asks for, the units its approval refunds: those asked less those refunded since it was made
+    (a refund by staff, an admin or the provider meanwhile counts toward it), and no more than its order's `lines`
+    still sell."""
+    since = dict(db.session.execute(
+        select(RefundLine.order_line_id, func.sum(RefundLine.quantity)).join(Refund, Refund.id == RefundLine.refund_id)
+        .where(Refund.order_id == request.order_id, Refund.status != "failed",
+               Refund.created_at >= request.created_at)
+        .group_by(RefundLine.order_line_id)).all())
     by_id = {line.id: line for line in lines}
-    return {asked["line_id"]: min(asked["quantity"], _still_sold(by_id[asked["line_id"]])) for asked in request.lines}
+    return {asked["line_id"]: max(0, min(asked["quantity"] - int(since.get(asked["line_id"], 0)),
+                                         _still_sold(by_id[asked["line_id"]])))
+            for asked in request.lines}
 
 
 def approve_after_sales(*, actor: User, request_id: int, resellable: bool) -> AfterSalesRequest:

@@ -133,14 +133,15 @@ class StubHTTPClient(stripe.HTTPClient):
     name = "stub"
     requests: list = field(default_factory=list)
     listed_refunds: list = field(default_factory=list)  # what GET /v1/refunds answers
+    refund_status: str = "succeeded"  # the status of a Refund made or retrieved
     uncancellable: bool = False  # POST /v1/payment_intents/<id>/cancel answers as for an intent already paid
 
     def __post_init__(self):
         super().__init__()
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
-        """Record the request; answer a PaymentIntent (made or cancelled) or a Refund made from its parameters, or
-        the refunds listed."""
+        """Record the request; answer a PaymentIntent (made or cancelled), a Refund made from its parameters or
+        retrieved, or the refunds listed."""
         params = dict(parse_qsl(post_data or ""))
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
         if url.endswith("/v1/payment_intents"):
@@ -159,7 +160,10 @@ class StubHTTPClient(stripe.HTTPClient):
             body = {"object": "list", "url": "/v1/refunds", "has_more": False, "data": self.listed_refunds}
         elif url.endswith("/v1/refunds"):
             body = {"id": f"re_stub{len(self.requests)}", "object": "refund", "amount": int(params["amount"]),
-                    "payment_intent": params["payment_intent"], "status": "succeeded", "currency": "cny"}
+                    "payment_intent": params["payment_intent"], "status": self.refund_status, "currency": "cny"}
+        elif method == "get" and "/v1/refunds/re_" in url:
+            body = {"id": url.rsplit("/", 1)[1], "object": "refund", "amount": 1, "status": self.refund_status,
+                    "currency": "cny"}
         else:
             return json.dumps({"error": {"message": "not stubbed"}}), 404, {}
         return json.dumps(body), 200, {"request-id": "req_stub"}

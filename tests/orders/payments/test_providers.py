@@ -68,13 +68,26 @@ def test_checkout_creates_the_intent_with_no_personal_data(stripe_app, stripe_ht
 
 
 def test_stripe_refund_carries_the_callers_idempotency_key(stripe_app, stripe_http):
-    refund_id = get_provider().refund(intent_id="pi_abc", amount_fen=800, idempotency_key="refund-7")
+    refund = get_provider().refund(intent_id="pi_abc", amount_fen=800, idempotency_key="refund-7")
 
     (sent,) = stripe_http.requests
     assert sent["url"] == "https://api.stripe.com/v1/refunds"
     assert sent["headers"]["Idempotency-Key"] == "refund-7"
     assert sent["params"] == {"payment_intent": "pi_abc", "amount": "800", "metadata[refund_key]": "refund-7"}
-    assert refund_id == "re_stub1"
+    assert (refund.id, refund.status) == ("re_stub1", "succeeded")
+
+
+def test_a_stripe_refund_not_yet_final_is_pending_and_is_asked_about_again_by_its_id(stripe_app, stripe_http):
+    stripe_http.refund_status = "pending"
+    made = get_provider().refund(intent_id="pi_abc", amount_fen=800, idempotency_key="refund-7")
+    stripe_http.refund_status = "succeeded"
+
+    now = get_provider().retrieve_refund(refund_id=made.id)
+
+    assert made.status == "pending"
+    asked = stripe_http.requests[-1]
+    assert (asked["method"], asked["url"]) == ("get", f"https://api.stripe.com/v1/refunds/{made.id}")
+    assert (now.id, now.status) == (made.id, "succeeded")
 
 
 def test_a_stripe_call_ends_well_before_the_readmes_gunicorn_kills_its_worker(app):
@@ -102,7 +115,7 @@ def test_sandbox_is_the_default_and_idempotent(app):
     assert first.id.startswith("pi_") and first.client_secret.startswith(f"{first.id}_secret_")
     assert provider.create_intent(order_id=5, amount_fen=100, idempotency_key="order-5-intent@2").id != first.id
     refund = provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k1")
-    assert refund.startswith("re_")
+    assert refund.id.startswith("re_") and refund.status == "succeeded"
     assert refund == provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k1")
     assert refund != provider.refund(intent_id=first.id, amount_fen=100, idempotency_key="k2")
 

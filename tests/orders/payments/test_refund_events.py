@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from orders.models import OrderLine, Refund
-from shop.db import db
+from orders.models import OrderLine, OutboxEvent, Refund
+from shop.db import db, utcnow
+from shop.tasks import sweep
 from tests.orders.payments.conftest import deliver, event, intent_event, intent_of, place_order, stock, user_with_token
 
 SECRET = "whsec_test_stripe"
@@ -71,17 +73,92 @@ def test_a_charge_refunded_without_its_refunds_lists_them_through_stripe(paid, s
     assert sorted(db.session.scalars(select(Refund.provider_refund_id))) == ["re_dash_1", "re_dash_2"]
 
 
-def test_a_refund_that_fails_after_it_counted_is_marked_and_shown_to_admins(paid, caplog):
+def _money_events() -> list[tuple[str, int]]:
+    """The refund events written to the outbox (kind, amount)."""
+    return [(e.kind, e.amount_fen) for e in db.session.scalars(
+        select(OutboxEvent).where(OutboxEvent.kind != "line_paid").order_by(OutboxEvent.id))]
+
+
+def _refund_state(admin, client, payment) -> list[tuple]:
+    """The order's refunds as an admin reads them (provider id, status, provider status)."""
+    listed = client.get(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin).json["items"]
+    return [(r["provider_refund_id"], r["status"], r["provider_status"]) for r in listed]
+
+
+def test_a_dashboard_refund_still_pending_holds_its_units_and_books_money_only_once_it_succeeds(paid):
+    client, payment, admin = paid
+
+    assert deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250, "pending")),
+                   secret=SECRET).status_code == 200
+
+    assert _refund_state(admin, client, payment) == [("re_dash_1", "pending", "pending")]
+    assert _refunded_units() == 1  # held: no one refunds it again meanwhile
+    assert _money_events() == []
+    for _ in range(2):  # delivered twice
+        body = event("refund.updated", _refund_object(payment, "re_dash_1", 1250, "succeeded"))
+        assert deliver(client, body, secret=SECRET).status_code == 200
+    assert _refund_state(admin, client, payment) == [("re_dash_1", "succeeded", "succeeded")]
+    assert _money_events() == [("line_refunded", 1250)]
+
+
+def test_a_dashboard_refund_that_fails_while_pending_gives_its_unit_back_and_books_nothing(paid):
     client, payment, admin = paid
     assert deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250, "pending")),
+                   secret=SECRET).status_code == 200
+
+    body = event("refund.failed", _refund_object(payment, "re_dash_1", 1250, "failed"))
+    assert deliver(client, body, secret=SECRET).status_code == 200
+
+    assert _refund_state(admin, client, payment) == [("re_dash_1", "failed", "failed")]
+    assert (_refunded_units(), _money_events()) == (0, [])
+    again = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers={**admin, "Idempotency-Key": "r-1"},
+                        json={"lines": [{"line_id": db.session.scalar(select(OrderLine.id)), "quantity": 2}],
+                              "reason": "退货"})
+    assert again.status_code == 201, again.json  # both units are refundable again
+    assert _money_events() == [("line_refunded", 2500)]
+
+
+def test_a_dashboard_refund_whose_events_come_in_any_order_ends_as_its_last_status(paid):
+    client, payment, admin = paid
+    for status in ("succeeded", "pending"):  # the refund.created event is delivered after the refund.updated
+        body = event(f"refund.{'updated' if status == 'succeeded' else 'created'}",
+                     _refund_object(payment, "re_dash_1", 1250, status))
+        assert deliver(client, body, secret=SECRET).status_code == 200
+
+    assert _refund_state(admin, client, payment) == [("re_dash_1", "succeeded", "succeeded")]
+    assert _money_events() == [("line_refunded", 1250)]
+
+
+def test_a_pending_dashboard_refund_whose_last_event_is_lost_is_settled_by_asking_stripe(paid, stripe_http):
+    client, payment, admin = paid
+    failed = event("refund.failed", _refund_object(payment, "re_dash_1", 1250, "failed"))
+    assert deliver(client, failed, secret=SECRET).status_code == 200  # before its refund.created: nothing to do
+    assert deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250, "pending")),
+                   secret=SECRET).status_code == 200
+    assert _refund_state(admin, client, payment) == [("re_dash_1", "pending", "pending")]
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    stripe_http.refund_status = "failed"
+
+    assert sweep()["orders.pending_refunds"] == 1
+
+    asked = stripe_http.requests[-1]
+    assert (asked["method"], asked["url"]) == ("get", "https://api.stripe.com/v1/refunds/re_dash_1")
+    assert _refund_state(admin, client, payment) == [("re_dash_1", "failed", "failed")]
+    assert (_refunded_units(), _money_events()) == (0, [])
+
+
+def test_a_refund_that_fails_after_it_succeeded_stays_booked_and_is_shown_to_admins(paid, caplog):
+    client, payment, admin = paid
+    assert deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250)),
                    secret=SECRET).status_code == 200
 
     with caplog.at_level(logging.WARNING, logger="orders.refunds.service"):
         body = event("refund.failed", _refund_object(payment, "re_dash_1", 1250, "failed"))
         assert deliver(client, body, secret=SECRET).status_code == 200
 
-    listed = client.get(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin).json["items"]
-    assert [(r["provider_refund_id"], r["provider_status"]) for r in listed] == [("re_dash_1", "failed")]
+    assert _refund_state(admin, client, payment) == [("re_dash_1", "succeeded", "failed")]
+    assert (_refunded_units(), _money_events()) == (1, [("line_refunded", 1250)])
     assert any(r.levelname == "WARNING" and "re_dash_1 failed" in r.getMessage() for r in caplog.records)
 
 

@@ -11,7 +11,7 @@ from catalog import inventory
 from catalog.inventory import StockRequest
 from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment
 from orders.outbox import sale_date_of
-from orders.payments.provider import RefundRefused
+from orders.payments.provider import ProviderRefund, RefundRefused
 from shop.auth.security import issue_token
 from shop.db import db, utcnow
 from tests.factories import UserFactory
@@ -73,7 +73,8 @@ def days_ago(days: int) -> datetime:
 @dataclass
 class StubProvider:
     """A payment provider that records refunds and, like Stripe, makes one refund per idempotency key (or fails
-    like an unreachable one, loses its answer after refunding, or refuses)."""
+    like an unreachable one, loses its answer after refunding, or refuses); a refund it makes has the status
+    `status` (as Stripe's may be `pending`), and is later retrieved with its status in `statuses`."""
 
     name: str = "stub"
     fail: bool = False
@@ -81,18 +82,29 @@ class StubProvider:
     refuse: bool = False
     calls: list[dict] = field(default_factory=list)
     made: dict[str, str] = field(default_factory=dict)
+    status: str = "succeeded"
+    statuses: dict[str, str] = field(default_factory=dict)  # a refund's status now, by its id
+    retrieved: list[str] = field(default_factory=list)
 
-    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> str:
-        """Record the call; the key's refund id, or a connection error when failing."""
+    def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:
+        """Record the call; the key's refund, or a connection error when failing."""
         if self.fail:
             raise ConnectionError("provider unreachable")
         if self.refuse:
             raise RefundRefused("charge_already_refunded")
         self.calls.append({"intent_id": intent_id, "amount_fen": amount_fen, "idempotency_key": idempotency_key})
         refund_id = self.made.setdefault(idempotency_key, f"re_stub_{len(self.made) + 1}")
+        self.statuses.setdefault(refund_id, self.status)
         if self.lose_answer:
             raise TimeoutError("the answer was lost")
-        return refund_id
+        return ProviderRefund(id=refund_id, status=self.status)
+
+    def retrieve_refund(self, *, refund_id: str) -> ProviderRefund:
+        """Record the question; the refund as it stands now."""
+        if self.fail:
+            raise ConnectionError("provider unreachable")
+        self.retrieved.append(refund_id)
+        return ProviderRefund(id=refund_id, status=self.statuses[refund_id])
 
 
 @pytest.fixture

@@ -169,10 +169,9 @@ def test_a_refund_made_directly_decides_the_open_request_it_covers_and_the_consu
     line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
     one_unit = {"lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "包装破损，直接退款"}
 
-    for _ in range(2):  # 3 sold, 2 asked: after one refund 2 are still sold, after two only 1
-        first = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json=one_unit)
-        still = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
-        assert first.status_code == 201 and [r["status"] for r in still] == ["open"]
+    first = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json=one_unit)
+    still = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert first.status_code == 201 and [r["status"] for r in still] == ["open"]  # 2 asked, 1 refunded since
     last = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json=one_unit)
 
     assert last.status_code == 201
@@ -180,7 +179,8 @@ def test_a_refund_made_directly_decides_the_open_request_it_covers_and_the_consu
     assert [(r["id"], r["status"], r["refund_id"]) for r in seen] == [(asked["id"], "approved", last.json["id"])]
     again = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"], json={"resellable": True})
     assert again.status_code == 409 and again.json["error"]["code"] == "after_sales_decided"
-    assert db.session.scalar(select(func.count()).select_from(Refund)) == 3
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 2
+    assert db.session.get(OrderLine, line_id).refunded_quantity == 2  # what was asked, no more
 
 
 def test_an_approval_after_a_partial_refund_refunds_what_is_left_of_the_request(client, sold):
@@ -198,6 +198,23 @@ def test_an_approval_after_a_partial_refund_refunds_what_is_left_of_the_request(
     refund = db.session.get(Refund, approved.json["refund_id"])
     assert refund.amount_fen == 2 * 1500
     assert db.session.get(OrderLine, line_id).refunded_quantity == 3
+
+
+def test_an_approval_after_a_direct_refund_of_some_asked_units_refunds_only_the_rest_of_the_request(client, sold):
+    order = sold["order"]()
+    asked = _ask(client, sold["consumer"], order, quantity=2).json  # 3 sold, 2 asked
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
+    direct = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
+        "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "先退一件"})
+    assert direct.status_code == 201
+
+    approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"],
+                           json={"resellable": False})
+
+    assert approved.status_code == 200, approved.json
+    assert db.session.get(Refund, approved.json["refund_id"]).amount_fen == 1500
+    assert db.session.get(OrderLine, line_id).refunded_quantity == 2  # the 2 asked, not 3
+    assert db.session.get(Order, order.id).status == "fulfilled"  # one unit is still the consumer's
 
 
 def test_a_request_its_approval_would_refuse_for_more_than_was_paid_is_refused_when_asked(client, sold):

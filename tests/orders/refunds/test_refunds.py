@@ -429,6 +429,71 @@ def test_the_providers_event_for_a_pending_refund_completes_it_once(client, worl
     assert db.session.scalar(select(OrderLine.refunded_quantity)) == 2
 
 
+def _age_refunds() -> None:
+    """Make every refund old enough for the sweeper."""
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+
+
+def test_a_refund_the_provider_has_not_finished_books_no_money_until_it_succeeds(client, world, provider):
+    order, lot = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.status = "pending"  # Stripe accepted it; the money has not gone back yet
+
+    first = _refund(client, admin, order, 2, resellable=True)
+
+    assert first.status_code == 202, first.json
+    assert (first.json["status"], first.json["provider_refund_id"], first.json["provider_status"],
+            first.json["outbox_event_ids"]) == ("pending", "re_stub_1", "pending", [])
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+    assert db.session.scalar(select(OrderLine.refunded_quantity)) == 2  # held: nobody refunds them twice
+    assert _on_hand(lot) == 6
+    assert _refund(client, admin, order, 1).json["error"]["code"] == "refund_pending"
+
+    _age_refunds()
+    assert sweep()["orders.pending_refunds"] == 1  # still pending at the provider: asked how it stands
+    db.session.expire_all()
+    assert (provider.retrieved, db.session.scalar(select(Refund.status))) == (["re_stub_1"], "pending")
+    provider.statuses["re_stub_1"] = "succeeded"
+    assert sweep()["orders.pending_refunds"] == 1
+
+    db.session.expire_all()
+    assert (db.session.scalar(select(Refund.status)), db.session.scalar(select(Refund.provider_status))) == (
+        "succeeded", "succeeded")
+    events = db.session.scalars(select(OutboxEvent)).all()
+    assert [(e.kind, e.amount_fen, e.refund_id) for e in events] == [("line_refunded", 4000, first.json["id"])]
+    assert _on_hand(lot) == 8
+    assert len(provider.calls) == 1  # made once, then only asked about
+    assert sweep()["orders.pending_refunds"] == 0
+
+
+def test_a_refund_the_provider_fails_after_accepting_it_gives_its_units_back_and_books_nothing(client, world,
+                                                                                               provider):
+    order, lot = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.status = "pending"
+    first = _refund(client, admin, order, 2, resellable=True).json
+    provider.statuses["re_stub_1"] = "failed"  # e.g. the card was closed: the refund.failed event never came
+    _age_refunds()
+
+    assert sweep()["orders.pending_refunds"] == 1
+
+    db.session.expire_all()
+    refund = db.session.get(Refund, first["id"])
+    assert (refund.status, refund.provider_status, refund.provider_refund_id) == ("failed", "failed", "re_stub_1")
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+    assert db.session.scalar(select(OrderLine.refunded_quantity)) == 0
+    assert [a.refunded for a in db.session.scalars(select(Allocation))] == [0]
+    assert _on_hand(lot) == 6
+    provider.status = "succeeded"
+    again = _refund(client, admin, order, 4)  # every unit is refundable again, through a new provider refund
+    assert again.status_code == 201, again.json
+    assert again.json["provider_refund_id"] == "re_stub_2"
+
+
 def test_a_refund_the_provider_refuses_is_409_and_its_units_are_sold_again(client, world, provider):
     order, lot = _online_order(world)
     _, admin = user_with_token("admin")
