@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
 from catalog.models import RATE_FIELDS, Lot, LotContribution, Product, Stock
@@ -109,18 +109,36 @@ LIST_FILTERS = {
     "uncertified": lambda: ~certified_on(bindparam("on")),
     "in_stock_at": lambda: exists().where(Stock.product_id == Product.id, Stock.location_id == bindparam("in_stock_at"),
                                           Stock.on_hand > Stock.reserved),
-    "after": lambda: Product.id > bindparam("after"),
 }
-_LIST_SHAPES: dict[tuple[str, ...], Select] = {}
+# The product list's orders (`sort`): the key columns, unique with the id last, and whether they run descending.
+LIST_ORDERS = {
+    "id": ((Product.id,), False),
+    "newest": ((Product.id,), True),
+    "price_asc": ((Product.price_fen, Product.id), False),
+    "price_desc": ((Product.price_fen, Product.id), True),
+}
+_LIST_SHAPES: dict[tuple[tuple[str, ...], str, bool], Select] = {}
 
 
-def product_page(filters: tuple[str, ...], params: dict[str, Any], *, limit: int) -> list[Any]:
-    """Up to `limit` products by the named `LIST_FILTERS` with their `params`, ordered by id. Each combination
-    of filters is built once: a new statement per request would cost as much CPU as running it."""
-    shape = _LIST_SHAPES.get(filters)
+def after_params(sort: str, values: list[Any]) -> dict[str, Any]:
+    """The bound parameters of `product_page`'s `after`: the key values (`LIST_ORDERS[sort]`) of the last row seen."""
+    return {f"after_{key.key}": value for key, value in zip(LIST_ORDERS[sort][0], values, strict=True)}
+
+
+def product_page(filters: tuple[str, ...], params: dict[str, Any], *, sort: str, after: bool,
+                 limit: int) -> list[Any]:
+    """Up to `limit` products by the named `LIST_FILTERS` with their `params`, in the order `sort` names, `after`
+    the row whose key values `after_params` binds. Each combination of filters and order is built once: a new
+    statement per request would cost as much CPU as running it."""
+    shape = _LIST_SHAPES.get((filters, sort, after))
     if shape is None:
+        keys, descending = LIST_ORDERS[sort]
         query = PRODUCTS.where(*(LIST_FILTERS[name]() for name in filters))
-        shape = _LIST_SHAPES[filters] = query.order_by(Product.id).limit(bindparam("limit"))
+        if after:
+            row, last = tuple_(*keys), tuple_(*(bindparam(f"after_{key.key}") for key in keys))
+            query = query.where(row < last if descending else row > last)
+        shape = _LIST_SHAPES[filters, sort, after] = (
+            query.order_by(*(key.desc() if descending else key for key in keys)).limit(bindparam("limit")))
     return _run(shape, {**params, "limit": limit})
 
 

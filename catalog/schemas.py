@@ -32,6 +32,7 @@ CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
 CODE_ERROR = "Letters, digits, '.', '_' and '-'."
 MAX_NET_WEIGHT_G = 1_000_000  # one tonne in one unit
 MAX_IMAGE_URL = 2048
+PRODUCT_SORTS = ("id", "newest", "price_asc", "price_desc")
 
 
 def _sku(**kwargs) -> Identifier:
@@ -112,6 +113,10 @@ class ProductQuery(PageQuery):
     in_stock_at = Id(load_default=None, strict=False)
     status = Choice(STATUSES, load_default=None)
     supplier_id = Id(load_default=None, strict=False)
+    sort = Choice(PRODUCT_SORTS, load_default="id", metadata={"description": (
+        "The list's order: `id` (the order products were added in), `newest` (the last added first), `price_asc` "
+        "(cheapest first), `price_desc` (dearest first); equal prices in id order, reversed with `price_desc`. "
+        "A `cursor` continues the order it was issued for only: with another `sort` it is a 400 `invalid_cursor`.")})
 
 
 class CertificateOut(Schema):

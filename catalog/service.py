@@ -143,8 +143,9 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                   category: str | None = None, q: str | None = None, min_price_fen: int | None = None,
                   max_price_fen: int | None = None, certified: bool | None = None,
                   in_stock_at: int | None = None, status: str | None = None, supplier_id: int | None = None,
-                  limit: int = 20, cursor: str | None = None) -> dict:
-    """A page of products by the API's filters, ordered by id, in one statement (the caller may cache public pages).
+                  sort: str = "id", limit: int = 20, cursor: str | None = None) -> dict:
+    """A page of products by the API's filters, in the order `sort` names (`queries.LIST_ORDERS`; its cursors are
+    signed for that order's keys and direction), in one statement (the caller may cache public pages).
     `q`: the name holds its words in order (雷波 脐橙 finds 雷波脐橙), or its pinyin or initials hold it (spaces,
     case and width ignored: `ｋｑ` is `kq`, a full-width space is a space). Anyone but an admin or a co-op sees
     products on sale only (active, of an active supplier), so another `status` finds nothing for them."""
@@ -172,11 +173,12 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
         filters.append("q_letters" if letters.isascii() and letters.isalnum() else "q_name")
     if certified is not None:
         filters.append("certified" if certified else "uncertified")
+    keys, descending = queries.LIST_ORDERS[sort]
     if cursor:
-        filters.append("after")
-        params["after"] = decode_cursor(cursor, [Product.id])[0]
-    rows = queries.product_page(tuple(filters), params, limit=limit + 1)
-    next_cursor = encode_cursor([rows[limit - 1].id], [Product.id]) if len(rows) > limit else None
+        params |= queries.after_params(sort, decode_cursor(cursor, keys, newest_first=descending))
+    rows = queries.product_page(tuple(filters), params, sort=sort, after=bool(cursor), limit=limit + 1)
+    next_cursor = encode_cursor([getattr(rows[limit - 1], key.key) for key in keys], keys,
+                                newest_first=descending) if len(rows) > limit else None
     return {"items": [row_view(row, on=on) for row in rows[:limit]], "next_cursor": next_cursor}
 
 
