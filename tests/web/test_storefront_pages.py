@@ -139,6 +139,72 @@ def test_chinese_words_parted_by_a_space_find_what_they_find_together(site):
         assert names(q) == names("雷波脐橙"), q
 
 
+def _names(html: str) -> list[str]:
+    """The product names a storefront list page shows, in order."""
+    return re.findall(r'class="name"[^>]*>([^<]+)<', html)
+
+
+def test_the_filter_form_narrows_by_category_and_a_price_in_yuan_and_sorts(site):
+    client = site.app.test_client()
+    html = client.get("/").get_data(as_text=True)
+    categories = re.search(r'<select id="category" name="category">(.*?)</select>', html, re.S).group(1)
+    assert re.findall(r"<option[^>]*>([^<]+)<", categories) == ["全部分类", "菌菇", "粮油", "肉禽", "蔬菜", "水果",
+                                                                "调味"]
+    sorts = re.search(r'<select id="sort" name="sort">(.*?)</select>', html, re.S).group(1)
+    assert re.findall(r"<option[^>]*>([^<]+)<", sorts) == ["默认", "最新", "价格从低到高", "价格从高到低"]
+
+    cheap_first = client.get("/?category=粮油&min_yuan=20&max_yuan=48&sort=price_asc")
+    assert cheap_first.status_code == 200
+    assert _names(cheap_first.get_data(as_text=True)) == ["布拖苦荞粉", "昭觉苦荞米", "昭觉黑苦荞茶"]
+    dearest_first = client.get("/?category=%E7%B2%AE%E6%B2%B9&min_yuan=１６.８&max_yuan=¥52元&sort=price_desc")
+    assert _names(dearest_first.get_data(as_text=True)) == ["喜德苦荞茶", "昭觉黑苦荞茶", "昭觉苦荞米", "布拖苦荞粉",
+                                                            "昭觉苦荞面条"]
+    html = dearest_first.get_data(as_text=True)
+    assert re.search(r'<option value="price_desc" selected>价格从高到低', html)
+    assert re.search(r'<option value="粮油" selected>粮油', html)
+    assert 'value="１６.８"' in html  # as typed
+    newest = _names(client.get("/?sort=newest&min_yuan=100").get_data(as_text=True))
+    assert newest == ["木里松茸", "美姑岩鹰鸡", "美姑山羊肉", "雷波脐橙（10公斤装）"]
+
+
+def test_the_filters_work_with_a_donor_district_and_a_search_and_every_form_keeps_the_others(site):
+    client = site.app.test_client()
+    html = client.get("/?donor=440606&q=lb&category=水果&max_yuan=100&sort=price_desc").get_data(as_text=True)
+    assert _names(html) == ["雷波脐橙（5公斤装）", "雷波脐橙礼盒"]
+    forms = re.findall(r"<form .*?</form>", html, re.S)
+    assert len(forms) == 3
+    hidden = [dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form)) for form in forms]
+    assert hidden[0] == {"donor": "440606", "category": "水果", "max_yuan": "100", "sort": "price_desc"}  # search
+    assert hidden[1] == {"q": "lb", "category": "水果", "max_yuan": "100", "sort": "price_desc"}  # district
+    assert hidden[2] == {"donor": "440606", "q": "lb"}  # the filters
+
+
+@pytest.mark.parametrize(("typed", "message"), [
+    ("abc", "最低价请填写以元为单位的金额，如 12.5。"),
+    ("1e3", "最低价请填写以元为单位的金额，如 12.5。"),
+    ("-5", "最低价不能是负数。"),
+    ("－５", "最低价不能是负数。"),
+    ("12.345", "最低价最多两位小数（精确到分）。"),
+    ("10000000", "最低价不能超过 ¥1,000,000.00。"),
+    ("9" * 5000, "最低价不能超过 ¥1,000,000.00。"),
+])
+def test_a_bad_price_is_a_message_in_chinese_beside_the_field_never_a_500(site, typed, message):
+    response = site.app.test_client().get("/", query_string={"min_yuan": typed, "category": "水果"})  # the rest holds
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert f'<p class="error" id="min_yuan-error">{message}</p>' in html
+    assert 'id="min_yuan" name="min_yuan"' in html and 'aria-invalid="true"' in html
+    assert set(_names(html)) == {"盐源苹果", "雷波脐橙（5公斤装）", "雷波脐橙（10公斤装）", "雷波脐橙礼盒"}
+
+
+def test_a_price_range_the_wrong_way_round_names_its_upper_bound(site):
+    response = site.app.test_client().get("/?min_yuan=50&max_yuan=12.5")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert '<p class="error" id="max_yuan-error">最高价不能低于最低价。</p>' in html
+    assert site.app.test_client().get("/?min_yuan=12.5&max_yuan=12.50").status_code == 200
+
+
 def test_storefront_posts_need_the_csrf_token_and_checkout_needs_a_consumer(site):
     client = site.app.test_client()
     response = client.post("/cart", data={"sku": KQM, "quantity": "1"})

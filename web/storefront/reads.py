@@ -1,6 +1,6 @@
 """The few reads only the storefront's pages need (no API route shows them in this shape): the donor districts
-to choose from, the places stock is held, a product's lots on sale with their trace codes, and whether an order's
-payment is being confirmed."""
+and the categories to choose from, the places stock is held, a product's lots on sale with their trace codes, and
+whether an order's payment is being confirmed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,10 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from catalog.models import Location, Lot, Product, Stock
+from catalog.queries import on_sale
+from catalog.service import pinyin_keys
 from orders.models import Store
 from shop.db import db
 from shop.regions.models import Pairing, Region
 from shop.regions.service import valid_on
+from suppliers.models import Supplier
 
 
 @dataclass
@@ -46,6 +49,13 @@ def donor_districts(*, on: date) -> dict[str, list[DonorDistrict]]:
     for city_name, code, name, county_name in rows:
         cities.setdefault(city_name, {}).setdefault(code, DonorDistrict(code, name)).counties.append(county_name)
     return {city_name: list(districts.values()) for city_name, districts in cities.items()}
+
+
+def categories_on_sale() -> list[str]:
+    """The categories of the products on sale, in pinyin order (菌菇, 粮油, 肉禽…)."""
+    categories = db.session.scalars(select(Product.category).distinct()
+                                    .join(Supplier, Supplier.id == Product.supplier_id).where(on_sale()))
+    return sorted(categories, key=lambda category: (pinyin_keys(category)[0], category))
 
 
 def places() -> dict[int, Place]:

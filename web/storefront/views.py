@@ -10,11 +10,11 @@ from shop.errors import NotFound
 from shop.pagination import InvalidCursor
 from web.filters import FILTERS
 from web.pages import error_page, page_blueprint, page_url, web_user
-from web.storefront import cart, reads
+from web.storefront import browse, cart, reads
 
 PAGE_SIZE = 20
 LOTS_SHOWN = 20
-BROWSE_FIELDS = ("donor", "county", "q", "cursor")
+BROWSE_FIELDS = ("donor", "county", "q", "category", "sort", "cursor")
 
 bp = page_blueprint("storefront", __name__)
 bp.static_folder, bp.static_url_path = "static", "/static/storefront"
@@ -30,7 +30,8 @@ def _cart_size() -> dict:
 
 @bp.route("/")
 def home():
-    """Products of the counties paired with a donor district, or a search by Chinese name or pinyin."""
+    """Products of the counties paired with a donor district, or a search by Chinese name or pinyin; narrowed by
+    category and a price range in yuan, and sorted."""
     wanted = {name: request.args[name][:100] for name in BROWSE_FIELDS if request.args.get(name, "").strip()}
     error = None
     try:
@@ -38,17 +39,23 @@ def home():
     except ValidationError:
         filters, error = {}, "筛选条件有误，已显示全部商品。"
     filters = {name: filters[name] for name in BROWSE_FIELDS if filters.get(name) is not None}
+    prices, price_errors = browse.price_range(request.args)
+    if error:
+        prices = {}
     try:
-        page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters)
+        page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters, **prices)
     except InvalidCursor:
         filters.pop("cursor")
         error = "翻页链接无效，已回到第一页。"
-        page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters)
+        page = catalog.list_products(actor=web_user(), limit=PAGE_SIZE, **filters, **prices)
     districts = reads.donor_districts(on=catalog.today())
     chosen = next((d for group in districts.values() for d in group if d.code == filters.get("donor")), None)
     next_url = page_url(page["next_cursor"]) if page["next_cursor"] else None
+    typed = {field: request.args.get(field, "")[:browse.MAX_TYPED] for field in browse.PRICE_BOUNDS}
+    status = 400 if error else 422 if price_errors else 200
     return render_template("storefront/home.html", page=page, filters=filters, districts=districts,
-                           chosen=chosen, next_url=next_url, error=error), 400 if error else 200
+                           chosen=chosen, next_url=next_url, error=error, categories=reads.categories_on_sale(),
+                           typed=typed, price_errors=price_errors), status
 
 
 @bp.route("/p/<sku>")
