@@ -1,5 +1,5 @@
-"""Reading co-operatives' inventory sheets: CSV (UTF-8, BOM, GB18030/GBK, Excel's UTF-16 "Unicode text")
-or XLSX, messy cells included, within bounds.
+"""Reading co-operatives' inventory sheets: CSV (UTF-8, BOM, GB18030/GBK, Excel's UTF-16 "Unicode text"; CRLF, LF or
+Mac Excel's lone CR line ends) or XLSX, messy cells included, within bounds.
 
 Co-ops fill these files by hand on Windows PCs, so the reader forgives what is
 unambiguous — full-width digits and spaces, stray whitespace, Excel date cells, several
@@ -264,14 +264,23 @@ def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
 
 
 def _csv_rows(data: bytes, limits: Limits) -> Iterator[list]:
-    """A CSV's (or tab-separated text's) cells row by row; the delimiter is the header line's commonest."""
-    text = _decode(data)
-    first_line = text.split("\n", 1)[0]
+    """A CSV's (or tab-separated text's) cells row by row, lines ended by CRLF, LF or a lone CR (Mac Excel's "CSV
+    (Macintosh)"); the delimiter is the header line's commonest. A record the csv module cannot read (a cell past its
+    field limit, where an unclosed quote runs the rest of the file) is named by the line it starts on."""
+    source = io.StringIO(_decode(data), newline="")
+    first_line = source.readline()
+    source.seek(0)
     delimiter = max((",", "\t", ";"), key=first_line.count)
-    try:
-        yield from csv.reader(io.StringIO(text), delimiter=delimiter)
-    except csv.Error as exc:
-        raise FileRejected("csv_unreadable", reason=excerpt(exc)) from exc
+    reader = csv.reader(source, delimiter=delimiter)
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            raise FileRejected("csv_unreadable", line=start) from None
+        yield row
 
 
 def _raw_rows(data: bytes, limits: Limits) -> Iterator:

@@ -39,8 +39,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "{rows:,} data rows are accepted (split the file).",
                              "文件无法读取：工作表的使用区域到第 {last:,} 行，"
                              "最多接受 {rows:,} 行数据（请拆分文件）。"),
-    "csv_unreadable": ("The file cannot be read: a line cannot be read as CSV ({reason}).",
-                       "文件无法读取：有一行不能按 CSV 读取（{reason}）。"),
+    "csv_unreadable": ("The file cannot be read: a cell starting on line {line:,} is too long to read as CSV, usually "
+                       "because a quote mark (\") in it is not closed; fix it and upload again.",
+                       "文件无法读取：从第 {line:,} 行开始的一个单元格太长，无法按 CSV 读取，"
+                       "通常是这个单元格里的引号（\"）没有成对；请改正后重新上传。"),
     "too_many_rows": ("The file cannot be read: it has more than {rows:,} data rows (split the file).",
                       "文件无法读取：数据超过 {rows:,} 行（请拆分文件）。"),
     "file_empty": ("The file is empty.", "文件是空的。"),

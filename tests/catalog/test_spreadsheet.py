@@ -280,3 +280,28 @@ def test_a_village_holding_an_id_or_phone_number_in_full_width_digits_is_refused
             f"ZJ-KQM-1KG,L1,2026-09-01,XC-WH,H-1,5,{village}\n").encode()
     (error,) = read_sheet(data).errors
     assert (error["row"], error["column"], error["code"]) == (2, "village", "personal_number_in_text")
+
+
+def test_a_csv_with_old_mac_line_ends_reads_like_one_with_windows_or_unix_line_ends():
+    """Excel's "CSV (Macintosh)" ends lines with a lone CR."""
+    body = "S1,L1,2026-09-01,W1,H1,5", '"S1",L2,2026-09-02,W1,H2,"1,000"'
+    read = {end: read_sheet((end.join([HEADER_ZH, *body]) + end).encode("gbk")) for end in ("\r", "\r\n", "\n")}
+
+    assert read["\r"].errors == []
+    assert [(row.row, row.lot_code, row.quantity) for row in read["\r"].rows] == [(2, "L1", 5), (3, "L2", 1000)]
+    assert read["\r"].rows == read["\r\n"].rows == read["\n"].rows
+    tabs = read_sheet(("\r".join([HEADER_ZH.replace(",", "\t"), body[0].replace(",", "\t")]) + "\r").encode())
+    assert tabs.errors == [] and tabs.rows == read["\r"].rows[:1]
+
+
+def test_an_unreadable_csv_says_where_in_the_co_ops_words_not_pythons():
+    """A quote left open runs the rest of the file into one cell, past what a CSV cell may hold: the message names
+    the line the cell starts on and the likely cause, with no text of Python's csv module."""
+    lines = [HEADER_ZH, "S1,L1,2026-09-01,W1,H1,5", 'S1,"L2,2026-09-01,W1,H2,5'] + ["S1,L3,x,W1,H3," + "9" * 70] * 2000
+    (error,) = read_sheet("\r\n".join(lines).encode()).report()
+
+    assert (error["row"], error["column"], error["code"]) == (1, None, "csv_unreadable")
+    assert error["message_zh"] == ("文件无法读取：从第 3 行开始的一个单元格太长，无法按 CSV 读取，"
+                                   "通常是这个单元格里的引号（\"）没有成对；请改正后重新上传。")
+    assert error["message"] == ("The file cannot be read: a cell starting on line 3 is too long to read as CSV, "
+                                "usually because a quote mark (\") in it is not closed; fix it and upload again.")

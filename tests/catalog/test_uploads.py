@@ -702,3 +702,14 @@ def test_an_id_or_card_number_in_a_files_name_is_masked_wherever_the_upload_is_s
     assert response.json["filename"] == "阿呷莫 ***.csv"
     listed = client.get(f"/api/v1/suppliers/{world['supplier'].id}/inventory-uploads", headers=world["headers"])
     assert [item["filename"] for item in listed.json["items"]] == ["阿呷莫 ***.csv"]
+
+
+def test_a_csv_saved_by_mac_excel_with_cr_line_ends_imports(client, world):
+    a, b = world["codes"][:2]
+    lines = [",".join(HEADER_ZH), f"ZJ-KQ-500,LOT-MAC,2026/9/3,XC-WH,{a},12", f"ZJ-KQ-500,LOT-MAC,2026/9/3,FS-WH,{b},8"]
+
+    body = upload(client, world, ("\r".join(lines) + "\r").encode("gbk"), name="mac.csv").json
+
+    assert body["status"] == "succeeded", body
+    assert (body["rows_total"], body["lots_created"]) == (2, 1)
+    assert db.session.scalar(select(Lot.quantity).where(Lot.lot_code == "LOT-MAC")) == 20
