@@ -5,7 +5,8 @@ Co-ops fill these files by hand on Windows PCs, so the reader forgives what is
 unambiguous — full-width digits and spaces, stray whitespace, Excel date cells, several
 date spellings, trailing empty rows and columns — and reports everything else as
 `{row, column, code, message, message_zh}` (see `catalog.upload_messages`) with the row number the co-op
-sees in Excel (header = row 1).
+sees in Excel (header = row 1). A row or a template column Excel hides (hidden, grouped and collapsed, or filtered
+out) is refused, so no stock comes in that the co-op did not see and nothing it wrote is dropped silently.
 A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio (in all and per member) are checked
 before it is opened, and so is each part the parser holds whole (shared strings, styles: a sheet's worth of text, not
 millions of strings), it is read streaming, and rows, columns and cell lengths are bounded; a cell
@@ -16,16 +17,18 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._reader import WorkSheetParser
 
 from catalog.upload_messages import LOT_LOCATION_RULE, Problem, hide_personal_numbers, messages
 from shop.fields import (
@@ -64,6 +67,8 @@ EXCERPT_CHARS = 50
 STREAMED_PARTS = "xl/worksheets/"  # the parts read row by row; every other part is read whole
 RATIO_CHECKED_FROM = 1024 * 1024  # members smaller than this may compress as well as they like
 _BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+EXCEL_ROWS = 1_048_576  # a row numbered beyond Excel's last is no sheet Excel wrote
+_TRUE = ("1", "true")  # an XML boolean attribute that is set
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,17 @@ def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
     leave part of one), at most `limit` characters, then "…"."""
     text = hide_personal_numbers(str(value))
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """A row as the file holds it: its number as Excel shows it, its cells, whether Excel hides it, and the positions
+    (from 0) of the columns Excel hides."""
+
+    number: int
+    cells: Sequence
+    hidden: bool = False
+    hidden_columns: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -233,10 +249,10 @@ def _check_xlsx_size(data: bytes, limits: Limits) -> None:
                                limit=limits.xlsx_part_bytes)
 
 
-def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
-    """The first visible sheet's cells row by row (a hidden sheet is not what the co-op sees), streamed (read-only
-    mode), at most `columns + 1` wide. Whatever the parser fails on in these untrusted bytes (a broken zip, XML or
-    cell reference) is an unreadable file."""
+def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
+    """The first visible sheet's rows (a hidden sheet is not what the co-op sees), streamed (read-only mode), at most
+    `columns + 1` wide. Whatever the parser fails on in these untrusted bytes (a broken zip, XML or cell reference)
+    is an unreadable file."""
     _check_xlsx_size(data, limits)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
@@ -250,7 +266,7 @@ def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
     try:
         if worksheet.max_row is not None and worksheet.max_row > limits.rows + 1:
             raise FileRejected("sheet_range_too_long", last=worksheet.max_row, rows=limits.rows)
-        rows = worksheet.iter_rows(values_only=True, max_col=limits.columns + 1)
+        rows = _sheet_rows(workbook, worksheet, width=limits.columns + 1)
         while True:
             try:
                 row = next(rows)
@@ -263,7 +279,38 @@ def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[tuple]:
         workbook.close()
 
 
-def _csv_rows(data: bytes, limits: Limits) -> Iterator[list]:
+def _sheet_rows(workbook, worksheet, *, width: int) -> Iterator[RawRow]:
+    """A read-only sheet's rows from 1, a missing one empty, each with what Excel hides of it. openpyxl's read-only
+    sheet keeps none of its parser's row and column attributes, so the sheet is parsed here with that parser (openpyxl
+    is pinned); rows must come in order within Excel's, as Excel writes them."""
+    with worksheet._get_source() as source:
+        parser = WorkSheetParser(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
+                                 date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
+        following, hidden_columns = 1, None
+        for number, cells in parser.parse():
+            if not following <= number <= EXCEL_ROWS:
+                raise ValueError(f"row {number} after row {following - 1}")
+            for missing in range(following, number):
+                yield RawRow(missing, ())
+            values = [None] * width
+            for cell in cells:
+                if cell["column"] <= width:
+                    values[cell["column"] - 1] = cell["value"]
+            if hidden_columns is None:
+                hidden_columns = _hidden_columns(parser, width)
+            hidden = parser.row_dimensions.pop(str(number), {}).get("hidden") in _TRUE
+            yield RawRow(number, values, hidden=hidden, hidden_columns=hidden_columns)
+            following = number + 1
+
+
+def _hidden_columns(parser: WorkSheetParser, width: int) -> frozenset[int]:
+    """The positions (from 0, below `width`) of the columns the sheet hides (its `<cols>` precede its rows)."""
+    ranges = [(int(col["min"]), int(col["max"])) for col in parser.column_dimensions.values()
+              if col.get("hidden") in _TRUE]
+    return frozenset(index - 1 for first, last in ranges for index in range(first, min(last, width) + 1))
+
+
+def _csv_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
     """A CSV's (or tab-separated text's) cells row by row, lines ended by CRLF, LF or a lone CR (Mac Excel's "CSV
     (Macintosh)"); the delimiter is the header line's commonest. A record the csv module cannot read (a cell past its
     field limit, where an unclosed quote runs the rest of the file) is named by the line it starts on."""
@@ -272,7 +319,7 @@ def _csv_rows(data: bytes, limits: Limits) -> Iterator[list]:
     source.seek(0)
     delimiter = max((",", "\t", ";"), key=first_line.count)
     reader = csv.reader(source, delimiter=delimiter)
-    while True:
+    for number in itertools.count(1):
         start = reader.line_num + 1
         try:
             row = next(reader)
@@ -280,10 +327,10 @@ def _csv_rows(data: bytes, limits: Limits) -> Iterator[list]:
             return
         except csv.Error:
             raise FileRejected("csv_unreadable", line=start) from None
-        yield row
+        yield RawRow(number, row)
 
 
-def _raw_rows(data: bytes, limits: Limits) -> Iterator:
+def _raw_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
     """The file's cells row by row, from XLSX (zip) or CSV."""
     if data[:4] == b"PK\x03\x04":
         return _xlsx_rows(data, limits)
@@ -311,24 +358,34 @@ def read_sheet(data: bytes, *, limits: Limits = Limits()) -> Sheet:
     return sheet
 
 
-def _read_into(sheet: Sheet, raw: Iterator, limits: Limits) -> None:
-    """Read the header, then every data row, stopping past the row limit."""
+def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
+    """Read the header, then every data row, stopping past the row limit; a hidden row or template column is an
+    error, and a hidden row is not read."""
     header = next(raw, None)
     if header is None:
         sheet.error(1, None, "file_empty")
         return
-    positions = _read_header(sheet, header, limits)
+    positions = _read_header(sheet, header.cells, limits)
     if sheet.failed:
         return
+    if header.hidden:
+        sheet.error(1, None, "hidden_row")
+    for key, index in positions.items():
+        if index in header.hidden_columns:
+            sheet.error(1, key, "hidden_column", header=sheet.headers[key])
     read = set(positions.values())
     count = 0
-    for number, cells in enumerate(raw, start=2):
+    for line in raw:
+        number, cells = line.number, line.cells
         width = _width(cells)
         if width == 0:
             continue
         count += 1
         if count > limits.rows:
             raise FileRejected("too_many_rows", rows=limits.rows)
+        if line.hidden:
+            sheet.error(number, None, "hidden_row")
+            continue
         if width > limits.columns:
             sheet.error(number, None, "row_too_wide", columns=limits.columns)
             continue

@@ -53,6 +53,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_column": ("Unknown column {header!r}.", "未知的列“{header}”（列名见模板的“说明”页）。"),
     "duplicate_column": ("The column {header!r} appears twice.", "列“{header}”出现了两次。"),
     "missing_column": ("Missing column {zh}/{en}.", "缺少列“{zh}/{en}”。"),
+    "hidden_column": ("The column {header!r} is hidden in Excel: unhide it and check it, then upload again.",
+                      "列“{header}”在 Excel 中被隐藏了：请取消隐藏并核对这一列，再重新上传。"),
     "more_errors": ("{count} more errors are not shown; fix these and upload again.",
                     "另有 {count} 处问题未列出；请先改正以上问题，再重新上传。"),
     "lot_code_race": ("A lot code in this file was imported meanwhile.",
@@ -66,6 +68,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cell_without_header": ("Column {letter} has a value but no header: write a number like 1,000 without its comma, "
                             "or give the column a header.",
                             "第 {letter} 列有内容但没有表头：像 1,000 这样的数字请去掉逗号，或给这一列加上表头。"),
+    "hidden_row": ("This row is hidden in Excel (or filtered out): unhide it or clear the filter and check it, delete "
+                   "it if it is not wanted, then upload again.",
+                   "这一行在 Excel 中被隐藏了（或被筛选隐藏）：请取消隐藏或清除筛选并核对这一行，"
+                   "不要的行请删除，再重新上传。"),
     "row_too_wide": ("The row has more than {columns} columns.", "这一行超过 {columns} 列。"),
     "cell_too_long": ("The cell has more than {chars:,} characters.", "单元格超过 {chars:,} 个字符。"),
     "cell_required": ("This cell is required.", "此单元格必填。"),

@@ -282,6 +282,78 @@ def test_a_village_holding_an_id_or_phone_number_in_full_width_digits_is_refused
     assert (error["row"], error["column"], error["code"]) == (2, "village", "personal_number_in_text")
 
 
+def _book_bytes(book: Workbook) -> bytes:
+    """The workbook as the bytes of an XLSX file."""
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _season(rows: int = 4) -> Workbook:
+    """A workbook of `rows` data rows under the Chinese headers, lots L2, L3, … named after their Excel row."""
+    book = Workbook()
+    book.active.append(HEADER_ZH.split(","))
+    for number in range(2, rows + 2):
+        book.active.append(["S1", f"L{number}", "2026-09-01", "W1", f"H{number}", number])
+    return book
+
+
+HIDDEN_ROW_ZH = ("这一行在 Excel 中被隐藏了（或被筛选隐藏）：请取消隐藏或清除筛选并核对这一行，"
+                 "不要的行请删除，再重新上传。")
+
+
+def test_a_hidden_row_is_refused_so_that_no_stock_the_coop_did_not_see_is_imported():
+    """A co-op hides last week's rows instead of deleting them: they must not come in unseen, nor be dropped
+    silently — each is an error at its Excel row, in both languages, and only the visible rows are read."""
+    book = _season()
+    book.active.row_dimensions[3].hidden = True
+    book.active.row_dimensions[5].hidden = True
+    book.active.row_dimensions[9].hidden = True  # an empty hidden row is nothing to report
+
+    sheet = read_sheet(_book_bytes(book))
+
+    assert [(e["row"], e["column"], e["code"], e["message_zh"]) for e in sheet.report()] == [
+        (3, None, "hidden_row", HIDDEN_ROW_ZH), (5, None, "hidden_row", HIDDEN_ROW_ZH)]
+    assert sheet.errors[0]["message"] == (
+        "This row is hidden in Excel (or filtered out): unhide it or clear the filter and check it, delete it if it is "
+        "not wanted, then upload again.")
+    assert [row.lot_code for row in sheet.rows] == ["L2", "L4"]
+
+
+def test_rows_a_filter_hides_are_hidden_rows_and_a_hidden_header_too():
+    """Excel keeps a filter's result as hidden rows: a sheet filtered to one household still holds the others."""
+    book = _season()
+    book.active.auto_filter.ref = "A1:F5"
+    book.active.auto_filter.add_filter_column(4, ["H3"])
+    for number in (2, 4, 5):
+        book.active.row_dimensions[number].hidden = True
+    filtered = read_sheet(_book_bytes(book))
+    book = _season(1)
+    book.active.row_dimensions[1].hidden = True
+    headless = read_sheet(_book_bytes(book))
+
+    assert [(e["row"], e["code"]) for e in filtered.report()] == [(2, "hidden_row"), (4, "hidden_row"),
+                                                                  (5, "hidden_row")]
+    assert [(e["row"], e["code"]) for e in headless.report()] == [(1, "hidden_row")]
+
+
+def test_a_hidden_column_holding_a_template_field_is_refused_naming_its_header():
+    """A quantity column hidden (or grouped and collapsed) is read by no one who checks the sheet before upload."""
+    book = _season()
+    book.active.column_dimensions["F"].hidden = True
+    book.active.column_dimensions.group("B", "C", hidden=True)
+    book.active.column_dimensions["H"].hidden = True  # empty: nothing to see, nothing to report
+
+    sheet = read_sheet(_book_bytes(book))
+
+    assert [(e["row"], e["column"], e["code"], e["message_zh"]) for e in sheet.report()] == [
+        (1, "批次号", "hidden_column", "列“批次号”在 Excel 中被隐藏了：请取消隐藏并核对这一列，再重新上传。"),
+        (1, "采收日期", "hidden_column", "列“采收日期”在 Excel 中被隐藏了：请取消隐藏并核对这一列，再重新上传。"),
+        (1, "交售数量", "hidden_column", "列“交售数量”在 Excel 中被隐藏了：请取消隐藏并核对这一列，再重新上传。")]
+    assert sheet.errors[0]["message"] == (
+        "The column '批次号' is hidden in Excel: unhide it and check it, then upload again.")
+
+
 def test_a_csv_with_old_mac_line_ends_reads_like_one_with_windows_or_unix_line_ends():
     """Excel's "CSV (Macintosh)" ends lines with a lone CR."""
     body = "S1,L1,2026-09-01,W1,H1,5", '"S1",L2,2026-09-02,W1,H2,"1,000"'

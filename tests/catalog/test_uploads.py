@@ -704,6 +704,27 @@ def test_an_id_or_card_number_in_a_files_name_is_masked_wherever_the_upload_is_s
     assert [item["filename"] for item in listed.json["items"]] == ["阿呷莫 ***.csv"]
 
 
+def test_a_workbook_with_hidden_or_filtered_rows_imports_nothing_and_names_each_hidden_row(client, world):
+    """Rows the co-op hid (or filtered away) are stock no one checked before the upload: nothing comes in."""
+    a, b, c, _ = world["codes"]
+    book = Workbook()
+    book.active.append(HEADER_ZH)
+    book.active.append(["ZJ-KQ-500", "LOT-SEEN", "2026-09-03", "XC-WH", a, 5])
+    book.active.append(["ZJ-KQ-500", "LOT-OLD", "2026-08-03", "XC-WH", b, 500])
+    book.active.append(["ZJ-KQ-500", "LOT-SEEN", "2026-09-03", "XC-WH", c, 7])
+    book.active.auto_filter.ref = "A1:F4"
+    book.active.row_dimensions[3].hidden = True
+    out = io.BytesIO()
+    book.save(out)
+
+    body = upload(client, world, out.getvalue(), name="库存.xlsx").json
+
+    assert body["status"] == "failed" and body["lots_created"] == 0
+    assert [(e["row"], e["column"], e["code"]) for e in body["errors"]] == [(3, None, "hidden_row")]
+    assert "隐藏" in body["errors"][0]["message_zh"]
+    assert lot_count() == 0
+
+
 def test_a_csv_saved_by_mac_excel_with_cr_line_ends_imports(client, world):
     a, b = world["codes"][:2]
     lines = [",".join(HEADER_ZH), f"ZJ-KQ-500,LOT-MAC,2026/9/3,XC-WH,{a},12", f"ZJ-KQ-500,LOT-MAC,2026/9/3,FS-WH,{b},8"]
