@@ -377,3 +377,36 @@ def test_an_unreadable_csv_says_where_in_the_co_ops_words_not_pythons():
                                    "通常是这个单元格里的引号（\"）没有成对；请改正后重新上传。")
     assert error["message"] == ("The file cannot be read: a cell starting on line 3 is too long to read as CSV, "
                                 "usually because a quote mark (\") in it is not closed; fix it and upload again.")
+
+
+def _with_sheet_xml(rows_xml: str, dimension: str) -> bytes:
+    """An XLSX whose first sheet is `rows_xml` (its `<row>` elements) under a `<dimension ref=…>` of `dimension`."""
+    import zipfile
+
+    sheet = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+             f'<dimension ref="{dimension}"/><sheetData>{rows_xml}</sheetData></worksheet>')
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx([HEADER_ZH.split(",")])), "r") as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            book.writestr(item, sheet.encode() if item.filename == "xl/worksheets/sheet1.xml" else content)
+    return out.getvalue()
+
+
+def _row_xml(number: int, cells: list) -> str:
+    """A `<row>` of inline-string and number cells."""
+    return f'<row r="{number}">' + "".join(
+        f"<c><v>{cell}</v></c>" if isinstance(cell, int) else f'<c t="inlineStr"><is><t>{cell}</t></is></c>'
+        for cell in cells) + "</row>"
+
+
+def test_rows_past_a_sheets_stated_dimension_are_read_and_rows_out_of_order_make_it_unreadable():
+    """A sheet's `<dimension>` is a hint another program may get wrong: the rows past it were dropped unread."""
+    rows = [_row_xml(1, HEADER_ZH.split(","))] + [_row_xml(n, ["S1", f"L{n}", "2026-09-01", "W1", "H1", n])
+                                                  for n in (2, 3, 4)]
+    short = read_sheet(_with_sheet_xml("".join(rows), "A1:F2"))
+    shuffled = read_sheet(_with_sheet_xml("".join([rows[0], rows[2], rows[1]]), "A1:F3"))
+
+    assert short.errors == [] and [row.lot_code for row in short.rows] == ["L2", "L3", "L4"]
+    assert [(e["row"], e["code"]) for e in shuffled.report()] == [(1, "xlsx_unreadable")]
