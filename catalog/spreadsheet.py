@@ -67,6 +67,7 @@ EXCERPT_CHARS = 50
 STREAMED_PARTS = "xl/worksheets/"  # the parts read row by row; every other part is read whole
 RATIO_CHECKED_FROM = 1024 * 1024  # members smaller than this may compress as well as they like
 _BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: Excel 97–2003 (.xls), WPS, or an encrypted workbook
 EXCEL_ROWS = 1_048_576  # a row numbered beyond Excel's last is no sheet Excel wrote
 _TRUE = ("1", "true")  # an XML boolean attribute that is set
 
@@ -331,7 +332,10 @@ def _csv_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
 
 
 def _raw_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
-    """The file's cells row by row, from XLSX (zip) or CSV."""
+    """The file's cells row by row, from XLSX (zip) or CSV; a compound file (an old or encrypted workbook) is
+    refused as what it is."""
+    if data.startswith(OLE2):
+        raise FileRejected("xls_or_encrypted")
     if data[:4] == b"PK\x03\x04":
         return _xlsx_rows(data, limits)
     return _csv_rows(data, limits)

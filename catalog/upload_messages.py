@@ -22,6 +22,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                       "文件无法读取：文件标明是 UTF-16 文本，但内容不是。"),
     "unknown_encoding": ("The file cannot be read: the file is neither UTF-8, UTF-16 nor GBK/GB18030 text.",
                          "文件无法读取：文件的编码不是 UTF-8、UTF-16，也不是 GBK/GB18030。"),
+    "xls_or_encrypted": ("The file cannot be read: it is an old Excel (.xls) or WPS workbook, or one with a password; "
+                         "save it in Excel or WPS as an Excel workbook (.xlsx) or CSV, without a password, and upload "
+                         "that.",
+                         "文件无法读取：这是旧版 Excel（.xls）或 WPS 表格文件，或者设置了打开密码；"
+                         "请在 Excel 或 WPS 中“另存为” Excel 工作簿（.xlsx）或 CSV（不设密码）后再上传。"),
     "xlsx_unreadable": ("The file cannot be read: the XLSX file cannot be read.",
                         "文件无法读取：XLSX 文件已损坏，或不是 Excel 文件。"),
     "xlsx_too_large": ("The file cannot be read: the XLSX file unpacks to {inflated:,} bytes, more than the limit "

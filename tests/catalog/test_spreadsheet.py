@@ -410,3 +410,18 @@ def test_rows_past_a_sheets_stated_dimension_are_read_and_rows_out_of_order_make
 
     assert short.errors == [] and [row.lot_code for row in short.rows] == ["L2", "L3", "L4"]
     assert [(e["row"], e["code"]) for e in shuffled.report()] == [(1, "xlsx_unreadable")]
+
+
+def test_an_old_xls_or_password_protected_workbook_is_named_as_such_not_as_text_in_an_unknown_encoding():
+    """Excel 97–2003 (.xls), WPS and password-protected workbooks are all OLE2 compound files, not text: the co-op is
+    told to save the sheet as .xlsx or CSV without a password, not that its "encoding" is wrong."""
+    ole2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 16 + b"\x3e\x00\x03\x00\xfe\xff\x09\x00" + b"\xff" * 480
+
+    (error,) = read_sheet(ole2 + b"\x00\x01Workbook\xff\xfe" * 64).report()
+
+    assert (error["row"], error["column"], error["code"]) == (1, None, "xls_or_encrypted")
+    assert error["message_zh"] == ("文件无法读取：这是旧版 Excel（.xls）或 WPS 表格文件，或者设置了打开密码；"
+                                   "请在 Excel 或 WPS 中“另存为” Excel 工作簿（.xlsx）或 CSV（不设密码）后再上传。")
+    assert error["message"] == ("The file cannot be read: it is an old Excel (.xls) or WPS workbook, or one with a "
+                                "password; save it in Excel or WPS as an Excel workbook (.xlsx) or CSV, without a "
+                                "password, and upload that.")
