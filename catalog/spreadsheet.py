@@ -521,6 +521,10 @@ def template_workbook(example: list) -> bytes:
     help_sheet.append([])
     help_sheet.append(["", "表头可用中文或英文，列的顺序不限；每行是一户农户对一个批次的交售。",
                        "Headers may be Chinese or English, in any order; one row per household contribution."])
+    help_sheet.append(["", "隐藏的行和列（包括筛选隐藏的行）不会悄悄导入，而是报错："
+                           "上传前请取消隐藏、清除筛选，不要的行请删除。",
+                       "Hidden rows and columns (rows a filter hides too) are not imported unseen but refused: unhide "
+                       "them and clear filters before uploading, and delete the rows you do not want."])
     help_sheet.append([])
     help_sheet.append(list(EXAMPLE_TITLE))
     help_sheet.cell(help_sheet.max_row, 1).font = Font(bold=True)

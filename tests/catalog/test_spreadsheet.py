@@ -118,6 +118,7 @@ def test_the_template_has_no_data_rows_and_its_help_shows_an_example_row_that_re
     rows = [[cell.value for cell in row] for row in help_sheet.iter_rows()]
     title = next(number for number, row in enumerate(rows) if row[0] == "示例 Example")
     headers, shown = rows[title + 1], rows[title + 2]
+    assert any("隐藏的行和列" in (row[1] or "") and "Hidden rows and columns" in (row[2] or "") for row in rows)
     assert headers == [cell.value for cell in data_sheet[1]]
     sheet = read_sheet(xlsx([headers, shown]))
     assert sheet.errors == []
