@@ -57,3 +57,19 @@ def test_a_problem_reads_as_its_english_message_and_keeps_what_it_quotes():
         spreadsheet.parse_quantity("１,２００万")
     assert str(raised.value) == "'1200万' is not a positive whole number."
     assert messages(raised.value.code, **raised.value.params)["message_zh"] == "“1200万”不是正整数。"
+
+
+def test_no_message_quotes_the_text_of_a_caught_exception():
+    """An exception's text (the csv module's, openpyxl's, a codec's) is Python's English, not the co-op's words: a
+    handler reports its own code, quoting only values of ours (a `Problem`'s, passed on with `**`)."""
+    quoting = []
+    for module in (spreadsheet, uploads):
+        for handler in ast.walk(ast.parse(inspect.getsource(module))):
+            if not isinstance(handler, ast.ExceptHandler) or handler.name is None:
+                continue
+            for call in ast.walk(handler):
+                if isinstance(call, ast.Call) and getattr(call.func, "attr", getattr(call.func, "id", None)) in CALLS:
+                    names = {node.id for keyword in call.keywords if keyword.arg is not None
+                             for node in ast.walk(keyword.value) if isinstance(node, ast.Name)}
+                    quoting += [(module.__name__, call.lineno)] if handler.name in names else []
+    assert quoting == []
