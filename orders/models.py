@@ -35,7 +35,8 @@ PAYMENT_METHODS = ("stripe", "cash", "card")
 ADJUSTMENT_REASONS = ("stocktake", "spoiled", "damaged", "found")  # what a clerk or an admin records
 MAX_TRANSFER_LOTS = 1000  # the lots one transfer may send: its receipt names each of them in one request
 LOST_IN_TRANSIT = "lost_in_transit"  # units a transfer's receipt says did not arrive, written off by the receipt
-OUTBOX_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned")
+OUTBOX_KINDS = ("line_paid", "line_refunded", "refund_remainder", "payment_unallocated", "payment_returned",
+                "processor_fee")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

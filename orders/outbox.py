@@ -1,8 +1,9 @@
 """The outbox of money events: written in the same transaction as the change it records, delivered after.
 
 `record_event` adds a row (`line_paid`, `line_refunded`, `refund_remainder`, `payment_unallocated`,
-`payment_returned`, DESIGN.md); once the transaction commits, it wakes the drain (`orders.drain_outbox`,
-`shop.wakeups`: one queued run however many transactions commit meanwhile), which delivers the oldest
+`payment_returned`, DESIGN.md, and `processor_fee`: what the payment processor kept); once the transaction
+commits, it wakes the drain (`orders.drain_outbox`, `shop.wakeups`: one queued run however many transactions
+commit meanwhile), which delivers the oldest
 undelivered events, up to `DELIVERY_BATCH` in one transaction, and wakes itself again while more are
 left. Delivery runs the registered consumers on the whole batch at once (the ledger registers itself;
 they must apply each event id at most once) and marks the rows delivered; if a batch fails, its events

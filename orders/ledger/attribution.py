@@ -134,6 +134,7 @@ def _store_ref(store_id: int) -> AccountRef:
 
 PLATFORM = _ref("platform", "platform")
 UNALLOCATED = _ref("unallocated", "unallocated")
+PLATFORM_COSTS = _ref("platform_costs", "platform_costs")
 
 
 def apply_events(events: Sequence[OutboxEvent]) -> dict[int, int]:
@@ -360,12 +361,22 @@ def _payment_returned(event: OutboxEvent, batch: Batch) -> list[Posting]:
             (_source(batch.orders[event.order_id]), event.amount_fen, "payment", {})]
 
 
+def _processor_fee(event: OutboxEvent, batch: Batch) -> list[Posting]:
+    """What the payment processor kept of the order's money (negative: a fee it gave back): the platform's cost,
+    off the source, never attributed."""
+    if not event.amount_fen:
+        return []
+    return [(PLATFORM_COSTS, -event.amount_fen, "fee", {}),
+            (_source(batch.orders[event.order_id]), event.amount_fen, "payment", {})]
+
+
 _BUILDERS: dict[str, Callable[[OutboxEvent, Batch], list[Posting]]] = {
     "line_paid": _line_paid,
     "line_refunded": _line_refunded,
     "refund_remainder": _refund_remainder,
     "payment_unallocated": _payment_unallocated,
     "payment_returned": _payment_returned,
+    "processor_fee": _processor_fee,
 }
 
 

@@ -63,6 +63,10 @@ class PaymentProvider(Protocol):
     def retrieve_refund(self, *, refund_id: str) -> ProviderRefund:
         """A refund the provider made, as it stands now (one still pending is asked about again later)."""
 
+    def retrieve_balance_transaction(self, *, balance_transaction_id: str) -> dict:
+        """A charge's balance transaction: its id, `fee` (what the provider kept, in the balance's smallest unit),
+        `currency` and `exchange_rate` (from the charge's currency to the balance's, if it was converted)."""
+
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """The refunds of a PaymentIntent (id, amount, created, status, metadata.refund_key), newest first."""
 

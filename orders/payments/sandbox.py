@@ -48,6 +48,10 @@ class SandboxProvider:
         """The sandbox's refunds succeed when made."""
         return ProviderRefund(id=refund_id, status="succeeded")
 
+    def retrieve_balance_transaction(self, *, balance_transaction_id: str) -> dict:
+        """The sandbox keeps no fee (and sends no charge events naming a balance transaction)."""
+        return {"id": balance_transaction_id, "fee": 0, "currency": "cny", "exchange_rate": None}
+
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """None: the sandbox's refunds are all made by the shop, which records them itself."""
         return []

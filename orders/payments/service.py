@@ -18,6 +18,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
 from flask import current_app
@@ -28,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from orders.checkout.service import confirm_locked_payment
 from orders.errors import OrderCode
 from orders.locking import lock_order
-from orders.models import NEW_PAYMENT_EVENT, Order, Payment, PaymentEvent, Refund
+from orders.models import NEW_PAYMENT_EVENT, Order, OutboxEvent, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
 from orders.payments.provider import get_provider
 from orders.refunds.service import note_provider_refund, queue_settle, record_provider_refund
@@ -44,20 +45,26 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")  # data.object: a Refund
 DISPUTE_TYPES = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.funds_withdrawn",
                  "charge.dispute.funds_reinstated", "charge.dispute.closed")  # data.object: a Dispute
+FEE_TYPES = ("charge.succeeded", "charge.updated")  # data.object: a Charge, its fee on its balance transaction
 HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", *REFUND_TYPES,
-                 *DISPUTE_TYPES)
+                 *DISPUTE_TYPES, *FEE_TYPES)
 DONE = ("processed", "ignored", "failed")
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 10  # then the event is `failed` (logged as an error), not retried every minute for ever
 SWEEP_BATCH = 200
 # What processing reads of a handled event's `data.object` (`_intent_id_of`, `_foreign`, `_succeeded`, `_failed`,
-# `_refunded`), as `_kept` cuts it: the rest, such as a charge's billing details, is not stored
+# `_refunded`, `_record_fees`), as `_kept` cuts it: the rest, such as a charge's billing details, is not stored
 KEPT_FIELDS = {"object": True, "id": True, "payment_intent": True, "amount": True, "amount_received": True,
                "currency": True, "status": True, "created": True, "reason": True, "metadata": {"refund_key": True},
                "last_payment_error": {"code": True, "decline_code": True},
                "refunds": {"data": [{"id": True, "amount": True, "created": True, "status": True,
-                                     "metadata": {"refund_key": True}}]}}
+                                     "metadata": {"refund_key": True}}]},
+               "balance_transaction": True,  # a charge's (its id; `fetch_fees` adds it as a dispute lists its own)
+               "balance_transactions": [{"id": True, "fee": True, "currency": True, "exchange_rate": True}]}
+ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+                          "xaf", "xof", "xpf"})  # Stripe's currencies counted in whole units, not hundredths
+MAX_FEE = 10**12  # beyond any fee of a payment Stripe can carry
 UNALLOCATED_REASON = ("The payment could not be allocated (an amount other than the order's total, or the order "
                       "expired or was cancelled and its stock is gone): returned in full.")
 
@@ -308,6 +315,63 @@ def fetch_listed_refunds(event: PaymentEvent) -> None:
     db.session.flush()
 
 
+def fetch_fees(event: PaymentEvent) -> None:
+    """A charge's event naming its balance transaction gets that from the provider (its fee), kept in its payload as
+    a dispute lists its own (called before the order's lock is taken)."""
+    obj = event.payload["data"]["object"]
+    txn_id = _short_string(obj.get("balance_transaction"), 255)
+    if event.type not in FEE_TYPES or txn_id is None or "balance_transactions" in obj:
+        return
+    txn = get_provider().retrieve_balance_transaction(balance_transaction_id=txn_id)
+    kept = _kept({"balance_transactions": [txn]}, {"balance_transactions": KEPT_FIELDS["balance_transactions"]})
+    event.payload = {**event.payload, "data": {"object": {**obj, **kept}}}
+    db.session.flush()
+
+
+def _fee_in_fen(fee: int, currency: object, exchange_rate: object) -> int | None:
+    """A fee in the balance's currency as fen of the charge's CNY (divided by the charge's exchange rate, to the
+    nearest fen, half up), or None if it cannot be converted (no rate)."""
+    if currency == "cny":
+        return fee
+    if isinstance(exchange_rate, bool) or not isinstance(exchange_rate, int | float) or exchange_rate <= 0:
+        return None
+    hundredths = Decimal(fee) * (100 if currency in ZERO_DECIMAL else 1)
+    return int((hundredths / Decimal(str(exchange_rate))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _record_fees(obj: Mapping, order: Order, occurred_at: datetime) -> None:
+    """Each balance transaction the object lists (a charge's, fetched; a dispute's own) with a fee not yet recorded:
+    a `processor_fee` event of its worth in fen (negative: a fee given back), the platform's cost. A fee that cannot
+    be converted to fen is logged as an error, to book by hand."""
+    listed = obj.get("balance_transactions")
+    recorded = {payload.get("balance_transaction") for payload in db.session.scalars(
+        select(OutboxEvent.payload).where(OutboxEvent.order_id == order.id, OutboxEvent.kind == "processor_fee"))}
+    for txn in listed if isinstance(listed, list) else []:
+        txn_id = _short_string(txn.get("id"), 255) if isinstance(txn, dict) else None
+        fee = txn.get("fee") if txn_id else None
+        if (not isinstance(fee, int) or isinstance(fee, bool) or fee == 0 or abs(fee) > MAX_FEE
+                or txn_id in recorded):
+            continue
+        fen = _fee_in_fen(fee, txn.get("currency"), txn.get("exchange_rate"))
+        if fen is None:
+            log.error("balance transaction %s of order %s kept a fee of %s %s with no exchange rate to CNY: book it "
+                      "by hand", txn_id, order.id, fee, txn.get("currency"))
+            continue
+        record_event(kind="processor_fee", order=order, occurred_at=occurred_at, amount_fen=fen,
+                     payload={"balance_transaction": txn_id, "fee": fee, "currency": txn.get("currency"),
+                              "exchange_rate": txn.get("exchange_rate")})
+        recorded.add(txn_id)
+
+
+def _charged(event: PaymentEvent, order: Order, payment: Payment) -> str:
+    """A charge's event: its fee recorded once its payment has succeeded (deferred until then); the event's
+    status."""
+    if payment.status not in ("succeeded", "returned"):
+        return "deferred"
+    _record_fees(event.payload["data"]["object"], order, event.created)
+    return "processed"
+
+
 DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed", "closed"})  # Stripe's final dispute statuses
 DISPUTE_LOST_REASON = "Chargeback: the buyer's bank won the dispute."
 
@@ -321,6 +385,8 @@ def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> str:
     status = _short_string(obj.get("status"), 32) or event.type.rsplit(".", 1)[1]
     if status == "lost" and payment.status not in ("succeeded", "returned"):
         return "deferred"
+    if payment.status in ("succeeded", "returned"):
+        _record_fees(obj, order, event.created)  # the dispute's fee (and its return, if won), whatever its order
     if payment.dispute_status in DISPUTE_CLOSED and status not in DISPUTE_CLOSED:
         return "processed"  # an earlier event of a dispute already closed, delivered late: the outcome stands
     payment.dispute_id = _short_string(obj.get("id"), 255) or payment.dispute_id
@@ -349,6 +415,8 @@ def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[P
         _failed(event, payment)
     elif event.type in DISPUTE_TYPES:
         status = _disputed(event, order, payment)
+    elif event.type in FEE_TYPES:
+        status = _charged(event, order, payment)
     elif payment.status == "succeeded" and event.type in REFUND_TYPES:
         _refund_changed(event, order)
     elif payment.status == "succeeded":
@@ -421,6 +489,7 @@ def _process(event: PaymentEvent, intent_order_id: int | None) -> str:
     if not event.intent_id or intent_order_id is None:
         return _ignore(event, "names a payment intent this shop never created")
     fetch_listed_refunds(event)
+    fetch_fees(event)
     try:
         order = lock_order(intent_order_id)
     except NotFound:

@@ -66,6 +66,11 @@ class StripeProvider:
         paid) raises `stripe.InvalidRequestError`."""
         self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": f"{intent_id}-cancel"})
 
+    def retrieve_balance_transaction(self, *, balance_transaction_id: str) -> dict:
+        """The balance transaction as Stripe has it: id, fee, currency and exchange rate."""
+        txn = self.client.v1.balance_transactions.retrieve(balance_transaction_id).to_dict()
+        return {key: txn.get(key) for key in ("id", "fee", "currency", "exchange_rate")}
+
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """The PaymentIntent's refunds, newest first, as a Charge listed them before API version 2022-11-15."""
         page = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})

@@ -134,6 +134,7 @@ class StubHTTPClient(stripe.HTTPClient):
     requests: list = field(default_factory=list)
     listed_refunds: list = field(default_factory=list)  # what GET /v1/refunds answers
     refund_status: str = "succeeded"  # the status of a Refund made or retrieved
+    balance_transactions: dict = field(default_factory=dict)  # what GET /v1/balance_transactions/<id> answers
     uncancellable: bool = False  # POST /v1/payment_intents/<id>/cancel answers as for an intent already paid
 
     def __post_init__(self):
@@ -141,7 +142,7 @@ class StubHTTPClient(stripe.HTTPClient):
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
         """Record the request; answer a PaymentIntent (made or cancelled), a Refund made from its parameters or
-        retrieved, or the refunds listed."""
+        retrieved, the refunds listed, or a balance transaction."""
         params = dict(parse_qsl(post_data or ""))
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
         if url.endswith("/v1/payment_intents"):
@@ -161,6 +162,8 @@ class StubHTTPClient(stripe.HTTPClient):
         elif url.endswith("/v1/refunds"):
             body = {"id": f"re_stub{len(self.requests)}", "object": "refund", "amount": int(params["amount"]),
                     "payment_intent": params["payment_intent"], "status": self.refund_status, "currency": "cny"}
+        elif method == "get" and "/v1/balance_transactions/" in url:
+            body = {"object": "balance_transaction", **self.balance_transactions[url.rsplit("/", 1)[1]]}
         elif method == "get" and "/v1/refunds/re_" in url:
             body = {"id": url.rsplit("/", 1)[1], "object": "refund", "amount": 1, "status": self.refund_status,
                     "currency": "cny"}
