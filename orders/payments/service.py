@@ -353,8 +353,8 @@ def _record_fees(obj: Mapping, order: Order, occurred_at: datetime) -> None:
                 or txn_id in recorded):
             continue
         fen = _fee_in_fen(fee, txn.get("currency"), txn.get("exchange_rate"))
-        if fen is None:
-            log.error("balance transaction %s of order %s kept a fee of %s %s with no exchange rate to CNY: book it "
+        if fen is None or abs(fen) > MAX_FEE:
+            log.error("balance transaction %s of order %s kept a fee of %s %s with no usable exchange rate to CNY: book it "
                       "by hand", txn_id, order.id, fee, txn.get("currency"))
             continue
         record_event(kind="processor_fee", order=order, occurred_at=occurred_at, amount_fen=fen,

@@ -512,3 +512,31 @@ def test_another_stores_clerk_neither_sees_nor_receives_a_transfer_on_the_till(c
     admin = app.test_client()
     _signed_in(admin, role="admin")
     assert admin.get("/till/transfers").status_code == 404  # an admin is no till user
+
+
+def test_a_clerk_reads_the_stores_past_shifts_newest_first_with_each_cash_up_a_page_at_a_time(client, app):
+    order, clerk = _sale(client)  # ¥30.00 in cash, no float
+    stores.close_shift(actor=clerk, shift_id=order.shift_id, counted_cash_fen=2500)
+    for _ in range(20):  # 20 more shifts: the first page holds 20 of the 21
+        stores.close_shift(actor=clerk, shift_id=stores.start_shift(actor=clerk, store_id=clerk.store_id,
+                                                                     float_fen=10000).id, counted_cash_fen=10000)
+    current = stores.start_shift(actor=clerk, store_id=clerk.store_id, float_fen=20000)
+    db.session.commit()
+
+    first = client.get("/till/shifts").get_data(as_text=True)
+
+    shown = [int(number) for number in re.findall(r'data-shift="(\d+)"', first)]
+    assert shown[0] == current.id and len(shown) == 20 and shown == sorted(shown, reverse=True)
+    assert order.shift_id not in shown and "进行中" in first
+    more = re.search(r'href="([^"]+)">更早的班次', first).group(1).replace("&amp;", "&")
+    older = client.get(more).get_data(as_text=True)
+    row = re.search(rf'<tr data-shift="{order.shift_id}">(.*?)</tr>', older, re.S).group(1)
+    assert f'href="/till/shifts/{order.shift_id}"' in row
+    assert [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r'class="num[^"]*"[^>]*>(.*?)</td>', row)] == [
+        "¥0.00", "1", "¥30.00", "¥25.00", "-¥5.00"]
+    assert "更早的班次" not in older
+    forged = client.get("/till/shifts?cursor=eyJpZCI6MX0")
+    assert forged.status_code == 400 and "翻页链接无效，请回到第一页。" in forged.get_data(as_text=True)
+    stranger = app.test_client()
+    _signed_in(stranger, store_id=StoreFactory().id)
+    assert "data-shift" not in stranger.get("/till/shifts").get_data(as_text=True)

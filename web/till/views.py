@@ -25,6 +25,7 @@ from web.once import claim_form, new_form_key
 from web.pages import (
     ID_OR_CARD_REFUSED,
     page_blueprint,
+    page_url,
     refused_for_numbers,
     seconds_left_signed_in,
     signed_in,
@@ -39,6 +40,7 @@ TOKEN_TTL_SECONDS = 15 * 60
 PICKUPS_SHOWN = 50
 CONFLICTS_SHOWN = 50
 TRANSFERS_SHOWN = 20
+SHIFTS_SHOWN = 20
 RECEIPT_COUNT_PROBLEM = "请为每个批次填写实收数量：0 到发出数量之间的整数。"
 RECEIPT_NOTE_PROBLEM = "有批次实收少于发出时，请写明短缺原因（不超过 200 个字），例如：一袋破损。"
 REFUND_FORM_PROBLEM = "请至少填写一行的退货数量，并写明原因（不超过 200 个字）。"
@@ -121,6 +123,17 @@ def open_shift():
               f"您输入的备用金 {yuan(data['float_fen'])} 未记录。")
     commit()
     return redirect(url_for("till.home"))
+
+
+@bp.get("/shifts")
+@signed_in("store_staff")
+def shifts():
+    """The store's shifts, newest first, each with its cash-up and a link to its report (a page at a time)."""
+    store = service.store_of(web_user())
+    page = stores.list_shifts(actor=web_user(), store_id=store.id, status=None, from_date=None, to_date=None,
+                              limit=SHIFTS_SHOWN, cursor=request.args.get("cursor") or None)
+    return _till("till/shifts.html", reports=page["items"],
+                 next_url=page_url(page["next_cursor"]) if page["next_cursor"] else None)
 
 
 @bp.route("/shifts/<int:shift_id>")
