@@ -170,6 +170,11 @@ def test_a_clerk_sells_prints_closes_the_shift_and_sells_offline_exactly_once(si
     with site.app.app_context():
         closed = db.session.scalar(select(Shift).where(Shift.store_id == store_id).order_by(Shift.id.desc()))
         assert closed.closed_at is not None and closed.counted_cash_fen == 50000 + total
+    page.get_by_role("link", name="班次记录").click()
+    closed_row = page.locator(f"tr[data-shift='{closed.id}']")
+    expect(closed_row.locator("td[data-label=现金清点]")).to_have_text(_yuan(50000 + total))
+    expect(closed_row.locator("td[data-label=现金差额]")).to_have_text("¥0.00")
+    screenshot(page, "till-shifts")
 
     page.goto(site.url + "/till")
     page.get_by_label("备用金（元）").fill("500.00")
