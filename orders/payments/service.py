@@ -320,12 +320,21 @@ def fetch_fees(event: PaymentEvent) -> None:
     a dispute lists its own (called before the order's lock is taken)."""
     obj = event.payload["data"]["object"]
     txn_id = _short_string(obj.get("balance_transaction"), 255)
-    if event.type not in FEE_TYPES or txn_id is None or "balance_transactions" in obj:
+    if event.type not in FEE_TYPES or txn_id is None or "balance_transactions" in obj or _fee_recorded(event, txn_id):
         return
     txn = get_provider().retrieve_balance_transaction(balance_transaction_id=txn_id)
     kept = _kept({"balance_transactions": [txn]}, {"balance_transactions": KEPT_FIELDS["balance_transactions"]})
     event.payload = {**event.payload, "data": {"object": {**obj, **kept}}}
     db.session.flush()
+
+
+def _fee_recorded(event: PaymentEvent, txn_id: str) -> bool:
+    """Whether the fee of balance transaction `txn_id` is recorded for the event's intent's order already (a charge
+    is updated for many reasons: its balance transaction is fetched once)."""
+    recorded = db.session.scalars(
+        select(OutboxEvent.payload).join(Payment, Payment.order_id == OutboxEvent.order_id)
+        .where(Payment.intent_id == event.intent_id, OutboxEvent.kind == "processor_fee"))
+    return any(payload.get("balance_transaction") == txn_id for payload in recorded)
 
 
 def _fee_in_fen(fee: int, currency: object, exchange_rate: object) -> int | None:
@@ -354,8 +363,8 @@ def _record_fees(obj: Mapping, order: Order, occurred_at: datetime) -> None:
             continue
         fen = _fee_in_fen(fee, txn.get("currency"), txn.get("exchange_rate"))
         if fen is None or abs(fen) > MAX_FEE:
-            log.error("balance transaction %s of order %s kept a fee of %s %s with no usable exchange rate to CNY: book it "
-                      "by hand", txn_id, order.id, fee, txn.get("currency"))
+            log.error("balance transaction %s of order %s kept a fee of %s %s with no usable exchange rate to CNY: "
+                      "book it by hand", txn_id, order.id, fee, txn.get("currency"))
             continue
         record_event(kind="processor_fee", order=order, occurred_at=occurred_at, amount_fen=fen,
                      payload={"balance_transaction": txn_id, "fee": fee, "currency": txn.get("currency"),

@@ -58,8 +58,8 @@ def test_a_charges_fee_is_fetched_from_stripe_and_booked_once_as_the_platforms_c
     for kind in ("charge.succeeded", "charge.updated", "charge.updated"):  # and a replay
         assert deliver(client, _charge(payment, kind), secret=SECRET).status_code == 200
 
-    asked = [r for r in stripe_http.requests if "/v1/balance_transactions/" in r["url"]]
-    assert asked[0]["url"] == "https://api.stripe.com/v1/balance_transactions/txn_1"
+    asked = [r["url"] for r in stripe_http.requests if "/v1/balance_transactions/" in r["url"]]
+    assert asked == ["https://api.stripe.com/v1/balance_transactions/txn_1"]  # once: later updates find it booked
     assert _costs(client, auditor) == [{"kind": "processor_fee", "platform_costs": -95, "payments:stripe": 95}]
 
 
@@ -123,11 +123,12 @@ def test_a_disputes_fee_is_booked_once_and_its_return_when_the_dispute_is_won(pa
                                        {"kind": "processor_fee", "platform_costs": 10823, "payments:stripe": -10823}]
 
 
-def test_a_fee_with_no_rate_to_cny_is_logged_to_book_by_hand_and_not_guessed(paid, stripe_http, caplog):
+@pytest.mark.parametrize("rate", [None, 0, -1.08, 1e-12])  # none, nonsense, or one giving a fee beyond bounds
+def test_a_fee_with_no_usable_rate_to_cny_is_logged_to_book_by_hand_and_not_guessed(paid, stripe_http, caplog, rate):
     client, payment, auditor = paid
     _pay(client, payment)
     stripe_http.balance_transactions["txn_1"] = {"id": "txn_1", "amount": 2700, "fee": 350, "currency": "hkd",
-                                                 "exchange_rate": None}
+                                                 "exchange_rate": rate}
 
     with caplog.at_level(logging.ERROR, logger="orders.payments.service"):
         assert deliver(client, _charge(payment), secret=SECRET).status_code == 200
