@@ -247,11 +247,11 @@ def stored_payloads() -> list[dict]:
 def test_an_ignored_event_type_is_stored_as_its_id_and_type_only(client, pending):
     charge = {"id": "ch_test_1", "object": "charge", "amount": 2500, "billing_details": BILLING,
               "receipt_email": BILLING["email"], "payment_intent": pending.intent_id}
-    body = event("charge.succeeded", charge)
+    body = event("charge.captured", charge)
 
     assert deliver(client, body).status_code == 200
 
-    assert stored_payloads() == [{"id": body["id"], "type": "charge.succeeded"}]
+    assert stored_payloads() == [{"id": body["id"], "type": "charge.captured"}]
 
 
 def test_handled_events_are_processed_but_their_billing_details_are_not_stored(client, pending):
@@ -264,15 +264,18 @@ def test_handled_events_are_processed_but_their_billing_details_are_not_stored(c
     refund = refund_event(pending, [("re_billed_1", 800, int(time.time()))])
     refund["data"]["object"].update(billing_details=BILLING, receipt_email=BILLING["email"])
     refund["data"]["object"]["refunds"]["data"][0]["metadata"] = {"note": BILLING["name"]}
+    charge = event("charge.succeeded", {"id": "ch_billed_1", "object": "charge", "amount": pending.amount_fen,
+                                        "currency": "cny", "payment_intent": pending.intent_id,
+                                        "billing_details": BILLING, "receipt_email": BILLING["email"]})
 
-    for body in (failure, success, refund):
+    for body in (failure, success, refund, charge):
         assert deliver(client, body).status_code == 200
 
     assert order_status(pending.order_id) == "paid"
     assert db.session.scalar(select(Payment.last_error)) is None
     assert db.session.scalar(select(Refund.provider_refund_id)) == "re_billed_1"
     payloads = stored_payloads()
-    assert [p["type"] for p in payloads] == [failure["type"], success["type"], refund["type"]]
+    assert [p["type"] for p in payloads] == [failure["type"], success["type"], refund["type"], charge["type"]]
     assert not [value for value in PERSONAL if value in json.dumps(payloads, ensure_ascii=False)]
     assert payloads[0]["data"]["object"]["last_payment_error"] == {"code": "card_declined",
                                                                    "decline_code": "insufficient_funds"}
