@@ -326,7 +326,8 @@ def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> N
 
 def _fail(refund: Refund, *, status: str, provider_refund_id: str | None) -> None:
     """A pending refund the provider refused, or made and then failed or canceled: no money went back, so its
-    units are sold again (a return that failed is logged as an error, to settle at Stripe)."""
+    units are sold again and the after-sales request it decided is open again (a return that failed is logged as an
+    error, to settle at Stripe)."""
     if refund.source == "unallocated":
         log.error("provider refused to return payment %s of order %s (%s): settle it at Stripe", refund.payment_id,
                   refund.order_id, status)
@@ -336,7 +337,18 @@ def _fail(refund: Refund, *, status: str, provider_refund_id: str | None) -> Non
     _give_back_units(refund)
     refund.status, refund.provider_status = "failed", status
     refund.provider_refund_id = provider_refund_id or refund.provider_refund_id
+    _reopen_request(refund)
     db.session.flush()
+
+
+def _reopen_request(refund: Refund) -> None:
+    """The after-sales request a failed refund decided (its approval, or a refund that covered it) is open again, for
+    staff to decide anew: its consumer got no money back."""
+    request = db.session.scalar(select(AfterSalesRequest).where(AfterSalesRequest.refund_id == refund.id,
+                                                                AfterSalesRequest.status == "approved"))
+    if request is not None:
+        request.status, request.refund_id, request.decided_by, request.decided_at = "open", None, None, None
+        request.decision_reason = f"Refund {refund.id} failed at the payment provider: the request is open again."
 
 
 def _settle(order: Order, refund: Refund, answer: ProviderRefund) -> None:

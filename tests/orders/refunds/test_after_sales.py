@@ -2,12 +2,15 @@
 (→ a refund through the refund service) or reject (the reason is shown to the consumer)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from orders.models import AfterSalesRequest, Order, OrderLine, OutboxEvent, Refund
 from orders.refunds.service import record_provider_refund
 from shop.db import db, utcnow
+from shop.tasks import sweep
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import days_ago, paid_order, user_with_token
@@ -80,6 +83,28 @@ def test_an_approval_resent_with_its_idempotency_key_gets_the_same_answer_and_on
     assert first.status_code == again.status_code == 200 and again.json == first.json
     assert again.headers["Idempotent-Replayed"] == "true"
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+
+
+def test_an_approval_whose_refund_the_provider_then_fails_is_open_again_and_is_approved_anew(client, sold, provider):
+    order = sold["order"](payment_method="stripe")
+    asked = _ask(client, sold["consumer"], order).json
+    provider.status = "pending"  # Stripe accepted the refund, then failed it (the buyer's card was closed)
+    approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["admin"], json={})
+    assert approved.status_code == 200 and approved.json["status"] == "approved"
+    provider.statuses["re_stub_1"] = "failed"
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+
+    assert sweep()["orders.pending_refunds"] == 1
+
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert [(r["id"], r["status"], r["refund_id"]) for r in seen] == [(asked["id"], "open", None)]
+    assert db.session.get(OrderLine, asked["lines"][0]["line_id"]).refunded_quantity == 0
+    provider.status = "succeeded"
+    again = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["admin"], json={})
+    assert again.status_code == 200 and again.json["status"] == "approved", again.json
+    assert db.session.get(Refund, again.json["refund_id"]).status == "succeeded"
+    assert db.session.get(OrderLine, asked["lines"][0]["line_id"]).refunded_quantity == 2
 
 
 def test_after_8_days_the_window_is_closed(client, sold):
