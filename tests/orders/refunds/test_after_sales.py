@@ -208,26 +208,11 @@ def test_a_refund_made_directly_decides_the_open_request_it_covers_and_the_consu
     assert db.session.get(OrderLine, line_id).refunded_quantity == 2  # what was asked, no more
 
 
-def test_an_approval_after_a_partial_refund_refunds_what_is_left_of_the_request(client, sold):
+@pytest.mark.parametrize(("asked_units", "approved_fen"), [(3, 2 * 1500), (2, 1500)])  # of 3 sold
+def test_an_approval_after_a_direct_refund_of_one_unit_refunds_only_what_the_request_still_asks(
+        client, sold, asked_units, approved_fen):
     order = sold["order"]()
-    asked = _ask(client, sold["consumer"], order, quantity=3).json
-    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
-    partial = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
-        "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "先退一件"})
-    assert partial.status_code == 201
-
-    approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"],
-                           json={"resellable": False})
-
-    assert approved.status_code == 200 and approved.json["status"] == "approved"
-    refund = db.session.get(Refund, approved.json["refund_id"])
-    assert refund.amount_fen == 2 * 1500
-    assert db.session.get(OrderLine, line_id).refunded_quantity == 3
-
-
-def test_an_approval_after_a_direct_refund_of_some_asked_units_refunds_only_the_rest_of_the_request(client, sold):
-    order = sold["order"]()
-    asked = _ask(client, sold["consumer"], order, quantity=2).json  # 3 sold, 2 asked
+    asked = _ask(client, sold["consumer"], order, quantity=asked_units).json
     line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
     direct = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
         "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "先退一件"})
@@ -236,10 +221,10 @@ def test_an_approval_after_a_direct_refund_of_some_asked_units_refunds_only_the_
     approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"],
                            json={"resellable": False})
 
-    assert approved.status_code == 200, approved.json
-    assert db.session.get(Refund, approved.json["refund_id"]).amount_fen == 1500
-    assert db.session.get(OrderLine, line_id).refunded_quantity == 2  # the 2 asked, not 3
-    assert db.session.get(Order, order.id).status == "fulfilled"  # one unit is still the consumer's
+    assert approved.status_code == 200 and approved.json["status"] == "approved", approved.json
+    assert db.session.get(Refund, approved.json["refund_id"]).amount_fen == approved_fen
+    assert db.session.get(OrderLine, line_id).refunded_quantity == asked_units  # what was asked, not 1 more
+    assert db.session.get(Order, order.id).status == ("refunded" if asked_units == 3 else "fulfilled")
 
 
 def test_a_request_its_approval_would_refuse_for_more_than_was_paid_is_refused_when_asked(client, sold):
