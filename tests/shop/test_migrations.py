@@ -121,7 +121,7 @@ def test_0019_strips_stored_payment_events_to_what_processing_reads(app):
                    "billing_details": billing, "refunds": {"object": "list", "data": [
                        {"id": "re_1", "amount": 800, "created": 1790000000, "status": "succeeded",
                         "currency": "cny"}]}}}}
-    ignored = {"id": "evt_old_1", "object": "event", "type": "charge.succeeded", "created": 1790000000,
+    ignored = {"id": "evt_old_1", "object": "event", "type": "charge.captured", "created": 1790000000,
                "data": {"object": {"id": "ch_1", "object": "charge", "billing_details": billing}}}
     downgrade(revision="0018")
     for n, (payload, status) in enumerate(((ignored, "ignored"), (refunded, "processed")), start=1):
@@ -133,7 +133,7 @@ def test_0019_strips_stored_payment_events_to_what_processing_reads(app):
     db.session.commit()
     upgrade()
     stored = [json.loads(p) for p in db.session.scalars(text("SELECT payload FROM payment_events ORDER BY id"))]
-    assert stored[0] == {"id": "evt_old_1", "type": "charge.succeeded"}
+    assert stored[0] == {"id": "evt_old_1", "type": "charge.captured"}
     assert stored[1] == {"id": "evt_old_2", "type": "charge.refunded", "created": 1790000000, "data": {"object": {
         "id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 2500, "metadata": {},
         "refunds": {"data": [{"id": "re_1", "amount": 800, "created": 1790000000, "status": "succeeded"}]}}}}
