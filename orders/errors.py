@@ -59,6 +59,7 @@ class OrderCode(StrEnum):
     TENDERED_TOO_MUCH = "tendered_too_much"
     TOO_MANY_UNPAID_ORDERS = "too_many_unpaid_orders"
     TRANSFER_ALREADY_RECEIVED = "transfer_already_received"
+    TRANSFER_CANCELLED = "transfer_cancelled"
     TRANSFER_LINES_MISMATCH = "transfer_lines_mismatch"
     TRANSFER_NOT_FOUND = "transfer_not_found"
     TRANSFER_TOO_MANY_LOTS = "transfer_too_many_lots"

@@ -104,7 +104,8 @@ class Shift(db.Model):
 
 
 class StockTransfer(db.Model):
-    """Stock sent from a warehouse to a store: dispatched, then received (with any discrepancy)."""
+    """Stock sent from a warehouse to a store: dispatched, then received (with any discrepancy), or cancelled by an
+    admin before it is received (its units back on the source's lots)."""
 
     __tablename__ = "stock_transfers"
 
@@ -117,10 +118,13 @@ class StockTransfer(db.Model):
     received_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     receipt_note: Mapped[str | None] = mapped_column(String(200))  # what happened to the units that did not arrive
+    cancelled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
 
     lines: Mapped[list[TransferLine]] = relationship(order_by="TransferLine.id", lazy="selectin")
 
-    __table_args__ = (CheckConstraint("status IN ('dispatched', 'received')", name="status"),)
+    __table_args__ = (CheckConstraint("status IN ('dispatched', 'received', 'cancelled')", name="status"),)
 
 
 class TransferLine(db.Model):
@@ -447,7 +451,7 @@ class AfterSalesRequest(db.Model):
     refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (CheckConstraint("status IN ('open', 'approved', 'rejected')", name="status"),)
+    __table_args__ = (CheckConstraint("status IN ('open', 'approved', 'rejected', 'withdrawn')", name="status"),)
 
 
 class SaleConflict(db.Model):

@@ -20,6 +20,7 @@ from orders.stores.schemas import (
     StoreOut,
     StoreQuery,
     StoreUpdate,
+    TransferCancel,
     TransferCreate,
     TransferOut,
     TransferQuery,
@@ -178,11 +179,25 @@ def show_transfer(transfer_id):
 @idempotent
 @transfers.arguments(TransferReceive)
 @transfers.response(200, TransferOut)
-@transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED],
+@transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED],
                    422: [ShopCode.VALIDATION_ERROR, OrderCode.TRANSFER_LINES_MISMATCH]})
 def receive_transfer(data, transfer_id):
     """The receiving store's staff confirm what arrived, per lot as sent; the discrepancy is recorded."""
     transfer = service.receive_transfer(actor=current_user(), transfer_id=transfer_id, **data)
+    commit()
+    return transfer
+
+
+@transfers.route("/stock-transfers/<int:transfer_id>/cancel", methods=["POST"])
+@require_role("admin")
+@idempotent
+@transfers.arguments(TransferCancel)
+@transfers.response(200, TransferOut)
+@transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED],
+                   422: [ShopCode.VALIDATION_ERROR]})
+def cancel_transfer(data, transfer_id):
+    """Cancel a transfer not yet received, with the reason: its units go back on their lots at the warehouse."""
+    transfer = service.cancel_transfer(actor=current_user(), transfer_id=transfer_id, **data)
     commit()
     return transfer
 

@@ -207,6 +207,13 @@ class TransferReceive(Schema):
                        "its `sent` (422 naming `note`); no ID or bank card number."})
 
 
+class TransferCancel(Schema):
+    """An admin cancels a transfer still on its way, saying why."""
+
+    reason = Reason(required=True, metadata={"description": "Why the transfer is cancelled (kept on it); no ID or "
+                                                            "bank card number."})
+
+
 class TransferLineOut(Schema):
     """One lot of a transfer, named as the store counts it (SKU, product name, lot and trace codes): sent, received
     and the discrepancy (null until received)."""
@@ -235,13 +242,16 @@ class TransferOut(Schema):
     received_by = fields.Integer(allow_none=True)
     received_at = fields.DateTime(allow_none=True)
     receipt_note = fields.String(allow_none=True)
+    cancelled_by = fields.Integer(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
     lines = fields.List(fields.Nested(TransferLineOut))
 
 
 class TransferQuery(PageQuery):
     """Incoming transfer filters."""
 
-    status = Choice(("dispatched", "received"), load_default=None)
+    status = Choice(("dispatched", "received", "cancelled"), load_default=None)
 
 
 # --- adjustments --------------------------------------------------------------------------------------

@@ -449,12 +449,28 @@ def list_incoming_transfers(*, actor: User, store_id: int, status: str | None, l
 
 
 def lot_units_outside_stock(lot_id: int) -> ColumnElement[int]:
-    """A lot's units that left the stock rows without leaving the lot: sold and not refunded, or in transit."""
+    """A lot's units that left the stock rows without leaving the lot: sold and not refunded, or in transit (on a
+    transfer dispatched, neither received nor cancelled)."""
     sold = select(func.coalesce(func.sum(Allocation.quantity - Allocation.refunded), 0)).where(
         Allocation.lot_id == lot_id, Allocation.state == "allocated")
-    in_transit = select(func.coalesce(func.sum(TransferLine.sent), 0)).where(
-        TransferLine.lot_id == lot_id, TransferLine.received.is_(None))
+    in_transit = select(func.coalesce(func.sum(TransferLine.sent), 0)).join(
+        StockTransfer, StockTransfer.id == TransferLine.transfer_id).where(
+        TransferLine.lot_id == lot_id, StockTransfer.status == "dispatched")
     return sold.scalar_subquery() + in_transit.scalar_subquery()
+
+
+def _dispatched_transfer(*, actor: User, transfer_id: int) -> StockTransfer:
+    """The transfer, its row locked, if still on its way (409 `transfer_already_received` or `transfer_cancelled`):
+    a receipt and a cancel take turns, and the second finds the first's outcome."""
+    transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
+    lock_on_sqlite("UPDATE stock_transfers SET id = id WHERE id = :id", id=transfer_id)
+    db.session.execute(select(StockTransfer.id).where(StockTransfer.id == transfer_id).with_for_update())
+    db.session.refresh(transfer)
+    if transfer.status == "received":
+        raise Conflict(f"Stock transfer {transfer_id} was received already.", code=OrderCode.TRANSFER_ALREADY_RECEIVED)
+    if transfer.status == "cancelled":
+        raise Conflict(f"Stock transfer {transfer_id} was cancelled.", code=OrderCode.TRANSFER_CANCELLED)
+    return transfer
 
 
 def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], note: str | None = None) -> StockTransfer:
@@ -462,12 +478,7 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], no
     to the store's stock, the rest is the recorded discrepancy, with the `note` saying what happened to it (required
     then), written off at the store as a `lost_in_transit` adjustment per lot; a second receipt is
     `transfer_already_received`."""
-    transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
-    lock_on_sqlite("UPDATE stock_transfers SET id = id WHERE id = :id", id=transfer_id)
-    db.session.execute(select(StockTransfer.id).where(StockTransfer.id == transfer_id).with_for_update())
-    db.session.refresh(transfer)
-    if transfer.status != "dispatched":
-        raise Conflict(f"Stock transfer {transfer_id} was received already.", code=OrderCode.TRANSFER_ALREADY_RECEIVED)
+    transfer = _dispatched_transfer(actor=actor, transfer_id=transfer_id)
     by_lot = {line.lot_id: line for line in transfer.lines}
     given = [line["lot_id"] for line in lines]
     errors: dict[str, Any] = {}
@@ -495,6 +506,19 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], no
             db.session.add(StockAdjustment(location_id=transfer.to_location_id, lot_id=line["lot_id"], delta=-missing,
                                            reason=LOST_IN_TRANSIT, note=note, transfer_id=transfer.id,
                                            created_by=actor.id, created_at=transfer.received_at))
+    db.session.flush()
+    return transfer
+
+
+def cancel_transfer(*, actor: User, transfer_id: int, reason: str) -> StockTransfer:
+    """Cancel a transfer still on its way (not yet received): each lot's units sent go back on that lot's stock at the
+    source, and the transfer keeps who cancelled it, when and why."""
+    transfer = _dispatched_transfer(actor=actor, transfer_id=transfer_id)
+    transfer.status, transfer.cancelled_by, transfer.cancelled_at = "cancelled", actor.id, utcnow()
+    transfer.cancel_reason = reason
+    db.session.flush()  # no longer in transit: its units may come back on their lots
+    for line in sorted(transfer.lines, key=lambda line: line.lot_id):
+        inventory.restock(location_id=transfer.from_location_id, lot_id=line.lot_id, quantity=line.sent)
     db.session.flush()
     return transfer
 

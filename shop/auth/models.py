@@ -16,7 +16,7 @@ USERNAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 USERNAME_RULE = ("Only letters a-z and digits, parted by single . _ or - (none leading or trailing; no look-alikes "
                  "from other scripts).")
 USER_CHANGES = ("created", "disabled", "enabled", "password_reset", "password_changed", "role_changed",
-                "scope_changed")
+                "scope_changed", "signed_out")
 
 
 class User(db.Model):

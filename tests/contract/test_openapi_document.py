@@ -206,8 +206,11 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
         "validation_error", "location_not_warehouse", "location_not_store", "product_not_found"}},
     ("get", "/api/v1/stock-transfers/{transfer_id}"): {404: {"transfer_not_found"}},
     ("post", "/api/v1/stock-transfers/{transfer_id}/receive"): {
-        404: {"transfer_not_found"}, 409: {"transfer_already_received"},
+        404: {"transfer_not_found"}, 409: {"transfer_already_received", "transfer_cancelled"},
         422: {"validation_error", "transfer_lines_mismatch"}},
+    ("post", "/api/v1/stock-transfers/{transfer_id}/cancel"): {
+        404: {"transfer_not_found"}, 409: {"transfer_already_received", "transfer_cancelled"},
+        422: {"validation_error"}},
     ("get", "/api/v1/stores/{store_id}/incoming-transfers"): {404: {"store_not_found"}},
     ("get", "/api/v1/stock-adjustments"): {404: {"location_not_found"}},
     ("post", "/api/v1/stock-adjustments"): {

@@ -373,3 +373,116 @@ def test_a_store_closing_while_stock_is_dispatched_to_it_either_refuses_or_is_se
     else:  # the close went first: nothing was sent to the closed store
         assert (outcomes, sent) == ({"ok": 1, "store_inactive": 2}, 0)
     assert inventory.available(location_id=warehouse.id, product_id=product.id) == 10 - sent
+
+
+def _receive_all(client, headers, transfer):
+    return client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=headers,
+                       json={"lines": [{"lot_id": line["lot_id"], "received": line["sent"]}
+                                       for line in transfer["lines"]]})
+
+
+def test_an_admin_cancels_a_dispatched_transfer_and_its_units_go_back_on_their_lots(client, login, store, staff_of,
+                                                                                    stocked_warehouse):
+    warehouse, product, old, new = stocked_warehouse
+    admin, auditor = login("admin"), login("auditor")
+    transfer = _send(client, admin, warehouse, store, product, 7).json
+    before = {row["lot_id"]: row["on_hand"]
+              for row in client.get(f"/api/v1/locations/{warehouse.id}/stock", headers=auditor).json["items"]}
+
+    unexplained = client.post(f"/api/v1/stock-transfers/{transfer['id']}/cancel", headers=admin, json={})
+    cancelled = client.post(f"/api/v1/stock-transfers/{transfer['id']}/cancel", headers=admin,
+                            json={"reason": "发错门店，车辆返回仓库"})
+
+    assert (unexplained.status_code, list(unexplained.json["error"]["details"])) == (422, ["reason"])
+    assert cancelled.status_code == 200, cancelled.json
+    assert cancelled.json["status"] == "cancelled"
+    assert cancelled.json["cancel_reason"] == "发错门店，车辆返回仓库"
+    assert cancelled.json["cancelled_by"] == client.get("/api/v1/users/me", headers=admin).json["id"]
+    assert cancelled.json["cancelled_at"] and cancelled.json["received_at"] is None
+    shown = client.get(f"/api/v1/stock-transfers/{transfer['id']}", headers=auditor).json
+    assert (shown["status"], shown["cancel_reason"]) == ("cancelled", "发错门店，车辆返回仓库")
+    after = {row["lot_id"]: row["on_hand"]
+             for row in client.get(f"/api/v1/locations/{warehouse.id}/stock", headers=auditor).json["items"]}
+    assert (before[old.id], before[new.id]) == (0, 6)
+    assert (after[old.id], after[new.id]) == (5, 8)  # the same lots they left
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 13
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 0
+    listed = client.get(f"/api/v1/stores/{store.id}/incoming-transfers?status=cancelled", headers=auditor).json
+    assert [item["id"] for item in listed["items"]] == [transfer["id"]]
+    # no longer in transit: the store may close, and a unit of the lot is not "found" beyond its quantity
+    found = client.post("/api/v1/stock-adjustments", headers=admin, json={
+        "location_id": warehouse.id, "lot_id": old.id, "delta": 1, "reason": "found"})
+    assert (found.status_code, found.json["error"]["code"]) == (409, "lot_quantity_exceeded")
+    assert client.patch(f"/api/v1/stores/{store.id}", json={"active": False}, headers=admin).status_code == 200
+
+
+def test_a_cancelled_transfer_is_not_received_and_a_received_one_not_cancelled(client, login, store, staff_of,
+                                                                               stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    admin, staff = login("admin"), staff_of(store)
+    to_cancel, to_receive = (_send(client, admin, warehouse, store, product, 2).json for _ in range(2))
+    assert client.post(f"/api/v1/stock-transfers/{to_cancel['id']}/cancel", headers=admin,
+                       json={"reason": "取消"}).status_code == 200
+    assert _receive_all(client, staff, to_receive).status_code == 200
+
+    receive_cancelled = _receive_all(client, staff, to_cancel)
+    cancel_cancelled = client.post(f"/api/v1/stock-transfers/{to_cancel['id']}/cancel", headers=admin,
+                                   json={"reason": "再取消"})
+    cancel_received = client.post(f"/api/v1/stock-transfers/{to_receive['id']}/cancel", headers=admin,
+                                  json={"reason": "取消"})
+
+    assert (receive_cancelled.status_code, receive_cancelled.json["error"]["code"]) == (409, "transfer_cancelled")
+    assert (cancel_cancelled.status_code, cancel_cancelled.json["error"]["code"]) == (409, "transfer_cancelled")
+    assert (cancel_received.status_code, cancel_received.json["error"]["code"]) == (409, "transfer_already_received")
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 11
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 2
+
+
+def test_only_an_admin_cancels_a_transfer_with_a_bounded_reason(client, login, store, staff_of, stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    transfer = _send(client, login("admin"), warehouse, store, product, 2).json
+    url = f"/api/v1/stock-transfers/{transfer['id']}/cancel"
+
+    by_staff = client.post(url, headers=staff_of(store), json={"reason": "取消"})
+    by_auditor = client.post(url, headers=login("auditor"), json={"reason": "取消"})
+    too_long = client.post(url, headers=login("admin"), json={"reason": "长" * 201})
+    with_id = client.post(url, headers=login("admin"), json={"reason": "身份证 110101199003074514"})
+    unknown = client.post("/api/v1/stock-transfers/999999/cancel", headers=login("admin"), json={"reason": "取消"})
+
+    assert (by_staff.status_code, by_auditor.status_code) == (403, 403)
+    assert (too_long.status_code, list(too_long.json["error"]["details"])) == (422, ["reason"])
+    assert with_id.status_code == 422
+    assert (unknown.status_code, unknown.json["error"]["code"]) == (404, "transfer_not_found")
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 11
+
+
+def test_a_cancel_racing_a_receipt_one_wins_and_the_stock_is_conserved(racing_app):
+    warehouse, product = LocationFactory(), ProductFactory()
+    make_lot(product, warehouse, quantity=10)
+    store, admin = StoreFactory(), UserFactory(role="admin")
+    clerk = UserFactory(role="store_staff", store_id=store.id)
+    db.session.commit()
+    transfer = service.create_transfer(actor=admin, from_location=warehouse.code,
+                                       to_location=inventory.get_location(store.location_id).code,
+                                       lines=[{"sku": product.sku, "quantity": 4}])
+    db.session.commit()
+    ids = (transfer.id, transfer.lines[0].lot_id, admin.id, clerk.id)
+
+    def operation(i: int) -> None:
+        if i == 0:
+            service.cancel_transfer(actor=db.session.get(User, ids[2]), transfer_id=ids[0], reason="车辆返回")
+        else:
+            service.receive_transfer(actor=db.session.get(User, ids[3]), transfer_id=ids[0],
+                                     lines=[{"lot_id": ids[1], "received": 4}])
+
+    outcomes = race(racing_app, 2, operation)
+
+    db.session.expire_all()
+    status = db.session.get(StockTransfer, ids[0]).status
+    at_warehouse = inventory.available(location_id=warehouse.id, product_id=product.id)
+    at_store = inventory.available(location_id=store.location_id, product_id=product.id)
+    if status == "cancelled":
+        assert (outcomes, at_warehouse, at_store) == ({"ok": 1, "transfer_cancelled": 1}, 10, 0)
+    else:
+        assert status == "received"
+        assert (outcomes, at_warehouse, at_store) == ({"ok": 1, "transfer_already_received": 1}, 6, 4)
