@@ -138,3 +138,16 @@ class RejectAfterSales(MethodView):
         request = service.reject_after_sales(actor=current_user(), request_id=request_id, **data)
         commit()
         return request
+
+
+@blp.route("/after-sales/<int:request_id>/withdraw")
+class WithdrawAfterSales(MethodView):
+    @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED]})
+    @require_role("consumer")
+    @idempotent
+    @blp.response(200, AfterSalesOut)
+    def post(self, request_id):
+        """The consumer withdraws their own open request; its units may be asked for again."""
+        request = service.withdraw_after_sales(actor=current_user(), request_id=request_id)
+        commit()
+        return request

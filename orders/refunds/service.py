@@ -700,6 +700,16 @@ def reject_after_sales(*, actor: User, request_id: int, reason: str) -> AfterSal
     return request
 
 
+def withdraw_after_sales(*, actor: User, request_id: int) -> AfterSalesRequest:
+    """The consumer withdraws their own open request (`withdrawn`, by them, now); its units may be asked for again."""
+    if actor.role != "consumer":
+        raise Forbidden("Only the consumer who asked withdraws an after-sales request.")
+    request = _open_request(actor, request_id)
+    request.status, request.decided_by, request.decided_at = "withdrawn", actor.id, utcnow()
+    db.session.flush()
+    return request
+
+
 def list_after_sales(*, actor: User, order_id: int, limit: int, cursor: str | None) -> dict:
     """A page of an order's after-sales requests (its consumer, its store's staff, admins)."""
     _order_for(actor, order_id, lock=False)

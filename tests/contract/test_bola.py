@@ -168,6 +168,7 @@ TABLE: dict[tuple[str, str], Route] = {
             "lines": [{"line_id": w.facts["collected_line_id"][k], "quantity": 1}], "reason": "收到时已压坏"}),
     ("POST", "/api/v1/after-sales/<request_id>/approve"): Route(STORE, "request_id", write=True,
                                                                 body=lambda w, k: {"resellable": False}),
+    ("POST", "/api/v1/after-sales/<request_id>/withdraw"): Route(("consumer",), "request_id", write=True),
     ("POST", "/api/v1/after-sales/<request_id>/reject"): Route(STORE, "request_id", write=True,
                                                                body=lambda w, k: {"reason": "照片看不出破损"}),
     ("GET", "/api/v1/ledger/transactions/<transaction_id>"): Route(("admin", "auditor"), "ledger_transaction_id",

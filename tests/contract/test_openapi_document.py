@@ -252,6 +252,8 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
     ("post", "/api/v1/after-sales/{request_id}/approve"): {
         404: {"after_sales_not_found"}, 409: {"after_sales_decided", "refund_exceeds_paid"}},
     ("post", "/api/v1/after-sales/{request_id}/reject"): {404: {"after_sales_not_found"}, 409: {"after_sales_decided"}},
+    ("post", "/api/v1/after-sales/{request_id}/withdraw"): {
+        404: {"after_sales_not_found"}, 409: {"after_sales_decided"}},
 }
 
 

@@ -18,7 +18,7 @@ PAGE = 100
 SOURCE_REASONS = {"provider": "在支付平台退款", "unallocated": "付款未能对应到库存，已全额退回"}
 REFUND_STATUSES = {"pending": "退款处理中", "failed": "退款未成功，未退款"}
 RETURN_STATUSES = {"succeeded": "已全额退回", "pending": "正在全额退回（退款处理中）", "failed": "未能退回，请联系客服"}
-AFTER_SALES_STATUSES = {"open": "待处理", "approved": "已同意", "rejected": "未通过"}
+AFTER_SALES_STATUSES = {"open": "待处理", "approved": "已同意", "rejected": "未通过", "withdrawn": "已撤回"}
 
 
 @dataclass(frozen=True)

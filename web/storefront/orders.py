@@ -66,6 +66,7 @@ AFTER_SALES_REFUSALS = {  # the after-sales service's refusals → the form fiel
     OrderCode.ORDER_LINE_NOT_FOUND: ("form", "订单里没有这件商品，请刷新页面后重试。"),
 }
 ORDER_NOT_FOUND = "订单不存在。"
+AFTER_SALES_NOT_FOUND = "售后申请不存在。"
 OUTCOMES = ("succeeded", "failed")
 ENDED = ("expired", "cancelled")  # orders whose lines may be put back in the cart
 CHANGED = "购物车或价格已变化，请确认后再提交。"
@@ -285,6 +286,27 @@ def ask_after_sales(order_id: int):
         message = message.format(days=refunds.AFTER_SALES_WINDOW.days, refundable=exc.details.get("refundable"))
         return _order_page(order_id, asked={**asked, "errors": {field: message}}, status=exc.status)
     return redirect(url_for(".order_page", order_id=order_id))
+
+
+@bp.post("/after-sales/<int:request_id>/withdraw")
+@signed_in("consumer")
+def withdraw_after_sales(request_id: int):
+    """Withdraw the consumer's own open after-sales request; its order's page then lists it withdrawn (its units may
+    be asked for again), or says it was answered meanwhile."""
+    try:
+        withdrawn = refunds.withdraw_after_sales(actor=web_user(), request_id=request_id)
+    except NotFound:
+        return error_page(404, AFTER_SALES_NOT_FOUND)
+    except AppError as exc:
+        if exc.code != OrderCode.AFTER_SALES_DECIDED:
+            raise
+        db.session.rollback()
+        flash("这个售后申请已经处理，不能撤回。")
+        return redirect(url_for(".order_page", order_id=refunds.read_after_sales(
+            actor=web_user(), request_id=request_id).order_id))
+    commit()
+    flash("售后申请已撤回。")
+    return redirect(url_for(".order_page", order_id=withdrawn.order_id))
 
 
 @bp.post("/orders/<int:order_id>/cancel")

@@ -246,3 +246,52 @@ def test_a_request_its_approval_would_refuse_for_more_than_was_paid_is_refused_w
     approved = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=sold["clerk"], json={})
     assert approved.status_code == 200, approved.json
     assert db.session.get(Refund, approved.json["refund_id"]).amount_fen == 1500
+
+
+def test_the_owner_withdraws_an_open_request_and_may_ask_for_the_units_again(client, sold):
+    order = sold["order"]()
+    asked = _ask(client, sold["consumer"], order, quantity=3).json
+
+    withdrawn = client.post(f"/api/v1/after-sales/{asked['id']}/withdraw", headers=sold["consumer"])
+
+    assert withdrawn.status_code == 200, withdrawn.json
+    assert (withdrawn.json["status"], withdrawn.json["refund_id"]) == ("withdrawn", None)
+    assert withdrawn.json["decided_at"]
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["clerk"]).json["items"]
+    assert [r["status"] for r in seen] == ["withdrawn"]
+    again = _ask(client, sold["consumer"], order, quantity=3)
+    assert again.status_code == 201, again.json
+    approved = client.post(f"/api/v1/after-sales/{again.json['id']}/approve", headers=sold["clerk"], json={})
+    assert approved.status_code == 200, approved.json
+    assert db.session.get(Refund, approved.json["refund_id"]).amount_fen == 4500
+
+
+def test_only_the_owner_withdraws_and_only_an_open_request(client, sold):
+    order = sold["order"]()
+    asked = _ask(client, sold["consumer"], order).json
+    _, stranger = user_with_token("consumer")
+    db.session.commit()
+    url = f"/api/v1/after-sales/{asked['id']}/withdraw"
+
+    by_stranger = client.post(url, headers=stranger)
+    by_clerk = client.post(url, headers=sold["clerk"])
+    by_admin = client.post(url, headers=sold["admin"])
+    unknown = client.post("/api/v1/after-sales/999999/withdraw", headers=sold["consumer"])
+
+    assert (by_stranger.status_code, by_stranger.json["error"]["code"]) == (404, "after_sales_not_found")
+    assert (by_clerk.status_code, by_admin.status_code) == (403, 403)
+    assert (unknown.status_code, unknown.json["error"]["code"]) == (404, "after_sales_not_found")
+    assert db.session.get(AfterSalesRequest, asked["id"]).status == "open"
+    rejected = client.post(f"/api/v1/after-sales/{asked['id']}/reject", headers=sold["clerk"],
+                           json={"reason": "包装完好"})
+    assert rejected.status_code == 200
+    late = client.post(url, headers=sold["consumer"])
+    assert (late.status_code, late.json["error"]["code"]) == (409, "after_sales_decided")
+    assert late.json["error"]["details"] == {"status": "rejected"}
+    withdrawn = _ask(client, sold["consumer"], order).json
+    assert client.post(f"/api/v1/after-sales/{withdrawn['id']}/withdraw", headers=sold["consumer"]).status_code == 200
+    twice = client.post(f"/api/v1/after-sales/{withdrawn['id']}/withdraw", headers=sold["consumer"])
+    approve_withdrawn = client.post(f"/api/v1/after-sales/{withdrawn['id']}/approve", headers=sold["clerk"], json={})
+    assert (twice.status_code, twice.json["error"]["code"]) == (409, "after_sales_decided")
+    assert (approve_withdrawn.status_code, approve_withdrawn.json["error"]["code"]) == (409, "after_sales_decided")
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
