@@ -96,7 +96,7 @@ def logout():
     cookie stays signed by the app, so it must stop matching the user); API tokens are not affected."""
     user = web_user()
     if user is not None:
-        user.session_version += 1
+        service.sign_out_of_pages(user=user)
         commit()
     session.clear()
     return redirect(url_for("storefront.home"))

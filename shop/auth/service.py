@@ -59,8 +59,18 @@ def sign_in(*, username: str, password: str, address: str) -> tuple[User, str, d
 
 
 def sign_out_everywhere(*, user: User) -> None:
-    """End every bearer token, till token and page session the user holds (a token carries no id of its own)."""
+    """End every bearer token, till token and page session the user holds (a token carries no id of its own);
+    audited as `signed_out`."""
     user.token_version += 1
+    _record(user, "signed_out", user)
+    db.session.flush()
+
+
+def sign_out_of_pages(*, user: User) -> None:
+    """End every page session the user holds (a copied cookie stops matching); API tokens are not affected; audited
+    as `signed_out`."""
+    user.session_version += 1
+    _record(user, "signed_out", user)
     db.session.flush()
 
 

@@ -218,3 +218,22 @@ def test_user_changes_are_append_only_in_postgresql(pg_app):
         with pytest.raises(DBAPIError, match="append-only"):
             db.session.execute(text(statement))
         db.session.rollback()
+
+
+def test_a_sign_out_of_the_api_or_of_the_pages_is_audited_as_the_users_own(app, client, login):
+    from tests.web.test_pages_security import _csrf, _sign_in
+
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    headers = _bearer(sign_in(client, user.username))
+    browser = app.test_client()
+
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    _sign_in(browser, user)
+    token = _csrf(browser, "/orders")
+    assert browser.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert browser.post("/logout", data={"csrf_token": _csrf(browser)}).status_code == 302  # signed out: no row
+
+    rows = _changes(client, login("auditor"), user.id)
+    assert [(row["action"], row["actor_id"]) for row in rows] == [("signed_out", user.id), ("signed_out", user.id)]
+    assert all(row["created_at"] for row in rows)
