@@ -1,7 +1,7 @@
 """stock transfers may be cancelled (by whom, when, why); after-sales requests withdrawn; sign-outs audited
 
-Revision ID: 0038
-Revises: 0037
+Revision ID: 0039
+Revises: 0038
 Create Date: 2026-11-28 11:00:00
 
 A dispatched transfer that would never arrive (the wrong store, the truck turned back) kept its units in transit for
@@ -12,8 +12,8 @@ it, when and why. A consumer withdraws an open after-sales request (`withdrawn`)
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0038'
-down_revision = '0037'
+revision = '0039'
+down_revision = '0038'
 branch_labels = None
 depends_on = None
 
