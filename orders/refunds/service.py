@@ -250,7 +250,7 @@ def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) 
     if request is None or any(_left_of(request, order.lines).values()):  # the lines the refund just changed
         return
     request.status, request.refund_id = "approved", refund.id
-    request.decision_reason = f"Refunded by refund {refund.id}."
+    request.decision_reason = f"已由退款 #{refund.id} 退回所申请的商品。"  # shown to its consumer as the answer
     request.decided_by, request.decided_at = actor_id, utcnow()
 
 
@@ -348,7 +348,7 @@ def _reopen_request(refund: Refund) -> None:
                                                                 AfterSalesRequest.status == "approved"))
     if request is not None:
         request.status, request.refund_id, request.decided_by, request.decided_at = "open", None, None, None
-        request.decision_reason = f"Refund {refund.id} failed at the payment provider: the request is open again."
+        request.decision_reason = f"退款 #{refund.id} 未能在支付渠道完成，申请已重新打开，等待处理。"
 
 
 def _settle(order: Order, refund: Refund, answer: ProviderRefund) -> None:

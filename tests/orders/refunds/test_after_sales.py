@@ -99,6 +99,8 @@ def test_an_approval_whose_refund_the_provider_then_fails_is_open_again_and_is_a
 
     seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
     assert [(r["id"], r["status"], r["refund_id"]) for r in seen] == [(asked["id"], "open", None)]
+    failed = approved.json["refund_id"]
+    assert seen[0]["decision_reason"] == f"退款 #{failed} 未能在支付渠道完成，申请已重新打开，等待处理。"
     assert db.session.get(OrderLine, asked["lines"][0]["line_id"]).refunded_quantity == 0
     provider.status = "succeeded"
     again = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["admin"], json={})
