@@ -45,7 +45,7 @@ def _ask(page, site, order_id: int, name: str):
 
 def _journey(page, site, sku: str, name: str) -> None:
     """Ask for after-sales of 2 of 3 delivered units: first refused beside the fields, then accepted and listed,
-    then answered by the staff; the page fits the screen at every step."""
+    then answered by the staff; ask again and withdraw it; the page fits the screen at every step."""
     sign_in(page, site, CONSUMER)
     page.wait_for_url(site.url + "/")
     order_id = _delivered_order(page, site, sku, "3")
@@ -88,6 +88,20 @@ def _journey(page, site, sku: str, name: str) -> None:
     assert _ask(page, site, order_id, name).count() == 1  # answered: another request may be made
     screenshot(page, "after-sales-answered")
     assert page.evaluate(SIDEWAYS) == 0 and page.evaluate(CLIPPED_TABLES) == []
+
+    form = _ask(page, site, order_id, name)  # asked again, then taken back before anyone answers
+    form.get_by_label("退货件数").fill("1")
+    form.get_by_label("申请原因").fill("想换成别的规格")
+    form.get_by_role("button", name="申请售后").click()
+    page.wait_for_url(site.url + f"/orders/{order_id}")
+    page.locator("#after-sales form.withdraw").get_by_role("button", name="撤回").click()
+    page.wait_for_url(site.url + f"/orders/{order_id}")
+    assert page.get_by_text("售后申请已撤回。").is_visible()
+    assert page.locator("#after-sales .badge.after-sales-withdrawn").inner_text() == "已撤回"
+    assert page.locator("#after-sales form.withdraw").count() == 0
+    assert _ask(page, site, order_id, name).count() == 1  # withdrawn: its units may be asked for again
+    screenshot(page, "after-sales-withdrawn")
+    assert page.evaluate(SIDEWAYS) == 0
 
 
 def test_on_a_360_px_phone_a_consumer_asks_for_after_sales_of_a_delivered_order(site, browser):
