@@ -49,6 +49,7 @@ FEE_TYPES = ("charge.succeeded", "charge.updated")  # data.object: a Charge, its
 HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", *REFUND_TYPES,
                  *DISPUTE_TYPES, *FEE_TYPES)
 DONE = ("processed", "ignored", "failed")
+TAKEN = ("succeeded", "returned")  # a payment the provider took (a returned one too: its fees stand)
 MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 10  # then the event is `failed` (logged as an error), not retried every minute for ever
@@ -253,7 +254,7 @@ def _succeeded(event: PaymentEvent, order: Order, payment: Payment) -> None:
 def _failed(event: PaymentEvent, payment: Payment) -> None:
     """A failed attempt: recorded (its error code only) unless the payment already succeeded; the order
     stays pending until it expires."""
-    if payment.status in ("succeeded", "returned"):
+    if payment.status in TAKEN:
         return
     error = event.payload["data"]["object"].get("last_payment_error")
     error = error if isinstance(error, dict) else {}
@@ -320,7 +321,8 @@ def fetch_fees(event: PaymentEvent) -> None:
     a dispute lists its own (called before the order's lock is taken)."""
     obj = event.payload["data"]["object"]
     txn_id = _short_string(obj.get("balance_transaction"), 255)
-    if event.type not in FEE_TYPES or txn_id is None or "balance_transactions" in obj or _fee_recorded(event, txn_id):
+    if (event.type not in FEE_TYPES or txn_id is None or "balance_transactions" in obj
+            or txn_id in _recorded_fees(Payment.intent_id == event.intent_id)):
         return
     txn = get_provider().retrieve_balance_transaction(balance_transaction_id=txn_id)
     kept = _kept({"balance_transactions": [txn]}, {"balance_transactions": KEPT_FIELDS["balance_transactions"]})
@@ -328,13 +330,12 @@ def fetch_fees(event: PaymentEvent) -> None:
     db.session.flush()
 
 
-def _fee_recorded(event: PaymentEvent, txn_id: str) -> bool:
-    """Whether the fee of balance transaction `txn_id` is recorded for the event's intent's order already (a charge
-    is updated for many reasons: its balance transaction is fetched once)."""
-    recorded = db.session.scalars(
+def _recorded_fees(*where) -> set[str]:
+    """The balance transactions whose fee is recorded for the orders of the payments `where` names (a charge is
+    updated for many reasons: its balance transaction is fetched, and its fee recorded, once)."""
+    return {payload.get("balance_transaction") for payload in db.session.scalars(
         select(OutboxEvent.payload).join(Payment, Payment.order_id == OutboxEvent.order_id)
-        .where(Payment.intent_id == event.intent_id, OutboxEvent.kind == "processor_fee"))
-    return any(payload.get("balance_transaction") == txn_id for payload in recorded)
+        .where(OutboxEvent.kind == "processor_fee", *where))}
 
 
 def _fee_in_fen(fee: int, currency: object, exchange_rate: object) -> int | None:
@@ -353,8 +354,7 @@ def _record_fees(obj: Mapping, order: Order, occurred_at: datetime) -> None:
     a `processor_fee` event of its worth in fen (negative: a fee given back), the platform's cost. A fee that cannot
     be converted to fen is logged as an error, to book by hand."""
     listed = obj.get("balance_transactions")
-    recorded = {payload.get("balance_transaction") for payload in db.session.scalars(
-        select(OutboxEvent.payload).where(OutboxEvent.order_id == order.id, OutboxEvent.kind == "processor_fee"))}
+    recorded = _recorded_fees(Payment.order_id == order.id)
     for txn in listed if isinstance(listed, list) else []:
         txn_id = _short_string(txn.get("id"), 255) if isinstance(txn, dict) else None
         fee = txn.get("fee") if txn_id else None
@@ -375,7 +375,7 @@ def _record_fees(obj: Mapping, order: Order, occurred_at: datetime) -> None:
 def _charged(event: PaymentEvent, order: Order, payment: Payment) -> str:
     """A charge's event: its fee recorded once its payment has succeeded (deferred until then); the event's
     status."""
-    if payment.status not in ("succeeded", "returned"):
+    if payment.status not in TAKEN:
         return "deferred"
     _record_fees(event.payload["data"]["object"], order, event.created)
     return "processed"
@@ -392,9 +392,9 @@ def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> str:
     id, so once), or deferred until the payment it names has succeeded."""
     obj = event.payload["data"]["object"]
     status = _short_string(obj.get("status"), 32) or event.type.rsplit(".", 1)[1]
-    if status == "lost" and payment.status not in ("succeeded", "returned"):
+    if status == "lost" and payment.status not in TAKEN:
         return "deferred"
-    if payment.status in ("succeeded", "returned"):
+    if payment.status in TAKEN:
         _record_fees(obj, order, event.created)  # the dispute's fee (and its return, if won), whatever its order
     if payment.dispute_status in DISPUTE_CLOSED and status not in DISPUTE_CLOSED:
         return "processed"  # an earlier event of a dispute already closed, delivered late: the outcome stands
