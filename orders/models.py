@@ -406,6 +406,7 @@ class Refund(db.Model):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     request_key: Mapped[str | None] = mapped_column(String(255))  # the Idempotency-Key it was asked with
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the sweeper last queued its settling
 
     lines: Mapped[list[RefundLine]] = relationship(order_by="RefundLine.id", lazy="selectin")
 

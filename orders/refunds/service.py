@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from catalog import inventory
 from orders.checkout.service import may_see_order
@@ -400,10 +400,15 @@ def settle_refund(*, refund_id: int) -> Refund:
 
 
 def requeue_pending_refunds() -> int:
-    """Sweeper: queue the settling of refunds still pending RESETTLE_AFTER after they were made; how many."""
-    due = db.session.scalars(select(Refund.id).where(Refund.status == "pending",
-                                                     Refund.created_at < utcnow() - RESETTLE_AFTER)
-                             .order_by(Refund.id).limit(SWEEP_BATCH)).all()
+    """Sweeper: queue the settling of refunds still pending RESETTLE_AFTER after they were made or last queued, the
+    longest waiting first, so that more than SWEEP_BATCH pending refunds are each asked about in turn; how many."""
+    now = utcnow()
+    waiting = func.coalesce(Refund.asked_at, Refund.created_at)
+    due = db.session.scalars(select(Refund.id).where(Refund.status == "pending", waiting < now - RESETTLE_AFTER)
+                             .order_by(waiting, Refund.id).limit(SWEEP_BATCH)
+                             .with_for_update(skip_locked=True)).all()
+    if due:
+        db.session.execute(update(Refund).where(Refund.id.in_(due)).values(asked_at=now))
     for refund_id in due:
         after_commit(lambda refund_id=refund_id: queue_settle(refund_id))
     return len(due)

@@ -430,8 +430,9 @@ def test_the_providers_event_for_a_pending_refund_completes_it_once(client, worl
 
 
 def _age_refunds() -> None:
-    """Make every refund old enough for the sweeper."""
-    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    """Make every refund old enough for the sweeper, and the last time it asked about each as long ago."""
+    long_ago = utcnow() - timedelta(minutes=2)
+    db.session.execute(update(Refund).values(created_at=long_ago, asked_at=long_ago))
     db.session.commit()
 
 
@@ -457,6 +458,8 @@ def test_a_refund_the_provider_has_not_finished_books_no_money_until_it_succeeds
     db.session.expire_all()
     assert (provider.retrieved, db.session.scalar(select(Refund.status))) == (["re_stub_1"], "pending")
     provider.statuses["re_stub_1"] = "succeeded"
+    assert sweep()["orders.pending_refunds"] == 0  # asked a moment ago: its turn comes a minute later
+    _age_refunds()
     assert sweep()["orders.pending_refunds"] == 1
 
     db.session.expire_all()
@@ -467,6 +470,28 @@ def test_a_refund_the_provider_has_not_finished_books_no_money_until_it_succeeds
     assert _on_hand(lot) == 8
     assert len(provider.calls) == 1  # made once, then only asked about
     assert sweep()["orders.pending_refunds"] == 0
+
+
+def test_more_pending_refunds_than_a_sweep_takes_are_each_asked_about_in_turn(client, world, provider,
+                                                                               monkeypatch):
+    orders = [_online_order(world)[0] for _ in range(3)]
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.status = "pending"
+    made = [_refund(client, admin, order, 1).json["provider_refund_id"] for order in orders]
+    monkeypatch.setattr(service, "SWEEP_BATCH", 2)
+    _age_refunds()
+
+    assert sweep()["orders.pending_refunds"] == 2
+    assert sweep()["orders.pending_refunds"] == 1  # the third, not the first two again
+    assert sweep()["orders.pending_refunds"] == 0
+    assert provider.retrieved == [made[0], made[1], made[2]]
+    _age_refunds()
+    provider.statuses[made[0]] = "succeeded"
+    assert sweep()["orders.pending_refunds"] == 2
+    assert provider.retrieved[3:] == [made[0], made[1]]
+    db.session.expire_all()
+    assert db.session.scalars(select(Refund.status).order_by(Refund.id)).all() == ["succeeded", "pending", "pending"]
 
 
 def test_a_refund_the_provider_fails_after_accepting_it_gives_its_units_back_and_books_nothing(client, world,
