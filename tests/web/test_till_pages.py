@@ -240,6 +240,24 @@ def test_a_refund_form_with_bad_or_too_many_units_refunds_nothing(client):
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
 
 
+def test_till_forms_take_full_width_digits_and_refuse_other_digit_signs_without_failing(client):
+    """A clerk's IME types ３ for 3: it counts; a superscript or circled digit (², ①) is no number: refused (422)."""
+    order, _ = _sale(client, units=3)
+    line_id = order.lines[0].id
+    form = _refund_form(client, order)
+    for typed in ("²", "①"):
+        for name, value in ((f"quantity-{line_id}", typed), (f"quantity-{typed}", "1")):
+            response = client.post(f"/till/orders/{order.id}/refund", data={name: value, "reason": "试", **form})
+            assert response.status_code == 422 and "请至少填写一行的退货数量" in response.get_data(as_text=True)
+        assert client.get(f"/till/pickups?handed={typed}").status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+    done = client.post(f"/till/orders/{order.id}/refund", data={f"quantity-{line_id}": "１", "reason": "试", **form})
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
+
+
 def test_a_refund_reason_holding_a_bank_card_number_is_refused_with_the_rule(client):
     order, _ = _sale(client)
     line_id = order.lines[0].id
@@ -494,6 +512,24 @@ def test_a_clerk_receives_a_transfer_per_lot_on_the_till_with_a_note_when_short(
                         follow_redirects=True)
     assert f"调拨单 {transfer.id} 已由其他窗口收货" in again.get_data(as_text=True)
     assert inventory.available(location_id=received.to_location_id, product_id=first.product_id) == 6
+
+
+def test_a_transfer_counted_on_the_till_and_cancelled_meanwhile_or_typed_with_odd_digits_is_not_received(client):
+    """A clerk's form for a transfer an admin cancelled meanwhile says so (no error page); ² is no count (422)."""
+    transfer, (first, second), _ = _transfer_to_a_clerks_store(client)
+    action = f"/till/transfers/{transfer.id}/receive"
+    odd = client.post(action, data={f"received-{first.id}": "²", f"received-{second.id}": "2",
+                                    "csrf_token": _csrf(client, "/till/transfers")})
+    assert odd.status_code == 422 and "请为每个批次填写实收数量" in odd.get_data(as_text=True)
+    token = _csrf(client, "/till/transfers")
+    stores.cancel_transfer(actor=UserFactory(role="admin"), transfer_id=transfer.id, reason="送错门店")
+    db.session.commit()
+    response = client.post(action, data={f"received-{first.id}": "5", f"received-{second.id}": "2",
+                                         "csrf_token": token}, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and f"调拨单 {transfer.id} 已被取消" in page and "送错门店" in page
+    db.session.expire_all()
+    assert db.session.get(StockTransfer, transfer.id).status == "cancelled"
 
 
 def test_another_stores_clerk_neither_sees_nor_receives_a_transfer_on_the_till(client, app):

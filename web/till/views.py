@@ -188,7 +188,7 @@ def pickups():
     store = service.store_of(web_user())
     handed = error = None
     status = 200
-    if request.method == "GET" and request.args.get("handed", "").isdigit():
+    if request.method == "GET" and request.args.get("handed", "").isdecimal():
         handed = service.handed_order(web_user(), int(request.args["handed"][:12]))
     if request.method == "POST":
         try:
@@ -218,9 +218,10 @@ def _already_handed(store, code: str) -> str | None:
 
 
 def _whole(text: str) -> int | str:
-    """A typed whole number, or the text as typed (the schema then refuses it)."""
+    """A typed whole number (its digits of any width or script: `３` is 3), or the text as typed (the schema then
+    refuses it, as it does a digit sign that is no decimal digit: `²`, `①`)."""
     text = text.strip()
-    return int(text) if text.isdigit() and len(text) <= 9 else text
+    return int(text) if text.isdecimal() and len(text) <= 9 else text
 
 
 def _refund_request() -> dict:
@@ -342,13 +343,18 @@ def receive_transfer(transfer_id: int):
     except ValidationError as exc:
         return _transfers_page(422, failed=transfer_id, typed=typed, note=note, error=_receipt_problem(exc.messages))
     except AppError as exc:
-        if exc.code != OrderCode.TRANSFER_ALREADY_RECEIVED and exc.status != 422:
+        if exc.code not in (OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED) and exc.status != 422:
             raise
         db.session.rollback()
         if exc.status == 422:
             return _transfers_page(422, failed=transfer_id, typed=typed, note=note,
                                    error=_receipt_problem(exc.details))
-        flash(f"调拨单 {transfer_id} 已由其他窗口收货，您这次填写的数量未记录。")
+        if exc.code == OrderCode.TRANSFER_CANCELLED:
+            cancelled = stores.get_transfer(actor=web_user(), transfer_id=transfer_id)
+            flash(f"调拨单 {transfer_id} 已被取消（原因：{cancelled.cancel_reason}），货品不会送达，"
+                  "您这次填写的数量未记录。")
+        else:
+            flash(f"调拨单 {transfer_id} 已由其他窗口收货，您这次填写的数量未记录。")
         return redirect(url_for("till.transfers"))
     commit()
     flash(f"调拨单 {transfer_id} 已收货，实收数量已入本店库存。")
