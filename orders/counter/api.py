@@ -65,7 +65,7 @@ def create_counter_sale(data, store_id):
         conflict = service.record_conflict(actor=current_user(), store_id=store_id, idempotency_key=key,
                                            refused=refused, sale=data)
         db.session.commit()
-        raise service.conflict_error(conflict) from refused
+        raise service.conflict_error(conflict, sale=data) from refused
     commit()
     return (sale, 201, {REPLAYED: "true"}) if sale.replayed else sale
 

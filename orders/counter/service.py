@@ -97,7 +97,8 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
     shift = get_shift(store_id=store.id, shift_id=shift_id)
     known = _conflict_for_key(store_id=store.id, idempotency_key=idempotency_key)
     if known is not None:
-        raise conflict_error(known)
+        raise conflict_error(known, sale={"lines": lines, "payment": payment, "shift_id": shift_id,
+                                          "client_created_at": client_created_at})
     try:
         moment = _accepted_moment(shift=shift, client_created_at=client_created_at)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=moment,
@@ -273,8 +274,11 @@ def _conflict_for_key(*, store_id: int, idempotency_key: str | None) -> SaleConf
                                                         SaleConflict.idempotency_key == idempotency_key))
 
 
-def conflict_error(conflict: SaleConflict) -> Conflict:
-    """The 409 a refused sale is answered with: its reason, and the recorded conflict's id."""
+def conflict_error(conflict: SaleConflict, *, sale: dict) -> Conflict:
+    """The 409 a refused `sale` is answered with: its reason, and the recorded conflict's id; another sale under the
+    key of a recorded one is `idempotency_key_reused` (it was recorded nowhere: the till must not count it kept)."""
+    if conflict.sale != _sale_record(sale):
+        return Conflict("This Idempotency-Key was used for a different request.", code=ShopCode.IDEMPOTENCY_KEY_REUSED)
     return Conflict(conflict.message, code=conflict.code, details={**conflict.details, "conflict_id": conflict.id})
 
 

@@ -153,6 +153,20 @@ def test_a_resent_conflict_is_the_same_conflict(client, counter, staff):
     assert len(_conflicts()) == 1 and _conflicts()[0].idempotency_key == "till-2-0001"
 
 
+def test_another_sale_under_the_key_of_a_recorded_conflict_is_refused_not_told_it_was_recorded(client, counter, staff):
+    refused = client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(hours=80)),
+                          headers={**staff, "Idempotency-Key": "till-2-0004"})
+    assert refused.status_code == 409 and len(_conflicts()) == 1
+    other = _offline(counter, utcnow() - timedelta(minutes=5), lines=[{"sku": counter.rice.sku, "quantity": 1,
+                                                                       "unit_price_fen": 2000}])
+
+    again = client.post(_url(counter), json=other, headers={**staff, "Idempotency-Key": "till-2-0004"})
+
+    assert (again.status_code, again.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert "conflict_id" not in again.json["error"]["details"]  # the till is not told this sale was kept
+    assert len(_conflicts()) == 1 and _orders() == 0
+
+
 @pytest.mark.parametrize("offline", [True, False])
 def test_a_sale_resent_after_its_idempotency_key_was_swept_is_still_one_sale(client, counter, staff, offline):
     body = _offline(counter, utcnow() - timedelta(minutes=5)) if offline else sale_body(counter)
