@@ -218,6 +218,9 @@ class Order(db.Model):
         CheckConstraint("channel = 'delivery' OR store_id IS NOT NULL", name="store"),
         Index("ix_orders_status_expires_at", "status", "expires_at"),
         Index("ix_orders_store_pickup_code", "store_id", "pickup_code"),
+        Index("uq_orders_waiting_pickup_code", "store_id", "pickup_code", unique=True,
+              postgresql_where=text("status = 'paid' AND pickup_code IS NOT NULL"),
+              sqlite_where=text("status = 'paid' AND pickup_code IS NOT NULL")),
         UniqueConstraint("store_id", "idempotency_key", name="uq_orders_store_key"),
     )
 

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import Row, Select, bindparam, func, literal, select
+from sqlalchemy.exc import IntegrityError
 
 from catalog import inventory
 from catalog.errors import CatalogCode
@@ -448,14 +449,21 @@ def expire_reservations(*, now: datetime | None = None, batch: int = EXPIRY_BATC
 
 # --- payment ----------------------------------------------------------------------------------------
 
-def _new_pickup_code(store_id: int) -> str:
-    """A 6-digit code unique among the store's paid pickup orders waiting to be collected."""
+def _give_pickup_code(order: Order) -> None:
+    """Give a paid pickup order a 6-digit code no other order waiting at its store holds: one taken meanwhile by a
+    payment not yet committed is refused by the unique index of waiting codes, and another is drawn."""
+    taken = select(Order.id).where(Order.store_id == order.store_id, Order.pickup_code == bindparam("code"),
+                                   Order.status == "paid", Order.channel == "pickup")
     while True:
         code = f"{secrets.randbelow(10**6):06d}"
-        taken = db.session.scalar(select(Order.id).where(Order.store_id == store_id, Order.pickup_code == code,
-                                                         Order.status == "paid", Order.channel == "pickup"))
-        if taken is None:
-            return code
+        if db.session.scalar(taken, {"code": code}) is not None:
+            continue
+        try:
+            with db.session.begin_nested():
+                order.pickup_code = code
+            return
+        except IntegrityError:
+            continue
 
 
 def _allocate_afresh(order: Order) -> bool:
@@ -503,7 +511,7 @@ def confirm_locked_payment(*, order: Order, intent_id: str, amount_fen: int, pai
     if payment is not None and payment.order_id == order.id:
         payment.status, payment.succeeded_at = "succeeded", paid_at
     if order.channel == "pickup":
-        order.pickup_code = _new_pickup_code(order.store_id)
+        _give_pickup_code(order)
     db.session.flush()
     for line in order.lines:
         record_line_paid(order=order, line=line, occurred_at=paid_at)

@@ -3,17 +3,20 @@ reaching a client, one order per Idempotency-Key, one buyer's unpaid orders capp
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from catalog.models import Stock
+from orders.checkout import service as checkout_service
 from orders.models import Order, Payment
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.orders.checkout.conftest import delivery_body
+from tests.orders.checkout.conftest import confirm, delivery_body, make_world, pickup_body
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -165,3 +168,43 @@ def test_a_cancel_racing_the_buyers_payment_lets_exactly_one_of_them_through(rac
         status = db.session.get(Order, order_id).status
         assert status == ("cancelled" if cancelled else "paid"), (order_id, status)
     assert not db.session.scalars(select(Payment).where(Payment.status == "returned")).all()
+
+
+@pytest.mark.postgres
+def test_two_payments_drawing_one_pickup_code_at_once_give_their_orders_different_codes(pg_app, monkeypatch):
+    world = make_world()
+    store, client = world["store"], pg_app.test_client()
+    orders = []
+    for _ in range(2):
+        response = client.post("/api/v1/orders", json=pickup_body(store.id, (world["a"].sku, 1)),
+                               headers=_consumer(pg_app))
+        orders.append(db.session.get(Order, response.json["id"]))
+    assert confirm(orders[0].id, amount_fen=orders[0].total_fen) == "paid"
+    db.session.commit()
+    draws = iter([424242, 424242, 135790])
+    monkeypatch.setattr(checkout_service, "secrets", SimpleNamespace(randbelow=lambda _: next(draws)))
+    other = db.engine.connect()  # another payment that drew 424242 for the first order, not yet committed
+    other.begin()
+    other.execute(update(Order).where(Order.id == orders[0].id).values(pickup_code="424242"))
+
+    def pay_second() -> None:
+        with pg_app.app_context():
+            assert confirm(orders[1].id, amount_fen=orders[1].total_fen) == "paid"
+            db.session.commit()
+
+    payer = threading.Thread(target=pay_second)
+    payer.start()
+    time.sleep(1)  # the second payment drew the same code and checked it free: the first is not committed yet
+    other.commit()
+    other.close()
+    payer.join(timeout=30)
+
+    db.session.expire_all()
+    codes = db.session.execute(select(Order.status, Order.pickup_code).order_by(Order.id)).all()
+    assert [tuple(row) for row in codes] == [("paid", "424242"), ("paid", "135790")]
+    clerk = UserFactory(role="store_staff", store_id=store.id)
+    db.session.commit()
+    token = client.post("/api/v1/auth/token", json={"username": clerk.username, "password": DEFAULT_PASSWORD}).json
+    handed = client.post(f"/api/v1/stores/{store.id}/pickups", json={"pickup_code": "135790"},
+                         headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert (handed.status_code, handed.json["id"]) == (200, orders[1].id)
