@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from catalog.errors import CatalogCode
 from catalog.inventory import new_trace_code, receive
 from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product
 from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
-from catalog.upload_messages import messages
+from catalog.upload_messages import MESSAGES, messages
 from shop.auth.models import User
 from shop.clock import today
 from shop.db import after_commit, among, db, utcnow
@@ -49,6 +50,20 @@ TEMPLATE_EXAMPLE = ["ZJ-KQM-1KG", "ZJ-2026-09-A", date(2026, 9, 3), "XC-WH", "DE
 Progress = Callable[[int, int], None]
 SHOWN_COLUMNS = ("id", "supplier_id", "filename", "sha256", "status", "rows_total", "rows_done", "lots_created",
                  "errors", "created_at", "finished_at")
+
+
+# the English message of the last error kept, which counts those left out (uploads stored before codes have it only)
+_MORE_ERRORS = re.compile(re.escape(MESSAGES["more_errors"][0]).replace(re.escape("{count}"), r"(\d+)"))
+
+
+def problems_found(errors: list[dict]) -> int:
+    """How many problems an upload's stored errors stand for: each one listed, and those its last line says were left
+    out (`more_errors`), not that line."""
+    count = 0
+    for error in errors:
+        more = _MORE_ERRORS.fullmatch(error.get("message") or "")
+        count += int(more.group(1)) if more else 1
+    return count
 
 
 def _progress_key(upload_id: int) -> str:

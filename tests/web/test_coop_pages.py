@@ -177,6 +177,26 @@ def test_an_upload_stored_before_errors_had_chinese_shows_its_english_message(co
                                 ("整个文件", "", "3 more errors are not shown; fix these and upload again.")]
 
 
+def test_a_failed_upload_with_more_problems_than_listed_says_how_many_it_has(coops):
+    """The errors kept stop at 200 and a last line counts the rest: the page's total counts those too, not that
+    line."""
+    supplier = coops["ours"]
+    ProductFactory(supplier=supplier, sku="ZJ-T-3", unit="bag")
+    LocationFactory(code="XC-WH")
+    (household,) = linked_households(supplier, 1)
+    rows = "".join(f"ZJ-T-3,LOT-{n},昨天,XC-WH,{household.code},5\r\n" for n in range(250))  # one problem a row
+    upload = pending_upload(supplier, f"{HEADER}\r\n{rows}")
+    run_import(upload.id)
+    html = text(coops["client"].get(f"/coop/uploads/{upload.id}"))
+    assert len(error_rows(html)) == 201 and "另有 50 处问题未列出" in html
+    assert "文件有 250 处问题，整个文件都没有导入。" in html
+    upload.errors = [{"row": 2, "column": "农户编号", "message": "Unknown household H1 for this co-operative."},
+                     {"row": None, "column": None,
+                      "message": "3 more errors are not shown; fix these and upload again."}]  # stored before codes
+    db.session.commit()
+    assert "文件有 4 处问题，" in text(coops["client"].get(f"/coop/uploads/{upload.id}"))
+
+
 def test_an_upload_without_a_file_or_an_empty_one_says_so(coops):
     client = coops["client"]
     response = client.post("/coop/uploads", data={"csrf_token": csrf(client, "/coop")})

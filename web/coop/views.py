@@ -81,7 +81,8 @@ def _parsed(schema: Schema, values) -> dict:
 @bp.context_processor
 def _helpers() -> dict:
     """The portal templates' formatting helpers."""
-    return {"local_time": local_time, "yuan": yuan, "reference": bank_files.reference}
+    return {"local_time": local_time, "yuan": yuan, "reference": bank_files.reference,
+            "problems_found": uploads.problems_found}
 
 
 # --- uploads --------------------------------------------------------------------------------------------
