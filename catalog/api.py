@@ -89,7 +89,8 @@ class ProductBySku(MethodView):
         """Show a product with its live stock per location."""
         return json_response(service.show_product(sku=sku, actor=_viewer()))
 
-    @blp.errors({403: [CatalogCode.ACTIVATION_ADMIN_ONLY, CatalogCode.ORIGIN_ADMIN_ONLY, CatalogCode.RATES_ADMIN_ONLY],
+    @blp.errors({403: [CatalogCode.ACTIVATION_ADMIN_ONLY, CatalogCode.CERTIFICATE_ADMIN_ONLY,
+                       CatalogCode.ORIGIN_ADMIN_ONLY, CatalogCode.RATES_ADMIN_ONLY],
                  409: [CatalogCode.MEASURE_FIXED]})
     @require_role("admin", "coop")
     @blp.arguments(ProductUpdate)

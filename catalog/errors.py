@@ -9,6 +9,7 @@ class CatalogCode(StrEnum):
 
     ACTIVATION_ADMIN_ONLY = "activation_admin_only"
     BELOW_RESERVED = "below_reserved"
+    CERTIFICATE_ADMIN_ONLY = "certificate_admin_only"
     HOUSEHOLD_NOT_LINKED = "household_not_linked"
     INSUFFICIENT_STOCK = "insufficient_stock"
     INVALID_RATES = "invalid_rates"

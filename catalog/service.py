@@ -217,9 +217,11 @@ def _certificate_columns(certificate: dict | None) -> dict:
 
 
 def _check_coop_may(actor: User, changes: dict, *, product: Product | None = None) -> None:
-    """Agreement rates, activation and the origin of a product on sale are the platform's: a co-op sending a rate,
-    putting a product on sale or moving an active product to another county (which decides the pairing its sales
-    count for) is refused (403); it may keep drafts and archive its own products."""
+    """Agreement rates, activation, and the origin and certificate of a product on sale are the platform's: a co-op
+    sending a rate, putting a product on sale, moving an active product to another county (which decides the pairing
+    its sales count for) or setting, replacing or extending its 扶贫产品 certificate (the badge buyers trust, checked
+    by an admin when the product went on sale) is refused (403); it may keep drafts, withdraw a certificate and
+    archive its own products."""
     if actor.role == "admin":
         return
     sent = sorted(name for name in RATE_FIELDS if name in changes)
@@ -234,6 +236,19 @@ def _check_coop_may(actor: User, changes: dict, *, product: Product | None = Non
         raise Forbidden("Only an admin may change where a product on sale comes from.",
                         code=CatalogCode.ORIGIN_ADMIN_ONLY,
                         details={"county_code": ["Only an admin may move a product on sale to another county."]})
+    if (product is not None and product.status == "active" and changes.get("certificate") is not None
+            and _certificate_columns(changes["certificate"]) != _certificate_columns(_certificate_of(product))):
+        raise Forbidden("Only an admin may certify a product on sale.", code=CatalogCode.CERTIFICATE_ADMIN_ONLY,
+                        details={"certificate": ["Only an admin may set or change the certificate of a product on "
+                                                 "sale; a co-op may remove it."]})
+
+
+def _certificate_of(product: Product) -> dict | None:
+    """The product's certificate as `certificate` is sent (None without one)."""
+    if product.certificate_number is None:
+        return None
+    return {"number": product.certificate_number, "issuer": product.certificate_issuer,
+            "valid_from": product.certificate_valid_from, "valid_until": product.certificate_valid_until}
 
 
 def _record_changes(product: Product, actor: User, new_values: dict, *, created: bool = False) -> None:

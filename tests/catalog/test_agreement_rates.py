@@ -2,6 +2,8 @@
 agreement, only admins set rates or put a product on sale, and the history records who set what."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import select
 
@@ -82,6 +84,34 @@ def test_a_coop_cannot_move_a_product_on_sale_to_another_county(client, agreed_c
                         ).status_code == 200
     assert client.patch(f"/api/v1/products/{on_sale.sku}", json={"county_code": "513432"}, headers=login("admin")
                         ).status_code == 200
+
+
+def test_a_coop_cannot_certify_a_product_on_sale_or_extend_its_certificate(client, agreed_coop, login):
+    """The 扶贫产品 badge a buyer sees is checked by an admin when the product goes on sale: once on sale, a co-op may
+    withdraw the certificate but not set, replace or extend it; on a draft it may (an admin activates it)."""
+    supplier, headers = agreed_coop
+    on_sale = ProductFactory(supplier=supplier, status="active", certificate_number="凉扶认001",
+                             certificate_issuer="凉山州乡村振兴局", certificate_valid_until=date(2026, 1, 31))
+    uncertified = ProductFactory(supplier=supplier, status="active", certificate_number=None,
+                                 certificate_issuer=None, certificate_valid_from=None, certificate_valid_until=None)
+    draft = ProductFactory(supplier=supplier, status="draft")
+    db.session.commit()
+    extended = {"number": "凉扶认001", "issuer": "凉山州乡村振兴局", "valid_from": "2026-01-01",
+                "valid_until": "2099-12-31"}
+    for product in (on_sale, uncertified):
+        refused = client.patch(f"/api/v1/products/{product.sku}", json={"certificate": extended}, headers=headers)
+        assert refused.status_code == 403 and refused.json["error"]["code"] == "certificate_admin_only"
+    assert db.session.get(Product, on_sale.id).certificate_valid_until == date(2026, 1, 31)
+    assert db.session.get(Product, uncertified.id).certificate_number is None
+    assert client.patch(f"/api/v1/products/{draft.sku}", json={"certificate": extended},
+                        headers=headers).status_code == 200
+    assert client.patch(f"/api/v1/products/{on_sale.sku}", json={"certificate": extended},
+                        headers=login("admin")).status_code == 200
+    same = client.patch(f"/api/v1/products/{on_sale.sku}", json={"certificate": extended, "price_fen": 2100},
+                        headers=headers)
+    assert same.status_code == 200  # the certificate it holds, sent again with an edit, changes nothing
+    withdrawn = client.patch(f"/api/v1/products/{on_sale.sku}", json={"certificate": None}, headers=headers)
+    assert withdrawn.status_code == 200 and withdrawn.json["certified"] is False
 
 
 def test_an_admin_changes_rates_and_the_history_names_the_admin(client, agreed_coop, login):
