@@ -174,9 +174,10 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
 
 
 def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of a supplier's uploads, newest first."""
+    """A page of a supplier's uploads, newest first (`supplier_not_found` for a supplier out of scope or missing)."""
     if not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
+    suppliers.get_supplier(supplier_id)
     query = select(InventoryUpload).where(InventoryUpload.supplier_id == supplier_id)
     return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor, newest_first=True)
 

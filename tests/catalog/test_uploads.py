@@ -238,6 +238,12 @@ def test_co_ops_cannot_upload_for_or_read_another_supplier(client, world, other_
     assert [u["id"] for u in listed.json["items"]] == [mine.json["id"]]
 
 
+def test_the_uploads_of_a_supplier_that_does_not_exist_are_a_404_as_its_lots_are(client, world, login):
+    for headers in (login("admin"), login("auditor")):
+        for path in ("/api/v1/suppliers/999999/inventory-uploads", "/api/v1/suppliers/999999/lots"):
+            assert_error(client.get(path, headers=headers), 404, "supplier_not_found")
+
+
 def test_consumers_cannot_upload(client, world, login):
     assert_error(upload(client, world, b"x", headers=login("consumer")), 403, "forbidden")
 
