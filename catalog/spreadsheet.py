@@ -38,6 +38,7 @@ from shop.fields import (
     clean_text,
     holds_personal_number,
     normalise_identifier,
+    without_controls,
 )
 
 COLUMNS = {
@@ -70,6 +71,7 @@ _BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: Excel 97–2003 (.xls), WPS, or an encrypted workbook
 EXCEL_ROWS = 1_048_576  # a row numbered beyond Excel's last is no sheet Excel wrote
 _TRUE = ("1", "true")  # an XML boolean attribute that is set
+UNSHOWN = "\ufffd"  # in a quoted cell, what stands for a character that is not shown
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,9 @@ class FileRejected(Problem):
 
 def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
     """A cell's text as echoed in a message or column name: personal numbers hidden (before the cut, which could
-    leave part of one), at most `limit` characters, then "…"."""
-    text = hide_personal_numbers(str(value))
+    leave part of one), each control character or direction override shown as � (it would make the message read as
+    something else, and dropped it would quote a cell as if it were fine), at most `limit` characters, then "…"."""
+    text = "".join(char if without_controls(char) else UNSHOWN for char in hide_personal_numbers(str(value)))
     return text if len(text) <= limit else text[:limit] + "…"
 
 

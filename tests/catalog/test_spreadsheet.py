@@ -160,6 +160,17 @@ def test_long_cells_columns_and_quantities_are_bounded_and_echoed_cut_short():
         "The header has more than 50 columns.")
 
 
+def test_a_cell_or_header_echoed_in_a_message_carries_no_control_character_or_direction_override():
+    """A quoted header or cell is shown in the portal and the API as the co-op's file spells it, but a right-to-left
+    override or a control character in it would make the message read as something else: each is shown as �."""
+    text = "产品编码,批次号,采收日期,存放地点,农户编号,交售数量,颜\u202e色\x01\nS1,L1,2026\u202e-09-03,W1,H1,1,x\n"
+    errors = read_sheet(text.encode()).errors
+    assert [(e["column"], e["message_zh"]) for e in errors] == [
+        ("颜\ufffd色\ufffd", "未知的列“颜\ufffd色\ufffd”（列名见模板的“说明”页）。")]
+    sheet = read_sheet("产品编码,批次号,采收日期,存放地点,农户编号,交售数量\nS1,L1,2026\u202e-09-03,W1,H1,1\n".encode())
+    assert [e["message"] for e in sheet.errors] == ["'2026\ufffd-09-03' is not a date (write it like 2026-09-03)."]
+
+
 def test_a_cell_cut_short_in_a_message_shows_no_part_of_a_personal_number():
     text = HEADER_ZH + "\nS1,L1," + "备注" * 20 + "513431195102020013,W1,H1,1\n"
     (error,) = read_sheet(text.encode()).errors
