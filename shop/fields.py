@@ -43,7 +43,7 @@ MAX_BP = 10_000              # rates in basis points
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)  # any date the shop records or reads
 
 _BIDI_CONTROLS = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}  # embeddings, overrides, isolates
-_SEPARATORS = re.compile(r"[\s\-‐‑‒–—―]")
+_SEPARATORS = re.compile(r"[\s-]")  # after the dashes are folded to `-`
 
 
 _UNSHARED = {"Co", "Cn", "Cs"}  # private-use, unassigned, surrogate code points
@@ -70,11 +70,16 @@ def _ascii_digit(char: str) -> str:
     return str(unicodedata.decimal(char)) if not char.isascii() and unicodedata.category(char) == "Nd" else char
 
 
+# the dashes a keyboard, a word processor's autocorrect or an IME put for a hyphen (NFKC keeps them): hyphen,
+# non-breaking hyphen, figure, en and em dashes, horizontal bar, hyphen bullet, minus sign
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212", "-"))
+
+
 def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: bool = False) -> str:
-    """One spelling of an identifier: NFKC, every script's digits as ASCII digits, invisible characters removed,
-    trimmed, the case rule applied; with `drop_separators`, spaces and dashes inside are removed too (ID numbers,
-    bank accounts)."""
-    text = "".join(_ascii_digit(char) for char in unicodedata.normalize("NFKC", value)
+    """One spelling of an identifier: NFKC, every script's digits as ASCII digits and its dashes as `-`, invisible
+    characters removed, trimmed, the case rule applied; with `drop_separators`, spaces and dashes inside are removed
+    too (ID numbers, bank accounts)."""
+    text = "".join(_ascii_digit(char) for char in unicodedata.normalize("NFKC", value).translate(_DASHES)
                    if not _is_invisible(char)).strip()
     if drop_separators:
         text = _SEPARATORS.sub("", text)

@@ -49,6 +49,16 @@ def test_full_width_digits_letters_spaces_stray_whitespace_and_trailing_junk():
         "ZJ-KQ-500", "LOT1", date(2026, 9, 3), "ZJ001", 12)
 
 
+@pytest.mark.parametrize("dash", ["\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212"],
+                         ids=["hyphen", "non-breaking hyphen", "figure dash", "en dash", "em dash", "bar", "minus"])
+def test_a_code_typed_with_another_dash_is_the_code_with_a_hyphen(dash):
+    text = HEADER_ZH + f"\nZJ{dash}KQ{dash}500,LOT{dash}1,2026-09-03,XC{dash}WH,ZJ{dash}001,12\n"
+    sheet = read_sheet(text.encode("utf-8"))
+    assert sheet.errors == []
+    (row,) = sheet.rows
+    assert (row.sku, row.lot_code, row.location, row.household_code) == ("ZJ-KQ-500", "LOT-1", "XC-WH", "ZJ-001")
+
+
 def test_xlsx_with_excel_date_cells_and_numeric_quantities():
     data = xlsx([HEADER_ZH.split(","), ["S1", "L1", datetime(2026, 9, 3), "W1", "H1", 7.0], [None] * 6])
     sheet = read_sheet(data)
