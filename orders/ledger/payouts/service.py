@@ -2,7 +2,10 @@
 
 A batch "until D" pays each payee min(its balance over postings made before D's Asia/Shanghai midnight, its
 current balance) when that is positive: a refund posted after D still reduces it, and a negative balance is
-carried (nothing is paid) and netted against later earnings. Payees are a household's account at the batch's
+carried (nothing is paid) and netted against later earnings. Payouts and bank returns count before D whenever
+posted (they settle what was earned before); so does a store's remittance posted after D, but only as far as it
+hands over cash the store held at D (the oldest cash is handed over first): cash taken after D and remitted with
+it never makes commission earned after D payable. Payees are a household's account at the batch's
 supplier (`household:<hid>@supplier:<sid>`: each co-op pays what its own lots and shares earned), a supplier's
 account, or a store. A store keeps its commission out of the counter cash it holds (its statement's "to
 remit"), so its payable balance is its commission account netted with its cash account (`store_cash:<id>`,
@@ -204,25 +207,39 @@ def _payees(*, party: str, supplier_id: int | None) -> list[_Payee]:
     return [payees[party_id] for party_id in sorted(payees)]
 
 
-# move a balance already earned (a store's remittance: cash it held): count before any cut-off
-SETTLING_KINDS = ("payout", "payout_failed", "store_remittance")
+# move a balance already earned (a payout, a bank return): count before any cut-off
+SETTLING_KINDS = ("payout", "payout_failed")
+REMITTANCE_KIND = "store_remittance"  # counts before the cut-off as far as it hands over cash held then (`_payable`)
 
 
-def _balances(*, party: str, supplier_id: int | None, until: date) -> dict[int, tuple[int, int]]:
-    """Account id → (current balance, balance before the cut-off) of a batch's accounts. The balance before the
-    cut-off is what was earned before it net of every payout (and bank return) whenever posted: a payout made after
-    the cut-off paid what was earned before it, so a second batch with the same cut-off pays only what is still owed
-    from then, never what was earned since."""
+@dataclass(frozen=True)
+class _Balance:
+    """An account's balance now, before the cut-off, and what store remittances posted after the cut-off moved."""
+
+    current: int = 0
+    before: int = 0
+    remitted_later: int = 0
+
+
+def _balances(*, party: str, supplier_id: int | None, until: date) -> dict[int, _Balance]:
+    """Account id → its `_Balance` for a batch's accounts. The balance before the cut-off is what was earned before
+    it net of every payout (and bank return) whenever posted: a payout made after the cut-off paid what was earned
+    before it, so a second batch with the same cut-off pays only what is still owed from then, never what was earned
+    since. Store remittances posted after the cut-off are kept apart (`_payable` counts the cash held at the cut-off
+    they hand over)."""
     cutoff = shanghai_midnight(until)
     before = or_(LedgerTransaction.posted_at < cutoff, LedgerTransaction.kind.in_(SETTLING_KINDS))
+    later_remittance = (LedgerTransaction.posted_at >= cutoff) & (LedgerTransaction.kind == REMITTANCE_KIND)
     query = (select(Posting.account_id, func.sum(Posting.amount_fen),
-                    func.sum(case((before, Posting.amount_fen), else_=0)))
+                    func.sum(case((before, Posting.amount_fen), else_=0)),
+                    func.sum(case((later_remittance, Posting.amount_fen), else_=0)))
              .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
              .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
              .where(LedgerAccount.kind.in_(PAYEE_KINDS[party])).group_by(Posting.account_id))
     if party == "household":
         query = query.where(LedgerAccount.supplier_id == supplier_id)
-    return {account_id: (int(current), int(before)) for account_id, current, before in db.session.execute(query)}
+    return {account_id: _Balance(int(current), int(before), int(later))
+            for account_id, current, before, later in db.session.execute(query)}
 
 
 PAYEE_MODELS = {"household": Household, "supplier": Supplier, "store": Store}
@@ -242,15 +259,22 @@ def _banked(party: str, party_ids: list[int]) -> list[int]:
                                                           model.bank_account_enc.is_not(None)))) if party_ids else []
 
 
-def _payable(payee: _Payee, balances: dict[int, tuple[int, int]]) -> int:
+def _payable(payee: _Payee, balances: dict[int, _Balance]) -> int:
     """What the cut-off rule pays the payee: the lesser of its balance before the cut-off and now (its accounts
-    netted); not positive means nothing."""
-    current = sum(balances.get(account_id, (0, 0))[0] for account_id in payee.netted)
-    before = sum(balances.get(account_id, (0, 0))[1] for account_id in payee.netted)
+    netted); not positive means nothing. A store's remittances posted after the cut-off count before it up to the
+    cash it held at the cut-off (their net on its two accounts is the cash handed over)."""
+    own = [balances.get(account_id, _Balance()) for account_id in payee.netted]
+    current = sum(balance.current for balance in own)
+    before = sum(balance.before for balance in own)
+    remitted_later = sum(balance.remitted_later for balance in own)
+    if remitted_later > 0:
+        held = -sum(balances.get(account_id, _Balance()).before for account_id in payee.netted
+                    if account_id != payee.account_id)  # the cash accounts: negative while the store holds cash
+        before += min(remitted_later, max(held, 0))
     return min(current, before)
 
 
-def _due(payees: list[_Payee], balances: dict[int, tuple[int, int]]) -> dict[int, int]:
+def _due(payees: list[_Payee], balances: dict[int, _Balance]) -> dict[int, int]:
     """Party id → what the cut-off rule pays it, for the payees owed something."""
     return {payee.party_id: amount for payee in payees if (amount := _payable(payee, balances)) > 0}
 

@@ -15,7 +15,7 @@ from shop.db import db, utcnow
 from tests.catalog.test_concurrency import race
 from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
-from tests.orders.ledger.payout_factories import balance, earn, today
+from tests.orders.ledger.payout_factories import balance, built_batch, days_ago, earn, today
 from tests.orders.ledger.test_attribution import _counter_and_delivery_for, make_world
 from tests.suppliers.factories import make_bank_account
 
@@ -264,4 +264,43 @@ def test_racing_sends_of_one_deposit_record_it_once(racing_app):
 
     assert outcomes == {"ok": 1, "remittance_reference_used": 3}
     assert balance("payments:bank") == -1000
+    assert verify_ledger()["ok"] is True
+
+
+def _store_batch_lines(until) -> dict[int, int]:
+    """Store id → amount of the lines of a store batch built until `until` (empty when nothing is due)."""
+    batch = built_batch(party="store", until=until)
+    return {line.store_id: line.amount_fen for line in batch.lines}
+
+
+def test_a_store_batch_until_a_day_pays_no_commission_earned_after_it_however_much_cash_was_remitted(app):
+    store = StoreFactory()
+    store.bank_account = make_bank_account()
+    db.session.commit()
+    earn(accounts.store(store.id), 500)                  # today, after the cut-off: commission on pickups
+    earn(accounts.store_cash(store.id), -10_000)         # today: a cash sale it holds ...
+    earn(accounts.store(store.id), 800)                  # ... and its commission
+    remittances.record_remittance(store_id=store.id, actor=UserFactory(role="admin"), amount_fen=10_000,
+                                  received_on=today(), reference="DEP-LATE-1")  # all its cash, commission too
+    db.session.commit()
+
+    assert _store_batch_lines(today()) == {}             # everything it is owed was earned after the cut-off
+    assert _store_batch_lines(today() + timedelta(days=1)) == {store.id: 1300}
+    assert verify_ledger()["ok"] is True
+
+
+def test_cash_held_before_the_cut_off_and_remitted_after_it_still_counts_before_it(app):
+    store = StoreFactory()
+    store.bank_account = make_bank_account()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -10_000, on=days_ago(1))  # yesterday: a cash sale and its commission
+    earn(accounts.store(store.id), 800, on=days_ago(1))
+    earn(accounts.store_cash(store.id), -5_000)                   # today: another, after the cut-off
+    earn(accounts.store(store.id), 400)
+    remittances.record_remittance(store_id=store.id, actor=UserFactory(role="admin"), amount_fen=15_000,
+                                  received_on=today(), reference="DEP-LATE-2")
+    db.session.commit()
+
+    assert _store_batch_lines(today()) == {store.id: 800}         # yesterday's commission, not today's
+    assert _store_batch_lines(today() + timedelta(days=1)) == {store.id: 400}
     assert verify_ledger()["ok"] is True
