@@ -28,7 +28,7 @@ from orders.ledger.rollups import PairingRollupHousehold, PairingRollupMonth, Pa
 from orders.models import Order, OrderLine
 from orders.outbox import sale_date_of
 from shop.clock import SHANGHAI
-from shop.db import db, utcnow
+from shop.db import among, db, utcnow
 from shop.errors import Conflict, NotFound, ShopCode
 from shop.exports import append_row, csv_cell
 from shop.public import MIN_HOUSEHOLDS, households_reached, withheld
@@ -294,8 +294,9 @@ def county_disclosure(*, code: str, month: date | None = None) -> dict:
     then shown as published (a public notice never changes silently), with when it was computed. A payment event
     delivered late, or a refund, can still change the month: beside the published figures, `revision` gives the
     month as the ledger has it now, by the same rules and with when it was computed — if the households whose
-    figures changed since publication are at least 3; for 1 or 2 only that they are fewer than 3 (their amounts
-    would be the difference); null if none changed.
+    figures changed since publication are at least 3, and so are those in each row that changed (a village's
+    revised figure less its published one tells what changed for its households; a household that moved village
+    changes both rows); else only that they are fewer than 3; null if none changed.
     Only of a recipient county (`region_not_found` for a prefecture, a province or a donor district: no household
     lives in one as its county, so its figures would read as "none reached"); `disclosure_not_published` for a
     later month; `disclosure_before_first_month` for a month before both the county's first pairing and the
@@ -342,8 +343,10 @@ def _notice(county_code: str, month: date) -> DisclosureNotice:
     notice = db.session.scalar(published)
     if notice is not None:
         return notice
+    reached = _reached(county_code, month)
     notice = DisclosureNotice(county_code=county_code, month=month, published_at=utcnow(),
-                              figures={**_disclosed_figures(county_code, month), "ledger_seq": rollups.ledger_head()})
+                              figures={**_figures(reached), "ledger_seq": rollups.ledger_head(),
+                                       "members": {str(hid): village for hid, (village, _fen) in reached.items()}})
     try:
         with db.session.begin_nested():
             db.session.add(notice)
@@ -354,42 +357,78 @@ def _notice(county_code: str, month: date) -> DisclosureNotice:
 
 def _revision(notice: DisclosureNotice, now: datetime) -> dict | None:
     """The month's figures as the ledger has them now, if at least 3 of the county's households' figures changed
-    since the notice was published; for 1 or 2 only "fewer than 3"; None if none changed."""
+    since the notice was published and every row holds none or at least 3 of them (`_changes_hidden`); else only
+    "fewer than 3"; None if none changed."""
     changed = _households_changed(notice)
     if not changed:
         return None
-    if changed < MIN_HOUSEHOLDS:
+    if len(changed) < MIN_HOUSEHOLDS:
         return {"computed_at": now, **withheld()}
-    return {"computed_at": now, **_disclosed_figures(notice.county_code, notice.month)}
+    reached = _reached(notice.county_code, notice.month)
+    revised = _figures(reached)
+    if not _changes_hidden(notice, changed, revised):
+        return {"computed_at": now, **withheld()}
+    return {"computed_at": now, **revised}
 
 
-def _households_changed(notice: DisclosureNotice) -> int:
-    """How many of the county's households have a non-zero net of household postings on the month's lines posted
-    after the notice (linked after its chain position; for a notice without one, posted after its publication)."""
+def _changes_hidden(notice: DisclosureNotice, changed: dict[int, str], revised: dict) -> bool:
+    """Whether each row of the published notice and of the revision (a village, or the merged row) holds none or
+    at least 3 of the households that changed since publication: whose amount changed (`changed`: household id →
+    its village now), or who moved to another village (known for notices that keep their members), counted in the
+    rows of both villages. Otherwise a row's revised figure less its published one would tell what changed for 1
+    or 2 households."""
+    members = {int(hid): village for hid, village in notice.figures.get("members", {}).items()}
+    villages_now = dict(db.session.execute(select(Household.id, Household.village)
+                                           .where(among(Household.id, members))).all()) if members else {}
+    touched: dict[int, set[str]] = {hid: {village} for hid, village in changed.items()}
+    for hid, village in members.items():
+        if hid in changed or villages_now.get(hid, village) != village:
+            touched.setdefault(hid, set()).update({village, villages_now.get(hid, village)})
+    published = {row["village"] for row in notice.figures["villages"]}
+    shown_now = {row["village"] for row in revised["villages"]}
+    rows: dict[tuple, set[int]] = {}
+    for hid, villages in touched.items():
+        for village in villages:
+            rows.setdefault(("published", village if village in published else None), set()).add(hid)
+            rows.setdefault(("revised", village if village in shown_now else None), set()).add(hid)
+    return all(len(households) >= MIN_HOUSEHOLDS for households in rows.values())
+
+
+def _households_changed(notice: DisclosureNotice) -> dict[int, str]:
+    """The county's households (id → village now) with a non-zero net of household postings on the month's lines
+    posted after the notice (linked after its chain position; for a notice without one, posted after its
+    publication)."""
     lines = sold_lines(*_in_period(LedgerTransaction.sale_date, notice.month, _next_month(notice.month)))
     posted = aliased(LedgerTransaction)
     seq = notice.figures.get("ledger_seq")
     after = posted.seq > seq if seq is not None else posted.posted_at > notice.published_at
-    changes = (select(Posting.household_id).select_from(lines)
+    changes = (select(Posting.household_id, Household.village).select_from(lines)
                .join(Posting, Posting.order_line_id == lines.c.line_id)
                .join(posted, posted.id == Posting.transaction_id)
                .join(Household, Household.id == Posting.household_id)
                .where(Posting.component.in_(HOUSEHOLD_COMPONENTS), Household.county_code == notice.county_code,
                       after)
-               .group_by(Posting.household_id).having(func.sum(Posting.amount_fen) != 0).subquery("changes"))
-    return db.session.scalar(select(func.count()).select_from(changes))
+               .group_by(Posting.household_id, Household.village).having(func.sum(Posting.amount_fen) != 0))
+    return dict(db.session.execute(changes).all())
 
 
-def _disclosed_figures(county_code: str, month: date) -> dict:
-    """Per village of the county, small villages merged, and the total, of the lines sold in `month`."""
+def _reached(county_code: str, month: date) -> dict[int, tuple[str, int]]:
+    """The county's households reached by the lines sold in `month`: household id → (village, net fen)."""
     lines = sold_lines(*_in_period(LedgerTransaction.sale_date, month, _next_month(month)))
     per_household = household_totals(lines)
     rows = db.session.execute(
-        select(Household.village, func.count(per_household.c.household_id), func.sum(per_household.c.net))
+        select(per_household.c.household_id, Household.village, per_household.c.net)
         .join(Household, Household.id == per_household.c.household_id)
-        .where(Household.county_code == county_code, per_household.c.net != 0)
-        .group_by(Household.village))
-    villages = {village: (int(households), int(fen)) for village, households, fen in rows}
+        .where(Household.county_code == county_code, per_household.c.net != 0))
+    return {hid: (village, int(fen)) for hid, village, fen in rows}
+
+
+def _figures(reached: dict[int, tuple[str, int]]) -> dict:
+    """Per village of the households reached, small villages merged, and the total."""
+    villages: dict[str, tuple[int, int]] = {}
+    for village, fen in reached.values():
+        households, total = villages.get(village, (0, 0))
+        villages[village] = (households + 1, total + fen)
     shown, other = merge_villages(villages)
-    total = public_figures(sum(h for h, _ in villages.values()), sum(fen for _, fen in villages.values()))
+    total = public_figures(len(reached), sum(fen for _village, fen in reached.values()))
     return {"villages": shown, "other_villages": other, "total": total}

@@ -99,8 +99,8 @@ class DisclosureQuery(Schema):
 
 class DisclosureRevisionOut(Schema):
     """The month's figures as the ledger has them at `computed_at` (later refunds, payments dated into the month
-    late), by the same rules; when 1 or 2 households' figures changed since publication, only `households` null
-    and `fewer_than` 3."""
+    late), by the same rules; when 1 or 2 households' figures changed since publication (in all, or in a row that
+    changed: a village, or the merged villages), only `households` null and `fewer_than` 3."""
 
     computed_at = fields.DateTime()
     villages = fields.List(fields.Nested(DisclosureVillageOut))

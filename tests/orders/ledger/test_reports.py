@@ -445,3 +445,77 @@ def test_only_months_that_can_have_sales_are_published_and_reads_are_rate_limite
     answers = [client.get(f"/api/v1/disclosure/counties/513432?month={month}").status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]
     assert db.session.scalar(select(func.count()).select_from(DisclosureNotice)) == 1
+
+
+def _three_villages(client, monkeypatch) -> tuple[dict, int, str, dict]:
+    """The attribution world with 7 more contributors of lot 1, a sale of 3 units, and 昭觉's households in 3
+    villages: 甲村 h1 h3 h7, 乙村 h8 h9 h10 h13, 丙村 h11 h12 h4 h6 (all reached). The world, the sold line, the
+    month and its published disclosure."""
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    h = world["h"]
+    for n in range(7, 14):
+        h[n] = HouseholdFactory(supplier=world["supplier"])
+        db.session.add(LotContribution(lot_id=world["lot1"].id, household_id=h[n].id, quantity=1, village="测试村"))
+    for village, members in (("甲村", (1, 3, 7)), ("乙村", (8, 9, 10, 13)), ("丙村", (11, 12, 4, 6))):
+        for n in members:
+            h[n].village = village
+    db.session.commit()
+    pay_pickup(client, world, 3)
+    line_id = db.session.scalar(select(OrderLine.id))
+    month = published_later(monkeypatch)
+    published = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+    assert [(row["village"], row["households"]) for row in published["villages"]] == [
+        ("丙村", 4), ("乙村", 4), ("甲村", 3)] and published["other_villages"] is None
+    return world, line_id, month, published
+
+
+def _correct(world, line_id: int, *numbers: int, fen: int = 10) -> None:
+    """A correction taking `fen` off the premium of each of the households `numbers` on the line, posted now."""
+    postings = []
+    for n in numbers:
+        household = world["h"][n]
+        postings += [(accounts.household(household.id, world["supplier"].id), -fen, "premium",
+                      {"order_line_id": line_id, "household_id": household.id}),
+                     (accounts.platform(), fen, "platform_fee", {"order_line_id": line_id})]
+    chain.post(kind="line_refunded", sale_date=date.today(), order_line_id=line_id, postings=postings)
+    db.session.commit()
+
+
+def test_a_revision_shows_no_village_whose_change_concerns_fewer_than_3_households(client, monkeypatch):
+    """3 households changed after publication, one in each village: each village's revised figure, less its
+    published one, would be one household's change, so the revision only says it concerns fewer than 3."""
+    world, line_id, month, published = _three_villages(client, monkeypatch)
+
+    _correct(world, line_id, 1, 8, 11)
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert again["villages"] == published["villages"]
+    assert {key: value for key, value in again["revision"].items() if key != "computed_at"} == {
+        "households": None, "fewer_than": 3}
+
+
+def test_a_revision_shows_a_village_whose_change_concerns_at_least_3_households(client, monkeypatch):
+    world, line_id, month, published = _three_villages(client, monkeypatch)
+
+    _correct(world, line_id, 1, 3, 7)
+    revision = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json["revision"]
+
+    shown = {row["village"]: row["attributed_fen"] for row in revision["villages"]}
+    before = {row["village"]: row["attributed_fen"] for row in published["villages"]}
+    assert shown == {**before, "甲村": before["甲村"] - 30}
+    assert revision["total"]["attributed_fen"] == published["total"]["attributed_fen"] - 30
+
+
+def test_a_household_moved_to_another_village_after_publication_is_not_told_by_the_revision(client, monkeypatch):
+    """h8 moved from 乙村 to 甲村 after publication, its figures unchanged, while 3 households of 丙村 changed: the
+    revised 甲村 less the published one would be h8's amount, so the revision only says it concerns fewer than 3."""
+    world, line_id, month, published = _three_villages(client, monkeypatch)
+
+    world["h"][8].village = "甲村"
+    db.session.commit()
+    _correct(world, line_id, 11, 12, 4)
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert again["villages"] == published["villages"] and "members" not in again
+    assert {key: value for key, value in again["revision"].items() if key != "computed_at"} == {
+        "households": None, "fewer_than": 3}
