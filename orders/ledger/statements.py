@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import exists, func, select, union_all
+from sqlalchemy import and_, exists, func, select, union_all
 
 from catalog.models import Lot
 from orders.errors import OrderCode
@@ -109,7 +109,8 @@ def _entries(account_ids: list[int], *, from_date: date, to_date: date, sign: in
 
 def _name_payout_lines(entries: list[dict]) -> None:
     """Give each payout entry the reference of its payout line (`PB<batch>-L<line>`, as on the bank transfer): a
-    batch's build moves the balance to payable (`payout`), a failed line brings it back (`payout_failed`)."""
+    batch's build moves the balance to payable (`payout`), a failed line brings it back (`payout_failed`); a store's
+    line may also move its cash account (cash it paid out of its own, reimbursed)."""
     payouts = [e for e in entries if e["kind"] in ("payout", "payout_failed")]
     if not payouts:
         return
@@ -119,8 +120,15 @@ def _name_payout_lines(entries: list[dict]) -> None:
              .where(PayoutBatch.transaction_id.in_(transaction_ids)))
     failed = (select(PayoutLine.failed_transaction_id, PayoutLine.account_id, PayoutLine.batch_id, PayoutLine.id)
               .where(PayoutLine.failed_transaction_id.in_(transaction_ids)))
+    cash = and_(LedgerAccount.store_id == PayoutLine.store_id, LedgerAccount.kind == "store_cash")
+    built_cash = (select(PayoutBatch.transaction_id, LedgerAccount.id, PayoutLine.batch_id, PayoutLine.id)
+                  .join(PayoutBatch, PayoutBatch.id == PayoutLine.batch_id).join(LedgerAccount, cash)
+                  .where(PayoutBatch.transaction_id.in_(transaction_ids)))
+    failed_cash = (select(PayoutLine.failed_transaction_id, LedgerAccount.id, PayoutLine.batch_id, PayoutLine.id)
+                   .join(LedgerAccount, cash).where(PayoutLine.failed_transaction_id.in_(transaction_ids)))
     lines = {(transaction_id, account_id): reference(batch_id, line_id)
-             for transaction_id, account_id, batch_id, line_id in db.session.execute(union_all(built, failed))}
+             for transaction_id, account_id, batch_id, line_id in db.session.execute(
+                 union_all(built, failed, built_cash, failed_cash))}
     for entry in payouts:
         entry["payout_reference"] = lines.get((entry["transaction_id"], entry["account_id"]))
 

@@ -9,7 +9,9 @@ it never makes commission earned after D payable. Payees are a household's accou
 supplier (`household:<hid>@supplier:<sid>`: each co-op pays what its own lots and shares earned), a supplier's
 account, or a store. A store keeps its commission out of the counter cash it holds (its statement's "to
 remit"), so its payable balance is its commission account netted with its cash account (`store_cash:<id>`,
-negative while it holds cash); the payout is taken off the commission account.
+negative while it holds cash); the payout is taken off the cash account as far as that is positive (cash the store
+paid out of its own, a refund after it remitted the sale's cash: reimbursed), the rest off the commission account,
+and a failed line gives back to each account what was taken off it.
 
 Building is one transaction: it locks the payees' ledger accounts (FOR NO KEY UPDATE in id order, so
 attribution still posts to them, but a second batch for the same payees waits), then reads their balances, so
@@ -309,15 +311,18 @@ def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBat
 
     report(0)
     lines: list[PayoutLine] = []
+    postings: list[tuple] = []
     for start in range(0, len(payees), PROGRESS_EVERY):
         chunk = payees[start:start + PROGRESS_EVERY]
         due = [(payee, amount) for payee in chunk if (amount := _payable(payee, balances)) > 0]
         parties = _parties(batch, [payee.party_id for payee, _amount in due])
-        lines += [_line(batch, payee, amount, *parties[payee.party_id]) for payee, amount in due]
+        for payee, amount in due:
+            line = _line(batch, payee, amount, *parties[payee.party_id])
+            lines.append(line)
+            if line.status == "pending":
+                postings += _taken_off(line, payee, balances)
         report(start + len(chunk))
     batch.progress_done = batch.progress_total = len(payees)
-    postings = [(line.account_id, -line.amount_fen, "payout", _refs(line)) for line in lines
-                if line.status == "pending"]
     if not postings:
         batch.status, batch.failure_reason, batch.built_at = "failed", NOTHING_LEFT, utcnow()
         db.session.flush()
@@ -331,6 +336,42 @@ def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBat
     db.session.flush()
     cache_delete(_progress_key(batch_id))
     return batch
+
+
+def _taken_off(line: PayoutLine, payee: _Payee, balances: dict[int, _Balance]) -> list[tuple]:
+    """The postings taking a pending line's amount off its payee: a store's first off its cash account as far as
+    that is positive (cash it paid out of its own, e.g. a refund after it remitted the sale's cash: reimbursed, so
+    that the account again holds just the cash the store must remit), the rest off its commission account; any other
+    payee's off its account."""
+    postings, left = [], line.amount_fen
+    for account_id in payee.netted:
+        take = min(left, max(balances.get(account_id, _Balance()).current, 0)) if account_id != line.account_id else 0
+        if take > 0:
+            postings.append((account_id, -take, "payout", _refs(line)))
+            left -= take
+    if left:
+        postings.append((line.account_id, -left, "payout", _refs(line)))
+    return postings
+
+
+def _given_back(batch: PayoutBatch, lines: list[PayoutLine]) -> dict[int, list[tuple[int, int]]]:
+    """Line id → the (account id, fen) a failed line gives back to its payee: what the batch's build took off each of
+    its accounts (a store's cash and commission accounts, `_taken_off`), else its amount to its account."""
+    taken: dict[int, list[tuple[int, int]]] = {}
+    stores = [line.store_id for line in lines if line.store_id]
+    if stores:
+        for store_id, account_id, fen in db.session.execute(
+                select(LedgerAccount.store_id, Posting.account_id, Posting.amount_fen)
+                .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
+                .where(Posting.transaction_id == batch.transaction_id, among(LedgerAccount.store_id, stores),
+                       LedgerAccount.kind.in_(PAYEE_KINDS["store"])).order_by(Posting.id)):
+            taken.setdefault(store_id, []).append((account_id, -fen))
+    result = {}
+    for line in lines:
+        moved = taken.get(line.store_id) if line.store_id else None
+        ok = moved is not None and sum(fen for _account, fen in moved) == line.amount_fen
+        result[line.id] = moved if ok else [(line.account_id, line.amount_fen)]
+    return result
 
 
 def _refs(line: PayoutLine) -> dict:
@@ -496,9 +537,10 @@ def _post_moves(batch: PayoutBatch, moves: list[tuple[PayoutLine, Settlement]], 
             line.status, line.paid_transaction_id, line.settled_at = "paid", transaction.id, now
             line.paid_at, line.paid_by = now, actor.id
     if failed:
+        back = _given_back(batch, [line for line, _s in failed])
         postings = [posting for line, _s in failed for posting in (
             (bank if line.status == "paid" else clearing, -line.amount_fen, "payout", _refs(line)),
-            (line.account_id, line.amount_fen, "payout", _refs(line)))]
+            *((account_id, fen, "payout", _refs(line)) for account_id, fen in back[line.id]))]
         transaction = chain.post(kind="payout_failed", postings=postings,
                                  memo=f"payout batch {batch.id}: lines {_ids(failed)} failed, back to the payees")
         for line, s in failed:

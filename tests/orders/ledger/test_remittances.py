@@ -304,3 +304,45 @@ def test_cash_held_before_the_cut_off_and_remitted_after_it_still_counts_before_
     assert _store_batch_lines(today()) == {store.id: 800}         # yesterday's commission, not today's
     assert _store_batch_lines(today() + timedelta(days=1)) == {store.id: 400}
     assert verify_ledger()["ok"] is True
+
+
+def test_a_store_reimbursed_for_cash_it_refunded_can_remit_the_cash_of_its_next_sales(client, login):
+    store = StoreFactory()
+    store.bank_account = make_bank_account()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), 3748)                      # cash refunded after it remitted the sale's cash
+    reimbursed = built_batch(party="store", until=today() + timedelta(days=1))
+    assert [(line.store_id, line.amount_fen) for line in reimbursed.lines] == [(store.id, 3748)]
+    assert balance(f"store_cash:{store.id}") == 0 and balance(f"store:{store.id}") == 0
+    earn(accounts.store_cash(store.id), -1250)                     # the next cash sale, and its commission
+    earn(accounts.store(store.id), 100)
+    statement = client.get(f"/api/v1/stores/{store.id}/statement", headers=login("admin")).json
+    assert (statement["cash_held_fen"], statement["commission_fen"], statement["to_remit_fen"]) == (1250, 100, 1150)
+
+    remitted = remit(client, login("admin"), store.id, 1150)
+
+    assert remitted.status_code == 201, remitted.json
+    assert balance(f"store_cash:{store.id}") == 0 and balance(f"store:{store.id}") == 0
+    assert verify_ledger()["ok"] is True
+
+
+def test_a_store_payout_the_bank_returns_goes_back_to_the_accounts_it_was_taken_off(client, login):
+    store = StoreFactory()
+    store.bank_account = make_bank_account()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), 300)                       # cash it paid out of its own
+    earn(accounts.store(store.id), 500)                            # commission on pickups
+    batch = built_batch(party="store", until=today() + timedelta(days=1))
+    (line,) = batch.lines
+    assert line.amount_fen == 800
+    assert balance(f"store_cash:{store.id}") == 0 and balance(f"store:{store.id}") == 0
+    statement = client.get(f"/api/v1/stores/{store.id}/statement", headers=login("admin")).json
+    assert [(e["amount_fen"], e["payout_reference"]) for e in statement["cash"]["entries"] if e["kind"] == "payout"] \
+        == [(300, f"PB{batch.id}-L{line.id}")]                     # cash held goes from -300 to 0
+
+    settled = client.post(f"/api/v1/payout-batches/{batch.id}/settle", headers=login("admin"),
+                          json={"lines": [{"line_id": line.id, "status": "failed"}]})
+
+    assert settled.status_code == 200, settled.json
+    assert balance(f"store_cash:{store.id}") == 300 and balance(f"store:{store.id}") == 500
+    assert verify_ledger()["ok"] is True
