@@ -172,6 +172,9 @@ def account():
         return render_template("web/account.html", error=f"尝试次数过多，请 {exc.retry_after} 秒后再试。",
                                **shown), 429
     except AppError as exc:
+        if exc.code == ShopCode.INVALID_TOKEN:  # signed out (or re-keyed) elsewhere while this was being checked
+            session.clear()
+            return redirect(url_for("account.login", next=url_for("account.account")))
         if exc.code == ShopCode.WRONG_PASSWORD:
             problem = "当前密码不正确。"
         elif data["new_password"] == data["current_password"]:

@@ -58,17 +58,37 @@ def sign_in(*, username: str, password: str, address: str) -> tuple[User, str, d
     return user, token, expires_at
 
 
+def _signed_in_as(user: User) -> tuple[int, bool]:
+    """What a request's token or session was checked against: the user's token version and active flag."""
+    return user.token_version, user.active
+
+
+def _still_signed_in(user: User, *, checked: tuple[int, bool]) -> User:
+    """`user`, the signed-in user of this request, read afresh with its row locked, so that what one user does to
+    their own credentials takes turns with every other change of them (`_locked`); `Unauthorized` (invalid_token) if
+    a sign-out, a password change or an admin's change ended the request's token or session since it was `checked`
+    (`_signed_in_as`), as the next request with it would be."""
+    _locked(user)
+    if _signed_in_as(user) != checked:
+        raise Unauthorized("The access token is no longer valid.", code=ShopCode.INVALID_TOKEN)
+    return user
+
+
 def sign_out_everywhere(*, user: User) -> None:
     """End every bearer token, till token and page session the user holds (a token carries no id of its own);
     audited as `signed_out`."""
-    user.token_version += 1
+    _still_signed_in(user, checked=_signed_in_as(user)).token_version += 1
     _record(user, "signed_out", user)
     db.session.flush()
 
 
 def sign_out_of_pages(*, user: User) -> None:
     """End every page session the user holds (a copied cookie stops matching); API tokens are not affected; audited
-    as `signed_out`."""
+    as `signed_out` (nothing, if they ended meanwhile: a sign-out of pages elsewhere, a password change)."""
+    versions = (user.token_version, user.session_version)
+    _locked(user)
+    if (user.token_version, user.session_version) != versions:
+        return
     user.session_version += 1
     _record(user, "signed_out", user)
     db.session.flush()
@@ -253,10 +273,11 @@ class UserChanges(Changes):
     supplier_id: int | None = UNSET
 
 
-def _set_password(user: User, password: str, *, actor: User | None, action: str, field: str = "password") -> None:
-    """A new password (not holding the username: 422 naming `field`): the user's tokens and page sessions end, and its
-    sign-in backoff at every address is lifted once committed; audited as `action` by `actor`."""
-    user.password_hash = _password_hash(password, username=user.username, field=field)
+def _set_password(user: User, password_hash: str, *, actor: User | None, action: str) -> None:
+    """A new password (its `_password_hash`, made before the user's row is locked: hashing takes a while): the user's
+    tokens and page sessions end, and its sign-in backoff at every address is lifted once committed; audited as
+    `action` by `actor`."""
+    user.password_hash = password_hash
     user.token_version += 1
     after_commit(functools.partial(throttle.clear_everywhere, user.username))
     _record(user, action, actor)
@@ -279,12 +300,12 @@ def _change_role(user: User, actor: User | None, *, role: str, store_id: int | N
     _record(user, "role_changed" if role != old[0] else "scope_changed", actor, old=old, new=new)
 
 
-def _locked(user: User) -> User:
-    """`user` read afresh with its row locked; an admin's with every active admin's, in id order, as the last-admin
-    check locks them (so two admins changing each other wait, never deadlock)."""
+def _locked(user: User, *, with_admins: bool = False) -> User:
+    """`user` read afresh with its row locked; `with_admins`, an admin's with every active admin's, in id order, as
+    the last-admin check locks them (so two admins changing each other wait, never deadlock)."""
     lock_on_sqlite("UPDATE users SET id = id WHERE id = :id", id=user.id)  # SQLite has no FOR UPDATE
     rows = User.id == user.id
-    if user.role == "admin":
+    if with_admins and user.role == "admin":
         rows = or_(rows, and_(User.role == "admin", User.active.is_(True)))
     db.session.scalars(select(User).where(rows).order_by(User.id).with_for_update()
                        .execution_options(populate_existing=True)).all()
@@ -296,8 +317,9 @@ def update_user(*, user_id: int, changes: UserChanges, actor: User | None = None
     admin (None: a script); each revokes the user's tokens. An admin may not disable or demote themselves, and nobody
     the last active admin. The user's row is locked first, so concurrent changes are audited in the order they
     happened, each from the values the one before left."""
-    user = _locked(get_user(user_id))
-    values = changes.given()
+    user, values = get_user(user_id), changes.given()
+    password_hash = _password_hash(values["password"], username=user.username) if "password" in values else None
+    _locked(user, with_admins=True)
     if {"role", "store_id", "supplier_id"} & values.keys():
         role = values.get("role", user.role)
         kept = role == user.role  # a new role clears the scope fields not given
@@ -311,8 +333,8 @@ def update_user(*, user_id: int, changes: UserChanges, actor: User | None = None
         user.active = active
         user.token_version += 1
         _record(user, "enabled" if active else "disabled", actor)
-    if "password" in values:
-        _set_password(user, values["password"], actor=actor, action="password_reset")
+    if password_hash is not None:
+        _set_password(user, password_hash, actor=actor, action="password_reset")
     db.session.flush()
     return user
 
@@ -320,7 +342,10 @@ def update_user(*, user_id: int, changes: UserChanges, actor: User | None = None
 def change_own_password(*, user: User, current_password: str, new_password: str, address: str) -> User:
     """A signed-in user sets a new password: the current one is checked as a sign-in is (the same backoff at the
     client's `address`; a wrong one is `wrong_password`, 403), every token and page session issued before ends, and
-    the change is audited as the user's own."""
+    the change is audited as the user's own. The user's row is locked before the change is written: of two changes
+    at once, or a change and a sign-out, the second finds the first ended its token (`invalid_token`, nothing
+    changed)."""
+    checked = _signed_in_as(user)
     try:
         _verified(username=user.username, password=current_password, address=address)
     except Unauthorized as exc:
@@ -328,7 +353,8 @@ def change_own_password(*, user: User, current_password: str, new_password: str,
     if new_password == current_password:
         raise ValidationError("The new password is the current one.",
                               details={"new_password": ["Must differ from the current password."]})
-    _set_password(user, new_password, actor=user, action="password_changed", field="new_password")
+    password_hash = _password_hash(new_password, username=user.username, field="new_password")
+    _set_password(_still_signed_in(user, checked=checked), password_hash, actor=user, action="password_changed")
     db.session.flush()
     return user
 
@@ -339,7 +365,8 @@ def reset_password(*, username: str, password: str) -> User:
     user = find_user(username=username)
     if user is None:
         raise NotFound("No user with that username.", code=ShopCode.USER_NOT_FOUND)
-    _set_password(user, password, actor=None, action="password_reset")
+    password_hash = _password_hash(password, username=user.username)
+    _set_password(_locked(user), password_hash, actor=None, action="password_reset")
     db.session.flush()
     return user
 

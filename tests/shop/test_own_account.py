@@ -15,7 +15,12 @@ NEW = "a brand new passphrase"
 
 def _bearer(response) -> dict:
     """Authorization headers from a token response."""
-    return {"Authorization": f"Bearer {response.json['access_token']}"}
+    return _bearer_of(response.json)
+
+
+def _bearer_of(token: dict) -> dict:
+    """Authorization headers from a token response's body."""
+    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 @pytest.mark.parametrize("role, scope", [("consumer", {}), ("auditor", {}), ("store_staff", {"store_id": True})])
@@ -188,3 +193,72 @@ def test_a_new_password_that_is_common_or_holds_the_username_is_refused(client, 
                                          "new_password_again": new, "csrf_token": _csrf(client, "/account")})
     assert page.status_code == 422 and "不能是 12345678、password 这类常见密码" in page.get_data(as_text=True)
     assert sign_in(client, user.username).status_code == 200  # unchanged
+
+
+
+def _hashed_as_in_production(password: str) -> str:
+    """`password` hashed with the production argon2 parameters (the suite's own are the cheapest): checking it takes
+    as long as it does in production, the window in which requests of one user overlap."""
+    from argon2 import PasswordHasher, profiles
+
+    return PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY).hash(password)
+
+
+def test_two_password_changes_sent_at_once_from_the_same_current_password_let_one_win(racing_app):
+    from tests.parallel import post_together
+
+    client = racing_app.test_client()
+    user = UserFactory(role="consumer", password_hash=_hashed_as_in_production(DEFAULT_PASSWORD))
+    db.session.commit()
+    phone, laptop = _bearer(sign_in(client, user.username)), _bearer(sign_in(client, user.username))
+    new = ["the phone's new passphrase", "the laptop's new passphrase"]
+
+    answers = post_together(racing_app, "/api/v1/users/me/password", [
+        (headers, {"current_password": DEFAULT_PASSWORD, "new_password": new[i]})
+        for i, headers in enumerate((phone, laptop))])
+
+    # the first ends the other's token, or changes the password the other then checks: never both changed
+    assert sorted(status for status, _ in answers) in ([200, 401], [200, 403]), answers
+    won = next(i for i, (status, _) in enumerate(answers) if status == 200)
+    assert answers[1 - won][1]["error"]["code"] in ("invalid_token", "wrong_password")
+    db.session.expire_all()  # the requests changed the user behind this session's back
+    assert client.get("/api/v1/users/me", headers=_bearer_of(answers[won][1])).status_code == 200
+    assert sign_in(client, user.username, new[won]).status_code == 200
+    assert_error(sign_in(client, user.username, new[1 - won]), 401, "invalid_credentials")
+
+
+def test_a_sign_out_and_a_password_change_at_once_take_turns_and_the_second_finds_its_token_ended(racing_app):
+    import threading
+    import time
+
+    client = racing_app.test_client()
+    user = UserFactory(role="consumer", password_hash=_hashed_as_in_production(DEFAULT_PASSWORD))
+    db.session.commit()
+    phone, thief = _bearer(sign_in(client, user.username)), _bearer(sign_in(client, user.username))
+    answers = {}
+
+    def change() -> None:
+        answers["change"] = racing_app.test_client().post(
+            "/api/v1/users/me/password", headers=thief,
+            json={"current_password": DEFAULT_PASSWORD, "new_password": NEW})
+
+    changing = threading.Thread(target=change)
+    changing.start()
+    time.sleep(0.03)  # the change is checking the current password (argon2, about 0.1 s)
+    signed_out = racing_app.test_client().post("/api/v1/auth/logout", headers=phone)
+    changing.join(timeout=60)
+    changed = answers["change"]
+    db.session.expire_all()  # the requests changed the user behind this session's back
+
+    # never both: a change that came second would keep a token the sign-out did not end, one that came first ended
+    # the token the sign-out was sent with
+    assert sorted([changed.status_code, signed_out.status_code]) in ([200, 401], [204, 401])
+    refused = signed_out if changed.status_code == 200 else changed
+    assert_error(refused, 401, "invalid_token")
+    assert_error(client.get("/api/v1/users/me", headers=phone), 401, "invalid_token")
+    if changed.status_code == 200:
+        assert client.get("/api/v1/users/me", headers=_bearer(changed)).status_code == 200
+        assert sign_in(client, user.username, NEW).status_code == 200
+    else:
+        assert_error(client.get("/api/v1/users/me", headers=thief), 401, "invalid_token")
+        assert sign_in(client, user.username).status_code == 200
