@@ -13,7 +13,6 @@ from werkzeug.exceptions import TooManyRequests
 
 from shop.auth import service
 from shop.auth.api import auth_limit, login_limit, password_limit, register_limit
-from shop.auth.models import User
 from shop.auth.schemas import PasswordChange, RegisterRequest, TokenRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit, db
@@ -85,8 +84,8 @@ def login():
         return _login_form("用户名或密码错误。", 401)
     except TooManyAttempts as exc:
         return _login_form(f"尝试次数过多，请 {exc.retry_after} 秒后再试。", 429, retry_after=exc.retry_after)
+    sign_in_session(user)  # from the row the password was checked against: a reset committed meanwhile ends it
     commit()
-    sign_in_session(user)
     return redirect(safe_next(next_url, user))
 
 
@@ -102,16 +101,18 @@ def logout():
     return redirect(url_for("storefront.home"))
 
 
-def _registered_before(phone: str, password: str) -> User | None:
-    """The consumer this very form registered already (a double tap, a resent request): the phone is taken and the
-    password is theirs; None if the phone is someone else's (a wrong password counts as a failed sign-in)."""
+def _signed_in_as_registered_before(phone: str, password: str) -> bool:
+    """Sign in the consumer this very form registered already (a double tap, a resent request): the phone is taken
+    and the password is theirs; False if the phone is someone else's (a wrong password counts as a failed sign-in)."""
     db.session.rollback()
     try:
         user = service.check_credentials(username=phone, password=password, address=client_address())
     except (Unauthorized, TooManyAttempts):
-        return None
+        return False
+    if user.role == "consumer":
+        sign_in_session(user)  # from the row the password was checked against, as the sign-in page does
     commit()
-    return user if user.role == "consumer" else None
+    return user.role == "consumer"
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -137,10 +138,10 @@ def register():
             return render_template("web/register.html", phone=phone, error=PASSWORD_RULE), 422
         if isinstance(exc, AppError) and exc.code != ShopCode.USERNAME_TAKEN:
             raise
-        user = _registered_before(data["phone"], data["password"])
-        if user is None:
+        if not _signed_in_as_registered_before(data["phone"], data["password"]):
             return render_template("web/register.html", phone=phone, taken=True,
                                    error="该手机号已注册，请登录。"), 409
+        return redirect(url_for("storefront.home"))
     sign_in_session(user)
     return redirect(url_for("storefront.home"))
 
@@ -164,6 +165,7 @@ def account():
         data = PasswordChange().load({"current_password": _field("current_password"),
                                       "new_password": _field("new_password")})
         service.change_own_password(user=user, address=client_address(), **data)
+        sign_in_session(user)  # with the new password's versions as written, before anything else may move them
         commit()
     except ValidationError as exc:
         problem = "请输入当前密码。" if "current_password" in exc.messages else f"新{PASSWORD_RULE}"
@@ -182,5 +184,4 @@ def account():
         else:  # it holds the username
             problem = f"新{PASSWORD_RULE}"
         return render_template("web/account.html", error=problem, **shown), exc.status
-    sign_in_session(user)
     return render_template("web/account.html", done="密码已修改。其他设备上的登录（包括 API 令牌）已失效。", **shown)

@@ -157,8 +157,8 @@ def show_me():
 def change_my_password(data):
     """Change your own password: every earlier token and page session ends, and this client gets a fresh token."""
     user = service.change_own_password(user=current_user(), address=client_address(), **data)
+    token, expires_at = security.issue_token(user)  # of the version this change wrote, as sign-in issues one
     commit()
-    token, expires_at = security.issue_token(user)
     return {"access_token": token, "role": user.role, "expires_at": expires_at}
 
 

@@ -6,7 +6,7 @@ import pytest
 from shop.db import db
 from shop.errors import Conflict
 from suppliers.models import DEFAULT_AGREEMENT
-from tests.factories import UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
 from tests.orders.ledger.test_payouts_bank_file import download, household_batch
 from tests.shop.test_auth import sign_in
@@ -75,6 +75,44 @@ def test_password_reset_replaces_the_old_password(client, login):
     client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"password": "brand new secret"})
     assert sign_in(client, user.username).status_code == 401
     assert sign_in(client, user.username, "brand new secret").status_code == 200
+
+
+@pytest.mark.parametrize("via", ["page", "api"])
+def test_a_sign_in_checked_against_the_old_password_while_an_admin_resets_it_stays_signed_out(racing_app, via):
+    import threading
+    import time
+
+    from tests.shop.test_own_account import _hashed_as_in_production
+    from tests.web.test_pages_security import _csrf
+
+    client, browser = racing_app.test_client(), racing_app.test_client()
+    admin, user = UserFactory(role="admin"), UserFactory(role="consumer")
+    user.password_hash = _hashed_as_in_production(DEFAULT_PASSWORD)
+    db.session.commit()
+    admin_headers = {"Authorization": f"Bearer {sign_in(client, admin.username).json['access_token']}"}
+    credentials = {"username": user.username, "password": DEFAULT_PASSWORD}
+    form = credentials | {"csrf_token": _csrf(browser)}
+    answers = {}
+
+    def sign_in_with_the_old_password() -> None:
+        answers["sign-in"] = (browser.post("/login", data=form) if via == "page"
+                              else browser.post("/api/v1/auth/token", json=credentials))
+
+    signing_in = threading.Thread(target=sign_in_with_the_old_password)
+    signing_in.start()
+    time.sleep(0.03)  # the sign-in is checking the old password (argon2, about 0.1 s)
+    reset = client.patch(f"/api/v1/users/{user.id}", headers=admin_headers, json={"password": "brand new secret"})
+    signing_in.join(timeout=60)
+    db.session.expire_all()  # the requests changed the user behind this session's back
+
+    assert reset.status_code == 200
+    if via == "page":
+        assert answers["sign-in"].status_code == 302
+        assert browser.get("/orders").status_code == 302  # to the sign-in page: the reset ended this session
+    else:
+        token = answers["sign-in"].json["access_token"]
+        assert_error(client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}), 401,
+                     "invalid_token")
 
 
 def test_unknown_user_is_404(client, login):
