@@ -131,10 +131,12 @@ class UserById(MethodView):
         return service.get_user(user_id)
 
     @require_role("admin")
+    @blp.errors({409: [ShopCode.CANNOT_DISABLE_SELF, ShopCode.LAST_ACTIVE_ADMIN]})
     @blp.arguments(UserUpdate)
     @blp.response(200, UserOut)
     def patch(self, data, user_id):
-        """Disable or enable a user, reset its password, or change its role or scope (audited; its tokens end)."""
+        """Disable or enable a user, reset its password, or change its role or scope (audited; its tokens end); not
+        an admin's own active flag, role or password (theirs: `POST /users/me/password`, with the current one)."""
         user = service.update_user(user_id=user_id, actor=current_user(), changes=service.UserChanges(**data))
         commit()
         return user

@@ -314,10 +314,14 @@ def _locked(user: User, *, with_admins: bool = False) -> User:
 
 def update_user(*, user_id: int, changes: UserChanges, actor: User | None = None) -> User:
     """Disable/enable a user, reset its password or change its role or scope, each audited as done by `actor`, the
-    admin (None: a script); each revokes the user's tokens. An admin may not disable or demote themselves, and nobody
+    admin (None: a script); each revokes the user's tokens. An admin may not disable or demote themselves, nor reset
+    their own password (a token is not enough for that: `change_own_password` asks for the current one), and nobody
     the last active admin. The user's row is locked first, so concurrent changes are audited in the order they
     happened, each from the values the one before left."""
     user, values = get_user(user_id), changes.given()
+    if "password" in values and actor is not None and actor.id == user.id:
+        raise Conflict("You cannot reset your own password here: change it with POST /api/v1/users/me/password, "
+                       "which asks for the current one.", code=ShopCode.CANNOT_DISABLE_SELF)
     password_hash = _password_hash(values["password"], username=user.username) if "password" in values else None
     _locked(user, with_admins=True)
     if {"role", "store_id", "supplier_id"} & values.keys():

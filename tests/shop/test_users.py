@@ -6,6 +6,7 @@ import pytest
 from shop.db import db
 from shop.errors import Conflict
 from suppliers.models import DEFAULT_AGREEMENT
+from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
 from tests.orders.ledger.test_payouts_bank_file import download, household_batch
@@ -219,6 +220,23 @@ def test_an_admin_cannot_disable_themselves(client, login):
     assert_error(client.patch(f"/api/v1/users/{my_id}", headers=me, json={"active": False}), 409,
                  "cannot_disable_self")
     assert client.get(f"/api/v1/users/{my_id}", headers=me).json["active"] is True
+
+
+def test_an_admin_cannot_reset_their_own_password_without_the_current_one(client):
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    token = sign_in(client, admin.username).json["access_token"]  # a token is all someone who took it has
+    headers = {"Authorization": f"Bearer {token}"}
+
+    refused = client.patch(f"/api/v1/users/{admin.id}", headers=headers, json={"password": "taken over for good"})
+
+    assert_error(refused, 409, "cannot_disable_self")
+    assert "/users/me/password" in refused.json["error"]["message"]
+    assert_error(sign_in(client, admin.username, "taken over for good"), 401, "invalid_credentials")
+    assert sign_in(client, admin.username).status_code == 200
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+    document = client.get("/api/v1/openapi.json").json
+    assert "cannot_disable_self" in documented_codes(document["paths"]["/api/v1/users/{user_id}"]["patch"])[409]
 
 
 def test_the_last_active_admin_cannot_be_disabled(app):
