@@ -101,6 +101,9 @@ def logout():
     return redirect(url_for("storefront.home"))
 
 
+logout.signs_out = True  # sent again with a stale form once signed out (another tab): home, not an error
+
+
 def _signed_in_as_registered_before(phone: str, password: str) -> bool:
     """Sign in the consumer this very form registered already (a double tap, a resent request): the phone is taken
     and the password is theirs; False if the phone is someone else's (a wrong password counts as a failed sign-in)."""

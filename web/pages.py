@@ -113,9 +113,12 @@ def error_page(status: int, message: str, *, link: tuple[str, str] | None = None
 
 
 def _expired_form(status: int):
-    """A form the session no longer takes: one for signed-in users only, sent after a sign-out or an ended sign-in,
+    """A form the session no longer takes: a sign-out sent when nobody is signed in (another tab's, after signing out
+    in this one) goes home as it would have; one for signed-in users only, sent after a sign-out or an ended sign-in,
     says so and links to the sign-in page (back to the page the form was on); any other is merely stale."""
     view = current_app.view_functions.get(request.endpoint)
+    if getattr(view, "signs_out", False) and web_user() is None:
+        return redirect(url_for("storefront.home"))
     if getattr(view, "signed_in_roles", None) is not None and web_user() is None:
         came_from = urlsplit(request.referrer or "")
         back = came_from.path if came_from.netloc == request.host else None

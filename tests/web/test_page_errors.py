@@ -83,6 +83,22 @@ def test_a_forged_page_link_in_the_portal_says_so_and_links_to_the_first_page(ap
     assert '<a class="button primary" href="/coop/lots">回到第一页</a>' in html
 
 
+def test_a_sign_out_sent_again_from_another_tab_goes_home_as_the_first_did(app):
+    client = signed_in_coop(app, SupplierFactory())
+    g.pop("csrf_token", None)
+    page = client.get("/coop").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post("/logout", data={"csrf_token": token}).location == "/"  # in one tab
+
+    again = client.post("/logout", data={"csrf_token": token})  # the other tab's 退出, its form now stale
+
+    assert again.status_code == 302 and again.location == "/"
+    assert client.get("/coop").status_code == 302  # still signed out
+    someone = signed_in_coop(app, SupplierFactory())  # signed in, a forged sign-out is refused as any forged form
+    assert_error_page(someone.post("/logout", data={"csrf_token": token}), 400, "表单已过期，请返回刷新页面后重试。")
+    assert someone.get("/coop").status_code == 200
+
+
 def test_a_form_sent_after_signing_out_says_the_sign_in_ended_and_links_to_sign_in(app):
     client = signed_in_coop(app, SupplierFactory())
     g.pop("csrf_token", None)
