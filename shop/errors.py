@@ -156,6 +156,7 @@ def document_error_codes(app: Flask, spec_schemas: dict) -> None:
 MAX_DETAILS = 30          # entries (fields, list items, messages) one validation error's details show
 MAX_ECHOED_KEY = 40       # characters of a field name echoed back
 MAX_ECHOED_MESSAGE = 200  # characters of a message
+MAX_SHOWN_PATH = 200      # characters of a path a 404 or 405 message quotes
 
 
 def _cut(text: str, limit: int) -> str:
@@ -239,14 +240,20 @@ def _http_error(exc: HTTPException):
     elif status == 429:
         message = f"Too many requests: limit {exc.description}. Try again later."
     elif status == 405:
-        message = f"Method {request.method} is not allowed on {request.path}."
+        message = f"Method {request.method} is not allowed on {_shown_path()}."
     elif status == 404:
-        message = f"No resource at {request.path}."
+        message = f"No resource at {_shown_path()}."
     response = error_response(status, code, message, details)
     for header in ("Allow", "Retry-After"):
         if exc.get_response().headers.get(header):
             response.headers[header] = exc.get_response().headers[header]
     return response
+
+
+def _shown_path() -> str:
+    """The request's path as an error message may quote it: printable and at most MAX_SHOWN_PATH characters."""
+    path = request.path
+    return path if len(path) <= MAX_SHOWN_PATH and path.isprintable() else "this path"
 
 
 class ErrorBody(Schema):

@@ -30,6 +30,14 @@ def test_unknown_route_is_a_json_404(client):
     assert_error(client.get("/api/v1/no-such-thing"), 404, "not_found")
 
 
+@pytest.mark.parametrize("path", ["/api/v1/trace/" + "A" * 5000, "/api/v1/no-such-thing/a%00b%1bc",
+                                  "/api/v1/no-such-thing/%E2%80%AEtxt.exe"], ids=["long", "control", "override"])
+def test_an_unknown_path_too_long_or_holding_control_characters_is_not_quoted_back(client, path):
+    error = assert_error(client.get(path), 404, "not_found")
+    assert error["message"] == "No resource at this path."
+    assert client.get("/api/v1/no-such-thing").json["error"]["message"] == "No resource at /api/v1/no-such-thing."
+
+
 def test_wrong_method_is_a_json_405_with_allow_header(client):
     response = client.delete("/api/v1/regions")
     assert_error(response, 405, "method_not_allowed")
