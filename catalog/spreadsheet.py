@@ -209,11 +209,15 @@ def parse_quantity(value) -> int:
     if isinstance(value, float) and not value.is_integer():
         raise Problem("not_whole_number", value=excerpt(value))
     text = normalise(value).replace(",", "")
-    if not re.fullmatch(r"\d+", text) or int(text) <= 0:
+    number = re.fullmatch(r"(\d+)(?:\.(\d+))?", text)  # `5.0` as a CSV saved from a number column writes it
+    if number and number[2] and number[2].strip("0"):
+        raise Problem("not_whole_number", value=excerpt(text))
+    whole = number[1].lstrip("0") if number else ""
+    if not whole:
         raise Problem("not_positive_whole_number", value=excerpt(text))
-    if len(text) > 7 or int(text) > MAX_QUANTITY:
+    if len(whole) > 7 or int(whole) > MAX_QUANTITY:
         raise Problem("quantity_too_large", value=excerpt(text), limit=MAX_QUANTITY)
-    return int(text)
+    return int(whole)
 
 
 def _decode(data: bytes) -> str:

@@ -66,6 +66,15 @@ def test_xlsx_with_excel_date_cells_and_numeric_quantities():
     assert [(r.harvested_on, r.quantity) for r in sheet.rows] == [(date(2026, 9, 3), 7)]
 
 
+def test_a_csv_quantity_written_with_zero_decimals_is_the_whole_number_as_in_an_xlsx():
+    text = HEADER_ZH + "\nS1,L1,2026-09-03,W1,H1,5.0\nS2,L2,2026-09-03,W1,H1,１２.００\nS3,L3,2026-09-03,W1,H1,5.5\n" \
+        f"S4,L4,2026-09-03,W1,H1,{'0' * 20}{'9' * 20}.0\nS5,L5,2026-09-03,W1,H1,0.0\n"
+    sheet = read_sheet(text.encode("utf-8"))
+    assert [(r.sku, r.quantity) for r in sheet.rows if r.quantity] == [("S1", 5), ("S2", 12)]
+    assert [(e["row"], e["code"]) for e in sheet.errors] == [
+        (4, "not_whole_number"), (5, "quantity_too_large"), (6, "not_positive_whole_number")]
+
+
 def test_every_bad_cell_is_reported_with_its_excel_row_and_header():
     text = (HEADER_ZH + "\n"
             "S1,L1,2026-09-03,W1,H1,12\n"
