@@ -57,9 +57,9 @@ def web_user() -> User | None:
 
 
 def sign_in_session(user: User) -> None:
-    """Start a fresh session for `user` (a new cookie, so a fixated one is useless), dated now; the shopper's cart
-    stays."""
-    cart = session.get("cart")
+    """Start a fresh session for `user` (a new cookie, so a fixated one is useless), dated now; the cart filled
+    before signing in stays, but not one another user signed in here left."""
+    cart = session.get("cart") if session.get("uid") in (None, user.id) else None
     session.clear()
     session.permanent = True
     session.update(uid=user.id, tv=user.token_version, sv=user.session_version, at=int(time.time()),

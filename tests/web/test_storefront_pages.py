@@ -43,6 +43,7 @@ from shop.auth.security import issue_token
 from shop.auth.service import find_user
 from shop.db import db
 from shop.errors import AppError, Conflict
+from shop.extensions import limiter
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.factories import UserFactory
 from web.filters import local_time, yuan
@@ -235,6 +236,24 @@ def test_a_forged_huge_quantity_is_a_clear_message_never_a_500(site, shopper):
         session["cart"] = {KQM: 10**40, "<script>": 1, "LB-QC-5KG": "9"}
     assert "购物车是空的" in shopper.get("/cart").get_data(as_text=True)
     assert shopper.get("/checkout").status_code == 302
+
+
+def test_a_cart_filled_before_signing_in_stays_but_not_one_another_user_left_signed_in(site, shopper):
+    other = site.app.test_client()
+    other.post("/register", data={"phone": "13900000066", "password": "another-pass-6",
+                                  "password_again": "another-pass-6", "csrf_token": _token(other, "/register")})
+    other.post("/logout", data={"csrf_token": _token(other, "/account")})
+    _add(other, KQM, "3")  # a shopper's cart before signing in
+    other.post("/login", data={"username": "13900000066", "password": "another-pass-6",
+                               "csrf_token": _token(other, "/login")})
+    assert KQM in other.get("/cart").get_data(as_text=True)
+    _add(shopper, KQM, "2")  # the demo consumer left signed in; the other signs in from a stale sign-in page
+    shopper.post("/login", data={"username": "13900000066", "password": "another-pass-6",
+                                 "csrf_token": _token(shopper, f"/p/{KQM}")})
+    assert "13900000066" in shopper.get("/account").get_data(as_text=True)
+    assert "购物车是空的" in shopper.get("/cart").get_data(as_text=True)
+    with site.app.app_context():
+        limiter.reset()  # this test's four sign-ins are not the next tests' to wait for
 
 
 def test_the_cart_holds_at_most_fifty_lines(site, shopper):
