@@ -754,6 +754,28 @@ def test_a_sandbox_payment_the_worker_has_not_processed_is_being_confirmed_and_c
     assert "已支付" in html and "正在确认" not in html and "取消订单" not in html
 
 
+def test_cancelling_from_a_stale_tab_while_the_payment_is_being_confirmed_says_so_on_the_order_page(
+        site, shopper, monkeypatch):
+    """A 取消订单 form left open in another tab, sent after paying while the worker is behind: the order page says
+    the payment is being confirmed (not a bare conflict page), and the order is not cancelled."""
+    _add(shopper, "BT-KQF-1KG", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（高明）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    token = _token(shopper, f"/orders/{order_id}/pay")
+    with monkeypatch.context() as worker_busy:
+        worker_busy.setattr(payments, "wake", lambda: None)
+        shopper.post(f"/orders/{order_id}/pay", data={"outcome": "succeeded", "csrf_token": token})
+        stale = shopper.post(f"/orders/{order_id}/cancel", data={"csrf_token": token})
+    assert stale.status_code == 302 and stale.location == f"/orders/{order_id}"
+    html = shopper.get(stale.location).get_data(as_text=True)
+    assert "付款正在确认，订单不能取消。" in html and "已取消" not in html
+    with site.app.app_context():  # the worker catches up: the order is paid
+        payments.wake()
+        db.session.commit()
+        db.session.remove()
+    assert "已支付" in shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+
+
 def test_with_stripe_keys_the_payment_page_loads_stripe_elements_from_stripe_only(site, shopper):
     _add(shopper, "JY-QHJ-250G", "1")
     form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（顺德）")}

@@ -70,6 +70,10 @@ AFTER_SALES_NOT_FOUND = "售后申请不存在。"
 OUTCOMES = ("succeeded", "failed")
 ENDED = ("expired", "cancelled")  # orders whose lines may be put back in the cart
 CHANGED = "购物车或价格已变化，请确认后再提交。"
+CANCEL_REFUSALS = {  # a cancel refused (a stale page's form) → what the order page then tells the buyer
+    OrderCode.INVALID_TRANSITION: "这个订单已不能取消。",
+    OrderCode.PAYMENT_BEING_CONFIRMED: "付款正在确认，订单不能取消。",
+}
 
 
 def _form_errors(messages: dict) -> dict[str, str]:
@@ -312,15 +316,17 @@ def withdraw_after_sales(request_id: int):
 @bp.post("/orders/<int:order_id>/cancel")
 @signed_in("consumer")
 def cancel(order_id: int):
-    """Cancel an unpaid order; its stock is released."""
+    """Cancel an unpaid order; its stock is released (a stale page's form for an order no longer cancellable, or
+    whose payment is being confirmed, leads to its page, which says why)."""
     try:
         checkout.cancel_order(actor=web_user(), order_id=order_id)
     except NotFound:
         return error_page(404, ORDER_NOT_FOUND)
     except AppError as exc:
-        if exc.code != OrderCode.INVALID_TRANSITION:
+        if exc.code not in CANCEL_REFUSALS:
             raise
-        flash("这个订单已不能取消。")
+        db.session.rollback()
+        flash(CANCEL_REFUSALS[exc.code])
     else:
         commit()  # the order page says it was cancelled, and what to do next
     return redirect(url_for(".order_page", order_id=order_id))
