@@ -68,8 +68,8 @@ class ShipIn(Schema):
     """The carrier and tracking number of a shipped delivery order."""
 
     carrier = Text(required=True, max_length=40)
-    tracking_number = Identifier(required=True, max_length=64, pattern=r"^[A-Z0-9-]{4,64}$",
-                                 pattern_error="4–64 letters, digits and dashes.")
+    tracking_number = Identifier(required=True, max_length=64, drop_separators=True, pattern=r"^[A-Z0-9]{4,64}$",
+                                 pattern_error="4–64 letters and digits (spaces and dashes are left out).")
 
 
 class OrderQuery(PageQuery):

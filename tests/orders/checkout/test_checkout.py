@@ -351,7 +351,8 @@ def test_paid_orders_cannot_be_cancelled_but_ship_and_deliver(client, login, wor
     assert client.post(f"/api/v1/orders/{order_id}/cancel", headers=headers).status_code == 409
     assert client.post(f"/api/v1/orders/{order_id}/ship", json={"carrier": "顺丰", "tracking_number": "sf123456"},
                        headers=headers).status_code == 403
-    shipped = client.post(f"/api/v1/orders/{order_id}/ship", json={"carrier": "顺丰", "tracking_number": "sf123456"},
+    copied = "ｓｆ 1234 56"  # as copied from the carrier's message: full width, grouped by spaces
+    shipped = client.post(f"/api/v1/orders/{order_id}/ship", json={"carrier": "顺丰", "tracking_number": copied},
                           headers=admin)
     assert shipped.status_code == 200
     assert shipped.json["tracking"] == {"carrier": "顺丰", "tracking_number": "SF123456"}
