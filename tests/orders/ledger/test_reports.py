@@ -18,10 +18,12 @@ from catalog.models import LotContribution
 from orders import outbox
 from orders.ledger import accounts, chain, reports
 from orders.ledger.models import DisclosureNotice, LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.periods import Month
 from orders.ledger.reports import merge_villages
 from orders.models import Order, OrderLine
 from shop.clock import SHANGHAI
 from shop.db import db, utcnow
+from shop.fields import Date
 from shop.regions.models import Pairing, Region
 from shop.regions.service import valid_on
 from suppliers.models import Household
@@ -519,3 +521,10 @@ def test_a_household_moved_to_another_village_after_publication_is_not_told_by_t
     assert again["villages"] == published["villages"] and "members" not in again
     assert {key: value for key, value in again["revision"].items() if key != "computed_at"} == {
         "households": None, "fewer_than": 3}
+
+
+@pytest.mark.parametrize("written", ["2026-10 ", " 2026-10", "2026-10\n", "２０２６－１０ ", "2026-10\u200b"])
+def test_a_disclosure_month_copied_with_spaces_around_it_is_read_as_a_date_is(written):
+    """`?month=` takes what `?from=` takes around its digits: a month pasted with a trailing space is that month."""
+    assert Month().deserialize(written) == date(2026, 10, 1)
+    assert Date().deserialize(written.replace("10", "10-01").replace("１０", "１０－０１")) == date(2026, 10, 1)
