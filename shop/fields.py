@@ -384,14 +384,14 @@ class QueryBool(fields.Boolean):
     truthy, falsy = {"true", "1"}, {"false", "0"}
 
     def _deserialize(self, value, attr, data, **kwargs):
-        folded = _folded(value)
-        return super()._deserialize(folded.lower() if isinstance(folded, str) else folded, attr, data, **kwargs)
+        value = folded(value)
+        return super()._deserialize(value.lower() if isinstance(value, str) else value, attr, data, **kwargs)
 
 
 MAX_MOMENT_INPUT = 64  # longer than any ISO date or moment, however spaced
 
 
-def _folded(value: object) -> object:
+def folded(value: object) -> object:
     """A string read as identifiers are (NFKC, invisible characters removed, trimmed); anything else, or a string
     longer than any date or moment, as it is, for the parser to refuse (never a prefix of it)."""
     if isinstance(value, str) and len(value) <= MAX_MOMENT_INPUT:
@@ -427,7 +427,7 @@ class Date(fields.Date):
         _described(self, f"A date from {EARLIEST_DATE} to {LATEST_DATE}.")
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(_folded(value), attr, data, **kwargs)
+        return super()._deserialize(folded(value), attr, data, **kwargs)
 
 
 def ordered_range(low: str, high: str, *, message: str, strict: bool = False):
@@ -461,7 +461,7 @@ class AwareDateTime(fields.AwareDateTime):
         _described(self, f"A moment from {EARLIEST_DATE} to {LATEST_DATE} (UTC).")
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(_folded(value), attr, data, **kwargs)
+        return super()._deserialize(folded(value), attr, data, **kwargs)
 
 
 class Computed(fields.Function):

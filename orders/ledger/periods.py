@@ -1,7 +1,7 @@
 """A month argument of the ledger's reads (their period is `shop.pagination.PeriodQuery`)."""
 from __future__ import annotations
 
-from shop.fields import MAX_MOMENT_INPUT, Date, _folded
+from shop.fields import MAX_MOMENT_INPUT, Date, folded
 
 
 class Month(Date):
@@ -15,7 +15,7 @@ class Month(Date):
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        value = _folded(value)  # trimmed and NFKC as a date is, so a trailing space is no more than a leading one
+        value = folded(value)  # trimmed and NFKC as a date is, so a trailing space is no more than a leading one
         if not isinstance(value, str) or len(value) > MAX_MOMENT_INPUT or value.count("-") != 1:
             raise self.make_error("invalid")
         return super()._deserialize(f"{value}-01", attr, data, **kwargs)
