@@ -236,19 +236,13 @@ def _check_coop_may(actor: User, changes: dict, *, product: Product | None = Non
         raise Forbidden("Only an admin may change where a product on sale comes from.",
                         code=CatalogCode.ORIGIN_ADMIN_ONLY,
                         details={"county_code": ["Only an admin may move a product on sale to another county."]})
-    if (product is not None and product.status == "active" and changes.get("certificate") is not None
-            and _certificate_columns(changes["certificate"]) != _certificate_columns(_certificate_of(product))):
+    sent = _certificate_columns(changes["certificate"]) if changes.get("certificate") is not None else {}
+    if (product is not None and product.status == "active"
+            and any(getattr(product, column) != value for column, value in sent.items()
+                    if column != "certificate_lapsed_on")):
         raise Forbidden("Only an admin may certify a product on sale.", code=CatalogCode.CERTIFICATE_ADMIN_ONLY,
                         details={"certificate": ["Only an admin may set or change the certificate of a product on "
                                                  "sale; a co-op may remove it."]})
-
-
-def _certificate_of(product: Product) -> dict | None:
-    """The product's certificate as `certificate` is sent (None without one)."""
-    if product.certificate_number is None:
-        return None
-    return {"number": product.certificate_number, "issuer": product.certificate_issuer,
-            "valid_from": product.certificate_valid_from, "valid_until": product.certificate_valid_until}
 
 
 def _record_changes(product: Product, actor: User, new_values: dict, *, created: bool = False) -> None:
