@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import exists, select
 
 from catalog.models import Lot, LotContribution
+from orders.ledger.chain import wait_for_linking
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.models import Allocation, Order, OrderLine
@@ -21,6 +22,7 @@ from suppliers.service import dividend_shares
 def list_transactions(*, account: str | None = None, from_date: date | None = None, to_date: date | None = None,
                       limit: int, cursor: str | None) -> dict:
     """A page of transactions (with postings) by id, posted in [from, to) (Asia/Shanghai dates), touching `account`."""
+    wait_for_linking()
     query = select(LedgerTransaction).where(*recorded_in(LedgerTransaction.posted_at, from_date=from_date,
                                                          to_date=to_date))
     if account is not None:

@@ -3,19 +3,24 @@
 `post` checks that the postings sum to zero, adds the transaction and its postings and flushes; `post_many`
 does the same for a batch (ids reserved up front, rows written with COPY on PostgreSQL), keeping the postings
 in memory for the link. The session's `before_commit` then links every transaction it posted (in id order):
-their canonical JSON is built first; then it takes the one `ledger_chain_head` row FOR UPDATE, gives each
-transaction the next `seq`, the head's hash as `prev_hash` and `hash = sha256(prev_hash + canonical JSON of its
-content and postings)`, and moves the head. Only that short step is serialised, so workers attribute in
-parallel; the chain order is the commit order. (On SQLite the transaction already holds the database's write
-lock by then.)
+their canonical JSON is built first; then it takes the one `ledger_chain_head` row FOR UPDATE, stamps them
+`posted_at` (now), gives each transaction the next `seq`, the head's hash as `prev_hash` and `hash = sha256(prev_hash
++ canonical JSON of its content and postings)`, and moves the head. Only that short step is serialised, so workers
+attribute in parallel; the chain order is the commit order, and so is the order of `posted_at`. (On SQLite the
+transaction already holds the database's write lock by then.)
+
+Statements, audit exports and payout cut-offs select by `posted_at`. A transaction is stamped under the head's lock,
+which it holds until it commits, so `wait_for_linking` (waiting for that lock) makes every transaction posted before
+now visible: a statement printed for a period that has ended never gains an entry later (DESIGN.md).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,6 +36,8 @@ _UNLINKED = "ledger_unlinked"
 _STAGED = "ledger_staged_postings"
 _INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 _TRANSACTION_FIELDS = ("id", "kind", "outbox_event_id", "order_id", "order_line_id", "sale_date", "posted_at", "memo")
+_LINKING = "ledger_linking"
+_SQLITE_LINKING = threading.Lock()  # SQLite: held from a link until its commit ends (one process: the embedded mode)
 _POSTING_FIELDS = ("id", "transaction_id", "account_id", "amount_fen", "component", *POSTING_REFS)
 
 PostingSpec = tuple  # (account or account id, amount_fen, component, {order_line_id/allocation_id/lot_id/household_id})
@@ -160,28 +167,36 @@ def _posting_row(spec: PostingSpec) -> dict:
 
 
 def canonical(transaction: dict, postings: Iterable[dict]) -> str:
-    """The canonical JSON of a transaction's content (with its seq) and its postings ordered by id: what is hashed."""
-    return _unsequenced(transaction, postings) + f"{transaction['seq']}}}"
+    """The canonical JSON of a transaction's content (with its posted_at and seq) and its postings ordered by id:
+    what is hashed."""
+    head, tail = _halves(transaction, postings)
+    return f"{head}{_moment(transaction['posted_at'])}{tail}{transaction['seq']}}}"
 
 
-def _unsequenced(transaction: dict, postings: Iterable[dict]) -> str:
-    """The canonical JSON up to its `seq` value, which comes last (keys are sorted and "seq" sorts last), so the
-    slow part is built before the chain head is locked and the seq appended under the lock."""
-    posted_at = transaction["posted_at"]
+def _moment(posted_at: datetime) -> str:
+    """A posting moment as the canonical JSON writes it: UTC, ISO 8601 with microseconds."""
     if posted_at.tzinfo is None:
         posted_at = posted_at.replace(tzinfo=UTC)
+    return posted_at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _halves(transaction: dict, postings: Iterable[dict]) -> tuple[str, str]:
+    """The canonical JSON cut at its `posted_at` value: what comes before it, and what follows it up to the `seq`
+    value, which comes last (keys are sorted, "seq" last). So the slow part is built before the chain head is locked
+    and the moment and the seq are put in under the lock. (Every other quote in the JSON is escaped or a key's.)"""
     content = {
         "id": transaction["id"], "seq": 0, "kind": transaction["kind"],
         "outbox_event_id": transaction["outbox_event_id"], "order_id": transaction["order_id"],
         "order_line_id": transaction["order_line_id"],
         "sale_date": transaction["sale_date"].isoformat() if transaction["sale_date"] else None,
-        "posted_at": posted_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "memo": transaction["memo"],
+        "posted_at": "", "memo": transaction["memo"],
         "postings": [{"id": p["id"], "account": p["account"], "amount_fen": p["amount_fen"],
                       "component": p["component"], **{ref: p[ref] for ref in POSTING_REFS}}
                      for p in sorted(postings, key=lambda p: p["id"])],
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)[:-2]
+    body = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)[:-2]
+    head, _key, tail = body.partition('"posted_at":""')
+    return f'{head}"posted_at":"', f'"{tail}'
 
 
 def chain_hash(prev_hash: str, canonical_json: str) -> str:
@@ -232,30 +247,37 @@ def link(session: Session, transaction_ids: Sequence[int]) -> int:
         return 0
     unstaged = [t["id"] for t in transactions if t["id"] not in staged]
     loaded = load_postings(session, unstaged) if unstaged else {}
-    bodies = [_unsequenced(t, staged[t["id"]] if t["id"] in staged else loaded[t["id"]]) for t in transactions]
+    bodies = [_halves(t, staged[t["id"]] if t["id"] in staged else loaded[t["id"]]) for t in transactions]
     seq, last_hash = _lock_head(session)
+    if session.get_bind().dialect.name == "sqlite" and not session.info.get(_LINKING):
+        _SQLITE_LINKING.acquire()
+        session.info[_LINKING] = True
+    posted_at = utcnow()
+    moment = _moment(posted_at)
     links = []
-    for transaction, body in zip(transactions, bodies, strict=True):
+    for transaction, (head, tail) in zip(transactions, bodies, strict=True):
         seq += 1
-        digest = chain_hash(last_hash, f"{body}{seq}}}")
+        digest = chain_hash(last_hash, f"{head}{moment}{tail}{seq}}}")
         links.append({"id": transaction["id"], "seq": seq, "prev_hash": last_hash, "hash": digest})
         last_hash = digest
-    _write_links(session, links)
+    _write_links(session, links, posted_at)
     session.execute(update(ChainHead).where(ChainHead.id == 1)
                     .values(seq=seq, last_hash=last_hash, last_transaction_id=links[-1]["id"]))
     return len(links)
 
 
-def _write_links(session: Session, links: list[dict]) -> None:
-    """Set the transactions' seq, prev_hash and hash: one UPDATE from arrays on PostgreSQL, one per row elsewhere."""
+def _write_links(session: Session, links: list[dict], posted_at: datetime) -> None:
+    """Set the transactions' posted_at, seq, prev_hash and hash: one UPDATE from arrays on PostgreSQL, one per row
+    elsewhere."""
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(update(LedgerTransaction), links)
+        session.execute(update(LedgerTransaction), [dict(link, posted_at=posted_at) for link in links])
         return
     session.execute(text(
-        "UPDATE ledger_transactions AS t SET seq = l.seq, prev_hash = l.prev_hash, hash = l.hash "
+        "UPDATE ledger_transactions AS t SET posted_at = :posted_at, seq = l.seq, prev_hash = l.prev_hash, "
+        "hash = l.hash "
         "FROM unnest(CAST(:ids AS integer[]), CAST(:seqs AS bigint[]), CAST(:prevs AS varchar[]), "
         "CAST(:hashes AS varchar[])) AS l (id, seq, prev_hash, hash) WHERE t.id = l.id"),
-        {"ids": [link["id"] for link in links], "seqs": [link["seq"] for link in links],
+        {"posted_at": posted_at, "ids": [link["id"] for link in links], "seqs": [link["seq"] for link in links],
          "prevs": [link["prev_hash"] for link in links], "hashes": [link["hash"] for link in links]})
 
 
@@ -271,9 +293,31 @@ def _link_before_commit(session: Session) -> None:
         session.info.pop(_STAGED, None)
 
 
+@event.listens_for(Session, "after_commit")
+def _linked(session: Session) -> None:
+    """The linked transactions are committed: readers waiting for them go on."""
+    if session.info.pop(_LINKING, False):
+        _SQLITE_LINKING.release()
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_unlinked(session: Session, previous_transaction) -> None:
-    """A rolled-back transaction's postings are gone: nothing to link."""
+    """A rolled-back transaction's postings are gone: nothing to link, nothing for readers to wait for."""
     if previous_transaction.parent is None:
         session.info.pop(_UNLINKED, None)
         session.info.pop(_STAGED, None)
+        _linked(session)
+
+
+def wait_for_linking() -> None:
+    """Wait until the transactions being linked at this moment have committed, so that every transaction posted
+    before now is visible: on PostgreSQL for the chain head's row lock (FOR SHARE, on a connection of its own, let
+    go at once); on SQLite for this process's linking lock."""
+    engine = db.session.get_bind()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1 FROM ledger_chain_head WHERE id = 1 FOR SHARE"))
+            connection.rollback()
+        return
+    with _SQLITE_LINKING:
+        pass

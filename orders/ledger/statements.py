@@ -20,6 +20,7 @@ from sqlalchemy import and_, exists, func, select, union_all
 
 from catalog.models import Lot
 from orders.errors import OrderCode
+from orders.ledger.chain import wait_for_linking
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.payouts.bank_file import reference
 from orders.ledger.payouts.models import PayoutBatch, PayoutLine
@@ -72,6 +73,7 @@ def _entries(account_ids: list[int], *, from_date: date, to_date: date, sign: in
     opening = 0
     entries: list[dict] = []
     if account_ids:
+        wait_for_linking()
         opening = sign * int(db.session.scalar(
             select(func.coalesce(func.sum(Posting.amount_fen), 0))
             .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)

@@ -229,6 +229,7 @@ def _balances(*, party: str, supplier_id: int | None, until: date) -> dict[int, 
     before it, so a second batch with the same cut-off pays only what is still owed from then, never what was earned
     since. Store remittances posted after the cut-off are kept apart (`_payable` counts the cash held at the cut-off
     they hand over)."""
+    chain.wait_for_linking()
     cutoff = shanghai_midnight(until)
     before = or_(LedgerTransaction.posted_at < cutoff, LedgerTransaction.kind.in_(SETTLING_KINDS))
     later_remittance = (LedgerTransaction.posted_at >= cutoff) & (LedgerTransaction.kind == REMITTANCE_KIND)

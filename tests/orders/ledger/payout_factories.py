@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from unittest.mock import patch
 
 from sqlalchemy import func, select
 
@@ -29,12 +30,13 @@ def days_ago(n: int) -> date:
 def earn(account: LedgerAccount, amount: int, *, on: date | None = None) -> None:
     """Post `amount` fen to `account` against a sandbox payment (negative: taken back, as a refund does), at
     noon Asia/Shanghai of `on` (default: now, today); committed, linked into the chain."""
-    transaction = chain.post(kind="line_paid" if amount > 0 else "line_refunded",
-                             postings=[(accounts.payments("sandbox"), -amount, "payment"),
-                                       (account, amount, "premium")])
-    if on is not None:
-        transaction.posted_at = datetime.combine(on, time(12), tzinfo=SHANGHAI)
-    db.session.commit()
+    chain.post(kind="line_paid" if amount > 0 else "line_refunded",
+               postings=[(accounts.payments("sandbox"), -amount, "payment"), (account, amount, "premium")])
+    if on is None:
+        db.session.commit()
+        return
+    with patch.object(chain, "utcnow", return_value=datetime.combine(on, time(12), tzinfo=SHANGHAI)):
+        db.session.commit()
 
 
 def balance(code: str) -> int:

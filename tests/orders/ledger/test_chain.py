@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from orders.ledger import accounts, chain
+from orders.ledger.audit import list_transactions
 from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.verify import verify_ledger
 from shop.db import db
@@ -147,7 +148,7 @@ def test_parallel_posting_keeps_the_chain_intact(pg_app):
 
 
 @pytest.mark.postgres
-def test_the_chain_order_is_the_commit_order_and_only_linking_waits(pg_app):
+def test_the_chain_order_is_the_commit_order_and_so_is_the_posting_times_and_only_linking_waits(pg_app):
     accounts.payments("sandbox"), accounts.unallocated()  # the accounts exist (a first creation waits for its peer)
     db.session.commit()
     posted, release = threading.Event(), threading.Event()
@@ -171,10 +172,52 @@ def test_the_chain_order_is_the_commit_order_and_only_linking_waits(pg_app):
     release.set()
     thread.join()
     assert released == [True]  # the fast one committed while the slow one's transaction was still open
-    rows = db.session.execute(select(LedgerTransaction.id, LedgerTransaction.seq).order_by(LedgerTransaction.seq)).all()
-    assert [tuple(row) for row in rows] == [(fast.id, 1), (slow_id[0], 2)]
+    rows = db.session.execute(select(LedgerTransaction.id, LedgerTransaction.seq, LedgerTransaction.posted_at)
+                              .order_by(LedgerTransaction.seq)).all()
+    assert [(row.id, row.seq) for row in rows] == [(fast.id, 1), (slow_id[0], 2)]
     assert slow_id[0] < fast.id
+    assert rows[0].posted_at <= rows[1].posted_at  # stamped when linked: posted first, committed last, so later
     assert verify_ledger()["ok"]
+
+
+def test_a_reader_by_posting_time_waits_for_a_transaction_being_linked_and_sees_it(racing_app):
+    """A statement or an audit export read while a transaction is stamped but not yet committed would miss it, and a
+    later reading of the same (ended) period would show it: the reader waits for that commit instead."""
+    accounts.payments("sandbox"), accounts.unallocated()
+    db.session.commit()
+    linked, release, seen = threading.Event(), threading.Event(), []
+
+    def linker():
+        with racing_app.app_context():
+            try:
+                transaction_id = pay_in(100).id
+                chain.link(db.session, [transaction_id])  # stamped and linked; its commit still to come
+                linked.set()
+                release.wait(30)
+                db.session.commit()
+            finally:
+                db.session.remove()
+
+    def reader():
+        with racing_app.app_context():
+            try:
+                page = list_transactions(account="payments:sandbox", limit=50, cursor=None)
+                seen.extend(transaction["memo"] for transaction in page["items"])
+            finally:
+                db.session.remove()
+
+    writing = threading.Thread(target=linker)
+    writing.start()
+    assert linked.wait(30)
+    reading = threading.Thread(target=reader)
+    reading.start()
+    reading.join(1)
+    waited = reading.is_alive()
+    release.set()
+    writing.join(30)
+    reading.join(30)
+    assert waited  # it did not answer while the transaction stamped before it was uncommitted
+    assert seen == [""]
 
 
 @pytest.mark.postgres

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -180,12 +181,11 @@ def test_a_store_statement_shows_the_cash_it_holds_and_what_it_must_remit(client
 
 
 def post_at(moment: datetime, amount: int, household_id: int, supplier_id: int) -> None:
-    """A committed transaction posting `amount` to a household's account at `moment` (set before it is linked)."""
-    transaction = chain.post(kind="payout_failed",
-                             postings=[(accounts.household(household_id, supplier_id), amount, "payout"),
-                                       (accounts.payouts_clearing(), -amount, "payout")])
-    transaction.posted_at = moment
-    db.session.commit()
+    """A committed transaction posting `amount` to a household's account at `moment` (linked then)."""
+    chain.post(kind="payout_failed", postings=[(accounts.household(household_id, supplier_id), amount, "payout"),
+                                               (accounts.payouts_clearing(), -amount, "payout")])
+    with patch.object(chain, "utcnow", return_value=moment):
+        db.session.commit()
 
 
 def a_period_in_shanghai_dates(client, headers, household_id: int, supplier_id: int) -> None:
