@@ -295,18 +295,24 @@ def _link_before_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _linked(session: Session) -> None:
-    """The linked transactions are committed: readers waiting for them go on."""
+    """The linked transactions are committed (before the commit's callbacks run): readers waiting for them go on."""
     if session.info.pop(_LINKING, False):
         _SQLITE_LINKING.release()
 
 
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction) -> None:
+    """A transaction that linked ended without a commit (rolled back, closed): readers waiting for it go on."""
+    if transaction.parent is None:
+        _linked(session)
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_unlinked(session: Session, previous_transaction) -> None:
-    """A rolled-back transaction's postings are gone: nothing to link, nothing for readers to wait for."""
+    """A rolled-back transaction's postings are gone: nothing to link."""
     if previous_transaction.parent is None:
         session.info.pop(_UNLINKED, None)
         session.info.pop(_STAGED, None)
-        _linked(session)
 
 
 def wait_for_linking() -> None:
