@@ -151,31 +151,15 @@ def test_parallel_posting_keeps_the_chain_intact(pg_app):
 def test_the_chain_order_is_the_commit_order_and_so_is_the_posting_times_and_only_linking_waits(pg_app):
     accounts.payments("sandbox"), accounts.unallocated()  # the accounts exist (a first creation waits for its peer)
     db.session.commit()
-    posted, release = threading.Event(), threading.Event()
-    slow_id, released = [], []
-
-    def slow_worker():
-        with pg_app.app_context():
-            try:
-                slow_id.append(pay_in(100).id)
-                posted.set()
-                released.append(release.wait(10))
-                db.session.commit()
-            finally:
-                db.session.remove()
-
-    thread = threading.Thread(target=slow_worker)
-    thread.start()
-    assert posted.wait(10)
+    slow = _HeldOpen(pg_app)
     fast = pay_in(200)  # posted after the slow one (a higher id), not blocked by its open transaction
     db.session.commit()
-    release.set()
-    thread.join()
-    assert released == [True]  # the fast one committed while the slow one's transaction was still open
+    slow.release()
+    assert slow.released == [True]  # the fast one committed while the slow one's transaction was still open
     rows = db.session.execute(select(LedgerTransaction.id, LedgerTransaction.seq, LedgerTransaction.posted_at)
                               .order_by(LedgerTransaction.seq)).all()
-    assert [(row.id, row.seq) for row in rows] == [(fast.id, 1), (slow_id[0], 2)]
-    assert slow_id[0] < fast.id
+    assert [(row.id, row.seq) for row in rows] == [(fast.id, 1), (slow.ids[0], 2)]
+    assert slow.ids[0] < fast.id
     assert rows[0].posted_at <= rows[1].posted_at  # stamped when linked: posted first, committed last, so later
     assert verify_ledger()["ok"]
 
@@ -185,31 +169,15 @@ def test_a_reader_by_posting_time_waits_for_a_transaction_being_linked_and_sees_
     later reading of the same (ended) period would show it: the reader waits for that commit instead."""
     accounts.payments("sandbox"), accounts.unallocated()
     db.session.commit()
-    linked, release, posted, seen = threading.Event(), threading.Event(), [], []
-
-    def linker():
-        with racing_app.app_context():
-            try:
-                posted.append(pay_in(100).id)
-                chain.link(db.session, posted)  # stamped and linked; its commit still to come
-                linked.set()
-                release.wait(30)
-                db.session.commit()
-            finally:
-                db.session.remove()
-
-    writing = threading.Thread(target=linker)
-    writing.start()
-    assert linked.wait(30)
+    linking, seen = _HeldOpen(racing_app, link=True), []
     reading = threading.Thread(target=lambda: seen.extend(_read_in(racing_app)))
     reading.start()
     reading.join(1)
     waited = reading.is_alive()
-    release.set()
-    writing.join(30)
+    linking.release()
     reading.join(30)
     assert waited  # it did not answer while the transaction stamped before it was uncommitted
-    assert seen == posted
+    assert seen == linking.ids
 
 
 @pytest.mark.postgres
@@ -261,6 +229,35 @@ def test_a_transaction_linked_then_abandoned_keeps_no_reader_waiting(app):
     reader.start()
     reader.join(10)
     assert answered == [[]]
+
+
+class _HeldOpen:
+    """A transaction posted (and with `link`, stamped and linked) in a thread of its own, its commit held back until
+    `release()`; `ids` holds its id once posted, `released` whether the release came in time."""
+
+    def __init__(self, app, *, link: bool = False):
+        self.ids, self.released, ready, self._go = [], [], threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with app.app_context():
+                try:
+                    self.ids.append(pay_in(100).id)
+                    if link:
+                        chain.link(db.session, self.ids)
+                    ready.set()
+                    self.released.append(self._go.wait(30))
+                    db.session.commit()
+                finally:
+                    db.session.remove()
+
+        self._thread = threading.Thread(target=hold)
+        self._thread.start()
+        assert ready.wait(30)
+
+    def release(self) -> None:
+        """Let it commit, and wait until it has."""
+        self._go.set()
+        self._thread.join(30)
 
 
 def _read_in(app) -> list[int]:
