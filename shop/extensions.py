@@ -1,6 +1,8 @@
 """Flask extensions, created unbound and initialised by `create_app`."""
 from __future__ import annotations
 
+import ipaddress
+
 from flask import Flask, request
 from flask_caching import Cache
 from flask_limiter import Limiter
@@ -17,9 +19,22 @@ api = ApiWithErrors()
 api.register_converter(CodeConverter, lambda _: {"type": "string", "minLength": 1, "maxLength": MAX_CODE_LENGTH})
 
 
+IPV6_CLIENT_PREFIX = 64  # one subscriber's network: a host picks any address in its /64 at will
+
+
 def client_address() -> str:
-    """The rate-limit key: the peer address, which `trust_proxies` rewrites only for trusted hops."""
-    return request.remote_addr or "-"
+    """The rate-limit key: the peer address, which `trust_proxies` rewrites only for trusted hops; an IPv6 peer is
+    keyed by its /64 (its IPv4 address if it is IPv4-mapped), so rotating addresses within it resets no limit."""
+    address = request.remote_addr or "-"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network((parsed, IPV6_CLIENT_PREFIX), strict=False))
 
 
 def trust_proxies(app: Flask) -> None:

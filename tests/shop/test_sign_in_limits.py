@@ -92,6 +92,23 @@ def test_rotating_x_forwarded_for_does_not_reset_the_address_limit_without_trust
     assert_error(attempt(client, "someone-else", forwarded_for="198.51.100.9"), 429, "rate_limited")
 
 
+def test_rotating_addresses_within_one_ipv6_network_does_not_reset_the_limits(client, clock):
+    victim = UserFactory()
+    db.session.commit()
+    guesses = [attempt(client, victim.username, address=f"2001:db8:1:2::{n:x}").status_code for n in range(1, 5)]
+    assert guesses == [401] * 3 + [429]  # the username's backoff follows the /64, not each address in it
+    statuses = [attempt(client, f"someone{n}", address=f"2001:db8:1:2:{n:x}::1").status_code for n in range(1, 4)]
+    assert statuses == [401] * 2 + [429]  # and so does the per-address limit: five failures in all
+    assert_error(attempt(client, "someone-else", address="2001:db8:1:3::9"), 401, "invalid_credentials")
+    assert attempt(client, victim.username, DEFAULT_PASSWORD, address="2001:db8:1:3::1").status_code == 200
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(client):
+    statuses = [attempt(client, f"someone{n}", address="192.0.2.7" if n % 2 else "::ffff:192.0.2.7").status_code
+                for n in range(6)]
+    assert statuses == [401] * 5 + [429]
+
+
 def test_behind_one_trusted_proxy_the_address_it_appended_is_limited(proxied_client):
     proxy = "10.0.0.1"
     statuses = [attempt(proxied_client, f"someone{n}", address=proxy, forwarded_for=f"6.6.6.{n}, 203.0.113.7")
