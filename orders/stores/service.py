@@ -61,8 +61,9 @@ def location_scope(actor: User) -> int | None:
 
 def store_takes_staff(store_id: int) -> bool:
     """Whether a store with `store_id` exists (the user scope check of `POST /users`); an inactive one takes no new
-    staff (409 `store_inactive`)."""
-    store = db.session.get(Store, store_id)
+    staff (409 `store_inactive`). The store is held (`_hold_store`) and read afresh: a deactivation under way is
+    waited for, and one begun after waits for the new clerk's commit."""
+    store = _hold_store(store_id)
     if store is not None and not store.active:
         raise Conflict(f"Store {store_id} is inactive.", code=OrderCode.STORE_INACTIVE,
                        details={"store_id": ["The store is inactive: it takes no new staff."]})
@@ -226,8 +227,15 @@ def hold_till(*, store_id: int) -> None:
     being written. PostgreSQL: the store row FOR KEY SHARE (what an order's foreign key takes anyway; closing locks
     it FOR UPDATE first, so it waits for the sales and refunds under way, and they wait for a close under way;
     tills writing at once do not wait for each other). SQLite: the write lock."""
+    _hold_store(store_id)
+
+
+def _hold_store(store_id: int) -> Store | None:
+    """The store read afresh and kept from being locked for a change (a deactivation, a shift's close: FOR UPDATE)
+    until this transaction ends (PostgreSQL: FOR KEY SHARE; SQLite: the write lock); None if there is none."""
     lock_on_sqlite("UPDATE stores SET id = id WHERE id = :id", id=store_id)
-    db.session.execute(select(Store.id).where(Store.id == store_id).with_for_update(read=True, key_share=True))
+    return db.session.scalar(select(Store).where(Store.id == store_id).with_for_update(read=True, key_share=True)
+                             .execution_options(populate_existing=True))
 
 
 def start_shift(*, actor: User, store_id: int, float_fen: int) -> Shift:
