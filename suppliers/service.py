@@ -61,8 +61,9 @@ def get_supplier(supplier_id: int) -> Supplier:
 
 def supplier_takes_users(supplier_id: int) -> bool:
     """Whether a supplier with `supplier_id` exists (the user scope check of `POST /users`); an inactive one takes no
-    new co-op users (409 `supplier_inactive`), as an inactive store takes no new staff."""
-    supplier = db.session.get(Supplier, supplier_id)
+    new co-op users (409 `supplier_inactive`), as an inactive store takes no new staff. The supplier is locked and
+    read afresh (`lock_row`): a deactivation under way is waited for, and one begun after waits for the new user."""
+    supplier = lock_row(Supplier, supplier_id)
     if supplier is not None and not supplier.active:
         raise Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE,
                        details={"supplier_id": ["The supplier is inactive: it takes no new users."]})

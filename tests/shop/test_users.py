@@ -1,11 +1,16 @@
 """Admins manage users: roles, scope ids, disabling and password resets."""
 from __future__ import annotations
 
-import pytest
+import threading
 
+import pytest
+from sqlalchemy import select, update
+
+from orders.models import Store
+from shop.auth.models import User
 from shop.db import db
 from shop.errors import Conflict
-from suppliers.models import DEFAULT_AGREEMENT
+from suppliers.models import DEFAULT_AGREEMENT, Supplier
 from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
@@ -428,6 +433,40 @@ def test_an_inactive_store_or_supplier_takes_no_new_users(client, login, role, f
     assert client.get(f"/api/v1/users/{moved.id}", headers=admin).json["role"] == "auditor"
     assert client.post("/api/v1/users", headers=admin, json={**body, field: active.id}).status_code == 201
 
+
+
+@pytest.mark.parametrize("role, field, factory, model, code", [
+    ("store_staff", "store_id", StoreFactory, Store, "store_inactive"),
+    ("coop", "supplier_id", SupplierFactory, Supplier, "supplier_inactive"),
+])
+def test_a_user_added_while_the_store_or_supplier_is_being_closed_waits_and_is_refused(racing_app, role, field,
+                                                                                        factory, model, code):
+    """An admin adds a user while another admin's deactivation is not yet committed: the user is not added to the
+    closed store or supplier on the strength of having read it open."""
+    scope, admin = factory(), UserFactory(role="admin")
+    db.session.commit()
+    client = racing_app.test_client()
+    headers = {"Authorization": f"Bearer {sign_in(client, admin.username).json['access_token']}"}
+    body = {"username": "new-hand", "password": "long enough pw", "role": role, field: scope.id}
+    answers = []
+
+    def add_user():
+        with racing_app.app_context():
+            answers.append(racing_app.test_client().post("/api/v1/users", json=body, headers=headers))
+
+    with db.engine.connect() as closing:  # the other admin's deactivation, as its update writes it
+        if model is Store:  # `update_store` locks the store first
+            closing.execute(select(Store.id).where(Store.id == scope.id).with_for_update())
+        closing.execute(update(model).where(model.id == scope.id).values(active=False))
+        adding = threading.Thread(target=add_user)
+        adding.start()
+        adding.join(timeout=1)
+        closing.commit()
+    adding.join(timeout=30)
+
+    assert_error(answers[0], 409, code)
+    db.session.expire_all()
+    assert db.session.scalar(select(User).where(User.username == "new-hand")) is None
 
 def test_an_admin_finds_a_user_by_username_in_any_spelling_and_lists_the_disabled_ones(client, login):
     admin = login("admin")
