@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask import g
+from markupsafe import escape
 from sqlalchemy import select
 
 from catalog import inventory
@@ -264,6 +265,23 @@ def test_a_refund_reason_holding_a_bank_card_number_is_refused_with_the_rule(cli
     response = client.post(f"/till/orders/{order.id}/refund", data={
         f"quantity-{line_id}": "1", "reason": "退到卡 6222 0200 0000 0000 002", **_refund_form(client, order)})
     assert response.status_code == 422 and "请不要在这里填写身份证号或银行卡号" in response.get_data(as_text=True)
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+
+
+def test_a_refused_refund_form_comes_back_as_the_clerk_filled_it(client):
+    """Units, back-to-shelf and reason stay as typed, so the clerk corrects the one wrong field, not all of them."""
+    order, _ = _sale(client)
+    line_id = order.lines[0].id
+    typed = {f"quantity-{line_id}": "3", f"resellable-{line_id}": "on", "reason": "包装<破损>"}
+    for sent in (typed, {**typed, f"quantity-{line_id}": "1", "reason": "退到卡 6222 0200 0000 0000 002"}):
+        page = client.post(f"/till/orders/{order.id}/refund", data={**sent, **_refund_form(client, order)})
+        assert page.status_code in (409, 422)
+        html = page.get_data(as_text=True)
+        quantity = re.search(rf'<input id="quantity-{line_id}"[^>]*>', html).group(0)
+        shelf = re.search(rf'<input type="checkbox" name="resellable-{line_id}"[^>]*>', html).group(0)
+        reason = re.search(r'<input id="reason"[^>]*>', html).group(0)
+        assert f'value="{sent[f"quantity-{line_id}"]}"' in quantity and "checked" in shelf
+        assert f'value="{escape(sent["reason"])}"' in reason
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
 
 

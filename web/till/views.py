@@ -240,9 +240,9 @@ def refund(order_id: int):
     order = get_order_for(actor=web_user(), order_id=order_id)
 
     def form(status: int = 200, error: str | None = None):
-        """The refund page, with a fresh form key."""
+        """The refund page, with a fresh form key and, after a refusal, the form as the clerk filled it."""
         return _till("till/refund.html", status, order=order, refundable=refunds.in_open_shift(order),
-                     form_key=new_form_key(), error=error)
+                     form_key=new_form_key(), error=error, typed=request.form)
 
     if request.method == "GET":
         return form()
