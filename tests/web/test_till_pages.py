@@ -285,6 +285,18 @@ def test_a_refused_refund_form_comes_back_as_the_clerk_filled_it(client):
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
 
 
+def test_the_shift_report_says_which_sales_were_partly_refunded(client):
+    """Its refunds line counts the money given back: the sale it came from says so, not just 已完成."""
+    order, _ = _sale(client)
+    line_id = order.lines[0].id
+    client.post(f"/till/orders/{order.id}/refund",
+                data={f"quantity-{line_id}": "1", "reason": "包装破损", **_refund_form(client, order)})
+    page = client.get(f"/till/shifts/{order.shift_id}").get_data(as_text=True)
+    row = re.search(rf'<tr><td data-label="小票"><a href="/till/receipts/{order.id}">.*?</tr>', page, re.S).group(0)
+    status = re.sub(r"<[^>]+>", "", re.search(r'data-label="状态">(.*?)</td>', row, re.S).group(1)).strip()
+    assert status == "已完成 · 部分退款"
+
+
 def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shift_closed(client):
     order, clerk = _sale(client)
     line_id = order.lines[0].id
