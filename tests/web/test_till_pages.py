@@ -114,6 +114,20 @@ def test_a_float_that_is_not_an_amount_is_refused_in_chinese_and_opens_nothing(c
     assert db.session.scalars(select(Shift)).all() == []
 
 
+def test_a_refused_float_or_cash_count_stays_in_its_field_to_be_corrected(client):
+    """The clerk sees the amount they typed (a stray 元, a comma for the point) beside the message, not a blank box."""
+    order, _ = _sale(client)
+    counted = client.post(f"/till/shifts/{order.shift_id}/close",
+                          data={"counted": "1234,5元", "csrf_token": _csrf(client, f"/till/shifts/{order.shift_id}")})
+    assert counted.status_code == 422
+    assert re.search(r'<input id="counted"[^>]*value="1234,5元"', counted.get_data(as_text=True))
+    client.post(f"/till/shifts/{order.shift_id}/close",
+                data={"counted": "30", "csrf_token": _csrf(client, f"/till/shifts/{order.shift_id}")})
+    opened = client.post("/till/shifts", data={"float": "五百<b>", "csrf_token": _csrf(client, "/till")})
+    assert opened.status_code == 422
+    assert re.search(r'<input id="float"[^>]*value="五百&lt;b&gt;"', opened.get_data(as_text=True))
+
+
 def test_opening_a_shift_a_second_tab_opened_says_the_float_typed_was_not_recorded(client):
     store = StoreFactory()
     _signed_in(client, store_id=store.id)

@@ -108,7 +108,7 @@ def open_shift():
     try:
         data = ShiftOpen().load({"float_fen": service.fen_from_yuan(_field("float"))})
     except ValidationError:
-        return _till("till/open_shift.html", 422,
+        return _till("till/open_shift.html", 422, typed=_field("float"),
                      error=f"请输入备用金金额（最多 ¥{MAX_FLOAT_FEN // 100:,}），例如 500 或 500.00。")
     try:
         stores.start_shift(actor=web_user(), store_id=store.id, **data)
@@ -153,6 +153,7 @@ def close_shift(shift_id: int):
         data = ShiftClose().load({"counted_cash_fen": service.fen_from_yuan(_field("counted"))})
     except ValidationError:
         return _till("till/shift.html", 422, report=report, sales=service.shift_sales(report.shift),
+                     typed=_field("counted"),
                      error=f"请输入清点的现金金额（最多 ¥{MAX_COUNTED_CASH_FEN // 100:,}），例如 1234.50。")
     try:
         stores.close_shift(actor=web_user(), shift_id=shift_id, **data)
