@@ -391,6 +391,7 @@ def test_the_page_flags_an_account_changed_after_the_build_and_gives_no_file_pay
     assert "账号已变更" in page
     assert refused.status_code == 409 and refused.mimetype == "text/html"
     assert "暂不能下载" in text(refused) and "账号已变更" in text(refused)
+    assert re.search(r'<input id="reason"[^>]*value="到信用社办理转账"', refused.get_data(as_text=True))  # kept
     assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
 
 

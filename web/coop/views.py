@@ -241,12 +241,12 @@ def payout_batch(batch_id: int):
 
 def _payout_page(batch_id: int, *, errors: dict | None = None, status: int = 422):
     """The batch's page (its totals, and its lines a page at a time), with the message beside the bank file form
-    when it was refused."""
+    and the reason as typed when it was refused."""
     batch = payouts.show_batch(batch_id=batch_id, actor=web_user())
     lines = payouts.list_lines(batch_id=batch_id, actor=web_user(),
                                **_parsed(PageQuery(), {"limit": PAGE_SIZE, "cursor": request.args.get("cursor", "")}))
-    return render_template("coop/payout.html", batch=batch, lines=lines, errors=errors or {}), \
-        status if errors else 200
+    return render_template("coop/payout.html", batch=batch, lines=lines, errors=errors or {},
+                           reason=request.form.get("reason", "")), status if errors else 200
 
 
 @bp.post("/payouts/<int:batch_id>/bank-file")
