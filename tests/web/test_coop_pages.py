@@ -248,6 +248,7 @@ def test_households_show_masked_id_numbers_and_accounts_and_their_benefit_links(
         assert household.code in html and household.id_number not in html and household.id_number[-4:] in html
         assert "6217000123456789012" not in html and "9012" in html
     assert "收购" in detail and "2026-01-01" in detail
+    assert 'data-label="股份">—</td>' in detail  # a purchase link has no shares: a dash, not an empty cell
     assert household.code in text(client.get(f"/coop/households?code={household.code.lower()}"))
     assert household.code not in text(client.get("/coop/households?code=NOBODY"))
 
