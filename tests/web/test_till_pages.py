@@ -128,6 +128,16 @@ def test_a_refused_float_or_cash_count_stays_in_its_field_to_be_corrected(client
     assert re.search(r'<input id="float"[^>]*value="五百&lt;b&gt;"', opened.get_data(as_text=True))
 
 
+def test_a_closed_shifts_sales_list_has_no_empty_action_column(client):
+    """Once closed no sale of it can be refunded at the till: the 操作 column (empty on every row) is gone."""
+    order, _ = _sale(client)
+    assert '<th scope="col">操作</th>' in client.get(f"/till/shifts/{order.shift_id}").get_data(as_text=True)
+    client.post(f"/till/shifts/{order.shift_id}/close",
+                data={"counted": "30", "csrf_token": _csrf(client, f"/till/shifts/{order.shift_id}")})
+    closed = client.get(f"/till/shifts/{order.shift_id}").get_data(as_text=True)
+    assert f'href="/till/receipts/{order.id}"' in closed and "操作" not in closed
+
+
 def test_opening_a_shift_a_second_tab_opened_says_the_float_typed_was_not_recorded(client):
     store = StoreFactory()
     _signed_in(client, store_id=store.id)
