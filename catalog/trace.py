@@ -78,7 +78,8 @@ def trace_page(code: str):
     except NotFound:
         return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
     return render_template("trace.html", t=data, no_household=delivered == 0,
-                           qr_url=url_for(".trace_qr", code=data["trace_code"]))
+                           qr_url=url_for(".trace_qr", code=data["trace_code"]),
+                           product_url=url_for("storefront.product", sku=data["product"]["sku"]))
 
 
 @pages.get("/t/<code>/qr.svg")

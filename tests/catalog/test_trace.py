@@ -67,6 +67,8 @@ def test_trace_shows_product_lot_supplier_and_households(client, coop):
     assert body["reached"] == {"households": 4, "attributed_fen": 12345}
     page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
     assert "4</span> 户" in page and "¥123.45" in page
+    shop = re.search(r'<a href="([^"]+)">在消费帮扶商城查看此产品</a>', page).group(1)  # not a dead end
+    assert shop == f"/p/{body['product']['sku']}" and client.get(shop).status_code == 200
 
 
 def test_an_amount_one_households_dividend_makes_up_is_never_shown(client, coop):

@@ -263,6 +263,8 @@ def test_the_statement_is_the_ledgers_printable_page_its_style_allowed_by_hash_o
     html = text(response)
     assert response.status_code == 200 and "消费帮扶农户收益对账单" in html
     assert "¥12.34" in html and household.id_number not in html and household.id_number[-4:] in html
+    back = re.search(r'<nav><a href="([^"]+)">← 返回</a></nav>', html).group(1)  # the way back, never printed
+    assert back == f"/coop/households/{household.id}" and client.get(back).status_code == 200
     policy = response.headers["Content-Security-Policy"]
     style = re.search(r"<style>(.*?)</style>", html, re.DOTALL).group(1)
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()

@@ -217,7 +217,8 @@ def household_statement(household_id: int):
         return _household_page(household_id, period=request.args, errors=exc.details)
     except ValidationError:  # the one refusal of well-formed dates: a period longer than a statement covers
         return _household_page(household_id, period=request.args, errors={"to": PERIOD_TOO_LONG})
-    html = render_template("ledger_household_statement.html", s=statement, h=statement["page"])
+    html = render_template("ledger_household_statement.html", s=statement, h=statement["page"],
+                           back_url=url_for(".household", household_id=household_id))
     return Response(html, mimetype="text/html")  # its inline stylesheet is allowed by hash (`shop.headers`)
 
 
