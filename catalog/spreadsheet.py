@@ -356,6 +356,12 @@ def _width(cells) -> int:
     return width
 
 
+def _cut(cells: Sequence, limits: Limits) -> list:
+    """A row's cells with each text cut one character past `cell_chars`: still too long where a column is read, but no
+    cell of millions of characters is folded (NFKC makes some characters 18 times longer) or scanned whole."""
+    return [cell[:limits.cell_chars + 1] if isinstance(cell, str) else cell for cell in cells]
+
+
 def read_sheet(data: bytes, *, limits: Limits = Limits()) -> Sheet:
     """Parse an inventory sheet into rows and errors; a file-level problem is an error at row 1."""
     sheet = Sheet(max_errors=limits.errors)
@@ -376,7 +382,7 @@ def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
     if header is None:
         sheet.error(1, None, "file_empty")
         return
-    positions = _read_header(sheet, header.cells, limits)
+    positions = _read_header(sheet, _cut(header.cells, limits), limits)
     if sheet.failed:
         return
     if header.hidden:
@@ -387,7 +393,7 @@ def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
     read = set(positions.values())
     count = 0
     for line in raw:
-        number, cells = line.number, line.cells
+        number, cells = line.number, _cut(line.cells, limits)
         width = _width(cells)
         if width == 0:
             continue

@@ -456,3 +456,29 @@ def test_an_old_xls_or_password_protected_workbook_is_named_as_such_not_as_text_
     assert error["message"] == ("The file cannot be read: it is an old Excel (.xls) or WPS workbook, or one with a "
                                 "password; save it in Excel or WPS as an Excel workbook (.xlsx) or CSV, without a "
                                 "password, and upload that.")
+
+
+def test_a_cell_of_millions_of_characters_is_refused_without_being_folded_whole():
+    """NFKC makes some characters 18 times longer (U+FDFA): a 3 MB cell under no header, in a 50 kB workbook that
+    passes the compression checks, held the worker for seconds and 100 MB per MB of cell before it was reported."""
+    import base64
+    import os
+    import tracemalloc
+
+    padding = base64.b64encode(os.urandom(45_000)).decode()  # incompressible, so the sheet's ratio passes
+    folds_long = "\ufdfa" * 1_000_000
+    rows = (_row_xml(1, HEADER_ZH.split(",")) + _row_xml(2, ["S1", "L1", "2026-09-03", "W1", "H1", 1])[:-6]
+            + f'<c r="G2" t="inlineStr"><is><t>{folds_long}</t></is></c></row>' + _row_xml(3, [padding]))
+    data = _with_sheet_xml(rows, "A1:G3")
+    tracemalloc.start()
+    try:
+        sheet = read_sheet(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert [(e["row"], e["column"], e["code"]) for e in sheet.errors] == [
+        (2, "G", "cell_without_header"), (3, "产品编码", "cell_too_long"), (3, "批次号", "cell_required"),
+        (3, "采收日期", "cell_required"), (3, "存放地点", "cell_required"), (3, "农户编号", "cell_required"),
+        (3, "交售数量", "cell_required")]
+    assert peak < 30 * 1024 * 1024
