@@ -64,6 +64,7 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})$"),
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
 )
+_TIME_OF_DAY = re.compile(r"(?:\s+|T)\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?$")  # a date-time cell saved as text
 EXCERPT_CHARS = 50
 STREAMED_PARTS = "xl/worksheets/"  # the parts read row by row; every other part is read whole
 RATIO_CHECKED_FROM = 1024 * 1024  # members smaller than this may compress as well as they like
@@ -179,7 +180,8 @@ def normalise(value) -> str:
 
 def parse_date(value) -> date:
     """A date from EARLIEST_DATE to LATEST_DATE, from an Excel date cell or `2026-09-03`, `2026/9/3`, `2026.9.3`,
-    `2026年9月3日`."""
+    `2026年9月3日`, maybe followed by a time of day (a date-time cell saved as CSV), which is dropped as it is from an
+    Excel date-time cell."""
     day = _date_of(value)
     if not EARLIEST_DATE <= day <= LATEST_DATE:
         raise Problem("date_out_of_range", value=day.isoformat(), earliest=EARLIEST_DATE.isoformat(),
@@ -193,9 +195,10 @@ def _date_of(value) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    text = normalise(value).replace(" ", "")
+    text = normalise(value)
+    day = _TIME_OF_DAY.sub("", text).replace(" ", "")
     for pattern in _DATE_PATTERNS:
-        match = pattern.match(text)
+        match = pattern.match(day)
         if match:
             try:
                 return date(*(int(part) for part in match.groups()))

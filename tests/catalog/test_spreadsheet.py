@@ -482,3 +482,17 @@ def test_a_cell_of_millions_of_characters_is_refused_without_being_folded_whole(
         (3, "采收日期", "cell_required"), (3, "存放地点", "cell_required"), (3, "农户编号", "cell_required"),
         (3, "交售数量", "cell_required")]
     assert peak < 30 * 1024 * 1024
+
+
+def test_a_csv_date_with_a_time_of_day_is_its_date_as_an_xlsx_date_time_cell_is():
+    """Excel and WPS save a date-time cell to CSV as `2026/9/3 0:00`, other tools as `2026-09-03 00:00:00`: the same
+    cell in an XLSX reads as its date, so the CSV does too; a date that does not read is quoted as the cell spells it
+    (with its spaces: `2026-9-3 0:00` quoted as `2026-9-30:00` read as the 30th)."""
+    text = (HEADER_ZH + ",包装日期\nS1,L1,2026/9/3 0:00,W1,H1,1,2026-09-05 00:00:00\nS1,L2,2026-09-03T08:30,W1,H2,1,"
+            "２０２６年９月３日　１４：３０\nS1,L3,2026-9-3 0:00x,W1,H3,1,\n")
+    sheet = read_sheet(text.encode("utf-8"))
+
+    assert [(r.lot_code, r.harvested_on, r.packed_on) for r in sheet.rows[:2]] == [
+        ("L1", date(2026, 9, 3), date(2026, 9, 5)), ("L2", date(2026, 9, 3), date(2026, 9, 3))]
+    assert [(e["row"], e["message"]) for e in sheet.errors] == [
+        (4, "'2026-9-3 0:00x' is not a date (write it like 2026-09-03).")]
