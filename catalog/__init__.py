@@ -12,7 +12,7 @@ def init_app(app: Flask) -> None:
     from catalog.cli import import_inventory_command
     from catalog.demo import seed_demo
     from catalog.errors import CatalogCode
-    from catalog.inventory import duplicate_location_code, duplicate_lot_code
+    from catalog.inventory import duplicate_location_code, duplicate_lot_code, last_delivery_date
     from catalog.service import duplicate_sku
     from catalog.trace import pages
     from shop.cli import register_demo_seeder
@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
         "uq_inventory_uploads_dedupe": None})
     api.register_blueprint(blp)
     app.register_blueprint(pages)
+    app.extensions["household_last_delivery_date"] = last_delivery_date  # a purchase link covers its lots' harvests
     app.cli.add_command(import_inventory_command)
     register_demo_seeder(app, "catalog", seed_demo)
     register_sweeper(app, "catalog.inventory_uploads", uploads.requeue_stuck_uploads)

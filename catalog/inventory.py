@@ -219,6 +219,12 @@ def add_lot(*, product: Product, location: Location, lot_code: str, harvested_on
     return lot
 
 
+def last_delivery_date(supplier_id: int, household_id: int) -> date | None:
+    """The latest harvest date of the supplier's lots the household delivered to, if any."""
+    return db.session.scalar(select(func.max(Lot.harvested_on)).join(LotContribution, LotContribution.lot_id == Lot.id)
+                             .where(Lot.supplier_id == supplier_id, LotContribution.household_id == household_id))
+
+
 def create_lot(*, actor: User, product_sku: str, location_code: str, lot_code: str, harvested_on: date,
                packed_on: date | None, village: str, contributions: Sequence[dict] = (),
                quantity: int | None = None) -> Lot:

@@ -578,6 +578,18 @@ def get_benefit_link(*, link_id: int, supplier_scope: int | None) -> BenefitLink
     return link
 
 
+def _not_before_deliveries(link: BenefitLink, valid_until: date) -> None:
+    """A purchase link may not end before a harvest its household already delivered into one of the supplier's lots
+    (the lot records that delivery under this link): `benefit_link_backdated` 409 if it would."""
+    delivered = current_app.extensions["household_last_delivery_date"](link.supplier_id, link.household_id)
+    if delivered is not None and valid_until < delivered:
+        raise Conflict(f"Household {link.household_code} delivered into this supplier's lots harvested up to "
+                       f"{delivered.isoformat()}: its purchase link can end from that day on.",
+                       code=SupplierCode.BENEFIT_LINK_BACKDATED,
+                       details={"valid_until": [f"Must not be before {delivered.isoformat()}."],
+                                "last_delivery_date": delivered.isoformat()})
+
+
 def end_benefit_link(*, link_id: int, user: User, valid_until: date) -> BenefitLink:
     """End an open benefit link on `valid_until` (inclusive), recording who ended it and when; the link stays as
     history."""
@@ -589,6 +601,8 @@ def end_benefit_link(*, link_id: int, user: User, valid_until: date) -> BenefitL
                               details={"valid_until": ["Must not be before valid_from."]})
     if link.kind == "dividend":  # it stops covering the days after valid_until
         _not_before_attributed_sales(link.supplier_id, "valid_until", valid_until + timedelta(days=1))
+    if link.kind == "purchase":
+        _not_before_deliveries(link, valid_until)
     link.valid_until, link.ended_at, link.ended_by = valid_until, utcnow(), user.id
     db.session.flush()
     return link

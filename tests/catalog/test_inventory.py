@@ -146,6 +146,27 @@ def test_a_deactivated_household_cannot_deliver_into_a_new_lot(client, coop_worl
     assert db.session.query(Lot).count() == 0
 
 
+def test_a_purchase_link_cannot_be_ended_before_a_delivery_already_in_a_lot(client, coop_world):
+    """A lot records that a household delivered on its harvest date under a purchase link: ending the link before that
+    date would leave the lot's contribution outside every purchase period. A link ends on or after the household's
+    last harvest delivered to this supplier, or it is `benefit_link_backdated`."""
+    w = coop_world
+    harvest = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"]),
+                          headers=w["headers"])
+    assert harvest.status_code == 201, harvest.json
+    household = w["households"][0]
+    links = client.get(f"/api/v1/suppliers/{w['supplier'].id}/benefit-links?household_id={household.id}",
+                       headers=w["headers"]).json["items"]
+    url = f"/api/v1/benefit-links/{links[0]['id']}"
+
+    early = client.patch(url, json={"valid_until": "2026-09-02"}, headers=w["headers"])
+    assert early.status_code == 409 and early.json["error"]["code"] == "benefit_link_backdated"
+    assert early.json["error"]["details"]["valid_until"] == ["Must not be before 2026-09-03."]
+    assert client.get(url, headers=w["headers"]).json["valid_until"] is None
+    on_the_harvest = client.patch(url, json={"valid_until": "2026-09-03"}, headers=w["headers"])
+    assert on_the_harvest.status_code == 200 and on_the_harvest.json["valid_until"] == "2026-09-03"
+
+
 def test_a_lot_checks_its_households_in_bulk_not_per_contribution(app, client, coop_world):
     w = coop_world
     many = linked_households(w["supplier"], 40)
