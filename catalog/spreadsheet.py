@@ -69,6 +69,7 @@ EXCERPT_CHARS = 50
 STREAMED_PARTS = "xl/worksheets/"  # the parts read row by row; every other part is read whole
 RATIO_CHECKED_FROM = 1024 * 1024  # members smaller than this may compress as well as they like
 _BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+UTF16_SAMPLE_BYTES = 4096  # where NUL bytes are looked for: the header and the first rows
 OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: Excel 97–2003 (.xls), WPS, or an encrypted workbook
 EXCEL_ROWS = 1_048_576  # a row numbered beyond Excel's last is no sheet Excel wrote
 _TRUE = ("1", "true")  # an XML boolean attribute that is set
@@ -224,13 +225,22 @@ def parse_quantity(value) -> int:
 
 
 def _decode(data: bytes) -> str:
-    """Text of a CSV: UTF-16 with a BOM (Excel's "Unicode text"), UTF-8 (with or without BOM), else GB18030."""
+    """Text of a CSV: UTF-16 with a BOM (Excel's "Unicode text") or without one (NUL bytes, which no UTF-8 or GB18030
+    text has, beside its ASCII characters: after them little-endian, before them big-endian), UTF-8 (with or without
+    BOM), else GB18030."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
                 return data[len(bom):].decode(encoding)
             except UnicodeDecodeError:
                 raise FileRejected("utf16_invalid") from None
+    sample = data[:UTF16_SAMPLE_BYTES]
+    if b"\x00" in sample:
+        encoding = "utf-16-le" if sample[1::2].count(0) >= sample[::2].count(0) else "utf-16-be"
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            raise FileRejected("unknown_encoding") from None
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(encoding)

@@ -496,3 +496,13 @@ def test_a_csv_date_with_a_time_of_day_is_its_date_as_an_xlsx_date_time_cell_is(
         ("L1", date(2026, 9, 3), date(2026, 9, 5)), ("L2", date(2026, 9, 3), date(2026, 9, 3))]
     assert [(e["row"], e["message"]) for e in sheet.errors] == [
         (4, "'2026-9-3 0:00x' is not a date (write it like 2026-09-03).")]
+
+
+def test_utf16_text_without_a_bom_is_read_as_utf16_not_as_utf8_with_nul_bytes():
+    """Some programs save "Unicode text" without the byte order mark Excel writes: its ASCII characters then carry a NUL
+    byte each, which UTF-8 decoding kept, so every header was an unknown column spelled `s�k�u�`."""
+    text = HEADER_ZH.replace(",", "\t") + "\r\nzj-kq-500\tlot-1\t2026-09-03\txc-wh\tzj001\t12\r\n"
+    for encoding in ("utf-16-le", "utf-16-be"):
+        sheet = read_sheet(text.encode(encoding))
+        assert sheet.errors == []
+        assert [(r.sku, r.lot_code, r.quantity) for r in sheet.rows] == [("ZJ-KQ-500", "LOT-1", 12)]
