@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.reader.excel import ExcelReader
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._reader import WorkSheetParser
@@ -87,6 +88,7 @@ class Limits:
     xlsx_uncompressed_bytes: int = 200 * 1024 * 1024
     xlsx_ratio: int = 100
     xlsx_part_bytes: int = 16 * 1024 * 1024  # a part read whole (not a sheet): 200,000 rows of codes fit in it
+    sheets: int = 255
     errors: int = 200
 
 
@@ -270,13 +272,34 @@ def _check_xlsx_size(data: bytes, limits: Limits) -> None:
                                limit=limits.xlsx_part_bytes)
 
 
+def _check_xlsx_sheets(data: bytes, limits: Limits) -> None:
+    """Reject a workbook of more than `limits.sheets` sheets, or whose sheets' parts, each counted once per sheet that
+    names it, unpack to more than the uncompressed limit: openpyxl reads every sheet's part to open the workbook (the
+    whole part when it states no dimension), so one part named by thousands of sheets was parsed thousands of times.
+    The workbook part is read as openpyxl finds it, without its external links."""
+    try:
+        reader = ExcelReader(io.BytesIO(data), read_only=True, keep_links=False)
+        reader.read_manifest()
+        reader.read_workbook()
+        targets = [rel.target for _, rel in reader.parser.find_sheets()]
+        sizes = {member.filename: member.file_size for member in reader.archive.infolist()}
+    except Exception as exc:  # noqa: BLE001 - whatever the parser fails on in these untrusted bytes is unreadable
+        raise FileRejected("xlsx_unreadable") from exc
+    if len(targets) > limits.sheets:
+        raise FileRejected("xlsx_too_many_sheets", sheets=len(targets), limit=limits.sheets)
+    read = sum(sizes.get(target, 0) for target in targets)
+    if read > limits.xlsx_uncompressed_bytes:
+        raise FileRejected("xlsx_too_large", inflated=read, limit=limits.xlsx_uncompressed_bytes)
+
+
 def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
     """The first visible sheet's rows (a hidden sheet is not what the co-op sees), streamed (read-only mode), at most
     `columns + 1` wide. Whatever the parser fails on in these untrusted bytes (a broken zip, XML or cell reference)
     is an unreadable file."""
     _check_xlsx_size(data, limits)
+    _check_xlsx_sheets(data, limits)
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
         visible = [sheet for sheet in workbook.worksheets if sheet.sheet_state == "visible"]
     except Exception as exc:  # noqa: BLE001 - see the docstring
         raise FileRejected("xlsx_unreadable") from exc

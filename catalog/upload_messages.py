@@ -36,6 +36,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
                             "{limit:,} any inventory sheet needs.",
                             "文件无法读取：其中的 {part} 解压后有 {inflated:,} 字节，"
                             "超过库存表所需的上限 {limit:,} 字节。"),
+    "xlsx_too_many_sheets": ("The file cannot be read: it has {sheets:,} sheets, more than the {limit:,} a workbook "
+                             "may have.",
+                             "文件无法读取：文件有 {sheets:,} 个工作表，超过上限 {limit:,} 个。"),
     "xlsx_no_visible_sheet": ("The file cannot be read: every sheet in it is hidden.",
                               "文件无法读取：文件中的工作表都被隐藏了。"),
     "xlsx_compression_ratio": ("The file cannot be read: the XLSX file unpacks to more than {ratio} times its size.",

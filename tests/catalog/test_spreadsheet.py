@@ -506,3 +506,46 @@ def test_utf16_text_without_a_bom_is_read_as_utf16_not_as_utf8_with_nul_bytes():
         sheet = read_sheet(text.encode(encoding))
         assert sheet.errors == []
         assert [(r.sku, r.lot_code, r.quantity) for r in sheet.rows] == [("ZJ-KQ-500", "LOT-1", 12)]
+
+
+def _naming_one_sheet_part(times: int, rows_xml: str) -> bytes:
+    """An XLSX whose workbook names its one sheet part (`rows_xml`, no `<dimension>`) as `times` hidden sheets and a
+    last visible one: openpyxl reads a sheet's part to open the workbook, once per sheet naming it."""
+    import re
+    import zipfile
+
+    sheets = "".join(f'<sheet name="s{i}" sheetId="{i + 2}" state="hidden" r:id="rS{i}"/>' for i in range(times))
+    rels = "".join(f'<Relationship Id="rS{i}" Target="worksheets/sheet1.xml" Type="http://schemas.openxmlformats.org/'
+                   'officeDocument/2006/relationships/worksheet"/>' for i in range(times))
+    sheet = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+             f'<sheetData>{rows_xml}</sheetData></worksheet>')
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx([["x"]])), "r") as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for item in source.infolist():
+            content = source.read(item.filename).decode()
+            if item.filename == "xl/workbook.xml":
+                content = re.sub(r"<sheets>(.*)</sheets>", lambda m: f"<sheets>{sheets}{m[1]}</sheets>", content)
+            elif item.filename == "xl/_rels/workbook.xml.rels":
+                content = content.replace("</Relationships>", rels + "</Relationships>")
+            elif item.filename == "xl/worksheets/sheet1.xml":
+                content = sheet
+            book.writestr(item, content.encode())
+    return out.getvalue()
+
+
+def test_a_workbook_naming_one_sheet_part_thousands_of_times_is_refused_before_it_is_opened():
+    """200 sheets naming one 1 MB part (a 40 kB file) made openpyxl parse 200 MB of XML to open the workbook (2,000
+    sheets took 100 s): the parts of a workbook's sheets, each counted once per sheet naming it, are bounded like its
+    uncompressed size, and so is the number of its sheets."""
+    import time
+
+    rows = "".join(_row_xml(n, ["S1", f"L{n}", "2026-09-01", "W1", "H1", n]) for n in range(1, 6000))
+    data = _naming_one_sheet_part(200, rows)
+    started = time.monotonic()
+    (error,) = read_sheet(data, limits=Limits(xlsx_uncompressed_bytes=50 * 1024 * 1024)).report()
+    assert time.monotonic() - started < 10
+    assert (error["row"], error["code"]) == (1, "xlsx_too_large")
+    (error,) = read_sheet(_naming_one_sheet_part(300, "")).report()
+    assert (error["row"], error["code"], error["message"]) == (
+        1, "xlsx_too_many_sheets", "The file cannot be read: it has 301 sheets, more than the 255 a workbook may have.")
