@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from openpyxl import Workbook, load_workbook
-from openpyxl.reader.excel import ExcelReader
+from openpyxl.packaging.relationship import get_rels_path
+from openpyxl.reader.excel import ExcelReader, _find_workbook_part
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._reader import WorkSheetParser
+from openpyxl.xml.constants import ARC_CONTENT_TYPES
 
 from catalog.upload_messages import LOT_LOCATION_RULE, Problem, hide_personal_numbers, messages
 from shop.fields import (
@@ -67,7 +69,6 @@ _DATE_PATTERNS = (
 )
 _TIME_OF_DAY = re.compile(r"(?:\s+|T)\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?$")  # a date-time cell saved as text
 EXCERPT_CHARS = 50
-STREAMED_PARTS = "xl/worksheets/"  # the parts read row by row; every other part is read whole
 RATIO_CHECKED_FROM = 1024 * 1024  # members smaller than this may compress as well as they like
 _BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 UTF16_SAMPLE_BYTES = 4096  # where NUL bytes are looked for: the header and the first rows
@@ -266,23 +267,33 @@ def _check_xlsx_size(data: bytes, limits: Limits) -> None:
                       for member in members)
     if inflated > limits.xlsx_ratio * max(packed, 1) or any(too_compressed):
         raise FileRejected("xlsx_compression_ratio", ratio=limits.xlsx_ratio)
-    for member in members:
-        if not member.filename.startswith(STREAMED_PARTS) and member.file_size > limits.xlsx_part_bytes:
-            raise FileRejected("xlsx_part_too_large", part=excerpt(member.filename), inflated=member.file_size,
-                               limit=limits.xlsx_part_bytes)
 
 
-def _check_xlsx_sheets(data: bytes, limits: Limits) -> None:
-    """Reject a workbook of more than `limits.sheets` sheets, or whose sheets' parts, each counted once per sheet that
-    names it, unpack to more than the uncompressed limit: openpyxl reads every sheet's part to open the workbook (the
-    whole part when it states no dimension), so one part named by thousands of sheets was parsed thousands of times.
-    The workbook part is read as openpyxl finds it, without its external links."""
+def _part_within(name: str, sizes: dict[str, int], limits: Limits) -> None:
+    """Reject a part read whole (not a sheet, which is streamed) that unpacks to more than `xlsx_part_bytes`."""
+    if sizes.get(name, 0) > limits.xlsx_part_bytes:
+        raise FileRejected("xlsx_part_too_large", part=excerpt(name), inflated=sizes[name],
+                           limit=limits.xlsx_part_bytes)
+
+
+def _check_xlsx_parts(data: bytes, limits: Limits) -> None:
+    """Reject, before openpyxl opens the workbook: a part it reads whole (wherever the package puts it: the content
+    types, the workbook and its relationships first, as they are read to find the sheets) beyond `xlsx_part_bytes`;
+    more than `limits.sheets` sheets; sheets whose parts, each counted once per sheet that names it, unpack to more than
+    the uncompressed limit (openpyxl reads every sheet's part to open the workbook, the whole part when it states no
+    dimension: one part named by thousands of sheets was parsed thousands of times). External links are not read."""
     try:
         reader = ExcelReader(io.BytesIO(data), read_only=True, keep_links=False)
+        sizes = {member.filename: member.file_size for member in reader.archive.infolist()}
+        _part_within(ARC_CONTENT_TYPES, sizes, limits)
         reader.read_manifest()
+        workbook = _find_workbook_part(reader.package).PartName[1:]
+        for part in (workbook, get_rels_path(workbook)):
+            _part_within(part, sizes, limits)
         reader.read_workbook()
         targets = [rel.target for _, rel in reader.parser.find_sheets()]
-        sizes = {member.filename: member.file_size for member in reader.archive.infolist()}
+    except FileRejected:
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever the parser fails on in these untrusted bytes is unreadable
         raise FileRejected("xlsx_unreadable") from exc
     if len(targets) > limits.sheets:
@@ -290,6 +301,8 @@ def _check_xlsx_sheets(data: bytes, limits: Limits) -> None:
     read = sum(sizes.get(target, 0) for target in targets)
     if read > limits.xlsx_uncompressed_bytes:
         raise FileRejected("xlsx_too_large", inflated=read, limit=limits.xlsx_uncompressed_bytes)
+    for name in sorted(set(sizes) - set(targets)):
+        _part_within(name, sizes, limits)
 
 
 def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
@@ -297,7 +310,7 @@ def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
     `columns + 1` wide. Whatever the parser fails on in these untrusted bytes (a broken zip, XML or cell reference)
     is an unreadable file."""
     _check_xlsx_size(data, limits)
-    _check_xlsx_sheets(data, limits)
+    _check_xlsx_parts(data, limits)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
         visible = [sheet for sheet in workbook.worksheets if sheet.sheet_state == "visible"]

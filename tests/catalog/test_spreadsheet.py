@@ -549,3 +549,31 @@ def test_a_workbook_naming_one_sheet_part_thousands_of_times_is_refused_before_i
     (error,) = read_sheet(_naming_one_sheet_part(300, "")).report()
     assert (error["row"], error["code"], error["message"]) == (
         1, "xlsx_too_many_sheets", "The file cannot be read: it has 301 sheets, more than the 255 a workbook may have.")
+
+
+def test_a_part_read_whole_is_bounded_wherever_the_package_puts_it():
+    """The bound on parts read whole skipped every part under `xl/worksheets/`, but the package says where the shared
+    strings (or the workbook itself) are: millions of shared strings put there were held whole. Only the parts the
+    workbook names as sheets are streamed."""
+    import zipfile
+
+    strings = b"".join(b"<si><t>%07d</t></si>" % (i % 1000 if i % 20 else (i * 7919) % 100_000)
+                       for i in range(900_000))
+    moved = "xl/worksheets/strings.xml"
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx([HEADER_ZH.split(",")])), "r") as template, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for item in template.infolist():
+            content = template.read(item.filename)
+            if item.filename == "[Content_Types].xml":
+                content = content.replace(b"</Types>", b'<Override PartName="/%s" ContentType="application/vnd.'
+                                          b'openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'
+                                          % moved.encode())
+            book.writestr(item, content)
+        book.writestr(moved, b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">' + strings
+                      + b"</sst>")
+
+    (error,) = read_sheet(out.getvalue(), limits=Limits(xlsx_part_bytes=16 * 1024 * 1024)).errors
+
+    assert (error["row"], error["code"]) == (1, "xlsx_part_too_large")
+    assert moved in error["message"]
