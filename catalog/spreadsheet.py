@@ -406,9 +406,11 @@ def _width(cells) -> int:
 
 
 def _cut(cells: Sequence, limits: Limits) -> list:
-    """A row's cells with each text cut one character past `cell_chars`: still too long where a column is read, but no
-    cell of millions of characters is folded (NFKC makes some characters 18 times longer) or scanned whole."""
-    return [cell[:limits.cell_chars + 1] if isinstance(cell, str) else cell for cell in cells]
+    """A row's cells with each text longer than `cell_chars` cut to that many characters and "…": still too long where
+    a column is read and never empty (it may start with a thousand spaces), but no cell of millions of characters is
+    folded (NFKC makes some characters 18 times longer) or scanned whole."""
+    return [cell[:limits.cell_chars] + "…" if isinstance(cell, str) and len(cell) > limits.cell_chars else cell
+            for cell in cells]
 
 
 def read_sheet(data: bytes, *, limits: Limits = Limits()) -> Sheet:

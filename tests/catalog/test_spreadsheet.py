@@ -577,3 +577,13 @@ def test_a_part_read_whole_is_bounded_wherever_the_package_puts_it():
 
     assert (error["row"], error["code"]) == (1, "xlsx_part_too_large")
     assert moved in error["message"]
+
+
+def test_a_cell_cut_at_the_limit_is_never_read_as_empty():
+    """A cell is cut past the cell limit before it is looked at; one whose first thousand characters are spaces must
+    still count as written (too long where a column is read, without a header elsewhere), never as an empty cell."""
+    padded = " " * 1500 + "x"
+    text = HEADER_ZH + f"\nS1,L1,2026-09-03,W1,H1,1,{padded}\n{padded},,,,,\n"
+    sheet = read_sheet(text.encode(), limits=Limits(cell_chars=1000))
+    assert [(e["row"], e["column"], e["code"]) for e in sheet.errors][:2] == [
+        (2, "G", "cell_without_header"), (3, "产品编码", "cell_too_long")]
