@@ -278,7 +278,8 @@ def _part_within(name: str, sizes: dict[str, int], limits: Limits) -> None:
 
 def _check_xlsx_parts(data: bytes, limits: Limits) -> None:
     """Reject, before openpyxl opens the workbook: a part it reads whole (wherever the package puts it: the content
-    types, the workbook and its relationships first, as they are read to find the sheets) beyond `xlsx_part_bytes`;
+    types, the workbook and its relationships first, as they are read to find the sheets; every part but a worksheet's)
+    beyond `xlsx_part_bytes`;
     more than `limits.sheets` sheets; sheets whose parts, each counted once per sheet that names it, unpack to more than
     the uncompressed limit (openpyxl reads every sheet's part to open the workbook, the whole part when it states no
     dimension: one part named by thousands of sheets was parsed thousands of times). External links are not read."""
@@ -291,17 +292,18 @@ def _check_xlsx_parts(data: bytes, limits: Limits) -> None:
         for part in (workbook, get_rels_path(workbook)):
             _part_within(part, sizes, limits)
         reader.read_workbook()
-        targets = [rel.target for _, rel in reader.parser.find_sheets()]
+        sheets = [(rel.target, "chartsheet" in rel.Type) for _, rel in reader.parser.find_sheets()]
     except FileRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the parser fails on in these untrusted bytes is unreadable
         raise FileRejected("xlsx_unreadable") from exc
-    if len(targets) > limits.sheets:
-        raise FileRejected("xlsx_too_many_sheets", sheets=len(targets), limit=limits.sheets)
-    read = sum(sizes.get(target, 0) for target in targets)
+    if len(sheets) > limits.sheets:
+        raise FileRejected("xlsx_too_many_sheets", sheets=len(sheets), limit=limits.sheets)
+    read = sum(sizes.get(target, 0) for target, _ in sheets)
     if read > limits.xlsx_uncompressed_bytes:
         raise FileRejected("xlsx_too_large", inflated=read, limit=limits.xlsx_uncompressed_bytes)
-    for name in sorted(set(sizes) - set(targets)):
+    streamed = {target for target, chart in sheets if not chart}  # openpyxl reads a chartsheet's part whole
+    for name in sorted(set(sizes) - streamed):
         _part_within(name, sizes, limits)
 
 

@@ -587,3 +587,31 @@ def test_a_cell_cut_at_the_limit_is_never_read_as_empty():
     sheet = read_sheet(text.encode(), limits=Limits(cell_chars=1000))
     assert [(e["row"], e["column"], e["code"]) for e in sheet.errors][:2] == [
         (2, "G", "cell_without_header"), (3, "产品编码", "cell_too_long")]
+
+
+def test_a_chartsheets_part_is_read_whole_so_it_is_bounded_like_any_such_part():
+    """openpyxl streams a worksheet but reads a chartsheet's part whole: only worksheets are exempt from the bound."""
+    import zipfile
+
+    chart = "xl/chartsheets/sheet2.xml"
+    sheet = '<sheet name="chart" sheetId="9" r:id="rC"/>'
+    rel = ('<Relationship Id="rC" Target="chartsheets/sheet2.xml" Type="http://schemas.openxmlformats.org/'
+           'officeDocument/2006/relationships/chartsheet"/>')
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx([HEADER_ZH.split(",")])), "r") as template, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for item in template.infolist():
+            content = template.read(item.filename).decode()
+            if item.filename == "xl/workbook.xml":
+                content = content.replace("</sheets>", sheet + "</sheets>")
+            elif item.filename == "xl/_rels/workbook.xml.rels":
+                content = content.replace("</Relationships>", rel + "</Relationships>")
+            book.writestr(item, content.encode())
+        book.writestr(chart, ('<chartsheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                              + "<!-- -->" * 1000 + "</chartsheet>").encode())
+
+    (error,) = read_sheet(out.getvalue(), limits=Limits(xlsx_part_bytes=7000)).errors
+
+    assert (error["code"], error["message"]) == ("xlsx_part_too_large", "The file cannot be read: its part "
+                                                 f"{chart} unpacks to 8,091 bytes, more than the 7,000 any inventory "
+                                                 "sheet needs.")
