@@ -338,14 +338,14 @@ def resolve_conflict(*, actor: User, store_id: int, conflict_id: int, note: str)
 
 def receipt_of(order: Order) -> dict:
     """An order's receipt: store, time, lines with the trace codes of the lots sold, total, paid, change, the money
-    refunded since (and the order, whose impact line is read when the receipt is written out: after the view's
-    commit)."""
+    refunded since (by succeeded refunds: one pending or refused gave nothing back), and the order (whose impact
+    line is read when the receipt is written out: after the view's commit)."""
     lot_ids = {a.lot_id for line in order.lines for a in line.allocations if a.state == "allocated"}
     codes = dict(db.session.execute(select(Lot.id, Lot.trace_code).where(Lot.id.in_(lot_ids))).all())
     store = db.session.get(Store, order.store_id) if order.store_id else None
     paid = order.tendered_fen if order.tendered_fen is not None else order.total_fen
     refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
-                                 .where(Refund.order_id == order.id))
+                                 .where(Refund.order_id == order.id, Refund.status == "succeeded"))
     lines = [{"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price_fen": line.unit_price_fen,
               "amount_fen": line.amount_fen, "refunded_quantity": line.refunded_quantity,
               "trace_codes": list(dict.fromkeys(codes[a.lot_id] for a in line.allocations

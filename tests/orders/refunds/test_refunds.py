@@ -539,6 +539,24 @@ def test_a_refund_the_provider_refuses_is_409_and_its_units_are_sold_again(clien
     assert _refund(client, admin, order, 4).status_code == 201  # all 4 units are refundable again
 
 
+def test_a_receipt_counts_only_the_money_that_went_back(client, world, provider):
+    order, _ = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.refuse = True
+    assert _refund(client, admin, order, 1).status_code == 409  # refused: nothing went back
+    provider.refuse, provider.lose_answer = False, True
+    assert _refund(client, admin, order, 2).status_code == 202  # pending: nothing went back yet
+
+    receipt = client.get(f"/api/v1/orders/{order.id}/receipt", headers=admin)
+
+    assert receipt.status_code == 200
+    assert receipt.json["refunded_fen"] == 0
+    provider.lose_answer = False
+    assert _refund(client, admin, order, 2).status_code == 201
+    assert client.get(f"/api/v1/orders/{order.id}/receipt", headers=admin).json["refunded_fen"] == 4000
+
+
 def _two_line_order(world):
     """A delivered stripe order: 2 units at ¥10, then 1 unit at ¥30."""
     warehouse = LocationFactory()
