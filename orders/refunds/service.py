@@ -285,13 +285,14 @@ def refund_key(refund: Refund) -> str:
 
 def _refunded(order: Order, refund: Refund, events: list[OutboxEvent], *, actor_id: int | None) -> None:
     """A refund whose money went back, its events written: an open after-sales request it covers decided, the
-    order closed if nothing is left sold, the buyer told."""
+    order closed if nothing is left sold, the buyer told (a consumer's: a counter sale's customer has no account)."""
     refund.outbox_event_ids = [event.id for event in events]
     db.session.flush()
     if refund.source != "after_sales":
         _decide_open_request(order, refund, actor_id=actor_id)
     _close_if_fully_refunded(order, actor_id=actor_id, reason=refund.reason)
-    notify(kind="refund_made", order_id=order.id)
+    if order.consumer_id is not None:
+        notify(kind="refund_made", order_id=order.id)
 
 
 def _complete(order: Order, refund: Refund, provider_refund_id: str) -> None:

@@ -2,6 +2,7 @@
 status, who may refund, the provider call, and amount refunds from the provider mapped to whole units."""
 from __future__ import annotations
 
+import logging
 from datetime import date, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from shop.db import db, utcnow
 from shop.tasks import sweep
 from suppliers.models import Supplier
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.factories import UserFactory
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.payments.conftest import created_key
 from tests.orders.refunds.conftest import paid_order, user_with_token
@@ -83,6 +85,20 @@ def test_a_refund_reason_holding_a_bank_card_number_is_refused_and_nothing_refun
     assert refused.status_code == 422 and refused.json["error"]["details"]["reason"] == [
         "Do not write ID or bank card numbers here: this text is shown to others unmasked."]
     assert db.session.scalar(select(func.count(Refund.id))) == 0
+
+
+def test_only_a_refund_of_a_consumers_order_asks_customer_service_to_tell_them(client, world, provider, caplog):
+    caplog.set_level(logging.INFO, logger="orders.notify")
+    sale = _counter_sale(world, quantity=2)  # an anonymous customer, refunded at the till: no one to tell
+    online, _ = _online_order(world)
+    online.consumer_id = UserFactory(role="consumer").id
+    _, admin = user_with_token("admin")
+    db.session.commit()
+
+    assert _refund(client, admin, sale, 1).status_code == 201
+    assert _refund(client, admin, online, 1).status_code == 201
+
+    assert [r.getMessage() for r in caplog.records] == [f"notification refund_made for order {online.id}"]
 
 
 def test_a_refund_is_read_at_its_location_by_who_may_see_its_order_only(client, world):
