@@ -602,7 +602,8 @@ def _completed_at(order: Order) -> datetime | None:
 
 def _after_sales_deadline(order: Order) -> datetime:
     """Until when the order's consumer may ask for after-sales, while a request may be made now
-    (`after_sales_not_allowed`, `after_sales_window_closed` or `after_sales_open` 409 otherwise)."""
+    (`after_sales_not_allowed`, `after_sales_window_closed` or `after_sales_open` 409 otherwise: one request at a
+    time, an approved one counting until its refund is settled, since a refund that fails reopens it)."""
     completed_at = _completed_at(order) if order.status in AFTER_SALES_STATUSES else None
     if completed_at is None:
         raise Conflict(f"Order {order.id} is {order.status}: after-sales needs a delivered or collected order.",
@@ -610,9 +611,12 @@ def _after_sales_deadline(order: Order) -> datetime:
     if utcnow() - completed_at > AFTER_SALES_WINDOW:
         raise Conflict("After-sales requests are taken within 7 days of delivery or pickup.",
                        code=OrderCode.AFTER_SALES_WINDOW_CLOSED, details={"completed_at": completed_at.isoformat()})
-    if db.session.scalar(select(AfterSalesRequest.id).where(AfterSalesRequest.order_id == order.id,
-                                                            AfterSalesRequest.status == "open")) is not None:
-        raise Conflict(f"Order {order.id} already has an open after-sales request.", code=OrderCode.AFTER_SALES_OPEN)
+    undecided = (AfterSalesRequest.status == "open") | ((AfterSalesRequest.status == "approved")
+                                                       & (Refund.status == "pending"))  # `_fail` may reopen it
+    if db.session.scalar(select(AfterSalesRequest.id).outerjoin(Refund, Refund.id == AfterSalesRequest.refund_id)
+                         .where(AfterSalesRequest.order_id == order.id, undecided).limit(1)) is not None:
+        raise Conflict(f"Order {order.id} already has an open after-sales request, or one whose refund is still "
+                       "pending at the payment provider.", code=OrderCode.AFTER_SALES_OPEN)
     return completed_at + AFTER_SALES_WINDOW
 
 

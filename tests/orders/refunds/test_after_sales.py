@@ -109,6 +109,26 @@ def test_an_approval_whose_refund_the_provider_then_fails_is_open_again_and_is_a
     assert db.session.get(OrderLine, asked["lines"][0]["line_id"]).refunded_quantity == 2
 
 
+def test_no_second_request_while_an_approvals_refund_is_pending_so_a_failure_reopens_the_only_one(client, sold,
+                                                                                                   provider):
+    """An approval whose refund is still pending may yet be reopened: a second request meanwhile would leave two open
+    requests, the approval of one counted toward the other (its consumer refunded one unit of the two asked for)."""
+    order = sold["order"](payment_method="stripe")
+    first = _ask(client, sold["consumer"], order, quantity=1).json
+    provider.status = "pending"
+    assert client.post(f"/api/v1/after-sales/{first['id']}/approve", headers=sold["admin"], json={}).status_code == 200
+
+    second = _ask(client, sold["consumer"], order, quantity=1)
+
+    assert (second.status_code, second.json["error"]["code"]) == (409, "after_sales_open")
+    provider.statuses["re_stub_1"] = "failed"
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    assert sweep()["orders.pending_refunds"] == 1
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert [(r["id"], r["status"]) for r in seen] == [(first["id"], "open")]
+
+
 def test_after_8_days_the_window_is_closed(client, sold):
     order = sold["order"](completed_days_ago=8)
 
