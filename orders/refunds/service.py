@@ -431,17 +431,30 @@ def _same_request(refund: Refund, requests: Sequence[RefundRequest], reason: str
             and refund.request_key == request_key)
 
 
+def _settled_under_key(order: Order, requests: Sequence[RefundRequest], reason: str, actor: User,
+                       request_key: str | None) -> Refund | None:
+    """The succeeded refund of the order that this very request, sent again with its Idempotency-Key, made."""
+    if request_key is None:
+        return None
+    made = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.request_key == request_key,
+                                                   Refund.status == "succeeded"))
+    return next((refund for refund in made if _same_request(refund, requests, reason, actor, request_key)), None)
+
+
 # --- refunds ----------------------------------------------------------------------------------------
 
 def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
                   source: str = "staff", request_key: str | None = None) -> Refund:
     """Refund units of a paid order (staff or admin, or an approved after-sales request); the refund: done, or for a
     provider refund `pending` (units held), to commit before `settle_refund`. A pending refund of the order that is
-    this same request (its Idempotency-Key `request_key` too) is returned again; another one is `refund_pending` 409
-    until it is settled."""
+    this same request (its Idempotency-Key `request_key` too), or one with that key settled since, is returned
+    again; another one is `refund_pending` 409 until it is settled."""
     order = _order_for(actor, order_id, lock=True)
     if actor.role == "consumer":
         raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
+    settled = _settled_under_key(order, lines, reason, actor, request_key)
+    if settled is not None:  # its 202 was not final, and the sweeper or the provider's event settled it since
+        return settled
     if actor.role == "store_staff" and source == "staff":
         _check_staff_shift(order)
     if order.status not in REFUNDABLE:

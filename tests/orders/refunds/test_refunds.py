@@ -378,6 +378,32 @@ def test_a_pending_refund_retried_with_its_idempotency_key_asks_again_and_answer
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
 
 
+def test_a_retry_with_its_key_of_a_pending_refund_settled_meanwhile_gets_that_refund_not_a_second(client, world,
+                                                                                                  provider):
+    """The sweeper (or Stripe's event) settled the 202's refund before the till retried: the retry is answered with
+    it, and nothing is refunded twice."""
+    order, _ = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    keyed = {**admin, "Idempotency-Key": "refund-retry-2"}
+    provider.lose_answer = True
+    first = _refund(client, keyed, order, 2)
+    provider.lose_answer = False
+    db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2)))  # the sweeper's turn
+    db.session.commit()
+    assert sweep()["orders.pending_refunds"] == 1
+
+    retry = _refund(client, keyed, order, 2)
+
+    assert first.status_code == 202, first.json
+    assert retry.status_code == 201, retry.json
+    assert (retry.json["id"], retry.json["status"]) == (first.json["id"], "succeeded")
+    assert len(provider.made) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+    assert db.session.scalar(select(OrderLine.refunded_quantity)) == 2
+
+
 def test_a_pending_refund_is_not_the_answer_to_another_key_asking_the_same(client, world, provider):
     """Two requests with their own keys are two requests: the second is told a refund is pending, not handed
     the first one's refund as if it had made it (a till adding up its 201s would count money twice)."""
