@@ -137,7 +137,7 @@ class HouseholdCreate(Schema):
     members = BoundedInt(required=True, minimum=1, maximum=99)
     bank_account = BankAccount(load_default=None)
     consent_on = Date(required=True, validate=not_in_the_future)
-    consent_basis = Text(required=True, max_length=200)
+    consent_basis = Text(required=True, max_length=200, validate=no_personal_number_in_text)
 
 
 class HouseholdUpdate(Schema):
@@ -149,7 +149,7 @@ class HouseholdUpdate(Schema):
     bank_account = BankAccount(allow_none=True)
     reason = Reason()
     consent_on = Date(validate=not_in_the_future)
-    consent_basis = Text(max_length=200)
+    consent_basis = Text(max_length=200, validate=no_personal_number_in_text)
     active = Bool()
 
 

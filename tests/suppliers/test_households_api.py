@@ -48,6 +48,20 @@ def test_consent_and_members_are_required(client, coop, supplier):
     assert set(response.json["error"]["details"]) == {"consent_basis", "members"}
 
 
+def test_the_head_the_village_and_the_consent_basis_hold_no_phone_or_id_number(client, coop, supplier):
+    """Each is shown unmasked to staff, co-ops and auditors: a person's numbers have fields of their own."""
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    for field in ("head_name", "village", "consent_basis"):
+        for number in ("电话 138 0013 8000", f"户主{make_id_number()}"):
+            _, created = _register(client, coop, supplier.id, **{field: f"村委会 {number}"})
+            edited = client.patch(f"/api/v1/households/{household.id}", json={field: f"村委会 {number}"},
+                                  headers=coop)
+            for response in (created, edited):
+                assert response.status_code == 422 and set(response.json["error"]["details"]) == {field}
+                assert "138" not in response.get_data(as_text=True)
+
+
 def test_a_bad_household_bank_account_is_rejected(client, coop, supplier):
     _, response = _register(client, coop, supplier.id, bank_account="1234")
     assert response.status_code == 422 and response.json["error"]["code"] == "invalid_bank_account"
