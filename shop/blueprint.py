@@ -14,6 +14,7 @@ from werkzeug.datastructures import MultiDict
 
 from shop.bodies import matched_view, refused_before_its_input, unless_the_role_is_refused
 from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response
+from shop.fields import is_blank
 from shop.http import LOCATION_HEADER, RETRY_AFTER_HEADER, ReadAt, declare_location
 
 NO_QUERY = {422: [ShopCode.VALIDATION_ERROR]}  # an operation that takes no query parameters refuses any (`check_query`)
@@ -22,10 +23,10 @@ PAGED = {400: [ShopCode.INVALID_CURSOR], 422: [ShopCode.VALIDATION_ERROR]}  # a 
 
 def query_args(args: MultiDict) -> MultiDict:
     """The query parameters the API reads: all but those that ad links and browsers add to any URL (`utm_*`, the
-    cache-buster `_`), which no route reads and none refuses, and those left empty (`?q=&county=`, as a search form
-    sends the fields not filled in), which are not given."""
+    cache-buster `_`), which no route reads and none refuses, and those left blank (`?q=&county=+`, as a search form
+    sends the fields not filled in, or filled with spaces: `is_blank`), which are not given."""
     return MultiDict([(key, value) for key, value in args.items(multi=True)
-                      if value != "" and key != "_" and not key.startswith("utm_")])
+                      if not is_blank(value) and key != "_" and not key.startswith("utm_")])
 
 
 def given_once(args: MultiDict, schema: Schema) -> None:

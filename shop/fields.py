@@ -230,9 +230,12 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     while end > start and (value[end - 1].isspace() or _is_invisible(value[end - 1])):
         end -= 1
     text = value[start:end]
-    if text and all(_is_invisible(char) or char.isspace() for char in text):
-        text = ""
-    return text
+    return "" if is_blank(text) else text
+
+
+def is_blank(text: str) -> bool:
+    """Whether `text` shows nothing: it holds only whitespace (of any width) and invisible characters, or none."""
+    return all(_is_invisible(char) or char.isspace() for char in text)
 
 
 def _within_reach(text: str, max_length: int) -> str:

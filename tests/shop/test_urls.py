@@ -140,6 +140,19 @@ def test_a_query_parameter_left_empty_is_not_given_and_one_given_twice_is_refuse
             parameter: ["Given more than once; it takes one value."]})
 
 
+@pytest.mark.parametrize("blank", ["%20", "+", "%E3%80%80", "%E2%80%8B", "%20%09%20"])
+def test_a_query_parameter_holding_only_blanks_is_not_given_as_an_empty_one_is(client, login, blank):
+    """A search form's field the user left blank but for a space (a full-width one, an invisible one) filters by
+    nothing, as the field left empty does: not a 422 saying one character is shorter than one."""
+    admin = login("admin")
+    for path, parameters in (("/api/v1/products", ("q", "category", "county", "status", "min_price_fen")),
+                             ("/api/v1/ledger/transactions", ("account", "from", "limit"))):
+        unfiltered = client.get(path, headers=admin)
+        for parameter in parameters:
+            blanks = client.get(f"{path}?{parameter}={blank}", headers=admin)
+            assert (blanks.status_code, blanks.json) == (200, unfiltered.json), (path, parameter, blanks.json)
+
+
 CONTROL_CHARACTERS = ("%00", "%07", "%1F", "%7F")
 
 
