@@ -1,8 +1,9 @@
 """The JSON body guard: every API body is parsed once, strictly, before any view or schema sees it.
 
 Python's parser accepts what no client of ours sends and what later code cannot handle: lone UTF-16 surrogates
-(`"\\ud800"`, which cannot be stored, hashed or encoded), nesting deep enough to exhaust the recursion limit,
-integers of thousands of digits, `NaN`/`Infinity` and a key given twice. Such a body is malformed: 400, before
+(`"\\ud800"`, which cannot be stored, hashed or encoded), UTF-16, UTF-32 or a byte order mark (the schemas read
+UTF-8 only), nesting deep enough to exhaust the recursion limit, integers of thousands of digits, `NaN`/`Infinity`
+and a key given twice. Such a body is malformed: 400, before
 anything is parsed into a schema or written. A body is a body however it is sent (with a Content-Length or in
 chunks), and one the server cannot read (a chunk size that is not hexadecimal, a chunk without its end) is a 400,
 not a server error; a compressed body is a 415; a route takes the media type its arguments declare (JSON, or
@@ -66,7 +67,8 @@ def _object(pairs: list[tuple[str, object]]) -> dict:
 def parse_json(data: bytes) -> object:
     """A body parsed by the rules above; `ValueError` saying why it is not acceptable JSON."""
     try:
-        value = json.loads(data, parse_int=_parse_int, parse_constant=_reject_constant, object_pairs_hook=_object)
+        value = json.loads(data.decode("utf-8"), parse_int=_parse_int, parse_constant=_reject_constant,
+                           object_pairs_hook=_object)
         _check(value, 0)
     except RecursionError:
         raise ValueError(f"the body is nested deeper than {MAX_DEPTH} levels") from None

@@ -62,6 +62,10 @@ BODIES_NO_PARSER_SHOULD_SEE = {
     "an integer of 5000 digits": '{"username": "admin", "password": ' + "9" * 5000 + "}",
     "NaN": '{"username": "admin", "password": NaN}',
     "bytes that are not UTF-8": b'{"username": "\xff"}',
+    "UTF-16 with its byte order mark": '{"username": "admin", "password": "x"}'.encode("utf-16"),
+    "UTF-16 without one": '{"username": "admin", "password": "x"}'.encode("utf-16-le"),
+    "UTF-32": '{"username": "admin", "password": "x"}'.encode("utf-32"),
+    "UTF-8 after a byte order mark": '{"username": "admin", "password": "x"}'.encode("utf-8-sig"),
     "a key given twice": '{"username": "admin", "password": "x", "username": "other"}',
 }
 
