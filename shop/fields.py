@@ -233,9 +233,18 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     return "" if is_blank(text) else text
 
 
+# letters that print nothing (Hangul fillers, the Braille blank)
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def shows_nothing(char: str) -> bool:
+    """Whether a character shows nothing on its own: whitespace, a format or combining mark, a blank letter."""
+    return char.isspace() or unicodedata.category(char) in ("Cf", "Mn", "Me") or char in _BLANK_LETTERS
+
+
 def is_blank(text: str) -> bool:
-    """Whether `text` shows nothing: it holds only whitespace (of any width) and invisible characters, or none."""
-    return all(_is_invisible(char) or char.isspace() for char in text)
+    """Whether `text` shows nothing (`shows_nothing`, every character of it), or is empty."""
+    return all(map(shows_nothing, text))
 
 
 def _within_reach(text: str, max_length: int) -> str:

@@ -15,6 +15,7 @@ from shop.fields import (
     Identifier,
     MobileNumber,
     QueryBool,
+    is_blank,
     normalise_username,
 )
 from shop.pagination import DatedPageQuery, PageQuery
@@ -37,15 +38,6 @@ class Username(Identifier):
         return normalise_username(text)
 
 
-# letters that print nothing (Hangul fillers, the Braille blank): no password is made of them alone
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
-def _blank(char: str) -> bool:
-    """Whether a character shows nothing on its own: whitespace, a format or combining mark, a blank letter."""
-    return char.isspace() or unicodedata.category(char) in ("Cf", "Mn", "Me") or char in _BLANK_LETTERS
-
-
 class Password(fields.String):
     """A new password, kept exactly as typed (it is hashed as given, never normalised): 8 to 128 characters, no
     control characters, not only whitespace, not one of the most used passwords (the service refuses one holding the
@@ -64,7 +56,7 @@ class Password(fields.String):
         password = super()._deserialize(value, attr, data, **kwargs)
         if any(unicodedata.category(char) == "Cc" for char in password):
             raise ValidationError("Must not contain control characters (tabs, line breaks, NUL …).")
-        if password and all(_blank(char) for char in password):
+        if password and is_blank(password):
             raise ValidationError("Must not be only spaces or invisible characters.")
         if too_common(password):
             raise ValidationError(TOO_COMMON)

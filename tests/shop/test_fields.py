@@ -73,6 +73,20 @@ def test_free_text_keeps_private_use_characters(client, login):
     assert response.json["name"] == name
 
 
+@pytest.mark.parametrize("blank", ["\u3164\u3164", "\uffa0", "\u115f\u1160", "\u2800 \u2800", "\u0301", "\u200b\u3164"],
+                         ids=["Hangul filler", "half-width filler", "choseong and jungseong fillers", "Braille blank",
+                              "a lone combining mark", "zero-width space and filler"])
+def test_free_text_of_characters_that_show_nothing_is_refused_as_a_password_of_them_is(client, login, blank):
+    """A name that prints as nothing (on a statement, in a bank file) is no name: the one rule of what shows nothing,
+    as a password made only of such characters is refused."""
+    response = client.post("/api/v1/suppliers", headers=login("admin"), json={
+        "name": blank, "kind": "cooperative", "uscc": make_uscc(902), "county_code": "513431"})
+    error = assert_error(response, 422, "validation_error")
+    assert set(error["details"]) == {"name"}
+    assert clean_text(f" {blank} ") == ""
+    assert clean_text("Jose\u0301 ") == "Jose\u0301"  # a combining mark after a letter is kept
+
+
 def _accepted(char: str, *, multiline: bool) -> bool:
     """Whether free text may hold `char` (`clean_text` refuses control characters and bidirectional overrides)."""
     try:
