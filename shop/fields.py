@@ -2,8 +2,8 @@
 
 Two kinds of text come in. *Identifiers* (ID numbers, USCCs, bank accounts, registry and product
 codes, usernames, trace codes) must be unique or looked up, so every Unicode spelling of one
-identifier has to become the same string: NFKC folds full-width forms (`５１３４` → `5134`),
-invisible format characters (zero-width spaces, joiners, BOMs, soft hyphens) are removed, the
+identifier has to become the same string: NFKC folds full-width forms (`５１３４` → `5134`), invisible
+characters (zero-width spaces, joiners, BOMs, soft hyphens, Hangul fillers, the Braille blank) are removed, the
 ends are trimmed and a case rule per identifier applies; a control character, or a private-use, unassigned or
 surrogate code point, is refused (no two systems need agree on what it shows, so nobody could read the identifier back
 or type it again; PostgreSQL stores no NUL);
@@ -60,9 +60,14 @@ def refused_in_identifiers(text: str) -> str | None:
     return None
 
 
+# letters that print nothing (Hangul fillers, the Braille blank)
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def _is_invisible(char: str) -> bool:
-    """Format characters (Cf: zero-width space/joiners, BOM, soft hyphen, bidi marks) show nothing."""
-    return unicodedata.category(char) == "Cf"
+    """Format characters (Cf: zero-width space/joiners, BOM, soft hyphen, bidi marks) and blank letters show
+    nothing."""
+    return unicodedata.category(char) == "Cf" or char in _BLANK_LETTERS
 
 
 def _ascii_digit(char: str) -> str:
@@ -233,13 +238,10 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     return "" if is_blank(text) else text
 
 
-# letters that print nothing (Hangul fillers, the Braille blank)
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
 def shows_nothing(char: str) -> bool:
-    """Whether a character shows nothing on its own: whitespace, a format or combining mark, a blank letter."""
-    return char.isspace() or unicodedata.category(char) in ("Cf", "Mn", "Me") or char in _BLANK_LETTERS
+    """Whether a character shows nothing on its own: whitespace, an invisible one (`_is_invisible`), a combining
+    mark."""
+    return char.isspace() or _is_invisible(char) or unicodedata.category(char) in ("Mn", "Me")
 
 
 def is_blank(text: str) -> bool:
