@@ -352,16 +352,23 @@ def test_a_refund_whose_provider_answer_is_lost_is_pending_and_its_retry_refunds
     assert _on_hand(lot) == 8
 
 
-def test_a_pending_refund_retried_with_its_idempotency_key_asks_again_and_answers_the_outcome(client, world,
-                                                                                               provider):
-    """A 202 is not a final answer: it is not replayed to the key's retry, which settles the refund once."""
+def _refund_left_pending(client, world, provider, key: str):
+    """An online order, an admin's keyed headers, and the 202 of a 2-unit refund under `key` whose provider answer
+    was lost (so it is pending)."""
     order, _ = _online_order(world)
     _, admin = user_with_token("admin")
     db.session.commit()
-    keyed = {**admin, "Idempotency-Key": "refund-retry-1"}
+    keyed = {**admin, "Idempotency-Key": key}
     provider.lose_answer = True
     first = _refund(client, keyed, order, 2)
     provider.lose_answer = False
+    return order, keyed, first
+
+
+def test_a_pending_refund_retried_with_its_idempotency_key_asks_again_and_answers_the_outcome(client, world,
+                                                                                               provider):
+    """A 202 is not a final answer: it is not replayed to the key's retry, which settles the refund once."""
+    order, keyed, first = _refund_left_pending(client, world, provider, "refund-retry-1")
 
     again = _refund(client, keyed, order, 2)
     once_more = _refund(client, keyed, order, 2)
@@ -382,13 +389,7 @@ def test_a_retry_with_its_key_of_a_pending_refund_settled_meanwhile_gets_that_re
                                                                                                   provider):
     """The sweeper (or Stripe's event) settled the 202's refund before the till retried: the retry is answered with
     it, and nothing is refunded twice."""
-    order, _ = _online_order(world)
-    _, admin = user_with_token("admin")
-    db.session.commit()
-    keyed = {**admin, "Idempotency-Key": "refund-retry-2"}
-    provider.lose_answer = True
-    first = _refund(client, keyed, order, 2)
-    provider.lose_answer = False
+    order, keyed, first = _refund_left_pending(client, world, provider, "refund-retry-2")
     db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2)))  # the sweeper's turn
     db.session.commit()
     assert sweep()["orders.pending_refunds"] == 1
