@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = IdConverter  # before any route: every <int:…> is an id in 1 … 2³¹−1
     app.url_map.converters["default"] = CodeConverter  # and every bare <name> a code in its one spelling
     app.url_map.converters["string"] = StringConverter  # and every <string:…> an id without control characters
+    app.url_map.merge_slashes = False  # a doubled slash is no path of ours (a 404), not a redirect with an HTML body
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(from_environ(app.instance_path))
     app.config.update(config or {})

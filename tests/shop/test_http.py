@@ -31,6 +31,20 @@ def test_options_on_an_unknown_api_path_is_the_json_404(client):
     assert response.json["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api//v1/regions", "/api/v1//regions/513431"])
+def test_a_doubled_slash_in_an_api_path_is_the_json_404_not_an_html_redirect(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 404 and "Location" not in response.headers
+    assert response.json["error"]["code"] == "not_found"
+
+
+def test_a_doubled_slash_in_an_api_write_path_is_the_json_404_too(client):
+    response = client.post("/api/v1//auth/token", json={"username": "nobody", "password": "nothing-at-all"})
+
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+
+
 def _raw_answer(port: int, request: bytes) -> tuple[int, str, dict]:
     """Send `request` as raw bytes to the server on `port`: the answer's status, Content-Type and JSON body."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
@@ -67,3 +81,4 @@ def test_the_development_servers_own_error_answers_are_the_json_error_shape(app,
     assert (answered, content_type) == (status, "application/json")
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
     assert body["error"]["code"] == ("bad_request" if status == 400 else "http_error") and body["error"]["message"]
+
