@@ -57,6 +57,7 @@ class OrderCode(StrEnum):
     STORE_UNAVAILABLE = "store_unavailable"
     TENDERED_BELOW_TOTAL = "tendered_below_total"
     TENDERED_TOO_MUCH = "tendered_too_much"
+    TILL_CASH_SHORT = "till_cash_short"
     TOO_MANY_UNPAID_ORDERS = "too_many_unpaid_orders"
     TRANSFER_ALREADY_RECEIVED = "transfer_already_received"
     TRANSFER_CANCELLED = "transfer_cancelled"

@@ -53,7 +53,7 @@ from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
 from orders.payments.provider import ProviderRefund, RefundRefused, get_provider, provider_key
 from orders.state import can_transition, transition
-from orders.stores.service import hold_till
+from orders.stores.service import hold_till, take_cash_from_till
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, Conflict, Forbidden, NotFound
@@ -254,16 +254,18 @@ def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) 
     request.decided_by, request.decided_at = actor_id, utcnow()
 
 
-def _till_shift_id(order: Order) -> int:
+def _till_shift_id(order: Order, amount_fen: int) -> int:
     """The open shift a counter refund (cash or card) is paid out of: the store's (the sale's own while it is open),
-    held open until this refund commits (409 `no_open_shift`: money leaving a till outside any
-    shift would be in no cash-up)."""
+    held open until this refund commits (409 `no_open_shift`: money leaving a till outside any shift would be in no
+    cash-up); a cash refund only if its drawer holds the amount (409 `till_cash_short`)."""
     hold_till(store_id=order.store_id)
     shift_id = db.session.scalar(select(Shift.id).where(Shift.store_id == order.store_id,  # one at most
                                                         Shift.closed_at.is_(None)))
     if shift_id is None:
         raise Conflict(f"Store {order.store_id} has no open shift: open one to pay this refund out of its till.",
                        code=OrderCode.NO_OPEN_SHIFT, details={"store_id": order.store_id})
+    if order.payment_method == "cash":
+        take_cash_from_till(shift_id=shift_id, amount_fen=amount_fen)
     return shift_id
 
 
@@ -475,7 +477,7 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     refund = Refund(order_id=order.id, amount_fen=amount, method=order.payment_method, reason=reason,
                     source=source, created_by=actor.id, request_key=request_key,
                     status="pending" if at_provider else "succeeded",
-                    shift_id=None if order.payment_method in PROVIDER_METHODS else _till_shift_id(order))
+                    shift_id=None if order.payment_method in PROVIDER_METHODS else _till_shift_id(order, amount))
     db.session.add(refund)
     db.session.flush()
     if at_provider:  # the caller commits it, then `settle_refund` asks the provider outside the lock

@@ -339,6 +339,18 @@ def _reports(shifts: Sequence[Shift]) -> list[ShiftReport]:
     return reports
 
 
+def take_cash_from_till(*, shift_id: int, amount_fen: int) -> None:
+    """Check that an open shift's drawer holds `amount_fen` of cash to give back (409 `till_cash_short`): its float,
+    plus its cash sales, less its cash refunds. The shift stays locked until this transaction ends, so cash refunds
+    at once are counted one after the other."""
+    shift = lock_row(Shift, shift_id)
+    in_till = next(method["expected_fen"] for method in _report(shift).methods if method["method"] == "cash")
+    if amount_fen > in_till:
+        raise Conflict(f"The till of shift {shift_id} holds {in_till} fen of cash: it cannot give back {amount_fen}.",
+                       code=OrderCode.TILL_CASH_SHORT,
+                       details={"shift_id": shift_id, "cash_in_till_fen": in_till, "amount_fen": amount_fen})
+
+
 def list_shifts(*, actor: User, store_id: int, status: str | None, from_date: date | None, to_date: date | None,
                 limit: int, cursor: str | None) -> dict:
     """A page of a store's shifts opened in [from_date, to_date), newest first, or those `open` or `closed`, each

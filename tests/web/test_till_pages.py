@@ -14,16 +14,18 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from catalog import inventory
-from catalog.models import Location
+from catalog.models import Location, Product
 from orders.counter import service as counter
 from orders.ledger.verify import verify_ledger
 from orders.models import Order, SaleConflict, Shift, StockTransfer, Store
+from orders.refunds import service as refunds
 from orders.stores import service as stores
-from shop.db import db
+from shop.db import db, utcnow
 from shop.errors import AppError
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.orders.factories import StoreFactory
+from tests.orders.factories import ShiftFactory, StoreFactory
+from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import SupplierFactory
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -262,6 +264,26 @@ def test_a_refund_form_with_bad_or_too_many_units_refunds_nothing(client):
     too_many = client.post(f"/till/orders/{order.id}/refund",
                            data={f"quantity-{line_id}": "3", "reason": "试", **form})
     assert too_many.status_code == 409 and "退货数量超过了尚未退的数量" in too_many.get_data(as_text=True)
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+
+
+def test_a_cash_refund_the_drawer_cannot_pay_is_refused_on_the_form_and_refunds_nothing(client):
+    order, _ = _sale(client)  # ¥30 in a drawer opened with no float
+    earlier = paid_order(location_id=order.location_id, store=db.session.get(Store, order.store_id),
+                         shift=ShiftFactory(store=db.session.get(Store, order.store_id), closed_at=utcnow()),
+                         lines=[(db.session.get(Product, order.lines[0].product_id), 2)])
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    refunds.create_refund(actor=admin, order_id=earlier.id, reason="上一班的退货", lines=[  # ¥30 out of this drawer
+        refunds.RefundRequest(line_id=earlier.lines[0].id, quantity=2)])
+    db.session.commit()
+    line_id = order.lines[0].id
+
+    response = client.post(f"/till/orders/{order.id}/refund",
+                           data={f"quantity-{line_id}": "1", "reason": "试", **_refund_form(client, order)})
+
+    assert response.status_code == 409 and "钱箱里的现金" in response.get_data(as_text=True)
+    db.session.expire_all()
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
 
 

@@ -51,6 +51,7 @@ MESSAGES = {
     "refund_outside_shift": "只能退本班次（仍未交班）的销售；其他请联系管理员。",
     "refund_exceeds_sold": "退货数量超过了尚未退的数量。",
     "order_not_refundable": "该订单当前状态不能退款。",
+    "till_cash_short": "钱箱里的现金（按本班次记录）不够支付这笔现金退款，请联系管理员。",
 }
 CONFLICT_REASONS = {  # why the server refused an offline sale (the till's script says the same)
     "insufficient_stock": "库存不足（商品已售完）",

@@ -10,7 +10,7 @@ from catalog.models import Location
 from orders.models import OrderLine, OutboxEvent, Refund
 from orders.refunds import service
 from shop.auth.models import User
-from shop.db import db
+from shop.db import db, utcnow
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
 from tests.orders.factories import ShiftFactory, StoreFactory
@@ -36,3 +36,25 @@ def test_a_double_refund_of_the_same_units_refunds_them_once(racing_app):
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
     assert db.session.scalar(select(OrderLine.refunded_quantity)) == 3
     assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 1
+
+
+def test_cash_refunds_at_once_never_take_more_than_the_till_holds(racing_app):
+    store = StoreFactory()
+    earlier = ShiftFactory(store=store, closed_at=utcnow())
+    product = ProductFactory(price_fen=2000)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=10)
+    admin, _ = user_with_token("admin")
+    orders = [paid_order(location_id=store.location_id, store=store, shift=earlier, lines=[(product, 1)])
+              for _ in range(2)]
+    ShiftFactory(store=store, float_fen=3000)  # room for one ¥20 refund, not two
+    db.session.commit()
+    ids = (admin.id, [order.id for order in orders],
+           [db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id)) for order in orders])
+
+    outcomes = race(racing_app, 2, lambda i: service.create_refund(
+        actor=db.session.get(User, ids[0]), order_id=ids[1][i], reason="two clerks, one drawer",
+        lines=[service.RefundRequest(line_id=ids[2][i], quantity=1, resellable=True)]))
+
+    assert outcomes == Counter({"ok": 1, "till_cash_short": 1})
+    db.session.expire_all()
+    assert db.session.scalar(select(func.sum(Refund.amount_fen))) == 2000

@@ -713,6 +713,46 @@ def test_a_counter_refund_with_no_shift_open_at_the_store_is_refused_until_one_o
     assert (cash["method"], cash["refunds_fen"], cash["expected_fen"]) == ("cash", 2000, 18000)
 
 
+def test_a_cash_refund_beyond_the_cash_in_the_till_is_refused_until_the_till_holds_it(client, world):
+    order = _counter_sale(world)  # cash, 5 units at ¥20, in a shift closed since
+    _, admin = user_with_token("admin")
+    _, clerk = user_with_token("store_staff", store_id=world["store"].id)
+    db.session.get(type(world["shift"]), world["shift"].id).closed_at = utcnow()
+    db.session.commit()
+    shift = client.post(f"/api/v1/stores/{world['store'].id}/shifts", json={"float_fen": 1000}, headers=clerk).json
+
+    refused = _refund(client, admin, order, 1)  # ¥20 out of a drawer holding ¥10
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "till_cash_short")
+    assert refused.json["error"]["details"] == {"shift_id": shift["id"], "cash_in_till_fen": 1000, "amount_fen": 2000}
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+    sold = client.post(f"/api/v1/stores/{world['store'].id}/counter-sales", headers={**clerk, "Idempotency-Key": "s1"},
+                       json={"lines": [{"sku": world["product"].sku, "quantity": 1}], "shift_id": shift["id"],
+                             "payment": {"method": "cash", "tendered_fen": 2000}})
+    assert sold.status_code == 201, sold.json
+    refund = _refund(client, admin, order, 1)
+
+    assert refund.status_code == 201, refund.json
+    cash = client.get(f"/api/v1/shifts/{shift['id']}", headers=clerk).json["methods"][0]
+    assert (cash["method"], cash["sales_fen"], cash["refunds_fen"], cash["expected_fen"]) == ("cash", 2000, 2000, 1000)
+
+
+def test_a_card_refund_at_the_counter_takes_no_cash_from_the_till(client, world):
+    order = _counter_sale(world, payment_method="card")
+    _, admin = user_with_token("admin")
+    _, clerk = user_with_token("store_staff", store_id=world["store"].id)
+    db.session.get(type(world["shift"]), world["shift"].id).closed_at = utcnow()
+    db.session.commit()
+    client.post(f"/api/v1/stores/{world['store'].id}/shifts", json={"float_fen": 0}, headers=clerk)
+
+    refund = _refund(client, admin, order, 5)
+
+    assert refund.status_code == 201, refund.json
+    assert (refund.json["method"], refund.json["amount_fen"]) == ("card", 10000)
+
+
 def test_a_provider_refund_beyond_what_was_paid_is_capped_at_the_refundable_amount(world):
     order = _two_line_order(world)  # 5000 fen paid
     first = service.record_provider_refund(order_id=order.id, provider_refund_id="re_big", amount_fen=1_000_000,
