@@ -31,7 +31,7 @@ from catalog.models import Location, Lot, LotContribution, Product, Stock
 from catalog.service import get_product
 from shop.auth.models import User
 from shop.clock import today
-from shop.db import db
+from shop.db import among, db
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.service import region_named
@@ -134,10 +134,17 @@ def location_stock(*, location_id: int, limit: int, cursor: str | None) -> dict:
 
 def new_trace_code() -> str:
     """A short, unguessable, URL-safe trace code from an alphabet without look-alikes (≈ 49 bits)."""
-    while True:
-        code = "".join(secrets.choice(TRACE_ALPHABET) for _ in range(TRACE_LENGTH))
-        if db.session.scalar(select(Lot.id).where(Lot.trace_code == code)) is None:
-            return code
+    return new_trace_codes(1)[0]
+
+
+def new_trace_codes(count: int) -> list[str]:
+    """`count` different trace codes as `new_trace_code` makes them, none of them a lot's (checked in one query)."""
+    codes: set[str] = set()
+    while len(codes) < count:
+        fresh = {"".join(secrets.choice(TRACE_ALPHABET) for _ in range(TRACE_LENGTH))
+                 for _ in range(count - len(codes))}
+        codes |= fresh - set(db.session.scalars(select(Lot.trace_code).where(among(Lot.trace_code, fresh))))
+    return list(codes)
 
 
 def duplicate_lot_code(row: Mapping[str, Any]) -> Conflict:

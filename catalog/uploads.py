@@ -16,7 +16,7 @@ import hashlib
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -25,8 +25,8 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.errors import CatalogCode
-from catalog.inventory import new_trace_code, receive
-from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product
+from catalog.inventory import new_trace_codes
+from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product, Stock
 from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
 from catalog.upload_messages import MESSAGES, messages
 from shop.auth.models import User
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 UNIT_ALIASES = {"公斤": "kg", "千克": "kg", "箱": "box", "袋": "bag", "个": "piece", "件": "piece", "只": "piece"}
 STALE_CLAIM = timedelta(minutes=15)
 SWEEP_BATCH = 100
+WRITE_ROWS = 1000  # an import's rows written together, then its progress is reported
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 TEMPLATE_EXAMPLE = ["ZJ-KQM-1KG", "ZJ-2026-09-A", date(2026, 9, 3), "XC-WH", "DEMO-ZJ-001", 20,
                     date(2026, 9, 5), "", "bag"]
@@ -213,9 +214,9 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
             progress(done, total)
 
     sheet = read_sheet(upload.content, limits=_limits())
-    upload.rows_total = len(sheet.rows)
-    report(0, upload.rows_total)
+    report(0, len(sheet.rows))
     plan = _validate(sheet, supplier_id=upload.supplier_id)
+    upload.rows_total = len(sheet.rows)  # the first write, after every check: on SQLite it takes the write lock
     if sheet.failed:
         return _finish_failed(upload, sheet.report())
     try:
@@ -336,22 +337,38 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
 
 
 def _write(plans: list[_LotPlan], *, upload: InventoryUpload, report: Callable[[int, int], None]) -> int:
-    """Create the lots, their contributions and their stock; the number of lots created."""
+    """Create the lots, their contributions and their stock a table at a time, for `WRITE_ROWS` rows at a time and
+    reporting progress after each (an import of thousands of lots holds SQLite's write lock for a few statements per
+    `WRITE_ROWS` rows, not a few per lot); the number of lots created."""
     done = 0
-    for plan in plans:
-        first = plan.first
-        lot = Lot(supplier_id=upload.supplier_id, product_id=plan.product.id, lot_code=plan.code,
-                  trace_code=new_trace_code(), harvested_on=first.harvested_on, packed_on=first.packed_on,
-                  village=first.village or next(iter(plan.households.values()))[1],
-                  quantity=sum(qty for qty, _ in plan.households.values()), created_by=upload.created_by)
-        db.session.add(lot)
-        db.session.flush()
+    for chunk in _chunks(plans):
+        lot_ids = dict(db.session.execute(insert(Lot).returning(Lot.lot_code, Lot.id), [
+            {"supplier_id": upload.supplier_id, "product_id": plan.product.id, "lot_code": plan.code,
+             "trace_code": code, "harvested_on": plan.first.harvested_on, "packed_on": plan.first.packed_on,
+             "village": plan.first.village or next(iter(plan.households.values()))[1],
+             "quantity": sum(qty for qty, _ in plan.households.values()), "created_by": upload.created_by}
+            for plan, code in zip(chunk, new_trace_codes(len(chunk)), strict=True)]).all())
         db.session.execute(insert(LotContribution), [
-            {"lot_id": lot.id, "household_id": household_id, "quantity": qty, "village": village}
-            for household_id, (qty, village) in plan.households.items()])
-        for location_id, quantity in sorted(plan.stock.items()):
-            receive(location_id=location_id, lot_id=lot.id, quantity=quantity)
-        done += len(plan.rows)
+            {"lot_id": lot_ids[plan.code], "household_id": household_id, "quantity": qty, "village": village}
+            for plan in chunk for household_id, (qty, village) in plan.households.items()])
+        db.session.execute(insert(Stock), [
+            {"location_id": location_id, "lot_id": lot_ids[plan.code], "product_id": plan.product.id,
+             "on_hand": quantity, "reserved": 0}
+            for plan in chunk for location_id, quantity in sorted(plan.stock.items())])
+        done += sum(len(plan.rows) for plan in chunk)
         report(done, upload.rows_total)
     return len(plans)
 
+
+def _chunks(plans: list[_LotPlan]) -> Iterator[list[_LotPlan]]:
+    """The plans in runs of whole lots of about `WRITE_ROWS` rows."""
+    chunk: list[_LotPlan] = []
+    rows = 0
+    for plan in plans:
+        chunk.append(plan)
+        rows += len(plan.rows)
+        if rows >= WRITE_ROWS:
+            yield chunk
+            chunk, rows = [], 0
+    if chunk:
+        yield chunk
