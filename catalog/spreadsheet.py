@@ -6,7 +6,8 @@ unambiguous — full-width digits and spaces, stray whitespace, Excel date cells
 date spellings, trailing empty rows and columns — and reports everything else as
 `{row, column, code, message, message_zh}` (see `catalog.upload_messages`) with the row number the co-op
 sees in Excel (header = row 1). A row or a template column Excel hides (hidden, grouped and collapsed, or filtered
-out) is refused, so no stock comes in that the co-op did not see and nothing it wrote is dropped silently.
+out) is refused, so no stock comes in that the co-op did not see and nothing it wrote is dropped silently. A cell merged
+down a column reads as the value Excel shows there; a merge across columns (or over the header) is refused.
 A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio (in all and per member) are checked
 before it is opened, and so is each part the parser holds whole (shared strings, styles: a sheet's worth of text, not
 millions of strings), it is read streaming, and rows, columns and cell lengths are bounded; a cell
@@ -22,14 +23,14 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.packaging.relationship import get_rels_path
 from openpyxl.reader.excel import ExcelReader, _find_workbook_part
 from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.worksheet._reader import WorkSheetParser
 from openpyxl.xml.constants import ARC_CONTENT_TYPES
 
@@ -107,13 +108,14 @@ def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
 
 @dataclass(frozen=True)
 class RawRow:
-    """A row as the file holds it: its number as Excel shows it, its cells, whether Excel hides it, and the positions
-    (from 0) of the columns Excel hides."""
+    """A row as the file holds it: its number as Excel shows it, its cells, whether Excel hides it, the positions
+    (from 0) of the columns Excel hides, and the merged ranges starting in it that cannot be read."""
 
     number: int
     cells: Sequence
     hidden: bool = False
     hidden_columns: frozenset[int] = frozenset()
+    merged_across: tuple[str, ...] = ()  # the ranges starting in this row merged across columns or with the header
 
 
 @dataclass
@@ -325,12 +327,14 @@ def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
     try:
         if worksheet.max_row is not None and worksheet.max_row > limits.rows + 1:
             raise FileRejected("sheet_range_too_long", last=worksheet.max_row, rows=limits.rows)
-        rows = _sheet_rows(workbook, worksheet, width=limits.columns + 1)
+        rows = _sheet_rows(workbook, worksheet, width=limits.columns + 1, rows=limits.rows)
         while True:
             try:
                 row = next(rows)
             except StopIteration:
                 return
+            except FileRejected:
+                raise
             except Exception as exc:  # noqa: BLE001 - see the docstring
                 raise FileRejected("xlsx_unreadable") from exc
             yield row
@@ -338,19 +342,21 @@ def _xlsx_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
         workbook.close()
 
 
-def _sheet_rows(workbook, worksheet, *, width: int) -> Iterator[RawRow]:
-    """A read-only sheet's rows from 1, a missing one empty, each with what Excel hides of it. openpyxl's read-only
-    sheet keeps none of its parser's row and column attributes, so the sheet is parsed here with that parser (openpyxl
-    is pinned); rows must come in order within Excel's, as Excel writes them."""
+def _sheet_rows(workbook, worksheet, *, width: int, rows: int) -> Iterator[RawRow]:
+    """A read-only sheet's header and rows with content, each with what Excel hides of it. openpyxl's read-only sheet
+    keeps none of its parser's row and column attributes, so the sheet is parsed here with that parser (openpyxl is
+    pinned); rows must come in order within Excel's, as Excel writes them. Excel keeps a merged range's value in its
+    first cell only and lists the merges after the rows, so the rows are held until the sheet is read (more than
+    `rows` data rows are refused): then every cell of a range merged down one column takes its value,
+    as the co-op sees it, and a range merged across columns or with the header is marked on its first row."""
     with worksheet._get_source() as source:
         parser = WorkSheetParser(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
                                  date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
-        following, hidden_columns = 1, None
+        held, following, hidden_columns = [], 1, None
         for number, cells in parser.parse():
             if not following <= number <= EXCEL_ROWS:
                 raise ValueError(f"row {number} after row {following - 1}")
-            for missing in range(following, number):
-                yield RawRow(missing, ())
+            following = number + 1
             values = [None] * width
             for cell in cells:
                 if cell["column"] <= width:
@@ -358,8 +364,49 @@ def _sheet_rows(workbook, worksheet, *, width: int) -> Iterator[RawRow]:
             if hidden_columns is None:
                 hidden_columns = _hidden_columns(parser, width)
             hidden = parser.row_dimensions.pop(str(number), {}).get("hidden") in _TRUE
-            yield RawRow(number, values, hidden=hidden, hidden_columns=hidden_columns)
-            following = number + 1
+            while values and values[-1] is None:  # held: no room for the empty columns to its right
+                values.pop()
+            if number == 1 or any(not _blank(value) for value in values):
+                held.append(RawRow(number, values, hidden=hidden, hidden_columns=hidden_columns))
+            if len(held) > rows + 1:
+                raise FileRejected("too_many_rows", rows=rows)
+        held = _merged(held, parser.merged_cells.mergeCell if parser.merged_cells else [])
+    if not held or held[0].number != 1:
+        yield RawRow(1, ())
+    yield from held
+
+
+def _blank(value) -> bool:
+    """Whether a cell holds nothing (a text of spaces too), looked at without folding it."""
+    return value is None or isinstance(value, str) and not value.strip()
+
+
+def _merged(held: list[RawRow], merges) -> list[RawRow]:
+    """The rows with each cell of a range merged down one column (below the header) given the range's value, in the
+    rows that hold something of their own; a range holding a value merged across columns or with the header is marked
+    on its first row. A cell merged twice is no sheet Excel wrote."""
+    at = {row.number: index for index, row in enumerate(held)}
+    across: dict[int, list[str]] = {}
+    merged: set[tuple[int, int]] = set()
+    for merge in merges:
+        first_column, first_row, last_column, last_row = range_boundaries(merge.ref)
+        first = held[at[first_row]].cells if first_row in at else ()
+        if first_column > len(first) or _blank(first[first_column - 1]):
+            continue
+        if first_column != last_column or first_row == 1:
+            across.setdefault(first_row, []).append(merge.ref)
+            continue
+        value = first[first_column - 1]
+        for index in range(at[first_row] + 1, len(held)):
+            row = held[index]
+            if row.number > last_row:
+                break
+            if (row.number, first_column) in merged:
+                raise ValueError(f"{merge.ref} overlaps another merged range")
+            merged.add((row.number, first_column))
+            row.cells.extend([None] * (first_column - len(row.cells)))
+            row.cells[first_column - 1] = value
+    return [replace(row, merged_across=tuple(across[row.number])) if row.number in across else row for row in held]
 
 
 def _hidden_columns(parser: WorkSheetParser, width: int) -> frozenset[int]:
@@ -440,6 +487,8 @@ def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
         return
     if header.hidden:
         sheet.error(1, None, "hidden_row")
+    for cells in header.merged_across:
+        sheet.error(1, None, "merged_across_columns", cells=cells)
     for key, index in positions.items():
         if index in header.hidden_columns:
             sheet.error(1, key, "hidden_column", header=sheet.headers[key])
@@ -456,6 +505,8 @@ def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
         if line.hidden:
             sheet.error(number, None, "hidden_row")
             continue
+        for merged in line.merged_across:
+            sheet.error(number, None, "merged_across_columns", cells=merged)
         if width > limits.columns:
             sheet.error(number, None, "row_too_wide", columns=limits.columns)
             continue

@@ -80,6 +80,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                    "it if it is not wanted, then upload again.",
                    "这一行在 Excel 中被隐藏了（或被筛选隐藏）：请取消隐藏或清除筛选并核对这一行，"
                    "不要的行请删除，再重新上传。"),
+    "merged_across_columns": ("Cells {cells} are merged across columns (or with the header): the value cannot be read "
+                              "as one column's; unmerge them and write each value in its own cell, then upload again.",
+                              "单元格 {cells} 跨列合并（或与表头合并），无法确定属于哪一列：请取消合并，"
+                              "把每个值填在各自的单元格里，再重新上传。"),
     "row_too_wide": ("The row has more than {columns} columns.", "这一行超过 {columns} 列。"),
     "cell_too_long": ("The cell has more than {chars:,} characters.", "单元格超过 {chars:,} 个字符。"),
     "cell_required": ("This cell is required.", "此单元格必填。"),
