@@ -55,7 +55,8 @@ class OrderRefunds(MethodView):
 
     @blp.errors({403: [OrderCode.REFUND_OUTSIDE_SHIFT], 404: [OrderCode.ORDER_LINE_NOT_FOUND],
                  409: [OrderCode.ORDER_NOT_REFUNDABLE, OrderCode.REFUND_PENDING, OrderCode.REFUND_EXCEEDS_SOLD,
-                       OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.NO_OPEN_SHIFT]})
+                       OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.NO_OPEN_SHIFT,
+                       OrderCode.TILL_CASH_SHORT]})
     @require_role("admin", "store_staff")
     @idempotent
     @blp.arguments(RefundCreate)

@@ -15,6 +15,7 @@ from shop.db import db, utcnow
 from shop.tasks import sweep
 from suppliers.models import Supplier
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.contract.conftest import documented_codes
 from tests.factories import UserFactory
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.payments.conftest import created_key
@@ -725,6 +726,8 @@ def test_a_cash_refund_beyond_the_cash_in_the_till_is_refused_until_the_till_hol
 
     assert (refused.status_code, refused.json["error"]["code"]) == (409, "till_cash_short")
     assert refused.json["error"]["details"] == {"shift_id": shift["id"], "cash_in_till_fen": 1000, "amount_fen": 2000}
+    document = client.get("/api/v1/openapi.json").json  # a client generated from it knows the answer
+    assert "till_cash_short" in documented_codes(document["paths"]["/api/v1/orders/{order_id}/refunds"]["post"])[409]
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
     assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
 
