@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 
+from catalog.errors import CatalogCode
 from orders.checkout.schemas import OrderOut
 from orders.counter import service
 from orders.counter.limits import attempts_key, pickup_code_limit
@@ -22,7 +23,7 @@ from orders.stores.service import get_store_for
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, db
-from shop.errors import ErrorOut
+from shop.errors import ErrorOut, ShopCode
 from shop.http import ReadAt
 from shop.idempotency import HEADER, REPLAYED, idempotent, request_fingerprint
 from shop.pagination import PageQuery, page_schema
@@ -49,13 +50,16 @@ def _pickup_attempts_key() -> str:
 @idempotent(scope=_store_keys)
 @blp.arguments(CounterSaleCreate)
 @blp.response(201, CounterSaleOut, location=ReadAt("checkout.get_order", order_id="id"))
-@blp.alt_response(409, schema=ErrorOut,
-                  description="`shift_closed`, `insufficient_stock`, `price_mismatch`; for an offline sale also "
-                              "`sale_too_old`, `sale_in_future`, `sale_before_shift`, `sale_after_shift`, "
-                              "each recorded as a sale conflict (`details.conflict_id`)")
-@blp.alt_response(422, schema=ErrorOut, description="`validation_error`, `unknown_item` or `tendered_below_total`")
+@blp.errors({404: [OrderCode.SHIFT_NOT_FOUND],
+             409: [OrderCode.SHIFT_CLOSED, OrderCode.STORE_INACTIVE, CatalogCode.INSUFFICIENT_STOCK,
+                   CatalogCode.LOT_NOT_HELD_HERE, OrderCode.PRICE_MISMATCH, OrderCode.UNKNOWN_ITEM,
+                   OrderCode.SALE_TOO_OLD, OrderCode.SALE_IN_FUTURE, OrderCode.SALE_BEFORE_SHIFT,
+                   OrderCode.SALE_AFTER_SHIFT],
+             422: [ShopCode.VALIDATION_ERROR, OrderCode.UNKNOWN_ITEM, OrderCode.TENDERED_BELOW_TOTAL,
+                   OrderCode.TENDERED_TOO_MUCH]})
 def create_counter_sale(data, store_id):
-    """Sell at the counter (paid and fulfilled at once); a refused offline sale is kept as a sale conflict."""
+    """Sell at the counter (paid and fulfilled at once); a refused offline sale is kept as a sale conflict (its 409
+    says `details.conflict_id`; an item no longer on sale is then `unknown_item` 409, not 422)."""
     key = request.headers.get(HEADER)
     try:
         sale = service.sell(actor=current_user(), store_id=store_id, idempotency_key=key,

@@ -11,6 +11,7 @@ from orders.models import Allocation, Order, OrderTransition, OutboxEvent, SaleC
 from shop.db import db, utcnow
 from suppliers.models import Supplier
 from tests.catalog.factories import LocationFactory, make_lot
+from tests.contract.conftest import documented_codes
 from tests.orders.counter.conftest import clerk, paid_pickup_order, sale_body
 from tests.orders.factories import ShiftFactory, StoreFactory
 
@@ -303,3 +304,16 @@ def test_an_inactive_suppliers_products_are_not_sold_but_paid_pickups_are_handed
         assert (refused.status_code, refused.json["error"]["code"]) == (422, "unknown_item")
     assert other.status_code == 201  # another supplier's product still sells
     assert (handed.status_code, handed.json["id"], handed.json["status"]) == (200, order.id, "fulfilled")
+
+
+def test_the_document_names_each_refusal_a_till_gets(client, counter, staff):
+    codes = {404: {"shift_not_found"},
+             409: {"shift_closed", "store_inactive", "insufficient_stock", "lot_not_held_here", "price_mismatch",
+                   "unknown_item", "sale_too_old", "sale_in_future", "sale_before_shift", "sale_after_shift"},
+             422: {"validation_error", "unknown_item", "tendered_below_total", "tendered_too_much"}}
+
+    document = client.get("/api/v1/openapi.json").json
+    named = documented_codes(document["paths"]["/api/v1/stores/{store_id}/counter-sales"]["post"])
+
+    assert {status: codes[status] - named.get(status, set()) for status in codes} == {404: set(), 409: set(),
+                                                                                      422: set()}
