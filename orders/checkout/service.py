@@ -137,8 +137,14 @@ def _products(lines: list[dict], *, delivery_to: str | None = None) -> list[Row]
 
 
 def _total(products: list[Row], lines: list[dict]) -> int:
-    """The order's total in fen, at most what one payment carries (`order_total_too_large` 422)."""
-    total = sum(product.price_fen * line["quantity"] for product, line in zip(products, lines, strict=True))
+    """The order's total in fen (`within_one_payment`)."""
+    return within_one_payment(sum(product.price_fen * line["quantity"]
+                                  for product, line in zip(products, lines, strict=True)))
+
+
+def within_one_payment(total: int) -> int:
+    """An order's total in fen, online or at the counter, at most what one payment carries (`order_total_too_large`
+    422)."""
     if total > MAX_PAYMENT_FEN:
         message = (f"The order's total of {total} fen exceeds {MAX_PAYMENT_FEN} fen, the most one payment can carry: "
                    "order fewer units, or split the order.")

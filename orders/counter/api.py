@@ -56,7 +56,7 @@ def _pickup_attempts_key() -> str:
                    OrderCode.SALE_TOO_OLD, OrderCode.SALE_IN_FUTURE, OrderCode.SALE_BEFORE_SHIFT,
                    OrderCode.SALE_AFTER_SHIFT],
              422: [ShopCode.VALIDATION_ERROR, OrderCode.UNKNOWN_ITEM, OrderCode.TENDERED_BELOW_TOTAL,
-                   OrderCode.TENDERED_TOO_MUCH]})
+                   OrderCode.TENDERED_TOO_MUCH, OrderCode.ORDER_TOTAL_TOO_LARGE]})
 def create_counter_sale(data, store_id):
     """Sell at the counter (paid and fulfilled at once); a refused offline sale is kept as a sale conflict (its 409
     says `details.conflict_id`; an item no longer on sale is then `unknown_item` 409, not 422)."""

@@ -24,7 +24,7 @@ from catalog import inventory
 from catalog.models import HISTORY_FIELDS, Lot, Product, ProductChange
 from catalog.queries import on_sale
 from orders import outbox, state
-from orders.checkout.service import OrderView, get_order_for, view_order
+from orders.checkout.service import OrderView, get_order_for, view_order, within_one_payment
 from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, Refund, SaleConflict, Shift, Store
@@ -235,7 +235,7 @@ def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], pa
     request's fingerprint); a sale made now (`moment` None) is dated once its products' prices are held."""
     items = _resolve(lines, at=offline_at)
     moment = moment or utcnow()
-    total = sum(item.quantity * item.terms["price_fen"] for item in items)
+    total = within_one_payment(sum(item.quantity * item.terms["price_fen"] for item in items))
     _change_due(payment=payment, total_fen=total)  # a malformed payment is refused before any stock is taken
     portions = inventory.take_lines(location_id=store.location_id, lines=[
         inventory.StockRequest(item.product.id, item.quantity, item.lot.id if item.lot else None) for item in items])

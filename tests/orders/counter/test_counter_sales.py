@@ -10,7 +10,7 @@ from catalog.models import Location
 from orders.models import Allocation, Order, OrderTransition, OutboxEvent, SaleConflict
 from shop.db import db, utcnow
 from suppliers.models import Supplier
-from tests.catalog.factories import LocationFactory, make_lot
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.contract.conftest import documented_codes
 from tests.orders.counter.conftest import clerk, paid_pickup_order, sale_body
 from tests.orders.factories import ShiftFactory, StoreFactory
@@ -310,10 +310,27 @@ def test_the_document_names_each_refusal_a_till_gets(client, counter, staff):
     codes = {404: {"shift_not_found"},
              409: {"shift_closed", "store_inactive", "insufficient_stock", "lot_not_held_here", "price_mismatch",
                    "unknown_item", "sale_too_old", "sale_in_future", "sale_before_shift", "sale_after_shift"},
-             422: {"validation_error", "unknown_item", "tendered_below_total", "tendered_too_much"}}
+             422: {"validation_error", "unknown_item", "tendered_below_total", "tendered_too_much",
+                   "order_total_too_large"}}
 
     document = client.get("/api/v1/openapi.json").json
     named = documented_codes(document["paths"]["/api/v1/stores/{store_id}/counter-sales"]["post"])
 
     assert {status: codes[status] - named.get(status, set()) for status in codes} == {404: set(), 409: set(),
                                                                                       422: set()}
+
+
+def test_a_card_sale_beyond_what_one_payment_carries_is_refused_and_takes_no_stock(client, counter, staff):
+    dear = ProductFactory(price_fen=99_999_999)  # ¥999,999.99, the dearest price there is
+    make_lot(dear, db.session.get(Location, counter.store.location_id), quantity=2)
+    db.session.commit()
+    body = sale_body(counter, lines=[{"sku": dear.sku, "quantity": 2}], payment={"method": "card"})
+
+    response = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", json=body, headers=staff)
+
+    assert response.status_code == 422 and response.json["error"]["code"] == "order_total_too_large"
+    assert "199999998" in response.json["error"]["message"]
+    assert _orders() == 0 and _available(counter, dear) == 2
+    one = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", headers=staff,
+                      json=sale_body(counter, lines=[{"sku": dear.sku, "quantity": 1}], payment={"method": "card"}))
+    assert one.status_code == 201 and one.json["total_fen"] == 99_999_999
