@@ -185,7 +185,7 @@ class BenefitLink(db.Model):
 
 
 class RevealAudit(db.Model):
-    """An admin saw a household's or supplier's full personal data: who, when, what, why."""
+    """An admin saw a household's, supplier's or store's full personal data: who, when, what, why."""
 
     __tablename__ = "reveal_audits"
 
@@ -193,6 +193,7 @@ class RevealAudit(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
     supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)  # a store bank file's account
     fields: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -200,7 +201,8 @@ class RevealAudit(db.Model):
     user: Mapped[User] = relationship(lazy="joined")
 
     __table_args__ = (
-        CheckConstraint("(household_id IS NULL) != (supplier_id IS NULL)", name="one_subject"),
+        CheckConstraint("(CASE WHEN household_id IS NULL THEN 0 ELSE 1 END + CASE WHEN supplier_id IS NULL THEN 0 "
+                        "ELSE 1 END + CASE WHEN store_id IS NULL THEN 0 ELSE 1 END) = 1", name="one_subject"),
     )
 
     @property

@@ -242,16 +242,18 @@ class RevealAuditOut(Schema):
     username = fields.String()
     household_id = fields.Integer(allow_none=True)
     supplier_id = fields.Integer(allow_none=True)
+    store_id = fields.Integer(allow_none=True)
     fields_revealed = fields.List(fields.String(), attribute="field_list", data_key="fields")
     reason = fields.String()
     created_at = fields.DateTime()
 
 
 class RevealAuditQuery(DatedPageQuery):
-    """Reveal audit filters: household, supplier, the user who saw the data, the period."""
+    """Reveal audit filters: household, supplier, store, the user who saw the data, the period."""
 
     household_id = Id(load_default=None, strict=False)
     supplier_id = Id(load_default=None, strict=False)
+    store_id = Id(load_default=None, strict=False)
     user_id = Id(load_default=None, strict=False)
 
 
@@ -284,5 +286,9 @@ class AgreementChangeOut(Schema):
     changed_at = fields.DateTime()
 
 
-class AccountChangeQuery(RevealAuditQuery):
+class AccountChangeQuery(DatedPageQuery):
     """Bank account change filters: household, supplier, the user who changed it, the period."""
+
+    household_id = Id(load_default=None, strict=False)
+    supplier_id = Id(load_default=None, strict=False)
+    user_id = Id(load_default=None, strict=False)

@@ -649,19 +649,21 @@ def dividend_shares(*, supplier_id: int, on: date) -> dict[int, int]:
 # --- audit and key rotation ------------------------------------------------------------
 
 
-def list_reveals(*, household_id: int | None, supplier_id: int | None, user_id: int | None, from_date: date | None,
-                 to_date: date | None, limit: int, cursor: str | None) -> dict:
+def list_reveals(*, household_id: int | None, supplier_id: int | None, store_id: int | None, user_id: int | None,
+                 from_date: date | None, to_date: date | None, limit: int, cursor: str | None) -> dict:
     """A page of reveal audit rows recorded in [from_date, to_date), oldest first."""
     query = select(RevealAudit).where(*recorded_in(RevealAudit.created_at, from_date=from_date, to_date=to_date))
     if household_id is not None:
         query = query.where(RevealAudit.household_id == household_id)
     if supplier_id is not None:
         query = query.where(RevealAudit.supplier_id == supplier_id)
+    if store_id is not None:
+        query = query.where(RevealAudit.store_id == store_id)
     if user_id is not None:
         query = query.where(RevealAudit.user_id == user_id)
     return paginate(query, keys=[RevealAudit.id], limit=limit, cursor=cursor, filters={
-        "household_id": household_id, "supplier_id": supplier_id, "user_id": user_id, "from": from_date,
-        "to": to_date})
+        "household_id": household_id, "supplier_id": supplier_id, "store_id": store_id, "user_id": user_id,
+        "from": from_date, "to": to_date})
 
 
 def list_account_changes(*, household_id: int | None, supplier_id: int | None, user_id: int | None,

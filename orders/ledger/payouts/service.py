@@ -601,8 +601,8 @@ def export_bank_file(*, batch_id: int, actor: User, reason: str, output: str = "
                                   total_fen=sum(line.amount_fen for line in lines), reason=reason))
     audit_reason = f"payout batch {batch.id} bank file: {reason}"
     db.session.add_all([RevealAudit(user_id=actor.id, household_id=line.household_id, supplier_id=line.supplier_id,
-                                    fields="bank_account", reason=audit_reason)
-                        for line in lines if line.household_id or line.supplier_id])
+                                    store_id=line.store_id, fields="bank_account", reason=audit_reason)
+                        for line in lines])
     db.session.flush()
     render, mimetype = BANK_FILE_FORMATS[output]
     return BankFile(f"payout-batch-{batch.id}.{output}", mimetype, render(rows, party=batch.party))

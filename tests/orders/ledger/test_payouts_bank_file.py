@@ -13,6 +13,7 @@ from orders.ledger.payouts import bank_file
 from orders.ledger.verify import verify_ledger
 from shop.db import db
 from shop.exports import csv_cell
+from tests.orders.factories import StoreFactory
 from tests.orders.ledger.payout_factories import built_batch, days_ago, earn, payee_household, today
 from tests.suppliers.factories import SupplierFactory, make_bank_account
 
@@ -192,3 +193,21 @@ def test_a_bank_file_never_pays_an_account_changed_after_the_build(client, login
     next_rows = list(csv.reader(io.StringIO(next_file.get_data().decode("utf-8-sig"))))[1:]
     assert [(row[1], row[2], row[4]) for row in next_rows] == [("换卡户", new_account, "5.00")]
     assert verify_ledger()["ok"] is True
+
+
+def test_a_store_bank_file_audits_each_store_whose_account_it_reveals(client, login):
+    stores = [StoreFactory(), StoreFactory()]
+    for store in stores:
+        store.bank_account = make_bank_account()
+        earn(accounts.store(store.id), 1000, on=days_ago(1))
+    batch = built_batch(party="store", until=today())
+    admin = login("admin")
+
+    assert download(client, admin, batch.id).status_code == 200
+    auditor = login("auditor")
+    for store in stores:
+        reveals = client.get(f"/api/v1/audit/reveals?store_id={store.id}", headers=auditor)
+        assert reveals.status_code == 200, reveals.json
+        assert [(r["store_id"], r["household_id"], r["supplier_id"], r["fields"], r["reason"])
+                for r in reveals.json["items"]] == [
+            (store.id, None, None, ["bank_account"], f"payout batch {batch.id} bank file: 提交银行代发")]
