@@ -39,6 +39,7 @@ from shop.auth.security import current_user
 from shop.bodies import json_body
 from shop.db import UTCDateTime, db, defer_commit, utcnow
 from shop.errors import AppError, Conflict, ShopCode, register_unique_conflicts
+from shop.fields import is_blank
 from shop.sweeper import register_sweeper
 
 HEADER = "Idempotency-Key"
@@ -158,8 +159,8 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
         key = request.headers.get(HEADER)
         if key is None:
             return view(*args, **kwargs)
-        if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
-            raise AppError("The Idempotency-Key must have 1 to 255 printable ASCII characters.",
+        if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii() or is_blank(key):
+            raise AppError("The Idempotency-Key must have 1 to 255 printable ASCII characters, not only spaces.",
                            code=ShopCode.INVALID_IDEMPOTENCY_KEY)
         owner, fingerprint = scope(**kwargs), request_fingerprint()
         deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS

@@ -74,6 +74,15 @@ def test_keys_belong_to_their_user_and_must_be_short(client, coop_world, login):
     assert_error(client.post("/api/v1/lots", json=second, headers=too_long), 400, "invalid_idempotency_key")
 
 
+@pytest.mark.parametrize("key", [" ", "   "])
+def test_a_blank_key_is_refused_not_kept(client, coop_world, key):
+    w = coop_world
+    blank = {**w["headers"], "Idempotency-Key": key}
+    body = lot_body(w["product"], w["location"], w["households"])
+    assert_error(client.post("/api/v1/lots", json=body, headers=blank), 400, "invalid_idempotency_key")
+    assert lots_and_stock() == (0, 0)
+
+
 @pytest.mark.postgres
 def test_concurrent_retries_with_one_key_create_one_lot(pg_app):
     supplier = SupplierFactory()
