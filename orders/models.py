@@ -351,7 +351,7 @@ class Payment(db.Model):
 
     __table_args__ = (
         CheckConstraint("amount_fen >= 0", name="amount_fen"),
-        CheckConstraint("status IN ('created', 'failed', 'succeeded', 'returned')", name="status"),
+        CheckConstraint("status IN ('created', 'failed', 'succeeded', 'returned', 'canceled')", name="status"),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Row, Select, bindparam, func, literal, select
+from sqlalchemy import Row, Select, bindparam, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog import inventory
@@ -404,8 +404,9 @@ def cancel_order(*, actor: User, order_id: int) -> OrderView:
 
 
 def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
-    """Cancel a cancelled order's PaymentIntents at the provider (after its commit); one the provider will not
-    cancel, or an unanswered call, is logged: a payment made all the same is returned when its event comes."""
+    """Cancel a cancelled order's PaymentIntents at the provider (after its commit), each payment the provider
+    cancelled then `canceled` (not one still to make); one the provider will not cancel, or an unanswered call, is
+    logged and stays as it was: a payment made all the same is returned when its event comes."""
     provider = get_provider()
     for intent_id in intent_ids:
         try:
@@ -413,6 +414,10 @@ def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
         except Exception as exc:  # noqa: BLE001 - the order stays cancelled; a late payment of it is returned
             log.warning("payment provider %s did not cancel intent %s of cancelled order %s: %s", provider.name,
                         intent_id, order_id, type(exc).__name__)
+            continue
+        db.session.execute(update(Payment).where(Payment.intent_id == intent_id, Payment.status == "created")
+                           .values(status="canceled"))
+        db.session.commit()
 
 
 def ship_order(*, actor: User, order_id: int, carrier: str, tracking_number: str) -> OrderView:

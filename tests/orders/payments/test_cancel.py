@@ -43,6 +43,8 @@ def test_cancelling_an_order_cancels_its_intent_at_stripe(stripe_app, stripe_htt
     assert (cancel["method"], cancel["url"]) == ("post",
                                                  f"https://api.stripe.com/v1/payment_intents/{payment.intent_id}/cancel")
     assert cancel["headers"]["Idempotency-Key"] == f"{payment.intent_id}-cancel"
+    shown = client.get(f"/api/v1/orders/{payment.order_id}", headers=headers).json["payment"]
+    assert (shown["status"], shown["client_secret"]) == ("canceled", None)  # not a payment still to make
 
 
 def test_an_intent_stripe_will_not_cancel_leaves_the_order_cancelled_and_its_payment_returned(stripe_app, stripe_http,
@@ -55,6 +57,7 @@ def test_an_intent_stripe_will_not_cancel_leaves_the_order_cancelled_and_its_pay
         response = client.post(f"/api/v1/orders/{payment.order_id}/cancel", headers=headers)
     assert response.status_code == 200 and response.json["status"] == "cancelled"
     assert any("did not cancel intent" in r.getMessage() for r in caplog.records)
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=headers).json["payment"]["status"] == "created"
 
     assert deliver(client, intent_event("payment_intent.succeeded", payment), secret=SECRET).status_code == 200
     db.session.expire_all()
