@@ -1,7 +1,7 @@
 """payments: a payment whose PaymentIntent the provider cancelled (its order cancelled) is `canceled`
 
-Revision ID: 0047
-Revises: 0041
+Revision ID: 0043
+Revises: 0042
 Create Date: 2026-11-28 22:15:00
 
 A cancelled order's payment still read `created` after the provider had cancelled its intent, as if it were still
@@ -9,8 +9,8 @@ to be made; it now reads `canceled` once the provider has confirmed the cancella
 """
 from alembic import op
 
-revision = '0047'
-down_revision = '0041'
+revision = '0043'
+down_revision = '0042'
 branch_labels = None
 depends_on = None
 

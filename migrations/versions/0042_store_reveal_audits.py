@@ -1,6 +1,6 @@
 """ledger: a store bank file's reveal is audited per store
 
-Revision ID: 0044
+Revision ID: 0042
 Revises: 0041
 Create Date: 2026-11-28 22:10:00
 
@@ -11,7 +11,7 @@ exactly one household, supplier or store.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0044'
+revision = '0042'
 down_revision = '0041'
 branch_labels = None
 depends_on = None
