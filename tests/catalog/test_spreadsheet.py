@@ -12,11 +12,14 @@ from catalog.spreadsheet import Limits, read_sheet
 HEADER_ZH = "产品编码,批次号,采收日期,存放地点,农户编号,交售数量"
 
 
-def xlsx(rows) -> bytes:
-    """An XLSX file with `rows` on its first sheet."""
+def xlsx(rows, merges=()) -> bytes:
+    """An XLSX file with `rows` on its first sheet and the `merges` (ranges like A2:A4) merged, as Excel and WPS
+    merge them (the value kept in the first cell only)."""
     book = Workbook()
     for row in rows:
         book.active.append(row)
+    for merge in merges:
+        book.active.merge_cells(merge)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -617,26 +620,13 @@ def test_a_chartsheets_part_is_read_whole_so_it_is_bounded_like_any_such_part():
                                                  "sheet needs.")
 
 
-def _merged_xlsx(rows, merges) -> bytes:
-    """An XLSX file with `rows` on its first sheet and the `merges` (ranges like A2:A4) merged, as Excel and WPS
-    merge them (the value kept in the first cell only)."""
-    book = Workbook()
-    for row in rows:
-        book.active.append(row)
-    for merge in merges:
-        book.active.merge_cells(merge)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
 def test_cells_merged_down_a_column_each_read_as_the_value_the_coop_sees_there():
     """A clerk merges the product, the lot and its harvest date over the lot's rows: each row reads them, and a row
     below the data that only the merge reaches is still empty."""
     header = HEADER_ZH.split(",")
     rows = [header, ["ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "XC-WH", "ZJ001", 12],
             [None, None, None, "XC-WH", "ZJ002", 8], [None, None, None, "XC-WH", "ZJ003", 5], []]
-    sheet = read_sheet(_merged_xlsx(rows, ["A2:A5", "B2:B4", "C2:C4"]))
+    sheet = read_sheet(xlsx(rows, ["A2:A5", "B2:B4", "C2:C4"]))
     assert sheet.errors == []
     assert [(r.row, r.sku, r.lot_code, r.harvested_on, r.household_code) for r in sheet.rows] == [
         (2, "ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "ZJ001"), (3, "ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "ZJ002"),
@@ -649,7 +639,7 @@ def test_cells_merged_across_columns_or_with_the_header_are_refused_naming_the_r
     header = HEADER_ZH.split(",")
     rows = [header, ["ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "XC-WH", "ZJ001", 12],
             ["ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "XC-WH", "ZJ002", None]]
-    sheet = read_sheet(_merged_xlsx(rows, ["E3:F3", "A1:A2"]))
+    sheet = read_sheet(xlsx(rows, ["E3:F3", "A1:A2"]))
     merged = [e for e in sheet.errors if e["code"] == "merged_across_columns"]
     assert [e["row"] for e in merged] == [1, 3]
     assert "A1:A2" in merged[0]["message"] and "E3:F3" in merged[1]["message_zh"]
