@@ -248,13 +248,18 @@ class RevealAuditOut(Schema):
     created_at = fields.DateTime()
 
 
-class RevealAuditQuery(DatedPageQuery):
-    """Reveal audit filters: household, supplier, store, the user who saw the data, the period."""
+class AccountChangeQuery(DatedPageQuery):
+    """Bank account change filters: household, supplier, the user who changed it, the period."""
 
     household_id = Id(load_default=None, strict=False)
     supplier_id = Id(load_default=None, strict=False)
-    store_id = Id(load_default=None, strict=False)
     user_id = Id(load_default=None, strict=False)
+
+
+class RevealAuditQuery(AccountChangeQuery):
+    """Reveal audit filters: household, supplier, store, the user who saw the data, the period."""
+
+    store_id = Id(load_default=None, strict=False)
 
 
 class AccountChangeOut(Schema):
@@ -284,11 +289,3 @@ class AgreementChangeOut(Schema):
     username = fields.String()
     reason = fields.String(allow_none=True)
     changed_at = fields.DateTime()
-
-
-class AccountChangeQuery(DatedPageQuery):
-    """Bank account change filters: household, supplier, the user who changed it, the period."""
-
-    household_id = Id(load_default=None, strict=False)
-    supplier_id = Id(load_default=None, strict=False)
-    user_id = Id(load_default=None, strict=False)

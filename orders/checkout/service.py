@@ -407,7 +407,7 @@ def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
     """Cancel a cancelled order's PaymentIntents at the provider (after its commit), each payment the provider
     cancelled then `canceled` (not one still to make); one the provider will not cancel, or an unanswered call, is
     logged and stays as it was: a payment made all the same is returned when its event comes."""
-    provider = get_provider()
+    provider, canceled = get_provider(), []
     for intent_id in intent_ids:
         try:
             provider.cancel_intent(intent_id=intent_id)
@@ -415,7 +415,9 @@ def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
             log.warning("payment provider %s did not cancel intent %s of cancelled order %s: %s", provider.name,
                         intent_id, order_id, type(exc).__name__)
             continue
-        db.session.execute(update(Payment).where(Payment.intent_id == intent_id, Payment.status == "created")
+        canceled.append(intent_id)
+    if canceled:  # a unit of work of its own: the cancellation's has committed before the provider was asked
+        db.session.execute(update(Payment).where(Payment.intent_id.in_(canceled), Payment.status == "created")
                            .values(status="canceled"))
         db.session.commit()
 

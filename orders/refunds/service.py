@@ -53,7 +53,7 @@ from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
 from orders.payments.provider import ProviderRefund, RefundRefused, get_provider, provider_key
 from orders.state import can_transition, transition
-from orders.stores.service import hold_till, take_cash_from_till
+from orders.stores.service import check_cash_in_till, hold_till
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, Conflict, Forbidden, NotFound
@@ -265,7 +265,7 @@ def _till_shift_id(order: Order, amount_fen: int) -> int:
         raise Conflict(f"Store {order.store_id} has no open shift: open one to pay this refund out of its till.",
                        code=OrderCode.NO_OPEN_SHIFT, details={"store_id": order.store_id})
     if order.payment_method == "cash":
-        take_cash_from_till(shift_id=shift_id, amount_fen=amount_fen)
+        check_cash_in_till(shift_id=shift_id, amount_fen=amount_fen)
     return shift_id
 
 

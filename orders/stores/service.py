@@ -339,7 +339,7 @@ def _reports(shifts: Sequence[Shift]) -> list[ShiftReport]:
     return reports
 
 
-def take_cash_from_till(*, shift_id: int, amount_fen: int) -> None:
+def check_cash_in_till(*, shift_id: int, amount_fen: int) -> None:
     """Check that an open shift's drawer holds `amount_fen` of cash to give back (409 `till_cash_short`): its float,
     plus its cash sales, less its cash refunds. The shift stays locked until this transaction ends, so cash refunds
     at once are counted one after the other."""
