@@ -185,3 +185,43 @@ def test_the_public_trace_pages_fit_a_360_px_phone_with_the_longest_codes_and_na
         screenshot(page, name)
         assert page.evaluate(SIDEWAYS) == 0, path
     context.close()
+
+
+OVERFLOWING_CELLS = """() => [...document.querySelectorAll("th, td")]
+  .filter(cell => cell.scrollWidth - cell.clientWidth > 1).map(cell => cell.textContent.trim())"""
+
+
+def _product_free_at(location_id: int) -> Product:
+    """A product with a unit neither sold nor reserved at the location."""
+    return next(row.lot.product for row in inventory.location_stock(location_id=location_id, limit=100, cursor=None)[
+        "items"] if row.on_hand > row.reserved)
+
+
+def test_a_long_unbroken_product_name_wraps_in_the_tills_refund_and_transfer_rows_on_a_phone(site, browser):
+    """A product name with a long unbroken Latin run wraps inside its row's header cell on the refund and transfer
+    pages, as in every other cell, instead of running past the card's edge, cut off."""
+    with site.app.app_context():
+        clerk, admin = find_user(username="staff-shunde"), find_user(username="admin")
+        store = till.store_of(clerk)
+        shift = till.current_shift(store) or stores.start_shift(actor=clerk, store_id=store.id, float_fen=50000)
+        sold = _product_free_at(store.location_id)
+        sent = _product_free_at(inventory.find_location("FS-WH").id)
+        for product in (sold, sent):
+            product.name = "DALIANGSHANORGANIC" * 3 + "高山苦荞"
+        order_id = counter.sell(actor=clerk, store_id=store.id, shift_id=shift.id,
+                                lines=[{"sku": sold.sku, "quantity": 1}], payment={"method": "card"}).id
+        stores.create_transfer(actor=admin, from_location="FS-WH",
+                               to_location=db.session.get(Location, store.location_id).code,
+                               lines=[{"sku": sent.sku, "quantity": 1}])
+        db.session.commit()
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, site, "staff-shunde")
+    page.wait_for_url(site.url + "/till")
+    for path, name in ((f"/till/orders/{order_id}/refund", "till-refund-long-name"),
+                       ("/till/transfers", "till-transfers-long-name")):
+        page.goto(site.url + path)
+        assert page.get_by_text("高山苦荞").first.is_visible(), path
+        screenshot(page, name)
+        assert page.evaluate(OVERFLOWING_CELLS) == [] and page.evaluate(SIDEWAYS) == 0, path
+    context.close()
