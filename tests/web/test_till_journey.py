@@ -688,3 +688,18 @@ def test_a_clerk_receives_a_transfer_by_its_lots_codes_on_a_phone_and_a_pc(site,
         assert (received.status, received.receipt_note) == ("received", "一袋破损")
         assert [line.received for line in received.lines] == [sent - (lot_id == lines[0][0])
                                                                for lot_id, _, _, sent in lines]
+
+
+def test_a_card_sale_says_it_was_taken_without_any_change_due_as_its_receipt_does(site, desktop):
+    with site.app.app_context():
+        _ensure_open_shift()
+        item = _stock()[0]
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    _sell_by_typing(page, item.sku, card=True)
+    expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
+    expect(page.locator("#last-sale")).not_to_contain_text("找零")
+    page.locator("#last-sale").get_by_role("link").click()
+    expect(page.locator(".receipt")).to_contain_text("刷卡")
+    expect(page.locator(".receipt")).not_to_contain_text("找零")

@@ -536,7 +536,7 @@
     payButton.disabled = true;
     post(sale).then(function (result) {
       if (result.order) {
-        showTaken(result.order.id, result.order.change_fen, "收款成功。");
+        showTaken(result.order.id, change === null ? null : result.order.change_fen, "收款成功。");
         resetSale();
       } else if (result.refused.code === "price_mismatch") {
         return reprice();
