@@ -703,3 +703,19 @@ def test_a_card_sale_says_it_was_taken_without_any_change_due_as_its_receipt_doe
     page.locator("#last-sale").get_by_role("link").click()
     expect(page.locator(".receipt")).to_contain_text("刷卡")
     expect(page.locator(".receipt")).not_to_contain_text("找零")
+
+
+def test_a_comma_typed_for_the_decimal_point_in_the_cash_tendered_is_no_amount(site, desktop):
+    with site.app.app_context():
+        _ensure_open_shift()
+        item = _stock()[0]
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    page.get_by_label("扫描追溯码或输入 SKU").fill(item.sku)
+    page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
+    tendered = page.get_by_label("实收现金（元）")
+    tendered.fill("1,000")
+    expect(page.locator("#change")).to_have_text(_yuan(100000 - item.price_fen))
+    tendered.fill("100,5")  # ¥100.50 mistyped, never ¥1,005
+    expect(page.locator("#change")).to_have_text("—")

@@ -130,6 +130,20 @@ def test_a_refused_float_or_cash_count_stays_in_its_field_to_be_corrected(client
     assert re.search(r'<input id="float"[^>]*value="五百&lt;b&gt;"', opened.get_data(as_text=True))
 
 
+def test_a_comma_typed_for_the_decimal_point_is_refused_not_read_as_a_hundred_times_the_cash(client):
+    """`30,5` is ¥30.50 mistyped, never ¥305: a comma only groups thousands (`1,030.50`, `１，０３０`)."""
+    order, _ = _sale(client)
+    page = f"/till/shifts/{order.shift_id}"
+    for typed in ("30,5", "30，50", "3,0", "1,03,0", "1030,"):
+        response = client.post(f"{page}/close", data={"counted": typed, "csrf_token": _csrf(client, page)})
+        assert response.status_code == 422 and "请输入清点的现金金额" in response.get_data(as_text=True), typed
+    assert db.session.get(Shift, order.shift_id).closed_at is None
+    client.post(f"{page}/close", data={"counted": "１，０３０.５０", "csrf_token": _csrf(client, page)})
+    assert db.session.get(Shift, order.shift_id).counted_cash_fen == 103050
+    assert client.post("/till/shifts", data={"float": "1,000", "csrf_token": _csrf(client, "/till")}).status_code == 302
+    assert db.session.scalar(select(Shift).where(Shift.closed_at.is_(None))).float_fen == 100000
+
+
 def test_a_closed_shifts_sales_list_has_no_empty_action_column(client):
     """Once closed no sale of it can be refunded at the till: the 操作 column (empty on every row) is gone."""
     order, _ = _sale(client)

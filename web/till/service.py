@@ -19,15 +19,15 @@ from shop.db import db
 from shop.errors import NotFound
 
 SHIFT_SALES_SHOWN = 100
-YUAN = re.compile(r"^(\d{1,10})(?:[.．](\d{1,2}))?$")
+YUAN = re.compile(r"^(\d{1,3}(?:,\d{3}){1,3}|\d{1,10})(?:[.．](\d{1,2}))?$")  # a comma only groups thousands
 
 
 def fen_from_yuan(text: str) -> int | None:
-    """An amount typed in yuan (`120`, `120.5`, `120.50`) as fen; None if it is not one."""
-    match = YUAN.match(text.strip().replace(",", "").replace("，", ""))
+    """An amount typed in yuan (`120`, `120.5`, `1,120.50`) as fen; None if it is not one (`120,5`)."""
+    match = YUAN.match(text.strip().replace("，", ","))
     if match is None:
         return None
-    return int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+    return int(match.group(1).replace(",", "")) * 100 + int((match.group(2) or "0").ljust(2, "0"))
 
 
 def store_of(user: User) -> Store:

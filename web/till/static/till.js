@@ -69,8 +69,8 @@
   }
 
   function fenFromYuan(text) {
-    var match = /^(\d{1,10})(?:[.．](\d{1,2}))?$/.exec(text.normalize("NFKC").replace(/[,\s]/g, ""));
-    return match ? Number(match[1]) * 100 + Number((match[2] || "0").padEnd(2, "0")) : null;
+    var match = /^(\d{1,3}(?:,\d{3}){1,3}|\d{1,10})(?:[.．](\d{1,2}))?$/.exec(text.normalize("NFKC").replace(/\s/g, ""));
+    return match ? Number(match[1].replace(/,/g, "")) * 100 + Number((match[2] || "0").padEnd(2, "0")) : null;
   }
 
   function localTime(iso) {
