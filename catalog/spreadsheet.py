@@ -68,6 +68,7 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})$"),
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
 )
+_QUANTITY = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")  # a comma only groups thousands; `5.0` is 5
 _TIME_OF_DAY = re.compile(r"(?:\s+|T)\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?$")  # a date-time cell saved as text
 EXCERPT_CHARS = 50
 RATIO_CHECKED_FROM = 1024 * 1024  # members smaller than this may compress as well as they like
@@ -217,11 +218,11 @@ def parse_quantity(value) -> int:
     """A whole number of units from 1 to `MAX_QUANTITY`."""
     if isinstance(value, float) and not value.is_integer():
         raise Problem("not_whole_number", value=excerpt(value))
-    text = normalise(value).replace(",", "")
-    number = re.fullmatch(r"(\d+)(?:\.(\d+))?", text)  # `5.0` as a CSV saved from a number column writes it
+    text = normalise(value)
+    number = _QUANTITY.fullmatch(text)
     if number and number[2] and number[2].strip("0"):
         raise Problem("not_whole_number", value=excerpt(text))
-    whole = number[1].lstrip("0") if number else ""
+    whole = number[1].replace(",", "").lstrip("0") if number else ""
     if not whole:
         raise Problem("not_positive_whole_number", value=excerpt(text))
     if len(whole) > 7 or int(whole) > MAX_QUANTITY:

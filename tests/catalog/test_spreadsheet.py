@@ -78,6 +78,16 @@ def test_a_csv_quantity_written_with_zero_decimals_is_the_whole_number_as_in_an_
         (4, "not_whole_number"), (5, "quantity_too_large"), (6, "not_positive_whole_number")]
 
 
+def test_a_comma_in_a_quantity_groups_thousands_and_is_never_a_decimal_point_dropped():
+    """`12,5` is twelve and a half (not a whole number of units), never 125; `1,200` and `１，２００` are 1200."""
+    data = xlsx([HEADER_ZH.split(","), ["S1", "L1", "2026-09-03", "W1", "H1", "1,200"],
+                 ["S2", "L2", "2026-09-03", "W1", "H1", "１，２００"], ["S3", "L3", "2026-09-03", "W1", "H1", "12,5"],
+                 ["S4", "L4", "2026-09-03", "W1", "H1", "1,2,0,0"], ["S5", "L5", "2026-09-03", "W1", "H1", "12,50"]])
+    sheet = read_sheet(data)
+    assert [(r.sku, r.quantity) for r in sheet.rows if r.quantity] == [("S1", 1200), ("S2", 1200)]
+    assert [(e["row"], e["column"]) for e in sheet.errors] == [(4, "交售数量"), (5, "交售数量"), (6, "交售数量")]
+
+
 def test_every_bad_cell_is_reported_with_its_excel_row_and_header():
     text = (HEADER_ZH + "\n"
             "S1,L1,2026-09-03,W1,H1,12\n"

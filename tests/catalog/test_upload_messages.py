@@ -55,8 +55,8 @@ def test_the_reader_and_the_import_report_exactly_the_codes_of_the_table():
 def test_a_problem_reads_as_its_english_message_and_keeps_what_it_quotes():
     with pytest.raises(Problem) as raised:
         spreadsheet.parse_quantity("１,２００万")
-    assert str(raised.value) == "'1200万' is not a positive whole number."
-    assert messages(raised.value.code, **raised.value.params)["message_zh"] == "“1200万”不是正整数。"
+    assert str(raised.value) == "'1,200万' is not a positive whole number."
+    assert messages(raised.value.code, **raised.value.params)["message_zh"] == "“1,200万”不是正整数。"
 
 
 def test_no_message_quotes_the_text_of_a_caught_exception():
