@@ -1,6 +1,7 @@
 """Files people open in spreadsheet programs (reports, bank files): text from users is never run as a formula."""
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 
 from openpyxl.worksheet.worksheet import Worksheet
@@ -9,9 +10,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value: object) -> object:
-    """A CSV cell: text that a spreadsheet would evaluate as a formula gets a leading apostrophe (OWASP's advice);
-    numbers and other values as they are."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    """A CSV cell: text that a spreadsheet would evaluate as a formula gets a leading apostrophe (OWASP's advice),
+    also when its first character is a compatibility form of a formula sign (`＝`, `﹦`, `＋`: CJK spreadsheets read
+    them as the ASCII sign); numbers and other values as they are."""
+    if isinstance(value, str) and unicodedata.normalize("NFKC", value[:1]).startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def append_row(sheet: Worksheet, values: Iterable[object]) -> None:

@@ -5,9 +5,10 @@ every account number (and every other text) is a text cell, so a co-op that chec
 sends the bank the right accounts.
 
 Every text cell is guarded against formula injection: a cell a spreadsheet would evaluate (starting with `=`,
-`+`, `-`, `@`, a tab or a carriage return) is written with a leading apostrophe, so a payee named
-`=HYPERLINK(…)` stays text. The bank's name is filled in where the account's issuer prefix (BIN) is one we
-know; otherwise it is left empty, as banks' batch templates allow for transfers by account number.
+`+`, `-`, `@`, their full-width forms, a tab or a carriage return) is written with a leading apostrophe, so a
+payee named `=HYPERLINK(…)` or `＝HYPERLINK(…)` stays text. The bank's name is filled in where the account's
+issuer prefix (BIN) is one we know; otherwise it is left empty, as banks' batch templates allow for transfers
+by account number.
 """
 from __future__ import annotations
 

@@ -57,6 +57,17 @@ def test_the_bank_file_lists_the_pending_transfers_in_full_and_is_safe_for_excel
     assert verify_ledger()["ok"] is True
 
 
+def test_a_payee_named_with_a_full_width_formula_sign_is_quoted_in_the_csv_bank_file(client, login):
+    names = ("＝HYPERLINK(\"http://x\",\"点我\")", "＋86", "－2", "＠SUM(A1)", "﹦1+1")
+    supplier, _households, batch = household_batch(names=names, amounts=(100, 200, 300, 400, 500))
+
+    response = download(client, login("coop", supplier_id=supplier.id), batch.id)
+
+    assert response.status_code == 200, response.get_json()
+    rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
+    assert [row[1] for row in rows[1:]] == [f"'{name}" for name in names]  # a CJK spreadsheet reads ＝ as =
+
+
 def test_the_xlsx_bank_file_keeps_every_digit_of_the_accounts_as_text(client, login):
     supplier, (plain, sneaky), batch = household_batch()
     lines = {line.household_id: line for line in batch.lines}
