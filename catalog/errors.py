@@ -11,6 +11,7 @@ class CatalogCode(StrEnum):
     BELOW_RESERVED = "below_reserved"
     CERTIFICATE_ADMIN_ONLY = "certificate_admin_only"
     HOUSEHOLD_NOT_LINKED = "household_not_linked"
+    HOUSEHOLD_TWICE_IN_LOT = "household_twice_in_lot"
     INSUFFICIENT_STOCK = "insufficient_stock"
     INVALID_RATES = "invalid_rates"
     LOCATION_CODE_TAKEN = "location_code_taken"

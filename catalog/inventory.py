@@ -172,12 +172,28 @@ def _check_dates(harvested_on: date, packed_on: date | None) -> None:
         raise ValidationError("The lot's dates are not valid.", details=errors)
 
 
+def _each_household_once(contributions: Sequence[dict]) -> None:
+    """A lot's contributions name each household once (as an upload's rows must): a repeat is refused, not summed."""
+    first, errors = {}, {}
+    for index, item in enumerate(contributions):
+        code = item["household_code"]
+        if code in first:
+            problem = f"Household {code} is listed twice (also contribution {first[code]})."
+            errors[str(index)] = {"household_code": [problem]}
+        first.setdefault(code, index)
+    if errors:
+        codes = sorted({contributions[int(i)]["household_code"] for i in errors})
+        raise ValidationError(f"Household(s) {', '.join(codes)} listed twice in the lot's contributions.",
+                              code=CatalogCode.HOUSEHOLD_TWICE_IN_LOT, details={"contributions": errors})
+
+
 def _resolve_contributions(*, supplier_id: int, harvested_on: date,
                            contributions: Sequence[dict]) -> list[tuple[int, str, int]]:
     """(household id, village, quantity) per contribution; each household must be active and hold the
     supplier's purchase link on the harvest date (checked in bulk, as uploads do)."""
+    _each_household_once(contributions)
     households = suppliers.purchase_periods(supplier_id=supplier_id) if contributions else {}
-    resolved, errors, seen = [], {}, set()
+    resolved, errors = [], {}
     for index, item in enumerate(contributions):
         code = item["household_code"]
         household = households.get(code)
@@ -185,10 +201,7 @@ def _resolve_contributions(*, supplier_id: int, harvested_on: date,
             problem = f"Household {code} has no purchase link with this supplier on {harvested_on.isoformat()}."
         elif not household.active:
             problem = f"Household {code} is deactivated."
-        elif household.id in seen:
-            problem = f"Household {code} is listed twice."
         else:
-            seen.add(household.id)
             resolved.append((household.id, household.village, item["quantity"]))
             continue
         errors[str(index)] = {"household_code": [problem]}

@@ -146,6 +146,21 @@ def test_a_deactivated_household_cannot_deliver_into_a_new_lot(client, coop_worl
     assert db.session.query(Lot).count() == 0
 
 
+def test_a_household_listed_twice_in_a_lot_is_told_as_such_not_as_unlinked(client, coop_world):
+    """A co-op that types one household's delivery on two lines is told it listed the household twice (as an upload
+    is), not that the household it has linked has no purchase link."""
+    w = coop_world
+    body = lot_body(w["product"], w["location"], [*w["households"], w["households"][0]])
+    body["contributions"][-1]["household_code"] = f" {w['households'][0].code.lower()} "
+    response = client.post("/api/v1/lots", json=body, headers=w["headers"])
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "household_twice_in_lot"
+    last = str(len(body["contributions"]) - 1)
+    assert list(response.json["error"]["details"]["contributions"]) == [last]
+    assert "twice" in response.json["error"]["details"]["contributions"][last]["household_code"][0]
+    assert db.session.query(Lot).count() == 0 and db.session.query(Stock).count() == 0
+
+
 def test_a_purchase_link_cannot_be_ended_before_a_delivery_already_in_a_lot(client, coop_world):
     """A lot records that a household delivered on its harvest date under a purchase link: ending the link before that
     date would leave the lot's contribution outside every purchase period. A link ends on or after the household's
