@@ -49,7 +49,7 @@ def _code(**kwargs) -> Identifier:
 
 
 def _images(**kwargs) -> fields.List:
-    """Up to 20 http(s) image URLs."""
+    """Up to 20 https image URLs."""
     return fields.List(WebLink(max_length=MAX_IMAGE_URL),
                        validate=validate.Length(max=20), **kwargs)
 

@@ -299,11 +299,12 @@ class Note(Reason):
 
 
 class WebLink(fields.Url):
-    """An http(s) link of at most `max_length` characters, without control characters or bidirectional overrides
-    (a link shown to staff must read as where it goes)."""
+    """An https link of at most `max_length` characters, without control characters or bidirectional overrides
+    (a link shown to staff must read as where it goes; a plain http one is mixed content on the shop's pages and
+    apps, and may be altered on its way)."""
 
     def __init__(self, *, max_length: int, **kwargs):
-        super().__init__(schemes={"https", "http"}, validate=validate.Length(max=max_length), **kwargs)
+        super().__init__(schemes={"https"}, validate=validate.Length(max=max_length), **kwargs)
         self.metadata.setdefault("maxLength", max_length)
         self.metadata.setdefault("pattern", TEXT_PATTERN)
 

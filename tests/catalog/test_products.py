@@ -300,3 +300,20 @@ def test_an_inactive_supplier_adds_no_products_lots_or_uploads_but_its_products_
     archived = client.patch(f"/api/v1/products/{product.sku}", json={"status": "archived"}, headers=admin)
     assert archived.status_code == 200 and archived.json["status"] == "archived"
     assert db.session.scalar(select(Product.price_fen).where(Product.id == product.id)) == product.price_fen
+
+
+@pytest.mark.parametrize("link", ["http://img.example.org/kq.jpg", "HTTP://img.example.org/kq.jpg",
+                                  "ftp://img.example.org/kq.jpg"])
+def test_a_product_image_is_an_https_link_only(client, coop, link):
+    """A product's images are fetched by buyers' phones and mini-programs from the shop's https pages: a plain http
+    link is mixed content (blocked, or open to tampering on the way), so it is refused when created or edited."""
+    supplier, headers = coop
+    created = client.post("/api/v1/products", json=product_body(images=[link]), headers=headers)
+    assert created.status_code == 422 and "images" in created.json["error"]["details"], created.json
+    product = ProductFactory(supplier=supplier)
+    db.session.commit()
+    before = client.get(f"/api/v1/products/{product.sku}").json["images"]
+    edited = client.patch(f"/api/v1/products/{product.sku}", json={"images": [link]}, headers=headers)
+    assert edited.status_code == 422 and "images" in edited.json["error"]["details"], edited.json
+    assert client.get(f"/api/v1/products/{product.sku}").json["images"] == before
+    assert db.session.query(Product).filter_by(sku="ZJ-KQ-001").count() == 0
