@@ -78,6 +78,9 @@ OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: Excel 97–2003 (
 EXCEL_ROWS = 1_048_576  # a row numbered beyond Excel's last is no sheet Excel wrote
 _TRUE = ("1", "true")  # an XML boolean attribute that is set
 UNSHOWN = "\ufffd"  # in a quoted cell, what stands for a character that is not shown
+# ECMA-376 18.8.30: the built-in date formats of the Chinese, Japanese and Korean locales (2026年9月3日, 9月3日, …),
+# which a file names by id only and openpyxl does not know (it reads their cells as serial numbers)
+_EAST_ASIAN_DATE_FORMATS = frozenset({27, 28, 29, 30, 31, 36, 50, 51, 52, 53, 54, 57, 58})
 
 
 @dataclass(frozen=True)
@@ -352,7 +355,7 @@ def _sheet_rows(workbook, worksheet, *, width: int, rows: int) -> Iterator[RawRo
     as the co-op sees it, and a range merged across columns or with the header is marked on its first row."""
     with worksheet._get_source() as source:
         parser = WorkSheetParser(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
-                                 date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
+                                 date_formats=_date_styles(workbook), timedelta_formats=workbook._timedelta_formats)
         held, following, hidden_columns = [], 1, None
         for number, cells in parser.parse():
             if not following <= number <= EXCEL_ROWS:
@@ -375,6 +378,13 @@ def _sheet_rows(workbook, worksheet, *, width: int, rows: int) -> Iterator[RawRo
     if not held or held[0].number != 1:
         yield RawRow(1, ())
     yield from held
+
+
+def _date_styles(workbook) -> set[int]:
+    """The cell styles that show a date: those openpyxl knows, and those in an East Asian locale's built-in date
+    format (a Chinese Excel's or WPS's 2026年9月3日), whose cells hold dates as Excel's other date cells do."""
+    return workbook._date_formats | {index for index, style in enumerate(workbook._cell_styles)
+                                     if style.numFmtId in _EAST_ASIAN_DATE_FORMATS}
 
 
 def _blank(value) -> bool:

@@ -1,7 +1,10 @@
 """Reading messy co-op sheets: encodings, full-width forms, Excel dates, row numbers."""
 from __future__ import annotations
 
+import html
 import io
+import re
+import zipfile
 from datetime import date, datetime
 
 import pytest
@@ -67,6 +70,42 @@ def test_xlsx_with_excel_date_cells_and_numeric_quantities():
     sheet = read_sheet(data)
     assert sheet.errors == []
     assert [(r.harvested_on, r.quantity) for r in sheet.rows] == [(date(2026, 9, 3), 7)]
+
+
+def with_builtin_number_formats(data: bytes, builtin: dict[str, int]) -> bytes:
+    """The XLSX `data` with its custom number formats named in `builtin` replaced by those built-in format ids, which a
+    file names by id only (as WPS and Excel in a Chinese locale save 2026年9月3日 and 9月3日)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as book, zipfile.ZipFile(out, "w") as saved:
+        for name in book.namelist():
+            part = book.read(name).decode()
+            if name == "xl/styles.xml":
+                for entry, number, code in re.findall(r'(<numFmt numFmtId="(\d+)" formatCode="([^"]*)" />)', part):
+                    if html.unescape(code) in builtin:
+                        part = part.replace(entry, "").replace(f'numFmtId="{number}"',
+                                                               f'numFmtId="{builtin[html.unescape(code)]}"')
+            saved.writestr(name, part)
+    return out.getvalue()
+
+
+def test_xlsx_dates_in_an_east_asian_locales_built_in_date_formats_are_dates():
+    """A date cell formatted 2026年9月3日 or 9月3日 (a Chinese Excel's or WPS's own date formats, ids 27-36 and 50-58
+    that openpyxl does not know) shows a date and holds the date: it reads as that date, not as its serial number; a
+    number the sheet shows as a number is not a date."""
+    book = Workbook()
+    book.active.append(HEADER_ZH.split(",") + ["包装日期"])
+    for lot, shown in (("L1", 'yyyy"年"m"月"d"日"'), ("L2", 'm"月"d"日"')):
+        book.active.append(["S1", lot, datetime(2026, 9, 3), "W1", "H1", 7, datetime(2026, 9, 5)])
+        for cell in (book.active.cell(book.active.max_row, 3), book.active.cell(book.active.max_row, 7)):
+            cell.number_format = shown
+    book.active.append(["S1", "L3", 46268, "W1", "H1", 7])
+    out = io.BytesIO()
+    book.save(out)
+    sheet = read_sheet(with_builtin_number_formats(out.getvalue(), {'yyyy"年"m"月"d"日"': 31, 'm"月"d"日"': 58}))
+    assert [(r.lot_code, r.harvested_on, r.packed_on) for r in sheet.rows if r.complete] == [
+        ("L1", date(2026, 9, 3), date(2026, 9, 5)), ("L2", date(2026, 9, 3), date(2026, 9, 5))]
+    assert [(e["row"], e["message"]) for e in sheet.errors] == [
+        (4, "'46268' is not a date (write it like 2026-09-03).")]
 
 
 def test_a_csv_quantity_written_with_zero_decimals_is_the_whole_number_as_in_an_xlsx():
