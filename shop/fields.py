@@ -352,6 +352,12 @@ class Identifier(fields.String):
             raise ValidationError(refused)
         return self.normalise(text)
 
+    def _validate(self, value):
+        """Its validators in order, up to the first that refuses the value: one message (a blank or overlong code is
+        told its length, not also the pattern that repeats it)."""
+        for validator in self.validators:
+            validate.And(validator)(value)
+
     def normalise(self, text: str) -> str:
         """The identifier's one spelling (`normalise_identifier` with this field's rules)."""
         return normalise_identifier(text, case=self.case, drop_separators=self.drop_separators)

@@ -271,6 +271,22 @@ def test_a_choice_not_among_its_words_is_told_the_words_and_nothing_about_its_le
     assert Settle().load({"status": "ＰＡＩＤ"}) == {"status": "paid"}
 
 
+@pytest.mark.parametrize("value", ["", "   ", "\u3000", "-", "Ｘ" * 65, "a" * 300])
+def test_an_identifier_a_request_loads_is_refused_with_one_message(app, value):
+    """A blank, too long or malformed code (a tracking number, a SKU, a household code…) is told one thing wrong with
+    it, its length first: the pattern that repeats the bounds is not told as well ("Length must be between 1 and 64."
+    and "4–64 letters and digits" for a blank tracking number)."""
+    told = {}
+    for schema, name, field in _request_fields(app):
+        if isinstance(field, Identifier):
+            try:
+                field.deserialize(value)
+            except ValidationError as refused:
+                told[f"{schema}.{name}"] = refused.messages
+    assert "ShipIn.tracking_number" in told
+    assert {name: messages for name, messages in told.items() if len(messages) != 1} == {}
+
+
 @pytest.mark.parametrize("value", ["\x00" * 1000, "ﷺ" * 1000, "6222 0202 0011 2233 445 " * 50])
 def test_free_text_far_over_its_bound_is_refused_as_too_long_whatever_it_holds(value):
     """A value more than 4 × the bound (+ 64) long is refused for its length before it is folded or scanned (that
