@@ -222,10 +222,15 @@ TEXT_PATTERN = rf"^[^\t\n\r{_CONTROL_CLASS}]*$"
 MULTILINE_TEXT_PATTERN = rf"^[^{_CONTROL_CLASS}]*$"
 
 
+_SPACE_RUN = re.compile(r"\s+")
+
+
 def clean_text(value: str, *, multiline: bool = False) -> str:
-    """Free text trimmed of surrounding whitespace and invisible characters; `ValueError` if it holds
-    control characters (other than newlines and tabs in multi-line text), bidirectional overrides (which make
-    a name read differently from what it says: in a bank file, on a receipt) or nothing visible."""
+    """Free text trimmed of surrounding whitespace and invisible characters, and in one line (a name, a village, a
+    reason) without them inside either, each run of spaces one space: what reads alike is one spelling (a payee's name
+    in a bank file, a village in the figures). `ValueError` if it holds control characters (other than newlines and
+    tabs in multi-line text), bidirectional overrides (which make a name read differently from what it says: in a
+    bank file, on a receipt) or nothing visible."""
     allowed = {"\n", "\t", "\r"} if multiline else set()
     if any(_is_control(char) and char not in allowed for char in value):
         raise ValueError("Must not contain control characters.")
@@ -235,6 +240,8 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     while end > start and (value[end - 1].isspace() or _is_invisible(value[end - 1])):
         end -= 1
     text = value[start:end]
+    if not multiline:
+        text = _SPACE_RUN.sub(" ", "".join(char for char in text if not _is_invisible(char)))
     return "" if is_blank(text) else text
 
 

@@ -110,6 +110,22 @@ def test_free_text_is_trimmed_and_must_show_something(client, coop, supplier):
     assert too_long.status_code == 422 and "village" in too_long.json["error"]["details"]
 
 
+def test_a_name_or_village_typed_with_invisible_characters_or_odd_spaces_inside_is_the_one_that_reads_alike(
+        client, coop, supplier):
+    """A head's name or a village pasted with a zero-width space, soft hyphen or word joiner inside, or a no-break or
+    ideographic space, reads as the plain spelling but was kept apart: the bank file's payee name then differs from
+    the account holder's, and one village is two in the co-op's and the public figures. Inside single-line text an
+    invisible character is dropped and a run of spaces is one space."""
+    plain = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                        json=household_payload(head_name="阿鲁 木呷", village="火普村"))
+    typed = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                        json=household_payload(head_name="阿鲁\u00a0\u3000木\u200b呷", village="火\u00ad普\u2060村"))
+    assert plain.status_code == typed.status_code == 201, typed.json
+    assert (typed.json["head_name"], typed.json["village"]) == (plain.json["head_name"], plain.json["village"])
+    stored = db.session.get(Household, typed.json["id"])
+    assert (stored.head_name, stored.village) == (plain.json["head_name"], plain.json["village"])
+
+
 def test_query_ids_are_bounded(client, admin):
     response = client.get(f"/api/v1/audit/reveals?household_id={2**63}", headers=admin)
     assert response.status_code == 422 and "household_id" in response.json["error"]["details"]
