@@ -5,8 +5,11 @@ fields; output schemas mask ID numbers and bank accounts unless the service reve
 """
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
+from shop.clock import today
 from shop.fields import (
     MAX_BP,
     MAX_QUANTITY,
@@ -180,6 +183,15 @@ class HouseholdQuery(PageQuery):
     active = QueryBool(load_default=None)
 
 
+LINK_LEAD = timedelta(days=366)  # a link is registered when agreed: a later start is a mistyped year
+
+
+def _starts_within_a_year(day: date) -> None:
+    """A validator: a link starts at most a year after today (in Asia/Shanghai)."""
+    if day > today() + LINK_LEAD:
+        raise ValidationError(f"Must not be later than a year from today ({(today() + LINK_LEAD).isoformat()}).")
+
+
 class BenefitLinkCreate(Schema):
     """Link a household to the supplier in the URL; `id_number` is needed for another supplier's household."""
 
@@ -187,7 +199,8 @@ class BenefitLinkCreate(Schema):
     id_number = IdNumber(load_default=None)
     kind = Choice(LINK_KINDS, required=True)
     shares = BoundedInt(load_default=None, minimum=1, maximum=MAX_QUANTITY)
-    valid_from = Date(required=True)
+    valid_from = Date(required=True, validate=_starts_within_a_year,
+                      metadata={"description": "At most a year after today (Asia/Shanghai)."})
     valid_until = Date(load_default=None)
 
     @validates_schema

@@ -1,8 +1,9 @@
 """Benefit links: linking by code (and ID number), kinds and shares, ending, scope, and the ledger's queries."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
+from shop.clock import today
 from shop.db import db
 from suppliers.service import dividend_shares, find_household, purchase_periods
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
@@ -192,3 +193,19 @@ def test_ending_a_link_keeps_who_ended_it_and_when(client, coop, supplier):
     assert ended.status_code == 200 and ended.json["ended_by"] == me["id"] and ended.json["ended_at"]
     listed = client.get(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop).json["items"]
     assert [(h["ended_by"], h["ended_at"]) for h in listed] == [(me["id"], ended.json["ended_at"])]
+
+
+def test_a_link_starting_more_than_a_year_ahead_is_a_mistyped_year_and_refused(client, coop, supplier):
+    """A link is registered when it is agreed: one that starts in 2062 (for 2026) or 2099 would leave the household
+    outside every purchase period, and send its dividends to the co-op, for decades without a word; a start up to a
+    year ahead is a planned one."""
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    for start in (today() + timedelta(days=367), date(2099, 1, 1)):
+        refused = _link(client, coop, supplier.id, household_code=household.code, kind="dividend", shares=5,
+                        valid_from=start.isoformat())
+        assert refused.status_code == 422 and "valid_from" in refused.json["error"]["details"], refused.json
+    assert client.get(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop).json["items"] == []
+    planned = _link(client, coop, supplier.id, household_code=household.code, kind="dividend", shares=5,
+                    valid_from=(today() + timedelta(days=365)).isoformat())
+    assert planned.status_code == 201, planned.json
