@@ -592,8 +592,8 @@ def _not_before_deliveries(link: BenefitLink, valid_until: date) -> None:
 
 def end_benefit_link(*, link_id: int, user: User, valid_until: date) -> BenefitLink:
     """End an open benefit link on `valid_until` (inclusive), recording who ended it and when; the link stays as
-    history."""
-    link = get_benefit_link(link_id=link_id, supplier_scope=user.supplier_id)
+    history. The row is locked and read afresh first, so of two ends at once the second finds the link ended."""
+    link = lock_row(BenefitLink, get_benefit_link(link_id=link_id, supplier_scope=user.supplier_id).id)
     if link.valid_until is not None:
         raise Conflict(f"Benefit link {link_id} has already ended.", code=SupplierCode.BENEFIT_LINK_ENDED)
     if valid_until < link.valid_from:

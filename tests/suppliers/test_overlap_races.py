@@ -105,3 +105,31 @@ def test_postgres_itself_refuses_overlapping_purchase_links_but_not_dividends(pg
     with pytest.raises(IntegrityError, match="ex_benefit_links_no_overlap"):
         db.session.execute(insert, {**values, "kind": "purchase", "shares": None})
     db.session.rollback()
+
+
+def _two_ends_of_one_link(app) -> tuple[list, BenefitLink]:
+    """Two co-op users of one supplier end the same open link at once, on different days."""
+    link = BenefitLinkFactory(kind="employment")
+    db.session.commit()
+    requests = [("PATCH", f"/api/v1/benefit-links/{link.id}", {"valid_until": day},
+                 _headers(app, role="coop", supplier_id=link.supplier_id)) for day in ("2026-08-31", "2026-09-30")]
+    return _race(app, requests), link
+
+
+def _one_end_stands(responses: list, link: BenefitLink) -> None:
+    """One end was made, the other told the link had ended; the link ends on the day its one 200 said."""
+    assert sorted(r.status_code for r in responses) == [200, 409], [r.json for r in responses]
+    assert next(r for r in responses if r.status_code == 409).json["error"]["code"] == "benefit_link_ended"
+    ended = next(r for r in responses if r.status_code == 200).json
+    db.session.expire_all()
+    stored = db.session.get(BenefitLink, link.id)
+    assert (stored.valid_until.isoformat(), stored.ended_by) == (ended["valid_until"], ended["ended_by"])
+
+
+def test_racing_ends_of_a_link_on_sqlite_give_one_end(app):
+    _one_end_stands(*_two_ends_of_one_link(app))
+
+
+@pytest.mark.postgres
+def test_racing_ends_of_a_link_on_postgres_give_one_end(pg_app):
+    _one_end_stands(*_two_ends_of_one_link(pg_app))
