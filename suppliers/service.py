@@ -624,10 +624,13 @@ class PurchasePeriods:
 
 
 def purchase_periods(*, supplier_id: int) -> dict[str, PurchasePeriods]:
-    """Registry code → household and purchase-link periods, for all the supplier's households (bulk checks)."""
+    """Registry code → household and purchase-link periods, for all the supplier's households (bulk checks of
+    deliveries). The links are held until the transaction ends (PostgreSQL: FOR SHARE; SQLite: the write lock), and
+    ending one locks it first: no link a delivery is checked against ends before the delivery is committed."""
     periods: dict[int, list[tuple[date, date | None]]] = {}
+    lock_on_sqlite("UPDATE suppliers SET id = id WHERE id = :id", id=supplier_id)
     links = select(BenefitLink.household_id, BenefitLink.valid_from, BenefitLink.valid_until).where(
-        BenefitLink.supplier_id == supplier_id, BenefitLink.kind == "purchase")
+        BenefitLink.supplier_id == supplier_id, BenefitLink.kind == "purchase").with_for_update(read=True)
     for household_id, start, end in db.session.execute(links):
         periods.setdefault(household_id, []).append((start, end))
     households = db.session.execute(select(Household.id, Household.code, Household.village, Household.active)

@@ -4,14 +4,16 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from catalog.models import Lot
 from shop.db import db
 from shop.regions.models import Pairing
 from suppliers.models import BenefitLink
+from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
+from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
 
 
 def _race(app, requests: list) -> list:
@@ -133,3 +135,58 @@ def test_racing_ends_of_a_link_on_sqlite_give_one_end(app):
 @pytest.mark.postgres
 def test_racing_ends_of_a_link_on_postgres_give_one_end(pg_app):
     _one_end_stands(*_two_ends_of_one_link(pg_app))
+
+
+def _a_link_ended_while_a_lot_is_checked(app) -> tuple[int, int, int]:
+    """A co-op records a lot harvested on 2026-09-03 while another of its users ends the household's purchase link on
+    the 2nd: the end is sent once the lot's links are checked and before the lot is written (held up to 1.5 s
+    there). The lot's and the end's status codes, and the lots stored."""
+    supplier = SupplierFactory()
+    product, location = ProductFactory(supplier=supplier), LocationFactory()
+    (household,) = linked_households(supplier, 1)
+    db.session.commit()
+    link_id = db.session.scalar(select(BenefitLink.id).where(BenefitLink.household_id == household.id))
+    body = lot_body(product, location, [household])
+    lot_headers, end_headers = (_headers(app, role="coop", supplier_id=supplier.id) for _ in range(2))
+    client, checked, ended, answers = app.test_client(), threading.Event(), threading.Event(), {}
+
+    def hold(_conn, _cursor, statement, *_):
+        if threading.current_thread().name == "lot" and statement.lstrip().upper().startswith("INSERT INTO LOTS"):
+            checked.set()
+            ended.wait(timeout=1.5)
+
+    def lot() -> None:
+        answers["lot"] = client.post("/api/v1/lots", json=body, headers=lot_headers).status_code
+
+    def end() -> None:
+        answers["end"] = client.patch(f"/api/v1/benefit-links/{link_id}", json={"valid_until": "2026-09-02"},
+                                      headers=end_headers).status_code
+        ended.set()
+
+    event.listen(db.engine, "before_cursor_execute", hold)
+    try:
+        threads = [threading.Thread(target=lot, name="lot"), threading.Thread(target=end, name="end")]
+        threads[0].start()
+        assert checked.wait(timeout=30)
+        threads[1].start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", hold)
+    db.session.expire_all()
+    return answers["lot"], answers["end"], db.session.scalar(select(func.count(Lot.id)))
+
+
+def _never_both(lot: int, end: int, lots: int) -> None:
+    """The delivery was recorded and the link not ended before it (409 benefit_link_backdated), or the other way
+    round: never a lot holding a delivery outside every purchase link of its household."""
+    assert (lot, end, lots) in {(201, 409, 1), (422, 200, 0)}, (lot, end, lots)
+
+
+def test_a_link_ended_while_a_lot_is_checked_never_leaves_the_delivery_outside_it_on_sqlite(app):
+    _never_both(*_a_link_ended_while_a_lot_is_checked(app))
+
+
+@pytest.mark.postgres
+def test_a_link_ended_while_a_lot_is_checked_never_leaves_the_delivery_outside_it_on_postgres(pg_app):
+    _never_both(*_a_link_ended_while_a_lot_is_checked(pg_app))
