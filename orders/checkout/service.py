@@ -444,10 +444,12 @@ def deliver_order(*, actor: User, order_id: int) -> OrderView:
 
 def expire_reservations(*, now: datetime | None = None, batch: int = EXPIRY_BATCH) -> int:
     """Expire unpaid orders past `expires_at` (a batch; rows another worker holds are skipped), releasing
-    their stock; how many expired."""
+    their stock; how many expired. An order with a payment being confirmed is not unpaid: its buyer paid, so it keeps
+    its reservation until the payment is processed (as a cancel is refused)."""
     now = now or utcnow()
     ids = db.session.scalars(
-        select(Order.id).where(Order.status == "pending_payment", Order.expires_at < now)
+        select(Order.id).where(Order.status == "pending_payment", Order.expires_at < now,
+                               ~_payment_being_confirmed(Order.id).exists())
         .order_by(Order.id).limit(batch).with_for_update(skip_locked=True)).all()
     expired = 0
     for order_id in ids:

@@ -9,12 +9,14 @@ import pytest
 from sqlalchemy import select, update
 
 from orders.checkout.service import expire_reservations
-from orders.models import Allocation, OrderLine, OutboxEvent, Payment, Refund
+from orders.models import Allocation, OrderLine, OutboxEvent, Payment, PaymentEvent, Refund
+from orders.payments import tasks
 from orders.payments.provider import RefundRefused
 from orders.payments.sandbox import SandboxProvider
 from shop.db import db, utcnow
 from shop.tasks import sweep
 from tests.orders.payments.conftest import (
+    ADDRESS,
     deliver,
     intent_event,
     intent_of,
@@ -198,3 +200,35 @@ def test_a_return_whose_answer_is_lost_stays_pending_and_the_sweeper_returns_it_
     assert (refund.status, refund.provider_refund_id.startswith("re_")) == ("succeeded", True)
     assert [call["idempotency_key"] for call in spy_refunds] == [f"{payment.intent_id}-returned"] * 2
     assert _outbox(payment.order_id) == [("payment_unallocated", 5000), ("payment_returned", 5000)]
+
+
+def test_a_payment_received_before_its_order_expired_keeps_the_reserved_units_until_it_is_processed(client,
+                                                                                                     monkeypatch):
+    world = stock(quantity=4, prices=(1250,))
+    _, headers = user_with_token()
+    _, other = user_with_token()
+    db.session.commit()
+    payment = intent_of(place_order(client, headers, [(world["products"][0].sku, 4)])["id"])
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.drain_payment_events, "delay", broker_down)
+    assert deliver(client, intent_event("payment_intent.succeeded", payment)).status_code == 200
+    monkeypatch.undo()
+
+    assert expire_reservations(now=utcnow() + timedelta(hours=1)) == 0  # the buyer has paid: not expired
+    db.session.commit()
+    assert order_status(payment.order_id) == "pending_payment"
+    taken = client.post("/api/v1/orders", headers={**other, "Idempotency-Key": "other-buyer"},
+                        json={"channel": "delivery", "address": dict(ADDRESS),
+                              "lines": [{"sku": world["products"][0].sku, "quantity": 1}]})
+    assert taken.status_code == 409 and taken.json["error"]["code"] == "insufficient_stock"
+
+    db.session.execute(update(PaymentEvent).values(queued_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    sweep()
+
+    assert order_status(payment.order_id) == "paid"
+    assert _outbox(payment.order_id) == [("line_paid", 4 * 1250)]
+    assert db.session.scalar(select(Refund)) is None
