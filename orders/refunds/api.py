@@ -56,7 +56,7 @@ class OrderRefunds(MethodView):
     @blp.errors({403: [OrderCode.REFUND_OUTSIDE_SHIFT], 404: [OrderCode.ORDER_LINE_NOT_FOUND],
                  409: [OrderCode.ORDER_NOT_REFUNDABLE, OrderCode.REFUND_PENDING, OrderCode.REFUND_EXCEEDS_SOLD,
                        OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.NO_OPEN_SHIFT,
-                       OrderCode.TILL_CASH_SHORT]})
+                       OrderCode.TILL_CASH_SHORT, OrderCode.REFUND_REFUSED]})
     @require_role("admin", "store_staff")
     @idempotent
     @blp.arguments(RefundCreate)
@@ -115,7 +115,7 @@ def show_after_sales(request_id):
 @blp.route("/after-sales/<int:request_id>/approve")
 class ApproveAfterSales(MethodView):
     @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED, OrderCode.REFUND_PENDING, OrderCode.REFUND_EXCEEDS_SOLD,
-                       OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND]})
+                       OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.REFUND_REFUSED]})
     @require_role("admin", "store_staff")
     @idempotent
     @blp.arguments(AfterSalesApprove)

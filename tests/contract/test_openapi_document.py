@@ -246,11 +246,12 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
     ("post", "/api/v1/auth/register"): {409: {"username_taken"}, 429: {"rate_limited"}},
     ("post", "/api/v1/orders/{order_id}/refunds"): {
         403: {"refund_outside_shift"}, 404: {"order_not_found", "order_line_not_found"},
-        409: {"order_not_refundable", "refund_pending", "refund_exceeds_sold", "refund_exceeds_paid"}},
+        409: {"order_not_refundable", "refund_pending", "refund_exceeds_sold", "refund_exceeds_paid",
+              "refund_refused"}},
     ("post", "/api/v1/orders/{order_id}/after-sales"): {
         409: {"after_sales_not_allowed", "after_sales_window_closed", "after_sales_open"}},
     ("post", "/api/v1/after-sales/{request_id}/approve"): {
-        404: {"after_sales_not_found"}, 409: {"after_sales_decided", "refund_exceeds_paid"}},
+        404: {"after_sales_not_found"}, 409: {"after_sales_decided", "refund_exceeds_paid", "refund_refused"}},
     ("post", "/api/v1/after-sales/{request_id}/reject"): {404: {"after_sales_not_found"}, 409: {"after_sales_decided"}},
     ("post", "/api/v1/after-sales/{request_id}/withdraw"): {
         404: {"after_sales_not_found"}, 409: {"after_sales_decided"}},
