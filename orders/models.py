@@ -17,9 +17,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    exists,
     literal_column,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.models import Lot, Product
@@ -224,11 +226,20 @@ class Order(db.Model):
         UniqueConstraint("store_id", "idempotency_key", name="uq_orders_store_key"),
     )
 
-    @property
+    @hybrid_property
     def awaiting_pickup(self) -> bool:
         """Whether the order can still be collected with its pickup code: a paid pickup order not yet handed over
-        (a refunded, expired or collected one cannot)."""
-        return self.channel == "pickup" and self.status == "paid" and bool(self.pickup_code)
+        with a unit still sold (a refunded, expired or collected one cannot, nor one whose every unit a refund takes
+        back, even one still pending at the payment provider)."""
+        return (self.channel == "pickup" and self.status == "paid" and bool(self.pickup_code)
+                and any(line.refunded_quantity < line.quantity for line in self.lines))
+
+    @awaiting_pickup.inplace.expression
+    @classmethod
+    def _awaiting_pickup_expression(cls):
+        """`awaiting_pickup` as a filter of orders."""
+        return and_(cls.channel == "pickup", cls.status == "paid", cls.pickup_code.is_not(None),
+                    exists().where(OrderLine.order_id == cls.id, OrderLine.refunded_quantity < OrderLine.quantity))
 
     @property
     def impact(self) -> dict | None:

@@ -372,7 +372,7 @@ def get_receipt(*, actor: User, order_id: int) -> dict:
 def list_pickups(*, actor: User, store_id: int, limit: int, cursor: str | None) -> dict:
     """A page of the paid pickup orders waiting at a store, oldest first."""
     store = get_store_for(actor=actor, store_id=store_id)
-    query = select(Order).where(Order.store_id == store.id, Order.channel == "pickup", Order.status == "paid")
+    query = select(Order).where(Order.store_id == store.id, Order.awaiting_pickup)
     return paginate(query, keys=[Order.id], limit=limit, cursor=cursor)
 
 
@@ -380,8 +380,8 @@ def hand_over(*, actor: User, store_id: int, pickup_code: str) -> OrderView:
     """Hand a paid pickup order over to the customer showing its code: the order becomes fulfilled
     (`pickup_code_invalid` 409 when no order waiting at this store has that code)."""
     store = get_store_for(actor=actor, store_id=store_id)
-    waiting = select(Order.id).where(Order.store_id == store.id, Order.channel == "pickup",
-                                     Order.status == "paid", Order.pickup_code == pickup_code)
+    waiting = select(Order.id).where(Order.store_id == store.id, Order.awaiting_pickup,
+                                     Order.pickup_code == pickup_code)
     order_id = db.session.scalar(waiting.order_by(Order.id).limit(1))
     order = lock_order(order_id) if order_id is not None else None
     if order is None or not order.awaiting_pickup or order.pickup_code != pickup_code:

@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from catalog.models import Location, Lot, Product
-from orders.models import Order, Shift, Store
+from orders.models import Allocation, Order, OrderLine, Shift, Store
 from shop.auth.models import User
 from shop.auth.security import issue_token
 from shop.db import db, utcnow
@@ -56,12 +57,21 @@ def clerk(store: Store) -> dict:
 
 
 def paid_pickup_order(store: Store, product: Product, *, pickup_code: str, status: str = "paid") -> Order:
-    """A consumer's pickup order at `store` (one unit of `product`), as checkout leaves it once paid."""
+    """A consumer's pickup order at `store` (one unit of `product`, of its first lot: reserved while unpaid, else
+    allocated), as checkout leaves it once paid."""
     consumer = UserFactory(role="consumer")
     order = Order(channel="pickup", status=status, consumer_id=consumer.id, store_id=store.id,
                   location_id=store.location_id, donor_code=store.district_code, total_fen=product.price_fen,
                   pickup_code=pickup_code, paid_at=utcnow() if status != "pending_payment" else None,
                   payment_method="stripe")
+    order.lines.append(OrderLine(product_id=product.id, sku=product.sku, name=product.name,
+                                 supplier_id=product.supplier_id, county_code=product.county_code, quantity=1,
+                                 unit_price_fen=product.price_fen, platform_fee_bp=product.platform_fee_bp,
+                                 store_commission_bp=product.store_commission_bp,
+                                 household_premium_bp=product.household_premium_bp, dividend_bp=product.dividend_bp))
+    lot_id = db.session.scalar(select(Lot.id).where(Lot.product_id == product.id).order_by(Lot.id))
+    order.lines[0].allocations.append(Allocation(location_id=store.location_id, lot_id=lot_id, quantity=1,
+                                                 state="reserved" if status == "pending_payment" else "allocated"))
     db.session.add(order)
     db.session.commit()
     return order

@@ -10,9 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from catalog.models import Location
 from orders.models import OrderLine, OutboxEvent, Refund
 from shop.db import db, utcnow
 from shop.tasks import sweep
+from tests.catalog.factories import ProductFactory, make_lot
+from tests.orders.factories import StoreFactory
 from tests.orders.payments.conftest import deliver, event, intent_event, intent_of, place_order, stock, user_with_token
 
 SECRET = "whsec_test_stripe"
@@ -260,3 +263,35 @@ def test_a_lost_dispute_delivered_before_its_payment_is_applied_once_the_payment
 
     assert [(rid, amount) for rid, amount, _ in _refunds()] == [("dp_6", 2500)]
     assert _refunded_units() == 2
+
+
+def test_a_pickup_order_whose_every_unit_a_pending_refund_holds_is_not_handed_over(stripe_app, stripe_http):
+    client = stripe_app.test_client()
+    store = StoreFactory()
+    product = ProductFactory(price_fen=1250)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=5)
+    _, buyer = user_with_token()
+    _, clerk = user_with_token("store_staff", store_id=store.id)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    placed = client.post("/api/v1/orders", headers={**buyer, "Idempotency-Key": "pickup-1"},
+                         json={"channel": "pickup", "store_id": store.id,
+                               "lines": [{"sku": product.sku, "quantity": 2}]})
+    payment = intent_of(placed.json["id"])
+    assert deliver(client, intent_event("payment_intent.succeeded", payment), secret=SECRET).status_code == 200
+    order = client.get(f"/api/v1/orders/{payment.order_id}", headers=buyer).json
+    code = order["pickup_code"]
+    stripe_http.refund_status = "pending"  # the buyer called it off; Stripe has not finished the refund
+
+    refunded = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                           json={"lines": [{"line_id": order["lines"][0]["id"], "quantity": 2}], "reason": "顾客取消"})
+
+    assert refunded.status_code == 202 and refunded.json["status"] == "pending"
+    waiting = client.get(f"/api/v1/stores/{store.id}/pickups", headers=clerk).json["items"]
+    assert payment.order_id not in [item["id"] for item in waiting]
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=buyer).json["pickup_code"] is None
+    handed = client.post(f"/api/v1/stores/{store.id}/pickups", headers=clerk, json={"pickup_code": code})
+    assert handed.status_code == 409 and handed.json["error"]["code"] == "pickup_code_invalid"
+    refund = _refund_object(payment, refunded.json["provider_refund_id"], 2500)
+    assert deliver(client, event("refund.updated", refund), secret=SECRET).status_code == 200
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=buyer).json["status"] == "refunded"
