@@ -23,6 +23,7 @@ class OrderCode(StrEnum):
     LOCATION_TAKEN = "location_taken"
     NOT_A_DELIVERY_ORDER = "not_a_delivery_order"
     NOT_A_DONOR_DISTRICT = "not_a_donor_district"
+    NOTHING_TO_SHIP = "nothing_to_ship"
     NO_OPEN_SHIFT = "no_open_shift"
     ORDER_LINE_NOT_FOUND = "order_line_not_found"
     ORDER_NOT_FOUND = "order_not_found"

@@ -227,19 +227,28 @@ class Order(db.Model):
     )
 
     @hybrid_property
+    def has_units_sold(self) -> bool:
+        """Whether a unit of the order is still sold: not every unit was taken back by a refund, even one still
+        pending at the payment provider (so nothing is left to hand over or ship)."""
+        return any(line.refunded_quantity < line.quantity for line in self.lines)
+
+    @has_units_sold.inplace.expression
+    @classmethod
+    def _has_units_sold_expression(cls):
+        """`has_units_sold` as a filter of orders."""
+        return exists().where(OrderLine.order_id == cls.id, OrderLine.refunded_quantity < OrderLine.quantity)
+
+    @hybrid_property
     def awaiting_pickup(self) -> bool:
         """Whether the order can still be collected with its pickup code: a paid pickup order not yet handed over
-        with a unit still sold (a refunded, expired or collected one cannot, nor one whose every unit a refund takes
-        back, even one still pending at the payment provider)."""
-        return (self.channel == "pickup" and self.status == "paid" and bool(self.pickup_code)
-                and any(line.refunded_quantity < line.quantity for line in self.lines))
+        with a unit still sold (a refunded, expired or collected one cannot)."""
+        return self.channel == "pickup" and self.status == "paid" and bool(self.pickup_code) and self.has_units_sold
 
     @awaiting_pickup.inplace.expression
     @classmethod
     def _awaiting_pickup_expression(cls):
         """`awaiting_pickup` as a filter of orders."""
-        return and_(cls.channel == "pickup", cls.status == "paid", cls.pickup_code.is_not(None),
-                    exists().where(OrderLine.order_id == cls.id, OrderLine.refunded_quantity < OrderLine.quantity))
+        return and_(cls.channel == "pickup", cls.status == "paid", cls.pickup_code.is_not(None), cls.has_units_sold)
 
     @property
     def impact(self) -> dict | None:

@@ -85,6 +85,7 @@ def cancel_order(order_id):
 
 
 @blp.route("/orders/<int:order_id>/ship", methods=["POST"])
+@blp.errors({409: [OrderCode.INVALID_TRANSITION, OrderCode.NOT_A_DELIVERY_ORDER, OrderCode.NOTHING_TO_SHIP]})
 @require_role("admin")
 @idempotent
 @blp.arguments(ShipIn)

@@ -423,11 +423,15 @@ def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
 
 
 def ship_order(*, actor: User, order_id: int, carrier: str, tracking_number: str) -> OrderView:
-    """Mark a paid delivery order shipped with its carrier and tracking number, and tell the buyer."""
+    """Mark a paid delivery order shipped with its carrier and tracking number, and tell the buyer (`nothing_to_ship`
+    409 while a refund, even one still pending at the payment provider, takes back every unit)."""
     order = _locked_in_scope(actor, order_id)
     if order.channel != "delivery":
         raise Conflict(f"Order {order_id} is collected at a store, not shipped.", code=OrderCode.NOT_A_DELIVERY_ORDER,
                        details={"channel": order.channel})
+    if order.status == "paid" and not order.has_units_sold:
+        raise Conflict(f"Order {order_id} has no unit left to ship: a refund takes every unit back.",
+                       code=OrderCode.NOTHING_TO_SHIP)
     transition(order, "shipped", actor_id=actor.id)
     order.carrier, order.tracking_number = carrier, tracking_number
     db.session.flush()

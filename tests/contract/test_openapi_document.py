@@ -244,6 +244,8 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
     ("patch", "/api/v1/products/{sku}"): {404: {"product_not_found"}, 409: {"measure_fixed"}},
     ("post", "/api/v1/auth/token"): {401: {"invalid_credentials"}, 429: {"too_many_attempts", "rate_limited"}},
     ("post", "/api/v1/auth/register"): {409: {"username_taken"}, 429: {"rate_limited"}},
+    ("post", "/api/v1/orders/{order_id}/ship"): {
+        409: {"invalid_transition", "not_a_delivery_order", "nothing_to_ship"}},
     ("post", "/api/v1/orders/{order_id}/refunds"): {
         403: {"refund_outside_shift"}, 404: {"order_not_found", "order_line_not_found"},
         409: {"order_not_refundable", "refund_pending", "refund_exceeds_sold", "refund_exceeds_paid",

@@ -295,3 +295,22 @@ def test_a_pickup_order_whose_every_unit_a_pending_refund_holds_is_not_handed_ov
     refund = _refund_object(payment, refunded.json["provider_refund_id"], 2500)
     assert deliver(client, event("refund.updated", refund), secret=SECRET).status_code == 200
     assert client.get(f"/api/v1/orders/{payment.order_id}", headers=buyer).json["status"] == "refunded"
+
+
+def test_a_delivery_order_whose_every_unit_a_pending_refund_holds_is_not_shipped(paid, stripe_http):
+    client, payment, admin = paid
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == payment.order_id))
+    stripe_http.refund_status = "pending"
+    refunded = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                           json={"lines": [{"line_id": line_id, "quantity": 2}], "reason": "顾客取消"})
+    assert refunded.status_code == 202
+    ship = {"carrier": "顺丰", "tracking_number": "SF1234567890"}
+
+    refused = client.post(f"/api/v1/orders/{payment.order_id}/ship", headers=admin, json=ship)
+
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "nothing_to_ship"
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["status"] == "paid"
+    failed = _refund_object(payment, refunded.json["provider_refund_id"], 2500, status="failed")
+    assert deliver(client, event("refund.failed", failed), secret=SECRET).status_code == 200
+    shipped = client.post(f"/api/v1/orders/{payment.order_id}/ship", headers=admin, json=ship)
+    assert shipped.status_code == 200 and shipped.json["status"] == "shipped"
