@@ -243,14 +243,20 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
 
 def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) -> None:
     """The order's open after-sales request, once refunds made otherwise (staff, an admin, the provider's dashboard)
-    left none of the units it asks for sold: approved with the refund that did, so its consumer sees the outcome on
-    the order. A request with units still to refund stays open; its approval refunds those (`_left_of`)."""
+    left none of the units it asks for sold, or gave the whole payment back (amount refunds whose remainders leave
+    units sold, DESIGN.md): approved with the refund that did, so its consumer sees the outcome on the order. A
+    request with units still to refund, and money to refund them with, stays open; its approval refunds those
+    (`_left_of`)."""
     request = db.session.scalar(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order.id,
                                                                 AfterSalesRequest.status == "open"))
-    if request is None or any(_left_of(request, order.lines).values()):  # the lines the refund just changed
+    if request is None:
+        return
+    units_left = any(_left_of(request, order.lines).values())  # the lines the refund just changed
+    if units_left and refundable_fen(order) > 0:
         return
     request.status, request.refund_id = "approved", refund.id
-    request.decision_reason = f"已由退款 #{refund.id} 退回所申请的商品。"  # shown to its consumer as the answer
+    request.decision_reason = (f"已由退款 #{refund.id} 退回全部货款。" if units_left  # shown to its consumer
+                               else f"已由退款 #{refund.id} 退回所申请的商品。")
     request.decided_by, request.decided_at = actor_id, utcnow()
 
 

@@ -270,6 +270,25 @@ def test_a_request_its_approval_would_refuse_for_more_than_was_paid_is_refused_w
     assert db.session.get(Refund, approved.json["refund_id"]).amount_fen == 1500
 
 
+def test_refunds_at_the_provider_that_gave_the_whole_payment_back_decide_the_open_request(client, sold):
+    """4000 fen refunded at the provider's dashboard took 2 of the 3 units asked for (1500 each) and 1000 fen more,
+    then 500 fen more: the buyer has had all 4500 fen back, 1 unit still sold below a unit's price (DESIGN.md)."""
+    order = sold["order"](payment_method="stripe")
+    asked = _ask(client, sold["consumer"], order, quantity=3).json
+    record_provider_refund(order_id=order.id, provider_refund_id="re_dash_1", amount_fen=4000, occurred_at=utcnow())
+    db.session.commit()
+    last = record_provider_refund(order_id=order.id, provider_refund_id="re_dash_2", amount_fen=500,
+                                  occurred_at=utcnow())
+    db.session.commit()
+
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert [(r["id"], r["status"], r["refund_id"]) for r in seen] == [(asked["id"], "approved", last.id)]
+    assert seen[0]["decision_reason"] == f"已由退款 #{last.id} 退回全部货款。"
+    again = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"], json={})
+    assert again.status_code == 409 and again.json["error"]["code"] == "after_sales_decided"
+    assert db.session.get(Order, order.id).status == "refunded"
+
+
 def test_the_owner_withdraws_an_open_request_and_may_ask_for_the_units_again(client, sold):
     order = sold["order"]()
     asked = _ask(client, sold["consumer"], order, quantity=3).json
