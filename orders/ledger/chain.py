@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -36,8 +35,6 @@ _UNLINKED = "ledger_unlinked"
 _STAGED = "ledger_staged_postings"
 _INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 _TRANSACTION_FIELDS = ("id", "kind", "outbox_event_id", "order_id", "order_line_id", "sale_date", "posted_at", "memo")
-_LINKING = "ledger_linking"
-_SQLITE_LINKING = threading.Lock()  # SQLite: held from a link until its commit ends (one process: the embedded mode)
 _POSTING_FIELDS = ("id", "transaction_id", "account_id", "amount_fen", "component", *POSTING_REFS)
 
 PostingSpec = tuple  # (account or account id, amount_fen, component, {order_line_id/allocation_id/lot_id/household_id})
@@ -249,9 +246,6 @@ def link(session: Session, transaction_ids: Sequence[int]) -> int:
     loaded = load_postings(session, unstaged) if unstaged else {}
     bodies = [_halves(t, staged[t["id"]] if t["id"] in staged else loaded[t["id"]]) for t in transactions]
     seq, last_hash = _lock_head(session)
-    if session.get_bind().dialect.name == "sqlite" and not session.info.get(_LINKING):
-        _SQLITE_LINKING.acquire()
-        session.info[_LINKING] = True
     posted_at = utcnow()
     moment = _moment(posted_at)
     links = []
@@ -293,20 +287,6 @@ def _link_before_commit(session: Session) -> None:
         session.info.pop(_STAGED, None)
 
 
-@event.listens_for(Session, "after_commit")
-def _linked(session: Session) -> None:
-    """The linked transactions are committed (before the commit's callbacks run): readers waiting for them go on."""
-    if session.info.pop(_LINKING, False):
-        _SQLITE_LINKING.release()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _ended(session: Session, transaction) -> None:
-    """A transaction that linked ended without a commit (rolled back, closed): readers waiting for it go on."""
-    if transaction.parent is None:
-        _linked(session)
-
-
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_unlinked(session: Session, previous_transaction) -> None:
     """A rolled-back transaction's postings are gone: nothing to link."""
@@ -316,14 +296,19 @@ def _forget_unlinked(session: Session, previous_transaction) -> None:
 
 
 def wait_for_linking() -> None:
-    """Wait until the transactions being linked at this moment have committed, so that every transaction posted
-    before now is visible: on PostgreSQL for the chain head's row lock (FOR SHARE, on a connection of its own, let
-    go at once); on SQLite for this process's linking lock."""
+    """Wait until the transactions being linked at this moment, by any process, have committed, so that every
+    transaction posted before now is visible: on PostgreSQL for the chain head's row lock (FOR SHARE), on SQLite for
+    the database's write lock, which a linking transaction holds from its first posting until it ends (BEGIN
+    IMMEDIATE); each on a connection of its own, let go at once. A session already in a SQLite transaction holds
+    that lock itself (its first write took it), so no one else is linking."""
     engine = db.session.get_bind()
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             connection.execute(text("SELECT 1 FROM ledger_chain_head WHERE id = 1 FOR SHARE"))
             connection.rollback()
         return
-    with _SQLITE_LINKING:
-        pass
+    if db.session.connection().connection.dbapi_connection.in_transaction:
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.rollback()

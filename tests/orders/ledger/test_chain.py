@@ -1,7 +1,10 @@
 """The chain: balanced posting, linking in commit order as the last step, accounts created once, parallel posting."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -267,3 +270,42 @@ def _read_in(app) -> list[int]:
             return [t["id"] for t in list_transactions(limit=50, cursor=None)["items"]]
         finally:
             db.session.remove()
+
+
+_LINKER = """
+import sys
+from tests.conftest import make_app
+from tests.orders.ledger.test_chain import pay_in
+from orders.ledger import chain
+from shop.db import db
+with make_app(sys.argv[1], DATABASE_URL=sys.argv[2]).app_context():
+    transaction_id = pay_in(100).id
+    chain.link(db.session, [transaction_id])
+    print(transaction_id, flush=True)
+    sys.stdin.readline()
+    db.session.commit()
+"""
+
+
+def test_a_reader_waits_for_a_transaction_being_linked_by_another_process(app):
+    """On SQLite a command (`flask …`) posting to the ledger is another process than the server: a reader by posting
+    time waits for its stamped transaction's commit too, as for one of its own threads."""
+    accounts.payments("sandbox"), accounts.unallocated()
+    db.session.commit()
+    linker = subprocess.Popen([sys.executable, "-c", _LINKER, app.instance_path,
+                               app.config["SQLALCHEMY_DATABASE_URI"]], cwd=Path(__file__).parents[3],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        linked = [int(linker.stdout.readline())]
+        seen = []
+        reading = threading.Thread(target=lambda: seen.extend(_read_in(app)))
+        reading.start()
+        reading.join(1)
+        waited = reading.is_alive()
+        linker.communicate("\n", timeout=30)
+        reading.join(30)
+    finally:
+        linker.kill()
+    assert linker.returncode == 0
+    assert waited  # it did not answer while the other process's stamped transaction was uncommitted
+    assert seen == linked
