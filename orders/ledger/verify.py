@@ -1,15 +1,15 @@
 """Verifying the ledger as an auditor would: every transaction balanced, the chain unbroken and unaltered, every
 account owned by whom its code names.
 
-Streams the linked transactions by `seq`, each with its postings by id, from a server-side cursor on a
-connection of its own that reads one snapshot of the ledger (REPEATABLE READ on PostgreSQL, so transactions
-linked meanwhile neither show up half-way nor make the head look moved). Each must have the next seq, its
-predecessor's hash as `prev_hash`, the hash of its stored content and postings, and postings summing to zero;
-the chain head must name the last one. A transaction never linked is a break too. `first_bad_id` names the
+Streams the linked transactions by `seq`, each with its postings by id, from a server-side cursor on a connection
+of its own that reads one snapshot of the ledger (REPEATABLE READ on PostgreSQL, one explicit read transaction on
+SQLite, so transactions linked meanwhile neither show up half-way nor make the head look moved). Each must have the
+next seq, its predecessor's hash as `prev_hash`, the hash of its stored content and postings, and postings summing
+to zero; the chain head must name the last one. A transaction never linked is a break too. `first_bad_id` names the
 first bad transaction in chain order (then the first unlinked one). The chain hashes each posting's account code;
 statements and payouts read the account's kind and party columns (store, supplier, household), so each account's
-columns must be what its code names (`accounts_intact`, `first_bad_account`: the first code in code order that
-is not).
+columns must be what its code names (`accounts_intact`, `first_bad_account`: the first code in code order that is
+not).
 
 The canonical JSON is written straight from the rows, byte for byte what `chain.canonical` writes (keys in
 sorted order, compact separators, non-ASCII kept), without a dict per row: on 60,000 transactions with 900,000
@@ -83,6 +83,7 @@ def _exclusive_snapshot(*, wait: bool) -> Iterator[Connection]:
             raise VerificationRunning()
         try:
             with engine.connect() as connection, connection.begin():
+                connection.exec_driver_sql("BEGIN")  # pysqlite begins only before a write: one read transaction
                 yield connection
         finally:
             _in_process.release()

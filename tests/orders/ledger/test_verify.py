@@ -1,6 +1,7 @@
 """Verification names the first altered transaction; the auditor's routes and the verify-ledger command."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
@@ -102,6 +103,34 @@ def test_a_transaction_slipped_in_unlinked_is_named(app):
     slipped = db.session.scalar(text("SELECT max(id) FROM ledger_transactions"))
     db.session.commit()
     assert verify_ledger() == bad(slipped, transactions=2)
+
+
+def test_a_transaction_committed_while_the_ledger_is_verified_is_no_break(racing_app):
+    """The verification reads one snapshot of the ledger: a transaction linked and committed by another writer once
+    the chain has been read (before the head is) neither shows up half-way nor makes the head look moved."""
+    pay_in(100), pay_in(200)
+    committed = []
+
+    def post_once_read(done: int, total: int) -> None:
+        if done == total and not committed:
+            thread = threading.Thread(target=lambda: committed.append(_pay_in_apart(racing_app)))
+            thread.start()
+            thread.join(30)
+
+    result = verify_ledger(progress=post_once_read)
+    assert committed
+    assert result["ok"], result
+    assert result["transactions"] == 2
+    assert verify_ledger()["transactions"] == 3
+
+
+def _pay_in_apart(app) -> int:
+    """`pay_in` in a context (and session) of its own."""
+    with app.app_context():
+        try:
+            return pay_in(300)
+        finally:
+            db.session.remove()
 
 
 @pytest.mark.no_books_check
