@@ -60,7 +60,8 @@ def _stream(connection: Connection, statement) -> Iterator:
 
 
 class VerificationRunning(Conflict):
-    """A full verification is already running (one at a time, across every process)."""
+    """A full verification is already running (one at a time: across every process on PostgreSQL, within the
+    process on SQLite, where each reads its own snapshot all the same)."""
 
     code = LedgerCode.VERIFICATION_RUNNING
 
