@@ -38,7 +38,9 @@ def public_cache_key(kind: str, *parts: object) -> CacheKey:
 
 
 def pinyin_keys(name: str) -> tuple[str, str]:
-    """The full pinyin and the initials of a Chinese name: lower case, no tones, no spaces."""
+    """The full pinyin and the initials of a Chinese name, read as `q` is (full-width letters and digits as ASCII):
+    lower case, no tones, no spaces."""
+    name = unicodedata.normalize("NFKC", name)
     syllables = [s.strip().lower() for s in lazy_pinyin(name, errors="default") if s.strip()]
     initials = [s.strip().lower() for s in lazy_pinyin(name, style=Style.FIRST_LETTER) if s.strip()]
     return "".join(syllables)[:400], "".join(initials)[:100]

@@ -78,6 +78,16 @@ def test_q_matches_chinese_full_pinyin_and_initials(client):
     assert skus(client, "&q=%25") == []
 
 
+def test_q_finds_a_name_written_in_full_width_letters_however_its_letters_are_typed(client):
+    """A name as a shop types it on a Chinese keyboard (full-width ＡＢＣ) is found by its letters in any width or
+    case, as `q` itself is read."""
+    gift = ProductFactory(name="ＡＢＣ苹果礼盒")
+    ProductFactory(name="盐源苹果")
+    db.session.commit()
+    for q in ("ＡＢＣ", "abc", "ABC", "ａｂｃ", "abcpg", "ABC pingguo"):
+        assert skus(client, f"&q={q}") == [gift.sku], q
+
+
 def test_q_ignores_the_spaces_between_chinese_words_as_it_does_between_pinyin(client):
     orange = ProductFactory(name="雷波脐橙礼盒")
     ProductFactory(name="雷波核桃")

@@ -186,6 +186,25 @@ def test_0021_drops_the_files_of_finished_uploads_and_keeps_those_still_to_impor
         b"pending", b"processing", None, None]
 
 
+# --- 0044: product search keys read as q is ----------------------------------------------
+
+def test_0044_rebuilds_the_search_keys_of_names_with_full_width_letters(app, client):
+    from catalog.models import Product
+    from tests.catalog.factories import ProductFactory
+
+    gift, plain = ProductFactory(name="ＡＢＣ苹果礼盒"), ProductFactory(name="盐源苹果")
+    db.session.commit()
+    db.session.execute(text("UPDATE products SET name_pinyin = 'ａｂｃpingguolihe', name_initials = 'ａｂｃpglh' "
+                            "WHERE id = :id"), {"id": gift.id})
+    db.session.commit()
+    kept = (plain.name_pinyin, plain.name_initials)
+    downgrade(revision="0043")
+    upgrade()
+    db.session.expire_all()
+    assert [item["sku"] for item in client.get("/api/v1/products?q=abc").json["items"]] == [gift.sku]
+    assert (db.session.get(Product, plain.id).name_pinyin, db.session.get(Product, plain.id).name_initials) == kept
+
+
 # --- 0026: payout settlements recorded ------------------------------------------------------
 
 def test_0026_dates_lines_settled_before_it_from_their_ledger_transactions(app):
