@@ -88,6 +88,17 @@ def test_q_finds_a_name_written_in_full_width_letters_however_its_letters_are_ty
         assert skus(client, f"&q={q}") == [gift.sku], q
 
 
+def test_q_mixing_letters_and_chinese_ignores_the_case_of_its_letters(racing_app):
+    """A query of letters and Chinese words is matched on the name, in any case, as a query of letters alone is
+    (on PostgreSQL too, where LIKE minds the case)."""
+    client = racing_app.test_client()
+    mini = ProductFactory(name="Mini 脐橙礼盒").sku
+    ProductFactory(name="雷波脐橙")
+    db.session.commit()
+    for q in ("Mini 脐橙", "mini 脐橙", "MINI 脐橙", "ｍｉｎｉ 礼盒"):
+        assert skus(client, f"&q={q}") == [mini], q
+
+
 def test_q_ignores_the_spaces_between_chinese_words_as_it_does_between_pinyin(client):
     orange = ProductFactory(name="雷波脐橙礼盒")
     ProductFactory(name="雷波核桃")
