@@ -54,6 +54,7 @@ class OrderCode(StrEnum):
     SHIFT_CLOSED = "shift_closed"
     SHIFT_NOT_FOUND = "shift_not_found"
     STORE_INACTIVE = "store_inactive"
+    STORE_NAME_TAKEN = "store_name_taken"
     STORE_NOT_FOUND = "store_not_found"
     STORE_UNAVAILABLE = "store_unavailable"
     TENDERED_BELOW_TOTAL = "tendered_below_total"

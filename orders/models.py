@@ -52,7 +52,7 @@ class Store(db.Model):
     __tablename__ = "stores"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # what a consumer picks a pickup store by
     district_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), unique=True)
     bank_account_enc: Mapped[str | None] = mapped_column(String(255))

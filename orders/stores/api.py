@@ -62,7 +62,7 @@ class Stores(MethodView):
     @require_role("admin")
     @blp.arguments(StoreCreate)
     @blp.response(201, StoreOut, location=ReadAt("stores.StoreById", store_id="id"))
-    @blp.errors({409: [OrderCode.LOCATION_TAKEN],
+    @blp.errors({409: [OrderCode.LOCATION_TAKEN, OrderCode.STORE_NAME_TAKEN],
                  422: [ShopCode.VALIDATION_ERROR, ShopCode.REGION_NOT_FOUND, OrderCode.DISTRICT_NOT_DONOR,
                        OrderCode.LOCATION_NOT_STORE, OrderCode.LOCATION_OUTSIDE_DISTRICT,
                        SupplierCode.INVALID_BANK_ACCOUNT]})
@@ -85,7 +85,7 @@ class StoreById(MethodView):
     @require_role("admin")
     @blp.arguments(StoreUpdate)
     @blp.response(200, StoreOut)
-    @blp.errors({409: [OrderCode.TRANSFERS_IN_TRANSIT],
+    @blp.errors({409: [OrderCode.TRANSFERS_IN_TRANSIT, OrderCode.STORE_NAME_TAKEN],
                  422: [ShopCode.VALIDATION_ERROR, SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED,
                        SupplierCode.INVALID_BANK_ACCOUNT]})
     def patch(self, data, store_id):

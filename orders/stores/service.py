@@ -123,10 +123,23 @@ def duplicate_store_location(row: Mapping[str, Any]) -> Conflict:
                     details={"location_code": location_code})
 
 
+def duplicate_store_name(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a store named like another: consumers choose a pickup store, and read receipts, by name."""
+    return Conflict(f"A store is already named {row['name']}.", code=OrderCode.STORE_NAME_TAKEN,
+                    details={"name": ["Another store has this name."]})
+
+
+def _refuse_taken_name(name: str, *, store_id: int | None = None) -> None:
+    """Refuse a name another store has (`store_name_taken` 409)."""
+    lock_on_sqlite("UPDATE stores SET id = id WHERE name = :name", name=name)
+    if db.session.scalar(select(Store.id).where(Store.name == name, Store.id != store_id)) is not None:
+        raise duplicate_store_name({"name": name})
+
+
 def create_store(*, name: str, district_code: str, location_code: str, bank_account: str | None = None) -> Store:
-    """Open a store in a donor district on an unused store location in that district (422
-    `location_outside_district` otherwise: its sales are credited to the district); its payout account is
-    encrypted."""
+    """Open a store, named like no other (409 `store_name_taken`), in a donor district on an unused store location in
+    that district (422 `location_outside_district` otherwise: its sales are credited to the district); its payout
+    account is encrypted."""
     region_named(district_code, field="district_code")
     if not _is_donor_district(district_code):
         raise ValidationError("The district is not a donor district.", code=OrderCode.DISTRICT_NOT_DONOR,
@@ -143,6 +156,7 @@ def create_store(*, name: str, district_code: str, location_code: str, bank_acco
                               "sells from a back room in its own district.", code=OrderCode.LOCATION_OUTSIDE_DISTRICT,
                               details={"location_code": [f"The location is in region {location.region_code}, not "
                                                          f"in the store's district {district_code}."]})
+    _refuse_taken_name(name)
     store = Store(name=name, district_code=district_code, location_id=location.id)
     store.bank_account = normalise_bank_account(bank_account) if bank_account else None
     db.session.add(store)
@@ -161,9 +175,12 @@ class StoreChanges(Changes):
 
 
 def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: str | None = None) -> Store:
-    """Rename, (de)activate, or change the payout account of a store (a reason is required; audited)."""
+    """Rename (to a name no other store has), (de)activate, or change the payout account of a store (a reason is
+    required; audited)."""
     store = _store(store_id)
     values = changes.given()
+    if "name" in values:
+        _refuse_taken_name(values["name"], store_id=store.id)
     if values.get("active") is False and store.active:
         _refuse_with_transfers_in_transit(store)
     if "bank_account" in values:

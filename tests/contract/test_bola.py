@@ -122,7 +122,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/stores/<store_id>"): Route(("admin", "auditor", "store_staff", "consumer"), "store_id",
                                                 sees_all=("admin", "auditor", "consumer")),
     ("PATCH", "/api/v1/stores/<store_id>"): Route(("admin",), "store_id", write=True,
-                                                  body=lambda w, k: {"name": "大凉山体验店（改名）"}),
+                                                  body=lambda w, k: {"name": f"大凉山体验店（改名 {k}）"}),
     ("GET", "/api/v1/stores/<store_id>/account-changes"): Route(SEE_ALL, "store_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/shifts"): Route(STORE, "store_id", write=True, prepare=_close_shift,
                                                         body=lambda w, k: {"float_fen": 10000}),

@@ -61,6 +61,44 @@ def test_a_store_needs_an_unused_store_location(client, login):
     assert db.session.scalar(select(Store.id).where(Store.id != taken.id)) is None
 
 
+def test_two_stores_never_share_a_name(client, login):
+    admin = login("admin")
+    first, other = _store_location(), _store_location(code="FS-TEST-ST2")
+    renamed = StoreFactory()
+    db.session.commit()
+
+    opened = client.post("/api/v1/stores", json={"name": "大凉山体验店（禅城）", "district_code": "440604",
+                                                 "location_code": first.code}, headers=admin)
+    again = client.post("/api/v1/stores", json={"name": " 大凉山体验店（禅城） ", "district_code": "440604",
+                                                "location_code": other.code}, headers=admin)
+    rename = client.patch(f"/api/v1/stores/{renamed.id}", json={"name": "大凉山体验店（禅城）"}, headers=admin)
+    keep = client.patch(f"/api/v1/stores/{opened.json['id']}", json={"name": "大凉山体验店（禅城）"}, headers=admin)
+
+    assert opened.status_code == 201
+    for response in (again, rename):
+        assert (response.status_code, response.json["error"]["code"]) == (409, "store_name_taken")
+        assert "name" in response.json["error"]["details"]
+    assert keep.status_code == 200
+    assert db.session.scalar(select(Store.id).where(Store.location_id == other.id)) is None
+    assert db.session.get(Store, renamed.id).name != "大凉山体验店（禅城）"
+
+
+def test_stores_opened_at_once_under_one_name_are_one_store(racing_app):
+    admin = UserFactory(role="admin")
+    codes = [_store_location(code=f"FS-RACE-{n}").code for n in range(3)]
+    client = racing_app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": admin.username, "password": DEFAULT_PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+
+    answers = send_together(racing_app, "POST", "/api/v1/stores", [
+        (headers, {"name": "店（并发）", "district_code": "440604", "location_code": code}) for code in codes])
+
+    assert sorted(status for status, _ in answers) == [201, 409, 409], answers
+    assert {body["error"]["code"] for status, body in answers if status == 409} == {"store_name_taken"}
+    assert client.get("/api/v1/stores", headers=headers).json["items"] == [
+        body for status, body in answers if status == 201]
+
+
 def test_a_stores_location_is_in_its_own_district(client, login):
     admin = login("admin")
     nanhai = _store_location(code="FS-NH-NEW", region="440605")  # 南海区, another Foshan donor district
