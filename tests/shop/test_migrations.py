@@ -205,6 +205,28 @@ def test_0044_rebuilds_the_search_keys_of_names_with_full_width_letters(app, cli
     assert (db.session.get(Product, plain.id).name_pinyin, db.session.get(Product, plain.id).name_initials) == kept
 
 
+# --- 0045: store names unique ---------------------------------------------------------------
+
+def test_0045_stops_on_stores_sharing_a_name_naming_them_and_renames_nothing(app, capsys):
+    from tests.orders.factories import StoreFactory
+
+    first, second = StoreFactory(name="大凉山体验店（禅城）"), StoreFactory(name="大凉山体验店（南海）")
+    db.session.commit()
+    downgrade(revision="0044")
+    db.session.execute(text("UPDATE stores SET name = :name WHERE id = :id"), {"name": first.name, "id": second.id})
+    db.session.commit()
+    with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
+        upgrade()
+    assert "大凉山体验店（禅城） (2 stores)" in capsys.readouterr().err
+    db.session.rollback()
+    assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0044"
+    assert db.session.scalars(text("SELECT name FROM stores ORDER BY id")).all() == [first.name, first.name]
+    db.session.execute(text("UPDATE stores SET name = '大凉山体验店（南海）' WHERE id = :id"), {"id": second.id})
+    db.session.commit()
+    upgrade()
+    assert _diff() == []
+
+
 # --- 0026: payout settlements recorded ------------------------------------------------------
 
 def test_0026_dates_lines_settled_before_it_from_their_ledger_transactions(app):

@@ -1,7 +1,7 @@
 """stores: no two stores share a name
 
-Revision ID: 0044
-Revises: 0043
+Revision ID: 0045
+Revises: 0044
 Create Date: 2026-11-29 02:00:00
 
 Consumers choose a pickup store, and read their receipts, by the store's name; two stores of one name could not be
@@ -11,8 +11,8 @@ renamed for them.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0044'
-down_revision = '0043'
+revision = '0045'
+down_revision = '0044'
 branch_labels = None
 depends_on = None
 
