@@ -103,6 +103,17 @@ def _yuan(fen: int) -> str:
     return f"¥{fen // 100:,}.{fen % 100:02d}"
 
 
+def _till_on_an_open_shift(site, desktop):
+    """The clerk's till page, signed in on an open shift, and the first product the store holds."""
+    with site.app.app_context():
+        _ensure_open_shift()
+        item = _stock()[0]
+    page = desktop.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    return page, item
+
+
 def _sell_by_typing(page, sku: str, *, card: bool) -> None:
     """Type a SKU into the scan field, then take the sale by card or with exactly the total in cash."""
     page.get_by_label("扫描追溯码或输入 SKU").fill(sku)
@@ -468,12 +479,7 @@ def test_a_deactivated_clerks_sale_says_the_sign_in_ended_and_is_not_queued(site
 
 
 def test_after_a_price_change_the_till_prices_the_sale_again_and_says_the_new_total(site, desktop):
-    with site.app.app_context():
-        _ensure_open_shift()
-        item = _stock()[0]
-    page = desktop.new_page()
-    sign_in(page, site, CLERK)
-    page.wait_for_url(site.url + "/till")
+    page, item = _till_on_an_open_shift(site, desktop)
     page.get_by_label("扫描追溯码或输入 SKU").fill(item.sku)
     page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
     expect(page.locator("#total")).to_have_text(_yuan(item.price_fen))
@@ -608,12 +614,7 @@ def test_a_lost_sale_the_server_refuses_without_recording_it_is_not_said_to_be_r
 
 
 def test_a_sale_after_the_shift_was_closed_elsewhere_says_to_refresh_for_a_new_shift(site, desktop):
-    with site.app.app_context():
-        _ensure_open_shift()
-        item = _stock()[0]
-    page = desktop.new_page()
-    sign_in(page, site, CLERK)
-    page.wait_for_url(site.url + "/till")
+    page, item = _till_on_an_open_shift(site, desktop)
     with site.app.app_context():  # the shift is closed from another till meanwhile
         _close_open_shift()
     _sell_by_typing(page, item.sku, card=True)
@@ -623,12 +624,7 @@ def test_a_sale_after_the_shift_was_closed_elsewhere_says_to_refresh_for_a_new_s
 
 
 def test_a_wrong_code_scanned_before_a_sale_is_completed_is_not_left_on_the_next_sale(site, desktop):
-    with site.app.app_context():
-        _ensure_open_shift()
-        item = _stock()[0]
-    page = desktop.new_page()
-    sign_in(page, site, CLERK)
-    page.wait_for_url(site.url + "/till")
+    page, item = _till_on_an_open_shift(site, desktop)
     scan = page.get_by_label("扫描追溯码或输入 SKU")
     scan.fill(item.sku)
     scan.press("Enter")
@@ -691,12 +687,7 @@ def test_a_clerk_receives_a_transfer_by_its_lots_codes_on_a_phone_and_a_pc(site,
 
 
 def test_a_card_sale_says_it_was_taken_without_any_change_due_as_its_receipt_does(site, desktop):
-    with site.app.app_context():
-        _ensure_open_shift()
-        item = _stock()[0]
-    page = desktop.new_page()
-    sign_in(page, site, CLERK)
-    page.wait_for_url(site.url + "/till")
+    page, item = _till_on_an_open_shift(site, desktop)
     _sell_by_typing(page, item.sku, card=True)
     expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
     expect(page.locator("#last-sale")).not_to_contain_text("找零")
@@ -706,12 +697,7 @@ def test_a_card_sale_says_it_was_taken_without_any_change_due_as_its_receipt_doe
 
 
 def test_a_comma_typed_for_the_decimal_point_in_the_cash_tendered_is_no_amount(site, desktop):
-    with site.app.app_context():
-        _ensure_open_shift()
-        item = _stock()[0]
-    page = desktop.new_page()
-    sign_in(page, site, CLERK)
-    page.wait_for_url(site.url + "/till")
+    page, item = _till_on_an_open_shift(site, desktop)
     page.get_by_label("扫描追溯码或输入 SKU").fill(item.sku)
     page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
     tendered = page.get_by_label("实收现金（元）")
