@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # the most used passwords of 8 characters or more (shorter ones are refused anyway), in lower case, drawn from public
 # lists: SecLists' most common passwords and the top passwords of the CSDN and 12306 leaks
@@ -22,13 +23,20 @@ HOLDS_USERNAME = "Must not contain the username (a consumer's: the phone number)
 _NOT_A_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
 
 
+def _as_guessed(password: str) -> str:
+    """How a guesser reads `password`: in its compatibility form (full-width `１２３４５６７８`, as a Chinese input
+    method's full-width mode types it, is `12345678`) and in any case."""
+    return unicodedata.normalize("NFKC", password).casefold()
+
+
 def too_common(password: str) -> bool:
-    """Whether `password`, in any case and without surrounding spaces, is one of the most used passwords."""
-    return password.strip().casefold() in COMMON_PASSWORDS
+    """Whether `password`, in any case or width and without surrounding spaces, is one of the most used passwords."""
+    return _as_guessed(password).strip() in COMMON_PASSWORDS
 
 
 def holds_username(password: str, username: str) -> bool:
-    """Whether `password` holds `username` (in its one spelling), in any case and however its letters and digits are
-    parted (`Staff_Shunde1`, `139-6666-7777` hold `staff-shunde`, `13966667777`)."""
+    """Whether `password` holds `username` (in its one spelling), in any case or width and however its letters and
+    digits are parted (`Staff_Shunde1`, `139-6666-7777`, full-width `１３９６６６６７７７７` hold `staff-shunde`,
+    `13966667777`)."""
     letters = _NOT_A_LETTER_OR_DIGIT.sub("", username)
-    return bool(letters) and letters in _NOT_A_LETTER_OR_DIGIT.sub("", password.casefold())
+    return bool(letters) and letters in _NOT_A_LETTER_OR_DIGIT.sub("", _as_guessed(password))

@@ -181,7 +181,9 @@ def test_a_password_keeps_its_spaces_and_any_script(client):
 
 @pytest.mark.parametrize("password", ["13966667777", "+86 139-6666-7777", "my13966667777!", "139.6666.7777pw",
                                       "12345678", "11111111", "password", "PASSWORD", "Password1", "P@ssw0rd",
-                                      " qwertyuiop ", "1qaz2wsx"])
+                                      " qwertyuiop ", "1qaz2wsx",
+                                      # typed in a Chinese input method's full-width mode: the same guess
+                                      "１２３４５６７８", "ＰＡＳＳＷＯＲＤ", "ｍｙ１３９６６６６７７７７！"])
 def test_registration_refuses_the_phone_number_or_a_most_common_password(client, password):
     response = client.post("/api/v1/auth/register", json={"phone": "139 6666 7777", "password": password})
     assert list(assert_error(response, 422, "validation_error")["details"]) == ["password"]
