@@ -30,6 +30,7 @@ SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 SKU_ERROR = "3–32 upper-case letters, digits and dashes."
 CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
 CODE_ERROR = "Letters, digits, '.', '_' and '-'."
+LOT_CODE_MAX, LOCATION_CODE_MAX = 64, 32  # lots.lot_code is String(64), locations.code String(32)
 MAX_NET_WEIGHT_G = 1_000_000  # one tonne in one unit
 MAX_IMAGE_URL = 2048
 PRODUCT_SORTS = ("id", "newest", "price_asc", "price_desc")
@@ -42,10 +43,11 @@ def _sku(**kwargs) -> Identifier:
                       **kwargs)
 
 
-def _code(**kwargs) -> Identifier:
-    """A lot or location code, upper-cased and normalised; no person's ID or phone number in it."""
-    return Identifier(max_length=64, pattern=CODE_PATTERN, pattern_error=CODE_ERROR, validate=no_personal_number,
-                      **kwargs)
+def _code(*, max_length: int, **kwargs) -> Identifier:
+    """A lot or location code of at most `max_length` characters, upper-cased and normalised; no person's ID or phone
+    number in it."""
+    return Identifier(max_length=max_length, pattern=CODE_PATTERN, pattern_error=CODE_ERROR,
+                      validate=no_personal_number, **kwargs)
 
 
 def _images(**kwargs) -> fields.List:
@@ -187,7 +189,7 @@ class ProductChangeOut(Schema):
 class LocationCreate(Schema):
     """A new stock location."""
 
-    code = _code(required=True)
+    code = _code(max_length=LOCATION_CODE_MAX, required=True)
     name = Text(required=True, max_length=100)
     kind = Choice(LOCATION_KINDS, required=True)
     region_code = RegionCode(required=True)
@@ -235,11 +237,11 @@ class LotCreate(Schema):
     """A new lot; `quantity` without contributions only from admins."""
 
     product_sku = _sku(required=True)
-    lot_code = _code(required=True)
+    lot_code = _code(max_length=LOT_CODE_MAX, required=True)
     harvested_on = Date(required=True)
     packed_on = Date(load_default=None)
     village = Text(required=True, max_length=64, validate=no_personal_number_in_text)
-    location_code = _code(required=True)
+    location_code = _code(max_length=LOCATION_CODE_MAX, required=True)
     contributions = fields.List(fields.Nested(ContributionIn), load_default=list,
                                 validate=validate.Length(max=1000))
     quantity = Quantity(load_default=None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from catalog.schemas import CODE_ERROR, CODE_PATTERN, SKU_ERROR, SKU_PATTERN
+from catalog.schemas import CODE_ERROR, CODE_PATTERN, LOCATION_CODE_MAX, SKU_ERROR, SKU_PATTERN
 from orders.models import ADJUSTMENT_REASONS, MAX_TRANSFER_LOTS
 from shop.fields import (
     MAX_COUNTED_CASH_FEN,
@@ -33,7 +33,7 @@ from suppliers.identifiers import mask_bank_account
 
 def LocationCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
     """A location code, upper-cased and normalised."""
-    return Identifier(max_length=64, pattern=CODE_PATTERN, pattern_error=CODE_ERROR, **kwargs)
+    return Identifier(max_length=LOCATION_CODE_MAX, pattern=CODE_PATTERN, pattern_error=CODE_ERROR, **kwargs)
 
 
 def BankAccount(**kwargs) -> Identifier:  # noqa: N802

@@ -8,12 +8,14 @@ from sqlalchemy import event, select
 
 from catalog import inventory
 from catalog.inventory import TRACE_ALPHABET, Portion, StockRequest
-from catalog.models import Lot, Stock
+from catalog.models import Location, Lot, Stock
 from shop.auth.models import User
 from shop.clock import today
 from shop.db import db
 from shop.errors import Conflict, NotFound, ValidationError
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, lot_body, make_lot
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.shop.test_errors import assert_error
 from tests.statements import statements
 from tests.suppliers.factories import HouseholdFactory
 
@@ -40,6 +42,19 @@ def test_admin_adds_locations_with_unique_codes(client, login):
     bad = client.post("/api/v1/locations", json={**body, "code": "X", "region_code": "999999"}, headers=headers)
     assert bad.status_code == 422 and bad.json["error"]["details"] == {"region_code": ["No region with this code."]}
     assert client.post("/api/v1/locations", json={**body, "kind": "shed"}, headers=headers).status_code == 422
+
+
+@pytest.mark.postgres
+def test_a_location_code_longer_than_a_location_can_keep_is_refused_naming_the_field(pg_app):
+    client, admin = pg_app.test_client(), UserFactory(role="admin")
+    db.session.commit()
+    token = client.post("/api/v1/auth/token", json={"username": admin.username, "password": DEFAULT_PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+    body = {"name": "佛山仓", "kind": "warehouse", "region_code": "440604"}
+    longest = "FS-" + "W" * (Location.code.type.length - 3)
+    response = client.post("/api/v1/locations", json={**body, "code": longest + "H"}, headers=headers)
+    assert list(assert_error(response, 422, "validation_error")["details"]) == ["code"]
+    assert client.post("/api/v1/locations", json={**body, "code": longest}, headers=headers).status_code == 201
 
 
 def test_coops_cannot_add_locations(client, coop):
