@@ -216,14 +216,6 @@ def test_a_lot_checks_its_households_in_bulk_not_per_contribution(app, client, c
     assert counts[1] == counts[0]  # 40 households cost what 3 do
 
 
-def test_a_household_listed_twice_is_refused(client, coop_world):
-    w = coop_world
-    twice = [w["households"][0], w["households"][0]]
-    response = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], twice), headers=w["headers"])
-    assert response.status_code == 422
-    assert "twice" in response.json["error"]["details"]["contributions"]["1"]["household_code"][0]
-
-
 def test_lot_codes_are_unique_per_supplier(client, coop_world):
     w = coop_world
     body = lot_body(w["product"], w["location"], w["households"])
