@@ -25,7 +25,7 @@ from orders.ledger import rollups
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import DisclosureNotice, LedgerTransaction, Posting
 from orders.ledger.rollups import PairingRollupHousehold, PairingRollupMonth, PairingRollupSales
-from orders.models import Order, OrderLine
+from orders.models import Order, OrderLine, Refund, RefundLine
 from orders.outbox import sale_date_of
 from shop.clock import SHANGHAI
 from shop.db import among, db, utcnow
@@ -45,13 +45,18 @@ CSV_COLUMNS = ("donor_code", "donor_name", "county_code", "county_name", "paired
 
 def sold_lines(*on_sale_date):
     """CTE: each attributed line sold on the sale dates matching `on_sale_date` — its sale date, order, donor,
-    county, units still sold, their value, and whether a pairing of its donor and county was valid that day
-    (materialised on PostgreSQL, so that pairing check runs once a line, not once a posting)."""
+    county, units still sold (net of the refunds that gave the money back: a refund still pending at the provider
+    holds its units off the line, and gives them back if it fails, with no ledger transaction to recompute the day
+    by), their value, and whether a pairing of its donor and county was valid that day (materialised on PostgreSQL,
+    so that pairing check runs once a line, not once a posting)."""
     sale_date = LedgerTransaction.sale_date
     paired = exists().where(
         Pairing.donor_code == Order.donor_code, Pairing.recipient_code == OrderLine.county_code,
         Pairing.valid_from <= sale_date, or_(Pairing.valid_until.is_(None), Pairing.valid_until >= sale_date))
-    units = OrderLine.quantity - OrderLine.refunded_quantity
+    refunded = (select(func.coalesce(func.sum(RefundLine.quantity), 0))
+                .join(Refund, Refund.id == RefundLine.refund_id)
+                .where(RefundLine.order_line_id == OrderLine.id, Refund.status == "succeeded").scalar_subquery())
+    units = OrderLine.quantity - refunded
     return (select(OrderLine.id.label("line_id"), sale_date.label("sale_date"), Order.id.label("order_id"),
                    Order.donor_code.label("donor"), OrderLine.county_code.label("county"), units.label("units"),
                    (units * OrderLine.unit_price_fen).label("sales_fen"),

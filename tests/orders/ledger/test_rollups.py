@@ -22,12 +22,15 @@ from orders.ledger.rollups import (
     refresh_rollups,
 )
 from orders.ledger.verify import verify_ledger
-from orders.models import Order, OrderLine
+from orders.models import Order, OrderLine, Refund
+from orders.refunds.service import settle_refund
+from shop.clock import SHANGHAI
 from shop.db import db, utcnow
 from shop.regions.models import Pairing
 from tests.orders.ledger.test_attribution import make_world, pay_pickup, place_pickup
 from tests.orders.ledger.test_reports import admin_headers, independent_report
 from tests.orders.payments.conftest import deliver, intent_event
+from tests.orders.refunds.conftest import StubProvider
 
 
 def figures(report: dict) -> dict:
@@ -112,6 +115,33 @@ def test_a_refund_today_of_last_months_sale_recomputes_that_sale_date_only(sold)
     assert after["totals"]["attributed_fen"] < before["totals"]["attributed_fen"]
     assert_exact((None, None), (old, old + timedelta(days=1)), (old.replace(day=1), sold["today"].replace(day=1)))
     assert refresh_pairing_rollups.apply(throw=True).get()["sale_dates"] == 0  # nothing new: nothing recomputed
+    assert verify_ledger()["ok"] is True
+
+
+def test_a_refund_the_provider_fails_leaves_its_units_sold_in_the_report(sold, monkeypatch):
+    client, old = sold["client"], sold["old"]
+    provider = StubProvider()
+    monkeypatch.setattr("orders.refunds.service.get_provider", lambda: provider)
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == sold["old_order"]))
+    provider.status = "pending"  # the provider takes the refund, and fails it later (e.g. the card was closed)
+    pending = client.post(f"/api/v1/orders/{sold['old_order']}/refunds",
+                          headers={**admin_headers(), "Idempotency-Key": "r-old-pending"},
+                          json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "坏了"})
+    assert pending.status_code == 202, pending.json
+    provider.status = "succeeded"
+    that_day = datetime(old.year, old.month, old.day, 12, tzinfo=SHANGHAI)
+    pay_pickup_on(client, sold["world"], 1, that_day)  # another sale of that day, its payment event late
+    refresh_pairing_rollups.apply(throw=True)  # recomputes the day while the refund is pending
+
+    provider.statuses["re_stub_1"] = "failed"
+    assert settle_refund(refund_id=pending.json["id"]).status == "failed"
+    db.session.commit()
+    refresh_pairing_rollups.apply(throw=True)
+
+    assert db.session.scalar(select(Refund.status).where(Refund.id == pending.json["id"])) == "failed"
+    report = pairing_report(from_date=old, to_date=old + timedelta(days=1))
+    assert report["totals"]["units"] == 3  # 3 + 1 sold, 1 refunded; the failed refund gave no money back
+    assert_exact((None, None), (old, old + timedelta(days=1)))
     assert verify_ledger()["ok"] is True
 
 
