@@ -297,9 +297,12 @@ def _line(batch: PayoutBatch, payee: _Payee, amount: int, name: str, bank_accoun
 
 def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBatch | None:
     """Build a claimed batch in the current transaction: its lines, and one ledger transaction moving every
-    payable amount to payouts clearing; with nothing to pay, no line and the batch failed. The caller commits."""
+    payable amount to payouts clearing; with nothing to pay, no line and the batch failed. The batch row is locked
+    first (FOR UPDATE), so a build that took over a stale claim while the first still runs waits for it and finds
+    the batch built. The caller commits."""
     lock_on_sqlite("UPDATE payout_batches SET id = id WHERE id = :id", id=batch_id)
-    batch = db.session.get(PayoutBatch, batch_id)
+    batch = db.session.scalar(select(PayoutBatch).where(PayoutBatch.id == batch_id).with_for_update()
+                              .execution_options(populate_existing=True))
     if batch is None or batch.status != "building":
         return batch
     payees = _payees(party=batch.party, supplier_id=batch.supplier_id)

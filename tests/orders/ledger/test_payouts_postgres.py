@@ -4,16 +4,18 @@ the payees' accounts (PostgreSQL)."""
 from __future__ import annotations
 
 import threading
+import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from orders.ledger import accounts
 from orders.ledger.payouts import service
 from orders.ledger.payouts.models import PayoutBatch, PayoutLine
 from orders.ledger.payouts.tasks import run_build
 from orders.ledger.verify import verify_ledger
-from shop.db import db
+from shop.db import db, utcnow
 from tests.catalog.test_concurrency import race
 from tests.factories import UserFactory
 from tests.orders.ledger.payout_factories import balance, days_ago, earn, payee_household, queued_batch, today
@@ -132,4 +134,46 @@ def test_concurrent_settlements_of_a_line_post_it_once(racing_app):
     line = db.session.get(PayoutLine, line_id)
     assert (line.status, line.paid_by) == ("paid", admin_id)
     assert balance("payments:bank") == 900 and balance("payouts_clearing") == 0
+    assert verify_ledger()["ok"] is True
+
+
+@pytest.mark.postgres
+def test_a_build_taken_over_while_the_first_still_runs_leaves_the_batch_built_by_the_first(pg_app):
+    supplier = SupplierFactory()
+    household = payee_household(supplier)
+    earn(accounts.household(household.id, supplier.id), 800, on=days_ago(1))
+    batch_id = queued_batch(party="household", supplier_id=supplier.id, until=today()).id
+    assert service.claim_batch(batch_id)
+    db.session.execute(update(PayoutBatch).where(PayoutBatch.id == batch_id)  # the first build runs past the
+                       .values(claimed_at=utcnow() - service.STALE_CLAIM - timedelta(minutes=1)))  # stale claim
+    db.session.commit()
+    holding, second_started = threading.Event(), threading.Event()
+
+    def hold(done, total):
+        """Mid-build, the payees locked: let the sweeper's second task start, give it time to reach the locks."""
+        if done == total:
+            holding.set()
+            assert second_started.wait(timeout=20)
+            time.sleep(1)
+
+    def second():
+        with pg_app.app_context():
+            assert holding.wait(timeout=20)
+            second_started.set()
+            run_build(batch_id)
+            db.session.remove()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with pg_app.app_context():
+        service.build_batch(batch_id, progress=hold)
+        db.session.commit()
+        db.session.remove()
+    thread.join(timeout=30)
+
+    db.session.expire_all()
+    batch = db.session.get(PayoutBatch, batch_id)
+    assert (batch.status, batch.total_fen, batch.failure_reason) == ("ready", 800, None)
+    assert [(line.status, line.amount_fen) for line in batch.lines] == [("pending", 800)]
+    assert balance("payouts_clearing") == 800
     assert verify_ledger()["ok"] is True
