@@ -48,7 +48,7 @@ from orders.outbox import sale_date_of
 from shop.auth.models import User
 from shop.caching import cache_delete, cache_get, cache_set
 from shop.clock import shanghai_midnight
-from shop.db import after_commit, among, db, lock_on_sqlite, utcnow
+from shop.db import after_commit, among, db, lock_on_sqlite, lock_row, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.pagination import paginate, recorded_in, scope_of
 from suppliers.identifiers import mask_bank_account
@@ -300,9 +300,7 @@ def build_batch(batch_id: int, *, progress: Progress | None = None) -> PayoutBat
     payable amount to payouts clearing; with nothing to pay, no line and the batch failed. The batch row is locked
     first (FOR UPDATE), so a build that took over a stale claim while the first still runs waits for it and finds
     the batch built. The caller commits."""
-    lock_on_sqlite("UPDATE payout_batches SET id = id WHERE id = :id", id=batch_id)
-    batch = db.session.scalar(select(PayoutBatch).where(PayoutBatch.id == batch_id).with_for_update()
-                              .execution_options(populate_existing=True))
+    batch = lock_row(PayoutBatch, batch_id)
     if batch is None or batch.status != "building":
         return batch
     payees = _payees(party=batch.party, supplier_id=batch.supplier_id)
@@ -494,9 +492,7 @@ def list_batches(*, actor: User, party: str | None = None, status: str | None = 
 def settle_lines(*, batch_id: int, settlements: list[Settlement], actor: User) -> dict:
     """Settle lines of a ready batch as paid or failed, posting the moves (one ledger transaction for the paid
     lines, one for the failed) and recording who settled them, when and (a failure) why; all or nothing."""
-    lock_on_sqlite("UPDATE payout_batches SET id = id WHERE id = :id", id=batch_id)
-    batch = db.session.scalar(select(PayoutBatch).where(PayoutBatch.id == batch_id).with_for_update()
-                              .execution_options(populate_existing=True))
+    batch = lock_row(PayoutBatch, batch_id)
     if batch is None:
         raise _not_found(batch_id)
     if batch.status != "ready":
