@@ -303,12 +303,13 @@ class TraceProduct(Schema):
     """The product a trace code belongs to."""
 
     sku = fields.String()
-    name = fields.String()
-    category = fields.String()
+    name = fields.String(allow_none=True, metadata={"description": "Null while the product is an unpublished draft."})
+    category = fields.String(allow_none=True, metadata={"description": "Null while the product is a draft."})
     unit = fields.String()
     county = fields.Nested(RegionRef)
     certified = fields.Boolean()
     certificate = fields.Nested(CertificateOut, allow_none=True)
+    on_sale = fields.Boolean(metadata={"description": "Whether the product's shop page exists (on sale now)."})
 
 
 class TraceLot(Schema):

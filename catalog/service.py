@@ -103,7 +103,7 @@ def _find_by_sku(sku: str) -> Product | None:
     return None if code is None else db.session.scalar(select(Product).where(Product.sku == code))
 
 
-def _on_sale(status: str, supplier_active: bool) -> bool:
+def on_sale(status: str, supplier_active: bool) -> bool:
     """Whether a product is on sale: active, of an active supplier (an inactive supplier's products sell nowhere)."""
     return status == "active" and supplier_active
 
@@ -111,7 +111,7 @@ def _on_sale(status: str, supplier_active: bool) -> bool:
 def get_product(*, sku: str, actor: User | None = None) -> Product:
     """The product with `sku` that `actor` may see (on sale, unless an admin's or its co-op's), or `NotFound`."""
     product = _find_by_sku(sku)
-    if product is None or (not _on_sale(product.status, suppliers.get_supplier(product.supplier_id).active)
+    if product is None or (not on_sale(product.status, suppliers.get_supplier(product.supplier_id).active)
                            and not _may_see_unpublished(actor, product)):
         raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     return product
@@ -129,7 +129,7 @@ def show_product(*, sku: str, actor: User | None) -> dict:
     """A product with its live stock per location (never cached), in one statement."""
     code = _sku_code(sku)
     rows = queries.product_with_stock(code) if code else []
-    if not rows or (not _on_sale(rows[0].status, rows[0].supplier_active) and not _may_see_unpublished(actor, rows[0])):
+    if not rows or (not on_sale(rows[0].status, rows[0].supplier_active) and not _may_see_unpublished(actor, rows[0])):
         raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     stock = [{"location_id": row.location_id, "available": int(row.available)}
              for row in rows if row.location_id is not None]

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, render_template, url_for
 from catalog import queries
 from catalog.errors import CatalogCode
 from catalog.schemas import TraceProduct
-from catalog.service import row_view
+from catalog.service import on_sale, row_view
 from shop.clock import today
 from shop.errors import NotFound
 from shop.fields import normalise_identifier
@@ -32,6 +32,15 @@ def _households(rows: list) -> dict:
     return {"count": count, "villages": villages}
 
 
+def _product(row) -> dict:
+    """The product as the public trace shows it, and whether its shop page exists (`on_sale`): a draft is the
+    co-op's unpublished work, so only its SKU, unit and origin county, never its name, category or certificate."""
+    product = {name: value for name, value in row_view(row, on=today()).items() if name in TRACE_PRODUCT_FIELDS}
+    if row.status == "draft":
+        product |= {"name": None, "category": None, "certified": False, "certificate": None}
+    return product | {"on_sale": on_sale(row.status, row.supplier_active)}
+
+
 def _lot_trace(trace_code: str) -> tuple[dict, int]:
     """The public trace of the lot with `trace_code` and how many households delivered it, or `NotFound`. Its
     amount is shown only when both the deliverers and the households it reached are at least 3 (or it reached none
@@ -43,15 +52,14 @@ def _lot_trace(trace_code: str) -> tuple[dict, int]:
         raise NotFound(f"No lot with trace code {trace_code[:MAX_TRACE_CODE_INPUT]}.",
                        code=CatalogCode.TRACE_CODE_NOT_FOUND)
     row = rows[0]
-    product = row_view(row, on=today())
     households = _households(rows)
     result = {
         "trace_code": row.trace_code,
-        "product": {name: product[name] for name in TRACE_PRODUCT_FIELDS},
+        "product": _product(row),
         "lot": {"code": row.lot_code, "harvested_on": row.harvested_on, "packed_on": row.packed_on,
                 "village": row.village},
         "prefecture": {"code": row.prefecture_code, "name": row.prefecture_name} if row.prefecture_code else None,
-        "supplier": product["supplier"],
+        "supplier": {"id": row.supplier_id, "name": row.supplier_name},
         "households": households,
     }
     reached, fen = (0, 0)
@@ -79,7 +87,8 @@ def trace_page(code: str):
         return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
     return render_template("trace.html", t=data, no_household=delivered == 0,
                            qr_url=url_for(".trace_qr", code=data["trace_code"]),
-                           product_url=url_for("storefront.product", sku=data["product"]["sku"]))
+                           product_url=url_for("storefront.product", sku=data["product"]["sku"])
+                           if data["product"]["on_sale"] else None)
 
 
 @pages.get("/t/<code>/qr.svg")

@@ -224,3 +224,39 @@ def test_the_trace_page_names_the_prefecture_of_the_products_own_county(client):
     assert "<dd>毕节市 大方县 三河村</dd>" in page and "凉山" not in page
     assert body["prefecture"] == {"code": "520500", "name": "毕节市"}
     assert "<dd>凉山彝族自治州 昭觉县 三河村</dd>" in client.get(f"/t/{zhaojue.trace_code}").get_data(as_text=True)
+
+
+def test_a_lot_of_a_product_off_sale_names_it_without_a_link_to_a_missing_page(client, coop):
+    """A label in a buyer's hand outlives the product's sale: its trace page still names the product, but links to
+    the shop's product page only while that page exists (on sale, of an active supplier)."""
+    lot, _ = lot_with_households(coop[0], ["三河村"] * 3)
+    lot.product.status = "archived"
+    db.session.commit()
+
+    body = client.get(f"/api/v1/trace/{lot.trace_code}").json
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+
+    assert body["product"]["name"] == "昭觉苦荞米" and body["product"]["on_sale"] is False
+    assert client.get(f"/p/{lot.product.sku}").status_code == 404
+    assert "昭觉苦荞米" in page and f"/p/{lot.product.sku}" not in page and "在消费帮扶商城查看此产品" not in page
+
+
+def test_a_lot_of_a_draft_product_shows_the_lot_but_not_the_unpublished_product(client, coop):
+    """A draft is the co-op's unpublished work (the product API hides it): the trace of its lot shows the lot, its
+    origin, supplier and households, the product only by its SKU; no draft name, category or self-set
+    certificate badge, in the JSON and on the page alike."""
+    lot, _ = lot_with_households(coop[0], ["三河村"] * 3)
+    lot.product.status, lot.product.name, lot.product.category = "draft", "未发布的新品名", "未发布类目"
+    db.session.commit()
+    assert client.get(f"/api/v1/products/{lot.product.sku}").status_code == 404
+
+    body = client.get(f"/api/v1/trace/{lot.trace_code}").json
+    page = client.get(f"/t/{lot.trace_code}").get_data(as_text=True)
+
+    assert body["product"] == {"sku": lot.product.sku, "name": None, "category": None, "unit": lot.product.unit,
+                               "county": {"code": lot.product.county_code, "name": "昭觉县"}, "certified": False,
+                               "certificate": None, "on_sale": False}
+    assert body["households"]["count"] == 3 and body["lot"]["code"] == lot.lot_code
+    for unpublished in ("未发布", "扶贫产品认定 ", f"/p/{lot.product.sku}"):
+        assert unpublished not in page
+    assert lot.product.sku in page and "三河村" in page
