@@ -1,6 +1,7 @@
 """Products with certificates and agreement rates, their change history, locations, lots and stock."""
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 
 from sqlalchemy import (
@@ -16,12 +17,19 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from shop.db import UTCDateTime, db, utcnow
 from shop.regions.models import Region
 
 UNITS = ("kg", "box", "bag", "piece")
+
+
+def search_fold(text: str) -> str:
+    """Text as the `q` search reads it, stored keys and queries alike: NFKC (ＡＢＣ５ is ABC5), lower case."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
 STATUSES = ("draft", "active", "archived")
 LOCATION_KINDS = ("warehouse", "store")
 RATE_FIELDS = ("platform_fee_bp", "store_commission_bp", "household_premium_bp", "dividend_bp")
@@ -43,6 +51,7 @@ class Product(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     sku: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    name_folded: Mapped[str] = mapped_column(Text)  # `search_fold(name)`, kept by `_fold_name`
     name_pinyin: Mapped[str] = mapped_column(String(400))
     name_initials: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -83,10 +92,16 @@ class Product(db.Model):
         Index("ix_products_price_fen", "price_fen"),
         Index("ix_products_certificate_valid_until", "certificate_valid_until"),
         # `q` search: a trigram GIN index on PostgreSQL (migration 0013), a plain index on SQLite
-        Index("ix_products_name_search", "name", "name_pinyin", "name_initials", postgresql_using="gin",
-              postgresql_ops={column: "gin_trgm_ops" for column in ("name", "name_pinyin", "name_initials")},
+        Index("ix_products_name_search", "name_folded", "name_pinyin", "name_initials", postgresql_using="gin",
+              postgresql_ops={column: "gin_trgm_ops" for column in ("name_folded", "name_pinyin", "name_initials")},
               postgresql_with={"fastupdate": "off"}),
     )
+
+    @validates("name")
+    def _fold_name(self, _key: str, name: str) -> str:
+        """Keep the name's search key with every name set."""
+        self.name_folded = search_fold(name)
+        return name
 
 
 class ProductChange(db.Model):

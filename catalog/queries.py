@@ -101,8 +101,8 @@ LIST_FILTERS = {
     "donor": lambda: Product.county_code.in_(select(Pairing.recipient_code).where(
         Pairing.donor_code == bindparam("donor"), valid_on(bindparam("on")))),
     "category": lambda: Product.category == bindparam("category"),
-    "q_name": lambda: Product.name.ilike(bindparam("q_name"), escape="/"),
-    "q_letters": lambda: _name_like(Product.name.ilike(bindparam("q_name"), escape="/")),
+    "q_name": lambda: Product.name_folded.like(bindparam("q_name"), escape="/"),
+    "q_letters": lambda: _name_like(Product.name_folded.like(bindparam("q_name"), escape="/")),
     "min_price_fen": lambda: Product.price_fen >= bindparam("min_price_fen"),
     "max_price_fen": lambda: Product.price_fen <= bindparam("max_price_fen"),
     "certified": lambda: certified_on(bindparam("on")),

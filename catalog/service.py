@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -13,7 +12,16 @@ from sqlalchemy import select, update
 
 from catalog import queries
 from catalog.errors import CatalogCode
-from catalog.models import HISTORY_FIELDS, MEASURE_FIELDS, RATE_FIELDS, TEXT_FIELDS, Lot, Product, ProductChange
+from catalog.models import (
+    HISTORY_FIELDS,
+    MEASURE_FIELDS,
+    RATE_FIELDS,
+    TEXT_FIELDS,
+    Lot,
+    Product,
+    ProductChange,
+    search_fold,
+)
 from catalog.schemas import SKU_PATTERN
 from shop.auth.models import User
 from shop.caching import CacheKey, cache_key, invalidate_after_commit
@@ -40,7 +48,7 @@ def public_cache_key(kind: str, *parts: object) -> CacheKey:
 def pinyin_keys(name: str) -> tuple[str, str]:
     """The full pinyin and the initials of a Chinese name, read as `q` is (full-width letters and digits as ASCII):
     lower case, no tones, no spaces."""
-    name = unicodedata.normalize("NFKC", name)
+    name = search_fold(name)
     syllables = [s.strip().lower() for s in lazy_pinyin(name, errors="default") if s.strip()]
     initials = [s.strip().lower() for s in lazy_pinyin(name, style=Style.FIRST_LETTER) if s.strip()]
     return "".join(syllables)[:400], "".join(initials)[:100]
@@ -148,9 +156,10 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                   sort: str = "id", limit: int = 20, cursor: str | None = None) -> dict:
     """A page of products by the API's filters, in the order `sort` names (`queries.LIST_ORDERS`; its cursors are
     signed for that order's keys and direction), in one statement (the caller may cache public pages).
-    `q`: the name holds its words in order (雷波 脐橙 finds 雷波脐橙), or its pinyin or initials hold it (spaces,
-    case and width ignored: `ｋｑ` is `kq`, a full-width space is a space). Anyone but an admin or a co-op sees
-    products on sale only (active, of an active supplier), so another `status` finds nothing for them."""
+    `q`: the name holds its words in order (雷波 脐橙 finds 雷波脐橙, 苦荞abc finds 苦荞ＡＢＣ), or its pinyin or
+    initials hold it (spaces, case and width ignored: `ｋｑ` is `kq`, a full-width space is a space). Anyone but an
+    admin or a co-op sees products on sale only (active, of an active supplier), so another `status`
+    finds nothing for them."""
     on = today()
     public = (status in (None, "active") and supplier_id is None) or actor is None
     if status not in (None, "active") and (public or actor.role not in ("admin", "coop")):
@@ -169,8 +178,8 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
     filters += [name for name in ("supplier_id", "county", "donor", "category", "min_price_fen", "max_price_fen",
                                   "in_stock_at") if params[name] not in (None, "")]
     if q:
-        q = unicodedata.normalize("NFKC", q)
-        letters = "".join(q.split()).lower()
+        q = search_fold(q)
+        letters = "".join(q.split())
         params |= {"q_name": _contains_in_order(q.split()), "q_letters": _contains_in_order([letters])}
         filters.append("q_letters" if letters.isascii() and letters.isalnum() else "q_name")
     if certified is not None:

@@ -99,6 +99,20 @@ def test_q_mixing_letters_and_chinese_ignores_the_case_of_its_letters(racing_app
         assert skus(client, f"&q={q}") == [mini], q
 
 
+def test_q_mixing_chinese_with_letters_or_digits_finds_a_name_written_in_full_width_forms(racing_app):
+    """A name typed on a Chinese keyboard (苦荞ＡＢＣ, 盐源苹果５ｋｇ) is found by a query mixing Chinese with its
+    letters and digits in any width or case, as a query of letters alone finds it (on PostgreSQL too)."""
+    client = racing_app.test_client()
+    tea = ProductFactory(name="苦荞ＡＢＣ").sku
+    apples = ProductFactory(name="盐源苹果５ｋｇ").sku
+    ProductFactory(name="盐源苹果")
+    db.session.commit()
+    for q in ("苦荞ABC", "苦荞abc", "苦荞ａｂｃ", "苦荞 Abc"):
+        assert skus(client, f"&q={q}") == [tea], q
+    for q in ("盐源苹果5kg", "盐源苹果5KG", "苹果 5kg", "盐源苹果５ｋｇ"):
+        assert skus(client, f"&q={q}") == [apples], q
+
+
 def test_q_ignores_the_spaces_between_chinese_words_as_it_does_between_pinyin(client):
     orange = ProductFactory(name="雷波脐橙礼盒")
     ProductFactory(name="雷波核桃")

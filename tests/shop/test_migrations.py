@@ -227,6 +227,19 @@ def test_0045_stops_on_stores_sharing_a_name_naming_them_and_renames_nothing(app
     assert _diff() == []
 
 
+# --- 0046: a search key of the name -------------------------------------------------------------
+
+def test_0046_lets_a_mixed_query_find_a_name_stored_before_it_in_full_width_forms(app, client):
+    from tests.catalog.factories import ProductFactory
+
+    tea = ProductFactory(name="苦荞ＡＢＣ")
+    ProductFactory(name="苦荞茶")
+    db.session.commit()
+    downgrade(revision="0045")
+    upgrade()
+    db.session.expire_all()
+    assert [item["sku"] for item in client.get("/api/v1/products?q=苦荞abc").json["items"]] == [tea.sku]
+
 # --- 0026: payout settlements recorded ------------------------------------------------------
 
 def test_0026_dates_lines_settled_before_it_from_their_ledger_transactions(app):
