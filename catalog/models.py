@@ -30,6 +30,11 @@ def search_fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
+def name_search_key(name: str) -> str:
+    """The key `q` matches a name's words against: `search_fold`ed, without spaces (as `q`'s words are)."""
+    return "".join(search_fold(name).split())
+
+
 STATUSES = ("draft", "active", "archived")
 LOCATION_KINDS = ("warehouse", "store")
 RATE_FIELDS = ("platform_fee_bp", "store_commission_bp", "household_premium_bp", "dividend_bp")
@@ -51,7 +56,7 @@ class Product(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     sku: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
-    name_folded: Mapped[str] = mapped_column(Text)  # `search_fold(name)`, kept by `_fold_name`
+    name_folded: Mapped[str] = mapped_column(Text)  # `name_search_key(name)`, kept by `_fold_name`
     name_pinyin: Mapped[str] = mapped_column(String(400))
     name_initials: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -100,7 +105,7 @@ class Product(db.Model):
     @validates("name")
     def _fold_name(self, _key: str, name: str) -> str:
         """Keep the name's search key with every name set."""
-        self.name_folded = search_fold(name)
+        self.name_folded = name_search_key(name)
         return name
 
 

@@ -71,7 +71,7 @@ def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> int:
 
 def _product_rows(by_county: dict[str, list[int]], rng: random.Random):
     """20,000 plausible products spread over the counties, 90% active."""
-    from catalog.models import search_fold
+    from catalog.models import name_search_key
     from catalog.service import pinyin_keys
 
     keys = {name: pinyin_keys(name) for name in NAMES}
@@ -81,7 +81,7 @@ def _product_rows(by_county: dict[str, list[int]], rng: random.Random):
         base = NAMES[rng.randrange(len(NAMES))]
         full, initials = keys[base]
         lapsed = product_id % 17 == 0
-        yield (product_id, f"BENCH-{product_id:06d}", f"{base}{product_id}", search_fold(f"{base}{product_id}"),
+        yield (product_id, f"BENCH-{product_id:06d}", f"{base}{product_id}", name_search_key(f"{base}{product_id}"),
                f"{full}{product_id}",
                f"{initials}{product_id}", "基准测试产品", CATEGORIES[product_id % len(CATEGORIES)],
                UNITS[product_id % len(UNITS)], 250 * (1 + product_id % 20), 500 + rng.randrange(50_000), county,

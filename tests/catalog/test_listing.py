@@ -113,6 +113,19 @@ def test_q_mixing_chinese_with_letters_or_digits_finds_a_name_written_in_full_wi
         assert skus(client, f"&q={q}") == [apples], q
 
 
+def test_q_ignores_the_spaces_inside_a_stored_name_as_it_does_inside_the_query(client):
+    """Spaces are ignored on both sides: a name written with a space (Mini 脐橙礼盒, 盐源 苹果) is found by the query
+    typed without it, as its pinyin is."""
+    mini = ProductFactory(name="Mini 脐橙礼盒").sku
+    apples = ProductFactory(name="盐源\u3000苹果").sku
+    ProductFactory(name="雷波脐橙")
+    db.session.commit()
+    for q in ("Mini脐橙", "mini脐橙礼盒", "ｍｉｎｉ脐橙"):
+        assert skus(client, f"&q={q}") == [mini], q
+    for q in ("盐源苹果", "源苹"):
+        assert skus(client, f"&q={q}") == [apples], q
+
+
 def test_q_ignores_the_spaces_between_chinese_words_as_it_does_between_pinyin(client):
     orange = ProductFactory(name="雷波脐橙礼盒")
     ProductFactory(name="雷波核桃")
