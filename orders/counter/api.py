@@ -19,7 +19,7 @@ from orders.counter.schemas import (
     SaleConflictResolve,
 )
 from orders.errors import OrderCode
-from orders.stores.service import get_store_for
+from orders.stores.service import store_keys
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, db
@@ -34,10 +34,8 @@ blp = Blueprint("counter", __name__, url_prefix="/api/v1", description="Counter 
 
 
 def _store_keys(store_id: int, **_) -> str:
-    """Counter-sale and hand-over keys belong to the store (checked in the caller's scope first, so a key is never
-    replayed to another store's staff)."""
-    get_store_for(actor=current_user(), store_id=store_id)
-    return f"store:{store_id}"
+    """Counter-sale and hand-over keys belong to the store (`store_keys`)."""
+    return store_keys(actor=current_user(), store_id=store_id)
 
 
 def _pickup_attempts_key() -> str:

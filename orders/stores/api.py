@@ -49,6 +49,21 @@ adjustments = Blueprint("stock_adjustments", __name__, url_prefix="/api/v1",
 BLUEPRINTS = (blp, shifts, transfers, adjustments)
 
 
+def _store_keys(store_id: int, **_) -> str:
+    """Shift keys belong to the store (`service.store_keys`)."""
+    return service.store_keys(actor=current_user(), store_id=store_id)
+
+
+def _shift_keys(shift_id: int, **_) -> str:
+    """A shift's keys belong to its store (`service.shift_keys`)."""
+    return service.shift_keys(actor=current_user(), shift_id=shift_id)
+
+
+def _receipt_keys(transfer_id: int, **_) -> str:
+    """A receipt's keys belong to the receiving store (`service.receipt_keys`)."""
+    return service.receipt_keys(actor=current_user(), transfer_id=transfer_id)
+
+
 @blp.route("/stores")
 class Stores(MethodView):
     @require_role("admin", "auditor", "store_staff", "consumer")
@@ -119,7 +134,7 @@ class StoreShifts(MethodView):
         return service.list_shifts(actor=current_user(), store_id=store_id, **query)
 
     @require_role("admin", "store_staff")
-    @idempotent
+    @idempotent(scope=_store_keys)
     @shifts.arguments(ShiftOpen)
     @shifts.response(201, ShiftOut, location=ReadAt("shifts.show_shift", shift_id="id"))
     @shifts.errors({409: [OrderCode.SHIFT_ALREADY_OPEN]})
@@ -140,7 +155,7 @@ def show_shift(shift_id):
 
 @shifts.route("/shifts/<int:shift_id>/close", methods=["POST"])
 @require_role("admin", "store_staff")
-@idempotent
+@idempotent(scope=_shift_keys)
 @shifts.arguments(ShiftClose)
 @shifts.response(200, ShiftReportOut)
 @shifts.errors({409: [OrderCode.SHIFT_CLOSED]})
@@ -176,7 +191,7 @@ def show_transfer(transfer_id):
 
 @transfers.route("/stock-transfers/<int:transfer_id>/receive", methods=["POST"])
 @require_role("store_staff")
-@idempotent
+@idempotent(scope=_receipt_keys)
 @transfers.arguments(TransferReceive)
 @transfers.response(200, TransferOut)
 @transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED],

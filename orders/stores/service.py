@@ -86,6 +86,14 @@ def get_store_for(*, actor: User, store_id: int) -> Store:
     return _store(store_id)
 
 
+def store_keys(*, actor: User, store_id: int) -> str:
+    """The scope of the Idempotency-Keys of what is done at a store (counter sales, hand-overs, shifts, transfer
+    receipts): the store, not the clerk, so a queued request resent by another clerk gets the first answer; the store
+    is checked in the actor's scope first (404), so a key is never replayed to another store's staff."""
+    get_store_for(actor=actor, store_id=store_id)
+    return f"store:{store_id}"
+
+
 def show_store(*, actor: User, store_id: int) -> Store:
     """A store as the actor may see it: admins and auditors any, staff their own, consumers active ones."""
     store = get_store_for(actor=actor, store_id=store_id)
@@ -296,6 +304,11 @@ def _shift_for(*, actor: User, shift_id: int) -> Shift:
     return shift
 
 
+def shift_keys(*, actor: User, shift_id: int) -> str:
+    """The scope of a shift's Idempotency-Keys: its store's (`store_keys`); 404 outside the actor's scope."""
+    return store_keys(actor=actor, store_id=_shift_for(actor=actor, shift_id=shift_id).store_id)
+
+
 @dataclass(frozen=True)
 class ShiftReport:
     """A shift's cash-up: per payment method expected, counted (cash only) and difference; late entries apart."""
@@ -467,6 +480,14 @@ def _transfer_for(*, actor: User, transfer_id: int) -> StockTransfer:
     if transfer is None:
         raise NotFound(f"No stock transfer {transfer_id}.", code=OrderCode.TRANSFER_NOT_FOUND)
     return transfer
+
+
+def receipt_keys(*, actor: User, transfer_id: int) -> str:
+    """The scope of a transfer receipt's Idempotency-Keys: the receiving store's (`store_keys`); 404 outside the
+    actor's scope."""
+    transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
+    store_id = db.session.scalar(select(Store.id).where(Store.location_id == transfer.to_location_id))
+    return store_keys(actor=actor, store_id=store_id)
 
 
 def get_transfer(*, actor: User, transfer_id: int) -> StockTransfer:

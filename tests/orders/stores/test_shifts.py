@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from orders.models import Order, Refund, Shift, Store
 from orders.stores import service
@@ -270,3 +270,27 @@ def test_only_the_stores_own_staff_admins_and_auditors_list_its_shifts(client, s
     assert (unknown.status_code, unknown.json["error"]["code"]) == (404, "store_not_found")
     assert (consumer.status_code, consumer.json["error"]["code"]) == (403, "forbidden")
     assert client.get(url).status_code == 401
+
+
+def test_a_shift_opened_or_closed_then_resent_by_another_clerk_with_its_key_is_answered_as_the_first(client, store,
+                                                                                                     staff_of):
+    open_url = f"/api/v1/stores/{store.id}/shifts"
+    opened = client.post(open_url, json={"float_fen": 20000}, headers={**staff_of(store), "Idempotency-Key": "open-1"})
+    reopened = client.post(open_url, json={"float_fen": 20000},
+                           headers={**staff_of(store), "Idempotency-Key": "open-1"})
+    close_url = f"/api/v1/shifts/{opened.json['id']}/close"
+    closed = client.post(close_url, json={"counted_cash_fen": 20000},
+                         headers={**staff_of(store), "Idempotency-Key": "close-1"})
+    reclosed = client.post(close_url, json={"counted_cash_fen": 20000},
+                           headers={**staff_of(store), "Idempotency-Key": "close-1"})
+    elsewhere = StoreFactory()
+    db.session.commit()
+    other_store = client.post(close_url, json={"counted_cash_fen": 20000},
+                              headers={**staff_of(elsewhere), "Idempotency-Key": "close-1"})
+
+    assert opened.status_code == reopened.status_code == 201, reopened.json
+    assert reopened.json == opened.json
+    assert closed.status_code == reclosed.status_code == 200, reclosed.json
+    assert reclosed.json == closed.json
+    assert (other_store.status_code, other_store.json["error"]["code"]) == (404, "shift_not_found")
+    assert db.session.scalar(select(func.count()).select_from(Shift).where(Shift.store_id == store.id)) == 1

@@ -486,3 +486,25 @@ def test_a_cancel_racing_a_receipt_one_wins_and_the_stock_is_conserved(racing_ap
     else:
         assert status == "received"
         assert (outcomes, at_warehouse, at_store) == ({"ok": 1, "transfer_already_received": 1}, 6, 4)
+
+
+def test_a_receipt_resent_by_another_clerk_of_the_store_with_its_key_is_the_first_receipt(client, login, store,
+                                                                                           staff_of, stocked_warehouse):
+    warehouse, product, old, new = stocked_warehouse
+    transfer = _send(client, login("admin"), warehouse, store, product, 7).json
+    body = {"lines": [{"lot_id": old.id, "received": 5}, {"lot_id": new.id, "received": 2}]}
+    url = f"/api/v1/stock-transfers/{transfer['id']}/receive"
+
+    first = client.post(url, json=body, headers={**staff_of(store), "Idempotency-Key": "receipt-1"})
+    resent = client.post(url, json=body, headers={**staff_of(store), "Idempotency-Key": "receipt-1"})
+    changed = client.post(url, json={"lines": [{"lot_id": old.id, "received": 4}, {"lot_id": new.id, "received": 2}],
+                                     "note": "压坏"}, headers={**staff_of(store), "Idempotency-Key": "receipt-1"})
+    elsewhere = StoreFactory()
+    db.session.commit()
+    other_store = client.post(url, json=body, headers={**staff_of(elsewhere), "Idempotency-Key": "receipt-1"})
+
+    assert first.status_code == resent.status_code == 200, resent.json
+    assert resent.json == first.json
+    assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert (other_store.status_code, other_store.json["error"]["code"]) == (404, "transfer_not_found")
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 7
