@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     register_error_codes(app, CatalogCode)
     register_unique_conflicts(app, {
         "uq_products_sku": duplicate_sku, "uq_locations_code": duplicate_location_code,
+        "uq_locations_skeleton": duplicate_location_code,
         "uq_lots_supplier_lot_code": duplicate_lot_code,
         # written by the service alone: a trace code is drawn at random and checked free, a lot's contributions are one
         # per household (checked), stock rows are upserted, an upload of the same bytes answers the earlier one

@@ -33,6 +33,7 @@ from shop.auth.models import User
 from shop.clock import today
 from shop.db import among, db
 from shop.errors import Conflict, NotFound, ValidationError
+from shop.fields import code_skeleton
 from shop.pagination import paginate
 from shop.regions.service import region_named
 from suppliers import service as suppliers
@@ -64,15 +65,18 @@ class Portion:
 # --- locations --------------------------------------------------------------------------------------
 
 def duplicate_location_code(row: Mapping[str, Any]) -> Conflict:
-    """The conflict of a location whose code is taken."""
-    return Conflict(f"Location code {row['code']} is taken.", code=CatalogCode.LOCATION_CODE_TAKEN,
-                    details={"code": row["code"]})
+    """The conflict of a location whose code, or a look-alike of it (the same `code_skeleton`), is taken: it names the
+    taken code, whichever spelling was sent."""
+    taken = db.session.scalar(select(Location.code).where(Location.skeleton == code_skeleton(row["code"])))
+    taken = taken or row["code"]
+    return Conflict(f"Location code {taken} is taken: codes that differ only by '.', '_' or '-' read as one.",
+                    code=CatalogCode.LOCATION_CODE_TAKEN, details={"code": taken})
 
 
 def create_location(*, code: str, name: str, kind: str, region_code: str) -> Location:
-    """Add a stock location (warehouse or store back room)."""
+    """Add a stock location (warehouse or store back room) whose code reads as no other's (`find_location`)."""
     region_named(region_code, field="region_code")
-    if db.session.scalar(select(Location.id).where(Location.code == code)) is not None:
+    if find_location(code) is not None:
         raise duplicate_location_code({"code": code})
     location = Location(code=code, name=name, kind=kind, region_code=region_code)
     db.session.add(location)
@@ -89,8 +93,8 @@ def get_location(location_id: int) -> Location:
 
 
 def find_location(code: str) -> Location | None:
-    """The location with `code`, if any."""
-    return db.session.scalar(select(Location).where(Location.code == code))
+    """The location with `code` or a look-alike of it (`FS_WH` for `FS-WH`: the same `code_skeleton`), if any."""
+    return db.session.scalar(select(Location).where(Location.skeleton == code_skeleton(code)))
 
 
 def list_locations(*, kind: str | None, limit: int, cursor: str | None) -> dict:

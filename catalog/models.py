@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from shop.db import UTCDateTime, db, utcnow
+from shop.fields import code_skeleton
 from shop.regions.models import Region
 
 UNITS = ("kg", "box", "bag", "piece")
@@ -145,6 +146,9 @@ class Location(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
+    # the code as it reads (`code_skeleton`): look-alike codes (`FS_WH`, `FS.WH`, `FS-WH`) name one location
+    skeleton: Mapped[str] = mapped_column(
+        String(32), unique=True, default=lambda context: code_skeleton(context.get_current_parameters()["code"]))
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(10))
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))

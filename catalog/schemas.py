@@ -30,6 +30,9 @@ SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 SKU_ERROR = "3–32 upper-case letters, digits and dashes."
 CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
 CODE_ERROR = "Letters, digits, '.', '_' and '-'."
+# a new location's code: letters and digits parted by single separators, so no two read alike but for them
+LOCATION_CODE_PATTERN = r"^[A-Z0-9]+(?:[._-][A-Z0-9]+)*$"
+LOCATION_CODE_ERROR = "Letters and digits, parted by single '.', '_' or '-' (none leading or trailing)."
 LOT_CODE_MAX, LOCATION_CODE_MAX = 64, 32  # lots.lot_code is String(64), locations.code String(32)
 MAX_NET_WEIGHT_G = 1_000_000  # one tonne in one unit
 MAX_IMAGE_URL = 2048
@@ -189,7 +192,8 @@ class ProductChangeOut(Schema):
 class LocationCreate(Schema):
     """A new stock location."""
 
-    code = _code(max_length=LOCATION_CODE_MAX, required=True)
+    code = Identifier(max_length=LOCATION_CODE_MAX, pattern=LOCATION_CODE_PATTERN, pattern_error=LOCATION_CODE_ERROR,
+                      validate=no_personal_number, required=True)
     name = Text(required=True, max_length=100)
     kind = Choice(LOCATION_KINDS, required=True)
     region_code = RegionCode(required=True)

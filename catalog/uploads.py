@@ -34,7 +34,7 @@ from shop.clock import today
 from shop.db import after_commit, among, db, utcnow
 from shop.errors import AppError, NotFound, ShopCode
 from shop.extensions import cache
-from shop.fields import MAX_QUANTITY, mask_personal_numbers, without_controls
+from shop.fields import MAX_QUANTITY, code_skeleton, mask_personal_numbers, without_controls
 from shop.pagination import paginate
 from suppliers import service as suppliers
 from suppliers.errors import SupplierCode
@@ -275,8 +275,10 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
     """Check every row against the catalog and the supplier's households; errors go on the sheet."""
     rows = sheet.rows
     products = {p.sku: p for p in db.session.scalars(select(Product).where(among(Product.sku, {r.sku for r in rows})))}
-    kinds = {loc.code: (loc.id, loc.kind) for loc in db.session.scalars(
-        select(Location).where(among(Location.code, {r.location for r in rows})))}
+    found = {loc.skeleton: (loc.id, loc.kind) for loc in db.session.scalars(  # a look-alike code names its location
+        select(Location).where(among(Location.skeleton, {code_skeleton(r.location) for r in rows if r.location})))}
+    kinds = {r.location: found[code_skeleton(r.location)] for r in rows
+             if r.location and code_skeleton(r.location) in found}
     locations = {code: location_id for code, (location_id, kind) in kinds.items() if kind == "warehouse"}
     taken = {lot.lot_code: lot.product_id for lot in db.session.scalars(select(Lot).where(
         Lot.supplier_id == supplier_id, among(Lot.lot_code, {r.lot_code for r in rows})))}

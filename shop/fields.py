@@ -95,6 +95,12 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
     return text
 
 
+def code_skeleton(code: str) -> str:
+    """How a normalised code reads: its separators `.` and `_` as `-` (`FS_WH`, `FS.WH` → `FS-WH`); two codes of one
+    skeleton are look-alikes, and the second is taken (usernames, location codes)."""
+    return code.replace(".", "-").replace("_", "-")
+
+
 # digits, maybe grouped by a separator: any run of up to three characters neither letters, digits nor ideographs
 # (spaces, dots, dashes, slashes, commas, colons, `·`, `*`, `−`: 138/0013/8000, 6222 · 0202 · …)
 _GROUP_SEPARATOR = r"[\W_]{1,3}"

@@ -18,7 +18,7 @@ from shop.auth.security import hash_password, issue_token, verify_password
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
-from shop.fields import holds_personal_number, mainland_mobile, normalise_username
+from shop.fields import code_skeleton, holds_personal_number, mainland_mobile, normalise_username
 from shop.pagination import paginate, recorded_in
 
 SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
@@ -149,16 +149,11 @@ def duplicate_username(row: Mapping[str, Any]) -> Conflict:
 USERNAME_LOCKS = 0x75736572  # the advisory lock space ("user") of usernames being claimed, keyed by their skeleton
 
 
-def _skeleton(username: str) -> str:
-    """How a username reads: its separators folded into one (`probe_staff1`, `probe.staff1` → `probe-staff1`)."""
-    return username.replace(".", "-").replace("_", "-")
-
-
 def _claim_username(username: str) -> None:
-    """Refuse a username taken in this or a look-alike spelling (the same `_skeleton`): `username_taken`, naming the
+    """Refuse a username taken in this or a look-alike spelling (the same `code_skeleton`): `username_taken`, naming the
     user it reads as. The skeleton is locked first (an advisory lock on PostgreSQL, the write lock on SQLite), so two
     look-alikes created at once cannot both pass."""
-    skeleton = _skeleton(username)
+    skeleton = code_skeleton(username)
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:skeleton))"),
                            {"space": USERNAME_LOCKS, "skeleton": skeleton})

@@ -44,6 +44,21 @@ def test_admin_adds_locations_with_unique_codes(client, login):
     assert client.post("/api/v1/locations", json={**body, "kind": "shed"}, headers=headers).status_code == 422
 
 
+def test_a_location_code_that_reads_as_a_taken_one_is_taken_and_names_that_location(client, login, coop):
+    headers = login("admin")
+    body = {"code": "FS-WH", "name": "佛山仓", "kind": "warehouse", "region_code": "440604"}
+    assert client.post("/api/v1/locations", json=body, headers=headers).status_code == 201
+
+    for look_alike in ("FS_WH", "FS.WH", "fs-wh", "ＦＳ－ＷＨ", "ＦＳ＿ＷＨ", "FS\u200b-WH"):
+        response = client.post("/api/v1/locations", json={**body, "code": look_alike}, headers=headers)
+        assert (response.status_code, response.json["error"]["code"]) == (409, "location_code_taken"), look_alike
+        assert response.json["error"]["details"] == {"code": "FS-WH"}
+    for ragged in ("FS--WH", "FS-WH-", "FS_.WH"):  # separators that read as one, or as none
+        response = client.post("/api/v1/locations", json={**body, "code": ragged}, headers=headers)
+        assert list(assert_error(response, 422, "validation_error")["details"]) == ["code"], ragged
+    assert [item["code"] for item in client.get("/api/v1/locations", headers=headers).json["items"]] == ["FS-WH"]
+
+
 @pytest.mark.postgres
 def test_a_location_code_longer_than_a_location_can_keep_is_refused_naming_the_field(pg_app):
     client, admin = pg_app.test_client(), UserFactory(role="admin")
@@ -412,3 +427,17 @@ def test_adjustments_count_write_off_and_find_but_never_below_reserved_nor_beyon
     assert (whole.value.code, whole.value.details["restorable"]) == ("lot_quantity_exceeded", 1)
     by_lot = {lot: (on_hand, reserved) for lot, on_hand, reserved in stock_of(location, product)}
     assert (by_lot[early.id], by_lot[late.id]) == ((5, 3), (4, 0))
+
+
+def test_a_lot_names_its_location_by_a_look_alike_of_its_code(client, login):
+    headers = login("admin")
+    warehouse = LocationFactory(code="XC-WH")
+    product = ProductFactory()
+    db.session.commit()
+
+    response = client.post("/api/v1/lots", headers=headers, json={
+        "product_sku": product.sku, "lot_code": "L-1", "harvested_on": "2026-09-01", "village": "村",
+        "location_code": "xc_wh", "quantity": 4})
+
+    assert response.status_code == 201, response.json
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 4

@@ -144,6 +144,13 @@ def _locations(headers):
     return "/api/v1/locations", _same(headers, body)
 
 
+def _location_look_alikes(headers):
+    codes = ["RACE-WH", "RACE_WH", "RACE.WH", "race-wh", "ＲＡＣＥ－ＷＨ", "ＲＡＣＥ＿ＷＨ", "Race_Wh", "RACE\u200b.WH",
+             "race.wh", "RACE\u2010WH"]
+    return "/api/v1/locations", [(headers, {"code": code, "name": "竞速仓", "kind": "warehouse",
+                                            "region_code": "440604"}) for code in codes[:RACERS]]
+
+
 def _suppliers(headers):
     body = {"name": "昭觉县竞速合作社", "kind": "cooperative", "uscc": make_uscc(9101), "county_code": "513431"}
     return "/api/v1/suppliers", _same(headers, body)
@@ -190,6 +197,7 @@ DUPLICATES = {  # route: (its requests, the code every loser gets)
     "products": (_products, "sku_taken"),
     "lots": (_lots, "lot_code_taken"),
     "locations": (_locations, "location_code_taken"),
+    "location_look_alikes": (_location_look_alikes, "location_code_taken"),
     "suppliers": (_suppliers, "uscc_taken"),
     "stores": (_stores, "location_taken"),
     "household_codes": (_household_codes, "household_code_taken"),

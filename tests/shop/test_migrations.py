@@ -240,6 +240,30 @@ def test_0046_lets_a_mixed_query_find_a_name_stored_before_it_in_full_width_form
     db.session.expire_all()
     assert [item["sku"] for item in client.get("/api/v1/products?q=苦荞abc").json["items"]] == [tea.sku]
 
+
+# --- 0047: location codes read alike ---------------------------------------------------------
+
+def test_0047_stops_on_location_codes_that_read_alike_naming_them_and_keeps_the_skeletons_after(app, capsys):
+    from tests.catalog.factories import LocationFactory
+
+    first, second = LocationFactory(code="FS-WH").id, LocationFactory(code="FS-WH2").id
+    db.session.commit()
+    downgrade(revision="0046")
+    db.session.execute(text("UPDATE locations SET code = 'FS_WH' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
+        upgrade()
+    assert "FS-WH (2 locations)" in capsys.readouterr().err
+    db.session.rollback()
+    assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0046"
+    db.session.execute(text("UPDATE locations SET code = 'FS.WH2' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    upgrade()
+    assert db.session.execute(text("SELECT code, skeleton FROM locations WHERE id IN (:a, :b) ORDER BY id"),
+                              {"a": first, "b": second}).all() == [("FS-WH", "FS-WH"), ("FS.WH2", "FS-WH2")]
+    assert _diff() == []
+
+
 # --- 0026: payout settlements recorded ------------------------------------------------------
 
 def test_0026_dates_lines_settled_before_it_from_their_ledger_transactions(app):
