@@ -59,6 +59,11 @@ def _shift_keys(shift_id: int, **_) -> str:
     return service.shift_keys(actor=current_user(), shift_id=shift_id)
 
 
+def _adjustment_keys(**_) -> str:
+    """A clerk's adjustment keys belong to the store (`service.adjustment_keys`)."""
+    return service.adjustment_keys(actor=current_user())
+
+
 def _receipt_keys(transfer_id: int, **_) -> str:
     """A receipt's keys belong to the receiving store (`service.receipt_keys`)."""
     return service.receipt_keys(actor=current_user(), transfer_id=transfer_id)
@@ -237,7 +242,7 @@ class StockAdjustments(MethodView):
         return service.list_adjustments(actor=current_user(), **query)
 
     @require_role("admin", "store_staff")
-    @idempotent
+    @idempotent(scope=_adjustment_keys)
     @adjustments.arguments(AdjustmentCreate)
     @adjustments.response(201, AdjustmentOut, location=ReadAt("stock_adjustments.show_adjustment",
                                                               adjustment_id="id"))

@@ -606,6 +606,13 @@ def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reas
     return adjustment
 
 
+def adjustment_keys(*, actor: User) -> str:
+    """The scope of a stock adjustment's Idempotency-Keys: a clerk's store (`store_keys`: a count queued at the store
+    and resent by another clerk is written once); anyone else's own."""
+    scope = _store_scope(actor)
+    return f"user:{actor.id}" if scope is None else store_keys(actor=actor, store_id=scope)
+
+
 def get_adjustment(*, actor: User, adjustment_id: int) -> StockAdjustment:
     """A stock adjustment (store staff: at their store's location), else `adjustment_not_found` 404."""
     adjustment = db.session.get(StockAdjustment, adjustment_id)

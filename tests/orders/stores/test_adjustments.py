@@ -187,6 +187,17 @@ def test_a_repeated_idempotency_key_adjusts_once(client, login, store, store_lot
 
 
 @pytest.mark.postgres
+def test_a_write_off_resent_by_another_clerk_of_the_store_with_its_key_is_written_once(client, store, staff_of,
+                                                                                       store_lot):
+    first = _adjust(client, {**staff_of(store), "Idempotency-Key": "spoiled-1"}, store, store_lot, -3, "spoiled")
+    resent = _adjust(client, {**staff_of(store), "Idempotency-Key": "spoiled-1"}, store, store_lot, -3, "spoiled")
+
+    assert first.status_code == resent.status_code == 201, resent.json
+    assert resent.json == first.json
+    assert db.session.scalar(select(func.count()).select_from(StockAdjustment)) == 1
+    assert inventory.available(location_id=store.location_id, product_id=store_lot.product_id) == 7
+
+
 def test_a_write_off_racing_reservations_never_dips_below_reserved(pg_app):
     store = StoreFactory()
     lot = make_lot(ProductFactory(), inventory.get_location(store.location_id), quantity=10)
