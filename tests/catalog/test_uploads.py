@@ -10,6 +10,7 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from catalog import inventory
 from catalog.models import InventoryUpload, Lot, LotContribution, Stock
 from shop.clock import today
 from shop.db import db
@@ -675,6 +676,16 @@ def test_a_row_stocking_a_store_is_refused_since_stores_receive_by_transfer(clie
     assert body["status"] == "failed" and lot_count() == 0
     assert [(e["row"], e["column"], e["code"], e["message_zh"]) for e in body["errors"]] == [
         (2, "存放地点", "location_not_warehouse", "FS-SD-ST 是门店：批次只能入仓库，再调拨到门店。")]
+
+
+def test_a_row_naming_a_warehouse_by_a_look_alike_of_its_code_stocks_that_warehouse(client, world):
+    a, b, _, _ = world["codes"]
+    rows = [["ZJ-KQ-500", "LOT-L", "2026-09-03", "XC_WH", a, 4], ["ZJ-KQ-500", "LOT-L", "2026-09-03", "xc.wh", b, 6]]
+
+    body = upload(client, world, csv_bytes(rows)).json
+
+    assert body["status"] == "succeeded", body["errors"]
+    assert inventory.available(location_id=world["xichang"].id, product_id=world["product"].id) == 10
 
 
 def test_an_import_that_loses_a_race_for_a_lot_code_names_the_code_and_its_row(client, world, monkeypatch):
