@@ -42,6 +42,7 @@ from shop.fields import (
     clean_text,
     holds_personal_number,
     normalise_identifier,
+    refused_in_identifiers,
     without_controls,
 )
 
@@ -578,6 +579,10 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
             sheet.error(number, key, exc.code, **exc.params)
             ok = False
     codes = {key: normalise_identifier(normalise(values.get(key)), case="upper") for key in IDENTIFIERS}
+    for key, code in codes.items():
+        if refused_in_identifiers(code) is not None:  # as in JSON: nobody could read it back (PostgreSQL: a NUL)
+            sheet.error(number, key, "code_characters")
+            codes[key], ok = "", False
     if codes["lot_code"] and not LOT_CODE.match(codes["lot_code"]):
         sheet.error(number, "lot_code", "invalid_lot_code", value=excerpt(codes["lot_code"]))
         codes["lot_code"], ok = "", False

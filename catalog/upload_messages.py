@@ -101,6 +101,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "personal_number_in_code": ("A lot code must not hold an ID or phone number: it is shown unmasked.",
                                 "批次号不能含有身份证号或手机号（批次号会公开显示）。"),
     "control_characters": ("Must not contain control characters.", "不能含有控制字符。"),
+    "code_characters": ("A code must not contain control, private-use or unassigned characters.",
+                        "编码不能含有控制字符、私用区字符或未分配的字符。"),
     "text_too_long": ("Longer than {limit} characters.", "超过 {limit} 个字符。"),
     # one row against the catalog and the co-op's households
     "unknown_product": ("Unknown product code {sku} for this co-operative.", "产品编码 {sku} 不是本合作社的产品。"),

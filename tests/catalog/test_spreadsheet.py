@@ -267,6 +267,22 @@ def test_a_lot_code_holding_a_phone_number_is_refused_for_that_reason():
     assert (error["row"], error["column"], error["code"]) == (2, "lot_code", "personal_number_in_code")
 
 
+@pytest.mark.parametrize("column", ["sku", "location", "household_code"])
+@pytest.mark.parametrize("character", ["\x00", "\x07", "\ue000"], ids=["NUL", "bell", "private-use"])
+def test_a_code_cell_holding_what_no_code_holds_is_refused_on_its_cell(column, character):
+    cells = {"sku": "ZJ-KQM-1KG", "lot_code": "L1", "harvested_on": "2026-09-01", "location": "XC-WH",
+             "household_code": "H-1", "quantity": "5"}
+    cells[column] = f"ZJ{character}1"
+    padding = "".join(f"ZJ-KQM-1KG,L{number},2026-09-01,XC-WH,H-1,5\n" for number in range(200))  # past 4 KB
+    data = (",".join(cells) + "\n" + padding + ",".join(cells.values()) + "\n").encode()
+
+    sheet = read_sheet(data)
+
+    (error,) = sheet.errors
+    assert (error["row"], error["column"], error["code"]) == (202, column, "code_characters")
+    assert not sheet.rows[-1].complete
+
+
 def test_a_village_keeps_its_spelling_as_it_does_in_json():
     data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
             "ＺＪ-KQM-1KG,L1,2026-09-01,XC-WH,H-1,５,测试村３组\n").encode()

@@ -36,3 +36,26 @@ def test_concurrent_identical_uploads_create_one_import(pg_app):
     assert db.session.scalar(select(func.count(InventoryUpload.id))) == 1
     assert db.session.scalar(select(InventoryUpload.status)) == "succeeded"
     assert db.session.scalar(select(func.count(Lot.id))) == 1
+
+
+@pytest.mark.parametrize("column", [0, 3], ids=["sku", "location"])
+def test_a_nul_in_a_code_cell_fails_the_upload_on_that_cell_not_as_an_unexpected_failure(pg_app, column):
+    supplier = SupplierFactory()
+    ProductFactory(supplier=supplier, sku="ZJ-KQ-500")
+    LocationFactory(code="XC-WH")
+    (household,) = linked_households(supplier, 1)
+    db.session.commit()
+    rows = [["ZJ-KQ-500", f"LOT-{number}", "2026-09-03", "XC-WH", household.code, 3] for number in range(200)]
+    rows[-1][column] += "\x00"  # past the first 4 KB, where a NUL byte would make the file read as UTF-16
+    data = csv_bytes(rows)
+    upload, _ = uploads.submit_upload(actor=None, supplier_id=supplier.id, filename="nul.csv", data=data,
+                                      max_bytes=len(data))
+    db.session.commit()
+
+    uploads.import_upload(upload.id)
+
+    db.session.expire_all()
+    upload = db.session.get(InventoryUpload, upload.id)
+    assert upload.status == "failed"
+    assert [(error["row"], error["code"]) for error in upload.errors] == [(201, "code_characters")]
+    assert db.session.scalar(select(func.count(Lot.id))) == 0
