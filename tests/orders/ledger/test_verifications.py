@@ -1,14 +1,17 @@
 """One full verification at a time, and verifications requested as tasks whose progress and result are polled."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerVerification
-from orders.ledger.verify import verify_ledger
+from orders.ledger.verify import VerificationRunning, verify_ledger
 from shop.db import db, utcnow
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.ledger.test_verify import pay_in
@@ -34,6 +37,46 @@ def test_a_second_verification_while_one_runs_is_refused_with_retry_after(racing
     assert refused.headers["Retry-After"] == "30"
     after = client.get("/api/v1/ledger/verify", headers=headers)
     assert after.status_code == 200 and after.json["ok"] is True  # once it has finished
+
+
+_VERIFIER = """
+import sys
+from tests.conftest import make_app
+from orders.ledger.verify import verify_ledger
+from shop.db import db
+
+def hold(done, total):
+    if done == 0:  # running: say so, then keep running until told to finish
+        print("running", flush=True)
+        sys.stdin.readline()
+
+with make_app(sys.argv[1], DATABASE_URL=sys.argv[2]).app_context():
+    print(verify_ledger(progress=hold)["ok"], flush=True)
+    db.session.remove()
+"""
+
+
+def test_a_verification_in_another_process_is_one_at_a_time_on_sqlite_too(app, client, login):
+    """On SQLite `flask verify-ledger` is another process than the server: while it verifies, the server's
+    verification is refused as while one of its own runs, and runs once the command has finished."""
+    pay_in(100)
+    headers = login("auditor")
+    verifier = subprocess.Popen([sys.executable, "-c", _VERIFIER, app.instance_path,
+                                 app.config["SQLALCHEMY_DATABASE_URI"]], cwd=Path(__file__).parents[3],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert verifier.stdout.readline() == "running\n"
+        refused = client.get("/api/v1/ledger/verify", headers=headers)
+        with pytest.raises(VerificationRunning):
+            verify_ledger(wait=False)
+        finished, _ = verifier.communicate("\n", timeout=60)
+    finally:
+        verifier.kill()
+    assert verifier.returncode == 0 and finished == "True\n"
+    assert refused.status_code == 409, refused.json
+    assert refused.json["error"]["code"] == LedgerCode.VERIFICATION_RUNNING
+    after = client.get("/api/v1/ledger/verify", headers=headers)
+    assert after.status_code == 200 and after.json["ok"] is True
 
 
 def test_a_requested_verification_runs_as_a_task_and_shows_its_progress_and_result(app, client, login):
