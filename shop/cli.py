@@ -22,7 +22,7 @@ from shop.auth.schemas import Password, RegisterRequest, UserCreate
 from shop.auth.service import create_user, find_user, reset_password
 from shop.config import fresh_secrets
 from shop.crypto import DecryptionError
-from shop.db import db
+from shop.db import TurnTaken, db, one_at_a_time
 from shop.errors import AppError
 from shop.fields import MAX_ID, normalise_username
 from shop.health import database_problem, database_unreachable
@@ -30,6 +30,7 @@ from shop.outages import REDIS_UNAVAILABLE
 from shop.regions.service import load_reference_data
 
 DEMO_USERS = (("admin", "admin"), ("auditor", "auditor"), ("13800000000", "consumer"))
+SEEDING_TURN = "seed-demo"  # the `one_at_a_time` lock of the one running seed-demo
 ID = click.IntRange(1, MAX_ID)  # every id a command takes, bounded as the API's
 
 
@@ -131,6 +132,17 @@ def seed_demo_command():
     if current_app.config["SHOP_ENV"] == "production":
         raise click.ClickException("seed-demo writes a demo world with printed passwords: never under "
                                    "SHOP_ENV=production")
+    try:
+        with one_at_a_time(SEEDING_TURN, wait=False):
+            _seed_demo()
+    except TurnTaken:
+        click.echo("waiting for the seed-demo running now to finish")
+        with one_at_a_time(SEEDING_TURN):
+            _seed_demo()
+
+
+def _seed_demo() -> None:
+    """Seed the demo world (one seeding at a time: a second one would insert what the first is inserting)."""
     for check in current_app.extensions.get("demo_checks", []):
         problem = check()
         if problem is not None:

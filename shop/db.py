@@ -1,10 +1,13 @@
 """The declarative base and column helpers shared by every domain's models."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
@@ -22,9 +25,10 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -47,6 +51,8 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 log = logging.getLogger(__name__)
+TURN_WAIT_SECONDS = 24 * 3600  # SQLite: how long `one_at_a_time` waits (PostgreSQL's advisory lock has no limit)
+_in_memory_turns: dict[str, threading.Lock] = {}  # SQLite in memory: the database is one process's, so are its locks
 
 
 class UTCDateTime(TypeDecorator):
@@ -177,6 +183,51 @@ def lock_on_sqlite(statement: str, **params) -> None:
 
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.execute(text(statement), params)
+
+
+class TurnTaken(Exception):
+    """Another process or thread is running the work `one_at_a_time` was asked to run alone."""
+
+
+@contextmanager
+def one_at_a_time(name: str, *, wait: bool = True) -> Iterator[None]:
+    """Run the block while no other process or thread runs one under `name`: waiting for it if `wait`, else
+    `TurnTaken`. PostgreSQL: a transaction-level advisory lock on a connection of its own; SQLite: an exclusive
+    transaction on the file `<database>-<name>.lock` beside the database (so writers to the database are never held
+    up). Either is let go when the block ends, or when its process dies."""
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with engine.connect() as connection, connection.begin():
+            if wait:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            elif not connection.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}):
+                raise TurnTaken(name)
+            yield
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        turn = _in_memory_turns.setdefault(name, threading.Lock())
+        if not turn.acquire(blocking=wait):
+            raise TurnTaken(name)
+        try:
+            yield
+        finally:
+            turn.release()
+        return
+    try:  # a lock file out of reach is the database's directory out of reach: the database error it would be
+        lock = sqlite3.connect(f"{database}-{name}.lock", timeout=TURN_WAIT_SECONDS if wait else 0,
+                               isolation_level=None)
+    except sqlite3.OperationalError as exc:
+        raise OperationalError("connect", None, exc) from exc
+    with closing(lock):  # closing it ends its transaction: the lock is let go
+        try:
+            lock.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise TurnTaken(name) from None
+            raise OperationalError("BEGIN EXCLUSIVE", None, exc) from exc
+        yield
 
 
 def lock_row(model: type[Base], row_id: int) -> Base | None:

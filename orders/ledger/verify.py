@@ -16,14 +16,12 @@ sorted order, compact separators, non-ASCII kept), without a dict per row: on 60
 postings that takes the verification from 15 s of CPU to 5-6 s.
 
 One full verification runs at a time, across every process (the server, `flask verify-ledger`, a worker): on
-PostgreSQL under a transaction-level advisory lock, on SQLite under an exclusive transaction on a lock file beside the
-database; either is let go when the verification ends, or when its process dies.
+PostgreSQL under a transaction-level advisory lock, on SQLite under `one_at_a_time` (an exclusive transaction on a lock
+file beside the database); either is let go when the verification ends, or when its process dies.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
@@ -34,16 +32,14 @@ from orders.ledger.accounts import owner_of
 from orders.ledger.chain import GENESIS_HASH, chain_hash
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
-from shop.db import db
+from shop.db import TurnTaken, db, one_at_a_time
 from shop.errors import Conflict
 
 FETCH = 5000  # rows per round trip from the server-side cursor
 PROGRESS_EVERY = 5000  # transactions between progress reports
 RETRY_AFTER_SECONDS = 30
 LOCK_KEY = 0x6C6564676572  # the advisory lock of the one running verification ("ledger")
-LOCK_FILE_SUFFIX = "-verifying"  # SQLite: the lock file beside the database file
-WAIT_SECONDS = 24 * 3600  # SQLite: how long a verification waits for the one running (PostgreSQL's has no limit)
-_in_memory = threading.Lock()  # SQLite in memory: the database is one process's, so is its lock
+VERIFICATION_TURN = "ledger-verification"  # SQLite: the `one_at_a_time` lock of the one running verification
 Progress = Callable[[int, int], None]
 
 _TRANSACTIONS = (select(LedgerTransaction.id, LedgerTransaction.seq, LedgerTransaction.kind,
@@ -78,40 +74,17 @@ class VerificationRunning(Conflict):
 
 
 @contextmanager
-def _sqlite_lock(database: str | None, *, wait: bool) -> Iterator[None]:
-    """The one verification lock on SQLite, held across processes as PostgreSQL's advisory lock is: an exclusive
-    transaction on `<database file>-verifying`, on a connection of its own, so writers to the database are never
-    held up; waiting for it if `wait`, else `VerificationRunning` while another verification holds it."""
-    if not database or database == ":memory:":
-        if not _in_memory.acquire(blocking=wait):
-            raise VerificationRunning()
-        try:
-            yield
-        finally:
-            _in_memory.release()
-        return
-    lock = sqlite3.connect(database + LOCK_FILE_SUFFIX, timeout=WAIT_SECONDS if wait else 0, isolation_level=None)
-    try:
-        try:
-            lock.execute("BEGIN EXCLUSIVE")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-            raise VerificationRunning() from None
-        yield
-    finally:
-        lock.close()  # ends its transaction: the lock is let go
-
-
-@contextmanager
 def _exclusive_snapshot(*, wait: bool) -> Iterator[Connection]:
     """A connection of its own reading one snapshot of the ledger, holding the one verification lock (waiting
     for it if `wait`, else `VerificationRunning` while another verification holds it)."""
     engine = db.engine
     if engine.dialect.name != "postgresql":
-        with _sqlite_lock(engine.url.database, wait=wait), engine.connect() as connection, connection.begin():
-            connection.exec_driver_sql("BEGIN")  # pysqlite begins only before a write: one read transaction
-            yield connection
+        try:
+            with one_at_a_time(VERIFICATION_TURN, wait=wait), engine.connect() as connection, connection.begin():
+                connection.exec_driver_sql("BEGIN")  # pysqlite begins only before a write: one read transaction
+                yield connection
+        except TurnTaken:
+            raise VerificationRunning() from None
         return
     with engine.connect() as connection:
         connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)

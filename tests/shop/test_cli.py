@@ -2,9 +2,15 @@
 failures in one line."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -26,6 +32,25 @@ def test_create_user_reads_the_password_from_stdin(runner, client):
     assert result.exit_code == 0, result.output
     assert "created user first-admin" in result.output and "a strong password" not in result.output
     assert sign_in(client, "first-admin", "a strong password").json["role"] == "admin"
+
+
+def test_two_seed_demo_commands_at_once_both_finish_and_seed_once(tmp_path):
+    """Two `make run`s started together on a fresh machine (two terminals) each seed the demo: the second waits for
+    the first and then finds everything there, instead of failing on the rows the first wrote meanwhile."""
+    database = tmp_path / "fresh.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
+    flask = [sys.executable, "-m", "flask", "--app", "shop"]
+    run = functools.partial(subprocess.Popen, env=env, cwd=Path(__file__).parents[2], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    upgrade = run([*flask, "db", "upgrade"])
+    assert upgrade.wait(timeout=600) == 0, upgrade.communicate()[0]
+    seeders = [run([*flask, "seed-demo"]) for _ in range(2)]
+    outputs = [seeder.communicate(timeout=600)[0] for seeder in seeders]
+    assert [seeder.returncode for seeder in seeders] == [0, 0], outputs
+    assert sum("user admin (admin) password: " in output for output in outputs) == 1
+    with closing(sqlite3.connect(database)) as seeded:
+        assert seeded.execute("SELECT count(*) FROM orders").fetchone() == (4,)  # the demo's four orders, once
+        assert seeded.execute("SELECT count(*) FROM users WHERE username = 'admin'").fetchone() == (1,)
 
 
 def test_create_user_refuses_short_passwords_and_missing_scope(runner):
