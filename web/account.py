@@ -23,8 +23,9 @@ from web.pages import page_blueprint, safe_next, sign_in_session, signed_in, web
 bp = page_blueprint("account", __name__)
 
 MAX_FORM_FIELD = 129  # one past the longest password, so a longer one is refused by its schema, never cut short
+# the API's `Password` and the service's username rule
 PASSWORD_RULE = ("密码需 8 至 128 位，不能只有空格，不能含换行、制表符等控制字符，不能包含手机号或用户名，"
-                 "也不能是 12345678、password 这类常见密码。")  # the API's `Password` and the service's username rule
+                 "也不能是 12345678、password 这类常见密码或 aaaaaaaa、abcdefgh 这类有规律的密码。")
 PHONE_RULE = "手机号格式不正确：请填写 11 位中国大陆手机号（可带 +86）。"  # the API's `MobileNumber`
 
 

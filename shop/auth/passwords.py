@@ -1,4 +1,5 @@
-"""What makes a new password too easy to guess: one of the most used passwords, or the user's own username."""
+"""What makes a new password too easy to guess: one of the most used passwords, a pattern (a short group repeated, a
+straight run), or the user's own username."""
 from __future__ import annotations
 
 import re
@@ -18,9 +19,13 @@ COMMON_PASSWORDS = frozenset("""
     qwerty12 qwerty123 qwerty1234 qwertyui qwertyuiop starwars sunshine superman trustno1 welcome1 welcome123
     whatever woaini1314 xiazhili zaq12wsx zaq1zaq1
 """.split())
-TOO_COMMON = "Too common: one of the most used passwords (12345678, password …); choose another."
+TOO_COMMON = ("Too easy to guess: one of the most used passwords (12345678, password …), a short group repeated "
+              "(aaaaaaaa, abcabcabc) or a straight run (abcdefgh, 98765432, qwertyui); choose another.")
 HOLDS_USERNAME = "Must not contain the username (a consumer's: the phone number)."
 _NOT_A_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+REPEATED_GROUP_MAX = 4  # `abcdabcd` is a pattern; a longer group repeated is a passphrase's business
+# what a straight run is drawn from: the digits (9 runs on to 0), the alphabet, the keyboard's letter rows in turn
+_RUNS = ("01234567890123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiopasdfghjklzxcvbnm")
 
 
 def _as_guessed(password: str) -> str:
@@ -29,9 +34,19 @@ def _as_guessed(password: str) -> str:
     return unicodedata.normalize("NFKC", password).casefold()
 
 
+def _is_pattern(text: str) -> bool:
+    """Whether `text` is a group of at most `REPEATED_GROUP_MAX` characters repeated (`aaaaaaaa`, `abcabcab`) or a
+    straight run, forwards or backwards (`abcdefgh`, `1234567890`, `zyxwvuts`, `qwertyui`)."""
+    repeated = any(len(text) >= 2 * size and text == (text[:size] * len(text))[:len(text)]
+                   for size in range(1, REPEATED_GROUP_MAX + 1))
+    return repeated or any(text in run or text in run[::-1] for run in _RUNS)
+
+
 def too_common(password: str) -> bool:
-    """Whether `password`, in any case or width and without surrounding spaces, is one of the most used passwords."""
-    return _as_guessed(password).strip() in COMMON_PASSWORDS
+    """Whether `password`, in any case or width and without surrounding spaces, is one of the most used passwords or
+    a pattern (`_is_pattern`)."""
+    guessed = _as_guessed(password).strip()
+    return guessed in COMMON_PASSWORDS or _is_pattern(guessed)
 
 
 def holds_username(password: str, username: str) -> bool:

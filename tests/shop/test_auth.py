@@ -190,6 +190,23 @@ def test_registration_refuses_the_phone_number_or_a_most_common_password(client,
     assert_error(sign_in(client, "13966667777", password), 401, "invalid_credentials")  # nothing registered
 
 
+@pytest.mark.parametrize("password", ["aaaaaaaaaa", "1111111111111", "ababababab", "abcabcabcabc", "passpass",
+                                      "abcdefghijk", "12345678901", "9876543210", "zyxwvutsrq", "qwertyuiopas",
+                                      "ＡＢＣＤＥＦＧＨＩＪ", " ZZZZZZZZZZ "])
+def test_a_new_password_that_repeats_or_runs_in_sequence_is_refused(client, password):
+    # not on the list of the most used passwords, yet guessed as fast: one short group repeated, or a straight run of
+    # the alphabet, the digits or a keyboard row (forwards or backwards), in any case or width
+    response = client.post("/api/v1/auth/register", json={"phone": "139 6666 7779", "password": password})
+    assert list(assert_error(response, 422, "validation_error")["details"]) == ["password"]
+    assert_error(sign_in(client, "13966667779", password), 401, "invalid_credentials")  # nothing registered
+
+
+def test_a_password_with_a_repeat_or_a_run_inside_it_is_kept(client):
+    for phone, password in (("13933330007", "abcdefgh!Lz"), ("13933330008", "aaaa1234xyz"),
+                            ("13933330009", "很长很长很长的密码")):
+        assert client.post("/api/v1/auth/register", json={"phone": phone, "password": password}).status_code == 201
+
+
 def test_the_registration_page_refuses_a_weak_password_in_chinese(client):
     from tests.web.test_pages_security import _csrf
 
