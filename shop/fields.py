@@ -300,11 +300,22 @@ class Text(fields.String):
 REMARK_MAX = 200  # a reason or a note: one line, as the audits and histories list it
 
 
+PHONE_IN_REASON = "Do not write phone numbers here: a reason is kept in audit rows shown unmasked."
+
+
 class Reason(Text):
-    """Why someone acts (a refund, a reveal, a change, a download, a settlement): the one bound every reason has."""
+    """Why someone acts (a refund, a reveal, a change, a download, a settlement): the one bound every reason has, and
+    no personal number at all (`holds_personal_number`: a phone number too), since audits list it unmasked."""
 
     def __init__(self, **kwargs):
         super().__init__(max_length=REMARK_MAX, **kwargs)
+        _described(self, "Must not hold a phone number.")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if holds_personal_number(text):
+            raise ValidationError(PHONE_IN_REASON)
+        return text
 
 
 class Note(Reason):

@@ -169,6 +169,27 @@ def test_a_reason_holding_an_id_or_bank_card_number_is_refused_and_never_reaches
     assert client.get("/api/v1/audit/account-changes", headers=auditor).json["items"] == []
 
 
+def test_a_reason_holding_a_phone_number_is_refused_and_never_reaches_the_audit_logs(
+        client, admin, coop, supplier, login):
+    # a reason is kept in an audit row every auditor reads unmasked: a person's phone number has no place in it
+    household = HouseholdFactory(supplier=supplier, bank_account=make_bank_account())
+    db.session.commit()
+    url = f"/api/v1/households/{household.id}"
+
+    revealed = client.get(f"{url}?reveal=true&reason=户主来电 139-6666-7777 核对", headers=admin)
+    new_card = {"bank_account": make_bank_account(), "reason": "户主换卡，电话＋８６１３９６６６６７７７７"}
+    changed = client.patch(url, headers=coop, json=new_card)
+
+    for response in (revealed, changed):
+        assert response.status_code == 422, response.json
+        assert list(response.json["error"]["details"]) == ["reason"]
+        assert "7777" not in response.get_data(as_text=True)
+    auditor = login("auditor")
+    assert client.get("/api/v1/audit/reveals", headers=auditor).json["items"] == []
+    assert client.get("/api/v1/audit/account-changes", headers=auditor).json["items"] == []
+    assert client.get(f"{url}?reveal=true&reason=户主来电核对，订单 1380 号", headers=admin).status_code == 200
+
+
 def test_a_coop_cannot_read_or_change_another_suppliers_households(client, coop, other_supplier):
     theirs = HouseholdFactory(supplier=other_supplier)
     db.session.commit()
