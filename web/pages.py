@@ -17,7 +17,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import AppError, ShopCode
-from shop.fields import ID_OR_CARD_IN_TEXT
+from shop.fields import ID_OR_CARD_IN_TEXT, PHONE_IN_REASON
 from shop.pagination import InvalidCursor
 
 csrf = CSRFProtect()
@@ -27,7 +27,7 @@ HTTP_MESSAGES = {400: "请求有误，请检查后重试。", 401: "请先登录
                  422: "填写的内容有误，请检查后重试。", 429: "尝试次数过多，请稍后再试。",
                  500: "出错了，请稍后再试。", 503: "服务暂时不可用，请稍后再试。"}
 HOME_BY_ROLE = {"consumer": "storefront.home", "store_staff": "till.home", "coop": "coop.home"}
-ID_OR_CARD_REFUSED = "请不要在这里填写身份证号或银行卡号：这里的文字会原样给他人看到。"
+ID_OR_CARD_REFUSED = "请不要在这里填写身份证号或银行卡号（原因里也不要写手机号）：这里的文字会原样给他人看到。"
 
 
 class PageError(AppError):
@@ -161,11 +161,12 @@ def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -
 
 
 def refused_for_numbers(messages: dict) -> set[str]:
-    """The form fields a schema refused for holding an ID or bank card number (`Text`), nested ones by their name."""
+    """The form fields a schema refused for holding an ID or bank card number (`Text`), or a reason for holding a phone
+    number (`Reason`), nested ones by their name."""
     found = set()
     for name, problems in messages.items():
         if isinstance(problems, dict):
             found |= refused_for_numbers(problems)
-        elif ID_OR_CARD_IN_TEXT in problems:
+        elif ID_OR_CARD_IN_TEXT in problems or PHONE_IN_REASON in problems:
             found.add(name)
     return found

@@ -355,6 +355,9 @@ def test_the_bank_file_download_needs_a_reason_and_is_audited(coops):
         "reason": f"核对 {paid.id_number}", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
     assert numbered.status_code == 422 and '<p class="error" id="reason-error">请不要在这里填写身份证号或银行卡号' in \
         text(numbered)
+    phoned = client.post(f"/coop/payouts/{batch.id}/bank-file", data={
+        "reason": "户主来电 139 6666 7777", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
+    assert phoned.status_code == 422 and "原因里也不要写手机号" in text(phoned)
     assert db.session.scalar(select(func.count(PayoutDownload.id))) == 0
 
     response = client.post(f"/coop/payouts/{batch.id}/bank-file",
