@@ -32,7 +32,15 @@ from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, OutboxEvent, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
 from orders.payments.provider import get_provider
-from orders.refunds.service import note_provider_refund, queue_settle, record_provider_refund
+from orders.refunds.service import (
+    PROVIDER_FAILED,
+    note_provider_refund,
+    queue_settle,
+    record_provider_refund,
+    record_return_at_provider,
+    return_key,
+    settle_return,
+)
 from shop import wakeups
 from shop.auth.models import User
 from shop.bodies import parse_json
@@ -262,18 +270,46 @@ def _failed(event: PaymentEvent, payment: Payment) -> None:
     payment.status, payment.last_error = "failed", code or "payment_failed"
 
 
-def _refunded(event: PaymentEvent, order: Order) -> None:
-    """Refunds made at the provider (e.g. its dashboard), as the charge lists them: each one reconciled
-    (`_reconcile_refund`)."""
-    listed = event.payload["data"]["object"].get("refunds")
+def _listed(event: PaymentEvent) -> list[tuple[dict, datetime]]:
+    """The provider refunds an event names, each with when it was made, oldest first: a Charge's listed refunds, or
+    a Refund's own event's refund (one that is not a Stripe refund skipped, with a warning)."""
+    obj = event.payload["data"]["object"]
+    if event.type in REFUND_TYPES:
+        if _short_string(obj.get("id"), 255) is None or obj.get("object") != "refund" or not _amount(obj, "amount"):
+            log.warning("payment event %s is not about a Stripe refund: skipped", event.event_id)
+            return []
+        return [(obj, _moment(obj["created"]) if _is_timestamp(obj.get("created")) else event.created)]
+    listed = obj.get("refunds")
     refunds = listed.get("data") if isinstance(listed, dict) else None
     refunds = refunds if isinstance(refunds, list) else []
     valid = [r for r in refunds if isinstance(r, dict) and _short_string(r.get("id"), 255)
              and _is_timestamp(r.get("created")) and _amount(r, "amount")]
     if len(valid) != len(refunds):
         log.warning("payment event %s lists refunds that are not Stripe refunds: those are skipped", event.event_id)
-    for refund in sorted(valid, key=lambda r: (r["created"], r["id"])):
-        _reconcile_refund(order, refund, occurred_at=_moment(refund["created"]))
+    return [(r, _moment(r["created"])) for r in sorted(valid, key=lambda r: (r["created"], r["id"]))]
+
+
+def _refunded(event: PaymentEvent, order: Order) -> None:
+    """Refunds made at the provider (e.g. its dashboard), as the event names them: each one reconciled
+    (`_reconcile_refund`)."""
+    for refund, occurred_at in _listed(event):
+        _reconcile_refund(order, refund, occurred_at=occurred_at)
+
+
+def _returned(event: PaymentEvent, order: Order, payment: Payment) -> None:
+    """Refunds of a payment being returned, as the event names them: one known by its id is kept as the provider says
+    it stands, the return itself (by its key) settled, and one made at the provider's dashboard counted as part of the
+    return (`record_return_at_provider`)."""
+    for refund, occurred_at in _listed(event):
+        refund_id, status = refund["id"], _short_string(refund.get("status"), 24)
+        if db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund_id)) is not None:
+            note_provider_refund(order_id=order.id, provider_refund_id=refund_id, status=status)
+        elif _key_of(refund) == return_key(payment.intent_id):
+            settle_return(order=order, payment_id=payment.id, provider_refund_id=refund_id,
+                          amount_fen=refund["amount"], status=status)
+        elif status not in PROVIDER_FAILED:
+            record_return_at_provider(order=order, payment_id=payment.id, provider_refund_id=refund_id,
+                                      amount_fen=refund["amount"], occurred_at=occurred_at)
 
 
 def _reconcile_refund(order: Order, refund: Mapping, *, occurred_at: datetime) -> None:
@@ -291,17 +327,6 @@ def _key_of(refund: Mapping) -> str | None:
     """The shop's idempotency key a provider refund carries in its metadata (our refunds only), if any."""
     metadata = refund.get("metadata")
     return _short_string(metadata.get("refund_key"), 255) if isinstance(metadata, dict) else None
-
-
-def _refund_changed(event: PaymentEvent, order: Order) -> None:
-    """A Refund's own event (refund.created/updated/failed, charge.refund.updated: Charges no longer embed their
-    refunds since API version 2022-11-15), reconciled (`_reconcile_refund`)."""
-    obj = event.payload["data"]["object"]
-    if _short_string(obj.get("id"), 255) is None or obj.get("object") != "refund" or not _amount(obj, "amount"):
-        log.warning("payment event %s is not about a Stripe refund: skipped", event.event_id)
-        return
-    _reconcile_refund(order, obj, occurred_at=_moment(obj["created"]) if _is_timestamp(obj.get("created"))
-                      else event.created)
 
 
 def fetch_listed_refunds(event: PaymentEvent) -> None:
@@ -426,11 +451,11 @@ def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[P
         status = _disputed(event, order, payment)
     elif event.type in FEE_TYPES:
         status = _charged(event, order, payment)
-    elif payment.status == "succeeded" and event.type in REFUND_TYPES:
-        _refund_changed(event, order)
     elif payment.status == "succeeded":
         _refunded(event, order)
-    elif payment.status != "returned":  # refunds of a returned payment are the return itself
+    elif payment.status == "returned":
+        _returned(event, order, payment)
+    else:
         status = "deferred"
     event.status, event.processed_at = status, utcnow() if status == "processed" else None
     db.session.flush()

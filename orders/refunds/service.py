@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -66,6 +66,7 @@ AFTER_SALES_STATUSES = ("delivered", "fulfilled")
 AFTER_SALES_WINDOW = timedelta(days=7)
 PROVIDER_METHODS = ("stripe",)  # payment methods whose money goes back through the payment provider
 PROVIDER_REASON = "Refunded at the payment provider."
+RETURNED_AT_PROVIDER = "Refunded at the payment provider before the shop returned it: part of its return."
 PROVIDER_FAILED = ("failed", "canceled")  # a provider refund in these states gave no money back
 PROVIDER_SUCCEEDED = (None, "succeeded")  # the money went back (a refund's older shapes carried no status)
 RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is the sweeper's to settle
@@ -311,14 +312,96 @@ def _complete(order: Order, refund: Refund, provider_refund_id: str) -> None:
     _refunded(order, refund, events, actor_id=refund.created_by)
 
 
+def return_key(intent_id: str) -> str:
+    """The idempotency key of the return of a payment that could not be allocated: one return per intent, whose id is
+    unique."""
+    return f"{intent_id}-returned"
+
+
 def _provider_call(refund: Refund) -> tuple[str, str]:
     """The PaymentIntent a pending refund is asked of and its idempotency key: a returned payment's own intent
-    (`<intent>-returned`: one return per intent, whose id is unique), else the order's succeeded payment's
-    (`refund_key`)."""
+    (`return_key`), else the order's succeeded payment's (`refund_key`)."""
     if refund.payment_id is not None:
         intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
-        return intent_id, f"{intent_id}-returned"
+        return intent_id, return_key(intent_id)
     return _intent_of(refund.order_id), refund_key(refund)
+
+
+def _returns_of(payment: Payment) -> tuple[int, list[Refund]]:
+    """What a payment that could not be allocated brought in (its `payment_unallocated` event), and the refunds
+    returning it as committed now: the shop's own return first (made with that event), then those made at the
+    provider before it."""
+    received = next(event.amount_fen for event in db.session.scalars(
+        select(OutboxEvent).where(OutboxEvent.order_id == payment.order_id, OutboxEvent.kind == "payment_unallocated"))
+        if event.payload.get("intent_id") == payment.intent_id)
+    return received, list(db.session.scalars(select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.id)
+                                             .execution_options(populate_existing=True)))
+
+
+def _returned_at_provider(intent_id: str, key: str) -> list[dict]:
+    """The refunds the provider made of an intent other than our return of key `key` (its dashboard's), that gave or
+    are giving money back: each takes part of the payment our return no longer can."""
+    return [refund for refund in get_provider().list_refunds(intent_id=intent_id)
+            if isinstance(refund.get("id"), str) and isinstance(refund.get("amount"), int) and refund["amount"] > 0
+            and (refund.get("metadata") or {}).get("refund_key") != key and refund.get("status") not in PROVIDER_FAILED]
+
+
+def _to_return(payment: Payment, elsewhere: list[dict]) -> int:
+    """What our return of a payment still gives back: what it brought in less what the provider refunded otherwise."""
+    received, _ = _returns_of(payment)
+    return received - sum(refund["amount"] for refund in elsewhere)
+
+
+def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_id: str, amount_fen: int,
+                              occurred_at: datetime) -> None:
+    """A refund made at the provider (its dashboard) of a payment that could not be allocated, before our return of
+    it: part of the return, with its own `payment_returned` event, and our return, still to be asked, reduced to what
+    is left (none: done), so the returns add up to exactly the payment; known already, nothing. One beyond what is
+    left of the payment is logged as an error, to settle at Stripe."""
+    payment = db.session.get(Payment, payment_id)
+    received, returns = _returns_of(payment)
+    if any(refund.provider_refund_id == provider_refund_id for refund in returns):
+        return
+    ours, others = returns[0], sum(refund.amount_fen for refund in returns[1:] if refund.status != "failed")
+    unasked = ours.status == "pending" and ours.provider_refund_id is None
+    left = received - others - (0 if unasked or ours.status == "failed" else ours.amount_fen)
+    if amount_fen > left:
+        log.error("provider refund %s of %s fen of returned payment %s of order %s is more than the %s fen left of "
+                  "it: settle it at Stripe", provider_refund_id, amount_fen, payment.intent_id, order.id, left)
+        return
+    returned = Refund(order_id=order.id, payment_id=payment_id, provider_refund_id=provider_refund_id,
+                      amount_fen=amount_fen, method=ours.method, reason=RETURNED_AT_PROVIDER, source="unallocated",
+                      status="succeeded", provider_status="succeeded")
+    db.session.add(returned)
+    db.session.flush()
+    event = record_event(kind="payment_returned", order=order, refund=returned, occurred_at=occurred_at,
+                         amount_fen=amount_fen,
+                         payload={"intent_id": payment.intent_id, "provider_refund_id": provider_refund_id})
+    returned.outbox_event_ids = [event.id]
+    if unasked:
+        ours.amount_fen = left - amount_fen
+        if ours.amount_fen == 0:  # the provider gave it all back: our return has nothing left to ask
+            ours.status = "succeeded"
+    db.session.flush()
+    log.info("payment %s of order %s: %s fen returned at the provider (%s)", payment.intent_id, order.id, amount_fen,
+             provider_refund_id)
+
+
+def settle_return(*, order: Order, payment_id: int, provider_refund_id: str, amount_fen: int,
+                  status: str | None) -> None:
+    """Our return of a payment, named by its key in a provider event before its own answer came: of the amount the
+    provider made it, settled as the provider says it stands."""
+    ours = _returns_of(db.session.get(Payment, payment_id))[1][0]
+    if ours.status == "pending":
+        ours.amount_fen = amount_fen
+        _settle(order, ours, ProviderRefund(id=provider_refund_id, status=status or "succeeded"))
+
+
+def _when(timestamp: object) -> datetime:
+    """A provider's Unix timestamp as an aware UTC datetime (now if it is not one)."""
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool) and 0 < timestamp < 2**33:
+        return datetime.fromtimestamp(timestamp, UTC)
+    return utcnow()
 
 
 def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> None:
@@ -383,12 +466,17 @@ def settle_refund(*, refund_id: int) -> Refund:
         return refund
     order_id, amount_fen, made = refund.order_id, refund.amount_fen, refund.provider_refund_id
     answer = refused = None
+    elsewhere: list[dict] = []
     try:
         if made is not None:
             answer = get_provider().retrieve_refund(refund_id=made)
         else:
             intent_id, key = _provider_call(refund)
-            answer = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
+            if refund.source == "unallocated":  # only what the provider has not refunded already is returned
+                elsewhere = _returned_at_provider(intent_id, key)
+                amount_fen = _to_return(db.session.get(Payment, refund.payment_id), elsewhere)
+            if amount_fen > 0:
+                answer = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
     except RefundRefused as exc:
         refused = str(exc)[:24] or "refused"
     except AppError:
@@ -398,9 +486,13 @@ def settle_refund(*, refund_id: int) -> Refund:
                     exc.__class__.__name__)
         return refund
     order = lock_order(order_id)
+    for other in elsewhere:
+        record_return_at_provider(order=order, payment_id=refund.payment_id, provider_refund_id=other["id"],
+                                  amount_fen=other["amount"], occurred_at=_when(other.get("created")))
     db.session.refresh(refund)
-    if refund.status != "pending":  # settled meanwhile (a retry, the sweeper, or the provider's event)
-        return refund
+    if refund.status != "pending" or (answer is None and refused is None):  # settled meanwhile (a retry, the
+        return refund  # sweeper, or the provider's event), or nothing was asked
+    refund.amount_fen = amount_fen
     if answer is None:
         _fail(refund, status=refused, provider_refund_id=None)
     else:

@@ -136,6 +136,8 @@ class StubHTTPClient(stripe.HTTPClient):
     refund_status: str = "succeeded"  # the status of a Refund made or retrieved
     balance_transactions: dict = field(default_factory=dict)  # what GET /v1/balance_transactions/<id> answers
     uncancellable: bool = False  # POST /v1/payment_intents/<id>/cancel answers as for an intent already paid
+    charged: dict = field(default_factory=dict)  # intent id -> amount: its refunds are kept as Stripe keeps them
+    lost_refund_answers: int = 0  # POST /v1/refunds answers lost (a 500 after the refund was made), so many times
 
     def __post_init__(self):
         super().__init__()
@@ -159,6 +161,8 @@ class StubHTTPClient(stripe.HTTPClient):
             body = {"id": intent_id, "object": "payment_intent", "status": "canceled", "amount": 1, "currency": "cny"}
         elif method == "get" and "/v1/refunds?" in url:
             body = {"object": "list", "url": "/v1/refunds", "has_more": False, "data": self.listed_refunds}
+        elif url.endswith("/v1/refunds") and params["payment_intent"] in self.charged:
+            return self._charged_refund(params)
         elif url.endswith("/v1/refunds"):
             body = {"id": f"re_stub{len(self.requests)}", "object": "refund", "amount": int(params["amount"]),
                     "payment_intent": params["payment_intent"], "status": self.refund_status, "currency": "cny"}
@@ -170,6 +174,27 @@ class StubHTTPClient(stripe.HTTPClient):
         else:
             return json.dumps({"error": {"message": "not stubbed"}}), 404, {}
         return json.dumps(body), 200, {"request-id": "req_stub"}
+
+    def _charged_refund(self, params: dict) -> tuple:
+        """A refund of a charge whose refunds are kept: one of its idempotency key made again is answered as made;
+        one beyond what is left unrefunded is refused as Stripe refuses it; else made and listed (newest first)."""
+        key = params["metadata[refund_key]"]
+        made = next((r for r in self.listed_refunds if r["metadata"].get("refund_key") == key), None)
+        taken = sum(r["amount"] for r in self.listed_refunds if r["payment_intent"] == params["payment_intent"]
+                    and r["status"] not in ("failed", "canceled"))
+        if made is None and taken + int(params["amount"]) > self.charged[params["payment_intent"]]:
+            error = {"type": "invalid_request_error", "code": "amount_too_large",
+                     "message": "Refund amount is greater than unrefunded amount on charge."}
+            return json.dumps({"error": error}), 400, {"request-id": "req_stub"}
+        if made is None:
+            made = {"id": f"re_stub{len(self.requests)}", "object": "refund", "amount": int(params["amount"]),
+                    "created": int(time.time()), "currency": "cny", "payment_intent": params["payment_intent"],
+                    "status": self.refund_status, "metadata": {"refund_key": key}}
+            self.listed_refunds.insert(0, made)
+        if self.lost_refund_answers:
+            self.lost_refund_answers -= 1
+            return json.dumps({"error": {"type": "api_error"}}), 500, {"stripe-should-retry": "false"}
+        return json.dumps(made), 200, {"request-id": "req_stub"}
 
     def close(self):
         """Nothing to close."""

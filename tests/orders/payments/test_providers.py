@@ -139,7 +139,9 @@ def test_an_unallocatable_stripe_payment_is_refunded_through_stripe(stripe_app, 
     assert refund_call["params"] == {"payment_intent": "pi_stub1", "amount": "2500",
                                      "metadata[refund_key]": "pi_stub1-returned"}  # the intent is unique: so is this
     assert refund_call["headers"]["Idempotency-Key"] == "pi_stub1-returned"
-    assert db.session.scalar(select(Refund.provider_refund_id)) == "re_stub3"
+    asked_first = stripe_http.requests[-2]  # what Stripe already refunded (its dashboard) is not returned again
+    assert (asked_first["method"], asked_first["url"].split("?")[0]) == ("get", "https://api.stripe.com/v1/refunds")
+    assert db.session.scalar(select(Refund.provider_refund_id)) == f"re_stub{len(stripe_http.requests)}"
 
 
 def _reserved(location_id: int) -> int:

@@ -1,0 +1,119 @@
+"""A late payment that cannot be allocated is returned automatically; a refund made at Stripe's dashboard before
+that return is part of it: the return gives back only what Stripe has not refunded yet, and the `payment_returned`
+events add up to exactly the payment, whatever order the events arrive in (real `stripe` library, stub HTTP client
+keeping the charge's refunds as Stripe does, signed webhooks)."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from orders.checkout.service import expire_reservations
+from orders.models import OutboxEvent, Refund
+from shop.db import db, utcnow
+from shop.tasks import sweep
+from tests.orders.payments.conftest import deliver, event, intent_event, intent_of, place_order, stock, user_with_token
+
+SECRET = "whsec_test_stripe"
+DASHBOARD = {"id": "re_dash_1", "object": "refund", "amount": 1800, "created": int(time.time()) - 60,
+             "currency": "cny", "status": "succeeded", "metadata": {}}
+
+
+@pytest.fixture
+def returning(stripe_app, stripe_http):
+    """An expired order of 4 × 12.50 whose stock another buyer took, its intent paid late (5000 fen) and 18.00 of it
+    refunded at Stripe's dashboard; the client and the payment row."""
+    client = stripe_app.test_client()
+    world = stock(quantity=4, prices=(1250,))
+    _, late, other = user_with_token(), *(user_with_token()[1] for _ in range(2))
+    db.session.commit()
+    payment = intent_of(place_order(client, late, [(world["products"][0].sku, 4)])["id"])
+    assert expire_reservations(now=utcnow() + timedelta(hours=1)) == 1
+    db.session.commit()
+    place_order(client, other, [(world["products"][0].sku, 4)])
+    stripe_http.charged[payment.intent_id] = 5000
+    stripe_http.listed_refunds = [{**DASHBOARD, "payment_intent": payment.intent_id}]
+    return client, payment
+
+
+def _charge_refunded(payment, refunds: list[dict]) -> dict:
+    """`charge.refunded` embedding the charge's refunds as Stripe lists them now."""
+    return event("charge.refunded", {"id": "ch_late", "object": "charge", "amount": 5000, "currency": "cny",
+                                     "amount_refunded": sum(r["amount"] for r in refunds),
+                                     "payment_intent": payment.intent_id, "refunded": True, "metadata": {},
+                                     "refunds": {"object": "list", "data": [dict(r) for r in refunds],
+                                                 "has_more": False}})
+
+
+def _sweep_returns() -> None:
+    """The pending-refund sweeper, once the return has waited past its grace period."""
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    sweep()
+
+
+def _late(client, payment, stripe_http):
+    deliver(client, intent_event("payment_intent.succeeded", payment), secret=SECRET)
+
+
+def _late_answer_lost(client, payment, stripe_http):
+    stripe_http.lost_refund_answers = 1
+    _late(client, payment, stripe_http)
+
+
+def _dashboard(client, payment, stripe_http):
+    deliver(client, _charge_refunded(payment, [{**DASHBOARD, "payment_intent": payment.intent_id}]), secret=SECRET)
+
+
+def _all_listed(client, payment, stripe_http):
+    deliver(client, _charge_refunded(payment, stripe_http.listed_refunds), secret=SECRET)
+
+
+def _swept(client, payment, stripe_http):
+    _sweep_returns()
+
+
+@pytest.mark.parametrize("steps", [
+    (_dashboard, _late, _all_listed),
+    (_late, _dashboard, _all_listed),
+    (_late, _all_listed, _dashboard),
+    (_late_answer_lost, _dashboard, _swept, _all_listed),
+    (_late_answer_lost, _all_listed, _swept, _dashboard),
+    (_late_answer_lost, _swept, _dashboard, _all_listed),
+    (_dashboard, _late_answer_lost, _all_listed, _swept),
+], ids=lambda steps: "-".join(step.__name__.strip("_") for step in steps))
+def test_a_return_gives_back_only_what_the_dashboard_left_and_the_returns_add_up_to_the_payment(
+        returning, stripe_http, steps):
+    client, payment = returning
+
+    for step in steps:
+        step(client, payment, stripe_http)
+
+    db.session.expire_all()
+    asked = [r["params"] for r in stripe_http.requests if r["method"] == "post" and r["url"].endswith("/v1/refunds")]
+    assert {(p["amount"], p["metadata[refund_key]"]) for p in asked} == {("3200", f"{payment.intent_id}-returned")}
+    returns = db.session.execute(select(Refund.provider_refund_id, Refund.amount_fen, Refund.status)
+                                 .where(Refund.payment_id == payment.id, Refund.amount_fen > 0)).all()
+    assert sorted(returns) == sorted([("re_dash_1", 1800, "succeeded"),
+                                      (stripe_http.listed_refunds[0]["id"], 3200, "succeeded")])
+    money = db.session.execute(select(OutboxEvent.kind, OutboxEvent.amount_fen)
+                               .where(OutboxEvent.order_id == payment.order_id)).all()
+    assert sorted(money) == [("payment_returned", 1800), ("payment_returned", 3200), ("payment_unallocated", 5000)]
+    assert db.session.scalar(select(Refund.id).where(Refund.status == "pending")) is None
+
+
+def test_a_payment_refunded_in_full_at_the_dashboard_is_not_returned_again(returning, stripe_http):
+    client, payment = returning
+    stripe_http.listed_refunds[0]["amount"] = 5000
+
+    deliver(client, intent_event("payment_intent.succeeded", payment), secret=SECRET)
+    _all_listed(client, payment, stripe_http)
+
+    db.session.expire_all()
+    assert not [r for r in stripe_http.requests if r["method"] == "post" and r["url"].endswith("/v1/refunds")]
+    money = db.session.execute(select(OutboxEvent.kind, OutboxEvent.amount_fen)
+                               .where(OutboxEvent.order_id == payment.order_id)).all()
+    assert sorted(money) == [("payment_returned", 5000), ("payment_unallocated", 5000)]
+    assert db.session.scalar(select(Refund.id).where(Refund.status != "succeeded")) is None
