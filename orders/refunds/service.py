@@ -56,7 +56,7 @@ from orders.state import can_transition, transition
 from orders.stores.service import check_cash_in_till, hold_till
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
-from shop.errors import AppError, Conflict, Forbidden, NotFound
+from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode
 from shop.pagination import paginate
 
 log = logging.getLogger(__name__)
@@ -533,12 +533,16 @@ def _same_request(refund: Refund, requests: Sequence[RefundRequest], reason: str
 
 def _settled_under_key(order: Order, requests: Sequence[RefundRequest], reason: str, actor: User,
                        request_key: str | None) -> Refund | None:
-    """The succeeded refund of the order that this very request, sent again with its Idempotency-Key, made."""
+    """The succeeded refund of the order that this very request, sent again with its Idempotency-Key, made; a refund
+    of the order under that key that is another request (other lines, units, reason or author) is
+    `idempotency_key_reused` 409: a 202 frees the key for its retry, not for a second refund."""
     if request_key is None:
         return None
     made = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.request_key == request_key,
-                                                   Refund.status == "succeeded"))
-    return next((refund for refund in made if _same_request(refund, requests, reason, actor, request_key)), None)
+                                                   Refund.status != "failed")).all()
+    if any(not _same_request(refund, requests, reason, actor, request_key) for refund in made):
+        raise Conflict("This Idempotency-Key was used for a different request.", code=ShopCode.IDEMPOTENCY_KEY_REUSED)
+    return next((refund for refund in made if refund.status == "succeeded"), None)
 
 
 # --- refunds ----------------------------------------------------------------------------------------

@@ -824,3 +824,26 @@ def test_listing_an_orders_refunds_reads_their_events_in_one_query_however_many(
     assert len(once) == len(thrice) == 1
     events = db.session.execute(select(OutboxEvent.refund_id, OutboxEvent.id).order_by(OutboxEvent.id)).all()
     assert [(r["id"], r["outbox_event_ids"]) for r in items] == [(refund, [event]) for refund, event in events]
+
+
+@pytest.mark.parametrize("settled_meanwhile", [False, True])
+def test_a_key_of_a_202_refund_sent_again_with_another_body_is_409_key_reused_and_refunds_nothing_more(
+        client, world, provider, settled_meanwhile):
+    """A 202 frees its key for the retry; the key still names that refund: another body under it (more units, another
+    reason) is the key reused, not a second refund, whether or not the first was settled meanwhile."""
+    order, keyed, first = _refund_left_pending(client, world, provider, "refund-reused")
+    if settled_meanwhile:
+        db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2)))
+        db.session.commit()
+        assert sweep()["orders.pending_refunds"] == 1
+
+    other_units = _refund(client, keyed, order, 1)
+    other_reason = _refund(client, keyed, order, 2, reason="另一个原因")
+
+    assert first.status_code == 202, first.json
+    for response in (other_units, other_reason):
+        assert response.status_code == 409, response.json
+        assert response.json["error"]["code"] == "idempotency_key_reused"
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+    assert len(provider.made) == 1  # the first, made at the provider once
