@@ -309,7 +309,7 @@ def _returned(event: PaymentEvent, order: Order, payment: Payment) -> None:
                           amount_fen=refund["amount"], status=status)
         elif status not in PROVIDER_FAILED:
             record_return_at_provider(order=order, payment_id=payment.id, provider_refund_id=refund_id,
-                                      amount_fen=refund["amount"], occurred_at=occurred_at)
+                                      amount_fen=refund["amount"], status=status, occurred_at=occurred_at)
 
 
 def _reconcile_refund(order: Order, refund: Mapping, *, occurred_at: datetime) -> None:

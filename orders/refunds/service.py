@@ -353,11 +353,12 @@ def _to_return(payment: Payment, elsewhere: list[dict]) -> int:
 
 
 def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_id: str, amount_fen: int,
-                              occurred_at: datetime) -> None:
+                              status: str | None, occurred_at: datetime) -> None:
     """A refund made at the provider (its dashboard) of a payment that could not be allocated, before our return of
-    it: part of the return, with its own `payment_returned` event, and our return, still to be asked, reduced to what
-    is left (none: done), so the returns add up to exactly the payment; known already, nothing. One beyond what is
-    left of the payment is logged as an error, to settle at Stripe."""
+    it: part of the return, with its own `payment_returned` event (one not yet final held pending, its event written
+    when it succeeds), and our return, still to be asked, reduced to what is left (none: done), so the returns add up
+    to exactly the payment; known already, nothing. One beyond what is left of the payment is logged as an error, to
+    settle at Stripe."""
     payment = db.session.get(Payment, payment_id)
     received, returns = _returns_of(payment)
     if any(refund.provider_refund_id == provider_refund_id for refund in returns):
@@ -369,15 +370,17 @@ def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_
         log.error("provider refund %s of %s fen of returned payment %s of order %s is more than the %s fen left of "
                   "it: settle it at Stripe", provider_refund_id, amount_fen, payment.intent_id, order.id, left)
         return
+    final = status in PROVIDER_SUCCEEDED
     returned = Refund(order_id=order.id, payment_id=payment_id, provider_refund_id=provider_refund_id,
                       amount_fen=amount_fen, method=ours.method, reason=RETURNED_AT_PROVIDER, source="unallocated",
-                      status="succeeded", provider_status="succeeded")
+                      status="succeeded" if final else "pending", provider_status=status or "succeeded")
     db.session.add(returned)
     db.session.flush()
-    event = record_event(kind="payment_returned", order=order, refund=returned, occurred_at=occurred_at,
-                         amount_fen=amount_fen,
-                         payload={"intent_id": payment.intent_id, "provider_refund_id": provider_refund_id})
-    returned.outbox_event_ids = [event.id]
+    if final:
+        event = record_event(kind="payment_returned", order=order, refund=returned, occurred_at=occurred_at,
+                             amount_fen=amount_fen,
+                             payload={"intent_id": payment.intent_id, "provider_refund_id": provider_refund_id})
+        returned.outbox_event_ids = [event.id]
     if unasked:
         ours.amount_fen = left - amount_fen
         if ours.amount_fen == 0:  # the provider gave it all back: our return has nothing left to ask
@@ -488,7 +491,8 @@ def settle_refund(*, refund_id: int) -> Refund:
     order = lock_order(order_id)
     for other in elsewhere:
         record_return_at_provider(order=order, payment_id=refund.payment_id, provider_refund_id=other["id"],
-                                  amount_fen=other["amount"], occurred_at=_when(other.get("created")))
+                                  amount_fen=other["amount"], status=other.get("status"),
+                                  occurred_at=_when(other.get("created")))
     db.session.refresh(refund)
     if refund.status != "pending" or (answer is None and refused is None):  # settled meanwhile (a retry, the
         return refund  # sweeper, or the provider's event), or nothing was asked

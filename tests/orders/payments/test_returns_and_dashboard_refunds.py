@@ -117,3 +117,25 @@ def test_a_payment_refunded_in_full_at_the_dashboard_is_not_returned_again(retur
                                .where(OutboxEvent.order_id == payment.order_id)).all()
     assert sorted(money) == [("payment_returned", 5000), ("payment_unallocated", 5000)]
     assert db.session.scalar(select(Refund.id).where(Refund.status != "succeeded")) is None
+
+
+def test_a_dashboard_refund_still_pending_at_stripe_books_its_part_of_the_return_once_it_succeeds(returning,
+                                                                                                  stripe_http):
+    client, payment = returning
+    pending = {**DASHBOARD, "payment_intent": payment.intent_id, "status": "pending"}
+    stripe_http.listed_refunds = [pending]
+
+    deliver(client, intent_event("payment_intent.succeeded", payment), secret=SECRET)
+    booked_while_pending = _money(payment)
+    deliver(client, event("refund.updated", {**pending, "status": "succeeded"}), secret=SECRET)
+
+    assert booked_while_pending == [("payment_returned", 3200), ("payment_unallocated", 5000)]
+    assert _money(payment) == [("payment_returned", 1800), ("payment_returned", 3200), ("payment_unallocated", 5000)]
+    assert db.session.scalar(select(Refund.id).where(Refund.status != "succeeded")) is None
+
+
+def _money(payment) -> list[tuple[str, int]]:
+    """The order's money events (kind, amount), sorted."""
+    db.session.expire_all()
+    return sorted(db.session.execute(select(OutboxEvent.kind, OutboxEvent.amount_fen)
+                                     .where(OutboxEvent.order_id == payment.order_id)).all())
