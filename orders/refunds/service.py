@@ -347,9 +347,11 @@ def _returned_at_provider(intent_id: str, key: str) -> list[dict]:
 
 
 def _to_return(payment: Payment, elsewhere: list[dict]) -> int:
-    """What our return of a payment still gives back: what it brought in less what the provider refunded otherwise."""
-    received, _ = _returns_of(payment)
-    return received - sum(refund["amount"] for refund in elsewhere)
+    """What our return of a payment still gives back: what it brought in less what the provider refunded otherwise,
+    as it lists those refunds now or as their events recorded them."""
+    received, returns = _returns_of(payment)
+    known = {refund.provider_refund_id: refund.amount_fen for refund in returns[1:] if refund.status != "failed"}
+    return received - sum({**known, **{refund["id"]: refund["amount"] for refund in elsewhere}}.values())
 
 
 def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_id: str, amount_fen: int,
