@@ -9,6 +9,7 @@ import json
 import re
 import textwrap
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -929,6 +930,30 @@ def test_a_cancelled_order_whose_racing_payment_was_returned_says_it_was_charged
     text = _page_text(shopper.get(f"/orders/{order_id}").get_data(as_text=True))
     assert f"订单已取消，库存已释放。取消后到账的付款 {yuan(amount)} 已全额退回。" in text
     assert "未扣款" not in text
+
+
+def test_a_returned_payment_part_of_which_was_refunded_at_the_dashboard_is_told_once_and_whole(site, shopper):
+    _add(shopper, "XD-KQC-300G", "1")
+    form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（顺德）")}
+    order_id = int(shopper.post("/checkout", data=form).location.split("/")[2])
+    shopper.post(f"/orders/{order_id}/cancel", data={"csrf_token": _token(shopper, f"/orders/{order_id}")})
+    with site.app.app_context():
+        intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.order_id == order_id))
+        db.session.remove()
+    refund = {"id": "re_dashboard_part", "object": "refund", "amount": 100, "created": int(time.time()),
+              "currency": "cny", "payment_intent": intent_id, "status": "succeeded", "metadata": {}}
+    payload = json.dumps({"id": "evt_dashboard_part", "object": "event", "created": int(time.time()),
+                          "livemode": False, "type": "refund.created", "data": {"object": refund}})
+    assert site.app.test_client().post("/api/v1/payments/stripe/webhook", data=payload, headers={
+        "Stripe-Signature": payments.sign(payload, secret=site.app.config["STRIPE_WEBHOOK_SECRET"]),
+        "Content-Type": "application/json"}).status_code == 200
+
+    amount = _pay_late(site, order_id)
+
+    text = _page_text(shopper.get(f"/orders/{order_id}").get_data(as_text=True))
+    assert f"订单已取消，库存已释放。取消后到账的付款 {yuan(amount)} 已全额退回。如仍需要" in text
+    assert f"{yuan(100)} 付款未能对应到库存，其中一部分已在支付平台退回" in text  # the refunds, each as it was made
+    assert f"{yuan(amount - 100)} 付款未能对应到库存，其余部分已退回" in text
 
 
 def test_an_archived_product_in_the_cart_shows_its_name_and_full_width_digits_are_a_quantity(site, shopper):

@@ -3,6 +3,7 @@ after-sales requests with the staff's answers and until when one may be made, an
 masked), read through the same services as the API's refund, after-sales and order routes."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from shop.regions.service import get_region
 PAGE = 100
 SOURCE_REASONS = {"provider": "在支付平台退款", "unallocated": "付款未能对应到库存，已全额退回"}
 REFUND_STATUSES = {"pending": "退款处理中", "failed": "退款未成功，未退款"}
+RETURN_PARTS = {"provider": "付款未能对应到库存，其中一部分已在支付平台退回",
+                "rest": "付款未能对应到库存，其余部分已退回"}  # a return made in parts: the dashboard's first
 RETURN_STATUSES = {"succeeded": "已全额退回", "pending": "正在全额退回（退款处理中）", "failed": "未能退回，请联系客服"}
 AFTER_SALES_STATUSES = {"open": "待处理", "approved": "已同意", "rejected": "未通过", "withdrawn": "已撤回"}
 
@@ -29,6 +32,29 @@ class ShownRefund:
     units: list[str]
     reason: str
     status: str | None
+
+
+@dataclass(frozen=True)
+class ShownReturn:
+    """A payment the order returned as the page tells it: all it brought in, and how its return stands (failed if
+    any part failed, else in progress while any part is)."""
+
+    amount_fen: int
+    status: str
+
+
+def _shown_returns(returns: list[Refund]) -> list[ShownReturn]:
+    """The order's returned payments, each once however many parts returned it (one at the provider's dashboard
+    first, then the shop's own return of the rest)."""
+    parts: dict[int | None, list[Refund]] = {}
+    for refund in returns:
+        parts.setdefault(refund.payment_id, []).append(refund)
+    shown = []
+    for refunds_of_payment in parts.values():
+        statuses = {refund.status for refund in refunds_of_payment}
+        status = next(status for status in ("failed", "pending", "succeeded") if status in statuses)
+        shown.append(ShownReturn(sum(refund.amount_fen for refund in refunds_of_payment), RETURN_STATUSES[status]))
+    return shown
 
 
 @dataclass(frozen=True)
@@ -48,7 +74,7 @@ class OrderDetails:
     (made after it expired or was cancelled, or twice), each with what became of it."""
 
     refunds: list[ShownRefund]
-    returns: list[ShownRefund]
+    returns: list[ShownReturn]
     after_sales: list[ShownAfterSales]
     refunded_fen: int
     address: dict | None
@@ -98,11 +124,17 @@ def order_details(*, actor: User, view: OrderView) -> OrderDetails:
     asked = _every(refunds.list_after_sales, actor=actor, order_id=view.id)
     request_of = {request.refund_id: request for request in asked if request.refund_id is not None}
 
+    returned_in_parts = Counter(refund.payment_id for refund in made if refund.source == "unallocated")
+
     def reason(refund: Refund) -> str:
         """Why the money went back, in Chinese where the service's own words are English."""
         if refund.source == "after_sales" and refund.id in request_of:
             request = request_of[refund.id]
             return f"售后申请 #{request.id}：{request.reason}"
+        if refund.source == "unallocated" and refund.reason == refunds.RETURNED_AT_PROVIDER:
+            return RETURN_PARTS["provider"]
+        if refund.source == "unallocated" and returned_in_parts[refund.payment_id] > 1:
+            return RETURN_PARTS["rest"]
         return SOURCE_REASONS.get(refund.source, refund.reason)
 
     shown_refunds = [ShownRefund(refund, [f"{names[line.order_line_id]} × {line.quantity}" for line in refund.lines],
@@ -112,8 +144,7 @@ def order_details(*, actor: User, view: OrderView) -> OrderDetails:
                                                 for line in request.lines],
                                       AFTER_SALES_STATUSES[request.status], refund_of.get(request.refund_id))
                       for request in asked]
-    returns = [ShownRefund(shown.refund, [], shown.reason, RETURN_STATUSES[shown.refund.status])
-               for shown in shown_refunds if shown.refund.source == "unallocated"]
+    returns = _shown_returns([refund for refund in made if refund.source == "unallocated"])
     refunded = sum(refund.amount_fen for refund in made if refund.status == "succeeded")
     owner = view.viewer == "owner"
     return OrderDetails(shown_refunds, returns, shown_requests, refunded,
