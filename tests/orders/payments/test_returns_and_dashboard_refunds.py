@@ -8,9 +8,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from orders.checkout.service import expire_reservations
+from orders.ledger.models import LedgerAccount, Posting
+from orders.ledger.verify import verify_ledger
 from orders.models import OutboxEvent, Refund
 from shop.db import db, utcnow
 from shop.tasks import sweep
@@ -102,6 +104,8 @@ def test_a_return_gives_back_only_what_the_dashboard_left_and_the_returns_add_up
                                .where(OutboxEvent.order_id == payment.order_id)).all()
     assert sorted(money) == [("payment_returned", 1800), ("payment_returned", 3200), ("payment_unallocated", 5000)]
     assert db.session.scalar(select(Refund.id).where(Refund.status == "pending")) is None
+    assert _ledger("unallocated") == (3, 0)  # in once, out in two parts: exactly what it received
+    assert verify_ledger()["ok"] is True
 
 
 def test_a_payment_refunded_in_full_at_the_dashboard_is_not_returned_again(returning, stripe_http):
@@ -132,6 +136,14 @@ def test_a_dashboard_refund_still_pending_at_stripe_books_its_part_of_the_return
     assert booked_while_pending == [("payment_returned", 3200), ("payment_unallocated", 5000)]
     assert _money(payment) == [("payment_returned", 1800), ("payment_returned", 3200), ("payment_unallocated", 5000)]
     assert db.session.scalar(select(Refund.id).where(Refund.status != "succeeded")) is None
+
+
+def _ledger(code: str) -> tuple[int, int]:
+    """How many postings a ledger account has, and their sum."""
+    count, total = db.session.execute(select(func.count(Posting.id), func.coalesce(func.sum(Posting.amount_fen), 0))
+                                      .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
+                                      .where(LedgerAccount.code == code)).one()
+    return count, int(total)
 
 
 def _money(payment) -> list[tuple[str, int]]:
