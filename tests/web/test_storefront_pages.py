@@ -199,6 +199,20 @@ def test_a_bad_price_is_a_message_in_chinese_beside_the_field_never_a_500(site, 
     assert set(_names(html)) == {"盐源苹果", "雷波脐橙（5公斤装）", "雷波脐橙（10公斤装）", "雷波脐橙礼盒"}
 
 
+@pytest.mark.parametrize("blank", ["\u200b", "\ufeff", "\u200b\u3000\u2060", " \u200d "])
+def test_a_filter_box_holding_only_invisible_characters_is_not_filled_in(site, blank):
+    # pasted from a chat app (a zero-width space, a byte-order mark): a box left empty, as the API reads it, and the
+    # other filters still hold
+    client = site.app.test_client()
+    for box, other in (("q", {"category": "水果"}), ("category", {"q": "苦荞"}), ("min_yuan", {"category": "水果"}),
+                       ("max_yuan", {"q": "苦荞"})):
+        response = client.get("/", query_string={box: blank, **other})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200, box
+        assert 'class="error"' not in html, box
+        assert _names(html) == _names(client.get("/", query_string=other).get_data(as_text=True)), box
+
+
 def test_a_price_range_the_wrong_way_round_names_its_upper_bound(site):
     response = site.app.test_client().get("/?min_yuan=50&max_yuan=12.5")
     html = response.get_data(as_text=True)

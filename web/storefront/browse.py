@@ -38,12 +38,12 @@ def fen_from_yuan(text: str, label: str) -> int:
 
 
 def price_range(args: MultiDict) -> tuple[dict[str, int], dict[str, str]]:
-    """The list's price filters (`min_price_fen`, `max_price_fen`) from the bounds typed in `args`, and the message for
-    each bound that cannot be one (by its field; a range the wrong way round names its upper bound); a bound with a
-    message filters nothing."""
+    """The list's price filters (`min_price_fen`, `max_price_fen`) from the bounds typed in `args` (the query as the
+    API reads it, `query_args`: a blank bound is not given), and the message for each bound that cannot be one (by
+    its field; a range the wrong way round names its upper bound); a bound with a message filters nothing."""
     prices, errors = {}, {}
     for field, (name, label) in PRICE_BOUNDS.items():
-        typed = args.get(field, "").strip()
+        typed = args.get(field, "")
         if typed:
             try:
                 prices[name] = fen_from_yuan(typed, label)

@@ -6,6 +6,7 @@ from marshmallow import EXCLUDE, ValidationError
 
 from catalog import service as catalog
 from catalog.schemas import ProductQuery
+from shop.blueprint import query_args
 from shop.errors import NotFound
 from shop.pagination import InvalidCursor
 from web.filters import FILTERS
@@ -32,14 +33,15 @@ def _cart_size() -> dict:
 def home():
     """Products of the counties paired with a donor district, or a search by Chinese name or pinyin; narrowed by
     category and a price range in yuan, and sorted."""
-    wanted = {name: request.args[name][:100] for name in BROWSE_FIELDS if request.args.get(name, "").strip()}
+    args = query_args(request.args)  # as the API reads them: a box holding only spaces or invisible characters is empty
+    wanted = {name: args[name][:100] for name in BROWSE_FIELDS if name in args}
     error = None
     try:
         filters = ProductQuery().load(wanted, unknown=EXCLUDE)
     except ValidationError:
         filters, error = {}, "筛选条件有误，已显示全部商品。"
     filters = {name: filters[name] for name in BROWSE_FIELDS if filters.get(name) is not None}
-    prices, price_errors = browse.price_range(request.args)
+    prices, price_errors = browse.price_range(args)
     if error:
         prices = {}
     try:
