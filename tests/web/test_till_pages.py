@@ -319,6 +319,25 @@ def test_till_forms_take_full_width_digits_and_refuse_other_digit_signs_without_
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
 
 
+def test_a_line_left_at_none_in_full_width_or_padded_digits_is_not_refunded_and_the_other_is(client):
+    """The form says blank or 0 is none: ０ (an IME's full-width mode), 00 or an invisible character are none too, so
+    only the line with units is refunded."""
+    order, clerk = _sale(client)
+    other = ProductFactory(price_fen=800)
+    make_lot(other, db.session.get(Location, order.location_id), quantity=5)
+    sale = counter.sell(actor=clerk, store_id=order.store_id, shift_id=order.shift_id,
+                        lines=[{"sku": order.lines[0].sku, "quantity": 1}, {"sku": other.sku, "quantity": 4}],
+                        payment={"method": "cash", "tendered_fen": 4700})
+    db.session.commit()
+    kept, refunded = (line.id for line in db.session.get(Order, sale.id).lines)
+    for done, none in enumerate(("０", "00", "\u200b", " ０ "), start=1):
+        response = client.post(f"/till/orders/{sale.id}/refund", data={
+            f"quantity-{kept}": none, f"quantity-{refunded}": "1", "reason": "试", **_refund_form(client, sale)})
+        assert response.status_code == 302, none
+        db.session.expire_all()
+        assert [line.refunded_quantity for line in db.session.get(Order, sale.id).lines] == [0, done], none
+
+
 def test_a_refund_reason_holding_a_bank_card_number_is_refused_with_the_rule(client):
     order, _ = _sale(client)
     line_id = order.lines[0].id

@@ -19,7 +19,7 @@ from orders.stores.schemas import ShiftClose, ShiftOpen, TransferReceive
 from shop.auth.security import issue_token
 from shop.db import commit, db, utcnow
 from shop.errors import AppError
-from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN
+from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN, is_blank
 from web.filters import local_time, yuan
 from web.once import claim_form, new_form_key
 from web.pages import (
@@ -226,12 +226,16 @@ def _whole(text: str) -> int | str:
     return int(text) if text.isdecimal() and len(text) <= 9 else text
 
 
+def _none(text: str) -> bool:
+    """Whether a line's typed units say none: blank (`is_blank`), or 0 however written (`０`, `00`)."""
+    return is_blank(text) or _whole(text) == 0
+
+
 def _refund_request() -> dict:
     """The refund form as the API's refund body: per line the units to refund (blank or 0 is none), the reason."""
     lines = [{"line_id": _whole(name.removeprefix("quantity-")), "quantity": _whole(value),
               "resellable": f"resellable-{name.removeprefix('quantity-')}" in request.form}
-             for name, value in request.form.items()
-             if name.startswith("quantity-") and value.strip() not in ("", "0")]
+             for name, value in request.form.items() if name.startswith("quantity-") and not _none(value)]
     return RefundCreate().load({"lines": lines, "reason": _field("reason")})
 
 
