@@ -623,6 +623,18 @@ def test_a_clerk_receives_a_transfer_per_lot_on_the_till_with_a_note_when_short(
     assert inventory.available(location_id=received.to_location_id, product_id=first.product_id) == 6
 
 
+def test_a_transfer_received_in_full_with_a_note_box_holding_only_an_invisible_character_is_received(client):
+    """A note box left blank but for a pasted zero-width space is no note, as one of spaces is: nothing to explain."""
+    transfer, (first, second), _ = _transfer_to_a_clerks_store(client)
+    done = client.post(f"/till/transfers/{transfer.id}/receive", data={
+        f"received-{first.id}": "5", f"received-{second.id}": "2", "note": "\u200b ",
+        "csrf_token": _csrf(client, "/till/transfers")})
+    assert done.status_code == 302
+    db.session.expire_all()
+    received = db.session.get(StockTransfer, transfer.id)
+    assert (received.status, received.receipt_note) == ("received", None)
+
+
 def test_a_transfer_counted_on_the_till_and_cancelled_meanwhile_or_typed_with_odd_digits_is_not_received(client):
     """A clerk's form for a transfer an admin cancelled meanwhile says so (no error page); ² is no count (422)."""
     transfer, (first, second), _ = _transfer_to_a_clerks_store(client)

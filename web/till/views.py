@@ -344,7 +344,8 @@ def receive_transfer(transfer_id: int):
     note = _field("note")
     try:
         data = TransferReceive().load({"lines": [{"lot_id": _whole(lot), "received": _whole(value)}
-                                                 for lot, value in typed.items()], "note": note.strip() or None})
+                                                 for lot, value in typed.items()],
+                                       "note": None if is_blank(note) else note})  # a blank box is no note
         stores.receive_transfer(actor=web_user(), transfer_id=transfer_id, **data)
     except ValidationError as exc:
         return _transfers_page(422, failed=transfer_id, typed=typed, note=note, error=_receipt_problem(exc.messages))
