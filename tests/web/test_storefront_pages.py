@@ -411,6 +411,20 @@ def test_delivery_needs_a_valid_address_in_a_donor_district(site, shopper):
         db.session.remove()
 
 
+def test_each_wrong_delivery_field_is_marked_and_names_its_message(site, shopper):
+    """A screen reader hears, on the field itself, that it is wrong and why (as the pickup store's select does)."""
+    _add(shopper, "LB-QC-5KG", "1")
+    response = shopper.post("/checkout", data={**_checkout_form(shopper), "channel": "delivery", "district_code": "",
+                                               "detail": "", "recipient": "", "phone": "12"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    for field in ("district_code", "detail", "recipient", "phone"):
+        control = re.search(rf'<(?:input|select) id="{field}"[^>]*>', html).group(0)
+        assert 'aria-invalid="true"' in control, field
+        described = re.search(r'aria-describedby="([^"]+)"', control).group(1)
+        assert re.search(rf'<p class="error" id="{described}">[^<]+</p>', html), field
+
+
 def test_another_consumers_order_does_not_exist_for_them(site, shopper, stranger):
     _add(shopper, "ZJ-KQC-250G", "1")
     form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（禅城）")}
