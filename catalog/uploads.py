@@ -34,7 +34,7 @@ from shop.clock import today
 from shop.db import after_commit, among, db, utcnow
 from shop.errors import AppError, NotFound, ShopCode
 from shop.extensions import cache
-from shop.fields import MAX_QUANTITY, code_skeleton, mask_personal_numbers, without_controls
+from shop.fields import MAX_QUANTITY, code_skeleton, is_blank, mask_personal_numbers, without_controls
 from shop.pagination import paginate
 from suppliers import service as suppliers
 from suppliers.errors import SupplierCode
@@ -97,7 +97,7 @@ def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: 
             _requeue(existing.id, utcnow())
         return existing, False
     shown = mask_personal_numbers(without_controls(filename))[:255]  # listed to admins and auditors too
-    upload = InventoryUpload(supplier_id=supplier_id, filename=shown or "upload",
+    upload = InventoryUpload(supplier_id=supplier_id, filename="upload" if is_blank(shown) else shown,
                              content=data, sha256=digest, dedupe_key=digest, created_by=actor.id if actor else None)
     try:
         with db.session.begin_nested():

@@ -94,6 +94,17 @@ def coop_routes_with_an_id(app) -> set[str]:
             if rule.endpoint.startswith("coop.") and rule.arguments and rule.endpoint != "coop.static"}
 
 
+def test_a_file_whose_name_shows_nothing_is_listed_by_a_name_that_can_be_clicked(app, coops):
+    """A name of only invisible characters (a zero-width space, a byte-order mark) would be an empty link in the
+    uploads list: it is listed as "upload", as a name of only control characters is."""
+    for name in ("\u200b", "\ufeff\u200b", " \u2060 "):
+        response = post_file(coops["client"], f"{HEADER}\r\n{name}".encode(), name=name)
+        assert response.status_code == 303, name
+        upload_id = int(response.location.rsplit("/", 1)[1])
+        assert db.session.get(InventoryUpload, upload_id).filename == "upload", name
+        assert f'<a href="/coop/uploads/{upload_id}">upload</a>' in text(coops["client"].get("/coop")), name
+
+
 def test_another_coops_upload_household_statement_and_batch_are_404(app, coops):
     theirs = coops["theirs"]
     upload = pending_upload(theirs, f"{HEADER}\r\nX,Y,2026-09-01,XC-WH,H1,1\r\n")
