@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask import g
@@ -23,6 +24,7 @@ from orders.stores import service as stores
 from shop.db import db, utcnow
 from shop.errors import AppError
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order
@@ -142,6 +144,20 @@ def test_a_comma_typed_for_the_decimal_point_is_refused_not_read_as_a_hundred_ti
     assert db.session.get(Shift, order.shift_id).counted_cash_fen == 103050
     assert client.post("/till/shifts", data={"float": "1,000", "csrf_token": _csrf(client, "/till")}).status_code == 302
     assert db.session.scalar(select(Shift).where(Shift.closed_at.is_(None))).float_fen == 100000
+
+
+def test_every_refusal_of_a_counter_sale_the_api_documents_is_told_in_chinese_on_the_till(client):
+    """The till's script shows a refused sale by its code (the API's message is English): every code the counter sale
+    documents has its Chinese reason, but those the script answers otherwise (signed out: 401; wait and resend: 429)."""
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/stores/{store_id}/counter-sales"]
+    refused = set().union(*(codes for status, codes in documented_codes(operation["post"]).items()
+                            if status not in (401, 429)))
+    assert {"insufficient_stock", "order_total_too_large", "tendered_too_much"} <= refused
+    script = (Path(__file__).resolve().parents[2] / "web" / "till" / "static" / "till.js").read_text()
+    reasons = re.search(r"var REASONS = \{(.*?)\};", script, re.S).group(1)
+    told = dict(re.findall(r"(\w+): \"([^\"]+)\"", reasons))
+    assert sorted(refused - set(told)) == []
+    assert all(re.search(r"[\u4e00-\u9fff]", reason) for reason in told.values())
 
 
 def test_a_closed_shifts_sales_list_has_no_empty_action_column(client):

@@ -50,8 +50,18 @@
     tendered_too_much: "找零达到 ¥100 以上：多收了不需要的纸币",
     store_inactive: "门店已停用",
     shift_not_found: "班次不存在",
-    validation_error: "销售数据不完整"
+    validation_error: "销售数据不完整",
+    order_total_too_large: "合计超过单笔销售的上限，请分几笔收款",
+    forbidden: "此账号不能在本店收银，请重新登录",
+    store_not_found: "门店不存在，请重新登录",
+    not_found: "门店或班次不存在，请刷新页面",
+    bad_request: "销售数据无效，请刷新页面后重试",
+    payload_too_large: "本单商品太多，请分几笔收款",
+    unsupported_media_type: "销售数据无效，请刷新页面后重试"
   };
+
+  /* Why a sale was refused, in Chinese: the API's message is English, so a code without a reason here is named. */
+  function reason(code) { return REASONS[code] || "服务器拒绝了这笔销售（" + code + "）"; }
   var csrfToken = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"];
 
   /* --- storage and formatting ------------------------------------------------------------------------ */
@@ -149,7 +159,7 @@
         if (response.status === 429 || error.code === "idempotency_key_in_progress") {
           throw new Retry(String(response.status));
         }
-        return { refused: { status: response.status, code: error.code || "error", message: error.message || "",
+        return { refused: { status: response.status, code: error.code || "error",
                             conflict_id: (error.details || {}).conflict_id || null } };
       });
     });
@@ -173,8 +183,7 @@
     } else {
       var conflicts = load(KEYS.conflicts);
       conflicts.push({ key: sale.key, made_at: sale.made_at, total_fen: sale.total_fen, summary: sale.summary,
-                       code: result.refused.code, message: result.refused.message,
-                       conflict_id: result.refused.conflict_id });
+                       code: result.refused.code, conflict_id: result.refused.conflict_id });
       save(KEYS.conflicts, conflicts);
     }
   }
@@ -248,7 +257,7 @@
     conflictList.replaceChildren.apply(conflictList, conflicts.map(function (item) {
       var li = el("li");
       var when = localTime(item.made_at);
-      li.appendChild(el("strong", "被拒绝：" + (REASONS[item.code] || item.message || item.code)));
+      li.appendChild(el("strong", "被拒绝：" + reason(item.code)));
       li.appendChild(el("span", " · " + when + " · " + yuan(item.total_fen) + " · " + item.summary + " · "));
       var button;
       if (item.conflict_id) {
@@ -541,7 +550,7 @@
       } else if (result.refused.code === "price_mismatch") {
         return reprice();
       } else {
-        payError.textContent = "未能收款：" + (REASONS[result.refused.code] || result.refused.message);
+        payError.textContent = "未能收款：" + reason(result.refused.code);
       }
     }, function (retry) {
       if (retry instanceof SignedOut) {  // nothing was sent, and nothing is queued: the clerk signs in again first
