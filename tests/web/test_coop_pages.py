@@ -264,6 +264,23 @@ def test_households_show_masked_id_numbers_and_accounts_and_their_benefit_links(
     assert household.code not in text(client.get("/coop/households?code=NOBODY"))
 
 
+def test_a_search_or_paging_box_holding_only_spaces_or_invisible_characters_is_not_filled_in(coops):
+    """A village box with a space typed (or a zero-width space pasted) is empty, as the API reads it: the search lists
+    every household, not "村名不能超过 64 个字"; so are a blank page size and statement dates."""
+    (household,) = linked_households(coops["ours"], 1)
+    db.session.commit()
+    client = coops["client"]
+    for blank in ("  ", "\u3000", "\u200b", " \ufeff "):
+        for path in (f"/coop/households?village={blank}&code={blank}", f"/coop/lots?limit={blank}",
+                     f"/coop?limit={blank}&cursor={blank}", f"/coop/payouts?limit={blank}"):
+            response = client.get(path)
+            assert response.status_code == 200, (path, blank)
+            assert 'class="error"' not in text(response), (path, blank)
+        assert household.code in text(client.get(f"/coop/households?village={blank}"))
+        statement = client.get(f"/coop/households/{household.id}/statement?from={blank}&to={blank}")
+        assert statement.status_code == 200 and "消费帮扶农户收益对账单" in text(statement), blank
+
+
 def test_the_statement_is_the_ledgers_printable_page_its_style_allowed_by_hash_only(coops):
     supplier = coops["ours"]
     household = paid_household(supplier, 1234)

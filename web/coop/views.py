@@ -15,7 +15,7 @@ from orders.ledger.payouts import bank_file as bank_files
 from orders.ledger.payouts import service as payouts
 from shop.db import commit
 from shop.errors import AppError, ShopCode, ValidationError
-from shop.fields import Choice, Reason
+from shop.fields import Choice, Reason, is_blank
 from shop.pagination import PageQuery, PeriodQuery
 from suppliers import service as suppliers
 from suppliers.errors import SupplierCode
@@ -66,11 +66,13 @@ class BankFileForm(Schema):
 
 
 def _parsed(schema: Schema, values) -> dict:
-    """Form or query values loaded by `schema` (unknown ones, such as the CSRF token, ignored); else a `PageError`
-    saying what each wrong field must be (its `details`: field → message, for a form shown again)."""
+    """Form or query values loaded by `schema` (unknown ones, such as the CSRF token, ignored, and blank ones not
+    given, as the API reads a query: `is_blank`); else a `PageError` saying what each wrong field must be (its
+    `details`: field → message, for a form shown again)."""
     known = {field.data_key or name for name, field in schema.fields.items()}
+    given = {key: value for key, value in values.items() if not (isinstance(value, str) and is_blank(value))}
     try:
-        return schema.load({key: values[key] for key in values if key in known and values[key] != ""})
+        return schema.load({key: value for key, value in given.items() if key in known})
     except SchemaError as exc:
         numbers = refused_for_numbers(exc.messages)
         problems = {key: ID_OR_CARD_REFUSED if key in numbers else FIELD_PROBLEMS.get(key, "填写的内容不正确。")
