@@ -157,6 +157,8 @@ MAX_DETAILS = 30          # entries (fields, list items, messages) one validatio
 MAX_ECHOED_KEY = 40       # characters of a field name echoed back
 MAX_ECHOED_MESSAGE = 200  # characters of a message
 MAX_SHOWN_PATH = 200      # characters of a path a 404 or 405 message quotes
+OUTAGE_RETRY_SECONDS = 5  # Retry-After of a 503 for a database or Redis outage
+BUSY_RETRY_SECONDS = 1    # Retry-After of a 503 for SQLite's write lock held past the busy timeout
 
 
 def _cut(text: str, limit: int) -> str:
@@ -292,6 +294,11 @@ def register_error_page(app: Flask, render: Callable[[Exception, int], Any]) -> 
     app.extensions["error_page"] = render
 
 
+def _busy(exc: Exception) -> bool:
+    """Whether a database error is SQLite's busy timeout (another writer held the lock), not an outage."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(getattr(exc, "orig", ""))
+
+
 def _answer(exc: Exception, api_response: Response) -> Response:
     """The API's JSON error under /api/; anywhere else the registered error page with the same status and headers."""
     render = current_app.extensions.get("error_page")
@@ -340,16 +347,20 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PoolTimeout)
     def _unavailable(exc: Exception):
         db.session.rollback()
-        if isinstance(exc, OperationalError | PoolTimeout):  # its text may quote the statement's parameters
+        if _busy(exc):  # SQLite's write lock held past the busy timeout by another writer: no outage
+            log.warning("database busy request_id=%s path=%s", g.get("request_id"), request.path)
+            message, retry_after = "The database is busy with another write; try again.", BUSY_RETRY_SECONDS
+        elif isinstance(exc, OperationalError | PoolTimeout):  # its text may quote the statement's parameters
             log.error("database unavailable request_id=%s path=%s: %s", g.get("request_id"), request.path,
                       getattr(exc, "orig", exc).__class__.__name__)
-            message = "The database is unavailable; try again."
+            message, retry_after = "The database is unavailable; try again.", OUTAGE_RETRY_SECONDS
         else:
             log.error("redis unavailable request_id=%s path=%s: %s: %s", g.get("request_id"), request.path,
                       exc.__class__.__name__, str(exc).splitlines()[0] if str(exc) else "")
-            message = "A service the shop depends on is unavailable; try again."
-        return _answer(exc, error_response(503, ShopCode.SERVICE_UNAVAILABLE, message,
-                                           {"request_id": g.get("request_id")}))
+            message, retry_after = "A service the shop depends on is unavailable; try again.", OUTAGE_RETRY_SECONDS
+        response = error_response(503, ShopCode.SERVICE_UNAVAILABLE, message, {"request_id": g.get("request_id")})
+        response.headers["Retry-After"] = str(retry_after)
+        return _answer(exc, response)
 
     for outage in REDIS_UNAVAILABLE:  # the cache, the rate limits' store or the broker: as the database's outage
         app.register_error_handler(outage, _unavailable)

@@ -140,3 +140,46 @@ def test_a_redis_that_refuses_every_command_is_an_outage_not_a_500(sqlite_templa
 
     assert_error(answer, 503, "service_unavailable")
     _one_line_logged(caplog)
+
+
+def test_a_write_that_waits_past_sqlites_busy_timeout_is_told_the_database_is_busy_and_when_to_retry(
+        sqlite_template, tmp_path, caplog):
+    """Another process holds SQLite's write lock longer than the busy timeout: the write is 503 with Retry-After
+    and a message that says busy, not down; nothing is written."""
+    import sqlite3
+
+    shutil.copy(sqlite_template, tmp_path / "shop.db")
+    config = load_config(TEST_SECRETS, str(tmp_path))
+    config.update(TESTING=True, SQLALCHEMY_ENGINE_OPTIONS={
+        **config["SQLALCHEMY_ENGINE_OPTIONS"], "connect_args": {"timeout": 0.2}})
+    app = create_app(config)
+    with app.app_context():
+        user = UserFactory(role="admin")
+        db.session.commit()
+        client = app.test_client()
+        token = client.post("/api/v1/auth/token", json={"username": user.username,
+                                                        "password": DEFAULT_PASSWORD}).json["access_token"]
+        other = sqlite3.connect(tmp_path / "shop.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        with caplog.at_level(logging.INFO):
+            answer = client.post("/api/v1/locations", headers={"Authorization": f"Bearer {token}"},
+                                 json={"code": "BUSY-WH", "name": "忙仓", "kind": "warehouse",
+                                       "region_code": "440604"})
+        other.execute("ROLLBACK")
+        other.close()
+        listed = client.get("/api/v1/locations", headers={"Authorization": f"Bearer {token}"}).json["items"]
+        db.session.remove()
+        db.engine.dispose()
+
+    assert_error(answer, 503, "service_unavailable")
+    assert "busy" in answer.json["error"]["message"] and int(answer.headers["Retry-After"]) >= 1
+    assert "BUSY-WH" not in [location["code"] for location in listed]
+    assert "Traceback" not in caplog.text
+
+
+def test_every_outage_answer_says_when_to_retry(redis_down_app):
+    """The rate limits' store down: the 503 carries Retry-After, so a client's retry waits rather than hammers."""
+    answer = redis_down_app.test_client().post("/api/v1/auth/token", json={"username": "x", "password": "y"})
+
+    assert_error(answer, 503, "service_unavailable")
+    assert int(answer.headers["Retry-After"]) >= 1
