@@ -3,6 +3,7 @@ for store staff only), the store always the clerk's own, bad amounts refused in 
 limited as on the API."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import uuid
@@ -146,18 +147,43 @@ def test_a_comma_typed_for_the_decimal_point_is_refused_not_read_as_a_hundred_ti
     assert db.session.scalar(select(Shift).where(Shift.closed_at.is_(None))).float_fen == 100000
 
 
-def test_every_refusal_of_a_counter_sale_the_api_documents_is_told_in_chinese_on_the_till(client):
-    """The till's script shows a refused sale by its code (the API's message is English): every code the counter sale
-    documents has its Chinese reason, but those the script answers otherwise (signed out: 401; wait and resend: 429)."""
+def _refusal_codes(client) -> set[str]:
+    """Every code the counter sale documents, but those the till's script answers otherwise (signed out: 401; wait and
+    resend: 429)."""
     operation = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/stores/{store_id}/counter-sales"]
-    refused = set().union(*(codes for status, codes in documented_codes(operation["post"]).items()
-                            if status not in (401, 429)))
-    assert {"insufficient_stock", "order_total_too_large", "tendered_too_much"} <= refused
-    script = (Path(__file__).resolve().parents[2] / "web" / "till" / "static" / "till.js").read_text()
-    reasons = re.search(r"var REASONS = \{(.*?)\};", script, re.S).group(1)
-    told = dict(re.findall(r"(\w+): \"([^\"]+)\"", reasons))
+    return set().union(*(codes for status, codes in documented_codes(operation["post"]).items()
+                         if status not in (401, 429)))
+
+
+def test_every_refusal_of_a_counter_sale_the_api_documents_is_told_in_chinese_on_the_till(client):
+    """The till's script shows a refused sale by its code (the API's message is English), from the one list of reasons
+    the page carries: every code the counter sale documents has its Chinese reason."""
+    refused = _refusal_codes(client)
+    assert {"insufficient_stock", "order_total_too_large", "tendered_too_much", "unknown_item"} <= refused
+    _signed_in(client, store_id=StoreFactory().id)
+    root = re.search(r'<div id="till-root"[^>]*>', client.get("/till").get_data(as_text=True)).group(0)
+    told = json.loads(html.unescape(re.search(r"data-reasons='([^']*)'", root).group(1)))
     assert sorted(refused - set(told)) == []
     assert all(re.search(r"[\u4e00-\u9fff]", reason) for reason in told.values())
+    script = (Path(__file__).resolve().parents[2] / "web" / "till" / "static" / "till.js").read_text()
+    assert "insufficient_stock" not in script  # no second list to drift from the first
+
+
+def test_the_conflicts_page_tells_every_refusal_in_chinese_never_the_apis_english_message(client):
+    """A sale conflict of any code the counter sale documents (or one it does not yet) is told in Chinese on the
+    manager's conflicts page, as on the sale screen."""
+    order, clerk = _sale(client)
+    codes = sorted(_refusal_codes(client)) + ["some_new_code"]
+    for code in codes:
+        db.session.add(SaleConflict(store_id=order.store_id, shift_id=order.shift_id, code=code, created_by=clerk.id,
+                                    message=f"English message for {code}.", sale={"lines": []}))
+    db.session.commit()
+    page = client.get("/till/conflicts").get_data(as_text=True)
+    titles = re.findall(r'<h2 id="conflict-\d+-title">冲突 \d+：([^<]*)</h2>', page)
+    assert len(titles) == len(codes)
+    assert "English message" not in page
+    assert all(re.search(r"[\u4e00-\u9fff]", title) for title in titles)
+    assert "服务器拒绝了这笔销售（some_new_code）" in titles and "合计超过单笔销售的上限，请分几笔收款" in titles
 
 
 def test_a_closed_shifts_sales_list_has_no_empty_action_column(client):

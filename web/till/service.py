@@ -19,6 +19,29 @@ from shop.db import db
 from shop.errors import NotFound
 
 SHIFT_SALES_SHOWN = 100
+REFUSAL_REASONS = {  # why the server refused a counter sale, by its code (the API's message is English)
+    "insufficient_stock": "库存不足（商品已售完）",
+    "lot_not_held_here": "扫描的批次不在本店库存中（请核对商品标签）",
+    "price_mismatch": "售价已变动，与当时显示的价格不符",
+    "shift_closed": "班次已交班，请刷新页面开新班次",
+    "sale_after_shift": "销售时间在交班之后",
+    "sale_before_shift": "销售时间在开班之前",
+    "sale_in_future": "收银机时间不正确（晚于服务器时间）",
+    "sale_too_old": "离线时间超过 72 小时",
+    "unknown_item": "商品不存在或已下架",
+    "tendered_below_total": "实收现金少于合计",
+    "tendered_too_much": "找零达到 ¥100 以上：多收了不需要的纸币",
+    "store_inactive": "门店已停用",
+    "shift_not_found": "班次不存在",
+    "validation_error": "销售数据不完整",
+    "order_total_too_large": "合计超过单笔销售的上限，请分几笔收款",
+    "forbidden": "此账号不能在本店收银，请重新登录",
+    "store_not_found": "门店不存在，请重新登录",
+    "not_found": "门店或班次不存在，请刷新页面",
+    "bad_request": "销售数据无效，请刷新页面后重试",
+    "payload_too_large": "本单商品太多，请分几笔收款",
+    "unsupported_media_type": "销售数据无效，请刷新页面后重试",
+}
 YUAN = re.compile(r"^(\d{1,3}(?:,\d{3}){1,3}|\d{1,10})(?:[.．](\d{1,2}))?$")  # a comma only groups thousands
 
 
@@ -28,6 +51,11 @@ def fen_from_yuan(text: str) -> int | None:
     if match is None:
         return None
     return int(match.group(1).replace(",", "")) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+
+
+def refusal_reason(code: str) -> str:
+    """Why a counter sale was refused, in Chinese; a code without a reason is named, never the English message."""
+    return REFUSAL_REASONS.get(code, f"服务器拒绝了这笔销售（{code}）")
 
 
 def store_of(user: User) -> Store:

@@ -53,16 +53,6 @@ MESSAGES = {
     "order_not_refundable": "该订单当前状态不能退款。",
     "till_cash_short": "钱箱里的现金（按本班次记录）不够支付这笔现金退款，请联系管理员。",
 }
-CONFLICT_REASONS = {  # why the server refused an offline sale (the till's script says the same)
-    "insufficient_stock": "库存不足（商品已售完）",
-    "lot_not_held_here": "扫描的批次不在本店库存中",
-    "price_mismatch": "售价与销售时的价格不符",
-    "sale_after_shift": "销售时间在交班之后",
-    "sale_before_shift": "销售时间在开班之前",
-    "sale_in_future": "收银机时间不正确（晚于服务器时间）",
-    "sale_too_old": "离线时间超过 72 小时",
-    "unknown_item": "商品不存在或已下架",
-}
 
 
 def _message(exc: AppError) -> str:
@@ -78,8 +68,9 @@ def _field(name: str) -> str:
 
 @bp.context_processor
 def _helpers() -> dict:
-    """Money and time formatting for the till's templates."""
-    return {"yuan": yuan, "local_time": local_time}
+    """Money and time formatting, and the Chinese reasons of refused sales, for the till's templates."""
+    return {"yuan": yuan, "local_time": local_time, "refusal_reason": service.refusal_reason,
+            "refusal_reasons": service.REFUSAL_REASONS}
 
 
 def _till(template: str, status: int = 200, **context):
@@ -276,7 +267,7 @@ def _conflicts_page(status: int = 200, *, failed: int | None = None, error: str 
     page = counter.list_conflicts(actor=web_user(), store_id=store.id, limit=CONFLICTS_SHOWN, cursor=None,
                                   resolved=False)
     return _till("till/conflicts.html", status, conflicts=service.refused_sales(page["items"]),
-                 more=page["next_cursor"] is not None, reasons=CONFLICT_REASONS, failed=failed, error=error, note=note)
+                 more=page["next_cursor"] is not None, failed=failed, error=error, note=note)
 
 
 @bp.get("/conflicts")
