@@ -4,12 +4,19 @@ Pages call the same domain services as the JSON routes; they hold no business lo
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, send_from_directory
 
 from shop.errors import register_error_page
 from web.pages import csrf, error_page_for, page_url, web_user
 
 assets = Blueprint("web_static", __name__, static_folder="static", static_url_path="/static/web")
+ICON_MAX_AGE = 7 * 86400
+
+
+@assets.get("/favicon.ico")
+def favicon():
+    """The site's icon, where a browser looks for it on every page (cached for a week)."""
+    return send_from_directory(assets.static_folder, "favicon.ico", max_age=ICON_MAX_AGE)
 
 
 def init_app(app: Flask) -> None:

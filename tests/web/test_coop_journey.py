@@ -38,12 +38,11 @@ def gbk_csv(rows: list[str]) -> dict:
 
 
 def console_errors(page) -> list[str]:
-    """Collect the page's console errors (a CSP violation is one); the ledger's printable statement and the
-    trace page name no icon, so the browser's own favicon request may fail, which is not an error of a page."""
+    """Collect the page's console errors (a CSP violation is one, so is a missing file such as the icon)."""
     errors: list[str] = []
 
     def record(message) -> None:
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+        if message.type == "error":
             errors.append(f"{message.text} ({message.location.get('url')})")
 
     page.on("console", record)

@@ -6,12 +6,16 @@ import re
 
 import pytest
 from flask import g
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from catalog import inventory
 from catalog import service as catalog
+from catalog.models import Lot
+from shop.db import db
 from tests.orders.factories import StoreFactory
 from tests.suppliers.factories import SupplierFactory
+from tests.web.test_coop_journey import console_errors
 from tests.web.test_coop_pages import signed_in_coop
 from tests.web.test_till_pages import _signed_in
 from web.storefront import reads
@@ -111,3 +115,25 @@ def test_a_form_sent_after_signing_out_says_the_sign_in_ended_and_links_to_sign_
     anonymous = app.test_client()  # a form anyone may send is merely stale
     assert_error_page(anonymous.post("/cart", data={"sku": "X", "csrf_token": token}), 400,
                       "表单已过期，请返回刷新页面后重试。")
+
+
+def test_the_sites_icon_is_served_where_browsers_look_for_it_and_cached(client):
+    """Every page's browser asks for /favicon.ico (the trace page and the printable statement name no icon): it is the
+    site's icon, cached for a week, never the 404 page; the pages name the same file."""
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype in ("image/vnd.microsoft.icon", "image/x-icon")
+    assert icon.data[:4] == b"\x00\x00\x01\x00"  # an icon file
+    assert "max-age=604800" in icon.headers["Cache-Control"]
+    assert '<link rel="icon" href="/favicon.ico">' in client.get("/login").get_data(as_text=True)
+
+
+def test_no_page_has_a_console_error_for_a_missing_icon(site, desktop):
+    """In Chromium: the storefront and a lot's trace page (which names no icon) load with no console error."""
+    with site.app.app_context():
+        code = db.session.scalar(select(Lot.trace_code).order_by(Lot.id).limit(1))
+    page = desktop.new_page()
+    errors = console_errors(page)
+    for path in (f"/t/{code}", "/"):
+        page.goto(site.url + path)
+        page.wait_for_load_state("networkidle")
+    assert errors == []
