@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -45,6 +46,7 @@ from shop.auth.service import find_user
 from shop.db import db
 from shop.errors import AppError, Conflict
 from shop.extensions import limiter
+from shop.fields import MAX_QUANTITY
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.factories import UserFactory
 from web.filters import local_time, yuan
@@ -1027,3 +1029,15 @@ def test_the_more_products_link_works_whatever_else_a_shared_address_carries(app
     assert rest.status_code == 200 and "翻页链接无效" not in rest.get_data(as_text=True)
     assert rest.get_data(as_text=True).count("测试产品") == 5
 
+
+
+def test_every_quantity_box_is_bounded_by_the_apis_own_limit_never_a_number_written_in_a_page(site, shopper):
+    """The product page and the cart bound a quantity by the API's `MAX_QUANTITY` (one rule: if the bound changes, the
+    pages change with it); no page's quantity box writes its own number."""
+    for template in (Path(__file__).resolve().parents[2] / "web").rglob("*.html"):
+        for box in re.findall(r"<input[^>]*(?:quantity|qty)[^>]*>", template.read_text()):
+            assert not re.search(r'\bmax="\d', box), f"{template.name}: {box}"
+    product = shopper.get(f"/p/{KQM}").get_data(as_text=True)
+    assert re.search(rf'<input id="quantity"[^>]* max="{MAX_QUANTITY}"', product)
+    _add(shopper, KQM, "2")
+    assert re.search(rf'<input id="qty-1"[^>]* max="{MAX_QUANTITY}"', shopper.get("/cart").get_data(as_text=True))

@@ -85,7 +85,7 @@ def _cart_page(error: str | None = None, status: int = 200):
         total += item.price_fen * quantity if item else 0
     names = reads.names_off_sale([sku for sku, _, item in rows if item is None])
     return render_template("storefront/cart.html", rows=rows, total=total, error=error, names=names,
-                           max_lines=cart.MAX_LINES, max_quantity=cart.MAX_QUANTITY), status
+                           max_lines=cart.MAX_LINES), status
 
 
 @bp.get("/cart")
