@@ -705,3 +705,31 @@ def test_a_comma_typed_for_the_decimal_point_in_the_cash_tendered_is_no_amount(s
     expect(page.locator("#change")).to_have_text(_yuan(100000 - item.price_fen))
     tendered.fill("100,5")  # ¥100.50 mistyped, never ¥1,005
     expect(page.locator("#change")).to_have_text("—")
+
+
+def test_a_quantity_typed_in_full_width_digits_is_taken_and_one_that_is_no_whole_number_is_refused(site, desktop):
+    """A Chinese input method types `３`: the line sells 3. `1e3`, `1.5`, `-1` or more than the API takes are refused
+    in Chinese and the box shows again what the line sells, never a number the browser made of them."""
+    page, item = _till_on_an_open_shift(site, desktop)
+    page.get_by_label("扫描追溯码或输入 SKU").fill(item.sku)
+    page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
+    box = page.get_by_label(f"{_name(site, item.sku)} 数量")
+    box.fill("")
+    page.keyboard.insert_text("３")  # what an input method commits
+    box.press("Tab")
+    expect(box).to_have_value("3")
+    expect(page.locator("#total")).to_have_text(_yuan(3 * item.price_fen))
+    for typed in ("1e3", "1.5", "-1", "1000001"):
+        box.fill(typed)
+        box.press("Tab")
+        expect(page.locator("#cart-error")).to_have_text("数量必须是 1 到 1,000,000 之间的整数（0 为删除）。")
+        expect(box).to_have_value("3")
+        expect(page.locator("#total")).to_have_text(_yuan(3 * item.price_fen))
+    screenshot(page, "till-quantity-refused")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "till-quantity-refused")
+    box.fill(" 1 2 ")
+    box.press("Tab")
+    expect(box).to_have_value("12")
+    expect(page.locator("#cart-error")).to_have_text("")
+    page.get_by_role("button", name="清空").click()

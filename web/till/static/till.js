@@ -35,6 +35,8 @@
   var MAX_BACKOFF_MS = 60000;
   var TOKEN_MARGIN_MS = 60000;
   var REQUEST_TIMEOUT_MS = 20000;
+  var MAX_QUANTITY = Number(root.dataset.maxQuantity);  // units in one line: the API's bound (shop/fields.py)
+  var QUANTITY_PROBLEM = "数量必须是 1 到 " + MAX_QUANTITY.toLocaleString("en-US") + " 之间的整数（0 为删除）。";
   var LARGEST_NOTE_FEN = 10000;  // ¥100: more change than that means a note was not needed (shop/fields.py)
   var REASONS = JSON.parse(root.dataset.reasons);  // one list with the conflicts page (web/till/service.py)
 
@@ -56,9 +58,20 @@
     return sign + "¥" + Math.floor(abs / 100).toLocaleString("en-US") + "." + String(abs % 100).padStart(2, "0");
   }
 
+  /* A number as typed, read by one rule: full-width digits (a Chinese input method's) as ASCII, spaces and invisible
+     characters dropped. */
+  function typed(text) { return text.normalize("NFKC").replace(/[\s\u200b-\u200d\u2060\ufeff]/g, ""); }
+
   function fenFromYuan(text) {
-    var match = /^(\d{1,3}(?:,\d{3}){1,3}|\d{1,10})(?:[.．](\d{1,2}))?$/.exec(text.normalize("NFKC").replace(/\s/g, ""));
+    var match = /^(\d{1,3}(?:,\d{3}){1,3}|\d{1,10})(?:[.．](\d{1,2}))?$/.exec(typed(text));
     return match ? Number(match[1].replace(/,/g, "")) * 100 + Number((match[2] || "0").padEnd(2, "0")) : null;
+  }
+
+  /* Whole units typed (`３` is 3), 0 to take the line off; null if not a whole number up to the API's bound
+     (`1e3`, `1.5`, `-1`). */
+  function unitsFrom(text) {
+    var digits = typed(text);
+    return /^\d+$/.test(digits) && Number(digits) <= MAX_QUANTITY ? Number(digits) : null;
   }
 
   function localTime(iso) {
@@ -338,6 +351,7 @@
   var scanForm = document.getElementById("scan-form");
   var scanInput = document.getElementById("scan");
   var scanError = document.getElementById("scan-error");
+  var cartError = document.getElementById("cart-error");
   var cartBody = document.getElementById("cart-lines");
   var cartEmpty = document.getElementById("cart-empty");
   var totalOut = document.getElementById("total");
@@ -371,8 +385,14 @@
     renderCart();
   }
 
+  /* A line's new quantity: 0 takes it off; one beyond the bound is refused (said, and the line left as it was). */
   function setQuantity(line, quantity) {
-    if (quantity < 1) { cart.splice(cart.indexOf(line), 1); } else { line.quantity = Math.min(quantity, 9999); }
+    cartError.textContent = quantity > MAX_QUANTITY ? QUANTITY_PROBLEM : "";
+    if (quantity < 1) {
+      cart.splice(cart.indexOf(line), 1);
+    } else if (quantity <= MAX_QUANTITY) {
+      line.quantity = quantity;
+    }
     renderCart();
   }
 
@@ -382,15 +402,21 @@
     less.type = "button";
     less.setAttribute("aria-label", "减少 " + line.product.name);
     less.addEventListener("click", function () { setQuantity(line, line.quantity - 1); });
-    var input = el("input");
-    input.type = "number";
-    input.min = "1";
-    input.max = "9999";
+    var input = el("input");  // text, not number: Chromium would drop full-width digits and read 1e3 as a number
+    input.inputMode = "numeric";
+    input.autocomplete = "off";
+    input.maxLength = 16;
     input.value = String(line.quantity);
     input.setAttribute("aria-label", line.product.name + " 数量");
+    input.setAttribute("aria-describedby", "cart-error");
     input.addEventListener("change", function () {
-      var value = parseInt(input.value, 10);
-      setQuantity(line, Number.isNaN(value) ? line.quantity : value);
+      var value = unitsFrom(input.value);
+      if (value === null) {  // the box shows again what the line sells, and why the typed text was not taken
+        renderCart();
+        cartError.textContent = QUANTITY_PROBLEM;
+      } else {
+        setQuantity(line, value);
+      }
     });
     var more = el("button", "+");
     more.type = "button";
@@ -452,6 +478,7 @@
     cart = [];
     tenderedInput.value = "";
     scanError.textContent = "";
+    cartError.textContent = "";
     payError.textContent = "";
     renderCart();
     scanInput.focus();
