@@ -1,7 +1,6 @@
 """Products with certificates and agreement rates, their change history, locations, lots and stock."""
 from __future__ import annotations
 
-import unicodedata
 from datetime import date, datetime
 
 from sqlalchemy import (
@@ -20,20 +19,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from shop.db import UTCDateTime, db, utcnow
-from shop.fields import code_skeleton
+from shop.fields import code_skeleton, name_search_key
 from shop.regions.models import Region
 
 UNITS = ("kg", "box", "bag", "piece")
-
-
-def search_fold(text: str) -> str:
-    """Text as the `q` search reads it, stored keys and queries alike: NFKC (ＡＢＣ５ is ABC5), lower case."""
-    return unicodedata.normalize("NFKC", text).lower()
-
-
-def name_search_key(name: str) -> str:
-    """The key `q` matches a name's words against: `search_fold`ed, without spaces (as `q`'s words are)."""
-    return "".join(search_fold(name).split())
 
 
 STATUSES = ("draft", "active", "archived")

@@ -20,7 +20,6 @@ from catalog.models import (
     Lot,
     Product,
     ProductChange,
-    search_fold,
 )
 from catalog.schemas import SKU_PATTERN
 from shop.auth.models import User
@@ -29,7 +28,7 @@ from shop.changes import UNSET, Changes
 from shop.clock import today
 from shop.db import db, lock_on_sqlite
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
-from shop.fields import normalise_identifier
+from shop.fields import normalise_identifier, search_fold
 from shop.pagination import decode_cursor, encode_cursor, paginate, recorded_in
 from shop.regions.service import is_recipient_county
 from suppliers import service as suppliers

@@ -38,7 +38,7 @@ def init_app(app: Flask) -> None:
 
     register_error_codes(app, OrderCode)
     register_unique_conflicts(app, {
-        "uq_stores_location_id": duplicate_store_location, "uq_stores_name": duplicate_store_name,
+        "uq_stores_location_id": duplicate_store_location, "uq_stores_name_key": duplicate_store_name,
         # written by the service alone: a counter sale's key (a resend answers the sale), a refused sale's conflict
         # (likewise), a transfer's lots (one line each), a provider's intent, event and refund ids (de-duplicated),
         # a waiting pickup code (another is drawn)

@@ -22,11 +22,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from catalog.models import Lot, Product
 from shop import crypto
 from shop.db import UTCDateTime, db, utcnow
+from shop.fields import name_key
 from shop.public import households_reached
 
 CHANNELS = ("delivery", "pickup", "counter")
@@ -52,7 +53,8 @@ class Store(db.Model):
     __tablename__ = "stores"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)  # what a consumer picks a pickup store by
+    name: Mapped[str] = mapped_column(String(100))  # what a consumer picks a pickup store by, as typed
+    name_key: Mapped[str] = mapped_column(Text, unique=True)  # `name_key(name)`: no two read alike; `_key_name`
     district_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), unique=True)
     bank_account_enc: Mapped[str | None] = mapped_column(String(255))
@@ -60,6 +62,12 @@ class Store(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     revealed = False  # output masks the bank account
+
+    @validates("name")
+    def _key_name(self, _key: str, name: str) -> str:
+        """Keep the name's identity with every name set."""
+        self.name_key = name_key(name)
+        return name
 
     @property
     def bank_account(self) -> str | None:

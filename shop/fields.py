@@ -251,6 +251,22 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     return "" if is_blank(text) else text
 
 
+def search_fold(text: str) -> str:
+    """Text as the `q` search reads it, stored keys and queries alike: NFKC (ＡＢＣ５ is ABC5), lower case."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def name_search_key(name: str) -> str:
+    """The key `q` matches a name's words against: `search_fold`ed, without spaces (as `q`'s words are)."""
+    return "".join(search_fold(name).split())
+
+
+def name_key(name: str) -> str:
+    """A name's identity, which names that read alike share (大良店A, 大良店Ａ, 大良店 a; 店（顺德）, 店(顺德)):
+    `name_search_key` of it without invisible characters, case-folded."""
+    return name_search_key("".join(char for char in name if not _is_invisible(char))).casefold()
+
+
 def shows_nothing(char: str) -> bool:
     """Whether a character shows nothing on its own: whitespace, an invisible one (`_is_invisible`), a combining
     mark."""

@@ -78,8 +78,9 @@ def _seed(url: str) -> dict:
         _copy(cursor, "locations", "id, code, name, kind, region_code",
               [(1, "BENCH-WH", "西昌仓", "warehouse", "513401")]
               + [(1 + n, f"BENCH-ST{n}", f"体验店{n}", "store", DONORS[n - 1]) for n in range(1, len(DONORS) + 1)])
-        _copy(cursor, "stores", "id, name, district_code, location_id, active, created_at",
-              ((n, f"大凉山体验店{n}", DONORS[n - 1], 1 + n, True, now) for n in range(1, len(DONORS) + 1)))
+        _copy(cursor, "stores", "id, name, name_key, district_code, location_id, active, created_at",
+              ((n, f"大凉山体验店{n}", f"大凉山体验店{n}", DONORS[n - 1], 1 + n, True, now)
+               for n in range(1, len(DONORS) + 1)))
         progress("copying 1,000 lots with their contributions and the dividend links…")
         lots = {s: [(s - 1) * LOTS_PER_SUPPLIER + k for k in range(1, LOTS_PER_SUPPLIER + 1)]
                 for s in range(1, SUPPLIERS + 1)}

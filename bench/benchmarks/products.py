@@ -71,8 +71,8 @@ def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> int:
 
 def _product_rows(by_county: dict[str, list[int]], rng: random.Random):
     """20,000 plausible products spread over the counties, 90% active."""
-    from catalog.models import name_search_key
     from catalog.service import pinyin_keys
+    from shop.fields import name_search_key
 
     keys = {name: pinyin_keys(name) for name in NAMES}
     now = datetime.now(UTC)

@@ -6,13 +6,13 @@ Create Date: 2026-11-29 04:45:00
 
 `q` is read in NFKC, but a query mixing Chinese with letters or digits (苦荞ABC, 盐源苹果5kg) was matched against the
 name as typed, so a name written with a Chinese keyboard's full-width forms (苦荞ＡＢＣ) was missed. The new
-`name_folded` column holds `catalog.models.name_search_key(name)` (folded, no spaces, as `q`'s words are), filled
+`name_folded` column holds `shop.fields.name_search_key(name)` (folded, no spaces, as `q`'s words are), filled
 in Python in batches by id, and replaces the name in the trigram search index.
 """
 import sqlalchemy as sa
 from alembic import op
 
-from catalog.models import name_search_key
+from shop.fields import name_search_key
 
 revision = '0046'
 down_revision = '0045'

@@ -34,6 +34,7 @@ from shop.auth.models import User
 from shop.changes import UNSET, Changes
 from shop.db import db, lock_on_sqlite, lock_row, utcnow
 from shop.errors import Conflict, NotFound, ValidationError
+from shop.fields import name_key
 from shop.pagination import paginate, recorded_in
 from shop.regions.models import Pairing
 from shop.regions.service import region_named
@@ -132,15 +133,18 @@ def duplicate_store_location(row: Mapping[str, Any]) -> Conflict:
 
 
 def duplicate_store_name(row: Mapping[str, Any]) -> Conflict:
-    """The conflict of a store named like another: consumers choose a pickup store, and read receipts, by name."""
-    return Conflict(f"A store is already named {row['name']}.", code=OrderCode.STORE_NAME_TAKEN,
-                    details={"name": ["Another store has this name."]})
+    """The conflict of a store named like another (`name_key`): consumers choose a pickup store, and read receipts,
+    by name. It names the store that has the name."""
+    taken = db.session.scalar(select(Store.name).where(Store.name_key == name_key(row["name"]))) or row["name"]
+    return Conflict(f"A store is already named {taken}.", code=OrderCode.STORE_NAME_TAKEN,
+                    details={"name": [f"Another store is named {taken}, which reads alike."]})
 
 
 def _refuse_taken_name(name: str, *, store_id: int | None = None) -> None:
-    """Refuse a name another store has (`store_name_taken` 409)."""
-    lock_on_sqlite("UPDATE stores SET id = id WHERE name = :name", name=name)
-    if db.session.scalar(select(Store.id).where(Store.name == name, Store.id != store_id)) is not None:
+    """Refuse a name that reads like another store's (`store_name_taken` 409)."""
+    key = name_key(name)
+    lock_on_sqlite("UPDATE stores SET id = id WHERE name_key = :key", key=key)
+    if db.session.scalar(select(Store.id).where(Store.name_key == key, Store.id != store_id)) is not None:
         raise duplicate_store_name({"name": name})
 
 

@@ -210,18 +210,20 @@ def test_0044_rebuilds_the_search_keys_of_names_with_full_width_letters(app, cli
 def test_0045_stops_on_stores_sharing_a_name_naming_them_and_renames_nothing(app, capsys):
     from tests.orders.factories import StoreFactory
 
-    first, second = StoreFactory(name="大凉山体验店（禅城）"), StoreFactory(name="大凉山体验店（南海）")
+    name = "大凉山体验店（禅城）"
+    second = StoreFactory(name="大凉山体验店（南海）").id
+    StoreFactory(name=name)
     db.session.commit()
     downgrade(revision="0044")
-    db.session.execute(text("UPDATE stores SET name = :name WHERE id = :id"), {"name": first.name, "id": second.id})
+    db.session.execute(text("UPDATE stores SET name = :name WHERE id = :id"), {"name": name, "id": second})
     db.session.commit()
     with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
         upgrade()
     assert "大凉山体验店（禅城） (2 stores)" in capsys.readouterr().err
     db.session.rollback()
     assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0044"
-    assert db.session.scalars(text("SELECT name FROM stores ORDER BY id")).all() == [first.name, first.name]
-    db.session.execute(text("UPDATE stores SET name = '大凉山体验店（南海）' WHERE id = :id"), {"id": second.id})
+    assert db.session.scalars(text("SELECT name FROM stores ORDER BY id")).all() == [name, name]
+    db.session.execute(text("UPDATE stores SET name = '大凉山体验店（南海）' WHERE id = :id"), {"id": second})
     db.session.commit()
     upgrade()
     assert _diff() == []
@@ -261,6 +263,28 @@ def test_0047_stops_on_location_codes_that_read_alike_naming_them_and_keeps_the_
     upgrade()
     assert db.session.execute(text("SELECT code, skeleton FROM locations WHERE id IN (:a, :b) ORDER BY id"),
                               {"a": first, "b": second}).all() == [("FS-WH", "FS-WH"), ("FS.WH2", "FS-WH2")]
+    assert _diff() == []
+
+
+def test_0048_stops_on_store_names_that_read_alike_naming_them_and_keys_them_after(app, capsys):
+    from tests.orders.factories import StoreFactory
+
+    first, second = StoreFactory(name="大良店A").id, StoreFactory(name="大良店B").id
+    db.session.commit()
+    downgrade(revision="0047")
+    db.session.execute(text("UPDATE stores SET name = '大良店 ａ' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
+        upgrade()
+    assert "大良店A / 大良店 ａ" in capsys.readouterr().err
+    db.session.rollback()
+    assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0047"
+    assert db.session.scalars(text("SELECT name FROM stores ORDER BY id")).all() == ["大良店A", "大良店 ａ"]
+    db.session.execute(text("UPDATE stores SET name = '大良店 Ｂ' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    upgrade()
+    assert db.session.execute(text("SELECT name, name_key FROM stores WHERE id IN (:a, :b) ORDER BY id"),
+                              {"a": first, "b": second}).all() == [("大良店A", "大良店a"), ("大良店 Ｂ", "大良店b")]
     assert _diff() == []
 
 

@@ -83,7 +83,33 @@ def test_two_stores_never_share_a_name(client, login):
     assert db.session.get(Store, renamed.id).name != "大凉山体验店（禅城）"
 
 
+def test_a_store_named_like_another_is_refused_naming_it(client, login):
+    admin = login("admin")
+    locations = [_store_location(code=f"FS-ALIKE-{n}") for n in range(8)]
+    first, second = StoreFactory(name="大良店A"), StoreFactory(name="Store a")
+    StoreFactory(name="店（顺德）")
+    db.session.commit()
+
+    alike = {"大良店Ａ": "大良店A", "大良店 A": "大良店A", "大良店\u200ba": "大良店A",
+             "STORE A": "Store a", "Store  A": "Store a", "ｓｔｏｒｅ\u3000a": "Store a",
+             "店(顺德)": "店（顺德）", "店 ( 顺德 )": "店（顺德）"}
+    answers = {name: client.post("/api/v1/stores", json={"name": name, "district_code": "440604",
+                                                         "location_code": location.code}, headers=admin)
+               for name, location in zip(alike, locations, strict=True)}
+    rename = client.patch(f"/api/v1/stores/{second.id}", json={"name": "大良店ａ"}, headers=admin)
+    own = client.patch(f"/api/v1/stores/{first.id}", json={"name": "大良店a"}, headers=admin)
+
+    for name, response in answers.items():
+        assert (response.status_code, response.json["error"]["code"]) == (409, "store_name_taken"), name
+        assert alike[name] in response.json["error"]["message"], name
+    assert (rename.status_code, rename.json["error"]["code"]) == (409, "store_name_taken")
+    assert "大良店A" in rename.json["error"]["message"]
+    assert (own.status_code, own.json["name"]) == (200, "大良店a")
+    assert db.session.scalars(select(Store.name).order_by(Store.id)).all() == ["大良店a", "Store a", "店（顺德）"]
+
+
 def test_stores_opened_at_once_under_one_name_are_one_store(racing_app):
+    """Under names that read alike, too: only one of them is opened."""
     admin = UserFactory(role="admin")
     codes = [_store_location(code=f"FS-RACE-{n}").code for n in range(3)]
     client = racing_app.test_client()
@@ -91,7 +117,8 @@ def test_stores_opened_at_once_under_one_name_are_one_store(racing_app):
     headers = {"Authorization": f"Bearer {token.json['access_token']}"}
 
     answers = send_together(racing_app, "POST", "/api/v1/stores", [
-        (headers, {"name": "店（并发）", "district_code": "440604", "location_code": code}) for code in codes])
+        (headers, {"name": name, "district_code": "440604", "location_code": code})
+        for name, code in zip(("店（并发）A", "店(并发)a", "店（并发） Ａ"), codes, strict=True)])
 
     assert sorted(status for status, _ in answers) == [201, 409, 409], answers
     assert {body["error"]["code"] for status, body in answers if status == 409} == {"store_name_taken"}
