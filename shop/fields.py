@@ -261,10 +261,15 @@ def name_search_key(name: str) -> str:
     return "".join(search_fold(name).split())
 
 
+# marks that show nothing of their own: the grapheme joiner, variation selectors (text or emoji style, a glyph variant)
+_UNREAD_MARKS = re.compile("[\u034f\u17b4\u17b5\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
 def name_key(name: str) -> str:
     """A name's identity, which names that read alike share (大良店A, 大良店Ａ, 大良店 a; 店（顺德）, 店(顺德)):
-    `name_search_key` of it without invisible characters, case-folded."""
-    return name_search_key("".join(char for char in name if not _is_invisible(char))).casefold()
+    `name_search_key` of it without invisible characters and unread marks, case-folded."""
+    shown = "".join(char for char in _UNREAD_MARKS.sub("", name) if not _is_invisible(char))
+    return name_search_key(shown).casefold()
 
 
 def shows_nothing(char: str) -> bool:

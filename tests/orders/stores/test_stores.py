@@ -85,14 +85,15 @@ def test_two_stores_never_share_a_name(client, login):
 
 def test_a_store_named_like_another_is_refused_naming_it(client, login):
     admin = login("admin")
-    locations = [_store_location(code=f"FS-ALIKE-{n}") for n in range(8)]
+    locations = [_store_location(code=f"FS-ALIKE-{n}") for n in range(11)]
     first, second = StoreFactory(name="大良店A"), StoreFactory(name="Store a")
     StoreFactory(name="店（顺德）")
     db.session.commit()
 
     alike = {"大良店Ａ": "大良店A", "大良店 A": "大良店A", "大良店\u200ba": "大良店A",
              "STORE A": "Store a", "Store  A": "Store a", "ｓｔｏｒｅ\u3000a": "Store a",
-             "店(顺德)": "店（顺德）", "店 ( 顺德 )": "店（顺德）"}
+             "店(顺德)": "店（顺德）", "店 ( 顺德 )": "店（顺德）", "店（顺\U000e0100德）": "店（顺德）",
+             "大良店A\ufe0f": "大良店A", "大良店\u034fA": "大良店A"}
     answers = {name: client.post("/api/v1/stores", json={"name": name, "district_code": "440604",
                                                          "location_code": location.code}, headers=admin)
                for name, location in zip(alike, locations, strict=True)}
