@@ -139,7 +139,9 @@ class LedgerAttributedLineOut(Schema):
     name = fields.String()
     supplier_id = fields.Integer()
     quantity = fields.Integer()
-    refunded_quantity = fields.Integer()
+    refunded_quantity = fields.Integer(metadata={
+        "description": "Units taken off by the line's refunds that succeeded (a refund pending at the provider is "
+                       "not counted: the ledger has not reversed it)."})
     unit_price_fen = fields.Integer()
     platform_fee_bp = fields.Integer()
     store_commission_bp = fields.Integer()
@@ -148,14 +150,22 @@ class LedgerAttributedLineOut(Schema):
 
 
 class LedgerAllocationOut(Schema):
-    """Units of the line taken from one lot (and how many of them were refunded)."""
+    """Units of the line taken from one lot, how many of them succeeded refunds took off, and what this transaction
+    did to them."""
 
     id = fields.Integer()
     lot_id = fields.Integer()
     location_id = fields.Integer()
     quantity = fields.Integer()
-    refunded = fields.Integer()
+    refunded = fields.Integer(metadata={"description": "Units taken off by succeeded refunds (pending ones not)."})
     state = fields.String()
+    units = fields.Integer(metadata={
+        "description": "Units this transaction moved on the allocation: paid (`line_paid`) or reversed "
+                       "(`line_refunded`); 0 if it did not touch it."})
+    refunded_before = fields.Integer(metadata={
+        "description": "Units the line's refunds reversed before this transaction (for a `line_refunded`: its "
+                       "reversal is the attribution of `quantity - refunded_before` units minus that of "
+                       "`quantity - refunded_before - units`)."})
 
 
 class LedgerAttributionOut(Schema):

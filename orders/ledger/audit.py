@@ -1,8 +1,12 @@
 """The auditor's view of the ledger: transactions by account and posting period, and one transaction with
 everything needed to recompute its attribution by hand (the order line and its snapshotted rates, the
-allocations, the lots and their contributions, the dividend shares valid on the sale date)."""
+allocations with the units this transaction moved on each and those refunded before it, the lots and their
+contributions, the dividend shares valid on the sale date). Refunded units are those of the line's `line_refunded`
+events, which a refund writes only once it succeeded: a refund still pending at the provider holds units the ledger
+has not reversed, so it counts nowhere here."""
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 
 from sqlalchemy import exists, select
@@ -11,7 +15,7 @@ from catalog.models import Lot, LotContribution
 from orders.ledger.chain import wait_for_linking
 from orders.ledger.errors import LedgerCode
 from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
-from orders.models import Allocation, Order, OrderLine
+from orders.models import Allocation, Order, OrderLine, OutboxEvent
 from shop.db import db
 from shop.errors import NotFound
 from shop.pagination import paginate, recorded_in
@@ -68,6 +72,10 @@ def _transaction_out(transaction: LedgerTransaction, codes: dict[int, tuple[str,
                          for p in transaction.postings]}
 
 
+_LINE_FIELDS = ("id", "sku", "name", "supplier_id", "quantity", "unit_price_fen", "platform_fee_bp",
+                "store_commission_bp", "household_premium_bp", "dividend_bp")
+
+
 def _attribution(transaction: LedgerTransaction) -> dict:
     """What an attribution was computed from: the line (rates as snapshotted), its order's channel and store,
     the allocations, their lots' contributions and the supplier's dividend shares on the sale date."""
@@ -82,16 +90,16 @@ def _attribution(transaction: LedgerTransaction) -> dict:
                Household.county_code)
         .join(Household, Household.id == LotContribution.household_id)
         .where(LotContribution.lot_id.in_(lot_ids)).order_by(LotContribution.id)).all() if lot_ids else []
+    own, before, refunded = _allocation_units(transaction)
     sale_date = transaction.sale_date or order.sale_date
     shares = dividend_shares(supplier_id=line.supplier_id, on=sale_date) if sale_date else {}
     holders = {h.id: h for h in db.session.scalars(select(Household).where(Household.id.in_(shares)))} if shares else {}
     return {
         "order": {"id": order.id, "channel": order.channel, "store_id": order.store_id, "sale_date": order.sale_date},
-        "line": {name: getattr(line, name) for name in (
-            "id", "sku", "name", "supplier_id", "quantity", "refunded_quantity", "unit_price_fen", "platform_fee_bp",
-            "store_commission_bp", "household_premium_bp", "dividend_bp")},
+        "line": {**{name: getattr(line, name) for name in _LINE_FIELDS}, "refunded_quantity": sum(refunded.values())},
         "allocations": [{"id": a.id, "lot_id": a.lot_id, "location_id": a.location_id, "quantity": a.quantity,
-                         "refunded": a.refunded, "state": a.state} for a in allocations],
+                         "refunded": refunded[a.id], "state": a.state, "units": own[a.id],
+                         "refunded_before": before[a.id]} for a in allocations],
         "lots": [{"id": lot.id, "lot_code": lot.lot_code, "supplier_id": lot.supplier_id,
                   "harvested_on": lot.harvested_on,
                   "contributions": [{"household_id": c.household_id, "household_code": c.code,
@@ -101,3 +109,23 @@ def _attribution(transaction: LedgerTransaction) -> dict:
                              "county_code": holders[hid].county_code, "shares": shares[hid]}
                             for hid in sorted(shares)],
     }
+
+
+def _allocation_units(transaction: LedgerTransaction) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+    """Allocation id → the units this transaction paid or reversed on it (its event's payload), → the units the line's
+    refunds reversed before it, and → all units its succeeded refunds took off (`line_refunded` events)."""
+    own: dict[int, int] = defaultdict(int)
+    before: dict[int, int] = defaultdict(int)
+    refunded: dict[int, int] = defaultdict(int)
+    event = db.session.get(OutboxEvent, transaction.outbox_event_id) if transaction.outbox_event_id else None
+    for item in event.payload.get("allocations", []) if event else []:
+        own[item["allocation_id"]] += item["quantity"]
+    refunds = db.session.execute(select(OutboxEvent.id, OutboxEvent.payload).where(
+        OutboxEvent.order_line_id == transaction.order_line_id, OutboxEvent.kind == "line_refunded"))
+    for event_id, payload in refunds:
+        earlier = event is not None and event.kind == "line_refunded" and event_id < event.id
+        for item in payload.get("allocations", []):
+            refunded[item["allocation_id"]] += item["quantity"]
+            if earlier:
+                before[item["allocation_id"]] += item["quantity"]
+    return own, before, refunded

@@ -1,0 +1,43 @@
+"""The auditor's view of one transaction: what the transaction itself did, and only refunds that succeeded."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from orders import outbox
+from orders.ledger.models import LedgerTransaction
+from orders.models import OrderLine
+from shop.db import db, utcnow
+from tests.orders.ledger.test_attribution import make_world, pay_pickup
+from tests.orders.refunds.conftest import StubProvider
+
+
+def test_a_refund_transaction_shows_the_units_it_reversed_and_a_pending_refund_counts_nowhere(
+        client, login, monkeypatch):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    order_id = pay_pickup(client, world, 3)  # lot 1: 2 units, then lot 2: 1 unit
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
+    admin = login("admin")
+    for key in ("r1", "r2"):  # lot 2's unit first, then one of lot 1's
+        refunded = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**admin, "Idempotency-Key": key},
+                               json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "坏了"})
+        assert refunded.status_code == 201, refunded.json
+    monkeypatch.setattr("orders.refunds.service.get_provider", lambda: StubProvider(status="pending"))
+    pending = client.post(f"/api/v1/orders/{order_id}/refunds", headers={**admin, "Idempotency-Key": "r3"},
+                          json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "全退"})
+    assert pending.status_code == 202 and pending.json["status"] == "pending", pending.json
+    paid_id, first_id, second_id = db.session.scalars(select(LedgerTransaction.id).where(
+        LedgerTransaction.order_line_id == line_id).order_by(LedgerTransaction.seq)).all()
+
+    auditor = login("auditor")
+    paid = client.get(f"/api/v1/ledger/transactions/{paid_id}", headers=auditor).json["attribution"]
+    first, second = (client.get(f"/api/v1/ledger/transactions/{tid}", headers=auditor).json["attribution"]
+                     for tid in (first_id, second_id))
+
+    for attribution in (paid, first, second):  # the pending unit is still sold as far as the ledger knows
+        assert attribution["line"]["refunded_quantity"] == 2
+        assert [(a["lot_id"], a["quantity"], a["refunded"]) for a in attribution["allocations"]] == [
+            (world["lot1"].id, 2, 1), (world["lot2"].id, 1, 1)]
+    assert [a["units"] for a in paid["allocations"]] == [2, 1]
+    assert [a["refunded_before"] for a in paid["allocations"]] == [0, 0]
+    assert [(a["units"], a["refunded_before"]) for a in first["allocations"]] == [(0, 0), (1, 0)]
+    assert [(a["units"], a["refunded_before"]) for a in second["allocations"]] == [(1, 0), (0, 1)]
