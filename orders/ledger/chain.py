@@ -4,10 +4,11 @@
 does the same for a batch (ids reserved up front, rows written with COPY on PostgreSQL), keeping the postings
 in memory for the link. The session's `before_commit` then links every transaction it posted (in id order):
 their canonical JSON is built first; then it takes the one `ledger_chain_head` row FOR UPDATE, stamps them
-`posted_at` (now), gives each transaction the next `seq`, the head's hash as `prev_hash` and `hash = sha256(prev_hash
-+ canonical JSON of its content and postings)`, and moves the head. Only that short step is serialised, so workers
-attribute in parallel; the chain order is the commit order, and so is the order of `posted_at`. (On SQLite the
-transaction already holds the database's write lock by then.)
+`posted_at` (now, or the head transaction's posted_at if this host's clock is behind it), gives each transaction the
+next `seq`, the head's hash as `prev_hash` and `hash = sha256(prev_hash + canonical JSON of its content and
+postings)`, and moves the head. Only that short step is serialised, so workers attribute in parallel; the chain order
+is the commit order, and `posted_at` never goes backwards against it, whatever the clocks of the hosts linking. (On
+SQLite the transaction already holds the database's write lock by then.)
 
 Statements, audit exports and payout cut-offs select by `posted_at`. A transaction is stamped under the head's lock,
 which it holds until it commits, so `wait_for_linking` (waiting for that lock) makes every transaction posted before
@@ -220,9 +221,12 @@ def load_postings(session: Session, transaction_ids: Sequence[int]) -> dict[int,
     return postings
 
 
-def _lock_head(session: Session) -> tuple[int, str]:
-    """The chain head row, locked until commit (created first if missing: tests truncate it)."""
-    locked = select(ChainHead.seq, ChainHead.last_hash).where(ChainHead.id == 1).with_for_update()
+def _lock_head(session: Session) -> tuple[int, str, datetime | None]:
+    """The chain head row, locked until commit (created first if missing: tests truncate it): its seq, last hash and
+    the posted_at of the transaction it points to."""
+    locked = (select(ChainHead.seq, ChainHead.last_hash, LedgerTransaction.posted_at)
+              .outerjoin(LedgerTransaction, LedgerTransaction.id == ChainHead.last_transaction_id)
+              .where(ChainHead.id == 1).with_for_update(of=ChainHead))
     head = session.execute(locked).one_or_none()
     if head is None:
         insert_head = _INSERTS[session.get_bind().dialect.name](ChainHead)
@@ -230,6 +234,14 @@ def _lock_head(session: Session) -> tuple[int, str]:
             index_elements=["id"]))
         head = session.execute(locked).one()
     return head
+
+
+def stamp(previous: datetime | None) -> datetime:
+    """The posting time of transactions linked now after a head transaction posted at `previous`: this process's
+    clock, but never earlier than `previous` (a host whose clock lags would otherwise date a later transaction into
+    a period already printed)."""
+    now = utcnow()
+    return max(now, previous) if previous is not None else now
 
 
 def link(session: Session, transaction_ids: Sequence[int]) -> int:
@@ -245,8 +257,8 @@ def link(session: Session, transaction_ids: Sequence[int]) -> int:
     unstaged = [t["id"] for t in transactions if t["id"] not in staged]
     loaded = load_postings(session, unstaged) if unstaged else {}
     bodies = [_halves(t, staged[t["id"]] if t["id"] in staged else loaded[t["id"]]) for t in transactions]
-    seq, last_hash = _lock_head(session)
-    posted_at = utcnow()
+    seq, last_hash, previous = _lock_head(session)
+    posted_at = stamp(previous)
     moment = _moment(posted_at)
     links = []
     for transaction, (head, tail) in zip(transactions, bodies, strict=True):

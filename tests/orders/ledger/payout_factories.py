@@ -29,13 +29,14 @@ def days_ago(n: int) -> date:
 
 def earn(account: LedgerAccount, amount: int, *, on: date | None = None) -> None:
     """Post `amount` fen to `account` against a sandbox payment (negative: taken back, as a refund does), at
-    noon Asia/Shanghai of `on` (default: now, today); committed, linked into the chain."""
+    noon Asia/Shanghai of `on` (default: now, today), even before postings already linked; committed, linked into
+    the chain."""
     chain.post(kind="line_paid" if amount > 0 else "line_refunded",
                postings=[(accounts.payments("sandbox"), -amount, "payment"), (account, amount, "premium")])
     if on is None:
         db.session.commit()
         return
-    with patch.object(chain, "utcnow", return_value=datetime.combine(on, time(12), tzinfo=SHANGHAI)):
+    with patch.object(chain, "stamp", return_value=datetime.combine(on, time(12), tzinfo=SHANGHAI)):
         db.session.commit()
 
 

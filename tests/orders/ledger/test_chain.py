@@ -4,7 +4,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from sqlalchemy import func, select, text
@@ -13,7 +15,7 @@ from orders.ledger import accounts, chain
 from orders.ledger.audit import list_transactions
 from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.verify import verify_ledger
-from shop.db import db
+from shop.db import db, utcnow
 
 
 def pay_in(amount: int, memo: str = "") -> LedgerTransaction:
@@ -164,6 +166,23 @@ def test_the_chain_order_is_the_commit_order_and_so_is_the_posting_times_and_onl
     assert [(row.id, row.seq) for row in rows] == [(fast.id, 1), (slow.ids[0], 2)]
     assert slow.ids[0] < fast.id
     assert rows[0].posted_at <= rows[1].posted_at  # stamped when linked: posted first, committed last, so later
+    assert verify_ledger()["ok"]
+
+
+def test_a_clock_behind_the_last_posting_never_stamps_a_later_transaction_earlier(racing_app):
+    """A worker whose clock is an hour behind the one that linked the previous transaction (clock skew between
+    hosts) stamps its transaction no earlier than that one: a statement printed for a period never gains an entry."""
+    ahead = utcnow()
+    for moment, amount in ((ahead, 100), (ahead - timedelta(hours=1), 200)):
+        pay_in(amount)
+        with patch.object(chain, "utcnow", return_value=moment):
+            db.session.commit()
+
+    rows = db.session.execute(select(LedgerTransaction.seq, LedgerTransaction.posted_at)
+                              .order_by(LedgerTransaction.seq)).all()
+    assert [row.seq for row in rows] == [1, 2]
+    assert rows[0].posted_at == rows[1].posted_at == ahead
+    assert list_transactions(to_date=None, limit=10, cursor=None)["items"][-1]["posted_at"] == ahead
     assert verify_ledger()["ok"]
 
 

@@ -181,10 +181,11 @@ def test_a_store_statement_shows_the_cash_it_holds_and_what_it_must_remit(client
 
 
 def post_at(moment: datetime, amount: int, household_id: int, supplier_id: int) -> None:
-    """A committed transaction posting `amount` to a household's account at `moment` (linked then)."""
+    """A committed transaction posting `amount` to a household's account, stamped `moment` (linked then, even before
+    postings already linked)."""
     chain.post(kind="payout_failed", postings=[(accounts.household(household_id, supplier_id), amount, "payout"),
                                                (accounts.payouts_clearing(), -amount, "payout")])
-    with patch.object(chain, "utcnow", return_value=moment):
+    with patch.object(chain, "stamp", return_value=moment):
         db.session.commit()
 
 
