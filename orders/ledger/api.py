@@ -140,8 +140,8 @@ class LedgerAttributedLineOut(Schema):
     supplier_id = fields.Integer()
     quantity = fields.Integer()
     refunded_quantity = fields.Integer(metadata={
-        "description": "Units taken off by the line's refunds that succeeded (a refund pending at the provider is "
-                       "not counted: the ledger has not reversed it)."})
+        "description": "Units the ledger reversed: of the line's refunds that succeeded and whose reversal is "
+                       "posted (a refund pending at the provider is not counted)."})
     unit_price_fen = fields.Integer()
     platform_fee_bp = fields.Integer()
     store_commission_bp = fields.Integer()
@@ -157,7 +157,8 @@ class LedgerAllocationOut(Schema):
     lot_id = fields.Integer()
     location_id = fields.Integer()
     quantity = fields.Integer()
-    refunded = fields.Integer(metadata={"description": "Units taken off by succeeded refunds (pending ones not)."})
+    refunded = fields.Integer(metadata={
+        "description": "Units the ledger reversed (succeeded refunds whose reversal is posted; pending ones not)."})
     state = fields.String()
     units = fields.Integer(metadata={
         "description": "Units this transaction moved on the allocation: paid (`line_paid`) or reversed "

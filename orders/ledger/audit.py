@@ -1,9 +1,10 @@
 """The auditor's view of the ledger: transactions by account and posting period, and one transaction with
 everything needed to recompute its attribution by hand (the order line and its snapshotted rates, the
 allocations with the units this transaction moved on each and those refunded before it, the lots and their
-contributions, the dividend shares valid on the sale date). Refunded units are those of the line's `line_refunded`
-events, which a refund writes only once it succeeded: a refund still pending at the provider holds units the ledger
-has not reversed, so it counts nowhere here."""
+contributions, the dividend shares valid on the sale date). Refunded units are those the ledger reversed: of the
+line's `line_refunded` events it applied, which a refund writes only once it succeeded (a refund still pending at the
+provider holds units the ledger has not reversed, so it counts nowhere here; nor does one the outbox has not yet
+delivered)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -113,19 +114,22 @@ def _attribution(transaction: LedgerTransaction) -> dict:
 
 def _allocation_units(transaction: LedgerTransaction) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
     """Allocation id → the units this transaction paid or reversed on it (its event's payload), → the units the line's
-    refunds reversed before it, and → all units its succeeded refunds took off (`line_refunded` events)."""
+    refunds reversed before it, and → all units the ledger reversed (the `line_refunded` events it applied)."""
     own: dict[int, int] = defaultdict(int)
     before: dict[int, int] = defaultdict(int)
     refunded: dict[int, int] = defaultdict(int)
     event = db.session.get(OutboxEvent, transaction.outbox_event_id) if transaction.outbox_event_id else None
     for item in event.payload.get("allocations", []) if event else []:
         own[item["allocation_id"]] += item["quantity"]
-    refunds = db.session.execute(select(OutboxEvent.id, OutboxEvent.payload).where(
-        OutboxEvent.order_line_id == transaction.order_line_id, OutboxEvent.kind == "line_refunded"))
-    for event_id, payload in refunds:
+    refunds = db.session.execute(
+        select(OutboxEvent.id, OutboxEvent.payload, LedgerTransaction.id.is_not(None))
+        .outerjoin(LedgerTransaction, LedgerTransaction.outbox_event_id == OutboxEvent.id)
+        .where(OutboxEvent.order_line_id == transaction.order_line_id, OutboxEvent.kind == "line_refunded"))
+    for event_id, payload, applied in refunds:
         earlier = event is not None and event.kind == "line_refunded" and event_id < event.id
         for item in payload.get("allocations", []):
-            refunded[item["allocation_id"]] += item["quantity"]
-            if earlier:
+            if applied:
+                refunded[item["allocation_id"]] += item["quantity"]
+            if earlier:  # as the ledger computed this reversal: after every earlier refund event of the line
                 before[item["allocation_id"]] += item["quantity"]
     return own, before, refunded

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from orders import outbox
 from orders.ledger.models import LedgerTransaction
-from orders.models import OrderLine
+from orders.models import OrderLine, OutboxEvent
 from shop.db import db, utcnow
 from tests.orders.ledger.test_attribution import make_world, pay_pickup
 from tests.orders.refunds.conftest import StubProvider
@@ -41,3 +41,23 @@ def test_a_refund_transaction_shows_the_units_it_reversed_and_a_pending_refund_c
     assert [a["refunded_before"] for a in paid["allocations"]] == [0, 0]
     assert [(a["units"], a["refunded_before"]) for a in first["allocations"]] == [(0, 0), (1, 0)]
     assert [(a["units"], a["refunded_before"]) for a in second["allocations"]] == [(1, 0), (0, 1)]
+
+
+def test_a_refund_the_ledger_has_not_reversed_yet_counts_nowhere(client, login):
+    """A succeeded refund whose `line_refunded` event the ledger has not applied yet (the outbox behind) is not shown
+    as refunded: the transaction view counts what the ledger reversed."""
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    order_id = pay_pickup(client, world, 3)
+    line = db.session.scalar(select(OrderLine).where(OrderLine.order_id == order_id))
+    allocation = line.allocations[-1]
+    db.session.add(OutboxEvent(kind="line_refunded", order_id=order_id, order_line_id=line.id, amount_fen=1250,
+                               payload={"quantity": 1, "allocations": [{"allocation_id": allocation.id,
+                                                                        "quantity": 1}]},
+                               occurred_at=utcnow(), sale_date=outbox.sale_date_of(utcnow())))
+    db.session.commit()
+    paid_id = db.session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.order_line_id == line.id))
+
+    attribution = client.get(f"/api/v1/ledger/transactions/{paid_id}", headers=login("auditor")).json["attribution"]
+
+    assert attribution["line"]["refunded_quantity"] == 0
+    assert [a["refunded"] for a in attribution["allocations"]] == [0, 0]
