@@ -435,6 +435,7 @@ class Refund(db.Model):
     held_events: Mapped[list | None] = mapped_column(JSON)  # a pending refund's `line_refunded` events, unwritten
     shift_id: Mapped[int | None] = mapped_column(ForeignKey("shifts.id"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    request_scope: Mapped[str | None] = mapped_column(String(64))  # whose key it is (`shop.idempotency`'s scope)
     request_key: Mapped[str | None] = mapped_column(String(255))  # the Idempotency-Key it was asked with
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the sweeper last queued its settling
@@ -448,6 +449,7 @@ class Refund(db.Model):
         CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
         Index("ix_refunds_pending", "id", postgresql_where=text("status = 'pending'"),
               sqlite_where=text("status = 'pending'")),
+        Index("ix_refunds_request_key", "request_scope", "request_key"),
     )
 
 

@@ -55,6 +55,7 @@ KEEP_FOR = timedelta(hours=24)
 REPLAYED = "Idempotent-Replayed"  # the header of an answer given again
 RESPONSE_FIELD = "idempotency_keys.response_body"
 NOT_FINAL = "idempotency.answer_not_final"
+SCOPE = "idempotency.scope"
 
 
 class IdempotencyKey(db.Model):
@@ -138,6 +139,11 @@ def request_key() -> str | None:
     return request.headers.get(HEADER)
 
 
+def request_scope() -> str | None:
+    """The scope the current request's Idempotency-Key belongs to (`idempotent`'s `scope`), if it carries one."""
+    return g.get(SCOPE)
+
+
 def answer_not_final() -> None:
     """Mark this request's answer as not final (the work stays pending): its key is not kept with it."""
     g.setdefault(NOT_FINAL, True)
@@ -163,6 +169,7 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
             raise AppError("The Idempotency-Key must have 1 to 255 printable ASCII characters, not only spaces.",
                            code=ShopCode.INVALID_IDEMPOTENCY_KEY)
         owner, fingerprint = scope(**kwargs), request_fingerprint()
+        g.setdefault(SCOPE, owner)
         deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
         while True:
             record = _stored(owner, key)

@@ -18,7 +18,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, commit_now
 from shop.http import ReadAt
-from shop.idempotency import answer_not_final, idempotent, request_key
+from shop.idempotency import answer_not_final, idempotent, request_key, request_scope
 from shop.pagination import PageQuery, page_schema
 
 blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds and after-sales requests",
@@ -44,6 +44,17 @@ def _settled(refund: Refund) -> tuple[Refund, int]:
     return refund, 202 if refund.status == "pending" else 201
 
 
+def _refund_keys(order_id: int, **_) -> str:
+    """A refund's keys belong to its order's store, or its user (`service.refund_keys`)."""
+    return service.refund_keys(actor=current_user(), order_id=order_id)
+
+
+def _key() -> tuple[str, str] | None:
+    """The Idempotency-Key of this request and its scope, if it carries one."""
+    key = request_key()
+    return None if key is None else (request_scope(), key)
+
+
 @blp.route("/orders/<int:order_id>/refunds")
 class OrderRefunds(MethodView):
     @require_role("admin", "auditor", "store_staff", "consumer")
@@ -58,7 +69,7 @@ class OrderRefunds(MethodView):
                        OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.NO_OPEN_SHIFT,
                        OrderCode.TILL_CASH_SHORT, OrderCode.REFUND_REFUSED]})
     @require_role("admin", "store_staff")
-    @idempotent
+    @idempotent(scope=_refund_keys)
     @blp.arguments(RefundCreate)
     @blp.response(201, RefundOut, location=READ_REFUND)
     @blp.alt_response(202, schema=RefundOut, location=READ_REFUND,
@@ -67,7 +78,7 @@ class OrderRefunds(MethodView):
     def post(self, data, order_id):
         """Refund units of a paid order (admin; store staff: their store's sales of a shift still open)."""
         refund, status = _settled(service.create_refund(actor=current_user(), order_id=order_id,
-                                                        request_key=request_key(), **data))
+                                                        request_key=_key(), **data))
         if status == 202:
             answer_not_final()  # a retry with its key asks the provider again
         return refund, status

@@ -53,7 +53,7 @@ from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
 from orders.payments.provider import ProviderRefund, RefundRefused, get_provider, provider_key
 from orders.state import can_transition, transition
-from orders.stores.service import check_cash_in_till, hold_till
+from orders.stores.service import check_cash_in_till, hold_till, store_keys
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode
@@ -529,36 +529,47 @@ def queue_settle(refund_id: int) -> None:
 
 
 def _same_request(refund: Refund, requests: Sequence[RefundRequest], reason: str, actor: User,
-                  request_key: str | None) -> bool:
-    """Whether a pending refund is this very request again (same key, lines, units, shelf, reason and author)."""
+                  key: tuple[str, str] | None) -> bool:
+    """Whether a refund is this very request again: same lines, units, shelf and reason, asked under the same
+    Idempotency-Key `key` (scope, key: of a store, any of its clerks), or by the same author without one."""
     asked = sorted((r.line_id, r.quantity, r.resellable) for r in requests)
     made = sorted((line.order_line_id, line.quantity, line.resellable) for line in refund.lines)
-    return (asked == made and refund.reason == reason and refund.created_by == actor.id
-            and refund.request_key == request_key)
+    asker = ((refund.request_scope, refund.request_key) == key if key is not None
+             else refund.created_by == actor.id and refund.request_key is None)
+    return asked == made and refund.reason == reason and asker
 
 
 def _settled_under_key(order: Order, requests: Sequence[RefundRequest], reason: str, actor: User,
-                       request_key: str | None) -> Refund | None:
-    """The succeeded refund of the order that this very request, sent again with its Idempotency-Key, made; a refund
-    of the order under that key that is another request (other lines, units, reason or author) is
+                       key: tuple[str, str] | None) -> Refund | None:
+    """The succeeded refund that this very request, sent again with its Idempotency-Key, made; a refund under that key
+    (in its scope, of any order) that is another request (another order, other lines, units or reason) is
     `idempotency_key_reused` 409: a 202 frees the key for its retry, not for a second refund."""
-    if request_key is None:
+    if key is None:
         return None
-    made = db.session.scalars(select(Refund).where(Refund.order_id == order.id, Refund.request_key == request_key,
+    scope, request_key = key
+    made = db.session.scalars(select(Refund).where(Refund.request_scope == scope, Refund.request_key == request_key,
                                                    Refund.status != "failed")).all()
-    if any(not _same_request(refund, requests, reason, actor, request_key) for refund in made):
+    if any(refund.order_id != order.id or not _same_request(refund, requests, reason, actor, key)
+           for refund in made):
         raise Conflict("This Idempotency-Key was used for a different request.", code=ShopCode.IDEMPOTENCY_KEY_REUSED)
     return next((refund for refund in made if refund.status == "succeeded"), None)
+
+
+def refund_keys(*, actor: User, order_id: int) -> str:
+    """The scope of a refund's Idempotency-Keys: a store's sale's, its store (`store_keys`: a refund queued at the till
+    and resent by another clerk is made once); an online order's, the user's own; 404 outside the actor's scope."""
+    order = _order_for(actor, order_id, lock=False)
+    return f"user:{actor.id}" if order.store_id is None else store_keys(actor=actor, store_id=order.store_id)
 
 
 # --- refunds ----------------------------------------------------------------------------------------
 
 def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,
-                  source: str = "staff", request_key: str | None = None) -> Refund:
+                  source: str = "staff", request_key: tuple[str, str] | None = None) -> Refund:
     """Refund units of a paid order (staff or admin, or an approved after-sales request); the refund: done, or for a
     provider refund `pending` (units held), to commit before `settle_refund`. A pending refund of the order that is
-    this same request (its Idempotency-Key `request_key` too), or one with that key settled since, is returned
-    again; another one is `refund_pending` 409 until it is settled."""
+    this same request (its Idempotency-Key `request_key`: scope and key), or one with that key settled since, is
+    returned again; another one is `refund_pending` 409 until it is settled."""
     order = _order_for(actor, order_id, lock=True)
     if actor.role == "consumer":
         raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
@@ -582,8 +593,9 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     at_provider = order.payment_method in PROVIDER_METHODS and amount > 0
     if at_provider:
         _intent_of(order.id)
+    key_scope, key = request_key or (None, None)
     refund = Refund(order_id=order.id, amount_fen=amount, method=order.payment_method, reason=reason,
-                    source=source, created_by=actor.id, request_key=request_key,
+                    source=source, created_by=actor.id, request_scope=key_scope, request_key=key,
                     status="pending" if at_provider else "succeeded",
                     shift_id=None if order.payment_method in PROVIDER_METHODS else _till_shift_id(order, amount))
     db.session.add(refund)

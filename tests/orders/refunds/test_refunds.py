@@ -847,3 +847,34 @@ def test_a_key_of_a_202_refund_sent_again_with_another_body_is_409_key_reused_an
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
     assert len(provider.made) == 1  # the first, made at the provider once
+
+
+def test_a_cash_refund_resent_with_its_key_by_another_clerk_of_the_store_pays_out_once(client, world):
+    """A till's queued refund is resent after a hand-over: its key is the store's, so the second clerk gets the first
+    answer, and the drawer pays the cash out once."""
+    order = _counter_sale(world, quantity=3)
+    _, first_clerk = user_with_token("store_staff", store_id=world["store"].id)
+    _, second_clerk = user_with_token("store_staff", store_id=world["store"].id)
+
+    made = _refund(client, {**first_clerk, "Idempotency-Key": "till-refund-1"}, order, 1)
+    resent = _refund(client, {**second_clerk, "Idempotency-Key": "till-refund-1"}, order, 1)
+
+    assert made.status_code == resent.status_code == 201, resent.json
+    assert resent.headers.get("Idempotent-Replayed") == "true" and resent.json["id"] == made.json["id"]
+    db.session.expire_all()
+    assert db.session.scalars(select(Refund.amount_fen)).all() == [2000]
+
+
+def test_a_key_of_a_202_refund_sent_for_another_order_is_409_key_reused_and_refunds_nothing_there(
+        client, world, provider):
+    """A 202 frees its key for the retry only: the same key naming another order is the key reused."""
+    _, keyed, first = _refund_left_pending(client, world, provider, "refund-other-order")
+    other, _ = _online_order(world)
+
+    reused = _refund(client, keyed, other, 2)
+
+    assert first.status_code == 202, first.json
+    assert (reused.status_code, reused.json["error"]["code"]) == (409, "idempotency_key_reused"), reused.json
+    db.session.expire_all()
+    assert db.session.scalars(select(Refund.order_id)).all() == [first.json["order_id"]]
+    assert len(provider.made) == 1
