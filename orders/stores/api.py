@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask.views import MethodView
+from marshmallow.exceptions import MarshmallowError
 
 from catalog.errors import CatalogCode
 from orders.errors import OrderCode
@@ -28,6 +29,7 @@ from orders.stores.schemas import (
 )
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
+from shop.bodies import json_body
 from shop.db import commit
 from shop.errors import ShopCode
 from shop.http import ReadAt
@@ -60,8 +62,15 @@ def _shift_keys(shift_id: int, **_) -> str:
 
 
 def _adjustment_keys(**_) -> str:
-    """A clerk's adjustment keys belong to the store (`service.adjustment_keys`)."""
-    return service.adjustment_keys(actor=current_user())
+    """Adjustment keys belong to the store whose stock is adjusted (`service.adjustment_keys`); a body whose location
+    is not an id is refused by the view."""
+    body = json_body()
+    try:
+        location_id = AdjustmentCreate().fields["location_id"].deserialize(
+            body.get("location_id") if isinstance(body, dict) else None)
+    except MarshmallowError:
+        location_id = None
+    return service.adjustment_keys(actor=current_user(), location_id=location_id)
 
 
 def _receipt_keys(transfer_id: int, **_) -> str:

@@ -610,11 +610,15 @@ def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reas
     return adjustment
 
 
-def adjustment_keys(*, actor: User) -> str:
-    """The scope of a stock adjustment's Idempotency-Keys: a clerk's store (`store_keys`: a count queued at the store
-    and resent by another clerk is written once); anyone else's own."""
-    scope = _store_scope(actor)
-    return f"user:{actor.id}" if scope is None else store_keys(actor=actor, store_id=scope)
+def adjustment_keys(*, actor: User, location_id: int | None) -> str:
+    """The scope of a stock adjustment's Idempotency-Keys: the store whose stock is adjusted (`store_keys`: a count
+    queued at the store and resent by another clerk, or an admin, is written once), the user's own for a warehouse's
+    or a body naming no location; a location outside the actor's scope is `location_not_found` 404."""
+    if location_id is None:
+        return f"user:{actor.id}"
+    _location_in_scope(actor=actor, location_id=location_id)
+    store_id = db.session.scalar(select(Store.id).where(Store.location_id == location_id))
+    return f"user:{actor.id}" if store_id is None else store_keys(actor=actor, store_id=store_id)
 
 
 def get_adjustment(*, actor: User, adjustment_id: int) -> StockAdjustment:

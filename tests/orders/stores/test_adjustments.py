@@ -263,3 +263,42 @@ def test_staff_read_the_per_lot_stock_of_their_own_stores_location_only(client, 
         assert (response.status_code, response.json["error"]["code"]) == (404, "location_not_found")
     assert client.get(f"/api/v1/locations/{other.location_id}/stock", headers=login("auditor")).status_code == 200
     assert client.get(f"/api/v1/locations/{store.location_id}/stock", headers=login("consumer")).status_code == 403
+
+
+def test_a_write_off_resent_by_an_admin_with_the_clerks_key_is_written_once(client, login, store, staff_of,
+                                                                            store_lot):
+    """Adjustment keys belong to the store whose stock is adjusted, whoever sends them: a clerk's queued write-off
+    resent by an admin is the same write-off."""
+    first = _adjust(client, {**staff_of(store), "Idempotency-Key": "spoiled-2"}, store, store_lot, -3, "spoiled")
+    resent = _adjust(client, {**login("admin"), "Idempotency-Key": "spoiled-2"}, store, store_lot, -3, "spoiled")
+
+    assert first.status_code == resent.status_code == 201, resent.json
+    assert resent.headers.get("Idempotent-Replayed") == "true" and resent.json == first.json
+    assert db.session.scalar(select(func.count()).select_from(StockAdjustment)) == 1
+    assert _on_hand(store, store_lot) == 7
+
+
+def test_an_adjustment_key_of_a_clerk_sent_for_another_stores_stock_is_404_not_the_other_stores_answer(
+        client, login, store, staff_of, store_lot):
+    """A key is never answered across stores: a clerk naming another store's location is told it does not exist."""
+    other = StoreFactory()
+    other_lot = make_lot(ProductFactory(), inventory.get_location(other.location_id), quantity=10)
+    db.session.commit()
+    first = _adjust(client, {**login("admin"), "Idempotency-Key": "count-9"}, other, other_lot, -1, "stocktake")
+    stranger = _adjust(client, {**staff_of(store), "Idempotency-Key": "count-9"}, other, other_lot, -1, "stocktake")
+
+    assert first.status_code == 201, first.json
+    assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "location_not_found"), stranger.json
+    assert _on_hand(other, other_lot) == 9
+
+
+@pytest.mark.parametrize("location_id", ["x", [1], {"id": 1}, None, 10 ** 20, -1, True])
+def test_a_keyed_adjustment_naming_no_valid_location_is_refused_and_nothing_adjusted(client, login, store, store_lot,
+                                                                                     location_id):
+    body = {"location_id": location_id, "lot_id": store_lot.id, "delta": -1, "reason": "stocktake"}
+    refused = client.post("/api/v1/stock-adjustments", json=body,
+                          headers={**login("admin"), "Idempotency-Key": "count-bad"})
+
+    assert refused.status_code in (404, 422) and refused.json["error"]["code"] in (
+        "validation_error", "location_not_found"), refused.json
+    assert _on_hand(store, store_lot) == 10
