@@ -15,6 +15,7 @@ from tests.catalog.factories import ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order, user_with_token
+from tests.parallel import post_together
 
 
 def test_a_double_refund_of_the_same_units_refunds_them_once(racing_app):
@@ -58,3 +59,25 @@ def test_cash_refunds_at_once_never_take_more_than_the_till_holds(racing_app):
     assert outcomes == Counter({"ok": 1, "till_cash_short": 1})
     db.session.expire_all()
     assert db.session.scalar(select(func.sum(Refund.amount_fen))) == 2000
+
+
+def test_a_keyed_cash_refund_resent_at_once_by_two_clerks_of_the_store_is_made_once(racing_app):
+    """The till's queue, resent after a hand-over while the first clerk's resend is still going: one key of the store,
+    one refund, both clerks told of it."""
+    store = StoreFactory()
+    shift = ShiftFactory(store=store)
+    product = ProductFactory(price_fen=2000)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=10)
+    order = paid_order(location_id=store.location_id, store=store, shift=shift, lines=[(product, 3)])
+    clerks = [user_with_token("store_staff", store_id=store.id)[1] for _ in range(2)]
+    db.session.commit()
+    body = {"lines": [{"line_id": db.session.scalar(select(OrderLine.id)), "quantity": 1, "resellable": True}],
+            "reason": "顾客退货"}
+
+    answers = post_together(racing_app, f"/api/v1/orders/{order.id}/refunds",
+                            [({**clerk, "Idempotency-Key": "till-refund-race"}, body) for clerk in clerks])
+
+    assert [status for status, _ in answers] == [201, 201], answers
+    assert answers[0][1]["id"] == answers[1][1]["id"]
+    db.session.expire_all()
+    assert db.session.scalars(select(Refund.amount_fen)).all() == [2000]
