@@ -49,6 +49,11 @@ def _refund_keys(order_id: int, **_) -> str:
     return service.refund_keys(actor=current_user(), order_id=order_id)
 
 
+def _after_sales_keys(request_id: int, **_) -> str:
+    """A decision's keys belong to its order's store, or its user (`service.after_sales_keys`)."""
+    return service.after_sales_keys(actor=current_user(), request_id=request_id)
+
+
 def _key() -> tuple[str, str] | None:
     """The Idempotency-Key of this request and its scope, if it carries one."""
     key = request_key()
@@ -128,7 +133,7 @@ class ApproveAfterSales(MethodView):
     @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED, OrderCode.REFUND_PENDING, OrderCode.REFUND_EXCEEDS_SOLD,
                        OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.REFUND_REFUSED]})
     @require_role("admin", "store_staff")
-    @idempotent
+    @idempotent(scope=_after_sales_keys)
     @blp.arguments(AfterSalesApprove)
     @blp.response(200, AfterSalesOut)
     def post(self, data, request_id):
@@ -142,7 +147,7 @@ class ApproveAfterSales(MethodView):
 class RejectAfterSales(MethodView):
     @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED]})
     @require_role("admin", "store_staff")
-    @idempotent
+    @idempotent(scope=_after_sales_keys)
     @blp.arguments(AfterSalesReject)
     @blp.response(200, AfterSalesOut)
     def post(self, data, request_id):

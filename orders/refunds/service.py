@@ -562,6 +562,12 @@ def refund_keys(*, actor: User, order_id: int) -> str:
     return f"user:{actor.id}" if order.store_id is None else store_keys(actor=actor, store_id=order.store_id)
 
 
+def after_sales_keys(*, actor: User, request_id: int) -> str:
+    """The scope of an after-sales decision's Idempotency-Keys: its order's refunds' (`refund_keys`); 404 outside the
+    actor's scope."""
+    return refund_keys(actor=actor, order_id=_request_for(actor, request_id).order_id)
+
+
 # --- refunds ----------------------------------------------------------------------------------------
 
 def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest], reason: str,

@@ -85,6 +85,27 @@ def test_an_approval_resent_with_its_idempotency_key_gets_the_same_answer_and_on
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
 
 
+@pytest.mark.parametrize("decision, body", [("approve", {}), ("reject", {"reason": "照片看不出破损"})])
+def test_a_decision_resent_with_its_key_by_another_clerk_of_the_store_gets_the_first_answer(client, sold, decision,
+                                                                                          body):
+    """A till's resend after a hand-over: the key is the store's, so the second clerk is told of the decision made,
+    not a 409 `after_sales_decided` that looks like a failure; one refund at most."""
+    order = sold["order"](completed_days_ago=1)
+    asked = _ask(client, sold["consumer"], order)
+    _, next_clerk = user_with_token("store_staff", store_id=order.store_id)
+    db.session.commit()
+    url = f"/api/v1/after-sales/{asked.json['id']}/{decision}"
+
+    first = client.post(url, headers={**sold["clerk"], "Idempotency-Key": "decide-1"}, json=body)
+    resent = client.post(url, headers={**next_clerk, "Idempotency-Key": "decide-1"}, json=body)
+    stranger = client.post(url, headers={**sold["other_clerk"], "Idempotency-Key": "decide-1"}, json=body)
+
+    assert first.status_code == resent.status_code == 200, resent.json
+    assert resent.headers.get("Idempotent-Replayed") == "true" and resent.json == first.json
+    assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "after_sales_not_found")
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == (1 if decision == "approve" else 0)
+
+
 def test_an_approval_whose_refund_the_provider_then_fails_is_open_again_and_is_approved_anew(client, sold, provider):
     order = sold["order"](payment_method="stripe")
     asked = _ask(client, sold["consumer"], order).json
