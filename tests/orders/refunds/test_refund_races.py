@@ -81,3 +81,24 @@ def test_a_keyed_cash_refund_resent_at_once_by_two_clerks_of_the_store_is_made_o
     assert answers[0][1]["id"] == answers[1][1]["id"]
     db.session.expire_all()
     assert db.session.scalars(select(Refund.amount_fen)).all() == [2000]
+
+
+def test_one_key_sent_at_once_by_two_clerks_for_other_units_is_one_refund_and_one_key_reused(racing_app):
+    store = StoreFactory()
+    shift = ShiftFactory(store=store)
+    product = ProductFactory(price_fen=2000)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=10)
+    order = paid_order(location_id=store.location_id, store=store, shift=shift, lines=[(product, 3)])
+    clerks = [user_with_token("store_staff", store_id=store.id)[1] for _ in range(2)]
+    db.session.commit()
+    line_id = db.session.scalar(select(OrderLine.id))
+
+    answers = post_together(racing_app, f"/api/v1/orders/{order.id}/refunds", [
+        ({**clerk, "Idempotency-Key": "till-refund-two-bodies"},
+         {"lines": [{"line_id": line_id, "quantity": units, "resellable": True}], "reason": "顾客退货"})
+        for clerk, units in zip(clerks, (1, 2), strict=True)])
+
+    assert sorted(status for status, _ in answers) == [201, 409], answers
+    assert [body["error"]["code"] for status, body in answers if status == 409] == ["idempotency_key_reused"]
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
