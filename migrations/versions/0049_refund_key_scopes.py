@@ -1,7 +1,7 @@
 """refunds: the scope of the Idempotency-Key each was asked with
 
-Revision ID: 0048
-Revises: 0047
+Revision ID: 0049
+Revises: 0048
 Create Date: 2026-11-29 05:30:00
 
 A refund's key belongs to a scope (a store's sale's: the store, so a till's queued refund resent by another clerk is
@@ -12,8 +12,8 @@ this were asked in their author's scope.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0048'
-down_revision = '0047'
+revision = '0049'
+down_revision = '0048'
 branch_labels = None
 depends_on = None
 
