@@ -288,6 +288,33 @@ def test_0048_stops_on_store_names_that_read_alike_naming_them_and_keys_them_aft
     assert _diff() == []
 
 
+# --- 0049: refunds keep their key's scope ------------------------------------------------------
+
+def test_0049_gives_refunds_keyed_before_it_their_authors_scope(app):
+    from orders.models import Order, Refund
+    from tests.factories import UserFactory
+    from tests.orders.factories import StoreFactory
+
+    store, clerk = StoreFactory(), UserFactory(role="admin")
+    db.session.flush()
+    order = Order(channel="counter", status="fulfilled", store_id=store.id, location_id=store.location_id,
+                  donor_code="440606", total_fen=500, payment_method="cash")
+    db.session.add(order)
+    db.session.flush()
+    keyed, unkeyed = (Refund(order_id=order.id, amount_fen=100, method="cash", reason="坏果", source="staff",
+                             created_by=clerk.id) for _ in range(2))
+    db.session.add_all([keyed, unkeyed])
+    db.session.commit()
+    ids = (clerk.id, keyed.id, unkeyed.id)
+    downgrade(revision="0048")
+    db.session.execute(text("UPDATE refunds SET request_key = 'till-7' WHERE id = :id"), {"id": ids[1]})
+    db.session.commit()
+    upgrade()
+    assert db.session.execute(text("SELECT id, request_scope FROM refunds ORDER BY id")).all() == [
+        (ids[1], f"user:{ids[0]}"), (ids[2], None)]
+    assert _diff() == []
+
+
 # --- 0026: payout settlements recorded ------------------------------------------------------
 
 def test_0026_dates_lines_settled_before_it_from_their_ledger_transactions(app):
