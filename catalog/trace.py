@@ -87,6 +87,7 @@ def trace_page(code: str):
         return render_template("trace_not_found.html", code=code[:MAX_TRACE_CODE_INPUT]), 404
     return render_template("trace.html", t=data, no_household=delivered == 0,
                            qr_url=url_for(".trace_qr", code=data["trace_code"]),
+                           disclosure_url=url_for("disclosure.county", code=data["product"]["county"]["code"]),
                            product_url=url_for("storefront.product", sku=data["product"]["sku"])
                            if data["product"]["on_sale"] else None)
 

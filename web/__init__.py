@@ -23,7 +23,7 @@ def favicon():
 def init_app(app: Flask) -> None:
     """Register the pages, their static files, CSRF protection (checked on page posts only) and the error page of
     every path outside the API."""
-    from web import account, coop, storefront, till
+    from web import account, coop, disclosure, storefront, till
 
     csrf.init_app(app)
     app.jinja_env.globals["web_user"] = web_user
@@ -31,5 +31,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["max_quantity"] = MAX_QUANTITY  # the API's bound, for every page's quantity box
     register_error_page(app, error_page_for)
     app.register_blueprint(assets)
-    for part in (account, storefront, till, coop):
+    for part in (account, storefront, disclosure, till, coop):
         app.register_blueprint(part.bp)

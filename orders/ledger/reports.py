@@ -330,6 +330,12 @@ def county_disclosure(*, code: str, month: date | None = None) -> dict:
             "revision": _revision(notice, now)}
 
 
+def disclosure_months(*, code: str) -> tuple[date | None, date]:
+    """The first month a county's disclosure can be read for (None with neither pairing nor sale) and the latest
+    month published; nothing is published yet while the first is the later."""
+    return _first_month(code), latest_disclosed_month(utcnow())
+
+
 def _first_month(county_code: str) -> date | None:
     """The first month a sale of the county's households can be dated in: that of the county's first pairing or
     of the shop's first sale, whichever is earlier (None with neither)."""

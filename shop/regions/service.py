@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from shop.auth.models import User
 from shop.caching import invalidate_after_commit
@@ -169,6 +170,14 @@ def is_recipient_county(code: str) -> bool:
     """Whether `code` is a county-level unit on the recipient side."""
     region = db.session.get(Region, code)
     return region is not None and region.level == "county" and region.side == "recipient"
+
+
+def recipient_counties() -> list[tuple[Region, str]]:
+    """Every county-level unit on the recipient side with its prefecture's name, by code."""
+    prefecture = aliased(Region)
+    return [(county, name) for county, name in db.session.execute(
+        select(Region, prefecture.name).join(prefecture, prefecture.code == Region.parent_code)
+        .where(Region.level == "county", Region.side == "recipient").order_by(Region.code))]
 
 
 def list_regions(*, level: str | None, parent: str | None, limit: int, cursor: str | None) -> dict:
