@@ -3,14 +3,18 @@ route discloses (villages merged under 3 households, no personal data); errors a
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from sqlalchemy import func, select
 
 from orders import outbox
+from orders.ledger import accounts, chain
 from orders.ledger.models import DisclosureNotice
+from orders.models import OrderLine
 from shop.db import db, utcnow
-from tests.orders.ledger.test_attribution import make_world, pay_pickup
+from tests.orders.ledger.test_attribution import make_world, pay_pickup, place_pickup
 from tests.orders.ledger.test_reports import published_later
+from tests.orders.payments.conftest import deliver, intent_event
 from web.filters import yuan
 
 
@@ -48,6 +52,42 @@ def test_a_county_page_shows_the_published_month_as_the_json_route_does_and_no_p
         found = re.search(rf'href="([^"]+)" rel="{rel}"', html)
         if found:
             assert client.get(found.group(1).replace("&amp;", "&")).status_code == 200, rel
+
+
+def test_a_revision_after_publication_shows_beside_the_published_figures(client, monkeypatch):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    pay_pickup(client, world, 1)
+    payment, _ = place_pickup(client, world, 2)
+    month = published_later(monkeypatch)
+    published = _text(client.get(f"/disclosure/513431?month={month}"))
+    deliver(client, intent_event("payment_intent.succeeded", payment, created=int(utcnow().timestamp()) - 60))
+
+    body = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+    text = _text(client.get(f"/disclosure/513431?month={month}"))
+
+    assert "发布后的更正" not in published
+    revised = body["revision"]["total"]
+    assert revised["attributed_fen"] > body["total"]["attributed_fen"]
+    assert f"全县合计 {body['total']['households']} 户 {yuan(body['total']['attributed_fen'])}" in text
+    assert "发布后的更正" in text and f"全县合计 {revised['households']} 户 {yuan(revised['attributed_fen'])}" in text
+
+
+def test_a_change_concerning_fewer_than_3_households_shows_no_revised_figures_on_the_page(client, monkeypatch):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    pay_pickup(client, world, 3)
+    month = published_later(monkeypatch)
+    client.get(f"/disclosure/513431?month={month}")
+    h1, line_id = world["h"][1], db.session.scalar(select(OrderLine.id))
+    chain.post(kind="line_refunded", sale_date=date.fromisoformat(f"{month}-01"), order_line_id=line_id,
+               postings=[(accounts.household(h1.id, world["supplier"].id), -10, "premium",
+                          {"order_line_id": line_id, "household_id": h1.id}),
+                         (accounts.platform(), 10, "platform_fee", {"order_line_id": line_id})])
+    db.session.commit()
+
+    text = _text(client.get(f"/disclosure/513431?month={month}"))
+
+    assert "变动涉及的农户少于 3 户" in text and "更正后" not in text
+    assert text.count("全县合计") == 1
 
 
 def test_a_county_under_3_households_shows_no_amount_on_its_page(client, monkeypatch):
