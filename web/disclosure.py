@@ -15,6 +15,7 @@ from shop.blueprint import query_args
 from shop.db import commit
 from shop.errors import Conflict, NotFound
 from shop.extensions import limiter
+from shop.fields import EARLIEST_DATE, LATEST_DATE
 from shop.regions.service import is_recipient_county, recipient_counties
 from web.pages import error_page, page_blueprint
 
@@ -55,7 +56,7 @@ def county(code: str):
     try:
         month = DisclosureQuery().load(query_args(request.args), unknown=EXCLUDE).get("month")
     except ValidationError:
-        return error_page(422, "月份格式有误，请写成 2026-10 这样的年-月。",
+        return error_page(422, f"月份有误：请写成 2026-10 这样的年-月（{EARLIEST_DATE.year}—{LATEST_DATE.year} 年）。",
                           link=(url_for(".county", code=code), "看最近一期"))
     first, latest = reports.disclosure_months(code=code)
     page = {"code": code, "first": first, "latest": latest, "delay_days": OFFLINE_MAX_AGE.days}

@@ -109,10 +109,15 @@ def test_a_wrong_county_or_month_is_a_page_that_says_so_and_publishes_nothing(cl
              "/disclosure/440604": (404, "没有这个县的公示"),  # a donor district
              "/disclosure/5134310": (404, "没有这个县的公示"),
              "/disclosure/" + "5" * 5000: (404, "页面不存在"),
-             "/disclosure/513431?month=2026-13": (422, "月份格式有误"),
-             "/disclosure/513431?month=-1": (422, "月份格式有误"),
-             "/disclosure/513431?month=99999-01": (422, "月份格式有误"),
+             "/disclosure/513431?month=2026-13": (422, "月份有误"),
+             "/disclosure/513431?month=-1": (422, "月份有误"),
+             "/disclosure/513431?month=99999-01": (422, "月份有误"),
              f"/disclosure/513431?month={this_month}": (409, "尚未发布"),
+             "/disclosure/513431?month=%00": (422, "月份有误"),
+             "/disclosure/513431?month=" + "2" * 5000: (422, "月份有误"),
+             "/disclosure/513431?month=0000-01": (422, "月份有误"),
+             "/disclosure/513431?month=0001-01": (422, "月份有误"),
+             "/disclosure/513431?month=9999-12": (422, "月份有误"),
              "/disclosure/513431?month=2015-12": (404, "没有可公示的内容")}
     for path, (status, words) in cases.items():
         response = client.get(path)
