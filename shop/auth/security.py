@@ -22,10 +22,22 @@ TOKEN_SALT = "access-token"
 _USER = select(User).where(User.id == bindparam("id"))  # built once: every authenticated request runs it
 
 
+def _current_hasher() -> PasswordHasher:
+    """The hasher new hashes are made with (cheap parameters only when the app is under test)."""
+    return _test_hasher if current_app.config.get("TESTING") else _hasher
+
+
 def hash_password(password: str) -> str:
-    """An argon2id hash of `password` (cheap parameters only when the app is under test)."""
-    hasher = _test_hasher if current_app.config.get("TESTING") else _hasher
-    return hasher.hash(password)
+    """An argon2id hash of `password` with the current parameters."""
+    return _current_hasher().hash(password)
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether `password_hash` was made with other parameters than the current ones (so a sign-in should rehash it)."""
+    try:
+        return _current_hasher().check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

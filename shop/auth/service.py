@@ -9,12 +9,13 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shop.auth import throttle
 from shop.auth.models import USERNAME_PATTERN, USERNAME_RULE, User, UserChange
 from shop.auth.passwords import HOLDS_USERNAME, holds_username
-from shop.auth.security import hash_password, issue_token, verify_password
+from shop.auth.security import hash_password, issue_token, needs_rehash, verify_password
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
@@ -39,7 +40,21 @@ def _verified(*, username: str, password: str, address: str) -> User:
         throttle.record_failure()
         raise Unauthorized("Wrong username or password.", code=ShopCode.INVALID_CREDENTIALS)
     throttle.clear(username, address)
+    _rehash_if_outdated(user, password)
     return user
+
+
+def _rehash_if_outdated(user: User, password: str) -> None:
+    """Store a new hash of the password just checked if its hash has outdated parameters (in this request's
+    transaction), unless a password change took its place meanwhile."""
+    old_hash = user.password_hash
+    if not needs_rehash(old_hash):
+        return
+    new_hash = hash_password(password)
+    rehashed = db.session.execute(update(User).where(User.id == user.id, User.password_hash == old_hash)
+                                  .values(password_hash=new_hash).execution_options(synchronize_session=False))
+    if rehashed.rowcount:
+        set_committed_value(user, "password_hash", new_hash)
 
 
 def check_credentials(*, username: str, password: str, address: str) -> User:

@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
+from shop.auth import security
 from shop.auth.models import User
 from shop.auth.security import TOKEN_SALT, hash_password
 from shop.db import db
@@ -215,3 +217,18 @@ def test_the_registration_page_refuses_a_weak_password_in_chinese(client):
                                               "password_again": password, "csrf_token": _csrf(client, "/register")})
         assert page.status_code == 422 and "不能包含手机号或用户名" in page.get_data(as_text=True), password
     assert_error(sign_in(client, "13966667778", "12345678"), 401, "invalid_credentials")
+
+
+STRONGER = PasswordHasher(time_cost=2, memory_cost=16, parallelism=1)
+
+
+def test_a_sign_in_rehashes_a_password_hashed_with_outdated_parameters(client, monkeypatch):
+    user = UserFactory()
+    db.session.commit()
+    monkeypatch.setattr(security, "_test_hasher", STRONGER)  # the parameters were raised since the account was made
+    assert sign_in(client, user.username).status_code == 200
+    stored = db.session.scalar(select(User.password_hash).where(User.id == user.id))
+    assert extract_parameters(stored).time_cost == 2 and not STRONGER.check_needs_rehash(stored)
+    assert sign_in(client, user.username).status_code == 200
+    assert sign_in(client, user.username, "not the password").status_code == 401
+    assert db.session.scalar(select(User.password_hash).where(User.id == user.id)) == stored  # once is enough

@@ -4,8 +4,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 from flask import g
+from sqlalchemy import select
 
+from shop.auth import security
+from shop.auth.models import User
 from shop.db import db
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
@@ -279,3 +283,12 @@ def test_the_registration_page_says_once_what_a_phone_or_password_needs(app, cli
     bad_password = client.post("/register", data={"phone": "13933330013", "password": spaces,
                                                   "password_again": spaces, "csrf_token": _csrf(client, "/register")})
     assert bad_password.status_code == 422 and "不能只有空格" in bad_password.get_data(as_text=True)
+
+
+def test_a_page_sign_in_rehashes_a_password_hashed_with_outdated_parameters(client, monkeypatch):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    monkeypatch.setattr(security, "_test_hasher", PasswordHasher(time_cost=2, memory_cost=16, parallelism=1))
+    assert _sign_in(client, user).status_code == 302
+    stored = db.session.scalar(select(User.password_hash).where(User.id == user.id))
+    assert extract_parameters(stored).time_cost == 2
