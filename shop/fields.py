@@ -343,6 +343,16 @@ class Note(Reason):
     """What happened, in a line (units missing on receipt, a stock count, a conflict's resolution): a reason's bound."""
 
 
+class MaskedText(fields.String):
+    """Free text as it is listed to others (a reason or note in an audit, a consumer's after-sales reason, an
+    address's detail): personal numbers masked (`mask_personal_numbers`), since rows written before reasons refused
+    them stay as written, and what consumers write may hold one."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        text = super()._serialize(value, attr, obj, **kwargs)
+        return None if text is None else mask_personal_numbers(text)
+
+
 class WebLink(fields.Url):
     """An https link of at most `max_length` characters, without control characters or bidirectional overrides
     (a link shown to staff must read as where it goes; a plain http one is mixed content on the shop's pages and

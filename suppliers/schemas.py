@@ -20,6 +20,7 @@ from shop.fields import (
     Date,
     Id,
     Identifier,
+    MaskedText,
     QueryBool,
     RateBp,
     Reason,
@@ -257,7 +258,7 @@ class RevealAuditOut(Schema):
     supplier_id = fields.Integer(allow_none=True)
     store_id = fields.Integer(allow_none=True)
     fields_revealed = fields.List(fields.String(), attribute="field_list", data_key="fields")
-    reason = fields.String()
+    reason = MaskedText()
     created_at = fields.DateTime()
 
 
@@ -286,7 +287,7 @@ class AccountChangeOut(Schema):
     supplier_id = fields.Integer(allow_none=True)
     old_masked = fields.String(allow_none=True)
     new_masked = fields.String(allow_none=True)
-    reason = fields.String()
+    reason = MaskedText()
     created_at = fields.DateTime()
 
 
@@ -300,5 +301,5 @@ class AgreementChangeOut(Schema):
     new_value = fields.Integer()
     changed_by = fields.Integer()
     username = fields.String()
-    reason = fields.String(allow_none=True)
+    reason = MaskedText(allow_none=True)
     changed_at = fields.DateTime()

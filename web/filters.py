@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shop.clock import SHANGHAI
+from shop.fields import mask_personal_numbers
 
 UNIT_NAMES = {"kg": "公斤", "box": "盒", "bag": "袋", "piece": "只"}
 STATUS_NAMES = {
@@ -42,5 +43,10 @@ def local_time(moment: datetime | None) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
+def masked(text: str | None) -> str:
+    """Free text someone else wrote (a reason, a reply), shown as the API lists it: personal numbers masked."""
+    return mask_personal_numbers(text) if text else ""
+
+
 FILTERS = {"yuan": yuan, "unit_name": unit_name, "status_name": status_name, "channel_name": channel_name,
-           "local_time": local_time}
+           "local_time": local_time, "masked": masked}

@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from orders.models import CHANNELS, ORDER_STATUSES
 from shop.auth.schemas import StaffFields
-from shop.fields import Choice, Computed, Date, Id, Identifier, MobileNumber, Quantity, Text
+from shop.fields import Choice, Computed, Date, Id, Identifier, MaskedText, MobileNumber, Quantity, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 
@@ -100,7 +100,7 @@ class TransitionOut(StaffFields):
     from_status = fields.String(allow_none=True)
     to_status = fields.String()
     actor_id = fields.Integer(allow_none=True)
-    reason = fields.String(allow_none=True)
+    reason = MaskedText(allow_none=True)
     at = fields.DateTime(attribute="created_at")
 
 
@@ -115,8 +115,8 @@ class AddressOut(Schema):
     """The delivery address, as the buyer gave it."""
 
     district_code = fields.String()
-    detail = fields.String()
-    recipient = fields.String()
+    detail = MaskedText()
+    recipient = MaskedText()
     phone = fields.String()
 
 

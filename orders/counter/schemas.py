@@ -13,6 +13,7 @@ from shop.fields import (
     Date,
     Id,
     Identifier,
+    MaskedText,
     Note,
     PriceFen,
     Quantity,
@@ -155,7 +156,7 @@ class SaleConflictOut(Schema):
     created_at = AwareDateTime()
     resolved_at = AwareDateTime(allow_none=True)
     resolved_by = fields.Integer(allow_none=True)
-    resolution_note = fields.String(allow_none=True)
+    resolution_note = MaskedText(allow_none=True)
 
 
 class SaleConflictQuery(PageQuery):

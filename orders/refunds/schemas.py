@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from orders.refunds.service import RefundRequest, refund_event_ids
 from shop.auth.schemas import StaffFields
-from shop.fields import Bool, Computed, Id, Quantity, Reason, Text, WebLink
+from shop.fields import Bool, Computed, Id, MaskedText, Quantity, Reason, Text, WebLink
 
 MAX_LINES = 100
 
@@ -62,7 +62,7 @@ class RefundOut(StaffFields):
     amount_fen = fields.Integer()
     method = fields.String()
     source = fields.String()
-    reason = fields.String()
+    reason = MaskedText()
     status = fields.String(metadata={"description": "pending (asked at the payment provider, answer awaited: "
                                                     "retried with the same key), succeeded, or failed"})
     provider_status = fields.String(allow_none=True, metadata={"description": "what the provider last said"})
@@ -126,10 +126,10 @@ class AfterSalesOut(Schema):
     id = fields.Integer()
     order_id = fields.Integer()
     lines = fields.List(fields.Nested(AfterSalesLineOut))
-    reason = fields.String()
+    reason = MaskedText()
     photo = fields.String(attribute="photo_url", allow_none=True)
     status = fields.String()
-    decision_reason = fields.String(allow_none=True)
+    decision_reason = MaskedText(allow_none=True)
     decided_at = fields.DateTime(allow_none=True)
     refund_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime()

@@ -21,6 +21,7 @@ from shop.fields import (
     Date,
     Id,
     Identifier,
+    MaskedText,
     Note,
     Quantity,
     Reason,
@@ -96,7 +97,7 @@ class StoreAccountChangeOut(Schema):
     user_id = fields.Integer()
     old_masked = fields.String(allow_none=True)
     new_masked = fields.String(allow_none=True)
-    reason = fields.String()
+    reason = MaskedText()
     created_at = fields.DateTime()
 
 
@@ -241,10 +242,10 @@ class TransferOut(Schema):
     created_at = fields.DateTime()
     received_by = fields.Integer(allow_none=True)
     received_at = fields.DateTime(allow_none=True)
-    receipt_note = fields.String(allow_none=True)
+    receipt_note = MaskedText(allow_none=True)
     cancelled_by = fields.Integer(allow_none=True)
     cancelled_at = fields.DateTime(allow_none=True)
-    cancel_reason = fields.String(allow_none=True)
+    cancel_reason = MaskedText(allow_none=True)
     lines = fields.List(fields.Nested(TransferLineOut))
 
 
@@ -278,7 +279,7 @@ class AdjustmentOut(Schema):
     delta = fields.Integer()
     reason = fields.String(metadata={"description": (
         "stocktake, spoiled, damaged, found; or lost_in_transit: units a transfer's receipt says did not arrive")})
-    note = fields.String(allow_none=True)
+    note = MaskedText(allow_none=True)
     transfer_id = fields.Integer(allow_none=True, metadata={"description": "The transfer of a lost_in_transit"})
     created_by = fields.Integer()
     created_at = fields.DateTime()

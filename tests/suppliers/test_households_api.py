@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from shop.db import db
+from suppliers.models import BankAccountChange, RevealAudit
+from tests.factories import UserFactory
 from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account, make_id_number
 
 
@@ -268,3 +270,24 @@ def test_the_sixteenth_birthday_is_counted_in_asia_shanghai(client, coop, suppli
 
     assert sixteen_today.status_code == 201, sixteen_today.json
     assert sixteen_tomorrow.status_code == 422
+
+
+def test_audit_rows_written_before_reasons_refused_phone_numbers_are_listed_with_them_masked(
+        client, admin, supplier, login):
+    # audit rows are append-only: a phone or ID number a reason held before the rule stays in the row, never on screen
+    household = HouseholdFactory(supplier=supplier)
+    db.session.flush()
+    auditor_user = UserFactory(role="auditor")
+    db.session.flush()
+    id_number = make_id_number()
+    db.session.add_all([
+        RevealAudit(user_id=auditor_user.id, household_id=household.id, fields="id_number",
+                    reason=f"户主来电 139 1234 5678 核对，身份证 {id_number}，订单 1380"),
+        BankAccountChange(user_id=auditor_user.id, household_id=household.id, old_masked="****0128",
+                          new_masked="****0129", reason="户主电话 +86 13912345678 确认")])
+    db.session.commit()
+    for headers in (login("auditor"), admin):
+        reveals = client.get("/api/v1/audit/reveals", headers=headers).json["items"]
+        changes = client.get("/api/v1/audit/account-changes", headers=headers).json["items"]
+        assert [row["reason"] for row in reveals] == ["户主来电 *** 核对，身份证 ***，订单 1380"]
+        assert [row["reason"] for row in changes] == ["户主电话 +*** 确认"]

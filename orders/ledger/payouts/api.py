@@ -12,7 +12,7 @@ from orders.ledger.payouts.models import BATCH_STATUSES, LINE_STATUSES, PARTIES
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.fields import Choice, Computed, Date, Id, Reason
+from shop.fields import Choice, Computed, Date, Id, MaskedText, Reason
 from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, PageQuery, page_schema
@@ -115,7 +115,7 @@ class PayoutLineOut(Schema):
                                                               "line pays (changed since the build)"})
     amount_fen = fields.Integer()
     status = fields.String()
-    reason = fields.String(allow_none=True)
+    reason = MaskedText(allow_none=True)
     reference = Computed(lambda line: bank_file.reference(line.batch_id, line.id), fields.String())
     settled_at = fields.DateTime(allow_none=True, metadata={"description": "The latest settlement: paid, or failed"})
     paid_at = fields.DateTime(allow_none=True, metadata={"description": "Kept when the bank later returns it"})
@@ -182,7 +182,7 @@ class PayoutDownloadOut(Schema):
     username = fields.String()
     lines = fields.Integer()
     total_fen = fields.Integer()
-    reason = fields.String()
+    reason = MaskedText()
     created_at = fields.DateTime()
 
 

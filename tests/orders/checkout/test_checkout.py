@@ -448,3 +448,16 @@ def test_the_address_phone_is_a_mainland_mobile_number_in_any_spelling(client, l
     placed = client.post("/api/v1/orders", headers=headers,
                          json=delivery_body((sku, 1), address={**ADDRESS, "phone": "+86 139-1234-5678"}))
     assert placed.status_code == 201 and placed.json["address"]["phone"] == "13912345678"
+
+
+def test_a_phone_or_id_number_written_into_the_address_detail_or_recipient_is_shown_masked(client, login, world):
+    # the address's own phone field is the contact number (unmasked to the owner and the admins who ship); free text
+    # holding another person's number is shown, like every free text, with it masked
+    headers = login("consumer")
+    address = {**ADDRESS, "detail": "乐从镇 12 号，门卫 139 1234 5678 代收", "recipient": "王小明 13812345678"}
+    placed = client.post("/api/v1/orders", headers=headers, json=delivery_body((world["a"].sku, 1), address=address))
+    assert placed.status_code == 201, placed.json
+    for viewer in (headers, login("admin")):
+        shown = client.get(f"/api/v1/orders/{placed.json['id']}", headers=viewer).json["address"]
+        assert (shown["detail"], shown["recipient"]) == ("乐从镇 12 号，门卫 *** 代收", "王小明 ***")
+        assert shown["phone"] == ADDRESS["phone"]

@@ -357,3 +357,13 @@ def test_only_the_owner_withdraws_and_only_an_open_request(client, sold):
     assert (twice.status_code, twice.json["error"]["code"]) == (409, "after_sales_decided")
     assert (approve_withdrawn.status_code, approve_withdrawn.json["error"]["code"]) == (409, "after_sales_decided")
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+
+
+def test_a_phone_number_in_a_consumers_reason_is_masked_for_the_staff_who_decide(client, sold):
+    order = sold["order"]()
+    asked = client.post(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"], json={
+        "lines": [{"line_id": order.lines[0].id, "quantity": 1}], "reason": "包装破损，请打 139-1234-5678 联系"})
+    assert asked.status_code == 201, asked.json
+    for viewer in ("clerk", "admin", "consumer"):
+        seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold[viewer]).json["items"]
+        assert [request["reason"] for request in seen] == ["包装破损，请打 *** 联系"], viewer
