@@ -17,7 +17,7 @@ from catalog import uploads
 from catalog.models import InventoryUpload
 from catalog.tasks import run_import
 from orders.ledger import accounts
-from orders.ledger.payouts.models import PayoutDownload
+from orders.ledger.payouts.models import PayoutDownload, PayoutLine
 from orders.ledger.verify import verify_ledger
 from shop.db import db
 from suppliers.models import RevealAudit
@@ -506,3 +506,13 @@ def test_a_households_next_page_link_works_whatever_else_the_address_carries(coo
     rest = client.get(following)
 
     assert rest.status_code == 200 and "回到第一页" in text(rest) and "龙沟村" in text(rest)
+
+
+def test_a_settlement_reason_written_before_reasons_refused_phone_numbers_shows_them_masked(coops):
+    paid_household(coops["ours"], 2500)
+    batch = built_batch(party="household", supplier_id=coops["ours"].id, until=today())
+    line = db.session.scalars(select(PayoutLine).where(PayoutLine.batch_id == batch.id)).one()
+    line.reason = "账户已注销，户主电话 139 1234 5678"
+    db.session.commit()
+    page = text(coops["client"].get(f"/coop/payouts/{batch.id}"))
+    assert "账户已注销，户主电话 ***" in page and "5678" not in page
