@@ -3,17 +3,14 @@ route discloses (villages merged under 3 households, no personal data); errors a
 from __future__ import annotations
 
 import re
-from datetime import date
 
 from sqlalchemy import func, select
 
 from orders import outbox
-from orders.ledger import accounts, chain
 from orders.ledger.models import DisclosureNotice
-from orders.models import OrderLine
 from shop.db import db, utcnow
 from tests.orders.ledger.test_attribution import make_world, pay_pickup, place_pickup
-from tests.orders.ledger.test_reports import published_later
+from tests.orders.ledger.test_reports import correct_one_household_after_publication, published_later
 from tests.orders.payments.conftest import deliver, intent_event
 from web.filters import yuan
 
@@ -77,12 +74,7 @@ def test_a_change_concerning_fewer_than_3_households_shows_no_revised_figures_on
     pay_pickup(client, world, 3)
     month = published_later(monkeypatch)
     client.get(f"/disclosure/513431?month={month}")
-    h1, line_id = world["h"][1], db.session.scalar(select(OrderLine.id))
-    chain.post(kind="line_refunded", sale_date=date.fromisoformat(f"{month}-01"), order_line_id=line_id,
-               postings=[(accounts.household(h1.id, world["supplier"].id), -10, "premium",
-                          {"order_line_id": line_id, "household_id": h1.id}),
-                         (accounts.platform(), 10, "platform_fee", {"order_line_id": line_id})])
-    db.session.commit()
+    correct_one_household_after_publication(world, month)
 
     text = _text(client.get(f"/disclosure/513431?month={month}"))
 

@@ -40,6 +40,17 @@ def published_later(monkeypatch, *, days: int = 40) -> str:
     return this_month
 
 
+def correct_one_household_after_publication(world: dict, month: str) -> None:
+    """A correction of one household's premium (10 fen back to the platform) on the month's first line, posted after
+    the month was published."""
+    h1, line_id = world["h"][1], db.session.scalar(select(OrderLine.id))
+    chain.post(kind="line_refunded", sale_date=date.fromisoformat(f"{month}-01"), order_line_id=line_id,
+               postings=[(accounts.household(h1.id, world["supplier"].id), -10, "premium",
+                          {"order_line_id": line_id, "household_id": h1.id}),
+                         (accounts.platform(), 10, "platform_fee", {"order_line_id": line_id})])
+    db.session.commit()
+
+
 def independent_report(from_date: date | None = None, to_date: date | None = None) -> dict:
     """(donor, county, paired) → figures of the lines sold in [from_date, to_date) (either end open when None),
     recomputed in Python from every line, transaction and posting."""
@@ -412,13 +423,7 @@ def test_a_change_concerning_fewer_than_3_households_shows_no_revised_figures(cl
     pay_pickup(client, world, 3)
     month = published_later(monkeypatch)
     published = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
-    h1, line_id = world["h"][1], db.session.scalar(select(OrderLine.id))
-    # a correction of one household's premium on the month's line, posted after publication
-    chain.post(kind="line_refunded", sale_date=date.fromisoformat(f"{month}-01"), order_line_id=line_id,
-               postings=[(accounts.household(h1.id, world["supplier"].id), -10, "premium",
-                          {"order_line_id": line_id, "household_id": h1.id}),
-                         (accounts.platform(), 10, "platform_fee", {"order_line_id": line_id})])
-    db.session.commit()
+    correct_one_household_after_publication(world, month)
 
     again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
 

@@ -61,9 +61,8 @@ def test_cash_refunds_at_once_never_take_more_than_the_till_holds(racing_app):
     assert db.session.scalar(select(func.sum(Refund.amount_fen))) == 2000
 
 
-def test_a_keyed_cash_refund_resent_at_once_by_two_clerks_of_the_store_is_made_once(racing_app):
-    """The till's queue, resent after a hand-over while the first clerk's resend is still going: one key of the store,
-    one refund, both clerks told of it."""
+def _sold_at_a_store_with_two_clerks():
+    """A store's paid order of 3 units at ¥20 within an open shift, and the tokens' headers of two of its clerks."""
     store = StoreFactory()
     shift = ShiftFactory(store=store)
     product = ProductFactory(price_fen=2000)
@@ -71,6 +70,13 @@ def test_a_keyed_cash_refund_resent_at_once_by_two_clerks_of_the_store_is_made_o
     order = paid_order(location_id=store.location_id, store=store, shift=shift, lines=[(product, 3)])
     clerks = [user_with_token("store_staff", store_id=store.id)[1] for _ in range(2)]
     db.session.commit()
+    return order, clerks
+
+
+def test_a_keyed_cash_refund_resent_at_once_by_two_clerks_of_the_store_is_made_once(racing_app):
+    """The till's queue, resent after a hand-over while the first clerk's resend is still going: one key of the store,
+    one refund, both clerks told of it."""
+    order, clerks = _sold_at_a_store_with_two_clerks()
     body = {"lines": [{"line_id": db.session.scalar(select(OrderLine.id)), "quantity": 1, "resellable": True}],
             "reason": "顾客退货"}
 
@@ -84,13 +90,7 @@ def test_a_keyed_cash_refund_resent_at_once_by_two_clerks_of_the_store_is_made_o
 
 
 def test_one_key_sent_at_once_by_two_clerks_for_other_units_is_one_refund_and_one_key_reused(racing_app):
-    store = StoreFactory()
-    shift = ShiftFactory(store=store)
-    product = ProductFactory(price_fen=2000)
-    make_lot(product, db.session.get(Location, store.location_id), quantity=10)
-    order = paid_order(location_id=store.location_id, store=store, shift=shift, lines=[(product, 3)])
-    clerks = [user_with_token("store_staff", store_id=store.id)[1] for _ in range(2)]
-    db.session.commit()
+    order, clerks = _sold_at_a_store_with_two_clerks()
     line_id = db.session.scalar(select(OrderLine.id))
 
     answers = post_together(racing_app, f"/api/v1/orders/{order.id}/refunds", [
