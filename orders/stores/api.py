@@ -62,13 +62,13 @@ def _shift_keys(shift_id: int, **_) -> str:
 
 
 def _adjustment_keys(**_) -> str:
-    """Adjustment keys belong to the store whose stock is adjusted (`service.adjustment_keys`); a body whose location
-    is not an id is refused by the view."""
-    body = json_body()
+    """Adjustment keys belong to the store whose stock is adjusted (`service.adjustment_keys`); a body that is no JSON
+    or whose location is not an id is refused by the view."""
     try:
+        body = json_body()
         location_id = AdjustmentCreate().fields["location_id"].deserialize(
             body.get("location_id") if isinstance(body, dict) else None)
-    except MarshmallowError:
+    except (ValueError, MarshmallowError):
         location_id = None
     return service.adjustment_keys(actor=current_user(), location_id=location_id)
 

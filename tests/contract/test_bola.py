@@ -188,6 +188,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/stores/<store_id>/remittances/<remittance_id>"): Route(READ_STORE, "remittance",
                                                                             sees_all=SEE_ALL),
     ("GET", "/api/v1/disclosure/counties/<code>"): Route((PUBLIC,), "region_code"),
+    ("GET", "/disclosure/<code>"): Route((PUBLIC,), "region_code"),
     # payout batches: a co-op its own households' batches (and their bank file), auditors every batch (masked);
     # only admins settle
     ("GET", "/api/v1/payout-batches/<batch_id>"): Route(READ_COOP, "batch_id", sees_all=SEE_ALL),

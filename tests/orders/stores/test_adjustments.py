@@ -302,3 +302,14 @@ def test_a_keyed_adjustment_naming_no_valid_location_is_refused_and_nothing_adju
     assert refused.status_code in (404, 422) and refused.json["error"]["code"] in (
         "validation_error", "location_not_found"), refused.json
     assert _on_hand(store, store_lot) == 10
+
+
+@pytest.mark.parametrize("data, content_type", [(b"", None), (b"", "application/json"), (b"{", "application/json"),
+                                                 (b"location_id=1", "application/x-www-form-urlencoded")])
+def test_a_keyed_adjustment_whose_body_is_no_json_is_refused_as_such_not_a_500(client, login, store, store_lot, data,
+                                                                                content_type):
+    refused = client.post("/api/v1/stock-adjustments", data=data, content_type=content_type,
+                          headers={**login("store_staff", store_id=store.id), "Idempotency-Key": "count-no-body"})
+
+    assert 400 <= refused.status_code < 500 and refused.json["error"]["code"] != "internal_error", refused.json
+    assert _on_hand(store, store_lot) == 10
