@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shop import crypto
+from shop.auth.models import User
 from shop.auth.security import current_user
 from shop.bodies import json_body
 from shop.db import UTCDateTime, db, defer_commit, utcnow
@@ -149,9 +150,14 @@ def answer_not_final() -> None:
     g.setdefault(NOT_FINAL, True)
 
 
+def user_keys(user: User) -> str:
+    """The scope of a user's own Idempotency-Keys: the default scope, and a service's where no store owns the keys."""
+    return f"user:{user.id}"
+
+
 def _user_scope(**_view_kwargs) -> str:
     """The default scope of a key: the user who sent it."""
-    return f"user:{current_user().id}"
+    return user_keys(current_user())
 
 
 def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):

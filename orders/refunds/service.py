@@ -57,6 +57,7 @@ from orders.stores.service import check_cash_in_till, hold_till, store_keys
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode
+from shop.idempotency import user_keys
 from shop.pagination import paginate
 
 log = logging.getLogger(__name__)
@@ -559,7 +560,7 @@ def refund_keys(*, actor: User, order_id: int) -> str:
     """The scope of a refund's Idempotency-Keys: a store's sale's, its store (`store_keys`: a refund queued at the till
     and resent by another clerk is made once); an online order's, the user's own; 404 outside the actor's scope."""
     order = _order_for(actor, order_id, lock=False)
-    return f"user:{actor.id}" if order.store_id is None else store_keys(actor=actor, store_id=order.store_id)
+    return user_keys(actor) if order.store_id is None else store_keys(actor=actor, store_id=order.store_id)
 
 
 def after_sales_keys(*, actor: User, request_id: int) -> str:

@@ -35,6 +35,7 @@ from shop.changes import UNSET, Changes
 from shop.db import db, lock_on_sqlite, lock_row, utcnow
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.fields import name_key
+from shop.idempotency import user_keys
 from shop.pagination import paginate, recorded_in
 from shop.regions.models import Pairing
 from shop.regions.service import region_named
@@ -615,10 +616,10 @@ def adjustment_keys(*, actor: User, location_id: int | None) -> str:
     queued at the store and resent by another clerk, or an admin, is written once), the user's own for a warehouse's
     or a body naming no location; a location outside the actor's scope is `location_not_found` 404."""
     if location_id is None:
-        return f"user:{actor.id}"
+        return user_keys(actor)
     _location_in_scope(actor=actor, location_id=location_id)
     store_id = db.session.scalar(select(Store.id).where(Store.location_id == location_id))
-    return f"user:{actor.id}" if store_id is None else store_keys(actor=actor, store_id=store_id)
+    return user_keys(actor) if store_id is None else store_keys(actor=actor, store_id=store_id)
 
 
 def get_adjustment(*, actor: User, adjustment_id: int) -> StockAdjustment:
