@@ -25,6 +25,17 @@ class Intent:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
+
+
+def is_timestamp(value: object) -> bool:
+    """Whether `value` is a Unix timestamp Stripe could send."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_TIMESTAMP
+
+
+def from_timestamp(value: object) -> datetime | None:
+    """A Stripe Unix timestamp as an aware UTC datetime, None if `value` is not one."""
+    return datetime.fromtimestamp(value, UTC) if is_timestamp(value) else None
 
 
 def provider_key(stem: str, created_at: datetime) -> str:

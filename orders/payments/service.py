@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
@@ -31,7 +31,7 @@ from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, OutboxEvent, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
-from orders.payments.provider import get_provider
+from orders.payments.provider import from_timestamp, get_provider, is_timestamp
 from orders.refunds.service import (
     PROVIDER_FAILED,
     note_provider_refund,
@@ -58,7 +58,6 @@ HANDLED_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "c
                  *DISPUTE_TYPES, *FEE_TYPES)
 DONE = ("processed", "ignored", "failed")
 TAKEN = ("succeeded", "returned")  # a payment the provider took (a returned one too: its fees stand)
-MAX_TIMESTAMP = 2**33  # year 2242: anything later is not a Stripe timestamp
 REQUEUE_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 10  # then the event is `failed` (logged as an error), not retried every minute for ever
 SWEEP_BATCH = 200
@@ -111,16 +110,11 @@ _CONFIRMING = (select(Payment.amount_fen, Payment.status, Order.id, Order.consum
 
 # --- receiving ----------------------------------------------------------------------------------------
 
-def _is_timestamp(value: object) -> bool:
-    """Whether `value` is a Unix timestamp Stripe could send."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_TIMESTAMP
-
-
 def _moment(timestamp: object) -> datetime:
     """A Stripe Unix timestamp as an aware UTC datetime (`invalid_event` 400 if it is not one)."""
-    if not _is_timestamp(timestamp):
+    if (moment := from_timestamp(timestamp)) is None:
         raise InvalidEvent("The event's `created` is not a Unix timestamp.")
-    return datetime.fromtimestamp(timestamp, UTC)
+    return moment
 
 
 def _short_string(value: object, limit: int) -> str | None:
@@ -278,12 +272,12 @@ def _listed(event: PaymentEvent) -> list[tuple[dict, datetime]]:
         if _short_string(obj.get("id"), 255) is None or obj.get("object") != "refund" or not _amount(obj, "amount"):
             log.warning("payment event %s is not about a Stripe refund: skipped", event.event_id)
             return []
-        return [(obj, _moment(obj["created"]) if _is_timestamp(obj.get("created")) else event.created)]
+        return [(obj, _moment(obj["created"]) if is_timestamp(obj.get("created")) else event.created)]
     listed = obj.get("refunds")
     refunds = listed.get("data") if isinstance(listed, dict) else None
     refunds = refunds if isinstance(refunds, list) else []
     valid = [r for r in refunds if isinstance(r, dict) and _short_string(r.get("id"), 255)
-             and _is_timestamp(r.get("created")) and _amount(r, "amount")]
+             and is_timestamp(r.get("created")) and _amount(r, "amount")]
     if len(valid) != len(refunds):
         log.warning("payment event %s lists refunds that are not Stripe refunds: those are skipped", event.event_id)
     return [(r, _moment(r["created"])) for r in sorted(valid, key=lambda r: (r["created"], r["id"]))]

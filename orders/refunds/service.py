@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -51,7 +51,7 @@ from orders.models import (
 )
 from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
-from orders.payments.provider import ProviderRefund, RefundRefused, get_provider, provider_key
+from orders.payments.provider import ProviderRefund, RefundRefused, from_timestamp, get_provider, provider_key
 from orders.state import can_transition, transition
 from orders.stores.service import check_cash_in_till, hold_till, store_keys
 from shop.auth.models import User
@@ -403,13 +403,6 @@ def settle_return(*, order: Order, payment_id: int, provider_refund_id: str, amo
         _settle(order, ours, ProviderRefund(id=provider_refund_id, status=status or "succeeded"))
 
 
-def _when(timestamp: object) -> datetime:
-    """A provider's Unix timestamp as an aware UTC datetime (now if it is not one)."""
-    if isinstance(timestamp, int) and not isinstance(timestamp, bool) and 0 < timestamp < 2**33:
-        return datetime.fromtimestamp(timestamp, UTC)
-    return utcnow()
-
-
 def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> None:
     """A return of a payment the provider made: its id stored and the `payment_returned` event written."""
     intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
@@ -495,7 +488,7 @@ def settle_refund(*, refund_id: int) -> Refund:
     for other in elsewhere:
         record_return_at_provider(order=order, payment_id=refund.payment_id, provider_refund_id=other["id"],
                                   amount_fen=other["amount"], status=other.get("status"),
-                                  occurred_at=_when(other.get("created")))
+                                  occurred_at=from_timestamp(other.get("created")) or utcnow())
     db.session.refresh(refund)
     if refund.status != "pending" or (answer is None and refused is None):  # settled meanwhile (a retry, the
         return refund  # sweeper, or the provider's event), or nothing was asked
