@@ -147,6 +147,19 @@ def test_a_comma_typed_for_the_decimal_point_is_refused_not_read_as_a_hundred_ti
     assert db.session.scalar(select(Shift).where(Shift.closed_at.is_(None))).float_fen == 100000
 
 
+def test_an_amount_carrying_an_invisible_character_is_read_as_the_amount_the_clerk_sees(client):
+    """A zero-width space or word joiner pasted with an amount (a chat, a spreadsheet) shows nothing: `1,030.50` is
+    read as the clerk sees it, as the sale screen reads the cash tendered, never refused as no amount."""
+    order, _ = _sale(client)
+    page = f"/till/shifts/{order.shift_id}"
+    closed = client.post(f"{page}/close", data={"counted": "1,030.50\u200b", "csrf_token": _csrf(client, page)})
+    assert closed.status_code == 302
+    assert db.session.get(Shift, order.shift_id).counted_cash_fen == 103050
+    opened = client.post("/till/shifts", data={"float": "\ufeff５００\u2060", "csrf_token": _csrf(client, "/till")})
+    assert opened.status_code == 302
+    assert db.session.scalar(select(Shift).where(Shift.closed_at.is_(None))).float_fen == 50000
+
+
 def _refusal_codes(client) -> set[str]:
     """Every code the counter sale documents, but those the till's script answers otherwise (signed out: 401; wait and
     resend: 429)."""

@@ -17,6 +17,7 @@ from orders.stores.service import get_store_for
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import NotFound
+from shop.fields import normalise_identifier
 
 SHIFT_SALES_SHOWN = 100
 REFUSAL_REASONS = {  # why the server refused a counter sale, by its code (the API's message is English)
@@ -46,8 +47,9 @@ YUAN = re.compile(r"^(\d{1,3}(?:,\d{3}){1,3}|\d{1,10})(?:[.．](\d{1,2}))?$")  #
 
 
 def fen_from_yuan(text: str) -> int | None:
-    """An amount typed in yuan (`120`, `120.5`, `1,120.50`) as fen; None if it is not one (`120,5`)."""
-    match = YUAN.match(text.strip().replace("，", ","))
+    """An amount typed in yuan (`120`, `120.5`, `1,120.50`) as fen, read as the clerk sees it (`normalise_identifier`:
+    full-width digits, invisible characters dropped); None if it is not one (`120,5`)."""
+    match = YUAN.match(normalise_identifier(text, case=None))
     if match is None:
         return None
     return int(match.group(1).replace(",", "")) * 100 + int((match.group(2) or "0").ljust(2, "0"))
