@@ -301,7 +301,8 @@ def county_disclosure(*, code: str, month: date | None = None) -> dict:
     month as the ledger has it now, by the same rules and with when it was computed — if the households whose
     figures changed since publication are at least 3, and so are those in each row that changed (a village's
     revised figure less its published one tells what changed for its households; a household that moved village
-    changes both rows); else only that they are fewer than 3; null if none changed.
+    changes both rows), and every unchanged household is in the row it was published in (else the regrouped rows
+    would tell its amount); else only that they are fewer than 3; null if none changed.
     Only of a recipient county (`region_not_found` for a prefecture, a province or a donor district: no household
     lives in one as its county, so its figures would read as "none reached"); `disclosure_not_published` for a
     later month; `disclosure_before_first_month` for a month before both the county's first pairing and the
@@ -386,8 +387,9 @@ def _changes_hidden(notice: DisclosureNotice, changed: dict[int, str], revised: 
     """Whether each row of the published notice and of the revision (a village, or the merged row) holds none or
     at least 3 of the households that changed since publication: whose amount changed (`changed`: household id →
     its village now), or who moved to another village (known for notices that keep their members), counted in the
-    rows of both villages. Otherwise a row's revised figure less its published one would tell what changed for 1
-    or 2 households."""
+    rows of both villages; and no household that did not change is in another row than it was published in (a
+    village merged into "other villages" afresh, or shown again). Otherwise a row's revised figure less its
+    published one would tell what changed for 1 or 2 households, or an unchanged household's own amount."""
     members = {int(hid): village for hid, village in notice.figures.get("members", {}).items()}
     villages_now = dict(db.session.execute(select(Household.id, Household.village)
                                            .where(among(Household.id, members))).all()) if members else {}
@@ -402,7 +404,9 @@ def _changes_hidden(notice: DisclosureNotice, changed: dict[int, str], revised: 
         for village in villages:
             rows.setdefault(("published", village if village in published else None), set()).add(hid)
             rows.setdefault(("revised", village if village in shown_now else None), set()).add(hid)
-    return all(len(households) >= MIN_HOUSEHOLDS for households in rows.values())
+    regrouped = any((village in published) != (village in shown_now)
+                    for hid, village in members.items() if hid not in touched)
+    return not regrouped and all(len(households) >= MIN_HOUSEHOLDS for households in rows.values())
 
 
 def _households_changed(notice: DisclosureNotice) -> dict[int, str]:

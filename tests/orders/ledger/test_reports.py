@@ -528,6 +528,29 @@ def test_a_household_moved_to_another_village_after_publication_is_not_told_by_t
         "households": None, "fewer_than": 3}
 
 
+def test_a_revision_that_merges_villages_afresh_does_not_tell_an_unchanged_households_amount(client, monkeypatch):
+    """h8, h9 and h10 of 乙村 were fully corrected after publication: 乙村 keeps h13 alone, so the revision merges it
+    with 甲村 (the smallest shown village) into "other villages"; that row less the published 甲村 would be h13's
+    amount, which did not change. So the revision only says it concerns fewer than 3."""
+    world, line_id, month, published = _three_villages(client, monkeypatch)
+    postings = []
+    for n in (8, 9, 10):
+        household = world["h"][n]
+        fen = int(db.session.scalar(select(func.sum(Posting.amount_fen)).where(
+            Posting.household_id == household.id, Posting.order_line_id == line_id)))
+        postings += [(accounts.household(household.id, world["supplier"].id), -fen, "premium",
+                      {"order_line_id": line_id, "household_id": household.id}),
+                     (accounts.platform(), fen, "platform_fee", {"order_line_id": line_id})]
+    chain.post(kind="line_refunded", sale_date=date.today(), order_line_id=line_id, postings=postings)
+    db.session.commit()
+
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert again["villages"] == published["villages"]
+    assert {key: value for key, value in again["revision"].items() if key != "computed_at"} == {
+        "households": None, "fewer_than": 3}
+
+
 @pytest.mark.parametrize("written", ["2026-10 ", " 2026-10", "2026-10\n", "２０２６－１０ ", "2026-10\u200b"])
 def test_a_disclosure_month_copied_with_spaces_around_it_is_read_as_a_date_is(written):
     """`?month=` takes what `?from=` takes around its digits: a month pasted with a trailing space is that month."""
