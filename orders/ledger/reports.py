@@ -349,15 +349,17 @@ def _first_month(county_code: str) -> date | None:
 
 def _notice(county_code: str, month: date) -> DisclosureNotice:
     """The county's published notice of `month`, computed and stored on its first reading, with the ledger's
-    chain position it includes."""
+    chain position read before its figures (so a transaction linked meanwhile shows in a revision, never in
+    neither)."""
     published = select(DisclosureNotice).where(DisclosureNotice.county_code == county_code,
                                                DisclosureNotice.month == month)
     notice = db.session.scalar(published)
     if notice is not None:
         return notice
+    seq = rollups.ledger_head()  # before the figures: a transaction linked while they are read counts as after it
     reached = _reached(county_code, month)
     notice = DisclosureNotice(county_code=county_code, month=month, published_at=utcnow(),
-                              figures={**_figures(reached), "ledger_seq": rollups.ledger_head(),
+                              figures={**_figures(reached), "ledger_seq": seq,
                                        "members": {str(hid): village for hid, (village, _fen) in reached.items()}})
     try:
         with db.session.begin_nested():

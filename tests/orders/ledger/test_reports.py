@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from xml.etree import ElementTree
@@ -549,6 +550,42 @@ def test_a_revision_that_merges_villages_afresh_does_not_tell_an_unchanged_house
     assert again["villages"] == published["villages"]
     assert {key: value for key, value in again["revision"].items() if key != "computed_at"} == {
         "households": None, "fewer_than": 3}
+
+
+@pytest.mark.postgres
+def test_a_correction_linked_while_a_month_is_first_published_shows_in_its_revision(pg_app, monkeypatch):
+    """A correction committed while the first reading computes the month's figures (after it read the postings,
+    before it wrote the notice) is not in the published figures, so the month's readings show a revision (here only
+    that it concerns fewer than 3): the notice never differs from the ledger silently."""
+    client = pg_app.test_client()
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    pay_pickup(client, world, 3)
+    month = published_later(monkeypatch)
+    line_id, household_id, supplier_id = db.session.scalar(select(OrderLine.id)), world["h"][1].id, world["supplier"].id
+    figures = reports._reached
+
+    def correct() -> None:
+        with pg_app.app_context():
+            chain.post(kind="line_refunded", sale_date=date.fromisoformat(f"{month}-01"), order_line_id=line_id,
+                       postings=[(accounts.household(household_id, supplier_id), -10, "premium",
+                                  {"order_line_id": line_id, "household_id": household_id}),
+                                 (accounts.platform(), 10, "platform_fee", {"order_line_id": line_id})])
+            db.session.commit()
+
+    def reached_then_corrected(*args):
+        result = figures(*args)
+        corrector = threading.Thread(target=correct)
+        corrector.start()
+        corrector.join()
+        return result
+
+    monkeypatch.setattr(reports, "_reached", reached_then_corrected)
+    published = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+    monkeypatch.setattr(reports, "_reached", figures)
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert again["total"] == published["total"]
+    assert again["revision"] is not None and again["revision"]["fewer_than"] == 3
 
 
 @pytest.mark.parametrize("written", ["2026-10 ", " 2026-10", "2026-10\n", "２０２６－１０ ", "2026-10\u200b"])
