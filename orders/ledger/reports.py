@@ -372,14 +372,15 @@ def _notice(county_code: str, month: date) -> DisclosureNotice:
 def _revision(notice: DisclosureNotice, now: datetime) -> dict | None:
     """The month's figures as the ledger has them now, if at least 3 of the county's households' figures changed
     since the notice was published and every row holds none or at least 3 of them (`_changes_hidden`); else only
-    "fewer than 3"; None if none changed."""
+    "fewer than 3"; None if none changed. Who changed is read again after the figures, so a change linked while
+    they are read counts among the changes."""
     changed = _households_changed(notice)
     if not changed:
         return None
     if len(changed) < MIN_HOUSEHOLDS:
         return {"computed_at": now, **withheld()}
-    reached = _reached(notice.county_code, notice.month)
-    revised = _figures(reached)
+    revised = _figures(_reached(notice.county_code, notice.month))
+    changed = _households_changed(notice)
     if not _changes_hidden(notice, changed, revised):
         return {"computed_at": now, **withheld()}
     return {"computed_at": now, **revised}

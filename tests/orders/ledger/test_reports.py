@@ -588,6 +588,41 @@ def test_a_correction_linked_while_a_month_is_first_published_shows_in_its_revis
     assert again["revision"] is not None and again["revision"]["fewer_than"] == 3
 
 
+@pytest.mark.postgres
+def test_a_correction_linked_while_a_revision_is_computed_counts_among_its_changes(pg_app, monkeypatch):
+    """甲村's 3 households were corrected after publication; while a reading computes the revision (after it found
+    who changed, before it read the figures) h8 of 乙村 alone is corrected: 乙村's revised figure less its published
+    one would be h8's change, so the revision only says it concerns fewer than 3."""
+    world, line_id, month, published = _three_villages(pg_app.test_client(), monkeypatch)
+    client = pg_app.test_client()
+    _correct(world, line_id, 1, 3, 7)
+    h8, supplier_id = world["h"][8].id, world["supplier"].id
+    changes = reports._households_changed
+
+    def correct_h8() -> None:
+        with pg_app.app_context():
+            chain.post(kind="line_refunded", sale_date=date.today(), order_line_id=line_id,
+                       postings=[(accounts.household(h8, supplier_id), -10, "premium",
+                                  {"order_line_id": line_id, "household_id": h8}),
+                                 (accounts.platform(), 10, "platform_fee", {"order_line_id": line_id})])
+            db.session.commit()
+
+    def changed_then_corrected(notice):
+        result = changes(notice)
+        monkeypatch.setattr(reports, "_households_changed", changes)
+        corrector = threading.Thread(target=correct_h8)
+        corrector.start()
+        corrector.join()
+        return result
+
+    monkeypatch.setattr(reports, "_households_changed", changed_then_corrected)
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert again["villages"] == published["villages"]
+    assert {key: value for key, value in again["revision"].items() if key != "computed_at"} == {
+        "households": None, "fewer_than": 3}
+
+
 @pytest.mark.parametrize("written", ["2026-10 ", " 2026-10", "2026-10\n", "２０２６－１０ ", "2026-10\u200b"])
 def test_a_disclosure_month_copied_with_spaces_around_it_is_read_as_a_date_is(written):
     """`?month=` takes what `?from=` takes around its digits: a month pasted with a trailing space is that month."""
