@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import current_app, render_template, request, url_for
+from flask import render_template, request, url_for
 from marshmallow import EXCLUDE, ValidationError
 
 from orders.counter.service import OFFLINE_MAX_AGE
 from orders.ledger import reports
 from orders.ledger.errors import LedgerCode
-from orders.ledger.reports_api import DisclosureQuery
+from orders.ledger.reports_api import DisclosureQuery, disclosure_limit
 from shop.blueprint import query_args
 from shop.db import commit
 from shop.errors import Conflict, NotFound
-from shop.extensions import limiter
 from shop.fields import EARLIEST_DATE, LATEST_DATE
 from shop.regions.service import is_recipient_county, recipient_counties
 from web.pages import error_page, page_blueprint
 
 bp = page_blueprint("disclosure", __name__)
-
-
-def _disclosure_limit() -> str:
-    """The JSON route's limit on disclosure reads per address (a first reading publishes a month)."""
-    return current_app.config["DISCLOSURE_RATE_LIMIT"]
 
 
 def _month_url(code: str, month: date) -> str:
@@ -48,7 +42,7 @@ def counties():
 
 
 @bp.get("/disclosure/<code>")
-@limiter.limit(_disclosure_limit)
+@disclosure_limit
 def county(code: str):
     """A county's published month (`?month=YYYY-MM`, by default the latest), with links to the months beside it."""
     if not is_recipient_county(code):

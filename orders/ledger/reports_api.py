@@ -29,6 +29,10 @@ def _disclosure_limit() -> str:
     return current_app.config["DISCLOSURE_RATE_LIMIT"]
 
 
+# one budget of disclosure reads per address, shared by the JSON route and the county pages (web.disclosure)
+disclosure_limit = limiter.shared_limit(_disclosure_limit, scope="disclosure")
+
+
 class PairingReportQuery(PeriodQuery):
     """The period and the format (`json`, `csv`, `xlsx`, or `svg`: a bar chart)."""
 
@@ -146,7 +150,7 @@ def pairing_report(query):
 
 
 @blp.route("/disclosure/counties/<code>")
-@limiter.limit(_disclosure_limit)
+@disclosure_limit
 @blp.arguments(DisclosureQuery, location="query")
 @blp.response(200, DisclosureOut)
 @blp.errors({404: [LedgerCode.DISCLOSURE_BEFORE_FIRST_MONTH],

@@ -142,6 +142,17 @@ def test_county_pages_are_rate_limited_as_the_json_route_is(app, client, monkeyp
     assert answers[-1].mimetype == "text/html" and "尝试次数过多" in _text(answers[-1])
 
 
+def test_county_pages_and_the_json_route_share_one_budget_per_address(app, client, monkeypatch):
+    make_world(today=outbox.sale_date_of(utcnow()))
+    published_later(monkeypatch)
+    app.config["DISCLOSURE_RATE_LIMIT"] = "2 per minute"
+
+    answers = [client.get("/disclosure/513431"), client.get("/api/v1/disclosure/counties/513431"),
+               client.get("/disclosure/513431"), client.get("/api/v1/disclosure/counties/513431")]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 429, 429]
+
+
 def test_the_storefront_and_a_lots_trace_page_link_to_the_disclosure(client):
     world = make_world(today=outbox.sale_date_of(utcnow()))
 
