@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     app.jinja_env.globals["web_user"] = web_user
     app.jinja_env.globals["page_url"] = page_url
-    app.jinja_env.globals["max_quantity"] = MAX_QUANTITY  # the API's bound, for every page's quantity box
+    app.jinja_env.globals["max_quantity"] = MAX_QUANTITY  # the API's bound, for the till's quantity boxes
     register_error_page(app, error_page_for)
     app.register_blueprint(assets)
     for part in (account, storefront, disclosure, till, coop):

@@ -130,3 +130,35 @@ def test_at_desktop_size_a_shunde_shopper_browses_the_paired_counties_and_orders
     page.get_by_role("link", name="我的订单").click()
     screenshot(page, "storefront-orders")
     assert errors == []
+
+
+def _ime_types(page, box, text: str) -> None:
+    """Type `text` into `box` as a Chinese IME commits it (full-width digits, one insertion)."""
+    box.click()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.press("Backspace")
+    page.keyboard.insert_text(text)
+
+
+def test_quantities_typed_in_full_width_digits_by_an_ime_reach_the_cart_as_the_till_reads_them(site, phone):
+    page = phone.new_page()
+    errors = _no_errors(page)
+    page.goto(site.url + "/p/ZJ-KQM-1KG")
+
+    _ime_types(page, page.get_by_label(re.compile("^数量")), "３")
+    assert page.get_by_label(re.compile("^数量")).input_value() == "３"
+    page.get_by_role("button", name="加入购物车").click()
+    page.wait_for_url(site.url + "/cart")
+    assert page.get_by_label("数量", exact=True).input_value() == "3"
+
+    _ime_types(page, page.get_by_label("数量", exact=True), "１２")
+    page.get_by_role("button", name="更新").click()
+    page.wait_for_url(site.url + "/cart")
+    assert page.get_by_label("数量", exact=True).input_value() == "12"
+    assert errors == []
+
+    _ime_types(page, page.get_by_label("数量", exact=True), "１０００００１")  # one over the bound: the page says so
+    page.get_by_role("button", name="更新").click()
+    assert page.get_by_role("alert").inner_text() == "数量必须是 0 到 1000000 之间的整数。"
+    assert page.get_by_label("数量", exact=True).input_value() == "12"
+    screenshot(page, "storefront-cart-full-width")

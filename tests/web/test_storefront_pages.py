@@ -1031,13 +1031,17 @@ def test_the_more_products_link_works_whatever_else_a_shared_address_carries(app
 
 
 
-def test_every_quantity_box_is_bounded_by_the_apis_own_limit_never_a_number_written_in_a_page(site, shopper):
-    """The product page and the cart bound a quantity by the API's `MAX_QUANTITY` (one rule: if the bound changes, the
-    pages change with it); no page's quantity box writes its own number."""
-    for template in (Path(__file__).resolve().parents[2] / "web").rglob("*.html"):
+def test_every_quantity_box_is_the_shared_text_box_bounded_by_the_apis_own_limit(site, shopper):
+    """Every storefront quantity box is the one text box with the numeric keyboard (`web/_inputs.html`: a browser keeps
+    what an IME commits, ３), never type=number with a number written in the page; the server bounds it by the API's
+    `MAX_QUANTITY` (one rule: if the bound changes, the pages change with it)."""
+    for template in (Path(__file__).resolve().parents[2] / "web" / "storefront").rglob("*.html"):
         for box in re.findall(r"<input[^>]*(?:quantity|qty)[^>]*>", template.read_text()):
-            assert not re.search(r'\bmax="\d', box), f"{template.name}: {box}"
+            assert 'name="quantity"' not in box, f"{template.name}: {box}"
     product = shopper.get(f"/p/{KQM}").get_data(as_text=True)
-    assert re.search(rf'<input id="quantity"[^>]* max="{MAX_QUANTITY}"', product)
+    assert re.search(r'<input id="quantity" name="quantity" type="text" inputmode="numeric"', product)
     _add(shopper, KQM, "2")
-    assert re.search(rf'<input id="qty-1"[^>]* max="{MAX_QUANTITY}"', shopper.get("/cart").get_data(as_text=True))
+    assert re.search(r'<input id="qty-1" name="quantity" type="text" inputmode="numeric"',
+                     shopper.get("/cart").get_data(as_text=True))
+    refused = _add(shopper, KQM, str(MAX_QUANTITY + 1))
+    assert refused.status_code == 422 and f"1 到 {MAX_QUANTITY} 之间的整数" in refused.get_data(as_text=True)
