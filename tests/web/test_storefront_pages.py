@@ -1032,12 +1032,13 @@ def test_the_more_products_link_works_whatever_else_a_shared_address_carries(app
 
 
 def test_every_quantity_box_is_the_shared_text_box_bounded_by_the_apis_own_limit(site, shopper):
-    """Every storefront quantity box is the one text box with the numeric keyboard (`web/_inputs.html`: a browser keeps
+    """Every quantity box (storefront and till) is the one text box with the numeric keyboard (`web/_inputs.html`: a browser keeps
     what an IME commits, ３), never type=number with a number written in the page; the server bounds it by the API's
     `MAX_QUANTITY` (one rule: if the bound changes, the pages change with it)."""
-    for template in (Path(__file__).resolve().parents[2] / "web" / "storefront").rglob("*.html"):
+    for template in (Path(__file__).resolve().parents[2] / "web").rglob("*.html"):
+        assert 'type="number"' not in template.read_text(), template.name
         for box in re.findall(r"<input[^>]*(?:quantity|qty)[^>]*>", template.read_text()):
-            assert 'name="quantity"' not in box, f"{template.name}: {box}"
+            assert 'name="quantity' not in box and 'name="received' not in box, f"{template.name}: {box}"
     product = shopper.get(f"/p/{KQM}").get_data(as_text=True)
     assert re.search(r'<input id="quantity" name="quantity" type="text" inputmode="numeric"', product)
     _add(shopper, KQM, "2")

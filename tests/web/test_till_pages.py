@@ -709,6 +709,35 @@ def test_a_transfer_counted_on_the_till_and_cancelled_meanwhile_or_typed_with_od
     assert db.session.get(StockTransfer, transfer.id).status == "cancelled"
 
 
+def test_the_transfers_count_boxes_keep_full_width_digits_and_are_read_as_the_clerk_typed_them(client):
+    """The transfer's received counts are text boxes with the numeric keyboard (a number box may drop or rewrite what
+    an IME commits): ５ received is 5."""
+    transfer, (first, second), _ = _transfer_to_a_clerks_store(client)
+    page = client.get("/till/transfers").get_data(as_text=True)
+    for lot in (first, second):
+        box = re.search(rf'<input id="received-{transfer.id}-{lot.id}"[^>]*>', page).group(0)
+        assert 'type="text" inputmode="numeric"' in box and "required" in box
+    done = client.post(f"/till/transfers/{transfer.id}/receive", data={
+        f"received-{first.id}": "５", f"received-{second.id}": "２", "csrf_token": _csrf(client, "/till/transfers")})
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert [line.received for line in db.session.get(StockTransfer, transfer.id).lines] == [5, 2]
+
+
+def test_the_refund_forms_unit_boxes_keep_full_width_digits(client):
+    """The refund's units are the same text box: １ refunded is 1."""
+    order, _ = _sale(client)
+    line_id = order.lines[0].id
+    form = _refund_form(client, order)
+    box = re.search(rf'<input id="quantity-{line_id}"[^>]*>', client.get(f"/till/orders/{order.id}/refund")
+                    .get_data(as_text=True)).group(0)
+    assert 'type="text" inputmode="numeric"' in box and 'value="0"' in box
+    refunded = client.post(f"/till/orders/{order.id}/refund", data={f"quantity-{line_id}": "１", "reason": "试", **form})
+    assert refunded.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
+
+
 def test_another_stores_clerk_neither_sees_nor_receives_a_transfer_on_the_till(client, app):
     transfer, (first, second), _ = _transfer_to_a_clerks_store(client)
     other = StoreFactory()
