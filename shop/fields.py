@@ -156,13 +156,20 @@ def _ascii_digits(text: str) -> str:
                    for char in unicodedata.normalize("NFKC", text))
 
 
+def _without_check_letter(digits: str) -> str:
+    """`digits` (in ASCII, upper case) without a trailing `X`: only a resident ID number ends in one, so after a phone
+    or bank card number (`13800138000x`, `6222 … 678 X`) it is no part of it and hides nothing."""
+    return digits.removesuffix("X")
+
+
 def _is_personal_number(group: str) -> bool:
     """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix), a bank card number
     (`_is_bank_card`) or holds a resident ID (`_is_resident_id`); any other number (a quantity, an amount) is none."""
     digits = _ascii_digits(_GROUP_SEPARATORS.sub("", group)).upper()
-    spellings = [digits] + [digits[len(prefix):] for prefix in _TRUNK_PREFIXES if digits.startswith(prefix)]
+    number = _without_check_letter(digits)
+    spellings = [number] + [number[len(prefix):] for prefix in _TRUNK_PREFIXES if number.startswith(prefix)]
     return (any(_MOBILE.fullmatch(spelling) for spelling in spellings)
-            or (digits.isdigit() and _is_bank_card(digits)) or _holds_resident_id(digits))
+            or (number.isdigit() and _is_bank_card(number)) or _holds_resident_id(digits))
 
 
 def holds_personal_number(code: str) -> bool:
@@ -204,9 +211,10 @@ def holds_id_or_card_number(text: str) -> bool:
     (`_is_bank_card`), its digits of any width, grouped (`_DIGIT_GROUPS`) or not: the whole group or one of its
     parts (`账号6222 0200 …`, `订单 12 6222…`)."""
     for group in _DIGIT_GROUPS.finditer(normalise_identifier(text, case=None)):
-        parts = _GROUP_SEPARATORS.split(group.group())
-        digits = "".join(parts).upper()
-        if _holds_resident_id(digits) or any(_is_bank_card(number) for number in {digits, *parts}):
+        parts = _GROUP_SEPARATORS.split(group.group().upper())
+        digits = "".join(parts)
+        if _holds_resident_id(digits) or any(_is_bank_card(_without_check_letter(number))
+                                             for number in {digits, *parts}):
             return True
     return False
 

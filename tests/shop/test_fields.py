@@ -20,6 +20,7 @@ from shop.fields import (
     Text,
     WebLink,
     clean_text,
+    holds_id_or_card_number,
     holds_personal_number,
     mask_personal_numbers,
 )
@@ -295,3 +296,16 @@ def test_free_text_far_over_its_bound_is_refused_as_too_long_whatever_it_holds(v
         with pytest.raises(ValidationError) as refused:
             field.deserialize(value)
         assert refused.value.messages == ["Longer than 200 characters."]
+
+
+@pytest.mark.parametrize("letter", ["x", "X", " x", "-X", "ｘ"])
+@pytest.mark.parametrize("kind", ["card", "phone"])
+def test_a_phone_or_card_number_followed_by_an_x_is_still_one(client, login, kind, letter):
+    # an X ends only a resident ID number: after a phone or card number (an extension, a typo) it hides nothing
+    typed = f"{' '.join(GROUPED[kind])}{letter}"
+    assert holds_personal_number(f"村{typed}") and mask_personal_numbers(f"村{typed}组") == "村***组"
+    assert holds_id_or_card_number(f"卡号 {typed}") == (kind == "card")
+    username = "".join(GROUPED[kind]) + letter.strip(" -")
+    response = client.post("/api/v1/users", headers=login("admin"),
+                           json={"username": username, "password": "correct horse battery", "role": "auditor"})
+    assert_error(response, 422, "validation_error")
