@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import re
 import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Literal
 
@@ -162,14 +163,37 @@ def _without_check_letter(digits: str) -> str:
     return digits.removesuffix("X")
 
 
+_LONGEST_NUMBER = 20  # a bank card's 19 digits and an X; only a resident ID is longer (found in a group's digits)
+
+
+def _parts(group: str) -> list[str]:
+    """A group of digits' parts between its separators, in ASCII and upper case."""
+    return _GROUP_SEPARATORS.split(_ascii_digits(group).upper())
+
+
+def _numbers_in(parts: list[str]) -> Iterator[str]:
+    """Each number a group of digits may hold: every run of its consecutive `parts` joined (up to
+    `_LONGEST_NUMBER` characters), so the whole group, each part and a number grouped next to another
+    (`3, 138 0013 8000`, `138 0013 8000-12`) are all read."""
+    for start in range(len(parts)):
+        number = ""
+        for part in parts[start:]:
+            number += part
+            if len(number) > _LONGEST_NUMBER:
+                break
+            yield _without_check_letter(number)
+
+
 def _is_personal_number(group: str) -> bool:
-    """Whether a group of digits is a mainland mobile number (maybe with a 0 or 86 prefix), a bank card number
-    (`_is_bank_card`) or holds a resident ID (`_is_resident_id`); any other number (a quantity, an amount) is none."""
-    digits = _ascii_digits(_GROUP_SEPARATORS.sub("", group)).upper()
-    number = _without_check_letter(digits)
-    spellings = [number] + [number[len(prefix):] for prefix in _TRUNK_PREFIXES if number.startswith(prefix)]
-    return (any(_MOBILE.fullmatch(spelling) for spelling in spellings)
-            or (number.isdigit() and _is_bank_card(number)) or _holds_resident_id(digits))
+    """Whether a group of digits holds a mainland mobile number (maybe with a 0 or 86 prefix) or a bank card number
+    (`_is_bank_card`) as one of its numbers (`_numbers_in`), or a resident ID (`_is_resident_id`) anywhere in its
+    digits; any other number (a quantity, an amount) is none."""
+    parts = _parts(group)
+    for number in _numbers_in(parts):
+        spellings = [number] + [number[len(prefix):] for prefix in _TRUNK_PREFIXES if number.startswith(prefix)]
+        if any(_MOBILE.fullmatch(spelling) for spelling in spellings) or (number.isdigit() and _is_bank_card(number)):
+            return True
+    return _holds_resident_id("".join(parts))
 
 
 def holds_personal_number(code: str) -> bool:
@@ -179,7 +203,7 @@ def holds_personal_number(code: str) -> bool:
 
 
 def mask_personal_numbers(text: str, mask: str = "***") -> str:
-    """`text` with every group of digits that is a person's number (`holds_personal_number`) replaced by `mask`."""
+    """`text` with every group of digits that holds a person's number (`holds_personal_number`) replaced by `mask`."""
     return _DIGIT_GROUPS.sub(lambda group: mask if _is_personal_number(group.group()) else group.group(), text)
 
 
@@ -208,13 +232,12 @@ def _is_bank_card(digits: str) -> bool:
 
 def holds_id_or_card_number(text: str) -> bool:
     """Whether free text holds a resident ID number (18 characters with a valid check digit) or a bank card number
-    (`_is_bank_card`), its digits of any width, grouped (`_DIGIT_GROUPS`) or not: the whole group or one of its
-    parts (`账号6222 0200 …`, `订单 12 6222…`)."""
+    (`_is_bank_card`), its digits of any width, grouped (`_DIGIT_GROUPS`) or not: one of a group's numbers
+    (`_numbers_in`: `账号6222 0200 …`, `订单 12 6222…`)."""
     for group in _DIGIT_GROUPS.finditer(normalise_identifier(text, case=None)):
-        parts = _GROUP_SEPARATORS.split(group.group().upper())
-        digits = "".join(parts)
-        if _holds_resident_id(digits) or any(_is_bank_card(_without_check_letter(number))
-                                             for number in {digits, *parts}):
+        parts = _parts(group.group())
+        if _holds_resident_id("".join(parts)) or any(number.isdigit() and _is_bank_card(number)
+                                                     for number in _numbers_in(parts)):
             return True
     return False
 

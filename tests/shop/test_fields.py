@@ -309,3 +309,13 @@ def test_a_phone_or_card_number_followed_by_an_x_is_still_one(client, login, kin
     response = client.post("/api/v1/users", headers=login("admin"),
                            json={"username": username, "password": "correct horse battery", "role": "auditor"})
     assert_error(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize("kind", ["card", "phone"])
+@pytest.mark.parametrize("template", ["数量 3, {}", "{}, 5 箱", "{} / 13900139000", "{}-12"])
+def test_a_phone_or_card_number_next_to_another_number_is_still_one(kind, template):
+    # a list (`3, 138 0013 8000`) or an extension (`…-12`) makes one group of digits: each number in it is read
+    typed = template.format(" ".join(GROUPED[kind]))
+    assert holds_personal_number(typed), typed
+    assert "".join(GROUPED[kind]) not in mask_personal_numbers(typed).replace(" ", "")
+    assert holds_id_or_card_number(typed) == (kind == "card")
