@@ -404,7 +404,8 @@ def settle_return(*, order: Order, payment_id: int, provider_refund_id: str, amo
 
 
 def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> None:
-    """A return of a payment the provider made: its id stored and the `payment_returned` event written."""
+    """A return of a payment the provider made: its id stored, the `payment_returned` event written and the buyer
+    told (their money went back as any refund's)."""
     intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
     refund.status, refund.provider_refund_id, refund.provider_status = "succeeded", provider_refund_id, "succeeded"
     event = record_event(kind="payment_returned", order=order, refund=refund, occurred_at=utcnow(),
@@ -412,6 +413,7 @@ def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> N
                          payload={"intent_id": intent_id, "provider_refund_id": provider_refund_id})
     refund.outbox_event_ids = [event.id]
     db.session.flush()
+    notify(kind="refund_made", order_id=order.id)
     log.info("payment %s of order %s returned (%s)", intent_id, order.id, provider_refund_id)
 
 

@@ -97,6 +97,19 @@ def test_a_late_payment_whose_stock_is_gone_is_returned_in_full(client, spy_refu
         OrderLine.order_id == payment.order_id, Allocation.state == "allocated")).all()
 
 
+def test_a_returned_payment_asks_customer_service_to_tell_the_buyer(client, caplog):
+    world, payment = _expired_order(client, quantity=5)
+    _, other = user_with_token()
+    db.session.commit()
+    place_order(client, other, [(world["products"][0].sku, 3)])
+    caplog.set_level(logging.INFO, logger="orders.notify")
+
+    deliver(client, intent_event("payment_intent.succeeded", payment))
+
+    assert db.session.scalar(select(Refund.status).where(Refund.order_id == payment.order_id)) == "succeeded"
+    assert [r.getMessage() for r in caplog.records] == [f"notification refund_made for order {payment.order_id}"]
+
+
 def test_a_returned_payment_is_returned_once_whatever_arrives_after(client, spy_refunds):
     world, payment = _expired_order(client, quantity=4)
     _, other = user_with_token()
