@@ -24,7 +24,7 @@ import unicodedata
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.packaging.relationship import get_rels_path
@@ -62,6 +62,7 @@ IDENTIFIERS = ("sku", "lot_code", "location", "household_code")
 LOT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")  # stored from the sheet: the shape POST /lots accepts
 TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
 FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded (NFKC) like a code; a village keeps its spelling
+NOT_TEXT = (date, time, timedelta, bool)  # cells Excel made of what was typed in a text or code column (5-3, 5:03)
 _HEADER_NAMES = {alias.lower(): key for key, aliases in COLUMNS.items() for alias in aliases}
 _DATE_PATTERNS = (
     re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
@@ -564,6 +565,10 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
     for key, value in values.items():
         if isinstance(value, str) and len(value) > limits.cell_chars:
             sheet.error(number, key, "cell_too_long", chars=limits.cell_chars)
+            values[key], ok = None, False
+            parsed[key] = None
+        elif isinstance(value, NOT_TEXT) and (key in IDENTIFIERS or key in TEXTS):
+            sheet.error(number, key, "not_text")
             values[key], ok = None, False
             parsed[key] = None
     for key in REQUIRED:

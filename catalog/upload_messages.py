@@ -103,6 +103,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "control_characters": ("Must not contain control characters.", "不能含有控制字符。"),
     "code_characters": ("A code must not contain control, private-use or unassigned characters.",
                         "编码不能含有控制字符、私用区字符或未分配的字符。"),
+    "not_text": ("This cell holds a date, a time or TRUE/FALSE, not text: Excel turned what was typed into one; format "
+                 "the column as Text and type the cell again.",
+                 "这个单元格是日期、时间或逻辑值（TRUE/FALSE），不是文本：Excel 把输入的内容自动转换了；"
+                 "请把这一列的格式设为“文本”后重新输入。"),
     "text_too_long": ("Longer than {limit} characters.", "超过 {limit} 个字符。"),
     # one row against the catalog and the co-op's households
     "unknown_product": ("Unknown product code {sku} for this co-operative.", "产品编码 {sku} 不是本合作社的产品。"),

@@ -5,7 +5,7 @@ import html
 import io
 import re
 import zipfile
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import pytest
 from openpyxl import Workbook
@@ -281,6 +281,20 @@ def test_a_code_cell_holding_what_no_code_holds_is_refused_on_its_cell(column, c
     (error,) = sheet.errors
     assert (error["row"], error["column"], error["code"]) == (202, column, "code_characters")
     assert not sheet.rows[-1].complete
+
+
+@pytest.mark.parametrize("column", ["village", "unit", "lot_code", "household_code"])
+@pytest.mark.parametrize("cell", [datetime(2026, 5, 3), time(5, 3), True], ids=["date", "time", "boolean"])
+def test_a_text_or_code_cell_excel_turned_into_a_date_time_or_boolean_is_refused_on_its_cell(column, cell):
+    """Excel turns a village or code typed as 5-3 or 5:03 into a date or a time (and TRUE into a boolean), which it
+    shows as 2026/5/3, not as typed: such a cell in a text or code column is refused on its cell, as not text, rather
+    than stored as 2026-05-03 00:00:00 (a village on the public trace page) or quoted so in another error."""
+    cells = {"sku": "ZJ-KQM-1KG", "lot_code": "L1", "harvested_on": date(2026, 9, 1), "location": "XC-WH",
+             "household_code": "H-1", "quantity": 5, "village": "阿说村", "unit": "bag", column: cell}
+    sheet = read_sheet(xlsx([list(cells), list(cells.values())]))
+    assert [(e["row"], e["column"], e["code"]) for e in sheet.errors] == [(2, column, "not_text")]
+    assert "text" in sheet.errors[0]["message"] and "文本" in sheet.errors[0]["message_zh"]
+    assert not sheet.rows[0].complete
 
 
 def test_a_village_keeps_its_spelling_as_it_does_in_json():
