@@ -7,7 +7,8 @@ date spellings, trailing empty rows and columns — and reports everything else 
 `{row, column, code, message, message_zh}` (see `catalog.upload_messages`) with the row number the co-op
 sees in Excel (header = row 1). A row or a template column Excel hides (hidden, grouped and collapsed, or filtered
 out) is refused, so no stock comes in that the co-op did not see and nothing it wrote is dropped silently. A cell merged
-down a column reads as the value Excel shows there; a merge across columns (or over the header) is refused.
+down a column reads as the value Excel shows there; a merge across columns (or over the header), or down a column of
+each household's own (its code, its quantity, which Excel counts once), is refused.
 A file cannot exhaust the worker: an XLSX's uncompressed size and compression ratio (in all and per member) are checked
 before it is opened, and so is each part the parser holds whole (shared strings, styles: a sheet's worth of text, not
 millions of strings), it is read streaming, and rows, columns and cell lengths are bounded; a cell
@@ -59,6 +60,7 @@ COLUMNS = {
 }
 REQUIRED = ("sku", "lot_code", "harvested_on", "location", "household_code", "quantity")
 IDENTIFIERS = ("sku", "lot_code", "location", "household_code")
+PER_HOUSEHOLD = ("household_code", "quantity")  # a row's own cells, never shared with the rows below by a merge
 LOT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")  # stored from the sheet: the shape POST /lots accepts
 TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
 FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded (NFKC) like a code; a village keeps its spelling
@@ -115,13 +117,15 @@ def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
 @dataclass(frozen=True)
 class RawRow:
     """A row as the file holds it: its number as Excel shows it, its cells, whether Excel hides it, the positions
-    (from 0) of the columns Excel hides, and the merged ranges starting in it that cannot be read."""
+    (from 0) of the columns Excel hides, the merged ranges starting in it that cannot be read, and those merged down
+    one column from it (with the column's position), whose value its rows below read too."""
 
     number: int
     cells: Sequence
     hidden: bool = False
     hidden_columns: frozenset[int] = frozenset()
     merged_across: tuple[str, ...] = ()  # the ranges starting in this row merged across columns or with the header
+    merged_down: tuple[tuple[int, str], ...] = ()  # (column position, range) of the ranges merged down from this row
 
 
 @dataclass
@@ -396,10 +400,12 @@ def _blank(value) -> bool:
 
 def _merged(held: list[RawRow], merges) -> list[RawRow]:
     """The rows with each cell of a range merged down one column (below the header) given the range's value, in the
-    rows that hold something of their own; a range holding a value merged across columns or with the header is marked
-    on its first row. A cell merged twice is no sheet Excel wrote."""
+    rows that hold something of their own; a range holding a value merged across columns or with the header, and one
+    merged down (with its column's position), is marked on its first row. A cell merged twice is no sheet Excel
+    wrote."""
     at = {row.number: index for index, row in enumerate(held)}
     across: dict[int, list[str]] = {}
+    down: dict[int, list[tuple[int, str]]] = {}
     merged: set[tuple[int, int]] = set()
     for merge in merges:
         first_column, first_row, last_column, last_row = range_boundaries(merge.ref)
@@ -410,6 +416,7 @@ def _merged(held: list[RawRow], merges) -> list[RawRow]:
             across.setdefault(first_row, []).append(merge.ref)
             continue
         value = first[first_column - 1]
+        down.setdefault(first_row, []).append((first_column - 1, merge.ref))
         for index in range(at[first_row] + 1, len(held)):
             row = held[index]
             if row.number > last_row:
@@ -419,7 +426,8 @@ def _merged(held: list[RawRow], merges) -> list[RawRow]:
             merged.add((row.number, first_column))
             row.cells.extend([None] * (first_column - len(row.cells)))
             row.cells[first_column - 1] = value
-    return [replace(row, merged_across=tuple(across[row.number])) if row.number in across else row for row in held]
+    return [replace(row, merged_across=tuple(across.get(row.number, ())), merged_down=tuple(down.get(row.number, ())))
+            if row.number in across or row.number in down else row for row in held]
 
 
 def _hidden_columns(parser: WorkSheetParser, width: int) -> frozenset[int]:
@@ -490,7 +498,8 @@ def read_sheet(data: bytes, *, limits: Limits = Limits()) -> Sheet:
 
 def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
     """Read the header, then every data row, stopping past the row limit; a hidden row or template column is an
-    error, and a hidden row is not read."""
+    error, and a hidden row is not read; so is a merge down a column of each household's own (`PER_HOUSEHOLD`): one
+    quantity shown over three households' rows, which Excel itself counts once, is no quantity of each."""
     header = next(raw, None)
     if header is None:
         sheet.error(1, None, "file_empty")
@@ -506,6 +515,7 @@ def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
         if index in header.hidden_columns:
             sheet.error(1, key, "hidden_column", header=sheet.headers[key])
     read = set(positions.values())
+    own = {positions[key]: key for key in PER_HOUSEHOLD if key in positions}
     count = 0
     for line in raw:
         number, cells = line.number, _cut(line.cells, limits)
@@ -520,6 +530,9 @@ def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
             continue
         for merged in line.merged_across:
             sheet.error(number, None, "merged_across_columns", cells=merged)
+        for index, merged in line.merged_down:
+            if index in own:
+                sheet.error(number, own[index], "merged_per_household", cells=merged)
         if width > limits.columns:
             sheet.error(number, None, "row_too_wide", columns=limits.columns)
             continue

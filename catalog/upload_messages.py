@@ -84,6 +84,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                               "as one column's; unmerge them and write each value in its own cell, then upload again.",
                               "单元格 {cells} 跨列合并（或与表头合并），无法确定属于哪一列：请取消合并，"
                               "把每个值填在各自的单元格里，再重新上传。"),
+    "merged_per_household": ("Cells {cells} are merged over several rows: each row is one household's delivery, and "
+                             "Excel counts a merged value once; unmerge them and write each household's value in its "
+                             "own row, then upload again.",
+                             "单元格 {cells} 跨行合并了：每一行是一户农户的交售，合并后 Excel 只算一次；"
+                             "请取消合并，在每一行填写该户自己的数值，再重新上传。"),
     "row_too_wide": ("The row has more than {columns} columns.", "这一行超过 {columns} 列。"),
     "cell_too_long": ("The cell has more than {chars:,} characters.", "单元格超过 {chars:,} 个字符。"),
     "cell_required": ("This cell is required.", "此单元格必填。"),

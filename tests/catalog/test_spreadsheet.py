@@ -712,6 +712,21 @@ def test_cells_merged_down_a_column_each_read_as_the_value_the_coop_sees_there()
         (4, "ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "ZJ003")]
 
 
+@pytest.mark.parametrize(("merge", "column"), [("F2:F4", "交售数量"), ("E2:E3", "农户编号")])
+def test_a_quantity_or_household_merged_down_over_several_rows_is_refused_naming_the_range(merge, column):
+    """A quantity merged over three households' rows shows 20 once, and Excel's own SUM of the column counts it once,
+    but read into each row it credited 60 units (stock that is not there, premiums paid on it): a merge down a
+    column that is each household's own (its code, its quantity) is an error on its first row, naming the range."""
+    header = HEADER_ZH.split(",")
+    rows = [header, ["ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "XC-WH", "ZJ001", 20],
+            ["ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "XC-WH", "ZJ002", None],
+            ["ZJ-KQ-500", "LOT-1", date(2026, 9, 3), "XC-WH", "ZJ003", None]]
+    sheet = read_sheet(xlsx(rows, [merge]))
+    merged = [(e["row"], e["column"], e["code"]) for e in sheet.errors if merge in e["message"]]
+    assert merged == [(2, column, "merged_per_household")]
+    assert merge in sheet.errors[0]["message_zh"] and sheet.failed
+
+
 def test_cells_merged_across_columns_or_with_the_header_are_refused_naming_the_range():
     """Which column a value merged over two columns belongs to cannot be told, nor whether a header merged down over
     the data is a value: each such range is an error on its first row, in both languages."""
