@@ -321,8 +321,8 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
             sheet.error(row.row, "lot_code", "lot_other_product", lot=excerpt(row.lot_code), first_row=plan.first.row)
             continue
         if row.harvested_on and (row.harvested_on, row.packed_on) != (plan.first.harvested_on, plan.first.packed_on):
-            sheet.error(row.row, "harvested_on", "lot_other_dates", lot=excerpt(row.lot_code),
-                        first_row=plan.first.row)
+            differs = "harvested_on" if row.harvested_on != plan.first.harvested_on else "packed_on"
+            sheet.error(row.row, differs, "lot_other_dates", lot=excerpt(row.lot_code), first_row=plan.first.row)
         if household is not None:
             if household.id in plan.households:
                 sheet.error(row.row, "household_code", "household_twice_in_lot", household=row.household_code,

@@ -147,6 +147,21 @@ def test_every_error_is_reported_at_once_and_nothing_is_imported(client, world, 
     assert db.session.scalar(select(func.count(LotContribution.id)).join(Lot).where(Lot.lot_code == "GOOD")) == 0
 
 
+@pytest.mark.parametrize(("dates", "column"), [(("2026-09-04", "2026-09-05"), "采收日期"),
+                                               (("2026-09-03", "2026-09-06"), "包装日期"),
+                                               (("2026-09-03", ""), "包装日期")])
+def test_a_lots_row_with_other_dates_is_an_error_on_the_date_that_differs(client, world, dates, column):
+    """A lot has one harvest and one packing date: a row of it with another is an error on the column that differs
+    (a packing date only: 包装日期), so the co-op is sent to the cell to fix."""
+    a, b, _, _ = world["codes"]
+    header = HEADER_ZH + ["包装日期"]
+    rows = [["ZJ-KQ-500", "LOT-A", "2026-09-03", "XC-WH", a, 5, "2026-09-05"],
+            ["ZJ-KQ-500", "LOT-A", dates[0], "XC-WH", b, 5, dates[1]]]
+    body = upload(client, world, csv_bytes(rows, header=header)).json
+    assert body["status"] == "failed"
+    assert [(e["row"], e["column"], e["code"]) for e in body["errors"]] == [(3, column, "lot_other_dates")]
+
+
 def test_a_row_with_an_unreadable_cell_still_has_its_other_cells_checked(client, world, other_coop):
     stranger = HouseholdFactory(supplier=other_coop[0])
     db.session.commit()
