@@ -36,6 +36,7 @@ LOCATION_CODE_ERROR = "Letters and digits, parted by single '.', '_' or '-' (non
 LOT_CODE_MAX, LOCATION_CODE_MAX = 64, 32  # lots.lot_code is String(64), locations.code String(32)
 MAX_NET_WEIGHT_G = 1_000_000  # one tonne in one unit
 MAX_IMAGE_URL = 2048
+NAME_MAX = 100  # a product's name, and so a search for it (`q`)
 PRODUCT_SORTS = ("id", "newest", "price_asc", "price_desc")
 
 
@@ -71,7 +72,7 @@ class CertificateIn(Schema):
 class ProductUpdate(Schema):
     """The fields a co-op or an admin may change on a product (rates and activation: admins only)."""
 
-    name = Text(max_length=100)
+    name = Text(max_length=NAME_MAX)
     description = Text(max_length=5000, min_length=0, multiline=True)
     category = Text(max_length=32)
     unit = Choice(UNITS)
@@ -91,7 +92,7 @@ class ProductCreate(ProductUpdate):
     """A new product; `supplier_id` only from admins (co-ops create drafts for their own supplier)."""
 
     sku = _sku(required=True)
-    name = Text(required=True, max_length=100)
+    name = Text(required=True, max_length=NAME_MAX)
     description = Text(load_default="", max_length=5000, min_length=0, multiline=True)
     category = Text(required=True, max_length=32)
     unit = Choice(UNITS, required=True)
@@ -110,7 +111,7 @@ class ProductQuery(PageQuery):
     county = RegionCode(load_default=None)
     donor = RegionCode(load_default=None)
     category = Text(load_default=None, max_length=32)
-    q = Text(load_default=None, max_length=50)
+    q = Text(load_default=None, max_length=NAME_MAX)
     min_price_fen = PriceFen(minimum=0, load_default=None, strict=False)
     max_price_fen = PriceFen(minimum=0, load_default=None, strict=False)
     _price_range = ordered_range("min_price_fen", "max_price_fen", message="Must not be below `min_price_fen`.")

@@ -136,6 +136,19 @@ def test_q_ignores_the_spaces_between_chinese_words_as_it_does_between_pinyin(cl
     assert skus(client, "&q=雷波 苹果") == []
 
 
+def test_q_finds_a_product_by_its_whole_name_however_long_a_name_may_be(client):
+    """A shopper pastes a product's whole name (shared from a chat) into the search: a name of up to 100 characters is
+    a query of up to 100 (one of 51 was a 422); a longer query, which no name holds, is still a 422 naming q."""
+    name = "凉山州昭觉县高山有机苦荞米" * 7 + "礼盒装"
+    product = ProductFactory(name=name)
+    ProductFactory(name="凉山州昭觉县高山有机苦荞米")
+    db.session.commit()
+    assert 51 <= len(name) <= 100
+    assert skus(client, f"&q={name}") == [product.sku]
+    too_long = client.get("/api/v1/products", query_string={"q": "苦" * 101})
+    assert too_long.status_code == 422 and "q" in too_long.json["error"]["details"]
+
+
 def test_bad_filters_are_422(client):
     for query in ("&county=abc", "&min_price_fen=-1", "&limit=101", "&status=gone"):
         response = client.get(f"/api/v1/products?{query}")

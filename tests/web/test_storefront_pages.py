@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from catalog.models import Location, Product, Stock
+from catalog.schemas import NAME_MAX
 from catalog.service import ProductChanges, update_product
 from orders.checkout import service as checkout
 from orders.checkout.service import (
@@ -1046,3 +1047,17 @@ def test_every_quantity_box_is_the_shared_text_box_bounded_by_the_apis_own_limit
                      shopper.get("/cart").get_data(as_text=True))
     refused = _add(shopper, KQM, str(MAX_QUANTITY + 1))
     assert refused.status_code == 422 and f"1 到 {MAX_QUANTITY} 之间的整数" in refused.get_data(as_text=True)
+
+
+
+def test_a_shopper_finds_a_product_by_its_whole_name_pasted_into_the_search_box(client):
+    """The search box takes as much as a product's name holds (the API's bound on q), so a long name shared from a
+    chat and pasted whole finds its product instead of being cut or refused."""
+    name = "凉山州昭觉县高山有机苦荞米" * 7 + "礼盒装"
+    product = ProductFactory(name=name)
+    ProductFactory(name="凉山州昭觉县高山有机苦荞米")
+    db.session.commit()
+    page = client.get("/", query_string={"q": name})
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and f"/p/{product.sku}" in body and body.count("/p/") == 1
+    assert re.search(r'<input id="q" name="q" type="search" maxlength="(\d+)"', body).group(1) == str(NAME_MAX)

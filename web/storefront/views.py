@@ -5,7 +5,7 @@ from flask import flash, redirect, render_template, request, url_for
 from marshmallow import EXCLUDE, ValidationError
 
 from catalog import service as catalog
-from catalog.schemas import ProductQuery
+from catalog.schemas import NAME_MAX, ProductQuery
 from shop.blueprint import query_args
 from shop.errors import NotFound
 from shop.pagination import InvalidCursor
@@ -57,7 +57,7 @@ def home():
     status = 400 if error else 422 if price_errors else 200
     return render_template("storefront/home.html", page=page, filters=filters, districts=districts,
                            chosen=chosen, next_url=next_url, error=error, categories=reads.categories_on_sale(),
-                           typed=typed, price_errors=price_errors), status
+                           typed=typed, price_errors=price_errors, q_max=NAME_MAX), status
 
 
 @bp.route("/p/<sku>")
