@@ -1033,9 +1033,9 @@ def test_the_more_products_link_works_whatever_else_a_shared_address_carries(app
 
 
 def test_every_quantity_box_is_the_shared_text_box_bounded_by_the_apis_own_limit(site, shopper):
-    """Every quantity box (storefront and till) is the one text box with the numeric keyboard (`web/_inputs.html`: a browser keeps
-    what an IME commits, ３), never type=number with a number written in the page; the server bounds it by the API's
-    `MAX_QUANTITY` (one rule: if the bound changes, the pages change with it)."""
+    """Every quantity box (storefront and till) is the one text box with the numeric keyboard (`web/_inputs.html`: a
+    browser keeps what an IME commits, ３), never type=number with a number written in the page; the server bounds it
+    by the API's `MAX_QUANTITY` (one rule: if the bound changes, the pages change with it)."""
     for template in (Path(__file__).resolve().parents[2] / "web").rglob("*.html"):
         assert 'type="number"' not in template.read_text(), template.name
         for box in re.findall(r"<input[^>]*(?:quantity|qty)[^>]*>", template.read_text()):
@@ -1047,7 +1047,6 @@ def test_every_quantity_box_is_the_shared_text_box_bounded_by_the_apis_own_limit
                      shopper.get("/cart").get_data(as_text=True))
     refused = _add(shopper, KQM, str(MAX_QUANTITY + 1))
     assert refused.status_code == 422 and f"1 到 {MAX_QUANTITY} 之间的整数" in refused.get_data(as_text=True)
-
 
 
 def test_a_shopper_finds_a_product_by_its_whole_name_pasted_into_the_search_box(client):

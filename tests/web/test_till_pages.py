@@ -732,7 +732,8 @@ def test_the_refund_forms_unit_boxes_keep_full_width_digits(client):
     box = re.search(rf'<input id="quantity-{line_id}"[^>]*>', client.get(f"/till/orders/{order.id}/refund")
                     .get_data(as_text=True)).group(0)
     assert 'type="text" inputmode="numeric"' in box and 'value="0"' in box
-    refunded = client.post(f"/till/orders/{order.id}/refund", data={f"quantity-{line_id}": "１", "reason": "试", **form})
+    refunded = client.post(f"/till/orders/{order.id}/refund",
+                           data={f"quantity-{line_id}": "１", "reason": "试", **form})
     assert refunded.status_code == 302
     db.session.expire_all()
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 1
