@@ -91,7 +91,7 @@ class ProductBySku(MethodView):
 
     @blp.errors({403: [CatalogCode.ACTIVATION_ADMIN_ONLY, CatalogCode.CERTIFICATE_ADMIN_ONLY,
                        CatalogCode.ORIGIN_ADMIN_ONLY, CatalogCode.RATES_ADMIN_ONLY],
-                 409: [CatalogCode.MEASURE_FIXED]})
+                 409: [CatalogCode.MEASURE_FIXED, CatalogCode.ORIGIN_FIXED]})
     @require_role("admin", "coop")
     @blp.arguments(ProductUpdate)
     @blp.response(200, ProductOut)

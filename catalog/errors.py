@@ -24,6 +24,7 @@ class CatalogCode(StrEnum):
     MEASURE_FIXED = "measure_fixed"
     PRODUCT_NOT_FOUND = "product_not_found"
     ORIGIN_ADMIN_ONLY = "origin_admin_only"
+    ORIGIN_FIXED = "origin_fixed"
     RATES_ADMIN_ONLY = "rates_admin_only"
     RESERVATION_NOT_HELD = "reservation_not_held"
     SKU_TAKEN = "sku_taken"

@@ -266,15 +266,21 @@ def _record_changes(product: Product, actor: User, new_values: dict, *, created:
                                          **{f"old_{kind}": old, f"new_{kind}": new_values[name]}))
 
 
-def _check_measure_open(product: Product, values: dict) -> None:
-    """The unit and net weight that quantities count in are fixed once the product has a lot (`measure_fixed`,
-    naming the fields): its lots, stock and sales were counted in them."""
-    changed = sorted(name for name in MEASURE_FIELDS if name in values and values[name] != getattr(product, name))
-    if not changed:
+def _check_fixed_once_lots(product: Product, values: dict) -> None:
+    """What the product's lots were counted in and grown at is fixed once it has a lot: its unit and net weight
+    (`measure_fixed`, naming the fields: its lots, stock and sales were counted in them) and its origin county
+    (`origin_fixed`: every lot's trace page and disclosure link name it)."""
+    changed = sorted(name for name in (*MEASURE_FIELDS, "county_code")
+                     if name in values and values[name] != getattr(product, name))
+    if not changed or db.session.scalar(select(Lot.id).where(Lot.product_id == product.id).limit(1)) is None:
         return
-    if db.session.scalar(select(Lot.id).where(Lot.product_id == product.id).limit(1)) is not None:
+    measures = [name for name in changed if name in MEASURE_FIELDS]
+    if measures:
         raise Conflict("The unit and net weight are fixed once the product has lots.", code=CatalogCode.MEASURE_FIXED,
-                       details={name: ["Fixed: the product has lots counted in it."] for name in changed})
+                       details={name: ["Fixed: the product has lots counted in it."] for name in measures})
+    raise Conflict("The origin county is fixed once the product has lots: they were grown there.",
+                   code=CatalogCode.ORIGIN_FIXED,
+                   details={"county_code": ["Fixed: the product has lots grown in its county."]})
 
 
 def duplicate_sku(row: Mapping[str, Any]) -> Conflict:
@@ -341,8 +347,9 @@ class ProductChanges(Changes):
 
 
 def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product:
-    """Edit a product (rates and activation by admins only; of an inactive supplier, only taken off sale; its unit
-    and net weight only until it has a lot); price, rate, unit and net weight changes are written to its history."""
+    """Edit a product (rates and activation by admins only; of an inactive supplier, only taken off sale; its unit,
+    net weight and county only until it has a lot); price, rate, unit and net weight changes are written to its
+    history."""
     product = _held_for_change(_editable_product(sku=sku, actor=actor))
     values = changes.given()
     _check_coop_may(actor, values, product=product)
@@ -354,7 +361,7 @@ def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product
                                                          "certificate_valid_until")} | values
     _check_rates(merged)
     _check_certificate(merged)
-    _check_measure_open(product, values)
+    _check_fixed_once_lots(product, values)
     if "county_code" in values:
         _check_county(values["county_code"])
     _record_changes(product, actor, values)

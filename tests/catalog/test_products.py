@@ -204,6 +204,26 @@ def test_a_product_with_lots_keeps_its_unit_and_net_weight(client, coop, login, 
     assert same.status_code == 200  # sending the values it has changes nothing
 
 
+@pytest.mark.parametrize("role", ["coop", "admin"])
+def test_a_product_with_lots_keeps_its_origin_county_which_its_trace_pages_name(client, coop, login, role):
+    """Its lots were grown in its county: moving it would make every lot's trace page name another origin (and link
+    that county's disclosure), so the county is fixed once it has a lot, as the unit is; a draft without lots moves."""
+    supplier, coop_headers = coop
+    product = ProductFactory(supplier=supplier, county_code="513431", status="draft")
+    lot = make_lot(product, LocationFactory())
+    empty = ProductFactory(supplier=supplier, county_code="513431", status="draft")
+    db.session.commit()
+    headers = coop_headers if role == "coop" else login("admin")
+    moved = client.patch(f"/api/v1/products/{product.sku}", json={"county_code": "513432"}, headers=headers)
+    assert assert_error(moved, 409, "origin_fixed")["details"] == {
+        "county_code": ["Fixed: the product has lots grown in its county."]}
+    assert client.get(f"/api/v1/trace/{lot.trace_code}").json["product"]["county"]["code"] == "513431"
+    assert client.patch(f"/api/v1/products/{product.sku}", json={"county_code": "513431"},
+                        headers=headers).status_code == 200  # the county it has changes nothing
+    assert client.patch(f"/api/v1/products/{empty.sku}", json={"county_code": "513432"},
+                        headers=headers).json["county"]["code"] == "513432"
+
+
 def test_renaming_updates_the_pinyin_search(client, coop):
     supplier, headers = coop
     product = ProductFactory(supplier=supplier, name="测试")

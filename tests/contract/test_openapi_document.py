@@ -241,7 +241,7 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
         429: {"id_number_lookups_exhausted"}},
     ("post", "/api/v1/suppliers/{supplier_id}/inventory-uploads"): {
         404: {"supplier_not_found"}, 409: {"supplier_inactive"}, 413: {"payload_too_large"}},
-    ("patch", "/api/v1/products/{sku}"): {404: {"product_not_found"}, 409: {"measure_fixed"}},
+    ("patch", "/api/v1/products/{sku}"): {404: {"product_not_found"}, 409: {"measure_fixed", "origin_fixed"}},
     ("post", "/api/v1/auth/token"): {401: {"invalid_credentials"}, 429: {"too_many_attempts", "rate_limited"}},
     ("post", "/api/v1/auth/register"): {409: {"username_taken"}, 429: {"rate_limited"}},
     ("post", "/api/v1/orders/{order_id}/ship"): {
