@@ -439,6 +439,8 @@ class Refund(db.Model):
     request_key: Mapped[str | None] = mapped_column(String(255))  # the Idempotency-Key it was asked with
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the sweeper last queued its settling
+    # a return's attempt, which its idempotency key names: raised when the provider refused it for more than was left
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     lines: Mapped[list[RefundLine]] = relationship(order_by="RefundLine.id", lazy="selectin")
 

@@ -34,11 +34,11 @@ from orders.outbox import record_event
 from orders.payments.provider import from_timestamp, get_provider, is_timestamp
 from orders.refunds.service import (
     PROVIDER_FAILED,
+    is_return_key,
     note_provider_refund,
     queue_settle,
     record_provider_refund,
     record_return_at_provider,
-    return_key,
     settle_return,
 )
 from shop import wakeups
@@ -298,7 +298,7 @@ def _returned(event: PaymentEvent, order: Order, payment: Payment) -> None:
         refund_id, status = refund["id"], _short_string(refund.get("status"), 24)
         if db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == refund_id)) is not None:
             note_provider_refund(order_id=order.id, provider_refund_id=refund_id, status=status)
-        elif _key_of(refund) == return_key(payment.intent_id):
+        elif is_return_key(_key_of(refund), payment.intent_id):
             settle_return(order=order, payment_id=payment.id, provider_refund_id=refund_id,
                           amount_fen=refund["amount"], status=status)
         elif status not in PROVIDER_FAILED:

@@ -70,6 +70,10 @@ PROVIDER_REASON = "Refunded at the payment provider."
 RETURNED_AT_PROVIDER = "Refunded at the payment provider before the shop returned it: part of its return."
 PROVIDER_FAILED = ("failed", "canceled")  # a provider refund in these states gave no money back
 PROVIDER_SUCCEEDED = (None, "succeeded")  # the money went back (a refund's older shapes carried no status)
+# Stripe's refusal of a refund for more than the charge has left unrefunded: a return refused so, because its dashboard
+# refunded part of the payment meanwhile, is asked again for what is left, at most RETURN_ATTEMPTS times in all
+MORE_THAN_LEFT = "amount_too_large"
+RETURN_ATTEMPTS = 5
 RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is the sweeper's to settle
 SWEEP_BATCH = 50
 
@@ -313,10 +317,16 @@ def _complete(order: Order, refund: Refund, provider_refund_id: str) -> None:
     _refunded(order, refund, events, actor_id=refund.created_by)
 
 
-def return_key(intent_id: str) -> str:
-    """The idempotency key of the return of a payment that could not be allocated: one return per intent, whose id is
-    unique."""
-    return f"{intent_id}-returned"
+def return_key(intent_id: str, attempt: int = 0) -> str:
+    """The idempotency key of the return of a payment that could not be allocated, at its `attempt`: one return per
+    intent, whose id is unique, and a new key only for an attempt after the provider refused the one before."""
+    return f"{intent_id}-returned" + (f"-{attempt}" if attempt else "")
+
+
+def is_return_key(key: str | None, intent_id: str) -> bool:
+    """Whether `key` is the key of an attempt of the return of `intent_id`."""
+    stem = return_key(intent_id)
+    return key == stem or ((key or "").startswith(f"{stem}-") and key[len(stem) + 1:].isdigit())
 
 
 def _provider_call(refund: Refund) -> tuple[str, str]:
@@ -324,7 +334,7 @@ def _provider_call(refund: Refund) -> tuple[str, str]:
     (`return_key`), else the order's succeeded payment's (`refund_key`)."""
     if refund.payment_id is not None:
         intent_id = db.session.scalar(select(Payment.intent_id).where(Payment.id == refund.payment_id))
-        return intent_id, return_key(intent_id)
+        return intent_id, return_key(intent_id, refund.attempt)
     return _intent_of(refund.order_id), refund_key(refund)
 
 
@@ -339,12 +349,13 @@ def _returns_of(payment: Payment) -> tuple[int, list[Refund]]:
                                              .execution_options(populate_existing=True)))
 
 
-def _returned_at_provider(intent_id: str, key: str) -> list[dict]:
-    """The refunds the provider made of an intent other than our return of key `key` (its dashboard's), that gave or
-    are giving money back: each takes part of the payment our return no longer can."""
+def _returned_at_provider(intent_id: str) -> list[dict]:
+    """The refunds the provider made of an intent other than our return (any attempt's key: its dashboard's), that gave
+    or are giving money back: each takes part of the payment our return no longer can."""
     return [refund for refund in get_provider().list_refunds(intent_id=intent_id)
             if isinstance(refund.get("id"), str) and isinstance(refund.get("amount"), int) and refund["amount"] > 0
-            and (refund.get("metadata") or {}).get("refund_key") != key and refund.get("status") not in PROVIDER_FAILED]
+            and not is_return_key((refund.get("metadata") or {}).get("refund_key"), intent_id)
+            and refund.get("status") not in PROVIDER_FAILED]
 
 
 def _to_return(payment: Payment, elsewhere: list[dict]) -> int:
@@ -474,7 +485,7 @@ def settle_refund(*, refund_id: int) -> Refund:
         else:
             intent_id, key = _provider_call(refund)
             if refund.source == "unallocated":  # only what the provider has not refunded already is returned
-                elsewhere = _returned_at_provider(intent_id, key)
+                elsewhere = _returned_at_provider(intent_id)
                 amount_fen = _to_return(db.session.get(Payment, refund.payment_id), elsewhere)
             if amount_fen > 0:
                 answer = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
@@ -495,11 +506,24 @@ def settle_refund(*, refund_id: int) -> Refund:
     if refund.status != "pending" or (answer is None and refused is None):  # settled meanwhile (a retry, the
         return refund  # sweeper, or the provider's event), or nothing was asked
     refund.amount_fen = amount_fen
-    if answer is None:
+    if answer is None and refund.source == "unallocated" and refused == MORE_THAN_LEFT \
+            and refund.attempt + 1 < RETURN_ATTEMPTS:
+        _ask_return_again(refund, refused)
+    elif answer is None:
         _fail(refund, status=refused, provider_refund_id=None)
     else:
         _settle(order, refund, answer)
     return refund
+
+
+def _ask_return_again(refund: Refund, refused: str) -> None:
+    """A return the provider refused as more than the payment has left (its dashboard refunded part of it since we
+    listed its refunds): kept pending at its next attempt, for the sweeper to ask, under that attempt's key, for what
+    the provider's refunds then leave; the refund at the dashboard is reconciled as any."""
+    refund.attempt, refund.provider_status = refund.attempt + 1, refused
+    db.session.flush()
+    log.warning("provider refused to return %s fen of payment %s of order %s (%s): asked again for what is left",
+                refund.amount_fen, refund.payment_id, refund.order_id, refused)
 
 
 def requeue_pending_refunds() -> int:

@@ -315,6 +315,26 @@ def test_0049_gives_refunds_keyed_before_it_their_authors_scope(app):
     assert _diff() == []
 
 
+# --- 0050: a return's attempt ------------------------------------------------------------------
+
+def test_0050_puts_refunds_made_before_it_at_their_first_attempt(app):
+    from orders.models import Order, Refund
+    from tests.orders.factories import StoreFactory
+
+    store = StoreFactory()
+    db.session.flush()
+    order = Order(channel="counter", status="fulfilled", store_id=store.id, location_id=store.location_id,
+                  donor_code="440606", total_fen=500, payment_method="card")
+    db.session.add(order)
+    db.session.flush()
+    db.session.add(Refund(order_id=order.id, amount_fen=500, method="card", reason="坏果", source="staff"))
+    db.session.commit()
+    downgrade(revision="0049")
+    upgrade()
+    assert db.session.execute(text("SELECT amount_fen, attempt FROM refunds")).all() == [(500, 0)]
+    assert _diff() == []
+
+
 # --- 0026: payout settlements recorded ------------------------------------------------------
 
 def test_0026_dates_lines_settled_before_it_from_their_ledger_transactions(app):

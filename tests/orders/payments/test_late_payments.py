@@ -187,6 +187,29 @@ def test_a_return_the_provider_refuses_is_failed_and_left_unallocated_for_an_adm
     assert any("settle it at Stripe" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
 
 
+def test_a_return_refused_as_more_than_is_left_is_asked_again_a_bounded_number_of_times_then_failed(
+        client, monkeypatch):
+    world, payment = _expired_order(client, quantity=4)
+    _stock_gone(client, world)
+    keys = []
+
+    def too_large(self, **kwargs):
+        keys.append(kwargs["idempotency_key"])
+        raise RefundRefused("amount_too_large")
+
+    monkeypatch.setattr(SandboxProvider, "refund", too_large)
+    deliver(client, intent_event("payment_intent.succeeded", payment))
+    for _ in range(10):
+        db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None))
+        db.session.commit()
+        sweep()
+
+    db.session.expire_all()
+    assert db.session.scalar(select(Refund.status)) == "failed"
+    assert len(keys) == len(set(keys)) == 5 and keys[0] == f"{payment.intent_id}-returned"
+    assert _outbox(payment.order_id) == [("payment_unallocated", 5000)]
+
+
 def test_a_return_whose_answer_is_lost_stays_pending_and_the_sweeper_returns_it_once(client, spy_refunds,
                                                                                      monkeypatch):
     world, payment = _expired_order(client, quantity=4)

@@ -151,3 +151,44 @@ def _money(payment) -> list[tuple[str, int]]:
     db.session.expire_all()
     return sorted(db.session.execute(select(OutboxEvent.kind, OutboxEvent.amount_fen)
                                      .where(OutboxEvent.order_id == payment.order_id)).all())
+
+
+def _dashboard_refund_races_the_return(stripe_http, payment) -> None:
+    """Stripe's dashboard refunds 18.00 of the payment between our listing of its refunds and our return request."""
+    stripe_http.listed_refunds = []
+    answer = stripe_http.request
+
+    def racing(method, url, headers, post_data=None, **kwargs):
+        if method == "post" and url.endswith("/v1/refunds") and not stripe_http.listed_refunds:
+            stripe_http.listed_refunds.append({**DASHBOARD, "payment_intent": payment.intent_id})
+        return answer(method, url, headers, post_data, **kwargs)
+
+    stripe_http.request = racing
+
+
+@pytest.mark.parametrize("steps", [
+    (_late, _dashboard, _swept, _all_listed),
+    (_late, _swept, _all_listed, _dashboard),
+    (_late, _swept, _dashboard, _all_listed),
+    (_late, _all_listed, _swept, _all_listed),
+], ids=lambda steps: "-".join(step.__name__.strip("_") for step in steps))
+def test_a_return_refused_because_the_dashboard_refunded_meanwhile_is_asked_again_for_what_is_left(
+        returning, stripe_http, steps):
+    client, payment = returning
+    _dashboard_refund_races_the_return(stripe_http, payment)
+
+    for step in steps:
+        step(client, payment, stripe_http)
+
+    asked = [r["params"] for r in stripe_http.requests if r["method"] == "post" and r["url"].endswith("/v1/refunds")]
+    keys = [p["metadata[refund_key]"] for p in asked]
+    assert [p["amount"] for p in asked] == ["5000", "3200"] and len(set(keys)) == 2
+    assert all(key.startswith(f"{payment.intent_id}-returned") for key in keys)
+    returns = db.session.execute(select(Refund.provider_refund_id, Refund.amount_fen, Refund.status)
+                                 .where(Refund.payment_id == payment.id, Refund.amount_fen > 0)).all()
+    assert sorted(returns) == sorted([("re_dash_1", 1800, "succeeded"),
+                                      (stripe_http.listed_refunds[0]["id"], 3200, "succeeded")])
+    assert _money(payment) == [("payment_returned", 1800), ("payment_returned", 3200), ("payment_unallocated", 5000)]
+    assert db.session.scalar(select(Refund.id).where(Refund.status != "succeeded")) is None
+    assert _ledger("unallocated") == (3, 0)
+    assert verify_ledger()["ok"] is True
