@@ -476,7 +476,7 @@ def settle_refund(*, refund_id: int) -> Refund:
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != "pending":
         return refund
-    order_id, amount_fen, made = refund.order_id, refund.amount_fen, refund.provider_refund_id
+    order_id, amount_fen, made, attempt = refund.order_id, refund.amount_fen, refund.provider_refund_id, refund.attempt
     answer = refused = None
     elsewhere: list[dict] = []
     try:
@@ -503,8 +503,8 @@ def settle_refund(*, refund_id: int) -> Refund:
                                   amount_fen=other["amount"], status=other.get("status"),
                                   occurred_at=from_timestamp(other.get("created")) or utcnow())
     db.session.refresh(refund)
-    if refund.status != "pending" or (answer is None and refused is None):  # settled meanwhile (a retry, the
-        return refund  # sweeper, or the provider's event), or nothing was asked
+    if refund.status != "pending" or refund.attempt != attempt or (answer is None and refused is None):
+        return refund  # settled or moved on meanwhile (a retry, the sweeper, or the provider's event), or not asked
     refund.amount_fen = amount_fen
     if answer is None and refund.source == "unallocated" and refused == MORE_THAN_LEFT \
             and refund.attempt + 1 < RETURN_ATTEMPTS:

@@ -13,6 +13,7 @@ from orders.models import Allocation, OrderLine, OutboxEvent, Payment, PaymentEv
 from orders.payments import tasks
 from orders.payments.provider import RefundRefused
 from orders.payments.sandbox import SandboxProvider
+from orders.refunds.service import settle_refund
 from shop.db import db, utcnow
 from shop.tasks import sweep
 from tests.orders.payments.conftest import (
@@ -208,6 +209,26 @@ def test_a_return_refused_as_more_than_is_left_is_asked_again_a_bounded_number_o
     assert db.session.scalar(select(Refund.status)) == "failed"
     assert len(keys) == len(set(keys)) == 5 and keys[0] == f"{payment.intent_id}-returned"
     assert _outbox(payment.order_id) == [("payment_unallocated", 5000)]
+
+
+def test_two_settlers_refused_under_one_key_move_the_return_on_by_one_attempt(client, monkeypatch):
+    world, payment = _expired_order(client, quantity=4)
+    _stock_gone(client, world)
+    keys = []
+
+    def too_large(self, **kwargs):
+        keys.append(kwargs["idempotency_key"])
+        if len(keys) == 1:  # the sweeper's settling asks with the same key while this one waits for its answer
+            settle_refund(refund_id=db.session.scalar(select(Refund.id)))
+        raise RefundRefused("amount_too_large")
+
+    monkeypatch.setattr(SandboxProvider, "refund", too_large)
+    deliver(client, intent_event("payment_intent.succeeded", payment))
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None))
+    db.session.commit()
+    sweep()
+
+    assert keys == [f"{payment.intent_id}-returned"] * 2 + [f"{payment.intent_id}-returned-1"]
 
 
 def test_a_return_whose_answer_is_lost_stays_pending_and_the_sweeper_returns_it_once(client, spy_refunds,
