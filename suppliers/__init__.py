@@ -12,12 +12,14 @@ from flask.cli import AppGroup
 
 from suppliers.errors import SupplierCode
 
+MAX_REENCRYPT_BATCH = 100_000  # the most rows `suppliers reencrypt` goes through in one transaction
 cli = AppGroup("suppliers", help="Suppliers and households.")
 log = logging.getLogger(__name__)
 
 
 @cli.command("reencrypt")
-@click.option("--batch", default=500, show_default=True, help="Rows per transaction.")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, MAX_REENCRYPT_BATCH),
+              help="Rows per transaction.")
 def reencrypt_command(batch: int):
     """Re-encrypt personal data under the first FIELD_ENCRYPTION_KEY entry; re-hash ID numbers with FIELD_HASH_KEY.
     A transaction per batch of rows, with progress; run it again to resume after a stop."""

@@ -167,6 +167,26 @@ def test_reencrypt_rehashes_with_a_new_hash_key_and_lookups_keep_working(app, ru
     assert again.status_code == 409 and again.json["error"]["code"] == "household_exists"
 
 
+def test_reencrypt_takes_a_batch_of_at_least_one_row_and_a_refused_one_rehashes_nothing(app, runner, client, admin,
+                                                                                         supplier):
+    """`--batch 0` went through no row, said it was done and recorded the new hash key's fingerprint over hashes made
+    with the old one (a person registered twice was no longer found); `--batch -1` was a traceback on PostgreSQL."""
+    body = household_payload()
+    assert client.post(f"/api/v1/suppliers/{supplier.id}/households", json=body, headers=admin).status_code == 201
+    app.config["FIELD_HASH_KEY"] = _key()
+    app.extensions.pop("suppliers.hash_key_checked")
+
+    for batch in ("0", "-1", "100001", "x"):
+        result = runner.invoke(args=["suppliers", "reencrypt", "--batch", batch])
+        assert result.exit_code == 2 and "--batch" in result.output and "Traceback" not in result.output, result.output
+
+    assert client.get("/api/v1/regions").status_code == 503  # the key still does not match: nothing was recorded
+    assert runner.invoke(args=["suppliers", "reencrypt", "--batch", "1"]).exit_code == 0
+    again = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=admin,
+                        json=household_payload(id_number=body["id_number"]))
+    assert again.status_code == 409 and again.json["error"]["code"] == "household_exists"
+
+
 def test_rotation_reaches_every_encrypted_column_so_the_old_key_can_go(app, runner, client):
     """Addresses of orders, stores' accounts and the responses kept for retries were left under the old key, and
     became unreadable once it was dropped."""
