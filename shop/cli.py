@@ -32,6 +32,7 @@ from shop.regions.service import load_reference_data
 DEMO_USERS = (("admin", "admin"), ("auditor", "auditor"), ("13800000000", "consumer"))
 SEEDING_TURN = "seed-demo"  # the `one_at_a_time` lock of the one running seed-demo
 ID = click.IntRange(1, MAX_ID)  # every id a command takes, bounded as the API's
+MAX_WORKER_WAIT_SECONDS = 3600  # the longest `check-worker` waits for an answer
 
 
 class ShopCommands(AppGroup):
@@ -225,7 +226,8 @@ def _username(value: str) -> str:
 
 
 @click.command("check-worker")
-@click.option("--timeout", default=30, show_default=True)
+@click.option("--timeout", default=30, show_default=True, type=click.IntRange(1, MAX_WORKER_WAIT_SECONDS),
+              help="Seconds to wait for a worker's answer.")
 def check_worker_command(timeout):
     """Send a health-check task through Redis to the Celery workers and wait for the answer; a failure (no broker
     configured among them) is one line, exit 1."""

@@ -154,6 +154,14 @@ def test_check_worker_says_in_one_line_that_no_worker_answered(redis_app):
     assert result.output == "Error: no worker answered within 1 s\n"
 
 
+def test_check_worker_waits_a_bounded_positive_time(redis_app):
+    """`--timeout 0` or a negative one said no worker answered without waiting for one, and a huge one was
+    taken as given; each is now refused as a bad option, before anything is sent."""
+    for timeout in ("0", "-1", "100000000000000000000"):
+        result = redis_app.test_cli_runner().invoke(args=["check-worker", "--timeout", timeout])
+        assert result.exit_code == 2 and "--timeout" in result.output and "Traceback" not in result.output, result.output
+
+
 def test_check_worker_without_a_broker_says_so_instead_of_answering_itself(runner):
     result = runner.invoke(args=["check-worker"])
     assert result.exit_code == 1
