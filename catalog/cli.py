@@ -18,10 +18,11 @@ from shop.errors import AppError
 @click.argument("file", type=click.File("rb"))
 def import_inventory_command(supplier_id: int, file) -> None:
     """Import a co-op's inventory file (CSV or XLSX) for SUPPLIER_ID, all or nothing."""
-    try:
+    max_bytes = current_app.config["INVENTORY_UPLOAD_MAX_BYTES"]
+    try:  # a byte over the limit is enough to refuse the file: the rest is never read
         upload, created = uploads.submit_upload(
-            actor=None, supplier_id=supplier_id, filename=os.path.basename(file.name), data=file.read(),
-            max_bytes=current_app.config["INVENTORY_UPLOAD_MAX_BYTES"], queue_import=False)
+            actor=None, supplier_id=supplier_id, filename=os.path.basename(file.name), data=file.read(max_bytes + 1),
+            max_bytes=max_bytes, queue_import=False)
     except AppError as exc:
         raise click.ClickException(exc.message) from exc
     db.session.commit()

@@ -351,6 +351,19 @@ def test_cli_reports_errors_and_exits_non_zero(runner, world, tmp_path):
     assert "row 2, 存放地点: Unknown location NOWHERE." in result.output
 
 
+def test_cli_refuses_a_file_over_the_limit_having_read_no_more_of_it(app, runner, world):
+    """The whole file was read into memory before its size was checked: a path to a device that never ends (or a
+    backup of many gigabytes) filled the memory; now the limit and one byte more are read, then it is refused."""
+    import io
+
+    app.config["INVENTORY_UPLOAD_MAX_BYTES"] = 1000
+    stream = io.BytesIO(b"x" * 1_000_000)
+    stream.name = "<stdin>"  # as the standard input's
+    result = runner.invoke(args=["import-inventory", str(world["supplier"].id), "-"], input=stream)
+    assert result.exit_code == 1 and "larger than the limit of 1000 bytes" in result.output, result.output
+    assert stream.tell() <= 1001 + io.DEFAULT_BUFFER_SIZE
+
+
 def test_cli_reports_a_file_level_error_without_a_column(runner, world, tmp_path):
     path = tmp_path / "bad.xlsx"
     path.write_bytes(b"PK\x03\x04 not a workbook")
