@@ -9,7 +9,12 @@ from shop.db import db
 
 @shared_task(name="orders.expire_reservations", acks_late=True)
 def expire_reservations() -> int:
-    """Expire unpaid orders past their reservation and release their stock (idempotent); how many."""
-    expired = service.expire_reservations()
-    db.session.commit()
-    return expired
+    """Expire every unpaid order past its reservation, releasing its stock, a batch per transaction (idempotent); how
+    many."""
+    expired = 0
+    while True:
+        done = service.expire_reservations()
+        db.session.commit()
+        expired += done
+        if done < service.EXPIRY_BATCH:
+            return expired

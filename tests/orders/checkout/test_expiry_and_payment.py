@@ -65,6 +65,29 @@ def test_the_expiry_task_leaves_fresh_orders_alone(client, login, world, app):
     assert order.status == "pending_payment"
 
 
+def test_the_expiry_task_releases_every_reservation_past_its_end_not_one_batch_a_minute(client, login, world, app):
+    """The task expired one batch (200) a run, once a minute: after a burst of abandoned checkouts, stock stayed
+    reserved by orders long past their end, for as many minutes as there were batches."""
+    from orders.checkout.service import EXPIRY_BATCH, place_order
+    from tests.factories import UserFactory
+
+    make_lot(world["a"], world["warehouse"], quantity=EXPIRY_BATCH + 1)
+    buyers = [UserFactory(role="consumer") for _ in range(EXPIRY_BATCH // 5 + 1)]  # five unpaid orders each at most
+    db.session.commit()
+    body = delivery_body((world["a"].sku, 1))
+    ids = [place_order(actor=buyers[i // 5], channel="delivery", lines=body["lines"], address=body["address"]).id
+           for i in range(EXPIRY_BATCH + 1)]
+    db.session.execute(Order.__table__.update().where(Order.id.in_(ids)).values(
+        expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+    db.session.commit()
+
+    assert app.extensions["celery"].tasks["orders.expire_reservations"].apply().get() == EXPIRY_BATCH + 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Order).where(
+        Order.id.in_(ids), Order.status == "pending_payment")) == 0
+    assert _stock(world["warehouse"].id)[1] == 0
+
+
 def test_a_confirmed_payment_allocates_the_reservation_and_writes_the_outbox(client, login, world):
     order = _order(client, login("consumer"), delivery_body((world["a"].sku, 3), (world["b"].sku, 2)))
 
