@@ -91,13 +91,16 @@ def _queue(event_ids: list[int]) -> None:
 
 def deliver_pending() -> int:
     """Deliver the oldest undelivered events, up to `DELIVERY_BATCH` (rows another worker holds are skipped), and
-    wake the drain again after commit if there may be more; how many were delivered. The caller commits."""
+    wake the drain again after commit if there may be more and this run got on (a full batch none of which could be
+    delivered is left to the sweeper's retries, not taken again at once); how many were delivered. The caller
+    commits."""
     events = db.session.scalars(select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
                                 .order_by(OutboxEvent.id).limit(DELIVERY_BATCH)
                                 .with_for_update(skip_locked=True)).all()
-    if len(events) == DELIVERY_BATCH:
+    delivered = _deliver_locked(events)
+    if len(events) == DELIVERY_BATCH and delivered:
         after_commit(wake_drain)
-    return _deliver_locked(events)
+    return delivered
 
 
 def deliver_all(event_ids: list[int]) -> int:

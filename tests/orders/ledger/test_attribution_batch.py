@@ -154,6 +154,31 @@ def test_the_drain_delivers_the_oldest_batch_and_wakes_itself_while_more_are_lef
     assert verify_ledger()["ok"] is True
 
 
+def test_the_drain_does_not_wake_itself_on_a_full_batch_of_which_it_delivered_nothing(app, monkeypatch):
+    """A full batch of events that all fail (a consumer's bug) woke the drain again at once, which took the same batch,
+    failed it again and woke again: a loop without end, logging each failure (in the embedded default, each run nested
+    in the last); now they are left to the sweeper's retries."""
+    from orders.tasks import drain_outbox
+
+    wakes = []
+    monkeypatch.setattr(outbox, "wake_drain", lambda: wakes.append("drain"))
+    monkeypatch.setattr(outbox, "DELIVERY_BATCH", 2)
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    events = sell(world, channel="counter", payment_method="cash", quantities=[1, 1, 1])
+    db.session.commit()
+    wakes.clear()  # the sale's own wake-up
+    for event_id in events[:2]:
+        broken = db.session.get(OutboxEvent, event_id)
+        broken.payload = {**broken.payload, "allocations": [{"allocation_id": 10**6, "quantity": 1}]}  # names no row
+    db.session.commit()
+
+    assert drain_outbox() == 0
+    db.session.commit()
+
+    assert wakes == []
+    assert db.session.scalars(select(LedgerTransaction.outbox_event_id)).all() == []
+
+
 @pytest.mark.postgres
 def test_the_drain_skips_the_events_another_worker_holds(pg_app, monkeypatch):
     from orders.tasks import drain_outbox
