@@ -324,8 +324,19 @@ def _code_in_use(*, supplier_id: int, code: str, other_than: int | None = None) 
                     code=SupplierCode.HOUSEHOLD_CODE_TAKEN, details={"household_code": [code]})
 
 
+def _hold_codes(supplier_id: int) -> None:
+    """Lock the supplier's row against another household being given it until this transaction ends (PostgreSQL:
+    FOR NO KEY UPDATE, which rows referring to the supplier do not wait for; SQLite: the write lock), taken before
+    anything is written: of two households given it at once the second waits for the first, then checks."""
+    lock_on_sqlite("UPDATE suppliers SET id = id WHERE id = :id", id=supplier_id)
+    db.session.execute(select(Supplier.id).where(Supplier.id == supplier_id).with_for_update(key_share=True))
+
+
 def _link_supplier(*, supplier_id: int, household: Household) -> None:
-    """Let the supplier work with the household; its codes must stay unambiguous for it."""
+    """Let the supplier work with the household; its codes must stay unambiguous for it. Under `_hold_codes`, of two
+    households given it at once under one code (registered in two counties, or linked) the second finds its code in
+    use."""
+    _hold_codes(supplier_id)
     clash = _code_in_use(supplier_id=supplier_id, code=household.code, other_than=household.id)
     if clash:
         raise clash
@@ -342,6 +353,7 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     co-op links that household instead. Registering creates no benefit link; those are explicit.
     """
     supplier = active_supplier(supplier_id, supplier_scope)
+    _hold_codes(supplier.id)
     county_code = _recipient_county(county_code or supplier.county_code, field="county_code")
     code = normalise_identifier(code)
     number = normalise_id_number(id_number, today=clock.today())

@@ -97,3 +97,75 @@ def test_the_unique_hash_decides_when_the_duplicate_check_cannot_see_the_other_t
 
     assert outcome == {"code": "household_exists"}
     assert db.session.scalar(select(func.count()).select_from(Household)) == 1
+
+
+def test_two_households_registered_at_once_under_one_code_in_two_counties_give_one_201_and_one_409(pg_app):
+    """A supplier's registry codes name one household each for it (its uploads and links find households by code):
+    a second household registered with the code while the first's registration is under way is refused."""
+    supplier = SupplierFactory()
+    db.session.commit()
+    supplier_id = supplier.id
+    first_flushed, release_first = threading.Event(), threading.Event()
+    outcome = {}
+
+    def register(county_code):
+        """Register a household with code R-TWIN in `county_code` (in the calling thread's own app context)."""
+        body = {**household_payload(code="R-TWIN", county_code=county_code), "consent_on": date(2026, 1, 5)}
+        return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
+
+    def first():
+        with pg_app.app_context():
+            register("513431")
+            first_flushed.set()
+            release_first.wait(timeout=30)
+            db.session.commit()
+
+    def second():
+        first_flushed.wait(timeout=30)
+        with pg_app.app_context():
+            try:
+                register("513437")
+                db.session.commit()
+                outcome["code"] = "registered"
+            except Conflict as error:
+                outcome["code"] = error.code
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    for _ in range(300):  # until the second registration waits on the first, or has finished without waiting
+        if db.session.scalar(text(waiting)) or outcome:
+            break
+        time.sleep(0.01)
+    db.session.rollback()
+    release_first.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert outcome == {"code": "household_code_taken"}
+    assert db.session.scalar(select(func.count()).select_from(Household).where(Household.code == "R-TWIN")) == 1
+
+
+def test_one_cooperative_registering_households_at_once_gets_them_all(pg_app):
+    """Registrations of one co-op at the same moment wait for each other on the supplier's row (taken before either
+    writes), never each on the other (a deadlock, 500)."""
+    client = pg_app.test_client()
+    supplier = SupplierFactory()
+    db.session.commit()
+    supplier_id, headers = supplier.id, _headers(client, supplier.id)
+    barrier = threading.Barrier(4)
+    responses = []
+
+    def register():
+        body = household_payload()
+        barrier.wait()
+        responses.append(client.post(f"/api/v1/suppliers/{supplier_id}/households", json=body, headers=headers))
+
+    threads = [threading.Thread(target=register) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert [r.status_code for r in responses] == [201] * 4
