@@ -335,8 +335,10 @@ def _hold_codes(supplier_id: int) -> None:
 def _link_supplier(*, supplier_id: int, household: Household) -> None:
     """Let the supplier work with the household; its codes must stay unambiguous for it. Under `_hold_codes`, of two
     households given it at once under one code (registered in two counties, or linked) the second finds its code in
-    use."""
+    use, and of two links of one household at once the second finds it linked."""
     _hold_codes(supplier_id)
+    if db.session.get(SupplierHousehold, (supplier_id, household.id), populate_existing=True) is not None:
+        return  # a request of the same co-op linked it meanwhile
     clash = _code_in_use(supplier_id=supplier_id, code=household.code, other_than=household.id)
     if clash:
         raise clash

@@ -11,9 +11,9 @@ from sqlalchemy import func, select, text
 from shop.db import db
 from shop.errors import Conflict
 from suppliers import service
-from suppliers.models import Household
+from suppliers.models import BenefitLink, Household
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.suppliers.factories import SupplierFactory, household_payload
+from tests.suppliers.factories import HouseholdFactory, SupplierFactory, household_payload
 
 pytestmark = pytest.mark.postgres
 
@@ -145,6 +145,56 @@ def test_two_households_registered_at_once_under_one_code_in_two_counties_give_o
 
     assert outcome == {"code": "household_code_taken"}
     assert db.session.scalar(select(func.count()).select_from(Household).where(Household.code == "R-TWIN")) == 1
+
+
+def test_two_links_at_once_of_another_cooperatives_household_both_link_it(pg_app):
+    """A co-op linking another co-op's household for purchase and for employment at the same moment gets both links:
+    the second request finds the household already its own, instead of failing on the first's link (a 500)."""
+    ours, theirs = SupplierFactory(), SupplierFactory(county_code="513437")
+    household = HouseholdFactory(supplier=theirs)
+    db.session.commit()
+    ours_id, code, id_number = ours.id, household.code, household.id_number
+    first_flushed, release_first = threading.Event(), threading.Event()
+    outcome = {}
+
+    def link(kind):
+        """Link the household to our co-op by its code and ID number (in the calling thread's own app context)."""
+        return service.create_benefit_link(supplier_id=ours_id, supplier_scope=ours_id, household_code=code,
+                                           id_number=id_number, kind=kind, valid_from=date(2026, 1, 1))
+
+    def first():
+        with pg_app.app_context():
+            link("purchase")
+            first_flushed.set()
+            release_first.wait(timeout=30)
+            db.session.commit()
+
+    def second():
+        first_flushed.wait(timeout=30)
+        with pg_app.app_context():
+            try:
+                link("employment")
+                db.session.commit()
+                outcome["second"] = "linked"
+            except Exception as error:  # noqa: BLE001 - whatever it is, the test says which
+                outcome["second"] = type(error).__name__
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    for _ in range(300):  # until the second link waits on the first
+        if db.session.scalar(text(waiting)) or outcome:
+            break
+        time.sleep(0.01)
+    db.session.rollback()
+    release_first.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert outcome == {"second": "linked"}
+    kinds = db.session.scalars(select(BenefitLink.kind).where(BenefitLink.supplier_id == ours_id)).all()
+    assert sorted(kinds) == ["employment", "purchase"]
 
 
 def test_one_cooperative_registering_households_at_once_gets_them_all(pg_app):
