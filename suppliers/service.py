@@ -327,9 +327,14 @@ def _code_in_use(*, supplier_id: int, code: str, other_than: int | None = None) 
 def _hold_codes(supplier_id: int) -> None:
     """Lock the supplier's row against another household being given it until this transaction ends (PostgreSQL:
     FOR NO KEY UPDATE, which rows referring to the supplier do not wait for; SQLite: the write lock), taken before
-    anything is written: of two households given it at once the second waits for the first, then checks."""
+    anything is written: of two households given it at once the second waits for the first, then checks. The
+    supplier, read afresh under the lock, must still be active (a deactivation under way is waited for:
+    `supplier_inactive`)."""
     lock_on_sqlite("UPDATE suppliers SET id = id WHERE id = :id", id=supplier_id)
-    db.session.execute(select(Supplier.id).where(Supplier.id == supplier_id).with_for_update(key_share=True))
+    active = db.session.scalar(select(Supplier.active).where(Supplier.id == supplier_id)
+                               .with_for_update(key_share=True))
+    if not active:
+        raise Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE)
 
 
 def _link_supplier(*, supplier_id: int, household: Household) -> None:

@@ -219,3 +219,49 @@ def test_one_cooperative_registering_households_at_once_gets_them_all(pg_app):
         thread.join(timeout=30)
 
     assert [r.status_code for r in responses] == [201] * 4
+
+
+def test_a_household_registered_while_its_supplier_is_deactivated_is_refused(pg_app):
+    """An inactive supplier takes on no households: a registration that read the supplier active just before an
+    admin's deactivation committed waits for it and gets supplier_inactive, as a new co-op user does."""
+    supplier = SupplierFactory()
+    db.session.commit()
+    supplier_id = supplier.id
+    deactivated, release = threading.Event(), threading.Event()
+    outcome = {}
+
+    def deactivate():
+        with pg_app.app_context():
+            admin = UserFactory(role="admin")
+            service.update_supplier(supplier_id=supplier_id, user=admin,
+                                    changes=service.SupplierChanges(active=False))
+            deactivated.set()
+            release.wait(timeout=30)
+            db.session.commit()
+
+    def register():
+        deactivated.wait(timeout=30)
+        with pg_app.app_context():
+            try:
+                body = {**household_payload(), "consent_on": date(2026, 1, 5)}
+                service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
+                db.session.commit()
+                outcome["code"] = "registered"
+            except Conflict as error:
+                outcome["code"] = error.code
+
+    threads = [threading.Thread(target=deactivate), threading.Thread(target=register)]
+    for thread in threads:
+        thread.start()
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    for _ in range(300):  # until the registration waits on the deactivation, or has finished without waiting
+        if db.session.scalar(text(waiting)) or outcome:
+            break
+        time.sleep(0.01)
+    db.session.rollback()
+    release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert outcome == {"code": "supplier_inactive"}
+    assert db.session.scalar(select(func.count()).select_from(Household)) == 0
