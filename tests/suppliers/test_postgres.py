@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from shop.db import db
-from shop.errors import Conflict
+from shop.errors import AppError, Conflict
 from suppliers import service
 from suppliers.models import BenefitLink, Household
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -99,51 +99,60 @@ def test_the_unique_hash_decides_when_the_duplicate_check_cannot_see_the_other_t
     assert db.session.scalar(select(func.count()).select_from(Household)) == 1
 
 
+def _second_while_first_uncommitted(pg_app, first, second) -> object:
+    """Run `first` in its own transaction and, before it commits, `second` in another; what `second` came to: its
+    result, or the code (else the class name) of what it raised. `first` commits once `second` waits on a lock or
+    has finished without waiting."""
+    held, release = threading.Event(), threading.Event()
+    outcome = {}
+
+    def run_first():
+        with pg_app.app_context():
+            first()
+            held.set()
+            release.wait(timeout=30)
+            db.session.commit()
+
+    def run_second():
+        held.wait(timeout=30)
+        with pg_app.app_context():
+            try:
+                result = second()
+                db.session.commit()
+                outcome["second"] = result
+            except Exception as error:  # noqa: BLE001 - whatever it is, the test says which
+                outcome["second"] = error.code if isinstance(error, AppError) else type(error).__name__
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    for thread in threads:
+        thread.start()
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    for _ in range(300):
+        if db.session.scalar(text(waiting)) or outcome:
+            break
+        time.sleep(0.01)
+    db.session.rollback()
+    release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcome.get("second")
+
+
 def test_two_households_registered_at_once_under_one_code_in_two_counties_give_one_201_and_one_409(pg_app):
     """A supplier's registry codes name one household each for it (its uploads and links find households by code):
     a second household registered with the code while the first's registration is under way is refused."""
     supplier = SupplierFactory()
     db.session.commit()
     supplier_id = supplier.id
-    first_flushed, release_first = threading.Event(), threading.Event()
-    outcome = {}
 
     def register(county_code):
-        """Register a household with code R-TWIN in `county_code` (in the calling thread's own app context)."""
+        """Register a household with code R-TWIN in `county_code`."""
         body = {**household_payload(code="R-TWIN", county_code=county_code), "consent_on": date(2026, 1, 5)}
         return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
 
-    def first():
-        with pg_app.app_context():
-            register("513431")
-            first_flushed.set()
-            release_first.wait(timeout=30)
-            db.session.commit()
+    second = _second_while_first_uncommitted(pg_app, lambda: register("513431"), lambda: register("513437"))
 
-    def second():
-        first_flushed.wait(timeout=30)
-        with pg_app.app_context():
-            try:
-                register("513437")
-                db.session.commit()
-                outcome["code"] = "registered"
-            except Conflict as error:
-                outcome["code"] = error.code
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    for _ in range(300):  # until the second registration waits on the first, or has finished without waiting
-        if db.session.scalar(text(waiting)) or outcome:
-            break
-        time.sleep(0.01)
-    db.session.rollback()
-    release_first.set()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert outcome == {"code": "household_code_taken"}
+    assert second == "household_code_taken"
     assert db.session.scalar(select(func.count()).select_from(Household).where(Household.code == "R-TWIN")) == 1
 
 
@@ -154,45 +163,14 @@ def test_two_links_at_once_of_another_cooperatives_household_both_link_it(pg_app
     household = HouseholdFactory(supplier=theirs)
     db.session.commit()
     ours_id, code, id_number = ours.id, household.code, household.id_number
-    first_flushed, release_first = threading.Event(), threading.Event()
-    outcome = {}
 
     def link(kind):
-        """Link the household to our co-op by its code and ID number (in the calling thread's own app context)."""
+        """Link the household to our co-op by its code and ID number."""
         return service.create_benefit_link(supplier_id=ours_id, supplier_scope=ours_id, household_code=code,
-                                           id_number=id_number, kind=kind, valid_from=date(2026, 1, 1))
+                                           id_number=id_number, kind=kind, valid_from=date(2026, 1, 1)).kind
 
-    def first():
-        with pg_app.app_context():
-            link("purchase")
-            first_flushed.set()
-            release_first.wait(timeout=30)
-            db.session.commit()
-
-    def second():
-        first_flushed.wait(timeout=30)
-        with pg_app.app_context():
-            try:
-                link("employment")
-                db.session.commit()
-                outcome["second"] = "linked"
-            except Exception as error:  # noqa: BLE001 - whatever it is, the test says which
-                outcome["second"] = type(error).__name__
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    for _ in range(300):  # until the second link waits on the first
-        if db.session.scalar(text(waiting)) or outcome:
-            break
-        time.sleep(0.01)
-    db.session.rollback()
-    release_first.set()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert outcome == {"second": "linked"}
+    assert _second_while_first_uncommitted(pg_app, lambda: link("purchase"), lambda: link("employment")) \
+        == "employment"
     kinds = db.session.scalars(select(BenefitLink.kind).where(BenefitLink.supplier_id == ours_id)).all()
     assert sorted(kinds) == ["employment", "purchase"]
 
@@ -227,41 +205,14 @@ def test_a_household_registered_while_its_supplier_is_deactivated_is_refused(pg_
     supplier = SupplierFactory()
     db.session.commit()
     supplier_id = supplier.id
-    deactivated, release = threading.Event(), threading.Event()
-    outcome = {}
 
     def deactivate():
-        with pg_app.app_context():
-            admin = UserFactory(role="admin")
-            service.update_supplier(supplier_id=supplier_id, user=admin,
-                                    changes=service.SupplierChanges(active=False))
-            deactivated.set()
-            release.wait(timeout=30)
-            db.session.commit()
+        service.update_supplier(supplier_id=supplier_id, user=UserFactory(role="admin"),
+                                changes=service.SupplierChanges(active=False))
 
     def register():
-        deactivated.wait(timeout=30)
-        with pg_app.app_context():
-            try:
-                body = {**household_payload(), "consent_on": date(2026, 1, 5)}
-                service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
-                db.session.commit()
-                outcome["code"] = "registered"
-            except Conflict as error:
-                outcome["code"] = error.code
+        body = {**household_payload(), "consent_on": date(2026, 1, 5)}
+        return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
 
-    threads = [threading.Thread(target=deactivate), threading.Thread(target=register)]
-    for thread in threads:
-        thread.start()
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    for _ in range(300):  # until the registration waits on the deactivation, or has finished without waiting
-        if db.session.scalar(text(waiting)) or outcome:
-            break
-        time.sleep(0.01)
-    db.session.rollback()
-    release.set()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert outcome == {"code": "supplier_inactive"}
+    assert _second_while_first_uncommitted(pg_app, deactivate, register) == "supplier_inactive"
     assert db.session.scalar(select(func.count()).select_from(Household)) == 0
