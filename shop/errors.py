@@ -78,18 +78,21 @@ HTTP_CODES = {
 
 
 class AppError(Exception):
-    """A domain error: a snake_case code, an HTTP status and a human message."""
+    """A domain error: a snake_case code, an HTTP status and a human message; `retry_after` (seconds) when waiting
+    helps (sent as Retry-After)."""
 
     status = 400
     code = ShopCode.BAD_REQUEST
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: dict[str, Any] | None = None):
+                 details: dict[str, Any] | None = None, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.code = code or self.code
         self.status = status or self.status
         self.details = details or {}
+        self.retry_after = retry_after or self.retry_after
 
 
 class NotFound(AppError):
@@ -317,6 +320,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError):
         db.session.rollback()
+        if exc.retry_after:
+            g.retry_after = exc.retry_after  # set last (`headers.retry_after_only_when_waiting`)
         return _answer(exc, error_response(exc.status, exc.code, exc.message, exc.details))
 
     @app.errorhandler(HTTPException)

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import re
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 
 STRIPE_JS = "https://js.stripe.com"
 HSTS_SECONDS = 365 * 24 * 3600  # production is served over https only (PUBLIC_URL): browsers keep to it
@@ -49,9 +49,13 @@ def secure_headers(response: Response) -> Response:
 
 
 def retry_after_only_when_waiting(response: Response) -> Response:
-    """Drop `Retry-After` from an answer that does not ask to wait (the rate limiter adds it to every answer of a
-    limited route: a client honouring it would wait after a success)."""
-    if response.status_code not in (409, 429, 503):  # a busy resource (409), a limit, an outage: asks to wait
+    """`Retry-After` only on an answer that asks to wait: a limit (429), an outage (503), or an error naming its own
+    wait (`AppError.retry_after`: a verification or a request under the same key still running), which it then
+    states; the rate limiter adds one to every answer of a limited route, where a client honouring it would wait
+    after a success or a conflict (409 `insufficient_stock`) that waiting does not change."""
+    if "retry_after" in g:
+        response.headers["Retry-After"] = str(g.pop("retry_after"))
+    elif response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)
     return response
 

@@ -52,6 +52,7 @@ IN_PROGRESS_WAIT_SECONDS = 3.0  # how long a retry waits for a two-phase write (
 # longer than any two-phase write lives (the payment provider's client gives up well within it)
 ABANDONED_AFTER = timedelta(minutes=5)
 IN_PROGRESS_POLL_SECONDS = 0.05
+IN_PROGRESS_RETRY_SECONDS = 1  # the Retry-After of `idempotency_key_in_progress`
 KEEP_FOR = timedelta(hours=24)
 REPLAYED = "Idempotent-Replayed"  # the header of an answer given again
 RESPONSE_FIELD = "idempotency_keys.response_body"
@@ -191,7 +192,7 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
                     continue
                 if time.monotonic() > deadline:
                     raise Conflict("A request with this Idempotency-Key is still being processed; retry later.",
-                                   code=ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS)
+                                   code=ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS, retry_after=IN_PROGRESS_RETRY_SECONDS)
                 db.session.rollback()
                 time.sleep(IN_PROGRESS_POLL_SECONDS)
                 continue

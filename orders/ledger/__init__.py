@@ -25,10 +25,8 @@ def init_app(app: Flask) -> None:
     from orders.ledger.reports_api import blp as reports_blp
     from orders.ledger.rollups import REFRESH_EVERY_SECONDS, refresh_rollups_command
     from orders.ledger.statements_api import blp as statements_blp
-    from orders.ledger.verify import VerificationRunning
     from orders.outbox import register_consumer
-    from shop.db import db
-    from shop.errors import error_response, register_error_codes, register_unique_conflicts
+    from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
     from shop.sweeper import register_sweeper
 
@@ -49,14 +47,6 @@ def init_app(app: Flask) -> None:
     register_sweeper(app, "ledger.payout_batches", payouts.requeue_stuck_batches)
     register_sweeper(app, "ledger.verifications", verifications.sweep_verifications)
     app.cli.add_command(verify_ledger_command)
-
-    @app.errorhandler(VerificationRunning)
-    def _verification_running(exc: VerificationRunning):
-        """409 with Retry-After: one full verification runs at a time."""
-        db.session.rollback()
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
     app.cli.add_command(refresh_rollups_command)
     app.config["CELERY_BEAT_SCHEDULE"]["ledger.refresh_pairing_rollups"] = {
         "task": "ledger.refresh_pairing_rollups", "schedule": REFRESH_EVERY_SECONDS}

@@ -69,8 +69,7 @@ class VerificationRunning(Conflict):
         if verification_id is not None:
             details["verification_id"] = verification_id
         super().__init__("A full verification of the ledger is running; try again when it has finished.",
-                         details=details)
-        self.retry_after = RETRY_AFTER_SECONDS
+                         details=details, retry_after=RETRY_AFTER_SECONDS)
 
 
 @contextmanager

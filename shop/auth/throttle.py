@@ -38,8 +38,7 @@ class TooManyAttempts(AppError):
 
     def __init__(self, retry_after: int):
         super().__init__(f"Too many failed sign-ins for this username; try again in {retry_after} s.",
-                         details={"retry_after_seconds": retry_after})
-        self.retry_after = retry_after
+                         details={"retry_after_seconds": retry_after}, retry_after=retry_after)
 
 
 def _now() -> float:

@@ -52,6 +52,15 @@ def test_retry_after_comes_only_with_an_answer_that_asks_to_wait(client):
     assert waits and all(int(answer.headers["Retry-After"]) >= 1 for answer in waits)
 
 
+def test_a_conflict_on_a_rate_limited_route_does_not_tell_a_client_to_wait(client):
+    """Registration is rate-limited: a phone already registered is a 409 that waiting does not right, so it carries
+    no Retry-After (a client honouring it would only wait to be refused again)."""
+    body = {"phone": "13912345678", "password": "a-long-password-1"}
+    assert client.post("/api/v1/auth/register", json=body).status_code == 201
+    again = client.post("/api/v1/auth/register", json=body)
+    assert again.status_code == 409 and "Retry-After" not in again.headers, dict(again.headers)
+
+
 def test_production_over_https_tells_browsers_to_stay_on_https(app, client):
     app.config["SHOP_ENV"] = "production"
     over_https = client.get("/api/v1/regions", base_url="https://shop.example")

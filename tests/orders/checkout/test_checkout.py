@@ -390,6 +390,7 @@ def test_a_retry_while_the_first_request_still_runs_is_told_to_come_back(client,
     retry = client.post("/api/v1/orders", data=body, headers=headers)
 
     assert retry.status_code == 409 and retry.json["error"]["code"] == "idempotency_key_in_progress"
+    assert retry.headers["Retry-After"] == "1"  # the one 409 that waiting rights
     assert db.session.scalar(select(func.count(Order.id))) == 0
 
 

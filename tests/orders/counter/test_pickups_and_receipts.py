@@ -102,16 +102,19 @@ def test_another_stores_staff_get_404_even_with_the_right_code(client, counter, 
 
 
 def test_repeated_wrong_codes_are_rate_limited(client, counter, staff):
+    """Only the 429 tells the clerk to wait (Retry-After): a wrong code's 409 does not, waiting would not right it."""
     paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
     url = f"/api/v1/stores/{counter.store.id}/pickups"
 
-    wrong = [client.post(url, json={"pickup_code": f"00000{i}"}, headers=staff).status_code for i in range(10)]
+    wrong = [client.post(url, json={"pickup_code": f"00000{i}"}, headers=staff) for i in range(10)]
     right_after = client.post(url, json={"pickup_code": "123456"}, headers=staff)
     colleague = client.post(url, json={"pickup_code": "123456"}, headers=clerk(counter.store))
 
-    assert wrong == [409] * 10
+    assert [answer.status_code for answer in wrong] == [409] * 10
+    assert not [answer.headers["Retry-After"] for answer in wrong if "Retry-After" in answer.headers]
     assert (right_after.status_code, right_after.json["error"]["code"]) == (429, "rate_limited")
-    assert colleague.status_code == 200
+    assert int(right_after.headers["Retry-After"]) >= 1
+    assert colleague.status_code == 200 and "Retry-After" not in colleague.headers
 
 
 def test_right_codes_do_not_count_against_the_limit(client, counter, staff):
