@@ -82,8 +82,13 @@ def active_supplier(supplier_id: int, supplier_scope: int | None = None) -> Supp
     (`supplier_inactive`)."""
     supplier = _scoped_supplier(supplier_id, supplier_scope)
     if not supplier.active:
-        raise Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE)
+        raise _inactive(supplier_id)
     return supplier
+
+
+def _inactive(supplier_id: int) -> Conflict:
+    """The conflict of an inactive supplier asked to take something on."""
+    return Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE)
 
 
 def _recipient_county(code: str, *, field: str) -> str:
@@ -334,7 +339,7 @@ def _hold_codes(supplier_id: int) -> None:
     active = db.session.scalar(select(Supplier.active).where(Supplier.id == supplier_id)
                                .with_for_update(key_share=True))
     if not active:
-        raise Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE)
+        raise _inactive(supplier_id)
 
 
 def _link_supplier(*, supplier_id: int, household: Household) -> None:
