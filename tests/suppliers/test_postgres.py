@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from shop.db import db
-from shop.errors import AppError, Conflict
+from shop.errors import AppError
 from suppliers import service
 from suppliers.models import BenefitLink, Household
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -54,51 +54,6 @@ def test_concurrent_registrations_of_one_id_number_give_one_201_and_one_409(pg_a
     assert db.session.scalar(select(func.count()).select_from(Household)) == 1
 
 
-def test_the_unique_hash_decides_when_the_duplicate_check_cannot_see_the_other_transaction(pg_app):
-    first_supplier, second_supplier = SupplierFactory(), SupplierFactory(county_code="513437")
-    db.session.commit()
-    ids = (first_supplier.id, second_supplier.id)
-    id_number = household_payload()["id_number"]
-    first_flushed, release_first = threading.Event(), threading.Event()
-    outcome = {}
-
-    def register(supplier_id):
-        """Register the same person under `supplier_id` (in the calling thread's own app context)."""
-        body = {**household_payload(id_number=id_number), "consent_on": date(2026, 1, 5)}
-        return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
-
-    def first():
-        with pg_app.app_context():
-            register(ids[0])
-            first_flushed.set()
-            release_first.wait(timeout=30)
-            db.session.commit()
-
-    def second():
-        first_flushed.wait(timeout=30)
-        with pg_app.app_context():
-            try:
-                register(ids[1])
-            except Conflict as error:
-                outcome["code"] = error.code
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    for _ in range(300):  # until the second insert waits on the first's uncommitted row
-        if db.session.scalar(text(waiting)):
-            break
-        time.sleep(0.01)
-    db.session.rollback()
-    release_first.set()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert outcome == {"code": "household_exists"}
-    assert db.session.scalar(select(func.count()).select_from(Household)) == 1
-
-
 def _second_while_first_uncommitted(pg_app, first, second) -> object:
     """Run `first` in its own transaction and, before it commits, `second` in another; what `second` came to: its
     result, or the code (else the class name) of what it raised. `first` commits once `second` waits on a lock or
@@ -136,6 +91,23 @@ def _second_while_first_uncommitted(pg_app, first, second) -> object:
     for thread in threads:
         thread.join(timeout=30)
     return outcome.get("second")
+
+
+def test_the_unique_hash_decides_when_the_duplicate_check_cannot_see_the_other_transaction(pg_app):
+    first_supplier, second_supplier = SupplierFactory(), SupplierFactory(county_code="513437")
+    db.session.commit()
+    ids = (first_supplier.id, second_supplier.id)
+    id_number = household_payload()["id_number"]
+
+    def register(supplier_id):
+        """Register the same person under `supplier_id`."""
+        body = {**household_payload(id_number=id_number), "consent_on": date(2026, 1, 5)}
+        return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
+
+    second = _second_while_first_uncommitted(pg_app, lambda: register(ids[0]), lambda: register(ids[1]))
+
+    assert second == "household_exists"
+    assert db.session.scalar(select(func.count()).select_from(Household)) == 1
 
 
 def test_two_households_registered_at_once_under_one_code_in_two_counties_give_one_201_and_one_409(pg_app):
