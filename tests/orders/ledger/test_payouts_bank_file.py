@@ -222,3 +222,32 @@ def test_a_store_bank_file_audits_each_store_whose_account_it_reveals(client, lo
         assert [(r["store_id"], r["household_id"], r["supplier_id"], r["fields"], r["reason"])
                 for r in reveals.json["items"]] == [
             (store.id, None, None, ["bank_account"], f"payout batch {batch.id} bank file: 提交银行代发")]
+
+
+def test_a_payee_renamed_after_the_build_is_paid_under_the_name_the_batch_was_built_with(client, login):
+    supplier, (renamed, _other), batch = household_batch(names=("测试户甲", "测试户乙"), amounts=(500, 300))
+    store = StoreFactory(name="大凉山体验店 旧名")
+    store.bank_account = make_bank_account()
+    earn(accounts.store(store.id), 1000, on=days_ago(1))
+    stores = built_batch(party="store", until=today())
+    admin = login("admin")
+    line_id = next(line.id for line in batch.lines if line.household_id == renamed.id)
+    masked = client.get(f"/api/v1/payout-batches/{batch.id}", headers=admin).json["lines"]
+
+    for url, body in ((f"/api/v1/households/{renamed.id}", {"head_name": "测试户丙"}),
+                      (f"/api/v1/stores/{store.id}", {"name": "大凉山体验店 新名"})):
+        changed = client.patch(url, headers=admin, json=body)
+        assert changed.status_code == 200, changed.json
+    household_file = download(client, login("coop", supplier_id=supplier.id), batch.id)
+    store_file = download(client, admin, stores.id)
+    shown = client.get(f"/api/v1/payout-batches/{batch.id}", headers=admin).json["lines"]
+
+    assert household_file.status_code == 200 and store_file.status_code == 200
+    household_rows = list(csv.reader(io.StringIO(household_file.get_data().decode("utf-8-sig"))))[1:]
+    assert [(row[1], row[2]) for row in household_rows if row[6] == f"PB{batch.id}-L{line_id}"] == [
+        ("测试户甲", renamed.bank_account)]
+    store_rows = list(csv.reader(io.StringIO(store_file.get_data().decode("utf-8-sig"))))[1:]
+    assert [(row[1], row[2]) for row in store_rows] == [("大凉山体验店 旧名", store.bank_account)]
+    assert [(line["payee"]["name"], line["account"], line["account_changed"]) for line in shown] == [
+        (line["payee"]["name"], line["account"], False) for line in masked]
+    assert next(line["payee"]["name"] for line in shown if line["id"] == line_id) == "测试户甲"
