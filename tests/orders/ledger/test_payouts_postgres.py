@@ -1,6 +1,6 @@
 """Races: two payout batches built at once for the same payees never pay a balance twice, and a line settled
-concurrently is posted once (SQLite and PostgreSQL); building a batch does not hold up attribution's postings to
-the payees' accounts (PostgreSQL)."""
+concurrently (paid, or failed by a bank return sent again) is posted once (SQLite and PostgreSQL); building a batch
+does not hold up attribution's postings to the payees' accounts (PostgreSQL)."""
 from __future__ import annotations
 
 import threading
@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from orders.ledger import accounts
+from orders.ledger.models import LedgerTransaction
 from orders.ledger.payouts import service
 from orders.ledger.payouts.models import PayoutBatch, PayoutLine
 from orders.ledger.payouts.tasks import run_build
@@ -134,6 +135,36 @@ def test_concurrent_settlements_of_a_line_post_it_once(racing_app):
     line = db.session.get(PayoutLine, line_id)
     assert (line.status, line.paid_by) == ("paid", admin_id)
     assert balance("payments:bank") == 900 and balance("payouts_clearing") == 0
+    assert verify_ledger()["ok"] is True
+
+
+def test_a_bank_return_sent_several_times_at_once_gives_the_amount_back_once(racing_app):
+    supplier = SupplierFactory()
+    household = payee_household(supplier)
+    earn(accounts.household(household.id, supplier.id), 900, on=days_ago(1))
+    batch_id = queued_batch(party="household", supplier_id=supplier.id, until=today()).id
+    run_build(batch_id)
+    line_id = db.session.scalar(select(PayoutLine.id).where(PayoutLine.batch_id == batch_id))
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    db.session.refresh(admin)
+    db.session.expunge(admin)  # loaded, detached: the racing threads read its id, never through this session
+    service.settle_lines(batch_id=batch_id, settlements=[service.Settlement(line_id=line_id, status="paid")],
+                         actor=admin)
+    db.session.commit()
+    returned = [service.Settlement(line_id=line_id, status="failed", reason="账户已销户")]
+
+    outcomes = race(racing_app, 4, lambda i: service.settle_lines(batch_id=batch_id, settlements=returned,
+                                                                  actor=admin))
+
+    assert outcomes == {"ok": 4}
+    db.session.expire_all()
+    line = db.session.get(PayoutLine, line_id)
+    assert line.status == "failed" and line.failed_transaction_id is not None
+    assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)
+                             .where(LedgerTransaction.kind == "payout_failed")) == 1
+    assert balance(f"household:{household.id}@supplier:{supplier.id}") == 900   # back once, not four times
+    assert balance("payments:bank") == 0 and balance("payouts_clearing") == 0
     assert verify_ledger()["ok"] is True
 
 
