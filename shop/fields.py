@@ -4,7 +4,8 @@ Two kinds of text come in. *Identifiers* (ID numbers, USCCs, bank accounts, regi
 codes, usernames, trace codes) must be unique or looked up, so every Unicode spelling of one
 identifier has to become the same string: NFKC folds full-width forms (`５１３４` → `5134`), invisible
 characters (zero-width spaces, joiners, BOMs, soft hyphens, Hangul fillers, the Braille blank) are removed, the
-ends are trimmed and a case rule per identifier applies; a control character, or a private-use, unassigned or
+ends are trimmed and a case rule per identifier applies, and what is left must hold a letter or digit (`---` names
+nothing); a control character, or a private-use, unassigned or
 surrogate code point, is refused (no two systems need agree on what it shows, so nobody could read the identifier back
 or type it again; PostgreSQL stores no NUL);
 choices (lower case), dates and moments are read
@@ -416,9 +417,18 @@ class MobileNumber(fields.String):
         return number
 
 
+NAMES_NOTHING = "Must hold a letter or digit."
+
+
+def _names_something(identifier: str) -> None:
+    """A validator: a normalised identifier holds a letter or digit (separators alone, `---` or `._-`, name nothing)."""
+    if not any(char.isalnum() for char in identifier):
+        raise ValidationError(NAMES_NOTHING)
+
+
 class Identifier(fields.String):
-    """An identifier normalised by its `normalise` (`normalise_identifier`) before its validators (pattern, length)
-    run."""
+    """An identifier normalised by its `normalise` (`normalise_identifier`) before its validators (length, a letter or
+    digit held, pattern) run."""
 
     def __init__(self, *, max_length: int, case: Case = "upper", drop_separators: bool = False,
                  pattern: str | None = None, pattern_error: str | None = None, **kwargs):
@@ -426,7 +436,7 @@ class Identifier(fields.String):
         extra = kwargs.pop("validate", None)
         extra = extra if isinstance(extra, list) else [extra] if extra else []
         choices = any(isinstance(validator, validate.OneOf) for validator in extra)  # they bound it, and say how
-        validators = [] if choices else [validate.Length(min=1, max=max_length)]
+        validators = [] if choices else [validate.Length(min=1, max=max_length), _names_something]
         if pattern is not None:
             validators.append(validate.Regexp(pattern, error=pattern_error or "Not in the expected format."))
         super().__init__(validate=[*validators, *extra], **kwargs)

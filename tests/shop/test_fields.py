@@ -319,3 +319,17 @@ def test_a_phone_or_card_number_next_to_another_number_is_still_one(kind, templa
     assert holds_personal_number(typed), typed
     assert "".join(GROUPED[kind]) not in mask_personal_numbers(typed).replace(" ", "")
     assert holds_id_or_card_number(typed) == (kind == "card")
+
+
+@pytest.mark.parametrize("value", ["-", "---", "－－", "\u2014\u2013", "-\u200b-", "._-", "- -"])
+def test_an_identifier_of_separators_alone_is_refused_by_every_field_that_reads_one(app, value):
+    """A code, a reference or a number is looked up, listed and printed: separators alone (dashes of any width, with
+    invisible characters between them) name nothing, whatever the field's own pattern lets through."""
+    taken = {}
+    for schema, name, field in _request_fields(app):
+        if isinstance(field, Identifier):
+            try:
+                taken[f"{schema}.{name}"] = field.deserialize(value)
+            except ValidationError:
+                pass
+    assert taken == {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from shop.db import db
 from shop.extensions import limiter
@@ -140,3 +141,22 @@ def test_a_code_never_holds_a_persons_id_or_phone_number(client, coop, supplier)
         assert refused.status_code == 422 and "code" in refused.json["error"]["details"], code
     assert client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
                        json=household_payload(code="5134310010010001")).status_code == 201  # a registry number
+
+
+def test_a_registry_code_of_separators_or_invisible_characters_alone_is_refused(client, coop, supplier):
+    """A code is looked up, listed and printed on statements: `---`, `－－` or dashes around a zero-width space name
+    no household, and every field that reads a code refuses one that holds no letter or digit."""
+    HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    for code in ("---", "－－－", "\u2014\u2013", "-\u200b-", "\u2010\u3164\u2011"):
+        refused = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                              json=household_payload(code=code))
+        assert refused.status_code == 422 and "code" in refused.json["error"]["details"], (code, refused.json)
+        link = client.post(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop,
+                           json={"household_code": code, "kind": "purchase", "valid_from": "2026-03-01"})
+        assert link.status_code == 422 and "household_code" in link.json["error"]["details"], (code, link.json)
+        listed = client.get(f"/api/v1/suppliers/{supplier.id}/households", headers=coop, query_string={"code": code})
+        assert listed.status_code == 422 and "code" in listed.json["error"]["details"], (code, listed.json)
+    assert db.session.scalar(select(func.count(Household.id))) == 1
+    assert client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                       json=household_payload(code="ｒ－7")).json["code"] == "R-7"
