@@ -184,11 +184,12 @@ class HouseholdQuery(PageQuery):
     active = QueryBool(load_default=None)
 
 
-LINK_LEAD = timedelta(days=366)  # a link is registered when agreed: a later start is a mistyped year
+LINK_LEAD = timedelta(days=366)  # a link is registered when agreed: a later start or end is a mistyped year
+WITHIN_A_YEAR = "At most a year after today (Asia/Shanghai)."
 
 
-def _starts_within_a_year(day: date) -> None:
-    """A validator: a link starts at most a year after today (in Asia/Shanghai)."""
+def _within_a_year(day: date) -> None:
+    """A validator: a link's start or end is at most a year after today (in Asia/Shanghai)."""
     if day > today() + LINK_LEAD:
         raise ValidationError(f"Must not be later than a year from today ({(today() + LINK_LEAD).isoformat()}).")
 
@@ -200,9 +201,9 @@ class BenefitLinkCreate(Schema):
     id_number = IdNumber(load_default=None)
     kind = Choice(LINK_KINDS, required=True)
     shares = BoundedInt(load_default=None, minimum=1, maximum=MAX_QUANTITY)
-    valid_from = Date(required=True, validate=_starts_within_a_year,
-                      metadata={"description": "At most a year after today (Asia/Shanghai)."})
-    valid_until = Date(load_default=None)
+    valid_from = Date(required=True, validate=_within_a_year, metadata={"description": WITHIN_A_YEAR})
+    valid_until = Date(load_default=None, validate=_within_a_year,
+                       metadata={"description": f"Not before valid_from. {WITHIN_A_YEAR}"})
 
     @validates_schema
     def _shares_and_period(self, data, **kwargs):
@@ -221,7 +222,8 @@ class BenefitLinkCreate(Schema):
 class BenefitLinkEnd(Schema):
     """End a benefit link on a date (inclusive)."""
 
-    valid_until = Date(required=True)
+    valid_until = Date(required=True, validate=_within_a_year,
+                       metadata={"description": f"Not before the link's valid_from. {WITHIN_A_YEAR}"})
 
 
 class BenefitLinkOut(Schema):
