@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from shop.auth.models import User
+from shop.blueprint import query_args
 from shop.db import db
 from shop.errors import AppError, ShopCode
 from shop.fields import ID_OR_CARD_IN_TEXT, PHONE_IN_REASON
@@ -27,6 +28,7 @@ HTTP_MESSAGES = {400: "请求有误，请检查后重试。", 401: "请先登录
                  422: "填写的内容有误，请检查后重试。", 429: "尝试次数过多，请稍后再试。",
                  500: "出错了，请稍后再试。", 503: "服务暂时不可用，请稍后再试。"}
 HOME_BY_ROLE = {"consumer": "storefront.home", "store_staff": "till.home", "coop": "coop.home"}
+QUERY_GIVEN_TWICE = "网址中的参数“{name}”出现了不止一次，每个参数只能有一个值。"
 ID_OR_CARD_REFUSED = "请不要在这里填写身份证号或银行卡号（原因里也不要写手机号）：这里的文字会原样给他人看到。"
 
 
@@ -145,6 +147,15 @@ def _check_csrf() -> None:
         csrf.protect()
 
 
+def _given_once() -> None:
+    """A query parameter given more than once (`?code=A&code=B`) is a 422 page naming it, as the API refuses it
+    (`shop.blueprint.given_once`), never answered as its first value: no page reads a list from its query. Those the
+    API does not read (`query_args`: left blank, `utm_*`) are not given."""
+    args = query_args(request.args)
+    if repeated := {key: QUERY_GIVEN_TWICE.format(name=key) for key in args if len(args.getlist(key)) > 1}:
+        raise PageError("".join(repeated.values()), details=repeated)
+
+
 def _no_store(response):
     """Pages hold a person's data: never kept by a cache (the security headers are the app's, `shop.headers`)."""
     if response.mimetype == "text/html":
@@ -153,9 +164,11 @@ def _no_store(response):
 
 
 def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
-    """A blueprint for pages: CSRF-checked posts, never cached (its errors are pages by `error_page_for`)."""
+    """A blueprint for pages: CSRF-checked posts, each query parameter given once (`_given_once`), never cached (its
+    errors are pages by `error_page_for`)."""
     bp = Blueprint(name, import_name, url_prefix=url_prefix, template_folder="templates")
     bp.before_request(_check_csrf)
+    bp.before_request(_given_once)
     bp.after_request(_no_store)
     return bp
 

@@ -137,3 +137,23 @@ def test_no_page_has_a_console_error_for_a_missing_icon(site, desktop):
         page.goto(site.url + path)
         page.wait_for_load_state("networkidle")
     assert errors == []
+
+
+def test_a_query_parameter_given_twice_is_refused_naming_it_on_every_page_as_the_api_refuses_it(app, client, login):
+    """`?code=A&code=B` is not answered as if only `code=A` were asked (the co-op searching for B sees A's household
+    and no word): the API refuses it with a 422 naming the parameter, and every page does the same; a parameter left
+    blank once, or one that ad links add (`utm_*`), is not given and refuses nothing."""
+    supplier = SupplierFactory()
+    coop = signed_in_coop(app, supplier)
+    for page, path, name in ((coop, "/coop/households?code=R1&code=R2", "code"),
+                             (coop, "/coop/households?status=a&status=b", "status"),
+                             (coop, "/coop/lots?limit=5&limit=50", "limit"),
+                             (client, "/?q=苦荞&category=粮油&q=脐橙", "q"),
+                             (client, "/disclosure?month=2026-10&month=2026-11", "month")):
+        html = assert_error_page(page.get(path), 422, f"网址中的参数“{name}”出现了不止一次，每个参数只能有一个值。")
+        assert "R1" not in html, path
+    assert coop.get("/coop/households?code=&code=R1").status_code == 200
+    assert client.get("/?utm_source=a&utm_source=b").status_code == 200
+    api = client.get(f"/api/v1/suppliers/{supplier.id}/households?code=R1&code=R2",
+                     headers=login("coop", supplier_id=supplier.id))
+    assert api.status_code == 422 and list(api.json["error"]["details"]) == ["code"], api.json
