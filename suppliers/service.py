@@ -540,16 +540,18 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
 
     Purchase and employment links of one household may not overlap in time; dividend links may
     (their shares add up). The check cannot race: on PostgreSQL an exclusion constraint backs it,
-    on SQLite the household row's write lock is taken before it.
+    on SQLite the household row's write lock is taken before it. The supplier's row is held (`_hold_codes`) and the
+    household's locked and read afresh before either is found active, so a deactivation under way is waited for.
     """
     active_supplier(supplier_id, supplier_scope)
     if kind == "dividend":  # decided before an ID number is compared: it tells nothing about one, and costs nothing
         _not_before_attributed_sales(supplier_id, "valid_from", valid_from)
+    _hold_codes(supplier_id)
     household = _household_to_link(supplier_id=supplier_id, household_code=household_code, id_number=id_number)
+    household = lock_row(Household, household.id)
     if not household.active:
         raise Conflict(f"Household {household.code} is inactive.", code=SupplierCode.HOUSEHOLD_INACTIVE)
     if kind != "dividend":
-        lock_on_sqlite("UPDATE households SET id = id WHERE id = :id", id=household.id)
         overlapping = db.session.scalar(select(BenefitLink.id).where(
             BenefitLink.supplier_id == supplier_id, BenefitLink.household_id == household.id,
             BenefitLink.kind == kind,

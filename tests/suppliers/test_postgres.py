@@ -188,3 +188,43 @@ def test_a_household_registered_while_its_supplier_is_deactivated_is_refused(pg_
 
     assert _second_while_first_uncommitted(pg_app, deactivate, register) == "supplier_inactive"
     assert db.session.scalar(select(func.count()).select_from(Household)) == 0
+
+
+def test_a_link_made_while_its_household_is_deactivated_is_refused(pg_app):
+    """Deactivating a household stops new links (DESIGN.md): a link that read the household active just before a
+    deactivation committed waits for it and gets household_inactive, as a link made after it does."""
+    supplier = SupplierFactory()
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    supplier_id, household_id, code = supplier.id, household.id, household.code
+
+    def deactivate():
+        service.update_household(household_id=household_id, user=UserFactory(role="admin"),
+                                 changes=service.HouseholdChanges(active=False))
+
+    def link():
+        return service.create_benefit_link(supplier_id=supplier_id, supplier_scope=supplier_id, household_code=code,
+                                           kind="purchase", valid_from=date(2026, 1, 1)).kind
+
+    assert _second_while_first_uncommitted(pg_app, deactivate, link) == "household_inactive"
+    assert db.session.scalar(select(func.count()).select_from(BenefitLink)) == 0
+
+
+def test_a_link_made_while_its_supplier_is_deactivated_is_refused(pg_app):
+    """An inactive supplier takes on no links, as it takes on no households: a link of its own household that read
+    the supplier active just before an admin's deactivation committed waits for it and gets supplier_inactive."""
+    supplier = SupplierFactory()
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    supplier_id, code = supplier.id, household.code
+
+    def deactivate():
+        service.update_supplier(supplier_id=supplier_id, user=UserFactory(role="admin"),
+                                changes=service.SupplierChanges(active=False))
+
+    def link():
+        return service.create_benefit_link(supplier_id=supplier_id, supplier_scope=supplier_id, household_code=code,
+                                           kind="dividend", shares=5, valid_from=date(2026, 1, 1)).kind
+
+    assert _second_while_first_uncommitted(pg_app, deactivate, link) == "supplier_inactive"
+    assert db.session.scalar(select(func.count()).select_from(BenefitLink)) == 0
