@@ -65,6 +65,7 @@ LOT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")  # stored from the sheet: 
 TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
 FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded (NFKC) like a code; a village keeps its spelling
 NOT_TEXT = (date, time, timedelta, bool)  # cells Excel made of what was typed in a text or code column (5-3, 5:03)
+EXCEL_EXACT = 10**15  # Excel keeps 15 digits of a number: a code typed as a longer one lost the digits after them
 _HEADER_NAMES = {alias.lower(): key for key, aliases in COLUMNS.items() for alias in aliases}
 _DATE_PATTERNS = (
     re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
@@ -582,6 +583,10 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
             parsed[key] = None
         elif isinstance(value, NOT_TEXT) and (key in IDENTIFIERS or key in TEXTS):
             sheet.error(number, key, "not_text")
+            values[key], ok = None, False
+            parsed[key] = None
+        elif isinstance(value, int | float) and abs(value) >= EXCEL_EXACT and key in IDENTIFIERS:
+            sheet.error(number, key, "number_imprecise")
             values[key], ok = None, False
             parsed[key] = None
     for key in REQUIRED:

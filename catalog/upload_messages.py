@@ -112,6 +112,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                  "the column as Text and type the cell again.",
                  "这个单元格是日期、时间或逻辑值（TRUE/FALSE），不是文本：Excel 把输入的内容自动转换了；"
                  "请把这一列的格式设为“文本”后重新输入。"),
+    "number_imprecise": ("This code is stored as a number of more than 15 digits, and Excel keeps only 15: the digits "
+                         "after them were lost, so it may be another code; format the column as Text and type the "
+                         "code again.",
+                         "这个编号被 Excel 存成了超过 15 位的数字，Excel 只保留 15 位有效数字，后面的数字已经丢失，"
+                         "可能变成了别的编号；请把这一列的格式设为“文本”后重新输入。"),
     "text_too_long": ("Longer than {limit} characters.", "超过 {limit} 个字符。"),
     # one row against the catalog and the co-op's households
     "unknown_product": ("Unknown product code {sku} for this co-operative.", "产品编码 {sku} 不是本合作社的产品。"),

@@ -737,3 +737,21 @@ def test_cells_merged_across_columns_or_with_the_header_are_refused_naming_the_r
     merged = [e for e in sheet.errors if e["code"] == "merged_across_columns"]
     assert [e["row"] for e in merged] == [1, 3]
     assert "A1:A2" in merged[0]["message"] and "E3:F3" in merged[1]["message_zh"]
+
+
+@pytest.mark.parametrize("column", ["household_code", "lot_code", "sku", "location"])
+@pytest.mark.parametrize("cell", [5134310010010000, 5.13431001001e15, 12345678901234567890],
+                         ids=["16 digits", "a float of 16 digits", "20 digits"])
+def test_a_code_excel_stored_as_a_number_of_more_than_15_digits_is_refused_on_its_cell(column, cell):
+    """Excel keeps 15 digits of a number: a registry code 5134310010010001 typed in a General column is stored as
+    5134310010010000, another household's code, which would be credited with the delivery; such a cell in a code
+    column is refused on its cell, as a number that lost digits, while a shorter number reads as its digits."""
+    cells = {"sku": "ZJ-KQM-1KG", "lot_code": "L1", "harvested_on": date(2026, 9, 1), "location": "XC-WH",
+             "household_code": 513431001, "quantity": 5, column: cell}
+    sheet = read_sheet(xlsx([list(cells), list(cells.values())]))
+    assert [(e["row"], e["column"], e["code"]) for e in sheet.errors] == [(2, column, "number_imprecise")]
+    assert "15" in sheet.errors[0]["message"] and "文本" in sheet.errors[0]["message_zh"]
+    assert not sheet.rows[0].complete
+    if column != "household_code":
+        assert read_sheet(xlsx([list(cells), [*list(cells.values())[:4], 513431001, 5]])).rows[0].household_code \
+            == "513431001"
