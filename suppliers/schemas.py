@@ -184,14 +184,20 @@ class HouseholdQuery(PageQuery):
     active = QueryBool(load_default=None)
 
 
-LINK_LEAD = timedelta(days=366)  # a link is registered when agreed: a later start or end is a mistyped year
-WITHIN_A_YEAR = "At most a year after today (Asia/Shanghai)."
+LINK_LEAD = timedelta(days=366)  # a link is registered when agreed: a later start is a mistyped year
+LINK_TERM = timedelta(days=5 * 366)  # an agreement's term (a cooperation plan's five years): a later end is a typo
 
 
-def _within_a_year(day: date) -> None:
-    """A validator: a link's start or end is at most a year after today (in Asia/Shanghai)."""
-    if day > today() + LINK_LEAD:
-        raise ValidationError(f"Must not be later than a year from today ({(today() + LINK_LEAD).isoformat()}).")
+def _within(lead: timedelta, what: str):
+    """A validator: a link's date is at most `lead` after today (in Asia/Shanghai), `what` naming that bound."""
+    def check(day: date) -> None:
+        if day > today() + lead:
+            raise ValidationError(f"Must not be later than {what} from today ({(today() + lead).isoformat()}).")
+    return check
+
+
+STARTS = "At most a year after today (Asia/Shanghai)."
+ENDS = "At most five years after today (Asia/Shanghai)."
 
 
 class BenefitLinkCreate(Schema):
@@ -201,9 +207,9 @@ class BenefitLinkCreate(Schema):
     id_number = IdNumber(load_default=None)
     kind = Choice(LINK_KINDS, required=True)
     shares = BoundedInt(load_default=None, minimum=1, maximum=MAX_QUANTITY)
-    valid_from = Date(required=True, validate=_within_a_year, metadata={"description": WITHIN_A_YEAR})
-    valid_until = Date(load_default=None, validate=_within_a_year,
-                       metadata={"description": f"Not before valid_from. {WITHIN_A_YEAR}"})
+    valid_from = Date(required=True, validate=_within(LINK_LEAD, "a year"), metadata={"description": STARTS})
+    valid_until = Date(load_default=None, validate=_within(LINK_TERM, "five years"),
+                       metadata={"description": f"Not before valid_from. {ENDS}"})
 
     @validates_schema
     def _shares_and_period(self, data, **kwargs):
@@ -222,8 +228,8 @@ class BenefitLinkCreate(Schema):
 class BenefitLinkEnd(Schema):
     """End a benefit link on a date (inclusive)."""
 
-    valid_until = Date(required=True, validate=_within_a_year,
-                       metadata={"description": f"Not before the link's valid_from. {WITHIN_A_YEAR}"})
+    valid_until = Date(required=True, validate=_within(LINK_TERM, "five years"),
+                       metadata={"description": f"Not before the link's valid_from. {ENDS}"})
 
 
 class BenefitLinkOut(Schema):

@@ -211,25 +211,28 @@ def test_a_link_starting_more_than_a_year_ahead_is_a_mistyped_year_and_refused(c
     assert planned.status_code == 201, planned.json
 
 
-def test_a_link_ending_more_than_a_year_ahead_is_a_mistyped_year_and_refused_as_its_start_is(client, coop, supplier):
-    """A link's end is bounded as its start is: one ending in 2062 (for 2026) would keep the household in purchase
-    periods and its shares in the dividend split for decades, and once given, the link can no longer be ended."""
+def test_a_link_ending_more_than_five_years_ahead_is_a_mistyped_year_and_refused(client, coop, supplier):
+    """A link may end within an agreement's term (a cooperation plan's five years); one ending in 2062 (for 2026)
+    would keep the household in purchase periods and its shares in the dividend split for decades, and once given,
+    the link can no longer be ended."""
     household = HouseholdFactory(supplier=supplier)
     db.session.commit()
-    for end in (today() + timedelta(days=367), date(2099, 12, 31)):
+    last_day = today() + timedelta(days=5 * 366)
+    for end in (last_day + timedelta(days=1), date(2099, 12, 31)):
         refused = _link(client, coop, supplier.id, household_code=household.code, kind="dividend", shares=5,
                         valid_from=today().isoformat(), valid_until=end.isoformat())
         assert refused.status_code == 422 and "valid_until" in refused.json["error"]["details"], refused.json
     assert client.get(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop).json["items"] == []
     open_link = _link(client, coop, supplier.id, household_code=household.code, kind="dividend", shares=5,
                       valid_from=today().isoformat())
-    for end in (today() + timedelta(days=367), date(2099, 12, 31)):
+    for end in (last_day + timedelta(days=1), date(2099, 12, 31)):
         refused = client.patch(f"/api/v1/benefit-links/{open_link.json['id']}", headers=coop,
                                json={"valid_until": end.isoformat()})
         assert refused.status_code == 422 and "valid_until" in refused.json["error"]["details"], refused.json
-    last_day = (today() + timedelta(days=366)).isoformat()
-    ended = client.patch(f"/api/v1/benefit-links/{open_link.json['id']}", headers=coop, json={"valid_until": last_day})
-    assert ended.status_code == 200 and ended.json["valid_until"] == last_day, ended.json
-    planned = _link(client, coop, supplier.id, household_code=household.code, kind="purchase",
-                    valid_from=today().isoformat(), valid_until=last_day)
-    assert planned.status_code == 201, planned.json
+    ended = client.patch(f"/api/v1/benefit-links/{open_link.json['id']}", headers=coop,
+                         json={"valid_until": last_day.isoformat()})
+    assert ended.status_code == 200 and ended.json["valid_until"] == last_day.isoformat(), ended.json
+    three_years = (today() + timedelta(days=3 * 365)).isoformat()  # a three-year employment agreement, given whole
+    planned = _link(client, coop, supplier.id, household_code=household.code, kind="employment",
+                    valid_from=today().isoformat(), valid_until=three_years)
+    assert planned.status_code == 201 and planned.json["valid_until"] == three_years, planned.json
