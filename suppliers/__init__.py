@@ -104,12 +104,19 @@ def init_app(app: Flask) -> None:
     from suppliers.api import blp
     from suppliers.demo import seed_demo
     from suppliers.errors import SupplierCode
-    from suppliers.service import duplicate_household_code, duplicate_person, duplicate_uscc, supplier_takes_users
+    from suppliers.service import (
+        duplicate_household_code,
+        duplicate_person,
+        duplicate_supplier_name,
+        duplicate_uscc,
+        supplier_takes_users,
+    )
 
     parse_keys(app.config["FIELD_ENCRYPTION_KEY"])  # malformed keys stop the start (ConfigError), not a request
     parse_hash_key(app.config["FIELD_HASH_KEY"])
     register_error_codes(app, SupplierCode)
     register_unique_conflicts(app, {"uq_suppliers_uscc": duplicate_uscc,
+                                    "uq_suppliers_name_key": duplicate_supplier_name,
                                     "uq_households_county_code": duplicate_household_code,
                                     "uq_households_id_number_hash": duplicate_person})
     api.register_blueprint(blp)

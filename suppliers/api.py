@@ -46,7 +46,7 @@ class Suppliers(MethodView):
         """List suppliers."""
         return service.list_suppliers(**query)
 
-    @blp.errors({409: [SupplierCode.USCC_TAKEN]})
+    @blp.errors({409: [SupplierCode.USCC_TAKEN, SupplierCode.SUPPLIER_NAME_TAKEN]})
     @require_role("admin")
     @blp.arguments(SupplierCreate)
     @blp.response(201, SupplierOut, location=ReadAt("suppliers.SupplierById", supplier_id="id"))
@@ -69,6 +69,7 @@ class SupplierById(MethodView):
         commit()
         return supplier
 
+    @blp.errors({409: [SupplierCode.SUPPLIER_NAME_TAKEN]})
     @require_role("admin")
     @blp.arguments(SupplierUpdate)
     @blp.response(200, SupplierOut)

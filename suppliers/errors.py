@@ -26,5 +26,6 @@ class SupplierCode(StrEnum):
     REVEAL_FORBIDDEN = "reveal_forbidden"
     REVEAL_REASON_REQUIRED = "reveal_reason_required"
     SUPPLIER_INACTIVE = "supplier_inactive"
+    SUPPLIER_NAME_TAKEN = "supplier_name_taken"
     SUPPLIER_NOT_FOUND = "supplier_not_found"
     USCC_TAKEN = "uscc_taken"

@@ -3,13 +3,25 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint, func, literal_column
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    literal_column,
+)
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from shop import crypto
 from shop.auth.models import User
 from shop.db import UTCDateTime, db, utcnow
+from shop.fields import name_key
 
 SUPPLIER_KINDS = ("cooperative", "enterprise", "family_farm")
 LINK_KINDS = ("purchase", "dividend", "employment")
@@ -42,6 +54,7 @@ class Supplier(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(128))
+    name_key: Mapped[str] = mapped_column(Text, unique=True)  # `name_key(name)`: no two read alike; `_key_name`
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
     county_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
     contact: Mapped[str | None] = mapped_column(String(128))
@@ -63,6 +76,12 @@ class Supplier(db.Model):
                         "AND platform_fee_bp + store_commission_bp + household_premium_bp + dividend_bp <= 10000",
                         name="agreement"),
     )
+
+    @validates("name")
+    def _key_name(self, _key: str, name: str) -> str:
+        """Keep the name's identity with every name set."""
+        self.name_key = name_key(name)
+        return name
 
     @property
     def agreement(self) -> dict[str, int]:

@@ -27,7 +27,7 @@ from shop.config import ConfigError
 from shop.db import after_commit, db, lock_on_sqlite, lock_row, utcnow, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.extensions import limiter
-from shop.fields import normalise_identifier
+from shop.fields import name_key, normalise_identifier
 from shop.pagination import paginate, recorded_in
 from shop.regions.service import is_recipient_county, region_named
 from suppliers.errors import SupplierCode
@@ -105,14 +105,32 @@ def duplicate_uscc(row: Mapping[str, Any]) -> Conflict:
     return Conflict("A supplier with this USCC exists.", code=SupplierCode.USCC_TAKEN, details={"uscc": [row["uscc"]]})
 
 
+def duplicate_supplier_name(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a supplier named like another (`name_key`): product and trace pages, statements and payout
+    lists show a supplier by its name. It names the supplier that has the name."""
+    taken = db.session.scalar(select(Supplier.name).where(Supplier.name_key == name_key(row["name"]))) or row["name"]
+    return Conflict(f"A supplier is already named {taken}.", code=SupplierCode.SUPPLIER_NAME_TAKEN,
+                    details={"name": [f"Another supplier is named {taken}, which reads alike."]})
+
+
+def _refuse_taken_name(name: str, *, supplier_id: int | None = None) -> None:
+    """Refuse a name that reads like another supplier's (`supplier_name_taken` 409)."""
+    key = name_key(name)
+    lock_on_sqlite("UPDATE suppliers SET id = id WHERE name_key = :key", key=key)
+    if db.session.scalar(select(Supplier.id).where(Supplier.name_key == key, Supplier.id != supplier_id)) is not None:
+        raise duplicate_supplier_name({"name": name})
+
+
 def create_supplier(*, name: str, kind: str, uscc: str, county_code: str, contact: str | None = None,
                     bank_account: str | None = None, agreement: dict[str, int] | None = None) -> Supplier:
-    """Register a supplier in a recipient county, with a valid and unused USCC and its default agreement."""
+    """Register a supplier in a recipient county, with a valid and unused USCC, a name reading like no other supplier's
+    (409 `supplier_name_taken`) and its default agreement."""
     uscc = normalise_uscc(uscc)
     _recipient_county(county_code, field="county_code")
     account = normalise_bank_account(bank_account) if bank_account else None
     if db.session.scalar(select(Supplier.id).where(Supplier.uscc == uscc)) is not None:
         raise duplicate_uscc({"uscc": uscc})
+    _refuse_taken_name(name)
     supplier = Supplier(name=name, kind=kind, uscc=uscc, county_code=county_code, contact=contact,
                         **(agreement or {}))
     supplier.bank_account = account
@@ -163,10 +181,12 @@ def _change_agreement(*, supplier: Supplier, rates: dict[str, int], user: User, 
 
 
 def update_supplier(*, supplier_id: int, user: User, changes: SupplierChanges, reason: str | None = None) -> Supplier:
-    """Edit a supplier's name, kind, contact, default agreement (recorded), bank account (audited) or active
-    flag."""
+    """Edit a supplier's name (to one no other supplier's reads like), kind, contact, default agreement (recorded),
+    bank account (audited) or active flag."""
     supplier = get_supplier(supplier_id)
     values = changes.given()
+    if "name" in values:
+        _refuse_taken_name(values["name"], supplier_id=supplier.id)
     if "bank_account" in values:
         _change_bank_account(row=supplier, account=values.pop("bank_account"), user=user, reason=reason)
     if "agreement" in values:

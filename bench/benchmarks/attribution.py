@@ -60,9 +60,9 @@ def _seed(url: str) -> dict:
     old = now - timedelta(hours=1)
     with psycopg.connect(url) as connection, connection.cursor() as cursor:
         progress(f"copying {SUPPLIERS} suppliers and products, {HOUSEHOLDS:,} households, stores…")
-        _copy(cursor, "suppliers", "id, kind, name, uscc, county_code, active, created_at",
-              ((s, "cooperative", f"基准合作社{s:03d}", synthetic_uscc(COUNTIES[s % 10], s), COUNTIES[s % 10], True,
-                now) for s in range(1, SUPPLIERS + 1)))
+        _copy(cursor, "suppliers", "id, kind, name, name_key, uscc, county_code, active, created_at",
+              ((s, "cooperative", f"基准合作社{s:03d}", f"基准合作社{s:03d}", synthetic_uscc(COUNTIES[s % 10], s),
+                COUNTIES[s % 10], True, now) for s in range(1, SUPPLIERS + 1)))
         _copy(cursor, "households", "id, code, county_code, head_name, id_number_enc, id_number_hash, village, "
               "members, consent_on, consent_basis, active, registered_by_id, created_at, updated_at",
               ((h, f"B{h:05d}", COUNTIES[h % 10], f"基准户{h:05d}", "bench:not-encrypted",

@@ -385,3 +385,27 @@ def test_check_and_exclusion_constraints_of_the_models_exist_on_postgres(pg_app)
         "JOIN pg_namespace n ON n.oid = t.relnamespace "
         "WHERE n.nspname = 'public' AND c.contype IN ('c', 'x') AND t.relname <> 'alembic_version'")).all())
     assert modelled == migrated
+
+
+# --- 0051: supplier names read alike -----------------------------------------------------------
+
+def test_0051_stops_on_supplier_names_that_read_alike_naming_them_and_keys_them_after(app, capsys):
+    from tests.suppliers.factories import SupplierFactory
+
+    first, second = SupplierFactory(name="大凉山苦荞茶合作社").id, SupplierFactory(name="雷波脐橙合作社").id
+    db.session.commit()
+    downgrade(revision="0050")
+    db.session.execute(text("UPDATE suppliers SET name = '大凉山\u3000苦荞茶合作社' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
+        upgrade()
+    assert "大凉山苦荞茶合作社 / 大凉山\u3000苦荞茶合作社" in capsys.readouterr().err
+    db.session.rollback()
+    assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0050"
+    db.session.execute(text("UPDATE suppliers SET name = '雷波 脐橙合作社' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    upgrade()
+    assert db.session.execute(text("SELECT name, name_key FROM suppliers WHERE id IN (:a, :b) ORDER BY id"),
+                              {"a": first, "b": second}).all() == [("大凉山苦荞茶合作社", "大凉山苦荞茶合作社"),
+                                                                   ("雷波 脐橙合作社", "雷波脐橙合作社")]
+    assert _diff() == []

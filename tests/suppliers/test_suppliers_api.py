@@ -7,6 +7,8 @@ from shop.auth.service import create_user
 from shop.db import db
 from shop.errors import NotFound, ValidationError
 from suppliers.service import get_supplier, supplier_takes_users
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.parallel import send_together
 from tests.suppliers.factories import SupplierFactory, make_bank_account, make_uscc
 
 
@@ -111,3 +113,43 @@ def test_the_routes_are_in_the_openapi_document(client):
     assert {"consent_on", "consent_basis", "id_number"} <= set(schemas["HouseholdCreate"]["properties"])
     assert "supplier_id" not in schemas["HouseholdCreate"]["properties"]
     assert "supplier_id" not in schemas["BenefitLinkCreate"]["properties"]
+
+
+def test_a_supplier_named_like_another_is_refused_naming_it(client, admin):
+    """Product and trace pages, statements and payout lists show a supplier by its name: two reading alike (a
+    full-width space, a zero-width joiner, full-width letters, other brackets) would be taken for one."""
+    first = SupplierFactory(name="大凉山苦荞茶合作社")
+    second = SupplierFactory(name="Liangshan Co-op (Buckwheat)")
+    db.session.commit()
+
+    alike = {"大凉山\u3000苦荞茶合作社": "大凉山苦荞茶合作社", "大凉山\u200d苦荞茶合作社": "大凉山苦荞茶合作社",
+             "ＬＩＡＮＧＳＨＡＮ Co-op（Buckwheat）": "Liangshan Co-op (Buckwheat)"}
+    answers = {name: client.post("/api/v1/suppliers", json=_body(name=name, uscc=make_uscc(9100 + n)), headers=admin)
+               for n, name in enumerate(alike)}
+    rename = client.patch(f"/api/v1/suppliers/{second.id}", json={"name": "大凉山 苦荞茶合作社"}, headers=admin)
+    own = client.patch(f"/api/v1/suppliers/{first.id}", json={"name": "大凉山苦荞茶 合作社"}, headers=admin)
+
+    for name, response in answers.items():
+        assert (response.status_code, response.json["error"]["code"]) == (409, "supplier_name_taken"), name
+        assert alike[name] in response.json["error"]["message"], name
+        assert "name" in response.json["error"]["details"], name
+    assert (rename.status_code, rename.json["error"]["code"]) == (409, "supplier_name_taken")
+    assert (own.status_code, own.json["name"]) == (200, "大凉山苦荞茶 合作社")
+    listed = client.get("/api/v1/suppliers?limit=100", headers=admin).json["items"]
+    assert sorted(s["name"] for s in listed) == sorted(["大凉山苦荞茶 合作社", "Liangshan Co-op (Buckwheat)"])
+
+
+def test_suppliers_registered_at_once_under_names_reading_alike_are_one_supplier(racing_app):
+    admin = UserFactory(role="admin")
+    client = racing_app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": admin.username, "password": DEFAULT_PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+
+    answers = send_together(racing_app, "POST", "/api/v1/suppliers", [
+        (headers, _body(name=name, uscc=make_uscc(9200 + n)))
+        for n, name in enumerate(("并发苦荞合作社", "并发\u3000苦荞合作社", "并发苦荞\u200d合作社"))])
+
+    assert sorted(status for status, _ in answers) == [201, 409, 409], answers
+    assert {body["error"]["code"] for status, body in answers if status == 409} == {"supplier_name_taken"}
+    assert [s["id"] for s in client.get("/api/v1/suppliers", headers=headers).json["items"]] == [
+        body["id"] for status, body in answers if status == 201]
