@@ -22,6 +22,7 @@ class CatalogCode(StrEnum):
     LOT_NOT_HELD_HERE = "lot_not_held_here"
     LOT_QUANTITY_EXCEEDED = "lot_quantity_exceeded"
     MEASURE_FIXED = "measure_fixed"
+    PRODUCT_NAME_TAKEN = "product_name_taken"
     PRODUCT_NOT_FOUND = "product_not_found"
     ORIGIN_ADMIN_ONLY = "origin_admin_only"
     ORIGIN_FIXED = "origin_fixed"

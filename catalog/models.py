@@ -15,17 +15,19 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from shop.db import UTCDateTime, db, utcnow
-from shop.fields import code_skeleton, name_search_key
+from shop.fields import code_skeleton, name_key, name_search_key
 from shop.regions.models import Region
 
 UNITS = ("kg", "box", "bag", "piece")
 
 
 STATUSES = ("draft", "active", "archived")
+LISTED = "status <> 'archived'"  # the products on their supplier's list, whose names never read alike
 LOCATION_KINDS = ("warehouse", "store")
 RATE_FIELDS = ("platform_fee_bp", "store_commission_bp", "household_premium_bp", "dividend_bp")
 HISTORY_FIELDS = ("price_fen", *RATE_FIELDS)  # a sale's terms, kept in the history (a past sale's price and rates)
@@ -47,6 +49,8 @@ class Product(db.Model):
     sku: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     name_folded: Mapped[str] = mapped_column(Text)  # `name_search_key(name)`, kept by `_fold_name`
+    # `name_key(name)`, kept by `_fold_name`: no two of a supplier's products not archived read alike
+    name_key: Mapped[str] = mapped_column(Text)
     name_pinyin: Mapped[str] = mapped_column(String(400))
     name_initials: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -86,6 +90,8 @@ class Product(db.Model):
         Index("ix_products_category_status_id", "category", "status", "id"),
         Index("ix_products_price_fen", "price_fen"),
         Index("ix_products_certificate_valid_until", "certificate_valid_until"),
+        Index("uq_products_supplier_name_key", "supplier_id", "name_key", unique=True,
+              postgresql_where=text(LISTED), sqlite_where=text(LISTED)),
         # `q` search: a trigram GIN index on PostgreSQL (migration 0013), a plain index on SQLite
         Index("ix_products_name_search", "name_folded", "name_pinyin", "name_initials", postgresql_using="gin",
               postgresql_ops={column: "gin_trgm_ops" for column in ("name_folded", "name_pinyin", "name_initials")},
@@ -94,8 +100,8 @@ class Product(db.Model):
 
     @validates("name")
     def _fold_name(self, _key: str, name: str) -> str:
-        """Keep the name's search key with every name set."""
-        self.name_folded = name_search_key(name)
+        """Keep the name's search key and its identity with every name set."""
+        self.name_folded, self.name_key = name_search_key(name), name_key(name)
         return name
 
 

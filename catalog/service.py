@@ -28,7 +28,7 @@ from shop.changes import UNSET, Changes
 from shop.clock import today
 from shop.db import db, lock_on_sqlite
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
-from shop.fields import normalise_identifier, search_fold
+from shop.fields import name_key, normalise_identifier, search_fold
 from shop.pagination import decode_cursor, encode_cursor, paginate, recorded_in
 from shop.regions.service import is_recipient_county
 from suppliers import service as suppliers
@@ -288,6 +288,33 @@ def duplicate_sku(row: Mapping[str, Any]) -> Conflict:
     return Conflict(f"SKU {row['sku']} is taken.", code=CatalogCode.SKU_TAKEN, details={"sku": row["sku"]})
 
 
+def duplicate_product_name(row: Mapping[str, Any]) -> Conflict:
+    """The conflict of a product named like another of its supplier's not archived (`name_key`): a cart, an order and
+    a receipt show a product by its name alone. It names the product that has the name; a new product whose SKU is
+    taken too (it raced its duplicate) is `sku_taken`, as its check, which comes first, says."""
+    if row.get("sku") and db.session.scalar(select(Product.id).where(Product.sku == row["sku"])) is not None:
+        return duplicate_sku(row)
+    taken = db.session.scalar(select(Product.name).where(
+        Product.supplier_id == row["supplier_id"], Product.name_key == name_key(row["name"]),
+        Product.status != "archived")) or row["name"]
+    return Conflict(f"The supplier has a product named {taken}.", code=CatalogCode.PRODUCT_NAME_TAKEN,
+                    details={"name": [f"Another of the supplier's products is named {taken}, which reads alike; "
+                                      "name what tells them apart (a weight, a grade), or archive it first."]})
+
+
+def _refuse_taken_name(*, supplier_id: int, name: str, status: str, product_id: int | None = None) -> None:
+    """Refuse a product's name, unless it is archived, that reads like another of its supplier's not archived
+    (`product_name_taken` 409)."""
+    if status == "archived":
+        return
+    key = name_key(name)
+    lock_on_sqlite("UPDATE products SET id = id WHERE supplier_id = :supplier_id AND name_key = :key",
+                   supplier_id=supplier_id, key=key)
+    if db.session.scalar(select(Product.id).where(Product.supplier_id == supplier_id, Product.name_key == key,
+                                                  Product.status != "archived", Product.id != product_id)) is not None:
+        raise duplicate_product_name({"supplier_id": supplier_id, "name": name})
+
+
 def create_product(*, actor: User, sku: str, name: str, category: str, unit: str, net_weight_g: int, price_fen: int,
                    county_code: str, description: str = "", status: str = "draft", images: Sequence[str] = (),
                    platform_fee_bp: int | None = None, store_commission_bp: int | None = None,
@@ -317,6 +344,7 @@ def create_product(*, actor: User, sku: str, name: str, category: str, unit: str
     _check_certificate(values)
     if db.session.scalar(select(Product.id).where(Product.sku == values["sku"])) is not None:
         raise duplicate_sku(values)
+    _refuse_taken_name(supplier_id=supplier_id, name=values["name"], status=values["status"])
     full, initials = pinyin_keys(values["name"])
     product = Product(supplier_id=supplier_id, name_pinyin=full, name_initials=initials, **values)
     db.session.add(product)
@@ -364,6 +392,9 @@ def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product
     _check_fixed_once_lots(product, values)
     if "county_code" in values:
         _check_county(values["county_code"])
+    if "name" in values or (product.status == "archived" and values.get("status", "archived") != "archived"):
+        _refuse_taken_name(supplier_id=product.supplier_id, name=values.get("name", product.name),
+                           status=values.get("status", product.status), product_id=product.id)
     _record_changes(product, actor, values)
     if "name" in values:
         product.name_pinyin, product.name_initials = pinyin_keys(values["name"])

@@ -69,11 +69,11 @@ def _seed(url: str) -> dict:
                 hashlib.sha256(f"bench-{h}".encode()).hexdigest(), f"基准{h % 30:02d}村", 3, date(2026, 1, 1),
                 "书面同意书（基准）", True, 1 + h % SUPPLIERS, now, now) for h in range(1, HOUSEHOLDS + 1)))
         prices = {s: 500 + 37 * s for s in range(1, SUPPLIERS + 1)}
-        _copy(cursor, "products", "id, sku, name, name_folded, name_pinyin, name_initials, description, category, "
-              "unit, net_weight_g, price_fen, county_code, supplier_id, status, images, platform_fee_bp, "
+        _copy(cursor, "products", "id, sku, name, name_folded, name_key, name_pinyin, name_initials, description, "
+              "category, unit, net_weight_g, price_fen, county_code, supplier_id, status, images, platform_fee_bp, "
               "store_commission_bp, household_premium_bp, dividend_bp, created_at, updated_at",
-              ((s, f"BENCH-{s:03d}", f"苦荞{s:03d}", f"苦荞{s:03d}", f"kuqiao{s:03d}", "kq", "", "粮油", "bag", 500,
-                prices[s], COUNTIES[s % 10], s, "active", "[]", 500, 800, 1000, 300, now, now)
+              ((s, f"BENCH-{s:03d}", f"苦荞{s:03d}", f"苦荞{s:03d}", f"苦荞{s:03d}", f"kuqiao{s:03d}", "kq", "", "粮油",
+                "bag", 500, prices[s], COUNTIES[s % 10], s, "active", "[]", 500, 800, 1000, 300, now, now)
                for s in range(1, SUPPLIERS + 1)))
         _copy(cursor, "locations", "id, code, name, kind, region_code",
               [(1, "BENCH-WH", "西昌仓", "warehouse", "513401")]

@@ -32,8 +32,8 @@ NAMES = ("苦荞米", "黑苦荞茶", "苦荞面条", "苦荞粉", "乌洋芋", 
 CATEGORIES = ("粮油", "水果", "调味", "肉禽", "蔬菜", "菌菇")
 UNITS = ("kg", "box", "bag", "piece")
 TRACE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-PRODUCT_COLUMNS = ("id", "sku", "name", "name_folded", "name_pinyin", "name_initials", "description", "category",
-                   "unit", "net_weight_g", "price_fen", "county_code", "supplier_id", "status", "images",
+PRODUCT_COLUMNS = ("id", "sku", "name", "name_folded", "name_key", "name_pinyin", "name_initials", "description",
+                   "category", "unit", "net_weight_g", "price_fen", "county_code", "supplier_id", "status", "images",
                    "platform_fee_bp", "store_commission_bp", "household_premium_bp", "dividend_bp",
                    "certificate_number", "certificate_issuer", "certificate_valid_from", "certificate_valid_until",
                    "created_at", "updated_at")
@@ -72,7 +72,7 @@ def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> int:
 def _product_rows(by_county: dict[str, list[int]], rng: random.Random):
     """20,000 plausible products spread over the counties, 90% active."""
     from catalog.service import pinyin_keys
-    from shop.fields import name_search_key
+    from shop.fields import name_key, name_search_key
 
     keys = {name: pinyin_keys(name) for name in NAMES}
     now = datetime.now(UTC)
@@ -82,7 +82,7 @@ def _product_rows(by_county: dict[str, list[int]], rng: random.Random):
         full, initials = keys[base]
         lapsed = product_id % 17 == 0
         yield (product_id, f"BENCH-{product_id:06d}", f"{base}{product_id}", name_search_key(f"{base}{product_id}"),
-               f"{full}{product_id}",
+               name_key(f"{base}{product_id}"), f"{full}{product_id}",
                f"{initials}{product_id}", "基准测试产品", CATEGORIES[product_id % len(CATEGORIES)],
                UNITS[product_id % len(UNITS)], 250 * (1 + product_id % 20), 500 + rng.randrange(50_000), county,
                by_county[county][product_id % 2], "draft" if product_id % 10 == 0 else "active", "[]", 500, 800,

@@ -156,6 +156,7 @@ def test_an_admin_creates_with_explicit_rates_or_the_suppliers_default(client, a
     assert {name: explicit.json[name] for name in RATES} == RATES
 
     partial = client.post("/api/v1/products", headers=headers,
-                          json=product_body(sku="ZJ-KQ-002", supplier_id=supplier.id, dividend_bp=0))
+                          json=product_body(sku="ZJ-KQ-002", name="昭觉苦荞米（2公斤装）", supplier_id=supplier.id,
+                                            dividend_bp=0))
     assert partial.status_code == 201
     assert {name: partial.json[name] for name in AGREEMENT} == AGREEMENT | {"dividend_bp": 0}

@@ -12,6 +12,8 @@ from shop.auth.models import User
 from shop.clock import today
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.parallel import send_together
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import SupplierFactory
 
@@ -337,3 +339,58 @@ def test_a_product_image_is_an_https_link_only(client, coop, link):
     assert edited.status_code == 422 and "images" in edited.json["error"]["details"], edited.json
     assert client.get(f"/api/v1/products/{product.sku}").json["images"] == before
     assert db.session.query(Product).filter_by(sku="ZJ-KQ-001").count() == 0
+
+
+def test_a_suppliers_products_never_read_alike_while_on_its_list(client, coop, other_coop, login):
+    """A cart, an order and a receipt show a product by its name alone: two of one co-op reading alike (a full-width
+    space, a zero-width joiner, full-width letters, other brackets, case) would be taken for one. Another co-op's
+    product, or an archived one's name, is no confusion."""
+    supplier, headers = coop
+    admin = login("admin")
+    first = ProductFactory(supplier=supplier, name="大凉山苦荞茶")
+    second = ProductFactory(supplier=supplier, name="Buckwheat Tea (Black)")
+    ProductFactory(supplier=other_coop[0], name="雷波脐橙")
+    archived = ProductFactory(supplier=supplier, name="昭觉苦荞米", status="archived")
+    db.session.commit()
+
+    alike = {"大凉山\u3000苦荞茶": "大凉山苦荞茶", "大凉山\u200d苦荞茶": "大凉山苦荞茶",
+             "ＢＵＣＫＷＨＥＡＴ ｔｅａ（Black）": "Buckwheat Tea (Black)"}
+    answers = {name: client.post("/api/v1/products", json=product_body(sku=f"ALIKE-{n}", name=name), headers=headers)
+               for n, name in enumerate(alike)}
+    by_admin = client.post("/api/v1/products", json=product_body(sku="ALIKE-ADMIN", name="大凉山苦荞茶 ",
+                                                                 supplier_id=supplier.id), headers=admin)
+    rename = client.patch(f"/api/v1/products/{second.sku}", json={"name": "大凉山 苦荞茶"}, headers=headers)
+    own = client.patch(f"/api/v1/products/{first.sku}", json={"name": "大凉山 苦荞茶"}, headers=headers)
+    foreign_name = client.post("/api/v1/products", json=product_body(sku="OTHER-NAME", name="雷波脐橙"),
+                               headers=headers)
+    successor = client.post("/api/v1/products", json=product_body(sku="KQM-NEW", name="昭觉苦荞米"), headers=headers)
+    unarchived = client.patch(f"/api/v1/products/{archived.sku}", json={"status": "draft"}, headers=headers)
+
+    for name, response in {**answers, "admin": by_admin, "rename": rename}.items():
+        assert (response.status_code, response.json["error"]["code"]) == (409, "product_name_taken"), name
+        assert "name" in response.json["error"]["details"], name
+    for name, response in answers.items():
+        assert alike[name] in response.json["error"]["message"], name
+    assert (own.status_code, own.json["name"]) == (200, "大凉山 苦荞茶")
+    assert foreign_name.status_code == 201 and successor.status_code == 201
+    assert (unarchived.status_code, unarchived.json["error"]["code"]) == (409, "product_name_taken")
+    assert db.session.scalar(select(Product.status).where(Product.id == archived.id)) == "archived"
+    assert db.session.scalars(select(Product.sku).where(Product.sku.like("ALIKE-%"))).all() == []
+
+
+def test_products_named_alike_at_once_for_one_supplier_are_one_product(racing_app):
+    supplier = SupplierFactory()
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    client = racing_app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": admin.username, "password": DEFAULT_PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+
+    answers = send_together(racing_app, "POST", "/api/v1/products", [
+        (headers, product_body(sku=f"RACE-ALIKE-{n}", name=name, supplier_id=supplier.id))
+        for n, name in enumerate(("并发苦荞茶", "并发\u3000苦荞茶", "并发苦荞\u200d茶"))])
+
+    assert sorted(status for status, _ in answers) == [201, 409, 409], answers
+    assert {body["error"]["code"] for status, body in answers if status == 409} == {"product_name_taken"}
+    assert db.session.scalars(select(Product.sku).where(Product.supplier_id == supplier.id)).all() == [
+        body["sku"] for status, body in answers if status == 201]

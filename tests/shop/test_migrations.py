@@ -409,3 +409,30 @@ def test_0051_stops_on_supplier_names_that_read_alike_naming_them_and_keys_them_
                               {"a": first, "b": second}).all() == [("大凉山苦荞茶合作社", "大凉山苦荞茶合作社"),
                                                                    ("雷波 脐橙合作社", "雷波脐橙合作社")]
     assert _diff() == []
+
+
+# --- 0052: a supplier's product names read alike -----------------------------------------------
+
+def test_0052_stops_on_a_suppliers_listed_products_that_read_alike_naming_them_and_keys_them_after(app, capsys):
+    from tests.catalog.factories import ProductFactory
+    from tests.suppliers.factories import SupplierFactory
+
+    supplier = SupplierFactory()
+    first, second = (ProductFactory(supplier=supplier, name=name).id for name in ("大凉山苦荞茶", "雷波脐橙"))
+    archived = ProductFactory(supplier=supplier, name="大凉山苦荞茶", status="archived").id
+    elsewhere = ProductFactory(name="大凉山苦荞茶").id
+    db.session.commit()
+    downgrade(revision="0051")
+    db.session.execute(text("UPDATE products SET name = '大凉山\u3000苦荞茶' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
+        upgrade()
+    assert f"supplier {supplier.id}: 大凉山苦荞茶 / 大凉山\u3000苦荞茶" in capsys.readouterr().err
+    db.session.rollback()
+    assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0051"
+    db.session.execute(text("UPDATE products SET name = '雷波 脐橙' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    upgrade()
+    assert db.session.execute(text("SELECT id, name_key FROM products ORDER BY id")).all() == [
+        (first, "大凉山苦荞茶"), (second, "雷波脐橙"), (archived, "大凉山苦荞茶"), (elsewhere, "大凉山苦荞茶")]
+    assert _diff() == []
