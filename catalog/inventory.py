@@ -301,6 +301,17 @@ def receive(*, location_id: int, lot_id: int, quantity: int) -> None:
     """Add `quantity` units of a lot to a location's on-hand stock (an atomic upsert)."""
     if quantity <= 0:
         raise ValidationError("The quantity must be positive.", details={"quantity": ["Must be positive."]})
+    _put(location_id=location_id, lot_id=lot_id, quantity=quantity)
+
+
+def hold_place(*, location_id: int, lot_id: int) -> None:
+    """Give a lot a stock row at a location, at 0 units, if it has none there: units of it written off there (lost on
+    their way to it) may then be found there (`adjust`), as units of a lot stocked there may."""
+    _put(location_id=location_id, lot_id=lot_id, quantity=0)
+
+
+def _put(*, location_id: int, lot_id: int, quantity: int) -> None:
+    """Add `quantity` (0 or more) units of a lot to its stock row at a location, made if it has none."""
     product_id = db.session.scalar(select(Lot.product_id).where(Lot.id == lot_id))
     if product_id is None:
         raise NotFound(f"No lot {lot_id}.", code=CatalogCode.LOT_NOT_FOUND)

@@ -565,6 +565,8 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], no
     for line in sorted(lines, key=lambda line: line["lot_id"]):
         if line["received"]:
             inventory.restock(location_id=transfer.to_location_id, lot_id=line["lot_id"], quantity=line["received"])
+        else:  # written off here: what turns up later is found here
+            inventory.hold_place(location_id=transfer.to_location_id, lot_id=line["lot_id"])
         if missing := by_lot[line["lot_id"]].sent - line["received"]:
             db.session.add(StockAdjustment(location_id=transfer.to_location_id, lot_id=line["lot_id"], delta=-missing,
                                            reason=LOST_IN_TRANSIT, note=note, transfer_id=transfer.id,

@@ -143,6 +143,34 @@ def test_units_on_the_way_count_for_their_lot_and_units_lost_on_the_way_may_be_f
     assert inventory.available(location_id=warehouse.id, product_id=product.id) == 6
 
 
+def test_a_lot_lost_whole_on_the_way_may_be_found_at_the_store_that_wrote_it_off(client, login, store, staff_of,
+                                                                               stocked_warehouse):
+    """A box that did not arrive is written off at the store on the receipt; when it turns up there the next day, the
+    store's staff find it there, as they would a part of a lot: no more than was lost, and not at another store."""
+    warehouse, product, old, new = stocked_warehouse
+    other = StoreFactory(name="另一家体验店")
+    db.session.commit()
+    staff = staff_of(store)
+    transfer = _send(client, login("admin"), warehouse, store, product, 7).json
+    received = client.post(f"/api/v1/stock-transfers/{transfer['id']}/receive", headers=staff,
+                           json={"lines": [{"lot_id": old.id, "received": 5}, {"lot_id": new.id, "received": 0}],
+                                 "note": "一箱未到"})
+
+    def found(headers, location_id, quantity):
+        return client.post("/api/v1/stock-adjustments", headers=headers, json={
+            "location_id": location_id, "lot_id": new.id, "delta": quantity, "reason": "found"})
+
+    elsewhere = found(login("admin"), other.location_id, 1)
+    beyond_the_loss = found(staff, store.location_id, 3)
+    turned_up = found(staff, store.location_id, 2)
+
+    assert received.status_code == 200, received.json
+    assert (elsewhere.status_code, elsewhere.json["error"]["code"]) == (409, "lot_not_held_here")
+    assert (beyond_the_loss.status_code, beyond_the_loss.json["error"]["details"]["restorable"]) == (409, 2)
+    assert turned_up.status_code == 201, turned_up.json
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 7
+
+
 def test_units_lost_on_the_way_are_a_write_off_in_the_lots_adjustments_and_each_lot_adds_up(
         client, login, store, staff_of, stocked_warehouse):
     """What an auditor checks from the API alone: a lot's quantity is what is on hand anywhere less what its
