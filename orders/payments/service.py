@@ -300,7 +300,7 @@ def _returned(event: PaymentEvent, order: Order, payment: Payment) -> None:
             note_provider_refund(order_id=order.id, provider_refund_id=refund_id, status=status)
         elif is_return_key(_key_of(refund), payment.intent_id):
             settle_return(order=order, payment_id=payment.id, provider_refund_id=refund_id,
-                          amount_fen=refund["amount"], status=status)
+                          amount_fen=refund["amount"], status=status, key=_key_of(refund))
         elif status not in PROVIDER_FAILED:
             record_return_at_provider(order=order, payment_id=payment.id, provider_refund_id=refund_id,
                                       amount_fen=refund["amount"], status=status, occurred_at=occurred_at)

@@ -68,6 +68,7 @@ AFTER_SALES_WINDOW = timedelta(days=7)
 PROVIDER_METHODS = ("stripe",)  # payment methods whose money goes back through the payment provider
 PROVIDER_REASON = "Refunded at the payment provider."
 RETURNED_AT_PROVIDER = "Refunded at the payment provider before the shop returned it: part of its return."
+RETURNED_AGAIN = "A refund at the payment provider that was part of this payment's return failed: its part returned."
 PROVIDER_FAILED = ("failed", "canceled")  # a provider refund in these states gave no money back
 PROVIDER_SUCCEEDED = (None, "succeeded")  # the money went back (a refund's older shapes carried no status)
 # Stripe's refusal of a refund for more than the charge has left unrefunded: a return refused so, because its dashboard
@@ -340,8 +341,8 @@ def _provider_call(refund: Refund) -> tuple[str, str]:
 
 def _returns_of(payment: Payment) -> tuple[int, list[Refund]]:
     """What a payment that could not be allocated brought in (its `payment_unallocated` event), and the refunds
-    returning it as committed now: the shop's own return first (made with that event), then those made at the
-    provider before it."""
+    returning it as committed now, oldest first: the shop's own return (made with that event), those made at the
+    provider before it (`_at_dashboard`) and the shop's returns of the parts of those that failed (`_top_up_return`)."""
     received = next(event.amount_fen for event in db.session.scalars(
         select(OutboxEvent).where(OutboxEvent.order_id == payment.order_id, OutboxEvent.kind == "payment_unallocated"))
         if event.payload.get("intent_id") == payment.intent_id)
@@ -349,21 +350,70 @@ def _returns_of(payment: Payment) -> tuple[int, list[Refund]]:
                                              .execution_options(populate_existing=True)))
 
 
-def _returned_at_provider(intent_id: str) -> list[dict]:
-    """The refunds the provider made of an intent other than our return (any attempt's key: its dashboard's), that gave
-    or are giving money back: each takes part of the payment our return no longer can."""
-    return [refund for refund in get_provider().list_refunds(intent_id=intent_id)
+def _returned_at_provider(listed: list[dict], intent_id: str) -> list[dict]:
+    """The refunds the provider lists of an intent other than our returns (any attempt's key: its dashboard's), that
+    gave or are giving money back: each takes part of the payment our return no longer can."""
+    return [refund for refund in listed
             if isinstance(refund.get("id"), str) and isinstance(refund.get("amount"), int) and refund["amount"] > 0
             and not is_return_key((refund.get("metadata") or {}).get("refund_key"), intent_id)
             and refund.get("status") not in PROVIDER_FAILED]
 
 
-def _to_return(payment: Payment, elsewhere: list[dict]) -> int:
-    """What our return of a payment still gives back: what it brought in less what the provider refunded otherwise,
-    as it lists those refunds now or as their events recorded them."""
+def _at_dashboard(refund: Refund) -> bool:
+    """Whether a return of a payment is a refund made at the provider (its dashboard), not one the shop asked for."""
+    return refund.reason == RETURNED_AT_PROVIDER
+
+
+def _takes(refund: Refund) -> bool:
+    """Whether a return of a payment takes its part of the payment: any not failed, and one the shop asked for that
+    failed too (an admin settles that at Stripe); a failed refund made at the dashboard gave nothing and takes none."""
+    return refund.status != "failed" or not _at_dashboard(refund)
+
+
+def _made_under(listed: list[dict], key: str) -> tuple[ProviderRefund, int] | None:
+    """The refund the provider lists as made under our `key` (an earlier ask whose answer was lost) and its amount: the
+    answer to take, not to ask again for another amount under that key (Stripe refuses a key's reuse with other
+    parameters), if any."""
+    made = next((refund for refund in listed if (refund.get("metadata") or {}).get("refund_key") == key
+                 and isinstance(refund.get("id"), str) and isinstance(refund.get("amount"), int)), None)
+    return None if made is None else (ProviderRefund(id=made["id"], status=made.get("status")), made["amount"])
+
+
+def _to_return(refund: Refund, elsewhere: list[dict]) -> int:
+    """What one of our returns of a payment still gives back: what the payment brought in less what its other returns
+    take (`_takes`) and what the provider refunded otherwise, as it lists those refunds now or as their events
+    recorded them."""
+    received, returns = _returns_of(db.session.get(Payment, refund.payment_id))
+    known = {other.provider_refund_id or f"#{other.id}": other.amount_fen for other in returns
+             if other.id != refund.id and _takes(other)}
+    return received - sum({**known, **{other["id"]: other["amount"] for other in elsewhere}}.values())
+
+
+def _unasked(returns: Sequence[Refund]) -> Refund | None:
+    """The return of a payment not yet made at the provider (pending, no provider id: it asks for what is left when
+    it is asked), if any: at most one at a time."""
+    return next((refund for refund in returns if refund.status == "pending" and refund.provider_refund_id is None),
+                None)
+
+
+def _top_up_return(order: Order, payment_id: int) -> None:
+    """Once no return of a payment is waiting to be asked, a refund made at the dashboard that failed after it cut
+    our return is returned anew: a pending return of the part no return takes (`_takes`), under the key of the
+    payment's next attempt (`return_key`), asked of the provider after commit and settled as any; none if nothing
+    is missing, so a replayed or late event adds none."""
+    payment = db.session.get(Payment, payment_id)
     received, returns = _returns_of(payment)
-    known = {refund.provider_refund_id: refund.amount_fen for refund in returns[1:] if refund.status != "failed"}
-    return received - sum({**known, **{refund["id"]: refund["amount"] for refund in elsewhere}}.values())
+    missing = received - sum(refund.amount_fen for refund in returns if _takes(refund))
+    if missing <= 0 or _unasked(returns) is not None:
+        return
+    refund = Refund(order_id=order.id, payment_id=payment_id, amount_fen=missing, method=returns[0].method,
+                    reason=RETURNED_AGAIN, source="unallocated", status="pending",
+                    attempt=max(refund.attempt for refund in returns) + 1)
+    db.session.add(refund)
+    db.session.flush()
+    after_commit(lambda refund_id=refund.id: queue_settle(refund_id))
+    log.warning("payment %s of order %s: %s fen a dashboard refund failed to give back is returned anew (refund %s)",
+                payment.intent_id, order.id, missing, refund.id)
 
 
 def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_id: str, amount_fen: int,
@@ -377,16 +427,17 @@ def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_
     received, returns = _returns_of(payment)
     if any(refund.provider_refund_id == provider_refund_id for refund in returns):
         return
-    ours, others = returns[0], sum(refund.amount_fen for refund in returns[1:] if refund.status != "failed")
-    unasked = ours.status == "pending" and ours.provider_refund_id is None
-    left = received - others - (0 if unasked or ours.status == "failed" else ours.amount_fen)
+    unasked = _unasked(returns)
+    left = received - sum(refund.amount_fen for refund in returns
+                          if refund is not unasked and refund.status != "failed")
     if amount_fen > left:
         log.error("provider refund %s of %s fen of returned payment %s of order %s is more than the %s fen left of "
                   "it: settle it at Stripe", provider_refund_id, amount_fen, payment.intent_id, order.id, left)
         return
     final = status in PROVIDER_SUCCEEDED
     returned = Refund(order_id=order.id, payment_id=payment_id, provider_refund_id=provider_refund_id,
-                      amount_fen=amount_fen, method=ours.method, reason=RETURNED_AT_PROVIDER, source="unallocated",
+                      amount_fen=amount_fen, method=returns[0].method, reason=RETURNED_AT_PROVIDER,
+                      source="unallocated",
                       status="succeeded" if final else "pending", provider_status=status or "succeeded")
     db.session.add(returned)
     db.session.flush()
@@ -395,21 +446,23 @@ def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_
                              amount_fen=amount_fen,
                              payload={"intent_id": payment.intent_id, "provider_refund_id": provider_refund_id})
         returned.outbox_event_ids = [event.id]
-    if unasked:
-        ours.amount_fen = left - amount_fen
-        if ours.amount_fen == 0:  # the provider gave it all back: our return has nothing left to ask
-            ours.status = "succeeded"
+    if unasked is not None:
+        unasked.amount_fen = left - amount_fen
+        if unasked.amount_fen == 0:  # the provider gave it all back: our return has nothing left to ask
+            unasked.status = "succeeded"
     db.session.flush()
     log.info("payment %s of order %s: %s fen returned at the provider (%s)", payment.intent_id, order.id, amount_fen,
              provider_refund_id)
 
 
 def settle_return(*, order: Order, payment_id: int, provider_refund_id: str, amount_fen: int,
-                  status: str | None) -> None:
-    """Our return of a payment, named by its key in a provider event before its own answer came: of the amount the
-    provider made it, settled as the provider says it stands."""
-    ours = _returns_of(db.session.get(Payment, payment_id))[1][0]
-    if ours.status == "pending":
+                  status: str | None, key: str) -> None:
+    """Our return of a payment, named by its key (`key`: its attempt's) in a provider event before its own answer
+    came: of the amount the provider made it, settled as the provider says it stands."""
+    payment = db.session.get(Payment, payment_id)
+    ours = next((refund for refund in _returns_of(payment)[1]
+                 if not _at_dashboard(refund) and return_key(payment.intent_id, refund.attempt) == key), None)
+    if ours is not None and ours.status == "pending":
         ours.amount_fen = amount_fen
         _settle(order, ours, ProviderRefund(id=provider_refund_id, status=status or "succeeded"))
 
@@ -432,7 +485,10 @@ def _fail(refund: Refund, *, status: str, provider_refund_id: str | None) -> Non
     """A pending refund the provider refused, or made and then failed or canceled: no money went back, so its
     units are sold again and the after-sales request it decided is open again (a return that failed is logged as an
     error, to settle at Stripe)."""
-    if refund.source == "unallocated":
+    if refund.source == "unallocated" and _at_dashboard(refund):
+        log.warning("provider refund %s of payment %s of order %s, part of its return, is %s: that part is returned "
+                    "anew", refund.provider_refund_id, refund.payment_id, refund.order_id, status)
+    elif refund.source == "unallocated":
         log.error("provider refused to return payment %s of order %s (%s): settle it at Stripe", refund.payment_id,
                   refund.order_id, status)
     else:
@@ -457,7 +513,8 @@ def _reopen_request(refund: Refund) -> None:
 
 def _settle(order: Order, refund: Refund, answer: ProviderRefund) -> None:
     """Record what the provider says of a pending refund: succeeded completes it, failed or canceled fails it, and
-    anything else (pending, requires_action) keeps it pending under the provider's id, with no money event yet."""
+    anything else (pending, requires_action) keeps it pending under the provider's id, with no money event yet; a
+    payment's return then returns anew what a failed dashboard refund left (`_top_up_return`)."""
     if answer.status in PROVIDER_FAILED:
         _fail(refund, status=answer.status, provider_refund_id=answer.id)
     elif answer.status in PROVIDER_SUCCEEDED and refund.source == "unallocated":
@@ -467,6 +524,8 @@ def _settle(order: Order, refund: Refund, answer: ProviderRefund) -> None:
     else:
         refund.provider_refund_id, refund.provider_status = answer.id, answer.status
         db.session.flush()
+    if refund.source == "unallocated":
+        _top_up_return(order, refund.payment_id)
 
 
 def settle_refund(*, refund_id: int) -> Refund:
@@ -485,9 +544,10 @@ def settle_refund(*, refund_id: int) -> Refund:
         else:
             intent_id, key = _provider_call(refund)
             if refund.source == "unallocated":  # only what the provider has not refunded already is returned
-                elsewhere = _returned_at_provider(intent_id)
-                amount_fen = _to_return(db.session.get(Payment, refund.payment_id), elsewhere)
-            if amount_fen > 0:
+                listed = get_provider().list_refunds(intent_id=intent_id)
+                elsewhere = _returned_at_provider(listed, intent_id)
+                answer, amount_fen = _made_under(listed, key) or (None, _to_return(refund, elsewhere))
+            if answer is None and amount_fen > 0:
                 answer = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
     except RefundRefused as exc:
         refused = str(exc)[:24] or "refused"
@@ -511,6 +571,8 @@ def settle_refund(*, refund_id: int) -> Refund:
         _ask_return_again(refund, refused)
     elif answer is None:
         _fail(refund, status=refused, provider_refund_id=None)
+        if refund.source == "unallocated":
+            _top_up_return(order, refund.payment_id)
     else:
         _settle(order, refund, answer)
     return refund

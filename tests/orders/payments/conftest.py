@@ -144,7 +144,7 @@ class StubHTTPClient(stripe.HTTPClient):
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
         """Record the request; answer a PaymentIntent (made or cancelled), a Refund made from its parameters or
-        retrieved, the refunds listed, or a balance transaction."""
+        retrieved (as listed, if it is), the refunds listed, or a balance transaction."""
         params = dict(parse_qsl(post_data or ""))
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
         if url.endswith("/v1/payment_intents"):
@@ -169,8 +169,9 @@ class StubHTTPClient(stripe.HTTPClient):
         elif method == "get" and "/v1/balance_transactions/" in url:
             body = {"object": "balance_transaction", **self.balance_transactions[url.rsplit("/", 1)[1]]}
         elif method == "get" and "/v1/refunds/re_" in url:
-            body = {"id": url.rsplit("/", 1)[1], "object": "refund", "amount": 1, "status": self.refund_status,
-                    "currency": "cny"}
+            refund_id = url.rsplit("/", 1)[1]
+            body = next((r for r in self.listed_refunds if r["id"] == refund_id), None) or {
+                "id": refund_id, "object": "refund", "amount": 1, "status": self.refund_status, "currency": "cny"}
         else:
             return json.dumps({"error": {"message": "not stubbed"}}), 404, {}
         return json.dumps(body), 200, {"request-id": "req_stub"}

@@ -14,6 +14,7 @@ from orders.checkout.service import expire_reservations
 from orders.ledger.models import LedgerAccount, Posting
 from orders.ledger.verify import verify_ledger
 from orders.models import OutboxEvent, Refund
+from orders.refunds.service import is_return_key
 from shop.db import db, utcnow
 from shop.tasks import sweep
 from tests.orders.payments.conftest import deliver, event, intent_event, intent_of, place_order, stock, user_with_token
@@ -192,3 +193,92 @@ def test_a_return_refused_because_the_dashboard_refunded_meanwhile_is_asked_agai
     assert db.session.scalar(select(Refund.id).where(Refund.status != "succeeded")) is None
     assert _ledger("unallocated") == (3, 0)
     assert verify_ledger()["ok"] is True
+
+
+def _listed_pending(client, payment, stripe_http):
+    """The dashboard's 18.00 refund is still pending at Stripe (as Stripe lists it)."""
+    stripe_http.listed_refunds[0]["status"] = "pending"
+
+
+def _dashboard_pending(client, payment, stripe_http):
+    _listed_pending(client, payment, stripe_http)
+    deliver(client, _charge_refunded(payment, [stripe_http.listed_refunds[0]]), secret=SECRET)
+
+
+def _dashboard_fails(client, payment, stripe_http):
+    dashboard = next(r for r in stripe_http.listed_refunds if r["id"] == "re_dash_1")
+    dashboard["status"] = "failed"
+    deliver(client, event("charge.refund.updated", dict(dashboard)), secret=SECRET)
+
+
+def _dashboard_fails_again(client, payment, stripe_http):
+    dashboard = next(r for r in stripe_http.listed_refunds if r["id"] == "re_dash_1")
+    deliver(client, event("refund.failed", dict(dashboard)), secret=SECRET)
+
+
+def _second_dashboard(client, payment, stripe_http):
+    """The dashboard refunds 10.00 more, whose event has not come yet."""
+    stripe_http.listed_refunds.insert(0, {**DASHBOARD, "id": "re_dash_2", "amount": 1000,
+                                          "payment_intent": payment.intent_id})
+
+
+def _dashboard_fails_during_our_return(client, payment, stripe_http):
+    """The dashboard's refund fails (and its event is processed) between our listing of its refunds and our return
+    request, which was computed with it still pending."""
+    answer = stripe_http.request
+
+    def racing(method, url, headers, post_data=None, **kwargs):
+        if method == "post" and url.endswith("/v1/refunds") and stripe_http.request is racing:
+            stripe_http.request = answer
+            _dashboard_fails(client, payment, stripe_http)
+        return answer(method, url, headers, post_data, **kwargs)
+
+    stripe_http.request = racing
+    _late(client, payment, stripe_http)
+
+
+@pytest.mark.parametrize("steps", [
+    (_listed_pending, _late, _dashboard_fails),
+    (_listed_pending, _late, _dashboard_fails, _dashboard_fails_again, _all_listed),
+    (_dashboard_pending, _late, _dashboard_fails),
+    (_dashboard_pending, _dashboard_fails, _late),
+    (_listed_pending, _dashboard_fails, _late),
+    (_listed_pending, _late_answer_lost, _dashboard_fails, _swept, _all_listed),
+    (_listed_pending, _late, _dashboard_fails, _all_listed, _swept),
+    (_listed_pending, _dashboard_fails_during_our_return, _swept),
+    (_listed_pending, _late, _second_dashboard, _dashboard_fails, _all_listed),
+    (_listed_pending, _late, _second_dashboard, _all_listed, _dashboard_fails),
+], ids=lambda steps: "-".join(step.__name__.strip("_") for step in steps))
+def test_a_dashboard_refund_that_fails_after_it_cut_the_return_is_returned_to_the_buyer(returning, stripe_http, steps):
+    client, payment = returning
+
+    for step in steps:
+        step(client, payment, stripe_http)
+
+    db.session.expire_all()
+    asked = [r["params"] for r in stripe_http.requests if r["method"] == "post" and r["url"].endswith("/v1/refunds")]
+    keys = {(p["metadata[refund_key]"], p["amount"]) for p in asked}
+    made = [r["amount"] for r in stripe_http.listed_refunds if r["status"] == "succeeded"]
+    assert all(is_return_key(key, payment.intent_id) for key, _ in keys)
+    assert len({key for key, _ in keys}) == len(keys)  # a key asked again only for the same amount, as Stripe takes it
+    assert sum(made) == 5000  # the buyer has the whole payment back, once
+    assert _money(payment) == sorted([("payment_unallocated", 5000),
+                                      *(("payment_returned", amount) for amount in made)])
+    assert db.session.scalar(select(Refund.id).where(Refund.status == "pending")) is None
+    assert db.session.scalar(select(Refund.status).where(Refund.provider_refund_id == "re_dash_1")) in (None, "failed")
+    assert _ledger("unallocated")[1] == 0
+    assert verify_ledger()["ok"] is True
+
+
+def test_a_failed_dashboard_refund_is_returned_under_the_next_attempts_key(returning, stripe_http):
+    client, payment = returning
+    _listed_pending(client, payment, stripe_http)
+
+    _late(client, payment, stripe_http)
+    _dashboard_fails(client, payment, stripe_http)
+
+    asked = [(r["params"]["amount"], r["params"]["metadata[refund_key]"]) for r in stripe_http.requests
+             if r["method"] == "post" and r["url"].endswith("/v1/refunds")]
+    assert asked == [("3200", f"{payment.intent_id}-returned"), ("1800", f"{payment.intent_id}-returned-1")]
+    assert _money(payment) == [("payment_returned", 1800), ("payment_returned", 3200), ("payment_unallocated", 5000)]
+    assert _ledger("unallocated") == (3, 0)
