@@ -298,14 +298,23 @@ def refund_key(refund: Refund) -> str:
     return provider_key(f"refund-{refund.id}", refund.created_at)
 
 
+def _refund_pending(order: Order) -> bool:
+    """Whether a refund of the order's units is still pending at the provider: the units it holds may yet be sold
+    again (it fails), so no refund that ends meanwhile decides from them."""
+    return db.session.scalar(select(Refund.id).where(Refund.order_id == order.id, Refund.status == "pending",
+                                                     Refund.source != "unallocated").limit(1)) is not None
+
+
 def _refunded(order: Order, refund: Refund, events: list[OutboxEvent], *, actor_id: int | None) -> None:
-    """A refund whose money went back, its events written: an open after-sales request it covers decided, the
-    order closed if nothing is left sold, the buyer told (a consumer's: a counter sale's customer has no account)."""
+    """A refund whose money went back, its events written: unless another refund of the order is still pending (its
+    own end decides then), an open after-sales request it covers decided and the order closed if nothing is left
+    sold; the buyer told (a consumer's: a counter sale's customer has no account)."""
     refund.outbox_event_ids = [event.id for event in events]
     db.session.flush()
-    if refund.source != "after_sales":
-        _decide_open_request(order, refund, actor_id=actor_id)
-    _close_if_fully_refunded(order, actor_id=actor_id, reason=refund.reason)
+    if not _refund_pending(order):
+        if refund.source != "after_sales":
+            _decide_open_request(order, refund, actor_id=actor_id)
+        _close_if_fully_refunded(order, actor_id=actor_id, reason=refund.reason)
     if order.consumer_id is not None:
         notify(kind="refund_made", order_id=order.id)
 

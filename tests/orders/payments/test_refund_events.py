@@ -314,3 +314,42 @@ def test_a_delivery_order_whose_every_unit_a_pending_refund_holds_is_not_shipped
     assert deliver(client, event("refund.failed", failed), secret=SECRET).status_code == 200
     shipped = client.post(f"/api/v1/orders/{payment.order_id}/ship", headers=admin, json=ship)
     assert shipped.status_code == 200 and shipped.json["status"] == "shipped"
+
+
+def test_an_order_is_not_closed_as_refunded_while_a_refund_of_its_last_units_is_pending_and_then_fails(paid,
+                                                                                                         stripe_http):
+    client, payment, admin = paid
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == payment.order_id))
+    stripe_http.refund_status = "pending"
+    ours = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                       json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "顾客退一件"})
+    assert ours.status_code == 202
+
+    deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250)), secret=SECRET)
+    closed_while_pending = client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["status"]
+    failed = _refund_object(payment, ours.json["provider_refund_id"], 1250, status="failed")
+    deliver(client, event("refund.failed", failed), secret=SECRET)
+
+    assert closed_while_pending == "paid"
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["status"] == "paid"
+    assert _refunded_units() == 1
+    stripe_http.refund_status = "succeeded"
+    again = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                        json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "顾客退一件"})
+    assert again.status_code == 201, again.json
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["status"] == "refunded"
+
+
+def test_an_order_closes_as_refunded_when_the_pending_refund_of_its_last_units_succeeds(paid, stripe_http):
+    client, payment, admin = paid
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == payment.order_id))
+    stripe_http.refund_status = "pending"
+    ours = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                       json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "顾客退一件"})
+    deliver(client, event("refund.created", _refund_object(payment, "re_dash_1", 1250)), secret=SECRET)
+
+    deliver(client, event("refund.updated", _refund_object(payment, ours.json["provider_refund_id"], 1250)),
+            secret=SECRET)
+
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["status"] == "refunded"
+    assert _refunded_units() == 2

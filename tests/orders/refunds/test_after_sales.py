@@ -367,3 +367,32 @@ def test_a_phone_number_in_a_consumers_reason_is_masked_for_the_staff_who_decide
     for viewer in ("clerk", "admin", "consumer"):
         seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold[viewer]).json["items"]
         assert [request["reason"] for request in seen] == ["包装破损，请打 *** 联系"], viewer
+
+
+def test_a_dashboard_refund_does_not_decide_a_request_whose_other_unit_a_pending_refund_holds_which_then_fails(
+        client, sold, provider):
+    """Of the 2 units asked for, an admin's refund still pending at the provider holds one and the dashboard refunds
+    the other: the request stays open until the pending refund ends, and when it fails its approval refunds the unit
+    still sold (not approved by the dashboard's refund with one of the two units never refunded)."""
+    order = sold["order"](payment_method="stripe")
+    asked = _ask(client, sold["consumer"], order, quantity=2).json
+    line_id = asked["lines"][0]["line_id"]
+    provider.status = "pending"
+    pending = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"],
+                          json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "先退一件"})
+    assert pending.status_code == 202, pending.json
+    record_provider_refund(order_id=order.id, provider_refund_id="re_dash_1", amount_fen=1500, occurred_at=utcnow())
+    db.session.commit()
+    provider.statuses[pending.json["provider_refund_id"]] = "failed"
+    db.session.execute(update(Refund).where(Refund.id == pending.json["id"])
+                       .values(asked_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    assert sweep()["orders.pending_refunds"] == 1
+
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert [(r["status"], r["refund_id"]) for r in seen] == [("open", None)]
+    provider.status = "succeeded"
+    approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["admin"], json={})
+    assert approved.status_code == 200, approved.json
+    assert db.session.get(Refund, approved.json["refund_id"]).lines[0].quantity == 1
+    assert db.session.get(OrderLine, line_id).refunded_quantity == 2
