@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 PAID_OR_LATER = ("paid", "shipped", "delivered", "fulfilled", "refunded")
 EXPIRY_BATCH = 200
 MAX_UNPAID_ORDERS = 5  # a buyer's orders awaiting payment at once: their stock is held from every other buyer
+NOT_PAID_YET = ("created", "failed")  # a payment still to be made: no attempt yet, or only declined ones
 
 
 class PaymentProviderUnavailable(AppError):
@@ -405,8 +406,9 @@ def cancel_order(*, actor: User, order_id: int) -> OrderView:
 
 def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
     """Cancel a cancelled order's PaymentIntents at the provider (after its commit), each payment the provider
-    cancelled then `canceled` (not one still to make); one the provider will not cancel, or an unanswered call, is
-    logged and stays as it was: a payment made all the same is returned when its event comes."""
+    cancelled then `canceled` (not one still to make, also after a declined attempt); one the provider will not
+    cancel, or an unanswered call, is logged and stays as it was: a payment made all the same is returned when its
+    event comes."""
     provider, canceled = get_provider(), []
     for intent_id in intent_ids:
         try:
@@ -417,7 +419,7 @@ def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
             continue
         canceled.append(intent_id)
     if canceled:  # a unit of work of its own: the cancellation's has committed before the provider was asked
-        db.session.execute(update(Payment).where(Payment.intent_id.in_(canceled), Payment.status == "created")
+        db.session.execute(update(Payment).where(Payment.intent_id.in_(canceled), Payment.status.in_(NOT_PAID_YET))
                            .values(status="canceled"))
         db.session.commit()
 

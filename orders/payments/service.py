@@ -26,7 +26,7 @@ from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from orders.checkout.service import confirm_locked_payment
+from orders.checkout.service import NOT_PAID_YET, confirm_locked_payment
 from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, OutboxEvent, Payment, PaymentEvent, Refund
@@ -254,9 +254,10 @@ def _succeeded(event: PaymentEvent, order: Order, payment: Payment) -> None:
 
 
 def _failed(event: PaymentEvent, payment: Payment) -> None:
-    """A failed attempt: recorded (its error code only) unless the payment already succeeded; the order
-    stays pending until it expires."""
-    if payment.status in TAKEN:
+    """A failed attempt: recorded (its error code only) while the payment is still to be made (not once it succeeded,
+    was returned, or was cancelled with its order: a decline reported late changes none of them); the order stays
+    pending until it expires."""
+    if payment.status not in NOT_PAID_YET:
         return
     error = event.payload["data"]["object"].get("last_payment_error")
     error = error if isinstance(error, dict) else {}

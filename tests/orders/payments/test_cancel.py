@@ -84,3 +84,29 @@ def test_an_order_whose_payment_is_being_confirmed_is_not_cancelled(stripe_app, 
     db.session.commit()
     assert order_status(payment.order_id) == "paid"
     assert db.session.scalar(select(Payment.status).where(Payment.id == payment.id)) == "succeeded"
+
+
+def test_a_cancelled_order_whose_buyer_was_declined_first_shows_its_payment_canceled(stripe_app, stripe_http):
+    client = stripe_app.test_client()
+    payment, headers = _bought(client)
+    assert deliver(client, intent_event("payment_intent.payment_failed", payment), secret=SECRET).status_code == 200
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=headers).json["payment"]["status"] == "failed"
+
+    assert client.post(f"/api/v1/orders/{payment.order_id}/cancel", headers=headers).status_code == 200
+
+    assert stripe_http.requests[-1]["url"].endswith(f"/payment_intents/{payment.intent_id}/cancel")
+    shown = client.get(f"/api/v1/orders/{payment.order_id}", headers=headers).json["payment"]
+    assert (shown["status"], shown["client_secret"]) == ("canceled", None)  # Stripe cancelled it: no attempt is left
+
+
+def test_a_decline_reported_after_the_cancel_leaves_the_payment_canceled(stripe_app, stripe_http):
+    client = stripe_app.test_client()
+    payment, headers = _bought(client)
+    declined = intent_event("payment_intent.payment_failed", payment)  # sent before the cancel, delivered after it
+    assert client.post(f"/api/v1/orders/{payment.order_id}/cancel", headers=headers).status_code == 200
+
+    assert deliver(client, declined, secret=SECRET).status_code == 200
+
+    db.session.expire_all()
+    assert db.session.scalar(select(PaymentEvent.status).where(PaymentEvent.event_id == declined["id"])) == "processed"
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=headers).json["payment"]["status"] == "canceled"
