@@ -225,3 +225,42 @@ def test_a_long_unbroken_product_name_wraps_in_the_tills_refund_and_transfer_row
         screenshot(page, name)
         assert page.evaluate(OVERFLOWING_CELLS) == [] and page.evaluate(SIDEWAYS) == 0, path
     context.close()
+
+
+BROKEN_TIMES = """() => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const broken = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const match of node.data.matchAll(/\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}/g)) {
+      const range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      if (new Set([...range.getClientRects()].map(rect => Math.round(rect.bottom))).size > 1) broken.push(match[0]);
+    }
+  }
+  return broken;
+}"""
+
+
+def test_a_time_never_breaks_across_two_lines_on_a_360_px_phone(site, browser):
+    """"2026-" above "11-29 19:24" reads as two things: every time shown, after a channel and a store's name or in a
+    sentence, stays whole."""
+    with site.app.app_context():
+        clerk = find_user(username="staff-shunde")
+        store = till.store_of(clerk)
+        shift = till.current_shift(store) or stores.start_shift(actor=clerk, store_id=store.id, float_fen=50000)
+        db.session.commit()
+        shift_id = shift.id
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    pages = {"13800000000": ["/orders", "/orders/1", "/orders/2", "/orders/3"],
+             "staff-shunde": [f"/till/shifts/{shift_id}", "/till/shifts", "/till/pickups"],
+             "coop-zhaojue": ["/coop", "/coop/uploads/1"]}
+    for username, paths in pages.items():
+        context.clear_cookies()
+        sign_in(page, site, username)
+        page.wait_for_load_state()
+        for path in paths:
+            page.goto(site.url + path)
+            assert page.evaluate(BROKEN_TIMES) == [], path
+    context.close()

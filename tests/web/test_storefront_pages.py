@@ -582,7 +582,7 @@ def test_an_order_page_shows_its_refunds_after_sales_answers_and_what_was_paid_i
     assert f"合计 {yuan(total)} 已退款 -{yuan(price)} 实付 {yuan(total - price)}" in text
     assert f"退款 {refunded_at} {yuan(price)} {name} × 1 售后申请 #{ids[1]}：有一袋受潮" in text
     assert (f"售后申请 #{ids[0]} 未通过 提交于 {asked_at[0]} {name} × 1 原因：包装破损 "
-            f"答复：照片看不出问题（{answered_at}）") in text
+            f"答复：照片看不出问题（ {answered_at} ）") in text  # the time is an element of its own
     assert f"售后申请 #{ids[1]} 已同意 提交于 {asked_at[1]} {name} × 1 原因：有一袋受潮 已退款 {yuan(price)}" in text
 
 
