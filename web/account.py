@@ -6,7 +6,7 @@ import functools
 import math
 import time
 
-from flask import redirect, render_template, request, session, url_for
+from flask import flash, get_flashed_messages, redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import TooManyRequests
@@ -151,6 +151,7 @@ def register():
 
 
 ROLE_NAMES = {"consumer": "顾客", "store_staff": "门店店员", "coop": "合作社", "admin": "管理员", "auditor": "审计"}
+PASSWORD_CHANGED = "password-changed"  # the flash category of the message the account page shows after a change
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -158,11 +159,13 @@ ROLE_NAMES = {"consumer": "顾客", "store_staff": "门店店员", "coop": "合�
 @password_limit
 @signed_in()
 def account():
-    """The signed-in user's account: a new password ends every other sign-in; this browser stays signed in."""
+    """The signed-in user's account: a new password ends every other sign-in; this browser stays signed in (and is
+    sent to the page again, so a reload shows the change made rather than sending it twice)."""
     user = web_user()
     shown = {"user": user, "role_name": ROLE_NAMES.get(user.role, user.role)}
     if request.method == "GET":
-        return render_template("web/account.html", **shown)
+        done = get_flashed_messages(category_filter=[PASSWORD_CHANGED])
+        return render_template("web/account.html", done=done[0] if done else None, **shown)
     if _field("new_password") != _field("new_password_again"):
         return render_template("web/account.html", error="两次输入的新密码不一致。", **shown), 422
     try:
@@ -188,4 +191,5 @@ def account():
         else:  # it holds the username
             problem = f"新{PASSWORD_RULE}"
         return render_template("web/account.html", error=problem, **shown), exc.status
-    return render_template("web/account.html", done="密码已修改。其他设备上的登录（包括 API 令牌）已失效。", **shown)
+    flash("密码已修改。其他设备上的登录（包括 API 令牌）已失效。", PASSWORD_CHANGED)
+    return redirect(url_for("account.account"), 303)

@@ -114,7 +114,9 @@ def test_the_account_page_changes_the_password_and_keeps_this_browser_signed_in(
     done = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": NEW,
                                          "new_password_again": NEW, "csrf_token": _csrf(client, "/account")})
 
-    assert done.status_code == 200 and "密码已修改" in done.get_data(as_text=True)
+    assert done.status_code == 303 and done.location == "/account"  # a reload shows the change, never sends it again
+    assert "密码已修改" in client.get("/account").get_data(as_text=True)
+    assert "密码已修改" not in client.get("/account").get_data(as_text=True)  # said once
     assert client.get("/orders").status_code == 200
     assert other_browser.get("/orders").status_code == 302
     assert sign_in(client, user.username, NEW).status_code == 200

@@ -45,6 +45,31 @@ def test_a_double_tap_on_register_sends_the_form_once_and_signs_the_consumer_in(
     assert len(posts) == 1 and page.get_by_text("13912345600").is_visible()
 
 
+def test_reloading_the_account_page_after_a_password_change_shows_it_changed_and_sends_nothing_again(site, phone):
+    """The page that says the password was changed is one a reload (or back, then forward) shows again: the change
+    is not sent a second time, and the consumer is not told their form expired."""
+    page = phone.new_page()
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    page.goto(site.url + "/register")
+    page.get_by_label("手机号").fill("13912345601")
+    page.get_by_label("密码（至少 8 位）").fill("first long pw")
+    page.get_by_label("再次输入密码").fill("first long pw")
+    page.get_by_role("button", name="注册并登录").click()
+    page.wait_for_url(site.url + "/")
+    page.goto(site.url + "/account")
+    page.get_by_label("当前密码").fill("first long pw")
+    page.get_by_label("新密码（至少 8 位）").fill("second long pw")
+    page.get_by_label("再次输入新密码").fill("second long pw")
+    page.get_by_role("button", name="修改密码").click()
+    page.get_by_role("status").filter(has_text="密码已修改").wait_for()
+
+    reloaded = page.reload()
+
+    assert reloaded.status == 200 and len(posts) == 2  # the registration and the change, once each
+    assert page.get_by_role("heading", name="我的账户").is_visible() and page.get_by_role("alert").count() == 0
+
+
 def test_a_clerk_past_the_addresss_sign_in_limit_keeps_the_form_and_is_told_how_long_to_wait(site, browser):
     """Wrong passwords from a store's shared connection use up its address's limit: on a 360 px phone the clerk still
     sees the form with their username, the wait in seconds, and goes on to the till once it is over."""
