@@ -136,7 +136,13 @@ class MethodTotalsOut(Schema):
     refunds_fen = fields.Integer()
     expected_fen = fields.Integer()
     counted_fen = fields.Integer(allow_none=True)
-    difference_fen = fields.Integer(allow_none=True)
+    difference_fen = fields.Integer(allow_none=True, metadata={
+        "description": "Counted less expected, as the shift was closed (late entries are not in expected)."})
+    late_entries_fen = fields.Integer(metadata={
+        "description": "The takings of the shift's offline sales accepted after it closed (`late_entries`): made "
+                       "during the shift, their cash was in the drawer counted."})
+    unexplained_fen = fields.Integer(allow_none=True, metadata={
+        "description": "The difference the late entries do not explain: difference_fen − late_entries_fen."})
 
 
 class LateEntryOut(Schema):

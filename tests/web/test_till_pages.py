@@ -432,6 +432,28 @@ def test_the_shift_report_says_which_sales_were_partly_refunded(client):
     assert status == "已完成 · 部分退款"
 
 
+def test_a_late_cash_sale_is_shown_as_what_explains_the_surplus_of_the_closed_shift(client):
+    """The drawer held the cash of a sale the till sent after the close: the report says the late sale explains it."""
+    order, clerk = _sale(client)  # ¥30 in cash
+    shift = db.session.get(Shift, order.shift_id)
+    shift.opened_at = utcnow() - timedelta(hours=1)
+    db.session.commit()
+    client.post(f"/till/shifts/{shift.id}/close",  # ¥30 and the ¥45 of a sale made offline
+                data={"counted": "75", "csrf_token": _csrf(client, f"/till/shifts/{shift.id}")})
+    counter.sell(actor=clerk, store_id=shift.store_id, shift_id=shift.id, client_created_at=utcnow() - timedelta(
+        minutes=5), lines=[{"sku": order.lines[0].sku, "quantity": 3, "unit_price_fen": 1500}],
+        payment={"method": "cash", "tendered_fen": 4500})
+    db.session.commit()
+
+    page = client.get(f"/till/shifts/{shift.id}").get_data(as_text=True)
+    listed = client.get("/till/shifts").get_data(as_text=True)
+
+    late = re.sub(r"<[^>]+>", "", re.search(r'<p data-late="cash"[^>]*>(.*?)</p>', page, re.S).group(1))
+    assert " ".join(late.split()) == "现金差额 ¥45.00 中，交班后补录的离线销售 ¥45.00，其余差额 ¥0.00"
+    row = re.search(rf'<tr data-shift="{shift.id}">.*?</tr>', listed, re.S).group(0)
+    assert "补录后 ¥0.00" in re.search(r'data-label="现金差额">(.*?)</td>', row, re.S).group(1)
+
+
 def test_a_clerk_refunds_part_of_a_sale_back_to_the_shelf_but_not_after_the_shift_closed(client):
     order, clerk = _sale(client)
     line_id = order.lines[0].id

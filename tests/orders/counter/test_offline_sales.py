@@ -90,6 +90,27 @@ def test_a_closed_shift_takes_an_accepted_offline_sale_as_a_late_entry(client, c
     assert db.session.get(Order, response.json["id"]).shift_id == counter.shift.id
 
 
+def test_a_late_cash_sale_explains_the_surplus_its_shift_closed_with(client, counter, staff):
+    sold = client.post(_url(counter), json=sale_body(counter), headers=staff)  # ¥60 rung up online
+    assert sold.status_code == 201, sold.json
+    float_fen = counter.shift.float_fen
+    # the drawer also holds the ¥60 of a sale the till made offline and has not sent yet
+    closed = client.post(f"/api/v1/shifts/{counter.shift.id}/close",
+                         json={"counted_cash_fen": float_fen + 6000 + 6000}, headers=staff)
+    assert closed.json["methods"][0]["difference_fen"] == 6000
+
+    late = client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(minutes=1)), headers=staff)
+    report = client.get(f"/api/v1/shifts/{counter.shift.id}", headers=staff).json
+
+    assert late.status_code == 201 and late.json["late_entry"] is True, late.json
+    cash, card = report["methods"]
+    assert (cash["expected_fen"], cash["counted_fen"], cash["difference_fen"]) == (
+        float_fen + 6000, float_fen + 12000, 6000)  # the cash-up as it was closed
+    assert (cash["late_entries_fen"], cash["unexplained_fen"]) == (6000, 0)  # the late sale explains the surplus
+    assert (card["late_entries_fen"], card["unexplained_fen"]) == (0, None)
+    assert [entry["order_id"] for entry in report["late_entries"]] == [late.json["id"]]
+
+
 @pytest.mark.parametrize(("moment", "code"), [
     (lambda shift: utcnow() - timedelta(hours=73), "sale_too_old"),
     (lambda shift: utcnow() + timedelta(minutes=10), "sale_in_future"),

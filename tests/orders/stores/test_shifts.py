@@ -93,9 +93,9 @@ def test_close_reports_expected_counted_and_difference_per_method(client, store,
     assert report["open"] is False and report["sales"] == 3
     assert report["methods"] == [
         {"method": "cash", "sales_fen": 11880, "refunds_fen": 1990, "expected_fen": 29890,
-         "counted_fen": 29800, "difference_fen": -90},
+         "counted_fen": 29800, "difference_fen": -90, "late_entries_fen": 0, "unexplained_fen": -90},
         {"method": "card", "sales_fen": 14900, "refunds_fen": 4900, "expected_fen": 10000,
-         "counted_fen": None, "difference_fen": None},
+         "counted_fen": None, "difference_fen": None, "late_entries_fen": 0, "unexplained_fen": None},
     ]
     assert report["late_entries"] == []
 
@@ -114,7 +114,8 @@ def test_the_report_is_live_while_open_and_lists_late_entries_apart(client, stor
 
     assert live["open"] is True
     assert live["methods"][0] == {"method": "cash", "sales_fen": 1000, "refunds_fen": 0, "expected_fen": 6000,
-                                  "counted_fen": None, "difference_fen": None}
+                                  "counted_fen": None, "difference_fen": None, "late_entries_fen": 0,
+                                  "unexplained_fen": None}
     assert after["methods"][0]["difference_fen"] == 0  # the late sale is not in the cash-up ...
     assert [(e["order_id"], e["total_fen"], e["payment_method"]) for e in after["late_entries"]] == [
         (late.id, 2500, "cash")]  # ... but listed beside it
@@ -219,12 +220,14 @@ def test_a_stores_shifts_are_listed_newest_first_with_their_cash_up(client, stor
     live, old = page.json["items"][0], rest.json["items"][0]
     assert (live["open"], live["shift"]["float_fen"], live["shift"]["closed_at"]) == (True, 10000, None)
     assert live["methods"][0] == {"method": "cash", "sales_fen": 700, "refunds_fen": 0, "expected_fen": 10700,
-                                  "counted_fen": None, "difference_fen": None}
+                                  "counted_fen": None, "difference_fen": None, "late_entries_fen": 0,
+                                  "unexplained_fen": None}
     assert old == client.get(f"/api/v1/shifts/{first.id}", headers=staff_of(store)).json
     assert (old["open"], old["sales"], old["shift"]["opened_by"], old["shift"]["closed_by"]) == (
         False, 2, first.opened_by, first.opened_by)
     assert old["methods"][1] == {"method": "card", "sales_fen": 5000, "refunds_fen": 1000, "expected_fen": 4000,
-                                 "counted_fen": None, "difference_fen": None}
+                                 "counted_fen": None, "difference_fen": None, "late_entries_fen": 0,
+                                 "unexplained_fen": None}
     assert client.get(url, headers=login("admin")).json["items"] == page.json["items"] + rest.json["items"]
     assert client.get(url, headers=login("auditor")).status_code == 200
 
