@@ -292,3 +292,18 @@ def test_a_page_sign_in_rehashes_a_password_hashed_with_outdated_parameters(clie
     assert _sign_in(client, user).status_code == 302
     stored = db.session.scalar(select(User.password_hash).where(User.id == user.id))
     assert extract_parameters(stored).time_cost == 2
+
+
+@pytest.mark.parametrize("handed", ["2147483648", "99999999999", "1234567890123", "9" * 5000])
+def test_the_pickups_page_after_a_forged_hand_over_id_is_the_page_without_it_on_either_database(either_database,
+                                                                                                  handed):
+    """`?handed=` names the order just handed over; an id no order can have shows the pickups page, never an error."""
+    client = either_database.test_client()
+    clerk = UserFactory(role="store_staff", store_id=StoreFactory().id)
+    db.session.commit()
+    client.post("/login", data={"username": clerk.username, "password": DEFAULT_PASSWORD,
+                                "csrf_token": _csrf(client)})
+
+    response = client.get(f"/till/pickups?handed={handed}")
+
+    assert response.status_code == 200 and 'name="pickup_code"' in response.get_data(as_text=True)

@@ -19,7 +19,7 @@ from orders.stores.schemas import ShiftClose, ShiftOpen, TransferReceive
 from shop.auth.security import issue_token
 from shop.db import commit, db, utcnow
 from shop.errors import AppError
-from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN, is_blank
+from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN, MAX_ID, is_blank
 from web.filters import local_time, yuan
 from web.once import claim_form, new_form_key
 from web.pages import (
@@ -181,8 +181,8 @@ def pickups():
     store = service.store_of(web_user())
     handed = error = None
     status = 200
-    if request.method == "GET" and request.args.get("handed", "").isdecimal():
-        handed = service.handed_order(web_user(), int(request.args["handed"][:12]))
+    if request.method == "GET" and (order_id := _id_arg(request.args.get("handed", ""))) is not None:
+        handed = service.handed_order(web_user(), order_id)
     if request.method == "POST":
         try:
             code = PickupCreate().load({"pickup_code": _field("pickup_code")})["pickup_code"]
@@ -198,6 +198,11 @@ def pickups():
             error, status = _already_handed(store, code) or _message(exc), 409
     waiting = counter.list_pickups(actor=web_user(), store_id=store.id, limit=PICKUPS_SHOWN, cursor=None)
     return _till("till/pickups.html", status, waiting=waiting["items"], handed=handed, error=error)
+
+
+def _id_arg(text: str) -> int | None:
+    """An id given in a link (its digits of any width), or None if no row can have it (out of the ids' range)."""
+    return int(text) if text.isdecimal() and len(text) <= len(str(MAX_ID)) and 0 < int(text) <= MAX_ID else None
 
 
 def _already_handed(store, code: str) -> str | None:
