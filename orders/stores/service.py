@@ -247,9 +247,10 @@ def list_account_changes(*, store_id: int, from_date: date | None, to_date: date
 
 # --- shifts -------------------------------------------------------------------------------------------
 
-def _lock_store(store_id: int) -> None:
-    """Serialise changes to one store's shifts (PostgreSQL: the store row FOR UPDATE; SQLite: the write lock)."""
-    lock_row(Store, store_id)
+def _lock_store(store_id: int) -> Store:
+    """Serialise changes to one store's shifts (PostgreSQL: the store row FOR UPDATE; SQLite: the write lock); the
+    store read afresh."""
+    return lock_row(Store, store_id)
 
 
 def hold_till(*, store_id: int) -> None:
@@ -270,10 +271,11 @@ def _hold_store(store_id: int) -> Store | None:
 
 def start_shift(*, actor: User, store_id: int, float_fen: int) -> Shift:
     """Open a cash shift with a float; a store has at most one open shift (`shift_already_open`), and a deactivated
-    one opens none (`store_inactive`: it sells nothing new)."""
-    if not get_store_for(actor=actor, store_id=store_id).active:
+    one opens none (`store_inactive`: it sells nothing new). The store is locked before it is read, so a deactivation
+    under way is waited for."""
+    get_store_for(actor=actor, store_id=store_id)
+    if not _lock_store(store_id).active:
         raise Conflict(f"Store {store_id} is inactive.", code=OrderCode.STORE_INACTIVE)
-    _lock_store(store_id)
     open_id = db.session.scalar(select(Shift.id).where(Shift.store_id == store_id, Shift.closed_at.is_(None)))
     if open_id is not None:
         raise Conflict("This store already has an open shift.", code=OrderCode.SHIFT_ALREADY_OPEN,

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from shop.db import db
-from shop.errors import AppError
 from suppliers import service
 from suppliers.models import BenefitLink, Household
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.parallel import second_while_first_uncommitted
 from tests.suppliers.factories import HouseholdFactory, SupplierFactory, household_payload
 
 pytestmark = pytest.mark.postgres
@@ -54,45 +53,6 @@ def test_concurrent_registrations_of_one_id_number_give_one_201_and_one_409(pg_a
     assert db.session.scalar(select(func.count()).select_from(Household)) == 1
 
 
-def _second_while_first_uncommitted(pg_app, first, second) -> object:
-    """Run `first` in its own transaction and, before it commits, `second` in another; what `second` came to: its
-    result, or the code (else the class name) of what it raised. `first` commits once `second` waits on a lock or
-    has finished without waiting."""
-    held, release = threading.Event(), threading.Event()
-    outcome = {}
-
-    def run_first():
-        with pg_app.app_context():
-            first()
-            held.set()
-            release.wait(timeout=30)
-            db.session.commit()
-
-    def run_second():
-        held.wait(timeout=30)
-        with pg_app.app_context():
-            try:
-                result = second()
-                db.session.commit()
-                outcome["second"] = result
-            except Exception as error:  # noqa: BLE001 - whatever it is, the test says which
-                outcome["second"] = error.code if isinstance(error, AppError) else type(error).__name__
-
-    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
-    for thread in threads:
-        thread.start()
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    for _ in range(300):
-        if db.session.scalar(text(waiting)) or outcome:
-            break
-        time.sleep(0.01)
-    db.session.rollback()
-    release.set()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcome.get("second")
-
-
 def test_the_unique_hash_decides_when_the_duplicate_check_cannot_see_the_other_transaction(pg_app):
     first_supplier, second_supplier = SupplierFactory(), SupplierFactory(county_code="513437")
     db.session.commit()
@@ -104,7 +64,7 @@ def test_the_unique_hash_decides_when_the_duplicate_check_cannot_see_the_other_t
         body = {**household_payload(id_number=id_number), "consent_on": date(2026, 1, 5)}
         return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
 
-    second = _second_while_first_uncommitted(pg_app, lambda: register(ids[0]), lambda: register(ids[1]))
+    second = second_while_first_uncommitted(pg_app, lambda: register(ids[0]), lambda: register(ids[1]))
 
     assert second == "household_exists"
     assert db.session.scalar(select(func.count()).select_from(Household)) == 1
@@ -122,7 +82,7 @@ def test_two_households_registered_at_once_under_one_code_in_two_counties_give_o
         body = {**household_payload(code="R-TWIN", county_code=county_code), "consent_on": date(2026, 1, 5)}
         return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
 
-    second = _second_while_first_uncommitted(pg_app, lambda: register("513431"), lambda: register("513437"))
+    second = second_while_first_uncommitted(pg_app, lambda: register("513431"), lambda: register("513437"))
 
     assert second == "household_code_taken"
     assert db.session.scalar(select(func.count()).select_from(Household).where(Household.code == "R-TWIN")) == 1
@@ -141,7 +101,7 @@ def test_two_links_at_once_of_another_cooperatives_household_both_link_it(pg_app
         return service.create_benefit_link(supplier_id=ours_id, supplier_scope=ours_id, household_code=code,
                                            id_number=id_number, kind=kind, valid_from=date(2026, 1, 1)).kind
 
-    assert _second_while_first_uncommitted(pg_app, lambda: link("purchase"), lambda: link("employment")) \
+    assert second_while_first_uncommitted(pg_app, lambda: link("purchase"), lambda: link("employment")) \
         == "employment"
     kinds = db.session.scalars(select(BenefitLink.kind).where(BenefitLink.supplier_id == ours_id)).all()
     assert sorted(kinds) == ["employment", "purchase"]
@@ -186,7 +146,7 @@ def test_a_household_registered_while_its_supplier_is_deactivated_is_refused(pg_
         body = {**household_payload(), "consent_on": date(2026, 1, 5)}
         return service.register_household(supplier_id=supplier_id, supplier_scope=None, **body)
 
-    assert _second_while_first_uncommitted(pg_app, deactivate, register) == "supplier_inactive"
+    assert second_while_first_uncommitted(pg_app, deactivate, register) == "supplier_inactive"
     assert db.session.scalar(select(func.count()).select_from(Household)) == 0
 
 

@@ -8,9 +8,12 @@ from sqlalchemy import func, select
 
 from orders.models import Order, Refund, Shift, Store
 from orders.stores import service
+from shop.auth.models import User
 from shop.db import db
 from shop.errors import Conflict, NotFound
+from tests.factories import UserFactory
 from tests.orders.factories import ShiftFactory, StoreFactory
+from tests.parallel import second_while_first_uncommitted
 
 PAID_AT = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 
@@ -55,6 +58,26 @@ def test_a_deactivated_stores_clerk_opens_no_shift(client, store, staff_of):
 
     assert (response.status_code, response.json["error"]["code"]) == (409, "store_inactive")
     assert db.session.scalar(select(Shift).where(Shift.store_id == store.id)) is None
+
+
+@pytest.mark.postgres
+def test_a_shift_opened_while_its_store_is_deactivated_is_refused(pg_app):
+    """A clerk who read the store active just before an admin's deactivation committed opens no shift in it: the
+    opening waits for the deactivation and gets store_inactive."""
+    store = StoreFactory()
+    clerk, admin = UserFactory(role="store_staff", store_id=store.id), UserFactory(role="admin")
+    db.session.commit()
+    store_id, clerk_id, admin_id = store.id, clerk.id, admin.id
+
+    def deactivate():
+        service.update_store(store_id=store_id, actor=db.session.get(User, admin_id),
+                             changes=service.StoreChanges(active=False))
+
+    def open_one():
+        return service.start_shift(actor=db.session.get(User, clerk_id), store_id=store_id, float_fen=100).id
+
+    assert second_while_first_uncommitted(pg_app, deactivate, open_one) == "store_inactive"
+    assert db.session.scalar(select(Shift).where(Shift.store_id == store_id)) is None
 
 
 def test_another_stores_staff_cannot_open_read_or_close_its_shifts(client, store, staff_of, login):
