@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from orders.errors import OrderCode
 from shop.attempts import failure_limit
 
 PICKUP_CODE_LIMIT = "10 per minute"
 
 
 def _wrong_code(response) -> bool:
-    """Only a wrong pickup code counts against the limit."""
-    return response.status_code == 409
+    """Only a wrong pickup code counts against the limit (the API's `pickup_code_invalid`, the till page's 409), not a
+    409 of the Idempotency-Key (reused, or its request still running): no code was tried."""
+    if response.status_code != 409:
+        return False
+    return not response.is_json or response.get_json()["error"]["code"] == OrderCode.PICKUP_CODE_INVALID
 
 
 def attempts_key(store_id: int, user_id: int) -> str:

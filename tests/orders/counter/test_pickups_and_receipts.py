@@ -126,6 +126,26 @@ def test_right_codes_do_not_count_against_the_limit(client, counter, staff):
     assert [client.post(url, json={"pickup_code": c}, headers=staff).status_code for c in codes] == [200] * 12
 
 
+def test_a_hand_over_refused_for_its_idempotency_key_checks_no_code_and_does_not_count_against_the_limit(
+        client, counter, staff):
+    """A till resending a hand-over under a key it used for another code gets idempotency_key_reused: no code was
+    tried, so the clerk is not made to wait for the next customer's."""
+    codes = [f"{i:06d}" for i in range(12)]
+    for code in codes:
+        paid_pickup_order(counter.store, counter.rice, pickup_code=code)
+    url = f"/api/v1/stores/{counter.store.id}/pickups"
+    first = client.post(url, json={"pickup_code": codes[0]}, headers={**staff, "Idempotency-Key": "till-7"})
+    assert first.status_code == 200, first.json
+
+    reused = [client.post(url, json={"pickup_code": code}, headers={**staff, "Idempotency-Key": "till-7"})
+              for code in codes[1:11]]
+    next_customer = client.post(url, json={"pickup_code": codes[11]}, headers=staff)
+
+    assert {(answer.status_code, answer.json["error"]["code"]) for answer in reused} == {
+        (409, "idempotency_key_reused")}
+    assert next_customer.status_code == 200, next_customer.json
+
+
 def test_a_receipt_is_reprinted_for_the_store_and_admins(client, counter, staff, login):
     sold = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", json=sale_body(counter), headers=staff)
     url = f"/api/v1/orders/{sold.json['id']}/receipt"
