@@ -79,7 +79,8 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
          fingerprint: str | None = None) -> CounterSale:
     """Sell at the counter, paid and fulfilled at once; an offline sale that breaks a rule raises `SaleRefused`. A
     resend of a key whose sale exists (its key perhaps long forgotten by the idempotency layer) answers that sale if it
-    is the same request (`fingerprint`), else `idempotency_key_reused` 409."""
+    is the same request (`fingerprint`), else `idempotency_key_reused` 409; likewise a resend of a key whose offline
+    sale was refused gets that refusal again, and any other sale under it (live or offline) `idempotency_key_reused`."""
     store = get_store_for(actor=actor, store_id=store_id)
     made = _sale_for_key(store_id=store.id, idempotency_key=idempotency_key)
     if made is not None:
@@ -87,6 +88,10 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
             raise Conflict("This Idempotency-Key was used for a different request.",
                            code=ShopCode.IDEMPOTENCY_KEY_REUSED)
         return _counter_sale(actor, made, replayed=True)
+    known = _conflict_for_key(store_id=store.id, idempotency_key=idempotency_key)
+    if known is not None:  # the same offline sale is refused again; any other sale under its key is not made
+        raise conflict_error(known, sale={"lines": lines, "payment": payment, "shift_id": shift_id,
+                                          "client_created_at": client_created_at})
     _hold_shift(store_id=store.id, shift_id=shift_id)
     if client_created_at is None:
         if not store.active:  # a closed store sells nothing new; its till's queued offline sales still arrive
@@ -95,10 +100,6 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=None,
                           key=(idempotency_key, fingerprint))
     shift = get_shift(store_id=store.id, shift_id=shift_id)
-    known = _conflict_for_key(store_id=store.id, idempotency_key=idempotency_key)
-    if known is not None:
-        raise conflict_error(known, sale={"lines": lines, "payment": payment, "shift_id": shift_id,
-                                          "client_created_at": client_created_at})
     try:
         moment = _accepted_moment(shift=shift, client_created_at=client_created_at)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=moment,

@@ -188,6 +188,18 @@ def test_another_sale_under_the_key_of_a_recorded_conflict_is_refused_not_told_i
     assert len(_conflicts()) == 1 and _orders() == 0
 
 
+def test_a_live_sale_under_the_key_of_a_recorded_conflict_is_refused_not_made(client, counter, staff):
+    refused = client.post(_url(counter), json=_offline(counter, utcnow() - timedelta(hours=80)),
+                          headers={**staff, "Idempotency-Key": "till-2-0005"})
+    assert refused.status_code == 409 and len(_conflicts()) == 1
+
+    again = client.post(_url(counter), json=sale_body(counter), headers={**staff, "Idempotency-Key": "till-2-0005"})
+
+    assert (again.status_code, again.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert len(_conflicts()) == 1 and _orders() == 0
+    assert inventory.available(location_id=counter.store.location_id, product_id=counter.rice.id) == 13
+
+
 @pytest.mark.parametrize("offline", [True, False])
 def test_a_sale_resent_after_its_idempotency_key_was_swept_is_still_one_sale(client, counter, staff, offline):
     body = _offline(counter, utcnow() - timedelta(minutes=5)) if offline else sale_body(counter)
