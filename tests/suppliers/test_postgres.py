@@ -166,7 +166,7 @@ def test_a_link_made_while_its_household_is_deactivated_is_refused(pg_app):
         return service.create_benefit_link(supplier_id=supplier_id, supplier_scope=supplier_id, household_code=code,
                                            kind="purchase", valid_from=date(2026, 1, 1)).kind
 
-    assert _second_while_first_uncommitted(pg_app, deactivate, link) == "household_inactive"
+    assert second_while_first_uncommitted(pg_app, deactivate, link) == "household_inactive"
     assert db.session.scalar(select(func.count()).select_from(BenefitLink)) == 0
 
 
@@ -186,5 +186,5 @@ def test_a_link_made_while_its_supplier_is_deactivated_is_refused(pg_app):
         return service.create_benefit_link(supplier_id=supplier_id, supplier_scope=supplier_id, household_code=code,
                                            kind="dividend", shares=5, valid_from=date(2026, 1, 1)).kind
 
-    assert _second_while_first_uncommitted(pg_app, deactivate, link) == "supplier_inactive"
+    assert second_while_first_uncommitted(pg_app, deactivate, link) == "supplier_inactive"
     assert db.session.scalar(select(func.count()).select_from(BenefitLink)) == 0
