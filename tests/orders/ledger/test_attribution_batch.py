@@ -2,6 +2,7 @@
 about the statements of a single event (what makes a backlog drain fast)."""
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from datetime import date
 
@@ -194,3 +195,31 @@ def test_the_drain_skips_the_events_another_worker_holds(pg_app, monkeypatch):
 
         other_worker.rollback()
     assert db.session.scalars(select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None))).all() == [held]
+
+
+def stack_depth() -> int:
+    """How many frames the calling code runs under."""
+    frame, depth = sys._getframe(1), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def test_the_embedded_drain_delivers_a_backlog_batch_after_batch_at_one_depth(app, monkeypatch):
+    """Each embedded drain ran the next from its own after-commit hook, nested in it, so a backlog of tens of thousands
+    of events reached the recursion limit; now one wake-up delivers batch after batch in a loop, each its own
+    transaction."""
+    depths = []
+    outbox.register_consumer(app, "depth", lambda events: depths.append(stack_depth()))
+    monkeypatch.setattr(outbox, "DELIVERY_BATCH", 1)
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    with monkeypatch.context() as backlog:
+        backlog.setattr(outbox, "wake_drain", lambda: None)  # the events wait, as after an outage
+        events = sell(world, channel="counter", payment_method="cash", quantities=[1] * 5)
+        db.session.commit()
+
+    outbox.wake_drain()  # the next commit's wake-up
+
+    assert len(depths) == 5 and len(set(depths)) == 1, depths  # five batches, none nested in another
+    assert db.session.scalars(select(LedgerTransaction.outbox_event_id).order_by(LedgerTransaction.seq)).all() == events
+    assert verify_ledger()["ok"] is True

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
+import traceback
 from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select, update
 
 from orders.models import Order, OrderTransition, OutboxEvent, Payment, PaymentEvent, Refund
-from orders.payments import tasks
+from orders.payments import service, tasks
 from shop.db import db
 from shop.tasks import sweep
 from tests.orders.payments.conftest import (
@@ -205,6 +207,24 @@ def test_broker_down_at_commit_the_webhook_still_answers_and_the_sweeper_process
     assert (stored.status, stored.attempts) == ("processed", 1)
     rows = db.session.scalars(select(OutboxEvent).where(OutboxEvent.order_id == pending.order_id)).all()
     assert len(rows) == 2 and all(row.delivered_at is not None for row in rows)
+
+
+def test_the_embedded_drain_takes_a_backlog_run_after_run_never_nested(client, pending, monkeypatch):
+    """A drain that reached its limit ran the next from within itself, so in the embedded default a backlog of many
+    limits' worth reached the recursion limit; now the next run starts once this one has returned."""
+    monkeypatch.setattr(tasks, "DRAIN_LIMIT", 1)
+    with monkeypatch.context() as outage:
+        outage.setattr(service, "wake", lambda: None)  # the events wait, as after an outage
+        for _ in range(50):
+            assert deliver(client, intent_event("payment_intent.payment_failed", pending)).status_code == 200
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(traceback.extract_stack()) + 250)  # room for a run, not for 50 nested
+    try:
+        service.wake()  # the next webhook's
+    finally:
+        sys.setrecursionlimit(limit)
+
+    assert db.session.scalars(select(PaymentEvent.status).distinct()).all() == ["processed"]
 
 
 def test_an_event_for_an_intent_we_do_not_know_is_ignored(client, pending):
