@@ -544,3 +544,26 @@ class OutboxEvent(db.Model):
         Index("ix_outbox_events_refund_id", "refund_id", postgresql_where=text("refund_id IS NOT NULL"),
               sqlite_where=text("refund_id IS NOT NULL")),
     )
+
+
+NOTIFICATION_STATUSES = ("pending", "sent", "failed")
+
+
+class Notification(db.Model):
+    """A notification about an order (`orders.notify`), kept until it is sent or given up."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: waiting for the next sweep
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", NOTIFICATION_STATUSES), name="status"),
+        Index("ix_notifications_status_queued_at", "status", "queued_at"),
+    )

@@ -1,33 +1,49 @@
 """Notifications about an order (pickup ready, shipped, refund made) through one small interface.
 
-`notify` queues a task once the current transaction commits; the task emails the operations
-mailbox (`NOTIFY_EMAIL_TO`) over SMTP when `SMTP_HOST` is configured, otherwise it writes a log
-line. Consumers are known by phone number only in v1 (no email address), so the mail goes to the
-people who contact them (customer service); a consumer channel (SMS) plugs in here later. Neither
-the mail, the log line nor the task's arguments carry personal data: the order id and the kind only.
+`notify` keeps a notification row in the current transaction; once it commits, a task emails the
+operations mailbox (`NOTIFY_EMAIL_TO`) over SMTP when `SMTP_HOST` is configured, otherwise it writes a log
+line. A mail the server refuses (or a server that cannot be reached) stays pending: the `orders.notifications`
+sweeper tries it again a grace period after its last attempt, MAX_ATTEMPTS times in all, then it is `failed`
+(logged as an error). In the embedded default (tasks run in the serving process) a mail is not sent from the
+request that made it, which would wait on the mail server: it waits for the embedded scheduler's next sweep.
+Consumers are known by phone number only in v1 (no email address), so the mail goes to the people who contact
+them (customer service); a consumer channel (SMS) plugs in here later. Neither the mail, the log line nor the
+task's arguments carry personal data: the order id and the kind only.
 """
 from __future__ import annotations
 
 import logging
 import smtplib
+from datetime import timedelta
 from email.message import EmailMessage
 
 from celery import shared_task
 from flask import current_app
+from sqlalchemy import or_, select, update
 
-from shop.db import after_commit
+from orders.models import Notification
+from shop.db import after_commit, db, utcnow
 
 log = logging.getLogger(__name__)
 
 KINDS = {"pickup_ready": "is ready for pickup", "shipped": "has been shipped", "refund_made": "has been refunded"}
 SMTP_TIMEOUT_SECONDS = 10
+MAX_ATTEMPTS = 5  # then the notification is `failed`, not tried every minute for ever
+REQUEUE_AFTER = timedelta(seconds=60)  # after an attempt: longer than one takes
+SWEEP_BATCH = 100  # notifications one sweep queues at most
 
 
 def notify(*, kind: str, order_id: int) -> None:
     """Tell the order's consumer about `kind` once the current transaction commits."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification {kind!r}")
-    after_commit(lambda: send_notification.delay(kind, order_id))
+    config = current_app.config
+    waits_for_sweep = bool(config["CELERY"].get("task_always_eager") and config.get("SMTP_HOST"))
+    notification = Notification(kind=kind, order_id=order_id, queued_at=None if waits_for_sweep else utcnow())
+    db.session.add(notification)
+    db.session.flush()
+    if not waits_for_sweep:
+        after_commit(lambda notification_id=notification.id: send_notification.delay(notification_id))
 
 
 def message_for(*, kind: str, order_id: int) -> EmailMessage:
@@ -58,8 +74,62 @@ def send(*, kind: str, order_id: int) -> str:
     return "emailed"
 
 
-@shared_task(name="orders.send_notification", acks_late=True, autoretry_for=(OSError, smtplib.SMTPException),
-             retry_backoff=True, max_retries=5)
-def send_notification(kind: str, order_id: int) -> str:
-    """Send one notification (retried with back-off while the mail server is unreachable)."""
-    return send(kind=kind, order_id=order_id)
+def claim(*, notification_id: int) -> Notification | None:
+    """Count an attempt at a pending notification, unless another run counted one since it was read; the
+    notification, or None if it is not ours to send now. The caller commits before sending."""
+    notification = db.session.get(Notification, notification_id)
+    if notification is None or notification.status != "pending":
+        return None
+    claimed = db.session.execute(update(Notification).where(Notification.id == notification_id,
+                                                            Notification.status == "pending",
+                                                            Notification.attempts == notification.attempts)
+                                 .values(attempts=Notification.attempts + 1, queued_at=utcnow())
+                                 .execution_options(synchronize_session=False)).rowcount
+    db.session.refresh(notification)
+    return notification if claimed else None
+
+
+def record_outcome(notification: Notification, error: Exception | None) -> None:
+    """Mark a claimed notification sent, or after a failed attempt leave it to the sweeper (`failed` after
+    MAX_ATTEMPTS). The caller commits."""
+    if error is None:
+        notification.status, notification.sent_at = "sent", utcnow()
+    elif notification.attempts >= MAX_ATTEMPTS:
+        notification.status = "failed"
+        log.error("notification %s for order %s not sent after %s attempts: given up (%s)", notification.kind,
+                  notification.order_id, notification.attempts, error.__class__.__name__)
+    else:
+        log.warning("notification %s for order %s not sent (attempt %s, %s); the sweeper tries again",
+                    notification.kind, notification.order_id, notification.attempts, error.__class__.__name__)
+
+
+def requeue_unsent() -> int:
+    """Sweeper: queue the notifications waiting for a sweep and those still pending a grace period after their last
+    attempt (rows another worker holds are skipped); how many."""
+    now = utcnow()
+    due = db.session.scalars(
+        select(Notification).where(Notification.status == "pending",
+                                   or_(Notification.queued_at.is_(None), Notification.queued_at < now - REQUEUE_AFTER))
+        .order_by(Notification.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)).all()
+    for notification in due:
+        notification.queued_at = now
+        after_commit(lambda notification_id=notification.id: send_notification.delay(notification_id))
+    db.session.flush()
+    return len(due)
+
+
+@shared_task(name="orders.send_notification", acks_late=True)
+def send_notification(notification_id: int) -> str:
+    """Try a pending notification once, its attempt committed before the mail server is asked (no lock held
+    meanwhile); its status afterwards ("missing" if it is not pending, or another run took it)."""
+    notification = claim(notification_id=notification_id)
+    db.session.commit()
+    if notification is None:
+        return "missing"
+    try:
+        send(kind=notification.kind, order_id=notification.order_id)
+        error = None
+    except (OSError, smtplib.SMTPException) as exc:
+        error = exc
+    record_outcome(notification, error)
+    return notification.status

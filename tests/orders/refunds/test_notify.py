@@ -1,12 +1,20 @@
 """The notifier: a log line without personal data, or a mail to the operations mailbox over SMTP."""
 from __future__ import annotations
 
+import email
 import logging
+import socketserver
+import threading
+import time
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from orders import notify
-from shop.db import db
+from orders.models import Notification
+from shop.db import db, utcnow
+from shop.tasks import sweep
 from tests.factories import UserFactory
 
 
@@ -56,7 +64,7 @@ def test_without_smtp_a_log_line_names_only_the_order_and_the_kind(app, smtp, ca
     assert smtp.sent == []
 
 
-def test_with_smtp_host_the_operations_mailbox_gets_a_mail_after_commit(app, smtp):
+def test_with_smtp_host_the_operations_mailbox_gets_a_mail_after_commit_at_the_sweep(app, smtp):
     app.config.update(SMTP_HOST="mail.internal", SMTP_PORT=2525, SMTP_FROM="shop@example.com",
                       NOTIFY_EMAIL_TO="service@example.com")
     UserFactory()  # the change the notification is about
@@ -66,6 +74,8 @@ def test_with_smtp_host_the_operations_mailbox_gets_a_mail_after_commit(app, smt
 
     notify.notify(kind="pickup_ready", order_id=7)
     db.session.commit()
+    assert smtp.sent == []  # the request does not wait on the mail server: the embedded scheduler's sweep sends it
+    sweep()
 
     assert smtp.connections == [("mail.internal", 2525)]
     (message,) = smtp.sent
@@ -76,3 +86,118 @@ def test_with_smtp_host_the_operations_mailbox_gets_a_mail_after_commit(app, smt
 def test_an_unknown_kind_is_a_programming_error(app):
     with pytest.raises(ValueError):
         notify.notify(kind="birthday", order_id=1)
+
+
+class MailServer(socketserver.ThreadingTCPServer):
+    """A real SMTP server on a local port that refuses the first `refuse` connections (421), answers each `delay`
+    seconds late, and keeps the messages it accepts."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), SMTPSession)
+        self.refuse, self.delay, self.connections, self.received = 0, 0.0, 0, []
+
+
+class SMTPSession(socketserver.StreamRequestHandler):
+    """One client's conversation: greeting, envelope, DATA up to the lone dot, QUIT."""
+
+    def reply(self, line: str) -> None:
+        """Send one reply line."""
+        self.wfile.write(f"{line}\r\n".encode())
+
+    def handle(self) -> None:
+        server = self.server
+        server.connections += 1
+        time.sleep(server.delay)
+        if server.refuse:
+            server.refuse -= 1
+            self.reply("421 4.3.2 try again later")
+            return
+        self.reply("220 stub ESMTP")
+        data = None
+        for raw in self.rfile:
+            line = raw.decode()
+            if data is not None:
+                if line.rstrip("\r\n") == ".":
+                    server.received.append(email.message_from_string("".join(data)))
+                    data = None
+                    self.reply("250 2.0.0 queued")
+                else:
+                    data.append(line)
+            elif line[:4].upper() == "DATA":
+                data = []
+                self.reply("354 go on")
+            elif line[:4].upper() == "QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 ok")
+
+
+@pytest.fixture
+def mail_server(app):
+    """A local SMTP server the app is configured to send through."""
+    server = MailServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=server.server_address[1], SMTP_FROM="shop@example.com",
+                      NOTIFY_EMAIL_TO="service@example.com")
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def a_minute_passes() -> None:
+    """Date every notification's last attempt a minute and more back, past the sweeper's grace."""
+    db.session.execute(update(Notification).values(queued_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+
+
+def test_a_mail_the_server_refuses_is_kept_and_sent_once_it_accepts(app, mail_server):
+    """In the embedded default (eager tasks) a mail the server refused was tried once and lost."""
+    mail_server.refuse = 1
+    UserFactory()  # the change the notification is about
+    notify.notify(kind="pickup_ready", order_id=7)
+    db.session.commit()
+    sweep()
+    assert (mail_server.connections, mail_server.received) == (1, [])
+
+    sweep()  # within the grace period: not tried again yet
+    assert mail_server.connections == 1
+    a_minute_passes()
+    sweep()
+
+    (message,) = mail_server.received
+    assert (message["Subject"], message["To"]) == ("Order 7 is ready for pickup", "service@example.com")
+    a_minute_passes()
+    sweep()
+    assert (mail_server.connections, len(mail_server.received)) == (2, 1)  # sent once
+
+
+def test_a_mail_server_that_never_accepts_is_tried_a_bounded_number_of_times(app, mail_server, caplog):
+    mail_server.refuse = 100
+    UserFactory()
+    notify.notify(kind="refund_made", order_id=9)
+    db.session.commit()
+
+    for _ in range(notify.MAX_ATTEMPTS + 3):
+        sweep()
+        a_minute_passes()
+
+    assert mail_server.connections == notify.MAX_ATTEMPTS
+    assert "notification refund_made for order 9 not sent after 5 attempts: given up" in caplog.text
+
+
+def test_a_commit_does_not_wait_for_a_slow_mail_server(app, mail_server):
+    """In the embedded default the mail was sent in the request's own thread after its commit, so a slow server
+    held the response; now the embedded scheduler's sweep sends it."""
+    mail_server.delay = 2.0
+    UserFactory()
+    notify.notify(kind="shipped", order_id=11)
+    started = time.monotonic()
+    db.session.commit()
+    assert time.monotonic() - started < 1.0
+
+    sweep()
+    assert [m["Subject"] for m in mail_server.received] == ["Order 11 has been shipped"]
