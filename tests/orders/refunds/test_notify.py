@@ -201,3 +201,22 @@ def test_a_commit_does_not_wait_for_a_slow_mail_server(app, mail_server):
 
     sweep()
     assert [m["Subject"] for m in mail_server.received] == ["Order 11 has been shipped"]
+
+
+def test_broker_down_at_commit_the_notification_is_sent_by_the_sweeper(app, caplog, monkeypatch):
+    """A notification was only its task's message: with the broker down at the commit it was lost."""
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    caplog.set_level(logging.INFO, logger="orders.notify")
+    with monkeypatch.context() as outage:
+        outage.setattr(notify.send_notification, "delay", broker_down)
+        UserFactory()
+        notify.notify(kind="shipped", order_id=5)
+        db.session.commit()
+    assert not [m for m in caplog.messages if m.startswith("notification")]
+
+    a_minute_passes()
+    sweep()
+
+    assert [m for m in caplog.messages if m.startswith("notification")] == ["notification shipped for order 5"]
