@@ -4,8 +4,9 @@
 operations mailbox (`NOTIFY_EMAIL_TO`) over SMTP when `SMTP_HOST` is configured, otherwise it writes a log
 line. A mail the server refuses (or a server that cannot be reached) stays pending: the `orders.notifications`
 sweeper tries it again a grace period after its last attempt, MAX_ATTEMPTS times in all, then it is `failed`
-(logged as an error). In the embedded default (tasks run in the serving process) a mail is not sent from the
-request that made it, which would wait on the mail server: it waits for the embedded scheduler's next sweep.
+(logged as an error); a sweep's mails are sent in turn until one fails, the rest left to the next sweep. In the
+embedded default (tasks run in the serving process) a mail is not sent from the request that made it, which
+would wait on the mail server: it waits for the embedded scheduler's next sweep.
 Consumers are known by phone number only in v1 (no email address), so the mail goes to the people who contact
 them (customer service); a consumer channel (SMS) plugs in here later. Neither the mail, the log line nor the
 task's arguments carry personal data: the order id and the kind only.
@@ -113,13 +114,13 @@ def requeue_unsent() -> int:
         .order_by(Notification.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)).all()
     for notification in due:
         notification.queued_at = now
-        after_commit(lambda notification_id=notification.id: send_notification.delay(notification_id))
     db.session.flush()
+    if due:
+        after_commit(lambda ids=[notification.id for notification in due]: send_notifications.delay(ids))
     return len(due)
 
 
-@shared_task(name="orders.send_notification", acks_late=True)
-def send_notification(notification_id: int) -> str:
+def _attempt(notification_id: int) -> str:
     """Try a pending notification once, its attempt committed before the mail server is asked (no lock held
     meanwhile); its status afterwards ("missing" if it is not pending, or another run took it)."""
     notification = claim(notification_id=notification_id)
@@ -132,4 +133,24 @@ def send_notification(notification_id: int) -> str:
     except (OSError, smtplib.SMTPException) as exc:
         error = exc
     record_outcome(notification, error)
+    db.session.commit()
     return notification.status
+
+
+@shared_task(name="orders.send_notification", acks_late=True)
+def send_notification(notification_id: int) -> str:
+    """Send one notification after its commit; its status afterwards."""
+    return _attempt(notification_id)
+
+
+@shared_task(name="orders.send_notifications", acks_late=True)
+def send_notifications(notification_ids: list[int]) -> int:
+    """Send the notifications a sweep found due, in turn, until one fails (the mail server takes no mail now: the
+    rest wait for the next sweep, not a time-out each); how many were sent."""
+    sent = 0
+    for notification_id in notification_ids:
+        status = _attempt(notification_id)
+        if status in ("pending", "failed"):
+            break
+        sent += status == "sent"
+    return sent

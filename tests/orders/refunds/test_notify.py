@@ -220,3 +220,21 @@ def test_broker_down_at_commit_the_notification_is_sent_by_the_sweeper(app, capl
     sweep()
 
     assert [m for m in caplog.messages if m.startswith("notification")] == ["notification shipped for order 5"]
+
+
+def test_a_sweep_that_finds_the_mail_server_refusing_leaves_the_rest_for_the_next(app, mail_server):
+    """The sweep sent each due mail in turn, so a server out of reach (each try a 10 s time-out) held the embedded
+    scheduler, and with it reservation expiry, for as many tries as mails were waiting."""
+    mail_server.refuse = 100
+    UserFactory()
+    for order_id in (21, 22, 23):
+        notify.notify(kind="shipped", order_id=order_id)
+    db.session.commit()
+
+    sweep()
+    assert mail_server.connections == 1
+
+    mail_server.refuse = 0
+    a_minute_passes()
+    sweep()
+    assert sorted(m["Subject"] for m in mail_server.received) == [f"Order {n} has been shipped" for n in (21, 22, 23)]
