@@ -14,8 +14,10 @@ from sqlalchemy import update
 from orders import notify
 from orders.models import Notification
 from shop.db import db, utcnow
+from shop.periodic import EmbeddedScheduler
 from shop.tasks import sweep
 from tests.factories import UserFactory
+from tests.shop.test_periodic import Clock
 
 
 class RecordingSMTP:
@@ -238,3 +240,18 @@ def test_a_sweep_that_finds_the_mail_server_refusing_leaves_the_rest_for_the_nex
     a_minute_passes()
     sweep()
     assert sorted(m["Subject"] for m in mail_server.received) == [f"Order {n} has been shipped" for n in (21, 22, 23)]
+
+
+def test_in_the_embedded_default_the_schedulers_sweep_sends_the_waiting_mail(app, mail_server):
+    clock = Clock()
+    scheduler = EmbeddedScheduler(app, now=clock)
+    UserFactory()
+    notify.notify(kind="pickup_ready", order_id=31)
+    db.session.commit()
+    scheduler.tick()
+    assert mail_server.received == []
+
+    clock.now += timedelta(seconds=61)
+    scheduler.tick()
+
+    assert [m["Subject"] for m in mail_server.received] == ["Order 31 is ready for pickup"]
