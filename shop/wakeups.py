@@ -30,7 +30,11 @@ def wake(task: Task, *, gather: timedelta | None = None) -> None:
     if _eager():
         _run_eagerly(task)
     elif cache_add(_mark(task.name), 1, timeout=MARK_SECONDS):
-        task.apply_async(countdown=gather.total_seconds() if gather else None)
+        try:
+            task.apply_async(countdown=gather.total_seconds() if gather else None)
+        except Exception:
+            cache_delete(_mark(task.name))  # no run was queued: the next commit's wake-up must not wait for one
+            raise
 
 
 def started(task_name: str) -> None:

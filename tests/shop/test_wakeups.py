@@ -57,3 +57,23 @@ def test_the_ledger_drain_gathers_the_commits_of_a_moment(redis_app, redis_url):
     outbox.wake_drain()
     (message,) = redis.Redis.from_url(redis_url).lrange("outbox", 0, -1)
     assert json.loads(message)["headers"]["eta"] is not None
+
+
+def test_a_run_that_could_not_be_queued_leaves_no_mark_to_hold_back_the_next(redis_app, redis_url, monkeypatch):
+    """A publish that failed (the broker refusing for a moment) left the mark of a run never queued, so for
+    MARK_SECONDS every commit's wake-up was skipped and its work waited for the sweeper."""
+    from kombu.exceptions import OperationalError
+
+    from orders.tasks import drain_outbox
+
+    def broker_refuses(*args, **kwargs):
+        raise OperationalError("broker refused the message")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(drain_outbox, "apply_async", broker_refuses)
+        with pytest.raises(OperationalError):
+            outbox.wake_drain()
+
+    outbox.wake_drain()
+
+    assert queued_drains(redis_url) == 1
