@@ -1,7 +1,7 @@
 """notifications: a notification about an order is kept until it is sent, and retried while the mail server refuses
 
-Revision ID: 0051
-Revises: 0050
+Revision ID: 0053
+Revises: 0052
 Create Date: 2026-11-29 11:40:00
 
 A notification was a task's arguments only: in the embedded default (tasks run in the request) a mail the server
@@ -10,8 +10,8 @@ refused was lost. Notifications queued before this were sent or lost already.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0051'
-down_revision = '0050'
+revision = '0053'
+down_revision = '0052'
 branch_labels = None
 depends_on = None
 
