@@ -103,10 +103,18 @@ def code_skeleton(code: str) -> str:
     return code.replace(".", "-").replace("_", "-")
 
 
+# the numerals a number is written in as it is read aloud (一三八〇〇…, 幺 for 一, 零 or 〇 for 0) or as on a cheque
+# (壹贰叁…, in simplified and traditional forms), digit by digit: as the digits they stand for
+_CHINESE_DIGITS = {**dict.fromkeys("〇零", "0"), **dict.fromkeys("一幺壹", "1"), **dict.fromkeys("二贰貳", "2"),
+                   **dict.fromkeys("三叁參", "3"), **dict.fromkeys("四肆", "4"), **dict.fromkeys("五伍", "5"),
+                   **dict.fromkeys("六陆陸", "6"), **dict.fromkeys("七柒", "7"), **dict.fromkeys("八捌", "8"),
+                   **dict.fromkeys("九玖", "9")}
+_AS_DIGITS = str.maketrans(_CHINESE_DIGITS)
+_DIGIT = rf"[\d{''.join(_CHINESE_DIGITS)}]"  # a digit of any script or width (`\d`), or a Chinese numeral
 # digits, maybe grouped by a separator: any run of up to three characters neither letters, digits nor ideographs
 # (spaces, dots, dashes, slashes, commas, colons, `·`, `*`, `−`: 138/0013/8000, 6222 · 0202 · …)
 _GROUP_SEPARATOR = r"[\W_]{1,3}"
-_DIGIT_GROUPS = re.compile(rf"\d(?:(?:{_GROUP_SEPARATOR})?\d)*(?:(?:{_GROUP_SEPARATOR})?[XxＸｘ])?")
+_DIGIT_GROUPS = re.compile(rf"{_DIGIT}(?:(?:{_GROUP_SEPARATOR})?{_DIGIT})*(?:(?:{_GROUP_SEPARATOR})?[XxＸｘ])?")
 _GROUP_SEPARATORS = re.compile(_GROUP_SEPARATOR)
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _TRUNK_PREFIXES = ("0086", "86", "0")
@@ -153,9 +161,10 @@ def _holds_resident_id(digits: str) -> bool:
 
 
 def _ascii_digits(text: str) -> str:
-    """`text` with its digits of any script or width (`５`, `٣`) and its full-width letters (`Ｘ`) in ASCII."""
+    """`text` with its digits of any script or width (`５`, `٣`) and its Chinese numerals (`一三八`, `壹叁捌`:
+    `_CHINESE_DIGITS`) as ASCII digits, and its full-width letters (`Ｘ`) in ASCII."""
     return "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char
-                   for char in unicodedata.normalize("NFKC", text))
+                   for char in unicodedata.normalize("NFKC", text).translate(_AS_DIGITS))
 
 
 def _without_check_letter(digits: str) -> str:

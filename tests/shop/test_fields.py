@@ -14,9 +14,11 @@ from shop.auth.models import User
 from shop.db import db
 from shop.fields import (
     MULTILINE_TEXT_PATTERN,
+    PHONE_IN_REASON,
     TEXT_PATTERN,
     Choice,
     Identifier,
+    Reason,
     Text,
     WebLink,
     clean_text,
@@ -333,3 +335,36 @@ def test_an_identifier_of_separators_alone_is_refused_by_every_field_that_reads_
             except ValidationError:
                 pass
     assert taken == {}
+
+
+CHINESE_NUMERALS = {"small": "一三八〇〇一三八〇〇〇", "small with 零": "一三八零零一三八零零零",
+                    "financial": "壹叁捌零零壹叁捌零零零", "spoken 幺": "幺三八〇〇幺三八〇〇〇",
+                    "mixed with digits": "138〇〇13八000", "grouped": "一三八 〇〇一三 八〇〇〇",
+                    "after 86": "86 一三八-〇〇一三-八〇〇〇", "traditional financial": "壹參捌零零壹參捌零零零"}
+
+
+@pytest.mark.parametrize("typed", CHINESE_NUMERALS.values(), ids=CHINESE_NUMERALS.keys())
+def test_a_phone_number_written_in_chinese_numerals_is_one_as_in_digits(typed):
+    # a person who may not write a phone number in a reason or a village writes it as it is read aloud
+    assert holds_personal_number(f"请联系{typed}")
+    assert mask_personal_numbers(f"请联系{typed}取货") == "请联系***取货"
+    with pytest.raises(ValidationError) as refused:
+        Reason().deserialize(f"顾客电话{typed}")
+    assert refused.value.messages == [PHONE_IN_REASON]
+
+
+def test_an_id_or_card_number_written_in_chinese_numerals_is_one_as_in_digits():
+    numerals = str.maketrans("0123456789", "〇一二三四五六七八九")
+    for number in (ID_NUMBER, "6222020200112345678"):
+        with pytest.raises(ValidationError) as refused:
+            Text(max_length=200).deserialize(f"核对{number.translate(numerals)}")
+        assert refused.value.messages == [CARD_REFUSED]
+
+
+@pytest.mark.parametrize("text", ["二〇二六年十一月二十九日到货", "一二三四五 号仓", "三三两两", "第一、二、三组",
+                                  "零售价 一百二十八元", "七八九十斤"])
+def test_chinese_numerals_that_are_no_personal_number_stay_as_written(text):
+    assert not holds_personal_number(text)
+    assert mask_personal_numbers(text) == text
+    assert Reason().deserialize(text) == text
+
