@@ -155,11 +155,6 @@ def _is_resident_id(number: str) -> bool:
     return True
 
 
-def _holds_resident_id(digits: str) -> bool:
-    """Whether a run of digits holds a resident ID number (`_is_resident_id`) anywhere in it."""
-    return any(_is_resident_id(digits[start:start + 18]) for start in range(len(digits) - 17))
-
-
 def _ascii_digits(text: str) -> str:
     """`text` with its digits of any script or width (`５`, `٣`) and its Chinese numerals (`一三八`, `壹叁捌`:
     `_CHINESE_DIGITS`) as ASCII digits, and its full-width letters (`Ｘ`) in ASCII."""
@@ -176,45 +171,81 @@ def _without_check_letter(digits: str) -> str:
 _LONGEST_NUMBER = 20  # a bank card's 19 digits and an X; only a resident ID is longer (found in a group's digits)
 
 
-def _parts(group: str) -> list[str]:
-    """A group of digits' parts between its separators, in ASCII and upper case."""
-    return _GROUP_SEPARATORS.split(_ascii_digits(group).upper())
+Part = tuple[int, int, str]  # where a part of a group of digits starts and ends in it, and its characters in ASCII
 
 
-def _numbers_in(parts: list[str]) -> Iterator[str]:
-    """Each number a group of digits may hold: every run of its consecutive `parts` joined (up to
-    `_LONGEST_NUMBER` characters), so the whole group, each part and a number grouped next to another
-    (`3, 138 0013 8000`, `138 0013 8000-12`) are all read."""
-    for start in range(len(parts)):
+def _parts(group: str) -> list[Part]:
+    """A group of digits' parts between its separators: each one's place in the group, its characters in ASCII and
+    upper case."""
+    parts, start = [], 0
+    for separator in [*_GROUP_SEPARATORS.finditer(group), None]:
+        end = len(group) if separator is None else separator.start()
+        parts.append((start, end, _ascii_digits(group[start:end]).upper()))
+        start = end if separator is None else separator.end()
+    return parts
+
+
+def _numbers_in(parts: list[Part]) -> Iterator[Part]:
+    """Each number a group of digits may hold, where it starts and ends in the group: every run of its consecutive
+    `parts` joined (up to `_LONGEST_NUMBER` characters), so the whole group, each part and a number grouped next to
+    another (`3, 138 0013 8000`, `138 0013 8000-12`) are all read."""
+    for first, (start, _end, _text) in enumerate(parts):
         number = ""
-        for part in parts[start:]:
-            number += part
+        for _start, end, text in parts[first:]:
+            number += text
             if len(number) > _LONGEST_NUMBER:
                 break
-            yield _without_check_letter(number)
+            yield start, end, _without_check_letter(number)
 
 
-def _is_personal_number(group: str) -> bool:
-    """Whether a group of digits holds a mainland mobile number (maybe with a 0 or 86 prefix) or a bank card number
-    (`_is_bank_card`) as one of its numbers (`_numbers_in`), or a resident ID (`_is_resident_id`) anywhere in its
-    digits; any other number (a quantity, an amount) is none."""
-    parts = _parts(group)
-    for number in _numbers_in(parts):
+def _resident_ids_in(parts: list[Part]) -> Iterator[tuple[int, int]]:
+    """Where each resident ID number (`_is_resident_id`) anywhere in a group's digits starts and ends in the group:
+    from the first part it touches to the last."""
+    digits = "".join(text for _start, _end, text in parts)
+    offsets = [0]
+    for _start, _end, text in parts:
+        offsets.append(offsets[-1] + len(text))
+    for first in range(len(digits) - 17):
+        if _is_resident_id(digits[first:first + 18]):
+            touched = [(start, end) for (start, end, _text), low, high in zip(parts, offsets, offsets[1:], strict=False)
+                       if low < first + 18 and high > first]
+            yield touched[0][0], touched[-1][1]
+
+
+def _personal_numbers(group: str) -> list[tuple[int, int]]:
+    """Where a group of digits holds a person's number: a mainland mobile number (maybe with a 0 or 86 prefix) or a
+    bank card number (`_is_bank_card`) as one of its numbers (`_numbers_in`), or a resident ID (`_resident_ids_in`);
+    any other number (a quantity, an amount) is none."""
+    found = []
+    for start, end, number in _numbers_in(_parts(group)):
         spellings = [number] + [number[len(prefix):] for prefix in _TRUNK_PREFIXES if number.startswith(prefix)]
         if any(_MOBILE.fullmatch(spelling) for spelling in spellings) or (number.isdigit() and _is_bank_card(number)):
-            return True
-    return _holds_resident_id("".join(parts))
+            found.append((start, end))
+    return found + list(_resident_ids_in(_parts(group)))
 
 
 def holds_personal_number(code: str) -> bool:
     """Whether a code holds a resident ID number or a mainland mobile number, however its digits are grouped: codes
     are shown everywhere (trace pages, statements, bank files) and never masked, so none may carry a person's number."""
-    return any(_is_personal_number(group.group()) for group in _DIGIT_GROUPS.finditer(code))
+    return any(_personal_numbers(group.group()) for group in _DIGIT_GROUPS.finditer(code))
+
+
+def _masked(group: str, mask: str) -> str:
+    """A group of digits with each person's number in it (`_personal_numbers`, those that overlap as one) replaced by
+    `mask`, the numbers beside them (a quantity before a phone number, an extension after it) kept."""
+    shown, kept_to = [], 0
+    for start, end in sorted(_personal_numbers(group)):
+        if start < kept_to:  # overlaps the one masked last
+            kept_to = max(kept_to, end)
+            continue
+        shown += [group[kept_to:start], mask]
+        kept_to = end
+    return "".join(shown) + group[kept_to:]
 
 
 def mask_personal_numbers(text: str, mask: str = "***") -> str:
-    """`text` with every group of digits that holds a person's number (`holds_personal_number`) replaced by `mask`."""
-    return _DIGIT_GROUPS.sub(lambda group: mask if _is_personal_number(group.group()) else group.group(), text)
+    """`text` with every person's number in its groups of digits (`_personal_numbers`) replaced by `mask`."""
+    return _DIGIT_GROUPS.sub(lambda group: _masked(group.group(), mask), text)
 
 
 def no_personal_number(code: str) -> None:
@@ -246,8 +277,8 @@ def holds_id_or_card_number(text: str) -> bool:
     (`_numbers_in`: `账号6222 0200 …`, `订单 12 6222…`)."""
     for group in _DIGIT_GROUPS.finditer(normalise_identifier(text, case=None)):
         parts = _parts(group.group())
-        if _holds_resident_id("".join(parts)) or any(number.isdigit() and _is_bank_card(number)
-                                                     for number in _numbers_in(parts)):
+        if any(_resident_ids_in(parts)) or any(number.isdigit() and _is_bank_card(number)
+                                               for _start, _end, number in _numbers_in(parts)):
             return True
     return False
 

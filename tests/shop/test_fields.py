@@ -368,3 +368,14 @@ def test_chinese_numerals_that_are_no_personal_number_stay_as_written(text):
     assert mask_personal_numbers(text) == text
     assert Reason().deserialize(text) == text
 
+
+@pytest.mark.parametrize("kind", ["card", "phone"])
+@pytest.mark.parametrize("template", ["数量 3, {}", "{}, 5 箱", "{} / 13900139000", "{}-12", "共 2 箱 {} 收"])
+def test_masking_hides_the_personal_number_and_keeps_the_numbers_next_to_it(kind, template):
+    typed = template.format(" ".join(GROUPED[kind]))
+    assert mask_personal_numbers(typed) == template.format("***").replace("13900139000", "***")
+
+
+def test_masking_an_id_number_next_to_a_quantity_keeps_the_quantity():
+    assert mask_personal_numbers(f"数量 3,{ID_NUMBER} 已核对") == "数量 3,*** 已核对"
+    assert mask_personal_numbers(f"编号 {ID_NUMBER[:6]} {ID_NUMBER[6:]}") == "编号 ***"
