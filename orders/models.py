@@ -261,12 +261,14 @@ class Order(db.Model):
     @property
     def impact(self) -> dict | None:
         """The public impact line (DESIGN "Public outputs"), None until attributed: households reached, amount
-        attributed and counties (0 and 0 when none was reached); for 1 or 2 households no count and no amount,
-        only `fewer_than`."""
+        attributed and counties (0 and 0 when none was reached); for 1 or 2 households only `fewer_than`: no count, no
+        amount and no counties (two of them would say there were two households)."""
         if self.impact_households is None:
             return None
-        return {**households_reached(self.impact_households, self.impact_fen),
-                "counties": list(self.impact_counties or [])}
+        reached = households_reached(self.impact_households, self.impact_fen)
+        if reached["households"] is None:
+            return reached
+        return reached | {"counties": list(self.impact_counties or [])}
 
     @property
     def address(self) -> dict | None:

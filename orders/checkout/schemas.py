@@ -157,7 +157,7 @@ class ImpactCountyOut(Schema):
 
 class ImpactOut(Schema):
     """The households an order reached, the amount attributed to them and their counties (0 and 0 when none);
-    for 1 or 2 households `households` is null, `fewer_than` is 3 and there is no amount."""
+    for 1 or 2 households `households` is null, `fewer_than` is 3 and there is no amount and no county."""
 
     households = fields.Integer(allow_none=True)
     attributed_fen = fields.Integer()
@@ -206,5 +206,5 @@ class OrderOut(Schema):
     lines = fields.List(fields.Nested(OrderLineOut))
     transitions = fields.List(fields.Nested(TransitionOut), attribute="history")
     impact = fields.Nested(ImpactOut, allow_none=True, metadata={
-        "description": "Null until attributed; 1 or 2 households `{households: null, fewer_than: 3, counties}`; "
+        "description": "Null until attributed; 1 or 2 households `{households: null, fewer_than: 3}`; "
                        "none (refunded in full, or lots without households) `{households: 0, attributed_fen: 0}`"})

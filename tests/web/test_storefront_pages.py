@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from catalog.models import Location, Product, Stock
 from catalog.schemas import NAME_MAX
@@ -496,7 +496,7 @@ def _impact_line(html: str) -> str:
     return re.sub(r"<[^>]+>", "", re.search(r'id="impact">(.+?)</p>', html, re.DOTALL).group(1)).strip()
 
 
-def test_an_order_of_a_lot_no_household_delivered_says_no_household_is_attributed(site, shopper):
+def test_an_order_of_a_lot_no_household_delivered_says_so_and_one_of_fewer_than_3_names_no_county(site, shopper):
     order_id = _paid_order(site, shopper, "BT-WYY-5KG", "1", "大凉山体验店（高明）")  # an enterprise's lot
     with site.app.app_context():
         assert db.session.get(Order, order_id).impact == {"households": 0, "attributed_fen": 0, "counties": []}
@@ -504,6 +504,15 @@ def test_an_order_of_a_lot_no_household_delivered_says_no_household_is_attribute
     html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
     assert _impact_line(html) == "本单收益没有归属任何建档立卡脱贫户。"
     assert "少于" not in html
+    with site.app.app_context():  # as the ledger pushes an order whose lots two households of two counties delivered
+        db.session.execute(update(Order).where(Order.id == order_id).values(
+            impact_households=2, impact_fen=123, impact_counties=[{"code": "513431", "name": "昭觉县"},
+                                                                  {"code": "513432", "name": "喜德县"}]))
+        db.session.commit()
+        db.session.remove()
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert _impact_line(html) == "本单收益归属于少于 3 户（不公布金额与县）"  # no count, amount or county
+    assert "昭觉县" not in _impact_line(html) and "喜德县" not in html and "1.23" not in html
 
 
 def test_a_fully_refunded_order_says_its_attribution_was_reversed(site, shopper):
