@@ -112,8 +112,9 @@ _CHINESE_DIGITS = {**dict.fromkeys("〇零", "0"), **dict.fromkeys("一幺壹", 
 _AS_DIGITS = str.maketrans(_CHINESE_DIGITS)
 _DIGIT = rf"[\d{''.join(_CHINESE_DIGITS)}]"  # a digit of any script or width (`\d`), or a Chinese numeral
 # digits, maybe grouped by a separator: any run of up to three characters neither letters, digits nor ideographs
-# (spaces, dots, dashes, slashes, commas, colons, `·`, `*`, `−`: 138/0013/8000, 6222 · 0202 · …)
-_GROUP_SEPARATOR = r"[\W_]{1,3}"
+# (spaces, dots, dashes, slashes, commas, colons, `·`, `*`, `−`: 138/0013/8000, 6222 · 0202 · …), a run of spaces,
+# tabs or line breaks counting as one however long (multi-line text keeps them: `6222    0202`, a group a line)
+_GROUP_SEPARATOR = r"(?:(?>\s+)|[^\w\s]|_){1,3}"
 _DIGIT_GROUPS = re.compile(rf"{_DIGIT}(?:(?:{_GROUP_SEPARATOR})?{_DIGIT})*(?:(?:{_GROUP_SEPARATOR})?[XxＸｘ])?")
 _GROUP_SEPARATORS = re.compile(_GROUP_SEPARATOR)
 _MOBILE = re.compile(r"1[3-9]\d{9}")

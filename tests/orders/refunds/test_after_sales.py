@@ -396,3 +396,19 @@ def test_a_dashboard_refund_does_not_decide_a_request_whose_other_unit_a_pending
     assert approved.status_code == 200, approved.json
     assert db.session.get(Refund, approved.json["refund_id"]).lines[0].quantity == 1
     assert db.session.get(OrderLine, line_id).refunded_quantity == 2
+
+
+@pytest.mark.parametrize("spacing", ["    ", "\n", "\r\n    ", "\t\t\t\t", "\u3000\u3000"])
+def test_a_number_spaced_out_over_a_multi_line_reason_is_read_as_one(client, sold, spacing):
+    # a multi-line reason keeps its spacing: a number typed with wide gaps or one group a line is still one number
+    order = sold["order"]()
+    card = spacing.join(("6222", "0202", "0011", "2345", "678"))
+    refused = client.post(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"], json={
+        "lines": [{"line_id": order.lines[0].id, "quantity": 1}], "reason": f"退到卡号\n{card}\n谢谢"})
+    assert (refused.status_code, refused.json["error"]["code"]) == (422, "validation_error"), refused.json
+    asked = client.post(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"], json={
+        "lines": [{"line_id": order.lines[0].id, "quantity": 1}],
+        "reason": f"包装破损，请打\n{spacing.join(('139', '1234', '5678'))}\n联系"})
+    assert asked.status_code == 201, asked.json
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["clerk"]).json["items"]
+    assert [request["reason"] for request in seen] == ["包装破损，请打\n***\n联系"]
