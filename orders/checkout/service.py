@@ -86,10 +86,11 @@ def _payment_being_confirmed(order_id) -> Select:
                    PaymentEvent.type == "payment_intent.succeeded"))
 
 
-# a buyer's orders awaiting payment: not paid, and none of their payments being confirmed
-_UNPAID_ORDERS = select(func.count(Order.id)).where(Order.consumer_id == bindparam("id"),
-                                                    Order.status == "pending_payment",
-                                                    ~_payment_being_confirmed(Order.id).exists())
+# a buyer's orders awaiting payment: not paid, and none of their payments being confirmed; and how many of them are
+# past their reservation, which the expiry task has not reached yet
+_UNPAID_ORDERS = select(func.count(Order.id), func.count(Order.id).filter(Order.expires_at < bindparam("now"))).where(
+    Order.consumer_id == bindparam("id"), Order.status == "pending_payment",
+    ~_payment_being_confirmed(Order.id).exists())
 # NO KEY UPDATE: the buyer's checkouts queue on it, while the key share a foreign key to the row takes (their
 # Idempotency-Key's row, their order) does not wait on it, so one checkout never deadlocks with another
 _LOCK_BUYER = select(User.id).where(User.id == bindparam("id")).with_for_update(key_share=True)
@@ -97,12 +98,16 @@ _PAYMENT_BEING_CONFIRMED = _payment_being_confirmed(bindparam("id")).limit(1)
 
 
 def _check_unpaid_orders(buyer: User) -> None:
-    """`too_many_unpaid_orders` 409 when the buyer already has MAX_UNPAID_ORDERS orders awaiting payment."""
+    """`too_many_unpaid_orders` 409 when the buyer already has MAX_UNPAID_ORDERS orders awaiting payment; the
+    buyer's orders past their reservation are expired first (their stock released), so they never block a checkout."""
     if db.session.get_bind().dialect.name == "sqlite":  # the buyer's checkouts queue here, so the count holds
         lock_on_sqlite("UPDATE users SET id = id WHERE id = :id", id=buyer.id)
     else:
         db.session.execute(_LOCK_BUYER, {"id": buyer.id})
-    unpaid = db.session.execute(_UNPAID_ORDERS, {"id": buyer.id}).scalar_one()
+    now = utcnow()
+    unpaid, past_due = db.session.execute(_UNPAID_ORDERS, {"id": buyer.id, "now": now}).one()
+    if past_due:  # one another worker holds (expiring or paying it) still counts
+        unpaid -= expire_reservations(now=now, consumer_id=buyer.id)
     if unpaid >= MAX_UNPAID_ORDERS:
         raise Conflict(f"You have {unpaid} orders awaiting payment: pay or cancel one before ordering again.",
                        code=OrderCode.TOO_MANY_UNPAID_ORDERS, details={"limit": MAX_UNPAID_ORDERS})
@@ -448,15 +453,17 @@ def deliver_order(*, actor: User, order_id: int) -> OrderView:
     return view_order(actor=actor, order=order)
 
 
-def expire_reservations(*, now: datetime | None = None, batch: int = EXPIRY_BATCH) -> int:
+def expire_reservations(*, now: datetime | None = None, batch: int = EXPIRY_BATCH,
+                        consumer_id: int | None = None) -> int:
     """Expire unpaid orders past `expires_at` (a batch; rows another worker holds are skipped), releasing
-    their stock; how many expired. An order with a payment being confirmed is not unpaid: its buyer paid, so it keeps
-    its reservation until the payment is processed (as a cancel is refused)."""
+    their stock; how many expired; with `consumer_id`, that buyer's only. An order with a payment being confirmed is
+    not unpaid: its buyer paid, so it keeps its reservation until the payment is processed (as a cancel is refused)."""
     now = now or utcnow()
-    ids = db.session.scalars(
-        select(Order.id).where(Order.status == "pending_payment", Order.expires_at < now,
-                               ~_payment_being_confirmed(Order.id).exists())
-        .order_by(Order.id).limit(batch).with_for_update(skip_locked=True)).all()
+    due = select(Order.id).where(Order.status == "pending_payment", Order.expires_at < now,
+                                 ~_payment_being_confirmed(Order.id).exists())
+    if consumer_id is not None:
+        due = due.where(Order.consumer_id == consumer_id)
+    ids = db.session.scalars(due.order_by(Order.id).limit(batch).with_for_update(skip_locked=True)).all()
     expired = 0
     for order_id in ids:
         order = lock_order(order_id)

@@ -5,7 +5,7 @@ import hashlib
 import json
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from catalog.models import Stock
 from orders.models import Allocation, Order, OrderTransition, Payment
@@ -462,3 +462,26 @@ def test_a_phone_or_id_number_written_into_the_address_detail_or_recipient_is_sh
         shown = client.get(f"/api/v1/orders/{placed.json['id']}", headers=viewer).json["address"]
         assert (shown["detail"], shown["recipient"]) == ("乐从镇 12 号，门卫 *** 代收", "王小明 ***")
         assert shown["phone"] == ADDRESS["phone"]
+
+
+def test_orders_past_their_reservation_do_not_count_against_the_buyer_and_are_expired_at_checkout(client, login, world):
+    headers, other = login("consumer"), login("consumer")
+    theirs = client.post("/api/v1/orders", json=delivery_body((world["b"].sku, 1)), headers=other).json
+    orders = [client.post("/api/v1/orders", json=delivery_body((world["b"].sku, 1)), headers=headers).json
+              for _ in range(5)]
+    abandoned = [o["id"] for o in orders[:4]] + [theirs["id"]]  # 15 minutes ago, the expiry task not yet run
+    db.session.execute(update(Order).where(Order.id.in_(abandoned)).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+
+    placed = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
+
+    assert placed.status_code == 201, placed.json
+    db.session.expire_all()
+    assert {o.id: o.status for o in db.session.scalars(select(Order).where(Order.id.in_(abandoned)))} == {
+        **{i: "expired" for i in abandoned[:4]}, theirs["id"]: "pending_payment"}  # only the buyer's own
+    assert _stock(world["warehouse"].id) == (20, 3)  # theirs, the buyer's live one and the new one
+    for _ in range(3):
+        placed = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
+        assert placed.status_code == 201
+    refused = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "too_many_unpaid_orders"
