@@ -39,8 +39,6 @@ MAX_QUANTITY = 1_000_000     # units in one lot, line or movement
 MAX_PRICE_FEN = 100_000_000  # ¥1,000,000 for one unit
 MAX_AMOUNT_FEN = 10**12      # any total or balance in fen
 LARGEST_NOTE_FEN = 10_000    # ¥100: cash tendered exceeds the total by less, or a note was not needed
-MAX_FLOAT_FEN = 1_000_000    # ¥10,000 put in a till's drawer when a shift opens
-MAX_COUNTED_CASH_FEN = 100_000_000  # ¥1,000,000 counted in a till's drawer when a shift closes
 MAX_BP = 10_000              # rates in basis points
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)  # any date the shop records or reads
 
@@ -523,9 +521,10 @@ def PriceFen(*, minimum: int = 1, **kwargs) -> BoundedInt:  # noqa: N802
     return BoundedInt(minimum=minimum, maximum=MAX_PRICE_FEN, **kwargs)
 
 
-def AmountFen(*, maximum: int = MAX_AMOUNT_FEN, **kwargs) -> BoundedInt:  # noqa: N802
-    """A non-negative amount of money in fen (totals, tendered cash), up to `maximum` (a till's float, its cash)."""
-    return BoundedInt(minimum=0, maximum=maximum, **kwargs)
+def AmountFen(**kwargs) -> BoundedInt:  # noqa: N802
+    """A non-negative amount of money in fen, up to MAX_AMOUNT_FEN: totals, tendered cash, and a till's float and
+    counted cash (a drawer holds what its shift's cash sales, each up to a whole payment, brought, however many)."""
+    return BoundedInt(minimum=0, maximum=MAX_AMOUNT_FEN, **kwargs)
 
 
 def RateBp(**kwargs) -> BoundedInt:  # noqa: N802

@@ -10,8 +10,6 @@ from marshmallow import Schema, fields, validate
 from catalog.schemas import CODE_ERROR, CODE_PATTERN, LOCATION_CODE_MAX, SKU_ERROR, SKU_PATTERN
 from orders.models import ADJUSTMENT_REASONS, MAX_TRANSFER_LOTS
 from shop.fields import (
-    MAX_COUNTED_CASH_FEN,
-    MAX_FLOAT_FEN,
     MAX_QUANTITY,
     AmountFen,
     Bool,
@@ -106,13 +104,13 @@ class StoreAccountChangeOut(Schema):
 class ShiftOpen(Schema):
     """Open a cash shift with the float in the drawer."""
 
-    float_fen = AmountFen(maximum=MAX_FLOAT_FEN, required=True)
+    float_fen = AmountFen(required=True)
 
 
 class ShiftClose(Schema):
     """Close a cash shift with the cash counted in the drawer."""
 
-    counted_cash_fen = AmountFen(maximum=MAX_COUNTED_CASH_FEN, required=True)
+    counted_cash_fen = AmountFen(required=True)
 
 
 class ShiftOut(Schema):

@@ -19,7 +19,7 @@ from orders.stores.schemas import ShiftClose, ShiftOpen, TransferReceive
 from shop.auth.security import issue_token
 from shop.db import commit, db, utcnow
 from shop.errors import AppError
-from shop.fields import MAX_COUNTED_CASH_FEN, MAX_FLOAT_FEN, MAX_ID, is_blank
+from shop.fields import MAX_AMOUNT_FEN, MAX_ID, is_blank
 from web.filters import local_time, yuan
 from web.once import claim_form, new_form_key
 from web.pages import (
@@ -101,7 +101,7 @@ def open_shift():
         data = ShiftOpen().load({"float_fen": service.fen_from_yuan(_field("float"))})
     except ValidationError:
         return _till("till/open_shift.html", 422, typed=_field("float"),
-                     error=f"请输入备用金金额（最多 ¥{MAX_FLOAT_FEN // 100:,}），例如 500 或 500.00。")
+                     error=f"请输入备用金金额（最多 ¥{MAX_AMOUNT_FEN // 100:,}），例如 500 或 500.00。")
     try:
         stores.start_shift(actor=web_user(), store_id=store.id, **data)
     except AppError as exc:
@@ -146,7 +146,7 @@ def close_shift(shift_id: int):
     except ValidationError:
         return _till("till/shift.html", 422, report=report, sales=service.shift_sales(report.shift),
                      typed=_field("counted"),
-                     error=f"请输入清点的现金金额（最多 ¥{MAX_COUNTED_CASH_FEN // 100:,}），例如 1234.50。")
+                     error=f"请输入清点的现金金额（最多 ¥{MAX_AMOUNT_FEN // 100:,}），例如 1234.50。")
     try:
         stores.close_shift(actor=web_user(), shift_id=shift_id, **data)
     except AppError as exc:

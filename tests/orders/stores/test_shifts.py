@@ -7,10 +7,12 @@ import pytest
 from sqlalchemy import func, select
 
 from orders.models import Order, Refund, Shift, Store
+from orders.payments.provider import MAX_PAYMENT_FEN
 from orders.stores import service
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import Conflict, NotFound
+from shop.fields import MAX_AMOUNT_FEN
 from tests.factories import UserFactory
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.parallel import second_while_first_uncommitted
@@ -173,28 +175,35 @@ def test_negative_or_huge_money_is_refused(client, store, staff_of):
         assert response.status_code == 422, value
 
 
-def test_a_float_above_10000_yuan_opens_no_shift(client, store, staff_of):
+def test_a_float_of_a_drawer_carried_over_opens_a_shift_and_only_an_amount_beyond_any_total_is_refused(
+        client, store, staff_of):
     staff = staff_of(store)
 
-    refused = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 1_000_001}, headers=staff)
+    refused = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": MAX_AMOUNT_FEN + 1}, headers=staff)
     assert (refused.status_code, list(refused.json["error"]["details"])) == (422, ["float_fen"])
     assert db.session.scalars(select(Shift)).all() == []
 
-    opened = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 1_000_000}, headers=staff)
-    assert (opened.status_code, opened.json["float_fen"]) == (201, 1_000_000)
+    opened = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 5_000_000}, headers=staff)  # ¥50,000
+    assert (opened.status_code, opened.json["float_fen"]) == (201, 5_000_000)
 
 
-def test_counted_cash_above_1000000_yuan_closes_nothing(client, store, staff_of):
-    shift = ShiftFactory(store=store)
+def test_a_drawer_holding_more_than_a_million_yuan_closes_with_its_real_count(client, store, staff_of):
+    shift = ShiftFactory(store=store, float_fen=20000)
+    for _ in range(3):
+        _sale(shift, "cash", MAX_PAYMENT_FEN)  # three cash sales of ¥999,999.99
     db.session.commit()
     staff = staff_of(store)
+    counted = 20000 + 3 * MAX_PAYMENT_FEN
 
-    refused = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 100_000_001}, headers=staff)
+    refused = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": MAX_AMOUNT_FEN + 1},
+                          headers=staff)
     assert (refused.status_code, list(refused.json["error"]["details"])) == (422, ["counted_cash_fen"])
     assert client.get(f"/api/v1/shifts/{shift.id}", headers=staff).json["shift"]["closed_at"] is None
 
-    closed = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": 100_000_000}, headers=staff)
-    assert (closed.status_code, closed.json["shift"]["counted_cash_fen"]) == (200, 100_000_000)
+    closed = client.post(f"/api/v1/shifts/{shift.id}/close", json={"counted_cash_fen": counted}, headers=staff)
+    assert closed.status_code == 200, closed.json
+    cash = closed.json["methods"][0]
+    assert (cash["expected_fen"], cash["counted_fen"], cash["difference_fen"]) == (counted, counted, 0)
 
 
 def test_open_shift_checks_store_and_state(store):
