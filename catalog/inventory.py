@@ -390,14 +390,24 @@ def _check_quantities(lines: Sequence[StockRequest]) -> None:
             raise ValidationError("Quantities must be positive.", details={"quantity": ["Must be positive."]})
 
 
+def _requested(lines: Sequence[StockRequest]) -> dict[int, int]:
+    """The units the lines request of each product, in the order the lines first name them."""
+    requested: dict[int, int] = {}
+    for line in lines:
+        requested[line.product_id] = requested.get(line.product_id, 0) + line.quantity
+    return requested
+
+
 def _choose(rows: list[tuple[Row, date]], lines: Sequence[StockRequest]) -> tuple[list[list[tuple[Row, int]]],
                                                                                       list[dict]]:
     """Pick lots for each line from locked rows of one location: the named lot first, then FIFO by (harvest date,
     lot id), the lines that name a lot planned before the others (a line typed by SKU must not take the units of
-    a lot scanned on a later line); the plans and the short lines (requested, available), in the lines' order."""
+    a lot scanned on a later line); the plans and the short products, each with its lines' total requested and what
+    is available of it here (a line takes any lot of its product, so a product is short just when its total is), in
+    the order the lines first name them."""
     left = {row.id: row.available for row, _ in rows}
     plans: list[list[tuple[Row, int]]] = [[] for _ in lines]
-    short: dict[int, dict] = {}
+    short_products: set[int] = set()
     for index in sorted(range(len(lines)), key=lambda index: lines[index].lot_id is None):
         line = lines[index]
         candidates = sorted((pair for pair in rows if pair[0].product_id == line.product_id),
@@ -410,9 +420,11 @@ def _choose(rows: list[tuple[Row, date]], lines: Sequence[StockRequest]) -> tupl
                 left[row.id] -= take
                 wanted -= take
         if wanted:
-            short[index] = {"product_id": line.product_id, "requested": line.quantity,
-                            "available": line.quantity - wanted}
-    return plans, [short[index] for index in sorted(short)]
+            short_products.add(line.product_id)
+    requested = _requested(lines)
+    return plans, [{"product_id": product_id, "requested": quantity,
+                    "available": sum(row.available for row, _ in rows if row.product_id == product_id)}
+                   for product_id, quantity in requested.items() if product_id in short_products]
 
 
 def _by_sku(short: list[dict]) -> list[dict]:
@@ -425,7 +437,7 @@ def _by_sku(short: list[dict]) -> list[dict]:
 
 def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple[Row, int]]]:
     """Lock the lines' available stock and pick lots for each line (`_choose`). Raises `insufficient_stock`
-    naming every short line (or a named lot whose units here are all reserved), or `lot_not_held_here` for a named
+    naming every short product (or a named lot whose units here are all reserved), or `lot_not_held_here` for a named
     lot with no unit here at all (the unit in hand is not from this location's stock, and selling another lot in
     its place would pay the wrong households), changing nothing."""
     _check_quantities(lines)
@@ -439,8 +451,9 @@ def _plan(*, location_id: int, lines: Sequence[StockRequest]) -> list[list[tuple
                                                                   Stock.lot_id == absent[0], Stock.on_hand > 0))
         details = {"lot_id": absent[0], "location_id": location_id}
         if reserved:
-            short = [{"product_id": line.product_id, "lot_id": line.lot_id, "requested": line.quantity, "available": 0}
-                     for line in lines if line.lot_id == absent[0]]
+            scanned = _requested([line for line in lines if line.lot_id == absent[0]])
+            short = [{"product_id": product_id, "lot_id": absent[0], "requested": quantity, "available": 0}
+                     for product_id, quantity in scanned.items()]
             raise Conflict(f"Every unit of lot {absent[0]} here is reserved for orders.",
                            code=CatalogCode.INSUFFICIENT_STOCK, details={**details, "available": 0,
                                                                          "reserved": reserved, "lines": _by_sku(short)})
@@ -472,16 +485,18 @@ def reserve_first_fit(*, kind: str, lines: Sequence[StockRequest]) -> tuple[int,
     """Reserve every line at the first location of `kind` (by id) that can fill them all, never splitting the
     lines between locations; that location and per line the portions. The available rows of these products at
     every such location are locked at once (one statement, primary-key order), so the choice is made on what
-    is really there. `insufficient_stock` names the short lines of the location that comes closest (fewest short lines,
-    then fewest units short)."""
+    is really there. `insufficient_stock` names the short products of the location that comes closest (fewest short
+    products, then fewest units short)."""
     _check_quantities(lines)
     product_ids = sorted({line.product_id for line in lines})
     rows = _locked(_AVAILABLE_AT_KIND, {"kind": kind, "product_ids": product_ids})
     by_location: dict[int, list[tuple[Row, date]]] = {}
     for pair in rows:
         by_location.setdefault(pair[0].location_id, []).append(pair)
-    closest = [{"product_id": line.product_id, "requested": line.quantity, "available": 0} for line in lines]
-    nearest = (len(lines), sum(line.quantity for line in lines))  # short lines, then units short
+    requested = _requested(lines)
+    closest = [{"product_id": product_id, "requested": quantity, "available": 0}
+               for product_id, quantity in requested.items()]
+    nearest = (len(requested), sum(requested.values()))  # short products, then units short
     for location_id in sorted(by_location):
         plans, short = _choose(by_location[location_id], lines)
         if not short:

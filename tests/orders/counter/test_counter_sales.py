@@ -236,6 +236,19 @@ def test_unknown_items_and_stale_prices_are_refused_without_a_conflict(client, c
     assert _orders() == 0 and db.session.scalar(select(func.count(SaleConflict.id))) == 0
 
 
+def test_short_stock_of_a_product_on_two_lines_names_its_total_requested_and_available(client, counter, staff):
+    url = f"/api/v1/stores/{counter.store.id}/counter-sales"
+    lines = [{"trace_code": counter.tea_lot.trace_code, "quantity": 3}, {"sku": counter.rice.sku, "quantity": 1},
+             {"sku": counter.tea.sku, "quantity": 2}]  # the tea in hand scanned, then typed: 5 of the 4 here
+
+    short = client.post(url, json=sale_body(counter, lines=lines, payment={"method": "card"}), headers=staff)
+
+    assert (short.status_code, short.json["error"]["code"]) == (409, "insufficient_stock")
+    assert short.json["error"]["details"] == {"location_id": counter.store.location_id, "lines": [
+        {"sku": counter.tea.sku, "product_id": counter.tea.id, "requested": 5, "available": 4}]}
+    assert _orders() == 0 and _available(counter, counter.tea) == 4
+
+
 def test_a_line_needs_exactly_one_of_sku_and_trace_code(client, counter, staff):
     url = f"/api/v1/stores/{counter.store.id}/counter-sales"
     both = {"sku": counter.rice.sku, "trace_code": counter.old_lot.trace_code, "quantity": 1}
