@@ -72,7 +72,8 @@ RETURNED_AGAIN = "A refund at the payment provider that was part of this payment
 PROVIDER_FAILED = ("failed", "canceled")  # a provider refund in these states gave no money back
 PROVIDER_SUCCEEDED = (None, "succeeded")  # the money went back (a refund's older shapes carried no status)
 # Stripe's refusal of a refund for more than the charge has left unrefunded: a return refused so, because its dashboard
-# refunded part of the payment meanwhile, is asked again for what is left, at most RETURN_ATTEMPTS times in all
+# refunded part of the payment meanwhile, is asked again for what is left, at most RETURN_ATTEMPTS times in all (each
+# return its own attempts, though a payment's returns number their attempts in one sequence: `_first_attempt`)
 MORE_THAN_LEFT = "amount_too_large"
 RETURN_ATTEMPTS = 5
 RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is the sweeper's to settle
@@ -576,7 +577,7 @@ def settle_refund(*, refund_id: int) -> Refund:
         return refund  # settled or moved on meanwhile (a retry, the sweeper, or the provider's event), or not asked
     refund.amount_fen = amount_fen
     if answer is None and refund.source == "unallocated" and refused == MORE_THAN_LEFT \
-            and refund.attempt + 1 < RETURN_ATTEMPTS:
+            and refund.attempt + 1 - _first_attempt(refund) < RETURN_ATTEMPTS:
         _ask_return_again(refund, refused)
     elif answer is None:
         _fail(refund, status=refused, provider_refund_id=None)
@@ -585,6 +586,14 @@ def settle_refund(*, refund_id: int) -> Refund:
     else:
         _settle(order, refund, answer)
     return refund
+
+
+def _first_attempt(refund: Refund) -> int:
+    """The attempt a return of a payment started at: the one after the last attempt of the payment's returns the shop
+    made before it (`_top_up_return` numbers on from them, so every attempt has its own key), 0 for the first."""
+    last = db.session.scalar(select(func.max(Refund.attempt)).where(
+        Refund.payment_id == refund.payment_id, Refund.id < refund.id, Refund.reason != RETURNED_AT_PROVIDER))
+    return 0 if last is None else last + 1
 
 
 def _ask_return_again(refund: Refund, refused: str) -> None:

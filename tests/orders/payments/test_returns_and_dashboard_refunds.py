@@ -282,3 +282,45 @@ def test_a_failed_dashboard_refund_is_returned_under_the_next_attempts_key(retur
     assert asked == [("3200", f"{payment.intent_id}-returned"), ("1800", f"{payment.intent_id}-returned-1")]
     assert _money(payment) == [("payment_returned", 1800), ("payment_returned", 3200), ("payment_unallocated", 5000)]
     assert _ledger("unallocated") == (3, 0)
+
+
+def test_a_new_return_after_one_that_was_asked_again_has_its_own_attempts(returning, stripe_http):
+    """The return refused three times (the dashboard refunding 5.00 each time between our listing and our request,
+    the first still pending at Stripe) and made at its fourth attempt leaves the return of the first's part, once it
+    fails, its own attempts: refused once too, it is asked again for what is left, not failed."""
+    client, payment = returning
+    stripe_http.listed_refunds = []
+    racing = iter([500, 500, 500, 0, 200, 0])  # what the dashboard refunds just before each of our requests
+    answer = stripe_http.request
+
+    def dashboard_meanwhile(method, url, headers, post_data=None, **kwargs):
+        amount = next(racing) if method == "post" and url.endswith("/v1/refunds") else 0
+        if amount:
+            n = sum(r["id"].startswith("re_dash") for r in stripe_http.listed_refunds) + 1
+            stripe_http.listed_refunds.insert(0, {**DASHBOARD, "id": f"re_dash_{n}", "amount": amount,
+                                                  "payment_intent": payment.intent_id,
+                                                  "status": "pending" if n == 1 else "succeeded"})
+        return answer(method, url, headers, post_data, **kwargs)
+
+    stripe_http.request = dashboard_meanwhile
+    _late(client, payment, stripe_http)
+    for _ in range(3):
+        _sweep_again()
+    _dashboard_fails(client, payment, stripe_http)  # its 5.00 returned anew: refused, re_dash_4 took 2.00 meanwhile
+    _sweep_again()
+
+    asked = [(r["params"]["amount"], r["params"]["metadata[refund_key]"].removeprefix(payment.intent_id))
+             for r in stripe_http.requests if r["method"] == "post" and r["url"].endswith("/v1/refunds")]
+    assert asked == [("5000", "-returned"), ("4500", "-returned-1"), ("4000", "-returned-2"), ("3500", "-returned-3"),
+                     ("500", "-returned-4"), ("300", "-returned-5")]
+    assert _money(payment) == [*(("payment_returned", amount) for amount in (200, 300, 500, 500, 3500)),
+                               ("payment_unallocated", 5000)]
+    assert db.session.scalar(select(Refund.id).where(Refund.status == "pending")) is None
+    assert _ledger("unallocated")[1] == 0
+
+
+def _sweep_again() -> None:
+    """The pending-refund sweeper, once every pending return has waited past its grace period since it was asked."""
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None))
+    db.session.commit()
+    sweep()
