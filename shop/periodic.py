@@ -46,14 +46,18 @@ class EmbeddedScheduler:
         self.last_run = {name: started for name in self.entries}
 
     def tick(self) -> float:
-        """Run every entry that is due now, each isolated from the others' failures; seconds to wait."""
+        """Run every entry that is due now, each isolated from the others' failures (its schedule's as well as its
+        task's: an exception ending the timer thread would stop every periodic task for good); seconds to wait."""
         wait = MAX_WAIT_SECONDS
         for name, (entry, schedule) in self.entries.items():
-            due, next_in = schedule.is_due(self.last_run[name])
-            if due:
-                self.last_run[name] = self.now()
-                self._run(name, entry)
-            wait = min(wait, next_in)
+            try:
+                due, next_in = schedule.is_due(self.last_run[name])
+                if due:
+                    self.last_run[name] = self.now()
+                    self._run(name, entry)
+                wait = min(wait, next_in)
+            except Exception:  # noqa: BLE001 - the timer must outlive a failing schedule
+                log.exception("periodic schedule %s failed", name)
         return max(wait, MIN_WAIT_SECONDS)
 
     def _run(self, name: str, entry: dict) -> None:

@@ -1,6 +1,8 @@
 """The embedded scheduler: the beat schedule's tasks run in-process when due, driven here by a fake clock."""
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from shop.periodic import EmbeddedScheduler, start_embedded_scheduler
@@ -62,3 +64,32 @@ def test_started_once_by_the_first_request_not_by_cli_commands(app, client, runn
         app.config["TESTING"] = True
         if "embedded_scheduler" in app.extensions:
             app.extensions["embedded_scheduler"].stop()
+
+
+def test_a_schedule_that_fails_to_say_whether_it_is_due_stops_neither_the_others_nor_the_timer(app, monkeypatch,
+                                                                                               caplog):
+    runs = []
+    celery = app.extensions["celery"]
+    monkeypatch.setattr(celery.tasks["shop.sweep"], "run", lambda: runs.append("sweep"))
+    monkeypatch.setattr(celery.tasks["orders.expire_reservations"], "run", lambda: runs.append("expiry"))
+    clock = Clock()
+    scheduler = EmbeddedScheduler(app, now=clock)
+
+    def broken(last_run_at):
+        raise ValueError("schedule bug")
+
+    monkeypatch.setattr(scheduler.entries["shop.sweep"][1], "is_due", broken)
+    clock.now += timedelta(seconds=61)
+    timer = threading.Thread(target=scheduler.run_forever, daemon=True)
+    timer.start()
+    try:
+        for _ in range(100):
+            if runs:
+                break
+            time.sleep(0.05)
+        assert runs == ["expiry"]  # the sweep's schedule failed, the expiry ran all the same
+        assert "periodic schedule shop.sweep failed" in caplog.text
+        assert timer.is_alive()  # waiting for the next tick
+    finally:
+        scheduler.stop()
+        timer.join(timeout=5)
