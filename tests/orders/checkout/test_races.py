@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import func, select, update
 from catalog.models import Stock
 from orders.checkout import service as checkout_service
 from orders.models import Order, Payment
-from shop.db import db
+from shop.db import db, utcnow
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.checkout.conftest import confirm, delivery_body, make_world, pickup_body
@@ -118,6 +119,25 @@ def test_one_buyers_concurrent_checkouts_hold_at_most_five_unpaid_orders(racing_
 
     outcomes = Counter((r.status_code, r.json.get("error", {}).get("code")) for r in responses)
     assert outcomes == Counter({(201, None): 5, (409, "too_many_unpaid_orders"): 7})
+    assert _stock_totals() == (100, 5, 95)
+
+
+def test_one_buyers_concurrent_checkouts_expire_their_past_due_orders_once_and_hold_at_most_five(racing_app):
+    product = ProductFactory()
+    make_lot(product, LocationFactory(), quantity=100)
+    db.session.commit()
+    buyer = _consumer(racing_app)
+    client = racing_app.test_client()
+    for _ in range(5):
+        assert client.post("/api/v1/orders", json=delivery_body((product.sku, 1)), headers=buyer).status_code == 201
+    db.session.execute(update(Order).values(expires_at=utcnow() - timedelta(seconds=1)))  # the expiry not run yet
+    db.session.commit()
+
+    responses = _post_together(racing_app, [(buyer, delivery_body((product.sku, 1))) for _ in range(12)])
+
+    outcomes = Counter((r.status_code, r.json.get("error", {}).get("code")) for r in responses)
+    assert outcomes == Counter({(201, None): 5, (409, "too_many_unpaid_orders"): 7})
+    assert Counter(db.session.scalars(select(Order.status))) == Counter({"expired": 5, "pending_payment": 5})
     assert _stock_totals() == (100, 5, 95)
 
 
