@@ -375,10 +375,11 @@ class ProductChanges(Changes):
 
 
 def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product:
-    """Edit a product (rates and activation by admins only; of an inactive supplier, only taken off sale; its unit,
-    net weight and county only until it has a lot); price, rate, unit and net weight changes are written to its
-    history."""
+    """Edit a product (rates and activation by admins only; of an inactive supplier, only taken off sale, by an admin:
+    its co-op changes nothing; its unit, net weight and county only until it has a lot); price, rate, unit and net
+    weight changes are written to its history."""
     product = _held_for_change(_editable_product(sku=sku, actor=actor))
+    suppliers.changes_scope(actor)
     values = changes.given()
     _check_coop_may(actor, values, product=product)
     if not (values.keys() == {"status"} and values["status"] in ("draft", "archived")):

@@ -86,6 +86,15 @@ def active_supplier(supplier_id: int, supplier_scope: int | None = None) -> Supp
     return supplier
 
 
+def changes_scope(user: User) -> int | None:
+    """The supplier whose data `user` may change: a co-op user's own while it is active (`supplier_inactive` once an
+    admin deactivated it: its co-op still reads its households, links, lots and statements, but changes none of them,
+    bank accounts included), or None for an admin (any supplier's)."""
+    if user.supplier_id is not None:
+        active_supplier(user.supplier_id)
+    return user.supplier_id
+
+
 def _inactive(supplier_id: int) -> Conflict:
     """The conflict of an inactive supplier asked to take something on."""
     return Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE)
@@ -484,7 +493,7 @@ def update_household(*, household_id: int, user: User, changes: HouseholdChanges
     Only the co-op that registered the household, or an admin, may change it: another co-op that
     linked it reads it (`household_read_only`), any other gets `household_not_found`.
     """
-    household = _household_in_scope(household_id, user.supplier_id)
+    household = _household_in_scope(household_id, changes_scope(user))
     if user.supplier_id is not None and household.registered_by_id != user.supplier_id:
         raise Forbidden("Only the co-op that registered this household, or an admin, may change it.",
                         code=SupplierCode.HOUSEHOLD_READ_ONLY)
@@ -639,7 +648,7 @@ def _not_before_deliveries(link: BenefitLink, valid_until: date) -> None:
 def end_benefit_link(*, link_id: int, user: User, valid_until: date) -> BenefitLink:
     """End an open benefit link on `valid_until` (inclusive), recording who ended it and when; the link stays as
     history. The row is locked and read afresh first, so of two ends at once the second finds the link ended."""
-    link = lock_row(BenefitLink, get_benefit_link(link_id=link_id, supplier_scope=user.supplier_id).id)
+    link = lock_row(BenefitLink, get_benefit_link(link_id=link_id, supplier_scope=changes_scope(user)).id)
     if link.valid_until is not None:
         raise Conflict(f"Benefit link {link_id} has already ended.", code=SupplierCode.BENEFIT_LINK_ENDED)
     if valid_until < link.valid_from:
