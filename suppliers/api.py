@@ -128,7 +128,7 @@ class HouseholdById(MethodView):
         commit()
         return household
 
-    @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY]})
+    @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY], 409: [SupplierCode.SUPPLIER_INACTIVE]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdUpdate)
     @blp.response(200, HouseholdOut)
@@ -173,7 +173,8 @@ class BenefitLinkById(MethodView):
         """Show a benefit link (a co-op: its own supplier's)."""
         return service.get_benefit_link(link_id=link_id, supplier_scope=current_user().supplier_id)
 
-    @blp.errors({409: [SupplierCode.BENEFIT_LINK_ENDED, SupplierCode.BENEFIT_LINK_BACKDATED]})
+    @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.BENEFIT_LINK_ENDED,
+                       SupplierCode.BENEFIT_LINK_BACKDATED]})
     @require_role("admin", "coop")
     @blp.arguments(BenefitLinkEnd)
     @blp.response(200, BenefitLinkOut)

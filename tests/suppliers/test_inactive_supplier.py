@@ -4,6 +4,7 @@ co-op write route is covered (or this test fails until it is)."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from shop.db import db
 from suppliers.models import BenefitLink, Household
 from tests.catalog.factories import LocationFactory, ProductFactory, lot_body
+from tests.contract.conftest import documented_codes
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, household_payload, make_bank_account
 
 # routes a co-op calls that change no supplier's data: its own sign-out and password
@@ -80,6 +82,9 @@ def test_a_deactivated_suppliers_co_op_changes_nothing(client, coop, deactivated
     url, kwargs = COOP_WRITES[route](deactivated)
     response = client.open(url, method=route[0], headers=coop, **kwargs)
     assert (response.status_code, response.json["error"]["code"]) == (409, "supplier_inactive"), response.json
+    path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route[1])
+    operation = client.get("/api/v1/openapi.json").json["paths"][path][route[0].lower()]
+    assert "supplier_inactive" in documented_codes(operation).get(409, set())
 
 
 def test_its_household_bank_account_and_links_stay_as_they_were_and_it_still_reads_them(client, coop, deactivated):
