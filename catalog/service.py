@@ -9,6 +9,7 @@ from typing import Any
 
 from pypinyin import Style, lazy_pinyin
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from catalog import queries
 from catalog.errors import CatalogCode
@@ -26,7 +27,7 @@ from shop.auth.models import User
 from shop.caching import CacheKey, cache_key, invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.clock import today
-from shop.db import db, lock_on_sqlite
+from shop.db import db, lock_on_sqlite, violates
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import name_key, normalise_identifier, search_fold
 from shop.pagination import decode_cursor, encode_cursor, paginate, recorded_in
@@ -397,11 +398,17 @@ def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product
         _refuse_taken_name(supplier_id=product.supplier_id, name=values.get("name", product.name),
                            status=values.get("status", product.status), product_id=product.id)
     _record_changes(product, actor, values)
-    if "name" in values:
-        product.name_pinyin, product.name_initials = pinyin_keys(values["name"])
-    for name, value in values.items():
-        setattr(product, name, value)
-    db.session.flush()
+    named = {"supplier_id": product.supplier_id, "name": values.get("name", product.name)}
+    try:  # a look-alike name another change gave at once, which the check above could not see, is refused alike
+        with db.session.begin_nested():
+            if "name" in values:
+                product.name_pinyin, product.name_initials = pinyin_keys(values["name"])
+            for name, value in values.items():
+                setattr(product, name, value)
+    except IntegrityError as error:
+        if not violates(error, "uq_products_supplier_name_key"):
+            raise
+        raise duplicate_product_name(named) from None
     invalidate_after_commit(CACHE_NAMESPACE)
     return product
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from catalog import inventory
+from catalog import inventory, service
 from catalog.models import Product
 from shop.auth.models import User
 from shop.clock import today
@@ -16,6 +16,7 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.parallel import send_together
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import SupplierFactory
+from tests.suppliers.test_postgres import _second_while_first_uncommitted as second_while_first_uncommitted
 
 RATES = {"platform_fee_bp": 500, "store_commission_bp": 800, "household_premium_bp": 1000, "dividend_bp": 300}
 
@@ -376,6 +377,35 @@ def test_a_suppliers_products_never_read_alike_while_on_its_list(client, coop, o
     assert (unarchived.status_code, unarchived.json["error"]["code"]) == (409, "product_name_taken")
     assert db.session.scalar(select(Product.status).where(Product.id == archived.id)) == "archived"
     assert db.session.scalars(select(Product.sku).where(Product.sku.like("ALIKE-%"))).all() == []
+
+
+@pytest.mark.postgres
+def test_two_products_renamed_alike_at_once_give_the_second_product_name_taken(pg_app):
+    """Two of a supplier's products renamed at once to names reading alike: the rename that waits on the first's
+    (which its check cannot see) is `product_name_taken`, naming the product that has the name, not a bare conflict."""
+    supplier = SupplierFactory()
+    first, second = ProductFactory(supplier=supplier), ProductFactory(supplier=supplier, county_code="513430")
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    skus, admin_id = (first.sku, second.sku), admin.id
+
+    def rename(sku, name):
+        """Rename the product `sku` to `name`, as an admin."""
+        changes = service.ProductChanges(name=name)
+        return service.update_product(actor=db.session.get(User, admin_id), sku=sku, changes=changes).name
+
+    outcome = second_while_first_uncommitted(pg_app, lambda: rename(skus[0], "并发改名苦荞茶"),
+                                             lambda: rename(skus[1], "并发改名\u3000苦荞茶"))
+
+    assert outcome == "product_name_taken"
+    db.session.expire_all()
+    assert db.session.scalars(select(Product.name).where(Product.supplier_id == supplier.id)
+                              .order_by(Product.id)).all() == ["并发改名苦荞茶", second.name]
+    client = pg_app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": admin.username, "password": DEFAULT_PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+    answer = client.patch(f"/api/v1/products/{skus[1]}", json={"name": "并发改名苦荞\u200d茶"}, headers=headers)
+    assert (answer.status_code, answer.json["error"]["code"]) == (409, "product_name_taken")
 
 
 def test_products_named_alike_at_once_for_one_supplier_are_one_product(racing_app):
