@@ -72,6 +72,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                     "批次号 {lot} 刚被另一次上传导入，整个文件没有导入；请改用新的批次号后重新上传。"),
     "import_failed": ("The import failed unexpectedly; it has been logged. Try again later.",
                       "导入意外失败，已记录下来；请稍后重试。"),
+    "supplier_inactive": ("The supplier was deactivated before this file was imported; nothing in it was imported.",
+                          "本合作社在文件导入前已被平台停用，文件中的内容都没有导入。如有疑问，请联系平台管理员。"),
     # one row's cells
     "cell_without_header": ("Column {letter} has a value but no header: write a number like 1,000 without its comma, "
                             "or give the column a header.",

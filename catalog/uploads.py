@@ -213,6 +213,8 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
         if progress is not None:
             progress(done, total)
 
+    if not suppliers.get_supplier(upload.supplier_id).active:  # accepted before an admin deactivated it: no lots
+        return _finish_failed(upload, [{"row": None, "column": None, **messages("supplier_inactive")}])
     sheet = read_sheet(upload.content, limits=_limits())
     report(0, len(sheet.rows))
     plan = _validate(sheet, supplier_id=upload.supplier_id)

@@ -229,6 +229,27 @@ def test_an_upload_keeps_its_file_only_until_its_import_finishes(client, world, 
     assert content_of(upload_id) is None
 
 
+def test_an_upload_still_queued_when_its_supplier_is_deactivated_imports_nothing(client, world, login, monkeypatch):
+    """An inactive supplier adds no lots: a file accepted before an admin deactivated it and imported after (a queued
+    task, a retry, the sweeper's requeue) fails, saying why in both languages, and creates no lot or stock."""
+    from catalog import tasks
+
+    monkeypatch.setattr(tasks.import_inventory, "delay", lambda *a: None)  # the task has not run yet
+    data = csv_bytes([["ZJ-KQ-500", "LOT-DEACT", "2026-09-03", "XC-WH", world["codes"][0], 4]])
+    upload_id = upload(client, world, data).json["id"]
+    admin = login("admin")
+    assert client.patch(f"/api/v1/suppliers/{world['supplier'].id}", json={"active": False},
+                        headers=admin).status_code == 200
+
+    assert tasks.import_inventory(upload_id) == "failed"
+
+    shown = client.get(f"/api/v1/inventory-uploads/{upload_id}", headers=world["headers"]).json
+    assert [error["code"] for error in shown["errors"]] == ["supplier_inactive"], shown
+    assert shown["errors"][0]["message"] and shown["errors"][0]["message_zh"]
+    assert lot_count() == 0 and db.session.scalar(select(func.count(Stock.id))) == 0
+    assert content_of(upload_id) is None
+
+
 def test_an_upload_whose_import_fails_unexpectedly_keeps_no_copy_of_its_file(client, world, monkeypatch):
     from catalog import uploads as uploads_module
 
