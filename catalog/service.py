@@ -415,9 +415,11 @@ def update_product(*, actor: User, sku: str, changes: ProductChanges) -> Product
 
 def _held_for_change(product: Product) -> Product:
     """`product` locked and read afresh before it changes, so its history's `changed_at` is taken once the change
-    holds the row: a sale holding the product's price (FOR SHARE) is dated either before the change or after it."""
+    holds the row: a sale holding the product's price (FOR SHARE) is dated either before the change or after it. Only
+    the product's row (`of=Product`), not the county the product joins: that would wait for every write naming the
+    county, and hold up every checkout from it."""
     lock_on_sqlite("UPDATE products SET id = id WHERE id = :id", id=product.id)
-    db.session.execute(select(Product).where(Product.id == product.id).with_for_update()
+    db.session.execute(select(Product).where(Product.id == product.id).with_for_update(of=Product)
                        .execution_options(populate_existing=True))
     return product
 

@@ -408,6 +408,33 @@ def test_two_products_renamed_alike_at_once_give_the_second_product_name_taken(p
     assert (answer.status_code, answer.json["error"]["code"]) == (409, "product_name_taken")
 
 
+@pytest.mark.postgres
+def test_a_product_edit_waits_for_no_other_write_in_its_county(pg_app):
+    """A product's edit holds the product's row, not its county's: a write naming the county still uncommitted (a
+    checkout's order line while it asks Stripe for its PaymentIntent, another co-op's new product) does not hold up
+    a price change, nor the price change every other checkout from the county."""
+    first_supplier, other_supplier = SupplierFactory(), SupplierFactory()
+    product = ProductFactory(supplier=first_supplier)
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    sku, admin_id, other_id, county = product.sku, admin.id, other_supplier.id, product.county_code
+
+    def add_product():
+        """Another supplier's new product in the county, left uncommitted."""
+        service.create_product(actor=db.session.get(User, admin_id), supplier_id=other_id, **product_body(
+            sku="SAME-COUNTY-1", name="同县新品", county_code=county))
+
+    def change_price():
+        """The price change, and whether the other product was committed when it was done."""
+        service.update_product(actor=db.session.get(User, admin_id), sku=sku,
+                               changes=service.ProductChanges(price_fen=4100))
+        return db.session.scalar(select(Product.id).where(Product.sku == "SAME-COUNTY-1")) is not None
+
+    assert second_while_first_uncommitted(pg_app, add_product, change_price) is False
+    db.session.expire_all()
+    assert db.session.scalar(select(Product.price_fen).where(Product.sku == sku)) == 4100
+
+
 def test_products_named_alike_at_once_for_one_supplier_are_one_product(racing_app):
     supplier = SupplierFactory()
     admin = UserFactory(role="admin")
