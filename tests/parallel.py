@@ -68,6 +68,7 @@ def second_while_first_uncommitted(pg_app, first, second) -> object:
     for _ in range(300):
         if db.session.scalar(text(waiting)) or outcome:
             break
+        db.session.rollback()  # PostgreSQL shows a transaction one snapshot of pg_stat_activity: look again afresh
         time.sleep(0.01)
     db.session.rollback()
     release.set()
