@@ -89,9 +89,14 @@ def active_supplier(supplier_id: int, supplier_scope: int | None = None) -> Supp
 def changes_scope(user: User) -> int | None:
     """The supplier whose data `user` may change: a co-op user's own while it is active (`supplier_inactive` once an
     admin deactivated it: its co-op still reads its households, links, lots and statements, but changes none of them,
-    bank accounts included), or None for an admin (any supplier's)."""
+    bank accounts included), or None for an admin (any supplier's). The supplier is read afresh under a share lock
+    (PostgreSQL: FOR SHARE; SQLite: the write lock), so a deactivation under way is waited for, and one begun after
+    waits for the change."""
     if user.supplier_id is not None:
-        active_supplier(user.supplier_id)
+        lock_on_sqlite("UPDATE suppliers SET id = id WHERE id = :id", id=user.supplier_id)
+        if not db.session.scalar(select(Supplier.active).where(Supplier.id == user.supplier_id)
+                                 .with_for_update(read=True)):
+            raise _inactive(user.supplier_id)
     return user.supplier_id
 
 

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from shop.auth.models import User
 from shop.db import db
 from suppliers import service
 from suppliers.models import BenefitLink, Household
@@ -188,3 +189,25 @@ def test_a_link_made_while_its_supplier_is_deactivated_is_refused(pg_app):
 
     assert second_while_first_uncommitted(pg_app, deactivate, link) == "supplier_inactive"
     assert db.session.scalar(select(func.count()).select_from(BenefitLink)) == 0
+
+
+def test_a_household_edited_by_its_co_op_while_its_supplier_is_deactivated_is_refused(pg_app):
+    """A deactivated supplier's co-op changes none of its data: an edit of a household that read the supplier active
+    just before an admin's deactivation committed waits for it and gets supplier_inactive."""
+    supplier = SupplierFactory()
+    household = HouseholdFactory(supplier=supplier)
+    clerk = UserFactory(role="coop", supplier_id=supplier.id)
+    db.session.commit()
+    supplier_id, household_id, clerk_id, members = supplier.id, household.id, clerk.id, household.members
+
+    def deactivate():
+        service.update_supplier(supplier_id=supplier_id, user=UserFactory(role="admin"),
+                                changes=service.SupplierChanges(active=False))
+
+    def edit():
+        return service.update_household(household_id=household_id, user=db.session.get(User, clerk_id),
+                                        changes=service.HouseholdChanges(members=7)).members
+
+    assert _second_while_first_uncommitted(pg_app, deactivate, edit) == "supplier_inactive"
+    db.session.expire_all()
+    assert db.session.get(Household, household_id).members == members != 7
