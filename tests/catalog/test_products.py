@@ -409,6 +409,28 @@ def test_two_products_renamed_alike_at_once_give_the_second_product_name_taken(p
 
 
 @pytest.mark.postgres
+def test_an_archived_product_unarchived_while_another_takes_its_name_gives_product_name_taken(pg_app):
+    supplier = SupplierFactory()
+    archived = ProductFactory(supplier=supplier, name="并发复用苦荞茶", status="archived")
+    other = ProductFactory(supplier=supplier, county_code="513430")
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    skus, admin_id = (other.sku, archived.sku), admin.id
+
+    def change(sku, **given):
+        """Change the product `sku` as an admin."""
+        changes = service.ProductChanges(**given)
+        return service.update_product(actor=db.session.get(User, admin_id), sku=sku, changes=changes).status
+
+    outcome = second_while_first_uncommitted(pg_app, lambda: change(skus[0], name="并发复用\u3000苦荞茶"),
+                                             lambda: change(skus[1], status="draft"))
+
+    assert outcome == "product_name_taken"
+    db.session.expire_all()
+    assert db.session.scalar(select(Product.status).where(Product.sku == skus[1])) == "archived"
+
+
+@pytest.mark.postgres
 def test_a_product_edit_waits_for_no_other_write_in_its_county(pg_app):
     """A product's edit holds the product's row, not its county's: a write naming the county still uncommitted (a
     checkout's order line while it asks Stripe for its PaymentIntent, another co-op's new product) does not hold up
