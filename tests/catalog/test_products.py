@@ -13,10 +13,9 @@ from shop.clock import today
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.parallel import send_together
+from tests.parallel import second_while_first_uncommitted, send_together
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import SupplierFactory
-from tests.suppliers.test_postgres import _second_while_first_uncommitted as second_while_first_uncommitted
 
 RATES = {"platform_fee_bp": 500, "store_commission_bp": 800, "household_premium_bp": 1000, "dividend_bp": 300}
 

@@ -208,6 +208,6 @@ def test_a_household_edited_by_its_co_op_while_its_supplier_is_deactivated_is_re
         return service.update_household(household_id=household_id, user=db.session.get(User, clerk_id),
                                         changes=service.HouseholdChanges(members=7)).members
 
-    assert _second_while_first_uncommitted(pg_app, deactivate, edit) == "supplier_inactive"
+    assert second_while_first_uncommitted(pg_app, deactivate, edit) == "supplier_inactive"
     db.session.expire_all()
     assert db.session.get(Household, household_id).members == members != 7
