@@ -95,6 +95,21 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
     return text
 
 
+def _number_char(char: str) -> str:
+    """A character of a typed number: a decimal digit of any script or width as its ASCII digit, any other number (a
+    superscript, a circled or Roman number, which NFKC would fold to digits) kept, to be refused, the rest NFKC."""
+    if unicodedata.category(char) == "Nd":
+        return str(unicodedata.decimal(char))
+    return char if unicodedata.numeric(char, None) is not None else unicodedata.normalize("NFKC", char)
+
+
+def normalise_number(value: str) -> str:
+    """One spelling of a number as typed: read from decimal digits only, as the API's integers are (`３`, `٣` are 3;
+    `²`, `①` are no digits), the rest folded as identifiers are (NFKC: `￥`, `．`, `，`; dashes as `-`), invisible
+    characters removed, trimmed."""
+    return "".join(_number_char(char) for char in value if not _is_invisible(char)).translate(_DASHES).strip()
+
+
 def code_skeleton(code: str) -> str:
     """How a normalised code reads: its separators `.` and `_` as `-` (`FS_WH`, `FS.WH` → `FS-WH`); two codes of one
     skeleton are look-alikes, and the second is taken (usernames, location codes)."""

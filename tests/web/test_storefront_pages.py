@@ -161,6 +161,10 @@ def test_the_filter_form_narrows_by_category_and_a_price_in_yuan_and_sorts(site)
     cheap_first = client.get("/?category=粮油&min_yuan=20&max_yuan=48&sort=price_asc")
     assert cheap_first.status_code == 200
     assert _names(cheap_first.get_data(as_text=True)) == ["布拖苦荞粉", "昭觉苦荞米", "昭觉黑苦荞茶"]
+    for low, high in (("٢٠", "￥４８元"), ("¥ 20.00 元", "0048.00"), ("20", "48.")):  # the till's cash boxes' spellings
+        same = client.get("/", query_string={"category": "粮油", "min_yuan": low, "max_yuan": high,
+                                             "sort": "price_asc"})
+        assert _names(same.get_data(as_text=True)) == ["布拖苦荞粉", "昭觉苦荞米", "昭觉黑苦荞茶"], (low, high)
     dearest_first = client.get("/?category=%E7%B2%AE%E6%B2%B9&min_yuan=１６.８&max_yuan=¥52元&sort=price_desc")
     assert _names(dearest_first.get_data(as_text=True)) == ["喜德苦荞茶", "昭觉黑苦荞茶", "昭觉苦荞米", "布拖苦荞粉",
                                                             "昭觉苦荞面条"]
@@ -192,6 +196,11 @@ def test_the_filters_work_with_a_donor_district_and_a_search_and_every_form_keep
     ("12.345", "最低价最多两位小数（精确到分）。"),
     ("10000000", "最低价不能超过 ¥1,000,000.00。"),
     ("9" * 5000, "最低价不能超过 ¥1,000,000.00。"),
+    ("²", "最低价请填写以元为单位的金额，如 12.5。"),
+    ("①0", "最低价请填写以元为单位的金额，如 12.5。"),
+    ("1_000", "最低价请填写以元为单位的金额，如 12.5。"),
+    ("12,5", "最低价请填写以元为单位的金额，如 12.5。"),
+    ("1 000", "最低价请填写以元为单位的金额，如 12.5。"),
 ])
 def test_a_bad_price_is_a_message_in_chinese_beside_the_field_never_a_500(site, typed, message):
     response = site.app.test_client().get("/", query_string={"min_yuan": typed, "category": "水果"})  # the rest holds
@@ -254,6 +263,22 @@ def test_a_forged_huge_quantity_is_a_clear_message_never_a_500(site, shopper):
         session["cart"] = {KQM: 10**40, "<script>": 1, "LB-QC-5KG": "9"}
     assert "购物车是空的" in shopper.get("/cart").get_data(as_text=True)
     assert shopper.get("/checkout").status_code == 302
+
+
+def test_a_quantity_is_read_from_decimal_digits_only_as_the_api_reads_numbers(site, shopper):
+    """A superscript, a circled number or any other sign NFKC folds to a digit is no quantity (the API's `?limit=²` is
+    a 422 too), nor is an exponent, an underscore, a space inside or a minus zero; any script's digits are (`٣`), and a
+    box of 100,000 digits is refused at once."""
+    for quantity in ("²", "①", "Ⅲ", "1e3", "1_000", "1 2", "-0", "+3", "9" * 100_000):
+        response = _add(shopper, KQM, quantity)
+        assert response.status_code == 422, quantity[:8]
+        assert "数量必须是 1 到 1000000 之间的整数" in response.get_data(as_text=True)
+    assert "购物车是空的" in shopper.get("/cart").get_data(as_text=True)
+    try:
+        assert _add(shopper, KQM, "\u200b٣ ").status_code == 302
+        assert 'value="3"' in shopper.get("/cart").get_data(as_text=True)
+    finally:
+        shopper.post(f"/cart/{KQM}", data={"remove": "1", "csrf_token": _token(shopper, "/cart")})
 
 
 def test_a_cart_filled_before_signing_in_stays_but_not_one_another_user_left_signed_in(site, shopper):
@@ -661,8 +686,10 @@ def test_a_delivered_order_takes_an_after_sales_request_per_line_until_seven_day
     numbers = shopper.post(f"/orders/{order_id}/after-sales",
                            data={**ask, "quantity": "1", "reason": "退到卡 6222 0212 3456 7890 128"})
     assert numbers.status_code == 422 and ID_OR_CARD_REFUSED in numbers.get_data(as_text=True)
-    not_a_number = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "两", "reason": "受潮"})
-    assert not_a_number.status_code == 422 and "请填写要退的件数" in not_a_number.get_data(as_text=True)
+    for typed in ("两", "²", "①"):  # no digit, as the API reads numbers
+        not_a_number = shopper.post(f"/orders/{order_id}/after-sales",
+                                    data={**ask, "quantity": typed, "reason": "受潮"})
+        assert not_a_number.status_code == 422 and "请填写要退的件数" in not_a_number.get_data(as_text=True)
     assert _requests_of(site, order_id) == []
 
     asked = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "２", "reason": "有两袋受潮"})

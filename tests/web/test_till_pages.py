@@ -147,6 +147,27 @@ def test_a_comma_typed_for_the_decimal_point_is_refused_not_read_as_a_hundred_ti
     assert db.session.scalar(select(Shift).where(Shift.closed_at.is_(None))).float_fen == 100000
 
 
+def test_the_cash_boxes_take_every_spelling_of_an_amount_the_storefront_takes_and_no_digit_sign(client):
+    """A clerk types ¥200, ￥200, 200元 or ２，０００ as the storefront's price filter takes them; a superscript, a
+    circled number or any sign NFKC folds to a digit is no amount (²00 is never ¥200), nor is 1_000, 1e3 or -0."""
+    order, _ = _sale(client)
+    page = f"/till/shifts/{order.shift_id}"
+    for typed in ("²00", "①", "1_000", "1e3", "-0", "1 000", "9" * 100_000):
+        response = client.post(f"{page}/close", data={"counted": typed, "csrf_token": _csrf(client, page)})
+        assert response.status_code == 422 and "请输入清点的现金金额" in response.get_data(as_text=True), typed[:8]
+    assert db.session.get(Shift, order.shift_id).closed_at is None
+    closed = client.post(f"{page}/close", data={"counted": "￥2,000.5元", "csrf_token": _csrf(client, page)})
+    assert closed.status_code == 302
+    assert db.session.get(Shift, order.shift_id).counted_cash_fen == 200050
+    for typed, fen in (("¥200", 20000), ("200元", 20000), ("¥ ٣٠٠ 元", 30000)):
+        assert client.post("/till/shifts", data={"float": typed, "csrf_token": _csrf(client, "/till")}).status_code \
+            == 302, typed
+        opened = db.session.scalar(select(Shift).where(Shift.closed_at.is_(None)))
+        assert opened.float_fen == fen
+        client.post(f"/till/shifts/{opened.id}/close",
+                    data={"counted": "0", "csrf_token": _csrf(client, f"/till/shifts/{opened.id}")})
+
+
 def test_an_amount_carrying_an_invisible_character_is_read_as_the_amount_the_clerk_sees(client):
     """A zero-width space or word joiner pasted with an amount (a chat, a spreadsheet) shows nothing: `1,030.50` is
     read as the clerk sees it, as the sale screen reads the cash tendered, never refused as no amount."""

@@ -8,8 +8,7 @@ from flask import session
 
 from orders.checkout.schemas import MAX_LINES, SKU_PATTERN
 from shop.fields import MAX_QUANTITY, normalise_identifier
-
-MAX_QUANTITY_DIGITS = len(str(MAX_QUANTITY))
+from web.numbers import NumberError, whole_number
 
 
 class CartError(ValueError):
@@ -17,13 +16,16 @@ class CartError(ValueError):
 
 
 def parse_quantity(text: str, *, allow_zero: bool = False) -> int:
-    """A quantity typed into a form: whole units from 1 (0 to remove a line) up to the API's bound (full-width and
-    other scripts' digits read as the API reads them)."""
-    value, lowest = normalise_identifier(text[:32], case=None), 0 if allow_zero else 1
-    whole = value.isascii() and value.isdigit() and len(value) <= MAX_QUANTITY_DIGITS
-    if whole and lowest <= int(value) <= MAX_QUANTITY:
-        return int(value)
-    raise CartError(f"数量必须是 {lowest} 到 {MAX_QUANTITY} 之间的整数。")
+    """A quantity typed into a form: whole units from 1 (0 to remove a line) up to the API's bound, read as every
+    typed number is (`whole_number`)."""
+    lowest = 0 if allow_zero else 1
+    try:
+        quantity = whole_number(text, maximum=MAX_QUANTITY)
+    except NumberError:
+        quantity = None
+    if quantity is None or quantity < lowest:
+        raise CartError(f"数量必须是 {lowest} 到 {MAX_QUANTITY} 之间的整数。")
+    return quantity
 
 
 def parse_sku(text: str) -> str:

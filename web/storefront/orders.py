@@ -18,11 +18,11 @@ from orders.refunds.schemas import AfterSalesCreate
 from orders.stores import service as stores
 from shop.db import commit, db
 from shop.errors import AppError, NotFound, ShopCode
-from shop.fields import normalise_identifier
 from shop.links import external_url
 from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
 from web.filters import yuan
+from web.numbers import whole_or_typed
 from web.once import claim_form, is_form_key, new_form_key
 from web.pages import ID_OR_CARD_REFUSED, error_page, refused_for_numbers, signed_in, web_user
 from web.storefront import cart, reads
@@ -90,7 +90,7 @@ def _order_request(lines: dict[str, int]) -> dict:
     body: dict = {"channel": channel, "lines": [{"sku": sku, "quantity": n} for sku, n in lines.items()]}
     if channel == "pickup":
         store = request.form.get("store_id", "")
-        body["store_id"] = int(store) if store.isascii() and store.isdigit() and len(store) <= 12 else store
+        body["store_id"] = whole_or_typed(store)
     elif channel == "delivery":
         body["address"] = {name: request.form.get(name, "") for name in ADDRESS_FIELDS}
     return OrderCreate().load(body)
@@ -244,12 +244,6 @@ def order_page(order_id: int):
     return _order_page(order_id)
 
 
-def _whole(text: str) -> int | str:
-    """A typed whole number (full-width digits too), or the text as typed (the schema then refuses it)."""
-    value = normalise_identifier(text, case=None)
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else text
-
-
 def _after_sales_errors(messages: dict) -> dict[str, str]:
     """The schema's messages as one Chinese message per after-sales form field ("form": the request as a whole)."""
     lines = messages.get("lines")
@@ -268,10 +262,10 @@ def ask_after_sales(order_id: int):
     """Ask for a refund of units of one line of a delivered or collected order, with a reason, judged by the API's
     own schema and service (once per form); the order page then lists the request, or shows the form's errors."""
     line_id, quantity, reason = (request.form.get(name, "") for name in ("line_id", "quantity", "reason"))
-    asked = {"line_id": _whole(line_id), "quantity": quantity, "reason": reason}
+    asked = {"line_id": whole_or_typed(line_id), "quantity": quantity, "reason": reason}
     try:
-        data = AfterSalesCreate().load({"lines": [{"line_id": _whole(line_id), "quantity": _whole(quantity)}],
-                                        "reason": reason})
+        data = AfterSalesCreate().load({"lines": [{"line_id": whole_or_typed(line_id),
+                                                   "quantity": whole_or_typed(quantity)}], "reason": reason})
         if claim_form(user=web_user(), purpose="after-sales", key=request.form.get("form_key", "")):
             refunds.request_after_sales(actor=web_user(), order_id=order_id, **data)
             commit()

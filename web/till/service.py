@@ -3,7 +3,6 @@ till sells from offline, a shift's counter sales and the refused sales' products
 through the domain services."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +16,6 @@ from orders.stores.service import get_store_for
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import NotFound
-from shop.fields import normalise_identifier
 
 SHIFT_SALES_SHOWN = 100
 REFUSAL_REASONS = {  # why the server refused a counter sale, by its code (the API's message is English)
@@ -43,16 +41,6 @@ REFUSAL_REASONS = {  # why the server refused a counter sale, by its code (the A
     "payload_too_large": "本单商品太多，请分几笔收款",
     "unsupported_media_type": "销售数据无效，请刷新页面后重试",
 }
-YUAN = re.compile(r"^(\d{1,3}(?:,\d{3}){1,3}|\d{1,10})(?:[.．](\d{1,2}))?$")  # a comma only groups thousands
-
-
-def fen_from_yuan(text: str) -> int | None:
-    """An amount typed in yuan (`120`, `120.5`, `1,120.50`) as fen, read as the clerk sees it (`normalise_identifier`:
-    full-width digits, invisible characters dropped); None if it is not one (`120,5`)."""
-    match = YUAN.match(normalise_identifier(text, case=None))
-    if match is None:
-        return None
-    return int(match.group(1).replace(",", "")) * 100 + int((match.group(2) or "0").ljust(2, "0"))
 
 
 def refusal_reason(code: str) -> str:

@@ -19,8 +19,9 @@ from orders.stores.schemas import ShiftClose, ShiftOpen, TransferReceive
 from shop.auth.security import issue_token
 from shop.db import commit, db, utcnow
 from shop.errors import AppError
-from shop.fields import MAX_AMOUNT_FEN, MAX_ID, is_blank
+from shop.fields import MAX_AMOUNT_FEN, is_blank
 from web.filters import local_time, yuan
+from web.numbers import NumberError, fen_from_yuan, whole_or_typed
 from web.once import claim_form, new_form_key
 from web.pages import (
     ID_OR_CARD_REFUSED,
@@ -58,6 +59,14 @@ MESSAGES = {
 def _message(exc: AppError) -> str:
     """The clerk-facing Chinese message of a refused action."""
     return MESSAGES.get(exc.code, exc.message)
+
+
+def _fen(name: str, maximum: int) -> int | None:
+    """An amount typed in yuan in a form field, as fen (`fen_from_yuan`), or None for the schema to refuse."""
+    try:
+        return fen_from_yuan(_field(name), maximum=maximum)
+    except NumberError:
+        return None
 
 
 def _field(name: str) -> str:
@@ -98,7 +107,7 @@ def open_shift():
     """Open the store's shift with the float counted into the drawer."""
     store = service.store_of(web_user())
     try:
-        data = ShiftOpen().load({"float_fen": service.fen_from_yuan(_field("float"))})
+        data = ShiftOpen().load({"float_fen": _fen("float", MAX_AMOUNT_FEN)})
     except ValidationError:
         return _till("till/open_shift.html", 422, typed=_field("float"),
                      error=f"请输入备用金金额（最多 ¥{MAX_AMOUNT_FEN // 100:,}），例如 500 或 500.00。")
@@ -142,7 +151,7 @@ def close_shift(shift_id: int):
     """Close the shift with the cash counted in the drawer."""
     report = stores.shift_report(actor=web_user(), shift_id=shift_id)
     try:
-        data = ShiftClose().load({"counted_cash_fen": service.fen_from_yuan(_field("counted"))})
+        data = ShiftClose().load({"counted_cash_fen": _fen("counted", MAX_AMOUNT_FEN)})
     except ValidationError:
         return _till("till/shift.html", 422, report=report, sales=service.shift_sales(report.shift),
                      typed=_field("counted"),
@@ -201,8 +210,9 @@ def pickups():
 
 
 def _id_arg(text: str) -> int | None:
-    """An id given in a link (its digits of any width), or None if no row can have it (out of the ids' range)."""
-    return int(text) if text.isdecimal() and len(text) <= len(str(MAX_ID)) and 0 < int(text) <= MAX_ID else None
+    """An id given in a link (read as a typed number is), or None if no row can have it (out of the ids' range)."""
+    number = whole_or_typed(text)
+    return number if isinstance(number, int) and number > 0 else None
 
 
 def _already_handed(store, code: str) -> str | None:
@@ -215,21 +225,14 @@ def _already_handed(store, code: str) -> str | None:
     return f"该订单（单号 {order_id}）已于 {when[-5:] if when.startswith(today) else when} 交货，无需再次核销。"
 
 
-def _whole(text: str) -> int | str:
-    """A typed whole number (its digits of any width or script: `３` is 3), or the text as typed (the schema then
-    refuses it, as it does a digit sign that is no decimal digit: `²`, `①`)."""
-    text = text.strip()
-    return int(text) if text.isdecimal() and len(text) <= 9 else text
-
-
 def _none(text: str) -> bool:
     """Whether a line's typed units say none: blank (`is_blank`), or 0 however written (`０`, `00`)."""
-    return is_blank(text) or _whole(text) == 0
+    return is_blank(text) or whole_or_typed(text) == 0
 
 
 def _refund_request() -> dict:
     """The refund form as the API's refund body: per line the units to refund (blank or 0 is none), the reason."""
-    lines = [{"line_id": _whole(name.removeprefix("quantity-")), "quantity": _whole(value),
+    lines = [{"line_id": whole_or_typed(name.removeprefix("quantity-")), "quantity": whole_or_typed(value),
               "resellable": f"resellable-{name.removeprefix('quantity-')}" in request.form}
              for name, value in request.form.items() if name.startswith("quantity-") and not _none(value)]
     return RefundCreate().load({"lines": lines, "reason": _field("reason")})
@@ -339,7 +342,7 @@ def receive_transfer(transfer_id: int):
              if name.startswith("received-")}
     note = _field("note")
     try:
-        data = TransferReceive().load({"lines": [{"lot_id": _whole(lot), "received": _whole(value)}
+        data = TransferReceive().load({"lines": [{"lot_id": whole_or_typed(lot), "received": whole_or_typed(value)}
                                                  for lot, value in typed.items()],
                                        "note": None if is_blank(note) else note})  # a blank box is no note
         stores.receive_transfer(actor=web_user(), transfer_id=transfer_id, **data)
