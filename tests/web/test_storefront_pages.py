@@ -451,6 +451,16 @@ def test_each_wrong_delivery_field_is_marked_and_names_its_message(site, shopper
         assert 'aria-invalid="true"' in control, field
         described = re.search(r'aria-describedby="([^"]+)"', control).group(1)
         assert re.search(rf'<p class="error" id="{described}">[^<]+</p>', html), field
+    # the address is shown to the staff who ship: an ID or card number in its text is refused there, as in every text
+    # a person types (the address's phone field holds the contact number)
+    before = _orders_of(site, CONSUMER)
+    for field, typed in (("detail", "大良街道演示路 8 号 11010519491231002X"),
+                         ("recipient", "张三 6222 0212 3456 7890 128"),
+                         ("detail", "大良街道演示路 8 号 １１０１０５１９４９１２３１００２ｘ")):
+        response = shopper.post("/checkout", data={**_checkout_form(shopper), **DELIVERY, field: typed})
+        assert response.status_code == 422, typed
+        assert f'<p class="error" id="{field}-error">{ID_OR_CARD_REFUSED}</p>' in response.get_data(as_text=True)
+    assert _orders_of(site, CONSUMER) == before
 
 
 def test_another_consumers_order_does_not_exist_for_them(site, shopper, stranger):
