@@ -234,6 +234,25 @@ def test_a_clerk_sells_prints_closes_the_shift_and_sells_offline_exactly_once(si
     tablet.close()
 
 
+def test_the_cash_tendered_box_reads_an_amount_as_the_servers_cash_boxes_do(site, desktop):
+    """¥38.80, 38.80元, ￥３８.８０ or Arabic-Indic digits are the amount, as the shift's cash boxes and the
+    storefront's price filter read them; a superscript or circled number, 1 000 or 1e3 is no amount (no change)."""
+    page, item = _till_on_an_open_shift(site, desktop)
+    page.get_by_label("扫描追溯码或输入 SKU").fill(item.sku)
+    page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
+    page.get_by_label("现金", exact=True).check()
+    total = page.locator("#total").inner_text().lstrip("¥").replace(",", "")
+    wide = total.translate(str.maketrans("0123456789.", "０１２３４５６７８９．"))
+    arabic = total.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    for spelling in (f"¥{total}", f"{total}元", f"￥{wide}", arabic):
+        page.get_by_label("实收现金（元）").fill(spelling)
+        expect(page.locator("#change")).to_have_text("¥0.00")
+    for spelling in ("²00000", "①00000", "1 000", "1e3", "1_000", "-0"):
+        page.get_by_label("实收现金（元）").fill(spelling)
+        expect(page.locator("#change")).to_have_text("—")
+    page.close()
+
+
 def test_a_stock_gone_offline_sale_is_shown_to_the_clerk_as_a_conflict(site, desktop):
     with site.app.app_context():
         shift = _ensure_open_shift()
@@ -708,8 +727,8 @@ def test_a_comma_typed_for_the_decimal_point_in_the_cash_tendered_is_no_amount(s
 
 
 def test_a_quantity_typed_in_full_width_digits_is_taken_and_one_that_is_no_whole_number_is_refused(site, desktop):
-    """A Chinese input method types `３`: the line sells 3. `1e3`, `1.5`, `-1` or more than the API takes are refused
-    in Chinese and the box shows again what the line sells, never a number the browser made of them."""
+    """A Chinese input method types `３`: the line sells 3. `1e3`, `1.5`, `-1`, `²`, `1 2` or more than the API takes
+    are refused in Chinese and the box shows again what the line sells, never a number the browser made of them."""
     page, item = _till_on_an_open_shift(site, desktop)
     page.get_by_label("扫描追溯码或输入 SKU").fill(item.sku)
     page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
@@ -719,7 +738,7 @@ def test_a_quantity_typed_in_full_width_digits_is_taken_and_one_that_is_no_whole
     box.press("Tab")
     expect(box).to_have_value("3")
     expect(page.locator("#total")).to_have_text(_yuan(3 * item.price_fen))
-    for typed in ("1e3", "1.5", "-1", "1000001"):
+    for typed in ("1e3", "1.5", "-1", "1000001", "²", "①", " 1 2 "):  # a space inside is no number, as on the API
         box.fill(typed)
         box.press("Tab")
         expect(page.locator("#cart-error")).to_have_text("数量必须是 1 到 1,000,000 之间的整数（0 为删除）。")
@@ -728,7 +747,7 @@ def test_a_quantity_typed_in_full_width_digits_is_taken_and_one_that_is_no_whole
     screenshot(page, "till-quantity-refused")
     page.set_viewport_size(PHONE)
     screenshot(page, "till-quantity-refused")
-    box.fill(" 1 2 ")
+    box.fill(" 12\u200b ")
     box.press("Tab")
     expect(box).to_have_value("12")
     expect(page.locator("#cart-error")).to_have_text("")

@@ -58,20 +58,43 @@
     return sign + "¥" + Math.floor(abs / 100).toLocaleString("en-US") + "." + String(abs % 100).padStart(2, "0");
   }
 
-  /* A number as typed, read by one rule: full-width digits (a Chinese input method's) as ASCII, spaces and invisible
-     characters dropped. */
-  function typed(text) { return text.normalize("NFKC").replace(/[\s\u200b-\u200d\u2060\ufeff]/g, ""); }
+  /* A number as typed, read by the server's one rule (web/numbers.py, shop.fields.normalise_number): decimal digits
+     of any script or width as ASCII digits (Unicode keeps each script's 0 to 9 in a run of ten), never another
+     number sign NFKC would fold to a digit (², ①: kept, so refused), the rest NFKC, invisible characters dropped,
+     trimmed; at most MAX_TYPED characters. */
+  var MAX_TYPED = 64;
+  var INVISIBLE = /[\p{Cf}\u115f\u1160\u3164\uffa0\u2800]/gu;
 
+  function digitValue(ch) {
+    var code = ch.codePointAt(0), before = 0;
+    while (/\p{Nd}/u.test(String.fromCodePoint(code - before - 1))) { before += 1; }
+    return String(before % 10);
+  }
+
+  function typed(text) {
+    if (text.length > MAX_TYPED) { return null; }
+    return Array.from(text.replace(INVISIBLE, ""), function (ch) {
+      if (/\p{Nd}/u.test(ch)) { return digitValue(ch); }
+      return /\p{N}/u.test(ch) ? ch : ch.normalize("NFKC");
+    }).join("").trim();
+  }
+
+  /* An amount typed in yuan as fen (`120`, `120.5`, `1,120.50`, `¥200`, `200元`; a comma only groups thousands, two
+     decimals at most), or null. */
   function fenFromYuan(text) {
-    var match = /^(\d{1,3}(?:,\d{3}){1,3}|\d{1,10})(?:[.．](\d{1,2}))?$/.exec(typed(text));
-    return match ? Number(match[1].replace(/,/g, "")) * 100 + Number((match[2] || "0").padEnd(2, "0")) : null;
+    var value = typed(text);
+    if (value === null) { return null; }
+    value = value.replace(/^¥/, "").replace(/元$/, "").trim();
+    var match = /^([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]{0,2}))?$/.exec(value);
+    var whole = match ? match[1].replace(/,/g, "").replace(/^0+(?=.)/, "") : "";
+    return match && whole.length <= 10 ? Number(whole) * 100 + Number((match[2] || "0").padEnd(2, "0")) : null;
   }
 
   /* Whole units typed (`３` is 3), 0 to take the line off; null if not a whole number up to the API's bound
      (`1e3`, `1.5`, `-1`). */
   function unitsFrom(text) {
     var digits = typed(text);
-    return /^\d+$/.test(digits) && Number(digits) <= MAX_QUANTITY ? Number(digits) : null;
+    return /^[0-9]{1,16}$/.test(digits) && Number(digits) <= MAX_QUANTITY ? Number(digits) : null;
   }
 
   function localTime(iso) {
