@@ -513,12 +513,25 @@ class Identifier(fields.String):
         return normalise_identifier(text, case=self.case, drop_separators=self.drop_separators)
 
 
+MAX_NUMBER_INPUT = 64  # longer than any number however typed: refused unread
+_TYPED_INTEGER = re.compile(r"-?[0-9]+")
+
+
 class BoundedInt(fields.Integer):
-    """A strict integer within `[minimum, maximum]` (the bounds also go into the OpenAPI document)."""
+    """A strict integer within `[minimum, maximum]` (the bounds also go into the OpenAPI document); one that is not
+    strict (a query's) is read from a string as the pages read a typed number (`normalise_number`: decimal digits
+    only, so `1_0`, `+2` or `²` is none), at most `MAX_NUMBER_INPUT` characters."""
 
     def __init__(self, *, minimum: int, maximum: int, **kwargs):
         kwargs.setdefault("strict", True)
         super().__init__(**_within(validate.Range(min=minimum, max=maximum), kwargs))
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not self.strict and isinstance(value, str):
+            value = normalise_number(value) if len(value) <= MAX_NUMBER_INPUT else value
+            if not _TYPED_INTEGER.fullmatch(value):
+                raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def Id(**kwargs) -> BoundedInt:  # noqa: N802 - a field factory reads like a field class

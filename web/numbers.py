@@ -1,13 +1,12 @@
 """Numbers typed into the pages (quantities, ids, amounts in yuan), read by one rule everywhere: decimal digits of
 any script or width (`normalise_number`: `３` and `٣` are 3, `²` and `①` are no digits, as the API reads them), at
-most `MAX_TYPED` characters, and a bounded count of digits before any conversion."""
+most `MAX_NUMBER_INPUT` characters, and a bounded count of digits before any conversion."""
 from __future__ import annotations
 
 import re
 
-from shop.fields import MAX_ID, normalise_number
+from shop.fields import MAX_ID, MAX_NUMBER_INPUT, normalise_number
 
-MAX_TYPED = 64  # longer than any number however typed: more is refused unread (a box of 100,000 digits costs nothing)
 _WHOLE = re.compile(r"[0-9]+")
 _YUAN = re.compile(r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]*))?")  # a comma only groups thousands
 
@@ -22,7 +21,7 @@ class NumberError(ValueError):
 
 def _typed(text: str) -> str:
     """The text in its one spelling; a text longer than any number is too large if it is all digits, else no number."""
-    if len(text) > MAX_TYPED:
+    if len(text) > MAX_NUMBER_INPUT:
         raise NumberError("too_large" if text.strip().isdecimal() else "format")
     return normalise_number(text)
 

@@ -105,6 +105,19 @@ def test_an_oversized_limit_is_a_validation_error(client):
         assert set(response.json["error"]["details"]) == {"limit"}
 
 
+def test_a_number_in_a_query_is_read_from_decimal_digits_only_as_the_pages_read_it(client, products):
+    """`?limit=1_0` is no number (Python's int() reads it as 10), nor `+2`, `²` or 2e0; `٢`, `２` and 2 with a
+    zero-width space pasted in are 2, as every page's number boxes read them; a price bound likewise."""
+    for query in ("limit=1_0", "limit=%2B2", "limit=%C2%B2", "limit=2e0", "limit=1%202", "min_price_fen=1_000",
+                  "limit=" + "9" * 100_000):
+        response = client.get(f"/api/v1/products?{query}")
+        assert response.status_code == 422, query[:24]
+        assert set(response.json["error"]["details"]) == {query.split("=")[0]}
+    for query in ("limit=%D9%A2", "limit=%EF%BC%92", "limit=2%E2%80%8B", "limit=%202%20"):
+        response = client.get(f"/api/v1/products?{query}")
+        assert response.status_code == 200 and len(response.json["items"]) == 2, query
+
+
 @pytest.mark.parametrize("cursor", ["a" * 600, "a" * 513, "%00", "%EF%BC%A1"])
 def test_every_cursor_the_list_did_not_issue_gets_one_answer_whatever_its_length(client, cursor):
     assert_invalid_cursor(client.get(f"/api/v1/products?cursor={cursor}"))

@@ -8,9 +8,9 @@ from catalog import service as catalog
 from catalog.schemas import NAME_MAX, ProductQuery
 from shop.blueprint import query_args
 from shop.errors import NotFound
+from shop.fields import MAX_NUMBER_INPUT
 from shop.pagination import InvalidCursor
 from web.filters import FILTERS
-from web.numbers import MAX_TYPED
 from web.pages import error_page, page_blueprint, page_url, web_user
 from web.storefront import browse, cart, reads
 
@@ -54,7 +54,7 @@ def home():
     districts = reads.donor_districts(on=catalog.today())
     chosen = next((d for group in districts.values() for d in group if d.code == filters.get("donor")), None)
     next_url = page_url(page["next_cursor"]) if page["next_cursor"] else None
-    typed = {field: request.args.get(field, "")[:MAX_TYPED] for field in browse.PRICE_BOUNDS}
+    typed = {field: request.args.get(field, "")[:MAX_NUMBER_INPUT] for field in browse.PRICE_BOUNDS}
     status = 400 if error else 422 if price_errors else 200
     return render_template("storefront/home.html", page=page, filters=filters, districts=districts,
                            chosen=chosen, next_url=next_url, error=error, categories=reads.categories_on_sale(),
