@@ -39,10 +39,12 @@ from catalog.upload_messages import LOT_LOCATION_RULE, Problem, hide_personal_nu
 from shop.fields import (
     EARLIEST_DATE,
     LATEST_DATE,
+    MAX_NUMBER_INPUT,
     MAX_QUANTITY,
     clean_text,
     holds_personal_number,
     normalise_identifier,
+    normalise_number,
     refused_in_identifiers,
     without_controls,
 )
@@ -225,10 +227,12 @@ def _date_of(value) -> date:
 
 
 def parse_quantity(value) -> int:
-    """A whole number of units from 1 to `MAX_QUANTITY`."""
+    """A whole number of units from 1 to `MAX_QUANTITY`, read from decimal digits only (`normalise_number`: `٣` is 3,
+    `²` or `①` no digit), as every number typed into the API and the pages is."""
     if isinstance(value, float) and not value.is_integer():
         raise Problem("not_whole_number", value=excerpt(value))
-    text = normalise(value)
+    cell = cell_text(value)
+    text = normalise_number(cell) if len(cell) <= MAX_NUMBER_INPUT else cell.strip()  # too long to be read as one
     number = _QUANTITY.fullmatch(text)
     if number and number[2] and number[2].strip("0"):
         raise Problem("not_whole_number", value=excerpt(text))

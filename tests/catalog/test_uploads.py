@@ -698,6 +698,19 @@ def test_quantities_beyond_a_million_units_are_rejected(client, world):
     assert {(e["row"], e["column"]) for e in body["errors"]} == {(2, "交售数量"), (4, "交售数量")}
 
 
+def test_a_quantity_is_read_from_decimal_digits_only_as_the_api_and_the_pages_read_numbers(client, world):
+    """A superscript or circled number is no quantity (² is not 2 units delivered, ①0 not 10), as in every number
+    box; another script's digits are (٣ is 3)."""
+    a, b, c, _ = world["codes"]
+    rows = [["ZJ-KQ-500", "LOT-SUP", "2026-09-03", "XC-WH", a, "²"],
+            ["ZJ-KQ-500", "LOT-CIR", "2026-09-03", "XC-WH", b, "①0"],
+            ["ZJ-KQ-500", "LOT-ARA", "2026-09-03", "XC-WH", c, "٣"]]
+    body = upload(client, world, csv_bytes(rows)).json
+    assert body["status"] == "failed" and lot_count() == 0
+    assert [(e["row"], e["column"], e["code"]) for e in body["errors"]] == [
+        (2, "交售数量", "not_positive_whole_number"), (3, "交售数量", "not_positive_whole_number")]
+
+
 def test_a_date_outside_the_shops_range_is_a_row_error_in_both_languages(client, world):
     a, b, _, _ = world["codes"]
     rows = [["ZJ-KQ-500", "LOT-OLD", "0001-01-01", "XC-WH", a, 3], ["ZJ-KQ-500", "LOT-NEW", "2100/1/1", "XC-WH", b, 3]]
