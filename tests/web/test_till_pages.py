@@ -24,6 +24,7 @@ from orders.refunds import service as refunds
 from orders.stores import service as stores
 from shop.db import db, utcnow
 from shop.errors import AppError
+from shop.fields import MAX_AMOUNT_FEN
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -166,6 +167,20 @@ def test_the_cash_boxes_take_every_spelling_of_an_amount_the_storefront_takes_an
         assert opened.float_fen == fen
         client.post(f"/till/shifts/{opened.id}/close",
                     data={"counted": "0", "csrf_token": _csrf(client, f"/till/shifts/{opened.id}")})
+
+
+def test_every_cash_box_holds_the_largest_amount_a_clerk_may_type_with_its_commas_and_sign(client):
+    """The float, cash tendered and counted cash boxes let a clerk type any amount the shop takes, written as the till
+    shows amounts (¥10,000,000,000.00): a box cut shorter than the bound would stop the largest count mid-number."""
+    order, _ = _sale(client)
+    largest = f"¥{MAX_AMOUNT_FEN // 100:,}.00"
+    pages = {"counted": f"/till/shifts/{order.shift_id}", "tendered": "/till"}
+    for box, page in pages.items():
+        field = re.search(rf'<input id="{box}"[^>]*>', client.get(page).get_data(as_text=True)).group(0)
+        assert int(re.search(r'maxlength="(\d+)"', field).group(1)) >= len(largest), field
+    client.post(f"{pages['counted']}/close", data={"counted": "0", "csrf_token": _csrf(client, pages["counted"])})
+    field = re.search(r'<input id="float"[^>]*>', client.get("/till").get_data(as_text=True)).group(0)
+    assert int(re.search(r'maxlength="(\d+)"', field).group(1)) >= len(largest), field
 
 
 def test_an_amount_carrying_an_invisible_character_is_read_as_the_amount_the_clerk_sees(client):
