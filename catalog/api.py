@@ -28,7 +28,7 @@ from catalog.schemas import (
 from catalog.spreadsheet import template_workbook
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
-from shop.blueprint import NO_QUERY, PAGED, Blueprint
+from shop.blueprint import PAGED, Blueprint
 from shop.caching import CacheKey, json_response, parsed_query, public_json
 from shop.db import commit
 from shop.errors import ShopCode
@@ -84,7 +84,7 @@ class Products(MethodView):
 @blp.route("/products/<sku>")
 class ProductBySku(MethodView):
     @blp.response(200, ProductDetailOut)
-    @blp.errors({**NO_QUERY, 401: [ShopCode.INVALID_TOKEN]})
+    @blp.errors({401: [ShopCode.INVALID_TOKEN]})
     @blp.doc(security=[])
     def get(self, sku):
         """Show a product with its live stock per location."""
@@ -181,7 +181,6 @@ def supplier_lots(query, supplier_id):
 
 @blp.route("/trace/<trace_code>")
 @blp.response(200, TraceOut)
-@blp.errors(NO_QUERY)
 @blp.doc(security=[])
 def trace_lot(trace_code):
     """Show the public trace of a lot."""
@@ -221,7 +220,6 @@ def get_upload(upload_id):
 
 @blp.route("/inventory-uploads/template.xlsx")
 @blp.response(200, {"format": "binary", "type": "string"}, content_type=uploads.XLSX_TYPE)
-@blp.errors(NO_QUERY)
 @blp.doc(security=[])
 def upload_template():
     """Download the inventory upload template (headers in both languages explained, an example row)."""

@@ -12,12 +12,12 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
-from shop.bodies import matched_view, refused_before_its_input, unless_the_role_is_refused
+from shop.bodies import JSON_BODY_METHODS, matched_view, refused_before_its_input, unless_the_role_is_refused
 from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response
 from shop.fields import is_blank
 from shop.http import LOCATION_HEADER, RETRY_AFTER_HEADER, ReadAt, declare_location
 
-NO_QUERY = {422: [ShopCode.VALIDATION_ERROR]}  # an operation that takes no query parameters refuses any (`check_query`)
+NO_QUERY = {422: [ShopCode.VALIDATION_ERROR]}  # an operation refuses a query parameter it does not read (`check_query`)
 PAGED = {400: [ShopCode.INVALID_CURSOR], 422: [ShopCode.VALIDATION_ERROR]}  # a list's cursor and its filters
 
 
@@ -122,17 +122,19 @@ _BODY_LOCATIONS = {"json", "form", "files"}
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
-def common_errors(rule: str, view, doc: dict, not_found: Mapping[str, str]) -> dict[int, list[str]]:
-    """The error answers every operation of its kind gives, whatever its own: 401 and 403 where a role is required;
-    404 where the path names an object (`not_found` per path parameter, and `not_found` itself for a value out of
-    the parameter's range); 400, 413 and 415 where a body is read."""
-    errors: dict[int, list[str]] = {}
+def common_errors(rule: str, method: str, view, doc: dict, not_found: Mapping[str, str]) -> dict[int, list[str]]:
+    """The error answers every operation of its kind gives, whatever its own: 422 for a query parameter it does not
+    read (`check_query`); 401 and 403 where a role is required; 404 where the path names an object (`not_found` per
+    path parameter, and `not_found` itself for a value out of the parameter's range); 400, 413 and 415 where a body
+    is read, or refused (a POST, PUT or PATCH that takes none: `check_body`; not the webhook, which reads its own)."""
+    errors: dict[int, list[str]] = dict(NO_QUERY)
     if getattr(view, "required_roles", None):
         errors.update(_TOKEN_ERRORS)
     if names := _PATH_PARAMETER.findall(rule):
         errors[404] = [*(not_found[name] for name in names if name in not_found), ShopCode.NOT_FOUND]
     arguments = doc.get("arguments", {}).get("parameters", [])
-    if any(argument["in"] in _BODY_LOCATIONS for argument in arguments):
+    if any(argument["in"] in _BODY_LOCATIONS for argument in arguments) or (
+            method.upper() in JSON_BODY_METHODS and not rule.endswith("/webhook")):
         errors.update(_BODY_ERRORS)
     return errors
 
@@ -159,7 +161,7 @@ class Blueprint(SmorestBlueprint):
         for method, doc in self._docs[self._endpoints[-1]].items():
             if method != "parameters":
                 view = getattr(view_func, method) if isinstance(view_func, type) else view_func
-                for status, codes in common_errors(rule, view, doc, self.not_found).items():
+                for status, codes in common_errors(rule, method, view, doc, self.not_found).items():
                     self._document_error(doc, status, codes)
 
     def _document_error(self, doc: dict, status: int, codes: list[str]) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 from flask import Response
 from flask.views import MethodView
 
+from catalog.errors import CatalogCode
 from orders.checkout import service
 from orders.checkout.schemas import OrderCreate, OrderOut, OrderQuery, ShipIn
 from orders.errors import OrderCode
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, commit_now
+from shop.errors import ShopCode
 from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import page_schema
@@ -32,13 +34,15 @@ class Orders(MethodView):
     @idempotent
     @blp.arguments(OrderCreate)
     @blp.response(201, OrderOut, location=ReadAt("checkout.get_order", order_id="id"))
-    @blp.alt_response(409, description="`insufficient_stock` with the short lines, or `too_many_unpaid_orders` (the "
-                                       "buyer has 5 orders awaiting payment); nothing is reserved")
-    @blp.alt_response(422, description=f"`order_total_too_large`: the total exceeds {service.MAX_PAYMENT_FEN} fen, the "
-                                       "most one payment can carry; nothing is reserved")
-    @blp.alt_response(503, description="`payment_provider_unavailable`: the order was cancelled")
+    @blp.errors({409: [CatalogCode.INSUFFICIENT_STOCK, OrderCode.TOO_MANY_UNPAID_ORDERS],
+                 422: [ShopCode.VALIDATION_ERROR, OrderCode.ORDER_TOTAL_TOO_LARGE],
+                 503: [OrderCode.PAYMENT_PROVIDER_UNAVAILABLE]})
     def post(self, data):
-        """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned."""
+        """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned.
+
+        Nothing is reserved on `insufficient_stock` (its details name the short lines), `too_many_unpaid_orders` (the
+        buyer has 5 orders awaiting payment) or `order_total_too_large` (a total above 99999999 fen, the most one
+        payment can carry); on `payment_provider_unavailable` the order was cancelled."""
         view = service.place_order(actor=current_user(), **data)
         # the reservation is durable before the provider is called (no stock lock is held); what the answer
         # reads (the store of a pickup) stays loaded

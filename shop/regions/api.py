@@ -6,7 +6,7 @@ from flask.views import MethodView
 from marshmallow import Schema
 
 from shop.auth.security import current_user, require_role
-from shop.blueprint import NO_QUERY, PAGED, Blueprint
+from shop.blueprint import PAGED, Blueprint
 from shop.caching import cache_key, parsed_query, public_json
 from shop.db import commit
 from shop.errors import ShopCode
@@ -63,7 +63,6 @@ class Regions(MethodView):
 @blp.route("/regions/<code>")
 @public_json(_public_key())
 @blp.response(200, RegionOut)
-@blp.errors(NO_QUERY)
 @blp.doc(security=[])
 def get_region(code):
     """Show a region."""
@@ -95,7 +94,6 @@ class Pairings(MethodView):
 class PairingById(MethodView):
     @public_json(_public_key())
     @blp.response(200, PairingOut)
-    @blp.errors(NO_QUERY)
     @blp.doc(security=[])
     def get(self, pairing_id):
         """Show a pairing."""

@@ -76,3 +76,30 @@ def test_every_operation_reading_a_body_documents_the_answers_to_one_it_cannot_r
             if response.status_code >= 400 and (problem := _undocumented(response, operation)):
                 wrong.append(f"{method.upper()} {path} with {name}: {problem}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_operation_documents_the_answer_to_a_query_parameter_it_does_not_read(world):
+    client, wrong = world.app.test_client(), []
+    for method, path, operation in _operations(world):
+        for role in ("admin", "consumer"):
+            response = client.open(_with(path, 1) + "?dry_run=true", method=method, headers=world.of(role))
+            if response.status_code >= 400 and (problem := _undocumented(response, operation)):
+                wrong.append(f"{method.upper()} {path}?dry_run=true as {role}: {problem}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_write_taking_no_body_documents_the_answers_to_one_it_is_sent(world):
+    client, wrong = world.app.test_client(), []
+    bodies = {"a field": {"json": {"force": True}},
+              "malformed JSON": {"data": "{", "content_type": "application/json"},
+              "plain text": {"data": "x", "content_type": "text/plain"},
+              "too large": {"data": b"x" * (10 * 1024 * 1024 + 1), "content_type": "application/json"}}
+    for method, path, operation in _operations(world):
+        if method not in ("post", "put", "patch") or "requestBody" in operation or path.endswith("/webhook"):
+            continue
+        for role in ("admin", "consumer"):
+            for name, body in bodies.items():
+                response = client.open(_with(path, 1), method=method, headers=world.of(role), **body)
+                if response.status_code >= 400 and (problem := _undocumented(response, operation)):
+                    wrong.append(f"{method.upper()} {path} with {name} as {role}: {problem}")
+    assert not wrong, "\n".join(wrong)
