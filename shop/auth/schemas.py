@@ -58,7 +58,7 @@ class Password(fields.String):
             raise ValidationError("Must not contain control characters (tabs, line breaks, NUL …).")
         if password and is_blank(password):
             raise ValidationError("Must not be only spaces or invisible characters.")
-        if too_common(password):
+        if PASSWORD_MIN <= len(password) <= PASSWORD_MAX and too_common(password):  # else its length is what is wrong
             raise ValidationError(TOO_COMMON)
         return password
 

@@ -107,6 +107,13 @@ def test_reset_password_lifts_a_sign_in_backoff(runner, client):
     assert sign_in(client, "locked-out", "fresh password 9").status_code == 200
 
 
+def test_a_password_too_short_is_refused_for_its_length_even_if_it_reads_as_a_pattern(runner):
+    for stdin in ("\n", "", "abc\n", "aaaa\n"):  # nothing piped in, or a short run or repeat
+        result = runner.invoke(args=["create-user", "--role", "admin", "--username", "ops-admin"], input=stdin)
+        assert result.exit_code == 1 and "8 to 128 characters" in result.output, (stdin, result.output)
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
 def test_reset_password_refuses_unknown_users_and_short_passwords(runner):
     UserFactory(username="someone")
     db.session.commit()
