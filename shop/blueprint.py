@@ -16,6 +16,7 @@ from shop.bodies import JSON_BODY_METHODS, matched_view, refused_before_its_inpu
 from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response
 from shop.fields import is_blank
 from shop.http import LOCATION_HEADER, RETRY_AFTER_HEADER, ReadAt, declare_location
+from shop.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 NO_QUERY = {422: [ShopCode.VALIDATION_ERROR]}  # an operation refuses a query parameter it does not read (`check_query`)
 PAGED = {400: [ShopCode.INVALID_CURSOR], 422: [ShopCode.VALIDATION_ERROR]}  # a list's cursor and its filters
@@ -118,6 +119,8 @@ _TOKEN_ERRORS = {401: [ShopCode.MISSING_TOKEN, ShopCode.INVALID_TOKEN, ShopCode.
                  403: [ShopCode.FORBIDDEN]}
 _BODY_ERRORS = {400: [ShopCode.BAD_REQUEST], 413: [ShopCode.PAYLOAD_TOO_LARGE],
                 415: [ShopCode.UNSUPPORTED_MEDIA_TYPE]}
+_IDEMPOTENCY_ERRORS = {400: [ShopCode.INVALID_IDEMPOTENCY_KEY],
+                       409: [ShopCode.IDEMPOTENCY_KEY_REUSED, ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS]}
 _BODY_LOCATIONS = {"json", "form", "files"}
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -126,7 +129,8 @@ def common_errors(rule: str, method: str, view, doc: dict, not_found: Mapping[st
     """The error answers every operation of its kind gives, whatever its own: 422 for a query parameter it does not
     read (`check_query`); 401 and 403 where a role is required; 404 where the path names an object (`not_found` per
     path parameter, and `not_found` itself for a value out of the parameter's range); 400, 413 and 415 where a body
-    is read, or refused (a POST, PUT or PATCH that takes none: `check_body`; not the webhook, which reads its own)."""
+    is read, or refused (a POST, PUT or PATCH that takes none: `check_body`; not the webhook, which reads its own);
+    400 and 409 for an `Idempotency-Key` malformed or used for another request, where one is taken (`idempotent`)."""
     errors: dict[int, list[str]] = dict(NO_QUERY)
     if getattr(view, "required_roles", None):
         errors.update(_TOKEN_ERRORS)
@@ -136,6 +140,9 @@ def common_errors(rule: str, method: str, view, doc: dict, not_found: Mapping[st
     if any(argument["in"] in _BODY_LOCATIONS for argument in arguments) or (
             method.upper() in JSON_BODY_METHODS and not rule.endswith("/webhook")):
         errors.update(_BODY_ERRORS)
+    if any(argument["in"] == "header" and argument["name"] == IDEMPOTENCY_HEADER for argument in arguments):
+        errors[400] = [*errors.get(400, []), *_IDEMPOTENCY_ERRORS[400]]
+        errors[409] = _IDEMPOTENCY_ERRORS[409]
     return errors
 
 

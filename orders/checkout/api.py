@@ -78,11 +78,11 @@ def pickup_qr(order_id):
 @require_role("consumer", "admin")
 @idempotent
 @blp.response(200, OrderOut)
-@blp.alt_response(409, description="`invalid_transition` (not unpaid), or `payment_being_confirmed`: a payment the "
-                                   "provider reported made is being processed, so the order is about to be paid")
+@blp.errors({409: [OrderCode.INVALID_TRANSITION, OrderCode.PAYMENT_BEING_CONFIRMED]})
 def cancel_order(order_id):
     """Cancel an unpaid order (its buyer or an admin); its reservation is released and its PaymentIntent cancelled
-    at the provider."""
+    at the provider. An order not unpaid is `invalid_transition`; one whose payment the provider reported made is
+    `payment_being_confirmed`: that payment is being processed, so the order is about to be paid."""
     view = service.cancel_order(actor=current_user(), order_id=order_id)
     commit()
     return view
@@ -102,6 +102,7 @@ def ship_order(data, order_id):
 
 
 @blp.route("/orders/<int:order_id>/deliver", methods=["POST"])
+@blp.errors({409: [OrderCode.INVALID_TRANSITION]})
 @require_role("admin")
 @idempotent
 @blp.response(200, OrderOut)

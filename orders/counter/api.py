@@ -116,12 +116,12 @@ class Pickups(MethodView):
     @idempotent(scope=_store_keys)
     @blp.arguments(PickupCreate)
     @blp.response(200, OrderOut)
-    @blp.alt_response(409, schema=ErrorOut,
-                      description="`pickup_code_invalid`: no order waiting at this store has this code")
+    @blp.errors({409: [OrderCode.PICKUP_CODE_INVALID]})
     @blp.alt_response(429, schema=ErrorOut, description="Too many wrong codes from this clerk at this store")
     def post(self, data, store_id):
         """Hand a pickup order over to the customer showing its code (a till resending it with its Idempotency-Key
-        after a lost answer gets that answer again)."""
+        after a lost answer gets that answer again); `pickup_code_invalid` when no order waiting at this store has
+        this code."""
         order = service.hand_over(actor=current_user(), store_id=store_id, **data)
         commit()
         return order

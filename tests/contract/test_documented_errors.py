@@ -103,3 +103,32 @@ def test_every_write_taking_no_body_documents_the_answers_to_one_it_is_sent(worl
                 if response.status_code >= 400 and (problem := _undocumented(response, operation)):
                     wrong.append(f"{method.upper()} {path} with {name} as {role}: {problem}")
     assert not wrong, "\n".join(wrong)
+
+
+def _url_of_own(world, path: str) -> str:
+    """`path` with every parameter set to the caller's own object of its kind (1 where the world names none)."""
+    return _PARAMETER.sub(lambda name: str(world.ids.get(name[1], {}).get("own", 1)), path)
+
+
+def test_every_write_taking_an_idempotency_key_documents_the_answers_to_a_bad_key_and_to_a_key_reused(world):
+    client, wrong, taking = world.app.test_client(), [], []
+    for method, path, operation in _operations(world):
+        if any(parameter["name"] == "Idempotency-Key" for parameter in operation.get("parameters", [])):
+            taking.append((method, path, operation))
+            for role in ROLES[1:]:
+                response = client.open(_url_of_own(world, path), method=method, json={},
+                                       headers={**world.of(role), "Idempotency-Key": "k" * 256})
+                if response.status_code < 300:
+                    world.reset()
+                if response.status_code >= 400 and (problem := _undocumented(response, operation)):
+                    wrong.append(f"{method.upper()} {path} with a 256-character key as {role}: {problem}")
+    order = {"channel": "pickup", "store_id": world.ids["store_id"]["own"],
+             "lines": [{"sku": world.ids["sku"]["own"], "quantity": 1}]}
+    headers = {**world.of("consumer"), "Idempotency-Key": "reused-key"}
+    assert client.post("/api/v1/orders", json=order, headers=headers).status_code == 201
+    reused = client.post("/api/v1/orders", json={**order, "lines": [{**order["lines"][0], "quantity": 2}]},
+                         headers=headers)
+    assert reused.status_code == 409 and reused.json["error"]["code"] == "idempotency_key_reused"
+    wrong += [f"{method.upper()} {path} with a key used for another body: {problem}" for method, path, operation
+              in taking if (problem := _undocumented(reused, operation))]
+    assert taking and not wrong, "\n".join(wrong)
