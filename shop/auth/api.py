@@ -153,6 +153,7 @@ def show_me():
 @blp.route("/users/me/password", methods=["POST"])
 @auth_limit
 @password_limit
+@blp.errors({403: [ShopCode.WRONG_PASSWORD], 429: [ShopCode.TOO_MANY_ATTEMPTS, ShopCode.RATE_LIMITED]})
 @require_role(*ROLES)
 @blp.arguments(PasswordChange)
 @blp.response(200, TokenOut)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from shop.db import db
+from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
 from tests.shop.test_auth import sign_in
@@ -264,3 +265,18 @@ def test_a_sign_out_and_a_password_change_at_once_take_turns_and_the_second_find
     else:
         assert_error(client.get("/api/v1/users/me", headers=thief), 401, "invalid_token")
         assert sign_in(client, user.username).status_code == 200
+
+
+def test_the_answers_to_wrong_current_passwords_are_in_the_openapi_document(client):
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    headers = _bearer(sign_in(client, user.username))
+    wrong = {"current_password": "not my password", "new_password": NEW}
+    answers = [client.post("/api/v1/users/me/password", headers=headers, json=wrong) for _ in range(4)]
+    operation = client.get("/api/v1/openapi.json").json["paths"]["/api/v1/users/me/password"]["post"]
+
+    documented = documented_codes(operation)
+    for answer in answers:
+        assert answer.json["error"]["code"] in documented.get(answer.status_code, set()), (answer.status_code,
+                                                                                           answer.json, documented)
+    assert "rate_limited" in documented[429]  # the limit of every password hashed from one address
