@@ -59,7 +59,7 @@ class Suppliers(MethodView):
 
 @blp.route("/suppliers/<int:supplier_id>")
 class SupplierById(MethodView):
-    @blp.errors({403: [SupplierCode.REVEAL_FORBIDDEN]})
+    @blp.errors({403: [SupplierCode.REVEAL_FORBIDDEN], 422: [SupplierCode.REVEAL_REASON_REQUIRED]})
     @require_role("admin", "coop", "auditor")
     @blp.arguments(RevealQuery, location="query")
     @blp.response(200, SupplierOut)
@@ -118,7 +118,7 @@ class SupplierHouseholds(MethodView):
 
 @blp.route("/households/<int:household_id>")
 class HouseholdById(MethodView):
-    @blp.errors({403: [SupplierCode.REVEAL_FORBIDDEN]})
+    @blp.errors({403: [SupplierCode.REVEAL_FORBIDDEN], 422: [SupplierCode.REVEAL_REASON_REQUIRED]})
     @require_role("admin", "coop", "auditor")
     @blp.arguments(RevealQuery, location="query")
     @blp.response(200, HouseholdOut)
@@ -128,7 +128,8 @@ class HouseholdById(MethodView):
         commit()
         return household
 
-    @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY], 409: [SupplierCode.SUPPLIER_INACTIVE]})
+    @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY], 409: [SupplierCode.SUPPLIER_INACTIVE],
+                 422: [SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdUpdate)
     @blp.response(200, HouseholdOut)

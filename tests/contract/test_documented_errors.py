@@ -132,3 +132,17 @@ def test_every_write_taking_an_idempotency_key_documents_the_answers_to_a_bad_ke
     wrong += [f"{method.upper()} {path} with a key used for another body: {problem}" for method, path, operation
               in taking if (problem := _undocumented(reused, operation))]
     assert taking and not wrong, "\n".join(wrong)
+
+
+def test_a_reveal_or_an_account_change_without_its_reason_is_a_documented_answer(world):
+    client, household = world.app.test_client(), world.ids["household_id"]["own"]
+    path = "/api/v1/households/{household_id}"
+    operations = world.app.test_client().get("/api/v1/openapi.json").get_json()["paths"][path]
+    reveal = client.get(f"/api/v1/households/{household}?reveal=true", headers=world.of("admin"))
+    change = client.patch(f"/api/v1/households/{household}", json={"bank_account": "6222 0202 0011 2233 445"},
+                          headers=world.of("coop"))
+
+    assert (reveal.status_code, reveal.json["error"]["code"]) == (422, "reveal_reason_required")
+    assert (change.status_code, change.json["error"]["code"]) == (422, "account_change_reason_required")
+    assert _undocumented(reveal, operations["get"]) is None
+    assert _undocumented(change, operations["patch"]) is None
