@@ -51,6 +51,7 @@ class Regions(MethodView):
         return service.list_regions(**query)
 
     @require_role("admin")
+    @blp.errors({409: [ShopCode.REGION_EXISTS]})
     @blp.arguments(RegionCreate)
     @blp.response(201, RegionOut, location=ReadAt("regions.get_region", "code"))
     def post(self, data):
@@ -81,6 +82,7 @@ class Pairings(MethodView):
         return service.list_pairings(**query)
 
     @require_role("admin")
+    @blp.errors({409: [ShopCode.PAIRING_OVERLAPS]})
     @blp.arguments(PairingCreate)
     @blp.response(201, PairingOut, location=ReadAt("regions.PairingById", pairing_id="id"))
     def post(self, data):
@@ -100,6 +102,7 @@ class PairingById(MethodView):
         return service.get_pairing(pairing_id)
 
     @require_role("admin")
+    @blp.errors({409: [ShopCode.PAIRING_BACKDATED, ShopCode.PAIRING_OVERLAPS]})
     @blp.arguments(PairingEnd)
     @blp.response(200, PairingEndedOut)
     def patch(self, data, pairing_id):

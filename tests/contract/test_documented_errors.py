@@ -146,3 +146,23 @@ def test_a_reveal_or_an_account_change_without_its_reason_is_a_documented_answer
     assert (change.status_code, change.json["error"]["code"]) == (422, "account_change_reason_required")
     assert _undocumented(reveal, operations["get"]) is None
     assert _undocumented(change, operations["patch"]) is None
+
+
+def test_a_region_or_pairing_already_there_and_a_line_not_in_the_batch_are_documented_answers(world):
+    client, admin = world.app.test_client(), world.of("admin")
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    region = client.get("/api/v1/regions/513431").json
+    pairing = client.get(f"/api/v1/pairings/{world.ids['pairing_id']['own']}").json
+    answers = {
+        ("/api/v1/regions", "region_exists"): client.post("/api/v1/regions", headers=admin, json={
+            "code": region["code"], "name": region["name"], "level": region["level"]}),
+        ("/api/v1/pairings", "pairing_overlaps"): client.post("/api/v1/pairings", headers=admin, json={
+            "donor_code": pairing["donor"]["code"], "recipient_code": pairing["recipient"]["code"],
+            "valid_from": pairing["valid_from"]}),
+        ("/api/v1/payout-batches/{batch_id}/settle", "payout_line_not_found"): client.post(
+            f"/api/v1/payout-batches/{world.ids['batch_id']['own']}/settle", headers=admin,
+            json={"lines": [{"line_id": NO_SUCH_ID, "status": "paid"}]}),
+    }
+    for (path, code), answer in answers.items():
+        assert answer.status_code in (409, 422) and answer.json["error"]["code"] == code, answer.json
+        assert _undocumented(answer, paths[path]["post"]) is None, (path, _undocumented(answer, paths[path]["post"]))

@@ -253,7 +253,8 @@ def list_lines(query, batch_id):
 
 
 @blp.route("/payout-batches/<int:batch_id>/settle", methods=["POST"])
-@blp.errors({409: [LedgerCode.PAYOUT_BATCH_NOT_READY, LedgerCode.ILLEGAL_PAYOUT_TRANSITION]})
+@blp.errors({409: [LedgerCode.PAYOUT_BATCH_NOT_READY, LedgerCode.ILLEGAL_PAYOUT_TRANSITION],
+             422: [LedgerCode.PAYOUT_LINE_NOT_FOUND]})
 @require_role("admin")
 @idempotent
 @blp.arguments(PayoutSettle)
