@@ -35,7 +35,8 @@ class Orders(MethodView):
     @blp.arguments(OrderCreate)
     @blp.response(201, OrderOut, location=ReadAt("checkout.get_order", order_id="id"))
     @blp.errors({409: [CatalogCode.INSUFFICIENT_STOCK, OrderCode.TOO_MANY_UNPAID_ORDERS],
-                 422: [ShopCode.VALIDATION_ERROR, OrderCode.ORDER_TOTAL_TOO_LARGE],
+                 422: [ShopCode.VALIDATION_ERROR, OrderCode.ORDER_TOTAL_TOO_LARGE, OrderCode.PRODUCT_UNAVAILABLE,
+                       OrderCode.STORE_UNAVAILABLE, OrderCode.WAREHOUSE_UNAVAILABLE, OrderCode.NOT_A_DONOR_DISTRICT],
                  503: [OrderCode.PAYMENT_PROVIDER_UNAVAILABLE]})
     def post(self, data):
         """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned.
@@ -66,6 +67,7 @@ def get_order(order_id):
 
 
 @blp.route("/orders/<int:order_id>/pickup-qr.svg")
+@blp.errors({404: [OrderCode.PICKUP_CODE_NOT_FOUND]})
 @require_role("consumer")
 @blp.response(200, {"format": "binary", "type": "string"}, content_type="image/svg+xml")
 def pickup_qr(order_id):

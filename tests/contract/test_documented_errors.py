@@ -166,3 +166,22 @@ def test_a_region_or_pairing_already_there_and_a_line_not_in_the_batch_are_docum
     for (path, code), answer in answers.items():
         assert answer.status_code in (409, 422) and answer.json["error"]["code"] == code, answer.json
         assert _undocumented(answer, paths[path]["post"]) is None, (path, _undocumented(answer, paths[path]["post"]))
+
+
+def test_an_order_the_shop_cannot_take_and_a_pickup_code_a_delivery_lacks_are_documented_answers(world):
+    client, consumer = world.app.test_client(), world.of("consumer")
+    operations = client.get("/api/v1/openapi.json").get_json()["paths"]
+    line = {"sku": world.ids["sku"]["own"], "quantity": 1}
+    delivery = {"channel": "delivery", "lines": [line], "address": {
+        "district_code": "440606", "detail": "大良街道测试路 1 号", "recipient": "测试顾客", "phone": "13800000000"}}
+    orders = {"store_unavailable": {"channel": "pickup", "store_id": NO_SUCH_ID, "lines": [line]},
+              "product_unavailable": {**delivery, "lines": [{"sku": "NO-SUCH-SKU", "quantity": 1}]},
+              "warehouse_unavailable": {**delivery, "warehouse_id": NO_SUCH_ID},
+              "not_a_donor_district": {**delivery, "address": {**delivery["address"], "district_code": "513431"}}}
+    for code, body in orders.items():
+        answer = client.post("/api/v1/orders", json=body, headers=consumer)
+        assert (answer.status_code, answer.json["error"]["code"]) == (422, code), answer.json
+        assert _undocumented(answer, operations["/api/v1/orders"]["post"]) is None, code
+    qr = client.get(f"/api/v1/orders/{world.ids['delivery_order_id']['own']}/pickup-qr.svg", headers=consumer)
+    assert (qr.status_code, qr.json["error"]["code"]) == (404, "pickup_code_not_found")
+    assert _undocumented(qr, operations["/api/v1/orders/{order_id}/pickup-qr.svg"]["get"]) is None
