@@ -150,7 +150,9 @@ def location_stock(query, location_id):
 
 
 @blp.route("/lots", methods=["POST"])
-@blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE]})
+@blp.errors({404: [CatalogCode.PRODUCT_NOT_FOUND], 409: [CatalogCode.LOT_CODE_TAKEN, SupplierCode.SUPPLIER_INACTIVE],
+             422: [CatalogCode.LOCATION_NOT_WAREHOUSE, CatalogCode.HOUSEHOLD_NOT_LINKED,
+                   CatalogCode.HOUSEHOLD_TWICE_IN_LOT]})
 @require_role("admin", "coop")
 @idempotent
 @blp.arguments(LotCreate)

@@ -185,3 +185,23 @@ def test_an_order_the_shop_cannot_take_and_a_pickup_code_a_delivery_lacks_are_do
     qr = client.get(f"/api/v1/orders/{world.ids['delivery_order_id']['own']}/pickup-qr.svg", headers=consumer)
     assert (qr.status_code, qr.json["error"]["code"]) == (404, "pickup_code_not_found")
     assert _undocumented(qr, operations["/api/v1/orders/{order_id}/pickup-qr.svg"]["get"]) is None
+
+
+def test_a_lot_of_no_product_at_a_store_or_under_a_code_taken_gets_documented_answers(world):
+    client, admin = world.app.test_client(), world.of("admin")
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/lots"]["post"]
+    locations = client.get("/api/v1/locations?limit=100", headers=admin).json["items"]
+    warehouse = next(location["code"] for location in locations if location["kind"] == "warehouse")
+    store = next(location["code"] for location in locations if location["kind"] == "store")
+    lot = {"product_sku": world.ids["sku"]["own"], "lot_code": "DOC-LOT-1", "harvested_on": "2026-10-01",
+           "village": "火普村", "location_code": warehouse, "quantity": 5}
+    assert client.post("/api/v1/lots", json=lot, headers=admin).status_code == 201
+    answers = {(409, "lot_code_taken"): client.post("/api/v1/lots", json=lot, headers=admin),
+               (404, "product_not_found"): client.post("/api/v1/lots", headers=admin,
+                                                       json={**lot, "product_sku": "NO-SUCH-SKU"}),
+               (422, "location_not_warehouse"): client.post("/api/v1/lots", headers=admin,
+                                                            json={**lot, "lot_code": "DOC-LOT-2",
+                                                                  "location_code": store})}
+    for expected, answer in answers.items():
+        assert (answer.status_code, answer.json["error"]["code"]) == expected, answer.json
+        assert _undocumented(answer, operation) is None, _undocumented(answer, operation)
