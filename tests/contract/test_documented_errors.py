@@ -205,3 +205,14 @@ def test_a_lot_of_no_product_at_a_store_or_under_a_code_taken_gets_documented_an
     for expected, answer in answers.items():
         assert (answer.status_code, answer.json["error"]["code"]) == expected, answer.json
         assert _undocumented(answer, operation) is None, _undocumented(answer, operation)
+
+
+def test_a_location_code_taken_in_another_spelling_gets_a_documented_answer(world):
+    client, admin = world.app.test_client(), world.of("admin")
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/locations"]["post"]
+    taken = client.get("/api/v1/locations?limit=1", headers=admin).json["items"][0]
+    location = client.post("/api/v1/locations", headers=admin, json={
+        "code": taken["code"].replace("-", "."), "name": "另一个仓库", "kind": "warehouse", "region_code": "513431"})
+
+    assert (location.status_code, location.json["error"]["code"]) == (409, "location_code_taken"), location.json
+    assert _undocumented(location, operation) is None
