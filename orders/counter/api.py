@@ -23,7 +23,7 @@ from orders.stores.service import store_keys
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit, db
-from shop.errors import ErrorOut, ShopCode
+from shop.errors import ShopCode
 from shop.http import ReadAt
 from shop.idempotency import HEADER, REPLAYED, idempotent, request_fingerprint
 from shop.pagination import PageQuery, page_schema
@@ -85,9 +85,10 @@ def list_sale_conflicts(query, store_id):
 @require_role("store_staff", "admin")
 @blp.arguments(SaleConflictResolve)
 @blp.response(200, SaleConflictOut)
-@blp.alt_response(409, schema=ErrorOut, description="`sale_conflict_resolved`: it was resolved before")
+@blp.errors({409: [OrderCode.SALE_CONFLICT_RESOLVED]})
 def resolve_sale_conflict(data, store_id, conflict_id):
-    """Resolve a refused offline sale with a note of what was done (the store's staff or an admin)."""
+    """Resolve a refused offline sale with a note of what was done (the store's staff or an admin), once
+    (`sale_conflict_resolved`)."""
     conflict = service.resolve_conflict(actor=current_user(), store_id=store_id, conflict_id=conflict_id, **data)
     commit()
     return conflict
@@ -96,9 +97,10 @@ def resolve_sale_conflict(data, store_id, conflict_id):
 @blp.route("/orders/<int:order_id>/receipt")
 @require_role("store_staff", "admin", "auditor", "consumer")
 @blp.response(200, ReceiptOut)
-@blp.alt_response(409, schema=ErrorOut, description="`order_not_paid`: an unpaid order has no receipt")
+@blp.errors({409: [OrderCode.ORDER_NOT_PAID]})
 def get_receipt(order_id):
-    """Reprint a paid order's receipt with the trace codes of the lots sold."""
+    """Reprint a paid order's receipt with the trace codes of the lots sold (an unpaid order has none:
+    `order_not_paid`)."""
     return service.get_receipt(actor=current_user(), order_id=order_id)
 
 
@@ -117,11 +119,11 @@ class Pickups(MethodView):
     @blp.arguments(PickupCreate)
     @blp.response(200, OrderOut)
     @blp.errors({409: [OrderCode.PICKUP_CODE_INVALID]})
-    @blp.alt_response(429, schema=ErrorOut, description="Too many wrong codes from this clerk at this store")
+    @blp.errors({429: [ShopCode.RATE_LIMITED]})
     def post(self, data, store_id):
         """Hand a pickup order over to the customer showing its code (a till resending it with its Idempotency-Key
         after a lost answer gets that answer again); `pickup_code_invalid` when no order waiting at this store has
-        this code."""
+        this code, and `rate_limited` after too many wrong codes from this clerk at this store."""
         order = service.hand_over(actor=current_user(), store_id=store_id, **data)
         commit()
         return order

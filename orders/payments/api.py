@@ -22,11 +22,12 @@ sandbox_blp = Blueprint("sandbox_payments", __name__, url_prefix="/api/v1",
 @blp.route("/payments/stripe/webhook")
 class StripeWebhook(MethodView):
     @blp.response(200, ReceivedOut)
-    @blp.alt_response(400, description="`invalid_signature` (nothing stored) or `invalid_event`")
+    @blp.errors({400: [OrderCode.INVALID_SIGNATURE, OrderCode.INVALID_EVENT]})
     @blp.doc(security=[], parameters=[{"in": "header", "name": "Stripe-Signature", "required": True,
                                        "schema": {"type": "string"}}])
     def post(self):
-        """Receive a Stripe event: verified, stored once by its id, processed after the acknowledgement."""
+        """Receive a Stripe event: verified, stored once by its id, processed after the acknowledgement (nothing is
+        stored on `invalid_signature`)."""
         service.receive_event(payload=request.get_data(), signature=request.headers.get("Stripe-Signature"))
         commit()
         return {"received": True}
@@ -37,10 +38,10 @@ class SandboxConfirm(MethodView):
     @require_role("consumer", "admin")
     @sandbox_blp.arguments(SandboxConfirmIn)
     @sandbox_blp.response(200, PaymentStateOut)
-    @sandbox_blp.alt_response(409, description="`payment_intent_canceled`: the order was cancelled, and its intent "
-                                               "with it")
+    @sandbox_blp.errors({409: [OrderCode.PAYMENT_INTENT_CANCELED]})
     def post(self, data, payment_intent_id):
-        """Sandbox only: pay or fail an order's PaymentIntent through a signed event to the webhook's handler."""
+        """Sandbox only: pay or fail an order's PaymentIntent through a signed event to the webhook's handler
+        (`payment_intent_canceled`: the order was cancelled, and its intent with it)."""
         found = service.sandbox_confirm(actor=current_user(), intent_id=payment_intent_id, **data)
         commit()
         return service.state_after_confirm(found)

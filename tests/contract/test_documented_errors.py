@@ -216,3 +216,11 @@ def test_a_location_code_taken_in_another_spelling_gets_a_documented_answer(worl
 
     assert (location.status_code, location.json["error"]["code"]) == (409, "location_code_taken"), location.json
     assert _undocumented(location, operation) is None
+
+
+def test_every_documented_error_answer_names_its_codes(world):
+    unnamed = [f"{method.upper()} {path} {status}: {answer.get('description')!r}"
+               for method, path, operation in _operations(world)
+               for status, answer in operation["responses"].items()
+               if status != "default" and int(status) >= 400 and int(status) not in documented_codes(operation)]
+    assert not unnamed, "\n".join(unnamed)
