@@ -70,7 +70,8 @@ class Products(MethodView):
         return json_response(service.list_products(actor=_viewer(), **query))
 
     @blp.errors({403: [CatalogCode.ACTIVATION_ADMIN_ONLY, CatalogCode.ORIGIN_ADMIN_ONLY, CatalogCode.RATES_ADMIN_ONLY],
-                 409: [CatalogCode.SKU_TAKEN, CatalogCode.PRODUCT_NAME_TAKEN, SupplierCode.SUPPLIER_INACTIVE]})
+                 409: [CatalogCode.SKU_TAKEN, CatalogCode.PRODUCT_NAME_TAKEN, SupplierCode.SUPPLIER_INACTIVE],
+                 422: [CatalogCode.INVALID_RATES]})
     @require_role("admin", "coop")
     @blp.arguments(ProductCreate)
     @blp.response(201, ProductOut, location=ReadAt("catalog.ProductBySku", "sku"))
@@ -93,7 +94,8 @@ class ProductBySku(MethodView):
     @blp.errors({403: [CatalogCode.ACTIVATION_ADMIN_ONLY, CatalogCode.CERTIFICATE_ADMIN_ONLY,
                        CatalogCode.ORIGIN_ADMIN_ONLY, CatalogCode.RATES_ADMIN_ONLY],
                  409: [CatalogCode.MEASURE_FIXED, CatalogCode.ORIGIN_FIXED, CatalogCode.PRODUCT_NAME_TAKEN,
-                       SupplierCode.SUPPLIER_INACTIVE]})
+                       SupplierCode.SUPPLIER_INACTIVE],
+                 422: [CatalogCode.INVALID_RATES]})
     @require_role("admin", "coop")
     @blp.arguments(ProductUpdate)
     @blp.response(200, ProductOut)

@@ -224,3 +224,13 @@ def test_every_documented_error_answer_names_its_codes(world):
                for status, answer in operation["responses"].items()
                if status != "default" and int(status) >= 400 and int(status) not in documented_codes(operation)]
     assert not unnamed, "\n".join(unnamed)
+
+
+def test_agreement_rates_above_the_whole_get_a_documented_answer(world):
+    client, admin = world.app.test_client(), world.of("admin")
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/products/{sku}"]["patch"]
+    answer = client.patch(f"/api/v1/products/{world.ids['sku']['own']}", headers=admin,
+                          json={"platform_fee_bp": 5000, "store_commission_bp": 5000, "household_premium_bp": 5000})
+
+    assert (answer.status_code, answer.json["error"]["code"]) == (422, "invalid_rates"), answer.json
+    assert _undocumented(answer, operation) is None
