@@ -46,7 +46,8 @@ class Suppliers(MethodView):
         """List suppliers."""
         return service.list_suppliers(**query)
 
-    @blp.errors({409: [SupplierCode.USCC_TAKEN, SupplierCode.SUPPLIER_NAME_TAKEN]})
+    @blp.errors({409: [SupplierCode.USCC_TAKEN, SupplierCode.SUPPLIER_NAME_TAKEN],
+                 422: [SupplierCode.COUNTY_NOT_RECIPIENT]})
     @require_role("admin")
     @blp.arguments(SupplierCreate)
     @blp.response(201, SupplierOut, location=ReadAt("suppliers.SupplierById", supplier_id="id"))
@@ -104,6 +105,7 @@ class SupplierHouseholds(MethodView):
 
     @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_EXISTS,
                        SupplierCode.HOUSEHOLD_CODE_TAKEN],
+                 422: [SupplierCode.COUNTY_NOT_RECIPIENT],
                  429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdCreate)

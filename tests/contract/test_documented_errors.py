@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from tests.contract.conftest import ROLES, documented_codes
+from tests.suppliers.factories import make_id_number, make_uscc
 
 _PARAMETER = re.compile(r"{(\w+)}")
 NO_SUCH_ID = 2**31 - 1  # in an id's range, naming nothing
@@ -234,3 +235,17 @@ def test_agreement_rates_above_the_whole_get_a_documented_answer(world):
 
     assert (answer.status_code, answer.json["error"]["code"]) == (422, "invalid_rates"), answer.json
     assert _undocumented(answer, operation) is None
+
+
+def test_a_supplier_or_household_outside_the_recipient_counties_gets_a_documented_answer(world):
+    client, admin = world.app.test_client(), world.of("admin")
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    supplier = client.post("/api/v1/suppliers", headers=admin, json={
+        "name": "顺德区某合作社", "kind": "cooperative", "uscc": make_uscc(7, "440606"), "county_code": "440606"})
+    household = client.post(f"/api/v1/suppliers/{world.ids['supplier_id']['own']}/households", headers=admin, json={
+        "code": "DOC-H-1", "county_code": "440606", "head_name": "测试户主", "id_number": make_id_number("440606"),
+        "village": "大良村", "members": 2, "consent_on": "2026-01-01", "consent_basis": "书面知情同意书"})
+
+    for answer, path in ((supplier, "/api/v1/suppliers"), (household, "/api/v1/suppliers/{supplier_id}/households")):
+        assert (answer.status_code, answer.json["error"]["code"]) == (422, "county_not_recipient"), answer.json
+        assert _undocumented(answer, paths[path]["post"]) is None, path
