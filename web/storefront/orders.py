@@ -40,6 +40,7 @@ FIELD_MESSAGES = {
     "lines": "购物车里有无效的商品，请回到购物车检查。",
 }
 SHORT = "有商品库存不足，请减少数量或改选其他门店。"
+RETRY = "您的订单刚刚有变动，请重新提交。"
 REFUSALS = {  # each code placing an order can be refused with → the form field it concerns and what the shopper is told
     CatalogCode.INSUFFICIENT_STOCK: ("lines", SHORT),
     CatalogCode.LOT_NOT_HELD_HERE: ("lines", SHORT),
@@ -54,6 +55,10 @@ REFUSALS = {  # each code placing an order can be refused with → the form fiel
                                               "请减少数量或分几笔下单。"),
     OrderCode.PAYMENT_PROVIDER_UNAVAILABLE: ("lines", "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"),
     ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS: ("lines", "订单正在提交，请稍后到“我的订单”查看。"),
+    # the buyer's own orders past their reservation are expired before the new one is placed: one changed meanwhile
+    OrderCode.INVALID_TRANSITION: ("lines", RETRY),
+    OrderCode.ORDER_NOT_FOUND: ("lines", RETRY),
+    CatalogCode.RESERVATION_NOT_HELD: ("lines", RETRY),
 }
 REFUSAL_LINKS = {OrderCode.TOO_MANY_UNPAID_ORDERS: (".order_list", "去“我的订单”支付或取消")}  # where to set it right
 AFTER_SALES_FIELDS = {"quantity": "请填写要退的件数（1 件起的整数）。", "reason": "请填写申请原因（最多 500 字）。"}
