@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -34,6 +35,17 @@ def test_migrations_downgrade_to_empty_and_upgrade_again(app):
         assert set(db.inspect(conn).get_table_names()) <= {"alembic_version"}
     upgrade()
     assert _diff() == []
+
+
+def test_a_migration_run_inside_the_app_leaves_its_logging_as_it_was(app, capsys):
+    """`flask db upgrade` (or a test) runs the migrations inside the app, whose logging is set: they must not swap the
+    root logger's handlers for one writing to the stderr of that moment (a CLI runner's or capture's stream, closed
+    after it, so that every later log line would fail to be written)."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    downgrade(revision="0050")
+    upgrade()
+    assert root.handlers == before
 
 
 # --- 0006: identifiers re-normalised and re-hashed ---------------------------------------
@@ -93,7 +105,7 @@ def test_0006_normalises_and_rehashes_existing_rows(app):
 
 
 @pytest.mark.no_books_check  # leaves the schema at 0005
-def test_0006_stops_on_duplicates_naming_them_masked_and_changes_nothing(app, capsys):
+def test_0006_stops_on_duplicates_naming_them_masked_and_changes_nothing(app, caplog):
     from tests.suppliers.factories import make_id_number
 
     number = make_id_number()
@@ -101,7 +113,7 @@ def test_0006_stops_on_duplicates_naming_them_masked_and_changes_nothing(app, ca
                    ("T00903", make_id_number())])
     with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
         upgrade()
-    message = capsys.readouterr().err  # alembic.ini's logging writes to stderr
+    message = caplog.text  # Flask-Migrate logs the error (on stderr, in `flask db upgrade`)
     assert "households.id_number_hash" in message and "ids 901, 902" in message
     assert "households.county_code+code" in message and "ids 903, 904" in message
     assert number not in message and number[:6] + "********" + number[-4:] in message
@@ -207,7 +219,7 @@ def test_0044_rebuilds_the_search_keys_of_names_with_full_width_letters(app, cli
 
 # --- 0045: store names unique ---------------------------------------------------------------
 
-def test_0045_stops_on_stores_sharing_a_name_naming_them_and_renames_nothing(app, capsys):
+def test_0045_stops_on_stores_sharing_a_name_naming_them_and_renames_nothing(app, caplog):
     from tests.orders.factories import StoreFactory
 
     name = "大凉山体验店（禅城）"
@@ -219,7 +231,7 @@ def test_0045_stops_on_stores_sharing_a_name_naming_them_and_renames_nothing(app
     db.session.commit()
     with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
         upgrade()
-    assert "大凉山体验店（禅城） (2 stores)" in capsys.readouterr().err
+    assert "大凉山体验店（禅城） (2 stores)" in caplog.text
     db.session.rollback()
     assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0044"
     assert db.session.scalars(text("SELECT name FROM stores ORDER BY id")).all() == [name, name]
@@ -245,7 +257,7 @@ def test_0046_lets_a_mixed_query_find_a_name_stored_before_it_in_full_width_form
 
 # --- 0047: location codes read alike ---------------------------------------------------------
 
-def test_0047_stops_on_location_codes_that_read_alike_naming_them_and_keeps_the_skeletons_after(app, capsys):
+def test_0047_stops_on_location_codes_that_read_alike_naming_them_and_keeps_the_skeletons_after(app, caplog):
     from tests.catalog.factories import LocationFactory
 
     first, second = LocationFactory(code="FS-WH").id, LocationFactory(code="FS-WH2").id
@@ -255,7 +267,7 @@ def test_0047_stops_on_location_codes_that_read_alike_naming_them_and_keeps_the_
     db.session.commit()
     with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
         upgrade()
-    assert "FS-WH (2 locations)" in capsys.readouterr().err
+    assert "FS-WH (2 locations)" in caplog.text
     db.session.rollback()
     assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0046"
     db.session.execute(text("UPDATE locations SET code = 'FS.WH2' WHERE id = :id"), {"id": second})
@@ -266,7 +278,7 @@ def test_0047_stops_on_location_codes_that_read_alike_naming_them_and_keeps_the_
     assert _diff() == []
 
 
-def test_0048_stops_on_store_names_that_read_alike_naming_them_and_keys_them_after(app, capsys):
+def test_0048_stops_on_store_names_that_read_alike_naming_them_and_keys_them_after(app, caplog):
     from tests.orders.factories import StoreFactory
 
     first, second = StoreFactory(name="大良店A").id, StoreFactory(name="大良店B").id
@@ -276,7 +288,7 @@ def test_0048_stops_on_store_names_that_read_alike_naming_them_and_keys_them_aft
     db.session.commit()
     with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
         upgrade()
-    assert "大良店A / 大良店 ａ" in capsys.readouterr().err
+    assert "大良店A / 大良店 ａ" in caplog.text
     db.session.rollback()
     assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0047"
     assert db.session.scalars(text("SELECT name FROM stores ORDER BY id")).all() == ["大良店A", "大良店 ａ"]
@@ -389,7 +401,7 @@ def test_check_and_exclusion_constraints_of_the_models_exist_on_postgres(pg_app)
 
 # --- 0051: supplier names read alike -----------------------------------------------------------
 
-def test_0051_stops_on_supplier_names_that_read_alike_naming_them_and_keys_them_after(app, capsys):
+def test_0051_stops_on_supplier_names_that_read_alike_naming_them_and_keys_them_after(app, caplog):
     from tests.suppliers.factories import SupplierFactory
 
     first, second = SupplierFactory(name="大凉山苦荞茶合作社").id, SupplierFactory(name="雷波脐橙合作社").id
@@ -399,7 +411,7 @@ def test_0051_stops_on_supplier_names_that_read_alike_naming_them_and_keys_them_
     db.session.commit()
     with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
         upgrade()
-    assert "大凉山苦荞茶合作社 / 大凉山\u3000苦荞茶合作社" in capsys.readouterr().err
+    assert "大凉山苦荞茶合作社 / 大凉山\u3000苦荞茶合作社" in caplog.text
     db.session.rollback()
     assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0050"
     db.session.execute(text("UPDATE suppliers SET name = '雷波 脐橙合作社' WHERE id = :id"), {"id": second})
@@ -413,7 +425,7 @@ def test_0051_stops_on_supplier_names_that_read_alike_naming_them_and_keys_them_
 
 # --- 0052: a supplier's product names read alike -----------------------------------------------
 
-def test_0052_stops_on_a_suppliers_listed_products_that_read_alike_naming_them_and_keys_them_after(app, capsys):
+def test_0052_stops_on_a_suppliers_listed_products_that_read_alike_naming_them_and_keys_them_after(app, caplog):
     from tests.catalog.factories import ProductFactory
     from tests.suppliers.factories import SupplierFactory
 
@@ -427,7 +439,7 @@ def test_0052_stops_on_a_suppliers_listed_products_that_read_alike_naming_them_a
     db.session.commit()
     with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits with status 1
         upgrade()
-    assert f"supplier {supplier.id}: 大凉山苦荞茶 / 大凉山\u3000苦荞茶" in capsys.readouterr().err
+    assert f"supplier {supplier.id}: 大凉山苦荞茶 / 大凉山\u3000苦荞茶" in caplog.text
     db.session.rollback()
     assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0051"
     db.session.execute(text("UPDATE products SET name = '雷波 脐橙' WHERE id = :id"), {"id": second})
