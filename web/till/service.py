@@ -40,6 +40,9 @@ REFUSAL_REASONS = {  # why the server refused a counter sale, by its code (the A
     "bad_request": "销售数据无效，请刷新页面后重试",
     "payload_too_large": "本单商品太多，请分几笔收款",
     "unsupported_media_type": "销售数据无效，请刷新页面后重试",
+    "idempotency_key_in_progress": "这笔销售正在提交，请稍候查看本班销售记录",
+    "idempotency_key_reused": "这笔销售的单号已用于另一笔销售，请重新开单",
+    "invalid_idempotency_key": "销售单号无效，请刷新页面后重试",
 }
 
 
