@@ -30,6 +30,7 @@ class OrderCode(StrEnum):
     ORDER_NOT_PAID = "order_not_paid"
     ORDER_NOT_REFUNDABLE = "order_not_refundable"
     ORDER_TOTAL_TOO_LARGE = "order_total_too_large"
+    ORDER_TOTAL_TOO_SMALL = "order_total_too_small"
     PAYMENT_BEING_CONFIRMED = "payment_being_confirmed"
     PAYMENT_INTENT_CANCELED = "payment_intent_canceled"
     PAYMENT_NOT_FOUND = "payment_not_found"

@@ -36,22 +36,24 @@ class Orders(MethodView):
     @blp.response(201, OrderOut, location=ReadAt("checkout.get_order", order_id="id"))
     @blp.errors({409: [CatalogCode.INSUFFICIENT_STOCK, OrderCode.TOO_MANY_UNPAID_ORDERS],
                  422: [ShopCode.VALIDATION_ERROR, OrderCode.ORDER_TOTAL_TOO_LARGE, OrderCode.PRODUCT_UNAVAILABLE,
-                       OrderCode.STORE_UNAVAILABLE, OrderCode.WAREHOUSE_UNAVAILABLE, OrderCode.NOT_A_DONOR_DISTRICT],
+                       OrderCode.STORE_UNAVAILABLE, OrderCode.WAREHOUSE_UNAVAILABLE, OrderCode.NOT_A_DONOR_DISTRICT,
+                       OrderCode.ORDER_TOTAL_TOO_SMALL],
                  503: [OrderCode.PAYMENT_PROVIDER_UNAVAILABLE]})
     def post(self, data):
         """Place an order: stock reserved until `expires_at`, then a PaymentIntent whose client secret is returned.
 
         Nothing is reserved on `insufficient_stock` (its details name the short lines), `too_many_unpaid_orders` (the
         buyer has 5 orders awaiting payment) or `order_total_too_large` (a total above 99999999 fen, the most one
-        payment can carry); on `payment_provider_unavailable` the order was cancelled."""
+        payment can carry); on `payment_provider_unavailable` and on `order_total_too_small` (a total below the
+        payment provider's minimum charge) the order was cancelled and its stock released."""
         view = service.place_order(actor=current_user(), **data)
         # the reservation is durable before the provider is called (no stock lock is held); what the answer
         # reads (the store of a pickup) stays loaded
         commit_now(keep_loaded=True)
         try:
             view.payment = service.start_payment(order=view.order)
-        except service.PaymentProviderUnavailable:
-            service.abandon_order(order_id=view.id, reason="payment provider unavailable")
+        except service.PaymentNotStarted as exc:
+            service.abandon_order(order_id=view.id, reason=exc.reason)
             commit_now()
             raise
         commit(keep_loaded=True)

@@ -25,7 +25,7 @@ from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, PaymentEvent, Store
 from orders.notify import notify
 from orders.outbox import record_line_paid, sale_date_of
-from orders.payments.provider import MAX_PAYMENT_FEN, get_provider, provider_key
+from orders.payments.provider import MAX_PAYMENT_FEN, AmountTooSmall, get_provider, provider_key
 from orders.state import record_created, transition
 from orders.stores.service import SEE_ALL
 from shop.auth.models import User
@@ -43,10 +43,26 @@ MAX_UNPAID_ORDERS = 5  # a buyer's orders awaiting payment at once: their stock 
 NOT_PAID_YET = ("created", "failed")  # a payment still to be made: no attempt yet, or only declined ones
 
 
-class PaymentProviderUnavailable(AppError):
+class PaymentNotStarted(AppError):
+    """The payment of an order just placed could not be started: the caller cancels the order (`abandon_order`) with
+    the `reason` its history keeps."""
+
+    reason = "payment not started"
+
+
+class PaymentProviderUnavailable(PaymentNotStarted):
     """The payment provider could not create the payment; the order was cancelled and its stock released."""
 
     status, code = 503, OrderCode.PAYMENT_PROVIDER_UNAVAILABLE
+    reason = "payment provider unavailable"
+
+
+class OrderTotalTooSmall(PaymentNotStarted):
+    """The payment provider refused the order's total as below its minimum charge; the order was cancelled and its
+    stock released."""
+
+    status, code = 422, OrderCode.ORDER_TOTAL_TOO_SMALL
+    reason = "total below the payment provider's minimum charge"
 
 
 @dataclass
@@ -252,13 +268,18 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
 def start_payment(*, order: Order) -> Payment:
     """Create the PaymentIntent of an order just placed (as `place_order` returned it; the provider's idempotency
     key is the order's `provider_key`, so a retried call gets the same intent, whose unique id then refuses a second
-    row) and record it; call once the reservation has committed. `PaymentProviderUnavailable` if the provider
-    fails; the payment as written (not in the session)."""
+    row) and record it; call once the reservation has committed. `OrderTotalTooSmall` if the provider refuses the
+    total as below its minimum charge, `PaymentProviderUnavailable` if it fails otherwise (either way the caller
+    abandons the order); the payment as written (not in the session)."""
     order_id, total_fen = order.id, order.total_fen
     provider = get_provider()
     try:
         intent = provider.create_intent(order_id=order_id, amount_fen=total_fen,
                                         idempotency_key=provider_key(f"order-{order_id}-intent", order.created_at))
+    except AmountTooSmall as exc:
+        message = (f"The order's total of {total_fen} fen is below the least the payment provider charges; nothing "
+                   "was charged and the order was cancelled: add to the order and place it again.")
+        raise OrderTotalTooSmall(message, details={"lines": [message]}) from exc
     except Exception as exc:  # noqa: BLE001 - any provider failure: the caller cancels the order
         log.warning("payment provider %s failed for order %s: %s", provider.name, order_id, type(exc).__name__)
         raise PaymentProviderUnavailable("The payment provider is unavailable; nothing was charged. "

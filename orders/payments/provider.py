@@ -54,6 +54,10 @@ class ProviderRefund:
     status: str
 
 
+class AmountTooSmall(Exception):
+    """The provider answered that a payment of this amount is below the least it charges: no intent was made."""
+
+
 class RefundRefused(Exception):
     """The provider answered and refused a refund (e.g. more than is left of the payment): nothing was refunded."""
 
@@ -65,7 +69,7 @@ class PaymentProvider(Protocol):
 
     def create_intent(self, *, order_id: int, amount_fen: int, idempotency_key: str) -> Intent:
         """Create (idempotently, under the order's `provider_key`) a CNY PaymentIntent for the order; no personal
-        data."""
+        data (`AmountTooSmall` if the provider answered that the amount is below its minimum charge)."""
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:
         """Refund part or all of a succeeded PaymentIntent; the provider's refund (`RefundRefused` if it answered

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 
 import stripe
 
-from orders.payments.provider import Intent, ProviderRefund, RefundRefused
+from orders.payments.provider import AmountTooSmall, Intent, ProviderRefund, RefundRefused
 
 PAYMENT_METHOD_TYPES = ("card", "alipay", "wechat_pay")
 NETWORK_RETRIES = 1
+STRIPE_AMOUNT_TOO_SMALL = "amount_too_small"  # Stripe's error code (not ours) for an amount below its minimum charge
 REQUEST_TIMEOUT_SECONDS = 8  # each try: two tries and the library's retry pause stay under 20 s
 
 
@@ -37,12 +38,19 @@ class StripeProvider:
                                        max_network_retries=NETWORK_RETRIES))
 
     def create_intent(self, *, order_id: int, amount_fen: int, idempotency_key: str) -> Intent:
-        """Create the order's PaymentIntent, idempotently under the caller's key; metadata: the order id only."""
-        intent = self.client.v1.payment_intents.create(
-            params={"amount": amount_fen, "currency": "cny", "payment_method_types": list(PAYMENT_METHOD_TYPES),
-                    "payment_method_options": {"wechat_pay": {"client": "web"}},
-                    "metadata": {"order_id": str(order_id)}},
-            options={"idempotency_key": idempotency_key})
+        """Create the order's PaymentIntent, idempotently under the caller's key; metadata: the order id only.
+        `AmountTooSmall` when Stripe refuses the amount as below its minimum charge (`amount_too_small`: the minimum
+        follows the account's settlement currency, so only Stripe knows it)."""
+        try:
+            intent = self.client.v1.payment_intents.create(
+                params={"amount": amount_fen, "currency": "cny", "payment_method_types": list(PAYMENT_METHOD_TYPES),
+                        "payment_method_options": {"wechat_pay": {"client": "web"}},
+                        "metadata": {"order_id": str(order_id)}},
+                options={"idempotency_key": idempotency_key})
+        except stripe.InvalidRequestError as exc:
+            if exc.code == STRIPE_AMOUNT_TOO_SMALL:
+                raise AmountTooSmall(amount_fen) from exc
+            raise
         return Intent(id=intent.id, client_secret=intent.client_secret, amount_fen=intent.amount)
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:

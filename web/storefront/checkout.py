@@ -67,8 +67,8 @@ def _claim(*, user: User, key: str, order: dict) -> IdempotencyKey | None:
 def place_order_once(*, user: User, key: str, order: dict) -> int:
     """Place the order a checkout form describes (validated `OrderCreate` data) and start its payment, once per
     form key (a submission finding the key claimed gets the order placed under it); the order's id. Domain errors
-    (`insufficient_stock`, `product_unavailable`, …) leave nothing behind; `PaymentProviderUnavailable` after the
-    order was abandoned."""
+    (`insufficient_stock`, `product_unavailable`, …) leave nothing behind; `PaymentNotStarted` (the provider down,
+    or the total below its minimum charge) after the order was abandoned."""
     while (record := _claim(user=user, key=key, order=order)) is None:
         placed = placed_order(user=user, key=key)
         if placed is not None:
@@ -81,8 +81,8 @@ def place_order_once(*, user: User, key: str, order: dict) -> int:
     commit()  # the reservation (and the key, in progress) are durable before the provider is called
     try:
         checkout.start_payment(order=placed.order)
-    except checkout.PaymentProviderUnavailable:
-        checkout.abandon_order(order_id=placed.id, reason="payment provider unavailable")
+    except checkout.PaymentNotStarted as exc:
+        checkout.abandon_order(order_id=placed.id, reason=exc.reason)
         db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == record.id))
         commit()
         raise

@@ -53,6 +53,8 @@ REFUSALS = {  # each code placing an order can be refused with → the form fiel
     ShopCode.VALIDATION_ERROR: ("lines", "请检查填写的内容。"),
     OrderCode.ORDER_TOTAL_TOO_LARGE: ("lines", f"订单合计不能超过 {yuan(checkout.MAX_PAYMENT_FEN)}（单笔支付的上限），"
                                               "请减少数量或分几笔下单。"),
+    OrderCode.ORDER_TOTAL_TOO_SMALL: ("lines", "订单金额低于支付服务的最低付款金额，订单已取消，没有扣款。"
+                                              "请添加商品后再下单。"),
     OrderCode.PAYMENT_PROVIDER_UNAVAILABLE: ("lines", "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"),
     ShopCode.IDEMPOTENCY_KEY_IN_PROGRESS: ("lines", "订单正在提交，请稍后到“我的订单”查看。"),
     # the buyer's own orders past their reservation are expired before the new one is placed: one changed meanwhile

@@ -138,6 +138,7 @@ class StubHTTPClient(stripe.HTTPClient):
     uncancellable: bool = False  # POST /v1/payment_intents/<id>/cancel answers as for an intent already paid
     charged: dict = field(default_factory=dict)  # intent id -> amount: its refunds are kept as Stripe keeps them
     lost_refund_answers: int = 0  # POST /v1/refunds answers lost (a 500 after the refund was made), so many times
+    minimum_charge: int = 0  # POST /v1/payment_intents below it is refused as Stripe refuses it (`amount_too_small`)
 
     def __post_init__(self):
         super().__init__()
@@ -147,6 +148,11 @@ class StubHTTPClient(stripe.HTTPClient):
         retrieved (as listed, if it is), the refunds listed, or a balance transaction."""
         params = dict(parse_qsl(post_data or ""))
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
+        if url.endswith("/v1/payment_intents") and int(params["amount"]) < self.minimum_charge:
+            error = {"type": "invalid_request_error", "code": "amount_too_small", "param": "amount",
+                     "message": f"Amount must be at least ¥{self.minimum_charge / 100:.2f} cny",
+                     "doc_url": "https://stripe.com/docs/error-codes/amount-too-small"}
+            return json.dumps({"error": error}), 400, {"request-id": "req_stub"}
         if url.endswith("/v1/payment_intents"):
             n = len(self.requests)
             body = {"id": f"pi_stub{n}", "object": "payment_intent", "amount": int(params["amount"]),

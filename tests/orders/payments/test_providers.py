@@ -210,3 +210,30 @@ def test_order_1_of_two_sandbox_databases_gets_two_intents(sqlite_template, tmp_
 
     assert first["id"] == second["id"]
     assert first["payment"]["client_secret"] != second["payment"]["client_secret"]
+
+
+def test_an_order_total_below_stripes_minimum_charge_is_refused_clearly_and_nothing_stays_reserved(stripe_app,
+                                                                                                   stripe_http):
+    """Stripe refuses an intent below its minimum charge (`amount_too_small`, a minimum that follows the account's
+    settlement currency, so only Stripe knows it): the buyer is told so in a 422, not that the provider is down, the
+    order is cancelled with its stock released, and the key is free for a corrected order."""
+    client = stripe_app.test_client()
+    world = stock(quantity=5, prices=(100, 1250))
+    _, headers = user_with_token()
+    db.session.commit()
+    cheap, dear = (product.sku for product in world["products"])
+    stripe_http.minimum_charge = 400
+    body = {"channel": "delivery", "address": dict(ADDRESS), "lines": [{"sku": cheap, "quantity": 1}]}
+
+    response = client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": "too-little"})
+
+    error = assert_error(response, 422, "order_total_too_small")
+    assert "100" in error["message"]
+    assert error["details"] == {"lines": [error["message"]]}
+    order = db.session.scalar(select(Order))
+    db.session.refresh(order)
+    assert order.status == "cancelled"
+    assert _reserved(world["warehouse"].id) == 0
+    body["lines"] = [{"sku": dear, "quantity": 1}]
+    again = client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": "too-little"})
+    assert again.status_code == 201, again.json
