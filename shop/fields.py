@@ -262,6 +262,16 @@ def mask_personal_numbers(text: str, mask: str = "***") -> str:
     return _DIGIT_GROUPS.sub(lambda group: _masked(group.group(), mask), text)
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, never inside a group of digits (`_DIGIT_GROUPS`): the part of a
+    person's number left before the cut would no longer read as one, and be shown unmasked; such a group goes."""
+    if len(text) <= limit:
+        return text
+    cut = next((group.start() for group in _DIGIT_GROUPS.finditer(text) if group.start() < limit < group.end()),
+               limit)
+    return text[:cut].rstrip()
+
+
 def no_personal_number(code: str) -> None:
     """Validator: refuse a code that holds a personal number (`holds_personal_number`)."""
     if holds_personal_number(code):

@@ -57,6 +57,7 @@ from orders.stores.service import check_cash_in_till, hold_till, store_keys
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode
+from shop.fields import REMARK_MAX, clip
 from shop.idempotency import user_keys
 from shop.pagination import paginate
 
@@ -246,7 +247,7 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
     back: nothing more is handed over, shipped or refunded)."""
     fully = all(_still_sold(line) == 0 for line in order.lines) or refundable_fen(order) == 0
     if fully and can_transition(order, "refunded"):
-        transition(order, "refunded", actor_id=actor_id, reason=reason[:200])
+        transition(order, "refunded", actor_id=actor_id, reason=clip(reason, REMARK_MAX))
 
 
 def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) -> None:
@@ -933,7 +934,7 @@ def approve_after_sales(*, actor: User, request_id: int, resellable: bool) -> Af
     request = _open_request(actor, request_id)  # its order locked: its lines as committed now
     left = _left_of(request, _fresh_lines(db.session.get(Order, request.order_id)))
     refund = create_refund(actor=actor, order_id=request.order_id, source="after_sales",
-                           reason=f"After-sales request {request.id}: {request.reason}"[:200],
+                           reason=clip(f"After-sales request {request.id}: {request.reason}", REMARK_MAX),
                            lines=[RefundRequest(line_id=line_id, quantity=quantity, resellable=resellable)
                                   for line_id, quantity in left.items() if quantity])
     request.status, request.refund_id = "approved", refund.id

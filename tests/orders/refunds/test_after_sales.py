@@ -2,6 +2,7 @@
 (→ a refund through the refund service) or reject (the reason is shown to the consumer)."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -412,3 +413,19 @@ def test_a_number_spaced_out_over_a_multi_line_reason_is_read_as_one(client, sol
     assert asked.status_code == 201, asked.json
     seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["clerk"]).json["items"]
     assert [request["reason"] for request in seen] == ["包装破损，请打\n***\n联系"]
+
+
+@pytest.mark.parametrize("before", [165, 167, 168, 170])
+def test_a_phone_number_cut_short_where_the_approvals_refund_reason_ends_is_never_shown_in_part(client, sold, before):
+    """The refund an approval makes quotes the request's reason within its own bound of 200 characters: the cut never
+    falls inside a number, whose remaining digits would no longer read as a phone number and be shown unmasked."""
+    order = sold["order"]()
+    asked = client.post(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"], json={
+        "lines": [{"line_id": order.lines[0].id, "quantity": 1}], "reason": "包" * before + "139 1234 5678"})
+    approved = client.post(f"/api/v1/after-sales/{asked.json['id']}/approve", headers=sold["clerk"], json={})
+    assert approved.status_code == 200, approved.json
+
+    for viewer in ("clerk", "admin", "consumer"):
+        reason = client.get(f"/api/v1/refunds/{approved.json['refund_id']}", headers=sold[viewer]).json["reason"]
+        assert reason.startswith(f"After-sales request {asked.json['id']}: 包") and len(reason) <= 200, viewer
+        assert not re.search(r"\d{3}", reason.split(":", 1)[1]), (viewer, reason[-20:])
