@@ -24,6 +24,7 @@ import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 from stdnum import luhn
@@ -451,8 +452,9 @@ class MaskedText(fields.String):
 
 class WebLink(fields.Url):
     """An https link of at most `max_length` characters, without control characters or bidirectional overrides
-    (a link shown to staff must read as where it goes; a plain http one is mixed content on the shop's pages and
-    apps, and may be altered on its way)."""
+    and without a user name or password before its host (a link shown to staff must read as where it goes:
+    `https://img.example.com@evil.example/` goes to evil.example; a plain http one is mixed content on the shop's
+    pages and apps, and may be altered on its way)."""
 
     def __init__(self, *, max_length: int, **kwargs):
         super().__init__(schemes={"https"}, validate=validate.Length(max=max_length), **kwargs)
@@ -462,7 +464,11 @@ class WebLink(fields.Url):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str) and any(map(_is_control, _within_reach(value, self.metadata["maxLength"]))):
             raise ValidationError("Must not contain control characters.")
-        return super()._deserialize(value, attr, data, **kwargs)
+        link = super()._deserialize(value, attr, data, **kwargs)
+        if link is not None and "@" in urlsplit(link).netloc:
+            raise ValidationError("Must not name a user or password before its host: the link would not read as "
+                                  "where it goes.")
+        return link
 
 
 class MobileNumber(fields.String):

@@ -232,6 +232,18 @@ def test_a_photo_must_be_a_web_link_that_reads_as_where_it_goes(client, sold, ph
     assert "photo" in response.json["error"]["details"]
 
 
+@pytest.mark.parametrize("photo", ["https://img.example.com@evil.example/p.jpg", "https://user:pw@evil.example/p.jpg",
+                                   "https://img.example.com:@evil.example/p.jpg"])
+def test_a_photo_link_whose_host_is_hidden_behind_a_user_name_is_refused(client, sold, photo):
+    """`https://img.example.com@evil.example/…` reads as img.example.com but goes to evil.example: the staff who
+    open a consumer's photo would be led elsewhere (and a password in a link is kept and shown to everyone)."""
+    response = _ask(client, sold["consumer"], sold["order"](), photo=photo)
+
+    assert response.status_code == 422, response.json
+    assert "photo" in response.json["error"]["details"]
+    assert db.session.scalar(select(func.count()).select_from(AfterSalesRequest)) == 0
+
+
 def test_a_refund_made_directly_decides_the_open_request_it_covers_and_the_consumer_sees_it(client, sold):
     order = sold["order"]()
     asked = _ask(client, sold["consumer"], order, quantity=2).json
