@@ -59,6 +59,7 @@ def init_app(app: Flask) -> None:
     register_sweeper(app, "orders.payment_events", payments.requeue_pending_events)
     register_sweeper(app, "orders.pending_refunds", refunds.requeue_pending_refunds)
     register_sweeper(app, "orders.notifications", notify.requeue_unsent)
+    register_sweeper(app, "orders.old_notifications", notify.forget_old)
     app.config["CELERY_BEAT_SCHEDULE"]["orders.expire_reservations"] = {
         "task": "orders.expire_reservations", "schedule": 60.0}
     init_ledger(app)

@@ -4,7 +4,9 @@
 operations mailbox (`NOTIFY_EMAIL_TO`) over SMTP when `SMTP_HOST` is configured, otherwise it writes a log
 line. A mail the server refuses (or a server that cannot be reached) stays pending: the `orders.notifications`
 sweeper tries it again a grace period after its last attempt, MAX_ATTEMPTS times in all, then it is `failed`
-(logged as an error); a sweep's mails are sent in turn until one fails, the rest left to the next sweep. In the
+(logged as an error); a sweep's mails are sent in turn until one fails, the rest left to the next sweep. A sent or
+failed notification is kept KEEP_FOR after its last attempt, then the `orders.old_notifications` sweeper deletes it
+(the table is bounded by the shop's recent orders, not all it ever had). In the
 embedded default (tasks run in the serving process) a mail is not sent from the request that made it, which
 would wait on the mail server: it waits for the embedded scheduler's next sweep.
 Consumers are known by phone number only in v1 (no email address), so the mail goes to the people who contact
@@ -20,7 +22,7 @@ from email.message import EmailMessage
 
 from celery import shared_task
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from orders.models import Notification
 from shop.db import after_commit, db, utcnow
@@ -32,6 +34,8 @@ SMTP_TIMEOUT_SECONDS = 10
 MAX_ATTEMPTS = 5  # then the notification is `failed`, not tried every minute for ever
 REQUEUE_AFTER = timedelta(seconds=60)  # after an attempt: longer than one takes
 SWEEP_BATCH = 100  # notifications one sweep queues at most
+KEEP_FOR = timedelta(days=30)  # a sent or failed notification, after its last attempt
+FORGET_BATCH = 10_000  # old notifications one sweep deletes at most (one bounded transaction)
 
 
 def notify(*, kind: str, order_id: int) -> None:
@@ -118,6 +122,16 @@ def requeue_unsent() -> int:
     if due:
         after_commit(lambda ids=[notification.id for notification in due]: send_notifications.delay(ids))
     return len(due)
+
+
+def forget_old() -> int:
+    """Sweeper: delete sent and failed notifications whose last attempt is KEEP_FOR old, the oldest first, at most
+    FORGET_BATCH (pending ones are never deleted); how many. The caller commits."""
+    old = (select(Notification.id).where(Notification.status.in_(("sent", "failed")),
+                                         Notification.queued_at < utcnow() - KEEP_FOR)
+           .order_by(Notification.id).limit(FORGET_BATCH).scalar_subquery())
+    return db.session.execute(delete(Notification).where(Notification.id.in_(old))
+                              .execution_options(synchronize_session=False)).rowcount
 
 
 def _attempt(notification_id: int) -> str:

@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from orders import notify
 from orders.models import Notification
@@ -255,3 +255,24 @@ def test_in_the_embedded_default_the_schedulers_sweep_sends_the_waiting_mail(app
     scheduler.tick()
 
     assert [m["Subject"] for m in mail_server.received] == ["Order 31 is ready for pickup"]
+
+
+def test_sent_and_given_up_notifications_are_forgotten_after_a_while_pending_ones_never(app):
+    """The notifications table kept every sent row for ever: it grew with every order a shop ever notified about."""
+    UserFactory()
+    for order_id in (51, 52, 53, 54, 55):
+        notify.notify(kind="shipped", order_id=order_id)
+    db.session.commit()  # no SMTP_HOST: each is logged at once, so sent
+    long_ago = utcnow() - notify.KEEP_FOR - timedelta(hours=1)
+    db.session.execute(update(Notification).where(Notification.order_id.in_((51, 52, 53)))
+                       .values(queued_at=long_ago))
+    db.session.execute(update(Notification).where(Notification.order_id == 52).values(status="failed"))
+    db.session.execute(update(Notification).where(Notification.order_id == 53).values(status="pending", attempts=0))
+    db.session.execute(update(Notification).where(Notification.order_id == 54)
+                       .values(queued_at=utcnow() - notify.KEEP_FOR + timedelta(hours=1)))
+    db.session.commit()
+
+    sweep()
+
+    kept = db.session.execute(select(Notification.order_id, Notification.status).order_by(Notification.order_id))
+    assert kept.all() == [(53, "sent"), (54, "sent"), (55, "sent")]  # 53 was pending: the sweep sent it, kept
