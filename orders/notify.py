@@ -136,7 +136,8 @@ def forget_old() -> int:
 
 def _attempt(notification_id: int) -> str:
     """Try a pending notification once, its attempt committed before the mail server is asked (no lock held
-    meanwhile); its status afterwards ("missing" if it is not pending, or another run took it)."""
+    meanwhile), any failure counted against MAX_ATTEMPTS; its status afterwards ("missing" if it is not pending, or
+    another run took it)."""
     notification = claim(notification_id=notification_id)
     db.session.commit()
     if notification is None:
@@ -144,8 +145,8 @@ def _attempt(notification_id: int) -> str:
     try:
         send(kind=notification.kind, order_id=notification.order_id)
         error = None
-    except (OSError, smtplib.SMTPException) as exc:
-        error = exc
+    except Exception as exc:  # noqa: BLE001 - refused, out of reach, or any other failure (a mistyped SMTP_HOST):
+        error = exc  # an attempt all the same, logged by its class alone (an exception's text may quote the config)
     record_outcome(notification, error)
     db.session.commit()
     return notification.status

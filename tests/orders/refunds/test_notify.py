@@ -276,3 +276,21 @@ def test_sent_and_given_up_notifications_are_forgotten_after_a_while_pending_one
 
     kept = db.session.execute(select(Notification.order_id, Notification.status).order_by(Notification.order_id))
     assert kept.all() == [(53, "sent"), (54, "sent"), (55, "sent")]  # 53 was pending: the sweep sent it, kept
+
+
+def test_a_mail_that_fails_otherwise_than_by_refusal_is_also_tried_a_bounded_number_of_times(app, caplog):
+    """A failure other than the server's refusal or the network's (here a mistyped SMTP_HOST, whose empty label
+    smtplib refuses with a UnicodeError) escaped the attempt: the notification stayed pending, counted past
+    MAX_ATTEMPTS and tried every minute for ever, with a traceback each time."""
+    app.config.update(SMTP_HOST="mail..internal", SMTP_PORT=2525)
+    UserFactory()
+    notify.notify(kind="refund_made", order_id=61)
+    db.session.commit()
+
+    for _ in range(notify.MAX_ATTEMPTS + 3):
+        sweep()
+        a_minute_passes()
+
+    notification = db.session.scalar(select(Notification).where(Notification.order_id == 61))
+    assert (notification.status, notification.attempts) == ("failed", notify.MAX_ATTEMPTS)
+    assert "notification refund_made for order 61 not sent after 5 attempts: given up (UnicodeError)" in caplog.text
