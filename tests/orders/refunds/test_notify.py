@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import email
+import ipaddress
 import logging
 import socketserver
+import ssl
 import threading
 import time
 from datetime import timedelta
@@ -35,7 +37,7 @@ class RecordingSMTP:
     def __exit__(self, *exc):
         return False
 
-    def starttls(self):
+    def starttls(self, context=None):
         """Nothing to negotiate."""
 
     def login(self, user, password):
@@ -99,6 +101,8 @@ class MailServer(socketserver.ThreadingTCPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), SMTPSession)
         self.refuse, self.delay, self.connections, self.received = 0, 0.0, 0, []
+        self.tls: ssl.SSLContext | None = None  # offers STARTTLS, then AUTH, with this context's certificate
+        self.logins: list[str] = []  # the AUTH commands received
 
 
 class SMTPSession(socketserver.StreamRequestHandler):
@@ -117,6 +121,11 @@ class SMTPSession(socketserver.StreamRequestHandler):
             self.reply("421 4.3.2 try again later")
             return
         self.reply("220 stub ESMTP")
+        self.handle_rest()
+
+    def handle_rest(self) -> None:
+        """The conversation after the greeting (again after STARTTLS, on the encrypted socket)."""
+        server = self.server
         data = None
         for raw in self.rfile:
             line = raw.decode()
@@ -127,6 +136,21 @@ class SMTPSession(socketserver.StreamRequestHandler):
                     self.reply("250 2.0.0 queued")
                 else:
                     data.append(line)
+            elif line[:4].upper() == "EHLO" and server.tls:
+                self.reply("250-stub")
+                self.reply("250 AUTH PLAIN" if isinstance(self.request, ssl.SSLSocket) else "250 STARTTLS")
+            elif line[:8].upper() == "STARTTLS" and server.tls:
+                self.reply("220 go ahead")
+                self.wfile.flush()
+                try:
+                    self.request = server.tls.wrap_socket(self.request, server_side=True)
+                except (OSError, ssl.SSLError):
+                    return  # the client refused the certificate
+                self.rfile, self.wfile = self.request.makefile("rb"), self.request.makefile("wb", buffering=0)
+                return self.handle_rest()
+            elif line[:4].upper() == "AUTH":
+                server.logins.append(line.strip())
+                self.reply("235 2.7.0 ok")
             elif line[:4].upper() == "DATA":
                 data = []
                 self.reply("354 go on")
@@ -294,3 +318,51 @@ def test_a_mail_that_fails_otherwise_than_by_refusal_is_also_tried_a_bounded_num
     notification = db.session.scalar(select(Notification).where(Notification.order_id == 61))
     assert (notification.status, notification.attempts) == ("failed", notify.MAX_ATTEMPTS)
     assert "notification refund_made for order 61 not sent after 5 attempts: given up (UnicodeError)" in caplog.text
+
+
+def self_signed_certificate(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 that no authority signed, and its key: the files' paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = utcnow()
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+                   .not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "smtp.pem", directory / "smtp.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_starttls_sends_the_smtp_password_only_to_a_server_whose_certificate_is_trusted(app, mail_server, tmp_path,
+                                                                                      monkeypatch, trusted):
+    """STARTTLS was negotiated without checking the server's certificate (smtplib's default context verifies
+    nothing), so anyone between the shop and its mail server could pose as it and be sent SMTP_PASSWORD."""
+    cert_path, key_path = self_signed_certificate(tmp_path)
+    mail_server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    mail_server.tls.load_cert_chain(cert_path, key_path)
+    if trusted:  # a deployment trusts its own mail server's authority as OpenSSL is told to
+        monkeypatch.setenv("SSL_CERT_FILE", cert_path)
+    app.config.update(SMTP_STARTTLS=True, SMTP_USERNAME="shop", SMTP_PASSWORD="s3cret-password")
+    UserFactory()
+    notify.notify(kind="shipped", order_id=71)
+    db.session.commit()
+
+    sweep()
+
+    notification = db.session.scalar(select(Notification).where(Notification.order_id == 71))
+    if trusted:
+        assert (len(mail_server.logins), len(mail_server.received), notification.status) == (1, 1, "sent")
+    else:
+        assert (mail_server.logins, mail_server.received, notification.status) == ([], [], "pending")
