@@ -236,7 +236,9 @@ def _stripe_key(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
-BULK_TASKS = ("catalog.import_inventory", "ledger.run_ledger_verification", "ledger.build_payout_batch")
+# long work, and mail (each step waits on the mail server, 10 s when it is out of reach): never ahead of payments
+BULK_TASKS = ("catalog.import_inventory", "ledger.run_ledger_verification", "ledger.build_payout_batch",
+              "orders.send_notification", "orders.send_notifications")
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

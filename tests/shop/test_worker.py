@@ -71,3 +71,12 @@ def test_long_work_is_queued_apart_from_payments_and_the_ledger(app):
         ("catalog.import_inventory", "ledger.run_ledger_verification", "ledger.build_payout_batch"), "bulk")
     assert queue_of("orders.drain_payment_events") == "celery"
     assert queue_of("orders.drain_outbox") == "outbox"
+
+
+def test_mail_is_queued_apart_from_payments(app):
+    """A notification's mail waits on the mail server (10 s a step when it is out of reach, a sweep's batch in turn):
+    on the `celery` queue it held the workers that process payment events."""
+    router = app.extensions["celery"].amqp.router
+    assert {task: router.route({}, task)["queue"].name for task in ("orders.send_notification",
+                                                                    "orders.send_notifications")} == dict.fromkeys(
+        ("orders.send_notification", "orders.send_notifications"), "bulk")
