@@ -11,6 +11,7 @@ import secrets
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -112,6 +113,7 @@ def _redis_url(raw: str | None) -> str | None:
 
 
 HOST_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+MAIL_ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]]+@[^@\s<>,;:\"()\[\]]+")
 
 
 def _is_host(name: str) -> bool:
@@ -121,6 +123,30 @@ def _is_host(name: str) -> bool:
     except ValueError:
         return HOST_NAME.fullmatch(name) is not None
     return True
+
+
+def _smtp_host(raw: str | None) -> str | None:
+    """`SMTP_HOST`, a host name or IP address (unset: notifications are log lines); `ConfigError` otherwise."""
+    if raw is None or raw.strip() == "":
+        return None
+    host = raw.strip()
+    if not _is_host(host.lower()):
+        raise ConfigError(f"SMTP_HOST must be a host name or an IP address, got {raw!r}")
+    return host
+
+
+def _mail_addresses(env: Mapping[str, str], name: str, default: str, *, several: bool) -> str:
+    """A mail address setting ("Name <a@b.cn>" or "a@b.cn"; `several`: a comma-separated list), on one line;
+    `ConfigError` naming it if it is not."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    addresses = [address for _name, address in getaddresses([raw])]
+    if ("\r" in raw or "\n" in raw or not addresses or len(addresses) > 1 and not several
+            or raw.strip().endswith(",") or not all(MAIL_ADDRESS.fullmatch(address) for address in addresses)):
+        raise ConfigError(f"{name} must be {'mail addresses separated by commas' if several else 'one mail address'}"
+                          f", got {raw!r}")
+    return raw.strip()
 
 
 def _public_url(raw: str | None, *, production: bool) -> str | None:
@@ -388,13 +414,14 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "STRIPE_PUBLISHABLE_KEY": _stripe_key(env, "STRIPE_PUBLISHABLE_KEY"),
         "STRIPE_WEBHOOK_SECRET": keys["STRIPE_WEBHOOK_SECRET"],
         # notifications: email to the operations mailbox over SMTP when SMTP_HOST is set, else a log line
-        "SMTP_HOST": env.get("SMTP_HOST"),
+        "SMTP_HOST": _smtp_host(env.get("SMTP_HOST")),
         "SMTP_PORT": _int(env, "SMTP_PORT", 25, minimum=1, maximum=65535),
-        "SMTP_FROM": env.get("SMTP_FROM", "shop@localhost"),
+        "SMTP_FROM": _mail_addresses(env, "SMTP_FROM", "shop@localhost", several=False),
         "SMTP_USERNAME": env.get("SMTP_USERNAME"),
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD"),
         "SMTP_STARTTLS": _flag(env, "SMTP_STARTTLS"),
-        "NOTIFY_EMAIL_TO": env.get("NOTIFY_EMAIL_TO") or env.get("SMTP_FROM", "shop@localhost"),
+        "NOTIFY_EMAIL_TO": _mail_addresses(env, "NOTIFY_EMAIL_TO", _mail_addresses(env, "SMTP_FROM", "shop@localhost",
+                                                                                   several=False), several=True),
         "API_TITLE": "Consumption poverty alleviation shop",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -370,3 +370,24 @@ def test_the_embedded_default_keeps_each_task_that_succeeded_out_of_the_console_
     make_app(str(tmp_path), REDIS_URL="redis://127.0.0.1:6379/14")  # a worker's app: a broker, no eager tasks
     sweep.apply()
     assert [r for r in caplog.records if "shop.sweep" in r.getMessage() and "succeeded" in r.getMessage()]
+
+
+@pytest.mark.parametrize("name, value", [
+    ("SMTP_HOST", "mail..example.cn"), ("SMTP_HOST", "mail example.cn"), ("SMTP_HOST", "smtp://mail.example.cn"),
+    ("SMTP_FROM", "shop"), ("SMTP_FROM", "shop@example.cn, other@example.cn"),
+    ("SMTP_FROM", "shop@example.cn\nBcc: x@y.cn"), ("NOTIFY_EMAIL_TO", "service"),
+    ("NOTIFY_EMAIL_TO", "service@example.cn,"), ("NOTIFY_EMAIL_TO", "a@b.cn\rBcc: x@y.cn"),
+])
+def test_a_mail_setting_that_cannot_work_stops_the_start(tmp_path, name, value):
+    """A mistyped mail server or address was taken as it was: every notification then failed at its attempts (or
+    never ended, for a host smtplib could not even encode), and the start said nothing."""
+    with pytest.raises(ConfigError, match=f"^{name} "):
+        load_config({**PRODUCTION, "SMTP_HOST": "mail.example.cn", name: value}, str(tmp_path))
+
+
+def test_mail_settings_as_deployments_write_them_are_accepted(tmp_path):
+    config = load_config({**PRODUCTION, "SMTP_HOST": "smtp.exmail.qq.com", "SMTP_FROM": "大凉山商城 <shop@example.cn>",
+                          "NOTIFY_EMAIL_TO": "service@example.cn, ops@example.cn"}, str(tmp_path))
+    assert (config["SMTP_HOST"], config["SMTP_FROM"], config["NOTIFY_EMAIL_TO"]) == (
+        "smtp.exmail.qq.com", "大凉山商城 <shop@example.cn>", "service@example.cn, ops@example.cn")
+    assert load_config({**PRODUCTION, "SMTP_HOST": "10.0.0.25"}, str(tmp_path))["SMTP_HOST"] == "10.0.0.25"
