@@ -71,12 +71,20 @@ def send(*, kind: str, order_id: int) -> str:
     if not config.get("SMTP_HOST"):
         log.info("notification %s for order %s", kind, order_id)
         return "logged"
-    with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+    smtp = smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=SMTP_TIMEOUT_SECONDS)
+    try:
         if config["SMTP_STARTTLS"]:  # the server's certificate checked, as smtplib's own default context does not
             smtp.starttls(context=ssl.create_default_context())
         if config.get("SMTP_USERNAME"):
             smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"] or "")
         smtp.send_message(message_for(kind=kind, order_id=order_id))
+        try:  # the server has the mail: how it takes the goodbye must not make it a failure, sent again
+            smtp.quit()
+        except (OSError, smtplib.SMTPException) as exc:
+            log.info("notification %s for order %s: the mail server's goodbye failed (%s)", kind, order_id,
+                     exc.__class__.__name__)
+    finally:
+        smtp.close()
     log.info("notification %s for order %s emailed", kind, order_id)
     return "emailed"
 

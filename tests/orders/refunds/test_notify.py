@@ -103,6 +103,7 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.refuse, self.delay, self.connections, self.received = 0, 0.0, 0, []
         self.tls: ssl.SSLContext | None = None  # offers STARTTLS, then AUTH, with this context's certificate
         self.logins: list[str] = []  # the AUTH commands received
+        self.quit_reply = "221 bye"
 
 
 class SMTPSession(socketserver.StreamRequestHandler):
@@ -155,7 +156,7 @@ class SMTPSession(socketserver.StreamRequestHandler):
                 data = []
                 self.reply("354 go on")
             elif line[:4].upper() == "QUIT":
-                self.reply("221 bye")
+                self.reply(server.quit_reply)
                 return
             else:
                 self.reply("250 ok")
@@ -366,3 +367,19 @@ def test_starttls_sends_the_smtp_password_only_to_a_server_whose_certificate_is_
         assert (len(mail_server.logins), len(mail_server.received), notification.status) == (1, 1, "sent")
     else:
         assert (mail_server.logins, mail_server.received, notification.status) == ([], [], "pending")
+
+
+def test_a_mail_the_server_accepted_is_not_sent_again_for_a_rude_goodbye(app, mail_server):
+    """A server that answered QUIT otherwise than 221 after it had queued the mail made smtplib raise on leaving: the
+    mail counted as not sent and went out again at each sweep, MAX_ATTEMPTS copies."""
+    mail_server.quit_reply = "421 4.4.2 closing"
+    UserFactory()
+    notify.notify(kind="shipped", order_id=81)
+    db.session.commit()
+
+    for _ in range(3):
+        sweep()
+        a_minute_passes()
+
+    assert [m["Subject"] for m in mail_server.received] == ["Order 81 has been shipped"]
+    assert db.session.scalar(select(Notification.status).where(Notification.order_id == 81)) == "sent"
