@@ -151,9 +151,10 @@ class StoreShifts(MethodView):
     @idempotent(scope=_store_keys)
     @shifts.arguments(ShiftOpen)
     @shifts.response(201, ShiftOut, location=ReadAt("shifts.show_shift", shift_id="id"))
-    @shifts.errors({409: [OrderCode.SHIFT_ALREADY_OPEN]})
+    @shifts.errors({409: [OrderCode.SHIFT_ALREADY_OPEN, OrderCode.STORE_INACTIVE]})
     def post(self, data, store_id):
-        """Open the store's cash shift with a float (one open shift per store)."""
+        """Open the store's cash shift with a float (one open shift per store; a deactivated store opens none:
+        `store_inactive`)."""
         shift = service.start_shift(actor=current_user(), store_id=store_id, **data)
         commit()
         return shift

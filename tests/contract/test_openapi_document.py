@@ -199,7 +199,8 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
         "validation_error", "account_change_reason_required", "invalid_bank_account"}},
     ("get", "/api/v1/stores/{store_id}/account-changes"): {404: {"store_not_found"}},
     ("get", "/api/v1/stores/{store_id}/shifts"): {404: {"store_not_found"}},
-    ("post", "/api/v1/stores/{store_id}/shifts"): {404: {"store_not_found"}, 409: {"shift_already_open"}},
+    ("post", "/api/v1/stores/{store_id}/shifts"): {404: {"store_not_found"}, 409: {"shift_already_open",
+                                                                                  "store_inactive"}},
     ("get", "/api/v1/shifts/{shift_id}"): {404: {"shift_not_found"}},
     ("post", "/api/v1/shifts/{shift_id}/close"): {404: {"shift_not_found"}, 409: {"shift_closed"}},
     ("post", "/api/v1/stock-transfers"): {409: {"insufficient_stock", "store_inactive"}, 422: {

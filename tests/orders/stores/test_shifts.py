@@ -13,6 +13,7 @@ from shop.auth.models import User
 from shop.db import db
 from shop.errors import Conflict, NotFound
 from shop.fields import MAX_AMOUNT_FEN
+from tests.contract.conftest import documented_codes
 from tests.factories import UserFactory
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.parallel import second_while_first_uncommitted
@@ -60,6 +61,19 @@ def test_a_deactivated_stores_clerk_opens_no_shift(client, store, staff_of):
 
     assert (response.status_code, response.json["error"]["code"]) == (409, "store_inactive")
     assert db.session.scalar(select(Shift).where(Shift.store_id == store.id)) is None
+
+
+def test_the_refusal_to_open_a_shift_in_a_deactivated_store_is_documented(client, store, staff_of):
+    """A generated till client must know the 409 `store_inactive` of opening a shift, as it knows a sale's."""
+    staff = staff_of(store)
+    store.active = False
+    db.session.commit()
+    operation = client.get("/api/v1/openapi.json").json["paths"]["/api/v1/stores/{store_id}/shifts"]["post"]
+
+    response = client.post(f"/api/v1/stores/{store.id}/shifts", json={"float_fen": 100}, headers=staff)
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "store_inactive")
+    assert "store_inactive" in documented_codes(operation).get(409, set())
 
 
 @pytest.mark.postgres
