@@ -188,7 +188,7 @@ def close_shift(data, shift_id):
 @transfers.response(201, TransferOut, location=ReadAt("stock_transfers.show_transfer", transfer_id="id"))
 @transfers.errors({409: [CatalogCode.INSUFFICIENT_STOCK, OrderCode.STORE_INACTIVE],
                    422: [ShopCode.VALIDATION_ERROR, CatalogCode.LOCATION_NOT_WAREHOUSE, OrderCode.LOCATION_NOT_STORE,
-                         CatalogCode.PRODUCT_NOT_FOUND]})
+                         CatalogCode.PRODUCT_NOT_FOUND, OrderCode.TRANSFER_TOO_MANY_LOTS]})
 def create_transfer(data):
     """Dispatch stock from a warehouse to a store (lots taken FIFO; accepts an Idempotency-Key)."""
     transfer = service.create_transfer(actor=current_user(), **data)

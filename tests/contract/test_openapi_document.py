@@ -204,7 +204,8 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
     ("get", "/api/v1/shifts/{shift_id}"): {404: {"shift_not_found"}},
     ("post", "/api/v1/shifts/{shift_id}/close"): {404: {"shift_not_found"}, 409: {"shift_closed"}},
     ("post", "/api/v1/stock-transfers"): {409: {"insufficient_stock", "store_inactive"}, 422: {
-        "validation_error", "location_not_warehouse", "location_not_store", "product_not_found"}},
+        "validation_error", "location_not_warehouse", "location_not_store", "product_not_found",
+        "transfer_too_many_lots"}},
     ("get", "/api/v1/stock-transfers/{transfer_id}"): {404: {"transfer_not_found"}},
     ("post", "/api/v1/stock-transfers/{transfer_id}/receive"): {
         404: {"transfer_not_found"}, 409: {"transfer_already_received", "transfer_cancelled"},

@@ -10,6 +10,7 @@ from shop.auth.models import User
 from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
+from tests.contract.conftest import documented_codes
 from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
 
@@ -221,6 +222,8 @@ def test_a_transfer_sends_no_more_lots_than_its_receipt_may_name(client, login, 
     assert f"at most {MAX_TRANSFER_LOTS} lots" in too_many.json["error"]["message"]
     assert too_many.json["error"]["details"] == {"lines": [f"These lines take {MAX_TRANSFER_LOTS + 1} lots; "
                                                            f"one transfer sends at most {MAX_TRANSFER_LOTS}."]}
+    operation = client.get("/api/v1/openapi.json").json["paths"]["/api/v1/stock-transfers"]["post"]
+    assert "transfer_too_many_lots" in documented_codes(operation).get(422, set())  # a client knows this answer
     assert db.session.scalar(select(func.count()).select_from(StockTransfer)) == 0
     assert inventory.available(location_id=warehouse.id, product_id=product.id) == MAX_TRANSFER_LOTS + 1
 
