@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from flask import g
 from markupsafe import escape
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from catalog import inventory
 from catalog.models import Location, Product
@@ -24,7 +24,7 @@ from orders.refunds import service as refunds
 from orders.stores import service as stores
 from shop.db import db, utcnow
 from shop.errors import AppError
-from shop.fields import MAX_AMOUNT_FEN
+from shop.fields import MAX_AMOUNT_FEN, mask_personal_numbers
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -765,6 +765,26 @@ def test_a_transfer_counted_on_the_till_and_cancelled_meanwhile_or_typed_with_od
     assert response.status_code == 200 and f"调拨单 {transfer.id} 已被取消" in page and "送错门店" in page
     db.session.expire_all()
     assert db.session.get(StockTransfer, transfer.id).status == "cancelled"
+
+
+def test_a_cancel_reason_written_before_reasons_refused_phone_numbers_is_told_to_the_clerk_masked(client):
+    """The till tells a clerk why a transfer they counted was cancelled as the API lists the reason: a phone or ID
+    number a reason written before the rule holds is masked (it stays in the row, never on screen)."""
+    transfer, (first, second), _ = _transfer_to_a_clerks_store(client)
+    token = _csrf(client, "/till/transfers")
+    stores.cancel_transfer(actor=UserFactory(role="admin"), transfer_id=transfer.id, reason="送错门店")
+    db.session.commit()
+    db.session.execute(update(StockTransfer).where(StockTransfer.id == transfer.id)
+                       .values(cancel_reason="送错门店，司机电话 139 1234 5678"))
+    db.session.commit()
+
+    response = client.post(f"/till/transfers/{transfer.id}/receive", follow_redirects=True, data={
+        f"received-{first.id}": "5", f"received-{second.id}": "2", "csrf_token": token})
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and f"调拨单 {transfer.id} 已被取消" in page and "送错门店" in page
+    assert "139 1234 5678" not in page
+    assert mask_personal_numbers("送错门店，司机电话 139 1234 5678") in page  # as the API lists it (MaskedText)
 
 
 def test_the_transfers_count_boxes_keep_full_width_digits_and_are_read_as_the_clerk_typed_them(client):

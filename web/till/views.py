@@ -20,7 +20,7 @@ from shop.auth.security import issue_token
 from shop.db import commit, db, utcnow
 from shop.errors import AppError
 from shop.fields import MAX_AMOUNT_FEN, is_blank
-from web.filters import local_time, yuan
+from web.filters import local_time, masked, yuan
 from web.numbers import NumberError, fen_from_yuan, whole_or_typed
 from web.once import claim_form, new_form_key
 from web.pages import (
@@ -357,7 +357,7 @@ def receive_transfer(transfer_id: int):
                                    error=_receipt_problem(exc.details))
         if exc.code == OrderCode.TRANSFER_CANCELLED:
             cancelled = stores.get_transfer(actor=web_user(), transfer_id=transfer_id)
-            flash(f"调拨单 {transfer_id} 已被取消（原因：{cancelled.cancel_reason}），货品不会送达，"
+            flash(f"调拨单 {transfer_id} 已被取消（原因：{masked(cancelled.cancel_reason)}），货品不会送达，"
                   "您这次填写的数量未记录。")
         else:
             flash(f"调拨单 {transfer_id} 已由其他窗口收货，您这次填写的数量未记录。")
