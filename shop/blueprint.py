@@ -128,9 +128,10 @@ _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 def common_errors(rule: str, method: str, view, doc: dict, not_found: Mapping[str, str]) -> dict[int, list[str]]:
     """The error answers every operation of its kind gives, whatever its own: 422 for a query parameter it does not
     read (`check_query`); 401 and 403 where a role is required; 404 where the path names an object (`not_found` per
-    path parameter, and `not_found` itself for a value out of the parameter's range); 400, 413 and 415 where a body
-    is read, or refused (a POST, PUT or PATCH that takes none: `check_body`; not the webhook, which reads its own);
-    400 and 409 for an `Idempotency-Key` malformed or used for another request, where one is taken (`idempotent`)."""
+    path parameter, and `not_found` itself for a value out of the parameter's range); 400 `invalid_cursor` where a
+    list is paged by a `cursor` (`shop.pagination`); 400, 413 and 415 where a body is read, or refused (a POST, PUT
+    or PATCH that takes none: `check_body`; not the webhook, which reads its own); 400 and 409 for an
+    `Idempotency-Key` malformed or used for another request, where one is taken (`idempotent`)."""
     errors: dict[int, list[str]] = dict(NO_QUERY)
     if getattr(view, "required_roles", None):
         errors.update(_TOKEN_ERRORS)
@@ -143,6 +144,9 @@ def common_errors(rule: str, method: str, view, doc: dict, not_found: Mapping[st
     if any(argument["in"] == "header" and argument["name"] == IDEMPOTENCY_HEADER for argument in arguments):
         errors[400] = [*errors.get(400, []), *_IDEMPOTENCY_ERRORS[400]]
         errors[409] = _IDEMPOTENCY_ERRORS[409]
+    if any(argument["in"] == "query" and "cursor" in getattr(argument.get("schema"), "fields", {})
+           for argument in arguments):
+        errors[400] = [*errors.get(400, []), *PAGED[400]]
     return errors
 
 

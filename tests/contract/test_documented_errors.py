@@ -249,3 +249,20 @@ def test_a_supplier_or_household_outside_the_recipient_counties_gets_a_documente
     for answer, path in ((supplier, "/api/v1/suppliers"), (household, "/api/v1/suppliers/{supplier_id}/households")):
         assert (answer.status_code, answer.json["error"]["code"]) == (422, "county_not_recipient"), answer.json
         assert _undocumented(answer, paths[path]["post"]) is None, path
+
+
+def test_every_list_documents_the_answer_to_a_cursor_it_did_not_issue(world):
+    """A forged or stale cursor is a 400 `invalid_cursor` on every list (shop/pagination.py), not only the public
+    ones: a client paging a store's shifts, transfers, conflicts or adjustments must find that answer documented."""
+    client, wrong, refused = world.app.test_client(), [], []
+    for method, path, operation in _operations(world):
+        if method != "get" or not any(parameter["name"] == "cursor" for parameter in operation.get("parameters", [])):
+            continue
+        for role in ROLES[1:]:
+            response = client.get(f"{_url_of_own(world, path)}?cursor=forged", headers=world.of(role))
+            if response.status_code == 400:
+                refused.append(path)
+                if problem := _undocumented(response, operation):
+                    wrong.append(f"GET {path}?cursor=forged as {role}: {problem}")
+    assert "/api/v1/stores/{store_id}/shifts" in refused and "/api/v1/stock-adjustments" in refused
+    assert not wrong, "\n".join(wrong)
