@@ -137,6 +137,8 @@ class DisclosureNotice(db.Model):
     month: Mapped[date] = mapped_column(Date)  # its first day
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     figures: Mapped[dict] = mapped_column(JSON)  # villages, other_villages, total; ledger_seq: the chain it includes
+    # the revisions shown since, oldest first: each its figures, computed_at, ledger_seq and members, as figures keep
+    revisions: Mapped[list | None] = mapped_column(JSON)
 
     __table_args__ = (UniqueConstraint("county_code", "month", name="uq_disclosure_notices_county_month"),)
 

@@ -28,7 +28,7 @@ from orders.ledger.rollups import PairingRollupHousehold, PairingRollupMonth, Pa
 from orders.models import Order, OrderLine, Refund, RefundLine
 from orders.outbox import sale_date_of
 from shop.clock import SHANGHAI
-from shop.db import among, db, utcnow
+from shop.db import among, db, lock_row, utcnow
 from shop.errors import Conflict, NotFound, ShopCode
 from shop.exports import append_row, csv_cell
 from shop.public import MIN_HOUSEHOLDS, households_reached, withheld
@@ -298,11 +298,12 @@ def county_disclosure(*, code: str, month: date | None = None) -> dict:
     merged; no personal data. A month is published once no sale can be dated in it in the normal course, and
     then shown as published (a public notice never changes silently), with when it was computed. A payment event
     delivered late, or a refund, can still change the month: beside the published figures, `revision` gives the
-    month as the ledger has it now, by the same rules and with when it was computed — if the households whose
-    figures changed since publication are at least 3, and so are those in each row that changed (a village's
-    revised figure less its published one tells what changed for its households; a household that moved village
-    changes both rows), and every unchanged household is in the row it was published in (else the regrouped rows
-    would tell its amount); else only that they are fewer than 3; null if none changed.
+    month as the ledger has it now (or as last revised: `_revision`), by the same rules and with when it was
+    computed — if the households whose figures changed since publication (and since each revision shown) are at
+    least 3, and so are those in each row that changed (a village's revised figure less its published one tells
+    what changed for its households; a household that moved village changes both rows), and every unchanged
+    household is in the row it was published in (else the regrouped rows would tell its amount); else only that
+    they are fewer than 3; null if none changed.
     Only of a recipient county (`region_not_found` for a prefecture, a province or a donor district: no household
     lives in one as its county, so its figures would read as "none reached"); `disclosure_not_published` for a
     later month; `disclosure_before_first_month` for a month before both the county's first pairing and the
@@ -371,36 +372,58 @@ def _notice(county_code: str, month: date) -> DisclosureNotice:
 
 def _revision(notice: DisclosureNotice, now: datetime) -> dict | None:
     """The month's figures as the ledger has them now, if at least 3 of the county's households' figures changed
-    since the notice was published and every row holds none or at least 3 of them (`_changes_hidden`); else only
+    since the notice was published and every row holds none or at least 3 of them (`_changes_hidden`), and likewise
+    since each revision shown before (a reader may keep every one: two of them must not differ by what concerns 1 or
+    2 households); it is then kept as shown. Else the last revision shown (it is public already), or before any only
     "fewer than 3"; None if none changed. Who changed is read again after the figures, so a change linked while
     they are read counts among the changes."""
     changed = _households_changed(notice)
     if not changed:
         return None
+    shown = list(notice.revisions or [])
+    last = shown[-1] if shown else None
+    if last is not None and not _households_changed(notice, since=last):
+        return _shown_revision(last)
     if len(changed) < MIN_HOUSEHOLDS:
-        return {"computed_at": now, **withheld()}
-    revised = _figures(_reached(notice.county_code, notice.month))
-    changed = _households_changed(notice)
-    if not _changes_hidden(notice, changed, revised):
-        return {"computed_at": now, **withheld()}
-    return {"computed_at": now, **revised}
+        return _shown_revision(last) if last is not None else {"computed_at": now, **withheld()}
+    seq = rollups.ledger_head()  # before the figures: a transaction linked while they are read counts as after it
+    reached = _reached(notice.county_code, notice.month)
+    revised = _figures(reached)
+    for base in (notice.figures, *shown):
+        if not _changes_hidden(base, _households_changed(notice, since=base), revised):
+            return _shown_revision(last) if last is not None else {"computed_at": now, **withheld()}
+    revision = {"computed_at": now.isoformat(), **revised, "ledger_seq": seq,
+                "members": {str(hid): village for hid, (village, _fen) in reached.items()}}
+    locked = lock_row(DisclosureNotice, notice.id)
+    if (locked.revisions or []) != shown:  # another reading showed one meanwhile: compare with it first
+        return _revision(locked, now)
+    locked.revisions = [*shown, revision]
+    db.session.flush()
+    return _shown_revision(revision)
 
 
-def _changes_hidden(notice: DisclosureNotice, changed: dict[int, str], revised: dict) -> bool:
-    """Whether each row of the published notice and of the revision (a village, or the merged row) holds none or
-    at least 3 of the households that changed since publication: whose amount changed (`changed`: household id →
-    its village now), or who moved to another village (known for notices that keep their members), counted in the
-    rows of both villages; and no household that did not change is in another row than it was published in (a
-    village merged into "other villages" afresh, or shown again). Otherwise a row's revised figure less its
-    published one would tell what changed for 1 or 2 households, or an unchanged household's own amount."""
-    members = {int(hid): village for hid, village in notice.figures.get("members", {}).items()}
+def _shown_revision(revision: dict) -> dict:
+    """A revision kept as shown, as the disclosure shows it (its figures and when they were computed)."""
+    return {"computed_at": datetime.fromisoformat(revision["computed_at"]),
+            **{name: revision[name] for name in ("villages", "other_villages", "total")}}
+
+
+def _changes_hidden(base: dict, changed: dict[int, str], revised: dict) -> bool:
+    """Whether each row of a figure shown before (`base`: the published notice's, or a revision's) and of the
+    revision (a village, or the merged row) holds none or at least 3 of the households that changed since it: whose
+    amount changed (`changed`: household id → its village now), or who moved to another village (known for figures
+    that keep their members), counted in the rows of both villages; and no household that did not change is in
+    another row than it was shown in (a village merged into "other villages" afresh, or shown again). Otherwise a
+    row's revised figure less the one shown before would tell what changed for 1 or 2 households, or an unchanged
+    household's own amount."""
+    members = {int(hid): village for hid, village in base.get("members", {}).items()}
     villages_now = dict(db.session.execute(select(Household.id, Household.village)
                                            .where(among(Household.id, members))).all()) if members else {}
     touched: dict[int, set[str]] = {hid: {village} for hid, village in changed.items()}
     for hid, village in members.items():
         if hid in changed or villages_now.get(hid, village) != village:
             touched.setdefault(hid, set()).update({village, villages_now.get(hid, village)})
-    published = {row["village"] for row in notice.figures["villages"]}
+    published = {row["village"] for row in base["villages"]}
     shown_now = {row["village"] for row in revised["villages"]}
     rows: dict[tuple, set[int]] = {}
     for hid, villages in touched.items():
@@ -412,13 +435,13 @@ def _changes_hidden(notice: DisclosureNotice, changed: dict[int, str], revised: 
     return not regrouped and all(len(households) >= MIN_HOUSEHOLDS for households in rows.values())
 
 
-def _households_changed(notice: DisclosureNotice) -> dict[int, str]:
+def _households_changed(notice: DisclosureNotice, *, since: dict | None = None) -> dict[int, str]:
     """The county's households (id → village now) with a non-zero net of household postings on the month's lines
-    posted after the notice (linked after its chain position; for a notice without one, posted after its
-    publication)."""
+    posted after the notice, or after the figures `since` (a revision's, or the notice's: linked after their chain
+    position; for a notice without one, posted after its publication)."""
     lines = sold_lines(*_in_period(LedgerTransaction.sale_date, notice.month, _next_month(notice.month)))
     posted = aliased(LedgerTransaction)
-    seq = notice.figures.get("ledger_seq")
+    seq = (since if since is not None else notice.figures).get("ledger_seq")
     after = posted.seq > seq if seq is not None else posted.posted_at > notice.published_at
     changes = (select(Posting.household_id, Household.village).select_from(lines)
                .join(Posting, Posting.order_line_id == lines.c.line_id)

@@ -117,7 +117,9 @@ class DisclosureRevisionOut(Schema):
 class DisclosureOut(Schema):
     """A county's public disclosure of a month as published: per village, small villages merged, and the county
     total; `from` (inclusive) and `to` (exclusive) are the month's Asia/Shanghai dates, `computed_at` when it was
-    published; `revision` the figures as they are now if they changed since (null if not, as of `checked_at`)."""
+    published; `revision` the figures as they were last revised if they changed since (null if not, as of
+    `checked_at`): a revision once shown is kept, and a newer one differs from each shown before by at least 3
+    households in every row that changed."""
 
     county = fields.Nested(CountyCodeOut)
     month = fields.String()

@@ -514,6 +514,28 @@ def test_a_revision_shows_a_village_whose_change_concerns_at_least_3_households(
     assert revision["total"]["attributed_fen"] == published["total"]["attributed_fen"] - 30
 
 
+def test_two_revisions_read_one_after_the_other_never_differ_by_fewer_than_3_households(client, monkeypatch):
+    """A revision once shown is public: a reader who keeps its figures and reads again later must not learn from the
+    difference what changed for 1 or 2 households. After 3 households of 甲村 changed (a revision shown), one more
+    change of h1 alone leaves the revision shown as it was; only 3 more changes in the row show a new one."""
+    world, line_id, month, published = _three_villages(client, monkeypatch)
+    _correct(world, line_id, 1, 3, 7)
+    first = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json["revision"]
+    assert first["total"]["attributed_fen"] == published["total"]["attributed_fen"] - 30
+
+    _correct(world, line_id, 1)
+    again = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json["revision"]
+
+    assert again == first  # its 甲村 less the first's would be h1's own correction
+
+    _correct(world, line_id, 1, 3, 7)
+    later = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json["revision"]
+    shown = {row["village"]: row["attributed_fen"] for row in later["villages"]}
+    before = {row["village"]: row["attributed_fen"] for row in published["villages"]}
+    assert shown == {**before, "甲村": before["甲村"] - 70}
+    assert later != first
+
+
 def test_a_household_moved_to_another_village_after_publication_is_not_told_by_the_revision(client, monkeypatch):
     """h8 moved from 乙村 to 甲村 after publication, its figures unchanged, while 3 households of 丙村 changed: the
     revised 甲村 less the published one would be h8's amount, so the revision only says it concerns fewer than 3."""
