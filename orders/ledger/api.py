@@ -220,7 +220,7 @@ def show_verification(verification_id):
 @blp.arguments(LedgerTransactionQuery, location="query")
 @blp.response(200, page_schema(LedgerTransactionOut))
 def list_transactions(query):
-    """List transactions by id, optionally those touching an account and posted in a period."""
+    """List transactions in chain (commit) order, optionally those touching an account and posted in a period."""
     return audit.list_transactions(**query)
 
 

@@ -26,17 +26,19 @@ from suppliers.service import dividend_shares
 
 def list_transactions(*, account: str | None = None, from_date: date | None = None, to_date: date | None = None,
                       limit: int, cursor: str | None) -> dict:
-    """A page of transactions (with postings) by id, posted in [from, to) (Asia/Shanghai dates), touching `account`."""
+    """A page of transactions (with postings) in chain order (`seq`: commit order, so a transaction committed while
+    a reader pages never lands behind a page already read, as one with a smaller id could), posted in [from, to)
+    (Asia/Shanghai dates), touching `account`."""
     wait_for_linking()
-    query = select(LedgerTransaction).where(*recorded_in(LedgerTransaction.posted_at, from_date=from_date,
-                                                         to_date=to_date))
+    query = select(LedgerTransaction).where(LedgerTransaction.seq.is_not(None), *recorded_in(
+        LedgerTransaction.posted_at, from_date=from_date, to_date=to_date))
     if account is not None:
         account_id = db.session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == account))
         if account_id is None:
             raise NotFound("No such ledger account.", code=LedgerCode.ACCOUNT_NOT_FOUND)
         query = query.where(exists().where(Posting.transaction_id == LedgerTransaction.id,
                                            Posting.account_id == account_id))
-    page = paginate(query, keys=[LedgerTransaction.id], limit=limit, cursor=cursor,
+    page = paginate(query, keys=[LedgerTransaction.seq], limit=limit, cursor=cursor,
                     filters={"account": account, "from": from_date, "to": to_date})
     codes = _account_codes(p.account_id for t in page["items"] for p in t.postings)
     return {"items": [_transaction_out(t, codes) for t in page["items"]], "next_cursor": page["next_cursor"]}

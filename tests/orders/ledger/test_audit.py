@@ -1,6 +1,7 @@
 """The auditor's view of one transaction: what the transaction itself did, and only refunds that succeeded."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from orders import outbox
@@ -61,3 +62,48 @@ def test_a_refund_the_ledger_has_not_reversed_yet_counts_nowhere(client, login):
 
     assert attribution["line"]["refunded_quantity"] == 0
     assert [a["refunded"] for a in attribution["allocations"]] == [0, 0]
+
+
+def _posted(memo: str) -> int:
+    """Post a one-fen transaction between two platform accounts (its memo names it); its id, uncommitted."""
+    from orders.ledger import accounts, chain
+
+    return chain.post(kind="processor_fee", memo=memo,
+                      postings=[(accounts.platform(), 1, "fee"), (accounts.payments("sandbox"), -1, "payment")]).id
+
+
+@pytest.mark.postgres
+def test_an_auditor_walking_the_transactions_while_they_are_posted_misses_none(pg_app):
+    """Workers post in parallel, so a transaction may commit after one with a larger id: an auditor who walks the
+    list page by page meanwhile must still meet it on a later page (the list follows the chain's commit order)."""
+    from orders.ledger.models import ChainHead
+    from tests.orders.ledger.test_reports import admin_headers
+    from tests.parallel import second_while_first_uncommitted
+
+    client = pg_app.test_client()
+    headers = admin_headers("auditor")
+    _posted("t0")
+    db.session.commit()
+    url = "/api/v1/ledger/transactions?limit=1"
+
+    def first():
+        _posted("late")  # its id is taken now, its commit comes after the two below
+
+    def second():
+        _posted("t2")
+        db.session.commit()
+        _posted("t3")
+        db.session.commit()
+        page = client.get(url, headers=headers).json
+        seen = [t["memo"] for t in page["items"]]
+        page = client.get(f"{url}&cursor={page['next_cursor']}", headers=headers).json
+        return seen + [t["memo"] for t in page["items"]], page["next_cursor"]
+
+    seen, cursor = second_while_first_uncommitted(pg_app, first, second)
+    assert db.session.scalar(select(ChainHead.seq)) == 4
+    while cursor:
+        page = client.get(f"{url}&cursor={cursor}", headers=headers).json
+        seen += [t["memo"] for t in page["items"]]
+        cursor = page["next_cursor"]
+
+    assert sorted(seen) == ["late", "t0", "t2", "t3"]
