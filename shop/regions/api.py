@@ -30,11 +30,16 @@ blp = Blueprint("regions", __name__, url_prefix="/api/v1", description="Regions 
 
 def _public_key(schema: type[Schema] | None = None):
     """The cache key function of an anonymous reference-data read (a new generation after every admin change),
-    keyed on the path and the arguments as `schema` parses them, so unknown parameters make no new keys."""
+    keyed on the route, its path values as the route reads them (a code in its one spelling, an id as a number: not
+    the path as typed, whose spellings would each make a new key) and the arguments as `schema` parses them, so
+    unknown parameters make no new keys."""
 
     def key() -> str | None:
         arguments = parsed_query(schema()) if schema else ()
-        return None if arguments is None else cache_key(service.CACHE_NAMESPACE, "read", request.path, arguments)
+        if arguments is None:
+            return None
+        return cache_key(service.CACHE_NAMESPACE, "read", request.endpoint, sorted((request.view_args or {}).items()),
+                         arguments)
 
     return key
 

@@ -152,3 +152,20 @@ def test_reference_data_reads_key_on_their_parsed_arguments(app, client):
     for junk in ("&_=1", "&limit=20", "&utm_source=" + "a" * 300):
         assert client.get(url + junk).json == first, junk
     assert _cache_entries(app) == entries
+
+
+def test_spellings_of_the_same_region_or_pairing_in_the_path_share_one_cached_answer(app, client):
+    """The path names a region or pairing by a code or id the route reads in one spelling (full-width digits,
+    invisible characters, leading zeros): every spelling is the same answer, cached once, so varying it makes no
+    new cache entries."""
+    region = client.get("/api/v1/regions/513431")
+    pairing = client.get("/api/v1/pairings/1")
+    assert region.status_code == pairing.status_code == 200
+    entries = _cache_entries(app)
+    for spelling in ("５１３４３１", "513431\u200b", "\u200b513431", "5\u200b13431"):
+        again = client.get(f"/api/v1/regions/{spelling}")
+        assert again.status_code == 200 and again.json == region.json, spelling
+    for spelling in ("01", "001", "0001"):
+        again = client.get(f"/api/v1/pairings/{spelling}")
+        assert again.status_code == 200 and again.json == pairing.json, spelling
+    assert _cache_entries(app) == entries
