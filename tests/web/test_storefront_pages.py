@@ -48,8 +48,9 @@ from shop.db import db
 from shop.errors import AppError, Conflict
 from shop.extensions import limiter
 from shop.fields import MAX_QUANTITY
-from tests.catalog.factories import ProductFactory, make_lot
+from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import UserFactory
+from tests.orders.factories import StoreFactory
 from web.filters import local_time, yuan
 from web.pages import ID_OR_CARD_REFUSED
 from web.storefront import checkout as web_checkout
@@ -1106,3 +1107,21 @@ def test_a_shopper_finds_a_product_by_its_whole_name_pasted_into_the_search_box(
     body = page.get_data(as_text=True)
     assert page.status_code == 200 and f"/p/{product.sku}" in body and body.count("/p/") == 1
     assert re.search(r'<input id="q" name="q" type="search" maxlength="(\d+)"', body).group(1) == str(NAME_MAX)
+
+
+def test_a_lot_held_only_at_a_closed_store_is_not_listed_on_sale_on_the_product_page(app, client):
+    """A store closed with stock on its shelves sells none of it: the product page lists neither its stock nor its lots,
+    and counts none of its units as on sale beside the lots it lists."""
+    product = ProductFactory()
+    warehouse = LocationFactory()
+    closed = StoreFactory(active=False)
+    on_sale = make_lot(product, warehouse, quantity=3)
+    shut_away = make_lot(product, db.session.get(Location, closed.location_id), quantity=7)
+    also_closed = make_lot(product, warehouse, quantity=2)
+    db.session.add(Stock(location_id=closed.location_id, lot_id=also_closed.id, product_id=product.id, on_hand=9))
+    db.session.commit()
+
+    html = client.get(f"/p/{product.sku}").get_data(as_text=True)
+
+    assert f"溯源码 {on_sale.trace_code}" in html and f"溯源码 {shut_away.trace_code}" not in html
+    assert f"溯源码 {also_closed.trace_code}" in html and "可售 2<" in html and "可售 11" not in html

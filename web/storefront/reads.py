@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import aliased
 
 from catalog.models import Location, Lot, Product, Stock
@@ -87,13 +87,15 @@ def names_off_sale(skus: list[str]) -> dict[str, str]:
 
 
 def lots_on_sale(*, sku: str, limit: int) -> tuple[list[LotOnSale], int]:
-    """The first `limit` of the product's lots with available units (summed over locations), oldest harvest first
-    (the order stock is sold in), and how many such lots there are in all."""
+    """The first `limit` of the product's lots with available units (summed over the locations selling, as `places`
+    has them: a closed store's shelves sell nothing), oldest harvest first (the order stock is sold in), and how many
+    such lots there are in all."""
     available = Stock.on_hand - Stock.reserved
     rows = db.session.execute(
         select(Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village, func.sum(available), func.count().over())
         .join(Stock, Stock.lot_id == Lot.id).join(Product, Product.id == Lot.product_id)
-        .where(Product.sku == sku, available > 0)
+        .outerjoin(Store, Store.location_id == Stock.location_id)
+        .where(Product.sku == sku, available > 0, or_(Store.id.is_(None), Store.active.is_(True)))
         .group_by(Lot.id, Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.village)
         .order_by(Lot.harvested_on, Lot.id).limit(limit)).all()
     return [LotOnSale(*row[:-1]) for row in rows], rows[0][-1] if rows else 0
