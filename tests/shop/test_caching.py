@@ -169,3 +169,19 @@ def test_spellings_of_the_same_region_or_pairing_in_the_path_share_one_cached_an
         again = client.get(f"/api/v1/pairings/{spelling}")
         assert again.status_code == 200 and again.json == pairing.json, spelling
     assert _cache_entries(app) == entries
+
+
+def test_the_openapi_document_is_serialised_once_per_app_not_on_every_read(app, client, monkeypatch):
+    """The public document is ~0.5 MB of JSON that takes tens of milliseconds to write out and never changes once the
+    app is built: reads after the first are answered with the same bytes, not by serialising the spec afresh."""
+    from shop.extensions import api
+
+    first = client.get("/api/v1/openapi.json")
+    built = []
+    to_dict = api.spec.to_dict
+    monkeypatch.setattr(api.spec, "to_dict", lambda: built.append(1) or to_dict())
+    again = [client.get("/api/v1/openapi.json") for _ in range(3)]
+
+    assert first.status_code == 200 and first.mimetype == "application/json"
+    assert all(read.status_code == 200 and read.data == first.data for read in again)
+    assert built == []
