@@ -109,9 +109,10 @@ def signed_in(*roles: str):
 
 def error_page(status: int, message: str, *, link: tuple[str, str] | None = None):
     """An HTML error page with the status and, if given, a link (URL, words) to the next step (a server error's page
-    asks the database nothing: it may be what failed)."""
+    asks the database nothing: it may be what failed); never kept by a cache, as pages are not (`_no_store`): it
+    names the signed-in user, also where no page's blueprint answers (a path no page matches, a missing file)."""
     return render_template("web/error.html", status=status, message=message, link=link,
-                           no_user=status >= 500), status
+                           no_user=status >= 500), status, {"Cache-Control": "no-store"}
 
 
 def _expired_form(status: int):

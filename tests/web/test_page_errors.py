@@ -13,10 +13,12 @@ from catalog import inventory
 from catalog import service as catalog
 from catalog.models import Lot
 from shop.db import db
+from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
 from tests.suppliers.factories import SupplierFactory
 from tests.web.test_coop_journey import console_errors
 from tests.web.test_coop_pages import signed_in_coop
+from tests.web.test_pages_security import _sign_in
 from tests.web.test_till_pages import _signed_in
 from web.storefront import reads
 
@@ -157,3 +159,17 @@ def test_a_query_parameter_given_twice_is_refused_naming_it_on_every_page_as_the
     api = client.get(f"/api/v1/suppliers/{supplier.id}/households?code=R1&code=R2",
                      headers=login("coop", supplier_id=supplier.id))
     assert api.status_code == 422 and list(api.json["error"]["details"]) == ["code"], api.json
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/static/web/no-such.css", "/orders/abc"])
+def test_an_error_page_showing_who_is_signed_in_is_never_stored_by_a_cache(client, path):
+    """An error page outside any page's blueprint (a path no page matches, a missing static file) names the signed-in
+    user in its header as every page does (a consumer's phone number): it is never kept by a cache, as pages are not."""
+    user = UserFactory(role="consumer", username="13800138000")
+    db.session.commit()
+    _sign_in(client, user)
+
+    response = client.get(path)
+
+    assert response.status_code == 404 and "13800138000" in response.get_data(as_text=True)
+    assert response.headers["Cache-Control"] == "no-store"
