@@ -861,3 +861,26 @@ def test_a_clerk_reads_the_stores_past_shifts_newest_first_with_each_cash_up_a_p
     stranger = app.test_client()
     _signed_in(stranger, store_id=StoreFactory().id)
     assert "data-shift" not in stranger.get("/till/shifts").get_data(as_text=True)
+
+
+def test_every_pickup_order_waiting_at_the_store_is_listed_a_page_at_a_time_none_silently_left_off(client):
+    location = LocationFactory(kind="store", region_code="440606")
+    store = StoreFactory(location=location, location_id=location.id)
+    product = ProductFactory(price_fen=1000)
+    make_lot(product, location, quantity=60)
+    buyer = UserFactory(role="consumer")
+    waiting = []
+    for number in range(51):  # one more than the page shows at once
+        order = paid_order(location_id=location.id, lines=[(product, 1)], channel="pickup", store=store,
+                           consumer=buyer, payment_method="stripe", status="paid")
+        order.pickup_code = f"{100000 + number}"
+        waiting.append(order.id)
+    _signed_in(client, store_id=store.id)
+    db.session.commit()
+
+    first = client.get("/till/pickups").get_data(as_text=True)
+    more = re.search(r'href="([^"]+)">更多待取订单', first)
+    assert more is not None, "the 51st order waiting is neither listed nor said to exist"
+    rest = client.get(html.unescape(more.group(1))).get_data(as_text=True)
+    listed = [int(number) for page in (first, rest) for number in re.findall(r'<tr data-order="(\d+)">', page)]
+    assert listed == waiting and "更多待取订单" not in rest

@@ -185,8 +185,8 @@ def _pickup_key() -> str:
 @signed_in("store_staff")
 @pickup_code_limit(_pickup_key)
 def pickups():
-    """The paid pickup orders waiting here, and the hand-over by the code the customer shows (then the page of the
-    order handed over, so a refresh does not send the code again)."""
+    """The paid pickup orders waiting here, oldest first, a page at a time, and the hand-over by the code the customer
+    shows (then the page of the order handed over, so a refresh does not send the code again)."""
     store = service.store_of(web_user())
     handed = error = None
     status = 200
@@ -205,8 +205,10 @@ def pickups():
                 raise
             db.session.rollback()
             error, status = _already_handed(store, code) or _message(exc), 409
-    waiting = counter.list_pickups(actor=web_user(), store_id=store.id, limit=PICKUPS_SHOWN, cursor=None)
-    return _till("till/pickups.html", status, waiting=waiting["items"], handed=handed, error=error)
+    waiting = counter.list_pickups(actor=web_user(), store_id=store.id, limit=PICKUPS_SHOWN,
+                                   cursor=request.args.get("cursor") or None)
+    return _till("till/pickups.html", status, waiting=waiting["items"], handed=handed, error=error,
+                 next_url=page_url(waiting["next_cursor"]) if waiting["next_cursor"] else None)
 
 
 def _id_arg(text: str) -> int | None:
