@@ -884,3 +884,23 @@ def test_every_pickup_order_waiting_at_the_store_is_listed_a_page_at_a_time_none
     rest = client.get(html.unescape(more.group(1))).get_data(as_text=True)
     listed = [int(number) for page in (first, rest) for number in re.findall(r'<tr data-order="(\d+)">', page)]
     assert listed == waiting and "更多待取订单" not in rest
+
+
+def test_every_sale_of_a_busy_shift_is_listed_on_its_page_a_page_at_a_time_so_each_can_be_refunded(client):
+    location = LocationFactory(kind="store", region_code="440606")
+    store = StoreFactory(location=location, location_id=location.id)
+    product = ProductFactory(price_fen=1000)
+    make_lot(product, location, quantity=120)
+    clerk = _signed_in(client, store_id=store.id)
+    shift = stores.start_shift(actor=clerk, store_id=store.id, float_fen=0)
+    sales = [paid_order(location_id=location.id, lines=[(product, 1)], store=store, shift=shift).id
+             for _ in range(101)]  # more than the page lists at once
+    db.session.commit()
+
+    first = client.get(f"/till/shifts/{shift.id}").get_data(as_text=True)
+    more = re.search(r'href="([^"]+)">更早的销售', first)
+    assert more is not None, "the shift's first sale is neither listed nor said to exist"
+    rest = client.get(html.unescape(more.group(1))).get_data(as_text=True)
+    listed = [int(number) for page in (first, rest) for number in re.findall(r'href="/till/receipts/(\d+)"', page)]
+    assert listed == sales[::-1] and "更早的销售" not in rest
+    assert f'href="/till/orders/{sales[0]}/refund"' in rest

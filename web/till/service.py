@@ -16,6 +16,7 @@ from orders.stores.service import get_store_for
 from shop.auth.models import User
 from shop.db import db
 from shop.errors import NotFound
+from shop.pagination import paginate, scope_of
 
 SHIFT_SALES_SHOWN = 100
 REFUSAL_REASONS = {  # why the server refused a counter sale, by its code (the API's message is English)
@@ -114,10 +115,11 @@ def refused_sales(conflicts: list[SaleConflict]) -> list[RefusedSale]:
     return sales
 
 
-def shift_sales(shift: Shift) -> list[Order]:
-    """The shift's counter sales, newest first."""
-    return list(db.session.scalars(select(Order).where(Order.shift_id == shift.id)
-                                   .order_by(Order.id.desc()).limit(SHIFT_SALES_SHOWN)))
+def shift_sales(shift: Shift, *, cursor: str | None = None) -> dict:
+    """A page of the shift's counter sales, newest first (its cursor continues on the shift's page, whichever page of
+    the shift issued it)."""
+    return paginate(select(Order).where(Order.shift_id == shift.id), keys=[Order.id], limit=SHIFT_SALES_SHOWN,
+                    cursor=cursor, newest_first=True, next_on=scope_of("till.shift", shift_id=shift.id))
 
 
 def handed_over_at(store: Store, pickup_code: str) -> tuple[int, datetime] | None:

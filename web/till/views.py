@@ -140,9 +140,17 @@ def shifts():
 @bp.route("/shifts/<int:shift_id>")
 @signed_in("store_staff")
 def shift(shift_id: int):
-    """A shift's report: per payment method expected, counted and difference; its sales; the close form."""
+    """A shift's report: per payment method expected, counted and difference; its sales, a page at a time; the close
+    form."""
     report = stores.shift_report(actor=web_user(), shift_id=shift_id)
-    return _till("till/shift.html", report=report, sales=service.shift_sales(report.shift))
+    return _till("till/shift.html", report=report, **_sales(report.shift, request.args.get("cursor") or None))
+
+
+def _sales(shift, cursor: str | None) -> dict:
+    """A page of the shift's sales for its page, and the link to the next (older) page, if any."""
+    page = service.shift_sales(shift, cursor=cursor)
+    next_url = url_for("till.shift", shift_id=shift.id, cursor=page["next_cursor"]) if page["next_cursor"] else None
+    return {"sales": page["items"], "next_url": next_url}
 
 
 @bp.route("/shifts/<int:shift_id>/close", methods=["POST"])
@@ -153,8 +161,7 @@ def close_shift(shift_id: int):
     try:
         data = ShiftClose().load({"counted_cash_fen": _fen("counted", MAX_AMOUNT_FEN)})
     except ValidationError:
-        return _till("till/shift.html", 422, report=report, sales=service.shift_sales(report.shift),
-                     typed=_field("counted"),
+        return _till("till/shift.html", 422, report=report, **_sales(report.shift, None), typed=_field("counted"),
                      error=f"请输入清点的现金金额（最多 ¥{MAX_AMOUNT_FEN // 100:,}），例如 1234.50。")
     try:
         stores.close_shift(actor=web_user(), shift_id=shift_id, **data)
