@@ -480,6 +480,20 @@ def test_a_large_batchs_page_shows_its_lines_a_page_at_a_time_with_the_whole_bat
     assert forged.status_code == 400 and "翻页链接无效，请回到第一页。" in text(forged)
 
 
+def test_a_large_batchs_page_shown_again_after_a_refused_download_pages_on_to_its_lines_not_to_the_form(coops):
+    supplier, client = coops["ours"], coops["client"]
+    households = [paid_household(supplier, 100) for _ in range(60)]
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today())
+    refused = client.post(f"/coop/payouts/{batch.id}/bank-file",
+                          data={"reason": " ", "csrf_token": csrf(client, f"/coop/payouts/{batch.id}")})
+    assert refused.status_code == 422 and "下一页" in text(refused)
+    following = re.search(r'href="([^"]*cursor=[^"]*)">下一页', text(refused)).group(1).replace("&amp;", "&")
+    assert following.startswith(f"/coop/payouts/{batch.id}?"), following  # the batch's page, not the download form
+    rest = client.get(following)
+    assert rest.status_code == 200 and "回到第一页" in text(rest) and "下一页" not in text(rest)
+    assert sum(h.bank_account[-4:] in text(rest) for h in households) >= 10
+
+
 def test_a_household_searchs_next_page_link_keeps_the_search_and_pages_on(coops):
     supplier, client = coops["ours"], coops["client"]
     found = linked_households(supplier, 55, village="龙沟村")

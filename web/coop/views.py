@@ -16,7 +16,7 @@ from orders.ledger.payouts import service as payouts
 from shop.db import commit
 from shop.errors import AppError, ShopCode, ValidationError
 from shop.fields import Choice, Reason, is_blank
-from shop.pagination import PageQuery, PeriodQuery
+from shop.pagination import PageQuery, PeriodQuery, scope_of
 from suppliers import service as suppliers
 from suppliers.errors import SupplierCode
 from suppliers.schemas import HouseholdOut, HouseholdQuery
@@ -243,12 +243,16 @@ def payout_batch(batch_id: int):
 
 
 def _payout_page(batch_id: int, *, errors: dict | None = None, status: int = 422):
-    """The batch's page (its totals, and its lines a page at a time), with the message beside the bank file form
-    and the reason as typed when it was refused."""
+    """The batch's page (its totals, and its lines a page at a time: the next page is the batch's page's, also when
+    a refused download form shows it), with the message beside the bank file form and the reason as typed when it was
+    refused."""
     batch = payouts.show_batch(batch_id=batch_id, actor=web_user())
     lines = payouts.list_lines(batch_id=batch_id, actor=web_user(),
+                               next_on=scope_of("coop.payout_batch", batch_id=batch_id),
                                **_parsed(PageQuery(), {"limit": PAGE_SIZE, "cursor": request.args.get("cursor", "")}))
-    return render_template("coop/payout.html", batch=batch, lines=lines, errors=errors or {},
+    cursor = lines["next_cursor"]
+    next_url = url_for(".payout_batch", batch_id=batch_id, cursor=cursor) if cursor else None
+    return render_template("coop/payout.html", batch=batch, lines=lines, next_url=next_url, errors=errors or {},
                            reason=request.form.get("reason", "")), status if errors else 200
 
 

@@ -457,9 +457,11 @@ def show_batch(*, batch_id: int, actor: User) -> dict:
     return _shown(_batch_in_scope(batch_id, actor), with_lines=True)
 
 
-def list_lines(*, batch_id: int, actor: User, status: str | None = None, limit: int, cursor: str | None) -> dict:
-    """A page of the lines (masked accounts) of a batch in the actor's scope, by id, of one `status` if given."""
-    return _lines_page(_batch_in_scope(batch_id, actor), status=status, limit=limit, cursor=cursor)
+def list_lines(*, batch_id: int, actor: User, status: str | None = None, limit: int, cursor: str | None,
+               next_on: dict | None = None) -> dict:
+    """A page of the lines (masked accounts) of a batch in the actor's scope, by id, of one `status` if given; its
+    cursor for the list `next_on` names if given (`shop.pagination.scope_of`)."""
+    return _lines_page(_batch_in_scope(batch_id, actor), status=status, limit=limit, cursor=cursor, next_on=next_on)
 
 
 def _batch_in_scope(batch_id: int, actor: User) -> PayoutBatch:
