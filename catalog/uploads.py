@@ -174,13 +174,14 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
     return shown
 
 
-def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | None) -> dict:
-    """A page of a supplier's uploads, newest first (`supplier_not_found` for a supplier out of scope or missing)."""
+def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | None, next_on: dict | None = None) -> dict:
+    """A page of a supplier's uploads, newest first (`supplier_not_found` for a supplier out of scope or missing); its
+    cursor for the list `next_on` names if given (`shop.pagination.scope_of`)."""
     if not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     suppliers.get_supplier(supplier_id)
     query = select(InventoryUpload).where(InventoryUpload.supplier_id == supplier_id)
-    return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor, newest_first=True)
+    return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor, newest_first=True, next_on=next_on)
 
 
 def claim_upload(upload_id: int) -> bool:

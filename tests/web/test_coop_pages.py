@@ -494,6 +494,19 @@ def test_a_large_batchs_page_shown_again_after_a_refused_download_pages_on_to_it
     assert sum(h.bank_account[-4:] in text(rest) for h in households) >= 10
 
 
+def test_the_uploads_list_shown_again_after_a_refused_upload_pages_on_to_the_portals_home_not_to_the_form(coops):
+    supplier, client = coops["ours"], coops["client"]
+    uploaded = [pending_upload(supplier, f"{HEADER}\r\nZJ-T-1,LOT-{n},2026-10-01,XC-WH,H-1,5\r\n").id
+                for n in range(25)]  # more than the home page lists at once
+    refused = client.post("/coop/uploads", data={"csrf_token": csrf(client, "/coop")})  # no file chosen
+    assert refused.status_code == 422 and "下一页" in text(refused)
+    following = re.search(r'href="([^"]*cursor=[^"]*)">下一页', text(refused)).group(1).replace("&amp;", "&")
+    assert following.startswith("/coop?"), following  # the portal's home, not the upload form
+    rest = client.get(following)
+    assert rest.status_code == 200 and "回到第一页" in text(rest)
+    assert f'href="/coop/uploads/{uploaded[0]}"' in text(rest)
+
+
 def test_a_household_searchs_next_page_link_keeps_the_search_and_pages_on(coops):
     supplier, client = coops["ours"], coops["client"]
     found = linked_households(supplier, 55, village="龙沟村")

@@ -136,11 +136,13 @@ def _upload_problem(code: str) -> str:
 
 
 def _upload_refused(message: str, status: int):
-    """The home page again, saying why the file was not taken."""
+    """The home page again, saying why the file was not taken (its uploads' next page is the home page's)."""
     user = web_user()
-    page = uploads.list_uploads(actor=user, supplier_id=user.supplier_id, **_parsed(PageQuery(), {}))
+    page = uploads.list_uploads(actor=user, supplier_id=user.supplier_id, next_on=scope_of("coop.home"),
+                                **_parsed(PageQuery(), {}))
+    next_url = url_for(".home", cursor=page["next_cursor"]) if page["next_cursor"] else None
     return render_template("coop/home.html", supplier=suppliers.get_supplier(user.supplier_id), page=page,
-                           upload_error=message, supplier_inactive=SUPPLIER_INACTIVE), status
+                           next_url=next_url, upload_error=message, supplier_inactive=SUPPLIER_INACTIVE), status
 
 
 @bp.get("/uploads/<int:upload_id>")
