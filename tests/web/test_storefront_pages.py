@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from flask import g
 from sqlalchemy import func, select, update
 
 from catalog.models import Location, Product, Stock
@@ -49,7 +50,7 @@ from shop.errors import AppError, Conflict
 from shop.extensions import limiter
 from shop.fields import MAX_QUANTITY
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
-from tests.factories import UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
 from web.filters import local_time, yuan
 from web.pages import ID_OR_CARD_REFUSED
@@ -1125,3 +1126,28 @@ def test_a_lot_held_only_at_a_closed_store_is_not_listed_on_sale_on_the_product_
 
     assert f"溯源码 {on_sale.trace_code}" in html and f"溯源码 {shut_away.trace_code}" not in html
     assert f"溯源码 {also_closed.trace_code}" in html and "可售 2<" in html and "可售 11" not in html
+
+
+def test_every_active_store_is_offered_for_pickup_at_checkout_however_many_there_are(client):
+    product = ProductFactory(price_fen=1000)
+    stores = [StoreFactory() for _ in range(101)]  # one more than a page of the stores list
+    buyer = UserFactory(role="consumer", username="13900000088")
+    db.session.commit()
+
+    def token(path: str) -> str:
+        """The CSRF token of the form on `path` (flask-wtf's copy in `g`, of the test's app context, dropped)."""
+        g.pop("csrf_token", None)
+        return _token(client, path)
+
+    client.post("/login", data={"username": buyer.username, "password": DEFAULT_PASSWORD,
+                                "csrf_token": token("/login")})
+    added = client.post("/cart", data={"sku": product.sku, "quantity": "1", "csrf_token": token(f"/p/{product.sku}")})
+    assert added.status_code == 302
+
+    response = client.get(f"/checkout?store={stores[-1].id}")
+
+    page = response.get_data(as_text=True)
+    choices = re.search(r'<select id="store_id".*?</select>', page, re.S).group(0)
+    offered = [int(number) for number in re.findall(r'<option value="(\d+)"', choices)]
+    assert response.status_code == 200 and offered == [store.id for store in stores]
+    assert f'<option value="{stores[-1].id}" selected>' in page  # the store a link chose, too

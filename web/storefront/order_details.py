@@ -81,7 +81,7 @@ class OrderDetails:
     asking_until: datetime | None
 
 
-def _every(read: Callable[..., dict], **arguments) -> list:
+def every(read: Callable[..., dict], **arguments) -> list:
     """Every item of a paged list, page after page."""
     items, cursor = [], None
     while True:
@@ -120,8 +120,8 @@ def _shown_address(address: dict | None) -> dict | None:
 def order_details(*, actor: User, view: OrderView) -> OrderDetails:
     """The refunds, after-sales requests and delivery address of an order `actor` may see."""
     names = {line.id: line.name for line in view.lines}
-    made = _every(refunds.list_refunds, actor=actor, order_id=view.id)
-    asked = _every(refunds.list_after_sales, actor=actor, order_id=view.id)
+    made = every(refunds.list_refunds, actor=actor, order_id=view.id)
+    asked = every(refunds.list_after_sales, actor=actor, order_id=view.id)
     request_of = {request.refund_id: request for request in asked if request.refund_id is not None}
 
     returned_in_parts = Counter(refund.payment_id for refund in made if refund.source == "unallocated")

@@ -27,10 +27,9 @@ from web.once import claim_form, is_form_key, new_form_key
 from web.pages import ID_OR_CARD_REFUSED, error_page, refused_for_numbers, signed_in, web_user
 from web.storefront import cart, reads
 from web.storefront.checkout import place_order_once, placed_order
-from web.storefront.order_details import order_details
+from web.storefront.order_details import every, order_details
 from web.storefront.views import bp
 
-MAX_STORES = 100
 ORDERS_PER_PAGE = 20
 ADDRESS_FIELDS = ("district_code", "detail", "recipient", "phone")
 FIELD_MESSAGES = {
@@ -127,7 +126,7 @@ def _checkout_page(lines: dict[str, int], *, errors: dict | None = None, short: 
     """The checkout form with a fresh form key, its lines and total (and their digest), and any errors (short lines
     by SKU, and a link to where the shopper sets a refusal right: address and text)."""
     rows = _shown_rows(lines)
-    choices = stores.list_stores(actor=web_user(), district_code=None, limit=MAX_STORES, cursor=None)["items"]
+    choices = every(stores.list_stores, actor=web_user(), district_code=None)
     return render_template(
         "storefront/checkout.html", rows=rows, total=sum(p.price_fen * n for _, p, n in rows if p),
         stores=choices, districts=reads.donor_districts(on=catalog.today()), key=new_form_key(), digest=_digest(rows),
