@@ -8,6 +8,7 @@ import uuid
 
 from flask import Flask, g, request
 
+from shop.access_logs import mask_access_logs
 from shop.blueprint import check_query
 from shop.bodies import GuardBodyReads, check_body
 from shop.config import exit_on_config_error, from_environ
@@ -44,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     hide_database_errors_in_logs()
+    mask_access_logs()
 
     _init_extensions(app)
     register_error_handlers(app)
