@@ -11,6 +11,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import Response, after_this_request, request
 from limits import parse
@@ -48,28 +49,49 @@ def _claim_once_settled(key: str, in_flight: str, *, amount: int, seconds: int) 
         time.sleep(IN_FLIGHT_POLL_SECONDS)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt `claim_attempt` counted (and holds in flight) until its outcome `settle`s it."""
+
+    key: str
+    in_flight: str
+    seconds: int
+
+    def settle(self, *, counted: bool) -> None:
+        """The attempt's outcome is known: no longer in flight, and given back unless it `counted`."""
+        give_back(self.in_flight, seconds=self.seconds)
+        if not counted:
+            give_back(self.key, seconds=self.seconds)
+
+
+def claim_attempt(limit: str | Callable[[], str], *, scope: str,
+                  key_func: Callable[[], str] = client_address) -> Attempt:
+    """Claim one attempt of `limit` (e.g. "5 per minute") per `key_func()` before its work is done: `TooManyRequests`
+    (429 `rate_limited`) once they are used up by attempts that counted (one over the limit first waits for those
+    still being checked); the caller settles the attempt it gets once its outcome shows whether it counts."""
+    item = parse(limit() if callable(limit) else limit)
+    key, seconds = item.key_for(scope, key_func()), item.get_expiry()
+    in_flight = f"{key}:in-flight"
+    if not _claim_once_settled(key, in_flight, amount=item.amount, seconds=seconds):
+        retry_after = math.ceil((limiter.storage.get_expiry(key) or time.time()) - time.time())
+        raise TooManyRequests(str(item), retry_after=max(retry_after, 1))
+    return Attempt(key, in_flight, seconds)
+
+
 def failure_limit(limit: str | Callable[[], str], *, scope: str, counts: Callable[[Response], bool],
                   key_func: Callable[[], str] = client_address):
-    """Decorate a view: each POST claims one attempt of `limit` (e.g. "5 per minute") per `key_func()` before the view
-    runs, 429 `rate_limited` once they are used up by attempts that counted (one over the limit first waits for those
-    still being checked), and gives it back when `counts(response)` is false."""
+    """Decorate a view: each POST claims one attempt of `limit` per `key_func()` before the view runs
+    (`claim_attempt`), and gives it back when `counts(response)` is false."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             if request.method == "POST":
-                item = parse(limit() if callable(limit) else limit)
-                key, seconds = item.key_for(scope, key_func()), item.get_expiry()
-                in_flight = f"{key}:in-flight"
-                if not _claim_once_settled(key, in_flight, amount=item.amount, seconds=seconds):
-                    retry_after = math.ceil((limiter.storage.get_expiry(key) or time.time()) - time.time())
-                    raise TooManyRequests(str(item), retry_after=max(retry_after, 1))
+                attempt = claim_attempt(limit, scope=scope, key_func=key_func)
 
                 @after_this_request
                 def _settle(response: Response) -> Response:
-                    give_back(in_flight, seconds=seconds)
-                    if not counts(response):
-                        give_back(key, seconds=seconds)
+                    attempt.settle(counted=counts(response))
                     return response
             return view(*args, **kwargs)
         return wrapper

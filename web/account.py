@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import TooManyRequests
 
 from shop.auth import service
-from shop.auth.api import auth_limit, login_limit, password_limit, register_limit
+from shop.auth.api import auth_limit, login_limit, password_limit, register_limit, sign_in_attempt
 from shop.auth.schemas import PasswordChange, RegisterRequest, TokenRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit, db
@@ -107,12 +107,21 @@ logout.signs_out = True  # sent again with a stale form once signed out (another
 
 def _signed_in_as_registered_before(phone: str, password: str) -> bool:
     """Sign in the consumer this very form registered already (a double tap, a resent request): the phone is taken
-    and the password is theirs; False if the phone is someone else's (a wrong password counts as a failed sign-in)."""
+    and the password is theirs; False if the phone is someone else's (a wrong password counts as a failed sign-in,
+    of the phone and of the address's budget the sign-in page spends: once that is spent, no password is checked)."""
     db.session.rollback()
     try:
-        user = service.check_credentials(username=phone, password=password, address=client_address())
-    except (Unauthorized, TooManyAttempts):
+        attempt = sign_in_attempt()
+    except TooManyRequests:
         return False
+    wrong = False
+    try:
+        user = service.check_credentials(username=phone, password=password, address=client_address())
+    except (Unauthorized, TooManyAttempts) as exc:
+        wrong = isinstance(exc, Unauthorized)
+        return False
+    finally:
+        attempt.settle(counted=wrong)
     if user.role == "consumer":
         sign_in_session(user)  # from the row the password was checked against, as the sign-in page does
     commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import current_app
 from flask.views import MethodView
 
-from shop.attempts import failure_limit
+from shop.attempts import Attempt, claim_attempt, failure_limit
 from shop.auth import security, service
 from shop.auth.models import ROLES
 from shop.auth.schemas import (
@@ -59,6 +59,14 @@ def _wrong_password(response) -> bool:
 # one budget of failed sign-ins per address, shared by the token route, the sign-in page and password changes
 login_limit = failure_limit(_login_limit, scope="sign-in", counts=_failed)
 password_limit = failure_limit(_login_limit, scope="sign-in", counts=_wrong_password)
+
+
+def sign_in_attempt() -> Attempt:
+    """Claim a sign-in a view makes of its own (the registration page's, of the consumer it registered already) from
+    the same budget of failed sign-ins per address; settle it `counted` if its password was wrong."""
+    return claim_attempt(_login_limit, scope="sign-in")
+
+
 # and one of all sign-ins and registrations per address, right or wrong, routes and pages alike: each hashes a password
 auth_limit = limiter.shared_limit(_auth_limit, scope="password-hashing", methods=["POST"])
 # and one of registrations per address, the route and the page together

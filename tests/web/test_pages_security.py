@@ -307,3 +307,20 @@ def test_the_pickups_page_after_a_forged_hand_over_id_is_the_page_without_it_on_
     response = client.get(f"/till/pickups?handed={handed}")
 
     assert response.status_code == 200 and 'name="pickup_code"' in response.get_data(as_text=True)
+
+
+def test_the_registration_pages_sign_in_of_a_taken_phone_shares_the_addresss_budget_of_failed_sign_ins(app, client):
+    limit = int(app.config["LOGIN_RATE_LIMIT"].split()[0])
+    phones = [f"1391234{n:04d}" for n in range(limit + 1)]
+    for phone in phones:
+        assert _register(app.test_client(), phone).status_code == 302  # each registered elsewhere
+    for phone in phones[:limit]:  # someone else's phone with a guessed password: a failed sign-in of this address
+        guess = client.post("/register", data={"phone": phone, "password": "a guess 12345", "password_again":
+                                               "a guess 12345", "csrf_token": _csrf(client, "/register")})
+        assert guess.status_code == 409
+    assert client.post("/api/v1/auth/token", json={"username": "nobody1", "password": "wrong"}).status_code == 429
+    # and with the address's budget spent, the form checks no password: it says to sign in, signing nobody in
+    right = client.post("/register", data={"phone": phones[limit], "password": "long enough pw", "password_again":
+                                           "long enough pw", "csrf_token": _csrf(client, "/register")})
+    assert right.status_code == 409 and "该手机号已注册，请登录" in right.get_data(as_text=True)
+    assert client.get("/orders").status_code == 302
