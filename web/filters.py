@@ -1,10 +1,10 @@
-"""Jinja filters the pages share: money from fen, units and order statuses in Chinese."""
+"""Jinja filters the pages share: money from fen, units and order statuses in Chinese, phone numbers masked."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from shop.clock import SHANGHAI
-from shop.fields import mask_personal_numbers
+from shop.fields import mainland_mobile, mask_personal_numbers
 
 UNIT_NAMES = {"kg": "公斤", "box": "盒", "bag": "袋", "piece": "只"}
 STATUS_NAMES = {
@@ -48,5 +48,19 @@ def masked(text: str | None) -> str:
     return mask_personal_numbers(text) if text else ""
 
 
+def masked_phone(phone: str) -> str:
+    """A phone number with all but its first 3 and last 4 digits hidden (13912345678 → 139****5678)."""
+    if len(phone) < 8:
+        return "*" * (len(phone) - 2) + phone[-2:]
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+def shown_username(username: str) -> str:
+    """A username as a page shows it: a consumer's, their mobile number, masked (`masked_phone`), as the order page
+    shows a delivery phone; any other as it is."""
+    return masked_phone(username) if mainland_mobile(username) == username else username
+
+
 FILTERS = {"yuan": yuan, "unit_name": unit_name, "status_name": status_name, "channel_name": channel_name,
-           "local_time": local_time, "masked": masked}
+           "local_time": local_time, "masked": masked,
+           "shown_username": shown_username}

@@ -324,3 +324,11 @@ def test_the_registration_pages_sign_in_of_a_taken_phone_shares_the_addresss_bud
                                            "long enough pw", "csrf_token": _csrf(client, "/register")})
     assert right.status_code == 409 and "该手机号已注册，请登录" in right.get_data(as_text=True)
     assert client.get("/orders").status_code == 302
+
+
+def test_every_page_shows_a_signed_in_consumers_phone_masked_as_the_order_page_shows_a_delivery_phone(app, client):
+    assert _register(client, "13912345678").status_code == 302
+    for path in ("/", "/orders", "/cart", "/account"):
+        html = client.get(path).get_data(as_text=True)
+        shown = re.sub(r"<input[^>]*hidden>", "", html)  # the password manager's hidden username field aside
+        assert "13912345678" not in shown and "139****5678" in shown, path

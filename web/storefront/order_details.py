@@ -14,6 +14,7 @@ from orders.refunds import service as refunds
 from shop.auth.models import User
 from shop.errors import NotFound
 from shop.regions.service import get_region
+from web.filters import masked_phone
 
 PAGE = 100
 SOURCE_REASONS = {"provider": "在支付平台退款", "unallocated": "付款未能对应到库存，已全额退回"}
@@ -90,13 +91,6 @@ def every(read: Callable[..., dict], **arguments) -> list:
         cursor = page["next_cursor"]
         if cursor is None:
             return items
-
-
-def masked_phone(phone: str) -> str:
-    """A phone number with all but its first 3 and last 4 digits hidden (13912345678 → 139****5678)."""
-    if len(phone) < 8:
-        return "*" * (len(phone) - 2) + phone[-2:]
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
 def _place(district_code: str) -> str:
