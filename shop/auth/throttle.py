@@ -8,11 +8,13 @@ clears it, a password change clears it from every address. So someone guessing e
 before its password is checked (`shop.attempts`), and one past the free failures must also move the deadline on with
 one atomic increment, which only one of several parallel attempts can do: a burst gets no more passwords checked than
 attempts made one after another would. Counters live in the rate limiter's storage, so every process shares them when
-`REDIS_URL` is set (in-process memory in the embedded mode); keys hold a digest, never the username or the address.
+`REDIS_URL` is set (in-process memory in the embedded mode); keys hold a digest keyed with the app's secret, never the
+username or the address.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import math
 import time
@@ -47,8 +49,11 @@ def _now() -> float:
 
 
 def _digest(*parts: object) -> str:
-    """A digest of `parts` for storage keys, which never hold a username or an address."""
-    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:32]
+    """A digest of `parts` for storage keys, which never hold a username or an address: keyed with the app's secret,
+    since a plain hash of a phone number is the number to anyone who hashes the 10⁹-odd mobile numbers through."""
+    secret = current_app.config["SECRET_KEY"]
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, "\n".join(map(str, parts)).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _keys(username: str, address: str) -> tuple[str, str]:

@@ -279,6 +279,25 @@ def test_counters_live_in_redis_without_usernames_or_addresses(redis_app, redis_
         db.engine.dispose()
 
 
+def test_the_counters_keys_cannot_be_recomputed_from_a_phone_number_without_the_apps_secret(redis_app, redis_url,
+                                                                                             clock):
+    """A digest of a phone number alone is the number: the 10⁹-odd mobile numbers are hashed through in seconds."""
+    import hashlib
+
+    import redis
+
+    phone, address, store = "13912345678", "192.0.2.77", redis.Redis.from_url(redis_url)
+    client = redis_app.test_client()
+    attempt(client, phone, address=address)
+    throttle.clear_everywhere(phone)  # a password change: the keys start anew
+    attempt(client, phone, address=address)
+    keys = [key.decode() for key in store.keys("*signin*")]
+    changed = [int(store.get(key)) for key in keys if "signin:changed:" in key]
+    guessed = [hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:32]
+               for parts in ([phone], [0, phone, address], *([value, phone, address] for value in changed))]
+    assert changed and keys and not [key for key in keys if any(digest in key for digest in guessed)]
+
+
 def test_registrations_per_address_follow_register_rate_limit_on_the_route_and_the_page(sqlite_template, tmp_path):
     from tests.web.test_pages_security import _register
 
