@@ -36,6 +36,7 @@ REDIS_TIMEOUT_SECONDS = 1.0
 TLS_CHECKS = ("required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE")  # Celery's spellings
 FAST_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 DAY_SECONDS, GIB = 24 * 3600, 1024 ** 3  # the units of the integer settings' bounds
+TOKEN_TTL_MAX = 30 * DAY_SECONDS  # the longest token lifetime: a token keeps the ttl it was issued with, up to this
 
 
 class ConfigError(RuntimeError):
@@ -406,7 +407,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "INVENTORY_UPLOAD_MAX_ROWS": _int(env, "INVENTORY_UPLOAD_MAX_ROWS", 200_000, minimum=1, maximum=10_000_000),
         "INVENTORY_UPLOAD_REQUEUE_SECONDS": _int(env, "INVENTORY_UPLOAD_REQUEUE_SECONDS", 60, minimum=1,
                                                  maximum=DAY_SECONDS),
-        "TOKEN_TTL_SECONDS": _int(env, "TOKEN_TTL_SECONDS", 12 * 3600, minimum=1, maximum=30 * DAY_SECONDS),
+        "TOKEN_TTL_SECONDS": _int(env, "TOKEN_TTL_SECONDS", 12 * 3600, minimum=1, maximum=TOKEN_TTL_MAX),
         # how long an unpaid online order holds its reserved stock
         "ORDER_RESERVATION_SECONDS": _int(env, "ORDER_RESERVATION_SECONDS", 900, minimum=1, maximum=DAY_SECONDS),
         "PAYMENTS": payments,

@@ -11,6 +11,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
 
 from shop.auth.models import User
+from shop.config import TOKEN_TTL_MAX
 from shop.db import db
 from shop.errors import Forbidden, ShopCode, Unauthorized
 from shop.fields import MAX_ID
@@ -89,7 +90,7 @@ def _checked_claims(token: str) -> dict:
     except BadSignature as exc:
         raise Unauthorized("The access token is not valid.", code=ShopCode.INVALID_TOKEN) from exc
     if not (isinstance(claims, dict) and _is_count(claims.get("uid"), MAX_ID) and _is_count(claims.get("tv"), MAX_ID)
-            and _is_count(claims.get("ttl"), lifetime) and _is_count(claims.get("sv", 0), MAX_ID)):
+            and _is_count(claims.get("ttl"), TOKEN_TTL_MAX) and _is_count(claims.get("sv", 0), MAX_ID)):
         raise Unauthorized("The access token is not valid.", code=ShopCode.INVALID_TOKEN)
     if datetime.now(UTC) - issued > timedelta(seconds=claims["ttl"]):
         raise Unauthorized("The access token has expired.", code=ShopCode.TOKEN_EXPIRED)

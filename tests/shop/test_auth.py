@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from argon2 import PasswordHasher, extract_parameters
-from itsdangerous import URLSafeTimedSerializer
+from flask import g
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from shop.auth import security
@@ -232,3 +233,17 @@ def test_a_sign_in_rehashes_a_password_hashed_with_outdated_parameters(client, m
     assert sign_in(client, user.username).status_code == 200
     assert sign_in(client, user.username, "not the password").status_code == 401
     assert db.session.scalar(select(User.password_hash).where(User.id == user.id)) == stored  # once is enough
+
+
+def test_a_token_issued_before_its_lifetime_was_shortened_lasts_the_new_lifetime_and_then_has_expired(app, client):
+    user = UserFactory(role="auditor")
+    db.session.commit()
+    bearer = {"Authorization": f"Bearer {sign_in(client, user.username).json['access_token']}"}  # a 12-hour token
+    app.config["TOKEN_TTL_SECONDS"] = 3600  # the operator shortens the lifetime: a token an hour old is still good
+    assert client.get("/api/v1/users/me", headers=bearer).status_code == 200
+    app.config["TOKEN_TTL_SECONDS"] = 1
+    issued_later = datetime.now(UTC) + timedelta(seconds=5)
+    with pytest.MonkeyPatch.context() as patch:  # five seconds on: past the new lifetime, so expired, not forged
+        patch.setattr(TimestampSigner, "get_timestamp", lambda self: int(issued_later.timestamp()))
+        g.pop("token_claims", None)  # checked once per request: the test holds one app context across requests
+        assert_error(client.get("/api/v1/users/me", headers=bearer), 401, "token_expired")
