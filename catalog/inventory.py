@@ -256,7 +256,7 @@ def create_lot(*, actor: User, product_sku: str, location_code: str, lot_code: s
     product = get_product(sku=product_sku, actor=actor)
     if not actor.acts_for_supplier(product.supplier_id):
         raise NotFound(f"No product {product_sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
-    suppliers.active_supplier(product.supplier_id)
+    suppliers.held_active_supplier(product.supplier_id)
     if quantity is not None and actor.role != "admin":
         raise ValidationError("Only an admin may give a quantity without contributions.",
                               details={"quantity": ["Unknown field."]})

@@ -338,7 +338,7 @@ def create_product(*, actor: User, sku: str, name: str, category: str, unit: str
     elif supplier_id is None:
         raise ValidationError("The request did not pass validation.",
                               details={"supplier_id": ["Missing data for required field."]})
-    suppliers.active_supplier(supplier_id)
+    suppliers.held_active_supplier(supplier_id)
     values = suppliers.default_agreement(supplier_id=supplier_id) | fields | _certificate_columns(certificate)
     _check_rates(values)
     _check_county(values["county_code"])

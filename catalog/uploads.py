@@ -32,7 +32,7 @@ from catalog.upload_messages import MESSAGES, messages
 from shop.auth.models import User
 from shop.clock import today
 from shop.db import after_commit, among, db, utcnow
-from shop.errors import AppError, NotFound, ShopCode
+from shop.errors import AppError, Conflict, NotFound, ShopCode
 from shop.extensions import cache
 from shop.fields import MAX_QUANTITY, code_skeleton, is_blank, mask_personal_numbers, without_controls
 from shop.pagination import paginate
@@ -83,7 +83,7 @@ def submit_upload(*, actor: User | None, supplier_id: int, filename: str, data: 
     (upload, created). The same bytes while an earlier upload of them is live return that upload."""
     if actor is not None and not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
-    suppliers.active_supplier(supplier_id)
+    suppliers.held_active_supplier(supplier_id)
     if len(data) > max_bytes:
         raise AppError(f"The file is larger than the limit of {max_bytes} bytes.", code=ShopCode.PAYLOAD_TOO_LARGE,
                        status=413, details={"limit_bytes": max_bytes})
@@ -214,10 +214,14 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
         if progress is not None:
             progress(done, total)
 
-    if not suppliers.get_supplier(upload.supplier_id).active:  # accepted before an admin deactivated it: no lots
-        return _finish_failed(upload, [{"row": None, "column": None, **messages("supplier_inactive")}])
     sheet = read_sheet(upload.content, limits=_limits())
     report(0, len(sheet.rows))
+    # Accepted before an admin deactivated its supplier, or while one is under way: no lots. The supplier is held from
+    # here on, once the file is read (on SQLite the hold is the write lock, which the checks below take anyway).
+    try:
+        suppliers.held_active_supplier(upload.supplier_id)
+    except Conflict:
+        return _finish_failed(upload, [{"row": None, "column": None, **messages("supplier_inactive")}])
     plan = _validate(sheet, supplier_id=upload.supplier_id)
     upload.rows_total = len(sheet.rows)  # the first write, after every check: on SQLite it takes the write lock
     if sheet.failed:

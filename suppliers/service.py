@@ -86,6 +86,21 @@ def active_supplier(supplier_id: int, supplier_scope: int | None = None) -> Supp
     return supplier
 
 
+def held_active_supplier(supplier_id: int) -> Supplier:
+    """The supplier, which must be active to take on a product, a lot or an upload (`supplier_inactive`), read afresh
+    under a share lock held to the transaction's end (PostgreSQL: FOR SHARE; SQLite: the write lock): a deactivation
+    under way is waited for, and one begun after waits for the creation. Not for what later holds the supplier's
+    codes (`_hold_codes`, FOR NO KEY UPDATE): two such holders of the share lock would deadlock."""
+    lock_on_sqlite("UPDATE suppliers SET id = id WHERE id = :id", id=supplier_id)
+    supplier = db.session.scalar(select(Supplier).where(Supplier.id == supplier_id).with_for_update(read=True)
+                                 .execution_options(populate_existing=True))
+    if supplier is None:
+        raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
+    if not supplier.active:
+        raise _inactive(supplier_id)
+    return supplier
+
+
 def changes_scope(user: User) -> int | None:
     """The supplier whose data `user` may change: a co-op user's own while it is active (`supplier_inactive` once an
     admin deactivated it: its co-op still reads its households, links, lots and statements, but changes none of them,
