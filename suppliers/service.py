@@ -700,8 +700,9 @@ class PurchasePeriods:
 
 def purchase_periods(*, supplier_id: int) -> dict[str, PurchasePeriods]:
     """Registry code → household and purchase-link periods, for all the supplier's households (bulk checks of
-    deliveries). The links are held until the transaction ends (PostgreSQL: FOR SHARE; SQLite: the write lock), and
-    ending one locks it first: no link a delivery is checked against ends before the delivery is committed."""
+    deliveries). The links and the households are held until the transaction ends (PostgreSQL: FOR SHARE; SQLite: the
+    write lock), and ending a link or deactivating a household locks its row first: no link a delivery is checked
+    against ends, and no household that delivers is deactivated, before the delivery is committed."""
     periods: dict[int, list[tuple[date, date | None]]] = {}
     lock_on_sqlite("UPDATE suppliers SET id = id WHERE id = :id", id=supplier_id)
     links = select(BenefitLink.household_id, BenefitLink.valid_from, BenefitLink.valid_until).where(
@@ -709,7 +710,7 @@ def purchase_periods(*, supplier_id: int) -> dict[str, PurchasePeriods]:
     for household_id, start, end in db.session.execute(links):
         periods.setdefault(household_id, []).append((start, end))
     households = db.session.execute(select(Household.id, Household.code, Household.village, Household.active)
-                                    .where(_linked(supplier_id)))
+                                    .where(_linked(supplier_id)).with_for_update(read=True, of=Household))
     return {code: PurchasePeriods(id=id_, code=code, village=village, active=active,
                                   periods=tuple(sorted(periods.get(id_, []))))
             for id_, code, village, active in households}

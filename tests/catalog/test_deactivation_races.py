@@ -12,6 +12,7 @@ from catalog.models import InventoryUpload, Lot, Product
 from shop.auth.models import User
 from shop.db import db
 from suppliers import service as suppliers
+from suppliers.models import Household
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
 from tests.catalog.test_products import product_body
 from tests.catalog.test_uploads import csv_bytes
@@ -97,4 +98,55 @@ def test_an_import_run_while_its_supplier_is_deactivated_creates_no_lot(pg_app):
     assert second_while_first_uncommitted(pg_app, _deactivation(supplier_id, admin_id), run_import) == "failed"
     db.session.expire_all()
     assert db.session.get(InventoryUpload, upload_id).errors[0]["code"] == "supplier_inactive"
+    assert db.session.scalar(select(func.count(Lot.id))) == 0
+
+
+def _household_deactivation(household_id: int, admin_id: int):
+    """The admin's deactivation of the household, to be held uncommitted."""
+    def deactivate() -> None:
+        suppliers.update_household(household_id=household_id, user=db.session.get(User, admin_id),
+                                   changes=suppliers.HouseholdChanges(active=False))
+    return deactivate
+
+
+def test_a_lot_created_while_a_contributing_household_is_deactivated_is_refused(pg_app):
+    """A deactivated household delivers no more (as a lot of it is refused outright): a lot naming it, created while
+    an admin's deactivation of it is under way, waits for it and is refused, not created with its contribution."""
+    supplier, admin = SupplierFactory(), UserFactory(role="admin")
+    coop = UserFactory(role="coop", supplier_id=supplier.id)
+    product, location = ProductFactory(supplier=supplier), LocationFactory()
+    (household,) = linked_households(supplier, 1)
+    db.session.commit()
+    household_id, admin_id, coop_id = household.id, admin.id, coop.id
+    sku, location_code, household_code = product.sku, location.code, household.code
+
+    def create() -> int:
+        return inventory.create_lot(actor=db.session.get(User, coop_id), product_sku=sku, location_code=location_code,
+                                    lot_code="RACE-LOT-2", harvested_on=date(2026, 9, 3), packed_on=None,
+                                    village="三河村", contributions=[{"household_code": household_code,
+                                                                      "quantity": 5}]).id
+
+    outcome = second_while_first_uncommitted(pg_app, _household_deactivation(household_id, admin_id), create)
+
+    assert outcome == "household_not_linked"
+    assert db.session.scalar(select(func.count(Lot.id))) == 0
+
+
+def test_an_import_run_while_a_contributing_household_is_deactivated_creates_no_lot(pg_app):
+    supplier_id, admin_id, data = _upload_world()
+    household_id = db.session.scalar(select(Household.id))
+    upload, _ = uploads.submit_upload(actor=None, supplier_id=supplier_id, filename="race.csv", data=data,
+                                      max_bytes=len(data), queue_import=False)
+    uploads.claim_upload(upload.id)
+    db.session.commit()
+    upload_id = upload.id
+
+    def run_import() -> str:
+        return uploads.import_upload(upload_id).status
+
+    outcome = second_while_first_uncommitted(pg_app, _household_deactivation(household_id, admin_id), run_import)
+
+    assert outcome == "failed"
+    db.session.expire_all()
+    assert [error["code"] for error in db.session.get(InventoryUpload, upload_id).errors] == ["household_deactivated"]
     assert db.session.scalar(select(func.count(Lot.id))) == 0
