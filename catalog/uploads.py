@@ -204,8 +204,12 @@ def _limits() -> Limits:
 
 def import_upload(upload_id: int, *, progress: Progress | None = None) -> InventoryUpload | None:
     """Validate and import a claimed upload in the current transaction; on any error import nothing
-    and record the errors. Either way the file's bytes are dropped. The caller commits."""
-    upload = db.session.get(InventoryUpload, upload_id)
+    and record the errors. Either way the file's bytes are dropped. The caller commits. The upload's row is locked
+    and read afresh first (on PostgreSQL, FOR NO KEY UPDATE; SQLite's write lock comes with the first write, as
+    before): a worker that took over a claim gone stale while the first still imports waits for that import, and
+    finds it done."""
+    upload = db.session.scalar(select(InventoryUpload).where(InventoryUpload.id == upload_id)
+                               .with_for_update(key_share=True).execution_options(populate_existing=True))
     if upload is None or upload.status != "processing":
         return upload
 

@@ -10,6 +10,7 @@ from shop.db import db
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households
 from tests.catalog.test_concurrency import race
 from tests.catalog.test_uploads import csv_bytes
+from tests.parallel import second_while_first_uncommitted
 from tests.suppliers.factories import SupplierFactory
 
 pytestmark = pytest.mark.postgres
@@ -59,3 +60,33 @@ def test_a_nul_in_a_code_cell_fails_the_upload_on_that_cell_not_as_an_unexpected
     assert upload.status == "failed"
     assert [(error["row"], error["code"]) for error in upload.errors] == [(201, "code_characters")]
     assert db.session.scalar(select(func.count(Lot.id))) == 0
+
+
+def test_an_import_that_took_over_a_stale_claim_while_the_first_still_ran_leaves_the_first_ones_success(pg_app):
+    """A worker that took over an import's claim gone stale (the sweeper re-queued it) while the first worker was still
+    importing waits for that import, and finds it done: the upload stays succeeded with its lots, not failed on its own
+    lot codes 'imported meanwhile'."""
+    supplier = SupplierFactory()
+    ProductFactory(supplier=supplier, sku="ZJ-KQ-500")
+    LocationFactory(code="XC-WH")
+    (household,) = linked_households(supplier, 1)
+    db.session.commit()
+    data = csv_bytes([["ZJ-KQ-500", "LOT-S", "2026-09-03", "XC-WH", household.code, 3]])
+    upload, _ = uploads.submit_upload(actor=None, supplier_id=supplier.id, filename="slow.csv", data=data,
+                                      max_bytes=len(data), queue_import=False)
+    assert uploads.claim_upload(upload.id)
+    db.session.refresh(upload)
+    upload.claimed_at -= uploads.STALE_CLAIM * 2  # the first worker's claim, seen as stale by the sweeper
+    db.session.commit()
+    assert uploads.claim_upload(upload.id)  # the second worker's takeover, before the first wrote anything
+    db.session.commit()
+    upload_id = upload.id
+
+    outcome = second_while_first_uncommitted(pg_app, lambda: uploads.import_upload(upload_id),
+                                             lambda: uploads.import_upload(upload_id).status)
+
+    assert outcome == "succeeded"
+    db.session.expire_all()
+    upload = db.session.get(InventoryUpload, upload_id)
+    assert (upload.status, upload.lots_created, upload.errors) == ("succeeded", 1, [])
+    assert db.session.scalar(select(func.count(Lot.id))) == 1
