@@ -349,8 +349,9 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
 
 
 def search_fold(text: str) -> str:
-    """Text as the `q` search reads it, stored keys and queries alike: NFKC (ＡＢＣ５ is ABC5), lower case."""
-    return unicodedata.normalize("NFKC", text).lower()
+    """Text as the `q` search reads it, stored keys and queries alike: NFKC (ＡＢＣ５ is ABC5), lower case, without the
+    marks that show nothing of their own (`_UNREAD_MARKS`: a variation selector between 昭觉 and 粉丝 is dropped)."""
+    return _UNREAD_MARKS.sub("", unicodedata.normalize("NFKC", text)).lower()
 
 
 def name_search_key(name: str) -> str:

@@ -126,6 +126,19 @@ def test_q_ignores_the_spaces_inside_a_stored_name_as_it_does_inside_the_query(c
         assert skus(client, f"&q={q}") == [apples], q
 
 
+def test_q_ignores_the_marks_a_name_shows_nothing_of_as_its_identity_does(client):
+    """A name pasted with a variation selector or a grapheme joiner between its characters (from a phone's emoji
+    keyboard or a chat) reads as the name without it, and is one name with it (`name_key`): the shopper who types
+    the name as it reads finds it, by its characters and by its pinyin, and one who pastes it so finds it too."""
+    vermicelli = ProductFactory(name="昭觉\ufe0f粉丝").sku
+    tea = ProductFactory(name="苦荞\u034f茶").sku
+    ProductFactory(name="昭觉苦荞米")
+    db.session.commit()
+    for q, found in (("昭觉粉丝", vermicelli), ("zhaojuefensi", vermicelli), ("zjfs", vermicelli),
+                     ("昭觉\ufe0f粉丝", vermicelli), ("苦荞茶", tea), ("kuqiaocha", tea), ("kqc", tea)):
+        assert skus(client, f"&q={q}") == [found], q
+
+
 def test_q_ignores_the_spaces_between_chinese_words_as_it_does_between_pinyin(client):
     orange = ProductFactory(name="雷波脐橙礼盒")
     ProductFactory(name="雷波核桃")

@@ -448,3 +448,25 @@ def test_0052_stops_on_a_suppliers_listed_products_that_read_alike_naming_them_a
     assert db.session.execute(text("SELECT id, name_key FROM products ORDER BY id")).all() == [
         (first, "大凉山苦荞茶"), (second, "雷波脐橙"), (archived, "大凉山苦荞茶"), (elsewhere, "大凉山苦荞茶")]
     assert _diff() == []
+
+
+# --- 0054: search keys without the marks that show nothing ---------------------------------
+
+def test_0054_rebuilds_the_search_keys_of_names_with_a_variation_selector(app, client):
+    from catalog.models import Product
+    from tests.catalog.factories import ProductFactory
+
+    pasted, plain = ProductFactory(name="昭觉\ufe0f粉丝"), ProductFactory(name="盐源苹果")
+    db.session.commit()
+    db.session.execute(text("UPDATE products SET name_folded = :name, name_pinyin = :pinyin, name_initials = :initials "
+                            "WHERE id = :id"), {"name": "昭觉\ufe0f粉丝", "pinyin": "zhaojue\ufe0ffensi",
+                                                "initials": "zj\ufe0ffs", "id": pasted.id})
+    db.session.commit()
+    kept = (plain.name_folded, plain.name_pinyin, plain.name_initials)
+    downgrade(revision="0053")
+    upgrade()
+    db.session.expire_all()
+    for q in ("昭觉粉丝", "zhaojuefensi", "zjfs"):
+        assert [item["sku"] for item in client.get(f"/api/v1/products?q={q}").json["items"]] == [pasted.sku], q
+    plain = db.session.get(Product, plain.id)
+    assert (plain.name_folded, plain.name_pinyin, plain.name_initials) == kept
