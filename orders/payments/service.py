@@ -31,7 +31,7 @@ from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, OutboxEvent, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
-from orders.payments.provider import from_timestamp, get_provider, is_timestamp
+from orders.payments.provider import MAX_PAYMENT_FEN, from_timestamp, get_provider, is_timestamp
 from orders.refunds.service import (
     PROVIDER_FAILED,
     is_return_key,
@@ -203,11 +203,11 @@ def receive_event(*, payload: bytes, signature: str | None) -> int | None:
 # --- processing ---------------------------------------------------------------------------------------
 
 def _amount(obj: Mapping, *names: str) -> int:
-    """The first of `names` in `obj` that is a non-negative integer amount (0 if none is): a payment's
-    `amount_received` when it carries one, even 0, before its `amount`."""
+    """The first of `names` in `obj` that is an integer amount one payment can carry (0 to MAX_PAYMENT_FEN; 0 if none
+    is): a payment's `amount_received` when it carries one, even 0, before its `amount`."""
     for name in names:
         value = obj.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PAYMENT_FEN:
             return value
     return 0
 
@@ -240,8 +240,8 @@ def _succeeded(event: PaymentEvent, order: Order, payment: Payment) -> None:
     amount = _amount(event.payload["data"]["object"], "amount_received", "amount")
     if amount == 0:
         payment.last_error = "nothing_received"
-        log.warning("payment event %s: intent %s succeeded but received nothing: ignored", event.event_id,
-                    payment.intent_id)
+        log.warning("payment event %s: intent %s succeeded but received nothing (no amount a payment can carry): "
+                    "ignored", event.event_id, payment.intent_id)
         return
     paid_at = _paid_at(event, order)
     outcome = confirm_locked_payment(order=order, intent_id=payment.intent_id, amount_fen=amount, paid_at=paid_at,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from orders.models import Payment, PaymentEvent, Refund
@@ -101,3 +102,27 @@ def test_an_event_that_keeps_failing_is_given_up_after_max_attempts(client, pend
     assert (stuck.status, stuck.attempts) == ("failed", MAX_ATTEMPTS)
     assert any(r.levelname == "ERROR" and "given up" in r.getMessage() for r in caplog.records)
     assert sweep()["orders.payment_events"] == 0
+
+
+@pytest.mark.parametrize("kind", ["payment_intent.succeeded", "charge.dispute.created"])
+def test_an_amount_beyond_any_stripe_payment_is_settled_once_as_no_amount_never_retried(client, pending,  # noqa: F811
+                                                                                         kind):
+    disputed = kind.startswith("charge.dispute")
+    if disputed:
+        deliver(client, intent_event("payment_intent.succeeded", pending))
+    body = intent_event(kind, pending)
+    body["data"]["object"].update(amount=10**20, amount_received=10**20)
+    if disputed:
+        body["data"]["object"].update(object="dispute", id="dp_huge", payment_intent=pending.intent_id,
+                                      status="needs_response", reason="fraudulent")
+
+    assert deliver(client, body).status_code == 200
+
+    db.session.expire_all()
+    events = db.session.execute(select(PaymentEvent.status, PaymentEvent.attempts).order_by(PaymentEvent.id)).all()
+    assert [tuple(e) for e in events] == [("processed", 0)] * (2 if disputed else 1)
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    payment = db.session.get(Payment, pending.id)
+    assert payment.dispute_amount_fen in (None, 0)
+    assert payment.status == ("succeeded" if disputed else "created")
+    assert order_status(pending.order_id) == ("paid" if disputed else "pending_payment")
