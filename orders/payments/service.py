@@ -46,6 +46,7 @@ from shop.auth.models import User
 from shop.bodies import parse_json
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound
+from shop.fields import without_controls
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,9 @@ def _moment(timestamp: object) -> datetime:
 
 
 def _short_string(value: object, limit: int) -> str | None:
-    """`value` if it is a non-empty string of at most `limit` characters, else None."""
-    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+    """`value` if it is a non-empty string of at most `limit` characters and no control characters (PostgreSQL stores
+    no NUL), else None."""
+    return value if isinstance(value, str) and 0 < len(value) <= limit and value == without_controls(value) else None
 
 
 def verify_event(*, payload: bytes, signature: str | None) -> dict:

@@ -18,9 +18,13 @@ from tests.orders.payments.conftest import (
     counts,
     deliver,
     intent_event,
+    intent_of,
     order_status,
+    place_order,
     refund_event,
+    stock,
     stripe_signature,
+    user_with_token,
 )
 from tests.orders.payments.test_webhook import pending  # noqa: F401 - the fixture
 
@@ -126,3 +130,31 @@ def test_an_amount_beyond_any_stripe_payment_is_settled_once_as_no_amount_never_
     assert payment.dispute_amount_fen in (None, 0)
     assert payment.status == ("succeeded" if disputed else "created")
     assert order_status(pending.order_id) == ("paid" if disputed else "pending_payment")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("field", ["decline_code", "event_id"])
+def test_a_control_character_in_an_events_string_is_no_value_and_never_fails_on_postgresql(pg_app, field):
+    world = stock(prices=(1250,))
+    _, headers = user_with_token()
+    db.session.commit()
+    client = pg_app.test_client()
+    payment = intent_of(place_order(client, headers, [(world["products"][0].sku, 1)])["id"])
+    body = intent_event("payment_intent.payment_failed", payment)
+    if field == "event_id":
+        body["id"] = "evt_a\u0000b"
+    else:
+        body["data"]["object"]["last_payment_error"].update(decline_code="x\u0000y", code="card_declined")
+
+    response = deliver(client, body)
+
+    db.session.expire_all()
+    if field == "event_id":
+        assert (response.status_code, response.json["error"]["code"]) == (400, "invalid_event")
+        assert counts()["events"] == 0
+    else:
+        assert response.status_code == 200
+        assert [tuple(e) for e in db.session.execute(select(PaymentEvent.status, PaymentEvent.attempts))] == [
+            ("processed", 0)]
+        assert (intent_of(payment.order_id).status, intent_of(payment.order_id).last_error) == (
+            "failed", "card_declined")
