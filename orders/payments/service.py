@@ -326,11 +326,18 @@ def _key_of(refund: Mapping) -> str | None:
     return _short_string(metadata.get("refund_key"), 255) if isinstance(metadata, dict) else None
 
 
+def _embeds_refunds(charge: Mapping) -> bool:
+    """Whether a charge carries its refunds as a list of them (older API versions); from 2022-11-15 on it carries
+    none, or only a field not included (null, or a list object without its data)."""
+    refunds = charge.get("refunds")
+    return isinstance(refunds, dict) and isinstance(refunds.get("data"), list)
+
+
 def fetch_listed_refunds(event: PaymentEvent) -> None:
-    """A `charge.refunded` that does not embed its refunds (API version 2022-11-15 on) gets them from the provider,
-    kept in its payload as an older event carried them (called before the order's lock is taken)."""
+    """A `charge.refunded` that does not embed its refunds (`_embeds_refunds`) gets them from the provider, kept in
+    its payload as an older event carried them (called before the order's lock is taken)."""
     obj = event.payload["data"]["object"]
-    if event.type != "charge.refunded" or "refunds" in obj or not event.intent_id:
+    if event.type != "charge.refunded" or _embeds_refunds(obj) or not event.intent_id:
         return
     listed = get_provider().list_refunds(intent_id=event.intent_id)
     kept = _kept({"refunds": {"data": listed}}, {"refunds": KEPT_FIELDS["refunds"]})

@@ -76,6 +76,20 @@ def test_a_charge_refunded_without_its_refunds_lists_them_through_stripe(paid, s
     assert sorted(db.session.scalars(select(Refund.provider_refund_id))) == ["re_dash_1", "re_dash_2"]
 
 
+@pytest.mark.parametrize("refunds", [None, {"object": "list", "url": "/v1/charges/ch_1/refunds"}])
+def test_a_charge_refunded_whose_refunds_are_not_embedded_as_a_list_lists_them_through_stripe(paid, stripe_http,
+                                                                                             refunds):
+    client, payment, _ = paid
+    stripe_http.listed_refunds = [_refund_object(payment, "re_dash_3", 1250)]
+    charge = {"id": "ch_1", "object": "charge", "amount": 2500, "amount_refunded": 1250, "currency": "cny",
+              "payment_intent": payment.intent_id, "refunded": False, "refunds": refunds}
+
+    assert deliver(client, event("charge.refunded", charge), secret=SECRET).status_code == 200
+
+    assert db.session.scalars(select(Refund.provider_refund_id)).all() == ["re_dash_3"]
+    assert _refunded_units() == 1
+
+
 def _money_events() -> list[tuple[str, int]]:
     """The refund events written to the outbox (kind, amount)."""
     return [(e.kind, e.amount_fen) for e in db.session.scalars(
