@@ -450,9 +450,9 @@ def test_0052_stops_on_a_suppliers_listed_products_that_read_alike_naming_them_a
     assert _diff() == []
 
 
-# --- 0054: search keys without the marks that show nothing ---------------------------------
+# --- 0055: search keys without the marks that show nothing ---------------------------------
 
-def test_0054_rebuilds_the_search_keys_of_names_with_a_variation_selector(app, client):
+def test_0055_rebuilds_the_search_keys_of_names_with_a_variation_selector(app, client):
     from catalog.models import Product
     from tests.catalog.factories import ProductFactory
 
@@ -463,7 +463,7 @@ def test_0054_rebuilds_the_search_keys_of_names_with_a_variation_selector(app, c
                                                 "initials": "zj\ufe0ffs", "id": pasted.id})
     db.session.commit()
     kept = (plain.name_folded, plain.name_pinyin, plain.name_initials)
-    downgrade(revision="0053")
+    downgrade(revision="0054")
     upgrade()
     db.session.expire_all()
     for q in ("昭觉粉丝", "zhaojuefensi", "zjfs"):

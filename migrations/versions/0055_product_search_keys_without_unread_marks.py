@@ -1,7 +1,7 @@
 """products: the search keys of a name leave out the marks that show nothing (variation selectors, grapheme joiner)
 
-Revision ID: 0054
-Revises: 0053
+Revision ID: 0055
+Revises: 0054
 Create Date: 2026-11-29 14:45:00
 
 `q` and a name's stored search keys (`name_folded`, `name_pinyin`, `name_initials`) are now folded without the marks
@@ -15,8 +15,8 @@ from alembic import op
 from catalog.service import pinyin_keys
 from shop.fields import name_search_key
 
-revision = '0054'
-down_revision = '0053'
+revision = '0055'
+down_revision = '0054'
 branch_labels = None
 depends_on = None
 
