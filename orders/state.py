@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from orders.errors import OrderCode
 from orders.models import Order, OrderTransition
-from shop.db import insert_new
+from shop.db import hold_supplier_sales, insert_new
 from shop.errors import Conflict
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -33,10 +33,22 @@ def transition(order: Order, to: str, *, actor_id: int | None, reason: str | Non
                              reason=reason)
     order.status = to  # before the insert, whose autoflush then writes the order's changes in one UPDATE
     insert_new([record])
+    if to == "paid":
+        _dating_sales(order)
 
 
-def record_created(order_id: int, status: str, *, actor_id: int | None) -> OrderTransition:
+def record_created(order: Order, *, actor_id: int | None) -> OrderTransition:
     """Record a new order's first status (the transition from nothing), written now; the record."""
-    created = OrderTransition(order_id=order_id, from_status=None, to_status=status, actor_id=actor_id)
+    created = OrderTransition(order_id=order.id, from_status=None, to_status=order.status, actor_id=actor_id)
     insert_new([created])
+    if order.status == "paid":
+        _dating_sales(order)
     return created
+
+
+def _dating_sales(order: Order) -> None:
+    """An order becoming paid dates a sale of each supplier of its lines: their sale dates are held (shared) until
+    the transaction commits, so a dividend link's check of the last sale date (exclusive) either sees this sale or
+    commits before it, and the sale is attributed with the link (DESIGN.md: links valid on the sale date take part).
+    Taken after the order's and its stock's row locks, which a link never takes."""
+    hold_supplier_sales(line.supplier_id for line in order.lines)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Insert,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     UniqueConstraint,
@@ -228,6 +229,28 @@ def one_at_a_time(name: str, *, wait: bool = True) -> Iterator[None]:
                 raise TurnTaken(name) from None
             raise OperationalError("BEGIN EXCLUSIVE", None, exc) from exc
         yield
+
+
+SUPPLIER_SALES = 0x73616C65  # the advisory lock space ("sale") of suppliers' sale dates, keyed by supplier id
+_HOLD_SALES = {mode: text(f"SELECT {function}(CAST(:space AS integer), supplier_id) FROM unnest(:ids) AS supplier_id "
+                    "ORDER BY supplier_id")
+               .bindparams(bindparam("ids", type_=ARRAY(Integer)))
+               for mode, function in (("shared", "pg_advisory_xact_lock_shared"),
+                                      ("exclusive", "pg_advisory_xact_lock"))}
+
+
+def hold_supplier_sales(supplier_ids: Iterable[int], *, exclusive: bool = False) -> None:
+    """Hold the suppliers' sale dates until the transaction ends: shared by a sale being made paid (sales never wait
+    for each other), exclusive by what must see every sale dated so far and be seen by every later one (a dividend
+    link's check of the supplier's last sale and its write). PostgreSQL: transaction-level advisory locks in
+    `SUPPLIER_SALES`, taken in ascending supplier id order; SQLite: the database's write lock."""
+    ids = sorted(set(supplier_ids))
+    if not ids:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_HOLD_SALES["exclusive" if exclusive else "shared"], {"space": SUPPLIER_SALES, "ids": ids})
+    else:
+        lock_on_sqlite("UPDATE suppliers SET id = id WHERE id = :id", id=ids[0])
 
 
 def lock_row(model: type[Base], row_id: int) -> Base | None:

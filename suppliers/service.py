@@ -24,7 +24,7 @@ from shop.auth.models import User
 from shop.caching import invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.config import ConfigError
-from shop.db import after_commit, db, lock_on_sqlite, lock_row, utcnow, violates
+from shop.db import after_commit, db, hold_supplier_sales, lock_on_sqlite, lock_row, utcnow, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.extensions import limiter
 from shop.fields import name_key, normalise_identifier
@@ -571,7 +571,11 @@ def _no_household_to_link() -> NotFound:
 def _not_before_attributed_sales(supplier_id: int, field: str, first_date: date) -> None:
     """A dividend link may change the shares of no date whose sales were already attributed (DESIGN.md: a refund's
     reversal is recomputed from the links valid on the sale date, and auditors recompute the same): `first_date`, the
-    first date the change touches, must come after the supplier's last sale. `benefit_link_backdated` 409 if not."""
+    first date the change touches, must come after the supplier's last sale. `benefit_link_backdated` 409 if not. The
+    supplier's sale dates are held (exclusive) first, until the link is committed: a sale being paid meanwhile is
+    waited for and seen, and one paid after waits for the link, so it is attributed with it (`hold_supplier_sales`;
+    taken after the supplier's row lock and before the household's, the order every link change keeps)."""
+    hold_supplier_sales([supplier_id], exclusive=True)
     last_sale = current_app.extensions["supplier_last_sale_date"](supplier_id)
     if last_sale is not None and first_date <= last_sale:
         raise Conflict(f"Sales of this supplier were attributed up to {last_sale.isoformat()}: a dividend link can "
@@ -593,9 +597,9 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
     household's locked and read afresh before either is found active, so a deactivation under way is waited for.
     """
     active_supplier(supplier_id, supplier_scope)
+    _hold_codes(supplier_id)
     if kind == "dividend":  # decided before an ID number is compared: it tells nothing about one, and costs nothing
         _not_before_attributed_sales(supplier_id, "valid_from", valid_from)
-    _hold_codes(supplier_id)
     household = _household_to_link(supplier_id=supplier_id, household_code=household_code, id_number=id_number)
     household = lock_row(Household, household.id)
     if not household.active:

@@ -261,7 +261,7 @@ def place_order(*, actor: User, channel: str, lines: list[dict], store_id: int |
         line.allocations = [Allocation(order_line_id=line.id, location_id=p.location_id, lot_id=p.lot_id,
                                        quantity=p.quantity, state="reserved") for p in reserved]
     insert_new([allocation for line in order.lines for allocation in line.allocations])
-    created = record_created(order.id, order.status, actor_id=actor.id)
+    created = record_created(order, actor_id=actor.id)
     return OrderView(order=order, viewer="owner", store=store, history=[created])
 
 

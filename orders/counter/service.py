@@ -258,7 +258,7 @@ def _make_sale(*, actor: User, store: Store, shift: Shift, lines: list[dict], pa
         order.lines.append(line)
     db.session.add(order)
     db.session.flush()
-    state.record_created(order.id, order.status, actor_id=actor.id)
+    state.record_created(order, actor_id=actor.id)
     state.transition(order, "fulfilled", actor_id=actor.id, reason="counter sale")
     for line in order.lines:
         outbox.record_line_paid(order=order, line=line, occurred_at=moment)

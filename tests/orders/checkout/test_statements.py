@@ -15,8 +15,9 @@ CREATE_BUDGET = 11  # the token's user, the buyer locked and their unpaid orders
 # district's check, stock (lock at the warehouses, update), 4 inserts, payment
 CONFIRM_BUDGET = 3  # the token's user, payment and order, the event's insert (with a broker the answer is what the
 # confirm found)
-EVENT_BUDGET = 10  # the event claimed with its order id, the order locked with its lines and allocations, the event
-# re-read with its payment and deferred ones, stock, allocation, order, transition, payment, outbox row, event
+EVENT_BUDGET = 11  # the event claimed with its order id, the order locked with its lines and allocations, the event
+# re-read with its payment and deferred ones, stock, allocation, order, transition, the suppliers' sale dates held
+# (against a dividend link's check), payment, outbox row, event
 DRAIN_END = 1  # the drain's last look for a new event, which finds none
 
 

@@ -22,6 +22,7 @@ from tests.catalog.test_concurrency import race
 from tests.orders.factories import ShiftFactory, StoreFactory, flushed
 from tests.orders.payments.conftest import user_with_token
 from tests.orders.refunds.conftest import paid_order
+from tests.parallel import second_while_first_uncommitted
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory, SupplierFactory
 
 
@@ -392,3 +393,77 @@ def test_a_dividend_link_cannot_change_the_shares_of_days_already_sold(client, l
     assert client.post(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop,
                        json={"household_code": newcomer.code, "kind": "dividend", "shares": 100,
                              "valid_from": tomorrow}).status_code == 201
+
+
+def _pay_online(pg_app, world) -> callable:
+    """A pickup order of 3 units placed (committed); what pays it as the payment worker does, returning "paid"."""
+    from tests.orders.checkout.conftest import confirm
+
+    payment, _ = place_pickup(pg_app.test_client(), world, 3)
+    order_id, intent_id = payment.order_id, payment.intent_id
+    return lambda: confirm(order_id, amount_fen=3 * 1250, intent_id=intent_id)
+
+
+def _sell_at_the_counter(pg_app, world) -> callable:
+    """A clerk with an open shift at the world's store; what sells 3 units there, returning "paid"."""
+    from orders.counter.service import sell
+    from tests.factories import UserFactory
+
+    store = world["store"]
+    shift = ShiftFactory(store=store, opened_at=utcnow() - timedelta(hours=1))
+    clerk = UserFactory(role="store_staff", store_id=store.id)
+    db.session.commit()
+    ids, sku = (clerk.id, store.id, shift.id), world["product"].sku
+
+    def sale() -> str:
+        from shop.auth.models import User
+
+        sell(actor=db.session.get(User, ids[0]), store_id=ids[1], shift_id=ids[2],
+             lines=[{"sku": sku, "quantity": 3}], payment={"method": "cash", "tendered_fen": 5000})
+        return "paid"
+
+    return sale
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("first", ["payment", "link"])
+@pytest.mark.parametrize("pay", [_pay_online, _sell_at_the_counter], ids=["online", "counter"])
+def test_a_dividend_link_made_while_a_sale_of_its_day_is_paid_is_refused_or_takes_part_in_it(pg_app, first, pay):
+    """The link's check of the supplier's last sale and a sale becoming paid are serialised per supplier: a link
+    waiting for an uncommitted payment sees its sale and is refused; a payment waiting for an uncommitted link is
+    attributed with the new holder. Either way a full refund brings every account back to zero."""
+    from orders.models import Order
+    from orders.refunds.service import RefundRequest, create_refund, settle_refund
+    from suppliers.service import create_benefit_link
+    from tests.factories import UserFactory
+
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    newcomer = HouseholdFactory(supplier=world["supplier"])
+    db.session.commit()
+    supplier_id, code, newcomer_id = world["supplier"].id, newcomer.code, newcomer.id
+    paying = pay(pg_app, world)
+
+    def link() -> str:
+        return create_benefit_link(supplier_id=supplier_id, supplier_scope=supplier_id, household_code=code,
+                                   kind="dividend", shares=100, valid_from=today).kind
+
+    second = second_while_first_uncommitted(pg_app, *((paying, link) if first == "payment" else (link, paying)))
+
+    assert second == ("benefit_link_backdated" if first == "payment" else "paid")
+    db.session.expire_all()
+    linked = db.session.scalar(select(BenefitLink.id).where(BenefitLink.household_id == newcomer_id))
+    assert (linked is not None) == (first == "link")
+    (sale,) = db.session.scalars(select(LedgerTransaction).where(LedgerTransaction.kind == "line_paid")).all()
+    holder = f"household:{newcomer_id}@supplier:{supplier_id}"
+    assert (holder in by_account(sale)) == (linked is not None)
+    order_id = db.session.scalar(select(Order.id))
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order_id))
+    refund_id = create_refund(actor=UserFactory(role="admin"), order_id=order_id, reason="全退",
+                              lines=[RefundRequest(line_id=line_id, quantity=3)]).id
+    db.session.commit()
+    settle_refund(refund_id=refund_id)  # an online payment's refund is asked of the provider after commit
+    db.session.commit()
+    db.session.expire_all()
+    assert balances() == {}
+    assert verify_ledger()["ok"] is True
