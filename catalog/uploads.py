@@ -273,13 +273,13 @@ class _LotPlan:
 
 def _taken_meanwhile(plans: list[_LotPlan], sheet: Sheet, *, supplier_id: int) -> list[dict]:
     """The errors of an import that lost a race: each of its lot codes another import created meanwhile, at the
-    first row that names it (or, if none is found, that one of them was)."""
+    first row that names it (or, if none is found, that one of them was), bounded as the sheet bounds its errors."""
     taken = set(db.session.scalars(select(Lot.lot_code).where(
         Lot.supplier_id == supplier_id, among(Lot.lot_code, {plan.code for plan in plans}))))
-    column = sheet.headers.get("lot_code", "lot_code")
-    named = [{"row": plan.first.row, "column": column, **messages("lot_code_imported_meanwhile", lot=plan.code)}
-             for plan in sorted(plans, key=lambda plan: plan.first.row) if plan.code in taken]
-    return named or [{"row": None, "column": None, **messages("lot_code_race")}]
+    for plan in sorted(plans, key=lambda plan: plan.first.row):
+        if plan.code in taken:
+            sheet.error(plan.first.row, "lot_code", "lot_code_imported_meanwhile", lot=plan.code)
+    return sheet.report() if sheet.failed else [{"row": None, "column": None, **messages("lot_code_race")}]
 
 
 def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:

@@ -90,3 +90,38 @@ def test_an_import_that_took_over_a_stale_claim_while_the_first_still_ran_leaves
     upload = db.session.get(InventoryUpload, upload_id)
     assert (upload.status, upload.lots_created, upload.errors) == ("succeeded", 1, [])
     assert db.session.scalar(select(func.count(Lot.id))) == 1
+
+
+def test_an_import_losing_a_race_for_hundreds_of_lot_codes_keeps_a_bounded_error_list(pg_app):
+    """Two files of the same 300 lots (the same rows saved again: other bytes) imported at once: the one that loses
+    the race on every lot code lists the first of them and counts the rest, as any failed file does, not 300 errors."""
+    from catalog.spreadsheet import Limits
+    from tests.parallel import second_while_first_uncommitted
+
+    supplier = SupplierFactory()
+    ProductFactory(supplier=supplier, sku="ZJ-KQ-500")
+    LocationFactory(code="XC-WH")
+    (household,) = linked_households(supplier, 1)
+    db.session.commit()
+    rows = [["ZJ-KQ-500", f"LOT-{i}", "2026-09-03", "XC-WH", household.code, 3] for i in range(300)]
+    first, _ = uploads.submit_upload(actor=None, supplier_id=supplier.id, filename="a.csv", data=csv_bytes(rows),
+                                     max_bytes=10**6, queue_import=False)
+    second, _ = uploads.submit_upload(actor=None, supplier_id=supplier.id, filename="b.csv",
+                                      data=csv_bytes(rows, encoding="gb18030") + b"\r\n", max_bytes=10**6,
+                                      queue_import=False)
+    db.session.commit()
+    first_id, second_id = first.id, second.id
+    assert uploads.claim_upload(first_id) and uploads.claim_upload(second_id)
+    db.session.commit()
+
+    status = second_while_first_uncommitted(pg_app, lambda: uploads.import_upload(first_id),
+                                            lambda: uploads.import_upload(second_id).status)
+
+    assert status == "failed"
+    db.session.expire_all()
+    errors = db.session.get(InventoryUpload, second_id).errors
+    assert len(errors) == Limits.errors + 1
+    assert {e["code"] for e in errors[:-1]} == {"lot_code_imported_meanwhile"}
+    assert errors[-1]["code"] == "more_errors" and "100 more errors" in errors[-1]["message"]
+    assert uploads.problems_found(errors) == 300
+    assert db.session.scalar(select(func.count(Lot.id))) == 300
