@@ -33,7 +33,7 @@ from openpyxl.reader.excel import ExcelReader, _find_workbook_part
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.worksheet._reader import WorkSheetParser
-from openpyxl.xml.constants import ARC_CONTENT_TYPES
+from openpyxl.xml.constants import ARC_CONTENT_TYPES, SHEET_MAIN_NS
 
 from catalog.upload_messages import LOT_LOCATION_RULE, Problem, hide_personal_numbers, messages
 from shop.fields import (
@@ -107,6 +107,34 @@ class Limits:
 
 class FileRejected(Problem):
     """The file as a whole cannot be read within the limits (the code says why)."""
+
+
+@dataclass(frozen=True)
+class NoValue:
+    """An XLSX cell that holds no value the co-op meant: the error Excel shows for a formula that failed (#N/A), or
+    (`error` None) a formula saved without its value by a program that does not compute formulas."""
+
+    error: str | None = None
+
+    def __str__(self) -> str:
+        return self.error or "="
+
+
+_FORMULA = f"{{{SHEET_MAIN_NS}}}f"
+
+
+class _CellParser(WorkSheetParser):
+    """openpyxl's sheet parser (values only), with a cell showing an error or a formula without its value read as
+    `NoValue`, not as the text of the error or as an empty cell."""
+
+    def parse_cell(self, element):
+        """The cell as openpyxl reads it, its value a `NoValue` where it holds none."""
+        cell = super().parse_cell(element)
+        if cell["data_type"] == "e":
+            cell["value"] = NoValue(str(cell["value"]))
+        elif cell["value"] is None and cell["data_type"] != "str" and element.find(_FORMULA) is not None:
+            cell["value"] = NoValue()  # Excel saves a formula showing nothing as empty text ("str"), never bare
+        return cell
 
 
 def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
@@ -365,7 +393,7 @@ def _sheet_rows(workbook, worksheet, *, width: int, rows: int) -> Iterator[RawRo
     `rows` data rows are refused): then every cell of a range merged down one column takes its value,
     as the co-op sees it, and a range merged across columns or with the header is marked on its first row."""
     with worksheet._get_source() as source:
-        parser = WorkSheetParser(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
+        parser = _CellParser(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
                                  date_formats=_date_styles(workbook), timedelta_formats=workbook._timedelta_formats)
         held, following, hidden_columns = [], 1, None
         for number, cells in parser.parse():
@@ -581,7 +609,14 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
     parsed: dict = {}
     ok = True
     for key, value in values.items():
-        if isinstance(value, str) and len(value) > limits.cell_chars:
+        if isinstance(value, NoValue):
+            if value.error is None:
+                sheet.error(number, key, "formula_not_computed")
+            else:
+                sheet.error(number, key, "excel_error", value=excerpt(value.error))
+            values[key], ok = None, False
+            parsed[key] = None
+        elif isinstance(value, str) and len(value) > limits.cell_chars:
             sheet.error(number, key, "cell_too_long", chars=limits.cell_chars)
             values[key], ok = None, False
             parsed[key] = None

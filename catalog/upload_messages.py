@@ -119,6 +119,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "code again.",
                          "这个编号被 Excel 存成了超过 15 位的数字，Excel 只保留 15 位有效数字，后面的数字已经丢失，"
                          "可能变成了别的编号；请把这一列的格式设为“文本”后重新输入。"),
+    "excel_error": ("The cell shows the error {value} in Excel (its formula failed): correct the formula or type the "
+                    "value, then upload again.",
+                    "这个单元格在 Excel 中显示错误值 {value}（公式出错）：请改正公式或直接填写数值，再重新上传。"),
+    "formula_not_computed": ("The cell holds a formula saved without its value (the file was not saved by Excel or "
+                             "WPS): open the file in Excel or WPS and save it, or type the value, then upload again.",
+                             "这个单元格里的公式没有保存计算结果（文件不是用 Excel 或 WPS 保存的）：请用 Excel 或 "
+                             "WPS 打开文件并保存，或直接填写数值，再重新上传。"),
     "text_too_long": ("Longer than {limit} characters.", "超过 {limit} 个字符。"),
     # one row against the catalog and the co-op's households
     "unknown_product": ("Unknown product code {sku} for this co-operative.", "产品编码 {sku} 不是本合作社的产品。"),

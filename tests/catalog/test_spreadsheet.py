@@ -755,3 +755,57 @@ def test_a_code_excel_stored_as_a_number_of_more_than_15_digits_is_refused_on_it
     if column != "household_code":
         assert read_sheet(xlsx([list(cells), [*list(cells.values())[:4], 513431001, 5]])).rows[0].household_code \
             == "513431001"
+
+
+@pytest.mark.parametrize("column", ["village", "unit", "packed_on", "quantity", "lot_code"])
+def test_a_cell_showing_an_excel_error_or_a_formula_saved_without_its_value_is_refused_on_its_cell(column):
+    """A formula Excel could not compute shows #N/A (or #REF!, #VALUE!) there, and a formula in a file no spreadsheet
+    program saved (a script wrote it) has no value at all: neither is what the co-op meant, so such a cell is refused
+    on its cell, rather than stored as the village "#N/A" on the public trace page or read as empty (an optional
+    packed date, village or unit silently dropped, a required cell called empty when it shows a formula)."""
+    cells = {"sku": "ZJ-KQM-1KG", "lot_code": "L1", "harvested_on": date(2026, 9, 1), "location": "XC-WH",
+             "household_code": "H-1", "quantity": 5, "packed_on": date(2026, 9, 2), "village": "阿说村", "unit": "bag"}
+    position = list(cells).index(column) + 1
+    book = Workbook()
+    book.active.append(list(cells))
+    book.active.append(list(cells.values()))
+    book.active.append(list(cells.values()))
+    book.active.cell(2, position).value = "#N/A"
+    book.active.cell(2, position).data_type = "e"
+    book.active.cell(3, position).value = "=VLOOKUP(A3,Sheet2!A:B,2,FALSE)"  # saved by openpyxl: no value with it
+    out = io.BytesIO()
+    book.save(out)
+
+    sheet = read_sheet(out.getvalue())
+
+    assert [(e["row"], e["column"], e["code"]) for e in sheet.errors] == [(2, column, "excel_error"),
+                                                                         (3, column, "formula_not_computed")]
+    assert "#N/A" in sheet.errors[0]["message"] and "#N/A" in sheet.errors[0]["message_zh"]
+    assert not sheet.rows[0].complete and not sheet.rows[1].complete
+
+
+def test_a_formula_whose_value_excel_saved_as_empty_text_is_an_empty_cell():
+    """Excel saves a formula showing nothing (=IF(…,"",…)) with its empty text: the cell is empty, as the co-op sees."""
+    header = "sku,lot_code,harvested_on,location,household_code,quantity,village"
+    row = ('<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>ZJ-KQM-1KG</t></is></c><c r="B{n}" t="inlineStr"><is><t>L1'
+           '</t></is></c><c r="C{n}" t="inlineStr"><is><t>2026-09-01</t></is></c><c r="D{n}" t="inlineStr"><is><t>XC-WH'
+           '</t></is></c><c r="E{n}" t="inlineStr"><is><t>H-1</t></is></c><c r="F{n}"><v>5</v></c>'
+           '<c r="G{n}" t="str"><f>IF(1=1,"","x")</f><v></v></c></row>')
+    book = Workbook()
+    book.active.append(header.split(","))
+    out = io.BytesIO()
+    book.save(out)
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    sheet_xml = parts["xl/worksheets/sheet1.xml"].decode()
+    parts["xl/worksheets/sheet1.xml"] = re.sub(r"<dimension[^>]*/>", "", sheet_xml).replace(
+        "</sheetData>", row.format(n=2) + "</sheetData>").encode()
+    patched = io.BytesIO()
+    with zipfile.ZipFile(patched, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, content in parts.items():
+            target.writestr(name, content)
+
+    sheet = read_sheet(patched.getvalue())
+
+    assert sheet.errors == []
+    assert sheet.rows[0].village is None and sheet.rows[0].complete
