@@ -581,7 +581,8 @@ def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
 
 
 def _read_header(sheet: Sheet, cells, limits: Limits) -> dict[str, int]:
-    """Map each known column to its position; unknown, repeated, missing or too many columns are errors."""
+    """Map each known column to its position, a header read as a code is (invisible characters dropped); unknown,
+    repeated, missing or too many columns are errors."""
     if _width(cells) > limits.columns:
         sheet.error(1, None, "header_too_wide", columns=limits.columns)
         return {}
@@ -590,14 +591,15 @@ def _read_header(sheet: Sheet, cells, limits: Limits) -> dict[str, int]:
         header = normalise(cell)
         if not header:
             continue
-        key = _HEADER_NAMES.get(header.lower())
+        name = normalise_identifier(header, case=None)  # as the co-op sees it, quoted as the file spells it if unknown
+        key = _HEADER_NAMES.get(name.lower())
         if key is None:
             sheet.error(1, excerpt(header), "unknown_column", header=excerpt(header))
         elif key in positions:
-            sheet.error(1, header, "duplicate_column", header=header)
+            sheet.error(1, name, "duplicate_column", header=name)
         else:
             positions[key] = index
-            sheet.headers[key] = header
+            sheet.headers[key] = name
     for key in REQUIRED:
         if key not in positions:
             sheet.error(1, key, "missing_column", zh=COLUMNS[key][0], en=COLUMNS[key][1])

@@ -809,3 +809,16 @@ def test_a_formula_whose_value_excel_saved_as_empty_text_is_an_empty_cell():
 
     assert sheet.errors == []
     assert sheet.rows[0].village is None and sheet.rows[0].complete
+
+
+@pytest.mark.parametrize("header", ["\ufeff\ufeff产品编码", "产品编码\u200b", "\u2060sku", "ｓｋｕ\u200d"],
+                         ids=["bom-twice", "zero-width-space", "word-joiner", "full-width-zero-width-joiner"])
+def test_a_header_is_read_with_the_invisible_characters_a_code_cell_is_read_without(header):
+    """A header with an invisible character (a second BOM from a tool that prefixes one to a UTF-8 text which has
+    one, a zero-width space pasted from a web page) reads as the header the co-op sees, as a code cell does, rather
+    than being refused as an unknown column while the message says the same name is missing."""
+    data = (f"{header},批次号,采收日期,存放地点,农户编号,交售数量\r\nZJ-KQM-1KG,L1,2026-09-03,XC-WH,H-1,5\r\n"
+            .encode("utf-8-sig"))
+    sheet = read_sheet(data)
+    assert sheet.errors == []
+    assert sheet.rows[0].sku == "ZJ-KQM-1KG"
