@@ -5,7 +5,8 @@ same supplier is pending, processing or succeeded, re-sending the file returns t
 (a unique key makes two concurrent identical uploads one). The import validates every row
 first — reporting all problems at once, up to a bound — and only a clean file is written, in the
 task's single transaction, which also drops the file's bytes (succeeded or failed, only the SHA-256 that recognises
-a re-sent file stays). Progress lives in the cache, outside that transaction, so a poller sees it.
+a re-sent file stays). Progress lives in the cache, outside that transaction, so a poller sees it (the database's
+while the cache is down: an outage never fails an import).
 Nothing here commits: `catalog.tasks.run_import` is the one unit-of-work design (claim, then import).
 An upload whose task message was lost (broker down) or whose worker died mid-import is found by
 `requeue_stuck_uploads` (a sweeper) or by a re-upload of the same bytes, and imported again from the start.
@@ -30,10 +31,10 @@ from catalog.models import InventoryUpload, Location, Lot, LotContribution, Prod
 from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
 from catalog.upload_messages import MESSAGES, messages
 from shop.auth.models import User
+from shop.caching import cache_delete, cache_get, cache_set
 from shop.clock import today
 from shop.db import after_commit, among, db, utcnow
 from shop.errors import AppError, Conflict, NotFound, ShopCode
-from shop.extensions import cache
 from shop.fields import MAX_QUANTITY, code_skeleton, is_blank, mask_personal_numbers, without_controls
 from shop.pagination import paginate
 from suppliers import service as suppliers
@@ -168,7 +169,7 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
         raise NotFound(f"No inventory upload {upload_id}.", code=CatalogCode.UPLOAD_NOT_FOUND)
     shown = {column: getattr(upload, column) for column in SHOWN_COLUMNS}
     if upload.status == "processing":
-        live = cache.get(_progress_key(upload.id))
+        live = cache_get(_progress_key(upload.id))
         if live:
             shown["rows_done"], shown["rows_total"] = live
     return shown
@@ -214,7 +215,7 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
         return upload
 
     def report(done: int, total: int) -> None:
-        cache.set(_progress_key(upload_id), (done, total), timeout=3600)
+        cache_set(_progress_key(upload_id), (done, total), timeout=3600)
         if progress is not None:
             progress(done, total)
 
@@ -238,7 +239,7 @@ def import_upload(upload_id: int, *, progress: Progress | None = None) -> Invent
         return _finish_failed(upload, _taken_meanwhile(plan, sheet, supplier_id=upload.supplier_id))
     upload.status, upload.lots_created, upload.rows_done = "succeeded", lots, upload.rows_total
     upload.finished_at, upload.content = utcnow(), None
-    cache.delete(_progress_key(upload_id))
+    cache_delete(_progress_key(upload_id))
     return upload
 
 
@@ -247,7 +248,7 @@ def _finish_failed(upload: InventoryUpload, errors: list[dict]) -> InventoryUplo
     hash for a corrected retry."""
     upload.status, upload.errors, upload.dedupe_key = "failed", errors, None
     upload.rows_done, upload.finished_at, upload.content = 0, utcnow(), None
-    cache.delete(_progress_key(upload.id))
+    cache_delete(_progress_key(upload.id))
     return upload
 
 

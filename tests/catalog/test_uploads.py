@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from catalog import inventory
 from catalog.models import InventoryUpload, Lot, LotContribution, Stock
@@ -17,6 +17,7 @@ from shop.db import db
 from suppliers.models import Household
 from tests.catalog.factories import LocationFactory, ProductFactory, linked_households, make_lot
 from tests.shop.test_errors import assert_error
+from tests.shop.test_outages import redis_down_app  # noqa: F401 - a fixture
 from tests.suppliers.factories import BenefitLinkFactory, HouseholdFactory
 
 HEADER_ZH = ["产品编码", "批次号", "采收日期", "存放地点", "农户编号", "交售数量"]
@@ -844,3 +845,43 @@ def test_an_import_holds_the_write_lock_for_as_many_statements_whatever_its_numb
     few = _statements_holding_the_write_lock(client, world, 5, "FEW")
     many = _statements_holding_the_write_lock(client, world, 40, "MANY")
     assert many == few
+
+
+def test_with_the_cache_down_an_import_still_runs_and_its_progress_is_read_from_the_database(
+        redis_down_app, caplog):  # noqa: F811
+    """Progress lives in the cache, which may be down (Redis restarting while a worker imports, or the
+    import-inventory command run beside it): the import still imports its file and a poller still reads the upload,
+    from the database, as every other cache read falls back, rather than the import raising (the upload left
+    processing) and the read answering 503."""
+    import logging
+
+    from catalog import tasks, uploads
+    from shop.auth.security import issue_token
+    from tests.factories import UserFactory
+    from tests.suppliers.factories import SupplierFactory
+
+    supplier = SupplierFactory()
+    ProductFactory(supplier=supplier, sku="ZJ-KQ-500", unit="bag")
+    LocationFactory(code="XC-WH")
+    household = linked_households(supplier, 1)[0]
+    user = UserFactory(role="coop", supplier_id=supplier.id)
+    db.session.commit()
+    token, _ = issue_token(user)
+    data = csv_bytes([["ZJ-KQ-500", "LOT-R", "2026-09-03", "XC-WH", household.code, 4]])
+    queued, _ = uploads.submit_upload(actor=None, supplier_id=supplier.id, filename="inventory.csv", data=data,
+                                      max_bytes=len(data), queue_import=False)
+    db.session.commit()
+    assert uploads.claim_upload(queued.id)
+    db.session.commit()
+    with caplog.at_level(logging.INFO):
+        polled = redis_down_app.test_client().get(f"/api/v1/inventory-uploads/{queued.id}",
+                                                  headers={"Authorization": f"Bearer {token}"})
+    assert polled.status_code == 200 and polled.json["status"] == "processing"
+    db.session.execute(update(InventoryUpload).where(InventoryUpload.id == queued.id).values(status="pending"))
+    db.session.commit()
+
+    done = tasks.run_import(queued.id)
+
+    assert (done.status, done.rows_done, done.lots_created) == ("succeeded", 1, 1)
+    assert db.session.scalar(select(Lot.quantity).where(Lot.lot_code == "LOT-R")) == 4
+    assert "Traceback" not in caplog.text
