@@ -186,8 +186,8 @@ def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | Non
 
 
 def claim_upload(upload_id: int) -> bool:
-    """Mark an upload as processing, from the start (a stale claim is taken over); False if it is done or
-    being done. The caller commits the claim on its own, before the import."""
+    """Mark an upload as processing, from the start (a stale claim is taken over, the dead run's progress with it);
+    False if it is done or being done. The caller commits the claim on its own, before the import."""
     now = utcnow()
     claimed = db.session.execute(
         update(InventoryUpload)
@@ -195,6 +195,8 @@ def claim_upload(upload_id: int) -> bool:
                or_(InventoryUpload.status == "pending",
                    (InventoryUpload.status == "processing") & (InventoryUpload.claimed_at < now - STALE_CLAIM)))
         .values(status="processing", claimed_at=now, rows_done=0, rows_total=0, errors=[])).rowcount
+    if claimed:
+        cache_delete(_progress_key(upload_id))
     return bool(claimed)
 
 

@@ -885,3 +885,28 @@ def test_with_the_cache_down_an_import_still_runs_and_its_progress_is_read_from_
     assert (done.status, done.rows_done, done.lots_created) == ("succeeded", 1, 1)
     assert db.session.scalar(select(Lot.quantity).where(Lot.lot_code == "LOT-R")) == 4
     assert "Traceback" not in caplog.text
+
+
+def test_a_run_taking_over_a_dead_workers_claim_shows_its_own_progress_not_the_dead_runs(client, world, monkeypatch):
+    """A worker killed after reporting 1 of 2 rows leaves that progress in the cache; the run that takes its stale claim
+    over starts from the start (rows_done 0), so a poller sees it reading the file, not the dead run's 1 of 2 (rolled
+    back) until the new run first reports, its progress then going backwards."""
+    from catalog import tasks, uploads
+    from shop.caching import cache_set
+
+    monkeypatch.setattr(tasks.import_inventory, "delay", lambda *a: None)  # the message is lost
+    rows = [["ZJ-KQ-500", "LOT-D1", "2026-09-03", "XC-WH", world["codes"][0], 4],
+            ["ZJ-KQ-500", "LOT-D2", "2026-09-03", "XC-WH", world["codes"][1], 5]]
+    upload_id = upload(client, world, csv_bytes(rows)).json["id"]
+    assert uploads.claim_upload(upload_id)
+    db.session.commit()
+    cache_set(uploads._progress_key(upload_id), (1, 2))  # what the dead run reported last
+    dead = datetime.now(uploads.utcnow().tzinfo) - timedelta(minutes=16)
+    db.session.execute(update(InventoryUpload).where(InventoryUpload.id == upload_id).values(claimed_at=dead))
+    db.session.commit()
+
+    assert uploads.claim_upload(upload_id)
+    db.session.commit()
+
+    shown = client.get(f"/api/v1/inventory-uploads/{upload_id}", headers=world["headers"]).json
+    assert (shown["status"], shown["rows_done"], shown["rows_total"]) == ("processing", 0, 0)
