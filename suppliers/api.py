@@ -47,7 +47,8 @@ class Suppliers(MethodView):
         return service.list_suppliers(**query)
 
     @blp.errors({409: [SupplierCode.USCC_TAKEN, SupplierCode.SUPPLIER_NAME_TAKEN],
-                 422: [SupplierCode.COUNTY_NOT_RECIPIENT]})
+                 422: [SupplierCode.COUNTY_NOT_RECIPIENT, SupplierCode.INVALID_USCC,
+                       SupplierCode.INVALID_BANK_ACCOUNT]})
     @require_role("admin")
     @blp.arguments(SupplierCreate)
     @blp.response(201, SupplierOut, location=ReadAt("suppliers.SupplierById", supplier_id="id"))
@@ -70,7 +71,7 @@ class SupplierById(MethodView):
         commit()
         return supplier
 
-    @blp.errors({409: [SupplierCode.SUPPLIER_NAME_TAKEN]})
+    @blp.errors({409: [SupplierCode.SUPPLIER_NAME_TAKEN], 422: [SupplierCode.INVALID_BANK_ACCOUNT]})
     @require_role("admin")
     @blp.arguments(SupplierUpdate)
     @blp.response(200, SupplierOut)
@@ -105,7 +106,8 @@ class SupplierHouseholds(MethodView):
 
     @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_EXISTS,
                        SupplierCode.HOUSEHOLD_CODE_TAKEN],
-                 422: [SupplierCode.COUNTY_NOT_RECIPIENT],
+                 422: [SupplierCode.COUNTY_NOT_RECIPIENT, SupplierCode.INVALID_ID_NUMBER,
+                       SupplierCode.INVALID_BANK_ACCOUNT],
                  429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdCreate)
@@ -131,7 +133,7 @@ class HouseholdById(MethodView):
         return household
 
     @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY], 409: [SupplierCode.SUPPLIER_INACTIVE],
-                 422: [SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED]})
+                 422: [SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED, SupplierCode.INVALID_BANK_ACCOUNT]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdUpdate)
     @blp.response(200, HouseholdOut)
@@ -156,6 +158,7 @@ class SupplierBenefitLinks(MethodView):
 
     @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_INACTIVE,
                        SupplierCode.BENEFIT_LINK_OVERLAPS, SupplierCode.BENEFIT_LINK_BACKDATED],
+                 422: [SupplierCode.INVALID_ID_NUMBER],
                  429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
     @require_role("admin", "coop")
     @blp.arguments(BenefitLinkCreate)

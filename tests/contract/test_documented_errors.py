@@ -266,3 +266,40 @@ def test_every_list_documents_the_answer_to_a_cursor_it_did_not_issue(world):
                     wrong.append(f"GET {path}?cursor=forged as {role}: {problem}")
     assert "/api/v1/stores/{store_id}/shifts" in refused and "/api/v1/stock-adjustments" in refused
     assert not wrong, "\n".join(wrong)
+
+
+
+def test_an_identifier_that_is_not_one_gets_a_documented_answer_on_every_route_taking_it(world):
+    """A USCC or ID number whose check digit fails is a 422 `invalid_uscc` / `invalid_id_number`, and a payout account
+    of the wrong length a 422 `invalid_bank_account` (as a store's is): each route taking one must name its code."""
+    client, admin, supplier = world.app.test_client(), world.of("admin"), world.ids["supplier_id"]["own"]
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    uscc, id_number = make_uscc(8), make_id_number()
+    bad_uscc = uscc[:-1] + ("0" if uscc[-1] != "0" else "1")
+    bad_id_number = id_number[:-1] + ("0" if id_number[-1] != "0" else "1")
+    new_supplier = {"name": "账户错误合作社", "kind": "cooperative", "uscc": uscc, "county_code": "513431"}
+    new_household = {"code": "DOC-H-2", "head_name": "测试户主", "id_number": id_number, "village": "火普村",
+                     "members": 2, "consent_on": "2026-01-01", "consent_basis": "书面知情同意书"}
+    sent = [
+        ("post", "/api/v1/suppliers", "/api/v1/suppliers", {**new_supplier, "uscc": bad_uscc}, "invalid_uscc"),
+        ("post", "/api/v1/suppliers", "/api/v1/suppliers", {**new_supplier, "bank_account": "1234"},
+         "invalid_bank_account"),
+        ("patch", "/api/v1/suppliers/{supplier_id}", f"/api/v1/suppliers/{supplier}",
+         {"bank_account": "1234", "reason": "核对"}, "invalid_bank_account"),
+        ("post", "/api/v1/suppliers/{supplier_id}/households", f"/api/v1/suppliers/{supplier}/households",
+         {**new_household, "id_number": bad_id_number}, "invalid_id_number"),
+        ("post", "/api/v1/suppliers/{supplier_id}/households", f"/api/v1/suppliers/{supplier}/households",
+         {**new_household, "bank_account": "1234"}, "invalid_bank_account"),
+        ("patch", "/api/v1/households/{household_id}", f"/api/v1/households/{world.ids['household_id']['own']}",
+         {"bank_account": "1234", "reason": "核对"}, "invalid_bank_account"),
+        ("post", "/api/v1/suppliers/{supplier_id}/benefit-links", f"/api/v1/suppliers/{supplier}/benefit-links",
+         {"household_code": world.ids["household_code"]["other"], "id_number": bad_id_number, "kind": "purchase",
+          "valid_from": "2026-01-01"}, "invalid_id_number"),
+    ]
+    wrong = []
+    for method, path, url, body, code in sent:
+        answer = client.open(url, method=method, headers=admin, json=body)
+        assert (answer.status_code, answer.json["error"]["code"]) == (422, code), (path, answer.json)
+        if problem := _undocumented(answer, paths[path][method]):
+            wrong.append(f"{method.upper()} {path}: {problem}")
+    assert not wrong, "\n".join(wrong)
