@@ -125,7 +125,7 @@ class Locations(MethodView):
         return inventory.list_locations(**query)
 
     @require_role("admin")
-    @blp.errors({409: [CatalogCode.LOCATION_CODE_TAKEN]})
+    @blp.errors({409: [CatalogCode.LOCATION_CODE_TAKEN], 422: [ShopCode.REGION_NOT_FOUND]})
     @blp.arguments(LocationCreate)
     @blp.response(201, LocationOut, location=ReadAt("catalog.get_location", location_id="id"))
     def post(self, data):

@@ -6,6 +6,7 @@ from flask.views import MethodView
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
+from shop.errors import ShopCode
 from shop.http import ReadAt
 from shop.pagination import DatedPageQuery, page_schema
 from suppliers import service
@@ -47,7 +48,7 @@ class Suppliers(MethodView):
         return service.list_suppliers(**query)
 
     @blp.errors({409: [SupplierCode.USCC_TAKEN, SupplierCode.SUPPLIER_NAME_TAKEN],
-                 422: [SupplierCode.COUNTY_NOT_RECIPIENT, SupplierCode.INVALID_USCC,
+                 422: [SupplierCode.COUNTY_NOT_RECIPIENT, ShopCode.REGION_NOT_FOUND, SupplierCode.INVALID_USCC,
                        SupplierCode.INVALID_BANK_ACCOUNT]})
     @require_role("admin")
     @blp.arguments(SupplierCreate)
@@ -106,7 +107,7 @@ class SupplierHouseholds(MethodView):
 
     @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_EXISTS,
                        SupplierCode.HOUSEHOLD_CODE_TAKEN],
-                 422: [SupplierCode.COUNTY_NOT_RECIPIENT, SupplierCode.INVALID_ID_NUMBER,
+                 422: [SupplierCode.COUNTY_NOT_RECIPIENT, ShopCode.REGION_NOT_FOUND, SupplierCode.INVALID_ID_NUMBER,
                        SupplierCode.INVALID_BANK_ACCOUNT],
                  429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
     @require_role("admin", "coop")

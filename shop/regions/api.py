@@ -56,7 +56,7 @@ class Regions(MethodView):
         return service.list_regions(**query)
 
     @require_role("admin")
-    @blp.errors({409: [ShopCode.REGION_EXISTS]})
+    @blp.errors({409: [ShopCode.REGION_EXISTS], 422: [ShopCode.REGION_NOT_FOUND]})
     @blp.arguments(RegionCreate)
     @blp.response(201, RegionOut, location=ReadAt("regions.get_region", "code"))
     def post(self, data):
@@ -87,7 +87,7 @@ class Pairings(MethodView):
         return service.list_pairings(**query)
 
     @require_role("admin")
-    @blp.errors({409: [ShopCode.PAIRING_OVERLAPS]})
+    @blp.errors({409: [ShopCode.PAIRING_OVERLAPS], 422: [ShopCode.REGION_NOT_FOUND]})
     @blp.arguments(PairingCreate)
     @blp.response(201, PairingOut, location=ReadAt("regions.PairingById", pairing_id="id"))
     def post(self, data):

@@ -303,3 +303,32 @@ def test_an_identifier_that_is_not_one_gets_a_documented_answer_on_every_route_t
         if problem := _undocumented(answer, paths[path][method]):
             wrong.append(f"{method.upper()} {path}: {problem}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_region_code_naming_no_region_gets_a_documented_answer_on_every_route_taking_one(world):
+    """A body naming a region code no region has is a 422 `region_not_found` on that field (`region_named`); each
+    route whose body names a region must name that code, not only the stores'."""
+    client, admin, supplier = world.app.test_client(), world.of("admin"), world.ids["supplier_id"]["own"]
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    nowhere = "519999"
+    sent = [
+        ("/api/v1/regions", "/api/v1/regions",
+         {"code": "513499", "name": "测试县", "level": "county", "parent_code": nowhere}),
+        ("/api/v1/pairings", "/api/v1/pairings",
+         {"donor_code": nowhere, "recipient_code": "513431", "valid_from": "2030-01-01"}),
+        ("/api/v1/suppliers", "/api/v1/suppliers",
+         {"name": "无此县合作社", "kind": "cooperative", "uscc": make_uscc(9), "county_code": nowhere}),
+        ("/api/v1/suppliers/{supplier_id}/households", f"/api/v1/suppliers/{supplier}/households",
+         {"code": "DOC-H-3", "county_code": nowhere, "head_name": "测试户主", "id_number": make_id_number(),
+          "village": "火普村", "members": 2, "consent_on": "2026-01-01", "consent_basis": "书面知情同意书"}),
+        ("/api/v1/locations", "/api/v1/locations",
+         {"code": "DOC-WH-9", "name": "无此县仓库", "kind": "warehouse", "region_code": nowhere}),
+        ("/api/v1/stores", "/api/v1/stores", {"name": "无此区门店", "district_code": nowhere, "location_code": "X"}),
+    ]
+    wrong = []
+    for path, url, body in sent:
+        answer = client.post(url, headers=admin, json=body)
+        assert (answer.status_code, answer.json["error"]["code"]) == (422, "region_not_found"), (path, answer.json)
+        if problem := _undocumented(answer, paths[path]["post"]):
+            wrong.append(f"POST {path}: {problem}")
+    assert not wrong, "\n".join(wrong)
