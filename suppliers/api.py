@@ -159,6 +159,7 @@ class SupplierBenefitLinks(MethodView):
 
     @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_INACTIVE,
                        SupplierCode.BENEFIT_LINK_OVERLAPS, SupplierCode.BENEFIT_LINK_BACKDATED],
+                 404: [SupplierCode.HOUSEHOLD_NOT_FOUND],
                  422: [SupplierCode.INVALID_ID_NUMBER],
                  429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
     @require_role("admin", "coop")

@@ -332,3 +332,16 @@ def test_a_region_code_naming_no_region_gets_a_documented_answer_on_every_route_
         if problem := _undocumented(answer, paths[path]["post"]):
             wrong.append(f"POST {path}: {problem}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_benefit_link_naming_no_household_gets_a_documented_answer(world):
+    """Linking a household code the supplier cannot link (none registered under it, or another supplier's without
+    its ID number) is a 404 `household_not_found`: the operation must name it beside the supplier's own 404."""
+    client, supplier = world.app.test_client(), world.ids["supplier_id"]["own"]
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"][
+        "/api/v1/suppliers/{supplier_id}/benefit-links"]["post"]
+    for code in ("NO-SUCH-HOUSEHOLD", world.ids["household_code"]["other"]):
+        answer = client.post(f"/api/v1/suppliers/{supplier}/benefit-links", headers=world.of("admin"), json={
+            "household_code": code, "kind": "purchase", "valid_from": "2026-01-01"})
+        assert (answer.status_code, answer.json["error"]["code"]) == (404, "household_not_found"), answer.json
+        assert _undocumented(answer, operation) is None, _undocumented(answer, operation)
