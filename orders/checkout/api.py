@@ -23,6 +23,7 @@ blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Online 
 
 @blp.route("/orders")
 class Orders(MethodView):
+    @blp.errors({404: [OrderCode.STORE_NOT_FOUND]})
     @require_role("consumer", "store_staff", "admin", "auditor")
     @blp.arguments(OrderQuery, location="query")
     @blp.response(200, page_schema(OrderOut))

@@ -345,3 +345,14 @@ def test_a_benefit_link_naming_no_household_gets_a_documented_answer(world):
             "household_code": code, "kind": "purchase", "valid_from": "2026-01-01"})
         assert (answer.status_code, answer.json["error"]["code"]) == (404, "household_not_found"), answer.json
         assert _undocumented(answer, operation) is None, _undocumented(answer, operation)
+
+
+def test_a_clerk_listing_another_stores_orders_gets_a_documented_answer(world):
+    """A clerk's `GET /orders?store_id=` naming a store not theirs is a 404 `store_not_found` (out of scope reads as
+    missing): the list's document must name that 404."""
+    client, clerk = world.app.test_client(), world.of("store_staff")
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/orders"]["get"]
+    for store_id in (world.ids["store_id"]["other"], NO_SUCH_ID):
+        answer = client.get(f"/api/v1/orders?store_id={store_id}", headers=clerk)
+        assert (answer.status_code, answer.json["error"]["code"]) == (404, "store_not_found"), answer.json
+        assert _undocumented(answer, operation) is None, _undocumented(answer, operation)
