@@ -27,12 +27,13 @@ from shop.auth.models import User
 from shop.caching import CacheKey, cache_key, invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.clock import today
-from shop.db import db, lock_on_sqlite, violates
+from shop.db import among, db, lock_on_sqlite, violates
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import name_key, normalise_identifier, search_fold
 from shop.pagination import decode_cursor, encode_cursor, paginate, recorded_in
 from shop.regions.service import is_recipient_county
 from suppliers import service as suppliers
+from suppliers.models import Supplier
 
 CACHE_NAMESPACE = "catalog"
 MAX_SKU_INPUT = 128  # longer path segments cannot spell a 32-character SKU
@@ -123,6 +124,16 @@ def get_product(*, sku: str, actor: User | None = None) -> Product:
                            and not _may_see_unpublished(actor, product)):
         raise NotFound(f"No product {sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
     return product
+
+
+def products_seen_by(*, skus: Sequence[str], actor: User | None = None) -> dict[str, Product]:
+    """Of `skus` (any spelling), the products `get_product` finds for `actor`, by the SKU as given, in one statement."""
+    codes = {sku: code for sku in skus if (code := _sku_code(sku)) is not None}
+    rows = db.session.execute(select(Product, Supplier.active).join(Supplier, Supplier.id == Product.supplier_id)
+                              .where(among(Product.sku, set(codes.values())))).all() if codes else []
+    seen = {product.sku: product for product, supplier_active in rows
+            if on_sale(product.status, supplier_active) or _may_see_unpublished(actor, product)}
+    return {sku: seen[code] for sku, code in codes.items() if code in seen}
 
 
 def _editable_product(*, sku: str, actor: User) -> Product:

@@ -52,6 +52,7 @@ from shop.fields import MAX_QUANTITY
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
+from tests.statements import statements
 from web.filters import local_time, yuan
 from web.pages import ID_OR_CARD_REFUSED
 from web.storefront import checkout as web_checkout
@@ -1151,3 +1152,27 @@ def test_every_active_store_is_offered_for_pickup_at_checkout_however_many_there
     offered = [int(number) for number in re.findall(r'<option value="(\d+)"', choices)]
     assert response.status_code == 200 and offered == [store.id for store in stores]
     assert f'<option value="{stores[-1].id}" selected>' in page  # the store a link chose, too
+
+
+def test_the_cart_and_the_checkout_form_read_their_products_at_once_however_many_lines_they_hold(client):
+    """The cart and the checkout form read the products of all their lines together: 50 lines (of 50 co-ops'
+    products) cost the statements 1 line costs, not a product and a supplier read per line."""
+    consumer = UserFactory(role="consumer")
+    products = [ProductFactory(price_fen=100 + n) for n in range(50)]
+    db.session.commit()
+    skus, names = [p.sku for p in products], {p.sku: p.name for p in products}
+    client.post("/login", data={"username": consumer.username, "password": DEFAULT_PASSWORD,
+                                "csrf_token": _token(client, "/login")})
+
+    def cost(path: str, lines: list[str]) -> int:
+        with client.session_transaction() as session:
+            session["cart"] = dict.fromkeys(lines, 1)
+        with statements() as seen:
+            page = client.get(path)
+        body = page.get_data(as_text=True)
+        assert page.status_code == 200 and all(names[sku] in body for sku in lines), path
+        assert "已下架" not in body, path
+        return len(seen)
+
+    for path in ("/cart", "/checkout"):
+        assert cost(path, skus) == cost(path, skus[:1]), path

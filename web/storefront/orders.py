@@ -102,17 +102,10 @@ def _order_request(lines: dict[str, int]) -> dict:
     return OrderCreate().load(body)
 
 
-def _on_sale(sku: str):
-    """The product on sale with `sku`, or None."""
-    try:
-        return catalog.get_product(sku=sku)
-    except NotFound:
-        return None
-
-
 def _shown_rows(lines: dict[str, int]) -> list[tuple]:
     """The cart's lines as checkout shows them: SKU, the product on sale (or None) and the quantity."""
-    return [(sku, _on_sale(sku), quantity) for sku, quantity in lines.items()]
+    on_sale = catalog.products_seen_by(skus=list(lines))
+    return [(sku, on_sale.get(sku), quantity) for sku, quantity in lines.items()]
 
 
 def _digest(rows: list[tuple]) -> str:

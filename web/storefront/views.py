@@ -76,14 +76,10 @@ def product(sku: str):
 
 def _cart_page(error: str | None = None, status: int = 200):
     """The cart with each line's product (or a note that it is no longer on sale) and the total."""
-    rows, total = [], 0
-    for sku, quantity in cart.lines().items():
-        try:
-            item = catalog.get_product(sku=sku, actor=web_user())
-        except NotFound:
-            item = None
-        rows.append((sku, quantity, item))
-        total += item.price_fen * quantity if item else 0
+    lines = cart.lines()
+    found = catalog.products_seen_by(skus=list(lines), actor=web_user())
+    rows = [(sku, quantity, found.get(sku)) for sku, quantity in lines.items()]
+    total = sum(item.price_fen * quantity for _, quantity, item in rows if item)
     names = reads.names_off_sale([sku for sku, _, item in rows if item is None])
     return render_template("storefront/cart.html", rows=rows, total=total, error=error, names=names,
                            max_lines=cart.MAX_LINES), status
