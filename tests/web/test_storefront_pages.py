@@ -31,7 +31,7 @@ from orders.checkout.service import (
 )
 from orders.counter.service import hand_over
 from orders.ledger.verify import verify_ledger
-from orders.models import AfterSalesRequest, Order, OrderTransition, Payment, Store
+from orders.models import AfterSalesRequest, Order, OrderLine, OrderTransition, Payment, Store
 from orders.payments import service as payments
 from orders.refunds.service import (
     RefundRequest,
@@ -1176,3 +1176,41 @@ def test_the_cart_and_the_checkout_form_read_their_products_at_once_however_many
 
     for path in ("/cart", "/checkout"):
         assert cost(path, skus) == cost(path, skus[:1]), path
+
+
+def test_putting_an_ended_orders_lines_back_in_the_cart_reads_their_products_at_once(client):
+    """An expired or cancelled order's lines go back to the cart with their products read together: an order of 50
+    lines (of 50 co-ops' products) costs the statements an order of 1 line costs."""
+    consumer, store = UserFactory(role="consumer"), StoreFactory()
+    products = [ProductFactory(price_fen=100 + n) for n in range(50)]
+    db.session.commit()
+    client.post("/login", data={"username": consumer.username, "password": DEFAULT_PASSWORD,
+                                "csrf_token": _token(client, "/login")})
+
+    def cancelled(lines: list[Product]) -> int:
+        order = Order(channel="pickup", status="cancelled", consumer_id=consumer.id, store_id=store.id,
+                      location_id=store.location_id, donor_code=store.district_code,
+                      total_fen=sum(p.price_fen for p in lines), payment_method="stripe")
+        order.lines = [OrderLine(product_id=p.id, sku=p.sku, name=p.name, supplier_id=p.supplier_id,
+                                 county_code=p.county_code, quantity=1, unit_price_fen=p.price_fen,
+                                 platform_fee_bp=p.platform_fee_bp, store_commission_bp=p.store_commission_bp,
+                                 household_premium_bp=p.household_premium_bp, dividend_bp=p.dividend_bp)
+                       for p in lines]
+        db.session.add(order)
+        db.session.commit()
+        return order.id
+
+    def cost(lines: list[Product]) -> int:
+        order_id = cancelled(lines)
+        with client.session_transaction() as session:
+            session.pop("cart", None)
+        g.pop("csrf_token", None)  # flask-wtf's per-request copy, kept in this test's app context
+        token = _token(client, f"/orders/{order_id}")
+        with statements() as seen:
+            back = client.post(f"/orders/{order_id}/to-cart", data={"csrf_token": token})
+        assert back.status_code == 302
+        with client.session_transaction() as session:
+            assert session["cart"] == {p.sku: 1 for p in lines}
+        return len(seen)
+
+    assert cost(products) == cost(products[:1])

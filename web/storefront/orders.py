@@ -336,14 +336,16 @@ def put_back(order_id: int):
         return error_page(404, ORDER_NOT_FOUND)
     if view.status not in ENDED:
         return redirect(url_for(".order_page", order_id=order_id))
-    missing = []
+    missing, on_sale = [], catalog.products_seen_by(skus=[line.sku for line in view.lines])
     for line in view.lines:
+        if line.sku not in on_sale:
+            missing.append(line.name)
+            continue
         try:
-            catalog.get_product(sku=line.sku)
             have = cart.lines().get(line.sku, 0)
             if have < line.quantity:  # pressed again (or already in the cart): the order's units, once
                 cart.add(line.sku, line.quantity - have)
-        except (NotFound, cart.CartError):
+        except cart.CartError:
             missing.append(line.name)
     flash("已放回购物车，请确认后重新下单。" + (f"未能放回：{'、'.join(missing)}。" if missing else ""))
     return redirect(url_for(".show_cart"))
