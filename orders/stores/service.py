@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, exists, func, select
 
 from catalog import inventory
 from catalog.errors import CatalogCode
-from catalog.service import get_product
+from catalog.service import products_seen_by
 from orders.errors import OrderCode
 from orders.models import (
     LOST_IN_TRANSIT,
@@ -447,13 +447,12 @@ def create_transfer(*, actor: User, from_location: str, to_location: str, lines:
     if not store.active:
         raise Conflict(f"Store {store.id} is inactive.", code=OrderCode.STORE_INACTIVE,
                        details={"to_location": [f"The store selling from {to_location} is inactive."]})
-    products = []
+    found = products_seen_by(skus=[line["sku"] for line in lines], actor=actor)
     for index, line in enumerate(lines):
-        try:
-            products.append(get_product(sku=line["sku"], actor=actor))
-        except NotFound as exc:
+        if line["sku"] not in found:
             raise ValidationError(f"No product {line['sku']}.", code=CatalogCode.PRODUCT_NOT_FOUND,
-                                  details={"lines": {str(index): {"sku": ["No such product."]}}}) from exc
+                                  details={"lines": {str(index): {"sku": ["No such product."]}}})
+    products = [found[line["sku"]] for line in lines]
     if len({product.id for product in products}) != len(products):
         raise ValidationError("A product is listed twice.", details={"lines": ["List each SKU once."]})
     portions = inventory.take_lines(location_id=source.id, lines=[

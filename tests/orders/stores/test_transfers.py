@@ -13,6 +13,7 @@ from tests.catalog.test_concurrency import race
 from tests.contract.conftest import documented_codes
 from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
+from tests.statements import statements
 
 
 def _code(store) -> str:
@@ -539,3 +540,24 @@ def test_a_receipt_resent_by_another_clerk_of_the_store_with_its_key_is_the_firs
     assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
     assert (other_store.status_code, other_store.json["error"]["code"]) == (404, "transfer_not_found")
     assert inventory.available(location_id=store.location_id, product_id=product.id) == 7
+
+
+def test_a_transfer_of_many_products_reads_them_at_once(client, login, store):
+    """The products a transfer names are read together: a transfer of 50 products (of 50 co-ops) reads with as many
+    statements as a transfer of 1, not a product and a supplier read per line (each lot moved is still a write)."""
+    warehouse, products = LocationFactory(), [ProductFactory() for _ in range(100)]
+    for product in products:
+        make_lot(product, warehouse, quantity=1)
+    db.session.commit()
+    admin = login("admin")
+
+    def cost(sent: list) -> int:
+        body = {"from_location": warehouse.code, "to_location": _code(store),
+                "lines": [{"sku": product.sku, "quantity": 1} for product in sent]}
+        with statements() as seen:
+            response = client.post("/api/v1/stock-transfers", json=body, headers=admin)
+        assert response.status_code == 201, response.json
+        assert [line["sku"] for line in response.json["lines"]] == [product.sku for product in sent]
+        return sum(statement.lstrip().upper().startswith("SELECT") for statement in seen)
+
+    assert cost(products[:50]) == cost(products[50:51])
