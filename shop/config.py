@@ -33,6 +33,7 @@ DEV_SECRETS_FILE = "dev-secrets.json"  # in the instance folder: this installati
 DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite", "sqlite+pysqlite")
 CONFIG_ERROR_EXIT_STATUS = 4  # gunicorn's "App failed to load": its arbiter stops instead of respawning workers
 REDIS_TIMEOUT_SECONDS = 1.0
+DATABASE_CONNECT_TIMEOUT_SECONDS = 5  # a PostgreSQL server that takes the connection and never answers is down
 TLS_CHECKS = ("required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE")  # Celery's spellings
 FAST_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 DAY_SECONDS, GIB = 24 * 3600, 1024 ** 3  # the units of the integer settings' bounds
@@ -278,11 +279,16 @@ def _engine_options(env: Mapping[str, str]) -> dict:
     PostgreSQL connection is not pinged before each use unless DATABASE_PRE_PING is set (the ping is a round trip
     on every request): after a database restart the first request on a dead connection answers 503 and the pool
     is replaced at once (SQLAlchemy invalidates it on a disconnect); connections are renewed hourly anyway. A database
-    error never quotes its statement's parameters (a household's name, an encrypted account) in a log or traceback."""
+    error never quotes its statement's parameters (a household's name, an encrypted account) in a log or traceback.
+    A PostgreSQL server that does not answer a new connection within DATABASE_CONNECT_TIMEOUT_SECONDS is out of reach
+    (a request answers 503, readiness says so) instead of holding the worker without end; a `connect_timeout` in
+    DATABASE_URL's query is taken as written."""
     url, pre_ping = env.get("DATABASE_URL"), _flag(env, "DATABASE_PRE_PING")  # checked whichever the database
-    if not url or url.startswith("sqlite"):
+    if not url or url.strip().startswith("sqlite"):
         return {"pool_pre_ping": True, "connect_args": {"timeout": 30}, "hide_parameters": True}
-    return {"pool_pre_ping": pre_ping, "pool_recycle": 3600, "hide_parameters": True}
+    given = parse_qs(urlsplit(url.strip()).query)
+    connect_args = {} if "connect_timeout" in given else {"connect_timeout": DATABASE_CONNECT_TIMEOUT_SECONDS}
+    return {"pool_pre_ping": pre_ping, "pool_recycle": 3600, "hide_parameters": True, "connect_args": connect_args}
 
 
 def fresh_secrets(kid: str = "dev") -> dict[str, str]:

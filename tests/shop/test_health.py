@@ -5,6 +5,8 @@ import base64
 import os
 import shutil
 import socket
+import threading
+import time
 
 import pytest
 from sqlalchemy import text
@@ -43,6 +45,26 @@ def test_with_the_database_down_the_process_is_live_but_not_ready(database_down_
     assert client.get("/healthz").json == {"ok": True}
     error = assert_error(client.get("/readyz"), 503, "service_unavailable")
     assert error["details"] == {"unavailable": ["database"]} and "hunter2" not in str(error)
+
+
+def test_a_database_server_that_never_answers_makes_readiness_say_so_within_seconds(tmp_path):
+    from shop.config import DATABASE_CONNECT_TIMEOUT_SECONDS
+
+    with socket.socket() as silent:  # a server that takes the connection and never speaks (hung, or half the path)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        app = make_app(tmp_path, DATABASE_URL=f"postgresql://shop@127.0.0.1:{silent.getsockname()[1]}/shop")
+        answers = []
+        probe = threading.Thread(target=lambda: answers.append(app.test_client().get("/readyz")), daemon=True)
+        started = time.monotonic()
+        probe.start()
+        probe.join(timeout=DATABASE_CONNECT_TIMEOUT_SECONDS + 10)
+        waited = time.monotonic() - started
+    probe.join(timeout=10)
+    with app.app_context():
+        db.engine.dispose()
+    assert waited < DATABASE_CONNECT_TIMEOUT_SECONDS + 5, "readiness waited on the silent server without end"
+    assert assert_error(answers[0], 503, "service_unavailable")["details"] == {"unavailable": ["database"]}
 
 
 def test_with_redis_down_the_process_is_not_ready(sqlite_template, tmp_path):
