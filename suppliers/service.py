@@ -829,13 +829,17 @@ def _rehash(household: Household) -> bool:
 
 def _in_batches(model, condition, batch: int, action: str, work) -> Iterator[ReencryptStep]:
     """Apply `work` to the rows of `model` matching `condition`, `batch` at a time in primary-key order, yielding a
-    step after each flushed batch (the caller commits it)."""
+    step after each flushed batch (the caller commits it). Each batch is locked as it is read, and read afresh (the
+    service runs meanwhile): a value changed by a request in between is the one re-encrypted, never overwritten by
+    the value read before it."""
     keys = list(model.__mapper__.primary_key)
     names = [model.__mapper__.get_property_by_column(key).key for key in keys]
     total = db.session.scalar(select(func.count()).select_from(model).where(condition))
     done, after = 0, None
     while True:
-        query = select(model).where(condition).order_by(*keys).limit(batch)
+        lock_on_sqlite(f"UPDATE {model.__tablename__} SET {keys[0].name} = {keys[0].name} WHERE 1 = 0")
+        query = (select(model).where(condition).order_by(*keys).limit(batch).with_for_update(of=model)
+                 .execution_options(populate_existing=True))
         if after is not None:
             query = query.where(tuple_(*keys) > tuple_(*after))
         rows = db.session.scalars(query).all()

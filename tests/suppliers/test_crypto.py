@@ -20,6 +20,7 @@ from suppliers.models import Household
 from suppliers.service import reencrypt_fields
 from tests.orders.factories import StoreFactory
 from tests.orders.payments.conftest import ADDRESS, place_order, stock, user_with_token
+from tests.parallel import second_while_first_uncommitted
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account
 
@@ -107,6 +108,33 @@ def test_reencrypt_commits_batch_by_batch_with_progress_and_resumes_after_a_stop
     assert "households: 2/3 rows gone through, 2 re-encrypted" in result.output
     assert "households: 3/3 rows gone through, 1 re-encrypted" in result.output
     assert under_new_key() == ids
+
+
+@pytest.mark.postgres
+def test_an_account_changed_while_reencrypt_goes_through_its_row_keeps_the_new_account(pg_app):
+    """The encryption key is rotated with the service up: a bank account changed (not yet committed) while
+    `reencrypt` reads the row was overwritten by the old account re-encrypted, and the payouts went to it."""
+    household = HouseholdFactory(bank_account=make_bank_account())
+    db.session.commit()
+    household_id, old_account, new_account = household.id, household.bank_account, make_bank_account()
+    pg_app.config["FIELD_ENCRYPTION_KEY"] = f"k2026:{_key()},{pg_app.config['FIELD_ENCRYPTION_KEY']}"
+
+    def change_account():
+        """The account corrected through the API, its transaction not yet committed."""
+        db.session.get(Household, household_id).bank_account = new_account
+        db.session.flush()
+
+    def reencrypt():
+        """`suppliers reencrypt`, batch by batch."""
+        for _ in reencrypt_fields(batch=10):
+            db.session.commit()
+
+    second_while_first_uncommitted(pg_app, change_account, reencrypt)
+
+    db.session.expire_all()
+    stored = db.session.get(Household, household_id)
+    assert stored.bank_account == new_account != old_account
+    assert crypto.key_id(stored.bank_account_enc) == "k2026"
 
 
 def test_a_value_under_a_removed_key_fails_loudly_without_its_plaintext(app):
