@@ -774,6 +774,7 @@ def _encrypted_columns() -> list[tuple[type, list[str]]]:
 
 
 REENCRYPT_BATCH = 500
+REHASHING = "re-hashing"  # the fingerprint stored while ID numbers are re-hashed: the key of no hash made so far
 
 
 @dataclass(frozen=True)
@@ -793,19 +794,22 @@ def reencrypt_fields(*, batch: int = REENCRYPT_BATCH) -> Iterator[ReencryptStep]
     then record that key's fingerprint: `batch` rows at a time, each batch flushed and yielded for the caller to
     commit (the session holds committed rows weakly: memory stays flat however many rows there are). A run stopped
     half-way resumes where it was: rows already under the current key are not read again, hashes already current
-    are not written."""
+    are not written. While hashes are re-made with another key the fingerprint stored is `REHASHING`, so that no
+    key matches (the service refuses to serve) until a run finishes."""
     current = crypto.keyring().current
     for model, names in _encrypted_columns():
         columns = [getattr(model, f"{name}_enc") for name in names]
         stale = or_(*(column.is_not(None) & ~column.startswith(f"{current}:", autoescape=True) for column in columns))
         yield from _in_batches(model, stale, batch, "re-encrypted",
                                lambda row, names=names: _reencrypt_row(row, names, current))
-    yield from _in_batches(Household, true(), batch, "re-hashed", _rehash)
     stored = db.session.get(KeyFingerprint, LOOKUP_HASH_KEY)
     if stored is None:
-        db.session.add(KeyFingerprint(name=LOOKUP_HASH_KEY, fingerprint=crypto.hash_key_fingerprint()))
-    else:
-        stored.fingerprint = crypto.hash_key_fingerprint()
+        stored = KeyFingerprint(name=LOOKUP_HASH_KEY, fingerprint=REHASHING)
+        db.session.add(stored)
+    elif stored.fingerprint != crypto.hash_key_fingerprint():  # committed with the first batch re-hashed
+        stored.fingerprint = REHASHING
+    yield from _in_batches(Household, true(), batch, "re-hashed", _rehash)
+    stored.fingerprint = crypto.hash_key_fingerprint()
     db.session.flush()
 
 
@@ -870,6 +874,9 @@ def check_hash_key() -> None:
                 return
     except IntegrityError:  # a concurrent first request recorded it: compare with that one
         return check_hash_key()
+    if stored == REHASHING:
+        raise ConfigError("the ID-number hashes are half re-made with a new FIELD_HASH_KEY: set that key and run "
+                          "`flask --app shop suppliers reencrypt` again to finish.")
     if stored != fingerprint:
         raise ConfigError("FIELD_HASH_KEY does not match the key the stored ID-number hashes were made with; "
                           "restore it, or re-hash with `flask --app shop suppliers reencrypt` "

@@ -195,6 +195,35 @@ def test_reencrypt_rehashes_with_a_new_hash_key_and_lookups_keep_working(app, ru
     assert again.status_code == 409 and again.json["error"]["code"] == "household_exists"
 
 
+def test_a_rehash_stopped_half_way_serves_under_neither_key_until_it_is_run_again(app, runner, client, admin,
+                                                                                  supplier):
+    """A re-hash with a new FIELD_HASH_KEY stopped half-way, then the service started again with the old key: the
+    stored fingerprint was still the old key's, so it served, and an ID number re-hashed already was found under
+    neither key (the same person could be registered twice)."""
+    bodies = [household_payload() for _ in range(3)]
+    for body in bodies:
+        assert client.post(f"/api/v1/suppliers/{supplier.id}/households", json=body, headers=admin).status_code == 201
+    old_key, new_key = app.config["FIELD_HASH_KEY"], _key()
+    app.config["FIELD_HASH_KEY"] = new_key
+    steps = reencrypt_fields(batch=2)
+    next(step for step in steps if step.action == "re-hashed")
+    db.session.commit()  # the first batch re-hashed, as the command commits it
+    steps.close()  # then the run stops
+    db.session.rollback()
+
+    for key in (old_key, new_key):  # the service started again, with either key
+        app.config["FIELD_HASH_KEY"] = key
+        app.extensions.pop("suppliers.hash_key_checked", None)
+        assert_error(client.get("/api/v1/regions"), 503, "hash_key_mismatch")
+
+    result = runner.invoke(args=["suppliers", "reencrypt", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    assert client.get("/api/v1/regions").status_code == 200
+    again = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=admin,
+                        json=household_payload(id_number=bodies[0]["id_number"]))
+    assert again.status_code == 409 and again.json["error"]["code"] == "household_exists"
+
+
 def test_reencrypt_takes_a_batch_of_at_least_one_row_and_a_refused_one_rehashes_nothing(app, runner, client, admin,
                                                                                          supplier):
     """`--batch 0` went through no row, said it was done and recorded the new hash key's fingerprint over hashes made
