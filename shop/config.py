@@ -227,14 +227,17 @@ def _int(env: dict[str, str], name: str, default: int, *, minimum: int, maximum:
 
 
 def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
-    """A rate limit setting ("20 per hour", several joined by ";"); `ConfigError` naming it if it does not parse."""
+    """A rate limit setting ("20 per hour", several joined by ";"); `ConfigError` naming it if it does not parse, or
+    if a limit allows no request at all (`0 per minute` is no "unlimited": it refuses everything)."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        parse_many(raw)
+        limits = parse_many(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a rate limit such as {default!r}, got {raw!r}") from None
+    if any(limit.amount < 1 for limit in limits):
+        raise ConfigError(f"{name} must allow at least 1 request in each limit, got {raw!r}")
     return raw
 
 

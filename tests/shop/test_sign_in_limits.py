@@ -322,3 +322,14 @@ def test_a_rate_limit_setting_that_does_not_parse_stops_the_start(tmp_path, name
 
     with pytest.raises(ConfigError, match=f"{name} must be a rate limit such as .*, got '20 per hr'"):
         load_config({name: "20 per hr"}, str(tmp_path))
+
+
+@pytest.mark.parametrize("name", [
+    "REGISTER_RATE_LIMIT", "AUTH_RATE_LIMIT", "LOGIN_RATE_LIMIT", "DISCLOSURE_RATE_LIMIT"])
+@pytest.mark.parametrize("value", ["0 per minute", "5 per minute;0/hour"])
+def test_a_rate_limit_allowing_nothing_stops_the_start(tmp_path, name, value):
+    """`0 per minute` (as if 0 meant no limit) started, and every sign-in, registration or disclosure read was 429."""
+    from shop.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=f"{name} must allow at least 1 request in each limit, got {value!r}"):
+        load_config({name: value}, str(tmp_path))
