@@ -143,3 +143,54 @@ def test_gunicorns_own_error_answers_are_in_the_apis_json_shape(tmp_path):
         (431, "application/json"), (414, "application/json"), (400, "application/json")]
     assert [body["error"]["code"] for _, _, body in answers] == ["http_error", "http_error", "bad_request"]
     assert all(body["error"]["message"] and body["error"]["details"] == {} for _, _, body in answers)
+
+
+def test_gunicorn_as_the_readme_runs_it_logs_each_record_as_one_json_line(tmp_path):
+    """Under gunicorn the app's and the server's records were plain text, an error's traceback some 70 lines that a
+    log collector took as 70 records; each is now one JSON line on stderr, a traceback a field of it."""
+    import json
+    import logging
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-w", "1", "-b",
+                               f"127.0.0.1:{port}", "shop:create_app()"],
+                              env=_entry_point_env(DATABASE_URL=f"sqlite:///{tmp_path}/unmigrated.db"), cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            except urllib.error.HTTPError as error:  # no schema: 503, and an error logged
+                assert error.code == 503
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+
+    records = [json.loads(line) for line in stderr.splitlines()]  # every line is a record
+    assert {"time", "level", "logger", "process", "message"} <= set(records[0])
+    assert any(record["logger"] == "gunicorn.error" for record in records)
+    assert any(record["level"] == "ERROR" and record["logger"] == "shop.health" for record in records)
+
+    from shop.gunicorn import JsonLogFormatter
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.getLogger("shop.errors").makeRecord("shop.errors", logging.ERROR, __file__, 1,
+                                                             "unhandled error path=%s", ("/x",), sys.exc_info())
+    line = JsonLogFormatter().format(record)
+    assert "\n" not in line
+    told = json.loads(line)
+    assert told["message"] == "unhandled error path=/x" and "Traceback" in told["exception"]
+    assert "RuntimeError: boom" in told["exception"]
