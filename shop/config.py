@@ -137,6 +137,24 @@ def _smtp_host(raw: str | None) -> str | None:
     return host
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether `host` (lower case) names this machine: `localhost` or a loopback address."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _smtp_username(env: Mapping[str, str], *, production: bool) -> str | None:
+    """`SMTP_USERNAME`; under production only with SMTP_STARTTLS (smtplib signs in over the connection as it is: the
+    password would cross the network in clear text), but to a relay on this host. `ConfigError` otherwise."""
+    username, host = env.get("SMTP_USERNAME") or None, (_smtp_host(env.get("SMTP_HOST")) or "").lower()
+    if production and username and host and not _flag(env, "SMTP_STARTTLS") and not _is_loopback(host):
+        raise ConfigError("SMTP_USERNAME needs SMTP_STARTTLS=true under SHOP_ENV=production (the mail password would "
+                          "cross the network in clear text)")
+    return username
+
+
 def _mail_addresses(env: Mapping[str, str], name: str, default: str, *, several: bool) -> str:
     """A mail address setting ("Name <a@b.cn>" or "a@b.cn"; `several`: a comma-separated list), on one line;
     `ConfigError` naming it if it is not."""
@@ -427,7 +445,7 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "SMTP_HOST": _smtp_host(env.get("SMTP_HOST")),
         "SMTP_PORT": _int(env, "SMTP_PORT", 25, minimum=1, maximum=65535),
         "SMTP_FROM": _mail_addresses(env, "SMTP_FROM", "shop@localhost", several=False),
-        "SMTP_USERNAME": env.get("SMTP_USERNAME"),
+        "SMTP_USERNAME": _smtp_username(env, production=production),
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD"),
         "SMTP_STARTTLS": _flag(env, "SMTP_STARTTLS"),
         "NOTIFY_EMAIL_TO": _mail_addresses(env, "NOTIFY_EMAIL_TO", _mail_addresses(env, "SMTP_FROM", "shop@localhost",

@@ -385,6 +385,20 @@ def test_a_mail_setting_that_cannot_work_stops_the_start(tmp_path, name, value):
         load_config({**PRODUCTION, "SMTP_HOST": "mail.example.cn", name: value}, str(tmp_path))
 
 
+@pytest.mark.parametrize("starttls", [None, "false", "0"])
+def test_a_mail_password_sent_without_starttls_in_production_stops_the_start(tmp_path, starttls):
+    """SMTP_USERNAME and SMTP_PASSWORD without SMTP_STARTTLS: every notification signed in to the mail server over
+    the network in clear text, and the start said nothing."""
+    settings = {**PRODUCTION, "SMTP_HOST": "smtp.exmail.qq.com", "SMTP_USERNAME": "shop@example.cn",
+                "SMTP_PASSWORD": "mail-password-1", **({"SMTP_STARTTLS": starttls} if starttls else {})}
+    with pytest.raises(ConfigError, match="^SMTP_USERNAME needs SMTP_STARTTLS=true under SHOP_ENV=production") as told:
+        load_config(settings, str(tmp_path))
+    assert "mail-password-1" not in str(told.value)
+    assert load_config({**settings, "SMTP_STARTTLS": "true"}, str(tmp_path))["SMTP_STARTTLS"] is True
+    assert load_config({**settings, "SMTP_HOST": "127.0.0.1"}, str(tmp_path))["SMTP_USERNAME"]  # a local relay
+    assert load_config({**settings, "SHOP_ENV": "development"}, str(tmp_path))["SMTP_USERNAME"]
+
+
 def test_mail_settings_as_deployments_write_them_are_accepted(tmp_path):
     config = load_config({**PRODUCTION, "SMTP_HOST": "smtp.exmail.qq.com", "SMTP_FROM": "大凉山商城 <shop@example.cn>",
                           "NOTIFY_EMAIL_TO": "service@example.cn, ops@example.cn"}, str(tmp_path))
