@@ -69,6 +69,8 @@ def _database_uri(url: str | None, instance_path: str) -> str:
     if scheme not in DATABASE_SCHEMES:
         raise ConfigError(f"DATABASE_URL must be a PostgreSQL (postgresql://user@host/db) or SQLite (sqlite:///path) "
                           f"URL, got a {scheme}:// URL")
+    if scheme.startswith("sqlite") and parsed.database in (None, "", ":memory:"):  # else one per connection, lost
+        raise ConfigError("DATABASE_URL must name the SQLite file (sqlite:///path), not a database in memory")
     url = url.strip()
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):

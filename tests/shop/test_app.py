@@ -240,6 +240,14 @@ def test_a_database_url_the_service_cannot_use_is_a_configuration_error_never_qu
     assert "hunter2" not in str(error.value)
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite+pysqlite:///"])
+def test_a_sqlite_url_without_a_file_is_a_configuration_error(tmp_path, url):
+    """`sqlite:///` (a path forgotten) was a database in memory, one per connection: `flask db upgrade` said it had
+    migrated, then every command and request said the database had no schema, and nothing written was kept."""
+    with pytest.raises(ConfigError, match="DATABASE_URL must name the SQLite file"):
+        load_config({"DATABASE_URL": url}, str(tmp_path))
+
+
 @pytest.mark.parametrize("url, uri", [("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
                                       ("postgresql+psycopg://u@h:5433/db", "postgresql+psycopg://u@h:5433/db"),
                                       ("sqlite:////srv/shop.db", "sqlite:////srv/shop.db")])
