@@ -72,7 +72,8 @@ class SupplierById(MethodView):
         commit()
         return supplier
 
-    @blp.errors({409: [SupplierCode.SUPPLIER_NAME_TAKEN], 422: [SupplierCode.INVALID_BANK_ACCOUNT]})
+    @blp.errors({409: [SupplierCode.SUPPLIER_NAME_TAKEN],
+                 422: [SupplierCode.INVALID_BANK_ACCOUNT, SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED]})
     @require_role("admin")
     @blp.arguments(SupplierUpdate)
     @blp.response(200, SupplierOut)
@@ -157,9 +158,10 @@ class SupplierBenefitLinks(MethodView):
         return service.list_benefit_links(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
                                           **query)
 
-    @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_INACTIVE,
-                       SupplierCode.BENEFIT_LINK_OVERLAPS, SupplierCode.BENEFIT_LINK_BACKDATED],
-                 404: [SupplierCode.HOUSEHOLD_NOT_FOUND],
+    @blp.errors({404: [SupplierCode.HOUSEHOLD_NOT_FOUND],
+                 409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_INACTIVE,
+                       SupplierCode.HOUSEHOLD_CODE_TAKEN, SupplierCode.BENEFIT_LINK_OVERLAPS,
+                       SupplierCode.BENEFIT_LINK_BACKDATED],
                  422: [SupplierCode.INVALID_ID_NUMBER],
                  429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
     @require_role("admin", "coop")

@@ -153,3 +153,52 @@ def test_suppliers_registered_at_once_under_names_reading_alike_are_one_supplier
     assert {body["error"]["code"] for status, body in answers if status == 409} == {"supplier_name_taken"}
     assert [s["id"] for s in client.get("/api/v1/suppliers", headers=headers).json["items"]] == [
         body["id"] for status, body in answers if status == 201]
+
+
+def test_every_refusal_of_the_suppliers_routes_is_named_in_the_openapi_document(client, admin, coop, supplier,
+                                                                                 other_supplier):
+    """A client generated from the document must know each answer it can get: a malformed USCC, ID number or account
+    (422 with its own code), a household code that names none to link (404), a code the co-op already uses (409)."""
+    import re
+
+    from tests.suppliers.factories import HouseholdFactory, household_payload, make_id_number
+
+    own = HouseholdFactory(supplier=supplier)
+    theirs = HouseholdFactory(supplier=other_supplier, county_code="513437", code=own.code)
+    db.session.commit()
+    link = {"household_code": own.code, "kind": "purchase", "valid_from": "2026-01-01"}
+    links, households = f"/api/v1/suppliers/{supplier.id}/benefit-links", f"/api/v1/suppliers/{supplier.id}/households"
+    sent = [
+        ("/api/v1/suppliers", "post", admin, _body(uscc="91110000600037341M"), (422, "invalid_uscc")),
+        ("/api/v1/suppliers", "post", admin, _body(bank_account="1234"), (422, "invalid_bank_account")),
+        ("/api/v1/suppliers/{supplier_id}", "patch", admin, {"bank_account": "1234", "reason": "换卡"},
+         (422, "invalid_bank_account")),
+        ("/api/v1/suppliers/{supplier_id}", "patch", admin, {"bank_account": make_bank_account()},
+         (422, "account_change_reason_required")),
+        ("/api/v1/suppliers/{supplier_id}/households", "post", coop, household_payload(id_number="513431" + "1" * 12),
+         (422, "invalid_id_number")),
+        ("/api/v1/suppliers/{supplier_id}/households", "post", coop, household_payload(bank_account="1234"),
+         (422, "invalid_bank_account")),
+        ("/api/v1/households/{household_id}", "patch", coop, {"bank_account": "1234", "reason": "换卡"},
+         (422, "invalid_bank_account")),
+        ("/api/v1/suppliers/{supplier_id}/benefit-links", "post", coop, {**link, "household_code": "NO-SUCH"},
+         (404, "household_not_found")),
+        ("/api/v1/suppliers/{supplier_id}/benefit-links", "post", coop, {**link, "id_number": "513431" + "1" * 12},
+         (422, "invalid_id_number")),
+        ("/api/v1/suppliers/{supplier_id}/benefit-links", "post", coop, {**link, "id_number": theirs.id_number},
+         (409, "household_code_taken")),
+    ]
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    urls = {"/api/v1/suppliers": "/api/v1/suppliers", "/api/v1/suppliers/{supplier_id}": f"/api/v1/suppliers/"
+            f"{supplier.id}", "/api/v1/suppliers/{supplier_id}/households": households,
+            "/api/v1/households/{household_id}": f"/api/v1/households/{own.id}",
+            "/api/v1/suppliers/{supplier_id}/benefit-links": links}
+    undocumented = []
+    for path, method, headers, body, expected in sent:
+        answer = client.open(urls[path], method=method, json=body, headers=headers)
+        assert (answer.status_code, answer.json["error"]["code"]) == expected, (path, body, answer.json)
+        description = paths[path][method]["responses"].get(str(expected[0]), {}).get("description", "")
+        if f"`{expected[1]}`" not in re.findall(r"`\w+`", description):
+            undocumented.append(f"{method.upper()} {path}: {expected}")
+    assert not undocumented, "\n".join(undocumented)
+    assert make_id_number()  # the sweep's list of personal data is not empty
