@@ -19,6 +19,7 @@ from suppliers.schemas import (
     BenefitLinkEnd,
     BenefitLinkOut,
     BenefitLinkQuery,
+    HouseholdChangeOut,
     HouseholdCreate,
     HouseholdOut,
     HouseholdQuery,
@@ -146,6 +147,15 @@ class HouseholdById(MethodView):
                                              changes=service.HouseholdChanges(**data))
         commit()
         return household
+
+
+@blp.route("/households/<int:household_id>/history")
+@require_role("admin", "coop", "auditor")
+@blp.arguments(DatedPageQuery, location="query")
+@blp.response(200, page_schema(HouseholdChangeOut))
+def household_history(query, household_id):
+    """List the changes of a household's fields, who made each and when (its bank account's: /audit/account-changes)."""
+    return service.household_history(household_id=household_id, supplier_scope=current_user().supplier_id, **query)
 
 
 @blp.route("/suppliers/<int:supplier_id>/benefit-links")

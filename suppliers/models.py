@@ -283,6 +283,36 @@ class AgreementChange(db.Model):
         return self.user.masked_username
 
 
+HOUSEHOLD_HISTORY_FIELDS = ("head_name", "village", "members", "consent_on", "consent_basis", "active")
+
+
+class HouseholdChange(db.Model):
+    """One change of a field of a household (its bank account apart: `BankAccountChange`): who, when, which field,
+    old and new as text (a date in ISO form, `true`/`false`). Rows are only ever added."""
+
+    __tablename__ = "household_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str] = mapped_column(String(200))
+    new_value: Mapped[str] = mapped_column(String(200))
+    changed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("field IN (" + ", ".join(f"'{name}'" for name in HOUSEHOLD_HISTORY_FIELDS) + ")",
+                        name="field"),
+    )
+
+    @property
+    def username(self) -> str:
+        """The name of the user who made the change (masked as every audit shows it)."""
+        return self.user.masked_username
+
+
 class KeyFingerprint(db.Model):
     """The fingerprint of a key the stored data depends on (the look-up hash key), checked at serving time."""
 

@@ -32,7 +32,7 @@ from shop.fields import (
 from shop.pagination import DatedPageQuery, PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account, mask_id_number
-from suppliers.models import AGREEMENT_RATES, LINK_KINDS, SUPPLIER_KINDS
+from suppliers.models import AGREEMENT_RATES, HOUSEHOLD_HISTORY_FIELDS, LINK_KINDS, SUPPLIER_KINDS
 
 
 def HouseholdCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
@@ -174,6 +174,20 @@ class HouseholdOut(Schema):
     registered_by_id = fields.Integer()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+
+class HouseholdChangeOut(Schema):
+    """One change of a field of a household (its bank account's are in the account-change audit): old and new as
+    text (a date in ISO form, `true`/`false`)."""
+
+    id = fields.Integer()
+    household_id = fields.Integer()
+    field = Choice(HOUSEHOLD_HISTORY_FIELDS)
+    old = fields.String(attribute="old_value")
+    new = fields.String(attribute="new_value")
+    changed_by = fields.Integer()
+    username = fields.String()
+    changed_at = fields.DateTime()
 
 
 class HouseholdQuery(PageQuery):

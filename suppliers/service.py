@@ -39,6 +39,7 @@ from suppliers.models import (
     BankAccountChange,
     BenefitLink,
     Household,
+    HouseholdChange,
     KeyFingerprint,
     RevealAudit,
     Revealed,
@@ -508,7 +509,8 @@ class HouseholdChanges(Changes):
 
 def update_household(*, household_id: int, user: User, changes: HouseholdChanges,
                      reason: str | None = None) -> Household:
-    """Edit a household's name, village, members, account (audited) or consent, or (de)activate it.
+    """Edit a household's name, village, members, account (audited) or consent, or (de)activate it; each field that
+    changes is kept in its history (`household_history`: who, when, old and new).
 
     Only the co-op that registered the household, or an admin, may change it: another co-op that
     linked it reads it (`household_read_only`), any other gets `household_not_found`.
@@ -517,13 +519,36 @@ def update_household(*, household_id: int, user: User, changes: HouseholdChanges
     if user.supplier_id is not None and household.registered_by_id != user.supplier_id:
         raise Forbidden("Only the co-op that registered this household, or an admin, may change it.",
                         code=SupplierCode.HOUSEHOLD_READ_ONLY)
+    household = lock_row(Household, household.id)  # changes at once are made, and recorded, one after the other
     values = changes.given()
     if "bank_account" in values:
         _change_bank_account(row=household, account=values.pop("bank_account"), user=user, reason=reason)
     for field, value in values.items():
-        setattr(household, field, value)
+        old = getattr(household, field)
+        if value != old:
+            db.session.add(HouseholdChange(household_id=household.id, field=field, old_value=_as_text(old),
+                                           new_value=_as_text(value), changed_by=user.id))
+            setattr(household, field, value)
     db.session.flush()
     return household
+
+
+def _as_text(value: object) -> str:
+    """A household field's value as its history keeps it: a date in ISO form, a flag `true`/`false`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def household_history(*, household_id: int, supplier_scope: int | None, from_date: date | None,
+                      to_date: date | None, limit: int, cursor: str | None) -> dict:
+    """A page of the changes of a household in scope (its bank account's apart) made in [from_date, to_date), oldest
+    first."""
+    _household_in_scope(household_id, supplier_scope)
+    period = recorded_in(HouseholdChange.changed_at, from_date=from_date, to_date=to_date)
+    query = select(HouseholdChange).where(HouseholdChange.household_id == household_id, *period)
+    return paginate(query, keys=[HouseholdChange.id], limit=limit, cursor=cursor,
+                    filters={"household_id": household_id, "from": from_date, "to": to_date})
 
 
 def find_household(*, supplier_id: int, code: str) -> Household | None:

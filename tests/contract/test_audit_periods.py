@@ -21,6 +21,7 @@ AUDIT_LISTS = (
     "/api/v1/stores/{store_id}/account-changes",
     "/api/v1/stock-adjustments",
     "/api/v1/suppliers/{supplier_id}/history",
+    "/api/v1/households/{household_id}/history",
     "/api/v1/products/{sku}/history",
 )
 

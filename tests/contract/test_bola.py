@@ -96,6 +96,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/households/<household_id>"): Route(READ_COOP, "household_id", sees_all=SEE_ALL),
     ("PATCH", "/api/v1/households/<household_id>"): Route(COOP, "household_id", write=True,
                                                           body=lambda w, k: {"members": 5}),
+    ("GET", "/api/v1/households/<household_id>/history"): Route(READ_COOP, "household_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/benefit-links/<link_id>"): Route(READ_COOP, "link_id", sees_all=SEE_ALL),
     ("PATCH", "/api/v1/benefit-links/<link_id>"): Route(COOP, "link_id", write=True,
                                                         body=lambda w, k: {"valid_until": "2026-12-31"}),

@@ -163,9 +163,10 @@ def _path_values() -> dict:
     from catalog.models import Location
     from orders.ledger.payouts.models import PayoutBatch
     from orders.models import Order, Store
-    from suppliers.models import Supplier
+    from suppliers.models import Household, Supplier
     return {"supplier_id": select(Supplier.id), "sku": select(Product.sku), "location_id": select(Location.id),
-            "store_id": select(Store.id), "order_id": select(Order.id), "batch_id": select(PayoutBatch.id)}
+            "store_id": select(Store.id), "order_id": select(Order.id), "batch_id": select(PayoutBatch.id),
+            "household_id": select(Household.id)}
 
 
 def _filter_values(parameter: dict) -> list[str]:
@@ -178,7 +179,8 @@ def _filter_values(parameter: dict) -> list[str]:
 
 
 def _changes_and_audits_made(client, admin: dict) -> None:
-    """Two bank account and agreement changes of supplier 1, two of store 1, two reveals, two uploads."""
+    """Two bank account and agreement changes of supplier 1, two of store 1, two reveals, two changes of household 1,
+    two uploads."""
     for n in (1, 2):
         assert client.patch("/api/v1/suppliers/1", headers=admin, json={
             "bank_account": f"622202000000000000{n}", "reason": "换卡", "agreement": {
@@ -187,6 +189,7 @@ def _changes_and_audits_made(client, admin: dict) -> None:
         assert client.patch("/api/v1/stores/1", headers=admin, json={
             "bank_account": f"622202000000000001{n}", "reason": "换卡"}).status_code == 200
         assert client.get(f"/api/v1/households/{n}?reveal=true&reason=核对", headers=admin).status_code == 200
+        assert client.patch("/api/v1/households/1", headers=admin, json={"members": 10 + n}).status_code == 200
         csv = f"sku,lot_code,harvested_on,location,household_code,quantity\nX,L{n},2026-09-01,XC-WH,H,1\n"
         assert client.post("/api/v1/suppliers/1/inventory-uploads", headers=admin,
                            data={"file": (io.BytesIO(csv.encode()), "lots.csv")}).status_code == 202

@@ -291,3 +291,26 @@ def test_audit_rows_written_before_reasons_refused_phone_numbers_are_listed_with
         changes = client.get("/api/v1/audit/account-changes", headers=headers).json["items"]
         assert [row["reason"] for row in reveals] == ["户主来电 *** 核对，身份证 ***，订单 1380"]
         assert [row["reason"] for row in changes] == ["户主电话 +*** 确认"]
+
+
+def test_every_change_of_a_household_is_recorded_with_who_when_and_what(client, admin, coop, supplier, other_coop,
+                                                                        login):
+    """Who deactivated a household, moved it to another village or changed its consent must be known afterwards:
+    each field changed is a history row (old and new, who, when), readable by the co-op, admins and auditors."""
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    url = f"/api/v1/households/{household.id}"
+    assert client.patch(url, json={"village": "新村", "members": 5, "head_name": household.head_name},
+                        headers=coop).status_code == 200
+    assert client.patch(url, json={"active": False, "consent_on": "2026-02-01"}, headers=admin).status_code == 200
+
+    for headers in (coop, admin, login("auditor")):
+        history = client.get(f"{url}/history", headers=headers)
+        assert history.status_code == 200, history.json
+        rows = [(row["field"], row["old"], row["new"]) for row in history.json["items"]]
+        assert rows == [("village", "测试村", "新村"), ("members", "3", "5"),
+                        ("consent_on", "2026-01-05", "2026-02-01"), ("active", "true", "false")]
+        assert all(row["changed_at"] and row["username"].startswith("user") for row in history.json["items"])
+    by = [row["changed_by"] for row in client.get(f"{url}/history", headers=admin).json["items"]]
+    assert by[0] == by[1] != by[2] == by[3]
+    assert client.get(f"{url}/history", headers=other_coop).status_code == 404
