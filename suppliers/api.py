@@ -179,8 +179,9 @@ class SupplierBenefitLinks(MethodView):
     @blp.response(201, BenefitLinkOut, location=ReadAt("suppliers.BenefitLinkById", link_id="id"))
     def post(self, data, supplier_id):
         """Link a household to a supplier (another supplier's household: by code and ID number)."""
-        link = service.create_benefit_link(supplier_id=supplier_id, supplier_scope=current_user().supplier_id,
-                                           **data)
+        user = current_user()
+        link = service.create_benefit_link(supplier_id=supplier_id, supplier_scope=user.supplier_id,
+                                           created_by=user.id, **data)
         commit()
         return link
 

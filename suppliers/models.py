@@ -164,8 +164,8 @@ OVERLAP_CONSTRAINT = "ex_benefit_links_no_overlap"
 
 
 class BenefitLink(db.Model):
-    """How a household benefits from a supplier from `valid_from` to `valid_until` (both inclusive); who ended it and
-    when."""
+    """How a household benefits from a supplier from `valid_from` to `valid_until` (both inclusive); who made it and
+    when, who ended it and when."""
 
     __tablename__ = "benefit_links"
 
@@ -177,6 +177,7 @@ class BenefitLink(db.Model):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: the demo, or made before 0055
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 

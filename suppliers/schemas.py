@@ -258,6 +258,8 @@ class BenefitLinkOut(Schema):
     valid_from = Date()
     valid_until = Date(allow_none=True)
     created_at = fields.DateTime()
+    created_by = fields.Integer(allow_none=True, metadata={"description": "The user who made it (null: the demo data, "
+                                                                          "or made before this was recorded)"})
     ended_at = fields.DateTime(allow_none=True)
     ended_by = fields.Integer(allow_none=True, metadata={"description": "The user who ended it"})
 

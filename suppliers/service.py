@@ -613,8 +613,9 @@ def _not_before_attributed_sales(supplier_id: int, field: str, first_date: date)
 
 def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, household_code: str, kind: str,
                         valid_from: date, id_number: str | None = None, shares: int | None = None,
-                        valid_until: date | None = None) -> BenefitLink:
-    """Link a household to a supplier; another supplier's household is matched by code and ID number.
+                        valid_until: date | None = None, created_by: int | None = None) -> BenefitLink:
+    """Link a household to a supplier, recording who did (`created_by`, a user id); another supplier's household is
+    matched by code and ID number.
 
     Purchase and employment links of one household may not overlap in time; dividend links may
     (their shares add up). The check cannot race: on PostgreSQL an exclusion constraint backs it,
@@ -638,7 +639,7 @@ def create_benefit_link(*, supplier_id: int, supplier_scope: int | None, househo
         if overlapping is not None:
             raise _overlap(kind, overlapping)
     link = BenefitLink(supplier_id=supplier_id, household_id=household.id, household=household, kind=kind,
-                       shares=shares, valid_from=valid_from, valid_until=valid_until)
+                       shares=shares, valid_from=valid_from, valid_until=valid_until, created_by=created_by)
     try:
         with db.session.begin_nested():
             db.session.add(link)

@@ -236,3 +236,16 @@ def test_a_link_ending_more_than_five_years_ahead_is_a_mistyped_year_and_refused
     planned = _link(client, coop, supplier.id, household_code=household.code, kind="employment",
                     valid_from=today().isoformat(), valid_until=three_years)
     assert planned.status_code == 201 and planned.json["valid_until"] == three_years, planned.json
+
+
+def test_a_link_says_who_made_it_as_it_says_who_ended_it(client, coop, admin, supplier):
+    """A dividend link grants shares of the supplier's dividends: who granted them must be known, as who ended them."""
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    me = client.get("/api/v1/users/me", headers=coop).json["id"]
+    made = _link(client, coop, supplier.id, household_code=household.code, kind="dividend", shares=3,
+                 valid_from=(today() + timedelta(days=1)).isoformat())
+    assert made.status_code == 201, made.json
+    assert made.json["created_by"] == me
+    shown = client.get(f"/api/v1/benefit-links/{made.json['id']}", headers=admin).json
+    assert shown["created_by"] == me and shown["ended_by"] is None
