@@ -1,7 +1,7 @@
 """household changes: each change of a household's field, who made it and when
 
-Revision ID: 0054
-Revises: 0053
+Revision ID: 0056
+Revises: 0055
 Create Date: 2026-11-29 15:00:00
 
 A household's head, village, members, consent and active flag changed with no record of who, when or from what (only
@@ -10,8 +10,8 @@ its bank account's changes were audited): household_changes records each. Change
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0054'
-down_revision = '0053'
+revision = '0056'
+down_revision = '0055'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """benefit links say who made them: created_by
 
-Revision ID: 0055
-Revises: 0054
+Revision ID: 0057
+Revises: 0056
 Create Date: 2026-11-29 15:10:00
 
 A link recorded who ended it but not who made it, though a dividend link grants shares of a supplier's dividends.
@@ -10,8 +10,8 @@ Links made before this have no maker recorded (null).
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0055'
-down_revision = '0054'
+revision = '0057'
+down_revision = '0056'
 branch_labels = None
 depends_on = None
 
