@@ -59,6 +59,7 @@ class Store(db.Model):
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), unique=True)
     bank_account_enc: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # since when an inactive store sells nothing
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     revealed = False  # output masks the bank account

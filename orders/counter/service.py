@@ -6,9 +6,10 @@ it showed and its own timestamp (`client_created_at`); DESIGN.md "Dates" decides
 not in the future (up to `CLOCK_SKEW` ahead of the server is tolerated: till clocks drift), not before
 its shift opened nor after it closed, at most `OFFLINE_MAX_AGE` old, each unit price equal to the
 product's price at that moment (price history), and stock there to sell. Otherwise the sale is
-refused with `SaleRefused` (also for an item no longer on sale); the view records it as a `SaleConflict` in a
-transaction of its own. A malformed sale (a card payment with tendered cash, cash short of the total or a needless note
-over it) is a 422 either way, recorded nowhere.
+refused with `SaleRefused` (also for an item no longer on sale, or a sale stamped after its store was
+deactivated); the view records it as a `SaleConflict` in a transaction of its own. A malformed sale (a card
+payment with tendered cash, cash short of the total or a needless note over it) is a 422 either way, recorded
+nowhere.
 A closed shift takes an accepted offline sale as a late entry.
 """
 from __future__ import annotations
@@ -101,7 +102,7 @@ def sell(*, actor: User, store_id: int, shift_id: int, lines: list[dict], paymen
                           key=(idempotency_key, fingerprint))
     shift = get_shift(store_id=store.id, shift_id=shift_id)
     try:
-        moment = _accepted_moment(shift=shift, client_created_at=client_created_at)
+        moment = _accepted_moment(store=store, shift=shift, client_created_at=client_created_at)
         return _make_sale(actor=actor, store=store, shift=shift, lines=lines, payment=payment, moment=moment,
                           offline_at=client_created_at, key=(idempotency_key, fingerprint))
     except Conflict as exc:
@@ -119,10 +120,15 @@ def _hold_shift(*, store_id: int, shift_id: int) -> None:
                        .execution_options(populate_existing=True))
 
 
-def _accepted_moment(*, shift: Shift, client_created_at: datetime) -> datetime:
-    """When an offline sale happened, if its till timestamp may be accepted (DESIGN.md "Dates")."""
+def _accepted_moment(*, store: Store, shift: Shift, client_created_at: datetime) -> datetime:
+    """When an offline sale happened, if its till timestamp may be accepted (DESIGN.md "Dates") and its store was not
+    yet closed then (`store_inactive`: a sale queued before the deactivation happened, one stamped after may not)."""
     now = utcnow()
     details = {"client_created_at": client_created_at.isoformat()}
+    if not store.active and store.deactivated_at is not None and client_created_at > store.deactivated_at:
+        raise Conflict(f"Store {store.id} was deactivated before the sale's timestamp.",
+                       code=OrderCode.STORE_INACTIVE,
+                       details={**details, "deactivated_at": store.deactivated_at.isoformat()})
     if client_created_at > now + CLOCK_SKEW:
         raise Conflict("The sale's timestamp is in the future.", code=OrderCode.SALE_IN_FUTURE, details=details)
     if client_created_at < now - OFFLINE_MAX_AGE:

@@ -188,14 +188,17 @@ class StoreChanges(Changes):
 
 
 def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: str | None = None) -> Store:
-    """Rename (to a name no other store has), (de)activate, or change the payout account of a store (a reason is
-    required; audited)."""
+    """Rename (to a name no other store has), (de)activate (a deactivation is stamped), or change the payout account of
+    a store (a reason is required; audited)."""
     store = _store(store_id)
     values = changes.given()
     if "name" in values:
         _refuse_taken_name(values["name"], store_id=store.id)
     if values.get("active") is False and store.active:
         _refuse_with_transfers_in_transit(store)
+        store.deactivated_at = utcnow()  # a queued offline sale stamped later is a conflict (`orders.counter`)
+    elif values.get("active") is True:
+        store.deactivated_at = None
     if "bank_account" in values:
         _change_bank_account(store=store, account=values.pop("bank_account"), actor=actor, reason=reason)
     for field, value in values.items():

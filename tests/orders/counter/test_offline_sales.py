@@ -348,3 +348,21 @@ def test_an_offline_sale_of_a_lot_not_held_at_the_store_is_a_conflict_for_the_ma
 
     assert (response.status_code, response.json["error"]["code"]) == (409, "lot_not_held_here")
     assert [conflict.code for conflict in _conflicts()] == ["lot_not_held_here"] and _orders() == 0
+
+
+def test_a_closed_stores_queued_sales_made_before_it_closed_are_taken_and_later_ones_are_conflicts(client, counter,
+                                                                                                      staff, login):
+    before = utcnow() - timedelta(hours=2)
+    closed = client.patch(f"/api/v1/stores/{counter.store.id}", json={"active": False}, headers=login("admin"))
+    assert closed.status_code == 200, closed.json
+    after = utcnow()
+
+    made = client.post(_url(counter), json=_offline(counter, before), headers={**staff, "Idempotency-Key": "q-1"})
+    late = client.post(_url(counter), json=_offline(counter, after), headers={**staff, "Idempotency-Key": "q-2"})
+
+    assert made.status_code == 201, made.json
+    assert (late.status_code, late.json["error"]["code"]) == (409, "store_inactive")
+    [conflict] = _conflicts()
+    assert late.json["error"]["details"]["conflict_id"] == conflict.id
+    assert (conflict.code, conflict.store_id, conflict.idempotency_key) == ("store_inactive", counter.store.id, "q-2")
+    assert _orders() == 1
