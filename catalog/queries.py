@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select, true, tuple_
 from sqlalchemy.orm import aliased
 
 from catalog.models import RATE_FIELDS, Lot, LotContribution, Product, Stock
@@ -47,14 +47,36 @@ def products_select(*extra) -> Select:
             .join(Supplier, Supplier.id == Product.supplier_id))
 
 
+def register_closed_locations(app: Flask, locations: Select) -> None:
+    """Let the orders domain name the locations that sell nothing (a deactivated store's back room): a select of
+    their ids. Their stock is offered nowhere: not on a product's page, nor by `in_stock_at`."""
+    app.extensions["catalog_closed_locations"] = locations
+
+
+def selling(location_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """The SQL condition: stock at `location_id` is offered (its location is not a closed one)."""
+    closed = current_app.extensions.get("catalog_closed_locations")
+    return true() if closed is None else location_id.not_in(closed)
+
+
 # Built once: a statement's construction costs as much CPU as its execution.
 PRODUCTS = products_select()
 _AVAILABLE = func.sum(Stock.on_hand - Stock.reserved).label("available")
-PRODUCT_WITH_STOCK = (
-    products_select(Stock.location_id, _AVAILABLE).outerjoin(Stock, Stock.product_id == Product.id)
-    .where(Product.sku == bindparam("sku"))
-    .group_by(Product.id, Region.name, Supplier.name, Supplier.active, Stock.location_id)
-    .order_by(Stock.location_id))
+
+
+def _product_with_stock() -> Select:
+    """The product with SKU `sku` and its available units per location offered (`selling`), built once per app."""
+    statement = current_app.extensions.get("catalog_product_with_stock")
+    if statement is None:
+        statement = current_app.extensions["catalog_product_with_stock"] = (
+            products_select(Stock.location_id, _AVAILABLE)
+            .outerjoin(Stock, and_(Stock.product_id == Product.id, selling(Stock.location_id)))
+            .where(Product.sku == bindparam("sku"))
+            .group_by(Product.id, Region.name, Supplier.name, Supplier.active, Stock.location_id)
+            .order_by(Stock.location_id))
+    return statement
+
+
 _PREFECTURE = aliased(Region, name="prefecture")
 LOT_TRACE = (
     products_select(Lot.id.label("lot_id"), Lot.trace_code, Lot.lot_code, Lot.harvested_on, Lot.packed_on,
@@ -69,9 +91,9 @@ LOT_TRACE = (
 
 
 def product_with_stock(code: str) -> list[Any]:
-    """The product with SKU `code` and its live available units per location: one row per location
-    (a single row with location None when it has no stock), or no rows."""
-    return _run(PRODUCT_WITH_STOCK, {"sku": code})
+    """The product with SKU `code` and its live available units per location that sells: one row per location
+    (a single row with location None when it has no stock there), or no rows."""
+    return _run(_product_with_stock(), {"sku": code})
 
 
 def certified_on(on) -> ColumnElement[bool]:
@@ -108,7 +130,7 @@ LIST_FILTERS = {
     "certified": lambda: certified_on(bindparam("on")),
     "uncertified": lambda: ~certified_on(bindparam("on")),
     "in_stock_at": lambda: exists().where(Stock.product_id == Product.id, Stock.location_id == bindparam("in_stock_at"),
-                                          Stock.on_hand > Stock.reserved),
+                                          Stock.on_hand > Stock.reserved, selling(Stock.location_id)),
 }
 # The product list's orders (`sort`): the key columns, unique with the id last, and whether they run descending.
 LIST_ORDERS = {

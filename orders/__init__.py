@@ -6,8 +6,10 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder, tasks, sweepers, beat entries, the units of
-    lots it holds outside the stock rows and what its duplicates answer."""
+    lots it holds outside the stock rows, the locations that sell nothing (closed stores) and what its duplicates
+    answer."""
     from catalog.inventory import register_location_scope, register_units_outside_stock
+    from catalog.queries import register_closed_locations
     from orders import notify, outbox, tasks  # noqa: F401 - importing registers the tables and tasks
     from orders.checkout import tasks as checkout_tasks  # noqa: F401
     from orders.checkout.api import blp as checkout_blp
@@ -25,6 +27,7 @@ def init_app(app: Flask) -> None:
     from orders.refunds.api import blp as refunds_blp
     from orders.stores.api import BLUEPRINTS as stores_blueprints
     from orders.stores.service import (
+        closed_store_locations,
         duplicate_store_location,
         duplicate_store_name,
         location_scope,
@@ -54,6 +57,7 @@ def init_app(app: Flask) -> None:
     app.extensions["pairing_last_sale_date"] = last_paired_sale_date  # nor a pairing's end a paired sale's row
     register_units_outside_stock(app, "orders", lot_units_outside_stock)
     register_location_scope(app, location_scope)
+    register_closed_locations(app, closed_store_locations())
     register_demo_seeder(app, "orders", seed_demo)
     register_sweeper(app, "orders.outbox", outbox.requeue_undelivered)
     register_sweeper(app, "orders.payment_events", payments.requeue_pending_events)

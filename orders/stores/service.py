@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, select
 
 from catalog import inventory
 from catalog.errors import CatalogCode
@@ -59,6 +59,11 @@ def location_scope(actor: User) -> int | None:
     if scope is None:
         return None
     return db.session.scalar(select(Store.location_id).where(Store.id == scope)) or 0
+
+
+def closed_store_locations() -> Select:
+    """The stock locations of deactivated stores (a select of their ids): what is held there sells nowhere."""
+    return select(Store.location_id).where(Store.active.is_(False))
 
 
 def store_takes_staff(store_id: int) -> bool:

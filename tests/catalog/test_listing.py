@@ -264,3 +264,23 @@ def test_an_inactive_suppliers_products_leave_the_storefront_at_once(client, log
     for headers in (coop, admin):
         listed = client.get(f"/api/v1/products?supplier_id={supplier_id}", headers=headers).json["items"]
         assert [item["sku"] for item in listed] == [zhaojue]
+
+
+def test_a_closed_stores_stock_is_offered_nowhere_on_the_product_page_nor_by_in_stock_at(client, login):
+    """A deactivated store sells nothing: the storefront and checkout leave it out, and so does the API."""
+    from catalog.models import Location
+    from tests.orders.factories import StoreFactory
+
+    warehouse, store, product = LocationFactory(), StoreFactory(), ProductFactory()
+    make_lot(product, warehouse, quantity=2)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=7)
+    db.session.commit()
+    assert skus(client, f"&in_stock_at={store.location_id}") == [product.sku]
+    closed = client.patch(f"/api/v1/stores/{store.id}", json={"active": False}, headers=login("admin"))
+    assert closed.status_code == 200, closed.json
+
+    page = client.get(f"/api/v1/products/{product.sku}")
+
+    assert page.json["stock"] == [{"location_id": warehouse.id, "available": 2}]
+    assert skus(client, f"&in_stock_at={store.location_id}") == []
+    assert skus(client, f"&in_stock_at={warehouse.id}") == [product.sku]
