@@ -47,6 +47,7 @@ class OrderCode(StrEnum):
     REFUND_REFUSED = "refund_refused"
     SALE_AFTER_SHIFT = "sale_after_shift"
     SALE_BEFORE_SHIFT = "sale_before_shift"
+    PICKUPS_WAITING = "pickups_waiting"
     SALE_CONFLICT_NOT_FOUND = "sale_conflict_not_found"
     SALE_CONFLICT_RESOLVED = "sale_conflict_resolved"
     SALE_IN_FUTURE = "sale_in_future"

@@ -27,7 +27,7 @@ from orders.notify import notify
 from orders.outbox import record_line_paid, sale_date_of
 from orders.payments.provider import MAX_PAYMENT_FEN, AmountTooSmall, get_provider, provider_key
 from orders.state import record_created, transition
-from orders.stores.service import SEE_ALL
+from orders.stores.service import SEE_ALL, hold_store_open
 from shop.auth.models import User
 from shop.db import after_commit, db, insert_new, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
@@ -176,8 +176,9 @@ def within_one_payment(total: int) -> int:
 
 
 def _pickup_store(store_id: int) -> Store:
-    """The active store a pickup order is collected at (`store_unavailable` 422 otherwise)."""
-    store = db.session.get(Store, store_id)
+    """The active store a pickup order is collected at (`store_unavailable` 422 otherwise), held open until the order
+    commits (a deactivation under way is waited for; one begun after waits and sees the order: `pickups_waiting`)."""
+    store = hold_store_open(store_id)
     if store is None or not store.active:
         raise ValidationError(f"No open store {store_id}.", code=OrderCode.STORE_UNAVAILABLE,
                               details={"store_id": ["No open store with this id."]})

@@ -114,12 +114,13 @@ class StoreById(MethodView):
     @require_role("admin")
     @blp.arguments(StoreUpdate)
     @blp.response(200, StoreOut)
-    @blp.errors({409: [OrderCode.TRANSFERS_IN_TRANSIT, OrderCode.STORE_NAME_TAKEN],
+    @blp.errors({409: [OrderCode.TRANSFERS_IN_TRANSIT, OrderCode.PICKUPS_WAITING, OrderCode.STORE_NAME_TAKEN],
                  422: [ShopCode.VALIDATION_ERROR, SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED,
                        SupplierCode.INVALID_BANK_ACCOUNT]})
     def patch(self, data, store_id):
         """Rename or (de)activate a store, or change its payout account (needs a reason; audited). A store with
-        stock transfers on their way to it is not deactivated (409 `transfers_in_transit`, `details.transfer_ids`)."""
+        stock transfers on their way to it is not deactivated (409 `transfers_in_transit`, `details.transfer_ids`),
+        nor one with pickup orders waiting, paid or being paid (409 `pickups_waiting`, `details.order_ids`)."""
         reason = data.pop("reason", None)
         store = service.update_store(store_id=store_id, actor=current_user(), reason=reason,
                                      changes=service.StoreChanges(**data))

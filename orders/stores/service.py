@@ -201,6 +201,7 @@ def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: s
         _refuse_taken_name(values["name"], store_id=store.id)
     if values.get("active") is False and store.active:
         _refuse_with_transfers_in_transit(store)
+        _refuse_with_pickups_waiting(store)
         store.deactivated_at = utcnow()  # a queued offline sale stamped later is a conflict (`orders.counter`)
     elif values.get("active") is True:
         store.deactivated_at = None
@@ -224,6 +225,19 @@ def _refuse_with_transfers_in_transit(store: Store) -> None:
         raise Conflict(f"Store {store.id} has stock transfers on their way: {', '.join(map(str, waiting))}; "
                        "they are received before it closes.", code=OrderCode.TRANSFERS_IN_TRANSIT,
                        details={"transfer_ids": list(waiting)})
+
+
+def _refuse_with_pickups_waiting(store: Store) -> None:
+    """A store with pickup orders waiting (paid and not collected, or awaiting payment) stays active (409
+    `pickups_waiting` naming them): they are handed over, cancelled or refunded before it closes. Call with the store
+    row locked: checkout holds it while placing a pickup order (`hold_store_open`)."""
+    waiting = db.session.scalars(select(Order.id).where(
+        Order.store_id == store.id, Order.channel == "pickup",
+        Order.awaiting_pickup | (Order.status == "pending_payment")).order_by(Order.id)).all()
+    if waiting:
+        raise Conflict(f"Store {store.id} has pickup orders waiting: {', '.join(map(str, waiting))}; they are handed "
+                       "over, cancelled or refunded before it closes.", code=OrderCode.PICKUPS_WAITING,
+                       details={"order_ids": list(waiting)})
 
 
 def _change_bank_account(*, store: Store, account: str | None, actor: User, reason: str | None) -> None:
@@ -267,6 +281,11 @@ def hold_till(*, store_id: int) -> None:
     it FOR UPDATE first, so it waits for the sales and refunds under way, and they wait for a close under way;
     tills writing at once do not wait for each other). SQLite: the write lock."""
     _hold_store(store_id)
+
+
+def hold_store_open(store_id: int) -> Store | None:
+    """The store read afresh and kept from closing until this transaction ends (`_hold_store`), or None."""
+    return _hold_store(store_id)
 
 
 def _hold_store(store_id: int) -> Store | None:

@@ -195,7 +195,8 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
         "validation_error", "region_not_found", "district_not_donor", "location_not_store", "location_outside_district",
         "invalid_bank_account"}},
     ("get", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}},
-    ("patch", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}, 409: {"transfers_in_transit"}, 422: {
+    ("patch", "/api/v1/stores/{store_id}"): {404: {"store_not_found"}, 409: {"transfers_in_transit",
+                                                                            "pickups_waiting"}, 422: {
         "validation_error", "account_change_reason_required", "invalid_bank_account"}},
     ("get", "/api/v1/stores/{store_id}/account-changes"): {404: {"store_not_found"}},
     ("get", "/api/v1/stores/{store_id}/shifts"): {404: {"store_not_found"}},

@@ -14,10 +14,12 @@ from sqlalchemy import func, select, update
 from catalog.models import Stock
 from orders.checkout import service as checkout_service
 from orders.models import Order, Payment
+from shop.auth.models import User
 from shop.db import db, utcnow
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.checkout.conftest import confirm, delivery_body, make_world, pickup_body
+from tests.parallel import second_while_first_uncommitted
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -228,3 +230,26 @@ def test_two_payments_drawing_one_pickup_code_at_once_give_their_orders_differen
     handed = client.post(f"/api/v1/stores/{store.id}/pickups", json={"pickup_code": "135790"},
                          headers={"Authorization": f"Bearer {token['access_token']}"})
     assert (handed.status_code, handed.json["id"]) == (200, orders[1].id)
+
+
+@pytest.mark.postgres
+def test_a_pickup_order_placed_while_its_store_is_being_closed_waits_and_is_refused(pg_app):
+    """A buyer who read the store open just before an admin's deactivation committed places no pickup order there:
+    checkout waits for the deactivation and finds no open store."""
+    from orders.stores import service as stores
+
+    world = make_world()
+    buyer, admin = UserFactory(role="consumer"), UserFactory(role="admin")
+    db.session.commit()
+    store_id, sku, buyer_id, admin_id = world["store"].id, world["a"].sku, buyer.id, admin.id
+
+    def deactivate():
+        stores.update_store(store_id=store_id, actor=db.session.get(User, admin_id),
+                            changes=stores.StoreChanges(active=False))
+
+    def place():
+        return checkout_service.place_order(actor=db.session.get(User, buyer_id), channel="pickup", store_id=store_id,
+                                            lines=[{"sku": sku, "quantity": 1}]).id
+
+    assert second_while_first_uncommitted(pg_app, deactivate, place) == "store_unavailable"
+    assert db.session.scalar(select(func.count(Order.id))) == 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from catalog import inventory
 from orders.models import OrderTransition
 from shop.auth.models import User
 from shop.db import db
@@ -176,3 +177,26 @@ def test_a_consumer_reprints_their_own_paid_order_only(client, counter):
 
     assert mine.status_code == 200 and mine.json["store"]["id"] == counter.store.id
     assert (unpaid.status_code, unpaid.json["error"]["code"]) == (409, "order_not_paid")
+
+
+def test_a_store_with_pickup_orders_waiting_is_not_deactivated_and_is_told_which(client, counter, staff, login):
+    """A consumer who paid to collect at a store (or is paying) is not left with an order at a closed store: the store
+    closes once its pickups are handed over, cancelled or refunded."""
+    waiting = paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+    paying = paid_pickup_order(counter.store, counter.tea, pickup_code=None, status="pending_payment")
+    inventory.reserve(location_id=counter.store.location_id, product_id=counter.tea.id, quantity=1)  # as checkout
+    db.session.commit()
+    collected = paid_pickup_order(counter.store, counter.rice, pickup_code="654321", status="fulfilled")
+    admin, url = login("admin"), f"/api/v1/stores/{counter.store.id}"
+
+    refused = client.patch(url, json={"active": False}, headers=admin)
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "pickups_waiting")
+    assert refused.json["error"]["details"] == {"order_ids": [waiting.id, paying.id]}
+    assert collected.id not in refused.json["error"]["details"]["order_ids"]
+    assert client.get(url, headers=admin).json["active"] is True
+    handed = client.post(f"{url}/pickups", json={"pickup_code": "123456"}, headers=staff)
+    cancelled = client.post(f"/api/v1/orders/{paying.id}/cancel", headers=admin)
+    assert (handed.status_code, cancelled.status_code) == (200, 200), cancelled.json
+    closed = client.patch(url, json={"active": False}, headers=admin)
+    assert closed.status_code == 200 and closed.json["active"] is False
