@@ -267,6 +267,21 @@ def test_a_deactivated_stores_till_says_in_chinese_that_it_opens_no_shift(client
     assert db.session.scalars(select(Shift)).all() == []
 
 
+def test_a_deactivated_stores_till_with_its_shift_still_open_offers_no_sale_only_the_cash_up(client):
+    """A clerk whose store an admin closed mid-shift is not shown the sale screen (every sale would be refused after
+    the customer paid): the till says the store is closed and leads to closing the shift."""
+    store = StoreFactory()
+    shift = ShiftFactory(store=store)
+    _signed_in(client, store_id=store.id)
+    store.active = False
+    db.session.commit()
+
+    page = client.get("/till").get_data(as_text=True)
+
+    assert "本店已停用" in page and f"/till/shifts/{shift.id}" in page
+    assert 'id="pay-form"' not in page and 'id="till-data"' not in page
+
+
 def test_closing_a_shift_a_stale_tab_closed_already_says_so_and_keeps_the_first_count(client):
     order, _ = _sale(client)
     token = _csrf(client, f"/till/shifts/{order.shift_id}")

@@ -91,10 +91,13 @@ def _till(template: str, status: int = 200, **context):
 @bp.route("")
 @signed_in("store_staff")
 def home():
-    """The till: the open-shift form, or the sale screen with the price list for offline sales."""
+    """The till: the open-shift form, or the sale screen with the price list for offline sales; at a deactivated
+    store neither (it sells nothing new), only the way to its shift's cash-up."""
     store = service.store_of(web_user())
     shift = service.current_shift(store)
     open_conflicts = service.open_conflict_count(store)
+    if not store.active:
+        return render_template("till/closed.html", store=store, shift=shift, open_conflicts=open_conflicts)
     if shift is None:
         return render_template("till/open_shift.html", store=store, shift=None, open_conflicts=open_conflicts)
     data = {"shift_id": shift.id, "products": service.price_list(store)}
