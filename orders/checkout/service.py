@@ -518,7 +518,10 @@ def _give_pickup_code(order: Order) -> None:
 
 def _allocate_afresh(order: Order) -> bool:
     """Reserve and allocate the whole order again at its location, FIFO now (an expired reservation);
-    False, with nothing changed, if the stock no longer allows it."""
+    False, with nothing changed, if the stock no longer allows it or a pickup's store has closed since (it is held
+    open until this commits, so a deactivation under way is waited for and one begun after sees the order paid)."""
+    if order.store_id is not None and not getattr(hold_store_open(order.store_id), "active", False):
+        return False
     requests = [StockRequest(line.product_id, line.quantity) for line in order.lines]
     try:
         with db.session.begin_nested():
@@ -540,7 +543,7 @@ def confirm_locked_payment(*, order: Order, intent_id: str, amount_fen: int, pai
     """Record a provider's confirmed payment of an order the caller has locked (`lock_order`), inside the event
     processor's transaction, with the intent's payment row if the caller has it: "paid" (units allocated, outbox
     rows written), "already_paid", or "unallocatable" (nothing changed: a wrong amount, a cancelled order, or an
-    expired one whose stock is gone — the caller refunds it)."""
+    expired one whose stock is gone or whose pickup store has closed — the caller refunds it)."""
     if order.status in PAID_OR_LATER:
         return "already_paid"
     if amount_fen != order.total_fen:

@@ -163,6 +163,22 @@ def test_a_late_payment_without_stock_changes_nothing(client, login, world):
     assert db.session.scalar(select(func.count(OutboxEvent.id))) == 0
 
 
+def test_a_late_payment_for_a_pickup_at_a_store_closed_since_is_not_allocated_there(client, login, world):
+    """The expired order no longer holds the store open; once it is closed, a late payment would have the buyer
+    collect at a closed store: it is not allocated (the caller refunds it), and the store's stock stays put."""
+    order = _order(client, login("consumer"), pickup_body(world["store"].id, (world["a"].sku, 2)))
+    _expire(order)
+    closed = client.patch(f"/api/v1/stores/{world['store'].id}", json={"active": False}, headers=login("admin"))
+    assert closed.status_code == 200, closed.json
+
+    assert confirm(order.id, amount_fen=order.total_fen, paid_at=PAID_AT) == "unallocatable"
+    db.session.commit()
+    db.session.refresh(order)
+    assert (order.status, order.pickup_code) == ("expired", None)
+    assert _stock(world["store"].location_id) == (5, 0)
+    assert db.session.scalar(select(func.count(OutboxEvent.id))) == 0
+
+
 def test_a_payment_for_a_cancelled_order_is_not_allocated(client, login, world):
     headers = login("consumer")
     order = _order(client, headers, delivery_body((world["a"].sku, 1)))
