@@ -1,7 +1,7 @@
 """stores.deactivated_at: when a store was closed, so its till's queued offline sales stamped later are conflicts
 
-Revision ID: 0055
-Revises: 0054
+Revision ID: 0058
+Revises: 0057
 Create Date: 2026-11-29 15:05:00
 
 A store closed before this has no known moment of closing: it is taken as the moment of this migration, so sales its
@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0055'
-down_revision = '0054'
+revision = '0058'
+down_revision = '0057'
 branch_labels = None
 depends_on = None
 
