@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from orders.errors import OrderCode
 from orders.models import Order, OrderTransition
-from shop.db import hold_supplier_sales, insert_new
+from shop.db import hold_sales, insert_new
 from shop.errors import Conflict
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -47,8 +47,9 @@ def record_created(order: Order, *, actor_id: int | None) -> OrderTransition:
 
 
 def _dating_sales(order: Order) -> None:
-    """An order becoming paid dates a sale of each supplier of its lines: their sale dates are held (shared) until
-    the transaction commits, so a dividend link's check of the last sale date (exclusive) either sees this sale or
-    commits before it, and the sale is attributed with the link (DESIGN.md: links valid on the sale date take part).
-    Taken after the order's and its stock's row locks, which a link never takes."""
-    hold_supplier_sales(line.supplier_id for line in order.lines)
+    """An order becoming paid dates a sale of each supplier of its lines and of its donor region: their sale dates
+    are held (shared, one statement) until the transaction commits, so a dividend link's check of the supplier's last
+    sale date, and a pairing end's check of its donor's last paired sale (both exclusive), either see this sale or
+    commit before it, and the sale is attributed with the link and reported under the pairing valid on its date
+    (DESIGN.md). Taken after the order's and its stock's row locks, which neither takes."""
+    hold_sales(supplier_ids=(line.supplier_id for line in order.lines), donor_code=order.donor_code)

@@ -232,25 +232,39 @@ def one_at_a_time(name: str, *, wait: bool = True) -> Iterator[None]:
 
 
 SUPPLIER_SALES = 0x73616C65  # the advisory lock space ("sale") of suppliers' sale dates, keyed by supplier id
-_HOLD_SALES = {mode: text(f"SELECT {function}(CAST(:space AS integer), supplier_id) FROM unnest(:ids) AS supplier_id "
-                    "ORDER BY supplier_id")
+DONOR_SALES = 0x646F6E6F  # the advisory lock space ("dono") of donor regions' sale dates, keyed by hashtext(code)
+_HOLD_SALES = {mode: text(f"SELECT {function}(space, key) FROM ("
+                          "SELECT CAST(:suppliers AS integer) AS space, supplier_id AS key "
+                          "FROM unnest(:ids) AS supplier_id "
+                          "UNION ALL SELECT CAST(:donors AS integer), hashtext(code) "
+                          "FROM unnest(CAST(:codes AS text[])) AS code) AS held ORDER BY space, key")
                .bindparams(bindparam("ids", type_=ARRAY(Integer)))
                for mode, function in (("shared", "pg_advisory_xact_lock_shared"),
                                       ("exclusive", "pg_advisory_xact_lock"))}
 
 
-def hold_supplier_sales(supplier_ids: Iterable[int], *, exclusive: bool = False) -> None:
-    """Hold the suppliers' sale dates until the transaction ends: shared by a sale being made paid (sales never wait
-    for each other), exclusive by what must see every sale dated so far and be seen by every later one (a dividend
-    link's check of the supplier's last sale and its write). PostgreSQL: transaction-level advisory locks in
-    `SUPPLIER_SALES`, taken in ascending supplier id order; SQLite: the database's write lock."""
-    ids = sorted(set(supplier_ids))
-    if not ids:
+def hold_sales(*, supplier_ids: Iterable[int] = (), donor_code: str | None = None, exclusive: bool = False) -> None:
+    """Hold the sale dates of the suppliers and of the donor region until the transaction ends, in one statement:
+    shared by a sale being made paid (sales never wait for each other), exclusive by what must see every sale dated so
+    far and be seen by every later one (a dividend link's check of the supplier's last sale and its write; a pairing
+    end's check of its donor's last paired sale and its write). PostgreSQL: transaction-level advisory locks in
+    `SUPPLIER_SALES` (by supplier id) and `DONOR_SALES` (by the code's hashtext), taken in ascending (space, key)
+    order; SQLite: the database's write lock."""
+    ids, codes = sorted(set(supplier_ids)), [donor_code] if donor_code is not None else []
+    if not ids and not codes:
         return
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_HOLD_SALES["exclusive" if exclusive else "shared"], {"space": SUPPLIER_SALES, "ids": ids})
-    else:
+        db.session.execute(_HOLD_SALES["exclusive" if exclusive else "shared"],
+                           {"suppliers": SUPPLIER_SALES, "ids": ids, "donors": DONOR_SALES, "codes": codes})
+    elif ids:
         lock_on_sqlite("UPDATE suppliers SET id = id WHERE id = :id", id=ids[0])
+    else:
+        lock_on_sqlite("UPDATE regions SET code = code WHERE code = :code", code=donor_code)
+
+
+def hold_supplier_sales(supplier_ids: Iterable[int], *, exclusive: bool = False) -> None:
+    """Hold the suppliers' sale dates until the transaction ends (`hold_sales`)."""
+    hold_sales(supplier_ids=supplier_ids, exclusive=exclusive)
 
 
 def lock_row(model: type[Base], row_id: int) -> Base | None:

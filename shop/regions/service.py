@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 
 from shop.auth.models import User
 from shop.caching import invalidate_after_commit
-from shop.db import db, lock_on_sqlite, utcnow, violates
+from shop.db import db, hold_sales, lock_on_sqlite, utcnow, violates
 from shop.errors import Conflict, NotFound, ShopCode, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import OVERLAP_CONSTRAINT, Pairing, Region
@@ -358,7 +358,10 @@ def set_pairing_end(*, pairing_id: int, valid_until: date | None, actor: User) -
 def _not_before_covered_sales(pairing: Pairing, valid_until: date) -> None:
     """Ending `pairing` on `valid_until` may uncover no sale it covers now: sales credited to its donor of its
     recipient county's produce, dated within its current period (a higher layer counts them). `pairing_backdated`
-    409 if one is dated after `valid_until`."""
+    409 if one is dated after `valid_until`. The donor's sale dates are held (exclusive) first, until the end is
+    committed: a sale being paid meanwhile is waited for and seen, and one paid after waits for the end, so it is
+    reported under the pairings valid on its date (`hold_sales`)."""
+    hold_sales(donor_code=pairing.donor_code, exclusive=True)
     last_sale = current_app.extensions["pairing_last_sale_date"](
         donor_code=pairing.donor_code, recipient_code=pairing.recipient_code, from_date=pairing.valid_from,
         until=pairing.valid_until)

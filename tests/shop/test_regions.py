@@ -4,11 +4,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from orders import outbox
 from shop.db import db, utcnow
 from shop.regions.service import load_reference_data
-from tests.orders.ledger.test_attribution import make_world, pay_pickup
+from tests.orders.ledger.test_attribution import _pay_online, _sell_at_the_counter, make_world, pay_pickup
+from tests.parallel import second_while_first_uncommitted
 from tests.shop.test_errors import assert_error
 
 
@@ -202,3 +204,37 @@ def test_a_pairing_ended_before_its_sales_began_can_end_earlier_still(client, lo
     ended = client.patch(f"/api/v1/pairings/{pairing_id}", headers=login("admin"), json={"valid_until": "2025-12-31"})
 
     assert ended.status_code == 200 and ended.json["valid_until"] == "2025-12-31"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("first", ["payment", "end"])
+@pytest.mark.parametrize("pay", [_pay_online, _sell_at_the_counter], ids=["online", "counter"])
+def test_a_pairing_ended_while_a_sale_it_covers_is_paid_is_refused_or_ends_before_it(pg_app, first, pay):
+    """The end's check of the pairing's last sale and a sale becoming paid are serialised per donor region: an end
+    waiting for an uncommitted payment of its day sees it and is refused (the sale stays paired); a payment waiting
+    for an uncommitted end is made after it, so the end never uncovers a sale dated within the pairing."""
+    from shop.auth.models import User
+    from shop.regions.models import Pairing
+    from shop.regions.service import set_pairing_end
+    from tests.factories import UserFactory
+
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    world["store"].district_code = "440604"  # 禅城, paired with 昭觉 (the world's county)
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    pairing_id = db.session.scalar(select(Pairing.id).where(Pairing.donor_code == "440604",
+                                                           Pairing.recipient_code == "513431"))
+    admin_id, yesterday = admin.id, today - timedelta(days=1)
+    paying = pay(pg_app, world)
+
+    def end() -> str:
+        return set_pairing_end(pairing_id=pairing_id, valid_until=yesterday, actor=db.session.get(User, admin_id))\
+            .valid_until.isoformat()
+
+    second = second_while_first_uncommitted(pg_app, *((paying, end) if first == "payment" else (end, paying)))
+
+    assert second == ("pairing_backdated" if first == "payment" else "paid")
+    db.session.expire_all()
+    ended = db.session.get(Pairing, pairing_id).valid_until
+    assert ended == (None if first == "payment" else yesterday)
