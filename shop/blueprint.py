@@ -13,7 +13,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
 from shop.bodies import JSON_BODY_METHODS, matched_view, refused_before_its_input, unless_the_role_is_refused
-from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response
+from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response, is_api_path
 from shop.fields import is_blank
 from shop.http import LOCATION_HEADER, RETRY_AFTER_HEADER, ReadAt, declare_location
 from shop.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -50,7 +50,7 @@ def check_query(app: flask.Flask) -> flask.Response | None:
     """The 422 naming every query parameter of an API operation that declares none (`?dry_run=true` on a write must
     not be taken as if it were read), or None; None too when the view answers first (404, 405, 401, 403). The
     parameters of an operation that declares some are judged by `StrictParser`, by the same rules."""
-    if (not flask.request.query_string or not flask.request.path.startswith("/api/")
+    if (not flask.request.query_string or not is_api_path(flask.request.path)
             or flask.request.method == "OPTIONS"):
         return None
     view = matched_view(app)

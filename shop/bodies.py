@@ -22,7 +22,7 @@ from marshmallow import fields
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from shop.auth.security import carries_a_valid_token, may_use
-from shop.errors import GIVEN_TWICE, ShopCode, error_response
+from shop.errors import GIVEN_TWICE, ShopCode, error_response, is_api_path
 
 JSON_BODY_KEY = "shop.json_body"
 MAX_DEPTH = 64
@@ -208,7 +208,7 @@ class GuardBodyReads:
 def check_body(app: Flask) -> Response | None:
     """The error answer of an API request whose body breaks the rules above, or None; None too when the view will
     refuse the token's user (401, 403) whatever the body (its user is read only then: on the error path)."""
-    if (not request.path.startswith("/api/") or request.method not in JSON_BODY_METHODS
+    if (not is_api_path(request.path) or request.method not in JSON_BODY_METHODS
             or request.path.endswith("/webhook")):
         return None
     view = matched_view(app)

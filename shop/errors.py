@@ -286,9 +286,14 @@ class ApiWithErrors(Api):
         return _http_error(error)
 
 
+def is_api_path(path: str) -> bool:
+    """Whether `path` is the API's: `/api` itself or anything under `/api/` (its errors are JSON, never HTML)."""
+    return path == "/api" or path.startswith("/api/")
+
+
 def _wants_json() -> bool:
     """Whether the current request is an API request (errors as JSON, never HTML)."""
-    return request.path.startswith("/api/")
+    return is_api_path(request.path)
 
 
 def register_error_page(app: Flask, render: Callable[[Exception, int], Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, request, url_for
 
 from shop.bodies import matched_view
+from shop.errors import is_api_path
 
 LOCATION_HEADER = {"description": "The URL (a path) at which the created resource is read with GET.",
                    "schema": {"type": "string", "format": "uri-reference"}}
@@ -50,7 +51,7 @@ def answer_options() -> Response | None:
     """An `OPTIONS` request to an API route: 204 with the route's methods in `Allow` and no body (Flask's own
     answer is a 200 with an empty HTML page); None otherwise (an unknown path stays the JSON 404)."""
     rule = request.url_rule
-    if (request.method != "OPTIONS" or not request.path.startswith("/api/") or rule is None
+    if (request.method != "OPTIONS" or not is_api_path(request.path) or rule is None
             or not getattr(rule, "provide_automatic_options", False)):
         return None
     response = current_app.response_class(status=204)

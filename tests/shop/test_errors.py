@@ -30,6 +30,16 @@ def test_unknown_route_is_a_json_404(client):
     assert_error(client.get("/api/v1/no-such-thing"), 404, "not_found")
 
 
+@pytest.mark.parametrize("method, path", [("GET", "/api"), ("GET", "/api?cursor=x"), ("POST", "/api"),
+                                          ("GET", "/api/"), ("DELETE", "/api/v2")])
+def test_every_path_of_the_api_answers_errors_in_the_api_shape(client, method, path):
+    """`/api` itself is the API's as much as `/api/...`: its errors are JSON, never the site's HTML page; a path
+    that merely begins with the letters (`/apiary`) is the site's."""
+    assert_error(client.open(path, method=method), 404, "not_found")
+    other = client.get("/apiary")
+    assert other.status_code == 404 and other.mimetype == "text/html"
+
+
 @pytest.mark.parametrize("path", ["/api/v1/trace/" + "A" * 5000, "/api/v1/no-such-thing/a%00b%1bc",
                                   "/api/v1/no-such-thing/%E2%80%AEtxt.exe"], ids=["long", "control", "override"])
 def test_an_unknown_path_too_long_or_holding_control_characters_is_not_quoted_back(client, path):
