@@ -256,6 +256,52 @@ def test_opening_a_shift_a_second_tab_opened_says_the_float_typed_was_not_record
     assert [shift.float_fen for shift in db.session.scalars(select(Shift))] == [50000]
 
 
+def test_opening_a_shift_another_tab_opened_and_closed_meanwhile_shows_the_form_again(racing_app):
+    """The refusal names a shift another clerk opened, which is closed before the page reads it back: the clerk is
+    told it was opened and closed meanwhile and shown the form again, the float typed recorded nowhere (no 500)."""
+    import threading
+
+    from sqlalchemy import event
+
+    from shop.auth.models import User
+
+    app, client = racing_app, racing_app.test_client()
+    store = StoreFactory()
+    _signed_in(client, store_id=store.id)
+    token = _csrf(client, "/till")
+    colleague = UserFactory(role="store_staff", store_id=store.id)
+    other = ShiftFactory(store=store, opened_by=colleague.id, float_fen=50000, opened_at=utcnow())
+    db.session.commit()
+    ids, closed = (colleague.id, other.id), []
+
+    def close_it() -> None:
+        with app.app_context():
+            stores.close_shift(actor=db.session.get(User, ids[0]), shift_id=ids[1], counted_cash_fen=50000)
+            db.session.commit()
+            closed.append(ids[1])
+
+    def once_refused(_session) -> None:  # the page's rollback after `shift_already_open`: the colleague closes now
+        if not closed:
+            worker = threading.Thread(target=close_it)
+            worker.start()
+            worker.join(timeout=30)
+
+    event.listen(db.session, "after_rollback", once_refused)
+    try:
+        response = client.post("/till/shifts", data={"float": "800", "csrf_token": token})
+    finally:
+        event.remove(db.session, "after_rollback", once_refused)
+
+    page = response.get_data(as_text=True)
+    assert closed == [ids[1]]
+    assert response.status_code == 409, page
+    assert "本店的班次已由其他窗口开班并已交班，您输入的备用金 ¥800.00 未记录。请清点钱箱后重新开班。" in page
+    assert 'name="float"' in page
+    db.session.expire_all()
+    assert [(shift.float_fen, shift.closed_at is not None) for shift in db.session.scalars(select(Shift))] == [
+        (50000, True)]
+
+
 def test_a_deactivated_stores_till_says_in_chinese_that_it_opens_no_shift(client):
     store = StoreFactory()
     _signed_in(client, store_id=store.id)

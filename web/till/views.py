@@ -122,7 +122,11 @@ def open_shift():
         if exc.code != OrderCode.SHIFT_ALREADY_OPEN:
             raise
         db.session.rollback()
-        opened = service.current_shift(store)
+        opened = stores.get_shift(store_id=store.id, shift_id=exc.details["shift_id"])  # it may be closed by now
+        if opened.closed_at is not None:
+            return _till("till/open_shift.html", 409, error=f"本店的班次已由其他窗口开班并已交班，"
+                                                             f"您输入的备用金 {yuan(data['float_fen'])} 未记录。"
+                                                             "请清点钱箱后重新开班。")
         flash(f"本店已有进行中的班次（由其他窗口开班，备用金 {yuan(opened.float_fen)}），"
               f"您输入的备用金 {yuan(data['float_fen'])} 未记录。")
     commit()
