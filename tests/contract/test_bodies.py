@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
+from itsdangerous import TimestampSigner
 
 from tests.shop.test_errors import assert_error, send
 
@@ -59,9 +61,11 @@ def test_a_write_that_needs_credentials_is_a_401_without_them_whatever_the_body(
     assert checked > 30
 
 
-def test_an_expired_token_is_a_401_whatever_the_body(app, client, login):
+def test_an_expired_token_is_a_401_whatever_the_body(app, client, login, monkeypatch):
     headers = login("consumer")
-    app.config["TOKEN_TTL_SECONDS"] = 0  # every token issued is now past its lifetime
+    app.config["TOKEN_TTL_SECONDS"] = 1
+    later = int(time.time()) + 5  # the signer's clock five seconds on: the token is past its lifetime
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
 
     response = client.post("/api/v1/users", data="hello", content_type="text/plain", headers=headers)
 
