@@ -164,12 +164,13 @@ def test_a_query_parameter_given_twice_is_refused_naming_it_on_every_page_as_the
 @pytest.mark.parametrize("path", ["/no-such-page", "/static/web/no-such.css", "/orders/abc"])
 def test_an_error_page_showing_who_is_signed_in_is_never_stored_by_a_cache(client, path):
     """An error page outside any page's blueprint (a path no page matches, a missing static file) names the signed-in
-    user in its header as every page does (a consumer's phone number): it is never kept by a cache, as pages are not."""
+    user in its header as every page does (a consumer's phone number, masked): it is never kept by a cache, as pages
+    are not."""
     user = UserFactory(role="consumer", username="13800138000")
     db.session.commit()
     _sign_in(client, user)
 
     response = client.get(path)
 
-    assert response.status_code == 404 and "13800138000" in response.get_data(as_text=True)
+    assert response.status_code == 404 and "138****8000" in response.get_data(as_text=True)
     assert response.headers["Cache-Control"] == "no-store"
