@@ -38,6 +38,13 @@ def from_timestamp(value: object) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if is_timestamp(value) else None
 
 
+def not_before(moment: datetime, *floors: datetime | None) -> datetime:
+    """When money the provider dated (a payment, a refund) counts: its date, but never before any of `floors` (its
+    order's creation, the payment a refund gives back), so a clock or a replayed event never dates it before the sale
+    it concerns, perhaps into a month already disclosed."""
+    return max([moment, *(floor for floor in floors if floor is not None)])
+
+
 def provider_key(stem: str, created_at: datetime) -> str:
     """The idempotency key of one of our objects at the provider: `<stem>@<its creation time in microseconds since
     1970 UTC>` (e.g. `order-5-intent@1764298262123456`), so another database's object of the same id (a re-created

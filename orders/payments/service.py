@@ -31,7 +31,7 @@ from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, OutboxEvent, Payment, PaymentEvent, Refund
 from orders.outbox import record_event
-from orders.payments.provider import MAX_PAYMENT_FEN, from_timestamp, get_provider, is_timestamp
+from orders.payments.provider import MAX_PAYMENT_FEN, from_timestamp, get_provider, is_timestamp, not_before
 from orders.refunds.service import (
     PROVIDER_FAILED,
     is_return_key,
@@ -230,8 +230,8 @@ def _return_payment(*, order: Order, payment: Payment, amount_fen: int, paid_at:
 
 def _paid_at(event: PaymentEvent, order: Order) -> datetime:
     """When a payment counts as made: the event's `created`, but never before the order existed (a clock or a
-    replayed event must not date a sale before its order, perhaps into a month already disclosed)."""
-    return max(event.created, order.created_at)
+    replayed event must not date a sale before its order, perhaps into a month already disclosed: `not_before`)."""
+    return not_before(event.created, order.created_at)
 
 
 def _succeeded(event: PaymentEvent, order: Order, payment: Payment) -> None:

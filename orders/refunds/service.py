@@ -51,7 +51,14 @@ from orders.models import (
 )
 from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
-from orders.payments.provider import ProviderRefund, RefundRefused, from_timestamp, get_provider, provider_key
+from orders.payments.provider import (
+    ProviderRefund,
+    RefundRefused,
+    from_timestamp,
+    get_provider,
+    not_before,
+    provider_key,
+)
 from orders.state import can_transition, transition
 from orders.stores.service import check_cash_in_till, hold_till, store_keys
 from shop.auth.models import User
@@ -432,8 +439,8 @@ def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_
     """A refund made at the provider (its dashboard) of a payment that could not be allocated, before our return of
     it: part of the return, with its own `payment_returned` event (one not yet final held pending, its event written
     when it succeeds), and our return, still to be asked, reduced to what is left (none: done), so the returns add up
-    to exactly the payment; known already, nothing. One beyond what is left of the payment is logged as an error, to
-    settle at Stripe."""
+    to exactly the payment; known already, nothing; dated when the provider made it (`not_before` the payment). One
+    beyond what is left of the payment is logged as an error, to settle at Stripe."""
     payment = db.session.get(Payment, payment_id)
     received, returns = _returns_of(payment)
     if any(refund.provider_refund_id == provider_refund_id for refund in returns):
@@ -453,7 +460,8 @@ def record_return_at_provider(*, order: Order, payment_id: int, provider_refund_
     db.session.add(returned)
     db.session.flush()
     if final:
-        event = record_event(kind="payment_returned", order=order, refund=returned, occurred_at=occurred_at,
+        event = record_event(kind="payment_returned", order=order, refund=returned,
+                             occurred_at=not_before(occurred_at, order.created_at, payment.succeeded_at),
                              amount_fen=amount_fen,
                              payload={"intent_id": payment.intent_id, "provider_refund_id": provider_refund_id})
         returned.outbox_event_ids = [event.id]
@@ -736,7 +744,8 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
     None if that refund id is known, or it is our pending refund of idempotency key `key` (settled now), or it failed,
     or nothing is left to refund (logged as an error), else a refund of the whole units the amount covers (capped at
     what is still refundable), the rest a `refund_remainder` event; one not yet final is held pending, its units off
-    the lines and no money event written until it succeeds."""
+    the lines and no money event written until it succeeds; dated when the provider made it (`not_before` the order's
+    payment)."""
     order = lock_order(order_id)
     known = db.session.scalar(select(Refund.id).where(Refund.provider_refund_id == provider_refund_id))
     if known is not None:
@@ -767,7 +776,8 @@ def record_provider_refund(*, order_id: int, provider_refund_id: str, amount_fen
     if not final:
         refund.held_events = held
         return refund
-    events = _release_units(order=order, refund=refund, held=held, occurred_at=occurred_at)
+    events = _release_units(order=order, refund=refund, held=held,
+                            occurred_at=not_before(occurred_at, order.created_at, order.paid_at))
     _refunded(order, refund, events, actor_id=None)
     return refund
 

@@ -367,3 +367,37 @@ def test_an_order_closes_as_refunded_when_the_pending_refund_of_its_last_units_s
 
     assert client.get(f"/api/v1/orders/{payment.order_id}", headers=admin).json["status"] == "refunded"
     assert _refunded_units() == 2
+
+
+EPOCH_PLUS_ONE = 1  # 1970-01-01T00:00:01Z: a Stripe timestamp, but no refund of this shop's was made then
+
+
+def _dated_1970(payment) -> dict:
+    """Provider refund events of 12.50 of the payment whose refund (and event) say they were made in 1970."""
+    refund = {**_refund_object(payment, "re_1970", 1250), "created": EPOCH_PLUS_ONE}
+    charge = {"id": "ch_1", "object": "charge", "amount": 2500, "amount_refunded": 1250, "currency": "cny",
+              "payment_intent": payment.intent_id, "refunded": False,
+              "refunds": {"object": "list", "data": [refund], "has_more": False}}
+    return {"refund.created": event("refund.created", refund, created=EPOCH_PLUS_ONE),
+            "charge.refunded": event("charge.refunded", charge, created=EPOCH_PLUS_ONE),
+            "charge.dispute.closed": event("charge.dispute.closed", _dispute(payment, "dp_1970", 1250, "lost"),
+                                           created=EPOCH_PLUS_ONE)}
+
+
+@pytest.mark.parametrize("kind", ["refund.created", "charge.refunded", "charge.dispute.closed"])
+def test_a_provider_refund_dated_before_its_payment_is_dated_when_the_payment_was_made(stripe_app, kind):
+    client = stripe_app.test_client()
+    world = stock(prices=(1250,))
+    _, headers = user_with_token()
+    db.session.commit()
+    payment = intent_of(place_order(client, headers, [(world["products"][0].sku, 2)])["id"])
+    paid_at = int(time.time()) + 3600  # the payment is dated an hour after its order was placed
+    assert deliver(client, intent_event("payment_intent.succeeded", payment, created=paid_at),
+                   secret=SECRET).status_code == 200
+
+    assert deliver(client, _dated_1970(payment)[kind], secret=SECRET).status_code == 200
+
+    db.session.expire_all()
+    refunded = db.session.scalars(select(OutboxEvent.occurred_at).where(OutboxEvent.kind == "line_refunded")).all()
+    assert refunded == [intent_of(payment.order_id).succeeded_at]
+    assert refunded[0].timestamp() == paid_at

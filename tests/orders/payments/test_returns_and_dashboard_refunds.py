@@ -324,3 +324,24 @@ def _sweep_again() -> None:
     db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None))
     db.session.commit()
     sweep()
+
+
+
+def _dashboard_1970(client, payment, stripe_http):
+    deliver(client, _charge_refunded(payment, stripe_http.listed_refunds[-1:]), secret=SECRET)
+
+
+@pytest.mark.parametrize("steps", [(_late, _dashboard_1970), (_dashboard_1970, _late), (_late, _all_listed)],
+                         ids=lambda steps: "-".join(step.__name__.strip("_") for step in steps))
+def test_a_dashboard_refund_of_a_returned_payment_dated_1970_is_dated_when_the_payment_was_made(
+        returning, stripe_http, steps):
+    client, payment = returning
+    stripe_http.listed_refunds = [{**DASHBOARD, "payment_intent": payment.intent_id, "created": 1}]
+
+    for step in steps:
+        step(client, payment, stripe_http)
+
+    db.session.expire_all()
+    returned = db.session.scalars(select(OutboxEvent.occurred_at).where(OutboxEvent.kind == "payment_returned",
+                                                                        OutboxEvent.amount_fen == 1800)).all()
+    assert returned == [intent_of(payment.order_id).succeeded_at]
