@@ -69,6 +69,12 @@ class RefundRefused(Exception):
     """The provider answered and refused a refund (e.g. more than is left of the payment): nothing was refunded."""
 
 
+class KeyRefused(Exception):
+    """The provider refused the shop's API key (one it does not know, or a restricted key without the permission the
+    request needs; its message, which quotes part of the key, is not kept): nothing was done, so the request is asked
+    again unchanged, but only an operator fixing the key makes it succeed. Its text: the provider's error class."""
+
+
 class PaymentProvider(Protocol):
     """What the orders domain needs from a payment provider."""
 
@@ -80,17 +86,20 @@ class PaymentProvider(Protocol):
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:
         """Refund part or all of a succeeded PaymentIntent; the provider's refund (`RefundRefused` if it answered
-        no; any other error leaves the outcome unknown: ask again with the same key)."""
+        no; `KeyRefused` if it refused the shop's key; any other error leaves the outcome unknown: ask again with the
+        same key)."""
 
     def retrieve_refund(self, *, refund_id: str) -> ProviderRefund:
-        """A refund the provider made, as it stands now (one still pending is asked about again later)."""
+        """A refund the provider made, as it stands now (one still pending is asked about again later; `KeyRefused`
+        as `refund`)."""
 
     def retrieve_balance_transaction(self, *, balance_transaction_id: str) -> dict:
         """A charge's balance transaction: its id, `fee` (what the provider kept, in the balance's smallest unit),
         `currency` and `exchange_rate` (from the charge's currency to the balance's, if it was converted)."""
 
     def list_refunds(self, *, intent_id: str) -> list[dict]:
-        """The refunds of a PaymentIntent (id, amount, created, status, metadata.refund_key), newest first."""
+        """The refunds of a PaymentIntent (id, amount, created, status, metadata.refund_key), newest first
+        (`KeyRefused` as `refund`)."""
 
     def cancel_intent(self, *, intent_id: str) -> None:
         """Cancel a PaymentIntent no one has paid, so it can no longer be paid (one already paid is left as it

@@ -9,16 +9,27 @@ NETWORK_RETRIES + 1 tries of REQUEST_TIMEOUT_SECONDS each: well within a web wor
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import stripe
 
-from orders.payments.provider import AmountTooSmall, Intent, ProviderRefund, RefundRefused
+from orders.payments.provider import AmountTooSmall, Intent, KeyRefused, ProviderRefund, RefundRefused
 
 PAYMENT_METHOD_TYPES = ("card", "alipay", "wechat_pay")
 NETWORK_RETRIES = 1
 STRIPE_AMOUNT_TOO_SMALL = "amount_too_small"  # Stripe's error code (not ours) for an amount below its minimum charge
 REQUEST_TIMEOUT_SECONDS = 8  # each try: two tries and the library's retry pause stay under 20 s
+
+
+@contextmanager
+def _key_checked() -> Iterator[None]:
+    """Stripe's refusal of the key (401 `AuthenticationError`, 403 `PermissionError`: a restricted key without the
+    permission) as `KeyRefused`, named by its class only (Stripe's message quotes part of the key)."""
+    try:
+        yield
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        raise KeyRefused(exc.__class__.__name__) from exc
 
 
 class StripeProvider:
@@ -55,18 +66,22 @@ class StripeProvider:
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:
         """Refund `amount_fen` of a succeeded PaymentIntent under the caller's idempotency key (also its metadata's
-        `refund_key`); the refund and its status, or `RefundRefused` if Stripe answered that it will not."""
+        `refund_key`); the refund and its status, `RefundRefused` if Stripe answered that it will not, or `KeyRefused`
+        if it refused the key (`_key_checked`)."""
         try:
-            refund = self.client.v1.refunds.create(
-                params={"payment_intent": intent_id, "amount": amount_fen, "metadata": {"refund_key": idempotency_key}},
-                options={"idempotency_key": idempotency_key})
+            with _key_checked():
+                refund = self.client.v1.refunds.create(
+                    params={"payment_intent": intent_id, "amount": amount_fen,
+                            "metadata": {"refund_key": idempotency_key}},
+                    options={"idempotency_key": idempotency_key})
         except (stripe.InvalidRequestError, stripe.CardError) as exc:
             raise RefundRefused(exc.code or "refused") from exc
         return ProviderRefund(id=refund.id, status=refund.status)
 
     def retrieve_refund(self, *, refund_id: str) -> ProviderRefund:
-        """The refund as Stripe has it now."""
-        refund = self.client.v1.refunds.retrieve(refund_id)
+        """The refund as Stripe has it now (`KeyRefused`: `_key_checked`)."""
+        with _key_checked():
+            refund = self.client.v1.refunds.retrieve(refund_id)
         return ProviderRefund(id=refund.id, status=refund.status)
 
     def cancel_intent(self, *, intent_id: str) -> None:
@@ -80,8 +95,10 @@ class StripeProvider:
         return {key: txn.get(key) for key in ("id", "fee", "currency", "exchange_rate")}
 
     def list_refunds(self, *, intent_id: str) -> list[dict]:
-        """The PaymentIntent's refunds, newest first, as a Charge listed them before API version 2022-11-15."""
-        page = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
-        return [{"id": refund.id, "amount": refund.amount, "created": refund.created, "status": refund.status,
-                 "metadata": refund.metadata.to_dict() if refund.metadata else {}}
-                for refund in page.auto_paging_iter()]
+        """The PaymentIntent's refunds, newest first, as a Charge listed them before API version 2022-11-15
+        (`KeyRefused`: `_key_checked`)."""
+        with _key_checked():
+            page = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
+            return [{"id": refund.id, "amount": refund.amount, "created": refund.created, "status": refund.status,
+                     "metadata": refund.metadata.to_dict() if refund.metadata else {}}
+                    for refund in page.auto_paging_iter()]

@@ -52,6 +52,7 @@ from orders.models import (
 from orders.notify import notify
 from orders.outbox import allocation_payload, record_event
 from orders.payments.provider import (
+    KeyRefused,
     ProviderRefund,
     RefundRefused,
     from_timestamp,
@@ -549,8 +550,9 @@ def _settle(order: Order, refund: Refund, answer: ProviderRefund) -> None:
 
 def settle_refund(*, refund_id: int) -> Refund:
     """Ask the provider, with no lock held, to make a pending refund (`_provider_call`'s intent and key) or, made
-    already, how it stands; then record the outcome under the order lock (`_settle`; refused: failed). No answer
-    leaves it pending, to ask again with the same key; the refund."""
+    already, how it stands; then record the outcome under the order lock (`_settle`; refused: failed). No answer, or
+    the shop's key refused (logged as an error, for an operator to fix), leaves it pending, to ask again with the same
+    key; the refund."""
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != "pending":
         return refund
@@ -570,6 +572,11 @@ def settle_refund(*, refund_id: int) -> Refund:
                 answer = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
     except RefundRefused as exc:
         refused = str(exc)[:24] or "refused"
+    except KeyRefused as exc:  # nothing was done: asked again with the same key, but only a fixed key settles it
+        log.error("provider refund %s of order %s: the payment provider refused the shop's API key (%s: it lacks the "
+                  "permission to refund, or is not valid); nothing was refunded, it stays pending and is asked again: "
+                  "fix the key", refund_id, order_id, exc)
+        return refund
     except AppError:
         raise
     except Exception as exc:  # noqa: BLE001 - no answer: the refund stays pending, asked again with the same key

@@ -126,6 +126,14 @@ def order_status(order_id: int) -> str:
     return db.session.get(Order, order_id).status
 
 
+KEY_REFUSED = {  # Stripe's answers to a restricted key without a permission (403) and to a key it does not know (401)
+    403: {"type": "invalid_request_error", "code": "secret_key_required",
+          "message": "The provided key 'rk_test_******************abcd' does not have the required permissions for "
+                     "this endpoint on account 'acct_1Stub'. Having the 'rak_refund_write' permission would allow "
+                     "this request to continue."},
+    401: {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_**********real"}}
+
+
 @dataclass
 class StubHTTPClient(stripe.HTTPClient):
     """Stands in for Stripe's HTTP layer: records each request and answers as the API would."""
@@ -139,6 +147,8 @@ class StubHTTPClient(stripe.HTTPClient):
     charged: dict = field(default_factory=dict)  # intent id -> amount: its refunds are kept as Stripe keeps them
     lost_refund_answers: int = 0  # POST /v1/refunds answers lost (a 500 after the refund was made), so many times
     minimum_charge: int = 0  # POST /v1/payment_intents below it is refused as Stripe refuses it (`amount_too_small`)
+    key_refused: int = 0  # POST /v1/refunds answered as Stripe answers a key without refund permission (403) or
+    # an invalid key (401)
 
     def __post_init__(self):
         super().__init__()
@@ -148,6 +158,8 @@ class StubHTTPClient(stripe.HTTPClient):
         retrieved (as listed, if it is), the refunds listed, or a balance transaction."""
         params = dict(parse_qsl(post_data or ""))
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
+        if url.endswith("/v1/refunds") and method == "post" and self.key_refused:
+            return json.dumps({"error": KEY_REFUSED[self.key_refused]}), self.key_refused, {"request-id": "req_stub"}
         if url.endswith("/v1/payment_intents") and int(params["amount"]) < self.minimum_charge:
             error = {"type": "invalid_request_error", "code": "amount_too_small", "param": "amount",
                      "message": f"Amount must be at least ¥{self.minimum_charge / 100:.2f} cny",

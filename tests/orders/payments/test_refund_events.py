@@ -401,3 +401,30 @@ def test_a_provider_refund_dated_before_its_payment_is_dated_when_the_payment_wa
     refunded = db.session.scalars(select(OutboxEvent.occurred_at).where(OutboxEvent.kind == "line_refunded")).all()
     assert refunded == [intent_of(payment.order_id).succeeded_at]
     assert refunded[0].timestamp() == paid_at
+
+
+@pytest.mark.parametrize(("status", "error"), [(403, "PermissionError"), (401, "AuthenticationError")])
+def test_a_refund_stripe_refuses_for_the_keys_permission_is_logged_as_that_and_asked_again_once_fixed(
+        paid, stripe_http, caplog, status, error):
+    client, payment, admin = paid
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == payment.order_id))
+    stripe_http.key_refused = status
+
+    with caplog.at_level(logging.WARNING):
+        asked = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                            json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "顾客退货"})
+        db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+        db.session.commit()
+        assert sweep()["orders.pending_refunds"] == 1  # retried: nothing was refunded, and the key may be fixed
+
+    assert asked.status_code == 202 and asked.json["status"] == "pending"
+    logged = [r for r in caplog.records if r.name == "orders.refunds.service"]
+    assert len(logged) == 2 and all(r.levelname == "ERROR" for r in logged)
+    assert all(error in r.getMessage() and "permission" in r.getMessage() and "no answer" not in r.getMessage()
+               and "rk_test" not in r.getMessage() and "sk_test" not in r.getMessage() for r in logged)
+    stripe_http.key_refused = 0
+    db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    assert sweep()["orders.pending_refunds"] == 1
+    assert _refund_state(admin, client, payment)[0][1] == "succeeded"
+    assert _money_events() == [("line_refunded", 1250)]
