@@ -793,6 +793,29 @@ def test_a_delivery_order_shows_where_it_ships_with_the_phone_masked(site, shopp
     assert "13912345678" not in html
 
 
+def test_an_order_page_masks_personal_numbers_in_older_rows_of_its_after_sales_reason_and_address(site, shopper):
+    order_id = _delivered_order(site, shopper, "ZJ-KQMT-500G", "2")
+    with site.app.app_context():
+        line_id = db.session.get(Order, order_id).lines[0].id
+    ask = {**_ask_form(shopper, order_id), "line_id": str(line_id)}
+    asked = shopper.post(f"/orders/{order_id}/after-sales", data={**ask, "quantity": "1", "reason": "受潮"})
+    assert asked.status_code == 302
+    with site.app.app_context():  # rows written before reasons and addresses refused personal numbers
+        request = db.session.scalar(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order_id))
+        request.reason = "受潮，请打 13912345678 联系"
+        order = db.session.get(Order, order_id)
+        order.address = {**order.address, "recipient": "张三 110101199003070011", "detail": "演示路 8 号 13812345678"}
+        db.session.commit()
+        db.session.remove()
+    html = shopper.get(f"/orders/{order_id}").get_data(as_text=True)
+    page = _page_text(html)
+    assert "原因：受潮，请打 *** 联系" in page
+    assert "收货地址 张三 *** 139****5678 佛山市顺德区 演示路 8 号 ***" in page
+    assert not {"13912345678", "110101199003070011", "13812345678"} & set(re.findall(r"\d+", html))
+    with site.app.app_context():
+        limiter.reset()  # this test's sign-in is not the next tests' to wait for
+
+
 def test_amounts_are_shown_in_yuan_from_fen():
     assert [yuan(fen) for fen in (0, 5, 1230, 3980, 123456789, -250)] == [
         "¥0.00", "¥0.05", "¥12.30", "¥39.80", "¥1,234,567.89", "-¥2.50"]
