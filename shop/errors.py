@@ -291,14 +291,22 @@ def is_api_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+PROBE_PATHS = ("/healthz", "/readyz")  # the load balancer's probes (shop.health); domains' request checks skip them
+
+
+def is_probe_path(path: str) -> bool:
+    """Whether `path` is a probe's: `/healthz` or `/readyz`, or anything under either (a trailing slash too)."""
+    return any(path == probe or path.startswith(probe + "/") for probe in PROBE_PATHS)
+
+
 def _wants_json() -> bool:
-    """Whether the current request is an API request (errors as JSON, never HTML)."""
-    return is_api_path(request.path)
+    """Whether the current request is a machine's, the API's or a probe's (errors as JSON, never HTML)."""
+    return is_api_path(request.path) or is_probe_path(request.path)
 
 
 def register_error_page(app: Flask, render: Callable[[Exception, int], Any]) -> None:
-    """Render every error outside /api/ with `render(exc, status)` (the pages register their error page here, so
-    that the shell never imports them)."""
+    """Render every error outside /api/ and the probes with `render(exc, status)` (the pages register their error
+    page here, so that the shell never imports them)."""
     app.extensions["error_page"] = render
 
 
@@ -308,7 +316,7 @@ def _busy(exc: Exception) -> bool:
 
 
 def _answer(exc: Exception, api_response: Response) -> Response:
-    """The API's JSON error under /api/; anywhere else the registered error page with the same status and headers."""
+    """The JSON error for the API and the probes; anywhere else the registered error page, same status and headers."""
     render = current_app.extensions.get("error_page")
     if _wants_json() or render is None:
         return api_response

@@ -18,9 +18,8 @@ from shop.extensions import limiter
 
 NO_SCHEMA = "the database has no schema: run `flask --app shop db upgrade`"
 SCHEMA_BEHIND = "the database's schema is not at the migrations' head: run `flask --app shop db upgrade`"
-PROBE_PATHS = ("/healthz", "/readyz")  # a domain's own before-request checks leave them to these views
 log = logging.getLogger(__name__)
-bp = Blueprint("health", __name__)
+bp = Blueprint("health", __name__)  # at shop.errors.PROBE_PATHS, whose errors are JSON as the API's
 
 
 def database_problem() -> str | None:

@@ -86,8 +86,7 @@ def _stored_hash_key(secrets: Path) -> str | None:
 def _check_hash_key_before_request(app: Flask) -> None:
     """Before a request (except the load balancer's probes, whose readiness runs the check as one of its own):
     refuse to serve (503, the error page outside /api/) while FIELD_HASH_KEY does not match the database."""
-    from shop.errors import AppError
-    from shop.health import PROBE_PATHS
+    from shop.errors import PROBE_PATHS, AppError
 
     if request.path not in PROBE_PATHS and not _hash_key_matches(app):
         raise AppError("The service is misconfigured and not serving requests; its operator has been told.",

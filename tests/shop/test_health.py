@@ -40,6 +40,21 @@ def test_both_probes_answer_ok_when_everything_is_up(client):
         assert (response.status_code, response.json) == (200, {"ok": True})
 
 
+@pytest.mark.parametrize("method, path, status, code", [
+    ("POST", "/healthz", 405, "method_not_allowed"), ("DELETE", "/readyz", 405, "method_not_allowed"),
+    ("GET", "/healthz/", 404, "not_found"), ("GET", "/readyz/", 404, "not_found"),
+    ("GET", "/readyz/x", 404, "not_found")])
+def test_a_probe_asked_wrongly_answers_the_apis_json_error_not_the_sites_page(client, method, path, status, code):
+    """The probes are machines' endpoints, as the API is: their errors are JSON, never the storefront's HTML page;
+    a path that merely begins with their letters (`/healthzone`) is the site's."""
+    response = client.open(path, method=method)
+    assert_error(response, status, code)
+    if status == 405:
+        assert "GET" in response.headers["Allow"]
+    other = client.get("/healthzone")
+    assert other.status_code == 404 and other.mimetype == "text/html"
+
+
 def test_with_the_database_down_the_process_is_live_but_not_ready(database_down_app):
     client = database_down_app.test_client()
     assert client.get("/healthz").json == {"ok": True}
