@@ -177,6 +177,11 @@ class SheetRow:
     complete: bool = True
 
 
+class Written(str):
+    """A column named as the file writes it (a header it repeats or does not know, a column's letter): quoted as it
+    is, never read as a column's key, though it may be spelled like one (`sku` repeating `产品编码`)."""
+
+
 @dataclass
 class Sheet:
     """The parsed rows, the problems found (the first `max_errors`, and how many more), and the header
@@ -189,13 +194,13 @@ class Sheet:
     more_errors: int = 0
 
     def error(self, row: int | None, column: str | None, code: str, /, **params) -> None:
-        """Record the problem `code` (with the values its messages quote) at `row`, naming the column as the
-        file's header writes it (or count it beyond the first `max_errors`)."""
+        """Record the problem `code` (with the values its messages quote) at `row`, naming the column (a key, or
+        `Written`) as the file's header writes it (or count it beyond the first `max_errors`)."""
         if len(self.errors) >= self.max_errors:
             self.more_errors += 1
             return
-        self.errors.append({"row": row, "column": self.headers.get(column, column) if column else None,
-                            **messages(code, **params)})
+        shown = column if isinstance(column, Written) else self.headers.get(column, column)
+        self.errors.append({"row": row, "column": str(shown) if column else None, **messages(code, **params)})
 
     @property
     def failed(self) -> bool:
@@ -573,7 +578,7 @@ def _read_into(sheet: Sheet, raw: Iterator[RawRow], limits: Limits) -> None:
                         None)
         if headless is not None:  # a cell no column reads: `1,000` split at its comma, or a column left unnamed
             letter = get_column_letter(headless + 1)
-            sheet.error(number, letter, "cell_without_header", letter=letter)
+            sheet.error(number, Written(letter), "cell_without_header", letter=letter)
         values = {key: cells[index] if index < len(cells) else None for key, index in positions.items()}
         sheet.rows.append(_parse_row(sheet, number, values, limits))
     if not sheet.rows and not sheet.failed:
@@ -594,9 +599,9 @@ def _read_header(sheet: Sheet, cells, limits: Limits) -> dict[str, int]:
         name = normalise_identifier(header, case=None)  # as the co-op sees it, quoted as the file spells it if unknown
         key = _HEADER_NAMES.get(name.lower())
         if key is None:
-            sheet.error(1, excerpt(header), "unknown_column", header=excerpt(header))
+            sheet.error(1, Written(excerpt(header)), "unknown_column", header=excerpt(header))
         elif key in positions:
-            sheet.error(1, name, "duplicate_column", header=name)
+            sheet.error(1, Written(name), "duplicate_column", header=name)
         else:
             positions[key] = index
             sheet.headers[key] = name

@@ -175,6 +175,16 @@ def test_file_level_problems_and_the_count_of_the_rest_have_codes_and_chinese():
         "more_errors", "另有 2 处问题未列出；请先改正以上问题，再重新上传。")
 
 
+@pytest.mark.parametrize("repeated", ["sku", "lot_code", "quantity", "unit"])
+def test_a_repeated_column_spelled_as_its_key_is_named_as_the_file_spells_the_repeat(repeated):
+    """A header naming a column twice, the second time by its key (`产品编码,…,sku`), names the repeat as written,
+    not the first column the key stands for."""
+    header = HEADER_ZH + ",单位" if repeated == "unit" else HEADER_ZH
+    sheet = read_sheet((header + f",{repeated}\n").encode("gbk"))
+    assert [(e["row"], e["column"], e["code"], e["message_zh"]) for e in sheet.report()] == [
+        (1, repeated, "duplicate_column", f"列“{repeated}”出现了两次。")]
+
+
 def test_the_template_has_no_data_rows_and_its_help_shows_an_example_row_that_reads_back():
     """An untouched template imports nothing; its example, copied under the headers, is read as the row it shows."""
     from openpyxl import load_workbook
