@@ -13,7 +13,7 @@ def init_app(app: Flask) -> None:
     from orders import notify, outbox, tasks  # noqa: F401 - importing registers the tables and tasks
     from orders.checkout import tasks as checkout_tasks  # noqa: F401
     from orders.checkout.api import blp as checkout_blp
-    from orders.checkout.service import last_paired_sale_date, last_sale_date
+    from orders.checkout.service import last_sale_date, paired_sale_dates
     from orders.counter.api import blp as counter_blp
     from orders.demo import seed_demo
     from orders.errors import OrderCode
@@ -54,7 +54,7 @@ def init_app(app: Flask) -> None:
         api.register_blueprint(sandbox_blp)
     app.extensions.setdefault("scope_checks", {})["store_id"] = store_takes_staff
     app.extensions["supplier_last_sale_date"] = last_sale_date  # a dividend link never changes attributed days
-    app.extensions["pairing_last_sale_date"] = last_paired_sale_date  # nor a pairing's end a paired sale's row
+    app.extensions["pairing_sale_dates"] = paired_sale_dates  # nor a pairing's period a paid sale's report row
     register_units_outside_stock(app, "orders", lot_units_outside_stock)
     register_location_scope(app, location_scope)
     register_closed_locations(app, closed_store_locations())

@@ -573,12 +573,15 @@ def confirm_locked_payment(*, order: Order, intent_id: str, amount_fen: int, pai
     return "paid"
 
 
-def last_paired_sale_date(*, donor_code: str, recipient_code: str, from_date: date, until: date | None) -> date | None:
-    """The latest sale date from `from_date` to `until` (inclusive; None: open) of the orders credited to donor
-    `donor_code` with a line of county `recipient_code`'s produce (paid or since refunded), if any."""
-    return db.session.scalar(select(func.max(Order.sale_date)).join(OrderLine, OrderLine.order_id == Order.id)
-                             .where(Order.donor_code == donor_code, OrderLine.county_code == recipient_code,
-                                    Order.sale_date >= from_date, *([Order.sale_date <= until] if until else [])))
+def paired_sale_dates(*, donor_code: str, recipient_code: str, from_date: date,
+                      until: date | None) -> tuple[date, date] | None:
+    """The first and the last sale date from `from_date` to `until` (inclusive; None: open) of the orders credited to
+    donor `donor_code` with a line of county `recipient_code`'s produce (paid or since refunded), if any."""
+    first, last = db.session.execute(
+        select(func.min(Order.sale_date), func.max(Order.sale_date)).join(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.donor_code == donor_code, OrderLine.county_code == recipient_code, Order.sale_date >= from_date,
+               *([Order.sale_date <= until] if until else []))).one()
+    return None if first is None else (first, last)
 
 
 def last_sale_date(supplier_id: int) -> date | None:

@@ -87,7 +87,7 @@ class Pairings(MethodView):
         return service.list_pairings(**query)
 
     @require_role("admin")
-    @blp.errors({409: [ShopCode.PAIRING_OVERLAPS], 422: [ShopCode.REGION_NOT_FOUND]})
+    @blp.errors({409: [ShopCode.PAIRING_BACKDATED, ShopCode.PAIRING_OVERLAPS], 422: [ShopCode.REGION_NOT_FOUND]})
     @blp.arguments(PairingCreate)
     @blp.response(201, PairingOut, location=ReadAt("regions.PairingById", pairing_id="id"))
     def post(self, data):

@@ -5,7 +5,7 @@ import csv
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -251,10 +251,11 @@ def list_pairings(*, donor: str | None, recipient: str | None, on: date | None,
 
 def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_from: date,
                    valid_until: date | None, source: str | None) -> Pairing:
-    """Add a pairing; it must join a donor to a recipient county and not overlap the same pair and programme.
+    """Add a pairing; it must join a donor to a recipient county, not overlap the same pair and programme, and cover no
+    day with a sale of the pair (paid or since refunded) reported unpaired so far (`pairing_backdated` 409).
 
-    The check cannot race: PostgreSQL's exclusion constraint backs it, and on SQLite the donor
-    region's row is write-locked before it.
+    The checks cannot race: PostgreSQL's exclusion constraint backs the overlap's, and on SQLite the donor region's
+    row is write-locked before it; the sales' is serialised with sales being paid (`_keep_sales_report_rows`).
     """
     errors = {}
     if region_named(donor_code, field="donor_code").side != "donor":
@@ -265,6 +266,8 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
         errors["valid_until"] = ["Must not be before valid_from."]
     if errors:
         raise ValidationError("The pairing is not valid.", details=errors)
+    _keep_sales_report_rows(donor_code=donor_code, recipient_code=recipient_code, days=(valid_from, valid_until),
+                            field="valid_from")
     _refuse_overlap(donor_code=donor_code, recipient_code=recipient_code, program=program, valid_from=valid_from,
                     valid_until=valid_until)
     pairing = Pairing(donor_code=donor_code, recipient_code=recipient_code, program=program,
@@ -334,18 +337,22 @@ def get_pairing(pairing_id: int) -> Pairing:
 def set_pairing_end(*, pairing_id: int, valid_until: date | None, actor: User) -> Pairing:
     """End a pairing on `valid_until` (inclusive), or reopen it (None), recording who did and when; its history stays.
 
-    An earlier end stops covering days, which may not hold a sale it covers (its report row would silently turn
-    unpaired; `pairing_backdated` 409, as a dividend link's end is refused): the last such sale's date is the
-    earliest end. A later end or a reopening (undoing a mistaken end) may not overlap another pairing of the same
-    regions and programme (`pairing_overlaps` 409, backed by the exclusion constraint on PostgreSQL and the donor
-    region's write lock on SQLite, as a new pairing is)."""
+    An earlier end stops covering days, a later end or a reopening (undoing a mistaken end) starts covering days:
+    neither may hold a sale of the two regions (its report row would silently turn unpaired, or paired;
+    `pairing_backdated` 409, as a dividend link's end is refused, `_keep_sales_report_rows`). A later end or a
+    reopening may not overlap another pairing of the same regions and programme (`pairing_overlaps` 409, backed by
+    the exclusion constraint on PostgreSQL and the donor region's write lock on SQLite, as a new pairing is)."""
     pairing = get_pairing(pairing_id)
     if valid_until is not None and valid_until < pairing.valid_from:
         raise ValidationError("A pairing cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})
     if valid_until is not None and (pairing.valid_until is None or valid_until < pairing.valid_until):
-        _not_before_covered_sales(pairing, valid_until)
-    else:
+        _keep_sales_report_rows(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
+                                days=(valid_until + timedelta(days=1), pairing.valid_until), field="valid_until")
+    elif valid_until != pairing.valid_until:
+        _keep_sales_report_rows(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
+                                days=(pairing.valid_until + timedelta(days=1), valid_until), field="valid_until",
+                                added=True)
         _refuse_overlap(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
                         program=pairing.program, valid_from=pairing.valid_from, valid_until=valid_until,
                         excluding=pairing.id)
@@ -355,18 +362,29 @@ def set_pairing_end(*, pairing_id: int, valid_until: date | None, actor: User) -
     return pairing
 
 
-def _not_before_covered_sales(pairing: Pairing, valid_until: date) -> None:
-    """Ending `pairing` on `valid_until` may uncover no sale it covers now: sales credited to its donor of its
-    recipient county's produce, dated within its current period (a higher layer counts them). `pairing_backdated`
-    409 if one is dated after `valid_until`. The donor's sale dates are held (exclusive) first, until the end is
-    committed: a sale being paid meanwhile is waited for and seen, and one paid after waits for the end, so it is
-    reported under the pairings valid on its date (`hold_sales`)."""
-    hold_sales(donor_code=pairing.donor_code, exclusive=True)
-    last_sale = current_app.extensions["pairing_last_sale_date"](
-        donor_code=pairing.donor_code, recipient_code=pairing.recipient_code, from_date=pairing.valid_from,
-        until=pairing.valid_until)
-    if last_sale is not None and valid_until < last_sale:
-        raise Conflict(f"Sales under this pairing are dated up to {last_sale.isoformat()}: it can end on "
-                       f"{last_sale.isoformat()} at the earliest.", code=ShopCode.PAIRING_BACKDATED,
-                       details={"valid_until": [f"Must not be before {last_sale.isoformat()}."],
-                                "last_sale_date": last_sale.isoformat()})
+def _keep_sales_report_rows(*, donor_code: str, recipient_code: str, days: tuple[date, date | None], field: str,
+                            added: bool = False) -> None:
+    """A pairing of `donor_code` and `recipient_code` starting (`field` valid_from: a new pairing; valid_until with
+    `added`: a later end or a reopening) or stopping (valid_until) to cover `days` (inclusive; None: open) may change
+    no sale's report row: sales credited to the donor of the recipient county's produce dated within them (paid or
+    since refunded; a higher layer finds them) are a `pairing_backdated` 409 naming their first and last dates. The
+    donor's sale dates are held (exclusive) first, until the change is committed: a sale being paid meanwhile is
+    waited for and seen, and one paid after waits for the change, so it is reported under the pairings valid on its
+    date (`hold_sales`)."""
+    hold_sales(donor_code=donor_code, exclusive=True)
+    dates = current_app.extensions["pairing_sale_dates"](donor_code=donor_code, recipient_code=recipient_code,
+                                                         from_date=days[0], until=days[1])
+    if dates is None:
+        return
+    first, last = dates
+    if field == "valid_from":
+        message, bound = (f"Sales of these regions are dated {first} to {last} within its period: it can start on "
+                          f"{last + timedelta(days=1)} at the earliest."), f"Must be after {last}."
+    elif added:
+        message, bound = (f"Sales of these regions are dated from {first} in the days it would add: it can end on "
+                          f"{first - timedelta(days=1)} at the latest."), f"Must be before {first}."
+    else:
+        message, bound = (f"Sales under this pairing are dated up to {last}: it can end on {last} at the earliest."), \
+            f"Must not be before {last}."
+    raise Conflict(message, code=ShopCode.PAIRING_BACKDATED,
+                   details={field: [bound], "first_sale_date": first.isoformat(), "last_sale_date": last.isoformat()})

@@ -238,3 +238,75 @@ def test_a_pairing_ended_while_a_sale_it_covers_is_paid_is_refused_or_ends_befor
     db.session.expire_all()
     ended = db.session.get(Pairing, pairing_id).valid_until
     assert ended == (None if first == "payment" else yesterday)
+
+
+def test_a_pairing_cannot_start_before_a_sale_it_would_newly_cover(client, login):
+    """A new pairing of 顺德 and 昭觉 from yesterday would turn today's paid sale (reported unpaired) paired: a 409
+    naming the sale's date; one starting tomorrow, or ending before the sale, is fine."""
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)  # its store is in 顺德, not paired with 昭觉
+    pay_pickup(client, world, 1)
+    admin = login("admin")
+    body = {"donor_code": "440606", "recipient_code": "513431", "source": "补签"}
+
+    backdated = client.post("/api/v1/pairings", headers=admin,
+                            json={**body, "valid_from": (today - timedelta(days=1)).isoformat()})
+
+    details = assert_error(backdated, 409, "pairing_backdated")["details"]
+    assert details["last_sale_date"] == today.isoformat() and "valid_from" in details
+    assert client.get("/api/v1/pairings?donor=440606&recipient=513431").json["items"] == []
+    before = {**body, "valid_from": "2020-01-01", "valid_until": (today - timedelta(days=1)).isoformat()}
+    assert client.post("/api/v1/pairings", headers=admin, json=before).status_code == 201
+    after = {**body, "valid_from": (today + timedelta(days=1)).isoformat()}
+    assert client.post("/api/v1/pairings", headers=admin, json=after).status_code == 201
+
+
+def test_an_ended_pairing_cannot_be_extended_or_reopened_over_a_sale_made_after_its_end(client, login):
+    """禅城→昭觉 ended yesterday, today's sale is reported unpaired: reopening it, or ending it on today, would turn
+    that sale paired (409, the first such sale's date named); an end still before the sale is fine."""
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    world["store"].district_code = "440604"  # 禅城, paired with 昭觉 (the world's county)
+    db.session.commit()
+    admin = login("admin")
+    pairing_id = client.get("/api/v1/pairings?donor=440604&recipient=513431").json["items"][0]["id"]
+    url, yesterday = f"/api/v1/pairings/{pairing_id}", today - timedelta(days=1)
+    assert client.patch(url, headers=admin, json={"valid_until": (today - timedelta(days=2)).isoformat()}).status_code \
+        == 200
+    pay_pickup(client, world, 1)
+
+    for valid_until in (None, today.isoformat(), (today + timedelta(days=30)).isoformat()):
+        refused = client.patch(url, headers=admin, json={"valid_until": valid_until})
+        details = assert_error(refused, 409, "pairing_backdated")["details"]
+        assert details["first_sale_date"] == today.isoformat() and "valid_until" in details
+
+    assert client.get(url).json["valid_until"] == (today - timedelta(days=2)).isoformat()
+    assert client.patch(url, headers=admin, json={"valid_until": yesterday.isoformat()}).status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("first", ["payment", "pairing"])
+@pytest.mark.parametrize("pay", [_pay_online, _sell_at_the_counter], ids=["online", "counter"])
+def test_a_pairing_created_while_a_sale_of_its_days_is_paid_is_refused_or_made_before_it(pg_app, first, pay):
+    """A new pairing's check of its days' sales and a sale becoming paid are serialised per donor region: a pairing
+    from yesterday waiting for an uncommitted payment of today sees it and is refused (the sale stays unpaired); a
+    payment waiting for an uncommitted pairing is made after it, so the pairing never turns a reported sale paired."""
+    from shop.regions.models import Pairing
+    from shop.regions.service import create_pairing
+
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)  # its store is in 顺德, not paired with 昭觉
+    paying = pay(pg_app, world)
+
+    def pair() -> str:
+        made = create_pairing(donor_code="440606", recipient_code="513431", program="east-west cooperation",
+                              valid_from=today - timedelta(days=1), valid_until=None, source=None)
+        return made.valid_from.isoformat()
+
+    second = second_while_first_uncommitted(pg_app, *((paying, pair) if first == "payment" else (pair, paying)))
+
+    assert second == ("pairing_backdated" if first == "payment" else "paid")
+    db.session.expire_all()
+    made = db.session.scalars(select(Pairing.id).where(Pairing.donor_code == "440606",
+                                                      Pairing.recipient_code == "513431")).all()
+    assert len(made) == (0 if first == "payment" else 1)
