@@ -117,6 +117,8 @@ def _load_reference() -> None:
     click.echo(f"reference data: {report.summary()}")
     for change in report.changes:
         click.echo(f"  {change}")
+    for skipped in report.skipped:
+        click.echo(f"  {skipped}")
 
 
 @click.command("load-reference")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -37,17 +37,19 @@ def _side_of(row: dict, rows_by_code: dict[str, dict]) -> str | None:
 
 @dataclass
 class ReferenceLoad:
-    """What loading the shipped reference data did: counts, and a line per region renamed or pairing end date
-    applied."""
+    """What loading the shipped reference data did: counts, a line per region renamed or pairing end date applied,
+    and a line per pair of regions whose shipped pairing changes were skipped (they would change sales' report rows)."""
 
     regions_added: int = 0
     pairings_added: int = 0
     changes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One line: what was added and how many existing rows changed."""
+        """One line: what was added, how many existing rows changed and how many shipped changes were skipped."""
         return (f"{self.regions_added} regions and {self.pairings_added} pairings added, "
-                f"{len(self.changes)} existing rows changed")
+                f"{len(self.changes)} existing rows changed"
+                + (f", {len(self.skipped)} shipped changes skipped" if self.skipped else ""))
 
 
 def _shipped_pairings() -> list[tuple[int, dict]]:
@@ -99,13 +101,20 @@ def _shipped_overlap(line: int, row: dict, other: int) -> Conflict:
 def _load_pairings(report: ReferenceLoad) -> None:
     """Give existing pairings the shipped end dates (an end the file does not give is left as it is), then add the
     shipped pairings that are missing; a shipped period that would overlap another pairing of the same regions and
-    programme is refused (`_overlapping`, the rule of `create_pairing`)."""
+    programme is refused (`_overlapping`, the rule of `create_pairing`). The changes of two regions' pairings that
+    would turn a sale's report row paired or unpaired (`_keep_sales_report_rows`, the rule of the API) are skipped
+    together and reported."""
     lock_on_sqlite("UPDATE regions SET code = code WHERE code = (SELECT MIN(code) FROM regions)")  # as create_pairing
     existing = {(p.donor_code, p.recipient_code, p.valid_from): p for p in db.session.scalars(select(Pairing))}
     shipped = _shipped_pairings()
-    for line, row in shipped:
-        pairing = existing.get((row["donor_code"], row["recipient_code"], row["valid_from"]))
-        if pairing is None or row["valid_until"] is None or row["valid_until"] == pairing.valid_until:
+    ends = [(line, row, pairing) for line, row in shipped
+            if (pairing := existing.get((row["donor_code"], row["recipient_code"], row["valid_from"]))) is not None
+            and row["valid_until"] is not None and row["valid_until"] != pairing.valid_until]
+    added = [(line, row) for line, row in shipped
+             if (row["donor_code"], row["recipient_code"], row["valid_from"]) not in existing]
+    skipped = _skipped_for_sales(report, ends, added)
+    for line, row, pairing in ends:
+        if (pairing.donor_code, pairing.recipient_code) in skipped:
             continue
         other = _overlapping(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
                              program=pairing.program, valid_from=pairing.valid_from, valid_until=row["valid_until"],
@@ -116,8 +125,8 @@ def _load_pairings(report: ReferenceLoad) -> None:
                               f"{pairing.valid_from}: ends {row['valid_until']} (was {pairing.valid_until or 'open'})")
         pairing.valid_until, pairing.ended_at, pairing.ended_by = row["valid_until"], utcnow(), None  # the command line
         db.session.flush()
-    for line, row in shipped:
-        if (row["donor_code"], row["recipient_code"], row["valid_from"]) in existing:
+    for line, row in added:
+        if (row["donor_code"], row["recipient_code"]) in skipped:
             continue
         other = _overlapping(donor_code=row["donor_code"], recipient_code=row["recipient_code"],
                              program=row["program"], valid_from=row["valid_from"], valid_until=row["valid_until"])
@@ -128,6 +137,36 @@ def _load_pairings(report: ReferenceLoad) -> None:
                                source=row["source"] or None))
         db.session.flush()
         report.pairings_added += 1
+
+
+def _skipped_for_sales(report: ReferenceLoad, ends: list[tuple[int, dict, Pairing]],
+                       added: list[tuple[int, dict]]) -> set[tuple[str, str]]:
+    """The (donor, recipient) pairs whose shipped end dates (`ends`) and new pairings (`added`) together would turn a
+    sale's report row paired or unpaired (`_keep_sales_report_rows`), each reported with its lines of the file."""
+    planned: dict[tuple[str, str], dict[object, Period]] = {}
+    lines: dict[tuple[str, str], list[int]] = {}
+    for line, row, pairing in ends:
+        key = (pairing.donor_code, pairing.recipient_code)
+        planned.setdefault(key, {})[pairing.id] = (pairing.valid_from, row["valid_until"])
+        lines.setdefault(key, []).append(line)
+    for line, row in added:
+        key = (row["donor_code"], row["recipient_code"])
+        planned.setdefault(key, {})[f"line {line}"] = (row["valid_from"], row["valid_until"])
+        lines.setdefault(key, []).append(line)
+    skipped = set()
+    for (donor_code, recipient_code), periods in sorted(planned.items()):
+        try:
+            _keep_sales_report_rows(donor_code=donor_code, recipient_code=recipient_code, periods=periods,
+                                    field="valid_from")
+        except Conflict as refused:
+            if refused.code != ShopCode.PAIRING_BACKDATED:
+                raise
+            skipped.add((donor_code, recipient_code))
+            where = ", ".join(str(line) for line in sorted(lines[(donor_code, recipient_code)]))
+            report.skipped.append(f"pairings {donor_code} -> {recipient_code} (pairings.csv line {where}) not "
+                                  f"applied: sales dated {refused.details['first_sale_date']} to "
+                                  f"{refused.details['last_sale_date']} would change their pairing report rows")
+    return skipped
 
 
 def load_reference_data() -> ReferenceLoad:
@@ -266,8 +305,8 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
         errors["valid_until"] = ["Must not be before valid_from."]
     if errors:
         raise ValidationError("The pairing is not valid.", details=errors)
-    _keep_sales_report_rows(donor_code=donor_code, recipient_code=recipient_code, days=(valid_from, valid_until),
-                            field="valid_from")
+    _keep_sales_report_rows(donor_code=donor_code, recipient_code=recipient_code,
+                            periods={"new": (valid_from, valid_until)}, field="valid_from")
     _refuse_overlap(donor_code=donor_code, recipient_code=recipient_code, program=program, valid_from=valid_from,
                     valid_until=valid_until)
     pairing = Pairing(donor_code=donor_code, recipient_code=recipient_code, program=program,
@@ -346,13 +385,9 @@ def set_pairing_end(*, pairing_id: int, valid_until: date | None, actor: User) -
     if valid_until is not None and valid_until < pairing.valid_from:
         raise ValidationError("A pairing cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})
-    if valid_until is not None and (pairing.valid_until is None or valid_until < pairing.valid_until):
-        _keep_sales_report_rows(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
-                                days=(valid_until + timedelta(days=1), pairing.valid_until), field="valid_until")
-    elif valid_until != pairing.valid_until:
-        _keep_sales_report_rows(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
-                                days=(pairing.valid_until + timedelta(days=1), valid_until), field="valid_until",
-                                added=True)
+    _keep_sales_report_rows(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
+                            periods={pairing.id: (pairing.valid_from, valid_until)}, field="valid_until")
+    if valid_until is None or (pairing.valid_until is not None and valid_until > pairing.valid_until):
         _refuse_overlap(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
                         program=pairing.program, valid_from=pairing.valid_from, valid_until=valid_until,
                         excluding=pairing.id)
@@ -362,29 +397,61 @@ def set_pairing_end(*, pairing_id: int, valid_until: date | None, actor: User) -
     return pairing
 
 
-def _keep_sales_report_rows(*, donor_code: str, recipient_code: str, days: tuple[date, date | None], field: str,
-                            added: bool = False) -> None:
-    """A pairing of `donor_code` and `recipient_code` starting (`field` valid_from: a new pairing; valid_until with
-    `added`: a later end or a reopening) or stopping (valid_until) to cover `days` (inclusive; None: open) may change
-    no sale's report row: sales credited to the donor of the recipient county's produce dated within them (paid or
-    since refunded; a higher layer finds them) are a `pairing_backdated` 409 naming their first and last dates. The
-    donor's sale dates are held (exclusive) first, until the change is committed: a sale being paid meanwhile is
-    waited for and seen, and one paid after waits for the change, so it is reported under the pairings valid on its
-    date (`hold_sales`)."""
+Period = tuple[date, date | None]  # a pairing's first and last day (inclusive; None: open)
+
+
+def _day_after(day: date | None) -> date | None:
+    """The day after `day` (None, open, for an open end or the last date there is)."""
+    return None if day is None or day == date.max else day + timedelta(days=1)
+
+
+def _covers(periods: Iterable[Period], day: date) -> bool:
+    """Whether one of `periods` covers `day`."""
+    return any(start <= day and (until is None or day <= until) for start, until in periods)
+
+
+def _coverage_changes(before: list[Period], after: list[Period]) -> tuple[list[Period], list[Period]]:
+    """The days covered after and not before (gained), and before and not after (lost), as periods."""
+    cuts = sorted({day for start, until in (*before, *after) for day in (start, _day_after(until)) if day is not None})
+    gained, lost = [], []
+    for start, following in zip(cuts, [*cuts[1:], None], strict=True):
+        was, now = _covers(before, start), _covers(after, start)
+        if was != now:
+            changed = gained if now else lost
+            if changed and changed[-1][1] is not None and _day_after(changed[-1][1]) == start:
+                changed[-1] = (changed[-1][0], None if following is None else following - timedelta(days=1))
+            else:
+                changed.append((start, None if following is None else following - timedelta(days=1)))
+    return gained, lost
+
+
+def _keep_sales_report_rows(*, donor_code: str, recipient_code: str, periods: Mapping[object, Period | None],
+                            field: str) -> None:
+    """Giving pairings of `donor_code` and `recipient_code` the `periods` (by pairing id, or any other key for a new
+    one; None: none) may change no sale's report row: sales credited to the donor of the recipient county's produce
+    (paid or since refunded; a higher layer finds them) dated on a day that no pairing of the two regions covered and
+    one would cover, or the other way round, are a `pairing_backdated` 409 naming their first and last dates and the
+    bound of `field`. The donor's sale dates are held (exclusive) first, until the change is committed: a sale being
+    paid meanwhile is waited for and seen, and one paid after waits for the change, so it is reported under the
+    pairings valid on its date (`hold_sales`); other changes of the donor's pairings wait likewise."""
     hold_sales(donor_code=donor_code, exclusive=True)
-    dates = current_app.extensions["pairing_sale_dates"](donor_code=donor_code, recipient_code=recipient_code,
-                                                         from_date=days[0], until=days[1])
-    if dates is None:
-        return
-    first, last = dates
-    if field == "valid_from":
-        message, bound = (f"Sales of these regions are dated {first} to {last} within its period: it can start on "
-                          f"{last + timedelta(days=1)} at the earliest."), f"Must be after {last}."
-    elif added:
-        message, bound = (f"Sales of these regions are dated from {first} in the days it would add: it can end on "
-                          f"{first - timedelta(days=1)} at the latest."), f"Must be before {first}."
-    else:
-        message, bound = (f"Sales under this pairing are dated up to {last}: it can end on {last} at the earliest."), \
-            f"Must not be before {last}."
-    raise Conflict(message, code=ShopCode.PAIRING_BACKDATED,
-                   details={field: [bound], "first_sale_date": first.isoformat(), "last_sale_date": last.isoformat()})
+    now = {pairing_id: (start, until) for pairing_id, start, until in db.session.execute(
+        select(Pairing.id, Pairing.valid_from, Pairing.valid_until).where(Pairing.donor_code == donor_code,
+                                                                          Pairing.recipient_code == recipient_code))}
+    gained, lost = _coverage_changes(list(now.values()),
+                                     [period for period in {**now, **periods}.values() if period is not None])
+    sale_dates = current_app.extensions["pairing_sale_dates"]
+    for days, turning in ((lost, "unpaired"), (gained, "paired")):
+        found = [dates for start, until in days
+                 if (dates := sale_dates(donor_code=donor_code, recipient_code=recipient_code, from_date=start,
+                                         until=until)) is not None]
+        if not found:
+            continue
+        first, last = min(dates[0] for dates in found), max(dates[1] for dates in found)
+        bound = {"valid_from": f"Must be after {last}.",
+                 "valid_until": f"Must not be before {last}." if turning == "unpaired" else f"Must be before {first}."}
+        raise Conflict(f"Sales of these regions dated {first} to {last} would turn {turning} in the pairing report: "
+                       f"{field} {bound[field].lower()}",
+                       code=ShopCode.PAIRING_BACKDATED,
+                       details={field: [bound[field]], "first_sale_date": first.isoformat(),
+                                "last_sale_date": last.isoformat()})

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -213,6 +214,38 @@ def test_load_reference_applies_shipped_end_dates_and_names_and_reports_them(run
     assert client.get("/api/v1/regions/513437").json["name"] == "雷波县（新）"
     again = runner.invoke(args=["load-reference"])
     assert again.exit_code == 0 and "0 regions and 0 pairings added, 0 existing rows changed" in again.output
+
+
+def test_load_reference_skips_and_reports_shipped_pairings_that_would_change_paid_sales_report_rows(
+        runner, client, monkeypatch, tmp_path):
+    """Today's sales: 顺德's of 昭觉 produce (unpaired), 禅城's (paired). A release shipping 禅城→昭觉 ended yesterday
+    and a 顺德→昭觉 pairing from 2016 would turn both rows over: both are skipped and reported, the rest applied."""
+    from orders import outbox
+    from shop.db import utcnow
+    from tests.orders.ledger.test_attribution import make_world, pay_pickup
+
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)  # its store is in 顺德
+    pay_pickup(client, world, 1)
+    world["store"].district_code = "440604"  # 禅城, paired with 昭觉 (the world's county)
+    db.session.commit()
+    pay_pickup(client, world, 1)
+    _ship_edited_reference(monkeypatch, tmp_path, successor_from="2021-03-01")
+    pairings = regions_service.DATA_DIR / "pairings.csv"
+    chancheng = "440604,禅城区,513431,昭觉县,east-west cooperation,2016-01-01,"
+    edited = pairings.read_text(encoding="utf-8").replace(chancheng, chancheng + str(today - timedelta(days=1)))
+    pairings.write_text(edited + "440606,顺德区,513431,昭觉县,east-west cooperation,2016-01-01,,补签\n",
+                        encoding="utf-8")
+
+    result = runner.invoke(args=["load-reference"])
+
+    assert result.exit_code == 0, result.output
+    assert "0 regions and 1 pairings added, 2 existing rows changed, 2 shipped changes skipped" in result.output
+    assert f"440604 -> 513431 (pairings.csv line 3) not applied: sales dated {today} to {today}" in result.output
+    assert "440606 -> 513431 (pairings.csv line" in result.output
+    assert client.get("/api/v1/pairings?donor=440604&recipient=513431").json["items"][0]["valid_until"] is None
+    assert client.get("/api/v1/pairings?donor=440606&recipient=513431").json["items"] == []
+    assert _leibo_periods(client) == [("2016-01-01", "2021-02-28"), ("2021-03-01", None)]
 
 
 def test_load_reference_refuses_an_overlapping_shipped_pairing_and_writes_nothing(runner, client, monkeypatch,

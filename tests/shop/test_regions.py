@@ -310,3 +310,26 @@ def test_a_pairing_created_while_a_sale_of_its_days_is_paid_is_refused_or_made_b
     made = db.session.scalars(select(Pairing.id).where(Pairing.donor_code == "440606",
                                                       Pairing.recipient_code == "513431")).all()
     assert len(made) == (0 if first == "payment" else 1)
+
+
+def test_a_change_that_leaves_every_sale_paired_as_it_was_is_fine(client, login):
+    """禅城→昭觉 in a second programme over today's sale's day changes no report row (it was paired already), nor
+    does ending the first pairing before the sale while the second still covers it; ending both would."""
+    today = outbox.sale_date_of(utcnow())
+    world = make_world(today=today)
+    world["store"].district_code = "440604"  # 禅城, paired with 昭觉 (the world's county)
+    db.session.commit()
+    pay_pickup(client, world, 1)
+    admin = login("admin")
+    first_id = client.get("/api/v1/pairings?donor=440604&recipient=513431").json["items"][0]["id"]
+    yesterday = (today - timedelta(days=1)).isoformat()
+
+    second = client.post("/api/v1/pairings", headers=admin, json={
+        "donor_code": "440604", "recipient_code": "513431", "program": "rural revitalisation",
+        "valid_from": "2021-01-01", "source": "乡村振兴"})
+    assert second.status_code == 201, second.json
+    ended = client.patch(f"/api/v1/pairings/{first_id}", headers=admin, json={"valid_until": yesterday})
+    assert ended.status_code == 200, ended.json
+
+    refused = client.patch(f"/api/v1/pairings/{second.json['id']}", headers=admin, json={"valid_until": yesterday})
+    assert assert_error(refused, 409, "pairing_backdated")["details"]["last_sale_date"] == today.isoformat()
