@@ -262,11 +262,6 @@ def hold_sales(*, supplier_ids: Iterable[int] = (), donor_code: str | None = Non
         lock_on_sqlite("UPDATE regions SET code = code WHERE code = :code", code=donor_code)
 
 
-def hold_supplier_sales(supplier_ids: Iterable[int], *, exclusive: bool = False) -> None:
-    """Hold the suppliers' sale dates until the transaction ends (`hold_sales`)."""
-    hold_sales(supplier_ids=supplier_ids, exclusive=exclusive)
-
-
 def lock_row(model: type[Base], row_id: int) -> Base | None:
     """The row of `model` with id `row_id` (None if there is none), locked for the rest of the transaction and read
     afresh (PostgreSQL: FOR UPDATE; SQLite: the database's write lock), so a read-then-change of it cannot interleave

@@ -24,7 +24,7 @@ from shop.auth.models import User
 from shop.caching import invalidate_after_commit
 from shop.changes import UNSET, Changes
 from shop.config import ConfigError
-from shop.db import after_commit, db, hold_supplier_sales, lock_on_sqlite, lock_row, utcnow, violates
+from shop.db import after_commit, db, hold_sales, lock_on_sqlite, lock_row, utcnow, violates
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.extensions import limiter
 from shop.fields import name_key, normalise_identifier
@@ -598,9 +598,9 @@ def _not_before_attributed_sales(supplier_id: int, field: str, first_date: date)
     reversal is recomputed from the links valid on the sale date, and auditors recompute the same): `first_date`, the
     first date the change touches, must come after the supplier's last sale. `benefit_link_backdated` 409 if not. The
     supplier's sale dates are held (exclusive) first, until the link is committed: a sale being paid meanwhile is
-    waited for and seen, and one paid after waits for the link, so it is attributed with it (`hold_supplier_sales`;
+    waited for and seen, and one paid after waits for the link, so it is attributed with it (`hold_sales`;
     taken after the supplier's row lock and before the household's, the order every link change keeps)."""
-    hold_supplier_sales([supplier_id], exclusive=True)
+    hold_sales(supplier_ids=[supplier_id], exclusive=True)
     last_sale = current_app.extensions["supplier_last_sale_date"](supplier_id)
     if last_sale is not None and first_date <= last_sale:
         raise Conflict(f"Sales of this supplier were attributed up to {last_sale.isoformat()}: a dividend link can "
