@@ -389,8 +389,10 @@ def _revision(notice: DisclosureNotice, now: datetime) -> dict | None:
     seq = rollups.ledger_head()  # before the figures: a transaction linked while they are read counts as after it
     reached = _reached(notice.county_code, notice.month)
     revised = _figures(reached)
-    for base in (notice.figures, *shown):
-        if not _changes_hidden(base, _households_changed(notice, since=base), revised):
+    bases = (notice.figures, *shown)
+    villages_now = _villages_now(bases)
+    for base, changed_since in zip(bases, _changes_since_each(notice, bases), strict=True):
+        if not _changes_hidden(base, changed_since, revised, villages_now):
             return _shown_revision(last) if last is not None else {"computed_at": now, **withheld()}
     revision = {"computed_at": now.isoformat(), **revised, "ledger_seq": seq,
                 "members": {str(hid): village for hid, (village, _fen) in reached.items()}}
@@ -408,17 +410,22 @@ def _shown_revision(revision: dict) -> dict:
             **{name: revision[name] for name in ("villages", "other_villages", "total")}}
 
 
-def _changes_hidden(base: dict, changed: dict[int, str], revised: dict) -> bool:
+def _villages_now(bases) -> dict[int, str]:
+    """The village now of every household the figures `bases` keep as members (id → village), in one query."""
+    members = {int(hid) for base in bases for hid in base.get("members", {})}
+    return dict(db.session.execute(select(Household.id, Household.village)
+                                   .where(among(Household.id, members))).all()) if members else {}
+
+
+def _changes_hidden(base: dict, changed: dict[int, str], revised: dict, villages_now: dict[int, str]) -> bool:
     """Whether each row of a figure shown before (`base`: the published notice's, or a revision's) and of the
     revision (a village, or the merged row) holds none or at least 3 of the households that changed since it: whose
     amount changed (`changed`: household id → its village now), or who moved to another village (known for figures
     that keep their members), counted in the rows of both villages; and no household that did not change is in
     another row than it was shown in (a village merged into "other villages" afresh, or shown again). Otherwise a
     row's revised figure less the one shown before would tell what changed for 1 or 2 households, or an unchanged
-    household's own amount."""
+    household's own amount. `villages_now`: the village now of each of `base`'s members (`_villages_now`)."""
     members = {int(hid): village for hid, village in base.get("members", {}).items()}
-    villages_now = dict(db.session.execute(select(Household.id, Household.village)
-                                           .where(among(Household.id, members))).all()) if members else {}
     touched: dict[int, set[str]] = {hid: {village} for hid, village in changed.items()}
     for hid, village in members.items():
         if hid in changed or villages_now.get(hid, village) != village:
@@ -439,18 +446,26 @@ def _households_changed(notice: DisclosureNotice, *, since: dict | None = None) 
     """The county's households (id → village now) with a non-zero net of household postings on the month's lines
     posted after the notice, or after the figures `since` (a revision's, or the notice's: linked after their chain
     position; for a notice without one, posted after its publication)."""
+    return _changes_since_each(notice, (since if since is not None else notice.figures,))[0]
+
+
+def _changes_since_each(notice: DisclosureNotice, bases) -> list[dict[int, str]]:
+    """For each of the figures `bases` (the notice's, revisions'), the households changed since them as
+    `_households_changed` says: one query, a net per household and base."""
     lines = sold_lines(*_in_period(LedgerTransaction.sale_date, notice.month, _next_month(notice.month)))
     posted = aliased(LedgerTransaction)
-    seq = (since if since is not None else notice.figures).get("ledger_seq")
-    after = posted.seq > seq if seq is not None else posted.posted_at > notice.published_at
-    changes = (select(Posting.household_id, Household.village).select_from(lines)
+    afters = [posted.seq > base["ledger_seq"] if base.get("ledger_seq") is not None
+              else posted.posted_at > notice.published_at for base in bases]
+    nets = [func.sum(case((after, Posting.amount_fen), else_=0)) for after in afters]
+    changes = (select(Posting.household_id, Household.village, *nets).select_from(lines)
                .join(Posting, Posting.order_line_id == lines.c.line_id)
                .join(posted, posted.id == Posting.transaction_id)
                .join(Household, Household.id == Posting.household_id)
                .where(Posting.component.in_(HOUSEHOLD_COMPONENTS), Household.county_code == notice.county_code,
-                      after)
-               .group_by(Posting.household_id, Household.village).having(func.sum(Posting.amount_fen) != 0))
-    return dict(db.session.execute(changes).all())
+                      or_(*afters))
+               .group_by(Posting.household_id, Household.village))
+    rows = db.session.execute(changes).all()
+    return [{row[0]: row[1] for row in rows if row[2 + i] != 0} for i in range(len(bases))]
 
 
 def _reached(county_code: str, month: date) -> dict[int, tuple[str, int]]:

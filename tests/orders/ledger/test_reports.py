@@ -30,6 +30,7 @@ from shop.regions.service import valid_on
 from suppliers.models import Household
 from tests.orders.ledger.test_attribution import make_world, pay_pickup, place_pickup
 from tests.orders.payments.conftest import deliver, intent_event, user_with_token
+from tests.statements import statements
 from tests.suppliers.factories import HouseholdFactory
 
 
@@ -534,6 +535,23 @@ def test_two_revisions_read_one_after_the_other_never_differ_by_fewer_than_3_hou
     before = {row["village"]: row["attributed_fen"] for row in published["villages"]}
     assert shown == {**before, "甲村": before["甲村"] - 70}
     assert later != first
+
+
+def test_a_reading_costs_the_same_statements_whatever_the_number_of_revisions_kept(client, monkeypatch):
+    """A change waiting to be shown is compared with the published figures and with every revision kept; that reading
+    runs as many statements with 5 revisions kept as with 1 (not 2 more per revision)."""
+    world, line_id, month, _published = _three_villages(client, monkeypatch)
+    url = f"/api/v1/disclosure/counties/513431?month={month}"
+    costs, kept = [], []
+    for _ in range(5):
+        _correct(world, line_id, 1, 3, 7)
+        with statements() as read:
+            assert client.get(url).status_code == 200
+        costs.append(len(read))
+        kept.append(len(db.session.scalar(select(DisclosureNotice.revisions))))
+
+    assert kept == [1, 2, 3, 4, 5]  # each reading compared a waiting change with all kept before and showed it
+    assert costs[1:] == [costs[1]] * 4, costs
 
 
 def test_a_household_moved_to_another_village_after_publication_is_not_told_by_the_revision(client, monkeypatch):
