@@ -9,13 +9,16 @@ from sqlalchemy import select
 
 from catalog import inventory
 from catalog.models import Location, Product
+from orders.checkout import service as checkout
 from orders.counter import service as counter
+from orders.payments import service as payments
 from orders.stores import service as stores
 from shop.auth.service import find_user
 from shop.db import db
 from suppliers.models import Supplier
 from tests.suppliers.factories import HouseholdFactory
 from tests.web.conftest import screenshot, sign_in
+from web.filters import yuan
 from web.till import service as till
 
 TILL_SIZES = ({"width": 1024, "height": 768}, {"width": 1280, "height": 800}, {"width": 390, "height": 844})
@@ -263,4 +266,31 @@ def test_a_time_never_breaks_across_two_lines_on_a_360_px_phone(site, browser):
         for path in paths:
             page.goto(site.url + path)
             assert page.evaluate(BROKEN_TIMES) == [], path
+    context.close()
+
+
+def test_the_tills_waiting_pickups_fit_a_360_px_phone_with_their_amounts_in_view(site, browser):
+    """Each order waiting for pickup shows its number, time, products and amount within the screen; the amount was
+    cut off at the card's edge, to be found only by scrolling the table sideways."""
+    with site.app.app_context():
+        consumer, store = find_user(username="13800000000"), till.store_of(find_user(username="staff-shunde"))
+        product = _product_free_at(store.location_id)
+        placed = checkout.place_order(actor=consumer, channel="pickup", store_id=store.id,
+                                      lines=[{"sku": product.sku, "quantity": 1}])
+        db.session.commit()
+        payment = checkout.start_payment(order=placed.order)
+        db.session.commit()
+        payments.sandbox_confirm(actor=consumer, intent_id=payment.intent_id, outcome="succeeded")
+        db.session.commit()
+        order_id, amount = placed.id, yuan(placed.order.total_fen)
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, site, "staff-shunde")
+    page.wait_for_url(site.url + "/till")
+    page.goto(site.url + "/till/pickups")
+    row = page.locator(f"tr[data-order='{order_id}']")
+    screenshot(page, "till-pickups-waiting")
+    assert row.get_by_text(amount).is_visible()
+    assert row.get_by_text(amount).evaluate("cell => cell.getBoundingClientRect().right") <= NARROW["width"]
+    assert page.evaluate(SIDEWAYS) == 0 and page.evaluate(CLIPPED_TABLES) == []
     context.close()
