@@ -59,7 +59,6 @@ class Store(db.Model):
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), unique=True)
     bank_account_enc: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
-    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # since when an inactive store sells nothing
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     revealed = False  # output masks the bank account
@@ -78,6 +77,26 @@ class Store(db.Model):
     @bank_account.setter
     def bank_account(self, value: str | None) -> None:
         self.bank_account_enc = crypto.encrypt(value, field="stores.bank_account") if value else None
+
+
+class StoreClosure(db.Model):
+    """A period a store was closed (deactivated): from `closed_at` until `reopened_at` (null while it stays closed);
+    its till's queued offline sales stamped inside any such period are conflicts (`orders.counter`)."""
+
+    __tablename__ = "store_closures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # null: closed before closures were kept
+    reopened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reopened_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (
+        CheckConstraint("reopened_at IS NULL OR reopened_at >= closed_at", name="reopened_at"),
+        Index("uq_store_closures_open", "store_id", unique=True, postgresql_where=text("reopened_at IS NULL"),
+              sqlite_where=text("reopened_at IS NULL")),
+    )
 
 
 class StoreAccountChange(db.Model):

@@ -6,10 +6,10 @@ it showed and its own timestamp (`client_created_at`); DESIGN.md "Dates" decides
 not in the future (up to `CLOCK_SKEW` ahead of the server is tolerated: till clocks drift), not before
 its shift opened nor after it closed, at most `OFFLINE_MAX_AGE` old, each unit price equal to the
 product's price at that moment (price history), and stock there to sell. Otherwise the sale is
-refused with `SaleRefused` (also for an item no longer on sale, or a sale stamped after its store was
-deactivated); the view records it as a `SaleConflict` in a transaction of its own. A malformed sale (a card
-payment with tendered cash, cash short of the total or a needless note over it) is a 422 either way, recorded
-nowhere.
+refused with `SaleRefused` (also for an item no longer on sale, or a sale stamped while its store was
+closed, even one reopened since); the view records it as a `SaleConflict` in a transaction of its own. A
+malformed sale (a card payment with tendered cash, cash short of the total or a needless note over it) is a 422
+either way, recorded nowhere.
 A closed shift takes an accepted offline sale as a late entry.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from orders.checkout.service import OrderView, get_order_for, view_order, within
 from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, Refund, SaleConflict, Shift, Store
-from orders.stores.service import get_shift, get_store_for, hold_till, open_shift
+from orders.stores.service import closed_during, get_shift, get_store_for, hold_till, open_shift
 from shop.auth.models import User
 from shop.db import among, db, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound, ShopCode, ValidationError
@@ -122,13 +122,15 @@ def _hold_shift(*, store_id: int, shift_id: int) -> None:
 
 def _accepted_moment(*, store: Store, shift: Shift, client_created_at: datetime) -> datetime:
     """When an offline sale happened, if its till timestamp may be accepted (DESIGN.md "Dates") and its store was not
-    yet closed then (`store_inactive`: a sale queued before the deactivation happened, one stamped after may not)."""
+    closed then (`store_inactive`: a sale queued before a deactivation, or after a reopening, is taken; one stamped
+    inside any closed period is not)."""
     now = utcnow()
     details = {"client_created_at": client_created_at.isoformat()}
-    if not store.active and store.deactivated_at is not None and client_created_at > store.deactivated_at:
-        raise Conflict(f"Store {store.id} was deactivated before the sale's timestamp.",
-                       code=OrderCode.STORE_INACTIVE,
-                       details={**details, "deactivated_at": store.deactivated_at.isoformat()})
+    if (closure := closed_during(store_id=store.id, moment=client_created_at)) is not None:
+        reopened = closure.reopened_at.isoformat() if closure.reopened_at else None
+        raise Conflict(f"Store {store.id} was closed (deactivated) at the sale's timestamp.",
+                       code=OrderCode.STORE_INACTIVE, details={**details, "closed_at": closure.closed_at.isoformat(),
+                                                               "reopened_at": reopened})
     if client_created_at > now + CLOCK_SKEW:
         raise Conflict("The sale's timestamp is in the future.", code=OrderCode.SALE_IN_FUTURE, details=details)
     if client_created_at < now - OFFLINE_MAX_AGE:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, func, select
@@ -28,6 +28,7 @@ from orders.models import (
     StockTransfer,
     Store,
     StoreAccountChange,
+    StoreClosure,
     TransferLine,
 )
 from shop.auth.models import User
@@ -193,18 +194,20 @@ class StoreChanges(Changes):
 
 
 def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: str | None = None) -> Store:
-    """Rename (to a name no other store has), (de)activate (a deactivation is stamped), or change the payout account of
-    a store (a reason is required; audited)."""
+    """Rename (to a name no other store has), (de)activate (each closed period is kept: `closed_during`), or change
+    the payout account of a store (a reason is required; audited)."""
     store = _store(store_id)
     values = changes.given()
     if "name" in values:
         _refuse_taken_name(values["name"], store_id=store.id)
-    if values.get("active") is False and store.active:
-        _refuse_with_transfers_in_transit(store)
-        _refuse_with_pickups_waiting(store)
-        store.deactivated_at = utcnow()  # a queued offline sale stamped later is a conflict (`orders.counter`)
-    elif values.get("active") is True:
-        store.deactivated_at = None
+    if "active" in values:
+        _lock_store(store.id)  # read afresh: a close or reopening at once finds the other's outcome
+        if values["active"] is False and store.active:
+            _refuse_with_transfers_in_transit(store)
+            _refuse_with_pickups_waiting(store)
+            db.session.add(StoreClosure(store_id=store.id, closed_at=utcnow(), closed_by=actor.id))
+        elif values["active"] is True and not store.active:
+            _end_closure(store=store, actor=actor)
     if "bank_account" in values:
         _change_bank_account(store=store, account=values.pop("bank_account"), actor=actor, reason=reason)
     for field, value in values.items():
@@ -212,6 +215,22 @@ def update_store(*, store_id: int, actor: User, changes: StoreChanges, reason: s
     db.session.flush()
     store.show_account = True
     return store
+
+
+def _end_closure(*, store: Store, actor: User) -> None:
+    """Stamp the reopening on the store's open closure, keeping the closed period (`closed_during`)."""
+    closure = db.session.scalar(select(StoreClosure).where(StoreClosure.store_id == store.id,
+                                                           StoreClosure.reopened_at.is_(None)))
+    if closure is not None:
+        closure.reopened_at, closure.reopened_by = max(utcnow(), closure.closed_at), actor.id
+
+
+def closed_during(*, store_id: int, moment: datetime) -> StoreClosure | None:
+    """The period the store was closed in at `moment` (after it closed, before it reopened), if any. Call with the
+    store held (`hold_till`): a close or reopening under way is waited for."""
+    return db.session.scalar(select(StoreClosure).where(
+        StoreClosure.store_id == store_id, StoreClosure.closed_at < moment,
+        StoreClosure.reopened_at.is_(None) | (StoreClosure.reopened_at > moment)).order_by(StoreClosure.id).limit(1))
 
 
 def _refuse_with_transfers_in_transit(store: Store) -> None:

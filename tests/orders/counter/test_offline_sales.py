@@ -366,3 +366,28 @@ def test_a_closed_stores_queued_sales_made_before_it_closed_are_taken_and_later_
     assert late.json["error"]["details"]["conflict_id"] == conflict.id
     assert (conflict.code, conflict.store_id, conflict.idempotency_key) == ("store_inactive", counter.store.id, "q-2")
     assert _orders() == 1
+
+
+def test_a_reopened_stores_queued_sales_stamped_while_it_was_closed_are_conflicts(client, counter, staff, login):
+    """A store closed for a while and reopened keeps the closed period: a sale its till stamped inside it is refused
+    (recorded, naming the period), and sales stamped before the close or after the reopening are taken."""
+    admin = login("admin")
+    before = utcnow() - timedelta(hours=2)
+    assert client.patch(f"/api/v1/stores/{counter.store.id}", json={"active": False}, headers=admin).status_code == 200
+    during = utcnow()
+    reopened = client.patch(f"/api/v1/stores/{counter.store.id}", json={"active": True}, headers=admin)
+    assert reopened.status_code == 200, reopened.json
+    after = utcnow() + timedelta(seconds=1)
+
+    made_before = client.post(_url(counter), json=_offline(counter, before), headers={**staff, "Idempotency-Key": "a"})
+    closed_then = client.post(_url(counter), json=_offline(counter, during), headers={**staff, "Idempotency-Key": "b"})
+    made_after = client.post(_url(counter), json=_offline(counter, after), headers={**staff, "Idempotency-Key": "c"})
+
+    assert made_before.status_code == 201, made_before.json
+    assert (closed_then.status_code, closed_then.json["error"]["code"]) == (409, "store_inactive")
+    details = closed_then.json["error"]["details"]
+    assert details["closed_at"] < during.isoformat() < details["reopened_at"]
+    assert made_after.status_code == 201, made_after.json
+    [conflict] = _conflicts()
+    assert (conflict.code, conflict.idempotency_key, details["conflict_id"]) == ("store_inactive", "b", conflict.id)
+    assert _orders() == 2
