@@ -1,11 +1,10 @@
 """Public traceability: JSON, HTML page and QR code, without personal data."""
 from __future__ import annotations
 
-import io
 import re
+from xml.etree import ElementTree
 
 import qrcode
-from qrcode.image.svg import SvgPathImage
 
 from catalog import inventory
 from catalog.models import Location, Lot, LotContribution
@@ -159,16 +158,53 @@ def test_qr_code_encodes_the_absolute_page_url(client, coop):
     lot, _ = lot_with_households(coop[0], ["三河村"])
     response = client.get(f"/t/{lot.trace_code}/qr.svg")
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
-    assert response.data == _qr_of(f"http://localhost/t/{lot.trace_code}")
-    assert re.search(rb"<svg", response.data)
+    assert _modules(response.data)[0] == _qr_of(f"http://localhost/t/{lot.trace_code}")
     assert response.headers["Vary"] == "Host"  # without PUBLIC_URL the link is the request's own host
 
 
-def _qr_of(url: str) -> bytes:
-    """The SVG QR code of `url`, as labels print it."""
-    out = io.BytesIO()
-    qrcode.make(url, image_factory=SvgPathImage, box_size=10, border=2).save(out)
-    return out.getvalue()
+def test_the_qr_code_has_a_four_module_quiet_zone_on_an_opaque_white_background(client, coop):
+    """ISO/IEC 18004 asks for a light margin of 4 modules round the symbol (2 made phones miss labels printed near
+    other marks), and a transparent image shows black on black in a dark-mode viewer: every pixel is painted."""
+    lot, _ = lot_with_households(coop[0], ["三河村"])
+    response = client.get(f"/t/{lot.trace_code}/qr.svg")
+
+    symbol, pixels = _modules(response.data)
+    dark = [(x, y) for y, line in enumerate(pixels) for x, pixel in enumerate(line) if pixel == "dark"]
+    size = len(pixels)
+    margins = (min(x for x, _ in dark), min(y for _, y in dark),
+               size - 1 - max(x for x, _ in dark), size - 1 - max(y for _, y in dark))
+    assert margins == (4, 4, 4, 4) and len(symbol) == size - 8
+    assert {pixel for line in pixels for pixel in line} == {"dark", "white"}  # nothing left transparent
+
+
+def _modules(svg: bytes) -> tuple[list[list[bool]], list[list[str]]]:
+    """The symbol's modules (True: dark), from the first dark one to the last, and the image's pixels (one per
+    module: "dark", the painted background's colour, or None where nothing opaque is painted), read from the SVG."""
+    root = ElementTree.fromstring(svg)
+    size = int(root.get("viewBox").split()[2])
+    pixels: list[list[str | None]] = [[None] * size for _ in range(size)]
+    for element in root:
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag == "rect" and element.get("width") == element.get("height") == "100%" and \
+                float(element.get("fill-opacity", element.get("opacity", "1"))) == 1:
+            pixels = [[element.get("fill")] * size for _ in range(size)]
+        elif tag == "path":
+            for x, y, right, bottom in re.findall(r"M(\d+),(\d+)H(\d+)V(\d+)H\d+z", element.get("d")):
+                for row in range(int(y), int(bottom)):
+                    for column in range(int(x), int(right)):
+                        pixels[row][column] = "dark"
+    rows = [y for y, line in enumerate(pixels) if "dark" in line]
+    columns = [x for x in range(size) if any(line[x] == "dark" for line in pixels)]
+    symbol = [[pixels[y][x] == "dark" for x in range(columns[0], columns[-1] + 1)]
+              for y in range(rows[0], rows[-1] + 1)]
+    return symbol, pixels
+
+
+def _qr_of(url: str) -> list[list[bool]]:
+    """The modules of the QR code of `url` (True: dark), without any margin."""
+    code = qrcode.QRCode(border=0)
+    code.add_data(url)
+    return code.get_matrix()
 
 
 def test_with_a_public_url_the_label_qr_code_never_takes_the_requests_host(app, client, coop):
@@ -177,7 +213,7 @@ def test_with_a_public_url_the_label_qr_code_never_takes_the_requests_host(app, 
 
     forged = client.get(f"/t/{lot.trace_code}/qr.svg", headers={"Host": "evil.example"})
 
-    assert forged.data == _qr_of(f"https://shop.example.cn/t/{lot.trace_code}")
+    assert _modules(forged.data)[0] == _qr_of(f"https://shop.example.cn/t/{lot.trace_code}")
     assert "Vary" not in forged.headers
 
 
