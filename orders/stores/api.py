@@ -43,7 +43,8 @@ blp = Blueprint("stores", __name__, url_prefix="/api/v1",
 shifts = Blueprint("shifts", __name__, url_prefix="/api/v1", description="Cash shifts at a store's counter",
                    not_found={"store_id": OrderCode.STORE_NOT_FOUND, "shift_id": OrderCode.SHIFT_NOT_FOUND})
 transfers = Blueprint("stock_transfers", __name__, url_prefix="/api/v1",
-                      description="Stock transfers from a warehouse to a store, received per lot",
+                      description="Stock transfers from a warehouse to a store, or back from a store to a "
+                                  "warehouse, received per lot",
                       not_found={"store_id": OrderCode.STORE_NOT_FOUND, "transfer_id": OrderCode.TRANSFER_NOT_FOUND})
 adjustments = Blueprint("stock_adjustments", __name__, url_prefix="/api/v1",
                         description="Stock adjustments: stocktake counts, write-offs and found stock, audited",
@@ -191,7 +192,8 @@ def close_shift(data, shift_id):
                    422: [ShopCode.VALIDATION_ERROR, CatalogCode.LOCATION_NOT_WAREHOUSE, OrderCode.LOCATION_NOT_STORE,
                          CatalogCode.PRODUCT_NOT_FOUND, OrderCode.TRANSFER_TOO_MANY_LOTS]})
 def create_transfer(data):
-    """Dispatch stock from a warehouse to a store (lots taken FIFO; accepts an Idempotency-Key)."""
+    """Dispatch stock from a warehouse to an active store, or back from a store (open or closed) to a warehouse:
+    `from_location` a store's location code (lots taken FIFO, never reserved units; accepts an Idempotency-Key)."""
     transfer = service.create_transfer(actor=current_user(), **data)
     commit()
     return transfer
@@ -206,14 +208,15 @@ def show_transfer(transfer_id):
 
 
 @transfers.route("/stock-transfers/<int:transfer_id>/receive", methods=["POST"])
-@require_role("store_staff")
+@require_role("store_staff", "admin")
 @idempotent(scope=_receipt_keys)
 @transfers.arguments(TransferReceive)
 @transfers.response(200, TransferOut)
 @transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED],
                    422: [ShopCode.VALIDATION_ERROR, OrderCode.TRANSFER_LINES_MISMATCH]})
 def receive_transfer(data, transfer_id):
-    """The receiving store's staff confirm what arrived, per lot as sent; the discrepancy is recorded."""
+    """The receiving store's staff confirm what arrived, per lot as sent, or an admin what a store sent back to a
+    warehouse (403 `forbidden` otherwise); the discrepancy is recorded."""
     transfer = service.receive_transfer(actor=current_user(), transfer_id=transfer_id, **data)
     commit()
     return transfer
@@ -240,6 +243,16 @@ def cancel_transfer(data, transfer_id):
 def list_incoming_transfers(query, store_id):
     """List the transfers sent to a store, oldest first, or those of one `status`."""
     return service.list_incoming_transfers(actor=current_user(), store_id=store_id, **query)
+
+
+@transfers.route("/stores/<int:store_id>/returned-transfers")
+@require_role("admin", "auditor", "store_staff")
+@transfers.arguments(TransferQuery, location="query")
+@transfers.response(200, page_schema(TransferOut))
+def list_returned_transfers(query, store_id):
+    """List the transfers a store sent back to a warehouse (its leftover stock, also once closed), oldest first, or
+    those of one `status`."""
+    return service.list_returned_transfers(actor=current_user(), store_id=store_id, **query)
 
 
 @adjustments.route("/stock-adjustments")

@@ -184,10 +184,14 @@ class TransferLineIn(Schema):
 
 
 class TransferCreate(Schema):
-    """An admin dispatches stock from a warehouse to a store's location (location codes)."""
+    """An admin dispatches stock from a warehouse to a store's location, or back from a store's location (open or
+    closed) to a warehouse (location codes)."""
 
-    from_location = LocationCode(required=True)
-    to_location = LocationCode(required=True)
+    from_location = LocationCode(required=True, metadata={
+        "description": "A warehouse, or for a return a store's location (its leftover stock, also once closed)."})
+    to_location = LocationCode(required=True, metadata={
+        "description": "An active store's location, or for a return from a store a warehouse (received there by an "
+                       "admin)."})
     lines = fields.List(fields.Nested(TransferLineIn), required=True, validate=validate.Length(min=1, max=100),
                         metadata={"description": f"Taking at most {MAX_TRANSFER_LOTS} lots in all, as many as a "
                                                  "receipt names (422 `transfer_too_many_lots`)."})

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, exists, func, select
 
 from catalog import inventory
 from catalog.errors import CatalogCode
+from catalog.models import Location
 from catalog.service import products_seen_by
 from orders.errors import OrderCode
 from orders.models import (
@@ -34,7 +35,7 @@ from orders.models import (
 from shop.auth.models import User
 from shop.changes import UNSET, Changes
 from shop.db import db, lock_on_sqlite, lock_row, utcnow
-from shop.errors import Conflict, NotFound, ValidationError
+from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import name_key
 from shop.idempotency import user_keys
 from shop.pagination import paginate, recorded_in
@@ -478,11 +479,16 @@ def _location_by_code(code: str, *, kind: str, field: str):
     return location
 
 
-def create_transfer(*, actor: User, from_location: str, to_location: str, lines: Sequence[dict]) -> StockTransfer:
-    """Dispatch stock from a warehouse to an active store's location (409 `store_inactive` otherwise; its row is held
-    FOR SHARE, so it does not close meanwhile: `_refuse_with_transfers_in_transit`): the source's lots are taken FIFO,
-    all or nothing (409 `insufficient_stock`), at most `MAX_TRANSFER_LOTS` of them, as many as a receipt names (422
-    `transfer_too_many_lots`), and each lot sent is recorded on its own transfer line."""
+def _transfer_ends(*, from_location: str, to_location: str) -> tuple[Location, Location]:
+    """A transfer's source and destination: a warehouse and an active store's location (409 `store_inactive`
+    otherwise; its row is held FOR SHARE, so it does not close meanwhile: `_refuse_with_transfers_in_transit`), or for
+    a return a store's location, open or closed, and a warehouse."""
+    source = inventory.find_location(from_location)
+    if source is not None and source.kind == "store":
+        if db.session.scalar(select(Store.id).where(Store.location_id == source.id)) is None:
+            raise ValidationError(f"No store sells from {from_location}.", code=OrderCode.LOCATION_NOT_STORE,
+                                  details={"from_location": [f"No store sells from {from_location}."]})
+        return source, _location_by_code(to_location, kind="warehouse", field="to_location")
     source = _location_by_code(from_location, kind="warehouse", field="from_location")
     destination = _location_by_code(to_location, kind="store", field="to_location")
     lock_on_sqlite("UPDATE stores SET id = id WHERE location_id = :id", id=destination.id)
@@ -493,6 +499,15 @@ def create_transfer(*, actor: User, from_location: str, to_location: str, lines:
     if not store.active:
         raise Conflict(f"Store {store.id} is inactive.", code=OrderCode.STORE_INACTIVE,
                        details={"to_location": [f"The store selling from {to_location} is inactive."]})
+    return source, destination
+
+
+def create_transfer(*, actor: User, from_location: str, to_location: str, lines: Sequence[dict]) -> StockTransfer:
+    """Dispatch stock from a warehouse to an active store, or back from a store (also a closed one: its leftover
+    stock) to a warehouse (`_transfer_ends`): the source's available lots are taken FIFO, never its reserved units, all
+    or nothing (409 `insufficient_stock`), at most `MAX_TRANSFER_LOTS` of them, as many as a receipt names (422
+    `transfer_too_many_lots`), and each lot sent is recorded on its own transfer line."""
+    source, destination = _transfer_ends(from_location=from_location, to_location=to_location)
     found = products_seen_by(skus=[line["sku"] for line in lines], actor=actor)
     for index, line in enumerate(lines):
         if line["sku"] not in found:
@@ -527,12 +542,12 @@ def create_transfer(*, actor: User, from_location: str, to_location: str, lines:
 
 
 def _transfer_for(*, actor: User, transfer_id: int) -> StockTransfer:
-    """A transfer the actor may see (staff: only those coming to their store), or `NotFound`."""
+    """A transfer the actor may see (staff: only those coming to their store or going back from it), or `NotFound`."""
     transfer = db.session.get(StockTransfer, transfer_id)
     scope = _store_scope(actor)
     if transfer is not None and scope is not None:
         location_id = db.session.scalar(select(Store.location_id).where(Store.id == scope))
-        if location_id != transfer.to_location_id:
+        if location_id not in (transfer.to_location_id, transfer.from_location_id):
             transfer = None
     if transfer is None:
         raise NotFound(f"No stock transfer {transfer_id}.", code=OrderCode.TRANSFER_NOT_FOUND)
@@ -540,11 +555,11 @@ def _transfer_for(*, actor: User, transfer_id: int) -> StockTransfer:
 
 
 def receipt_keys(*, actor: User, transfer_id: int) -> str:
-    """The scope of a transfer receipt's Idempotency-Keys: the receiving store's (`store_keys`); 404 outside the
-    actor's scope."""
+    """The scope of a transfer receipt's Idempotency-Keys: the receiving store's (`store_keys`), the user's own for a
+    return received at a warehouse; 404 outside the actor's scope."""
     transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
     store_id = db.session.scalar(select(Store.id).where(Store.location_id == transfer.to_location_id))
-    return store_keys(actor=actor, store_id=store_id)
+    return user_keys(actor) if store_id is None else store_keys(actor=actor, store_id=store_id)
 
 
 def get_transfer(*, actor: User, transfer_id: int) -> StockTransfer:
@@ -556,8 +571,22 @@ def list_incoming_transfers(*, actor: User, store_id: int, status: str | None, l
                             cursor: str | None) -> dict:
     """A page of the transfers sent to a store, oldest first (by id, which never changes: a transfer received
     between pages keeps its place); `status=dispatched` lists those still to receive."""
+    return _store_transfers(actor=actor, store_id=store_id, outgoing=False, status=status, limit=limit, cursor=cursor)
+
+
+def list_returned_transfers(*, actor: User, store_id: int, status: str | None, limit: int,
+                            cursor: str | None) -> dict:
+    """A page of the transfers a store sent back to a warehouse, oldest first; `status=dispatched` lists those the
+    warehouse has still to receive."""
+    return _store_transfers(actor=actor, store_id=store_id, outgoing=True, status=status, limit=limit, cursor=cursor)
+
+
+def _store_transfers(*, actor: User, store_id: int, outgoing: bool, status: str | None, limit: int,
+                     cursor: str | None) -> dict:
+    """A page of the transfers to a store (or from it, `outgoing`), by id, or those of one `status`."""
     store = get_store_for(actor=actor, store_id=store_id)
-    query = select(StockTransfer).where(StockTransfer.to_location_id == store.location_id)
+    end = StockTransfer.from_location_id if outgoing else StockTransfer.to_location_id
+    query = select(StockTransfer).where(end == store.location_id)
     if status:
         query = query.where(StockTransfer.status == status)
     return paginate(query, keys=[StockTransfer.id], limit=limit, cursor=cursor)
@@ -590,9 +619,15 @@ def _dispatched_transfer(*, actor: User, transfer_id: int) -> StockTransfer:
 
 def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], note: str | None = None) -> StockTransfer:
     """Confirm what arrived, per lot as sent (each lot exactly once, 0..sent units): what arrived is added
-    to the store's stock, the rest is the recorded discrepancy, with the `note` saying what happened to it (required
-    then), written off at the store as a `lost_in_transit` adjustment per lot; a second receipt is
-    `transfer_already_received`."""
+    to the destination's stock, the rest is the recorded discrepancy, with the `note` saying what happened to it
+    (required then), written off there as a `lost_in_transit` adjustment per lot; a second receipt is
+    `transfer_already_received`. The receiving store's staff receive at a store, an admin a return at a warehouse
+    (`forbidden` 403 otherwise)."""
+    transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
+    receiver = "admin" if inventory.get_location(transfer.to_location_id).kind == "warehouse" else "store_staff"
+    if actor.role != receiver:
+        raise Forbidden("A store's staff receive what is sent to their store; an admin what a store sends back to a "
+                        "warehouse.")
     transfer = _dispatched_transfer(actor=actor, transfer_id=transfer_id)
     by_lot = {line.lot_id: line for line in transfer.lines}
     given = [line["lot_id"] for line in lines]

@@ -174,8 +174,8 @@ def _seed_orders(world: World, client, users: dict, *, sku: str, hub, own_store,
     requests, a refund, an adjustment and a sale conflict at each store (see the module docstring)."""
     admin, staff = users["admin"], users["store_staff"]
     consumer, other_consumer = users["consumer"], users["other_consumer"]
-    transfers = {kind: _stock(admin, staff if kind == "own" else admin, store, hub=hub.code, sku=sku,
-                              received=20, on_the_way=2)
+    transfers = {kind: _stock(admin, staff if kind == "own" else UserFactory(role="store_staff", store_id=store.id),
+                              store, hub=hub.code, sku=sku, received=20, on_the_way=2)
                  for kind, store in (("own", own_store), ("other", other_store))}
     shifts = {"own": stores.start_shift(actor=staff, store_id=own_store.id, float_fen=20000),
               "other": stores.start_shift(actor=admin, store_id=other_store.id, float_fen=20000)}

@@ -137,6 +137,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/stock-transfers/<transfer_id>/cancel"): Route(("admin",), "transfer_id", write=True,
                                                                     body=lambda w, k: {"reason": "发错门店"}),
     ("GET", "/api/v1/stores/<store_id>/incoming-transfers"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
+    ("GET", "/api/v1/stores/<store_id>/returned-transfers"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/stock-adjustments/<adjustment_id>"): Route(READ_STORE, "adjustment_id", sees_all=SEE_ALL),
     ("POST", "/api/v1/stores/<store_id>/counter-sales"): Route(STORE, "store_id", write=True, body=_sale_body),
     ("GET", "/api/v1/stores/<store_id>/sale-conflicts"): Route(READ_STORE, "store_id", sees_all=SEE_ALL),

@@ -215,6 +215,7 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
         404: {"transfer_not_found"}, 409: {"transfer_already_received", "transfer_cancelled"},
         422: {"validation_error"}},
     ("get", "/api/v1/stores/{store_id}/incoming-transfers"): {404: {"store_not_found"}},
+    ("get", "/api/v1/stores/{store_id}/returned-transfers"): {404: {"store_not_found"}},
     ("get", "/api/v1/stock-adjustments"): {404: {"location_not_found"}},
     ("post", "/api/v1/stock-adjustments"): {
         404: {"location_not_found", "lot_not_found"},

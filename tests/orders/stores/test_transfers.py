@@ -4,6 +4,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from catalog import inventory
+from catalog.models import Stock
+from orders.counter import service as counter_service
 from orders.models import MAX_TRANSFER_LOTS, StockTransfer, Store
 from orders.stores import service
 from shop.auth.models import User
@@ -12,6 +14,7 @@ from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
 from tests.contract.conftest import documented_codes
 from tests.factories import UserFactory
+from tests.orders.counter.conftest import make_counter
 from tests.orders.factories import StoreFactory
 from tests.statements import statements
 
@@ -561,3 +564,119 @@ def test_a_transfer_of_many_products_reads_them_at_once(client, login, store):
         return sum(statement.lstrip().upper().startswith("SELECT") for statement in seen)
 
     assert cost(products[:50]) == cost(products[50:51])
+
+
+def _return(client, headers, store, warehouse, product, quantity):
+    return client.post("/api/v1/stock-transfers", headers=headers, json={
+        "from_location": _code(store), "to_location": warehouse.code, "lines": [{"sku": product.sku,
+                                                                                  "quantity": quantity}]})
+
+
+def test_a_closed_stores_leftover_stock_goes_back_to_a_warehouse_lot_by_lot_and_an_admin_receives_it(
+        client, login, store, staff_of, stocked_warehouse):
+    """A store closed with stock on its shelves: an admin sends it back to a warehouse (oldest lots first, each lot on
+    its own line), the store's staff see it leave but only an admin receives it at the warehouse, per lot, and what did
+    not arrive is written off there with the note."""
+    warehouse, product, old, new = stocked_warehouse
+    admin, auditor, staff = login("admin"), login("auditor"), staff_of(store)
+    assert _receive_all(client, staff, _send(client, admin, warehouse, store, product, 7).json).status_code == 200
+    assert client.patch(f"/api/v1/stores/{store.id}", json={"active": False}, headers=admin).status_code == 200
+
+    by_staff = _return(client, staff, store, warehouse, product, 6)
+    sent = _return(client, admin, store, warehouse, product, 6)
+
+    assert by_staff.status_code == 403
+    assert sent.status_code == 201, sent.json
+    back = sent.json
+    assert (back["from_location_id"], back["to_location_id"], back["status"]) == (store.location_id, warehouse.id,
+                                                                                  "dispatched")
+    assert [(line["lot_id"], line["sent"]) for line in back["lines"]] == [(old.id, 5), (new.id, 1)]
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 1
+    assert client.get(f"/api/v1/stock-transfers/{back['id']}", headers=staff).json["id"] == back["id"]
+    waiting = client.get(f"/api/v1/stores/{store.id}/returned-transfers?status=dispatched", headers=admin).json
+    assert [item["id"] for item in waiting["items"]] == [back["id"]]
+    url = f"/api/v1/stock-transfers/{back['id']}/receive"
+    body = {"lines": [{"lot_id": old.id, "received": 4}, {"lot_id": new.id, "received": 1}], "note": "一袋破损"}
+    staff_receipt = client.post(url, headers=staff, json=body)
+    received = client.post(url, headers=admin, json=body)
+    again = client.post(url, headers=admin, json=body)
+
+    assert (staff_receipt.status_code, staff_receipt.json["error"]["code"]) == (403, "forbidden")
+    assert received.status_code == 200, received.json
+    assert [(line["lot_id"], line["received"], line["discrepancy"]) for line in received.json["lines"]] == [
+        (old.id, 4, 1), (new.id, 1, 0)]
+    assert (again.status_code, again.json["error"]["code"]) == (409, "transfer_already_received")
+    on_hand = {row["lot_id"]: row["on_hand"]
+               for row in client.get(f"/api/v1/locations/{warehouse.id}/stock", headers=auditor).json["items"]}
+    assert (on_hand[old.id], on_hand[new.id]) == (4, 7)
+    lost = client.get(f"/api/v1/stock-adjustments?lot_id={old.id}", headers=auditor).json["items"]
+    assert [(a["location_id"], a["delta"], a["reason"], a["transfer_id"]) for a in lost] == [
+        (warehouse.id, -1, "lost_in_transit", back["id"])]
+    assert inventory.available(location_id=store.location_id, product_id=product.id) == 1
+    to_store = _send(client, admin, warehouse, store, product, 1)
+    assert (to_store.status_code, to_store.json["error"]["code"]) == (409, "store_inactive")  # only back, not to it
+
+
+def test_a_return_goes_only_from_a_store_to_a_warehouse_and_an_admin_receives_only_returns(
+        client, login, store, staff_of, stocked_warehouse):
+    warehouse, product, _, _ = stocked_warehouse
+    admin = login("admin")
+    other = StoreFactory(name="另一家体验店")
+    db.session.commit()
+    to_store = _send(client, admin, warehouse, store, product, 2).json
+
+    store_to_store = client.post("/api/v1/stock-transfers", headers=admin, json={
+        "from_location": _code(store), "to_location": _code(other), "lines": [{"sku": product.sku, "quantity": 1}]})
+    admin_receipt = _receive_all(client, admin, to_store)
+
+    assert (store_to_store.status_code, store_to_store.json["error"]["code"]) == (422, "location_not_warehouse")
+    assert list(store_to_store.json["error"]["details"]) == ["to_location"]
+    assert (admin_receipt.status_code, admin_receipt.json["error"]["code"]) == (403, "forbidden")
+    assert _receive_all(client, staff_of(store), to_store).status_code == 200
+
+
+def test_a_return_never_takes_units_reserved_for_orders(client, login, store, staff_of, stocked_warehouse):
+    """An open store's reserved units (pickup orders being paid) stay: a return takes only what is free, and the
+    stock row never goes below what is reserved."""
+    warehouse, product, _, _ = stocked_warehouse
+    admin = login("admin")
+    assert _receive_all(client, staff_of(store), _send(client, admin, warehouse, store, product, 7).json
+                        ).status_code == 200
+    inventory.reserve(location_id=store.location_id, product_id=product.id, quantity=3)
+    db.session.commit()
+
+    too_many = _return(client, admin, store, warehouse, product, 5)
+    free = _return(client, admin, store, warehouse, product, 4)
+
+    assert (too_many.status_code, too_many.json["error"]["code"]) == (409, "insufficient_stock")
+    assert too_many.json["error"]["details"]["lines"][0]["available"] == 4
+    assert free.status_code == 201, free.json
+    db.session.expire_all()
+    rows = db.session.scalars(select(Stock).where(Stock.location_id == store.location_id)).all()
+    assert sum(row.on_hand for row in rows) == sum(row.reserved for row in rows) == 3
+    assert all(row.on_hand >= row.reserved for row in rows)
+
+
+def test_a_counter_sale_racing_a_return_of_the_same_units_one_wins_and_nothing_is_oversold(racing_app):
+    counter = make_counter()  # 13 bags of rice at the store, its shift open
+    warehouse, admin = LocationFactory(), UserFactory(role="admin")
+    clerk = UserFactory(role="store_staff", store_id=counter.store.id)
+    db.session.commit()
+    ids = (counter.store.id, counter.shift.id, counter.rice.sku, admin.id, clerk.id, warehouse.code,
+           inventory.get_location(counter.store.location_id).code)
+
+    def operation(i: int) -> None:
+        if i == 0:
+            counter_service.sell(actor=db.session.get(User, ids[4]), store_id=ids[0], shift_id=ids[1],
+                                 lines=[{"sku": ids[2], "quantity": 10}], payment={"method": "card"})
+        else:
+            service.create_transfer(actor=db.session.get(User, ids[3]), from_location=ids[6], to_location=ids[5],
+                                    lines=[{"sku": ids[2], "quantity": 10}])
+
+    outcomes = race(racing_app, 2, operation)
+
+    db.session.expire_all()
+    assert outcomes == {"ok": 1, "insufficient_stock": 1}
+    rows = db.session.scalars(select(Stock).where(Stock.location_id == counter.store.location_id,
+                                                  Stock.product_id == counter.rice.id)).all()
+    assert sum(row.on_hand for row in rows) == 3 and all(row.on_hand >= row.reserved >= 0 for row in rows)
