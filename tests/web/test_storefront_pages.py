@@ -284,6 +284,39 @@ def test_a_quantity_is_read_from_decimal_digits_only_as_the_api_reads_numbers(si
         shopper.post(f"/cart/{KQM}", data={"remove": "1", "csrf_token": _token(shopper, "/cart")})
 
 
+def _quantity_box(html: str, box_id: str) -> str:
+    """The quantity box `box_id` of a page, as rendered."""
+    return re.search(rf'<input id="{box_id}"[^>]*>', html).group(0)
+
+
+def test_a_refused_quantity_is_shown_again_as_typed_in_its_own_box_with_the_message_beside_it(site, shopper):
+    """A quantity the product page refuses shows that product page again (it was the cart page, away from the
+    product and its typed units), and one a cart line refuses marks that line's box, holding what was typed, with the
+    message beside it (it came back holding the old quantity, under a message naming no line); nothing changes."""
+    try:
+        _add(shopper, KQM, "2")
+        _add(shopper, "LB-QC-5KG", "1")
+        refused = _add(shopper, "LB-QC-5KG", "1.5")
+        html = refused.get_data(as_text=True)
+        assert refused.status_code == 422 and "<h1>雷波脐橙（5公斤装）</h1>" in html
+        box = _quantity_box(html, "quantity")
+        assert 'value="1.5"' in box and 'aria-invalid="true" aria-describedby="quantity-error"' in box
+        assert '<p class="error" role="alert" id="quantity-error">数量必须是 1 到 1000000 之间的整数。</p>' in html
+
+        line = shopper.post("/cart/LB-QC-5KG", data={"quantity": "abc", "csrf_token": _token(shopper, "/cart")})
+        html = line.get_data(as_text=True)
+        assert line.status_code == 422
+        box = _quantity_box(html, "qty-2")
+        assert 'value="abc"' in box and 'aria-invalid="true" aria-describedby="qty-error-2"' in box
+        assert '<p class="error" role="alert" id="qty-error-2">数量必须是 0 到 1000000 之间的整数。</p>' in html
+        assert 'aria-invalid' not in _quantity_box(html, "qty-1") and html.count("数量必须是") == 1
+        cart = shopper.get("/cart").get_data(as_text=True)
+        assert 'value="2"' in _quantity_box(cart, "qty-1") and 'value="1"' in _quantity_box(cart, "qty-2")
+    finally:
+        for sku in (KQM, "LB-QC-5KG"):
+            shopper.post(f"/cart/{sku}", data={"remove": "1", "csrf_token": _token(shopper, "/cart")})
+
+
 def test_a_cart_filled_before_signing_in_stays_but_not_one_another_user_left_signed_in(site, shopper):
     other = site.app.test_client()
     other.post("/register", data={"phone": "13900000066", "password": "another-pass-6",

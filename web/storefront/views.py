@@ -64,6 +64,11 @@ def home():
 @bp.route("/p/<sku>")
 def product(sku: str):
     """A product: price, certificate, availability per store and warehouse, and the lots on sale."""
+    return _product_page(sku)
+
+
+def _product_page(sku: str, *, error: str | None = None, typed: str = "1", status: int = 200):
+    """The product page; `error`: why the units `typed` in its add-to-cart form were refused, shown beside them."""
     try:
         view = catalog.show_product(sku=sku, actor=web_user())
     except NotFound:
@@ -71,18 +76,21 @@ def product(sku: str):
     where = reads.places()
     stock = [(where[s["location_id"]], s["available"]) for s in view["stock"] if s["location_id"] in where]
     lots, lot_count = reads.lots_on_sale(sku=view["sku"], limit=LOTS_SHOWN)
-    return render_template("storefront/product.html", p=view, stock=stock, lots=lots, lot_count=lot_count)
+    return render_template("storefront/product.html", p=view, stock=stock, lots=lots, lot_count=lot_count,
+                           error=error, typed=typed[:MAX_NUMBER_INPUT]), status
 
 
-def _cart_page(error: str | None = None, status: int = 200):
-    """The cart with each line's product (or a note that it is no longer on sale) and the total."""
+def _cart_page(error: str | None = None, status: int = 200, refused: tuple[str, str] | None = None):
+    """The cart with each line's product (or a note that it is no longer on sale) and the total; `refused`: the SKU
+    of the line whose change `error` refused and the units typed, shown again in that line's box."""
     lines = cart.lines()
     found = catalog.products_seen_by(skus=list(lines), actor=web_user())
     rows = [(sku, quantity, found.get(sku)) for sku, quantity in lines.items()]
     total = sum(item.price_fen * quantity for _, quantity, item in rows if item)
     names = reads.names_off_sale([sku for sku, _, item in rows if item is None])
+    refused = (refused[0], refused[1][:MAX_NUMBER_INPUT]) if refused and refused[0] in lines else None
     return render_template("storefront/cart.html", rows=rows, total=total, error=error, names=names,
-                           max_lines=cart.MAX_LINES), status
+                           max_lines=cart.MAX_LINES, refused=refused), status
 
 
 @bp.get("/cart")
@@ -93,14 +101,23 @@ def show_cart():
 
 @bp.post("/cart")
 def add_to_cart():
-    """Add units of a product to the cart."""
+    """Add units of a product to the cart (units that are no quantity: the product page again, saying why beside them;
+    a cart at its bounds: the cart, saying why)."""
     try:
         sku = cart.parse_sku(request.form.get("sku", ""))
         catalog.get_product(sku=sku, actor=web_user())
-        cart.add(sku, cart.parse_quantity(request.form.get("quantity", "1")))
     except NotFound:
         return _cart_page("这个商品已下架，没有加入购物车。", 404)
     except cart.CartError as exc:
+        return _cart_page(str(exc), 422)
+    typed = request.form.get("quantity", "1")
+    try:
+        quantity = cart.parse_quantity(typed)
+    except cart.CartError as exc:
+        return _product_page(sku, error=str(exc), typed=typed, status=422)
+    try:
+        cart.add(sku, quantity)
+    except cart.CartError as exc:  # the cart's bounds: the cart, with its lines to remove or lower
         return _cart_page(str(exc), 422)
     flash("已加入购物车。")
     return redirect(url_for(".show_cart"))
@@ -109,10 +126,10 @@ def add_to_cart():
 @bp.post("/cart/<sku>")
 def change_cart_line(sku: str):
     """Change a cart line's quantity (0, or the remove button, removes it)."""
+    typed = request.form.get("quantity", "")
     try:
-        quantity = 0 if request.form.get("remove") else cart.parse_quantity(request.form.get("quantity", ""),
-                                                                            allow_zero=True)
+        quantity = 0 if request.form.get("remove") else cart.parse_quantity(typed, allow_zero=True)
         cart.set_quantity(cart.parse_sku(sku), quantity)
     except cart.CartError as exc:
-        return _cart_page(str(exc), 422)
+        return _cart_page(str(exc), 422, refused=(sku, typed))
     return redirect(url_for(".show_cart"))
