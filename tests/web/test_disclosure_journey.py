@@ -55,3 +55,23 @@ def test_a_visitor_reads_a_countys_disclosure_from_the_storefront_and_from_a_tra
         assert page.get_by_role("heading", name=re.compile("昭觉县 · .*收益公示")).is_visible()
         assert errors == []
         page.close()
+
+
+TEXT_LEFT = """selector => {
+  const range = document.createRange();
+  range.selectNodeContents(document.querySelector(selector));
+  return range.getBoundingClientRect().left;
+}"""
+
+
+def test_a_month_without_sales_says_so_from_the_rows_left_edge_on_a_phone(site, phone):
+    """The note across the row of a month without sales starts at the table's left edge, as the county total's name
+    does; it started after the 7.5rem a column's name takes, as if beside a name left blank."""
+    page = phone.new_page()
+    page.goto(site.url + "/disclosure/513431?month=2026-01")
+    assert page.get_by_role("cell", name="本月没有惠及农户的销售。").is_visible()
+    screenshot(page, "disclosure-no-sales")
+    note = page.evaluate(TEXT_LEFT, ".disclosure-table tbody td[colspan]")
+    total = page.evaluate(TEXT_LEFT, ".disclosure-table tfoot th")
+    assert abs(note - total) <= 1
+    page.close()
