@@ -214,3 +214,25 @@ def test_every_portal_page_fits_a_phone(site, phone, zhaojue):
         for caption in page.locator("caption").all():  # a table's title spans its table, never 1–2 characters
             assert caption.bounding_box()["width"] >= 0.8 * page.locator("main").bounding_box()["width"] - 40, path
     assert errors == []
+
+
+BROKEN_NAMES = """selector => [...document.querySelectorAll(selector)].filter(node => {
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  return new Set([...range.getClientRects()].map(rect => Math.round(rect.bottom))).size > 1;
+}).map(node => node.textContent.trim())"""
+
+
+def test_a_column_named_beside_a_long_problem_stays_on_one_line_on_a_pc(site, desktop):
+    """The column of a row error ("农户编号") keeps its name whole beside a long problem (a lot code quoted at
+    length); the problem's text took the row's width and broke the name into "农户编" above "号"."""
+    page = desktop.new_page()
+    sign_in(page, site, "coop-zhaojue")
+    page.wait_for_url(site.url + "/coop")
+    page.get_by_label("库存文件（.xlsx 或 .csv）").set_input_files(gbk_csv([
+        f"ZJ-KQM-1KG,{'A' * 300},2026年11月20日,XC-WH,DEMO-ZJ-001,8", FAULTY[1]]))
+    page.get_by_role("button", name="上传并导入").click()
+    page.wait_for_url(re.compile(r".*/coop/uploads/\d+$"))
+    expect(page.locator("table.upload-errors tbody tr", has_text="农户编号")).to_have_count(1)
+    screenshot(page, "coop-upload-long-error")
+    assert page.evaluate(BROKEN_NAMES, "table.upload-errors tbody td:nth-child(2)") == []
