@@ -23,6 +23,7 @@ from catalog.schemas import (
     StockOut,
     TraceOut,
     UploadFile,
+    UploadListed,
     UploadOut,
 )
 from catalog.spreadsheet import template_workbook
@@ -205,13 +206,13 @@ class InventoryUploads(MethodView):
             actor=current_user(), supplier_id=supplier_id, filename=files["file"].filename or "upload",
             data=files["file"].read(), max_bytes=current_app.config["INVENTORY_UPLOAD_MAX_BYTES"])
         commit()
-        return upload, 202 if created else 200
+        return uploads.upload_view(upload), 202 if created else 200
 
     @require_role("admin", "coop", "auditor")
     @blp.arguments(PageQuery, location="query")
-    @blp.response(200, page_schema(UploadOut))
+    @blp.response(200, page_schema(UploadListed))
     def get(self, query, supplier_id):
-        """List a supplier's inventory uploads."""
+        """List a supplier's inventory uploads, each with its first errors and their count."""
         return uploads.list_uploads(actor=current_user(), supplier_id=supplier_id, **query)
 
 

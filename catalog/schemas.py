@@ -371,6 +371,21 @@ class UploadOut(Schema):
     rows_done = fields.Integer()
     lots_created = fields.Integer()
     errors = fields.List(fields.Nested(UploadError))
+    errors_total = fields.Integer(metadata={"description": "How many entries the upload's `errors` has (the first "
+                                                           "problems found and, if there were more, one counting "
+                                                           "the rest)."})
     created_by = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
+
+
+LISTED_UPLOAD_ERRORS = 3  # an upload's first errors a list of uploads carries; the upload's own read carries them all
+
+
+class UploadListed(UploadOut):
+    """An inventory upload as its supplier's list shows it: its first errors only (the upload's own read has all
+    `errors_total` of them)."""
+
+    errors = fields.List(fields.Nested(UploadError), metadata={
+        "description": f"The first {LISTED_UPLOAD_ERRORS} of the upload's errors; "
+                       "`GET /api/v1/inventory-uploads/{id}` has them all."})

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from catalog.errors import CatalogCode
 from catalog.inventory import new_trace_codes
 from catalog.models import InventoryUpload, Location, Lot, LotContribution, Product, Stock
+from catalog.schemas import LISTED_UPLOAD_ERRORS
 from catalog.spreadsheet import Limits, Sheet, SheetRow, excerpt, read_sheet
 from catalog.upload_messages import MESSAGES, messages
 from shop.auth.models import User
@@ -51,7 +52,7 @@ TEMPLATE_EXAMPLE = ["ZJ-KQM-1KG", "ZJ-2026-09-A", date(2026, 9, 3), "XC-WH", "DE
                     date(2026, 9, 5), "", "bag"]
 Progress = Callable[[int, int], None]
 SHOWN_COLUMNS = ("id", "supplier_id", "filename", "sha256", "status", "rows_total", "rows_done", "lots_created",
-                 "errors", "created_at", "finished_at")
+                 "errors", "created_by", "created_at", "finished_at")
 
 
 # the English message of the last error kept, which counts those left out (uploads stored before codes have it only)
@@ -167,7 +168,7 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
     upload = db.session.get(InventoryUpload, upload_id)
     if not _in_scope(upload, actor):
         raise NotFound(f"No inventory upload {upload_id}.", code=CatalogCode.UPLOAD_NOT_FOUND)
-    shown = {column: getattr(upload, column) for column in SHOWN_COLUMNS}
+    shown = upload_view(upload)
     if upload.status == "processing":
         live = cache_get(_progress_key(upload.id))
         if live:
@@ -175,14 +176,22 @@ def get_upload(*, actor: User, upload_id: int) -> dict:
     return shown
 
 
+def upload_view(upload: InventoryUpload, *, errors: int | None = None) -> dict:
+    """An upload as shown: its columns, its errors (only the first `errors` of them if given) and how many it has."""
+    shown = {column: getattr(upload, column) for column in SHOWN_COLUMNS}
+    return shown | {"errors": upload.errors[:errors], "errors_total": len(upload.errors)}
+
+
 def list_uploads(*, actor: User, supplier_id: int, limit: int, cursor: str | None, next_on: dict | None = None) -> dict:
-    """A page of a supplier's uploads, newest first (`supplier_not_found` for a supplier out of scope or missing); its
-    cursor for the list `next_on` names if given (`shop.pagination.scope_of`)."""
+    """A page of a supplier's uploads, newest first, each with its first `LISTED_UPLOAD_ERRORS` errors and their count
+    (`supplier_not_found` for a supplier out of scope or missing); its cursor for the list `next_on` names if given
+    (`shop.pagination.scope_of`)."""
     if not actor.acts_for_supplier(supplier_id):
         raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     suppliers.get_supplier(supplier_id)
     query = select(InventoryUpload).where(InventoryUpload.supplier_id == supplier_id)
-    return paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor, newest_first=True, next_on=next_on)
+    page = paginate(query, keys=[InventoryUpload.id], limit=limit, cursor=cursor, newest_first=True, next_on=next_on)
+    return page | {"items": [upload_view(upload, errors=LISTED_UPLOAD_ERRORS) for upload in page["items"]]}
 
 
 def claim_upload(upload_id: int) -> bool:

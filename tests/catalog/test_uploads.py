@@ -689,6 +689,31 @@ def test_rows_past_the_configured_limit_stop_the_read_and_errors_are_capped(app,
     assert re.fullmatch(r"另有 \d+ 处问题未列出；请先改正以上问题，再重新上传。", body["errors"][-1]["message_zh"])
 
 
+def test_the_upload_list_carries_each_uploads_first_errors_and_their_count_and_the_upload_reads_them_all(
+        app, client, world):
+    """A page of 20 failed uploads listed every one's errors (up to 201 each, some 4,000 entries): the list carries
+    each upload's first few and how many it has, and the upload's own read has them all."""
+    app.config["INVENTORY_UPLOAD_MAX_ROWS"] = 5_000
+    good = upload(client, world, csv_bytes([["ZJ-KQ-500", "LOT-OK", "2026-09-03", "XC-WH", world["codes"][0], 4]]))
+    failed = [upload(client, world, _million_row_xlsx(rows, dimension=False), name=f"bad-{rows}.xlsx").json
+              for rows in (2, 400)]
+    assert good.json["status"] == "succeeded" and [body["status"] for body in failed] == ["failed", "failed"]
+
+    listed = client.get(f"/api/v1/suppliers/{world['supplier'].id}/inventory-uploads", headers=world["headers"])
+
+    items = listed.json["items"]
+    assert [item["id"] for item in items] == [failed[1]["id"], failed[0]["id"], good.json["id"]]
+    for item in items:
+        own = client.get(f"/api/v1/inventory-uploads/{item['id']}", headers=world["headers"]).json
+        assert item["errors_total"] == own["errors_total"] == len(own["errors"])
+        assert item["errors"] == own["errors"][:len(item["errors"])]
+        assert len(item["errors"]) == min(own["errors_total"], 3)
+        assert {key: value for key, value in item.items() if key != "errors"} == \
+            {key: value for key, value in own.items() if key != "errors"}
+    assert [item["errors_total"] for item in items] == [len(failed[1]["errors"]), len(failed[0]["errors"]), 0]
+    assert len(failed[1]["errors"]) == 201 and len(failed[0]["errors"]) > 3  # 201: the last says how many more
+
+
 def test_quantities_beyond_a_million_units_are_rejected(client, world):
     a, b = world["codes"][:2]
     rows = [["ZJ-KQ-500", "LOT-BIG", "2026-09-03", "XC-WH", a, 1_000_001],
