@@ -31,6 +31,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.packaging.relationship import get_rels_path
 from openpyxl.reader.excel import ExcelReader, _find_workbook_part
 from openpyxl.styles import Font
+from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE, is_datetime
 from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.worksheet._reader import WorkSheetParser
 from openpyxl.xml.constants import ARC_CONTENT_TYPES, SHEET_MAIN_NS
@@ -67,6 +68,7 @@ LOT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")  # stored from the sheet: 
 TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
 FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded (NFKC) like a code; a village keeps its spelling
 NOT_TEXT = (date, time, timedelta, bool)  # cells Excel made of what was typed in a text or code column (5-3, 5:03)
+EXCEL_DAY_ZERO = (date(1899, 12, 30), date(1899, 12, 31))  # a time of day's date-time, as programs write one
 EXCEL_EXACT = 10**15  # Excel keeps 15 digits of a number: a code typed as a longer one lost the digits after them
 _HEADER_NAMES = {alias.lower(): key for key, aliases in COLUMNS.items() for alias in aliases}
 _DATE_PATTERNS = (
@@ -125,15 +127,22 @@ _FORMULA = f"{{{SHEET_MAIN_NS}}}f"
 
 class _CellParser(WorkSheetParser):
     """openpyxl's sheet parser (values only), with a cell showing an error or a formula without its value read as
-    `NoValue`, not as the text of the error or as an empty cell."""
+    `NoValue`, not as the text of the error or as an empty cell, and a date-time cell in a style that shows only its
+    time (`time_styles`) read as that time of day, not as a date the co-op does not see."""
+
+    def __init__(self, *args, time_styles: frozenset[int] = frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.time_styles = time_styles
 
     def parse_cell(self, element):
-        """The cell as openpyxl reads it, its value a `NoValue` where it holds none."""
+        """The cell as openpyxl reads it, its value a `NoValue` where it holds none, a `time` where it shows one."""
         cell = super().parse_cell(element)
         if cell["data_type"] == "e":
             cell["value"] = NoValue(str(cell["value"]))
         elif cell["value"] is None and cell["data_type"] != "str" and element.find(_FORMULA) is not None:
             cell["value"] = NoValue()  # Excel saves a formula showing nothing as empty text ("str"), never bare
+        elif isinstance(cell["value"], datetime) and cell["style_id"] in self.time_styles:
+            cell["value"] = cell["value"].time()
         return cell
 
 
@@ -242,7 +251,10 @@ def parse_date(value) -> date:
 
 
 def _date_of(value) -> date:
-    """The date a cell holds, in any of `parse_date`'s spellings."""
+    """The date a cell holds, in any of `parse_date`'s spellings; a time of day (a fraction of a day, a date-time on
+    Excel's day 0, a cell shown as a time only, a duration) is none."""
+    if isinstance(value, time | timedelta) or isinstance(value, datetime) and value.date() in EXCEL_DAY_ZERO:
+        raise Problem("time_not_date", value=_clock(value))
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -257,6 +269,17 @@ def _date_of(value) -> date:
             except ValueError:
                 break
     raise Problem("not_a_date", value=excerpt(text))
+
+
+def _clock(value: time | timedelta | datetime) -> str:
+    """A time of day as a clock shows it, `08:30` (to the nearest second, seconds shown only if any)."""
+    if isinstance(value, timedelta):
+        seconds = round(value.total_seconds())
+    else:
+        seconds = round(value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 10**6)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours:02d}:{minute:02d}" + (f":{second:02d}" if second else "")
 
 
 def parse_quantity(value) -> int:
@@ -399,7 +422,8 @@ def _sheet_rows(workbook, worksheet, *, width: int, rows: int) -> Iterator[RawRo
     as the co-op sees it, and a range merged across columns or with the header is marked on its first row."""
     with worksheet._get_source() as source:
         parser = _CellParser(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
-                                 date_formats=_date_styles(workbook), timedelta_formats=workbook._timedelta_formats)
+                             date_formats=_date_styles(workbook), timedelta_formats=workbook._timedelta_formats,
+                             time_styles=_time_styles(workbook))
         held, following, hidden_columns = [], 1, None
         for number, cells in parser.parse():
             if not following <= number <= EXCEL_ROWS:
@@ -429,6 +453,14 @@ def _date_styles(workbook) -> set[int]:
     format (a Chinese Excel's or WPS's 2026年9月3日), whose cells hold dates as Excel's other date cells do."""
     return workbook._date_formats | {index for index, style in enumerate(workbook._cell_styles)
                                      if style.numFmtId in _EAST_ASIAN_DATE_FORMATS}
+
+
+def _time_styles(workbook) -> frozenset[int]:
+    """The cell styles that show a time of day and no date (`h:mm`, `h:mm AM/PM`)."""
+    formats = {**BUILTIN_FORMATS, **{index: code for index, code in enumerate(workbook._number_formats,
+                                                                             BUILTIN_FORMATS_MAX_SIZE)}}
+    return frozenset(index for index, style in enumerate(workbook._cell_styles)
+                     if is_datetime(formats.get(style.numFmtId, "General")) == "time")
 
 
 def _blank(value) -> bool:

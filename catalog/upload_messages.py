@@ -96,6 +96,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cell_required": ("This cell is required.", "此单元格必填。"),
     "not_a_date": ("{value!r} is not a date (write it like 2026-09-03).",
                    "“{value}”不是日期（请写成 2026-09-03 这样）。"),
+    "time_not_date": ("{value!r} is a time of day, not a date (write it like 2026-09-03).",
+                      "“{value}”是时间，不是日期（请写成 2026-09-03 这样）。"),
     "date_out_of_range": ("{value} is not a date from {earliest} to {latest}.",
                           "{value} 不在 {earliest} 至 {latest} 之间。"),
     "not_whole_number": ("{value} is not a whole number.", "{value} 不是整数。"),

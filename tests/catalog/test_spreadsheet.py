@@ -590,6 +590,44 @@ def test_a_csv_date_with_a_time_of_day_is_its_date_as_an_xlsx_date_time_cell_is(
         (4, "'2026-9-3 0:00x' is not a date (write it like 2026-09-03).")]
 
 
+@pytest.mark.parametrize(("cell", "number_format", "iso"), [
+    (time(8, 30), "h:mm", False), (0.35416666666666669, "h:mm", False), (1.3541666666666667, "h:mm", False),
+    (datetime(2026, 9, 3, 8, 30), "h:mm AM/PM", False), (datetime(1899, 12, 30, 8, 30), "h:mm:ss", True),
+    (datetime(1899, 12, 30, 8, 30), "yyyy-mm-dd h:mm", True), (datetime(1899, 12, 31, 8, 30), "yyyy-mm-dd h:mm", True)],
+    ids=["time", "fraction", "day-and-fraction", "date-shown-as-time", "iso-time", "iso-day-zero", "iso-day-zero-1900"])
+def test_a_date_cell_showing_a_time_of_day_is_refused_on_its_cell_as_a_time_not_a_date(cell, number_format, iso):
+    """A harvest date typed as 8:30 (or a date column formatted as a time) shows a time of day, which Excel holds as a
+    fraction of a day, other programs as a date-time on day 0 (1899-12-30, or 31), or as a date the co-op does not
+    see: it was refused as a date of 1899 or 1900 out of range, or quoted as 08:29:59.994000, or read as a date nobody
+    saw; it is refused on its cell as the time it is."""
+    book = Workbook(iso_dates=iso)
+    book.active.append(["产品编码", "批次号", "采收日期", "存放地点", "农户编号", "交售数量", "包装日期"])
+    book.active.append(["S1", "L1", cell, "W1", "H1", 5, datetime(2026, 9, 3)])
+    book.active["C2"].number_format = number_format
+    out = io.BytesIO()
+    book.save(out)
+
+    sheet = read_sheet(out.getvalue())
+
+    assert [(e["row"], e["column"], e["code"]) for e in sheet.errors] == [(2, "采收日期", "time_not_date")]
+    assert sheet.errors[0]["message"] == "'08:30' is a time of day, not a date (write it like 2026-09-03)."
+    assert sheet.errors[0]["message_zh"] == "“08:30”是时间，不是日期（请写成 2026-09-03 这样）。"
+    assert sheet.rows[0].harvested_on is None and sheet.rows[0].packed_on == date(2026, 9, 3)
+
+
+def test_a_date_time_cell_full_width_date_or_date_beyond_the_range_reads_as_the_co_op_sees_it():
+    """A date-time cell is its date (as in a CSV); a date typed in full-width digits is that date; the 29th of February
+    1900, which Excel shows though it never was, is no date; a date past the shop's range is out of range."""
+    rows = [["S1", "L1", datetime(2026, 9, 3, 8, 30), "W1", "H1", 5],
+            ["S1", "L2", "２０２６－０９－０３", "W1", "H1", 5],
+            ["S1", "L3", "1900-02-29", "W1", "H1", 5], ["S1", "L4", datetime(2100, 1, 1), "W1", "H1", 5]]
+
+    sheet = read_sheet(xlsx([HEADER_ZH.split(","), *rows]))
+
+    assert [r.harvested_on for r in sheet.rows] == [date(2026, 9, 3), date(2026, 9, 3), None, None]
+    assert [(e["row"], e["code"]) for e in sheet.errors] == [(4, "not_a_date"), (5, "date_out_of_range")]
+
+
 def test_utf16_text_without_a_bom_is_read_as_utf16_not_as_utf8_with_nul_bytes():
     """Some programs save "Unicode text" without the byte order mark Excel writes: its ASCII characters then carry a NUL
     byte each, which UTF-8 decoding kept, so every header was an unknown column spelled `s�k�u�`."""
