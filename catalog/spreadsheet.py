@@ -22,6 +22,7 @@ import io
 import itertools
 import re
 import unicodedata
+import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,7 +34,7 @@ from openpyxl.reader.excel import ExcelReader, _find_workbook_part
 from openpyxl.styles import Font
 from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE, is_datetime
 from openpyxl.utils import get_column_letter, range_boundaries
-from openpyxl.worksheet._reader import WorkSheetParser
+from openpyxl.worksheet._reader import WorkSheetParser, _cast_number
 from openpyxl.xml.constants import ARC_CONTENT_TYPES, SHEET_MAIN_NS
 
 from catalog.upload_messages import LOT_LOCATION_RULE, Problem, hide_personal_numbers, messages
@@ -123,6 +124,8 @@ class NoValue:
 
 
 _FORMULA = f"{{{SHEET_MAIN_NS}}}f"
+_VALUE = f"{{{SHEET_MAIN_NS}}}v"
+_OUT_OF_DATES = r"Cell \w+ is marked as a date but the serial value"  # openpyxl's warning, quoting the number
 
 
 class _CellParser(WorkSheetParser):
@@ -135,9 +138,13 @@ class _CellParser(WorkSheetParser):
         self.time_styles = time_styles
 
     def parse_cell(self, element):
-        """The cell as openpyxl reads it, its value a `NoValue` where it holds none, a `time` where it shows one."""
+        """The cell as openpyxl reads it, its value a `NoValue` where it holds none, a `time` where it shows one, its
+        number where a date style holds one no date has (past 9999-12-31: openpyxl makes it an error, and warns with
+        the number, which may be a person's phone number: `_sheet_rows` keeps that warning out of the logs)."""
         cell = super().parse_cell(element)
-        if cell["data_type"] == "e":
+        if cell["data_type"] == "e" and element.get("t") != "e":
+            cell["value"] = _cast_number(element.findtext(_VALUE))
+        elif cell["data_type"] == "e":
             cell["value"] = NoValue(str(cell["value"]))
         elif cell["value"] is None and cell["data_type"] != "str" and element.find(_FORMULA) is not None:
             cell["value"] = NoValue()  # Excel saves a formula showing nothing as empty text ("str"), never bare
@@ -420,7 +427,8 @@ def _sheet_rows(workbook, worksheet, *, width: int, rows: int) -> Iterator[RawRo
     first cell only and lists the merges after the rows, so the rows are held until the sheet is read (more than
     `rows` data rows are refused): then every cell of a range merged down one column takes its value,
     as the co-op sees it, and a range merged across columns or with the header is marked on its first row."""
-    with worksheet._get_source() as source:
+    with worksheet._get_source() as source, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_OUT_OF_DATES, category=UserWarning)
         parser = _CellParser(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
                              date_formats=_date_styles(workbook), timedelta_formats=workbook._timedelta_formats,
                              time_styles=_time_styles(workbook))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import warnings
 import zipfile
 from datetime import date, datetime, time
 
@@ -626,6 +627,28 @@ def test_a_date_time_cell_full_width_date_or_date_beyond_the_range_reads_as_the_
 
     assert [r.harvested_on for r in sheet.rows] == [date(2026, 9, 3), date(2026, 9, 3), None, None]
     assert [(e["row"], e["code"]) for e in sheet.errors] == [(4, "not_a_date"), (5, "date_out_of_range")]
+
+
+def test_a_date_cell_holding_a_number_no_date_has_is_not_a_date_and_is_never_logged():
+    """A date-formatted cell whose number is past 9999-12-31 (Excel shows ####; a phone number typed into a date
+    column) was told it showed the error #VALUE! of a failed formula, and openpyxl's warning wrote the number (maybe a
+    person's phone number) to the worker's log: it is not a date, quoted as any number is."""
+    book = Workbook()
+    book.active.append(HEADER_ZH.split(","))
+    for lot, number in (("L1", 3_000_000), ("L2", 13_800_138_000)):
+        book.active.append(["S1", lot, number, "W1", "H1", 5])
+        book.active.cell(book.active.max_row, 3).number_format = "yyyy-mm-dd"
+    out = io.BytesIO()
+    book.save(out)
+
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        sheet = read_sheet(out.getvalue())
+
+    assert [(e["row"], e["column"], e["code"], e["message"]) for e in sheet.errors] == [
+        (2, "采收日期", "not_a_date", "'3000000' is not a date (write it like 2026-09-03)."),
+        (3, "采收日期", "not_a_date", "'***' is not a date (write it like 2026-09-03).")]
+    assert not [str(warning.message) for warning in warned]
 
 
 def test_utf16_text_without_a_bom_is_read_as_utf16_not_as_utf8_with_nul_bytes():
