@@ -14,7 +14,6 @@ from suppliers.errors import SupplierCode
 from suppliers.schemas import (
     AccountChangeOut,
     AccountChangeQuery,
-    AgreementChangeOut,
     BenefitLinkCreate,
     BenefitLinkEnd,
     BenefitLinkOut,
@@ -27,6 +26,7 @@ from suppliers.schemas import (
     RevealAuditOut,
     RevealAuditQuery,
     RevealQuery,
+    SupplierChangeOut,
     SupplierCreate,
     SupplierOut,
     SupplierQuery,
@@ -79,8 +79,8 @@ class SupplierById(MethodView):
     @blp.arguments(SupplierUpdate)
     @blp.response(200, SupplierOut)
     def patch(self, data, supplier_id):
-        """Edit, re-rate or deactivate a supplier; rate changes are kept in its history (with `reason` if sent), a bank
-        account change is audited."""
+        """Edit, re-rate or deactivate a supplier; each change of a field or rate is kept in its history (with `reason`
+        if sent), a bank account change is audited."""
         reason = data.pop("reason", None)
         supplier = service.update_supplier(supplier_id=supplier_id, user=current_user(), reason=reason,
                                            changes=service.SupplierChanges(**data))
@@ -89,12 +89,13 @@ class SupplierById(MethodView):
 
 
 @blp.route("/suppliers/<int:supplier_id>/history")
-@require_role("admin", "auditor")
+@require_role("admin", "coop", "auditor")
 @blp.arguments(DatedPageQuery, location="query")
-@blp.response(200, page_schema(AgreementChangeOut))
+@blp.response(200, page_schema(SupplierChangeOut))
 def supplier_history(query, supplier_id):
-    """List the changes of a supplier's default agreement rates."""
-    return service.agreement_history(supplier_id=supplier_id, **query)
+    """List the changes of a supplier's name, kind, contact, active flag and default agreement rates, who made each and
+    when (its bank account's: /audit/account-changes)."""
+    return service.supplier_history(supplier_id=supplier_id, supplier_scope=current_user().supplier_id, **query)
 
 
 @blp.route("/suppliers/<int:supplier_id>/households")

@@ -262,25 +262,51 @@ class BankAccountChange(db.Model):
         return self.user.masked_username
 
 
-class AgreementChange(db.Model):
-    """One change of a rate of a supplier's default agreement: who, when, which rate, old and new, why if said."""
+SUPPLIER_HISTORY_FIELDS = ("name", "kind", "contact", "active")
+
+
+class SupplierChange(db.Model):
+    """One change of a field of a supplier (its bank account apart: `BankAccountChange`): who, when, which field, old
+    and new, why if said. A rate of its default agreement keeps its values in `old_value`/`new_value`, any other field
+    as text in `old_text`/`new_text` (`true`/`false` for a flag, None for no contact). Rows are only ever added; the
+    table keeps the name it had when only rates were recorded."""
 
     __tablename__ = "supplier_agreement_changes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
     field: Mapped[str] = mapped_column(String(32))
-    old_value: Mapped[int] = mapped_column(Integer)
-    new_value: Mapped[int] = mapped_column(Integer)
+    old_value: Mapped[int | None] = mapped_column(Integer)
+    new_value: Mapped[int | None] = mapped_column(Integer)
+    old_text: Mapped[str | None] = mapped_column(String(200))
+    new_text: Mapped[str | None] = mapped_column(String(200))
     changed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str | None] = mapped_column(String(500))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(lazy="joined")
 
+    __table_args__ = (
+        CheckConstraint("field IN (" + ", ".join(f"'{name}'" for name in (*AGREEMENT_RATES, *SUPPLIER_HISTORY_FIELDS))
+                        + ")", name="field"),
+        CheckConstraint("CASE WHEN field IN (" + ", ".join(f"'{rate}'" for rate in AGREEMENT_RATES) + ") THEN "
+                        "old_value IS NOT NULL AND new_value IS NOT NULL AND old_text IS NULL AND new_text IS NULL "
+                        "ELSE old_value IS NULL AND new_value IS NULL END", name="values"),
+    )
+
+    @property
+    def old_shown(self) -> int | str | None:
+        """The old value as the history shows it: a rate's number, any other field's text."""
+        return self.old_value if self.field in AGREEMENT_RATES else self.old_text
+
+    @property
+    def new_shown(self) -> int | str | None:
+        """The new value as the history shows it."""
+        return self.new_value if self.field in AGREEMENT_RATES else self.new_text
+
     @property
     def username(self) -> str:
-        """The name of the admin who changed the rate (masked as every audit shows it)."""
+        """The name of the user who made the change (masked as every audit shows it)."""
         return self.user.masked_username
 
 

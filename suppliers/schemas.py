@@ -32,7 +32,13 @@ from shop.fields import (
 from shop.pagination import DatedPageQuery, PageQuery
 from shop.regions.schemas import RegionCode
 from suppliers.identifiers import mask_bank_account, mask_id_number
-from suppliers.models import AGREEMENT_RATES, HOUSEHOLD_HISTORY_FIELDS, LINK_KINDS, SUPPLIER_KINDS
+from suppliers.models import (
+    AGREEMENT_RATES,
+    HOUSEHOLD_HISTORY_FIELDS,
+    LINK_KINDS,
+    SUPPLIER_HISTORY_FIELDS,
+    SUPPLIER_KINDS,
+)
 
 
 def HouseholdCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
@@ -315,14 +321,20 @@ class AccountChangeOut(Schema):
     created_at = fields.DateTime()
 
 
-class AgreementChangeOut(Schema):
-    """One change of a rate of a supplier's default agreement."""
+HISTORY_VALUE = {"oneOf": [{"type": "integer"}, {"type": "string"}], "nullable": True,
+                 "description": "A rate in basis points; any other field's value as text (null: no contact)"}
+
+
+class SupplierChangeOut(Schema):
+    """One change of a field of a supplier or of a rate of its default agreement (its bank account's are in the
+    account-change audit): a rate's values as numbers, any other field's as text (`true`/`false` for `active`, null
+    for no contact)."""
 
     id = fields.Integer()
     supplier_id = fields.Integer()
-    field = Choice(AGREEMENT_RATES)
-    old_value = fields.Integer()
-    new_value = fields.Integer()
+    field = Choice((*AGREEMENT_RATES, *SUPPLIER_HISTORY_FIELDS))
+    old_value = fields.Raw(attribute="old_shown", allow_none=True, metadata=HISTORY_VALUE)
+    new_value = fields.Raw(attribute="new_shown", allow_none=True, metadata=HISTORY_VALUE)
     changed_by = fields.Integer()
     username = fields.String()
     reason = MaskedText(allow_none=True)

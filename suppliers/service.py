@@ -35,7 +35,6 @@ from suppliers.identifiers import audit_mask_bank_account, normalise_bank_accoun
 from suppliers.models import (
     AGREEMENT_RATES,
     OVERLAP_CONSTRAINT,
-    AgreementChange,
     BankAccountChange,
     BenefitLink,
     Household,
@@ -44,6 +43,7 @@ from suppliers.models import (
     RevealAudit,
     Revealed,
     Supplier,
+    SupplierChange,
     SupplierHousehold,
 )
 
@@ -205,15 +205,17 @@ def _change_agreement(*, supplier: Supplier, rates: dict[str, int], user: User, 
     for field in AGREEMENT_RATES:
         old = getattr(supplier, field)
         if field in rates and rates[field] != old:
-            db.session.add(AgreementChange(supplier_id=supplier.id, field=field, old_value=old, new_value=rates[field],
-                                           changed_by=user.id, reason=(reason or "").strip() or None))
+            db.session.add(SupplierChange(supplier_id=supplier.id, field=field, old_value=old, new_value=rates[field],
+                                          changed_by=user.id, reason=(reason or "").strip() or None))
             setattr(supplier, field, rates[field])
 
 
 def update_supplier(*, supplier_id: int, user: User, changes: SupplierChanges, reason: str | None = None) -> Supplier:
-    """Edit a supplier's name (to one no other supplier's reads like), kind, contact, default agreement (recorded),
-    bank account (audited) or active flag."""
-    supplier = get_supplier(supplier_id)
+    """Edit a supplier's name (to one no other supplier's reads like), kind, contact, default agreement, bank account
+    (audited) or active flag; each field or rate that changes is kept in its history (`supplier_history`: who, when,
+    old and new, the reason if given)."""
+    get_supplier(supplier_id)
+    supplier = lock_row(Supplier, supplier_id)  # changes at once are made, and recorded, one after the other
     values = changes.given()
     if "name" in values:
         _refuse_taken_name(values["name"], supplier_id=supplier.id)
@@ -222,19 +224,25 @@ def update_supplier(*, supplier_id: int, user: User, changes: SupplierChanges, r
     if "agreement" in values:
         _change_agreement(supplier=supplier, rates=values.pop("agreement"), user=user, reason=reason)
     for field, value in values.items():
-        setattr(supplier, field, value)
+        old = getattr(supplier, field)
+        if value != old:
+            db.session.add(SupplierChange(supplier_id=supplier.id, field=field, old_text=_as_text(old),
+                                          new_text=_as_text(value), changed_by=user.id,
+                                          reason=(reason or "").strip() or None))
+            setattr(supplier, field, value)
     db.session.flush()
     invalidate_after_commit("suppliers")  # product pages show the supplier's name
     return supplier
 
 
-def agreement_history(*, supplier_id: int, from_date: date | None, to_date: date | None, limit: int,
-                      cursor: str | None) -> dict:
-    """A page of the changes of a supplier's default agreement rates made in [from_date, to_date), oldest first."""
-    get_supplier(supplier_id)
-    period = recorded_in(AgreementChange.changed_at, from_date=from_date, to_date=to_date)
-    query = select(AgreementChange).where(AgreementChange.supplier_id == supplier_id, *period)
-    return paginate(query, keys=[AgreementChange.id], limit=limit, cursor=cursor,
+def supplier_history(*, supplier_id: int, supplier_scope: int | None, from_date: date | None, to_date: date | None,
+                     limit: int, cursor: str | None) -> dict:
+    """A page of the changes of a supplier in scope (its fields and default agreement rates; its bank account's apart)
+    made in [from_date, to_date), oldest first."""
+    _scoped_supplier(supplier_id, supplier_scope)
+    period = recorded_in(SupplierChange.changed_at, from_date=from_date, to_date=to_date)
+    query = select(SupplierChange).where(SupplierChange.supplier_id == supplier_id, *period)
+    return paginate(query, keys=[SupplierChange.id], limit=limit, cursor=cursor,
                     filters={"supplier_id": supplier_id, "from": from_date, "to": to_date})
 
 
@@ -533,8 +541,10 @@ def update_household(*, household_id: int, user: User, changes: HouseholdChanges
     return household
 
 
-def _as_text(value: object) -> str:
-    """A household field's value as its history keeps it: a date in ISO form, a flag `true`/`false`."""
+def _as_text(value: object) -> str | None:
+    """A field's value as a history keeps it: a date in ISO form, a flag `true`/`false`, None as None (no contact)."""
+    if value is None:
+        return None
     if isinstance(value, bool):
         return "true" if value else "false"
     return value.isoformat() if isinstance(value, date) else str(value)

@@ -72,6 +72,7 @@ def test_every_agreement_rate_change_is_kept_in_the_suppliers_history(client, ad
                    for h in history.json["items"])
 
 
-def test_a_suppliers_history_is_for_admins_and_auditors(client, admin, coop, supplier):
-    assert client.get(f"/api/v1/suppliers/{supplier.id}/history", headers=coop).status_code == 403
+def test_a_suppliers_history_is_for_its_coop_admins_and_auditors(client, admin, coop, other_coop, supplier):
+    assert client.get(f"/api/v1/suppliers/{supplier.id}/history", headers=coop).status_code == 200
+    assert_error(client.get(f"/api/v1/suppliers/{supplier.id}/history", headers=other_coop), 404, "supplier_not_found")
     assert_error(client.get("/api/v1/suppliers/999999/history", headers=admin), 404, "supplier_not_found")

@@ -202,3 +202,31 @@ def test_every_refusal_of_the_suppliers_routes_is_named_in_the_openapi_document(
             undocumented.append(f"{method.upper()} {path}: {expected}")
     assert not undocumented, "\n".join(undocumented)
     assert make_id_number()  # the sweep's list of personal data is not empty
+
+
+def test_every_change_of_a_supplier_is_recorded_with_who_when_and_what(client, admin, coop, supplier, other_coop,
+                                                                       login):
+    """Who renamed a co-op, changed its contact or deactivated it must be known afterwards: each field changed is a
+    history row (old and new, who, when, the reason if given) beside its rate changes, readable by its co-op, admins
+    and auditors; its bank account's changes are in the account-change audit only (masked)."""
+    url, account, name = f"/api/v1/suppliers/{supplier.id}", make_bank_account(), supplier.name
+    assert client.patch(url, headers=admin, json={"name": name, "contact": "李四 0834-1234567",
+                                                  "kind": "enterprise"}).status_code == 200
+    assert client.patch(url, headers=admin, json={"active": False, "contact": None, "reason": "合作社注销",
+                                                  "bank_account": account}).status_code == 200
+    assert client.patch(url, headers=login("admin"), json={"active": True, "name": "新名字合作社"}).status_code == 200
+
+    for headers in (coop, admin, login("auditor")):
+        history = client.get(f"{url}/history", headers=headers)
+        assert history.status_code == 200, history.json
+        rows = [(row["field"], row["old_value"], row["new_value"], row["reason"]) for row in history.json["items"]]
+        assert rows == [("kind", "cooperative", "enterprise", None), ("contact", None, "李四 0834-1234567", None),
+                        ("contact", "李四 0834-1234567", None, "合作社注销"), ("active", "true", "false", "合作社注销"),
+                        ("name", name, "新名字合作社", None), ("active", "false", "true", None)]
+        assert all(row["changed_at"] and row["username"].startswith("user") for row in history.json["items"])
+        assert account[-4:] not in history.get_data(as_text=True)
+    by = [row["changed_by"] for row in client.get(f"{url}/history", headers=admin).json["items"]]
+    assert by[0] == by[3] != by[4] == by[5]
+    assert client.get(f"{url}/history", headers=other_coop).status_code == 404
+    page = client.get(f"{url}/history?limit=4", headers=coop).json
+    assert len(page["items"]) == 4 and page["next_cursor"]
