@@ -118,8 +118,9 @@ class SupplierHouseholds(MethodView):
     @blp.response(201, HouseholdOut, location=ReadAt("suppliers.HouseholdById", household_id="id"))
     def post(self, data, supplier_id):
         """Register a household under a supplier."""
-        household = service.register_household(supplier_id=supplier_id,
-                                               supplier_scope=current_user().supplier_id, **data)
+        user = current_user()
+        household = service.register_household(supplier_id=supplier_id, supplier_scope=user.supplier_id,
+                                               created_by=user.id, **data)
         commit()
         return household
 

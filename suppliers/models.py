@@ -117,6 +117,7 @@ class Household(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     registered_by_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: the demo, or made before 0060
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     revealed = False  # output masks personal data; see `Revealed`

@@ -179,6 +179,9 @@ class HouseholdOut(Schema):
     active = fields.Boolean()
     registered_by_id = fields.Integer()
     created_at = fields.DateTime()
+    created_by = fields.Integer(allow_none=True, metadata={"description": "The user who registered it (null: the demo "
+                                                                          "data, or registered before this was "
+                                                                          "recorded)"})
     updated_at = fields.DateTime()
 
 

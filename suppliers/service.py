@@ -416,8 +416,10 @@ def _link_supplier(*, supplier_id: int, household: Household) -> None:
 
 def register_household(*, supplier_id: int, supplier_scope: int | None, code: str, head_name: str,
                        id_number: str, village: str, members: int, consent_on: date, consent_basis: str,
-                       county_code: str | None = None, bank_account: str | None = None) -> Household:
-    """Register a household under a supplier, which may then see it and link it.
+                       county_code: str | None = None, bank_account: str | None = None,
+                       created_by: int | None = None) -> Household:
+    """Register a household under a supplier, which may then see it and link it, recording who did (`created_by`, a
+    user id).
 
     A person is registered once: a known ID number (by keyed hash) is `household_exists`, and the
     co-op links that household instead. Registering creates no benefit link; those are explicit.
@@ -435,14 +437,15 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     with id_number_probe():
         household = _new_household(supplier=supplier, id_hash=id_hash, county_code=county_code, code=code,
                                    number=number, account=account, head_name=head_name, village=village,
-                                   members=members, consent_on=consent_on, consent_basis=consent_basis)
+                                   members=members, consent_on=consent_on, consent_basis=consent_basis,
+                                   created_by=created_by)
     _link_supplier(supplier_id=supplier.id, household=household)
     return household
 
 
 def _new_household(*, supplier: Supplier, id_hash: str, county_code: str, code: str, number: str,
                    account: str | None, head_name: str, village: str, members: int, consent_on: date,
-                   consent_basis: str) -> Household:
+                   consent_basis: str, created_by: int | None) -> Household:
     """A new household whose registry code was found free, unless its person is registered already (or a concurrent
     registration took the code or the person meanwhile: the conflict says which)."""
     registered = _person_registered(id_hash)
@@ -450,7 +453,7 @@ def _new_household(*, supplier: Supplier, id_hash: str, county_code: str, code: 
         raise registered
     household = Household(code=code, county_code=county_code, head_name=head_name.strip(), village=village,
                           members=members, consent_on=consent_on, consent_basis=consent_basis,
-                          registered_by_id=supplier.id)
+                          registered_by_id=supplier.id, created_by=created_by)
     household.id_number = number
     household.bank_account = account
     try:

@@ -26,6 +26,26 @@ def test_a_coop_registers_a_household_in_its_county_and_sees_it_masked(client, c
     assert listed["items"][0]["id_number"] == out["id_number"]
 
 
+def test_a_household_says_which_user_registered_it(client, coop, admin, supplier, other_coop, login):
+    """Which person put a household on the register must be known afterwards, not only its co-op: admins and auditors
+    read it on the household (null for one registered before it was recorded)."""
+    me = client.get("/api/v1/users/me", headers=coop).json["id"]
+    admin_id = client.get("/api/v1/users/me", headers=admin).json["id"]
+    _, by_coop = _register(client, coop, supplier.id)
+    _, by_admin = _register(client, admin, supplier.id)
+    assert by_coop.status_code == by_admin.status_code == 201, (by_coop.json, by_admin.json)
+    assert by_coop.json["created_by"] == me and by_admin.json["created_by"] == admin_id
+    earlier = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    for headers in (admin, login("auditor")):
+        shown = [client.get(f"/api/v1/households/{household_id}", headers=headers).json["created_by"]
+                 for household_id in (by_coop.json["id"], by_admin.json["id"], earlier.id)]
+        assert shown == [me, admin_id, None]
+    listed = client.get(f"/api/v1/suppliers/{supplier.id}/households", headers=admin).json["items"]
+    assert [row["created_by"] for row in listed] == [me, admin_id, None]
+    assert client.get(f"/api/v1/households/{by_coop.json['id']}", headers=other_coop).status_code == 404
+
+
 def test_a_household_may_be_registered_in_another_recipient_county(client, coop, supplier):
     _, response = _register(client, coop, supplier.id, county_code="513437")
     assert response.status_code == 201 and response.json["county_code"] == "513437"
