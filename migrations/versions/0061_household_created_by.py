@@ -1,7 +1,7 @@
 """households say who registered them: created_by
 
-Revision ID: 0060
-Revises: 0059
+Revision ID: 0061
+Revises: 0060
 Create Date: 2026-11-29 18:00:00
 
 A household recorded the supplier that registered it but not the user who did. Households registered before this have
@@ -10,8 +10,8 @@ no registering user recorded (null).
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0060'
-down_revision = '0059'
+revision = '0061'
+down_revision = '0060'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """supplier changes: each change of a supplier's name, kind, contact or active flag, beside its rate changes
 
-Revision ID: 0059
-Revises: 0058
+Revision ID: 0060
+Revises: 0059
 Create Date: 2026-11-29 17:40:00
 
 A supplier's name, kind, contact and active flag (its deactivation and reactivation) changed with no record of who,
@@ -11,8 +11,8 @@ now records each too, its value as text. Changes made before this left no trace.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0059'
-down_revision = '0058'
+revision = '0060'
+down_revision = '0059'
 branch_labels = None
 depends_on = None
 
