@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from shop.db import UTCDateTime, db, utcnow
+from shop.db import CommitOrdered, UTCDateTime, db, utcnow
 from shop.fields import code_skeleton, name_key, name_search_key
 from shop.regions.models import Region
 
@@ -105,7 +105,7 @@ class Product(db.Model):
         return name
 
 
-class ProductChange(db.Model):
+class ProductChange(CommitOrdered, db.Model):
     """One change of a product's price, a rate, its unit or net weight: who, when, which field, old and new value
     (in `old_text`/`new_text` for a text field)."""
 

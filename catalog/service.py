@@ -30,7 +30,7 @@ from shop.clock import today
 from shop.db import among, db, lock_on_sqlite, violates
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import name_key, normalise_identifier, search_fold
-from shop.pagination import decode_cursor, encode_cursor, paginate, recorded_in
+from shop.pagination import decode_cursor, encode_cursor, paginate_committed, recorded_in
 from shop.regions.service import is_recipient_county
 from suppliers import service as suppliers
 from suppliers.models import Supplier
@@ -441,7 +441,7 @@ def product_history(*, actor: User, sku: str, from_date: date | None, to_date: d
     product = _editable_product(sku=sku, actor=actor)
     query = select(ProductChange).where(ProductChange.product_id == product.id,
                                         *recorded_in(ProductChange.changed_at, from_date=from_date, to_date=to_date))
-    return paginate(query, keys=[ProductChange.id], limit=limit, cursor=cursor,
+    return paginate_committed(query, model=ProductChange, limit=limit, cursor=cursor,
                     filters={"product_id": product.id, "from": from_date, "to": to_date})
 
 

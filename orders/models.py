@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from catalog.models import Lot, Product
 from shop import crypto
-from shop.db import UTCDateTime, db, utcnow
+from shop.db import CommitOrdered, UTCDateTime, db, utcnow
 from shop.fields import name_key
 from shop.public import households_reached
 
@@ -99,7 +99,7 @@ class StoreClosure(db.Model):
     )
 
 
-class StoreAccountChange(db.Model):
+class StoreAccountChange(CommitOrdered, db.Model):
     """A store's payout account changed: who, when, why, old and new (masked only)."""
 
     __tablename__ = "store_account_changes"
@@ -179,7 +179,7 @@ class TransferLine(db.Model):
     )
 
 
-class StockAdjustment(db.Model):
+class StockAdjustment(CommitOrdered, db.Model):
     """An audited change of one lot's on-hand stock at a location: a count, a write-off or a find; or the units of a
     transfer (`transfer_id`) that did not arrive at its destination, written off by its receipt."""
 
@@ -512,7 +512,7 @@ class AfterSalesRequest(db.Model):
     __table_args__ = (CheckConstraint("status IN ('open', 'approved', 'rejected', 'withdrawn')", name="status"),)
 
 
-class SaleConflict(db.Model):
+class SaleConflict(CommitOrdered, db.Model):
     """An offline counter sale the server refused, kept for the store manager (never dropped) until they resolve it:
     who, when, and what was done about it."""
 

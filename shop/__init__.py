@@ -13,9 +13,9 @@ from shop.blueprint import check_query
 from shop.bodies import GuardBodyReads, check_body
 from shop.config import exit_on_config_error, from_environ
 from shop.converters import CodeConverter, IdConverter, StringConverter
-from shop.db import hide_database_errors_in_logs
+from shop.db import commit_ordered_tables, hide_database_errors_in_logs
 from shop.devserver import RawUrlFix, answer_errors_in_json
-from shop.errors import document_error_codes, register_error_handlers
+from shop.errors import document_error_codes, register_error_handlers, register_unique_conflicts
 from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
 from shop.fields import computed2properties
 from shop.openapi import nullable_nested2properties
@@ -78,6 +78,7 @@ def _init_domains(app: Flask) -> None:
 
     for part in (headers, http, health, auth, docs, idempotency, regions, cli, suppliers, catalog, orders, web):
         part.init_app(app)
+    register_unique_conflicts(app, {f"uq_{table}_commit_seq": None for table in commit_ordered_tables()})
 
 
 def _install_request_hooks(app: Flask) -> None:

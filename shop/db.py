@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     DateTime,
     Engine,
@@ -30,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError, StatementError
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from shop.outages import REDIS_UNAVAILABLE
@@ -229,6 +230,64 @@ def one_at_a_time(name: str, *, wait: bool = True) -> Iterator[None]:
                 raise TurnTaken(name) from None
             raise OperationalError("BEGIN EXCLUSIVE", None, exc) from exc
         yield
+
+
+COMMIT_ORDER = 0x73657120  # the advisory lock space ("seq ") of commit-ordered tables, keyed by hashtext(name)
+_COMMIT_ORDERED = "commit_ordered_tables"
+
+
+class CommitOrdered:
+    """A row an audit or change list pages through (`shop.pagination.paginate_committed`): `commit_seq`, its table's
+    commit order, is given as the last step before its transaction commits, under a lock on the table's order held
+    until that commit, so a row that commits late never lands behind one committed before it, as its id could."""
+
+    commit_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+
+
+def commit_ordered_tables() -> list[str]:
+    """The tables of the `CommitOrdered` models (their `commit_seq` is set at commit: no client request can break
+    its uniqueness)."""
+    return sorted(mapper.local_table.name for mapper in Base.registry.mappers
+                  if issubclass(mapper.class_, CommitOrdered))
+
+
+@event.listens_for(Session, "after_flush")
+def _note_commit_ordered(session: Session, _context) -> None:
+    """Remember the commit-ordered tables this transaction wrote rows to."""
+    tables = {obj.__tablename__ for obj in session.new if isinstance(obj, CommitOrdered)}
+    if tables:
+        session.info.setdefault(_COMMIT_ORDERED, set()).update(tables)
+
+
+@event.listens_for(Session, "before_commit")
+def _order_at_commit(session: Session) -> None:
+    """The last step before a (top-level) commit: give this transaction's new rows of each commit-ordered table the
+    next `commit_seq` values, in id order, tables by name. PostgreSQL: under a transaction-level advisory lock on the
+    table's order (`COMMIT_ORDER`), held until the commit, so the next writer reads the last value after it; SQLite:
+    the transaction already holds the database's write lock."""
+    if session.in_nested_transaction():
+        return
+    if any(isinstance(obj, CommitOrdered) for obj in session.new):
+        session.flush()  # rows added since the last flush: the commit would flush them after this step
+    if not session.info.get(_COMMIT_ORDERED):
+        return
+    session.flush()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for table in sorted(session.info.pop(_COMMIT_ORDERED)):
+        if postgres:
+            session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:table))"),
+                            {"space": COMMIT_ORDER, "table": table})
+        session.execute(text(
+            f"UPDATE {table} SET commit_seq = o.seq FROM (SELECT id, (SELECT coalesce(max(commit_seq), 0) "
+            f"FROM {table}) + row_number() OVER (ORDER BY id) AS seq FROM {table} WHERE commit_seq IS NULL) AS o "
+            f"WHERE {table}.id = o.id"))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_commit_ordered(session: Session, previous_transaction) -> None:
+    """A rolled-back transaction's rows are gone: nothing to order."""
+    if previous_transaction.parent is None:
+        session.info.pop(_COMMIT_ORDERED, None)
 
 
 SUPPLIER_SALES = 0x73616C65  # the advisory lock space ("sale") of suppliers' sale dates, keyed by supplier id

@@ -7,7 +7,8 @@ e.g. a scope taken from the signed-in user). So it cannot be forged, edited, mov
 other filters, and no list has to remember to bind it; it is type-checked against those columns when it comes
 back; any cursor that fails is a 400 `invalid_cursor`. Lists a person reads for what is new (orders, uploads,
 payout batches) run newest first. Audit and history lists are read by period (`DatedPageQuery`: `from` inclusive,
-`to` exclusive, as every ledger read).
+`to` exclusive, as every ledger read) and in commit order (`paginate_committed`), so a row committed late is never
+behind a page already read.
 """
 from __future__ import annotations
 
@@ -168,3 +169,13 @@ def paginate(query: Select, *, keys: Sequence, limit: int, cursor: str | None, n
         next_cursor = encode_cursor([getattr(last, key.key) for key in keys], keys, newest_first=newest_first,
                                     filters=filters, scope=next_on)
     return {"items": items, "next_cursor": next_cursor}
+
+
+def paginate_committed(query: Select, *, model: type, limit: int, cursor: str | None, newest_first: bool = False,
+                       filters: Mapping[str, Any] | None = None) -> dict:
+    """`paginate` an audit or change list of a `shop.db.CommitOrdered` model in commit order (`commit_seq`): a row
+    committed after a reader read past rows with larger ids still comes after them (oldest first) or on top (newest
+    first); rows not yet committed (this transaction's) are not listed. On SQLite writers are serialised, so this is
+    also id order."""
+    return paginate(query.where(model.commit_seq.is_not(None)), keys=[model.commit_seq], limit=limit, cursor=cursor,
+                    newest_first=newest_first, filters=filters)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from shop import crypto
 from shop.auth.models import User
-from shop.db import UTCDateTime, db, utcnow
+from shop.db import CommitOrdered, UTCDateTime, db, utcnow
 from shop.fields import name_key
 
 SUPPLIER_KINDS = ("cooperative", "enterprise", "family_farm")
@@ -205,7 +205,7 @@ class BenefitLink(db.Model):
         return self.household.code
 
 
-class RevealAudit(db.Model):
+class RevealAudit(CommitOrdered, db.Model):
     """An admin saw a household's, supplier's or store's full personal data: who, when, what, why."""
 
     __tablename__ = "reveal_audits"
@@ -237,7 +237,7 @@ class RevealAudit(db.Model):
         return self.fields.split(",")
 
 
-class BankAccountChange(db.Model):
+class BankAccountChange(CommitOrdered, db.Model):
     """A household's or supplier's payout account changed: who, when, why, old and new (masked only)."""
 
     __tablename__ = "bank_account_changes"
@@ -266,7 +266,7 @@ class BankAccountChange(db.Model):
 SUPPLIER_HISTORY_FIELDS = ("name", "kind", "contact", "active")
 
 
-class SupplierChange(db.Model):
+class SupplierChange(CommitOrdered, db.Model):
     """One change of a field of a supplier (its bank account apart: `BankAccountChange`): who, when, which field, old
     and new, why if said. A rate of its default agreement keeps its values in `old_value`/`new_value`, any other field
     as text in `old_text`/`new_text` (`true`/`false` for a flag, None for no contact). Rows are only ever added; the
@@ -314,7 +314,7 @@ class SupplierChange(db.Model):
 HOUSEHOLD_HISTORY_FIELDS = ("head_name", "village", "members", "consent_on", "consent_basis", "active")
 
 
-class HouseholdChange(db.Model):
+class HouseholdChange(CommitOrdered, db.Model):
     """One change of a field of a household (its bank account apart: `BankAccountChange`): who, when, which field,
     old and new as text (a date in ISO form, `true`/`false`). Rows are only ever added."""
 

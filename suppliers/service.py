@@ -28,7 +28,7 @@ from shop.db import after_commit, db, hold_sales, lock_on_sqlite, lock_row, utcn
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode, ValidationError
 from shop.extensions import limiter
 from shop.fields import name_key, normalise_identifier
-from shop.pagination import paginate, recorded_in
+from shop.pagination import paginate, paginate_committed, recorded_in
 from shop.regions.service import is_recipient_county, region_named
 from suppliers.errors import SupplierCode
 from suppliers.identifiers import audit_mask_bank_account, normalise_bank_account, normalise_id_number, normalise_uscc
@@ -242,7 +242,7 @@ def supplier_history(*, supplier_id: int, supplier_scope: int | None, from_date:
     _scoped_supplier(supplier_id, supplier_scope)
     period = recorded_in(SupplierChange.changed_at, from_date=from_date, to_date=to_date)
     query = select(SupplierChange).where(SupplierChange.supplier_id == supplier_id, *period)
-    return paginate(query, keys=[SupplierChange.id], limit=limit, cursor=cursor,
+    return paginate_committed(query, model=SupplierChange, limit=limit, cursor=cursor,
                     filters={"supplier_id": supplier_id, "from": from_date, "to": to_date})
 
 
@@ -560,7 +560,7 @@ def household_history(*, household_id: int, supplier_scope: int | None, from_dat
     _household_in_scope(household_id, supplier_scope)
     period = recorded_in(HouseholdChange.changed_at, from_date=from_date, to_date=to_date)
     query = select(HouseholdChange).where(HouseholdChange.household_id == household_id, *period)
-    return paginate(query, keys=[HouseholdChange.id], limit=limit, cursor=cursor,
+    return paginate_committed(query, model=HouseholdChange, limit=limit, cursor=cursor,
                     filters={"household_id": household_id, "from": from_date, "to": to_date})
 
 
@@ -783,7 +783,7 @@ def list_reveals(*, household_id: int | None, supplier_id: int | None, store_id:
         query = query.where(RevealAudit.store_id == store_id)
     if user_id is not None:
         query = query.where(RevealAudit.user_id == user_id)
-    return paginate(query, keys=[RevealAudit.id], limit=limit, cursor=cursor, filters={
+    return paginate_committed(query, model=RevealAudit, limit=limit, cursor=cursor, filters={
         "household_id": household_id, "supplier_id": supplier_id, "store_id": store_id, "user_id": user_id,
         "from": from_date, "to": to_date})
 
@@ -799,7 +799,7 @@ def list_account_changes(*, household_id: int | None, supplier_id: int | None, u
         query = query.where(BankAccountChange.supplier_id == supplier_id)
     if user_id is not None:
         query = query.where(BankAccountChange.user_id == user_id)
-    return paginate(query, keys=[BankAccountChange.id], limit=limit, cursor=cursor, filters={
+    return paginate_committed(query, model=BankAccountChange, limit=limit, cursor=cursor, filters={
         "household_id": household_id, "supplier_id": supplier_id, "user_id": user_id, "from": from_date,
         "to": to_date})
 

@@ -34,7 +34,7 @@ from shop.auth.models import User
 from shop.db import among, db, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound, ShopCode, ValidationError
 from shop.fields import LARGEST_NOTE_FEN
-from shop.pagination import paginate
+from shop.pagination import paginate, paginate_committed
 from suppliers.models import Supplier
 
 CLOCK_SKEW = timedelta(minutes=2)
@@ -322,7 +322,7 @@ def list_conflicts(*, actor: User, store_id: int, limit: int, cursor: str | None
     query = select(SaleConflict).where(SaleConflict.store_id == store.id)
     if resolved is not None:
         query = query.where(SaleConflict.resolved_at.isnot(None) if resolved else SaleConflict.resolved_at.is_(None))
-    return paginate(query, keys=[SaleConflict.id], limit=limit, cursor=cursor)
+    return paginate_committed(query, model=SaleConflict, limit=limit, cursor=cursor)
 
 
 def resolve_conflict(*, actor: User, store_id: int, conflict_id: int, note: str) -> SaleConflict:

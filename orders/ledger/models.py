@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import UTCDateTime, db, utcnow
+from shop.db import CommitOrdered, UTCDateTime, db, utcnow
 
 ACCOUNT_KINDS = ("payments", "platform", "platform_costs", "store", "store_cash", "supplier", "household",
                  "payouts_clearing", "unallocated")
@@ -172,7 +172,7 @@ class LedgerVerification(db.Model):
     )
 
 
-class StoreRemittance(db.Model):
+class StoreRemittance(CommitOrdered, db.Model):
     """Counter cash a store handed over, received in the platform's bank account on `received_on` under the bank's
     `reference`: the amount, the commission the store kept out of the cash it held, who recorded it and its ledger
     transaction."""

@@ -28,7 +28,7 @@ from shop.clock import SHANGHAI, today
 from shop.db import db, lock_on_sqlite
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.fields import normalise_identifier
-from shop.pagination import paginate, recorded_in
+from shop.pagination import paginate_committed, recorded_in
 
 
 def _store_in_scope(store_id: int, actor: User) -> Store:
@@ -121,7 +121,7 @@ def list_remittances(*, store_id: int, actor: User, from_date: date | None = Non
     query = select(StoreRemittance).where(StoreRemittance.store_id == store_id,
                                           *recorded_in(StoreRemittance.created_at, from_date=from_date,
                                                        to_date=to_date))
-    return paginate(query, keys=[StoreRemittance.id], limit=limit, cursor=cursor, newest_first=True,
+    return paginate_committed(query, model=StoreRemittance, limit=limit, cursor=cursor, newest_first=True,
                     filters={"store_id": store_id, "from": from_date, "to": to_date})
 
 

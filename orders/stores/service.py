@@ -38,7 +38,7 @@ from shop.db import db, lock_on_sqlite, lock_row, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
 from shop.fields import name_key
 from shop.idempotency import user_keys
-from shop.pagination import paginate, recorded_in
+from shop.pagination import paginate, paginate_committed, recorded_in
 from shop.regions.models import Pairing
 from shop.regions.service import region_named
 from suppliers.errors import SupplierCode
@@ -283,7 +283,7 @@ def list_account_changes(*, store_id: int, from_date: date | None, to_date: date
     _store(store_id)
     query = select(StoreAccountChange).where(StoreAccountChange.store_id == store_id, *recorded_in(
         StoreAccountChange.created_at, from_date=from_date, to_date=to_date))
-    return paginate(query, keys=[StoreAccountChange.id], limit=limit, cursor=cursor,
+    return paginate_committed(query, model=StoreAccountChange, limit=limit, cursor=cursor,
                     filters={"store_id": store_id, "from": from_date, "to": to_date})
 
 
@@ -737,5 +737,5 @@ def list_adjustments(*, actor: User, location_id: int | None, lot_id: int | None
         query = query.where(StockAdjustment.location_id == location_id)
     if lot_id is not None:
         query = query.where(StockAdjustment.lot_id == lot_id)
-    return paginate(query, keys=[StockAdjustment.id], limit=limit, cursor=cursor,
+    return paginate_committed(query, model=StockAdjustment, limit=limit, cursor=cursor,
                     filters={"location_id": location_id, "lot_id": lot_id, "from": from_date, "to": to_date})

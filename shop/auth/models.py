@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import UTCDateTime, db, utcnow
+from shop.db import CommitOrdered, UTCDateTime, db, utcnow
 from shop.fields import mask_personal_numbers
 
 ROLES = ("consumer", "store_staff", "coop", "admin", "auditor")
@@ -54,7 +54,7 @@ class User(db.Model):
         return mask_personal_numbers(self.username)
 
 
-class UserChange(db.Model):
+class UserChange(CommitOrdered, db.Model):
     """A user was created or changed (never the password itself): which user, what, by whom (null: the command
     line), when; a role or scope change keeps the old and the new. Rows are only ever added."""
 

@@ -20,7 +20,7 @@ from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
 from shop.fields import code_skeleton, holds_personal_number, mainland_mobile, normalise_username
-from shop.pagination import paginate, recorded_in
+from shop.pagination import paginate, paginate_committed, recorded_in
 
 SCOPE_FIELDS = {"store_staff": "store_id", "coop": "supplier_id"}
 
@@ -391,5 +391,5 @@ def list_user_changes(*, user_id: int | None, from_date: date | None, to_date: d
     query = select(UserChange).where(*recorded_in(UserChange.created_at, from_date=from_date, to_date=to_date))
     if user_id is not None:
         query = query.where(UserChange.user_id == user_id)
-    return paginate(query, keys=[UserChange.id], limit=limit, cursor=cursor,
+    return paginate_committed(query, model=UserChange, limit=limit, cursor=cursor,
                     filters={"user_id": user_id, "from": from_date, "to": to_date})

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from shop.pagination import _serializer
 from shop.regions.models import Region
 from tests.catalog.factories import ProductFactory
 from tests.conftest import close_checked, make_app
+from tests.factories import UserFactory
 
 
 def assert_invalid_cursor(response) -> None:
@@ -341,3 +343,171 @@ def test_a_filtered_cursor_is_refused_with_another_value_or_on_another_owners_li
                       headers=admin).status_code == 200
     assert_invalid_cursor(client.get(f"/api/v1/suppliers/2/households?village={village}&cursor={cursor}",
                                      headers=admin))
+
+
+# --- audit and change lists: a row committed late is never behind a page already read ------------------------------
+
+def _audit_world() -> dict:
+    """Ids of an admin, a supplier with a household, a product, a lot at a store's location and a payout batch."""
+    from catalog.models import Lot
+    from orders.ledger.payouts.models import PayoutBatch
+    from suppliers.models import Supplier
+    from tests.orders.factories import StoreFactory
+    from tests.suppliers.factories import HouseholdFactory
+
+    admin = UserFactory(role="admin")
+    product, store = ProductFactory(), StoreFactory()
+    household = HouseholdFactory(supplier=db.session.get(Supplier, product.supplier_id))
+    lot = Lot(supplier_id=product.supplier_id, product_id=product.id, lot_code="L1", trace_code="TRACE0001",
+              harvested_on=date(2026, 10, 1), village="测试村", quantity=10)
+    batch = PayoutBatch(party="supplier", until=date(2026, 11, 1), created_by=admin.id)
+    db.session.add_all([lot, batch])
+    db.session.flush()
+    return {"admin": admin.id, "supplier": product.supplier_id, "household": household.id, "product": product.id,
+            "sku": product.sku, "store": store.id, "location": store.location_id, "lot": lot.id, "batch": batch.id}
+
+
+def _audit_row(kind: str, w: dict):
+    """A new row of the list `kind`, added to the session (flushed: its id is taken)."""
+    from orders.ledger import accounts, chain
+    from orders.ledger.models import StoreRemittance
+    from orders.ledger.payouts.models import PayoutBatch, PayoutDownload
+    from orders.models import SaleConflict, StockAdjustment, StoreAccountChange
+    from shop.auth.models import UserChange
+    from suppliers.models import BankAccountChange, HouseholdChange, RevealAudit, SupplierChange
+
+    admin = w["admin"]
+    if kind == "store_remittances":
+        posted = chain.post(kind="processor_fee", memo="remittance", postings=[
+            (accounts.platform(), 1, "fee"), (accounts.payments("sandbox"), -1, "payment")])
+    row = {
+        "user_changes": lambda: UserChange(user_id=admin, actor_id=admin, action="disabled"),
+        "product_changes": lambda: ProductChange(product_id=w["product"], field="price_fen", old_value=1,
+                                                 new_value=2, changed_by=admin),
+        "supplier_changes": lambda: SupplierChange(supplier_id=w["supplier"], field="platform_fee_bp",
+                                                   old_value=1, new_value=2, changed_by=admin),
+        "household_changes": lambda: HouseholdChange(household_id=w["household"], field="members", old_value="1",
+                                                     new_value="2", changed_by=admin),
+        "reveals": lambda: RevealAudit(user_id=admin, household_id=w["household"], fields="id_number",
+                                       reason="核对"),
+        "bank_account_changes": lambda: BankAccountChange(user_id=admin, household_id=w["household"],
+                                                          reason="换卡"),
+        "store_account_changes": lambda: StoreAccountChange(store_id=w["store"], user_id=admin, reason="换卡"),
+        "stock_adjustments": lambda: StockAdjustment(location_id=w["location"], lot_id=w["lot"], delta=1,
+                                                     reason="found", created_by=admin),
+        "sale_conflicts": lambda: SaleConflict(store_id=w["store"], code="price_changed", message="?", sale={},
+                                               created_by=admin),
+        "payout_batches": lambda: PayoutBatch(party="store", until=date(2026, 11, 1), created_by=admin),
+        "payout_downloads": lambda: PayoutDownload(batch_id=w["batch"], user_id=admin, lines=1, total_fen=1,
+                                                   reason="付款"),
+        "store_remittances": lambda: StoreRemittance(store_id=w["store"], amount_fen=1, commission_kept_fen=0,
+                                                     received_on=date(2026, 11, 1), reference=f"R{posted.id}",
+                                                     transaction_id=posted.id, recorded_by=admin),
+    }[kind]()
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def _audit_page(kind: str, w: dict, cursor: str | None) -> dict:
+    """A one-row page of the list `kind`, as its service reads it for an admin."""
+    from catalog.service import product_history
+    from orders.counter.service import list_conflicts
+    from orders.ledger.payouts.service import list_batches, list_downloads
+    from orders.ledger.remittances import list_remittances
+    from orders.stores import service as stores
+    from shop.auth.service import list_user_changes
+    from suppliers import service as suppliers
+
+    admin, period = db.session.get(User, w["admin"]), {"from_date": None, "to_date": None}
+    read = {
+        "user_changes": lambda: list_user_changes(user_id=None, **period, limit=1, cursor=cursor),
+        "product_changes": lambda: product_history(actor=admin, sku=w["sku"], **period, limit=1, cursor=cursor),
+        "supplier_changes": lambda: suppliers.supplier_history(supplier_id=w["supplier"], supplier_scope=None,
+                                                               **period, limit=1, cursor=cursor),
+        "household_changes": lambda: suppliers.household_history(household_id=w["household"], supplier_scope=None,
+                                                                 **period, limit=1, cursor=cursor),
+        "reveals": lambda: suppliers.list_reveals(household_id=None, supplier_id=None, store_id=None, user_id=None,
+                                                  **period, limit=1, cursor=cursor),
+        "bank_account_changes": lambda: suppliers.list_account_changes(household_id=None, supplier_id=None,
+                                                                       user_id=None, **period, limit=1,
+                                                                       cursor=cursor),
+        "store_account_changes": lambda: stores.list_account_changes(store_id=w["store"], **period, limit=1,
+                                                                     cursor=cursor),
+        "stock_adjustments": lambda: stores.list_adjustments(actor=admin, location_id=None, lot_id=None, **period,
+                                                             limit=1, cursor=cursor),
+        "sale_conflicts": lambda: list_conflicts(actor=admin, store_id=w["store"], limit=1, cursor=cursor),
+        "payout_batches": lambda: list_batches(actor=admin, party="store", limit=1, cursor=cursor),
+        "payout_downloads": lambda: list_downloads(**period, limit=1, cursor=cursor),
+        "store_remittances": lambda: list_remittances(store_id=w["store"], actor=admin, **period, limit=1,
+                                                      cursor=cursor),
+    }
+    page = read[kind]()
+    return {"ids": [item["id"] if isinstance(item, dict) else item.id for item in page["items"]],
+            "next_cursor": page["next_cursor"]}
+
+
+AUDIT_LISTS = ["supplier_changes", "bank_account_changes", "household_changes", "payout_downloads",
+               "product_changes", "reveals", "sale_conflicts", "stock_adjustments", "store_account_changes",
+               "user_changes"]  # oldest first: a reader goes on from where the last page ended
+NEWEST_FIRST = ["payout_batches", "store_remittances"]  # a reader reads from the top down to what it read before
+
+
+def _follow(kind: str, w: dict, cursor: str | None, seen: list[int]) -> tuple[list[int], str | None]:
+    """Read the list on from `cursor` to its end, as a reader following it does (oldest first: on from its cursor,
+    keeping the one its last page was read with; newest first: from the top down to a row in `seen`); the ids it had
+    not seen and the cursor it keeps."""
+    new = []
+    while True:
+        page = _audit_page(kind, w, cursor)
+        if kind in NEWEST_FIRST and (not page["ids"] or page["ids"][0] in seen):
+            return new, None
+        new += [row for row in page["ids"] if row not in seen + new]
+        if page["next_cursor"] is None:
+            return new, cursor
+        cursor = page["next_cursor"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kind", AUDIT_LISTS + NEWEST_FIRST)
+def test_a_reader_following_an_audit_list_meets_a_row_committed_after_a_later_one(pg_app, kind):
+    """Writers run in parallel: a row may commit after one with a larger id. A reader following the list meanwhile
+    (oldest first: going on from its last cursor; newest first: reading from the top down to what it read before)
+    must still meet it later."""
+    from tests.parallel import second_while_first_uncommitted
+
+    w = _audit_world()
+    _audit_row(kind, w)
+    db.session.commit()
+    late = {}
+
+    def first():
+        late["id"] = _audit_row(kind, w).id  # its id is taken now; it commits after the two below
+
+    def second():
+        ids = [_audit_row(kind, w).id for _ in range(2)]
+        db.session.commit()
+        return ids, *_follow(kind, w, None, [])
+
+    ids, seen, cursor = second_while_first_uncommitted(pg_app, first, second)
+    assert late["id"] < min(ids)  # committed last, with the smallest id
+    new, _ = _follow(kind, w, None if kind in NEWEST_FIRST else cursor, seen)
+    assert late["id"] in seen + new, (late, ids, seen, new)
+
+
+def test_on_sqlite_commit_order_is_id_order_and_rows_not_committed_are_not_listed(app):
+    """SQLite serialises writers (one holds the database's write lock from its first write until it commits), so no
+    row commits behind one with a larger id: there the commit order the lists follow is the id order."""
+    from shop.auth.models import UserChange
+
+    w = _audit_world()
+    rows = [_audit_row("user_changes", w) for _ in range(2)]
+    db.session.commit()
+    rows.append(UserChange(user_id=w["admin"], actor_id=w["admin"], action="enabled"))
+    db.session.add(rows[-1])  # not flushed before the commit
+    db.session.commit()
+    _audit_row("user_changes", w)  # flushed, not committed
+
+    listed, _ = _follow("user_changes", w, None, [])
+    assert listed == [row.id for row in rows]
+    assert [row.commit_seq for row in rows] == sorted(row.commit_seq for row in rows)

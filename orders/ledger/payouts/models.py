@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop import crypto
 from shop.auth.models import User
-from shop.db import UTCDateTime, db, utcnow
+from shop.db import CommitOrdered, UTCDateTime, db, utcnow
 
 PARTIES = ("household", "supplier", "store")
 BATCH_STATUSES = ("queued", "building", "ready", "failed")
@@ -21,7 +21,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-class PayoutBatch(db.Model):
+class PayoutBatch(CommitOrdered, db.Model):
     """A batch paying one party kind (households of one supplier, suppliers or stores) up to a cut-off date."""
 
     __tablename__ = "payout_batches"
@@ -104,7 +104,7 @@ class PayoutLine(db.Model):
         self.bank_account_enc = crypto.encrypt(value, field=BANK_ACCOUNT_FIELD) if value else None
 
 
-class PayoutDownload(db.Model):
+class PayoutDownload(CommitOrdered, db.Model):
     """Someone downloaded a batch's bank file (full account numbers): who, when, why, how many lines."""
 
     __tablename__ = "payout_downloads"

@@ -50,7 +50,7 @@ from shop.caching import cache_delete, cache_get, cache_set
 from shop.clock import shanghai_midnight
 from shop.db import after_commit, among, db, lock_on_sqlite, lock_row, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationError
-from shop.pagination import paginate, recorded_in, scope_of
+from shop.pagination import paginate, paginate_committed, recorded_in, scope_of
 from suppliers.identifiers import mask_bank_account
 from suppliers.models import Household, RevealAudit, Supplier
 
@@ -421,7 +421,8 @@ def _line_sums(batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
 def _lines_page(batch: PayoutBatch, *, status: str | None, limit: int, cursor: str | None,
                 next_on: dict | None = None) -> dict:
     """A page of the batch's lines by id (of one `status` if given), each marked with `account_changed`; its cursor
-    for the list `next_on` names if given."""
+    for the list `next_on` names if given. (Its build writes all of a batch's lines in one transaction, so id order
+    is their commit order.)"""
     query = select(PayoutLine).where(PayoutLine.batch_id == batch.id)
     if status:
         query = query.where(PayoutLine.status == status)
@@ -484,7 +485,7 @@ def list_batches(*, actor: User, party: str | None = None, status: str | None = 
         query = query.where(PayoutBatch.status == status)
     if supplier_id is not None:
         query = query.where(PayoutBatch.supplier_id == supplier_id)
-    page = paginate(query, keys=[PayoutBatch.id], limit=limit, cursor=cursor, newest_first=True)
+    page = paginate_committed(query, model=PayoutBatch, limit=limit, cursor=cursor, newest_first=True)
     return {"items": [_shown(batch, with_lines=False) for batch in page["items"]], "next_cursor": page["next_cursor"]}
 
 
@@ -617,5 +618,5 @@ def list_downloads(*, batch_id: int | None = None, user_id: int | None = None, f
         query = query.where(PayoutDownload.batch_id == batch_id)
     if user_id is not None:
         query = query.where(PayoutDownload.user_id == user_id)
-    return paginate(query, keys=[PayoutDownload.id], limit=limit, cursor=cursor,
+    return paginate_committed(query, model=PayoutDownload, limit=limit, cursor=cursor,
                     filters={"batch_id": batch_id, "user_id": user_id, "from": from_date, "to": to_date})
