@@ -16,6 +16,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Engine,
+    Index,
     Insert,
     Integer,
     MetaData,
@@ -242,6 +243,13 @@ class CommitOrdered:
     until that commit, so a row that commits late never lands behind one committed before it, as its id could."""
 
     commit_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Map the model, then index its rows still to be numbered (the commit's step finds them without a scan)."""
+        super().__init_subclass__(**kwargs)
+        table = cls.__table__
+        Index(f"ix_{table.name}_uncommitted", table.c.id, postgresql_where=table.c.commit_seq.is_(None),
+              sqlite_where=table.c.commit_seq.is_(None))
 
 
 def commit_ordered_tables() -> list[str]:

@@ -198,9 +198,9 @@ def _changes_and_audits_made(client, admin: dict) -> None:
 
 
 def _store_one_busy(client, admin: dict, consumer: dict) -> None:
-    """At store 1: two after-sales requests (rejected), two refunds of one order, two stock adjustments, two pickups
-    waiting and two sale conflicts."""
-    from catalog.models import Stock
+    """At store 1: two after-sales requests (rejected), two refunds of one order, two stock adjustments, two returns
+    to a warehouse, two pickups waiting and two sale conflicts."""
+    from catalog.models import Location, Stock
     from orders.models import SaleConflict, Store
     from tests.orders.counter.conftest import paid_pickup_order
     from tests.orders.refunds.conftest import paid_order
@@ -228,6 +228,11 @@ def _store_one_busy(client, admin: dict, consumer: dict) -> None:
             "location_id": store.location_id, "lot_id": stock.lot_id, "delta": -1, "reason": "spoiled"}
         ).status_code == 201
     clerk = db.session.scalar(select(User.id).where(User.store_id == store.id))
+    warehouse = db.session.scalar(select(Location).where(Location.kind == "warehouse").order_by(Location.id))
+    for _ in (1, 2):
+        assert client.post("/api/v1/stock-transfers", headers=admin, json={
+            "from_location": db.session.get(Location, store.location_id).code, "to_location": warehouse.code,
+            "lines": [{"sku": product.sku, "quantity": 1}]}).status_code == 201
     for n in (1, 2):
         paid_pickup_order(store, product, pickup_code=f"90000{n}")
         db.session.add(SaleConflict(store_id=store.id, code="sale_too_old", message="太早", sale={}, created_by=clerk))
