@@ -236,10 +236,13 @@ def cancel_transfer(data, transfer_id):
     return transfer
 
 
+TransferPage = page_schema(TransferOut)  # one schema for both lists of transfers (one name in the document)
+
+
 @transfers.route("/stores/<int:store_id>/incoming-transfers")
 @require_role("admin", "auditor", "store_staff")
 @transfers.arguments(TransferQuery, location="query")
-@transfers.response(200, page_schema(TransferOut))
+@transfers.response(200, TransferPage)
 def list_incoming_transfers(query, store_id):
     """List the transfers sent to a store, oldest first, or those of one `status`."""
     return service.list_incoming_transfers(actor=current_user(), store_id=store_id, **query)
@@ -248,7 +251,7 @@ def list_incoming_transfers(query, store_id):
 @transfers.route("/stores/<int:store_id>/returned-transfers")
 @require_role("admin", "auditor", "store_staff")
 @transfers.arguments(TransferQuery, location="query")
-@transfers.response(200, page_schema(TransferOut))
+@transfers.response(200, TransferPage)
 def list_returned_transfers(query, store_id):
     """List the transfers a store sent back to a warehouse (its leftover stock, also once closed), oldest first, or
     those of one `status`."""
