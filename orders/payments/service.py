@@ -228,6 +228,12 @@ def _return_payment(*, order: Order, payment: Payment, amount_fen: int, paid_at:
     log.info("payment %s of order %s could not be allocated: to be returned", payment.intent_id, order.id)
 
 
+def _dated(event: PaymentEvent, order: Order, payment: Payment) -> datetime:
+    """When money an event of a payment made moves (a fee, a chargeback) counts: the event's `created`, but never
+    before its order or that payment (`not_before`, as `_paid_at`)."""
+    return not_before(event.created, order.created_at, payment.succeeded_at)
+
+
 def _paid_at(event: PaymentEvent, order: Order) -> datetime:
     """When a payment counts as made: the event's `created`, but never before the order existed (a clock or a
     replayed event must not date a sale before its order, perhaps into a month already disclosed: `not_before`)."""
@@ -406,7 +412,7 @@ def _charged(event: PaymentEvent, order: Order, payment: Payment) -> str:
     status."""
     if payment.status not in TAKEN:
         return "deferred"
-    _record_fees(event.payload["data"]["object"], order, event.created)
+    _record_fees(event.payload["data"]["object"], order, _dated(event, order, payment))
     return "processed"
 
 
@@ -423,8 +429,8 @@ def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> str:
     status = _short_string(obj.get("status"), 32) or event.type.rsplit(".", 1)[1]
     if status == "lost" and payment.status not in TAKEN:
         return "deferred"
-    if payment.status in TAKEN:
-        _record_fees(obj, order, event.created)  # the dispute's fee (and its return, if won), whatever its order
+    if payment.status in TAKEN:  # the dispute's fee (and its return, if won), whatever its order
+        _record_fees(obj, order, _dated(event, order, payment))
     if payment.dispute_status in DISPUTE_CLOSED and status not in DISPUTE_CLOSED:
         return "processed"  # an earlier event of a dispute already closed, delivered late: the outcome stands
     payment.dispute_id = _short_string(obj.get("id"), 255) or payment.dispute_id
@@ -435,7 +441,7 @@ def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> str:
                 order.id, event.type, payment.dispute_status, payment.dispute_reason, payment.dispute_amount_fen)
     if status == "lost" and payment.status == "succeeded" and payment.dispute_id and payment.dispute_amount_fen:
         record_provider_refund(order_id=order.id, provider_refund_id=payment.dispute_id,
-                               amount_fen=payment.dispute_amount_fen, occurred_at=event.created,
+                               amount_fen=payment.dispute_amount_fen, occurred_at=_dated(event, order, payment),
                                reason=DISPUTE_LOST_REASON)
     elif status == "lost":
         log.error("payment %s of order %s was returned and its dispute %s lost too: settle it at Stripe",

@@ -3,9 +3,13 @@ once, as the platform's cost (`platform_costs`), converted to fen at the charge'
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
+from sqlalchemy import select
 
+from orders.models import OutboxEvent
+from orders.outbox import sale_date_of
 from shop.db import db
 from tests.orders.payments.conftest import deliver, event, intent_event, intent_of, place_order, stock, user_with_token
 
@@ -135,3 +139,34 @@ def test_a_fee_with_no_usable_rate_to_cny_is_logged_to_book_by_hand_and_not_gues
 
     assert _costs(client, auditor) == []
     assert any("txn_1" in r.getMessage() and "book it by hand" in r.getMessage() for r in caplog.records)
+
+
+EPOCH_PLUS_ONE = 1  # 1970-01-01T00:00:01Z: a Stripe timestamp, but no fee of this shop's was kept then
+
+
+def _fee_event_dated_1970(payment, kind: str) -> dict:
+    """A charge's or a dispute's event of the payment, naming a fee, that says it was made in 1970."""
+    made = (_charge(payment) if kind == "charge" else
+            _dispute(payment, "charge.dispute.funds_withdrawn", [{"id": "txn_1", "fee": 95, "currency": "cny"}],
+                     "needs_response"))
+    return {**made, "created": EPOCH_PLUS_ONE}
+
+
+@pytest.mark.parametrize("kind", ["charge", "dispute"])
+@pytest.mark.parametrize("amount", [2500, 2499], ids=["paid", "returned"])  # allocated, or returned as not the total
+def test_a_fee_dated_before_its_payment_is_dated_when_the_payment_was_made(paid, stripe_http, kind, amount):
+    client, payment, _ = paid
+    stripe_http.balance_transactions["txn_1"] = {"id": "txn_1", "amount": 2500, "fee": 95, "currency": "cny",
+                                                 "exchange_rate": None}
+    paid_at = int(time.time()) + 3600  # the payment is dated an hour after its order was placed
+    succeeded = intent_event("payment_intent.succeeded", payment, created=paid_at)
+    succeeded["data"]["object"]["amount_received"] = amount
+    assert deliver(client, succeeded, secret=SECRET).status_code == 200
+
+    assert deliver(client, _fee_event_dated_1970(payment, kind), secret=SECRET).status_code == 200
+
+    db.session.expire_all()
+    fees = db.session.execute(select(OutboxEvent.occurred_at, OutboxEvent.sale_date)
+                              .where(OutboxEvent.kind == "processor_fee")).all()
+    assert [occurred_at.timestamp() for occurred_at, _ in fees] == [paid_at]
+    assert fees[0].sale_date == sale_date_of(intent_of(payment.order_id).succeeded_at)
