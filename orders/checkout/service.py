@@ -25,7 +25,7 @@ from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, OrderTransition, Payment, PaymentEvent, Store
 from orders.notify import notify
 from orders.outbox import record_line_paid, sale_date_of
-from orders.payments.provider import MAX_PAYMENT_FEN, AmountTooSmall, get_provider, provider_key
+from orders.payments.provider import MAX_PAYMENT_FEN, AmountTooSmall, KeyRefused, get_provider, provider_key
 from orders.state import record_created, transition
 from orders.stores.service import SEE_ALL, hold_store_open
 from shop.auth.models import User
@@ -270,8 +270,9 @@ def start_payment(*, order: Order) -> Payment:
     """Create the PaymentIntent of an order just placed (as `place_order` returned it; the provider's idempotency
     key is the order's `provider_key`, so a retried call gets the same intent, whose unique id then refuses a second
     row) and record it; call once the reservation has committed. `OrderTotalTooSmall` if the provider refuses the
-    total as below its minimum charge, `PaymentProviderUnavailable` if it fails otherwise (either way the caller
-    abandons the order); the payment as written (not in the session)."""
+    total as below its minimum charge, `PaymentProviderUnavailable` if it fails otherwise (a refused API key logged
+    as an error, for an operator to fix; either way the caller abandons the order); the payment as written (not in
+    the session)."""
     order_id, total_fen = order.id, order.total_fen
     provider = get_provider()
     try:
@@ -281,6 +282,11 @@ def start_payment(*, order: Order) -> Payment:
         message = (f"The order's total of {total_fen} fen is below the least the payment provider charges; nothing "
                    "was charged and the order was cancelled: add to the order and place it again.")
         raise OrderTotalTooSmall(message, details={"lines": [message]}) from exc
+    except KeyRefused as exc:  # a configuration problem, not an outage: the buyer is told as for one
+        log.error("payment provider %s refused the shop's API key (%s) for order %s: nothing was charged; fix the key",
+                  provider.name, exc, order_id)
+        raise PaymentProviderUnavailable("The payment provider is unavailable; nothing was charged. "
+                                         "Please try again.") from exc
     except Exception as exc:  # noqa: BLE001 - any provider failure: the caller cancels the order
         log.warning("payment provider %s failed for order %s: %s", provider.name, order_id, type(exc).__name__)
         raise PaymentProviderUnavailable("The payment provider is unavailable; nothing was charged. "
@@ -434,12 +440,17 @@ def cancel_order(*, actor: User, order_id: int) -> OrderView:
 def _cancel_intents(order_id: int, intent_ids: list[str]) -> None:
     """Cancel a cancelled order's PaymentIntents at the provider (after its commit), each payment the provider
     cancelled then `canceled` (not one still to make, also after a declined attempt); one the provider will not
-    cancel, or an unanswered call, is logged and stays as it was: a payment made all the same is returned when its
-    event comes."""
+    cancel, or an unanswered call, is logged (a refused API key as an error) and stays as it was: a payment made all the
+    same is returned when its event comes."""
     provider, canceled = get_provider(), []
     for intent_id in intent_ids:
         try:
             provider.cancel_intent(intent_id=intent_id)
+        except KeyRefused as exc:
+            log.error("payment provider %s refused the shop's API key (%s) to cancel intent %s of cancelled order %s: "
+                      "fix the key; a payment of it is returned when its event comes", provider.name, exc, intent_id,
+                      order_id)
+            continue
         except Exception as exc:  # noqa: BLE001 - the order stays cancelled; a late payment of it is returned
             log.warning("payment provider %s did not cancel intent %s of cancelled order %s: %s", provider.name,
                         intent_id, order_id, type(exc).__name__)

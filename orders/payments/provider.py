@@ -71,8 +71,9 @@ class RefundRefused(Exception):
 
 class KeyRefused(Exception):
     """The provider refused the shop's API key (one it does not know, or a restricted key without the permission the
-    request needs; its message, which quotes part of the key, is not kept): nothing was done, so the request is asked
-    again unchanged, but only an operator fixing the key makes it succeed. Its text: the provider's error class."""
+    request needs; its message, which quotes part of the key, is not kept, nor chained): nothing was done, so the
+    request may be asked again unchanged, but only an operator fixing the key makes it succeed. Its text: the
+    provider's error class. Every provider call may raise it."""
 
 
 class PaymentProvider(Protocol):
@@ -82,7 +83,8 @@ class PaymentProvider(Protocol):
 
     def create_intent(self, *, order_id: int, amount_fen: int, idempotency_key: str) -> Intent:
         """Create (idempotently, under the order's `provider_key`) a CNY PaymentIntent for the order; no personal
-        data (`AmountTooSmall` if the provider answered that the amount is below its minimum charge)."""
+        data (`AmountTooSmall` if the provider answered that the amount is below its minimum charge; `KeyRefused` as
+        `refund`)."""
 
     def refund(self, *, intent_id: str, amount_fen: int, idempotency_key: str) -> ProviderRefund:
         """Refund part or all of a succeeded PaymentIntent; the provider's refund (`RefundRefused` if it answered
@@ -95,7 +97,8 @@ class PaymentProvider(Protocol):
 
     def retrieve_balance_transaction(self, *, balance_transaction_id: str) -> dict:
         """A charge's balance transaction: its id, `fee` (what the provider kept, in the balance's smallest unit),
-        `currency` and `exchange_rate` (from the charge's currency to the balance's, if it was converted)."""
+        `currency` and `exchange_rate` (from the charge's currency to the balance's, if it was converted;
+        `KeyRefused` as `refund`)."""
 
     def list_refunds(self, *, intent_id: str) -> list[dict]:
         """The refunds of a PaymentIntent (id, amount, created, status, metadata.refund_key), newest first
@@ -103,7 +106,7 @@ class PaymentProvider(Protocol):
 
     def cancel_intent(self, *, intent_id: str) -> None:
         """Cancel a PaymentIntent no one has paid, so it can no longer be paid (one already paid is left as it
-        is: its payment is then returned when its event comes)."""
+        is: its payment is then returned when its event comes; `KeyRefused` as `refund`)."""
 
 
 def get_provider() -> PaymentProvider:

@@ -25,11 +25,12 @@ REQUEST_TIMEOUT_SECONDS = 8  # each try: two tries and the library's retry pause
 @contextmanager
 def _key_checked() -> Iterator[None]:
     """Stripe's refusal of the key (401 `AuthenticationError`, 403 `PermissionError`: a restricted key without the
-    permission) as `KeyRefused`, named by its class only (Stripe's message quotes part of the key)."""
+    permission) as `KeyRefused`, named by its class only, with no cause chained to it (Stripe's message quotes part of
+    the key, and a logged traceback would print it): every call to Stripe goes through it."""
     try:
         yield
     except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-        raise KeyRefused(exc.__class__.__name__) from exc
+        raise KeyRefused(exc.__class__.__name__) from None
 
 
 class StripeProvider:
@@ -51,13 +52,15 @@ class StripeProvider:
     def create_intent(self, *, order_id: int, amount_fen: int, idempotency_key: str) -> Intent:
         """Create the order's PaymentIntent, idempotently under the caller's key; metadata: the order id only.
         `AmountTooSmall` when Stripe refuses the amount as below its minimum charge (`amount_too_small`: the minimum
-        follows the account's settlement currency, so only Stripe knows it)."""
+        follows the account's settlement currency, so only Stripe knows it); `KeyRefused`: `_key_checked`."""
         try:
-            intent = self.client.v1.payment_intents.create(
-                params={"amount": amount_fen, "currency": "cny", "payment_method_types": list(PAYMENT_METHOD_TYPES),
-                        "payment_method_options": {"wechat_pay": {"client": "web"}},
-                        "metadata": {"order_id": str(order_id)}},
-                options={"idempotency_key": idempotency_key})
+            with _key_checked():
+                intent = self.client.v1.payment_intents.create(
+                    params={"amount": amount_fen, "currency": "cny",
+                            "payment_method_types": list(PAYMENT_METHOD_TYPES),
+                            "payment_method_options": {"wechat_pay": {"client": "web"}},
+                            "metadata": {"order_id": str(order_id)}},
+                    options={"idempotency_key": idempotency_key})
         except stripe.InvalidRequestError as exc:
             if exc.code == STRIPE_AMOUNT_TOO_SMALL:
                 raise AmountTooSmall(amount_fen) from exc
@@ -86,12 +89,15 @@ class StripeProvider:
 
     def cancel_intent(self, *, intent_id: str) -> None:
         """Cancel the PaymentIntent (key `<intent>-cancel`); one Stripe will not cancel (already paid or being
-        paid) raises `stripe.InvalidRequestError`."""
-        self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": f"{intent_id}-cancel"})
+        paid) raises `stripe.InvalidRequestError` (`KeyRefused`: `_key_checked`)."""
+        with _key_checked():
+            self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": f"{intent_id}-cancel"})
 
     def retrieve_balance_transaction(self, *, balance_transaction_id: str) -> dict:
-        """The balance transaction as Stripe has it: id, fee, currency and exchange rate."""
-        txn = self.client.v1.balance_transactions.retrieve(balance_transaction_id).to_dict()
+        """The balance transaction as Stripe has it: id, fee, currency and exchange rate (`KeyRefused`:
+        `_key_checked`)."""
+        with _key_checked():
+            txn = self.client.v1.balance_transactions.retrieve(balance_transaction_id).to_dict()
         return {key: txn.get(key) for key in ("id", "fee", "currency", "exchange_rate")}
 
     def list_refunds(self, *, intent_id: str) -> list[dict]:

@@ -6,6 +6,7 @@ import logging
 from celery import shared_task
 
 from orders.payments import service
+from orders.payments.provider import KeyRefused
 from orders.refunds.service import settle_refund
 from shop import wakeups
 from shop.db import db
@@ -15,11 +16,23 @@ log = logging.getLogger(__name__)
 DRAIN_LIMIT = 500  # events one drain run processes before it hands over to the next run
 
 
+def _log_key_refused(event_id: int, exc: KeyRefused) -> None:
+    """Log, as an error for an operator, that the provider refused the shop's API key while processing an event."""
+    log.error("processing payment event %s: the payment provider refused the shop's API key (%s: it lacks a "
+              "permission, or is not valid); the sweeper retries it a bounded number of times: fix the key",
+              event_id, exc)
+
+
 @shared_task(name="orders.process_payment_event", acks_late=True)
 def process_payment_event(event_id: int) -> str:
     """Apply a stored payment event to its order (idempotent: a processed event is left alone): the sweeper's
-    retry of an event whose drain failed or was lost."""
-    return service.process_event(event_id=event_id)
+    retry of an event whose drain failed or was lost (the provider refusing the shop's key: logged, left pending)."""
+    try:
+        return service.process_event(event_id=event_id)
+    except KeyRefused as exc:
+        db.session.rollback()
+        _log_key_refused(event_id, exc)
+        return "pending"
 
 
 @shared_task(name="orders.settle_refund", acks_late=True)
@@ -44,6 +57,11 @@ def drain_payment_events() -> int:
         tried, event_id = tried + 1, claimed.PaymentEvent.id
         try:
             service.process_claimed(claimed)
+            db.session.commit()
+        except KeyRefused as exc:  # a configuration problem: no traceback, retried by the sweeper as any failure
+            db.session.rollback()
+            _log_key_refused(event_id, exc)
+            service.count_failed_attempt(event_id)
             db.session.commit()
         except Exception:  # noqa: BLE001 - one bad event must not hold back the others; the sweeper retries it
             db.session.rollback()

@@ -147,7 +147,7 @@ class StubHTTPClient(stripe.HTTPClient):
     charged: dict = field(default_factory=dict)  # intent id -> amount: its refunds are kept as Stripe keeps them
     lost_refund_answers: int = 0  # POST /v1/refunds answers lost (a 500 after the refund was made), so many times
     minimum_charge: int = 0  # POST /v1/payment_intents below it is refused as Stripe refuses it (`amount_too_small`)
-    key_refused: int = 0  # POST /v1/refunds answered as Stripe answers a key without refund permission (403) or
+    key_refused: int = 0  # every request answered as Stripe answers a key without the permission it needs (403) or
     # an invalid key (401)
 
     def __post_init__(self):
@@ -158,7 +158,7 @@ class StubHTTPClient(stripe.HTTPClient):
         retrieved (as listed, if it is), the refunds listed, or a balance transaction."""
         params = dict(parse_qsl(post_data or ""))
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
-        if url.endswith("/v1/refunds") and method == "post" and self.key_refused:
+        if self.key_refused:
             return json.dumps({"error": KEY_REFUSED[self.key_refused]}), self.key_refused, {"request-id": "req_stub"}
         if url.endswith("/v1/payment_intents") and int(params["amount"]) < self.minimum_charge:
             error = {"type": "invalid_request_error", "code": "amount_too_small", "param": "amount",

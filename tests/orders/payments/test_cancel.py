@@ -66,6 +66,22 @@ def test_an_intent_stripe_will_not_cancel_leaves_the_order_cancelled_and_its_pay
     assert stripe_http.requests[-1]["url"] == "https://api.stripe.com/v1/refunds"
 
 
+def test_an_intent_stripe_refuses_the_shops_key_to_cancel_is_logged_as_a_key_to_fix(stripe_app, stripe_http, caplog):
+    client = stripe_app.test_client()
+    payment, headers = _bought(client)
+    stripe_http.key_refused = 401
+
+    with caplog.at_level(logging.WARNING):
+        response = client.post(f"/api/v1/orders/{payment.order_id}/cancel", headers=headers)
+
+    assert response.status_code == 200 and response.json["status"] == "cancelled"
+    logged = [r for r in caplog.records if r.name == "orders.checkout.service"]
+    assert [r.levelname for r in logged] == ["ERROR"]
+    assert "AuthenticationError" in logged[0].getMessage() and "API key" in logged[0].getMessage()
+    assert not any("_test_" in r.getMessage() or r.exc_info for r in caplog.records)
+    assert client.get(f"/api/v1/orders/{payment.order_id}", headers=headers).json["payment"]["status"] == "created"
+
+
 def test_an_order_whose_payment_is_being_confirmed_is_not_cancelled(stripe_app, stripe_http):
     client = stripe_app.test_client()
     payment, headers = _bought(client)

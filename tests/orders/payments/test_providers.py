@@ -2,6 +2,7 @@
 makes Stripe-shaped objects locally and idempotently."""
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from datetime import timedelta
@@ -237,3 +238,26 @@ def test_an_order_total_below_stripes_minimum_charge_is_refused_clearly_and_noth
     body["lines"] = [{"sku": dear, "quantity": 1}]
     again = client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": "too-little"})
     assert again.status_code == 201, again.json
+
+
+@pytest.mark.parametrize(("status", "error"), [(403, "PermissionError"), (401, "AuthenticationError")])
+def test_an_order_stripe_refuses_the_shops_key_for_is_refused_and_logged_as_a_key_to_fix(stripe_app, stripe_http,
+                                                                                         caplog, status, error):
+    client = stripe_app.test_client()
+    world = stock(quantity=5, prices=(1250,))
+    _, headers = user_with_token()
+    db.session.commit()
+    stripe_http.key_refused = status
+    body = {"channel": "delivery", "address": dict(ADDRESS),
+            "lines": [{"sku": world["products"][0].sku, "quantity": 1}]}
+
+    with caplog.at_level(logging.WARNING):
+        response = client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": "refused-key"})
+
+    assert_error(response, 503, "payment_provider_unavailable")
+    assert db.session.scalar(select(Order.status)) == "cancelled"
+    assert _reserved(world["warehouse"].id) == 0
+    logged = [r for r in caplog.records if r.name == "orders.checkout.service"]
+    assert [r.levelname for r in logged] == ["ERROR"]
+    assert error in logged[0].getMessage() and "API key" in logged[0].getMessage()
+    assert not any("_test_" in r.getMessage() or r.exc_info for r in caplog.records)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from catalog.models import Location
-from orders.models import OrderLine, OutboxEvent, Refund
+from orders.models import OrderLine, OutboxEvent, PaymentEvent, Refund
 from shop.db import db, utcnow
 from shop.tasks import sweep
 from tests.catalog.factories import ProductFactory, make_lot
@@ -428,3 +428,37 @@ def test_a_refund_stripe_refuses_for_the_keys_permission_is_logged_as_that_and_a
     assert sweep()["orders.pending_refunds"] == 1
     assert _refund_state(admin, client, payment)[0][1] == "succeeded"
     assert _money_events() == [("line_refunded", 1250)]
+
+
+def _needing_stripe(payment, stripe_http) -> dict:
+    """Events whose processing asks Stripe: a charge refunded that does not embed its refunds (listed), and a charge
+    naming its balance transaction (its fee fetched)."""
+    stripe_http.listed_refunds = [_refund_object(payment, "re_dash_1", 1250)]
+    stripe_http.balance_transactions["txn_1"] = {"id": "txn_1", "fee": 95, "currency": "cny", "exchange_rate": None}
+    charge = {"id": "ch_1", "object": "charge", "amount": 2500, "currency": "cny", "payment_intent": payment.intent_id}
+    return {"listed": event("charge.refunded", {**charge, "amount_refunded": 1250, "refunded": False}),
+            "fee": event("charge.succeeded", {**charge, "status": "succeeded", "balance_transaction": "txn_1"})}
+
+
+@pytest.mark.parametrize("kind", ["listed", "fee"])
+def test_an_event_stripe_refuses_the_shops_key_for_is_logged_as_that_and_processed_once_the_key_is_fixed(
+        paid, stripe_http, caplog, kind):
+    client, payment, _ = paid
+    stripe_http.key_refused = 401
+
+    with caplog.at_level(logging.WARNING):
+        assert deliver(client, _needing_stripe(payment, stripe_http)[kind], secret=SECRET).status_code == 200
+
+    refused = db.session.scalar(select(PaymentEvent).where(PaymentEvent.type != "payment_intent.succeeded"))
+    assert (refused.status, refused.attempts) == ("pending", 1)  # retried by the sweeper, a bounded number of times
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelname for r in logged] == ["ERROR"]
+    assert "AuthenticationError" in logged[0].getMessage() and "API key" in logged[0].getMessage()
+    assert not any("_test_" in r.getMessage() or r.exc_info for r in caplog.records)
+    stripe_http.key_refused = 0
+    db.session.execute(update(PaymentEvent).values(queued_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    sweep()
+    db.session.expire_all()
+    assert db.session.get(PaymentEvent, refused.id).status == "processed"
+    assert _money_events() == [("line_refunded", 1250)] if kind == "listed" else [("processor_fee", 95)]
