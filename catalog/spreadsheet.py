@@ -21,7 +21,6 @@ import csv
 import io
 import itertools
 import re
-import unicodedata
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -44,6 +43,7 @@ from shop.fields import (
     MAX_NUMBER_INPUT,
     MAX_QUANTITY,
     clean_text,
+    fold_width,
     holds_personal_number,
     normalise_identifier,
     normalise_number,
@@ -67,7 +67,7 @@ IDENTIFIERS = ("sku", "lot_code", "location", "household_code")
 PER_HOUSEHOLD = ("household_code", "quantity")  # a row's own cells, never shared with the rows below by a merge
 LOT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")  # stored from the sheet: the shape POST /lots accepts
 TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
-FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded (NFKC) like a code; a village keeps its spelling
+FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded like a code; a village keeps its spelling
 NOT_TEXT = (date, time, timedelta, bool)  # cells Excel made of what was typed in a text or code column (5-3, 5:03)
 EXCEL_DAY_ZERO = (date(1899, 12, 30), date(1899, 12, 31))  # a time of day's date-time, as programs write one
 EXCEL_EXACT = 10**15  # Excel keeps 15 digits of a number: a code typed as a longer one lost the digits after them
@@ -242,8 +242,9 @@ def cell_text(value) -> str:
 
 
 def normalise(value) -> str:
-    """Text of a cell with full-width forms folded (NFKC) and whitespace trimmed: codes, numbers, dates."""
-    return unicodedata.normalize("NFKC", cell_text(value)).strip()
+    """Text of a cell with full-width forms folded (`fold_width`, as identifiers are) and whitespace trimmed: codes,
+    numbers, dates."""
+    return fold_width(cell_text(value)).strip()
 
 
 def parse_date(value) -> date:

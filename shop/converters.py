@@ -25,9 +25,9 @@ class IdConverter(IntegerConverter):
 
 class CodeConverter(BaseConverter):
     """A bare `<name>` in every route (SKUs, region and trace codes): one spelling, as `shop.fields` gives codes in
-    bodies and queries (NFKC, invisible characters removed, trimmed, upper case), so `/p/ｚｊ-ｋｑｍ-１ｋｇ` shows the
-    product `ZJ-KQM-1KG`; longer than any code, or holding what no identifier holds (`refused_in_identifiers`), it
-    does not match (404). Case-sensitive ids use `<string:…>`."""
+    bodies and queries (width-folded, invisible characters removed, trimmed, upper case), so `/p/ｚｊ-ｋｑｍ-１ｋｇ`
+    shows the product `ZJ-KQM-1KG`; longer than any code, or holding what no identifier holds
+    (`refused_in_identifiers`), it does not match (404). Case-sensitive ids use `<string:…>`."""
 
     def to_python(self, value: str) -> str:
         """The code in its one spelling, or no match."""

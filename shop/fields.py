@@ -2,7 +2,8 @@
 
 Two kinds of text come in. *Identifiers* (ID numbers, USCCs, bank accounts, registry and product
 codes, usernames, trace codes) must be unique or looked up, so every Unicode spelling of one
-identifier has to become the same string: NFKC folds full-width forms (`５１３４` → `5134`), invisible
+identifier has to become the same string: full-width forms are folded (`５１３４` → `5134`; no other compatibility form
+is, and a superscript, subscript or circled number `²`, `₂`, `①` is refused, never read as a digit), invisible
 characters (zero-width spaces, joiners, BOMs, soft hyphens, Hangul fillers, the Braille blank) are removed, the
 ends are trimmed and a case rule per identifier applies, and what is left must hold a letter or digit (`---` names
 nothing); a control character, or a private-use, unassigned or
@@ -50,14 +51,19 @@ _SEPARATORS = re.compile(r"[\s-]")  # after the dashes are folded to `-`
 _UNSHARED = {"Co", "Cn", "Cs"}  # private-use, unassigned, surrogate code points
 
 
+_NUMBER_FORMS = {"No", "Nl"}  # superscripts, subscripts, circled, fractions, Roman numerals: numbers, but no digits
+
+
 def refused_in_identifiers(text: str) -> str | None:
-    """Why no identifier holds `text`'s characters (a control character, or a private-use, unassigned or surrogate
-    code point), or None."""
+    """Why no identifier holds `text`'s characters (a control character, a private-use, unassigned or surrogate code
+    point, or a number form that is no digit: `²`, `₂`, `①`, which NFKC would read as `2`, `2`, `1`), or None."""
     categories = {unicodedata.category(char) for char in text}
     if "Cc" in categories:
         return "Must not contain control characters."
     if categories & _UNSHARED:
         return "Must not contain private-use, unassigned or surrogate characters."
+    if categories & _NUMBER_FORMS:
+        return "Must not contain superscript, subscript, circled or other number forms (², ₂, ①): type digits."
     return None
 
 
@@ -81,11 +87,25 @@ def _ascii_digit(char: str) -> str:
 _DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212", "-"))
 
 
+def _is_width_form(char: str) -> bool:
+    """A full-width or half-width form (`Ａ`, `５`, `－`, `ｶ`, the ideographic space), as a Chinese or Japanese input
+    method types it."""
+    return "\uff00" <= char <= "\uffef" or char == "\u3000"
+
+
+def fold_width(text: str) -> str:
+    """`text` composed (NFC) with its full-width and half-width forms as their usual characters (NFKC of those only):
+    no other compatibility form is folded, so `²`, `①`, `ﬁ` or a mathematical `𝐇` stays, for a field to refuse."""
+    text = unicodedata.normalize("NFC", text)
+    return unicodedata.normalize("NFC", "".join(unicodedata.normalize("NFKC", char) if _is_width_form(char) else char
+                                                for char in text))
+
+
 def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: bool = False) -> str:
-    """One spelling of an identifier: NFKC, every script's digits as ASCII digits and its dashes as `-`, invisible
-    characters removed, trimmed, the case rule applied; with `drop_separators`, spaces and dashes inside are removed
-    too (ID numbers, bank accounts)."""
-    text = "".join(_ascii_digit(char) for char in unicodedata.normalize("NFKC", value).translate(_DASHES)
+    """One spelling of an identifier: full-width forms folded (`fold_width`), every script's digits as ASCII digits and
+    its dashes as `-`, invisible characters removed, trimmed, the case rule applied; with `drop_separators`, spaces
+    and dashes inside are removed too (ID numbers, bank accounts)."""
+    text = "".join(_ascii_digit(char) for char in fold_width(value).translate(_DASHES)
                    if not _is_invisible(char)).strip()
     if drop_separators:
         text = _SEPARATORS.sub("", text)
@@ -96,19 +116,11 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
     return text
 
 
-def _number_char(char: str) -> str:
-    """A character of a typed number: a decimal digit of any script or width as its ASCII digit, any other number (a
-    superscript, a circled or Roman number, which NFKC would fold to digits) kept, to be refused, the rest NFKC."""
-    if unicodedata.category(char) == "Nd":
-        return str(unicodedata.decimal(char))
-    return char if unicodedata.numeric(char, None) is not None else unicodedata.normalize("NFKC", char)
-
-
 def normalise_number(value: str) -> str:
-    """One spelling of a number as typed: read from decimal digits only, as the API's integers are (`３`, `٣` are 3;
-    `²`, `①` are no digits), the rest folded as identifiers are (NFKC: `￥`, `．`, `，`; dashes as `-`), invisible
-    characters removed, trimmed."""
-    return "".join(_number_char(char) for char in value if not _is_invisible(char)).translate(_DASHES).strip()
+    """One spelling of a number as typed, as identifiers are (`normalise_identifier`): read from decimal digits only,
+    as the API's integers are (`３`, `٣` are 3; `²`, `①` are no digits and stay, to be refused), full-width forms
+    folded (`￥`, `．`, `，`), dashes as `-`, invisible characters removed, trimmed."""
+    return normalise_identifier(value, case=None)
 
 
 def code_skeleton(code: str) -> str:
@@ -600,8 +612,8 @@ MAX_MOMENT_INPUT = 64  # longer than any ISO date or moment, however spaced
 
 
 def folded(value: object) -> object:
-    """A string read as identifiers are (NFKC, invisible characters removed, trimmed); anything else, or a string
-    longer than any date or moment, as it is, for the parser to refuse (never a prefix of it)."""
+    """A string read as identifiers are (width-folded, invisible characters removed, trimmed); anything else, or a
+    string longer than any date or moment, as it is, for the parser to refuse (never a prefix of it)."""
     if isinstance(value, str) and len(value) <= MAX_MOMENT_INPUT:
         return normalise_identifier(value, case=None)
     return value

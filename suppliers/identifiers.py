@@ -1,6 +1,6 @@
 """Validation, normalisation and masking of USCCs, resident ID numbers and bank accounts.
 
-Every value first goes through `shop.fields.normalise_identifier` (NFKC, invisible characters
+Every value first goes through `shop.fields.normalise_identifier` (width-folded, invisible characters
 removed, trimmed, upper case, spaces and dashes dropped), so every Unicode spelling of one number
 is one string before it is validated, hashed or stored. Error messages name the field and the
 problem, never the value.

@@ -42,19 +42,19 @@ from suppliers.models import (
 
 
 def HouseholdCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
-    """A household registry code: NFKC, trimmed, upper case; 1 to 32 letters, digits or dashes; not a person's
+    """A household registry code: width-folded, trimmed, upper case; 1 to 32 letters, digits or dashes; not a person's
     ID or phone number (a code is shown unmasked)."""
     return Identifier(max_length=32, case="upper", pattern=r"^[0-9A-Z-]{1,32}$",
                       pattern_error="1 to 32 letters, digits or dashes.", validate=no_personal_number, **kwargs)
 
 
 def IdNumber(**kwargs) -> Identifier:  # noqa: N802
-    """A resident ID number: NFKC, invisible characters, spaces and dashes removed, upper case."""
+    """A resident ID number: width-folded, invisible characters, spaces and dashes removed, upper case."""
     return Identifier(max_length=24, case="upper", drop_separators=True, **kwargs)
 
 
 def BankAccount(**kwargs) -> Identifier:  # noqa: N802
-    """A bank account number: NFKC, invisible characters, spaces and dashes removed (digits checked later)."""
+    """A bank account number: width-folded, invisible characters, spaces and dashes removed (digits checked later)."""
     return Identifier(max_length=40, case="upper", drop_separators=True, **kwargs)
 
 

@@ -15,7 +15,7 @@ class Month(Date):
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        value = folded(value)  # trimmed and NFKC as a date is, so a trailing space is no more than a leading one
+        value = folded(value)  # trimmed and folded as a date is, so a trailing space is no more than a leading one
         if not isinstance(value, str) or len(value) > MAX_MOMENT_INPUT or value.count("-") != 1:
             raise self.make_error("invalid")
         return super()._deserialize(f"{value}-01", attr, data, **kwargs)

@@ -36,7 +36,7 @@ def LocationCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads 
 
 
 def BankAccount(**kwargs) -> Identifier:  # noqa: N802
-    """A bank account number: NFKC, invisible characters, spaces and dashes removed (digits checked later)."""
+    """A bank account number: width-folded, invisible characters, spaces and dashes removed (digits checked later)."""
     return Identifier(max_length=40, case="upper", drop_separators=True, **kwargs)
 
 

@@ -26,7 +26,7 @@ NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 
 class Username(Identifier):
-    """A username in its one spelling (`normalise_username`: a mobile number as its 11 digits, any other NFKC,
+    """A username in its one spelling (`normalise_username`: a mobile number as its 11 digits, any other width-folded,
     invisible characters removed, trimmed, lower case), at most 64 characters."""
 
     def __init__(self, *, pattern: str = NO_CONTROL,

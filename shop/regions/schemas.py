@@ -12,7 +12,7 @@ REGION_CODE_ERROR = "A 6-digit GB/T 2260 code or <prefecture code>-<SLUG>."
 
 
 def RegionCode(**kwargs) -> Identifier:  # noqa: N802 - a field factory reads like a field class
-    """A region code, normalised (NFKC, trimmed, upper case) before its pattern is checked."""
+    """A region code, normalised (full-width forms folded, trimmed, upper case) before its pattern is checked."""
     return Identifier(max_length=20, case="upper", pattern=REGION_CODE_PATTERN, pattern_error=REGION_CODE_ERROR,
                       **kwargs)
 

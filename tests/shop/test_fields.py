@@ -25,6 +25,7 @@ from shop.fields import (
     holds_id_or_card_number,
     holds_personal_number,
     mask_personal_numbers,
+    normalise_identifier,
 )
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import make_uscc
@@ -66,6 +67,30 @@ def test_every_identifier_refuses_unshared_characters(app, char):
         with pytest.raises(ValidationError) as error:
             field.deserialize(f"A1{char}")
         assert REFUSED in error.value.messages, (schema, name)
+
+
+NUMBER_FORMS = {"superscript": "²", "subscript": "₂", "circled": "①", "roman numeral": "Ⅻ", "fraction": "½"}
+NUMBER_FORM_REFUSED = "Must not contain superscript, subscript, circled or other number forms (², ₂, ①): type digits."
+
+
+@pytest.mark.parametrize("char", NUMBER_FORMS.values(), ids=NUMBER_FORMS.keys())
+def test_every_identifier_refuses_a_superscript_subscript_or_circled_number(app, char):
+    """NFKC reads `HH²` as `HH2` and `①` as `1`, so a code typed with one was another code, and a pickup code typed
+    so was accepted: every identifier, choice and path code refuses such a number form rather than read it as a
+    digit (digits of any width or script are digits)."""
+    for schema, name, field in _fields_of(Identifier):
+        field = field.inner if isinstance(field, fields.List) else field
+        with pytest.raises(ValidationError) as error:
+            field.deserialize(f"A1{char}")
+        assert NUMBER_FORM_REFUSED in error.value.messages, (schema, name)
+
+
+@pytest.mark.parametrize(("typed", "read"), [("ＨＨ－２", "HH-2"), ("ｈｈ\u30002", "HH 2"), ("HH\u0662", "HH2"),
+                                             ("5\u338f", "5\u338f"), ("\U0001d407H2", "\U0001d407H2"), ("Ⓐ", "Ⓐ")])
+def test_an_identifier_folds_only_full_width_forms(typed, read):
+    """The full-width and half-width forms an IME types are folded, and every script's digits are digits; no other
+    compatibility form is (a ligature, a mathematical or circled letter stays, for the field's pattern to refuse)."""
+    assert normalise_identifier(typed) == read
 
 
 def test_free_text_keeps_private_use_characters(client, login):

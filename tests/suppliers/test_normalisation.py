@@ -1,6 +1,7 @@
 """One person, one household: every Unicode spelling of an identifier is one record."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -160,3 +161,22 @@ def test_a_registry_code_of_separators_or_invisible_characters_alone_is_refused(
     assert db.session.scalar(select(func.count(Household.id))) == 1
     assert client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
                        json=household_payload(code="ｒ－7")).json["code"] == "R-7"
+
+
+@pytest.mark.parametrize("char", ["²", "₂", "①"], ids=["superscript", "subscript", "circled"])
+def test_a_household_typed_with_a_superscript_subscript_or_circled_digit_is_refused_not_read_as_a_digit(
+        client, admin, coop, supplier, char):
+    """`HH²` was registered as `HH2` (NFKC), and an ID number, bank account or USCC typed with one was another's:
+    each field refuses it, and a filter or date typed so is refused, not read as the digit."""
+    body = household_payload(code="HH2", bank_account=make_bank_account())
+    typed = {"code": "HH" + char, "id_number": body["id_number"][:-2] + char + body["id_number"][-1],
+             "bank_account": body["bank_account"][:-1] + char, "consent_on": "2026-01-0" + char}
+    for field, value in typed.items():
+        refused = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop, json={**body, field: value})
+        assert refused.status_code == 422 and field in refused.json["error"]["details"], (field, refused.json)
+    listed = client.get(f"/api/v1/suppliers/{supplier.id}/households", headers=coop, query_string={"code": "HH" + char})
+    assert listed.status_code == 422 and "code" in listed.json["error"]["details"]
+    uscc = client.post("/api/v1/suppliers", headers=admin, json={
+        "name": "上标社", "kind": "cooperative", "uscc": make_uscc(4243)[:-1] + char, "county_code": "513431"})
+    assert uscc.status_code == 422 and "uscc" in uscc.json["error"]["details"], uscc.json
+    assert db.session.scalar(select(func.count(Household.id))) == 0
