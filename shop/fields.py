@@ -82,9 +82,18 @@ def _ascii_digit(char: str) -> str:
     return str(unicodedata.decimal(char)) if not char.isascii() and unicodedata.category(char) == "Nd" else char
 
 
-# the dashes a keyboard, a word processor's autocorrect or an IME put for a hyphen (NFKC keeps them): hyphen,
-# non-breaking hyphen, figure, en and em dashes, horizontal bar, hyphen bullet, minus sign
-_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212", "-"))
+# what a keyboard, a word processor's autocorrect or an IME puts for a hyphen: Unicode's dash punctuation (Pd: hyphens,
+# figure, en, em and two-em dashes, small, full-width hyphen-minus, Armenian, Hebrew, katakana hyphens…) but its wave
+# dashes, which read as a tilde; and the minus signs (minus, heavy minus, modifier letter minus) and the hyphen bullet
+_WAVE_DASHES = frozenset("\u301c\u3030")
+_MINUS_SIGNS = frozenset("\u2212\u2796\u02d7\u2043")
+
+
+def _as_hyphen(char: str) -> str:
+    """A dash-like character as `-`, any other as it is."""
+    if char in _MINUS_SIGNS or (unicodedata.category(char) == "Pd" and char not in _WAVE_DASHES):
+        return "-"
+    return char
 
 
 def _is_width_form(char: str) -> bool:
@@ -105,8 +114,7 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
     """One spelling of an identifier: full-width forms folded (`fold_width`), every script's digits as ASCII digits and
     its dashes as `-`, invisible characters removed, trimmed, the case rule applied; with `drop_separators`, spaces
     and dashes inside are removed too (ID numbers, bank accounts)."""
-    text = "".join(_ascii_digit(char) for char in fold_width(value).translate(_DASHES)
-                   if not _is_invisible(char)).strip()
+    text = "".join(_ascii_digit(_as_hyphen(char)) for char in fold_width(value) if not _is_invisible(char)).strip()
     if drop_separators:
         text = _SEPARATORS.sub("", text)
     if case == "upper":

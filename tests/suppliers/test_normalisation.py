@@ -180,3 +180,26 @@ def test_a_household_typed_with_a_superscript_subscript_or_circled_digit_is_refu
         "name": "上标社", "kind": "cooperative", "uscc": make_uscc(4243)[:-1] + char, "county_code": "513431"})
     assert uscc.status_code == 422 and "uscc" in uscc.json["error"]["details"], uscc.json
     assert db.session.scalar(select(func.count(Household.id))) == 0
+
+
+DASHES = {"full-width": "\uff0d", "en dash": "\u2013", "minus sign": "\u2212", "small hyphen-minus": "\ufe63",
+          "two-em dash": "\u2e3a", "double oblique hyphen": "\u2e17", "Armenian hyphen": "\u058a",
+          "heavy minus sign": "\u2796", "modifier letter minus": "\u02d7", "katakana double hyphen": "\u30a0"}
+
+
+@pytest.mark.parametrize("dash", DASHES.values(), ids=DASHES.keys())
+def test_a_household_code_typed_with_any_dash_is_the_code_with_a_hyphen(client, coop, supplier, dash):
+    """`LS－001`, `LS–001`, `LS−001` … are `LS-001` as a co-op reads its list: every dash-like character (Unicode's
+    dash punctuation and the minus signs) is `-` in an identifier, so the code is taken, found and linked as one."""
+    first = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                        json=household_payload(code="LS-001"))
+    assert first.status_code == 201, first.json
+    again = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                        json=household_payload(code=f"LS{dash}001"))
+    assert again.status_code == 409 and again.json["error"]["code"] == "household_code_taken", again.json
+    listed = client.get(f"/api/v1/suppliers/{supplier.id}/households", headers=coop,
+                        query_string={"code": f"ls{dash}001"})
+    assert listed.status_code == 200 and [item["id"] for item in listed.json["items"]] == [first.json["id"]]
+    link = client.post(f"/api/v1/suppliers/{supplier.id}/benefit-links", headers=coop,
+                       json={"household_code": f"LS{dash}001", "kind": "purchase", "valid_from": "2026-03-01"})
+    assert link.status_code == 201 and link.json["household_id"] == first.json["id"], link.json
