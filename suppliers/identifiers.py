@@ -21,7 +21,7 @@ from suppliers.errors import SupplierCode
 
 BANK_ACCOUNT = re.compile(r"^[0-9]{8,32}$")
 ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")
-BORN_FROM = date(1900, 1, 1)
+MAX_AGE = 120  # nobody registered is older: a birth date before it is a mistyped number
 MIN_AGE = 16  # the ID number registered is a household head's (or a shareholder's): an adult's
 
 
@@ -52,8 +52,9 @@ def normalise_id_number(value: str, *, today: date) -> str:
             born = None
         if born is None or born > today:
             problem = "The birth date is not a valid past date."
-        elif born < BORN_FROM or born > _years_before(today, MIN_AGE):
-            problem = f"The birth date is not that of a living adult (born from {BORN_FROM.year}, {MIN_AGE} or older)."
+        elif born < _years_before(today, MAX_AGE) or born > _years_before(today, MIN_AGE):
+            problem = (f"The birth date is not that of a living adult (born at most {MAX_AGE} years ago, {MIN_AGE} or "
+                       "older).")
         elif not _known_birth_place(number):
             problem = "The region part is not a known county."
     if problem:

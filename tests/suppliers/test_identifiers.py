@@ -47,8 +47,19 @@ def test_a_valid_id_number_is_accepted_and_compacted():
     assert identifiers.normalise_id_number(f" {number[:6]} {number[6:14]}-{number[14:]} ", today=TODAY) == number
     with_x = next(n for n in (_with_check_digit(f"51343119800101{s:03d}") for s in range(100)) if n.endswith("X"))
     assert identifiers.normalise_id_number(with_x.lower(), today=TODAY) == with_x
-    for born in ("19000101", "20101123"):  # the earliest birth date, and a head who turned 16 today
+    for born in ("19061123", "20101123"):  # a head who turned 120 today, and one who turned 16 today
         assert identifiers.normalise_id_number(_with_check_digit(f"513431{born}001"), today=TODAY)
+
+
+@pytest.mark.parametrize("born", ["19000101", "19061122"])
+def test_an_id_number_of_someone_born_more_than_120_years_ago_is_refused(born):
+    """A head born in 1900 was registered: nobody that old heads a household, so the number was mistyped; a birth
+    date more than 120 years before today is refused as the field's error, naming the bound."""
+    with pytest.raises(ValidationError) as error:
+        identifiers.normalise_id_number(_with_check_digit(f"513431{born}001"), today=TODAY)
+    assert error.value.code == "invalid_id_number" and error.value.status == 422
+    assert error.value.details["id_number"] == [
+        "The birth date is not that of a living adult (born at most 120 years ago, 16 or older)."]
 
 
 @pytest.mark.parametrize(("make", "problem"), [
