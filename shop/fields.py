@@ -471,11 +471,18 @@ class MaskedText(fields.String):
         return None if text is None else mask_personal_numbers(text)
 
 
+def _internationalised(host: str) -> bool:
+    """Whether a link's host is an internationalised domain name: a non-ASCII character, or a label in punycode
+    (`xn--…`, any case)."""
+    return not host.isascii() or any(label.lower().startswith("xn--") for label in host.split("."))
+
+
 class WebLink(fields.Url):
-    """An https link of at most `max_length` characters, without control characters or bidirectional overrides
-    and without a user name or password before its host (a link shown to staff must read as where it goes:
-    `https://img.example.com@evil.example/` goes to evil.example; a plain http one is mixed content on the shop's
-    pages and apps, and may be altered on its way)."""
+    """An https link of at most `max_length` characters, without control characters or bidirectional overrides,
+    without a user name or password before its host, and to an ASCII host (a link shown to staff must read as where it
+    goes: `https://img.example.com@evil.example/` goes to evil.example, `https://xn--80ak6aa92e.com/` or a host with a
+    Cyrillic `а` to a look-alike of a known site, so no internationalised host is taken, whatever its scripts; a plain
+    http one is mixed content on the shop's pages and apps, and may be altered on its way)."""
 
     def __init__(self, *, max_length: int, **kwargs):
         super().__init__(schemes={"https"}, validate=validate.Length(max=max_length), **kwargs)
@@ -489,6 +496,9 @@ class WebLink(fields.Url):
         if link is not None and "@" in urlsplit(link).netloc:
             raise ValidationError("Must not name a user or password before its host: the link would not read as "
                                   "where it goes.")
+        if link is not None and _internationalised(urlsplit(link).hostname or ""):
+            raise ValidationError("Must not link to an internationalised host (xn--…, non-ASCII letters): it may read "
+                                  "as another site.")
         return link
 
 

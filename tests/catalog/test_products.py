@@ -325,10 +325,12 @@ def test_an_inactive_supplier_adds_no_products_lots_or_uploads_but_its_products_
 
 
 @pytest.mark.parametrize("link", ["http://img.example.org/kq.jpg", "HTTP://img.example.org/kq.jpg",
-                                  "ftp://img.example.org/kq.jpg"])
+                                  "ftp://img.example.org/kq.jpg", "https://xn--80ak6aa92e.com/kq.jpg",
+                                  "https://img.ex\u0430mple.org/kq.jpg"])
 def test_a_product_image_is_an_https_link_only(client, coop, link):
     """A product's images are fetched by buyers' phones and mini-programs from the shop's https pages: a plain http
-    link is mixed content (blocked, or open to tampering on the way), so it is refused when created or edited."""
+    link is mixed content (blocked, or open to tampering on the way), and one to an internationalised host (punycode
+    `xn--…`, non-ASCII letters) reads as a site it is not, so either is refused when created or edited."""
     supplier, headers = coop
     created = client.post("/api/v1/products", json=product_body(images=[link]), headers=headers)
     assert created.status_code == 422 and "images" in created.json["error"]["details"], created.json

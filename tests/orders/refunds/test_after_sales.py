@@ -244,6 +244,21 @@ def test_a_photo_link_whose_host_is_hidden_behind_a_user_name_is_refused(client,
     assert db.session.scalar(select(func.count()).select_from(AfterSalesRequest)) == 0
 
 
+@pytest.mark.parametrize("photo", ["https://xn--80ak6aa92e.com/p.jpg", "https://img.XN--80AK6AA92E.com/p.jpg",
+                                   "https://\u0430\u0440\u0440\u04cf\u0435.com/p.jpg", "https://img.ex\u0430mple.com/p.jpg",
+                                   "https://img.example.xn--fiqs8s/p.jpg"])
+def test_a_photo_link_to_an_internationalised_host_is_refused(client, sold, photo):
+    """A host spelt in punycode (`xn--80ak6aa92e.com` is `аррӏе.com`, Cyrillic) or with non-ASCII letters reads as a
+    site it is not (`img.exаmple.com` with a Cyrillic а): staff would open a look-alike's page. A link's host is
+    ASCII letters, digits, dashes and dots only; an internationalised one is refused, whatever its scripts."""
+    response = _ask(client, sold["consumer"], sold["order"](), photo=photo)
+
+    assert response.status_code == 422, response.json
+    assert "photo" in response.json["error"]["details"]
+    assert db.session.scalar(select(func.count()).select_from(AfterSalesRequest)) == 0
+    assert _ask(client, sold["consumer"], sold["order"](), photo="https://img.example.com/p.jpg").status_code == 201
+
+
 def test_a_refund_made_directly_decides_the_open_request_it_covers_and_the_consumer_sees_it(client, sold):
     order = sold["order"]()
     asked = _ask(client, sold["consumer"], order, quantity=2).json
