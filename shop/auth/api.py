@@ -29,6 +29,9 @@ from shop.pagination import page_schema
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in and users",
                 not_found={"user_id": ShopCode.USER_NOT_FOUND})
+# what the scope checks the store and supplier domains push (`scope_checks`) answer for a closed scope: named by value,
+# as `shop` imports no domain (the document's codes are checked against the registered ones)
+SCOPE_CONFLICTS = ("store_inactive", "supplier_inactive")
 
 
 def _login_limit() -> str:
@@ -121,6 +124,7 @@ class Users(MethodView):
         return service.list_users(viewer=current_user(), **query)
 
     @require_role("admin")
+    @blp.errors({409: [ShopCode.USERNAME_TAKEN, *SCOPE_CONFLICTS]})
     @blp.arguments(UserCreate)
     @blp.response(201, UserOut, location=ReadAt("auth.UserById", user_id="id"))
     def post(self, data):
@@ -139,7 +143,7 @@ class UserById(MethodView):
         return service.get_user(user_id)
 
     @require_role("admin")
-    @blp.errors({409: [ShopCode.CANNOT_DISABLE_SELF, ShopCode.LAST_ACTIVE_ADMIN]})
+    @blp.errors({409: [ShopCode.CANNOT_DISABLE_SELF, ShopCode.LAST_ACTIVE_ADMIN, *SCOPE_CONFLICTS]})
     @blp.arguments(UserUpdate)
     @blp.response(200, UserOut)
     def patch(self, data, user_id):

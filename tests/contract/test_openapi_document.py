@@ -248,6 +248,10 @@ OPERATION_ERRORS = {  # what each operation answers besides 401/403, the request
     ("patch", "/api/v1/products/{sku}"): {404: {"product_not_found"}, 409: {"measure_fixed", "origin_fixed"}},
     ("post", "/api/v1/auth/token"): {401: {"invalid_credentials"}, 429: {"too_many_attempts", "rate_limited"}},
     ("post", "/api/v1/auth/register"): {409: {"username_taken"}, 429: {"rate_limited"}},
+    ("post", "/api/v1/users"): {409: {"username_taken", "store_inactive", "supplier_inactive"}},
+    ("patch", "/api/v1/users/{user_id}"): {
+        404: {"user_not_found"},
+        409: {"cannot_disable_self", "last_active_admin", "store_inactive", "supplier_inactive"}},
     ("post", "/api/v1/orders/{order_id}/ship"): {
         409: {"invalid_transition", "not_a_delivery_order", "nothing_to_ship"}},
     ("post", "/api/v1/orders/{order_id}/refunds"): {

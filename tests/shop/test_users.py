@@ -434,6 +434,36 @@ def test_an_inactive_store_or_supplier_takes_no_new_users(client, login, role, f
     assert client.post("/api/v1/users", headers=admin, json={**body, field: active.id}).status_code == 201
 
 
+def test_the_user_operations_document_every_conflict_they_answer(client, login):
+    """A client generated from the document knows each 409 creating or moving a user can get: a taken username, an
+    inactive store or supplier."""
+    admin = login("admin")
+    store, supplier, auditor = StoreFactory(active=False), SupplierFactory(active=False), UserFactory(role="auditor")
+    db.session.commit()
+    body = {"password": "a good password", "role": "auditor"}
+    answers = {
+        "post": [client.post("/api/v1/users", headers=admin, json={**body, "username": auditor.username}),
+                 client.post("/api/v1/users", headers=admin, json={**body, "username": "new-clerk",
+                                                                   "role": "store_staff", "store_id": store.id}),
+                 client.post("/api/v1/users", headers=admin, json={**body, "username": "new-coop",
+                                                                   "role": "coop", "supplier_id": supplier.id})],
+        "patch": [client.patch(f"/api/v1/users/{auditor.id}", headers=admin,
+                               json={"role": "store_staff", "store_id": store.id}),
+                  client.patch(f"/api/v1/users/{auditor.id}", headers=admin,
+                               json={"role": "coop", "supplier_id": supplier.id})],
+    }
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    operations = {"post": paths["/api/v1/users"]["post"], "patch": paths["/api/v1/users/{user_id}"]["patch"]}
+
+    got = {method: [(response.status_code, response.json["error"]["code"]) for response in responses]
+           for method, responses in answers.items()}
+    assert got == {"post": [(409, "username_taken"), (409, "store_inactive"), (409, "supplier_inactive")],
+                   "patch": [(409, "store_inactive"), (409, "supplier_inactive")]}
+    undocumented = [(method, answer) for method, answered in got.items() for answer in answered
+                    if answer[1] not in documented_codes(operations[method]).get(answer[0], set())]
+    assert undocumented == []
+
+
 
 @pytest.mark.parametrize("role, field, factory, model, code", [
     ("store_staff", "store_id", StoreFactory, Store, "store_inactive"),
