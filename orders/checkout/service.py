@@ -546,6 +546,7 @@ def _allocate_afresh(order: Order) -> bool:
         for portion in taken:
             line.allocations.append(Allocation(location_id=portion.location_id, lot_id=portion.lot_id,
                                                quantity=portion.quantity, state="allocated"))
+    db.session.flush()  # the new allocations' ids, which their line_paid events name
     return True
 
 
@@ -569,16 +570,16 @@ def confirm_locked_payment(*, order: Order, intent_id: str, amount_fen: int, pai
     elif order.status != "expired" or not _allocate_afresh(order):
         return "unallocatable"
     order.paid_at, order.sale_date = paid_at, sale_date_of(paid_at)
-    transition(order, "paid", actor_id=None, reason=f"payment {intent_id}")
-    if payment is None or payment.intent_id != intent_id:
-        payment = db.session.scalar(select(Payment).where(Payment.intent_id == intent_id))
-    if payment is not None and payment.order_id == order.id:
-        payment.status, payment.succeeded_at = "succeeded", paid_at
-    if order.channel == "pickup":
-        _give_pickup_code(order)
-    db.session.flush()
-    for line in order.lines:
-        record_line_paid(order=order, line=line, occurred_at=paid_at)
+    with db.session.no_autoflush:  # the changes of the order, its allocations and payment: one flush, the caller's
+        transition(order, "paid", actor_id=None, reason=f"payment {intent_id}")
+        if payment is None or payment.intent_id != intent_id:
+            payment = db.session.scalar(select(Payment).where(Payment.intent_id == intent_id))
+        if payment is not None and payment.order_id == order.id:
+            payment.status, payment.succeeded_at = "succeeded", paid_at
+        if order.channel == "pickup":
+            _give_pickup_code(order)
+        for line in order.lines:
+            record_line_paid(order=order, line=line, occurred_at=paid_at)
     if order.channel == "pickup":
         notify(kind="pickup_ready", order_id=order.id)
     return "paid"
