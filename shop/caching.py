@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from cachelib.redis import RedisCache
 from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError
 from redis.exceptions import RedisError
@@ -63,7 +64,18 @@ def cache_set(key: str, value: Any, timeout: int | None = None) -> bool:
 
 def cache_add(key: str, value: Any, timeout: int | None = None) -> bool:
     """Store `value` under `key` unless it is there; False if it was there or the cache is down."""
-    return bool(_guarded(lambda: cache.add(key, value, timeout=timeout), False))
+    return bool(_guarded(lambda: _add(key, value, timeout), False))
+
+
+def _add(key: str, value: Any, timeout: int | None) -> Any:
+    """The cache's add; on Redis one `SET … NX EX` (its own add is SETNX then EXPIRE: two round trips, and a
+    connection lost between them leaves the key with no lifetime)."""
+    backend = cache.cache
+    if not isinstance(backend, RedisCache):
+        return cache.add(key, value, timeout=timeout)
+    lifetime = backend._normalize_timeout(timeout)  # -1: none (a timeout of 0)
+    return backend._write_client.set(f"{backend._get_prefix()}{key}", backend.serializer.dumps(value), nx=True,
+                                     ex=None if lifetime == -1 else lifetime)
 
 
 def cache_delete(key: str) -> bool:

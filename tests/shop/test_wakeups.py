@@ -45,6 +45,21 @@ def test_a_lost_message_holds_the_mark_only_for_a_while(redis_app, redis_url):
     assert 0 < ttl <= wakeups.MARK_SECONDS < outbox.REQUEUE_AFTER.total_seconds()  # the sweeper's grace is longer
 
 
+def test_a_wake_up_whose_cache_connection_drops_never_leaves_a_mark_without_its_lifetime(redis_app, redis_url,
+                                                                                         monkeypatch):
+    """A mark without its lifetime would hold back every later wake-up of its drain for good: it is written with its
+    lifetime in one command, so a connection lost after it cannot leave it bare."""
+    def dropped(*_args, **_kwargs):
+        raise redis.ConnectionError("connection lost")
+
+    monkeypatch.setattr(redis.Redis, "expire", dropped)
+    payments.wake()
+    client = redis.Redis.from_url(redis_url)
+
+    assert [0 < client.ttl(mark) <= wakeups.MARK_SECONDS
+            for mark in client.keys("*shop:wakeup:orders.drain_payment_events")] == [True]
+
+
 def test_the_payment_drain_is_queued_to_start_at_once(redis_app, redis_url):
     """A buyer waits for this run: no countdown (a Celery ETA task added some 80 ms to every payment)."""
     payments.wake()
