@@ -114,7 +114,10 @@ def normalise_identifier(value: str, *, case: Case = "upper", drop_separators: b
     """One spelling of an identifier: full-width forms folded (`fold_width`), every script's digits as ASCII digits and
     its dashes as `-`, invisible characters removed, trimmed, the case rule applied; with `drop_separators`, spaces
     and dashes inside are removed too (ID numbers, bank accounts)."""
-    text = "".join(_ascii_digit(_as_hyphen(char)) for char in fold_width(value) if not _is_invisible(char)).strip()
+    if value.isascii():  # the fold, the digits, dashes and invisible characters leave ASCII as it is
+        text = value.strip()
+    else:
+        text = "".join(_ascii_digit(_as_hyphen(char)) for char in fold_width(value) if not _is_invisible(char)).strip()
     if drop_separators:
         text = _SEPARATORS.sub("", text)
     if case == "upper":
@@ -336,11 +339,13 @@ def _is_control(char: str) -> bool:
 def without_controls(text: str) -> str:
     """`text` with its control characters and bidirectional overrides dropped (a name we keep but do not validate,
     such as an uploaded file's)."""
-    return "".join(char for char in text if not _is_control(char))
+    return _CONTROLS.sub("", text)
 
 
 # `_is_control` as a character class for the OpenAPI document (tab and line breaks apart, which multi-line text takes)
 _CONTROL_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_CONTROLS = re.compile(rf"[\t\n\r{_CONTROL_CLASS}]")  # and as patterns, for scanning text at C speed
+_CONTROLS_BUT_LINES = re.compile(rf"[{_CONTROL_CLASS}]")  # what multi-line text refuses
 TEXT_PATTERN = rf"^[^\t\n\r{_CONTROL_CLASS}]*$"
 MULTILINE_TEXT_PATTERN = rf"^[^{_CONTROL_CLASS}]*$"
 
@@ -354,8 +359,7 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     in a bank file, a village in the figures). `ValueError` if it holds control characters (other than newlines and
     tabs in multi-line text), bidirectional overrides (which make a name read differently from what it says: in a
     bank file, on a receipt) or nothing visible."""
-    allowed = {"\n", "\t", "\r"} if multiline else set()
-    if any(_is_control(char) and char not in allowed for char in value):
+    if (_CONTROLS_BUT_LINES if multiline else _CONTROLS).search(value):
         raise ValueError("Must not contain control characters.")
     start, end = 0, len(value)
     while start < end and (value[start].isspace() or _is_invisible(value[start])):

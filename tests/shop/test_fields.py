@@ -26,6 +26,7 @@ from shop.fields import (
     holds_personal_number,
     mask_personal_numbers,
     normalise_identifier,
+    without_controls,
 )
 from tests.shop.test_errors import assert_error
 from tests.suppliers.factories import make_uscc
@@ -129,6 +130,13 @@ def test_the_documented_text_pattern_is_the_rule_the_server_applies(multiline):
     pattern = re.compile(MULTILINE_TEXT_PATTERN if multiline else TEXT_PATTERN)
     differ = [hex(point) for point in range(sys.maxunicode + 1) if not 0xD800 <= point <= 0xDFFF
               and bool(pattern.fullmatch(chr(point))) != _accepted(chr(point), multiline=multiline)]
+    assert not differ
+
+
+def test_a_name_kept_unvalidated_loses_exactly_the_characters_text_fields_refuse():
+    pattern = re.compile(TEXT_PATTERN)
+    differ = [hex(point) for point in range(sys.maxunicode + 1)
+              if (without_controls(f"a{chr(point)}b") == "ab") == bool(pattern.fullmatch(chr(point)))]
     assert not differ
 
 
