@@ -61,9 +61,10 @@ def get_supplier(supplier_id: int) -> Supplier:
 
 
 def supplier_takes_users(supplier_id: int) -> bool:
-    """Whether a supplier with `supplier_id` exists (the user scope check of `POST /users`); an inactive one takes no
-    new co-op users (409 `supplier_inactive`), as an inactive store takes no new staff. The supplier is locked and
-    read afresh (`lock_row`): a deactivation under way is waited for, and one begun after waits for the new user."""
+    """Whether a supplier with `supplier_id` exists (the user scope check of creating, moving or enabling a user); an
+    inactive one takes no new co-op users (409 `supplier_inactive`), as an inactive store takes no new staff. The
+    supplier is locked and read afresh (`lock_row`): a deactivation under way is waited for, and one begun after
+    waits for the new user."""
     supplier = lock_row(Supplier, supplier_id)
     if supplier is not None and not supplier.active:
         raise Conflict(f"Supplier {supplier_id} is inactive.", code=SupplierCode.SUPPLIER_INACTIVE,

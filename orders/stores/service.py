@@ -69,9 +69,9 @@ def closed_store_locations() -> Select:
 
 
 def store_takes_staff(store_id: int) -> bool:
-    """Whether a store with `store_id` exists (the user scope check of `POST /users`); an inactive one takes no new
-    staff (409 `store_inactive`). The store is held (`_hold_store`) and read afresh: a deactivation under way is
-    waited for, and one begun after waits for the new clerk's commit."""
+    """Whether a store with `store_id` exists (the user scope check of creating, moving or enabling a user); an
+    inactive one takes no new staff (409 `store_inactive`). The store is held (`_hold_store`) and read afresh: a
+    deactivation under way is waited for, and one begun after waits for the new clerk's commit."""
     store = _hold_store(store_id)
     if store is not None and not store.active:
         raise Conflict(f"Store {store_id} is inactive.", code=OrderCode.STORE_INACTIVE,

@@ -111,7 +111,8 @@ def sign_out_of_pages(*, user: User) -> None:
 
 def _check_scope(*, role: str, store_id: int | None, supplier_id: int | None) -> None:
     """A staff user needs exactly a store, a co-op user exactly a supplier (that exists; its domain's check may refuse
-    one that takes no new users, e.g. an inactive store), others neither."""
+    one that takes no new users, e.g. an inactive store), others neither: checked when a user is created, moved or
+    enabled."""
     errors: dict[str, list[str]] = {}
     given = {"store_id": store_id, "supplier_id": supplier_id}
     for field, value in given.items():
@@ -326,8 +327,9 @@ def update_user(*, user_id: int, changes: UserChanges, actor: User | None = None
     """Disable/enable a user, reset its password or change its role or scope, each audited as done by `actor`, the
     admin (None: a script); each revokes the user's tokens. An admin may not disable or demote themselves, nor reset
     their own password (a token is not enough for that: `change_own_password` asks for the current one), and nobody
-    the last active admin. The user's row is locked first, so concurrent changes are audited in the order they
-    happened, each from the values the one before left."""
+    the last active admin; a user is enabled only in a store or supplier that takes users (`_check_scope`). The
+    user's row is locked first, so concurrent changes are audited in the order they happened, each from the values
+    the one before left."""
     user, values = get_user(user_id), changes.given()
     if "password" in values and actor is not None and actor.id == user.id:
         raise Conflict("You cannot reset your own password here: change it with POST /api/v1/users/me/password, "
@@ -342,7 +344,9 @@ def update_user(*, user_id: int, changes: UserChanges, actor: User | None = None
                      supplier_id=values.get("supplier_id", user.supplier_id if kept else None))
     active = values.get("active", user.active)
     if active != user.active:
-        if not active:
+        if active:
+            _check_scope(role=user.role, store_id=user.store_id, supplier_id=user.supplier_id)
+        else:
             _check_admin_stays(user, actor, change="disable")
         user.active = active
         user.token_version += 1

@@ -434,6 +434,29 @@ def test_an_inactive_store_or_supplier_takes_no_new_users(client, login, role, f
     assert client.post("/api/v1/users", headers=admin, json={**body, field: active.id}).status_code == 201
 
 
+@pytest.mark.parametrize("role, field, factory, code", [
+    ("store_staff", "store_id", StoreFactory, "store_inactive"),
+    ("coop", "supplier_id", SupplierFactory, "supplier_inactive"),
+])
+def test_a_disabled_user_of_a_closed_store_or_supplier_is_not_enabled_again(client, login, role, field, factory,
+                                                                           code):
+    """Enabling a disabled user is refused while its store or supplier is closed, as adding one there is; enabled
+    together with a move to an open one, it is enabled there."""
+    admin = login("admin")
+    closed, open_one = factory(active=False), factory()
+    db.session.flush()
+    user = UserFactory(role=role, active=False, **{field: closed.id})
+    db.session.commit()
+
+    refused = client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"active": True})
+
+    assert assert_error(refused, 409, code)["details"].keys() == {field}
+    assert client.get(f"/api/v1/users/{user.id}", headers=admin).json["active"] is False
+    assert sign_in(client, user.username).status_code == 401
+    moved = client.patch(f"/api/v1/users/{user.id}", headers=admin, json={"active": True, field: open_one.id})
+    assert (moved.status_code, moved.json["active"], moved.json[field]) == (200, True, open_one.id)
+
+
 def test_the_user_operations_document_every_conflict_they_answer(client, login):
     """A client generated from the document knows each 409 creating or moving a user can get: a taken username, an
     inactive store or supplier."""
