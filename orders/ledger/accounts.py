@@ -23,6 +23,8 @@ _CODE = re.compile(r"(?P<kind>platform|platform_costs|unallocated|payouts_cleari
                    r"|(?P<payments>payments):[a-z]+"
                    r"|(?P<party>store|store_cash|supplier):(?P<party_id>[1-9][0-9]*)"
                    r"|(?P<household>household):(?P<household_id>[1-9][0-9]*)@supplier:(?P<supplier_id>[1-9][0-9]*)")
+CODE_PATTERN = r"^[a-z0-9_:@]+$"  # every code's characters: ASCII, so no look-alike (`payments:ѕandbox`) is a code
+CODE_RULE = "An account code: letters a-z, digits, '_', ':' and '@' (platform, store:3, household:7@supplier:2)."
 
 
 def owner_of(code: str) -> tuple[str, dict[str, int | None]] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from orders.ledger import audit, verifications
+from orders.ledger import accounts, audit, verifications
 from orders.ledger.errors import LedgerCode
 from orders.ledger.verify import verify_ledger
 from shop.auth.security import current_user, require_role
@@ -60,7 +60,7 @@ class LedgerVerificationOut(LedgerVerifyOut):
 class LedgerTransactionQuery(PageQuery, PeriodQuery):
     """Filters: an account code, and a posting period in Asia/Shanghai dates (`from` inclusive, `to` exclusive)."""
 
-    account = Identifier(max_length=64, case=None)
+    account = Identifier(max_length=64, case=None, pattern=accounts.CODE_PATTERN, pattern_error=accounts.CODE_RULE)
 
 
 class LedgerPostingOut(Schema):

@@ -230,7 +230,6 @@ NOT_FREE_TEXT = {
     "uscc",  # a company's credit code, validated as one
     "TokenRequest.username",  # a sign-in look-up (a new user's username is refused such numbers)
     "UserQuery.username",  # an exact-match look-up among users (a new user's username is refused such numbers)
-    "LedgerTransactionQuery.account",  # an account code to filter by
 }
 
 

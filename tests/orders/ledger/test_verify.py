@@ -236,6 +236,19 @@ def test_transaction_list_errors(app, client, login):
     assert client.get("/api/v1/ledger/transactions", headers=login("consumer")).status_code == 403
 
 
+def test_an_account_filter_is_an_ascii_account_code(app, client, login):
+    """An account code is ASCII: a look-alike of payments:sandbox (a Cyrillic ѕ or а, a mathematical 𝐩) is a 422 on
+    `account`, not another account; its full-width spelling is the code."""
+    paid = pay_in(100)
+    headers = login("auditor")
+
+    for look_alike in ("payments:\u0455andbox", "p\u0430yments:sandbox", "\U0001d429ayments:sandbox"):
+        response = client.get(f"/api/v1/ledger/transactions?account={look_alike}", headers=headers)
+        assert (response.status_code, list(response.json["error"]["details"])) == (422, ["account"]), response.json
+    wide = client.get("/api/v1/ledger/transactions?account=ｐａｙｍｅｎｔｓ：ｓａｎｄｂｏｘ", headers=headers)
+    assert [t["id"] for t in wide.json["items"]] == [paid]
+
+
 def test_one_attribution_with_everything_to_recompute_it(app, client, login):
     store = StoreFactory()
     coop = SupplierFactory()
