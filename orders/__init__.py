@@ -44,10 +44,10 @@ def init_app(app: Flask) -> None:
         "uq_stores_location_id": duplicate_store_location, "uq_stores_name_key": duplicate_store_name,
         # written by the service alone: a counter sale's key (a resend answers the sale), a refused sale's conflict
         # (likewise), a transfer's lots (one line each), a provider's intent, event and refund ids (de-duplicated),
-        # a waiting pickup code (another is drawn)
+        # a waiting pickup code (another is drawn), a store's one open closure (closed under the store's row lock)
         "uq_orders_store_key": None, "uq_sale_conflicts_store_key": None, "uq_transfer_lines_lot": None,
         "uq_payments_intent_id": None, "uq_payment_events_event_id": None, "uq_refunds_provider_refund_id": None,
-        "uq_orders_waiting_pickup_code": None})
+        "uq_orders_waiting_pickup_code": None, "uq_store_closures_open": None})
     for blueprint in (*stores_blueprints, checkout_blp, payments_blp, counter_blp, refunds_blp):
         api.register_blueprint(blueprint)
     if payments.sandbox_enabled(app.config):
