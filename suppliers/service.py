@@ -215,8 +215,9 @@ def update_supplier(*, supplier_id: int, user: User, changes: SupplierChanges, r
     """Edit a supplier's name (to one no other supplier's reads like), kind, contact, default agreement, bank account
     (audited) or active flag; each field or rate that changes is kept in its history (`supplier_history`: who, when,
     old and new, the reason if given)."""
-    get_supplier(supplier_id)
     supplier = lock_row(Supplier, supplier_id)  # changes at once are made, and recorded, one after the other
+    if supplier is None:
+        raise NotFound(f"No supplier {supplier_id}.", code=SupplierCode.SUPPLIER_NOT_FOUND)
     values = changes.given()
     if "name" in values:
         _refuse_taken_name(values["name"], supplier_id=supplier.id)

@@ -9,6 +9,7 @@ from shop.errors import NotFound, ValidationError
 from suppliers.service import get_supplier, supplier_takes_users
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.parallel import send_together
+from tests.statements import statements
 from tests.suppliers.factories import SupplierFactory, make_bank_account, make_uscc
 
 
@@ -69,6 +70,19 @@ def test_admin_lists_filters_and_edits_suppliers(client, admin, supplier, other_
     assert [s["id"] for s in inactive] == [supplier.id]
     fixed_uscc = client.patch(f"/api/v1/suppliers/{supplier.id}", json={"uscc": make_uscc(9003)}, headers=admin)
     assert fixed_uscc.status_code == 422
+
+
+def test_an_edit_of_a_supplier_reads_it_once_under_its_lock_and_a_missing_one_is_not_found(client, admin, supplier):
+    """An admin's edit reads the supplier once, under its lock, before changing it; an id no supplier has is a 404."""
+    supplier_id = supplier.id
+    db.session.expunge_all()  # a request starts with nothing loaded
+    with statements() as seen:
+        edited = client.patch(f"/api/v1/suppliers/{supplier_id}", json={"contact": "新联系人"}, headers=admin)
+    assert edited.status_code == 200 and edited.json["contact"] == "新联系人"
+    write = next(i for i, s in enumerate(seen) if s.startswith("UPDATE suppliers SET contact"))
+    assert sum("FROM suppliers" in s and "suppliers.id =" in s for s in seen[:write]) == 1
+    missing = client.patch(f"/api/v1/suppliers/{supplier_id + 100}", json={"contact": "谁"}, headers=admin)
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "supplier_not_found"
 
 
 def test_a_coop_sees_its_own_supplier_and_no_other(client, coop, supplier, other_supplier):
