@@ -75,7 +75,7 @@ def _adjustment_keys(**_) -> str:
 
 
 def _receipt_keys(transfer_id: int, **_) -> str:
-    """A receipt's keys belong to the receiving store (`service.receipt_keys`)."""
+    """A receipt's keys belong to the receiving store or warehouse (`service.receipt_keys`)."""
     return service.receipt_keys(actor=current_user(), transfer_id=transfer_id)
 
 

@@ -555,11 +555,14 @@ def _transfer_for(*, actor: User, transfer_id: int) -> StockTransfer:
 
 
 def receipt_keys(*, actor: User, transfer_id: int) -> str:
-    """The scope of a transfer receipt's Idempotency-Keys: the receiving store's (`store_keys`), the user's own for a
-    return received at a warehouse; 404 outside the actor's scope."""
+    """The scope of a transfer receipt's Idempotency-Keys: the receiving store's (`store_keys`), or for a return the
+    receiving warehouse's, shared by the admins who receive there (a receipt resent by another admin gets the first
+    answer), anyone else's own; 404 outside the actor's scope."""
     transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
     store_id = db.session.scalar(select(Store.id).where(Store.location_id == transfer.to_location_id))
-    return user_keys(actor) if store_id is None else store_keys(actor=actor, store_id=store_id)
+    if store_id is not None:
+        return store_keys(actor=actor, store_id=store_id)
+    return f"location:{transfer.to_location_id}" if actor.role == "admin" else user_keys(actor)
 
 
 def get_transfer(*, actor: User, transfer_id: int) -> StockTransfer:

@@ -635,6 +635,36 @@ def test_a_return_goes_only_from_a_store_to_a_warehouse_and_an_admin_receives_on
     assert _receive_all(client, staff_of(store), to_store).status_code == 200
 
 
+def test_a_return_receipt_resent_by_another_admin_with_its_key_is_the_first_receipt(client, login, store, staff_of,
+                                                                                     stocked_warehouse):
+    """A warehouse's receipt keys belong to the warehouse, as a store's belong to the store: an admin's receipt resent
+    with its key by another admin (the first's browser retried after a hand-over) gets the first answer, not 409
+    `transfer_already_received`; another body under the key stays `idempotency_key_reused`, and the sending store's
+    staff resending it are still refused."""
+    warehouse, product, old, new = stocked_warehouse
+    admin, other_admin = login("admin"), login("admin")
+    assert _receive_all(client, staff_of(store), _send(client, admin, warehouse, store, product, 7).json
+                        ).status_code == 200
+    assert client.patch(f"/api/v1/stores/{store.id}", json={"active": False}, headers=admin).status_code == 200
+    back = _return(client, admin, store, warehouse, product, 6).json
+    url = f"/api/v1/stock-transfers/{back['id']}/receive"
+    body = {"lines": [{"lot_id": old.id, "received": 5}, {"lot_id": new.id, "received": 1}]}
+
+    first = client.post(url, json=body, headers={**admin, "Idempotency-Key": "return-1"})
+    resent = client.post(url, json=body, headers={**other_admin, "Idempotency-Key": "return-1"})
+    changed = client.post(url, json={"lines": [{"lot_id": old.id, "received": 4}, {"lot_id": new.id, "received": 1}],
+                                     "note": "压坏"}, headers={**other_admin, "Idempotency-Key": "return-1"})
+    by_staff = client.post(url, json=body, headers={**staff_of(store), "Idempotency-Key": "return-1"})
+
+    assert first.status_code == resent.status_code == 200, resent.json
+    assert resent.json == first.json and resent.headers.get("Idempotent-Replayed") == "true"
+    assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert (by_staff.status_code, by_staff.json["error"]["code"]) == (403, "forbidden")
+    on_hand = {row["lot_id"]: row["on_hand"]
+               for row in client.get(f"/api/v1/locations/{warehouse.id}/stock", headers=admin).json["items"]}
+    assert (on_hand[old.id], on_hand[new.id]) == (5, 7)
+
+
 def test_a_return_never_takes_units_reserved_for_orders(client, login, store, staff_of, stocked_warehouse):
     """An open store's reserved units (pickup orders being paid) stay: a return takes only what is free, and the
     stock row never goes below what is reserved."""
