@@ -76,6 +76,13 @@ class KeyRefused(Exception):
     provider's error class. Every provider call may raise it."""
 
 
+def api_key_mode() -> str:
+    """The mode of the configured Stripe API key as its prefix says (`live`, `test`, else `unknown`): what a log may
+    name of a refused key, never the key."""
+    key = current_app.config.get("STRIPE_API_KEY") or ""
+    return next((mode for mode in ("live", "test") if key.startswith((f"sk_{mode}_", f"rk_{mode}_"))), "unknown")
+
+
 class PaymentProvider(Protocol):
     """What the orders domain needs from a payment provider."""
 

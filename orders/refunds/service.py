@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from catalog import inventory
 from orders.checkout.service import may_see_order
@@ -55,6 +55,7 @@ from orders.payments.provider import (
     KeyRefused,
     ProviderRefund,
     RefundRefused,
+    api_key_mode,
     from_timestamp,
     get_provider,
     not_before,
@@ -86,6 +87,8 @@ PROVIDER_SUCCEEDED = (None, "succeeded")  # the money went back (a refund's olde
 MORE_THAN_LEFT = "amount_too_large"
 RETURN_ATTEMPTS = 5
 RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is the sweeper's to settle
+# a refund whose API key the provider refused waits RESETTLE_AFTER, doubled at each refusal in a row, up to this
+KEY_REFUSED_MAX_PAUSE = timedelta(hours=1)
 SWEEP_BATCH = 50
 
 
@@ -573,9 +576,7 @@ def settle_refund(*, refund_id: int) -> Refund:
     except RefundRefused as exc:
         refused = str(exc)[:24] or "refused"
     except KeyRefused as exc:  # nothing was done: asked again with the same key, but only a fixed key settles it
-        log.error("provider refund %s of order %s: the payment provider refused the shop's API key (%s: it lacks the "
-                  "permission to refund, or is not valid); nothing was refunded, it stays pending and is asked again: "
-                  "fix the key", refund_id, order_id, exc)
+        _back_off(refund, exc)
         return refund
     except AppError:
         raise
@@ -589,6 +590,7 @@ def settle_refund(*, refund_id: int) -> Refund:
                                   amount_fen=other["amount"], status=other.get("status"),
                                   occurred_at=from_timestamp(other.get("created")) or utcnow())
     db.session.refresh(refund)
+    refund.key_refusals, refund.retry_at = 0, None  # the provider took the key: no more pauses
     if refund.status != "pending" or refund.attempt != attempt or (answer is None and refused is None):
         return refund  # settled or moved on meanwhile (a retry, the sweeper, or the provider's event), or not asked
     refund.amount_fen = amount_fen
@@ -602,6 +604,25 @@ def settle_refund(*, refund_id: int) -> Refund:
     else:
         _settle(order, refund, answer)
     return refund
+
+
+def key_refused_pause(refusals: int) -> timedelta:
+    """How long a refund waits after the provider refused the shop's key `refusals` times in a row: RESETTLE_AFTER,
+    doubled at each refusal, at most KEY_REFUSED_MAX_PAUSE."""
+    return min(RESETTLE_AFTER * 2 ** min(refusals - 1, 12), KEY_REFUSED_MAX_PAUSE)
+
+
+def _back_off(refund: Refund, exc: KeyRefused) -> None:
+    """A pending refund the provider refused for the shop's key: not asked again before its pause (`key_refused_pause`,
+    on the row, so a restart keeps it), with one error for an operator naming the key's mode, never the key."""
+    refund.key_refusals += 1
+    pause = key_refused_pause(refund.key_refusals)
+    refund.retry_at = utcnow() + pause
+    db.session.flush()
+    log.error("provider refund %s of order %s: the payment provider refused the shop's %s-mode API key (%s: it lacks "
+              "the permission to refund, or is not valid); nothing was refunded, it stays pending and is asked again "
+              "in %d min (refusal %d in a row): fix the key", refund.id, refund.order_id, api_key_mode(), exc,
+              pause // timedelta(minutes=1), refund.key_refusals)
 
 
 def _first_attempt(refund: Refund) -> int:
@@ -623,11 +644,13 @@ def _ask_return_again(refund: Refund, refused: str) -> None:
 
 
 def requeue_pending_refunds() -> int:
-    """Sweeper: queue the settling of refunds still pending RESETTLE_AFTER after they were made or last queued, the
-    longest waiting first, so that more than SWEEP_BATCH pending refunds are each asked about in turn; how many."""
+    """Sweeper: queue the settling of refunds still pending RESETTLE_AFTER after they were made or last queued (one
+    whose key the provider refused: not before its `retry_at`), the longest waiting first, so that more than
+    SWEEP_BATCH pending refunds are each asked about in turn; how many."""
     now = utcnow()
     waiting = func.coalesce(Refund.asked_at, Refund.created_at)
-    due = db.session.scalars(select(Refund.id).where(Refund.status == "pending", waiting < now - RESETTLE_AFTER)
+    due = db.session.scalars(select(Refund.id).where(Refund.status == "pending", waiting < now - RESETTLE_AFTER,
+                                                     or_(Refund.retry_at.is_(None), Refund.retry_at <= now))
                              .order_by(waiting, Refund.id).limit(SWEEP_BATCH)
                              .with_for_update(skip_locked=True)).all()
     if due:

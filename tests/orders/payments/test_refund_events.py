@@ -413,7 +413,8 @@ def test_a_refund_stripe_refuses_for_the_keys_permission_is_logged_as_that_and_a
     with caplog.at_level(logging.WARNING):
         asked = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
                             json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "顾客退货"})
-        db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+        db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2),
+                                                 retry_at=utcnow() - timedelta(seconds=1)))  # its pause is over
         db.session.commit()
         assert sweep()["orders.pending_refunds"] == 1  # retried: nothing was refunded, and the key may be fixed
 
@@ -423,10 +424,58 @@ def test_a_refund_stripe_refuses_for_the_keys_permission_is_logged_as_that_and_a
     assert all(error in r.getMessage() and "permission" in r.getMessage() and "no answer" not in r.getMessage()
                and "rk_test" not in r.getMessage() and "sk_test" not in r.getMessage() for r in logged)
     stripe_http.key_refused = 0
-    db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2)))
+    db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2),
+                                             retry_at=utcnow() - timedelta(seconds=1)))
     db.session.commit()
     assert sweep()["orders.pending_refunds"] == 1
     assert _refund_state(admin, client, payment)[0][1] == "succeeded"
+    assert _money_events() == [("line_refunded", 1250)]
+
+
+def test_a_refund_whose_key_stripe_keeps_refusing_is_asked_again_after_pauses_doubling_up_to_an_hour(
+        paid, stripe_http, caplog):
+    """A refused key is not asked about every minute for ever: the pause doubles at each refusal in a row, from 1 to at
+    most 60 minutes, kept on the refund's row (a restarted worker keeps it); each attempt logs one error naming the
+    key's mode, never the key; once the key is fixed the next attempt refunds."""
+    client, payment, admin = paid
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == payment.order_id))
+    stripe_http.key_refused = 401
+
+    def refund_row() -> Refund:
+        db.session.expire_all()
+        return db.session.scalar(select(Refund))
+
+    with caplog.at_level(logging.WARNING):
+        asked = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                            json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "顾客退货"})
+        pauses, before_due = [], []
+        for _ in range(8):
+            refund = refund_row()
+            pauses.append(round((refund.retry_at - utcnow()) / timedelta(minutes=1)))
+            db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(hours=2),
+                                                     asked_at=utcnow() - timedelta(hours=2),
+                                                     retry_at=refund.retry_at - timedelta(seconds=5)))
+            db.session.commit()
+            before_due.append(sweep()["orders.pending_refunds"])  # not yet: its pause has 5 s left
+            db.session.execute(update(Refund).values(retry_at=utcnow() - timedelta(seconds=1)))
+            db.session.commit()
+            assert sweep()["orders.pending_refunds"] == 1
+
+    assert asked.status_code == 202 and asked.json["status"] == "pending"
+    assert pauses == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert before_due == [0] * 8
+    assert refund_row().key_refusals == 9
+    logged = [r for r in caplog.records if r.name == "orders.refunds.service"]
+    assert len(logged) == 9 and all(r.levelname == "ERROR" for r in logged)
+    assert all("test-mode API key" in r.getMessage() and "AuthenticationError" in r.getMessage()
+               and "sk_test" not in r.getMessage() and "not_real" not in r.getMessage() for r in logged)
+    assert "in 60 min (refusal 9 in a row)" in logged[-1].getMessage()
+    stripe_http.key_refused = 0
+    db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(hours=2),
+                                             retry_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert sweep()["orders.pending_refunds"] == 1
+    assert (refund_row().status, refund_row().key_refusals, refund_row().retry_at) == ("succeeded", 0, None)
     assert _money_events() == [("line_refunded", 1250)]
 
 
