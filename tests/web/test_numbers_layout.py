@@ -9,12 +9,14 @@ from sqlalchemy import select
 
 from catalog import inventory
 from catalog.models import Location, Product
+from catalog.service import create_product
 from orders.checkout import service as checkout
 from orders.counter import service as counter
 from orders.payments import service as payments
 from orders.stores import service as stores
 from shop.auth.service import find_user
 from shop.db import db
+from shop.fields import MAX_PRICE_FEN
 from suppliers.models import Supplier
 from tests.suppliers.factories import HouseholdFactory
 from tests.web.conftest import screenshot, sign_in
@@ -293,4 +295,31 @@ def test_the_tills_waiting_pickups_fit_a_360_px_phone_with_their_amounts_in_view
     assert row.get_by_text(amount).is_visible()
     assert row.get_by_text(amount).evaluate("cell => cell.getBoundingClientRect().right") <= NARROW["width"]
     assert page.evaluate(SIDEWAYS) == 0 and page.evaluate(CLIPPED_TABLES) == []
+    context.close()
+
+
+def test_a_product_at_the_highest_price_fits_the_tills_cart_on_a_360_px_phone(site, browser):
+    """A unit at the highest price (¥1,000,000.00) with its line's amount stays within a 360 px phone: the line's
+    price and amount go on two lines when they do not fit on one, instead of widening the page past the screen."""
+    with site.app.app_context():
+        clerk, admin = find_user(username="staff-shunde"), find_user(username="admin")
+        store = till.store_of(clerk)
+        till.current_shift(store) or stores.start_shift(actor=clerk, store_id=store.id, float_fen=50000)
+        product = create_product(actor=admin, sku="TOP-PRICE-1", name="大凉山高山苦荞礼盒", category="粮油", unit="box",
+                                 net_weight_g=1000, price_fen=MAX_PRICE_FEN, county_code="513431", status="active",
+                                 supplier_id=find_user(username="coop-zhaojue").supplier_id)
+        inventory.add_lot(product=product, location=db.session.get(Location, store.location_id),
+                          lot_code="TOP-PRICE-1-L1", harvested_on=date(2026, 9, 1), packed_on=None, village="火普村",
+                          quantity=2)
+        db.session.commit()
+    context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, site, "staff-shunde")
+    page.wait_for_url(site.url + "/till")
+    page.get_by_label("扫描追溯码或输入 SKU").fill("TOP-PRICE-1")
+    page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
+    assert page.locator("#cart-lines tr").get_by_text("¥1,000,000.00").first.is_visible()
+    screenshot(page, "till-cart-top-price")
+    assert page.evaluate(BROKEN_NUMBERS, "#cart-lines td.num, #total") == []
+    assert page.evaluate(SIDEWAYS) == 0
     context.close()
