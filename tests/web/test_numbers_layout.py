@@ -323,3 +323,31 @@ def test_a_product_at_the_highest_price_fits_the_tills_cart_on_a_360_px_phone(si
     assert page.evaluate(BROKEN_NUMBERS, "#cart-lines td.num, #total") == []
     assert page.evaluate(SIDEWAYS) == 0
     context.close()
+
+
+def test_codes_dates_and_short_words_stay_whole_beside_the_longest_names_in_the_coops_tables_on_a_pc(site, browser):
+    """A head of household and a village of 64 characters, or a product name of 100, take the room they need by
+    wrapping; they no longer squeeze the household code, the harvest date, the trace code, the status and the
+    statement link of every row into columns one or two characters wide ("DEM / O-ZJ- / 001", "2026 / -10- / 01")."""
+    with site.app.app_context():
+        supplier = db.session.get(Supplier, find_user(username="coop-zhaojue").supplier_id)
+        household = HouseholdFactory(supplier=supplier, code="LONG-NAMES-1", head_name="阿" * 64, village="长" * 64)
+        product = create_product(actor=find_user(username="admin"), sku="LONG-NAME-LOT", name="凉山高山苦荞礼盒" * 12,
+                                 category="粮油", unit="box", net_weight_g=1000, price_fen=3980, county_code="513431",
+                                 status="active", supplier_id=supplier.id)
+        inventory.add_lot(product=product, location=inventory.find_location("FS-WH"), lot_code="LONG-NAME-LOT-1",
+                          harvested_on=date(2026, 9, 1), packed_on=None, village="长" * 64, quantity=1)
+        db.session.commit()
+        code = household.code
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    sign_in(page, site, "coop-zhaojue", path=f"/login?next=/coop/households?code={code}")
+    page.wait_for_url(f"**/coop/households?code={code}")
+    screenshot(page, "coop-households-long-names")
+    short_cells = "td[data-label='农户编号'], td[data-label='状态'], td[data-label='对账单']"
+    assert page.evaluate(BROKEN_NUMBERS, short_cells) == []
+    page.goto(site.url + "/coop/lots")
+    assert page.get_by_text("LONG-NAME-LOT-1").is_visible()
+    screenshot(page, "coop-lots-long-names")
+    assert page.evaluate(BROKEN_NUMBERS, "td[data-label='采收日期'], td[data-label='溯源页']") == []
+    context.close()
