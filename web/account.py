@@ -13,6 +13,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from shop.auth import service
 from shop.auth.api import auth_limit, login_limit, password_limit, register_limit, sign_in_attempt
+from shop.auth.models import User
 from shop.auth.schemas import PasswordChange, RegisterRequest, TokenRequest
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit, db
@@ -105,27 +106,27 @@ def logout():
 logout.signs_out = True  # sent again with a stale form once signed out (another tab): home, not an error
 
 
-def _signed_in_as_registered_before(phone: str, password: str) -> bool:
+def _signed_in_as_registered_before(phone: str, password: str) -> User | None:
     """Sign in the consumer this very form registered already (a double tap, a resent request): the phone is taken
-    and the password is theirs; False if the phone is someone else's (a wrong password counts as a failed sign-in,
+    and the password is theirs; None if the phone is someone else's (a wrong password counts as a failed sign-in,
     of the phone and of the address's budget the sign-in page spends: once that is spent, no password is checked)."""
     db.session.rollback()
     try:
         attempt = sign_in_attempt()
     except TooManyRequests:
-        return False
+        return None
     wrong = False
     try:
         user = service.check_credentials(username=phone, password=password, address=client_address())
     except (Unauthorized, TooManyAttempts) as exc:
         wrong = isinstance(exc, Unauthorized)
-        return False
+        return None
     finally:
         attempt.settle(counted=wrong)
     if user.role == "consumer":
         sign_in_session(user)  # from the row the password was checked against, as the sign-in page does
     commit()
-    return user.role == "consumer"
+    return user if user.role == "consumer" else None
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -133,30 +134,33 @@ def _signed_in_as_registered_before(phone: str, password: str) -> bool:
 @register_limit
 def register():
     """Consumer registration by mobile number and password; signed in at once. The same form sent twice (a double
-    tap) signs the new consumer in rather than failing on the taken phone number."""
+    tap) signs the new consumer in rather than failing on the taken phone number. Sent from the sign-in page, it goes
+    on to the page the visitor came from (`next`, as signing in does)."""
+    next_url = request.values.get("next", "")[:512]
     if request.method == "GET":
-        return render_template("web/register.html")
+        return render_template("web/register.html", next_url=next_url)
     phone = _field("phone")
     if _field("password") != _field("password_again"):
-        return render_template("web/register.html", phone=phone, error="两次输入的密码不一致。"), 422
+        return render_template("web/register.html", phone=phone, next_url=next_url, error="两次输入的密码不一致。"), 422
     try:
         data = RegisterRequest().load({"phone": phone, "password": _field("password")})
         user = service.register_consumer(**data)
         commit()
     except ValidationError as exc:
         problem = PHONE_RULE if "phone" in exc.messages else PASSWORD_RULE
-        return render_template("web/register.html", phone=phone, error=problem), 422
+        return render_template("web/register.html", phone=phone, next_url=next_url, error=problem), 422
     except (AppError, IntegrityError) as exc:
         if isinstance(exc, AppError) and exc.code == ShopCode.VALIDATION_ERROR:  # the password holds the phone
-            return render_template("web/register.html", phone=phone, error=PASSWORD_RULE), 422
+            return render_template("web/register.html", phone=phone, next_url=next_url, error=PASSWORD_RULE), 422
         if isinstance(exc, AppError) and exc.code != ShopCode.USERNAME_TAKEN:
             raise
-        if not _signed_in_as_registered_before(data["phone"], data["password"]):
-            return render_template("web/register.html", phone=phone, taken=True,
+        user = _signed_in_as_registered_before(data["phone"], data["password"])
+        if user is None:
+            return render_template("web/register.html", phone=phone, next_url=next_url, taken=True,
                                    error="该手机号已注册，请登录。"), 409
-        return redirect(url_for("storefront.home"))
+        return redirect(safe_next(next_url, user))
     sign_in_session(user)
-    return redirect(url_for("storefront.home"))
+    return redirect(safe_next(next_url, user))
 
 
 ROLE_NAMES = {"consumer": "顾客", "store_staff": "门店店员", "coop": "合作社", "admin": "管理员", "auditor": "审计"}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import pytest
 from argon2 import PasswordHasher, extract_parameters
@@ -232,6 +233,28 @@ def test_a_registration_sent_twice_signs_the_new_consumer_in(app, client):
     again = second_tap.post("/register", data=form)
     assert again.status_code == 302 and again.location == "/"
     assert second_tap.get("/orders").status_code == 200  # signed in, not sent to the sign-in page
+
+
+def test_a_visitor_sent_to_sign_in_from_checkout_registers_and_comes_back_to_checkout(app, client):
+    """A new customer asked to sign in at checkout follows the register link: the page they came from goes with them,
+    through a refused form too, and registering lands them back on it (another host never)."""
+    sign_in_page = client.get(client.get("/checkout").location).get_data(as_text=True)
+    register_link = re.search(r'还没有账户？<a href="(/register[^"]*)">', sign_in_page).group(1)
+    assert unquote(register_link) == "/register?next=/checkout"
+    form = client.get(register_link).get_data(as_text=True)
+    assert '<input type="hidden" name="next" value="/checkout">' in form
+    body = {"phone": "13912340002", "password": "long enough pw", "password_again": "not the same pw",
+            "next": "/checkout", "csrf_token": _csrf(client, register_link)}
+    refused = client.post("/register", data=body)
+    assert refused.status_code == 422 and 'name="next" value="/checkout"' in refused.get_data(as_text=True)
+    registered = client.post("/register", data={**body, "password_again": "long enough pw"})
+    assert registered.status_code == 302 and registered.location == "/checkout"
+    assert client.get("/orders").status_code == 200  # signed in as the new consumer
+    elsewhere = app.test_client()
+    away = elsewhere.post("/register", data={"phone": "13912340003", "password": "long enough pw",
+                                             "password_again": "long enough pw", "next": "//evil.example/x",
+                                             "csrf_token": _csrf(elsewhere, "/register?next=//evil.example/x")})
+    assert away.status_code == 302 and away.location == "/"
 
 
 def test_registering_someone_elses_phone_says_to_sign_in(app, client):
