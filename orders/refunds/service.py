@@ -261,12 +261,12 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
         transition(order, "refunded", actor_id=actor_id, reason=clip(reason, REMARK_MAX))
 
 
-def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) -> None:
+def _decide_open_request(order: Order, refund: Refund | None, *, actor_id: int | None) -> None:
     """The order's open after-sales request, once refunds made otherwise (staff, an admin, the provider's dashboard)
     left none of the units it asks for sold, or gave the whole payment back (amount refunds whose remainders leave
-    units sold, DESIGN.md): approved with the refund that did, so its consumer sees the outcome on the order. A
-    request with units still to refund, and money to refund them with, stays open; its approval refunds those
-    (`_left_of`)."""
+    units sold, DESIGN.md): approved with the refund that did (`refund`; None: the order's last one that succeeded,
+    once a refund pending meanwhile failed), so its consumer sees the outcome on the order. A request with units
+    still to refund, and money to refund them with, stays open; its approval refunds those (`_left_of`)."""
     request = db.session.scalar(select(AfterSalesRequest).where(AfterSalesRequest.order_id == order.id,
                                                                 AfterSalesRequest.status == "open"))
     if request is None:
@@ -274,6 +274,10 @@ def _decide_open_request(order: Order, refund: Refund, *, actor_id: int | None) 
     units_left = any(_left_of(request, order.lines).values())  # the lines the refund just changed
     if units_left and refundable_fen(order) > 0:
         return
+    refund = refund or db.session.scalar(select(Refund).where(Refund.order_id == order.id,
+                                                              Refund.status == "succeeded",
+                                                              Refund.source != "unallocated")
+                                         .order_by(Refund.id.desc()).limit(1))
     request.status, request.refund_id = "approved", refund.id
     request.decision_reason = (f"已由退款 #{refund.id} 退回全部货款。" if units_left  # shown to its consumer
                                else f"已由退款 #{refund.id} 退回所申请的商品。")
@@ -506,8 +510,8 @@ def _complete_return(order: Order, refund: Refund, provider_refund_id: str) -> N
 
 def _fail(refund: Refund, *, status: str, provider_refund_id: str | None) -> None:
     """A pending refund the provider refused, or made and then failed or canceled: no money went back, so its
-    units are sold again and the after-sales request it decided is open again (a return that failed is logged as an
-    error, to settle at Stripe)."""
+    units are sold again and the after-sales request it decided is open again, or decided by the refunds that ended
+    while it was pending, if they cover it (a return that failed is logged as an error, to settle at Stripe)."""
     if refund.source == "unallocated" and _at_dashboard(refund):
         log.warning("provider refund %s of payment %s of order %s, part of its return, is %s: that part is returned "
                     "anew", refund.provider_refund_id, refund.payment_id, refund.order_id, status)
@@ -522,6 +526,9 @@ def _fail(refund: Refund, *, status: str, provider_refund_id: str | None) -> Non
     refund.provider_refund_id = provider_refund_id or refund.provider_refund_id
     _reopen_request(refund)
     db.session.flush()
+    order = db.session.get(Order, refund.order_id)  # locked by the caller
+    if refund.source != "unallocated" and not _refund_pending(order):  # refunds that ended meanwhile decide now
+        _decide_open_request(order, None, actor_id=None)
 
 
 def _reopen_request(refund: Refund) -> None:

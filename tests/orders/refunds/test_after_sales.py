@@ -456,3 +456,32 @@ def test_a_phone_number_cut_short_where_the_approvals_refund_reason_ends_is_neve
         reason = client.get(f"/api/v1/refunds/{approved.json['refund_id']}", headers=sold[viewer]).json["reason"]
         assert reason.startswith(f"After-sales request {asked.json['id']}: 包") and len(reason) <= 200, viewer
         assert not re.search(r"\d{3}", reason.split(":", 1)[1]), (viewer, reason[-20:])
+
+
+def test_a_request_the_dashboard_refunded_while_another_refund_was_pending_is_decided_when_that_one_fails(
+        client, sold, provider):
+    """Both units asked for are refunded at the dashboard while an admin's refund of the third is pending at the
+    provider; that refund then fails: the request is approved with the dashboard's refund, which gave the consumer
+    what they asked for (not left open, for its approval to make a refund of nothing and tell them of it)."""
+    order = sold["order"](payment_method="stripe")
+    asked = _ask(client, sold["consumer"], order, quantity=2).json
+    line_id = asked["lines"][0]["line_id"]
+    provider.status = "pending"
+    pending = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"],
+                          json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "先退一件"})
+    assert pending.status_code == 202, pending.json
+    dashboard = record_provider_refund(order_id=order.id, provider_refund_id="re_dash_2", amount_fen=3000,
+                                       occurred_at=utcnow())
+    db.session.commit()
+    provider.statuses[pending.json["provider_refund_id"]] = "failed"
+    db.session.execute(update(Refund).where(Refund.id == pending.json["id"])
+                       .values(asked_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    assert sweep()["orders.pending_refunds"] == 1
+
+    seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]
+    assert [(r["status"], r["refund_id"]) for r in seen] == [("approved", dashboard.id)]
+    approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["admin"], json={})
+    assert (approved.status_code, approved.json["error"]["code"]) == (409, "after_sales_decided")
+    assert db.session.scalars(select(Refund.amount_fen).order_by(Refund.id)).all() == [1500, 3000]
+    assert db.session.get(OrderLine, line_id).refunded_quantity == 2
