@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 
 from catalog import inventory
+from catalog.errors import CatalogCode
 from orders.checkout.service import may_see_order
 from orders.errors import OrderCode
 from orders.locking import lock_order
@@ -231,12 +232,27 @@ def _release_units(*, order: Order, refund: Refund, held: list[dict], occurred_a
             continue
         if item["payload"]["resellable"]:
             for portion in item["payload"]["allocations"]:
-                inventory.restock(location_id=portion["location_id"], lot_id=portion["lot_id"],
-                                  quantity=portion["quantity"])
+                _put_back(order, portion)
         events.append(record_event(kind="line_refunded", order=order, line=db.session.get(OrderLine, item["line_id"]),
                                    refund=refund, amount_fen=item["amount_fen"], occurred_at=occurred_at,
                                    payload=item["payload"]))
     return events
+
+
+def _put_back(order: Order, portion: dict) -> None:
+    """Resellable units of a refund back on their allocation's shelf, but those a stocktake found there while the
+    refund was pending at the provider (its units were no longer sold, so `found` could count them): the lot never
+    holds more than its quantity, and a refund the provider made still completes."""
+    try:
+        inventory.restock(location_id=portion["location_id"], lot_id=portion["lot_id"], quantity=portion["quantity"])
+    except Conflict as exc:
+        if exc.code != CatalogCode.LOT_QUANTITY_EXCEEDED:
+            raise
+        if exc.details["restorable"]:
+            inventory.restock(location_id=portion["location_id"], lot_id=portion["lot_id"],
+                              quantity=exc.details["restorable"])
+        log.warning("refund of order %s: %s of %s resellable units of lot %s were on hand already (found meanwhile)",
+                    order.id, portion["quantity"] - exc.details["restorable"], portion["quantity"], portion["lot_id"])
 
 
 def _give_back_units(refund: Refund) -> None:

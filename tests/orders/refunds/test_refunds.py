@@ -516,6 +516,33 @@ def test_a_refund_the_provider_has_not_finished_books_no_money_until_it_succeeds
     assert sweep()["orders.pending_refunds"] == 0
 
 
+def test_a_pending_resellable_refund_whose_units_a_stocktake_found_meanwhile_still_completes(client, world, provider):
+    """The goods came back and a stocktake counted them as found while Stripe was still refunding: once Stripe has
+    given the money back the refund completes and the ledger reverses it, putting back on the shelf only what the
+    stocktake did not (it was left pending for ever, its restock refused as more than the lot holds)."""
+    order, lot = _online_order(world)
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.status = "pending"
+    first = _refund(client, admin, order, 2, resellable=True)
+    assert first.status_code == 202, first.json
+    found = client.post("/api/v1/stock-adjustments", headers=admin, json={
+        "location_id": order.location_id, "lot_id": lot.id, "delta": 2, "reason": "found"})
+    assert found.status_code == 201, found.json
+    provider.statuses["re_stub_1"] = "succeeded"
+    _age_refunds()
+
+    assert sweep()["orders.pending_refunds"] == 1
+
+    db.session.expire_all()
+    assert db.session.scalar(select(Refund.status)) == "succeeded"
+    events = db.session.scalars(select(OutboxEvent)).all()
+    assert [(e.kind, e.amount_fen, e.refund_id) for e in events] == [("line_refunded", 4000, first.json["id"])]
+    assert _on_hand(lot) == 8  # 6 left after the sale of 4, and the 2 returned, counted once
+    assert db.session.scalar(select(func.sum(Allocation.quantity - Allocation.refunded))
+                             .where(Allocation.lot_id == lot.id)) == 2  # the lot's 10 units: 8 on hand, 2 sold
+
+
 def test_more_pending_refunds_than_a_sweep_takes_are_each_asked_about_in_turn(client, world, provider,
                                                                                monkeypatch):
     orders = [_online_order(world)[0] for _ in range(3)]
