@@ -56,6 +56,7 @@ def init_app(app: Flask) -> None:
     app.extensions["supplier_last_sale_date"] = last_sale_date  # a dividend link never changes attributed days
     app.extensions["pairing_sale_dates"] = paired_sale_dates  # nor a pairing's period a paid sale's report row
     register_units_outside_stock(app, "orders", lot_units_outside_stock)
+    register_units_outside_stock(app, "refunds", refunds.units_held_by_pending_refunds)
     register_location_scope(app, location_scope)
     register_closed_locations(app, closed_store_locations())
     register_demo_seeder(app, "orders", seed_demo)

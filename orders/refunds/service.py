@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, func, literal_column, or_, select, update
 
 from catalog import inventory
 from catalog.errors import CatalogCode
@@ -239,10 +239,30 @@ def _release_units(*, order: Order, refund: Refund, held: list[dict], occurred_a
     return events
 
 
+# the units of a lot that pending refunds hold (their `held_events` name each allocation's units), per dialect
+_HELD_UNITS = {
+    "postgresql": "(SELECT COALESCE(SUM((p ->> 'quantity')::int), 0) FROM refunds r "
+                  "CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof(r.held_events) = 'array' "
+                  "THEN r.held_events ELSE '[]'::json END) e "
+                  "CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof(e -> 'payload' -> 'allocations') "
+                  "= 'array' THEN e -> 'payload' -> 'allocations' ELSE '[]'::json END) p "
+                  "WHERE r.status = 'pending' AND (p ->> 'lot_id')::int = {lot_id})",
+    "sqlite": "(SELECT COALESCE(SUM(json_extract(p.value, '$.quantity')), 0) FROM refunds r, "
+              "json_each(r.held_events) e, json_each(e.value, '$.payload.allocations') p "
+              "WHERE r.status = 'pending' AND json_extract(p.value, '$.lot_id') = {lot_id})",
+}
+
+
+def units_held_by_pending_refunds(lot_id: int) -> ColumnElement[int]:
+    """A lot's units that refunds pending at the provider took off their lines: no longer sold, not yet back on the
+    shelf, and sold again if the refund fails, so no stocktake may find them meanwhile (`inventory.restock`)."""
+    return literal_column(_HELD_UNITS[db.session.get_bind().dialect.name].format(lot_id=int(lot_id)), Integer)
+
+
 def _put_back(order: Order, portion: dict) -> None:
     """Resellable units of a refund back on their allocation's shelf, but those a stocktake found there while the
-    refund was pending at the provider (its units were no longer sold, so `found` could count them): the lot never
-    holds more than its quantity, and a refund the provider made still completes."""
+    refund was pending at the provider (before `units_held_by_pending_refunds` counted them, `found` could): the lot
+    never holds more than its quantity, and a refund the provider made still completes."""
     try:
         inventory.restock(location_id=portion["location_id"], lot_id=portion["lot_id"], quantity=portion["quantity"])
     except Conflict as exc:

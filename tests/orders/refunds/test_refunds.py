@@ -517,7 +517,8 @@ def test_a_refund_the_provider_has_not_finished_books_no_money_until_it_succeeds
 
 
 def test_a_pending_resellable_refund_whose_units_a_stocktake_found_meanwhile_still_completes(client, world, provider):
-    """The goods came back and a stocktake counted them as found while Stripe was still refunding: once Stripe has
+    """The goods came back and a stocktake counted them as found while Stripe was still refunding (as the shop let it
+    before it counted a pending refund's units as the lot's, so a database may hold such finds): once Stripe has
     given the money back the refund completes and the ledger reverses it, putting back on the shelf only what the
     stocktake did not (it was left pending for ever, its restock refused as more than the lot holds)."""
     order, lot = _online_order(world)
@@ -526,9 +527,9 @@ def test_a_pending_resellable_refund_whose_units_a_stocktake_found_meanwhile_sti
     provider.status = "pending"
     first = _refund(client, admin, order, 2, resellable=True)
     assert first.status_code == 202, first.json
-    found = client.post("/api/v1/stock-adjustments", headers=admin, json={
-        "location_id": order.location_id, "lot_id": lot.id, "delta": 2, "reason": "found"})
-    assert found.status_code == 201, found.json
+    db.session.execute(update(Stock).where(Stock.location_id == order.location_id, Stock.lot_id == lot.id)
+                       .values(on_hand=Stock.on_hand + 2))  # found then
+    db.session.commit()
     provider.statuses["re_stub_1"] = "succeeded"
     _age_refunds()
 
@@ -588,6 +589,39 @@ def test_a_refund_the_provider_fails_after_accepting_it_gives_its_units_back_and
     again = _refund(client, admin, order, 4)  # every unit is refundable again, through a new provider refund
     assert again.status_code == 201, again.json
     assert again.json["provider_refund_id"] == "re_stub_2"
+
+
+def test_units_a_refund_holds_while_pending_at_stripe_are_not_there_to_be_found_so_its_failure_keeps_the_lot_whole(
+        racing_app, provider):
+    """A refund pending at Stripe has taken its units off the line but may yet fail and sell them again: a stocktake
+    cannot count them as found meanwhile (409, none restorable; found, they were both on hand and sold once it failed:
+    12 units of a lot of 10), on either database (the units are read from the refund's held events)."""
+    client, warehouse, product = racing_app.test_client(), LocationFactory(), ProductFactory(price_fen=2000)
+    lot = make_lot(product, warehouse, quantity=10)
+    order = paid_order(location_id=warehouse.id, channel="delivery", lines=[(product, 4)], payment_method="stripe",
+                       status="delivered")
+    _, admin = user_with_token("admin")
+    db.session.commit()
+    provider.status = "pending"
+    assert _refund(client, admin, order, 2, resellable=True).status_code == 202
+
+    def found(delta, reason="found"):
+        return client.post("/api/v1/stock-adjustments", headers=admin, json={
+            "location_id": warehouse.id, "lot_id": lot.id, "delta": delta, "reason": reason})
+
+    refused, damaged, one_more = found(2), found(-1, "damaged"), found(2)
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "lot_quantity_exceeded")
+    assert refused.json["error"]["details"]["restorable"] == 0
+    assert damaged.status_code == 201, damaged.json
+    assert (one_more.status_code, one_more.json["error"]["details"]["restorable"]) == (409, 1)
+    provider.statuses["re_stub_1"] = "failed"
+    _age_refunds()
+    assert sweep()["orders.pending_refunds"] == 1
+    db.session.expire_all()
+    sold = db.session.scalar(select(func.sum(Allocation.quantity - Allocation.refunded))
+                             .where(Allocation.lot_id == lot.id))
+    assert (_on_hand(lot), sold) == (5, 4)
 
 
 def test_a_refund_the_provider_refuses_is_409_and_its_units_are_sold_again(client, world, provider):
