@@ -510,6 +510,9 @@ class AfterSalesRequest(db.Model):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decision_reason: Mapped[str | None] = mapped_column(String(500))
     refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    # the order's last refund when the request was made (0: none): the refunds made since count toward it (both are
+    # written under the order's lock, so ids tell their order; the hosts' clocks may not)
+    refunds_before: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (CheckConstraint("status IN ('open', 'approved', 'rejected', 'withdrawn')", name="status"),)

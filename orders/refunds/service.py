@@ -966,7 +966,9 @@ def request_after_sales(*, actor: User, order_id: int, lines: Sequence[RefundReq
     _after_sales_deadline(order)
     _refund_amount(order, lines)  # what its approval would refuse is refused now
     request = AfterSalesRequest(order_id=order.id, reason=reason, photo_url=photo_url,
-                                lines=[{"line_id": line.line_id, "quantity": line.quantity} for line in lines])
+                                lines=[{"line_id": line.line_id, "quantity": line.quantity} for line in lines],
+                                refunds_before=db.session.scalar(select(func.coalesce(func.max(Refund.id), 0))
+                                                                 .where(Refund.order_id == order.id)))
     db.session.add(request)
     db.session.flush()
     return request
@@ -999,12 +1001,11 @@ def _open_request(actor: User, request_id: int) -> AfterSalesRequest:
 
 def _left_of(request: AfterSalesRequest, lines: Sequence[OrderLine]) -> dict[int, int]:
     """Per line a request asks for, the units its approval refunds: those asked less those refunded since it was made
-    (a refund by staff, an admin or the provider meanwhile counts toward it), and no more than its order's `lines`
-    still sell."""
+    (a refund by staff, an admin or the provider meanwhile counts toward it; since: after its `refunds_before`), and
+    no more than its order's `lines` still sell."""
     since = dict(db.session.execute(
         select(RefundLine.order_line_id, func.sum(RefundLine.quantity)).join(Refund, Refund.id == RefundLine.refund_id)
-        .where(Refund.order_id == request.order_id, Refund.status != "failed",
-               Refund.created_at >= request.created_at)
+        .where(Refund.order_id == request.order_id, Refund.status != "failed", Refund.id > request.refunds_before)
         .group_by(RefundLine.order_line_id)).all())
     by_id = {line.id: line for line in lines}
     return {asked["line_id"]: max(0, min(asked["quantity"] - int(since.get(asked["line_id"], 0)),

@@ -298,6 +298,29 @@ def test_an_approval_after_a_direct_refund_of_one_unit_refunds_only_what_the_req
     assert db.session.get(Order, order.id).status == ("refunded" if asked_units == 3 else "fulfilled")
 
 
+def test_a_refund_stamped_by_a_host_whose_clock_is_behind_still_counts_toward_the_request_made_before_it(
+        client, sold):
+    """Which refunds came after a request is their order under the order's lock, not the hosts' clocks: a direct
+    refund made after the request on a host a minute behind still counts, so the approval refunds only what is left."""
+    order = sold["order"]()
+    asked = _ask(client, sold["consumer"], order, quantity=2).json
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == order.id))
+    direct = client.post(f"/api/v1/orders/{order.id}/refunds", headers=sold["admin"], json={
+        "lines": [{"line_id": line_id, "quantity": 1, "resellable": False}], "reason": "先退一件"})
+    assert direct.status_code == 201
+    request_made = db.session.get(AfterSalesRequest, asked["id"]).created_at
+    db.session.execute(update(Refund).where(Refund.id == direct.json["id"])
+                       .values(created_at=request_made - timedelta(minutes=1)))
+    db.session.commit()
+
+    approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["clerk"],
+                           json={"resellable": False})
+
+    assert approved.status_code == 200 and approved.json["status"] == "approved", approved.json
+    assert db.session.get(Refund, approved.json["refund_id"]).amount_fen == 1500
+    assert db.session.get(OrderLine, line_id).refunded_quantity == 2  # what was asked, not one unit more
+
+
 def test_a_request_its_approval_would_refuse_for_more_than_was_paid_is_refused_when_asked(client, sold):
     """A 2000 fen refund from the provider's dashboard took 1 of 3 units (1500) and 500 fen more: 2500 fen is left to
     refund, less than the 2 units still sold are worth. Asking for both is refused as approving would be, and does
