@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     from orders.payments import tasks as payment_tasks  # noqa: F401
     from orders.payments.api import blp as payments_blp
     from orders.payments.api import sandbox_blp
+    from orders.payments.cli import payments_cli
     from orders.refunds import service as refunds
     from orders.refunds.api import blp as refunds_blp
     from orders.stores.api import BLUEPRINTS as stores_blueprints
@@ -60,6 +61,7 @@ def init_app(app: Flask) -> None:
     register_location_scope(app, location_scope)
     register_closed_locations(app, closed_store_locations())
     register_demo_seeder(app, "orders", seed_demo)
+    app.cli.add_command(payments_cli)
     register_sweeper(app, "orders.outbox", outbox.requeue_undelivered)
     register_sweeper(app, "orders.payment_events", payments.requeue_pending_events)
     register_sweeper(app, "orders.pending_refunds", refunds.requeue_pending_refunds)

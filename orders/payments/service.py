@@ -9,7 +9,8 @@ meanwhile), which processes the new events oldest first, each in its own transac
 takes the order lock first, then applies the event; an event that cannot be applied yet (a refund
 before the payment it refunds) is `deferred` and applied right after the payment's succeeded event, so
 every arrival order ends in the same state. An event the drain failed on, or whose drain was lost, is
-left to the `orders.payment_events` sweeper, which re-queues it on its own (`orders.process_payment_event`).
+left to the `orders.payment_events` sweeper, which re-queues it on its own (`orders.process_payment_event`), at most
+MAX_ATTEMPTS times; then it is `failed`, until an operator queues it again (`flask payments requeue-failed`).
 """
 from __future__ import annotations
 
@@ -568,14 +569,34 @@ def requeue_pending_events() -> int:
     for event in stale:
         if event.attempts >= MAX_ATTEMPTS:
             event.status, event.processed_at = "failed", now
-            log.error("payment event %s failed %s times: given up (see the earlier errors)", event.event_id,
-                      event.attempts)
+            log.error("payment event %s failed %s times: given up (see the earlier errors); once the cause is fixed, "
+                      "`flask payments requeue-failed --event-id %s` queues it again", event.event_id, event.attempts,
+                      event.id)
             continue
         event.queued_at, event.attempts = now, event.attempts + 1
         row_id = event.id
         after_commit(lambda row_id=row_id: _queue(row_id))
         requeued += 1
     db.session.flush()
+    return requeued
+
+
+def requeue_failed_events(*, event_id: int | None = None, since: datetime | None = None) -> list[int]:
+    """Failed events (the one `event_id`, and of those only the ones that failed at or after `since`) put back as new:
+    pending, attempts reset, so the drain (woken after commit) processes them as any new event and the sweeper again
+    gives each MAX_ATTEMPTS; their ids, oldest first. An event no longer failed (requeued already, also by a
+    concurrent run: its row lock decides) is left as it is, so running it twice requeues once. The caller commits."""
+    where = [PaymentEvent.status == "failed"]
+    if event_id is not None:
+        where.append(PaymentEvent.id == event_id)
+    if since is not None:
+        where.append(PaymentEvent.processed_at >= since)
+    requeued = sorted(db.session.scalars(
+        update(PaymentEvent).where(*where)
+        .values(status="pending", attempts=0, queued_at=utcnow(), processed_at=None)
+        .returning(PaymentEvent.id).execution_options(synchronize_session=False)).all())
+    if requeued:
+        after_commit(wake)
     return requeued
 
 

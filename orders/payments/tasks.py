@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 
 from orders.payments import service
-from orders.payments.provider import KeyRefused
+from orders.payments.provider import KeyRefused, api_key_mode
 from orders.refunds.service import settle_refund
 from shop import wakeups
 from shop.db import db
@@ -18,9 +18,9 @@ DRAIN_LIMIT = 500  # events one drain run processes before it hands over to the 
 
 def _log_key_refused(event_id: int, exc: KeyRefused) -> None:
     """Log, as an error for an operator, that the provider refused the shop's API key while processing an event."""
-    log.error("processing payment event %s: the payment provider refused the shop's API key (%s: it lacks a "
-              "permission, or is not valid); the sweeper retries it a bounded number of times: fix the key",
-              event_id, exc)
+    log.error("processing payment event %s: the payment provider refused the shop's %s-mode API key (%s: it lacks a "
+              "permission, or is not valid); the sweeper retries it a bounded number of times: fix the key (then "
+              "`flask payments requeue-failed` queues again the events it gave up)", event_id, api_key_mode(), exc)
 
 
 @shared_task(name="orders.process_payment_event", acks_late=True)

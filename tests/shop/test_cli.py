@@ -289,6 +289,7 @@ def test_load_reference_on_postgres_refuses_an_overlap_in_one_line(pg_app, monke
 # every command that reads or writes the database, with its arguments and standard input
 DATABASE_COMMANDS = ((["seed-demo"], None), (["load-reference"], None), (["verify-ledger"], None),
                      (["refresh-rollups"], None), (["suppliers", "reencrypt"], None),
+                     (["payments", "requeue-failed"], None),
                      (["create-user", "--role", "admin", "--username", "someone"], "a strong password\n"),
                      (["reset-password", "--username", "someone"], "a strong password\n"),
                      (["import-inventory", "1", "stock.csv"], None))
@@ -311,12 +312,13 @@ def _run_each_command(tmp_path, **env) -> list[str]:
 
 
 def test_every_command_on_a_database_without_its_schema_says_to_upgrade_in_one_line(tmp_path):
-    assert _run_each_command(tmp_path) == ["Error: the database has no schema: run `flask --app shop db upgrade`"] * 8
+    assert _run_each_command(tmp_path) == [
+        "Error: the database has no schema: run `flask --app shop db upgrade`"] * len(DATABASE_COMMANDS)
 
 
 def test_every_command_says_in_one_line_that_the_database_cannot_be_reached(tmp_path):
     outputs = _run_each_command(tmp_path, DATABASE_URL="sqlite:////nonexistent/dir/shop.db")
-    assert outputs == ["Error: cannot reach the database: unable to open database file"] * 8
+    assert outputs == ["Error: cannot reach the database: unable to open database file"] * len(DATABASE_COMMANDS)
 
 
 def test_a_missing_postgres_database_is_one_line_without_the_password(pg_url, tmp_path):

@@ -511,3 +511,68 @@ def test_an_event_stripe_refuses_the_shops_key_for_is_logged_as_that_and_process
     db.session.expire_all()
     assert db.session.get(PaymentEvent, refused.id).status == "processed"
     assert _money_events() == [("line_refunded", 1250)] if kind == "listed" else [("processor_fee", 95)]
+
+
+def _failed_for_the_key(client, payment, stripe_http) -> PaymentEvent:
+    """A dashboard refund's event Stripe refused the shop's key for until the sweeper gave it up (`failed`)."""
+    stripe_http.key_refused = 401
+    assert deliver(client, _needing_stripe(payment, stripe_http)["listed"], secret=SECRET).status_code == 200
+    db.session.execute(update(PaymentEvent).where(PaymentEvent.status == "pending")
+                       .values(attempts=10, queued_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    sweep()
+    db.session.expire_all()
+    failed = db.session.scalar(select(PaymentEvent).where(PaymentEvent.type == "charge.refunded"))
+    assert failed.status == "failed"
+    return failed
+
+
+def test_failed_events_are_queued_again_by_an_operator_once_the_key_is_fixed_and_processed_once(
+        paid, stripe_app, stripe_http, caplog):
+    """`flask payments requeue-failed` puts failed events back as new ones (attempts reset) and the drain processes
+    them: the refund the event reports is counted once, and a second run finds nothing to requeue; each run is
+    audited in the log with who ran it and how many."""
+    client, payment, _ = paid
+    failed = _failed_for_the_key(client, payment, stripe_http)
+    stripe_http.key_refused = 0
+
+    with caplog.at_level(logging.WARNING):
+        first = stripe_app.test_cli_runner().invoke(args=["payments", "requeue-failed"])
+        second = stripe_app.test_cli_runner().invoke(args=["payments", "requeue-failed"])
+
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == f"1 failed payment events requeued: {failed.id}"
+    assert second.exit_code == 0 and second.output.strip() == "0 failed payment events requeued"
+    db.session.expire_all()
+    assert (db.session.get(PaymentEvent, failed.id).status, db.session.get(PaymentEvent, failed.id).attempts) == (
+        "processed", 0)
+    assert _money_events() == [("line_refunded", 1250)]
+    audits = [r.getMessage() for r in caplog.records if r.name == "orders.payments.cli"]
+    assert len(audits) == 2 and all("requeued by " in audit for audit in audits)
+    assert audits[0].endswith(f": 1 ({failed.id})") and audits[1].endswith(": 0 (none)")
+
+
+def test_requeue_failed_takes_only_the_event_or_the_days_asked_for_and_bounded_input(paid, stripe_app, stripe_http):
+    client, payment, _ = paid
+    failed = _failed_for_the_key(client, payment, stripe_http)
+    stripe_http.key_refused = 0
+    runner = stripe_app.test_cli_runner()
+
+    other_event = runner.invoke(args=["payments", "requeue-failed", "--event-id", str(failed.id + 1)])
+    tomorrow = runner.invoke(args=["payments", "requeue-failed", "--since",
+                                   (utcnow() + timedelta(days=2)).date().isoformat()])
+    bad = [runner.invoke(args=["payments", "requeue-failed", *option]) for option in (
+        ["--event-id", "0"], ["--event-id", str(2**31)], ["--since", "1999-12-31"], ["--since", "2026-02-30"],
+        ["--since", "yesterday"])]
+    db.session.expire_all()
+    still = db.session.get(PaymentEvent, failed.id).status
+    this_one = runner.invoke(args=["payments", "requeue-failed", "--event-id", str(failed.id), "--since",
+                                   (utcnow() - timedelta(days=1)).date().isoformat()])
+
+    assert [result.output.strip() for result in (other_event, tomorrow)] == ["0 failed payment events requeued"] * 2
+    assert [result.exit_code for result in bad] == [2] * 5 and not any(result.exception and not isinstance(
+        result.exception, SystemExit) for result in bad)
+    assert still == "failed"
+    assert this_one.output.strip() == f"1 failed payment events requeued: {failed.id}"
+    db.session.expire_all()
+    assert db.session.get(PaymentEvent, failed.id).status == "processed"
