@@ -176,7 +176,7 @@ def idempotent(view=None, *, scope: Callable[..., str] = _user_scope):
             raise AppError("The Idempotency-Key must have 1 to 255 printable ASCII characters, not only spaces.",
                            code=ShopCode.INVALID_IDEMPOTENCY_KEY)
         owner, fingerprint = scope(**kwargs), request_fingerprint()
-        g.setdefault(SCOPE, owner)
+        setattr(g, SCOPE, owner)  # this request's (a test's requests may share one app context)
         deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
         while True:
             record = _stored(owner, key)

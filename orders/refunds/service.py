@@ -91,6 +91,7 @@ RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is th
 # a refund whose API key the provider refused waits RESETTLE_AFTER, doubled at each refusal in a row, up to this
 KEY_REFUSED_MAX_PAUSE = timedelta(hours=1)
 SWEEP_BATCH = 50
+ADMIN_KEYS = "admins"  # the Idempotency-Key scope of online orders' refunds, shared by the admins who make them
 
 
 @dataclass(frozen=True)
@@ -739,9 +740,12 @@ def _settled_under_key(order: Order, requests: Sequence[RefundRequest], reason: 
 
 def refund_keys(*, actor: User, order_id: int) -> str:
     """The scope of a refund's Idempotency-Keys: a store's sale's, its store (`store_keys`: a refund queued at the till
-    and resent by another clerk is made once); an online order's, the user's own; 404 outside the actor's scope."""
+    and resent by another clerk is made once); an online order's, the admins' (who alone refund one: a refund resent
+    by another admin after a hand-over is made once), anyone else's own; 404 outside the actor's scope."""
     order = _order_for(actor, order_id, lock=False)
-    return user_keys(actor) if order.store_id is None else store_keys(actor=actor, store_id=order.store_id)
+    if order.store_id is not None:
+        return store_keys(actor=actor, store_id=order.store_id)
+    return ADMIN_KEYS if actor.role == "admin" else user_keys(actor)
 
 
 def after_sales_keys(*, actor: User, request_id: int) -> str:

@@ -926,6 +926,27 @@ def test_a_cash_refund_resent_with_its_key_by_another_clerk_of_the_store_pays_ou
     assert db.session.scalars(select(Refund.amount_fen)).all() == [2000]
 
 
+def test_an_online_refund_resent_with_its_key_by_another_admin_refunds_once(client, world, provider):
+    """An admin's refund of an online order resent with its key by another admin (the first's browser retried after a
+    hand-over) gets the first answer: online refunds' keys are the admins', as a store's are its clerks', so the buyer
+    is not refunded a second time; another body under the key is `idempotency_key_reused`."""
+    order, _ = _online_order(world)
+    _, first_admin = user_with_token("admin")
+    _, second_admin = user_with_token("admin")
+    db.session.commit()
+
+    made = _refund(client, {**first_admin, "Idempotency-Key": "desk-refund-1"}, order, 1)
+    resent = _refund(client, {**second_admin, "Idempotency-Key": "desk-refund-1"}, order, 1)
+    other = _refund(client, {**second_admin, "Idempotency-Key": "desk-refund-1"}, order, 2)
+
+    assert made.status_code == resent.status_code == 201, resent.json
+    assert resent.headers.get("Idempotent-Replayed") == "true" and resent.json["id"] == made.json["id"]
+    assert (other.status_code, other.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert len(provider.made) == 1
+    db.session.expire_all()
+    assert db.session.scalars(select(Refund.amount_fen)).all() == [made.json["amount_fen"]]
+
+
 def test_a_key_of_a_202_refund_sent_for_another_order_is_409_key_reused_and_refunds_nothing_there(
         client, world, provider):
     """A 202 frees its key for the retry only: the same key naming another order is the key reused."""
