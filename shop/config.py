@@ -37,6 +37,7 @@ DATABASE_CONNECT_TIMEOUT_SECONDS = 5  # a PostgreSQL server that takes the conne
 TLS_CHECKS = ("required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE")  # Celery's spellings
 FAST_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 DAY_SECONDS, GIB = 24 * 3600, 1024 ** 3  # the units of the integer settings' bounds
+SESSION_COOKIE = "shop_session"  # the pages' signed session cookie (`__Host-` prefixed in production)
 TOKEN_TTL_MAX = 30 * DAY_SECONDS  # the longest token lifetime: a token keeps the ttl it was issued with, up to this
 
 
@@ -369,7 +370,9 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
     return {
         "SHOP_ENV": "production" if production else "development",
         "SECRET_KEY": keys["SECRET_KEY"],
-        "SESSION_COOKIE_NAME": "shop_session",
+        # over https (production) a `__Host-` cookie: only this host sets it (no Domain, Path=/, Secure), so no other
+        # site under the parent domain can plant one that signs a browser in to the planter's account
+        "SESSION_COOKIE_NAME": f"{'__Host-' if production else ''}{SESSION_COOKIE}",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

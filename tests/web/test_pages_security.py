@@ -12,6 +12,7 @@ from sqlalchemy import select
 from shop.auth import security
 from shop.auth.models import User
 from shop.db import db
+from tests.conftest import _emptied, make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
 from tests.suppliers.factories import SupplierFactory
@@ -46,6 +47,42 @@ def test_sign_in_sets_an_httponly_samesite_session_cookie_and_goes_to_the_role_h
     cookie = response.headers["Set-Cookie"]
     assert "shop_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # only under SHOP_ENV=production
+
+
+PUBLIC_URL = "https://shop.example.cn"
+
+
+@pytest.fixture
+def production_app(_pg_migrated, redis_url, tmp_path, request):
+    """The app as production runs it (SHOP_ENV=production, PostgreSQL, Redis, served over https at PUBLIC_URL)."""
+    from tests.shop.test_app import PRODUCTION
+
+    env = {**PRODUCTION, "PAYMENTS": "sandbox", "DATABASE_URL": _pg_migrated, "REDIS_URL": redis_url}
+    yield from _emptied(make_app(tmp_path, **env), request)
+
+
+def test_in_production_the_session_cookie_is_host_only_so_no_other_subdomain_can_plant_one(production_app):
+    """A cookie named `shop_session` could be set for the whole parent domain by any other site under it (a
+    sibling subdomain), signing a shopper in to the planter's account, where what they type (a delivery address,
+    a phone) is the planter's to read; a `__Host-` cookie is only ever set by this host, over https."""
+    client = production_app.test_client()
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    page = client.get("/login", base_url=PUBLIC_URL)
+    token = CSRF_FIELD.search(page.data).group(1).decode()
+
+    signed_in = client.post("/login", base_url=PUBLIC_URL, headers={"Referer": f"{PUBLIC_URL}/login"},
+                            data={"username": user.username, "password": DEFAULT_PASSWORD, "csrf_token": token})
+
+    assert signed_in.status_code == 302, signed_in.get_data(as_text=True)
+    cookie = signed_in.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-shop_session=")
+    assert "Secure" in cookie and "Path=/;" in cookie and "Domain" not in cookie and "HttpOnly" in cookie
+    assert client.get("/account", base_url=PUBLIC_URL).status_code == 200
+    planted = production_app.test_client()
+    planted.set_cookie("shop_session", client.get_cookie("__Host-shop_session", domain="shop.example.cn").value,
+                       domain="example.cn")
+    assert planted.get("/account", base_url=PUBLIC_URL).status_code == 302  # to the sign-in page
 
 
 def test_a_form_post_without_the_csrf_token_is_refused_and_signs_nobody_in(client):
