@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 from shop.bodies import JSON_BODY_METHODS, matched_view, refused_before_its_input, unless_the_role_is_refused
 from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response, is_api_path
 from shop.fields import is_blank
-from shop.http import LOCATION_HEADER, RETRY_AFTER_HEADER, ReadAt, declare_location
+from shop.http import LOCATION_HEADER, ReadAt, declare_location, error_headers
 from shop.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 NO_QUERY = {422: [ShopCode.VALIDATION_ERROR]}  # an operation refuses a query parameter it does not read (`check_query`)
@@ -180,7 +180,8 @@ class Blueprint(SmorestBlueprint):
         responses = doc.setdefault("response", {}).setdefault("responses", {})
         documented = next((answers for key, answers in responses.items() if int(key) == status), None)
         if documented is None:
-            responses[status] = [{"schema": ErrorOut(), "description": error_description(codes), "content_type": None}]
+            responses[status] = [{"schema": ErrorOut(), "description": error_description(codes), "content_type": None,
+                                  **({"headers": headers} if (headers := error_headers(status)) else {})}]
             return
         for answer in documented:
             if isinstance(answer, Mapping) and (named := _documented_codes(answer.get("description", ""))):
@@ -207,11 +208,11 @@ class Blueprint(SmorestBlueprint):
     def errors(self, codes: Mapping[int, Iterable[str]]):
         """Document the error answers of an operation: per HTTP status the `code`s it answers with, in the API's
         error shape (`ErrorOut`); the description lists them (`error_description`), so the document tells a client
-        which code comes with which status; a 429 says its `Retry-After` header."""
+        which code comes with which status; a 429 says its `Retry-After` header, a 401 its `WWW-Authenticate`."""
         def decorator(view):
             for status, named in codes.items():
-                headers = {"Retry-After": RETRY_AFTER_HEADER} if int(status) == 429 else None
-                view = self.alt_response(status, description=error_description(named), headers=headers)(view)
+                view = self.alt_response(status, description=error_description(named),
+                                         headers=error_headers(int(status)))(view)
             return view
         return decorator
 

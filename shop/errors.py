@@ -113,6 +113,17 @@ class Unauthorized(AppError):
     status, code = 401, ShopCode.UNAUTHORIZED
 
 
+# the challenge every 401 carries (HTTP requires one); RFC 6750's `invalid_token` when the bearer token sent was refused
+BEARER_CHALLENGE = 'Bearer realm="shop"'
+_TOKEN_REFUSED = (ShopCode.INVALID_TOKEN, ShopCode.TOKEN_EXPIRED)
+
+
+def bearer_challenge(code: str) -> str:
+    """The `WWW-Authenticate` challenge of a 401 with `code`: `error="invalid_token"` if the token sent was bad,
+    expired or revoked (the client signs in again), else the bare scheme (no token sent, a wrong password)."""
+    return BEARER_CHALLENGE + (', error="invalid_token"' if code in _TOKEN_REFUSED else "")
+
+
 class Forbidden(AppError):
     """The caller's role may not do this."""
 
@@ -335,7 +346,10 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         if exc.retry_after:
             g.retry_after = exc.retry_after  # set last (`headers.retry_after_only_when_waiting`)
-        return _answer(exc, error_response(exc.status, exc.code, exc.message, exc.details))
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = bearer_challenge(exc.code)
+        return _answer(exc, response)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -18,6 +18,14 @@ LOCATION_HEADER = {"description": "The URL (a path) at which the created resourc
 
 RETRY_AFTER_HEADER = {"description": "The seconds to wait before asking again.",
                       "schema": {"type": "integer", "minimum": 0}}
+WWW_AUTHENTICATE_HEADER = {"description": 'The bearer challenge: `Bearer realm="shop"`, with `error="invalid_token"` '
+                                          "when the token sent was bad, expired or revoked (sign in again).",
+                           "schema": {"type": "string"}}
+
+
+def error_headers(status: int) -> dict | None:
+    """The headers an error answer of `status` documents: a 429's `Retry-After`, a 401's `WWW-Authenticate`."""
+    return {429: {"Retry-After": RETRY_AFTER_HEADER}, 401: {"WWW-Authenticate": WWW_AUTHENTICATE_HEADER}}.get(status)
 
 
 class ReadAt:

@@ -1,6 +1,7 @@
 """Sign-in, tokens, roles and consumer registration (limits and backoff: test_sign_in_limits.py)."""
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -59,6 +60,37 @@ def test_missing_bad_and_expired_tokens_are_401(app, client):
     old = signer.dumps({"uid": admin.id, "tv": 0})
     app.config["TOKEN_TTL_SECONDS"] = -1
     assert_error(client.get("/api/v1/users", headers={"Authorization": f"Bearer {old}"}), 401, "token_expired")
+
+
+def test_every_401_names_the_bearer_scheme_and_says_when_the_token_itself_was_refused(app, client, login):
+    """HTTP requires a 401 to carry a `WWW-Authenticate` challenge; RFC 6750 says a bearer client is told
+    `error="invalid_token"` when the token it sent was bad, expired or revoked (so it signs in again), and nothing
+    more when it sent none or its password was wrong."""
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    expired = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=TOKEN_SALT).dumps({"uid": admin.id, "tv": 0,
+                                                                                       "ttl": 0})
+    revoked = login("consumer")
+    client.post("/api/v1/auth/logout", headers=revoked)
+    answers = {
+        "missing": client.get("/api/v1/users"),
+        "wrong password": sign_in(client, admin.username, "not the password"),
+        "forged": client.get("/api/v1/users", headers={"Authorization": "Bearer forged.token.here"}),
+        "revoked": client.get("/api/v1/users/me", headers=revoked),
+    }
+    time.sleep(1.1)
+    answers["expired"] = client.get("/api/v1/users", headers={"Authorization": f"Bearer {expired}"})
+
+    challenges = {case: answer.headers.get("WWW-Authenticate") for case, answer in answers.items()}
+    assert {answer.status_code for answer in answers.values()} == {401}
+    assert challenges == {"missing": 'Bearer realm="shop"', "wrong password": 'Bearer realm="shop"',
+                          "forged": 'Bearer realm="shop", error="invalid_token"',
+                          "revoked": 'Bearer realm="shop", error="invalid_token"',
+                          "expired": 'Bearer realm="shop", error="invalid_token"'}
+    assert "WWW-Authenticate" not in client.post("/api/v1/users", headers=login("consumer"), json={}).headers  # 403
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    for path, method in [("/api/v1/users", "get"), ("/api/v1/auth/token", "post")]:
+        assert "WWW-Authenticate" in paths[path][method]["responses"]["401"]["headers"]
 
 
 @pytest.mark.parametrize("claims", [{"uid": True, "tv": 0, "ttl": 60}, {"tv": False, "ttl": 60}, {"tv": 0, "ttl": "x"},
