@@ -142,10 +142,22 @@ def error_page_for(exc: Exception, status: int):
     return error_page(status, HTTP_MESSAGES.get(status, "操作未能完成。"))
 
 
+def _from_own_pages() -> bool:
+    """Whether the browser says the request was sent from this host's own pages (its `Origin`, which no other site
+    can set; a browser that sends none is not taken at its word)."""
+    origin = request.headers.get("Origin")
+    return origin is not None and urlsplit(origin).netloc == request.host
+
+
 def _check_csrf() -> None:
-    """Every state-changing page request carries the session's CSRF token (form field or X-CSRFToken header)."""
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        csrf.protect()
+    """Every state-changing page request carries the session's CSRF token (form field or X-CSRFToken header), except
+    a sign-out sent from the shop's own pages (`_from_own_pages`): a tab left open across a renewed session (a password
+    changed in another tab) holds the token of the session before, and signing out must not fail on it."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if getattr(current_app.view_functions.get(request.endpoint), "signs_out", False) and _from_own_pages():
+        return
+    csrf.protect()
 
 
 def _given_once() -> None:

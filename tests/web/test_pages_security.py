@@ -243,6 +243,28 @@ def test_a_session_cookie_copied_before_sign_out_no_longer_signs_in(app, client)
     assert client.get("/coop/households").status_code == 200
 
 
+def test_signing_out_from_a_page_left_open_before_the_session_was_renewed_still_signs_out(app, client):
+    """A tab left open across a sign-in's renewal (a password changed in another tab, which starts a fresh session)
+    holds a form token of the session before; its 退出 showed 表单已过期 and left the browser signed in. A sign-out
+    posted from the shop's own pages (their Origin says so) signs out whatever its form token; one from another site
+    still needs the token."""
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    _sign_in(client, user)
+    left_open = _csrf(client, "/account")
+    new = "another long pw 1"
+    changed = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": new,
+                                            "new_password_again": new, "csrf_token": _csrf(client, "/account")})
+    assert changed.status_code == 303 and client.get("/account").status_code == 200
+
+    elsewhere = client.post("/logout", data={"csrf_token": left_open}, headers={"Origin": "https://evil.example"})
+    assert elsewhere.status_code == 400 and client.get("/account").status_code == 200
+    signed_out = client.post("/logout", data={"csrf_token": left_open}, headers={"Origin": "http://localhost"})
+
+    assert signed_out.status_code == 302 and signed_out.location == "/"
+    assert client.get("/account").status_code == 302  # to the sign-in page
+
+
 def test_every_html_response_carries_the_security_headers_and_allows_only_its_own_inline_styles(client):
     import base64
     import hashlib
