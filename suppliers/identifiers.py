@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from stdnum import numdb
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import InvalidChecksum, InvalidComponent
 from stdnum.exceptions import ValidationError as StdnumError
@@ -55,7 +56,7 @@ def normalise_id_number(value: str, *, today: date) -> str:
         elif born < _years_before(today, MAX_AGE) or born > _years_before(today, MIN_AGE):
             problem = (f"The birth date is not that of a living adult (born at most {MAX_AGE} years ago, {MIN_AGE} or "
                        "older).")
-        elif not _known_birth_place(number):
+        elif not _known_birth_place(number, born):
             problem = "The region part is not a known county."
     if problem:
         raise ValidationError("The resident ID number is not valid.", code=SupplierCode.INVALID_ID_NUMBER,
@@ -71,13 +72,16 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def _known_birth_place(number: str) -> bool:
-    """Whether the first six digits name a region in python-stdnum's table of codes (of any year)."""
-    try:
-        ric.get_birth_place(number)
-    except InvalidComponent:
-        return False
-    return True
+def _known_birth_place(number: str, born: date) -> bool:
+    """Whether the first six digits name a county in python-stdnum's table of codes that was not abolished before
+    the birth year: a number takes the code in force when it is given (at birth, or decades later for a first card or
+    a move), so a code created after the birth year is one (stdnum's own check wants it in force at birth)."""
+    counties = {k: v for _, props in numdb.get("cn/loc").info(number[:6]) for k, v in props.items()}.get("county")
+    for county in counties.split(",") if counties else ():
+        end = county[1:county.index("]")].split("-")[1] if county.startswith("[") else ""
+        if not end or int(end) >= born.year:
+            return True
+    return False
 
 
 def normalise_bank_account(value: str, *, field: str = "bank_account") -> str:

@@ -1,6 +1,8 @@
 """Households: registration, masking per role, audited reveals, duplicates, scope and mass assignment."""
 from __future__ import annotations
 
+from datetime import date
+
 from shop.db import db
 from suppliers.models import BankAccountChange, RevealAudit
 from tests.factories import UserFactory
@@ -60,6 +62,18 @@ def test_registration_validates_the_id_number_without_echoing_it(client, coop, s
     assert response.status_code == 422 and response.json["error"]["code"] == "invalid_id_number"
     assert response.json["error"]["details"] == {"id_number": ["The check digit is wrong."]}
     assert bad not in response.get_data(as_text=True)
+
+
+def test_a_head_whose_id_number_was_given_after_the_county_was_renumbered_is_registered(client, coop, supplier):
+    """An ID number carries the county code in force when it was given (a first card, often late in life in poor
+    counties, or a move), not at birth: a head of 威宁 (520526 since 2011) born in 1975 and one of 会理市 (513402
+    since 2021) born in 1960 hold real numbers and are registered; a code abolished before its birth year is not."""
+    for county, born in (("520526", date(1975, 3, 1)), ("513402", date(1960, 7, 1))):
+        _, response = _register(client, coop, supplier.id, id_number=make_id_number(county, born=born))
+        assert response.status_code == 201, response.json
+    _, abolished = _register(client, coop, supplier.id, id_number=make_id_number("512427", born=date(1990, 1, 1)))
+    assert abolished.status_code == 422 and abolished.json["error"]["code"] == "invalid_id_number"
+    assert abolished.json["error"]["details"] == {"id_number": ["The region part is not a known county."]}
 
 
 def test_consent_and_members_are_required(client, coop, supplier):
