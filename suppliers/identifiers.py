@@ -22,6 +22,7 @@ from suppliers.errors import SupplierCode
 
 BANK_ACCOUNT = re.compile(r"^[0-9]{8,32}$")
 ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")
+OLD_ID_NUMBER = re.compile(r"^[0-9]{15}$")  # a first-generation card's (until 2013): no century, no check digit
 MAX_AGE = 120  # nobody registered is older: a birth date before it is a mistyped number
 MIN_AGE = 16  # the ID number registered is a household head's (or a shareholder's): an adult's
 
@@ -42,7 +43,9 @@ def normalise_id_number(value: str, *, today: date) -> str:
     """The ID number without spaces or dashes, validated: check digit, birth date, region (`invalid_id_number`)."""
     number = normalise_identifier(value, case="upper", drop_separators=True)
     problem = None
-    if not ID_NUMBER.match(number):
+    if OLD_ID_NUMBER.match(number):
+        problem = "An old 15-digit ID number: give the 18-digit number on the current ID card."
+    elif not ID_NUMBER.match(number):
         problem = "Not 17 digits followed by a check digit or X."
     elif number[-1] != ric.calc_check_digit(number):
         problem = "The check digit is wrong."

@@ -6,7 +6,13 @@ from datetime import date
 from shop.db import db
 from suppliers.models import BankAccountChange, RevealAudit
 from tests.factories import UserFactory
-from tests.suppliers.factories import HouseholdFactory, household_payload, make_bank_account, make_id_number
+from tests.suppliers.factories import (
+    HouseholdFactory,
+    household_payload,
+    make_bank_account,
+    make_id_number,
+    remember,
+)
 
 
 def _register(client, headers, url_supplier_id, **overrides):
@@ -74,6 +80,18 @@ def test_a_head_whose_id_number_was_given_after_the_county_was_renumbered_is_reg
     _, abolished = _register(client, coop, supplier.id, id_number=make_id_number("512427", born=date(1990, 1, 1)))
     assert abolished.status_code == 422 and abolished.json["error"]["code"] == "invalid_id_number"
     assert abolished.json["error"]["details"] == {"id_number": ["The region part is not a known county."]}
+
+
+def test_an_old_15_digit_id_number_is_refused_with_what_to_give_instead(client, coop, supplier):
+    """A clerk copying a head's number from an old register types the first-generation card's 15 digits (no century,
+    no check digit): the answer says it is that old number and asks for the 18-digit one on the current card, not
+    that 17 digits and a check digit were mistyped, and it does not quote the number."""
+    old = remember("513431800101123")
+    _, response = _register(client, coop, supplier.id, id_number=old[:6] + " " + old[6:])
+    assert response.status_code == 422 and response.json["error"]["code"] == "invalid_id_number"
+    assert response.json["error"]["details"] == {"id_number": [
+        "An old 15-digit ID number: give the 18-digit number on the current ID card."]}
+    assert old not in response.get_data(as_text=True)
 
 
 def test_consent_and_members_are_required(client, coop, supplier):
