@@ -108,6 +108,24 @@ def test_admin_adds_a_region_after_a_reorganisation(client, login):
                                   422, "validation_error")["details"]
 
 
+def test_a_new_region_named_like_another_under_its_parent_is_refused(client, login):
+    """Pickers and pairing reports show a region by its name: a second 昭觉县 under 凉山州 (typed again, with a space or
+    an invisible character) would be two counties read as one, households and sales split between them; it is
+    refused naming the region that has the name. The same name under another parent is another region."""
+    admin = login("admin")
+    for name in ("昭觉县", "昭觉 县", "昭\u200b觉县", "昭觉县　"):
+        body = {"code": "513498", "name": name, "level": "county", "parent_code": "513400", "side": "recipient"}
+        response = client.post("/api/v1/regions", headers=admin, json=body)
+        assert assert_error(response, 409, "region_exists")["details"] == {
+            "name": ["Another region under 513400 is named 昭觉县 (513431), which reads alike."]}
+    assert client.get("/api/v1/regions/513498").status_code == 404
+    province = {"code": "990000", "name": "四 川 省", "level": "province", "parent_code": None}
+    assert assert_error(client.post("/api/v1/regions", headers=admin, json=province), 409, "region_exists")[
+        "details"] == {"name": ["Another region is named 四川省 (510000), which reads alike."]}
+    elsewhere = {"code": "520599", "name": "昭觉县", "level": "county", "parent_code": "520500", "side": "recipient"}
+    assert client.post("/api/v1/regions", headers=admin, json=elsewhere).status_code == 201
+
+
 @pytest.mark.parametrize(("code", "level", "parent", "field"), [
     ("440699", "county", "513400", "code"),        # a Foshan code under Liangshan
     ("513498", "county", "513431", "parent_code"),  # a county under a county

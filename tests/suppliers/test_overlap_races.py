@@ -93,6 +93,46 @@ def test_racing_pairings_on_postgres_give_one_pairing(pg_app):
     _one_winner(_two_overlapping_pairings(pg_app), "pairing_overlaps")
 
 
+def _two_alike_counties(app) -> list:
+    """Two admins add a county of one prefecture under two codes and names that read alike: the second is sent once
+    the first has looked at the prefecture's names and before it writes its county (held up to 1.5 s there)."""
+    bodies = [{"code": code, "name": name, "level": "county", "parent_code": "513400", "side": "recipient"}
+              for code, name in (("513498", "新设县"), ("513497", "新设 县"))]
+    headers = [_headers(app, role="admin") for _ in bodies]
+    client, checked, second_done, responses = app.test_client(), threading.Event(), threading.Event(), []
+
+    def hold(_conn, _cursor, statement, *_):
+        if threading.current_thread().name == "first" and statement.lstrip().upper().startswith("INSERT INTO REGIONS"):
+            checked.set()
+            second_done.wait(timeout=1.5)
+
+    def send(index: int) -> None:
+        responses.append(client.post("/api/v1/regions", json=bodies[index], headers=headers[index]))
+        if index:
+            second_done.set()
+
+    event.listen(db.engine, "before_cursor_execute", hold)
+    try:
+        threads = [threading.Thread(target=send, args=(0,), name="first"), threading.Thread(target=send, args=(1,))]
+        threads[0].start()
+        assert checked.wait(timeout=30)
+        threads[1].start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", hold)
+    return responses
+
+
+def test_racing_alike_counties_on_sqlite_give_one_county(app):
+    _one_winner(_two_alike_counties(app), "region_exists")
+
+
+@pytest.mark.postgres
+def test_racing_alike_counties_on_postgres_give_one_county(pg_app):
+    _one_winner(_two_alike_counties(pg_app), "region_exists")
+
+
 @pytest.mark.postgres
 def test_postgres_itself_refuses_overlapping_purchase_links_but_not_dividends(pg_app):
     link = BenefitLinkFactory()
