@@ -564,6 +564,60 @@ class Identifier(fields.String):
         return normalise_identifier(text, case=self.case, drop_separators=self.drop_separators)
 
 
+# what a bank's reference holds once folded (`bank_reference`): ASCII letters, digits, punctuation and space; Chinese
+# characters (CJK unified and compatibility ideographs, every extension) and Chinese punctuation (、。〇《》「」【】…)
+_BANK_REFERENCE = re.compile("[ -~\u3001-\u301f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]*")
+_SPACE_SEPARATORS = re.compile("[\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")  # Unicode's Zs
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+BANK_REFERENCE_RULE = ("Must hold only ASCII letters, digits, punctuation and spaces, Chinese characters and Chinese "
+                       "punctuation (、（）《》…; full-width forms are read as ASCII)")
+
+
+def bank_reference(value: str) -> str:
+    """One spelling of a bank's reference of a deposit or transfer: full-width and half-width forms folded
+    (`fold_width`), dashes as `-`, each run of spaces one space, trimmed, ASCII letters upper case (`ｄｅｐ－42` and
+    `DEP—42` are `DEP-42`); what else it holds stays, for `refused_in_bank_references`."""
+    text = "".join(map(_as_hyphen, fold_width(value))) if not value.isascii() else value
+    return _SPACE_SEPARATORS.sub(" ", text).strip().translate(_ASCII_UPPER)
+
+
+def refused_in_bank_references(reference: str) -> str | None:
+    """Why a spelled bank reference (`bank_reference`) is refused, naming its first other character (a look-alike
+    from another script, `𝐑`, `Е`, `Ρ`; a control or invisible character; an emoji; a combining mark), or None."""
+    if (end := _BANK_REFERENCE.match(reference).end()) == len(reference) and all(
+            char.isascii() or unicodedata.category(char) != "Cn" for char in reference):
+        return None
+    char = reference[end] if end < len(reference) else next(
+        char for char in reference if not char.isascii() and unicodedata.category(char) == "Cn")
+    name = unicodedata.name(char, "")
+    return f"{BANK_REFERENCE_RULE}: not U+{ord(char):04X}{f' ({name})' if name else ''}."
+
+
+class BankReference(fields.String):
+    """A bank's reference of a deposit or transfer (`bank_reference`, `refused_in_bank_references`): the bank's own
+    spelling, Chinese included, but one spelling per reference and no look-alikes of another script; then its
+    validators (length, a letter or digit held), up to the first that refuses it."""
+
+    def __init__(self, *, max_length: int = 64, **kwargs):
+        extra = kwargs.pop("validate", None)
+        extra = extra if isinstance(extra, list) else [extra] if extra else []
+        super().__init__(validate=[validate.Length(min=1, max=max_length), _names_something, *extra], **kwargs)
+        self.metadata.setdefault("maxLength", max_length)
+        _described(self, f"{BANK_REFERENCE_RULE}.")
+
+    def _validate(self, value):
+        """One message, as an identifier's (`Identifier._validate`)."""
+        for validator in self.validators:
+            validate.And(validator)(value)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = _within_reach(super()._deserialize(value, attr, data, **kwargs), self.metadata["maxLength"])
+        reference = bank_reference(text)
+        if (refused := refused_in_bank_references(reference)) is not None:
+            raise ValidationError(refused)
+        return reference
+
+
 MAX_NUMBER_INPUT = 64  # longer than any number however typed: refused unread
 _TYPED_INTEGER = re.compile(r"-?[0-9]+")
 

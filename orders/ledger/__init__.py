@@ -34,7 +34,7 @@ def init_app(app: Flask) -> None:
     register_lot_reach(app, LOT_HOUSEHOLDS_REACHED)
     register_error_codes(app, LedgerCode)
     register_unique_conflicts(app, {
-        "uq_store_remittances_store_reference": duplicate_remittance,
+        "uq_store_remittances_store_reference_key": duplicate_remittance,
         # written by the ledger alone, from the outbox, the payout tasks and a remittance's own posting
         "uq_ledger_accounts_code": None, "uq_ledger_transactions_seq": None,
         "uq_ledger_transactions_outbox_event_id": None, "uq_payout_lines_batch_account": None,

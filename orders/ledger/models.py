@@ -185,9 +185,12 @@ class StoreRemittance(CommitOrdered, db.Model):
     commission_kept_fen: Mapped[int] = mapped_column(BigInteger)
     received_on: Mapped[date] = mapped_column(Date)
     reference: Mapped[str] = mapped_column(String(64))
+    # the reference as `shop.fields.bank_reference` spells it, once per store (a row recorded before that rule keeps
+    # its reference as it was recorded, 0063)
+    reference_key: Mapped[str] = mapped_column(String(64))
     transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), unique=True)
     recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     __table_args__ = (CheckConstraint("amount_fen > 0 AND commission_kept_fen >= 0", name="amounts"),
-                      UniqueConstraint("store_id", "reference", name="uq_store_remittances_store_reference"))
+                      UniqueConstraint("store_id", "reference_key", name="uq_store_remittances_store_reference_key"))

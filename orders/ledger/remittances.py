@@ -27,7 +27,7 @@ from shop.auth.models import User
 from shop.clock import SHANGHAI, today
 from shop.db import db, lock_on_sqlite
 from shop.errors import Conflict, NotFound, ValidationError
-from shop.fields import normalise_identifier
+from shop.fields import bank_reference
 from shop.pagination import paginate_committed, recorded_in
 
 
@@ -68,24 +68,24 @@ def duplicate_remittance(row: Mapping[str, Any]) -> Conflict:
     """The conflict of a deposit whose bank reference the store's remittances already hold (one deposit, one
     remittance)."""
     first = db.session.scalar(select(StoreRemittance.id).where(StoreRemittance.store_id == row["store_id"],
-                                                               StoreRemittance.reference == row["reference"]))
-    return Conflict(f"Store {row['store_id']}'s deposit {row['reference']} is already recorded.",
+                                                               StoreRemittance.reference_key == row["reference_key"]))
+    return Conflict(f"Store {row['store_id']}'s deposit {row['reference_key']} is already recorded.",
                     code=LedgerCode.REMITTANCE_REFERENCE_USED,
-                    details={"reference": row["reference"], "remittance_id": first})
+                    details={"reference": row["reference_key"], "remittance_id": first})
 
 
 def record_remittance(*, store_id: int, actor: User, amount_fen: int, received_on: date,
                       reference: str) -> StoreRemittance:
     """Record that the store handed over `amount_fen` of its counter cash (received on `received_on`, under the
     bank's `reference`, once) and post it (the module's docstring); 409 if it holds less cash than that, or if that
-    deposit is already recorded (its reference compared as an identifier: `normalise_identifier`); 422 if it was
-    received before the store opened or after today (`_received_while_open`)."""
-    reference = normalise_identifier(reference)
+    deposit is already recorded (its reference compared as one spelling: `bank_reference`); 422 if it was received
+    before the store opened or after today (`_received_while_open`)."""
+    reference = bank_reference(reference)
     _received_while_open(_store_in_scope(store_id, actor), received_on)
     cash_held, commission = _locked_balances(store_id)
     if db.session.scalar(select(StoreRemittance.id).where(StoreRemittance.store_id == store_id,
-                                                          StoreRemittance.reference == reference)) is not None:
-        raise duplicate_remittance({"store_id": store_id, "reference": reference})
+                                                          StoreRemittance.reference_key == reference)) is not None:
+        raise duplicate_remittance({"store_id": store_id, "reference_key": reference})
     if amount_fen > cash_held:
         held = max(cash_held, 0)
         raise Conflict(f"The store holds {held} fen of counter cash: it cannot remit {amount_fen}.",
@@ -98,7 +98,8 @@ def record_remittance(*, store_id: int, actor: User, amount_fen: int, received_o
     transaction = chain.post(kind="store_remittance", postings=postings, memo=(
         f"store {store_id} remitted {amount_fen} fen received {received_on.isoformat()}, kept {kept} fen commission"))
     remittance = StoreRemittance(store_id=store_id, amount_fen=amount_fen, commission_kept_fen=kept,
-                                 received_on=received_on, reference=reference, transaction_id=transaction.id,
+                                 received_on=received_on, reference=reference, reference_key=reference,
+                                 transaction_id=transaction.id,
                                  recorded_by=actor.id)
     db.session.add(remittance)
     db.session.flush()

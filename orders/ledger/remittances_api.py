@@ -12,7 +12,7 @@ from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.errors import ShopCode
-from shop.fields import MAX_AMOUNT_FEN, BoundedInt, Date, Identifier, no_personal_number_in_text
+from shop.fields import MAX_AMOUNT_FEN, BankReference, BoundedInt, Date, no_personal_number_in_text
 from shop.http import ReadAt
 from shop.idempotency import idempotent
 from shop.pagination import DatedPageQuery, page_schema
@@ -30,10 +30,10 @@ class RemittanceCreate(Schema):
     received_on = Date(required=True, metadata={
         "description": "The day the bank received it (Asia/Shanghai): from the day the store opened to today (422 "
                        "`remittance_date_out_of_range`)."})
-    reference = Identifier(required=True, max_length=64, validate=no_personal_number_in_text, metadata={
-        "description": "The bank's reference of the deposit (no ID or phone number), an identifier: full-width "
-                       "forms and case fold to one spelling (`ｂａｎｋ-001` is `BANK-001`), once per store (409 "
-                       "`remittance_reference_used`)."})
+    reference = BankReference(required=True, validate=no_personal_number_in_text, metadata={
+        "description": "The bank's reference of the deposit (no ID or phone number), Chinese included: full-width "
+                       "forms, dashes, spaces and ASCII case fold to one spelling (`ｂａｎｋ－001` is `BANK-001`), "
+                       "once per store (409 `remittance_reference_used`)."})
 
 
 class RemittanceOut(Schema):

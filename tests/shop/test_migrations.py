@@ -470,3 +470,67 @@ def test_0055_rebuilds_the_search_keys_of_names_with_a_variation_selector(app, c
         assert [item["sku"] for item in client.get(f"/api/v1/products?q={q}").json["items"]] == [pasted.sku], q
     plain = db.session.get(Product, plain.id)
     assert (plain.name_folded, plain.name_pinyin, plain.name_initials) == kept
+
+
+# --- 0065: remittance references keyed as `bank_reference` spells them ----------------------
+
+def _remittances(*references: str) -> tuple[int, list[int]]:
+    """A store holding cash and its remittances of 100 fen under `references` (committed): (store id, their ids)."""
+    from orders.ledger import accounts, remittances
+    from shop.clock import today
+    from tests.factories import UserFactory
+    from tests.orders.factories import StoreFactory
+    from tests.orders.ledger.payout_factories import earn
+
+    store, admin = StoreFactory(), UserFactory(role="admin")
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -5000)
+    ids = [remittances.record_remittance(store_id=store.id, actor=admin, amount_fen=100, received_on=today(),
+                                         reference=reference).id for reference in references]
+    db.session.commit()
+    return store.id, ids
+
+
+def test_0065_stops_on_a_deposit_recorded_twice_naming_it_and_keys_the_references_after(app, caplog):
+    from orders.ledger import remittances
+    from shop.clock import today
+    from shop.errors import Conflict
+    from tests.factories import UserFactory
+
+    store_id, (first, second) = _remittances("DEP 1", "DEP-2")
+    downgrade(revision="0064")
+    db.session.execute(text("UPDATE store_remittances SET reference = :reference WHERE id = :id"),
+                       [{"reference": "dep\u3000 1", "id": first}, {"reference": "DEP\u00a01", "id": second}])
+    db.session.commit()
+    with pytest.raises(SystemExit):
+        upgrade()
+    assert f"store {store_id} DEP 1 (remittances {first}, {second})" in caplog.text
+    db.session.rollback()
+    assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == "0064"
+    db.session.execute(text("UPDATE store_remittances SET reference = 'ＤＥＰ－２' WHERE id = :id"), {"id": second})
+    db.session.commit()
+    upgrade()
+    assert db.session.execute(text("SELECT id, reference, reference_key FROM store_remittances ORDER BY id")).all() == [
+        (first, "dep\u3000 1", "DEP 1"), (second, "ＤＥＰ－２", "DEP-2")]
+    assert _diff() == []
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    for reference in ("DEP 1", "dep-2"):
+        with pytest.raises(Conflict):
+            remittances.record_remittance(store_id=store_id, actor=admin, amount_fen=100, received_on=today(),
+                                          reference=reference)
+        db.session.rollback()
+    assert db.session.scalar(text("SELECT COUNT(*) FROM store_remittances")) == 2
+
+
+@pytest.mark.postgres
+def test_0065_keys_the_append_only_remittances_on_postgres_and_keeps_them_append_only(pg_app):
+    _, (first,) = _remittances("工行存款 DEP-0042")
+    downgrade(revision="0064")
+    upgrade()
+    assert db.session.execute(text("SELECT reference, reference_key FROM store_remittances")).all() == [
+        ("工行存款 DEP-0042", "工行存款 DEP-0042")]
+    with pytest.raises(Exception, match="append-only"):
+        db.session.execute(text("UPDATE store_remittances SET reference = 'X' WHERE id = :id"), {"id": first})
+    db.session.rollback()
+    assert _diff() == []

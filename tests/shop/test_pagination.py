@@ -407,6 +407,7 @@ def _audit_row(kind: str, w: dict):
                                                    reason="付款"),
         "store_remittances": lambda: StoreRemittance(store_id=w["store"], amount_fen=1, commission_kept_fen=0,
                                                      received_on=date(2026, 11, 1), reference=f"R{posted.id}",
+                                                     reference_key=f"R{posted.id}",
                                                      transaction_id=posted.id, recorded_by=admin),
     }[kind]()
     db.session.add(row)

@@ -239,8 +239,8 @@ def test_a_deposit_is_one_remittance_however_its_reference_is_spelled(client, lo
     first = remit(client, admin, store.id, 100, reference="BANK-001")
 
     spellings = [remit(client, admin, store.id, 100, key=f"k{i}", reference=reference)
-                 for i, reference in enumerate(("bank-001", "ＢＡＮＫ-００１", " Bank\u200b-001 ",
-                                                          "BANK-001\u3164", "\u2800BANK-\uffa0001"))]
+                 for i, reference in enumerate(("bank-001", "ＢＡＮＫ-００１", " Bank\u2014001 ", "BANK\u2212001",
+                                                "BANK\uff0d001"))]
 
     assert first.status_code == 201 and first.json["reference"] == "BANK-001"
     for again in spellings:
@@ -248,6 +248,32 @@ def test_a_deposit_is_one_remittance_however_its_reference_is_spelled(client, lo
         assert again.json["error"]["details"] == {"reference": "BANK-001", "remittance_id": first.json["id"]}
     assert balance("payments:bank") == -100 and balance(f"store_cash:{store.id}") == -4900
     assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 1
+
+
+def test_a_reference_is_ascii_or_chinese_and_its_look_alikes_are_refused(client, login):
+    store = StoreFactory()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -5000)
+    admin = login("admin")
+    chinese = remit(client, admin, store.id, 100, reference="工行存款、柜台（顺德） DEP-0042")
+    spaced = remit(client, admin, store.id, 100, key="k2", reference="\u3000工行存款、柜台(顺德)\u00a0 dep－0042 ")
+    first = remit(client, admin, store.id, 100, reference="REF-1")
+
+    look_alikes = {reference: remit(client, admin, store.id, 100, key=f"k{i}", reference=reference)
+                   for i, reference in enumerate((
+                       "\U0001d411EF-1", "R\u0415F-1", "\u0420EF-1", "REF-\u0661", "\u03a1EF-1", "REF\u200b-1",
+                       "REF-1\u00ad", "REF-1\u202e", "REF\t-1", "REF-1 \U0001f4b0", "REF-\u2460", "\uff32EF-1\u3164",
+                       "REF-1\U000f0000", "ＲＥＦ－1\u0301", "Café-1"))}
+
+    assert chinese.status_code == 201 and chinese.json["reference"] == "工行存款、柜台(顺德) DEP-0042"
+    assert (spaced.status_code, spaced.json["error"]["code"]) == (409, "remittance_reference_used"), spaced.json
+    assert first.status_code == 201 and first.json["reference"] == "REF-1"
+    for reference, response in look_alikes.items():
+        assert (response.status_code, response.json["error"]["code"]) == (422, "validation_error"), reference
+        [message] = response.json["error"]["details"]["reference"]
+        assert message.startswith("Must hold only ASCII letters, digits, punctuation and spaces"), message
+    assert "U+0415 (CYRILLIC CAPITAL LETTER IE)" in look_alikes["R\u0415F-1"].json["error"]["details"]["reference"][0]
+    assert db.session.scalar(select(func.count()).select_from(StoreRemittance)) == 2
 
 
 def test_racing_sends_of_one_deposit_record_it_once(racing_app):
