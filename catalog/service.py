@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -155,6 +156,17 @@ def show_product(*, sku: str, actor: User | None) -> dict:
     return {**row_view(rows[0], on=today()), "stock": stock}
 
 
+def _typed_pinyin(letters: str) -> str:
+    """Pinyin as a name's is stored, from pinyin typed with tone marks or syllable apostrophes (kǔ'qiáo is kuqiao,
+    lǜ is lv); other text as it is."""
+    decomposed = unicodedata.normalize("NFD", _PINYIN_APOSTROPHES.sub("", letters)).replace("u\u0308", "v")
+    plain = "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
+    return plain if plain.isascii() else letters
+
+
+_PINYIN_APOSTROPHES = re.compile("['\u2019]")
+
+
 def _contains_in_order(words: list[str]) -> str:
     """A LIKE pattern for "contains each of `words`, in this order" ('/' escapes the wildcards)."""
     return "%" + "%".join(word.replace("/", "//").replace("%", "/%").replace("_", "/_") for word in words) + "%"
@@ -190,7 +202,7 @@ def list_products(*, actor: User | None = None, county: str | None = None, donor
                                   "in_stock_at") if params[name] not in (None, "")]
     if q:
         q = search_fold(q)
-        letters = "".join(q.split())
+        letters = _typed_pinyin("".join(q.split()))
         params |= {"q_name": _contains_in_order(q.split()), "q_letters": _contains_in_order([letters])}
         filters.append("q_letters" if letters.isascii() and letters.isalnum() else "q_name")
     if certified is not None:

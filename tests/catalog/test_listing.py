@@ -284,3 +284,17 @@ def test_a_closed_stores_stock_is_offered_nowhere_on_the_product_page_nor_by_in_
     assert page.json["stock"] == [{"location_id": warehouse.id, "available": 2}]
     assert skus(client, f"&in_stock_at={store.location_id}") == []
     assert skus(client, f"&in_stock_at={warehouse.id}") == [product.sku]
+
+
+def test_q_typed_in_pinyin_with_its_tone_marks_or_syllable_apostrophes_finds_the_name(client):
+    """Pinyin copied from a dictionary or typed with tone marks (kǔqiáo, lǜchá, Zhāojué) or with the apostrophe a
+    pinyin keyboard puts between syllables (ku'qiao) is the pinyin a name is stored under (ü as the v it is typed
+    as), so it finds the name as kuqiao, lvcha and zhaojue do."""
+    buckwheat = ProductFactory(name="昭觉苦荞米").sku
+    tea = ProductFactory(name="绿茶").sku
+    ProductFactory(name="雷波脐橙")
+    db.session.commit()
+    for q, found in (("kǔqiáo", buckwheat), ("KǓQIÁO", buckwheat), ("Zhāojué", buckwheat), ("ku'qiao", buckwheat),
+                     ("zhao’jue ku’qiao", buckwheat), ("lǜchá", tea), ("lücha", tea), ("lvcha", tea)):
+        assert skus(client, f"&q={q}") == [found], q
+    assert skus(client, "&q=lucha") == []
