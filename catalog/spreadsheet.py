@@ -76,7 +76,8 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
     re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$"),
     re.compile(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})$"),
-    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
+    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})[日号]?$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
 )
 _QUANTITY = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")  # a comma only groups thousands; `5.0` is 5
 _TIME_OF_DAY = re.compile(r"(?:\s+|T)\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?$")  # a date-time cell saved as text
@@ -249,8 +250,8 @@ def normalise(value) -> str:
 
 def parse_date(value) -> date:
     """A date from EARLIEST_DATE to LATEST_DATE, from an Excel date cell or `2026-09-03`, `2026/9/3`, `2026.9.3`,
-    `2026年9月3日`, maybe followed by a time of day (a date-time cell saved as CSV), which is dropped as it is from an
-    Excel date-time cell."""
+    `2026年9月3日` (or 号), `20260903`, maybe followed by a time of day (a date-time cell saved as CSV), which is
+    dropped as it is from an Excel date-time cell."""
     day = _date_of(value)
     if not EARLIEST_DATE <= day <= LATEST_DATE:
         raise Problem("date_out_of_range", value=day.isoformat(), earliest=EARLIEST_DATE.isoformat(),
@@ -726,8 +727,8 @@ TEMPLATE_HELP = (
      "Required. The product's SKU; one of this co-op's products."),
     ("批次号 / lot_code", "必填。同一批次号的各行组成一个批次。",
      "Required. Rows with the same lot code form one lot."),
-    ("采收日期 / harvested_on", "必填。如 2026-09-03、2026/9/3 或 2026年9月3日。",
-     "Required. E.g. 2026-09-03, 2026/9/3 or 2026年9月3日."),
+    ("采收日期 / harvested_on", "必填。如 2026-09-03、2026/9/3、20260903 或 2026年9月3日。",
+     "Required. E.g. 2026-09-03, 2026/9/3, 20260903 or 2026年9月3日."),
     ("存放地点 / location", f"必填。仓库的地点编码（{LOT_LOCATION_RULE[1]}；填门店的编码会被拒绝）。",
      f"Required. The code of a warehouse ({LOT_LOCATION_RULE[0]}; a store's code is refused)."),
     ("农户编号 / household_code", "必填。交售农户的建档立卡编号，须与本合作社有收购联结。",

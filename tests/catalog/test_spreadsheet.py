@@ -893,3 +893,16 @@ def test_a_header_is_read_with_the_invisible_characters_a_code_cell_is_read_with
     sheet = read_sheet(data)
     assert sheet.errors == []
     assert sheet.rows[0].sku == "ZJ-KQM-1KG"
+
+
+def test_a_date_typed_as_eight_digits_or_with_hao_for_the_day_is_that_date():
+    """A co-op types dates as 20260105 (in a CSV, a text cell or a General number cell) or 2026年1月5号 as often as
+    2026-01-05: each is that date; eight digits that are no date (month 13, 30 February) are still not a date."""
+    rows = [["S1", "L1", "20260105", "W1", "H1", 5], ["S1", "L2", 20260105, "W1", "H1", 5],
+            ["S1", "L3", "2026年1月5号", "W1", "H1", 5], ["S1", "L4", "２０２６０１０５", "W1", "H1", 5],
+            ["S1", "L5", "20261305", "W1", "H1", 5], ["S1", "L6", "20260230", "W1", "H1", 5]]
+    csv_text = "\n".join(",".join(str(cell) for cell in row) for row in [HEADER_ZH.split(","), *rows])
+
+    for sheet in (read_sheet(xlsx([HEADER_ZH.split(","), *rows])), read_sheet(csv_text.encode("gbk"))):
+        assert [r.harvested_on for r in sheet.rows] == [date(2026, 1, 5)] * 4 + [None, None]
+        assert [(e["row"], e["code"]) for e in sheet.errors] == [(6, "not_a_date"), (7, "not_a_date")]
