@@ -24,7 +24,8 @@ def init_app(app: Flask) -> None:
     register_unique_conflicts(app, {
         "uq_products_sku": duplicate_sku, "uq_locations_code": duplicate_location_code,
         "uq_locations_skeleton": duplicate_location_code,
-        "uq_lots_supplier_lot_code": duplicate_lot_code, "uq_products_supplier_name_key": duplicate_product_name,
+        "uq_lots_supplier_lot_code": duplicate_lot_code, "uq_lots_supplier_skeleton": duplicate_lot_code,
+        "uq_products_supplier_name_key": duplicate_product_name,
         # written by the service alone: a trace code is drawn at random and checked free, a lot's contributions are one
         # per household (checked), stock rows are upserted, an upload of the same bytes answers the earlier one
         "uq_lots_trace_code": None, "uq_lot_contributions_household": None, "uq_stock_location_lot": None,

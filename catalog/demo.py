@@ -109,7 +109,7 @@ def _enterprise_lots(product: Product, warehouse: Location, store_side: Location
     created = 0
     for n, harvested_on in enumerate((date(2026, 9, 3), date(2026, 10, 15)), start=1):
         lot_code = f"{product.sku}-2026-{n:02d}"
-        if inventory.lot_code_taken(supplier_id=product.supplier_id, lot_code=lot_code):
+        if inventory.taken_lot_code(supplier_id=product.supplier_id, lot_code=lot_code) is not None:
             continue
         lot = inventory.add_lot(product=product, location=warehouse, lot_code=lot_code,
                                 harvested_on=harvested_on, packed_on=harvested_on, village="县城加工点", quantity=60)

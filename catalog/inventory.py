@@ -152,15 +152,17 @@ def new_trace_codes(count: int) -> list[str]:
 
 
 def duplicate_lot_code(row: Mapping[str, Any]) -> Conflict:
-    """The conflict of a lot whose code its supplier already used."""
-    return Conflict(f"Lot code {row['lot_code']} is already used by this supplier.", code=CatalogCode.LOT_CODE_TAKEN,
-                    details={"lot_code": row["lot_code"]})
+    """The conflict of a lot whose code, or a look-alike of it (the same `code_skeleton`), its supplier already used:
+    it names the code as the supplier's lot has it."""
+    taken = taken_lot_code(supplier_id=row["supplier_id"], lot_code=row["lot_code"]) or row["lot_code"]
+    return Conflict(f"Lot code {taken} is already used by this supplier: codes that differ only by '.', '_' or '-' "
+                    "read as one.", code=CatalogCode.LOT_CODE_TAKEN, details={"lot_code": taken})
 
 
-def lot_code_taken(*, supplier_id: int, lot_code: str) -> bool:
-    """Whether the supplier already has a lot with this code."""
-    return db.session.scalar(
-        select(Lot.id).where(Lot.supplier_id == supplier_id, Lot.lot_code == lot_code)) is not None
+def taken_lot_code(*, supplier_id: int, lot_code: str) -> str | None:
+    """The code of the supplier's lot whose code is `lot_code` or a look-alike of it, if any."""
+    return db.session.scalar(select(Lot.lot_code).where(Lot.supplier_id == supplier_id,
+                                                        Lot.skeleton == code_skeleton(lot_code)))
 
 
 def _check_dates(harvested_on: date, packed_on: date | None) -> None:
@@ -225,8 +227,8 @@ def add_lot(*, product: Product, location: Location, lot_code: str, harvested_on
         raise ValidationError("Give either household contributions or a quantity.",
                               details={"contributions": ["Give contributions, or a quantity without them."]})
     _check_dates(harvested_on, packed_on)
-    if lot_code_taken(supplier_id=product.supplier_id, lot_code=lot_code):
-        raise duplicate_lot_code({"lot_code": lot_code})
+    if taken_lot_code(supplier_id=product.supplier_id, lot_code=lot_code) is not None:
+        raise duplicate_lot_code({"supplier_id": product.supplier_id, "lot_code": lot_code})
     resolved = _resolve_contributions(supplier_id=product.supplier_id, harvested_on=harvested_on,
                                       contributions=contributions)
     lot = Lot(supplier_id=product.supplier_id, product_id=product.id, lot_code=lot_code,

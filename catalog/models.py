@@ -160,6 +160,9 @@ class Lot(db.Model):
     supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     lot_code: Mapped[str] = mapped_column(String(64))
+    # the code as it reads (`code_skeleton`): look-alike codes (`L-1`, `L_1`, `L.1`) name one of the supplier's lots
+    skeleton: Mapped[str] = mapped_column(
+        String(64), default=lambda context: code_skeleton(context.get_current_parameters()["lot_code"]))
     trace_code: Mapped[str] = mapped_column(String(16), unique=True)
     harvested_on: Mapped[date] = mapped_column(Date)
     packed_on: Mapped[date | None] = mapped_column(Date)
@@ -175,6 +178,7 @@ class Lot(db.Model):
 
     __table_args__ = (
         UniqueConstraint("supplier_id", "lot_code", name="uq_lots_supplier_lot_code"),
+        UniqueConstraint("supplier_id", "skeleton", name="uq_lots_supplier_skeleton"),
         CheckConstraint("quantity > 0", name="quantity"),
         CheckConstraint("attributed_fen >= 0", name="attributed_fen"),
         CheckConstraint("packed_on IS NULL OR packed_on >= harvested_on", name="packed_after_harvest"),

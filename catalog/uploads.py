@@ -286,10 +286,10 @@ class _LotPlan:
 def _taken_meanwhile(plans: list[_LotPlan], sheet: Sheet, *, supplier_id: int) -> list[dict]:
     """The errors of an import that lost a race: each of its lot codes another import created meanwhile, at the
     first row that names it (or, if none is found, that one of them was), bounded as the sheet bounds its errors."""
-    taken = set(db.session.scalars(select(Lot.lot_code).where(
-        Lot.supplier_id == supplier_id, among(Lot.lot_code, {plan.code for plan in plans}))))
+    taken = set(db.session.scalars(select(Lot.skeleton).where(
+        Lot.supplier_id == supplier_id, among(Lot.skeleton, {code_skeleton(plan.code) for plan in plans}))))
     for plan in sorted(plans, key=lambda plan: plan.first.row):
-        if plan.code in taken:
+        if code_skeleton(plan.code) in taken:
             sheet.error(plan.first.row, "lot_code", "lot_code_imported_meanwhile", lot=plan.code)
     return sheet.report() if sheet.failed else [{"row": None, "column": None, **messages("lot_code_race")}]
 
@@ -303,8 +303,8 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
     kinds = {r.location: found[code_skeleton(r.location)] for r in rows
              if r.location and code_skeleton(r.location) in found}
     locations = {code: location_id for code, (location_id, kind) in kinds.items() if kind == "warehouse"}
-    taken = {lot.lot_code: lot.product_id for lot in db.session.scalars(select(Lot).where(
-        Lot.supplier_id == supplier_id, among(Lot.lot_code, {r.lot_code for r in rows})))}
+    taken = {lot.skeleton: lot.product_id for lot in db.session.scalars(select(Lot).where(  # look-alikes are one lot
+        Lot.supplier_id == supplier_id, among(Lot.skeleton, {code_skeleton(r.lot_code) for r in rows if r.lot_code})))}
     households = suppliers.purchase_periods(supplier_id=supplier_id)
     latest = today()
     plans: dict[str, _LotPlan] = {}
@@ -335,11 +335,12 @@ def _validate(sheet: Sheet, *, supplier_id: int) -> list[_LotPlan]:
                         on=row.harvested_on.isoformat())
         if product is None or not row.lot_code:
             continue
-        if row.lot_code in taken:
-            sheet.error(row.row, "lot_code", "lot_already_imported" if taken[row.lot_code] == product.id
+        skeleton = code_skeleton(row.lot_code)
+        if skeleton in taken:
+            sheet.error(row.row, "lot_code", "lot_already_imported" if taken[skeleton] == product.id
                         else "lot_code_taken", lot=excerpt(row.lot_code))
             continue
-        plan = plans.setdefault(row.lot_code, _LotPlan(code=row.lot_code, product=product, first=row))
+        plan = plans.setdefault(skeleton, _LotPlan(code=row.lot_code, product=product, first=row))
         if plan.product.id != product.id:
             sheet.error(row.row, "lot_code", "lot_other_product", lot=excerpt(row.lot_code), first_row=plan.first.row)
             continue
@@ -369,6 +370,7 @@ def _write(plans: list[_LotPlan], *, upload: InventoryUpload, report: Callable[[
     for chunk in _chunks(plans):
         lot_ids = dict(db.session.execute(insert(Lot).returning(Lot.lot_code, Lot.id), [
             {"supplier_id": upload.supplier_id, "product_id": plan.product.id, "lot_code": plan.code,
+             "skeleton": code_skeleton(plan.code),
              "trace_code": code, "harvested_on": plan.first.harvested_on, "packed_on": plan.first.packed_on,
              "village": plan.first.village or next(iter(plan.households.values()))[1],
              "quantity": sum(qty for qty, _ in plan.households.values()), "created_by": upload.created_by}

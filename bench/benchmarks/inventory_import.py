@@ -122,6 +122,8 @@ def _import(database_url: str, folder: Path, supplier_id: int, data: bytes) -> t
 
 def _copy_floor(conninfo: str, supplier_id: int, rows: list[tuple]) -> float:
     """Write the same lots, contributions and stock with bare COPY (after emptying them); seconds."""
+    from shop.fields import code_skeleton
+
     with psycopg.connect(conninfo) as conn, conn.cursor() as cursor:
         cursor.execute("TRUNCATE stock, lot_contributions, lots, inventory_uploads RESTART IDENTITY CASCADE")
         products = dict(cursor.execute("SELECT sku, id FROM products").fetchall())
@@ -133,11 +135,11 @@ def _copy_floor(conninfo: str, supplier_id: int, rows: list[tuple]) -> float:
             first[3] += qty
         now = datetime.now(UTC)
         started = time.perf_counter()
-        with cursor.copy("COPY lots (id, supplier_id, product_id, lot_code, trace_code, harvested_on, village, "
-                         "quantity, attributed_fen, created_at) FROM STDIN") as copy:
+        with cursor.copy("COPY lots (id, supplier_id, product_id, lot_code, skeleton, trace_code, harvested_on, "
+                         "village, quantity, attributed_fen, created_at) FROM STDIN") as copy:
             for code, (lot_id, product_id, harvested, quantity) in lots.items():
-                copy.write_row((lot_id, supplier_id, product_id, code, f"T{lot_id:09d}", harvested, "基准村",
-                                quantity, 0, now))
+                copy.write_row((lot_id, supplier_id, product_id, code, code_skeleton(code), f"T{lot_id:09d}",
+                                harvested, "基准村", quantity, 0, now))
         with cursor.copy("COPY lot_contributions (lot_id, household_id, quantity, village) FROM STDIN") as copy:
             for _, lot, _, _, code, qty in rows:
                 copy.write_row((lots[lot][0], int(code[4:]), qty, "基准村"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from catalog import inventory
 from catalog.inventory import TRACE_ALPHABET, Portion, StockRequest
@@ -238,6 +238,26 @@ def test_lot_codes_are_unique_per_supplier(client, coop_world):
     again = client.post("/api/v1/lots", json=body, headers=w["headers"])
     assert again.status_code == 409
     assert again.json["error"]["code"] == "lot_code_taken"
+
+
+def test_a_lot_code_reading_as_a_lot_the_supplier_has_is_taken(client, coop_world, other_coop, login):
+    """Lot codes that differ only by their separators (2026-KQ-01, 2026_KQ_01, 2026.KQ.01) read as one on a label and
+    in a co-op's books: the second is the supplier's lot code taken, named as the first was written; another
+    supplier may still use it."""
+    w = coop_world
+    assert client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"]),
+                       headers=w["headers"]).status_code == 201
+    for code in ("2026_KQ_01", "2026.KQ.01", "2026-KQ_01"):
+        again = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"], lot_code=code),
+                            headers=w["headers"])
+        assert again.status_code == 409 and again.json["error"]["code"] == "lot_code_taken", code
+        assert again.json["error"]["details"] == {"lot_code": "2026-KQ-01"}
+    assert db.session.scalar(select(func.count(Lot.id))) == 1
+    other, _ = other_coop
+    other_product = ProductFactory(supplier=other)
+    db.session.commit()
+    body = lot_body(other_product, w["location"], [], lot_code="2026_KQ_01", quantity=5)
+    assert client.post("/api/v1/lots", json=body, headers=login("admin")).status_code == 201
 
 
 def test_only_admins_give_a_quantity_without_contributions(client, coop_world, login):

@@ -183,6 +183,23 @@ def test_an_identical_file_is_recognised_and_imports_nothing_new(client, world):
     assert db.session.scalar(select(func.count(Lot.id)).where(Lot.lot_code == "LOT-R")) == 1
 
 
+def test_a_lot_code_reading_as_one_already_imported_or_in_the_same_file_is_that_lot(client, world):
+    """A lot sent again with its code's separators typed otherwise (LOT-R as LOT_R or LOT.R) is the lot already
+    imported, not a second lot of the same produce; rows of one file whose codes read alike are one lot."""
+    first = upload(client, world, csv_bytes([["ZJ-KQ-500", "LOT-R", "2026-09-03", "XC-WH", world["codes"][0], 4]]))
+    assert first.json["status"] == "succeeded"
+    again = upload(client, world, csv_bytes([["ZJ-KQ-500", "LOT_R", "2026-09-03", "XC-WH", world["codes"][0], 4],
+                                             ["ZJ-KQ-500", "LOT.R", "2026-09-03", "XC-WH", world["codes"][1], 4]]))
+    assert again.json["status"] == "failed"
+    assert [(e["row"], e["code"]) for e in again.json["errors"]] == [(2, "lot_already_imported"),
+                                                                     (3, "lot_already_imported")]
+    both = upload(client, world, csv_bytes([["ZJ-KQ-500", "LOT-S", "2026-09-03", "XC-WH", world["codes"][0], 4],
+                                            ["ZJ-KQ-500", "LOT_S", "2026-09-03", "XC-WH", world["codes"][1], 5]]))
+    assert both.json["status"] == "succeeded" and both.json["lots_created"] == 1
+    assert db.session.scalars(select(Lot.quantity).where(Lot.lot_code.in_(["LOT-S", "LOT_S"]))).all() == [9]
+    assert lot_count() == 2
+
+
 def test_a_failed_file_can_be_sent_again_once_the_data_is_fixed(client, world):
     newcomer = "NEW-001"
     data = csv_bytes([["ZJ-KQ-500", "LOT-F", "2026-09-03", "XC-WH", newcomer, 4]])

@@ -152,6 +152,17 @@ def _location_look_alikes(headers):
                                             "region_code": "440604"}) for code in codes[:RACERS]]
 
 
+def _lot_look_alikes(headers):
+    product, location = ProductFactory(), LocationFactory()
+    db.session.commit()
+    body = {"product_sku": product.sku, "harvested_on": "2026-09-03", "village": "三河村",
+            "location_code": location.code, "quantity": 10}
+    codes = ["RACE-LOT-2", "RACE_LOT_2", "RACE.LOT.2", "race-lot_2", "ＲＡＣＥ－ＬＯＴ－２", "RACE_LOT.2", "Race.Lot-2",
+             "RACE-LOT.2", "race_lot_2", "RACE\u2010LOT\u20102"]
+    return "/api/v1/lots", [({**headers, "Idempotency-Key": f"lot-look-alike-{i}"}, {**body, "lot_code": code})
+                            for i, code in enumerate(codes[:RACERS])]
+
+
 def _suppliers(headers):
     body = {"kind": "cooperative", "uscc": make_uscc(9101), "county_code": "513431"}  # names differ, as for stores
     return "/api/v1/suppliers", [(headers, {**body, "name": f"昭觉县竞速合作社{i}"}) for i in range(RACERS)]
@@ -197,6 +208,7 @@ DUPLICATES = {  # route: (its requests, the code every loser gets)
     "users": (_users, "username_taken"),
     "products": (_products, "sku_taken"),
     "lots": (_lots, "lot_code_taken"),
+    "lot_look_alikes": (_lot_look_alikes, "lot_code_taken"),
     "locations": (_locations, "location_code_taken"),
     "location_look_alikes": (_location_look_alikes, "location_code_taken"),
     "suppliers": (_suppliers, "uscc_taken"),
