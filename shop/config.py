@@ -405,6 +405,9 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
         "PUBLIC_URL": _public_url(env.get("PUBLIC_URL"), production=production),
         "CELERY": {
             "broker_url": redis_url or "memory://localhost/",
+            # kombu's Redis transport, publishing through one client per channel instead of one built per message
+            # (`shop.broker`); rediss:// keeps kombu's own, which sets up its TLS from the scheme
+            **({"broker_transport": "shop.broker:Transport"} if urlsplit(redis_url or "").scheme == "redis" else {}),
             "result_backend": redis_url,
             "task_always_eager": not redis_url,
             "task_eager_propagates": True,
