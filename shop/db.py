@@ -14,8 +14,10 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CursorResult,
     DateTime,
     Engine,
+    Executable,
     Index,
     Insert,
     Integer,
@@ -345,6 +347,13 @@ def among(column, values: Iterable) -> ColumnElement[bool]:
     if db.session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def run_core(statement: Executable, params: Mapping | None = None) -> CursorResult:
+    """Run a statement of columns (no entities) on the session's connection, in its transaction, without the ORM's
+    execution layer, which cost a hot read some 0.17 ms of CPU, as much as the rest of it: the session is not
+    flushed first, so the statement must not depend on changes it holds unflushed."""
+    return db.session.connection().execute(statement, params)
 
 
 _INSERTS: dict[type, Insert] = {}

@@ -29,7 +29,7 @@ from orders.payments.provider import MAX_PAYMENT_FEN, AmountTooSmall, KeyRefused
 from orders.state import record_created, transition
 from orders.stores.service import SEE_ALL, hold_store_open
 from shop.auth.models import User
-from shop.db import after_commit, db, insert_new, lock_on_sqlite, utcnow
+from shop.db import after_commit, db, insert_new, lock_on_sqlite, run_core, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
 from shop.pagination import paginate
 from shop.regions.models import Region
@@ -119,9 +119,9 @@ def _check_unpaid_orders(buyer: User) -> None:
     if db.session.get_bind().dialect.name == "sqlite":  # the buyer's checkouts queue here, so the count holds
         lock_on_sqlite("UPDATE users SET id = id WHERE id = :id", id=buyer.id)
     else:
-        db.session.execute(_LOCK_BUYER, {"id": buyer.id})
+        run_core(_LOCK_BUYER, {"id": buyer.id})
     now = utcnow()
-    unpaid, past_due = db.session.execute(_UNPAID_ORDERS, {"id": buyer.id, "now": now}).one()
+    unpaid, past_due = run_core(_UNPAID_ORDERS, {"id": buyer.id, "now": now}).one()
     if past_due:  # one another worker holds (expiring or paying it) still counts
         unpaid -= expire_reservations(now=now, consumer_id=buyer.id)
     if unpaid >= MAX_UNPAID_ORDERS:
@@ -142,9 +142,9 @@ def _products(lines: list[dict], *, delivery_to: str | None = None) -> list[Row]
     district of a donor city is read in the same statement (`not_a_donor_district` 422)."""
     skus = [line["sku"] for line in lines]
     if delivery_to is None:
-        rows = db.session.execute(_PRODUCTS, {"skus": skus}).all()
+        rows = run_core(_PRODUCTS, {"skus": skus}).all()
     else:
-        rows = db.session.execute(_PRODUCTS_TO_DISTRICT, {"skus": skus, "district": delivery_to}).all()
+        rows = run_core(_PRODUCTS_TO_DISTRICT, {"skus": skus, "district": delivery_to}).all()
     found = {product.sku: product for product in rows}
     errors = {str(i): {"sku": [problem]} for i, problem in enumerate(map(_why_not_on_sale, map(found.get, skus)))
               if problem}

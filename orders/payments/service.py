@@ -45,7 +45,7 @@ from orders.refunds.service import (
 from shop import wakeups
 from shop.auth.models import User
 from shop.bodies import parse_json
-from shop.db import after_commit, db, lock_on_sqlite, utcnow
+from shop.db import after_commit, db, lock_on_sqlite, run_core, utcnow
 from shop.errors import AppError, Conflict, NotFound
 from shop.fields import without_controls
 
@@ -197,7 +197,7 @@ def receive_event(*, payload: bytes, signature: str | None) -> int | None:
               "intent_id": _intent_id_of(event), "created": _moment(event["created"]), "payload": stored_event(event),
               "status": "pending" if handled else "ignored", "attempts": 0, "received_at": now,
               "queued_at": now if handled else None, "processed_at": None if handled else now}
-    row_id = db.session.scalar(_STORE_ONCE[db.session.get_bind().dialect.name], values)
+    row_id = run_core(_STORE_ONCE[db.session.get_bind().dialect.name], values).scalar()
     if row_id is not None and handled:
         after_commit(wake)
     return row_id
@@ -633,7 +633,7 @@ def sandbox_confirm(*, actor: User, intent_id: str, outcome: str) -> dict:
     event was processed). Only the order's buyer or an admin (`payment_not_found` 404 for anyone else)."""
     lock_on_sqlite("UPDATE orders SET id = id WHERE id = (SELECT order_id FROM payments WHERE intent_id = :intent_id)",
                    intent_id=intent_id)
-    found = db.session.execute(_CONFIRMING, {"intent_id": intent_id}).first()
+    found = run_core(_CONFIRMING, {"intent_id": intent_id}).first()
     if found is None or (actor.role != "admin" and found.consumer_id != actor.id):
         raise NotFound(f"No payment {intent_id}.", code=OrderCode.PAYMENT_NOT_FOUND)
     if found.order_status == "cancelled":  # as Stripe refuses to confirm the intent the cancel cancelled
