@@ -23,9 +23,11 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
 from flask import current_app
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Row, bindparam, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import ColumnProperty
+from sqlalchemy.sql.elements import ClauseElement
 
 from orders.checkout.service import NOT_PAID_YET, confirm_locked_payment
 from orders.errors import OrderCode
@@ -469,11 +471,80 @@ def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[P
     else:
         status = "deferred"
     event.status, event.processed_at = status, utcnow() if status == "processed" else None
-    db.session.flush()
+    _write_changes()
     if event.type == "payment_intent.succeeded":
         for waiting in deferred:
             _apply(waiting, order, payment, [])
     return status
+
+
+def _row_changes(state) -> tuple[object, dict] | None:
+    """The table of one loaded row and its changed columns (with its `onupdate` ones) as values, its new values set on
+    the object as written; None if it has a change only the ORM's flush can write (a relationship, a version
+    counter)."""
+    mapper, changed = state.mapper, {}
+    if mapper.version_id_col is not None or len(mapper.tables) != 1:
+        return None
+    for key in state.committed_state:
+        prop = mapper.attrs.get(key)
+        if (not isinstance(prop, ColumnProperty) or len(prop.columns) != 1
+                or isinstance(state.dict[key], ClauseElement)):
+            return None
+        changed[prop.columns[0]] = state.dict[key]
+    for column in mapper.local_table.columns:
+        if column.onupdate is not None and column not in changed:
+            if not column.onupdate.is_callable:
+                return None
+            changed[column] = state.dict[mapper.get_property_by_column(column).key] = column.onupdate.arg(None)
+    changed.update(zip(mapper.primary_key, state.identity, strict=True))
+    return mapper.local_table, changed
+
+
+_WRITES: dict[tuple, object] = {}  # the statement of each shape of changes (tables and columns), built once
+MAX_WRITES = 256  # shapes kept (an event changes a handful of rows: a few shapes recur); a rarer one is built each time
+
+
+def _write_statement(shape: tuple) -> object:
+    """One UPDATE per (table, columns) of `shape`, the earlier ones data-modifying CTEs of the last; parameter
+    `r<i>_<column>` is the i-th row's (its primary key's in the WHERE clause, the others in SET)."""
+    if shape in _WRITES:
+        return _WRITES[shape]
+    updates = [update(table).where(*(key == bindparam(f"r{i}_{key.name}", type_=key.type)
+                                      for key in table.primary_key.columns))
+               .values({column: bindparam(f"r{i}_{column.name}", type_=column.type) for column in columns
+                        if not column.primary_key})
+               for i, (table, columns) in enumerate(shape)]
+    statement = updates[-1]
+    for i, earlier in enumerate(updates[:-1]):
+        statement = statement.add_cte(earlier.cte(f"w{i}"))
+    if len(_WRITES) < MAX_WRITES:
+        _WRITES[shape] = statement
+    return statement
+
+
+def _write_changes() -> None:
+    """Write the session's changes of loaded rows (the event's, its payment's, its order's and allocations') in one
+    statement on PostgreSQL, each row's UPDATE a data-modifying CTE of the last: one round trip and none of the unit
+    of work's bookkeeping per row. Anything else (a new or deleted object, a change only the ORM writes, SQLite) is
+    flushed."""
+    session = db.session
+    if session.new or session.deleted or session.get_bind().dialect.name != "postgresql":
+        session.flush()
+        return
+    states = [inspect(obj) for obj in session.dirty]
+    rows = [_row_changes(state) for state in states if state.committed_state]
+    if None in rows:
+        session.flush()
+        return
+    if rows:
+        rows.sort(key=lambda row: (row[0].name, tuple(v for c, v in row[1].items() if c.primary_key)))
+        shape = tuple((table, tuple(changed)) for table, changed in rows)
+        params = {f"r{i}_{column.name}": value for i, (_, changed) in enumerate(rows)
+                  for column, value in changed.items()}
+        # not `session.execute`: its autoflush would write them first
+        session.connection().execute(_write_statement(shape), params)
+    for state in states:
+        state._commit_all(state.dict, session.identity_map)  # noqa: SLF001 - written above: clean, as a flush leaves it
 
 
 def _under_lock(event_id: int, intent_id: str) -> tuple[PaymentEvent, Payment | None, list[PaymentEvent]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from orders.models import Order
+from orders.models import Allocation, Order, OrderLine, Payment, PaymentEvent
 from shop.db import db
 from tests.orders.checkout.conftest import delivery_body, make_world
 from tests.orders.payments.conftest import user_with_token
@@ -15,9 +15,9 @@ CREATE_BUDGET = 11  # the token's user, the buyer locked and their unpaid orders
 # district's check, stock (lock at the warehouses, update), 4 inserts, payment
 CONFIRM_BUDGET = 3  # the token's user, payment and order, the event's insert (with a broker the answer is what the
 # confirm found)
-EVENT_BUDGET = 11  # the event claimed with its order id, the order locked with its lines and allocations, the event
-# re-read with its payment and deferred ones, stock, allocation, order, transition, the suppliers' sale dates held
-# (against a dividend link's check), payment, outbox row, event
+EVENT_BUDGET = 8  # the event claimed with its order id, the order locked with its lines and allocations, the event
+# re-read with its payment and deferred ones, stock, transition, the suppliers' sale dates held (against a dividend
+# link's check), outbox row, and the allocation, order, payment and event written in one statement
 DRAIN_END = 1  # the drain's last look for a new event, which finds none
 CREATE_ORM_BUDGET = 8  # of those, through the ORM's execution layer: the token's user, stock (lock, update), 4 inserts,
 # payment; the buyer's lock, their unpaid orders and the products are Core reads on the session's connection
@@ -52,8 +52,17 @@ def test_a_paid_checkout_stays_within_its_statement_budget(pg_app, monkeypatch):
     assert len(confirm) <= CONFIRM_BUDGET, confirm
     with statements() as worker:
         assert tasks.drain_payment_events() == 1
-    assert db.session.scalar(select(Order.status).where(Order.id == order["id"])) == "paid"
     assert len(worker) <= EVENT_BUDGET + DRAIN_END, worker
+    db.session.expire_all()  # what the one statement wrote, read back: every row the event changed
+    paid = db.session.get(Order, order["id"])
+    assert paid.status == "paid" and paid.paid_at is not None and paid.sale_date is not None
+    assert paid.updated_at > paid.created_at
+    assert db.session.execute(select(Payment.status, Payment.succeeded_at == paid.paid_at)
+                              .where(Payment.order_id == paid.id)).one() == ("succeeded", True)
+    assert set(db.session.scalars(select(Allocation.state).join(OrderLine)
+                                  .where(OrderLine.order_id == paid.id))) == {"allocated"}
+    assert db.session.execute(select(PaymentEvent.status, PaymentEvent.processed_at.is_not(None))).all() \
+        == [("processed", True)]
     assert len(deliveries) == 1
 
 
