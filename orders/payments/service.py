@@ -26,7 +26,7 @@ from flask import current_app
 from sqlalchemy import Row, bindparam, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import ColumnProperty
+from sqlalchemy.orm import ColumnProperty, load_only
 from sqlalchemy.sql.elements import ClauseElement
 
 from orders.checkout.service import NOT_PAID_YET, confirm_locked_payment
@@ -97,7 +97,11 @@ class InvalidEvent(AppError):
 _EVENTS = PaymentEvent.__table__  # the insert is Core: the ORM's bulk-insert path costs more than the statement
 _STORE_ONCE = {name: insert(_EVENTS).on_conflict_do_nothing(index_elements=["event_id"]).returning(_EVENTS.c.id)
                for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
-_WITH_ORDER_ID = select(PaymentEvent, Payment.order_id).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
+# what `_process` reads of an event before the order's lock (its payload only for a charge's event, then loaded): the
+# lock's read loads the whole row again
+_WITH_ORDER_ID = (select(PaymentEvent, Payment.order_id).outerjoin(Payment, Payment.intent_id == PaymentEvent.intent_id)
+                  .options(load_only(PaymentEvent.event_id, PaymentEvent.type, PaymentEvent.intent_id,
+                                     PaymentEvent.status)))
 _EVENT_WITH_ORDER_ID = _WITH_ORDER_ID.where(PaymentEvent.id == bindparam("event_id"))
 _NEXT_NEW_EVENT = (_WITH_ORDER_ID.where(NEW_PAYMENT_EVENT)
                    .order_by(PaymentEvent.id).limit(1).with_for_update(of=PaymentEvent, skip_locked=True))
@@ -345,8 +349,10 @@ def _embeds_refunds(charge: Mapping) -> bool:
 def fetch_listed_refunds(event: PaymentEvent) -> None:
     """A `charge.refunded` that does not embed its refunds (`_embeds_refunds`) gets them from the provider, kept in
     its payload as an older event carried them (called before the order's lock is taken)."""
+    if event.type != "charge.refunded" or not event.intent_id:
+        return
     obj = event.payload["data"]["object"]
-    if event.type != "charge.refunded" or _embeds_refunds(obj) or not event.intent_id:
+    if _embeds_refunds(obj):
         return
     listed = get_provider().list_refunds(intent_id=event.intent_id)
     kept = _kept({"refunds": {"data": listed}}, {"refunds": KEPT_FIELDS["refunds"]})
@@ -357,9 +363,11 @@ def fetch_listed_refunds(event: PaymentEvent) -> None:
 def fetch_fees(event: PaymentEvent) -> None:
     """A charge's event naming its balance transaction gets that from the provider (its fee), kept in its payload as
     a dispute lists its own (called before the order's lock is taken)."""
+    if event.type not in FEE_TYPES:
+        return
     obj = event.payload["data"]["object"]
     txn_id = _short_string(obj.get("balance_transaction"), 255)
-    if (event.type not in FEE_TYPES or txn_id is None or "balance_transactions" in obj
+    if (txn_id is None or "balance_transactions" in obj
             or txn_id in _recorded_fees(Payment.intent_id == event.intent_id)):
         return
     txn = get_provider().retrieve_balance_transaction(balance_transaction_id=txn_id)
