@@ -615,7 +615,7 @@ def _process(event: PaymentEvent, intent_order_id: int | None) -> str:
     fetch_listed_refunds(event)
     fetch_fees(event)
     try:
-        order = lock_order(intent_order_id)
+        order = lock_order(intent_order_id, for_payment=event.type == "payment_intent.succeeded")
     except NotFound:
         return _ignore(event, "names no order of ours")
     event, payment, deferred = _under_lock(event.id, event.intent_id)
