@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from marshmallow import fields
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
@@ -217,6 +217,14 @@ def check_body(app: Flask) -> Response | None:
     return unless_the_role_is_refused(view, _body_error(view))
 
 
+def _limit_json_length() -> None:
+    """A JSON body is read up to MAX_JSON_LENGTH (413 beyond it, before it is parsed), the file uploads' larger
+    MAX_CONTENT_LENGTH being no JSON body's."""
+    limit = current_app.config["MAX_JSON_LENGTH"]
+    if request.max_content_length is None or limit < request.max_content_length:
+        request.max_content_length = limit
+
+
 def _body_error(view) -> Response | None:
     """The error answer of a request to `view` whose body breaks the rules above, or None."""
     declared = _declared_bodies(view)
@@ -230,6 +238,7 @@ def _body_error(view) -> Response | None:
     expected = "multipart/form-data" if "files" in declared else "application/json"
     if expected != "application/json":
         return _parts_error(view) if request.mimetype == expected else _unsupported(expected)
+    _limit_json_length()
     data = request.get_data(cache=True)
     if not data:  # chunks of nothing: no body, as with Content-Length: 0
         return _nothing_to_change() if changes else None

@@ -437,6 +437,8 @@ def load_config(env: dict[str, str], instance_path: str) -> dict:
             "worker_cancel_long_running_tasks_on_connection_loss": True,
         },
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024, minimum=1, maximum=GIB),
+        # an API body in JSON (every other body is a file upload's): none comes near it, and parsing one costs CPU
+        "MAX_JSON_LENGTH": _int(env, "MAX_JSON_LENGTH", 1024 * 1024, minimum=1, maximum=GIB),
         "INVENTORY_UPLOAD_MAX_BYTES": _int(env, "INVENTORY_UPLOAD_MAX_BYTES", 8 * 1024 * 1024, minimum=1,
                                            maximum=GIB),
         "INVENTORY_UPLOAD_MAX_ROWS": _int(env, "INVENTORY_UPLOAD_MAX_ROWS", 200_000, minimum=1, maximum=10_000_000),

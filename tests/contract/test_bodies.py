@@ -128,7 +128,7 @@ def test_a_patch_that_changes_something_still_does(world):
     assert client.get(url, headers=world.of("admin")).json["name"] == "新名字门店"
 
 
-MANY = 100_000
+MANY = 10_000  # far past every list's bound, and the body below MAX_JSON_LENGTH
 
 
 def _lines_body(line: dict) -> dict:
@@ -170,7 +170,7 @@ def test_a_validation_error_names_at_most_a_few_fields_each_cut_short(world):
     url = f"/api/v1/stores/{world.ids['store_id']['own']}"
 
     many = client.patch(url, json={f"unknown_field_{number}": 1 for number in range(MANY)}, headers=world.of("admin"))
-    long_key = client.patch(url, json={"k" * 1_000_000: 1}, headers=world.of("admin"))
+    long_key = client.patch(url, json={"k" * 100_000: 1}, headers=world.of("admin"))
     no_body_taken = client.post(f"/api/v1/orders/{world.ids['order_id']['own']}/cancel",
                                 json={f"unknown_field_{number}": 1 for number in range(MANY)},
                                 headers=world.of("admin"))

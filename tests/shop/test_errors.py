@@ -124,6 +124,23 @@ def test_oversized_body_is_a_413_naming_the_limit(app, client, chunked):
     assert "1024" in error["message"]
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["with a length", "in chunks"])
+def test_a_json_body_over_a_mebibyte_is_a_413_before_it_is_parsed_while_uploads_keep_the_larger_limit(
+        app, client, chunked):
+    """No JSON body of the API comes near 1 MiB (1,000 lots of a transfer, every character escaped, are a fraction of
+    it); parsing one costs about a quarter of a second of CPU per MB, so a public route (sign-in, registration) must
+    not parse 10 MB before its rate limit counts the request. The limit is MAX_JSON_LENGTH."""
+    assert app.config["MAX_JSON_LENGTH"] == 1024 * 1024 < app.config["MAX_CONTENT_LENGTH"]
+    password = "x" * (1024 * 1024)
+    body = f'{{"username": "admin", "password": "{password}"}}'.encode()
+    response = send(client, "/api/v1/auth/token", body, chunked=chunked)
+    error = assert_error(response, 413, "payload_too_large")
+    assert error["details"] == {"limit_bytes": 1024 * 1024} and "1048576" in error["message"]
+    small = send(client, "/api/v1/auth/token", b'{"username": "admin", "password": "wrong password"}',
+                 chunked=chunked)
+    assert small.status_code == 401
+
+
 class _BadlyFramed:
     """A body stream as gunicorn hands over one sent with a chunk size that is not hexadecimal (`ZZ\\r\\n{}`)."""
 
