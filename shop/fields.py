@@ -20,6 +20,7 @@ from the object is a `Computed` field, which says its type for the OpenAPI docum
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -481,12 +482,27 @@ def _internationalised(host: str) -> bool:
     return not host.isascii() or any(label.lower().startswith("xn--") for label in host.split("."))
 
 
+LOCAL_NAMES = ("localhost", "local", "internal", "home.arpa")  # special-use names of a local network (RFC 6761,
+# 6762, 8375; ICANN's .internal)
+
+
+def _public_name(host: str) -> bool:
+    """Whether a link's host is a name on the public internet: not an IP address, not a local network's name."""
+    try:
+        ipaddress.ip_address(host)
+        return False
+    except ValueError:
+        name = host.lower().rstrip(".")
+        return not any(name == local or name.endswith(f".{local}") for local in LOCAL_NAMES)
+
+
 class WebLink(fields.Url):
     """An https link of at most `max_length` characters, without control characters or bidirectional overrides,
     without a user name or password before its host, and to an ASCII host (a link shown to staff must read as where it
     goes: `https://img.example.com@evil.example/` goes to evil.example, `https://xn--80ak6aa92e.com/` or a host with a
     Cyrillic `а` to a look-alike of a known site, so no internationalised host is taken, whatever its scripts; a plain
-    http one is mixed content on the shop's pages and apps, and may be altered on its way)."""
+    http one is mixed content on the shop's pages and apps, and may be altered on its way), named on the public
+    internet (no IP address, no local network's name: every reader's browser loads it)."""
 
     def __init__(self, *, max_length: int, **kwargs):
         super().__init__(schemes={"https"}, validate=validate.Length(max=max_length), **kwargs)
@@ -503,6 +519,10 @@ class WebLink(fields.Url):
         if link is not None and _internationalised(urlsplit(link).hostname or ""):
             raise ValidationError("Must not link to an internationalised host (xn--…, non-ASCII letters): it may read "
                                   "as another site.")
+        if link is not None and not _public_name(urlsplit(link).hostname or ""):
+            raise ValidationError("Must link to a public host by its name, not to an IP address or a local network's "
+                                  "name (localhost, .local): every reader's browser would load it from their own "
+                                  "network.")
         return link
 
 

@@ -343,6 +343,22 @@ def test_a_product_image_is_an_https_link_only(client, coop, link):
     assert db.session.query(Product).filter_by(sku="ZJ-KQ-001").count() == 0
 
 
+@pytest.mark.parametrize("link", ["https://127.0.0.1/kq.jpg", "https://10.0.0.5/kq.jpg", "https://192.168.1.1/kq.jpg",
+                                  "https://[::1]/kq.jpg", "https://8.8.8.8/kq.jpg", "https://localhost/kq.jpg",
+                                  "https://LOCALHOST./kq.jpg", "https://img.localhost/kq.jpg", "https://nas.local/kq.jpg",
+                                  "https://router.home.arpa/kq.jpg", "https://img.internal/kq.jpg"])
+def test_a_product_image_links_to_a_public_host_by_name_never_to_an_address_or_a_local_network(client, coop, link):
+    """A product's images are loaded by every buyer's browser from the shop's pages: a link to an address or a local
+    network's name (127.0.0.1, 192.168.1.1, nas.local) makes each buyer's browser call into their own network (a
+    router's page), and an address reads as no site at all, so an image is on a public host named by its name."""
+    _supplier, headers = coop
+    created = client.post("/api/v1/products", json=product_body(images=[link]), headers=headers)
+    assert created.status_code == 422 and "images" in created.json["error"]["details"], created.json
+    fine = client.post("/api/v1/products", json=product_body(images=["https://img.example.com/kq.jpg"]),
+                       headers=headers)
+    assert fine.status_code == 201, fine.json
+
+
 def test_a_suppliers_products_never_read_alike_while_on_its_list(client, coop, other_coop, login):
     """A cart, an order and a receipt show a product by its name alone: two of one co-op reading alike (a full-width
     space, a zero-width joiner, full-width letters, other brackets, case) would be taken for one. Another co-op's
