@@ -769,6 +769,7 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     if settled is not None:  # its 202 was not final, and the sweeper or the provider's event settled it since
         return settled
     if actor.role == "store_staff" and source == "staff":
+        hold_till(store_id=order.store_id)  # the sale's shift judged as no close under way can change it
         _check_staff_shift(order)
     if order.status not in REFUNDABLE:
         raise Conflict(f"Order {order.id} is {order.status}: only paid orders are refunded.",

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from catalog.models import Location
 from orders.models import OrderLine, OutboxEvent, Refund
 from orders.refunds import service
+from orders.stores.service import close_shift, start_shift
 from shop.auth.models import User
 from shop.db import db, utcnow
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order, user_with_token
-from tests.parallel import post_together
+from tests.parallel import post_together, second_while_first_uncommitted
 
 
 def test_a_double_refund_of_the_same_units_refunds_them_once(racing_app):
@@ -102,3 +104,32 @@ def test_one_key_sent_at_once_by_two_clerks_for_other_units_is_one_refund_and_on
     assert [body["error"]["code"] for status, body in answers if status == 409] == ["idempotency_key_reused"]
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
+
+
+@pytest.mark.postgres
+def test_a_clerks_refund_of_a_sale_whose_shift_closes_meanwhile_is_refused_not_paid_from_the_next_shift(pg_app):
+    """A clerk refunds only a sale of a shift still open. The shift is judged under the till's hold: a close (and the
+    next shift opened) under way makes the refund wait, then see the sale's shift closed: 403 refund_outside_shift,
+    never a refund of the closed shift's sale paid out of the new shift's drawer."""
+    store = StoreFactory()
+    shift = ShiftFactory(store=store, float_fen=10_000)
+    product = ProductFactory(price_fen=1500)
+    make_lot(product, db.session.get(Location, store.location_id), quantity=10)
+    clerk, _ = user_with_token("store_staff", store_id=store.id)
+    order = paid_order(location_id=store.location_id, store=store, shift=shift, lines=[(product, 1)],
+                       payment_method="cash")
+    db.session.commit()
+    ids = (clerk.id, store.id, shift.id, order.id, db.session.scalar(select(OrderLine.id)))
+
+    def close_and_open_the_next():
+        clerk_now = db.session.get(User, ids[0])
+        close_shift(actor=clerk_now, shift_id=ids[2], counted_cash_fen=11_500)
+        start_shift(actor=clerk_now, store_id=ids[1], float_fen=10_000)
+
+    def refund():
+        return service.create_refund(actor=db.session.get(User, ids[0]), order_id=ids[3], reason="顾客退货",
+                                     lines=[service.RefundRequest(line_id=ids[4], quantity=1, resellable=True)])
+
+    assert second_while_first_uncommitted(pg_app, close_and_open_the_next, refund) == "refund_outside_shift"
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
