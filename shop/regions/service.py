@@ -244,7 +244,7 @@ def create_region(*, code: str, name: str, level: str, parent_code: str | None, 
     problems = _misplaced(code, level, parent)
     if problems:
         raise ValidationError("The region does not fit under its parent.", details=problems)
-    _refuse_alike_sibling(name, parent_code)
+    _refuse_alike_sibling(code, name, parent_code)
     region = Region(code=code, name=name, level=level, parent_code=parent_code, side=side, note=note)
     db.session.add(region)
     db.session.flush()
@@ -252,17 +252,20 @@ def create_region(*, code: str, name: str, level: str, parent_code: str | None, 
     return region
 
 
-def _refuse_alike_sibling(name: str, parent_code: str | None) -> None:
+def _refuse_alike_sibling(code: str, name: str, parent_code: str | None) -> None:
     """Refuse a name that reads like another region's under the same parent (`shop.fields.name_key`: pickers and
     pairing reports show a region by its name), `region_exists` 409 naming that region. The parent's row is held
     first (PostgreSQL: FOR NO KEY UPDATE; SQLite: the write lock), so of two alike regions added at once the second
-    waits for the first, then finds it (on PostgreSQL a province, with no parent, is not held)."""
+    waits for the first, then finds it (on PostgreSQL a province, with no parent, is not held): the same region
+    added twice at once, the second is told so as when it is added again later."""
     lock_on_sqlite("UPDATE regions SET code = code WHERE code = (SELECT MIN(code) FROM regions)")
     if parent_code is not None:
         db.session.execute(select(Region.code).where(Region.code == parent_code).with_for_update(key_share=True))
     key = name_key(name)
     siblings = select(Region).where(Region.parent_code == parent_code if parent_code else Region.parent_code.is_(None))
     alike = next((region for region in db.session.scalars(siblings) if name_key(region.name) == key), None)
+    if alike is not None and alike.code == code:
+        raise duplicate_region({"code": code})
     if alike is not None:
         under = f" under {parent_code}" if parent_code else ""
         raise Conflict(f"A region{under} is already named {alike.name}.", code=ShopCode.REGION_EXISTS,
