@@ -1,7 +1,10 @@
 """Routes, one blueprint per resource: stores, their cash shifts, stock transfers to them, stock adjustments."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask.views import MethodView
+from marshmallow import Schema
 from marshmallow.exceptions import MarshmallowError
 
 from catalog.errors import CatalogCode
@@ -62,20 +65,28 @@ def _shift_keys(shift_id: int, **_) -> str:
     return service.shift_keys(actor=current_user(), shift_id=shift_id)
 
 
-def _adjustment_keys(**_) -> str:
-    """Adjustment keys belong to the store whose stock is adjusted (`service.adjustment_keys`); a body that is no JSON
-    or whose location is not an id is refused by the view."""
+def _body_field(schema: type[Schema], name: str) -> Any:
+    """The body's field `name` as `schema` reads it, or None: a body that is no JSON or whose field is not valid is
+    refused by the view."""
     try:
         body = json_body()
-        location_id = AdjustmentCreate().fields["location_id"].deserialize(
-            body.get("location_id") if isinstance(body, dict) else None)
+        return schema().fields[name].deserialize(body.get(name) if isinstance(body, dict) else None)
     except (ValueError, MarshmallowError):
-        location_id = None
-    return service.adjustment_keys(actor=current_user(), location_id=location_id)
+        return None
+
+
+def _adjustment_keys(**_) -> str:
+    """Adjustment keys belong to the store whose stock is adjusted (`service.adjustment_keys`)."""
+    return service.adjustment_keys(actor=current_user(), location_id=_body_field(AdjustmentCreate, "location_id"))
+
+
+def _dispatch_keys(**_) -> str:
+    """A new transfer's keys belong to the location it takes stock from (`service.dispatch_keys`)."""
+    return service.dispatch_keys(actor=current_user(), from_location=_body_field(TransferCreate, "from_location"))
 
 
 def _receipt_keys(transfer_id: int, **_) -> str:
-    """A receipt's keys belong to the receiving store or warehouse (`service.receipt_keys`)."""
+    """A receipt's keys belong to the transfer's destination (`service.receipt_keys`)."""
     return service.receipt_keys(actor=current_user(), transfer_id=transfer_id)
 
 
@@ -185,7 +196,7 @@ def close_shift(data, shift_id):
 
 @transfers.route("/stock-transfers", methods=["POST"])
 @require_role("admin")
-@idempotent
+@idempotent(scope=_dispatch_keys)
 @transfers.arguments(TransferCreate)
 @transfers.response(201, TransferOut, location=ReadAt("stock_transfers.show_transfer", transfer_id="id"))
 @transfers.errors({409: [CatalogCode.INSUFFICIENT_STOCK, OrderCode.STORE_INACTIVE],

@@ -554,15 +554,28 @@ def _transfer_for(*, actor: User, transfer_id: int) -> StockTransfer:
     return transfer
 
 
-def receipt_keys(*, actor: User, transfer_id: int) -> str:
-    """The scope of a transfer receipt's Idempotency-Keys: the receiving store's (`store_keys`), or for a return the
-    receiving warehouse's, shared by the admins who receive there (a receipt resent by another admin gets the first
-    answer), anyone else's own; 404 outside the actor's scope."""
-    transfer = _transfer_for(actor=actor, transfer_id=transfer_id)
-    store_id = db.session.scalar(select(Store.id).where(Store.location_id == transfer.to_location_id))
+def location_keys(*, actor: User, location_id: int) -> str:
+    """The scope of the Idempotency-Keys of what is done to a stock location's stock: a store's location's are its
+    store's (`store_keys`), a warehouse's the warehouse's, shared by the admins who alone work there (a request resent
+    by another admin gets the first answer), anyone else's their own (the view refuses them); 404 outside the actor's
+    scope, so a key is never replayed to who may not act there."""
+    store_id = db.session.scalar(select(Store.id).where(Store.location_id == location_id))
     if store_id is not None:
         return store_keys(actor=actor, store_id=store_id)
-    return f"location:{transfer.to_location_id}" if actor.role == "admin" else user_keys(actor)
+    return f"location:{location_id}" if actor.role == "admin" else user_keys(actor)
+
+
+def dispatch_keys(*, actor: User, from_location: str | None) -> str:
+    """The scope of a new transfer's Idempotency-Keys: its source's (`location_keys`), the user's own for a body naming
+    no known location (the view refuses it)."""
+    source = None if from_location is None else inventory.find_location(from_location)
+    return user_keys(actor) if source is None else location_keys(actor=actor, location_id=source.id)
+
+
+def receipt_keys(*, actor: User, transfer_id: int) -> str:
+    """The scope of a transfer receipt's Idempotency-Keys: its destination's (`location_keys`: the receiving store's,
+    or for a return the receiving warehouse's); 404 outside the actor's scope."""
+    return location_keys(actor=actor, location_id=_transfer_for(actor=actor, transfer_id=transfer_id).to_location_id)
 
 
 def get_transfer(*, actor: User, transfer_id: int) -> StockTransfer:

@@ -97,6 +97,24 @@ def test_a_repeated_idempotency_key_dispatches_once(client, login, store, stocke
     assert inventory.available(location_id=warehouse.id, product_id=product.id) == 10
 
 
+def test_a_transfer_resent_by_another_admin_with_its_key_is_dispatched_once(client, login, store, stocked_warehouse):
+    """A dispatch's keys belong to the warehouse it takes stock from, as a store's belong to the store: a transfer
+    resent with its key by another admin (the first's browser retried after a hand-over) gets the first answer, not a
+    second transfer; another body under the key is `idempotency_key_reused`."""
+    warehouse, product, _, _ = stocked_warehouse
+    admin, other_admin = login("admin"), login("admin")
+
+    first = _send(client, admin, warehouse, store, product, 3, **{"Idempotency-Key": "dispatch-1"})
+    resent = _send(client, other_admin, warehouse, store, product, 3, **{"Idempotency-Key": "dispatch-1"})
+    changed = _send(client, other_admin, warehouse, store, product, 4, **{"Idempotency-Key": "dispatch-1"})
+
+    assert first.status_code == resent.status_code == 201, resent.json
+    assert resent.json == first.json and resent.headers.get("Idempotent-Replayed") == "true"
+    assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert db.session.scalar(select(func.count()).select_from(StockTransfer)) == 1
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 10
+
+
 def test_the_store_receives_per_lot_and_the_discrepancy_is_kept(client, login, store, staff_of, stocked_warehouse):
     warehouse, product, old, new = stocked_warehouse
     transfer = _send(client, login("admin"), warehouse, store, product, 7).json
