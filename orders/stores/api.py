@@ -85,6 +85,11 @@ def _dispatch_keys(**_) -> str:
     return service.dispatch_keys(actor=current_user(), from_location=_body_field(TransferCreate, "from_location"))
 
 
+def _cancel_keys(transfer_id: int, **_) -> str:
+    """A cancel's keys belong to the transfer's source (`service.cancel_keys`)."""
+    return service.cancel_keys(actor=current_user(), transfer_id=transfer_id)
+
+
 def _receipt_keys(transfer_id: int, **_) -> str:
     """A receipt's keys belong to the transfer's destination (`service.receipt_keys`)."""
     return service.receipt_keys(actor=current_user(), transfer_id=transfer_id)
@@ -235,7 +240,7 @@ def receive_transfer(data, transfer_id):
 
 @transfers.route("/stock-transfers/<int:transfer_id>/cancel", methods=["POST"])
 @require_role("admin")
-@idempotent
+@idempotent(scope=_cancel_keys)
 @transfers.arguments(TransferCancel)
 @transfers.response(200, TransferOut)
 @transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED],

@@ -572,6 +572,11 @@ def dispatch_keys(*, actor: User, from_location: str | None) -> str:
     return user_keys(actor) if source is None else location_keys(actor=actor, location_id=source.id)
 
 
+def cancel_keys(*, actor: User, transfer_id: int) -> str:
+    """The scope of a transfer cancel's Idempotency-Keys: its source's, where its units go back (`location_keys`)."""
+    return location_keys(actor=actor, location_id=_transfer_for(actor=actor, transfer_id=transfer_id).from_location_id)
+
+
 def receipt_keys(*, actor: User, transfer_id: int) -> str:
     """The scope of a transfer receipt's Idempotency-Keys: its destination's (`location_keys`: the receiving store's,
     or for a return the receiving warehouse's); 404 outside the actor's scope."""

@@ -469,6 +469,24 @@ def test_an_admin_cancels_a_dispatched_transfer_and_its_units_go_back_on_their_l
     assert client.patch(f"/api/v1/stores/{store.id}", json={"active": False}, headers=admin).status_code == 200
 
 
+def test_a_cancel_resent_by_another_admin_with_its_key_is_the_first_cancel(client, login, store, stocked_warehouse):
+    """A cancel's keys belong to the warehouse its units go back to: a cancel resent with its key by another admin
+    gets the first answer, not 409 `transfer_cancelled`; another body under the key is `idempotency_key_reused`."""
+    warehouse, product, _, _ = stocked_warehouse
+    admin, other_admin = login("admin"), login("admin")
+    transfer = _send(client, admin, warehouse, store, product, 7).json
+    url = f"/api/v1/stock-transfers/{transfer['id']}/cancel"
+
+    first = client.post(url, json={"reason": "发错门店"}, headers={**admin, "Idempotency-Key": "cancel-1"})
+    resent = client.post(url, json={"reason": "发错门店"}, headers={**other_admin, "Idempotency-Key": "cancel-1"})
+    changed = client.post(url, json={"reason": "车辆故障"}, headers={**other_admin, "Idempotency-Key": "cancel-1"})
+
+    assert first.status_code == resent.status_code == 200, resent.json
+    assert resent.json == first.json and resent.headers.get("Idempotent-Replayed") == "true"
+    assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert inventory.available(location_id=warehouse.id, product_id=product.id) == 13
+
+
 def test_a_cancelled_transfer_is_not_received_and_a_received_one_not_cancelled(client, login, store, staff_of,
                                                                                stocked_warehouse):
     warehouse, product, _, _ = stocked_warehouse
