@@ -76,7 +76,7 @@ def _body_field(schema: type[Schema], name: str) -> Any:
 
 
 def _adjustment_keys(**_) -> str:
-    """Adjustment keys belong to the store whose stock is adjusted (`service.adjustment_keys`)."""
+    """Adjustment keys belong to the location whose stock is adjusted (`service.adjustment_keys`)."""
     return service.adjustment_keys(actor=current_user(), location_id=_body_field(AdjustmentCreate, "location_id"))
 
 

@@ -722,14 +722,13 @@ def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reas
 
 
 def adjustment_keys(*, actor: User, location_id: int | None) -> str:
-    """The scope of a stock adjustment's Idempotency-Keys: the store whose stock is adjusted (`store_keys`: a count
-    queued at the store and resent by another clerk, or an admin, is written once), the user's own for a warehouse's
-    or a body naming no location; a location outside the actor's scope is `location_not_found` 404."""
+    """The scope of a stock adjustment's Idempotency-Keys: its location's (`location_keys`: a count queued at a store
+    and resent by another clerk or an admin, or a warehouse's resent by another admin, is written once), the user's
+    own for a body naming no location; a location outside the actor's scope is `location_not_found` 404."""
     if location_id is None:
         return user_keys(actor)
     _location_in_scope(actor=actor, location_id=location_id)
-    store_id = db.session.scalar(select(Store.id).where(Store.location_id == location_id))
-    return user_keys(actor) if store_id is None else store_keys(actor=actor, store_id=store_id)
+    return location_keys(actor=actor, location_id=location_id)
 
 
 def get_adjustment(*, actor: User, adjustment_id: int) -> StockAdjustment:

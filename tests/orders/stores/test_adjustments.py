@@ -278,6 +278,32 @@ def test_a_write_off_resent_by_an_admin_with_the_clerks_key_is_written_once(clie
     assert _on_hand(store, store_lot) == 7
 
 
+def test_a_warehouse_count_resent_by_another_admin_with_its_key_is_written_once(client, login, store, staff_of):
+    """A warehouse's adjustment keys belong to the warehouse, as a store's to the store: an admin's count resent with
+    its key by another admin is written once, another body under the key is `idempotency_key_reused`, and a clerk
+    sending the key for the warehouse is told it does not exist, not given the admins' answer."""
+    warehouse = LocationFactory()
+    lot = make_lot(ProductFactory(), warehouse, quantity=10)
+    db.session.commit()
+    admin, other_admin = login("admin"), login("admin")
+    body = {"location_id": warehouse.id, "lot_id": lot.id, "delta": -2, "reason": "stocktake"}
+
+    def adjust(headers, **changes):
+        return client.post("/api/v1/stock-adjustments", json={**body, **changes},
+                           headers={**headers, "Idempotency-Key": "count-w1"})
+
+    first, resent, changed, clerk = (adjust(admin), adjust(other_admin), adjust(other_admin, delta=-3),
+                                     adjust(staff_of(store)))
+
+    assert first.status_code == resent.status_code == 201, resent.json
+    assert resent.json == first.json and resent.headers.get("Idempotent-Replayed") == "true"
+    assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert (clerk.status_code, clerk.json["error"]["code"]) == (404, "location_not_found")
+    assert db.session.scalar(select(func.count()).select_from(StockAdjustment)) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(Stock.on_hand).where(Stock.location_id == warehouse.id)) == 8
+
+
 def test_an_adjustment_key_of_a_clerk_sent_for_another_stores_stock_is_404_not_the_other_stores_answer(
         client, login, store, staff_of, store_lot):
     """A key is never answered across stores: a clerk naming another store's location is told it does not exist."""
