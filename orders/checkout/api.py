@@ -21,6 +21,11 @@ blp = Blueprint("checkout", __name__, url_prefix="/api/v1", description="Online 
                 not_found={"order_id": OrderCode.ORDER_NOT_FOUND})
 
 
+def _order_keys(order_id: int, **_) -> str:
+    """A change's keys belong to the order, or to its buyer (`service.order_keys`)."""
+    return service.order_keys(actor=current_user(), order_id=order_id)
+
+
 @blp.route("/orders")
 class Orders(MethodView):
     @blp.errors({404: [OrderCode.STORE_NOT_FOUND]})
@@ -81,7 +86,7 @@ def pickup_qr(order_id):
 
 @blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
 @require_role("consumer", "admin")
-@idempotent
+@idempotent(scope=_order_keys)
 @blp.response(200, OrderOut)
 @blp.errors({409: [OrderCode.INVALID_TRANSITION, OrderCode.PAYMENT_BEING_CONFIRMED]})
 def cancel_order(order_id):
@@ -96,7 +101,7 @@ def cancel_order(order_id):
 @blp.route("/orders/<int:order_id>/ship", methods=["POST"])
 @blp.errors({409: [OrderCode.INVALID_TRANSITION, OrderCode.NOT_A_DELIVERY_ORDER, OrderCode.NOTHING_TO_SHIP]})
 @require_role("admin")
-@idempotent
+@idempotent(scope=_order_keys)
 @blp.arguments(ShipIn)
 @blp.response(200, OrderOut)
 def ship_order(data, order_id):
@@ -109,7 +114,7 @@ def ship_order(data, order_id):
 @blp.route("/orders/<int:order_id>/deliver", methods=["POST"])
 @blp.errors({409: [OrderCode.INVALID_TRANSITION]})
 @require_role("admin")
-@idempotent
+@idempotent(scope=_order_keys)
 @blp.response(200, OrderOut)
 def deliver_order(order_id):
     """Mark a shipped order delivered."""

@@ -31,6 +31,7 @@ from orders.stores.service import SEE_ALL, hold_store_open
 from shop.auth.models import User
 from shop.db import after_commit, db, insert_new, lock_on_sqlite, run_core, utcnow
 from shop.errors import AppError, Conflict, NotFound, ValidationError
+from shop.idempotency import user_keys
 from shop.pagination import paginate
 from shop.regions.models import Region
 from suppliers.models import Supplier
@@ -369,6 +370,14 @@ def get_order_for(*, actor: User, order_id: int) -> Order:
     if not may_see_order(actor, order):
         raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
     return order
+
+
+def order_keys(*, actor: User, order_id: int) -> str:
+    """The scope of the Idempotency-Keys of a change to an order: an admin's are the order's, shared by the admins
+    (a change resent by another admin after a hand-over gets the first answer), a buyer's their own (`user_keys`);
+    `order_not_found` 404 outside the actor's scope."""
+    get_order_for(actor=actor, order_id=order_id)
+    return f"order:{order_id}" if actor.role == "admin" else user_keys(actor)
 
 
 def read_order(*, actor: User, order_id: int) -> OrderView:

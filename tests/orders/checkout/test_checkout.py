@@ -364,6 +364,37 @@ def test_paid_orders_cannot_be_cancelled_but_ship_and_deliver(client, login, wor
     assert client.get(f"/api/v1/orders/{order_id}", headers=headers).json["tracking"]["carrier"] == "顺丰"
 
 
+def test_an_admins_change_of_an_order_resent_with_its_key_by_another_admin_is_the_first_answer(client, login, world):
+    """An admin's keys for an order's changes belong to the order: a shipment, delivery or cancel resent with its key
+    by another admin (the first's browser retried after a hand-over) gets the first answer, not 409
+    `invalid_transition`; another body under the key is `idempotency_key_reused`; a buyer's keys stay their own."""
+    buyer = login("consumer")
+    paid, unpaid = (client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=buyer).json["id"]
+                    for _ in range(2))
+    confirm(paid, intent_id="pi_x", amount_fen=1250)
+    db.session.commit()
+    first_admin, second_admin = login("admin"), login("admin")
+    parcel = {"carrier": "顺丰", "tracking_number": "SF123456"}
+
+    def send(headers, action, order_id, **body):
+        return client.post(f"/api/v1/orders/{order_id}/{action}", json=body or None,
+                           headers={**headers, "Idempotency-Key": f"desk-{action}"})
+
+    for action, order_id, body, other in (("ship", paid, parcel, {**parcel, "tracking_number": "SF999999"}),
+                                          ("deliver", paid, {}, None), ("cancel", unpaid, {}, None)):
+        made, resent = send(first_admin, action, order_id, **body), send(second_admin, action, order_id, **body)
+        assert made.status_code == resent.status_code == 200, (action, resent.json)
+        assert resent.json == made.json and resent.headers.get("Idempotent-Replayed") == "true"
+        if other:
+            changed = send(second_admin, action, order_id, **other)
+            assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
+    by_buyer = send(buyer, "cancel", unpaid)
+    assert (by_buyer.status_code, by_buyer.json["error"]["code"]) == (409, "invalid_transition")
+    history = db.session.scalars(select(OrderTransition.to_status).where(OrderTransition.order_id == paid)
+                                 .order_by(OrderTransition.id)).all()
+    assert history == ["pending_payment", "paid", "shipped", "delivered"]
+
+
 def test_pickup_orders_are_not_shipped(client, login, world):
     headers = login("consumer")
     order = client.post("/api/v1/orders", json=pickup_body(world["store"].id, (world["a"].sku, 1)),
