@@ -8,6 +8,7 @@ from marshmallow import Schema, fields
 from orders.errors import OrderCode
 from orders.ledger import remittances
 from orders.ledger.errors import LedgerCode
+from orders.stores.service import store_keys
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
@@ -20,6 +21,11 @@ from shop.pagination import DatedPageQuery, page_schema
 blp = Blueprint("store_remittances", __name__, url_prefix="/api/v1",
                 description="Store remittances: the counter cash a store hands over to the platform",
                 not_found={"store_id": OrderCode.STORE_NOT_FOUND, "remittance_id": LedgerCode.REMITTANCE_NOT_FOUND})
+
+
+def _store_keys(store_id: int, **_) -> str:
+    """A remittance's keys belong to its store (`store_keys`): one resent by another admin is recorded once."""
+    return store_keys(actor=current_user(), store_id=store_id)
 
 
 class RemittanceCreate(Schema):
@@ -62,7 +68,7 @@ class StoreRemittances(MethodView):
         return remittances.list_remittances(store_id=store_id, actor=current_user(), **query)
 
     @require_role("admin")
-    @idempotent
+    @idempotent(scope=_store_keys)
     @blp.arguments(RemittanceCreate)
     @blp.response(201, RemittanceOut, location=ReadAt("store_remittances.show_remittance", store_id="store_id",
                                                       remittance_id="id"))

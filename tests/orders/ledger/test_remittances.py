@@ -231,6 +231,25 @@ def test_one_deposit_is_one_remittance_however_often_it_is_sent(client, login):
     assert remit(client, admin, store.id, 1000, reference="DEP-003").status_code == 201  # another deposit
 
 
+def test_a_remittance_resent_with_its_key_by_another_admin_is_the_first_remittance(client, login):
+    """A remittance's keys belong to its store: one resent with its key by another admin (the first's browser retried
+    after a hand-over) gets the first answer, not 409 `remittance_reference_used`; another body under the key is
+    `idempotency_key_reused`."""
+    store = StoreFactory()
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -5000)
+    first_admin, second_admin = login("admin"), login("admin")
+
+    made = remit(client, first_admin, store.id, 1000, key="dep-7", reference="DEP-007")
+    resent = remit(client, second_admin, store.id, 1000, key="dep-7", reference="DEP-007")
+    changed = remit(client, second_admin, store.id, 900, key="dep-7", reference="DEP-007")
+
+    assert made.status_code == resent.status_code == 201, resent.json
+    assert resent.json == made.json and resent.headers.get("Idempotent-Replayed") == "true"
+    assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert balance("payments:bank") == -1000 and balance(f"store_cash:{store.id}") == -4000
+
+
 def test_a_deposit_is_one_remittance_however_its_reference_is_spelled(client, login):
     store = StoreFactory()
     db.session.commit()
