@@ -21,6 +21,11 @@ blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Payout b
                 not_found={"batch_id": LedgerCode.PAYOUT_BATCH_NOT_FOUND})
 
 
+def _batch_keys(**_) -> str:
+    """A batch request's keys are the admins' (`service.BATCH_KEYS`): one resent by another admin is made once."""
+    return service.BATCH_KEYS
+
+
 class PayoutBatchCreate(Schema):
     """Which party to pay (households: those of one supplier) and the cut-off date."""
 
@@ -204,7 +209,7 @@ class PayoutBatches(MethodView):
 
     @blp.errors({409: [LedgerCode.NOTHING_TO_PAY, LedgerCode.PAYOUT_BATCH_IN_PROGRESS]})
     @require_role("admin")
-    @idempotent
+    @idempotent(scope=_batch_keys)
     @blp.arguments(PayoutBatchCreate)
     @blp.response(202, PayoutBatchOut, location=ReadAt("payouts.show_batch", batch_id="id"))
     def post(self, data):

@@ -66,6 +66,7 @@ NO_BANK_ACCOUNT = "No bank account on file: the balance stays with the payee."
 NOTHING_LEFT = "Nothing to pay: no payee with a bank account was owed anything when the batch was built."
 # (from, to) line transitions a settlement may make; the same status again is a no-op
 TRANSITIONS = {("pending", "paid"), ("pending", "failed"), ("paid", "failed")}
+BATCH_KEYS = "payout_batches"  # the Idempotency-Key scope of batch requests, shared by the admins who alone make them
 BANK_FILE_ROLES = ("admin", "coop")  # the roles that may see full account numbers in the bank file
 PAYEE_KINDS = {"household": ("household",), "supplier": ("supplier",), "store": ("store", "store_cash")}
 Progress = Callable[[int, int], None]

@@ -279,6 +279,28 @@ def test_each_settlement_records_who_made_it_and_a_bank_return_keeps_the_paid_ti
     assert_ledger_ok()
 
 
+def test_a_batch_request_resent_with_its_key_by_another_admin_is_the_first_batch(client, login):
+    """Batch requests' keys are the admins' (who alone request batches): a request resent with its key by another
+    admin (the first's browser retried after a hand-over) gets the first answer, not 409 `nothing_to_pay` or
+    `payout_batch_in_progress`; another body under the key is `idempotency_key_reused`."""
+    supplier = SupplierFactory()
+    earn(accounts.household(payee_household(supplier).id, supplier.id), 720, on=days_ago(1))
+    first_admin, second_admin = login("admin"), login("admin")
+    body = {"party": "household", "supplier_id": supplier.id, "until": today().isoformat()}
+
+    def request_batch(headers, **changes):
+        return client.post("/api/v1/payout-batches", json={**body, **changes},
+                           headers={**headers, "Idempotency-Key": "batch-1"})
+
+    made, resent = request_batch(first_admin), request_batch(second_admin)
+    changed = request_batch(second_admin, until=days_ago(1).isoformat())
+
+    assert made.status_code == resent.status_code == 202, resent.json
+    assert resent.json == made.json and resent.headers.get("Idempotent-Replayed") == "true"
+    assert (changed.status_code, changed.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert db.session.scalar(select(db.func.count()).select_from(PayoutBatch)) == 1
+
+
 def test_a_failed_line_carries_the_banks_reason_and_is_paid_again_by_the_next_batch(client, login):
     supplier = SupplierFactory()
     household = payee_household(supplier)
