@@ -14,6 +14,7 @@ MAX_ATTEMPTS times; then it is `failed`, until an operator queues it again (`fla
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -688,7 +689,9 @@ def sandbox_enabled(config: Mapping) -> bool:
 
 
 def sandbox_event(*, intent_id: str, order_id: int, amount_fen: int, outcome: str) -> dict:
-    """A Stripe-format `payment_intent.succeeded` / `payment_intent.payment_failed` event for an intent."""
+    """A Stripe-format `payment_intent.succeeded` / `payment_intent.payment_failed` event for an intent; an intent
+    succeeds once, so its success is one event id however often it is confirmed (each failure is an event of its
+    own)."""
     succeeded = outcome == "succeeded"
     intent = {"id": intent_id, "object": "payment_intent", "amount": amount_fen,
               "amount_received": amount_fen if succeeded else 0, "currency": "cny",
@@ -696,7 +699,9 @@ def sandbox_event(*, intent_id: str, order_id: int, amount_fen: int, outcome: st
               "metadata": {"order_id": str(order_id)},
               "last_payment_error": None if succeeded else {"type": "card_error", "code": "card_declined",
                                                             "decline_code": "generic_decline"}}
-    return {"id": f"evt_{secrets.token_hex(12)}", "object": "event", "created": int(utcnow().timestamp()),
+    once = hashlib.sha256(f"{intent_id}:succeeded".encode()).hexdigest()[:24]
+    event_id = once if succeeded else secrets.token_hex(12)
+    return {"id": f"evt_{event_id}", "object": "event", "created": int(utcnow().timestamp()),
             "livemode": False, "type": "payment_intent.succeeded" if succeeded else "payment_intent.payment_failed",
             "data": {"object": intent}}
 

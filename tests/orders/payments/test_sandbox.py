@@ -73,6 +73,20 @@ def test_the_signature_check_is_not_skipped(client, bought, monkeypatch):
     assert counts()["events"] == 0
 
 
+def test_a_payment_confirmed_twice_is_one_succeeded_event_as_stripe_pays_an_intent_once(client, bought):
+    """A double tap on the demo's pay button, or a confirm resent after a lost answer: the intent succeeds once, so its
+    success is one event (the webhook stores an event id once), and the second answer is the order paid."""
+    payment, headers = bought
+
+    first = client.post(confirm_url(payment.intent_id), json={"outcome": "succeeded"}, headers=headers)
+    second = client.post(confirm_url(payment.intent_id), json={"outcome": "succeeded"}, headers=headers)
+
+    assert first.status_code == second.status_code == 200
+    assert second.json == {"order_id": payment.order_id, "status": "paid", "payment_status": "succeeded"}
+    assert [event.type for event in db.session.scalars(select(PaymentEvent))] == ["payment_intent.succeeded"]
+    assert [e.kind for e in db.session.scalars(select(OutboxEvent))] == ["line_paid"]
+
+
 def test_a_failed_outcome_leaves_the_order_pending(client, bought):
     payment, headers = bought
 
