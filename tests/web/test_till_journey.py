@@ -752,3 +752,30 @@ def test_a_quantity_typed_in_full_width_digits_is_taken_and_one_that_is_no_whole
     expect(box).to_have_value("12")
     expect(page.locator("#cart-error")).to_have_text("")
     page.get_by_role("button", name="清空").click()
+
+
+def test_a_lots_qr_label_scanned_at_the_till_adds_that_lot_to_the_sale(site, desktop):
+    """A lot's QR label carries its trace page's address (`/t/<trace code>` on the public host, however long): the
+    scanner types that address, and the till takes the trace code from it, as if the code alone were scanned."""
+    page, _ = _till_on_an_open_shift(site, desktop)
+    with site.app.app_context():
+        item = next(item for item in _stock() if item.available >= 2)  # its lot holds the two units scanned
+    scan = page.get_by_label("扫描追溯码或输入 SKU")
+    for label in (f"{site.url}/t/{item.trace_code}",
+                  f"https://xiaofei-fupin.liangshan-dongxi-xiezuo.example.cn/t/{item.trace_code}"):
+        scan.fill(label)
+        scan.press("Enter")
+        expect(page.locator("#scan-error")).to_have_text("")
+    expect(page.locator("#cart-lines")).to_contain_text(f"追溯码 {item.trace_code}")
+    expect(page.get_by_label(f"{_name(site, item.sku)} 数量")).to_have_value("2")
+    scan.fill(f"{site.url}/products/{item.sku}")  # another page's address is no lot's label
+    scan.press("Enter")
+    expect(page.locator("#scan-error")).to_contain_text("未找到商品")
+    page.get_by_label("刷卡", exact=True).check()
+    page.get_by_role("button", name="完成收款").click()
+    expect(page.locator("#last-sale")).to_contain_text("收款成功", timeout=WAIT_MS)
+    with site.app.app_context():
+        order = db.session.scalar(select(Order).where(Order.store_id == _store().id).order_by(Order.id.desc()))
+        assert [(line.sku, line.quantity) for line in order.lines] == [(item.sku, 2)]
+        assert order.lines[0].scanned_lot_id is not None
+

@@ -392,8 +392,18 @@
 
   function method() { return payForm.elements.method.value; }
 
+  /* A lot's QR label carries its trace page's address (`https://<public host>[/<prefix>]/t/<trace code>`,
+     catalog/trace.py): scanned, it is that trace code; anything else is the code or SKU as typed. */
+  var TRACE_PAGE = /^https?:\/\/[^\/\s?#]+(?:\/[^\s?#]*)?\/t\/([^\/\s?#]+)\/?(?:[?#]\S*)?$/i;
+
+  function scannedCode(raw) {
+    var text = raw.normalize("NFKC").trim();
+    var label = TRACE_PAGE.exec(text);
+    return (label ? label[1] : text).toUpperCase();
+  }
+
   function addCode(raw) {
-    var code = raw.normalize("NFKC").trim().toUpperCase();
+    var code = scannedCode(raw);
     if (!code) { return; }
     var traced = byTrace.get(code);
     var product = traced || bySku.get(code);
