@@ -28,6 +28,7 @@ from shop.fields import MAX_AMOUNT_FEN, mask_personal_numbers
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.orders.counter.conftest import make_counter
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import SupplierFactory
@@ -965,3 +966,25 @@ def test_every_sale_of_a_busy_shift_is_listed_on_its_page_a_page_at_a_time_so_ea
     listed = [int(number) for page in (first, rest) for number in re.findall(r'href="/till/receipts/(\d+)"', page)]
     assert listed == sales[::-1] and "更早的销售" not in rest
     assert f'href="/till/orders/{sales[0]}/refund"' in rest
+
+
+def test_the_conflicts_page_says_the_price_in_force_and_the_units_left_beside_each_refused_line(client):
+    """To re-ring or refund a refused offline sale the manager needs what the server found: the price in force when
+    the sale was made beside each line priced otherwise, and the units the store had beside each line short of stock."""
+    world = make_counter()
+    _signed_in(client, store_id=world.store.id)
+    access = client.post("/till/token", headers={"X-CSRFToken": _csrf(client, "/till")}).json["access_token"]
+    made_at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    for lines in ([{"sku": world.rice.sku, "quantity": 1, "unit_price_fen": 1800},
+                   {"sku": world.tea.sku, "quantity": 1, "unit_price_fen": 3500}],
+                  [{"sku": world.rice.sku, "quantity": 1, "unit_price_fen": 2000},
+                   {"trace_code": world.tea_lot.trace_code, "quantity": 9, "unit_price_fen": 3500}]):
+        client.post(f"/api/v1/stores/{world.store.id}/counter-sales", json={
+            "lines": lines, "payment": {"method": "card"}, "shift_id": world.shift.id, "client_created_at": made_at},
+            headers={"Authorization": f"Bearer {access}", "Idempotency-Key": str(uuid.uuid4())})
+    page = client.get("/till/conflicts").get_data(as_text=True)
+    price, stock = re.findall(r'<ul class="conflict-lines">(.*?)</ul>', page, re.S)
+    rice, tea = re.findall(r"<li>(.*?)</li>", price, re.S)
+    assert "当时售价 <span class=\"num\">¥20.00</span>" in rice and "当时售价" not in tea
+    rice, tea = re.findall(r"<li>(.*?)</li>", stock, re.S)
+    assert "本店可售" not in rice and "本店可售 4" in tea

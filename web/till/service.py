@@ -96,19 +96,37 @@ def open_conflict_count(store: Store) -> int:
                                                                         SaleConflict.resolved_at.is_(None)))
 
 
+def _found(conflict: SaleConflict, index: int, sku: str | None) -> dict:
+    """What the server found wrong with line `index` (of product `sku`) of a refused sale: the price in force at the
+    sale's time (`price_then_fen`, None if the product had none) for a line priced otherwise, the units the store had
+    of its product (`available`) for a line short of stock; nothing for a line the refusal does not name."""
+    named = conflict.details.get("lines") if isinstance(conflict.details, dict) else None
+    for entry in named if isinstance(named, list) else []:
+        if conflict.code == "price_mismatch" and entry.get("line") == index:
+            return {"price_then_fen": entry.get("price_fen")}
+        if conflict.code == "insufficient_stock" and sku is not None and entry.get("sku") == sku:
+            return {"available": entry.get("available")}
+    return {}
+
+
 def refused_sales(conflicts: list[SaleConflict]) -> list[RefusedSale]:
-    """The conflicts with their sales' lines named (by SKU or by the scanned lot's trace code) and totalled."""
+    """The conflicts with their sales' lines named (by SKU or by the scanned lot's trace code), each with what the
+    server found wrong with it (`_found`), and totalled."""
     lines = [line for conflict in conflicts for line in conflict.sale.get("lines", [])]
     skus = {line["sku"] for line in lines if "sku" in line}
     codes = {line["trace_code"] for line in lines if "trace_code" in line}
-    names = dict(db.session.execute(select(Product.sku, Product.name).where(Product.sku.in_(skus))).all())
-    names |= dict(db.session.execute(select(Lot.trace_code, Product.name).join(Product, Product.id == Lot.product_id)
-                                     .where(Lot.trace_code.in_(codes))).all())
+    products = {sku: (sku, name) for sku, name in db.session.execute(
+        select(Product.sku, Product.name).where(Product.sku.in_(skus)))}
+    products |= {code: (sku, name) for code, sku, name in db.session.execute(
+        select(Lot.trace_code, Product.sku, Product.name).join(Product, Product.id == Lot.product_id)
+        .where(Lot.trace_code.in_(codes)))}
     sales = []
     for conflict in conflicts:
-        named = [{**line, "code": line.get("sku") or line.get("trace_code"),
-                  "name": names.get(line.get("sku") or line.get("trace_code"))}
-                 for line in conflict.sale.get("lines", [])]
+        named = []
+        for index, line in enumerate(conflict.sale.get("lines", [])):
+            code = line.get("sku") or line.get("trace_code")
+            sku, name = products.get(code, (None, None))
+            named.append({**line, "code": code, "name": name, **_found(conflict, index, sku)})
         priced = all(line.get("unit_price_fen") is not None for line in named)
         total = sum(line["quantity"] * line["unit_price_fen"] for line in named) if priced else None
         sales.append(RefusedSale(conflict, named, total))
