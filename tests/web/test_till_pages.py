@@ -988,3 +988,31 @@ def test_the_conflicts_page_says_the_price_in_force_and_the_units_left_beside_ea
     assert "当时售价 <span class=\"num\">¥20.00</span>" in rice and "当时售价" not in tea
     rice, tea = re.findall(r"<li>(.*?)</li>", stock, re.S)
     assert "本店可售" not in rice and "本店可售 4" in tea
+
+
+def test_a_partly_refunded_pickup_order_is_handed_over_with_only_the_units_still_sold(client):
+    """Units refunded before collection (a resellable one is back on the shelf) are not the customer's any more: the
+    waiting list and the hand-over say the units to hand over, and that a line refunded in full is not handed over."""
+    world = make_counter()
+    order = paid_order(location_id=world.store.location_id, lines=[(world.rice, 3), (world.tea, 1)], channel="pickup",
+                       store=world.store, payment_method="stripe", status="paid")
+    order.pickup_code = "246810"
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    refund = refunds.create_refund(actor=admin, order_id=order.id, reason="顾客不要了", lines=[
+        refunds.RefundRequest(line_id=order.lines[0].id, quantity=1, resellable=True),
+        refunds.RefundRequest(line_id=order.lines[1].id, quantity=1, resellable=True)])
+    db.session.commit()
+    refunds.settle_refund(refund_id=refund.id)
+    db.session.commit()
+    _signed_in(client, store_id=world.store.id)
+
+    row = re.search(rf'<tr data-order="{order.id}">(.*?)</tr>', client.get("/till/pickups").get_data(as_text=True),
+                    re.S).group(1)
+    handed = client.post("/till/pickups", data={"pickup_code": "246810", "csrf_token": _csrf(client, "/till/pickups")},
+                         follow_redirects=True).get_data(as_text=True)
+
+    for shown in (row, re.search(r'<div class="ok" role="status">(.*?)</div>', handed, re.S).group(1)):
+        assert f"{world.rice.name} × 2（已退 1）" in shown and f"{world.rice.name} × 3" not in shown
+        assert f"{world.tea.name}：已全部退款，不交货" in shown and f"{world.tea.name} × 1" not in shown
+    assert "¥40.00" in row  # the two bags of rice still sold, not the ¥95.00 paid
