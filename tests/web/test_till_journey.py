@@ -779,3 +779,22 @@ def test_a_lots_qr_label_scanned_at_the_till_adds_that_lot_to_the_sale(site, des
         assert [(line.sku, line.quantity) for line in order.lines] == [(item.sku, 2)]
         assert order.lines[0].scanned_lot_id is not None
 
+
+def test_a_sku_typed_with_look_alike_dashes_or_invisible_characters_is_found_as_the_api_reads_it(site, desktop):
+    """A SKU pasted from a price list an editor autocorrected (`–`, `—`, `−` for `-`), carrying a zero-width space, in
+    full-width letters or another script's digits is the SKU the API would read from it (shop.fields
+    normalise_identifier), so the till finds it, and sells it under that one spelling."""
+    page, item = _till_on_an_open_shift(site, desktop)
+    assert "-" in item.sku
+    dashes = iter("–—−‐")
+    pasted = "".join(next(dashes, "–") if char == "-" else char for char in item.sku.lower())
+    pasted = "\u200b" + pasted.replace("1", "١").replace("K", "Ｋ").replace("k", "ｋ") + "\u00ad "
+    scan = page.get_by_label("扫描追溯码或输入 SKU")
+    scan.fill(pasted)
+    scan.press("Enter")
+    expect(page.locator("#scan-error")).to_have_text("")
+    expect(page.locator("#cart-lines")).to_contain_text(f"SKU {item.sku}")
+    scan.fill("ZJ〜KQM")  # a wave dash reads as a tilde: no SKU is read from it
+    scan.press("Enter")
+    expect(page.locator("#scan-error")).to_contain_text("未找到商品")
+    page.get_by_role("button", name="清空").click()

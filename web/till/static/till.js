@@ -79,6 +79,21 @@
     }).join("").trim();
   }
 
+  /* A code (SKU or trace code) as typed, read by the server's one rule for identifiers (shop.fields
+     normalise_identifier): full-width forms folded, decimal digits of any script as ASCII digits, dashes and minus
+     signs as `-` (not the wave dashes, which read as a tilde), invisible characters dropped, trimmed, upper case. */
+  var DASH = /[\p{Pd}\u2212\u2796\u02d7\u2043]/u;
+  var WAVE_DASH = /[\u301c\u3030]/;
+  var WIDTH_FORM = /[\uff00-\uffef\u3000]/;
+
+  function codeTyped(text) {
+    return Array.from(text.normalize("NFC"), function (ch) {
+      var folded = WIDTH_FORM.test(ch) ? ch.normalize("NFKC") : ch;
+      if (/\p{Nd}/u.test(folded)) { return digitValue(folded); }
+      return DASH.test(folded) && !WAVE_DASH.test(folded) ? "-" : folded;
+    }).join("").replace(INVISIBLE, "").trim().toUpperCase();
+  }
+
   /* An amount typed in yuan as fen (`120`, `120.5`, `1,120.50`, `¥200`, `200元`; a comma only groups thousands, two
      decimals at most), or null. */
   function fenFromYuan(text) {
@@ -393,13 +408,13 @@
   function method() { return payForm.elements.method.value; }
 
   /* A lot's QR label carries its trace page's address (`https://<public host>[/<prefix>]/t/<trace code>`,
-     catalog/trace.py): scanned, it is that trace code; anything else is the code or SKU as typed. */
+     catalog/trace.py): scanned, it is that trace code; anything else is the code or SKU as typed (`codeTyped`). */
   var TRACE_PAGE = /^https?:\/\/[^\/\s?#]+(?:\/[^\s?#]*)?\/t\/([^\/\s?#]+)\/?(?:[?#]\S*)?$/i;
 
   function scannedCode(raw) {
-    var text = raw.normalize("NFKC").trim();
+    var text = codeTyped(raw);
     var label = TRACE_PAGE.exec(text);
-    return (label ? label[1] : text).toUpperCase();
+    return label ? label[1] : text;
   }
 
   function addCode(raw) {
