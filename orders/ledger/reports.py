@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from datetime import MAXYEAR, date, datetime, timedelta
 from xml.sax.saxutils import escape
 
@@ -256,6 +257,11 @@ def _yuan(fen: int) -> str:
 
 # --- public disclosure -------------------------------------------------------------------------------------
 
+def _village(village: str) -> str:
+    """A village as the disclosure groups and shows it: NFKC, so what reads alike (三岔河村１组, 三岔河村1组) is one."""
+    return unicodedata.normalize("NFKC", village)
+
+
 def merge_villages(villages: dict[str, tuple[int, int]]) -> tuple[list[dict], dict | None]:
     """DESIGN.md's merge rule on village → (households reached, attributed_fen): villages under 3 households go
     into "other villages"; while that row has fewer than 3 (and more than 0), the smallest shown village joins
@@ -413,8 +419,8 @@ def _shown_revision(revision: dict) -> dict:
 def _villages_now(bases) -> dict[int, str]:
     """The village now of every household the figures `bases` keep as members (id → village), in one query."""
     members = {int(hid) for base in bases for hid in base.get("members", {})}
-    return dict(db.session.execute(select(Household.id, Household.village)
-                                   .where(among(Household.id, members))).all()) if members else {}
+    return {hid: _village(village) for hid, village in db.session.execute(
+        select(Household.id, Household.village).where(among(Household.id, members)))} if members else {}
 
 
 def _changes_hidden(base: dict, changed: dict[int, str], revised: dict, villages_now: dict[int, str]) -> bool:
@@ -465,7 +471,7 @@ def _changes_since_each(notice: DisclosureNotice, bases) -> list[dict[int, str]]
                       or_(*afters))
                .group_by(Posting.household_id, Household.village))
     rows = db.session.execute(changes).all()
-    return [{row[0]: row[1] for row in rows if row[2 + i] != 0} for i in range(len(bases))]
+    return [{row[0]: _village(row[1]) for row in rows if row[2 + i] != 0} for i in range(len(bases))]
 
 
 def _reached(county_code: str, month: date) -> dict[int, tuple[str, int]]:
@@ -476,7 +482,7 @@ def _reached(county_code: str, month: date) -> dict[int, tuple[str, int]]:
         select(per_household.c.household_id, Household.village, per_household.c.net)
         .join(Household, Household.id == per_household.c.household_id)
         .where(Household.county_code == county_code, per_household.c.net != 0))
-    return {hid: (village, int(fen)) for hid, village, fen in rows}
+    return {hid: (_village(village), int(fen)) for hid, village, fen in rows}
 
 
 def _figures(reached: dict[int, tuple[str, int]]) -> dict:

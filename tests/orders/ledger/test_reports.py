@@ -315,6 +315,24 @@ def test_the_county_total_equals_the_sum_of_the_shown_and_merged_rows(client, mo
     assert body["total"]["attributed_fen"] == sum(net[h[n].id] for n in (1, 3, 4, 6, 7, 8, 9))
 
 
+def test_a_village_written_with_full_width_digits_is_the_same_village_in_the_disclosure(client, monkeypatch):
+    world = make_world(today=outbox.sale_date_of(utcnow()))
+    h = world["h"]
+    # 昭觉's 4 households reached, of one village: h1 and h3 registered as 三岔河村１组 (full-width digit), h4 and h6
+    # as 三岔河村1组
+    for n, village in ((1, "三岔河村１组"), (3, "三岔河村１组"), (4, "三岔河村1组"), (6, "三岔河村1组")):
+        h[n].village = village
+    db.session.commit()
+    pay_pickup(client, world, 3)
+    month = published_later(monkeypatch)
+
+    body = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    # one village of 4 households, shown as such (not two of 2, both merged into "other villages")
+    assert [(row["village"], row["households"]) for row in body["villages"]] == [("三岔河村1组", 4)]
+    assert body["other_villages"] is None and body["total"]["households"] == 4
+
+
 @pytest.mark.parametrize("url", ["/api/v1/reports/pairings?form=2026-12-01", "/api/v1/ledger/transactions?acount=x",
                                  "/api/v1/reports/pairings?format=csv&to=2026-12-01&fromm=2026-01-01"])
 def test_a_misspelt_parameter_is_a_422_not_a_report_of_everything(client, login, url):
