@@ -10,6 +10,7 @@ from unittest.mock import patch
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from orders.ledger import accounts, chain
 from orders.ledger.audit import list_transactions
@@ -69,6 +70,25 @@ def test_a_float_amount_is_refused(app):
     with pytest.raises(TypeError):
         chain.post(kind="payment_unallocated", postings=[(accounts.payments("sandbox"), -1.5, "payment"),
                                                          (accounts.unallocated(), 1.5, "unallocated")])
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE ledger_postings SET amount_fen = amount_fen + 1 WHERE transaction_id = :t",
+    "DELETE FROM ledger_postings WHERE transaction_id = :t",
+    "INSERT INTO ledger_postings (transaction_id, account_id, amount_fen, component) "
+    "SELECT transaction_id, account_id, amount_fen, component FROM ledger_postings WHERE transaction_id = :t",
+    "UPDATE ledger_transactions SET memo = 'edited' WHERE id = :t",
+    "UPDATE ledger_transactions SET hash = NULL, seq = NULL, prev_hash = NULL WHERE id = :t",
+    "UPDATE ledger_accounts SET code = 'platform_moved' WHERE id = (SELECT max(account_id) FROM ledger_postings)",
+    "UPDATE ledger_accounts SET household_id = 1 WHERE id = (SELECT max(account_id) FROM ledger_postings)",
+    "DELETE FROM ledger_accounts WHERE id = (SELECT max(account_id) FROM ledger_postings)"])
+def test_the_embedded_default_keeps_the_ledger_append_only_as_postgresql_does(app, statement):
+    transaction = pay_in(100)
+    db.session.commit()
+    with pytest.raises(DBAPIError, match="append-only|no further postings"):
+        db.session.execute(text(statement), {"t": transaction.id})
+    db.session.rollback()
+    assert verify_ledger()["ok"] is True
 
 
 def test_zero_postings_are_left_out(app):
