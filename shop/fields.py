@@ -466,6 +466,20 @@ class Note(Reason):
     """What happened, in a line (units missing on receipt, a stock count, a conflict's resolution): a reason's bound."""
 
 
+# what keyboards give for the middle dot of a Yi or Tibetan name (吉克·阿依): a bullet, a Japanese input method's dot,
+# a half-width one, a hyphenation point, operators, a full-width stop; an ASCII stop between two non-ASCII characters
+_NAME_DOT = re.compile(r"\s*[\u00b7\u0387\u2022\u2027\u2219\u22c5\u30fb\uff65\uff0e]\s*"
+                       r"|(?<=[^\x00-\x7f])\s*\.\s*(?=[^\x00-\x7f])")
+
+
+class PersonName(Text):
+    """A person's name as on the ID card, which a bank file pays: free text whose name dot, however typed, is the
+    card's middle dot (U+00B7) without spaces around it."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return _NAME_DOT.sub("\u00b7", super()._deserialize(value, attr, data, **kwargs))
+
+
 class MaskedText(fields.String):
     """Free text as it is listed to others (a reason or note in an audit, a consumer's after-sales reason, an
     address's detail): personal numbers masked (`mask_personal_numbers`), since rows written before reasons refused

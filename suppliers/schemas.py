@@ -21,6 +21,7 @@ from shop.fields import (
     Id,
     Identifier,
     MaskedText,
+    PersonName,
     QueryBool,
     RateBp,
     Reason,
@@ -141,7 +142,7 @@ class HouseholdCreate(Schema):
 
     code = HouseholdCode(required=True)
     county_code = RegionCode(load_default=None)
-    head_name = Text(required=True, max_length=64, validate=no_personal_number_in_text)
+    head_name = PersonName(required=True, max_length=64, validate=no_personal_number_in_text)
     id_number = IdNumber(required=True)
     village = Text(required=True, max_length=64, validate=no_personal_number_in_text)
     members = BoundedInt(required=True, minimum=1, maximum=99)
@@ -153,7 +154,7 @@ class HouseholdCreate(Schema):
 class HouseholdUpdate(Schema):
     """Edit or deactivate a household (its code, county and ID number stay); a new bank account needs a reason."""
 
-    head_name = Text(max_length=64, validate=no_personal_number_in_text)
+    head_name = PersonName(max_length=64, validate=no_personal_number_in_text)
     village = Text(max_length=64, validate=no_personal_number_in_text)
     members = BoundedInt(minimum=1, maximum=99)
     bank_account = BankAccount(allow_none=True)

@@ -366,3 +366,18 @@ def test_every_change_of_a_household_is_recorded_with_who_when_and_what(client, 
     by = [row["changed_by"] for row in client.get(f"{url}/history", headers=admin).json["items"]]
     assert by[0] == by[1] != by[2] == by[3]
     assert client.get(f"{url}/history", headers=other_coop).status_code == 404
+
+
+def test_a_yi_heads_name_is_kept_with_the_id_cards_middle_dot_however_it_was_typed(client, coop, supplier):
+    """A Yi or Tibetan head's name is written with a middle dot on the ID card (吉克·阿依, U+00B7), and the bank file
+    pays that name: a bullet, a Japanese input method's dot, a full-width stop or spaces around it (what keyboards
+    give) are one name, the card's, on registration and on an edit."""
+    for typed in ("吉克•阿依", "吉克・阿依", "吉克．阿依", "吉克 · 阿依", "吉克‧阿依", "吉克.阿依"):
+        _, response = _register(client, coop, supplier.id, head_name=typed)
+        assert response.status_code == 201, response.json
+        assert response.json["head_name"] == "吉克·阿依", typed
+    edited = client.patch(f"/api/v1/households/{response.json['id']}", json={"head_name": "阿苏 ・拉格•木呷"},
+                          headers=coop)
+    assert edited.status_code == 200 and edited.json["head_name"] == "阿苏·拉格·木呷"
+    _, latin = _register(client, coop, supplier.id, head_name="J. Smith")
+    assert latin.status_code == 201 and latin.json["head_name"] == "J. Smith"
