@@ -232,11 +232,18 @@ class Sheet:
         return ordered
 
 
+def as_excel_holds(value):
+    """A number cell as Excel shows, sums and compares it: to 15 significant digits (a formula's 0.1 × 3 × 40 is saved
+    as 12.000000000000002, and is 12); any other cell as it is."""
+    return float(f"{value:.15g}") if isinstance(value, float) else value
+
+
 def cell_text(value) -> str:
-    """A cell as the text it shows (a whole float without its `.0`), spelled as typed: free text (a village)
-    keeps its spelling, as it does when it comes in JSON."""
+    """A cell as the text it shows (a number as Excel holds it, `as_excel_holds`, a whole one without its `.0`),
+    spelled as typed: free text (a village) keeps its spelling, as it does when it comes in JSON."""
     if value is None:
         return ""
+    value = as_excel_holds(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
@@ -294,6 +301,7 @@ def _clock(value: time | timedelta | datetime) -> str:
 def parse_quantity(value) -> int:
     """A whole number of units from 1 to `MAX_QUANTITY`, read from decimal digits only (`normalise_number`: `٣` is 3,
     `²` or `①` no digit), as every number typed into the API and the pages is."""
+    value = as_excel_holds(value)
     if isinstance(value, float) and not value.is_integer():
         raise Problem("not_whole_number", value=excerpt(value))
     cell = cell_text(value)

@@ -906,3 +906,27 @@ def test_a_date_typed_as_eight_digits_or_with_hao_for_the_day_is_that_date():
     for sheet in (read_sheet(xlsx([HEADER_ZH.split(","), *rows])), read_sheet(csv_text.encode("gbk"))):
         assert [r.harvested_on for r in sheet.rows] == [date(2026, 1, 5)] * 4 + [None, None]
         assert [(e["row"], e["code"]) for e in sheet.errors] == [(6, "not_a_date"), (7, "not_a_date")]
+
+
+def test_a_quantity_excel_computed_as_a_whole_number_is_that_number_as_excel_shows_and_compares_it():
+    """A quantity a formula computed (0.1 t × 3 × 40, 0.7 × 30) is saved with the last bits of binary arithmetic,
+    12.000000000000002, which Excel shows, sums and compares as 12 (it keeps 15 significant digits): it is 12 units,
+    while a quantity off a whole number within those digits (3.3, 12.00000000001) is still no whole number, quoted as
+    Excel shows it."""
+    saved = {"111111": "12.000000000000002", "222222": "20.999999999999996", "333333": "3.3000000000000003",
+             "444444": "12.00000000001"}  # as Excel writes them (openpyxl would cut them to 15 digits)
+    data = xlsx([HEADER_ZH.split(",")] + [[f"S{n}", f"L{n}", "2026-09-03", "W1", "H1", int(key)]
+                                          for n, key in enumerate(saved, 1)])
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as book, zipfile.ZipFile(out, "w") as written:
+        for name in book.namelist():
+            part = book.read(name).decode()
+            for key, value in saved.items():
+                part = part.replace(f"<v>{key}</v>", f"<v>{value}</v>")
+            written.writestr(name, part)
+    data = out.getvalue()
+    sheet = read_sheet(data)
+    assert [(r.sku, r.quantity) for r in sheet.rows if r.quantity] == [("S1", 12), ("S2", 21)]
+    assert [(e["row"], e["code"], e["message"]) for e in sheet.errors] == [
+        (4, "not_whole_number", "3.3 is not a whole number."),
+        (5, "not_whole_number", "12.00000000001 is not a whole number.")]
