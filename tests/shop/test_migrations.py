@@ -534,3 +534,22 @@ def test_0065_keys_the_append_only_remittances_on_postgres_and_keeps_them_append
         db.session.execute(text("UPDATE store_remittances SET reference = 'X' WHERE id = :id"), {"id": first})
     db.session.rollback()
     assert _diff() == []
+
+
+# --- 0068: heads' names with the ID card's middle dot -------------------------------------------
+
+def test_0068_writes_the_heads_names_stored_before_it_with_the_id_cards_middle_dot(app):
+    from suppliers.models import Household
+    from tests.suppliers.factories import HouseholdFactory
+
+    yi, latin, plain = (HouseholdFactory(head_name=name) for name in ("吉克·阿依", "J. Smith", "演示农户"))
+    db.session.commit()
+    for household, typed in ((yi, "阿苏 ・拉格•木呷"), (latin, "J. Smith")):
+        db.session.execute(text("UPDATE households SET head_name = :name WHERE id = :id"),
+                           {"name": typed, "id": household.id})
+    db.session.commit()
+    downgrade(revision="0067")
+    upgrade()
+    db.session.expire_all()
+    assert [db.session.get(Household, h.id).head_name for h in (yi, latin, plain)] == [
+        "阿苏·拉格·木呷", "J. Smith", "演示农户"]
