@@ -749,6 +749,9 @@ TEMPLATE_HELP = (
 )
 
 
+# the template's columns formatted before anything is typed: codes as text (Excel makes household 0012 the number 12),
+# dates as the help asks for them
+TEMPLATE_FORMATS = dict.fromkeys(IDENTIFIERS, "@") | dict.fromkeys(("harvested_on", "packed_on"), "yyyy-mm-dd")
 EXAMPLE_TITLE = ("示例 Example", "仅供参考，不会导入：请在“库存上传”页第 2 行起填写，每行一户农户对一个批次的交售。",
                  "For reference only, never imported: fill in the 库存上传 sheet from row 2, one household's delivery "
                  "to a lot per row.")
@@ -764,8 +767,9 @@ def template_workbook(example: list) -> bytes:
     sheet.append(headers)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for column in "ABCDEFGHI":
-        sheet.column_dimensions[column].width = 16
+    for index, key in enumerate(COLUMNS, 1):  # what is typed below the header takes its column's format
+        column = sheet.column_dimensions[get_column_letter(index)]
+        column.width, column.number_format = 16, TEMPLATE_FORMATS.get(key, "General")
     help_sheet = book.create_sheet("说明 Help")
     help_sheet.append(["列名 / column", "说明", "Meaning"])
     for row in TEMPLATE_HELP:

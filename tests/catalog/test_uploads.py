@@ -356,6 +356,21 @@ def test_the_template_downloads_as_xlsx_with_both_header_languages(client):
     assert "household_code" in help_text and "农户编号" in help_text
 
 
+def test_the_templates_code_columns_are_text_and_its_date_columns_dates_before_anything_is_typed(client):
+    """Excel turns a code typed into a General column into a number (household 0012 becomes 12, a 16-digit code loses
+    its last digits) and the upload's errors then ask the co-op to format the column as text and type it again: the
+    template's code columns (SKU, lot, location, household) are text from the start, its date columns show dates as
+    the sheet asks (2026-09-03), and the quantity column stays a number."""
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(client.get("/api/v1/inventory-uploads/template.xlsx").data)).worksheets[0]
+    formats = {cell.value: sheet.column_dimensions[cell.column_letter].number_format for cell in sheet[1]}
+    assert {name: formats[name] for name in ("产品编码", "批次号", "存放地点", "农户编号")} == dict.fromkeys(
+        ("产品编码", "批次号", "存放地点", "农户编号"), "@")
+    assert formats["采收日期"] == formats["包装日期"] == "yyyy-mm-dd"
+    assert formats["交售数量"] == "General"
+
+
 def test_the_untouched_template_creates_nothing_and_says_it_has_no_data_rows(runner, client, login):
     """The demo co-op of 昭觉 downloads the template and sends it back as it is: its example is not a lot."""
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
