@@ -49,19 +49,24 @@ def seconds_left_signed_in() -> int:
 
 def web_user() -> User | None:
     """The active user signed in to this browser session, if any (a deactivated or re-keyed user, one who signed
-    out of the pages since, or a sign-in older than its lifetime, is signed out)."""
+    out of the pages since, or a sign-in older than its lifetime, is signed out, keeping only their cart for when
+    they sign in again: `sign_in_session`)."""
     user = db.session.get(User, session["uid"]) if isinstance(session.get("uid"), int) else None
     if user is not None and (not user.active or user.token_version != session.get("tv")
                              or user.session_version != session.get("sv") or not seconds_left_signed_in()):
+        cart = session.get("cart")
         session.clear()
+        if cart:
+            session.update(cart=cart, cart_of=user.id)
         return None
     return user
 
 
 def sign_in_session(user: User) -> None:
     """Start a fresh session for `user` (a new cookie, so a fixated one is useless), dated now; the cart filled
-    before signing in stays, but not one another user signed in here left."""
-    cart = session.get("cart") if session.get("uid") in (None, user.id) else None
+    before signing in, or left by their own sign-in that ended, stays, but not one another user left here."""
+    owner = session.get("uid", session.get("cart_of"))
+    cart = session.get("cart") if owner in (None, user.id) else None
     session.clear()
     session.permanent = True
     session.update(uid=user.id, tv=user.token_version, sv=user.session_version, at=int(time.time()),

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from shop.auth import security
 from shop.auth.models import User
 from shop.db import db
+from tests.catalog.factories import ProductFactory
 from tests.conftest import _emptied, make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
@@ -414,3 +415,27 @@ def test_every_page_shows_a_signed_in_consumers_phone_masked_as_the_order_page_s
         html = client.get(path).get_data(as_text=True)
         shown = re.sub(r"<input[^>]*hidden>", "", html)  # the password manager's hidden username field aside
         assert "13912345678" not in shown and "139****5678" in shown, path
+
+
+def test_a_cart_outlives_its_owners_ended_sign_in_but_is_not_another_users(app, client):
+    """A consumer whose page sign-in ended (its lifetime over, or signed out on another device) is asked to sign in
+    again at checkout and finds the cart they filled; someone else signing in on that browser does not get it."""
+    owner, other = UserFactory(username="13912340031"), UserFactory(username="13912340032")
+    product = ProductFactory()
+    db.session.commit()
+    _sign_in(client, owner)
+    client.post("/cart", data={"sku": product.sku, "quantity": "2", "csrf_token": _csrf(client, "/cart")})
+    lifetime = int(app.permanent_session_lifetime.total_seconds())
+    with client.session_transaction() as session:  # signed in a lifetime ago
+        session["at"] -= lifetime + 1
+    assert client.get("/checkout").location == "/login?next=/checkout"
+    _sign_in(client, owner)
+    cart = client.get("/cart").get_data(as_text=True)
+    assert product.name in cart and 'id="qty-1" name="quantity" type="text" inputmode="numeric" autocomplete="off" ' \
+        'maxlength="16" value="2"' in cart
+
+    owner.token_version += 1  # signed out everywhere on another device
+    db.session.commit()
+    assert client.get("/checkout").status_code == 302
+    _sign_in(client, other)
+    assert "购物车是空的" in client.get("/cart").get_data(as_text=True)
