@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 
 from flask import flash, get_flashed_messages, redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
@@ -35,39 +36,57 @@ def _field(name: str) -> str:
     return request.form.get(name, "")[:MAX_FORM_FIELD]
 
 
-def _login_form(error: str, status: int, *, retry_after: int | None = None):
-    """The sign-in form again with `error`, the username typed and the page to go back to kept; a refusal for too
-    many attempts says when to try again (`retry_after` seconds) in its Retry-After too."""
-    page = render_template("web/login.html", next_url=request.values.get("next", "")[:512],
+def _login_form(error: str) -> str:
+    """The sign-in form again with `error`, the username typed and the page to go back to kept."""
+    return render_template("web/login.html", next_url=request.values.get("next", "")[:512],
                            username=_field("username"), error=error)
-    return page, status, {"Retry-After": str(retry_after)} if retry_after is not None else {}
+
+
+def _register_form(error: str) -> str:
+    """The registration form again with `error`, the phone typed and the page to go back to kept."""
+    return render_template("web/register.html", phone=_field("phone"), next_url=request.values.get("next", "")[:512],
+                           error=error)
+
+
+def _account_form(error: str) -> str:
+    """The signed-in user's account page again with `error`."""
+    user = web_user()
+    return render_template("web/account.html", error=error, user=user, role_name=ROLE_NAMES.get(user.role, user.role))
+
+
+def _too_many(form: Callable[[str], str], retry_after: int):
+    """`form` again, saying how many seconds to wait (`retry_after`), in its Retry-After too (429)."""
+    return form(f"尝试次数过多，请 {retry_after} 秒后再试。"), 429, {"Retry-After": str(retry_after)}
 
 
 def _seconds_to_wait(exc: TooManyRequests) -> int:
-    """How long a sign-in refused by an address limit waits, as the response's Retry-After will say: the later of
+    """How long a post refused by an address limit waits, as the response's Retry-After will say: the later of
     the refusal's own wait and the end of the limiter's current window."""
     limit = limiter.current_limit
     window = limit.reset_at - time.time() if limit is not None else 0
     return max(math.ceil(max(exc.retry_after or 0, window)), 1)
 
 
-def _form_when_limited(view):
-    """Decorate the sign-in page: a sign-in refused by the per-address limits (`auth_limit`, `login_limit`) gets the
-    form again saying how many seconds to wait, as the per-username backoff does, rather than the bare 429 page."""
+def _form_when_limited(form: Callable[[str], str]):
+    """Decorate a page whose posts the per-address limits guard (`auth_limit`, `login_limit`, `register_limit`,
+    `password_limit`): a post they refuse gets its `form` again saying how many seconds to wait, as the per-username
+    backoff does, rather than the bare 429 page."""
 
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        try:
-            return view(*args, **kwargs)
-        except TooManyRequests as exc:
-            wait = _seconds_to_wait(exc)
-            return _login_form(f"尝试次数过多，请 {wait} 秒后再试。", 429, retry_after=wait)
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except TooManyRequests as exc:
+                return _too_many(form, _seconds_to_wait(exc))
 
-    return wrapper
+        return wrapper
+
+    return decorator
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@_form_when_limited
+@_form_when_limited(_login_form)
 @auth_limit
 @login_limit
 def login():
@@ -83,9 +102,9 @@ def login():
         credentials = TokenRequest().load({"username": _field("username"), "password": _field("password")})
         user = service.check_credentials(address=client_address(), **credentials)
     except (ValidationError, Unauthorized):  # a username no user can have (a control character …) is no user's
-        return _login_form("用户名或密码错误。", 401)
+        return _login_form("用户名或密码错误。"), 401
     except TooManyAttempts as exc:
-        return _login_form(f"尝试次数过多，请 {exc.retry_after} 秒后再试。", 429, retry_after=exc.retry_after)
+        return _too_many(_login_form, exc.retry_after)
     sign_in_session(user)  # from the row the password was checked against: a reset committed meanwhile ends it
     commit()
     return redirect(safe_next(next_url, user))
@@ -130,6 +149,7 @@ def _signed_in_as_registered_before(phone: str, password: str) -> User | None:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@_form_when_limited(_register_form)
 @auth_limit
 @register_limit
 def register():
@@ -168,9 +188,10 @@ PASSWORD_CHANGED = "password-changed"  # the flash category of the message the a
 
 
 @bp.route("/account", methods=["GET", "POST"])
+@signed_in()  # first: a visitor signed out is sent to sign in, spending nothing of the limits
+@_form_when_limited(_account_form)
 @auth_limit
 @password_limit
-@signed_in()
 def account():
     """The signed-in user's account: a new password ends every other sign-in; this browser stays signed in (and is
     sent to the page again, so a reload shows the change made rather than sending it twice)."""
@@ -191,8 +212,7 @@ def account():
         problem = "请输入当前密码。" if "current_password" in exc.messages else f"新{PASSWORD_RULE}"
         return render_template("web/account.html", error=problem, **shown), 422
     except TooManyAttempts as exc:
-        return render_template("web/account.html", error=f"尝试次数过多，请 {exc.retry_after} 秒后再试。",
-                               **shown), 429
+        return _too_many(_account_form, exc.retry_after)
     except AppError as exc:
         if exc.code == ShopCode.INVALID_TOKEN:  # signed out (or re-keyed) elsewhere while this was being checked
             session.clear()

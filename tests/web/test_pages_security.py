@@ -439,3 +439,38 @@ def test_a_cart_outlives_its_owners_ended_sign_in_but_is_not_another_users(app, 
     assert client.get("/checkout").status_code == 302
     _sign_in(client, other)
     assert "购物车是空的" in client.get("/cart").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("limit", ["REGISTER_RATE_LIMIT", "AUTH_RATE_LIMIT"])
+def test_a_registration_or_password_change_refused_by_an_address_limit_gets_its_form_again_with_the_wait(app, client,
+                                                                                                          limit):
+    """Registrations (or sign-ins of any kind) used up from this address: the registration form again, the phone and
+    the page to go back to kept, saying how many seconds to wait in words and in Retry-After, as the sign-in page does;
+    and a password change refused by the address's limits gets the account page again saying the same."""
+    user = UserFactory(role="consumer", username="13912340041")
+    db.session.commit()
+    _sign_in(client, user)  # before the budget is spent (one of all sign-ins and registrations)
+    for attempt in range(int(app.config[limit].split()[0]) - (limit == "AUTH_RATE_LIMIT")):
+        if limit == "REGISTER_RATE_LIMIT":
+            body = {"phone": f"1391234{attempt:04d}", "password": "long enough pw"}
+            assert client.post("/api/v1/auth/register", json=body).status_code == 201
+        else:
+            body = {"username": user.username, "password": DEFAULT_PASSWORD}
+            assert client.post("/api/v1/auth/token", json=body).status_code == 200
+
+    visitor = app.test_client()
+    response = visitor.post("/register", data={"phone": "139 1234 9999", "password": "long enough pw",
+                                               "password_again": "long enough pw", "next": "/orders",
+                                               "csrf_token": _csrf(visitor, "/register")})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 429 and WAIT.search(page), page
+    assert abs(int(WAIT.search(page).group(1)) - int(response.headers["Retry-After"])) <= 1
+    assert 'name="next" value="/orders"' in page and 'value="139 1234 9999"' in page and 'name="password"' in page
+
+    if limit == "AUTH_RATE_LIMIT":  # a password change hashes a password too
+        changed = client.post("/account", data={"current_password": DEFAULT_PASSWORD, "new_password": "a new long pw",
+                                                "new_password_again": "a new long pw",
+                                                "csrf_token": _csrf(client, "/account")})
+        page = changed.get_data(as_text=True)
+        assert changed.status_code == 429 and WAIT.search(page) and 'name="new_password"' in page, page
+        assert abs(int(WAIT.search(page).group(1)) - int(changed.headers["Retry-After"])) <= 1
