@@ -30,6 +30,7 @@ from catalog.spreadsheet import template_workbook
 from shop.auth.models import User
 from shop.auth.security import authenticate, current_user, require_role
 from shop.blueprint import PAGED, Blueprint
+from shop.bodies import body_field
 from shop.caching import CacheKey, json_response, parsed_query, public_json
 from shop.db import commit
 from shop.errors import ShopCode
@@ -153,12 +154,17 @@ def location_stock(query, location_id):
     return inventory.stock_seen_by(actor=current_user(), location_id=location_id, **query)
 
 
+def _lot_keys(**_) -> str:
+    """A new lot's keys belong to its supplier (`inventory.lot_keys`)."""
+    return inventory.lot_keys(actor=current_user(), product_sku=body_field(LotCreate, "product_sku"))
+
+
 @blp.route("/lots", methods=["POST"])
 @blp.errors({404: [CatalogCode.PRODUCT_NOT_FOUND], 409: [CatalogCode.LOT_CODE_TAKEN, SupplierCode.SUPPLIER_INACTIVE],
              422: [CatalogCode.LOCATION_NOT_WAREHOUSE, CatalogCode.HOUSEHOLD_NOT_LINKED,
                    CatalogCode.HOUSEHOLD_TWICE_IN_LOT]})
 @require_role("admin", "coop")
-@idempotent
+@idempotent(scope=_lot_keys)
 @blp.arguments(LotCreate)
 @blp.response(201, LotOut, location=ReadAt("catalog.get_lot", lot_id="id"))
 def create_lot(data):

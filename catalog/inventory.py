@@ -34,6 +34,7 @@ from shop.clock import today
 from shop.db import among, db
 from shop.errors import Conflict, NotFound, ValidationError
 from shop.fields import code_skeleton
+from shop.idempotency import user_keys
 from shop.pagination import paginate
 from shop.regions.service import region_named
 from suppliers import service as suppliers
@@ -272,6 +273,19 @@ def create_lot(*, actor: User, product_sku: str, location_code: str, lot_code: s
     return add_lot(product=product, location=location, lot_code=lot_code, harvested_on=harvested_on,
                    packed_on=packed_on, village=village, contributions=contributions, quantity=quantity,
                    created_by=actor.id)
+
+
+def lot_keys(*, actor: User, product_sku: str | None) -> str:
+    """The scope of a new lot's Idempotency-Keys: its supplier's, shared by the co-op's users and the admins acting for
+    it (as `store_keys` are a store's), so a lot resent by another admin gets the first answer; a product outside the
+    actor's scope is `product_not_found` 404 first, so a key is never replayed to another co-op; the user's own for a
+    body naming no product (the view refuses it)."""
+    if product_sku is None:
+        return user_keys(actor)
+    product = get_product(sku=product_sku, actor=actor)
+    if not actor.acts_for_supplier(product.supplier_id):
+        raise NotFound(f"No product {product_sku}.", code=CatalogCode.PRODUCT_NOT_FOUND)
+    return f"supplier:{product.supplier_id}"
 
 
 def _lot_in_scope(lot: Lot | None, actor: User) -> bool:

@@ -18,7 +18,8 @@ import json
 from collections import Counter
 
 from flask import Flask, Response, current_app, request
-from marshmallow import fields
+from marshmallow import Schema, fields
+from marshmallow.exceptions import MarshmallowError
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from shop.auth.security import carries_a_valid_token, may_use
@@ -87,6 +88,16 @@ def json_body() -> object:
     if JSON_BODY_KEY not in request.environ:  # the request's own, unlike `g`, which a test's app context outlives
         request.environ[JSON_BODY_KEY] = parse_json(request.get_data(cache=True))
     return request.environ[JSON_BODY_KEY]
+
+
+def body_field(schema: type[Schema], name: str) -> object:
+    """The body's field `name` as `schema` reads it, or None: a body that is no JSON or whose field is not valid is
+    refused by the view (what an Idempotency-Key's scope is read from before the view runs)."""
+    try:
+        body = json_body()
+        return schema().fields[name].deserialize(body.get(name) if isinstance(body, dict) else None)
+    except (ValueError, MarshmallowError):
+        return None
 
 
 JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}

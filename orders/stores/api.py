@@ -1,11 +1,7 @@
 """Routes, one blueprint per resource: stores, their cash shifts, stock transfers to them, stock adjustments."""
 from __future__ import annotations
 
-from typing import Any
-
 from flask.views import MethodView
-from marshmallow import Schema
-from marshmallow.exceptions import MarshmallowError
 
 from catalog.errors import CatalogCode
 from orders.errors import OrderCode
@@ -32,7 +28,7 @@ from orders.stores.schemas import (
 )
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
-from shop.bodies import json_body
+from shop.bodies import body_field
 from shop.db import commit
 from shop.errors import ShopCode
 from shop.http import ReadAt
@@ -65,24 +61,14 @@ def _shift_keys(shift_id: int, **_) -> str:
     return service.shift_keys(actor=current_user(), shift_id=shift_id)
 
 
-def _body_field(schema: type[Schema], name: str) -> Any:
-    """The body's field `name` as `schema` reads it, or None: a body that is no JSON or whose field is not valid is
-    refused by the view."""
-    try:
-        body = json_body()
-        return schema().fields[name].deserialize(body.get(name) if isinstance(body, dict) else None)
-    except (ValueError, MarshmallowError):
-        return None
-
-
 def _adjustment_keys(**_) -> str:
     """Adjustment keys belong to the location whose stock is adjusted (`service.adjustment_keys`)."""
-    return service.adjustment_keys(actor=current_user(), location_id=_body_field(AdjustmentCreate, "location_id"))
+    return service.adjustment_keys(actor=current_user(), location_id=body_field(AdjustmentCreate, "location_id"))
 
 
 def _dispatch_keys(**_) -> str:
     """A new transfer's keys belong to the location it takes stock from (`service.dispatch_keys`)."""
-    return service.dispatch_keys(actor=current_user(), from_location=_body_field(TransferCreate, "from_location"))
+    return service.dispatch_keys(actor=current_user(), from_location=body_field(TransferCreate, "from_location"))
 
 
 def _cancel_keys(transfer_id: int, **_) -> str:

@@ -63,15 +63,39 @@ def test_a_failed_request_keeps_nothing_so_the_key_can_be_used_after_a_fix(clien
     assert lots_and_stock() == (1, 33)
 
 
-def test_keys_belong_to_their_user_and_must_be_short(client, coop_world, login):
+def test_a_lot_resent_with_its_key_by_another_admin_is_the_first_lot(client, coop_world, login):
     w = coop_world
-    admin = {**login("admin"), "Idempotency-Key": "shared-key"}
-    mine = {**w["headers"], "Idempotency-Key": "shared-key"}
-    client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"]), headers=mine)
-    second = lot_body(w["product"], w["location"], w["households"], lot_code="ADMIN-LOT")
-    assert client.post("/api/v1/lots", json=second, headers=admin).status_code == 201
+    body = lot_body(w["product"], w["location"], w["households"])
+    first = client.post("/api/v1/lots", json=body, headers={**login("admin"), "Idempotency-Key": "hand-over"})
+    again = client.post("/api/v1/lots", json=body, headers={**login("admin"), "Idempotency-Key": "hand-over"})
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
+    other = lot_body(w["product"], w["location"], w["households"], lot_code="ADMIN-LOT")
+    assert_error(client.post("/api/v1/lots", json=other, headers={**w["headers"], "Idempotency-Key": "hand-over"}),
+                 409, "idempotency_key_reused")
+    assert lots_and_stock() == (1, 33)
+
+
+def test_a_lot_key_is_never_replayed_to_another_coop(client, coop_world, login):
+    w = coop_world
+    body = lot_body(w["product"], w["location"], w["households"])
+    assert client.post("/api/v1/lots", json=body, headers={**w["headers"], "Idempotency-Key": "k1"}).status_code == 201
+    outsider = {**login("coop", supplier_id=SupplierFactory().id), "Idempotency-Key": "k1"}
+    assert_error(client.post("/api/v1/lots", json=body, headers=outsider), 404, "product_not_found")
+    assert lots_and_stock() == (1, 33)
+
+
+def test_keys_are_each_suppliers_and_must_be_short(client, coop_world, login):
+    w = coop_world
+    client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"]),
+                headers={**w["headers"], "Idempotency-Key": "shared-key"})
+    other_supplier = SupplierFactory()
+    theirs = lot_body(ProductFactory(supplier=other_supplier), w["location"], linked_households(other_supplier, 1))
+    db.session.commit()
+    assert client.post("/api/v1/lots", json=theirs,
+                       headers={**login("admin"), "Idempotency-Key": "shared-key"}).status_code == 201
     too_long = {**w["headers"], "Idempotency-Key": "k" * 256}
-    assert_error(client.post("/api/v1/lots", json=second, headers=too_long), 400, "invalid_idempotency_key")
+    assert_error(client.post("/api/v1/lots", json=theirs, headers=too_long), 400, "invalid_idempotency_key")
 
 
 @pytest.mark.parametrize("key", [" ", "   "])
