@@ -463,8 +463,8 @@ class Refund(db.Model):
     asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the sweeper last queued its settling
     # a return's attempt, which its idempotency key names: raised when the provider refused it for more than was left
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # the provider refused the shop's API key this many times in a row: not asked again before `retry_at` (a back-off)
-    key_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # attempts in a row that got no answer or a refused key: not asked again before `retry_at` (a back-off)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     lines: Mapped[list[RefundLine]] = relationship(order_by="RefundLine.id", lazy="selectin")

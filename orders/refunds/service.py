@@ -11,7 +11,8 @@ Online orders are refunded at the payment provider as checkout pays: `create_ref
 the provider outside any lock with the key `refund_key` and, under the order lock again, records the outcome: the
 provider's refund id, the stock put back and the held events written (succeeded), or the units given back (the
 provider refused: failed). An answer lost or late leaves the refund pending: the same request again or the
-`orders.pending_refunds` sweeper asks again with the same key, so Stripe refunds once. A refund the provider made but
+`orders.pending_refunds` sweeper asks again with the same key, so Stripe refunds once (each failed attempt in a row
+doubles the pause before the next: `retry_pause`). A refund the provider made but
 has not finished (Stripe's `pending` or `requires_action`) stays pending, known by the provider's id, with no money
 event: its `succeeded` completes it, `failed` or `canceled` gives its units back, and the sweeper asks the provider how
 it stands when those events are lost. A refund made at the provider (its dashboard) is held the same way until it
@@ -88,8 +89,9 @@ PROVIDER_SUCCEEDED = (None, "succeeded")  # the money went back (a refund's olde
 MORE_THAN_LEFT = "amount_too_large"
 RETURN_ATTEMPTS = 5
 RESETTLE_AFTER = timedelta(seconds=60)  # a pending refund older than this is the sweeper's to settle
-# a refund whose API key the provider refused waits RESETTLE_AFTER, doubled at each refusal in a row, up to this
-KEY_REFUSED_MAX_PAUSE = timedelta(hours=1)
+# a refund whose attempt failed (no answer, an error, the shop's key refused) waits RESETTLE_AFTER, doubled at each
+# failed attempt in a row, up to this
+RETRY_MAX_PAUSE = timedelta(hours=1)
 SWEEP_BATCH = 50
 ADMIN_KEYS = "admins"  # the Idempotency-Key scope of online orders' refunds, shared by the admins who make them
 
@@ -619,14 +621,10 @@ def settle_refund(*, refund_id: int) -> Refund:
                 answer = get_provider().refund(intent_id=intent_id, amount_fen=amount_fen, idempotency_key=key)
     except RefundRefused as exc:
         refused = str(exc)[:24] or "refused"
-    except KeyRefused as exc:  # nothing was done: asked again with the same key, but only a fixed key settles it
-        _back_off(refund, exc)
-        return refund
     except AppError:
         raise
-    except Exception as exc:  # noqa: BLE001 - no answer: the refund stays pending, asked again with the same key
-        log.warning("provider refund %s of order %s: no answer (%s); it stays pending", refund_id, order_id,
-                    exc.__class__.__name__)
+    except Exception as exc:  # noqa: BLE001 - no answer, or the key refused: pending, asked again with the same key
+        _back_off(refund, exc)
         return refund
     order = lock_order(order_id)
     for other in elsewhere:
@@ -634,7 +632,7 @@ def settle_refund(*, refund_id: int) -> Refund:
                                   amount_fen=other["amount"], status=other.get("status"),
                                   occurred_at=from_timestamp(other.get("created")) or utcnow())
     db.session.refresh(refund)
-    refund.key_refusals, refund.retry_at = 0, None  # the provider took the key: no more pauses
+    refund.failed_attempts, refund.retry_at = 0, None  # the provider answered: no more pauses
     if refund.status != "pending" or refund.attempt != attempt or (answer is None and refused is None):
         return refund  # settled or moved on meanwhile (a retry, the sweeper, or the provider's event), or not asked
     refund.amount_fen = amount_fen
@@ -650,23 +648,30 @@ def settle_refund(*, refund_id: int) -> Refund:
     return refund
 
 
-def key_refused_pause(refusals: int) -> timedelta:
-    """How long a refund waits after the provider refused the shop's key `refusals` times in a row: RESETTLE_AFTER,
-    doubled at each refusal, at most KEY_REFUSED_MAX_PAUSE."""
-    return min(RESETTLE_AFTER * 2 ** min(refusals - 1, 12), KEY_REFUSED_MAX_PAUSE)
+def retry_pause(failures: int) -> timedelta:
+    """How long a refund waits after `failures` failed attempts in a row: RESETTLE_AFTER, doubled at each, at most
+    RETRY_MAX_PAUSE."""
+    return min(RESETTLE_AFTER * 2 ** min(failures - 1, 12), RETRY_MAX_PAUSE)
 
 
-def _back_off(refund: Refund, exc: KeyRefused) -> None:
-    """A pending refund the provider refused for the shop's key: not asked again before its pause (`key_refused_pause`,
-    on the row, so a restart keeps it), with one error for an operator naming the key's mode, never the key."""
-    refund.key_refusals += 1
-    pause = key_refused_pause(refund.key_refusals)
+def _back_off(refund: Refund, exc: Exception) -> None:
+    """A pending refund whose attempt failed: not asked again before its pause (`retry_pause`, on the row, so a restart
+    keeps it), with one log line per attempt naming the error's class, never its message (which may quote the key):
+    an error for an operator naming the key's mode when the provider refused the shop's key, else a warning."""
+    refund.failed_attempts += 1
+    pause = retry_pause(refund.failed_attempts)
     refund.retry_at = utcnow() + pause
     db.session.flush()
-    log.error("provider refund %s of order %s: the payment provider refused the shop's %s-mode API key (%s: it lacks "
-              "the permission to refund, or is not valid); nothing was refunded, it stays pending and is asked again "
-              "in %d min (refusal %d in a row): fix the key", refund.id, refund.order_id, api_key_mode(), exc,
-              pause // timedelta(minutes=1), refund.key_refusals)
+    minutes = pause // timedelta(minutes=1)
+    if isinstance(exc, KeyRefused):
+        log.error("provider refund %s of order %s: the payment provider refused the shop's %s-mode API key (%s: it "
+                  "lacks the permission to refund, or is not valid); nothing was refunded, it stays pending and is "
+                  "asked again in %d min (refusal %d in a row): fix the key", refund.id, refund.order_id,
+                  api_key_mode(), exc, minutes, refund.failed_attempts)
+    else:
+        log.warning("provider refund %s of order %s: no answer (%s); it stays pending and is asked again in %d min "
+                    "(attempt %d in a row)", refund.id, refund.order_id, exc.__class__.__name__, minutes,
+                    refund.failed_attempts)
 
 
 def _first_attempt(refund: Refund) -> int:
@@ -689,7 +694,7 @@ def _ask_return_again(refund: Refund, refused: str) -> None:
 
 def requeue_pending_refunds() -> int:
     """Sweeper: queue the settling of refunds still pending RESETTLE_AFTER after they were made or last queued (one
-    whose key the provider refused: not before its `retry_at`), the longest waiting first, so that more than
+    whose last attempt failed: not before its `retry_at`), the longest waiting first, so that more than
     SWEEP_BATCH pending refunds are each asked about in turn; how many."""
     now = utcnow()
     waiting = func.coalesce(Refund.asked_at, Refund.created_at)

@@ -149,6 +149,8 @@ class StubHTTPClient(stripe.HTTPClient):
     minimum_charge: int = 0  # POST /v1/payment_intents below it is refused as Stripe refuses it (`amount_too_small`)
     key_refused: int = 0  # every request answered as Stripe answers a key without the permission it needs (403) or
     # an invalid key (401)
+    failing: int = 0  # every request answered with this server error (500, 503), as Stripe answers when it is down
+
 
     def __post_init__(self):
         super().__init__()
@@ -160,6 +162,10 @@ class StubHTTPClient(stripe.HTTPClient):
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "params": params})
         if self.key_refused:
             return json.dumps({"error": KEY_REFUSED[self.key_refused]}), self.key_refused, {"request-id": "req_stub"}
+        if self.failing:
+            error = {"type": "api_error", "message": "An unknown error occurred (sk_test_not_real)."}
+            headers = {"request-id": "req_stub", "stripe-should-retry": "false"}
+            return json.dumps({"error": error}), self.failing, headers
         if url.endswith("/v1/payment_intents") and int(params["amount"]) < self.minimum_charge:
             error = {"type": "invalid_request_error", "code": "amount_too_small", "param": "amount",
                      "message": f"Amount must be at least ¥{self.minimum_charge / 100:.2f} cny",

@@ -201,7 +201,8 @@ def test_a_return_refused_as_more_than_is_left_is_asked_again_a_bounded_number_o
     monkeypatch.setattr(SandboxProvider, "refund", too_large)
     deliver(client, intent_event("payment_intent.succeeded", payment))
     for _ in range(10):
-        db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None))
+        db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None,
+                                                 retry_at=None))
         db.session.commit()
         sweep()
 
@@ -224,7 +225,7 @@ def test_two_settlers_refused_under_one_key_move_the_return_on_by_one_attempt(cl
 
     monkeypatch.setattr(SandboxProvider, "refund", too_large)
     deliver(client, intent_event("payment_intent.succeeded", payment))
-    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None))
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None, retry_at=None))
     db.session.commit()
     sweep()
 
@@ -247,7 +248,7 @@ def test_a_return_whose_answer_is_lost_stays_pending_and_the_sweeper_returns_it_
     assert _outbox(payment.order_id) == [("payment_unallocated", 5000)]
 
     monkeypatch.setattr(SandboxProvider, "refund", answering)
-    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), retry_at=None))
     db.session.commit()
     assert sweep()["orders.pending_refunds"] == 1
     assert sweep()["orders.pending_refunds"] == 0

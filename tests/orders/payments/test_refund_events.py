@@ -464,7 +464,7 @@ def test_a_refund_whose_key_stripe_keeps_refusing_is_asked_again_after_pauses_do
     assert asked.status_code == 202 and asked.json["status"] == "pending"
     assert pauses == [1, 2, 4, 8, 16, 32, 60, 60]
     assert before_due == [0] * 8
-    assert refund_row().key_refusals == 9
+    assert refund_row().failed_attempts == 9
     logged = [r for r in caplog.records if r.name == "orders.refunds.service"]
     assert len(logged) == 9 and all(r.levelname == "ERROR" for r in logged)
     assert all("test-mode API key" in r.getMessage() and "AuthenticationError" in r.getMessage()
@@ -475,7 +475,54 @@ def test_a_refund_whose_key_stripe_keeps_refusing_is_asked_again_after_pauses_do
                                              retry_at=utcnow() - timedelta(seconds=1)))
     db.session.commit()
     assert sweep()["orders.pending_refunds"] == 1
-    assert (refund_row().status, refund_row().key_refusals, refund_row().retry_at) == ("succeeded", 0, None)
+    assert (refund_row().status, refund_row().failed_attempts, refund_row().retry_at) == ("succeeded", 0, None)
+    assert _money_events() == [("line_refunded", 1250)]
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_refund_stripe_keeps_failing_is_asked_again_after_pauses_doubling_up_to_an_hour(
+        paid, stripe_http, caplog, status):
+    """Not only a refused key: any failed attempt (Stripe down, answering 5xx) pauses the refund as a refused key does,
+    1 to at most 60 minutes, kept on its row, with one warning per attempt and no secret in it; once Stripe answers,
+    the next attempt refunds and the pauses start over."""
+    client, payment, admin = paid
+    line_id = db.session.scalar(select(OrderLine.id).where(OrderLine.order_id == payment.order_id))
+    stripe_http.failing = status
+
+    def refund_row() -> Refund:
+        db.session.expire_all()
+        return db.session.scalar(select(Refund))
+
+    with caplog.at_level(logging.WARNING):
+        asked = client.post(f"/api/v1/orders/{payment.order_id}/refunds", headers=admin,
+                            json={"lines": [{"line_id": line_id, "quantity": 1}], "reason": "顾客退货"})
+        pauses, before_due = [], []
+        for _ in range(8):
+            refund = refund_row()
+            pauses.append(round((refund.retry_at - utcnow()) / timedelta(minutes=1)))
+            db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(hours=2),
+                                                     asked_at=utcnow() - timedelta(hours=2),
+                                                     retry_at=refund.retry_at - timedelta(seconds=5)))
+            db.session.commit()
+            before_due.append(sweep()["orders.pending_refunds"])
+            db.session.execute(update(Refund).values(retry_at=utcnow() - timedelta(seconds=1)))
+            db.session.commit()
+            assert sweep()["orders.pending_refunds"] == 1
+
+    assert asked.status_code == 202 and asked.json["status"] == "pending"
+    assert pauses == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert before_due == [0] * 8
+    assert refund_row().failed_attempts == 9
+    logged = [r for r in caplog.records if r.name == "orders.refunds.service"]
+    assert len(logged) == 9 and all(r.levelname == "WARNING" for r in logged)
+    assert all("APIError" in r.getMessage() and "sk_test" not in r.getMessage() for r in logged)
+    assert "in 60 min (attempt 9 in a row)" in logged[-1].getMessage()
+    stripe_http.failing = 0
+    db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(hours=2),
+                                             retry_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert sweep()["orders.pending_refunds"] == 1
+    assert (refund_row().status, refund_row().failed_attempts, refund_row().retry_at) == ("succeeded", 0, None)
     assert _money_events() == [("line_refunded", 1250)]
 
 

@@ -52,7 +52,7 @@ def _charge_refunded(payment, refunds: list[dict]) -> dict:
 
 def _sweep_returns() -> None:
     """The pending-refund sweeper, once the return has waited past its grace period."""
-    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), retry_at=None))
     db.session.commit()
     sweep()
 
@@ -321,7 +321,7 @@ def test_a_new_return_after_one_that_was_asked_again_has_its_own_attempts(return
 
 def _sweep_again() -> None:
     """The pending-refund sweeper, once every pending return has waited past its grace period since it was asked."""
-    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None))
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), asked_at=None, retry_at=None))
     db.session.commit()
     sweep()
 

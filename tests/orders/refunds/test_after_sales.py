@@ -114,7 +114,7 @@ def test_an_approval_whose_refund_the_provider_then_fails_is_open_again_and_is_a
     approved = client.post(f"/api/v1/after-sales/{asked['id']}/approve", headers=sold["admin"], json={})
     assert approved.status_code == 200 and approved.json["status"] == "approved"
     provider.statuses["re_stub_1"] = "failed"
-    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), retry_at=None))
     db.session.commit()
 
     assert sweep()["orders.pending_refunds"] == 1
@@ -144,7 +144,7 @@ def test_no_second_request_while_an_approvals_refund_is_pending_so_a_failure_reo
 
     assert (second.status_code, second.json["error"]["code"]) == (409, "after_sales_open")
     provider.statuses["re_stub_1"] = "failed"
-    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), retry_at=None))
     db.session.commit()
     assert sweep()["orders.pending_refunds"] == 1
     seen = client.get(f"/api/v1/orders/{order.id}/after-sales", headers=sold["consumer"]).json["items"]

@@ -391,7 +391,8 @@ def test_a_retry_with_its_key_of_a_pending_refund_settled_meanwhile_gets_that_re
     """The sweeper (or Stripe's event) settled the 202's refund before the till retried: the retry is answered with
     it, and nothing is refunded twice."""
     order, keyed, first = _refund_left_pending(client, world, provider, "refund-retry-2")
-    db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2)))  # the sweeper's turn
+    # the sweeper's turn, its pause over
+    db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2), retry_at=None))
     db.session.commit()
     assert sweep()["orders.pending_refunds"] == 1
 
@@ -437,7 +438,7 @@ def test_the_sweeper_settles_a_pending_refund_with_its_key(client, world, provid
     assert pending.status_code == 202
     provider.fail = False
     assert sweep()["orders.pending_refunds"] == 0  # not yet: its own request may still be asking
-    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2)))
+    db.session.execute(update(Refund).values(created_at=utcnow() - timedelta(minutes=2), retry_at=None))
     db.session.commit()
 
     assert sweep()["orders.pending_refunds"] == 1
@@ -476,7 +477,7 @@ def test_the_providers_event_for_a_pending_refund_completes_it_once(client, worl
 def _age_refunds() -> None:
     """Make every refund old enough for the sweeper, and the last time it asked about each as long ago."""
     long_ago = utcnow() - timedelta(minutes=2)
-    db.session.execute(update(Refund).values(created_at=long_ago, asked_at=long_ago))
+    db.session.execute(update(Refund).values(created_at=long_ago, asked_at=long_ago, retry_at=None))
     db.session.commit()
 
 
@@ -894,7 +895,7 @@ def test_a_key_of_a_202_refund_sent_again_with_another_body_is_409_key_reused_an
     reason) is the key reused, not a second refund, whether or not the first was settled meanwhile."""
     order, keyed, first = _refund_left_pending(client, world, provider, "refund-reused")
     if settled_meanwhile:
-        db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2)))
+        db.session.execute(update(Refund).values(asked_at=utcnow() - timedelta(minutes=2), retry_at=None))
         db.session.commit()
         assert sweep()["orders.pending_refunds"] == 1
 
