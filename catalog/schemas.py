@@ -30,9 +30,10 @@ SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 SKU_ERROR = "3–32 upper-case letters, digits and dashes."
 CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
 CODE_ERROR = "Letters, digits, '.', '_' and '-'."
-# a new location's code: letters and digits parted by single separators, so no two read alike but for them
-LOCATION_CODE_PATTERN = r"^[A-Z0-9]+(?:[._-][A-Z0-9]+)*$"
-LOCATION_CODE_ERROR = "Letters and digits, parted by single '.', '_' or '-' (none leading or trailing)."
+# a new location's or lot's code, as it is scanned and typed at the till: letters and digits parted by single
+# separators, so no two read alike but for them (`L--1` or `L-1-` would read as `L-1` on a label, yet be another code)
+NEW_CODE_PATTERN = r"^[A-Z0-9]+(?:[._-][A-Z0-9]+)*$"
+NEW_CODE_ERROR = "Letters and digits, parted by single '.', '_' or '-' (none leading or trailing)."
 LOT_CODE_MAX, LOCATION_CODE_MAX = 64, 32  # lots.lot_code is String(64), locations.code String(32)
 MAX_NET_WEIGHT_G = 1_000_000  # one tonne in one unit
 MAX_IMAGE_URL = 2048
@@ -193,7 +194,7 @@ class ProductChangeOut(Schema):
 class LocationCreate(Schema):
     """A new stock location."""
 
-    code = Identifier(max_length=LOCATION_CODE_MAX, pattern=LOCATION_CODE_PATTERN, pattern_error=LOCATION_CODE_ERROR,
+    code = Identifier(max_length=LOCATION_CODE_MAX, pattern=NEW_CODE_PATTERN, pattern_error=NEW_CODE_ERROR,
                       validate=no_personal_number, required=True)
     name = Text(required=True, max_length=100)
     kind = Choice(LOCATION_KINDS, required=True)
@@ -242,7 +243,8 @@ class LotCreate(Schema):
     """A new lot; `quantity` without contributions only from admins."""
 
     product_sku = _sku(required=True)
-    lot_code = _code(max_length=LOT_CODE_MAX, required=True)
+    lot_code = Identifier(max_length=LOT_CODE_MAX, pattern=NEW_CODE_PATTERN, pattern_error=NEW_CODE_ERROR,
+                          validate=no_personal_number, required=True)
     harvested_on = Date(required=True)
     packed_on = Date(load_default=None)
     village = Text(required=True, max_length=64, validate=no_personal_number_in_text)

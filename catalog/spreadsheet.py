@@ -36,6 +36,7 @@ from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.worksheet._reader import WorkSheetParser, _cast_number
 from openpyxl.xml.constants import ARC_CONTENT_TYPES, SHEET_MAIN_NS
 
+from catalog.schemas import LOT_CODE_MAX, NEW_CODE_PATTERN
 from catalog.upload_messages import LOT_LOCATION_RULE, Problem, hide_personal_numbers, messages
 from shop.fields import (
     EARLIEST_DATE,
@@ -65,7 +66,7 @@ COLUMNS = {
 REQUIRED = ("sku", "lot_code", "harvested_on", "location", "household_code", "quantity")
 IDENTIFIERS = ("sku", "lot_code", "location", "household_code")
 PER_HOUSEHOLD = ("household_code", "quantity")  # a row's own cells, never shared with the rows below by a merge
-LOT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")  # stored from the sheet: the shape POST /lots accepts
+LOT_CODE = re.compile(NEW_CODE_PATTERN)  # stored from the sheet: the shape POST /lots accepts, of its length
 TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
 FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded like a code; a village keeps its spelling
 NOT_TEXT = (date, time, timedelta, bool)  # cells Excel made of what was typed in a text or code column (5-3, 5:03)
@@ -702,7 +703,7 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
         if refused_in_identifiers(code) is not None:  # as in JSON: nobody could read it back (PostgreSQL: a NUL)
             sheet.error(number, key, "code_characters")
             codes[key], ok = "", False
-    if codes["lot_code"] and not LOT_CODE.match(codes["lot_code"]):
+    if codes["lot_code"] and (len(codes["lot_code"]) > LOT_CODE_MAX or not LOT_CODE.match(codes["lot_code"])):
         sheet.error(number, "lot_code", "invalid_lot_code", value=excerpt(codes["lot_code"]))
         codes["lot_code"], ok = "", False
     elif holds_personal_number(codes["lot_code"]):

@@ -103,8 +103,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_whole_number": ("{value} is not a whole number.", "{value} 不是整数。"),
     "not_positive_whole_number": ("{value!r} is not a positive whole number.", "“{value}”不是正整数。"),
     "quantity_too_large": ("{value} is more than {limit:,} units.", "{value} 超过了 {limit:,} 个单位的上限。"),
-    "invalid_lot_code": ("{value!r} is not a lot code (letters, digits, '.', '_' and '-').",
-                         "“{value}”不是有效的批次号（只能用字母、数字和“.”“_”“-”）。"),
+    "invalid_lot_code": ("{value!r} is not a lot code (letters and digits, parted by single '.', '_' or '-', none "
+                         "leading or trailing).",
+                         "“{value}”不是有效的批次号（只能用字母和数字，以单个“.”“_”或“-”分隔，首尾不能是分隔符）。"),
     "personal_number_in_text": ("This text must not hold an ID or phone number: it is shown unmasked.",
                                 "这里不能填写身份证号或手机号：它会不加遮挡地公开显示。"),
     "personal_number_in_code": ("A lot code must not hold an ID or phone number: it is shown unmasked.",

@@ -240,6 +240,18 @@ def test_lot_codes_are_unique_per_supplier(client, coop_world):
     assert again.json["error"]["code"] == "lot_code_taken"
 
 
+@pytest.mark.parametrize("code", ["L--1", "L-1-", "-L1", "L-.1", "L__1", "L1."])
+def test_a_lot_code_with_doubled_leading_or_trailing_separators_is_refused_naming_the_rule(client, coop_world, code):
+    """A lot code is scanned and typed at the till as letters and digits parted by single separators, as a location's
+    is: `L--1` or `L-1-` would read as `L-1` on a label yet be another code, so it is refused, saying why."""
+    w = coop_world
+    refused = client.post("/api/v1/lots", json=lot_body(w["product"], w["location"], w["households"], lot_code=code),
+                          headers=w["headers"])
+    assert refused.status_code == 422, code
+    assert "single" in refused.json["error"]["details"]["lot_code"][0]
+    assert db.session.scalar(select(func.count(Lot.id))) == 0
+
+
 def test_a_lot_code_reading_as_a_lot_the_supplier_has_is_taken(client, coop_world, other_coop, login):
     """Lot codes that differ only by their separators (2026-KQ-01, 2026_KQ_01, 2026.KQ.01) read as one on a label and
     in a co-op's books: the second is the supplier's lot code taken, named as the first was written; another

@@ -315,6 +315,15 @@ def test_a_village_keeps_its_spelling_as_it_does_in_json():
     assert (row.sku, row.quantity, row.village) == ("ZJ-KQM-1KG", 5, "测试村３组")
 
 
+@pytest.mark.parametrize("code", ["L--1", "L-1-", "L._1"])
+def test_a_lot_code_with_doubled_or_trailing_separators_is_refused_as_the_api_refuses_it(code):
+    data = (f"sku,lot_code,harvested_on,location,household_code,quantity\n"
+            f"ZJ-KQM-1KG,{code},2026-09-01,XC-WH,H-1,5\n").encode()
+    (error,) = read_sheet(data).errors
+    assert (error["row"], error["column"], error["code"]) == (2, "lot_code", "invalid_lot_code")
+    assert "single" in error["message"]
+
+
 def test_invisible_only_text_is_empty_and_codes_must_have_the_apis_shape():
     data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
             "ZJ-KQM-1KG,L\x011,2026-09-01,XC-WH,H-1,5,\u200b\ufeff\n").encode()
