@@ -356,30 +356,32 @@ def run_core(statement: Executable, params: Mapping | None = None) -> CursorResu
     return db.session.connection().execute(statement, params)
 
 
-_INSERTS: dict[type, Insert] = {}
+_INSERTS: dict[type, tuple[Insert, list]] = {}
 
 
 def insert_new(objects: list[Base]) -> None:
-    """Write new objects of one model with one Core INSERT, outside the unit of work (whose bookkeeping costs a hot
-    path more than the statement), and set their ids. Unset columns get their defaults on the objects first; the
-    objects stay out of the session: what was written, to answer with, not to change. (Columns default in Python
-    here; a server-side default would be overridden by NULL.)"""
+    """Write new objects of one model with one Core INSERT on the session's connection, outside the unit of work and
+    the ORM's execution layer (whose bookkeeping costs a hot path more than the statement), and set their ids. Unset
+    columns get their defaults on the objects first; the objects stay out of the session: what was written, to answer
+    with, not to change. (Columns default in Python here; a server-side default would be overridden by NULL.)"""
     if not objects:
         return
     model = type(objects[0])
-    columns = [prop for prop in inspect(model).column_attrs if not prop.columns[0].primary_key]
+    if model not in _INSERTS:  # the statement and the columns it writes, built once per model
+        table = model.__table__
+        _INSERTS[model] = (insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                           [(prop.key, prop.columns[0].key, prop.columns[0].default)
+                            for prop in inspect(model).column_attrs if not prop.columns[0].primary_key])
+    statement, columns = _INSERTS[model]
     rows = []
     for obj in objects:
-        for prop in columns:
-            default = prop.columns[0].default
-            if prop.key not in obj.__dict__:
-                setattr(obj, prop.key, None if default is None else default.arg(None) if default.is_callable
+        values = obj.__dict__
+        for key, _, default in columns:
+            if key not in values:
+                setattr(obj, key, None if default is None else default.arg(None) if default.is_callable
                         else default.arg)
-        rows.append({prop.columns[0].key: obj.__dict__[prop.key] for prop in columns})
-    if model not in _INSERTS:
-        table = model.__table__
-        _INSERTS[model] = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    ids = db.session.execute(_INSERTS[model], rows).scalars().all()
+        rows.append({column: values[key] for key, column, _ in columns})
+    ids = run_core(statement, rows).scalars().all()
     for obj, new_id in zip(objects, ids, strict=True):
         obj.id = new_id
 
