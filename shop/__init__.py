@@ -16,7 +16,7 @@ from shop.converters import CodeConverter, IdConverter, StringConverter
 from shop.db import commit_ordered_tables, hide_database_errors_in_logs
 from shop.devserver import RawUrlFix, answer_errors_in_json
 from shop.errors import document_error_codes, register_error_handlers, register_unique_conflicts
-from shop.extensions import api, cache, db, limiter, migrate, trust_proxies
+from shop.extensions import api, cache, check_limits_only_where_set, db, limiter, migrate, trust_proxies
 from shop.fields import computed2properties
 from shop.openapi import nullable_nested2properties
 from shop.periodic import install_embedded_scheduler
@@ -62,6 +62,7 @@ def _init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     cache.init_app(app)
     limiter.init_app(app)
+    check_limits_only_where_set(app)
     api.init_app(app)
     api.ma_plugin.converter.add_attribute_function(computed2properties)  # before any schema is documented
     api.ma_plugin.converter.add_attribute_function(nullable_nested2properties)

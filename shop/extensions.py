@@ -46,4 +46,29 @@ def trust_proxies(app: Flask) -> None:
 
 limiter = Limiter(key_func=client_address)
 
-__all__ = ["api", "cache", "client_address", "db", "limiter", "migrate", "trust_proxies"]
+
+def check_limits_only_where_set(app: Flask) -> None:
+    """Run Flask-Limiter's check before each view (application, default, blueprint and meta limits, and a view's
+    limits hinted for its endpoint) only for a request one of them could apply to: the shop sets its limits on the
+    views that have them (their decorators check them), so on any other route the check found nothing, at some 280
+    Python calls a request. Limits are set at startup; a blueprint's are looked up once."""
+    hook = limiter._check_request_limit
+    hooks = app.before_request_funcs.get(None, [])
+    if hook not in hooks:  # the limiter is disabled: it checks nothing
+        return
+    manager, limited_blueprints = limiter.limit_manager, {}
+    configured = bool(app.config.get("RATELIMIT_META") or app.config.get("RATELIMIT_IN_MEMORY_FALLBACK"))
+
+    def check_request_limit() -> None:
+        """The limiter's check, where a limit could apply."""
+        blueprint = request.blueprint
+        if blueprint not in limited_blueprints:
+            limited_blueprints[blueprint] = bool(blueprint and manager.blueprint_limits(app, blueprint))
+        if (configured or manager.application_limits or manager.default_limits  # the limiter is process-wide
+                or limited_blueprints[blueprint] or manager.has_hints(request.endpoint or "")):
+            hook()
+
+    hooks[hooks.index(hook)] = check_request_limit
+
+
+__all__ = ["api", "cache", "check_limits_only_where_set", "client_address", "db", "limiter", "migrate", "trust_proxies"]
