@@ -16,7 +16,7 @@ from shop.converters import CodeConverter, IdConverter, StringConverter
 from shop.db import commit_ordered_tables, hide_database_errors_in_logs
 from shop.devserver import RawUrlFix, answer_errors_in_json
 from shop.errors import document_error_codes, register_error_handlers, register_unique_conflicts
-from shop.extensions import api, cache, check_limits_only_where_set, db, limiter, migrate, trust_proxies
+from shop.extensions import SessionCookies, api, cache, check_limits_only_where_set, db, limiter, migrate, trust_proxies
 from shop.fields import computed2properties
 from shop.openapi import nullable_nested2properties
 from shop.periodic import install_embedded_scheduler
@@ -34,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = IdConverter  # before any route: every <int:…> is an id in 1 … 2³¹−1
     app.url_map.converters["default"] = CodeConverter  # and every bare <name> a code in its one spelling
     app.url_map.converters["string"] = StringConverter  # and every <string:…> an id without control characters
+    app.session_interface = SessionCookies()  # an API request's empty session costs no signer
     app.url_map.merge_slashes = False  # a doubled slash is no path of ours (a 404), not a redirect with an HTML body
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(from_environ(app.instance_path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 
 from flask import Flask, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_migrate import Migrate
@@ -71,4 +72,16 @@ def check_limits_only_where_set(app: Flask) -> None:
     hooks[hooks.index(hook)] = check_request_limit
 
 
-__all__ = ["api", "cache", "check_limits_only_where_set", "client_address", "db", "limiter", "migrate", "trust_proxies"]
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, its signer built only for a request that carries one: an API request (bearer
+    token, no cookie) gets its empty session without the signer's construction, some 90 Python calls a request."""
+
+    def open_session(self, app: Flask, request) -> SecureCookieSession | None:
+        """The request's session: empty when it carries no session cookie (and the app can sign one)."""
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+__all__ = ["SessionCookies", "api", "cache", "check_limits_only_where_set", "client_address", "db", "limiter",
+           "migrate", "trust_proxies"]
