@@ -51,7 +51,13 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def _serializer() -> URLSafeTimedSerializer:
     """The token signer keyed by the app's secret."""
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
+    return _signer(current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=8)
+def _signer(secret_key: str) -> URLSafeTimedSerializer:
+    """The token signer of `secret_key`, built once (every authenticated request checks a token with it)."""
+    return URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
 
 
 def issue_token(user: User, ttl: int | None = None, *, page_session: bool = False) -> tuple[str, datetime]:
