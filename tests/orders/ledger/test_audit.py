@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from orders import outbox
 from orders.ledger.models import LedgerTransaction
 from orders.models import OrderLine, OutboxEvent
+from shop.clock import today
 from shop.db import db, utcnow
 from tests.orders.ledger.test_attribution import make_world, pay_pickup
+from tests.orders.ledger.test_triggers import _one_row_each
 from tests.orders.refunds.conftest import StubProvider
 
 
@@ -107,3 +110,27 @@ def test_an_auditor_walking_the_transactions_while_they_are_posted_misses_none(p
         cursor = page["next_cursor"]
 
     assert sorted(seen) == ["late", "t0", "t2", "t3"]
+
+
+@pytest.mark.parametrize("table", ["reveal_audits", "payout_downloads", "bank_account_changes",
+                                   "store_account_changes", "user_changes", "store_remittances"])
+@pytest.mark.parametrize("statement", ["UPDATE {table} SET created_at = '2026-01-01 00:00:00'",
+                                       "UPDATE {table} SET commit_seq = commit_seq + 1000", "DELETE FROM {table}"])
+def test_the_embedded_default_keeps_the_audits_append_only_as_postgresql_does(app, table, statement):
+    from orders.ledger import accounts, remittances
+    from tests.factories import UserFactory
+    from tests.orders.factories import StoreFactory
+    from tests.orders.ledger.payout_factories import earn
+
+    _one_row_each()
+    store, admin = StoreFactory(), UserFactory(role="admin")
+    db.session.commit()
+    earn(accounts.store_cash(store.id), -5000)
+    remittances.record_remittance(store_id=store.id, actor=admin, amount_fen=100, received_on=today(),
+                                  reference="DEP-1")
+    db.session.commit()
+    assert db.session.scalar(text(f"SELECT count(*) FROM {table} WHERE commit_seq IS NULL")) == 0  # numbered once
+    with pytest.raises(DBAPIError, match="append-only"):
+        db.session.execute(text(statement.format(table=table)))
+    db.session.rollback()
+    assert db.session.scalar(text(f"SELECT count(*) FROM {table}")) >= 1
