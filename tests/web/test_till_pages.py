@@ -28,7 +28,7 @@ from shop.fields import MAX_AMOUNT_FEN, mask_personal_numbers
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.orders.counter.conftest import make_counter
+from tests.orders.counter.conftest import make_counter, paid_pickup_order
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import SupplierFactory
@@ -1016,3 +1016,25 @@ def test_a_partly_refunded_pickup_order_is_handed_over_with_only_the_units_still
         assert f"{world.rice.name} × 2（已退 1）" in shown and f"{world.rice.name} × 3" not in shown
         assert f"{world.tea.name}：已全部退款，不交货" in shown and f"{world.tea.name} × 1" not in shown
     assert "¥40.00" in row  # the two bags of rice still sold, not the ¥95.00 paid
+
+
+def test_a_clerk_stopped_after_too_many_wrong_pickup_codes_stays_on_the_till_told_how_long_to_wait(client):
+    """The eleventh wrong code in a minute is refused (429) on the till's own pickup page, as the sign-in page does
+    for passwords: with the till's menu and the orders waiting, saying how many seconds to wait, which Retry-After
+    says too; not the site's bare error page, whose only link leads to the shop's home."""
+    world = make_counter()
+    order = paid_pickup_order(world.store, world.rice, pickup_code="135790")
+    _signed_in(client, store_id=world.store.id)
+    token = _csrf(client, "/till/pickups")
+    for n in range(10):
+        assert client.post("/till/pickups", data={"pickup_code": f"{n:06d}", "csrf_token": token}).status_code == 409
+
+    refused = client.post("/till/pickups", data={"pickup_code": "135790", "csrf_token": token})
+
+    page = refused.get_data(as_text=True)
+    wait = int(refused.headers["Retry-After"])
+    assert refused.status_code == 429 and 1 <= wait <= 60
+    assert f"取货码错误次数过多，请 {wait} 秒后再试。" in page
+    assert 'href="/till/pickups"' in page and f'<tr data-order="{order.id}">' in page  # the till, its waiting list
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).status == "paid"  # the right code, refused unchecked, handed nothing over

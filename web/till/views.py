@@ -3,9 +3,12 @@ script, which queues sales while offline), print receipts, hand pickups over, re
 shift. The store is always the clerk's own (`store_of`), never one named in the URL or a form."""
 from __future__ import annotations
 
+import functools
+
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 from marshmallow import ValidationError
+from werkzeug.exceptions import TooManyRequests
 
 from orders.checkout.service import get_order_for
 from orders.counter import service as counter
@@ -195,8 +198,25 @@ def _pickup_key() -> str:
     return attempts_key(user.store_id if user else 0, user.id if user else 0)
 
 
+def _page_when_limited(view):
+    """Decorate the pickup page: a hand-over refused after too many wrong codes (`pickup_code_limit`) gets the page
+    again saying how many seconds to wait (in its Retry-After too), as the sign-in page does, not the bare 429 page."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except TooManyRequests as exc:
+            wait = max(exc.retry_after or 0, 1)
+            page, status = _pickups_page(429, error=f"取货码错误次数过多，请 {wait} 秒后再试。")
+            return page, status, {"Retry-After": str(wait)}
+
+    return wrapper
+
+
 @bp.route("/pickups", methods=["GET", "POST"])
 @signed_in("store_staff")
+@_page_when_limited
 @pickup_code_limit(_pickup_key)
 def pickups():
     """The paid pickup orders waiting here, oldest first, a page at a time, and the hand-over by the code the customer
@@ -219,6 +239,13 @@ def pickups():
                 raise
             db.session.rollback()
             error, status = _already_handed(store, code) or _message(exc), 409
+    return _pickups_page(status, handed=handed, error=error)
+
+
+def _pickups_page(status: int = 200, *, handed=None, error: str | None = None):
+    """The pickup page: the code form (with `error`, or the order just `handed` over) and a page of the orders
+    waiting."""
+    store = service.store_of(web_user())
     waiting = counter.list_pickups(actor=web_user(), store_id=store.id, limit=PICKUPS_SHOWN,
                                    cursor=request.args.get("cursor") or None)
     return _till("till/pickups.html", status, waiting=waiting["items"], handed=handed, error=error,
