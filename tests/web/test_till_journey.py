@@ -8,6 +8,7 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -25,6 +26,7 @@ from shop.auth.service import UserChanges, create_user, find_user, update_user
 from shop.db import db
 from shop.idempotency import IdempotencyKey
 from tests.web.conftest import PHONE, screenshot, sign_in
+from web.filters import local_time
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -798,3 +800,27 @@ def test_a_sku_typed_with_look_alike_dashes_or_invisible_characters_is_found_as_
     scan.press("Enter")
     expect(page.locator("#scan-error")).to_contain_text("未找到商品")
     page.get_by_role("button", name="清空").click()
+
+
+def test_a_till_whose_computer_keeps_another_time_zone_shows_times_in_china_time_as_its_receipts_do(site, browser):
+    """A sale sent after the network came back is listed with the time it was made as every till page and receipt
+    gives times (Asia/Shanghai, `2026-11-30 15:56`), whatever time zone the till's computer keeps."""
+    with site.app.app_context():
+        _ensure_open_shift()
+        item = _stock()[0]
+        store_id = _store().id
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN",
+                                  timezone_id="America/New_York")
+    page = context.new_page()
+    sign_in(page, site, CLERK)
+    page.wait_for_url(site.url + "/till")
+    context.set_offline(True)
+    _sell_by_typing(page, item.sku, card=True)
+    expect(page.locator("#till-queue")).to_have_text("1 笔待发送")
+    context.set_offline(False)
+    expect(page.locator("#sent-list a")).to_have_count(1, timeout=WAIT_MS)
+    [sent] = page.evaluate("key => JSON.parse(localStorage.getItem(key))", f"till:{store_id}:sent")
+    made_at = datetime.fromisoformat(sent["made_at"].replace("Z", "+00:00"))
+    expect(page.locator("#sent-list li")).to_have_text(
+        f"小票 {sent['order_id']} · {_yuan(item.price_fen)} · 售于 {local_time(made_at)}")
+    context.close()

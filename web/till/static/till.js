@@ -112,8 +112,16 @@
     return /^[0-9]{1,16}$/.test(digits) && Number(digits) <= MAX_QUANTITY ? Number(digits) : null;
   }
 
+  /* A moment as every till page and receipt gives it (web/filters.py local_time): Asia/Shanghai wall-clock time to
+     the minute, `2026-11-30 15:56`, whatever time zone the till's computer keeps. */
+  var CHINA_TIME = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit",
+                                                      day: "2-digit", hour: "2-digit", minute: "2-digit",
+                                                      hourCycle: "h23" });
+
   function localTime(iso) {
-    return new Date(iso).toLocaleString("zh-CN", { hour12: false });
+    var parts = {};
+    CHINA_TIME.formatToParts(new Date(iso)).forEach(function (part) { parts[part.type] = part.value; });
+    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
   }
 
   function newKey() {
