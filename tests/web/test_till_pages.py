@@ -32,6 +32,7 @@ from tests.orders.counter.conftest import make_counter, paid_pickup_order
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import SupplierFactory
+from web.filters import local_time
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 CSRF_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')
@@ -1038,3 +1039,20 @@ def test_a_clerk_stopped_after_too_many_wrong_pickup_codes_stays_on_the_till_tol
     assert 'href="/till/pickups"' in page and f'<tr data-order="{order.id}">' in page  # the till, its waiting list
     db.session.expire_all()
     assert db.session.get(Order, order.id).status == "paid"  # the right code, refused unchecked, handed nothing over
+
+
+def test_a_shift_left_open_overnight_lists_the_day_of_each_sale_not_made_on_the_day_it_opened(client):
+    """A shift opened yesterday and still open: today's sales carry their date in its list (two sales at 09:15 on
+    two days must not read alike); those of the day it opened keep the short time."""
+    world = make_counter()
+    world.shift.opened_at = utcnow() - timedelta(hours=30)
+    clerk = _signed_in(client, store_id=world.store.id)
+    db.session.commit()
+    sale = counter.sell(actor=clerk, store_id=world.store.id, shift_id=world.shift.id,
+                        lines=[{"sku": world.rice.sku, "quantity": 1}], payment={"method": "card"})
+    db.session.commit()
+
+    page = client.get(f"/till/shifts/{world.shift.id}").get_data(as_text=True)
+
+    row = re.search(rf'<a href="/till/receipts/{sale.id}">{sale.id}</a></td>(.*?)</tr>', page, re.S).group(1)
+    assert f"<time>{local_time(sale.paid_at)}</time>" in row
