@@ -204,6 +204,8 @@ class HouseholdQuery(PageQuery):
     """Household list filters."""
 
     code = HouseholdCode(load_default=None)
+    head_name = PersonName(load_default=None, max_length=64,
+                           metadata={"description": "Part of the head's name (Latin letters in any case)."})
     village = Text(load_default=None, max_length=64)
     active = QueryBool(load_default=None)
 

@@ -470,12 +470,15 @@ def _new_household(*, supplier: Supplier, id_hash: str, county_code: str, code: 
 
 
 def list_households(*, supplier_id: int, supplier_scope: int | None, code: str | None, village: str | None,
-                    active: bool | None, limit: int, cursor: str | None) -> dict:
-    """A page of the households a supplier works with."""
+                    active: bool | None, limit: int, cursor: str | None, head_name: str | None = None) -> dict:
+    """A page of the households a supplier works with; `head_name` is a part of the head's name (ASCII letters in any
+    case, as both databases lower them)."""
     _scoped_supplier(supplier_id, supplier_scope)
     query = select(Household).where(_linked(supplier_id))
     if code:
         query = query.where(Household.code == code)
+    if head_name:
+        query = query.where(func.lower(Household.head_name).contains(head_name.lower(), autoescape=True))
     if village:
         query = query.where(Household.village == village)
     if active is not None:

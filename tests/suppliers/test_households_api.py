@@ -381,3 +381,23 @@ def test_a_yi_heads_name_is_kept_with_the_id_cards_middle_dot_however_it_was_typ
     assert edited.status_code == 200 and edited.json["head_name"] == "阿苏·拉格·木呷"
     _, latin = _register(client, coop, supplier.id, head_name="J. Smith")
     assert latin.status_code == 201 and latin.json["head_name"] == "J. Smith"
+
+
+def test_a_coop_finds_its_households_by_part_of_the_heads_name(client, coop, supplier, other_supplier):
+    """A bookkeeper with hundreds of households looks one up by the head's name, as the family is known: part of it
+    finds it (its middle dot however typed), in the co-op's own households only."""
+    for name in ("吉克·阿依", "阿苏·阿依木", "J. Smith", "吉克·拉格"):
+        HouseholdFactory(supplier=supplier, head_name=name)
+    HouseholdFactory(supplier=other_supplier, head_name="吉克·阿依木")
+    db.session.commit()
+    url = f"/api/v1/suppliers/{supplier.id}/households"
+
+    def found(head_name):
+        response = client.get(url, query_string={"head_name": head_name}, headers=coop)
+        assert response.status_code == 200, response.json
+        return sorted(h["head_name"] for h in response.json["items"])
+
+    assert found("阿依") == ["吉克·阿依", "阿苏·阿依木"]
+    assert found("吉克•阿依") == found("吉克 ・ 阿依") == ["吉克·阿依"]
+    assert found("smith") == ["J. Smith"] and found("%") == [] and found("_") == []
+    assert client.get(url, query_string={"head_name": "吉" * 65}, headers=coop).status_code == 422

@@ -264,6 +264,22 @@ def test_households_show_masked_id_numbers_and_accounts_and_their_benefit_links(
     assert household.code not in text(client.get("/coop/households?code=NOBODY"))
 
 
+def test_the_households_page_finds_a_household_by_part_of_the_heads_name(coops):
+    """The search form has a box for the head's name; part of it (its middle dot however typed) finds the household,
+    the box keeps what was typed, and a name too long is said beside the box."""
+    first, second = linked_households(coops["ours"], 2)
+    first.head_name, second.head_name = "吉克·阿依", "阿苏·拉格"
+    db.session.commit()
+    client = coops["client"]
+    page = text(client.get("/coop/households"))
+    assert '<label for="head_name">户主</label>' in page
+    found = text(client.get("/coop/households?head_name=克•阿"))
+    assert first.code in found and second.code not in found and 'value="克·阿"' in found
+    refused = client.get("/coop/households?head_name=" + "吉" * 65)
+    assert refused.status_code == 422 and 'id="head_name-error"' in text(refused)
+    assert "户主姓名不能超过 64 个字。" in text(refused)
+
+
 def test_a_search_or_paging_box_holding_only_spaces_or_invisible_characters_is_not_filled_in(coops):
     """A village box with a space typed (or a zero-width space pasted) is empty, as the API reads it: the search lists
     every household, not "村名不能超过 64 个字"; so are a blank page size and statement dates."""

@@ -39,6 +39,7 @@ LINKS_SHOWN = 100  # a household's benefit links shown on its page (one co-op gi
 HOUSEHOLD_FIELDS = ("id", "code", "head_name", "id_number", "village", "members", "bank_account", "active")
 FIELD_PROBLEMS = {  # every form and query field of the portal → what it must be, in the portal's words
     "code": "农户编号格式不正确，例如 DEMO-ZJ-001。",
+    "head_name": "户主姓名不能超过 64 个字。",
     "village": "村名不能超过 64 个字。",
     "active": "状态只能是“正常”或“已停用”。",
     "from": "开始日期不是有效的日期。",
