@@ -701,7 +701,7 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
     codes = {key: normalise_identifier(normalise(values.get(key)), case="upper") for key in IDENTIFIERS}
     for key, code in codes.items():
         if refused_in_identifiers(code) is not None:  # as in JSON: nobody could read it back (PostgreSQL: a NUL)
-            sheet.error(number, key, "code_characters")
+            sheet.error(number, key, "line_break_in_cell" if _breaks_line(code) else "code_characters")
             codes[key], ok = "", False
     if codes["lot_code"] and (len(codes["lot_code"]) > LOT_CODE_MAX or not LOT_CODE.match(codes["lot_code"])):
         sheet.error(number, "lot_code", "invalid_lot_code", value=excerpt(codes["lot_code"]))
@@ -715,7 +715,7 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
             raw = normalise(values.get(key)) if key in FOLDED_TEXTS else cell_text(values.get(key))
             texts[key] = clean_text(raw) or None
         except ValueError:  # the one problem `clean_text` raises
-            sheet.error(number, key, "control_characters")
+            sheet.error(number, key, "line_break_in_cell" if _breaks_line(raw) else "control_characters")
             texts[key], ok = None, False
             continue
         if texts[key] and len(texts[key]) > limit:
@@ -729,6 +729,12 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
         harvested_on=parsed.get("harvested_on"), location=codes["location"],
         household_code=codes["household_code"], quantity=parsed.get("quantity"),
         packed_on=parsed.get("packed_on"), village=texts["village"], unit=texts["unit"], complete=ok)
+
+
+def _breaks_line(text: str) -> bool:
+    """Whether a cell refused for its characters holds a line break, which Excel shows as a wrapped line, not as a
+    character: its error names it."""
+    return "\n" in text or "\r" in text
 
 
 TEMPLATE_HELP = (

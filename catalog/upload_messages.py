@@ -111,6 +111,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "personal_number_in_code": ("A lot code must not hold an ID or phone number: it is shown unmasked.",
                                 "批次号不能含有身份证号或手机号（批次号会公开显示）。"),
     "control_characters": ("Must not contain control characters.", "不能含有控制字符。"),
+    "line_break_in_cell": ("This cell holds a line break (typed with Alt+Enter or pasted in): delete it and upload "
+                           "again.", "这个单元格里有换行（Alt+Enter 输入的或粘贴带来的）：请删去换行后重新上传。"),
     "code_characters": ("A code must not contain control, private-use or unassigned characters.",
                         "编码不能含有控制字符、私用区字符或未分配的字符。"),
     "not_text": ("This cell holds a date, a time or TRUE/FALSE, not text: Excel turned what was typed into one; format "

@@ -939,3 +939,17 @@ def test_a_quantity_excel_computed_as_a_whole_number_is_that_number_as_excel_sho
     assert [(e["row"], e["code"], e["message"]) for e in sheet.errors] == [
         (4, "not_whole_number", "3.3 is not a whole number."),
         (5, "not_whole_number", "12.00000000001 is not a whole number.")]
+
+
+def test_a_line_break_inside_a_cell_is_named_as_one_not_as_a_control_character():
+    """A line break typed into a cell (Alt+Enter, or pasted from a chat) shows in Excel as a wrapped line, not as a
+    character: the error says the cell holds a line break to delete, in a code or a village alike, where it said "must
+    not contain control characters", which a bookkeeper cannot find; a real control character is still that."""
+    text = (HEADER_ZH + ",村\r\n"
+            'S1,L1,2026-09-03,W1,"ZJ-\n001",5,火普村\r\n'
+            'S1,L2,2026-09-03,W1,H1,5,"火普\r\n村"\r\n'
+            "S1,L3,2026-09-03,W1,H1,5,火普\x07村\r\n")
+    sheet = read_sheet(text.encode("utf-8"))
+    assert [(e["row"], e["column"], e["code"]) for e in sheet.errors] == [
+        (2, "农户编号", "line_break_in_cell"), (3, "村", "line_break_in_cell"), (4, "村", "control_characters")]
+    assert sheet.errors[0]["message_zh"] == "这个单元格里有换行（Alt+Enter 输入的或粘贴带来的）：请删去换行后重新上传。"
