@@ -80,6 +80,8 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})[日号]?$"),
     re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
 )
+_WEEKDAYS = "一二三四五六日天"  # Monday first, as `date.weekday` counts; Sunday is 日 or 天
+_WEEKDAY = re.compile(f"(?:星期|周|礼拜)([{_WEEKDAYS}])$")  # Chinese Excel's long date ends with it: 2026年9月3日星期四
 _QUANTITY = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")  # a comma only groups thousands; `5.0` is 5
 _TIME_OF_DAY = re.compile(r"(?:\s+|T)\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?$")  # a date-time cell saved as text
 EXCERPT_CHARS = 50
@@ -258,8 +260,9 @@ def normalise(value) -> str:
 
 def parse_date(value) -> date:
     """A date from EARLIEST_DATE to LATEST_DATE, from an Excel date cell or `2026-09-03`, `2026/9/3`, `2026.9.3`,
-    `2026年9月3日` (or 号), `20260903`, maybe followed by a time of day (a date-time cell saved as CSV), which is
-    dropped as it is from an Excel date-time cell."""
+    `2026年9月3日` (or 号), `20260903`, maybe followed by its own weekday (星期四, 周四, 礼拜四: a long date saved as
+    CSV) or by a time of day (a date-time cell saved as CSV), which is dropped as it is from an Excel date-time
+    cell."""
     day = _date_of(value)
     if not EARLIEST_DATE <= day <= LATEST_DATE:
         raise Problem("date_out_of_range", value=day.isoformat(), earliest=EARLIEST_DATE.isoformat(),
@@ -278,13 +281,19 @@ def _date_of(value) -> date:
         return value
     text = normalise(value)
     day = _TIME_OF_DAY.sub("", text).replace(" ", "")
+    weekday = _WEEKDAY.search(day)
+    if weekday:
+        day = day[:weekday.start()]
     for pattern in _DATE_PATTERNS:
         match = pattern.match(day)
         if match:
             try:
-                return date(*(int(part) for part in match.groups()))
+                found = date(*(int(part) for part in match.groups()))
             except ValueError:
                 break
+            if weekday is None or min(_WEEKDAYS.index(weekday[1]), 6) == found.weekday():
+                return found
+            break
     raise Problem("not_a_date", value=excerpt(text))
 
 

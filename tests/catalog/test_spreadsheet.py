@@ -953,3 +953,17 @@ def test_a_line_break_inside_a_cell_is_named_as_one_not_as_a_control_character()
     assert [(e["row"], e["column"], e["code"]) for e in sheet.errors] == [
         (2, "农户编号", "line_break_in_cell"), (3, "村", "line_break_in_cell"), (4, "村", "control_characters")]
     assert sheet.errors[0]["message_zh"] == "这个单元格里有换行（Alt+Enter 输入的或粘贴带来的）：请删去换行后重新上传。"
+
+
+def test_a_date_saved_with_its_weekday_as_a_chinese_long_date_is_that_date_if_the_weekday_is_its_own():
+    """A date column formatted as Chinese Excel's long date saves to CSV as it shows, 2026年9月3日星期四 (or 周四,
+    礼拜四, after a space): that is the date when the weekday is that date's, and no date when it is another's (a
+    mistyped day or weekday, which one cannot tell)."""
+    text = (HEADER_ZH + "\n"
+            "S1,L1,2026年9月3日星期四,W1,H1,5\nS1,L2,2026年9月6日 周日,W1,H1,5\nS1,L3,2026-09-05 礼拜六,W1,H1,5\n"
+            "S1,L4,2026年9月3日星期五,W1,H1,5\nS1,L5,2026年9月6日星期天 08:00,W1,H1,5\n")
+    sheet = read_sheet(text.encode("gb18030"))
+    assert [(r.lot_code, r.harvested_on) for r in sheet.rows if r.harvested_on] == [
+        ("L1", date(2026, 9, 3)), ("L2", date(2026, 9, 6)), ("L3", date(2026, 9, 5)), ("L5", date(2026, 9, 6))]
+    assert [(e["row"], e["code"], e["message"]) for e in sheet.errors] == [
+        (5, "not_a_date", "'2026年9月3日星期五' is not a date (write it like 2026-09-03).")]
