@@ -94,13 +94,17 @@ def safe_next(target: str | None, user: User) -> str:
 
 
 def signed_in(*roles: str):
-    """Decorate a page: anonymous visitors go to the sign-in page; a signed-in user of another role gets 404
-    (as the API's scope rule: a page that is not yours does not exist for you)."""
+    """Decorate a page: anonymous visitors go to the sign-in page (a form sent once the sign-in it was shown to ended
+    says it was not sent: `_sign_in_again`); a signed-in user of another role gets 404 (as the API's scope rule: a
+    page that is not yours does not exist for you)."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
+            signed_in_before = "uid" in session
             user = web_user()
+            if user is None and signed_in_before and request.method not in ("GET", "HEAD"):
+                return _sign_in_again(400)  # its CSRF token still held: the sign-in ended since the form was shown
             if user is None:
                 return redirect(url_for("account.login", next=request.full_path.rstrip("?")))
             if roles and user.role not in roles:
@@ -128,11 +132,17 @@ def _expired_form(status: int):
     if getattr(view, "signs_out", False) and web_user() is None:
         return redirect(url_for("storefront.home"))
     if getattr(view, "signed_in_roles", None) is not None and web_user() is None:
-        came_from = urlsplit(request.referrer or "")
-        back = came_from.path if came_from.netloc == request.host else None
-        return error_page(status, "表单未提交：您的登录已结束（已退出或超时），请重新登录后再操作。",
-                          link=(url_for("account.login", next=back), "重新登录"))
+        return _sign_in_again(status)
     return error_page(status, "表单已过期，请返回刷新页面后重试。")
+
+
+def _sign_in_again(status: int):
+    """The page of a form for signed-in users only sent once the sign-in ended (signed out, timed out, or ended on
+    another device): it was not sent; a link to sign in and back to the page the form was on."""
+    came_from = urlsplit(request.referrer or "")
+    back = came_from.path if came_from.netloc == request.host else None
+    return error_page(status, "表单未提交：您的登录已结束（已退出或超时），请重新登录后再操作。",
+                      link=(url_for("account.login", next=back), "重新登录"))
 
 
 def error_page_for(exc: Exception, status: int):

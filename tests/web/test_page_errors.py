@@ -119,6 +119,29 @@ def test_a_form_sent_after_signing_out_says_the_sign_in_ended_and_links_to_sign_
                       "表单已过期，请返回刷新页面后重试。")
 
 
+@pytest.mark.parametrize("ended", ["lifetime", "elsewhere"])
+def test_a_form_sent_once_the_sign_in_ended_says_so_and_links_to_sign_in_back_to_its_page(app, ended):
+    """A buyer's sign-in ended (its lifetime over, or signed out on another device) while the order page stayed open:
+    a cancel sent from it says it was not sent and links to sign in, back to the order page; never the sign-in page
+    leading on to the form's address, a page only a form posts to (不支持此操作, 405)."""
+    client, buyer = app.test_client(), UserFactory(username="13912340051")
+    db.session.commit()
+    _sign_in(client, buyer)
+    g.pop("csrf_token", None)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/account").get_data(as_text=True)).group(1)
+    if ended == "lifetime":
+        with client.session_transaction() as session:
+            session["at"] -= int(app.permanent_session_lifetime.total_seconds()) + 1
+    else:
+        buyer.token_version += 1
+        db.session.commit()
+
+    response = client.post("/orders/7/cancel", data={"csrf_token": token}, headers={"Referer": "http://localhost/orders/7"})
+
+    html = assert_error_page(response, 400, "表单未提交：您的登录已结束（已退出或超时），请重新登录后再操作。")
+    assert '<a class="button primary" href="/login?next=/orders/7">重新登录</a>' in html
+
+
 def test_the_sites_icon_is_served_where_browsers_look_for_it_and_cached(client):
     """Every page's browser asks for /favicon.ico (the trace page and the printable statement name no icon): it is the
     site's icon, cached for a week, never the 404 page; the pages name the same file."""
