@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, send_from_directory
 
 from shop.errors import register_error_page
-from shop.fields import MAX_QUANTITY
+from shop.fields import MAX_PHONE_INPUT, MAX_QUANTITY
 from web.pages import csrf, error_page_for, page_url, web_user
 
 assets = Blueprint("web_static", __name__, static_folder="static", static_url_path="/static/web")
@@ -29,6 +29,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["web_user"] = web_user
     app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.globals["max_quantity"] = MAX_QUANTITY  # the API's bound, for the till's quantity boxes
+    app.jinja_env.globals["max_phone_input"] = MAX_PHONE_INPUT  # the API's bound, for the phone boxes
     register_error_page(app, error_page_for)
     app.register_blueprint(assets)
     for part in (account, storefront, disclosure, till, coop):

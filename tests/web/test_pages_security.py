@@ -12,6 +12,7 @@ from sqlalchemy import select
 from shop.auth import security
 from shop.auth.models import User
 from shop.db import db
+from shop.fields import MAX_PHONE_INPUT, mainland_mobile
 from tests.catalog.factories import ProductFactory
 from tests.conftest import _emptied, make_app
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -474,3 +475,17 @@ def test_a_registration_or_password_change_refused_by_an_address_limit_gets_its_
         page = changed.get_data(as_text=True)
         assert changed.status_code == 429 and WAIT.search(page) and 'name="new_password"' in page, page
         assert abs(int(WAIT.search(page).group(1)) - int(changed.headers["Retry-After"])) <= 1
+
+
+def test_the_phone_boxes_take_every_spelling_the_api_reads(app, client):
+    """The registration and delivery phone boxes hold as many characters as the API reads of a phone number (its
+    bound, MAX_PHONE_INPUT), so a spaced spelling it takes (`+86 138 - 0000 - 0000`) is never cut by the browser."""
+    spelling = "+86 139 - 1234 - 0061"
+    assert len(spelling) > 20 and mainland_mobile(spelling) == "13912340061"
+    box = re.compile(r'<input id="phone"[^>]*>')
+    assert f'maxlength="{MAX_PHONE_INPUT}"' in box.search(client.get("/register").get_data(as_text=True)).group(0)
+    buyer, product = UserFactory(username="13912340062"), ProductFactory()
+    db.session.commit()
+    _sign_in(client, buyer)
+    client.post("/cart", data={"sku": product.sku, "quantity": "1", "csrf_token": _csrf(client, "/cart")})
+    assert f'maxlength="{MAX_PHONE_INPUT}"' in box.search(client.get("/checkout").get_data(as_text=True)).group(0)
