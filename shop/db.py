@@ -359,6 +359,27 @@ def run_core(statement: Executable, params: Mapping | None = None) -> CursorResu
 _INSERTS: dict[type, tuple[Insert, list]] = {}
 
 
+def _insert_of(model: type[Base]) -> tuple[Insert, list]:
+    """A model's INSERT of new rows and the columns it writes (attribute key, column key, default), built once."""
+    if model not in _INSERTS:
+        table = model.__table__
+        _INSERTS[model] = (insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                           [(prop.key, prop.columns[0].key, prop.columns[0].default)
+                            for prop in inspect(model).column_attrs if not prop.columns[0].primary_key])
+    return _INSERTS[model]
+
+
+def new_row(obj: Base) -> dict:
+    """The values of a new object's row by column key, every column but its primary key; unset columns get their
+    (Python) defaults on the object first."""
+    values, row = obj.__dict__, {}
+    for key, column, default in _insert_of(type(obj))[1]:
+        if key not in values:
+            setattr(obj, key, None if default is None else default.arg(None) if default.is_callable else default.arg)
+        row[column] = values[key]
+    return row
+
+
 def insert_new(objects: list[Base]) -> None:
     """Write new objects of one model with one Core INSERT on the session's connection, outside the unit of work and
     the ORM's execution layer (whose bookkeeping costs a hot path more than the statement), and set their ids. Unset
@@ -366,22 +387,8 @@ def insert_new(objects: list[Base]) -> None:
     with, not to change. (Columns default in Python here; a server-side default would be overridden by NULL.)"""
     if not objects:
         return
-    model = type(objects[0])
-    if model not in _INSERTS:  # the statement and the columns it writes, built once per model
-        table = model.__table__
-        _INSERTS[model] = (insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                           [(prop.key, prop.columns[0].key, prop.columns[0].default)
-                            for prop in inspect(model).column_attrs if not prop.columns[0].primary_key])
-    statement, columns = _INSERTS[model]
-    rows = []
-    for obj in objects:
-        values = obj.__dict__
-        for key, _, default in columns:
-            if key not in values:
-                setattr(obj, key, None if default is None else default.arg(None) if default.is_callable
-                        else default.arg)
-        rows.append({column: values[key] for key, column, _ in columns})
-    ids = run_core(statement, rows).scalars().all()
+    statement = _insert_of(type(objects[0]))[0]
+    ids = run_core(statement, [new_row(obj) for obj in objects]).scalars().all()
     for obj, new_id in zip(objects, ids, strict=True):
         obj.id = new_id
 
