@@ -15,7 +15,8 @@ sweeper re-queues rows still undelivered after a grace period, `DELIVERY_BATCH` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 from flask import Flask, current_app
@@ -24,7 +25,7 @@ from sqlalchemy import func, select, update
 from orders.models import Allocation, Order, OrderLine, OutboxEvent, Refund
 from shop import wakeups
 from shop.clock import SHANGHAI
-from shop.db import after_commit, among, db, insert_new, utcnow
+from shop.db import Base, after_commit, among, db, hold_sales, insert_new, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,51 @@ SWEEP_LIMIT = 50_000  # events one sweep re-queues at most
 DELIVERY_BATCH = 1000  # events per re-queued delivery task (one transaction)
 GATHER = timedelta(milliseconds=250)  # a drain starts this long after the commit that woke it: later ones share it
 Consumer = Callable[[list[OutboxEvent]], object]
+_JOINED = "joined_writes"  # session.info: the writes `joined_writes` keeps for its caller's one statement
+
+
+@contextmanager
+def joined_writes(*, kept: bool) -> Iterator[None]:
+    """While open, if `kept`: the new rows `insert_or_join` is given (transitions, outbox rows) and the sale dates
+    `hold_or_join` holds are kept, not written, for the caller to write with its own changes in one statement
+    (`take_joined`), a round trip each less; the caller does so before it closes (what is left is dropped)."""
+    if not kept:
+        yield
+        return
+    db.session.info[_JOINED] = {"rows": [], "suppliers": set(), "donors": set()}
+    try:
+        yield
+    finally:
+        db.session.info.pop(_JOINED, None)
+
+
+def insert_or_join(obj: Base) -> None:
+    """Write a new row now (`insert_new`: its id set), or keep it for `joined_writes`' caller (no id)."""
+    joined = db.session.info.get(_JOINED)
+    if joined is None:
+        insert_new([obj])
+    else:
+        joined["rows"].append(obj)
+
+
+def hold_or_join(*, supplier_ids: Iterable[int], donor_code: str | None) -> None:
+    """Hold the sale dates of suppliers and a donor region (`hold_sales`, shared) now, or keep them for
+    `joined_writes`' caller to hold in its statement."""
+    joined = db.session.info.get(_JOINED)
+    if joined is None:
+        hold_sales(supplier_ids=supplier_ids, donor_code=donor_code)
+    else:
+        joined["suppliers"].update(supplier_ids)
+        joined["donors"].update([donor_code] if donor_code is not None else [])
+
+
+def take_joined() -> dict | None:
+    """The writes `joined_writes` kept so far (`rows`, `suppliers`, `donors`), now the caller's to make; None when
+    none is open."""
+    joined = db.session.info.get(_JOINED)
+    if joined is not None:
+        db.session.info[_JOINED] = {"rows": [], "suppliers": set(), "donors": set()}
+    return joined
 
 
 def sale_date_of(moment: datetime) -> date:
@@ -48,12 +94,13 @@ def register_consumer(app: Flask, name: str, consumer: Consumer) -> None:
 
 def record_event(*, kind: str, order: Order, occurred_at: datetime, line: OrderLine | None = None,
                  refund: Refund | None = None, amount_fen: int = 0, payload: dict | None = None) -> OutboxEvent:
-    """Write a money event in the current transaction, now, and deliver it after commit; the event as written."""
+    """Write a money event in the current transaction, now (or with `joined_writes`' caller's statement: no id), and
+    deliver it after commit; the event as written."""
     event = OutboxEvent(kind=kind, order_id=order.id, order_line_id=line.id if line else None,
                         refund_id=refund.id if refund else None, amount_fen=amount_fen, payload=payload or {},
                         occurred_at=occurred_at, sale_date=order.sale_date or sale_date_of(occurred_at),
                         queued_at=utcnow())
-    insert_new([event])
+    insert_or_join(event)
     after_commit(wake_drain)
     return event
 

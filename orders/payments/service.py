@@ -24,7 +24,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
 from flask import current_app
-from sqlalchemy import Row, bindparam, func, inspect, select, update
+from sqlalchemy import Integer, Row, Text, bindparam, func, insert, inspect, literal_column, select, union_all, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import ColumnProperty, load_only
@@ -34,7 +35,7 @@ from orders.checkout.service import NOT_PAID_YET, confirm_locked_payment
 from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import NEW_PAYMENT_EVENT, Order, OutboxEvent, Payment, PaymentEvent, Refund
-from orders.outbox import record_event
+from orders.outbox import joined_writes, record_event, take_joined
 from orders.payments.provider import MAX_PAYMENT_FEN, from_timestamp, get_provider, is_timestamp, not_before
 from orders.refunds.service import (
     PROVIDER_FAILED,
@@ -48,7 +49,18 @@ from orders.refunds.service import (
 from shop import wakeups
 from shop.auth.models import User
 from shop.bodies import parse_json
-from shop.db import after_commit, db, lock_on_sqlite, run_core, utcnow
+from shop.db import (
+    DONOR_SALES,
+    SUPPLIER_SALES,
+    after_commit,
+    db,
+    hold_sales,
+    insert_new,
+    lock_on_sqlite,
+    new_row,
+    run_core,
+    utcnow,
+)
 from shop.errors import AppError, Conflict, NotFound
 from shop.fields import without_controls
 
@@ -463,7 +475,20 @@ def _disputed(event: PaymentEvent, order: Order, payment: Payment) -> str:
 
 def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[PaymentEvent]) -> str:
     """Apply one event to its (locked) order and its intent's payment; its new status: processed, or deferred
-    (a refund of an unpaid payment). After a succeeded payment the intent's `deferred` events are applied too."""
+    (a refund of an unpaid payment). After a succeeded payment the intent's `deferred` events are applied too. A
+    payment's success keeps its new rows and hold of sales for `_write_changes` (`joined_writes`: none of its steps
+    reads their ids)."""
+    with joined_writes(kept=event.type == "payment_intent.succeeded"):
+        status = _applied(event, order, payment)
+        _write_changes()
+    if event.type == "payment_intent.succeeded":
+        for waiting in deferred:
+            _apply(waiting, order, payment, [])
+    return status
+
+
+def _applied(event: PaymentEvent, order: Order, payment: Payment) -> str:
+    """Apply one event's change to its order and payment, not yet written; the event's new status."""
     status = "processed"
     if event.type == "payment_intent.succeeded":
         _succeeded(event, order, payment)
@@ -480,10 +505,6 @@ def _apply(event: PaymentEvent, order: Order, payment: Payment, deferred: list[P
     else:
         status = "deferred"
     event.status, event.processed_at = status, utcnow() if status == "processed" else None
-    _write_changes()
-    if event.type == "payment_intent.succeeded":
-        for waiting in deferred:
-            _apply(waiting, order, payment, [])
     return status
 
 
@@ -511,47 +532,88 @@ def _row_changes(state) -> tuple[object, dict] | None:
 
 _WRITES: dict[tuple, object] = {}  # the statement of each shape of changes (tables and columns), built once
 MAX_WRITES = 256  # shapes kept (an event changes a handful of rows: a few shapes recur); a rarer one is built each time
+# a paid order's hold of its sales' dates (`shop.db.hold_sales`, shared) as a query its writes can join
+_HELD = union_all(
+    select(literal_column(str(SUPPLIER_SALES)).label("space"),
+           func.unnest(bindparam("held_ids", type_=ARRAY(Integer))).label("key")),
+    select(literal_column(str(DONOR_SALES)), func.hashtext(func.unnest(bindparam("held_codes", type_=ARRAY(Text))))),
+).subquery("held")
+_HOLD_SALES = select(func.pg_advisory_xact_lock_shared(_HELD.c.space, _HELD.c.key)).order_by(_HELD.c.space,
+                                                                                               _HELD.c.key)
+
+
+def _new_columns(table) -> list:
+    """A table's columns a new row writes (all but its primary key, as `new_row`)."""
+    return [column for column in table.columns if not column.primary_key]
 
 
 def _write_statement(shape: tuple) -> object:
-    """One UPDATE per (table, columns) of `shape`, the earlier ones data-modifying CTEs of the last; parameter
-    `r<i>_<column>` is the i-th row's (its primary key's in the WHERE clause, the others in SET)."""
+    """One UPDATE per (table, columns) of `shape`'s updates, one INSERT per new row of its (table, rows), and, if it
+    holds sales, the hold's query: each but the last a data-modifying CTE of the last (the hold's query last, so it
+    runs). Parameter `r<i>_<column>` is the i-th updated row's (its primary key's in the WHERE clause, the others in
+    SET), `n<i>_<j>_<column>` the j-th new row's of the i-th insert."""
     if shape in _WRITES:
         return _WRITES[shape]
-    updates = [update(table).where(*(key == bindparam(f"r{i}_{key.name}", type_=key.type)
-                                      for key in table.primary_key.columns))
-               .values({column: bindparam(f"r{i}_{column.name}", type_=column.type) for column in columns
-                        if not column.primary_key})
-               for i, (table, columns) in enumerate(shape)]
-    statement = updates[-1]
-    for i, earlier in enumerate(updates[:-1]):
+    updated, inserted, holds = shape
+    parts = [update(table).where(*(key == bindparam(f"r{i}_{key.name}", type_=key.type)
+                                   for key in table.primary_key.columns))
+             .values({column: bindparam(f"r{i}_{column.name}", type_=column.type) for column in columns
+                      if not column.primary_key})
+             for i, (table, columns) in enumerate(updated)]
+    parts += [insert(table).values({column: bindparam(f"n{i}_{j}_{column.key}", type_=column.type)
+                                    for column in _new_columns(table)})
+              for i, (table, count) in enumerate(inserted) for j in range(count)]  # a multi-row one is not cached
+    statement = _HOLD_SALES if holds else parts.pop()
+    for i, earlier in enumerate(parts):
         statement = statement.add_cte(earlier.cte(f"w{i}"))
     if len(_WRITES) < MAX_WRITES:
         _WRITES[shape] = statement
     return statement
 
 
+def _write_apart(joined: dict | None) -> None:
+    """Make the writes `joined_writes` kept one by one (after a flush: a change only the ORM writes, or SQLite)."""
+    if joined is None:
+        return
+    for model in dict.fromkeys(type(obj) for obj in joined["rows"]):
+        insert_new([obj for obj in joined["rows"] if type(obj) is model])
+    for donor_code in sorted(joined["donors"]) or [None]:
+        hold_sales(supplier_ids=joined["suppliers"], donor_code=donor_code)
+
+
 def _write_changes() -> None:
-    """Write the session's changes of loaded rows (the event's, its payment's, its order's and allocations') in one
-    statement on PostgreSQL, each row's UPDATE a data-modifying CTE of the last: one round trip and none of the unit
-    of work's bookkeeping per row. Anything else (a new or deleted object, a change only the ORM writes, SQLite) is
-    flushed."""
-    session = db.session
+    """Write the session's changes of loaded rows (the event's, its payment's, its order's and allocations'), and the
+    new rows and the hold of sales `joined_writes` kept (the transition, the outbox rows of a paid order) in one
+    statement on PostgreSQL, each UPDATE and INSERT a data-modifying CTE of the last: one round trip and none of the
+    unit of work's bookkeeping per row. Anything else (a new or deleted object, a change only the ORM writes, SQLite)
+    is flushed, then the kept writes made apart."""
+    session, joined = db.session, take_joined()
     if session.new or session.deleted or session.get_bind().dialect.name != "postgresql":
         session.flush()
+        _write_apart(joined)
         return
     states = [inspect(obj) for obj in session.dirty]
     rows = [_row_changes(state) for state in states if state.committed_state]
     if None in rows:
         session.flush()
+        _write_apart(joined)
         return
-    if rows:
-        rows.sort(key=lambda row: (row[0].name, tuple(v for c, v in row[1].items() if c.primary_key)))
-        shape = tuple((table, tuple(changed)) for table, changed in rows)
+    rows.sort(key=lambda row: (row[0].name, tuple(v for c, v in row[1].items() if c.primary_key)))
+    joined = joined or {"rows": [], "suppliers": set(), "donors": set()}
+    tables = list(dict.fromkeys(type(obj).__table__ for obj in joined["rows"]))
+    new_rows = [[new_row(obj) for obj in joined["rows"] if type(obj).__table__ is table] for table in tables]
+    holds = bool(joined["suppliers"] or joined["donors"])
+    if rows or new_rows or holds:
+        shape = (tuple((table, tuple(changed)) for table, changed in rows),
+                 tuple((table, len(values)) for table, values in zip(tables, new_rows, strict=True)), holds)
         params = {f"r{i}_{column.name}": value for i, (_, changed) in enumerate(rows)
                   for column, value in changed.items()}
+        params.update({f"n{i}_{j}_{key}": value for i, values in enumerate(new_rows) for j, row in enumerate(values)
+                       for key, value in row.items()})
+        if holds:
+            params.update(held_ids=sorted(joined["suppliers"]), held_codes=sorted(joined["donors"]))
         # not `session.execute`: its autoflush would write them first
-        session.connection().execute(_write_statement(shape), params)
+        session.connection().execute(_write_statement(shape), params).close()
     for state in states:
         state._commit_all(state.dict, session.identity_map)  # noqa: SLF001 - written above: clean, as a flush leaves it
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from orders.models import Allocation, Order, OrderLine, Payment, PaymentEvent
+from orders.models import Allocation, Order, OrderLine, OrderTransition, OutboxEvent, Payment, PaymentEvent
 from shop.db import db
 from tests.orders.checkout.conftest import delivery_body, make_world
 from tests.orders.payments.conftest import user_with_token
@@ -15,9 +15,9 @@ CREATE_BUDGET = 11  # the token's user, the buyer locked and their unpaid orders
 # district's check, stock (lock at the warehouses, update), 4 inserts, payment
 CONFIRM_BUDGET = 3  # the token's user, payment and order, the event's insert (with a broker the answer is what the
 # confirm found)
-EVENT_BUDGET = 8  # the event claimed with its order id, the order locked with its lines and allocations, the event
-# re-read with its payment and deferred ones, stock, transition, the suppliers' sale dates held (against a dividend
-# link's check), outbox row, and the allocation, order, payment and event written in one statement
+EVENT_BUDGET = 5  # the event claimed with its order id, the order locked with its lines and allocations, the event
+# re-read with its payment and deferred ones, stock, and in one statement the allocation, order, payment and event
+# written, the transition and outbox row inserted and the suppliers' sale dates held (against a dividend link's check)
 DRAIN_END = 1  # the drain's last look for a new event, which finds none
 CREATE_ORM_BUDGET = 8  # of those, through the ORM's execution layer: the token's user, stock (lock, update), 4 inserts,
 # payment; the buyer's lock, their unpaid orders and the products are Core reads on the session's connection
@@ -63,6 +63,12 @@ def test_a_paid_checkout_stays_within_its_statement_budget(pg_app, monkeypatch):
                                   .where(OrderLine.order_id == paid.id))) == {"allocated"}
     assert db.session.execute(select(PaymentEvent.status, PaymentEvent.processed_at.is_not(None))).all() \
         == [("processed", True)]
+    assert db.session.execute(select(OrderTransition.from_status, OrderTransition.reason)
+                              .where(OrderTransition.order_id == paid.id, OrderTransition.to_status == "paid")).all() \
+        == [("pending_payment", f"payment {intent_id}")]
+    (line_paid,) = db.session.scalars(select(OutboxEvent).where(OutboxEvent.order_id == paid.id)).all()
+    assert (line_paid.kind, line_paid.amount_fen, line_paid.sale_date) == ("line_paid", paid.total_fen, paid.sale_date)
+    assert line_paid.payload["allocations"][0]["quantity"] == 1 and line_paid.delivered_at is None
     assert len(deliveries) == 1
 
 
