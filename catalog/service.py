@@ -49,11 +49,16 @@ def public_cache_key(kind: str, *parts: object) -> CacheKey:
 
 def pinyin_keys(name: str) -> tuple[str, str]:
     """The full pinyin and the initials of a Chinese name, read as `q` is (full-width letters and digits as ASCII):
-    lower case, no tones, no spaces."""
+    lower case, no tones, no spaces nor other separators (`PINYIN_SEPARATORS`: AB-12 is ab12)."""
     name = search_fold(name)
-    syllables = [s.strip().lower() for s in lazy_pinyin(name, errors="default") if s.strip()]
-    initials = [s.strip().lower() for s in lazy_pinyin(name, style=Style.FIRST_LETTER) if s.strip()]
-    return "".join(syllables)[:400], "".join(initials)[:100]
+    syllables = PINYIN_SEPARATORS.sub("", "".join(lazy_pinyin(name, errors="default"))).lower()
+    initials = PINYIN_SEPARATORS.sub("", "".join(lazy_pinyin(name, style=Style.FIRST_LETTER))).lower()
+    return syllables[:400], initials[:100]
+
+
+# what parts syllables as pinyin is typed or written (ku'qiao, ku-qiao, ku qiao, ku·qiao, ku.qiao, ku_qiao, any dash):
+# neither `q`'s pinyin nor a name's stored pinyin keeps it
+PINYIN_SEPARATORS = re.compile(r"[\s'\u2019\u00b7\u30fb\u2027._\-\u2010-\u2015\u2212]")
 
 
 def is_certified(product, on: date) -> bool:
@@ -157,14 +162,11 @@ def show_product(*, sku: str, actor: User | None) -> dict:
 
 
 def _typed_pinyin(letters: str) -> str:
-    """Pinyin as a name's is stored, from pinyin typed with tone marks or syllable apostrophes (kǔ'qiáo is kuqiao,
-    lǜ is lv); other text as it is."""
-    decomposed = unicodedata.normalize("NFD", _PINYIN_APOSTROPHES.sub("", letters)).replace("u\u0308", "v")
+    """Pinyin as a name's is stored, from pinyin typed with tone marks or syllables parted (kǔ'qiáo and ku-qiao are
+    kuqiao, lǜ is lv: `PINYIN_SEPARATORS`); other text as it is."""
+    decomposed = unicodedata.normalize("NFD", PINYIN_SEPARATORS.sub("", letters)).replace("u\u0308", "v")
     plain = "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
     return plain if plain.isascii() else letters
-
-
-_PINYIN_APOSTROPHES = re.compile("['\u2019]")
 
 
 def _contains_in_order(words: list[str]) -> str:

@@ -1,6 +1,8 @@
 """Listing and search: filters, pinyin, keyset pagination under concurrent inserts."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from sqlalchemy import event
 
 from catalog import inventory
@@ -284,6 +286,22 @@ def test_a_closed_stores_stock_is_offered_nowhere_on_the_product_page_nor_by_in_
     assert page.json["stock"] == [{"location_id": warehouse.id, "available": 2}]
     assert skus(client, f"&in_stock_at={store.location_id}") == []
     assert skus(client, f"&in_stock_at={warehouse.id}") == [product.sku]
+
+
+def test_q_typed_in_pinyin_with_hyphens_dots_or_spaces_between_syllables_finds_the_name(client):
+    """Pinyin is typed with its syllables parted however a keyboard or a habit parts them (ku-qiao, ku qiao, ku·qiao,
+    ku.qiao, ku_qiao, full-width ｋｕ－ｑｉａｏ): one rule drops the separators from `q` and from a name's stored pinyin
+    alike, so each finds 苦荞 as kuqiao does, and a name with a separator of its own (AB-12 苦荞) by its letters."""
+    buckwheat = ProductFactory(name="昭觉苦荞米").sku
+    coded = ProductFactory(name="AB-12号苦荞").sku
+    ProductFactory(name="雷波脐橙")
+    db.session.commit()
+    for q in ("ku-qiao", "Ku-Qiao", "ku qiao", "ku·qiao", "ku.qiao", "ku_qiao", "ｋｕ－ｑｉａｏ", "ku‐qiao",
+              "k-q"):
+        assert sorted(skus(client, f"&q={quote(q)}")) == sorted([buckwheat, coded]), q
+    for q in ("ab12hao", "AB-12", "ab-12-hao"):
+        assert skus(client, f"&q={quote(q)}") == [coded], q
+    assert skus(client, f"&q={quote('zhao-jue-ku-qiao')}") == [buckwheat]
 
 
 def test_q_typed_in_pinyin_with_its_tone_marks_or_syllable_apostrophes_finds_the_name(client):

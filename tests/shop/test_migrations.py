@@ -472,6 +472,27 @@ def test_0055_rebuilds_the_search_keys_of_names_with_a_variation_selector(app, c
     assert (plain.name_folded, plain.name_pinyin, plain.name_initials) == kept
 
 
+# --- 0071: a name's pinyin without separators --------------------------------------------
+
+def test_0071_rebuilds_the_pinyin_of_names_with_a_separator_of_their_own(app, client):
+    from catalog.models import Product
+    from tests.catalog.factories import ProductFactory
+
+    coded, plain = ProductFactory(name="AB-12号苦荞"), ProductFactory(name="盐源苹果")
+    db.session.commit()
+    db.session.execute(text("UPDATE products SET name_pinyin = 'ab-12haokuqiao', name_initials = 'ab-12hkq' "
+                            "WHERE id = :id"), {"id": coded.id})
+    db.session.commit()
+    kept = (plain.name_pinyin, plain.name_initials)
+    downgrade(revision="0070")
+    upgrade()
+    db.session.expire_all()
+    for q in ("ab12hao", "ab12hkq", "ab-12-hao"):
+        assert [item["sku"] for item in client.get(f"/api/v1/products?q={q}").json["items"]] == [coded.sku], q
+    plain = db.session.get(Product, plain.id)
+    assert (plain.name_pinyin, plain.name_initials) == kept
+
+
 # --- 0065: remittance references keyed as `bank_reference` spells them ----------------------
 
 def _remittances(*references: str) -> tuple[int, list[int]]:
