@@ -346,13 +346,31 @@ def test_the_cart_holds_at_most_fifty_lines(site, shopper):
 
 
 def test_a_quantity_beyond_the_stock_shows_the_short_line(site, shopper):
-    _add(shopper, KQM, "1000000")
+    _add(shopper, KQM, "20000")  # beyond the stock, within one payment
     form = _checkout_form(shopper)
     response = shopper.post("/checkout", data={**form, "channel": "pickup",
                                                "store_id": _store_id(site, "大凉山体验店（顺德）")})
     html = response.get_data(as_text=True)
     assert response.status_code == 409 and "有商品库存不足" in html
-    assert re.search(r"库存不足：只剩 <span class=\"num\">\d+</span>，您要 <span class=\"num\">1000000</span>", html)
+    assert re.search(r"库存不足：只剩 <span class=\"num\">\d+</span>，您要 <span class=\"num\">20000</span>", html)
+
+
+def test_a_cart_above_what_one_payment_carries_is_refused_when_the_units_are_added_not_only_at_checkout(site,
+                                                                                                         shopper):
+    """The consumer is told at once, in the checkout's words, that units taking the cart's total above what one
+    payment carries are too many, whether added from the product page or typed into the cart; the cart keeps what it
+    had, and lowering a line is always accepted."""
+    _add(shopper, "ML-ST-500G", "1")
+    limit = "订单合计不能超过 ¥999,999.99（单笔支付的上限），请减少数量或分几笔下单。"
+    added = _add(shopper, "ML-ST-500G", "3000")
+    assert added.status_code == 422 and limit in _page_text(added.get_data(as_text=True))
+    typed = shopper.post("/cart/ML-ST-500G", data={"quantity": "3000", "csrf_token": _token(shopper, "/cart")})
+    assert typed.status_code == 422 and limit in _page_text(typed.get_data(as_text=True))
+    with shopper.session_transaction() as session:
+        assert session["cart"] == {"ML-ST-500G": 1}
+        session["cart"] = {"ML-ST-500G": 3000}  # put in before its price rose
+    lowered = shopper.post("/cart/ML-ST-500G", data={"quantity": "2000", "csrf_token": _token(shopper, "/cart")})
+    assert lowered.status_code == 302
 
 
 def test_an_order_above_what_one_payment_carries_is_refused_in_chinese_naming_the_limit(site, shopper):
@@ -361,7 +379,8 @@ def test_an_order_above_what_one_payment_carries_is_refused_in_chinese_naming_th
         make_lot(product, db.session.scalar(select(Location).where(Location.kind == "warehouse")), quantity=3000)
         db.session.commit()
         db.session.remove()
-    _add(shopper, "ML-ST-500G", "3000")
+    with shopper.session_transaction() as session:  # put in the cart before its price rose
+        session["cart"] = {"ML-ST-500G": 3000}
     before = _orders_of(site, CONSUMER)
     address = {"channel": "delivery", "district_code": "440606", "detail": "大良街道演示路 8 号",
                "recipient": "工会采购", "phone": "13912345678"}

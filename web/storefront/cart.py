@@ -1,14 +1,21 @@
 """The cart, kept in the cookie session: SKU → quantity, at most `MAX_LINES` lines, each quantity within the API's
-bounds (the checkout service decides the rest: what is on sale and in stock)."""
+bounds, a change that raises its total at most what one payment carries (the checkout's bound, said at once; the
+checkout service decides the rest: what is on sale and in stock)."""
 from __future__ import annotations
 
 import re
 
 from flask import session
 
+from catalog import service as catalog
 from orders.checkout.schemas import MAX_LINES, SKU_PATTERN
+from orders.payments.provider import MAX_PAYMENT_FEN
 from shop.fields import MAX_QUANTITY, normalise_identifier
+from web.filters import yuan
 from web.numbers import NumberError, whole_number
+from web.pages import web_user
+
+TOTAL_TOO_LARGE = f"订单合计不能超过 {yuan(MAX_PAYMENT_FEN)}（单笔支付的上限），请减少数量或分几笔下单。"
 
 
 class CartError(ValueError):
@@ -51,14 +58,17 @@ def count() -> int:
     return len(lines())
 
 
-def add(sku: str, quantity: int) -> None:
-    """Add units of a product (to its line if there is one), within the bounds."""
+def add(sku: str, quantity: int, *, priced: bool = True) -> None:
+    """Add units of a product (to its line if there is one), within the bounds (the total's too, unless not `priced`:
+    a caller adding many lines checks the total once, `within_one_payment`)."""
     cart = lines()
     if sku not in cart and len(cart) >= MAX_LINES:
         raise CartError(f"购物车最多 {MAX_LINES} 种商品，请先结算或删除一些。")
     total = cart.get(sku, 0) + quantity
     if total > MAX_QUANTITY:
         raise CartError(f"每种商品最多 {MAX_QUANTITY} 件。")
+    if priced:
+        within_one_payment({**cart, sku: total})
     cart[sku] = total
     session["cart"] = cart
 
@@ -69,8 +79,23 @@ def set_quantity(sku: str, quantity: int) -> None:
     if quantity == 0:
         cart.pop(sku, None)
     elif sku in cart:
+        if quantity > cart[sku]:
+            within_one_payment({**cart, sku: quantity})
         cart[sku] = quantity
     session["cart"] = cart
+
+
+def within_one_payment(cart: dict[str, int]) -> None:
+    """Refuse (`CartError`, in the checkout's words) a cart whose products on sale cost more than one payment carries,
+    read in one statement."""
+    found = catalog.products_seen_by(skus=list(cart), actor=web_user())
+    if sum(found[sku].price_fen * quantity for sku, quantity in cart.items() if sku in found) > MAX_PAYMENT_FEN:
+        raise CartError(TOTAL_TOO_LARGE)
+
+
+def replace(kept: dict[str, int]) -> None:
+    """Put back the cart's lines as they were (`kept`, as `lines` read them)."""
+    session["cart"] = kept
 
 
 def clear() -> None:

@@ -21,7 +21,6 @@ from shop.errors import AppError, NotFound, ShopCode
 from shop.links import external_url
 from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
-from web.filters import yuan
 from web.numbers import whole_or_typed
 from web.once import claim_form, is_form_key, new_form_key
 from web.pages import ID_OR_CARD_REFUSED, error_page, refused_for_numbers, signed_in, web_user
@@ -50,8 +49,7 @@ REFUSALS = {  # each code placing an order can be refused with → the form fiel
     OrderCode.NOT_A_DONOR_DISTRICT: ("district_code", "我们只配送到对口帮扶城市的各区。"),
     OrderCode.WAREHOUSE_UNAVAILABLE: ("lines", "所选仓库无法发货，请重新提交。"),
     ShopCode.VALIDATION_ERROR: ("lines", "请检查填写的内容。"),
-    OrderCode.ORDER_TOTAL_TOO_LARGE: ("lines", f"订单合计不能超过 {yuan(checkout.MAX_PAYMENT_FEN)}（单笔支付的上限），"
-                                              "请减少数量或分几笔下单。"),
+    OrderCode.ORDER_TOTAL_TOO_LARGE: ("lines", cart.TOTAL_TOO_LARGE),
     OrderCode.ORDER_TOTAL_TOO_SMALL: ("lines", "订单金额低于支付服务的最低付款金额，订单已取消，没有扣款。"
                                               "请添加商品后再下单。"),
     OrderCode.PAYMENT_PROVIDER_UNAVAILABLE: ("lines", "支付服务暂时不可用，订单已取消，没有扣款。请稍后再试。"),
@@ -336,7 +334,7 @@ def put_back(order_id: int):
         return error_page(404, ORDER_NOT_FOUND)
     if view.status not in ENDED:
         return redirect(url_for(".order_page", order_id=order_id))
-    missing, on_sale = [], catalog.products_seen_by(skus=[line.sku for line in view.lines])
+    missing, on_sale, before = [], catalog.products_seen_by(skus=[line.sku for line in view.lines]), cart.lines()
     for line in view.lines:
         if line.sku not in on_sale:
             missing.append(line.name)
@@ -344,9 +342,15 @@ def put_back(order_id: int):
         try:
             have = cart.lines().get(line.sku, 0)
             if have < line.quantity:  # pressed again (or already in the cart): the order's units, once
-                cart.add(line.sku, line.quantity - have)
+                cart.add(line.sku, line.quantity - have, priced=False)
         except cart.CartError:
             missing.append(line.name)
+    try:
+        cart.within_one_payment(cart.lines())
+    except cart.CartError as exc:  # the cart as it was, saying why
+        cart.replace(before)
+        flash(str(exc))
+        return redirect(url_for(".show_cart"))
     flash("已放回购物车，请确认后重新下单。" + (f"未能放回：{'、'.join(missing)}。" if missing else ""))
     return redirect(url_for(".show_cart"))
 
