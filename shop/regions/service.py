@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from shop.auth.models import User
 from shop.caching import invalidate_after_commit
+from shop.clock import today
 from shop.db import db, hold_sales, lock_on_sqlite, utcnow, violates
 from shop.errors import Conflict, NotFound, ShopCode, ValidationError
 from shop.fields import name_key
@@ -24,6 +25,11 @@ from shop.regions.models import OVERLAP_CONSTRAINT, Pairing, Region
 
 DATA_DIR = Path(__file__).parent / "data"
 CACHE_NAMESPACE = "regions"
+# GB/T 2260's province prefixes: a province's code is one of them, then 0000
+PROVINCE_PREFIXES = frozenset({*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47), *range(50, 55),
+                               *range(61, 66), 71, 81, 82})
+COOPERATION_BEGAN = date(1996, 1, 1)  # east-west poverty-alleviation cooperation: no pairing starts before it
+PLANNED_AHEAD = timedelta(days=3652)  # ten years, two five-year rounds: no pairing starts or ends later from today
 
 
 def _side_of(row: dict, rows_by_code: dict[str, dict]) -> str | None:
@@ -274,14 +280,16 @@ def _refuse_alike_sibling(code: str, name: str, parent_code: str | None) -> None
 
 
 def _misplaced(code: str, level: str, parent: Region | None) -> dict[str, list[str]]:
-    """What is wrong with a new region's place (GB/T 2260): a province has no parent and a code ending in 0000; a
+    """What is wrong with a new region's place (GB/T 2260): a province has no parent and a code of a province prefix
+    (`PROVINCE_PREFIXES`) then 0000; a
     prefecture sits under a province and has its province's first 2 digits, 2 of its own, then 00; a county sits
     under a prefecture and has the prefecture's first 4 digits and 2 of its own (not 00), or is
     `<prefecture code>-<SLUG>`."""
     if level == "province":
         if parent is not None:
             return {"parent_code": ["A province has no parent."]}
-        return {} if code.isdigit() and code.endswith("0000") else {"code": ["A province's code ends in 0000."]}
+        fits = code.isdigit() and code.endswith("0000") and int(code[:2]) in PROVINCE_PREFIXES
+        return {} if fits else {"code": ["A province's code is a GB/T 2260 province prefix (11 to 82) then 0000."]}
     above = {"prefecture": "province", "county": "prefecture"}[level]
     if parent is None or parent.level != above:
         return {"parent_code": [f"A {level} sits under a {above}."]}
@@ -291,6 +299,14 @@ def _misplaced(code: str, level: str, parent: Region | None) -> dict[str, list[s
         fits = code.startswith(parent.code + "-") or (code.isdigit() and code[:4] == parent.code[:4]
                                                        and code[4:] != "00")
     return {} if fits else {"code": [f"Does not fit under {parent.code} ({parent.name})."]}
+
+
+def _outside_cooperation(**days: date | None) -> dict[str, list[str]]:
+    """Which of a pairing's dates lie outside the cooperation's realistic span: from COOPERATION_BEGAN to PLANNED_AHEAD
+    after today (2099 typed for 2029 is an error, not a plan)."""
+    latest = today() + PLANNED_AHEAD
+    return {name: [f"Must be a date from {COOPERATION_BEGAN} to {latest} (ten years ahead)."]
+            for name, day in days.items() if day is not None and not COOPERATION_BEGAN <= day <= latest}
 
 
 def valid_on(on: date):
@@ -326,6 +342,7 @@ def create_pairing(*, donor_code: str, recipient_code: str, program: str, valid_
         errors["recipient_code"] = ["Not a recipient county."]
     if valid_until is not None and valid_until < valid_from:
         errors["valid_until"] = ["Must not be before valid_from."]
+    errors |= _outside_cooperation(valid_from=valid_from, valid_until=valid_until)
     if errors:
         raise ValidationError("The pairing is not valid.", details=errors)
     _keep_sales_report_rows(donor_code=donor_code, recipient_code=recipient_code,
@@ -408,6 +425,8 @@ def set_pairing_end(*, pairing_id: int, valid_until: date | None, actor: User) -
     if valid_until is not None and valid_until < pairing.valid_from:
         raise ValidationError("A pairing cannot end before it starts.",
                               details={"valid_until": ["Must not be before valid_from."]})
+    if errors := _outside_cooperation(valid_until=valid_until):
+        raise ValidationError("The pairing's end is not a realistic date.", details=errors)
     _keep_sales_report_rows(donor_code=pairing.donor_code, recipient_code=pairing.recipient_code,
                             periods={pairing.id: (pairing.valid_from, valid_until)}, field="valid_until")
     if valid_until is None or (pairing.valid_until is not None and valid_until > pairing.valid_until):

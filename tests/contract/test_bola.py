@@ -117,7 +117,7 @@ TABLE: dict[tuple[str, str], Route] = {
                                                 body=lambda w, k: {"active": True}),
     ("GET", "/api/v1/pairings/<pairing_id>"): Route((PUBLIC,), "pairing_id"),
     ("PATCH", "/api/v1/pairings/<pairing_id>"): Route(("admin",), "pairing_id", write=True,
-                                                      body=lambda w, k: {"valid_until": "2099-12-31"}),
+                                                      body=lambda w, k: {"valid_until": "2035-12-31"}),
     ("GET", "/api/v1/regions/<code>"): Route((PUBLIC,), "region_code"),
     # stores: staff see their own store only; auditors every store; consumers the active ones (to pick one up at)
     ("GET", "/api/v1/stores/<store_id>"): Route(("admin", "auditor", "store_staff", "consumer"), "store_id",

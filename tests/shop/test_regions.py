@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from orders import outbox
+from shop.clock import today
 from shop.db import db, utcnow
 from shop.regions.service import load_reference_data
 from tests.orders.ledger.test_attribution import _pay_online, _sell_at_the_counter, make_world, pay_pickup
@@ -119,7 +120,7 @@ def test_a_new_region_named_like_another_under_its_parent_is_refused(client, log
         assert assert_error(response, 409, "region_exists")["details"] == {
             "name": ["Another region under 513400 is named 昭觉县 (513431), which reads alike."]}
     assert client.get("/api/v1/regions/513498").status_code == 404
-    province = {"code": "990000", "name": "四 川 省", "level": "province", "parent_code": None}
+    province = {"code": "450000", "name": "四 川 省", "level": "province", "parent_code": None}
     assert assert_error(client.post("/api/v1/regions", headers=admin, json=province), 409, "region_exists")[
         "details"] == {"name": ["Another region is named 四川省 (510000), which reads alike."]}
     elsewhere = {"code": "520599", "name": "昭觉县", "level": "county", "parent_code": "520500", "side": "recipient"}
@@ -139,6 +140,34 @@ def test_a_new_region_must_fit_under_its_parent(client, login, code, level, pare
     response = client.post("/api/v1/regions", headers=login("admin"), json=body)
     assert field in assert_error(response, 422, "validation_error")["details"]
     assert client.get(f"/api/v1/regions/{code}").status_code == 404
+
+
+@pytest.mark.parametrize("code", ["000000", "990000", "100000", "240000", "910000"])
+def test_a_new_province_code_is_one_of_gb_t_2260s_province_prefixes(client, login, code):
+    """A province's code is PP0000 with PP a GB/T 2260 province prefix (11-15, 21-23, 31-37, 41-46, 50-54, 61-65, 71,
+    81, 82): 000000 or 990000 names no province, and every prefecture and county under it would inherit the error."""
+    body = {"code": code, "name": "错省", "level": "province", "parent_code": None}
+    response = client.post("/api/v1/regions", headers=login("admin"), json=body)
+    assert "code" in assert_error(response, 422, "validation_error")["details"]
+    assert client.get(f"/api/v1/regions/{code}").status_code == 404
+    guangxi = {"code": "450000", "name": "广西壮族自治区", "level": "province", "parent_code": None}
+    assert client.post("/api/v1/regions", headers=login("admin"), json=guangxi).status_code == 201
+
+
+def test_a_pairings_dates_lie_between_the_cooperations_start_and_ten_years_ahead(client, login):
+    """East-west cooperation began in 1996 and is planned in five-year rounds: a pairing starting before 1996 or
+    starting or ending more than ten years from today is a typing error (2099 for 2029), refused naming the field."""
+    admin, ahead = login("admin"), today() + timedelta(days=3653)
+    body = {"donor_code": "440604", "recipient_code": "513437", "valid_from": "2021-03-01"}
+    for field, day in (("valid_from", "1995-12-31"), ("valid_from", ahead.isoformat()),
+                       ("valid_until", "2099-12-31"), ("valid_until", ahead.isoformat())):
+        response = client.post("/api/v1/pairings", headers=admin, json={**body, field: day})
+        assert field in assert_error(response, 422, "validation_error")["details"], (field, day)
+    pairing = client.get("/api/v1/pairings?donor=440606&recipient=513437").json["items"][0]
+    response = client.patch(f"/api/v1/pairings/{pairing['id']}", headers=admin, json={"valid_until": "2099-12-31"})
+    assert "valid_until" in assert_error(response, 422, "validation_error")["details"]
+    within = (today() + timedelta(days=3000)).isoformat()
+    assert client.post("/api/v1/pairings", headers=admin, json={**body, "valid_until": within}).status_code == 201
 
 
 def test_a_new_regions_unknown_parent_is_a_422_naming_the_field(client, login):
