@@ -277,7 +277,7 @@ class StockAdjustments(MethodView):
                                                               adjustment_id="id"))
     @adjustments.errors({404: [CatalogCode.LOCATION_NOT_FOUND, CatalogCode.LOT_NOT_FOUND],
                          409: [CatalogCode.BELOW_RESERVED, CatalogCode.LOT_NOT_HELD_HERE,
-                               CatalogCode.LOT_QUANTITY_EXCEEDED],
+                               CatalogCode.LOT_QUANTITY_EXCEEDED, OrderCode.STORE_INACTIVE],
                          422: [ShopCode.VALIDATION_ERROR, OrderCode.ADJUSTMENT_SIGN]})
     def post(self, data):
         """Count, write off or find units of a lot at a location, never below what is reserved (audited)."""

@@ -706,13 +706,17 @@ def _location_in_scope(*, actor: User, location_id: int) -> None:
 def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reason: str,
                  note: str | None = None) -> StockAdjustment:
     """Count, write off or find units of a lot at a location, never below what is reserved; the row is the audit.
-    Spoiled and damaged stock goes down, found stock up (`adjustment_sign`); a stocktake either way."""
+    Spoiled and damaged stock goes down, found stock up (`adjustment_sign`); a stocktake either way. A deactivated
+    store's staff change none of its stock (`store_inactive` 409, the store held against a deactivation under way); an
+    admin still counts what was left there."""
     sign = REASON_SIGNS.get(reason)
     if sign is not None and delta * sign < 0:
         direction = "negative" if sign < 0 else "positive"
         raise ValidationError(f"A {reason} adjustment must be {direction}.", code=OrderCode.ADJUSTMENT_SIGN,
                               details={"delta": [f"Must be {direction} for {reason}."]})
     _location_in_scope(actor=actor, location_id=location_id)
+    if (store_id := _store_scope(actor)) is not None and not _hold_store(store_id).active:
+        raise Conflict(f"Store {store_id} is inactive.", code=OrderCode.STORE_INACTIVE)
     inventory.adjust(location_id=location_id, lot_id=lot_id, delta=delta)
     adjustment = StockAdjustment(location_id=location_id, lot_id=lot_id, delta=delta, reason=reason, note=note,
                                  created_by=actor.id, created_at=utcnow())

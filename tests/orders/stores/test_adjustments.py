@@ -15,6 +15,7 @@ from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.catalog.test_concurrency import race
 from tests.factories import UserFactory
 from tests.orders.factories import StoreFactory
+from tests.shop.test_errors import assert_error
 
 
 @pytest.fixture
@@ -339,3 +340,16 @@ def test_a_keyed_adjustment_whose_body_is_no_json_is_refused_as_such_not_a_500(c
 
     assert 400 <= refused.status_code < 500 and refused.json["error"]["code"] != "internal_error", refused.json
     assert _on_hand(store, store_lot) == 10
+
+
+def test_a_closed_stores_clerk_adjusts_no_stock_but_an_admin_still_counts_it(client, login, store, staff_of, store_lot):
+    """A deactivated store's staff change nothing of its stock, as a deactivated co-op's users change none of its data
+    (409 `store_inactive`); an admin still writes off or counts what was left there."""
+    clerk = staff_of(store)
+    assert client.patch(f"/api/v1/stores/{store.id}", json={"active": False, "reason": "关店"},
+                        headers=login("admin")).status_code == 200
+    before = _on_hand(store, store_lot)
+    assert_error(_adjust(client, clerk, store, store_lot, -1, "spoiled"), 409, "store_inactive")
+    assert _on_hand(store, store_lot) == before
+    assert _adjust(client, login("admin"), store, store_lot, -1, "spoiled").status_code == 201
+    assert _on_hand(store, store_lot) == before - 1
