@@ -824,3 +824,25 @@ def test_a_till_whose_computer_keeps_another_time_zone_shows_times_in_china_time
     expect(page.locator("#sent-list li")).to_have_text(
         f"小票 {sent['order_id']} · {_yuan(item.price_fen)} · 售于 {local_time(made_at)}")
     context.close()
+
+
+def test_a_cash_amount_that_is_no_yuan_amount_is_told_so_not_that_the_cash_is_too_little(site, desktop):
+    """0.001 or 1.2.3 is no amount (fen at most, one decimal point), as the API's money fields read it: the pay box
+    says so; an empty box still asks for the cash, and a real amount short of the total says it is too little."""
+    page, item = _till_on_an_open_shift(site, desktop)
+    page.get_by_label("扫描追溯码或输入 SKU").fill(item.sku)
+    page.get_by_label("扫描追溯码或输入 SKU").press("Enter")
+    page.get_by_label("现金", exact=True).check()
+    total = page.locator("#total").inner_text()
+    for typed in ("0.001", "1.2.3", "abc"):
+        page.get_by_label("实收现金（元）").fill(typed)
+        page.get_by_role("button", name="完成收款").click()
+        expect(page.locator("#pay-error")).to_have_text(
+            f"实收现金「{typed}」不是有效的金额：请按元输入，最多两位小数，例如 100 或 100.50。")
+    page.get_by_label("实收现金（元）").fill("0.01")
+    page.get_by_role("button", name="完成收款").click()
+    expect(page.locator("#pay-error")).to_have_text(f"实收现金不足：不少于合计 {total}。")
+    page.get_by_label("实收现金（元）").fill("")
+    page.get_by_role("button", name="完成收款").click()
+    expect(page.locator("#pay-error")).to_have_text(f"请输入实收现金，不少于合计 {total}。")
+    page.close()

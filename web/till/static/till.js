@@ -571,8 +571,11 @@
     var payment = { method: method() };
     if (payment.method === "cash") {
       payment.tendered_fen = fenFromYuan(tenderedInput.value);
+      var typedCash = tenderedInput.value.trim();
       if (payment.tendered_fen === null || payment.tendered_fen < sum) {
-        payError.textContent = "请输入实收现金，不少于合计 " + yuan(sum) + "。";
+        payError.textContent = typedCash === "" ? "请输入实收现金，不少于合计 " + yuan(sum) + "。"
+          : payment.tendered_fen === null ? "实收现金「" + typedCash + "」不是有效的金额：请按元输入，最多两位小数，例如 100 或 100.50。"
+          : "实收现金不足：不少于合计 " + yuan(sum) + "。";
         tenderedInput.focus();
         return;
       }
