@@ -279,6 +279,11 @@ class Order(db.Model):
         return and_(cls.channel == "pickup", cls.status == "paid", cls.pickup_code.is_not(None), cls.has_units_sold)
 
     @property
+    def still_sold_fen(self) -> int:
+        """The value of the units still sold (`OrderLine.units_still_sold`): what a pickup hands over."""
+        return sum(line.units_still_sold * line.unit_price_fen for line in self.lines)
+
+    @property
     def impact(self) -> dict | None:
         """The public impact line (DESIGN "Public outputs"), None until attributed: households reached, amount
         attributed and counties (0 and 0 when none was reached); for 1 or 2 households only `fewer_than`: no count, no
@@ -335,6 +340,11 @@ class OrderLine(db.Model):
     def amount_fen(self) -> int:
         """The line's value: quantity × unit price."""
         return self.quantity * self.unit_price_fen
+
+    @property
+    def units_still_sold(self) -> int:
+        """Units sold and not refunded: what is still the customer's (to hand over, or to refund)."""
+        return self.quantity - self.refunded_quantity
 
 
 class Allocation(db.Model):

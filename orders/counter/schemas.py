@@ -116,16 +116,24 @@ class ReceiptOut(Schema):
     impact = fields.Nested(ImpactOut, attribute="order.impact", allow_none=True)
 
 
+class PickupLineOut(OrderLineOut):
+    """A waiting order's line with the units to hand over: those still sold (a refunded unit is not handed over)."""
+
+    to_hand_over = fields.Integer(attribute="units_still_sold")
+
+
 class PickupOut(Schema):
-    """A paid pickup order waiting at the store (no pickup code, no personal data)."""
+    """A paid pickup order waiting at the store (no pickup code, no personal data): `total_fen` is the amount first
+    paid, `to_hand_over_fen` the value of the units still sold, handed over (less any refunded before collection)."""
 
     id = fields.Integer()
     channel = fields.String()
     status = fields.String()
     total_fen = fields.Integer()
+    to_hand_over_fen = fields.Integer(attribute="still_sold_fen")
     created_at = AwareDateTime()
     paid_at = AwareDateTime(allow_none=True)
-    lines = fields.List(fields.Nested(OrderLineOut))
+    lines = fields.List(fields.Nested(PickupLineOut))
 
 
 class CounterSaleOut(OrderOut):

@@ -145,11 +145,6 @@ def _fresh_lines(order: Order) -> list[OrderLine]:
     return list(lines)
 
 
-def _still_sold(line: OrderLine) -> int:
-    """Units of a line sold and not yet refunded."""
-    return line.quantity - line.refunded_quantity
-
-
 def _checked(order: Order, requests: Sequence[RefundRequest]) -> dict[int, OrderLine]:
     """The order's lines by id, once every request names one of them and at most its units still sold."""
     lines = {line.id: line for line in _fresh_lines(order)}
@@ -158,11 +153,11 @@ def _checked(order: Order, requests: Sequence[RefundRequest]) -> dict[int, Order
         if line is None:
             raise NotFound(f"Order {order.id} has no line {request.line_id}.", code=OrderCode.ORDER_LINE_NOT_FOUND,
                            details={"line_id": request.line_id})
-        if request.quantity > _still_sold(line):
-            raise Conflict(f"Line {line.id} has only {_still_sold(line)} units still sold.",
+        if request.quantity > line.units_still_sold:
+            raise Conflict(f"Line {line.id} has only {line.units_still_sold} units still sold.",
                            code=OrderCode.REFUND_EXCEEDS_SOLD,
                            details={"line_id": line.id, "requested": request.quantity,
-                                    "refundable": _still_sold(line)})
+                                    "refundable": line.units_still_sold})
     return lines
 
 
@@ -295,7 +290,7 @@ def _close_if_fully_refunded(order: Order, *, actor_id: int | None, reason: str)
     """Move the order to `refunded` once no line has units still sold, or once its whole payment was refunded (amount
     refunds below a unit's price leave units sold in the ledger, DESIGN.md, but the buyer has had all the money
     back: nothing more is handed over, shipped or refunded)."""
-    fully = all(_still_sold(line) == 0 for line in order.lines) or refundable_fen(order) == 0
+    fully = all(line.units_still_sold == 0 for line in order.lines) or refundable_fen(order) == 0
     if fully and can_transition(order, "refunded"):
         transition(order, "refunded", actor_id=actor_id, reason=clip(reason, REMARK_MAX))
 
@@ -813,7 +808,7 @@ def amount_to_units(lines: Sequence[OrderLine], amount_fen: int) -> tuple[list[R
     for line in sorted(lines, key=lambda line: line.id, reverse=True):
         if line.unit_price_fen <= 0:
             continue
-        units = min(_still_sold(line), left // line.unit_price_fen)
+        units = min(line.units_still_sold, left // line.unit_price_fen)
         if units:
             requests.append(RefundRequest(line_id=line.id, quantity=units))
             left -= units * line.unit_price_fen
@@ -1019,7 +1014,7 @@ def _left_of(request: AfterSalesRequest, lines: Sequence[OrderLine]) -> dict[int
         .group_by(RefundLine.order_line_id)).all())
     by_id = {line.id: line for line in lines}
     return {asked["line_id"]: max(0, min(asked["quantity"] - int(since.get(asked["line_id"], 0)),
-                                         _still_sold(by_id[asked["line_id"]])))
+                                         by_id[asked["line_id"]].units_still_sold))
             for asked in request.lines}
 
 
