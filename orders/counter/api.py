@@ -7,7 +7,7 @@ from flask.views import MethodView
 from catalog.errors import CatalogCode
 from orders.checkout.schemas import OrderOut
 from orders.counter import service
-from orders.counter.limits import attempts_key, pickup_code_limit
+from orders.counter.limits import pickup_code_limit
 from orders.counter.schemas import (
     CounterSaleCreate,
     CounterSaleOut,
@@ -38,9 +38,9 @@ def _store_keys(store_id: int, **_) -> str:
     return store_keys(actor=current_user(), store_id=store_id)
 
 
-def _pickup_attempts_key() -> str:
-    """Wrong pickup codes are counted per store and clerk."""
-    return attempts_key(request.view_args["store_id"], current_user().id)
+def _pickup_clerk() -> tuple[int, int]:
+    """Wrong pickup codes are counted per store and clerk, and per store."""
+    return request.view_args["store_id"], current_user().id
 
 
 @blp.route("/stores/<int:store_id>/counter-sales", methods=["POST"])
@@ -114,7 +114,7 @@ class Pickups(MethodView):
         return service.list_pickups(actor=current_user(), store_id=store_id, **query)
 
     @require_role("store_staff")
-    @pickup_code_limit(_pickup_attempts_key)
+    @pickup_code_limit(_pickup_clerk)
     @idempotent(scope=_store_keys)
     @blp.arguments(PickupCreate)
     @blp.response(200, OrderOut)
@@ -123,7 +123,8 @@ class Pickups(MethodView):
     def post(self, data, store_id):
         """Hand a pickup order over to the customer showing its code (a till resending it with its Idempotency-Key
         after a lost answer gets that answer again); `pickup_code_invalid` when no order waiting at this store has
-        this code, and `rate_limited` after too many wrong codes from this clerk at this store."""
+        this code, and `rate_limited` after too many wrong codes from this clerk at this store (10 a minute) or from any
+        clerk at this store (30 an hour, 100 a day)."""
         order = service.hand_over(actor=current_user(), store_id=store_id, **data)
         commit()
         return order

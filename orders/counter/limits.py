@@ -1,4 +1,5 @@
-"""The limit on wrong pickup codes: one count per clerk and store, shared by the API and the till page."""
+"""The limits on wrong pickup codes, shared by the API and the till page: per clerk and store a minute's, and per store
+an hour's and a day's, whichever clerk tries (a clerk's per-minute limit alone let one try ~14,400 codes a day)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,6 +8,10 @@ from orders.errors import OrderCode
 from shop.attempts import failure_limit
 
 PICKUP_CODE_LIMIT = "10 per minute"
+# A busy store hands over a few hundred pickups a day; its real mistakes (a mistyped code, an old one shown) are a few
+# an hour. 30 an hour and 100 a day at a store leave them room, and cap guessing at ~100 codes a day: with 50 orders
+# waiting, one hit in ~200 days (each hand-over records its clerk).
+STORE_PICKUP_CODE_LIMITS = ("30 per hour", "100 per day")
 
 
 def _wrong_code(response) -> bool:
@@ -22,6 +27,15 @@ def attempts_key(store_id: int, user_id: int) -> str:
     return f"pickup:{store_id}:{user_id}"
 
 
-def pickup_code_limit(key_func: Callable[[], str]):
-    """Decorate a hand-over view; `key_func` gives the request's `attempts_key`, so both views share a count."""
-    return failure_limit(PICKUP_CODE_LIMIT, scope="pickup-code", counts=_wrong_code, key_func=key_func)
+def pickup_code_limit(who: Callable[[], tuple[int, int]]):
+    """Decorate a hand-over view with the limits on wrong codes; `who` gives the request's store and clerk ids, so
+    both views share the counts: the clerk's at the store (`attempts_key`) and the store's."""
+
+    def decorator(view):
+        for limit in STORE_PICKUP_CODE_LIMITS:
+            view = failure_limit(limit, scope="pickup-code", counts=_wrong_code,
+                                 key_func=lambda: f"pickup:{who()[0]}")(view)
+        return failure_limit(PICKUP_CODE_LIMIT, scope="pickup-code", counts=_wrong_code,
+                             key_func=lambda: attempts_key(*who()))(view)
+
+    return decorator

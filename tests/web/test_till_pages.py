@@ -28,7 +28,7 @@ from shop.fields import MAX_AMOUNT_FEN, mask_personal_numbers
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.orders.counter.conftest import make_counter, paid_pickup_order
+from tests.orders.counter.conftest import clerk, make_counter, paid_pickup_order
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import SupplierFactory
@@ -1056,3 +1056,22 @@ def test_a_shift_left_open_overnight_lists_the_day_of_each_sale_not_made_on_the_
 
     row = re.search(rf'<a href="/till/receipts/{sale.id}">{sale.id}</a></td>(.*?)</tr>', page, re.S).group(1)
     assert f"<time>{local_time(sale.paid_at)}</time>" in row
+
+
+def test_a_store_stopped_for_the_hour_after_too_many_wrong_pickup_codes_is_told_the_wait_in_minutes(client):
+    """Once the store's clerks have typed 30 wrong codes in an hour, the till says how many minutes to wait (Retry-After
+    in seconds, as the API), not some three thousand seconds."""
+    world = make_counter()
+    paid_pickup_order(world.store, world.rice, pickup_code="135790")
+    for first in range(0, 30, 10):
+        headers = clerk(world.store)
+        for n in range(first, first + 10):
+            assert client.post(f"/api/v1/stores/{world.store.id}/pickups", json={"pickup_code": f"{n:06d}"},
+                               headers=headers).status_code == 409
+    _signed_in(client, store_id=world.store.id)
+
+    refused = client.post("/till/pickups", data={"pickup_code": "135790", "csrf_token": _csrf(client, "/till/pickups")})
+
+    wait = int(refused.headers["Retry-After"])
+    assert refused.status_code == 429 and 3540 < wait <= 3600
+    assert f"取货码错误次数过多，请 {-(-wait // 60)} 分钟后再试。" in refused.get_data(as_text=True)

@@ -12,7 +12,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from orders.checkout.service import get_order_for
 from orders.counter import service as counter
-from orders.counter.limits import attempts_key, pickup_code_limit
+from orders.counter.limits import pickup_code_limit
 from orders.counter.schemas import PickupCreate, SaleConflictResolve
 from orders.errors import OrderCode
 from orders.refunds import service as refunds
@@ -192,15 +192,17 @@ def receipt(order_id: int):
     return _till("till/receipt.html", receipt=receipt, refundable=refunds.in_open_shift(receipt["order"]))
 
 
-def _pickup_key() -> str:
-    """Wrong pickup codes are counted per store and clerk, as on the API (checked before the page's role guard)."""
+def _pickup_clerk() -> tuple[int, int]:
+    """Wrong pickup codes are counted per store and clerk, and per store, as on the API (checked before the page's
+    role guard)."""
     user = web_user()
-    return attempts_key(user.store_id if user else 0, user.id if user else 0)
+    return (user.store_id or 0, user.id) if user else (0, 0)
 
 
 def _page_when_limited(view):
     """Decorate the pickup page: a hand-over refused after too many wrong codes (`pickup_code_limit`) gets the page
-    again saying how many seconds to wait (in its Retry-After too), as the sign-in page does, not the bare 429 page."""
+    again saying how long to wait (seconds, or minutes past two; Retry-After in seconds), as the sign-in page does, not
+    the bare 429 page."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
@@ -208,7 +210,8 @@ def _page_when_limited(view):
             return view(*args, **kwargs)
         except TooManyRequests as exc:
             wait = max(exc.retry_after or 0, 1)
-            page, status = _pickups_page(429, error=f"取货码错误次数过多，请 {wait} 秒后再试。")
+            after = f"{wait} 秒" if wait < 120 else f"{-(-wait // 60)} 分钟"  # the store's hour or day: minutes
+            page, status = _pickups_page(429, error=f"取货码错误次数过多，请 {after}后再试。")
             return page, status, {"Retry-After": str(wait)}
 
     return wrapper
@@ -217,7 +220,7 @@ def _page_when_limited(view):
 @bp.route("/pickups", methods=["GET", "POST"])
 @signed_in("store_staff")
 @_page_when_limited
-@pickup_code_limit(_pickup_key)
+@pickup_code_limit(_pickup_clerk)
 def pickups():
     """The paid pickup orders waiting here, oldest first, a page at a time, and the hand-over by the code the customer
     shows (then the page of the order handed over, so a refresh does not send the code again)."""

@@ -1,6 +1,10 @@
 """Pickups handed over by the store's staff with the customer's code; receipts reprinted in scope."""
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
+from limits.storage import memory
 from sqlalchemy import select
 
 from catalog import inventory
@@ -225,3 +229,37 @@ def test_the_waiting_list_gives_the_value_and_units_still_to_hand_over_after_a_p
     (listed,) = [item for item in waiting if item["id"] == order.id]
     assert (listed["total_fen"], listed["to_hand_over_fen"]) == (9500, 4000)
     assert [line["to_hand_over"] for line in listed["lines"]] == [2, 0]
+
+
+def test_wrong_codes_are_capped_per_store_by_the_hour_and_by_the_day_whichever_clerk_tries(client, counter, staff,
+                                                                                          monkeypatch):
+    """A busy store's real mistakes (a mistyped code, an old one shown) are a few an hour: 30 wrong codes an hour and
+    100 a day at one store, from any of its clerks, stop guessing (~100 guesses a day, not ~14,400) with a 429 whose
+    Retry-After runs to the window's end; another store is not held up."""
+    paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
+    url = f"/api/v1/stores/{counter.store.id}/pickups"
+    clock = {"offset": 0.0}
+    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: time.time() + clock["offset"]))
+
+    def wrong_codes(count: int) -> list[int]:
+        """`count` wrong codes from new clerks, 10 each (each within their own per-minute limit)."""
+        clerks = [clerk(counter.store) for _ in range(-(-count // 10))]
+        return [client.post(url, json={"pickup_code": f"9{i:05d}"}, headers=clerks[i // 10]).status_code
+                for i in range(count)]
+
+    assert wrong_codes(30) == [409] * 30
+    hour_over = client.post(url, json={"pickup_code": "123456"}, headers=clerk(counter.store))
+    assert (hour_over.status_code, hour_over.json["error"]["code"]) == (429, "rate_limited")
+    assert 60 < int(hour_over.headers["Retry-After"]) <= 3600
+    elsewhere = StoreFactory()
+    paid_pickup_order(elsewhere, counter.rice, pickup_code="123456")
+    assert client.post(f"/api/v1/stores/{elsewhere.id}/pickups", json={"pickup_code": "123456"},
+                       headers=clerk(elsewhere)).status_code == 200
+
+    for count in (30, 30, 10):
+        clock["offset"] += 3601
+        assert wrong_codes(count) == [409] * count
+    clock["offset"] += 3601
+    day_over = client.post(url, json={"pickup_code": "123456"}, headers=clerk(counter.store))
+    assert (day_over.status_code, day_over.json["error"]["code"]) == (429, "rate_limited")
+    assert 3600 < int(day_over.headers["Retry-After"]) <= 86400
