@@ -228,6 +228,7 @@ class Order(db.Model):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))  # a counter sale's, from its till
     idempotency_hash: Mapped[str | None] = mapped_column(String(64))  # the fingerprint of the request that made it
     late_entry: Mapped[bool] = mapped_column(default=False)
+    receipt_prints: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # at the till (`print_receipt`)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -113,6 +113,8 @@ class ReceiptOut(Schema):
     change_fen = fields.Integer()
     refunded_fen = fields.Integer()
     late_entry = fields.Boolean()
+    prints = fields.Integer(metadata={"description": "Times the till printed this receipt."})
+    reprint = fields.Boolean(metadata={"description": "Printed before: a print of this is a copy (重打印)."})
     impact = fields.Nested(ImpactOut, attribute="order.impact", allow_none=True)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog import inventory
@@ -364,16 +364,32 @@ def receipt_of(order: Order) -> dict:
             "time": order.paid_at, "sale_date": order.sale_date, "channel": order.channel,
             "payment_method": order.payment_method, "lines": lines, "total_fen": order.total_fen,
             "paid_fen": paid, "change_fen": paid - order.total_fen, "refunded_fen": refunded,
-            "late_entry": order.late_entry, "order": order}
+            "late_entry": order.late_entry, "prints": order.receipt_prints, "reprint": order.receipt_prints > 0,
+            "order": order}
 
 
 def get_receipt(*, actor: User, order_id: int) -> dict:
-    """Reprint a paid order's receipt (`order_not_found` 404 outside scope, `order_not_paid` 409 before payment)."""
+    """Reprint a paid order's receipt (`order_not_found` 404 outside scope, `order_not_paid` 409 before payment); it
+    is a `reprint` once the till has printed it."""
     order = get_order_for(actor=actor, order_id=order_id)
     if order.paid_at is None:
         raise Conflict("The order has not been paid: it has no receipt.", code=OrderCode.ORDER_NOT_PAID,
                        details={"status": order.status})
     return receipt_of(order)
+
+
+def print_receipt(*, actor: User, order_id: int) -> dict:
+    """Count one more print of a paid order's receipt (in scope as `get_receipt`), atomically: the receipt as printed
+    now, its number (`prints`) and time; any print after the first is a `reprint`."""
+    order = get_order_for(actor=actor, order_id=order_id)
+    if order.paid_at is None:
+        raise Conflict("The order has not been paid: it has no receipt.", code=OrderCode.ORDER_NOT_PAID,
+                       details={"status": order.status})
+    number = db.session.execute(update(Order).where(Order.id == order.id)
+                                .values(receipt_prints=Order.receipt_prints + 1)
+                                .returning(Order.receipt_prints)).scalar_one()
+    db.session.refresh(order, ["receipt_prints"])
+    return {**receipt_of(order), "reprint": number > 1, "printed_at": utcnow()}
 
 
 # --- pickups ------------------------------------------------------------------------------------------

@@ -622,6 +622,8 @@ def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refun
         ("POST", "/till/shifts/<shift_id>/close"): stranger.post(f"/till/shifts/{shift_id}/close",
                                                                 data={"counted": "0", "csrf_token": token}),
         ("GET", "/till/receipts/<order_id>"): stranger.get(f"/till/receipts/{order.id}"),
+        ("POST", "/till/receipts/<order_id>/print"): stranger.post(f"/till/receipts/{order.id}/print",
+                                                                   data={"csrf_token": token}),
         ("GET", "/till/orders/<order_id>/refund"): stranger.get(f"/till/orders/{order.id}/refund"),
         ("POST", "/till/orders/<order_id>/refund"): stranger.post(
             f"/till/orders/{order.id}/refund", data={f"quantity-{line_id}": "1", "reason": "试", "csrf_token": token}),
@@ -636,6 +638,7 @@ def test_another_stores_clerk_finds_none_of_this_stores_shifts_receipts_or_refun
     db.session.expire_all()
     assert db.session.get(Shift, shift_id).closed_at is None
     assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+    assert db.session.get(Order, order.id).receipt_prints == 0
     assert db.session.get(SaleConflict, conflict_id).resolved_at is None
     assert f"冲突 {conflict_id}" not in stranger.get("/till/conflicts").get_data(as_text=True)
     assert db.session.get(StockTransfer, transfer.id).status == "dispatched"
@@ -1075,3 +1078,24 @@ def test_a_store_stopped_for_the_hour_after_too_many_wrong_pickup_codes_is_told_
     wait = int(refused.headers["Retry-After"])
     assert refused.status_code == 429 and 3540 < wait <= 3600
     assert f"取货码错误次数过多，请 {-(-wait // 60)} 分钟后再试。" in refused.get_data(as_text=True)
+
+
+def test_a_receipt_printed_again_says_it_is_a_reprint_with_its_number_and_time(client, login):
+    """The first print of a receipt is the original; each later one says 重打印 with its number and the time it was
+    printed, so a copy cannot pass for a second original; the API's reprint says it is one, and how often printed."""
+    order, clerk = _sale(client)
+    url = f"/till/receipts/{order.id}/print"
+
+    first = client.post(url, data={"csrf_token": _csrf(client, f"/till/receipts/{order.id}")})
+    before = local_time(utcnow())
+    second = client.post(url, data={"csrf_token": _csrf(client, f"/till/receipts/{order.id}")})
+    after = local_time(utcnow())
+
+    original = re.search(r'<article class="receipt.*?</article>', first.get_data(as_text=True), re.S).group(0)
+    copy = re.search(r'<article class="receipt.*?</article>', second.get_data(as_text=True), re.S).group(0)
+    assert first.status_code == second.status_code == 200
+    assert "重打印" not in original
+    assert "重打印（第 2 次打印）" in copy
+    assert f"<time>{before}</time>" in copy or f"<time>{after}</time>" in copy
+    api = client.get(f"/api/v1/orders/{order.id}/receipt", headers=login("admin")).json
+    assert (api["reprint"], api["prints"]) == (True, 2)

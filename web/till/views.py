@@ -192,6 +192,16 @@ def receipt(order_id: int):
     return _till("till/receipt.html", receipt=receipt, refundable=refunds.in_open_shift(receipt["order"]))
 
 
+@bp.post("/receipts/<int:order_id>/print")
+@signed_in("store_staff")
+def print_receipt(order_id: int):
+    """Print a paid order's receipt: the print is counted, and any after the first says 重打印 with its number and
+    time (the page opens the print dialog itself; sending the form again is another print)."""
+    receipt = counter.print_receipt(actor=web_user(), order_id=order_id)
+    commit()
+    return _till("till/receipt.html", receipt=receipt, refundable=refunds.in_open_shift(receipt["order"]))
+
+
 def _pickup_clerk() -> tuple[int, int]:
     """Wrong pickup codes are counted per store and clerk, and per store, as on the API (checked before the page's
     role guard)."""

@@ -21,9 +21,8 @@
 (function () {
   "use strict";
 
-  document.querySelectorAll("[data-print]").forEach(function (button) {
-    button.addEventListener("click", function () { window.print(); });
-  });
+  /* A receipt just counted as printed (POST …/print) opens the print dialog by itself. */
+  if (document.querySelector("[data-print-now]")) { window.addEventListener("load", function () { window.print(); }); }
 
   var root = document.getElementById("till-root");
   if (!root) { return; }
