@@ -85,7 +85,7 @@ def list_sale_conflicts(query, store_id):
 @require_role("store_staff", "admin")
 @blp.arguments(SaleConflictResolve)
 @blp.response(200, SaleConflictOut)
-@blp.errors({409: [OrderCode.SALE_CONFLICT_RESOLVED]})
+@blp.errors({409: [OrderCode.SALE_CONFLICT_RESOLVED, OrderCode.STORE_INACTIVE]})
 def resolve_sale_conflict(data, store_id, conflict_id):
     """Resolve a refused offline sale with a note of what was done (the store's staff or an admin), once
     (`sale_conflict_resolved`)."""

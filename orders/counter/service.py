@@ -29,7 +29,14 @@ from orders.checkout.service import OrderView, get_order_for, view_order, within
 from orders.errors import OrderCode
 from orders.locking import lock_order
 from orders.models import Allocation, Order, OrderLine, Refund, SaleConflict, Shift, Store
-from orders.stores.service import closed_during, get_shift, get_store_for, hold_till, open_shift
+from orders.stores.service import (
+    closed_during,
+    get_shift,
+    get_store_for,
+    hold_till,
+    open_shift,
+    refuse_closed_store_staff,
+)
 from shop.auth.models import User
 from shop.db import among, db, lock_on_sqlite, utcnow
 from shop.errors import AppError, Conflict, NotFound, ShopCode, ValidationError
@@ -330,6 +337,7 @@ def resolve_conflict(*, actor: User, store_id: int, conflict_id: int, note: str)
     an admin; a conflict of another store is `sale_conflict_not_found` 404, one resolved before
     `sale_conflict_resolved` 409."""
     store = get_store_for(actor=actor, store_id=store_id)
+    refuse_closed_store_staff(actor)
     lock_on_sqlite("UPDATE sale_conflicts SET id = id WHERE id = :id", id=conflict_id)
     conflict = db.session.scalar(select(SaleConflict).where(SaleConflict.id == conflict_id).with_for_update()
                                  .execution_options(populate_existing=True))

@@ -72,7 +72,7 @@ class OrderRefunds(MethodView):
     @blp.errors({403: [OrderCode.REFUND_OUTSIDE_SHIFT], 404: [OrderCode.ORDER_LINE_NOT_FOUND],
                  409: [OrderCode.ORDER_NOT_REFUNDABLE, OrderCode.REFUND_PENDING, OrderCode.REFUND_EXCEEDS_SOLD,
                        OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.NO_OPEN_SHIFT,
-                       OrderCode.TILL_CASH_SHORT, OrderCode.REFUND_REFUSED]})
+                       OrderCode.TILL_CASH_SHORT, OrderCode.REFUND_REFUSED, OrderCode.STORE_INACTIVE]})
     @require_role("admin", "store_staff")
     @idempotent(scope=_refund_keys)
     @blp.arguments(RefundCreate)
@@ -131,7 +131,8 @@ def show_after_sales(request_id):
 @blp.route("/after-sales/<int:request_id>/approve")
 class ApproveAfterSales(MethodView):
     @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED, OrderCode.REFUND_PENDING, OrderCode.REFUND_EXCEEDS_SOLD,
-                       OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.REFUND_REFUSED]})
+                       OrderCode.REFUND_EXCEEDS_PAID, OrderCode.PAYMENT_NOT_FOUND, OrderCode.REFUND_REFUSED,
+                       OrderCode.STORE_INACTIVE]})
     @require_role("admin", "store_staff")
     @idempotent(scope=_after_sales_keys)
     @blp.arguments(AfterSalesApprove)
@@ -145,7 +146,7 @@ class ApproveAfterSales(MethodView):
 
 @blp.route("/after-sales/<int:request_id>/reject")
 class RejectAfterSales(MethodView):
-    @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED]})
+    @blp.errors({409: [OrderCode.AFTER_SALES_DECIDED, OrderCode.STORE_INACTIVE]})
     @require_role("admin", "store_staff")
     @idempotent(scope=_after_sales_keys)
     @blp.arguments(AfterSalesReject)

@@ -64,7 +64,7 @@ from orders.payments.provider import (
     provider_key,
 )
 from orders.state import can_transition, transition
-from orders.stores.service import check_cash_in_till, hold_till, store_keys
+from orders.stores.service import check_cash_in_till, hold_till, refuse_closed_store_staff, store_keys
 from shop.auth.models import User
 from shop.db import after_commit, db, utcnow
 from shop.errors import AppError, Conflict, Forbidden, NotFound, ShopCode
@@ -768,6 +768,7 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     settled = _settled_under_key(order, lines, reason, actor, request_key)
     if settled is not None:  # its 202 was not final, and the sweeper or the provider's event settled it since
         return settled
+    refuse_closed_store_staff(actor)
     if actor.role == "store_staff" and source == "staff":
         hold_till(store_id=order.store_id)  # the sale's shift judged as no close under way can change it
         _check_staff_shift(order)
@@ -996,6 +997,7 @@ def _open_request(actor: User, request_id: int) -> AfterSalesRequest:
     """The request, re-read under its order's lock, if still open (`after_sales_decided` 409 otherwise)."""
     request = _request_for(actor, request_id)
     lock_order(request.order_id)
+    refuse_closed_store_staff(actor)
     db.session.refresh(request)
     if request.status != "open":
         raise Conflict(f"After-sales request {request.id} is already {request.status}.",

@@ -214,7 +214,8 @@ def show_transfer(transfer_id):
 @idempotent(scope=_receipt_keys)
 @transfers.arguments(TransferReceive)
 @transfers.response(200, TransferOut)
-@transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED],
+@transfers.errors({409: [OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED,
+                        OrderCode.STORE_INACTIVE],
                    422: [ShopCode.VALIDATION_ERROR, OrderCode.TRANSFER_LINES_MISMATCH]})
 def receive_transfer(data, transfer_id):
     """The receiving store's staff confirm what arrived, per lot as sent, or an admin what a store sent back to a

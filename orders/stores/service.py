@@ -95,6 +95,17 @@ def get_store_for(*, actor: User, store_id: int) -> Store:
     return _store(store_id)
 
 
+def refuse_closed_store_staff(actor: User) -> None:
+    """A closed store's staff change nothing of it (409 `store_inactive`; call after the scope check); admins pass. The
+    store is held until the change commits (`_hold_store`). Not called by closing a shift nor by handing over a paid
+    pickup order."""
+    store_id = _store_scope(actor)
+    store = _hold_store(store_id) if store_id else None
+    if store is not None and not store.active:
+        raise Conflict(f"Store {store_id} is inactive: its staff change nothing of it; ask an admin.",
+                       code=OrderCode.STORE_INACTIVE, details={"store_id": store_id})
+
+
 def store_keys(*, actor: User, store_id: int) -> str:
     """The scope of the Idempotency-Keys of what is done at a store (counter sales, hand-overs, shifts, transfer
     receipts): the store, not the clerk, so a queued request resent by another clerk gets the first answer; the store
@@ -649,6 +660,7 @@ def receive_transfer(*, actor: User, transfer_id: int, lines: Sequence[dict], no
     if actor.role != receiver:
         raise Forbidden("A store's staff receive what is sent to their store; an admin what a store sends back to a "
                         "warehouse.")
+    refuse_closed_store_staff(actor)
     transfer = _dispatched_transfer(actor=actor, transfer_id=transfer_id)
     by_lot = {line.lot_id: line for line in transfer.lines}
     given = [line["lot_id"] for line in lines]
@@ -715,8 +727,7 @@ def adjust_stock(*, actor: User, location_id: int, lot_id: int, delta: int, reas
         raise ValidationError(f"A {reason} adjustment must be {direction}.", code=OrderCode.ADJUSTMENT_SIGN,
                               details={"delta": [f"Must be {direction} for {reason}."]})
     _location_in_scope(actor=actor, location_id=location_id)
-    if (store_id := _store_scope(actor)) is not None and not _hold_store(store_id).active:
-        raise Conflict(f"Store {store_id} is inactive.", code=OrderCode.STORE_INACTIVE)
+    refuse_closed_store_staff(actor)
     inventory.adjust(location_id=location_id, lot_id=lot_id, delta=delta)
     adjustment = StockAdjustment(location_id=location_id, lot_id=lot_id, delta=delta, reason=reason, note=note,
                                  created_by=actor.id, created_at=utcnow())
