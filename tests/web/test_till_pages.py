@@ -1099,3 +1099,27 @@ def test_a_receipt_printed_again_says_it_is_a_reprint_with_its_number_and_time(c
     assert f"<time>{before}</time>" in copy or f"<time>{after}</time>" in copy
     api = client.get(f"/api/v1/orders/{order.id}/receipt", headers=login("admin")).json
     assert (api["reprint"], api["prints"]) == (True, 2)
+
+
+def test_a_closed_stores_till_refunds_nothing_and_resolves_nothing_and_says_why_on_the_form(client):
+    """A store closed with its shift left open: its clerk's refund and conflict resolution are refused on their forms,
+    in Chinese (not "refresh and retry"), and nothing is changed (an admin settles them instead)."""
+    order, clerk = _sale(client)
+    conflict = SaleConflict(store_id=order.store_id, shift_id=order.shift_id, code="sale_too_old", message="too old",
+                            sale={"lines": []}, created_by=clerk.id)
+    db.session.add(conflict)
+    admin = UserFactory(role="admin")
+    db.session.flush()
+    stores.update_store(store_id=order.store_id, actor=admin, changes=stores.StoreChanges(active=False))
+    db.session.commit()
+
+    response = client.post(f"/till/orders/{order.id}/refund",
+                           data={f"quantity-{order.lines[0].id}": "1", "reason": "试", **_refund_form(client, order)})
+
+    assert response.status_code == 409 and "本店已停用" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).lines[0].refunded_quantity == 0
+    resolved = client.post(f"/till/conflicts/{conflict.id}/resolve",
+                           data={"note": "已重新收款", "csrf_token": _csrf(client, "/till/conflicts")})
+    assert resolved.status_code == 409 and "本店已停用" in resolved.get_data(as_text=True)
+    assert db.session.get(SaleConflict, conflict.id).resolved_at is None

@@ -56,6 +56,7 @@ MESSAGES = {
     "refund_exceeds_sold": "退货数量超过了尚未退的数量。",
     "order_not_refundable": "该订单当前状态不能退款。",
     "till_cash_short": "钱箱里的现金（按本班次记录）不够支付这笔现金退款，请联系管理员。",
+    "store_inactive": "本店已停用：店员不能再办理退款、处理冲突或收货，请联系平台管理员。",
 }
 
 
@@ -355,6 +356,9 @@ def resolve_conflict(conflict_id: int):
     try:
         counter.resolve_conflict(actor=web_user(), store_id=store.id, conflict_id=conflict_id, **data)
     except AppError as exc:
+        if exc.code == OrderCode.STORE_INACTIVE:
+            db.session.rollback()
+            return _conflicts_page(409, failed=conflict_id, note=note, error=_message(exc))
         if exc.code != OrderCode.SALE_CONFLICT_RESOLVED:
             raise
         db.session.rollback()
@@ -405,9 +409,12 @@ def receive_transfer(transfer_id: int):
     except ValidationError as exc:
         return _transfers_page(422, failed=transfer_id, typed=typed, note=note, error=_receipt_problem(exc.messages))
     except AppError as exc:
-        if exc.code not in (OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED) and exc.status != 422:
+        if exc.code not in (OrderCode.TRANSFER_ALREADY_RECEIVED, OrderCode.TRANSFER_CANCELLED,
+                            OrderCode.STORE_INACTIVE) and exc.status != 422:
             raise
         db.session.rollback()
+        if exc.code == OrderCode.STORE_INACTIVE:
+            return _transfers_page(409, failed=transfer_id, typed=typed, note=note, error=_message(exc))
         if exc.status == 422:
             return _transfers_page(422, failed=transfer_id, typed=typed, note=note,
                                    error=_receipt_problem(exc.details))
