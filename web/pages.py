@@ -18,7 +18,7 @@ from shop.auth.models import User
 from shop.blueprint import query_args
 from shop.db import db
 from shop.errors import AppError, ShopCode
-from shop.fields import ID_OR_CARD_IN_TEXT, PHONE_IN_REASON
+from shop.fields import ID_OR_CARD_IN_TEXT, MAX_QUANTITY, PHONE_IN_REASON
 from shop.pagination import InvalidCursor
 
 csrf = CSRFProtect()
@@ -49,7 +49,7 @@ def seconds_left_signed_in() -> int:
 
 def web_user() -> User | None:
     """The active user signed in to this browser session, if any (a deactivated or re-keyed user, one who signed
-    out of the pages since, or a sign-in older than its lifetime, is signed out, keeping only their cart for when
+    out of the pages since, or a sign-in older than its lifetime, is signed out, their cart put aside unseen for when
     they sign in again: `sign_in_session`)."""
     user = db.session.get(User, session["uid"]) if isinstance(session.get("uid"), int) else None
     if user is not None and (not user.active or user.token_version != session.get("tv")
@@ -57,16 +57,21 @@ def web_user() -> User | None:
         cart = session.get("cart")
         session.clear()
         if cart:
-            session.update(cart=cart, cart_of=user.id)
+            session.update(kept_cart=cart, cart_of=user.id)
         return None
     return user
 
 
 def sign_in_session(user: User) -> None:
-    """Start a fresh session for `user` (a new cookie, so a fixated one is useless), dated now; the cart filled
-    before signing in, or left by their own sign-in that ended, stays, but not one another user left here."""
-    owner = session.get("uid", session.get("cart_of"))
-    cart = session.get("cart") if owner in (None, user.id) else None
+    """Start a fresh session for `user` (a new cookie, so a fixated one is useless), dated now; the cart put aside by
+    their own sign-in that ended comes back, the lines filled before signing in added to it, but a cart another user
+    left here is dropped."""
+    filled = session.get("cart") if session.get("uid") in (None, user.id) else None
+    kept = session.get("kept_cart") if session.get("cart_of") == user.id else None
+    cart = dict(kept) if isinstance(kept, dict) else {}
+    for sku, quantity in (filled.items() if isinstance(filled, dict) else ()):
+        if type(quantity) is int and type(cart.get(sku, 0)) is int:
+            cart[sku] = min(cart.get(sku, 0) + quantity, MAX_QUANTITY)
     session.clear()
     session.permanent = True
     session.update(uid=user.id, tv=user.token_version, sv=user.session_version, at=int(time.time()),

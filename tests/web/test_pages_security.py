@@ -442,6 +442,37 @@ def test_a_cart_outlives_its_owners_ended_sign_in_but_is_not_another_users(app, 
     assert "购物车是空的" in client.get("/cart").get_data(as_text=True)
 
 
+def test_a_cart_kept_for_its_owners_ended_sign_in_is_hidden_from_whoever_uses_the_browser_meanwhile(app, client):
+    """On a shared computer: the cart kept for a consumer whose sign-in ended is not shown to the next person there
+    (not on the cart page, not in its count), who fills a cart of their own; the owner signing in again gets theirs
+    back with what was added meanwhile, and someone else signing in gets only what was added meanwhile."""
+    owner, other = UserFactory(username="13912340033"), UserFactory(username="13912340034")
+    kept, added = ProductFactory(name="苦荞茶 kept"), ProductFactory(name="核桃 added")
+    db.session.commit()
+    _sign_in(client, owner)
+    client.post("/cart", data={"sku": kept.sku, "quantity": "2", "csrf_token": _csrf(client, "/cart")})
+    with client.session_transaction() as session:  # signed in a lifetime ago
+        session["at"] -= int(app.permanent_session_lifetime.total_seconds()) + 1
+    page = client.get("/cart").get_data(as_text=True)
+    assert kept.name not in page and "购物车是空的" in page
+    client.post("/cart", data={"sku": added.sku, "quantity": "1", "csrf_token": _csrf(client)})
+    page = client.get("/cart").get_data(as_text=True)
+    assert added.name in page and kept.name not in page
+
+    with client.session_transaction() as session:
+        browser = dict(session)
+    _sign_in(client, owner)
+    page = client.get("/cart").get_data(as_text=True)
+    assert kept.name in page and added.name in page
+
+    with client.session_transaction() as session:  # the same browser again, signed in as someone else
+        session.clear()
+        session.update(browser)
+    _sign_in(client, other)
+    page = client.get("/cart").get_data(as_text=True)
+    assert added.name in page and kept.name not in page
+
+
 @pytest.mark.parametrize("limit", ["REGISTER_RATE_LIMIT", "AUTH_RATE_LIMIT"])
 def test_a_registration_or_password_change_refused_by_an_address_limit_gets_its_form_again_with_the_wait(app, client,
                                                                                                           limit):

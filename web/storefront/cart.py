@@ -44,7 +44,9 @@ def parse_sku(text: str) -> str:
 
 
 def lines() -> dict[str, int]:
-    """The cart's lines in the order they were added; anything malformed in the session is dropped."""
+    """The cart's lines in the order they were added; anything malformed in the session is dropped, and a cart whose
+    owner's sign-in ended is put aside unseen first (`web_user`)."""
+    web_user()
     stored = session.get("cart")
     if not isinstance(stored, dict):
         return {}
