@@ -535,14 +535,22 @@ def _hidden_columns(parser: WorkSheetParser, width: int) -> frozenset[int]:
     return frozenset(index - 1 for first, last in ranges for index in range(first, min(last, width) + 1))
 
 
+_SEP_LINE = re.compile(r'(?i)sep=([^"\r\n])(?:\r\n?|\n)?')  # Excel's first line naming a CSV's separator
+
+
 def _csv_rows(data: bytes, limits: Limits) -> Iterator[RawRow]:
     """A CSV's (or tab-separated text's) cells row by row, lines ended by CRLF, LF or a lone CR (Mac Excel's "CSV
-    (Macintosh)"); the delimiter is the header line's commonest. A record the csv module cannot read (a cell past its
-    field limit, where an unclosed quote runs the rest of the file) is named by the line it starts on."""
+    (Macintosh)"); the delimiter is the one a first line `sep=X` names (Excel's, which is then no row, as Excel hides
+    it), else the header line's commonest. A record the csv module cannot read (a cell past its field limit, where an
+    unclosed quote runs the rest of the file) is named by the line it starts on."""
     source = io.StringIO(_decode(data), newline="")
     first_line = source.readline()
-    source.seek(0)
-    delimiter = max((",", "\t", ";"), key=first_line.count)
+    named = _SEP_LINE.fullmatch(first_line)
+    if named:
+        delimiter = named.group(1)
+    else:
+        source.seek(0)
+        delimiter = max((",", "\t", ";"), key=first_line.count)
     reader = csv.reader(source, delimiter=delimiter)
     for number in itertools.count(1):
         start = reader.line_num + 1

@@ -228,6 +228,20 @@ def test_excel_unicode_text_is_utf16_with_a_bom_and_tabs():
             "ZJ-KQ-500", "LOT-1", "XC-WH", "ZJ001", 12)
 
 
+@pytest.mark.parametrize("separator", [",", ";", "\t", "|"])
+def test_a_csv_starting_with_excels_sep_line_is_read_with_that_separator_the_line_skipped(separator):
+    """Excel's `sep=X` first line (written by Excel and by tools for it, any case) names the separator and is no row:
+    the header is the line after it, and rows are numbered as Excel shows them (the sep line hidden)."""
+    rows = [HEADER_ZH.split(","), ["zj-kq-500", "lot-1", "2026-09-03", "xc-wh", "zj001", "12"],
+            ["zj-kq-500", "lot-2", "2026-09-03", "xc-wh", "zj001", "0"]]
+    for sep_line in (f"sep={separator}", f"SEP={separator}"):
+        text = sep_line + "\r\n" + "".join(separator.join(row) + "\r\n" for row in rows)
+        for data in (text.encode(), b"\xef\xbb\xbf" + text.encode(), text.encode("gb18030")):
+            sheet = read_sheet(data)
+            assert [(row.sku, row.lot_code, row.quantity) for row in sheet.rows][:1] == [("ZJ-KQ-500", "LOT-1", 12)]
+            assert [(e["row"], e["column"]) for e in sheet.errors] == [(3, "交售数量")], (sep_line, sheet.errors)
+
+
 def test_long_cells_columns_and_quantities_are_bounded_and_echoed_cut_short():
     from catalog.spreadsheet import Limits
 
