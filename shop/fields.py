@@ -55,12 +55,15 @@ _UNSHARED = {"Co", "Cn", "Cs"}  # private-use, unassigned, surrogate code points
 _NUMBER_FORMS = {"No", "Nl"}  # superscripts, subscripts, circled, fractions, Roman numerals: numbers, but no digits
 
 
+CONTROL_CHARACTERS = "Must not contain control characters."  # what a field holding one (or a bidi override) says
+
+
 def refused_in_identifiers(text: str) -> str | None:
     """Why no identifier holds `text`'s characters (a control character, a private-use, unassigned or surrogate code
     point, or a number form that is no digit: `²`, `₂`, `①`, which NFKC would read as `2`, `2`, `1`), or None."""
     categories = {unicodedata.category(char) for char in text}
     if "Cc" in categories:
-        return "Must not contain control characters."
+        return CONTROL_CHARACTERS
     if categories & _UNSHARED:
         return "Must not contain private-use, unassigned or surrogate characters."
     if categories & _NUMBER_FORMS:
@@ -361,7 +364,7 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     tabs in multi-line text), bidirectional overrides (which make a name read differently from what it says: in a
     bank file, on a receipt) or nothing visible."""
     if (_CONTROLS_BUT_LINES if multiline else _CONTROLS).search(value):
-        raise ValueError("Must not contain control characters.")
+        raise ValueError(CONTROL_CHARACTERS)
     start, end = 0, len(value)
     while start < end and (value[start].isspace() or _is_invisible(value[start])):
         start += 1
@@ -525,7 +528,7 @@ class WebLink(fields.Url):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str) and any(map(_is_control, _within_reach(value, self.metadata["maxLength"]))):
-            raise ValidationError("Must not contain control characters.")
+            raise ValidationError(CONTROL_CHARACTERS)
         link = super()._deserialize(value, attr, data, **kwargs)
         if link is not None and "@" in urlsplit(link).netloc:
             raise ValidationError("Must not name a user or password before its host: the link would not read as "

@@ -18,7 +18,7 @@ from shop.auth.models import User
 from shop.blueprint import query_args
 from shop.db import db
 from shop.errors import AppError, ShopCode
-from shop.fields import ID_OR_CARD_IN_TEXT, MAX_QUANTITY, PHONE_IN_REASON
+from shop.fields import CONTROL_CHARACTERS, ID_OR_CARD_IN_TEXT, MAX_QUANTITY, PHONE_IN_REASON
 from shop.pagination import InvalidCursor
 
 csrf = CSRFProtect()
@@ -29,6 +29,7 @@ HTTP_MESSAGES = {400: "请求有误，请检查后重试。", 401: "请先登录
                  500: "出错了，请稍后再试。", 503: "服务暂时不可用，请稍后再试。"}
 HOME_BY_ROLE = {"consumer": "storefront.home", "store_staff": "till.home", "coop": "coop.home"}
 QUERY_GIVEN_TWICE = "网址中的参数“{name}”出现了不止一次，每个参数只能有一个值。"
+CONTROLS_REFUSED = "不能含换行、制表符等控制字符或改变文字方向的符号（常见于从表格或网页复制来的文字），请删去后重试。"
 ID_OR_CARD_REFUSED = "请不要在这里填写身份证号或银行卡号（原因里也不要写手机号）：这里的文字会原样给他人看到。"
 
 
@@ -204,6 +205,18 @@ def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -
     bp.before_request(_given_once)
     bp.after_request(_no_store)
     return bp
+
+
+def refused_for_controls(messages: dict) -> set[str]:
+    """The form fields a schema refused for holding a control character or a bidirectional override (`Text`, an
+    identifier), nested ones by their name."""
+    found = set()
+    for name, problems in messages.items():
+        if isinstance(problems, dict):
+            found |= refused_for_controls(problems)
+        elif CONTROL_CHARACTERS in problems:
+            found.add(name)
+    return found
 
 
 def refused_for_numbers(messages: dict) -> set[str]:

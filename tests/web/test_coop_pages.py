@@ -479,6 +479,19 @@ def test_a_wrong_household_search_shows_the_form_again_with_the_message_beside_t
     assert 'value="龙沟村"' in html and "没有找到农户" not in html and "village-error" not in html
 
 
+@pytest.mark.parametrize("field", ["village", "head_name"])
+def test_a_household_search_holding_a_control_character_says_so_not_that_it_is_too_long(coops, field):
+    """A village or head's name with a control character (pasted from a spreadsheet) or a bidirectional override is
+    told what is wrong with it, as the API's field says; one too long is still told its bound."""
+    for value in ("龙沟\x01村", "龙沟\u202e村"):
+        response = coops["client"].get("/coop/households", query_string={field: value})
+        html = text(response)
+        assert response.status_code == 422 and "不能超过 64 个字" not in html, value
+        assert re.search(f'id="{field}-error">[^<]*控制字符', html), value
+    too_long = text(coops["client"].get("/coop/households", query_string={field: "村" * 65}))
+    assert f'id="{field}-error">' in too_long and "不能超过 64 个字。" in too_long
+
+
 def test_a_large_batchs_page_shows_its_lines_a_page_at_a_time_with_the_whole_batchs_totals(coops):
     supplier, client = coops["ours"], coops["client"]
     households = [paid_household(supplier, 100) for _ in range(60)]

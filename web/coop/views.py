@@ -22,10 +22,12 @@ from suppliers.errors import SupplierCode
 from suppliers.schemas import HouseholdOut, HouseholdQuery
 from web.filters import local_time, yuan
 from web.pages import (
+    CONTROLS_REFUSED,
     ID_OR_CARD_REFUSED,
     PageError,
     error_page_for,
     page_blueprint,
+    refused_for_controls,
     refused_for_numbers,
     signed_in,
     web_user,
@@ -75,9 +77,9 @@ def _parsed(schema: Schema, values) -> dict:
     try:
         return schema.load({key: value for key, value in given.items() if key in known})
     except SchemaError as exc:
-        numbers = refused_for_numbers(exc.messages)
-        problems = {key: ID_OR_CARD_REFUSED if key in numbers else FIELD_PROBLEMS.get(key, "填写的内容不正确。")
-                    for key in sorted(exc.messages)}
+        numbers, controls = refused_for_numbers(exc.messages), refused_for_controls(exc.messages)
+        problems = {key: ID_OR_CARD_REFUSED if key in numbers else CONTROLS_REFUSED if key in controls
+                    else FIELD_PROBLEMS.get(key, "填写的内容不正确。") for key in sorted(exc.messages)}
         raise PageError("".join(problems.values()), details=problems) from exc
 
 
