@@ -518,6 +518,19 @@ def test_each_wrong_delivery_field_is_marked_and_names_its_message(site, shopper
     assert _orders_of(site, CONSUMER) == before
 
 
+def test_a_delivery_field_holding_a_control_character_says_so_not_to_fill_it_in(site, shopper):
+    """A recipient or address pasted with a control character or a bidirectional override is told to remove it, as the
+    API's field refuses it, not "请填写收货人（最多 50 字）" as if it were empty or too long; no order is placed."""
+    _add(shopper, "LB-QC-5KG", "1")
+    before = _orders_of(site, CONSUMER)
+    for field, typed in (("recipient", "张\x01三"), ("detail", "大良街道\u202e演示路 8 号")):
+        response = shopper.post("/checkout", data={**_checkout_form(shopper), **DELIVERY, field: typed})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422, typed
+        assert re.search(rf'<p class="error" id="{field}-error">[^<]*控制字符', html), typed
+    assert _orders_of(site, CONSUMER) == before
+
+
 def test_another_consumers_order_does_not_exist_for_them(site, shopper, stranger):
     _add(shopper, "ZJ-KQC-250G", "1")
     form = {**_checkout_form(shopper), "channel": "pickup", "store_id": _store_id(site, "大凉山体验店（禅城）")}

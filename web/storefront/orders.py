@@ -23,7 +23,15 @@ from shop.pagination import MAX_CURSOR_LENGTH, InvalidCursor
 from shop.qr import svg_qr
 from web.numbers import whole_or_typed
 from web.once import claim_form, is_form_key, new_form_key
-from web.pages import ID_OR_CARD_REFUSED, error_page, refused_for_numbers, signed_in, web_user
+from web.pages import (
+    CONTROLS_REFUSED,
+    ID_OR_CARD_REFUSED,
+    error_page,
+    refused_for_controls,
+    refused_for_numbers,
+    signed_in,
+    web_user,
+)
 from web.storefront import cart, reads
 from web.storefront.checkout import place_order_once, placed_order
 from web.storefront.order_details import every, order_details
@@ -83,9 +91,9 @@ CANCEL_REFUSALS = {  # a cancel refused (a stale page's form) → what the order
 def _form_errors(messages: dict) -> dict[str, str]:
     """The schema's messages as one Chinese message per form field."""
     names = [*messages, *(messages["address"] if isinstance(messages.get("address"), dict) else ())]
-    numbers = refused_for_numbers(messages)
-    return ({name: ID_OR_CARD_REFUSED if name in numbers else FIELD_MESSAGES[name]
-             for name in names if name in FIELD_MESSAGES} or {"lines": "请检查填写的内容。"})
+    numbers, controls = refused_for_numbers(messages), refused_for_controls(messages)
+    return ({name: ID_OR_CARD_REFUSED if name in numbers else CONTROLS_REFUSED if name in controls
+             else FIELD_MESSAGES[name] for name in names if name in FIELD_MESSAGES} or {"lines": "请检查填写的内容。"})
 
 
 def _order_request(lines: dict[str, int]) -> dict:
@@ -248,8 +256,9 @@ def _after_sales_errors(messages: dict) -> dict[str, str]:
     if isinstance(lines, dict) and any(isinstance(problems, dict) and "quantity" in problems
                                        for problems in lines.values()):
         names.append("quantity")
-    numbers = refused_for_numbers(messages)
-    return ({name: ID_OR_CARD_REFUSED if name in numbers else AFTER_SALES_FIELDS[name] for name in names}
+    numbers, controls = refused_for_numbers(messages), refused_for_controls(messages)
+    return ({name: ID_OR_CARD_REFUSED if name in numbers else CONTROLS_REFUSED if name in controls
+             else AFTER_SALES_FIELDS[name] for name in names}
             or {"form": AFTER_SALES_REFUSALS[OrderCode.ORDER_LINE_NOT_FOUND][1]})
 
 
