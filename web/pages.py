@@ -219,6 +219,14 @@ def refused_for_controls(messages: dict) -> set[str]:
     return found
 
 
+def typed_text_problem(messages: dict, otherwise: str) -> str:
+    """A form's one message for a schema's refusal: a personal number's or a control character's rule where a field
+    was refused for one, else `otherwise` (the form's own rule)."""
+    if refused_for_numbers(messages):
+        return ID_OR_CARD_REFUSED
+    return CONTROLS_REFUSED if refused_for_controls(messages) else otherwise
+
+
 def refused_for_numbers(messages: dict) -> set[str]:
     """The form fields a schema refused for holding an ID or bank card number (`Text`), or a reason for holding a phone
     number (`Reason`), nested ones by their name."""

@@ -726,6 +726,16 @@ def test_a_conflict_note_holding_a_card_number_is_refused_with_the_rule_and_kept
     assert db.session.get(SaleConflict, conflict_id).resolved_at is None
 
 
+def test_a_conflict_note_holding_a_control_character_is_told_to_remove_it_not_its_length(client):
+    order, _ = _sale(client)
+    conflict_id = _refused_offline_sale(client, order)
+    response = client.post(f"/till/conflicts/{conflict_id}/resolve",
+                           data={"note": "已重新\x07收款", "csrf_token": _csrf(client, "/till/conflicts")})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "控制字符" in page and "不超过 200 个字" not in page
+    assert db.session.get(SaleConflict, conflict_id).resolved_at is None
+
+
 def test_an_overlong_till_field_is_refused_never_cut_short(client):
     order, _ = _sale(client)
     conflict_id = _refused_offline_sale(client, order)

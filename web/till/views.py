@@ -27,12 +27,11 @@ from web.filters import local_time, masked, yuan
 from web.numbers import NumberError, fen_from_yuan, whole_or_typed
 from web.once import claim_form, new_form_key
 from web.pages import (
-    ID_OR_CARD_REFUSED,
     page_blueprint,
     page_url,
-    refused_for_numbers,
     seconds_left_signed_in,
     signed_in,
+    typed_text_problem,
     web_user,
 )
 from web.till import service
@@ -315,7 +314,7 @@ def refund(order_id: int):
             return redirect(url_for("till.receipt", order_id=order.id))  # this form was sent before: its refund
         refunds.create_refund(actor=web_user(), order_id=order.id, **data)
     except ValidationError as exc:
-        return form(422, ID_OR_CARD_REFUSED if refused_for_numbers(exc.messages) else REFUND_FORM_PROBLEM)
+        return form(422, typed_text_problem(exc.messages, REFUND_FORM_PROBLEM))
     except AppError as exc:
         if exc.code not in MESSAGES:
             raise
@@ -352,7 +351,7 @@ def resolve_conflict(conflict_id: int):
         data = SaleConflictResolve().load({"note": note})
     except ValidationError as exc:
         return _conflicts_page(422, failed=conflict_id, note=note,
-                               error=ID_OR_CARD_REFUSED if refused_for_numbers(exc.messages) else CONFLICT_NOTE_PROBLEM)
+                               error=typed_text_problem(exc.messages, CONFLICT_NOTE_PROBLEM))
     try:
         counter.resolve_conflict(actor=web_user(), store_id=store.id, conflict_id=conflict_id, **data)
     except AppError as exc:
@@ -382,9 +381,7 @@ def _transfers_page(status: int = 200, *, failed: int | None = None, error: str 
 
 def _receipt_problem(messages: dict) -> str:
     """What the clerk is told of a refused receipt: the note's rule if the note was refused, else the counts'."""
-    if refused_for_numbers(messages):
-        return ID_OR_CARD_REFUSED
-    return RECEIPT_NOTE_PROBLEM if "note" in messages else RECEIPT_COUNT_PROBLEM
+    return typed_text_problem(messages, RECEIPT_NOTE_PROBLEM if "note" in messages else RECEIPT_COUNT_PROBLEM)
 
 
 @bp.get("/transfers")
