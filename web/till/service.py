@@ -8,9 +8,11 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from catalog.errors import CatalogCode
 from catalog.models import Lot, Product, Stock
 from orders.checkout.service import get_order_for
 from orders.counter.service import sold_here
+from orders.errors import OrderCode
 from orders.models import Order, OrderTransition, SaleConflict, Shift, Store
 from orders.stores.service import get_store_for
 from shop.auth.models import User
@@ -102,9 +104,9 @@ def _found(conflict: SaleConflict, index: int, sku: str | None) -> dict:
     of its product (`available`) for a line short of stock; nothing for a line the refusal does not name."""
     named = conflict.details.get("lines") if isinstance(conflict.details, dict) else None
     for entry in named if isinstance(named, list) else []:
-        if conflict.code == "price_mismatch" and entry.get("line") == index:
+        if conflict.code == OrderCode.PRICE_MISMATCH and entry.get("line") == index:
             return {"price_then_fen": entry.get("price_fen")}
-        if conflict.code == "insufficient_stock" and sku is not None and entry.get("sku") == sku:
+        if conflict.code == CatalogCode.INSUFFICIENT_STOCK and sku is not None and entry.get("sku") == sku:
             return {"available": entry.get("available")}
     return {}
 
