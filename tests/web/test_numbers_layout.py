@@ -118,8 +118,8 @@ NARROW_CELLS = """selector => [...document.querySelectorAll(selector)]
 
 
 def test_a_short_line_of_a_million_units_keeps_its_product_column_readable_on_a_360_px_phone(site, browser):
-    """The most units one payment carries (12,658 of ¥79), its amount and the out-of-stock note leave the product's name at least 6 characters
-    wide (it was squeezed to one character a line), and nothing scrolls sideways."""
+    """The most units one payment carries (12,658 of ¥79), its amount and the out-of-stock note leave the product's
+    name at least 6 characters wide (it was squeezed to one character a line), and nothing scrolls sideways."""
     context = browser.new_context(viewport=NARROW, locale="zh-CN", is_mobile=True, has_touch=True)
     page = context.new_page()
     _checkout_of(page, site, "12658")
