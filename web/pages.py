@@ -18,7 +18,7 @@ from shop.auth.models import User
 from shop.blueprint import query_args
 from shop.db import db
 from shop.errors import AppError, ShopCode
-from shop.fields import CONTROL_CHARACTERS, ID_OR_CARD_IN_TEXT, MAX_QUANTITY, PHONE_IN_REASON
+from shop.fields import CONTROL_CHARACTERS, ID_OR_CARD_IN_TEXT, PHONE_IN_REASON
 from shop.pagination import InvalidCursor
 
 csrf = CSRFProtect()
@@ -65,18 +65,18 @@ def web_user() -> User | None:
 
 def sign_in_session(user: User) -> None:
     """Start a fresh session for `user` (a new cookie, so a fixated one is useless), dated now; the cart put aside by
-    their own sign-in that ended comes back, the lines filled before signing in added to it, but a cart another user
-    left here is dropped."""
-    filled = session.get("cart") if session.get("uid") in (None, user.id) else None
-    kept = session.get("kept_cart") if session.get("cart_of") == user.id else None
-    cart = dict(kept) if isinstance(kept, dict) else {}
-    for sku, quantity in (filled.items() if isinstance(filled, dict) else ()):
-        if type(quantity) is int and type(cart.get(sku, 0)) is int:
-            cart[sku] = min(cart.get(sku, 0) + quantity, MAX_QUANTITY)
+    their own sign-in that ended comes back, the lines filled before signing in added to it as adding them would
+    (`cart.merge`, saying what was left out), but a cart another user left here is dropped."""
+    from web.storefront import cart  # the cart's rules read the signed-in user's prices: it imports this module
+
+    filled = cart.well_formed(session.get("cart") if session.get("uid") in (None, user.id) else None)
+    kept = cart.well_formed(session.get("kept_cart") if session.get("cart_of") == user.id else None)
     session.clear()
     session.permanent = True
     session.update(uid=user.id, tv=user.token_version, sv=user.session_version, at=int(time.time()),
-                   **({"cart": cart} if cart else {}))
+                   **({"cart": kept or filled} if kept or filled else {}))
+    if kept:
+        cart.merge(filled)
 
 
 def page_url(cursor: str | None) -> str:

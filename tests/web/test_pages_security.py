@@ -473,6 +473,37 @@ def test_a_cart_kept_for_its_owners_ended_sign_in_is_hidden_from_whoever_uses_th
     assert added.name in page and kept.name not in page
 
 
+def test_signing_in_again_merges_the_lines_filled_meanwhile_as_adding_them_would_and_says_what_was_not(app, client):
+    """A consumer whose sign-in ended fills the cart again before signing in: each line filled meanwhile joins the cart
+    put aside as adding its units would, within a line's units and one payment's total; a line refused is left out
+    and the cart page names it and says why, never dropping units unsaid."""
+    from orders.payments.provider import MAX_PAYMENT_FEN
+    from shop.fields import MAX_QUANTITY
+
+    owner = UserFactory(username="13912340035")
+    tea = ProductFactory(name="苦荞茶", price_fen=1)
+    honey = ProductFactory(name="蜂蜜", price_fen=MAX_PAYMENT_FEN // 2)
+    walnut = ProductFactory(name="核桃", price_fen=MAX_PAYMENT_FEN // 2 + 1)
+    db.session.commit()
+    _sign_in(client, owner)
+    for product, units in ((tea, MAX_QUANTITY - 1), (honey, 1)):
+        client.post("/cart", data={"sku": product.sku, "quantity": str(units),
+                                   "csrf_token": _csrf(client, f"/p/{product.sku}")})
+    with client.session_transaction() as session:  # signed in a lifetime ago
+        session["at"] -= int(app.permanent_session_lifetime.total_seconds()) + 1
+    for product, units in ((tea, 5), (walnut, 1)):
+        client.post("/cart", data={"sku": product.sku, "quantity": str(units),
+                                   "csrf_token": _csrf(client, f"/p/{product.sku}")})
+
+    _sign_in(client, owner)
+    page = client.get("/cart").get_data(as_text=True)
+    assert f'value="{MAX_QUANTITY - 1}"' in page  # the tea's units as they were, none of the 5 taken in part
+    assert "5 件“苦荞茶”没有并入购物车" in page and f"每种商品最多 {MAX_QUANTITY} 件" in page
+    assert "1 件“核桃”没有并入购物车" in page and "单笔支付的上限" in page
+    assert f'href="/p/{walnut.sku}"' not in page and f'href="/p/{honey.sku}"' in page
+    assert "没有并入" not in client.get("/cart").get_data(as_text=True)  # said once
+
+
 @pytest.mark.parametrize("limit", ["REGISTER_RATE_LIMIT", "AUTH_RATE_LIMIT"])
 def test_a_registration_or_password_change_refused_by_an_address_limit_gets_its_form_again_with_the_wait(app, client,
                                                                                                           limit):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from flask import session
+from flask import flash, session
 
 from catalog import service as catalog
 from orders.checkout.schemas import MAX_LINES, SKU_PATTERN
@@ -14,6 +14,7 @@ from shop.fields import MAX_QUANTITY, normalise_identifier
 from web.filters import yuan
 from web.numbers import NumberError, whole_number
 from web.pages import web_user
+from web.storefront import reads
 
 TOTAL_TOO_LARGE = f"订单合计不能超过 {yuan(MAX_PAYMENT_FEN)}（单笔支付的上限），请减少数量或分几笔下单。"
 
@@ -47,7 +48,11 @@ def lines() -> dict[str, int]:
     """The cart's lines in the order they were added; anything malformed in the session is dropped, and a cart whose
     owner's sign-in ended is put aside unseen first (`web_user`)."""
     web_user()
-    stored = session.get("cart")
+    return well_formed(session.get("cart"))
+
+
+def well_formed(stored: object) -> dict[str, int]:
+    """The lines of a cart as the session stored it, anything malformed dropped."""
     if not isinstance(stored, dict):
         return {}
     return {sku: quantity for sku, quantity in list(stored.items())[:MAX_LINES]
@@ -73,6 +78,18 @@ def add(sku: str, quantity: int, *, priced: bool = True) -> None:
         within_one_payment({**cart, sku: total})
     cart[sku] = total
     session["cart"] = cart
+
+
+def merge(filled: dict[str, int]) -> None:
+    """Add the lines `filled` before signing in to the cart, each as adding its units would (`add`); a line refused is
+    left out whole, and the shopper is told which and why (flashed), never losing units unsaid."""
+    for sku, quantity in filled.items():
+        try:
+            add(sku, quantity)
+        except CartError as exc:
+            seen = catalog.products_seen_by(skus=[sku], actor=web_user()).get(sku)
+            name = seen.name if seen else reads.names_off_sale([sku]).get(sku, sku)
+            flash(f"登录前加入的 {quantity} 件“{name}”没有并入购物车：{exc}")
 
 
 def set_quantity(sku: str, quantity: int) -> None:
