@@ -123,11 +123,21 @@ def signed_in(*roles: str):
 
 
 def error_page(status: int, message: str, *, link: tuple[str, str] | None = None):
-    """An HTML error page with the status and, if given, a link (URL, words) to the next step (a server error's page
-    asks the database nothing: it may be what failed); never kept by a cache, as pages are not (`_no_store`): it
-    names the signed-in user, also where no page's blueprint answers (a path no page matches, a missing file)."""
-    return render_template("web/error.html", status=status, message=message, link=link,
-                           no_user=status >= 500), status, {"Cache-Control": "no-store"}
+    """An HTML error page with the status and, if given, a link (URL, words) to the next step, and a shopper's way back
+    to the cart and orders (`_shoppers_page`; a server error's page asks the database nothing: it may be what
+    failed); never kept by a cache, as pages are not (`_no_store`): it names the signed-in user, also where no page's
+    blueprint answers (a path no page matches, a missing file)."""
+    return render_template("web/error.html", status=status, message=message, link=link, no_user=status >= 500,
+                           shopper=_shoppers_page(status)), status, {"Cache-Control": "no-store"}
+
+
+def _shoppers_page(status: int) -> bool:
+    """Whether an error page is a shopper's: not the till's or the co-op portal's, nor (where the database is asked)
+    one signed in with another role than a consumer's."""
+    if request.blueprint in ("till", "coop"):
+        return False
+    user = None if status >= 500 else web_user()
+    return user is None or user.role == "consumer"
 
 
 def _expired_form(status: int):

@@ -197,3 +197,28 @@ def test_an_error_page_showing_who_is_signed_in_is_never_stored_by_a_cache(clien
 
     assert response.status_code == 404 and "138****8000" in response.get_data(as_text=True)
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_shoppers_error_page_links_back_to_the_cart_and_orders_but_a_clerks_does_not(app, client, monkeypatch):
+    """A shopper on an error page (a product gone, a path no page matches, a server error) gets links back to the cart
+    and to their orders, not only home; a clerk's error page at the till offers no cart."""
+    buyer = UserFactory(role="consumer", username="13800138001")
+    db.session.commit()
+    _sign_in(client, buyer)
+    for path, status in (("/p/NO-SUCH-SKU", 404), ("/no-such-page", 404)):
+        html = client.get(path).get_data(as_text=True)
+        main = html[html.index("<main"):]
+        assert client.get(path).status_code == status
+        assert 'href="/cart"' in main and 'href="/orders"' in main, path
+
+    def broken(**_):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(reads, "donor_districts", broken)
+    html = assert_error_page(client.get("/"), 500, "出错了，请稍后再试。")
+    assert 'href="/cart"' in html and 'href="/orders"' in html
+
+    clerk = app.test_client()
+    _signed_in(clerk, store_id=StoreFactory().id)
+    html = clerk.get("/till/no-such-page").get_data(as_text=True)
+    assert 'href="/cart"' not in html and 'href="/orders"' not in html
