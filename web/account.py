@@ -155,9 +155,12 @@ def _signed_in_as_registered_before(phone: str, password: str) -> User | None:
 def register():
     """Consumer registration by mobile number and password; signed in at once. The same form sent twice (a double
     tap) signs the new consumer in rather than failing on the taken phone number. Sent from the sign-in page, it goes
-    on to the page the visitor came from (`next`, as signing in does)."""
+    on to the page the visitor came from (`next`, as signing in does); someone signed in already goes there at once."""
     next_url = request.values.get("next", "")[:512]
     if request.method == "GET":
+        user = web_user()
+        if user is not None:
+            return redirect(safe_next(next_url, user))
         return render_template("web/register.html", next_url=next_url)
     phone = _field("phone")
     if _field("password") != _field("password_again"):

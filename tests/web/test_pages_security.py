@@ -418,6 +418,16 @@ def test_every_page_shows_a_signed_in_consumers_phone_masked_as_the_order_page_s
         assert "13912345678" not in shown and "139****5678" in shown, path
 
 
+@pytest.mark.parametrize("path", ["/register", "/login"])
+def test_the_sign_in_and_registration_pages_of_someone_signed_in_lead_on_rather_than_show_the_form(client, path):
+    """A consumer already signed in who opens the registration (or sign-in) page, from a bookmark or the back button,
+    is taken on to the page they asked to go to (else their home), never shown a form to sign up again."""
+    assert _register(client, "13912340036").status_code == 302
+    assert client.get(path).location == "/"
+    assert client.get(f"{path}?next=/orders").location == "/orders"
+    assert client.get(f"{path}?next=//evil.example/x").location == "/"
+
+
 def test_a_cart_outlives_its_owners_ended_sign_in_but_is_not_another_users(app, client):
     """A consumer whose page sign-in ended (its lifetime over, or signed out on another device) is asked to sign in
     again at checkout and finds the cart they filled; someone else signing in on that browser does not get it."""
