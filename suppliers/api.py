@@ -137,7 +137,8 @@ class HouseholdById(MethodView):
         commit()
         return household
 
-    @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY], 409: [SupplierCode.SUPPLIER_INACTIVE],
+    @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY],
+                 409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_DEACTIVATED_BY_ADMIN],
                  422: [SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED, SupplierCode.INVALID_BANK_ACCOUNT]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdUpdate)

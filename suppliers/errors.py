@@ -15,6 +15,7 @@ class SupplierCode(StrEnum):
     COUNTY_NOT_RECIPIENT = "county_not_recipient"
     HASH_KEY_MISMATCH = "hash_key_mismatch"
     HOUSEHOLD_CODE_TAKEN = "household_code_taken"
+    HOUSEHOLD_DEACTIVATED_BY_ADMIN = "household_deactivated_by_admin"
     HOUSEHOLD_EXISTS = "household_exists"
     HOUSEHOLD_INACTIVE = "household_inactive"
     HOUSEHOLD_NOT_FOUND = "household_not_found"

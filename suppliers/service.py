@@ -537,6 +537,8 @@ def update_household(*, household_id: int, user: User, changes: HouseholdChanges
                         code=SupplierCode.HOUSEHOLD_READ_ONLY)
     household = lock_row(Household, household.id)  # changes at once are made, and recorded, one after the other
     values = changes.given()
+    if values.get("active") and not household.active and user.supplier_id is not None:
+        _not_deactivated_by_admin(household.id)
     if "bank_account" in values:
         _change_bank_account(row=household, account=values.pop("bank_account"), user=user, reason=reason)
     for field, value in values.items():
@@ -547,6 +549,19 @@ def update_household(*, household_id: int, user: User, changes: HouseholdChanges
             setattr(household, field, value)
     db.session.flush()
     return household
+
+
+def _not_deactivated_by_admin(household_id: int) -> None:
+    """A co-op may not undo an admin's deactivation (a compliance act): `household_deactivated_by_admin` 409 if the
+    household's last deactivation was an admin's."""
+    deactivated_by = db.session.scalar(
+        select(User.role).join(HouseholdChange, HouseholdChange.changed_by == User.id)
+        .where(HouseholdChange.household_id == household_id, HouseholdChange.field == "active",
+               HouseholdChange.new_value == _as_text(False))
+        .order_by(HouseholdChange.id.desc()).limit(1))
+    if deactivated_by == "admin":
+        raise Conflict("An admin deactivated this household; only an admin may reactivate it.",
+                       code=SupplierCode.HOUSEHOLD_DEACTIVATED_BY_ADMIN, details={"active": ["Ask an admin."]})
 
 
 def _as_text(value: object) -> str | None:

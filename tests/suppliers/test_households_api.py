@@ -401,3 +401,25 @@ def test_a_coop_finds_its_households_by_part_of_the_heads_name(client, coop, sup
     assert found("吉克•阿依") == found("吉克 ・ 阿依") == ["吉克·阿依"]
     assert found("smith") == ["J. Smith"] and found("%") == [] and found("_") == []
     assert client.get(url, query_string={"head_name": "吉" * 65}, headers=coop).status_code == 422
+
+
+def test_a_coop_cannot_reactivate_a_household_an_admin_deactivated(client, admin, coop, supplier):
+    """An admin's deactivation is a compliance act (a household struck off the register): its co-op may not undo it
+    (409 household_deactivated_by_admin, the household stays inactive), while a deactivation of its own it may, and an
+    admin may reactivate either."""
+    household = HouseholdFactory(supplier=supplier)
+    db.session.commit()
+    url = f"/api/v1/households/{household.id}"
+    assert client.patch(url, json={"active": False}, headers=coop).status_code == 200
+    assert client.patch(url, json={"active": True}, headers=coop).json["active"] is True
+
+    assert client.patch(url, json={"active": False}, headers=admin).status_code == 200
+    undone = client.patch(url, json={"active": True, "village": "新村"}, headers=coop)
+    assert undone.status_code == 409 and undone.json["error"]["code"] == "household_deactivated_by_admin"
+    shown = client.get(url, headers=coop).json
+    assert shown["active"] is False and shown["village"] != "新村"
+    assert client.patch(url, json={"village": "新村"}, headers=coop).json["village"] == "新村"
+
+    assert client.patch(url, json={"active": True}, headers=admin).json["active"] is True
+    assert client.patch(url, json={"active": False}, headers=coop).status_code == 200
+    assert client.patch(url, json={"active": True}, headers=coop).json["active"] is True
