@@ -96,7 +96,7 @@ class SupplierCreate(Schema):
     kind = Choice(SUPPLIER_KINDS, required=True)
     uscc = Identifier(required=True, max_length=24, case="upper", drop_separators=True)
     county_code = RegionCode(required=True)
-    contact = Text(load_default=None, max_length=128)
+    contact = PersonName(load_default=None, max_length=128)
     bank_account = BankAccount(load_default=None)
     agreement = fields.Nested(Agreement, load_default=None)
 
@@ -107,7 +107,7 @@ class SupplierUpdate(Schema):
 
     name = Text(max_length=128)
     kind = Choice(SUPPLIER_KINDS)
-    contact = Text(allow_none=True, max_length=128)
+    contact = PersonName(allow_none=True, max_length=128)
     bank_account = BankAccount(allow_none=True)
     reason = Reason()
     agreement = fields.Nested(Agreement)

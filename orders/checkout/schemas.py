@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from orders.models import CHANNELS, ORDER_STATUSES
 from shop.auth.schemas import StaffFields
-from shop.fields import Choice, Computed, Date, Id, Identifier, MaskedText, MobileNumber, Quantity, Text
+from shop.fields import Choice, Computed, Date, Id, Identifier, MaskedText, MobileNumber, PersonName, Quantity, Text
 from shop.pagination import PageQuery
 from shop.regions.schemas import RegionCode
 
@@ -26,7 +26,7 @@ class AddressIn(Schema):
 
     district_code = RegionCode(required=True)
     detail = Text(required=True, max_length=200)
-    recipient = Text(required=True, max_length=50)
+    recipient = PersonName(required=True, max_length=50)
     phone = MobileNumber(required=True)
 
 

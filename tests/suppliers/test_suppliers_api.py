@@ -244,3 +244,12 @@ def test_every_change_of_a_supplier_is_recorded_with_who_when_and_what(client, a
     assert client.get(f"{url}/history", headers=other_coop).status_code == 404
     page = client.get(f"{url}/history?limit=4", headers=coop).json
     assert len(page["items"]) == 4 and page["next_cursor"]
+
+
+def test_a_yi_contacts_name_is_kept_with_the_id_cards_middle_dot_however_it_was_typed(client, admin):
+    """A supplier's contact is a person's name, written as on the ID card (吉克·阿依) however the dot was typed."""
+    created = client.post("/api/v1/suppliers", json=_body(contact="吉克•阿依"), headers=admin)
+    assert created.status_code == 201 and created.json["contact"] == "吉克·阿依"
+    edited = client.patch(f"/api/v1/suppliers/{created.json['id']}", json={"contact": "阿苏 ・拉格．木呷"},
+                          headers=admin)
+    assert edited.status_code == 200 and edited.json["contact"] == "阿苏·拉格·木呷"

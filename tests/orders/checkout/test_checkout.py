@@ -516,3 +516,15 @@ def test_orders_past_their_reservation_do_not_count_against_the_buyer_and_are_ex
         assert placed.status_code == 201
     refused = client.post("/api/v1/orders", json=delivery_body((world["a"].sku, 1)), headers=headers)
     assert refused.status_code == 409 and refused.json["error"]["code"] == "too_many_unpaid_orders"
+
+
+def test_a_yi_recipients_name_is_kept_with_the_id_cards_middle_dot_however_it_was_typed(client, login, world):
+    """A consignee's name is checked against the ID card at the door: the bullet, Japanese dot or spaced dot a keyboard
+    gives is the card's middle dot (U+00B7), as a household head's name is."""
+    headers = login("consumer")
+    for typed in ("吉克•阿依", "吉克 ・ 阿依", "吉克．阿依"):
+        placed = client.post("/api/v1/orders", headers=headers,
+                             json=delivery_body((world["a"].sku, 1), address={**ADDRESS, "recipient": typed}))
+        assert placed.status_code == 201, placed.json
+        shown = client.get(f"/api/v1/orders/{placed.json['id']}", headers=headers).json["address"]
+        assert shown["recipient"] == "吉克·阿依", typed
