@@ -2,7 +2,7 @@
 transactions by account and period, show one."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from orders.ledger import accounts, audit, verifications
 from orders.ledger.errors import LedgerCode
@@ -10,7 +10,7 @@ from orders.ledger.verify import verify_ledger
 from shop.auth.security import current_user, require_role
 from shop.blueprint import Blueprint
 from shop.db import commit
-from shop.fields import Date, Identifier
+from shop.fields import BoundedInt, Date, Identifier
 from shop.http import ReadAt
 from shop.pagination import PageQuery, PeriodQuery, page_schema
 
@@ -19,9 +19,31 @@ blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="The attri
                            "verification_id": LedgerCode.VERIFICATION_NOT_FOUND})
 
 
+MAX_SEQ = 2**63 - 1  # the chain's seq is a 64-bit integer column
+ANCHOR_RULE = "Give `expect_seq` and `expect_hash` together: the head an earlier verification published."
+
+
+class LedgerVerifyQuery(Schema):
+    """An anchor the auditor kept from an earlier verification (its `head_seq` and `head_hash`): the entry at that
+    seq must still have that hash, or the verification fails (a chain rewritten in full passes every other check)."""
+
+    expect_seq = BoundedInt(minimum=1, maximum=MAX_SEQ, strict=False, metadata={
+        "description": "The seq of the anchored entry (an earlier verification's `head_seq`)."})
+    expect_hash = Identifier(max_length=64, case="lower", pattern="^[0-9a-f]{64}$",
+                             pattern_error="Must be the 64 hexadecimal digits of a SHA-256 hash.", metadata={
+                                 "description": "The hash that entry had (an earlier verification's `head_hash`)."})
+
+    @validates_schema
+    def _together(self, data, **kwargs):
+        """Both parts of the anchor, or neither."""
+        if ("expect_seq" in data) != ("expect_hash" in data):
+            raise ValidationError({"expect_hash" if "expect_seq" in data else "expect_seq": [ANCHOR_RULE]})
+
+
 class LedgerVerifyOut(Schema):
-    """The ledger's verification: balanced, chain intact, accounts owned as their codes say, and the first bad
-    transaction and account if any."""
+    """The ledger's verification: balanced, chain intact, accounts owned as their codes say, the auditor's anchor
+    kept, and the first bad transaction and account if any; and the chain's head, the anchor to keep for the next
+    verification."""
 
     ok = fields.Boolean()
     transactions = fields.Integer()
@@ -30,6 +52,12 @@ class LedgerVerifyOut(Schema):
     first_bad_id = fields.Integer(allow_none=True)
     accounts_intact = fields.Boolean(metadata={"description": "Every account's owner is the one its code names."})
     first_bad_account = fields.String(allow_none=True, metadata={"description": "The first account code that is not."})
+    anchor_intact = fields.Boolean(allow_none=True, metadata={
+        "description": "The entry at `expect_seq` has `expect_hash` (false when it has another or the chain has no "
+                       "entry at that seq; `first_bad_id` then names it); null without an anchor."})
+    head_seq = fields.Integer(metadata={"description": "The seq of the chain's last entry (0 for an empty chain): "
+                                                       "keep it with `head_hash` as the next verification's anchor."})
+    head_hash = fields.String(metadata={"description": "The hash of the chain's last entry."})
 
 
 class LedgerVerificationProgressOut(Schema):
@@ -42,6 +70,11 @@ class LedgerVerificationProgressOut(Schema):
 class LedgerVerificationOut(LedgerVerifyOut):
     """A requested verification: queued, running (with progress), done (with the result fields, null before) or
     failed."""
+
+    class Meta:
+        """A requested verification has no anchor; `GET /ledger/verify` checks one and publishes the head."""
+
+        exclude = ("anchor_intact", "head_seq", "head_hash")
 
     id = fields.Integer()
     status = fields.String()
@@ -188,11 +221,14 @@ class LedgerTransactionDetailOut(LedgerTransactionOut):
 @blp.route("/ledger/verify")
 @blp.errors({409: [LedgerCode.VERIFICATION_RUNNING]})
 @require_role("admin", "auditor")
+@blp.arguments(LedgerVerifyQuery, location="query")
 @blp.response(200, LedgerVerifyOut)
-def verify():
-    """Check that every transaction balances and the hash chain is intact; name the first bad transaction. One
+def verify(query):
+    """Check that every transaction balances, the hash chain is intact and, given an anchor from an earlier
+    verification, that its entry still has its hash; name the first bad transaction and publish the head. One
     full verification runs at a time: while one runs, 409 `verification_running` with Retry-After."""
-    return verify_ledger(wait=False)
+    anchor = (query["expect_seq"], query["expect_hash"]) if query else None
+    return verify_ledger(wait=False, expect=anchor)
 
 
 @blp.route("/ledger/verifications", methods=["POST"])

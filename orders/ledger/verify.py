@@ -5,11 +5,14 @@ Streams the linked transactions by `seq`, each with its postings by id, from a s
 of its own that reads one snapshot of the ledger (REPEATABLE READ on PostgreSQL, one explicit read transaction on
 SQLite, so transactions linked meanwhile neither show up half-way nor make the head look moved). Each must have the
 next seq, its predecessor's hash as `prev_hash`, the hash of its stored content and postings, and postings summing
-to zero; the chain head must name the last one. A transaction never linked is a break too. `first_bad_id` names the
-first bad transaction in chain order (then the first unlinked one). The chain hashes each posting's account code;
-statements and payouts read the account's kind and party columns (store, supplier, household), so each account's
-columns must be what its code names (`accounts_intact`, `first_bad_account`: the first code in code order that is
-not).
+to zero; the chain head must name the last one. A transaction never linked is a break too. A chain rewritten in
+full (every hash recomputed) by someone holding the database is consistent again, so an auditor keeps an anchor from
+an earlier verification, the head it published (`head_seq`, `head_hash`): given as `expect`, the entry at that seq
+must still have that hash (`anchor_intact`; null without an anchor), else the verification fails, naming it.
+`first_bad_id` names the first bad transaction in chain order (then the first unlinked one). The chain hashes each
+posting's account code; statements and payouts read the account's kind and party columns (store, supplier,
+household), so each account's columns must be what its code names (`accounts_intact`, `first_bad_account`: the first
+code in code order that is not).
 
 The canonical JSON is written straight from the rows, byte for byte what `chain.canonical` writes (keys in
 sorted order, compact separators, non-ASCII kept), without a dict per row: on 60,000 transactions with 900,000
@@ -41,6 +44,7 @@ RETRY_AFTER_SECONDS = 30
 LOCK_KEY = 0x6C6564676572  # the advisory lock of the one running verification ("ledger")
 VERIFICATION_TURN = "ledger-verification"  # SQLite: the `one_at_a_time` lock of the one running verification
 Progress = Callable[[int, int], None]
+Anchor = tuple[int, str]  # (seq, hash): the entry at that seq had that hash when the auditor last verified
 
 _TRANSACTIONS = (select(LedgerTransaction.id, LedgerTransaction.seq, LedgerTransaction.kind,
                         LedgerTransaction.outbox_event_id, LedgerTransaction.order_id,
@@ -115,8 +119,8 @@ def _canonical(row, postings: list[str]) -> str:
             f'"postings":[{",".join(postings)}],"sale_date":{sale_date},"seq":{row[1]}}}')
 
 
-def _verify(connection: Connection, progress: Progress | None) -> dict:
-    """The verification over the snapshot `connection` reads."""
+def _verify(connection: Connection, progress: Progress | None, expect: Anchor | None) -> dict:
+    """The verification over the snapshot `connection` reads, against the auditor's anchor `expect` if given."""
     linked = connection.scalar(select(func.count()).where(LedgerTransaction.seq.is_not(None)))
     rows = connection.execute(select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind, LedgerAccount.store_id,
                                      LedgerAccount.supplier_id, LedgerAccount.household_id)
@@ -128,11 +132,14 @@ def _verify(connection: Connection, progress: Progress | None) -> dict:
     components: dict[str, str] = {}
     balanced, intact, first_bad = True, True, None
     count, expected_seq, last_hash, last_id = 0, 1, GENESIS_HASH, None
+    anchored: tuple[int, bool] | None = None  # the anchored entry's id, and whether it has the expected hash
 
     def check(row, postings: list[str], total: int) -> None:
-        """Check one transaction against its predecessor; move on to it."""
-        nonlocal balanced, intact, first_bad, count, expected_seq, last_hash, last_id
+        """Check one transaction against its predecessor (and the anchor); move on to it."""
+        nonlocal balanced, intact, first_bad, count, expected_seq, last_hash, last_id, anchored
         count += 1
+        if expect is not None and row[1] == expect[0]:
+            anchored = (row[0], row[10] == expect[1])
         chained = (row[1] == expected_seq and row[9] == last_hash
                    and row[10] == chain_hash(last_hash, _canonical(row, postings)))
         balanced = balanced and total == 0
@@ -168,6 +175,9 @@ def _verify(connection: Connection, progress: Progress | None) -> dict:
     if head is not None and (head.seq, head.last_hash) != (expected_seq - 1, last_hash):
         intact = False  # transactions after the last one found were removed (or the head was moved)
         first_bad = first_bad if first_bad is not None else head.last_transaction_id or last_id
+    anchor_intact = None if expect is None else anchored is not None and anchored[1]
+    if anchor_intact is False and first_bad is None and anchored is not None:
+        first_bad = anchored[0]
     unlinked = connection.execute(select(func.count(), func.min(LedgerTransaction.id))
                                   .where(LedgerTransaction.seq.is_(None))).one()
     if unlinked[0]:
@@ -180,15 +190,16 @@ def _verify(connection: Connection, progress: Progress | None) -> dict:
                 .where(LedgerTransaction.seq.is_(None)).group_by(Posting.transaction_id)
                 .having(func.sum(Posting.amount_fen) != 0).subquery()))
         balanced = balanced and not unbalanced
-    return {"ok": balanced and intact and first_bad_account is None, "transactions": count, "balanced": balanced,
-            "chain_intact": intact, "first_bad_id": first_bad, "accounts_intact": first_bad_account is None,
-            "first_bad_account": first_bad_account}
+    return {"ok": balanced and intact and first_bad_account is None and anchor_intact is not False,
+            "transactions": count, "balanced": balanced, "chain_intact": intact, "first_bad_id": first_bad,
+            "accounts_intact": first_bad_account is None, "first_bad_account": first_bad_account,
+            "anchor_intact": anchor_intact, "head_seq": expected_seq - 1, "head_hash": last_hash}
 
 
-def verify_ledger(*, wait: bool = True, progress: Progress | None = None) -> dict:
-    """`{ok, transactions, balanced, chain_intact, first_bad_id, accounts_intact, first_bad_account}` over the whole
-    ledger, one snapshot of it;
-    `progress(done, total)` is told every few thousand transactions. While another verification runs, this
+def verify_ledger(*, wait: bool = True, progress: Progress | None = None, expect: Anchor | None = None) -> dict:
+    """`{ok, transactions, balanced, chain_intact, first_bad_id, accounts_intact, first_bad_account, anchor_intact,
+    head_seq, head_hash}` over the whole ledger, one snapshot of it, against the auditor's anchor `expect` (seq, hash)
+    if given; `progress(done, total)` is told every few thousand transactions. While another verification runs, this
     one waits for it, or with `wait=False` raises `VerificationRunning`."""
     with _exclusive_snapshot(wait=wait) as connection:
-        return _verify(connection, progress)
+        return _verify(connection, progress, expect)

@@ -43,7 +43,8 @@ def test_posted_transactions_are_linked_at_commit_in_order(app):
     assert (head.seq, head.last_hash, head.last_transaction_id) == (3, rows[2].hash, third.id)
     assert verify_ledger() == {"ok": True, "transactions": 3, "balanced": True, "chain_intact": True,
                                "first_bad_id": None,
-                               "accounts_intact": True, "first_bad_account": None}
+                               "accounts_intact": True, "first_bad_account": None,
+                               "anchor_intact": None, "head_seq": 3, "head_hash": rows[2].hash}
 
 
 def test_the_hash_covers_content_and_postings(app):
@@ -167,7 +168,9 @@ def test_parallel_posting_keeps_the_chain_intact(pg_app):
     assert seqs == list(range(1, 61))
     assert verify_ledger() == {"ok": True, "transactions": 60, "balanced": True, "chain_intact": True,
                                "first_bad_id": None,
-                               "accounts_intact": True, "first_bad_account": None}
+                               "accounts_intact": True, "first_bad_account": None,
+                               "anchor_intact": None, "head_seq": 60,
+                               "head_hash": db.session.get(ChainHead, 1).last_hash}
     assert db.session.scalar(select(func.count()).select_from(LedgerAccount)) == 2
     assert db.session.scalar(select(func.sum(Posting.amount_fen))) == 0
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from catalog.models import Location, Lot, LotContribution
 from orders import outbox
-from orders.ledger.models import LedgerAccount, LedgerTransaction, Posting
+from orders.ledger.models import ChainHead, LedgerAccount, LedgerTransaction, Posting
 from orders.ledger.verify import verify_ledger
 from orders.models import OrderLine, OutboxEvent
 from shop.db import db
@@ -121,4 +121,6 @@ def test_a_worker_killed_mid_attribution_leaves_every_line_attributed_once_after
         assert db.session.get(Lot, lot.id).attributed_fen == household_fen > 0
     assert verify_ledger() == {"ok": True, "transactions": ORDERS, "balanced": True, "chain_intact": True,
                                "first_bad_id": None,
-                               "accounts_intact": True, "first_bad_account": None}
+                               "accounts_intact": True, "first_bad_account": None,
+                               "anchor_intact": None, "head_seq": ORDERS,
+                               "head_hash": db.session.scalar(select(ChainHead.last_hash))}

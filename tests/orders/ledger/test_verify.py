@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from catalog.models import Location, LotContribution
 from orders.ledger import accounts, chain
-from orders.ledger.models import LedgerTransaction
+from orders.ledger.models import ChainHead, LedgerTransaction
 from orders.ledger.verify import verify_ledger
 from shop.clock import today
 from shop.db import db
@@ -42,9 +42,14 @@ def without_the_guards() -> None:
 
 
 def bad(first_bad_id, *, balanced=True, chain_intact=False, transactions=3) -> dict:
-    """The verification of a ledger with a bad transaction."""
+    """The verification of a ledger with a bad transaction (without an anchor; the head it publishes left out)."""
     return {"ok": False, "transactions": transactions, "balanced": balanced, "chain_intact": chain_intact,
-            "first_bad_id": first_bad_id, "accounts_intact": True, "first_bad_account": None}
+            "first_bad_id": first_bad_id, "accounts_intact": True, "first_bad_account": None, "anchor_intact": None}
+
+
+def verified() -> dict:
+    """`verify_ledger()` without the head it publishes."""
+    return {key: value for key, value in verify_ledger().items() if key not in ("head_seq", "head_hash")}
 
 
 @pytest.mark.no_books_check
@@ -54,7 +59,7 @@ def test_an_altered_posting_is_named(app):
     db.session.execute(text("UPDATE ledger_postings SET amount_fen = 250 "
                             "WHERE transaction_id = :t AND amount_fen = 200"), {"t": ids[1]})
     db.session.commit()
-    assert verify_ledger() == bad(ids[1], balanced=False)
+    assert verified() == bad(ids[1], balanced=False)
 
 
 @pytest.mark.no_books_check
@@ -82,7 +87,7 @@ def test_postings_moved_between_accounts_keep_the_balance_but_break_the_chain(ap
     db.session.execute(text("UPDATE ledger_postings SET account_id = :a WHERE transaction_id = :t AND amount_fen < 0"),
                        {"a": other, "t": ids[2]})
     db.session.commit()
-    assert verify_ledger() == bad(ids[2])
+    assert verified() == bad(ids[2])
 
 
 @pytest.mark.no_books_check
@@ -91,13 +96,13 @@ def test_an_edited_memo_a_removed_transaction_and_a_removed_tail_are_named(app):
     without_the_guards()
     db.session.execute(text("UPDATE ledger_transactions SET memo = 'x' WHERE id = :t"), {"t": ids[0]})
     db.session.commit()
-    assert verify_ledger() == bad(ids[0])
+    assert verified() == bad(ids[0])
 
     db.session.execute(text("UPDATE ledger_transactions SET memo = '' WHERE id = :t"), {"t": ids[0]})
     db.session.execute(text("DELETE FROM ledger_postings WHERE transaction_id = :t"), {"t": ids[1]})
     db.session.execute(text("DELETE FROM ledger_transactions WHERE id = :t"), {"t": ids[1]})
     db.session.commit()
-    assert verify_ledger() == bad(ids[2], transactions=2)  # its prev_hash no longer matches
+    assert verified() == bad(ids[2], transactions=2)  # its prev_hash no longer matches
 
     db.session.execute(text("UPDATE ledger_chain_head SET last_transaction_id = NULL"))
     db.session.execute(text("DELETE FROM ledger_postings WHERE transaction_id = :t"), {"t": ids[2]})
@@ -114,7 +119,7 @@ def test_a_transaction_slipped_in_unlinked_is_named(app):
                             "VALUES ('payment_unallocated', '2026-11-26 00:00:00', '')"))
     slipped = db.session.scalar(text("SELECT max(id) FROM ledger_transactions"))
     db.session.commit()
-    assert verify_ledger() == bad(slipped, transactions=2)
+    assert verified() == bad(slipped, transactions=2)
 
 
 def test_a_transaction_committed_while_the_ledger_is_verified_is_no_break(racing_app):
@@ -196,8 +201,9 @@ def test_verify_route_for_auditors_and_admins_only(app, client, login):
         response = client.get("/api/v1/ledger/verify", headers=login(role))
         assert response.status_code == 200
         assert response.json == {"ok": True, "transactions": 1, "balanced": True, "chain_intact": True,
-                                 "first_bad_id": None,
-                               "accounts_intact": True, "first_bad_account": None}
+                                 "first_bad_id": None, "accounts_intact": True, "first_bad_account": None,
+                                 "anchor_intact": None, "head_seq": 1,
+                                 "head_hash": db.session.get(ChainHead, 1).last_hash}
     assert client.get("/api/v1/ledger/verify", headers=login("consumer")).status_code == 403
     assert client.get("/api/v1/ledger/verify").status_code == 401
 
@@ -328,4 +334,76 @@ def test_an_alteration_behind_the_triggers_back_is_named_on_postgres(pg_app):
     db.session.execute(text("UPDATE ledger_postings SET amount_fen = -amount_fen WHERE transaction_id = :t"),
                        {"t": ids[2]})
     db.session.commit()
-    assert verify_ledger() == bad(ids[2])  # still balanced, the chain names it
+    assert verified() == bad(ids[2])  # still balanced, the chain names it
+
+
+def _rewrite_the_chain() -> None:
+    """Rewrite every transaction's hashes from its (altered) content, in chain order, and move the head: what anyone
+    holding the database could do to hide an alteration from a verification that has no anchor."""
+    rows = [dict(row) for row in db.session.execute(
+        select(*chain.TRANSACTION_COLUMNS).where(LedgerTransaction.seq.is_not(None))
+        .order_by(LedgerTransaction.seq)).mappings()]
+    postings = chain.load_postings(db.session, [row["id"] for row in rows])
+    last_hash = chain.GENESIS_HASH
+    for row in rows:
+        digest = chain.chain_hash(last_hash, chain.canonical(row, postings[row["id"]]))
+        db.session.execute(text("UPDATE ledger_transactions SET prev_hash = :p, hash = :h WHERE id = :t"),
+                           {"p": last_hash, "h": digest, "t": row["id"]})
+        last_hash = digest
+    db.session.execute(text("UPDATE ledger_chain_head SET last_hash = :h"), {"h": last_hash})
+    db.session.commit()
+
+
+@pytest.mark.no_books_check
+def test_a_chain_rewritten_in_full_passes_alone_but_fails_against_an_auditors_earlier_anchor(app, client, login):
+    ids = [pay_in(100), pay_in(200), pay_in(300)]
+    earlier = client.get("/api/v1/ledger/verify", headers=login("auditor")).json
+    assert (earlier["ok"], earlier["head_seq"]) == (True, 3)
+    anchor = {"expect_seq": 2, "expect_hash": db.session.get(LedgerTransaction, ids[1]).hash}
+    assert client.get("/api/v1/ledger/verify", query_string=anchor, headers=login("auditor")).json["ok"] is True
+
+    without_the_guards()
+    db.session.execute(text("UPDATE ledger_postings SET amount_fen = amount_fen / 2 WHERE transaction_id = :t"),
+                       {"t": ids[1]})
+    _rewrite_the_chain()
+
+    alone = client.get("/api/v1/ledger/verify", headers=login("auditor")).json
+    assert (alone["ok"], alone["chain_intact"], alone["anchor_intact"]) == (True, True, None)
+    assert alone["head_seq"] == 3 and alone["head_hash"] != earlier["head_hash"]
+    anchored = client.get("/api/v1/ledger/verify", query_string=anchor, headers=login("auditor")).json
+    assert (anchored["ok"], anchored["anchor_intact"], anchored["first_bad_id"]) == (False, False, ids[1])
+    head = {"expect_seq": earlier["head_seq"], "expect_hash": earlier["head_hash"]}
+    assert verify_ledger(expect=(head["expect_seq"], head["expect_hash"]))["anchor_intact"] is False
+
+
+@pytest.mark.no_books_check
+def test_an_anchor_past_the_chains_end_fails_and_a_malformed_one_is_a_422(app, client, login):
+    ids = [pay_in(100), pay_in(200)]
+    last = db.session.get(LedgerTransaction, ids[1]).hash
+    past = client.get("/api/v1/ledger/verify", query_string={"expect_seq": 3, "expect_hash": last},
+                      headers=login("admin")).json
+    assert (past["ok"], past["chain_intact"], past["anchor_intact"]) == (False, True, False)
+    wide = "".join(chr(ord(char) + 0xFEE0) for char in last.upper())  # full-width, upper case: the same hash
+    typed = client.get("/api/v1/ledger/verify", query_string={"expect_seq": "２", "expect_hash": wide},
+                       headers=login("admin")).json
+    assert (typed["ok"], typed["anchor_intact"]) == (True, True)
+    for query in ({"expect_seq": 2}, {"expect_hash": last}, {"expect_seq": 0, "expect_hash": last},
+                  {"expect_seq": 2, "expect_hash": last[:-1]}, {"expect_seq": 2, "expect_hash": last[:-1] + "g"},
+                  {"expect_seq": 10**30, "expect_hash": last}):
+        response = client.get("/api/v1/ledger/verify", query_string=query, headers=login("admin"))
+        assert response.status_code == 422, (query, response.json)
+
+
+@pytest.mark.no_books_check
+def test_verify_ledger_command_checks_an_anchor_and_prints_the_head(app, runner):
+    ids = [pay_in(100), pay_in(200)]
+    last = db.session.get(LedgerTransaction, ids[1]).hash
+    result = runner.invoke(args=["verify-ledger"])
+    assert f"head: seq 2, hash {last}" in result.output
+    result = runner.invoke(args=["verify-ledger", "--expect-seq", "1", "--expect-hash", last])
+    assert result.exit_code == 1
+    assert "anchor: the entry at seq 1 does NOT have the expected hash" in result.output
+    first = db.session.get(LedgerTransaction, ids[0]).hash
+    result = runner.invoke(args=["verify-ledger", "--expect-seq", "1", "--expect-hash", first])
+    assert result.exit_code == 0, result.output
+    assert "anchor: the entry at seq 1 has the expected hash" in result.output
