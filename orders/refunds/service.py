@@ -722,11 +722,11 @@ def _same_request(refund: Refund, requests: Sequence[RefundRequest], reason: str
     return asked == made and refund.reason == reason and asker
 
 
-def _settled_under_key(order: Order, requests: Sequence[RefundRequest], reason: str, actor: User,
-                       key: tuple[str, str] | None) -> Refund | None:
-    """The succeeded refund that this very request, sent again with its Idempotency-Key, made; a refund under that key
-    (in its scope, of any order) that is another request (another order, other lines, units or reason) is
-    `idempotency_key_reused` 409: a 202 frees the key for its retry, not for a second refund."""
+def _made_under_key(order: Order, requests: Sequence[RefundRequest], reason: str, actor: User,
+                    key: tuple[str, str] | None) -> Refund | None:
+    """The refund (succeeded, or pending: asked again) that this very request, sent again with its Idempotency-Key,
+    made; a refund under that key (in its scope, of any order) that is another request (another order, other lines,
+    units or reason) is `idempotency_key_reused` 409: a 202 frees the key for its retry, not for a second refund."""
     if key is None:
         return None
     scope, request_key = key
@@ -735,7 +735,7 @@ def _settled_under_key(order: Order, requests: Sequence[RefundRequest], reason: 
     if any(refund.order_id != order.id or not _same_request(refund, requests, reason, actor, key)
            for refund in made):
         raise Conflict("This Idempotency-Key was used for a different request.", code=ShopCode.IDEMPOTENCY_KEY_REUSED)
-    return next((refund for refund in made if refund.status == "succeeded"), None)
+    return next(iter(made), None)
 
 
 def refund_keys(*, actor: User, order_id: int) -> str:
@@ -765,9 +765,9 @@ def create_refund(*, actor: User, order_id: int, lines: Sequence[RefundRequest],
     order = _order_for(actor, order_id, lock=True)
     if actor.role == "consumer":
         raise NotFound(f"No order {order_id}.", code=OrderCode.ORDER_NOT_FOUND)
-    settled = _settled_under_key(order, lines, reason, actor, request_key)
-    if settled is not None:  # its 202 was not final, and the sweeper or the provider's event settled it since
-        return settled
+    made = _made_under_key(order, lines, reason, actor, request_key)
+    if made is not None:  # its 202 was not final: settled since (the sweeper, the provider's event) or asked again,
+        return made  # whatever happened to the store or the shift meanwhile (the first answer, not a new check)
     refuse_closed_store_staff(actor)
     if actor.role == "store_staff" and source == "staff":
         hold_till(store_id=order.store_id)  # the sale's shift judged as no close under way can change it

@@ -961,3 +961,27 @@ def test_a_key_of_a_202_refund_sent_for_another_order_is_409_key_reused_and_refu
     db.session.expire_all()
     assert db.session.scalars(select(Refund.order_id)).all() == [first.json["order_id"]]
     assert len(provider.made) == 1
+
+
+def test_a_clerks_pending_card_refund_resent_with_its_key_after_the_store_closed_gets_its_outcome(client, world,
+                                                                                                 provider):
+    """A card refund the till queued (202: the provider's answer was lost) is the same request when resent with its
+    key, even after the store closed meanwhile: it is asked again and answered, not refused as `store_inactive`."""
+    order = _counter_sale(world, quantity=2, payment_method="stripe")
+    _, clerk = user_with_token("store_staff", store_id=world["store"].id)
+    db.session.commit()
+    keyed = {**clerk, "Idempotency-Key": "till-refund-1"}
+    provider.lose_answer = True
+    first = _refund(client, keyed, order, 2)
+    provider.lose_answer = False
+    world["store"].active = False
+    db.session.commit()
+
+    again = _refund(client, keyed, order, 2)
+    another = _refund(client, {**clerk, "Idempotency-Key": "till-refund-2"}, order, 1)
+
+    assert first.status_code == 202, first.json
+    assert again.status_code == 201, again.json
+    assert (again.json["id"], again.json["status"]) == (first.json["id"], "succeeded")
+    assert len(provider.made) == 1
+    assert another.status_code == 409 and another.json["error"]["code"] == "store_inactive"
