@@ -123,8 +123,8 @@ class Pickups(MethodView):
     def post(self, data, store_id):
         """Hand a pickup order over to the customer showing its code (a till resending it with its Idempotency-Key
         after a lost answer gets that answer again); `pickup_code_invalid` when no order waiting at this store has
-        this code, and `rate_limited` after too many wrong codes from this clerk at this store (10 a minute) or from any
-        clerk at this store (30 an hour, 100 a day)."""
+        this code, and `rate_limited` after too many wrong codes from this clerk at this store (10 a minute, 30 an
+        hour, 100 a day) or from all clerks at this store together (100 an hour, 300 a day)."""
         order = service.hand_over(actor=current_user(), store_id=store_id, **data)
         commit()
         return order

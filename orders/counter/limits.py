@@ -1,5 +1,6 @@
-"""The limits on wrong pickup codes, shared by the API and the till page: per clerk and store a minute's, and per store
-an hour's and a day's, whichever clerk tries (a clerk's per-minute limit alone let one try ~14,400 codes a day)."""
+"""The limits on wrong pickup codes, shared by the API and the till page: per clerk and store a minute's, an hour's and
+a day's (a clerk's per-minute limit alone let one try ~14,400 codes a day), and per store, whichever clerks try, an
+hour's and a day's set higher, so that one clerk's codes (or a stolen till session's) stop that clerk, not the store."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,11 +8,12 @@ from collections.abc import Callable
 from orders.errors import OrderCode
 from shop.attempts import failure_limit
 
-PICKUP_CODE_LIMIT = "10 per minute"
-# A busy store hands over a few hundred pickups a day; its real mistakes (a mistyped code, an old one shown) are a few
-# an hour. 30 an hour and 100 a day at a store leave them room, and cap guessing at ~100 codes a day: with 50 orders
-# waiting, one hit in ~200 days (each hand-over records its clerk).
-STORE_PICKUP_CODE_LIMITS = ("30 per hour", "100 per day")
+# A busy store hands over a few hundred pickups a day; a clerk's real mistakes (a mistyped code, an old one shown) are a
+# few an hour. 30 an hour and 100 a day per clerk leave them room and cap one clerk's guessing at ~100 codes a day; the
+# store's 100 an hour and 300 a day leave room for all its clerks' mistakes and cap guessing through several accounts
+# at ~300 codes a day: with 50 orders waiting, one hit in ~70 days (each hand-over records its clerk).
+CLERK_PICKUP_CODE_LIMITS = ("10 per minute", "30 per hour", "100 per day")
+STORE_PICKUP_CODE_LIMITS = ("100 per hour", "300 per day")
 
 
 def _wrong_code(response) -> bool:
@@ -29,13 +31,16 @@ def attempts_key(store_id: int, user_id: int) -> str:
 
 def pickup_code_limit(who: Callable[[], tuple[int, int]]):
     """Decorate a hand-over view with the limits on wrong codes; `who` gives the request's store and clerk ids, so
-    both views share the counts: the clerk's at the store (`attempts_key`) and the store's."""
+    both views share the counts: the clerk's at the store (`attempts_key`), checked first (a clerk over theirs takes
+    nothing of the store's), and the store's."""
 
     def decorator(view):
         for limit in STORE_PICKUP_CODE_LIMITS:
             view = failure_limit(limit, scope="pickup-code", counts=_wrong_code,
                                  key_func=lambda: f"pickup:{who()[0]}")(view)
-        return failure_limit(PICKUP_CODE_LIMIT, scope="pickup-code", counts=_wrong_code,
-                             key_func=lambda: attempts_key(*who()))(view)
+        for limit in CLERK_PICKUP_CODE_LIMITS:
+            view = failure_limit(limit, scope="pickup-code", counts=_wrong_code,
+                                 key_func=lambda: attempts_key(*who()))(view)
+        return view
 
     return decorator
