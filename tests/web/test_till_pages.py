@@ -31,7 +31,7 @@ from shop.fields import MAX_AMOUNT_FEN, mask_personal_numbers
 from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.contract.conftest import documented_codes
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.orders.counter.conftest import make_counter, paid_pickup_order
+from tests.orders.counter.conftest import make_counter, paid_pickup_order, partly_refunded_pickup_order
 from tests.orders.factories import ShiftFactory, StoreFactory
 from tests.orders.refunds.conftest import paid_order
 from tests.suppliers.factories import SupplierFactory
@@ -1011,17 +1011,7 @@ def test_a_partly_refunded_pickup_order_is_handed_over_with_only_the_units_still
     """Units refunded before collection (a resellable one is back on the shelf) are not the customer's any more: the
     waiting list and the hand-over say the units to hand over, and that a line refunded in full is not handed over."""
     world = make_counter()
-    order = paid_order(location_id=world.store.location_id, lines=[(world.rice, 3), (world.tea, 1)], channel="pickup",
-                       store=world.store, payment_method="stripe", status="paid")
-    order.pickup_code = "246810"
-    admin = UserFactory(role="admin")
-    db.session.commit()
-    refund = refunds.create_refund(actor=admin, order_id=order.id, reason="顾客不要了", lines=[
-        refunds.RefundRequest(line_id=order.lines[0].id, quantity=1, resellable=True),
-        refunds.RefundRequest(line_id=order.lines[1].id, quantity=1, resellable=True)])
-    db.session.commit()
-    refunds.settle_refund(refund_id=refund.id)
-    db.session.commit()
+    order = partly_refunded_pickup_order(world, pickup_code="246810")
     _signed_in(client, store_id=world.store.id)
 
     row = re.search(rf'<tr data-order="{order.id}">(.*?)</tr>', client.get("/till/pickups").get_data(as_text=True),

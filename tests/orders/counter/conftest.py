@@ -9,12 +9,14 @@ from sqlalchemy import select
 
 from catalog.models import Location, Lot, Product
 from orders.models import Allocation, Order, OrderLine, Shift, Store
+from orders.refunds import service as refunds
 from shop.auth.models import User
 from shop.auth.security import issue_token
 from shop.db import db, utcnow
 from tests.catalog.factories import ProductFactory, make_lot
 from tests.factories import UserFactory
 from tests.orders.factories import ShiftFactory, StoreFactory
+from tests.orders.refunds.conftest import paid_order
 
 
 @dataclass
@@ -73,6 +75,23 @@ def paid_pickup_order(store: Store, product: Product, *, pickup_code: str, statu
     order.lines[0].allocations.append(Allocation(location_id=store.location_id, lot_id=lot_id, quantity=1,
                                                  state="reserved" if status == "pending_payment" else "allocated"))
     db.session.add(order)
+    db.session.commit()
+    return order
+
+
+def partly_refunded_pickup_order(counter: Counter, *, pickup_code: str) -> Order:
+    """A paid pickup order at the counter's store of 3 bags of rice and 1 tea (¥95.00), of which an admin refunded 1
+    bag and the tea (back on the shelf) before collection, the refund settled: ¥40.00 of rice still to hand over."""
+    order = paid_order(location_id=counter.store.location_id, lines=[(counter.rice, 3), (counter.tea, 1)],
+                       channel="pickup", store=counter.store, payment_method="stripe", status="paid")
+    order.pickup_code = pickup_code
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    refund = refunds.create_refund(actor=admin, order_id=order.id, reason="顾客不要了", lines=[
+        refunds.RefundRequest(line_id=order.lines[0].id, quantity=1, resellable=True),
+        refunds.RefundRequest(line_id=order.lines[1].id, quantity=1, resellable=True)])
+    db.session.commit()
+    refunds.settle_refund(refund_id=refund.id)
     db.session.commit()
     return order
 

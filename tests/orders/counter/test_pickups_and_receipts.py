@@ -10,13 +10,10 @@ from sqlalchemy import select
 
 from catalog import inventory
 from orders.models import OrderTransition
-from orders.refunds import service as refunds
 from shop.auth.models import User
 from shop.db import db
-from tests.factories import UserFactory
-from tests.orders.counter.conftest import bearer, clerk, paid_pickup_order, sale_body
+from tests.orders.counter.conftest import bearer, clerk, paid_pickup_order, partly_refunded_pickup_order, sale_body
 from tests.orders.factories import StoreFactory
-from tests.orders.refunds.conftest import paid_order
 
 
 def test_the_waiting_list_shows_the_stores_paid_pickups_oldest_first_without_codes(client, counter, staff):
@@ -213,17 +210,7 @@ def test_a_store_with_pickup_orders_waiting_is_not_deactivated_and_is_told_which
 def test_the_waiting_list_gives_the_value_and_units_still_to_hand_over_after_a_partial_refund(client, counter, staff):
     """Units refunded before collection are not handed over: each waiting order says the value of what is handed over
     and each line its units still sold, as the till's pickup page does (the amount first paid stays `total_fen`)."""
-    order = paid_order(location_id=counter.store.location_id, lines=[(counter.rice, 3), (counter.tea, 1)],
-                       channel="pickup", store=counter.store, payment_method="stripe", status="paid")
-    order.pickup_code = "246810"
-    admin = UserFactory(role="admin")
-    db.session.commit()
-    refund = refunds.create_refund(actor=admin, order_id=order.id, reason="顾客不要了", lines=[
-        refunds.RefundRequest(line_id=order.lines[0].id, quantity=1, resellable=True),
-        refunds.RefundRequest(line_id=order.lines[1].id, quantity=1, resellable=True)])
-    db.session.commit()
-    refunds.settle_refund(refund_id=refund.id)
-    db.session.commit()
+    order = partly_refunded_pickup_order(counter, pickup_code="246810")
 
     waiting = client.get(f"/api/v1/stores/{counter.store.id}/pickups", headers=staff).json["items"]
 
