@@ -14,6 +14,7 @@ from orders.counter.schemas import (
     PickupCreate,
     PickupOut,
     ReceiptOut,
+    ReceiptPrintOut,
     SaleConflictOut,
     SaleConflictQuery,
     SaleConflictResolve,
@@ -99,9 +100,22 @@ def resolve_sale_conflict(data, store_id, conflict_id):
 @blp.response(200, ReceiptOut)
 @blp.errors({409: [OrderCode.ORDER_NOT_PAID]})
 def get_receipt(order_id):
-    """Reprint a paid order's receipt with the trace codes of the lots sold (an unpaid order has none:
-    `order_not_paid`)."""
+    """Read a paid order's receipt with the trace codes of the lots sold and how often it was printed (an unpaid order
+    has none: `order_not_paid`); reading it prints nothing: a till prints with `POST .../receipt/prints`."""
     return service.get_receipt(actor=current_user(), order_id=order_id)
+
+
+@blp.route("/orders/<int:order_id>/receipt/prints", methods=["POST"])
+@require_role("store_staff", "admin")
+@idempotent
+@blp.response(200, ReceiptPrintOut)
+@blp.errors({409: [OrderCode.ORDER_NOT_PAID]})
+def print_receipt(order_id):
+    """Print a paid order's receipt, as the till page does: the print is counted (`prints`), and any after the first is
+    a `reprint` (重打印) with its time (`printed_at`); a print resent with its Idempotency-Key is not counted again."""
+    receipt = service.print_receipt(actor=current_user(), order_id=order_id)
+    commit()
+    return receipt
 
 
 @blp.route("/stores/<int:store_id>/pickups")

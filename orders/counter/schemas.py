@@ -118,6 +118,12 @@ class ReceiptOut(Schema):
     impact = fields.Nested(ImpactOut, attribute="order.impact", allow_none=True)
 
 
+class ReceiptPrintOut(ReceiptOut):
+    """A receipt as printed now: its number among the prints (`prints`) and the time of this print."""
+
+    printed_at = AwareDateTime()
+
+
 class PickupLineOut(OrderLineOut):
     """A waiting order's line with the units to hand over: those still sold (a refunded unit is not handed over)."""
 

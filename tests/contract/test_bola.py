@@ -149,6 +149,7 @@ TABLE: dict[tuple[str, str], Route] = {
     # orders: consumers their own, staff their store's, admins and auditors any
     ("GET", "/api/v1/orders/<order_id>"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/orders/<order_id>/receipt"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
+    ("POST", "/api/v1/orders/<order_id>/receipt/prints"): Route(STORE, "sale_order_id", write=True),
     ("GET", "/api/v1/orders/<order_id>/pickup-qr.svg"): Route(("consumer",), "order_id", sees_all=()),  # the buyer
     ("GET", "/api/v1/orders/<order_id>/refunds"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),
     ("GET", "/api/v1/orders/<order_id>/after-sales"): Route(ORDER_READERS, "order_id", sees_all=SEE_ALL),

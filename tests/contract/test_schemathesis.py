@@ -35,6 +35,7 @@ OPERATION_ALIASES = {
     ("POST", "/api/v1/orders/{order_id}/cancel"): {"order_id": "pending_order_id"},
     ("POST", "/api/v1/orders/{order_id}/ship"): {"order_id": "delivery_order_id"},
     ("POST", "/api/v1/orders/{order_id}/refunds"): {"order_id": "sale_order_id"},
+    ("POST", "/api/v1/orders/{order_id}/receipt/prints"): {"order_id": "sale_order_id"},
     ("POST", "/api/v1/orders/{order_id}/after-sales"): {"order_id": "collected_order_id"},
 }
 

@@ -170,6 +170,32 @@ def test_a_receipt_is_reprinted_for_the_store_and_admins(client, counter, staff,
     assert coop.status_code == 403
 
 
+def test_a_receipt_printed_through_the_api_is_counted_and_each_print_after_the_first_is_a_reprint(client, counter,
+                                                                                                   staff, login):
+    """A till printing through the API counts its prints as the till page does: the first is the original, any later
+    one a reprint (重打印) with its number and time, so a copy cannot pass for a second original; a print resent with
+    its Idempotency-Key after a lost answer is not counted twice; another store's clerk prints nothing of it."""
+    sold = client.post(f"/api/v1/stores/{counter.store.id}/counter-sales", json=sale_body(counter), headers=staff)
+    url = f"/api/v1/orders/{sold.json['id']}/receipt/prints"
+
+    first = client.post(url, headers={**staff, "Idempotency-Key": "print-1"})
+    resent = client.post(url, headers={**staff, "Idempotency-Key": "print-1"})
+    stranger = client.post(url, headers=clerk(StoreFactory()))
+    consumer = client.post(url, headers=login("consumer"))
+    second = client.post(url, headers=login("admin"))
+    read = client.get(f"/api/v1/orders/{sold.json['id']}/receipt", headers=staff)
+
+    assert first.status_code == 200, first.json
+    assert (first.json["prints"], first.json["reprint"]) == (1, False)
+    assert resent.json == first.json
+    assert (stranger.status_code, stranger.json["error"]["code"]) == (404, "order_not_found")
+    assert consumer.status_code == 403
+    assert (second.json["prints"], second.json["reprint"]) == (2, True) and second.json["printed_at"]
+    assert {k: v for k, v in second.json.items() if k not in ("prints", "reprint", "printed_at")} == {
+        k: v for k, v in sold.json["receipt"].items() if k not in ("prints", "reprint")}
+    assert (read.json["prints"], read.json["reprint"]) == (2, True)
+
+
 def test_a_consumer_reprints_their_own_paid_order_only(client, counter):
     paid = paid_pickup_order(counter.store, counter.rice, pickup_code="123456")
     pending = paid_pickup_order(counter.store, counter.rice, pickup_code="654321", status="pending_payment")

@@ -32,6 +32,8 @@ STILL_ALLOWED = {
     # a paid order is the customer's: they collect what they paid for (a store closes only with none waiting, so
     # this is an order paid late, after the closure); refusing would leave them neither goods nor a refund
     ("POST", "/api/v1/stores/<int:store_id>/pickups"),
+    # a copy of a sale's receipt (for its customer's claim, settled by an admin) changes no stock nor money: counted
+    ("POST", "/api/v1/orders/<int:order_id>/receipt/prints"),
 }
 
 # (method, rule) -> the request a clerk of the closed store would send: (url, json body)
@@ -122,12 +124,15 @@ def test_a_closed_stores_clerk_changes_nothing(client, login, closed, route):
     assert "store_inactive" in documented_codes(operation).get(409, set())
 
 
-def test_its_clerk_still_closes_the_shift_left_open_and_hands_over_an_order_paid_for(client, login, closed):
+def test_its_clerk_still_closes_the_shift_left_open_hands_over_an_order_paid_for_and_prints_receipts(client, login,
+                                                                                                     closed):
     store = closed["store"]
     clerk = login("store_staff", store_id=store.id)
     late = paid_pickup_order(store, closed["rice"], pickup_code="482913")  # its payment arrived after the closure
     handed = client.post(f"/api/v1/stores/{store.id}/pickups", json={"pickup_code": "482913"}, headers=clerk)
     assert (handed.status_code, handed.json.get("status")) == (200, "fulfilled"), handed.json
+    printed = client.post(f"/api/v1/orders/{closed['sale'].id}/receipt/prints", headers=clerk)
+    assert (printed.status_code, printed.json.get("prints")) == (200, 1), printed.json
     assert db.session.get(Order, late.id).status == "fulfilled"
     closed_shift = client.post(f"/api/v1/shifts/{closed['shift'].id}/close", json={"counted_cash_fen": 12000},
                                headers=clerk)
