@@ -16,6 +16,7 @@ from shop.auth import service
 from shop.auth.api import auth_limit, login_limit, password_limit, register_limit, sign_in_attempt
 from shop.auth.models import User
 from shop.auth.schemas import PasswordChange, RegisterRequest, TokenRequest
+from shop.auth.security import password_form
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit, db
 from shop.errors import AppError, ShopCode, Unauthorized
@@ -163,7 +164,7 @@ def register():
             return redirect(safe_next(next_url, user))
         return render_template("web/register.html", next_url=next_url)
     phone = _field("phone")
-    if _field("password") != _field("password_again"):
+    if password_form(_field("password")) != password_form(_field("password_again")):
         return render_template("web/register.html", phone=phone, next_url=next_url, error="两次输入的密码不一致。"), 422
     try:
         data = RegisterRequest().load({"phone": phone, "password": _field("password")})
@@ -203,7 +204,7 @@ def account():
     if request.method == "GET":
         done = get_flashed_messages(category_filter=[PASSWORD_CHANGED])
         return render_template("web/account.html", done=done[0] if done else None, **shown)
-    if _field("new_password") != _field("new_password_again"):
+    if password_form(_field("new_password")) != password_form(_field("new_password_again")):
         return render_template("web/account.html", error="两次输入的新密码不一致。", **shown), 422
     try:
         data = PasswordChange().load({"current_password": _field("current_password"),
@@ -222,7 +223,7 @@ def account():
             return redirect(url_for("account.login", next=url_for("account.account")))
         if exc.code == ShopCode.WRONG_PASSWORD:
             problem = "当前密码不正确。"
-        elif data["new_password"] == data["current_password"]:
+        elif password_form(data["new_password"]) == password_form(data["current_password"]):
             problem = "新密码不能与当前密码相同。"
         else:  # it holds the username
             problem = f"新{PASSWORD_RULE}"

@@ -39,9 +39,9 @@ class Username(Identifier):
 
 
 class Password(fields.String):
-    """A new password, kept exactly as typed (it is hashed as given, never normalised): 8 to 128 characters, no
-    control characters, not only whitespace, not one of the most used passwords (the service refuses one holding the
-    username); one message for what is wrong."""
+    """A new password, kept as typed (spaces too; it is hashed in its one form, `password_form`, so full-width is
+    half-width): 8 to 128 characters, no control characters, not only whitespace, not one of the most used passwords
+    (the service refuses one holding the username); one message for what is wrong."""
 
     def __init__(self, **kwargs):
         length = validate.Length(min=PASSWORD_MIN, max=PASSWORD_MAX,
@@ -64,7 +64,7 @@ class Password(fields.String):
 
 
 class TokenRequest(Schema):
-    """Credentials for a token (the username in any spelling; the password exactly as typed)."""
+    """Credentials for a token (the username in any spelling; the password as typed, in any width)."""
 
     username = Username(required=True)
     password = fields.String(required=True, validate=validate.Length(min=1, max=PASSWORD_MAX))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher, profiles
@@ -28,9 +29,15 @@ def _current_hasher() -> PasswordHasher:
     return _test_hasher if current_app.config.get("TESTING") else _hasher
 
 
+def password_form(password: str) -> str:
+    """The one form of a password a hash is made of: its compatibility form (NFKC), so `Ｌｉａｎｇｓｈａｎ２０２６`,
+    typed in a Chinese input method's full-width mode on a phone, is `Liangshan2026` typed on a computer."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def hash_password(password: str) -> str:
-    """An argon2id hash of `password` with the current parameters."""
-    return _current_hasher().hash(password)
+    """An argon2id hash of `password`'s one form (`password_form`) with the current parameters."""
+    return _current_hasher().hash(password_form(password))
 
 
 def needs_rehash(password_hash: str) -> bool:
@@ -41,12 +48,17 @@ def needs_rehash(password_hash: str) -> bool:
         return True
 
 
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """Check a password in constant-ish time, also when there is no such user."""
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+def matched_spelling(password_hash: str | None, password: str) -> str | None:
+    """The spelling of `password` that `password_hash` is of, or None: its one form (`password_form`), else as typed
+    (hashes made before passwords were normalised; a sign-in rehashes those). Both are checked against a dummy hash
+    when there is no such user, so an unknown username costs the same argon2 work as a wrong password."""
+    for spelling in dict.fromkeys((password_form(password), password)):
+        try:
+            if _hasher.verify(password_hash or _DUMMY_HASH, spelling) and password_hash is not None:
+                return spelling
+        except (VerificationError, InvalidHashError):
+            continue
+    return None
 
 
 def _serializer() -> URLSafeTimedSerializer:

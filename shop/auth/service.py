@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from shop.auth import throttle
 from shop.auth.models import USERNAME_PATTERN, USERNAME_RULE, User, UserChange
 from shop.auth.passwords import HOLDS_USERNAME, holds_username
-from shop.auth.security import hash_password, issue_token, needs_rehash, verify_password
+from shop.auth.security import hash_password, issue_token, matched_spelling, needs_rehash, password_form
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError
@@ -36,19 +36,21 @@ def _verified(*, username: str, password: str, address: str) -> User:
     username = normalise_username(username)
     throttle.claim(username, address)
     user = find_user(username=username)
-    if not verify_password(user.password_hash if user else None, password) or not user.active:
+    spelling = matched_spelling(user.password_hash if user else None, password)
+    if spelling is None or not user.active:
         throttle.record_failure()
         raise Unauthorized("Wrong username or password.", code=ShopCode.INVALID_CREDENTIALS)
     throttle.clear(username, address)
-    _rehash_if_outdated(user, password)
+    _rehash_if_outdated(user, password, spelling=spelling)
     return user
 
 
-def _rehash_if_outdated(user: User, password: str) -> None:
-    """Store a new hash of the password just checked if its hash has outdated parameters (in this request's
-    transaction), unless a password change took its place meanwhile."""
+def _rehash_if_outdated(user: User, password: str, *, spelling: str) -> None:
+    """Store a new hash of the password just checked if its hash has outdated parameters or is of another `spelling`
+    than the password's one form (in this request's transaction), unless a password change took its place
+    meanwhile."""
     old_hash = user.password_hash
-    if not needs_rehash(old_hash):
+    if not needs_rehash(old_hash) and spelling == password_form(password):
         return
     new_hash = hash_password(password)
     rehashed = db.session.execute(update(User).where(User.id == user.id, User.password_hash == old_hash)
@@ -368,7 +370,7 @@ def change_own_password(*, user: User, current_password: str, new_password: str,
         _verified(username=user.username, password=current_password, address=address)
     except Unauthorized as exc:
         raise Forbidden("The current password is wrong.", code=ShopCode.WRONG_PASSWORD) from exc
-    if new_password == current_password:
+    if password_form(new_password) == password_form(current_password):
         raise ValidationError("The new password is the current one.",
                               details={"new_password": ["Must differ from the current password."]})
     password_hash = _password_hash(new_password, username=user.username, field="new_password")

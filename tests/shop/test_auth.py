@@ -136,12 +136,12 @@ def test_any_spelling_of_a_username_signs_in_as_that_user(client, spelling):
     assert response.status_code == 200 and response.json["role"] == "admin"
 
 
-def test_passwords_are_compared_exactly_as_typed(client):
+def test_passwords_are_compared_as_typed_in_case_and_spaces_in_any_width(client):
     user = UserFactory(password_hash=hash_password("Ｐａｓｓｗｏｒｄ 12 "))
     db.session.commit()
-    for almost in ("Password 12 ", "Ｐａｓｓｗｏｒｄ 12"):  # two: a third failure would start the backoff
+    for almost in ("password 12 ", "Ｐａｓｓｗｏｒｄ 12"):  # two: a third failure would start the backoff
         assert_error(sign_in(client, user.username, almost), 401, "invalid_credentials")
-    assert sign_in(client, user.username, "Ｐａｓｓｗｏｒｄ 12 ").status_code == 200
+    assert sign_in(client, user.username, "Password 12 ").status_code == 200
 
 
 def test_sign_in_fields_are_bounded(client):
@@ -279,3 +279,37 @@ def test_a_token_issued_before_its_lifetime_was_shortened_lasts_the_new_lifetime
         patch.setattr(TimestampSigner, "get_timestamp", lambda self: int(issued_later.timestamp()))
         g.pop("token_claims", None)  # checked once per request: the test holds one app context across requests
         assert_error(client.get("/api/v1/users/me", headers=bearer), 401, "token_expired")
+
+
+def test_a_password_typed_full_width_on_a_phone_signs_in_typed_half_width_on_a_computer(client):
+    """A Chinese input method's full-width mode types `Ｌｉａｎｇｓｈａｎ２０２６` for the keys a computer types as
+    `Liangshan2026`: the same password (its compatibility form, NFKC), either way round."""
+    for phone, typed, later in (("13933330010", "Ｌｉａｎｇｓｈａｎ２０２６", "Liangshan2026"),
+                                ("13933330011", "Liangshan2026", "Ｌｉａｎｇｓｈａｎ２０２６")):
+        assert client.post("/api/v1/auth/register", json={"phone": phone, "password": typed}).status_code == 201
+        assert sign_in(client, phone, later).status_code == 200
+        assert sign_in(client, phone, typed).status_code == 200
+        assert_error(sign_in(client, phone, "Liangshan2027"), 401, "invalid_credentials")
+
+
+def test_a_full_width_password_hashed_as_typed_before_still_signs_in_and_then_half_width_too(client):
+    user = UserFactory(password_hash=security._test_hasher.hash("Ｌｉａｎｇｓｈａｎ２０２６"))  # hashed as typed
+    db.session.commit()
+    assert_error(sign_in(client, user.username, "Liangshan2026"), 401, "invalid_credentials")  # not knowable yet
+    assert sign_in(client, user.username, "Ｌｉａｎｇｓｈａｎ２０２６").status_code == 200
+    assert sign_in(client, user.username, "Liangshan2026").status_code == 200  # its hash is of the one form now
+    assert sign_in(client, user.username, "Ｌｉａｎｇｓｈａｎ２０２６").status_code == 200
+
+
+@pytest.mark.parametrize("password", ["wrong password", "Ｗｒｏｎｇ　ｐａｓｓｗｏｒｄ"])
+def test_a_sign_in_as_an_unknown_user_checks_as_many_hashes_as_a_wrong_password_of_a_known_one(client, monkeypatch,
+                                                                                              password):
+    user = UserFactory()
+    db.session.commit()
+    checked = []
+    verify = PasswordHasher.verify
+    monkeypatch.setattr(PasswordHasher, "verify", lambda self, *args: checked.append(1) or verify(self, *args))
+    assert_error(sign_in(client, user.username, password), 401, "invalid_credentials")
+    known, checked[:] = len(checked), []
+    assert_error(sign_in(client, "13900009999", password), 401, "invalid_credentials")
+    assert known == len(checked) >= 1

@@ -561,3 +561,17 @@ def test_the_phone_boxes_take_every_spelling_the_api_reads(app, client):
     _sign_in(client, buyer)
     client.post("/cart", data={"sku": product.sku, "quantity": "1", "csrf_token": _csrf(client, "/cart")})
     assert f'maxlength="{MAX_PHONE_INPUT}"' in box.search(client.get("/checkout").get_data(as_text=True)).group(0)
+
+
+def test_the_account_page_says_a_new_password_typed_full_width_is_the_current_one(client):
+    """The current password typed in a phone's full-width mode (`ｃｏｒｒｅｃｔ　ｈｏｒｓｅ…`) is the current password
+    (a password is the same in any width), so the page says that, not the password rule, and nothing changes."""
+    user = UserFactory(role="consumer")
+    db.session.commit()
+    _sign_in(client, user)
+    same = "".join(chr(ord(char) + 0xFEE0) if char != " " else "\u3000" for char in DEFAULT_PASSWORD)
+    form = {"current_password": DEFAULT_PASSWORD, "new_password": same, "new_password_again": DEFAULT_PASSWORD}
+    page = client.post("/account", data=form | {"csrf_token": _csrf(client, "/account")})
+    assert page.status_code == 422 and "新密码不能与当前密码相同" in page.get_data(as_text=True)
+    signed_in = client.post("/api/v1/auth/token", json={"username": user.username, "password": DEFAULT_PASSWORD})
+    assert signed_in.status_code == 200
