@@ -15,8 +15,8 @@ from werkzeug.exceptions import TooManyRequests
 from shop.auth import service
 from shop.auth.api import auth_limit, login_limit, password_limit, register_limit, sign_in_attempt
 from shop.auth.models import User
+from shop.auth.passwords import password_form
 from shop.auth.schemas import PasswordChange, RegisterRequest, TokenRequest
-from shop.auth.security import password_form
 from shop.auth.throttle import TooManyAttempts
 from shop.db import commit, db
 from shop.errors import AppError, ShopCode, Unauthorized

@@ -28,10 +28,16 @@ REPEATED_GROUP_MAX = 4  # `abcdabcd` is a pattern; a longer group repeated is a 
 _RUNS = ("01234567890123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiopasdfghjklzxcvbnm")
 
 
+def password_form(password: str) -> str:
+    """The one form of a password, its length counted and its hash made of: its compatibility form (NFKC), so
+    `Ｌｉａｎｇｓｈａｎ２０２６`, typed in a Chinese input method's full-width mode on a phone, is `Liangshan2026`
+    typed on a computer, and `a` with a combining accent is the one character `á`."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def _as_guessed(password: str) -> str:
-    """How a guesser reads `password`: in its compatibility form (full-width `１２３４５６７８`, as a Chinese input
-    method's full-width mode types it, is `12345678`) and in any case."""
-    return unicodedata.normalize("NFKC", password).casefold()
+    """How a guesser reads `password`: in its one form (full-width `１２３４５６７８` is `12345678`) and in any case."""
+    return password_form(password).casefold()
 
 
 def _is_pattern(text: str) -> bool:

@@ -7,7 +7,7 @@ from flask import g
 from marshmallow import Schema, ValidationError, fields, post_dump, validate
 
 from shop.auth.models import ROLES, USER_CHANGES, USERNAME_PATTERN, USERNAME_RULE
-from shop.auth.passwords import TOO_COMMON, too_common
+from shop.auth.passwords import TOO_COMMON, password_form, too_common
 from shop.fields import (
     Bool,
     Choice,
@@ -38,15 +38,17 @@ class Username(Identifier):
         return normalise_username(text)
 
 
+PASSWORD_LENGTH = f"Must have {PASSWORD_MIN} to {PASSWORD_MAX} characters."
+
+
 class Password(fields.String):
     """A new password, kept as typed (spaces too; it is hashed in its one form, `password_form`, so full-width is
-    half-width): 8 to 128 characters, no control characters, not only whitespace, not one of the most used passwords
-    (the service refuses one holding the username); one message for what is wrong."""
+    half-width): 8 to 128 characters (at most 128 as typed, as sign-in reads; at least 8 in its one form, so a letter
+    typed with a combining accent counts once), no control characters, not only whitespace, not one of the most used
+    passwords (the service refuses one holding the username); one message for what is wrong."""
 
     def __init__(self, **kwargs):
-        length = validate.Length(min=PASSWORD_MIN, max=PASSWORD_MAX,
-                                 error=f"Must have {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
-        super().__init__(validate=length, **kwargs)
+        super().__init__(validate=validate.Length(min=PASSWORD_MIN, max=PASSWORD_MAX, error=PASSWORD_LENGTH), **kwargs)
         self.metadata.setdefault("pattern", NO_CONTROL)
         self.metadata.setdefault("description", f"{PASSWORD_MIN} to {PASSWORD_MAX} characters, no control "
                                                 "characters, not only whitespace, not one of the most used passwords "
@@ -58,8 +60,11 @@ class Password(fields.String):
             raise ValidationError("Must not contain control characters (tabs, line breaks, NUL …).")
         if password and is_blank(password):
             raise ValidationError("Must not be only spaces or invisible characters.")
-        if PASSWORD_MIN <= len(password) <= PASSWORD_MAX and too_common(password):  # else its length is what is wrong
-            raise ValidationError(TOO_COMMON)
+        if PASSWORD_MIN <= len(password) <= PASSWORD_MAX:  # else its length as typed is what is wrong
+            if len(password_form(password)) < PASSWORD_MIN:
+                raise ValidationError(PASSWORD_LENGTH)
+            if too_common(password):
+                raise ValidationError(TOO_COMMON)
         return password
 
 

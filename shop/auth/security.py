@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import unicodedata
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher, profiles
@@ -12,6 +11,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
 
 from shop.auth.models import User
+from shop.auth.passwords import password_form
 from shop.config import TOKEN_TTL_MAX
 from shop.db import db
 from shop.errors import Forbidden, ShopCode, Unauthorized
@@ -27,12 +27,6 @@ _USER = select(User).where(User.id == bindparam("id"))  # built once: every auth
 def _current_hasher() -> PasswordHasher:
     """The hasher new hashes are made with (cheap parameters only when the app is under test)."""
     return _test_hasher if current_app.config.get("TESTING") else _hasher
-
-
-def password_form(password: str) -> str:
-    """The one form of a password a hash is made of: its compatibility form (NFKC), so `Ｌｉａｎｇｓｈａｎ２０２６`,
-    typed in a Chinese input method's full-width mode on a phone, is `Liangshan2026` typed on a computer."""
-    return unicodedata.normalize("NFKC", password)
 
 
 def hash_password(password: str) -> str:

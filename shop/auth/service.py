@@ -14,8 +14,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from shop.auth import throttle
 from shop.auth.models import USERNAME_PATTERN, USERNAME_RULE, User, UserChange
-from shop.auth.passwords import HOLDS_USERNAME, holds_username
-from shop.auth.security import hash_password, issue_token, matched_spelling, needs_rehash, password_form
+from shop.auth.passwords import HOLDS_USERNAME, holds_username, password_form
+from shop.auth.security import hash_password, issue_token, matched_spelling, needs_rehash
 from shop.changes import UNSET, Changes
 from shop.db import after_commit, db, lock_on_sqlite, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ShopCode, Unauthorized, ValidationError

@@ -313,3 +313,14 @@ def test_a_sign_in_as_an_unknown_user_checks_as_many_hashes_as_a_wrong_password_
     known, checked[:] = len(checked), []
     assert_error(sign_in(client, "13900009999", password), 401, "invalid_credentials")
     assert known == len(checked) >= 1
+
+
+@pytest.mark.parametrize("password", ["a\u0301e\u0301i\u0301o\u0301",
+                                      "\u1100\u1161\u1102\u1161\u1103\u1161\u1105\u1161"])
+def test_a_password_of_fewer_than_8_characters_typed_as_combining_sequences_is_too_short(client, password):
+    """`áéíó` or `가나다라` typed as letters and combining marks (jamo) is 8 code points but 4 characters, as shown and
+    as hashed (`password_form`): too short, like `áéíó` typed composed."""
+    response = client.post("/api/v1/auth/register", json={"phone": "13933330012", "password": password})
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"] == {"password": ["Must have 8 to 128 characters."]}
+    assert_error(sign_in(client, "13933330012", password), 401, "invalid_credentials")  # nothing registered
