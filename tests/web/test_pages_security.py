@@ -508,7 +508,8 @@ def test_signing_in_again_merges_the_lines_filled_meanwhile_as_adding_them_would
     _sign_in(client, owner)
     page = client.get("/cart").get_data(as_text=True)
     assert f'value="{MAX_QUANTITY - 1}"' in page  # the tea's units as they were, none of the 5 taken in part
-    assert "5 件“苦荞茶”没有并入购物车" in page and f"每种商品最多 {MAX_QUANTITY} 件" in page
+    assert '<p class="flash warn" role="status">登录前加入的 5 件“苦荞茶”没有并入购物车' in page
+    assert f"每种商品最多 {MAX_QUANTITY} 件" in page
     assert "1 件“核桃”没有并入购物车" in page and "单笔支付的上限" in page
     assert f'href="/p/{walnut.sku}"' not in page and f'href="/p/{honey.sku}"' in page
     assert "没有并入" not in client.get("/cart").get_data(as_text=True)  # said once

@@ -82,14 +82,14 @@ def add(sku: str, quantity: int, *, priced: bool = True) -> None:
 
 def merge(filled: dict[str, int]) -> None:
     """Add the lines `filled` before signing in to the cart, each as adding its units would (`add`); a line refused is
-    left out whole, and the shopper is told which and why (flashed), never losing units unsaid."""
+    left out whole, and the shopper is told which and why (flashed as a warning), never losing units unsaid."""
     for sku, quantity in filled.items():
         try:
             add(sku, quantity)
         except CartError as exc:
             seen = catalog.products_seen_by(skus=[sku], actor=web_user()).get(sku)
             name = seen.name if seen else reads.names_off_sale([sku]).get(sku, sku)
-            flash(f"登录前加入的 {quantity} 件“{name}”没有并入购物车：{exc}")
+            flash(f"登录前加入的 {quantity} 件“{name}”没有并入购物车：{exc}", "warn")
 
 
 def set_quantity(sku: str, quantity: int) -> None:
