@@ -53,6 +53,7 @@ from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.orders.factories import StoreFactory
 from tests.statements import statements
+from tests.suppliers.factories import SupplierFactory
 from web.filters import local_time, yuan
 from web.pages import ID_OR_CARD_REFUSED
 from web.storefront import checkout as web_checkout
@@ -1302,3 +1303,18 @@ def test_putting_an_ended_orders_lines_back_in_the_cart_reads_their_products_at_
         return len(seen)
 
     assert cost(products) == cost(products[:1])
+
+
+def test_a_product_whose_supplier_stopped_selling_shows_its_name_in_the_cart_as_off_sale_not_its_code(app, client):
+    """A co-op deactivated while its product sits in a shopper's cart: the cart names the product and says it is off
+    sale (as for an archived product), never showing the bare SKU in its place."""
+    supplier = SupplierFactory()
+    product = ProductFactory(name="盐源丑苹果 5kg", supplier=supplier)
+    db.session.commit()
+    _add(client, product.sku, "1")
+    supplier.active = False
+    db.session.commit()
+
+    page = client.get("/cart").get_data(as_text=True)
+
+    assert f'<span>{product.name}</span> <span class="warn">已下架，请删除</span>' in page

@@ -79,11 +79,12 @@ class LotOnSale:
 
 
 def names_off_sale(skus: list[str]) -> dict[str, str]:
-    """SKU → name of the products among `skus` taken off sale (archived; a draft was never shown, so stays a SKU)."""
+    """SKU → name of the products among `skus` once shown (archived, or active of a supplier no longer selling; a draft
+    was never shown, so stays a SKU)."""
     if not skus:
         return {}
     return dict(db.session.execute(select(Product.sku, Product.name).where(Product.sku.in_(skus),
-                                                                           Product.status == "archived")).all())
+                                                                           Product.status != "draft")).all())
 
 
 def lots_on_sale(*, sku: str, limit: int) -> tuple[list[LotOnSale], int]:
