@@ -1318,3 +1318,18 @@ def test_a_product_whose_supplier_stopped_selling_shows_its_name_in_the_cart_as_
     page = client.get("/cart").get_data(as_text=True)
 
     assert f'<span>{product.name}</span> <span class="warn">已下架，请删除</span>' in page
+
+
+def test_changing_a_line_removed_meanwhile_in_another_tab_says_it_is_no_longer_in_the_cart(app, client):
+    """Two tabs on the cart: a line removed in one and given new units in the other is said to be gone (to add it
+    again), never answered as if the change were made; removing it again stays quiet."""
+    product = ProductFactory(name="会理石榴 2kg")
+    db.session.commit()
+    _add(client, product.sku, "1")
+    token = _token(client, "/cart")
+    client.post(f"/cart/{product.sku}", data={"remove": "1", "csrf_token": token})
+
+    changed = client.post(f"/cart/{product.sku}", data={"quantity": "3", "csrf_token": token})
+
+    assert changed.status_code == 422 and "这件商品已不在购物车中" in changed.get_data(as_text=True)
+    assert client.post(f"/cart/{product.sku}", data={"remove": "1", "csrf_token": token}).status_code == 302

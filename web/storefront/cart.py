@@ -16,6 +16,7 @@ from web.numbers import NumberError, whole_number
 from web.pages import web_user
 from web.storefront import reads
 
+LINE_GONE = "这件商品已不在购物车中（可能已在其他窗口删除），如需购买请重新加入。"
 TOTAL_TOO_LARGE = f"订单合计不能超过 {yuan(MAX_PAYMENT_FEN)}（单笔支付的上限），请减少数量或分几笔下单。"
 
 
@@ -93,11 +94,14 @@ def merge(filled: dict[str, int]) -> None:
 
 
 def set_quantity(sku: str, quantity: int) -> None:
-    """Change a line's quantity; 0 removes it."""
+    """Change a line's quantity; 0 removes it (a line removed already, in another tab, stays removed: its new units
+    are refused, not added)."""
     cart = lines()
     if quantity == 0:
         cart.pop(sku, None)
-    elif sku in cart:
+    elif sku not in cart:
+        raise CartError(LINE_GONE)
+    else:
         if quantity > cart[sku]:
             within_one_payment({**cart, sku: quantity})
         cart[sku] = quantity
