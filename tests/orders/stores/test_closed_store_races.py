@@ -37,10 +37,13 @@ def _world():
 
 
 def _sale(world, clerk_id: int):
-    """A clerk's live cash sale of one bag of rice."""
+    """A clerk's live cash sale of one bag of rice (the world's ids read here: its objects belong to the test's
+    session, which another thread must not load through)."""
+    store_id, shift_id, sku = world.store.id, world.shift.id, world.rice.sku
+
     def sell() -> int:
-        return counter_service.sell(actor=db.session.get(User, clerk_id), store_id=world.store.id,
-                                    shift_id=world.shift.id, lines=[{"sku": world.rice.sku, "quantity": 1}],
+        return counter_service.sell(actor=db.session.get(User, clerk_id), store_id=store_id, shift_id=shift_id,
+                                    lines=[{"sku": sku, "quantity": 1}],
                                     payment={"method": "cash", "tendered_fen": 2000}).id
     return sell
 
