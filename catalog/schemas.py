@@ -13,6 +13,7 @@ from shop.fields import (
     Date,
     Id,
     Identifier,
+    Name,
     PriceFen,
     Quantity,
     QueryBool,
@@ -247,7 +248,7 @@ class LotCreate(Schema):
                           validate=no_personal_number, required=True)
     harvested_on = Date(required=True)
     packed_on = Date(load_default=None)
-    village = Text(required=True, max_length=64, validate=no_personal_number_in_text)
+    village = Name(required=True, max_length=64, validate=no_personal_number_in_text)
     location_code = _code(max_length=LOCATION_CODE_MAX, required=True)
     contributions = fields.List(fields.Nested(ContributionIn), load_default=list,
                                 validate=validate.Length(max=1000))

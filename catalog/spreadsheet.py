@@ -46,6 +46,7 @@ from shop.fields import (
     clean_text,
     fold_width,
     holds_personal_number,
+    name_spelling,
     normalise_identifier,
     normalise_number,
     refused_in_identifiers,
@@ -68,7 +69,8 @@ IDENTIFIERS = ("sku", "lot_code", "location", "household_code")
 PER_HOUSEHOLD = ("household_code", "quantity")  # a row's own cells, never shared with the rows below by a merge
 LOT_CODE = re.compile(NEW_CODE_PATTERN)  # stored from the sheet: the shape POST /lots accepts, of its length
 TEXTS = {"village": 64, "unit": 8}  # free-text cells and their length bounds
-FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded like a code; a village keeps its spelling
+FOLDED_TEXTS = {"unit"}  # compared with the product's unit, so folded like a code
+NAMES = {"village"}  # spelled as a name is in JSON (`name_spelling`)
 NOT_TEXT = (date, time, timedelta, bool)  # cells Excel made of what was typed in a text or code column (5-3, 5:03)
 EXCEL_DAY_ZERO = (date(1899, 12, 30), date(1899, 12, 31))  # a time of day's date-time, as programs write one
 EXCEL_EXACT = 10**15  # Excel keeps 15 digits of a number: a code typed as a longer one lost the digits after them
@@ -243,7 +245,7 @@ def as_excel_holds(value):
 
 def cell_text(value) -> str:
     """A cell as the text it shows (a number as Excel holds it, `as_excel_holds`, a whole one without its `.0`),
-    spelled as typed: free text (a village) keeps its spelling, as it does when it comes in JSON."""
+    spelled as typed (a village is then spelled as a name is in JSON: `name_spelling`)."""
     if value is None:
         return ""
     value = as_excel_holds(value)
@@ -731,6 +733,8 @@ def _parse_row(sheet: Sheet, number: int, values: dict, limits: Limits) -> Sheet
         try:
             raw = normalise(values.get(key)) if key in FOLDED_TEXTS else cell_text(values.get(key))
             texts[key] = clean_text(raw) or None
+            if texts[key] and key in NAMES:
+                texts[key] = name_spelling(texts[key])
         except ValueError:  # the one problem `clean_text` raises
             sheet.error(number, key, "line_break_in_cell" if _breaks_line(raw) else "control_characters")
             texts[key], ok = None, False

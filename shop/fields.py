@@ -469,13 +469,31 @@ class Note(Reason):
     """What happened, in a line (units missing on receipt, a stock count, a conflict's resolution): a reason's bound."""
 
 
+_WIDE_LETTERS_AND_DIGITS = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
+_FULL_WIDTH_OFFSET = 0xFEE0  # `５` is `5` + this
+
+
+def name_spelling(text: str) -> str:
+    """A one-line name's one spelling (`Name`): its full-width digits and Latin letters as ASCII (`三岔河村１组` is
+    `三岔河村1组`, as a spreadsheet types it); Chinese punctuation (`（`, `、`) stays, as Chinese names are written."""
+    return _WIDE_LETTERS_AND_DIGITS.sub(lambda wide: chr(ord(wide.group()) - _FULL_WIDTH_OFFSET), text)
+
+
+class Name(Text):
+    """A one-line name (a village, a co-op, a store, a person): free text in one spelling (`name_spelling`), so a
+    name typed by an IME and one from a spreadsheet are stored, listed, searched and disclosed as one."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return name_spelling(super()._deserialize(value, attr, data, **kwargs))
+
+
 # what keyboards give for the middle dot of a Yi or Tibetan name (吉克·阿依): a bullet, a Japanese input method's dot,
 # a half-width one, a hyphenation point, operators, a full-width stop; an ASCII stop between two non-ASCII characters
 _NAME_DOT = re.compile(r"\s*[\u00b7\u0387\u2022\u2027\u2219\u22c5\u30fb\uff65\uff0e]\s*"
                        r"|(?<=[^\x00-\x7f])\s*\.\s*(?=[^\x00-\x7f])")
 
 
-class PersonName(Text):
+class PersonName(Name):
     """A person's name as on the ID card, which a bank file pays: free text whose name dot, however typed, is the
     card's middle dot (U+00B7) without spaces around it."""
 

@@ -21,6 +21,7 @@ from shop.fields import (
     Id,
     Identifier,
     MaskedText,
+    Name,
     PersonName,
     QueryBool,
     RateBp,
@@ -92,7 +93,7 @@ class Agreement(Schema):
 class SupplierCreate(Schema):
     """An admin registers a supplier; without `agreement` it gets the platform's default rates."""
 
-    name = Text(required=True, max_length=128)
+    name = Name(required=True, max_length=128)
     kind = Choice(SUPPLIER_KINDS, required=True)
     uscc = Identifier(required=True, max_length=24, case="upper", drop_separators=True)
     county_code = RegionCode(required=True)
@@ -105,7 +106,7 @@ class SupplierUpdate(Schema):
     """An admin edits or deactivates a supplier (its USCC and county stay); a new bank account needs a reason, new
     agreement rates keep it in their history if given."""
 
-    name = Text(max_length=128)
+    name = Name(max_length=128)
     kind = Choice(SUPPLIER_KINDS)
     contact = PersonName(allow_none=True, max_length=128)
     bank_account = BankAccount(allow_none=True)
@@ -144,7 +145,7 @@ class HouseholdCreate(Schema):
     county_code = RegionCode(load_default=None)
     head_name = PersonName(required=True, max_length=64, validate=no_personal_number_in_text)
     id_number = IdNumber(required=True)
-    village = Text(required=True, max_length=64, validate=no_personal_number_in_text)
+    village = Name(required=True, max_length=64, validate=no_personal_number_in_text)
     members = BoundedInt(required=True, minimum=1, maximum=99)
     bank_account = BankAccount(load_default=None)
     consent_on = Date(required=True, validate=not_in_the_future)
@@ -155,7 +156,7 @@ class HouseholdUpdate(Schema):
     """Edit or deactivate a household (its code, county and ID number stay); a new bank account needs a reason."""
 
     head_name = PersonName(max_length=64, validate=no_personal_number_in_text)
-    village = Text(max_length=64, validate=no_personal_number_in_text)
+    village = Name(max_length=64, validate=no_personal_number_in_text)
     members = BoundedInt(minimum=1, maximum=99)
     bank_account = BankAccount(allow_none=True)
     reason = Reason()
@@ -206,7 +207,7 @@ class HouseholdQuery(PageQuery):
     code = HouseholdCode(load_default=None)
     head_name = PersonName(load_default=None, max_length=64,
                            metadata={"description": "Part of the head's name (Latin letters in any case)."})
-    village = Text(load_default=None, max_length=64)
+    village = Name(load_default=None, max_length=64)
     active = QueryBool(load_default=None)
 
 

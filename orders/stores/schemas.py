@@ -20,10 +20,10 @@ from shop.fields import (
     Id,
     Identifier,
     MaskedText,
+    Name,
     Note,
     Quantity,
     Reason,
-    Text,
 )
 from shop.pagination import DatedPageQuery, PageQuery
 from shop.regions.schemas import RegionCode
@@ -51,7 +51,7 @@ def _masked_account(store) -> str | None:
 class StoreCreate(Schema):
     """An admin opens a store in a donor district on an unused store location."""
 
-    name = Text(required=True, max_length=100)
+    name = Name(required=True, max_length=100)
     district_code = RegionCode(required=True)
     location_code = LocationCode(required=True, metadata={
         "description": "An unused store location in the store's own district (422 `location_outside_district`)."})
@@ -63,7 +63,7 @@ class StoreCreate(Schema):
 class StoreUpdate(Schema):
     """An admin renames or (de)activates a store, or changes its payout account (with a reason)."""
 
-    name = Text(max_length=100)
+    name = Name(max_length=100)
     active = Bool()
     bank_account = BankAccount(allow_none=True)
     reason = Reason()

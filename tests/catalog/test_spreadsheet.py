@@ -322,11 +322,13 @@ def test_a_text_or_code_cell_excel_turned_into_a_date_time_or_boolean_is_refused
     assert not sheet.rows[0].complete
 
 
-def test_a_village_keeps_its_spelling_as_it_does_in_json():
+def test_a_village_is_spelled_as_it_is_in_json():
+    """A village typed with full-width digits is the one village it is in JSON (三岔河村１组 is 三岔河村1组), its
+    Chinese punctuation kept."""
     data = ("sku,lot_code,harvested_on,location,household_code,quantity,village\n"
-            "ＺＪ-KQM-1KG,L1,2026-09-01,XC-WH,H-1,５,测试村３组\n").encode()
+            "ＺＪ-KQM-1KG,L1,2026-09-01,XC-WH,H-1,５,测试村（３组）\n").encode()
     row = read_sheet(data).rows[0]
-    assert (row.sku, row.quantity, row.village) == ("ZJ-KQM-1KG", 5, "测试村３组")
+    assert (row.sku, row.quantity, row.village) == ("ZJ-KQM-1KG", 5, "测试村（3组）")
 
 
 @pytest.mark.parametrize("code", ["L--1", "L-1-", "L._1"])

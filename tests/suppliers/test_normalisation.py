@@ -128,6 +128,26 @@ def test_a_name_or_village_typed_with_invisible_characters_or_odd_spaces_inside_
     assert (stored.head_name, stored.village) == (plain.json["head_name"], plain.json["village"])
 
 
+def test_a_village_or_name_typed_with_full_width_digits_or_letters_is_stored_in_one_spelling(client, admin, coop,
+                                                                                               supplier):
+    """An IME types 三岔河村１组 where a spreadsheet has 三岔河村1组: one village, stored, listed, searched and shown in
+    one spelling (full-width digits and Latin letters as ASCII; Chinese punctuation as written), as are the names that
+    share the rule (a head's, a co-op's, a store's)."""
+    url = f"/api/v1/suppliers/{supplier.id}/households"
+    typed = client.post(url, headers=coop, json=household_payload(head_name="Ａｌｉ　木呷", village="三岔河村１组"))
+    assert typed.status_code == 201, typed.json
+    assert (typed.json["head_name"], typed.json["village"]) == ("Ali 木呷", "三岔河村1组")
+    edited = client.patch(f"/api/v1/households/{typed.json['id']}", json={"village": "火普村（二组）Ｂ"}, headers=coop)
+    assert edited.json["village"] == "火普村（二组）B"
+    stored = db.session.get(Household, typed.json["id"])
+    assert (stored.head_name, stored.village) == ("Ali 木呷", "火普村（二组）B")
+    found = client.get(f"{url}?village=火普村（二组）Ｂ", headers=coop).json["items"]
+    assert [h["id"] for h in found] == [typed.json["id"]]
+    co_op = client.post("/api/v1/suppliers", headers=admin, json={
+        "name": "昭觉县第２苦荞合作社", "kind": "cooperative", "uscc": make_uscc(9107), "county_code": "513431"})
+    assert co_op.status_code == 201 and co_op.json["name"] == "昭觉县第2苦荞合作社", co_op.json
+
+
 def test_query_ids_are_bounded(client, admin):
     response = client.get(f"/api/v1/audit/reveals?household_id={2**63}", headers=admin)
     assert response.status_code == 422 and "household_id" in response.json["error"]["details"]
