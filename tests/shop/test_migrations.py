@@ -574,3 +574,33 @@ def test_0068_writes_the_heads_names_stored_before_it_with_the_id_cards_middle_d
     db.session.expire_all()
     assert [db.session.get(Household, h.id).head_name for h in (yi, latin, plain)] == [
         "阿苏·拉格·木呷", "J. Smith", "演示农户"]
+
+
+# --- 0073: villages in one spelling ------------------------------------------------------------
+
+def test_0073_writes_the_villages_stored_before_it_in_one_spelling(racing_app):
+    """On SQLite and PostgreSQL: households', lots' and contributions' villages typed with full-width digits or letters
+    are written as the API now stores them (三岔河村１组 is 三岔河村1组), Chinese punctuation kept; a downgrade keeps
+    them so, and upgrading again changes nothing."""
+    from catalog.models import LotContribution
+    from tests.catalog.factories import LocationFactory, ProductFactory, make_lot
+    from tests.suppliers.factories import HouseholdFactory
+
+    wide, plain = HouseholdFactory(village="三岔河村１组"), HouseholdFactory(village="火普村（二组）")
+    lot = make_lot(ProductFactory(), LocationFactory())
+    db.session.flush()
+    db.session.add(LotContribution(lot_id=lot.id, household_id=wide.id, quantity=1, village="三岔河村１组Ｂ"))
+    db.session.execute(text("UPDATE lots SET village = 'ｖ村２' WHERE id = :id"), {"id": lot.id})
+    db.session.commit()
+    stored = (
+        "SELECT (SELECT village FROM households WHERE id = :wide), (SELECT village FROM households WHERE id = :plain), "
+        "(SELECT village FROM lots WHERE id = :lot), (SELECT village FROM lot_contributions WHERE lot_id = :lot)")
+    ids = {"wide": wide.id, "plain": plain.id, "lot": lot.id}
+    written = ("三岔河村1组", "火普村（二组）", "v村2", "三岔河村1组B")
+    downgrade(revision="0072")
+    upgrade()
+    assert tuple(db.session.execute(text(stored), ids).one()) == written
+    downgrade(revision="0072")
+    assert tuple(db.session.execute(text(stored), ids).one()) == written
+    upgrade()
+    assert _diff() == []
