@@ -12,7 +12,7 @@ from shop.blueprint import Blueprint
 from shop.db import commit
 from shop.errors import ShopCode
 from shop.extensions import limiter
-from shop.fields import Choice, Date
+from shop.fields import Choice, Computed, Date
 from shop.pagination import PeriodQuery
 
 EXPORTS = {
@@ -90,9 +90,16 @@ class DisclosureFiguresOut(Schema):
 
 
 class DisclosureVillageOut(DisclosureFiguresOut):
-    """A village's row, or the merged "other villages" row (which does not say how many villages it merges)."""
+    """A village's row: `merged` false, told apart from the merged row by it even if the village is named 其他村."""
 
     village = fields.String()
+    merged = Computed(lambda _row: False, fields.Boolean())
+
+
+class DisclosureOtherVillagesOut(DisclosureVillageOut):
+    """The merged "other villages" row (其他村, `merged` true), which does not say how many villages it merges."""
+
+    merged = Computed(lambda _row: True, fields.Boolean())
 
 
 class DisclosureQuery(Schema):
@@ -108,7 +115,7 @@ class DisclosureRevisionOut(Schema):
 
     computed_at = fields.DateTime()
     villages = fields.List(fields.Nested(DisclosureVillageOut))
-    other_villages = fields.Nested(DisclosureVillageOut, allow_none=True)
+    other_villages = fields.Nested(DisclosureOtherVillagesOut, allow_none=True)
     total = fields.Nested(DisclosureFiguresOut)
     households = fields.Integer(allow_none=True)
     fewer_than = fields.Integer()
@@ -128,7 +135,7 @@ class DisclosureOut(Schema):
     computed_at = fields.DateTime()
     checked_at = fields.DateTime()
     villages = fields.List(fields.Nested(DisclosureVillageOut))
-    other_villages = fields.Nested(DisclosureVillageOut, allow_none=True)
+    other_villages = fields.Nested(DisclosureOtherVillagesOut, allow_none=True)
     total = fields.Nested(DisclosureFiguresOut)
     revision = fields.Nested(DisclosureRevisionOut, allow_none=True)
 

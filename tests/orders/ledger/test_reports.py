@@ -259,7 +259,7 @@ def test_the_county_disclosure_is_public_sums_the_postings_and_shows_no_personal
     assert body["month"] == month and body["from"] == f"{month}-01"
     # 乙村 has 1 household: fewer than 3, so 甲村 (3) joins it and only the merged row remains
     assert body["villages"] == []
-    assert body["other_villages"] == {"village": "其他村", "households": len(in_county),
+    assert body["other_villages"] == {"village": "其他村", "merged": True, "households": len(in_county),
                                       "attributed_fen": sum(in_county.values())}
     assert body["total"] == {"households": len(in_county), "attributed_fen": sum(in_county.values())}
     text = json.dumps(body, ensure_ascii=False)
@@ -271,6 +271,22 @@ def test_the_county_disclosure_is_public_sums_the_postings_and_shows_no_personal
         assert (refused.status_code, refused.json["error"]["code"]) == (404, "region_not_found")
 
 
+def test_a_village_named_like_the_merged_row_is_told_apart_from_it(client, monkeypatch):
+    """A real village may be named 其他村 (typed with a trailing space or a full-width space too): it keeps its name and
+    its row says it merges nothing (`merged: false`), as the merged row of small villages says it does."""
+    world, admin = _two_donors(client), admin_headers()
+    h = world["h"]
+    for n, typed in ((1, "其他村"), (3, "其他村 "), (4, "\u3000其他村"), (6, "其他村")):
+        response = client.patch(f"/api/v1/households/{h[n].id}", json={"village": typed}, headers=admin)
+        assert response.status_code == 200, response.json
+    month = published_later(monkeypatch)
+
+    body = client.get(f"/api/v1/disclosure/counties/513431?month={month}").json
+
+    assert [(row["village"], row["merged"], row["households"]) for row in body["villages"]] == [("其他村", False, 4)]
+    assert body["other_villages"] is None
+
+
 def test_a_county_with_fewer_than_3_households_reached_shows_no_amount(client, login, monkeypatch):
     world = make_world(today=outbox.sale_date_of(utcnow()))
     pay_pickup(client, world, 3)
@@ -279,7 +295,7 @@ def test_a_county_with_fewer_than_3_households_reached_shows_no_amount(client, l
     body = client.get(f"/api/v1/disclosure/counties/513432?month={month}").json  # only h2 lives there
 
     assert body["villages"] == []
-    assert body["other_villages"] == {"village": "其他村", "households": None, "fewer_than": 3,
+    assert body["other_villages"] == {"village": "其他村", "merged": True, "households": None, "fewer_than": 3,
                                       "attributed_fen": None}
     assert body["total"] == {"households": None, "fewer_than": 3, "attributed_fen": None}
 
