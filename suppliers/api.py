@@ -109,7 +109,7 @@ class SupplierHouseholds(MethodView):
                                        **query)
 
     @blp.errors({409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_EXISTS,
-                       SupplierCode.HOUSEHOLD_CODE_TAKEN],
+                       SupplierCode.HOUSEHOLD_CODE_TAKEN, SupplierCode.BANK_ACCOUNT_IN_USE],
                  422: [SupplierCode.COUNTY_NOT_RECIPIENT, ShopCode.REGION_NOT_FOUND, SupplierCode.INVALID_ID_NUMBER,
                        SupplierCode.INVALID_BANK_ACCOUNT],
                  429: [SupplierCode.ID_NUMBER_LOOKUPS_EXHAUSTED]})
@@ -138,7 +138,8 @@ class HouseholdById(MethodView):
         return household
 
     @blp.errors({403: [SupplierCode.HOUSEHOLD_READ_ONLY],
-                 409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_DEACTIVATED_BY_ADMIN],
+                 409: [SupplierCode.SUPPLIER_INACTIVE, SupplierCode.HOUSEHOLD_DEACTIVATED_BY_ADMIN,
+                       SupplierCode.BANK_ACCOUNT_IN_USE],
                  422: [SupplierCode.ACCOUNT_CHANGE_REASON_REQUIRED, SupplierCode.INVALID_BANK_ACCOUNT]})
     @require_role("admin", "coop")
     @blp.arguments(HouseholdUpdate)

@@ -8,6 +8,7 @@ class SupplierCode(StrEnum):
     """The snake_case codes this domain raises."""
 
     ACCOUNT_CHANGE_REASON_REQUIRED = "account_change_reason_required"
+    BANK_ACCOUNT_IN_USE = "bank_account_in_use"
     BENEFIT_LINK_BACKDATED = "benefit_link_backdated"
     BENEFIT_LINK_ENDED = "benefit_link_ended"
     BENEFIT_LINK_NOT_FOUND = "benefit_link_not_found"

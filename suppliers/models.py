@@ -112,6 +112,7 @@ class Household(db.Model):
     village: Mapped[str] = mapped_column(String(64))
     members: Mapped[int] = mapped_column(Integer)
     bank_account_enc: Mapped[str | None] = mapped_column(String(255))
+    bank_account_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # keyed, to find a shared account
     consent_on: Mapped[date] = mapped_column(Date)
     consent_basis: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
@@ -145,6 +146,7 @@ class Household(db.Model):
     @bank_account.setter
     def bank_account(self, value: str | None) -> None:
         self.bank_account_enc = crypto.encrypt(value, field="households.bank_account") if value else None
+        self.bank_account_hash = crypto.lookup_hash(value) if value else None
 
 
 class SupplierHousehold(db.Model):

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from flask import current_app, g
-from sqlalchemy import exists, func, or_, select, true, tuple_
+from sqlalchemy import exists, func, or_, select, text, true, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from shop import clock, crypto
@@ -402,6 +402,27 @@ def _hold_codes(supplier_id: int) -> None:
         raise _inactive(supplier_id)
 
 
+BANK_ACCOUNTS = 0x62616E6B  # the advisory lock space ("bank") of households' accounts, keyed by hashtext(hash)
+
+
+def _refuse_shared_account(*, account_hash: str, household_id: int | None = None) -> None:
+    """`bank_account_in_use` if another active household, of any co-op, holds the account (by keyed hash): payouts
+    would pay two households into one account. The other household is not named. Checks of one account at once are
+    made one after the other (PostgreSQL: an advisory lock on the hash until the transaction ends; SQLite: the write
+    lock)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:hash))"),
+                           {"space": BANK_ACCOUNTS, "hash": account_hash})
+    lock_on_sqlite("UPDATE households SET id = id WHERE bank_account_hash = :hash", hash=account_hash)
+    held = db.session.scalar(select(Household.id).where(
+        Household.bank_account_hash == account_hash, Household.active, Household.id != (household_id or 0)).limit(1))
+    if held is not None:
+        raise Conflict("This bank account is already registered for another active household; each household is "
+                       "paid into an account of its own. Check the account number with the household.",
+                       code=SupplierCode.BANK_ACCOUNT_IN_USE,
+                       details={"bank_account": ["Already registered for another active household."]})
+
+
 def _link_supplier(*, supplier_id: int, household: Household) -> None:
     """Let the supplier work with the household; its codes must stay unambiguous for it. Under `_hold_codes`, of two
     households given it at once under one code (registered in two counties, or linked) the second finds its code in
@@ -436,6 +457,8 @@ def register_household(*, supplier_id: int, supplier_scope: int | None, code: st
     taken = _code_taken(county_code=county_code, code=code) or _code_in_use(supplier_id=supplier.id, code=code)
     if taken:  # decided before the person is looked at: it tells nothing about the ID number, and costs nothing
         raise taken
+    if account:
+        _refuse_shared_account(account_hash=crypto.lookup_hash(account))
     with id_number_probe():
         household = _new_household(supplier=supplier, id_hash=id_hash, county_code=county_code, code=code,
                                    number=number, account=account, head_name=head_name, village=village,
@@ -539,6 +562,7 @@ def update_household(*, household_id: int, user: User, changes: HouseholdChanges
     values = changes.given()
     if values.get("active") and not household.active and user.supplier_id is not None:
         _not_deactivated_by_admin(household.id)
+    paid_into = "bank_account" in values or values.get("active") is True  # an account named, or taken up again
     if "bank_account" in values:
         _change_bank_account(row=household, account=values.pop("bank_account"), user=user, reason=reason)
     for field, value in values.items():
@@ -547,6 +571,8 @@ def update_household(*, household_id: int, user: User, changes: HouseholdChanges
             db.session.add(HouseholdChange(household_id=household.id, field=field, old_value=_as_text(old),
                                            new_value=_as_text(value), changed_by=user.id))
             setattr(household, field, value)
+    if paid_into and household.active and household.bank_account_hash:
+        _refuse_shared_account(account_hash=household.bank_account_hash, household_id=household.id)
     db.session.flush()
     return household
 
@@ -882,11 +908,13 @@ def _reencrypt_row(row, names: list[str], current: str) -> bool:
 
 
 def _rehash(household: Household) -> bool:
-    """Re-hash a household's ID number with `FIELD_HASH_KEY`; whether its hash changed."""
+    """Re-hash a household's ID number and bank account with `FIELD_HASH_KEY`; whether a hash changed."""
     id_hash = crypto.lookup_hash(household.id_number)
-    if id_hash == household.id_number_hash:
+    account = household.bank_account
+    account_hash = crypto.lookup_hash(account) if account else None
+    if (id_hash, account_hash) == (household.id_number_hash, household.bank_account_hash):
         return False
-    household.id_number_hash = id_hash
+    household.id_number_hash, household.bank_account_hash = id_hash, account_hash
     return True
 
 

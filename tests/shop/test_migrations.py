@@ -604,3 +604,43 @@ def test_0073_writes_the_villages_stored_before_it_in_one_spelling(racing_app):
     assert tuple(db.session.execute(text(stored), ids).one()) == written
     upgrade()
     assert _diff() == []
+
+
+# --- 0074: households' bank accounts hashed beside their ciphertexts ---------------------------
+
+def _0074_hashes_the_accounts_stored_before_it() -> None:
+    """Downgrade below 0074 and upgrade again: the accounts stored meanwhile are hashed, and a second active household
+    naming one of them is refused."""
+    from shop import crypto
+    from shop.errors import Conflict
+    from suppliers import service
+    from suppliers.models import Household
+    from tests.factories import UserFactory
+    from tests.suppliers.factories import HouseholdFactory, make_bank_account
+
+    account = make_bank_account()
+    paid, unpaid = HouseholdFactory(bank_account=account), HouseholdFactory()
+    other = HouseholdFactory(bank_account=make_bank_account())
+    admin = UserFactory(role="admin")
+    db.session.commit()
+    downgrade(revision="0073")
+    with db.engine.connect() as conn:
+        assert "bank_account_hash" not in {column["name"] for column in db.inspect(conn).get_columns("households")}
+    upgrade()
+    db.session.expire_all()
+    assert [db.session.get(Household, h.id).bank_account_hash for h in (paid, unpaid)] == [
+        crypto.lookup_hash(account), None]
+    assert _diff() == []
+    with pytest.raises(Conflict, match="another active household"):
+        service.update_household(household_id=other.id, user=admin, reason="换卡",
+                                 changes=service.HouseholdChanges(bank_account=account))
+    db.session.rollback()
+
+
+def test_0074_hashes_the_accounts_stored_before_it(app):
+    _0074_hashes_the_accounts_stored_before_it()
+
+
+@pytest.mark.postgres
+def test_0074_hashes_the_accounts_stored_before_it_on_postgres(pg_app):
+    _0074_hashes_the_accounts_stored_before_it()
