@@ -3,11 +3,14 @@ pay two households into one account, a classic diversion) is refused, whichever 
 saying whose it is."""
 from __future__ import annotations
 
-from sqlalchemy import select
+import threading
+
+from sqlalchemy import func, select
 
 from shop.db import db
 from suppliers.models import Household
-from tests.suppliers.factories import household_payload, make_bank_account
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.suppliers.factories import SupplierFactory, household_payload, make_bank_account
 
 
 def _register(client, headers, supplier_id, **overrides):
@@ -59,3 +62,32 @@ def test_an_edit_to_another_active_households_account_is_refused_and_a_deactivat
     reopened = client.patch(f"/api/v1/households/{holder['id']}", json={"active": True}, headers=coop)
     assert reopened.status_code == 409 and reopened.json["error"]["code"] == "bank_account_in_use"
     assert client.get(f"/api/v1/households/{holder['id']}", headers=coop).json["active"] is False
+
+
+
+def test_two_coops_registering_one_account_at_once_get_one_household(racing_app):
+    account = make_bank_account()
+    suppliers = [SupplierFactory(), SupplierFactory()]
+    users = [UserFactory(role="coop", supplier_id=supplier.id) for supplier in suppliers]
+    db.session.commit()
+    tokens = [racing_app.test_client().post("/api/v1/auth/token", json={
+        "username": user.username, "password": DEFAULT_PASSWORD}).json["access_token"] for user in users]
+    urls = [f"/api/v1/suppliers/{supplier.id}/households" for supplier in suppliers]
+    bodies = [household_payload(bank_account=account) for _ in suppliers]
+    barrier, results = threading.Barrier(2), [None, None]
+
+    def register(i: int) -> None:
+        client = racing_app.test_client()
+        barrier.wait()
+        response = client.post(urls[i], json=bodies[i], headers={"Authorization": f"Bearer {tokens[i]}"})
+        results[i] = (response.status_code, response.json)
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(status for status, _body in results) == [201, 409], results
+    assert [body["error"]["code"] for status, body in results if status == 409] == ["bank_account_in_use"]
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Household).where(Household.active)) == 1
