@@ -195,6 +195,18 @@ def test_reencrypt_rehashes_with_a_new_hash_key_and_lookups_keep_working(app, ru
     assert again.status_code == 409 and again.json["error"]["code"] == "household_exists"
 
 
+def test_reencrypt_rehashes_bank_accounts_so_a_shared_one_is_still_found(app, runner, client, admin, supplier):
+    account = make_bank_account()
+    body = household_payload(bank_account=account)
+    assert client.post(f"/api/v1/suppliers/{supplier.id}/households", json=body, headers=admin).status_code == 201
+    app.config["FIELD_HASH_KEY"] = _key()
+    app.extensions.pop("suppliers.hash_key_checked")
+    assert runner.invoke(args=["suppliers", "reencrypt"]).exit_code == 0
+    again = client.post(f"/api/v1/suppliers/{supplier.id}/households", headers=admin,
+                        json=household_payload(bank_account=account))
+    assert again.status_code == 409 and again.json["error"]["code"] == "bank_account_in_use"
+
+
 def test_a_rehash_stopped_half_way_serves_under_neither_key_until_it_is_run_again(app, runner, client, admin,
                                                                                   supplier):
     """A re-hash with a new FIELD_HASH_KEY stopped half-way, then the service started again with the old key: the
