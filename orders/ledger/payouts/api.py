@@ -118,6 +118,8 @@ class PayoutLineOut(Schema):
     account = fields.String(attribute="bank_account_masked", allow_none=True)
     account_changed = fields.Boolean(metadata={"description": "The payee's bank account is no longer the one this "
                                                               "line pays (changed since the build)"})
+    shared_account = fields.Boolean(metadata={"description": "The household's bank account is held by another "
+                                                             "household too (never which): check before paying"})
     amount_fen = fields.Integer()
     status = fields.String()
     reason = MaskedText(allow_none=True)

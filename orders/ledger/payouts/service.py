@@ -409,6 +409,23 @@ def _mark_account_changes(batch: PayoutBatch, lines: list[PayoutLine]) -> list[P
     return [line for line in lines if line.account_changed]
 
 
+def _mark_shared_accounts(batch: PayoutBatch, lines: list[PayoutLine]) -> None:
+    """Mark each of the batch's `lines` with `shared_account`: its household's bank account (by keyed hash) is held by
+    another household too, of any co-op, active or not (one stored before such registrations were refused, or kept
+    by a deactivated household that is still paid its balance), so two households may be paid into one account. Only
+    a yes: never which household. Supplier and store lines are never marked."""
+    households = [line.household_id for line in lines] if batch.party == "household" else []
+    hashes = dict(db.session.execute(
+        select(Household.id, Household.bank_account_hash).where(among(Household.id, households),
+                                                                Household.bank_account_hash.is_not(None))).all()) \
+        if households else {}
+    shared = set(db.session.scalars(
+        select(Household.bank_account_hash).where(among(Household.bank_account_hash, set(hashes.values())))
+        .group_by(Household.bank_account_hash).having(func.count() > 1))) if hashes else set()
+    for line in lines:
+        line.shared_account = hashes.get(line.household_id) in shared
+
+
 def _line_sums(batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
     """The batch's lines counted and summed by status (every status, 0 when it has none)."""
     counts, totals = dict.fromkeys(LINE_STATUSES, 0), dict.fromkeys(LINE_STATUSES, 0)
@@ -430,6 +447,7 @@ def _lines_page(batch: PayoutBatch, *, status: str | None, limit: int, cursor: s
     page = paginate(query, keys=[PayoutLine.id], limit=limit, cursor=cursor,
                     filters={"batch_id": batch.id, "status": status}, next_on=next_on)
     _mark_account_changes(batch, page["items"])
+    _mark_shared_accounts(batch, page["items"])
     return page
 
 

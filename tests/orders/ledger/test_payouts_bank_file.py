@@ -251,3 +251,23 @@ def test_a_payee_renamed_after_the_build_is_paid_under_the_name_the_batch_was_bu
     assert [(line["payee"]["name"], line["account"], line["account_changed"]) for line in shown] == [
         (line["payee"]["name"], line["account"], False) for line in masked]
     assert next(line["payee"]["name"] for line in shown if line["id"] == line_id) == "测试户甲"
+
+
+def test_a_batch_review_marks_lines_whose_account_another_household_holds_without_naming_it(client, login):
+    """Accounts shared before registrations naming another active household's account were refused (or kept by a
+    deactivated household, still paid its balance) are marked on the batch under review, for each co-op."""
+    supplier, (first, second, own), batch = household_batch(names=("测试户甲", "测试户乙", "测试户丙"),
+                                                             amounts=(500, 600, 700))
+    elsewhere = payee_household(SupplierFactory(), bank_account=False)
+    second.bank_account, elsewhere.bank_account = first.bank_account, own.bank_account  # stored before 0073
+    db.session.commit()
+
+    shown = client.get(f"/api/v1/payout-batches/{batch.id}", headers=login("coop", supplier_id=supplier.id)).json
+    marked = {line["payee"]["id"]: line["shared_account"] for line in shown["lines"]}
+    assert [marked[h.id] for h in (first, second, own)] == [True, True, True] and sum(marked.values()) == 3
+    assert elsewhere.id not in marked and elsewhere.head_name not in str(shown)  # the other co-op's stays unnamed
+    second.bank_account = make_bank_account()
+    db.session.commit()
+    listed = client.get(f"/api/v1/payout-batches/{batch.id}/lines", headers=login("admin")).json["items"]
+    marked = {line["payee"]["id"]: line["shared_account"] for line in listed}
+    assert [marked[h.id] for h in (first, second, own)] == [False, False, True] and sum(marked.values()) == 1
