@@ -572,3 +572,14 @@ def test_a_settlement_reason_written_before_reasons_refused_phone_numbers_shows_
     db.session.commit()
     page = text(coops["client"].get(f"/coop/payouts/{batch.id}"))
     assert "账户已注销，户主电话 ***" in page and "5678" not in page
+
+
+def test_the_page_flags_a_line_whose_account_another_household_holds(coops):
+    supplier, client = coops["ours"], coops["client"]
+    first, second = paid_household(supplier, 800), paid_household(supplier, 900)
+    batch = built_batch(party="household", supplier_id=supplier.id, until=today())
+    assert "账号与其他农户相同" not in text(client.get(f"/coop/payouts/{batch.id}"))
+    second.bank_account = first.bank_account                     # stored before such registrations were refused
+    db.session.commit()
+
+    assert text(client.get(f"/coop/payouts/{batch.id}")).count("账号与其他农户相同，请核实") == 2
