@@ -6,18 +6,26 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the domain's blueprints, CLI commands, demo seeder, tasks and what its duplicates answer."""
+    """Register the domain's blueprints, CLI commands, demo seeder, tasks, what its duplicates answer and which lots
+    and locations a list's filter may name."""
     from catalog import tasks, uploads  # noqa: F401 - registers the Celery tasks
     from catalog.api import blp
     from catalog.cli import import_inventory_command
     from catalog.demo import seed_demo
     from catalog.errors import CatalogCode
-    from catalog.inventory import duplicate_location_code, duplicate_lot_code, last_delivery_date
+    from catalog.inventory import (
+        duplicate_location_code,
+        duplicate_lot_code,
+        get_lot,
+        last_delivery_date,
+        location_in_scope,
+    )
     from catalog.service import duplicate_product_name, duplicate_sku
     from catalog.trace import pages
     from shop.cli import register_demo_seeder
     from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
+    from shop.scope import register_filter_scope
     from shop.sweeper import register_sweeper
 
     register_error_codes(app, CatalogCode)
@@ -32,6 +40,11 @@ def init_app(app: Flask) -> None:
         "uq_inventory_uploads_dedupe": None})
     api.register_blueprint(blp)
     app.register_blueprint(pages)
+    register_filter_scope(app, "lot_id", lambda actor, lot_id: get_lot(lot_id=lot_id, actor=actor),
+                          CatalogCode.LOT_NOT_FOUND)
+    register_filter_scope(app, "location_id",
+                          lambda actor, location_id: location_in_scope(actor=actor, location_id=location_id),
+                          CatalogCode.LOCATION_NOT_FOUND)
     app.extensions["household_last_delivery_date"] = last_delivery_date  # a purchase link covers its lots' harvests
     app.cli.add_command(import_inventory_command)
     register_demo_seeder(app, "catalog", seed_demo)

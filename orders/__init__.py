@@ -6,8 +6,8 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the domain's blueprints, CLI commands, demo seeder, tasks, sweepers, beat entries, the units of
-    lots it holds outside the stock rows, the locations that sell nothing (closed stores) and what its duplicates
-    answer."""
+    lots it holds outside the stock rows, the locations that sell nothing (closed stores), what its duplicates
+    answer and which stores a list's filter may name."""
     from catalog.inventory import register_location_scope, register_units_outside_stock
     from catalog.queries import register_closed_locations
     from orders import notify, outbox, tasks  # noqa: F401 - importing registers the tables and tasks
@@ -31,6 +31,7 @@ def init_app(app: Flask) -> None:
         closed_store_locations,
         duplicate_store_location,
         duplicate_store_name,
+        get_store_for,
         location_scope,
         lot_units_outside_stock,
         store_takes_staff,
@@ -38,6 +39,7 @@ def init_app(app: Flask) -> None:
     from shop.cli import register_demo_seeder
     from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
+    from shop.scope import register_filter_scope
     from shop.sweeper import register_sweeper
 
     register_error_codes(app, OrderCode)
@@ -54,6 +56,8 @@ def init_app(app: Flask) -> None:
     if payments.sandbox_enabled(app.config):
         api.register_blueprint(sandbox_blp)
     app.extensions.setdefault("scope_checks", {})["store_id"] = store_takes_staff
+    register_filter_scope(app, "store_id", lambda actor, store_id: get_store_for(actor=actor, store_id=store_id),
+                          OrderCode.STORE_NOT_FOUND)
     app.extensions["supplier_last_sale_date"] = last_sale_date  # a dividend link never changes attributed days
     app.extensions["pairing_sale_dates"] = paired_sale_dates  # nor a pairing's period a paid sale's report row
     register_units_outside_stock(app, "orders", lot_units_outside_stock)

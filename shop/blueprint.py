@@ -17,6 +17,7 @@ from shop.errors import GIVEN_TWICE, ErrorOut, ShopCode, error_response, is_api_
 from shop.fields import is_blank
 from shop.http import LOCATION_HEADER, ReadAt, declare_location, error_headers
 from shop.idempotency import HEADER as IDEMPOTENCY_HEADER
+from shop.scope import filter_codes, filters_in_scope
 
 NO_QUERY = {422: [ShopCode.VALIDATION_ERROR]}  # an operation refuses a query parameter it does not read (`check_query`)
 PAGED = {400: [ShopCode.INVALID_CURSOR], 422: [ShopCode.VALIDATION_ERROR]}  # a list's cursor and its filters
@@ -107,6 +108,13 @@ class StrictParser(FlaskParser):
         given_once(args, schema)
         return self._makeproxy(args, schema)
 
+    def parse(self, argmap, req=None, *, location=None, **kwargs):
+        """The arguments, a list's filters naming only objects the caller may see (`filters_in_scope`: 404 else)."""
+        arguments = super().parse(argmap, req, location=location, **kwargs)
+        if location in ("query", "querystring"):
+            filters_in_scope(arguments)
+        return arguments
+
     def pre_load(self, location_data, *, schema: Schema, req: flask.Request, location: str):
         """Refuse the arguments if a list among them is out of its bounds (`length_errors`), before the schema
         loads any of its items."""
@@ -153,6 +161,22 @@ def common_errors(rule: str, method: str, view, doc: dict, not_found: Mapping[st
 def _documented_codes(description: str) -> list[str]:
     """The codes an error response's description names (`error_description`'s), in order."""
     return re.findall(r"`(\w+)`", description) if description.startswith("Error codes: ") else []
+
+
+def document_filter_scopes(app: flask.Flask, document: dict) -> None:
+    """Name in the OpenAPI `document` the 404 of every list's filter naming an object (`shop.scope`), beside the
+    operation's own 404 codes."""
+    codes = filter_codes(app)
+    for operations in document.get("paths", {}).values():
+        for method, operation in operations.items():
+            parameters = operation.get("parameters", []) if method != "parameters" else []
+            named = [codes[parameter["name"]] for parameter in parameters
+                     if parameter.get("in") == "query" and parameter.get("name") in codes]
+            if named:
+                responses = operation["responses"]
+                response = responses.setdefault("404", {"description": "", "content": responses["422"]["content"]})
+                response["description"] = error_description(
+                    dict.fromkeys([*_documented_codes(response["description"]), *named]))
 
 
 class Blueprint(SmorestBlueprint):

@@ -7,6 +7,7 @@ import os
 from flask import Blueprint, Flask, Response, current_app, json, render_template, send_from_directory, url_for
 from swagger_ui_bundle import swagger_ui_path
 
+from shop.blueprint import document_filter_scopes
 from shop.extensions import api
 
 ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js")
@@ -40,7 +41,9 @@ def openapi_document() -> Response:
     built, and writing ~0.5 MB of JSON on every anonymous read would cost tens of milliseconds of CPU each."""
     document = current_app.extensions.get("openapi_document")
     if document is None:
-        document = json.dumps(api.spec.to_dict(), indent=2, sort_keys=False)
+        spec = api.spec.to_dict()
+        document_filter_scopes(current_app, spec)
+        document = json.dumps(spec, indent=2, sort_keys=False)
         current_app.extensions["openapi_document"] = document
     return current_app.response_class(document, mimetype="application/json")
 

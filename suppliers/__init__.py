@@ -94,12 +94,14 @@ def _check_hash_key_before_request(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the domain's blueprints, CLI commands, demo seeder, tasks and what its duplicates answer."""
+    """Register the domain's blueprints, CLI commands, demo seeder, tasks, what its duplicates answer and which
+    suppliers and households a list's filter may name."""
     from shop.cli import register_demo_check, register_demo_seeder
     from shop.crypto import parse_hash_key, parse_keys
     from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
     from shop.health import register_readiness_check
+    from shop.scope import register_filter_scope
     from suppliers.api import blp
     from suppliers.demo import seed_demo
     from suppliers.errors import SupplierCode
@@ -108,6 +110,8 @@ def init_app(app: Flask) -> None:
         duplicate_person,
         duplicate_supplier_name,
         duplicate_uscc,
+        household_seen_by,
+        supplier_seen_by,
         supplier_takes_users,
     )
 
@@ -123,5 +127,7 @@ def init_app(app: Flask) -> None:
     register_demo_check(app, functools.partial(_hash_key_problem, app))
     register_demo_seeder(app, "suppliers", seed_demo)
     app.extensions.setdefault("scope_checks", {})["supplier_id"] = supplier_takes_users
+    register_filter_scope(app, "supplier_id", supplier_seen_by, SupplierCode.SUPPLIER_NOT_FOUND)
+    register_filter_scope(app, "household_id", household_seen_by, SupplierCode.HOUSEHOLD_NOT_FOUND)
     app.before_request(functools.partial(_check_hash_key_before_request, app))
     register_readiness_check(app, "configuration", functools.partial(_hash_key_matches, app))

@@ -79,6 +79,11 @@ def _scoped_supplier(supplier_id: int, supplier_scope: int | None) -> Supplier:
     return get_supplier(supplier_id)
 
 
+def supplier_seen_by(actor: User | None, supplier_id: int) -> Supplier:
+    """A supplier `actor` may name (a co-op its own; anyone else, signed in or not, any), else `NotFound`."""
+    return _scoped_supplier(supplier_id, actor.supplier_id if actor is not None else None)
+
+
 def active_supplier(supplier_id: int, supplier_scope: int | None = None) -> Supplier:
     """The supplier in scope, which must be active to take on households, products, lots or uploads
     (`supplier_inactive`)."""
@@ -288,6 +293,11 @@ def _linked(supplier_id: int):
     """The SQL condition: the household works with `supplier_id`."""
     return exists().where(SupplierHousehold.household_id == Household.id,
                           SupplierHousehold.supplier_id == supplier_id)
+
+
+def household_seen_by(actor: User | None, household_id: int) -> Household:
+    """A household `actor` may name (a co-op one it works with; admins and auditors any), else `NotFound`."""
+    return _household_in_scope(household_id, actor.supplier_id if actor is not None else None)
 
 
 def _household_in_scope(household_id: int, supplier_scope: int | None) -> Household:

@@ -7,8 +7,8 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the ledger's parts: attribution of the orders' outbox, the auditor routes (requested verifications
     run by a task, a second full verification refused with Retry-After), statements, reports, payouts (routes, task,
-    sweeper), store remittances, verify-ledger, the pairing rollups' refresh (task on the beat schedule, command)
-    and what reached households through a lot (for its trace)."""
+    sweeper), store remittances, verify-ledger, the pairing rollups' refresh (task on the beat schedule, command),
+    what reached households through a lot (for its trace) and which payout batches a list's filter may name."""
     from catalog.queries import register_lot_reach
     from orders.ledger import verifications
     from orders.ledger.api import blp
@@ -28,6 +28,7 @@ def init_app(app: Flask) -> None:
     from orders.outbox import register_consumer
     from shop.errors import register_error_codes, register_unique_conflicts
     from shop.extensions import api
+    from shop.scope import register_filter_scope
     from shop.sweeper import register_sweeper
 
     register_consumer(app, "ledger", apply_events)
@@ -44,6 +45,8 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(statements_blp)
     api.register_blueprint(payouts_blp)
     api.register_blueprint(remittances_blp)
+    register_filter_scope(app, "batch_id", lambda actor, batch_id: payouts.batch_in_scope(batch_id, actor),
+                          LedgerCode.PAYOUT_BATCH_NOT_FOUND)
     register_sweeper(app, "ledger.payout_batches", payouts.requeue_stuck_batches)
     register_sweeper(app, "ledger.verifications", verifications.sweep_verifications)
     app.cli.add_command(verify_ledger_command)

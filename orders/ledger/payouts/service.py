@@ -474,17 +474,17 @@ def _shown(batch: PayoutBatch, *, with_lines: bool) -> dict:
 def show_batch(*, batch_id: int, actor: User) -> dict:
     """A batch in the actor's scope with its progress, line counts and totals, and its first lines (masked
     accounts)."""
-    return _shown(_batch_in_scope(batch_id, actor), with_lines=True)
+    return _shown(batch_in_scope(batch_id, actor), with_lines=True)
 
 
 def list_lines(*, batch_id: int, actor: User, status: str | None = None, limit: int, cursor: str | None,
                next_on: dict | None = None) -> dict:
     """A page of the lines (masked accounts) of a batch in the actor's scope, by id, of one `status` if given; its
     cursor for the list `next_on` names if given (`shop.pagination.scope_of`)."""
-    return _lines_page(_batch_in_scope(batch_id, actor), status=status, limit=limit, cursor=cursor, next_on=next_on)
+    return _lines_page(batch_in_scope(batch_id, actor), status=status, limit=limit, cursor=cursor, next_on=next_on)
 
 
-def _batch_in_scope(batch_id: int, actor: User) -> PayoutBatch:
+def batch_in_scope(batch_id: int, actor: User) -> PayoutBatch:
     """The batch, if it is in the actor's scope; else not found."""
     batch = db.session.get(PayoutBatch, batch_id)
     if not _in_scope(batch, actor):
