@@ -1,14 +1,14 @@
 """Keyset (cursor) pagination: `?limit=&cursor=` → `{"items", "next_cursor"}`.
 
-A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns, its direction and
-the list that issued it: in a request, the route (endpoint and path arguments, e.g. the store's id) and every query
-parameter but `cursor` and `limit` (`list_scope`), and any `filters` the caller adds (values the URL does not show,
-e.g. a scope taken from the signed-in user). So it cannot be forged, edited, moved to another list or reused with
-other filters, and no list has to remember to bind it; it is type-checked against those columns when it comes
-back; any cursor that fails is a 400 `invalid_cursor`. Lists a person reads for what is new (orders, uploads,
-payout batches) run newest first. Audit and history lists are read by period (`DatedPageQuery`: `from` inclusive,
-`to` exclusive, as every ledger read) and in commit order (`paginate_committed`), so a row committed late is never
-behind a page already read.
+A cursor carries the last item's key values, signed with SECRET_KEY for the list's key columns, its direction and the
+list that issued it: in a request, the route (endpoint and path arguments, e.g. the store's id), every query
+parameter but `cursor` and `limit` and the signed-in user it was issued to (`list_scope`), and any `filters` the
+caller adds (values the URL does not show). So it cannot be forged, edited, moved to another list, reused with other
+filters or handed to another user (whose list at the same URL is its own scope's), and no list has to remember to
+bind it; it is type-checked against those columns when it comes back; any cursor that fails is a 400
+`invalid_cursor`. Lists a person reads for what is new (orders, uploads, payout batches) run newest first. Audit and
+history lists are read by period (`DatedPageQuery`: `from` inclusive, `to` exclusive, as every ledger read) and in
+commit order (`paginate_committed`), so a row committed late is never behind a page already read.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import Schema, fields
 from sqlalchemy import BigInteger, Integer, Select, String, tuple_
@@ -96,18 +96,24 @@ def page_schema(item_schema: type[Schema]) -> type[Schema]:
 
 def list_scope() -> dict | None:
     """The list the current request reads: its endpoint, path arguments and query parameters (as the API reads them,
-    `query_args`) but `cursor` and `limit`; None outside a request (the CLI, a task)."""
+    `query_args`) but `cursor` and `limit`, and its signed-in user; None outside a request (the CLI, a task)."""
     if not has_request_context():
         return None
-    return {"endpoint": request.endpoint, "path": request.view_args or {},
+    return {"endpoint": request.endpoint, "path": request.view_args or {}, "reader": _reader(),
             "query": sorted((key, value) for key, value in query_args(request.args).items(multi=True)
                             if key not in PAGING_PARAMETERS)}
 
 
+def _reader() -> int | None:
+    """The id of the request's signed-in user, or None (anonymous)."""
+    user = g.get("user")
+    return user.id if user is not None else None
+
+
 def scope_of(endpoint: str, **path: Any) -> dict:
-    """The list at `endpoint` with these path arguments and no query: where a cursor issued elsewhere continues (a
-    payout batch's first lines go on in its lines list)."""
-    return {"endpoint": endpoint, "path": path, "query": []}
+    """The list at `endpoint` with these path arguments and no query, for this request's user: where a cursor issued
+    elsewhere continues (a payout batch's first lines go on in its lines list)."""
+    return {"endpoint": endpoint, "path": path, "reader": _reader() if has_request_context() else None, "query": []}
 
 
 def _serializer(keys: Sequence, newest_first: bool = False, filters: Mapping[str, Any] | None = None,

@@ -517,3 +517,22 @@ def test_on_sqlite_commit_order_is_id_order_and_rows_not_committed_are_not_liste
     listed, _ = _follow("user_changes", w, None, [])
     assert listed == [row.id for row in rows]
     assert [row.commit_seq for row in rows] == sorted(row.commit_seq for row in rows)
+
+
+def test_a_cursor_pages_only_for_the_user_it_was_issued_to(demo):
+    """Another user's cursor on the same signed-in list is refused, not read as a place in the caller's own list (a
+    consumer or store's staff would get a page of its own rows after another's last one, silently skipping its newer
+    ones). A public list (regions, pairings) is the same list for everyone."""
+    app, headers = demo
+    client = app.test_client()
+    refused = []
+    for path, _ in PAGINATED:
+        url, user, cursor = _a_cursor(client, path, headers)
+        if client.get(f"{url}?limit=1").status_code == 200:
+            continue
+        for other in headers.values():
+            if other != user and client.get(f"{url}?limit=1", headers=other).status_code == 200:
+                assert_invalid_cursor(client.get(f"{url}?limit=1&cursor={cursor}", headers=other))
+                refused.append(path)
+                break
+    assert len(refused) > 5, refused
