@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
     from catalog.inventory import (
         duplicate_location_code,
         duplicate_lot_code,
+        get_location,
         get_lot,
         last_delivery_date,
         location_in_scope,
@@ -45,6 +46,8 @@ def init_app(app: Flask) -> None:
     register_filter_scope(app, "location_id",
                           lambda actor, location_id: location_in_scope(actor=actor, location_id=location_id),
                           CatalogCode.LOCATION_NOT_FOUND)
+    register_filter_scope(app, "in_stock_at", lambda actor, location_id: get_location(location_id),
+                          CatalogCode.LOCATION_NOT_FOUND)  # products in stock at any location, a warehouse too
     app.extensions["household_last_delivery_date"] = last_delivery_date  # a purchase link covers its lots' harvests
     app.cli.add_command(import_inventory_command)
     register_demo_seeder(app, "catalog", seed_demo)

@@ -316,3 +316,15 @@ def test_q_typed_in_pinyin_with_its_tone_marks_or_syllable_apostrophes_finds_the
                      ("zhao’jue ku’qiao", buckwheat), ("lǜchá", tea), ("lücha", tea), ("lvcha", tea)):
         assert skus(client, f"&q={q}") == [found], q
     assert skus(client, "&q=lucha") == []
+
+
+def test_in_stock_at_a_location_that_does_not_exist_is_404_not_an_empty_catalog(client):
+    """`in_stock_at` names a location: one that does not exist is `location_not_found`, as a list's `*_id` filter
+    naming no object is (shop.scope), not a catalog with nothing in stock."""
+    ProductFactory()
+    db.session.commit()
+    response = client.get("/api/v1/products?in_stock_at=2147483647")
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "location_not_found"
+    document = client.get("/api/v1/openapi.json").json
+    assert "`location_not_found`" in document["paths"]["/api/v1/products"]["get"]["responses"]["404"]["description"]
