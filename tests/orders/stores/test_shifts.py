@@ -255,10 +255,10 @@ def test_a_stores_shifts_are_listed_newest_first_with_their_cash_up(client, stor
     _sale(third, "cash", 700)
     ShiftFactory(store=StoreFactory(), opened_at=datetime(2026, 11, 3, 2, 0, tzinfo=UTC))  # another store's
     db.session.commit()
-    url = f"/api/v1/stores/{store.id}/shifts"
+    url, clerk = f"/api/v1/stores/{store.id}/shifts", staff_of(store)
 
-    page = client.get(f"{url}?limit=2", headers=staff_of(store))
-    rest = client.get(f"{url}?limit=2&cursor={page.json['next_cursor']}", headers=staff_of(store))
+    page = client.get(f"{url}?limit=2", headers=clerk)
+    rest = client.get(f"{url}?limit=2&cursor={page.json['next_cursor']}", headers=clerk)
 
     assert page.status_code == 200, page.json
     assert [item["shift"]["id"] for item in page.json["items"]] == [third.id, second.id]
